@@ -1,0 +1,1 @@
+//! edas-pop (in progress).

@@ -1,0 +1,1 @@
+//! edas-release (in progress).

@@ -1,0 +1,1 @@
+//! edas-spec (in progress).

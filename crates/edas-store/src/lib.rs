@@ -1,0 +1,1 @@
+//! edas-store (in progress).
