@@ -1,1 +1,57 @@
-//! edas-store (in progress).
+//! Durable state of edasd, on embedded SQLite (the default: nothing to install) or PostgreSQL
+//! (a control plane of several nodes), behind one API: [`Store`].
+//!
+//! # What it stores
+//! Applications (soft-deleted, so their history stays), their immutable revisions, change
+//! orders (status code, engine state document, compare-and-swap `version`, lease), clusters,
+//! ConfigMaps and Secrets kept for the local runtime, users, access keys, RAM-style policies and
+//! their attachments, and an audit trail. Documents whose shape other crates own (application
+//! spec, change-order state, policies, config data) are stored as JSON (`serde_json::Value`)
+//! beside the columns that queries filter on; this crate depends on no other workspace crate.
+//! Request nonces are not stored (the server keeps them in memory).
+//!
+//! # Invariants
+//! - **The only crate with SQL.** Everything else goes through [`Store`]. Each statement is
+//!   written once with `$N` placeholders and runs on both backends; schemas are versioned
+//!   migrations (`migrations/sqlite`, `migrations/postgres`, embedded with `sqlx::migrate!`)
+//!   applied by [`Store::open`], which refuses a database migrated by a newer binary
+//!   ([`StoreError::SchemaTooNew`]).
+//! - **Atomic writes with their audit record.** Creating an application (+ revision 1 + change
+//!   order), deploying (+ revision + change order), and every change-order transition commit in
+//!   one transaction together with the audit record that explains them.
+//! - **One active change order per application**, enforced by a unique partial index
+//!   (`WHERE finished_at IS NULL`) on both backends, so concurrent deploys cannot both win: the
+//!   loser gets [`StoreError::Conflict`].
+//! - **Compare-and-swap.** [`Store::transition`] succeeds only at the expected `version` and
+//!   increments it; otherwise [`StoreError::Stale`]. A finished change order never changes
+//!   again ([`StoreError::Finished`]).
+//! - **Leases.** [`Store::claim_next`] gives an unfinished change order whose lease is free or
+//!   expired to one worker (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer) and
+//!   increments its version, which fences off the previous owner: its stale transitions are
+//!   refused. The owner extends the lease with [`Store::renew_lease`] while it works and gives
+//!   it back with [`Store::release_lease`]; finishing releases it.
+//! - **Time is an input.** Every write takes `now` from the caller (the engine's clock, so tests
+//!   control it); the database clock is never read. Leases compare the callers' clocks, so
+//!   nodes sharing a PostgreSQL need clocks synchronized well within the lease duration. Times
+//!   are kept as Unix milliseconds.
+//! - **Secrets at rest.** Access-key secrets and Secret data are sealed with XChaCha20-Poly1305
+//!   under an [`EncryptionKey`] (a 0600 file in the data directory, or given in configuration),
+//!   bound to their row; they are never stored or printed in clear ([`Sensitive`] redacts
+//!   `Debug`). The database keeps a check value, so opening it with another key fails
+//!   ([`StoreError::WrongKey`]) instead of corrupting data.
+//!
+//! # SQLite
+//! WAL, `synchronous=FULL` (a committed change order survives power loss), foreign keys, a
+//! busy timeout, one writer connection (plus readers). [`Store::backup_to`] makes an online,
+//! consistent copy (`VACUUM INTO`); [`restore_sqlite_backup`] puts one back into a **stopped**
+//! data directory. Retention is [`Store::prune`].
+
+mod crypto;
+mod error;
+mod model;
+mod store;
+
+pub use crypto::{EncryptionKey, Sensitive};
+pub use error::StoreError;
+pub use model::*;
+pub use store::{KEY_FILE_NAME, SQLITE_FILE_NAME, Store, restore_sqlite_backup};

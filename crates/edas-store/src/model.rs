@@ -1,0 +1,266 @@
+//! The records the store keeps. Documents (the application spec, the change-order state,
+//! policies, config data) are `serde_json::Value`: this crate does not know their shape, the
+//! crates that own them serialize into and out of JSON. Times are `jiff::Timestamp`s chosen by
+//! the caller (see the crate docs) and kept with millisecond precision.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::crypto::Sensitive;
+
+/// An application as stored. Deleted applications stay (with `deleted = true`) so their
+/// revisions, change orders and audit trail remain readable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    pub id: String,
+    pub name: String,
+    pub region_id: String,
+    /// The EDAS (logical) namespace id, e.g. `cn-hangzhou:prod`.
+    pub namespace_id: String,
+    pub cluster_id: String,
+    pub k8s_namespace: String,
+    /// Number of the newest revision (the first is 1).
+    pub current_revision: i64,
+    /// Free-form lifecycle state owned by the caller (e.g. `RUNNING`, `STOPPED`).
+    pub state: String,
+    /// The spec of `current_revision`.
+    pub spec: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub deleted: bool,
+}
+
+/// What [`crate::Store::create_application`] needs; the first revision is `spec`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewApplication {
+    pub id: String,
+    pub name: String,
+    pub region_id: String,
+    pub namespace_id: String,
+    pub cluster_id: String,
+    pub k8s_namespace: String,
+    pub state: String,
+    pub spec: Value,
+}
+
+/// One immutable version of an application's spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revision {
+    pub app_id: String,
+    pub number: i64,
+    pub spec: Value,
+    pub created_at: Timestamp,
+}
+
+/// A change order: one operation on an application, driven by the release engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeOrder {
+    pub id: String,
+    pub app_id: String,
+    /// The EDAS `CoTypeCode`, e.g. `CoDeploy`.
+    pub co_type: String,
+    /// The EDAS change-order status code.
+    pub status: i32,
+    /// Incremented by every transition and every claim; the compare-and-swap token.
+    pub version: i64,
+    /// The revision this change order rolls out, when it creates one.
+    pub revision: Option<i64>,
+    /// The engine's serialized state (pipelines, stages, tasks).
+    pub state: Value,
+    pub description: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Set when the change order reached a final status; it never changes again.
+    pub finished_at: Option<Timestamp>,
+    /// The worker currently (or last) driving it; `None` when free.
+    pub lease: Option<Lease>,
+}
+
+impl ChangeOrder {
+    pub fn is_finished(&self) -> bool {
+        self.finished_at.is_some()
+    }
+}
+
+/// A worker's claim on a change order, valid until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub expires_at: Timestamp,
+}
+
+/// A change order to create. It starts at version 1, unfinished and unleased.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewChangeOrder {
+    pub id: String,
+    pub co_type: String,
+    pub status: i32,
+    pub state: Value,
+    pub description: String,
+}
+
+/// The new status and state of a change order, written by [`crate::Store::transition`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub status: i32,
+    pub state: Value,
+    /// `true` when `status` is final: the change order is finished (its lease is released and
+    /// the application may get a new change order).
+    pub finished: bool,
+    /// When set, the application's lifecycle state is updated in the same transaction.
+    pub app_state: Option<String>,
+    /// When `true`, the application is marked deleted in the same transaction (the end of a
+    /// delete change order).
+    pub delete_app: bool,
+}
+
+/// The "who, what, from which request" of an audit record; the store adds the time and id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// The access key id or user that caused the action (`system` for the engine itself).
+    pub actor: String,
+    /// What happened, e.g. `InsertK8sApplication` or `ChangeOrder.Transition`.
+    pub action: String,
+    /// The resource acted on, e.g. `change_order/<id>`.
+    pub resource: String,
+    /// The application concerned, for listing by application.
+    pub app_id: Option<String>,
+    /// The API `RequestId`, when the action came from a request.
+    pub request_id: Option<String>,
+    /// Anything else worth keeping (never secrets).
+    pub detail: Value,
+}
+
+/// An audit record as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: Timestamp,
+    pub entry: AuditEntry,
+}
+
+/// Which audit records to list: by application (or all) within `[from, to)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditQuery {
+    pub app_id: Option<String>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
+/// Which applications to list. Deleted applications are never listed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApplicationFilter {
+    pub namespace_id: Option<String>,
+    pub cluster_id: Option<String>,
+}
+
+/// A Kubernetes cluster (or the local runtime) that applications are deployed to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub id: String,
+    pub name: String,
+    pub region_id: String,
+    /// e.g. `local`, `kubernetes`.
+    pub cluster_type: String,
+    /// Connection settings; must not contain credentials in clear.
+    pub config: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A ConfigMap kept for the local runtime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigMap {
+    pub cluster_id: String,
+    pub k8s_namespace: String,
+    pub name: String,
+    pub data: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A Secret kept for the local runtime. `data` is encrypted at rest and redacted in `Debug`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretRecord {
+    pub cluster_id: String,
+    pub k8s_namespace: String,
+    pub name: String,
+    pub data: Sensitive<Value>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// An API access key. `secret` is encrypted at rest and redacted in `Debug`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessKey {
+    pub id: String,
+    pub secret: Sensitive<String>,
+    pub user: String,
+    pub enabled: bool,
+    pub created_at: Timestamp,
+}
+
+/// A user of the API; admins bypass policy evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub admin: bool,
+    pub created_at: Timestamp,
+}
+
+/// A RAM-style policy document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub name: String,
+    pub document: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Which page of a listing to read: `number` counts from 1, `size` is 1..=[`PageRequest::MAX_SIZE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub number: u32,
+    pub size: u32,
+}
+
+impl PageRequest {
+    pub const MAX_SIZE: u32 = 1000;
+
+    pub fn new(number: u32, size: u32) -> Self {
+        Self { number, size }
+    }
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            number: 1,
+            size: 20,
+        }
+    }
+}
+
+/// One page of a listing and the total number of matching records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub number: u32,
+    pub size: u32,
+}
+
+/// How long finished change orders (or audit records) are kept: a record is pruned when it is
+/// older than `max_age` **or** not among the newest `max_count`. `None` disables that rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age: Option<std::time::Duration>,
+    pub max_count: Option<u64>,
+}
+
+/// How many records [`crate::Store::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub change_orders: u64,
+    pub audit_records: u64,
+}
