@@ -7,7 +7,9 @@ use crate::form::FormDecodeError;
 ///
 /// Statuses follow Alibaba Cloud's generic client-error table (`IncompleteSignature`,
 /// `IllegalTimestamp` 400; `InvalidAccessKeyId.NotFound` 404) and the classic SDK, which only
-/// recognises a bad signature as HTTP **400** + `SignatureDoesNotMatch`.
+/// recognises a bad signature as HTTP **400** + `SignatureDoesNotMatch`. No reference gives
+/// EDAS's status for a stale date or a reused nonce; both are request errors the client must fix
+/// by re-signing, so they are 400 like `IllegalTimestamp` in the generic table.
 pub mod codes {
     /// The Authorization header is missing, malformed, uses an unsupported algorithm, or a header
     /// that must be signed is not.

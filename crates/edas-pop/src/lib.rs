@@ -36,6 +36,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! The server shares one [`NonceCache`] between requests (behind a mutex: `verify` takes it by
+//! `&mut`), passes HTTP/2's `:authority` as `host`, and acts only on headers the signature
+//! covers ([`ParsedSignature::covers_header`]).
+//!
 //! On failure, answer with [`VerifyError::http_status`] and a body
 //! `{"Code": err.code(), "Message": err.to_string(), "RequestId": …}`.
 //!

@@ -18,7 +18,7 @@ pub(crate) enum EmptyValueForm {
 }
 
 /// The headers whose values open the string-to-sign, in order.
-const LEADING_HEADERS: [&str; 4] = ["accept", "content-md5", "content-type", "date"];
+pub(crate) const LEADING_HEADERS: [&str; 4] = ["accept", "content-md5", "content-type", "date"];
 
 /// METHOD, Accept, Content-MD5, Content-Type, Date, sorted `x-acs-*` headers, then the
 /// canonicalized resource (path + `?` + sorted raw `key=value` pairs).

@@ -81,6 +81,19 @@ impl ParsedSignature {
         }
     }
 
+    /// Whether the signature covers this header's value, i.e. whether the server may act on it
+    /// (V1 covers Accept, Content-MD5, Content-Type, Date and every `x-acs-*` header; V3 covers
+    /// what SignedHeaders lists). Meaningful once [`verify`] succeeded.
+    pub fn covers_header(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        match &self.scheme {
+            Scheme::V1 { .. } => {
+                name.starts_with("x-acs-") || v1::LEADING_HEADERS.contains(&name.as_str())
+            }
+            Scheme::V3 { signed_headers, .. } => signed_headers.contains(&name),
+        }
+    }
+
     /// V3: the lower-cased, sorted SignedHeaders list; V1: empty (V1 signs a fixed set).
     pub fn signed_headers(&self) -> &[String] {
         match &self.scheme {
