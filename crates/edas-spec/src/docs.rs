@@ -1,0 +1,92 @@
+//! Generates `docs/PARAMETERS.md` from the [`catalog`](crate::catalog).
+
+use std::fmt::Write as _;
+
+use crate::catalog::{COMMON, Operation, Scope, doc};
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The whole of `docs/PARAMETERS.md`.
+pub fn parameters_markdown() -> String {
+    let mut out = String::new();
+    out.push_str("# Parameters of the application operations\n\n");
+    out.push_str(
+        "Generated from `crates/edas-spec/src/catalog.rs` (a test keeps this file identical; \
+         regenerate with `EDAS_UPDATE_DOCS=1 cargo test -p edas-spec docs`).\n\n\
+         Every optional parameter is a tri-state: **absent** keeps the application's current \
+         value, its **clear form** resets it, a **value** replaces it. For every JSON parameter \
+         both `\"\"` and the empty JSON value (`{}` or `[]`) clear it. JSON values are decoded \
+         strictly: a field the documented shape does not have is refused, so a misspelt setting \
+         is never silently dropped. Booleans accept `true`/`false` in any case (the Python SDKs \
+         send `True`/`False`). Integers are decimal. A parameter the operation does not have is \
+         refused (`InvalidParameter.Unknown`), except `RegionId`, which the classic SDK adds to \
+         every request. All violations of a request are reported at once, and an invalid \
+         request changes nothing.\n\n\
+         Scope: **application** parameters become part of the next revision; **release** \
+         parameters are kept with that release's change order only; **request** parameters \
+         identify what the request acts on.\n\n\
+         Error codes: `MissingParameter`, `InvalidParameter`, `InvalidParameter.NotSupported` \
+         (a well-formed value this self-hosted server deliberately does not support), \
+         `InvalidParameter.Unknown`; all with HTTP 400.\n",
+    );
+    for op in Operation::ALL {
+        let params = op.parameters();
+        let _ = write!(
+            out,
+            "\n## {} ({} parameters)\n\n",
+            op.action(),
+            params.len()
+        );
+        out.push_str("| Parameter | Type | Req | Scope | Meaning and unit | Clear form | Validation | Status |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|\n");
+        for (name, required) in params {
+            let Some(d) = doc(name) else { continue };
+            let scope = match d.scope {
+                Scope::Application => "application",
+                Scope::Release => "release",
+                Scope::Request => "request",
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
+                d.name,
+                cell(d.ty),
+                if *required { "yes" } else { "no" },
+                scope,
+                cell(d.meaning),
+                cell(d.clear),
+                cell(d.validation),
+                cell(d.status),
+            );
+        }
+    }
+    out.push_str("\n## Common parameters\n\n| Parameter | Meaning |\n|---|---|\n");
+    for name in COMMON {
+        if let Some(d) = doc(name) {
+            let _ = writeln!(out, "| `{}` | {} |", d.name, cell(d.meaning));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/PARAMETERS.md must be exactly what the catalog generates.
+    #[test]
+    fn docs_parameters_md_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PARAMETERS.md");
+        let want = parameters_markdown();
+        if std::env::var_os("EDAS_UPDATE_DOCS").is_some() {
+            std::fs::write(path, &want).expect("write docs/PARAMETERS.md");
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/PARAMETERS.md is stale: run EDAS_UPDATE_DOCS=1 cargo test -p edas-spec docs"
+        );
+    }
+}
