@@ -1,0 +1,104 @@
+//! The runtime port: the small interface the release engine drives.
+//!
+//! A runtime runs the instances of application revisions: the local runtime as supervised
+//! processes on this machine, the Kubernetes runtime as pods. The engine never asks "how"; it
+//! says how many instances of which revision must exist ([`Runtime::set_replicas`], idempotent,
+//! so a resumed step never doubles instances), and it learns what happened from
+//! [`RuntimeEvent`]s, which say *that* a revision changed, followed by [`Runtime::observe`],
+//! which says *how it is now*. Events carry no state, so a lost or duplicated event is harmless:
+//! the engine always acts on a fresh observation.
+//!
+//! Not here: planning (edas-release), persistence (edas-store), HTTP (edas-api).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use edas_spec::AppSpec;
+use tokio::sync::broadcast;
+
+/// A boxed future, so runtimes of different kinds can sit behind one `dyn Runtime`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One revision of one application, as the runtime must run it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    /// The application id.
+    pub app_id: String,
+    /// The revision id (unique within the application; e.g. `"3"`).
+    pub revision: String,
+    /// The revision's complete spec.
+    pub spec: Arc<AppSpec>,
+}
+
+/// What a runtime reports about one revision of one application.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RevisionState {
+    /// Instances that are ready (passing readiness, past `min_ready_seconds` where the runtime
+    /// applies it, and past the lossless registration delay/warm-up when those gate readiness).
+    pub ready: u32,
+    /// Instances that exist, ready or not, not yet stopped.
+    pub total: u32,
+    /// Set when the runtime gave up on an instance (cannot start, keeps crashing): the reason.
+    pub failed: Option<String>,
+    /// The instances, by name.
+    pub instances: Vec<Instance>,
+}
+
+/// One instance (a process or a pod).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    /// Unique name (e.g. `demo-3-7f2c`).
+    pub name: String,
+    /// Address traffic reaches it on, if any.
+    pub ip: Option<String>,
+    /// Port traffic reaches it on, if any.
+    pub port: Option<u16>,
+    /// Whether it is ready.
+    pub ready: bool,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// Why the runtime gave up on it, if it did.
+    pub failed: Option<String>,
+}
+
+/// "Something about this revision changed": observe it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeEvent {
+    /// The application.
+    pub app_id: String,
+    /// The revision.
+    pub revision: String,
+}
+
+/// Why a runtime could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The runtime cannot run this revision at all (e.g. an image-only application on the local
+    /// runtime); retrying will not help.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The runtime is unavailable or failed (cluster unreachable, I/O error); retrying may help.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A place that runs instances.
+pub trait Runtime: Send + Sync + 'static {
+    /// Makes exactly `replicas` instances of `target` exist: starts the missing ones, or stops
+    /// surplus ones (not-ready ones first, gracefully). Idempotent.
+    fn set_replicas(&self, target: &Target, replicas: u32) -> BoxFuture<'_, Result<(), RuntimeError>>;
+
+    /// Replaces the instances of a revision the runtime gave up on (used by a retry).
+    fn recreate_failed(&self, app_id: &str, revision: &str) -> BoxFuture<'_, Result<(), RuntimeError>>;
+
+    /// How a revision is now. A revision that has no instances reports zeros.
+    fn observe(&self, app_id: &str, revision: &str) -> BoxFuture<'_, Result<RevisionState, RuntimeError>>;
+
+    /// The revisions of an application that have instances (so a resumed engine can find
+    /// leftovers and a deleted application can be cleaned up).
+    fn revisions(&self, app_id: &str) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>>;
+
+    /// Subscribes to change notifications for every application.
+    fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent>;
+}
