@@ -1,0 +1,223 @@
+//! `edas-fake-kube`: a fake Kubernetes API server for tests (test tooling, never shipped).
+//!
+//! It serves the Kubernetes REST API over plain HTTP on 127.0.0.1, keeps objects in memory, and
+//! simulates the Deployment and ReplicaSet controllers and the kubelet's pod lifecycle, so that
+//! kube-rs clients, `kubectl` and several `edasd` processes can be tested against something that
+//! answers like a cluster. Faults (pods that never become Ready or crash, API errors and delays,
+//! dropped watches, compacted history) are injected by the test, from Rust or over HTTP.
+//!
+//! Start it in-process with [`FakeCluster::start`], or run the `edas-fake-kube` binary for
+//! black-box tests (it prints `listening on http://127.0.0.1:PORT` and can write a kubeconfig).
+//!
+//! # What it does faithfully
+//! - **Discovery** in the legacy format: `/api`, `/apis`, `/api/v1`, `/apis/apps/v1`,
+//!   `/apis/gateway.networking.k8s.io/v1` (only when [`Config::gateway_api`] is on), `/version`.
+//! - **Resources**: Namespaces, Pods, Services, ConfigMaps, Secrets, Deployments, ReplicaSets,
+//!   HTTPRoutes; `status` subresources (status is ignored on the main resource and vice versa) and
+//!   `scale` (autoscaling/v1 `Scale`) for Deployments and ReplicaSets.
+//! - **Verbs**: create (201; `generateName`), get, list (label selectors with equality and
+//!   set-based requirements, field selectors on `metadata.name` / `metadata.namespace`, `limit` /
+//!   `continue`), update (PUT; 409 Conflict on a stale `metadata.resourceVersion`), JSON merge
+//!   patch, strategic merge patch (subset), server-side apply (`application/apply-patch+yaml`,
+//!   `fieldManager`, `force`; creates when missing; conflicts between managers; see [`merge`]),
+//!   delete with `propagationPolicy` (Background/Foreground cascade through owner references,
+//!   Orphan removes them) and `preconditions`, deletecollection, `dryRun=All`.
+//! - **Metadata**: one global `resourceVersion` counter (like etcd's revision), `uid`,
+//!   `creationTimestamp`, `generation` bumped on spec changes, `managedFields`; a no-op write
+//!   keeps the resourceVersion and sends no event. Namespaced objects need their namespace.
+//! - **Watch**: `?watch=1` streams newline-delimited JSON events (`ADDED`, `MODIFIED`, `DELETED`,
+//!   `BOOKMARK` with `allowWatchBookmarks=true`, `ERROR`); without a resourceVersion (or `0`) it
+//!   starts with the current objects; with one it replays the bounded history after it, and a
+//!   version older than the history gets an `ERROR` event carrying a 410 `Expired` Status (as the
+//!   watch cache does), so clients relist. `sendInitialEvents=true` (streaming lists) ends the
+//!   initial events with the `k8s.io/initial-events-end` bookmark. Selectors turn a MODIFIED that
+//!   leaves or enters the selection into DELETED / ADDED. `timeoutSeconds` ends the stream.
+//! - **Deployment controller**: a ReplicaSet per pod template (`<deployment>-<pod-template-hash>`,
+//!   labels, selector, `deployment.kubernetes.io/revision` annotations, rollback reuses the old
+//!   ReplicaSet), RollingUpdate honouring maxSurge/maxUnavailable (the real controller's scale-up
+//!   and scale-down arithmetic), Recreate, `paused`, `revisionHistoryLimit`; status `replicas`,
+//!   `updatedReplicas`, `readyReplicas`, `availableReplicas` (pods Ready for `minReadySeconds`),
+//!   `unavailableReplicas`, `observedGeneration`, and the `Available` / `Progressing` conditions
+//!   including `ProgressDeadlineExceeded` — enough for `kubectl rollout status`.
+//! - **Pods**: created by the ReplicaSet controller as `<replicaset>-<5 chars>`, owned and labelled
+//!   with `pod-template-hash`; Pending → Running → Ready after [`Config::pod_ready_delay`], with
+//!   conditions, container statuses and pod IPs.
+//!
+//! # Where it differs from a real API server
+//! - No authentication, authorization or admission (beyond the namespace-exists check); plain HTTP.
+//! - Defaulting only where listed: Deployment `replicas`/`strategy`/`revisionHistoryLimit`/
+//!   `progressDeadlineSeconds`, ReplicaSet `replicas`, Service `type`/`clusterIP`/port
+//!   `protocol`/`targetPort`, Secret `type` and `stringData` → `data`, Namespace phase and name
+//!   label, Pod initial status. Pod templates are not defaulted (no `imagePullPolicy`, …).
+//! - Validation is a subset: names, Deployment/ReplicaSet selector vs template labels and
+//!   immutability, containers with name and image, replicas, strategy; ConfigMap/Secret data.
+//!   Unknown fields are kept, not rejected (`fieldValidation` is accepted and not enforced).
+//! - Field ownership is simplified (see [`merge`]): keyed lists come from a fixed table instead of
+//!   the OpenAPI schema; status fields are not tracked; a client-sent `managedFields` is ignored.
+//! - JSON patch (`application/json-patch+json`) and CBOR/protobuf are not implemented (415 /
+//!   JSON-only responses); no server-side `Table` printing, so `kubectl get` prints NAME and AGE.
+//! - Deletion is immediate: no finalizers, no `deletionTimestamp`, no graceful pod termination;
+//!   Foreground behaves like Background. Namespace deletion removes its objects at once.
+//! - No scheduler, nodes, endpoints, events, or Service/HTTPRoute behaviour (they are stored and
+//!   watched only). Proportional scaling during a rollout is approximated.
+//! - Lists are served from the current state (no snapshots): a `continue` token returns the
+//!   current objects after its key, and `resourceVersionMatch=Exact` at an old version is 410.
+//! - `BOOKMARK`s are sent every [`Config::bookmark_interval`] (a real server: about a minute).
+
+pub mod controller;
+pub mod error;
+pub mod faults;
+pub mod merge;
+pub mod resources;
+pub mod selector;
+pub mod server;
+pub mod store;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use error::ApiError;
+pub use faults::{ApiFault, PodEffect, PodFault};
+
+/// How to run the fake cluster.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Port on 127.0.0.1; `0` picks a free one. The server never binds another address.
+    pub port: u16,
+    /// How long a started pod takes to become Ready.
+    pub pod_ready_delay: Duration,
+    /// Serve `gateway.networking.k8s.io/v1` HTTPRoutes.
+    pub gateway_api: bool,
+    /// How many events the watch history keeps; a watch from an older resourceVersion gets 410.
+    pub watch_history: usize,
+    /// How often a watch with `allowWatchBookmarks=true` receives a BOOKMARK.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            pod_ready_delay: Duration::from_millis(300),
+            gateway_api: false,
+            watch_history: 1000,
+            bookmark_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A running fake cluster. Dropping it stops the server and the controllers and ends open watches.
+pub struct FakeCluster {
+    addr: SocketAddr,
+    store: Arc<store::Store>,
+    faults: Arc<faults::Faults>,
+    drop_watches: watch::Sender<u64>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl FakeCluster {
+    /// Binds 127.0.0.1:`config.port` and starts serving on the current tokio runtime.
+    pub async fn start(config: Config) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.port)).await?;
+        let addr = listener.local_addr()?;
+        let store = Arc::new(store::Store::new(config.watch_history));
+        let faults = Arc::new(faults::Faults::default());
+        let (drop_watches, _) = watch::channel(0u64);
+        let app = Arc::new(server::AppState {
+            store: store.clone(),
+            faults: faults.clone(),
+            gateway_api: config.gateway_api,
+            bookmark_interval: config.bookmark_interval.max(Duration::from_millis(10)),
+            drop_watches: drop_watches.clone(),
+        });
+        let controller = Arc::new(controller::Controller::new(
+            store.clone(),
+            faults.clone(),
+            controller::SimConfig { pod_ready_delay: config.pod_ready_delay },
+        ));
+        let router = server::router(app);
+        let server = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(message = "fake API server stopped", %error);
+            }
+        });
+        let controller = tokio::spawn(controller.run());
+        Ok(Self { addr, store, faults, drop_watches, tasks: vec![server, controller] })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address (always on 127.0.0.1).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A kubeconfig pointing at this server, with `namespace` as the context's default.
+    pub fn kubeconfig_yaml(&self, namespace: &str) -> String {
+        kubeconfig_yaml(&self.base_url(), namespace)
+    }
+
+    /// Writes [`FakeCluster::kubeconfig_yaml`] to a file.
+    pub fn write_kubeconfig(&self, path: &Path, namespace: &str) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml(namespace))
+    }
+
+    /// Installs an API fault (rejected with the offending field if invalid).
+    pub fn add_api_fault(&self, fault: ApiFault) -> Result<(), String> {
+        self.faults.add_api(fault)
+    }
+
+    /// Installs a pod fault (rejected with the offending field if invalid); it applies at once.
+    pub fn add_pod_fault(&self, fault: PodFault) -> Result<(), String> {
+        self.faults.add_pod(fault)?;
+        self.store.controller_wake.notify_one();
+        Ok(())
+    }
+
+    /// Removes every fault; faulty pods recover.
+    pub fn clear_faults(&self) {
+        self.faults.clear();
+        self.store.controller_wake.notify_one();
+    }
+
+    /// Ends every open watch stream (clients re-watch from their last resourceVersion).
+    pub fn drop_watches(&self) {
+        self.drop_watches.send_modify(|generation| *generation += 1);
+    }
+
+    /// Forgets the watch history: a watch from any older resourceVersion gets 410 Gone.
+    pub fn compact(&self) {
+        self.store.compact();
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.store.current_rv()
+    }
+}
+
+impl Drop for FakeCluster {
+    fn drop(&mut self) {
+        self.drop_watches();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A kubeconfig for a fake cluster at `base_url`.
+pub fn kubeconfig_yaml(base_url: &str, namespace: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: edas-fake-kube\n  cluster:\n    server: {base_url}\n\
+         contexts:\n- name: edas-fake-kube\n  context:\n    cluster: edas-fake-kube\n    user: edas-fake-kube\n    namespace: {namespace}\n\
+         current-context: edas-fake-kube\nusers:\n- name: edas-fake-kube\n  user: {{}}\n"
+    )
+}
