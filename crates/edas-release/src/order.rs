@@ -594,6 +594,7 @@ impl ChangeOrder {
     /// update is treated as the last update (clocks may step back; the order's times do not).
     pub fn step(&mut self, input: Input, now: EpochMillis) -> Result<Vec<Effect>, StepError> {
         let now = now.max(self.update_time);
+        let before = self.clone();
         let mut fx = Vec::new();
         match input {
             Input::Start => {
@@ -673,7 +674,10 @@ impl ChangeOrder {
             }
         }
         self.advance(now, &mut fx);
-        self.update_time = now;
+        // A no-op (a stale timer, a repeated observation) leaves the order untouched.
+        if *self != before {
+            self.update_time = now;
+        }
         Ok(fx)
     }
 
@@ -1238,12 +1242,13 @@ impl ChangeOrder {
         fx.push(Effect::Finished { status });
     }
 
-    /// Terminates the order (6): every unfinished pipeline is terminated, nothing further starts,
-    /// and the instances stay as they are.
+    /// Terminates the order (6): every pipeline not finished or failed is terminated, nothing
+    /// further starts, and the replica counts last asked for stay in force.
     fn terminate(&mut self, now: EpochMillis, fx: &mut Vec<Effect>) {
         self.cancel_timers(fx);
         for p in &mut self.pipelines {
-            if p.status == Status::Success {
+            // Finished and failed batches keep their outcome; the rest are terminated.
+            if p.status == Status::Success || p.status.is_failure() {
                 continue;
             }
             p.status = Status::Terminated;

@@ -892,6 +892,44 @@ fn abort_and_rollback_creates_a_rollback_order_that_restores_the_previous_revisi
 }
 
 #[test]
+fn abort_and_rollback_of_a_failed_order_keeps_the_failed_batch_visible() {
+    let mut sim = Sim::new();
+    sim.seed(V1, 4);
+    sim.behave(V2, Behaviour::Never);
+    let strategy = Strategy::Batch {
+        batches: 2,
+        release: Release::Manual,
+    };
+    let order = deploy("co-f", 4, strategy, settings(0, 30), sim.now);
+    let mut h = started(order, sim, Restart::Never);
+    h.run();
+    assert_eq!(h.order.status(), Status::Failed);
+    h.deliver(Input::AbortAndRollback(RollbackRequest {
+        order_id: "rb-f".into(),
+        strategy: Strategy::Batch {
+            batches: 2,
+            release: Release::Auto { wait_minutes: 0 },
+        },
+    }))
+    .unwrap();
+    assert_eq!(h.order.status(), Status::Terminated);
+    assert_eq!(statuses(&h.order), vec![3, 6]);
+    assert!(matches!(
+        h.deliver(Input::Retry { task_id: None }),
+        Err(StepError::InvalidState { .. })
+    ));
+    // The rollback keeps the four v1 instances and removes the two v2 ones that never got ready.
+    let rollback = h.sim.spawned.pop().unwrap();
+    assert_eq!(rollback.capacity_floor(), 4);
+    let mut rb = started(rollback, h.sim.clone(), Restart::Never);
+    rb.run();
+    assert_eq!(rb.order.status(), Status::Success);
+    assert_eq!(rb.sim.count(V1), (4, 4));
+    assert_eq!(rb.sim.count(V2), (0, 0));
+    assert_eq!(rb.sim.started, 2, "no v1 instance had to be started");
+}
+
+#[test]
 fn rollback_of_a_finished_order_goes_back_in_batches() {
     let mut sim = Sim::new();
     sim.seed(V1, 4);
@@ -1559,7 +1597,7 @@ proptest! {
         min_ready in 0u32..10,
         fail in any::<bool>(),
         restart_pick in 0usize..3,
-        actions in proptest::collection::vec(0usize..5, 0..8),
+        actions in proptest::collection::vec(0usize..6, 0..8),
     ) {
         let strategy = [
             Strategy::Single,
@@ -1589,7 +1627,17 @@ proptest! {
                 0 => Input::Continue { pipeline_id: waiting, confirm: true },
                 1 => Input::Abort,
                 2 => Input::Retry { task_id: None },
-                3 => Input::AbortAndRollback(RollbackRequest { order_id: "rb".into(), strategy: Strategy::Single }),
+                3 => Input::AbortAndRollback(RollbackRequest {
+                    order_id: "rb".into(),
+                    strategy: Strategy::Single,
+                }),
+                4 => Input::AbortAndRollback(RollbackRequest {
+                    order_id: "rb".into(),
+                    strategy: Strategy::Batch {
+                        batches: replicas.min(2),
+                        release: Release::Auto { wait_minutes: 0 },
+                    },
+                }),
                 _ => Input::Continue { pipeline_id: waiting, confirm: false },
             };
             let _ = h.deliver(input);
