@@ -1990,10 +1990,10 @@ where
     P: SchemaVersion,
 {
     let supported = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-    if let Some(found) = pool.applied_schema_version().await? {
-        if found > supported {
-            return Err(StoreError::SchemaTooNew { found, supported });
-        }
+    if let Some(found) = pool.applied_schema_version().await?
+        && found > supported
+    {
+        return Err(StoreError::SchemaTooNew { found, supported });
     }
     pool.run_migrations(migrator).await
 }

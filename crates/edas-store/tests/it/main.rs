@@ -1,0 +1,67 @@
+//! edas-store's tests against real databases: the conformance suite on SQLite and PostgreSQL,
+//! the SQLite-only operations (backup, restore, data directory), and the crash test.
+
+mod conformance;
+mod crash;
+mod harness;
+mod sqlite_only;
+
+/// Generates one test per conformance function and backend.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let store = crate::harness::sqlite().await;
+                    crate::conformance::$name(&store).await;
+                    store.store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(store) = crate::harness::postgres().await else { return };
+                    crate::conformance::$name(&store).await;
+                    store.store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    create_application_is_atomic_and_listed,
+    deploy_refuses_a_second_active_change_order,
+    concurrent_deploys_have_one_winner,
+    transitions_are_compare_and_swap,
+    change_orders_are_listed_newest_first,
+    audit_is_listed_by_application_and_time,
+    leases_are_exclusive_and_expire,
+    concurrent_claimers_never_share_a_change_order,
+    secrets_are_encrypted_at_rest,
+    users_access_keys_and_policies,
+    clusters_and_config_maps,
+    retention_prunes_only_finished_and_old,
+    a_newer_schema_is_refused,
+);
+
+#[tokio::test]
+async fn postgres_backup_is_left_to_pg_dump() {
+    let Some(ts) = harness::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let err = ts
+        .store
+        .backup_to(&dir.path().join("copy"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, edas_store::StoreError::Unsupported { .. }),
+        "{err:?}"
+    );
+    assert_eq!(ts.store.backend_name(), "postgres");
+}

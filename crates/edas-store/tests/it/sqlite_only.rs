@@ -1,0 +1,102 @@
+//! SQLite-only behaviour: data directory layout, online backup and restore, bad locations.
+
+use std::os::unix::fs::PermissionsExt;
+
+use edas_store::{
+    ApplicationFilter, KEY_FILE_NAME, PageRequest, SQLITE_FILE_NAME, Store, StoreError,
+    restore_sqlite_backup,
+};
+
+use crate::harness::{create, t};
+
+#[tokio::test]
+async fn data_dir_holds_database_and_a_private_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("state");
+    let store = Store::open_data_dir(&data).await.unwrap();
+    assert_eq!(store.backend_name(), "sqlite");
+    create(&store, "app", "co", t(0)).await;
+    store.close().await;
+    let key_mode = std::fs::metadata(data.join(KEY_FILE_NAME))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    let dir_mode = std::fs::metadata(&data).unwrap().permissions().mode();
+    assert_eq!(dir_mode & 0o777, 0o700);
+    assert!(data.join(SQLITE_FILE_NAME).is_file());
+
+    let store = Store::open_data_dir(&data).await.unwrap();
+    assert_eq!(store.get_change_order("co").await.unwrap().version, 1);
+    store.close().await;
+
+    // The sqlite:// URL form opens the same database.
+    let key = edas_store::EncryptionKey::load_or_create(&data.join(KEY_FILE_NAME)).unwrap();
+    let url = format!("sqlite://{}", data.join(SQLITE_FILE_NAME).display());
+    let store = Store::open(&url, &key).await.unwrap();
+    assert!(store.get_application("app").await.is_ok());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn in_memory_and_empty_locations_are_refused() {
+    let key = edas_store::EncryptionKey::generate();
+    let err = Store::open("sqlite::memory:", &key).await.unwrap_err();
+    assert!(err.to_string().contains("not durable"), "{err}");
+    let err = Store::open("  ", &key).await.unwrap_err();
+    assert!(err.to_string().contains("store location"), "{err}");
+}
+
+#[tokio::test]
+async fn online_backup_then_restore_into_a_stopped_data_dir() {
+    let ts = crate::harness::sqlite().await;
+    create(&ts.store, "before", "co-before", t(0)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("backup.sqlite3");
+    // The store keeps serving while the copy is made.
+    let writer = ts.store.clone();
+    let busy = tokio::spawn(async move {
+        for i in 0..20 {
+            create(
+                &writer,
+                &format!("during-{i}"),
+                &format!("co-during-{i}"),
+                t(1),
+            )
+            .await;
+        }
+    });
+    ts.store.backup_to(&backup).await.unwrap();
+    busy.await.unwrap();
+    let err = ts.store.backup_to(&backup).await.unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    create(&ts.store, "after", "co-after", t(2)).await;
+    ts.store.close().await;
+
+    let database = std::path::Path::new(&ts.location).join(SQLITE_FILE_NAME);
+    restore_sqlite_backup(&backup, &database).unwrap();
+    let store = ts.reopen().await;
+    assert!(store.get_application("before").await.is_ok());
+    assert!(matches!(
+        store.get_application("after").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // A consistent copy: every application it holds has its change order.
+    let apps = store
+        .list_applications(&ApplicationFilter::default(), PageRequest::new(1, 100))
+        .await
+        .unwrap();
+    for app in &apps.items {
+        assert!(
+            store.active_change_order(&app.id).await.unwrap().is_some(),
+            "{}",
+            app.id
+        );
+    }
+    store.close().await;
+
+    let not_sqlite = dir.path().join("junk");
+    std::fs::write(&not_sqlite, b"definitely not a database").unwrap();
+    let err = restore_sqlite_backup(&not_sqlite, &database).unwrap_err();
+    assert!(err.to_string().contains("not an SQLite database"), "{err}");
+}
