@@ -59,6 +59,42 @@
 //!    machine reacts at once, with no polling tick.
 //! 5. If an effect cannot be executed, deliver [`Input::SystemFailure`] (status 10, retryable).
 //!
+//! ```
+//! use edas_release::*;
+//!
+//! // v1 serves 2 instances; release v2 in two automatic batches with no wait.
+//! let strategy = Strategy::Batch { batches: 2, release: Release::Auto { wait_minutes: 0 } };
+//! let mut order = ChangeOrder::new(
+//!     NewOrder {
+//!         id: "co-1".into(),
+//!         kind: ChangeKind::Deploy,
+//!         description: "v2".into(),
+//!         from: Some(Instances { revision: RevisionId("v1".into()), replicas: 2, ready: 2 }),
+//!         to: Instances { revision: RevisionId("v2".into()), replicas: 0, ready: 0 },
+//!         plan: plan(2, &strategy)?,
+//!         settings: ReleaseSettings::default(),
+//!     },
+//!     EpochMillis(0),
+//! )?;
+//! let observed = |rev: &str, ready, total| Input::Observed(Observation {
+//!     revision: RevisionId(rev.into()), ready, total, failed: None, instances: vec![],
+//! });
+//! // (The engine persists `order` after every step, then executes the effects.)
+//! let fx = order.step(Input::Start, EpochMillis(0))?;
+//! assert_eq!(fx[0], Effect::SetReplicas { revision: RevisionId("v2".into()), replicas: 1 });
+//! // The new instance is ready: only now is an old one stopped.
+//! let fx = order.step(observed("v2", 1, 1), EpochMillis(2_000))?;
+//! assert_eq!(fx, vec![Effect::SetReplicas { revision: RevisionId("v1".into()), replicas: 1 }]);
+//! // The old instance is gone: batch 1 is done and batch 2 starts at once (no wait configured).
+//! let fx = order.step(observed("v1", 1, 1), EpochMillis(2_100))?;
+//! assert!(fx.contains(&Effect::SetReplicas { revision: RevisionId("v2".into()), replicas: 2 }));
+//! order.step(observed("v2", 2, 2), EpochMillis(4_000))?;
+//! let fx = order.step(observed("v1", 0, 0), EpochMillis(4_100))?;
+//! assert!(fx.contains(&Effect::Finished { status: Status::Success }));
+//! assert_eq!(order.status().code(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! The serde shape of [`ChangeOrder`] is the storage format (snake_case, additive changes only);
 //! the EDAS wire shapes (PascalCase, `PipelineInfoList` …) belong to the API crate, which reads
 //! everything it needs through the accessors and the public [`Pipeline`], [`Stage`], [`Task`] and

@@ -106,6 +106,9 @@ pub enum NewOrderError {
         /// Instance count.
         replicas: u32,
     },
+    /// The plan's batches do not add up (only possible for a plan deserialized from bad data).
+    #[error("plan is inconsistent: {0}")]
+    InvalidPlan(String),
     /// `from` and `to` name the same revision with different counts.
     #[error("from and to are the same revision {revision} but report different instance counts")]
     InconsistentRevision {
@@ -215,7 +218,8 @@ pub enum Input {
         /// `TaskId`.
         task_id: Option<String>,
     },
-    /// The engine could not carry out an effect (runtime unavailable, refused): status 10.
+    /// The engine could not carry out an effect (runtime unavailable, refused): status 10. The
+    /// batch running or waiting to start is marked failed; Retry starts it.
     SystemFailure {
         /// What went wrong.
         reason: String,
@@ -487,6 +491,7 @@ impl ChangeOrder {
     /// Creates an order in status 0 (ready). Nothing happens until [`Input::Start`].
     pub fn new(order: NewOrder, now: EpochMillis) -> Result<ChangeOrder, NewOrderError> {
         order.settings.validate()?;
+        order.plan.check().map_err(NewOrderError::InvalidPlan)?;
         for (side, inst) in [("from", order.from.as_ref()), ("to", Some(&order.to))] {
             if let Some(i) = inst
                 && i.ready > i.replicas
@@ -854,14 +859,14 @@ impl ChangeOrder {
                 if let BatchStep::StartNew {
                     ready_since: Some(since),
                 } = step
-                    && self.settings.ready_window_seconds() > 0
+                    && self.ready_window() > 0
                 {
                     out.push((
                         Timer {
                             pipeline,
                             kind: TimerKind::ReadyWindow,
                         },
-                        since.plus_seconds(self.settings.ready_window_seconds()),
+                        since.plus_seconds(self.ready_window()),
                     ));
                 }
             }
@@ -927,6 +932,15 @@ impl ChangeOrder {
     }
 
     // ----- transitions -----
+
+    /// Seconds the current batch's new instances must stay ready; none when it has no instances.
+    fn ready_window(&self) -> u64 {
+        if self.pipelines[self.current].new_target == 0 {
+            0
+        } else {
+            self.settings.ready_window_seconds()
+        }
+    }
 
     fn invalid(&self, input: &'static str) -> StepError {
         StepError::InvalidState {
@@ -1061,7 +1075,7 @@ impl ChangeOrder {
                     } else {
                         None
                     };
-                    let window = self.settings.ready_window_seconds();
+                    let window = self.ready_window();
                     let timer = Timer {
                         pipeline: self.current as u32,
                         kind: TimerKind::ReadyWindow,
@@ -1286,7 +1300,7 @@ impl ChangeOrder {
         let (new_ready, new_total) = (self.seen_new.ready, self.seen_new.total);
         let old_total = self.seen_old.total;
         let old = self.old.clone();
-        let window = self.settings.ready_window_seconds();
+        let window = self.ready_window();
         let p = &mut self.pipelines[self.current];
         let target = p.new_target;
         let start = &mut p.stages[START_NEW];

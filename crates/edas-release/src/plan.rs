@@ -87,6 +87,27 @@ impl Plan {
     pub fn batches(&self) -> &[PlannedBatch] {
         &self.batches
     }
+
+    /// Checks the invariants [`plan`] establishes (a deserialized plan may come from bad data).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let sum: u64 = self.batches.iter().map(|b| u64::from(b.size)).sum();
+        if self.batches.is_empty() {
+            return Err("no batches".to_string());
+        }
+        if sum != u64::from(self.replicas) {
+            return Err(format!(
+                "batch sizes add up to {sum}, not {}",
+                self.replicas
+            ));
+        }
+        if self.replicas > 0 && self.batches.iter().any(|b| b.size == 0) {
+            return Err("an empty batch".to_string());
+        }
+        if self.replicas == 0 && self.batches.len() != 1 {
+            return Err("a release to zero replicas has exactly one batch".to_string());
+        }
+        Ok(())
+    }
 }
 
 /// Why a strategy cannot be planned for a replica count. Each variant names the EDAS field at fault

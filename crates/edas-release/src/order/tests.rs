@@ -1653,3 +1653,28 @@ proptest! {
         prop_assert!(!s.is_active() || s == Status::WaitingForConfirmation, "ended {}", s);
     }
 }
+
+#[test]
+fn a_tampered_plan_is_refused_not_a_panic() {
+    let good = plan(2, &Strategy::Single).unwrap();
+    let mut json = serde_json::to_value(&good).unwrap();
+    json["batches"] = serde_json::json!([]);
+    let empty: Plan = serde_json::from_value(json).unwrap();
+    let order = NewOrder {
+        id: "co".into(),
+        kind: ChangeKind::Deploy,
+        description: String::new(),
+        from: None,
+        to: Instances {
+            revision: rev(V2),
+            replicas: 0,
+            ready: 0,
+        },
+        plan: empty,
+        settings: ReleaseSettings::default(),
+    };
+    assert_eq!(
+        ChangeOrder::new(order, EpochMillis(0)),
+        Err(NewOrderError::InvalidPlan("no batches".to_string()))
+    );
+}
