@@ -514,7 +514,7 @@ impl ChangeOrder {
         }
         let old = order.from.as_ref().filter(|_| !same_revision);
         let old_count = old.map_or(0, |o| o.replicas);
-        let ready_at_start = order.to.ready + old.map_or(0, |o| o.ready);
+        let ready_at_start = order.to.ready.saturating_add(old.map_or(0, |o| o.ready));
         let target = order.plan.replicas();
 
         let batches = order.plan.batches();
@@ -531,8 +531,9 @@ impl ChangeOrder {
             } else {
                 cumulative.max(order.to.replicas.min(target))
             };
-            // Keep old + new at the target while new instances replace old ones: each batch stops
-            // as many old instances as it added beyond the target.
+            // Stop old instances only down to `target - new`: after each batch old + new is back
+            // at the target (or at what old had, if less), so a batch surges by at most its own
+            // size and ready capacity never dips below min(ready at start, target).
             let old_target = old_count.min(target.saturating_sub(new_target));
             let name = match batch.kind {
                 BatchKind::Gray => "Gray Batch Change".to_string(),
@@ -1012,7 +1013,7 @@ impl ChangeOrder {
         let to = self.to.clone();
         let p = &mut self.pipelines[self.current];
         p.status = Status::InProgress;
-        p.attempts += 1;
+        p.attempts = p.attempts.saturating_add(1);
         p.start_time.get_or_insert(now);
         p.finish_time = None;
         p.update_time = now;
