@@ -29,7 +29,8 @@
 //!   the order (3) and leaves both revisions serving as they are; an instance the runtime gives up
 //!   on fails it at once. [`Input::Retry`] re-runs the failed batch with a fresh timeout (and asks the
 //!   runtime to replace failed instances). Waits between batches do not count toward the timeout.
-//! - **Abort** (6): nothing further starts; instances stay as they are.
+//! - **Abort** (6): nothing further starts; the replica counts last asked for stay in force (so
+//!   instances already starting finish starting, and no old instance is stopped).
 //! - **Rollback** is a NEW change order back to the previous revision and replica count, batched by
 //!   the [`RollbackRequest`]'s strategy, starting from the instances that exist now.
 //!   AbortAndRollback (and Rollback of a running or failed order) terminates this order (6); Rollback
@@ -56,8 +57,13 @@
 //!    [`Input::Observed`] for both revisions. Deadlines live in the state, so timers fire at their
 //!    original time, not a restarted one, and a stale or early timer is harmless.
 //! 4. Deliver [`Input::Observed`] whenever the runtime's counts for either revision change: the
-//!    machine reacts at once, with no polling tick.
+//!    machine reacts at once, with no polling tick. Report raw (probe) readiness: the machine
+//!    applies `min_ready_seconds` and the lossless gate itself, so a runtime that also delayed
+//!    readiness for them would make every batch wait twice.
 //! 5. If an effect cannot be executed, deliver [`Input::SystemFailure`] (status 10, retryable).
+//! 6. ContinuePipeline names a pipeline and RetryChangeOrderTask a task, not an order: find the
+//!    order with [`ChangeOrder::pipeline`] / [`ChangeOrder::task`] (their ids derive
+//!    deterministically from the order id, so an index built at creation stays valid).
 //!
 //! ```
 //! use edas_release::*;
