@@ -25,8 +25,8 @@
 //! - **Compare-and-swap.** [`Store::transition`] succeeds only at the expected `version` and
 //!   increments it; otherwise [`StoreError::Stale`]. A finished change order never changes
 //!   again ([`StoreError::Finished`]).
-//! - **Leases.** [`Store::claim_next`] gives an unfinished change order whose lease is free or
-//!   expired to one worker (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer) and
+//! - **Leases.** A lease is held while `now < expires_at`. [`Store::claim_next`] gives an
+//!   unfinished change order whose lease is free or expired to one worker (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer) and
 //!   increments its version, which fences off the previous owner: its stale transitions are
 //!   refused. The owner extends the lease with [`Store::renew_lease`] while it works and gives
 //!   it back with [`Store::release_lease`]; finishing releases it.

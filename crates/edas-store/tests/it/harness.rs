@@ -105,6 +105,22 @@ impl TestStore {
             .expect("reopen store")
     }
 
+    /// Closes the store and, on PostgreSQL, drops the test's schema. Called when a test passed
+    /// (a failed test leaves its schema behind for inspection).
+    pub async fn finish(self) {
+        self.store.close().await;
+        if let Raw::Postgres { url, schema } = &self.raw {
+            let mut conn = sqlx::PgConnection::connect(url)
+                .await
+                .expect("connect for cleanup");
+            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut conn)
+                .await
+                .expect("drop test schema");
+            conn.close().await.ok();
+        }
+    }
+
     /// Runs SQL directly, bypassing the store (to inspect or tamper with the database).
     pub async fn raw_execute(&self, sql: &str) {
         match &self.raw {

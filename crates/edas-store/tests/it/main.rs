@@ -15,7 +15,7 @@ macro_rules! conformance {
                 async fn $name() {
                     let store = crate::harness::sqlite().await;
                     crate::conformance::$name(&store).await;
-                    store.store.close().await;
+                    store.finish().await;
                 }
             )*
         }
@@ -25,7 +25,7 @@ macro_rules! conformance {
                 async fn $name() {
                     let Some(store) = crate::harness::postgres().await else { return };
                     crate::conformance::$name(&store).await;
-                    store.store.close().await;
+                    store.finish().await;
                 }
             )*
         }
@@ -64,4 +64,5 @@ async fn postgres_backup_is_left_to_pg_dump() {
         "{err:?}"
     );
     assert_eq!(ts.store.backend_name(), "postgres");
+    ts.finish().await;
 }

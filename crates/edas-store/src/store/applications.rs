@@ -1,0 +1,384 @@
+//! Applications and revisions, and the writes that create change orders with them.
+
+use super::*;
+
+impl Store {
+    /// Creates an application, its revision 1 (`app.spec`), its first change order (which rolls
+    /// out revision 1) and the audit record, in one transaction.
+    ///
+    /// [`StoreError::Conflict`] when the id is taken or a live application of the same region
+    /// has the same name.
+    pub async fn create_application(
+        &self,
+        app: NewApplication,
+        change_order: NewChangeOrder,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<(Application, ChangeOrder), StoreError> {
+        non_empty(&app.id, "application id")?;
+        non_empty(&app.name, "application name")?;
+        validate_change_order(&change_order)?;
+        let now = truncate(now);
+        let at = ms(now);
+        on_writer!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let taken: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM applications WHERE region_id = $1 AND name = $2 \
+                 AND deleted = FALSE",
+            )
+            .bind(&app.region_id)
+            .bind(&app.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(other) = taken {
+                return Err(StoreError::conflict(
+                    "application",
+                    &app.name,
+                    format!("region {} already has an application of that name ({other})",
+                        app.region_id),
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO applications (id, name, region_id, namespace_id, cluster_id, \
+                 k8s_namespace, current_revision, state, spec, created_at, updated_at, deleted) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9, FALSE)",
+            )
+            .bind(&app.id)
+            .bind(&app.name)
+            .bind(&app.region_id)
+            .bind(&app.namespace_id)
+            .bind(&app.cluster_id)
+            .bind(&app.k8s_namespace)
+            .bind(&app.state)
+            .bind(Json(&app.spec))
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_conflict(e, "application", &app.id, "id or name already taken"))?;
+            sqlx::query(
+                "INSERT INTO revisions (app_id, number, spec, created_at) VALUES ($1, 1, $2, $3)",
+            )
+            .bind(&app.id)
+            .bind(Json(&app.spec))
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(INSERT_CHANGE_ORDER)
+                .bind(&change_order.id)
+                .bind(&app.id)
+                .bind(&change_order.co_type)
+                .bind(change_order.status)
+                .bind(Some(1i64))
+                .bind(Json(&change_order.state))
+                .bind(&change_order.description)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    map_conflict(e, "change order", &change_order.id, "id already taken")
+                })?;
+            insert_audit!(&mut *tx, &audit, at)?;
+            tx.commit().await?;
+        });
+        let co = new_change_order(change_order, &app.id, Some(1), now);
+        let app = Application {
+            id: app.id,
+            name: app.name,
+            region_id: app.region_id,
+            namespace_id: app.namespace_id,
+            cluster_id: app.cluster_id,
+            k8s_namespace: app.k8s_namespace,
+            current_revision: 1,
+            state: app.state,
+            spec: app.spec,
+            created_at: now,
+            updated_at: now,
+            deleted: false,
+        };
+        Ok((app, co))
+    }
+
+    /// Deploys: stores `spec` as the application's next revision, makes it current, and creates
+    /// the change order that rolls it out plus the audit record, in one transaction.
+    ///
+    /// [`StoreError::Conflict`] when the application already has an active (unfinished) change
+    /// order, also under concurrent callers (a unique partial index backs the check);
+    /// [`StoreError::NotFound`] when the application does not exist or was deleted.
+    pub async fn deploy(
+        &self,
+        app_id: &str,
+        spec: Value,
+        change_order: NewChangeOrder,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<(Revision, ChangeOrder), StoreError> {
+        validate_change_order(&change_order)?;
+        let now = truncate(now);
+        let at = ms(now);
+        let number: i64 = on_writer!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            // Locks the application row (PostgreSQL), serializing deploys of one application.
+            let number: Option<i64> = sqlx::query_scalar(
+                "UPDATE applications SET current_revision = current_revision + 1, spec = $1, \
+                 updated_at = $2 WHERE id = $3 AND deleted = FALSE RETURNING current_revision",
+            )
+            .bind(Json(&spec))
+            .bind(at)
+            .bind(app_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let number = number.ok_or_else(|| StoreError::not_found("application", app_id))?;
+            let active: Option<String> = sqlx::query_scalar(ACTIVE_CHANGE_ORDER_ID)
+                .bind(app_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(active) = active {
+                return Err(active_conflict(app_id, &active));
+            }
+            sqlx::query(
+                "INSERT INTO revisions (app_id, number, spec, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(app_id)
+            .bind(number)
+            .bind(Json(&spec))
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_conflict(e, "application", app_id, "concurrent deploy"))?;
+            sqlx::query(INSERT_CHANGE_ORDER)
+                .bind(&change_order.id)
+                .bind(app_id)
+                .bind(&change_order.co_type)
+                .bind(change_order.status)
+                .bind(Some(number))
+                .bind(Json(&change_order.state))
+                .bind(&change_order.description)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    map_conflict(
+                        e,
+                        "change order",
+                        &change_order.id,
+                        "id already taken, or the application has an active change order",
+                    )
+                })?;
+            insert_audit!(&mut *tx, &audit, at)?;
+            tx.commit().await?;
+            number
+        });
+        let revision = Revision {
+            app_id: app_id.to_owned(),
+            number,
+            spec,
+            created_at: now,
+        };
+        Ok((
+            revision,
+            new_change_order(change_order, app_id, Some(number), now),
+        ))
+    }
+
+    /// Creates a change order that makes no new revision (stop, start, restart, delete…) and its
+    /// audit record, in one transaction. Same conflict rule as [`Store::deploy`].
+    pub async fn start_change_order(
+        &self,
+        app_id: &str,
+        change_order: NewChangeOrder,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<ChangeOrder, StoreError> {
+        validate_change_order(&change_order)?;
+        let now = truncate(now);
+        let at = ms(now);
+        on_writer!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let touched = sqlx::query(
+                "UPDATE applications SET updated_at = $1 WHERE id = $2 AND deleted = FALSE",
+            )
+            .bind(at)
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?;
+            if touched.rows_affected() == 0 {
+                return Err(StoreError::not_found("application", app_id));
+            }
+            let active: Option<String> = sqlx::query_scalar(ACTIVE_CHANGE_ORDER_ID)
+                .bind(app_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(active) = active {
+                return Err(active_conflict(app_id, &active));
+            }
+            sqlx::query(INSERT_CHANGE_ORDER)
+                .bind(&change_order.id)
+                .bind(app_id)
+                .bind(&change_order.co_type)
+                .bind(change_order.status)
+                .bind(None::<i64>)
+                .bind(Json(&change_order.state))
+                .bind(&change_order.description)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    map_conflict(
+                        e,
+                        "change order",
+                        &change_order.id,
+                        "id already taken, or the application has an active change order",
+                    )
+                })?;
+            insert_audit!(&mut *tx, &audit, at)?;
+            tx.commit().await?;
+        });
+        Ok(new_change_order(change_order, app_id, None, now))
+    }
+
+    /// Sets an application's lifecycle state, with its audit record.
+    pub async fn set_application_state(
+        &self,
+        app_id: &str,
+        state: &str,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let at = ms(now);
+        on_writer!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query("UPDATE applications SET state = $1, updated_at = $2 WHERE id = $3")
+                .bind(state)
+                .bind(at)
+                .bind(app_id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::not_found("application", app_id));
+            }
+            insert_audit!(&mut *tx, &audit, at)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// An application by id, deleted or not.
+    pub async fn get_application(&self, id: &str) -> Result<Application, StoreError> {
+        let row: Option<AppRow> = on_reader!(self, pool => {
+            sqlx::query_as(concat!("SELECT ", app_cols!(), " FROM applications WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.ok_or_else(|| StoreError::not_found("application", id))?
+            .try_into()
+    }
+
+    /// Live applications, optionally of one EDAS namespace and/or cluster, ordered by name.
+    pub async fn list_applications(
+        &self,
+        filter: &ApplicationFilter,
+        page: PageRequest,
+    ) -> Result<Page<Application>, StoreError> {
+        let (limit, offset) = limit_offset(page)?;
+        // One static statement per filter shape, so each can use its index.
+        let (select, count, binds): (&'static str, &'static str, Vec<&str>) =
+            match (filter.namespace_id.as_deref(), filter.cluster_id.as_deref()) {
+                (Some(ns), Some(cluster)) => (
+                    concat!(
+                        "SELECT ",
+                        app_cols!(),
+                        " FROM applications WHERE deleted = FALSE \
+                        AND namespace_id = $3 AND cluster_id = $4 ORDER BY name, id \
+                        LIMIT $1 OFFSET $2"
+                    ),
+                    "SELECT COUNT(*) FROM applications WHERE deleted = FALSE \
+                        AND namespace_id = $1 AND cluster_id = $2",
+                    vec![ns, cluster],
+                ),
+                (Some(ns), None) => (
+                    concat!(
+                        "SELECT ",
+                        app_cols!(),
+                        " FROM applications WHERE deleted = FALSE \
+                        AND namespace_id = $3 ORDER BY name, id LIMIT $1 OFFSET $2"
+                    ),
+                    "SELECT COUNT(*) FROM applications WHERE deleted = FALSE \
+                        AND namespace_id = $1",
+                    vec![ns],
+                ),
+                (None, Some(cluster)) => (
+                    concat!(
+                        "SELECT ",
+                        app_cols!(),
+                        " FROM applications WHERE deleted = FALSE \
+                        AND cluster_id = $3 ORDER BY name, id LIMIT $1 OFFSET $2"
+                    ),
+                    "SELECT COUNT(*) FROM applications WHERE deleted = FALSE AND cluster_id = $1",
+                    vec![cluster],
+                ),
+                (None, None) => (
+                    concat!(
+                        "SELECT ",
+                        app_cols!(),
+                        " FROM applications WHERE deleted = FALSE \
+                        ORDER BY name, id LIMIT $1 OFFSET $2"
+                    ),
+                    "SELECT COUNT(*) FROM applications WHERE deleted = FALSE",
+                    vec![],
+                ),
+            };
+        let (items, total): (Vec<AppRow>, i64) = on_reader!(self, pool => {
+            let mut query = sqlx::query_as(select).bind(limit).bind(offset);
+            let mut counting = sqlx::query_scalar(count);
+            for value in &binds {
+                query = query.bind(*value);
+                counting = counting.bind(*value);
+            }
+            (query.fetch_all(pool).await?, counting.fetch_one(pool).await?)
+        });
+        Ok(page_of(rows(items)?, total, page))
+    }
+
+    /// One revision of an application.
+    pub async fn get_revision(&self, app_id: &str, number: i64) -> Result<Revision, StoreError> {
+        let row: Option<RevisionRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT app_id, number, spec, created_at FROM revisions \
+                 WHERE app_id = $1 AND number = $2",
+            )
+            .bind(app_id)
+            .bind(number)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or_else(|| StoreError::not_found("revision", format!("{app_id}#{number}")))?
+            .try_into()
+    }
+
+    /// An application's revisions, newest first.
+    pub async fn list_revisions(
+        &self,
+        app_id: &str,
+        page: PageRequest,
+    ) -> Result<Page<Revision>, StoreError> {
+        let (limit, offset) = limit_offset(page)?;
+        let (items, total): (Vec<RevisionRow>, i64) = on_reader!(self, pool => {
+            let items = sqlx::query_as(
+                "SELECT app_id, number, spec, created_at FROM revisions WHERE app_id = $1 \
+                 ORDER BY number DESC LIMIT $2 OFFSET $3",
+            )
+            .bind(app_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+            let total = sqlx::query_scalar("SELECT COUNT(*) FROM revisions WHERE app_id = $1")
+                .bind(app_id)
+                .fetch_one(pool)
+                .await?;
+            (items, total)
+        });
+        Ok(page_of(rows(items)?, total, page))
+    }
+}

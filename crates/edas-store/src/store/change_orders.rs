@@ -1,0 +1,240 @@
+//! Change orders: reads, compare-and-swap transitions, and lease-based work claiming.
+
+use super::*;
+
+impl Store {
+    pub async fn get_change_order(&self, id: &str) -> Result<ChangeOrder, StoreError> {
+        let row: Option<CoRow> = on_reader!(self, pool => {
+            sqlx::query_as(concat!("SELECT ", co_cols!(), " FROM change_orders WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.ok_or_else(|| StoreError::not_found("change order", id))?
+            .try_into()
+    }
+
+    /// The application's unfinished change order, if any (there is at most one).
+    pub async fn active_change_order(
+        &self,
+        app_id: &str,
+    ) -> Result<Option<ChangeOrder>, StoreError> {
+        let row: Option<CoRow> = on_reader!(self, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", co_cols!(), " FROM change_orders \
+                 WHERE app_id = $1 AND finished_at IS NULL"
+            ))
+            .bind(app_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(ChangeOrder::try_from).transpose()
+    }
+
+    /// An application's change orders, newest first.
+    pub async fn list_change_orders(
+        &self,
+        app_id: &str,
+        page: PageRequest,
+    ) -> Result<Page<ChangeOrder>, StoreError> {
+        let (limit, offset) = limit_offset(page)?;
+        let (items, total): (Vec<CoRow>, i64) = on_reader!(self, pool => {
+            let items = sqlx::query_as(concat!(
+                "SELECT ", co_cols!(), " FROM change_orders WHERE app_id = $1 \
+                 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+            ))
+            .bind(app_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+            let total =
+                sqlx::query_scalar("SELECT COUNT(*) FROM change_orders WHERE app_id = $1")
+                    .bind(app_id)
+                    .fetch_one(pool)
+                    .await?;
+            (items, total)
+        });
+        Ok(page_of(rows(items)?, total, page))
+    }
+
+    /// Compare-and-swap of a change order's status and state: succeeds only if the change
+    /// order is still at `expected_version` and unfinished; writes the audit record (and the
+    /// optional application update) in the same transaction. Returns the new version.
+    ///
+    /// [`StoreError::Stale`] when another writer (or a claim) moved it on;
+    /// [`StoreError::Finished`] when it is already final. A finishing transition releases the
+    /// lease.
+    pub async fn transition(
+        &self,
+        id: &str,
+        expected_version: i64,
+        transition: Transition,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let at = ms(now);
+        on_writer!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let updated: Option<(i64, String)> = if transition.finished {
+                sqlx::query_as(
+                    "UPDATE change_orders SET status = $1, state = $2, version = version + 1, \
+                     updated_at = $3, finished_at = $3, lease_owner = NULL, \
+                     lease_expires_at = NULL \
+                     WHERE id = $4 AND version = $5 AND finished_at IS NULL \
+                     RETURNING version, app_id",
+                )
+            } else {
+                sqlx::query_as(
+                    "UPDATE change_orders SET status = $1, state = $2, version = version + 1, \
+                     updated_at = $3 \
+                     WHERE id = $4 AND version = $5 AND finished_at IS NULL \
+                     RETURNING version, app_id",
+                )
+            }
+            .bind(transition.status)
+            .bind(Json(&transition.state))
+            .bind(at)
+            .bind(id)
+            .bind(expected_version)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((version, app_id)) = updated else {
+                let current: Option<(i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT version, finished_at FROM change_orders WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                return Err(match current {
+                    None => StoreError::not_found("change order", id),
+                    Some((_, Some(_))) => StoreError::Finished { id: id.to_owned() },
+                    Some((actual, None)) => StoreError::Stale {
+                        id: id.to_owned(),
+                        expected: expected_version,
+                        actual,
+                    },
+                });
+            };
+            if let Some(state) = &transition.app_state {
+                sqlx::query("UPDATE applications SET state = $1, updated_at = $2 WHERE id = $3")
+                    .bind(state)
+                    .bind(at)
+                    .bind(&app_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if transition.delete_app {
+                sqlx::query("UPDATE applications SET deleted = TRUE, updated_at = $1 WHERE id = $2")
+                    .bind(at)
+                    .bind(&app_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            insert_audit!(&mut *tx, &audit, at)?;
+            tx.commit().await?;
+            Ok(version)
+        })
+    }
+
+    /// Claims the oldest unfinished change order whose lease is free or expired at `now`, for
+    /// `worker` until `now + lease`. The claim increments the version, so a previous owner's
+    /// later transitions are refused as stale. `None` when nothing is claimable.
+    ///
+    /// On PostgreSQL the candidate row is locked `FOR UPDATE SKIP LOCKED`, so concurrent
+    /// claimers never take the same order and never wait on each other.
+    pub async fn claim_next(
+        &self,
+        worker: &str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Option<ChangeOrder>, StoreError> {
+        non_empty(worker, "worker id")?;
+        let expires = plus(now, lease, "lease duration")?;
+        let at = ms(now);
+        let row: Option<CoRow> = match self.backend.as_ref() {
+            Backend::Sqlite(s) => {
+                sqlx::query_as(concat!(
+                    "UPDATE change_orders SET lease_owner = $1, lease_expires_at = $2, \
+                     version = version + 1 \
+                     WHERE id = (SELECT id FROM change_orders WHERE finished_at IS NULL \
+                       AND (lease_owner IS NULL OR lease_expires_at <= $3) \
+                       ORDER BY created_at, id LIMIT 1) \
+                     RETURNING ",
+                    co_cols!()
+                ))
+                .bind(worker)
+                .bind(expires)
+                .bind(at)
+                .fetch_optional(&s.writer)
+                .await?
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_as(concat!(
+                    "UPDATE change_orders SET lease_owner = $1, lease_expires_at = $2, \
+                     version = version + 1 \
+                     WHERE id = (SELECT id FROM change_orders WHERE finished_at IS NULL \
+                       AND (lease_owner IS NULL OR lease_expires_at <= $3) \
+                       ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                     AND finished_at IS NULL \
+                     AND (lease_owner IS NULL OR lease_expires_at <= $3) \
+                     RETURNING ",
+                    co_cols!()
+                ))
+                .bind(worker)
+                .bind(expires)
+                .bind(at)
+                .fetch_optional(pool)
+                .await?
+            }
+        };
+        row.map(ChangeOrder::try_from).transpose()
+    }
+
+    /// Extends `worker`'s lease to `now + lease` and returns the new expiry. Works while the
+    /// worker is still the owner, even past expiry if nobody took the order over;
+    /// [`StoreError::LeaseNotHeld`] otherwise (taken over, released, or finished).
+    pub async fn renew_lease(
+        &self,
+        id: &str,
+        worker: &str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Timestamp, StoreError> {
+        let expires = plus(now, lease, "lease duration")?;
+        let done = on_writer!(self, pool => {
+            sqlx::query(
+                "UPDATE change_orders SET lease_expires_at = $1 \
+                 WHERE id = $2 AND lease_owner = $3 AND finished_at IS NULL",
+            )
+            .bind(expires)
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await?.rows_affected()
+        });
+        if done == 0 {
+            return Err(StoreError::LeaseNotHeld {
+                id: id.to_owned(),
+                worker: worker.to_owned(),
+            });
+        }
+        from_ms(expires, "lease expiry")
+    }
+
+    /// Gives the lease back so another worker can claim at once. Returns whether `worker` held
+    /// it.
+    pub async fn release_lease(&self, id: &str, worker: &str) -> Result<bool, StoreError> {
+        let done = on_writer!(self, pool => {
+            sqlx::query(
+                "UPDATE change_orders SET lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+}

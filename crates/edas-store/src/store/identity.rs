@@ -1,0 +1,248 @@
+//! Users, (encrypted) access keys, policies and their attachments.
+
+use super::*;
+
+impl Store {
+    /// Inserts or updates a user (`created_at` of an existing one is kept).
+    pub async fn put_user(&self, user: &User) -> Result<(), StoreError> {
+        non_empty(&user.name, "user name")?;
+        on_writer!(self, pool => {
+            sqlx::query(
+                "INSERT INTO users (name, admin, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET admin = excluded.admin",
+            )
+            .bind(&user.name)
+            .bind(user.admin)
+            .bind(ms(user.created_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_user(&self, name: &str) -> Result<User, StoreError> {
+        let row: Option<UserRow> = on_reader!(self, pool => {
+            sqlx::query_as("SELECT name, admin, created_at FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.ok_or_else(|| StoreError::not_found("user", name))?
+            .try_into()
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let items: Vec<UserRow> = on_reader!(self, pool => {
+            sqlx::query_as("SELECT name, admin, created_at FROM users ORDER BY name")
+                .fetch_all(pool)
+                .await?
+        });
+        rows(items)
+    }
+
+    /// Deletes a user with its access keys and policy attachments. Returns whether it existed.
+    pub async fn delete_user(&self, name: &str) -> Result<bool, StoreError> {
+        let done = on_writer!(self, pool => {
+            sqlx::query("DELETE FROM users WHERE name = $1").bind(name).execute(pool).await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Stores a new access key (its secret encrypted). [`StoreError::Conflict`] if the id is
+    /// taken, [`StoreError::NotFound`] if the user does not exist.
+    pub async fn create_access_key(&self, key: &AccessKey) -> Result<(), StoreError> {
+        non_empty(&key.id, "access key id")?;
+        non_empty(key.secret.expose(), "access key secret")?;
+        let sealed = self
+            .cipher
+            .seal(&access_key_context(&key.id), key.secret.expose().as_bytes())?;
+        on_writer!(self, pool => {
+            sqlx::query(
+                "INSERT INTO access_keys (id, secret_encrypted, user_name, enabled, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key.id)
+            .bind(&sealed)
+            .bind(&key.user)
+            .bind(key.enabled)
+            .bind(ms(key.created_at))
+            .execute(pool)
+            .await
+            .map_err(|e| {
+                if is_foreign_key_violation(&e) {
+                    StoreError::not_found("user", &key.user)
+                } else {
+                    map_conflict(e, "access key", &key.id, "id already taken")
+                }
+            })?;
+        });
+        Ok(())
+    }
+
+    /// An access key with its decrypted secret.
+    pub async fn get_access_key(&self, id: &str) -> Result<AccessKey, StoreError> {
+        let row: Option<AccessKeyRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, secret_encrypted, user_name, enabled, created_at FROM access_keys \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        self.open_access_key(row.ok_or_else(|| StoreError::not_found("access key", id))?)
+    }
+
+    /// A user's access keys, by id.
+    pub async fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKey>, StoreError> {
+        let items: Vec<AccessKeyRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, secret_encrypted, user_name, enabled, created_at FROM access_keys \
+                 WHERE user_name = $1 ORDER BY id",
+            )
+            .bind(user)
+            .fetch_all(pool)
+            .await?
+        });
+        items
+            .into_iter()
+            .map(|row| self.open_access_key(row))
+            .collect()
+    }
+
+    fn open_access_key(&self, row: AccessKeyRow) -> Result<AccessKey, StoreError> {
+        let plain = self
+            .cipher
+            .open(&access_key_context(&row.id), &row.secret_encrypted)?;
+        let secret = String::from_utf8(plain).map_err(|_| StoreError::Corrupt {
+            what: "access_keys.secret",
+            reason: "not UTF-8".into(),
+        })?;
+        Ok(AccessKey {
+            id: row.id,
+            secret: Sensitive::new(secret),
+            user: row.user_name,
+            enabled: row.enabled,
+            created_at: from_ms(row.created_at, "access_keys.created_at")?,
+        })
+    }
+
+    pub async fn set_access_key_enabled(&self, id: &str, enabled: bool) -> Result<(), StoreError> {
+        let done = on_writer!(self, pool => {
+            sqlx::query("UPDATE access_keys SET enabled = $1 WHERE id = $2")
+                .bind(enabled)
+                .bind(id)
+                .execute(pool)
+                .await?.rows_affected()
+        });
+        if done == 0 {
+            return Err(StoreError::not_found("access key", id));
+        }
+        Ok(())
+    }
+
+    pub async fn delete_access_key(&self, id: &str) -> Result<bool, StoreError> {
+        let done = on_writer!(self, pool => {
+            sqlx::query("DELETE FROM access_keys WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Inserts or replaces a policy (`created_at` of an existing one is kept).
+    pub async fn put_policy(&self, policy: &Policy) -> Result<(), StoreError> {
+        non_empty(&policy.name, "policy name")?;
+        on_writer!(self, pool => {
+            sqlx::query(
+                "INSERT INTO policies (name, document, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET \
+                 document = excluded.document, updated_at = excluded.updated_at",
+            )
+            .bind(&policy.name)
+            .bind(Json(&policy.document))
+            .bind(ms(policy.created_at))
+            .bind(ms(policy.updated_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_policy(&self, name: &str) -> Result<Policy, StoreError> {
+        let row: Option<PolicyRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT name, document, created_at, updated_at FROM policies WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or_else(|| StoreError::not_found("policy", name))?
+            .try_into()
+    }
+
+    pub async fn list_policies(&self) -> Result<Vec<Policy>, StoreError> {
+        let items: Vec<PolicyRow> = on_reader!(self, pool => {
+            sqlx::query_as("SELECT name, document, created_at, updated_at FROM policies ORDER BY name")
+                .fetch_all(pool)
+                .await?
+        });
+        rows(items)
+    }
+
+    /// Deletes a policy and its attachments. Returns whether it existed.
+    pub async fn delete_policy(&self, name: &str) -> Result<bool, StoreError> {
+        let done = on_writer!(self, pool => {
+            sqlx::query("DELETE FROM policies WHERE name = $1").bind(name).execute(pool).await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Attaches a policy to a user (idempotent). [`StoreError::NotFound`] if either is missing.
+    pub async fn attach_policy(&self, user: &str, policy: &str) -> Result<(), StoreError> {
+        on_writer!(self, pool => {
+            sqlx::query(
+                "INSERT INTO user_policies (user_name, policy_name) VALUES ($1, $2) \
+                 ON CONFLICT (user_name, policy_name) DO NOTHING",
+            )
+            .bind(user)
+            .bind(policy)
+            .execute(pool)
+            .await
+            .map_err(|e| {
+                if is_foreign_key_violation(&e) {
+                    StoreError::not_found("user or policy", format!("{user}/{policy}"))
+                } else {
+                    StoreError::Database(e)
+                }
+            })?;
+        });
+        Ok(())
+    }
+
+    /// Returns whether the policy was attached.
+    pub async fn detach_policy(&self, user: &str, policy: &str) -> Result<bool, StoreError> {
+        let done = on_writer!(self, pool => {
+            sqlx::query("DELETE FROM user_policies WHERE user_name = $1 AND policy_name = $2")
+                .bind(user)
+                .bind(policy)
+                .execute(pool)
+                .await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// The policies attached to a user, by name.
+    pub async fn user_policies(&self, user: &str) -> Result<Vec<Policy>, StoreError> {
+        let items: Vec<PolicyRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT p.name, p.document, p.created_at, p.updated_at FROM policies p \
+                 JOIN user_policies up ON up.policy_name = p.name \
+                 WHERE up.user_name = $1 ORDER BY p.name",
+            )
+            .bind(user)
+            .fetch_all(pool)
+            .await?
+        });
+        rows(items)
+    }
+}

@@ -1,0 +1,532 @@
+//! [`Store`]: one API over the SQLite and PostgreSQL backends.
+//!
+//! Every query is written once, with `$N` placeholders, and compiled for each backend by the
+//! `on_writer!`/`on_reader!` macros (sqlx's query builders are generic, but their trait bounds
+//! are not worth spelling out). Only work claiming differs (`FOR UPDATE SKIP LOCKED`).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::Value;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::types::Json;
+
+use crate::crypto::{Cipher, EncryptionKey, Sensitive};
+use crate::error::{StoreError, is_foreign_key_violation, is_unique_violation};
+use crate::model::*;
+
+/// The SQLite database file inside a data directory.
+pub const SQLITE_FILE_NAME: &str = "edas.sqlite3";
+/// The encryption key file inside a data directory.
+pub const KEY_FILE_NAME: &str = "store.key";
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+const KEY_CHECK: &str = "key_check";
+const KEY_CHECK_PLAINTEXT: &[u8] = b"edas-store key check v1";
+/// Max connections of the PostgreSQL pool (per process).
+const PG_POOL_SIZE: u32 = 8;
+/// Readers of the SQLite database (WAL lets them run beside the single writer).
+const SQLITE_READERS: u32 = 4;
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The durable state of edasd. Cheap to clone (all clones share the pools); `Send + Sync`, so
+/// it can also be held in an `Arc` and shared across tasks.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+    cipher: Cipher,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Backend {
+    Sqlite(SqliteBackend),
+    Postgres(PgPool),
+}
+
+struct SqliteBackend {
+    /// One connection: every write is serialized in-process, so no write transaction ever
+    /// needs a lock upgrade (SQLITE_BUSY).
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+/// Runs `$body` with `$pool` bound to the pool that writes: the single SQLite writer
+/// connection, or the PostgreSQL pool. The body is compiled once per backend.
+macro_rules! on_writer {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store.backend.as_ref() {
+            Backend::Sqlite(sqlite) => {
+                let $pool = &sqlite.writer;
+                $body
+            }
+            Backend::Postgres(pg) => {
+                let $pool = pg;
+                $body
+            }
+        }
+    };
+}
+
+/// Like `on_writer!`, with the SQLite reader pool.
+macro_rules! on_reader {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store.backend.as_ref() {
+            Backend::Sqlite(sqlite) => {
+                let $pool = &sqlite.reader;
+                $body
+            }
+            Backend::Postgres(pg) => {
+                let $pool = pg;
+                $body
+            }
+        }
+    };
+}
+
+/// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite (takes the write lock up front, so
+/// another process, e.g. a backup, can only make it wait, never fail halfway), plain `BEGIN` on
+/// PostgreSQL.
+trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+/// Inserts an audit record through `$executor` (a transaction or a pool, of either backend).
+macro_rules! insert_audit {
+    ($executor:expr, $entry:expr, $at:expr) => {{
+        let entry: &AuditEntry = $entry;
+        sqlx::query(INSERT_AUDIT)
+            .bind($at)
+            .bind(&entry.actor)
+            .bind(&entry.action)
+            .bind(&entry.resource)
+            .bind(&entry.app_id)
+            .bind(&entry.request_id)
+            .bind(Json(&entry.detail))
+            .execute($executor)
+            .await
+    }};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Column lists of the row structs in `rows`.
+
+macro_rules! app_cols {
+    () => {
+        "id, name, region_id, namespace_id, cluster_id, k8s_namespace, current_revision, state, \
+         spec, created_at, updated_at, deleted"
+    };
+}
+
+macro_rules! co_cols {
+    () => {
+        "id, app_id, co_type, status, version, revision, state, description, created_at, \
+         updated_at, finished_at, lease_owner, lease_expires_at"
+    };
+}
+
+macro_rules! audit_cols {
+    () => {
+        "id, at, actor, action, resource, app_id, request_id, detail"
+    };
+}
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+/// `t` at the precision the store keeps (milliseconds), so returned records equal re-read ones.
+fn truncate(t: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
+}
+
+fn from_ms(value: i64, what: &'static str) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millisecond(value).map_err(|e| StoreError::Corrupt {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+fn duration_ms(d: Duration, field: &'static str) -> Result<i64, StoreError> {
+    i64::try_from(d.as_millis()).map_err(|_| StoreError::InvalidInput {
+        field,
+        reason: "duration is too large".into(),
+    })
+}
+
+fn plus(now: Timestamp, d: Duration, field: &'static str) -> Result<i64, StoreError> {
+    ms(now)
+        .checked_add(duration_ms(d, field)?)
+        .ok_or_else(|| StoreError::InvalidInput {
+            field,
+            reason: "now + duration overflows".into(),
+        })
+}
+
+fn rows<R, T>(raw: Vec<R>) -> Result<Vec<T>, StoreError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    raw.into_iter().map(T::try_from).collect()
+}
+
+/// Validates a page request; returns `(limit, offset)`.
+fn limit_offset(page: PageRequest) -> Result<(i64, i64), StoreError> {
+    if page.number == 0 {
+        return Err(StoreError::InvalidInput {
+            field: "page number",
+            reason: "pages count from 1".into(),
+        });
+    }
+    if page.size == 0 || page.size > PageRequest::MAX_SIZE {
+        return Err(StoreError::InvalidInput {
+            field: "page size",
+            reason: format!(
+                "must be between 1 and {}, got {}",
+                PageRequest::MAX_SIZE,
+                page.size
+            ),
+        });
+    }
+    let size = i64::from(page.size);
+    Ok((size, (i64::from(page.number) - 1) * size))
+}
+
+fn page_of<T>(items: Vec<T>, total: i64, page: PageRequest) -> Page<T> {
+    Page {
+        items,
+        total: u64::try_from(total).unwrap_or(0),
+        number: page.number,
+        size: page.size,
+    }
+}
+
+fn non_empty(value: &str, field: &'static str) -> Result<(), StoreError> {
+    if value.is_empty() {
+        return Err(StoreError::InvalidInput {
+            field,
+            reason: "must not be empty".into(),
+        });
+    }
+    Ok(())
+}
+
+fn secret_context(cluster_id: &str, k8s_namespace: &str, name: &str) -> String {
+    format!("secret:{cluster_id}/{k8s_namespace}/{name}")
+}
+
+fn access_key_context(id: &str) -> String {
+    format!("access_key:{id}")
+}
+
+fn map_conflict(e: sqlx::Error, entity: &'static str, id: &str, reason: &str) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::conflict(entity, id, reason)
+    } else {
+        StoreError::Database(e)
+    }
+}
+
+const INSERT_AUDIT: &str = "INSERT INTO audit (at, actor, action, resource, app_id, request_id, \
+                            detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+const INSERT_CHANGE_ORDER: &str = "INSERT INTO change_orders (id, app_id, co_type, status, \
+     version, revision, state, description, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $8)";
+
+const ACTIVE_CHANGE_ORDER_ID: &str =
+    "SELECT id FROM change_orders WHERE app_id = $1 AND finished_at IS NULL";
+
+fn new_change_order(
+    co: NewChangeOrder,
+    app_id: &str,
+    revision: Option<i64>,
+    now: Timestamp,
+) -> ChangeOrder {
+    ChangeOrder {
+        id: co.id,
+        app_id: app_id.to_owned(),
+        co_type: co.co_type,
+        status: co.status,
+        version: 1,
+        revision,
+        state: co.state,
+        description: co.description,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        lease: None,
+    }
+}
+
+fn validate_change_order(co: &NewChangeOrder) -> Result<(), StoreError> {
+    non_empty(&co.id, "change order id")?;
+    non_empty(&co.co_type, "change order type")
+}
+// ---------------------------------------------------------------------------------------------
+
+impl Store {
+    /// Opens (creating and migrating if needed) the store at `location`:
+    /// - `postgres://…` or `postgresql://…`: a PostgreSQL database (URL parameters such as
+    ///   `options=-c search_path=…` are honoured);
+    /// - `sqlite://PATH` (sqlx's SQLite URL syntax): that database file, created if missing;
+    /// - anything else: a data directory (created, mode 0700) holding [`SQLITE_FILE_NAME`].
+    ///
+    /// `key` seals access-key secrets and Secret data; the database remembers a check value of
+    /// the first key and refuses another ([`StoreError::WrongKey`]). A database migrated by a
+    /// newer binary is refused ([`StoreError::SchemaTooNew`]).
+    pub async fn open(location: &str, key: &EncryptionKey) -> Result<Store, StoreError> {
+        let location = location.trim();
+        non_empty(location, "store location")?;
+        let backend =
+            if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+                Backend::Postgres(open_postgres(location).await?)
+            } else if location.starts_with("sqlite:") {
+                if location.contains(":memory:") || location.contains("mode=memory") {
+                    return Err(StoreError::InvalidInput {
+                        field: "store location",
+                        reason: "an in-memory SQLite database is not durable; give a file".into(),
+                    });
+                }
+                let options = SqliteConnectOptions::from_str(location)?;
+                Backend::Sqlite(open_sqlite(options).await?)
+            } else {
+                let dir = Path::new(location);
+                create_private_dir(dir)?;
+                let options = SqliteConnectOptions::new().filename(dir.join(SQLITE_FILE_NAME));
+                Backend::Sqlite(open_sqlite(options).await?)
+            };
+        let store = Store {
+            backend: Arc::new(backend),
+            cipher: Cipher::new(key),
+        };
+        if let Err(e) = store.check_key().await {
+            store.close().await;
+            return Err(e);
+        }
+        Ok(store)
+    }
+
+    /// Opens the SQLite store of a data directory, with the key in its [`KEY_FILE_NAME`]
+    /// (created on first use, mode 0600).
+    pub async fn open_data_dir(dir: &Path) -> Result<Store, StoreError> {
+        create_private_dir(dir)?;
+        let key = EncryptionKey::load_or_create(&dir.join(KEY_FILE_NAME))?;
+        let location = dir.to_str().ok_or_else(|| StoreError::InvalidInput {
+            field: "data directory",
+            reason: format!("{} is not valid UTF-8", dir.display()),
+        })?;
+        if location.starts_with("sqlite:") || location.starts_with("postgres") {
+            return Err(StoreError::InvalidInput {
+                field: "data directory",
+                reason: format!("{location:?} looks like a URL, not a directory"),
+            });
+        }
+        Self::open(location, &key).await
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend.as_ref() {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes every connection (waits for checked-out ones). Other clones become unusable.
+    pub async fn close(&self) {
+        match self.backend.as_ref() {
+            Backend::Sqlite(s) => {
+                s.reader.close().await;
+                s.writer.close().await;
+            }
+            Backend::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// Stores a sealed check value on first open; later opens must decrypt it.
+    async fn check_key(&self) -> Result<(), StoreError> {
+        let sealed = self
+            .cipher
+            .seal("store_meta:key_check", KEY_CHECK_PLAINTEXT)?;
+        let stored: Vec<u8> = on_writer!(self, pool => {
+            sqlx::query(
+                "INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(KEY_CHECK)
+            .bind(&sealed)
+            .execute(pool)
+            .await?;
+            sqlx::query_scalar("SELECT value FROM store_meta WHERE key = $1")
+                .bind(KEY_CHECK)
+                .fetch_one(pool)
+                .await?
+        });
+        match self.cipher.open("store_meta:key_check", &stored) {
+            Ok(plain) if plain == KEY_CHECK_PLAINTEXT => Ok(()),
+            _ => Err(StoreError::WrongKey),
+        }
+    }
+}
+
+fn active_conflict(app_id: &str, active: &str) -> StoreError {
+    StoreError::conflict(
+        "application",
+        app_id,
+        format!("change order {active} is still in progress"),
+    )
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqliteBackend, StoreError> {
+    let options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    if let Err(e) = migrate(&writer, &SQLITE_MIGRATOR).await {
+        writer.close().await;
+        return Err(e);
+    }
+    let reader = SqlitePoolOptions::new()
+        .max_connections(SQLITE_READERS)
+        .connect_with(options.create_if_missing(false))
+        .await?;
+    Ok(SqliteBackend { writer, reader })
+}
+
+async fn open_postgres(url: &str) -> Result<PgPool, StoreError> {
+    let options = PgConnectOptions::from_str(url)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(PG_POOL_SIZE)
+        .connect_with(options)
+        .await?;
+    if let Err(e) = migrate(&pool, &POSTGRES_MIGRATOR).await {
+        pool.close().await;
+        return Err(e);
+    }
+    Ok(pool)
+}
+
+/// Refuses a schema newer than this binary's migrations, then applies the missing ones.
+async fn migrate<P>(pool: &P, migrator: &'static Migrator) -> Result<(), StoreError>
+where
+    P: SchemaVersion,
+{
+    let supported = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(found) = pool.applied_schema_version().await?
+        && found > supported
+    {
+        return Err(StoreError::SchemaTooNew { found, supported });
+    }
+    pool.run_migrations(migrator).await
+}
+
+trait SchemaVersion {
+    async fn applied_schema_version(&self) -> Result<Option<i64>, StoreError>;
+    async fn run_migrations(&self, migrator: &'static Migrator) -> Result<(), StoreError>;
+}
+
+impl SchemaVersion for SqlitePool {
+    async fn applied_schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(self)
+        .await?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        Ok(
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+                .fetch_one(self)
+                .await?,
+        )
+    }
+
+    async fn run_migrations(&self, migrator: &'static Migrator) -> Result<(), StoreError> {
+        Ok(migrator.run(self).await?)
+    }
+}
+
+impl SchemaVersion for PgPool {
+    async fn applied_schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(self)
+            .await?;
+        if !exists {
+            return Ok(None);
+        }
+        Ok(
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+                .fetch_one(self)
+                .await?,
+        )
+    }
+
+    async fn run_migrations(&self, migrator: &'static Migrator) -> Result<(), StoreError> {
+        Ok(migrator.run(self).await?)
+    }
+}
+
+mod applications;
+mod audit;
+mod change_orders;
+mod identity;
+mod maintenance;
+mod resources;
+mod rows;
+
+pub use maintenance::restore_sqlite_backup;
+use rows::*;

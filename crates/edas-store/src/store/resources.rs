@@ -1,0 +1,254 @@
+//! Clusters, and the ConfigMaps and (encrypted) Secrets kept for the local runtime.
+
+use super::*;
+
+impl Store {
+    /// Inserts or replaces a cluster (`created_at` of an existing one is kept).
+    pub async fn put_cluster(&self, cluster: &Cluster) -> Result<(), StoreError> {
+        non_empty(&cluster.id, "cluster id")?;
+        on_writer!(self, pool => {
+            sqlx::query(
+                "INSERT INTO clusters (id, name, region_id, cluster_type, config, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                 region_id = excluded.region_id, cluster_type = excluded.cluster_type, \
+                 config = excluded.config, updated_at = excluded.updated_at",
+            )
+            .bind(&cluster.id)
+            .bind(&cluster.name)
+            .bind(&cluster.region_id)
+            .bind(&cluster.cluster_type)
+            .bind(Json(&cluster.config))
+            .bind(ms(cluster.created_at))
+            .bind(ms(cluster.updated_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_cluster(&self, id: &str) -> Result<Cluster, StoreError> {
+        let row: Option<ClusterRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, name, region_id, cluster_type, config, created_at, updated_at \
+                 FROM clusters WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or_else(|| StoreError::not_found("cluster", id))?
+            .try_into()
+    }
+
+    pub async fn list_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
+        let items: Vec<ClusterRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, name, region_id, cluster_type, config, created_at, updated_at \
+                 FROM clusters ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        rows(items)
+    }
+
+    /// Returns whether the cluster existed.
+    pub async fn delete_cluster(&self, id: &str) -> Result<bool, StoreError> {
+        let done = on_writer!(self, pool => {
+            sqlx::query("DELETE FROM clusters WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Inserts or replaces a ConfigMap (`created_at` of an existing one is kept).
+    pub async fn put_config_map(&self, config_map: &ConfigMap) -> Result<(), StoreError> {
+        non_empty(&config_map.name, "config map name")?;
+        on_writer!(self, pool => {
+            sqlx::query(
+                "INSERT INTO config_maps (cluster_id, k8s_namespace, name, data, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (cluster_id, k8s_namespace, name) DO UPDATE SET \
+                 data = excluded.data, updated_at = excluded.updated_at",
+            )
+            .bind(&config_map.cluster_id)
+            .bind(&config_map.k8s_namespace)
+            .bind(&config_map.name)
+            .bind(Json(&config_map.data))
+            .bind(ms(config_map.created_at))
+            .bind(ms(config_map.updated_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_config_map(
+        &self,
+        cluster_id: &str,
+        k8s_namespace: &str,
+        name: &str,
+    ) -> Result<ConfigMap, StoreError> {
+        let row: Option<ConfigMapRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT cluster_id, k8s_namespace, name, data, created_at, updated_at \
+                 FROM config_maps WHERE cluster_id = $1 AND k8s_namespace = $2 AND name = $3",
+            )
+            .bind(cluster_id)
+            .bind(k8s_namespace)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or_else(|| {
+            StoreError::not_found("config map", format!("{cluster_id}/{k8s_namespace}/{name}"))
+        })?
+        .try_into()
+    }
+
+    /// The ConfigMaps of one Kubernetes namespace of a cluster, by name.
+    pub async fn list_config_maps(
+        &self,
+        cluster_id: &str,
+        k8s_namespace: &str,
+    ) -> Result<Vec<ConfigMap>, StoreError> {
+        let items: Vec<ConfigMapRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT cluster_id, k8s_namespace, name, data, created_at, updated_at \
+                 FROM config_maps WHERE cluster_id = $1 AND k8s_namespace = $2 ORDER BY name",
+            )
+            .bind(cluster_id)
+            .bind(k8s_namespace)
+            .fetch_all(pool)
+            .await?
+        });
+        rows(items)
+    }
+
+    pub async fn delete_config_map(
+        &self,
+        cluster_id: &str,
+        k8s_namespace: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let done = on_writer!(self, pool => {
+            sqlx::query(
+                "DELETE FROM config_maps WHERE cluster_id = $1 AND k8s_namespace = $2 \
+                 AND name = $3",
+            )
+            .bind(cluster_id)
+            .bind(k8s_namespace)
+            .bind(name)
+            .execute(pool)
+            .await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Inserts or replaces a Secret; its data is encrypted before it leaves this process.
+    pub async fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {
+        non_empty(&secret.name, "secret name")?;
+        let context = secret_context(&secret.cluster_id, &secret.k8s_namespace, &secret.name);
+        let plain =
+            serde_json::to_vec(secret.data.expose()).map_err(|e| StoreError::InvalidInput {
+                field: "secret data",
+                reason: e.to_string(),
+            })?;
+        let sealed = self.cipher.seal(&context, &plain)?;
+        on_writer!(self, pool => {
+            sqlx::query(
+                "INSERT INTO secrets (cluster_id, k8s_namespace, name, data_encrypted, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (cluster_id, k8s_namespace, name) DO UPDATE SET \
+                 data_encrypted = excluded.data_encrypted, updated_at = excluded.updated_at",
+            )
+            .bind(&secret.cluster_id)
+            .bind(&secret.k8s_namespace)
+            .bind(&secret.name)
+            .bind(&sealed)
+            .bind(ms(secret.created_at))
+            .bind(ms(secret.updated_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_secret(
+        &self,
+        cluster_id: &str,
+        k8s_namespace: &str,
+        name: &str,
+    ) -> Result<SecretRecord, StoreError> {
+        let row: Option<SecretRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT cluster_id, k8s_namespace, name, data_encrypted, created_at, updated_at \
+                 FROM secrets WHERE cluster_id = $1 AND k8s_namespace = $2 AND name = $3",
+            )
+            .bind(cluster_id)
+            .bind(k8s_namespace)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+        });
+        let row = row.ok_or_else(|| {
+            StoreError::not_found("secret", format!("{cluster_id}/{k8s_namespace}/{name}"))
+        })?;
+        self.open_secret(row)
+    }
+
+    /// The Secrets of one Kubernetes namespace of a cluster, by name, decrypted.
+    pub async fn list_secrets(
+        &self,
+        cluster_id: &str,
+        k8s_namespace: &str,
+    ) -> Result<Vec<SecretRecord>, StoreError> {
+        let items: Vec<SecretRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT cluster_id, k8s_namespace, name, data_encrypted, created_at, updated_at \
+                 FROM secrets WHERE cluster_id = $1 AND k8s_namespace = $2 ORDER BY name",
+            )
+            .bind(cluster_id)
+            .bind(k8s_namespace)
+            .fetch_all(pool)
+            .await?
+        });
+        items.into_iter().map(|row| self.open_secret(row)).collect()
+    }
+
+    fn open_secret(&self, row: SecretRow) -> Result<SecretRecord, StoreError> {
+        let context = secret_context(&row.cluster_id, &row.k8s_namespace, &row.name);
+        let plain = self.cipher.open(&context, &row.data_encrypted)?;
+        let data: Value = serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt {
+            what: "secrets.data",
+            reason: e.to_string(),
+        })?;
+        Ok(SecretRecord {
+            cluster_id: row.cluster_id,
+            k8s_namespace: row.k8s_namespace,
+            name: row.name,
+            data: Sensitive::new(data),
+            created_at: from_ms(row.created_at, "secrets.created_at")?,
+            updated_at: from_ms(row.updated_at, "secrets.updated_at")?,
+        })
+    }
+
+    pub async fn delete_secret(
+        &self,
+        cluster_id: &str,
+        k8s_namespace: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let done = on_writer!(self, pool => {
+            sqlx::query(
+                "DELETE FROM secrets WHERE cluster_id = $1 AND k8s_namespace = $2 AND name = $3",
+            )
+            .bind(cluster_id)
+            .bind(k8s_namespace)
+            .bind(name)
+            .execute(pool)
+            .await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+}
