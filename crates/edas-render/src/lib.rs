@@ -115,6 +115,24 @@ pub enum RenderError {
     Yaml(String),
 }
 
+impl RenderError {
+    /// The wire parameter to change, when one parameter is at fault (for the EDAS error body).
+    pub fn parameter(&self) -> Option<&'static str> {
+        match self {
+            RenderError::NoArtifact { .. } => Some("ImageUrl"),
+            RenderError::PackageNotReachable { .. } => Some("PackageUrl"),
+            RenderError::AppName(_) => Some("AppName"),
+            RenderError::DuplicateEnv { .. } => Some("Envs"),
+            RenderError::LogDir(_) => Some("SlsConfigs"),
+            RenderError::Revision { .. }
+            | RenderError::DuplicateContainer(_)
+            | RenderError::MountPath(_)
+            | RenderError::Replicas(_)
+            | RenderError::Yaml(_) => None,
+        }
+    }
+}
+
 /// The Kubernetes objects of one revision.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rendered {

@@ -1,0 +1,3 @@
+//! The command groups of `edasctl`, one module each.
+
+pub mod render;
