@@ -14,6 +14,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub mod fake;
+
 use edas_spec::AppSpec;
 use tokio::sync::broadcast;
 
@@ -34,8 +36,9 @@ pub struct Target {
 /// What a runtime reports about one revision of one application.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RevisionState {
-    /// Instances that are ready (passing readiness, past `min_ready_seconds` where the runtime
-    /// applies it, and past the lossless registration delay/warm-up when those gate readiness).
+    /// Instances that are ready: passing their readiness probe (or started, without one). Plain
+    /// readiness only: the release engine itself applies `min_ready_seconds` and the lossless
+    /// registration delay and warm-up, so a runtime must not wait for them as well.
     pub ready: u32,
     /// Instances that exist, ready or not, not yet stopped.
     pub total: u32,
@@ -87,13 +90,25 @@ pub enum RuntimeError {
 pub trait Runtime: Send + Sync + 'static {
     /// Makes exactly `replicas` instances of `target` exist: starts the missing ones, or stops
     /// surplus ones (not-ready ones first, gracefully). Idempotent.
-    fn set_replicas(&self, target: &Target, replicas: u32) -> BoxFuture<'_, Result<(), RuntimeError>>;
+    fn set_replicas(
+        &self,
+        target: &Target,
+        replicas: u32,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>>;
 
     /// Replaces the instances of a revision the runtime gave up on (used by a retry).
-    fn recreate_failed(&self, app_id: &str, revision: &str) -> BoxFuture<'_, Result<(), RuntimeError>>;
+    fn recreate_failed(
+        &self,
+        app_id: &str,
+        revision: &str,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>>;
 
     /// How a revision is now. A revision that has no instances reports zeros.
-    fn observe(&self, app_id: &str, revision: &str) -> BoxFuture<'_, Result<RevisionState, RuntimeError>>;
+    fn observe(
+        &self,
+        app_id: &str,
+        revision: &str,
+    ) -> BoxFuture<'_, Result<RevisionState, RuntimeError>>;
 
     /// The revisions of an application that have instances (so a resumed engine can find
     /// leftovers and a deleted application can be cleaned up).

@@ -1,0 +1,622 @@
+//! One task per claimed change order: step, persist, act; react to runtime events, timers and
+//! control calls; renew the lease; give it back when done or shutting down.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use edas_release::{
+    ChangeKind, ChangeOrder, Effect, EpochMillis, Input, InstanceEntry, Observation, RevisionId,
+    Status, Timer,
+};
+use edas_runtime::{Runtime, Target};
+use edas_spec::AppSpec;
+use edas_store::{StoreError, Transition};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::{DriverMsg, Inner, RevisionDoc, audit, mapping};
+
+/// What a control call did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControlOutcome {
+    /// The change order's status afterwards.
+    pub status: i32,
+    /// The rollback change order it started, if any.
+    pub rollback_change_order: Option<String>,
+}
+
+/// Why a control call was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No such change order (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The input does not apply to the order's state (HTTP 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The order moved on concurrently, or another process drives it (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage or runtime failure (HTTP 500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ControlError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { entity, id } => {
+                ControlError::NotFound(format!("{entity} {id} does not exist"))
+            }
+            e @ (StoreError::Stale { .. }
+            | StoreError::Conflict { .. }
+            | StoreError::LeaseNotHeld { .. }) => ControlError::Conflict(e.to_string()),
+            StoreError::Finished { id } => {
+                ControlError::Invalid(format!("change order {id} is finished"))
+            }
+            other => ControlError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Whether the store should consider the order finished: success and termination are final;
+/// a failed order stays open for RetryChangeOrderTask until a newer change supersedes it.
+fn store_finished(status: Status) -> bool {
+    !(status.is_active() || status.is_failure())
+}
+
+struct Driver {
+    inner: Arc<Inner>,
+    id: String,
+    app_id: String,
+    version: i64,
+    order: ChangeOrder,
+    runtime: Arc<dyn Runtime>,
+    specs: HashMap<String, Arc<AppSpec>>,
+    timers: BTreeMap<Timer, EpochMillis>,
+    last_seen: HashMap<String, (u32, u32, Option<String>, Vec<InstanceEntry>)>,
+    lost: bool,
+}
+
+pub(crate) async fn drive(
+    inner: Arc<Inner>,
+    record: edas_store::ChangeOrder,
+    mut rx: mpsc::UnboundedReceiver<DriverMsg>,
+) {
+    let id = record.id.clone();
+    let app_id = record.app_id.clone();
+    match Driver::load(inner.clone(), record).await {
+        Ok(mut d) => d.run(&mut rx).await,
+        Err(error) => {
+            tracing::error!(message = "Cannot drive change order.", change_order = %id, %error)
+        }
+    }
+    {
+        let mut drivers = inner.drivers.lock().unwrap_or_else(|p| p.into_inner());
+        if drivers.get(&app_id).is_some_and(|(o, _)| *o == id) {
+            drivers.remove(&app_id);
+        }
+    }
+    // Drain control calls that raced with the end of the driver: answer them from the store.
+    rx.close();
+    while let Some(DriverMsg::Control {
+        input,
+        actor,
+        request_id,
+        reply,
+    }) = rx.recv().await
+    {
+        let _ = reply.send(direct(&inner, &id, input, &actor, &request_id).await);
+    }
+}
+
+impl Driver {
+    async fn load(inner: Arc<Inner>, record: edas_store::ChangeOrder) -> Result<Driver, String> {
+        let order: ChangeOrder = serde_json::from_value(record.state.clone())
+            .map_err(|e| format!("stored state: {e}"))?;
+        let app = inner
+            .store
+            .get_application(&record.app_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let runtime = inner
+            .runtimes
+            .get(&app.cluster_id)
+            .cloned()
+            .ok_or_else(|| format!("no runtime for cluster {}", app.cluster_id))?;
+        let timers = order.armed_timers().into_iter().collect();
+        Ok(Driver {
+            inner,
+            id: record.id,
+            app_id: record.app_id,
+            version: record.version,
+            order,
+            runtime,
+            specs: HashMap::new(),
+            timers,
+            last_seen: HashMap::new(),
+            lost: false,
+        })
+    }
+
+    async fn run(&mut self, rx: &mut mpsc::UnboundedReceiver<DriverMsg>) {
+        // Start a new order; resume one a previous process left in flight.
+        let first = if self.order.status() == Status::Ready {
+            self.step(Input::Start, "system", "").await.map(|_| ())
+        } else {
+            let fx = self.order.resume_effects(self.inner.clock.now());
+            self.execute(fx).await;
+            self.observe_all().await;
+            Ok(())
+        };
+        if let Err(error) = first {
+            tracing::warn!(message = "Starting a change order failed.", change_order = %self.id, %error);
+        }
+        if self.order.status() == Status::Ready {
+            // The start could not even be persisted; another process will retry it.
+            return;
+        }
+        let renew_every = self.inner.config.lease / 3;
+        let mut renew =
+            tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+        while !self.lost && store_active(self.order.status()) {
+            let next_timer = self
+                .timers
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(t, at)| (*t, *at));
+            let sleep_until = next_timer.map(|(_, at)| self.inner.clock.instant_at(at));
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => {
+                    let _ = self.inner.store.release_lease(&self.id, &self.inner.config.worker_id).await;
+                    return;
+                }
+                msg = rx.recv() => match msg {
+                    None => return,
+                    Some(DriverMsg::Runtime) => self.observe_all().await,
+                    Some(DriverMsg::Control { input, actor, request_id, reply }) => {
+                        let r = self.step(input, &actor, &request_id).await;
+                        let _ = reply.send(r);
+                    }
+                },
+                _ = tokio::time::sleep_until(sleep_until.unwrap_or_else(tokio::time::Instant::now)), if sleep_until.is_some() => {
+                    if let Some((timer, _)) = next_timer {
+                        self.timers.remove(&timer);
+                        if let Err(error) = self.step(Input::TimerFired(timer), "system", "").await {
+                            tracing::warn!(message = "Timer step refused.", change_order = %self.id, %error);
+                        }
+                    }
+                }
+                _ = renew.tick() => {
+                    let now = self.inner.clock.timestamp();
+                    if let Err(error) = self.inner.store.renew_lease(&self.id, &self.inner.config.worker_id, self.inner.config.lease, now).await {
+                        tracing::warn!(message = "Lost the lease of a change order; another process drives it now.", change_order = %self.id, %error);
+                        return;
+                    }
+                }
+            }
+        }
+        if !self.lost {
+            let _ = self
+                .inner
+                .store
+                .release_lease(&self.id, &self.inner.config.worker_id)
+                .await;
+        }
+    }
+
+    /// Steps the machine with `input` and everything it leads to: persist, then act.
+    async fn step(
+        &mut self,
+        input: Input,
+        actor: &str,
+        request_id: &str,
+    ) -> Result<ControlOutcome, ControlError> {
+        let mut queue = VecDeque::from([input]);
+        let mut rollback = None;
+        let mut first = true;
+        while let Some(input) = queue.pop_front() {
+            let now = self.inner.clock.now();
+            let mut next = self.order.clone();
+            let label = input_label(&input);
+            let fx = match next.step(input, now) {
+                Ok(fx) => fx,
+                Err(e) if first => return Err(ControlError::Invalid(e.to_string())),
+                Err(e) => {
+                    tracing::warn!(message = "Follow-up step refused.", change_order = %self.id, error = %e);
+                    continue;
+                }
+            };
+            first = false;
+            if next == self.order && fx.is_empty() {
+                continue;
+            }
+            let new_rollback = fx.iter().find_map(|e| match e {
+                Effect::StartRollback(o) => Some((**o).clone()),
+                _ => None,
+            });
+            self.persist(&next, actor, request_id, label).await?;
+            if let Some(r) = new_rollback {
+                start_rollback(&self.inner, &self.app_id, &r, actor, request_id).await?;
+                rollback = Some(r.id().to_owned());
+            }
+            let failures = self.execute(fx).await;
+            queue.extend(failures);
+        }
+        if !store_active(self.order.status()) {
+            self.finish().await;
+        }
+        Ok(ControlOutcome {
+            status: self.order.status().code(),
+            rollback_change_order: rollback,
+        })
+    }
+
+    async fn persist(
+        &mut self,
+        next: &ChangeOrder,
+        actor: &str,
+        request_id: &str,
+        label: &str,
+    ) -> Result<(), ControlError> {
+        let status = next.status();
+        let finished = store_finished(status);
+        let success = status == Status::Success;
+        let (app_state, delete_app) = match (next.kind(), status) {
+            (ChangeKind::Delete, Status::Success) => (None, true),
+            (ChangeKind::Stop, Status::Success) => (Some("STOPPED".to_owned()), false),
+            (_, s) if success || s == Status::Terminated || s.is_failure() => {
+                (Some("RUNNING".to_owned()), false)
+            }
+            (_, Status::InProgress) if self.order.status() == Status::Ready => {
+                (Some("DEPLOYING".to_owned()), false)
+            }
+            _ => (None, false),
+        };
+        let transition = Transition {
+            status: status.code(),
+            state: serde_json::to_value(next).map_err(|e| ControlError::Internal(e.to_string()))?,
+            finished,
+            app_state,
+            delete_app,
+        };
+        let entry = audit(
+            actor,
+            "ChangeOrder.Transition",
+            &self.app_id,
+            request_id,
+            json!({"change_order": self.id, "input": label, "from": self.order.status().code(), "to": status.code()}),
+        );
+        match self
+            .inner
+            .store
+            .transition(
+                &self.id,
+                self.version,
+                transition,
+                entry,
+                self.inner.clock.timestamp(),
+            )
+            .await
+        {
+            Ok(v) => {
+                self.version = v;
+                self.order = next.clone();
+                Ok(())
+            }
+            Err(e @ (StoreError::Stale { .. } | StoreError::Finished { .. })) => {
+                // Someone else moved the order on (a takeover, or a supersede): stop driving it.
+                self.lost = true;
+                Err(ControlError::Conflict(e.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs effects in order; returns inputs that report failures to carry them out.
+    async fn execute(&mut self, fx: Vec<Effect>) -> Vec<Input> {
+        let mut follow = Vec::new();
+        for effect in fx {
+            match effect {
+                Effect::SetReplicas { revision, replicas } => match self.target(&revision).await {
+                    Ok(target) => {
+                        if let Err(e) = self.runtime.set_replicas(&target, replicas).await {
+                            follow.push(Input::SystemFailure {
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                    Err(reason) => follow.push(Input::SystemFailure { reason }),
+                },
+                Effect::RecreateFailed { revision } => {
+                    if let Err(e) = self
+                        .runtime
+                        .recreate_failed(&self.app_id, &revision.0)
+                        .await
+                    {
+                        follow.push(Input::SystemFailure {
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+                Effect::ArmTimer { timer, at } => {
+                    self.timers.insert(timer, at);
+                }
+                Effect::CancelTimer { timer } => {
+                    self.timers.remove(&timer);
+                }
+                Effect::Finished { .. } | Effect::StartRollback(_) => {}
+            }
+        }
+        follow
+    }
+
+    async fn target(&mut self, revision: &RevisionId) -> Result<Target, String> {
+        if let Some(spec) = self.specs.get(&revision.0) {
+            return Ok(Target {
+                app_id: self.app_id.clone(),
+                revision: revision.0.clone(),
+                spec: spec.clone(),
+            });
+        }
+        let number: i64 = revision
+            .0
+            .parse()
+            .map_err(|_| format!("revision id {revision} is not a number"))?;
+        let rev = self
+            .inner
+            .store
+            .get_revision(&self.app_id, number)
+            .await
+            .map_err(|e| e.to_string())?;
+        let doc =
+            RevisionDoc::from_value(&rev.spec).map_err(|e| format!("revision {number}: {e}"))?;
+        let spec = Arc::new(doc.spec);
+        self.specs.insert(revision.0.clone(), spec.clone());
+        Ok(Target {
+            app_id: self.app_id.clone(),
+            revision: revision.0.clone(),
+            spec,
+        })
+    }
+
+    /// Observes the revisions the order is about and steps on every change.
+    async fn observe_all(&mut self) {
+        let mut revisions = vec![self.order.to_revision().clone()];
+        if let Some(p) = self.order.previous()
+            && p.revision != revisions[0]
+        {
+            revisions.push(p.revision.clone());
+        }
+        for revision in revisions {
+            if !store_active(self.order.status()) || self.lost {
+                return;
+            }
+            let state = match self.runtime.observe(&self.app_id, &revision.0).await {
+                Ok(s) => s,
+                Err(error) => {
+                    tracing::warn!(message = "Observing a revision failed.", app_id = %self.app_id, %revision, %error);
+                    continue;
+                }
+            };
+            let instances: Vec<InstanceEntry> = state
+                .instances
+                .iter()
+                .map(|i| InstanceEntry {
+                    name: i.name.clone(),
+                    ip: i.ip.clone(),
+                    ready: i.ready,
+                    failed: i.failed.clone(),
+                })
+                .collect();
+            let seen = (
+                state.ready,
+                state.total,
+                state.failed.clone(),
+                instances.clone(),
+            );
+            if self.last_seen.get(&revision.0) == Some(&seen) {
+                continue;
+            }
+            self.last_seen.insert(revision.0.clone(), seen);
+            let obs = Observation {
+                revision: revision.clone(),
+                ready: state.ready.min(state.total),
+                total: state.total,
+                failed: state.failed,
+                instances,
+            };
+            if let Err(error) = self.step(Input::Observed(obs), "system", "").await {
+                tracing::debug!(message = "Observation not applied.", change_order = %self.id, %error);
+            }
+        }
+    }
+
+    /// After a successful release, instances of other revisions (left by an earlier failed
+    /// release) are stopped; a deleted application keeps none.
+    async fn finish(&mut self) {
+        if self.order.status() != Status::Success {
+            return;
+        }
+        let keep = if self.order.kind() == ChangeKind::Delete {
+            None
+        } else {
+            Some(self.order.to_revision().0.clone())
+        };
+        let Ok(revisions) = self.runtime.revisions(&self.app_id).await else {
+            return;
+        };
+        for rev in revisions {
+            if Some(&rev) == keep.as_ref() {
+                continue;
+            }
+            if let Ok(target) = self.target(&RevisionId(rev.clone())).await
+                && let Err(error) = self.runtime.set_replicas(&target, 0).await
+            {
+                tracing::warn!(message = "Stopping leftover instances failed.", app_id = %self.app_id, revision = %rev, %error);
+            }
+        }
+    }
+}
+
+fn store_active(status: Status) -> bool {
+    !store_finished(status)
+}
+
+fn input_label(input: &Input) -> &'static str {
+    match input {
+        Input::Start => "Start",
+        Input::Observed(_) => "Observed",
+        Input::TimerFired(_) => "TimerFired",
+        Input::Continue { .. } => "ContinuePipeline",
+        Input::Abort => "AbortChangeOrder",
+        Input::AbortAndRollback(_) => "AbortAndRollbackChangeOrder",
+        Input::Rollback(_) => "RollbackChangeOrder",
+        Input::Retry { .. } => "RetryChangeOrderTask",
+        Input::SystemFailure { .. } => "SystemFailure",
+    }
+}
+
+/// Stores a rollback change order (with a revision that restores the earlier spec) and wakes
+/// the claimer. Runs right after the order it rolls back was persisted as terminated.
+async fn start_rollback(
+    inner: &Arc<Inner>,
+    app_id: &str,
+    order: &ChangeOrder,
+    actor: &str,
+    request_id: &str,
+) -> Result<(), ControlError> {
+    let number: i64 = order.to_revision().0.parse().map_err(|_| {
+        ControlError::Internal(format!(
+            "revision id {} is not a number",
+            order.to_revision()
+        ))
+    })?;
+    let rev = inner.store.get_revision(app_id, number).await?;
+    let mut doc =
+        RevisionDoc::from_value(&rev.spec).map_err(|e| ControlError::Internal(e.to_string()))?;
+    doc.template_revision = order.to_revision().0.clone();
+    doc.spec.replicas = order.target_replicas();
+    doc.spec.stopped = false;
+    let (co_type, _) = mapping::co_type(order.kind());
+    let co = edas_store::NewChangeOrder {
+        id: order.id().to_owned(),
+        co_type: co_type.to_owned(),
+        status: order.status().code(),
+        state: serde_json::to_value(order).map_err(|e| ControlError::Internal(e.to_string()))?,
+        description: order.description().to_owned(),
+    };
+    let entry = audit(
+        actor,
+        "ChangeOrder.Rollback",
+        app_id,
+        request_id,
+        json!({"change_order": order.id(), "to_revision": number}),
+    );
+    inner
+        .store
+        .deploy(app_id, doc.to_value(), co, entry, inner.clock.timestamp())
+        .await?;
+    inner.wake_claimer();
+    Ok(())
+}
+
+/// A control call: through the driver when this process drives the order, else on the store.
+pub(crate) async fn control(
+    inner: &Arc<Inner>,
+    id: &str,
+    input: Input,
+    actor: &str,
+    request_id: &str,
+) -> Result<crate::ControlOutcome, ControlError> {
+    let record = inner.store.get_change_order(id).await?;
+    let sender = {
+        let drivers = inner.drivers.lock().unwrap_or_else(|p| p.into_inner());
+        drivers
+            .get(&record.app_id)
+            .filter(|(o, _)| o == id)
+            .map(|(_, tx)| tx.clone())
+    };
+    if let Some(tx) = sender {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let msg = DriverMsg::Control {
+            input: input.clone(),
+            actor: actor.to_owned(),
+            request_id: request_id.to_owned(),
+            reply,
+        };
+        if tx.send(msg).is_ok()
+            && let Ok(r) = rx.await
+        {
+            return r;
+        }
+    }
+    direct(inner, id, input, actor, request_id).await
+}
+
+/// Steps an order this process does not drive (finished, failed, or not yet claimed) with a
+/// compare-and-swap on the store, then wakes the claimer if it became active again.
+async fn direct(
+    inner: &Arc<Inner>,
+    id: &str,
+    input: Input,
+    actor: &str,
+    request_id: &str,
+) -> Result<crate::ControlOutcome, ControlError> {
+    let record = inner.store.get_change_order(id).await?;
+    if let Some(lease) = &record.lease
+        && lease.owner != inner.config.worker_id
+        && lease.expires_at > inner.clock.timestamp()
+    {
+        return Err(ControlError::Conflict(format!(
+            "change order {id} is being driven by another edasd process; try again shortly"
+        )));
+    }
+    let mut order: ChangeOrder =
+        serde_json::from_value(record.state).map_err(|e| ControlError::Internal(e.to_string()))?;
+    let before = order.status();
+    let label = input_label(&input);
+    let fx = order
+        .step(input, inner.clock.now())
+        .map_err(|e| ControlError::Invalid(e.to_string()))?;
+    let rollback = fx.iter().find_map(|e| match e {
+        Effect::StartRollback(o) => Some((**o).clone()),
+        _ => None,
+    });
+    if record.finished_at.is_none() {
+        let status = order.status();
+        let transition = Transition {
+            status: status.code(),
+            state: serde_json::to_value(&order)
+                .map_err(|e| ControlError::Internal(e.to_string()))?,
+            finished: store_finished(status),
+            app_state: (!store_active(status)).then(|| "RUNNING".to_owned()),
+            delete_app: false,
+        };
+        let entry = audit(
+            actor,
+            "ChangeOrder.Transition",
+            &record.app_id,
+            request_id,
+            json!({"change_order": id, "input": label, "from": before.code(), "to": status.code()}),
+        );
+        inner
+            .store
+            .transition(
+                id,
+                record.version,
+                transition,
+                entry,
+                inner.clock.timestamp(),
+            )
+            .await?;
+    }
+    if let Some(r) = &rollback {
+        start_rollback(inner, &record.app_id, r, actor, request_id).await?;
+    }
+    inner.wake_claimer();
+    Ok(crate::ControlOutcome {
+        status: order.status().code(),
+        rollback_change_order: rollback.map(|r| r.id().to_owned()),
+    })
+}

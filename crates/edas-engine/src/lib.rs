@@ -1,0 +1,626 @@
+//! The release engine: the async shell around the pure state machine of `edas-release`.
+//!
+//! Start with [`Engine`]. The API calls [`Engine::create_application`] and [`Engine::submit`]:
+//! each observes the runtime, builds a change order (`edas_release::ChangeOrder`), and stores
+//! it with the application's next revision in one transaction. The engine's loop claims stored
+//! change orders with a lease ([`edas_store::Store::claim_next`]) and drives each in its own
+//! task: every input (runtime event, timer, control call) is stepped through the machine, the new
+//! state is **persisted before** its effects run, and effects are idempotent, so a crash at any
+//! point is repaired on restart by re-issuing the stored order's effects. Nothing polls: runtime
+//! events, the user's own waits and timeouts (timers), and lease renewal wake the drivers.
+//!
+//! Revisions: the store numbers every revision; instances belong to a **template revision**,
+//! the number of the last revision that changed what instances run (not just how many). A
+//! scale, stop or start therefore resizes the serving revision instead of replacing instances.
+
+mod driver;
+pub mod mapping;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use edas_release::{ChangeOrder, EpochMillis, Input, Instances, NewOrder, RevisionId, plan};
+use edas_runtime::Runtime;
+use edas_spec::{AppSpec, Change, Operation, Violation, ViolationKind, Violations};
+use edas_store::{AuditEntry, NewApplication, NewChangeOrder, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+pub use driver::{ControlError, ControlOutcome};
+
+/// The stored document of a revision: the spec, and the template revision its instances are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RevisionDoc {
+    /// The revision whose instances run this spec (see the crate docs).
+    pub template_revision: String,
+    /// The complete application spec.
+    pub spec: AppSpec,
+}
+
+impl RevisionDoc {
+    /// Reads a stored document.
+    pub fn from_value(v: &Value) -> Result<RevisionDoc, serde_json::Error> {
+        RevisionDoc::deserialize(v)
+    }
+
+    /// The stored form.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// The runtimes, by cluster id.
+#[derive(Clone, Default)]
+pub struct Runtimes(HashMap<String, Arc<dyn Runtime>>);
+
+impl Runtimes {
+    /// No runtime yet.
+    pub fn new() -> Runtimes {
+        Runtimes::default()
+    }
+
+    /// Adds the runtime of a cluster.
+    pub fn with(mut self, cluster_id: &str, runtime: Arc<dyn Runtime>) -> Runtimes {
+        self.0.insert(cluster_id.to_owned(), runtime);
+        self
+    }
+
+    /// The runtime of a cluster.
+    pub fn get(&self, cluster_id: &str) -> Option<&Arc<dyn Runtime>> {
+        self.0.get(cluster_id)
+    }
+}
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// This process's worker id (unique among processes sharing a database).
+    pub worker_id: String,
+    /// How long a claim lasts without renewal; renewed every third of it.
+    pub lease: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            worker_id: format!("edasd-{}", uuid::Uuid::new_v4()),
+            lease: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The engine's clock: wall time that advances with tokio's clock, so paused-time tests move
+/// deadlines and timers together.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    wall: SystemTime,
+    base: tokio::time::Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            wall: SystemTime::now(),
+            base: tokio::time::Instant::now(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> EpochMillis {
+        let at = self.wall + self.base.elapsed();
+        EpochMillis(
+            at.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        )
+    }
+
+    pub(crate) fn timestamp(&self) -> jiff::Timestamp {
+        jiff::Timestamp::from_millisecond(self.now().0 as i64)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    /// The tokio instant at which the wall clock reads `at`.
+    pub(crate) fn instant_at(&self, at: EpochMillis) -> tokio::time::Instant {
+        let now = self.now().0;
+        tokio::time::Instant::now() + Duration::from_millis(at.0.saturating_sub(now))
+    }
+}
+
+/// An InsertK8sApplication to carry out.
+#[derive(Clone, Debug)]
+pub struct CreateApplication {
+    /// The new application's id.
+    pub app_id: String,
+    /// The installation's region.
+    pub region_id: String,
+    /// The EDAS namespace (the spec's, or the default).
+    pub namespace_id: String,
+    /// The decoded request.
+    pub change: Change,
+    /// Who asked.
+    pub actor: String,
+    /// The API request id.
+    pub request_id: String,
+}
+
+/// A change of an existing application to carry out.
+#[derive(Clone, Debug)]
+pub struct Submission {
+    /// The application.
+    pub app_id: String,
+    /// The decoded request (its spec is the complete next revision).
+    pub change: Change,
+    /// Who asked.
+    pub actor: String,
+    /// The API request id.
+    pub request_id: String,
+}
+
+/// What a submission created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    /// The application.
+    pub app_id: String,
+    /// The change order releasing it.
+    pub change_order_id: String,
+}
+
+/// Why a submission was refused. Nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The request cannot be carried out as given (HTTP 400).
+    #[error("{0}")]
+    Invalid(Violations),
+    /// The application does not exist (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Another change order is active on the application (HTTP 409).
+    #[error(
+        "the application has an active change order {active_change_order}; wait for it, or abort it"
+    )]
+    Conflict {
+        /// The active change order.
+        active_change_order: String,
+    },
+    /// The cluster's runtime refused or is unavailable.
+    #[error("{0}")]
+    Runtime(String),
+    /// Storage failed (HTTP 500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for SubmitError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { entity, id } => {
+                SubmitError::NotFound(format!("{entity} {id} does not exist"))
+            }
+            StoreError::Conflict { id, reason, .. } => {
+                if reason.contains("active") {
+                    SubmitError::Conflict {
+                        active_change_order: id,
+                    }
+                } else {
+                    SubmitError::Invalid(Violations(vec![violation(
+                        "AppName",
+                        ViolationKind::Invalid,
+                        reason,
+                    )]))
+                }
+            }
+            other => SubmitError::Internal(other.to_string()),
+        }
+    }
+}
+
+fn violation(parameter: &str, kind: ViolationKind, message: impl Into<String>) -> Violation {
+    Violation {
+        parameter: parameter.to_owned(),
+        kind,
+        message: message.into(),
+    }
+}
+
+pub(crate) enum DriverMsg {
+    /// Something about the application's instances changed.
+    Runtime,
+    /// A control operation.
+    Control {
+        input: Input,
+        actor: String,
+        request_id: String,
+        reply: oneshot::Sender<Result<ControlOutcome, ControlError>>,
+    },
+}
+
+impl Inner {
+    /// Wakes the claim loop.
+    pub(crate) fn wake_claimer(&self) {
+        self.wake.notify_one();
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<Store>,
+    pub(crate) runtimes: Runtimes,
+    pub(crate) config: EngineConfig,
+    pub(crate) clock: Clock,
+    wake: Notify,
+    /// Drivers of the change orders this process holds, by application id.
+    pub(crate) drivers: Mutex<HashMap<String, (String, mpsc::UnboundedSender<DriverMsg>)>>,
+    pub(crate) shutdown: CancellationToken,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+/// The release engine. Clones share one engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// An engine over a store and the runtimes of the clusters.
+    pub fn new(store: Arc<Store>, runtimes: Runtimes, config: EngineConfig) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                runtimes,
+                config,
+                clock: Clock::new(),
+                wake: Notify::new(),
+                drivers: Mutex::default(),
+                shutdown: CancellationToken::new(),
+                tasks: tokio_util::task::TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// The store the engine works on.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    /// The engine's runtimes.
+    pub fn runtimes(&self) -> &Runtimes {
+        &self.inner.runtimes
+    }
+
+    /// Starts the engine's loop: claims stored change orders (resuming those a previous process
+    /// left in flight) and drives them until [`Engine::shutdown`].
+    pub fn start(&self) -> tokio::task::JoinHandle<()> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move { run(inner).await })
+    }
+
+    /// Stops claiming, lets each driver give its lease back, and waits for them.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    /// Carries out InsertK8sApplication: stores the application, revision 1 and its change order.
+    pub async fn create_application(
+        &self,
+        req: CreateApplication,
+    ) -> Result<Submitted, SubmitError> {
+        let inner = &self.inner;
+        let spec = req.change.spec.clone();
+        let runtime = self.runtime_for(&spec.cluster_id, "ClusterId")?;
+        let _ = runtime;
+        let order_id = uuid::Uuid::new_v4().to_string();
+        let to = Instances {
+            revision: RevisionId("1".into()),
+            replicas: 0,
+            ready: 0,
+        };
+        let order = new_order(
+            &order_id,
+            &req.change,
+            None,
+            to,
+            Operation::InsertK8sApplication,
+            inner.clock.now(),
+        )?;
+        let doc = RevisionDoc {
+            template_revision: "1".into(),
+            spec: spec.clone(),
+        };
+        let (co_type, _) = mapping::co_type(order.kind());
+        let app = NewApplication {
+            id: req.app_id.clone(),
+            name: spec.name.clone(),
+            region_id: req.region_id.clone(),
+            namespace_id: req.namespace_id.clone(),
+            cluster_id: spec.cluster_id.clone(),
+            k8s_namespace: spec.k8s_namespace.clone(),
+            state: "DEPLOYING".into(),
+            spec: doc.to_value(),
+        };
+        let co = new_change_order(&order, co_type)?;
+        let audit = audit(
+            &req.actor,
+            "InsertK8sApplication",
+            &req.app_id,
+            &req.request_id,
+            json!({"change_order": order_id}),
+        );
+        inner
+            .store
+            .create_application(app, co, audit, inner.clock.timestamp())
+            .await?;
+        inner.wake.notify_one();
+        Ok(Submitted {
+            app_id: req.app_id,
+            change_order_id: order_id,
+        })
+    }
+
+    /// Carries out a change of an existing application as one change order.
+    pub async fn submit(&self, req: Submission) -> Result<Submitted, SubmitError> {
+        let inner = &self.inner;
+        let app = inner.store.get_application(&req.app_id).await?;
+        if app.deleted {
+            return Err(SubmitError::NotFound(format!(
+                "application {} does not exist",
+                req.app_id
+            )));
+        }
+        if let Some(active) = inner.store.active_change_order(&req.app_id).await? {
+            return Err(SubmitError::Conflict {
+                active_change_order: active.id,
+            });
+        }
+        let current = RevisionDoc::from_value(&app.spec)
+            .map_err(|e| SubmitError::Internal(format!("stored spec: {e}")))?;
+        let runtime = self.runtime_for(&app.cluster_id, "AppId")?;
+        let observed = runtime
+            .observe(&req.app_id, &current.template_revision)
+            .await
+            .map_err(|e| SubmitError::Runtime(e.to_string()))?;
+        let from = Instances {
+            revision: RevisionId(current.template_revision.clone()),
+            replicas: observed.total,
+            ready: observed.ready.min(observed.total),
+        };
+        let next_number = app.current_revision + 1;
+        let template_revision = if mapping::same_template(&current.spec, &req.change.spec) {
+            current.template_revision.clone()
+        } else {
+            next_number.to_string()
+        };
+        let to = if template_revision == current.template_revision {
+            from.clone()
+        } else {
+            let o = runtime
+                .observe(&req.app_id, &template_revision)
+                .await
+                .map_err(|e| SubmitError::Runtime(e.to_string()))?;
+            Instances {
+                revision: RevisionId(template_revision.clone()),
+                replicas: o.total,
+                ready: o.ready.min(o.total),
+            }
+        };
+        let order_id = uuid::Uuid::new_v4().to_string();
+        let order = new_order(
+            &order_id,
+            &req.change,
+            Some(from),
+            to,
+            req.change.operation,
+            inner.clock.now(),
+        )?;
+        let (co_type, _) = mapping::co_type(order.kind());
+        let co = new_change_order(&order, co_type)?;
+        let doc = RevisionDoc {
+            template_revision,
+            spec: req.change.spec.clone(),
+        };
+        let audit = audit(
+            &req.actor,
+            req.change.operation.action(),
+            &req.app_id,
+            &req.request_id,
+            json!({"change_order": order_id, "revision": next_number}),
+        );
+        let (revision, _) = inner
+            .store
+            .deploy(
+                &req.app_id,
+                doc.to_value(),
+                co,
+                audit,
+                inner.clock.timestamp(),
+            )
+            .await?;
+        if revision.number != next_number {
+            tracing::warn!(
+                message = "A concurrent change stored a revision in between; the change order names the revision it was planned for.",
+                app_id = %req.app_id,
+                expected = next_number,
+                stored = revision.number
+            );
+        }
+        inner.wake.notify_one();
+        Ok(Submitted {
+            app_id: req.app_id,
+            change_order_id: order_id,
+        })
+    }
+
+    /// Steps a change order with a control input (ContinuePipeline, Abort, Rollback, Retry):
+    /// through its driver when this process drives it, else directly on the store (CAS).
+    pub async fn control(
+        &self,
+        change_order_id: &str,
+        input: Input,
+        actor: &str,
+        request_id: &str,
+    ) -> Result<ControlOutcome, ControlError> {
+        driver::control(&self.inner, change_order_id, input, actor, request_id).await
+    }
+
+    fn runtime_for(
+        &self,
+        cluster_id: &str,
+        parameter: &str,
+    ) -> Result<Arc<dyn Runtime>, SubmitError> {
+        self.inner.runtimes.get(cluster_id).cloned().ok_or_else(|| {
+            SubmitError::Invalid(Violations(vec![violation(
+                parameter,
+                ViolationKind::Invalid,
+                format!("cluster `{cluster_id}` is not registered with this server"),
+            )]))
+        })
+    }
+
+    /// Wakes the loop to claim change orders now (after something stored one).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+}
+
+fn new_order(
+    id: &str,
+    change: &Change,
+    from: Option<Instances>,
+    to: Instances,
+    op: Operation,
+    now: EpochMillis,
+) -> Result<ChangeOrder, SubmitError> {
+    let target = change.spec.effective_replicas();
+    let strategy = mapping::strategy(change.release.strategy.as_ref());
+    let plan = plan(target, &strategy).map_err(|e| {
+        SubmitError::Invalid(Violations(vec![violation(
+            "UpdateStrategy",
+            ViolationKind::Invalid,
+            e.to_string(),
+        )]))
+    })?;
+    let order = NewOrder {
+        id: id.to_owned(),
+        kind: mapping::kind(op),
+        description: change.release.description.clone().unwrap_or_default(),
+        from,
+        to,
+        plan,
+        settings: mapping::settings(&change.spec, &change.release),
+    };
+    ChangeOrder::new(order, now).map_err(|e| {
+        let p = if change.release.batch_timeout_seconds.is_some() {
+            "BatchTimeout"
+        } else {
+            "Timeout"
+        };
+        SubmitError::Invalid(Violations(vec![violation(
+            p,
+            ViolationKind::Invalid,
+            e.to_string(),
+        )]))
+    })
+}
+
+fn new_change_order(order: &ChangeOrder, co_type: &str) -> Result<NewChangeOrder, SubmitError> {
+    Ok(NewChangeOrder {
+        id: order.id().to_owned(),
+        co_type: co_type.to_owned(),
+        status: order.status().code(),
+        state: serde_json::to_value(order).map_err(|e| SubmitError::Internal(e.to_string()))?,
+        description: order.description().to_owned(),
+    })
+}
+
+pub(crate) fn audit(
+    actor: &str,
+    action: &str,
+    app_id: &str,
+    request_id: &str,
+    detail: Value,
+) -> AuditEntry {
+    AuditEntry {
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        resource: format!("application/{app_id}"),
+        app_id: Some(app_id.to_owned()),
+        request_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
+        detail,
+    }
+}
+
+/// The claim loop: claims every claimable change order, routes runtime events to drivers, and
+/// sleeps until woken (a new order), an event arrives, or a lease could have expired.
+async fn run(inner: Arc<Inner>) {
+    let (events_tx, mut events) = mpsc::unbounded_channel::<String>();
+    for runtime in inner.runtimes.0.values() {
+        let mut rx = runtime.subscribe();
+        let tx = events_tx.clone();
+        let stop = inner.shutdown.clone();
+        inner.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    ev = rx.recv() => match ev {
+                        Ok(ev) => { if tx.send(ev.app_id).is_err() { break } }
+                        // Events carry no state: after a lag every driver re-observes.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => { if tx.send(String::new()).is_err() { break } }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            }
+        });
+    }
+    loop {
+        claim_all(&inner).await;
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => break,
+            _ = inner.wake.notified() => {}
+            Some(app) = events.recv() => {
+                let drivers = inner.drivers.lock().unwrap_or_else(|p| p.into_inner());
+                if app.is_empty() {
+                    for (_, tx) in drivers.values() { let _ = tx.send(DriverMsg::Runtime); }
+                } else if let Some((_, tx)) = drivers.get(&app) {
+                    let _ = tx.send(DriverMsg::Runtime);
+                }
+                continue;
+            }
+            // Another process's lease may have expired: look again.
+            _ = tokio::time::sleep(inner.config.lease) => {}
+        }
+    }
+}
+
+async fn claim_all(inner: &Arc<Inner>) {
+    loop {
+        let claimed = inner
+            .store
+            .claim_next(
+                &inner.config.worker_id,
+                inner.config.lease,
+                inner.clock.timestamp(),
+            )
+            .await;
+        match claimed {
+            Ok(Some(record)) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                inner
+                    .drivers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(record.app_id.clone(), (record.id.clone(), tx));
+                let i = inner.clone();
+                inner
+                    .tasks
+                    .spawn(async move { driver::drive(i, record, rx).await });
+            }
+            Ok(None) => break,
+            Err(error) => {
+                tracing::warn!(message = "Claiming change orders failed.", %error);
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! The engine end to end on a real SQLite store and the fake runtime (instances ready after
+//! 100 ms), in real time with second-scale waits (paused tokio time cannot be used with a real
+//! database: its I/O lets the clock jump and times out the pool): gray and
+//! batch releases (manual and automatic), batch timeout and retry, abort, abort-and-rollback,
+//! rollback of a finished order, a concurrent change refused, a scale during a release, and an
+//! engine restart at every step that finishes exactly as an uninterrupted release.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use edas_engine::{
+    CreateApplication, Engine, EngineConfig, RevisionDoc, Runtimes, Submission, SubmitError,
+};
+use edas_release::{Input, RollbackRequest, Strategy};
+use edas_runtime::fake::FakeRuntime;
+use edas_spec::{Operation, Params, apply};
+use edas_store::Store;
+
+struct World {
+    store: Arc<Store>,
+    fake: FakeRuntime,
+    engine: Engine,
+    _dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_data_dir(dir.path()).await.unwrap());
+    let fake = FakeRuntime::new(Duration::from_millis(100));
+    let engine = engine(&store, &fake, "w1");
+    World {
+        store,
+        fake,
+        engine,
+        _dir: dir,
+    }
+}
+
+fn engine(store: &Arc<Store>, fake: &FakeRuntime, worker: &str) -> Engine {
+    let e = Engine::new(
+        store.clone(),
+        Runtimes::new().with("local", Arc::new(fake.clone())),
+        EngineConfig {
+            worker_id: worker.into(),
+            lease: Duration::from_secs(15),
+        },
+    );
+    e.start();
+    e
+}
+
+fn params(pairs: &[(&str, &str)]) -> Params {
+    Params::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+}
+
+async fn create(w: &World, replicas: u32) -> (String, String) {
+    let r = replicas.to_string();
+    let change = apply(
+        Operation::InsertK8sApplication,
+        None,
+        &params(&[
+            ("AppName", "demo"),
+            ("ClusterId", "local"),
+            ("Command", "/bin/app"),
+            ("Replicas", &r),
+        ]),
+    )
+    .unwrap();
+    let s = w
+        .engine
+        .create_application(CreateApplication {
+            app_id: "app-1".into(),
+            region_id: "cn-hangzhou".into(),
+            namespace_id: "cn-hangzhou".into(),
+            change,
+            actor: "test".into(),
+            request_id: "r".into(),
+        })
+        .await
+        .unwrap();
+    (s.app_id, s.change_order_id)
+}
+
+async fn submit(w: &World, op: Operation, pairs: &[(&str, &str)]) -> Result<String, SubmitError> {
+    let app = w.store.get_application("app-1").await.unwrap();
+    let doc = RevisionDoc::from_value(&app.spec).unwrap();
+    let mut all = vec![("AppId", "app-1")];
+    all.extend_from_slice(pairs);
+    let change = apply(op, Some(&doc.spec), &params(&all)).unwrap();
+    w.engine
+        .submit(Submission {
+            app_id: "app-1".into(),
+            change,
+            actor: "test".into(),
+            request_id: "r".into(),
+        })
+        .await
+        .map(|s| s.change_order_id)
+}
+
+async fn deploy(w: &World, pairs: &[(&str, &str)]) -> String {
+    let mut all = vec![("Command", "/bin/app-v2")];
+    all.extend_from_slice(pairs);
+    submit(w, Operation::DeployK8sApplication, &all)
+        .await
+        .unwrap()
+}
+
+/// Waits until the change order has `status`; panics after 30 seconds.
+async fn wait_status(store: &Store, id: &str, status: i32) {
+    for _ in 0..1500 {
+        if store.get_change_order(id).await.unwrap().status == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let co = store.get_change_order(id).await.unwrap();
+    panic!(
+        "change order {id} stayed at {} instead of {status}: {}",
+        co.status, co.state
+    );
+}
+
+async fn status(store: &Store, id: &str) -> i32 {
+    store.get_change_order(id).await.unwrap().status
+}
+
+async fn pipeline_ids(store: &Store, id: &str) -> Vec<String> {
+    let co = store.get_change_order(id).await.unwrap();
+    let order: edas_release::ChangeOrder = serde_json::from_value(co.state).unwrap();
+    order.pipelines().iter().map(|p| p.id.clone()).collect()
+}
+
+async fn continue_(w: &World, co: &str, pipeline: &str) {
+    w.engine
+        .control(
+            co,
+            Input::Continue {
+                pipeline_id: pipeline.into(),
+                confirm: true,
+            },
+            "test",
+            "r",
+        )
+        .await
+        .unwrap();
+}
+
+const GRAY_MANUAL: &str = r#"{"type":"GrayBatchUpdate","batchUpdate":{"batch":2,"releaseType":"manual"},"grayUpdate":{"gray":1}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_then_gray_manual_release_with_continue() {
+    let w = world().await;
+    let (_, co) = create(&w, 3).await;
+    wait_status(&w.store, &co, 2).await;
+    assert_eq!(w.fake.counts("app-1", "1"), (3, 3));
+    assert_eq!(
+        w.store.get_application("app-1").await.unwrap().state,
+        "RUNNING"
+    );
+
+    let co = deploy(&w, &[("UpdateStrategy", GRAY_MANUAL)]).await;
+    wait_status(&w.store, &co, 8).await;
+    // After the gray batch: one new instance, two old ones.
+    assert_eq!(w.fake.counts("app-1", "2"), (1, 1));
+    assert_eq!(w.fake.counts("app-1", "1"), (2, 2));
+    let ids = pipeline_ids(&w.store, &co).await;
+    assert_eq!(ids.len(), 3);
+    // confirm=false keeps waiting.
+    w.engine
+        .control(
+            &co,
+            Input::Continue {
+                pipeline_id: ids[1].clone(),
+                confirm: false,
+            },
+            "test",
+            "r",
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&w.store, &co).await, 8);
+    // The id of the batch just finished is accepted as well as the one waiting to start.
+    continue_(&w, &co, &ids[0]).await;
+    wait_status(&w.store, &co, 8).await;
+    continue_(&w, &co, &ids[2]).await;
+    wait_status(&w.store, &co, 2).await;
+    assert_eq!(w.fake.counts("app-1", "2"), (3, 3));
+    assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
+    assert_eq!(w.fake.started("app-1", "2"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_batches_respect_the_ready_window() {
+    let w = world().await;
+    let (_, co) = create(&w, 4).await;
+    wait_status(&w.store, &co, 2).await;
+    let started = tokio::time::Instant::now();
+    // Each of the four batches must stay ready for one second (BatchWaitTime) before the next.
+    let co = deploy(&w, &[("BatchWaitTime", "1"), ("UpdateStrategy", r#"{"type":"GrayBatchUpdate","batchUpdate":{"batch":3,"releaseType":"auto","batchWaitTime":0},"grayUpdate":{"gray":1}}"#)]).await;
+    wait_status(&w.store, &co, 2).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let order: edas_release::ChangeOrder =
+        serde_json::from_value(w.store.get_change_order(&co).await.unwrap().state).unwrap();
+    assert!(
+        order
+            .pipelines()
+            .iter()
+            .all(|p| p.status == edas_release::Status::Success)
+    );
+    assert_eq!(w.fake.counts("app-1", "2"), (4, 4));
+    assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_timeout_fails_then_retry_finishes() {
+    let w = world().await;
+    let (_, co) = create(&w, 2).await;
+    wait_status(&w.store, &co, 2).await;
+    w.fake.never_ready("2");
+    let co = deploy(
+        &w,
+        &[
+            ("BatchTimeout", "2"),
+            (
+                "UpdateStrategy",
+                r#"{"type":"BatchUpdate","batchUpdate":{"batch":2}}"#,
+            ),
+        ],
+    )
+    .await;
+    wait_status(&w.store, &co, 3).await;
+    // Both revisions keep serving as they are.
+    assert_eq!(w.fake.counts("app-1", "1"), (2, 2));
+    assert_eq!(w.fake.counts("app-1", "2"), (0, 1));
+    // The instances come good; a retry re-runs the failed batch with a fresh timeout.
+    w.fake.clear_never_ready("2");
+    w.engine
+        .control(&co, Input::Retry { task_id: None }, "test", "r")
+        .await
+        .unwrap();
+    wait_status(&w.store, &co, 2).await;
+    assert_eq!(w.fake.counts("app-1", "2"), (2, 2));
+    assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_leaves_instances_as_they_are() {
+    let w = world().await;
+    let (_, co) = create(&w, 3).await;
+    wait_status(&w.store, &co, 2).await;
+    let co = deploy(&w, &[("UpdateStrategy", GRAY_MANUAL)]).await;
+    wait_status(&w.store, &co, 8).await;
+    w.engine
+        .control(&co, Input::Abort, "test", "r")
+        .await
+        .unwrap();
+    assert_eq!(status(&w.store, &co).await, 6);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.fake.counts("app-1", "2"), (1, 1));
+    assert_eq!(w.fake.counts("app-1", "1"), (2, 2));
+    // The application is free again.
+    let next = deploy(&w, &[]).await;
+    wait_status(&w.store, &next, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_and_rollback_restores_the_previous_revision() {
+    let w = world().await;
+    let (_, co) = create(&w, 3).await;
+    wait_status(&w.store, &co, 2).await;
+    let co = deploy(&w, &[("UpdateStrategy", GRAY_MANUAL)]).await;
+    wait_status(&w.store, &co, 8).await;
+    let out = w
+        .engine
+        .control(
+            &co,
+            Input::AbortAndRollback(RollbackRequest {
+                order_id: "rb-1".into(),
+                strategy: Strategy::Single,
+            }),
+            "test",
+            "r",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status, 6);
+    assert_eq!(out.rollback_change_order.as_deref(), Some("rb-1"));
+    wait_status(&w.store, "rb-1", 2).await;
+    assert_eq!(w.fake.counts("app-1", "1"), (3, 3));
+    assert_eq!(w.fake.counts("app-1", "2"), (0, 0));
+    let app = w.store.get_application("app-1").await.unwrap();
+    let doc = RevisionDoc::from_value(&app.spec).unwrap();
+    assert_eq!(doc.template_revision, "1");
+    assert_eq!(doc.spec.command.as_deref(), Some("/bin/app"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_of_a_finished_order() {
+    let w = world().await;
+    let (_, co) = create(&w, 2).await;
+    wait_status(&w.store, &co, 2).await;
+    let co = deploy(&w, &[]).await;
+    wait_status(&w.store, &co, 2).await;
+    assert_eq!(w.fake.counts("app-1", "2"), (2, 2));
+    let out = w
+        .engine
+        .control(
+            &co,
+            Input::Rollback(RollbackRequest {
+                order_id: "rb-2".into(),
+                strategy: Strategy::Single,
+            }),
+            "test",
+            "r",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status, 2);
+    wait_status(&w.store, "rb-2", 2).await;
+    assert_eq!(w.fake.counts("app-1", "1"), (2, 2));
+    assert_eq!(w.fake.counts("app-1", "2"), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_change_is_refused_and_scale_waits_its_turn() {
+    let w = world().await;
+    let (_, co) = create(&w, 3).await;
+    wait_status(&w.store, &co, 2).await;
+    let co = deploy(&w, &[("UpdateStrategy", GRAY_MANUAL)]).await;
+    wait_status(&w.store, &co, 8).await;
+    match submit(&w, Operation::ScaleK8sApplication, &[("Replicas", "1")]).await {
+        Err(SubmitError::Conflict {
+            active_change_order,
+        }) => assert_eq!(active_change_order, co),
+        other => panic!("{other:?}"),
+    }
+    let ids = pipeline_ids(&w.store, &co).await;
+    continue_(&w, &co, &ids[1]).await;
+    wait_status(&w.store, &co, 8).await;
+    continue_(&w, &co, &ids[2]).await;
+    wait_status(&w.store, &co, 2).await;
+    // Scaling down resizes the serving revision; it replaces nothing.
+    let scale = submit(&w, Operation::ScaleK8sApplication, &[("Replicas", "1")])
+        .await
+        .unwrap();
+    wait_status(&w.store, &scale, 2).await;
+    assert_eq!(w.fake.counts("app-1", "2"), (1, 1));
+    assert_eq!(w.fake.started("app-1", "2"), 3);
+    // Stop and start.
+    let stop = submit(&w, Operation::StopK8sApplication, &[])
+        .await
+        .unwrap();
+    wait_status(&w.store, &stop, 2).await;
+    assert_eq!(w.fake.counts("app-1", "2"), (0, 0));
+    assert_eq!(
+        w.store.get_application("app-1").await.unwrap().state,
+        "STOPPED"
+    );
+    let start = submit(&w, Operation::StartK8sApplication, &[])
+        .await
+        .unwrap();
+    wait_status(&w.store, &start, 2).await;
+    assert_eq!(w.fake.counts("app-1", "2"), (1, 1));
+}
+
+/// Restarting the engine (a new process on the same store, instances kept) after every step of a
+/// gray + batch release finishes exactly as an uninterrupted one: same final status and counts,
+/// no instance started twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_restart_at_every_step_resumes_exactly() {
+    let mut w = world().await;
+    let (_, co) = create(&w, 4).await;
+    wait_status(&w.store, &co, 2).await;
+    let co = deploy(&w, &[("BatchWaitTime", "1"), ("UpdateStrategy", r#"{"type":"GrayBatchUpdate","batchUpdate":{"batch":3,"releaseType":"auto","batchWaitTime":0},"grayUpdate":{"gray":1}}"#)]).await;
+    let mut restarts = 0;
+    let mut last_version = 0;
+    for round in 0..2000 {
+        let rec = w.store.get_change_order(&co).await.unwrap();
+        if rec.status == 2 {
+            break;
+        }
+        if rec.version != last_version {
+            last_version = rec.version;
+            // A new step was persisted: kill the engine and start another one.
+            w.engine.shutdown().await;
+            w.engine = engine(&w.store, &w.fake, &format!("w{round}"));
+            restarts += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    wait_status(&w.store, &co, 2).await;
+    assert!(restarts >= 4, "only {restarts} restarts");
+    assert_eq!(w.fake.counts("app-1", "2"), (4, 4));
+    assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
+    assert_eq!(
+        w.fake.started("app-1", "2"),
+        4,
+        "an instance was started twice"
+    );
+}

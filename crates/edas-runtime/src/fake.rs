@@ -1,0 +1,281 @@
+//! A scriptable, deterministic runtime for tests of the release engine: instances become ready
+//! after a configurable delay (on tokio's clock, so paused-time tests run instantly), revisions
+//! can be told never to become ready or to fail, and it counts every instance it ever started so
+//! tests can prove a resumed release never doubled one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use crate::{BoxFuture, Instance, RevisionState, Runtime, RuntimeError, RuntimeEvent, Target};
+
+#[derive(Default)]
+struct FakeRevision {
+    instances: Vec<FakeInstance>,
+}
+
+#[derive(Clone)]
+struct FakeInstance {
+    name: String,
+    ready: bool,
+}
+
+#[derive(Default)]
+struct State {
+    revisions: BTreeMap<(String, String), FakeRevision>,
+    never_ready: BTreeSet<String>,
+    failing: BTreeMap<String, String>,
+    started: BTreeMap<(String, String), u32>,
+    next_id: u64,
+    unavailable: bool,
+}
+
+/// The fake runtime. Clones share state.
+#[derive(Clone)]
+pub struct FakeRuntime {
+    state: Arc<Mutex<State>>,
+    ready_after: Duration,
+    events: broadcast::Sender<RuntimeEvent>,
+}
+
+impl FakeRuntime {
+    /// Instances become ready `ready_after` after they start.
+    pub fn new(ready_after: Duration) -> FakeRuntime {
+        FakeRuntime {
+            state: Arc::default(),
+            ready_after,
+            events: broadcast::channel(1024).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Instances of revision `revision` (of any application) never become ready.
+    pub fn never_ready(&self, revision: &str) {
+        self.lock().never_ready.insert(revision.to_owned());
+    }
+
+    /// Instances of `revision` pass their readiness probe again: the not-ready ones become
+    /// ready after the usual delay (a dependency came back, say).
+    pub fn clear_never_ready(&self, revision: &str) {
+        let waiting: Vec<(String, String)> = {
+            let mut s = self.lock();
+            s.never_ready.remove(revision);
+            s.revisions
+                .iter()
+                .filter(|((_, rev), _)| rev == revision)
+                .flat_map(|((app, _), r)| {
+                    r.instances
+                        .iter()
+                        .filter(|i| !i.ready)
+                        .map(|i| (app.clone(), i.name.clone()))
+                })
+                .collect()
+        };
+        for (app, name) in waiting {
+            self.spawn_ready(app, revision.to_owned(), name);
+        }
+    }
+
+    fn spawn_ready(&self, app: String, rev: String, name: String) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(me.ready_after).await;
+            let changed = {
+                let mut s = me.lock();
+                let never = s.never_ready.contains(&rev) || s.failing.contains_key(&rev);
+                match s
+                    .revisions
+                    .get_mut(&(app.clone(), rev.clone()))
+                    .and_then(|r| r.instances.iter_mut().find(|i| i.name == name))
+                {
+                    Some(i) if !never => {
+                        i.ready = true;
+                        true
+                    }
+                    Some(_) => true,
+                    None => false,
+                }
+            };
+            if changed {
+                me.emit(&app, &rev);
+            }
+        });
+    }
+
+    /// The runtime gives up on instances of `revision` with `reason`.
+    pub fn fail(&self, revision: &str, reason: &str) {
+        self.lock()
+            .failing
+            .insert(revision.to_owned(), reason.to_owned());
+    }
+
+    /// Every call fails with `Unavailable` while set.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.lock().unavailable = unavailable;
+    }
+
+    /// Instances of a revision that exist now (ready, total).
+    pub fn counts(&self, app_id: &str, revision: &str) -> (u32, u32) {
+        let s = self.lock();
+        s.revisions
+            .get(&(app_id.to_owned(), revision.to_owned()))
+            .map_or((0, 0), |r| {
+                (
+                    r.instances.iter().filter(|i| i.ready).count() as u32,
+                    r.instances.len() as u32,
+                )
+            })
+    }
+
+    /// Instances of a revision ever started.
+    pub fn started(&self, app_id: &str, revision: &str) -> u32 {
+        self.lock()
+            .started
+            .get(&(app_id.to_owned(), revision.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn emit(&self, app_id: &str, revision: &str) {
+        let _ = self.events.send(RuntimeEvent {
+            app_id: app_id.to_owned(),
+            revision: revision.to_owned(),
+        });
+    }
+}
+
+impl Runtime for FakeRuntime {
+    fn set_replicas(
+        &self,
+        target: &Target,
+        replicas: u32,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let app = target.app_id.clone();
+        let rev = target.revision.clone();
+        Box::pin(async move {
+            let mut started = Vec::new();
+            {
+                let mut s = self.lock();
+                if s.unavailable {
+                    return Err(RuntimeError::Unavailable("fake runtime unavailable".into()));
+                }
+                let mut next = s.next_id;
+                let r = s.revisions.entry((app.clone(), rev.clone())).or_default();
+                let have = r.instances.len() as u32;
+                if replicas > have {
+                    for _ in have..replicas {
+                        next += 1;
+                        let name = format!("{app}-{rev}-{next}");
+                        r.instances.push(FakeInstance {
+                            name: name.clone(),
+                            ready: false,
+                        });
+                        started.push(name);
+                    }
+                } else {
+                    // Stop surplus instances, not-ready ones first.
+                    r.instances.sort_by_key(|i| i.ready);
+                    let surplus = (have - replicas) as usize;
+                    r.instances.drain(..surplus);
+                }
+                s.next_id = next;
+                *s.started.entry((app.clone(), rev.clone())).or_default() += started.len() as u32;
+            }
+            for name in started {
+                self.spawn_ready(app.clone(), rev.clone(), name);
+            }
+            self.emit(&app, &rev);
+            Ok(())
+        })
+    }
+
+    fn recreate_failed(
+        &self,
+        app_id: &str,
+        revision: &str,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let (app, rev) = (app_id.to_owned(), revision.to_owned());
+        Box::pin(async move {
+            // Replace every not-ready instance with a fresh one.
+            let (count, spec) = {
+                let mut s = self.lock();
+                s.failing.remove(&rev);
+                s.never_ready.remove(&rev);
+                let Some(r) = s.revisions.get_mut(&(app.clone(), rev.clone())) else {
+                    return Ok(());
+                };
+                let total = r.instances.len() as u32;
+                r.instances.retain(|i| i.ready);
+                (total, r.instances.len() as u32)
+            };
+            let target = Target {
+                app_id: app.clone(),
+                revision: rev.clone(),
+                spec: Arc::default(),
+            };
+            let _ = spec;
+            self.set_replicas(&target, count).await
+        })
+    }
+
+    fn observe(
+        &self,
+        app_id: &str,
+        revision: &str,
+    ) -> BoxFuture<'_, Result<RevisionState, RuntimeError>> {
+        let (app, rev) = (app_id.to_owned(), revision.to_owned());
+        Box::pin(async move {
+            let s = self.lock();
+            if s.unavailable {
+                return Err(RuntimeError::Unavailable("fake runtime unavailable".into()));
+            }
+            let failed = s.failing.get(&rev).cloned();
+            let Some(r) = s.revisions.get(&(app, rev)) else {
+                return Ok(RevisionState::default());
+            };
+            let instances: Vec<Instance> = r
+                .instances
+                .iter()
+                .map(|i| Instance {
+                    name: i.name.clone(),
+                    ip: Some("127.0.0.1".into()),
+                    port: None,
+                    ready: i.ready,
+                    restarts: 0,
+                    failed: if r.instances.is_empty() {
+                        None
+                    } else {
+                        failed.clone()
+                    },
+                })
+                .collect();
+            Ok(RevisionState {
+                ready: instances.iter().filter(|i| i.ready).count() as u32,
+                total: instances.len() as u32,
+                failed: if instances.is_empty() { None } else { failed },
+                instances,
+            })
+        })
+    }
+
+    fn revisions(&self, app_id: &str) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>> {
+        let app = app_id.to_owned();
+        Box::pin(async move {
+            let s = self.lock();
+            Ok(s.revisions
+                .iter()
+                .filter(|((a, _), r)| *a == app && !r.instances.is_empty())
+                .map(|((_, rev), _)| rev.clone())
+                .collect())
+        })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
+        self.events.subscribe()
+    }
+}
