@@ -1,0 +1,429 @@
+//! The implemented operations. Each authorizes before it decodes or stores anything.
+
+use edas_engine::{CreateApplication, RevisionDoc, Submission, SubmitError};
+use edas_spec::{Operation, Params, Violation, ViolationKind, Violations, parse_int};
+use edas_store::{Application, ApplicationFilter, PageRequest, StoreError};
+use serde_json::{Map, Value, json};
+
+use crate::Api;
+use crate::error::{ApiError, codes};
+use crate::operations::{Implemented, ram};
+use crate::policy::application_arn;
+use crate::render;
+use crate::server::{Caller, internal};
+
+pub(crate) async fn dispatch(
+    api: &Api,
+    caller: &Caller,
+    op: Implemented,
+    params: &Params,
+    request_id: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    check_region(api, params)?;
+    match op {
+        Implemented::InsertK8sApplication => insert(api, caller, params, request_id).await,
+        Implemented::DeployK8sApplication => deploy(api, caller, params, request_id).await,
+        Implemented::GetK8sApplication => get_application(api, caller, params).await,
+        Implemented::ListApplication => list_applications(api, caller, params).await,
+        Implemented::GetChangeOrderInfo => get_change_order(api, caller, params).await,
+    }
+}
+
+/// `RegionId` (the classic SDK sends it with every request) must be this installation's.
+fn check_region(api: &Api, params: &Params) -> Result<(), ApiError> {
+    match params.get("RegionId") {
+        Some(region) if region != api.config().region_id => Err(invalid(
+            "RegionId",
+            format!(
+                "this server serves region `{}`, not `{region}`",
+                api.config().region_id
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn invalid(parameter: &str, message: impl Into<String>) -> ApiError {
+    ApiError::from(Violations(vec![Violation {
+        parameter: parameter.to_owned(),
+        kind: ViolationKind::Invalid,
+        message: message.into(),
+    }]))
+}
+
+fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {
+    match params.get(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ApiError::from(Violations(vec![Violation {
+            parameter: name.to_owned(),
+            kind: ViolationKind::Missing,
+            message: format!("{name} is required"),
+        }]))),
+    }
+}
+
+/// Refuses parameters the operation does not have (never ignore an input).
+fn only(params: &Params, action: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    let unknown: Vec<Violation> = params
+        .iter()
+        .filter(|(name, _)| *name != "RegionId" && !allowed.contains(name))
+        .map(|(name, _)| Violation {
+            parameter: name.to_owned(),
+            kind: ViolationKind::Unknown,
+            message: format!("{action} has no parameter named `{name}`"),
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::from(Violations(unknown)))
+    }
+}
+
+/// A live application, or 404.
+async fn live_application(api: &Api, app_id: &str) -> Result<Application, ApiError> {
+    match api.store().get_application(app_id).await {
+        Ok(app) if !app.deleted => Ok(app),
+        Ok(_) | Err(StoreError::NotFound { .. }) => Err(ApiError::new(
+            codes::APPLICATION_NOT_FOUND,
+            format!("the application `{app_id}` does not exist"),
+        )),
+        Err(e) => Err(internal("reading the application", e)),
+    }
+}
+
+fn arn(api: &Api, app: &Application) -> String {
+    application_arn(
+        &api.config().region_id,
+        &api.config().account_id,
+        &app.namespace_id,
+        &app.id,
+    )
+}
+
+fn revision_doc(app: &Application) -> Result<RevisionDoc, ApiError> {
+    RevisionDoc::from_value(&app.spec).map_err(|e| {
+        internal(
+            &format!("decoding the stored spec of application {}", app.id),
+            e,
+        )
+    })
+}
+
+fn submit_error(error: SubmitError) -> ApiError {
+    match error {
+        SubmitError::Invalid(violations) => ApiError::from(violations),
+        SubmitError::NotFound(message) => ApiError::new(codes::APPLICATION_NOT_FOUND, message),
+        SubmitError::Conflict {
+            active_change_order,
+        } => ApiError::new(
+            codes::CHANGE_ORDER_CONFLICT,
+            format!(
+                "the application has a change order in progress ({active_change_order}); wait for it to finish or abort it"
+            ),
+        ),
+        SubmitError::Runtime(message) => ApiError::new(codes::RUNTIME_REFUSED, message),
+        SubmitError::Internal(message) => internal("storing the change", message),
+    }
+}
+
+async fn insert(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+    request_id: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    let config = api.config();
+    let namespace = params
+        .get("LogicalRegionId")
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or(&config.region_id)
+        .to_owned();
+    let (action, _) = Implemented::InsertK8sApplication.permission();
+    caller.authorize(
+        action,
+        &application_arn(&config.region_id, &config.account_id, &namespace, "*"),
+    )?;
+    if !config.knows_namespace(&namespace) {
+        return Err(invalid(
+            "LogicalRegionId",
+            format!(
+                "`{namespace}` is not an EDAS namespace of this server; namespaces: {}",
+                config.all_namespaces().join(", ")
+            ),
+        ));
+    }
+    let change = edas_spec::apply(Operation::InsertK8sApplication, None, params)?;
+    let cluster_id = change.spec.cluster_id.clone();
+    match api.store().get_cluster(&cluster_id).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound { .. }) => {
+            let known = api
+                .store()
+                .list_clusters()
+                .await
+                .map_err(|e| internal("listing clusters", e))?;
+            let known: Vec<String> = known.into_iter().map(|c| c.id).collect();
+            return Err(invalid(
+                "ClusterId",
+                format!(
+                    "no cluster `{cluster_id}` is registered; clusters: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        Err(e) => return Err(internal("reading the cluster", e)),
+    }
+    let app_name = change.spec.name.clone();
+    let app_id = uuid::Uuid::new_v4().to_string();
+    let submitted = api
+        .engine()
+        .create_application(CreateApplication {
+            app_id: app_id.clone(),
+            region_id: config.region_id.clone(),
+            namespace_id: namespace,
+            change,
+            actor: caller.actor(),
+            request_id: request_id.to_owned(),
+        })
+        .await
+        .map_err(submit_error)?;
+    metrics::counter!("edasd_change_orders_submitted_total", "action" => "InsertK8sApplication")
+        .increment(1);
+    let mut out = Map::new();
+    out.insert(
+        "ApplicationInfo".into(),
+        json!({
+            "AppId": submitted.app_id,
+            "AppName": app_name,
+            "ChangeOrderId": submitted.change_order_id,
+            "ClusterType": render::CLUSTER_TYPE_KUBERNETES,
+            "Dockerize": true,
+            "EdasId": config.account_id,
+            "Owner": caller.user.name,
+            "RegionId": config.region_id,
+            "UserId": caller.user.name,
+        }),
+    );
+    Ok(out)
+}
+
+async fn deploy(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+    request_id: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    let app_id = required(params, "AppId")?;
+    let app = live_application(api, app_id).await?;
+    caller.authorize(ram::MANAGE_APPLICATION, &arn(api, &app))?;
+    let doc = revision_doc(&app)?;
+    let change = edas_spec::apply(Operation::DeployK8sApplication, Some(&doc.spec), params)?;
+    let submitted = api
+        .engine()
+        .submit(Submission {
+            app_id: app.id.clone(),
+            change,
+            actor: caller.actor(),
+            request_id: request_id.to_owned(),
+        })
+        .await
+        .map_err(submit_error)?;
+    metrics::counter!("edasd_change_orders_submitted_total", "action" => "DeployK8sApplication")
+        .increment(1);
+    let mut out = Map::new();
+    out.insert(
+        "ChangeOrderId".into(),
+        Value::from(submitted.change_order_id),
+    );
+    Ok(out)
+}
+
+async fn get_application(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Map<String, Value>, ApiError> {
+    only(params, "GetK8sApplication", &["AppId", "From"])?;
+    if let Some(from) = params.get("From")
+        && !from.is_empty()
+        && from != "deploy"
+    {
+        return Err(invalid(
+            "From",
+            format!("`{from}` is not a query source; use `deploy` or leave it empty"),
+        ));
+    }
+    let app_id = required(params, "AppId")?;
+    let app = live_application(api, app_id).await?;
+    caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
+    let doc = revision_doc(&app)?;
+    let mut out = Map::new();
+    out.insert(
+        "Applcation".into(),
+        render::k8s_application(&app, &doc.spec),
+    );
+    Ok(out)
+}
+
+const LIST_PARAMS: &[&str] = &[
+    "AppIds",
+    "AppName",
+    "ClusterId",
+    "CurrentPage",
+    "LogicalRegionId",
+    "LogicalRegionIdFilter",
+    "PageSize",
+    "ResourceGroupId",
+];
+
+fn page_number(params: &Params, name: &str, max: i64) -> Result<Option<u32>, ApiError> {
+    match params.get(name) {
+        None | Some("") => Ok(None),
+        Some(raw) => match parse_int(raw) {
+            Some(n) if (1..=max).contains(&n) => Ok(Some(n as u32)),
+            _ => Err(invalid(
+                name,
+                format!("`{raw}` is not an integer between 1 and {max}"),
+            )),
+        },
+    }
+}
+
+async fn list_applications(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Map<String, Value>, ApiError> {
+    only(params, "ListApplication", LIST_PARAMS)?;
+    let current_page = page_number(params, "CurrentPage", i64::from(u32::MAX))?.unwrap_or(1);
+    let page_size = page_number(params, "PageSize", i64::from(PageRequest::MAX_SIZE))?;
+    let app_ids: Option<Vec<String>> = match params.get("AppIds") {
+        None | Some("") => None,
+        Some(raw) => Some(serde_json::from_str(raw).map_err(|e| {
+            invalid(
+                "AppIds",
+                format!("must be a JSON array of application ids: {e}"),
+            )
+        })?),
+    };
+    let non_empty = |name: &str| params.get(name).filter(|v| !v.is_empty());
+    let namespace = match (
+        non_empty("LogicalRegionId"),
+        non_empty("LogicalRegionIdFilter"),
+    ) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(invalid(
+                "LogicalRegionIdFilter",
+                format!("`{b}` contradicts LogicalRegionId `{a}`"),
+            ));
+        }
+        (a, b) => a.or(b).map(str::to_owned),
+    };
+    let filter = ApplicationFilter {
+        namespace_id: namespace,
+        cluster_id: non_empty("ClusterId").map(str::to_owned),
+    };
+    let name = non_empty("AppName");
+    let resource_group = non_empty("ResourceGroupId");
+
+    let mut matching = Vec::new();
+    let mut number = 1;
+    loop {
+        let page = api
+            .store()
+            .list_applications(&filter, PageRequest::new(number, PageRequest::MAX_SIZE))
+            .await
+            .map_err(|e| internal("listing applications", e))?;
+        let done = page.items.len() < PageRequest::MAX_SIZE as usize;
+        for app in page.items {
+            if app_ids.as_ref().is_some_and(|ids| !ids.contains(&app.id))
+                || name.is_some_and(|n| !app.name.contains(n))
+                || !caller.may(ram::READ_APPLICATION, &arn(api, &app))
+            {
+                continue;
+            }
+            let doc = revision_doc(&app)?;
+            if resource_group.is_some_and(|g| doc.spec.resource_group_id.as_deref() != Some(g)) {
+                continue;
+            }
+            matching.push(render::application_list_item(&app, &doc.spec));
+        }
+        if done {
+            break;
+        }
+        number += 1;
+    }
+    let items: Vec<Value> = match page_size {
+        Some(size) => matching
+            .into_iter()
+            .skip((current_page as usize - 1).saturating_mul(size as usize))
+            .take(size as usize)
+            .collect(),
+        None if current_page == 1 => matching,
+        None => Vec::new(),
+    };
+    let mut out = Map::new();
+    out.insert("ApplicationList".into(), json!({ "Application": items }));
+    Ok(out)
+}
+
+async fn get_change_order(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Map<String, Value>, ApiError> {
+    only(params, "GetChangeOrderInfo", &["ChangeOrderId"])?;
+    let id = required(params, "ChangeOrderId")?;
+    let order = match api.store().get_change_order(id).await {
+        Ok(order) => order,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(ApiError::new(
+                codes::CHANGE_ORDER_NOT_FOUND,
+                format!("the change order `{id}` does not exist"),
+            ));
+        }
+        Err(e) => return Err(internal("reading the change order", e)),
+    };
+    let app = api
+        .store()
+        .get_application(&order.app_id)
+        .await
+        .map_err(|e| internal("reading the change order's application", e))?;
+    caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
+    let state: edas_release::ChangeOrder = serde_json::from_value(order.state.clone())
+        .map_err(|e| internal(&format!("decoding change order {id}"), e))?;
+    let creator = creator_of(api, &order.app_id, id).await;
+    let mut out = Map::new();
+    out.insert(
+        "changeOrderInfo".into(),
+        render::change_order_info(&order, &state, &app, creator.as_deref()),
+    );
+    Ok(out)
+}
+
+/// The actor of the audit record that created the change order (`CreateUserId`).
+async fn creator_of(api: &Api, app_id: &str, change_order_id: &str) -> Option<String> {
+    let query = edas_store::AuditQuery {
+        app_id: Some(app_id.to_owned()),
+        ..Default::default()
+    };
+    let mut number = 1;
+    loop {
+        let page = api
+            .store()
+            .list_audit(&query, PageRequest::new(number, PageRequest::MAX_SIZE))
+            .await
+            .ok()?;
+        let done = page.items.len() < PageRequest::MAX_SIZE as usize;
+        if let Some(record) = page.items.into_iter().find(|r| {
+            r.entry.detail.get("change_order").and_then(Value::as_str) == Some(change_order_id)
+        }) {
+            return Some(record.entry.actor);
+        }
+        if done {
+            return None;
+        }
+        number += 1;
+    }
+}

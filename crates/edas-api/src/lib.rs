@@ -1,0 +1,150 @@
+//! The EDAS 2017-08-01 POP/ROA API of edasd, as an axum [`Router`](axum::Router).
+//!
+//! A request goes: route by method and path ([`operations::Action`]; unknown → 404
+//! `InvalidApi.NotFound`) → size limits → signature (`edas-pop`: parse, look the access key up
+//! in the store, verify with the shared nonce cache; STS refused) → the caller's user → the
+//! operation (`UnsupportedOperation` for the EDAS operations edasd does not implement) → its
+//! RAM action checked against the user's policies ([`policy`]; administrators may do
+//! everything) → the handler, which decodes the parameters with `edas-spec` and hands changes to
+//! the release engine. Success is HTTP 200 with `{"Code": 200, "Message", "RequestId", …}`;
+//! every error is a 4xx/5xx from the one [`error::ERROR_TABLE`] with
+//! `{"Code": "<string>", "Message", "RequestId"}`.
+//!
+//! Besides the EDAS paths: `/healthz`, `/metrics` (Prometheus) and the admin API under
+//! `/edasd/v1/` ([`admin`]), signed like everything else and for administrators only.
+//!
+//! **Invariants:** an error is never a 2xx; nothing is stored unless the signature, the policy
+//! and every parameter are valid; every response carries the RequestId that the logs carry.
+
+pub mod admin;
+pub mod error;
+mod handlers;
+pub mod operations;
+pub mod policy;
+pub mod render;
+mod server;
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use edas_engine::Engine;
+use edas_pop::NonceCache;
+use edas_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+pub use server::router;
+
+/// The largest body accepted, and edasd's own URL limit: room for the base64 YAML parameters
+/// (`Sidecars`, `InitContainers`, `SecurityContext`), which travel in the query string. The
+/// HTTP stack (the `http` crate's `Uri`) caps a request target at 64 KiB before that, which
+/// still admits several kilobytes of YAML per parameter; longer request lines are answered
+/// 414 by the HTTP layer.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// What the API needs to know about this installation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// The region of this installation (`RegionId`), also the default EDAS namespace.
+    pub region_id: String,
+    /// The account id that appears in resource ARNs.
+    pub account_id: String,
+    /// EDAS namespaces besides the default one (the region id).
+    pub namespaces: Vec<String>,
+}
+
+impl ApiConfig {
+    /// Whether `namespace` is an EDAS namespace of this installation.
+    pub fn knows_namespace(&self, namespace: &str) -> bool {
+        namespace == self.region_id || self.namespaces.iter().any(|n| n == namespace)
+    }
+
+    /// Every EDAS namespace, the default first.
+    pub fn all_namespaces(&self) -> Vec<&str> {
+        std::iter::once(self.region_id.as_str())
+            .chain(self.namespaces.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+/// The wall clock the signature window is checked against (replaceable in tests).
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct Api {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    engine: Engine,
+    config: ApiConfig,
+    nonces: Mutex<NonceCache>,
+    clock: Clock,
+    metrics: Option<PrometheusHandle>,
+}
+
+impl Api {
+    /// The API over a store and the engine that carries changes out.
+    pub fn new(store: Arc<Store>, engine: Engine, config: ApiConfig) -> Api {
+        Api {
+            inner: Arc::new(Inner {
+                store,
+                engine,
+                config,
+                nonces: Mutex::new(NonceCache::default()),
+                clock: Arc::new(SystemTime::now),
+                metrics: None,
+            }),
+        }
+    }
+
+    /// Replaces the clock (tests). Must be called before the API is shared.
+    pub fn with_clock(self, clock: Clock) -> Api {
+        self.map_inner(|inner| inner.clock = clock)
+    }
+
+    /// Serves `/metrics` from this recorder handle (the binary installs the recorder).
+    pub fn with_metrics(self, handle: PrometheusHandle) -> Api {
+        self.map_inner(|inner| inner.metrics = Some(handle))
+    }
+
+    fn map_inner(self, f: impl FnOnce(&mut Inner)) -> Api {
+        let mut inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(shared) => Inner {
+                store: shared.store.clone(),
+                engine: shared.engine.clone(),
+                config: shared.config.clone(),
+                nonces: Mutex::new(NonceCache::default()),
+                clock: shared.clock.clone(),
+                metrics: shared.metrics.clone(),
+            },
+        };
+        f(&mut inner);
+        Api {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The installation settings.
+    pub fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn now(&self) -> SystemTime {
+        (self.inner.clock)()
+    }
+}
+
+#[cfg(test)]
+mod tests;

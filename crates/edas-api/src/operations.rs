@@ -1,0 +1,300 @@
+//! Every EDAS 2017-08-01 operation, routed by method and path (no EDAS operation has path
+//! parameters and (method, path) is unique, so this is all routing needs), and which of them
+//! edasd implements together with the RAM action that authorizes each.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use axum::http::Method;
+
+macro_rules! operations {
+    ($($name:ident $method:ident $path:literal;)*) => {
+        /// An EDAS operation (`x-acs-action`), one variant per operation of the Tea SDK.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Action {
+            $(#[doc = concat!("`", stringify!($method), " ", $path, "`")] $name,)*
+        }
+
+        impl Action {
+            /// Every operation, in the order of edas-api.md §1.1.
+            pub const ALL: &'static [Action] = &[$(Action::$name,)*];
+
+            /// The action name, as in `x-acs-action`.
+            pub fn name(self) -> &'static str {
+                match self { $(Action::$name => stringify!($name),)* }
+            }
+
+            /// The HTTP method of the operation.
+            pub fn method(self) -> Method {
+                match self { $(Action::$name => Method::$method,)* }
+            }
+
+            /// The request path of the operation.
+            pub fn path(self) -> &'static str {
+                match self { $(Action::$name => $path,)* }
+            }
+        }
+    };
+}
+
+include!("operations_table.rs");
+
+static ROUTES: LazyLock<HashMap<(Method, &'static str), Action>> = LazyLock::new(|| {
+    Action::ALL
+        .iter()
+        .map(|a| ((a.method(), a.path()), *a))
+        .collect()
+});
+
+impl Action {
+    /// The operation a request addresses, by exact method and path.
+    pub fn route(method: &Method, path: &str) -> Option<Action> {
+        // Look up by (method, path) without allocating: the map's keys are 'static, so probe
+        // with the path's static twin found through the path index.
+        let path = PATHS.get(path)?;
+        ROUTES.get(&(method.clone(), *path)).copied()
+    }
+
+    /// Whether some operation lives at this path (with another method), for a clearer 404.
+    pub fn path_exists(path: &str) -> bool {
+        PATHS.contains_key(path)
+    }
+
+    /// The handler of the operation, when edasd implements it.
+    pub fn implemented(self) -> Option<Implemented> {
+        Implemented::ALL
+            .iter()
+            .copied()
+            .find(|i| i.action() == self)
+    }
+}
+
+static PATHS: LazyLock<HashMap<&'static str, &'static str>> =
+    LazyLock::new(|| Action::ALL.iter().map(|a| (a.path(), a.path())).collect());
+
+/// The operations edasd implements. Every other [`Action`] answers `UnsupportedOperation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Implemented {
+    /// Creates an application, its first revision and change order.
+    InsertK8sApplication,
+    /// Deploys the next revision of an application.
+    DeployK8sApplication,
+    /// Reads an application's current spec.
+    GetK8sApplication,
+    /// Lists the applications the caller may read.
+    ListApplication,
+    /// Reads a change order with its batches, stages, tasks and instances.
+    GetChangeOrderInfo,
+}
+
+/// How the resource of an authorization check is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResourceScope {
+    /// `…:namespace/{ns}/application/*` of the namespace the application will be created in.
+    NewApplication,
+    /// `…:namespace/{ns}/application/{AppId}` of the application named by `AppId`.
+    Application,
+    /// The application of the change order named by `ChangeOrderId`.
+    ChangeOrderApplication,
+    /// Each listed application is checked; those the caller may not read are left out.
+    EachListedApplication,
+}
+
+impl Implemented {
+    /// Every implemented operation.
+    pub const ALL: &'static [Implemented] = &[
+        Implemented::InsertK8sApplication,
+        Implemented::DeployK8sApplication,
+        Implemented::GetK8sApplication,
+        Implemented::ListApplication,
+        Implemented::GetChangeOrderInfo,
+    ];
+
+    /// The EDAS operation.
+    pub fn action(self) -> Action {
+        match self {
+            Implemented::InsertK8sApplication => Action::InsertK8sApplication,
+            Implemented::DeployK8sApplication => Action::DeployK8sApplication,
+            Implemented::GetK8sApplication => Action::GetK8sApplication,
+            Implemented::ListApplication => Action::ListApplication,
+            Implemented::GetChangeOrderInfo => Action::GetChangeOrderInfo,
+        }
+    }
+
+    /// The RAM action a policy must allow, and on which resource. Reads need
+    /// `edas:ReadApplication`; changes to an application `edas:ManageApplication` (as the seed
+    /// documents for DeployK8sApplication); creating one `edas:CreateApplication`.
+    pub fn permission(self) -> (&'static str, ResourceScope) {
+        match self {
+            Implemented::InsertK8sApplication => {
+                (ram::CREATE_APPLICATION, ResourceScope::NewApplication)
+            }
+            Implemented::DeployK8sApplication => {
+                (ram::MANAGE_APPLICATION, ResourceScope::Application)
+            }
+            Implemented::GetK8sApplication => (ram::READ_APPLICATION, ResourceScope::Application),
+            Implemented::ListApplication => {
+                (ram::READ_APPLICATION, ResourceScope::EachListedApplication)
+            }
+            Implemented::GetChangeOrderInfo => {
+                (ram::READ_APPLICATION, ResourceScope::ChangeOrderApplication)
+            }
+        }
+    }
+}
+
+/// The RAM actions edasd checks.
+pub mod ram {
+    /// Reading an application, its change orders, listing it.
+    pub const READ_APPLICATION: &str = "edas:ReadApplication";
+    /// Changing an application (deploy, configure, scale, start, stop, restart).
+    pub const MANAGE_APPLICATION: &str = "edas:ManageApplication";
+    /// Creating an application in a namespace.
+    pub const CREATE_APPLICATION: &str = "edas:CreateApplication";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_operation_of_the_reference_is_routed_to_itself() {
+        assert_eq!(Action::ALL.len(), 162, "edas-api.md §1.0: 162 operations");
+        for action in Action::ALL {
+            assert_eq!(
+                Action::route(&action.method(), action.path()),
+                Some(*action),
+                "{}",
+                action.name()
+            );
+            assert!(action.path().starts_with("/pop/"), "{}", action.name());
+        }
+        let pairs: HashSet<_> = Action::ALL.iter().map(|a| (a.method(), a.path())).collect();
+        assert_eq!(pairs.len(), Action::ALL.len(), "(method, path) is unique");
+        let names: HashSet<_> = Action::ALL.iter().map(|a| a.name()).collect();
+        assert_eq!(names.len(), Action::ALL.len());
+    }
+
+    #[test]
+    fn routing_table_matches_the_reference_rows() {
+        // Spot checks straight from edas-api.md §1.1, including paths shared by several methods.
+        let rows = [
+            (
+                "POST",
+                "/pop/v5/k8s/acs/k8s_apps",
+                Action::DeployK8sApplication,
+            ),
+            (
+                "PUT",
+                "/pop/v5/k8s/acs/k8s_apps",
+                Action::ScaleK8sApplication,
+            ),
+            (
+                "DELETE",
+                "/pop/v5/k8s/acs/k8s_apps",
+                Action::DeleteK8sApplication,
+            ),
+            (
+                "POST",
+                "/pop/v5/k8s/acs/create_k8s_app",
+                Action::InsertK8sApplication,
+            ),
+            (
+                "GET",
+                "/pop/v5/changeorder/co_application",
+                Action::GetK8sApplication,
+            ),
+            ("POST", "/pop/v5/app/app_list", Action::ListApplication),
+            (
+                "POST",
+                "/pop/v5/changeorder/change_order_info",
+                Action::GetChangeOrderInfo,
+            ),
+            (
+                "GET",
+                "/pop/v5/changeorder/pipeline_batch_confirm",
+                Action::ContinuePipeline,
+            ),
+            (
+                "POST",
+                "/pop/v5/k8s/acs/k8s_config_map",
+                Action::CreateK8sConfigMap,
+            ),
+            (
+                "PUT",
+                "/pop/v5/k8s/acs/k8s_config_map",
+                Action::UpdateK8sConfigMap,
+            ),
+            (
+                "DELETE",
+                "/pop/v5/k8s/acs/k8s_config_map",
+                Action::DeleteK8sConfigMap,
+            ),
+            (
+                "GET",
+                "/pop/v5/k8s/acs/k8s_config_map",
+                Action::ListK8sConfigMaps,
+            ),
+            (
+                "POST",
+                "/pop/sp/applications/locality/setting",
+                Action::UpdateLocalitySetting,
+            ),
+            (
+                "GET",
+                "/pop/sp/applications/locality/setting",
+                Action::DescribeLocalitySetting,
+            ),
+            (
+                "PUT",
+                "/pop/v5/oam/changeorder/rollback",
+                Action::RollbackChangeOrder,
+            ),
+            ("POST", "/pop/app/bind_slb_json", Action::BindSlb),
+        ];
+        for (method, path, action) in rows {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            assert_eq!(
+                Action::route(&method, path),
+                Some(action),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_methods_and_paths_do_not_route() {
+        assert_eq!(
+            Action::route(&Method::GET, "/pop/v5/k8s/acs/k8s_apps"),
+            None
+        );
+        assert!(Action::path_exists("/pop/v5/k8s/acs/k8s_apps"));
+        assert_eq!(
+            Action::route(&Method::POST, "/pop/v5/k8s/acs/k8s_apps/"),
+            None
+        );
+        assert_eq!(Action::route(&Method::POST, "/pop/v5/nothing"), None);
+        assert!(!Action::path_exists("/"));
+    }
+
+    #[test]
+    fn implemented_operations_map_back_and_have_a_permission() {
+        assert_eq!(Implemented::ALL.len(), 5);
+        for implemented in Implemented::ALL {
+            assert_eq!(implemented.action().implemented(), Some(*implemented));
+            let (ram_action, _) = implemented.permission();
+            assert!(ram_action.starts_with("edas:"));
+        }
+        assert_eq!(
+            Implemented::DeployK8sApplication.permission().0,
+            "edas:ManageApplication"
+        );
+        assert_eq!(Action::ScaleK8sApplication.implemented(), None);
+        let unimplemented = Action::ALL
+            .iter()
+            .filter(|a| a.implemented().is_none())
+            .count();
+        assert_eq!(unimplemented, 157);
+    }
+}

@@ -1,0 +1,380 @@
+//! The router, the request pipeline (limits, signature, caller) and the envelope.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use edas_spec::Params;
+use edas_store::{StoreError, User};
+use serde_json::{Map, Value};
+use tracing::Instrument;
+
+use crate::error::{ApiError, codes};
+use crate::operations::{Action, Implemented};
+use crate::policy::{Decision, PolicyDocument, evaluate};
+use crate::{Api, MAX_REQUEST_BYTES, admin, handlers};
+
+/// The whole HTTP surface: the EDAS operations (every path not listed here), `/healthz`,
+/// `/metrics` and the admin API.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/edasd/v1/{*rest}", axum::routing::any(admin::handle))
+        .fallback(pop)
+        // Bodies are read by the handlers with their own limit, answered with the error body.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(api)
+}
+
+async fn healthz(State(api): State<Api>) -> Response {
+    match api.store().list_users().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: the store is not usable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    match &api.inner.metrics {
+        Some(handle) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "metrics are not enabled in this process\n",
+        )
+            .into_response(),
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub user: User,
+    pub access_key_id: String,
+    policies: Vec<PolicyDocument>,
+}
+
+impl Caller {
+    /// The actor recorded in audit records: `user (access key)`.
+    pub fn actor(&self) -> String {
+        format!("{} ({})", self.user.name, self.access_key_id)
+    }
+
+    /// Whether the caller may perform `action` on `resource`.
+    pub fn may(&self, action: &str, resource: &str) -> bool {
+        self.user.admin || evaluate(&self.policies, action, resource) == Decision::Allowed
+    }
+
+    /// `Ok` when the caller may perform `action` on `resource`, else `AUTH_ERROR` saying why.
+    pub fn authorize(&self, action: &str, resource: &str) -> Result<(), ApiError> {
+        if self.user.admin {
+            return Ok(());
+        }
+        match evaluate(&self.policies, action, resource) {
+            Decision::Allowed => Ok(()),
+            Decision::ExplicitlyDenied => Err(ApiError::new(
+                codes::AUTH_ERROR,
+                format!(
+                    "user `{}` is denied {action} on {resource} by an explicit Deny in its policies",
+                    self.user.name
+                ),
+            )),
+            Decision::NotAllowed => Err(ApiError::new(
+                codes::AUTH_ERROR,
+                format!(
+                    "user `{}` is not allowed {action} on {resource}: no policy of the user allows it",
+                    self.user.name
+                ),
+            )),
+        }
+    }
+}
+
+/// A request's raw material once limits are checked: the signature view and the parts.
+pub(crate) struct Received {
+    pub parts: Parts,
+    pub signed: edas_pop::Request,
+}
+
+/// Reads the body (bounded) and builds the signature view of the request.
+pub(crate) async fn receive(parts: Parts, body: Body) -> Result<Received, ApiError> {
+    let uri_len = parts.uri.to_string().len();
+    if uri_len > MAX_REQUEST_BYTES {
+        return Err(ApiError::new(
+            codes::REQUEST_TOO_LARGE,
+            format!("the URL has {uri_len} bytes; at most {MAX_REQUEST_BYTES} are accepted"),
+        ));
+    }
+    let body: Bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                codes::REQUEST_TOO_LARGE,
+                format!("the body is larger than {MAX_REQUEST_BYTES} bytes"),
+            )
+        })?;
+    let mut signed = edas_pop::Request::new(parts.method.as_str(), parts.uri.path());
+    if let Some(query) = parts.uri.query() {
+        signed = signed.with_raw_query(query).map_err(|e| {
+            ApiError::new(
+                edas_pop::codes::INVALID_PARAMETER,
+                format!("the query string is malformed: {e}"),
+            )
+        })?;
+    }
+    for (name, value) in &parts.headers {
+        signed = signed.with_header(name.as_str(), String::from_utf8_lossy(value.as_bytes()));
+    }
+    // HTTP/2 carries the host in `:authority`, which V3 signs as `host`.
+    if signed.header("host").is_none()
+        && let Some(authority) = parts.uri.authority()
+    {
+        signed = signed.with_header("host", authority.as_str());
+    }
+    Ok(Received {
+        parts,
+        signed: signed.with_body(body.to_vec()),
+    })
+}
+
+/// Verifies the signature and loads the caller with its policies.
+pub(crate) async fn authenticate(
+    api: &Api,
+    request: &edas_pop::Request,
+) -> Result<Caller, ApiError> {
+    let parsed = edas_pop::parse(request)?;
+    let key_id = parsed.access_key_id().to_owned();
+    let key = match api.store().get_access_key(&key_id).await {
+        Ok(key) => key,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(ApiError::new(
+                edas_pop::codes::INVALID_ACCESS_KEY_ID_NOT_FOUND,
+                format!("the access key id `{key_id}` does not exist"),
+            ));
+        }
+        Err(e) => return Err(internal("reading the access key", e)),
+    };
+    if !key.enabled {
+        return Err(ApiError::new(
+            edas_pop::codes::INVALID_ACCESS_KEY_ID_INACTIVE,
+            format!("the access key `{key_id}` is disabled"),
+        ));
+    }
+    {
+        let now = api.now();
+        let mut nonces = api
+            .inner
+            .nonces
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        edas_pop::verify(&parsed, request, key.secret.expose(), now, &mut nonces)?;
+    }
+    let user = match api.store().get_user(&key.user).await {
+        Ok(user) => user,
+        Err(e) => return Err(internal("reading the key's user", e)),
+    };
+    let policies = if user.admin {
+        Vec::new()
+    } else {
+        let stored = api
+            .store()
+            .user_policies(&user.name)
+            .await
+            .map_err(|e| internal("reading the user's policies", e))?;
+        stored
+            .iter()
+            .map(|p| {
+                PolicyDocument::from_value(&p.document).map_err(|e| {
+                    ApiError::internal(format!("the stored policy `{}` is invalid: {e}", p.name))
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    Ok(Caller {
+        user,
+        access_key_id: key_id,
+        policies,
+    })
+}
+
+/// Logs an unexpected failure and turns it into an `InternalError` (details stay in the log).
+pub(crate) fn internal(what: &str, error: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %error, "{what} failed");
+    ApiError::internal(format!(
+        "{what} failed inside edasd; the server log has the details under this RequestId"
+    ))
+}
+
+/// The EDAS operations.
+async fn pop(State(api): State<Api>, request: Request) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = request.into_parts();
+    let action = Action::route(&parts.method, parts.uri.path());
+    let action_name = action.map_or("-", Action::name);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        action = action_name,
+        method = %parts.method,
+        path = %parts.uri.path(),
+    );
+    async move {
+        let started = Instant::now();
+        let result = match action {
+            Some(action) => run(&api, action, parts, body, &request_id).await,
+            None => Err(not_found(&parts)),
+        };
+        respond(result, &request_id, action_name, started)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Logs and counts the outcome and builds the response.
+pub(crate) fn respond(
+    result: Result<Map<String, Value>, ApiError>,
+    request_id: &str,
+    action: &str,
+    started: Instant,
+) -> Response {
+    let elapsed = started.elapsed();
+    let (response, code) = match result {
+        Ok(fields) => {
+            tracing::info!(
+                status = 200,
+                latency_ms = elapsed.as_millis() as u64,
+                "answered"
+            );
+            (success(fields, request_id), "200".to_owned())
+        }
+        Err(error) => {
+            let status = error.status();
+            tracing::info!(
+                status = status.as_u16(),
+                code = %error.code,
+                message = %error.message,
+                latency_ms = elapsed.as_millis() as u64,
+                "refused"
+            );
+            let code = error.code.to_string();
+            (error.into_response_with(request_id), code)
+        }
+    };
+    metrics::counter!("edasd_requests_total", "action" => action.to_owned(), "code" => code)
+        .increment(1);
+    metrics::histogram!("edasd_request_duration_seconds", "action" => action.to_owned())
+        .record(elapsed.as_secs_f64());
+    response
+}
+
+/// The success envelope: HTTP 200, integer `Code` 200, `Message`, `RequestId` and the
+/// operation's keys.
+pub(crate) fn success(fields: Map<String, Value>, request_id: &str) -> Response {
+    let mut body = Map::new();
+    body.insert("Code".into(), Value::from(200));
+    body.insert("Message".into(), Value::from("success"));
+    body.insert("RequestId".into(), Value::from(request_id));
+    body.extend(fields);
+    let mut response = (StatusCode::OK, Json(Value::Object(body))).into_response();
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-acs-request-id", value);
+    }
+    response
+}
+
+fn not_found(parts: &Parts) -> ApiError {
+    let path = parts.uri.path();
+    let methods: Vec<String> = Action::ALL
+        .iter()
+        .filter(|a| a.path() == path)
+        .map(|a| format!("{} ({})", a.method(), a.name()))
+        .collect();
+    let message = if methods.is_empty() {
+        format!("no EDAS operation exists at {} {path}", parts.method)
+    } else {
+        format!(
+            "no EDAS operation exists at {} {path}; this path takes {}",
+            parts.method,
+            methods.join(", ")
+        )
+    };
+    ApiError::new(codes::API_NOT_FOUND, message)
+}
+
+async fn run(
+    api: &Api,
+    action: Action,
+    parts: Parts,
+    body: Body,
+    request_id: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    let received = receive(parts, body).await?;
+    let caller = authenticate(api, &received.signed).await?;
+    tracing::debug!(user = %caller.user.name, access_key_id = %caller.access_key_id, "authenticated");
+    check_signed_action(&received.signed, action)?;
+    let Some(implemented) = action.implemented() else {
+        let supported: Vec<&str> = Implemented::ALL.iter().map(|i| i.action().name()).collect();
+        return Err(ApiError::new(
+            codes::UNSUPPORTED_OPERATION,
+            format!(
+                "{} is not supported by this server; edasd implements {}",
+                action.name(),
+                supported.join(", ")
+            ),
+        ));
+    };
+    // Every implemented operation takes its parameters in the query string and sends no body.
+    if !received.signed.body().is_empty() {
+        return Err(ApiError::new(
+            codes::INVALID_PARAMETER,
+            format!(
+                "{} takes its parameters in the query string; the request body must be empty",
+                action.name()
+            ),
+        ));
+    }
+    let params = Params::from_pairs(received.signed.query().iter().cloned())?;
+    handlers::dispatch(api, &caller, implemented, &params, request_id).await
+}
+
+/// The SDKs also name the operation in `x-acs-action` and the version in `x-acs-version`; both
+/// are signed, so a mismatch with the route is a client error, not something to ignore.
+fn check_signed_action(request: &edas_pop::Request, action: Action) -> Result<(), ApiError> {
+    if let Some(named) = request.header("x-acs-action")
+        && named != action.name()
+    {
+        return Err(ApiError::new(
+            codes::INVALID_PARAMETER,
+            format!(
+                "x-acs-action is `{named}` but {} {} is {}",
+                action.method(),
+                action.path(),
+                action.name()
+            ),
+        ));
+    }
+    if let Some(version) = request.header("x-acs-version")
+        && version != "2017-08-01"
+    {
+        return Err(ApiError::new(
+            codes::INVALID_PARAMETER,
+            format!("x-acs-version is `{version}`; this server implements EDAS 2017-08-01"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,776 @@
+//! In-process tests of the whole pipeline through the router (`tower::ServiceExt::oneshot`):
+//! routing, signatures, authorization, the envelope, errors and the five operations.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use edas_engine::{Engine, EngineConfig, Runtimes};
+use edas_pop::{encode_form, sign_v1, sign_v3};
+use edas_runtime::fake::FakeRuntime;
+use edas_store::{AccessKey, Cluster, Sensitive, Store, User};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::{Api, ApiConfig, router};
+
+const ADMIN: (&str, &str) = ("testid", "testsecret");
+const BOB: (&str, &str) = ("bobid", "bobsecret-0123456789");
+
+static NONCE: AtomicU64 = AtomicU64::new(0);
+
+fn nonce() -> String {
+    format!("nonce-{}", NONCE.fetch_add(1, Ordering::Relaxed))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Scheme {
+    V1,
+    V3,
+}
+
+struct Harness {
+    router: Router,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    let now = jiff::Timestamp::now();
+    store
+        .put_cluster(&Cluster {
+            id: "local".into(),
+            name: "local".into(),
+            region_id: "cn-hangzhou".into(),
+            cluster_type: "local".into(),
+            config: json!({}),
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    for (name, admin, (id, secret)) in [("admin", true, ADMIN), ("bob", false, BOB)] {
+        store
+            .put_user(&User {
+                name: name.into(),
+                admin,
+                created_at: now,
+            })
+            .await
+            .unwrap();
+        store
+            .create_access_key(&AccessKey {
+                id: id.into(),
+                secret: Sensitive::new(secret.into()),
+                user: name.into(),
+                enabled: true,
+                created_at: now,
+            })
+            .await
+            .unwrap();
+    }
+    let runtimes = Runtimes::new().with(
+        "local",
+        Arc::new(FakeRuntime::new(Duration::from_millis(1))),
+    );
+    let engine = Engine::new(Arc::new(store.clone()), runtimes, EngineConfig::default());
+    let api = Api::new(
+        Arc::new(store.clone()),
+        engine,
+        ApiConfig {
+            region_id: "cn-hangzhou".into(),
+            account_id: "1234".into(),
+            namespaces: vec!["cn-hangzhou:prod".into()],
+        },
+    );
+    Harness {
+        router: router(api),
+        store,
+        _dir: dir,
+    }
+}
+
+struct Call<'a> {
+    method: &'a str,
+    path: &'a str,
+    action: Option<&'a str>,
+    params: Vec<(String, String)>,
+    key: (&'a str, &'a str),
+    scheme: Scheme,
+    at: SystemTime,
+    nonce: Option<String>,
+    extra_headers: Vec<(&'a str, &'a str)>,
+    body: Vec<u8>,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: &'a str, path: &'a str, action: &'a str) -> Call<'a> {
+        Call {
+            method,
+            path,
+            action: Some(action),
+            params: vec![("RegionId".into(), "cn-hangzhou".into())],
+            key: ADMIN,
+            scheme: Scheme::V1,
+            at: SystemTime::now(),
+            nonce: Some(nonce()),
+            extra_headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn param(mut self, name: &str, value: &str) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    fn key(mut self, key: (&'a str, &'a str)) -> Self {
+        self.key = key;
+        self
+    }
+
+    fn scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    fn build(&self) -> Request<Body> {
+        let query = encode_form(&self.params);
+        let mut signed = edas_pop::Request::new(self.method, self.path)
+            .with_raw_query(&query)
+            .unwrap()
+            .with_header("host", "127.0.0.1")
+            .with_header("x-acs-version", "2017-08-01");
+        if let Some(action) = self.action {
+            signed = signed.with_header("x-acs-action", action);
+        }
+        for (name, value) in &self.extra_headers {
+            signed = signed.with_header(name, *value);
+        }
+        signed = signed.with_body(self.body.clone());
+        let added = match self.scheme {
+            Scheme::V1 => sign_v1(
+                &signed,
+                self.key.0,
+                self.key.1,
+                self.at,
+                self.nonce.as_deref(),
+            ),
+            Scheme::V3 => sign_v3(
+                &signed,
+                self.key.0,
+                self.key.1,
+                self.at,
+                self.nonce.as_deref().unwrap_or("n"),
+            ),
+        }
+        .unwrap();
+        let mut builder = Request::builder()
+            .method(self.method)
+            .uri(format!("{}?{}", self.path, query));
+        for (name, value) in signed.headers() {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in added {
+            builder = builder.header(name, value);
+        }
+        builder.body(Body::from(self.body.clone())).unwrap()
+    }
+}
+
+async fn send(h: &Harness, request: Request<Body>) -> (StatusCode, Value) {
+    let response = h.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let request_id_header = response
+        .headers()
+        .get("x-acs-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    if let Some(id) = body.get("RequestId").and_then(Value::as_str) {
+        assert!(
+            uuid::Uuid::parse_str(id).is_ok(),
+            "RequestId {id} is a UUID"
+        );
+        assert_eq!(request_id_header.as_deref(), Some(id));
+    }
+    (status, body)
+}
+
+async fn call(h: &Harness, c: Call<'_>) -> (StatusCode, Value) {
+    send(h, c.build()).await
+}
+
+fn assert_error(result: &(StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(result.0.as_u16(), status, "{}", result.1);
+    assert_eq!(result.1["Code"], code, "{}", result.1);
+    assert!(result.1["Message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(result.1["RequestId"].is_string());
+}
+
+fn assert_success(result: &(StatusCode, Value)) {
+    assert_eq!(result.0, StatusCode::OK, "{}", result.1);
+    assert_eq!(result.1["Code"], 200, "integer Code 200: {}", result.1);
+    assert!(result.1["Message"].is_string());
+}
+
+fn insert(name: &str) -> Call<'static> {
+    Call::new(
+        "POST",
+        "/pop/v5/k8s/acs/create_k8s_app",
+        "InsertK8sApplication",
+    )
+    .param("AppName", name)
+    .param("ClusterId", "local")
+    .param("ImageUrl", "nginx:1.25")
+    .param("Replicas", "2")
+}
+
+async fn create_app(h: &Harness, name: &str) -> (String, String) {
+    let result = call(h, insert(name)).await;
+    assert_success(&result);
+    let info = &result.1["ApplicationInfo"];
+    (
+        info["AppId"].as_str().unwrap().to_owned(),
+        info["ChangeOrderId"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn get_app(app_id: &str) -> Call<'_> {
+    Call::new(
+        "GET",
+        "/pop/v5/changeorder/co_application",
+        "GetK8sApplication",
+    )
+    .param("AppId", app_id)
+}
+
+fn deploy(app_id: &str) -> Call<'_> {
+    Call::new("POST", "/pop/v5/k8s/acs/k8s_apps", "DeployK8sApplication").param("AppId", app_id)
+}
+
+async fn attach_policy(h: &Harness, document: Value) {
+    let now = jiff::Timestamp::now();
+    h.store
+        .put_policy(&edas_store::Policy {
+            name: "p".into(),
+            document,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    h.store.attach_policy("bob", "p").await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_with_the_error_body() {
+    let h = harness().await;
+    let request = Request::builder()
+        .method("POST")
+        .uri("/pop/v5/nothing/here")
+        .body(Body::empty())
+        .unwrap();
+    assert_error(&send(&h, request).await, 404, "InvalidApi.NotFound");
+    // A known path with another method names the methods it takes.
+    let result = send(
+        &h,
+        Request::builder()
+            .method("GET")
+            .uri("/pop/v5/k8s/acs/k8s_apps")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_error(&result, 404, "InvalidApi.NotFound");
+    assert!(
+        result.1["Message"]
+            .as_str()
+            .unwrap()
+            .contains("DeployK8sApplication")
+    );
+}
+
+#[tokio::test]
+async fn unimplemented_operations_name_the_action() {
+    let h = harness().await;
+    let result = call(
+        &h,
+        Call::new("POST", "/pop/v5/resource/cluster_list", "ListCluster"),
+    )
+    .await;
+    assert_error(&result, 501, "UnsupportedOperation");
+    assert!(
+        result.1["Message"]
+            .as_str()
+            .unwrap()
+            .starts_with("ListCluster is not supported")
+    );
+}
+
+#[tokio::test]
+async fn signature_failures_use_the_codes_clients_know() {
+    let h = harness().await;
+    let unsigned = Request::builder()
+        .method("POST")
+        .uri("/pop/v5/app/app_list")
+        .body(Body::empty())
+        .unwrap();
+    assert_error(&send(&h, unsigned).await, 400, "IncompleteSignature");
+
+    let list = || Call::new("POST", "/pop/v5/app/app_list", "ListApplication");
+    let wrong_secret = call(&h, list().key(("testid", "wrong"))).await;
+    assert_error(&wrong_secret, 400, "SignatureDoesNotMatch");
+    assert!(wrong_secret.1["Message"].as_str().unwrap().contains(':'));
+    assert_error(
+        &call(&h, list().key(("nobody", "x"))).await,
+        404,
+        "InvalidAccessKeyId.NotFound",
+    );
+    let mut stale = list();
+    stale.at = SystemTime::now() - Duration::from_secs(16 * 60);
+    assert_error(&call(&h, stale).await, 400, "IllegalTimestamp");
+    let mut future = list().scheme(Scheme::V3);
+    future.at = SystemTime::now() + Duration::from_secs(16 * 60);
+    assert_error(&call(&h, future).await, 400, "IllegalTimestamp");
+
+    let replayed = list().build();
+    let again = list();
+    let mut same = again;
+    same.nonce = Some("fixed-nonce".into());
+    let first = same.build();
+    assert_success(&send(&h, replayed).await);
+    assert_success(&send(&h, first).await);
+    let mut same_again = list();
+    same_again.nonce = Some("fixed-nonce".into());
+    assert_error(&call(&h, same_again).await, 400, "SignatureNonceUsed");
+
+    let mut sts = list();
+    sts.extra_headers.push(("x-acs-security-token", "token"));
+    assert_error(
+        &call(&h, sts).await,
+        400,
+        "InvalidSecurityToken.NotSupported",
+    );
+
+    h.store
+        .set_access_key_enabled("bobid", false)
+        .await
+        .unwrap();
+    assert_error(
+        &call(&h, list().key(BOB)).await,
+        400,
+        "InvalidAccessKeyId.Inactive",
+    );
+}
+
+#[tokio::test]
+async fn both_schemes_create_deploy_and_read_back() {
+    let h = harness().await;
+    for scheme in [Scheme::V1, Scheme::V3] {
+        let name = if scheme == Scheme::V1 {
+            "app-v1"
+        } else {
+            "app-v3"
+        };
+        let result = call(&h, insert(name).scheme(scheme)).await;
+        assert_success(&result);
+        let info = &result.1["ApplicationInfo"];
+        assert_eq!(info["AppName"], name);
+        assert_eq!(info["RegionId"], "cn-hangzhou");
+        let app_id = info["AppId"].as_str().unwrap().to_owned();
+        let first_order = info["ChangeOrderId"].as_str().unwrap().to_owned();
+
+        let order = call(
+            &h,
+            Call::new(
+                "POST",
+                "/pop/v5/changeorder/change_order_info",
+                "GetChangeOrderInfo",
+            )
+            .param("ChangeOrderId", &first_order)
+            .scheme(scheme),
+        )
+        .await;
+        assert_success(&order);
+        let info = &order.1["changeOrderInfo"];
+        assert_eq!(info["ChangeOrderId"], first_order.as_str());
+        assert!(info["Status"].is_i64());
+        assert!(info["PipelineInfoList"]["PipelineInfo"].is_array());
+        assert_eq!(info["CoType"], "Create Application");
+        assert!(info["CreateUserId"].as_str().unwrap().contains("admin"));
+
+        let got = call(&h, get_app(&app_id).scheme(scheme)).await;
+        assert_success(&got);
+        assert_eq!(got.1["Applcation"]["App"]["ApplicationName"], name);
+        assert_eq!(got.1["Applcation"]["ImageInfo"]["ImageUrl"], "nginx:1.25");
+        assert_eq!(got.1["Applcation"]["ImageInfo"]["Tag"], "1.25");
+        assert_eq!(got.1["Applcation"]["App"]["Instances"], 2);
+    }
+    let listed = call(
+        &h,
+        Call::new("POST", "/pop/v5/app/app_list", "ListApplication"),
+    )
+    .await;
+    assert_success(&listed);
+    let names: Vec<&str> = listed.1["ApplicationList"]["Application"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["app-v1", "app-v3"]);
+}
+
+#[tokio::test]
+async fn deploy_returns_a_change_order_and_a_second_one_conflicts() {
+    let h = harness().await;
+    let (app_id, first) = create_app(&h, "demo").await;
+    // The creation's change order is still active (the engine is not running here).
+    let conflict = call(
+        &h,
+        deploy(&app_id).param("Envs", r#"[{"name":"A","value":"1"}]"#),
+    )
+    .await;
+    assert_error(&conflict, 409, "OperationConflict.ChangeOrderRunning");
+    assert!(conflict.1["Message"].as_str().unwrap().contains(&first));
+    let missing = call(&h, deploy("no-such-app")).await;
+    assert_error(&missing, 404, "InvalidAppId.NotFound");
+    let no_id = call(
+        &h,
+        Call::new("POST", "/pop/v5/k8s/acs/k8s_apps", "DeployK8sApplication"),
+    )
+    .await;
+    assert_error(&no_id, 400, "MissingParameter");
+    assert!(no_id.1["Message"].as_str().unwrap().contains("AppId"));
+}
+
+#[tokio::test]
+async fn invalid_deploy_names_the_parameter_and_changes_nothing() {
+    let h = harness().await;
+    let (app_id, _) = create_app(&h, "demo").await;
+    let before = call(&h, get_app(&app_id)).await;
+    let result = call(&h, deploy(&app_id).param("Envs", "[{\"name\": 1}")).await;
+    assert_error(&result, 400, "InvalidParameter");
+    assert!(result.1["Message"].as_str().unwrap().contains("Envs"));
+    let after = call(&h, get_app(&app_id)).await;
+    assert_eq!(before.1["Applcation"], after.1["Applcation"]);
+    let unknown = call(&h, deploy(&app_id).param("Bogus", "1")).await;
+    assert_error(&unknown, 400, "InvalidParameter.Unknown");
+}
+
+#[tokio::test]
+async fn insert_validates_cluster_namespace_region_and_name() {
+    let h = harness().await;
+    let bad_cluster = call(
+        &h,
+        Call::new(
+            "POST",
+            "/pop/v5/k8s/acs/create_k8s_app",
+            "InsertK8sApplication",
+        )
+        .param("AppName", "x")
+        .param("ImageUrl", "nginx")
+        .param("ClusterId", "nope"),
+    )
+    .await;
+    assert_error(&bad_cluster, 400, "InvalidParameter");
+    assert!(
+        bad_cluster.1["Message"]
+            .as_str()
+            .unwrap()
+            .contains("ClusterId")
+    );
+    let bad_ns = call(&h, insert("x").param("LogicalRegionId", "cn-hangzhou:nope")).await;
+    assert_error(&bad_ns, 400, "InvalidParameter");
+    assert!(
+        bad_ns.1["Message"]
+            .as_str()
+            .unwrap()
+            .contains("LogicalRegionId")
+    );
+    let mut other_region = insert("x");
+    other_region.params[0].1 = "us-west-1".into();
+    assert_error(&call(&h, other_region).await, 400, "InvalidParameter");
+    let missing_name = call(
+        &h,
+        Call::new(
+            "POST",
+            "/pop/v5/k8s/acs/create_k8s_app",
+            "InsertK8sApplication",
+        )
+        .param("ClusterId", "local"),
+    )
+    .await;
+    assert_error(&missing_name, 400, "MissingParameter");
+    let in_prod = call(
+        &h,
+        insert("prod-app").param("LogicalRegionId", "cn-hangzhou:prod"),
+    )
+    .await;
+    assert_success(&in_prod);
+    let apps = h
+        .store
+        .list_applications(&Default::default(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(apps.items.len(), 1, "only the valid insert stored anything");
+    assert_eq!(apps.items[0].namespace_id, "cn-hangzhou:prod");
+}
+
+#[tokio::test]
+async fn action_header_must_match_the_route() {
+    let h = harness().await;
+    let mut c = Call::new("POST", "/pop/v5/app/app_list", "ListApplication");
+    c.action = Some("DeployK8sApplication");
+    assert_error(&call(&h, c).await, 400, "InvalidParameter");
+}
+
+#[tokio::test]
+async fn users_need_a_policy_and_deny_wins() {
+    let h = harness().await;
+    let (app_id, _) = create_app(&h, "demo").await;
+    let refused = call(&h, get_app(&app_id).key(BOB)).await;
+    assert_error(&refused, 401, "AUTH_ERROR");
+    assert!(
+        refused.1["Message"]
+            .as_str()
+            .unwrap()
+            .contains("edas:ReadApplication")
+    );
+    let insert_refused = call(&h, insert("bobs").key(BOB)).await;
+    assert_error(&insert_refused, 401, "AUTH_ERROR");
+    // Nobody sees applications they may not read.
+    let list = call(
+        &h,
+        Call::new("POST", "/pop/v5/app/app_list", "ListApplication").key(BOB),
+    )
+    .await;
+    assert_success(&list);
+    assert_eq!(list.1["ApplicationList"]["Application"], json!([]));
+
+    attach_policy(
+        &h,
+        json!({"Version": "1", "Statement": [
+            {"Effect": "Allow", "Action": "edas:*", "Resource": "acs:edas:cn-hangzhou:1234:namespace/cn-hangzhou/application/*"},
+            {"Effect": "Deny", "Action": "edas:ManageApplication", "Resource": "*"}
+        ]}),
+    )
+    .await;
+    assert_success(&call(&h, get_app(&app_id).key(BOB)).await);
+    let denied = call(&h, deploy(&app_id).key(BOB)).await;
+    assert_error(&denied, 401, "AUTH_ERROR");
+    assert!(denied.1["Message"].as_str().unwrap().contains("Deny"));
+    let list = call(
+        &h,
+        Call::new("POST", "/pop/v5/app/app_list", "ListApplication").key(BOB),
+    )
+    .await;
+    assert_eq!(
+        list.1["ApplicationList"]["Application"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // The Allow covers only the default namespace.
+    assert_error(
+        &call(
+            &h,
+            insert("bobs")
+                .key(BOB)
+                .param("LogicalRegionId", "cn-hangzhou:prod"),
+        )
+        .await,
+        401,
+        "AUTH_ERROR",
+    );
+    assert_success(&call(&h, insert("bobs").key(BOB)).await);
+}
+
+#[tokio::test]
+async fn list_application_filters_and_pages() {
+    let h = harness().await;
+    for name in ["alpha", "beta", "gamma"] {
+        create_app(&h, name).await;
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["ApplicationList"]["Application"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["Name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = || Call::new("POST", "/pop/v5/app/app_list", "ListApplication");
+    let page = call(&h, list().param("PageSize", "2").param("CurrentPage", "2")).await;
+    assert_eq!(names(&page.1), ["gamma"]);
+    let by_name = call(&h, list().param("AppName", "et")).await;
+    assert_eq!(names(&by_name.1), ["beta"]);
+    assert_error(
+        &call(&h, list().param("PageSize", "0")).await,
+        400,
+        "InvalidParameter",
+    );
+    assert_error(
+        &call(&h, list().param("AppIds", "not json")).await,
+        400,
+        "InvalidParameter",
+    );
+    assert_eq!(
+        names(&call(&h, list().param("ClusterId", "other")).await.1),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn get_change_order_of_an_unknown_id_is_404() {
+    let h = harness().await;
+    let result = call(
+        &h,
+        Call::new(
+            "POST",
+            "/pop/v5/changeorder/change_order_info",
+            "GetChangeOrderInfo",
+        )
+        .param("ChangeOrderId", "nope"),
+    )
+    .await;
+    assert_error(&result, 404, "InvalidChangeOrderId.NotFound");
+}
+
+#[tokio::test]
+async fn oversized_requests_are_refused_with_the_error_body() {
+    let h = harness().await;
+    let mut c = Call::new("POST", "/pop/v5/app/app_list", "ListApplication");
+    c.body = vec![b'x'; crate::MAX_REQUEST_BYTES + 1];
+    assert_error(&call(&h, c).await, 413, "RequestTooLarge");
+    // A large query parameter (base64 YAML sized) passes the limits; the `http` crate caps a
+    // URI at 64 KiB, below edasd's own limit.
+    let (app_id, _) = create_app(&h, "demo").await;
+    let big = "a".repeat(60 * 1024);
+    let result = call(&h, get_app(&app_id).param("From", &big)).await;
+    assert_error(&result, 400, "InvalidParameter");
+}
+
+#[tokio::test]
+async fn admin_api_manages_users_keys_and_policies() {
+    let h = harness().await;
+    let admin = |method: &'static str, path: &'static str, body: Value| {
+        let mut c = Call::new(method, path, "");
+        c.action = None;
+        c.params.clear();
+        if !body.is_null() {
+            c.body = serde_json::to_vec(&body).unwrap();
+            c.extra_headers.push(("content-type", "application/json"));
+        }
+        c
+    };
+    assert_success(
+        &call(
+            &h,
+            admin("POST", "/edasd/v1/users", json!({"Name": "carol"})),
+        )
+        .await,
+    );
+    assert_error(
+        &call(
+            &h,
+            admin("POST", "/edasd/v1/users", json!({"Name": "carol"})),
+        )
+        .await,
+        409,
+        "EntityAlreadyExists",
+    );
+    let key = call(&h, admin("POST", "/edasd/v1/users/carol/keys", Value::Null)).await;
+    assert_success(&key);
+    assert!(
+        key.1["AccessKey"]["AccessKeySecret"]
+            .as_str()
+            .unwrap()
+            .len()
+            >= 16
+    );
+    assert_error(
+        &call(
+            &h,
+            admin(
+                "PUT",
+                "/edasd/v1/policies/bad",
+                json!({"Document": {"Statement": []}}),
+            ),
+        )
+        .await,
+        400,
+        "InvalidParameter",
+    );
+    assert_success(
+        &call(
+            &h,
+            admin(
+                "PUT",
+                "/edasd/v1/policies/readers",
+                json!({"Document": {"Statement": [{"Effect": "Allow", "Action": "edas:ReadApplication", "Resource": "*"}]}}),
+            ),
+        )
+        .await,
+    );
+    assert_success(
+        &call(
+            &h,
+            admin("PUT", "/edasd/v1/users/carol/policies/readers", Value::Null),
+        )
+        .await,
+    );
+    let policies = call(
+        &h,
+        admin("GET", "/edasd/v1/users/carol/policies", Value::Null),
+    )
+    .await;
+    assert_eq!(policies.1["Policies"][0]["Name"], "readers");
+    let keys = call(&h, admin("GET", "/edasd/v1/users/carol/keys", Value::Null)).await;
+    assert!(
+        keys.1["AccessKeys"][0].get("AccessKeySecret").is_none(),
+        "secrets are never listed"
+    );
+    // Non-administrators are refused.
+    assert_error(
+        &call(&h, admin("GET", "/edasd/v1/users", Value::Null).key(BOB)).await,
+        401,
+        "AUTH_ERROR",
+    );
+    assert_error(
+        &call(&h, admin("GET", "/edasd/v1/nothing", Value::Null)).await,
+        404,
+        "InvalidApi.NotFound",
+    );
+    assert_success(&call(&h, admin("DELETE", "/edasd/v1/users/carol", Value::Null)).await);
+    assert_error(
+        &call(&h, admin("DELETE", "/edasd/v1/users/carol", Value::Null)).await,
+        404,
+        "EntityNotExist",
+    );
+}
+
+#[tokio::test]
+async fn health_is_plain_and_metrics_need_a_recorder() {
+    let h = harness().await;
+    let (status, body) = send(
+        &h,
+        Request::builder()
+            .uri("/healthz")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "ok\n");
+}

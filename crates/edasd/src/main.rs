@@ -1,0 +1,417 @@
+//! `edasd`: the self-hosted EDAS API server.
+//!
+//! `edasd serve --listen ADDR --data-dir DIR [--database-url URL] [--tls-cert PEM --tls-key PEM]
+//! [--config FILE]` opens the store (SQLite in the data directory, or PostgreSQL), makes sure an
+//! administrator access key exists, registers the clusters, starts the release engine and serves
+//! the API until SIGTERM or Ctrl-C, then drains connections and stops the engine.
+
+mod config;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use edas_api::{Api, ApiConfig};
+use edas_engine::{Engine, EngineConfig, Runtimes};
+use edas_store::{
+    AccessKey, Cluster, EncryptionKey, KEY_FILE_NAME, Sensitive, Store, StoreError, User,
+};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LOCAL_CLUSTER};
+
+/// The file a generated administrator key is written to, in the data directory.
+const ADMIN_KEY_FILE: &str = "admin-access-key";
+/// The user that owns the administrator key.
+const ADMIN_USER: &str = "admin";
+/// The HTTP/1 read buffer: the API's URL limit plus room for the headers.
+const MAX_BUF: usize = edas_api::MAX_REQUEST_BYTES + 64 * 1024;
+/// How long in-flight requests may take to finish after SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "edasd",
+    version,
+    about = "Self-hosted, wire-compatible EDAS API server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serves the EDAS API.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port; the log says which).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Directory for the SQLite database, the encryption key and the generated admin key.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// A PostgreSQL URL (`postgres://…`) to keep state in instead of the data directory's SQLite.
+    #[arg(long, env = "EDASD_DATABASE_URL")]
+    database_url: Option<String>,
+    /// PEM certificate chain: serve HTTPS (requires --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Configuration file (TOML): region, account, namespaces, clusters, retention.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("EDASD_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if std::env::var("EDASD_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let store = open_store(&args).await?;
+    ensure_admin_key(&store, &args.data_dir).await?;
+    register_clusters(&store, &config).await?;
+
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+
+    let store = Arc::new(store);
+    let engine = Engine::new(store.clone(), runtimes(), EngineConfig::default());
+    let engine_task = engine.start();
+    if config.retention.is_set() {
+        tokio::spawn(prune_periodically(store.clone(), config.clone()));
+    }
+
+    let api = Api::new(
+        store.clone(),
+        engine.clone(),
+        ApiConfig {
+            region_id: config.region_id.clone(),
+            account_id: config.account_id.clone(),
+            namespaces: config.namespaces.clone(),
+        },
+    )
+    .with_metrics(metrics);
+    let app = edas_api::router(api);
+
+    let addr = resolve(&args.listen).await?;
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+
+    let served = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            // rustls is built with ring only for edasd, but other crates may enable a second
+            // provider; choose ours explicitly (an error means one is already installed).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "loading the TLS certificate {} and key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            tracing::info!(region = %config.region_id, "edasd listening on https://{local}");
+            let mut server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle);
+            // hyper's default read buffer (~400 KiB) would refuse URLs carrying base64 YAML
+            // parameters before edasd sees them: allow the API's limit plus headers.
+            server.http_builder().http1().max_buf_size(MAX_BUF);
+            server.serve(app.into_make_service()).await
+        }
+        _ => {
+            tracing::info!(region = %config.region_id, "edasd listening on http://{local}");
+            let mut server = axum_server::from_tcp(listener)?.handle(handle);
+            // hyper's default read buffer (~400 KiB) would refuse URLs carrying base64 YAML
+            // parameters before edasd sees them: allow the API's limit plus headers.
+            server.http_builder().http1().max_buf_size(MAX_BUF);
+            server.serve(app.into_make_service()).await
+        }
+    };
+    served.context("serving")?;
+    tracing::info!("connections drained; stopping the release engine");
+    engine.shutdown().await;
+    engine_task.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The runtimes by cluster id. The local runtime registers itself here once it exists; until
+/// then a change order on `local` is refused by the engine with a clear error.
+fn runtimes() -> Runtimes {
+    Runtimes::new()
+}
+
+async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(listen)
+        .await
+        .with_context(|| format!("--listen `{listen}` is not a host:port address"))?
+        .next()
+        .with_context(|| format!("--listen `{listen}` resolves to no address"))
+}
+
+async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => tracing::info!("SIGTERM: shutting down gracefully"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down gracefully"),
+    }
+    handle.graceful_shutdown(Some(DRAIN_TIMEOUT));
+}
+
+async fn open_store(args: &ServeArgs) -> anyhow::Result<Store> {
+    let store = match &args.database_url {
+        Some(url) => {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                bail!("--database-url must be a postgres:// URL (SQLite lives in --data-dir)");
+            }
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("creating {}", args.data_dir.display()))?;
+            let key = EncryptionKey::load_or_create(&args.data_dir.join(KEY_FILE_NAME))
+                .context("loading the encryption key")?;
+            Store::open(url, &key).await
+        }
+        None => Store::open_data_dir(&args.data_dir).await,
+    };
+    let store = store.context("opening the store")?;
+    tracing::info!(backend = store.backend_name(), data_dir = %args.data_dir.display(), "store open");
+    Ok(store)
+}
+
+/// Makes sure an administrator can sign requests: the pair from `EDASD_ACCESS_KEY_ID` /
+/// `EDASD_ACCESS_KEY_SECRET` when set, else a generated pair written once to a 0600 file.
+async fn ensure_admin_key(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
+    let id = std::env::var("EDASD_ACCESS_KEY_ID")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let secret = std::env::var("EDASD_ACCESS_KEY_SECRET")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let now = jiff::Timestamp::now();
+    match (id, secret) {
+        (Some(id), Some(secret)) => {
+            ensure_admin_user(store, now).await?;
+            match store.get_access_key(&id).await {
+                Ok(key) if key.user == ADMIN_USER && key.secret.expose() == &secret => {
+                    if !key.enabled {
+                        store.set_access_key_enabled(&id, true).await?;
+                    }
+                    tracing::info!(access_key_id = %id, "administrator access key from the environment");
+                    return Ok(());
+                }
+                Ok(_) => {
+                    // Same id, another secret or owner: the environment is the source of truth.
+                    store.delete_access_key(&id).await?;
+                }
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e).context("reading the administrator access key"),
+            }
+            store
+                .create_access_key(&AccessKey {
+                    id: id.clone(),
+                    secret: Sensitive::new(secret),
+                    user: ADMIN_USER.to_owned(),
+                    enabled: true,
+                    created_at: now,
+                })
+                .await
+                .context("storing the administrator access key")?;
+            tracing::info!(access_key_id = %id, "administrator access key from the environment stored");
+            Ok(())
+        }
+        (None, None) => {
+            let file = data_dir.join(ADMIN_KEY_FILE);
+            if admin_has_key(store).await? {
+                tracing::info!(
+                    file = %file.display(),
+                    "an administrator access key exists (a generated one was written to this file on first start)"
+                );
+                return Ok(());
+            }
+            ensure_admin_user(store, now).await?;
+            let (id, secret) = edas_api::admin::generate_access_key();
+            write_private(
+                &file,
+                &format!(
+                    "# edasd administrator access key, generated {now}. Keep it secret.\nEDASD_ACCESS_KEY_ID={id}\nEDASD_ACCESS_KEY_SECRET={secret}\n"
+                ),
+            )?;
+            store
+                .create_access_key(&AccessKey {
+                    id: id.clone(),
+                    secret: Sensitive::new(secret),
+                    user: ADMIN_USER.to_owned(),
+                    enabled: true,
+                    created_at: now,
+                })
+                .await
+                .context("storing the generated administrator access key")?;
+            tracing::warn!(
+                access_key_id = %id,
+                file = %file.display(),
+                "generated an administrator access key; its secret is in this file (mode 0600)"
+            );
+            Ok(())
+        }
+        _ => bail!("set both EDASD_ACCESS_KEY_ID and EDASD_ACCESS_KEY_SECRET, or neither"),
+    }
+}
+
+async fn ensure_admin_user(store: &Store, now: jiff::Timestamp) -> anyhow::Result<()> {
+    match store.get_user(ADMIN_USER).await {
+        Ok(user) if user.admin => Ok(()),
+        Ok(_) | Err(StoreError::NotFound { .. }) => store
+            .put_user(&User {
+                name: ADMIN_USER.to_owned(),
+                admin: true,
+                created_at: now,
+            })
+            .await
+            .context("creating the administrator user"),
+        Err(e) => Err(e).context("reading the administrator user"),
+    }
+}
+
+async fn admin_has_key(store: &Store) -> anyhow::Result<bool> {
+    for user in store.list_users().await? {
+        if user.admin
+            && store
+                .list_access_keys(&user.name)
+                .await?
+                .iter()
+                .any(|k| k.enabled)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Creates a file readable and writable by its owner only (refusing to overwrite one).
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(content.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Registers `local` and the configured clusters in the store (the cluster registry).
+async fn register_clusters(store: &Store, config: &Config) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now();
+    let mut clusters = vec![Cluster {
+        id: LOCAL_CLUSTER.to_owned(),
+        name: "This machine".to_owned(),
+        region_id: config.region_id.clone(),
+        cluster_type: "local".to_owned(),
+        config: serde_json::json!({}),
+        created_at: now,
+        updated_at: now,
+    }];
+    for c in &config.clusters {
+        clusters.push(Cluster {
+            id: c.id.clone(),
+            name: c.name.clone().unwrap_or_else(|| c.id.clone()),
+            region_id: config.region_id.clone(),
+            cluster_type: c.cluster_type.clone(),
+            config: serde_json::json!({"kubeconfig": c.kubeconfig, "context": c.context}),
+            created_at: now,
+            updated_at: now,
+        });
+    }
+    for cluster in &clusters {
+        store
+            .put_cluster(cluster)
+            .await
+            .with_context(|| format!("registering cluster {}", cluster.id))?;
+    }
+    tracing::info!(
+        clusters = %clusters.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(","),
+        namespaces = %std::iter::once(config.region_id.as_str()).chain(config.namespaces.iter().map(String::as_str)).collect::<Vec<_>>().join(","),
+        "cluster registry and EDAS namespaces"
+    );
+    Ok(())
+}
+
+async fn prune_periodically(store: Arc<Store>, config: Config) {
+    let (orders, audit) = config.retention.rules();
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match store.prune(orders, audit, jiff::Timestamp::now()).await {
+            Ok(report) => tracing::info!(
+                change_orders = report.change_orders,
+                audit_records = report.audit_records,
+                "retention: pruned"
+            ),
+            Err(e) => tracing::warn!(error = %e, "retention: pruning failed"),
+        }
+    }
+}
