@@ -165,8 +165,13 @@ impl Rendered {
     }
 
     /// Multi-document YAML (`---` between documents), as `kubectl apply -f` reads it.
+    ///
+    /// Long single-line strings (JVM options, URLs) stay on one line instead of being folded
+    /// with `>`, so what a reviewer greps for is what the pod gets; multi-line strings keep
+    /// YAML's literal `|` blocks.
     pub fn to_yaml(&self) -> Result<String, RenderError> {
-        serde_saphyr::to_string_multiple(&self.objects())
+        let options = serde_saphyr::ser_options! { folded_wrap_chars: 1 << 20 };
+        serde_saphyr::to_string_multiple_with_options(&self.objects(), options)
             .map_err(|e| RenderError::Yaml(e.to_string()))
     }
 }

@@ -926,14 +926,23 @@ fn yaml_keeps_string_values_that_look_like_other_types() {
     let mut spec = base();
     spec.annotations.insert("a".into(), "true".into());
     spec.labels.insert("b".into(), "123".into());
-    spec.envs.push(EnvVar {
-        name: "N".into(),
-        value: Some("null".into()),
-        value_from: None,
-    });
+    for (name, value) in [
+        ("N", "null"),
+        ("ML", "line one\n  line two\n\n"),
+        ("SP", "  leading and trailing  "),
+        ("LONG", &"-Dopt=value ".repeat(20)),
+        ("HASH", "# not a comment: {x}"),
+    ] {
+        spec.envs.push(EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            value_from: None,
+        });
+    }
     let r = render(&spec, "1", 1).unwrap();
     let yaml = r.to_yaml().unwrap();
     let back = parse_yaml(&yaml).unwrap();
     assert_eq!(back, r.objects());
     assert!(matches!(back[0], Object::Deployment(_)));
+    assert!(!yaml.contains(": >"), "no folded strings:\n{yaml}");
 }
