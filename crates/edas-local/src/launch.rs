@@ -1,0 +1,536 @@
+//! What an instance runs and with which environment: the spec checked against what this machine
+//! can do, the environment resolved (values, ConfigMap/Secret keys, field references, `$(VAR)`
+//! expansion), the mount directories prepared and announced through environment variables.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileTypeExt as _;
+use std::path::{Path, PathBuf};
+
+use edas_spec::AppSpec;
+use edas_spec::model::Artifact;
+use k8s_openapi::api::core::v1::{HTTPGetAction, LifecycleHandler, Probe};
+
+use crate::config_source::{ConfigData, ConfigSource};
+
+/// Environment variables of edasd that an instance inherits (everything else is cleared, as a
+/// container does not see its node's environment).
+pub const INHERITED_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "TZ"];
+
+/// Checks that the local runtime can run `spec` at all; the error says what cannot and why.
+pub fn check_supported(
+    spec: &AppSpec,
+    java: &dyn Fn(Option<&str>) -> Result<PathBuf, String>,
+) -> Result<(), String> {
+    let app = &spec.name;
+    match (&spec.artifact, &spec.command) {
+        (Artifact::Image { url, .. }, None) => {
+            return Err(format!(
+                "application `{app}` runs image `{url}`: an image needs a container engine, which the local runtime does not \
+                 have; give `Command` (and `Args`) to run a program on this machine, or deploy to a Kubernetes cluster"
+            ));
+        }
+        (Artifact::None, None) => {
+            return Err(format!(
+                "application `{app}` has neither `Command` nor `PackageUrl`: nothing to run"
+            ));
+        }
+        (Artifact::Package(p), _) => {
+            java(p.jdk.as_deref())?;
+            let scheme = p.url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+            if !matches!(scheme.as_deref(), Some("file" | "http" | "https")) {
+                return Err(format!(
+                    "`PackageUrl` `{}` must start with file://, http:// or https://",
+                    p.url
+                ));
+            }
+        }
+        _ => {}
+    }
+    if spec.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(format!("application `{app}`: `Command` is empty"));
+    }
+    let refuse = |what: &str| {
+        Err(format!(
+            "application `{app}`: {what} cannot run on the local runtime (no container engine)"
+        ))
+    };
+    if !spec.sidecars.is_empty() {
+        return refuse("`Sidecars`");
+    }
+    if !spec.init_containers.is_empty() {
+        return refuse("`InitContainers`");
+    }
+    if !spec.pvc_mounts.is_empty() {
+        return refuse("`PvcMountDescs` (persistent volume claims)");
+    }
+    if !spec.nfs.mounts.is_empty() {
+        return refuse("`MountDescs` (NFS mounts)");
+    }
+    for (param, probe) in [
+        ("Liveness", &spec.liveness),
+        ("Readiness", &spec.readiness),
+        ("Startup", &spec.startup),
+    ] {
+        if let Some(p) = probe {
+            check_probe(param, p)?;
+        }
+    }
+    for (param, hook) in [("PostStart", &spec.post_start), ("PreStop", &spec.pre_stop)] {
+        if let Some(h) = hook {
+            check_handler(param, h)?;
+        }
+    }
+    for env in &spec.envs {
+        if let Some(from) = &env.value_from {
+            if from.resource_field_ref.is_some() {
+                return Err(format!(
+                    "`Envs` `{}`: resourceFieldRef is not supported on the local runtime",
+                    env.name
+                ));
+            }
+            if let Some(f) = &from.field_ref {
+                field_value(&f.field_path, "x", "x")
+                    .map_err(|e| format!("`Envs` `{}`: {e}", env.name))?;
+            }
+        }
+    }
+    mount_env_names(spec)?;
+    Ok(())
+}
+
+fn check_probe(param: &str, p: &Probe) -> Result<(), String> {
+    if p.grpc.is_some() {
+        return Err(format!(
+            "`{param}`: grpc probes are not supported on the local runtime; use httpGet, tcpSocket or exec"
+        ));
+    }
+    let handlers = [
+        p.http_get.is_some(),
+        p.tcp_socket.is_some(),
+        p.exec.is_some(),
+    ];
+    if handlers.iter().filter(|h| **h).count() != 1 {
+        return Err(format!(
+            "`{param}` must have exactly one of httpGet, tcpSocket, exec"
+        ));
+    }
+    check_http(param, p.http_get.as_ref())?;
+    check_host(param, p.tcp_socket.as_ref().and_then(|t| t.host.as_deref()))
+}
+
+fn check_handler(param: &str, h: &LifecycleHandler) -> Result<(), String> {
+    let handlers = [
+        h.http_get.is_some(),
+        h.tcp_socket.is_some(),
+        h.exec.is_some(),
+        h.sleep.is_some(),
+    ];
+    if handlers.iter().filter(|h| **h).count() != 1 {
+        return Err(format!(
+            "`{param}` must have exactly one of exec, httpGet, tcpSocket, sleep"
+        ));
+    }
+    check_http(param, h.http_get.as_ref())?;
+    check_host(param, h.tcp_socket.as_ref().and_then(|t| t.host.as_deref()))
+}
+
+fn check_http(param: &str, h: Option<&HTTPGetAction>) -> Result<(), String> {
+    let Some(h) = h else { return Ok(()) };
+    if h.scheme
+        .as_deref()
+        .is_some_and(|s| !s.eq_ignore_ascii_case("http"))
+    {
+        return Err(format!(
+            "`{param}`: httpGet scheme `{}` is not supported on the local runtime; use HTTP",
+            h.scheme.as_deref().unwrap_or_default()
+        ));
+    }
+    check_host(param, h.host.as_deref())
+}
+
+fn check_host(param: &str, host: Option<&str>) -> Result<(), String> {
+    match host {
+        None | Some("" | "127.0.0.1" | "localhost") => Ok(()),
+        Some(other) => Err(format!(
+            "`{param}`: host `{other}` is not supported on the local runtime; probes and hooks always target the instance on 127.0.0.1"
+        )),
+    }
+}
+
+/// The value of a `fieldRef`.
+fn field_value(path: &str, instance: &str, namespace: &str) -> Result<String, String> {
+    match path {
+        "metadata.name" => Ok(instance.to_owned()),
+        "metadata.namespace" => Ok(namespace.to_owned()),
+        "status.podIP" | "status.hostIP" => Ok("127.0.0.1".to_owned()),
+        "status.podIPs" | "status.hostIPs" => Ok("127.0.0.1".to_owned()),
+        "spec.nodeName" => Ok("local".to_owned()),
+        other => Err(format!(
+            "fieldRef `{other}` is not supported on the local runtime (supported: metadata.name, metadata.namespace, \
+             status.podIP, status.podIPs, status.hostIP, status.hostIPs, spec.nodeName)"
+        )),
+    }
+}
+
+/// The environment variable that tells an instance where a mount path lives on this machine:
+/// `EDAS_MOUNT_` + the path upper-cased, every run of other characters than letters and digits
+/// turned into one `_`, leading and trailing `_` dropped (`/app/conf.d` → `EDAS_MOUNT_APP_CONF_D`).
+pub fn mount_env_name(mount_path: &str) -> String {
+    let mut out = String::from("EDAS_MOUNT_");
+    let mut pending = false;
+    for c in mount_path.chars() {
+        if c.is_ascii_alphanumeric() {
+            if pending && !out.ends_with('_') {
+                out.push('_');
+            }
+            pending = false;
+            out.push(c.to_ascii_uppercase());
+        } else {
+            pending = true;
+        }
+    }
+    out
+}
+
+fn mount_env_names(spec: &AppSpec) -> Result<BTreeMap<String, String>, String> {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (param, path) in spec.mount_paths() {
+        let name = mount_env_name(path);
+        if name == "EDAS_MOUNT_" {
+            return Err(format!(
+                "`{param}` mount path `{path}` has no letter or digit to name its environment variable"
+            ));
+        }
+        if let Some(other) = seen.insert(name.clone(), path.to_owned()) {
+            return Err(format!(
+                "`{param}`: mount paths `{other}` and `{path}` both map to environment variable {name} on the local runtime"
+            ));
+        }
+    }
+    Ok(seen)
+}
+
+/// Expands `$(VAR)` references with Kubernetes' rules: a defined variable is replaced, `$$` is a
+/// literal `$`, anything else is kept as written.
+pub fn expand(input: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+            && let Some(value) = env.get(&inner[..end])
+        {
+            out.push_str(value);
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Everything an instance start needs to know about the instance itself.
+pub struct InstanceFacts<'a> {
+    pub name: &'a str,
+    pub port: u16,
+    pub dir: &'a Path,
+    pub workdir: &'a Path,
+    pub package: Option<&'a Path>,
+}
+
+async fn lookup(
+    source: &dyn ConfigSource,
+    secret: bool,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<ConfigData>, String> {
+    let kind = if secret { "Secret" } else { "ConfigMap" };
+    let found = if secret {
+        source.secret(namespace, name).await
+    } else {
+        source.config_map(namespace, name).await
+    };
+    found.map_err(|e| format!("cannot read {kind} `{name}` in namespace `{namespace}`: {e}"))
+}
+
+/// The complete environment of an instance, in order: inherited variables, the runtime's own
+/// (`HOSTNAME`, `PORT`, `EDAS_*`, mount variables), `EnvFroms`, then `Envs` (later wins; `Envs`
+/// values may refer to earlier variables as `$(NAME)`); `PORT` is always the instance's port.
+pub async fn environment(
+    spec: &AppSpec,
+    facts: &InstanceFacts<'_>,
+    source: &dyn ConfigSource,
+) -> Result<BTreeMap<String, String>, String> {
+    let ns = spec.k8s_namespace.as_str();
+    let mut env = BTreeMap::new();
+    for key in INHERITED_ENV {
+        if let Ok(v) = std::env::var(key) {
+            env.insert((*key).to_owned(), v);
+        }
+    }
+    env.insert("HOME".into(), facts.workdir.display().to_string());
+    env.insert("HOSTNAME".into(), facts.name.to_owned());
+    env.insert("PORT".into(), facts.port.to_string());
+    env.insert("EDAS_INSTANCE_NAME".into(), facts.name.to_owned());
+    env.insert("EDAS_APP_NAME".into(), spec.name.clone());
+    env.insert("EDAS_NAMESPACE".into(), ns.to_owned());
+    env.insert("EDAS_INSTANCE_DIR".into(), facts.dir.display().to_string());
+    if let Some(p) = facts.package {
+        env.insert("EDAS_PACKAGE_FILE".into(), p.display().to_string());
+    }
+    for from in &spec.env_froms {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        let refs = [
+            (
+                false,
+                from.config_map_ref.as_ref().map(|r| (&r.name, r.optional)),
+            ),
+            (
+                true,
+                from.secret_ref.as_ref().map(|r| (&r.name, r.optional)),
+            ),
+        ];
+        for (secret, r) in refs {
+            let Some((name, optional)) = r else { continue };
+            match lookup(source, secret, ns, name).await? {
+                Some(data) => {
+                    env.extend(data.into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)))
+                }
+                None if optional == Some(true) => {}
+                None => {
+                    let kind = if secret { "Secret" } else { "ConfigMap" };
+                    return Err(format!(
+                        "`EnvFroms`: {kind} `{name}` not found in namespace `{ns}`"
+                    ));
+                }
+            }
+        }
+    }
+    for var in &spec.envs {
+        let value = match (&var.value, &var.value_from) {
+            (_, Some(from)) => {
+                let key_ref = from
+                    .config_map_key_ref
+                    .as_ref()
+                    .map(|r| (false, &r.name, &r.key, r.optional))
+                    .or_else(|| {
+                        from.secret_key_ref
+                            .as_ref()
+                            .map(|r| (true, &r.name, &r.key, r.optional))
+                    });
+                if let Some((secret, name, key, optional)) = key_ref {
+                    let kind = if secret { "Secret" } else { "ConfigMap" };
+                    match lookup(source, secret, ns, name)
+                        .await?
+                        .and_then(|mut d| d.remove(key))
+                    {
+                        Some(v) => v,
+                        None if optional == Some(true) => continue,
+                        None => {
+                            return Err(format!(
+                                "`Envs` `{}`: key `{key}` of {kind} `{name}` not found in namespace `{ns}`",
+                                var.name
+                            ));
+                        }
+                    }
+                } else if let Some(f) = &from.field_ref {
+                    field_value(&f.field_path, facts.name, ns)
+                        .map_err(|e| format!("`Envs` `{}`: {e}", var.name))?
+                } else {
+                    return Err(format!(
+                        "`Envs` `{}`: valueFrom has no supported source",
+                        var.name
+                    ));
+                }
+            }
+            (Some(v), None) => expand(v, &env),
+            (None, None) => String::new(),
+        };
+        env.insert(var.name.clone(), value);
+    }
+    env.insert("PORT".into(), facts.port.to_string());
+    prepare_mounts(spec, facts.dir, source, &mut env).await?;
+    Ok(env)
+}
+
+/// Creates the directories and files of `EmptyDirs`, `LocalVolume` and `ConfigMountDescs` and
+/// adds one `EDAS_MOUNT_*` variable per mount path (see [`mount_env_name`]).
+async fn prepare_mounts(
+    spec: &AppSpec,
+    dir: &Path,
+    source: &dyn ConfigSource,
+    env: &mut BTreeMap<String, String>,
+) -> Result<(), String> {
+    let mounts = dir.join("mounts");
+    let io =
+        |what: &str, path: &Path, e: std::io::Error| format!("{what} `{}`: {e}", path.display());
+    let mut announced: Vec<(String, PathBuf)> = Vec::new();
+    for (i, m) in spec.empty_dirs.iter().enumerate() {
+        let mut path = mounts.join(format!("emptydir-{i}"));
+        if let Some(sub) = m.sub_path_expr.as_deref().filter(|s| !s.is_empty()) {
+            let sub = expand(sub, env);
+            if Path::new(&sub).is_absolute() || sub.split('/').any(|part| part == "..") {
+                return Err(format!(
+                    "`EmptyDirs` subPathExpr `{sub}` must be a relative path without `..`"
+                ));
+            }
+            path = path.join(sub);
+        }
+        std::fs::create_dir_all(&path)
+            .map_err(|e| io("cannot create EmptyDirs directory", &path, e))?;
+        announced.push((m.mount_path.clone(), path));
+    }
+    for v in &spec.local_volumes {
+        let path = PathBuf::from(&v.node_path);
+        let meta = std::fs::metadata(&path);
+        let problem = match (v.kind.as_str(), &meta) {
+            ("", _) => None,
+            ("DirectoryOrCreate", _) => std::fs::create_dir_all(&path).err().map(|e| e.to_string()),
+            ("FileOrCreate", Err(_)) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .err()
+                .map(|e| e.to_string()),
+            ("Directory", Ok(m)) if m.is_dir() => None,
+            ("File" | "FileOrCreate", Ok(m)) if m.is_file() => None,
+            ("Socket", Ok(m)) if m.file_type().is_socket() => None,
+            ("CharDevice", Ok(m)) if m.file_type().is_char_device() => None,
+            ("BlockDevice", Ok(m)) if m.file_type().is_block_device() => None,
+            (kind, Ok(_)) => Some(format!("it is not a {kind}")),
+            (_, Err(e)) => Some(e.to_string()),
+        };
+        if let Some(p) = problem {
+            return Err(format!(
+                "`LocalVolume` node path `{}` ({}): {p}",
+                v.node_path, v.kind
+            ));
+        }
+        announced.push((v.mount_path.clone(), path));
+    }
+    for (i, m) in spec.config_mounts.iter().enumerate() {
+        let secret = m.kind.eq_ignore_ascii_case("secret");
+        let kind = if secret { "Secret" } else { "ConfigMap" };
+        let ns = spec.k8s_namespace.as_str();
+        let data = lookup(source, secret, ns, &m.name).await?.ok_or_else(|| {
+            format!(
+                "`ConfigMountDescs`: {kind} `{}` not found in namespace `{ns}`",
+                m.name
+            )
+        })?;
+        let path = mounts.join(format!("config-{i}"));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .map_err(|e| io("cannot create ConfigMountDescs directory", &path, e))?;
+        for (key, value) in data {
+            if key.is_empty() || key.contains('/') || key == "." || key == ".." {
+                return Err(format!(
+                    "`ConfigMountDescs`: {kind} `{}` has key `{key}`, which is not a file name",
+                    m.name
+                ));
+            }
+            let file = path.join(&key);
+            std::fs::write(&file, value).map_err(|e| io("cannot write", &file, e))?;
+        }
+        announced.push((m.mount_path.clone(), path));
+    }
+    let mut list = String::new();
+    for (mount_path, local) in announced {
+        env.insert(mount_env_name(&mount_path), local.display().to_string());
+        list.push_str(&format!("{mount_path}={}\n", local.display()));
+    }
+    if !list.is_empty() {
+        env.insert("EDAS_MOUNTS".into(), list);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion_follows_kubernetes_rules() {
+        let env = BTreeMap::from([("PORT".to_owned(), "8080".to_owned())]);
+        assert_eq!(expand("--port=$(PORT)", &env), "--port=8080");
+        assert_eq!(
+            expand("$$(PORT) $(MISSING) $ $(", &env),
+            "$(PORT) $(MISSING) $ $("
+        );
+    }
+
+    #[test]
+    fn mount_environment_names_are_documented_and_collisions_refused() {
+        assert_eq!(mount_env_name("/app/conf.d"), "EDAS_MOUNT_APP_CONF_D");
+        assert_eq!(mount_env_name("/data//x-y/"), "EDAS_MOUNT_DATA_X_Y");
+        let mut spec = AppSpec::default();
+        spec.empty_dirs.push(edas_spec::model::EmptyDirMount {
+            mount_path: "/a-b".into(),
+            read_only: false,
+            sub_path_expr: None,
+        });
+        spec.empty_dirs.push(edas_spec::model::EmptyDirMount {
+            mount_path: "/a_b".into(),
+            read_only: false,
+            sub_path_expr: None,
+        });
+        let err = mount_env_names(&spec).unwrap_err();
+        assert!(err.contains("EDAS_MOUNT_A_B"), "{err}");
+    }
+
+    #[test]
+    fn unsupported_specs_are_refused_with_the_parameter_named() {
+        let java = |_: Option<&str>| Ok(PathBuf::from("java"));
+        let mut spec = AppSpec {
+            name: "demo".into(),
+            artifact: Artifact::Image {
+                url: "nginx:1".into(),
+                repo_id: None,
+            },
+            ..Default::default()
+        };
+        assert!(
+            check_supported(&spec, &java)
+                .unwrap_err()
+                .contains("container engine")
+        );
+        spec.command = Some("/bin/true".into());
+        assert_eq!(check_supported(&spec, &java), Ok(()));
+        spec.liveness = Some(Probe {
+            grpc: Some(Default::default()),
+            ..Default::default()
+        });
+        assert!(
+            check_supported(&spec, &java)
+                .unwrap_err()
+                .contains("`Liveness`: grpc")
+        );
+        spec.liveness = Some(Probe {
+            http_get: Some(HTTPGetAction {
+                host: Some("10.0.0.1".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert!(
+            check_supported(&spec, &java)
+                .unwrap_err()
+                .contains("host `10.0.0.1`")
+        );
+        spec.liveness = None;
+        spec.artifact = Artifact::None;
+        spec.command = None;
+        assert!(
+            check_supported(&spec, &java)
+                .unwrap_err()
+                .contains("nothing to run")
+        );
+    }
+}

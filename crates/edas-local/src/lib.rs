@@ -1,0 +1,747 @@
+//! The local runtime: the instances of an application on the built-in cluster `local` are
+//! supervised processes on this machine.
+//!
+//! [`LocalRuntime`] implements [`edas_runtime::Runtime`]. Each instance is one process, started
+//! in its own process group, in its own directory (layout in [`state`]), with stdout and stderr
+//! appended to `logs/stdout.log` and `logs/stderr.log` (never a pipe to edasd, so an instance
+//! outlives edasd), rotated by size (`copytruncate`: [`LocalConfig::log_max_bytes`] ×
+//! [`LocalConfig::log_files_kept`]).
+//!
+//! # What an instance runs
+//! - `Command` + `Args`: the program is executed directly, **not through a shell** (write
+//!   `Command=sh`, `Args=["-c", "…"]` for shell syntax). `$(VAR)` references in both are expanded
+//!   from the instance's environment as Kubernetes does (`$$` is a literal `$`).
+//! - A package (`PackageUrl`, file:// or http(s)://) is fetched once per (URL, `PackageVersion`)
+//!   and run as `java <JavaStartUpConfig/WebContainerConfig options> -jar <file> <Args>`. `JDK`
+//!   unset runs [`LocalConfig::default_java`]; a `JDK` value runs the binary
+//!   [`LocalConfig::java_binaries`] maps it to, and an unmapped value is refused. With `Command`
+//!   given too, the command runs instead and finds the package in `EDAS_PACKAGE_FILE`.
+//! - An image without `Command` is refused ([`edas_runtime::RuntimeError::Unsupported`]): that
+//!   needs a container engine. With `Command`, the command runs here and the image is not used.
+//! - Refused as well: `Sidecars`, `InitContainers`, `PvcMountDescs`, NFS `MountDescs`, grpc
+//!   probes, HTTPS probes, probe/hook hosts other than 127.0.0.1, `resourceFieldRef` env values.
+//!
+//! # Ports
+//! Each instance gets a unique free loopback port in `PORT` (kept across its restarts). Every
+//! port number (or name) in a probe or hook means that port: all instances share 127.0.0.1, so a
+//! spec written for pods (each with its own IP) can only work that way. Service target ports of a
+//! local application refer to it the same way. `PORT` cannot be overridden by `Envs`.
+//!
+//! # Environment
+//! Cleared, then (later wins): `PATH`, `LANG`, `LC_ALL`, `TZ` from edasd; `HOME` (the working
+//! directory), `HOSTNAME` and `EDAS_INSTANCE_NAME` (the instance name), `EDAS_APP_NAME`,
+//! `EDAS_NAMESPACE`, `EDAS_INSTANCE_DIR`, `EDAS_PACKAGE_FILE`; `EnvFroms` (ConfigMaps and Secrets
+//! through [`ConfigSource`], with their prefix); `Envs` (values with `$(VAR)` expansion, ConfigMap
+//! and Secret keys, `fieldRef` `metadata.name`, `metadata.namespace`, `status.podIP`/`hostIP`
+//! = 127.0.0.1, `spec.nodeName` = `local`); finally `PORT`. A missing ConfigMap, Secret or key
+//! (not marked optional) fails the start, which is retried with back-off like a crash.
+//!
+//! # Mounts
+//! A process cannot mount at an absolute path, so each mount path is announced in its own
+//! variable, `EDAS_MOUNT_<PATH>` (the path upper-cased, non-alphanumeric runs as `_`:
+//! `/app/conf.d` → `EDAS_MOUNT_APP_CONF_D`), and all of them in `EDAS_MOUNTS` as
+//! `mountPath=localPath` lines. `EmptyDirs` are directories under the instance directory (kept
+//! across restarts of the instance, removed with it; `subPathExpr` is honoured); `LocalVolume` is
+//! its node path (the hostPath type is checked or created as Kubernetes does);
+//! `ConfigMountDescs` are directories with one file per key, rewritten at each start.
+//! `readOnly` is not enforced (no mount namespaces without root).
+//!
+//! # Probes, hooks, restarts
+//! Kubernetes semantics: PostStart runs after the start and before any probe; the Startup probe
+//! gates Liveness and Readiness; an instance is ready after `successThreshold` readiness
+//! successes (at once without a readiness probe) and not ready after `failureThreshold`
+//! failures. That plain readiness is what [`Runtime::observe`] reports: `BatchWaitTime`
+//! (`min_ready_seconds`) and the lossless delays are applied by the release engine, as the port
+//! says. A failed Liveness or Startup probe or PostStart hook
+//! kills the process (PreStop, SIGTERM, grace period: the probe's own
+//! `terminationGracePeriodSeconds` if set); a process that exits is restarted too (as with
+//! `restartPolicy: Always`), after an exponential back-off ([`LocalConfig::restart_backoff`]
+//! doubling up to [`LocalConfig::max_restart_backoff`]). After
+//! [`LocalConfig::crash_loop_limit`] consecutive runs shorter than
+//! [`LocalConfig::quick_failure`], the runtime gives up: the instance is reported `failed` with
+//! the reason until it is stopped or replaced ([`Runtime::recreate_failed`]). Stopping runs
+//! PreStop, sends SIGTERM to the process group, waits for `TerminateGracePeriod` (default 30 s,
+//! counted from the start of PreStop, plus 2 s if PreStop used it all) and then sends SIGKILL.
+//! Scale-down stops failed instances first, then not-ready ones, then the newest.
+//! Every change (started, ready, not ready, restarted, failed, gone) is broadcast as a
+//! [`RuntimeEvent`] at once.
+//!
+//! # Limits
+//! `memory_limit_mib` is enforced by watching the resident memory of the instance's process
+//! group once a second and killing it (`OOMKilled`, restarted like a crash) when over: no cgroups
+//! needed, at the price of a one-second reaction time. CPU limits and requests, memory requests
+//! and ephemeral storage are **not enforced** on the local runtime (they need cgroups, i.e. root
+//! or a delegated cgroup). Likewise not applied on one machine: node and zone spreading,
+//! affinity, tolerations, `RuntimeClassName`, `ImagePlatforms`, image pull secrets, the
+//! container `SecurityContext` (instances run as edasd's user or [`LocalConfig::run_as_user`]),
+//! labels and annotations (recorded only). Lossless start and traffic rules belong to the
+//! local service proxy.
+//!
+//! # Surviving edasd
+//! Instances are not killed when the runtime is dropped or edasd exits or crashes: dropping a
+//! [`LocalRuntime`] only stops supervising. Each instance has a state file (pid, process start
+//! time from `/proc/<pid>/stat`, port, restarts, failure). [`LocalRuntime::new`] adopts every
+//! instance it finds: a pid whose start time still matches is the same process and is supervised
+//! again (probes resume at once, PostStart is not rerun); otherwise the process is gone and the
+//! instance is started again (a restart). An adopted process is not our child, so its exit is
+//! seen by looking at `/proc` every 200 ms.
+//!
+//! # Tests of the whole project
+//! `edas-testapp` is a library and a binary; a test binary of another crate can run it by
+//! re-executing itself with a test that calls `edas_testapp::run()` (this crate's tests do so),
+//! which works under `cargo test` and `cargo nextest` without building another binary first.
+
+mod config_source;
+mod launch;
+mod package;
+mod probe;
+mod process;
+pub mod state;
+mod supervisor;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use edas_runtime::{
+    BoxFuture, Instance, RevisionState, Runtime, RuntimeError, RuntimeEvent, Target,
+};
+use edas_spec::AppSpec;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+pub use config_source::{ConfigData, ConfigSource, ConfigSourceError, MemoryConfigSource};
+pub use launch::{INHERITED_ENV, mount_env_name};
+
+use state::InstanceRecord;
+use supervisor::Initial;
+
+/// How the local runtime runs instances.
+#[derive(Clone, Debug)]
+pub struct LocalConfig {
+    /// Where instances, their logs and the package cache live.
+    pub data_dir: PathBuf,
+    /// Run instances as this user (a name or a numeric uid) instead of edasd's; needs edasd to
+    /// be able to switch users (root or CAP_SETUID/CAP_SETGID).
+    pub run_as_user: Option<String>,
+    /// `JDK` value → java binary.
+    pub java_binaries: BTreeMap<String, PathBuf>,
+    /// The java binary when `JDK` is not given (default `java`, from `PATH`).
+    pub default_java: PathBuf,
+    /// First restart delay (default 10 s, as Kubernetes).
+    pub restart_backoff: Duration,
+    /// Longest restart delay (default 5 min).
+    pub max_restart_backoff: Duration,
+    /// Consecutive quick failures after which an instance is reported failed (default 5).
+    pub crash_loop_limit: u32,
+    /// A run shorter than this is a quick failure (default 60 s).
+    pub quick_failure: Duration,
+    /// A log file larger than this is rotated (default 10 MiB).
+    pub log_max_bytes: u64,
+    /// Rotated copies kept per log file (default 3).
+    pub log_files_kept: u32,
+}
+
+impl LocalConfig {
+    /// The defaults, with instances under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> LocalConfig {
+        LocalConfig {
+            data_dir: data_dir.into(),
+            run_as_user: None,
+            java_binaries: BTreeMap::new(),
+            default_java: PathBuf::from("java"),
+            restart_backoff: Duration::from_secs(10),
+            max_restart_backoff: Duration::from_secs(300),
+            crash_loop_limit: 5,
+            quick_failure: Duration::from_secs(60),
+            log_max_bytes: 10 * 1024 * 1024,
+            log_files_kept: 3,
+        }
+    }
+}
+
+/// Why the local runtime could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// `run_as_user` names no user.
+    #[error("run-as user `{0}` does not exist")]
+    UnknownUser(String),
+    /// The data directory cannot be used.
+    #[error("data directory `{path}`: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+/// The runtime. Dropping it stops supervising but leaves the instances running (see the crate
+/// docs); a new one on the same data directory adopts them.
+pub struct LocalRuntime {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: LocalConfig,
+    pub(crate) run_as: Option<(u32, u32)>,
+    pub(crate) source: Arc<dyn ConfigSource>,
+    pub(crate) packages: package::PackageCache,
+    pub(crate) detach: CancellationToken,
+    events: broadcast::Sender<RuntimeEvent>,
+    revisions: Mutex<BTreeMap<(String, String), RevisionEntry>>,
+}
+
+struct RevisionEntry {
+    spec: Arc<AppSpec>,
+    instances: Vec<Arc<InstanceEntry>>,
+}
+
+/// One instance as the runtime knows it.
+pub(crate) struct InstanceEntry {
+    pub(crate) app_id: String,
+    pub(crate) revision: String,
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    pub(crate) dir: PathBuf,
+    pub(crate) stop: CancellationToken,
+    status: Mutex<Status>,
+}
+
+#[derive(Default)]
+struct Status {
+    record: InstanceRecord,
+    ready: bool,
+    stopping: bool,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+impl InstanceEntry {
+    fn status(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.status().stopping
+    }
+
+    pub(crate) fn set_ready(&self, inner: &Inner, ready: bool) {
+        let changed = {
+            let mut st = self.status();
+            let was = st.ready;
+            st.ready = ready;
+            was != ready
+        };
+        if changed {
+            inner.emit(&self.app_id, &self.revision);
+        }
+    }
+
+    pub(crate) fn set_failed(&self, inner: &Inner, reason: String) {
+        let record = {
+            let mut st = self.status();
+            st.ready = false;
+            st.record.failed = Some(reason);
+            st.record.pid = None;
+            st.record.start_time = None;
+            st.record.clone()
+        };
+        supervisor::write_record(self, &record);
+        inner.emit(&self.app_id, &self.revision);
+    }
+
+    pub(crate) fn count_restart(&self, inner: &Inner, reason: &str) {
+        tracing::info!(instance = %self.name, %reason, "restarting instance");
+        let record = {
+            let mut st = self.status();
+            st.record.restarts += 1;
+            st.record.clone()
+        };
+        supervisor::write_record(self, &record);
+        inner.emit(&self.app_id, &self.revision);
+    }
+
+    pub(crate) fn record_process(&self, running: Option<&process::Running>) {
+        let record = {
+            let mut st = self.status();
+            st.record.pid = running.map(|r| r.pid);
+            st.record.start_time = running.map(|r| r.start_time);
+            st.record.clone()
+        };
+        supervisor::write_record(self, &record);
+    }
+
+    fn observe(&self) -> (Instance, bool, bool) {
+        let st = self.status();
+        let ready = !st.stopping && st.record.failed.is_none() && st.ready;
+        let instance = Instance {
+            name: self.name.clone(),
+            ip: Some("127.0.0.1".to_owned()),
+            port: Some(self.port),
+            ready,
+            restarts: st.record.restarts,
+            failed: st.record.failed.clone(),
+        };
+        (instance, ready, st.stopping)
+    }
+}
+
+fn unavailable(what: &str, path: &Path, e: std::io::Error) -> RuntimeError {
+    RuntimeError::Unavailable(format!("{what} `{}`: {e}", path.display()))
+}
+
+impl Inner {
+    fn emit(&self, app_id: &str, revision: &str) {
+        let _ = self.events.send(RuntimeEvent {
+            app_id: app_id.to_owned(),
+            revision: revision.to_owned(),
+        });
+    }
+
+    fn revisions(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), RevisionEntry>> {
+        self.revisions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn revision_dir(&self, app_id: &str, revision: &str) -> PathBuf {
+        self.config
+            .data_dir
+            .join("instances")
+            .join(app_id)
+            .join(revision)
+    }
+
+    pub(crate) fn java_for(&self, jdk: Option<&str>) -> Result<PathBuf, String> {
+        match jdk {
+            None => Ok(self.config.default_java.clone()),
+            Some(name) => self.config.java_binaries.get(name).cloned().ok_or_else(|| {
+                let known: Vec<&str> = self.config.java_binaries.keys().map(String::as_str).collect();
+                format!(
+                    "`JDK` `{name}` has no java binary configured for the local runtime (configured: {})",
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                )
+            }),
+        }
+    }
+
+    /// A free loopback port no known instance uses.
+    fn free_port(&self, taken: &BTreeSet<u16>) -> Result<u16, RuntimeError> {
+        for _ in 0..64 {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| {
+                RuntimeError::Unavailable(format!("cannot find a free loopback port: {e}"))
+            })?;
+            let port = listener
+                .local_addr()
+                .map_err(|e| RuntimeError::Unavailable(e.to_string()))?
+                .port();
+            if !taken.contains(&port) {
+                return Ok(port);
+            }
+        }
+        Err(RuntimeError::Unavailable(
+            "cannot find a free loopback port".to_owned(),
+        ))
+    }
+
+    fn taken_ports(revisions: &BTreeMap<(String, String), RevisionEntry>) -> BTreeSet<u16> {
+        revisions
+            .values()
+            .flat_map(|r| r.instances.iter().map(|i| i.port))
+            .collect()
+    }
+
+    /// Creates and starts one new instance of a revision (the caller holds the map).
+    fn spawn_new(
+        self: &Arc<Self>,
+        app_id: &str,
+        revision: &str,
+        entry: &mut RevisionEntry,
+        taken: &mut BTreeSet<u16>,
+    ) -> Result<(), RuntimeError> {
+        let port = self.free_port(taken)?;
+        taken.insert(port);
+        let base: String = entry
+            .spec
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let base = if base.is_empty() {
+            app_id.to_ascii_lowercase()
+        } else {
+            base
+        };
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{base}-{revision}-{}", &suffix[..5]);
+        let dir = self.revision_dir(app_id, revision).join(&name);
+        std::fs::create_dir_all(&dir).map_err(|e| unavailable("cannot create", &dir, e))?;
+        let record = InstanceRecord {
+            name: name.clone(),
+            port,
+            created_ms: now_ms(),
+            ..Default::default()
+        };
+        let inst = self.entry(app_id, revision, dir, record);
+        supervisor::write_record(&inst, &inst.status().record.clone());
+        entry.instances.push(inst.clone());
+        tokio::spawn(supervisor::supervise(
+            self.clone(),
+            inst,
+            entry.spec.clone(),
+            Initial::Start,
+        ));
+        Ok(())
+    }
+
+    fn entry(
+        &self,
+        app_id: &str,
+        revision: &str,
+        dir: PathBuf,
+        record: InstanceRecord,
+    ) -> Arc<InstanceEntry> {
+        Arc::new(InstanceEntry {
+            app_id: app_id.to_owned(),
+            revision: revision.to_owned(),
+            name: record.name.clone(),
+            port: record.port,
+            dir,
+            stop: CancellationToken::new(),
+            status: Mutex::new(Status {
+                record,
+                ..Default::default()
+            }),
+        })
+    }
+
+    /// Forgets a stopped instance and deletes its directory (and its revision's, when empty).
+    pub(crate) fn remove_instance(&self, inst: &InstanceEntry) {
+        {
+            let mut revisions = self.revisions();
+            let key = (inst.app_id.clone(), inst.revision.clone());
+            if let Some(entry) = revisions.get_mut(&key) {
+                entry.instances.retain(|i| i.name != inst.name);
+                if entry.instances.is_empty() {
+                    revisions.remove(&key);
+                    let _ =
+                        std::fs::remove_dir_all(self.revision_dir(&inst.app_id, &inst.revision));
+                    let _ = std::fs::remove_dir(
+                        self.config.data_dir.join("instances").join(&inst.app_id),
+                    );
+                } else {
+                    let _ = std::fs::remove_dir_all(&inst.dir);
+                }
+            }
+        }
+        self.emit(&inst.app_id, &inst.revision);
+    }
+}
+
+fn check_ids(app_id: &str, revision: &str) -> Result<(), RuntimeError> {
+    for (what, v) in [("application id", app_id), ("revision", revision)] {
+        if !state::is_safe_segment(v) {
+            return Err(RuntimeError::Unsupported(format!(
+                "{what} `{v}` cannot name a directory of the local runtime (letters, digits, `.`, `_`, `-`; at most 128)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn resolve_user(user: &str) -> Result<(u32, u32), LocalError> {
+    let found = match user.parse::<u32>() {
+        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+        Err(_) => nix::unistd::User::from_name(user),
+    };
+    match found {
+        Ok(Some(u)) => Ok((u.uid.as_raw(), u.gid.as_raw())),
+        _ => Err(LocalError::UnknownUser(user.to_owned())),
+    }
+}
+
+impl LocalRuntime {
+    /// Creates the runtime and adopts the instances a previous one left running (see the crate
+    /// docs). Must be called inside a tokio runtime: supervisors are tasks.
+    pub fn new(
+        config: LocalConfig,
+        source: Arc<dyn ConfigSource>,
+    ) -> Result<LocalRuntime, LocalError> {
+        let run_as = config
+            .run_as_user
+            .as_deref()
+            .map(resolve_user)
+            .transpose()?;
+        let instances = config.data_dir.join("instances");
+        std::fs::create_dir_all(&instances).map_err(|source| LocalError::DataDir {
+            path: instances.clone(),
+            source,
+        })?;
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            packages: package::PackageCache::new(config.data_dir.join("packages")),
+            config,
+            run_as,
+            source,
+            detach: CancellationToken::new(),
+            events,
+            revisions: Mutex::new(BTreeMap::new()),
+        });
+        adopt(&inner, &instances);
+        Ok(LocalRuntime { inner })
+    }
+
+    /// The directory of an instance (its `logs/`, `work/`, `mounts/` and `state.json`).
+    pub fn instance_dir(&self, app_id: &str, revision: &str, instance: &str) -> PathBuf {
+        self.inner.revision_dir(app_id, revision).join(instance)
+    }
+
+    /// The process id (also the process group id) of a running instance.
+    pub fn process_id(&self, app_id: &str, revision: &str, instance: &str) -> Option<i32> {
+        let revisions = self.inner.revisions();
+        let entry = revisions.get(&(app_id.to_owned(), revision.to_owned()))?;
+        let inst = entry.instances.iter().find(|i| i.name == instance)?;
+        inst.status().record.pid
+    }
+}
+
+impl Drop for LocalRuntime {
+    fn drop(&mut self) {
+        self.inner.detach.cancel();
+    }
+}
+
+/// Picks up what a previous runtime left in the data directory.
+fn adopt(inner: &Arc<Inner>, instances: &Path) {
+    let dirs = |p: &Path| -> Vec<(String, PathBuf)> {
+        std::fs::read_dir(p)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut revisions = inner.revisions();
+    for (app_id, app_dir) in dirs(instances) {
+        for (revision, rev_dir) in dirs(&app_dir) {
+            let Some(spec) = state::read_json::<AppSpec>(&rev_dir.join("spec.json")) else {
+                tracing::warn!(dir = %rev_dir.display(), "revision without a readable spec.json left alone");
+                continue;
+            };
+            let spec = Arc::new(spec);
+            let mut entry = RevisionEntry {
+                spec: spec.clone(),
+                instances: Vec::new(),
+            };
+            for (_, inst_dir) in dirs(&rev_dir) {
+                let Some(mut record) =
+                    state::read_json::<InstanceRecord>(&inst_dir.join("state.json"))
+                else {
+                    let _ = std::fs::remove_dir_all(&inst_dir);
+                    continue;
+                };
+                let verified = match (record.pid, record.start_time) {
+                    (Some(pid), Some(t)) if process::start_time(pid) == Some(t) => {
+                        Some(process::Running::adopted(pid, t))
+                    }
+                    _ => None,
+                };
+                let initial = match (&record.failed, verified) {
+                    (Some(reason), _) => Initial::Failed(reason.clone()),
+                    (None, Some(running)) => Initial::Adopt(running),
+                    (None, None) => {
+                        record.restarts += 1;
+                        Initial::Start
+                    }
+                };
+                tracing::info!(instance = %record.name, adopted = matches!(initial, Initial::Adopt(_)), "instance found");
+                let inst = inner.entry(&app_id, &revision, inst_dir, record);
+                entry.instances.push(inst.clone());
+                tokio::spawn(supervisor::supervise(
+                    inner.clone(),
+                    inst,
+                    spec.clone(),
+                    initial,
+                ));
+            }
+            if entry.instances.is_empty() {
+                let _ = std::fs::remove_dir_all(&rev_dir);
+            } else {
+                revisions.insert((app_id.clone(), revision), entry);
+            }
+        }
+    }
+}
+
+impl Runtime for LocalRuntime {
+    fn set_replicas(
+        &self,
+        target: &Target,
+        replicas: u32,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let target = target.clone();
+        Box::pin(async move {
+            let inner = &self.inner;
+            check_ids(&target.app_id, &target.revision)?;
+            launch::check_supported(&target.spec, &|jdk| inner.java_for(jdk))
+                .map_err(RuntimeError::Unsupported)?;
+            let key = (target.app_id.clone(), target.revision.clone());
+            let mut revisions = inner.revisions();
+            let mut taken = Inner::taken_ports(&revisions);
+            if !revisions.contains_key(&key) {
+                if replicas == 0 {
+                    return Ok(());
+                }
+                let dir = inner.revision_dir(&target.app_id, &target.revision);
+                std::fs::create_dir_all(&dir).map_err(|e| unavailable("cannot create", &dir, e))?;
+                let spec_file = dir.join("spec.json");
+                state::write_json(&spec_file, target.spec.as_ref())
+                    .map_err(|e| unavailable("cannot write", &spec_file, e))?;
+                revisions.insert(
+                    key.clone(),
+                    RevisionEntry {
+                        spec: target.spec.clone(),
+                        instances: Vec::new(),
+                    },
+                );
+            }
+            let Some(entry) = revisions.get_mut(&key) else {
+                return Ok(());
+            };
+            let mut live: Vec<(Arc<InstanceEntry>, u8, u64)> = entry
+                .instances
+                .iter()
+                .filter(|i| !i.is_stopping())
+                .map(|i| {
+                    let (obs, ready, _) = i.observe();
+                    let rank = if obs.failed.is_some() {
+                        0
+                    } else if ready {
+                        2
+                    } else {
+                        1
+                    };
+                    (i.clone(), rank, i.status().record.created_ms)
+                })
+                .collect();
+            let want = usize::try_from(replicas).unwrap_or(usize::MAX);
+            let mut changed = false;
+            while live.len() < want {
+                inner.spawn_new(&target.app_id, &target.revision, entry, &mut taken)?;
+                live.push((
+                    Arc::clone(entry.instances.last().expect("just pushed")),
+                    1,
+                    now_ms(),
+                ));
+                changed = true;
+            }
+            if live.len() > want {
+                // Failed first, then not ready, then ready; newest first within each.
+                live.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)));
+                let surplus = live.len() - want;
+                for (inst, _, _) in live.into_iter().take(surplus) {
+                    inst.status().stopping = true;
+                    inst.stop.cancel();
+                }
+                changed = true;
+            }
+            drop(revisions);
+            if changed {
+                inner.emit(&target.app_id, &target.revision);
+            }
+            Ok(())
+        })
+    }
+
+    fn recreate_failed(
+        &self,
+        app_id: &str,
+        revision: &str,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let (app_id, revision) = (app_id.to_owned(), revision.to_owned());
+        Box::pin(async move {
+            let inner = &self.inner;
+            let mut revisions = inner.revisions();
+            let mut taken = Inner::taken_ports(&revisions);
+            let Some(entry) = revisions.get_mut(&(app_id.clone(), revision.clone())) else {
+                return Ok(());
+            };
+            let failed: Vec<Arc<InstanceEntry>> = entry
+                .instances
+                .iter()
+                .filter(|i| {
+                    let st = i.status();
+                    !st.stopping && st.record.failed.is_some()
+                })
+                .cloned()
+                .collect();
+            for inst in &failed {
+                inst.status().stopping = true;
+                inst.stop.cancel();
+                inner.spawn_new(&app_id, &revision, entry, &mut taken)?;
+            }
+            drop(revisions);
+            if !failed.is_empty() {
+                inner.emit(&app_id, &revision);
+            }
+            Ok(())
+        })
+    }
+
+    fn observe(
+        &self,
+        app_id: &str,
+        revision: &str,
+    ) -> BoxFuture<'_, Result<RevisionState, RuntimeError>> {
+        let key = (app_id.to_owned(), revision.to_owned());
+        Box::pin(async move {
+            let revisions = self.inner.revisions();
+            let Some(entry) = revisions.get(&key) else {
+                return Ok(RevisionState::default());
+            };
+            let mut state = RevisionState::default();
+            for inst in &entry.instances {
+                let (obs, ready, stopping) = inst.observe();
+                state.total += 1;
+                state.ready += u32::from(ready);
+                if state.failed.is_none()
+                    && !stopping
+                    && let Some(reason) = &obs.failed
+                {
+                    state.failed = Some(format!("instance {}: {reason}", obs.name));
+                }
+                state.instances.push(obs);
+            }
+            Ok(state)
+        })
+    }
+
+    fn revisions(&self, app_id: &str) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>> {
+        let app_id = app_id.to_owned();
+        Box::pin(async move {
+            let revisions = self.inner.revisions();
+            Ok(revisions
+                .iter()
+                .filter(|((app, _), entry)| *app == app_id && !entry.instances.is_empty())
+                .map(|((_, rev), _)| rev.clone())
+                .collect())
+        })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
+        self.inner.events.subscribe()
+    }
+}

@@ -1,0 +1,214 @@
+//! Operating-system facts about instance processes: identity through `/proc`, signals to process
+//! groups, waiting for a child or for an adopted process, log rotation and the memory watch.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// How often an adopted process (not our child, so it cannot be waited for) is looked at.
+const ADOPTED_POLL: Duration = Duration::from_millis(200);
+
+/// The start time of a live process, in clock ticks since boot (field 22 of `/proc/<pid>/stat`),
+/// or `None` when the process is gone or a zombie. Together with the pid it names one process
+/// for good: a reused pid has a different start time.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields = stat_fields(&stat)?;
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return None;
+    }
+    // After the command, fields start at field 3 (state): starttime (22) is index 19.
+    fields.get(19)?.parse().ok()
+}
+
+/// The process group of a live process (field 5 of `/proc/<pid>/stat`).
+fn process_group_of(pid: &str) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields(&stat)?.get(2)?.parse().ok()
+}
+
+/// The fields after the command name, which may itself contain spaces and parentheses.
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    Some(after.split_whitespace().collect())
+}
+
+/// Sends `signal` to a whole process group; a group that is already gone is not an error.
+pub fn signal_group(pgid: i32, signal: Signal) {
+    if pgid <= 1 {
+        return;
+    }
+    match killpg(Pid::from_raw(pgid), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => tracing::warn!(pgid, %signal, error = %e, "cannot signal process group"),
+    }
+}
+
+/// The resident memory of every process of a group, in bytes (a scan of `/proc`).
+pub fn group_rss_bytes(pgid: i32) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut total = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if process_group_of(pid) != Some(pgid) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        total += kib * 1024;
+    }
+    total
+}
+
+/// A running instance process: either our child or a process adopted from an earlier edasd.
+pub struct Running {
+    /// The process id, which is also its process group id (it leads its own group).
+    pub pid: i32,
+    /// Its start time (see [`start_time`]).
+    pub start_time: u64,
+    child: Option<tokio::process::Child>,
+}
+
+impl Running {
+    /// A child just spawned in its own process group.
+    pub fn child(child: tokio::process::Child) -> Option<Running> {
+        let pid = i32::try_from(child.id()?).ok()?;
+        let start_time = start_time(pid).unwrap_or(0);
+        Some(Running {
+            pid,
+            start_time,
+            child: Some(child),
+        })
+    }
+
+    /// A process found running, whose identity the caller has verified.
+    pub fn adopted(pid: i32, start_time: u64) -> Running {
+        Running {
+            pid,
+            start_time,
+            child: None,
+        }
+    }
+
+    /// Waits until the process has exited and says how.
+    pub async fn wait(&mut self) -> String {
+        match &mut self.child {
+            Some(child) => match child.wait().await {
+                Ok(status) => describe_exit(status),
+                Err(e) => format!("cannot wait for the process: {e}"),
+            },
+            None => {
+                while start_time(self.pid) == Some(self.start_time) {
+                    tokio::time::sleep(ADOPTED_POLL).await;
+                }
+                "exited (adopted process; exit status unknown)".to_owned()
+            }
+        }
+    }
+
+    /// Whether the process still runs (without waiting).
+    pub fn is_alive(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => start_time(self.pid) == Some(self.start_time),
+        }
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => {
+            let name = Signal::try_from(sig)
+                .map(|s| s.as_str())
+                .unwrap_or("unknown signal");
+            format!("killed by signal {sig} ({name})")
+        }
+        _ => "exited".to_owned(),
+    }
+}
+
+/// Size-based rotation of an append-only log file, in the manner of logrotate's `copytruncate`:
+/// the instance keeps its file descriptor (opened with `O_APPEND`, so after the truncation it
+/// writes at the new end), `file` is copied to `file.1` (older copies shift to `.2`, … up to
+/// `keep`) and truncated. Lines written between the copy and the truncation can be lost; that is
+/// the price of never putting a pipe between the instance and edasd.
+pub fn rotate_if_large(file: &Path, max_bytes: u64, keep: u32) -> std::io::Result<bool> {
+    let Ok(meta) = std::fs::metadata(file) else {
+        return Ok(false);
+    };
+    if meta.len() < max_bytes || keep == 0 {
+        return Ok(false);
+    }
+    let numbered = |n: u32| -> PathBuf {
+        let mut name = file.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    };
+    let _ = std::fs::remove_file(numbered(keep));
+    for n in (1..keep).rev() {
+        let _ = std::fs::rename(numbered(n), numbered(n + 1));
+    }
+    std::fs::copy(file, numbered(1))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(file)?
+        .set_len(0)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_start_time_of_this_process_and_nothing_for_a_missing_one() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        assert!(start_time(me).is_some_and(|t| t > 0));
+        assert_eq!(start_time(i32::MAX), None);
+    }
+
+    #[test]
+    fn stat_fields_survive_a_command_with_parentheses() {
+        let stat = "42 (a (b) c) S 1 42 42 0 -1";
+        assert_eq!(stat_fields(stat).unwrap()[..3], ["S", "1", "42"]);
+    }
+
+    #[test]
+    fn rotation_keeps_the_configured_number_of_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("stdout.log");
+        for round in 0..4 {
+            std::fs::write(&log, format!("round {round} ").repeat(10)).unwrap();
+            assert!(rotate_if_large(&log, 10, 2).unwrap());
+            assert_eq!(std::fs::metadata(&log).unwrap().len(), 0);
+        }
+        let one = std::fs::read_to_string(dir.path().join("stdout.log.1")).unwrap();
+        let two = std::fs::read_to_string(dir.path().join("stdout.log.2")).unwrap();
+        assert!(one.starts_with("round 3"));
+        assert!(two.starts_with("round 2"));
+        assert!(!dir.path().join("stdout.log.3").exists());
+        assert!(
+            !rotate_if_large(&log, 10, 2).unwrap(),
+            "an empty file is not rotated"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! A tiny HTTP/1.1 program that the project's tests deploy as an application.
+//!
+//! It listens on `127.0.0.1:$PORT` and answers (every answer closes the connection):
+//!
+//! | Path | Answer |
+//! |---|---|
+//! | `/` | `version=<APP_VERSION> instance=<HOSTNAME>` |
+//! | `/healthz` | 200, or 500 once `LIVENESS_FAIL_AFTER_SECONDS` have passed since start |
+//! | `/ready` | 200, or 503 while `READY_AFTER_SECONDS` have not passed, or always with `NEVER_READY=1` |
+//! | `/env/<NAME>` | the value of environment variable `NAME`, or 404 |
+//! | `/file?path=<P>` | the content of file `P` (percent-encoded), or 404 |
+//! | anything else | 404 |
+//!
+//! Other environment variables: `EXIT_AFTER_SECONDS` makes it exit with status 1 after that many
+//! seconds (0: at once, before listening), to play a crashing program; on SIGTERM it prints
+//! `terminating`, waits `TERM_DELAY_SECONDS` (default 0) and exits with status 0, so tests can
+//! see a graceful stop and a grace period running out.
+//!
+//! It is a library too ([`run`]), so a test binary of another crate can re-execute itself as
+//! the program without depending on a separately built binary.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use percent_encoding::percent_decode_str;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the program was told through its environment.
+#[derive(Clone, Debug)]
+struct Settings {
+    port: u16,
+    version: String,
+    instance: String,
+    ready_after: Option<Duration>,
+    never_ready: bool,
+    liveness_fail_after: Option<Duration>,
+    exit_after: Option<Duration>,
+    term_delay: Duration,
+}
+
+fn seconds(name: &str) -> Result<Option<Duration>, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Some(Duration::from_secs_f64(s)))
+            .ok_or_else(|| format!("{name} must be a non-negative number of seconds, got `{v}`")),
+    }
+}
+
+impl Settings {
+    fn from_env() -> Result<Settings, String> {
+        let port =
+            std::env::var("PORT").map_err(|_| "environment variable PORT is not set".to_owned())?;
+        let port = port
+            .trim()
+            .parse::<u16>()
+            .map_err(|_| format!("PORT must be a port number, got `{port}`"))?;
+        Ok(Settings {
+            port,
+            version: std::env::var("APP_VERSION").unwrap_or_else(|_| "unknown".to_owned()),
+            instance: std::env::var("HOSTNAME").unwrap_or_default(),
+            ready_after: seconds("READY_AFTER_SECONDS")?,
+            never_ready: std::env::var("NEVER_READY").is_ok_and(|v| v == "1"),
+            liveness_fail_after: seconds("LIVENESS_FAIL_AFTER_SECONDS")?,
+            exit_after: seconds("EXIT_AFTER_SECONDS")?,
+            term_delay: seconds("TERM_DELAY_SECONDS")?.unwrap_or_default(),
+        })
+    }
+}
+
+fn log(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Runs the program until SIGTERM (or `EXIT_AFTER_SECONDS`); never returns on those paths.
+pub fn run() -> Result<(), String> {
+    let settings = Settings::from_env()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    rt.block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let started = Instant::now();
+    if settings.exit_after == Some(Duration::ZERO) {
+        log("exiting at once (EXIT_AFTER_SECONDS=0)");
+        std::process::exit(1);
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let listener = TcpListener::bind(("127.0.0.1", settings.port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", settings.port))?;
+    log(&format!(
+        "listening on 127.0.0.1:{} version={} instance={}",
+        settings.port, settings.version, settings.instance
+    ));
+    let exit_at = async {
+        match settings.exit_after {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(exit_at);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    let settings = settings.clone();
+                    tokio::spawn(async move { let _ = answer(stream, &settings, started).await; });
+                }
+            }
+            _ = term.recv() => {
+                log("terminating");
+                tokio::time::sleep(settings.term_delay).await;
+                log("terminated");
+                std::process::exit(0);
+            }
+            _ = &mut exit_at => {
+                log("exiting with status 1 (EXIT_AFTER_SECONDS)");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream, s: &Settings, started: Instant) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 || buf.len() > 16 * 1024 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let (status, body) = route(&target, s, started.elapsed());
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        _ => "Service Unavailable",
+    };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+fn route(target: &str, s: &Settings, up: Duration) -> (u16, String) {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    match path {
+        "/" => (
+            200,
+            format!("version={} instance={}\n", s.version, s.instance),
+        ),
+        "/healthz" => match s.liveness_fail_after {
+            Some(after) if up >= after => (500, "liveness failing\n".to_owned()),
+            _ => (200, "ok\n".to_owned()),
+        },
+        "/ready" => {
+            if s.never_ready || s.ready_after.is_some_and(|after| up < after) {
+                (503, "not ready\n".to_owned())
+            } else {
+                (200, "ready\n".to_owned())
+            }
+        }
+        "/file" => {
+            let file = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("path="))
+                .map(|p| percent_decode_str(p).decode_utf8_lossy().into_owned());
+            match file.map(std::fs::read_to_string) {
+                Some(Ok(content)) => (200, content),
+                Some(Err(e)) => (404, format!("{e}\n")),
+                None => (404, "query parameter `path` is missing\n".to_owned()),
+            }
+        }
+        _ => match path.strip_prefix("/env/") {
+            Some(name) => {
+                match std::env::var(percent_decode_str(name).decode_utf8_lossy().as_ref()) {
+                    Ok(v) => (200, v),
+                    Err(_) => (404, format!("{name} is not set\n")),
+                }
+            }
+            None => (404, "not found\n".to_owned()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            port: 1,
+            version: "v2".into(),
+            instance: "demo-1".into(),
+            ready_after: Some(Duration::from_secs(2)),
+            never_ready: false,
+            liveness_fail_after: Some(Duration::from_secs(5)),
+            exit_after: None,
+            term_delay: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn routes_answer_as_documented() {
+        let s = settings();
+        assert_eq!(
+            route("/", &s, Duration::ZERO),
+            (200, "version=v2 instance=demo-1\n".into())
+        );
+        assert_eq!(route("/ready", &s, Duration::from_secs(1)).0, 503);
+        assert_eq!(route("/ready", &s, Duration::from_secs(3)).0, 200);
+        assert_eq!(route("/healthz", &s, Duration::from_secs(4)).0, 200);
+        assert_eq!(route("/healthz", &s, Duration::from_secs(6)).0, 500);
+        assert_eq!(route("/nope", &s, Duration::ZERO).0, 404);
+        assert_eq!(route("/file", &s, Duration::ZERO).0, 404);
+        let never = Settings {
+            never_ready: true,
+            ..settings()
+        };
+        assert_eq!(route("/ready", &never, Duration::from_secs(60)).0, 503);
+    }
+
+    #[test]
+    fn file_endpoint_reads_a_percent_encoded_path() {
+        let dir = std::env::temp_dir().join(format!("edas-testapp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("a b.txt");
+        std::fs::write(&file, "hello").unwrap();
+        let encoded = file.to_str().unwrap().replace(' ', "%20");
+        let got = route(
+            &format!("/file?path={encoded}"),
+            &settings(),
+            Duration::ZERO,
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(got, (200, "hello".into()));
+    }
+}
