@@ -946,3 +946,28 @@ fn yaml_keeps_string_values_that_look_like_other_types() {
     assert!(matches!(back[0], Object::Deployment(_)));
     assert!(!yaml.contains(": >"), "no folded strings:\n{yaml}");
 }
+
+#[test]
+fn a_replica_count_beyond_kubernetes_is_an_error() {
+    assert_eq!(
+        render(&base(), "1", u32::MAX),
+        Err(RenderError::Replicas(u32::MAX))
+    );
+}
+
+proptest::proptest! {
+    /// Any revision id and replica count renders or is refused; never a panic, and whatever
+    /// renders has a Deployment name Kubernetes accepts and YAML that parses back.
+    #[test]
+    fn any_revision_and_count_renders_or_is_refused(
+        revision in "[a-zA-Z0-9_.-]{0,70}",
+        replicas in proptest::prelude::any::<u32>(),
+    ) {
+        let spec = base();
+        if let Ok(r) = render(&spec, &revision, replicas) {
+            let name = r.deployment.metadata.name.clone().unwrap();
+            proptest::prop_assert!(edas_spec::k8s::is_dns_label(&name), "{}", name);
+            proptest::prop_assert_eq!(parse_yaml(&r.to_yaml().unwrap()).unwrap(), r.objects());
+        }
+    }
+}
