@@ -19,7 +19,12 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: None }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, details: Value) -> Self {
@@ -35,8 +40,12 @@ impl ApiError {
 
     /// 409 on create: `deployments.apps "web" already exists`.
     pub fn already_exists(qualified: &str, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{qualified} \"{name}\" already exists"))
-            .with_details(details(qualified, name))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{qualified} \"{name}\" already exists"),
+        )
+        .with_details(details(qualified, name))
     }
 
     /// 409 on an update whose `metadata.resourceVersion` is not the stored one.
@@ -53,23 +62,44 @@ impl ApiError {
     }
 
     /// 409 from server-side apply when another field manager owns a field with another value.
+    /// `conflicts` are `(manager description, field path)`; the description is
+    /// `name" using apps/v1` so the message reads like the API server's.
     pub fn apply_conflict(conflicts: &[(String, String)]) -> Self {
-        let listed: Vec<String> =
-            conflicts.iter().map(|(manager, field)| format!("conflict with \"{manager}\": {field}")).collect();
+        let listed: Vec<String> = conflicts
+            .iter()
+            .map(|(manager, field)| format!("conflict with \"{manager}: {field}"))
+            .collect();
         let causes: Vec<Value> = conflicts
             .iter()
             .map(|(manager, field)| {
-                json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{manager}\""), "field": field})
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{manager}"), "field": field})
             })
             .collect();
-        let noun = if conflicts.len() == 1 { "conflict" } else { "conflicts" };
-        Self::new(409, "Conflict", format!("Apply failed with {} {noun}: {}", conflicts.len(), listed.join("; ")))
-            .with_details(json!({"causes": causes}))
+        let noun = if conflicts.len() == 1 {
+            "conflict"
+        } else {
+            "conflicts"
+        };
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Apply failed with {} {noun}: {}",
+                conflicts.len(),
+                listed.join("; ")
+            ),
+        )
+        .with_details(json!({"causes": causes}))
     }
 
     /// 422: the object is not valid; `field` is the JSON path of the offending field.
     pub fn invalid(kind: &str, name: &str, field: &str, problem: &str) -> Self {
-        Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {field}: {problem}")).with_details(json!({
+        Self::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {field}: {problem}"),
+        )
+        .with_details(json!({
             "name": name,
             "kind": kind,
             "causes": [{"reason": "FieldValueInvalid", "message": problem, "field": field}],
@@ -88,17 +118,31 @@ impl ApiError {
 
     /// 415: a PATCH content type this server does not implement.
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?}; json-patch is not implemented by edas-fake-kube)"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?}; edas-fake-kube implements no protobuf or CBOR)"
+            ),
+        )
     }
 
     /// 410: a resourceVersion older than the kept event history.
     pub fn expired(requested: u64, oldest: u64) -> Self {
-        Self::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {requested} ({oldest})"),
+        )
     }
 
     /// 404 for a path that names no served resource.
     pub fn no_route(path: &str) -> Self {
-        Self::new(404, "NotFound", format!("the server could not find the requested resource (path {path})"))
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource (path {path})"),
+        )
     }
 
     /// A fault injected by the test: any status code, reason `InternalError` or `ServiceUnavailable`.
@@ -109,7 +153,11 @@ impl ApiError {
             429 => "TooManyRequests",
             _ => "InternalError",
         };
-        Self::new(code, reason, format!("injected fault: HTTP {code} (edas-fake-kube fault injection)"))
+        Self::new(
+            code,
+            reason,
+            format!("injected fault: HTTP {code} (edas-fake-kube fault injection)"),
+        )
     }
 
     /// The `Status` object the API server sends in the body (and in watch `ERROR` events).

@@ -70,12 +70,22 @@ pub struct PodFault {
 impl PodFault {
     /// Pods matching `selector` never become Ready.
     pub fn never_ready(selector: &str) -> Self {
-        Self { effect: PodEffect::NeverReady, selector: selector.to_owned(), image: None, crash_after_ms: None }
+        Self {
+            effect: PodEffect::NeverReady,
+            selector: selector.to_owned(),
+            image: None,
+            crash_after_ms: None,
+        }
     }
 
     /// Pods running `image` never become Ready.
     pub fn never_ready_image(image: &str) -> Self {
-        Self { effect: PodEffect::NeverReady, selector: String::new(), image: Some(image.to_owned()), crash_after_ms: None }
+        Self {
+            effect: PodEffect::NeverReady,
+            selector: String::new(),
+            image: Some(image.to_owned()),
+            crash_after_ms: None,
+        }
     }
 
     /// Pods matching `selector` crash `after` they became Ready, repeatedly.
@@ -89,10 +99,13 @@ impl PodFault {
     }
 
     fn check(&self) -> Result<LabelSelector, String> {
-        let selector = LabelSelector::parse(&self.selector).map_err(|e| format!("selector: {}", e.message))?;
+        let selector =
+            LabelSelector::parse(&self.selector).map_err(|e| format!("selector: {}", e.message))?;
         match (self.effect, self.crash_after_ms) {
             (PodEffect::Crash, None) => Err("crashAfterMs: required when effect is crash".into()),
-            (PodEffect::NeverReady, Some(_)) => Err("crashAfterMs: only valid when effect is crash".into()),
+            (PodEffect::NeverReady, Some(_)) => {
+                Err("crashAfterMs: only valid when effect is crash".into())
+            }
             _ => Ok(selector),
         }
     }
@@ -101,7 +114,10 @@ impl PodFault {
         let image_ok = self.image.as_ref().is_none_or(|image| {
             pod.pointer("/spec/containers")
                 .and_then(Value::as_array)
-                .is_some_and(|cs| cs.iter().any(|c| c.get("image").and_then(Value::as_str) == Some(image)))
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.get("image").and_then(Value::as_str) == Some(image))
+                })
         });
         image_ok && selector.matches(pod)
     }
@@ -110,7 +126,13 @@ impl PodFault {
 impl ApiFault {
     /// Every matching call fails with `status`.
     pub fn error(method: Option<&str>, path: &str, status: u16) -> Self {
-        Self { method: method.map(str::to_owned), path: path.to_owned(), status: Some(status), delay_ms: None, times: None }
+        Self {
+            method: method.map(str::to_owned),
+            path: path.to_owned(),
+            status: Some(status),
+            delay_ms: None,
+            times: None,
+        }
     }
 
     /// Every matching call is held for `delay` first.
@@ -132,11 +154,16 @@ impl ApiFault {
 
     fn check(&self) -> Result<(), String> {
         if !self.path.starts_with('/') && self.path != "*" {
-            return Err(format!("path: {:?} must start with '/' (or be \"*\")", self.path));
+            return Err(format!(
+                "path: {:?} must start with '/' (or be \"*\")",
+                self.path
+            ));
         }
         match (self.status, self.delay_ms) {
             (Some(code), None) if (400..=599).contains(&code) => Ok(()),
-            (Some(code), None) => Err(format!("status: {code} is not an HTTP error status (400-599)")),
+            (Some(code), None) => Err(format!(
+                "status: {code} is not an HTTP error status (400-599)"
+            )),
             (None, Some(_)) => Ok(()),
             _ => Err("exactly one of status and delayMs must be set".into()),
         }
@@ -174,14 +201,20 @@ impl Faults {
     /// Installs an API fault; an invalid one is rejected with the field at fault.
     pub fn add_api(&self, fault: ApiFault) -> Result<(), String> {
         fault.check()?;
-        self.api.lock().unwrap_or_else(|p| p.into_inner()).push(fault);
+        self.api
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(fault);
         Ok(())
     }
 
     /// Installs a pod fault; an invalid one is rejected with the field at fault.
     pub fn add_pod(&self, fault: PodFault) -> Result<(), String> {
         let selector = fault.check()?;
-        self.pods.lock().unwrap_or_else(|p| p.into_inner()).push((fault, selector));
+        self.pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((fault, selector));
         Ok(())
     }
 
@@ -198,7 +231,10 @@ impl Faults {
         }
         let mut faults = self.api.lock().unwrap_or_else(|p| p.into_inner());
         let index = faults.iter().position(|f| {
-            f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && glob(&f.path, path)
+            f.method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && glob(&f.path, path)
         })?;
         let fault = &mut faults[index];
         let action = match (fault.status, fault.delay_ms) {
@@ -220,7 +256,12 @@ impl Faults {
         faults
             .iter()
             .find(|(fault, selector)| fault.matches(selector, pod))
-            .map(|(fault, _)| (fault.effect, Duration::from_millis(fault.crash_after_ms.unwrap_or(0))))
+            .map(|(fault, _)| {
+                (
+                    fault.effect,
+                    Duration::from_millis(fault.crash_after_ms.unwrap_or(0)),
+                )
+            })
     }
 }
 
@@ -231,8 +272,14 @@ mod tests {
 
     #[test]
     fn glob_matches_whole_paths() {
-        assert!(glob("/apis/apps/v1/*", "/apis/apps/v1/namespaces/x/deployments"));
-        assert!(glob("*/deployments*", "/apis/apps/v1/namespaces/x/deployments/web"));
+        assert!(glob(
+            "/apis/apps/v1/*",
+            "/apis/apps/v1/namespaces/x/deployments"
+        ));
+        assert!(glob(
+            "*/deployments*",
+            "/apis/apps/v1/namespaces/x/deployments/web"
+        ));
         assert!(!glob("/api/v1/*", "/apis/apps/v1/x"));
         assert!(glob("/api", "/api"));
         assert!(!glob("/api", "/api/v1"));
@@ -241,27 +288,68 @@ mod tests {
     #[test]
     fn api_faults_are_counted_and_validated() {
         let faults = Faults::default();
-        faults.add_api(ApiFault::error(Some("GET"), "/api/v1/*", 503).times(2)).unwrap();
+        faults
+            .add_api(ApiFault::error(Some("GET"), "/api/v1/*", 503).times(2))
+            .unwrap();
         assert_eq!(faults.take_api("POST", "/api/v1/pods"), None);
-        assert_eq!(faults.take_api("GET", "/api/v1/pods"), Some(ApiFaultAction::Fail(503)));
-        assert_eq!(faults.take_api("get", "/api/v1/pods"), Some(ApiFaultAction::Fail(503)));
+        assert_eq!(
+            faults.take_api("GET", "/api/v1/pods"),
+            Some(ApiFaultAction::Fail(503))
+        );
+        assert_eq!(
+            faults.take_api("get", "/api/v1/pods"),
+            Some(ApiFaultAction::Fail(503))
+        );
         assert_eq!(faults.take_api("GET", "/api/v1/pods"), None);
-        assert!(faults.add_api(ApiFault::error(None, "/x", 200)).unwrap_err().contains("status"));
-        let both = ApiFault { delay_ms: Some(1), ..ApiFault::error(None, "/x", 500) };
+        assert!(
+            faults
+                .add_api(ApiFault::error(None, "/x", 200))
+                .unwrap_err()
+                .contains("status")
+        );
+        let both = ApiFault {
+            delay_ms: Some(1),
+            ..ApiFault::error(None, "/x", 500)
+        };
         assert!(faults.add_api(both).is_err());
-        assert!(faults.add_api(ApiFault::error(None, "x", 500)).unwrap_err().contains("path"));
+        assert!(
+            faults
+                .add_api(ApiFault::error(None, "x", 500))
+                .unwrap_err()
+                .contains("path")
+        );
     }
 
     #[test]
     fn pod_faults_match_by_selector_and_image() {
         let faults = Faults::default();
-        faults.add_pod(PodFault::never_ready_image("bad:1")).unwrap();
-        faults.add_pod(PodFault::crash("app=web", Duration::from_millis(5))).unwrap();
+        faults
+            .add_pod(PodFault::never_ready_image("bad:1"))
+            .unwrap();
+        faults
+            .add_pod(PodFault::crash("app=web", Duration::from_millis(5)))
+            .unwrap();
         let pod = |labels: Value, image: &str| json!({"metadata": {"labels": labels}, "spec": {"containers": [{"image": image}]}});
-        assert_eq!(faults.pod_effect(&pod(json!({}), "bad:1")).map(|e| e.0), Some(PodEffect::NeverReady));
-        assert_eq!(faults.pod_effect(&pod(json!({"app": "web"}), "ok")).map(|e| e.0), Some(PodEffect::Crash));
+        assert_eq!(
+            faults.pod_effect(&pod(json!({}), "bad:1")).map(|e| e.0),
+            Some(PodEffect::NeverReady)
+        );
+        assert_eq!(
+            faults
+                .pod_effect(&pod(json!({"app": "web"}), "ok"))
+                .map(|e| e.0),
+            Some(PodEffect::Crash)
+        );
         assert_eq!(faults.pod_effect(&pod(json!({"app": "api"}), "ok")), None);
-        let missing = PodFault { crash_after_ms: None, ..PodFault::crash("", Duration::ZERO) };
-        assert!(faults.add_pod(missing).unwrap_err().contains("crashAfterMs"));
+        let missing = PodFault {
+            crash_after_ms: None,
+            ..PodFault::crash("", Duration::ZERO)
+        };
+        assert!(
+            faults
+                .add_pod(missing)
+                .unwrap_err()
+                .contains("crashAfterMs")
+        );
     }
 }

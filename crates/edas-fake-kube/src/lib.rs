@@ -17,8 +17,8 @@
 //!   `scale` (autoscaling/v1 `Scale`) for Deployments and ReplicaSets.
 //! - **Verbs**: create (201; `generateName`), get, list (label selectors with equality and
 //!   set-based requirements, field selectors on `metadata.name` / `metadata.namespace`, `limit` /
-//!   `continue`), update (PUT; 409 Conflict on a stale `metadata.resourceVersion`), JSON merge
-//!   patch, strategic merge patch (subset), server-side apply (`application/apply-patch+yaml`,
+//!   `continue`), update (PUT; 409 Conflict on a stale `metadata.resourceVersion`), JSON patch,
+//!   JSON merge patch, strategic merge patch (subset), server-side apply (`application/apply-patch+yaml`,
 //!   `fieldManager`, `force`; creates when missing; conflicts between managers; see [`merge`]),
 //!   delete with `propagationPolicy` (Background/Foreground cascade through owner references,
 //!   Orphan removes them) and `preconditions`, deletecollection, `dryRun=All`.
@@ -54,8 +54,9 @@
 //!   Unknown fields are kept, not rejected (`fieldValidation` is accepted and not enforced).
 //! - Field ownership is simplified (see [`merge`]): keyed lists come from a fixed table instead of
 //!   the OpenAPI schema; status fields are not tracked; a client-sent `managedFields` is ignored.
-//! - JSON patch (`application/json-patch+json`) and CBOR/protobuf are not implemented (415 /
-//!   JSON-only responses); no server-side `Table` printing, so `kubectl get` prints NAME and AGE.
+//! - CBOR and protobuf are not implemented: responses are JSON, and a protobuf request body gets
+//!   415 (so kubectl's typed generators such as `kubectl create namespace` fail; `kubectl apply`
+//!   works). No server-side `Table` printing, so `kubectl get` prints NAME and AGE only.
 //! - Deletion is immediate: no finalizers, no `deletionTimestamp`, no graceful pod termination;
 //!   Foreground behaves like Background. Namespace deletion removes its objects at once.
 //! - No scheduler, nodes, endpoints, events, or Service/HTTPRoute behaviour (they are stored and
@@ -138,7 +139,9 @@ impl FakeCluster {
         let controller = Arc::new(controller::Controller::new(
             store.clone(),
             faults.clone(),
-            controller::SimConfig { pod_ready_delay: config.pod_ready_delay },
+            controller::SimConfig {
+                pod_ready_delay: config.pod_ready_delay,
+            },
         ));
         let router = server::router(app);
         let server = tokio::spawn(async move {
@@ -147,7 +150,13 @@ impl FakeCluster {
             }
         });
         let controller = tokio::spawn(controller.run());
-        Ok(Self { addr, store, faults, drop_watches, tasks: vec![server, controller] })
+        Ok(Self {
+            addr,
+            store,
+            faults,
+            drop_watches,
+            tasks: vec![server, controller],
+        })
     }
 
     /// `http://127.0.0.1:PORT`.

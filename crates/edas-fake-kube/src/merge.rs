@@ -45,7 +45,12 @@ impl PathElem {
 /// The merge key of a list field, or `None` for atomic lists.
 pub fn list_merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
     let key = match field {
-        "containers" | "initContainers" | "env" | "volumes" | "imagePullSecrets" | "ephemeralContainers" => "name",
+        "containers"
+        | "initContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "ephemeralContainers" => "name",
         "volumeMounts" => "mountPath",
         "ports" => {
             if items.iter().any(|item| item.get("containerPort").is_some()) {
@@ -56,7 +61,10 @@ pub fn list_merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
         }
         _ => return None,
     };
-    items.iter().all(|item| item.get(key).is_some()).then_some(key)
+    items
+        .iter()
+        .all(|item| item.get(key).is_some())
+        .then_some(key)
 }
 
 fn item_key(item: &Value, key: &str) -> String {
@@ -123,21 +131,32 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), St
                 let current = target_map.get(key).and_then(Value::as_array).cloned();
                 match (merge_key, current) {
                     (Some(merge_key), Some(mut items)) => {
-                        if patch_items.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
-                            let kept = patch_items.iter().filter(|i| i.get("$patch").is_none()).cloned().collect();
+                        if patch_items
+                            .iter()
+                            .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+                        {
+                            let kept = patch_items
+                                .iter()
+                                .filter(|i| i.get("$patch").is_none())
+                                .cloned()
+                                .collect();
                             target_map.insert(key.clone(), Value::Array(kept));
                             continue;
                         }
                         for patch_item in patch_items {
                             let wanted = item_key(patch_item, merge_key);
-                            let position = items.iter().position(|i| item_key(i, merge_key) == wanted);
-                            let delete = patch_item.get("$patch").and_then(Value::as_str) == Some("delete");
+                            let position =
+                                items.iter().position(|i| item_key(i, merge_key) == wanted);
+                            let delete =
+                                patch_item.get("$patch").and_then(Value::as_str) == Some("delete");
                             match (position, delete) {
                                 (Some(index), true) => {
                                     items.remove(index);
                                 }
                                 (None, true) => {}
-                                (Some(index), false) => strategic_merge_patch(&mut items[index], patch_item)?,
+                                (Some(index), false) => {
+                                    strategic_merge_patch(&mut items[index], patch_item)?
+                                }
                                 (None, false) => {
                                     let mut fresh = Value::Object(Map::new());
                                     strategic_merge_patch(&mut fresh, patch_item)?;
@@ -153,7 +172,11 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), St
                             if item.get("$patch").is_some() {
                                 continue;
                             }
-                            let mut fresh = if item.is_object() { Value::Object(Map::new()) } else { Value::Null };
+                            let mut fresh = if item.is_object() {
+                                Value::Object(Map::new())
+                            } else {
+                                Value::Null
+                            };
                             strategic_merge_patch(&mut fresh, item)?;
                             cleaned.push(fresh);
                         }
@@ -184,14 +207,30 @@ pub fn leaf_paths(object: &Value) -> BTreeSet<FieldPath> {
             if key == "metadata" {
                 if let Value::Object(metadata) = value {
                     for (field, inner) in metadata {
-                        if matches!(field.as_str(), "labels" | "annotations" | "ownerReferences" | "finalizers") {
-                            collect(inner, &mut vec![PathElem::Field(key.clone()), PathElem::Field(field.clone())], field, &mut paths);
+                        if matches!(
+                            field.as_str(),
+                            "labels" | "annotations" | "ownerReferences" | "finalizers"
+                        ) {
+                            collect(
+                                inner,
+                                &mut vec![
+                                    PathElem::Field(key.clone()),
+                                    PathElem::Field(field.clone()),
+                                ],
+                                field,
+                                &mut paths,
+                            );
                         }
                     }
                 }
                 continue;
             }
-            collect(value, &mut vec![PathElem::Field(key.clone())], key, &mut paths);
+            collect(
+                value,
+                &mut vec![PathElem::Field(key.clone())],
+                key,
+                &mut paths,
+            );
         }
     }
     paths
@@ -231,7 +270,10 @@ pub fn value_at<'a>(object: &'a Value, path: &[PathElem]) -> Option<&'a Value> {
     for elem in path {
         current = match elem {
             PathElem::Field(name) => current.get(name)?,
-            PathElem::Key(key, wanted) => current.as_array()?.iter().find(|item| &item_key(item, key) == wanted)?,
+            PathElem::Key(key, wanted) => current
+                .as_array()?
+                .iter()
+                .find(|item| &item_key(item, key) == wanted)?,
         };
     }
     Some(current)
@@ -239,14 +281,16 @@ pub fn value_at<'a>(object: &'a Value, path: &[PathElem]) -> Option<&'a Value> {
 
 /// Removes the value at a path (a map field, or a whole keyed item).
 pub fn remove_at(object: &mut Value, path: &[PathElem]) {
-    let Some((last, parent_path)) = path.split_last() else { return };
+    let Some((last, parent_path)) = path.split_last() else {
+        return;
+    };
     let mut current = object;
     for elem in parent_path {
         let next = match elem {
             PathElem::Field(name) => current.get_mut(name),
-            PathElem::Key(key, wanted) => {
-                current.as_array_mut().and_then(|items| items.iter_mut().find(|item| &item_key(item, key) == wanted))
-            }
+            PathElem::Key(key, wanted) => current
+                .as_array_mut()
+                .and_then(|items| items.iter_mut().find(|item| &item_key(item, key) == wanted)),
         };
         let Some(next) = next else { return };
         current = next;
@@ -280,7 +324,10 @@ pub fn apply_merge(live: &mut Value, applied: &Value, field: &str) {
             }
         }
         (Value::Array(live_items), Value::Array(applied_items)) => {
-            match (list_merge_key(field, applied_items), list_merge_key(field, live_items)) {
+            match (
+                list_merge_key(field, applied_items),
+                list_merge_key(field, live_items),
+            ) {
                 (Some(key), Some(_)) => {
                     for item in applied_items {
                         let wanted = item_key(item, key);
@@ -332,8 +379,12 @@ fn parse_node(node: &Value, path: &mut FieldPath, paths: &mut BTreeSet<FieldPath
         let elem = if let Some(name) = key.strip_prefix("f:") {
             PathElem::Field(name.to_owned())
         } else if let Some(rest) = key.strip_prefix("k:") {
-            let Ok(Value::Object(parsed)) = serde_json::from_str::<Value>(rest) else { continue };
-            let Some((k, v)) = parsed.into_iter().next() else { continue };
+            let Ok(Value::Object(parsed)) = serde_json::from_str::<Value>(rest) else {
+                continue;
+            };
+            let Some((k, v)) = parsed.into_iter().next() else {
+                continue;
+            };
             PathElem::Key(k, v.to_string())
         } else {
             continue;
@@ -406,7 +457,10 @@ mod tests {
                 "f:tolerations": {}}})
         );
         assert_eq!(parse_fields_v1(&rendered), paths);
-        let image = paths.iter().find(|p| p.last() == Some(&PathElem::Field("image".into()))).unwrap();
+        let image = paths
+            .iter()
+            .find(|p| p.last() == Some(&PathElem::Field("image".into())))
+            .unwrap();
         assert_eq!(value_at(&object, image), Some(&json!("i")));
         assert_eq!(display_path(image), ".spec.containers[name=\"app\"].image");
     }
@@ -414,10 +468,191 @@ mod tests {
     #[test]
     fn apply_merge_and_removal() {
         let mut live = json!({"spec": {"replicas": 2, "containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]}});
-        apply_merge(&mut live, &json!({"spec": {"containers": [{"name": "a", "image": "3"}]}}), "");
-        assert_eq!(value_at(&live, &[PathElem::Field("spec".into()), PathElem::Field("containers".into()), PathElem::Key("name".into(), "\"a\"".into()), PathElem::Field("image".into())]), Some(&json!("3")));
-        remove_at(&mut live, &[PathElem::Field("spec".into()), PathElem::Field("containers".into()), PathElem::Key("name".into(), "\"b\"".into())]);
-        remove_at(&mut live, &[PathElem::Field("spec".into()), PathElem::Field("replicas".into())]);
-        assert_eq!(live, json!({"spec": {"containers": [{"name": "a", "image": "3"}]}}));
+        apply_merge(
+            &mut live,
+            &json!({"spec": {"containers": [{"name": "a", "image": "3"}]}}),
+            "",
+        );
+        assert_eq!(
+            value_at(
+                &live,
+                &[
+                    PathElem::Field("spec".into()),
+                    PathElem::Field("containers".into()),
+                    PathElem::Key("name".into(), "\"a\"".into()),
+                    PathElem::Field("image".into())
+                ]
+            ),
+            Some(&json!("3"))
+        );
+        remove_at(
+            &mut live,
+            &[
+                PathElem::Field("spec".into()),
+                PathElem::Field("containers".into()),
+                PathElem::Key("name".into(), "\"b\"".into()),
+            ],
+        );
+        remove_at(
+            &mut live,
+            &[
+                PathElem::Field("spec".into()),
+                PathElem::Field("replicas".into()),
+            ],
+        );
+        assert_eq!(
+            live,
+            json!({"spec": {"containers": [{"name": "a", "image": "3"}]}})
+        );
+    }
+}
+
+/// RFC 6902 JSON patch (`application/json-patch+json`): `add`, `remove`, `replace`, `move`,
+/// `copy`, `test`. Errors name the failing operation.
+pub fn json_patch(target: &mut Value, operations: &Value) -> Result<(), String> {
+    let operations = operations
+        .as_array()
+        .ok_or("a JSON patch must be a list of operations")?;
+    for (index, operation) in operations.iter().enumerate() {
+        let fail = |why: String| format!("JSON patch operation {index}: {why}");
+        let op = operation
+            .get("op")
+            .and_then(Value::as_str)
+            .ok_or_else(|| fail("missing \"op\"".into()))?;
+        let path = operation
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| fail("missing \"path\"".into()))?;
+        let value = || {
+            operation
+                .get("value")
+                .cloned()
+                .ok_or_else(|| fail(format!("{op} needs a \"value\"")))
+        };
+        let from = || {
+            operation
+                .get("from")
+                .and_then(Value::as_str)
+                .ok_or_else(|| fail(format!("{op} needs a \"from\"")))
+        };
+        match op {
+            "add" => pointer_add(target, path, value()?).map_err(fail)?,
+            "remove" => {
+                pointer_remove(target, path).map_err(fail)?;
+            }
+            "replace" => {
+                let slot = target
+                    .pointer_mut(path)
+                    .ok_or_else(|| fail(format!("path {path:?} does not exist")))?;
+                *slot = value()?;
+            }
+            "move" => {
+                let moved = pointer_remove(target, from()?).map_err(fail)?;
+                pointer_add(target, path, moved).map_err(fail)?;
+            }
+            "copy" => {
+                let copied = target
+                    .pointer(from()?)
+                    .cloned()
+                    .ok_or_else(|| fail("\"from\" does not exist".into()))?;
+                pointer_add(target, path, copied).map_err(fail)?;
+            }
+            "test" => {
+                if target.pointer(path) != Some(&value()?) {
+                    return Err(fail(format!("test failed at {path:?}")));
+                }
+            }
+            other => return Err(fail(format!("unknown op {other:?}"))),
+        }
+    }
+    Ok(())
+}
+
+fn split_pointer(path: &str) -> Result<(String, String), String> {
+    let (parent, last) = path
+        .rsplit_once('/')
+        .ok_or_else(|| format!("invalid JSON pointer {path:?}"))?;
+    Ok((
+        parent.to_owned(),
+        last.replace("~1", "/").replace("~0", "~"),
+    ))
+}
+
+fn pointer_add(target: &mut Value, path: &str, value: Value) -> Result<(), String> {
+    if path.is_empty() {
+        *target = value;
+        return Ok(());
+    }
+    let (parent, last) = split_pointer(path)?;
+    match target.pointer_mut(&parent) {
+        Some(Value::Object(map)) => {
+            map.insert(last, value);
+            Ok(())
+        }
+        Some(Value::Array(items)) => {
+            if last == "-" {
+                items.push(value);
+                return Ok(());
+            }
+            let index: usize = last
+                .parse()
+                .map_err(|_| format!("invalid array index {last:?}"))?;
+            if index > items.len() {
+                return Err(format!("array index {index} is out of bounds"));
+            }
+            items.insert(index, value);
+            Ok(())
+        }
+        _ => Err(format!("path {parent:?} does not exist")),
+    }
+}
+
+fn pointer_remove(target: &mut Value, path: &str) -> Result<Value, String> {
+    let (parent, last) = split_pointer(path)?;
+    match target.pointer_mut(&parent) {
+        Some(Value::Object(map)) => map
+            .remove(&last)
+            .ok_or_else(|| format!("path {path:?} does not exist")),
+        Some(Value::Array(items)) => {
+            let index: usize = last
+                .parse()
+                .map_err(|_| format!("invalid array index {last:?}"))?;
+            if index >= items.len() {
+                return Err(format!("array index {index} is out of bounds"));
+            }
+            Ok(items.remove(index))
+        }
+        _ => Err(format!("path {parent:?} does not exist")),
+    }
+}
+
+#[cfg(test)]
+mod json_patch_tests {
+    use super::*;
+
+    #[test]
+    fn json_patch_applies_rfc6902_operations() {
+        let mut doc = json!({"a": {"b": 1}, "l": [1, 2], "m/n": 0});
+        json_patch(
+            &mut doc,
+            &json!([
+                {"op": "test", "path": "/a/b", "value": 1},
+                {"op": "replace", "path": "/a/b", "value": 2},
+                {"op": "add", "path": "/l/1", "value": 9},
+                {"op": "add", "path": "/l/-", "value": 3},
+                {"op": "remove", "path": "/m~1n"},
+                {"op": "copy", "from": "/a", "path": "/c"},
+                {"op": "move", "from": "/c/b", "path": "/d"}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            doc,
+            json!({"a": {"b": 2}, "l": [1, 9, 2, 3], "c": {}, "d": 2})
+        );
+        let error =
+            json_patch(&mut doc, &json!([{"op": "test", "path": "/d", "value": 5}])).unwrap_err();
+        assert!(error.contains("operation 0"), "{error}");
+        assert!(json_patch(&mut doc, &json!([{"op": "remove", "path": "/zzz"}])).is_err());
     }
 }

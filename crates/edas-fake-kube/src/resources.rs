@@ -26,12 +26,20 @@ pub struct ResourceType {
 impl ResourceType {
     /// `apps/v1` or `v1`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_owned() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// `deployments.apps` or `pods`: the name the API server uses in messages.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() { self.plural.to_owned() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() {
+            self.plural.to_owned()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 
     /// The `kind` of this resource's list (`DeploymentList`).
@@ -40,7 +48,16 @@ impl ResourceType {
     }
 }
 
-const VERBS: [&str; 8] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 /// Gateway API's group: served only when [`crate::Config::gateway_api`] is on.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -156,15 +173,18 @@ pub fn by_kind(kind: &str) -> ResourceId {
 /// Finds the served type for a group/version/plural, honouring whether Gateway API is enabled.
 pub fn find(group: &str, version: &str, plural: &str, gateway_api: bool) -> Option<ResourceId> {
     RESOURCES.iter().position(|r| {
-        r.group == group && r.version == version && r.plural == plural && (gateway_api || r.group != GATEWAY_GROUP)
+        r.group == group
+            && r.version == version
+            && r.plural == plural
+            && (gateway_api || r.group != GATEWAY_GROUP)
     })
 }
 
 /// Whether a group/version is served at all.
 pub fn serves_group_version(group: &str, version: &str, gateway_api: bool) -> bool {
-    RESOURCES
-        .iter()
-        .any(|r| r.group == group && r.version == version && (gateway_api || r.group != GATEWAY_GROUP))
+    RESOURCES.iter().any(|r| {
+        r.group == group && r.version == version && (gateway_api || r.group != GATEWAY_GROUP)
+    })
 }
 
 /// `GET /api`.
@@ -207,7 +227,10 @@ pub fn resource_list(group: &str, version: &str, gateway_api: bool) -> Option<Va
         return None;
     }
     let mut resources = Vec::new();
-    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
         let mut entry = json!({
             "name": r.plural,
             "singularName": r.singular,
@@ -243,8 +266,14 @@ pub fn resource_list(group: &str, version: &str, gateway_api: bool) -> Option<Va
             }));
         }
     }
-    let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
 }
 
 /// `GET /version`.
@@ -260,4 +289,74 @@ pub fn version_info() -> Value {
         "compiler": "gc",
         "platform": "linux/amd64",
     })
+}
+
+/// `GET /openapi/v3`: the index of per-group-version documents.
+pub fn openapi_v3_root(gateway_api: bool) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut seen = Vec::new();
+    for r in RESOURCES
+        .iter()
+        .filter(|r| gateway_api || r.group != GATEWAY_GROUP)
+    {
+        let key = if r.group.is_empty() {
+            format!("api/{}", r.version)
+        } else {
+            format!("apis/{}/{}", r.group, r.version)
+        };
+        if !seen.contains(&key) {
+            paths.insert(
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash=edas-fake-kube")}),
+            );
+            seen.push(key);
+        }
+    }
+    json!({"paths": paths})
+}
+
+/// `GET /openapi/v3/{api/v1 | apis/group/version}`: a schema-less document whose PATCH operations
+/// declare the `fieldValidation` parameter. That is what kubectl checks before deferring
+/// validation to the server; without it, kubectl refuses to apply. No component schemas are
+/// published, so kubectl computes strategic merge patches from its compiled-in types.
+pub fn openapi_v3_group_version(group: &str, version: &str, gateway_api: bool) -> Option<Value> {
+    if !serves_group_version(group, version, gateway_api) {
+        return None;
+    }
+    let prefix = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    let parameters: Vec<Value> = ["fieldValidation", "fieldManager", "force", "dryRun"]
+        .iter()
+        .map(|name| json!({"name": name, "in": "query", "schema": {"type": "string"}}))
+        .collect();
+    let mut paths = serde_json::Map::new();
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let path = if r.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", r.plural)
+        };
+        paths.insert(
+            path,
+            json!({"patch": {
+                "operationId": format!("patch{}", r.kind),
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
+                "parameters": parameters,
+                "responses": {"200": {"description": "OK"}},
+            }}),
+        );
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (edas-fake-kube)", "version": "v1.33.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
 }

@@ -46,12 +46,16 @@ impl LabelSelector {
         if let Some(labels) = selector.get("matchLabels") {
             let labels = labels.as_object().ok_or("matchLabels: must be an object")?;
             for (key, value) in labels {
-                let value = value.as_str().ok_or_else(|| format!("matchLabels.{key}: must be a string"))?;
+                let value = value
+                    .as_str()
+                    .ok_or_else(|| format!("matchLabels.{key}: must be a string"))?;
                 requirements.push(Requirement::Equals(key.clone(), value.to_owned()));
             }
         }
         if let Some(expressions) = selector.get("matchExpressions") {
-            let expressions = expressions.as_array().ok_or("matchExpressions: must be a list")?;
+            let expressions = expressions
+                .as_array()
+                .ok_or("matchExpressions: must be a list")?;
             for (index, expression) in expressions.iter().enumerate() {
                 let key = expression
                     .get("key")
@@ -61,9 +65,17 @@ impl LabelSelector {
                 let values: Vec<String> = expression
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|values| values.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                    .map(|values| {
+                        values
+                            .iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default();
-                let operator = expression.get("operator").and_then(Value::as_str).unwrap_or_default();
+                let operator = expression
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 requirements.push(match operator {
                     "In" => Requirement::In(key, values),
                     "NotIn" => Requirement::NotIn(key, values),
@@ -87,16 +99,28 @@ impl LabelSelector {
 
     /// Whether an object's `metadata.labels` satisfy every requirement.
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = object.pointer("/metadata/labels").and_then(Value::as_object);
-        let get = |key: &str| labels.and_then(|labels| labels.get(key)).and_then(Value::as_str);
-        self.requirements.iter().all(|requirement| match requirement {
-            Requirement::Equals(key, value) => get(key) == Some(value.as_str()),
-            Requirement::NotEquals(key, value) => get(key) != Some(value.as_str()),
-            Requirement::In(key, values) => get(key).is_some_and(|v| values.iter().any(|x| x == v)),
-            Requirement::NotIn(key, values) => !get(key).is_some_and(|v| values.iter().any(|x| x == v)),
-            Requirement::Exists(key) => get(key).is_some(),
-            Requirement::DoesNotExist(key) => get(key).is_none(),
-        })
+        let labels = object
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object);
+        let get = |key: &str| {
+            labels
+                .and_then(|labels| labels.get(key))
+                .and_then(Value::as_str)
+        };
+        self.requirements
+            .iter()
+            .all(|requirement| match requirement {
+                Requirement::Equals(key, value) => get(key) == Some(value.as_str()),
+                Requirement::NotEquals(key, value) => get(key) != Some(value.as_str()),
+                Requirement::In(key, values) => {
+                    get(key).is_some_and(|v| values.iter().any(|x| x == v))
+                }
+                Requirement::NotIn(key, values) => {
+                    !get(key).is_some_and(|v| values.iter().any(|x| x == v))
+                }
+                Requirement::Exists(key) => get(key).is_some(),
+                Requirement::DoesNotExist(key) => get(key).is_none(),
+            })
     }
 
     /// The string form the API server uses in `Scale.status.selector`.
@@ -138,17 +162,27 @@ fn split_top_level(text: &str) -> Vec<&str> {
 }
 
 fn parse_requirement(clause: &str) -> Result<Requirement, ApiError> {
-    let bad = |why: &str| ApiError::bad_request(format!("unable to parse requirement: labelSelector {clause:?}: {why}"));
+    let bad = |why: &str| {
+        ApiError::bad_request(format!(
+            "unable to parse requirement: labelSelector {clause:?}: {why}"
+        ))
+    };
     if let Some(key) = clause.strip_prefix('!') {
         let key = key.trim();
         check_key(key).map_err(|why| bad(&why))?;
         return Ok(Requirement::DoesNotExist(key.to_owned()));
     }
     if let Some((key, value)) = clause.split_once("!=") {
-        return Ok(Requirement::NotEquals(valid_key(key, &bad)?, valid_value(value, &bad)?));
+        return Ok(Requirement::NotEquals(
+            valid_key(key, &bad)?,
+            valid_value(value, &bad)?,
+        ));
     }
     if let Some((key, value)) = clause.split_once("==").or_else(|| clause.split_once('=')) {
-        return Ok(Requirement::Equals(valid_key(key, &bad)?, valid_value(value, &bad)?));
+        return Ok(Requirement::Equals(
+            valid_key(key, &bad)?,
+            valid_value(value, &bad)?,
+        ));
     }
     for (word, set_based) in [(" notin ", true), (" in ", false)] {
         if let Some((key, rest)) = clause.split_once(word) {
@@ -162,7 +196,11 @@ fn parse_requirement(clause: &str) -> Result<Requirement, ApiError> {
                 .map(|v| valid_value(v, &bad))
                 .collect::<Result<Vec<_>, _>>()?;
             let key = valid_key(key, &bad)?;
-            return Ok(if set_based { Requirement::NotIn(key, values) } else { Requirement::In(key, values) });
+            return Ok(if set_based {
+                Requirement::NotIn(key, values)
+            } else {
+                Requirement::In(key, values)
+            });
         }
     }
     let key = clause.trim();
@@ -178,7 +216,11 @@ fn valid_key(key: &str, bad: &impl Fn(&str) -> ApiError) -> Result<String, ApiEr
 
 fn valid_value(value: &str, bad: &impl Fn(&str) -> ApiError) -> Result<String, ApiError> {
     let value = value.trim();
-    if value.len() > 63 || !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+    if value.len() > 63
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
         return Err(bad(&format!("invalid label value {value:?}")));
     }
     Ok(value.to_owned())
@@ -188,7 +230,9 @@ fn check_key(key: &str) -> Result<(), String> {
     let name = key.rsplit_once('/').map_or(key, |(_, name)| name);
     if name.is_empty()
         || name.len() > 63
-        || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
     {
         return Err(format!("invalid label key {key:?}"));
     }
@@ -209,10 +253,13 @@ impl FieldSelector {
         for clause in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
             let (field, value, equal) = if let Some((f, v)) = clause.split_once("!=") {
                 (f, v, false)
-            } else if let Some((f, v)) = clause.split_once("==").or_else(|| clause.split_once('=')) {
+            } else if let Some((f, v)) = clause.split_once("==").or_else(|| clause.split_once('='))
+            {
                 (f, v, true)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: {clause:?}; expected field=value")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: {clause:?}; expected field=value"
+                )));
             };
             let field = field.trim();
             if field != "metadata.name" && field != "metadata.namespace" {
@@ -228,8 +275,15 @@ impl FieldSelector {
     /// Whether the object satisfies every term.
     pub fn matches(&self, object: &Value) -> bool {
         self.terms.iter().all(|(field, value, equal)| {
-            let pointer = if field == "metadata.name" { "/metadata/name" } else { "/metadata/namespace" };
-            let actual = object.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
+            let pointer = if field == "metadata.name" {
+                "/metadata/name"
+            } else {
+                "/metadata/namespace"
+            };
+            let actual = object
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             (actual == value) == *equal
         })
     }
@@ -285,16 +339,35 @@ mod tests {
         assert_eq!(selector.to_query_string(), "app=web,tier in (front)");
         assert!(selector.matches(&labelled(json!({"app": "web", "tier": "front"}))));
         assert!(!selector.matches(&labelled(json!({"app": "web"}))));
-        let error = LabelSelector::from_object(&json!({"matchExpressions": [{"key": "a", "operator": "Near"}]}));
+        let error = LabelSelector::from_object(
+            &json!({"matchExpressions": [{"key": "a", "operator": "Near"}]}),
+        );
         assert!(error.unwrap_err().contains("operator"));
     }
 
     #[test]
     fn field_selectors_support_name_and_namespace_only() {
         let object = labelled(json!({}));
-        assert!(FieldSelector::parse("metadata.name=x").unwrap().matches(&object));
-        assert!(!FieldSelector::parse("metadata.name!=x").unwrap().matches(&object));
-        assert!(FieldSelector::parse("metadata.namespace==ns").unwrap().matches(&object));
-        assert_eq!(FieldSelector::parse("status.phase=Running").unwrap_err().code, 400);
+        assert!(
+            FieldSelector::parse("metadata.name=x")
+                .unwrap()
+                .matches(&object)
+        );
+        assert!(
+            !FieldSelector::parse("metadata.name!=x")
+                .unwrap()
+                .matches(&object)
+        );
+        assert!(
+            FieldSelector::parse("metadata.namespace==ns")
+                .unwrap()
+                .matches(&object)
+        );
+        assert_eq!(
+            FieldSelector::parse("status.phase=Running")
+                .unwrap_err()
+                .code,
+            400
+        );
     }
 }

@@ -62,7 +62,10 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
 }
 
 fn error_response(error: &ApiError) -> Response {
-    json_response(StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &error.status())
+    json_response(
+        StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &error.status(),
+    )
 }
 
 fn control_error(message: String) -> Response {
@@ -80,6 +83,18 @@ async fn add_api_fault(State(app): State<Arc<AppState>>, body: Bytes) -> Respons
 }
 
 async fn add_pod_fault(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    // serde names the bad value but not the field; name the field for the one enum.
+    if let Ok(value) = serde_json::from_slice::<Value>(&body) {
+        match value.get("effect") {
+            Some(Value::String(effect)) if effect == "neverReady" || effect == "crash" => {}
+            Some(other) => {
+                return control_error(format!(
+                    "effect: {other} is not one of \"neverReady\", \"crash\""
+                ));
+            }
+            None => return control_error("effect: required (\"neverReady\" or \"crash\")".into()),
+        }
+    }
     match serde_json::from_slice::<PodFault>(&body) {
         Ok(fault) => match app.faults.add_pod(fault) {
             Ok(()) => {
@@ -105,7 +120,10 @@ async fn drop_watches(State(app): State<Arc<AppState>>) -> Response {
 
 async fn compact(State(app): State<Arc<AppState>>) -> Response {
     app.store.compact();
-    json_response(StatusCode::OK, &json!({"compactedAt": app.store.current_rv().to_string()}))
+    json_response(
+        StatusCode::OK,
+        &json!({"compactedAt": app.store.current_rv().to_string()}),
+    )
 }
 
 /// A parsed resource path.
@@ -123,24 +141,51 @@ enum Route {
 }
 
 fn route(path: &str, gateway_api: bool) -> Result<Route, ApiError> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let not_found = || ApiError::no_route(path);
     let (group, version, rest) = match segments.as_slice() {
         ["version"] => return Ok(Route::Json(resources::version_info())),
         ["api"] => return Ok(Route::Json(resources::core_versions())),
         ["apis"] => return Ok(Route::Json(resources::group_list(gateway_api))),
+        ["openapi", "v3"] => return Ok(Route::Json(resources::openapi_v3_root(gateway_api))),
+        ["openapi", "v3", "api", version] => {
+            return resources::openapi_v3_group_version("", version, gateway_api)
+                .map(Route::Json)
+                .ok_or_else(not_found);
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            return resources::openapi_v3_group_version(group, version, gateway_api)
+                .map(Route::Json)
+                .ok_or_else(not_found);
+        }
         ["api", version, rest @ ..] => ("", *version, rest),
-        ["apis", group] => return resources::group_document(group, gateway_api).map(Route::Json).ok_or_else(not_found),
+        ["apis", group] => {
+            return resources::group_document(group, gateway_api)
+                .map(Route::Json)
+                .ok_or_else(not_found);
+        }
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return Err(not_found()),
     };
     if rest.is_empty() {
-        return resources::resource_list(group, version, gateway_api).map(Route::Json).ok_or_else(not_found);
+        return resources::resource_list(group, version, gateway_api)
+            .map(Route::Json)
+            .ok_or_else(not_found);
     }
     let lookup = |plural: &str| resources::find(group, version, plural, gateway_api);
-    let namespaced_path = rest.len() >= 3 && rest[0] == "namespaces" && lookup(rest[2]).is_some_and(|r| RESOURCES[r].namespaced);
+    let namespaced_path = rest.len() >= 3
+        && rest[0] == "namespaces"
+        && lookup(rest[2]).is_some_and(|r| RESOURCES[r].namespaced);
     let (resource, namespace, tail) = if namespaced_path {
-        (lookup(rest[2]).ok_or_else(not_found)?, Some(rest[1].to_owned()), &rest[3..])
+        (
+            lookup(rest[2]).ok_or_else(not_found)?,
+            Some(rest[1].to_owned()),
+            &rest[3..],
+        )
     } else {
         (lookup(rest[0]).ok_or_else(not_found)?, None, &rest[1..])
     };
@@ -150,12 +195,18 @@ fn route(path: &str, gateway_api: bool) -> Result<Route, ApiError> {
     let subresource = tail.get(1).map(|s| (*s).to_owned());
     let rt = &RESOURCES[resource];
     if let Some(sub) = &subresource {
-        let served = (sub == "status" && rt.status_subresource) || (sub == "scale" && rt.scale_subresource);
+        let served =
+            (sub == "status" && rt.status_subresource) || (sub == "scale" && rt.scale_subresource);
         if !served {
             return Err(not_found());
         }
     }
-    Ok(Route::Resource(Target { resource, namespace, name: tail.first().map(|s| (*s).to_owned()), subresource }))
+    Ok(Route::Resource(Target {
+        resource,
+        namespace,
+        name: tail.first().map(|s| (*s).to_owned()),
+        subresource,
+    }))
 }
 
 const KNOWN_PARAMS: &[&str] = &[
@@ -199,7 +250,9 @@ fn flag(query: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {
     match query.get(key).map(String::as_str) {
         None | Some("" | "false" | "0") => Ok(false),
         Some("true" | "1") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!("{key}: invalid boolean {other:?}"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{key}: invalid boolean {other:?}"
+        ))),
     }
 }
 
@@ -207,38 +260,72 @@ fn dry_run(query: &HashMap<String, String>) -> Result<bool, ApiError> {
     match query.get("dryRun").map(String::as_str) {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!("dryRun: Unsupported value: {other:?}: supported values: \"All\""))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "dryRun: Unsupported value: {other:?}: supported values: \"All\""
+        ))),
     }
 }
 
-fn write_options(query: &HashMap<String, String>, headers: &HeaderMap) -> Result<WriteOptions, ApiError> {
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let field_manager = query
-        .get("fieldManager")
-        .cloned()
-        .unwrap_or_else(|| user_agent.split(['/', ' ']).next().unwrap_or_default().to_owned());
+fn write_options(
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<WriteOptions, ApiError> {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let field_manager = query.get("fieldManager").cloned().unwrap_or_else(|| {
+        user_agent
+            .split(['/', ' '])
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    });
     if field_manager.len() > 128 {
-        return Err(ApiError::bad_request("fieldManager: Too long: may not be longer than 128"));
+        return Err(ApiError::bad_request(
+            "fieldManager: Too long: may not be longer than 128",
+        ));
     }
-    Ok(WriteOptions { field_manager, force: flag(query, "force")?, dry_run: dry_run(query)? })
+    Ok(WriteOptions {
+        field_manager,
+        force: flag(query, "force")?,
+        dry_run: dry_run(query)?,
+    })
 }
 
 fn parse_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        // kubectl's typed generators (`kubectl create namespace`, …) send protobuf; only JSON
+        // and YAML are implemented.
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
     if body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(value) => Ok(value),
         Err(json_error) if content_type.contains("yaml") => {
-            let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))?;
-            serde_saphyr::from_str::<Value>(text)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e} (as JSON: {json_error})")))
+            let text = std::str::from_utf8(body)
+                .map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))?;
+            serde_saphyr::from_str::<Value>(text).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "error decoding YAML body: {e} (as JSON: {json_error})"
+                ))
+            })
         }
-        Err(error) => Err(ApiError::bad_request(format!("error decoding JSON body: {error}"))),
+        Err(error) => Err(ApiError::bad_request(format!(
+            "error decoding JSON body: {error}"
+        ))),
     }
 }
 
-async fn kube_api(State(app): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn kube_api(
+    State(app): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_owned();
     tracing::debug!(message = "request", %method, %uri);
     match app.faults.take_api(method.as_str(), &path) {
@@ -272,11 +359,20 @@ struct WatchRequest {
     timeout: Option<Duration>,
 }
 
-fn handle(app: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Result<Handled, ApiError> {
+fn handle(
+    app: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Handled, ApiError> {
     let target = match route(uri.path(), app.gateway_api)? {
         Route::Json(document) => {
             if method != Method::GET {
-                return Err(ApiError::method_not_allowed(format!("{method} is not allowed on {}", uri.path())));
+                return Err(ApiError::method_not_allowed(format!(
+                    "{method} is not allowed on {}",
+                    uri.path()
+                )));
             }
             return Ok(Handled::Response(json_response(StatusCode::OK, &document)));
         }
@@ -302,29 +398,61 @@ fn handle(app: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap, body:
     let store = &app.store;
     let ok = |code: StatusCode, value: &Value| Ok(Handled::Response(json_response(code, value)));
     match (method.clone(), target.name.as_deref()) {
-        (Method::GET, None) if flag(&query, "watch")? => Ok(Handled::Watch(watch_request(target.resource, target.namespace, &query)?)),
-        (Method::GET, None) => ok(StatusCode::OK, &list(store, target.resource, target.namespace.as_deref(), &query)?),
+        (Method::GET, None) if flag(&query, "watch")? => Ok(Handled::Watch(watch_request(
+            target.resource,
+            target.namespace,
+            &query,
+        )?)),
+        (Method::GET, None) => ok(
+            StatusCode::OK,
+            &list(store, target.resource, target.namespace.as_deref(), &query)?,
+        ),
         (Method::GET, Some(name)) => {
             let object = store.get(target.resource, &namespace, name)?;
-            ok(StatusCode::OK, &if scale { scale_of(&object) } else { object })
+            ok(
+                StatusCode::OK,
+                &if scale { scale_of(&object) } else { object },
+            )
         }
         (Method::POST, None) => {
             if rt.namespaced && target.namespace.is_none() {
-                return Err(ApiError::method_not_allowed(format!("POST requires a namespace for {}", rt.qualified())));
+                return Err(ApiError::method_not_allowed(format!(
+                    "POST requires a namespace for {}",
+                    rt.qualified()
+                )));
             }
-            let created = store.create(target.resource, &namespace, parse_body(body, &content_type)?, &write_options(&query, headers)?)?;
+            let created = store.create(
+                target.resource,
+                &namespace,
+                parse_body(body, &content_type)?,
+                &write_options(&query, headers)?,
+            )?;
             ok(StatusCode::CREATED, &created)
         }
         (Method::PUT, Some(name)) => {
             let options = write_options(&query, headers)?;
             let body = parse_body(body, &content_type)?;
             if scale {
-                return ok(StatusCode::OK, &write_scale(store, target.resource, &namespace, name, &body, &options)?);
+                return ok(
+                    StatusCode::OK,
+                    &write_scale(store, target.resource, &namespace, name, &body, &options)?,
+                );
             }
-            ok(StatusCode::OK, &store.replace(target.resource, &namespace, name, body, subresource, &options)?)
+            ok(
+                StatusCode::OK,
+                &store.replace(
+                    target.resource,
+                    &namespace,
+                    name,
+                    body,
+                    subresource,
+                    &options,
+                )?,
+            )
         }
         (Method::PATCH, Some(name)) => {
             let kind = match content_type.as_str() {
+                "application/json-patch+json" => PatchKind::Json,
                 "application/merge-patch+json" => PatchKind::Merge,
                 "application/strategic-merge-patch+json" => PatchKind::Strategic,
                 "application/apply-patch+yaml" => PatchKind::Apply,
@@ -337,33 +465,79 @@ fn handle(app: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap, body:
                 let mut current = scale_of(&object);
                 match kind {
                     PatchKind::Strategic => {
-                        crate::merge::strategic_merge_patch(&mut current, &patch).map_err(ApiError::bad_request)?;
+                        crate::merge::strategic_merge_patch(&mut current, &patch)
+                            .map_err(ApiError::bad_request)?;
                     }
+                    PatchKind::Json => crate::merge::json_patch(&mut current, &patch)
+                        .map_err(ApiError::bad_request)?,
                     _ => crate::merge::merge_patch(&mut current, &patch),
                 }
                 if patch.pointer("/metadata/resourceVersion").is_none() {
                     current["metadata"]["resourceVersion"] = json!("");
                 }
-                return ok(StatusCode::OK, &write_scale(store, target.resource, &namespace, name, &current, &options)?);
+                return ok(
+                    StatusCode::OK,
+                    &write_scale(store, target.resource, &namespace, name, &current, &options)?,
+                );
             }
             if kind != PatchKind::Apply && flag(&query, "force")? {
-                return Err(ApiError::bad_request("force: Forbidden: may not be specified for non-apply patch"));
+                return Err(ApiError::bad_request(
+                    "force: Forbidden: may not be specified for non-apply patch",
+                ));
             }
-            ok(StatusCode::OK, &store.patch(target.resource, &namespace, name, kind, patch, subresource, &options)?)
+            ok(
+                StatusCode::OK,
+                &store.patch(
+                    target.resource,
+                    &namespace,
+                    name,
+                    kind,
+                    patch,
+                    subresource,
+                    &options,
+                )?,
+            )
         }
         (Method::DELETE, Some(name)) => {
             let (propagation, preconditions, dry) = delete_options(&query, body)?;
-            ok(StatusCode::OK, &store.delete(target.resource, &namespace, name, propagation, &preconditions, dry)?)
+            ok(
+                StatusCode::OK,
+                &store.delete(
+                    target.resource,
+                    &namespace,
+                    name,
+                    propagation,
+                    &preconditions,
+                    dry,
+                )?,
+            )
         }
         (Method::DELETE, None) => {
             let (propagation, _, dry) = delete_options(&query, body)?;
-            let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-            let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
-            let (items, _) = store.list(target.resource, target.namespace.as_deref(), &labels, &fields);
+            let labels =
+                LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
+            let fields =
+                FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+            let (items, _) = store.list(
+                target.resource,
+                target.namespace.as_deref(),
+                &labels,
+                &fields,
+            );
             let mut deleted = Vec::new();
             for item in items {
-                let item_namespace = item.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-                if let Ok(gone) = store.delete(target.resource, item_namespace, crate::store::name_of(&item), propagation, &json!({}), dry) {
+                let item_namespace = item
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if let Ok(gone) = store.delete(
+                    target.resource,
+                    item_namespace,
+                    crate::store::name_of(&item),
+                    propagation,
+                    &json!({}),
+                    dry,
+                ) {
                     deleted.push(gone);
                 }
             }
@@ -372,21 +546,31 @@ fn handle(app: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap, body:
                 &json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": {"resourceVersion": store.current_rv().to_string()}, "items": deleted}),
             )
         }
-        _ => Err(ApiError::method_not_allowed(format!("{method} is not supported on {}", uri.path()))),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{method} is not supported on {}",
+            uri.path()
+        ))),
     }
 }
 
-fn delete_options(query: &HashMap<String, String>, body: &Bytes) -> Result<(Propagation, Value, bool), ApiError> {
+fn delete_options(
+    query: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<(Propagation, Value, bool), ApiError> {
     let options: Value = if body.is_empty() {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
     };
-    let policy = query
-        .get("propagationPolicy")
-        .cloned()
-        .or_else(|| options.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned));
-    let orphan_flag = flag(query, "orphanDependents")? || options.get("orphanDependents").and_then(Value::as_bool) == Some(true);
+    let policy = query.get("propagationPolicy").cloned().or_else(|| {
+        options
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    let orphan_flag = flag(query, "orphanDependents")?
+        || options.get("orphanDependents").and_then(Value::as_bool) == Some(true);
     let propagation = match policy.as_deref() {
         None if orphan_flag => Propagation::Orphan,
         None | Some("Background" | "Foreground") => Propagation::Cascade,
@@ -400,9 +584,16 @@ fn delete_options(query: &HashMap<String, String>, body: &Bytes) -> Result<(Prop
     let body_dry = match options.get("dryRun") {
         None => false,
         Some(Value::Array(values)) if values.iter().all(|v| v == "All") => !values.is_empty(),
-        Some(other) => return Err(ApiError::bad_request(format!("dryRun: Unsupported value: {other}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "dryRun: Unsupported value: {other}"
+            )));
+        }
     };
-    let preconditions = options.get("preconditions").cloned().unwrap_or_else(|| json!({}));
+    let preconditions = options
+        .get("preconditions")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     Ok((propagation, preconditions, dry_run(query)? || body_dry))
 }
 
@@ -437,18 +628,46 @@ fn write_scale(
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .filter(|n| *n >= 0)
-        .ok_or_else(|| ApiError::invalid("Scale", name, "spec.replicas", "Invalid value: must be a non-negative integer"))?;
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Scale",
+                name,
+                "spec.replicas",
+                "Invalid value: must be a non-negative integer",
+            )
+        })?;
     let mut object = store.get(resource, namespace, name)?;
-    let given_rv = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
-    if !given_rv.is_empty() && given_rv != object.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default() {
+    let given_rv = scale
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !given_rv.is_empty()
+        && given_rv
+            != object
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+    {
         return Err(ApiError::conflict(&RESOURCES[resource].qualified(), name));
     }
     object["spec"]["replicas"] = json!(replicas);
-    let updated = store.replace(resource, namespace, name, object, Subresource::Main, options)?;
+    let updated = store.replace(
+        resource,
+        namespace,
+        name,
+        object,
+        Subresource::Main,
+        options,
+    )?;
     Ok(scale_of(&updated))
 }
 
-fn list(store: &Store, resource: ResourceId, namespace: Option<&str>, query: &HashMap<String, String>) -> Result<Value, ApiError> {
+fn list(
+    store: &Store,
+    resource: ResourceId,
+    namespace: Option<&str>,
+    query: &HashMap<String, String>,
+) -> Result<Value, ApiError> {
     let rt = &RESOURCES[resource];
     let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
     let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
@@ -457,13 +676,21 @@ fn list(store: &Store, resource: ResourceId, namespace: Option<&str>, query: &Ha
     match exact {
         None | Some("" | "NotOlderThan") => {}
         Some("Exact") => {
-            let rv = requested.ok_or_else(|| ApiError::bad_request("resourceVersionMatch: Forbidden: Exact requires a non-zero resourceVersion"))?;
+            let rv = requested.ok_or_else(|| {
+                ApiError::bad_request(
+                    "resourceVersionMatch: Forbidden: Exact requires a non-zero resourceVersion",
+                )
+            })?;
             if rv != store.current_rv() {
                 // No snapshots are kept: an exact list can only be served at the current revision.
                 return Err(ApiError::expired(rv, store.current_rv()));
             }
         }
-        Some(other) => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "resourceVersionMatch: Unsupported value: {other:?}"
+            )));
+        }
     }
     let (mut items, rv) = store.list(resource, namespace, &labels, &fields);
     let mut metadata = json!({"resourceVersion": rv.to_string()});
@@ -472,53 +699,71 @@ fn list(store: &Store, resource: ResourceId, namespace: Option<&str>, query: &Ha
             .decode(token)
             .ok()
             .and_then(|bytes| serde_json::from_slice::<(u64, String, String)>(&bytes).ok())
-            .ok_or_else(|| ApiError::bad_request("continue: Invalid value: the continue token is not valid"))?;
+            .ok_or_else(|| {
+                ApiError::bad_request("continue: Invalid value: the continue token is not valid")
+            })?;
         if let Some(expired) = store.is_compacted(decoded.0) {
             return Err(expired);
         }
         let after = (decoded.1, decoded.2);
         items.retain(|item| {
             let key = (
-                item.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                item.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
                 crate::store::name_of(item).to_owned(),
             );
             key > after
         });
     }
     if let Some(limit) = query.get("limit").filter(|l| !l.is_empty()) {
-        let limit: usize = limit.parse().map_err(|_| ApiError::bad_request(format!("limit: invalid value {limit:?}")))?;
+        let limit: usize = limit
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("limit: invalid value {limit:?}")))?;
         if limit > 0 && items.len() > limit {
             let remaining = items.len() - limit;
             items.truncate(limit);
             let last = items.last().expect("limit > 0 items");
             let token = json!([
                 rv,
-                last.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default(),
+                last.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
                 crate::store::name_of(last)
             ]);
-            metadata["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string()));
+            metadata["continue"] =
+                json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string()));
             metadata["remainingItemCount"] = json!(remaining);
         }
     }
-    Ok(json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": metadata, "items": items}))
+    Ok(
+        json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": metadata, "items": items}),
+    )
 }
 
 /// `resourceVersion` as a number; `""` and `"0"` mean "any / most recent" (`None`).
 fn parse_rv(query: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
     match query.get("resourceVersion").map(String::as_str) {
         None | Some("" | "0") => Ok(None),
-        Some(text) => text
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("resourceVersion: Invalid value: {text:?}: must be an integer"))),
+        Some(text) => text.parse::<u64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!(
+                "resourceVersion: Invalid value: {text:?}: must be an integer"
+            ))
+        }),
     }
 }
 
-fn watch_request(resource: ResourceId, namespace: Option<String>, query: &HashMap<String, String>) -> Result<WatchRequest, ApiError> {
+fn watch_request(
+    resource: ResourceId,
+    namespace: Option<String>,
+    query: &HashMap<String, String>,
+) -> Result<WatchRequest, ApiError> {
     let send_initial = flag(query, "sendInitialEvents")?;
     let bookmarks = flag(query, "allowWatchBookmarks")?;
     if send_initial
-        && (query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") || !bookmarks)
+        && (query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan")
+            || !bookmarks)
     {
         return Err(ApiError::invalid(
             "ListOptions",
@@ -528,9 +773,9 @@ fn watch_request(resource: ResourceId, namespace: Option<String>, query: &HashMa
         ));
     }
     let timeout = match query.get("timeoutSeconds").filter(|t| !t.is_empty()) {
-        Some(t) => Some(Duration::from_secs(
-            t.parse().map_err(|_| ApiError::bad_request(format!("timeoutSeconds: invalid value {t:?}")))?,
-        )),
+        Some(t) => Some(Duration::from_secs(t.parse().map_err(|_| {
+            ApiError::bad_request(format!("timeoutSeconds: invalid value {t:?}"))
+        })?)),
         None => None,
     };
     Ok(WatchRequest {
@@ -547,7 +792,9 @@ fn watch_request(resource: ResourceId, namespace: Option<String>, query: &HashMa
 
 impl WatchRequest {
     fn selects(&self, namespace: &str, object: &Value) -> bool {
-        self.namespace.as_deref().is_none_or(|n| n == namespace) && self.labels.matches(object) && self.fields.matches(object)
+        self.namespace.as_deref().is_none_or(|n| n == namespace)
+            && self.labels.matches(object)
+            && self.fields.matches(object)
     }
 
     /// The event as this watcher sees it (a selector turns MODIFIED into ADDED/DELETED at its edges).
@@ -556,7 +803,10 @@ impl WatchRequest {
             return None;
         }
         let now = self.selects(&event.namespace, &event.object);
-        let before = event.old.as_ref().is_some_and(|old| self.selects(&event.namespace, old));
+        let before = event
+            .old
+            .as_ref()
+            .is_some_and(|old| self.selects(&event.namespace, old));
         let kind = match event.kind {
             EventType::Added => now.then_some("ADDED"),
             EventType::Deleted => (now || before).then_some("DELETED"),
@@ -567,7 +817,10 @@ impl WatchRequest {
                 (false, false) => None,
             },
         }?;
-        Some(format!("{}\n", json!({"type": kind, "object": event.object})))
+        Some(format!(
+            "{}\n",
+            json!({"type": kind, "object": event.object})
+        ))
     }
 
     fn bookmark(&self, rv: u64, initial_events_end: bool) -> String {
@@ -602,7 +855,12 @@ fn start_watch(app: &AppState, request: WatchRequest) -> Response {
                 }
             }
         }
-        if request.initial_events_end && tx.send(Bytes::from(request.bookmark(last_rv, true))).await.is_err() {
+        if request.initial_events_end
+            && tx
+                .send(Bytes::from(request.bookmark(last_rv, true)))
+                .await
+                .is_err()
+        {
             return;
         }
         let mut feed = start.feed;
@@ -632,7 +890,9 @@ fn start_watch(app: &AppState, request: WatchRequest) -> Response {
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|bytes| (Ok::<Bytes, Infallible>(bytes), rx))
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<Bytes, Infallible>(bytes), rx))
     });
     Response::builder()
         .status(StatusCode::OK)
@@ -654,19 +914,57 @@ mod tests {
 
     #[test]
     fn routes_resolve_like_the_api_server() {
-        let Ok(Route::Resource(t)) = route("/apis/apps/v1/namespaces/ns/deployments/web/scale", false) else { panic!() };
-        assert_eq!((RESOURCES[t.resource].kind, t.namespace.as_deref(), t.name.as_deref(), t.subresource.as_deref()),
-                   ("Deployment", Some("ns"), Some("web"), Some("scale")));
-        let Ok(Route::Resource(t)) = route("/api/v1/namespaces/ns", false) else { panic!() };
-        assert_eq!((RESOURCES[t.resource].kind, t.name.as_deref()), ("Namespace", Some("ns")));
-        let Ok(Route::Resource(t)) = route("/api/v1/namespaces/ns/status", false) else { panic!() };
-        assert_eq!((RESOURCES[t.resource].kind, t.subresource.as_deref()), ("Namespace", Some("status")));
-        let Ok(Route::Resource(t)) = route("/api/v1/pods", false) else { panic!() };
+        let Ok(Route::Resource(t)) =
+            route("/apis/apps/v1/namespaces/ns/deployments/web/scale", false)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                RESOURCES[t.resource].kind,
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+                t.subresource.as_deref()
+            ),
+            ("Deployment", Some("ns"), Some("web"), Some("scale"))
+        );
+        let Ok(Route::Resource(t)) = route("/api/v1/namespaces/ns", false) else {
+            panic!()
+        };
+        assert_eq!(
+            (RESOURCES[t.resource].kind, t.name.as_deref()),
+            ("Namespace", Some("ns"))
+        );
+        let Ok(Route::Resource(t)) = route("/api/v1/namespaces/ns/status", false) else {
+            panic!()
+        };
+        assert_eq!(
+            (RESOURCES[t.resource].kind, t.subresource.as_deref()),
+            ("Namespace", Some("status"))
+        );
+        let Ok(Route::Resource(t)) = route("/api/v1/pods", false) else {
+            panic!()
+        };
         assert_eq!((RESOURCES[t.resource].kind, t.namespace), ("Pod", None));
-        assert!(route("/apis/gateway.networking.k8s.io/v1/namespaces/ns/httproutes", false).is_err());
-        assert!(route("/apis/gateway.networking.k8s.io/v1/namespaces/ns/httproutes", true).is_ok());
+        assert!(
+            route(
+                "/apis/gateway.networking.k8s.io/v1/namespaces/ns/httproutes",
+                false
+            )
+            .is_err()
+        );
+        assert!(
+            route(
+                "/apis/gateway.networking.k8s.io/v1/namespaces/ns/httproutes",
+                true
+            )
+            .is_ok()
+        );
         assert!(route("/api/v1/namespaces/ns/configmaps/x/scale", false).is_err());
-        assert!(route("/api/v1/configmaps/x", false).is_err(), "namespaced objects need a namespace");
+        assert!(
+            route("/api/v1/configmaps/x", false).is_err(),
+            "namespaced objects need a namespace"
+        );
         assert!(matches!(route("/apis/apps/v1", false), Ok(Route::Json(_))));
     }
 

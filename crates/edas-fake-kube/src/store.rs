@@ -57,6 +57,7 @@ pub enum Subresource {
 /// The patch formats the server understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchKind {
+    Json,
     Merge,
     Strategic,
     Apply,
@@ -111,35 +112,51 @@ pub struct WatchStart {
 
 /// The object's `metadata.name`.
 pub fn name_of(object: &Value) -> &str {
-    object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+    object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// The object's `metadata.uid`.
 pub fn uid_of(object: &Value) -> &str {
-    object.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default()
+    object
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// `metadata.resourceVersion` as a number (0 when absent).
 pub fn rv_of(object: &Value) -> u64 {
-    object.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|rv| rv.parse().ok()).unwrap_or(0)
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The current time as the API server writes it (RFC 3339, whole seconds, UTC).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }
-    object["metadata"].as_object_mut().expect("metadata is an object")
+    object["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
 }
 
 fn is_dns_subdomain(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -148,7 +165,11 @@ fn is_dns_subdomain(name: &str) -> bool {
 pub fn random_suffix(len: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let bytes = uuid::Uuid::new_v4().into_bytes();
-    bytes.iter().take(len).map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    bytes
+        .iter()
+        .take(len)
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 impl Store {
@@ -168,9 +189,18 @@ impl Store {
         };
         let namespace = by_kind("Namespace");
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            let object =
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
             store
-                .create(namespace, "", object, &WriteOptions { field_manager: "edas-fake-kube".into(), ..Default::default() })
+                .create(
+                    namespace,
+                    "",
+                    object,
+                    &WriteOptions {
+                        field_manager: "edas-fake-kube".into(),
+                        ..Default::default()
+                    },
+                )
                 .expect("built-in namespaces are valid");
         }
         store
@@ -178,7 +208,9 @@ impl Store {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock would be a bug in this crate; keep serving regardless.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The current global resourceVersion.
@@ -194,11 +226,22 @@ impl Store {
         state.history.clear();
     }
 
-    fn commit(&self, state: &mut State, resource: ResourceId, kind: EventType, mut object: Value, old: Option<Value>) -> Value {
+    fn commit(
+        &self,
+        state: &mut State,
+        resource: ResourceId,
+        kind: EventType,
+        mut object: Value,
+        old: Option<Value>,
+    ) -> Value {
         state.rv += 1;
         let rv = state.rv;
         metadata_mut(&mut object).insert("resourceVersion".into(), json!(rv.to_string()));
-        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let key = (resource, namespace.clone(), name_of(&object).to_owned());
         match kind {
             EventType::Deleted => {
@@ -208,7 +251,14 @@ impl Store {
                 state.objects.insert(key, object.clone());
             }
         }
-        let event = Arc::new(Event { rv, resource, namespace, kind, object: object.clone(), old });
+        let event = Arc::new(Event {
+            rv,
+            resource,
+            namespace,
+            kind,
+            object: object.clone(),
+            old,
+        });
         state.history.push_back(event.clone());
         while state.history.len() > self.history_limit {
             if let Some(evicted) = state.history.pop_front() {
@@ -217,14 +267,22 @@ impl Store {
         }
         // No receivers is fine: nobody is watching.
         let _ = self.events.send(event);
-        if matches!(RESOURCES[resource].kind, "Deployment" | "ReplicaSet" | "Pod") {
+        if matches!(
+            RESOURCES[resource].kind,
+            "Deployment" | "ReplicaSet" | "Pod"
+        ) {
             self.controller_wake.notify_one();
         }
         object
     }
 
     /// `GET` one object.
-    pub fn get(&self, resource: ResourceId, namespace: &str, name: &str) -> Result<Value, ApiError> {
+    pub fn get(
+        &self,
+        resource: ResourceId,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let state = self.lock();
         state
             .objects
@@ -247,7 +305,10 @@ impl Store {
             .objects
             .iter()
             .filter(|((r, ns, _), object)| {
-                *r == resource && namespace.is_none_or(|n| n == ns) && labels.matches(object) && fields.matches(object)
+                *r == resource
+                    && namespace.is_none_or(|n| n == ns)
+                    && labels.matches(object)
+                    && fields.matches(object)
             })
             .map(|(_, object)| object.clone())
             .collect();
@@ -256,7 +317,13 @@ impl Store {
 
     /// All objects of a type in a namespace (for the controller).
     pub fn all(&self, resource: ResourceId) -> Vec<Value> {
-        self.list(resource, None, &LabelSelector::default(), &FieldSelector::default()).0
+        self.list(
+            resource,
+            None,
+            &LabelSelector::default(),
+            &FieldSelector::default(),
+        )
+        .0
     }
 
     /// Opens a watch: with `from = Some(rv)`, replays history after `rv` (410 if compacted away);
@@ -268,7 +335,12 @@ impl Store {
                 if rv < state.compacted {
                     return Err(ApiError::expired(rv, state.compacted + 1));
                 }
-                state.history.iter().filter(|e| e.rv > rv && e.resource == resource).cloned().collect()
+                state
+                    .history
+                    .iter()
+                    .filter(|e| e.rv > rv && e.resource == resource)
+                    .cloned()
+                    .collect()
             }
             None => state
                 .objects
@@ -286,7 +358,11 @@ impl Store {
                 })
                 .collect(),
         };
-        Ok(WatchStart { initial, feed: self.events.subscribe(), current_rv: state.rv })
+        Ok(WatchStart {
+            initial,
+            feed: self.events.subscribe(),
+            current_rv: state.rv,
+        })
     }
 
     /// Whether a resourceVersion is older than the kept history (a list at an exact old revision
@@ -297,7 +373,13 @@ impl Store {
     }
 
     /// `POST`: creates an object.
-    pub fn create(&self, resource: ResourceId, namespace: &str, body: Value, options: &WriteOptions) -> Result<Value, ApiError> {
+    pub fn create(
+        &self,
+        resource: ResourceId,
+        namespace: &str,
+        body: Value,
+        options: &WriteOptions,
+    ) -> Result<Value, ApiError> {
         let mut state = self.lock();
         self.create_locked(&mut state, resource, namespace, body, options, "Update")
     }
@@ -314,12 +396,26 @@ impl Store {
         let rt = &RESOURCES[resource];
         check_type(rt, &object)?;
         check_namespace(rt, namespace, &object)?;
+        // The creator owns what it sent, not what defaulting adds.
+        let fields = merge::leaf_paths(&object);
         let metadata = metadata_mut(&mut object);
-        let mut name = metadata.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let mut name = metadata
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if name.is_empty() {
-            let prefix = metadata.get("generateName").and_then(Value::as_str).unwrap_or_default();
+            let prefix = metadata
+                .get("generateName")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if prefix.is_empty() {
-                return Err(ApiError::invalid(rt.kind, "", "metadata.name", "Required value: name or generateName is required"));
+                return Err(ApiError::invalid(
+                    rt.kind,
+                    "",
+                    "metadata.name",
+                    "Required value: name or generateName is required",
+                ));
             }
             name = format!("{prefix}{}", random_suffix(5));
         }
@@ -337,7 +433,15 @@ impl Store {
                 return Err(ApiError::not_found("namespaces", namespace));
             }
         }
-        let key = (resource, if rt.namespaced { namespace.to_owned() } else { String::new() }, name.clone());
+        let key = (
+            resource,
+            if rt.namespaced {
+                namespace.to_owned()
+            } else {
+                String::new()
+            },
+            name.clone(),
+        );
         if state.objects.contains_key(&key) {
             return Err(ApiError::already_exists(&rt.qualified(), &name));
         }
@@ -367,10 +471,14 @@ impl Store {
         }
         self.apply_defaults(state, rt, &mut object);
         validate(rt, &object, None)?;
-        let fields = merge::leaf_paths(&object);
         let mut managed = Vec::new();
         if !options.field_manager.is_empty() {
-            managed.push(ManagedEntry::new(&options.field_manager, operation, rt, fields));
+            managed.push(ManagedEntry::new(
+                &options.field_manager,
+                operation,
+                rt,
+                fields,
+            ));
         }
         write_managed(&mut object, &managed);
         if options.dry_run {
@@ -411,11 +519,16 @@ impl Store {
         options: &WriteOptions,
     ) -> Result<Value, ApiError> {
         let rt = &RESOURCES[resource];
-        if !patch.is_object() {
-            return Err(ApiError::bad_request("the patch body must be a JSON object"));
+        if !patch.is_object() && kind != PatchKind::Json {
+            return Err(ApiError::bad_request(
+                "the patch body must be a JSON object",
+            ));
         }
         let mut state = self.lock();
-        let existing = state.objects.get(&(resource, scope(rt, namespace), name.to_owned())).cloned();
+        let existing = state
+            .objects
+            .get(&(resource, scope(rt, namespace), name.to_owned()))
+            .cloned();
         match kind {
             PatchKind::Apply => {
                 check_type(rt, &patch)?;
@@ -438,33 +551,62 @@ impl Store {
                         } else {
                             if let Some(status) = patch.get("status") {
                                 merge::apply_merge(
-                                    merged.as_object_mut().expect("stored objects are objects").entry("status").or_insert(json!({})),
+                                    merged
+                                        .as_object_mut()
+                                        .expect("stored objects are objects")
+                                        .entry("status")
+                                        .or_insert(json!({})),
                                     status,
                                     "status",
                                 );
                             }
                             None
                         };
-                        if let Some(rv) = patch.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+                        if let Some(rv) = patch
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str)
+                        {
                             metadata_mut(&mut merged).insert("resourceVersion".into(), json!(rv));
                         } else {
                             metadata_mut(&mut merged).remove("resourceVersion");
                         }
-                        self.update_locked(&mut state, resource, old, merged, subresource, options, managed)
+                        self.update_locked(
+                            &mut state,
+                            resource,
+                            old,
+                            merged,
+                            subresource,
+                            options,
+                            managed,
+                        )
                     }
                 }
             }
-            PatchKind::Merge | PatchKind::Strategic => {
+            PatchKind::Json | PatchKind::Merge | PatchKind::Strategic => {
                 let old = existing.ok_or_else(|| ApiError::not_found(&rt.qualified(), name))?;
                 let mut patched = old.clone();
                 metadata_mut(&mut patched).remove("resourceVersion");
-                if kind == PatchKind::Merge {
-                    merge::merge_patch(&mut patched, &patch);
-                } else {
-                    merge::strategic_merge_patch(&mut patched, &patch).map_err(ApiError::bad_request)?;
+                match kind {
+                    PatchKind::Merge => merge::merge_patch(&mut patched, &patch),
+                    PatchKind::Json => {
+                        // JSON patch sees the stored resourceVersion (a `test` on it is a precondition).
+                        metadata_mut(&mut patched)
+                            .insert("resourceVersion".into(), json!(rv_of(&old).to_string()));
+                        merge::json_patch(&mut patched, &patch).map_err(ApiError::bad_request)?;
+                    }
+                    _ => merge::strategic_merge_patch(&mut patched, &patch)
+                        .map_err(ApiError::bad_request)?,
                 }
                 check_name(rt, name, &patched)?;
-                self.update_locked(&mut state, resource, old, patched, subresource, options, None)
+                self.update_locked(
+                    &mut state,
+                    resource,
+                    old,
+                    patched,
+                    subresource,
+                    options,
+                    None,
+                )
             }
         }
     }
@@ -484,13 +626,24 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let rt = &RESOURCES[resource];
         let name = name_of(&old).to_owned();
-        if let Some(rv) = body.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|rv| !rv.is_empty()) {
-            if rv != old.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default() {
+        if let Some(rv) = body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|rv| !rv.is_empty())
+        {
+            if rv
+                != old
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            {
                 return Err(ApiError::conflict(&rt.qualified(), &name));
             }
         }
         if !body.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
         let mut new = match subresource {
             Subresource::Status => {
@@ -525,27 +678,54 @@ impl Store {
         {
             let old_metadata = old.get("metadata").cloned().unwrap_or_default();
             let metadata = metadata_mut(&mut new);
-            for field in ["name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp"] {
+            for field in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "deletionTimestamp",
+            ] {
                 match old_metadata.get(field) {
                     Some(value) => metadata.insert(field.into(), value.clone()),
                     None => metadata.remove(field),
                 };
             }
-            metadata.insert("resourceVersion".into(), old_metadata.get("resourceVersion").cloned().unwrap_or_default());
+            metadata.insert(
+                "resourceVersion".into(),
+                old_metadata
+                    .get("resourceVersion")
+                    .cloned()
+                    .unwrap_or_default(),
+            );
         }
         self.apply_defaults(state, rt, &mut new);
         validate(rt, &new, Some(&old))?;
         if rt.tracks_generation && spec_of(&new) != spec_of(&old) {
-            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+                + 1;
             metadata_mut(&mut new).insert("generation".into(), json!(generation));
         }
+        let sent_managed = new
+            .pointer("/metadata/managedFields")
+            .filter(|m| m.as_array().is_some_and(|a| !a.is_empty()));
+        // A client that rewrites managedFields (kubectl's client-side → server-side apply
+        // migration) replaces them, as on a real server.
+        let rewrites_managed = managed.is_none()
+            && subresource == Subresource::Main
+            && sent_managed.is_some()
+            && sent_managed != old.pointer("/metadata/managedFields");
         let managed = match managed {
             Some(managed) => managed,
             None if subresource == Subresource::Status => read_managed(&old),
+            None if rewrites_managed => read_managed(&new),
             None => track_update(rt, &old, &new, &options.field_manager),
         };
         write_managed(&mut new, &managed);
-        if without_managed_fields(&new) == without_managed_fields(&old) {
+        if !rewrites_managed && without_managed_fields(&new) == without_managed_fields(&old) {
             // A no-op write does not bump the resourceVersion (and sends no watch event).
             return Ok(old);
         }
@@ -574,7 +754,12 @@ impl Store {
             }
         }
         if let Some(rv) = preconditions.get("resourceVersion").and_then(Value::as_str) {
-            if rv != old.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default() {
+            if rv
+                != old
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            {
                 return Err(ApiError::conflict(&rt.qualified(), name));
             }
         }
@@ -584,11 +769,23 @@ impl Store {
         Ok(self.delete_locked(&mut state, resource, old, propagation))
     }
 
-    fn delete_locked(&self, state: &mut State, resource: ResourceId, object: Value, propagation: Propagation) -> Value {
+    fn delete_locked(
+        &self,
+        state: &mut State,
+        resource: ResourceId,
+        object: Value,
+        propagation: Propagation,
+    ) -> Value {
         let uid = uid_of(&object).to_owned();
         let is_namespace = RESOURCES[resource].kind == "Namespace";
         let name = name_of(&object).to_owned();
-        let deleted = self.commit(state, resource, EventType::Deleted, object.clone(), Some(object));
+        let deleted = self.commit(
+            state,
+            resource,
+            EventType::Deleted,
+            object.clone(),
+            Some(object),
+        );
         if is_namespace {
             let contained: Vec<(ResourceId, Value)> = state
                 .objects
@@ -611,15 +808,22 @@ impl Store {
         for (r, dependent) in dependents {
             match propagation {
                 Propagation::Cascade => {
-                    let ns = dependent.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_owned();
+                    let ns = dependent
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
                     if lookup(state, r, &ns, name_of(&dependent)).is_ok() {
                         self.delete_locked(state, r, dependent, Propagation::Cascade);
                     }
                 }
                 Propagation::Orphan => {
                     let mut orphan = dependent.clone();
-                    if let Some(Value::Array(owners)) = orphan.pointer_mut("/metadata/ownerReferences") {
-                        owners.retain(|o| o.get("uid").and_then(Value::as_str) != Some(uid.as_str()));
+                    if let Some(Value::Array(owners)) =
+                        orphan.pointer_mut("/metadata/ownerReferences")
+                    {
+                        owners
+                            .retain(|o| o.get("uid").and_then(Value::as_str) != Some(uid.as_str()));
                     }
                     self.commit(state, r, EventType::Modified, orphan, Some(dependent));
                 }
@@ -630,27 +834,64 @@ impl Store {
 
     /// A write made by the simulated controllers: replaces the stored object if it still has the
     /// given resourceVersion (the controllers' optimistic concurrency, like a real controller's).
-    pub fn controller_write(&self, resource: ResourceId, object: Value, status_only: bool) -> Option<Value> {
+    pub fn controller_write(
+        &self,
+        resource: ResourceId,
+        object: Value,
+        status_only: bool,
+    ) -> Option<Value> {
         let rt = &RESOURCES[resource];
-        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let options = WriteOptions { field_manager: "kube-controller-manager".into(), ..Default::default() };
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let options = WriteOptions {
+            field_manager: "kube-controller-manager".into(),
+            ..Default::default()
+        };
         let mut state = self.lock();
         let old = lookup(&state, resource, &namespace, name_of(&object)).ok()?;
-        let subresource = if status_only && rt.status_subresource { Subresource::Status } else { Subresource::Main };
-        self.update_locked(&mut state, resource, old, object, subresource, &options, None).ok()
+        let subresource = if status_only && rt.status_subresource {
+            Subresource::Status
+        } else {
+            Subresource::Main
+        };
+        self.update_locked(
+            &mut state,
+            resource,
+            old,
+            object,
+            subresource,
+            &options,
+            None,
+        )
+        .ok()
     }
 
     /// A create made by the simulated controllers.
     pub fn controller_create(&self, resource: ResourceId, object: Value) -> Option<Value> {
-        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let options = WriteOptions { field_manager: "kube-controller-manager".into(), ..Default::default() };
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let options = WriteOptions {
+            field_manager: "kube-controller-manager".into(),
+            ..Default::default()
+        };
         let mut state = self.lock();
-        self.create_locked(&mut state, resource, &namespace, object, &options, "Update").ok()
+        self.create_locked(&mut state, resource, &namespace, object, &options, "Update")
+            .ok()
     }
 
     /// A delete made by the simulated controllers; a no-op if the object was replaced meanwhile.
     pub fn controller_delete(&self, resource: ResourceId, object: &Value) {
-        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let mut state = self.lock();
         if let Ok(current) = lookup(&state, resource, &namespace, name_of(object)) {
             if uid_of(&current) == uid_of(object) {
@@ -668,7 +909,10 @@ impl Store {
                 spec.entry("progressDeadlineSeconds").or_insert(json!(600));
                 let strategy = spec.entry("strategy").or_insert(json!({}));
                 if let Some(strategy) = strategy.as_object_mut() {
-                    let kind = strategy.entry("type").or_insert(json!("RollingUpdate")).clone();
+                    let kind = strategy
+                        .entry("type")
+                        .or_insert(json!("RollingUpdate"))
+                        .clone();
                     if kind == "RollingUpdate" {
                         let rolling = strategy.entry("rollingUpdate").or_insert(json!({}));
                         if let Some(rolling) = rolling.as_object_mut() {
@@ -679,14 +923,18 @@ impl Store {
                 }
             }
             "ReplicaSet" => {
-                ensure_object(object, "spec").entry("replicas").or_insert(json!(1));
+                ensure_object(object, "spec")
+                    .entry("replicas")
+                    .or_insert(json!(1));
             }
             "Namespace" => {
                 let name = name_of(object).to_owned();
                 let metadata = metadata_mut(object);
                 let labels = metadata.entry("labels").or_insert(json!({}));
                 if let Some(labels) = labels.as_object_mut() {
-                    labels.entry("kubernetes.io/metadata.name").or_insert(json!(name));
+                    labels
+                        .entry("kubernetes.io/metadata.name")
+                        .or_insert(json!(name));
                 }
                 if object.get("status").is_none() {
                     object["status"] = json!({"phase": "Active"});
@@ -737,14 +985,25 @@ fn ensure_object<'a>(object: &'a mut Value, field: &str) -> &'a mut Map<String, 
     if !object.get(field).is_some_and(Value::is_object) {
         object[field] = json!({});
     }
-    object[field].as_object_mut().expect("just made it an object")
+    object[field]
+        .as_object_mut()
+        .expect("just made it an object")
 }
 
 fn scope(rt: &ResourceType, namespace: &str) -> String {
-    if rt.namespaced { namespace.to_owned() } else { String::new() }
+    if rt.namespaced {
+        namespace.to_owned()
+    } else {
+        String::new()
+    }
 }
 
-fn lookup(state: &State, resource: ResourceId, namespace: &str, name: &str) -> Result<Value, ApiError> {
+fn lookup(
+    state: &State,
+    resource: ResourceId,
+    namespace: &str,
+    name: &str,
+) -> Result<Value, ApiError> {
     let rt = &RESOURCES[resource];
     state
         .objects
@@ -782,7 +1041,10 @@ fn without_managed_fields(object: &Value) -> Value {
 
 fn check_type(rt: &ResourceType, body: &Value) -> Result<(), ApiError> {
     if !body.is_object() {
-        return Err(ApiError::bad_request(format!("the body must be a {} object", rt.kind)));
+        return Err(ApiError::bad_request(format!(
+            "the body must be a {} object",
+            rt.kind
+        )));
     }
     if let Some(api_version) = body.get("apiVersion").and_then(Value::as_str) {
         if api_version != rt.api_version() {
@@ -804,7 +1066,10 @@ fn check_type(rt: &ResourceType, body: &Value) -> Result<(), ApiError> {
 }
 
 fn check_namespace(rt: &ResourceType, namespace: &str, body: &Value) -> Result<(), ApiError> {
-    let given = body.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+    let given = body
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if rt.namespaced && !given.is_empty() && given != namespace {
         return Err(ApiError::bad_request(
             "the namespace of the provided object does not match the namespace sent on the request",
@@ -827,11 +1092,17 @@ fn check_name(rt: &ResourceType, name: &str, body: &Value) -> Result<(), ApiErro
 /// The validation subset: what a client of Deployments is most likely to get wrong.
 fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let name = name_of(object);
-    let invalid = |field: &str, problem: &str| Err(ApiError::invalid(rt.kind, name, field, problem));
+    let invalid =
+        |field: &str, problem: &str| Err(ApiError::invalid(rt.kind, name, field, problem));
     if let Some(labels) = object.pointer("/metadata/labels") {
-        let Some(labels) = labels.as_object() else { return invalid("metadata.labels", "Invalid value: must be a map") };
+        let Some(labels) = labels.as_object() else {
+            return invalid("metadata.labels", "Invalid value: must be a map");
+        };
         if let Some((key, _)) = labels.iter().find(|(_, v)| !v.is_string()) {
-            return invalid(&format!("metadata.labels.{key}"), "Invalid value: must be a string");
+            return invalid(
+                &format!("metadata.labels.{key}"),
+                "Invalid value: must be a string",
+            );
         }
     }
     match rt.kind {
@@ -841,37 +1112,68 @@ fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<()
             };
             let parsed = match LabelSelector::from_object(selector) {
                 Ok(parsed) => parsed,
-                Err(problem) => return invalid("spec.selector", &format!("Invalid value: {problem}")),
+                Err(problem) => {
+                    return invalid("spec.selector", &format!("Invalid value: {problem}"));
+                }
             };
             if parsed.is_empty() {
-                return invalid("spec.selector", "Invalid value: empty selector is invalid for deployment");
+                return invalid(
+                    "spec.selector",
+                    "Invalid value: empty selector is invalid for deployment",
+                );
             }
-            let template = object.pointer("/spec/template").cloned().unwrap_or_default();
+            let template = object
+                .pointer("/spec/template")
+                .cloned()
+                .unwrap_or_default();
             if !parsed.matches(&template) {
-                return invalid("spec.template.metadata.labels", "Invalid value: `selector` does not match template `labels`");
+                return invalid(
+                    "spec.template.metadata.labels",
+                    "Invalid value: `selector` does not match template `labels`",
+                );
             }
-            let containers = template.pointer("/spec/containers").and_then(Value::as_array);
+            let containers = template
+                .pointer("/spec/containers")
+                .and_then(Value::as_array);
             if containers.is_none_or(Vec::is_empty) {
                 return invalid("spec.template.spec.containers", "Required value");
             }
             for (index, container) in containers.into_iter().flatten().enumerate() {
                 for field in ["name", "image"] {
-                    if container.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
-                        return invalid(&format!("spec.template.spec.containers[{index}].{field}"), "Required value");
+                    if container
+                        .get(field)
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                    {
+                        return invalid(
+                            &format!("spec.template.spec.containers[{index}].{field}"),
+                            "Required value",
+                        );
                     }
                 }
             }
             match object.pointer("/spec/replicas").map(Value::as_i64) {
                 Some(Some(n)) if n >= 0 && n <= i64::from(i32::MAX) => {}
-                _ => return invalid("spec.replicas", "Invalid value: must be a non-negative integer"),
+                _ => {
+                    return invalid(
+                        "spec.replicas",
+                        "Invalid value: must be a non-negative integer",
+                    );
+                }
             }
             if let Some(min_ready) = object.pointer("/spec/minReadySeconds") {
                 if min_ready.as_i64().is_none_or(|n| n < 0) {
-                    return invalid("spec.minReadySeconds", "Invalid value: must be a non-negative integer");
+                    return invalid(
+                        "spec.minReadySeconds",
+                        "Invalid value: must be a non-negative integer",
+                    );
                 }
             }
             if rt.kind == "Deployment" {
-                let strategy = object.pointer("/spec/strategy").cloned().unwrap_or_default();
+                let strategy = object
+                    .pointer("/spec/strategy")
+                    .cloned()
+                    .unwrap_or_default();
                 match strategy.get("type").and_then(Value::as_str) {
                     Some("RollingUpdate") => {
                         let rolling = strategy.get("rollingUpdate").cloned().unwrap_or_default();
@@ -885,9 +1187,12 @@ fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<()
                                 }
                             }
                         }
-                        let surge = rolling.get("maxSurge").and_then(|v| crate::controller::int_or_percent(v, 100, true));
-                        let unavailable =
-                            rolling.get("maxUnavailable").and_then(|v| crate::controller::int_or_percent(v, 100, false));
+                        let surge = rolling
+                            .get("maxSurge")
+                            .and_then(|v| crate::controller::int_or_percent(v, 100, true));
+                        let unavailable = rolling
+                            .get("maxUnavailable")
+                            .and_then(|v| crate::controller::int_or_percent(v, 100, false));
                         if surge == Some(0) && unavailable == Some(0) {
                             return invalid(
                                 "spec.strategy.rollingUpdate.maxUnavailable",
@@ -906,7 +1211,9 @@ fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<()
                     other => {
                         return invalid(
                             "spec.strategy.type",
-                            &format!("Unsupported value: {other:?}: supported values: \"Recreate\", \"RollingUpdate\""),
+                            &format!(
+                                "Unsupported value: {other:?}: supported values: \"Recreate\", \"RollingUpdate\""
+                            ),
                         );
                     }
                 }
@@ -925,7 +1232,10 @@ fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<()
         }
         "ConfigMap" | "Secret" => {
             if let Some(data) = object.get("data") {
-                if !data.as_object().is_some_and(|d| d.values().all(Value::is_string)) {
+                if !data
+                    .as_object()
+                    .is_some_and(|d| d.values().all(Value::is_string))
+                {
                     return invalid("data", "Invalid value: must be a map of strings");
                 }
             }
@@ -964,11 +1274,30 @@ fn read_managed(object: &Value) -> Vec<ManagedEntry> {
         .into_iter()
         .flatten()
         .map(|entry| ManagedEntry {
-            manager: entry.get("manager").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            operation: entry.get("operation").and_then(Value::as_str).unwrap_or("Update").to_owned(),
-            api_version: entry.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            time: entry.get("time").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            fields: entry.get("fieldsV1").map(merge::parse_fields_v1).unwrap_or_default(),
+            manager: entry
+                .get("manager")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            operation: entry
+                .get("operation")
+                .and_then(Value::as_str)
+                .unwrap_or("Update")
+                .to_owned(),
+            api_version: entry
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            time: entry
+                .get("time")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            fields: entry
+                .get("fieldsV1")
+                .map(merge::parse_fields_v1)
+                .unwrap_or_default(),
         })
         .collect()
 }
@@ -1008,10 +1337,15 @@ fn track_update(rt: &ResourceType, old: &Value, new: &Value, manager: &str) -> V
         .cloned()
         .collect();
     for entry in &mut managed {
-        entry.fields.retain(|p| new_paths.contains(p) && !changed.contains(p));
+        entry
+            .fields
+            .retain(|p| new_paths.contains(p) && !changed.contains(p));
     }
     if !changed.is_empty() && !manager.is_empty() {
-        match managed.iter_mut().find(|e| e.manager == manager && e.operation == "Update") {
+        match managed
+            .iter_mut()
+            .find(|e| e.manager == manager && e.operation == "Update")
+        {
             Some(entry) => {
                 entry.fields.extend(changed);
                 entry.time = now_rfc3339();
@@ -1032,22 +1366,44 @@ fn server_side_apply(
     let mut managed = read_managed(live);
     let applied_paths = merge::leaf_paths(applied);
     let mut conflicts = Vec::new();
-    for entry in managed.iter().filter(|e| e.manager != options.field_manager) {
+    let is_self = |e: &ManagedEntry| e.manager == options.field_manager && e.operation == "Apply";
+    // Like the API server's last-applied manager: `kubectl apply --server-side` may take over the
+    // fields recorded in the client-side apply annotation without a conflict.
+    let last_applied: BTreeSet<FieldPath> = (options.field_manager == "kubectl")
+        .then(|| {
+            live.pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+        })
+        .flatten()
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .map(|config| merge::leaf_paths(&config))
+        .unwrap_or_default();
+    let mut forced = options.force;
+    for entry in managed.iter().filter(|e| !is_self(e)) {
         for path in entry.fields.intersection(&applied_paths) {
             let is_item = matches!(path.last(), Some(merge::PathElem::Key(..)));
             if !is_item && merge::value_at(live, path) != merge::value_at(applied, path) {
-                conflicts.push((entry.manager.clone(), merge::display_path(path)));
+                if last_applied.contains(path) {
+                    forced = true;
+                } else {
+                    conflicts.push((
+                        format!("{}\" using {}", entry.manager, entry.api_version),
+                        merge::display_path(path),
+                    ));
+                }
             }
         }
     }
-    if !conflicts.is_empty() {
-        if !options.force {
-            return Err(ApiError::apply_conflict(&conflicts));
-        }
-        for entry in managed.iter_mut().filter(|e| e.manager != options.field_manager) {
+    if !conflicts.is_empty() && !options.force {
+        return Err(ApiError::apply_conflict(&conflicts));
+    }
+    if forced {
+        for entry in managed.iter_mut().filter(|e| !is_self(e)) {
             entry.fields.retain(|p| {
                 let is_item = matches!(p.last(), Some(merge::PathElem::Key(..)));
-                is_item || !applied_paths.contains(p) || merge::value_at(live, p) == merge::value_at(applied, p)
+                is_item
+                    || !applied_paths.contains(p)
+                    || merge::value_at(live, p) == merge::value_at(applied, p)
             });
         }
     }
@@ -1075,14 +1431,25 @@ fn server_side_apply(
     if let Some(map) = body.as_object_mut() {
         map.remove("status");
         if let Some(metadata) = map.get_mut("metadata").and_then(Value::as_object_mut) {
-            for field in ["resourceVersion", "managedFields", "uid", "creationTimestamp", "generation"] {
+            for field in [
+                "resourceVersion",
+                "managedFields",
+                "uid",
+                "creationTimestamp",
+                "generation",
+            ] {
                 metadata.remove(field);
             }
         }
     }
     merge::apply_merge(live, &body, "");
     managed.retain(|e| !(e.manager == options.field_manager && e.operation == "Apply"));
-    managed.push(ManagedEntry::new(&options.field_manager, "Apply", rt, applied_paths));
+    managed.push(ManagedEntry::new(
+        &options.field_manager,
+        "Apply",
+        rt,
+        applied_paths,
+    ));
     Ok(managed)
 }
 
@@ -1101,22 +1468,44 @@ mod tests {
     }
 
     fn opts(manager: &str) -> WriteOptions {
-        WriteOptions { field_manager: manager.into(), ..Default::default() }
+        WriteOptions {
+            field_manager: manager.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn create_sets_server_fields_and_defaults() {
         let store = Store::new(100);
         let deploy = by_kind("Deployment");
-        let created = store.create(deploy, "default", deployment("web", "nginx:1"), &opts("test")).unwrap();
+        let created = store
+            .create(
+                deploy,
+                "default",
+                deployment("web", "nginx:1"),
+                &opts("test"),
+            )
+            .unwrap();
         assert_eq!(created["metadata"]["generation"], 1);
         assert!(!uid_of(&created).is_empty());
         assert!(rv_of(&created) > 0);
         assert_eq!(created["spec"]["replicas"], 1);
-        assert_eq!(created["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
-        let again = store.create(deploy, "default", deployment("web", "nginx:1"), &opts("test")).unwrap_err();
+        assert_eq!(
+            created["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
+            "25%"
+        );
+        let again = store
+            .create(
+                deploy,
+                "default",
+                deployment("web", "nginx:1"),
+                &opts("test"),
+            )
+            .unwrap_err();
         assert_eq!((again.code, again.reason), (409, "AlreadyExists"));
-        let missing_ns = store.create(deploy, "nope", deployment("web", "nginx:1"), &opts("test")).unwrap_err();
+        let missing_ns = store
+            .create(deploy, "nope", deployment("web", "nginx:1"), &opts("test"))
+            .unwrap_err();
         assert_eq!(missing_ns.code, 404);
     }
 
@@ -1126,33 +1515,87 @@ mod tests {
         let deploy = by_kind("Deployment");
         let mut bad = deployment("web", "nginx:1");
         bad["spec"]["selector"]["matchLabels"]["app"] = json!("other");
-        let error = store.create(deploy, "default", bad, &opts("t")).unwrap_err();
+        let error = store
+            .create(deploy, "default", bad, &opts("t"))
+            .unwrap_err();
         assert_eq!(error.code, 422);
-        assert!(error.message.contains("spec.template.metadata.labels"), "{}", error.message);
+        assert!(
+            error.message.contains("spec.template.metadata.labels"),
+            "{}",
+            error.message
+        );
         let mut bad = deployment("web", "");
         bad["spec"]["template"]["spec"]["containers"][0]["image"] = json!("");
-        let error = store.create(deploy, "default", bad, &opts("t")).unwrap_err();
-        assert!(error.message.contains("containers[0].image"), "{}", error.message);
+        let error = store
+            .create(deploy, "default", bad, &opts("t"))
+            .unwrap_err();
+        assert!(
+            error.message.contains("containers[0].image"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
     fn stale_update_is_a_conflict_and_spec_change_bumps_generation() {
         let store = Store::new(100);
         let deploy = by_kind("Deployment");
-        let created = store.create(deploy, "default", deployment("web", "nginx:1"), &opts("t")).unwrap();
+        let created = store
+            .create(deploy, "default", deployment("web", "nginx:1"), &opts("t"))
+            .unwrap();
         let mut changed = created.clone();
         changed["spec"]["replicas"] = json!(3);
-        let updated = store.replace(deploy, "default", "web", changed.clone(), Subresource::Main, &opts("t")).unwrap();
+        let updated = store
+            .replace(
+                deploy,
+                "default",
+                "web",
+                changed.clone(),
+                Subresource::Main,
+                &opts("t"),
+            )
+            .unwrap();
         assert_eq!(updated["metadata"]["generation"], 2);
-        let stale = store.replace(deploy, "default", "web", changed, Subresource::Main, &opts("t")).unwrap_err();
+        let stale = store
+            .replace(
+                deploy,
+                "default",
+                "web",
+                changed,
+                Subresource::Main,
+                &opts("t"),
+            )
+            .unwrap_err();
         assert_eq!((stale.code, stale.reason), (409, "Conflict"));
         let mut status = updated.clone();
         status["status"] = json!({"observedGeneration": 2});
-        let with_status = store.replace(deploy, "default", "web", status, Subresource::Status, &opts("t")).unwrap();
+        let with_status = store
+            .replace(
+                deploy,
+                "default",
+                "web",
+                status,
+                Subresource::Status,
+                &opts("t"),
+            )
+            .unwrap();
         assert_eq!(with_status["metadata"]["generation"], 2);
         assert_eq!(with_status["status"]["observedGeneration"], 2);
-        let noop = store.replace(deploy, "default", "web", with_status.clone(), Subresource::Main, &opts("t")).unwrap();
-        assert_eq!(rv_of(&noop), rv_of(&with_status), "a no-op update keeps the resourceVersion");
+        let noop = store
+            .replace(
+                deploy,
+                "default",
+                "web",
+                with_status.clone(),
+                Subresource::Main,
+                &opts("t"),
+            )
+            .unwrap();
+        assert_eq!(
+            rv_of(&noop),
+            rv_of(&with_status),
+            "a no-op update keeps the resourceVersion"
+        );
     }
 
     #[test]
@@ -1161,26 +1604,75 @@ mod tests {
         let deploy = by_kind("Deployment");
         let mut config = deployment("web", "nginx:1");
         config["metadata"]["labels"]["extra"] = json!("yes");
-        let created = store.patch(deploy, "default", "web", PatchKind::Apply, config, Subresource::Main, &opts("edas")).unwrap();
-        assert_eq!(created["metadata"]["managedFields"][0]["operation"], "Apply");
+        let created = store
+            .patch(
+                deploy,
+                "default",
+                "web",
+                PatchKind::Apply,
+                config,
+                Subresource::Main,
+                &opts("edas"),
+            )
+            .unwrap();
+        assert_eq!(
+            created["metadata"]["managedFields"][0]["operation"],
+            "Apply"
+        );
         // Another manager scales it with a merge patch: it takes ownership of spec.replicas.
         store
-            .patch(deploy, "default", "web", PatchKind::Merge, json!({"spec": {"replicas": 5}}), Subresource::Main, &opts("kubectl-scale"))
+            .patch(
+                deploy,
+                "default",
+                "web",
+                PatchKind::Merge,
+                json!({"spec": {"replicas": 5}}),
+                Subresource::Main,
+                &opts("kubectl-scale"),
+            )
             .unwrap();
         let mut conflicting = deployment("web", "nginx:2");
         conflicting["spec"]["replicas"] = json!(2);
         let error = store
-            .patch(deploy, "default", "web", PatchKind::Apply, conflicting.clone(), Subresource::Main, &opts("edas"))
+            .patch(
+                deploy,
+                "default",
+                "web",
+                PatchKind::Apply,
+                conflicting.clone(),
+                Subresource::Main,
+                &opts("edas"),
+            )
             .unwrap_err();
         assert_eq!(error.code, 409);
-        assert!(error.message.contains("kubectl-scale") && error.message.contains(".spec.replicas"), "{}", error.message);
+        assert!(
+            error.message.contains("kubectl-scale") && error.message.contains(".spec.replicas"),
+            "{}",
+            error.message
+        );
         let forced = store
-            .patch(deploy, "default", "web", PatchKind::Apply, conflicting, Subresource::Main,
-                   &WriteOptions { force: true, ..opts("edas") })
+            .patch(
+                deploy,
+                "default",
+                "web",
+                PatchKind::Apply,
+                conflicting,
+                Subresource::Main,
+                &WriteOptions {
+                    force: true,
+                    ..opts("edas")
+                },
+            )
             .unwrap();
         assert_eq!(forced["spec"]["replicas"], 2);
-        assert_eq!(forced["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:2");
-        assert!(forced["metadata"]["labels"].get("extra").is_none(), "a field no longer applied is removed");
+        assert_eq!(
+            forced["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:2"
+        );
+        assert!(
+            forced["metadata"]["labels"].get("extra").is_none(),
+            "a field no longer applied is removed"
+        );
         assert_eq!(forced["metadata"]["generation"], 3);
     }
 
@@ -1188,16 +1680,62 @@ mod tests {
     fn cascading_and_orphaning_deletes() {
         let store = Store::new(100);
         let cm = by_kind("ConfigMap");
-        let owner = store.create(cm, "default", json!({"metadata": {"name": "owner"}}), &opts("t")).unwrap();
+        let owner = store
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "owner"}}),
+                &opts("t"),
+            )
+            .unwrap();
         let reference = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid_of(&owner)}]);
-        store.create(cm, "default", json!({"metadata": {"name": "child", "ownerReferences": reference}}), &opts("t")).unwrap();
-        store.delete(cm, "default", "owner", Propagation::Cascade, &json!({}), false).unwrap();
+        store
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "child", "ownerReferences": reference}}),
+                &opts("t"),
+            )
+            .unwrap();
+        store
+            .delete(
+                cm,
+                "default",
+                "owner",
+                Propagation::Cascade,
+                &json!({}),
+                false,
+            )
+            .unwrap();
         assert_eq!(store.get(cm, "default", "child").unwrap_err().code, 404);
 
-        let owner = store.create(cm, "default", json!({"metadata": {"name": "owner"}}), &opts("t")).unwrap();
+        let owner = store
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "owner"}}),
+                &opts("t"),
+            )
+            .unwrap();
         let reference = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid_of(&owner)}]);
-        store.create(cm, "default", json!({"metadata": {"name": "child", "ownerReferences": reference}}), &opts("t")).unwrap();
-        store.delete(cm, "default", "owner", Propagation::Orphan, &json!({}), false).unwrap();
+        store
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "child", "ownerReferences": reference}}),
+                &opts("t"),
+            )
+            .unwrap();
+        store
+            .delete(
+                cm,
+                "default",
+                "owner",
+                Propagation::Orphan,
+                &json!({}),
+                false,
+            )
+            .unwrap();
         let child = store.get(cm, "default", "child").unwrap();
         assert_eq!(child["metadata"]["ownerReferences"], json!([]));
     }
@@ -1206,16 +1744,37 @@ mod tests {
     fn watch_history_is_bounded_and_compaction_expires_old_versions() {
         let store = Store::new(3);
         let cm = by_kind("ConfigMap");
-        let first = store.create(cm, "default", json!({"metadata": {"name": "a"}}), &opts("t")).unwrap();
+        let first = store
+            .create(
+                cm,
+                "default",
+                json!({"metadata": {"name": "a"}}),
+                &opts("t"),
+            )
+            .unwrap();
         for name in ["b", "c", "d", "e"] {
-            store.create(cm, "default", json!({"metadata": {"name": name}}), &opts("t")).unwrap();
+            store
+                .create(
+                    cm,
+                    "default",
+                    json!({"metadata": {"name": name}}),
+                    &opts("t"),
+                )
+                .unwrap();
         }
         let error = store.watch(cm, Some(rv_of(&first))).err().unwrap();
         assert_eq!(error.code, 410);
         let recent = store.watch(cm, Some(store.current_rv() - 1)).unwrap();
         assert_eq!(recent.initial.len(), 1);
         store.compact();
-        assert_eq!(store.watch(cm, Some(store.current_rv() - 1)).err().unwrap().code, 410);
+        assert_eq!(
+            store
+                .watch(cm, Some(store.current_rv() - 1))
+                .err()
+                .unwrap()
+                .code,
+            410
+        );
         assert!(store.watch(cm, Some(store.current_rv())).is_ok());
         assert_eq!(store.watch(cm, None).unwrap().initial.len(), 5);
     }
@@ -1224,7 +1783,12 @@ mod tests {
     fn secrets_fold_string_data_into_data() {
         let store = Store::new(10);
         let secret = store
-            .create(by_kind("Secret"), "default", json!({"metadata": {"name": "s"}, "stringData": {"k": "v"}}), &opts("t"))
+            .create(
+                by_kind("Secret"),
+                "default",
+                json!({"metadata": {"name": "s"}, "stringData": {"k": "v"}}),
+                &opts("t"),
+            )
             .unwrap();
         assert_eq!(secret["data"]["k"], "dg==");
         assert_eq!(secret["type"], "Opaque");

@@ -42,7 +42,10 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EDAS_FAKE_KUBE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EDAS_FAKE_KUBE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
@@ -50,10 +53,13 @@ async fn main() -> anyhow::Result<()> {
         port: args.port,
         pod_ready_delay: Duration::from_millis(args.pod_ready_delay_ms),
         gateway_api: args.gateway_api,
-        watch_history: usize::try_from(args.watch_history).context("--watch-history is too large")?,
+        watch_history: usize::try_from(args.watch_history)
+            .context("--watch-history is too large")?,
         bookmark_interval: Duration::from_millis(args.bookmark_interval_ms),
     };
-    let cluster = FakeCluster::start(config).await.with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+    let cluster = FakeCluster::start(config)
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
     if let Some(path) = &args.kubeconfig {
         cluster
             .write_kubeconfig(path, &args.namespace)

@@ -1,0 +1,654 @@
+//! kube-rs against the in-process fake: CRUD, conflicts, apply, subresources, the simulated
+//! controllers and the injected faults.
+
+use std::time::Duration;
+
+use edas_fake_kube::{ApiFault, Config, PodFault};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::{client, deployment, eventually, quick_cluster, rolled_out, start};
+
+fn api_code(error: kube::Error) -> (u16, String, String) {
+    match error {
+        kube::Error::Api(status) => (status.code, status.reason.clone(), status.message.clone()),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn config_map(name: &str, labels: serde_json::Value) -> ConfigMap {
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crud_selectors_and_optimistic_concurrency() {
+    let cluster = quick_cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client(&cluster));
+    let created = api
+        .create(
+            &PostParams::default(),
+            &config_map("a", json!({"app": "web", "tier": "front"})),
+        )
+        .await
+        .unwrap();
+    assert!(created.metadata.uid.is_some());
+    assert!(created.metadata.creation_timestamp.is_some());
+    api.create(
+        &PostParams::default(),
+        &config_map("b", json!({"app": "api"})),
+    )
+    .await
+    .unwrap();
+    api.create(&PostParams::default(), &config_map("c", json!({})))
+        .await
+        .unwrap();
+
+    let (code, reason, message) = api_code(
+        api.create(&PostParams::default(), &config_map("a", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
+    assert_eq!(message, "configmaps \"a\" already exists");
+
+    let names = |list: kube::core::ObjectList<ConfigMap>| -> Vec<String> {
+        list.items
+            .into_iter()
+            .map(|c| c.metadata.name.unwrap())
+            .collect()
+    };
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("app=web"))
+                .await
+                .unwrap()
+        ),
+        ["a"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("app in (web,api)"))
+                .await
+                .unwrap()
+        ),
+        ["a", "b"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().labels("!app"))
+                .await
+                .unwrap()
+        ),
+        ["c"]
+    );
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().fields("metadata.name=b"))
+                .await
+                .unwrap()
+        ),
+        ["b"]
+    );
+    let page = api.list(&ListParams::default().limit(2)).await.unwrap();
+    assert_eq!(names(page.clone()), ["a", "b"]);
+    let rest = api
+        .list(
+            &ListParams::default()
+                .limit(2)
+                .continue_token(page.metadata.continue_.as_deref().unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(rest), ["c"]);
+    let (code, _, message) = api_code(
+        api.list(&ListParams::default().labels("app in web"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 400, "{message}");
+
+    // Replace with the current resourceVersion works once; the stale copy then conflicts.
+    let mut changed = created.clone();
+    changed.data = Some([("k".to_owned(), "w".to_owned())].into());
+    let replaced = api
+        .replace("a", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    assert_ne!(
+        replaced.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    let (code, reason, _) = api_code(
+        api.replace("a", &PostParams::default(), &changed)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+
+    api.delete("a", &DeleteParams::default()).await.unwrap();
+    let (code, reason, message) = api_code(api.get("a").await.unwrap_err());
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (404, "NotFound", "configmaps \"a\" not found")
+    );
+
+    let elsewhere: Api<ConfigMap> = Api::namespaced(client(&cluster), "missing");
+    let (code, _, message) = api_code(
+        elsewhere
+            .create(&PostParams::default(), &config_map("x", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (404, "namespaces \"missing\" not found")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_creates_merges_and_reports_conflicts() {
+    let cluster = quick_cluster().await;
+    let api: Api<Deployment> = Api::default_namespaced(client(&cluster));
+    let applied = api
+        .patch(
+            "web",
+            &PatchParams::apply("edas"),
+            &Patch::Apply(deployment("web", "nginx:1", 2)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.metadata.generation, Some(1));
+    let managers: Vec<_> = applied
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.manager, m.operation))
+        .collect();
+    assert!(
+        managers.contains(&(Some("edas".into()), Some("Apply".into()))),
+        "{managers:?}"
+    );
+
+    // Another manager takes spec.replicas with a merge patch.
+    let patch = PatchParams {
+        field_manager: Some("hpa".into()),
+        ..PatchParams::default()
+    };
+    api.patch(
+        "web",
+        &patch,
+        &Patch::Merge(json!({"spec": {"replicas": 4}})),
+    )
+    .await
+    .unwrap();
+    let (code, reason, message) = api_code(
+        api.patch(
+            "web",
+            &PatchParams::apply("edas"),
+            &Patch::Apply(deployment("web", "nginx:2", 2)),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert!(
+        message.contains("conflict with \"hpa\"") && message.contains(".spec.replicas"),
+        "{message}"
+    );
+
+    // Leaving the contested field out of the configuration applies cleanly.
+    let mut without_replicas = deployment("web", "nginx:2", 2);
+    without_replicas.spec.as_mut().unwrap().replicas = None;
+    let merged = api
+        .patch(
+            "web",
+            &PatchParams::apply("edas"),
+            &Patch::Apply(&without_replicas),
+        )
+        .await
+        .unwrap();
+    assert_eq!(merged.spec.as_ref().unwrap().replicas, Some(4));
+    assert_eq!(merged.metadata.generation, Some(3));
+
+    let forced = api
+        .patch(
+            "web",
+            &PatchParams::apply("edas").force(),
+            &Patch::Apply(deployment("web", "nginx:2", 2)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.spec.as_ref().unwrap().replicas, Some(2));
+
+    // Strategic merge patch merges containers by name.
+    let patched = api
+        .patch("web", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:3"}]}}}})))
+        .await
+        .unwrap();
+    let containers = patched.spec.unwrap().template.spec.unwrap().containers;
+    assert_eq!(
+        (containers.len(), containers[0].image.as_deref()),
+        (1, Some("nginx:3"))
+    );
+
+    // Validation errors name the field.
+    let mut invalid = deployment("bad", "nginx:1", 1);
+    invalid
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .metadata
+        .as_mut()
+        .unwrap()
+        .labels = Some([("app".to_owned(), "other".to_owned())].into());
+    let (code, _, message) = api_code(
+        api.create(&PostParams::default(), &invalid)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 422);
+    assert!(
+        message.contains("spec.template.metadata.labels"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_rolls_out_within_surge_and_unavailability_limits() {
+    let cluster = quick_cluster().await;
+    let client = client(&cluster);
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let replica_sets: Api<ReplicaSet> = Api::default_namespaced(client.clone());
+    deployments
+        .create(&PostParams::default(), &deployment("web", "nginx:1", 3))
+        .await
+        .unwrap();
+    let done = eventually("the first rollout", || async {
+        deployments.get("web").await.ok().filter(rolled_out)
+    })
+    .await;
+    let status = done.status.unwrap();
+    assert_eq!(
+        (status.ready_replicas, status.observed_generation),
+        (Some(3), Some(1))
+    );
+
+    let sets = replica_sets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(sets.len(), 1);
+    let rs = &sets[0];
+    let hash = rs.metadata.labels.as_ref().unwrap()["pod-template-hash"].clone();
+    assert_eq!(
+        rs.metadata.name.as_deref(),
+        Some(format!("web-{hash}").as_str())
+    );
+    assert_eq!(
+        rs.metadata.owner_references.as_ref().unwrap()[0].kind,
+        "Deployment"
+    );
+    let listed = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(listed.len(), 3);
+    for pod in &listed {
+        assert!(
+            pod.metadata
+                .name
+                .as_ref()
+                .unwrap()
+                .starts_with(&format!("web-{hash}-"))
+        );
+        assert_eq!(
+            pod.metadata.labels.as_ref().unwrap()["pod-template-hash"],
+            hash
+        );
+        assert_eq!(
+            pod.metadata.owner_references.as_ref().unwrap()[0].name,
+            rs.metadata.name.clone().unwrap()
+        );
+    }
+
+    // Roll to a new image: with maxSurge 1 / maxUnavailable 0 there are never more than 4 pods
+    // and never fewer than 3 available.
+    deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}}}})))
+        .await
+        .unwrap();
+    let max_pods = std::cell::Cell::new(0);
+    let finished = eventually("the rolling update", || {
+        let (deployments, pods, max_pods) = (deployments.clone(), pods.clone(), &max_pods);
+        async move {
+            let count = pods
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .ok()?
+                .items
+                .len();
+            max_pods.set(max_pods.get().max(count));
+            let current = deployments.get("web").await.ok()?;
+            let available = current
+                .status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0);
+            assert!(
+                available >= 3,
+                "availability dropped to {available} during the rollout"
+            );
+            rolled_out(&current).then_some(current)
+        }
+    })
+    .await;
+    assert!(
+        max_pods.get() <= 4,
+        "maxSurge exceeded: {} pods",
+        max_pods.get()
+    );
+    assert_eq!(finished.metadata.generation, Some(2));
+    assert_eq!(
+        finished.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+        "2"
+    );
+    let sets = replica_sets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    let replicas: Vec<i32> = sets
+        .iter()
+        .map(|rs| rs.spec.as_ref().unwrap().replicas.unwrap())
+        .collect();
+    assert_eq!(sets.len(), 2);
+    assert!(
+        replicas.contains(&0) && replicas.contains(&3),
+        "{replicas:?}"
+    );
+
+    // Scale subresource.
+    let scale = deployments.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(3));
+    deployments
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .unwrap();
+    eventually("scaled down to 1 pod", || async {
+        let count = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .ok()?
+            .items
+            .len();
+        (count == 1).then_some(())
+    })
+    .await;
+
+    // Deleting the Deployment deletes its ReplicaSets and pods.
+    deployments
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        replica_sets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        pods.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_ready_seconds_delays_availability_and_orphaning_keeps_dependents() {
+    let cluster = quick_cluster().await;
+    let client = client(&cluster);
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let mut slow = deployment("slow", "nginx:1", 1);
+    slow.spec.as_mut().unwrap().min_ready_seconds = Some(1);
+    deployments
+        .create(&PostParams::default(), &slow)
+        .await
+        .unwrap();
+    let ready = eventually("a ready replica", || async {
+        deployments
+            .get("slow")
+            .await
+            .ok()
+            .filter(|d| d.status.as_ref().and_then(|s| s.ready_replicas) == Some(1))
+    })
+    .await;
+    assert_eq!(
+        ready.status.unwrap().available_replicas,
+        None,
+        "available only after minReadySeconds"
+    );
+    let started = tokio::time::Instant::now();
+    eventually("an available replica", || async {
+        deployments.get("slow").await.ok().filter(rolled_out)
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "became available too early"
+    );
+
+    deployments
+        .delete("slow", &DeleteParams::orphan())
+        .await
+        .unwrap();
+    let replica_sets: Api<ReplicaSet> = Api::default_namespaced(client);
+    let orphans = replica_sets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(orphans.len(), 1);
+    assert_eq!(
+        orphans[0].metadata.owner_references.as_deref(),
+        Some(&[][..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_faults_stall_rollouts_and_crash_pods() {
+    let cluster = quick_cluster().await;
+    let client = client(&cluster);
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    cluster
+        .add_pod_fault(PodFault::never_ready("app=stuck"))
+        .unwrap();
+    let mut stuck = deployment("stuck", "nginx:1", 2);
+    stuck.spec.as_mut().unwrap().progress_deadline_seconds = Some(1);
+    deployments
+        .create(&PostParams::default(), &stuck)
+        .await
+        .unwrap();
+    let stalled = eventually("ProgressDeadlineExceeded", || async {
+        let current = deployments.get("stuck").await.ok()?;
+        let conditions = current.status.as_ref()?.conditions.clone()?;
+        conditions
+            .iter()
+            .any(|c| {
+                c.type_ == "Progressing"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            })
+            .then_some(current)
+    })
+    .await;
+    let status = stalled.status.unwrap();
+    assert_eq!(
+        (
+            status.replicas,
+            status.ready_replicas,
+            status.unavailable_replicas
+        ),
+        (Some(2), None, Some(2))
+    );
+    cluster.clear_faults();
+    eventually("recovery after clearing the fault", || async {
+        deployments.get("stuck").await.ok().filter(rolled_out)
+    })
+    .await;
+
+    cluster
+        .add_pod_fault(PodFault::crash("app=flaky", Duration::from_millis(200)))
+        .unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment("flaky", "nginx:1", 1))
+        .await
+        .unwrap();
+    let crashed = eventually("a restarted container", || async {
+        let pod = pods
+            .list(&ListParams::default().labels("app=flaky"))
+            .await
+            .ok()?
+            .items
+            .pop()?;
+        let status = pod.status.clone()?.container_statuses?.pop()?;
+        (status.restart_count >= 1 && !status.ready).then_some(status)
+    })
+    .await;
+    assert_eq!(
+        crashed.state.unwrap().waiting.unwrap().reason.as_deref(),
+        Some("CrashLoopBackOff")
+    );
+
+    let invalid = PodFault {
+        crash_after_ms: None,
+        ..PodFault::crash("app=x", Duration::ZERO)
+    };
+    assert!(
+        cluster
+            .add_pod_fault(invalid)
+            .unwrap_err()
+            .contains("crashAfterMs")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_faults_fail_or_delay_chosen_calls() {
+    let cluster = quick_cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client(&cluster));
+    cluster
+        .add_api_fault(
+            ApiFault::error(Some("GET"), "/api/v1/namespaces/*/configmaps*", 500).times(2),
+        )
+        .unwrap();
+    for _ in 0..2 {
+        let (code, reason, _) = api_code(api.list(&ListParams::default()).await.unwrap_err());
+        assert_eq!((code, reason.as_str()), (500, "InternalError"));
+    }
+    api.list(&ListParams::default())
+        .await
+        .expect("the fault was limited to two calls");
+    // kube's default retry policy absorbs a transient 503: the fault is consumed, the call succeeds.
+    cluster
+        .add_api_fault(
+            ApiFault::error(Some("GET"), "/api/v1/namespaces/*/configmaps*", 503).times(1),
+        )
+        .unwrap();
+    api.list(&ListParams::default())
+        .await
+        .expect("kube retried the 503");
+    api.list(&ListParams::default()).await.unwrap();
+    api.create(&PostParams::default(), &config_map("ok", json!({})))
+        .await
+        .expect("POST is not matched");
+
+    cluster
+        .add_api_fault(ApiFault::delay(Some("POST"), "*", Duration::from_millis(400)).times(1))
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    api.create(&PostParams::default(), &config_map("late", json!({})))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+
+    assert!(
+        cluster
+            .add_api_fault(ApiFault::error(None, "/x", 302))
+            .unwrap_err()
+            .contains("status")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_lists_served_groups_and_gateway_api_on_request() {
+    use kube::discovery::Discovery;
+    let cluster = quick_cluster().await;
+    let discovery = Discovery::new(client(&cluster)).run().await.unwrap();
+    let kinds: Vec<String> = discovery
+        .groups()
+        .flat_map(|g| {
+            g.recommended_resources()
+                .into_iter()
+                .map(|(r, _)| format!("{}/{}", r.api_version, r.kind))
+        })
+        .collect();
+    for expected in [
+        "v1/Pod",
+        "v1/Service",
+        "v1/ConfigMap",
+        "v1/Secret",
+        "v1/Namespace",
+        "apps/v1/Deployment",
+        "apps/v1/ReplicaSet",
+    ] {
+        assert!(
+            kinds.contains(&expected.to_owned()),
+            "{expected} missing from {kinds:?}"
+        );
+    }
+    assert!(!kinds.iter().any(|k| k.contains("HTTPRoute")));
+
+    let gateway = start(Config {
+        gateway_api: true,
+        ..Config::default()
+    })
+    .await;
+    let client = client(&gateway);
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    let (resource, _) = discovery
+        .resolve_gvk(&kube::api::GroupVersionKind::gvk(
+            "gateway.networking.k8s.io",
+            "v1",
+            "HTTPRoute",
+        ))
+        .expect("HTTPRoute is served");
+    let routes: Api<kube::api::DynamicObject> = Api::namespaced_with(client, "default", &resource);
+    let route: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "web"}, "spec": {"rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}
+    }))
+    .unwrap();
+    let created = routes
+        .patch("web", &PatchParams::apply("edas"), &Patch::Apply(&route))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+}
