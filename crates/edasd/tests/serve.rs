@@ -1,0 +1,313 @@
+//! Black-box tests: the real `edasd` binary on a loopback port with a temporary data directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use edas_pop::{encode_form, sign_v1};
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+    base: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(data_dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_edasd"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("EDASD_ACCESS_KEY_ID")
+            .env_remove("EDASD_ACCESS_KEY_SECRET")
+            .env("EDASD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawning edasd");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("edasd: {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let base = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("edasd did not say where it listens");
+            if let Some(rest) = line.split("edasd listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        Server {
+            child,
+            base,
+            lines: rx,
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill().unwrap();
+        panic!("edasd did not stop within 10 s of SIGTERM");
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.lines.try_iter().any(|l| l.contains(needle))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn signed(
+    client: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    action: &str,
+    params: &[(&str, &str)],
+    key: (&str, &str),
+) -> (u16, Value) {
+    let pairs: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let query = encode_form(&pairs);
+    let request = edas_pop::Request::new(method, path)
+        .with_raw_query(&query)
+        .unwrap()
+        .with_header("x-acs-action", action)
+        .with_header("x-acs-version", "2017-08-01");
+    let nonce = uuid_like();
+    let headers = sign_v1(&request, key.0, key.1, SystemTime::now(), Some(&nonce)).unwrap();
+    let mut builder = client.request(
+        reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+        format!("{base}{path}?{query}"),
+    );
+    for (name, value) in request.headers() {
+        builder = builder.header(name, value);
+    }
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    let response = builder.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+fn uuid_like() -> String {
+    format!("{:?}-{:?}", SystemTime::now(), std::thread::current().id())
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+}
+
+#[tokio::test]
+async fn serves_signed_requests_health_metrics_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = ("LTAIblackbox", "blackbox-secret-0123456789");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("EDASD_ACCESS_KEY_ID", key.0),
+            ("EDASD_ACCESS_KEY_SECRET", key.1),
+        ],
+        &[],
+    );
+    assert!(server.base.starts_with("http://127.0.0.1:"));
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let (status, body) = signed(
+        &client,
+        &server.base,
+        "POST",
+        "/pop/v5/app/app_list",
+        "ListApplication",
+        &[("RegionId", "cn-hangzhou")],
+        key,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["Code"], 200);
+    assert_eq!(
+        body["ApplicationList"]["Application"],
+        serde_json::json!([])
+    );
+    let request_id = body["RequestId"].as_str().unwrap().to_owned();
+
+    let (status, body) = signed(
+        &client,
+        &server.base,
+        "POST",
+        "/pop/v5/app/app_list",
+        "ListApplication",
+        &[],
+        ("unknown", "x"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["Code"], "InvalidAccessKeyId.NotFound");
+
+    let (status, body) = signed(
+        &client,
+        &server.base,
+        "POST",
+        "/pop/v5/k8s/acs/create_k8s_app",
+        "InsertK8sApplication",
+        &[
+            ("AppName", "demo"),
+            ("ClusterId", "nowhere"),
+            ("ImageUrl", "nginx"),
+        ],
+        key,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["Message"].as_str().unwrap().contains("ClusterId"));
+
+    let metrics = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("edasd_requests_total"), "{metrics}");
+    assert!(metrics.contains("action=\"ListApplication\""), "{metrics}");
+
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(server.logged(&request_id), "the RequestId is in the logs");
+    let status = server.terminate();
+    assert!(status.success(), "clean exit after SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn generates_an_admin_key_once_into_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[], &[]);
+    let file = dir.path().join("admin-access-key");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap()
+            .to_owned()
+    };
+    let (id, secret) = (
+        value("EDASD_ACCESS_KEY_ID"),
+        value("EDASD_ACCESS_KEY_SECRET"),
+    );
+    let client = reqwest::Client::new();
+    let (status, _) = signed(
+        &client,
+        &server.base,
+        "POST",
+        "/pop/v5/app/app_list",
+        "ListApplication",
+        &[],
+        (&id, &secret),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(server.terminate().success());
+    // A restart keeps the key and does not write another.
+    let server = Server::start(dir.path(), &[], &[]);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    let (status, _) = signed(
+        &client,
+        &server.base,
+        "POST",
+        "/pop/v5/app/app_list",
+        "ListApplication",
+        &[],
+        (&id, &secret),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn serves_https_with_the_given_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let cert = fixtures.join("cert.pem");
+    let key = fixtures.join("key.pem");
+    let server = Server::start(
+        dir.path(),
+        &[],
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        server.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.base
+    );
+    let root =
+        reqwest::Certificate::from_pem(&std::fs::read(fixtures.join("ca.pem")).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[test]
+fn bad_configuration_is_refused_before_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edasd.toml");
+    std::fs::write(&config, "regoin_id = \"x\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_edasd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("regoin_id"), "{stderr}");
+}
