@@ -71,9 +71,15 @@ pub async fn supervise(
                 wait_for_stop(&inner, &inst).await
             }
             Initial::Adopt(running) => run(&inner, &inst, &spec, running, None).await,
-            Initial::Start => match start(&inner, &inst, &spec).await {
-                Ok((running, target)) => run(&inner, &inst, &spec, running, Some(target)).await,
-                Err(e) => Outcome::Failed(format!("cannot start: {e}")),
+            // A start awaits only before it spawns (package fetch, ConfigMap and Secret
+            // lookups), so giving it up for a stop or a detach never orphans a process.
+            Initial::Start => tokio::select! {
+                started = start(&inner, &inst, &spec) => match started {
+                    Ok((running, target)) => run(&inner, &inst, &spec, running, Some(target)).await,
+                    Err(e) => Outcome::Failed(format!("cannot start: {e}")),
+                },
+                () = inst.stop.cancelled() => Outcome::Stopped,
+                () = inner.detach.cancelled() => Outcome::Detached,
             },
         };
         let reason = match outcome {

@@ -771,3 +771,137 @@ async fn a_package_runs_with_the_mapped_java_and_its_options() {
     h.wait_for("1", Duration::from_secs(10), |s| s.total == 0)
         .await;
 }
+
+#[tokio::test]
+async fn a_failing_startup_probe_kills_and_restarts_until_the_instance_is_failed() {
+    let mut h = Harness::new();
+    let never = Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["false".into()]),
+        }),
+        period_seconds: Some(1),
+        failure_threshold: Some(1),
+        ..Default::default()
+    };
+    let spec = Arc::new(AppSpec {
+        startup: Some(never),
+        readiness: Some(http_probe("/ready", 1, 3)),
+        ..testapp("v1", &[])
+    });
+    h.set(&spec, "1", 1).await;
+    let state = h
+        .wait_for("1", Duration::from_secs(15), |s| s.failed.is_some())
+        .await;
+    let reason = state.failed.unwrap();
+    assert!(reason.contains("Startup probe failed 1 times"), "{reason}");
+    assert_eq!(
+        state.ready, 0,
+        "never ready: the startup probe gates readiness"
+    );
+    h.set(&spec, "1", 0).await;
+    h.wait_for("1", Duration::from_secs(10), |s| s.total == 0)
+        .await;
+}
+
+#[tokio::test]
+async fn post_start_runs_before_the_instance_is_ready() {
+    let mut h = Harness::new();
+    let marker = h.dir.path().join("post-start-marker");
+    let post_start = LifecycleHandler {
+        exec: Some(ExecAction {
+            command: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                format!("sleep 0.5; echo \"$HOSTNAME\" > '{}'", marker.display()),
+            ]),
+        }),
+        ..Default::default()
+    };
+    let spec = Arc::new(AppSpec {
+        post_start: Some(post_start),
+        ..testapp("v1", &[])
+    });
+    h.set(&spec, "1", 1).await;
+    let state = h
+        .wait_for("1", Duration::from_secs(10), |s| s.ready == 1)
+        .await;
+    let written = std::fs::read_to_string(&marker).expect("PostStart ran before ready");
+    assert_eq!(
+        written.trim(),
+        state.instances[0].name,
+        "hooks get the instance's environment"
+    );
+    h.set(&spec, "1", 0).await;
+    h.wait_for("1", Duration::from_secs(10), |s| s.total == 0)
+        .await;
+}
+
+#[tokio::test]
+async fn an_instance_over_its_memory_limit_is_killed_as_oom() {
+    let mut h = Harness::new();
+    let mut spec = testapp("v1", &[]);
+    spec.resources.memory_limit_mib = Some(1);
+    let spec = Arc::new(spec);
+    h.set(&spec, "1", 1).await;
+    let state = h
+        .wait_for("1", Duration::from_secs(20), |s| s.failed.is_some())
+        .await;
+    let reason = state.failed.unwrap();
+    assert!(
+        reason.contains("OOMKilled") && reason.contains("limit of 1 MiB"),
+        "{reason}"
+    );
+    h.set(&spec, "1", 0).await;
+    h.wait_for("1", Duration::from_secs(10), |s| s.total == 0)
+        .await;
+}
+
+#[tokio::test]
+async fn the_run_as_user_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Arc::new(MemoryConfigSource::new());
+    let cfg = LocalConfig {
+        run_as_user: Some("no-such-user-for-edas".into()),
+        ..config(dir.path())
+    };
+    let err = LocalRuntime::new(cfg, source.clone())
+        .err()
+        .expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "run-as user `no-such-user-for-edas` does not exist"
+    );
+    // Our own uid is always a valid run-as user, and instances then run as it.
+    let me = std::fs::metadata("/proc/self").unwrap();
+    let uid = std::os::unix::fs::MetadataExt::uid(&me);
+    let cfg = LocalConfig {
+        run_as_user: Some(uid.to_string()),
+        ..config(dir.path())
+    };
+    let rt = LocalRuntime::new(cfg, source).unwrap();
+    let mut events = rt.subscribe();
+    let spec = Arc::new(AppSpec {
+        readiness: Some(http_probe("/ready", 1, 3)),
+        ..testapp("v1", &[])
+    });
+    let target = Target {
+        app_id: APP.into(),
+        revision: "1".into(),
+        spec,
+    };
+    rt.set_replicas(&target, 1).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rt.observe(APP, "1").await.unwrap().ready < 1 {
+        tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("ready in time")
+            .unwrap();
+    }
+    rt.set_replicas(&target, 0).await.unwrap();
+    while rt.observe(APP, "1").await.unwrap().total > 0 {
+        tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("stopped in time")
+            .unwrap();
+    }
+}
