@@ -236,13 +236,13 @@ impl Controller {
                     }
                 }
             }
-            if let Some(ready_at) = sim.ready_at {
-                if ready_at <= now {
-                    sim.ready_since = Some(ready_at);
-                    sim.ready_at = None;
-                    if let Some((PodEffect::Crash, after)) = effect {
-                        sim.crash_at = Some(ready_at + after);
-                    }
+            if let Some(ready_at) = sim.ready_at
+                && ready_at <= now
+            {
+                sim.ready_since = Some(ready_at);
+                sim.ready_at = None;
+                if let Some((PodEffect::Crash, after)) = effect {
+                    sim.crash_at = Some(ready_at + after);
                 }
             }
             for at in [sim.ready_at, sim.crash_at].into_iter().flatten() {
@@ -516,80 +516,78 @@ impl Controller {
             .unwrap_or(0)
         };
 
-        if !paused {
-            if let Some(new) = new_rs.as_ref() {
-                let mut new_replicas = int(new, "/spec/replicas");
-                let mut old_replicas: Vec<i64> = replica_sets
+        if !paused && let Some(new) = new_rs.as_ref() {
+            let mut new_replicas = int(new, "/spec/replicas");
+            let mut old_replicas: Vec<i64> = replica_sets
+                .iter()
+                .map(|rs| int(rs, "/spec/replicas"))
+                .collect();
+            if strategy == "Recreate" {
+                old_replicas.iter_mut().for_each(|r| *r = 0);
+                let old_pods: usize = replica_sets
                     .iter()
-                    .map(|rs| int(rs, "/spec/replicas"))
-                    .collect();
-                if strategy == "Recreate" {
-                    old_replicas.iter_mut().for_each(|r| *r = 0);
-                    let old_pods: usize = replica_sets
-                        .iter()
-                        .map(|rs| self.owned_pods(uid_of(rs)).len())
-                        .sum();
-                    if old_pods == 0 {
-                        new_replicas = replicas;
-                    }
-                } else if old_replicas.iter().all(|r| *r == 0) {
+                    .map(|rs| self.owned_pods(uid_of(rs)).len())
+                    .sum();
+                if old_pods == 0 {
                     new_replicas = replicas;
-                } else {
-                    let total: i64 = new_replicas + old_replicas.iter().sum::<i64>();
-                    let max_total = replicas + surge;
-                    if new_replicas < replicas && total < max_total {
-                        new_replicas += (max_total - total).min(replicas - new_replicas);
-                    }
-                    new_replicas = new_replicas.min(replicas);
-                    let all_pods: i64 = new_replicas + old_replicas.iter().sum::<i64>();
-                    let min_available = replicas - unavailable;
-                    let new_available = available_of(new, due);
-                    let new_unavailable = new_replicas - new_available;
-                    let mut budget = all_pods - min_available - new_unavailable;
-                    // First remove old pods that are not available anyway.
-                    for (rs, old) in replica_sets.iter().zip(old_replicas.iter_mut()) {
-                        if budget <= 0 {
-                            break;
-                        }
-                        let unhealthy = (*old - available_of(rs, due)).max(0).min(budget);
-                        *old -= unhealthy;
-                        budget -= unhealthy;
-                    }
-                    // Then scale down old replica sets as far as availability allows.
-                    let available_total: i64 = new_available
-                        + replica_sets
-                            .iter()
-                            .zip(old_replicas.iter())
-                            .map(|(rs, r)| available_of(rs, due).min(*r))
-                            .sum::<i64>();
-                    let mut scale_down = (available_total - min_available).min(budget).max(0);
-                    for old in old_replicas.iter_mut() {
-                        if scale_down <= 0 {
-                            break;
-                        }
-                        let step = (*old).min(scale_down);
-                        *old -= step;
-                        scale_down -= step;
-                    }
                 }
-                for (rs, wanted) in replica_sets.iter().zip(old_replicas) {
-                    self.scale_replica_set(rs, wanted, replicas, surge);
+            } else if old_replicas.iter().all(|r| *r == 0) {
+                new_replicas = replicas;
+            } else {
+                let total: i64 = new_replicas + old_replicas.iter().sum::<i64>();
+                let max_total = replicas + surge;
+                if new_replicas < replicas && total < max_total {
+                    new_replicas += (max_total - total).min(replicas - new_replicas);
                 }
-                self.scale_replica_set(new, new_replicas, replicas, surge);
-                if deployment.pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
-                    != new.pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
-                {
-                    let mut annotated = deployment.clone();
-                    annotated["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = new
-                        .pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
-                        .cloned()
-                        .unwrap_or_default();
-                    self.store
-                        .controller_write(by_kind("Deployment"), annotated, false);
-                    return; // The write wakes another pass, which sees the fresh object.
+                new_replicas = new_replicas.min(replicas);
+                let all_pods: i64 = new_replicas + old_replicas.iter().sum::<i64>();
+                let min_available = replicas - unavailable;
+                let new_available = available_of(new, due);
+                let new_unavailable = new_replicas - new_available;
+                let mut budget = all_pods - min_available - new_unavailable;
+                // First remove old pods that are not available anyway.
+                for (rs, old) in replica_sets.iter().zip(old_replicas.iter_mut()) {
+                    if budget <= 0 {
+                        break;
+                    }
+                    let unhealthy = (*old - available_of(rs, due)).max(0).min(budget);
+                    *old -= unhealthy;
+                    budget -= unhealthy;
                 }
-                self.clean_up_history(deployment, &replica_sets);
+                // Then scale down old replica sets as far as availability allows.
+                let available_total: i64 = new_available
+                    + replica_sets
+                        .iter()
+                        .zip(old_replicas.iter())
+                        .map(|(rs, r)| available_of(rs, due).min(*r))
+                        .sum::<i64>();
+                let mut scale_down = (available_total - min_available).min(budget).max(0);
+                for old in old_replicas.iter_mut() {
+                    if scale_down <= 0 {
+                        break;
+                    }
+                    let step = (*old).min(scale_down);
+                    *old -= step;
+                    scale_down -= step;
+                }
             }
+            for (rs, wanted) in replica_sets.iter().zip(old_replicas) {
+                self.scale_replica_set(rs, wanted, replicas, surge);
+            }
+            self.scale_replica_set(new, new_replicas, replicas, surge);
+            if deployment.pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+                != new.pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+            {
+                let mut annotated = deployment.clone();
+                annotated["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = new
+                    .pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
+                    .cloned()
+                    .unwrap_or_default();
+                self.store
+                    .controller_write(by_kind("Deployment"), annotated, false);
+                return; // The write wakes another pass, which sees the fresh object.
+            }
+            self.clean_up_history(deployment, &replica_sets);
         }
 
         // Status, from the pods as they are now.

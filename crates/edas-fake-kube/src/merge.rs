@@ -370,10 +370,8 @@ pub fn parse_fields_v1(fields: &Value) -> BTreeSet<FieldPath> {
 
 fn parse_node(node: &Value, path: &mut FieldPath, paths: &mut BTreeSet<FieldPath>) {
     let Some(map) = node.as_object() else { return };
-    if map.is_empty() || map.contains_key(".") {
-        if !path.is_empty() {
-            paths.insert(path.clone());
-        }
+    if (map.is_empty() || map.contains_key(".")) && !path.is_empty() {
+        paths.insert(path.clone());
     }
     for (key, child) in map {
         let elem = if let Some(name) = key.strip_prefix("f:") {

@@ -849,10 +849,10 @@ fn start_watch(app: &AppState, request: WatchRequest) -> Response {
         };
         let mut last_rv = start.current_rv;
         for event in &start.initial {
-            if let Some(line) = request.render(event) {
-                if tx.send(Bytes::from(line)).await.is_err() {
-                    return;
-                }
+            if let Some(line) = request.render(event)
+                && tx.send(Bytes::from(line)).await.is_err()
+            {
+                return;
             }
         }
         if request.initial_events_end

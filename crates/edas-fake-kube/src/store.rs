@@ -464,10 +464,10 @@ impl Store {
         } else {
             metadata.remove("generation");
         }
-        if rt.status_subresource {
-            if let Some(map) = object.as_object_mut() {
-                map.remove("status");
-            }
+        if rt.status_subresource
+            && let Some(map) = object.as_object_mut()
+        {
+            map.remove("status");
         }
         self.apply_defaults(state, rt, &mut object);
         validate(rt, &object, None)?;
@@ -630,15 +630,13 @@ impl Store {
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
             .filter(|rv| !rv.is_empty())
-        {
-            if rv
+            && rv
                 != old
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
-            {
-                return Err(ApiError::conflict(&rt.qualified(), &name));
-            }
+        {
+            return Err(ApiError::conflict(&rt.qualified(), &name));
         }
         if !body.is_object() {
             return Err(ApiError::bad_request(
@@ -748,20 +746,19 @@ impl Store {
         let rt = &RESOURCES[resource];
         let mut state = self.lock();
         let old = lookup(&state, resource, namespace, name)?;
-        if let Some(uid) = preconditions.get("uid").and_then(Value::as_str) {
-            if uid != uid_of(&old) {
-                return Err(ApiError::conflict(&rt.qualified(), name));
-            }
+        if let Some(uid) = preconditions.get("uid").and_then(Value::as_str)
+            && uid != uid_of(&old)
+        {
+            return Err(ApiError::conflict(&rt.qualified(), name));
         }
-        if let Some(rv) = preconditions.get("resourceVersion").and_then(Value::as_str) {
-            if rv
+        if let Some(rv) = preconditions.get("resourceVersion").and_then(Value::as_str)
+            && rv
                 != old
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
-            {
-                return Err(ApiError::conflict(&rt.qualified(), name));
-            }
+        {
+            return Err(ApiError::conflict(&rt.qualified(), name));
         }
         if dry_run {
             return Ok(old);
@@ -893,10 +890,10 @@ impl Store {
             .unwrap_or_default()
             .to_owned();
         let mut state = self.lock();
-        if let Ok(current) = lookup(&state, resource, &namespace, name_of(object)) {
-            if uid_of(&current) == uid_of(object) {
-                self.delete_locked(&mut state, resource, current, Propagation::Cascade);
-            }
+        if let Ok(current) = lookup(&state, resource, &namespace, name_of(object))
+            && uid_of(&current) == uid_of(object)
+        {
+            self.delete_locked(&mut state, resource, current, Propagation::Cascade);
         }
     }
 
@@ -940,10 +937,8 @@ impl Store {
                     object["status"] = json!({"phase": "Active"});
                 }
             }
-            "Pod" => {
-                if object.get("status").is_none() {
-                    object["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
-                }
+            "Pod" if object.get("status").is_none() => {
+                object["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
             }
             "Secret" => {
                 let map = object.as_object_mut().expect("objects are objects");
@@ -1046,21 +1041,21 @@ fn check_type(rt: &ResourceType, body: &Value) -> Result<(), ApiError> {
             rt.kind
         )));
     }
-    if let Some(api_version) = body.get("apiVersion").and_then(Value::as_str) {
-        if api_version != rt.api_version() {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({api_version}) does not match the expected API version ({})",
-                rt.api_version()
-            )));
-        }
+    if let Some(api_version) = body.get("apiVersion").and_then(Value::as_str)
+        && api_version != rt.api_version()
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            rt.api_version()
+        )));
     }
-    if let Some(kind) = body.get("kind").and_then(Value::as_str) {
-        if kind != rt.kind {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({kind}) does not match the expected kind ({})",
-                rt.kind
-            )));
-        }
+    if let Some(kind) = body.get("kind").and_then(Value::as_str)
+        && kind != rt.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            rt.kind
+        )));
     }
     Ok(())
 }
@@ -1161,13 +1156,13 @@ fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<()
                     );
                 }
             }
-            if let Some(min_ready) = object.pointer("/spec/minReadySeconds") {
-                if min_ready.as_i64().is_none_or(|n| n < 0) {
-                    return invalid(
-                        "spec.minReadySeconds",
-                        "Invalid value: must be a non-negative integer",
-                    );
-                }
+            if let Some(min_ready) = object.pointer("/spec/minReadySeconds")
+                && min_ready.as_i64().is_none_or(|n| n < 0)
+            {
+                return invalid(
+                    "spec.minReadySeconds",
+                    "Invalid value: must be a non-negative integer",
+                );
             }
             if rt.kind == "Deployment" {
                 let strategy = object
@@ -1178,13 +1173,13 @@ fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<()
                     Some("RollingUpdate") => {
                         let rolling = strategy.get("rollingUpdate").cloned().unwrap_or_default();
                         for field in ["maxSurge", "maxUnavailable"] {
-                            if let Some(value) = rolling.get(field) {
-                                if crate::controller::int_or_percent(value, 100, false).is_none() {
-                                    return invalid(
-                                        &format!("spec.strategy.rollingUpdate.{field}"),
-                                        "Invalid value: must be a non-negative integer or a percentage like \"25%\"",
-                                    );
-                                }
+                            if let Some(value) = rolling.get(field)
+                                && crate::controller::int_or_percent(value, 100, false).is_none()
+                            {
+                                return invalid(
+                                    &format!("spec.strategy.rollingUpdate.{field}"),
+                                    "Invalid value: must be a non-negative integer or a percentage like \"25%\"",
+                                );
                             }
                         }
                         let surge = rolling
@@ -1218,10 +1213,10 @@ fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<()
                     }
                 }
             }
-            if let Some(old) = old {
-                if old.pointer("/spec/selector") != object.pointer("/spec/selector") {
-                    return invalid("spec.selector", "Invalid value: field is immutable");
-                }
+            if let Some(old) = old
+                && old.pointer("/spec/selector") != object.pointer("/spec/selector")
+            {
+                return invalid("spec.selector", "Invalid value: field is immutable");
             }
         }
         "Pod" => {
@@ -1231,13 +1226,12 @@ fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<()
             }
         }
         "ConfigMap" | "Secret" => {
-            if let Some(data) = object.get("data") {
-                if !data
+            if let Some(data) = object.get("data")
+                && !data
                     .as_object()
                     .is_some_and(|d| d.values().all(Value::is_string))
-                {
-                    return invalid("data", "Invalid value: must be a map of strings");
-                }
+            {
+                return invalid("data", "Invalid value: must be a map of strings");
             }
         }
         _ => {}
