@@ -6,6 +6,7 @@
 //! the API until SIGTERM or Ctrl-C, then drains connections and stops the engine.
 
 mod config;
+mod config_source;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -121,8 +122,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
+    let runtimes = runtimes(&store, &args.data_dir)?;
     let store = Arc::new(store);
-    let engine = Engine::new(store.clone(), runtimes(), EngineConfig::default());
+    let engine = Engine::new(store.clone(), runtimes, EngineConfig::default());
     let engine_task = engine.start();
     if config.retention.is_set() {
         tokio::spawn(prune_periodically(store.clone(), config.clone()));
@@ -187,10 +189,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The runtimes by cluster id. The local runtime registers itself here once it exists; until
-/// then a change order on `local` is refused by the engine with a clear error.
-fn runtimes() -> Runtimes {
-    Runtimes::new()
+/// The runtimes by cluster id: `local` runs instances as supervised processes under
+/// `<data dir>/local` (adopting those a previous edasd left running). Kubernetes clusters of the
+/// configuration are registered in the store; their runtime arrives with the Kubernetes runtime,
+/// and until then the engine refuses changes on them with a clear error.
+fn runtimes(store: &Store, data_dir: &Path) -> anyhow::Result<Runtimes> {
+    let local = edas_local::LocalRuntime::new(
+        edas_local::LocalConfig::new(data_dir.join("local")),
+        Arc::new(config_source::StoreConfigSource::new(store.clone())),
+    )
+    .context("starting the local runtime")?;
+    Ok(Runtimes::new().with(LOCAL_CLUSTER, Arc::new(local)))
 }
 
 async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {

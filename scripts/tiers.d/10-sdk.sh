@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# SDK compatibility tier: the official Alibaba Cloud Python SDKs (classic aliyun-python-sdk-edas
+# and Tea alibabacloud-edas20170801), unmodified, drive the real edasd binary on a loopback port.
+# Needs the project venv (scripts/setup.d/00-venv.sh exports EDAS_VENV).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+EDAS_VENV="${EDAS_VENV:-$PWD/.venv}"
+if [ ! -x "$EDAS_VENV/bin/python" ]; then
+  echo "10-sdk.sh: no Python venv at $EDAS_VENV; run scripts/setup.d/00-venv.sh first" >&2
+  exit 1
+fi
+cargo build --locked --bin edasd
+export EDASD_BIN="$PWD/target/debug/edasd"
+"$EDAS_VENV/bin/python" -m pytest tests/sdk -q -p no:cacheprovider
