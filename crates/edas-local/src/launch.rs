@@ -3,7 +3,7 @@
 //! expansion), the mount directories prepared and announced through environment variables.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::FileTypeExt as _;
+use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use edas_spec::AppSpec;
@@ -437,7 +437,16 @@ async fn prepare_mounts(
                 ));
             }
             let file = path.join(&key);
-            std::fs::write(&file, value).map_err(|e| io("cannot write", &file, e))?;
+            // Secret files are readable by their owner only (the instance's user).
+            let mode = if secret { 0o600 } else { 0o644 };
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode)
+                .open(&file)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()));
+            written.map_err(|e| io("cannot write", &file, e))?;
         }
         announced.push((m.mount_path.clone(), path));
     }

@@ -79,11 +79,13 @@
 //!
 //! # Surviving edasd
 //! Instances are not killed when the runtime is dropped or edasd exits or crashes: dropping a
-//! [`LocalRuntime`] only stops supervising. Each instance has a state file (pid, process start
-//! time from `/proc/<pid>/stat`, port, restarts, failure). [`LocalRuntime::new`] adopts every
-//! instance it finds: a pid whose start time still matches is the same process and is supervised
-//! again (probes resume at once, PostStart is not rerun); otherwise the process is gone and the
-//! instance is started again (a restart). An adopted process is not our child, so its exit is
+//! [`LocalRuntime`] only stops supervising (and log rotation pauses until a runtime adopts the
+//! instance again). One runtime at a time may use a data directory: it holds an exclusive lock on
+//! `<data_dir>/edas-local.lock` (not inherited by instances) while it lives. Each instance has a
+//! state file (pid, process start time from `/proc/<pid>/stat`, port, restarts, failure).
+//! [`LocalRuntime::new`] adopts every instance it finds: a pid whose start time still matches is
+//! the same process and is supervised again (probes resume at once, PostStart is not rerun);
+//! otherwise the process is gone and the instance is started again (a restart). An adopted process is not our child, so its exit is
 //! seen by looking at `/proc` every 200 ms.
 //!
 //! # Tests of the whole project
@@ -167,6 +169,9 @@ pub enum LocalError {
     /// `run_as_user` names no user.
     #[error("run-as user `{0}` does not exist")]
     UnknownUser(String),
+    /// Another runtime (another edasd) already uses the data directory.
+    #[error("data directory `{0}` is in use by another edasd")]
+    InUse(PathBuf),
     /// The data directory cannot be used.
     #[error("data directory `{path}`: {source}")]
     DataDir {
@@ -189,6 +194,8 @@ pub(crate) struct Inner {
     pub(crate) source: Arc<dyn ConfigSource>,
     pub(crate) packages: package::PackageCache,
     pub(crate) detach: CancellationToken,
+    /// The data directory's lock, held while this runtime supervises (released on drop).
+    lock: Mutex<Option<std::fs::File>>,
     events: broadcast::Sender<RuntimeEvent>,
     revisions: Mutex<BTreeMap<(String, String), RevisionEntry>>,
 }
@@ -449,6 +456,12 @@ impl Inner {
     }
 }
 
+/// The order in which surplus instances are stopped, by (rank, creation time): failed (rank 0)
+/// first, then not ready (1), then ready (2); the newest first within a rank.
+fn stop_order(a: (u8, u64), b: (u8, u64)) -> std::cmp::Ordering {
+    a.0.cmp(&b.0).then(b.1.cmp(&a.1))
+}
+
 fn check_ids(app_id: &str, revision: &str) -> Result<(), RuntimeError> {
     for (what, v) in [("application id", app_id), ("revision", revision)] {
         if !state::is_safe_segment(v) {
@@ -488,6 +501,24 @@ impl LocalRuntime {
             path: instances.clone(),
             source,
         })?;
+        let lock_path = config.data_dir.join("edas-local.lock");
+        let data_dir_error = |source| LocalError::DataDir {
+            path: lock_path.clone(),
+            source,
+        };
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(data_dir_error)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LocalError::InUse(config.data_dir.clone()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(data_dir_error(e)),
+        }
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             packages: package::PackageCache::new(config.data_dir.join("packages")),
@@ -495,6 +526,7 @@ impl LocalRuntime {
             run_as,
             source,
             detach: CancellationToken::new(),
+            lock: Mutex::new(Some(lock)),
             events,
             revisions: Mutex::new(BTreeMap::new()),
         });
@@ -519,6 +551,15 @@ impl LocalRuntime {
 impl Drop for LocalRuntime {
     fn drop(&mut self) {
         self.inner.detach.cancel();
+        let lock = self
+            .inner
+            .lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(file) = lock {
+            let _ = file.unlock();
+        }
     }
 }
 
@@ -596,8 +637,10 @@ impl Runtime for LocalRuntime {
         Box::pin(async move {
             let inner = &self.inner;
             check_ids(&target.app_id, &target.revision)?;
-            launch::check_supported(&target.spec, &|jdk| inner.java_for(jdk))
-                .map_err(RuntimeError::Unsupported)?;
+            if replicas > 0 {
+                launch::check_supported(&target.spec, &|jdk| inner.java_for(jdk))
+                    .map_err(RuntimeError::Unsupported)?;
+            }
             let key = (target.app_id.clone(), target.revision.clone());
             let mut revisions = inner.revisions();
             let mut taken = Inner::taken_ports(&revisions);
@@ -649,8 +692,7 @@ impl Runtime for LocalRuntime {
                 changed = true;
             }
             if live.len() > want {
-                // Failed first, then not ready, then ready; newest first within each.
-                live.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)));
+                live.sort_by(|a, b| stop_order((a.1, a.2), (b.1, b.2)));
                 let surplus = live.len() - want;
                 for (inst, _, _) in live.into_iter().take(surplus) {
                     inst.status().stopping = true;
@@ -743,5 +785,24 @@ impl Runtime for LocalRuntime {
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
         self.inner.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn surplus_instances_stop_failed_then_unready_then_newest() {
+        let mut live = vec![(2, 10), (1, 5), (2, 30), (0, 1), (1, 7)];
+        live.sort_by(|a, b| stop_order(*a, *b));
+        assert_eq!(live, vec![(0, 1), (1, 7), (1, 5), (2, 30), (2, 10)]);
+    }
+
+    #[test]
+    fn ids_that_cannot_name_a_directory_are_refused() {
+        assert!(check_ids("app-1", "3").is_ok());
+        let err = check_ids("app-1", "../3").unwrap_err().to_string();
+        assert!(err.contains("revision `../3`"), "{err}");
     }
 }

@@ -905,3 +905,15 @@ async fn the_run_as_user_must_exist() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn one_runtime_at_a_time_uses_a_data_directory() {
+    let mut h = Harness::new();
+    let second = LocalRuntime::new(config(h.dir.path()), h.source.clone());
+    let err = second.err().expect("the directory is locked");
+    assert!(
+        err.to_string().contains("is in use by another edasd"),
+        "{err}"
+    );
+    h.restart_runtime(); // the lock is released with the runtime
+}
