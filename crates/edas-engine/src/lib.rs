@@ -322,7 +322,7 @@ impl Engine {
             &req.change,
             None,
             to,
-            Operation::InsertK8sApplication,
+            mapping::kind(Operation::InsertK8sApplication),
             inner.clock.now(),
         )?;
         let doc = RevisionDoc {
@@ -361,6 +361,39 @@ impl Engine {
 
     /// Carries out a change of an existing application as one change order.
     pub async fn submit(&self, req: Submission) -> Result<Submitted, SubmitError> {
+        self.submit_as(req, None).await
+    }
+
+    /// Releases an earlier revision's spec again (edasd's rollback to any revision), batched
+    /// like a deploy with `release`.
+    pub async fn rollback_to_revision(
+        &self,
+        app_id: &str,
+        revision: i64,
+        release: edas_spec::ReleaseSettings,
+        actor: &str,
+        request_id: &str,
+    ) -> Result<Submitted, SubmitError> {
+        let rev = self.inner.store.get_revision(app_id, revision).await?;
+        let doc = RevisionDoc::from_value(&rev.spec).map_err(|e| SubmitError::Internal(format!("stored spec: {e}")))?;
+        let change = Change {
+            operation: Operation::DeployK8sApplication,
+            app_id: Some(app_id.to_owned()),
+            region_id: None,
+            force: false,
+            spec: doc.spec,
+            release,
+        };
+        let req = Submission {
+            app_id: app_id.to_owned(),
+            change,
+            actor: actor.to_owned(),
+            request_id: request_id.to_owned(),
+        };
+        self.submit_as(req, Some(edas_release::ChangeKind::Rollback)).await
+    }
+
+    async fn submit_as(&self, req: Submission, kind: Option<edas_release::ChangeKind>) -> Result<Submitted, SubmitError> {
         let inner = &self.inner;
         let app = inner.store.get_application(&req.app_id).await?;
         if app.deleted {
@@ -370,9 +403,7 @@ impl Engine {
             )));
         }
         if let Some(active) = inner.store.active_change_order(&req.app_id).await? {
-            return Err(SubmitError::Conflict {
-                active_change_order: active.id,
-            });
+            supersede_failed(inner, active, &req).await?;
         }
         let current = RevisionDoc::from_value(&app.spec)
             .map_err(|e| SubmitError::Internal(format!("stored spec: {e}")))?;
@@ -411,7 +442,7 @@ impl Engine {
             &req.change,
             Some(from),
             to,
-            req.change.operation,
+            kind.unwrap_or(mapping::kind(req.change.operation)),
             inner.clock.now(),
         )?;
         let (co_type, _) = mapping::co_type(order.kind());
@@ -464,6 +495,57 @@ impl Engine {
         driver::control(&self.inner, change_order_id, input, actor, request_id).await
     }
 
+    /// ContinuePipeline: finds the change order that has the pipeline and confirms it.
+    pub async fn continue_pipeline(&self, pipeline_id: &str, confirm: bool, actor: &str, request_id: &str) -> Result<ControlOutcome, ControlError> {
+        let id = self.find_open(|o| o.pipeline(pipeline_id).is_some()).await?.ok_or_else(|| {
+            ControlError::NotFound(format!("no change order in progress has pipeline {pipeline_id}"))
+        })?;
+        let input = Input::Continue {
+            pipeline_id: pipeline_id.to_owned(),
+            confirm,
+        };
+        self.control(&id, input, actor, request_id).await
+    }
+
+    /// RetryChangeOrderTask: finds the failed change order that has the task and retries it.
+    pub async fn retry_task(&self, task_id: &str, actor: &str, request_id: &str) -> Result<ControlOutcome, ControlError> {
+        let id = self
+            .find_open(|o| o.task(task_id).is_some())
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("no open change order has task {task_id}")))?;
+        let input = Input::Retry {
+            task_id: Some(task_id.to_owned()),
+        };
+        self.control(&id, input, actor, request_id).await
+    }
+
+    /// AbortChangeOrder.
+    pub async fn abort(&self, change_order_id: &str, actor: &str, request_id: &str) -> Result<ControlOutcome, ControlError> {
+        self.control(change_order_id, Input::Abort, actor, request_id).await
+    }
+
+    /// AbortAndRollbackChangeOrder (`and_abort`) or RollbackChangeOrder: a new change order back
+    /// to the previous revision, in one batch (capacity is protected either way).
+    pub async fn rollback(&self, change_order_id: &str, and_abort: bool, actor: &str, request_id: &str) -> Result<ControlOutcome, ControlError> {
+        let request = edas_release::RollbackRequest {
+            order_id: uuid::Uuid::new_v4().to_string(),
+            strategy: edas_release::Strategy::Single,
+        };
+        let input = if and_abort { Input::AbortAndRollback(request) } else { Input::Rollback(request) };
+        self.control(change_order_id, input, actor, request_id).await
+    }
+
+    async fn find_open(&self, matches: impl Fn(&ChangeOrder) -> bool) -> Result<Option<String>, ControlError> {
+        for record in self.inner.store.open_change_orders().await? {
+            if let Ok(order) = serde_json::from_value::<ChangeOrder>(record.state)
+                && matches(&order)
+            {
+                return Ok(Some(record.id));
+            }
+        }
+        Ok(None)
+    }
+
     fn runtime_for(
         &self,
         cluster_id: &str,
@@ -484,12 +566,39 @@ impl Engine {
     }
 }
 
+/// A failed change order (3, 10) holds the application only until a newer change arrives: that
+/// change supersedes it (it becomes final, status unchanged). An active one refuses the change.
+async fn supersede_failed(inner: &Inner, active: edas_store::ChangeOrder, req: &Submission) -> Result<(), SubmitError> {
+    if !matches!(active.status, 3 | 10) {
+        return Err(SubmitError::Conflict {
+            active_change_order: active.id,
+        });
+    }
+    let transition = edas_store::Transition {
+        status: active.status,
+        state: active.state.clone(),
+        finished: true,
+        app_state: None,
+        delete_app: false,
+    };
+    let entry = audit(&req.actor, "ChangeOrder.Superseded", &req.app_id, &req.request_id, json!({"change_order": active.id}));
+    inner
+        .store
+        .transition(&active.id, active.version, transition, entry, inner.clock.timestamp())
+        .await
+        .map_err(|e| match e {
+            StoreError::Stale { id, .. } => SubmitError::Conflict { active_change_order: id },
+            other => other.into(),
+        })?;
+    Ok(())
+}
+
 fn new_order(
     id: &str,
     change: &Change,
     from: Option<Instances>,
     to: Instances,
-    op: Operation,
+    kind: edas_release::ChangeKind,
     now: EpochMillis,
 ) -> Result<ChangeOrder, SubmitError> {
     let target = change.spec.effective_replicas();
@@ -503,7 +612,7 @@ fn new_order(
     })?;
     let order = NewOrder {
         id: id.to_owned(),
-        kind: mapping::kind(op),
+        kind,
         description: change.release.description.clone().unwrap_or_default(),
         from,
         to,

@@ -100,6 +100,7 @@ async fn submit(w: &World, op: Operation, pairs: &[(&str, &str)]) -> Result<Stri
 
 async fn deploy(w: &World, pairs: &[(&str, &str)]) -> String {
     let mut all = vec![("Command", "/bin/app-v2")];
+    all.retain(|(k, _)| !pairs.iter().any(|(p, _)| p == k));
     all.extend_from_slice(pairs);
     submit(w, Operation::DeployK8sApplication, &all)
         .await
@@ -402,4 +403,41 @@ async fn engine_restart_at_every_step_resumes_exactly() {
         4,
         "an instance was started twice"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_by_pipeline_and_task_ids_and_a_new_deploy_supersedes_a_failed_one() {
+    let w = world().await;
+    let (_, co) = create(&w, 2).await;
+    wait_status(&w.store, &co, 2).await;
+    let co = deploy(&w, &[("UpdateStrategy", r#"{"type":"BatchUpdate","batchUpdate":{"batch":2,"releaseType":"manual"}}"#)]).await;
+    wait_status(&w.store, &co, 8).await;
+    // ContinuePipeline names only a pipeline: the engine finds its change order.
+    let ids = pipeline_ids(&w.store, &co).await;
+    w.engine.continue_pipeline(&ids[1], true, "test", "r").await.unwrap();
+    wait_status(&w.store, &co, 2).await;
+    assert!(w.engine.continue_pipeline("no-such-pipeline", true, "test", "r").await.is_err());
+
+    // A failing release, retried by task id.
+    w.fake.never_ready("3");
+    let failing = deploy(&w, &[("Command", "/bin/app-v3"), ("BatchTimeout", "1")]).await;
+    wait_status(&w.store, &failing, 3).await;
+    let rec = w.store.get_change_order(&failing).await.unwrap();
+    let order: edas_release::ChangeOrder = serde_json::from_value(rec.state).unwrap();
+    let task = order.pipelines()[0].stages[1].task.id.clone();
+    w.engine.retry_task(&task, "test", "r").await.unwrap();
+    wait_status(&w.store, &failing, 3).await;
+    // A new deploy supersedes the failed order instead of being refused.
+    let fixed = deploy(&w, &[("Command", "/bin/app-v4")]).await;
+    wait_status(&w.store, &fixed, 2).await;
+    assert!(w.store.get_change_order(&failing).await.unwrap().finished_at.is_some());
+    assert_eq!(w.fake.counts("app-1", "4"), (2, 2));
+    assert_eq!(w.fake.counts("app-1", "3"), (0, 0));
+    assert_eq!(w.fake.counts("app-1", "2"), (0, 0));
+
+    // Rollback to any earlier revision is a release of its own.
+    let back = w.engine.rollback_to_revision("app-1", 2, edas_spec::ReleaseSettings::default(), "test", "r").await.unwrap();
+    wait_status(&w.store, &back.change_order_id, 2).await;
+    let app = w.store.get_application("app-1").await.unwrap();
+    assert_eq!(RevisionDoc::from_value(&app.spec).unwrap().spec.command.as_deref(), Some("/bin/app-v2"));
 }

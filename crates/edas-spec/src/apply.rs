@@ -173,13 +173,14 @@ fn identity(r: &mut Reader<'_>, spec: &mut AppSpec) {
     {
         let ok = name.len() <= 36
             && name.as_bytes()[0].is_ascii_alphabetic()
+            && !name.ends_with('-')
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if ok {
             spec.name = name.to_owned();
         } else {
             r.push(Violation::invalid(
                 "AppName",
-                format!("`{}` must start with a letter and contain only letters, digits and hyphens, at most 36 characters", shorten(name)),
+                format!("`{}` must start with a letter, end with a letter or digit, and contain only letters, digits and hyphens, at most 36 characters", shorten(name)),
             ));
         }
     }

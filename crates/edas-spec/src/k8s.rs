@@ -207,7 +207,7 @@ pub fn check_handler(param: &str, h: &LifecycleHandler) -> Vec<Violation> {
     if n != 1 {
         out.push(Violation::invalid(
             param,
-            format!("a lifecycle hook needs exactly one of exec, httpGet, tcpSocket or sleep (found {n})"),
+            format!("a lifecycle hook needs exactly one of exec, httpGet or sleep (found {n})"),
         ));
     }
     if let Some(exec) = &h.exec
@@ -222,8 +222,11 @@ pub fn check_handler(param: &str, h: &LifecycleHandler) -> Vec<Violation> {
         check_port(param, "httpGet", &g.port, &mut out);
         check_http(param, g.path.as_deref(), g.scheme.as_deref(), &mut out);
     }
-    if let Some(t) = &h.tcp_socket {
-        check_port(param, "tcpSocket", &t.port, &mut out);
+    if h.tcp_socket.is_some() {
+        out.push(Violation::unsupported(
+            param,
+            "tcpSocket is not supported for lifecycle hooks (Kubernetes never runs it, and a failing hook kills the container); use exec, httpGet or sleep",
+        ));
     }
     if let Some(s) = &h.sleep
         && s.seconds < 0

@@ -14,6 +14,11 @@ use crate::{Change, Params, ViolationKind, Violations, apply};
 
 use Operation::*;
 
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
 fn params(pairs: &[(&str, &str)]) -> Params {
     Params::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
 }
@@ -86,9 +91,16 @@ fn seed_prestop_and_poststart() {
         c.spec.pre_stop.unwrap().exec.unwrap().command.unwrap(),
         vec!["ls", "/"]
     );
-    let c = deploy("PreStop", r#"{"tcpSocket":{"host":"", "port":8080}}"#);
+    // The seed's tcpSocket example: Kubernetes never runs tcpSocket hooks, so it is refused.
+    refused(
+        DeployK8sApplication,
+        &[("PreStop", r#"{"tcpSocket":{"host":"", "port":8080}}"#)],
+        "PreStop",
+        ViolationKind::NotSupported,
+    );
+    let c = deploy("PreStop", r#"{"httpGet":{"path":"/drain","port":8080}}"#);
     assert_eq!(
-        c.spec.pre_stop.unwrap().tcp_socket.unwrap().port,
+        c.spec.pre_stop.unwrap().http_get.unwrap().port,
         IntOrString::Int(8080)
     );
     let c = deploy("PostStart", r#"{"exec":{"command":["cat","/etc/group"]}}"#);
@@ -735,6 +747,23 @@ fn insert_examples() {
         InsertK8sApplication,
         &[("AppName", "1abc")],
         "AppName",
+        ViolationKind::Invalid,
+    );
+    refused(
+        InsertK8sApplication,
+        &[("AppName", "demo-")],
+        "AppName",
+        ViolationKind::Invalid,
+    );
+    // A sidecar may not take the application container's name.
+    let sidecar_named_demo = format!(
+        r#"[{{"yamlEncoded":"{}"}}]"#,
+        base64_of("name: demo\nimage: busybox\n")
+    );
+    refused(
+        InsertK8sApplication,
+        &[("Sidecars", &sidecar_named_demo)],
+        "Sidecars",
         ViolationKind::Invalid,
     );
     refused(

@@ -126,7 +126,10 @@ pub(crate) fn spec(
         ));
     }
 
-    let mut names: Vec<&str> = Vec::new();
+    // The application container is named after the application (lowercased); rendering adds
+    // `edas-package-fetcher` for packages.
+    let app_container = spec.name.to_ascii_lowercase();
+    let mut names: Vec<&str> = vec![app_container.as_str(), "edas-package-fetcher"];
     for (param, c) in spec
         .init_containers
         .iter()

@@ -31,6 +31,21 @@ impl Store {
         row.map(ChangeOrder::try_from).transpose()
     }
 
+    /// Every unfinished change order (at most one per application), oldest first: what the
+    /// control operations that name only a pipeline or a task (ContinuePipeline,
+    /// RetryChangeOrderTask) search.
+    pub async fn open_change_orders(&self) -> Result<Vec<ChangeOrder>, StoreError> {
+        let rows: Vec<CoRow> = on_reader!(self, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", co_cols!(), " FROM change_orders \
+                 WHERE finished_at IS NULL ORDER BY created_at, id"
+            ))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(ChangeOrder::try_from).collect()
+    }
+
     /// An application's change orders, newest first.
     pub async fn list_change_orders(
         &self,

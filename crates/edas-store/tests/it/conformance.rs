@@ -32,6 +32,7 @@ pub async fn create_application_is_atomic_and_listed(ts: &TestStore) {
         (co.version, co.revision, co.lease.clone()),
         (1, Some(1), None)
     );
+    assert_eq!(store.open_change_orders().await.unwrap(), vec![co.clone()]);
     assert_eq!(store.active_change_order("app-1").await.unwrap(), Some(co));
     let rev = store.get_revision("app-1", 1).await.unwrap();
     assert_eq!(rev.spec, app.spec);
