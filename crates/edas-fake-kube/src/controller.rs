@@ -158,7 +158,16 @@ impl Controller {
     /// Runs until the task is aborted.
     pub async fn run(self: Arc<Self>) {
         loop {
-            let next = self.reconcile_all();
+            // A bug in the simulation must not stop it for the rest of the test run.
+            let next = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.reconcile_all()
+            })) {
+                Ok(next) => next,
+                Err(_) => {
+                    tracing::error!(message = "controller simulation panicked; retrying in 1s");
+                    Some(Instant::now() + Duration::from_secs(1))
+                }
+            };
             match next {
                 Some(deadline) => {
                     tokio::select! {

@@ -127,6 +127,11 @@ impl ApiError {
         )
     }
 
+    /// 500: a bug in this fake (reported, never a crash).
+    pub fn internal(message: String) -> Self {
+        Self::new(500, "InternalError", message)
+    }
+
     /// 410: a resourceVersion older than the kept event history.
     pub fn expired(requested: u64, oldest: u64) -> Self {
         Self::new(

@@ -118,6 +118,8 @@ pub struct FakeCluster {
     store: Arc<store::Store>,
     faults: Arc<faults::Faults>,
     drop_watches: watch::Sender<u64>,
+    /// Stops accepting connections and closes idle ones (graceful, so in-flight calls finish).
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -144,8 +146,15 @@ impl FakeCluster {
             },
         ));
         let router = server::router(app);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(error) = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(message = "fake API server stopped", %error);
             }
         });
@@ -155,6 +164,7 @@ impl FakeCluster {
             store,
             faults,
             drop_watches,
+            stop: Some(stop),
             tasks: vec![server, controller],
         })
     }
@@ -216,7 +226,11 @@ impl FakeCluster {
 impl Drop for FakeCluster {
     fn drop(&mut self) {
         self.drop_watches();
-        for task in &self.tasks {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // The server task ends by itself once its connections are closed; the controller never does.
+        for task in self.tasks.iter().skip(1) {
             task.abort();
         }
     }

@@ -336,7 +336,16 @@ async fn kube_api(
     if matches!(path.as_str(), "/healthz" | "/readyz" | "/livez") {
         return (StatusCode::OK, "ok").into_response();
     }
-    match handle(&app, &method, &uri, &headers, &body) {
+    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handle(&app, &method, &uri, &headers, &body)
+    }))
+    .unwrap_or_else(|_| {
+        Err(ApiError::internal(format!(
+            "edas-fake-kube panicked serving {method} {}",
+            uri.path()
+        )))
+    });
+    match handled {
         Ok(Handled::Response(response)) => response,
         Ok(Handled::Watch(request)) => start_watch(&app, request),
         Err(error) => error_response(&error),

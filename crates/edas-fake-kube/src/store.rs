@@ -1089,15 +1089,28 @@ fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<()
     let name = name_of(object);
     let invalid =
         |field: &str, problem: &str| Err(ApiError::invalid(rt.kind, name, field, problem));
-    if let Some(labels) = object.pointer("/metadata/labels") {
-        let Some(labels) = labels.as_object() else {
-            return invalid("metadata.labels", "Invalid value: must be a map");
-        };
-        if let Some((key, _)) = labels.iter().find(|(_, v)| !v.is_string()) {
-            return invalid(
-                &format!("metadata.labels.{key}"),
-                "Invalid value: must be a string",
-            );
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        return invalid("metadata", "Invalid value: must be an object");
+    }
+    for field in ["labels", "annotations"] {
+        if let Some(map) = object.pointer(&format!("/metadata/{field}")) {
+            let Some(map) = map.as_object() else {
+                return invalid(
+                    &format!("metadata.{field}"),
+                    "Invalid value: must be a map of strings",
+                );
+            };
+            if let Some((key, _)) = map.iter().find(|(_, v)| !v.is_string()) {
+                return invalid(
+                    &format!("metadata.{field}.{key}"),
+                    "Invalid value: must be a string",
+                );
+            }
+        }
+    }
+    for field in ["spec", "status"] {
+        if object.get(field).is_some_and(|v| !v.is_object()) {
+            return invalid(field, "Invalid value: must be an object");
         }
     }
     match rt.kind {

@@ -427,7 +427,8 @@ async fn min_ready_seconds_delays_availability_and_orphaning_keeps_dependents() 
     let client = client(&cluster);
     let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
     let mut slow = deployment("slow", "nginx:1", 1);
-    slow.spec.as_mut().unwrap().min_ready_seconds = Some(1);
+    slow.spec.as_mut().unwrap().min_ready_seconds = Some(2);
+    let started = tokio::time::Instant::now();
     deployments
         .create(&PostParams::default(), &slow)
         .await
@@ -445,13 +446,12 @@ async fn min_ready_seconds_delays_availability_and_orphaning_keeps_dependents() 
         None,
         "available only after minReadySeconds"
     );
-    let started = tokio::time::Instant::now();
     eventually("an available replica", || async {
         deployments.get("slow").await.ok().filter(rolled_out)
     })
     .await;
     assert!(
-        started.elapsed() >= Duration::from_millis(500),
+        started.elapsed() >= Duration::from_secs(2),
         "became available too early"
     );
 
@@ -651,4 +651,125 @@ async fn discovery_lists_served_groups_and_gateway_api_on_request() {
         .await
         .unwrap();
     assert_eq!(created.metadata.generation, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_never_overlaps_and_paused_deployments_wait() {
+    let cluster = quick_cluster().await;
+    let client = client(&cluster);
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let replica_sets: Api<ReplicaSet> = Api::default_namespaced(client.clone());
+    let mut recreate = deployment("re", "nginx:1", 2);
+    recreate.spec.as_mut().unwrap().strategy =
+        Some(serde_json::from_value(json!({"type": "Recreate"})).unwrap());
+    deployments
+        .create(&PostParams::default(), &recreate)
+        .await
+        .unwrap();
+    eventually("the first rollout", || async {
+        deployments.get("re").await.ok().filter(rolled_out)
+    })
+    .await;
+    let image = |pod: &Pod| {
+        pod.spec.as_ref().unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+    deployments
+        .patch("re", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}}}})))
+        .await
+        .unwrap();
+    eventually("the recreate rollout", || {
+        let (deployments, pods) = (deployments.clone(), pods.clone());
+        async move {
+            let images: Vec<String> = pods
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .iter()
+                .map(image)
+                .collect();
+            assert!(
+                !(images.contains(&"nginx:1".to_owned()) && images.contains(&"nginx:2".to_owned())),
+                "old and new pods overlap: {images:?}"
+            );
+            deployments.get("re").await.ok().filter(rolled_out)
+        }
+    })
+    .await;
+
+    // A paused Deployment records the new template but does not roll it out until resumed.
+    deployments
+        .patch(
+            "re",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
+        .await
+        .unwrap();
+    deployments
+        .patch("re", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:3"}]}}}})))
+        .await
+        .unwrap();
+    let paused = eventually("the paused condition", || async {
+        let current = deployments.get("re").await.ok()?;
+        let conditions = current.status.as_ref()?.conditions.clone()?;
+        let observed = current.status.as_ref()?.observed_generation == current.metadata.generation;
+        let paused = conditions
+            .iter()
+            .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("DeploymentPaused"));
+        (observed && paused).then_some(current)
+    })
+    .await;
+    assert_eq!(paused.metadata.generation, Some(4));
+    assert_eq!(
+        replica_sets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2,
+        "no ReplicaSet while paused"
+    );
+    deployments
+        .patch(
+            "re",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": false}})),
+        )
+        .await
+        .unwrap();
+    eventually("the resumed rollout", || async {
+        let images: Vec<String> = pods
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .iter()
+            .map(image)
+            .collect();
+        let done = deployments.get("re").await.ok().filter(rolled_out)?;
+        (images == ["nginx:3", "nginx:3"]).then_some(done)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_cluster_refuses_connections() {
+    let cluster = quick_cluster().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client(&cluster));
+    api.list(&ListParams::default()).await.unwrap();
+    drop(cluster);
+    eventually("the connection to be refused", || async {
+        match api.list(&ListParams::default()).await {
+            Err(kube::Error::Api(status)) => panic!("a stopped cluster answered {status:?}"),
+            Err(_) => Some(()),
+            Ok(_) => None,
+        }
+    })
+    .await;
 }

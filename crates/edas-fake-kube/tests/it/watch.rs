@@ -189,3 +189,32 @@ async fn reflector_survives_a_dropped_watch_and_relists_after_gone() {
     .await;
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_with_streaming_lists_fills_the_cache() {
+    let cluster = start(Config::default()).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client(&cluster));
+    api.create(&PostParams::default(), &config_map("before", "web"))
+        .await
+        .unwrap();
+    let (reader, writer) = reflector::store::<ConfigMap>();
+    let task = tokio::spawn(
+        watcher(api.clone(), watcher::Config::default().streaming_lists())
+            .default_backoff()
+            .reflect(writer)
+            .for_each(|_| futures_util::future::ready(())),
+    );
+    tokio::time::timeout(WAIT, reader.wait_until_ready())
+        .await
+        .expect("the initial events end")
+        .unwrap();
+    assert_eq!(reader.state().len(), 1);
+    api.create(&PostParams::default(), &config_map("after", "web"))
+        .await
+        .unwrap();
+    eventually("the new object", || async {
+        (reader.state().len() == 2).then_some(())
+    })
+    .await;
+    task.abort();
+}
