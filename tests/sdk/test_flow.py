@@ -91,6 +91,8 @@ def test_classic_sdk_creates_deploys_and_reads_the_change_order(edasd):
     deploy.set_AppId(app_id)
     deploy.set_Replicas(2)
     deploy.set_Envs('[{"name":"MODE","value":"classic"}]')
+    deploy.set_UpdateStrategy(
+        '{"type":"BatchUpdate","batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}')
     deployed = client.call(deploy)
     assert_envelope(deployed)
     order_id = deployed["ChangeOrderId"]
@@ -100,6 +102,7 @@ def test_classic_sdk_creates_deploys_and_reads_the_change_order(edasd):
     request.set_ChangeOrderId(order_id)
     info = client.call(request)["changeOrderInfo"]
     assert info["ChangeOrderId"] == order_id
+    assert info["BatchCount"] == 2 and info["BatchType"] == "Automatic"
     pipelines = info["PipelineInfoList"]["PipelineInfo"]
     assert pipelines and pipelines[-1]["PipelineStatus"] == 2
     instances = [
