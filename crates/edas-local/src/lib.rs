@@ -5,7 +5,8 @@
 //! in its own process group, in its own directory (layout in [`state`]), with stdout and stderr
 //! appended to `logs/stdout.log` and `logs/stderr.log` (never a pipe to edasd, so an instance
 //! outlives edasd), rotated by size (`copytruncate`: [`LocalConfig::log_max_bytes`] ×
-//! [`LocalConfig::log_files_kept`]).
+//! [`LocalConfig::log_files_kept`]). When an instance stops, its logs move to
+//! `<data_dir>/logs/<app_id>/<instance>/` (the newest [`LocalConfig::stopped_logs_kept`] kept).
 //!
 //! # What an instance runs
 //! - `Command` + `Args`: the program is executed directly, **not through a shell** (write
@@ -143,6 +144,9 @@ pub struct LocalConfig {
     pub log_max_bytes: u64,
     /// Rotated copies kept per log file (default 3).
     pub log_files_kept: u32,
+    /// Log directories of stopped instances kept per application, newest first (default 20), so
+    /// the logs of a failed release can still be read after its instances are gone.
+    pub stopped_logs_kept: usize,
 }
 
 impl LocalConfig {
@@ -159,6 +163,7 @@ impl LocalConfig {
             quick_failure: Duration::from_secs(60),
             log_max_bytes: 10 * 1024 * 1024,
             log_files_kept: 3,
+            stopped_logs_kept: 20,
         }
     }
 }
@@ -440,6 +445,7 @@ impl Inner {
             let key = (inst.app_id.clone(), inst.revision.clone());
             if let Some(entry) = revisions.get_mut(&key) {
                 entry.instances.retain(|i| i.name != inst.name);
+                self.keep_logs(inst);
                 if entry.instances.is_empty() {
                     revisions.remove(&key);
                     let _ =
@@ -453,6 +459,37 @@ impl Inner {
             }
         }
         self.emit(&inst.app_id, &inst.revision);
+    }
+}
+
+impl Inner {
+    fn stopped_logs_dir(&self, app_id: &str) -> PathBuf {
+        self.config.data_dir.join("logs").join(app_id)
+    }
+
+    /// Moves a stopped instance's `logs/` to `<data_dir>/logs/<app_id>/<instance>/` and drops the
+    /// oldest such directories beyond [`LocalConfig::stopped_logs_kept`].
+    fn keep_logs(&self, inst: &InstanceEntry) {
+        let app_logs = self.stopped_logs_dir(&inst.app_id);
+        let to = app_logs.join(&inst.name);
+        let moved = std::fs::create_dir_all(&app_logs)
+            .and_then(|()| std::fs::rename(inst.dir.join("logs"), &to));
+        if let Err(e) = moved {
+            tracing::warn!(instance = %inst.name, error = %e, "cannot keep the logs of a stopped instance");
+            return;
+        }
+        let _ = std::fs::File::open(&to).and_then(|d| d.set_modified(SystemTime::now()));
+        let mut kept: Vec<(SystemTime, PathBuf)> = std::fs::read_dir(&app_logs)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        kept.sort_by_key(|k| std::cmp::Reverse(k.0));
+        for (_, old) in kept.into_iter().skip(self.config.stopped_logs_kept) {
+            let _ = std::fs::remove_dir_all(old);
+        }
     }
 }
 
@@ -537,6 +574,11 @@ impl LocalRuntime {
     /// The directory of an instance (its `logs/`, `work/`, `mounts/` and `state.json`).
     pub fn instance_dir(&self, app_id: &str, revision: &str, instance: &str) -> PathBuf {
         self.inner.revision_dir(app_id, revision).join(instance)
+    }
+
+    /// Where the logs of a stopped instance are kept (see [`LocalConfig::stopped_logs_kept`]).
+    pub fn stopped_instance_logs(&self, app_id: &str, instance: &str) -> PathBuf {
+        self.inner.stopped_logs_dir(app_id).join(instance)
     }
 
     /// The process id (also the process group id) of a running instance.
@@ -797,6 +839,33 @@ mod tests {
         let mut live = vec![(2, 10), (1, 5), (2, 30), (0, 1), (1, 7)];
         live.sort_by(|a, b| stop_order(*a, *b));
         assert_eq!(live, vec![(0, 1), (1, 7), (1, 5), (2, 30), (2, 10)]);
+    }
+
+    #[tokio::test]
+    async fn stopped_instance_logs_are_kept_up_to_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = LocalConfig::new(dir.path());
+        cfg.stopped_logs_kept = 2;
+        let rt = LocalRuntime::new(cfg, Arc::new(MemoryConfigSource::new())).unwrap();
+        for i in 0..3 {
+            let inst_dir = dir.path().join(format!("i{i}"));
+            std::fs::create_dir_all(inst_dir.join("logs")).unwrap();
+            std::fs::write(inst_dir.join("logs/stdout.log"), i.to_string()).unwrap();
+            let record = InstanceRecord {
+                name: format!("demo-1-{i}"),
+                ..Default::default()
+            };
+            let inst = rt.inner.entry("app", "1", inst_dir, record);
+            rt.inner.keep_logs(&inst);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let kept = |i: u32| {
+            rt.stopped_instance_logs("app", &format!("demo-1-{i}"))
+                .join("stdout.log")
+        };
+        assert!(!kept(0).exists(), "the oldest is dropped");
+        assert_eq!(std::fs::read_to_string(kept(1)).unwrap(), "1");
+        assert_eq!(std::fs::read_to_string(kept(2)).unwrap(), "2");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! <data_dir>/instances/<app_id>/<revision>/<instance>/logs/      stdout.log, stderr.log (+ .1 … .N)
 //! <data_dir>/instances/<app_id>/<revision>/<instance>/mounts/    EmptyDirs and ConfigMountDescs
 //! <data_dir>/packages/<sha256>/<file>                            the package cache
+//! <data_dir>/logs/<app_id>/<instance>/                            logs of stopped instances
 //! ```
 
 use std::path::Path;

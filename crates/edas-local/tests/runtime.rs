@@ -465,6 +465,12 @@ async fn prestop_runs_then_sigterm_then_sigkill_after_the_grace_period() {
         "SIGKILL when the 3 s grace period (counted from PreStop) ends, not before: {gone:?}"
     );
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "prestop\n");
+    let kept = h.rt().stopped_instance_logs(APP, &name).join("stdout.log");
+    let log = std::fs::read_to_string(&kept).expect("the logs of a stopped instance are kept");
+    assert!(
+        log.contains("terminating") && !log.contains("terminated"),
+        "killed before finishing: {log}"
+    );
 
     // A program that exits on SIGTERM is not kept for the whole grace period.
     let polite = Arc::new(AppSpec {
