@@ -773,3 +773,78 @@ async fn a_stopped_cluster_refuses_connections() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_delete_collection_and_namespace_deletion() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let cluster = quick_cluster().await;
+    let client = client(&cluster);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let preview = api
+        .create(&dry, &config_map("preview", json!({})))
+        .await
+        .unwrap();
+    assert!(preview.metadata.uid.is_some());
+    assert_eq!(
+        api_code(api.get("preview").await.unwrap_err()).0,
+        404,
+        "dry run stores nothing"
+    );
+
+    for (name, app) in [("a", "web"), ("b", "web"), ("c", "api")] {
+        api.create(
+            &PostParams::default(),
+            &config_map(name, json!({"app": app})),
+        )
+        .await
+        .unwrap();
+    }
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("app=web"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["c"]);
+
+    namespaces
+        .delete("team", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        api_code(
+            api.create(&PostParams::default(), &config_map("d", json!({})))
+                .await
+                .unwrap_err()
+        )
+        .0,
+        404
+    );
+}

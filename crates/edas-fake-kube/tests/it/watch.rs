@@ -88,6 +88,20 @@ async fn watch_streams_events_with_selectors_bookmarks_and_gone() {
         cluster.resource_version().to_string()
     );
 
+    // timeoutSeconds ends the stream.
+    let started = tokio::time::Instant::now();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(1).disable_bookmarks(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    while tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("the watch ends in time")
+        .is_some()
+    {}
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
     cluster.compact();
     let mut stream = api
         .watch(&WatchParams::default().timeout(10), &from)
