@@ -848,3 +848,40 @@ async fn dry_run_delete_collection_and_namespace_deletion() {
         404
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_pod_is_replaced_by_its_replica_set() {
+    let cluster = quick_cluster().await;
+    let client = client(&cluster);
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    deployments
+        .create(&PostParams::default(), &deployment("web", "nginx:1", 2))
+        .await
+        .unwrap();
+    eventually("the rollout", || async {
+        deployments.get("web").await.ok().filter(rolled_out)
+    })
+    .await;
+    let victim = pods.list(&ListParams::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    pods.delete(&victim, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("a replacement pod, ready", || async {
+        let names: Vec<String> = pods
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .map(|p| p.metadata.name.unwrap())
+            .collect();
+        let done = deployments.get("web").await.ok().filter(rolled_out)?;
+        (names.len() == 2 && !names.contains(&victim)).then_some(done)
+    })
+    .await;
+}
