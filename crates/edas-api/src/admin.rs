@@ -79,6 +79,14 @@ pub(crate) async fn handle(State(api): State<Api>, request: Request) -> Response
                     ),
                 ));
             }
+            // The admin API takes JSON bodies; only the RegionId the classic SDK adds to every
+            // request may be in the query, and is not used.
+            if let Some((name, _)) = received.signed.query().iter().find(|(n, _)| n != "RegionId") {
+                return Err(ApiError::new(
+                    codes::INVALID_PARAMETER,
+                    format!("the admin API takes no query parameter `{name}`; send a JSON body"),
+                ));
+            }
             let body = received.signed.body();
             if !body.is_empty()
                 && received.signed.header("content-md5").is_none()

@@ -748,6 +748,15 @@ async fn admin_api_manages_users_keys_and_policies() {
         "AUTH_ERROR",
     );
     assert_error(
+        &call(
+            &h,
+            admin("GET", "/edasd/v1/users", Value::Null).param("Name", "x"),
+        )
+        .await,
+        400,
+        "InvalidParameter",
+    );
+    assert_error(
         &call(&h, admin("GET", "/edasd/v1/nothing", Value::Null)).await,
         404,
         "InvalidApi.NotFound",

@@ -205,6 +205,14 @@ async fn serves_signed_requests_health_metrics_and_stops_on_sigterm() {
         .unwrap();
     assert!(metrics.contains("edasd_requests_total"), "{metrics}");
     assert!(metrics.contains("action=\"ListApplication\""), "{metrics}");
+    assert!(
+        metrics.contains("edasd_request_duration_seconds"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edasd_active_change_orders{status=\"1\"} 0"),
+        "{metrics}"
+    );
 
     std::thread::sleep(Duration::from_millis(200));
     assert!(server.logged(&request_id), "the RequestId is in the logs");
