@@ -243,6 +243,9 @@ pub struct InstanceFacts<'a> {
     pub dir: &'a Path,
     pub workdir: &'a Path,
     pub package: Option<&'a Path>,
+    /// Write the `ConfigMountDescs` files (at a start), or only announce them (an adopted
+    /// process keeps the files it started with).
+    pub write_config_files: bool,
 }
 
 async fn lookup(
@@ -356,7 +359,7 @@ pub async fn environment(
         env.insert(var.name.clone(), value);
     }
     env.insert("PORT".into(), facts.port.to_string());
-    prepare_mounts(spec, facts.dir, source, &mut env).await?;
+    prepare_mounts(spec, facts, source, &mut env).await?;
     Ok(env)
 }
 
@@ -364,11 +367,11 @@ pub async fn environment(
 /// adds one `EDAS_MOUNT_*` variable per mount path (see [`mount_env_name`]).
 async fn prepare_mounts(
     spec: &AppSpec,
-    dir: &Path,
+    facts: &InstanceFacts<'_>,
     source: &dyn ConfigSource,
     env: &mut BTreeMap<String, String>,
 ) -> Result<(), String> {
-    let mounts = dir.join("mounts");
+    let mounts = facts.dir.join("mounts");
     let io =
         |what: &str, path: &Path, e: std::io::Error| format!("{what} `{}`: {e}", path.display());
     let mut announced: Vec<(String, PathBuf)> = Vec::new();
@@ -416,6 +419,11 @@ async fn prepare_mounts(
         announced.push((v.mount_path.clone(), path));
     }
     for (i, m) in spec.config_mounts.iter().enumerate() {
+        let path = mounts.join(format!("config-{i}"));
+        if !facts.write_config_files {
+            announced.push((m.mount_path.clone(), path));
+            continue;
+        }
         let secret = m.kind.eq_ignore_ascii_case("secret");
         let kind = if secret { "Secret" } else { "ConfigMap" };
         let ns = spec.k8s_namespace.as_str();
@@ -425,7 +433,6 @@ async fn prepare_mounts(
                 m.name
             )
         })?;
-        let path = mounts.join(format!("config-{i}"));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path)
             .map_err(|e| io("cannot create ConfigMountDescs directory", &path, e))?;

@@ -121,6 +121,7 @@ async fn probe_target(
     inner: &Inner,
     inst: &InstanceEntry,
     spec: &AppSpec,
+    starting: bool,
 ) -> Result<(probe::Target, Vec<String>), String> {
     let workdir = inst.dir.join("work");
     let package = match &spec.artifact {
@@ -133,6 +134,7 @@ async fn probe_target(
         dir: &inst.dir,
         workdir: &workdir,
         package: package.as_deref(),
+        write_config_files: starting,
     };
     let env = launch::environment(spec, &facts, inner.source.as_ref()).await?;
     let mut argv: Vec<String> = Vec::new();
@@ -169,7 +171,7 @@ async fn start(
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     }
-    let (target, argv) = probe_target(inner, inst, spec).await?;
+    let (target, argv) = probe_target(inner, inst, spec, true).await?;
     let open_log = |name: &str| {
         let path = logs.join(name);
         std::fs::OpenOptions::new()
@@ -242,7 +244,7 @@ async fn run(
     let adopted = target.is_none();
     let target = match target {
         Some(t) => t,
-        None => match probe_target(inner, inst, spec).await {
+        None => match probe_target(inner, inst, spec, false).await {
             Ok((t, _)) => t,
             Err(e) => {
                 tracing::warn!(instance = %inst.name, error = %e, "environment of an adopted instance cannot be resolved");
