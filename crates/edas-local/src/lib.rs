@@ -87,7 +87,9 @@
 //! [`LocalRuntime::new`] adopts every instance it finds: a pid whose start time still matches is
 //! the same process and is supervised again (probes resume at once, PostStart is not rerun);
 //! otherwise the process is gone and the instance is started again (a restart). An adopted process is not our child, so its exit is
-//! seen by looking at `/proc` every 200 ms.
+//! seen by looking at `/proc` every 200 ms. A service manager must not kill them either: under
+//! systemd, run edasd with `KillMode=process` (the default `control-group` kills the whole cgroup,
+//! instances included).
 //!
 //! # Tests of the whole project
 //! `edas-testapp` is a library and a binary; a test binary of another crate can run it by
