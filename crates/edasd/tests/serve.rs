@@ -319,3 +319,75 @@ fn bad_configuration_is_refused_before_serving() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("regoin_id"), "{stderr}");
 }
+
+/// `--database-url`: the same API over PostgreSQL, in a schema of its own. Skipped (with a note)
+/// when `EDAS_TEST_PG_URL` is unset, except in CI, where it must run.
+#[tokio::test]
+async fn keeps_state_in_postgresql_with_database_url() {
+    use sqlx::Connection;
+    let Some(url) = std::env::var("EDAS_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v.is_empty()),
+            "EDAS_TEST_PG_URL is not set in CI: source scripts/setup.d/20-postgres.sh"
+        );
+        eprintln!("SKIPPED: EDAS_TEST_PG_URL is not set");
+        return;
+    };
+    let schema = format!("edasd_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let location = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let dir = tempfile::tempdir().unwrap();
+    let key = ("LTAIpostgres", "postgres-secret-0123456789");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("EDASD_ACCESS_KEY_ID", key.0),
+            ("EDASD_ACCESS_KEY_SECRET", key.1),
+        ],
+        &["--database-url", &location],
+    );
+    let client = reqwest::Client::new();
+    let (status, body) = signed(
+        &client,
+        &server.base,
+        "POST",
+        "/pop/v5/k8s/acs/create_k8s_app",
+        "InsertK8sApplication",
+        &[
+            ("AppName", "pg-app"),
+            ("ClusterId", "local"),
+            ("ImageUrl", "nginx"),
+            ("Replicas", "0"),
+        ],
+        key,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let app_id = body["ApplicationInfo"]["AppId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(server.terminate().success());
+    let stored: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {schema}.applications WHERE id = $1"
+    )))
+    .bind(&app_id)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(stored, 1, "the application is in PostgreSQL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
