@@ -56,7 +56,8 @@
 //!   the OpenAPI schema; status fields are not tracked; a client-sent `managedFields` is ignored.
 //! - CBOR and protobuf are not implemented: responses are JSON, and a protobuf request body gets
 //!   415 (so kubectl's typed generators such as `kubectl create namespace` fail; `kubectl apply`
-//!   works). No server-side `Table` printing, so `kubectl get` prints NAME and AGE only.
+//!   works). Server-side `Table`s (what `kubectl get` prints) have the real columns for the served
+//!   kinds but only `PartialObjectMetadata` row objects (`includeObject` is not supported).
 //! - Deletion is immediate: no finalizers, no `deletionTimestamp`, no graceful pod termination;
 //!   Foreground behaves like Background. Namespace deletion removes its objects at once.
 //! - No scheduler, nodes, endpoints, events, or Service/HTTPRoute behaviour (they are stored and
@@ -73,6 +74,7 @@ pub mod resources;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod table;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;

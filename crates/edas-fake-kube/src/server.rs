@@ -61,6 +61,17 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
+fn table_response(value: &Value) -> Response {
+    let mut text = value.to_string();
+    text.push('\n');
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, crate::table::TABLE_CONTENT_TYPE)],
+        text,
+    )
+        .into_response()
+}
+
 fn error_response(error: &ApiError) -> Response {
     json_response(
         StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -366,6 +377,8 @@ struct WatchRequest {
     bookmarks: bool,
     initial_events_end: bool,
     timeout: Option<Duration>,
+    /// Send each object as a one-row `Table` (kubectl's `get --watch`).
+    table: bool,
 }
 
 fn handle(
@@ -404,20 +417,38 @@ fn handle(
         _ => Subresource::Main,
     };
     let scale = target.subresource.as_deref() == Some("scale");
+    let as_table = !scale
+        && crate::table::wants_table(
+            headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default(),
+        );
     let store = &app.store;
     let ok = |code: StatusCode, value: &Value| Ok(Handled::Response(json_response(code, value)));
     match (method.clone(), target.name.as_deref()) {
-        (Method::GET, None) if flag(&query, "watch")? => Ok(Handled::Watch(watch_request(
-            target.resource,
-            target.namespace,
-            &query,
-        )?)),
-        (Method::GET, None) => ok(
-            StatusCode::OK,
-            &list(store, target.resource, target.namespace.as_deref(), &query)?,
-        ),
+        (Method::GET, None) if flag(&query, "watch")? => {
+            let mut request = watch_request(target.resource, target.namespace, &query)?;
+            request.table = as_table;
+            Ok(Handled::Watch(request))
+        }
+        (Method::GET, None) => {
+            let listed = list(store, target.resource, target.namespace.as_deref(), &query)?;
+            if as_table {
+                let items = listed["items"].as_array().cloned().unwrap_or_default();
+                let table = crate::table::table(rt, &items, listed["metadata"].clone());
+                return Ok(Handled::Response(table_response(&table)));
+            }
+            ok(StatusCode::OK, &listed)
+        }
         (Method::GET, Some(name)) => {
             let object = store.get(target.resource, &namespace, name)?;
+            if as_table {
+                let metadata =
+                    json!({"resourceVersion": object.pointer("/metadata/resourceVersion")});
+                let table = crate::table::table(rt, std::slice::from_ref(&object), metadata);
+                return Ok(Handled::Response(table_response(&table)));
+            }
             ok(
                 StatusCode::OK,
                 &if scale { scale_of(&object) } else { object },
@@ -796,6 +827,7 @@ fn watch_request(
         bookmarks,
         initial_events_end: send_initial,
         timeout,
+        table: false,
     })
 }
 
@@ -826,10 +858,17 @@ impl WatchRequest {
                 (false, false) => None,
             },
         }?;
-        Some(format!(
-            "{}\n",
-            json!({"type": kind, "object": event.object})
-        ))
+        let object = if self.table {
+            let metadata = json!({"resourceVersion": event.rv.to_string()});
+            crate::table::table(
+                &RESOURCES[self.resource],
+                std::slice::from_ref(&event.object),
+                metadata,
+            )
+        } else {
+            event.object.clone()
+        };
+        Some(format!("{}\n", json!({"type": kind, "object": object})))
     }
 
     fn bookmark(&self, rv: u64, initial_events_end: bool) -> String {

@@ -142,6 +142,11 @@ async fn kubectl_apply_rollout_status_undo_scale_and_delete() {
         "3"
     );
 
+    let table = kubectl.ok(&["get", "deployment", "web"]).await;
+    assert!(
+        table.starts_with("NAME") && table.contains("READY") && table.contains("3/3"),
+        "{table}"
+    );
     let file = kubectl.write("app.yaml", &manifest("nginx:1.26", ""));
     let configured = kubectl.ok(&["apply", "-f", &file]).await;
     assert!(
