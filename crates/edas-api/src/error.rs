@@ -183,7 +183,7 @@ pub const ERROR_TABLE: &[ErrorCode] = &[
     ErrorCode {
         code: codes::REQUEST_TOO_LARGE,
         status: 413,
-        meaning: "The URL or the body exceeds 1 MiB.",
+        meaning: "The body exceeds 1 MiB. (The HTTP layer caps the request target at 64 KiB and answers a longer one with a bare 414 before edasd sees it.)",
     },
     ErrorCode {
         code: codes::INTERNAL_ERROR,
