@@ -118,3 +118,21 @@ def test_classic_sdk_creates_deploys_and_reads_the_change_order(edasd):
 
     listed = client.call(ListApplicationRequest())
     assert app_id in [a["AppId"] for a in listed["ApplicationList"]["Application"]]
+
+
+def test_tea_sdk_legacy_v2_signatures_work_too(edasd):
+    """The Tea SDK's `signature_algorithm='v2'` signs with V1 HMAC-SHA1 (and a nonce)."""
+    from alibabacloud_edas20170801.client import Client
+    from alibabacloud_tea_openapi.models import Config
+    from conftest import ADMIN_ID, ADMIN_SECRET
+    client = Client(Config(access_key_id=ADMIN_ID, access_key_secret=ADMIN_SECRET,
+                           endpoint=edasd.endpoint, protocol="http", signature_algorithm="v2"))
+    created = client.insert_k8s_application(tea.InsertK8sApplicationRequest(
+        app_name="tea-v2-app", cluster_id="local", image_url="busybox:1.36", replicas=0,
+        labels='{"signed":"v2"}'))
+    assert_envelope(created.body.to_map())
+    app_id = created.body.application_info.app_id
+    got = client.get_k8s_application(tea.GetK8sApplicationRequest(app_id=app_id)).body
+    assert json.loads(got.applcation.app.labels) == {"signed": "v2"}
+    listed = client.list_application(tea.ListApplicationRequest(app_name="tea-v2")).body
+    assert [a.app_id for a in listed.application_list.application] == [app_id]
