@@ -17,6 +17,9 @@
 //! | `GET /edasd/v1/users/{name}/policies` | | the user's policies |
 //! | `PUT /edasd/v1/users/{name}/policies/{policy}` | | attaches a policy |
 //! | `DELETE /edasd/v1/users/{name}/policies/{policy}` | | detaches a policy |
+//!
+//! An administrator cannot delete its own user nor disable or delete the key it signs with (so
+//! the last way in is never removed by accident); another administrator can.
 
 use std::time::Instant;
 
@@ -31,7 +34,7 @@ use tracing::Instrument;
 use crate::Api;
 use crate::error::{ApiError, codes};
 use crate::policy::PolicyDocument;
-use crate::server::{authenticate, internal, receive, respond};
+use crate::server::{Caller, authenticate, internal, receive, respond};
 
 /// Generates an access key pair: an id `LTAI` + 20 characters and a 32-character secret, from
 /// the operating system's random source (through UUID v4).
@@ -99,7 +102,7 @@ pub(crate) async fn handle(State(api): State<Api>, request: Request) -> Response
             }
             let path = received.parts.uri.path().trim_start_matches("/edasd/v1/");
             let segments: Vec<&str> = path.split('/').collect();
-            route(&api, &received.parts.method, &segments, body).await
+            route(&api, &caller, &received.parts.method, &segments, body).await
         }
         .await;
         respond(result, &request_id, "edasd.admin", started)
@@ -217,8 +220,24 @@ fn policy_json(p: &Policy) -> Value {
     json!({"Name": p.name, "Document": p.document, "UpdateTime": p.updated_at.as_millisecond()})
 }
 
+/// Refuses changes that would lock the caller out of the admin API.
+fn not_self(caller: &Caller, what: &str, is_self: bool) -> Result<(), ApiError> {
+    if is_self {
+        Err(ApiError::new(
+            codes::INVALID_PARAMETER,
+            format!(
+                "refusing to {what} of the caller itself (`{}`, key `{}`): use another administrator",
+                caller.user.name, caller.access_key_id
+            ),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 async fn route(
     api: &Api,
+    caller: &Caller,
     method: &Method,
     segments: &[&str],
     body: &[u8],
@@ -261,6 +280,7 @@ async fn route(
         }
         ("DELETE", ["users", name]) => {
             no_body(body)?;
+            not_self(caller, "delete the user", *name == caller.user.name)?;
             if store
                 .delete_user(name)
                 .await
@@ -329,6 +349,11 @@ async fn route(
         }
         ("PUT", ["keys", id]) => {
             let update: KeyUpdate = body_json(body)?;
+            not_self(
+                caller,
+                "disable the access key",
+                !update.enabled && *id == caller.access_key_id,
+            )?;
             store
                 .set_access_key_enabled(id, update.enabled)
                 .await
@@ -337,6 +362,7 @@ async fn route(
         }
         ("DELETE", ["keys", id]) => {
             no_body(body)?;
+            not_self(caller, "delete the access key", *id == caller.access_key_id)?;
             if store
                 .delete_access_key(id)
                 .await

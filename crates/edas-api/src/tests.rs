@@ -761,6 +761,36 @@ async fn admin_api_manages_users_keys_and_policies() {
         404,
         "InvalidApi.NotFound",
     );
+    assert_error(
+        &call(&h, admin("DELETE", "/edasd/v1/users/admin", Value::Null)).await,
+        400,
+        "InvalidParameter",
+    );
+    assert_error(
+        &call(
+            &h,
+            admin("PUT", "/edasd/v1/keys/testid", json!({"Enabled": false})),
+        )
+        .await,
+        400,
+        "InvalidParameter",
+    );
+    assert_success(
+        &call(
+            &h,
+            admin("PUT", "/edasd/v1/keys/bobid", json!({"Enabled": false})),
+        )
+        .await,
+    );
+    assert_error(
+        &call(
+            &h,
+            Call::new("POST", "/pop/v5/app/app_list", "ListApplication").key(BOB),
+        )
+        .await,
+        400,
+        "InvalidAccessKeyId.Inactive",
+    );
     assert_success(&call(&h, admin("DELETE", "/edasd/v1/users/carol", Value::Null)).await);
     assert_error(
         &call(&h, admin("DELETE", "/edasd/v1/users/carol", Value::Null)).await,
