@@ -48,7 +48,10 @@
 //! - Defaulting only where listed: Deployment `replicas`/`strategy`/`revisionHistoryLimit`/
 //!   `progressDeadlineSeconds`, ReplicaSet `replicas`, Service `type`/`clusterIP`/port
 //!   `protocol`/`targetPort`, Secret `type` and `stringData` → `data`, Namespace phase and name
-//!   label, Pod initial status. Pod templates are not defaulted (no `imagePullPolicy`, …).
+//!   label, Pod initial status, and pod specs (in Pods and templates): `restartPolicy`,
+//!   `dnsPolicy`, `schedulerName`, `terminationGracePeriodSeconds`, `securityContext`, and per
+//!   container `imagePullPolicy`, `terminationMessagePath`/`Policy`, `resources`, port `protocol`,
+//!   probe timings. Other defaults (volumes, env sources, …) are not applied.
 //! - Validation is a subset: names, Deployment/ReplicaSet selector vs template labels and
 //!   immutability, containers with name and image, replicas, strategy; ConfigMap/Secret data.
 //!   Unknown fields are kept, not rejected (`fieldValidation` is accepted and not enforced).

@@ -241,7 +241,7 @@ pub fn resource_list(group: &str, version: &str, gateway_api: bool) -> Option<Va
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }
-        if r.kind == "Deployment" || r.kind == "Pod" {
+        if matches!(r.kind, "Deployment" | "ReplicaSet" | "Pod" | "Service") {
             entry["categories"] = json!(["all"]);
         }
         resources.push(entry);

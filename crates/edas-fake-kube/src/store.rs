@@ -904,6 +904,9 @@ impl Store {
                 spec.entry("replicas").or_insert(json!(1));
                 spec.entry("revisionHistoryLimit").or_insert(json!(10));
                 spec.entry("progressDeadlineSeconds").or_insert(json!(600));
+                if let Some(pod_spec) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
+                    default_pod_spec(pod_spec);
+                }
                 let strategy = spec.entry("strategy").or_insert(json!({}));
                 if let Some(strategy) = strategy.as_object_mut() {
                     let kind = strategy
@@ -920,9 +923,11 @@ impl Store {
                 }
             }
             "ReplicaSet" => {
-                ensure_object(object, "spec")
-                    .entry("replicas")
-                    .or_insert(json!(1));
+                let spec = ensure_object(object, "spec");
+                spec.entry("replicas").or_insert(json!(1));
+                if let Some(pod_spec) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
+                    default_pod_spec(pod_spec);
+                }
             }
             "Namespace" => {
                 let name = name_of(object).to_owned();
@@ -937,8 +942,13 @@ impl Store {
                     object["status"] = json!({"phase": "Active"});
                 }
             }
-            "Pod" if object.get("status").is_none() => {
-                object["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+            "Pod" => {
+                if let Some(pod_spec) = object.get_mut("spec") {
+                    default_pod_spec(pod_spec);
+                }
+                if object.get("status").is_none() {
+                    object["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+                }
             }
             "Secret" => {
                 let map = object.as_object_mut().expect("objects are objects");
@@ -972,6 +982,57 @@ impl Store {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// The API server's pod-spec defaults, so stored objects look like a cluster's (and clients
+/// comparing desired with live state meet the same server-filled fields).
+fn default_pod_spec(spec: &mut Value) {
+    let Some(spec) = spec.as_object_mut() else {
+        return;
+    };
+    spec.entry("restartPolicy").or_insert(json!("Always"));
+    spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
+    spec.entry("schedulerName")
+        .or_insert(json!("default-scheduler"));
+    spec.entry("terminationGracePeriodSeconds")
+        .or_insert(json!(30));
+    spec.entry("securityContext").or_insert(json!({}));
+    for list in ["initContainers", "containers"] {
+        let Some(Value::Array(containers)) = spec.get_mut(list) else {
+            continue;
+        };
+        for container in containers.iter_mut().filter_map(Value::as_object_mut) {
+            let image = container
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let last = image.rsplit('/').next().unwrap_or_default();
+            let latest = (!last.contains(':') && !image.contains('@')) || last.ends_with(":latest");
+            container
+                .entry("imagePullPolicy")
+                .or_insert(json!(if latest { "Always" } else { "IfNotPresent" }));
+            container
+                .entry("terminationMessagePath")
+                .or_insert(json!("/dev/termination-log"));
+            container
+                .entry("terminationMessagePolicy")
+                .or_insert(json!("File"));
+            container.entry("resources").or_insert(json!({}));
+            if let Some(Value::Array(ports)) = container.get_mut("ports") {
+                for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+                    port.entry("protocol").or_insert(json!("TCP"));
+                }
+            }
+            for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+                if let Some(probe) = container.get_mut(probe).and_then(Value::as_object_mut) {
+                    probe.entry("timeoutSeconds").or_insert(json!(1));
+                    probe.entry("periodSeconds").or_insert(json!(10));
+                    probe.entry("successThreshold").or_insert(json!(1));
+                    probe.entry("failureThreshold").or_insert(json!(3));
+                }
+            }
         }
     }
 }
@@ -1500,6 +1561,18 @@ mod tests {
         assert_eq!(
             created["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
             "25%"
+        );
+        let pod_spec = &created["spec"]["template"]["spec"];
+        assert_eq!(pod_spec["restartPolicy"], "Always");
+        assert_eq!(pod_spec["containers"][0]["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(
+            pod_spec["containers"][0]["terminationMessagePath"],
+            "/dev/termination-log"
+        );
+        let fields = &created["metadata"]["managedFields"][0]["fieldsV1"];
+        assert!(
+            fields.pointer("/f:spec/f:replicas").is_none(),
+            "defaulted fields are owned by nobody"
         );
         let again = store
             .create(
