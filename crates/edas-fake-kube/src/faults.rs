@@ -1,5 +1,5 @@
-//! Fault injection: what a test can make go wrong, from Rust ([`crate::FakeCluster::faults`]) or over
-//! HTTP (`/_fake/...`, see [`crate::server`]).
+//! Fault injection: what a test can make go wrong, from Rust ([`crate::FakeCluster::add_pod_fault`],
+//! [`crate::FakeCluster::add_api_fault`]) or over HTTP (`/_fake/...`, see [`crate::server`]).
 
 use std::sync::Mutex;
 use std::time::Duration;

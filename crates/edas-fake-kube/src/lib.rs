@@ -56,7 +56,14 @@
 //!   immutability, containers with name and image, replicas, strategy; ConfigMap/Secret data.
 //!   Unknown fields are kept, not rejected (`fieldValidation` is accepted and not enforced).
 //! - Field ownership is simplified (see [`merge`]): keyed lists come from a fixed table instead of
-//!   the OpenAPI schema; status fields are not tracked; a client-sent `managedFields` is ignored.
+//!   the OpenAPI schema; status fields are not tracked; a write that changes `managedFields`
+//!   replaces them (kubectl's client-side → server-side apply migration), otherwise they are
+//!   recomputed. As on a real server, `kubectl apply --server-side` (manager `kubectl`) takes over
+//!   fields recorded in the `last-applied-configuration` annotation without a conflict. An apply
+//!   patch on `/scale` is treated as a merge patch.
+//! - `/openapi/v3` publishes only what kubectl needs to defer validation to the server (PATCH
+//!   operations declaring `fieldValidation`), no schemas: `kubectl explain` does not work, and
+//!   kubectl computes strategic merge patches from its compiled-in types.
 //! - CBOR and protobuf are not implemented: responses are JSON, and a protobuf request body gets
 //!   415 (so kubectl's typed generators such as `kubectl create namespace` fail; `kubectl apply`
 //!   works). Server-side `Table`s (what `kubectl get` prints) have the real columns for the served
@@ -68,6 +75,14 @@
 //! - Lists are served from the current state (no snapshots): a `continue` token returns the
 //!   current objects after its key, and `resourceVersionMatch=Exact` at an old version is 410.
 //! - `BOOKMARK`s are sent every [`Config::bookmark_interval`] (a real server: about a minute).
+//!
+//! # Fault injection
+//! [`FakeCluster::add_pod_fault`] ([`PodFault`]: never Ready, or crash after a while, by label
+//! selector or image), [`FakeCluster::add_api_fault`] ([`ApiFault`]: an HTTP error status or a
+//! delay for a method + path pattern, for N calls or until cleared), [`FakeCluster::drop_watches`],
+//! [`FakeCluster::compact`] (older resourceVersions get 410), [`FakeCluster::clear_faults`]. The
+//! same over HTTP for the binary: see [`server`] (`/_fake/...`). Note that kube-rs's default client
+//! retries 429/503/504 by itself, so use another status to make a single call fail.
 
 pub mod controller;
 pub mod error;
