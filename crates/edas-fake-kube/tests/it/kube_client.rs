@@ -885,3 +885,142 @@ async fn a_deleted_pod_is_replaced_by_its_replica_set() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_errors_that_name_the_problem() {
+    let cluster = quick_cluster().await;
+    let client = client(&cluster);
+    let send = |method: &str, path: &str, content_type: &str, body: &str| {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
+            .body(body.as_bytes().to_vec())
+            .unwrap();
+        let client = client.clone();
+        async move { client.request_text(request).await }
+    };
+    let cases = [
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            "{not json",
+            400,
+            "error decoding JSON body",
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?colour=blue",
+            "application/json",
+            "",
+            400,
+            "unknown query parameter \"colour\"",
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?labelSelector=a%20b%3Dc",
+            "application/json",
+            "",
+            400,
+            "labelSelector",
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=abc",
+            "application/json",
+            "",
+            400,
+            "resourceVersion",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/vnd.kubernetes.protobuf",
+            "\u{0}",
+            415,
+            "protobuf",
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/x",
+            "application/xml",
+            "<x/>",
+            415,
+            "application/xml",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            r#"{"kind":"Secret","metadata":{"name":"x"}}"#,
+            400,
+            "kind",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            r#"{"metadata":{"name":"Bad_Name"}}"#,
+            422,
+            "metadata.name",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            r#"{"metadata":{"name":"x"},"data":{"k":1}}"#,
+            422,
+            "data",
+        ),
+        (
+            "GET",
+            "/apis/apps/v1/namespaces/default/widgets",
+            "application/json",
+            "",
+            404,
+            "could not find",
+        ),
+        (
+            "DELETE",
+            "/api/v1/namespaces/default/configmaps/x?propagationPolicy=Sometimes",
+            "application/json",
+            "",
+            400,
+            "propagationPolicy",
+        ),
+    ];
+    for (method, path, content_type, body, code, needle) in cases {
+        match send(method, path, content_type, body).await {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, code, "{method} {path}: {}", status.message);
+                assert!(
+                    status.message.contains(needle),
+                    "{method} {path}: {:?} lacks {needle:?}",
+                    status.message
+                );
+            }
+            other => panic!("{method} {path}: expected HTTP {code}, got {other:?}"),
+        }
+    }
+    // A JSON patch whose `test` fails changes nothing.
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &config_map("x", json!({})))
+        .await
+        .unwrap();
+    let patch = r#"[{"op":"test","path":"/data/k","value":"other"},{"op":"replace","path":"/data/k","value":"new"}]"#;
+    match send(
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/x",
+        "application/json-patch+json",
+        patch,
+    )
+    .await
+    {
+        Err(kube::Error::Api(status)) => {
+            assert!(status.message.contains("test failed"), "{}", status.message)
+        }
+        other => panic!("expected a failed JSON patch, got {other:?}"),
+    }
+    assert_eq!(api.get("x").await.unwrap().data.unwrap()["k"], "v");
+}
