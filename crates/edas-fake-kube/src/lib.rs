@@ -72,6 +72,9 @@
 //!   Foreground behaves like Background. Namespace deletion removes its objects at once.
 //! - No scheduler, nodes, endpoints, events, or Service/HTTPRoute behaviour (they are stored and
 //!   watched only). Proportional scaling during a rollout is approximated.
+//! - Pod status belongs to the simulated kubelet: every pod (also one created directly) gets the
+//!   simulated lifecycle, and a client's write to a pod's status is overwritten. Probes are not run;
+//!   readiness comes from the delay and the faults.
 //! - Lists are served from the current state (no snapshots): a `continue` token returns the
 //!   current objects after its key, and `resourceVersionMatch=Exact` at an old version is 410.
 //! - `BOOKMARK`s are sent every [`Config::bookmark_interval`] (a real server: about a minute).
