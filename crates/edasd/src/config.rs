@@ -1,8 +1,10 @@
 //! The configuration file (TOML): what this installation is (region, account, EDAS
-//! namespaces), the clusters it deploys to, and how long history is kept. Unknown keys are
-//! refused so that a misspelt setting is never silently ignored.
+//! namespaces), the clusters it deploys to, how the built-in cluster `local` runs instances, and
+//! how long history is kept. Unknown keys are refused so that a misspelt setting is never
+//! silently ignored.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -30,6 +32,9 @@ pub struct Config {
     /// How long finished change orders and audit records are kept.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// How the built-in cluster `local` runs instances.
+    #[serde(default)]
+    pub local: LocalSection,
 }
 
 fn default_region() -> String {
@@ -48,7 +53,173 @@ impl Default for Config {
             namespaces: Vec::new(),
             clusters: Vec::new(),
             retention: RetentionConfig::default(),
+            local: LocalSection::default(),
         }
+    }
+}
+
+/// The `JDK` values EDAS accepts (InsertK8sApplication / DeployK8sApplication).
+pub const JDK_VALUES: [&str; 3] = ["Open JDK 7", "Open JDK 8", "Custom OpenJDK"];
+
+/// `[local]`: the local runtime (see the `edas-local` crate docs). Every key is optional.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LocalSection {
+    /// Run instances as this user (name or uid); edasd must be able to switch users.
+    pub run_as_user: Option<String>,
+    /// The java binary for a package without `JDK` (default: `java` found on `PATH`).
+    pub default_java: Option<PathBuf>,
+    /// `[local.jdk]`: `JDK` value → java binary. Absent: all three EDAS values run the `java`
+    /// found on `PATH` (none when there is none, so `JDK` is then refused). Present: exactly
+    /// these values are accepted.
+    pub jdk: Option<BTreeMap<String, PathBuf>>,
+    /// First restart delay of a crashed or unhealthy instance, seconds (default 10).
+    pub restart_backoff_seconds: Option<f64>,
+    /// Longest restart delay, seconds (default 300).
+    pub max_restart_backoff_seconds: Option<f64>,
+    /// Consecutive quick failures after which an instance is reported failed (default 5).
+    pub crash_loop_limit: Option<u32>,
+    /// A run shorter than this many seconds is a quick failure (default 60).
+    pub quick_failure_seconds: Option<f64>,
+    /// A log file larger than this is rotated (default 10 MiB).
+    pub log_max_bytes: Option<u64>,
+    /// Rotated copies kept per log file (default 3).
+    pub log_files_kept: Option<u32>,
+    /// Log directories of stopped instances kept per application (default 20).
+    pub stopped_logs_kept: Option<usize>,
+}
+
+/// The first executable file named `name` in the `PATH` directories `path`.
+pub fn find_in_path(name: &str, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path?)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(name))
+        .find(|file| {
+            std::fs::metadata(file)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+fn seconds(key: &str, value: Option<f64>) -> anyhow::Result<Option<Duration>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => {
+            Ok(Some(Duration::from_secs_f64(v)))
+        }
+        Some(v) => bail!("[local] {key} = {v}: must be a number of seconds above 0, at most 86400"),
+    }
+}
+
+impl LocalSection {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.run_as_user.as_deref().is_some_and(str::is_empty) {
+            bail!("[local] run_as_user must not be empty (leave it out to run as edasd's user)");
+        }
+        if let Some(java) = &self.default_java
+            && !java.is_absolute()
+        {
+            bail!(
+                "[local] default_java `{}` must be an absolute path",
+                java.display()
+            );
+        }
+        for (name, java) in self.jdk.iter().flatten() {
+            if !JDK_VALUES.contains(&name.as_str()) {
+                bail!(
+                    "[local.jdk] `{name}` is not a JDK value EDAS accepts (one of: {})",
+                    JDK_VALUES.join(", ")
+                );
+            }
+            if !java.is_absolute() {
+                bail!(
+                    "[local.jdk] `{name}` = `{}` must be an absolute path",
+                    java.display()
+                );
+            }
+        }
+        let backoff = seconds("restart_backoff_seconds", self.restart_backoff_seconds)?;
+        let max = seconds(
+            "max_restart_backoff_seconds",
+            self.max_restart_backoff_seconds,
+        )?;
+        if let (Some(b), Some(m)) = (backoff, max)
+            && m < b
+        {
+            bail!("[local] max_restart_backoff_seconds must not be below restart_backoff_seconds");
+        }
+        seconds("quick_failure_seconds", self.quick_failure_seconds)?;
+        if self.crash_loop_limit == Some(0) {
+            bail!("[local] crash_loop_limit must be at least 1");
+        }
+        if self.log_max_bytes == Some(0) {
+            bail!("[local] log_max_bytes must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The runtime's settings, with instances under `data_dir` and `java` looked up in `path`
+    /// (the `PATH` value). Configured java binaries must exist, so a typo stops edasd at start.
+    pub fn runtime_config(
+        &self,
+        data_dir: PathBuf,
+        path: Option<&std::ffi::OsStr>,
+    ) -> anyhow::Result<edas_local::LocalConfig> {
+        let mut config = edas_local::LocalConfig::new(data_dir);
+        let found = find_in_path("java", path);
+        let executable = |key: &str, file: &Path| -> anyhow::Result<()> {
+            use std::os::unix::fs::PermissionsExt;
+            match std::fs::metadata(file) {
+                Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
+                Ok(_) => bail!("{key} `{}` is not an executable file", file.display()),
+                Err(e) => bail!("{key} `{}`: {e}", file.display()),
+            }
+        };
+        if let Some(java) = &self.default_java {
+            executable("[local] default_java", java)?;
+            config.default_java = java.clone();
+        } else if let Some(java) = &found {
+            config.default_java = java.clone();
+        }
+        config.java_binaries = match &self.jdk {
+            Some(map) => {
+                for (name, java) in map {
+                    executable(&format!("[local.jdk] `{name}`"), java)?;
+                }
+                map.clone()
+            }
+            None => found
+                .iter()
+                .flat_map(|java| JDK_VALUES.map(|v| (v.to_owned(), java.clone())))
+                .collect(),
+        };
+        config.run_as_user = self.run_as_user.clone();
+        if let Some(d) = seconds("restart_backoff_seconds", self.restart_backoff_seconds)? {
+            config.restart_backoff = d;
+        }
+        if let Some(d) = seconds(
+            "max_restart_backoff_seconds",
+            self.max_restart_backoff_seconds,
+        )? {
+            config.max_restart_backoff = d;
+        }
+        if let Some(d) = seconds("quick_failure_seconds", self.quick_failure_seconds)? {
+            config.quick_failure = d;
+        }
+        config.max_restart_backoff = config.max_restart_backoff.max(config.restart_backoff);
+        if let Some(n) = self.crash_loop_limit {
+            config.crash_loop_limit = n;
+        }
+        if let Some(n) = self.log_max_bytes {
+            config.log_max_bytes = n;
+        }
+        if let Some(n) = self.log_files_kept {
+            config.log_files_kept = n;
+        }
+        if let Some(n) = self.stopped_logs_kept {
+            config.stopped_logs_kept = n;
+        }
+        Ok(config)
     }
 }
 
@@ -175,7 +346,7 @@ impl Config {
                 );
             }
         }
-        Ok(())
+        self.local.validate()
     }
 }
 
@@ -230,9 +401,125 @@ mod tests {
             ),
             ("[[clusters]]\nid = \"a\"\ntype = \"ecs\"", "not supported"),
             ("[retention]\nkeep = 1", "unknown field"),
+            ("[local]\nrun_as = \"x\"", "unknown field"),
+            ("[local]\nrun_as_user = \"\"", "run_as_user"),
+            ("[local]\ndefault_java = \"java\"", "absolute path"),
+            (
+                "[local.jdk]\n\"JDK 11\" = \"/usr/bin/java\"",
+                "not a JDK value",
+            ),
+            (
+                "[local.jdk]\n\"Open JDK 8\" = \"bin/java\"",
+                "absolute path",
+            ),
+            (
+                "[local]\nrestart_backoff_seconds = 0",
+                "restart_backoff_seconds",
+            ),
+            (
+                "[local]\nrestart_backoff_seconds = 5\nmax_restart_backoff_seconds = 1",
+                "must not be below",
+            ),
+            ("[local]\ncrash_loop_limit = 0", "crash_loop_limit"),
         ] {
             let error = format!("{:#}", Config::parse(text).unwrap_err());
             assert!(error.contains(why), "{text}: {error}");
         }
+    }
+
+    fn fake_java(dir: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let java = dir.join("java");
+        std::fs::write(&java, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&java, std::fs::Permissions::from_mode(0o755)).unwrap();
+        java
+    }
+
+    #[test]
+    fn every_jdk_value_runs_the_java_on_path_by_default() {
+        let bin = tempfile::tempdir().unwrap();
+        let java = fake_java(bin.path());
+        let path =
+            std::env::join_paths(["/nonexistent-dir", bin.path().to_str().unwrap()]).unwrap();
+        let local = Config::parse("").unwrap().local;
+        let config = local
+            .runtime_config(PathBuf::from("/data/local"), Some(&path))
+            .unwrap();
+        assert_eq!(config.default_java, java);
+        assert_eq!(config.java_binaries.len(), 3);
+        assert!(config.java_binaries.values().all(|j| *j == java));
+        assert_eq!(
+            config.restart_backoff,
+            Duration::from_secs(10),
+            "defaults kept"
+        );
+
+        let none = local
+            .runtime_config(
+                PathBuf::from("/data/local"),
+                Some(std::ffi::OsStr::new("/nonexistent-dir")),
+            )
+            .unwrap();
+        assert!(
+            none.java_binaries.is_empty(),
+            "no java: JDK values are refused"
+        );
+        assert_eq!(none.default_java, PathBuf::from("java"));
+    }
+
+    #[test]
+    fn the_local_section_sets_the_runtime() {
+        let bin = tempfile::tempdir().unwrap();
+        let java = fake_java(bin.path());
+        let text = format!(
+            "[local]\nrun_as_user = \"nobody\"\nrestart_backoff_seconds = 0.5\nmax_restart_backoff_seconds = 4\ncrash_loop_limit = 2\nquick_failure_seconds = 3\nlog_max_bytes = 1024\nlog_files_kept = 1\nstopped_logs_kept = 4\n[local.jdk]\n\"Open JDK 8\" = \"{}\"\n",
+            java.display()
+        );
+        let config = Config::parse(&text)
+            .unwrap()
+            .local
+            .runtime_config(PathBuf::from("/data/local"), None)
+            .unwrap();
+        assert_eq!(config.run_as_user.as_deref(), Some("nobody"));
+        assert_eq!(config.restart_backoff, Duration::from_millis(500));
+        assert_eq!(config.max_restart_backoff, Duration::from_secs(4));
+        assert_eq!(config.crash_loop_limit, 2);
+        assert_eq!(config.quick_failure, Duration::from_secs(3));
+        assert_eq!(
+            (
+                config.log_max_bytes,
+                config.log_files_kept,
+                config.stopped_logs_kept
+            ),
+            (1024, 1, 4)
+        );
+        assert_eq!(
+            config.java_binaries.into_iter().collect::<Vec<_>>(),
+            vec![("Open JDK 8".to_owned(), java)],
+            "exactly the configured values"
+        );
+    }
+
+    #[test]
+    fn a_configured_java_that_does_not_exist_is_refused() {
+        let local = Config::parse("[local.jdk]\n\"Open JDK 8\" = \"/nonexistent/java\"")
+            .unwrap()
+            .local;
+        let error = format!(
+            "{:#}",
+            local.runtime_config(PathBuf::from("/d"), None).unwrap_err()
+        );
+        assert!(
+            error.contains("[local.jdk] `Open JDK 8` `/nonexistent/java`"),
+            "{error}"
+        );
+        let local = Config::parse("[local]\ndefault_java = \"/etc\"")
+            .unwrap()
+            .local;
+        let error = format!(
+            "{:#}",
+            local.runtime_config(PathBuf::from("/d"), None).unwrap_err()
+        );
+        assert!(error.contains("not an executable file"), "{error}");
     }
 }

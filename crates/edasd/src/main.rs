@@ -106,6 +106,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    let local = config.local.runtime_config(
+        args.data_dir.join("local"),
+        std::env::var_os("PATH").as_deref(),
+    )?;
     let store = open_store(&args).await?;
     ensure_admin_key(&store, &args.data_dir).await?;
     register_clusters(&store, &config).await?;
@@ -122,7 +126,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
-    let runtimes = runtimes(&store, &args.data_dir)?;
+    let runtimes = runtimes(&store, local)?;
     let store = Arc::new(store);
     let engine = Engine::new(store.clone(), runtimes, EngineConfig::default());
     let engine_task = engine.start();
@@ -190,12 +194,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The runtimes by cluster id: `local` runs instances as supervised processes under
-/// `<data dir>/local` (adopting those a previous edasd left running). Kubernetes clusters of the
+/// `<data dir>/local` (adopting those a previous edasd left running), as `[local]` configures.
+/// Kubernetes clusters of the
 /// configuration are registered in the store; their runtime arrives with the Kubernetes runtime,
 /// and until then the engine refuses changes on them with a clear error.
-fn runtimes(store: &Store, data_dir: &Path) -> anyhow::Result<Runtimes> {
+fn runtimes(store: &Store, local: edas_local::LocalConfig) -> anyhow::Result<Runtimes> {
+    tracing::info!(
+        default_java = %local.default_java.display(),
+        jdk = %local.java_binaries.keys().cloned().collect::<Vec<_>>().join(", "),
+        run_as_user = local.run_as_user.as_deref().unwrap_or("edasd's own"),
+        "local runtime"
+    );
     let local = edas_local::LocalRuntime::new(
-        edas_local::LocalConfig::new(data_dir.join("local")),
+        local,
         Arc::new(config_source::StoreConfigSource::new(store.clone())),
     )
     .context("starting the local runtime")?;
