@@ -93,7 +93,7 @@ async fn handle(
         headers: &parts.headers,
         query: parts.uri.query(),
     };
-    let Some(first) = shared.pick(Some(&view), None) else {
+    let Some((first, guard)) = shared.pick(Some(&view), None) else {
         return Ok(local(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -109,7 +109,6 @@ async fn handle(
         .to_owned();
     let retry_headers = retryable.then(|| parts.headers.clone());
 
-    let guard = shared.inflight.enter(first);
     let outgoing = upstream_request(
         &parts.method,
         first,
@@ -128,11 +127,10 @@ async fn handle(
         headers: &headers,
         query: parts.uri.query(),
     };
-    let Some(second) = shared.pick(Some(&view), Some(first)) else {
+    let Some((second, guard)) = shared.pick(Some(&view), Some(first)) else {
         return Ok(bad_gateway(first, &error));
     };
     tracing::debug!(%first, %second, %error, "upstream refused; retrying once");
-    let guard = shared.inflight.enter(second);
     let outgoing = upstream_request(
         &parts.method,
         second,

@@ -143,12 +143,18 @@ impl Shared {
         self.balancer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Picks a backend and counts the request in flight to it under the same lock, so a
+    /// concurrent `drain` either sees the request or keeps it from being sent there.
     fn pick(
         &self,
         request: Option<&RequestView<'_>>,
         exclude: Option<SocketAddr>,
-    ) -> Option<SocketAddr> {
-        self.balancer().pick(request, Instant::now(), exclude)
+    ) -> Option<(SocketAddr, inflight::Guard)> {
+        let mut balancer = self.balancer();
+        let address = balancer.pick(request, Instant::now(), exclude)?;
+        let guard = self.inflight.enter(address);
+        drop(balancer);
+        Some((address, guard))
     }
 }
 

@@ -36,14 +36,13 @@ async fn forward(mut inbound: TcpStream, shared: Arc<Shared>) {
     let _ = inbound.set_nodelay(true);
     let mut exclude = None;
     for _attempt in 0..2 {
-        let Some(target) = shared.pick(None, exclude) else {
+        let Some((target, guard)) = shared.pick(None, exclude) else {
             tracing::debug!(
                 port = shared.listen.port(),
                 "no ready instance; closing connection"
             );
             return;
         };
-        let guard = shared.inflight.enter(target);
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
             Ok(Ok(mut outbound)) => {
                 let _ = outbound.set_nodelay(true);
