@@ -46,6 +46,8 @@ pub mod codes {
     pub const CHANGE_ORDER_NOT_FOUND: &str = "InvalidChangeOrderId.NotFound";
     /// The application already has a change order in progress.
     pub const CHANGE_ORDER_CONFLICT: &str = "OperationConflict.ChangeOrderRunning";
+    /// A change-order control operation that does not apply to the order's current status.
+    pub const INVALID_CHANGE_ORDER_STATUS: &str = "InvalidChangeOrderStatus";
     /// The runtime of the application's cluster refuses the change.
     pub const RUNTIME_REFUSED: &str = "RuntimeRefused";
     /// Admin API: the user, key or policy does not exist.
@@ -159,6 +161,11 @@ pub const ERROR_TABLE: &[ErrorCode] = &[
         code: codes::CHANGE_ORDER_NOT_FOUND,
         status: 404,
         meaning: "The change order (`ChangeOrderId`) does not exist.",
+    },
+    ErrorCode {
+        code: codes::INVALID_CHANGE_ORDER_STATUS,
+        status: 400,
+        meaning: "ContinuePipeline, AbortChangeOrder, RollbackChangeOrder, AbortAndRollbackChangeOrder or RetryChangeOrderTask does not apply to the change order's status (e.g. continuing a batch that is not waiting, retrying an order that has not failed); the message says why. Nothing changed.",
     },
     ErrorCode {
         code: codes::CHANGE_ORDER_CONFLICT,

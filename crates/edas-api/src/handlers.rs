@@ -1,6 +1,6 @@
 //! The implemented operations. Each authorizes before it decodes or stores anything.
 
-use edas_engine::{CreateApplication, RevisionDoc, Submission, SubmitError};
+use edas_engine::{ControlError, CreateApplication, RevisionDoc, Submission, SubmitError};
 use edas_spec::{Operation, Params, Violation, ViolationKind, Violations, parse_int};
 use edas_store::{Application, ApplicationFilter, PageRequest, StoreError};
 use serde_json::{Map, Value, json};
@@ -26,6 +26,16 @@ pub(crate) async fn dispatch(
         Implemented::GetK8sApplication => get_application(api, caller, params).await,
         Implemented::ListApplication => list_applications(api, caller, params).await,
         Implemented::GetChangeOrderInfo => get_change_order(api, caller, params).await,
+        Implemented::ListRecentChangeOrder => list_change_orders(api, caller, params).await,
+        Implemented::ContinuePipeline => continue_pipeline(api, caller, params, request_id).await,
+        Implemented::AbortChangeOrder => abort(api, caller, params, request_id, Abort::Only).await,
+        Implemented::AbortAndRollbackChangeOrder => {
+            abort(api, caller, params, request_id, Abort::AndRollback).await
+        }
+        Implemented::RollbackChangeOrder => {
+            abort(api, caller, params, request_id, Abort::Rollback).await
+        }
+        Implemented::RetryChangeOrderTask => retry(api, caller, params, request_id).await,
     }
 }
 
@@ -426,4 +436,242 @@ async fn creator_of(api: &Api, app_id: &str, change_order_id: &str) -> Option<St
         }
         number += 1;
     }
+}
+
+fn control_error(error: ControlError) -> ApiError {
+    match error {
+        ControlError::NotFound(message) => ApiError::new(codes::CHANGE_ORDER_NOT_FOUND, message),
+        ControlError::Invalid(message) => {
+            ApiError::new(codes::INVALID_CHANGE_ORDER_STATUS, message)
+        }
+        ControlError::Conflict(message) => ApiError::new(codes::CHANGE_ORDER_CONFLICT, message),
+        ControlError::Internal(message) => internal("controlling the change order", message),
+    }
+}
+
+/// The change order and its application, authorized for `action`, or 404.
+async fn authorized_order(
+    api: &Api,
+    caller: &Caller,
+    id: &str,
+    action: &str,
+) -> Result<(edas_store::ChangeOrder, Application), ApiError> {
+    let order = match api.store().get_change_order(id).await {
+        Ok(order) => order,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(ApiError::new(
+                codes::CHANGE_ORDER_NOT_FOUND,
+                format!("the change order `{id}` does not exist"),
+            ));
+        }
+        Err(e) => return Err(internal("reading the change order", e)),
+    };
+    let app = api
+        .store()
+        .get_application(&order.app_id)
+        .await
+        .map_err(|e| internal("reading the change order's application", e))?;
+    caller.authorize(action, &arn(api, &app))?;
+    Ok((order, app))
+}
+
+/// `CreateTime`/`FinishTime` of ListRecentChangeOrder: `"2019-11-13 14:23:46"` (UTC).
+fn list_time(t: Option<jiff::Timestamp>) -> String {
+    t.map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+async fn list_change_orders(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Map<String, Value>, ApiError> {
+    only(params, "ListRecentChangeOrder", &["AppId"])?;
+    let app_id = required(params, "AppId")?;
+    let app = match api.store().get_application(app_id).await {
+        Ok(app) => app,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(ApiError::new(
+                codes::APPLICATION_NOT_FOUND,
+                format!("the application `{app_id}` does not exist"),
+            ));
+        }
+        Err(e) => return Err(internal("reading the application", e)),
+    };
+    caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
+    let page = api
+        .store()
+        .list_change_orders(app_id, PageRequest::new(1, PageRequest::MAX_SIZE))
+        .await
+        .map_err(|e| internal("listing change orders", e))?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for stored in page.items {
+        let Ok(order) = serde_json::from_value::<edas_release::ChangeOrder>(stored.state.clone())
+        else {
+            continue;
+        };
+        let (_, co_type) = edas_engine::mapping::co_type(order.kind());
+        let creator = creator_of(api, app_id, &stored.id)
+            .await
+            .unwrap_or_default();
+        let batch_type = match order.release() {
+            edas_release::Release::Manual => "Manual",
+            edas_release::Release::Auto { .. } => "Automatic",
+        };
+        items.push(json!({
+            "AppId": stored.app_id,
+            "BatchCount": order.batch_count(),
+            "BatchType": batch_type,
+            "ChangeOrderDescription": stored.description,
+            "ChangeOrderId": stored.id,
+            "CoType": co_type,
+            "CoTypeCode": stored.co_type,
+            "CreateTime": list_time(Some(stored.created_at)),
+            "CreateUserId": creator,
+            "FinishTime": list_time(stored.finished_at),
+            "GroupId": "",
+            "Source": "pop",
+            "Status": stored.status,
+            "UserId": creator,
+        }));
+    }
+    let mut out = Map::new();
+    out.insert("ChangeOrderList".into(), json!({ "ChangeOrder": items }));
+    Ok(out)
+}
+
+async fn continue_pipeline(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+    request_id: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    only(params, "ContinuePipeline", &["PipelineId", "Confirm"])?;
+    let pipeline_id = required(params, "PipelineId")?;
+    let confirm = match params.get("Confirm") {
+        None => true,
+        Some(v) => edas_spec::parse_bool(v).ok_or_else(|| {
+            invalid(
+                "Confirm",
+                format!("`{v}` is not a boolean: use true or false"),
+            )
+        })?,
+    };
+    let id = api
+        .engine()
+        .change_order_of_pipeline(pipeline_id)
+        .await
+        .map_err(control_error)?
+        .ok_or_else(|| {
+            ApiError::new(
+                codes::CHANGE_ORDER_NOT_FOUND,
+                format!("no change order in progress has the pipeline `{pipeline_id}`"),
+            )
+        })?;
+    authorized_order(api, caller, &id, ram::MANAGE_APPLICATION).await?;
+    api.engine()
+        .control(
+            &id,
+            edas_release::Input::Continue {
+                pipeline_id: pipeline_id.to_owned(),
+                confirm,
+            },
+            &caller.actor(),
+            request_id,
+        )
+        .await
+        .map_err(control_error)?;
+    Ok(Map::new())
+}
+
+#[derive(Clone, Copy)]
+enum Abort {
+    Only,
+    AndRollback,
+    Rollback,
+}
+
+async fn abort(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+    request_id: &str,
+    how: Abort,
+) -> Result<Map<String, Value>, ApiError> {
+    let action = match how {
+        Abort::Only => "AbortChangeOrder",
+        Abort::AndRollback => "AbortAndRollbackChangeOrder",
+        Abort::Rollback => "RollbackChangeOrder",
+    };
+    only(params, action, &["ChangeOrderId"])?;
+    let id = required(params, "ChangeOrderId")?;
+    authorized_order(api, caller, id, ram::MANAGE_APPLICATION).await?;
+    let engine = api.engine();
+    let actor = caller.actor();
+    let outcome = match how {
+        Abort::Only => engine.abort(id, &actor, request_id).await,
+        Abort::AndRollback => engine.rollback(id, true, &actor, request_id).await,
+        Abort::Rollback => engine.rollback(id, false, &actor, request_id).await,
+    }
+    .map_err(control_error)?;
+    let data_id = outcome
+        .rollback_change_order
+        .unwrap_or_else(|| id.to_owned());
+    let mut out = Map::new();
+    out.insert("Data".into(), json!({ "ChangeOrderId": data_id }));
+    Ok(out)
+}
+
+async fn retry(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+    request_id: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    only(params, "RetryChangeOrderTask", &["TaskId", "RetryStatus"])?;
+    let task_id = required(params, "TaskId")?;
+    if let Some(v) = params.get("RetryStatus") {
+        match edas_spec::parse_bool(v) {
+            Some(true) => {}
+            Some(false) => {
+                return Err(ApiError::from(Violations(vec![Violation {
+                    parameter: "RetryStatus".into(),
+                    kind: ViolationKind::NotSupported,
+                    message: "RetryStatus=false (skip the failed task) is not supported; retry it, or abort or roll back the change order".into(),
+                }])));
+            }
+            None => {
+                return Err(invalid(
+                    "RetryStatus",
+                    format!("`{v}` is not a boolean: use true or false"),
+                ));
+            }
+        }
+    }
+    let id = api
+        .engine()
+        .change_order_of_task(task_id)
+        .await
+        .map_err(control_error)?
+        .ok_or_else(|| {
+            ApiError::new(
+                codes::CHANGE_ORDER_NOT_FOUND,
+                format!("no open change order has the task `{task_id}`"),
+            )
+        })?;
+    authorized_order(api, caller, &id, ram::MANAGE_APPLICATION).await?;
+    let outcome = api
+        .engine()
+        .retry_task(task_id, &caller.actor(), request_id)
+        .await
+        .map_err(control_error)?;
+    let mut out = Map::new();
+    out.insert(
+        "Data".into(),
+        Value::from(format!(
+            "change order {id} retried; status {}",
+            outcome.status
+        )),
+    );
+    Ok(out)
 }

@@ -85,6 +85,18 @@ pub enum Implemented {
     ListApplication,
     /// Reads a change order with its batches, stages, tasks and instances.
     GetChangeOrderInfo,
+    /// Lists an application's change orders, newest first.
+    ListRecentChangeOrder,
+    /// Confirms (or keeps holding) the next batch of a manual release.
+    ContinuePipeline,
+    /// Terminates a change order; nothing further starts.
+    AbortChangeOrder,
+    /// Terminates a change order and rolls the application back to the previous revision.
+    AbortAndRollbackChangeOrder,
+    /// Rolls the application back from a change order (running or finished).
+    RollbackChangeOrder,
+    /// Retries the failed batch of a change order.
+    RetryChangeOrderTask,
 }
 
 /// How the resource of an authorization check is found.
@@ -108,6 +120,12 @@ impl Implemented {
         Implemented::GetK8sApplication,
         Implemented::ListApplication,
         Implemented::GetChangeOrderInfo,
+        Implemented::ListRecentChangeOrder,
+        Implemented::ContinuePipeline,
+        Implemented::AbortChangeOrder,
+        Implemented::AbortAndRollbackChangeOrder,
+        Implemented::RollbackChangeOrder,
+        Implemented::RetryChangeOrderTask,
     ];
 
     /// The EDAS operation.
@@ -118,6 +136,12 @@ impl Implemented {
             Implemented::GetK8sApplication => Action::GetK8sApplication,
             Implemented::ListApplication => Action::ListApplication,
             Implemented::GetChangeOrderInfo => Action::GetChangeOrderInfo,
+            Implemented::ListRecentChangeOrder => Action::ListRecentChangeOrder,
+            Implemented::ContinuePipeline => Action::ContinuePipeline,
+            Implemented::AbortChangeOrder => Action::AbortChangeOrder,
+            Implemented::AbortAndRollbackChangeOrder => Action::AbortAndRollbackChangeOrder,
+            Implemented::RollbackChangeOrder => Action::RollbackChangeOrder,
+            Implemented::RetryChangeOrderTask => Action::RetryChangeOrderTask,
         }
     }
 
@@ -139,6 +163,17 @@ impl Implemented {
             Implemented::GetChangeOrderInfo => {
                 (ram::READ_APPLICATION, ResourceScope::ChangeOrderApplication)
             }
+            Implemented::ListRecentChangeOrder => {
+                (ram::READ_APPLICATION, ResourceScope::Application)
+            }
+            Implemented::ContinuePipeline
+            | Implemented::AbortChangeOrder
+            | Implemented::AbortAndRollbackChangeOrder
+            | Implemented::RollbackChangeOrder
+            | Implemented::RetryChangeOrderTask => (
+                ram::MANAGE_APPLICATION,
+                ResourceScope::ChangeOrderApplication,
+            ),
         }
     }
 }
@@ -280,7 +315,7 @@ mod tests {
 
     #[test]
     fn implemented_operations_map_back_and_have_a_permission() {
-        assert_eq!(Implemented::ALL.len(), 5);
+        assert_eq!(Implemented::ALL.len(), 11);
         for implemented in Implemented::ALL {
             assert_eq!(implemented.action().implemented(), Some(*implemented));
             let (ram_action, _) = implemented.permission();
@@ -295,6 +330,6 @@ mod tests {
             .iter()
             .filter(|a| a.implemented().is_none())
             .count();
-        assert_eq!(unimplemented, 157);
+        assert_eq!(unimplemented, 162 - Implemented::ALL.len());
     }
 }

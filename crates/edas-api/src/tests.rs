@@ -39,6 +39,16 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
+    harness_with(false).await
+}
+
+/// A harness whose engine runs: change orders are driven on the fake runtime (instances ready
+/// after 20 ms).
+async fn running_harness() -> Harness {
+    harness_with(true).await
+}
+
+async fn harness_with(run_engine: bool) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_data_dir(dir.path()).await.unwrap();
     let now = jiff::Timestamp::now();
@@ -76,9 +86,16 @@ async fn harness() -> Harness {
     }
     let runtimes = Runtimes::new().with(
         "local",
-        Arc::new(FakeRuntime::new(Duration::from_millis(1))),
+        Arc::new(FakeRuntime::new(Duration::from_millis(if run_engine {
+            20
+        } else {
+            1
+        }))),
     );
     let engine = Engine::new(Arc::new(store.clone()), runtimes, EngineConfig::default());
+    if run_engine {
+        engine.start();
+    }
     let api = Api::new(
         Arc::new(store.clone()),
         engine,
@@ -812,4 +829,270 @@ async fn health_is_plain_and_metrics_need_a_recorder() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, "ok\n");
+}
+
+fn change_order_info(id: &str) -> Call<'_> {
+    Call::new(
+        "POST",
+        "/pop/v5/changeorder/change_order_info",
+        "GetChangeOrderInfo",
+    )
+    .param("ChangeOrderId", id)
+}
+
+/// Polls GetChangeOrderInfo (as an SDK user would) until `changeOrderInfo.Status` is `status`.
+async fn wait_for_status(h: &Harness, id: &str, status: i64) -> Value {
+    for _ in 0..500 {
+        let r = call(h, change_order_info(id)).await;
+        assert_success(&r);
+        if r.1["changeOrderInfo"]["Status"] == status {
+            return r.1["changeOrderInfo"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("change order {id} never reached status {status}");
+}
+
+/// Issue 6's API-level test: a GrayBatchUpdate manual release through the wire shapes the SDK
+/// models read: status 8 after the gray batch, ContinuePipeline with a PipelineId taken from
+/// `changeOrderInfo.PipelineInfoList.PipelineInfo[]`, status 2 at the end; then the listing,
+/// abort, abort-and-rollback, rollback and retry operations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gray_manual_release_is_driven_through_the_change_order_operations() {
+    let h = running_harness().await;
+    let (app_id, created) = create_app(&h, "gray").await;
+    wait_for_status(&h, &created, 2).await;
+    let strategy = r#"{"type":"GrayBatchUpdate","batchUpdate":{"batch":2,"releaseType":"manual"},"grayUpdate":{"gray":1}}"#;
+    let deployed = call(
+        &h,
+        deploy(&app_id)
+            .param("ImageUrl", "")
+            .param("Image", "nginx:1.27")
+            .param("Replicas", "3")
+            .param("UpdateStrategy", strategy),
+    )
+    .await;
+    // `ImageUrl` is not a DeployK8sApplication parameter: refused, nothing stored.
+    assert_error(&deployed, 400, "InvalidParameter.Unknown");
+    let deployed = call(
+        &h,
+        deploy(&app_id)
+            .param("Image", "nginx:1.27")
+            .param("Replicas", "3")
+            .param("UpdateStrategy", strategy),
+    )
+    .await;
+    assert_success(&deployed);
+    let co = deployed.1["ChangeOrderId"].as_str().unwrap().to_owned();
+    let info = wait_for_status(&h, &co, 8).await;
+    assert_eq!(info["BatchCount"], 3);
+    assert_eq!(info["BatchType"], "Manual");
+    let pipelines = info["PipelineInfoList"]["PipelineInfo"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(pipelines[0]["PipelineStatus"], 2, "{}", pipelines[0]);
+    let ids: Vec<String> = pipelines
+        .iter()
+        .map(|p| p["PipelineId"].as_str().unwrap().to_owned())
+        .collect();
+
+    // Confirm=false keeps waiting; an unknown pipeline is 404.
+    let held = call(
+        &h,
+        Call::new(
+            "GET",
+            "/pop/v5/changeorder/pipeline_batch_confirm",
+            "ContinuePipeline",
+        )
+        .param("PipelineId", &ids[1])
+        .param("Confirm", "false"),
+    )
+    .await;
+    assert_success(&held);
+    assert_eq!(wait_for_status(&h, &co, 8).await["Status"], 8);
+    let unknown = call(
+        &h,
+        Call::new(
+            "GET",
+            "/pop/v5/changeorder/pipeline_batch_confirm",
+            "ContinuePipeline",
+        )
+        .param("PipelineId", "no-such-pipeline")
+        .param("Confirm", "true"),
+    )
+    .await;
+    assert_error(&unknown, 404, "InvalidChangeOrderId.NotFound");
+    // A user without the policy may not continue it.
+    let denied = call(
+        &h,
+        Call::new(
+            "GET",
+            "/pop/v5/changeorder/pipeline_batch_confirm",
+            "ContinuePipeline",
+        )
+        .param("PipelineId", &ids[1])
+        .param("Confirm", "True")
+        .key(BOB),
+    )
+    .await;
+    assert_error(&denied, 401, "AUTH_ERROR");
+    for id in &ids[1..] {
+        let go = call(
+            &h,
+            Call::new(
+                "GET",
+                "/pop/v5/changeorder/pipeline_batch_confirm",
+                "ContinuePipeline",
+            )
+            .param("PipelineId", id)
+            .param("Confirm", "True"),
+        )
+        .await;
+        assert_success(&go);
+        if id != &ids[2] {
+            wait_for_status(&h, &co, 8).await;
+        }
+    }
+    let done = wait_for_status(&h, &co, 2).await;
+    assert!(
+        done["PipelineInfoList"]["PipelineInfo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["PipelineStatus"] == 2)
+    );
+
+    // Continuing a finished release does not apply.
+    let late = call(
+        &h,
+        Call::new(
+            "GET",
+            "/pop/v5/changeorder/pipeline_batch_confirm",
+            "ContinuePipeline",
+        )
+        .param("PipelineId", &ids[2])
+        .param("Confirm", "true"),
+    )
+    .await;
+    assert_error(&late, 404, "InvalidChangeOrderId.NotFound");
+
+    // ListRecentChangeOrder: newest first, with the SDK's wrapper object.
+    let listed = call(
+        &h,
+        Call::new(
+            "POST",
+            "/pop/v5/changeorder/change_order_list",
+            "ListRecentChangeOrder",
+        )
+        .param("AppId", &app_id),
+    )
+    .await;
+    assert_success(&listed);
+    let items = listed.1["ChangeOrderList"]["ChangeOrder"]
+        .as_array()
+        .unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["ChangeOrderId"], co.as_str());
+    assert_eq!(items[0]["CoTypeCode"], "CoDeploy");
+    assert_eq!(items[0]["Status"], 2);
+    assert_eq!(items[1]["ChangeOrderId"], created.as_str());
+
+    // AbortAndRollbackChangeOrder on a waiting release answers the rollback order in Data.
+    let next = call(
+        &h,
+        deploy(&app_id)
+            .param("Image", "nginx:1.28")
+            .param("UpdateStrategy", strategy),
+    )
+    .await;
+    assert_success(&next);
+    let next = next.1["ChangeOrderId"].as_str().unwrap().to_owned();
+    wait_for_status(&h, &next, 8).await;
+    let rolled = call(
+        &h,
+        Call::new(
+            "PUT",
+            "/pop/v5/changeorder/change_order_abort_and_rollback",
+            "AbortAndRollbackChangeOrder",
+        )
+        .param("ChangeOrderId", &next),
+    )
+    .await;
+    assert_success(&rolled);
+    let rollback = rolled.1["Data"]["ChangeOrderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(rollback, next);
+    assert_eq!(wait_for_status(&h, &next, 6).await["Status"], 6);
+    let rb = wait_for_status(&h, &rollback, 2).await;
+    assert_eq!(rb["CoTypeCode"], "CoRollback");
+    let got = call(&h, get_app(&app_id)).await;
+    assert_eq!(got.1["Applcation"]["ImageInfo"]["ImageUrl"], "nginx:1.27");
+
+    // AbortChangeOrder on a finished order does not apply; on a waiting one it terminates it.
+    let again = call(
+        &h,
+        Call::new(
+            "PUT",
+            "/pop/v5/changeorder/change_order_abort",
+            "AbortChangeOrder",
+        )
+        .param("ChangeOrderId", &co),
+    )
+    .await;
+    assert_error(&again, 400, "InvalidChangeOrderStatus");
+    let third = call(
+        &h,
+        deploy(&app_id)
+            .param("Image", "nginx:1.29")
+            .param("UpdateStrategy", strategy),
+    )
+    .await;
+    let third = third.1["ChangeOrderId"].as_str().unwrap().to_owned();
+    wait_for_status(&h, &third, 8).await;
+    let aborted = call(
+        &h,
+        Call::new(
+            "PUT",
+            "/pop/v5/changeorder/change_order_abort",
+            "AbortChangeOrder",
+        )
+        .param("ChangeOrderId", &third),
+    )
+    .await;
+    assert_success(&aborted);
+    assert_eq!(aborted.1["Data"]["ChangeOrderId"], third.as_str());
+    wait_for_status(&h, &third, 6).await;
+
+    // RollbackChangeOrder of the finished release goes back to the revision before it.
+    let back = call(
+        &h,
+        Call::new(
+            "PUT",
+            "/pop/v5/oam/changeorder/rollback",
+            "RollbackChangeOrder",
+        )
+        .param("ChangeOrderId", &co),
+    )
+    .await;
+    assert_success(&back);
+    let back = back.1["Data"]["ChangeOrderId"].as_str().unwrap().to_owned();
+    wait_for_status(&h, &back, 2).await;
+    let got = call(&h, get_app(&app_id)).await;
+    assert_eq!(got.1["Applcation"]["ImageInfo"]["ImageUrl"], "nginx:1.25");
+
+    // RetryChangeOrderTask of a task no open order has.
+    let retry = call(
+        &h,
+        Call::new(
+            "GET",
+            "/pop/v5/changeorder/task_retry",
+            "RetryChangeOrderTask",
+        )
+        .param("TaskId", "no-such-task"),
+    )
+    .await;
+    assert_error(&retry, 404, "InvalidChangeOrderId.NotFound");
 }

@@ -375,7 +375,8 @@ impl Engine {
         request_id: &str,
     ) -> Result<Submitted, SubmitError> {
         let rev = self.inner.store.get_revision(app_id, revision).await?;
-        let doc = RevisionDoc::from_value(&rev.spec).map_err(|e| SubmitError::Internal(format!("stored spec: {e}")))?;
+        let doc = RevisionDoc::from_value(&rev.spec)
+            .map_err(|e| SubmitError::Internal(format!("stored spec: {e}")))?;
         let change = Change {
             operation: Operation::DeployK8sApplication,
             app_id: Some(app_id.to_owned()),
@@ -390,10 +391,15 @@ impl Engine {
             actor: actor.to_owned(),
             request_id: request_id.to_owned(),
         };
-        self.submit_as(req, Some(edas_release::ChangeKind::Rollback)).await
+        self.submit_as(req, Some(edas_release::ChangeKind::Rollback))
+            .await
     }
 
-    async fn submit_as(&self, req: Submission, kind: Option<edas_release::ChangeKind>) -> Result<Submitted, SubmitError> {
+    async fn submit_as(
+        &self,
+        req: Submission,
+        kind: Option<edas_release::ChangeKind>,
+    ) -> Result<Submitted, SubmitError> {
         let inner = &self.inner;
         let app = inner.store.get_application(&req.app_id).await?;
         if app.deleted {
@@ -496,10 +502,21 @@ impl Engine {
     }
 
     /// ContinuePipeline: finds the change order that has the pipeline and confirms it.
-    pub async fn continue_pipeline(&self, pipeline_id: &str, confirm: bool, actor: &str, request_id: &str) -> Result<ControlOutcome, ControlError> {
-        let id = self.find_open(|o| o.pipeline(pipeline_id).is_some()).await?.ok_or_else(|| {
-            ControlError::NotFound(format!("no change order in progress has pipeline {pipeline_id}"))
-        })?;
+    pub async fn continue_pipeline(
+        &self,
+        pipeline_id: &str,
+        confirm: bool,
+        actor: &str,
+        request_id: &str,
+    ) -> Result<ControlOutcome, ControlError> {
+        let id = self
+            .find_open(|o| o.pipeline(pipeline_id).is_some())
+            .await?
+            .ok_or_else(|| {
+                ControlError::NotFound(format!(
+                    "no change order in progress has pipeline {pipeline_id}"
+                ))
+            })?;
         let input = Input::Continue {
             pipeline_id: pipeline_id.to_owned(),
             confirm,
@@ -508,11 +525,18 @@ impl Engine {
     }
 
     /// RetryChangeOrderTask: finds the failed change order that has the task and retries it.
-    pub async fn retry_task(&self, task_id: &str, actor: &str, request_id: &str) -> Result<ControlOutcome, ControlError> {
+    pub async fn retry_task(
+        &self,
+        task_id: &str,
+        actor: &str,
+        request_id: &str,
+    ) -> Result<ControlOutcome, ControlError> {
         let id = self
             .find_open(|o| o.task(task_id).is_some())
             .await?
-            .ok_or_else(|| ControlError::NotFound(format!("no open change order has task {task_id}")))?;
+            .ok_or_else(|| {
+                ControlError::NotFound(format!("no open change order has task {task_id}"))
+            })?;
         let input = Input::Retry {
             task_id: Some(task_id.to_owned()),
         };
@@ -520,22 +544,59 @@ impl Engine {
     }
 
     /// AbortChangeOrder.
-    pub async fn abort(&self, change_order_id: &str, actor: &str, request_id: &str) -> Result<ControlOutcome, ControlError> {
-        self.control(change_order_id, Input::Abort, actor, request_id).await
+    pub async fn abort(
+        &self,
+        change_order_id: &str,
+        actor: &str,
+        request_id: &str,
+    ) -> Result<ControlOutcome, ControlError> {
+        self.control(change_order_id, Input::Abort, actor, request_id)
+            .await
     }
 
     /// AbortAndRollbackChangeOrder (`and_abort`) or RollbackChangeOrder: a new change order back
     /// to the previous revision, in one batch (capacity is protected either way).
-    pub async fn rollback(&self, change_order_id: &str, and_abort: bool, actor: &str, request_id: &str) -> Result<ControlOutcome, ControlError> {
+    pub async fn rollback(
+        &self,
+        change_order_id: &str,
+        and_abort: bool,
+        actor: &str,
+        request_id: &str,
+    ) -> Result<ControlOutcome, ControlError> {
         let request = edas_release::RollbackRequest {
             order_id: uuid::Uuid::new_v4().to_string(),
             strategy: edas_release::Strategy::Single,
         };
-        let input = if and_abort { Input::AbortAndRollback(request) } else { Input::Rollback(request) };
-        self.control(change_order_id, input, actor, request_id).await
+        let input = if and_abort {
+            Input::AbortAndRollback(request)
+        } else {
+            Input::Rollback(request)
+        };
+        self.control(change_order_id, input, actor, request_id)
+            .await
     }
 
-    async fn find_open(&self, matches: impl Fn(&ChangeOrder) -> bool) -> Result<Option<String>, ControlError> {
+    /// The open change order that has pipeline `pipeline_id` (ContinuePipeline names only the
+    /// pipeline; the API needs the order to authorize the caller).
+    pub async fn change_order_of_pipeline(
+        &self,
+        pipeline_id: &str,
+    ) -> Result<Option<String>, ControlError> {
+        self.find_open(|o| o.pipeline(pipeline_id).is_some()).await
+    }
+
+    /// The open change order that has task `task_id` (RetryChangeOrderTask names only the task).
+    pub async fn change_order_of_task(
+        &self,
+        task_id: &str,
+    ) -> Result<Option<String>, ControlError> {
+        self.find_open(|o| o.task(task_id).is_some()).await
+    }
+
+    async fn find_open(
+        &self,
+        matches: impl Fn(&ChangeOrder) -> bool,
+    ) -> Result<Option<String>, ControlError> {
         for record in self.inner.store.open_change_orders().await? {
             if let Ok(order) = serde_json::from_value::<ChangeOrder>(record.state)
                 && matches(&order)
@@ -568,7 +629,11 @@ impl Engine {
 
 /// A failed change order (3, 10) holds the application only until a newer change arrives: that
 /// change supersedes it (it becomes final, status unchanged). An active one refuses the change.
-async fn supersede_failed(inner: &Inner, active: edas_store::ChangeOrder, req: &Submission) -> Result<(), SubmitError> {
+async fn supersede_failed(
+    inner: &Inner,
+    active: edas_store::ChangeOrder,
+    req: &Submission,
+) -> Result<(), SubmitError> {
     if !matches!(active.status, 3 | 10) {
         return Err(SubmitError::Conflict {
             active_change_order: active.id,
@@ -581,13 +646,27 @@ async fn supersede_failed(inner: &Inner, active: edas_store::ChangeOrder, req: &
         app_state: None,
         delete_app: false,
     };
-    let entry = audit(&req.actor, "ChangeOrder.Superseded", &req.app_id, &req.request_id, json!({"change_order": active.id}));
+    let entry = audit(
+        &req.actor,
+        "ChangeOrder.Superseded",
+        &req.app_id,
+        &req.request_id,
+        json!({"change_order": active.id}),
+    );
     inner
         .store
-        .transition(&active.id, active.version, transition, entry, inner.clock.timestamp())
+        .transition(
+            &active.id,
+            active.version,
+            transition,
+            entry,
+            inner.clock.timestamp(),
+        )
         .await
         .map_err(|e| match e {
-            StoreError::Stale { id, .. } => SubmitError::Conflict { active_change_order: id },
+            StoreError::Stale { id, .. } => SubmitError::Conflict {
+                active_change_order: id,
+            },
             other => other.into(),
         })?;
     Ok(())

@@ -410,13 +410,28 @@ async fn control_by_pipeline_and_task_ids_and_a_new_deploy_supersedes_a_failed_o
     let w = world().await;
     let (_, co) = create(&w, 2).await;
     wait_status(&w.store, &co, 2).await;
-    let co = deploy(&w, &[("UpdateStrategy", r#"{"type":"BatchUpdate","batchUpdate":{"batch":2,"releaseType":"manual"}}"#)]).await;
+    let co = deploy(
+        &w,
+        &[(
+            "UpdateStrategy",
+            r#"{"type":"BatchUpdate","batchUpdate":{"batch":2,"releaseType":"manual"}}"#,
+        )],
+    )
+    .await;
     wait_status(&w.store, &co, 8).await;
     // ContinuePipeline names only a pipeline: the engine finds its change order.
     let ids = pipeline_ids(&w.store, &co).await;
-    w.engine.continue_pipeline(&ids[1], true, "test", "r").await.unwrap();
+    w.engine
+        .continue_pipeline(&ids[1], true, "test", "r")
+        .await
+        .unwrap();
     wait_status(&w.store, &co, 2).await;
-    assert!(w.engine.continue_pipeline("no-such-pipeline", true, "test", "r").await.is_err());
+    assert!(
+        w.engine
+            .continue_pipeline("no-such-pipeline", true, "test", "r")
+            .await
+            .is_err()
+    );
 
     // A failing release, retried by task id.
     w.fake.never_ready("3");
@@ -430,14 +445,38 @@ async fn control_by_pipeline_and_task_ids_and_a_new_deploy_supersedes_a_failed_o
     // A new deploy supersedes the failed order instead of being refused.
     let fixed = deploy(&w, &[("Command", "/bin/app-v4")]).await;
     wait_status(&w.store, &fixed, 2).await;
-    assert!(w.store.get_change_order(&failing).await.unwrap().finished_at.is_some());
+    assert!(
+        w.store
+            .get_change_order(&failing)
+            .await
+            .unwrap()
+            .finished_at
+            .is_some()
+    );
     assert_eq!(w.fake.counts("app-1", "4"), (2, 2));
     assert_eq!(w.fake.counts("app-1", "3"), (0, 0));
     assert_eq!(w.fake.counts("app-1", "2"), (0, 0));
 
     // Rollback to any earlier revision is a release of its own.
-    let back = w.engine.rollback_to_revision("app-1", 2, edas_spec::ReleaseSettings::default(), "test", "r").await.unwrap();
+    let back = w
+        .engine
+        .rollback_to_revision(
+            "app-1",
+            2,
+            edas_spec::ReleaseSettings::default(),
+            "test",
+            "r",
+        )
+        .await
+        .unwrap();
     wait_status(&w.store, &back.change_order_id, 2).await;
     let app = w.store.get_application("app-1").await.unwrap();
-    assert_eq!(RevisionDoc::from_value(&app.spec).unwrap().spec.command.as_deref(), Some("/bin/app-v2"));
+    assert_eq!(
+        RevisionDoc::from_value(&app.spec)
+            .unwrap()
+            .spec
+            .command
+            .as_deref(),
+        Some("/bin/app-v2")
+    );
 }

@@ -22,8 +22,26 @@ struct FakeInstance {
     ready: bool,
 }
 
+/// One thing the fake runtime did, for benchmarks and tests that measure the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogEntry {
+    /// `set_replicas(revision, replicas)` was called.
+    SetReplicas {
+        /// The revision.
+        revision: String,
+        /// The count asked for.
+        replicas: u32,
+    },
+    /// An instance of `revision` became ready.
+    Ready {
+        /// The revision.
+        revision: String,
+    },
+}
+
 #[derive(Default)]
 struct State {
+    log: Vec<(std::time::Instant, LogEntry)>,
     revisions: BTreeMap<(String, String), FakeRevision>,
     never_ready: BTreeSet<String>,
     failing: BTreeMap<String, String>,
@@ -95,6 +113,7 @@ impl FakeRuntime {
                 {
                     Some(i) if !never => {
                         i.ready = true;
+                        s.log.push((std::time::Instant::now(), LogEntry::Ready { revision: rev.clone() }));
                         true
                     }
                     Some(_) => true,
@@ -132,6 +151,11 @@ impl FakeRuntime {
             })
     }
 
+    /// Everything the runtime did, with the (real) time it did it.
+    pub fn log(&self) -> Vec<(std::time::Instant, LogEntry)> {
+        self.lock().log.clone()
+    }
+
     /// Instances of a revision ever started.
     pub fn started(&self, app_id: &str, revision: &str) -> u32 {
         self.lock()
@@ -164,6 +188,7 @@ impl Runtime for FakeRuntime {
                 if s.unavailable {
                     return Err(RuntimeError::Unavailable("fake runtime unavailable".into()));
                 }
+                s.log.push((std::time::Instant::now(), LogEntry::SetReplicas { revision: rev.clone(), replicas }));
                 let mut next = s.next_id;
                 let r = s.revisions.entry((app.clone(), rev.clone())).or_default();
                 let have = r.instances.len() as u32;
