@@ -1,0 +1,923 @@
+//! Black-box tests of whole releases on the built-in cluster `local`: the real `edasd` binary on a
+//! loopback port with a temporary data directory, driven by signed requests, running real
+//! instances of the test application (`edas-testapp`).
+//!
+//! The application's `Command` is this very test binary, re-executed with the filter
+//! `testapp_entry` (see [`testapp_entry`]), so no separately built binary is needed and the tests
+//! run the same under `cargo test` and `cargo nextest`. Every instance also carries a tag unique to
+//! its test in its arguments (a second libtest filter that matches nothing), so a test can count and
+//! kill exactly its own processes: instances outlive edasd by design, and each test kills edasd and
+//! then every process with its tag when it ends, even when it fails.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use edas_pop::{encode_form, sign_v1};
+use serde_json::{Value, json};
+
+/// The environment variable that turns a run of this binary into the test application.
+const RUN_TESTAPP: &str = "EDASD_TEST_RUN_TESTAPP";
+
+/// Not a test: the entry point of the test application when edasd's local runtime runs this
+/// binary as an instance (the variable tells it apart from a normal test run, where it does nothing).
+#[test]
+fn testapp_entry() {
+    if std::env::var_os(RUN_TESTAPP).is_some() {
+        if let Err(e) = edas_testapp::run() {
+            eprintln!("edas-testapp: {e}");
+            std::process::exit(2);
+        }
+        std::process::exit(0);
+    }
+}
+
+const KEY: (&str, &str) = ("LTAIlocalruntime", "local-runtime-secret-0123456789");
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// One instance as the local runtime's state file describes it.
+#[derive(Clone, Debug)]
+struct Inst {
+    revision: String,
+    name: String,
+    port: u16,
+    pid: Option<i32>,
+    restarts: u64,
+    created_ms: u64,
+}
+
+/// An edasd with its data directory; dropping it kills edasd and then every instance of the test.
+struct Cluster {
+    dir: tempfile::TempDir,
+    tag: String,
+    child: Option<Child>,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Cluster {
+    fn start(test: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        // Short restart delays keep the liveness test within seconds.
+        std::fs::write(
+            dir.path().join("edasd.toml"),
+            "[local]\nrestart_backoff_seconds = 0.2\nmax_restart_backoff_seconds = 1\n\
+             crash_loop_limit = 20\nquick_failure_seconds = 5\n",
+        )
+        .unwrap();
+        let mut cluster = Cluster {
+            tag: format!("edasd-local-test-{test}-{}", std::process::id()),
+            dir,
+            child: None,
+            base: String::new(),
+            client: reqwest::Client::new(),
+        };
+        cluster.spawn();
+        cluster
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edasd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.data_dir())
+            .arg("--config")
+            .arg(self.dir.path().join("edasd.toml"))
+            .env("EDASD_ACCESS_KEY_ID", KEY.0)
+            .env("EDASD_ACCESS_KEY_SECRET", KEY.1)
+            .env("EDASD_LOG", "info")
+            .env_remove(RUN_TESTAPP)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning edasd");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("edasd: {line}");
+                let _ = tx.send(line);
+            }
+        });
+        self.child = Some(child);
+        self.base = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("edasd did not say where it listens");
+            if let Some(rest) = line.split("edasd listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+    }
+
+    /// SIGKILL: edasd gets no chance to do anything.
+    fn kill_edasd(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, action: &str, params: &[(&str, &str)]) -> Value {
+        let pairs: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let query = encode_form(&pairs);
+        let request = edas_pop::Request::new(method, path)
+            .with_raw_query(&query)
+            .unwrap()
+            .with_header("x-acs-action", action)
+            .with_header("x-acs-version", "2017-08-01");
+        let nonce = format!("{}-{}", now_ms(), uuid_like());
+        let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce)).unwrap();
+        let mut builder = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}?{query}", self.base),
+        );
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{action}: {body}");
+        body
+    }
+
+    /// The common parameters of an application running the test app (`Command`, its arguments
+    /// with this test's tag, and `Envs`).
+    fn app_params(&self, env: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+        let exe = std::env::current_exe().unwrap().display().to_string();
+        let args: Vec<Value> = ["testapp_entry", &self.tag, "--exact", "--nocapture"]
+            .iter()
+            .map(|a| json!({ "argument": a }))
+            .collect();
+        let envs: Vec<Value> = [(RUN_TESTAPP, "1")]
+            .iter()
+            .chain(env)
+            .map(|(k, v)| json!({"name": k, "value": v}))
+            .collect();
+        vec![
+            ("Command", exe),
+            ("CommandArgs", Value::from(args).to_string()),
+            ("Envs", Value::from(envs).to_string()),
+        ]
+    }
+
+    /// InsertK8sApplication on `local`; returns (AppId, ChangeOrderId).
+    async fn insert(
+        &self,
+        name: &str,
+        replicas: u32,
+        extra: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> (String, String) {
+        let replicas = replicas.to_string();
+        let common = self.app_params(env);
+        let mut params: Vec<(&str, &str)> = vec![
+            ("AppName", name),
+            ("ClusterId", "local"),
+            ("ImageUrl", "edas-testapp:v1"),
+            ("Replicas", &replicas),
+        ];
+        params.extend(common.iter().map(|(k, v)| (*k, v.as_str())));
+        params.extend_from_slice(extra);
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/k8s/acs/create_k8s_app",
+                "InsertK8sApplication",
+                &params,
+            )
+            .await;
+        let info = &body["ApplicationInfo"];
+        (
+            info["AppId"].as_str().unwrap().to_owned(),
+            info["ChangeOrderId"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// DeployK8sApplication of a new version; returns the ChangeOrderId.
+    async fn deploy(
+        &self,
+        app_id: &str,
+        version: &str,
+        extra: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> String {
+        let image = format!("edas-testapp:{version}");
+        let envs = self.app_params(env).pop().unwrap().1;
+        let mut params: Vec<(&str, &str)> =
+            vec![("AppId", app_id), ("Image", &image), ("Envs", &envs)];
+        params.extend_from_slice(extra);
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/k8s/acs/k8s_apps",
+                "DeployK8sApplication",
+                &params,
+            )
+            .await;
+        body["ChangeOrderId"].as_str().unwrap().to_owned()
+    }
+
+    async fn order(&self, id: &str) -> Value {
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/changeorder/change_order_info",
+                "GetChangeOrderInfo",
+                &[("ChangeOrderId", id)],
+            )
+            .await;
+        body["changeOrderInfo"].clone()
+    }
+
+    /// Waits until the change order is no longer active; returns its final info.
+    async fn finished(&self, id: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let info = self.order(id).await;
+            if ![0, 1, 8, 9].contains(&info["Status"].as_i64().unwrap()) {
+                return info;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "change order {id} still active after {within:?}: {info:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The instances of an application, from the local runtime's state files.
+    fn instances(&self, app_id: &str) -> Vec<Inst> {
+        let mut out = Vec::new();
+        let app_dir = self.data_dir().join("local/instances").join(app_id);
+        for rev in read_dirs(&app_dir) {
+            for inst in read_dirs(&rev) {
+                let Ok(text) = std::fs::read_to_string(inst.join("state.json")) else {
+                    continue;
+                };
+                let Ok(v) = serde_json::from_str::<Value>(&text) else {
+                    continue;
+                };
+                out.push(Inst {
+                    revision: rev.file_name().unwrap().to_string_lossy().into_owned(),
+                    name: v["name"].as_str().unwrap_or_default().to_owned(),
+                    port: v["port"].as_u64().unwrap_or(0) as u16,
+                    pid: v["pid"].as_i64().map(|p| p as i32),
+                    restarts: v["restarts"].as_u64().unwrap_or(0),
+                    created_ms: v["created_ms"].as_u64().unwrap_or(0),
+                });
+            }
+        }
+        out.sort_by_key(|i| i.created_ms);
+        out
+    }
+
+    /// The pids of the live processes that carry this test's tag.
+    fn tagged_processes(&self) -> BTreeSet<i32> {
+        tagged_processes(&self.tag)
+    }
+
+    /// Waits until `check` holds for the application's instances.
+    async fn wait_instances(
+        &self,
+        app_id: &str,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&[Inst]) -> bool,
+    ) -> Vec<Inst> {
+        let deadline = Instant::now() + within;
+        loop {
+            let insts = self.instances(app_id);
+            if check(&insts) {
+                return insts;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {within:?}: {insts:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // edasd first, so it restarts nothing; then every instance, by process group.
+        self.kill_edasd();
+        for _ in 0..50 {
+            let pids = tagged_processes(&self.tag);
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_alphanumeric(), "")
+}
+
+fn read_dirs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Live (not zombie) processes whose command line contains `tag` as one argument.
+fn tagged_processes(tag: &str) -> BTreeSet<i32> {
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if cmdline.split(|b| *b == 0).any(|arg| arg == tag.as_bytes()) && alive(pid) {
+            out.insert(pid);
+        }
+    }
+    out
+}
+
+/// Whether `pid` is a running process (not gone, not a zombie).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().chars().next())
+        })
+        .flatten()
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// GET `path` on an instance; (status, body), or `None` when it does not answer.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// The version an instance answers with on `/`.
+fn version(port: u16) -> Option<String> {
+    let (status, body) = get(port, "/")?;
+    (status == 200).then(|| {
+        body.split_whitespace()
+            .next()?
+            .strip_prefix("version=")
+            .map(str::to_owned)
+    })?
+}
+
+fn pipelines(info: &Value) -> Vec<Value> {
+    info["PipelineInfoList"]["PipelineInfo"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The instance names a pipeline (batch) lists: the new revision's instances after that batch.
+fn pipeline_instances(pipeline: &Value) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for stage in pipeline["StageList"]["StageInfoDTO"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        for inst in stage["StageResultDTO"]["InstanceDTOList"]["InstanceDTO"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            names.insert(inst["InstanceName"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    names
+}
+
+fn ms(v: &Value) -> u64 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a time in ms: {v}"))
+}
+
+const READINESS: &str = r#"{"httpGet":{"path":"/ready","port":8080},"initialDelaySeconds":0,"periodSeconds":1,"timeoutSeconds":1,"successThreshold":1,"failureThreshold":3}"#;
+
+/// 1. A BatchUpdate in 3 automatic batches replaces the 3 instances one batch at a time, and a
+///    batch starts only once the previous batch's instances are ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_update_replaces_instances_batch_by_batch_gated_by_readiness() {
+    let cluster = Cluster::start("batch");
+    let (app, order) = cluster
+        .insert(
+            "batch-app",
+            3,
+            &[("Readiness", READINESS)],
+            &[("APP_VERSION", "v1")],
+        )
+        .await;
+    let info = cluster.finished(&order, Duration::from_secs(30)).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    let old = cluster.instances(&app);
+    assert_eq!(old.len(), 3, "{old:#?}");
+    for inst in &old {
+        assert_eq!(version(inst.port).as_deref(), Some("v1"), "{inst:?}");
+    }
+    let old_pids: BTreeSet<i32> = old.iter().filter_map(|i| i.pid).collect();
+    assert_eq!(old_pids.len(), 3);
+
+    // New instances become ready 1.5 s after they start, at the earliest.
+    const READY_AFTER_MS: u64 = 1500;
+    let order = cluster
+        .deploy(
+            &app,
+            "v2",
+            &[(
+                "UpdateStrategy",
+                r#"{"type":"BatchUpdate","batchUpdate":{"batch":3,"releaseType":"auto","batchWaitTime":0}}"#,
+            )],
+            &[("APP_VERSION", "v2"), ("READY_AFTER_SECONDS", "1.5")],
+        )
+        .await;
+    // Watch what the running instances answer while the release goes on.
+    let mut mixes: BTreeSet<(usize, usize)> = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let info = loop {
+        let (mut v1, mut v2) = (0, 0);
+        for inst in cluster.instances(&app) {
+            match version(inst.port).as_deref() {
+                Some("v1") => v1 += 1,
+                Some("v2") => v2 += 1,
+                _ => {}
+            }
+        }
+        mixes.insert((v1, v2));
+        let info = cluster.order(&order).await;
+        if ![0, 1, 8, 9].contains(&info["Status"].as_i64().unwrap()) {
+            break info;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "release not finished in 60 s: {info:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(info["Status"], 2, "{info:#}");
+    assert_eq!(info["BatchCount"], 3, "{info:#}");
+    // Batch by batch: a moment with one new instance and at least two old ones answering, and one
+    // with two new ones and an old one (the engine may start a batch's instance while it stops
+    // the previous batch's old one, so a moment can show one more instance than Replicas).
+    assert!(
+        mixes.iter().any(|&(v1, v2)| v2 == 1 && v1 >= 2)
+            && mixes.iter().any(|&(v1, v2)| v2 == 2 && v1 >= 1),
+        "(v1, v2) instances answering over the release: {mixes:?}"
+    );
+    assert!(
+        mixes.iter().all(|&(v1, v2)| v1 + v2 <= 4),
+        "never more than one extra instance: {mixes:?}"
+    );
+
+    let new = cluster.instances(&app);
+    assert_eq!(
+        new.len(),
+        3,
+        "every old instance is gone, 3 new ones: {new:#?}"
+    );
+    for inst in &new {
+        assert_eq!(version(inst.port).as_deref(), Some("v2"), "{inst:?}");
+        assert!(!old_pids.contains(&inst.pid.unwrap()));
+    }
+    assert!(old_pids.iter().all(|p| !alive(*p)), "old processes stopped");
+    assert_eq!(
+        cluster.tagged_processes().len(),
+        3,
+        "no other instance process"
+    );
+
+    // Batch k+1 started only after batch k's instances could be ready (and were: it succeeded).
+    let created: BTreeMap<&str, u64> = new
+        .iter()
+        .map(|i| (i.name.as_str(), i.created_ms))
+        .collect();
+    let batches = pipelines(&info);
+    assert_eq!(batches.len(), 3, "{info:#}");
+    let mut previous_ready: Option<u64> = None;
+    let mut seen = BTreeSet::new();
+    for (k, batch) in batches.iter().enumerate() {
+        assert_eq!(batch["PipelineStatus"], 2, "batch {k}: {batch:#}");
+        // A batch lists every new instance so far: its own are those the previous one did not.
+        let all = pipeline_instances(batch);
+        let names: BTreeSet<String> = all.difference(&seen).cloned().collect();
+        seen = all;
+        assert_eq!(names.len(), 1, "batch {k} starts one instance: {batch:#}");
+        let started = ms(&batch["StartTime"]);
+        let first_created = names.iter().map(|n| created[n.as_str()]).min().unwrap();
+        if let Some(ready) = previous_ready {
+            assert!(
+                started >= ready && first_created >= ready,
+                "batch {k} started at {started} (its instance at {first_created}) before the previous batch could be ready at {ready}"
+            );
+        }
+        previous_ready =
+            Some(names.iter().map(|n| created[n.as_str()]).max().unwrap() + READY_AFTER_MS);
+    }
+}
+
+/// 2. A version that never becomes ready fails on BatchTimeout; the old instances keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_never_becomes_ready_fails_on_batch_timeout() {
+    let cluster = Cluster::start("never-ready");
+    let (app, order) = cluster
+        .insert(
+            "never-ready-app",
+            2,
+            &[("Readiness", READINESS)],
+            &[("APP_VERSION", "v1")],
+        )
+        .await;
+    assert_eq!(
+        cluster.finished(&order, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    let old = cluster.instances(&app);
+    assert_eq!(old.len(), 2);
+
+    let started = Instant::now();
+    let order = cluster
+        .deploy(
+            &app,
+            "v2",
+            &[
+                ("BatchTimeout", "3"),
+                (
+                    "UpdateStrategy",
+                    r#"{"type":"BatchUpdate","batchUpdate":{"batch":1,"releaseType":"auto","batchWaitTime":0}}"#,
+                ),
+            ],
+            &[("APP_VERSION", "v2"), ("NEVER_READY", "1")],
+        )
+        .await;
+    let info = cluster.finished(&order, Duration::from_secs(30)).await;
+    let took = started.elapsed();
+    assert_eq!(info["Status"], 3, "failed: {info:#}");
+    assert!(
+        took >= Duration::from_secs(3),
+        "not before the batch timeout: {took:?}"
+    );
+    let text = info.to_string().to_lowercase();
+    assert!(
+        text.contains("timeout") || text.contains("timed out"),
+        "says why: {info:#}"
+    );
+
+    for inst in &old {
+        assert!(
+            alive(inst.pid.unwrap()),
+            "old instance {} still runs",
+            inst.name
+        );
+        assert_eq!(version(inst.port).as_deref(), Some("v1"), "{inst:?}");
+        assert_eq!(get(inst.port, "/ready").map(|r| r.0), Some(200));
+    }
+    let new: Vec<Inst> = cluster
+        .instances(&app)
+        .into_iter()
+        .filter(|i| old.iter().all(|o| o.revision != i.revision))
+        .collect();
+    for inst in &new {
+        assert_eq!(
+            get(inst.port, "/ready").map(|r| r.0),
+            Some(503),
+            "the new one never got ready: {inst:?}"
+        );
+    }
+}
+
+/// 3. An instance that stops answering its liveness probe is restarted (a new process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_failing_its_liveness_probe_is_restarted() {
+    let cluster = Cluster::start("liveness");
+    let liveness = r#"{"httpGet":{"path":"/healthz","port":8080},"initialDelaySeconds":0,"periodSeconds":1,"timeoutSeconds":1,"successThreshold":1,"failureThreshold":2}"#;
+    let (app, order) = cluster
+        .insert(
+            "liveness-app",
+            1,
+            &[("Liveness", liveness)],
+            &[("APP_VERSION", "v1"), ("LIVENESS_FAIL_AFTER_SECONDS", "2")],
+        )
+        .await;
+    assert_eq!(
+        cluster.finished(&order, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    let first = cluster.instances(&app);
+    assert_eq!(first.len(), 1);
+    let (name, pid) = (first[0].name.clone(), first[0].pid.unwrap());
+    assert_eq!(
+        get(first[0].port, "/healthz").map(|r| r.0),
+        Some(200),
+        "healthy at first"
+    );
+
+    let after = cluster
+        .wait_instances(
+            &app,
+            Duration::from_secs(20),
+            "a restart with a new process",
+            |insts| {
+                insts.len() == 1
+                    && insts[0].restarts >= 1
+                    && insts[0].pid.is_some_and(|p| p != pid && alive(p))
+            },
+        )
+        .await;
+    let inst = &after[0];
+    assert_eq!(inst.name, name, "the same instance, restarted");
+    assert!(!alive(pid), "the unhealthy process was killed");
+    // The restarted process serves (and is healthy again, for its first 2 s).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while version(inst.port).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted instance does not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(
+        cluster
+            .data_dir()
+            .join("local/instances")
+            .join(&app)
+            .join(&inst.revision)
+            .join(&inst.name)
+            .join("logs/stdout.log"),
+    )
+    .unwrap();
+    assert!(
+        log.matches("listening on").count() >= 2,
+        "two runs in the log: {log}"
+    );
+}
+
+/// 4. Stopping an instance runs its PreStop hook, then SIGTERM; an instance that takes longer than
+///    TerminateGracePeriod is killed when it runs out, a quicker one exits on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prestop_runs_and_the_grace_period_is_respected() {
+    let cluster = Cluster::start("grace");
+    let marks = cluster.dir.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let prestop = |app: &str| {
+        json!({"exec": {"command": ["sh", "-c", format!("date +%s%3N > {}/{app}-$HOSTNAME", marks.display())]}})
+            .to_string()
+    };
+    // (name, TerminateGracePeriod, TERM_DELAY_SECONDS)
+    let slow_hook = prestop("slow");
+    let quick_hook = prestop("quick");
+    let (slow, slow_order) = cluster
+        .insert(
+            "slow-app",
+            1,
+            &[("PreStop", &slow_hook), ("TerminateGracePeriod", "2")],
+            &[("APP_VERSION", "v1"), ("TERM_DELAY_SECONDS", "30")],
+        )
+        .await;
+    let (quick, quick_order) = cluster
+        .insert(
+            "quick-app",
+            1,
+            &[("PreStop", &quick_hook), ("TerminateGracePeriod", "20")],
+            &[("APP_VERSION", "v1"), ("TERM_DELAY_SECONDS", "0.5")],
+        )
+        .await;
+    for order in [&slow_order, &quick_order] {
+        assert_eq!(
+            cluster.finished(order, Duration::from_secs(30)).await["Status"],
+            2
+        );
+    }
+    let old_slow = cluster.instances(&slow).remove(0);
+    let old_quick = cluster.instances(&quick).remove(0);
+
+    // A new version replaces (and so stops) each instance.
+    let slow_order = cluster
+        .deploy(
+            &slow,
+            "v2",
+            &[],
+            &[("APP_VERSION", "v2"), ("TERM_DELAY_SECONDS", "30")],
+        )
+        .await;
+    let quick_order = cluster
+        .deploy(
+            &quick,
+            "v2",
+            &[],
+            &[("APP_VERSION", "v2"), ("TERM_DELAY_SECONDS", "0.5")],
+        )
+        .await;
+    // Record when each old process ends.
+    let mut ended: BTreeMap<&str, u64> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while ended.len() < 2 {
+        for (app, inst) in [("slow", &old_slow), ("quick", &old_quick)] {
+            if !ended.contains_key(app) && !alive(inst.pid.unwrap()) {
+                ended.insert(app, now_ms());
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "old instances not stopped within 40 s: {ended:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for order in [&slow_order, &quick_order] {
+        assert_eq!(
+            cluster.finished(order, Duration::from_secs(30)).await["Status"],
+            2
+        );
+    }
+
+    for (app, app_id, inst, grace_ms) in [
+        ("slow", &slow, &old_slow, 2000u64),
+        ("quick", &quick, &old_quick, 20_000),
+    ] {
+        let mark = marks.join(format!("{app}-{}", inst.name));
+        let prestop_at: u64 = std::fs::read_to_string(&mark)
+            .unwrap_or_else(|e| panic!("{app}: PreStop did not run ({}): {e}", mark.display()))
+            .trim()
+            .parse()
+            .unwrap();
+        let took = ended[app].saturating_sub(prestop_at);
+        let log_file = cluster
+            .data_dir()
+            .join("local/logs")
+            .join(app_id)
+            .join(&inst.name)
+            .join("stdout.log");
+        let log = std::fs::read_to_string(&log_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", log_file.display()));
+        assert!(
+            log.contains("terminating"),
+            "{app}: SIGTERM was sent: {log}"
+        );
+        if app == "slow" {
+            assert!(
+                (grace_ms - 300..grace_ms + 3000).contains(&took),
+                "slow: killed when the {grace_ms} ms grace period ran out, took {took} ms"
+            );
+            assert!(
+                !log.contains("terminated"),
+                "slow: SIGKILLed before it finished: {log}"
+            );
+        } else {
+            assert!(
+                took < 5000,
+                "quick: exited on its own well within the grace period, took {took} ms"
+            );
+            assert!(
+                log.contains("terminated"),
+                "quick: finished its own shutdown: {log}"
+            );
+        }
+    }
+}
+
+/// 5. SIGKILL of edasd in the middle of a release leaves the instances running; a new edasd on the
+///    same data directory adopts them (same pids) and finishes the release without extra instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_edasd_leaves_instances_running_and_a_new_one_finishes_the_release() {
+    let mut cluster = Cluster::start("adopt");
+    let (app, order) = cluster
+        .insert(
+            "adopt-app",
+            3,
+            &[("Readiness", READINESS)],
+            &[("APP_VERSION", "v1")],
+        )
+        .await;
+    assert_eq!(
+        cluster.finished(&order, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    let v1_revision = cluster.instances(&app)[0].revision.clone();
+
+    let order = cluster
+        .deploy(
+            &app,
+            "v2",
+            &[(
+                "UpdateStrategy",
+                r#"{"type":"BatchUpdate","batchUpdate":{"batch":3,"releaseType":"auto","batchWaitTime":0}}"#,
+            )],
+            &[("APP_VERSION", "v2"), ("READY_AFTER_SECONDS", "2")],
+        )
+        .await;
+    // Kill edasd once the first new instance is up, while the release is under way.
+    cluster
+        .wait_instances(
+            &app,
+            Duration::from_secs(30),
+            "a v2 instance answering",
+            |insts| {
+                insts
+                    .iter()
+                    .any(|i| i.revision != v1_revision && version(i.port).as_deref() == Some("v2"))
+            },
+        )
+        .await;
+    assert_eq!(cluster.order(&order).await["Status"], 1, "mid-release");
+    cluster.kill_edasd();
+
+    let at_kill = cluster.instances(&app);
+    let pids: BTreeMap<String, i32> = at_kill
+        .iter()
+        .filter_map(|i| Some((i.name.clone(), i.pid?)))
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    for inst in &at_kill {
+        let pid = pids[&inst.name];
+        assert!(alive(pid), "{} survives edasd", inst.name);
+        assert!(version(inst.port).is_some(), "{} still answers", inst.name);
+    }
+
+    cluster.spawn();
+    let info = cluster.finished(&order, Duration::from_secs(60)).await;
+    assert_eq!(
+        info["Status"], 2,
+        "the new edasd finished the release: {info:#}"
+    );
+    let done = cluster.instances(&app);
+    assert_eq!(done.len(), 3, "no doubled instances: {done:#?}");
+    for inst in &done {
+        assert_eq!(version(inst.port).as_deref(), Some("v2"), "{inst:?}");
+        if let Some(pid) = pids.get(&inst.name) {
+            assert_eq!(
+                inst.pid,
+                Some(*pid),
+                "{} was adopted, not restarted",
+                inst.name
+            );
+            assert_eq!(inst.restarts, 0, "{inst:?}");
+        }
+    }
+    assert!(
+        done.iter().any(|i| pids.contains_key(&i.name)),
+        "an instance of the killed edasd's release is among the final ones"
+    );
+    assert_eq!(
+        cluster.tagged_processes(),
+        done.iter().filter_map(|i| i.pid).collect(),
+        "exactly the 3 instance processes run"
+    );
+}
