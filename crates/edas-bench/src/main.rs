@@ -72,7 +72,12 @@ async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
     let change = apply(
         Operation::InsertK8sApplication,
         None,
-        &params(&[("AppName", "bench"), ("ClusterId", "local"), ("Command", "/bin/app"), ("Replicas", &replicas)]),
+        &params(&[
+            ("AppName", "bench"),
+            ("ClusterId", "local"),
+            ("Command", "/bin/app"),
+            ("Replicas", &replicas),
+        ]),
     )
     .map_err(|v| anyhow::anyhow!("{v}"))?;
     let created = engine
@@ -93,7 +98,10 @@ async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
     let floor = {
         let floor_dir = tempfile::tempdir()?;
         let floor_store = Store::open_data_dir(floor_dir.path()).await?;
-        let state = store.get_change_order(&created.change_order_id).await?.state;
+        let state = store
+            .get_change_order(&created.change_order_id)
+            .await?
+            .state;
         let audit = edas_store::AuditEntry {
             actor: "bench".into(),
             action: "bench".into(),
@@ -121,7 +129,9 @@ async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
                 state: "RUNNING".into(),
                 spec: serde_json::Value::Null,
             };
-            let (_, c) = floor_store.create_application(new_app, co, audit.clone(), jiff::Timestamp::now()).await?;
+            let (_, c) = floor_store
+                .create_application(new_app, co, audit.clone(), jiff::Timestamp::now())
+                .await?;
             let t = edas_store::Transition {
                 status: 1,
                 state: state.clone(),
@@ -130,7 +140,9 @@ async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
                 delete_app: false,
             };
             let start = Instant::now();
-            floor_store.transition(&c.id, c.version, t, audit.clone(), jiff::Timestamp::now()).await?;
+            floor_store
+                .transition(&c.id, c.version, t, audit.clone(), jiff::Timestamp::now())
+                .await?;
             samples.push(start.elapsed());
         }
         samples.sort();
@@ -143,17 +155,28 @@ async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
         let app = store.get_application("bench").await?;
         let doc = RevisionDoc::from_value(&app.spec)?;
         let command = format!("/bin/app-{run}");
-        let strategy = format!(r#"{{"type":"BatchUpdate","batchUpdate":{{"batch":{batches},"releaseType":"auto","batchWaitTime":0}}}}"#);
+        let strategy = format!(
+            r#"{{"type":"BatchUpdate","batchUpdate":{{"batch":{batches},"releaseType":"auto","batchWaitTime":0}}}}"#
+        );
         let change = apply(
             Operation::DeployK8sApplication,
             Some(&doc.spec),
-            &params(&[("AppId", "bench"), ("Command", &command), ("UpdateStrategy", &strategy)]),
+            &params(&[
+                ("AppId", "bench"),
+                ("Command", &command),
+                ("UpdateStrategy", &strategy),
+            ]),
         )
         .map_err(|v| anyhow::anyhow!("{v}"))?;
         let log_start = fake.log().len();
         let started = Instant::now();
         let s = engine
-            .submit(Submission { app_id: "bench".into(), change, actor: "bench".into(), request_id: String::new() })
+            .submit(Submission {
+                app_id: "bench".into(),
+                change,
+                actor: "bench".into(),
+                request_id: String::new(),
+            })
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         wait_status(&store, &s.change_order_id, 2).await?;
@@ -167,8 +190,12 @@ async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
         let mut last_old_shrink: Option<Instant> = None;
         for (at, entry) in log {
             match entry {
-                LogEntry::SetReplicas { revision, .. } if *revision != new_rev => last_old_shrink = Some(*at),
-                LogEntry::SetReplicas { revision, replicas } if *revision == new_rev && *replicas > 1 => {
+                LogEntry::SetReplicas { revision, .. } if *revision != new_rev => {
+                    last_old_shrink = Some(*at)
+                }
+                LogEntry::SetReplicas { revision, replicas }
+                    if *revision == new_rev && *replicas > 1 =>
+                {
                     if let Some(done) = last_old_shrink.take() {
                         gaps.push(at.duration_since(done));
                     }
@@ -183,17 +210,32 @@ async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
     }
     gaps.sort();
     let mean = gaps.iter().sum::<Duration>() / gaps.len() as u32;
-    println!("batch-gap: {} gaps over {runs} release(s) of {batches} batches (SQLite, synchronous=FULL, fake runtime)", gaps.len());
-    println!("  p50 {:?}  p90 {:?}  p99 {:?}  max {:?}  mean {:?}", percentile(&gaps, 0.5), percentile(&gaps, 0.9), percentile(&gaps, 0.99), gaps[gaps.len() - 1], mean);
+    println!(
+        "batch-gap: {} gaps over {runs} release(s) of {batches} batches (SQLite, synchronous=FULL, fake runtime)",
+        gaps.len()
+    );
+    println!(
+        "  p50 {:?}  p90 {:?}  p99 {:?}  max {:?}  mean {:?}",
+        percentile(&gaps, 0.5),
+        percentile(&gaps, 0.9),
+        percentile(&gaps, 0.99),
+        gaps[gaps.len() - 1],
+        mean
+    );
     println!("  floor: one durable change-order transition p50 {floor:?}");
     let wall = walls.iter().sum::<Duration>() / walls.len() as u32;
-    println!("  whole release wall time (mean): {wall:?} for {batches} batches, instances ready after 1 ms");
+    println!(
+        "  whole release wall time (mean): {wall:?} for {batches} batches, instances ready after 1 ms"
+    );
     Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
     match cli.command {
         Command::BatchGap { batches, runs } => rt.block_on(batch_gap(batches, runs)),
     }
