@@ -18,8 +18,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
 
 use crate::Shared;
 use crate::inflight::Guard;
@@ -46,37 +45,16 @@ pub(crate) fn upstream_client() -> Upstream {
         .build(connector)
 }
 
-/// Accepts client connections until the task is aborted (which also closes them).
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let client = upstream_client();
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let shared = Arc::clone(&shared);
-                    let client = client.clone();
-                    let service = service_fn(move |request| {
-                        handle(Arc::clone(&shared), client.clone(), request)
-                    });
-                    connections.spawn(async move {
-                        if let Err(error) = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await
-                        {
-                            tracing::debug!(%error, "proxy client connection ended with an error");
-                        }
-                    });
-                }
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "proxy accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
+/// Serves one client connection as HTTP/1.1 (keep-alive: many requests, each balanced on its
+/// own).
+pub(crate) async fn connection(stream: TcpStream, shared: Arc<Shared>, client: Upstream) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request| handle(Arc::clone(&shared), client.clone(), request));
+    if let Err(error) = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%error, "proxy client connection ended with an error");
     }
 }
 

@@ -5,7 +5,9 @@
 //! that its owner hands it with [`ServiceProxy::update`] at any time. HTTP services
 //! ([`Protocol::Http`]) are proxied per request, so traffic rules can read headers, cookies and
 //! query parameters, and an instance can be drained between requests; plain TCP services
-//! ([`Protocol::Tcp`]) are forwarded per connection.
+//! ([`Protocol::Tcp`]) are forwarded per connection. [`Protocol::Auto`] decides per connection
+//! from the client's first bytes, for ports (like EDAS `ServiceConfigs`) that only say `TCP`;
+//! its TCP connections see only the percent rule.
 //!
 //! # Who gets a request
 //!
@@ -64,6 +66,7 @@
 //! and, for retryable requests only, a copy of the headers. Bodies stream through without
 //! buffering. HTTP/1.1 only; protocol upgrades (WebSocket) are not forwarded.
 
+mod accept;
 mod balance;
 mod http_proxy;
 mod inflight;
@@ -117,6 +120,10 @@ pub enum Protocol {
     Http,
     /// Per TCP connection.
     Tcp,
+    /// Per connection: HTTP when the client's first bytes are an HTTP/1 request line, else TCP
+    /// (also when the client sends nothing within 300 ms, as server-speaks-first protocols do).
+    /// For `ServiceConfigs` ports, whose protocol is only `TCP`.
+    Auto,
 }
 
 /// The settings of one proxy at start; all but the protocol can be changed later.
@@ -182,10 +189,11 @@ impl ServiceProxy {
             balancer: Mutex::new(Balancer::new(config.warmup, config.empty_push_reject)),
             inflight: Arc::new(InFlight::default()),
         });
-        let task = match config.protocol {
-            Protocol::Http => tokio::spawn(http_proxy::serve(listener, Arc::clone(&shared))),
-            Protocol::Tcp => tokio::spawn(tcp_proxy::serve(listener, Arc::clone(&shared))),
-        };
+        let task = tokio::spawn(accept::serve(
+            listener,
+            Arc::clone(&shared),
+            config.protocol,
+        ));
         tracing::debug!(%listen, ?config, "service proxy listening");
         Ok(ServiceProxy {
             shared,

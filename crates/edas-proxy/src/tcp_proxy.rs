@@ -3,36 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
 
 use crate::Shared;
 
 /// How long connecting to an instance may take before the next one is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Accepts client connections until the task is aborted (which also closes them).
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((inbound, _peer)) => {
-                    connections.spawn(forward(inbound, Arc::clone(&shared)));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "proxy accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
 /// Connects to a picked instance (another one once if that fails; nothing was sent yet) and
 /// copies both ways until either side closes. With no instance the client is disconnected.
-async fn forward(mut inbound: TcpStream, shared: Arc<Shared>) {
+pub(crate) async fn forward(mut inbound: TcpStream, shared: Arc<Shared>) {
     let _ = inbound.set_nodelay(true);
     let mut exclude = None;
     for _attempt in 0..2 {

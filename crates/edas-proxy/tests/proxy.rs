@@ -611,3 +611,70 @@ async fn a_switchover_under_continuous_load_fails_no_request() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_ports_proxy_http_per_request_and_everything_else_as_tcp() {
+    bounded(async {
+        let auto = || async {
+            ServiceProxy::bind(
+                "127.0.0.1:0".parse().unwrap(),
+                ProxyConfig {
+                    protocol: Protocol::Auto,
+                    warmup: None,
+                    empty_push_reject: false,
+                },
+            )
+            .await
+            .unwrap()
+        };
+        // HTTP: content rules apply, so it is proxied per request.
+        let stable = Upstream::start("stable").await;
+        let gray = Upstream::start("gray").await;
+        let proxy = auto().await;
+        proxy.update(vec![
+            stable.backend(Group::Stable),
+            gray.backend(Group::Gray),
+        ]);
+        proxy
+            .set_traffic(Some(&TrafficControl {
+                rules: vec![TrafficRule::Content {
+                    conditions: vec![TrafficCondition {
+                        source: ConditionSource::Header,
+                        name: "x-gray".into(),
+                        operator: ConditionOperator::Equal,
+                        value: "1".into(),
+                    }],
+                }],
+            }))
+            .unwrap();
+        let client = client();
+        for _ in 0..3 {
+            assert_eq!(get(&client, &proxy, &[("x-gray", "1")]).await, "gray");
+            assert_eq!(get(&client, &proxy, &[]).await, "stable");
+        }
+
+        // A server-speaks-first protocol: the client sends nothing, the greeting still arrives.
+        let greeter = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let greeter_address = greeter.local_addr().unwrap();
+        let greeter_task = tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = greeter.accept().await.unwrap();
+                let _ = stream.write_all(b"220 hello\r\n").await;
+            }
+        });
+        let proxy = auto().await;
+        proxy.update(vec![Backend {
+            address: greeter_address,
+            group: Group::Stable,
+            ready: true,
+            ready_since: Instant::now(),
+            draining: false,
+        }]);
+        let mut stream = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        let mut greeting = String::new();
+        stream.read_to_string(&mut greeting).await.unwrap();
+        assert_eq!(greeting, "220 hello\r\n");
+        greeter_task.abort();
+    })
+    .await;
+}
