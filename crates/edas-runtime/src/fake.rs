@@ -113,7 +113,12 @@ impl FakeRuntime {
                 {
                     Some(i) if !never => {
                         i.ready = true;
-                        s.log.push((std::time::Instant::now(), LogEntry::Ready { revision: rev.clone() }));
+                        s.log.push((
+                            std::time::Instant::now(),
+                            LogEntry::Ready {
+                                revision: rev.clone(),
+                            },
+                        ));
                         true
                     }
                     Some(_) => true,
@@ -188,7 +193,13 @@ impl Runtime for FakeRuntime {
                 if s.unavailable {
                     return Err(RuntimeError::Unavailable("fake runtime unavailable".into()));
                 }
-                s.log.push((std::time::Instant::now(), LogEntry::SetReplicas { revision: rev.clone(), replicas }));
+                s.log.push((
+                    std::time::Instant::now(),
+                    LogEntry::SetReplicas {
+                        revision: rev.clone(),
+                        replicas,
+                    },
+                ));
                 let mut next = s.next_id;
                 let r = s.revisions.entry((app.clone(), rev.clone())).or_default();
                 let have = r.instances.len() as u32;
