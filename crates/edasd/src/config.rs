@@ -522,4 +522,20 @@ mod tests {
         );
         assert!(error.contains("not an executable file"), "{error}");
     }
+
+    #[test]
+    fn the_readme_example_of_the_local_section_is_valid() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .unwrap();
+        let example = readme
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|block| block.split("```").next())
+            .find(|block| block.contains("[local]"))
+            .expect("README.md shows a [local] section");
+        let local = Config::parse(example).unwrap().local;
+        assert_eq!(local.run_as_user.as_deref(), Some("edas-apps"));
+        assert!(local.jdk.unwrap().contains_key("Open JDK 8"));
+    }
 }
