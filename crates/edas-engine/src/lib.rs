@@ -616,7 +616,7 @@ impl Engine {
             SubmitError::Invalid(Violations(vec![violation(
                 parameter,
                 ViolationKind::Invalid,
-                format!("cluster `{cluster_id}` is not registered with this server"),
+                format!("cluster `{cluster_id}` has no runtime on this server: only `local` runs applications until the Kubernetes runtime lands"),
             )]))
         })
     }
