@@ -86,8 +86,9 @@ pub(crate) struct Balancer {
     traffic: Option<Arc<CompiledTraffic>>,
     warmup: Option<WarmUp>,
     empty_push_reject: bool,
-    /// The last non-empty ready set, for empty-push protection.
-    last_known: Vec<SocketAddr>,
+    /// The last non-empty ready set with each backend's `ready_since`, for empty-push
+    /// protection.
+    last_known: Vec<(SocketAddr, Instant)>,
     last_known_next: usize,
     /// Bresenham accumulator of the percent rule: exact shares, no randomness.
     percent_acc: u32,
@@ -116,11 +117,11 @@ impl Balancer {
         self.slots = slots;
         let present: HashSet<SocketAddr> = self.slots.iter().map(|s| s.backend.address).collect();
         self.drained.retain(|a| present.contains(a));
-        let ready: Vec<SocketAddr> = self
+        let ready: Vec<(SocketAddr, Instant)> = self
             .slots
             .iter()
             .filter(|s| self.serviceable(&s.backend))
-            .map(|s| s.backend.address)
+            .map(|s| (s.backend.address, s.backend.ready_since))
             .collect();
         if !ready.is_empty() {
             self.last_known = ready;
@@ -147,7 +148,7 @@ impl Balancer {
     /// Stops new traffic to `address` until the runtime removes it from the set.
     pub(crate) fn drain(&mut self, address: SocketAddr) {
         self.drained.insert(address);
-        self.last_known.retain(|a| *a != address);
+        self.last_known.retain(|(a, _)| *a != address);
     }
 
     /// Ready and not draining (the lossless delay is checked per pick, as it depends on time).
@@ -177,7 +178,7 @@ impl Balancer {
         let picked = self
             .pick_weighted(group, now, exclude)
             .or_else(|| group.and_then(|_| self.pick_weighted(None, now, exclude)));
-        picked.or_else(|| self.pick_last_known(exclude))
+        picked.or_else(|| self.pick_last_known(now, exclude))
     }
 
     /// The group a request should reach under the traffic strategy (`None`: any).
@@ -230,15 +231,21 @@ impl Balancer {
         Some(self.slots[best].backend.address)
     }
 
-    fn pick_last_known(&mut self, exclude: Option<SocketAddr>) -> Option<SocketAddr> {
+    /// Empty-push fallback: round-robin over the last known ready backends that are past their
+    /// lossless delay (one still in its delay was never registered, so it gets nothing).
+    fn pick_last_known(&mut self, now: Instant, exclude: Option<SocketAddr>) -> Option<SocketAddr> {
         if !self.empty_push_reject {
             return None;
         }
         let len = self.last_known.len();
         for _ in 0..len {
-            let address = self.last_known[self.last_known_next % len];
+            let (address, ready_since) = self.last_known[self.last_known_next % len];
             self.last_known_next = (self.last_known_next + 1) % len;
-            if Some(address) != exclude {
+            let registered = self.warmup.is_none_or(|w| {
+                w.weight(now.saturating_duration_since(ready_since))
+                    .is_some()
+            });
+            if registered && Some(address) != exclude {
                 return Some(address);
             }
         }
@@ -380,6 +387,21 @@ mod tests {
         // A drained backend is not "last known" any more.
         protected.drain(addr(1));
         assert_eq!(counts(&mut protected, 4, now), HashMap::from([(2, 4)]));
+
+        // A backend still in its lossless delay is no fallback until the delay has passed.
+        let delay = WarmUp {
+            delay: Duration::from_secs(5),
+            warmup: Duration::ZERO,
+            exponent: 2,
+        };
+        let mut delayed = Balancer::new(Some(delay), true);
+        delayed.update(vec![backend(1, Group::Stable, true, now)]);
+        delayed.update(vec![]);
+        assert_eq!(delayed.pick(None, now + Duration::from_secs(4), None), None);
+        assert_eq!(
+            delayed.pick(None, now + Duration::from_secs(5), None),
+            Some(addr(1))
+        );
 
         let mut unprotected = Balancer::new(None, false);
         unprotected.update(vec![backend(1, Group::Stable, true, now)]);

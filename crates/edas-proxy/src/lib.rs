@@ -24,8 +24,9 @@
 //! 3. Within the candidates, smooth weighted round-robin (nginx's algorithm), the weight being
 //!    the warm-up weight below.
 //! 4. With empty-push protection (`EnableEmptyPushReject`) and no serviceable backend at all, the
-//!    request goes to the last non-empty ready set the proxy was given (minus drained backends)
-//!    instead of failing; without it the proxy answers 503.
+//!    request goes to the last non-empty ready set the proxy was given (minus drained backends
+//!    and those still in their lossless delay) instead of failing; without it the proxy answers
+//!    503.
 //!
 //! # The warm-up curve (lossless start)
 //!
