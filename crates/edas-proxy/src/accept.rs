@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::{Protocol, Shared, http_proxy, tcp_proxy};
@@ -26,16 +27,25 @@ const HTTP_METHODS: [&[u8]; 9] = [
     b"CONNECT ",
 ];
 
-/// Accepts client connections until the task is aborted, which also closes them.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, protocol: Protocol) {
+/// Accepts client connections until the task is aborted (which also closes them) or `shutdown`
+/// changes: then it stops listening, asks HTTP connections to close after their current request,
+/// and returns once every connection has ended.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    protocol: Protocol,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let client = http_proxy::upstream_client();
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
+            _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let shared = Arc::clone(&shared);
                     let client = client.clone();
+                    let shutdown = shutdown.clone();
                     connections.spawn(async move {
                         let http = match protocol {
                             Protocol::Http => true,
@@ -43,7 +53,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, protocol: 
                             Protocol::Auto => looks_like_http(&stream).await,
                         };
                         if http {
-                            http_proxy::connection(stream, shared, client).await;
+                            http_proxy::connection(stream, shared, client, shutdown).await;
                         } else {
                             tcp_proxy::forward(stream, shared).await;
                         }
@@ -58,6 +68,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, protocol: 
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 /// Whether the client's first bytes (peeked, not consumed) start an HTTP/1 request line.

@@ -19,6 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use crate::Shared;
 use crate::inflight::Guard;
@@ -47,13 +48,25 @@ pub(crate) fn upstream_client() -> Upstream {
 
 /// Serves one client connection as HTTP/1.1 (keep-alive: many requests, each balanced on its
 /// own).
-pub(crate) async fn connection(stream: TcpStream, shared: Arc<Shared>, client: Upstream) {
+/// When `shutdown` changes, the connection closes after the request in progress.
+pub(crate) async fn connection(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    client: Upstream,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |request| handle(Arc::clone(&shared), client.clone(), request));
-    if let Err(error) = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = shutdown.changed() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
         tracing::debug!(%error, "proxy client connection ended with an error");
     }
 }

@@ -77,10 +77,11 @@ mod traffic;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use edas_spec::release::TrafficControl;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use balance::{Backend, Group, WARMUP_FLOOR, WarmUp};
@@ -173,6 +174,7 @@ pub struct ServiceProxy {
     shared: Arc<Shared>,
     protocol: Protocol,
     task: JoinHandle<()>,
+    shutdown: watch::Sender<bool>,
 }
 
 impl ServiceProxy {
@@ -190,16 +192,19 @@ impl ServiceProxy {
             balancer: Mutex::new(Balancer::new(config.warmup, config.empty_push_reject)),
             inflight: Arc::new(InFlight::default()),
         });
+        let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(accept::serve(
             listener,
             Arc::clone(&shared),
             config.protocol,
+            shutdown_rx,
         ));
         tracing::debug!(%listen, ?config, "service proxy listening");
         Ok(ServiceProxy {
             shared,
             protocol: config.protocol,
             task,
+            shutdown,
         })
     }
 
@@ -256,6 +261,20 @@ impl ServiceProxy {
         self.shared.balancer().drain(address);
         let inflight = Arc::clone(&self.shared.inflight);
         async move { inflight.idle(address).await }
+    }
+
+    /// Stops listening at once (the port can be bound again right away), lets requests in
+    /// progress finish while HTTP connections close after their current request, and closes
+    /// whatever is still open after `grace` (TCP connections, slow requests).
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        if tokio::time::timeout(grace, &mut self.task).await.is_err() {
+            tracing::debug!(
+                port = self.shared.listen.port(),
+                "grace period over; closing connections"
+            );
+        }
+        // `Drop` aborts the task if it is still running.
     }
 
     /// Requests (TCP: connections) currently in flight to `address`.

@@ -678,3 +678,60 @@ async fn auto_ports_proxy_http_per_request_and_everything_else_as_tcp() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_requests_in_progress_and_frees_the_port() {
+    bounded(async {
+        let a = Upstream::start("a").await;
+        let proxy = http_proxy(None, false).await;
+        let address = proxy.local_addr();
+        proxy.update(vec![a.backend(Group::Stable)]);
+        let client = client();
+        // A kept-alive connection that is idle at shutdown must not hold it up.
+        assert_eq!(get(&client, &proxy, &[]).await, "a");
+
+        let slow = tokio::spawn({
+            let client = client.clone();
+            async move {
+                let request = Request::get(format!("http://{address}/slow"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let response = client.request(request).await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>((status, body.to_bytes()))
+            }
+        });
+        while proxy.in_flight(a.address) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let started = Instant::now();
+        proxy.shutdown(Duration::from_secs(5)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "shutdown waited for the grace period"
+        );
+        let (status, body) = slow.await.unwrap().unwrap();
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"a"[..]));
+
+        // Nobody listens any more, and a new proxy can take the port at once.
+        assert!(TcpStream::connect(address).await.is_err());
+        let again = ServiceProxy::bind(
+            address,
+            ProxyConfig {
+                protocol: Protocol::Http,
+                warmup: None,
+                empty_push_reject: false,
+            },
+        )
+        .await
+        .unwrap();
+        again.update(vec![a.backend(Group::Stable)]);
+        assert_eq!(get(&client, &again, &[]).await, "a");
+    })
+    .await;
+}
