@@ -64,8 +64,17 @@
 //! allocation), compiles nothing (regular expressions are built by `set_traffic`), and forwards
 //! through one hyper-util pooled client, so upstream connections are kept alive and reused
 //! (30 s idle timeout) rather than opened per request. Per request it allocates the upstream URI
-//! and, for retryable requests only, a copy of the headers. Bodies stream through without
-//! buffering. HTTP/1.1 only; protocol upgrades (WebSocket) are not forwarded.
+//! (and a copy of its path) and, for retryable requests only, a copy of the headers; content
+//! rules are evaluated under the lock (a header lookup or a precompiled regex per condition).
+//! Bodies stream through without buffering. HTTP/1.1 only; protocol upgrades (WebSocket) are not
+//! forwarded (`Upgrade` is a hop-by-hop header and is removed).
+//!
+//! # Lifecycle
+//!
+//! [`ServiceProxy::bind`], then [`ServiceProxy::update`] / [`ServiceProxy::set_traffic`] /
+//! [`ServiceProxy::drain`] at any time; [`ServiceProxy::shutdown`] stops listening, lets requests
+//! in progress finish within a grace period and frees the port for a successor (edasd restarting)
+//! at once; dropping the proxy closes everything immediately.
 
 mod accept;
 mod balance;
