@@ -22,7 +22,23 @@ pub(crate) async fn dispatch(
     check_region(api, params)?;
     match op {
         Implemented::InsertK8sApplication => insert(api, caller, params, request_id).await,
-        Implemented::DeployK8sApplication => deploy(api, caller, params, request_id).await,
+        Implemented::DeployK8sApplication
+        | Implemented::UpdateK8sApplicationConfig
+        | Implemented::ScaleK8sApplication
+        | Implemented::StartK8sApplication
+        | Implemented::StopK8sApplication
+        | Implemented::RestartK8sApplication
+        | Implemented::DeleteK8sApplication => {
+            let (ram_action, _) = op.permission();
+            let operation = op
+                .change_operation()
+                .ok_or_else(|| internal("dispatching", "not a change of an application"))?;
+            change_application(api, caller, params, request_id, operation, ram_action).await
+        }
+        Implemented::GetApplication => crate::lifecycle::get_application(api, caller, params).await,
+        Implemented::QueryApplicationStatus => {
+            crate::lifecycle::query_status(api, caller, params).await
+        }
         Implemented::GetK8sApplication => get_application(api, caller, params).await,
         Implemented::ListApplication => list_applications(api, caller, params).await,
         Implemented::GetChangeOrderInfo => get_change_order(api, caller, params).await,
@@ -53,7 +69,7 @@ fn check_region(api: &Api, params: &Params) -> Result<(), ApiError> {
     }
 }
 
-fn invalid(parameter: &str, message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(parameter: &str, message: impl Into<String>) -> ApiError {
     ApiError::from(Violations(vec![Violation {
         parameter: parameter.to_owned(),
         kind: ViolationKind::Invalid,
@@ -61,7 +77,7 @@ fn invalid(parameter: &str, message: impl Into<String>) -> ApiError {
     }]))
 }
 
-fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {
+pub(crate) fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {
     match params.get(name) {
         Some(v) if !v.trim().is_empty() => Ok(v),
         _ => Err(ApiError::from(Violations(vec![Violation {
@@ -73,7 +89,7 @@ fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {
 }
 
 /// Refuses parameters the operation does not have (never ignore an input).
-fn only(params: &Params, action: &str, allowed: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn only(params: &Params, action: &str, allowed: &[&str]) -> Result<(), ApiError> {
     let unknown: Vec<Violation> = params
         .iter()
         .filter(|(name, _)| *name != "RegionId" && !allowed.contains(name))
@@ -91,7 +107,7 @@ fn only(params: &Params, action: &str, allowed: &[&str]) -> Result<(), ApiError>
 }
 
 /// A live application, or 404.
-async fn live_application(api: &Api, app_id: &str) -> Result<Application, ApiError> {
+pub(crate) async fn live_application(api: &Api, app_id: &str) -> Result<Application, ApiError> {
     match api.store().get_application(app_id).await {
         Ok(app) if !app.deleted => Ok(app),
         Ok(_) | Err(StoreError::NotFound { .. }) => Err(ApiError::new(
@@ -102,7 +118,7 @@ async fn live_application(api: &Api, app_id: &str) -> Result<Application, ApiErr
     }
 }
 
-fn arn(api: &Api, app: &Application) -> String {
+pub(crate) fn arn(api: &Api, app: &Application) -> String {
     application_arn(
         &api.config().region_id,
         &api.config().account_id,
@@ -111,7 +127,7 @@ fn arn(api: &Api, app: &Application) -> String {
     )
 }
 
-fn revision_doc(app: &Application) -> Result<RevisionDoc, ApiError> {
+pub(crate) fn revision_doc(app: &Application) -> Result<RevisionDoc, ApiError> {
     RevisionDoc::from_value(&app.spec).map_err(|e| {
         internal(
             &format!("decoding the stored spec of application {}", app.id),
@@ -120,7 +136,7 @@ fn revision_doc(app: &Application) -> Result<RevisionDoc, ApiError> {
     })
 }
 
-fn submit_error(error: SubmitError) -> ApiError {
+pub(crate) fn submit_error(error: SubmitError) -> ApiError {
     match error {
         SubmitError::Invalid(violations) => ApiError::from(violations),
         SubmitError::NotFound(message) => ApiError::new(codes::APPLICATION_NOT_FOUND, message),
@@ -218,17 +234,21 @@ async fn insert(
     Ok(out)
 }
 
-async fn deploy(
+/// Submits a change of an existing application (deploy, configure, scale, start, stop,
+/// restart, delete) as a change order; the response is its `ChangeOrderId`.
+pub(crate) async fn change_application(
     api: &Api,
     caller: &Caller,
     params: &Params,
     request_id: &str,
+    operation: Operation,
+    ram_action: &str,
 ) -> Result<Map<String, Value>, ApiError> {
     let app_id = required(params, "AppId")?;
     let app = live_application(api, app_id).await?;
-    caller.authorize(ram::MANAGE_APPLICATION, &arn(api, &app))?;
+    caller.authorize(ram_action, &arn(api, &app))?;
     let doc = revision_doc(&app)?;
-    let change = edas_spec::apply(Operation::DeployK8sApplication, Some(&doc.spec), params)?;
+    let change = edas_spec::apply(operation, Some(&doc.spec), params)?;
     let submitted = api
         .engine()
         .submit(Submission {
@@ -239,7 +259,7 @@ async fn deploy(
         })
         .await
         .map_err(submit_error)?;
-    metrics::counter!("edasd_change_orders_submitted_total", "action" => "DeployK8sApplication")
+    metrics::counter!("edasd_change_orders_submitted_total", "action" => operation.action())
         .increment(1);
     let mut out = Map::new();
     out.insert(
@@ -287,7 +307,7 @@ const LIST_PARAMS: &[&str] = &[
     "ResourceGroupId",
 ];
 
-fn page_number(params: &Params, name: &str, max: i64) -> Result<Option<u32>, ApiError> {
+pub(crate) fn page_number(params: &Params, name: &str, max: i64) -> Result<Option<u32>, ApiError> {
     match params.get(name) {
         None | Some("") => Ok(None),
         Some(raw) => match parse_int(raw) {

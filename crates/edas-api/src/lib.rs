@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod error;
 mod handlers;
+mod lifecycle;
 pub mod operations;
 pub mod policy;
 pub mod render;

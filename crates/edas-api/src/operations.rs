@@ -97,6 +97,22 @@ pub enum Implemented {
     RollbackChangeOrder,
     /// Retries the failed batch of a change order.
     RetryChangeOrderTask,
+    /// Changes the resources (CPU, memory, ephemeral storage) of an application.
+    UpdateK8sApplicationConfig,
+    /// Sets the number of instances.
+    ScaleK8sApplication,
+    /// Starts a stopped application.
+    StartK8sApplication,
+    /// Stops every instance, keeping the application.
+    StopK8sApplication,
+    /// Replaces the instances in batches (a rolling restart).
+    RestartK8sApplication,
+    /// Stops the instances and marks the application deleted (its history stays readable).
+    DeleteK8sApplication,
+    /// Reads an application (the `Application` object of GetApplication).
+    GetApplication,
+    /// Reads an application with its instances (`AppInfo`).
+    QueryApplicationStatus,
 }
 
 /// How the resource of an authorization check is found.
@@ -126,6 +142,14 @@ impl Implemented {
         Implemented::AbortAndRollbackChangeOrder,
         Implemented::RollbackChangeOrder,
         Implemented::RetryChangeOrderTask,
+        Implemented::UpdateK8sApplicationConfig,
+        Implemented::ScaleK8sApplication,
+        Implemented::StartK8sApplication,
+        Implemented::StopK8sApplication,
+        Implemented::RestartK8sApplication,
+        Implemented::DeleteK8sApplication,
+        Implemented::GetApplication,
+        Implemented::QueryApplicationStatus,
     ];
 
     /// The EDAS operation.
@@ -142,7 +166,31 @@ impl Implemented {
             Implemented::AbortAndRollbackChangeOrder => Action::AbortAndRollbackChangeOrder,
             Implemented::RollbackChangeOrder => Action::RollbackChangeOrder,
             Implemented::RetryChangeOrderTask => Action::RetryChangeOrderTask,
+            Implemented::UpdateK8sApplicationConfig => Action::UpdateK8sApplicationConfig,
+            Implemented::ScaleK8sApplication => Action::ScaleK8sApplication,
+            Implemented::StartK8sApplication => Action::StartK8sApplication,
+            Implemented::StopK8sApplication => Action::StopK8sApplication,
+            Implemented::RestartK8sApplication => Action::RestartK8sApplication,
+            Implemented::DeleteK8sApplication => Action::DeleteK8sApplication,
+            Implemented::GetApplication => Action::GetApplication,
+            Implemented::QueryApplicationStatus => Action::QueryApplicationStatus,
         }
+    }
+
+    /// The `edas-spec` operation of a change to an existing application, submitted as a
+    /// change order.
+    pub fn change_operation(self) -> Option<edas_spec::Operation> {
+        use edas_spec::Operation as O;
+        Some(match self {
+            Implemented::DeployK8sApplication => O::DeployK8sApplication,
+            Implemented::UpdateK8sApplicationConfig => O::UpdateK8sApplicationConfig,
+            Implemented::ScaleK8sApplication => O::ScaleK8sApplication,
+            Implemented::StartK8sApplication => O::StartK8sApplication,
+            Implemented::StopK8sApplication => O::StopK8sApplication,
+            Implemented::RestartK8sApplication => O::RestartK8sApplication,
+            Implemented::DeleteK8sApplication => O::DeleteK8sApplication,
+            _ => return None,
+        })
     }
 
     /// The RAM action a policy must allow, and on which resource. Reads need
@@ -153,10 +201,22 @@ impl Implemented {
             Implemented::InsertK8sApplication => {
                 (ram::CREATE_APPLICATION, ResourceScope::NewApplication)
             }
-            Implemented::DeployK8sApplication => {
+            Implemented::DeployK8sApplication
+            | Implemented::UpdateK8sApplicationConfig
+            | Implemented::ScaleK8sApplication
+            | Implemented::StartK8sApplication
+            | Implemented::StopK8sApplication
+            | Implemented::RestartK8sApplication => {
                 (ram::MANAGE_APPLICATION, ResourceScope::Application)
             }
-            Implemented::GetK8sApplication => (ram::READ_APPLICATION, ResourceScope::Application),
+            Implemented::DeleteK8sApplication => {
+                (ram::DELETE_APPLICATION, ResourceScope::Application)
+            }
+            Implemented::GetK8sApplication
+            | Implemented::GetApplication
+            | Implemented::QueryApplicationStatus => {
+                (ram::READ_APPLICATION, ResourceScope::Application)
+            }
             Implemented::ListApplication => {
                 (ram::READ_APPLICATION, ResourceScope::EachListedApplication)
             }
@@ -186,6 +246,9 @@ pub mod ram {
     pub const MANAGE_APPLICATION: &str = "edas:ManageApplication";
     /// Creating an application in a namespace.
     pub const CREATE_APPLICATION: &str = "edas:CreateApplication";
+    /// Deleting an application: separate from managing it, so a policy can allow every change
+    /// but deletion.
+    pub const DELETE_APPLICATION: &str = "edas:DeleteApplication";
 }
 
 #[cfg(test)]
@@ -315,7 +378,7 @@ mod tests {
 
     #[test]
     fn implemented_operations_map_back_and_have_a_permission() {
-        assert_eq!(Implemented::ALL.len(), 11);
+        assert_eq!(Implemented::ALL.len(), 19);
         for implemented in Implemented::ALL {
             assert_eq!(implemented.action().implemented(), Some(*implemented));
             let (ram_action, _) = implemented.permission();
@@ -325,7 +388,7 @@ mod tests {
             Implemented::DeployK8sApplication.permission().0,
             "edas:ManageApplication"
         );
-        assert_eq!(Action::ScaleK8sApplication.implemented(), None);
+        assert_eq!(Action::ImportK8sCluster.implemented(), None);
         let unimplemented = Action::ALL
             .iter()
             .filter(|a| a.implemented().is_none())

@@ -29,7 +29,7 @@ fn list_text<T: Serialize>(list: &[T]) -> String {
 }
 
 /// `Image`, `FatJar` or `Empty` (nothing deployed yet), as ApplicationType/DeployType.
-fn package_type(spec: &AppSpec) -> &'static str {
+pub(crate) fn package_type(spec: &AppSpec) -> &'static str {
     match &spec.artifact {
         Artifact::Image { .. } => "Image",
         Artifact::Package(_) => "FatJar",

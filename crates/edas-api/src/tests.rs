@@ -1096,3 +1096,194 @@ async fn gray_manual_release_is_driven_through_the_change_order_operations() {
     .await;
     assert_error(&retry, 404, "InvalidChangeOrderId.NotFound");
 }
+
+fn app_call<'a>(method: &'a str, path: &'a str, action: &'a str, app_id: &str) -> Call<'a> {
+    Call::new(method, path, action).param("AppId", app_id)
+}
+
+/// Issue 9: scale, stop, start, restart, configure and delete are change orders that
+/// GetChangeOrderInfo reports to the end; GetApplication and QueryApplicationStatus show the
+/// instances the runtime reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_operations_are_change_orders_reported_to_the_end() {
+    let h = running_harness().await;
+    let (app_id, created) = create_app(&h, "life").await;
+    wait_for_status(&h, &created, 2).await;
+
+    let get = |id: &str| app_call("POST", "/pop/v5/app/app_info", "GetApplication", id);
+    let status = |id: &str| {
+        app_call(
+            "GET",
+            "/pop/v5/app/app_status",
+            "QueryApplicationStatus",
+            id,
+        )
+    };
+    let got = call(&h, get(&app_id)).await;
+    assert_success(&got);
+    let a = &got.1["Application"];
+    assert_eq!(a["AppId"], app_id.as_str());
+    assert_eq!(a["Name"], "life");
+    assert_eq!(a["InstanceCount"], 2);
+    assert_eq!(a["RunningInstanceCount"], 2);
+    assert_eq!(a["AppPhase"], "ready");
+    assert_eq!(a["ClusterType"], "5");
+
+    let run = async |c: Call<'_>| -> String {
+        let r = call(&h, c).await;
+        assert_success(&r);
+        let co = r.1["ChangeOrderId"]
+            .as_str()
+            .expect("ChangeOrderId")
+            .to_owned();
+        let info = wait_for_status(&h, &co, 2).await;
+        assert_eq!(info["ChangeOrderId"], co.as_str());
+        co
+    };
+    run(app_call(
+        "PUT",
+        "/pop/v5/k8s/acs/k8s_apps",
+        "ScaleK8sApplication",
+        &app_id,
+    )
+    .param("Replicas", "3")
+    .param("Timeout", "60"))
+    .await;
+    let s = call(&h, status(&app_id)).await;
+    assert_success(&s);
+    let info = &s.1["AppInfo"];
+    assert_eq!(info["Application"]["ApplicationId"], app_id.as_str());
+    assert_eq!(info["Application"]["InstanceCount"], 3);
+    assert_eq!(info["Application"]["RunningInstanceCount"], 3);
+    let eccs = info["EccList"]["Ecc"].as_array().unwrap();
+    assert_eq!(eccs.len(), 3);
+    assert!(
+        eccs.iter()
+            .all(|e| e["AppState"] == 7 && e["TaskState"] == 2)
+    );
+    assert_eq!(info["GroupList"]["Group"][0]["GroupType"], 0);
+    assert!(
+        !info["DeployRecordList"]["DeployRecord"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    run(app_call(
+        "POST",
+        "/pop/v5/k8s/acs/stop_k8s_app",
+        "StopK8sApplication",
+        &app_id,
+    ))
+    .await;
+    let s = call(&h, status(&app_id)).await;
+    assert_eq!(
+        s.1["AppInfo"]["EccList"]["Ecc"].as_array().unwrap().len(),
+        0
+    );
+    assert_eq!(
+        call(&h, get(&app_id)).await.1["Application"]["RunningInstanceCount"],
+        0
+    );
+    run(app_call(
+        "POST",
+        "/pop/v5/k8s/acs/start_k8s_app",
+        "StartK8sApplication",
+        &app_id,
+    ))
+    .await;
+    assert_eq!(
+        call(&h, get(&app_id)).await.1["Application"]["RunningInstanceCount"],
+        3
+    );
+    run(app_call(
+        "POST",
+        "/pop/v5/k8s/acs/restart_k8s_app",
+        "RestartK8sApplication",
+        &app_id,
+    ))
+    .await;
+    run(app_call(
+        "PUT",
+        "/pop/v5/k8s/acs/k8s_app_configuration",
+        "UpdateK8sApplicationConfig",
+        &app_id,
+    )
+    .param("MemoryLimit", "512")
+    .param("MemoryRequest", "256"))
+    .await;
+    assert_eq!(call(&h, get(&app_id)).await.1["Application"]["Memory"], 512);
+
+    // Bad input names the parameter; nothing is submitted.
+    let bad = call(
+        &h,
+        app_call(
+            "PUT",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "ScaleK8sApplication",
+            &app_id,
+        )
+        .param("Replicas", "-1"),
+    )
+    .await;
+    assert_error(&bad, 400, "InvalidParameter");
+    assert!(bad.1["Message"].as_str().unwrap().contains("Replicas"));
+    let missing = call(
+        &h,
+        Call::new("PUT", "/pop/v5/k8s/acs/k8s_apps", "ScaleK8sApplication").param("AppId", &app_id),
+    )
+    .await;
+    assert_error(&missing, 400, "MissingParameter");
+    let unknown = call(
+        &h,
+        app_call(
+            "POST",
+            "/pop/v5/k8s/acs/stop_k8s_app",
+            "StopK8sApplication",
+            &app_id,
+        )
+        .param("Replicas", "1"),
+    )
+    .await;
+    assert_error(&unknown, 400, "InvalidParameter.Unknown");
+
+    // Delete needs edas:DeleteApplication: managing is not enough.
+    attach_policy(
+        &h,
+        json!({"Version": "1", "Statement": [{"Effect": "Allow",
+            "Action": ["edas:ReadApplication", "edas:ManageApplication"], "Resource": "*"}]}),
+    )
+    .await;
+    let delete = || {
+        app_call(
+            "DELETE",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeleteK8sApplication",
+            &app_id,
+        )
+        .param("Force", "True")
+    };
+    assert_error(&call(&h, delete().key(BOB)).await, 401, "AUTH_ERROR");
+    assert_success(&call(&h, get(&app_id).key(BOB)).await);
+    let co = run(delete()).await;
+    assert_error(&call(&h, get(&app_id)).await, 404, "InvalidAppId.NotFound");
+    // The deleted application's change orders stay readable.
+    assert_success(&call(&h, change_order_info(&co)).await);
+}
+
+#[tokio::test]
+async fn reads_need_read_permission() {
+    let h = harness().await;
+    let (app_id, _) = create_app(&h, "private").await;
+    for (method, path, action) in [
+        ("POST", "/pop/v5/app/app_info", "GetApplication"),
+        ("GET", "/pop/v5/app/app_status", "QueryApplicationStatus"),
+    ] {
+        let r = call(&h, app_call(method, path, action, &app_id).key(BOB)).await;
+        assert_error(&r, 401, "AUTH_ERROR");
+        let r = call(&h, app_call(method, path, action, "nope")).await;
+        assert_error(&r, 404, "InvalidAppId.NotFound");
+        let r = call(&h, app_call(method, path, action, &app_id).param("X", "1")).await;
+        assert_error(&r, 400, "InvalidParameter.Unknown");
+    }
+}

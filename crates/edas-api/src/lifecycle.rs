@@ -1,0 +1,219 @@
+//! GetApplication and QueryApplicationStatus: an application as EDAS's classic views show it,
+//! with the instances its runtime reports now. (The changes — scale, start, stop, restart,
+//! configure, delete — are change orders, submitted by `handlers::change_application`.)
+
+use edas_runtime::Instance;
+use edas_spec::Params;
+use edas_store::{Application, PageRequest};
+use serde_json::{Map, Value, json};
+
+use crate::Api;
+use crate::error::ApiError;
+use crate::handlers::{arn, live_application, only, required, revision_doc};
+use crate::operations::ram;
+use crate::render;
+use crate::server::{Caller, internal};
+
+/// The application's instances as its runtime reports them now (every revision that has any).
+pub(crate) async fn instances_of(api: &Api, app: &Application) -> Result<Vec<Instance>, ApiError> {
+    let Some(runtime) = api.engine().runtimes().get(&app.cluster_id) else {
+        return Ok(Vec::new());
+    };
+    let revisions = runtime
+        .revisions(&app.id)
+        .await
+        .map_err(|e| internal("listing the application's revisions on its runtime", e))?;
+    let mut out = Vec::new();
+    for revision in revisions {
+        let state = runtime
+            .observe(&app.id, &revision)
+            .await
+            .map_err(|e| internal("observing the application's instances", e))?;
+        out.extend(state.instances);
+    }
+    Ok(out)
+}
+
+/// The first Service port, or 0 when the application has no Service.
+fn service_port(spec: &edas_spec::AppSpec) -> i64 {
+    spec.services
+        .iter()
+        .flat_map(|s| &s.port_mappings)
+        .map(|p| p.service_port.port)
+        .next()
+        .unwrap_or(0)
+}
+
+fn ready_count(instances: &[Instance]) -> usize {
+    instances.iter().filter(|i| i.ready).count()
+}
+
+/// `AppPhase`: `progressing` while a change order runs, else `ready`.
+fn phase(app: &Application) -> &'static str {
+    if app.state == "DEPLOYING" {
+        "progressing"
+    } else {
+        "ready"
+    }
+}
+
+pub(crate) async fn get_application(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Map<String, Value>, ApiError> {
+    only(params, "GetApplication", &["AppId"])?;
+    let app_id = required(params, "AppId")?;
+    let app = live_application(api, app_id).await?;
+    caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
+    let spec = revision_doc(&app)?.spec;
+    let instances = instances_of(api, &app).await?;
+    let r = &spec.resources;
+    let port = service_port(&spec);
+    let mut out = Map::new();
+    out.insert(
+        "Application".into(),
+        json!({
+            "AppId": app.id,
+            "AppPhase": phase(&app),
+            "ApplicationType": render::package_type(&spec),
+            "BuildPackageId": 0,
+            "ClusterId": app.cluster_id,
+            "ClusterType": render::CLUSTER_TYPE_KUBERNETES.to_string(),
+            "Cpu": r.cpu_limit_millis.map_or(0, |m| m.div_ceil(1000)),
+            "CreateTime": app.created_at.as_millisecond(),
+            "Description": spec.description.clone().unwrap_or_default(),
+            "Dockerize": true,
+            "Email": "",
+            "EnablePortCheck": false,
+            "EnableUrlCheck": false,
+            "HaveManageAccess": caller.may(ram::MANAGE_APPLICATION, &arn(api, &app)).to_string(),
+            "HealthCheckUrl": "",
+            "InstanceCount": spec.effective_replicas(),
+            "Memory": r.memory_limit_mib.unwrap_or(0),
+            "Name": app.name,
+            "NameSpace": app.namespace_id,
+            "Owner": "",
+            "Port": port,
+            "RegionId": app.region_id,
+            "ResourceGroupId": spec.resource_group_id.clone().unwrap_or_default(),
+            "RunningInstanceCount": ready_count(&instances),
+            "SlbId": "",
+            "SlbInfo": "",
+            "SlbIp": "",
+            "SlbName": "",
+            "SlbPort": 0,
+            "UserId": api.config().account_id,
+            "WorkloadType": "Deployment",
+        }),
+    );
+    Ok(out)
+}
+
+pub(crate) async fn query_status(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Map<String, Value>, ApiError> {
+    only(params, "QueryApplicationStatus", &["AppId"])?;
+    let app_id = required(params, "AppId")?;
+    let app = live_application(api, app_id).await?;
+    caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
+    let spec = revision_doc(&app)?.spec;
+    let instances = instances_of(api, &app).await?;
+    let r = &spec.resources;
+    let created = app.created_at.as_millisecond();
+    let updated = app.updated_at.as_millisecond();
+    let group_id = format!("{}-default", app.id);
+    let eccs: Vec<Value> = instances
+        .iter()
+        .map(|i| {
+            let (app_state, task_state) = if i.failed.is_some() {
+                (3, 3)
+            } else if i.ready {
+                (7, 2)
+            } else {
+                (3, 1)
+            };
+            json!({
+                "AppId": app.id,
+                "AppState": app_state,
+                "ContainerStatus": if i.failed.is_some() {
+                    "failed"
+                } else if i.ready {
+                    "running"
+                } else {
+                    "starting"
+                },
+                "CreateTime": updated,
+                "EccId": i.name,
+                "EcuId": i.name,
+                "GroupId": group_id,
+                "Ip": i.ip.clone().unwrap_or_default(),
+                "TaskState": task_state,
+                "UpdateTime": updated,
+                "VpcId": "",
+            })
+        })
+        .collect();
+    let revisions = api
+        .store()
+        .list_revisions(&app.id, PageRequest::new(1, PageRequest::MAX_SIZE))
+        .await
+        .map_err(|e| internal("listing the application's revisions", e))?;
+    let records: Vec<Value> = revisions
+        .items
+        .iter()
+        .map(|rev| {
+            json!({
+                "CreateTime": rev.created_at.as_millisecond(),
+                "DeployRecordId": format!("{}-{}", app.id, rev.number),
+                "EccId": "",
+                "EcuId": "",
+                "PackageMd5": "",
+                "PackageVersionId": rev.number.to_string(),
+            })
+        })
+        .collect();
+    let mut out = Map::new();
+    out.insert(
+        "AppInfo".into(),
+        json!({
+            "Application": {
+                "ApplicationId": app.id,
+                "BuildPackageId": 0,
+                "ClusterId": app.cluster_id,
+                "Cpu": r.cpu_limit_millis.map_or(0, |m| m.div_ceil(1000)),
+                "CreateTime": created,
+                "Dockerize": true,
+                "Email": "",
+                "HealthCheckUrl": "",
+                "InstanceCount": spec.effective_replicas(),
+                "LaunchTime": updated,
+                "Memory": r.memory_limit_mib.unwrap_or(0),
+                "Name": app.name,
+                "Owner": "",
+                "Phone": "",
+                "Port": service_port(&spec),
+                "RegionId": app.namespace_id,
+                "RunningInstanceCount": ready_count(&instances),
+                "UserId": api.config().account_id,
+            },
+            "DeployRecordList": { "DeployRecord": records },
+            "EccList": { "Ecc": eccs },
+            "EcuList": { "Ecu": [] },
+            "GroupList": { "Group": [{
+                "AppId": app.id,
+                "AppVersionId": app.current_revision.to_string(),
+                "ClusterId": app.cluster_id,
+                "CreateTime": created,
+                "GroupId": group_id,
+                "GroupName": "_DEFAULT_GROUP",
+                "GroupType": 0,
+                "PackageVersionId": app.current_revision.to_string(),
+                "UpdateTime": updated,
+            }]},
+        }),
+    );
+    Ok(out)
+}
