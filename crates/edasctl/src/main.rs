@@ -1,29 +1,86 @@
-//! `edasctl`: the edasd command-line tool. One module per command group under `cmd`.
+//! `edasctl`: the edasd command-line tool. It speaks the signed EDAS API (and edasd's admin
+//! API) like any SDK; one module per command group under `cmd`.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
+mod client;
 mod cmd;
 mod edas_error;
+mod output;
+mod profile;
+mod watch;
+
+use cmd::context::Global;
 
 /// The edasd command-line tool.
+///
+/// Credentials: --endpoint / EDAS_ENDPOINT, ALIBABA_CLOUD_ACCESS_KEY_ID and
+/// ALIBABA_CLOUD_ACCESS_KEY_SECRET, else the profile (--profile) of ~/.aliyun/config.json
+/// (the aliyun CLI's file; `edasctl configure` writes one). Errors print the EDAS code and
+/// the RequestId and exit 1; a watched change order exits 0 on success, 1 failed,
+/// 3 terminated.
 #[derive(Debug, Parser)]
-#[command(name = "edasctl", version, about, long_about = None)]
+#[command(name = "edasctl", version, about, verbatim_doc_comment)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a profile (endpoint, access key, region).
+    Configure(cmd::configure::ConfigureArgs),
+    /// Applications: create, list, get.
+    #[command(subcommand)]
+    App(cmd::app::AppCommand),
+    /// Release a new revision of an application (DeployK8sApplication).
+    Deploy(Box<cmd::deploy::DeployArgs>),
+    /// Change orders: list, get, watch, continue, abort, rollback, retry.
+    #[command(subcommand)]
+    ChangeOrder(cmd::change_order::ChangeOrderCommand),
+    /// Print offline the Kubernetes objects of an application.
     Render(cmd::render::RenderArgs),
+    /// Users of edasd (administrators only).
+    #[command(subcommand)]
+    User(cmd::admin::UserCommand),
+    /// Access keys of edasd users (administrators only).
+    #[command(subcommand)]
+    AccessKey(cmd::admin::AccessKeyCommand),
+    /// RAM policies of edasd (administrators only).
+    #[command(subcommand)]
+    Policy(cmd::admin::PolicyCommand),
+    /// Print a shell completion script.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Render(args) => cmd::render::run(&args),
+    let g = &cli.global;
+    let result = match &cli.command {
+        Command::Configure(args) => cmd::configure::run(g, args),
+        Command::App(c) => cmd::app::run(g, c),
+        Command::Deploy(args) => cmd::deploy::run(g, args),
+        Command::ChangeOrder(c) => cmd::change_order::run(g, c),
+        Command::Render(args) => cmd::render::run(args),
+        Command::User(c) => cmd::admin::user(g, c),
+        Command::AccessKey(c) => cmd::admin::access_key(g, c),
+        Command::Policy(c) => cmd::admin::policy(g, c),
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "edasctl",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -31,5 +88,15 @@ fn main() -> ExitCode {
             eprintln!("edasctl: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -1,3 +1,11 @@
-//! The command groups of `edasctl`, one module each.
+//! The command groups of `edasctl`, one module each. A new EDAS operation is one more
+//! [`crate::client::ops`] constant and one more subcommand in its group.
 
+pub mod admin;
+pub mod app;
+pub mod change_order;
+pub mod configure;
+pub mod context;
+pub mod deploy;
+pub mod params;
 pub mod render;

@@ -102,6 +102,13 @@ fn read_input(path: &PathBuf) -> anyhow::Result<String> {
 /// Decodes the JSON object into parameters, keeping every pair so a name given twice is refused
 /// (as the API refuses it) instead of one value silently winning.
 fn parse_params(text: &str) -> Result<Params, EdasError> {
+    let strings = parse_pairs(text)?;
+    Params::from_pairs(strings).map_err(|v| EdasError::from_violations(&v))
+}
+
+/// Decodes a JSON object of parameter name → string value into its pairs, in document order
+/// (duplicates kept, for the caller to refuse).
+pub(crate) fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, EdasError> {
     let pairs: Pairs = serde_json::from_str(text).map_err(|e| {
         EdasError::single(
             "InvalidParameter",
@@ -124,7 +131,7 @@ fn parse_params(text: &str) -> Result<Params, EdasError> {
             }
         }
     }
-    Params::from_pairs(strings).map_err(|v| EdasError::from_violations(&v))
+    Ok(strings)
 }
 
 /// A JSON object as its pairs in document order, duplicates included.

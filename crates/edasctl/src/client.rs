@@ -1,0 +1,223 @@
+//! The signed client of the EDAS API and of edasd's admin API: the same requests any SDK sends
+//! (classic V1 signature, HMAC-SHA1), no private side door.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use edas_pop::{encode_form, sign_v1};
+use serde_json::Value;
+
+use crate::profile::Credentials;
+
+/// The EDAS API version every operation is called with.
+const API_VERSION: &str = "2017-08-01";
+
+/// An EDAS operation: its action name, HTTP method and path (edas-api.md §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    /// The `x-acs-action` header.
+    pub action: &'static str,
+    /// The HTTP method.
+    pub method: &'static str,
+    /// The ROA path.
+    pub path: &'static str,
+}
+
+/// Declares the operations `edasctl` calls, one constant each, from the wire table.
+macro_rules! operations {
+    ($($name:ident $method:literal $path:literal;)*) => {
+        $(
+            #[doc = concat!("`", stringify!($name), "`: `", $method, " ", $path, "`.")]
+            pub const $name: Operation = Operation {
+                action: stringify!($name),
+                method: $method,
+                path: $path,
+            };
+        )*
+    };
+}
+
+/// The operations, named as in EDAS.
+#[allow(non_upper_case_globals)]
+pub mod ops {
+    use super::Operation;
+    operations! {
+        InsertK8sApplication "POST" "/pop/v5/k8s/acs/create_k8s_app";
+        DeployK8sApplication "POST" "/pop/v5/k8s/acs/k8s_apps";
+        GetK8sApplication "GET" "/pop/v5/changeorder/co_application";
+        ListApplication "POST" "/pop/v5/app/app_list";
+        GetChangeOrderInfo "POST" "/pop/v5/changeorder/change_order_info";
+        ListRecentChangeOrder "POST" "/pop/v5/changeorder/change_order_list";
+        ContinuePipeline "GET" "/pop/v5/changeorder/pipeline_batch_confirm";
+        AbortChangeOrder "PUT" "/pop/v5/changeorder/change_order_abort";
+        AbortAndRollbackChangeOrder "PUT" "/pop/v5/changeorder/change_order_abort_and_rollback";
+        RollbackChangeOrder "PUT" "/pop/v5/oam/changeorder/rollback";
+        RetryChangeOrderTask "GET" "/pop/v5/changeorder/task_retry";
+    }
+}
+
+/// A refusal from the server (or a failure to reach it), with what the user needs to report it.
+#[derive(Debug)]
+pub enum CallError {
+    /// The server answered with an error envelope.
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The EDAS error code (`Code`).
+        code: String,
+        /// The message.
+        message: String,
+        /// The request id, for the server's logs.
+        request_id: String,
+    },
+    /// The request could not be sent or the answer was not the EDAS envelope.
+    Transport(String),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Api {
+                status,
+                code,
+                message,
+                request_id,
+            } => write!(
+                f,
+                "{code}: {message} (HTTP {status}, RequestId {request_id})"
+            ),
+            CallError::Transport(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// A signed client for one endpoint and one access key.
+pub struct Client {
+    http: reqwest::blocking::Client,
+    endpoint: String,
+    credentials: Credentials,
+}
+
+impl Client {
+    /// A client of `credentials.endpoint`.
+    pub fn new(credentials: Credentials) -> anyhow::Result<Client> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(Client {
+            http,
+            endpoint: credentials.endpoint.trim_end_matches('/').to_owned(),
+            credentials,
+        })
+    }
+
+    /// Calls an EDAS operation with its query parameters; `RegionId` is added from the profile.
+    /// Returns the whole success body (`Code`, `Message`, `RequestId` and the operation's keys).
+    pub fn call(&self, op: Operation, params: &[(String, String)]) -> Result<Value, CallError> {
+        let mut pairs = params.to_vec();
+        if !self.credentials.region_id.is_empty() && !pairs.iter().any(|(n, _)| n == "RegionId") {
+            pairs.push(("RegionId".to_owned(), self.credentials.region_id.clone()));
+        }
+        let query = encode_form(&pairs);
+        let request = edas_pop::Request::new(op.method, op.path)
+            .with_raw_query(&query)
+            .map_err(|e| CallError::Transport(format!("encoding the query: {e}")))?
+            .with_header("x-acs-action", op.action)
+            .with_header("x-acs-version", API_VERSION);
+        let url = if query.is_empty() {
+            format!("{}{}", self.endpoint, op.path)
+        } else {
+            format!("{}{}?{query}", self.endpoint, op.path)
+        };
+        self.send(request, &url, Vec::new())
+    }
+
+    /// Calls edasd's admin API (`/edasd/v1/<path>`) with an optional JSON body.
+    pub fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
+        let full = format!("/edasd/v1/{path}");
+        let bytes = body.map(Value::to_string).unwrap_or_default().into_bytes();
+        let mut request = edas_pop::Request::new(method, full.clone())
+            .with_header("x-acs-action", "edasd.admin")
+            .with_header("x-acs-version", API_VERSION);
+        if !bytes.is_empty() {
+            request = request
+                .with_header("content-type", "application/json")
+                .with_body(bytes.clone());
+        }
+        let url = format!("{}{full}", self.endpoint);
+        self.send(request, &url, bytes)
+    }
+
+    fn send(
+        &self,
+        request: edas_pop::Request,
+        url: &str,
+        body: Vec<u8>,
+    ) -> Result<Value, CallError> {
+        let nonce = uuid::Uuid::new_v4().to_string();
+        let signature = sign_v1(
+            &request,
+            &self.credentials.access_key_id,
+            &self.credentials.access_key_secret,
+            SystemTime::now(),
+            Some(&nonce),
+        )
+        .map_err(|e| CallError::Transport(format!("signing the request: {e}")))?;
+        let method = reqwest::Method::from_bytes(request.method().as_bytes())
+            .map_err(|e| CallError::Transport(format!("method {}: {e}", request.method())))?;
+        let mut builder = self.http.request(method, url);
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in signature {
+            builder = builder.header(name, value);
+        }
+        if !body.is_empty() {
+            builder = builder.body(body);
+        }
+        let response = builder
+            .send()
+            .map_err(|e| CallError::Transport(format!("cannot reach {}: {e}", self.endpoint)))?;
+        let status = response.status().as_u16();
+        let header_request_id = response
+            .headers()
+            .get("x-acs-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response
+            .text()
+            .map_err(|e| CallError::Transport(format!("reading the answer: {e}")))?;
+        let value: Value = serde_json::from_str(&text).map_err(|_| {
+            CallError::Transport(format!(
+                "HTTP {status} from {}: the answer is not JSON: {}",
+                self.endpoint,
+                text.chars().take(200).collect::<String>()
+            ))
+        })?;
+        if (200..300).contains(&status) {
+            return Ok(value);
+        }
+        let text_of = |key: &str| match value.get(key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        let request_id = match text_of("RequestId") {
+            id if id.is_empty() => header_request_id.unwrap_or_else(|| "-".to_owned()),
+            id => id,
+        };
+        Err(CallError::Api {
+            status,
+            code: text_of("Code"),
+            message: text_of("Message"),
+            request_id,
+        })
+    }
+}

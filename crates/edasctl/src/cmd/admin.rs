@@ -1,0 +1,244 @@
+//! `edasctl user`, `access-key` and `policy`: edasd's admin API (`/edasd/v1/…`, administrators
+//! only), signed like every EDAS request.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::cmd::context::Global;
+use crate::output::{self, cell, table};
+
+/// Users.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// List users.
+    List,
+    /// Create a user.
+    Create {
+        /// The user name (1–64 of letters, digits, `.`, `_`, `-`, `@`).
+        name: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Delete a user and its access keys.
+    Delete {
+        /// The user name.
+        name: String,
+    },
+}
+
+/// Access keys.
+#[derive(Debug, Subcommand)]
+pub enum AccessKeyCommand {
+    /// List a user's access keys (never their secrets).
+    List {
+        /// The user name.
+        user: String,
+    },
+    /// Create an access key for a user; the secret is printed once.
+    Create(CreateKeyArgs),
+    /// Enable an access key.
+    Enable {
+        /// The AccessKeyId.
+        id: String,
+    },
+    /// Disable an access key.
+    Disable {
+        /// The AccessKeyId.
+        id: String,
+    },
+    /// Delete an access key.
+    Delete {
+        /// The AccessKeyId.
+        id: String,
+    },
+}
+
+/// `access-key create`.
+#[derive(Debug, Args)]
+pub struct CreateKeyArgs {
+    /// The user name.
+    pub user: String,
+    /// The AccessKeyId to use (with --secret); default: generated.
+    #[arg(long, requires = "secret")]
+    pub id: Option<String>,
+    /// The AccessKeySecret to use (with --id); default: generated.
+    #[arg(long, requires = "id")]
+    pub secret: Option<String>,
+}
+
+/// Policies.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// List policies, or a user's with --user.
+    List {
+        /// The user whose policies to list.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Create or replace a policy from a RAM policy document (JSON file, `-` for stdin).
+    Put {
+        /// The policy name.
+        name: String,
+        /// The policy document.
+        #[arg(long, value_name = "FILE")]
+        document: PathBuf,
+    },
+    /// Delete a policy.
+    Delete {
+        /// The policy name.
+        name: String,
+    },
+    /// Attach a policy to a user.
+    Attach {
+        /// The user name.
+        user: String,
+        /// The policy name.
+        policy: String,
+    },
+    /// Detach a policy from a user.
+    Detach {
+        /// The user name.
+        user: String,
+        /// The policy name.
+        policy: String,
+    },
+}
+
+fn list_table(items: &Value, keys: &[&str]) -> comfy_table::Table {
+    let mut t = table(keys);
+    for item in items.as_array().into_iter().flatten() {
+        t.add_row(keys.iter().map(|k| cell(&item[*k])).collect::<Vec<_>>());
+    }
+    t
+}
+
+fn done(global: &Global, answer: &Value) -> anyhow::Result<ExitCode> {
+    output::print(global.output, answer, |a| {
+        let mut t = table(&["RequestId"]);
+        t.add_row(vec![cell(&a["RequestId"])]);
+        t
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `edasctl user …`.
+pub fn user(global: &Global, command: &UserCommand) -> anyhow::Result<ExitCode> {
+    let client = global.client()?;
+    match command {
+        UserCommand::List => {
+            let a = client.admin("GET", "users", None)?;
+            output::print(global.output, &a, |a| {
+                list_table(&a["Users"], &["Name", "Admin", "CreateTime"])
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        UserCommand::Create { name, admin } => {
+            let a = client.admin(
+                "POST",
+                "users",
+                Some(&json!({"Name": name, "Admin": admin})),
+            )?;
+            output::print(global.output, &a, |a| output::fields_table(&a["User"]))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        UserCommand::Delete { name } => done(
+            global,
+            &client.admin("DELETE", &format!("users/{name}"), None)?,
+        ),
+    }
+}
+
+/// Runs `edasctl access-key …`.
+pub fn access_key(global: &Global, command: &AccessKeyCommand) -> anyhow::Result<ExitCode> {
+    let client = global.client()?;
+    match command {
+        AccessKeyCommand::List { user } => {
+            let a = client.admin("GET", &format!("users/{user}/keys"), None)?;
+            output::print(global.output, &a, |a| {
+                list_table(
+                    &a["AccessKeys"],
+                    &["AccessKeyId", "User", "Enabled", "CreateTime"],
+                )
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AccessKeyCommand::Create(args) => {
+            let body = match (&args.id, &args.secret) {
+                (Some(id), Some(secret)) => {
+                    Some(json!({"AccessKeyId": id, "AccessKeySecret": secret}))
+                }
+                _ => None,
+            };
+            let a = client.admin("POST", &format!("users/{}/keys", args.user), body.as_ref())?;
+            output::print(global.output, &a, |a| output::fields_table(&a["AccessKey"]))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AccessKeyCommand::Enable { id } | AccessKeyCommand::Disable { id } => {
+            let enabled = matches!(command, AccessKeyCommand::Enable { .. });
+            done(
+                global,
+                &client.admin(
+                    "PUT",
+                    &format!("keys/{id}"),
+                    Some(&json!({"Enabled": enabled})),
+                )?,
+            )
+        }
+        AccessKeyCommand::Delete { id } => done(
+            global,
+            &client.admin("DELETE", &format!("keys/{id}"), None)?,
+        ),
+    }
+}
+
+/// Runs `edasctl policy …`.
+pub fn policy(global: &Global, command: &PolicyCommand) -> anyhow::Result<ExitCode> {
+    let client = global.client()?;
+    match command {
+        PolicyCommand::List { user } => {
+            let path = match user {
+                Some(u) => format!("users/{u}/policies"),
+                None => "policies".to_owned(),
+            };
+            let a = client.admin("GET", &path, None)?;
+            output::print(global.output, &a, |a| {
+                list_table(&a["Policies"], &["Name", "UpdateTime"])
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Put { name, document } => {
+            let text = if document.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+            } else {
+                std::fs::read_to_string(document)
+                    .with_context(|| format!("cannot read {}", document.display()))?
+            };
+            let doc: Value = serde_json::from_str(&text)
+                .with_context(|| format!("--document {} is not JSON", document.display()))?;
+            let a = client.admin(
+                "PUT",
+                &format!("policies/{name}"),
+                Some(&json!({"Document": doc})),
+            )?;
+            output::print(global.output, &a, |a| output::fields_table(&a["Policy"]))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Delete { name } => done(
+            global,
+            &client.admin("DELETE", &format!("policies/{name}"), None)?,
+        ),
+        PolicyCommand::Attach { user, policy } => done(
+            global,
+            &client.admin("PUT", &format!("users/{user}/policies/{policy}"), None)?,
+        ),
+        PolicyCommand::Detach { user, policy } => done(
+            global,
+            &client.admin("DELETE", &format!("users/{user}/policies/{policy}"), None)?,
+        ),
+    }
+}

@@ -1,0 +1,358 @@
+//! `edasctl change-order`: list, get, watch, continue, abort, rollback and retry change orders.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use crate::client::{Client, Operation, ops};
+use crate::cmd::context::{Global, WatchFlags};
+use crate::output::{self, Format, cell, table};
+use crate::watch::{self, Sink, status};
+
+/// Change orders.
+#[derive(Debug, Subcommand)]
+pub enum ChangeOrderCommand {
+    /// The recent change orders of an application (ListRecentChangeOrder).
+    List(ListArgs),
+    /// One change order with its batches (GetChangeOrderInfo).
+    Get(IdArgs),
+    /// Follow a change order until it ends, one progress bar per batch (polls GetChangeOrderInfo).
+    Watch(WatchArgs),
+    /// Start the batch waiting for confirmation (ContinuePipeline).
+    Continue(ContinueArgs),
+    /// Stop a change order (AbortChangeOrder).
+    Abort(ActArgs),
+    /// Stop a change order and roll the application back (AbortAndRollbackChangeOrder; with
+    /// `--using rollback`, RollbackChangeOrder).
+    Rollback(RollbackArgs),
+    /// Retry the failed task of a change order (RetryChangeOrderTask).
+    Retry(RetryArgs),
+}
+
+/// `change-order list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// `AppId`.
+    pub app_id: String,
+}
+
+/// A change order id.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// `ChangeOrderId`.
+    pub change_order_id: String,
+}
+
+/// `change-order watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// `ChangeOrderId`.
+    pub change_order_id: String,
+    /// Minutes an automatic release waits between batches, to show the time left.
+    #[arg(long, value_name = "MINUTES")]
+    pub batch_wait: Option<u32>,
+    /// Seconds between two polls.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub interval: u64,
+}
+
+/// A change order id and `--watch`.
+#[derive(Debug, Args)]
+pub struct ActArgs {
+    /// `ChangeOrderId`.
+    pub change_order_id: String,
+    #[command(flatten)]
+    pub watch: WatchFlags,
+}
+
+/// `change-order continue`.
+#[derive(Debug, Args)]
+pub struct ContinueArgs {
+    /// `ChangeOrderId`: its batch waiting for confirmation is started.
+    pub change_order_id: String,
+    /// The `PipelineId` to confirm, instead of looking up the waiting batch.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    #[command(flatten)]
+    pub watch: WatchFlags,
+}
+
+/// Which rollback operation to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RollbackOperation {
+    /// AbortAndRollbackChangeOrder (applications on Kubernetes clusters).
+    AbortAndRollback,
+    /// RollbackChangeOrder.
+    Rollback,
+}
+
+/// `change-order rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// `ChangeOrderId`.
+    pub change_order_id: String,
+    /// The operation to call.
+    #[arg(long = "using", value_enum, default_value_t = RollbackOperation::AbortAndRollback)]
+    pub operation: RollbackOperation,
+    #[command(flatten)]
+    pub watch: WatchFlags,
+}
+
+/// `change-order retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// `ChangeOrderId`: its failed task is retried.
+    pub change_order_id: String,
+    /// The `TaskId` to retry, instead of looking up the failed task.
+    #[arg(long)]
+    pub task: Option<String>,
+    #[command(flatten)]
+    pub watch: WatchFlags,
+}
+
+fn id_param(name: &str, value: &str) -> Vec<(String, String)> {
+    vec![(name.to_owned(), value.to_owned())]
+}
+
+fn info(client: &Client, id: &str) -> anyhow::Result<Value> {
+    Ok(client.call(ops::GetChangeOrderInfo, &id_param("ChangeOrderId", id))?)
+}
+
+fn pipelines(answer: &Value) -> &[Value] {
+    answer["changeOrderInfo"]["PipelineInfoList"]["PipelineInfo"]
+        .as_array()
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The batch waiting to start (status 8 or 9).
+pub fn waiting_pipeline(answer: &Value) -> Option<String> {
+    pipelines(answer)
+        .iter()
+        .find(|p| {
+            matches!(
+                p["PipelineStatus"].as_i64(),
+                Some(status::WAITING_CONFIRMATION | status::WAITING_NEXT_BATCH)
+            )
+        })
+        .and_then(|p| p["PipelineId"].as_str())
+        .map(str::to_owned)
+}
+
+/// The failed task to retry.
+pub fn failed_task(answer: &Value) -> Option<String> {
+    pipelines(answer)
+        .iter()
+        .flat_map(|p| {
+            p["StageDetailList"]["StageDetailDTO"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .flat_map(|s| {
+            s["TaskList"]["TaskInfoDTO"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .find(|t| matches!(t["TaskStatus"].as_str(), Some("3" | "10")))
+        .and_then(|t| t["TaskId"].as_str())
+        .map(str::to_owned)
+}
+
+/// The live view's sink for an output format.
+pub fn sink(format: Format) -> Sink {
+    match format {
+        Format::Table => Sink::Stdout,
+        Format::Json | Format::Yaml => Sink::Stderr,
+    }
+}
+
+/// After a command that started or changed `change_order`: watch it when asked.
+pub fn follow(
+    global: &Global,
+    client: &Client,
+    change_order: &str,
+    batch_wait: Option<u32>,
+    flags: &WatchFlags,
+) -> anyhow::Result<ExitCode> {
+    if !flags.watch {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if change_order.is_empty() {
+        bail!("the server answered without a ChangeOrderId to watch");
+    }
+    let (outcome, _) = watch::run(
+        client,
+        change_order,
+        batch_wait,
+        flags.interval(),
+        sink(global.output),
+    )?;
+    Ok(ExitCode::from(outcome.exit_code()))
+}
+
+fn act(
+    global: &Global,
+    client: &Client,
+    op: Operation,
+    params: Vec<(String, String)>,
+    change_order: &str,
+    flags: &WatchFlags,
+) -> anyhow::Result<ExitCode> {
+    let answer = client.call(op, &params)?;
+    // The rollback operations answer with the change order they started.
+    let followed = answer["Data"]["ChangeOrderId"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(change_order)
+        .to_owned();
+    output::print(global.output, &answer, |a| {
+        let mut t = table(&["Operation", "ChangeOrderId", "RequestId"]);
+        t.add_row(vec![
+            op.action.to_owned(),
+            followed.clone(),
+            cell(&a["RequestId"]),
+        ]);
+        t
+    })?;
+    follow(global, client, &followed, None, flags)
+}
+
+/// Runs `edasctl change-order …`.
+pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<ExitCode> {
+    let client = global.client()?;
+    match command {
+        ChangeOrderCommand::List(args) => {
+            let answer =
+                client.call(ops::ListRecentChangeOrder, &id_param("AppId", &args.app_id))?;
+            output::print(global.output, &answer, |a| {
+                let keys = [
+                    "ChangeOrderId",
+                    "CoType",
+                    "Status",
+                    "BatchCount",
+                    "BatchType",
+                    "CreateTime",
+                    "CreateUserId",
+                ];
+                let mut t = table(&keys);
+                for co in a["ChangeOrderList"]["ChangeOrder"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    t.add_row(keys.map(|k| cell(&co[k])));
+                }
+                t
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ChangeOrderCommand::Get(args) => {
+            let answer = info(&client, &args.change_order_id)?;
+            output::print(global.output, &answer, |a| {
+                // The change order's own fields, then one row per batch.
+                let mut t = output::table(&["Field", "Value"]);
+                if let Value::Object(m) = &a["changeOrderInfo"] {
+                    for (k, v) in m.iter().filter(|(_, v)| !v.is_object() && !v.is_array()) {
+                        t.add_row(vec![k.clone(), cell(v)]);
+                    }
+                }
+                if let Ok(view) = watch::view(a, watch::Context::default()) {
+                    for b in &view.batches {
+                        t.add_row(vec![
+                            b.name.clone(),
+                            format!(
+                                "{}/{} ready, {} (PipelineId {})",
+                                b.ready, b.total, b.state, b.id
+                            ),
+                        ]);
+                    }
+                }
+                t
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ChangeOrderCommand::Watch(args) => {
+            let (outcome, last) = watch::run(
+                &client,
+                &args.change_order_id,
+                args.batch_wait,
+                std::time::Duration::from_secs(args.interval),
+                sink(global.output),
+            )?;
+            if global.output != Format::Table {
+                output::print(global.output, &last, |_| output::table(&[]))?;
+            }
+            Ok(ExitCode::from(outcome.exit_code()))
+        }
+        ChangeOrderCommand::Continue(args) => {
+            let pipeline = match &args.pipeline {
+                Some(p) => p.clone(),
+                None => {
+                    waiting_pipeline(&info(&client, &args.change_order_id)?).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "change order {} has no batch waiting to start",
+                            args.change_order_id
+                        )
+                    })?
+                }
+            };
+            let params = vec![
+                ("PipelineId".to_owned(), pipeline),
+                ("Confirm".to_owned(), "true".to_owned()),
+            ];
+            act(
+                global,
+                &client,
+                ops::ContinuePipeline,
+                params,
+                &args.change_order_id,
+                &args.watch,
+            )
+        }
+        ChangeOrderCommand::Abort(args) => act(
+            global,
+            &client,
+            ops::AbortChangeOrder,
+            id_param("ChangeOrderId", &args.change_order_id),
+            &args.change_order_id,
+            &args.watch,
+        ),
+        ChangeOrderCommand::Rollback(args) => {
+            let op = match args.operation {
+                RollbackOperation::AbortAndRollback => ops::AbortAndRollbackChangeOrder,
+                RollbackOperation::Rollback => ops::RollbackChangeOrder,
+            };
+            act(
+                global,
+                &client,
+                op,
+                id_param("ChangeOrderId", &args.change_order_id),
+                &args.change_order_id,
+                &args.watch,
+            )
+        }
+        ChangeOrderCommand::Retry(args) => {
+            let task = match &args.task {
+                Some(t) => t.clone(),
+                None => failed_task(&info(&client, &args.change_order_id)?).ok_or_else(|| {
+                    anyhow::anyhow!("change order {} has no failed task", args.change_order_id)
+                })?,
+            };
+            let params = vec![
+                ("TaskId".to_owned(), task),
+                ("RetryStatus".to_owned(), "true".to_owned()),
+            ];
+            act(
+                global,
+                &client,
+                ops::RetryChangeOrderTask,
+                params,
+                &args.change_order_id,
+                &args.watch,
+            )
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! The live view of a change order: one line (or progress bar) per batch, then the outcome.
+//!
+//! The EDAS API has no push, so watching *polls* GetChangeOrderInfo (every `--interval`
+//! seconds, 2 by default). The view is a pure function of each answer ([`view`]) and the plain
+//! transcript a pure function of the sequence of answers ([`Transcript`]), so both are tested
+//! from recorded answers; only [`run`] does I/O.
+
+use std::io::IsTerminal as _;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+
+use crate::client::{CallError, Client, ops};
+
+/// Change order and pipeline status codes (GetChangeOrderInfo).
+pub mod status {
+    /// Not started.
+    pub const READY: i64 = 0;
+    /// Running.
+    pub const IN_PROGRESS: i64 = 1;
+    /// Succeeded.
+    pub const SUCCESS: i64 = 2;
+    /// Failed.
+    pub const FAILED: i64 = 3;
+    /// Terminated (aborted).
+    pub const TERMINATED: i64 = 6;
+    /// Partially successful.
+    pub const PARTIAL: i64 = 7;
+    /// Waiting for manual confirmation (ContinuePipeline).
+    pub const WAITING_CONFIRMATION: i64 = 8;
+    /// Waiting for the automatic start of the next batch.
+    pub const WAITING_NEXT_BATCH: i64 = 9;
+    /// Failed on a system error.
+    pub const SYSTEM_FAILURE: i64 = 10;
+}
+
+/// Exit code when the change order failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code when the change order was terminated (aborted).
+pub const EXIT_TERMINATED: u8 = 3;
+
+/// What the view needs besides the answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context {
+    /// Minutes an automatic release waits between batches, when the caller knows them (deploy
+    /// with `--batch-wait`); GetChangeOrderInfo does not say.
+    pub batch_wait_minutes: Option<u32>,
+    /// Now, in milliseconds since the epoch (for the minutes left of a wait).
+    pub now_ms: u64,
+}
+
+/// One batch of the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The PipelineId.
+    pub id: String,
+    /// The PipelineName ("Gray Batch Change", "Batch 1 Change", …).
+    pub name: String,
+    /// The PipelineStatus.
+    pub status: i64,
+    /// Instances of the new revision ready.
+    pub ready: u64,
+    /// Instances the batch brings up.
+    pub total: u64,
+    /// What is happening, in words.
+    pub state: String,
+}
+
+/// How a change order ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Status 2.
+    Succeeded,
+    /// Status 3, 7 or 10, with the reason.
+    Failed(String),
+    /// Status 6.
+    Terminated,
+}
+
+impl Outcome {
+    /// The process exit code for this outcome.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Succeeded => 0,
+            Outcome::Failed(_) => EXIT_FAILED,
+            Outcome::Terminated => EXIT_TERMINATED,
+        }
+    }
+}
+
+/// The view of one GetChangeOrderInfo answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// The ChangeOrderId.
+    pub id: String,
+    /// The change order's Status.
+    pub status: i64,
+    /// Its batches, in order.
+    pub batches: Vec<Batch>,
+    /// Set once the change order is over.
+    pub outcome: Option<Outcome>,
+}
+
+fn items<'a>(v: &'a Value, list: &str, item: &str) -> &'a [Value] {
+    v.get(list)
+        .and_then(|l| l.get(item))
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Integers arrive as numbers or, for `TaskStatus` and times, as strings.
+fn int(v: &Value, key: &str) -> Option<i64> {
+    match v.get(key)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The reason a pipeline failed: its failed task's error, else its message, else an instance's.
+fn failure_reason(pipeline: &Value) -> String {
+    for stage in items(pipeline, "StageDetailList", "StageDetailDTO") {
+        for task in items(stage, "TaskList", "TaskInfoDTO") {
+            if matches!(
+                int(task, "TaskStatus"),
+                Some(status::FAILED | status::SYSTEM_FAILURE)
+            ) {
+                for key in ["TaskErrorMessage", "TaskMessage"] {
+                    if !text(task, key).is_empty() {
+                        return text(task, key).to_owned();
+                    }
+                }
+            }
+        }
+    }
+    for stage in items(pipeline, "StageList", "StageInfoDTO") {
+        for instance in items(&stage["StageResultDTO"], "InstanceDTOList", "InstanceDTO") {
+            for s in items(instance, "InstanceStageDTOList", "InstanceStageDTO") {
+                if !text(s, "StageMessage").is_empty() {
+                    return format!(
+                        "{}: {}",
+                        text(instance, "InstanceName"),
+                        text(s, "StageMessage")
+                    );
+                }
+            }
+        }
+    }
+    "no reason given".to_owned()
+}
+
+/// The target of "Wait for N ready instance(s) …" task names, when the server names one.
+fn target_of(pipeline: &Value) -> Option<u64> {
+    items(pipeline, "StageDetailList", "StageDetailDTO")
+        .iter()
+        .flat_map(|s| items(s, "TaskList", "TaskInfoDTO"))
+        .find_map(|t| {
+            let name = text(t, "TaskName");
+            let rest = name.strip_prefix("Wait for ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+}
+
+/// Ready and total instances of a pipeline, from the instances of its stages.
+fn instances(pipeline: &Value) -> (u64, u64) {
+    let mut names = Vec::new();
+    let mut ready = 0;
+    for stage in items(pipeline, "StageList", "StageInfoDTO") {
+        for i in items(&stage["StageResultDTO"], "InstanceDTOList", "InstanceDTO") {
+            let name = text(i, "InstanceName");
+            if names.contains(&name) {
+                continue;
+            }
+            names.push(name);
+            if text(i, "PodStatus") == "Running" {
+                ready += 1;
+            }
+        }
+    }
+    let listed = names.len() as u64;
+    (ready, target_of(pipeline).unwrap_or(listed).max(listed))
+}
+
+/// The message of the stage running now, for "in progress".
+fn running_message(pipeline: &Value) -> Option<String> {
+    items(pipeline, "StageDetailList", "StageDetailDTO")
+        .iter()
+        .find(|s| int(s, "StageStatus") == Some(status::IN_PROGRESS))
+        .and_then(|s| items(s, "TaskList", "TaskInfoDTO").first())
+        .map(|t| text(t, "TaskMessage").to_owned())
+        .filter(|m| !m.is_empty())
+}
+
+fn batch(pipeline: &Value, change_order_id: &str, ctx: Context) -> Batch {
+    let status = int(pipeline, "PipelineStatus").unwrap_or(-1);
+    let (ready, total) = instances(pipeline);
+    let state = match status {
+        status::READY => "pending".to_owned(),
+        status::IN_PROGRESS => match running_message(pipeline) {
+            Some(m) => format!("in progress: {m}"),
+            None => "in progress".to_owned(),
+        },
+        status::SUCCESS => "done".to_owned(),
+        status::FAILED | status::SYSTEM_FAILURE => format!("failed: {}", failure_reason(pipeline)),
+        status::TERMINATED => "terminated".to_owned(),
+        status::WAITING_CONFIRMATION => {
+            format!("waiting for confirmation (edasctl change-order continue {change_order_id})")
+        }
+        status::WAITING_NEXT_BATCH => match ctx.batch_wait_minutes {
+            Some(minutes) => {
+                let since = int(pipeline, "UpdateTime").unwrap_or(0).max(0) as u64;
+                let end = since + u64::from(minutes) * 60_000;
+                let left = end.saturating_sub(ctx.now_ms).div_ceil(60_000);
+                format!("waiting {left} minute(s) before starting")
+            }
+            None => "waiting to start automatically".to_owned(),
+        },
+        other => format!("status {other}"),
+    };
+    Batch {
+        id: text(pipeline, "PipelineId").to_owned(),
+        name: text(pipeline, "PipelineName").to_owned(),
+        status,
+        ready,
+        total,
+        state,
+    }
+}
+
+/// The view of a GetChangeOrderInfo answer (the whole body or its `changeOrderInfo`).
+pub fn view(answer: &Value, ctx: Context) -> Result<View, String> {
+    let info = answer.get("changeOrderInfo").unwrap_or(answer);
+    let id = info
+        .get("ChangeOrderId")
+        .and_then(Value::as_str)
+        .ok_or("the answer has no changeOrderInfo.ChangeOrderId")?
+        .to_owned();
+    let status = int(info, "Status").ok_or("the answer has no changeOrderInfo.Status")?;
+    let pipelines = items(info, "PipelineInfoList", "PipelineInfo");
+    let batches: Vec<Batch> = pipelines.iter().map(|p| batch(p, &id, ctx)).collect();
+    let outcome = match status {
+        status::SUCCESS => Some(Outcome::Succeeded),
+        status::TERMINATED => Some(Outcome::Terminated),
+        status::FAILED | status::PARTIAL | status::SYSTEM_FAILURE => {
+            let reason = pipelines
+                .iter()
+                .find(|p| {
+                    matches!(
+                        int(p, "PipelineStatus"),
+                        Some(status::FAILED | status::SYSTEM_FAILURE)
+                    )
+                })
+                .map(failure_reason)
+                .unwrap_or_else(|| match text(info, "Desc") {
+                    "" => "no reason given".to_owned(),
+                    d => d.to_owned(),
+                });
+            Some(Outcome::Failed(reason))
+        }
+        _ => None,
+    };
+    Ok(View {
+        id,
+        status,
+        batches,
+        outcome,
+    })
+}
+
+impl Batch {
+    /// The batch as one plain line: `Gray Batch Change  1/1 ready  done`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {}/{} ready, {}",
+            self.name, self.ready, self.total, self.state
+        )
+    }
+}
+
+impl View {
+    /// The closing line.
+    pub fn outcome_line(&self) -> Option<String> {
+        self.outcome.as_ref().map(|o| match o {
+            Outcome::Succeeded => format!("change order {} succeeded", self.id),
+            Outcome::Failed(reason) => format!("change order {} failed: {reason}", self.id),
+            Outcome::Terminated => format!("change order {} was terminated", self.id),
+        })
+    }
+}
+
+/// The plain-text form of a watch: each batch's line when it changes, then the outcome.
+#[derive(Debug, Default)]
+pub struct Transcript {
+    last: Vec<String>,
+}
+
+impl Transcript {
+    /// The lines to print for a new view (none when nothing changed).
+    pub fn update(&mut self, view: &View) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, b) in view.batches.iter().enumerate() {
+            let line = b.line();
+            if self.last.get(i) != Some(&line) {
+                out.push(line.clone());
+                if i < self.last.len() {
+                    self.last[i] = line;
+                } else {
+                    self.last.push(line);
+                }
+            }
+        }
+        out.extend(view.outcome_line());
+        out
+    }
+}
+
+/// Where the live view goes: stdout for human output; stderr when stdout carries JSON or YAML
+/// (which then gets the final GetChangeOrderInfo answer), so it stays parseable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Watches a change order until it ends; returns its outcome and the last answer. Progress
+/// bars when the sink is a terminal, plain lines otherwise.
+pub fn run(
+    client: &Client,
+    change_order_id: &str,
+    batch_wait_minutes: Option<u32>,
+    interval: Duration,
+    sink: Sink,
+) -> Result<(Outcome, Value), CallError> {
+    let (tty, target) = match sink {
+        Sink::Stdout => (
+            std::io::stdout().is_terminal(),
+            ProgressDrawTarget::stdout(),
+        ),
+        Sink::Stderr => (
+            std::io::stderr().is_terminal(),
+            ProgressDrawTarget::stderr(),
+        ),
+    };
+    let say = |line: &str| match sink {
+        Sink::Stdout => println!("{line}"),
+        Sink::Stderr => eprintln!("{line}"),
+    };
+    let mut transcript = Transcript::default();
+    let multi = MultiProgress::with_draw_target(target);
+    let mut bars: Vec<ProgressBar> = Vec::new();
+    let style = ProgressStyle::with_template("{prefix:>18} [{bar:30}] {pos}/{len} {wide_msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let params = [("ChangeOrderId".to_owned(), change_order_id.to_owned())];
+    loop {
+        let answer = client.call(ops::GetChangeOrderInfo, &params)?;
+        let ctx = Context {
+            batch_wait_minutes,
+            now_ms: now_ms(),
+        };
+        let view = view(&answer, ctx).map_err(CallError::Transport)?;
+        if tty {
+            for (i, b) in view.batches.iter().enumerate() {
+                if i == bars.len() {
+                    let bar = multi.add(ProgressBar::new(b.total));
+                    bar.set_style(style.clone());
+                    bar.set_prefix(b.name.clone());
+                    bars.push(bar);
+                }
+                bars[i].set_length(b.total);
+                bars[i].set_position(b.ready);
+                bars[i].set_message(b.state.clone());
+            }
+            if let Some(line) = view.outcome_line() {
+                for bar in &bars {
+                    bar.finish();
+                }
+                say(&line);
+            }
+        } else {
+            for line in transcript.update(&view) {
+                say(&line);
+            }
+        }
+        if let Some(outcome) = view.outcome {
+            return Ok((outcome, answer));
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gray + 2-batch automatic release (`--gray 1 --batches 2 --batch-wait 1`, 3 replicas) as
+    /// the real edasd answered GetChangeOrderInfo while it ran (RequestIds removed).
+    const FIXTURE: &str = include_str!("../tests/fixtures/gray_two_batches.json");
+
+    /// When the server answered: its latest pipeline update (so the minutes left are exact).
+    fn answered_at(answer: &Value) -> u64 {
+        answer["changeOrderInfo"]["PipelineInfoList"]["PipelineInfo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| int(p, "UpdateTime"))
+            .max()
+            .unwrap() as u64
+    }
+
+    #[test]
+    fn gray_and_two_batches_plain_view() {
+        let answers: Vec<Value> = serde_json::from_str(FIXTURE).unwrap();
+        let mut t = Transcript::default();
+        let mut out = Vec::new();
+        for a in &answers {
+            let ctx = Context {
+                batch_wait_minutes: Some(1),
+                now_ms: answered_at(a) + 20_000,
+            };
+            out.extend(t.update(&view(a, ctx).unwrap()));
+        }
+        insta::assert_snapshot!(out.join("\n"));
+        // Unchanged answers print nothing more.
+        let again = view(answers.last().unwrap(), Context::default()).unwrap();
+        assert_eq!(t.update(&again), vec![again.outcome_line().unwrap()]);
+    }
+
+    #[test]
+    fn outcomes_and_exit_codes() {
+        let answers: Vec<Value> = serde_json::from_str(FIXTURE).unwrap();
+        let last = view(answers.last().unwrap(), Context::default()).unwrap();
+        assert_eq!(last.outcome, Some(Outcome::Succeeded));
+        assert_eq!(last.outcome.unwrap().exit_code(), 0);
+        let mut failed = answers[2].clone();
+        let info = &mut failed["changeOrderInfo"];
+        info["Status"] = 3.into();
+        let p = &mut info["PipelineInfoList"]["PipelineInfo"][0];
+        p["PipelineStatus"] = 3.into();
+        let task = &mut p["StageDetailList"]["StageDetailDTO"][1]["TaskList"]["TaskInfoDTO"][0];
+        task["TaskStatus"] = "3".into();
+        task["TaskErrorMessage"] = "instance exited with status 1".into();
+        let v = view(&failed, Context::default()).unwrap();
+        assert_eq!(
+            v.outcome,
+            Some(Outcome::Failed("instance exited with status 1".into()))
+        );
+        assert_eq!(v.outcome.unwrap().exit_code(), EXIT_FAILED);
+        assert!(view(&serde_json::json!({"Code": 200}), Context::default()).is_err());
+    }
+}

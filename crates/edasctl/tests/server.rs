@@ -1,0 +1,499 @@
+//! Black-box tests: the real `edasctl` binary against the real `edasd` on a loopback port with a
+//! temporary data directory; applications on the `local` cluster run `/bin/sleep` for real.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const KEY_ID: &str = "LTAIedasctltest";
+const KEY_SECRET: &str = "edasctl-test-secret-0123456789";
+
+/// `edasd` is built into the same directory as `edasctl`.
+fn edasd_binary() -> PathBuf {
+    let edasctl = Path::new(env!("CARGO_BIN_EXE_edasctl"));
+    let path = edasctl.with_file_name("edasd");
+    assert!(
+        path.exists(),
+        "edasd is not built next to edasctl ({}): run `cargo build -p edasd` first",
+        path.display()
+    );
+    path
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    data: tempfile::TempDir,
+    config: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let config = tempfile::tempdir().unwrap();
+        let mut child = Command::new(edasd_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .env("EDASD_ACCESS_KEY_ID", KEY_ID)
+            .env("EDASD_ACCESS_KEY_SECRET", KEY_SECRET)
+            .env("EDASD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning edasd");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("edasd listening on ").nth(1) {
+                    let _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("edasd did not say where it listens");
+        Server {
+            child,
+            base,
+            data,
+            config,
+        }
+    }
+
+    /// `edasctl` with this server's endpoint and admin key in the environment, and a private
+    /// configuration directory.
+    fn edasctl(&self) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::new(env!("CARGO_BIN_EXE_edasctl"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("EDAS_ENDPOINT", &self.base)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET)
+            .env("EDASCTL_CONFIG_DIR", self.config.path())
+            .timeout(Duration::from_secs(120));
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.edasctl().args(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed and prints JSON; returns it parsed.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Creates `/bin/sleep 600` with `replicas` instances and waits for its first change order.
+    fn create_app(&self, name: &str, replicas: &str) -> String {
+        let created = self.json(&[
+            "app",
+            "create",
+            name,
+            "--cluster",
+            "local",
+            "--command",
+            "/bin/sleep",
+            "--args",
+            r#"["600"]"#,
+            "--replicas",
+            replicas,
+            "--watch",
+            "--interval",
+            "1",
+        ]);
+        created["ApplicationInfo"]["AppId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Polls the change order until its status is `status`.
+    fn wait_for_status(&self, change_order: &str, status: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let info = self.json(&["change-order", "get", change_order]);
+            if info["changeOrderInfo"]["Status"] == status {
+                return info;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "status never became {status}: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+/// Kills edasd, then every instance process group the local runtime recorded (instances outlive
+/// edasd by design).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut pending = vec![self.data.path().to_owned()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.file_name().is_some_and(|n| n == "state.json")
+                    && let Ok(text) = std::fs::read_to_string(&path)
+                    && let Ok(state) = serde_json::from_str::<Value>(&text)
+                    && let Some(pid) = state["pid"].as_i64()
+                    && pid > 1
+                {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", "--", &format!("-{pid}")])
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+        }
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn create_deploy_with_watch_and_json_output() {
+    let server = Server::start();
+    let app = server.create_app("demo", "3");
+
+    let list = server.json(&["app", "list"]);
+    let apps = list["ApplicationList"]["Application"].as_array().unwrap();
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0]["AppId"], app.as_str());
+    assert_eq!(apps[0]["Instances"], 3);
+    let got = server.json(&["app", "get", &app]);
+    assert_eq!(got["Applcation"]["AppId"], app.as_str());
+    let yaml = server.run(&["app", "get", &app, "-o", "yaml"]);
+    assert!(yaml.status.success());
+    assert!(stdout(&yaml).contains(&app));
+    let table = server.run(&["app", "list"]);
+    assert!(stdout(&table).contains("demo"), "{}", stdout(&table));
+
+    // A gray batch and two automatic batches, watched to the end: plain lines (no terminal).
+    let out = server.run(&[
+        "deploy",
+        &app,
+        "--env",
+        "VERSION=2",
+        "--gray",
+        "1",
+        "--batches",
+        "2",
+        "--batch-wait",
+        "0",
+        "--watch",
+        "--interval",
+        "1",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    for needle in [
+        "Gray Batch Change: 1/1 ready, done",
+        "Batch 2 Change: 3/3 ready, done",
+        "succeeded",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    assert!(
+        !text.contains('\u{1b}'),
+        "no terminal escapes when not a terminal: {text}"
+    );
+
+    let orders = server.json(&["change-order", "list", &app]);
+    let orders = orders["ChangeOrderList"]["ChangeOrder"].as_array().unwrap();
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    assert!(orders.iter().all(|o| o["Status"] == 2), "{orders:?}");
+}
+
+#[test]
+fn continue_a_manual_batch_abort_and_rollback() {
+    let server = Server::start();
+    let app = server.create_app("manual", "2");
+    let deploy = |version: &str| {
+        let out = server.json(&[
+            "deploy",
+            &app,
+            "--env",
+            &format!("VERSION={version}"),
+            "--batches",
+            "2",
+            "--manual",
+        ]);
+        out["ChangeOrderId"].as_str().unwrap().to_owned()
+    };
+
+    // Continue: the second batch waits for confirmation, then the release finishes.
+    let order = deploy("2");
+    server.wait_for_status(&order, 8);
+    let out = server.run(&[
+        "change-order",
+        "continue",
+        &order,
+        "--watch",
+        "--interval",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("ContinuePipeline"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
+
+    // Abort: the watch ends with the terminated outcome and exit code 3.
+    let order = deploy("3");
+    server.wait_for_status(&order, 8);
+    let aborted = server.json(&["change-order", "abort", &order]);
+    assert_eq!(aborted["Data"]["ChangeOrderId"], order.as_str());
+    let out = server.run(&["change-order", "watch", &order, "--interval", "1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("was terminated"), "{}", stdout(&out));
+
+    // Rollback: a new change order restores the previous revision; watching it succeeds.
+    let order = deploy("4");
+    server.wait_for_status(&order, 8);
+    let out = server.run(&[
+        "change-order",
+        "rollback",
+        &order,
+        "--watch",
+        "--interval",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("AbortAndRollbackChangeOrder"),
+        "{}",
+        stdout(&out)
+    );
+    let orders = server.json(&["change-order", "list", &app]);
+    assert!(
+        orders["ChangeOrderList"]["ChangeOrder"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 5,
+        "{orders}"
+    );
+
+    // Continue with nothing waiting is refused by the client, naming the change order.
+    let out = server.run(&["change-order", "continue", &order]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no batch waiting"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn errors_carry_the_edas_code_and_request_id() {
+    let server = Server::start();
+    let out = server.run(&["change-order", "get", "no-such-order"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("RequestId "), "{err}");
+    assert!(err.contains("no-such-order"), "{err}");
+
+    let out = server
+        .edasctl()
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "wrong-secret-0123456789")
+        .args(["app", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("SignatureDoesNotMatch"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The server validates the parameters; its violation comes back with its code.
+    let out = server.run(&[
+        "app",
+        "create",
+        "bad",
+        "--command",
+        "/bin/sleep",
+        "--param",
+        "Replicas=many",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("Replicas"), "{}", stderr(&out));
+
+    // Nothing to reach: the endpoint is named.
+    let out = server
+        .edasctl()
+        .env("EDAS_ENDPOINT", "http://127.0.0.1:9")
+        .args(["app", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("127.0.0.1:9"), "{}", stderr(&out));
+}
+
+#[test]
+fn administrators_manage_users_keys_and_policies_and_profiles_work() {
+    let server = Server::start();
+    let user = server.json(&["user", "create", "carol"]);
+    assert_eq!(user["User"]["Name"], "carol");
+    let key = server.json(&["access-key", "create", "carol"]);
+    let id = key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned();
+    let secret = key["AccessKey"]["AccessKeySecret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let users = server.json(&["user", "list"]);
+    assert!(
+        users["Users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["Name"] == "carol")
+    );
+
+    // carol has no policy yet: the signed request is authenticated and refused.
+    let as_carol = |args: &[&str]| {
+        server
+            .edasctl()
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &id)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", &secret)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = as_carol(&["user", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not an administrator"),
+        "{}",
+        stderr(&out)
+    );
+
+    let doc = server.config.path().join("readers.json");
+    std::fs::write(
+        &doc,
+        r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":["edas:Read*"],"Resource":["*"]}]}"#,
+    )
+    .unwrap();
+    server.json(&[
+        "policy",
+        "put",
+        "readers",
+        "--document",
+        doc.to_str().unwrap(),
+    ]);
+    server.json(&["policy", "attach", "carol", "readers"]);
+    let policies = server.json(&["policy", "list", "--user", "carol"]);
+    assert_eq!(policies["Policies"][0]["Name"], "readers");
+    assert!(as_carol(&["app", "list"]).status.success());
+
+    // configure writes a profile of the aliyun CLI's format that later commands use alone.
+    let out = server
+        .edasctl()
+        .args([
+            "configure",
+            "--profile",
+            "carol",
+            "--access-key-id",
+            &id,
+            "--access-key-secret",
+            &secret,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(server.config.path().join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(file["current"], "carol");
+    assert_eq!(file["profiles"][0]["access_key_id"], id.as_str());
+    assert_eq!(file["profiles"][0]["edas_endpoint"], server.base.as_str());
+    let out = server
+        .edasctl()
+        .env_remove("EDAS_ENDPOINT")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .args(["app", "list", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    server.json(&["access-key", "disable", &id]);
+    let out = as_carol(&["app", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn completions_and_missing_configuration() {
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_edasctl"))
+        .args(["completion", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("change-order"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_edasctl"))
+        .env_clear()
+        .env("EDASCTL_CONFIG_DIR", dir.path())
+        .args(["app", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("EDAS_ENDPOINT"), "{}", stderr(&out));
+}
