@@ -53,6 +53,12 @@ pub mod ops {
         AbortAndRollbackChangeOrder "PUT" "/pop/v5/changeorder/change_order_abort_and_rollback";
         RollbackChangeOrder "PUT" "/pop/v5/oam/changeorder/rollback";
         RetryChangeOrderTask "GET" "/pop/v5/changeorder/task_retry";
+        ScaleK8sApplication "PUT" "/pop/v5/k8s/acs/k8s_apps";
+        RestartK8sApplication "POST" "/pop/v5/k8s/acs/restart_k8s_app";
+        StartK8sApplication "POST" "/pop/v5/k8s/acs/start_k8s_app";
+        StopK8sApplication "POST" "/pop/v5/k8s/acs/stop_k8s_app";
+        DeleteK8sApplication "DELETE" "/pop/v5/k8s/acs/k8s_apps";
+        QueryApplicationStatus "GET" "/pop/v5/app/app_status";
     }
 }
 

@@ -34,7 +34,7 @@ struct Cli {
 enum Command {
     /// Write a profile (endpoint, access key, region).
     Configure(cmd::configure::ConfigureArgs),
-    /// Applications: create, list, get.
+    /// Applications: create, list, get, status, scale, restart, stop, start, delete.
     #[command(subcommand)]
     App(cmd::app::AppCommand),
     /// Release a new revision of an application (DeployK8sApplication).

@@ -1,5 +1,6 @@
-//! `edasctl app`: create, list and get applications (InsertK8sApplication, ListApplication,
-//! GetK8sApplication).
+//! `edasctl app`: create, list, get, status, scale, restart, stop, start and delete applications
+//! (InsertK8sApplication, ListApplication, GetK8sApplication, QueryApplicationStatus and the
+//! lifecycle operations, each a change order that `--watch` follows).
 
 use std::process::ExitCode;
 
@@ -20,6 +21,87 @@ pub enum AppCommand {
     List(ListArgs),
     /// Show one application (GetK8sApplication).
     Get(GetArgs),
+    /// Show an application's instances and state (QueryApplicationStatus).
+    Status(GetArgs),
+    /// Change the number of instances (ScaleK8sApplication).
+    Scale(ScaleArgs),
+    /// Restart every instance (RestartK8sApplication).
+    Restart(LifecycleArgs),
+    /// Stop every instance (StopK8sApplication).
+    Stop(LifecycleArgs),
+    /// Start a stopped application (StartK8sApplication).
+    Start(StartArgs),
+    /// Delete an application and its instances (DeleteK8sApplication).
+    Delete(DeleteArgs),
+}
+
+/// An application change: `AppId`, `Timeout` and `--watch`.
+#[derive(Debug, Args)]
+pub struct LifecycleArgs {
+    /// `AppId`.
+    pub app_id: String,
+    /// `Timeout`: seconds the change may take.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u32>,
+    #[command(flatten)]
+    pub watch: WatchFlags,
+}
+
+/// `app scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    pub app: LifecycleArgs,
+    /// `Replicas`: the new number of instances.
+    #[arg(long)]
+    pub replicas: u32,
+}
+
+/// `app start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub app: LifecycleArgs,
+    /// `Replicas`: instances to start (default: as before the stop).
+    #[arg(long)]
+    pub replicas: Option<u32>,
+}
+
+/// `app delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// `AppId`.
+    pub app_id: String,
+    /// `Force`: delete even when instances cannot be stopped cleanly.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub watch: WatchFlags,
+}
+
+/// Calls an operation that answers with a `ChangeOrderId`, prints it and follows it.
+fn change(
+    global: &Global,
+    client: &crate::client::Client,
+    op: crate::client::Operation,
+    list: ParamList,
+    watch: &WatchFlags,
+) -> anyhow::Result<ExitCode> {
+    let answer = client.call(op, &list.into_pairs())?;
+    output::print(global.output, &answer, |a| {
+        let mut t = table(&["Operation", "ChangeOrderId"]);
+        t.add_row(vec![op.action.to_owned(), cell(&a["ChangeOrderId"])]);
+        t
+    })?;
+    let change_order = cell(&answer["ChangeOrderId"]);
+    crate::cmd::change_order::follow(global, client, &change_order, None, watch)
+}
+
+fn lifecycle(a: &LifecycleArgs) -> anyhow::Result<ParamList> {
+    let mut list = ParamList::default();
+    list.set("AppId", a.app_id.clone(), "APP_ID")?;
+    list.set_opt("Timeout", a.timeout.map(|t| t.to_string()), "--timeout")?;
+    Ok(list)
 }
 
 /// `app create`.
@@ -114,6 +196,76 @@ pub fn run(global: &Global, command: &AppCommand) -> anyhow::Result<ExitCode> {
                 t
             })?;
             Ok(ExitCode::SUCCESS)
+        }
+        AppCommand::Status(args) => {
+            let answer = client.call(
+                ops::QueryApplicationStatus,
+                &[("AppId".to_owned(), args.app_id.clone())],
+            )?;
+            output::print(global.output, &answer, |a| {
+                let mut t = table(&["Field", "Value"]);
+                if let Value::Object(m) = &a["AppInfo"] {
+                    for (k, v) in m {
+                        t.add_row(vec![k.clone(), summary(v)]);
+                    }
+                }
+                t
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AppCommand::Scale(args) => {
+            let mut list = lifecycle(&args.app)?;
+            list.set("Replicas", args.replicas.to_string(), "--replicas")?;
+            change(
+                global,
+                &client,
+                ops::ScaleK8sApplication,
+                list,
+                &args.app.watch,
+            )
+        }
+        AppCommand::Restart(args) => change(
+            global,
+            &client,
+            ops::RestartK8sApplication,
+            lifecycle(args)?,
+            &args.watch,
+        ),
+        AppCommand::Stop(args) => change(
+            global,
+            &client,
+            ops::StopK8sApplication,
+            lifecycle(args)?,
+            &args.watch,
+        ),
+        AppCommand::Start(args) => {
+            let mut list = lifecycle(&args.app)?;
+            list.set_opt(
+                "Replicas",
+                args.replicas.map(|r| r.to_string()),
+                "--replicas",
+            )?;
+            change(
+                global,
+                &client,
+                ops::StartK8sApplication,
+                list,
+                &args.app.watch,
+            )
+        }
+        AppCommand::Delete(args) => {
+            let mut list = ParamList::default();
+            list.set("AppId", args.app_id.clone(), "APP_ID")?;
+            if args.force {
+                list.set("Force", "true".to_owned(), "--force")?;
+            }
+            change(
+                global,
+                &client,
+                ops::DeleteK8sApplication,
+                list,
+                &args.watch,
+            )
         }
         AppCommand::Get(args) => {
             let answer = client.call(
