@@ -56,6 +56,8 @@ pub mod codes {
     pub const ENTITY_ALREADY_EXISTS: &str = "EntityAlreadyExists";
     /// The URL or body is larger than the server accepts.
     pub const REQUEST_TOO_LARGE: &str = "RequestTooLarge";
+    /// A ConfigMap or Secret cannot be deleted while applications use it.
+    pub const RESOURCE_IN_USE: &str = "OperationDenied.ResourceInUse";
     /// Something failed inside edasd; the RequestId finds it in the logs.
     pub const INTERNAL_ERROR: &str = "InternalError";
 }
@@ -180,12 +182,17 @@ pub const ERROR_TABLE: &[ErrorCode] = &[
     ErrorCode {
         code: codes::ENTITY_NOT_FOUND,
         status: 404,
-        meaning: "Admin API: the user, access key or policy does not exist.",
+        meaning: "The ConfigMap or Secret (UpdateK8s…/DeleteK8s…), or in the admin API the user, access key or policy, does not exist.",
     },
     ErrorCode {
         code: codes::ENTITY_ALREADY_EXISTS,
         status: 409,
-        meaning: "Admin API: a user or access key with this name or id already exists.",
+        meaning: "CreateK8sConfigMap / CreateK8sSecret: the object already exists in that namespace of that cluster; admin API: a user or access key with this name or id already exists.",
+    },
+    ErrorCode {
+        code: codes::RESOURCE_IN_USE,
+        status: 409,
+        meaning: "DeleteK8sConfigMap / DeleteK8sSecret: the object is used by the current configuration of applications (an environment variable's valueFrom, EnvFroms, ConfigMountDescs, or the image pull secret); the message names them. Nothing changed.",
     },
     ErrorCode {
         code: codes::REQUEST_TOO_LARGE,

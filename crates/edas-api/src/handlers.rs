@@ -39,6 +39,22 @@ pub(crate) async fn dispatch(
         Implemented::QueryApplicationStatus => {
             crate::lifecycle::query_status(api, caller, params).await
         }
+        Implemented::GetK8sCluster => crate::clusters::get_k8s_cluster(api, caller, params).await,
+        Implemented::ListCluster => crate::clusters::list_cluster(api, caller, params).await,
+        Implemented::ListK8sNamespaces => {
+            crate::clusters::list_namespaces(api, caller, params).await
+        }
+        Implemented::ListBuildPack => crate::clusters::list_build_packs(params),
+        Implemented::CreateK8sConfigMap
+        | Implemented::UpdateK8sConfigMap
+        | Implemented::DeleteK8sConfigMap
+        | Implemented::ListK8sConfigMaps
+        | Implemented::CreateK8sSecret
+        | Implemented::UpdateK8sSecret
+        | Implemented::DeleteK8sSecret
+        | Implemented::ListK8sSecrets => {
+            crate::configuration::dispatch(api, caller, op, params, request_id).await
+        }
         Implemented::GetK8sApplication => get_application(api, caller, params).await,
         Implemented::ListApplication => list_applications(api, caller, params).await,
         Implemented::GetChangeOrderInfo => get_change_order(api, caller, params).await,

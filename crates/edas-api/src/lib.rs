@@ -17,6 +17,8 @@
 //! and every parameter are valid; every response carries the RequestId that the logs carry.
 
 pub mod admin;
+mod clusters;
+mod configuration;
 pub mod error;
 mod handlers;
 mod lifecycle;

@@ -113,6 +113,30 @@ pub enum Implemented {
     GetApplication,
     /// Reads an application with its instances (`AppInfo`).
     QueryApplicationStatus,
+    /// Lists the Kubernetes clusters (`local` and the configured ones).
+    GetK8sCluster,
+    /// Lists the clusters (EDAS's general view).
+    ListCluster,
+    /// Lists the Kubernetes namespaces edasd knows in a cluster.
+    ListK8sNamespaces,
+    /// Lists EDAS Container build packs: none (this server runs images and packages, not EDAS Container).
+    ListBuildPack,
+    /// Creates a ConfigMap.
+    CreateK8sConfigMap,
+    /// Replaces a ConfigMap's data.
+    UpdateK8sConfigMap,
+    /// Deletes a ConfigMap no application uses.
+    DeleteK8sConfigMap,
+    /// Lists ConfigMaps.
+    ListK8sConfigMaps,
+    /// Creates a Secret (encrypted at rest).
+    CreateK8sSecret,
+    /// Replaces a Secret's data.
+    UpdateK8sSecret,
+    /// Deletes a Secret no application uses.
+    DeleteK8sSecret,
+    /// Lists Secrets.
+    ListK8sSecrets,
 }
 
 /// How the resource of an authorization check is found.
@@ -126,6 +150,14 @@ pub enum ResourceScope {
     ChangeOrderApplication,
     /// Each listed application is checked; those the caller may not read are left out.
     EachListedApplication,
+    /// `…:cluster/{ClusterId}`; in listings, each cluster (those the caller may not read are
+    /// left out).
+    Cluster,
+    /// `…:cluster/{ClusterId}/namespace/{Namespace}/configmap/{Name}` (or `/secret/{Name}`);
+    /// in listings, each item.
+    ClusterConfiguration,
+    /// Any authenticated caller: the answer is the same for everyone and names nothing.
+    Anyone,
 }
 
 impl Implemented {
@@ -150,6 +182,18 @@ impl Implemented {
         Implemented::DeleteK8sApplication,
         Implemented::GetApplication,
         Implemented::QueryApplicationStatus,
+        Implemented::GetK8sCluster,
+        Implemented::ListCluster,
+        Implemented::ListK8sNamespaces,
+        Implemented::ListBuildPack,
+        Implemented::CreateK8sConfigMap,
+        Implemented::UpdateK8sConfigMap,
+        Implemented::DeleteK8sConfigMap,
+        Implemented::ListK8sConfigMaps,
+        Implemented::CreateK8sSecret,
+        Implemented::UpdateK8sSecret,
+        Implemented::DeleteK8sSecret,
+        Implemented::ListK8sSecrets,
     ];
 
     /// The EDAS operation.
@@ -174,6 +218,18 @@ impl Implemented {
             Implemented::DeleteK8sApplication => Action::DeleteK8sApplication,
             Implemented::GetApplication => Action::GetApplication,
             Implemented::QueryApplicationStatus => Action::QueryApplicationStatus,
+            Implemented::GetK8sCluster => Action::GetK8sCluster,
+            Implemented::ListCluster => Action::ListCluster,
+            Implemented::ListK8sNamespaces => Action::ListK8sNamespaces,
+            Implemented::ListBuildPack => Action::ListBuildPack,
+            Implemented::CreateK8sConfigMap => Action::CreateK8sConfigMap,
+            Implemented::UpdateK8sConfigMap => Action::UpdateK8sConfigMap,
+            Implemented::DeleteK8sConfigMap => Action::DeleteK8sConfigMap,
+            Implemented::ListK8sConfigMaps => Action::ListK8sConfigMaps,
+            Implemented::CreateK8sSecret => Action::CreateK8sSecret,
+            Implemented::UpdateK8sSecret => Action::UpdateK8sSecret,
+            Implemented::DeleteK8sSecret => Action::DeleteK8sSecret,
+            Implemented::ListK8sSecrets => Action::ListK8sSecrets,
         }
     }
 
@@ -234,7 +290,35 @@ impl Implemented {
                 ram::MANAGE_APPLICATION,
                 ResourceScope::ChangeOrderApplication,
             ),
+            Implemented::GetK8sCluster
+            | Implemented::ListCluster
+            | Implemented::ListK8sNamespaces => (ram::READ_CLUSTER, ResourceScope::Cluster),
+            Implemented::ListBuildPack => (ram::READ_CLUSTER, ResourceScope::Anyone),
+            Implemented::ListK8sConfigMaps | Implemented::ListK8sSecrets => {
+                (ram::READ_CONFIGURATION, ResourceScope::ClusterConfiguration)
+            }
+            Implemented::CreateK8sConfigMap
+            | Implemented::UpdateK8sConfigMap
+            | Implemented::DeleteK8sConfigMap
+            | Implemented::CreateK8sSecret
+            | Implemented::UpdateK8sSecret
+            | Implemented::DeleteK8sSecret => (
+                ram::MANAGE_CONFIGURATION,
+                ResourceScope::ClusterConfiguration,
+            ),
         }
+    }
+
+    /// Whether the operation takes its parameters in an `application/x-www-form-urlencoded`
+    /// body (Tea `req_body_type=formData`).
+    pub fn takes_form_body(self) -> bool {
+        matches!(
+            self,
+            Implemented::CreateK8sConfigMap
+                | Implemented::UpdateK8sConfigMap
+                | Implemented::CreateK8sSecret
+                | Implemented::UpdateK8sSecret
+        )
     }
 }
 
@@ -249,6 +333,12 @@ pub mod ram {
     /// Deleting an application: separate from managing it, so a policy can allow every change
     /// but deletion.
     pub const DELETE_APPLICATION: &str = "edas:DeleteApplication";
+    /// Reading clusters and their namespaces.
+    pub const READ_CLUSTER: &str = "edas:ReadCluster";
+    /// Reading ConfigMaps and Secrets (Secret values included).
+    pub const READ_CONFIGURATION: &str = "edas:ReadConfiguration";
+    /// Creating, changing and deleting ConfigMaps and Secrets.
+    pub const MANAGE_CONFIGURATION: &str = "edas:ManageConfiguration";
 }
 
 #[cfg(test)]
@@ -378,7 +468,7 @@ mod tests {
 
     #[test]
     fn implemented_operations_map_back_and_have_a_permission() {
-        assert_eq!(Implemented::ALL.len(), 19);
+        assert_eq!(Implemented::ALL.len(), 31);
         for implemented in Implemented::ALL {
             assert_eq!(implemented.action().implemented(), Some(*implemented));
             let (ram_action, _) = implemented.permission();

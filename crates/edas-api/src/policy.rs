@@ -174,6 +174,25 @@ pub fn application_arn(region: &str, account: &str, namespace: &str, app_id: &st
     format!("acs:edas:{region}:{account}:namespace/{namespace}/application/{app_id}")
 }
 
+/// The resource name of a cluster.
+pub fn cluster_arn(region: &str, account: &str, cluster_id: &str) -> String {
+    format!("acs:edas:{region}:{account}:cluster/{cluster_id}")
+}
+
+/// The resource name of a ConfigMap (`kind` = `configmap`) or Secret (`secret`).
+pub fn configuration_arn(
+    region: &str,
+    account: &str,
+    cluster_id: &str,
+    k8s_namespace: &str,
+    kind: &str,
+    name: &str,
+) -> String {
+    format!(
+        "acs:edas:{region}:{account}:cluster/{cluster_id}/namespace/{k8s_namespace}/{kind}/{name}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

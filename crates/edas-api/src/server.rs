@@ -387,18 +387,56 @@ async fn run(
             ),
         ));
     };
-    // Every implemented operation takes its parameters in the query string and sends no body.
-    if !received.signed.body().is_empty() {
+    let mut pairs = received.signed.query().to_vec();
+    pairs.extend(form_body(&received.signed, implemented)?);
+    let params = Params::from_pairs(pairs)?;
+    handlers::dispatch(api, &caller, implemented, &params, request_id).await
+}
+
+/// The parameters of a form body. Create/UpdateK8sConfigMap and Create/UpdateK8sSecret take
+/// theirs in an `application/x-www-form-urlencoded` body (Tea `formData`; the classic SDK sends
+/// the same); every other implemented operation takes them in the query string and must send no
+/// body. A body must be covered by the signature (`Content-MD5` or `x-acs-content-sha256`).
+fn form_body(
+    request: &edas_pop::Request,
+    op: Implemented,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let body = request.body();
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !op.takes_form_body() {
         return Err(ApiError::new(
             codes::INVALID_PARAMETER,
             format!(
                 "{} takes its parameters in the query string; the request body must be empty",
-                action.name()
+                op.action().name()
             ),
         ));
     }
-    let params = Params::from_pairs(received.signed.query().iter().cloned())?;
-    handlers::dispatch(api, &caller, implemented, &params, request_id).await
+    let content_type = request.header("content-type").unwrap_or_default();
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(ApiError::new(
+            codes::INVALID_PARAMETER,
+            format!(
+                "{} takes an application/x-www-form-urlencoded body, not `{content_type}`",
+                op.action().name()
+            ),
+        ));
+    }
+    if request.header("content-md5").is_none() && request.header("x-acs-content-sha256").is_none() {
+        return Err(ApiError::new(
+            edas_pop::codes::INCOMPLETE_SIGNATURE,
+            "a request with a body must carry Content-MD5 (V1) or x-acs-content-sha256 (V3) so that the signature covers the body",
+        ));
+    }
+    edas_pop::decode_form(body).map_err(|e| {
+        ApiError::new(
+            codes::INVALID_PARAMETER,
+            format!("the form body is malformed: {e}"),
+        )
+    })
 }
 
 /// The SDKs also name the operation in `x-acs-action` and the version in `x-acs-version`; both

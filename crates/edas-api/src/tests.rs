@@ -321,7 +321,7 @@ async fn unimplemented_operations_name_the_action() {
     let h = harness().await;
     let result = call(
         &h,
-        Call::new("POST", "/pop/v5/resource/cluster_list", "ListCluster"),
+        Call::new("POST", "/pop/v5/import_k8s_cluster", "ImportK8sCluster"),
     )
     .await;
     assert_error(&result, 501, "UnsupportedOperation");
@@ -329,7 +329,7 @@ async fn unimplemented_operations_name_the_action() {
         result.1["Message"]
             .as_str()
             .unwrap()
-            .starts_with("ListCluster is not supported")
+            .starts_with("ImportK8sCluster is not supported")
     );
 }
 
@@ -1286,4 +1286,434 @@ async fn reads_need_read_permission() {
         let r = call(&h, app_call(method, path, action, &app_id).param("X", "1")).await;
         assert_error(&r, 400, "InvalidParameter.Unknown");
     }
+}
+
+impl Call<'_> {
+    /// Sends the parameters given so far (but `RegionId`) as an
+    /// `application/x-www-form-urlencoded` body, as both SDKs do for the form operations.
+    fn form(mut self) -> Self {
+        let (query, body): (Vec<_>, Vec<_>) =
+            self.params.into_iter().partition(|(k, _)| k == "RegionId");
+        self.params = query;
+        self.body = encode_form(&body).into_bytes();
+        self.extra_headers
+            .push(("content-type", "application/x-www-form-urlencoded"));
+        self
+    }
+}
+
+const CM: &str = "/pop/v5/k8s/acs/k8s_config_map";
+const SECRET: &str = "/pop/v5/k8s/acs/k8s_secret";
+
+fn config_call<'a>(method: &'a str, path: &'a str, action: &'a str, name: &str) -> Call<'a> {
+    Call::new(method, path, action)
+        .param("ClusterId", "local")
+        .param("Namespace", "default")
+        .param("Name", name)
+}
+
+#[tokio::test]
+async fn config_maps_are_created_updated_listed_and_deleted_through_form_bodies() {
+    let h = harness().await;
+    // Classic form: one JSON string; Tea form: flattened `Data.k=v`.
+    let created = call(
+        &h,
+        config_call("POST", CM, "CreateK8sConfigMap", "web-config")
+            .param(
+                "Data",
+                r#"[{"Key":"name","Value":"william"},{"Key":"age","Value":"12"}]"#,
+            )
+            .form(),
+    )
+    .await;
+    assert_success(&created);
+    let again = call(
+        &h,
+        config_call("POST", CM, "CreateK8sConfigMap", "web-config").form(),
+    )
+    .await;
+    assert_error(&again, 409, "EntityAlreadyExists");
+    assert_success(
+        &call(
+            &h,
+            config_call("POST", CM, "CreateK8sConfigMap", "db-config")
+                .param("Data.url", "postgres://db")
+                .form()
+                .scheme(Scheme::V3),
+        )
+        .await,
+    );
+    let updated = call(
+        &h,
+        config_call("PUT", CM, "UpdateK8sConfigMap", "web-config")
+            .param("Data.name", "bob")
+            .form()
+            .scheme(Scheme::V3),
+    )
+    .await;
+    assert_success(&updated);
+    let stored = h
+        .store
+        .get_config_map("local", "default", "web-config")
+        .await
+        .unwrap();
+    assert_eq!(stored.data, json!({"name": "bob"}));
+    let missing = call(
+        &h,
+        config_call("PUT", CM, "UpdateK8sConfigMap", "nope").form(),
+    )
+    .await;
+    assert_error(&missing, 404, "EntityNotExist");
+
+    let list = |c: Call<'static>| async { call(&h, c).await };
+    let all = list(Call::new("GET", CM, "ListK8sConfigMaps").param("ClusterId", "local")).await;
+    assert_success(&all);
+    assert_eq!(all.1["Result"]["Total"], 2);
+    let items = all.1["Result"]["ConfigMaps"].as_array().unwrap();
+    assert_eq!(items[0]["Name"], "db-config");
+    assert_eq!(items[0]["ClusterName"], "local");
+    assert_eq!(
+        items[0]["Data"],
+        json!([{"Key": "url", "Value": "postgres://db"}])
+    );
+    assert!(items[0]["CreationTime"].as_str().unwrap().ends_with('Z'));
+    for condition in [
+        Call::new("GET", CM, "ListK8sConfigMaps")
+            .param("Condition", r#"{"field":"Name","pattern":"web"}"#),
+        Call::new("GET", CM, "ListK8sConfigMaps")
+            .param("Condition.field", "Name")
+            .param("Condition.pattern", "web"),
+    ] {
+        let r = list(condition).await;
+        assert_success(&r);
+        assert_eq!(r.1["Result"]["Total"], 1);
+        assert_eq!(r.1["Result"]["ConfigMaps"][0]["Name"], "web-config");
+    }
+    let paged = list(
+        Call::new("GET", CM, "ListK8sConfigMaps")
+            .param("PageNo", "2")
+            .param("PageSize", "1"),
+    )
+    .await;
+    assert_eq!(paged.1["Result"]["ConfigMaps"][0]["Name"], "web-config");
+    assert_eq!(paged.1["Result"]["Total"], 2);
+
+    // In use by an application: refused, naming it.
+    let app = call(
+        &h,
+        insert("uses-cm").param(
+            "Envs",
+            r#"[{"name":"N","valueFrom":{"configMapKeyRef":{"name":"web-config","key":"name"}}}]"#,
+        ),
+    )
+    .await;
+    assert_success(&app);
+    let refused = call(
+        &h,
+        config_call("DELETE", CM, "DeleteK8sConfigMap", "web-config"),
+    )
+    .await;
+    assert_error(&refused, 409, "OperationDenied.ResourceInUse");
+    assert!(refused.1["Message"].as_str().unwrap().contains("uses-cm"));
+    let related = list(
+        Call::new("GET", CM, "ListK8sConfigMaps")
+            .param("ShowRelatedApps", "True")
+            .param("Namespace", "default"),
+    )
+    .await;
+    assert_eq!(
+        related.1["Result"]["ConfigMaps"][1]["RelatedApps"][0]["AppName"],
+        "uses-cm"
+    );
+    assert_success(
+        &call(
+            &h,
+            config_call("DELETE", CM, "DeleteK8sConfigMap", "db-config"),
+        )
+        .await,
+    );
+    assert_error(
+        &call(
+            &h,
+            config_call("DELETE", CM, "DeleteK8sConfigMap", "db-config"),
+        )
+        .await,
+        404,
+        "EntityNotExist",
+    );
+
+    // Bad input names the parameter.
+    let bad = call(
+        &h,
+        config_call("POST", CM, "CreateK8sConfigMap", "Bad_Name").form(),
+    )
+    .await;
+    assert_error(&bad, 400, "InvalidParameter");
+    assert!(bad.1["Message"].as_str().unwrap().contains("Name"));
+    let bad_cluster = call(
+        &h,
+        Call::new("POST", CM, "CreateK8sConfigMap")
+            .param("ClusterId", "nope")
+            .param("Namespace", "default")
+            .param("Name", "x")
+            .form(),
+    )
+    .await;
+    assert_error(&bad_cluster, 400, "InvalidParameter");
+    assert!(
+        bad_cluster.1["Message"]
+            .as_str()
+            .unwrap()
+            .contains("ClusterId")
+    );
+    // A body on a query operation, or a non-form body, is refused.
+    let mut json_body = config_call("POST", CM, "CreateK8sConfigMap", "j");
+    json_body.body = b"{}".to_vec();
+    json_body
+        .extra_headers
+        .push(("content-type", "application/json"));
+    assert_error(&call(&h, json_body).await, 400, "InvalidParameter");
+    let body_on_delete = config_call("DELETE", CM, "DeleteK8sConfigMap", "x").form();
+    assert_error(&call(&h, body_on_delete).await, 400, "InvalidParameter");
+
+    // The audit trail records who changed what (keys only).
+    let audit = h
+        .store
+        .list_audit(
+            &edas_store::AuditQuery::default(),
+            edas_store::PageRequest::new(1, 100),
+        )
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .items
+            .iter()
+            .any(|r| r.entry.action == "UpdateK8sConfigMap"
+                && r.entry.resource == "configmap/local/default/web-config"
+                && r.entry.actor.contains("admin"))
+    );
+}
+
+#[tokio::test]
+async fn secrets_are_stored_decoded_listed_and_guarded() {
+    let h = harness().await;
+    let created = call(
+        &h,
+        config_call("POST", SECRET, "CreateK8sSecret", "db-pass")
+            .param("Data", r#"[{"Key":"password","Value":"czNjcjN0"}]"#)
+            .param("Base64Encoded", "True")
+            .param("Type", "Opaque")
+            .form(),
+    )
+    .await;
+    assert_success(&created);
+    let stored = h
+        .store
+        .get_secret("local", "default", "db-pass")
+        .await
+        .unwrap();
+    assert_eq!(stored.data.expose(), &json!({"password": "s3cr3t"}));
+    for (name, value, code) in [
+        ("Type", "kubernetes.io/tls", "InvalidParameter.NotSupported"),
+        ("CertId", "123", "InvalidParameter.NotSupported"),
+        ("Base64Encoded", "maybe", "InvalidParameter"),
+    ] {
+        let r = call(
+            &h,
+            config_call("POST", SECRET, "CreateK8sSecret", "other")
+                .param(name, value)
+                .form(),
+        )
+        .await;
+        assert_error(&r, 400, code);
+        assert!(r.1["Message"].as_str().unwrap().contains(name));
+    }
+    assert_success(
+        &call(
+            &h,
+            config_call("PUT", SECRET, "UpdateK8sSecret", "db-pass")
+                .param("Data.password", "n3w")
+                .form()
+                .scheme(Scheme::V3),
+        )
+        .await,
+    );
+    let listed = call(&h, Call::new("GET", SECRET, "ListK8sSecrets")).await;
+    assert_success(&listed);
+    let s = &listed.1["Result"]["Secrets"][0];
+    assert_eq!(s["Name"], "db-pass");
+    assert_eq!(s["Type"], "Opaque");
+    assert_eq!(s["Base64Encoded"], false);
+    assert_eq!(s["Data"], json!([{"Key": "password", "Value": "n3w"}]));
+    assert_eq!(listed.1["Result"]["Total"], 1);
+
+    // Secret values never reach the audit trail.
+    let audit = h
+        .store
+        .list_audit(
+            &edas_store::AuditQuery::default(),
+            edas_store::PageRequest::new(1, 100),
+        )
+        .await
+        .unwrap();
+    assert!(!format!("{:?}", audit.items).contains("n3w"));
+
+    // Used through EnvFroms: refused, naming the application.
+    assert_success(
+        &call(
+            &h,
+            insert("uses-secret").param("EnvFroms", r#"[{"secretRef":{"name":"db-pass"}}]"#),
+        )
+        .await,
+    );
+    let refused = call(
+        &h,
+        config_call("DELETE", SECRET, "DeleteK8sSecret", "db-pass"),
+    )
+    .await;
+    assert_error(&refused, 409, "OperationDenied.ResourceInUse");
+    assert!(
+        refused.1["Message"]
+            .as_str()
+            .unwrap()
+            .contains("uses-secret")
+    );
+
+    // Authorization: reading needs edas:ReadConfiguration, changing edas:ManageConfiguration.
+    attach_policy(
+        &h,
+        json!({"Version": "1", "Statement": [{"Effect": "Allow",
+            "Action": "edas:ReadConfiguration",
+            "Resource": "acs:edas:*:*:cluster/local/namespace/default/secret/db-*"}]}),
+    )
+    .await;
+    let bob_list = call(&h, Call::new("GET", SECRET, "ListK8sSecrets").key(BOB)).await;
+    assert_eq!(bob_list.1["Result"]["Total"], 1);
+    let bob_cm = call(&h, Call::new("GET", CM, "ListK8sConfigMaps").key(BOB)).await;
+    assert_eq!(bob_cm.1["Result"]["Total"], 0);
+    let bob_update = call(
+        &h,
+        config_call("PUT", SECRET, "UpdateK8sSecret", "db-pass")
+            .param("Data.password", "x")
+            .key(BOB)
+            .form(),
+    )
+    .await;
+    assert_error(&bob_update, 401, "AUTH_ERROR");
+}
+
+#[tokio::test]
+async fn clusters_namespaces_and_build_packs() {
+    let h = harness().await;
+    let now = jiff::Timestamp::now();
+    h.store
+        .put_cluster(&Cluster {
+            id: "prod-k8s".into(),
+            name: "prod".into(),
+            region_id: "cn-hangzhou".into(),
+            cluster_type: "kubernetes".into(),
+            config: json!({}),
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let k8s = call(
+        &h,
+        Call::new("POST", "/pop/v5/k8s_clusters", "GetK8sCluster")
+            .param("RegionTag", "cn-hangzhou"),
+    )
+    .await;
+    assert_success(&k8s);
+    let page = &k8s.1["ClusterPage"];
+    assert_eq!(page["TotalSize"], 2);
+    let clusters = page["ClusterList"]["Cluster"].as_array().unwrap();
+    let ids: Vec<&str> = clusters
+        .iter()
+        .map(|c| c["ClusterId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["local", "prod-k8s"]);
+    assert_eq!(clusters[0]["ClusterType"], 5);
+    assert_eq!(clusters[0]["NodeNum"], 1);
+    let missing_region = call(
+        &h,
+        Call::new("POST", "/pop/v5/k8s_clusters", "GetK8sCluster"),
+    )
+    .await;
+    assert_error(&missing_region, 400, "MissingParameter");
+    let ask = call(
+        &h,
+        Call::new("POST", "/pop/v5/k8s_clusters", "GetK8sCluster")
+            .param("RegionTag", "cn-hangzhou")
+            .param("SubClusterType", "Ask"),
+    )
+    .await;
+    assert_eq!(ask.1["ClusterPage"]["TotalSize"], 0);
+
+    let list = call(
+        &h,
+        Call::new("POST", "/pop/v5/resource/cluster_list", "ListCluster"),
+    )
+    .await;
+    assert_success(&list);
+    assert_eq!(
+        list.1["ClusterList"]["Cluster"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(list.1["ClusterList"]["Cluster"][1]["ClusterName"], "prod");
+    let bad_ns = call(
+        &h,
+        Call::new("POST", "/pop/v5/resource/cluster_list", "ListCluster")
+            .param("LogicalRegionId", "cn-hangzhou:nope"),
+    )
+    .await;
+    assert_error(&bad_ns, 400, "InvalidParameter");
+
+    create_app(&h, "ns-app").await;
+    let ns = call(
+        &h,
+        Call::new("GET", "/pop/v5/k8s/acs/k8s_namespace", "ListK8sNamespaces")
+            .param("ClusterId", "local"),
+    )
+    .await;
+    assert_success(&ns);
+    assert_eq!(ns.1["Data"], json!([{"Namespace": "default"}]));
+    let unknown = call(
+        &h,
+        Call::new("GET", "/pop/v5/k8s/acs/k8s_namespace", "ListK8sNamespaces")
+            .param("ClusterId", "nope"),
+    )
+    .await;
+    assert_error(&unknown, 400, "InvalidParameter");
+
+    let packs = call(
+        &h,
+        Call::new("POST", "/pop/v5/app/build_pack_list", "ListBuildPack"),
+    )
+    .await;
+    assert_success(&packs);
+    assert_eq!(packs.1["BuildPackList"]["BuildPack"], json!([]));
+
+    // Bob sees only the clusters his policy names.
+    attach_policy(
+        &h,
+        json!({"Version": "1", "Statement": [{"Effect": "Allow",
+            "Action": "edas:ReadCluster", "Resource": "acs:edas:*:*:cluster/prod-*"}]}),
+    )
+    .await;
+    let bob = call(
+        &h,
+        Call::new("POST", "/pop/v5/resource/cluster_list", "ListCluster").key(BOB),
+    )
+    .await;
+    assert_eq!(bob.1["ClusterList"]["Cluster"].as_array().unwrap().len(), 1);
+    let bob_ns = call(
+        &h,
+        Call::new("GET", "/pop/v5/k8s/acs/k8s_namespace", "ListK8sNamespaces")
+            .param("ClusterId", "local")
+            .key(BOB),
+    )
+    .await;
+    assert_error(&bob_ns, 401, "AUTH_ERROR");
 }

@@ -125,6 +125,23 @@ impl Store {
         rows(items)
     }
 
+    /// Every ConfigMap of a cluster, by namespace then name (for listings without a namespace).
+    pub async fn list_cluster_config_maps(
+        &self,
+        cluster_id: &str,
+    ) -> Result<Vec<ConfigMap>, StoreError> {
+        let items: Vec<ConfigMapRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT cluster_id, k8s_namespace, name, data, created_at, updated_at \
+                 FROM config_maps WHERE cluster_id = $1 ORDER BY k8s_namespace, name",
+            )
+            .bind(cluster_id)
+            .fetch_all(pool)
+            .await?
+        });
+        rows(items)
+    }
+
     pub async fn delete_config_map(
         &self,
         cluster_id: &str,
@@ -210,6 +227,23 @@ impl Store {
             )
             .bind(cluster_id)
             .bind(k8s_namespace)
+            .fetch_all(pool)
+            .await?
+        });
+        items.into_iter().map(|row| self.open_secret(row)).collect()
+    }
+
+    /// Every Secret of a cluster, by namespace then name, decrypted.
+    pub async fn list_cluster_secrets(
+        &self,
+        cluster_id: &str,
+    ) -> Result<Vec<SecretRecord>, StoreError> {
+        let items: Vec<SecretRow> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT cluster_id, k8s_namespace, name, data_encrypted, created_at, updated_at \
+                 FROM secrets WHERE cluster_id = $1 ORDER BY k8s_namespace, name",
+            )
+            .bind(cluster_id)
             .fetch_all(pool)
             .await?
         });

@@ -784,6 +784,11 @@ pub async fn secrets_are_encrypted_at_rest(ts: &TestStore) {
         store.list_secrets("c1", "default").await.unwrap(),
         vec![secret.clone()]
     );
+    assert_eq!(
+        store.list_cluster_secrets("c1").await.unwrap(),
+        vec![secret.clone()]
+    );
+    assert!(store.list_cluster_secrets("c2").await.unwrap().is_empty());
 
     store
         .put_user(&User {
@@ -1022,6 +1027,27 @@ pub async fn clusters_and_config_maps(ts: &TestStore) {
             .unwrap()
             .is_empty()
     );
+    let elsewhere = ConfigMap {
+        k8s_namespace: "aaa".into(),
+        ..cm("z")
+    };
+    store.put_config_map(&elsewhere).await.unwrap();
+    let all: Vec<_> = store
+        .list_cluster_config_maps("c1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| format!("{}/{}", c.k8s_namespace, c.name))
+        .collect();
+    assert_eq!(all, ["aaa/z", "default/a", "default/b"]);
+    assert!(
+        store
+            .list_cluster_config_maps("c2")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.delete_config_map("c1", "aaa", "z").await.unwrap());
     assert!(store.delete_config_map("c1", "default", "a").await.unwrap());
     let err = store
         .get_config_map("c1", "default", "a")

@@ -1,0 +1,304 @@
+//! GetK8sCluster, ListCluster, ListK8sNamespaces and ListBuildPack: the clusters registered in
+//! the store (`local` and those of the configuration file).
+
+use std::collections::BTreeSet;
+
+use edas_spec::Params;
+use edas_store::{ApplicationFilter, Cluster, PageRequest, StoreError};
+use serde_json::{Map, Value, json};
+
+use crate::Api;
+use crate::error::ApiError;
+use crate::handlers::{invalid, only, page_number, required};
+use crate::operations::ram;
+use crate::policy::cluster_arn;
+use crate::render::CLUSTER_TYPE_KUBERNETES;
+use crate::server::{Caller, internal};
+
+/// `SubClusterType` of every cluster: edasd deploys to plain Kubernetes-like clusters.
+const SUB_CLUSTER_TYPE: &str = "ManagedKubernetes";
+
+/// The Kubernetes namespace every cluster has.
+const DEFAULT_NAMESPACE: &str = "default";
+
+fn arn(api: &Api, cluster_id: &str) -> String {
+    cluster_arn(
+        &api.config().region_id,
+        &api.config().account_id,
+        cluster_id,
+    )
+}
+
+/// The clusters the caller may read, by id.
+async fn readable_clusters(api: &Api, caller: &Caller) -> Result<Vec<Cluster>, ApiError> {
+    let mut clusters = api
+        .store()
+        .list_clusters()
+        .await
+        .map_err(|e| internal("listing clusters", e))?;
+    clusters.retain(|c| caller.may(ram::READ_CLUSTER, &arn(api, &c.id)));
+    clusters.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(clusters)
+}
+
+/// CPU cores the cluster offers, where edasd can know it: the local runtime runs on this host.
+fn cpu_cores(cluster: &Cluster) -> usize {
+    if cluster.cluster_type == "local" {
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    } else {
+        0
+    }
+}
+
+fn node_count(cluster: &Cluster) -> u32 {
+    u32::from(cluster.cluster_type == "local")
+}
+
+fn description(cluster: &Cluster) -> String {
+    match cluster.cluster_type.as_str() {
+        "local" => "processes on the edasd host (local runtime)".to_owned(),
+        other => format!("{other} cluster"),
+    }
+}
+
+fn k8s_cluster_item(cluster: &Cluster) -> Value {
+    json!({
+        "ClusterId": cluster.id,
+        "ClusterImportStatus": 1,
+        "ClusterName": cluster.name,
+        "ClusterStatus": 1,
+        "ClusterType": CLUSTER_TYPE_KUBERNETES,
+        "Cpu": cpu_cores(cluster),
+        "CsClusterId": cluster.id,
+        "CsClusterStatus": "running",
+        "Description": description(cluster),
+        "Mem": 0,
+        "NetworkMode": 2,
+        "NodeNum": node_count(cluster),
+        "RegionId": cluster.region_id,
+        "SubClusterType": SUB_CLUSTER_TYPE,
+        "SubNetCidr": "",
+        "VpcId": "",
+        "VswitchId": "",
+    })
+}
+
+pub(crate) async fn get_k8s_cluster(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Map<String, Value>, ApiError> {
+    only(
+        params,
+        "GetK8sCluster",
+        &[
+            "ClusterType",
+            "CurrentPage",
+            "PageSize",
+            "RegionTag",
+            "SubClusterType",
+        ],
+    )?;
+    let region = required(params, "RegionTag")?;
+    if region != api.config().region_id {
+        return Err(invalid(
+            "RegionTag",
+            format!(
+                "this server serves region `{}`, not `{region}`",
+                api.config().region_id
+            ),
+        ));
+    }
+    let cluster_type = match params.get("ClusterType").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(raw) => match edas_spec::parse_int(raw) {
+            Some(t @ (5 | 7)) => Some(t),
+            _ => {
+                return Err(invalid(
+                    "ClusterType",
+                    format!(
+                        "`{raw}` is not a Kubernetes cluster type: use 5 (ACK) or 7 (self-managed)"
+                    ),
+                ));
+            }
+        },
+    };
+    let sub_type = params.get("SubClusterType").filter(|v| !v.is_empty());
+    if let Some(sub) = sub_type
+        && sub != "Ask"
+        && sub != "ManagedKubernetes"
+    {
+        return Err(invalid(
+            "SubClusterType",
+            format!("`{sub}` is not a cluster subtype: use Ask or ManagedKubernetes"),
+        ));
+    }
+    let current_page = page_number(params, "CurrentPage", i64::from(u32::MAX))?.unwrap_or(1);
+    let page_size = page_number(params, "PageSize", 1000)?.unwrap_or(1000);
+    let matching: Vec<Value> = readable_clusters(api, caller)
+        .await?
+        .iter()
+        .filter(|_| cluster_type.is_none_or(|t| i64::from(CLUSTER_TYPE_KUBERNETES) == t))
+        .filter(|_| sub_type.is_none_or(|s| s == SUB_CLUSTER_TYPE))
+        .map(k8s_cluster_item)
+        .collect();
+    let total = matching.len();
+    let items: Vec<Value> = matching
+        .into_iter()
+        .skip((current_page as usize - 1).saturating_mul(page_size as usize))
+        .take(page_size as usize)
+        .collect();
+    let mut out = Map::new();
+    out.insert(
+        "ClusterPage".into(),
+        json!({
+            "ClusterList": { "Cluster": items },
+            "CurrentPage": current_page,
+            "PageSize": page_size,
+            "TotalSize": total,
+        }),
+    );
+    Ok(out)
+}
+
+pub(crate) async fn list_cluster(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Map<String, Value>, ApiError> {
+    only(
+        params,
+        "ListCluster",
+        &["LogicalRegionId", "ResourceGroupId"],
+    )?;
+    if let Some(ns) = params.get("LogicalRegionId").filter(|v| !v.is_empty())
+        && !api.config().knows_namespace(ns)
+    {
+        return Err(invalid(
+            "LogicalRegionId",
+            format!(
+                "`{ns}` is not an EDAS namespace of this server; namespaces: {}",
+                api.config().all_namespaces().join(", ")
+            ),
+        ));
+    }
+    // Clusters serve every namespace and belong to no resource group: a resource-group filter
+    // matches none of them.
+    let by_group = params.get("ResourceGroupId").is_some_and(|v| !v.is_empty());
+    let items: Vec<Value> = readable_clusters(api, caller)
+        .await?
+        .iter()
+        .filter(|_| !by_group)
+        .map(|c| {
+            json!({
+                "ClusterId": c.id,
+                "ClusterName": c.name,
+                "ClusterType": CLUSTER_TYPE_KUBERNETES,
+                "Cpu": cpu_cores(c),
+                "CpuUsed": 0,
+                "CreateTime": c.created_at.as_millisecond(),
+                "CsClusterId": c.id,
+                "Description": description(c),
+                "IaasProvider": if c.cluster_type == "local" { "local" } else { "kubernetes" },
+                "Mem": 0,
+                "MemUsed": 0,
+                "NetworkMode": 2,
+                "NodeNum": node_count(c),
+                "OversoldFactor": 1,
+                "RegionId": c.region_id,
+                "ResourceGroupId": "",
+                "UpdateTime": c.updated_at.as_millisecond(),
+                "VpcId": "",
+            })
+        })
+        .collect();
+    let mut out = Map::new();
+    out.insert("ClusterList".into(), json!({ "Cluster": items }));
+    Ok(out)
+}
+
+/// The Kubernetes namespaces edasd knows in a cluster: `default` and those its live
+/// applications use. (edasd does not query a cluster's API for namespaces it did not create.)
+pub(crate) async fn namespaces_of(api: &Api, cluster_id: &str) -> Result<Vec<String>, ApiError> {
+    let mut names: BTreeSet<String> = BTreeSet::from([DEFAULT_NAMESPACE.to_owned()]);
+    let filter = ApplicationFilter {
+        cluster_id: Some(cluster_id.to_owned()),
+        ..Default::default()
+    };
+    let mut number = 1;
+    loop {
+        let page = api
+            .store()
+            .list_applications(&filter, PageRequest::new(number, PageRequest::MAX_SIZE))
+            .await
+            .map_err(|e| internal("listing applications", e))?;
+        let done = page.items.len() < PageRequest::MAX_SIZE as usize;
+        names.extend(page.items.into_iter().map(|a| a.k8s_namespace));
+        if done {
+            break;
+        }
+        number += 1;
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// The cluster named by `ClusterId`, or `InvalidParameter` listing the clusters there are.
+pub(crate) async fn existing_cluster(api: &Api, cluster_id: &str) -> Result<Cluster, ApiError> {
+    match api.store().get_cluster(cluster_id).await {
+        Ok(cluster) => Ok(cluster),
+        Err(StoreError::NotFound { .. }) => {
+            let known: Vec<String> = api
+                .store()
+                .list_clusters()
+                .await
+                .map_err(|e| internal("listing clusters", e))?
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            Err(invalid(
+                "ClusterId",
+                format!(
+                    "no cluster `{cluster_id}` is registered; clusters: {}",
+                    known.join(", ")
+                ),
+            ))
+        }
+        Err(e) => Err(internal("reading the cluster", e)),
+    }
+}
+
+pub(crate) async fn list_namespaces(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Map<String, Value>, ApiError> {
+    only(params, "ListK8sNamespaces", &["ClusterId"])?;
+    let clusters = match params.get("ClusterId").filter(|v| !v.is_empty()) {
+        Some(id) => {
+            let cluster = existing_cluster(api, id).await?;
+            caller.authorize(ram::READ_CLUSTER, &arn(api, &cluster.id))?;
+            vec![cluster]
+        }
+        None => readable_clusters(api, caller).await?,
+    };
+    let mut names = BTreeSet::new();
+    for cluster in &clusters {
+        names.extend(namespaces_of(api, &cluster.id).await?);
+    }
+    let data: Vec<Value> = names
+        .into_iter()
+        .map(|n| json!({ "Namespace": n }))
+        .collect();
+    let mut out = Map::new();
+    out.insert("Data".into(), Value::Array(data));
+    Ok(out)
+}
+
+/// ListBuildPack: EDAS Container (the Pandora/Tomcat runtime of EDAS) is not part of this
+/// server, so there are no build packs; `BuildPackId` is refused when given to a deployment.
+pub(crate) fn list_build_packs(params: &Params) -> Result<Map<String, Value>, ApiError> {
+    only(params, "ListBuildPack", &[])?;
+    let mut out = Map::new();
+    out.insert("BuildPackList".into(), json!({ "BuildPack": [] }));
+    Ok(out)
+}

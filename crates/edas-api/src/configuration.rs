@@ -1,0 +1,879 @@
+//! ConfigMaps and Secrets: Create/Update/Delete/ListK8sConfigMap(s) and the Secret twins.
+//!
+//! Data is kept as an object of strings (what the runtimes hand to instances); Secret data is
+//! encrypted at rest by the store and never written to the audit trail (only its keys are).
+//! `Data` and `Condition` come either as one JSON string (classic SDK, or Tea given a `str`) or
+//! flattened as `Data.<key>=<value>` / `Condition.<key>=<value>` (Tea given a dict).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use edas_spec::{AppSpec, Params, Violation, ViolationKind, Violations};
+use edas_store::{
+    Application, ApplicationFilter, AuditEntry, ConfigMap, PageRequest, SecretRecord, Sensitive,
+    StoreError,
+};
+use serde_json::{Map, Value, json};
+
+use crate::Api;
+use crate::clusters::existing_cluster;
+use crate::error::{ApiError, codes};
+use crate::handlers::{invalid, required, revision_doc};
+use crate::operations::{Implemented, ram};
+use crate::policy::configuration_arn;
+use crate::server::{Caller, internal};
+
+/// ConfigMap or Secret.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    ConfigMap,
+    Secret,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
+        }
+    }
+
+    /// The resource-name segment.
+    fn segment(self) -> &'static str {
+        match self {
+            Kind::ConfigMap => "configmap",
+            Kind::Secret => "secret",
+        }
+    }
+}
+
+/// What a request names: the cluster, the Kubernetes namespace and the object's name.
+struct Target {
+    cluster_id: String,
+    namespace: String,
+    name: String,
+}
+
+pub(crate) async fn dispatch(
+    api: &Api,
+    caller: &Caller,
+    op: Implemented,
+    params: &Params,
+    request_id: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    let kind = match op {
+        Implemented::CreateK8sSecret
+        | Implemented::UpdateK8sSecret
+        | Implemented::DeleteK8sSecret
+        | Implemented::ListK8sSecrets => Kind::Secret,
+        _ => Kind::ConfigMap,
+    };
+    let action = op.action().name();
+    match op {
+        Implemented::CreateK8sConfigMap | Implemented::CreateK8sSecret => {
+            put(api, caller, params, request_id, kind, action, true).await
+        }
+        Implemented::UpdateK8sConfigMap | Implemented::UpdateK8sSecret => {
+            put(api, caller, params, request_id, kind, action, false).await
+        }
+        Implemented::DeleteK8sConfigMap | Implemented::DeleteK8sSecret => {
+            delete(api, caller, params, request_id, kind, action).await
+        }
+        _ => list(api, caller, params, kind, action).await,
+    }
+}
+
+/// Refuses parameters the operation does not have; `prefixes` admits flattened `Prefix.key`.
+fn only_with(
+    params: &Params,
+    action: &str,
+    allowed: &[&str],
+    prefixes: &[&str],
+) -> Result<(), ApiError> {
+    let unknown: Vec<Violation> = params
+        .iter()
+        .filter(|(name, _)| {
+            *name != "RegionId"
+                && !allowed.contains(name)
+                && !prefixes.iter().any(|p| {
+                    name.strip_prefix(p)
+                        .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1)
+                })
+        })
+        .map(|(name, _)| Violation {
+            parameter: name.to_owned(),
+            kind: ViolationKind::Unknown,
+            message: format!("{action} has no parameter named `{name}`"),
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::from(Violations(unknown)))
+    }
+}
+
+/// A DNS label: lowercase letters, digits and `-`, at most 63, not starting or ending with `-`;
+/// a ConfigMap or Secret name must also start with a letter (as EDAS documents).
+fn check_dns_label(parameter: &str, value: &str, letter_first: bool) -> Result<(), ApiError> {
+    let chars_ok = value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let first_ok = value
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || (!letter_first && c.is_ascii_digit()));
+    if value.len() <= 63 && chars_ok && first_ok && !value.ends_with('-') {
+        Ok(())
+    } else {
+        Err(invalid(
+            parameter,
+            format!(
+                "`{value}` is not a valid name: use at most 63 lowercase letters, digits and hyphens, {} and not ending with a hyphen",
+                if letter_first {
+                    "starting with a letter"
+                } else {
+                    "starting with a letter or digit"
+                }
+            ),
+        ))
+    }
+}
+
+fn target(params: &Params) -> Result<Target, ApiError> {
+    let cluster_id = required(params, "ClusterId")?.to_owned();
+    let namespace = required(params, "Namespace")?.to_owned();
+    let name = required(params, "Name")?.to_owned();
+    check_dns_label("Namespace", &namespace, false)?;
+    check_dns_label("Name", &name, true)?;
+    Ok(Target {
+        cluster_id,
+        namespace,
+        name,
+    })
+}
+
+fn arn(api: &Api, kind: Kind, cluster_id: &str, namespace: &str, name: &str) -> String {
+    configuration_arn(
+        &api.config().region_id,
+        &api.config().account_id,
+        cluster_id,
+        namespace,
+        kind.segment(),
+        name,
+    )
+}
+
+/// A data key as Kubernetes allows it: letters, digits, `-`, `_`, `.`; at most 253.
+fn check_key(key: &str) -> Result<(), ApiError> {
+    let ok = !key.is_empty()
+        && key.len() <= 253
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && key != "."
+        && key != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "Data",
+            format!(
+                "the key `{key}` is invalid: use 1-253 letters, digits, `-`, `_` or `.` (not `.` or `..` alone)"
+            ),
+        ))
+    }
+}
+
+/// A JSON-string parameter or its flattened `Name.<key>` form, as key → value pairs.
+fn object_param(params: &Params, name: &str) -> Result<Option<Vec<(String, Value)>>, ApiError> {
+    let prefix = format!("{name}.");
+    let flattened: Vec<(String, Value)> = params
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(&prefix)
+                .map(|key| (key.to_owned(), Value::String(v.to_owned())))
+        })
+        .collect();
+    match (params.get(name), flattened.is_empty()) {
+        (Some(_), false) => Err(invalid(
+            name,
+            format!(
+                "give either `{name}` as JSON text or flattened `{name}.<key>` parameters, not both"
+            ),
+        )),
+        (None, true) => Ok(None),
+        (None, false) => Ok(Some(flattened)),
+        (Some(text), true) if text.trim().is_empty() => Ok(Some(Vec::new())),
+        (Some(text), true) => {
+            let value: Value = serde_json::from_str(text)
+                .map_err(|e| invalid(name, format!("is not valid JSON: {e}")))?;
+            match value {
+                Value::Object(map) => Ok(Some(map.into_iter().collect())),
+                Value::Array(items) => {
+                    // `[{"Key": "name", "Value": "william"}, …]`, as EDAS documents it.
+                    let mut out = Vec::with_capacity(items.len());
+                    for (i, item) in items.into_iter().enumerate() {
+                        let key = item.get("Key").and_then(Value::as_str).ok_or_else(|| {
+                            invalid(
+                                name,
+                                format!("item {} has no string `Key`: use [{{\"Key\": \"k\", \"Value\": \"v\"}}, …]", i + 1),
+                            )
+                        })?;
+                        let value = item.get("Value").cloned().unwrap_or(Value::Null);
+                        out.push((key.to_owned(), value));
+                    }
+                    Ok(Some(out))
+                }
+                _ => Err(invalid(
+                    name,
+                    "must be a JSON array of {\"Key\": …, \"Value\": …} objects or a JSON object",
+                )),
+            }
+        }
+    }
+}
+
+/// The data of a ConfigMap or Secret: string keys to string values, each key once.
+fn data(params: &Params, base64_values: bool) -> Result<BTreeMap<String, String>, ApiError> {
+    let pairs = object_param(params, "Data")?.unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for (key, value) in pairs {
+        check_key(&key)?;
+        let text = match value {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => {
+                return Err(invalid(
+                    "Data",
+                    format!("the value of `{key}` must be a string, not {other}"),
+                ));
+            }
+        };
+        let text = if base64_values {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|e| {
+                    invalid(
+                        "Data",
+                        format!("the value of `{key}` is not Base64 (Base64Encoded is true): {e}"),
+                    )
+                })?;
+            String::from_utf8(bytes).map_err(|_| {
+                invalid(
+                    "Data",
+                    format!("the value of `{key}` does not decode to UTF-8 text; binary Secret values are not supported"),
+                )
+            })?
+        } else {
+            text
+        };
+        if out.insert(key.clone(), text).is_some() {
+            return Err(invalid("Data", format!("the key `{key}` is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+fn bool_param(params: &Params, name: &str) -> Result<bool, ApiError> {
+    match params.get(name) {
+        None | Some("") => Ok(false),
+        Some(v) => edas_spec::parse_bool(v)
+            .ok_or_else(|| invalid(name, format!("`{v}` is not a boolean: use true or false"))),
+    }
+}
+
+/// The Secret-only parameters: `Type` (Opaque only), `Base64Encoded`, and no certificate.
+fn secret_options(params: &Params) -> Result<bool, ApiError> {
+    for name in ["CertId", "CertRegionId"] {
+        if params.get(name).is_some_and(|v| !v.is_empty()) {
+            return Err(ApiError::from(Violations(vec![Violation {
+                parameter: name.into(),
+                kind: ViolationKind::NotSupported,
+                message: format!(
+                    "{name}: certificates of Alibaba Cloud Certificate Management Service are not available to this self-hosted server; put the certificate in Data"
+                ),
+            }])));
+        }
+    }
+    match params.get("Type") {
+        None | Some("") | Some("Opaque") => {}
+        Some(other) => {
+            return Err(ApiError::from(Violations(vec![Violation {
+                parameter: "Type".into(),
+                kind: ViolationKind::NotSupported,
+                message: format!(
+                    "Secret type `{other}` is not supported; this server keeps Opaque Secrets only"
+                ),
+            }])));
+        }
+    }
+    bool_param(params, "Base64Encoded")
+}
+
+/// The API clock's time (tests may fix it).
+fn now(api: &Api) -> jiff::Timestamp {
+    jiff::Timestamp::try_from(api.now()).unwrap_or_else(|_| jiff::Timestamp::now())
+}
+
+fn not_found(kind: Kind, t: &Target) -> ApiError {
+    ApiError::new(
+        codes::ENTITY_NOT_FOUND,
+        format!(
+            "the {} `{}` does not exist in namespace `{}` of cluster `{}`",
+            kind.noun(),
+            t.name,
+            t.namespace,
+            t.cluster_id
+        ),
+    )
+}
+
+async fn audit(
+    api: &Api,
+    caller: &Caller,
+    action: &str,
+    kind: Kind,
+    t: &Target,
+    request_id: &str,
+    keys: Option<Vec<&String>>,
+) -> Result<(), ApiError> {
+    let entry = AuditEntry {
+        actor: caller.actor(),
+        action: action.to_owned(),
+        resource: format!(
+            "{}/{}/{}/{}",
+            kind.segment(),
+            t.cluster_id,
+            t.namespace,
+            t.name
+        ),
+        app_id: None,
+        request_id: Some(request_id.to_owned()),
+        detail: match keys {
+            Some(keys) => json!({ "keys": keys }),
+            None => json!({}),
+        },
+    };
+    api.store()
+        .append_audit(&entry, now(api))
+        .await
+        .map_err(|e| internal("recording the audit trail", e))
+}
+
+async fn put(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+    request_id: &str,
+    kind: Kind,
+    action: &str,
+    create: bool,
+) -> Result<Map<String, Value>, ApiError> {
+    let allowed: &[&str] = match kind {
+        Kind::ConfigMap => &["ClusterId", "Data", "Name", "Namespace"],
+        Kind::Secret => &[
+            "Base64Encoded",
+            "CertId",
+            "CertRegionId",
+            "ClusterId",
+            "Data",
+            "Name",
+            "Namespace",
+            "Type",
+        ],
+    };
+    only_with(params, action, allowed, &["Data"])?;
+    let t = target(params)?;
+    caller.authorize(
+        ram::MANAGE_CONFIGURATION,
+        &arn(api, kind, &t.cluster_id, &t.namespace, &t.name),
+    )?;
+    existing_cluster(api, &t.cluster_id).await?;
+    let base64_values = match kind {
+        Kind::Secret => secret_options(params)?,
+        Kind::ConfigMap => false,
+    };
+    let data = data(params, base64_values)?;
+    let now = now(api);
+    let existing = match kind {
+        Kind::ConfigMap => api
+            .store()
+            .get_config_map(&t.cluster_id, &t.namespace, &t.name)
+            .await
+            .map(|c| c.created_at),
+        Kind::Secret => api
+            .store()
+            .get_secret(&t.cluster_id, &t.namespace, &t.name)
+            .await
+            .map(|s| s.created_at),
+    };
+    let created_at = match (existing, create) {
+        (Ok(_), true) => {
+            return Err(ApiError::new(
+                codes::ENTITY_ALREADY_EXISTS,
+                format!(
+                    "the {} `{}` already exists in namespace `{}` of cluster `{}`; use Update{}",
+                    kind.noun(),
+                    t.name,
+                    t.namespace,
+                    t.cluster_id,
+                    if kind == Kind::ConfigMap {
+                        "K8sConfigMap"
+                    } else {
+                        "K8sSecret"
+                    }
+                ),
+            ));
+        }
+        (Ok(created_at), false) => created_at,
+        (Err(StoreError::NotFound { .. }), true) => now,
+        (Err(StoreError::NotFound { .. }), false) => return Err(not_found(kind, &t)),
+        (Err(e), _) => return Err(internal("reading the configuration", e)),
+    };
+    let value = Value::Object(
+        data.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    );
+    match kind {
+        Kind::ConfigMap => api
+            .store()
+            .put_config_map(&ConfigMap {
+                cluster_id: t.cluster_id.clone(),
+                k8s_namespace: t.namespace.clone(),
+                name: t.name.clone(),
+                data: value,
+                created_at,
+                updated_at: now,
+            })
+            .await
+            .map_err(|e| internal("storing the ConfigMap", e))?,
+        Kind::Secret => api
+            .store()
+            .put_secret(&SecretRecord {
+                cluster_id: t.cluster_id.clone(),
+                k8s_namespace: t.namespace.clone(),
+                name: t.name.clone(),
+                data: Sensitive::new(value),
+                created_at,
+                updated_at: now,
+            })
+            .await
+            .map_err(|e| internal("storing the Secret", e))?,
+    }
+    audit(
+        api,
+        caller,
+        action,
+        kind,
+        &t,
+        request_id,
+        Some(data.keys().collect()),
+    )
+    .await?;
+    Ok(Map::new())
+}
+
+/// Whether the spec uses the named ConfigMap or Secret (an environment variable's `valueFrom`,
+/// `EnvFroms`, a `ConfigMountDescs` mount, or — for a Secret — the image pull secret).
+fn uses(spec: &AppSpec, kind: Kind, name: &str) -> bool {
+    let (key_ref, from_ref) = match kind {
+        Kind::ConfigMap => ("configMapKeyRef", "configMapRef"),
+        Kind::Secret => ("secretKeyRef", "secretRef"),
+    };
+    let named =
+        |v: Option<&Value>| v.and_then(|r| r.get("name")).and_then(Value::as_str) == Some(name);
+    let envs = serde_json::to_value(&spec.envs).unwrap_or(Value::Null);
+    let env_froms = serde_json::to_value(&spec.env_froms).unwrap_or(Value::Null);
+    let in_envs = envs.as_array().is_some_and(|list| {
+        list.iter()
+            .any(|e| named(e.get("valueFrom").and_then(|f| f.get(key_ref))))
+    });
+    let in_env_froms = env_froms
+        .as_array()
+        .is_some_and(|list| list.iter().any(|e| named(e.get(from_ref))));
+    let in_mounts = spec
+        .config_mounts
+        .iter()
+        .any(|m| m.name == name && m.kind.eq_ignore_ascii_case(kind.noun()));
+    let pull_secret = kind == Kind::Secret && spec.image_pull_secret.as_deref() == Some(name);
+    in_envs || in_env_froms || in_mounts || pull_secret
+}
+
+/// The live applications of a cluster's namespace whose current spec uses the object.
+async fn users_of(
+    api: &Api,
+    kind: Kind,
+    cluster_id: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<Application>, ApiError> {
+    let filter = ApplicationFilter {
+        cluster_id: Some(cluster_id.to_owned()),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let mut number = 1;
+    loop {
+        let page = api
+            .store()
+            .list_applications(&filter, PageRequest::new(number, PageRequest::MAX_SIZE))
+            .await
+            .map_err(|e| internal("listing applications", e))?;
+        let done = page.items.len() < PageRequest::MAX_SIZE as usize;
+        for app in page.items {
+            if app.k8s_namespace == namespace && uses(&revision_doc(&app)?.spec, kind, name) {
+                out.push(app);
+            }
+        }
+        if done {
+            return Ok(out);
+        }
+        number += 1;
+    }
+}
+
+async fn delete(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+    request_id: &str,
+    kind: Kind,
+    action: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    only_with(params, action, &["ClusterId", "Name", "Namespace"], &[])?;
+    let t = target(params)?;
+    caller.authorize(
+        ram::MANAGE_CONFIGURATION,
+        &arn(api, kind, &t.cluster_id, &t.namespace, &t.name),
+    )?;
+    existing_cluster(api, &t.cluster_id).await?;
+    let users = users_of(api, kind, &t.cluster_id, &t.namespace, &t.name).await?;
+    if !users.is_empty() {
+        let names: Vec<String> = users
+            .iter()
+            .map(|a| format!("{} ({})", a.name, a.id))
+            .collect();
+        return Err(ApiError::new(
+            codes::RESOURCE_IN_USE,
+            format!(
+                "the {} `{}` is used by {}: remove it from their configuration first",
+                kind.noun(),
+                t.name,
+                names.join(", ")
+            ),
+        ));
+    }
+    let deleted = match kind {
+        Kind::ConfigMap => {
+            api.store()
+                .delete_config_map(&t.cluster_id, &t.namespace, &t.name)
+                .await
+        }
+        Kind::Secret => {
+            api.store()
+                .delete_secret(&t.cluster_id, &t.namespace, &t.name)
+                .await
+        }
+    }
+    .map_err(|e| internal("deleting the configuration", e))?;
+    if !deleted {
+        return Err(not_found(kind, &t));
+    }
+    audit(api, caller, action, kind, &t, request_id, None).await?;
+    Ok(Map::new())
+}
+
+/// One stored object, whichever kind, as listing needs it.
+struct Listed {
+    cluster_id: String,
+    namespace: String,
+    name: String,
+    data: Value,
+    created_at: jiff::Timestamp,
+}
+
+/// `Condition`: `{"field": "Name", "pattern": "…"}` — names containing the pattern.
+fn name_pattern(params: &Params) -> Result<Option<String>, ApiError> {
+    let Some(pairs) = object_param(params, "Condition")? else {
+        return Ok(None);
+    };
+    let mut field = None;
+    let mut pattern = None;
+    for (key, value) in pairs {
+        let text = value.as_str().map(str::to_owned).ok_or_else(|| {
+            invalid(
+                "Condition",
+                format!("`{key}` must be a string, not {value}"),
+            )
+        })?;
+        match key.as_str() {
+            "field" => field = Some(text),
+            "pattern" => pattern = Some(text),
+            other => {
+                return Err(invalid(
+                    "Condition",
+                    format!(
+                        "unknown condition `{other}`: use {{\"field\": \"Name\", \"pattern\": \"…\"}}"
+                    ),
+                ));
+            }
+        }
+    }
+    match field.as_deref() {
+        None | Some("Name") | Some("name") => Ok(pattern.filter(|p| !p.is_empty())),
+        Some(other) => Err(invalid(
+            "Condition",
+            format!("field `{other}` cannot be filtered on: only `Name`"),
+        )),
+    }
+}
+
+fn non_negative(params: &Params, name: &str) -> Result<Option<usize>, ApiError> {
+    match params.get(name) {
+        None | Some("") => Ok(None),
+        Some(raw) => match edas_spec::parse_int(raw) {
+            Some(n) if (0..=100_000).contains(&n) => Ok(Some(n as usize)),
+            _ => Err(invalid(
+                name,
+                format!("`{raw}` is not an integer between 0 and 100000"),
+            )),
+        },
+    }
+}
+
+async fn list(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+    kind: Kind,
+    action: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    only_with(
+        params,
+        action,
+        &[
+            "ClusterId",
+            "Condition",
+            "Namespace",
+            "PageNo",
+            "PageSize",
+            "ShowRelatedApps",
+        ],
+        &["Condition"],
+    )?;
+    let pattern = name_pattern(params)?;
+    let namespace = params.get("Namespace").filter(|v| !v.is_empty());
+    if let Some(ns) = namespace {
+        check_dns_label("Namespace", ns, false)?;
+    }
+    // Pages count from 1; PageNo 0 (where EDAS's docs start counting) is the first page too.
+    let page_no = non_negative(params, "PageNo")?.unwrap_or(1).max(1);
+    let page_size = non_negative(params, "PageSize")?.unwrap_or(0);
+    let related = bool_param(params, "ShowRelatedApps")?;
+    let clusters = match params.get("ClusterId").filter(|v| !v.is_empty()) {
+        Some(id) => vec![existing_cluster(api, id).await?],
+        None => api
+            .store()
+            .list_clusters()
+            .await
+            .map_err(|e| internal("listing clusters", e))?,
+    };
+    let mut items: Vec<(Listed, String)> = Vec::new();
+    for cluster in &clusters {
+        let listed: Vec<Listed> = match kind {
+            Kind::ConfigMap => api
+                .store()
+                .list_cluster_config_maps(&cluster.id)
+                .await
+                .map_err(|e| internal("listing ConfigMaps", e))?
+                .into_iter()
+                .map(|c| Listed {
+                    cluster_id: c.cluster_id,
+                    namespace: c.k8s_namespace,
+                    name: c.name,
+                    data: c.data,
+                    created_at: c.created_at,
+                })
+                .collect(),
+            Kind::Secret => api
+                .store()
+                .list_cluster_secrets(&cluster.id)
+                .await
+                .map_err(|e| internal("listing Secrets", e))?
+                .into_iter()
+                .map(|s| Listed {
+                    cluster_id: s.cluster_id,
+                    namespace: s.k8s_namespace,
+                    name: s.name,
+                    data: s.data.into_inner(),
+                    created_at: s.created_at,
+                })
+                .collect(),
+        };
+        for item in listed {
+            if namespace.is_some_and(|ns| ns != item.namespace)
+                || pattern.as_deref().is_some_and(|p| !item.name.contains(p))
+                || !caller.may(
+                    ram::READ_CONFIGURATION,
+                    &arn(api, kind, &item.cluster_id, &item.namespace, &item.name),
+                )
+            {
+                continue;
+            }
+            items.push((item, cluster.name.clone()));
+        }
+    }
+    let total = items.len();
+    let page: Vec<(Listed, String)> = if page_size == 0 {
+        items
+    } else {
+        items
+            .into_iter()
+            .skip((page_no - 1).saturating_mul(page_size))
+            .take(page_size)
+            .collect()
+    };
+    let mut rendered = Vec::with_capacity(page.len());
+    for (item, cluster_name) in page {
+        let data: Vec<Value> = item
+            .data
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| json!({"Key": k, "Value": v.as_str().unwrap_or_default()}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let related_apps: Vec<Value> = if related {
+            users_of(api, kind, &item.cluster_id, &item.namespace, &item.name)
+                .await?
+                .into_iter()
+                .map(|a| json!({"AppId": a.id, "AppName": a.name}))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut obj = json!({
+            "ClusterId": item.cluster_id,
+            "ClusterName": cluster_name,
+            "CreationTime": item.created_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "Data": data,
+            "Name": item.name,
+            "Namespace": item.namespace,
+            "RelatedApps": related_apps,
+        });
+        if kind == Kind::Secret {
+            obj["Base64Encoded"] = Value::Bool(false);
+            obj["Type"] = Value::from("Opaque");
+            obj["CertId"] = Value::from("");
+            obj["CertRegionId"] = Value::from("");
+            obj["RelatedIngressRules"] = json!([]);
+        }
+        rendered.push(obj);
+    }
+    let list_key = match kind {
+        Kind::ConfigMap => "ConfigMaps",
+        Kind::Secret => "Secrets",
+    };
+    let mut out = Map::new();
+    out.insert(
+        "Result".into(),
+        json!({ list_key: rendered, "Total": total }),
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params::from_pairs(pairs.iter().map(|(k, v)| (*k, *v))).unwrap()
+    }
+
+    #[test]
+    fn data_comes_as_json_array_object_or_flattened() {
+        let array = params(&[(
+            "Data",
+            r#"[{"Key":"name","Value":"william"},{"Key":"age","Value":"12"}]"#,
+        )]);
+        let object = params(&[("Data", r#"{"name":"william","age":"12"}"#)]);
+        let flat = params(&[("Data.name", "william"), ("Data.age", "12")]);
+        for p in [array, object, flat] {
+            let d = data(&p, false).unwrap();
+            assert_eq!(d.get("name").map(String::as_str), Some("william"));
+            assert_eq!(d.get("age").map(String::as_str), Some("12"));
+        }
+        assert!(data(&params(&[]), false).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_data_names_the_parameter() {
+        for bad in [
+            params(&[("Data", "[{")]),
+            params(&[("Data", "[{\"Value\":\"x\"}]")]),
+            params(&[("Data", "{\"a b\":\"x\"}")]),
+            params(&[("Data", "{\"a\":{}}")]),
+            params(&[("Data", "{\"a\":\"1\"}"), ("Data.b", "2")]),
+            params(&[(
+                "Data",
+                "[{\"Key\":\"a\",\"Value\":\"1\"},{\"Key\":\"a\",\"Value\":\"2\"}]",
+            )]),
+            params(&[("Data", "7")]),
+        ] {
+            let e = data(&bad, false).unwrap_err();
+            assert!(e.message.contains("Data"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn base64_values_are_decoded_and_checked() {
+        let p = params(&[("Data.pw", "czNjcjN0")]);
+        assert_eq!(data(&p, true).unwrap()["pw"], "s3cr3t");
+        let e = data(&params(&[("Data.pw", "not base64!")]), true).unwrap_err();
+        assert!(e.message.contains("Base64"), "{}", e.message);
+    }
+
+    #[test]
+    fn condition_filters_by_name_in_both_forms() {
+        let json = params(&[("Condition", r#"{"field":"Name","pattern":"web-"}"#)]);
+        let flat = params(&[("Condition.field", "Name"), ("Condition.pattern", "web-")]);
+        assert_eq!(name_pattern(&json).unwrap().as_deref(), Some("web-"));
+        assert_eq!(name_pattern(&flat).unwrap().as_deref(), Some("web-"));
+        assert!(name_pattern(&params(&[("Condition.field", "Data")])).is_err());
+        assert!(name_pattern(&params(&[("Condition.x", "1")])).is_err());
+        assert_eq!(name_pattern(&params(&[])).unwrap(), None);
+    }
+
+    #[test]
+    fn names_are_dns_labels() {
+        assert!(check_dns_label("Name", "app-config", true).is_ok());
+        assert!(check_dns_label("Namespace", "1team", false).is_ok());
+        for bad in ["", "App", "1abc", "a_b", "a-", &"a".repeat(64)] {
+            assert!(check_dns_label("Name", bad, true).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn references_are_found_in_envs_env_froms_mounts_and_pull_secret() {
+        let spec: AppSpec = serde_json::from_value(json!({
+            "envs": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm1", "key": "k"}}},
+                     {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s1", "key": "k"}}}],
+            "env_froms": [{"configMapRef": {"name": "cm2"}}, {"secretRef": {"name": "s2"}}],
+            "config_mounts": [{"name": "cm3", "type": "ConfigMap", "mountPath": "/etc/x"}],
+            "image_pull_secret": "s3",
+        }))
+        .unwrap();
+        for name in ["cm1", "cm2", "cm3"] {
+            assert!(uses(&spec, Kind::ConfigMap, name), "{name}");
+            assert!(!uses(&spec, Kind::Secret, name), "{name}");
+        }
+        for name in ["s1", "s2", "s3"] {
+            assert!(uses(&spec, Kind::Secret, name), "{name}");
+        }
+        assert!(!uses(&spec, Kind::ConfigMap, "other"));
+    }
+}
