@@ -355,7 +355,7 @@ pub fn run(
     let mut transcript = Transcript::default();
     let multi = MultiProgress::with_draw_target(target);
     let mut bars: Vec<ProgressBar> = Vec::new();
-    let style = ProgressStyle::with_template("{prefix:>18} [{bar:30}] {pos}/{len} {wide_msg}")
+    let style = ProgressStyle::with_template("{prefix:>18} [{bar:20}] {pos}/{len} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     let params = [("ChangeOrderId".to_owned(), change_order_id.to_owned())];
@@ -406,8 +406,9 @@ fn now_ms() -> u64 {
 mod tests {
     use super::*;
 
-    /// A gray + 2-batch automatic release (`--gray 1 --batches 2 --batch-wait 1`, 3 replicas) as
-    /// the real edasd answered GetChangeOrderInfo while it ran (RequestIds removed).
+    /// A gray + 2-batch automatic release (`--gray 1 --batches 2 --batch-wait 1`, 3 replicas
+    /// with a 3-second readiness delay) as the real edasd answered GetChangeOrderInfo while it
+    /// ran, each distinct answer once (RequestIds removed).
     const FIXTURE: &str = include_str!("../tests/fixtures/gray_two_batches.json");
 
     /// When the server answered: its latest pipeline update (so the minutes left are exact).
