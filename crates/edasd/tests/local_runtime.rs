@@ -67,16 +67,22 @@ struct Cluster {
 
 impl Cluster {
     fn start(test: &str) -> Cluster {
+        Cluster::start_with(test, |_, _| String::new())
+    }
+
+    /// Starts edasd with `[local]` settings of the test added by `extra(dir, tag)`.
+    fn start_with(test: &str, extra: impl FnOnce(&Path, &str) -> String) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
+        let tag = format!("edasd-local-test-{test}-{}", std::process::id());
         // Short restart delays keep the liveness test within seconds.
-        std::fs::write(
-            dir.path().join("edasd.toml"),
+        let config = format!(
             "[local]\nrestart_backoff_seconds = 0.2\nmax_restart_backoff_seconds = 1\n\
-             crash_loop_limit = 20\nquick_failure_seconds = 5\n",
-        )
-        .unwrap();
+             crash_loop_limit = 20\nquick_failure_seconds = 5\n{}",
+            extra(dir.path(), &tag)
+        );
+        std::fs::write(dir.path().join("edasd.toml"), config).unwrap();
         let mut cluster = Cluster {
-            tag: format!("edasd-local-test-{test}-{}", std::process::id()),
+            tag,
             dir,
             child: None,
             base: String::new(),
@@ -933,5 +939,96 @@ async fn a_killed_edasd_leaves_instances_running_and_a_new_one_finishes_the_rele
         cluster.tagged_processes(),
         done.iter().filter_map(|i| i.pid).collect(),
         "exactly the 3 instance processes run"
+    );
+}
+
+/// `[local.jdk]`: a FatJar with a configured `JDK` runs that java binary (`java <options> -jar
+/// <package>`); a `JDK` value the configuration does not map is refused, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jdk_value_runs_the_configured_java_and_an_unmapped_one_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = Cluster::start_with("jdk", |dir, tag| {
+        // A stand-in "java" that records its arguments and runs the test app.
+        let java = dir.join("java8");
+        let exe = std::env::current_exe().unwrap();
+        std::fs::write(
+            &java,
+            format!(
+                "#!/bin/sh\necho \"$@\" > \"$EDAS_INSTANCE_DIR/java-args\"\nexec '{}' testapp_entry '{tag}' --exact --nocapture\n",
+                exe.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&java, std::fs::Permissions::from_mode(0o755)).unwrap();
+        format!("[local.jdk]\n\"Open JDK 8\" = \"{}\"\n", java.display())
+    });
+    let package = cluster.dir.path().join("app.jar");
+    std::fs::write(&package, "not really a jar").unwrap();
+    let url = format!("file://{}", package.display());
+    let envs =
+        json!([{"name": RUN_TESTAPP, "value": "1"}, {"name": "APP_VERSION", "value": "jar-1"}])
+            .to_string();
+    let insert = |name: &'static str, jdk: &'static str| {
+        let (url, envs) = (url.clone(), envs.clone());
+        let cluster = &cluster;
+        async move {
+            let body = cluster
+                .call(
+                    "POST",
+                    "/pop/v5/k8s/acs/create_k8s_app",
+                    "InsertK8sApplication",
+                    &[
+                        ("AppName", name),
+                        ("ClusterId", "local"),
+                        ("PackageType", "FatJar"),
+                        ("PackageUrl", &url),
+                        ("PackageVersion", "1"),
+                        ("JDK", jdk),
+                        (
+                            "JavaStartUpConfig",
+                            r#"{"InitialHeapSize":{"original":64,"startup":"-Xms64m"}}"#,
+                        ),
+                        ("Replicas", "1"),
+                        ("Envs", &envs),
+                    ],
+                )
+                .await;
+            let info = &body["ApplicationInfo"];
+            (
+                info["AppId"].as_str().unwrap().to_owned(),
+                info["ChangeOrderId"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+
+    let (app, order) = insert("jar-app", "Open JDK 8").await;
+    let info = cluster.finished(&order, Duration::from_secs(30)).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    let inst = cluster.instances(&app).remove(0);
+    assert_eq!(version(inst.port).as_deref(), Some("jar-1"));
+    let args = std::fs::read_to_string(
+        cluster
+            .data_dir()
+            .join("local/instances")
+            .join(&app)
+            .join(&inst.revision)
+            .join(&inst.name)
+            .join("java-args"),
+    )
+    .unwrap();
+    assert!(
+        args.contains("-Xms64m -jar ") && args.trim_end().ends_with("app.jar"),
+        "java <JavaStartUpConfig> -jar <package>: {args}"
+    );
+
+    let (_, order) = insert("jar-app-7", "Open JDK 7").await;
+    let info = cluster.finished(&order, Duration::from_secs(30)).await;
+    assert_eq!(info["Status"], 10, "refused: {info:#}");
+    assert!(
+        info["Desc"]
+            .as_str()
+            .unwrap()
+            .contains("`JDK` `Open JDK 7` has no java binary configured"),
+        "names the JDK value: {info:#}"
     );
 }
