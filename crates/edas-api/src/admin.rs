@@ -17,6 +17,7 @@
 //! | `GET /edasd/v1/users/{name}/policies` | | the user's policies |
 //! | `PUT /edasd/v1/users/{name}/policies/{policy}` | | attaches a policy |
 //! | `DELETE /edasd/v1/users/{name}/policies/{policy}` | | detaches a policy |
+//! | `GET /edasd/v1/audit?AppId=&From=&To=&PageNumber=&PageSize=` | | the audit trail, newest first (see `audit.rs`: also open to users allowed `edas:ReadApplication` on `AppId`) |
 //!
 //! An administrator cannot delete its own user nor disable or delete the key it signs with (so
 //! the last way in is never removed by accident); another administrator can.
@@ -73,6 +74,9 @@ pub(crate) async fn handle(State(api): State<Api>, request: Request) -> Response
         let result = async {
             let received = receive(parts, body).await?;
             let caller = authenticate(&api, &received.signed).await?;
+            if received.parts.uri.path() == "/edasd/v1/audit" {
+                return audit_request(&api, &caller, &received).await;
+            }
             if !caller.user.admin {
                 return Err(ApiError::new(
                     codes::AUTH_ERROR,
@@ -109,6 +113,26 @@ pub(crate) async fn handle(State(api): State<Api>, request: Request) -> Response
     }
     .instrument(span)
     .await
+}
+
+/// `GET /edasd/v1/audit`: open to every signed user; the handler authorizes per application.
+async fn audit_request(
+    api: &Api,
+    caller: &Caller,
+    received: &crate::server::Received,
+) -> Result<Map<String, Value>, ApiError> {
+    if received.parts.method != Method::GET {
+        return Err(ApiError::new(
+            codes::API_NOT_FOUND,
+            format!(
+                "{} /edasd/v1/audit does not exist; use GET",
+                received.parts.method
+            ),
+        ));
+    }
+    no_body(received.signed.body())?;
+    let params = edas_spec::Params::from_pairs(received.signed.query().iter().cloned())?;
+    crate::audit::list(api, caller, &params).await
 }
 
 #[derive(Deserialize)]

@@ -17,6 +17,7 @@
 //! and every parameter are valid; every response carries the RequestId that the logs carry.
 
 pub mod admin;
+mod audit;
 mod clusters;
 mod configuration;
 pub mod error;

@@ -1717,3 +1717,95 @@ async fn clusters_namespaces_and_build_packs() {
     .await;
     assert_error(&bob_ns, 401, "AUTH_ERROR");
 }
+
+fn audit_call() -> Call<'static> {
+    let mut c = Call::new("GET", "/edasd/v1/audit", "");
+    c.action = None;
+    c.params.clear();
+    c
+}
+
+#[tokio::test]
+async fn audit_trail_is_read_by_application_and_time() {
+    let h = harness().await;
+    let before = jiff::Timestamp::now();
+    let (app_id, change_order) = create_app(&h, "audited").await;
+    let (other_id, _) = create_app(&h, "other").await;
+    let r = call(&h, audit_call().param("AppId", &app_id)).await;
+    assert_success(&r);
+    let records = r.1["Records"].as_array().unwrap();
+    assert!(!records.is_empty());
+    assert!(records.iter().all(|x| x["AppId"] == app_id.as_str()));
+    let created = records
+        .iter()
+        .find(|x| x["Action"] == "InsertK8sApplication")
+        .expect("the creation is audited");
+    assert!(created["Actor"].as_str().unwrap().contains("admin"));
+    assert!(created["RequestId"].is_string());
+    assert!(created.to_string().contains(&change_order));
+    assert_eq!(r.1["TotalCount"], records.len());
+
+    // Admins read the whole trail; a time window in the future is empty; bounds are checked.
+    let all = call(&h, audit_call()).await;
+    assert!(
+        all.1["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["AppId"] == other_id.as_str())
+    );
+    let future = call(&h, audit_call().param("From", "2999-01-01T00:00:00Z")).await;
+    assert_eq!(future.1["TotalCount"], 0);
+    let window = call(
+        &h,
+        audit_call()
+            .param("AppId", &app_id)
+            .param("From", &before.as_millisecond().to_string())
+            .param(
+                "To",
+                &jiff::Timestamp::now()
+                    .checked_add(jiff::SignedDuration::from_secs(1))
+                    .unwrap()
+                    .to_string(),
+            ),
+    )
+    .await;
+    assert_eq!(window.1["TotalCount"], r.1["TotalCount"]);
+    let bad = call(&h, audit_call().param("From", "yesterday")).await;
+    assert_error(&bad, 400, "InvalidParameter");
+    assert!(bad.1["Message"].as_str().unwrap().contains("From"));
+    assert_error(
+        &call(&h, audit_call().param("Who", "x")).await,
+        400,
+        "InvalidParameter.Unknown",
+    );
+    assert_error(
+        &call(&h, audit_call().param("AppId", "nope")).await,
+        404,
+        "InvalidAppId.NotFound",
+    );
+
+    // Other users: only an application they may read.
+    assert_error(&call(&h, audit_call().key(BOB)).await, 401, "AUTH_ERROR");
+    assert_error(
+        &call(&h, audit_call().param("AppId", &app_id).key(BOB)).await,
+        401,
+        "AUTH_ERROR",
+    );
+    attach_policy(
+        &h,
+        json!({"Version": "1", "Statement": [{"Effect": "Allow",
+            "Action": "edas:ReadApplication",
+            "Resource": format!("acs:edas:*:*:namespace/*/application/{app_id}")}]}),
+    )
+    .await;
+    assert_success(&call(&h, audit_call().param("AppId", &app_id).key(BOB)).await);
+    assert_error(
+        &call(&h, audit_call().param("AppId", &other_id).key(BOB)).await,
+        401,
+        "AUTH_ERROR",
+    );
+    let mut post = audit_call();
+    post.method = "POST";
+    assert_error(&call(&h, post).await, 404, "InvalidApi.NotFound");
+}

@@ -1,0 +1,112 @@
+//! `GET /edasd/v1/audit`: who did what, when, from which request. An operation of edasd's own
+//! (EDAS has none), signed like the admin API. Administrators may read the whole trail; other
+//! users only an application's (`AppId`), when allowed `edas:ReadApplication` on it.
+
+use edas_spec::Params;
+use edas_store::{AuditQuery, AuditRecord, PageRequest, StoreError};
+use serde_json::{Map, Value, json};
+
+use crate::Api;
+use crate::error::{ApiError, codes};
+use crate::handlers::{arn, invalid, only, page_number};
+use crate::operations::ram;
+use crate::server::{Caller, internal};
+
+/// The query parameters of the audit operation.
+pub const PARAMETERS: &[&str] = &["AppId", "From", "To", "PageNumber", "PageSize"];
+
+/// A time bound: RFC 3339 (`2026-11-28T01:00:00Z`) or Unix milliseconds.
+fn time(params: &Params, name: &str) -> Result<Option<jiff::Timestamp>, ApiError> {
+    let Some(raw) = params.get(name).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Some(ms) = edas_spec::parse_int(raw) {
+        return jiff::Timestamp::from_millisecond(ms)
+            .map(Some)
+            .map_err(|e| invalid(name, format!("`{raw}` is out of range: {e}")));
+    }
+    raw.parse::<jiff::Timestamp>().map(Some).map_err(|e| {
+        invalid(
+            name,
+            format!("`{raw}` is neither an RFC 3339 time (2026-11-28T01:00:00Z) nor Unix milliseconds: {e}"),
+        )
+    })
+}
+
+fn record_json(r: &AuditRecord) -> Value {
+    json!({
+        "Id": r.id,
+        "Time": r.at.to_string(),
+        "TimeMillis": r.at.as_millisecond(),
+        "Actor": r.entry.actor,
+        "Action": r.entry.action,
+        "Resource": r.entry.resource,
+        "AppId": r.entry.app_id,
+        "RequestId": r.entry.request_id,
+        "Detail": r.entry.detail,
+    })
+}
+
+/// Lists audit records, newest first, filtered by application and `[From, To)`.
+pub(crate) async fn list(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Map<String, Value>, ApiError> {
+    only(params, "audit", PARAMETERS)?;
+    let app_id = params.get("AppId").filter(|v| !v.is_empty());
+    match app_id {
+        Some(id) => {
+            let app = match api.store().get_application(id).await {
+                Ok(app) => app,
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(ApiError::new(
+                        codes::APPLICATION_NOT_FOUND,
+                        format!("the application `{id}` does not exist"),
+                    ));
+                }
+                Err(e) => return Err(internal("reading the application", e)),
+            };
+            // Deleted applications keep their trail; it stays readable.
+            caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
+        }
+        None if !caller.user.admin => {
+            return Err(ApiError::new(
+                codes::AUTH_ERROR,
+                format!(
+                    "user `{}` is not an administrator: only administrators may read the whole audit trail; give AppId to read one application's",
+                    caller.user.name
+                ),
+            ));
+        }
+        None => {}
+    }
+    let from = time(params, "From")?;
+    let to = time(params, "To")?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(invalid("To", format!("`{t}` is before From `{f}`")));
+    }
+    let number = page_number(params, "PageNumber", i64::from(u32::MAX))?.unwrap_or(1);
+    let size = page_number(params, "PageSize", i64::from(PageRequest::MAX_SIZE))?.unwrap_or(100);
+    let query = AuditQuery {
+        app_id: app_id.map(str::to_owned),
+        from,
+        to,
+    };
+    let page = api
+        .store()
+        .list_audit(&query, PageRequest::new(number, size))
+        .await
+        .map_err(|e| internal("listing the audit trail", e))?;
+    let mut out = Map::new();
+    out.insert(
+        "Records".into(),
+        Value::Array(page.items.iter().map(record_json).collect()),
+    );
+    out.insert("TotalCount".into(), Value::from(page.total));
+    out.insert("PageNumber".into(), Value::from(number));
+    out.insert("PageSize".into(), Value::from(size));
+    Ok(out)
+}
