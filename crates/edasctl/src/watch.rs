@@ -33,6 +33,22 @@ pub mod status {
     pub const WAITING_NEXT_BATCH: i64 = 9;
     /// Failed on a system error.
     pub const SYSTEM_FAILURE: i64 = 10;
+
+    /// The status in words, for tables.
+    pub fn name(code: i64) -> &'static str {
+        match code {
+            READY => "ready",
+            IN_PROGRESS => "in progress",
+            SUCCESS => "succeeded",
+            FAILED => "failed",
+            TERMINATED => "terminated",
+            PARTIAL => "partially succeeded",
+            WAITING_CONFIRMATION => "waiting for confirmation",
+            WAITING_NEXT_BATCH => "waiting for the next batch",
+            SYSTEM_FAILURE => "system failure",
+            _ => "unknown",
+        }
+    }
 }
 
 /// Exit code when the change order failed.

@@ -341,6 +341,58 @@ fn continue_a_manual_batch_abort_and_rollback() {
 }
 
 #[test]
+fn a_failed_release_exits_1_with_its_reason_and_is_retried() {
+    let server = Server::start();
+    let app = server.create_app("failing", "1");
+    let out = server.run(&[
+        "deploy",
+        &app,
+        "--command",
+        "/bin/false",
+        "--batch-timeout",
+        "2",
+        "--watch",
+        "--interval",
+        "1",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("failed: batch not done within BatchTimeout"),
+        "{text}"
+    );
+    let orders = server.json(&["change-order", "list", &app]);
+    let order = orders["ChangeOrderList"]["ChangeOrder"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["Status"] == 3)
+        .unwrap_or_else(|| panic!("a failed change order: {orders}"))["ChangeOrderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let table = server.run(&["change-order", "list", &app]);
+    assert!(stdout(&table).contains("failed (3)"), "{}", stdout(&table));
+
+    // Retry finds the failed task; the release runs (and fails) again.
+    let out = server.run(&[
+        "change-order",
+        "retry",
+        &order,
+        "--watch",
+        "--interval",
+        "1",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(text.contains("RetryChangeOrderTask"), "{text}");
+    assert!(
+        text.contains(&format!("change order {order} failed")),
+        "{text}"
+    );
+}
+
+#[test]
 fn errors_carry_the_edas_code_and_request_id() {
     let server = Server::start();
     let out = server.run(&["change-order", "get", "no-such-order"]);

@@ -243,7 +243,10 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
                     .into_iter()
                     .flatten()
                 {
-                    t.add_row(keys.map(|k| cell(&co[k])));
+                    t.add_row(keys.map(|k| match (k, co[k].as_i64()) {
+                        ("Status", Some(code)) => format!("{} ({code})", status::name(code)),
+                        _ => cell(&co[k]),
+                    }));
                 }
                 t
             })?;
@@ -256,7 +259,11 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
                 let mut t = output::table(&["Field", "Value"]);
                 if let Value::Object(m) = &a["changeOrderInfo"] {
                     for (k, v) in m.iter().filter(|(_, v)| !v.is_object() && !v.is_array()) {
-                        t.add_row(vec![k.clone(), cell(v)]);
+                        let text = match (k.as_str(), v.as_i64()) {
+                            ("Status", Some(code)) => format!("{} ({code})", status::name(code)),
+                            _ => cell(v),
+                        };
+                        t.add_row(vec![k.clone(), text]);
                     }
                 }
                 if let Ok(view) = watch::view(a, watch::Context::default()) {
