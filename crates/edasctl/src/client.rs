@@ -147,9 +147,23 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, CallError> {
+        self.admin_with_query(method, path, &[], body)
+    }
+
+    /// Calls edasd's admin API with query parameters (the audit trail takes them).
+    pub fn admin_with_query(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
         let full = format!("/edasd/v1/{path}");
         let bytes = body.map(Value::to_string).unwrap_or_default().into_bytes();
+        let raw_query = encode_form(query);
         let mut request = edas_pop::Request::new(method, full.clone())
+            .with_raw_query(&raw_query)
+            .map_err(|e| CallError::Transport(format!("encoding the query: {e}")))?
             .with_header("x-acs-action", "edasd.admin")
             .with_header("x-acs-version", API_VERSION);
         if !bytes.is_empty() {
@@ -157,7 +171,11 @@ impl Client {
                 .with_header("content-type", "application/json")
                 .with_body(bytes.clone());
         }
-        let url = format!("{}{full}", self.endpoint);
+        let url = if raw_query.is_empty() {
+            format!("{}{full}", self.endpoint)
+        } else {
+            format!("{}{full}?{raw_query}", self.endpoint)
+        };
         self.send(request, &url, bytes)
     }
 

@@ -53,6 +53,8 @@ enum Command {
     /// RAM policies of edasd (administrators only).
     #[command(subcommand)]
     Policy(cmd::admin::PolicyCommand),
+    /// The audit trail (edasd's own API: administrators, or readers of one application).
+    Audit(cmd::admin::AuditArgs),
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::User(c) => cmd::admin::user(g, c),
         Command::AccessKey(c) => cmd::admin::access_key(g, c),
         Command::Policy(c) => cmd::admin::policy(g, c),
+        Command::Audit(args) => cmd::admin::audit(g, args),
         Command::Completion { shell } => {
             clap_complete::generate(
                 *shell,

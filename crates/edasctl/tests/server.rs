@@ -393,6 +393,56 @@ fn a_failed_release_exits_1_with_its_reason_and_is_retried() {
 }
 
 #[test]
+fn lifecycle_operations_and_the_audit_trail() {
+    let server = Server::start();
+    let app = server.create_app("life", "1");
+    let changes: [&[&str]; 5] = [
+        &["app", "scale", &app, "--replicas", "2"],
+        &["app", "stop", &app],
+        &["app", "start", &app, "--replicas", "1"],
+        &["app", "restart", &app],
+        &["app", "delete", &app],
+    ];
+    for change in changes {
+        if change[1] == "delete" {
+            let status = server.json(&["app", "status", &app]);
+            assert!(status["AppInfo"].is_object(), "{status}");
+        }
+        let mut args = change.to_vec();
+        args.extend(["--watch", "--interval", "1"]);
+        let out = server.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{change:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(
+            stdout(&out).contains("succeeded"),
+            "{change:?}: {}",
+            stdout(&out)
+        );
+    }
+    let list = server.json(&["app", "list"]);
+    assert_eq!(
+        list["ApplicationList"]["Application"],
+        serde_json::json!([])
+    );
+
+    let audit = server.json(&["audit", "--app", &app]);
+    let records = audit["Records"].as_array().unwrap();
+    assert!(records.len() >= 6, "create and five changes: {audit}");
+    assert!(
+        records.iter().all(|r| r["AppId"] == app.as_str()),
+        "{audit}"
+    );
+    let out = server.run(&["audit", "--from", "yesterday"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("From"), "{}", stderr(&out));
+}
+
+#[test]
 fn errors_carry_the_edas_code_and_request_id() {
     let server = Server::start();
     let out = server.run(&["change-order", "get", "no-such-order"]);

@@ -1,5 +1,6 @@
-//! `edasctl user`, `access-key` and `policy`: edasd's admin API (`/edasd/v1/…`, administrators
-//! only), signed like every EDAS request.
+//! `edasctl user`, `access-key`, `policy` and `audit`: edasd's admin API (`/edasd/v1/…`;
+//! administrators only, except one application's audit trail for its readers), signed like every
+//! EDAS request.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -241,4 +242,48 @@ pub fn policy(global: &Global, command: &PolicyCommand) -> anyhow::Result<ExitCo
             &client.admin("DELETE", &format!("users/{user}/policies/{policy}"), None)?,
         ),
     }
+}
+
+/// `audit`: who did what, when, from which request; newest first.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this application's records (`AppId`); without it, administrators only.
+    #[arg(long = "app", value_name = "APP_ID")]
+    pub app_id: Option<String>,
+    /// From this time on: RFC 3339 (2026-11-28T01:00:00Z) or Unix milliseconds.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Before this time (same forms as --from).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The page (from 1).
+    #[arg(long)]
+    pub page: Option<u32>,
+    /// Records per page (default 100).
+    #[arg(long)]
+    pub page_size: Option<u32>,
+}
+
+/// Runs `edasctl audit`.
+pub fn audit(global: &Global, args: &AuditArgs) -> anyhow::Result<ExitCode> {
+    let client = global.client()?;
+    let mut query = Vec::new();
+    let mut add = |name: &str, value: Option<String>| {
+        if let Some(v) = value {
+            query.push((name.to_owned(), v));
+        }
+    };
+    add("AppId", args.app_id.clone());
+    add("From", args.from.clone());
+    add("To", args.to.clone());
+    add("PageNumber", args.page.map(|n| n.to_string()));
+    add("PageSize", args.page_size.map(|n| n.to_string()));
+    let a = client.admin_with_query("GET", "audit", &query, None)?;
+    output::print(global.output, &a, |a| {
+        list_table(
+            &a["Records"],
+            &["Time", "Actor", "Action", "Resource", "RequestId"],
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
