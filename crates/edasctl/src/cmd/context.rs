@@ -23,7 +23,7 @@ pub struct Global {
     #[arg(long, global = true, env = "ALIBABA_CLOUD_REGION_ID")]
     pub region: Option<String>,
     /// The directory of `config.json` (the aliyun CLI's format).
-    #[arg(long, global = true, env = "EDASCTL_CONFIG_DIR", default_value = None, value_name = "DIR")]
+    #[arg(long, global = true, env = "EDASCTL_CONFIG_DIR", value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
     /// How reads print their answer.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use crate::client::ops;
 use crate::cmd::context::{Global, WatchFlags};
@@ -101,18 +101,14 @@ pub fn run(global: &Global, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         t.add_row(vec![output::cell(&a["ChangeOrderId"])]);
         t
     })?;
-    let change_order = answer["ChangeOrderId"]
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            output::cell(&answer.get("ChangeOrderId").cloned().unwrap_or(Value::Null))
-        });
+    let change_order = output::cell(&answer["ChangeOrderId"]);
     crate::cmd::change_order::follow(global, &client, &change_order, args.batch_wait, &args.watch)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn release_flags_build_the_update_strategy() {
