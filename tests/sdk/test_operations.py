@@ -321,3 +321,21 @@ def test_audit_trail_names_who_did_what(edasd):
     assert insert["AppId"] == app_id and insert["RequestId"]
     assert "admin" in insert["Actor"]
     assert json.dumps(insert["Detail"])
+
+
+def test_tea_legacy_v2_form_bodies_are_refused_because_they_are_not_signed(edasd):
+    """Tea's `signature_algorithm='v2'` sends form bodies without Content-MD5, so its signature
+    does not cover them: refused with a message saying what to use instead."""
+    from alibabacloud_edas20170801.client import Client
+    from alibabacloud_tea_openapi.models import Config
+    from conftest import ADMIN_ID, ADMIN_SECRET
+    client = Client(Config(access_key_id=ADMIN_ID, access_key_secret=ADMIN_SECRET,
+                           endpoint=edasd.endpoint, protocol="http", signature_algorithm="v2"))
+    with pytest.raises(Exception) as refused:
+        client.create_k8s_config_map(tea.CreateK8sConfigMapRequest(
+            name="v2-config", data={"a": "b"}, cluster_id="local", namespace="default"))
+    assert "IncompleteSignature" in str(refused.value)
+    assert "signature_algorithm='v2'" in str(refused.value)
+    listed = edasd.tea().list_k8s_config_maps(tea.ListK8sConfigMapsRequest(
+        condition={"field": "Name", "pattern": "v2-config"})).body
+    assert listed.result.total == 0

@@ -393,7 +393,12 @@ async fn list_applications(
             if resource_group.is_some_and(|g| doc.spec.resource_group_id.as_deref() != Some(g)) {
                 continue;
             }
-            matching.push(render::application_list_item(&app, &doc.spec));
+            let running = crate::lifecycle::instances_of(api, &app)
+                .await?
+                .iter()
+                .filter(|i| i.ready)
+                .count();
+            matching.push(render::application_list_item(&app, &doc.spec, running));
         }
         if done {
             break;

@@ -205,8 +205,9 @@ fn split_image(image: &str) -> (&str, &str) {
     }
 }
 
-/// One `ApplicationList.Application[]` item of ListApplication.
-pub fn application_list_item(app: &Application, spec: &AppSpec) -> Value {
+/// One `ApplicationList.Application[]` item of ListApplication; `running` is the number of
+/// ready instances the runtime reports.
+pub fn application_list_item(app: &Application, spec: &AppSpec, running: usize) -> Value {
     json!({
         "AppId": app.id,
         "Name": app.name,
@@ -217,6 +218,7 @@ pub fn application_list_item(app: &Application, spec: &AppSpec) -> Value {
         "K8sNamespace": app.k8s_namespace,
         "ApplicationType": package_type(spec),
         "Instances": spec.effective_replicas(),
+        "RunningInstanceCount": running,
         "State": app.state,
         "CreateTime": millis(app.created_at),
         "ResourceGroupId": spec.resource_group_id.clone().unwrap_or_default(),

@@ -428,7 +428,10 @@ fn form_body(
     if request.header("content-md5").is_none() && request.header("x-acs-content-sha256").is_none() {
         return Err(ApiError::new(
             edas_pop::codes::INCOMPLETE_SIGNATURE,
-            "a request with a body must carry Content-MD5 (V1) or x-acs-content-sha256 (V3) so that the signature covers the body",
+            format!(
+                "{} sends a form body, which must be covered by the signature: Content-MD5 (V1) or x-acs-content-sha256 (V3) is missing. The Tea SDK's legacy signature_algorithm='v2' does not sign form bodies; use its default (V3) or the classic SDK",
+                op.action().name()
+            ),
         ));
     }
     edas_pop::decode_form(body).map_err(|e| {

@@ -1127,6 +1127,15 @@ async fn lifecycle_operations_are_change_orders_reported_to_the_end() {
     assert_eq!(a["InstanceCount"], 2);
     assert_eq!(a["RunningInstanceCount"], 2);
     assert_eq!(a["AppPhase"], "ready");
+    let listed = call(
+        &h,
+        Call::new("POST", "/pop/v5/app/app_list", "ListApplication").param("AppName", "life"),
+    )
+    .await;
+    assert_eq!(
+        listed.1["ApplicationList"]["Application"][0]["RunningInstanceCount"],
+        2
+    );
     assert_eq!(a["ClusterType"], "5");
 
     let run = async |c: Call<'_>| -> String {
