@@ -77,7 +77,9 @@ impl Runtimes {
 /// Engine settings.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// This process's worker id (unique among processes sharing a database).
+    /// This process's worker id (unique among processes sharing a database). Keep it across
+    /// restarts (edasd stores it in its data directory): a restarted process then resumes the
+    /// change orders it held at once instead of waiting for their leases to expire.
     pub worker_id: String,
     /// How long a claim lasts without renewal; renewed every third of it.
     pub lease: Duration,
@@ -761,6 +763,25 @@ async fn run(inner: Arc<Inner>) {
             }
         });
     }
+    // Orders this worker id held when its previous process stopped resume at once.
+    match inner
+        .store
+        .reclaim_own(
+            &inner.config.worker_id,
+            inner.config.lease,
+            inner.clock.timestamp(),
+        )
+        .await
+    {
+        Ok(own) => {
+            for record in own {
+                spawn_driver(&inner, record);
+            }
+        }
+        Err(error) => {
+            tracing::warn!(message = "Reclaiming this worker's change orders failed.", %error)
+        }
+    }
     loop {
         claim_all(&inner).await;
         tokio::select! {
@@ -781,6 +802,19 @@ async fn run(inner: Arc<Inner>) {
     }
 }
 
+fn spawn_driver(inner: &Arc<Inner>, record: edas_store::ChangeOrder) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    inner
+        .drivers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(record.app_id.clone(), (record.id.clone(), tx));
+    let i = inner.clone();
+    inner
+        .tasks
+        .spawn(async move { driver::drive(i, record, rx).await });
+}
+
 async fn claim_all(inner: &Arc<Inner>) {
     loop {
         let claimed = inner
@@ -792,18 +826,7 @@ async fn claim_all(inner: &Arc<Inner>) {
             )
             .await;
         match claimed {
-            Ok(Some(record)) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                inner
-                    .drivers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(record.app_id.clone(), (record.id.clone(), tx));
-                let i = inner.clone();
-                inner
-                    .tasks
-                    .spawn(async move { driver::drive(i, record, rx).await });
-            }
+            Ok(Some(record)) => spawn_driver(inner, record),
             Ok(None) => break,
             Err(error) => {
                 tracing::warn!(message = "Claiming change orders failed.", %error);

@@ -128,7 +128,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let runtimes = runtimes(&store, local)?;
     let store = Arc::new(store);
-    let engine = Engine::new(store.clone(), runtimes, EngineConfig::default());
+    let engine_config = EngineConfig {
+        worker_id: worker_id(&args.data_dir)?,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(store.clone(), runtimes, engine_config);
     let engine_task = engine.start();
     if config.retention.is_set() {
         tokio::spawn(prune_periodically(store.clone(), config.clone()));
@@ -261,6 +265,24 @@ async fn open_store(args: &ServeArgs) -> anyhow::Result<Store> {
 
 /// Makes sure an administrator can sign requests: the pair from `EDASD_ACCESS_KEY_ID` /
 /// `EDASD_ACCESS_KEY_SECRET` when set, else a generated pair written once to a 0600 file.
+/// This installation's engine worker id, kept in the data directory so that a restarted edasd
+/// resumes the change orders it held at once (their leases name it) instead of waiting for them
+/// to expire. Several edasd processes sharing a PostgreSQL database have separate data
+/// directories, hence separate ids.
+fn worker_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("worker-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        Ok(_) | Err(_) => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let id = EngineConfig::default().worker_id;
+            std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
+            Ok(id)
+        }
+    }
+}
+
 async fn ensure_admin_key(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
     let id = std::env::var("EDASD_ACCESS_KEY_ID")
         .ok()

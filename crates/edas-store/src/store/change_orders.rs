@@ -206,6 +206,37 @@ impl Store {
         row.map(ChangeOrder::try_from).transpose()
     }
 
+    /// Re-claims every unfinished change order whose lease `worker` still holds (expired or
+    /// not): what a restarted process with the same worker id left in flight, so it resumes at
+    /// once instead of waiting for its own leases to expire. Renews them to `now + lease` and
+    /// increments their versions, fencing any writer of the previous incarnation.
+    pub async fn reclaim_own(
+        &self,
+        worker: &str,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<ChangeOrder>, StoreError> {
+        non_empty(worker, "worker id")?;
+        let expires = plus(now, lease, "lease duration")?;
+        let rows: Vec<CoRow> = on_writer!(self, pool => {
+            sqlx::query_as(concat!(
+                "UPDATE change_orders SET lease_expires_at = $1, version = version + 1 \
+                 WHERE lease_owner = $2 AND finished_at IS NULL RETURNING ",
+                co_cols!()
+            ))
+            .bind(expires)
+            .bind(worker)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut out: Vec<ChangeOrder> = rows
+            .into_iter()
+            .map(ChangeOrder::try_from)
+            .collect::<Result<_, _>>()?;
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
     /// Extends `worker`'s lease to `now + lease` and returns the new expiry. Works while the
     /// worker is still the owner, even past expiry if nobody took the order over;
     /// [`StoreError::LeaseNotHeld`] otherwise (taken over, released, or finished).

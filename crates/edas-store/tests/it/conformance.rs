@@ -604,6 +604,20 @@ pub async fn leases_are_exclusive_and_expire(ts: &TestStore) {
     assert_eq!(b.id, "co-b");
     assert_eq!(store.claim_next("w3", lease, t(100)).await.unwrap(), None);
 
+    // A restarted w1 (same worker id) takes its own orders back at once, fencing its old self.
+    let own = store.reclaim_own("w1", lease, t(101)).await.unwrap();
+    assert_eq!(own.len(), 1);
+    assert_eq!((own[0].id.as_str(), own[0].version), ("co-a", 3));
+    assert_eq!(own[0].lease.as_ref().unwrap().expires_at, t(131));
+    assert!(
+        store
+            .reclaim_own("nobody", lease, t(101))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let a = own[0].clone();
+
     // w1 renews; others cannot.
     assert_eq!(
         store
