@@ -21,20 +21,25 @@ pub struct Operation {
     pub method: &'static str,
     /// The ROA path.
     pub path: &'static str,
+    /// Whether the parameters travel form-encoded in the body (Tea `formData`), not the query.
+    pub form: bool,
 }
 
 /// Declares the operations `edasctl` calls, one constant each, from the wire table.
 macro_rules! operations {
-    ($($name:ident $method:literal $path:literal;)*) => {
+    ($($name:ident $method:literal $path:literal $(, $form:ident)?;)*) => {
         $(
             #[doc = concat!("`", stringify!($name), "`: `", $method, " ", $path, "`.")]
             pub const $name: Operation = Operation {
                 action: stringify!($name),
                 method: $method,
                 path: $path,
+                form: operations!(@form $($form)?),
             };
         )*
     };
+    (@form form) => { true };
+    (@form) => { false };
 }
 
 /// The operations, named as in EDAS.
@@ -59,6 +64,16 @@ pub mod ops {
         StopK8sApplication "POST" "/pop/v5/k8s/acs/stop_k8s_app";
         DeleteK8sApplication "DELETE" "/pop/v5/k8s/acs/k8s_apps";
         QueryApplicationStatus "GET" "/pop/v5/app/app_status";
+        ListCluster "POST" "/pop/v5/resource/cluster_list";
+        ListK8sNamespaces "GET" "/pop/v5/k8s/acs/k8s_namespace";
+        CreateK8sConfigMap "POST" "/pop/v5/k8s/acs/k8s_config_map", form;
+        UpdateK8sConfigMap "PUT" "/pop/v5/k8s/acs/k8s_config_map", form;
+        DeleteK8sConfigMap "DELETE" "/pop/v5/k8s/acs/k8s_config_map";
+        ListK8sConfigMaps "GET" "/pop/v5/k8s/acs/k8s_config_map";
+        CreateK8sSecret "POST" "/pop/v5/k8s/acs/k8s_secret", form;
+        UpdateK8sSecret "PUT" "/pop/v5/k8s/acs/k8s_secret", form;
+        DeleteK8sSecret "DELETE" "/pop/v5/k8s/acs/k8s_secret";
+        ListK8sSecrets "GET" "/pop/v5/k8s/acs/k8s_secret";
     }
 }
 
@@ -126,18 +141,33 @@ impl Client {
         if !self.credentials.region_id.is_empty() && !pairs.iter().any(|(n, _)| n == "RegionId") {
             pairs.push(("RegionId".to_owned(), self.credentials.region_id.clone()));
         }
-        let query = encode_form(&pairs);
-        let request = edas_pop::Request::new(op.method, op.path)
+        // Form operations carry their parameters in the body; RegionId stays in the query, as
+        // the classic SDK sends it.
+        let (query_pairs, body_pairs): (Vec<_>, Vec<_>) = pairs
+            .into_iter()
+            .partition(|(name, _)| !op.form || name == "RegionId");
+        let query = encode_form(&query_pairs);
+        let body = if body_pairs.is_empty() {
+            Vec::new()
+        } else {
+            encode_form(&body_pairs).into_bytes()
+        };
+        let mut request = edas_pop::Request::new(op.method, op.path)
             .with_raw_query(&query)
             .map_err(|e| CallError::Transport(format!("encoding the query: {e}")))?
             .with_header("x-acs-action", op.action)
             .with_header("x-acs-version", API_VERSION);
+        if !body.is_empty() {
+            request = request
+                .with_header("content-type", "application/x-www-form-urlencoded")
+                .with_body(body.clone());
+        }
         let url = if query.is_empty() {
             format!("{}{}", self.endpoint, op.path)
         } else {
             format!("{}{}?{query}", self.endpoint, op.path)
         };
-        self.send(request, &url, Vec::new())
+        self.send(request, &url, body)
     }
 
     /// Calls edasd's admin API (`/edasd/v1/<path>`) with an optional JSON body.

@@ -42,6 +42,15 @@ enum Command {
     /// Change orders: list, get, watch, continue, abort, rollback, retry.
     #[command(subcommand)]
     ChangeOrder(cmd::change_order::ChangeOrderCommand),
+    /// Clusters and their Kubernetes namespaces.
+    #[command(subcommand)]
+    Cluster(cmd::configuration::ClusterCommand),
+    /// ConfigMaps: list, create, update, delete.
+    #[command(subcommand)]
+    ConfigMap(cmd::configuration::ConfigCommand),
+    /// Secrets: list, create, update, delete.
+    #[command(subcommand)]
+    Secret(cmd::configuration::ConfigCommand),
     /// Print offline the Kubernetes objects of an application.
     Render(cmd::render::RenderArgs),
     /// Users of edasd (administrators only).
@@ -70,6 +79,9 @@ fn main() -> ExitCode {
         Command::App(c) => cmd::app::run(g, c),
         Command::Deploy(args) => cmd::deploy::run(g, args),
         Command::ChangeOrder(c) => cmd::change_order::run(g, c),
+        Command::Cluster(c) => cmd::configuration::cluster(g, c),
+        Command::ConfigMap(c) => cmd::configuration::run(g, cmd::configuration::Kind::ConfigMap, c),
+        Command::Secret(c) => cmd::configuration::run(g, cmd::configuration::Kind::Secret, c),
         Command::Render(args) => cmd::render::run(args),
         Command::User(c) => cmd::admin::user(g, c),
         Command::AccessKey(c) => cmd::admin::access_key(g, c),

@@ -347,8 +347,9 @@ fn a_failed_release_exits_1_with_its_reason_and_is_retried() {
     let out = server.run(&[
         "deploy",
         &app,
-        "--command",
-        "/bin/false",
+        // Never ready: the readiness probe always fails, so the batch times out for certain.
+        "--param",
+        r#"Readiness={"exec":{"command":["/bin/false"]},"periodSeconds":1}"#,
         "--batch-timeout",
         "2",
         "--watch",
@@ -440,6 +441,57 @@ fn lifecycle_operations_and_the_audit_trail() {
     let out = server.run(&["audit", "--from", "yesterday"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("From"), "{}", stderr(&out));
+}
+
+#[test]
+fn clusters_config_maps_and_secrets() {
+    let server = Server::start();
+    let clusters = server.json(&["cluster", "list"]);
+    assert_eq!(clusters["ClusterList"]["Cluster"][0]["ClusterId"], "local");
+    let namespaces = server.json(&["cluster", "namespaces", "--cluster", "local"]);
+    assert!(
+        namespaces["Data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["Namespace"] == "default")
+    );
+
+    // Form-encoded bodies (Create/Update), signed over Content-MD5.
+    server.json(&[
+        "config-map",
+        "create",
+        "cfg",
+        "--data",
+        "mode=fast",
+        "--data",
+        "level=2",
+    ]);
+    server.json(&["config-map", "update", "cfg", "--data", "mode=slow"]);
+    let maps = server.json(&["config-map", "list", "--cluster", "local"]);
+    let map = &maps["Result"]["ConfigMaps"][0];
+    assert_eq!(map["Name"], "cfg");
+    assert_eq!(
+        map["Data"],
+        serde_json::json!([{"Key": "mode", "Value": "slow"}])
+    );
+    server.json(&[
+        "secret",
+        "create",
+        "s1",
+        "--data",
+        "pw=c2VjcmV0",
+        "--base64",
+    ]);
+    let secrets = server.run(&["secret", "list"]);
+    assert!(stdout(&secrets).contains("s1"), "{}", stdout(&secrets));
+    server.json(&["config-map", "delete", "cfg"]);
+    server.json(&["secret", "delete", "s1"]);
+    let maps = server.json(&["config-map", "list"]);
+    assert_eq!(maps["Result"]["ConfigMaps"], serde_json::json!([]));
+    let out = server.run(&["secret", "delete", "s1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("s1"), "{}", stderr(&out));
 }
 
 #[test]

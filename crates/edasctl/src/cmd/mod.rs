@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod app;
 pub mod change_order;
+pub mod configuration;
 pub mod configure;
 pub mod context;
 pub mod deploy;
