@@ -1,7 +1,8 @@
 //! The live view of a change order: one line (or progress bar) per batch, then the outcome.
 //!
 //! The EDAS API has no push, so watching *polls* GetChangeOrderInfo (every `--interval`
-//! seconds, 2 by default). The view is a pure function of each answer ([`view`]) and the plain
+//! seconds, 2 by default; up to [`MAX_UNREACHABLE_POLLS`] consecutive unreachable polls are
+//! retried). The view is a pure function of each answer ([`view`]) and the plain
 //! transcript a pure function of the sequence of answers ([`Transcript`]), so both are tested
 //! from recorded answers; only [`run`] does I/O.
 
@@ -50,6 +51,9 @@ pub mod status {
         }
     }
 }
+
+/// Consecutive polls that may fail to reach the server before the watch gives up.
+pub const MAX_UNREACHABLE_POLLS: u32 = 5;
 
 /// Exit code when the change order failed.
 pub const EXIT_FAILED: u8 = 1;
@@ -375,8 +379,25 @@ pub fn run(
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     let params = [("ChangeOrderId".to_owned(), change_order_id.to_owned())];
+    let mut unreachable = 0;
     loop {
-        let answer = client.call(ops::GetChangeOrderInfo, &params)?;
+        // A server that is briefly unreachable (restarting) does not end the watch; a refusal
+        // (an EDAS error answer) does.
+        let answer = match client.call(ops::GetChangeOrderInfo, &params) {
+            Ok(answer) => {
+                unreachable = 0;
+                answer
+            }
+            Err(CallError::Transport(message)) if unreachable < MAX_UNREACHABLE_POLLS => {
+                unreachable += 1;
+                eprintln!(
+                    "edasctl: poll {unreachable}/{MAX_UNREACHABLE_POLLS} failed, retrying: {message}"
+                );
+                std::thread::sleep(interval);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let ctx = Context {
             batch_wait_minutes,
             now_ms: now_ms(),

@@ -208,3 +208,24 @@ fn status_reads_and_refusals_show_code_and_request_id() {
     assert!(err.contains("not implemented"), "{err}");
     assert!(err.contains("RequestId r3"), "{err}");
 }
+
+#[test]
+fn a_watch_retries_an_unreachable_server_then_gives_up() {
+    // A port nothing listens on: bind, note the port, close.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = edasctl(&format!("http://127.0.0.1:{port}"))
+        .args(["change-order", "watch", "co-1", "--interval", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("poll 5/5 failed, retrying"), "{err}");
+    assert!(
+        err.contains(&format!("cannot reach http://127.0.0.1:{port}")),
+        "{err}"
+    );
+}
