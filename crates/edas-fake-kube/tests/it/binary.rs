@@ -56,6 +56,7 @@ async fn the_binary_serves_kubeconfig_clients_and_the_control_api() {
     .await
     .unwrap();
     assert_eq!(config.default_namespace, "default");
+    crate::install_crypto_provider();
     let client = kube::Client::try_from(config).unwrap();
     let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
     deployments

@@ -30,7 +30,15 @@ pub async fn quick_cluster() -> FakeCluster {
     .await
 }
 
+/// kube builds its rustls config from the process-wide crypto provider. A workspace build enables
+/// two providers (ring through kube, aws-lc through reqwest), so rustls cannot pick one by itself:
+/// tests install ring, the provider kube is configured with.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn client_for(base_url: &str) -> Client {
+    install_crypto_provider();
     let mut config = kube::Config::new(base_url.parse().expect("a valid URL"));
     config.default_namespace = "default".into();
     Client::try_from(config).expect("a kube client")
