@@ -312,7 +312,11 @@ impl Engine {
         let inner = &self.inner;
         let spec = req.change.spec.clone();
         let runtime = self.runtime_for(&spec.cluster_id, "ClusterId")?;
-        let _ = runtime;
+        if spec.effective_replicas() > 0 {
+            runtime
+                .check(&spec)
+                .map_err(|e| SubmitError::Runtime(e.to_string()))?;
+        }
         let order_id = uuid::Uuid::new_v4().to_string();
         let to = Instances {
             revision: RevisionId("1".into()),
@@ -416,6 +420,11 @@ impl Engine {
         let current = RevisionDoc::from_value(&app.spec)
             .map_err(|e| SubmitError::Internal(format!("stored spec: {e}")))?;
         let runtime = self.runtime_for(&app.cluster_id, "AppId")?;
+        if req.change.spec.effective_replicas() > 0 {
+            runtime
+                .check(&req.change.spec)
+                .map_err(|e| SubmitError::Runtime(e.to_string()))?;
+        }
         let observed = runtime
             .observe(&req.app_id, &current.template_revision)
             .await

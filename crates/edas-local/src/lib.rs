@@ -672,6 +672,11 @@ fn adopt(inner: &Arc<Inner>, instances: &Path) {
 }
 
 impl Runtime for LocalRuntime {
+    fn check(&self, spec: &edas_spec::AppSpec) -> Result<(), RuntimeError> {
+        launch::check_supported(spec, &|jdk| self.inner.java_for(jdk))
+            .map_err(RuntimeError::Unsupported)
+    }
+
     fn set_replicas(
         &self,
         target: &Target,

@@ -88,6 +88,14 @@ pub enum RuntimeError {
 
 /// A place that runs instances.
 pub trait Runtime: Send + Sync + 'static {
+    /// Whether this runtime can run `spec` at all (checked when a change is submitted, so a
+    /// request it can never carry out is refused with a clear error instead of failing later as
+    /// a system failure). The default accepts everything.
+    fn check(&self, spec: &AppSpec) -> Result<(), RuntimeError> {
+        let _ = spec;
+        Ok(())
+    }
+
     /// Makes exactly `replicas` instances of `target` exist: starts the missing ones, or stops
     /// surplus ones (not-ready ones first, gracefully). Idempotent.
     fn set_replicas(

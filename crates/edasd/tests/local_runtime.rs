@@ -137,7 +137,13 @@ impl Cluster {
         }
     }
 
-    async fn call(&self, method: &str, path: &str, action: &str, params: &[(&str, &str)]) -> Value {
+    async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> (u16, Value) {
         let pairs: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -163,6 +169,11 @@ impl Cluster {
         let response = builder.send().await.unwrap();
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap();
+        (status, body)
+    }
+
+    async fn call(&self, method: &str, path: &str, action: &str, params: &[(&str, &str)]) -> Value {
+        let (status, body) = self.call_raw(method, path, action, params).await;
         assert_eq!(status, 200, "{action}: {body}");
         body
     }
@@ -1021,14 +1032,32 @@ async fn the_jdk_value_runs_the_configured_java_and_an_unmapped_one_is_refused()
         "java <JavaStartUpConfig> -jar <package>: {args}"
     );
 
-    let (_, order) = insert("jar-app-7", "Open JDK 7").await;
-    let info = cluster.finished(&order, Duration::from_secs(30)).await;
-    assert_eq!(info["Status"], 10, "refused: {info:#}");
+    // A JDK value without a configured java is refused when the request arrives, naming it;
+    // nothing is stored.
+    let refused = cluster
+        .call_raw(
+            "POST",
+            "/pop/v5/k8s/acs/create_k8s_app",
+            "InsertK8sApplication",
+            &[
+                ("AppName", "jar-app-7"),
+                ("ClusterId", "local"),
+                ("PackageType", "FatJar"),
+                ("PackageUrl", &url),
+                ("PackageVersion", "1"),
+                ("JDK", "Open JDK 7"),
+                ("Replicas", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.0, 400, "{}", refused.1);
+    assert_eq!(refused.1["Code"], "RuntimeRefused", "{}", refused.1);
     assert!(
-        info["Desc"]
+        refused.1["Message"]
             .as_str()
             .unwrap()
             .contains("`JDK` `Open JDK 7` has no java binary configured"),
-        "names the JDK value: {info:#}"
+        "names the JDK value: {}",
+        refused.1
     );
 }
