@@ -9,6 +9,11 @@ if [ ! -x "$EDAS_VENV/bin/python" ]; then
   echo "10-sdk.sh: no Python venv at $EDAS_VENV; run scripts/setup.d/00-venv.sh first" >&2
   exit 1
 fi
-cargo build --locked --bin edasd
+# scripts/test runs this tier right after `cargo nextest run --workspace`, which built every
+# workspace binary; building edasd alone would unify features differently and rebuild half the
+# dependency graph. Run on its own, the tier builds edasd first.
+if [ -z "${EDAS_BINS_BUILT:-}" ]; then
+  cargo build --locked --bin edasd
+fi
 export EDASD_BIN="$PWD/target/debug/edasd"
 "$EDAS_VENV/bin/python" -m pytest tests/sdk -q -p no:cacheprovider
