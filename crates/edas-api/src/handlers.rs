@@ -426,22 +426,7 @@ async fn get_change_order(
 ) -> Result<Map<String, Value>, ApiError> {
     only(params, "GetChangeOrderInfo", &["ChangeOrderId"])?;
     let id = required(params, "ChangeOrderId")?;
-    let order = match api.store().get_change_order(id).await {
-        Ok(order) => order,
-        Err(StoreError::NotFound { .. }) => {
-            return Err(ApiError::new(
-                codes::CHANGE_ORDER_NOT_FOUND,
-                format!("the change order `{id}` does not exist"),
-            ));
-        }
-        Err(e) => return Err(internal("reading the change order", e)),
-    };
-    let app = api
-        .store()
-        .get_application(&order.app_id)
-        .await
-        .map_err(|e| internal("reading the change order's application", e))?;
-    caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
+    let (order, app) = authorized_order(api, caller, id, ram::READ_APPLICATION).await?;
     let state: edas_release::ChangeOrder = serde_json::from_value(order.state.clone())
         .map_err(|e| internal(&format!("decoding change order {id}"), e))?;
     let creator = creator_of(api, &order.app_id, id).await;
@@ -529,6 +514,7 @@ async fn list_change_orders(
 ) -> Result<Map<String, Value>, ApiError> {
     only(params, "ListRecentChangeOrder", &["AppId"])?;
     let app_id = required(params, "AppId")?;
+    // Deleted applications keep their history, so their change orders stay listable.
     let app = match api.store().get_application(app_id).await {
         Ok(app) => app,
         Err(StoreError::NotFound { .. }) => {

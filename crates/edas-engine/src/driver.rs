@@ -260,26 +260,7 @@ impl Driver {
         label: &str,
     ) -> Result<(), ControlError> {
         let status = next.status();
-        let finished = store_finished(status);
-        let success = status == Status::Success;
-        let (app_state, delete_app) = match (next.kind(), status) {
-            (ChangeKind::Delete, Status::Success) => (None, true),
-            (ChangeKind::Stop, Status::Success) => (Some("STOPPED".to_owned()), false),
-            (_, s) if success || s == Status::Terminated || s.is_failure() => {
-                (Some("RUNNING".to_owned()), false)
-            }
-            (_, Status::InProgress) if self.order.status() == Status::Ready => {
-                (Some("DEPLOYING".to_owned()), false)
-            }
-            _ => (None, false),
-        };
-        let transition = Transition {
-            status: status.code(),
-            state: serde_json::to_value(next).map_err(|e| ControlError::Internal(e.to_string()))?,
-            finished,
-            app_state,
-            delete_app,
-        };
+        let transition = transition(self.order.status(), next)?;
         let entry = audit(
             actor,
             "ChangeOrder.Transition",
@@ -459,6 +440,27 @@ impl Driver {
     }
 }
 
+/// The store write of a step from status `before` to `next`: the application's lifecycle state
+/// follows the order (DEPLOYING when it starts; RUNNING, STOPPED or deleted when it settles).
+fn transition(before: Status, next: &ChangeOrder) -> Result<Transition, ControlError> {
+    let status = next.status();
+    let settled = status == Status::Success || status == Status::Terminated || status.is_failure();
+    let (app_state, delete_app) = match (next.kind(), status) {
+        (ChangeKind::Delete, Status::Success) => (None, true),
+        (ChangeKind::Stop, Status::Success) => (Some("STOPPED".to_owned()), false),
+        _ if settled => (Some("RUNNING".to_owned()), false),
+        (_, Status::InProgress) if before == Status::Ready => (Some("DEPLOYING".to_owned()), false),
+        _ => (None, false),
+    };
+    Ok(Transition {
+        status: status.code(),
+        state: serde_json::to_value(next).map_err(|e| ControlError::Internal(e.to_string()))?,
+        finished: store_finished(status),
+        app_state,
+        delete_app,
+    })
+}
+
 fn store_active(status: Status) -> bool {
     !store_finished(status)
 }
@@ -585,14 +587,7 @@ async fn direct(
     });
     if record.finished_at.is_none() {
         let status = order.status();
-        let transition = Transition {
-            status: status.code(),
-            state: serde_json::to_value(&order)
-                .map_err(|e| ControlError::Internal(e.to_string()))?,
-            finished: store_finished(status),
-            app_state: (!store_active(status)).then(|| "RUNNING".to_owned()),
-            delete_app: false,
-        };
+        let transition = transition(before, &order)?;
         let entry = audit(
             actor,
             "ChangeOrder.Transition",
