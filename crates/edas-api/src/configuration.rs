@@ -714,7 +714,10 @@ async fn list(
                 .collect(),
         };
         for item in listed {
-            if namespace.is_some_and(|ns| ns != item.namespace)
+            // Names with a dot are the engine's immutable per-revision copies (users' names
+            // cannot have one): they are edasd's, not the user's, so they are not listed.
+            if item.name.contains('.')
+                || namespace.is_some_and(|ns| ns != item.namespace)
                 || pattern.as_deref().is_some_and(|p| !item.name.contains(p))
                 || !caller.may(
                     ram::READ_CONFIGURATION,

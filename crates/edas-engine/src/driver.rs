@@ -352,7 +352,7 @@ impl Driver {
             .map_err(|e| e.to_string())?;
         let doc =
             RevisionDoc::from_value(&rev.spec).map_err(|e| format!("revision {number}: {e}"))?;
-        let spec = Arc::new(doc.spec);
+        let spec = Arc::new(crate::copies::with_copies(&doc.spec, &doc.config_copies));
         self.specs.insert(revision.0.clone(), spec.clone());
         Ok(Target {
             app_id: self.app_id.clone(),

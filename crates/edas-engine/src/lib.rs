@@ -13,10 +13,11 @@
 //! the number of the last revision that changed what instances run (not just how many). A
 //! scale, stop or start therefore resizes the serving revision instead of replacing instances.
 
+mod copies;
 mod driver;
 pub mod mapping;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,6 +39,12 @@ pub struct RevisionDoc {
     pub template_revision: String,
     /// The complete application spec.
     pub spec: AppSpec,
+    /// Digest of the ConfigMap and Secret contents the template revision was released with.
+    #[serde(default)]
+    pub config_digest: String,
+    /// `ConfigMap/<name>` / `Secret/<name>` → the immutable copy the instances use.
+    #[serde(default)]
+    pub config_copies: BTreeMap<String, String>,
 }
 
 impl RevisionDoc {
@@ -331,9 +338,21 @@ impl Engine {
             mapping::kind(Operation::InsertK8sApplication),
             inner.clock.now(),
         )?;
+        let snapshot = copies::snapshot(&inner.store, &spec).await?;
+        let config_digest = snapshot.digest.clone();
+        let config_copies = copies::store_copies(
+            &inner.store,
+            snapshot,
+            &req.app_id,
+            "1",
+            inner.clock.timestamp(),
+        )
+        .await?;
         let doc = RevisionDoc {
             template_revision: "1".into(),
             spec: spec.clone(),
+            config_digest,
+            config_copies,
         };
         let (co_type, _) = mapping::co_type(order.kind());
         let app = NewApplication {
@@ -435,7 +454,10 @@ impl Engine {
             ready: observed.ready.min(observed.total),
         };
         let next_number = app.current_revision + 1;
-        let template_revision = if mapping::same_template(&current.spec, &req.change.spec) {
+        let snapshot = copies::snapshot(&inner.store, &req.change.spec).await?;
+        let template_revision = if mapping::same_template(&current.spec, &req.change.spec)
+            && snapshot.digest == current.config_digest
+        {
             current.template_revision.clone()
         } else {
             next_number.to_string()
@@ -464,9 +486,25 @@ impl Engine {
         )?;
         let (co_type, _) = mapping::co_type(order.kind());
         let co = new_change_order(&order, co_type)?;
+        let (config_digest, config_copies) = if template_revision == current.template_revision {
+            (current.config_digest.clone(), current.config_copies.clone())
+        } else {
+            let digest = snapshot.digest.clone();
+            let copies = copies::store_copies(
+                &inner.store,
+                snapshot,
+                &req.app_id,
+                &template_revision,
+                inner.clock.timestamp(),
+            )
+            .await?;
+            (digest, copies)
+        };
         let doc = RevisionDoc {
             template_revision,
             spec: req.change.spec.clone(),
+            config_digest,
+            config_copies,
         };
         let audit = audit(
             &req.actor,

@@ -480,3 +480,119 @@ async fn control_by_pipeline_and_task_ids_and_a_new_deploy_supersedes_a_failed_o
         Some("/bin/app-v2")
     );
 }
+
+/// Each release runs with the ConfigMap contents it was released with: a deploy after a
+/// ConfigMap update replaces the instances with ones reading an immutable copy of the new
+/// contents, and a rollback brings back the copy of the old ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_keep_their_own_config_map_contents() {
+    let w = world().await;
+    let put = |value: &'static str| {
+        let store = w.store.clone();
+        async move {
+            let now = jiff::Timestamp::now();
+            store
+                .put_config_map(&edas_store::ConfigMap {
+                    cluster_id: "local".into(),
+                    k8s_namespace: "default".into(),
+                    name: "conf".into(),
+                    data: serde_json::json!({ "greeting": value }),
+                    created_at: now,
+                    updated_at: now,
+                })
+                .await
+                .unwrap();
+        }
+    };
+    put("v1").await;
+    let envs =
+        r#"[{"name":"GREETING","valueFrom":{"configMapKeyRef":{"name":"conf","key":"greeting"}}}]"#;
+    let change = apply(
+        Operation::InsertK8sApplication,
+        None,
+        &params(&[
+            ("AppName", "demo"),
+            ("ClusterId", "local"),
+            ("Command", "/bin/app"),
+            ("Replicas", "2"),
+            ("Envs", envs),
+        ]),
+    )
+    .unwrap();
+    let created = w
+        .engine
+        .create_application(CreateApplication {
+            app_id: "app-1".into(),
+            region_id: "cn-hangzhou".into(),
+            namespace_id: "cn-hangzhou".into(),
+            change,
+            actor: "test".into(),
+            request_id: "r".into(),
+        })
+        .await
+        .unwrap();
+    wait_status(&w.store, &created.change_order_id, 2).await;
+    let used = |rev: &str| {
+        let spec = w.fake.spec("app-1", rev).unwrap();
+        spec.envs[0]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .config_map_key_ref
+            .as_ref()
+            .unwrap()
+            .name
+            .clone()
+    };
+    let content = |name: String| {
+        let store = w.store.clone();
+        async move {
+            store
+                .get_config_map("local", "default", &name)
+                .await
+                .unwrap()
+                .data["greeting"]
+                .clone()
+        }
+    };
+    assert_eq!(used("1"), "conf.app-1.r1");
+    assert_eq!(content(used("1")).await, "v1");
+
+    // The same deploy twice without a ConfigMap change replaces nothing …
+    let same = submit(&w, Operation::DeployK8sApplication, &[("Envs", envs)])
+        .await
+        .unwrap();
+    wait_status(&w.store, &same, 2).await;
+    assert_eq!(w.fake.counts("app-1", "1"), (2, 2));
+    // … after an update it releases a new template revision reading a copy of the new contents.
+    put("v2").await;
+    let updated = submit(&w, Operation::DeployK8sApplication, &[])
+        .await
+        .unwrap();
+    wait_status(&w.store, &updated, 2).await;
+    assert_eq!(w.fake.counts("app-1", "3"), (2, 2));
+    assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
+    assert_eq!(used("3"), "conf.app-1.r3");
+    assert_eq!(content(used("3")).await, "v2");
+    // The old revision's copy is untouched; a rollback runs it again.
+    assert_eq!(content("conf.app-1.r1".into()).await, "v1");
+    let out = w
+        .engine
+        .control(
+            &updated,
+            Input::Rollback(RollbackRequest {
+                order_id: "rb-cm".into(),
+                strategy: Strategy::Single,
+            }),
+            "test",
+            "r",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.rollback_change_order.as_deref(), Some("rb-cm"));
+    wait_status(&w.store, "rb-cm", 2).await;
+    assert_eq!(w.fake.counts("app-1", "1"), (2, 2));
+    assert_eq!(used("1"), "conf.app-1.r1");
+    // The user's own ConfigMap was never touched.
+    assert_eq!(content("conf".into()).await, "v2");
+}

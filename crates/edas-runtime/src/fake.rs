@@ -41,6 +41,7 @@ pub enum LogEntry {
 
 #[derive(Default)]
 struct State {
+    specs: BTreeMap<(String, String), Arc<crate::AppSpec>>,
     log: Vec<(std::time::Instant, LogEntry)>,
     revisions: BTreeMap<(String, String), FakeRevision>,
     never_ready: BTreeSet<String>,
@@ -156,6 +157,14 @@ impl FakeRuntime {
             })
     }
 
+    /// The spec a revision was last asked to run with.
+    pub fn spec(&self, app_id: &str, revision: &str) -> Option<Arc<crate::AppSpec>> {
+        self.lock()
+            .specs
+            .get(&(app_id.to_owned(), revision.to_owned()))
+            .cloned()
+    }
+
     /// Everything the runtime did, with the (real) time it did it.
     pub fn log(&self) -> Vec<(std::time::Instant, LogEntry)> {
         self.lock().log.clone()
@@ -186,6 +195,7 @@ impl Runtime for FakeRuntime {
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
         let app = target.app_id.clone();
         let rev = target.revision.clone();
+        let spec = target.spec.clone();
         Box::pin(async move {
             let mut started = Vec::new();
             {
@@ -200,6 +210,7 @@ impl Runtime for FakeRuntime {
                         replicas,
                     },
                 ));
+                s.specs.insert((app.clone(), rev.clone()), spec.clone());
                 let mut next = s.next_id;
                 let r = s.revisions.entry((app.clone(), rev.clone())).or_default();
                 let have = r.instances.len() as u32;
@@ -238,7 +249,7 @@ impl Runtime for FakeRuntime {
         let (app, rev) = (app_id.to_owned(), revision.to_owned());
         Box::pin(async move {
             // Replace every not-ready instance with a fresh one.
-            let (count, spec) = {
+            let count = {
                 let mut s = self.lock();
                 s.failing.remove(&rev);
                 s.never_ready.remove(&rev);
@@ -247,14 +258,14 @@ impl Runtime for FakeRuntime {
                 };
                 let total = r.instances.len() as u32;
                 r.instances.retain(|i| i.ready);
-                (total, r.instances.len() as u32)
+                total
             };
+            let spec = self.spec(&app, &rev).unwrap_or_default();
             let target = Target {
                 app_id: app.clone(),
                 revision: rev.clone(),
-                spec: Arc::default(),
+                spec,
             };
-            let _ = spec;
             self.set_replicas(&target, count).await
         })
     }

@@ -172,6 +172,43 @@ impl Cluster {
         (status, body)
     }
 
+    /// A form-body operation (CreateK8sConfigMap …), signed as the classic SDK does (Content-MD5).
+    async fn call_form(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Value {
+        let pairs: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let body = encode_form(&pairs);
+        let request = edas_pop::Request::new(method, path)
+            .with_header("x-acs-action", action)
+            .with_header("x-acs-version", "2017-08-01")
+            .with_header("content-type", "application/x-www-form-urlencoded")
+            .with_body(body.clone().into_bytes());
+        let nonce = format!("{}-{}", now_ms(), uuid_like());
+        let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce)).unwrap();
+        let mut builder = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.base),
+        );
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder.body(body).send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{action}: {body}");
+        body
+    }
+
     async fn call(&self, method: &str, path: &str, action: &str, params: &[(&str, &str)]) -> Value {
         let (status, body) = self.call_raw(method, path, action, params).await;
         assert_eq!(status, 200, "{action}: {body}");
@@ -1060,4 +1097,144 @@ async fn the_jdk_value_runs_the_configured_java_and_an_unmapped_one_is_refused()
         "names the JDK value: {}",
         refused.1
     );
+}
+
+/// Issue 9: a release after a ConfigMap update, then a rollback: the instances of each revision
+/// saw their own revision's contents (read through the running program).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_revision_runs_with_its_own_config_map_contents() {
+    let cluster = Cluster::start("config-copies");
+    let config_map = |action: &'static str, value: &'static str| {
+        let data = json!({ "greeting": value }).to_string();
+        let cluster = &cluster;
+        async move {
+            let (method, path) = if action == "CreateK8sConfigMap" {
+                ("POST", "/pop/v5/k8s/acs/k8s_config_map")
+            } else {
+                ("PUT", "/pop/v5/k8s/acs/k8s_config_map")
+            };
+            cluster
+                .call_form(
+                    method,
+                    path,
+                    action,
+                    &[
+                        ("ClusterId", "local"),
+                        ("Namespace", "default"),
+                        ("Name", "conf"),
+                        ("Data", &data),
+                    ],
+                )
+                .await;
+        }
+    };
+    config_map("CreateK8sConfigMap", "hello-v1").await;
+    let envs = json!([
+        {"name": RUN_TESTAPP, "value": "1"},
+        {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "conf", "key": "greeting"}}},
+    ])
+    .to_string();
+    let mut params: Vec<(&str, String)> = cluster
+        .app_params(&[])
+        .into_iter()
+        .filter(|(k, _)| *k != "Envs")
+        .collect();
+    params.push(("Envs", envs));
+    let mut insert: Vec<(&str, &str)> = vec![
+        ("AppName", "configured"),
+        ("ClusterId", "local"),
+        ("Replicas", "2"),
+        (
+            "Readiness",
+            r#"{"httpGet":{"path":"/ready","port":8080},"periodSeconds":1}"#,
+        ),
+    ];
+    insert.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
+    let created = cluster
+        .call(
+            "POST",
+            "/pop/v5/k8s/acs/create_k8s_app",
+            "InsertK8sApplication",
+            &insert,
+        )
+        .await;
+    let app_id = created["ApplicationInfo"]["AppId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let order = created["ApplicationInfo"]["ChangeOrderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        cluster.finished(&order, Duration::from_secs(60)).await["Status"],
+        2
+    );
+
+    let greetings = |cluster: &Cluster, revision: &str| -> Vec<String> {
+        cluster
+            .instances(&app_id)
+            .iter()
+            .filter(|i| i.revision == revision)
+            .map(|i| {
+                get(i.port, "/env/GREETING")
+                    .map(|(_, body)| body)
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    assert_eq!(greetings(&cluster, "1"), ["hello-v1", "hello-v1"]);
+
+    // The ConfigMap changes; a deploy with no other change releases it (a new revision whose
+    // instances read a copy of the new contents) and the old instances are replaced.
+    config_map("UpdateK8sConfigMap", "hello-v2").await;
+    let deployed = cluster
+        .call(
+            "POST",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeployK8sApplication",
+            &[("AppId", &app_id), ("ChangeOrderDesc", "pick up conf")],
+        )
+        .await;
+    let deploy_order = deployed["ChangeOrderId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        cluster
+            .finished(&deploy_order, Duration::from_secs(60))
+            .await["Status"],
+        2
+    );
+    cluster
+        .wait_instances(
+            &app_id,
+            Duration::from_secs(30),
+            "only revision 2 runs",
+            |insts| !insts.is_empty() && insts.iter().all(|i| i.revision == "2"),
+        )
+        .await;
+    assert_eq!(greetings(&cluster, "2"), ["hello-v2", "hello-v2"]);
+
+    // Rolling the release back brings back the contents revision 1 was released with, although
+    // the ConfigMap itself still says hello-v2.
+    let rolled = cluster
+        .call(
+            "PUT",
+            "/pop/v5/oam/changeorder/rollback",
+            "RollbackChangeOrder",
+            &[("ChangeOrderId", &deploy_order)],
+        )
+        .await;
+    let rollback = rolled["Data"]["ChangeOrderId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        cluster.finished(&rollback, Duration::from_secs(60)).await["Status"],
+        2
+    );
+    cluster
+        .wait_instances(
+            &app_id,
+            Duration::from_secs(30),
+            "only revision 1 runs",
+            |insts| insts.len() == 2 && insts.iter().all(|i| i.revision == "1"),
+        )
+        .await;
+    assert_eq!(greetings(&cluster, "1"), ["hello-v1", "hello-v1"]);
 }

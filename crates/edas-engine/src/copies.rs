@@ -1,0 +1,200 @@
+//! Each release runs with the exact ConfigMap and Secret contents it was released with.
+//!
+//! When a change creates a template revision, every ConfigMap and Secret its spec references
+//! (`Envs` `valueFrom`, `EnvFroms`, `ConfigMountDescs`) is copied, as it is at that moment, into an
+//! immutable copy named `<name>.<app id>.r<revision>` (the API refuses user names with dots, so no
+//! copy can clash with a user's object), and the runtime is given the spec with its references
+//! pointing at the copies. Gray and old instances therefore keep their own revision's
+//! configuration, other applications are never touched, and a rollback to a revision brings back
+//! the contents that revision ran with. A reference to an object that does not exist is left as
+//! it is (the runtime reports it). A change of the referenced contents alone makes a new template
+//! revision, so a deploy after a ConfigMap update replaces the instances.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use edas_spec::AppSpec;
+use edas_store::{ConfigMap, SecretRecord, Store, StoreError};
+use sha2::{Digest, Sha256};
+
+/// `ConfigMap/<name>` or `Secret/<name>` → the copy's name.
+pub type Copies = BTreeMap<String, String>;
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    ConfigMap,
+    Secret,
+}
+
+impl Kind {
+    fn key(self, name: &str) -> String {
+        match self {
+            Kind::ConfigMap => format!("ConfigMap/{name}"),
+            Kind::Secret => format!("Secret/{name}"),
+        }
+    }
+}
+
+fn references(spec: &AppSpec) -> BTreeSet<(Kind, String)> {
+    let mut out = BTreeSet::new();
+    for env in &spec.envs {
+        if let Some(from) = &env.value_from {
+            if let Some(r) = &from.config_map_key_ref {
+                out.insert((Kind::ConfigMap, r.name.clone()));
+            }
+            if let Some(r) = &from.secret_key_ref {
+                out.insert((Kind::Secret, r.name.clone()));
+            }
+        }
+    }
+    for from in &spec.env_froms {
+        if let Some(r) = &from.config_map_ref {
+            out.insert((Kind::ConfigMap, r.name.clone()));
+        }
+        if let Some(r) = &from.secret_ref {
+            out.insert((Kind::Secret, r.name.clone()));
+        }
+    }
+    for m in &spec.config_mounts {
+        let kind = if m.kind == "Secret" {
+            Kind::Secret
+        } else {
+            Kind::ConfigMap
+        };
+        out.insert((kind, m.name.clone()));
+    }
+    out
+}
+
+/// The referenced objects as they are now, with a digest of their contents (which decides
+/// whether the instances must be replaced).
+pub(crate) struct Snapshot {
+    pub(crate) digest: String,
+    config_maps: Vec<ConfigMap>,
+    secrets: Vec<SecretRecord>,
+}
+
+/// Reads what `spec` references in the application's cluster and namespace.
+pub(crate) async fn snapshot(store: &Store, spec: &AppSpec) -> Result<Snapshot, StoreError> {
+    let mut hash = Sha256::new();
+    let mut config_maps = Vec::new();
+    let mut secrets = Vec::new();
+    for (kind, name) in references(spec) {
+        hash.update(kind.key(&name).as_bytes());
+        hash.update([0]);
+        match kind {
+            Kind::ConfigMap => match store
+                .get_config_map(&spec.cluster_id, &spec.k8s_namespace, &name)
+                .await
+            {
+                Ok(cm) => {
+                    hash.update(cm.data.to_string().as_bytes());
+                    config_maps.push(cm);
+                }
+                Err(StoreError::NotFound { .. }) => hash.update(b"missing"),
+                Err(e) => return Err(e),
+            },
+            Kind::Secret => match store
+                .get_secret(&spec.cluster_id, &spec.k8s_namespace, &name)
+                .await
+            {
+                Ok(s) => {
+                    hash.update(s.data.expose().to_string().as_bytes());
+                    secrets.push(s);
+                }
+                Err(StoreError::NotFound { .. }) => hash.update(b"missing"),
+                Err(e) => return Err(e),
+            },
+        }
+        hash.update([0]);
+    }
+    let digest = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Snapshot {
+        digest,
+        config_maps,
+        secrets,
+    })
+}
+
+fn copy_name(name: &str, app_id: &str, revision: &str) -> String {
+    format!("{name}.{app_id}.r{revision}")
+}
+
+/// Stores the immutable copies of a snapshot for `revision`; returns what the revision uses.
+pub(crate) async fn store_copies(
+    store: &Store,
+    snapshot: Snapshot,
+    app_id: &str,
+    revision: &str,
+    now: jiff::Timestamp,
+) -> Result<Copies, StoreError> {
+    let mut copies = Copies::new();
+    for cm in snapshot.config_maps {
+        let name = copy_name(&cm.name, app_id, revision);
+        copies.insert(Kind::ConfigMap.key(&cm.name), name.clone());
+        store
+            .put_config_map(&ConfigMap {
+                name,
+                created_at: now,
+                updated_at: now,
+                ..cm
+            })
+            .await?;
+    }
+    for s in snapshot.secrets {
+        let name = copy_name(&s.name, app_id, revision);
+        copies.insert(Kind::Secret.key(&s.name), name.clone());
+        store
+            .put_secret(&SecretRecord {
+                name,
+                created_at: now,
+                updated_at: now,
+                ..s
+            })
+            .await?;
+    }
+    Ok(copies)
+}
+
+/// The spec the runtime runs: references pointing at the revision's copies.
+pub(crate) fn with_copies(spec: &AppSpec, copies: &Copies) -> AppSpec {
+    let mut out = spec.clone();
+    if copies.is_empty() {
+        return out;
+    }
+    let cm = |name: &mut String| {
+        if let Some(copy) = copies.get(&Kind::ConfigMap.key(name)) {
+            *name = copy.clone();
+        }
+    };
+    let secret = |name: &mut String| {
+        if let Some(copy) = copies.get(&Kind::Secret.key(name)) {
+            *name = copy.clone();
+        }
+    };
+    for env in &mut out.envs {
+        if let Some(from) = &mut env.value_from {
+            if let Some(r) = &mut from.config_map_key_ref {
+                cm(&mut r.name);
+            }
+            if let Some(r) = &mut from.secret_key_ref {
+                secret(&mut r.name);
+            }
+        }
+    }
+    for from in &mut out.env_froms {
+        if let Some(r) = &mut from.config_map_ref {
+            cm(&mut r.name);
+        }
+        if let Some(r) = &mut from.secret_ref {
+            secret(&mut r.name);
+        }
+    }
+    for m in &mut out.config_mounts {
+        if m.kind == "Secret" {
+            secret(&mut m.name);
+        } else {
+            cm(&mut m.name);
+        }
+    }
+    out
+}
