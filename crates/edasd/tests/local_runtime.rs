@@ -137,34 +137,46 @@ impl Cluster {
         }
     }
 
-    async fn call_raw(
+    /// A signed request; its parameters travel in the query string, or in a form body (as the
+    /// classic SDK sends CreateK8sConfigMap and the other form operations, with Content-MD5).
+    async fn send(
         &self,
         method: &str,
         path: &str,
         action: &str,
         params: &[(&str, &str)],
+        in_body: bool,
     ) -> (u16, Value) {
         let pairs: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let query = encode_form(&pairs);
-        let request = edas_pop::Request::new(method, path)
-            .with_raw_query(&query)
-            .unwrap()
+        let encoded = encode_form(&pairs);
+        let mut request = edas_pop::Request::new(method, path)
             .with_header("x-acs-action", action)
             .with_header("x-acs-version", "2017-08-01");
+        let url = if in_body {
+            request = request
+                .with_header("content-type", "application/x-www-form-urlencoded")
+                .with_body(encoded.clone().into_bytes());
+            format!("{}{path}", self.base)
+        } else {
+            request = request.with_raw_query(&encoded).unwrap();
+            format!("{}{path}?{encoded}", self.base)
+        };
         let nonce = format!("{}-{}", now_ms(), uuid_like());
         let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce)).unwrap();
-        let mut builder = self.client.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}?{query}", self.base),
-        );
+        let mut builder = self
+            .client
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
         for (name, value) in request.headers() {
             builder = builder.header(name, value);
         }
         for (name, value) in headers {
             builder = builder.header(name, value);
+        }
+        if in_body {
+            builder = builder.body(encoded);
         }
         let response = builder.send().await.unwrap();
         let status = response.status().as_u16();
@@ -172,7 +184,17 @@ impl Cluster {
         (status, body)
     }
 
-    /// A form-body operation (CreateK8sConfigMap …), signed as the classic SDK does (Content-MD5).
+    async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> (u16, Value) {
+        self.send(method, path, action, params, false).await
+    }
+
+    /// A form-body operation (CreateK8sConfigMap …).
     async fn call_form(
         &self,
         method: &str,
@@ -180,31 +202,7 @@ impl Cluster {
         action: &str,
         params: &[(&str, &str)],
     ) -> Value {
-        let pairs: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let body = encode_form(&pairs);
-        let request = edas_pop::Request::new(method, path)
-            .with_header("x-acs-action", action)
-            .with_header("x-acs-version", "2017-08-01")
-            .with_header("content-type", "application/x-www-form-urlencoded")
-            .with_body(body.clone().into_bytes());
-        let nonce = format!("{}-{}", now_ms(), uuid_like());
-        let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce)).unwrap();
-        let mut builder = self.client.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}", self.base),
-        );
-        for (name, value) in request.headers() {
-            builder = builder.header(name, value);
-        }
-        for (name, value) in headers {
-            builder = builder.header(name, value);
-        }
-        let response = builder.body(body).send().await.unwrap();
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap();
+        let (status, body) = self.send(method, path, action, params, true).await;
         assert_eq!(status, 200, "{action}: {body}");
         body
     }
