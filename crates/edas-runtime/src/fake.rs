@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use crate::{BoxFuture, Instance, RevisionState, Runtime, RuntimeError, RuntimeEvent, Target};
+use crate::{
+    BoxFuture, Instance, RevisionState, Routing, Runtime, RuntimeError, RuntimeEvent, Target,
+};
 
 #[derive(Default)]
 struct FakeRevision {
@@ -41,6 +43,7 @@ pub enum LogEntry {
 
 #[derive(Default)]
 struct State {
+    routing: BTreeMap<String, Routing>,
     specs: BTreeMap<(String, String), Arc<crate::AppSpec>>,
     log: Vec<(std::time::Instant, LogEntry)>,
     revisions: BTreeMap<(String, String), FakeRevision>,
@@ -170,6 +173,11 @@ impl FakeRuntime {
         self.lock().log.clone()
     }
 
+    /// The routing last set for an application (`None`: never set).
+    pub fn routing(&self, app_id: &str) -> Option<Routing> {
+        self.lock().routing.get(app_id).cloned()
+    }
+
     /// Instances of a revision ever started.
     pub fn started(&self, app_id: &str, revision: &str) -> u32 {
         self.lock()
@@ -188,6 +196,26 @@ impl FakeRuntime {
 }
 
 impl Runtime for FakeRuntime {
+    fn set_routing(
+        &self,
+        app_id: &str,
+        routing: &Routing,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let (app, routing) = (app_id.to_owned(), routing.clone());
+        Box::pin(async move {
+            let mut s = self.lock();
+            if s.unavailable {
+                return Err(RuntimeError::Unavailable("fake runtime unavailable".into()));
+            }
+            if routing == Routing::default() {
+                s.routing.remove(&app);
+            } else {
+                s.routing.insert(app, routing);
+            }
+            Ok(())
+        })
+    }
+
     fn set_replicas(
         &self,
         target: &Target,

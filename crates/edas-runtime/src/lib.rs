@@ -17,6 +17,8 @@ use std::sync::Arc;
 pub mod fake;
 
 use edas_spec::AppSpec;
+use edas_spec::model::{Lossless, ServiceConfig};
+use edas_spec::release::TrafficControl;
 use tokio::sync::broadcast;
 
 /// A boxed future, so runtimes of different kinds can sit behind one `dyn Runtime`.
@@ -74,6 +76,36 @@ pub struct RuntimeEvent {
     pub revision: String,
 }
 
+/// How an application's traffic reaches its instances: what a runtime must make true with
+/// [`Runtime::set_routing`]. The engine derives it from the stored state alone (the newest
+/// revision's Services and lossless settings; during the gray batch of a release with
+/// `TrafficControlStrategy`, the split), so re-applying it after a restart is always safe.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Routing {
+    /// The application's Services (`ServiceConfigs`, CreateK8sService …). Each selects the ready
+    /// instances of *every* revision of the application; none means no Services.
+    pub services: Vec<ServiceConfig>,
+    /// Lossless start of new instances (delay, then warm-up along the curve), from the newest
+    /// revision: a runtime that routes traffic itself honours it for instances that become ready.
+    pub lossless: Lossless,
+    /// `EnableEmptyPushReject`: keep sending to the last known instances rather than to none.
+    pub empty_push_reject: bool,
+    /// Set during the gray batch of a release with a `TrafficControlStrategy`.
+    pub gray: Option<GraySplit>,
+}
+
+/// The gray traffic split of a release: requests matching `traffic` go to the instances of
+/// `gray_revision`, the others to those of `stable_revision`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraySplit {
+    /// The revision that served before the release.
+    pub stable_revision: String,
+    /// The revision being released.
+    pub gray_revision: String,
+    /// The rules (percent, header, cookie, parameter).
+    pub traffic: TrafficControl,
+}
+
 /// Why a runtime could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -94,6 +126,27 @@ pub trait Runtime: Send + Sync + 'static {
     fn check(&self, spec: &AppSpec) -> Result<(), RuntimeError> {
         let _ = spec;
         Ok(())
+    }
+
+    /// Whether this runtime can route traffic as `routing` says (checked when a change is
+    /// submitted, like [`Runtime::check`]: e.g. a Kubernetes cluster without Gateway API cannot
+    /// split gray traffic, the local runtime cannot serve UDP). The default accepts everything.
+    fn check_routing(&self, routing: &Routing) -> Result<(), RuntimeError> {
+        let _ = routing;
+        Ok(())
+    }
+
+    /// Makes the application's traffic routing exactly `routing`: creates, updates or removes its
+    /// Services and the gray split. Idempotent; the engine calls it when a change order starts,
+    /// at every step that changes the routing, when it resumes, and for every application when
+    /// edasd starts. The default (a runtime that routes nothing) does nothing.
+    fn set_routing(
+        &self,
+        app_id: &str,
+        routing: &Routing,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let _ = (app_id, routing);
+        Box::pin(async { Ok(()) })
     }
 
     /// Makes exactly `replicas` instances of `target` exist: starts the missing ones, or stops
