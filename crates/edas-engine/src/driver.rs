@@ -76,6 +76,10 @@ struct Driver {
     timers: BTreeMap<Timer, EpochMillis>,
     last_seen: HashMap<String, (u32, u32, Option<String>, Vec<InstanceEntry>)>,
     lost: bool,
+    /// The application's current revision document (the desired state this order carries out).
+    doc: Option<RevisionDoc>,
+    /// The routing last applied to the runtime by this driver (`None`: not yet).
+    routed: Option<edas_runtime::Routing>,
 }
 
 pub(crate) async fn drive(
@@ -125,6 +129,13 @@ impl Driver {
             .cloned()
             .ok_or_else(|| format!("no runtime for cluster {}", app.cluster_id))?;
         let timers = order.armed_timers().into_iter().collect();
+        let doc = match RevisionDoc::from_value(&app.spec) {
+            Ok(doc) => Some(doc),
+            Err(error) => {
+                tracing::warn!(message = "Stored spec unreadable; the application's routing is left as it is.", app_id = %record.app_id, %error);
+                None
+            }
+        };
         Ok(Driver {
             inner,
             id: record.id,
@@ -136,6 +147,8 @@ impl Driver {
             timers,
             last_seen: HashMap::new(),
             lost: false,
+            doc,
+            routed: None,
         })
     }
 
@@ -146,6 +159,9 @@ impl Driver {
         } else {
             let fx = self.order.resume_effects(self.inner.clock.now());
             self.execute(fx).await;
+            if let Some(failure) = self.route().await {
+                let _ = self.step(failure, "system", "").await;
+            }
             self.observe_all().await;
             Ok(())
         };
@@ -242,6 +258,7 @@ impl Driver {
             }
             let failures = self.execute(fx).await;
             queue.extend(failures);
+            queue.extend(self.route().await);
         }
         if !store_active(self.order.status()) {
             self.finish().await;
@@ -330,6 +347,30 @@ impl Driver {
             }
         }
         follow
+    }
+
+    /// Applies the routing the stored state calls for now, if it differs from what this driver
+    /// last applied (so a step that does not change it costs nothing); a refusal fails the
+    /// order like any other runtime failure.
+    async fn route(&mut self) -> Option<Input> {
+        let doc = self.doc.as_ref()?;
+        let wanted = crate::routing::routing(doc, Some(&self.order));
+        if self.routed.as_ref() == Some(&wanted) {
+            return None;
+        }
+        match self.runtime.set_routing(&self.app_id, &wanted).await {
+            Ok(()) => {
+                self.routed = Some(wanted);
+                None
+            }
+            Err(e) if store_active(self.order.status()) => Some(Input::SystemFailure {
+                reason: format!("routing traffic: {e}"),
+            }),
+            Err(error) => {
+                tracing::warn!(message = "Applying the routing failed.", app_id = %self.app_id, %error);
+                None
+            }
+        }
     }
 
     async fn target(&mut self, revision: &RevisionId) -> Result<Target, String> {
@@ -498,6 +539,7 @@ async fn start_rollback(
     let mut doc =
         RevisionDoc::from_value(&rev.spec).map_err(|e| ControlError::Internal(e.to_string()))?;
     doc.template_revision = order.to_revision().0.clone();
+    doc.traffic_control = None;
     doc.spec.replicas = order.target_replicas();
     doc.spec.stopped = false;
     let (co_type, _) = mapping::co_type(order.kind());

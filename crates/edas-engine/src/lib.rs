@@ -16,6 +16,7 @@
 mod copies;
 mod driver;
 pub mod mapping;
+mod routing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,10 @@ pub struct RevisionDoc {
     /// `ConfigMap/<name>` / `Secret/<name>` → the immutable copy the instances use.
     #[serde(default)]
     pub config_copies: BTreeMap<String, String>,
+    /// `TrafficControlStrategy` of the release that made this revision (the gray split, applied
+    /// while that release is in its gray batch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_control: Option<edas_spec::release::TrafficControl>,
 }
 
 impl RevisionDoc {
@@ -338,6 +343,9 @@ impl Engine {
             mapping::kind(Operation::InsertK8sApplication),
             inner.clock.now(),
         )?;
+        runtime
+            .check_routing(&routing::preview(&spec, None, &order))
+            .map_err(|e| SubmitError::Runtime(e.to_string()))?;
         let snapshot = copies::snapshot(&inner.store, &spec).await?;
         let config_digest = snapshot.digest.clone();
         let config_copies = copies::store_copies(
@@ -353,6 +361,7 @@ impl Engine {
             spec: spec.clone(),
             config_digest,
             config_copies,
+            traffic_control: None,
         };
         let (co_type, _) = mapping::co_type(order.kind());
         let app = NewApplication {
@@ -484,6 +493,13 @@ impl Engine {
             kind.unwrap_or(mapping::kind(req.change.operation)),
             inner.clock.now(),
         )?;
+        runtime
+            .check_routing(&routing::preview(
+                &req.change.spec,
+                req.change.release.traffic_control.as_ref(),
+                &order,
+            ))
+            .map_err(|e| SubmitError::Runtime(e.to_string()))?;
         let (co_type, _) = mapping::co_type(order.kind());
         let co = new_change_order(&order, co_type)?;
         let (config_digest, config_copies) = if template_revision == current.template_revision {
@@ -505,7 +521,9 @@ impl Engine {
             spec: req.change.spec.clone(),
             config_digest,
             config_copies,
+            traffic_control: req.change.release.traffic_control.clone(),
         };
+
         let audit = audit(
             &req.actor,
             req.change.operation.action(),
@@ -810,6 +828,7 @@ async fn run(inner: Arc<Inner>) {
             }
         });
     }
+    reconcile_routing(&inner).await;
     // Orders this worker id held when its previous process stopped resume at once.
     match inner
         .store
@@ -846,6 +865,51 @@ async fn run(inner: Arc<Inner>) {
             // Another process's lease may have expired: look again.
             _ = tokio::time::sleep(inner.config.lease) => {}
         }
+    }
+}
+
+/// At start-up, gives every runtime the routing of each application with Services that no
+/// change order is driving (a driver applies its own): the local runtime's proxies live in this
+/// process, so they come back with it; a cluster's Services are re-asserted.
+async fn reconcile_routing(inner: &Arc<Inner>) {
+    let filter = edas_store::ApplicationFilter::default();
+    let mut number = 1;
+    loop {
+        let page = match inner
+            .store
+            .list_applications(&filter, edas_store::PageRequest::new(number, 500))
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(message = "Listing applications to restore their routing failed.", %error);
+                return;
+            }
+        };
+        for app in &page.items {
+            let Some(runtime) = inner.runtimes.get(&app.cluster_id) else {
+                continue;
+            };
+            let Ok(doc) = RevisionDoc::from_value(&app.spec) else {
+                continue;
+            };
+            if doc.spec.services.is_empty() {
+                continue;
+            }
+            if matches!(inner.store.active_change_order(&app.id).await, Ok(Some(_))) {
+                continue;
+            }
+            if let Err(error) = runtime
+                .set_routing(&app.id, &routing::routing(&doc, None))
+                .await
+            {
+                tracing::warn!(message = "Restoring an application's routing failed.", app_id = %app.id, %error);
+            }
+        }
+        if page.items.len() < 500 {
+            return;
+        }
+        number += 1;
     }
 }
 

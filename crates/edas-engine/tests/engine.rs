@@ -596,3 +596,88 @@ async fn releases_keep_their_own_config_map_contents() {
     // The user's own ConfigMap was never touched.
     assert_eq!(content("conf".into()).await, "v2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gray_split_follows_the_gray_batch_and_services_follow_the_revision() {
+    let w = world().await;
+    let (_, co) = create(&w, 3).await;
+    wait_status(&w.store, &co, 2).await;
+    assert_eq!(w.fake.routing("app-1"), None, "no Services, nothing routed");
+
+    let services = r#"[{"name":"web","serviceType":"ClusterIP","portMappings":[{"servicePort":{"port":18080,"targetPort":8080,"protocol":"TCP"}}]}]"#;
+    let app = w.store.get_application("app-1").await.unwrap();
+    let mut doc = RevisionDoc::from_value(&app.spec).unwrap();
+    doc.spec.services = serde_json::from_str(services).unwrap();
+    let change = edas_spec::Change {
+        operation: Operation::DeployK8sApplication,
+        app_id: Some("app-1".into()),
+        region_id: None,
+        force: false,
+        spec: {
+            let mut s = doc.spec.clone();
+            s.command = Some("/bin/app-v2".into());
+            s
+        },
+        release: edas_spec::ReleaseSettings {
+            strategy: Some(
+                serde_json::from_value(serde_json::json!({
+                    "kind": "GrayBatchUpdate", "gray": 1, "batches": 2,
+                    "release_type": "manual", "batch_wait_minutes": 0
+                }))
+                .unwrap(),
+            ),
+            traffic_control: Some(
+                serde_json::from_value(serde_json::json!({
+                    "rules": [{"condition_type": "percent", "percent": 20}]
+                }))
+                .unwrap(),
+            ),
+            ..Default::default()
+        },
+    };
+    let co = w
+        .engine
+        .submit(Submission {
+            app_id: "app-1".into(),
+            change,
+            actor: "test".into(),
+            request_id: "r".into(),
+        })
+        .await
+        .unwrap()
+        .change_order_id;
+    wait_status(&w.store, &co, 8).await;
+    let routing = w.fake.routing("app-1").expect("routed");
+    assert_eq!(routing.services.len(), 1);
+    let gray = routing
+        .gray
+        .expect("gray split while waiting after the gray batch");
+    assert_eq!(
+        (gray.stable_revision.as_str(), gray.gray_revision.as_str()),
+        ("1", "2")
+    );
+    let ids = pipeline_ids(&w.store, &co).await;
+    continue_(&w, &co, &ids[1]).await;
+    wait_status(&w.store, &co, 8).await;
+    assert_eq!(
+        w.fake.routing("app-1").expect("routed").gray,
+        None,
+        "the split ends when batch 2 starts"
+    );
+    continue_(&w, &co, &ids[2]).await;
+    wait_status(&w.store, &co, 2).await;
+    let routing = w.fake.routing("app-1").expect("routed");
+    assert_eq!((routing.services.len(), routing.gray), (1, None));
+
+    // A new engine (edasd restarting) restores the routing of an idle application.
+    let fresh = FakeRuntime::new(Duration::from_millis(100));
+    let e2 = engine(&w.store, &fresh, "w2");
+    for _ in 0..250 {
+        if fresh.routing("app-1").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fresh.routing("app-1").map(|r| r.services.len()), Some(1));
+    e2.shutdown().await;
+}
