@@ -1187,6 +1187,12 @@ impl ChangeOrder {
     fn finish_pipeline(&mut self, now: EpochMillis, fx: &mut Vec<Effect>) {
         self.cancel_timers(fx);
         let p = &mut self.pipelines[self.current];
+        // The last progress message was written before the old instances were gone: say how
+        // the stage ended instead.
+        if let (Some(old), Status::InProgress) = (&self.old, p.stages[STOP_OLD].status) {
+            p.stages[STOP_OLD].task.message =
+                format!("Revision {old} scaled to {} instance(s)", p.old_target);
+        }
         finish_stage(&mut p.stages[STOP_OLD], now);
         p.status = Status::Success;
         p.finish_time = Some(now);

@@ -522,6 +522,21 @@ fn gray_then_batches_auto_runs_to_success_with_waits() {
         2,
         "instances of the new revision seen while batch 2 ran"
     );
+    let stop_messages: Vec<&str> = h
+        .order
+        .pipelines()
+        .iter()
+        .map(|p| p.stages[2].task.message.as_str())
+        .collect();
+    assert_eq!(
+        stop_messages,
+        [
+            "Revision v1 scaled to 2 instance(s)",
+            "Revision v1 scaled to 1 instance(s)",
+            "Revision v1 scaled to 0 instance(s)"
+        ],
+        "each finished stop stage says how it ended"
+    );
     assert_eq!(h.sim.finished, vec![("co-1".to_string(), Status::Success)]);
     assert!(
         h.sim.timers.is_empty(),
