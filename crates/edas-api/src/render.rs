@@ -2,7 +2,7 @@
 //! `Applcation` (sic), ListApplication's items and GetChangeOrderInfo's `changeOrderInfo` with
 //! their XML-style wrapper objects. Pure.
 
-use edas_release::{ChangeOrder, Pipeline, Release, Stage, StageKind};
+use edas_release::{ChangeOrder, Pipeline, Release, Stage, StageKind, Status};
 use edas_spec::AppSpec;
 use edas_spec::model::Artifact;
 use edas_store::Application;
@@ -229,6 +229,13 @@ fn ms_text(t: Option<edas_release::EpochMillis>) -> String {
     t.map(|t| t.0.to_string()).unwrap_or_default()
 }
 
+fn iso_text(t: Option<edas_release::EpochMillis>) -> String {
+    t.and_then(|t| i64::try_from(t.0).ok())
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
 /// The `changeOrderInfo` object of GetChangeOrderInfo.
 pub fn change_order_info(
     stored: &edas_store::ChangeOrder,
@@ -304,6 +311,13 @@ fn stage_info(p: &Pipeline, s: &Stage) -> Value {
             .iter()
             .map(|i| {
                 let status = i.status().code();
+                // Within "start new instances" an instance that exists has done its part;
+                // within "readiness" its own readiness is the stage's outcome for it.
+                let stage_status = match (s.kind, &i.failed) {
+                    (_, Some(_)) => Status::Failed.code(),
+                    (StageKind::StartNew, None) => Status::Success.code(),
+                    _ => status,
+                };
                 json!({
                     "InstanceName": i.name,
                     "PodName": i.name,
@@ -313,10 +327,11 @@ fn stage_info(p: &Pipeline, s: &Stage) -> Value {
                     "InstanceStageDTOList": {"InstanceStageDTO": [{
                         "StageId": s.id,
                         "StageName": s.name,
-                        "Status": status,
+                        "Status": stage_status,
                         "StageMessage": i.failed.clone().unwrap_or_default(),
-                        "StartTime": ms_text(s.start_time),
-                        "FinishTime": ms_text(s.finish_time),
+                        // ISO-8601 here, unlike the pipeline's epoch-millisecond strings (SDK examples).
+                        "StartTime": iso_text(s.start_time),
+                        "FinishTime": iso_text(s.finish_time),
                     }]},
                 })
             })
