@@ -270,13 +270,29 @@ pub fn render(spec: &AppSpec, revision: &str, replicas: u32) -> Result<Rendered,
 /// The application's Services: they select the application label only, so one Service reaches
 /// the ready pods of every revision while a release moves replicas between them.
 fn services(spec: &AppSpec) -> Vec<Service> {
-    spec.services
+    render_services(&spec.name, &spec.k8s_namespace, &spec.services)
+}
+
+/// The Services `services` of application `app_name` in `namespace`, exactly as [`render`]
+/// renders them: the Kubernetes runtime applies them when the engine sets an application's
+/// routing, which names the Services but not the whole revision.
+pub fn render_services(
+    app_name: &str,
+    namespace: &str,
+    services: &[edas_spec::model::ServiceConfig],
+) -> Vec<Service> {
+    let spec = AppSpec {
+        name: app_name.to_owned(),
+        k8s_namespace: namespace.to_owned(),
+        ..AppSpec::default()
+    };
+    services
         .iter()
         .map(|s| Service {
             metadata: ObjectMeta {
                 name: Some(s.name.clone()),
                 namespace: Some(spec.k8s_namespace.clone()),
-                labels: Some(app_labels(spec)),
+                labels: Some(app_labels(&spec)),
                 ..ObjectMeta::default()
             },
             spec: Some(ServiceSpec {

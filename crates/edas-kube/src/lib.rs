@@ -1,0 +1,861 @@
+//! The Kubernetes runtime: runs application revisions as pods on a cluster, through kube-rs.
+//!
+//! [`KubeRuntime`] implements [`edas_runtime::Runtime`] for one cluster, with one shared
+//! [`kube::Client`] (from a kubeconfig file and context, or the in-cluster service account: see
+//! [`connect`]).
+//!
+//! **Writes** are server-side apply with one field manager, [`FIELD_MANAGER`] (`edasd`), of
+//! exactly the objects `edas-render` produces: a release step "revision N runs k instances"
+//! applies revision N's rendered Deployment with `spec.replicas = k` (its pod template never
+//! changes, so the Deployment controller only scales). The ConfigMaps and Secrets a revision
+//! references (the engine's immutable copies, `<name>.<app id>.r<revision>`) are applied from the
+//! store before the Deployment, so its pods never wait for them. A revision scaled to 0 has its
+//! Deployment and copies deleted, so nothing is left over when a release ends or an application
+//! is deleted; scaling it up again (a rollback) re-creates them from the stored revision.
+//! Every object carries the `edas.oam.acname` and `edas.oam.revision` labels of rendering plus
+//! [`LABEL_APP_ID`] (`edas.oam.appid`), so `kubectl get deploy,pod,svc -l edas.oam.acname=NAME`
+//! shows an application and the runtime finds its objects by application id.
+//!
+//! **Reads** go through kube's `watcher` + `reflector` on the pods and Deployments carrying
+//! [`LABEL_APP_ID`] (all namespaces): [`Runtime::observe`] and [`Runtime::revisions`] answer from
+//! the caches, and every change of a pod or Deployment is broadcast as a [`RuntimeEvent`] for its
+//! application and revision (after a re-list, for every revision seen), so the engine reacts to
+//! pod readiness as it happens. There is no polling loop. A resumed release therefore continues
+//! from what the cluster really shows: the cache is filled by a full list before the first
+//! answer.
+//!
+//! **Readiness** is the pods' own `Ready` condition, driven by the kubelet and the readiness
+//! probes of the pod spec; nothing in a pod depends on edasd being up. The engine applies
+//! `minReadySeconds` and the lossless registration delay and warm-up itself.
+//!
+//! **What replaces EDAS's port-55199 `/health` agent endpoint.** On EDAS, a Java agent inside the
+//! pod answers `:55199/health` only once the application has registered with the service
+//! registry and warmed up, and `LosslessRuleAligned`/`Related` make that the readiness probe.
+//! edasd injects no agent: the pod's readiness is its own `Readiness` probe (as given), and the
+//! registration delay and warm-up (`LosslessRuleDelayTime`, `LosslessRuleWarmupTime`) are
+//! counted by the release engine from the moment a pod becomes Ready, before it counts the pod
+//! for the batch; during a gray split with Gateway API, the HTTPRoute weights ramp along the
+//! warm-up curve. An application that wants the aligned behaviour lets its own readiness
+//! endpoint report ready only after it has registered.
+//!
+//! **Traffic** ([`Runtime::set_routing`]): the application's Services select `edas.oam.acname`,
+//! so they reach the ready pods of every revision. A gray split (TrafficControlStrategy) adds a
+//! `<service>-stable` and a `<service>-gray` Service per Service (selecting one revision each) and
+//! a Gateway API `HTTPRoute` (`gateway.networking.k8s.io/v1`) named after the Service, attached to
+//! the configured Gateway, with header/cookie/parameter matches and weights; this needs the
+//! cluster to serve Gateway API and a Gateway in the cluster's configuration, and
+//! [`Runtime::check_routing`] refuses the release otherwise, naming what is missing.
+//!
+//! **Permissions** the client needs: list/watch pods and Deployments in all namespaces; get,
+//! create, patch and delete Deployments, Services, ConfigMaps, Secrets (and HTTPRoutes) in the
+//! applications' namespaces; get/create namespaces (an application's namespace is created when
+//! missing).
+
+mod routing;
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use edas_runtime::{
+    BoxFuture, RevisionState, Routing, Runtime, RuntimeError, RuntimeEvent, Target,
+};
+use edas_spec::AppSpec;
+use futures_util::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::{broadcast, watch};
+
+pub use edas_render::{LABEL_APP, LABEL_REVISION};
+
+/// Label on every object edasd applies: the application id (names can be reused after a
+/// deletion, ids cannot).
+pub const LABEL_APP_ID: &str = "edas.oam.appid";
+/// The one server-side-apply field manager of every write.
+pub const FIELD_MANAGER: &str = "edasd";
+
+/// How to reach a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterAccess {
+    /// A kubeconfig file (`None`: the usual resolution, `$KUBECONFIG` then `~/.kube/config`)
+    /// and context (`None`: its current context).
+    Kubeconfig {
+        /// The file.
+        path: Option<PathBuf>,
+        /// The context.
+        context: Option<String>,
+    },
+    /// The service account of the pod edasd runs in.
+    InCluster,
+}
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(String);
+
+/// Builds the client of a cluster. It does not contact the cluster (that happens when the
+/// runtime starts watching), so a cluster that is down does not stop edasd.
+pub async fn connect(access: &ClusterAccess) -> Result<Client, ConnectError> {
+    // A workspace build enables two rustls providers; choose ring explicitly (an error means
+    // one is already installed).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = match access {
+        ClusterAccess::Kubeconfig { path, context } => {
+            let options = kube::config::KubeConfigOptions {
+                context: context.clone(),
+                ..Default::default()
+            };
+            match path {
+                Some(path) => {
+                    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                        ConnectError(format!("reading kubeconfig {}: {e}", path.display()))
+                    })?;
+                    kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                        .await
+                        .map_err(|e| ConnectError(format!("kubeconfig {}: {e}", path.display())))?
+                }
+                None => kube::Config::from_kubeconfig(&options)
+                    .await
+                    .map_err(|e| ConnectError(format!("kubeconfig: {e}")))?,
+            }
+        }
+        ClusterAccess::InCluster => kube::Config::incluster()
+            .map_err(|e| ConnectError(format!("in-cluster configuration: {e}")))?,
+    };
+    Client::try_from(config).map_err(|e| ConnectError(format!("building the client: {e}")))
+}
+
+/// An application as the runtime needs to name its objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppRef {
+    /// The application name (`AppName`).
+    pub name: String,
+    /// Its Kubernetes namespace.
+    pub namespace: String,
+}
+
+/// Key → value data of a ConfigMap or (decoded) Secret.
+pub type ConfigData = BTreeMap<String, String>;
+
+/// What the runtime reads from edasd's store: applications (for routing, which names only the
+/// application id) and the ConfigMaps and Secrets (the revision copies) that pods reference.
+pub trait Directory: Send + Sync + 'static {
+    /// The application with this id (also a deleted one), `None` if there is none.
+    fn application<'a>(&'a self, app_id: &'a str) -> BoxFuture<'a, Result<Option<AppRef>, String>>;
+    /// The data of ConfigMap `name` in `namespace` of this cluster, `None` if it does not exist.
+    fn config_map<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConfigData>, String>>;
+    /// The decoded data of Secret `name` in `namespace`, `None` if it does not exist.
+    fn secret<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConfigData>, String>>;
+}
+
+/// A Gateway (Gateway API) that gray-split HTTPRoutes attach to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayRef {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// Settings of one cluster's runtime.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The cluster id (in logs and messages).
+    pub cluster_id: String,
+    /// The Gateway gray-split HTTPRoutes attach to; without one, gray splits are refused.
+    pub gateway: Option<GatewayRef>,
+    /// How long one API call may take before the step fails as unavailable.
+    pub call_timeout: Duration,
+}
+
+impl Options {
+    /// Defaults for cluster `cluster_id`.
+    pub fn new(cluster_id: &str) -> Options {
+        Options {
+            cluster_id: cluster_id.to_owned(),
+            gateway: None,
+            call_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How the cluster is, as far as the runtime can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Not reached yet.
+    Connecting,
+    /// Its API answers; the server's version (`v1.33.1`).
+    Connected {
+        /// `gitVersion` of the API server.
+        version: String,
+    },
+    /// Its API does not answer, or refuses edasd: why.
+    Unreachable(String),
+}
+
+/// Whether the cluster serves Gateway API HTTPRoutes: not yet known, yes, no.
+const GATEWAY_UNKNOWN: u8 = 0;
+const GATEWAY_YES: u8 = 1;
+const GATEWAY_NO: u8 = 2;
+
+/// The Kubernetes runtime of one cluster. Cloning shares it.
+#[derive(Clone)]
+pub struct KubeRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    directory: Arc<dyn Directory>,
+    options: Options,
+    pods: Store<Pod>,
+    deployments: Store<Deployment>,
+    events: broadcast::Sender<RuntimeEvent>,
+    health: watch::Sender<Health>,
+    gateway_api: AtomicU8,
+    namespaces: Mutex<HashSet<String>>,
+    /// Warm-up ramps of HTTPRoute weights, by application id.
+    ramps: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for (_, ramp) in self.ramps.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            ramp.abort();
+        }
+    }
+}
+
+impl KubeRuntime {
+    /// Starts watching the cluster (on the current tokio runtime) and returns the runtime.
+    pub fn start(client: Client, directory: Arc<dyn Directory>, options: Options) -> KubeRuntime {
+        let (events, _) = broadcast::channel(4096);
+        let (health, _) = watch::channel(Health::Connecting);
+        let (pods, pod_writer) = reflector::store::<Pod>();
+        let (deployments, deployment_writer) = reflector::store::<Deployment>();
+        let pod_task = tokio::spawn(watch_objects(
+            Api::<Pod>::all(client.clone()),
+            pod_writer,
+            events.clone(),
+            health.clone(),
+        ));
+        let deployment_task = tokio::spawn(watch_objects(
+            Api::<Deployment>::all(client.clone()),
+            deployment_writer,
+            events.clone(),
+            health.clone(),
+        ));
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+            let discovery = tokio::spawn(discover(weak.clone()));
+            Inner {
+                client,
+                directory,
+                options,
+                pods,
+                deployments,
+                events,
+                health,
+                gateway_api: AtomicU8::new(GATEWAY_UNKNOWN),
+                namespaces: Mutex::new(HashSet::new()),
+                ramps: Mutex::new(HashMap::new()),
+                tasks: vec![
+                    pod_task.abort_handle(),
+                    deployment_task.abort_handle(),
+                    discovery.abort_handle(),
+                ],
+            }
+        });
+        KubeRuntime { inner }
+    }
+
+    /// The cluster's health as it changes (for the cluster's import status).
+    pub fn health(&self) -> watch::Receiver<Health> {
+        self.inner.health.subscribe()
+    }
+
+    /// Whether the cluster serves Gateway API HTTPRoutes (`None` until discovery answered).
+    pub fn serves_gateway_api(&self) -> Option<bool> {
+        match self.inner.gateway_api.load(Ordering::Acquire) {
+            GATEWAY_YES => Some(true),
+            GATEWAY_NO => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Waits until the caches hold a full list of the cluster's pods and Deployments.
+    async fn ready(&self) -> Result<(), RuntimeError> {
+        let wait = async {
+            let _ = self.inner.pods.wait_until_ready().await;
+            let _ = self.inner.deployments.wait_until_ready().await;
+        };
+        tokio::time::timeout(self.inner.options.call_timeout, wait)
+            .await
+            .map_err(|_| {
+                let health = self.inner.health.borrow().clone();
+                RuntimeError::Unavailable(format!(
+                    "cluster `{}` has not been listed yet ({})",
+                    self.inner.options.cluster_id,
+                    match health {
+                        Health::Unreachable(why) => why,
+                        _ => "no answer".into(),
+                    }
+                ))
+            })
+    }
+
+    /// Runs one API call with the call timeout; errors name `what`.
+    async fn call<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, RuntimeError> {
+        match tokio::time::timeout(self.inner.options.call_timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(api_error(&self.inner.options.cluster_id, what, e)),
+            Err(_) => Err(RuntimeError::Unavailable(format!(
+                "cluster `{}`: {what}: no answer within {:?}",
+                self.inner.options.cluster_id, self.inner.options.call_timeout
+            ))),
+        }
+    }
+
+    /// Server-side apply of `object` (named `name`) through `api`.
+    async fn apply<K>(&self, api: &Api<K>, name: &str, object: &K) -> Result<(), RuntimeError>
+    where
+        K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let what = format!("applying {} {name}", kind_of::<K>());
+        self.call(&what, api.patch(name, &params, &Patch::Apply(object)))
+            .await
+            .map(drop)
+    }
+
+    /// Deletes `name` through `api`; one that does not exist is fine.
+    async fn delete<K>(&self, api: &Api<K>, name: &str) -> Result<(), RuntimeError>
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let what = format!("deleting {} {name}", kind_of::<K>());
+        match tokio::time::timeout(
+            self.inner.options.call_timeout,
+            api.delete(name, &DeleteParams::background()),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(()),
+            Ok(Err(e)) => Err(api_error(&self.inner.options.cluster_id, &what, e)),
+            Err(_) => Err(RuntimeError::Unavailable(format!(
+                "cluster `{}`: {what}: no answer",
+                self.inner.options.cluster_id
+            ))),
+        }
+    }
+
+    /// Creates the namespace when it does not exist (once per process and namespace).
+    async fn ensure_namespace(&self, namespace: &str) -> Result<(), RuntimeError> {
+        if self
+            .inner
+            .namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(namespace)
+        {
+            return Ok(());
+        }
+        let api: Api<Namespace> = Api::all(self.inner.client.clone());
+        let found =
+            match tokio::time::timeout(self.inner.options.call_timeout, api.get_opt(namespace))
+                .await
+            {
+                Ok(Ok(found)) => found.is_some(),
+                // Not allowed to read namespaces: assume it exists (writes into it will say otherwise).
+                Ok(Err(kube::Error::Api(s))) if s.code == 403 => true,
+                Ok(Err(e)) => {
+                    return Err(api_error(
+                        &self.inner.options.cluster_id,
+                        &format!("reading namespace {namespace}"),
+                        e,
+                    ));
+                }
+                Err(_) => {
+                    return Err(RuntimeError::Unavailable(format!(
+                        "cluster `{}`: reading namespace {namespace}: no answer",
+                        self.inner.options.cluster_id
+                    )));
+                }
+            };
+        if !found {
+            let ns = Namespace {
+                metadata: ObjectMeta {
+                    name: Some(namespace.to_owned()),
+                    labels: Some(BTreeMap::from([(
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        "edasd".to_owned(),
+                    )])),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            };
+            match tokio::time::timeout(
+                self.inner.options.call_timeout,
+                api.create(&PostParams::default(), &ns),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {
+                    tracing::info!(cluster = %self.inner.options.cluster_id, %namespace, "created namespace")
+                }
+                Ok(Err(kube::Error::Api(s))) if s.code == 409 => {}
+                Ok(Err(e)) => {
+                    return Err(api_error(
+                        &self.inner.options.cluster_id,
+                        &format!("creating namespace {namespace}"),
+                        e,
+                    ));
+                }
+                Err(_) => {
+                    return Err(RuntimeError::Unavailable(format!(
+                        "cluster `{}`: creating namespace {namespace}: no answer",
+                        self.inner.options.cluster_id
+                    )));
+                }
+            }
+        }
+        self.inner
+            .namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(namespace.to_owned());
+        Ok(())
+    }
+
+    /// Applies the ConfigMaps and Secrets the revision's pods reference, from the store. One
+    /// the store does not have is left out: its pods then report `CreateContainerConfigError`,
+    /// which fails the release with Kubernetes' own message.
+    async fn apply_config(&self, target: &Target) -> Result<(), RuntimeError> {
+        let spec = &target.spec;
+        let ns = &spec.k8s_namespace;
+        let labels = object_labels(spec, &target.app_id, Some(&target.revision));
+        let dir = &self.inner.directory;
+        let unavailable = |e: String| {
+            RuntimeError::Unavailable(format!(
+                "reading ConfigMaps and Secrets from the store: {e}"
+            ))
+        };
+        for (secret, name) in references(spec) {
+            let metadata = ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(ns.clone()),
+                labels: Some(labels.clone()),
+                ..ObjectMeta::default()
+            };
+            if secret {
+                let Some(data) = dir.secret(ns, &name).await.map_err(unavailable)? else {
+                    continue;
+                };
+                let object = Secret {
+                    metadata,
+                    data: Some(
+                        data.into_iter()
+                            .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                            .collect(),
+                    ),
+                    type_: Some("Opaque".into()),
+                    ..Secret::default()
+                };
+                let api: Api<Secret> = Api::namespaced(self.inner.client.clone(), ns);
+                self.apply(&api, &name, &object).await?;
+            } else {
+                let Some(data) = dir.config_map(ns, &name).await.map_err(unavailable)? else {
+                    continue;
+                };
+                let object = ConfigMap {
+                    metadata,
+                    data: Some(data),
+                    ..ConfigMap::default()
+                };
+                let api: Api<ConfigMap> = Api::namespaced(self.inner.client.clone(), ns);
+                self.apply(&api, &name, &object).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the revision's ConfigMap and Secret copies.
+    async fn delete_config(&self, target: &Target) -> Result<(), RuntimeError> {
+        let ns = &target.spec.k8s_namespace;
+        let selector = format!(
+            "{LABEL_APP_ID}={},{LABEL_REVISION}={}",
+            target.app_id, target.revision
+        );
+        let lp = ListParams::default().labels(&selector);
+        let dp = DeleteParams::background();
+        let cms: Api<ConfigMap> = Api::namespaced(self.inner.client.clone(), ns);
+        self.call("deleting ConfigMap copies", cms.delete_collection(&dp, &lp))
+            .await?;
+        let secrets: Api<Secret> = Api::namespaced(self.inner.client.clone(), ns);
+        self.call(
+            "deleting Secret copies",
+            secrets.delete_collection(&dp, &lp),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn pods_of<'a>(
+        pods: &'a [Arc<Pod>],
+        app_id: &'a str,
+        revision: &'a str,
+    ) -> impl Iterator<Item = &'a Pod> + 'a {
+        pods.iter()
+            .map(|p| p.as_ref())
+            .filter(move |p| label(*p, LABEL_APP_ID) == Some(app_id))
+            .filter(move |p| label(*p, LABEL_REVISION) == Some(revision))
+    }
+}
+
+/// The short type name of `K` (`Deployment`), for messages.
+fn kind_of<K>() -> &'static str {
+    let name = std::any::type_name::<K>();
+    name.rsplit("::").next().unwrap_or(name)
+}
+
+fn label<'a, K: Resource>(object: &'a K, key: &str) -> Option<&'a str> {
+    object
+        .meta()
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .map(String::as_str)
+}
+
+/// The labels of the objects of an application (and revision): rendering's plus the id.
+fn object_labels(spec: &AppSpec, app_id: &str, revision: Option<&str>) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        (LABEL_APP.to_owned(), spec.name.clone()),
+        (LABEL_APP_ID.to_owned(), app_id.to_owned()),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "edasd".to_owned(),
+        ),
+    ]);
+    if let Some(rev) = revision {
+        labels.insert(LABEL_REVISION.to_owned(), rev.to_owned());
+    }
+    labels
+}
+
+/// The ConfigMaps (`false`) and Secrets (`true`) the spec's pods reference, by name.
+fn references(spec: &AppSpec) -> BTreeSet<(bool, String)> {
+    let mut out = BTreeSet::new();
+    for env in &spec.envs {
+        if let Some(from) = &env.value_from {
+            if let Some(r) = &from.config_map_key_ref {
+                out.insert((false, r.name.clone()));
+            }
+            if let Some(r) = &from.secret_key_ref {
+                out.insert((true, r.name.clone()));
+            }
+        }
+    }
+    for from in &spec.env_froms {
+        if let Some(r) = &from.config_map_ref {
+            out.insert((false, r.name.clone()));
+        }
+        if let Some(r) = &from.secret_ref {
+            out.insert((true, r.name.clone()));
+        }
+    }
+    for m in &spec.config_mounts {
+        out.insert((m.kind == "Secret", m.name.clone()));
+    }
+    out
+}
+
+/// A client error as the engine sees it: the cluster refusing the request for good
+/// (validation, permissions, conflicts) is `Unsupported`, anything else `Unavailable`.
+fn api_error(cluster: &str, what: &str, error: kube::Error) -> RuntimeError {
+    match error {
+        kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 409 | 422) => {
+            RuntimeError::Unsupported(format!(
+                "cluster `{cluster}` refused {what}: {} ({} {})",
+                s.message, s.code, s.reason
+            ))
+        }
+        e => RuntimeError::Unavailable(format!("cluster `{cluster}`: {what}: {e}")),
+    }
+}
+
+/// Watches the objects labelled with an application id, keeps the cache, and says which
+/// application revisions changed.
+async fn watch_objects<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    events: broadcast::Sender<RuntimeEvent>,
+    health: watch::Sender<Health>,
+) where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let config = watcher::Config::default().labels(LABEL_APP_ID);
+    let stream = watcher(api, config).default_backoff().reflect(writer);
+    let mut stream = std::pin::pin!(stream);
+    let key = |o: &K| -> Option<(String, String)> {
+        Some((
+            label(o, LABEL_APP_ID)?.to_owned(),
+            label(o, LABEL_REVISION)?.to_owned(),
+        ))
+    };
+    let emit = |(app_id, revision): (String, String)| {
+        let _ = events.send(RuntimeEvent { app_id, revision });
+    };
+    let mut known: HashSet<(String, String)> = HashSet::new();
+    let mut listing: HashSet<(String, String)> = HashSet::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(event) => {
+                health.send_if_modified(|h| {
+                    if matches!(h, Health::Unreachable(_)) {
+                        *h = Health::Connecting;
+                        true
+                    } else {
+                        false
+                    }
+                });
+                match event {
+                    watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
+                        if let Some(k) = key(&o) {
+                            known.insert(k.clone());
+                            emit(k);
+                        }
+                    }
+                    watcher::Event::Init => listing.clear(),
+                    watcher::Event::InitApply(o) => listing.extend(key(&o)),
+                    watcher::Event::InitDone => {
+                        // Anything may have changed while the watch was down: every revision
+                        // seen before or now is worth a fresh observation.
+                        for k in known.union(&listing) {
+                            emit(k.clone());
+                        }
+                        known = std::mem::take(&mut listing);
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(kind = %K::kind(&()), %error, "watching the cluster failed; retrying");
+                health.send_replace(Health::Unreachable(error.to_string()));
+            }
+        }
+    }
+}
+
+/// Asks the API server for its version and whether it serves Gateway API HTTPRoutes, retrying
+/// with back-off until it answers.
+async fn discover(inner: std::sync::Weak<Inner>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let client = strong.client.clone();
+        let result = async {
+            let version = client.apiserver_version().await?;
+            let gateway = match client
+                .list_api_group_resources(routing::GATEWAY_API_VERSION)
+                .await
+            {
+                Ok(list) => list.resources.iter().any(|r| r.name == "httproutes"),
+                Err(kube::Error::Api(s)) if s.code == 404 => false,
+                Err(e) => return Err(e),
+            };
+            Ok::<_, kube::Error>((version.git_version, gateway))
+        }
+        .await;
+        match result {
+            Ok((version, gateway)) => {
+                strong.gateway_api.store(
+                    if gateway { GATEWAY_YES } else { GATEWAY_NO },
+                    Ordering::Release,
+                );
+                tracing::info!(cluster = %strong.options.cluster_id, %version, gateway_api = gateway, "cluster reachable");
+                strong.health.send_replace(Health::Connected { version });
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(cluster = %strong.options.cluster_id, %error, "cluster not reachable yet");
+                strong
+                    .health
+                    .send_replace(Health::Unreachable(error.to_string()));
+            }
+        }
+        drop(strong);
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+impl Runtime for KubeRuntime {
+    fn check(&self, spec: &AppSpec) -> Result<(), RuntimeError> {
+        edas_render::render(spec, "1", spec.replicas)
+            .map(drop)
+            .map_err(|e| {
+                let parameter = e
+                    .parameter()
+                    .map(|p| format!(" (parameter {p})"))
+                    .unwrap_or_default();
+                RuntimeError::Unsupported(format!(
+                    "cluster `{}` is Kubernetes: {e}{parameter}",
+                    self.inner.options.cluster_id
+                ))
+            })
+    }
+
+    fn check_routing(&self, routing: &Routing) -> Result<(), RuntimeError> {
+        routing::check(self, routing)
+    }
+
+    fn set_routing(
+        &self,
+        app_id: &str,
+        routing: &Routing,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let app_id = app_id.to_owned();
+        let routing = routing.clone();
+        Box::pin(async move { routing::set(self, &app_id, &routing).await })
+    }
+
+    fn set_replicas(
+        &self,
+        target: &Target,
+        replicas: u32,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let target = target.clone();
+        Box::pin(async move {
+            let spec = &target.spec;
+            let ns = &spec.k8s_namespace;
+            let name = edas_render::deployment_name(&spec.name, &target.revision);
+            let api: Api<Deployment> = Api::namespaced(self.inner.client.clone(), ns);
+            if replicas == 0 {
+                self.delete(&api, &name).await?;
+                return self.delete_config(&target).await;
+            }
+            let mut rendered = edas_render::render(spec, &target.revision, replicas)
+                .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
+            let deployment = &mut rendered.deployment;
+            deployment
+                .metadata
+                .labels
+                .get_or_insert_default()
+                .insert(LABEL_APP_ID.to_owned(), target.app_id.clone());
+            if let Some(s) = deployment.spec.as_mut() {
+                s.template
+                    .metadata
+                    .get_or_insert_default()
+                    .labels
+                    .get_or_insert_default()
+                    .insert(LABEL_APP_ID.to_owned(), target.app_id.clone());
+            }
+            self.ensure_namespace(ns).await?;
+            self.apply_config(&target).await?;
+            self.apply(&api, &name, deployment).await
+        })
+    }
+
+    fn recreate_failed(
+        &self,
+        app_id: &str,
+        revision: &str,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let app_id = app_id.to_owned();
+        let revision = revision.to_owned();
+        Box::pin(async move {
+            self.ready().await?;
+            let pods = self.inner.pods.state();
+            let failed: Vec<(String, String)> = Self::pods_of(&pods, &app_id, &revision)
+                .filter(|p| state::failure(p).is_some())
+                .filter_map(|p| Some((p.metadata.namespace.clone()?, p.metadata.name.clone()?)))
+                .collect();
+            for (ns, name) in failed {
+                let api: Api<Pod> = Api::namespaced(self.inner.client.clone(), &ns);
+                self.delete(&api, &name).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn observe(
+        &self,
+        app_id: &str,
+        revision: &str,
+    ) -> BoxFuture<'_, Result<RevisionState, RuntimeError>> {
+        let app_id = app_id.to_owned();
+        let revision = revision.to_owned();
+        Box::pin(async move {
+            self.ready().await?;
+            let pods = self.inner.pods.state();
+            Ok(state::revision_state(Self::pods_of(
+                &pods, &app_id, &revision,
+            )))
+        })
+    }
+
+    fn revisions(&self, app_id: &str) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>> {
+        let app_id = app_id.to_owned();
+        Box::pin(async move {
+            self.ready().await?;
+            let mut out = BTreeSet::new();
+            for pod in self.inner.pods.state() {
+                if label(pod.as_ref(), LABEL_APP_ID) == Some(app_id.as_str())
+                    && let Some(rev) = label(pod.as_ref(), LABEL_REVISION)
+                {
+                    out.insert(rev.to_owned());
+                }
+            }
+            for d in self.inner.deployments.state() {
+                if label(d.as_ref(), LABEL_APP_ID) == Some(app_id.as_str())
+                    && let Some(rev) = label(d.as_ref(), LABEL_REVISION)
+                {
+                    out.insert(rev.to_owned());
+                }
+            }
+            Ok(out.into_iter().collect())
+        })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
+        self.inner.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests;

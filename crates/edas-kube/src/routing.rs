@@ -1,0 +1,485 @@
+//! Traffic: the application's Services, and during a gray split, per TCP Service a stable and a
+//! gray Service plus a Gateway API HTTPRoute whose weights ramp along the lossless warm-up curve.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use edas_runtime::{GraySplit, Routing, RuntimeError};
+use edas_spec::release::{ConditionOperator, ConditionSource, TrafficRule};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use serde_json::{Value, json};
+
+use crate::{KubeRuntime, LABEL_APP_ID, LABEL_REVISION};
+
+/// The Gateway API group version HTTPRoutes are served under.
+pub(crate) const GATEWAY_API_VERSION: &str = "gateway.networking.k8s.io/v1";
+
+/// How many weight updates a warm-up ramp makes at most.
+const RAMP_STEPS: u32 = 20;
+
+fn http_route_resource() -> ApiResource {
+    ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: GATEWAY_API_VERSION.into(),
+        kind: "HTTPRoute".into(),
+        plural: "httproutes".into(),
+    }
+}
+
+/// Whether the runtime can route as `routing` says; a gray split needs Gateway API.
+pub(crate) fn check(rt: &KubeRuntime, routing: &Routing) -> Result<(), RuntimeError> {
+    let Some(gray) = &routing.gray else {
+        return Ok(());
+    };
+    let cluster = &rt.inner.options.cluster_id;
+    if rt.inner.options.gateway.is_none() {
+        return Err(RuntimeError::Unsupported(format!(
+            "TrafficControlStrategy needs a Gateway API Gateway on cluster `{cluster}` to attach the gray HTTPRoute to, and none is configured: set `gateway = \"<namespace>/<name>\"` in its [[clusters]] entry of edasd's configuration"
+        )));
+    }
+    match rt.serves_gateway_api() {
+        Some(true) => {}
+        Some(false) => {
+            return Err(RuntimeError::Unsupported(format!(
+                "TrafficControlStrategy needs Gateway API on cluster `{cluster}`, which does not serve HTTPRoutes ({GATEWAY_API_VERSION}): install the Gateway API CRDs and a Gateway controller"
+            )));
+        }
+        None => {
+            return Err(RuntimeError::Unavailable(format!(
+                "cluster `{cluster}` has not answered yet whether it serves Gateway API (needed for TrafficControlStrategy); try again"
+            )));
+        }
+    }
+    if !routing.services.iter().any(|s| tcp_port(s).is_some()) {
+        return Err(RuntimeError::Unsupported(
+            "TrafficControlStrategy needs a TCP Service (ServiceConfigs) for the gray HTTPRoute to send traffic to".into(),
+        ));
+    }
+    for rule in &gray.traffic.rules {
+        if let TrafficRule::Content { conditions } = rule
+            && conditions.is_empty()
+        {
+            return Err(RuntimeError::Unsupported(
+                "TrafficControlStrategy: a content rule needs at least one condition".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first TCP port of a Service (HTTPRoutes carry HTTP over TCP only).
+fn tcp_port(s: &edas_spec::model::ServiceConfig) -> Option<i64> {
+    s.port_mappings
+        .iter()
+        .map(|m| &m.service_port)
+        .find(|p| {
+            p.protocol
+                .as_deref()
+                .is_none_or(|p| p.eq_ignore_ascii_case("TCP"))
+        })
+        .map(|p| p.port)
+}
+
+/// The warm-up curve of EDAS's lossless start: `max(min((t/W)^n, 1), 0.01)`.
+pub fn warmup_share(elapsed: Duration, warmup: Duration, exponent: u32) -> f64 {
+    if warmup.is_zero() {
+        return 1.0;
+    }
+    let t = elapsed.as_secs_f64() / warmup.as_secs_f64();
+    t.powi(i32::try_from(exponent).unwrap_or(2))
+        .clamp(0.01, 1.0)
+}
+
+/// The gray percentage of requests matching no content rule (the first percent rule; none: 0).
+fn gray_percent(gray: &GraySplit) -> u32 {
+    gray.traffic
+        .rules
+        .iter()
+        .find_map(|r| match r {
+            TrafficRule::Percent { percent } => Some((*percent).min(100)),
+            TrafficRule::Content { .. } => None,
+        })
+        .unwrap_or(0)
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One HTTPRoute match for a content rule: headers and query parameters, all of which must
+/// match. A cookie becomes a regular expression on the `Cookie` header (Gateway API has no
+/// cookie match).
+fn content_match(conditions: &[edas_spec::release::TrafficCondition]) -> Value {
+    let mut headers = Vec::new();
+    let mut params = Vec::new();
+    for c in conditions {
+        let (kind, value) = match c.operator {
+            ConditionOperator::Equal => ("Exact", c.value.clone()),
+            ConditionOperator::Regex => ("RegularExpression", c.value.clone()),
+        };
+        match c.source {
+            ConditionSource::Header => {
+                headers.push(json!({"type": kind, "name": c.name, "value": value}));
+            }
+            ConditionSource::Param => {
+                params.push(json!({"type": kind, "name": c.name, "value": value}));
+            }
+            ConditionSource::Cookie => {
+                let pattern = match c.operator {
+                    ConditionOperator::Equal => regex_escape(&c.value),
+                    ConditionOperator::Regex => format!("(?:{})", c.value),
+                };
+                headers.push(json!({
+                    "type": "RegularExpression",
+                    "name": "Cookie",
+                    "value": format!("(^|.*;\\s*){}={pattern}(;.*|$)", regex_escape(&c.name)),
+                }));
+            }
+        }
+    }
+    let mut m = serde_json::Map::new();
+    if !headers.is_empty() {
+        m.insert("headers".into(), Value::Array(headers));
+    }
+    if !params.is_empty() {
+        m.insert("queryParams".into(), Value::Array(params));
+    }
+    Value::Object(m)
+}
+
+/// The HTTPRoute spec of Service `service` (port `port`) splitting `gray_weight` percent of the
+/// unmatched requests to the gray Service.
+fn route_spec(
+    gateway: &crate::GatewayRef,
+    service: &str,
+    port: i64,
+    gray: &GraySplit,
+    gray_weight: u32,
+) -> Value {
+    let stable = format!("{service}-stable");
+    let gray_svc = format!("{service}-gray");
+    let mut rules = Vec::new();
+    for rule in &gray.traffic.rules {
+        if let TrafficRule::Content { conditions } = rule {
+            rules.push(json!({
+                "matches": [content_match(conditions)],
+                "backendRefs": [{"name": gray_svc, "port": port}],
+            }));
+        }
+    }
+    rules.push(json!({
+        "backendRefs": [
+            {"name": stable, "port": port, "weight": 100 - gray_weight.min(100)},
+            {"name": gray_svc, "port": port, "weight": gray_weight.min(100)},
+        ],
+    }));
+    json!({
+        "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+            "namespace": gateway.namespace, "name": gateway.name}],
+        "rules": rules,
+    })
+}
+
+/// Makes the application's Services (and gray split) exactly `routing`.
+pub(crate) async fn set(
+    rt: &KubeRuntime,
+    app_id: &str,
+    routing: &Routing,
+) -> Result<(), RuntimeError> {
+    let inner = &rt.inner;
+    let app = inner
+        .directory
+        .application(app_id)
+        .await
+        .map_err(|e| RuntimeError::Unavailable(format!("reading application {app_id}: {e}")))?;
+    stop_ramp(rt, app_id);
+    let Some(app) = app else {
+        if routing.services.is_empty() {
+            return Ok(());
+        }
+        return Err(RuntimeError::Unavailable(format!(
+            "application {app_id} is not in the store"
+        )));
+    };
+    let ns = app.namespace.as_str();
+    let spec_labels = {
+        let spec = edas_spec::AppSpec {
+            name: app.name.clone(),
+            ..Default::default()
+        };
+        crate::object_labels(&spec, app_id, None)
+    };
+    let mut wanted: Vec<Service> = edas_render::render_services(&app.name, ns, &routing.services);
+    for s in &mut wanted {
+        s.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(LABEL_APP_ID.into(), app_id.into());
+    }
+    let mut routes: Vec<(String, i64)> = Vec::new();
+    if let Some(gray) = &routing.gray {
+        check(rt, routing)?;
+        let base = wanted.clone();
+        for (config, service) in routing.services.iter().zip(base) {
+            let Some(port) = tcp_port(config) else {
+                continue;
+            };
+            for (suffix, revision) in [
+                ("stable", &gray.stable_revision),
+                ("gray", &gray.gray_revision),
+            ] {
+                let mut s = service.clone();
+                s.metadata.name = Some(format!("{}-{suffix}", config.name));
+                if let Some(spec) = s.spec.as_mut() {
+                    let selector = spec.selector.get_or_insert_default();
+                    selector.insert(LABEL_REVISION.into(), revision.clone());
+                }
+                wanted.push(s);
+            }
+            routes.push((config.name.clone(), port));
+        }
+    }
+    let services: Api<Service> = Api::namespaced(inner.client.clone(), ns);
+    for s in &wanted {
+        let name = s.metadata.name.clone().unwrap_or_default();
+        rt.apply(&services, &name, s).await?;
+    }
+    // Services of the application no longer wanted go (only those edasd labelled).
+    let selector = format!("{LABEL_APP_ID}={app_id}");
+    let existing = rt
+        .call(
+            "listing the application's Services",
+            services.list(&ListParams::default().labels(&selector)),
+        )
+        .await?;
+    let names: BTreeSet<String> = wanted
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+    for s in existing.items {
+        if let Some(name) = s.metadata.name
+            && !names.contains(&name)
+        {
+            rt.delete(&services, &name).await?;
+        }
+    }
+    // HTTPRoutes: only where the cluster serves them.
+    if rt.serves_gateway_api() != Some(true) {
+        return Ok(());
+    }
+    let ar = http_route_resource();
+    let api: Api<DynamicObject> = Api::namespaced_with(inner.client.clone(), ns, &ar);
+    if let (Some(gray), Some(gateway)) = (&routing.gray, &inner.options.gateway) {
+        let percent = gray_percent(gray);
+        let ramp = routing.lossless.enabled && routing.lossless.warmup_seconds > 0 && percent > 0;
+        let first = if ramp {
+            ramped(
+                percent,
+                warmup_share(Duration::ZERO, Duration::from_secs(1), 1),
+            )
+        } else {
+            percent
+        };
+        for (service, port) in &routes {
+            let route = http_route(&ar, ns, &spec_labels, gateway, service, *port, gray, first);
+            rt.apply(&api, service, &route).await?;
+        }
+        if ramp {
+            start_ramp(
+                rt,
+                app_id,
+                ns,
+                spec_labels.clone(),
+                routes.clone(),
+                gray.clone(),
+                routing,
+            );
+        }
+    }
+    let existing = rt
+        .call(
+            "listing the application's HTTPRoutes",
+            api.list(&ListParams::default().labels(&selector)),
+        )
+        .await?;
+    let wanted_routes: BTreeSet<&str> = if routing.gray.is_some() {
+        routes.iter().map(|(s, _)| s.as_str()).collect()
+    } else {
+        BTreeSet::new()
+    };
+    for r in existing.items {
+        if let Some(name) = r.metadata.name
+            && !wanted_routes.contains(name.as_str())
+        {
+            rt.delete(&api, &name).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `percent` scaled by the warm-up share, at least 1 while the percentage is positive.
+fn ramped(percent: u32, share: f64) -> u32 {
+    ((f64::from(percent) * share).round() as u32).clamp(1, percent.max(1))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn http_route(
+    ar: &ApiResource,
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+    gateway: &crate::GatewayRef,
+    service: &str,
+    port: i64,
+    gray: &GraySplit,
+    gray_weight: u32,
+) -> DynamicObject {
+    let mut route = DynamicObject::new(service, ar)
+        .within(ns)
+        .data(json!({"spec": route_spec(gateway, service, port, gray, gray_weight)}));
+    route.metadata.labels = Some(labels.clone());
+    route
+}
+
+fn stop_ramp(rt: &KubeRuntime, app_id: &str) {
+    if let Some(task) = rt
+        .inner
+        .ramps
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(app_id)
+    {
+        task.abort();
+    }
+}
+
+/// Ramps the HTTPRoutes' gray weight along the warm-up curve, on timers (after the
+/// registration delay, then at most [`RAMP_STEPS`] updates over the warm-up time).
+fn start_ramp(
+    rt: &KubeRuntime,
+    app_id: &str,
+    ns: &str,
+    labels: BTreeMap<String, String>,
+    routes: Vec<(String, i64)>,
+    gray: GraySplit,
+    routing: &Routing,
+) {
+    let Some(gateway) = rt.inner.options.gateway.clone() else {
+        return;
+    };
+    let rt2 = rt.clone();
+    let ns = ns.to_owned();
+    let delay = Duration::from_secs(u64::from(routing.lossless.delay_seconds));
+    let warmup = Duration::from_secs(u64::from(routing.lossless.warmup_seconds));
+    let exponent = routing.lossless.func_type;
+    let percent = gray_percent(&gray);
+    let task = tokio::spawn(async move {
+        let ar = http_route_resource();
+        let api: Api<DynamicObject> = Api::namespaced_with(rt2.inner.client.clone(), &ns, &ar);
+        tokio::time::sleep(delay).await;
+        let start = tokio::time::Instant::now();
+        let step = (warmup / RAMP_STEPS).max(Duration::from_secs(1));
+        let mut last = 0;
+        loop {
+            let elapsed = start.elapsed();
+            let weight = ramped(percent, warmup_share(elapsed, warmup, exponent));
+            if weight != last {
+                for (service, port) in &routes {
+                    let route =
+                        http_route(&ar, &ns, &labels, &gateway, service, *port, &gray, weight);
+                    if let Err(error) = rt2.apply(&api, service, &route).await {
+                        tracing::warn!(%error, "ramping HTTPRoute weights failed");
+                    }
+                }
+                last = weight;
+            }
+            if elapsed >= warmup {
+                return;
+            }
+            tokio::time::sleep(step).await;
+        }
+    });
+    rt.inner
+        .ramps
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(app_id.to_owned(), task.abort_handle());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edas_spec::release::{TrafficCondition, TrafficControl};
+
+    #[test]
+    fn the_warmup_curve_starts_at_one_percent_and_ends_at_full_weight() {
+        let w = Duration::from_secs(100);
+        assert_eq!(warmup_share(Duration::ZERO, w, 2), 0.01);
+        assert!((warmup_share(Duration::from_secs(50), w, 2) - 0.25).abs() < 1e-9);
+        assert_eq!(warmup_share(Duration::from_secs(200), w, 2), 1.0);
+        assert_eq!(ramped(20, 0.01), 1);
+        assert_eq!(ramped(20, 0.5), 10);
+        assert_eq!(ramped(20, 1.0), 20);
+    }
+
+    #[test]
+    fn content_rules_become_matches_and_percent_the_weights() {
+        let gray = GraySplit {
+            stable_revision: "1".into(),
+            gray_revision: "2".into(),
+            traffic: TrafficControl {
+                rules: vec![
+                    TrafficRule::Content {
+                        conditions: vec![
+                            TrafficCondition {
+                                source: ConditionSource::Header,
+                                name: "x-gray".into(),
+                                operator: ConditionOperator::Equal,
+                                value: "1".into(),
+                            },
+                            TrafficCondition {
+                                source: ConditionSource::Cookie,
+                                name: "user".into(),
+                                operator: ConditionOperator::Equal,
+                                value: "a.b".into(),
+                            },
+                        ],
+                    },
+                    TrafficRule::Percent { percent: 30 },
+                ],
+            },
+        };
+        let gw = crate::GatewayRef {
+            namespace: "infra".into(),
+            name: "gw".into(),
+        };
+        let spec = route_spec(&gw, "web", 80, &gray, gray_percent(&gray));
+        assert_eq!(spec["parentRefs"][0]["name"], "gw");
+        let rules = spec["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 2);
+        let headers = &rules[0]["matches"][0]["headers"];
+        assert_eq!(
+            headers[0],
+            json!({"type": "Exact", "name": "x-gray", "value": "1"})
+        );
+        assert_eq!(headers[1]["name"], "Cookie");
+        assert_eq!(headers[1]["value"], "(^|.*;\\s*)user=a\\.b(;.*|$)");
+        assert_eq!(rules[0]["backendRefs"][0]["name"], "web-gray");
+        assert_eq!(
+            rules[1]["backendRefs"][0],
+            json!({"name": "web-stable", "port": 80, "weight": 70})
+        );
+        assert_eq!(
+            rules[1]["backendRefs"][1],
+            json!({"name": "web-gray", "port": 80, "weight": 30})
+        );
+    }
+}

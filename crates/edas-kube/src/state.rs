@@ -1,0 +1,171 @@
+//! What a revision's pods say, as the release engine wants to hear it: plain readiness, and
+//! the reason when Kubernetes will not get an instance running by itself. Pure (pods in,
+//! [`RevisionState`] out) so it is tested without a cluster.
+
+use edas_runtime::{Instance, RevisionState};
+use k8s_openapi::api::core::v1::Pod;
+
+/// Restarts after which a container in `CrashLoopBackOff` is reported failed. Kubernetes keeps
+/// restarting it (with back-off up to five minutes); the release fails instead of waiting for
+/// its batch timeout, as the local runtime does after its crash-loop limit.
+pub const CRASH_LOOP_RESTARTS: i32 = 3;
+
+/// Waiting reasons that will not go away without a change (a new image, a new ConfigMap …).
+const STUCK_REASONS: [&str; 4] = [
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// Whether the pod is Ready (its `Ready` condition is `True`) and not being deleted.
+pub fn is_ready(pod: &Pod) -> bool {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Why Kubernetes will not get this pod running by itself, if it will not.
+pub fn failure(pod: &Pod) -> Option<String> {
+    let name = pod.metadata.name.as_deref().unwrap_or("?");
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref() == Some("Failed") {
+        let why = status
+            .message
+            .clone()
+            .or_else(|| status.reason.clone())
+            .unwrap_or_else(|| "the pod failed".into());
+        return Some(format!("pod {name}: {why}"));
+    }
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
+    for c in containers {
+        let Some(waiting) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+            continue;
+        };
+        let reason = waiting.reason.as_deref().unwrap_or("");
+        let stuck = STUCK_REASONS.contains(&reason)
+            || (reason == "CrashLoopBackOff" && c.restart_count >= CRASH_LOOP_RESTARTS);
+        if stuck {
+            let message = waiting
+                .message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            return Some(format!(
+                "pod {name}, container {}: {reason}{message} (restarts: {})",
+                c.name, c.restart_count
+            ));
+        }
+    }
+    None
+}
+
+fn restarts(pod: &Pod) -> u32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map_or(0, |cs| {
+            cs.iter()
+                .map(|c| u32::try_from(c.restart_count).unwrap_or(0))
+                .sum()
+        })
+}
+
+/// The state of a revision from its pods (in any order). A pod that has finished for good
+/// (`Succeeded`) no longer counts; a pod being deleted still exists (it is shutting down) but is
+/// not ready.
+pub fn revision_state<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> RevisionState {
+    let mut pods: Vec<&Pod> = pods
+        .into_iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Succeeded"))
+        .collect();
+    pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let mut state = RevisionState::default();
+    for pod in pods {
+        let ready = is_ready(pod);
+        let failed = failure(pod);
+        if state.failed.is_none() {
+            state.failed.clone_from(&failed);
+        }
+        state.total += 1;
+        state.ready += u32::from(ready);
+        state.instances.push(Instance {
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
+            port: None,
+            ready,
+            restarts: restarts(pod),
+            failed,
+        });
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn ready_pending_terminating_and_failed_pods() {
+        let ready = pod(
+            json!({"metadata": {"name": "a"}, "status": {"phase": "Running", "podIP": "10.0.0.1",
+            "conditions": [{"type": "Ready", "status": "True"}]}}),
+        );
+        let pending = pod(json!({"metadata": {"name": "b"}, "status": {"phase": "Pending"}}));
+        let terminating = pod(
+            json!({"metadata": {"name": "c", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}),
+        );
+        let done = pod(json!({"metadata": {"name": "d"}, "status": {"phase": "Succeeded"}}));
+        let state = revision_state([&ready, &pending, &terminating, &done]);
+        assert_eq!(
+            (state.ready, state.total, state.failed.clone()),
+            (1, 3, None)
+        );
+        assert_eq!(state.instances[0].ip.as_deref(), Some("10.0.0.1"));
+        assert!(!state.instances[2].ready);
+    }
+
+    #[test]
+    fn stuck_pods_are_failed_with_the_reason() {
+        let crashing = |restarts: i32| {
+            pod(
+                json!({"metadata": {"name": "x"}, "status": {"phase": "Running",
+                "containerStatuses": [{"name": "app", "image": "i", "imageID": "", "ready": false,
+                    "restartCount": restarts,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}}]}}),
+            )
+        };
+        assert_eq!(failure(&crashing(1)), None);
+        let reason = failure(&crashing(3)).unwrap();
+        assert!(
+            reason.contains("CrashLoopBackOff") && reason.contains("app"),
+            "{reason}"
+        );
+        let config = pod(
+            json!({"metadata": {"name": "y"}, "status": {"phase": "Pending",
+            "containerStatuses": [{"name": "app", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "CreateContainerConfigError",
+                    "message": "configmap \"c\" not found"}}}]}}),
+        );
+        let state = revision_state([&config]);
+        assert!(state.failed.unwrap().contains("configmap \"c\" not found"));
+        let evicted = pod(
+            json!({"metadata": {"name": "z"}, "status": {"phase": "Failed", "reason": "Evicted"}}),
+        );
+        assert_eq!(failure(&evicted).as_deref(), Some("pod z: Evicted"));
+    }
+}

@@ -1,0 +1,408 @@
+//! The runtime against the in-process fake API server (`edas-fake-kube`): applies, watches,
+//! observes and cleans up as the release engine needs.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use edas_fake_kube::{Config, FakeCluster, PodFault};
+use edas_runtime::{Routing, Runtime, RuntimeError, Target};
+use edas_spec::AppSpec;
+use edas_spec::model::{PortMapping, ServiceConfig, ServicePort};
+use edas_spec::release::{TrafficControl, TrafficRule};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use serde_json::json;
+
+use super::*;
+
+/// Every wait gives up after this long.
+const WAIT: Duration = Duration::from_secs(15);
+
+#[derive(Default)]
+struct MemDirectory {
+    apps: Mutex<HashMap<String, AppRef>>,
+    config_maps: Mutex<HashMap<(String, String), ConfigData>>,
+    secrets: Mutex<HashMap<(String, String), ConfigData>>,
+}
+
+impl Directory for MemDirectory {
+    fn application<'a>(&'a self, app_id: &'a str) -> BoxFuture<'a, Result<Option<AppRef>, String>> {
+        let found = self.apps.lock().unwrap().get(app_id).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn config_map<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConfigData>, String>> {
+        let found = self
+            .config_maps
+            .lock()
+            .unwrap()
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn secret<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConfigData>, String>> {
+        let found = self
+            .secrets
+            .lock()
+            .unwrap()
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned();
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+async fn fake(gateway_api: bool) -> FakeCluster {
+    FakeCluster::start(Config {
+        pod_ready_delay: Duration::from_millis(100),
+        gateway_api,
+        ..Config::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn runtime(cluster: &FakeCluster, gateway: bool) -> (KubeRuntime, Arc<MemDirectory>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    cluster.write_kubeconfig(&path, "default").unwrap();
+    let client = connect(&ClusterAccess::Kubeconfig {
+        path: Some(path),
+        context: None,
+    })
+    .await
+    .unwrap();
+    let directory = Arc::new(MemDirectory::default());
+    let mut options = Options::new("fake");
+    options.gateway = gateway.then(|| GatewayRef {
+        namespace: "infra".into(),
+        name: "gw".into(),
+    });
+    let rt = KubeRuntime::start(client.clone(), directory.clone(), options);
+    (rt, directory)
+}
+
+fn spec(name: &str) -> Arc<AppSpec> {
+    Arc::new(
+        serde_json::from_value(json!({
+            "name": name,
+            "cluster_id": "fake",
+            "k8s_namespace": "apps",
+            "artifact": {"type": "image", "url": "registry.example/demo:1"},
+            "replicas": 3,
+        }))
+        .unwrap(),
+    )
+}
+
+fn target(spec: &Arc<AppSpec>, revision: &str) -> Target {
+    Target {
+        app_id: "7f0c5a1e-0000-4000-8000-000000000001".into(),
+        revision: revision.into(),
+        spec: spec.clone(),
+    }
+}
+
+/// Waits until `check` holds for the observed state of a revision.
+async fn until(
+    rt: &KubeRuntime,
+    revision: &str,
+    check: impl Fn(&RevisionState) -> bool,
+) -> RevisionState {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut events = rt.subscribe();
+    loop {
+        let state = rt
+            .observe("7f0c5a1e-0000-4000-8000-000000000001", revision)
+            .await
+            .unwrap();
+        if check(&state) {
+            return state;
+        }
+        // Woken by the runtime's own events: no polling.
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(_) => {}
+            Err(_) => panic!("revision {revision}: not within {WAIT:?}: {state:#?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_are_applied_observed_through_watches_and_cleaned_up() {
+    let cluster = fake(false).await;
+    let (rt, _) = runtime(&cluster, false).await;
+    let spec = spec("Demo");
+    let app = "7f0c5a1e-0000-4000-8000-000000000001";
+    assert_eq!(
+        rt.observe(app, "1").await.unwrap(),
+        RevisionState::default()
+    );
+
+    rt.set_replicas(&target(&spec, "1"), 3).await.unwrap();
+    // Idempotent: applying the same step again changes nothing.
+    rt.set_replicas(&target(&spec, "1"), 3).await.unwrap();
+    let state = until(&rt, "1", |s| s.ready == 3).await;
+    assert_eq!(state.total, 3);
+    assert!(
+        state
+            .instances
+            .iter()
+            .all(|i| i.name.starts_with("demo-r1-"))
+    );
+
+    let client = rt.inner.client.clone();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "apps");
+    let d = deployments.get("demo-r1").await.unwrap();
+    let labels = d.metadata.labels.clone().unwrap();
+    assert_eq!(labels[LABEL_APP], "Demo");
+    assert_eq!(labels[LABEL_APP_ID], app);
+    assert_eq!(labels[LABEL_REVISION], "1");
+    let managers: Vec<String> = d
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(managers.contains(&FIELD_MANAGER.to_owned()), "{managers:?}");
+
+    // A second revision next to the first; the first scales down.
+    let mut v2 = (*spec).clone();
+    v2.artifact =
+        serde_json::from_value(json!({"type": "image", "url": "registry.example/demo:2"})).unwrap();
+    let v2 = Arc::new(v2);
+    rt.set_replicas(&target(&v2, "2"), 1).await.unwrap();
+    rt.set_replicas(&target(&spec, "1"), 2).await.unwrap();
+    until(&rt, "2", |s| s.ready == 1).await;
+    until(&rt, "1", |s| s.total == 2 && s.ready == 2).await;
+    assert_eq!(rt.revisions(app).await.unwrap(), ["1", "2"]);
+
+    // Scaled to 0, a revision's Deployment goes: nothing is left over.
+    rt.set_replicas(&target(&spec, "1"), 0).await.unwrap();
+    until(&rt, "1", |s| s.total == 0).await;
+    assert!(deployments.get_opt("demo-r1").await.unwrap().is_none());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "apps");
+    let left = pods
+        .list(&ListParams::default().labels(&format!("{LABEL_REVISION}=1")))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty());
+    // Scaling to 0 again (a resumed step) is fine.
+    rt.set_replicas(&target(&spec, "1"), 0).await.unwrap();
+    // And back up (a rollback) re-creates it.
+    rt.set_replicas(&target(&spec, "1"), 1).await.unwrap();
+    until(&rt, "1", |s| s.ready == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_pods_are_reported_and_recreated() {
+    let cluster = fake(false).await;
+    let (rt, _) = runtime(&cluster, false).await;
+    let mut spec = (*spec("crashy")).clone();
+    spec.artifact =
+        serde_json::from_value(json!({"type": "image", "url": "registry.example/crash:1"}))
+            .unwrap();
+    let spec = Arc::new(spec);
+    cluster
+        .add_pod_fault(PodFault::crash(
+            &format!("{LABEL_APP}=crashy"),
+            Duration::from_millis(20),
+        ))
+        .unwrap();
+    rt.set_replicas(&target(&spec, "1"), 1).await.unwrap();
+    let state = until(&rt, "1", |s| s.failed.is_some()).await;
+    assert!(
+        state
+            .failed
+            .as_deref()
+            .unwrap()
+            .contains("CrashLoopBackOff"),
+        "{state:#?}"
+    );
+    cluster.clear_faults();
+    let before = state.instances[0].name.clone();
+    rt.recreate_failed("7f0c5a1e-0000-4000-8000-000000000001", "1")
+        .await
+        .unwrap();
+    let state = until(&rt, "1", |s| {
+        s.ready == 1 && s.instances.iter().all(|i| i.name != before)
+    })
+    .await;
+    assert!(state.failed.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referenced_config_copies_are_applied_before_the_deployment_and_deleted_with_it() {
+    let cluster = fake(false).await;
+    let (rt, dir) = runtime(&cluster, false).await;
+    let mut spec = (*spec("withcfg")).clone();
+    spec.env_froms = serde_json::from_value(json!([
+        {"configMapRef": {"name": "cfg.app.r1"}},
+        {"secretRef": {"name": "pw.app.r1"}}
+    ]))
+    .unwrap();
+    let spec = Arc::new(spec);
+    dir.config_maps.lock().unwrap().insert(
+        ("apps".into(), "cfg.app.r1".into()),
+        BTreeMap::from([("k".into(), "v".into())]),
+    );
+    dir.secrets.lock().unwrap().insert(
+        ("apps".into(), "pw.app.r1".into()),
+        BTreeMap::from([("p".into(), "s3cret".into())]),
+    );
+    rt.set_replicas(&target(&spec, "1"), 1).await.unwrap();
+    let client = rt.inner.client.clone();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "apps");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "apps");
+    let cm = cms.get("cfg.app.r1").await.unwrap();
+    assert_eq!(cm.data.unwrap()["k"], "v");
+    let secret = secrets.get("pw.app.r1").await.unwrap();
+    assert_eq!(secret.data.unwrap()["p"].0, b"s3cret");
+    rt.set_replicas(&target(&spec, "1"), 0).await.unwrap();
+    assert!(cms.get_opt("cfg.app.r1").await.unwrap().is_none());
+    assert!(secrets.get_opt("pw.app.r1").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_refuses_what_rendering_refuses() {
+    let cluster = fake(false).await;
+    let (rt, _) = runtime(&cluster, false).await;
+    let command_only: AppSpec = serde_json::from_value(json!({
+        "name": "cmd", "cluster_id": "fake", "command": "/bin/true", "replicas": 1
+    }))
+    .unwrap();
+    match rt.check(&command_only) {
+        Err(RuntimeError::Unsupported(m)) => {
+            assert!(m.contains("ImageUrl"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(rt.check(&spec("fine")).is_ok());
+}
+
+fn web_service() -> ServiceConfig {
+    ServiceConfig {
+        name: "web".into(),
+        service_type: "ClusterIP".into(),
+        port_mappings: vec![PortMapping {
+            service_port: ServicePort {
+                port: 80,
+                target_port: 8080,
+                protocol: None,
+            },
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_applies_services_and_a_gray_split_with_an_http_route() {
+    let cluster = fake(true).await;
+    let (rt, dir) = runtime(&cluster, true).await;
+    let app = "7f0c5a1e-0000-4000-8000-000000000001";
+    dir.apps.lock().unwrap().insert(
+        app.into(),
+        AppRef {
+            name: "Web".into(),
+            namespace: "apps".into(),
+        },
+    );
+    let client = rt.inner.client.clone();
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    ns.create(
+        &kube::api::PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "apps"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let routing = Routing {
+        services: vec![web_service()],
+        ..Routing::default()
+    };
+    rt.set_routing(app, &routing).await.unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), "apps");
+    let web = services.get("web").await.unwrap();
+    assert_eq!(
+        web.spec.unwrap().selector.unwrap(),
+        BTreeMap::from([(LABEL_APP.to_owned(), "Web".to_owned())])
+    );
+
+    // Wait for discovery, then split.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while rt.serves_gateway_api().is_none() {
+        assert!(tokio::time::Instant::now() < deadline);
+        let mut health = rt.health();
+        let _ = tokio::time::timeout(Duration::from_millis(200), health.changed()).await;
+    }
+    let gray = Routing {
+        gray: Some(edas_runtime::GraySplit {
+            stable_revision: "1".into(),
+            gray_revision: "2".into(),
+            traffic: TrafficControl {
+                rules: vec![TrafficRule::Percent { percent: 20 }],
+            },
+        }),
+        ..routing.clone()
+    };
+    rt.check_routing(&gray).unwrap();
+    rt.set_routing(app, &gray).await.unwrap();
+    let g = services.get("web-gray").await.unwrap();
+    assert_eq!(g.spec.unwrap().selector.unwrap()[LABEL_REVISION], "2");
+    let ar = ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "gateway.networking.k8s.io/v1".into(),
+        kind: "HTTPRoute".into(),
+        plural: "httproutes".into(),
+    };
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), "apps", &ar);
+    let route = routes.get("web").await.unwrap();
+    assert_eq!(
+        route.data["spec"]["rules"][0]["backendRefs"][1]["weight"],
+        json!(20)
+    );
+
+    // The split ends: the route and the extra Services go; then the application is deleted.
+    rt.set_routing(app, &routing).await.unwrap();
+    assert!(routes.get_opt("web").await.unwrap().is_none());
+    assert!(services.get_opt("web-gray").await.unwrap().is_none());
+    rt.set_routing(app, &Routing::default()).await.unwrap();
+    assert!(services.get_opt("web").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gray_split_is_refused_naming_what_is_missing() {
+    let cluster = fake(false).await;
+    let gray = Routing {
+        services: vec![web_service()],
+        gray: Some(edas_runtime::GraySplit {
+            stable_revision: "1".into(),
+            gray_revision: "2".into(),
+            traffic: TrafficControl {
+                rules: vec![TrafficRule::Percent { percent: 20 }],
+            },
+        }),
+        ..Routing::default()
+    };
+    let (rt, _) = runtime(&cluster, false).await;
+    let m = rt.check_routing(&gray).unwrap_err().to_string();
+    assert!(m.contains("gateway = "), "{m}");
+    let (rt, _) = runtime(&cluster, true).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while rt.serves_gateway_api().is_none() {
+        assert!(tokio::time::Instant::now() < deadline);
+        let mut health = rt.health();
+        let _ = tokio::time::timeout(Duration::from_millis(200), health.changed()).await;
+    }
+    let m = rt.check_routing(&gray).unwrap_err().to_string();
+    assert!(m.contains("does not serve HTTPRoutes"), "{m}");
+    assert!(rt.check_routing(&Routing::default()).is_ok());
+}
