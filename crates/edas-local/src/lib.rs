@@ -101,16 +101,17 @@ mod launch;
 mod package;
 mod probe;
 mod process;
+mod routing;
 pub mod state;
 mod supervisor;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use edas_runtime::{
-    BoxFuture, Instance, RevisionState, Runtime, RuntimeError, RuntimeEvent, Target,
+    BoxFuture, Instance, RevisionState, Routing, Runtime, RuntimeError, RuntimeEvent, Target,
 };
 use edas_spec::AppSpec;
 use tokio::sync::broadcast;
@@ -205,6 +206,8 @@ pub(crate) struct Inner {
     lock: Mutex<Option<std::fs::File>>,
     events: broadcast::Sender<RuntimeEvent>,
     revisions: Mutex<BTreeMap<(String, String), RevisionEntry>>,
+    /// The service proxies (lock order: `routes` before `revisions`, never the reverse).
+    routes: routing::Routes,
 }
 
 struct RevisionEntry {
@@ -227,8 +230,14 @@ pub(crate) struct InstanceEntry {
 struct Status {
     record: InstanceRecord,
     ready: bool,
+    /// When it last became ready: the origin of the proxy's lossless delay and warm-up.
+    ready_since: Option<Instant>,
     stopping: bool,
 }
+
+/// How long ago an instance that was already ready under a previous edasd "became ready": far
+/// enough that it is fully warmed up, as it was before edasd restarted.
+const LONG_AGO: Duration = Duration::from_secs(86_400);
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -251,11 +260,34 @@ impl InstanceEntry {
             let mut st = self.status();
             let was = st.ready;
             st.ready = ready;
-            was != ready
+            if ready && !was {
+                st.ready_since = Some(Instant::now());
+            }
+            st.record.ready = ready;
+            (was != ready).then(|| st.record.clone())
         };
-        if changed {
+        if let Some(record) = changed {
+            // Readiness survives edasd (see `adopt`), so the service ports answer at once after a
+            // restart instead of waiting for the first probe.
+            supervisor::write_record(self, &record);
             inner.emit(&self.app_id, &self.revision);
         }
+    }
+
+    /// Whether it is ready now (as the runtime reports it).
+    pub(crate) fn is_ready(&self) -> bool {
+        self.status().ready
+    }
+
+    /// (ready for traffic, ready since, stopping) for the service proxies.
+    fn traffic_state(&self) -> (bool, Instant, bool) {
+        let st = self.status();
+        let ready = !st.stopping && st.record.failed.is_none() && st.ready;
+        (
+            ready,
+            st.ready_since.unwrap_or_else(Instant::now),
+            st.stopping,
+        )
     }
 
     pub(crate) fn set_failed(&self, inner: &Inner, reason: String) {
@@ -313,6 +345,7 @@ fn unavailable(what: &str, path: &Path, e: std::io::Error) -> RuntimeError {
 
 impl Inner {
     fn emit(&self, app_id: &str, revision: &str) {
+        self.refresh_backends(app_id);
         let _ = self.events.send(RuntimeEvent {
             app_id: app_id.to_owned(),
             revision: revision.to_owned(),
@@ -465,6 +498,33 @@ impl Inner {
 }
 
 impl Inner {
+    /// Stops `inst` losslessly: its service proxies send it no new request (it is already
+    /// marked stopping), its in-flight requests finish (at most the grace period), and only
+    /// then does its supervisor run PreStop and SIGTERM.
+    fn drain_then_stop(self: &Arc<Self>, inst: Arc<InstanceEntry>, grace_seconds: Option<u32>) {
+        let idle = self
+            .routes
+            .drain(&inst.app_id, routing::instance_address(inst.port));
+        if idle.is_empty() {
+            inst.stop.cancel();
+            return;
+        }
+        let grace = Duration::from_secs(u64::from(grace_seconds.unwrap_or(30)));
+        let detach = self.detach.clone();
+        tokio::spawn(async move {
+            let drained = async {
+                for f in idle {
+                    f.await;
+                }
+            };
+            tokio::select! {
+                () = detach.cancelled() => return,
+                _ = tokio::time::timeout(grace, drained) => {}
+            }
+            inst.stop.cancel();
+        });
+    }
+
     fn stopped_logs_dir(&self, app_id: &str) -> PathBuf {
         self.config.data_dir.join("logs").join(app_id)
     }
@@ -568,8 +628,19 @@ impl LocalRuntime {
             lock: Mutex::new(Some(lock)),
             events,
             revisions: Mutex::new(BTreeMap::new()),
+            routes: routing::Routes::default(),
         });
         adopt(&inner, &instances);
+        // The service ports come back with the runtime, before the release engine re-applies
+        // the stored routing (which it does idempotently).
+        for (app_id, routing) in inner.saved_routings() {
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                if let Err(e) = inner.apply_routing(&app_id, &routing).await {
+                    tracing::warn!(app = %app_id, error = %e, "cannot restore the service ports");
+                }
+            });
+        }
         Ok(LocalRuntime { inner })
     }
 
@@ -581,6 +652,11 @@ impl LocalRuntime {
     /// Where the logs of a stopped instance are kept (see [`LocalConfig::stopped_logs_kept`]).
     pub fn stopped_instance_logs(&self, app_id: &str, instance: &str) -> PathBuf {
         self.inner.stopped_logs_dir(app_id).join(instance)
+    }
+
+    /// The service ports listening for an application now.
+    pub fn service_ports(&self, app_id: &str) -> Vec<u16> {
+        self.inner.routes.ports(app_id)
     }
 
     /// The process id (also the process group id) of a running instance.
@@ -652,8 +728,22 @@ fn adopt(inner: &Arc<Inner>, instances: &Path) {
                         Initial::Start
                     }
                 };
-                tracing::info!(instance = %record.name, adopted = matches!(initial, Initial::Adopt(_)), "instance found");
+                let adopted = matches!(initial, Initial::Adopt(_));
+                tracing::info!(instance = %record.name, adopted, "instance found");
+                let was_ready = adopted && record.ready;
+                if !adopted {
+                    record.ready = false;
+                }
                 let inst = inner.entry(&app_id, &revision, inst_dir, record);
+                if was_ready {
+                    let mut st = inst.status();
+                    st.ready = true;
+                    st.ready_since = Some(
+                        Instant::now()
+                            .checked_sub(LONG_AGO)
+                            .unwrap_or_else(Instant::now),
+                    );
+                }
                 entry.instances.push(inst.clone());
                 tokio::spawn(supervisor::supervise(
                     inner.clone(),
@@ -675,6 +765,22 @@ impl Runtime for LocalRuntime {
     fn check(&self, spec: &edas_spec::AppSpec) -> Result<(), RuntimeError> {
         launch::check_supported(spec, &|jdk| self.inner.java_for(jdk))
             .map_err(RuntimeError::Unsupported)
+    }
+
+    fn check_routing(&self, routing: &Routing) -> Result<(), RuntimeError> {
+        routing::check(&self.inner.routes, routing)
+    }
+
+    fn set_routing(
+        &self,
+        app_id: &str,
+        routing: &Routing,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let (app_id, routing) = (app_id.to_owned(), routing.clone());
+        Box::pin(async move {
+            check_ids(&app_id, "0")?;
+            self.inner.apply_routing(&app_id, &routing).await
+        })
     }
 
     fn set_replicas(
@@ -731,6 +837,7 @@ impl Runtime for LocalRuntime {
                 .collect();
             let want = usize::try_from(replicas).unwrap_or(usize::MAX);
             let mut changed = false;
+            let mut surplus_instances = Vec::new();
             while live.len() < want {
                 inner.spawn_new(&target.app_id, &target.revision, entry, &mut taken)?;
                 live.push((
@@ -745,13 +852,17 @@ impl Runtime for LocalRuntime {
                 let surplus = live.len() - want;
                 for (inst, _, _) in live.into_iter().take(surplus) {
                     inst.status().stopping = true;
-                    inst.stop.cancel();
+                    surplus_instances.push(inst);
                 }
                 changed = true;
             }
             drop(revisions);
             if changed {
+                // Marks the stopping instances draining in every service proxy.
                 inner.emit(&target.app_id, &target.revision);
+            }
+            for inst in surplus_instances {
+                inner.drain_then_stop(inst, target.spec.termination_grace_period_seconds);
             }
             Ok(())
         })

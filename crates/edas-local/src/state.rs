@@ -33,6 +33,10 @@ pub struct InstanceRecord {
     pub failed: Option<String>,
     /// Creation order (milliseconds since the Unix epoch), so scale-down prefers the newest.
     pub created_ms: u64,
+    /// Whether it was ready when last seen, so a new runtime that adopts the process keeps
+    /// routing to it until its readiness probe says otherwise (as a kubelet restart does not
+    /// make pods unready).
+    pub ready: bool,
 }
 
 /// Writes `value` as JSON to `path` atomically (a temporary file renamed over it).

@@ -269,7 +269,9 @@ async fn run(
         .memory_limit_mib
         .map(|m| u64::from(m) * 1024 * 1024);
     let (tx, mut rx) = mpsc::channel(16);
-    let driver = drive_probes(spec, &target, tx, started, adopted);
+    // An adopted instance keeps the readiness it had, so a failing probe can take it away.
+    let initially_ready = adopted && inst.is_ready();
+    let driver = drive_probes(spec, &target, tx, started, adopted, initially_ready);
     tokio::pin!(driver);
     let mut driver_done = false;
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
@@ -383,6 +385,7 @@ async fn drive_probes(
     tx: mpsc::Sender<Msg>,
     started: Instant,
     adopted: bool,
+    initially_ready: bool,
 ) {
     let kill = |reason: String, grace: Option<Duration>| Msg::Kill { reason, grace };
     if !adopted && let Some(action) = spec.post_start.as_ref().and_then(Action::of_handler) {
@@ -434,7 +437,7 @@ async fn drive_probes(
         };
         let t = Timing::of(p);
         sleep_until(started + t.initial_delay).await;
-        let (mut ready, mut successes, mut failures) = (false, 0, 0);
+        let (mut ready, mut successes, mut failures) = (initially_ready, 0, 0);
         loop {
             match action.run(target, t.timeout).await {
                 Ok(()) => {

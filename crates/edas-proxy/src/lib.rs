@@ -148,6 +148,12 @@ pub struct ProxyConfig {
     pub empty_push_reject: bool,
 }
 
+/// Whether `control` can be compiled ([`ServiceProxy::set_traffic`] would accept it on an HTTP or
+/// `Auto` port), so a runtime can refuse a release when it is submitted rather than fail later.
+pub fn check_traffic(control: &TrafficControl) -> Result<(), ProxyError> {
+    CompiledTraffic::compile(control).map(drop)
+}
+
 /// State shared by the listener task and the owner's handle.
 #[derive(Debug)]
 struct Shared {
@@ -266,7 +272,7 @@ impl ServiceProxy {
     /// Sends no new request to `address` from now on; the returned future resolves once its
     /// in-flight requests (TCP: connections) are done, so the instance can be stopped. It does
     /// not borrow the proxy.
-    pub fn drain(&self, address: SocketAddr) -> impl Future<Output = ()> + Send + 'static {
+    pub fn drain(&self, address: SocketAddr) -> impl Future<Output = ()> + Send + use<> {
         self.shared.balancer().drain(address);
         let inflight = Arc::clone(&self.shared.inflight);
         async move { inflight.idle(address).await }

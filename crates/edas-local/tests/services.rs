@@ -1,0 +1,497 @@
+//! Services of the local runtime: service ports proxied to real instance processes, gray
+//! splits, lossless warm-up, draining on scale-down, and ports that come back with a new runtime.
+//!
+//! Like `runtime.rs`, the application is `edas-testapp`, run by re-executing this test binary
+//! with the filter `testapp_entry`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use edas_local::{LocalConfig, LocalRuntime, MemoryConfigSource};
+use edas_runtime::{
+    GraySplit, RevisionState, Routing, Runtime, RuntimeError, RuntimeEvent, Target,
+};
+use edas_spec::AppSpec;
+use edas_spec::model::{Lossless, PortMapping, ServiceConfig, ServicePort};
+use edas_spec::release::{TrafficControl, TrafficRule};
+use k8s_openapi::api::core::v1::{EnvVar, HTTPGetAction, Probe};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::broadcast;
+
+/// Not a test: the test application's entry point when the runtime re-executes this binary.
+#[test]
+fn testapp_entry() {
+    if std::env::var_os("EDAS_LOCAL_RUN_TESTAPP").is_some() {
+        if let Err(e) = edas_testapp::run() {
+            eprintln!("edas-testapp: {e}");
+            std::process::exit(2);
+        }
+        std::process::exit(0);
+    }
+}
+
+const APP: &str = "app-svc";
+
+struct Harness {
+    dir: tempfile::TempDir,
+    rt: Option<LocalRuntime>,
+    events: broadcast::Receiver<RuntimeEvent>,
+}
+
+fn config(dir: &Path) -> LocalConfig {
+    LocalConfig {
+        restart_backoff: Duration::from_millis(200),
+        ..LocalConfig::new(dir)
+    }
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let rt =
+            LocalRuntime::new(config(dir.path()), Arc::new(MemoryConfigSource::new())).unwrap();
+        let events = rt.subscribe();
+        Harness {
+            dir,
+            rt: Some(rt),
+            events,
+        }
+    }
+
+    fn rt(&self) -> &LocalRuntime {
+        self.rt.as_ref().unwrap()
+    }
+
+    async fn set(&self, spec: &Arc<AppSpec>, revision: &str, replicas: u32) {
+        let target = Target {
+            app_id: APP.into(),
+            revision: revision.into(),
+            spec: spec.clone(),
+        };
+        self.rt().set_replicas(&target, replicas).await.unwrap();
+    }
+
+    async fn wait_for(
+        &mut self,
+        revision: &str,
+        within: Duration,
+        done: impl Fn(&RevisionState) -> bool,
+    ) -> RevisionState {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let state = self.rt().observe(APP, revision).await.unwrap();
+            if done(&state) {
+                return state;
+            }
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Err(_) => panic!("timed out waiting on revision {revision}: {state:#?}"),
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) | Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("event channel: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        drop(self.rt.take());
+        kill_instances(self.dir.path());
+    }
+}
+
+/// Kills every instance process started under `dir` (so a failing test leaves nothing behind).
+fn kill_instances(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            kill_instances(&path);
+        } else if path.file_name().is_some_and(|n| n == "state.json")
+            && let Ok(text) = std::fs::read_to_string(&path)
+            && let Ok(json) = serde_json::from_str::<serde_json::Value>(&text)
+            && let Some(pid) = json["pid"].as_i64().and_then(|p| i32::try_from(p).ok())
+            && std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("testapp_entry"))
+        {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn testapp(version: &str) -> Arc<AppSpec> {
+    Arc::new(AppSpec {
+        name: "demo".into(),
+        cluster_id: "local".into(),
+        k8s_namespace: "default".into(),
+        command: Some(std::env::current_exe().unwrap().display().to_string()),
+        args: vec![
+            "testapp_entry".into(),
+            "--exact".into(),
+            "--nocapture".into(),
+        ],
+        envs: vec![
+            env("EDAS_LOCAL_RUN_TESTAPP", "1"),
+            env("APP_VERSION", version),
+        ],
+        readiness: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/ready".into()),
+                port: IntOrString::Int(8080),
+                ..Default::default()
+            }),
+            period_seconds: Some(1),
+            ..Default::default()
+        }),
+        termination_grace_period_seconds: Some(5),
+        ..Default::default()
+    })
+}
+
+/// A free loopback port for a service.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn service(port: u16, protocol: Option<&str>) -> ServiceConfig {
+    ServiceConfig {
+        name: "web".into(),
+        service_type: "ClusterIP".into(),
+        port_mappings: vec![PortMapping {
+            service_port: ServicePort {
+                port: i64::from(port),
+                target_port: 8080,
+                protocol: protocol.map(str::to_owned),
+            },
+        }],
+    }
+}
+
+fn routing(port: u16) -> Routing {
+    Routing {
+        services: vec![service(port, Some("TCP"))],
+        ..Routing::default()
+    }
+}
+
+/// One GET through the service port: (status, body), or the I/O error.
+async fn get(port: u16) -> Result<(u16, String), String> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim().to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The `version=… instance=…` answer's instance name.
+fn instance_of(body: &str) -> &str {
+    body.split("instance=").nth(1).unwrap_or("")
+}
+
+#[tokio::test]
+async fn a_service_port_balances_over_ready_instances_and_splits_gray_traffic() {
+    let mut h = Harness::new();
+    let port = free_port();
+    let v1 = testapp("v1");
+    h.set(&v1, "1", 2).await;
+    h.rt().check_routing(&routing(port)).unwrap();
+    h.rt().set_routing(APP, &routing(port)).await.unwrap();
+    h.rt().set_routing(APP, &routing(port)).await.unwrap(); // idempotent
+    assert_eq!(h.rt().service_ports(APP), vec![port]);
+    h.wait_for("1", Duration::from_secs(10), |s| s.ready == 2)
+        .await;
+    let mut seen = BTreeMap::<String, u32>::new();
+    for _ in 0..20 {
+        let (status, body) = get(port).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with("version=v1 "), "{body}");
+        *seen.entry(instance_of(&body).to_owned()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 2, "both instances serve: {seen:?}");
+    assert!(seen.values().all(|n| *n == 10), "round robin: {seen:?}");
+
+    // A gray revision with a 20 % split: exactly every fifth request.
+    let v2 = testapp("v2");
+    h.set(&v2, "2", 1).await;
+    h.wait_for("2", Duration::from_secs(10), |s| s.ready == 1)
+        .await;
+    let gray = Routing {
+        gray: Some(GraySplit {
+            stable_revision: "1".into(),
+            gray_revision: "2".into(),
+            traffic: TrafficControl {
+                rules: vec![TrafficRule::Percent { percent: 20 }],
+            },
+        }),
+        ..routing(port)
+    };
+    h.rt().check_routing(&gray).unwrap();
+    h.rt().set_routing(APP, &gray).await.unwrap();
+    let mut v2_answers = 0;
+    for _ in 0..100 {
+        let (status, body) = get(port).await.unwrap();
+        assert_eq!(status, 200);
+        v2_answers += u32::from(body.starts_with("version=v2 "));
+    }
+    assert_eq!(v2_answers, 20, "20 % to gray");
+
+    // Without the split, the gray instance is one of three equal backends.
+    h.rt().set_routing(APP, &routing(port)).await.unwrap();
+    let mut v2_answers = 0;
+    for _ in 0..30 {
+        v2_answers += u32::from(get(port).await.unwrap().1.starts_with("version=v2 "));
+    }
+    assert_eq!(v2_answers, 10);
+
+    // No Services: the port closes.
+    h.rt().set_routing(APP, &Routing::default()).await.unwrap();
+    assert!(h.rt().service_ports(APP).is_empty());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(get(port).await.is_err(), "the port no longer listens");
+    h.set(&v1, "1", 0).await;
+    h.set(&v2, "2", 0).await;
+}
+
+#[tokio::test]
+async fn scaling_down_drains_instances_so_no_request_fails() {
+    let mut h = Harness::new();
+    let port = free_port();
+    let v1 = testapp("v1");
+    h.rt().set_routing(APP, &routing(port)).await.unwrap();
+    h.set(&v1, "1", 3).await;
+    h.wait_for("1", Duration::from_secs(10), |s| s.ready == 3)
+        .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        clients.push(tokio::spawn(async move {
+            let mut errors = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match get(port).await {
+                    Ok((200, _)) => ok.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        errors.push(format!("{other:?}"));
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+            errors
+        }));
+    }
+    // 3 → 1 → 2 → 0 new ones of another revision and back: every stop goes through a drain.
+    h.set(&v1, "1", 1).await;
+    h.wait_for("1", Duration::from_secs(15), |s| s.total == 1)
+        .await;
+    let v2 = testapp("v2");
+    h.set(&v2, "2", 2).await;
+    h.wait_for("2", Duration::from_secs(10), |s| s.ready == 2)
+        .await;
+    h.set(&v1, "1", 0).await;
+    h.wait_for("1", Duration::from_secs(15), |s| s.total == 0)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut errors = Vec::new();
+    for c in clients {
+        errors.extend(c.await.unwrap());
+    }
+    let ok = ok.load(Ordering::Relaxed);
+    assert!(ok > 100, "only {ok} requests");
+    assert!(
+        errors.is_empty(),
+        "{} of {} failed: {errors:?}",
+        errors.len(),
+        ok
+    );
+    assert!(get(port).await.unwrap().1.starts_with("version=v2 "));
+    h.set(&v2, "2", 0).await;
+}
+
+#[tokio::test]
+async fn a_new_instance_ramps_up_along_the_warm_up_curve() {
+    let mut h = Harness::new();
+    let port = free_port();
+    let v1 = testapp("v1");
+    h.set(&v1, "1", 1).await;
+    h.wait_for("1", Duration::from_secs(10), |s| s.ready == 1)
+        .await;
+    // Delay 1 s, warm-up 4 s, linear (n = 1).
+    let lossless = Lossless {
+        enabled: true,
+        delay_seconds: 1,
+        warmup_seconds: 4,
+        func_type: 1,
+        ..Lossless::default()
+    };
+    let r = Routing {
+        lossless,
+        ..routing(port)
+    };
+    h.rt().set_routing(APP, &r).await.unwrap();
+    // v1 is new as well: it gets traffic only after its own delay and warm-up.
+    assert_eq!(get(port).await.unwrap().0, 503, "v1 is still in its delay");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(get(port).await.unwrap().0, 200, "v1 is warm");
+    let v2 = testapp("v2");
+    h.set(&v2, "2", 1).await;
+    h.wait_for("2", Duration::from_secs(10), |s| s.ready == 1)
+        .await;
+    let ready_at = tokio::time::Instant::now();
+    // The share of v2 in 200 ms windows over 6 s.
+    let mut shares = Vec::new();
+    for window in 0..30u32 {
+        let end = ready_at + Duration::from_millis(200) * (window + 1);
+        let (mut total, mut new) = (0u32, 0u32);
+        while tokio::time::Instant::now() < end {
+            let (status, body) = get(port).await.unwrap();
+            assert_eq!(status, 200);
+            total += 1;
+            new += u32::from(body.starts_with("version=v2 "));
+        }
+        shares.push(f64::from(new) / f64::from(total.max(1)));
+    }
+    let mean = |r: std::ops::Range<usize>| {
+        let n = r.len() as f64;
+        shares[r].iter().sum::<f64>() / n
+    };
+    let (delay, early, late, warm) = (mean(0..4), mean(6..12), mean(16..22), mean(27..30));
+    eprintln!(
+        "v2 share: delay {delay:.3}, 1.2-2.4 s {early:.3}, 3.2-4.4 s {late:.3}, warm {warm:.3}"
+    );
+    assert_eq!(
+        delay, 0.0,
+        "no traffic during the lossless delay: {shares:?}"
+    );
+    assert!(early > 0.0 && early < late, "the share grows: {shares:?}");
+    assert!(late < warm, "the share grows: {shares:?}");
+    assert!(
+        (0.4..=0.6).contains(&warm),
+        "full weight after warm-up: {shares:?}"
+    );
+    h.set(&v1, "1", 0).await;
+    h.set(&v2, "2", 0).await;
+}
+
+#[tokio::test]
+async fn service_ports_come_back_with_a_new_runtime() {
+    let mut h = Harness::new();
+    let port = free_port();
+    let v1 = testapp("v1");
+    h.rt().set_routing(APP, &routing(port)).await.unwrap();
+    h.set(&v1, "1", 1).await;
+    h.wait_for("1", Duration::from_secs(10), |s| s.ready == 1)
+        .await;
+    assert_eq!(get(port).await.unwrap().0, 200);
+
+    drop(h.rt.take());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let down = tokio::time::Instant::now();
+    let rt = LocalRuntime::new(config(h.dir.path()), Arc::new(MemoryConfigSource::new())).unwrap();
+    h.events = rt.subscribe();
+    h.rt = Some(rt);
+    // The adopted, still-ready instance answers as soon as the port listens again.
+    loop {
+        if let Ok((status, body)) = get(port).await {
+            assert_eq!(status, 200, "{body}");
+            break;
+        }
+        assert!(
+            down.elapsed() < Duration::from_secs(2),
+            "the port did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!("service port back after {:?}", down.elapsed());
+    h.set(&v1, "1", 0).await;
+    h.wait_for("1", Duration::from_secs(15), |s| s.total == 0)
+        .await;
+}
+
+#[tokio::test]
+async fn what_the_local_proxy_cannot_serve_is_refused() {
+    let h = Harness::new();
+    let udp = Routing {
+        services: vec![service(free_port(), Some("UDP"))],
+        ..Routing::default()
+    };
+    let err = h.rt().check_routing(&udp).unwrap_err();
+    assert!(matches!(err, RuntimeError::Unsupported(_)));
+    assert!(err.to_string().contains("protocol UDP"), "{err}");
+    assert!(h.rt().set_routing(APP, &udp).await.is_err());
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = routing(busy.local_addr().unwrap().port());
+    let err = h.rt().check_routing(&taken).unwrap_err().to_string();
+    assert!(err.contains("cannot be listened on"), "{err}");
+
+    let port = free_port();
+    h.rt().set_routing(APP, &routing(port)).await.unwrap();
+    let err = h
+        .rt()
+        .set_routing("other-app", &routing(port))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("service port of application {APP}")),
+        "{err}"
+    );
+
+    let bad_regex = Routing {
+        gray: Some(GraySplit {
+            stable_revision: "1".into(),
+            gray_revision: "2".into(),
+            traffic: TrafficControl {
+                rules: vec![TrafficRule::Content {
+                    conditions: vec![edas_spec::release::TrafficCondition {
+                        source: edas_spec::release::ConditionSource::Header,
+                        name: "x".into(),
+                        operator: edas_spec::release::ConditionOperator::Regex,
+                        value: "(".into(),
+                    }],
+                }],
+            },
+        }),
+        ..routing(port)
+    };
+    let err = h.rt().check_routing(&bad_regex).unwrap_err().to_string();
+    assert!(err.contains("TrafficControlStrategy"), "{err}");
+}
