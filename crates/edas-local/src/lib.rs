@@ -724,6 +724,13 @@ fn adopt(inner: &Arc<Inner>, instances: &Path) {
                     (Some(reason), _) => Initial::Failed(reason.clone()),
                     (None, Some(running)) => Initial::Adopt(running),
                     (None, None) => {
+                        // A process spawned just before the previous edasd died, before its pid
+                        // was recorded, still runs (and holds the port): stop it, or the restart
+                        // would double the instance.
+                        for pgid in process::strays(&inst_dir.join("work")) {
+                            tracing::warn!(instance = %record.name, pgid, "stopping an unrecorded process of the instance before restarting it");
+                            process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+                        }
                         record.restarts += 1;
                         Initial::Start
                     }

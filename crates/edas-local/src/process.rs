@@ -77,6 +77,39 @@ pub fn group_rss_bytes(pgid: i32) -> u64 {
     total
 }
 
+/// The process groups (leaders' pids) started for an instance whose working directory is
+/// `workdir` but that no state file names: a previous edasd killed between spawning the process
+/// and recording its pid leaves one behind. It is recognised by its working directory or by the
+/// `HOME` the runtime gives every instance (the instance's `work` directory, unique to it).
+pub fn strays(workdir: &Path) -> Vec<i32> {
+    let mut home = b"HOME=".to_vec();
+    home.extend_from_slice(workdir.as_os_str().as_encoded_bytes());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if start_time(pid).is_none() {
+            continue;
+        }
+        let in_dir = std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd == workdir);
+        let with_home = || {
+            std::fs::read(entry.path().join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == home.as_slice()))
+        };
+        if in_dir || with_home() {
+            out.push(process_group_of(&pid.to_string()).unwrap_or(pid));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// A running instance process: either our child or a process adopted from an earlier edasd.
 pub struct Running {
     /// The process id, which is also its process group id (it leads its own group).
@@ -184,6 +217,36 @@ mod tests {
         let me = i32::try_from(std::process::id()).unwrap();
         assert!(start_time(me).is_some_and(|t| t > 0));
         assert_eq!(start_time(i32::MAX), None);
+    }
+
+    #[test]
+    fn strays_are_found_by_working_directory_or_home() {
+        use std::os::unix::process::CommandExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let mut by_cwd = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&work)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut by_home = std::process::Command::new("sleep")
+            .arg("30")
+            .env("HOME", &work)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let found = strays(&work);
+        let expected = [by_cwd.id() as i32, by_home.id() as i32];
+        for pid in expected {
+            signal_group(pid, Signal::SIGKILL);
+        }
+        let _ = (by_cwd.wait(), by_home.wait());
+        for pid in expected {
+            assert!(found.contains(&pid), "{pid} not among {found:?}");
+        }
+        assert!(strays(&dir.path().join("elsewhere")).is_empty());
     }
 
     #[test]

@@ -1,0 +1,525 @@
+//! Shared by the resilience tests (`crash.rs`, `load.rs`, `hostile.rs`): the real `edasd` binary
+//! on a loopback port with a temporary data directory, signed requests, and the local runtime's
+//! instances as its state files and the process table show them.
+//!
+//! Instances run this very test binary re-executed with the filter `testapp_entry` (each test
+//! file defines that test, see `local_runtime.rs`), and carry a tag unique to the test so the
+//! test can count and kill exactly its own processes.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use edas_pop::{encode_form, sign_v1};
+use serde_json::{Value, json};
+
+/// The environment variable that turns a run of a test binary into the test application.
+pub const RUN_TESTAPP: &str = "EDASD_TEST_RUN_TESTAPP";
+
+/// The administrator key edasd is started with.
+pub const KEY: (&str, &str) = ("LTAIresilience", "resilience-secret-0123456789");
+
+/// The body of each file's `testapp_entry` test.
+pub fn testapp_entry() {
+    if std::env::var_os(RUN_TESTAPP).is_some() {
+        if let Err(e) = edas_testapp::run() {
+            eprintln!("edas-testapp: {e}");
+            std::process::exit(2);
+        }
+        std::process::exit(0);
+    }
+}
+
+/// A nonce unique in this process (many concurrent clients share a thread and a millisecond).
+pub fn nonce() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}-{t}-{n}", std::process::id())
+}
+
+/// One instance as the local runtime's state file describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inst {
+    pub revision: String,
+    pub name: String,
+    pub port: u16,
+    pub pid: Option<i32>,
+    pub restarts: u64,
+    pub created_ms: u64,
+}
+
+/// An edasd with its data directory; dropping it kills edasd and then every instance of the test.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub tag: String,
+    child: Option<Child>,
+    pub base: String,
+    pub client: reqwest::Client,
+    /// edasd's stderr lines, for the test's own checks (also echoed to the test's stderr).
+    lines: Option<mpsc::Receiver<String>>,
+    /// Echo edasd's log lines to stderr (off for noisy load runs).
+    pub echo: bool,
+}
+
+impl Cluster {
+    /// Starts edasd with the local runtime's quick restart settings plus `extra` configuration.
+    pub fn start(test: &str, extra: &str, echo: bool) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let tag = format!("edasd-resilience-{test}-{}", std::process::id());
+        let config = format!(
+            "[local]\nrestart_backoff_seconds = 0.2\nmax_restart_backoff_seconds = 1\n\
+             crash_loop_limit = 20\nquick_failure_seconds = 5\n{extra}"
+        );
+        std::fs::write(dir.path().join("edasd.toml"), config).unwrap();
+        let mut cluster = Cluster {
+            tag,
+            dir,
+            child: None,
+            base: String::new(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            lines: None,
+            echo,
+        };
+        cluster.spawn();
+        cluster
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts edasd on the data directory and waits until it listens.
+    pub fn spawn(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edasd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.data_dir())
+            .arg("--config")
+            .arg(self.dir.path().join("edasd.toml"))
+            .env("EDASD_ACCESS_KEY_ID", KEY.0)
+            .env("EDASD_ACCESS_KEY_SECRET", KEY.1)
+            .env("EDASD_LOG", "info")
+            .env_remove(RUN_TESTAPP)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning edasd");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let echo = self.echo;
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("edasd: {line}");
+                }
+                let _ = tx.send(line);
+            }
+        });
+        self.child = Some(child);
+        self.base = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("edasd did not say where it listens");
+            if let Some(rest) = line.split("edasd listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        self.lines = Some(rx);
+    }
+
+    /// The log lines edasd wrote since the last call.
+    pub fn new_log_lines(&self) -> Vec<String> {
+        self.lines
+            .as_ref()
+            .map(|rx| rx.try_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// The pid of the running edasd.
+    pub fn edasd_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether edasd is still running (not exited).
+    pub fn edasd_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// SIGKILL: edasd gets no chance to do anything.
+    pub fn kill_edasd(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A signed request; its parameters travel in the query string, or in a form body (with
+    /// Content-MD5, as the classic SDK sends form operations). Answers (HTTP status, body as
+    /// JSON, or the text as a JSON string when it is not JSON).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+        in_body: bool,
+    ) -> (u16, Value) {
+        let pairs: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.send_encoded(method, path, action, &encode_form(&pairs), in_body)
+            .await
+    }
+
+    /// Like [`Cluster::send`] with the query or body already encoded (it may be malformed).
+    pub async fn send_encoded(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        encoded: &str,
+        in_body: bool,
+    ) -> (u16, Value) {
+        let mut request = edas_pop::Request::new(method, path)
+            .with_header("x-acs-action", action)
+            .with_header("x-acs-version", "2017-08-01");
+        let url = if in_body {
+            request = request
+                .with_header("content-type", "application/x-www-form-urlencoded")
+                .with_body(encoded.as_bytes().to_vec());
+            format!("{}{path}", self.base)
+        } else {
+            // A query that does not decode is signed as if empty: the server must refuse it
+            // for what it is before the signature matters.
+            request = request.clone().with_raw_query(encoded).unwrap_or(request);
+            format!("{}{path}?{encoded}", self.base)
+        };
+        let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce())).unwrap();
+        let mut builder = self
+            .client
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        if in_body {
+            builder = builder.body(encoded.to_owned());
+        }
+        let response = builder.send().await.expect("edasd answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a response body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Value {
+        let (status, body) = self.send(method, path, action, params, false).await;
+        assert_eq!(status, 200, "{action}: {body}");
+        body
+    }
+
+    /// The parameters that make an application run the test app: `Command` (this binary),
+    /// its arguments with the test's tag, and `Envs`.
+    pub fn app_params(&self, env: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+        let exe = std::env::current_exe().unwrap().display().to_string();
+        let args: Vec<Value> = ["testapp_entry", &self.tag, "--exact", "--nocapture"]
+            .iter()
+            .map(|a| json!({ "argument": a }))
+            .collect();
+        vec![
+            ("Command", exe),
+            ("CommandArgs", Value::from(args).to_string()),
+            ("Envs", envs(env)),
+        ]
+    }
+
+    /// InsertK8sApplication on `local`; returns (AppId, ChangeOrderId).
+    pub async fn insert(
+        &self,
+        name: &str,
+        replicas: u32,
+        extra: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> (String, String) {
+        let replicas = replicas.to_string();
+        let common = self.app_params(env);
+        let mut params: Vec<(&str, &str)> = vec![
+            ("AppName", name),
+            ("ClusterId", "local"),
+            ("ImageUrl", "edas-testapp:v1"),
+            ("Replicas", &replicas),
+        ];
+        params.extend(common.iter().map(|(k, v)| (*k, v.as_str())));
+        params.extend_from_slice(extra);
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/k8s/acs/create_k8s_app",
+                "InsertK8sApplication",
+                &params,
+            )
+            .await;
+        let info = &body["ApplicationInfo"];
+        (
+            info["AppId"].as_str().unwrap().to_owned(),
+            info["ChangeOrderId"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// DeployK8sApplication of a new version; returns the ChangeOrderId.
+    pub async fn deploy(
+        &self,
+        app_id: &str,
+        version: &str,
+        extra: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> String {
+        let image = format!("edas-testapp:{version}");
+        let envs = envs(env);
+        let mut params: Vec<(&str, &str)> =
+            vec![("AppId", app_id), ("Image", &image), ("Envs", &envs)];
+        params.extend_from_slice(extra);
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/k8s/acs/k8s_apps",
+                "DeployK8sApplication",
+                &params,
+            )
+            .await;
+        body["ChangeOrderId"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn order(&self, id: &str) -> Value {
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/changeorder/change_order_info",
+                "GetChangeOrderInfo",
+                &[("ChangeOrderId", id)],
+            )
+            .await;
+        body["changeOrderInfo"].clone()
+    }
+
+    /// Waits until the change order is no longer active; returns its final info.
+    pub async fn finished(&self, id: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let info = self.order(id).await;
+            if ![0, 1, 8, 9].contains(&info["Status"].as_i64().unwrap()) {
+                return info;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "change order {id} still active after {within:?}: {info:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The instances of an application, from the local runtime's state files.
+    pub fn instances(&self, app_id: &str) -> Vec<Inst> {
+        let mut out = Vec::new();
+        let app_dir = self.data_dir().join("local/instances").join(app_id);
+        for rev in read_dirs(&app_dir) {
+            for inst in read_dirs(&rev) {
+                let Ok(text) = std::fs::read_to_string(inst.join("state.json")) else {
+                    continue;
+                };
+                let Ok(v) = serde_json::from_str::<Value>(&text) else {
+                    continue;
+                };
+                out.push(Inst {
+                    revision: rev.file_name().unwrap().to_string_lossy().into_owned(),
+                    name: v["name"].as_str().unwrap_or_default().to_owned(),
+                    port: v["port"].as_u64().unwrap_or(0) as u16,
+                    pid: v["pid"].as_i64().map(|p| p as i32),
+                    restarts: v["restarts"].as_u64().unwrap_or(0),
+                    created_ms: v["created_ms"].as_u64().unwrap_or(0),
+                });
+            }
+        }
+        out.sort_by_key(|i| i.created_ms);
+        out
+    }
+
+    /// The pids of the live processes that carry this test's tag.
+    pub fn tagged_processes(&self) -> BTreeSet<i32> {
+        tagged_processes(&self.tag)
+    }
+
+    /// Whether edasd still answers its health check.
+    pub async fn healthy(&self) -> bool {
+        match self
+            .client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+        {
+            Ok(r) => r.status() == 200,
+            Err(_) => false,
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // edasd first, so it restarts nothing; then every instance, by process group.
+        self.kill_edasd();
+        for _ in 0..50 {
+            let pids = tagged_processes(&self.tag);
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The `Envs` parameter: the test-app switch plus `env`.
+pub fn envs(env: &[(&str, &str)]) -> String {
+    let list: Vec<Value> = [(RUN_TESTAPP, "1")]
+        .iter()
+        .chain(env)
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    Value::from(list).to_string()
+}
+
+pub fn read_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+/// Live (not zombie) processes whose command line contains `tag` as one argument.
+pub fn tagged_processes(tag: &str) -> BTreeSet<i32> {
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if cmdline.split(|b| *b == 0).any(|arg| arg == tag.as_bytes()) && alive(pid) {
+            out.insert(pid);
+        }
+    }
+    out
+}
+
+/// Whether `pid` is a running process (not gone, not a zombie).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().chars().next())
+        })
+        .flatten()
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// GET `path` on an instance; (status, body), or `None` when it does not answer.
+pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// The version an instance answers with on `/`.
+pub fn version(port: u16) -> Option<String> {
+    let (status, body) = get(port, "/")?;
+    (status == 200).then(|| {
+        body.split_whitespace()
+            .next()?
+            .strip_prefix("version=")
+            .map(str::to_owned)
+    })?
+}
+
+/// The pipelines (batches) of a GetChangeOrderInfo answer.
+pub fn pipelines(info: &Value) -> Vec<Value> {
+    info["PipelineInfoList"]["PipelineInfo"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A small deterministic generator (SplitMix64): the seed alone decides every choice, so a
+/// failing run replays exactly (as far as the machine's timing allows).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
