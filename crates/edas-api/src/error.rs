@@ -214,6 +214,9 @@ pub fn status_of(code: &str) -> Option<u16> {
         .map(|e| e.status)
 }
 
+/// The longest `Message` an error answer carries.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
 /// An error answer: code, message; the status comes from [`ERROR_TABLE`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -250,11 +253,19 @@ impl ApiError {
     }
 
     /// The response, with the body `{"Code", "Message", "RequestId"}`.
+    /// A message longer than [`MAX_MESSAGE_BYTES`] (one that quotes a hostile megabyte value)
+    /// is cut there, so an error never echoes a request back.
     pub fn into_response_with(self, request_id: &str) -> Response {
         let status = self.status();
+        let mut message = self.message;
+        if message.len() > MAX_MESSAGE_BYTES {
+            let total = message.len();
+            message.truncate(message.floor_char_boundary(MAX_MESSAGE_BYTES));
+            message.push_str(&format!("… (message cut; {total} bytes in all)"));
+        }
         let body = serde_json::json!({
             "Code": self.code,
-            "Message": self.message,
+            "Message": message,
             "RequestId": request_id,
         });
         let mut response = (status, Json(body)).into_response();

@@ -169,6 +169,18 @@ pub(crate) async fn receive(parts: Parts, body: Body) -> Result<Received, ApiErr
             format!("the URL has {uri_len} bytes; at most {MAX_REQUEST_BYTES} are accepted"),
         ));
     }
+    // A body announced larger than the limit is refused at once, not after waiting for it.
+    let announced = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(announced) = announced.filter(|n| *n > MAX_REQUEST_BYTES as u64) {
+        return Err(ApiError::new(
+            codes::REQUEST_TOO_LARGE,
+            format!("the body has {announced} bytes; at most {MAX_REQUEST_BYTES} are accepted"),
+        ));
+    }
     let body: Bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
         .await
         .map_err(|_| {

@@ -67,7 +67,7 @@ pub struct Cluster {
     pub base: String,
     pub client: reqwest::Client,
     /// edasd's stderr lines, for the test's own checks (also echoed to the test's stderr).
-    lines: Option<mpsc::Receiver<String>>,
+    lines: Option<std::sync::Mutex<mpsc::Receiver<String>>>,
     /// Echo edasd's log lines to stderr (off for noisy load runs).
     pub echo: bool,
 }
@@ -137,14 +137,14 @@ impl Cluster {
                 break rest.split_whitespace().next().unwrap().to_owned();
             }
         };
-        self.lines = Some(rx);
+        self.lines = Some(std::sync::Mutex::new(rx));
     }
 
     /// The log lines edasd wrote since the last call.
     pub fn new_log_lines(&self) -> Vec<String> {
         self.lines
             .as_ref()
-            .map(|rx| rx.try_iter().collect())
+            .map(|rx| rx.lock().unwrap().try_iter().collect())
             .unwrap_or_default()
     }
 
