@@ -28,13 +28,17 @@ pub(crate) async fn dispatch(
         | Implemented::StartK8sApplication
         | Implemented::StopK8sApplication
         | Implemented::RestartK8sApplication
-        | Implemented::DeleteK8sApplication => {
+        | Implemented::DeleteK8sApplication
+        | Implemented::CreateK8sService
+        | Implemented::UpdateK8sService
+        | Implemented::DeleteK8sService => {
             let (ram_action, _) = op.permission();
             let operation = op
                 .change_operation()
                 .ok_or_else(|| internal("dispatching", "not a change of an application"))?;
             change_application(api, caller, params, request_id, operation, ram_action).await
         }
+        Implemented::GetK8sServices => crate::lifecycle::get_services(api, caller, params).await,
         Implemented::GetApplication => crate::lifecycle::get_application(api, caller, params).await,
         Implemented::QueryApplicationStatus => {
             crate::lifecycle::query_status(api, caller, params).await
@@ -216,6 +220,7 @@ async fn insert(
         }
         Err(e) => return Err(internal("reading the cluster", e)),
     }
+    local_service_ports_free(api, None, &change.spec, "ServiceConfigs").await?;
     let app_name = change.spec.name.clone();
     let app_id = uuid::Uuid::new_v4().to_string();
     let submitted = api
@@ -265,6 +270,9 @@ pub(crate) async fn change_application(
     caller.authorize(ram_action, &arn(api, &app))?;
     let doc = revision_doc(&app)?;
     let change = edas_spec::apply(operation, Some(&doc.spec), params)?;
+    if change.spec.services != doc.spec.services {
+        local_service_ports_free(api, Some(&app.id), &change.spec, "ServicePorts").await?;
+    }
     let submitted = api
         .engine()
         .submit(Submission {
@@ -283,6 +291,69 @@ pub(crate) async fn change_application(
         Value::from(submitted.change_order_id),
     );
     Ok(out)
+}
+
+/// On cluster `local` every service port is one listening port on 127.0.0.1, so two applications
+/// cannot both have a Service on the same port (on Kubernetes each Service has its own cluster
+/// IP and this does not apply). Refused at the request, naming `parameter`, rather than failing
+/// when the routing is applied.
+async fn local_service_ports_free(
+    api: &Api,
+    app_id: Option<&str>,
+    spec: &edas_spec::AppSpec,
+    parameter: &str,
+) -> Result<(), ApiError> {
+    const LOCAL: &str = "local";
+    if spec.cluster_id != LOCAL || spec.services.is_empty() {
+        return Ok(());
+    }
+    let wanted: Vec<i64> = spec
+        .services
+        .iter()
+        .flat_map(|s| &s.port_mappings)
+        .map(|m| m.service_port.port)
+        .collect();
+    let filter = ApplicationFilter {
+        namespace_id: None,
+        cluster_id: Some(LOCAL.to_owned()),
+    };
+    let mut number = 1;
+    loop {
+        let page = api
+            .store()
+            .list_applications(&filter, PageRequest::new(number, PageRequest::MAX_SIZE))
+            .await
+            .map_err(|e| internal("listing applications", e))?;
+        let done = page.items.len() < PageRequest::MAX_SIZE as usize;
+        for other in page.items {
+            if other.deleted || Some(other.id.as_str()) == app_id {
+                continue;
+            }
+            let Ok(doc) = revision_doc(&other) else {
+                continue;
+            };
+            let taken = doc
+                .spec
+                .services
+                .iter()
+                .flat_map(|s| &s.port_mappings)
+                .map(|m| m.service_port.port)
+                .find(|p| wanted.contains(p));
+            if let Some(port) = taken {
+                return Err(invalid(
+                    parameter,
+                    format!(
+                        "port {port} is already a service port of application `{}` ({}) on cluster local, where every service port is a port on 127.0.0.1; choose another port",
+                        other.name, other.id
+                    ),
+                ));
+            }
+        }
+        if done {
+            return Ok(());
+        }
+        number += 1;
+    }
 }
 
 async fn get_application(

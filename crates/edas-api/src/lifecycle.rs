@@ -110,6 +110,54 @@ pub(crate) async fn get_application(
     Ok(out)
 }
 
+/// GetK8sServices: the Services of the application's newest revision. On the local runtime each
+/// listens on 127.0.0.1 at its port (the `ClusterIP`); elsewhere the cluster assigns the address,
+/// which this API does not track (empty).
+pub(crate) async fn get_services(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Map<String, Value>, ApiError> {
+    only(params, "GetK8sServices", &["AppId"])?;
+    let app_id = required(params, "AppId")?;
+    let app = live_application(api, app_id).await?;
+    caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
+    let spec = revision_doc(&app)?.spec;
+    let cluster_ip = if app.cluster_id == "local" {
+        "127.0.0.1"
+    } else {
+        ""
+    };
+    let services: Vec<Value> = spec
+        .services
+        .iter()
+        .map(|s| {
+            let ports: Vec<Value> = s
+                .port_mappings
+                .iter()
+                .map(|m| {
+                    let p = &m.service_port;
+                    json!({
+                        "NodePort": 0,
+                        "Port": p.port,
+                        "Protocol": p.protocol.as_deref().unwrap_or("TCP"),
+                        "TargetPort": p.target_port.to_string(),
+                    })
+                })
+                .collect();
+            json!({
+                "ClusterIP": cluster_ip,
+                "Name": s.name,
+                "ServicePorts": ports,
+                "Type": s.service_type,
+            })
+        })
+        .collect();
+    let mut out = Map::new();
+    out.insert("Services".into(), Value::Array(services));
+    Ok(out)
+}
+
 pub(crate) async fn query_status(
     api: &Api,
     caller: &Caller,

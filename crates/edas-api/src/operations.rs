@@ -137,6 +137,14 @@ pub enum Implemented {
     DeleteK8sSecret,
     /// Lists Secrets.
     ListK8sSecrets,
+    /// Adds a Service to an application (a change order).
+    CreateK8sService,
+    /// Changes one of an application's Services (a change order).
+    UpdateK8sService,
+    /// Removes one of an application's Services (a change order).
+    DeleteK8sService,
+    /// Lists an application's Services.
+    GetK8sServices,
 }
 
 /// How the resource of an authorization check is found.
@@ -194,6 +202,10 @@ impl Implemented {
         Implemented::UpdateK8sSecret,
         Implemented::DeleteK8sSecret,
         Implemented::ListK8sSecrets,
+        Implemented::CreateK8sService,
+        Implemented::UpdateK8sService,
+        Implemented::DeleteK8sService,
+        Implemented::GetK8sServices,
     ];
 
     /// The EDAS operation.
@@ -230,6 +242,10 @@ impl Implemented {
             Implemented::UpdateK8sSecret => Action::UpdateK8sSecret,
             Implemented::DeleteK8sSecret => Action::DeleteK8sSecret,
             Implemented::ListK8sSecrets => Action::ListK8sSecrets,
+            Implemented::CreateK8sService => Action::CreateK8sService,
+            Implemented::UpdateK8sService => Action::UpdateK8sService,
+            Implemented::DeleteK8sService => Action::DeleteK8sService,
+            Implemented::GetK8sServices => Action::GetK8sServices,
         }
     }
 
@@ -245,6 +261,9 @@ impl Implemented {
             Implemented::StopK8sApplication => O::StopK8sApplication,
             Implemented::RestartK8sApplication => O::RestartK8sApplication,
             Implemented::DeleteK8sApplication => O::DeleteK8sApplication,
+            Implemented::CreateK8sService => O::CreateK8sService,
+            Implemented::UpdateK8sService => O::UpdateK8sService,
+            Implemented::DeleteK8sService => O::DeleteK8sService,
             _ => return None,
         })
     }
@@ -262,7 +281,10 @@ impl Implemented {
             | Implemented::ScaleK8sApplication
             | Implemented::StartK8sApplication
             | Implemented::StopK8sApplication
-            | Implemented::RestartK8sApplication => {
+            | Implemented::RestartK8sApplication
+            | Implemented::CreateK8sService
+            | Implemented::UpdateK8sService
+            | Implemented::DeleteK8sService => {
                 (ram::MANAGE_APPLICATION, ResourceScope::Application)
             }
             Implemented::DeleteK8sApplication => {
@@ -270,9 +292,8 @@ impl Implemented {
             }
             Implemented::GetK8sApplication
             | Implemented::GetApplication
-            | Implemented::QueryApplicationStatus => {
-                (ram::READ_APPLICATION, ResourceScope::Application)
-            }
+            | Implemented::QueryApplicationStatus
+            | Implemented::GetK8sServices => (ram::READ_APPLICATION, ResourceScope::Application),
             Implemented::ListApplication => {
                 (ram::READ_APPLICATION, ResourceScope::EachListedApplication)
             }
@@ -468,7 +489,7 @@ mod tests {
 
     #[test]
     fn implemented_operations_map_back_and_have_a_permission() {
-        assert_eq!(Implemented::ALL.len(), 31);
+        assert_eq!(Implemented::ALL.len(), 35);
         for implemented in Implemented::ALL {
             assert_eq!(implemented.action().implemented(), Some(*implemented));
             let (ram_action, _) = implemented.permission();

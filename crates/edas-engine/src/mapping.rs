@@ -56,6 +56,11 @@ pub fn kind(op: Operation) -> ChangeKind {
         Operation::StartK8sApplication => ChangeKind::Start,
         Operation::StopK8sApplication => ChangeKind::Stop,
         Operation::DeleteK8sApplication => ChangeKind::Delete,
+        // A Service is part of the application's configuration; EDAS publishes no CoType of
+        // its own for Service changes.
+        Operation::CreateK8sService | Operation::UpdateK8sService | Operation::DeleteK8sService => {
+            ChangeKind::UpdateConfig
+        }
     }
 }
 
@@ -75,12 +80,15 @@ pub fn co_type(kind: ChangeKind) -> (&'static str, &'static str) {
     }
 }
 
-/// Whether two specs run the same instances (they differ at most in instance count or
-/// stopped state), so a change between them scales instead of replacing instances.
+/// Whether two specs run the same instances (they differ at most in instance count, stopped
+/// state or Services), so a change between them scales instead of replacing instances. Services
+/// select instances from outside (as Kubernetes Services select pods by label), so changing
+/// one never restarts an instance.
 pub fn same_template(a: &AppSpec, b: &AppSpec) -> bool {
     let norm = |s: &AppSpec| AppSpec {
         replicas: 0,
         stopped: false,
+        services: Vec::new(),
         ..s.clone()
     };
     norm(a) == norm(b)

@@ -13,7 +13,7 @@ use crate::catalog::{self, Operation};
 use crate::k8s;
 use crate::model::{
     AppSpec, Artifact, ConfigMount, EmptyDirMount, JavaStartupOption, LocalVolume, LogCollection,
-    NfsMount, Package, PvcMount, ServiceConfig, WebContainerConfig,
+    NfsMount, Package, PortMapping, PvcMount, ServiceConfig, ServicePort, WebContainerConfig,
 };
 use crate::params::{
     Params, Patch, Reader, decode_value, decode_yaml_encoded, parse_json_text, shorten,
@@ -133,6 +133,9 @@ pub fn apply(
             spec.restart_generation += 1;
         }
         Operation::DeleteK8sApplication => force = r.boolean("Force").unwrap_or(false),
+        Operation::CreateK8sService | Operation::UpdateK8sService | Operation::DeleteK8sService => {
+            service_operation(&mut r, &mut spec, op)
+        }
     }
     if let Some(t) = r.int("Timeout", 1, 1800, " seconds") {
         release.timeout_seconds = t as u32;
@@ -1279,6 +1282,138 @@ fn services(r: &mut Reader<'_>, spec: &mut AppSpec) {
     }
     if r.violations.len() == before {
         spec.services = list;
+    }
+}
+
+/// CreateK8sService, UpdateK8sService, DeleteK8sService: one Service of `spec.services` added,
+/// changed or removed. `Name` must be new for a create and existing otherwise.
+fn service_operation(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
+    let name = r.required("Name").map(str::to_owned);
+    let existing = name
+        .as_deref()
+        .and_then(|n| spec.services.iter().position(|s| s.name == n));
+    if let Some(n) = &name {
+        if !k8s::is_dns_label(n) {
+            r.push(Violation::invalid(
+                "Name",
+                format!(
+                    "`{}` must be a DNS label (lowercase letters, digits, -; at most 63)",
+                    shorten(n)
+                ),
+            ));
+        } else if op == Operation::CreateK8sService && existing.is_some() {
+            r.push(Violation::invalid(
+                "Name",
+                format!("the application already has a service named `{n}`; use UpdateK8sService"),
+            ));
+        } else if op != Operation::CreateK8sService && existing.is_none() {
+            let known: Vec<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
+            r.push(Violation::invalid(
+                "Name",
+                format!(
+                    "the application has no service named `{n}` (it has: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    if op == Operation::DeleteK8sService {
+        if let Some(i) = existing {
+            spec.services.remove(i);
+        }
+        return;
+    }
+    let service_type = r.required("Type").map(str::to_owned);
+    match service_type.as_deref() {
+        None | Some("ClusterIP") => {}
+        Some(t @ ("NodePort" | "LoadBalancer")) => r.push(Violation::unsupported(
+            "Type",
+            format!(
+                "{t} is not supported (no node ports or cloud load balancers here); use ClusterIP"
+            ),
+        )),
+        Some(other) => r.push(Violation::invalid(
+            "Type",
+            format!("`{}` must be ClusterIP", shorten(other)),
+        )),
+    }
+    match r.raw("ExternalTrafficPolicy") {
+        None | Some("" | "Cluster") => {}
+        Some("Local") => r.push(Violation::unsupported(
+            "ExternalTrafficPolicy",
+            "Local applies only to externally reachable (NodePort, LoadBalancer) Services; a ClusterIP Service routes within the cluster (Cluster)",
+        )),
+        Some(other) => r.push(Violation::invalid(
+            "ExternalTrafficPolicy",
+            format!("`{}` must be Cluster or Local", shorten(other)),
+        )),
+    }
+    let ports: Option<Vec<ServicePort>> = match r.json::<Vec<ServicePort>>("ServicePorts") {
+        Patch::Set(ports) => Some(ports),
+        Patch::Clear => {
+            r.push(Violation::invalid(
+                "ServicePorts",
+                "a Service needs at least one port",
+            ));
+            None
+        }
+        // Absent: required for a create (reported with the other required parameters); an
+        // update keeps the ports.
+        Patch::Keep => None,
+    };
+    if let Some(ports) = &ports {
+        for (j, sp) in ports.iter().enumerate() {
+            for (what, v) in [("port", sp.port), ("targetPort", sp.target_port)] {
+                if !(1..=65535).contains(&v) {
+                    r.push(Violation::invalid(
+                        "ServicePorts",
+                        format!("[{j}].{what} {v} must be between 1 and 65535"),
+                    ));
+                }
+            }
+            if let Some(proto) = &sp.protocol
+                && !matches!(proto.as_str(), "TCP" | "UDP")
+            {
+                r.push(Violation::invalid(
+                    "ServicePorts",
+                    format!("[{j}].protocol `{}` must be TCP or UDP", shorten(proto)),
+                ));
+            }
+            let proto = |p: &ServicePort| p.protocol.clone().unwrap_or_else(|| "TCP".to_owned());
+            if ports[..j]
+                .iter()
+                .any(|o| o.port == sp.port && proto(o) == proto(sp))
+            {
+                r.push(Violation::invalid(
+                    "ServicePorts",
+                    format!("[{j}]: port {} is mapped twice", sp.port),
+                ));
+            }
+        }
+    }
+    let (Some(name), Some(service_type)) = (name, service_type) else {
+        return;
+    };
+    let port_mappings = match (ports, existing) {
+        (Some(ports), _) => ports
+            .into_iter()
+            .map(|service_port| PortMapping { service_port })
+            .collect(),
+        (None, Some(i)) => spec.services[i].port_mappings.clone(),
+        (None, None) => return,
+    };
+    let service = ServiceConfig {
+        name,
+        service_type,
+        port_mappings,
+    };
+    match existing {
+        Some(i) => spec.services[i] = service,
+        None => spec.services.push(service),
     }
 }
 

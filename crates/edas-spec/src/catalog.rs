@@ -22,11 +22,17 @@ pub enum Operation {
     StopK8sApplication,
     /// `DELETE /pop/v5/k8s/acs/k8s_apps`.
     DeleteK8sApplication,
+    /// `POST /pop/v5/k8s/acs/k8s_service`: adds a Service to the application.
+    CreateK8sService,
+    /// `PUT /pop/v5/k8s/acs/k8s_service`: changes one of the application's Services.
+    UpdateK8sService,
+    /// `DELETE /pop/v5/k8s/acs/k8s_service`: removes one of the application's Services.
+    DeleteK8sService,
 }
 
 impl Operation {
     /// Every operation, in documentation order.
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; 11] = [
         Operation::InsertK8sApplication,
         Operation::DeployK8sApplication,
         Operation::UpdateK8sApplicationConfig,
@@ -35,6 +41,9 @@ impl Operation {
         Operation::StartK8sApplication,
         Operation::StopK8sApplication,
         Operation::DeleteK8sApplication,
+        Operation::CreateK8sService,
+        Operation::UpdateK8sService,
+        Operation::DeleteK8sService,
     ];
 
     /// The EDAS action name.
@@ -48,6 +57,9 @@ impl Operation {
             Operation::StartK8sApplication => "StartK8sApplication",
             Operation::StopK8sApplication => "StopK8sApplication",
             Operation::DeleteK8sApplication => "DeleteK8sApplication",
+            Operation::CreateK8sService => "CreateK8sService",
+            Operation::UpdateK8sService => "UpdateK8sService",
+            Operation::DeleteK8sService => "DeleteK8sService",
         }
     }
 
@@ -66,6 +78,21 @@ impl Operation {
             }
             Operation::StopK8sApplication => &[("AppId", true), ("Timeout", false)],
             Operation::DeleteK8sApplication => &[("AppId", true), ("Force", false)],
+            Operation::CreateK8sService => &[
+                ("AppId", true),
+                ("ExternalTrafficPolicy", false),
+                ("Name", true),
+                ("ServicePorts", true),
+                ("Type", true),
+            ],
+            Operation::UpdateK8sService => &[
+                ("AppId", true),
+                ("ExternalTrafficPolicy", false),
+                ("Name", true),
+                ("ServicePorts", false),
+                ("Type", true),
+            ],
+            Operation::DeleteK8sService => &[("AppId", true), ("Name", true)],
         }
     }
 
@@ -1096,6 +1123,42 @@ pub const DOCS: &[ParamDoc] = &[
         "—",
         "boolean",
         SUPPORTED,
+    ),
+    p(
+        "Name",
+        "string",
+        A,
+        "The Service's name (CreateK8sService, UpdateK8sService, DeleteK8sService): a new one for CreateK8sService, an existing one otherwise.",
+        "—",
+        "DNS label (lowercase letters, digits, `-`; at most 63)",
+        SUPPORTED,
+    ),
+    p(
+        "Type",
+        "string",
+        A,
+        "The Service type.",
+        "—",
+        "`ClusterIP`",
+        "`ClusterIP` supported; `NodePort` and `LoadBalancer` rejected (no node ports or cloud load balancers here)",
+    ),
+    p(
+        "ServicePorts",
+        "JSON string",
+        A,
+        "The Service's ports: `[{\"protocol\":\"TCP\",\"port\":80,\"targetPort\":8080}]`. UpdateK8sService without it keeps the ports.",
+        "—",
+        "non-empty; port and targetPort 1–65535; protocol TCP or UDP (default TCP); no port twice",
+        "supported; the local runtime listens on 127.0.0.1:<port> and refuses UDP and ports it cannot listen on",
+    ),
+    p(
+        "ExternalTrafficPolicy",
+        "string",
+        A,
+        "How external traffic reaches pods; only meaningful for NodePort/LoadBalancer Services.",
+        "`\"\"`",
+        "`Cluster` or `Local`",
+        "`Cluster` (the default, what a ClusterIP Service does) accepted; `Local` rejected: it needs an externally reachable Service",
     ),
     p(
         "RegionId",

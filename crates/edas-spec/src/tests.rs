@@ -1278,7 +1278,7 @@ proptest! {
 
     /// Arbitrary strings in every parameter of every operation: errors, never panics.
     #[test]
-    fn arbitrary_strings_never_panic(value in arbitrary_value(), op_index in 0usize..8) {
+    fn arbitrary_strings_never_panic(value in arbitrary_value(), op_index in 0usize..Operation::ALL.len()) {
         let op = Operation::ALL[op_index];
         let current = base();
         for (name, _) in op.parameters() {
@@ -1329,5 +1329,175 @@ fn every_catalog_parameter_is_decoded() {
                 );
             }
         }
+    }
+}
+
+// === CreateK8sService, UpdateK8sService, DeleteK8sService ===
+
+#[test]
+fn services_are_created_updated_and_deleted_one_by_one() {
+    let ports = r#"[{"protocol":"TCP","port":80,"targetPort":8080}]"#;
+    let c = run(
+        CreateK8sService,
+        &[
+            ("Name", "web"),
+            ("Type", "ClusterIP"),
+            ("ServicePorts", ports),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.spec.services.len(), 1);
+    let svc = &c.spec.services[0];
+    assert_eq!(
+        (svc.name.as_str(), svc.service_type.as_str()),
+        ("web", "ClusterIP")
+    );
+    assert_eq!(svc.port_mappings[0].service_port.port, 80);
+    assert_eq!(svc.port_mappings[0].service_port.target_port, 8080);
+    let with_web = c.spec;
+
+    let apply_to = |op, pairs: &[(&str, &str)]| {
+        let mut all = vec![("AppId", "app-1")];
+        all.extend_from_slice(pairs);
+        apply(op, Some(&with_web), &params(&all))
+    };
+    // A second service named the same is refused; another name is added.
+    let v = apply_to(
+        CreateK8sService,
+        &[
+            ("Name", "web"),
+            ("Type", "ClusterIP"),
+            ("ServicePorts", ports),
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        v.0.iter()
+            .any(|x| x.parameter == "Name" && x.message.contains("already")),
+        "{v}"
+    );
+    let c = apply_to(
+        CreateK8sService,
+        &[
+            ("Name", "admin"),
+            ("Type", "ClusterIP"),
+            ("ServicePorts", r#"[{"port":9090,"targetPort":8081}]"#),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.spec.services.len(), 2);
+
+    // Update: new ports; without ServicePorts the ports stay.
+    let c = apply_to(
+        UpdateK8sService,
+        &[
+            ("Name", "web"),
+            ("Type", "ClusterIP"),
+            (
+                "ServicePorts",
+                r#"[{"protocol":"TCP","port":8000,"targetPort":8080}]"#,
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.spec.services[0].port_mappings[0].service_port.port, 8000);
+    let c = apply_to(UpdateK8sService, &[("Name", "web"), ("Type", "ClusterIP")]).unwrap();
+    assert_eq!(c.spec.services, with_web.services);
+    let v = apply_to(UpdateK8sService, &[("Name", "nope"), ("Type", "ClusterIP")]).unwrap_err();
+    assert!(
+        v.0.iter().any(|x| x.parameter == "Name"
+            && x.message
+                .contains("has no service named `nope` (it has: web)")),
+        "{v}"
+    );
+
+    // Delete.
+    let c = apply_to(DeleteK8sService, &[("Name", "web")]).unwrap();
+    assert!(c.spec.services.is_empty());
+    assert!(
+        apply_to(DeleteK8sService, &[("Name", "web"), ("Type", "ClusterIP")]).is_err(),
+        "Type is not a DeleteK8sService parameter"
+    );
+}
+
+#[test]
+fn invalid_services_are_refused_naming_the_parameter() {
+    let ok = r#"[{"port":80,"targetPort":8080}]"#;
+    refused(
+        CreateK8sService,
+        &[("Type", "ClusterIP"), ("ServicePorts", ok)],
+        "Name",
+        ViolationKind::Missing,
+    );
+    refused(
+        CreateK8sService,
+        &[("Name", "web"), ("Type", "ClusterIP")],
+        "ServicePorts",
+        ViolationKind::Missing,
+    );
+    refused(
+        CreateK8sService,
+        &[
+            ("Name", "Web_1"),
+            ("Type", "ClusterIP"),
+            ("ServicePorts", ok),
+        ],
+        "Name",
+        ViolationKind::Invalid,
+    );
+    refused(
+        CreateK8sService,
+        &[("Name", "web"), ("Type", "NodePort"), ("ServicePorts", ok)],
+        "Type",
+        ViolationKind::NotSupported,
+    );
+    refused(
+        CreateK8sService,
+        &[("Name", "web"), ("Type", "Headless"), ("ServicePorts", ok)],
+        "Type",
+        ViolationKind::Invalid,
+    );
+    refused(
+        CreateK8sService,
+        &[
+            ("Name", "web"),
+            ("Type", "ClusterIP"),
+            ("ServicePorts", ok),
+            ("ExternalTrafficPolicy", "Local"),
+        ],
+        "ExternalTrafficPolicy",
+        ViolationKind::NotSupported,
+    );
+    assert!(
+        run(
+            CreateK8sService,
+            &[
+                ("Name", "web"),
+                ("Type", "ClusterIP"),
+                ("ServicePorts", ok),
+                ("ExternalTrafficPolicy", "Cluster")
+            ]
+        )
+        .is_ok()
+    );
+    for bad in [
+        "[]",
+        r#"[{"port":0,"targetPort":8080}]"#,
+        r#"[{"port":80,"targetPort":70000}]"#,
+        r#"[{"port":80,"targetPort":8080,"protocol":"SCTP"}]"#,
+        r#"[{"port":80,"targetPort":8080},{"port":80,"targetPort":8081}]"#,
+        r#"[{"port":80,"targetPort":8080,"nodePort":30000}]"#,
+        "not json",
+    ] {
+        refused(
+            CreateK8sService,
+            &[
+                ("Name", "web"),
+                ("Type", "ClusterIP"),
+                ("ServicePorts", bad),
+            ],
+            "ServicePorts",
+            ViolationKind::Invalid,
+        );
     }
 }

@@ -1,0 +1,507 @@
+//! Black-box tests of Services on the built-in cluster `local`: the real `edasd` binary, signed
+//! CreateK8sService / UpdateK8sService / DeleteK8sService / GetK8sServices requests, and the
+//! service ports its local runtime listens on, across an edasd restart too.
+//!
+//! As in `local_runtime.rs`, the application's `Command` is this test binary re-executed with
+//! the filter `testapp_entry`, carrying a tag unique to the test so that the test can kill
+//! exactly its own instances when it ends (instances outlive edasd by design).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use edas_pop::{encode_form, sign_v1};
+use serde_json::{Value, json};
+
+const RUN_TESTAPP: &str = "EDASD_TEST_RUN_TESTAPP";
+
+/// Not a test: the test application's entry point when edasd's local runtime runs this binary.
+#[test]
+fn testapp_entry() {
+    if std::env::var_os(RUN_TESTAPP).is_some() {
+        if let Err(e) = edas_testapp::run() {
+            eprintln!("edas-testapp: {e}");
+            std::process::exit(2);
+        }
+        std::process::exit(0);
+    }
+}
+
+const KEY: (&str, &str) = ("LTAIlocalservices", "local-services-secret-0123456789");
+
+/// An edasd with its data directory; dropping it kills edasd and every instance of the test.
+struct Edasd {
+    dir: tempfile::TempDir,
+    tag: String,
+    child: Option<Child>,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Edasd {
+    fn start(test: &str) -> Edasd {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("edasd.toml"),
+            "[local]\nrestart_backoff_seconds = 0.2\n",
+        )
+        .unwrap();
+        let mut edasd = Edasd {
+            tag: format!("edasd-services-test-{test}-{}", std::process::id()),
+            dir,
+            child: None,
+            base: String::new(),
+            client: reqwest::Client::new(),
+        };
+        edasd.spawn();
+        edasd
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edasd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.data_dir())
+            .arg("--config")
+            .arg(self.dir.path().join("edasd.toml"))
+            .env("EDASD_ACCESS_KEY_ID", KEY.0)
+            .env("EDASD_ACCESS_KEY_SECRET", KEY.1)
+            .env("EDASD_LOG", "info")
+            .env_remove(RUN_TESTAPP)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning edasd");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("edasd: {line}");
+                let _ = tx.send(line);
+            }
+        });
+        self.child = Some(child);
+        self.base = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("edasd did not say where it listens");
+            if let Some(rest) = line.split("edasd listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+    }
+
+    /// SIGTERM, then waits for edasd to exit.
+    fn stop_edasd(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+
+    async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let pairs: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let encoded = encode_form(&pairs);
+        let request = edas_pop::Request::new(method, path)
+            .with_header("x-acs-action", action)
+            .with_header("x-acs-version", "2017-08-01")
+            .with_raw_query(&encoded)
+            .unwrap();
+        let nonce = format!(
+            "{}-{:?}",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos(),
+            std::thread::current().id()
+        );
+        let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce)).unwrap();
+        let mut builder = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}?{encoded}", self.base),
+        );
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    async fn call(&self, method: &str, path: &str, action: &str, params: &[(&str, &str)]) -> Value {
+        let (status, body) = self.call_raw(method, path, action, params).await;
+        assert_eq!(status, 200, "{action}: {body}");
+        body
+    }
+
+    /// InsertK8sApplication of the test application on `local` (a readiness probe); returns (AppId, ChangeOrderId).
+    async fn insert(&self, name: &str, replicas: &str) -> (String, String) {
+        let exe = std::env::current_exe().unwrap().display().to_string();
+        let args = json!([
+            {"argument": "testapp_entry"}, {"argument": self.tag}, {"argument": "--exact"}
+        ])
+        .to_string();
+        let envs =
+            json!([{"name": RUN_TESTAPP, "value": "1"}, {"name": "APP_VERSION", "value": "v1"}])
+                .to_string();
+        let readiness =
+            json!({"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1}).to_string();
+        let params: Vec<(&str, &str)> = vec![
+            ("AppName", name),
+            ("ClusterId", "local"),
+            ("ImageUrl", "edas-testapp:v1"),
+            ("Replicas", replicas),
+            ("Command", &exe),
+            ("CommandArgs", &args),
+            ("Envs", &envs),
+            ("Readiness", &readiness),
+        ];
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/k8s/acs/create_k8s_app",
+                "InsertK8sApplication",
+                &params,
+            )
+            .await;
+        let info = &body["ApplicationInfo"];
+        (
+            info["AppId"].as_str().unwrap().to_owned(),
+            info["ChangeOrderId"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Waits until the change order is no longer active; returns its `Status`.
+    async fn finished(&self, id: &str) -> i64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let body = self
+                .call(
+                    "POST",
+                    "/pop/v5/changeorder/change_order_info",
+                    "GetChangeOrderInfo",
+                    &[("ChangeOrderId", id)],
+                )
+                .await;
+            let status = body["changeOrderInfo"]["Status"].as_i64().unwrap();
+            if ![0, 1, 8, 9].contains(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "change order {id} still active: {body:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn service_op(&self, method: &str, action: &str, params: &[(&str, &str)]) -> String {
+        let body = self
+            .call(method, "/pop/v5/k8s/acs/k8s_service", action, params)
+            .await;
+        let id = body["ChangeOrderId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!id.is_empty(), "{action}: {body}");
+        id
+    }
+
+    /// The pids of this test's instances.
+    fn instance_pids(&self) -> BTreeSet<i32> {
+        tagged_processes(&self.tag)
+    }
+}
+
+impl Drop for Edasd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for _ in 0..50 {
+            let pids = tagged_processes(&self.tag);
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                let pid = nix::unistd::Pid::from_raw(pid);
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Live processes with `tag` as one argument.
+fn tagged_processes(tag: &str) -> BTreeSet<i32> {
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let zombie = std::fs::read_to_string(entry.path().join("stat")).map_or(true, |s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        });
+        if !zombie && cmdline.split(|b| *b == 0).any(|arg| arg == tag.as_bytes()) {
+            out.insert(pid);
+        }
+    }
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One GET / through a service port (blocking, short timeouts): the body, or why not.
+fn get(port: u16) -> Result<String, String> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+    match answer.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.trim().to_owned()),
+        _ => Err(answer),
+    }
+}
+
+/// Waits until `port` answers 200.
+async fn until_served(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match get(port) {
+            Ok(body) => return body,
+            Err(e) => assert!(Instant::now() < deadline, "port {port} never answered: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn services_are_change_orders_that_open_move_and_close_service_ports() {
+    let edasd = Edasd::start("ops");
+    let (app, co) = edasd.insert("svc-demo", "3").await;
+    assert_eq!(edasd.finished(&co).await, 2);
+    let pids = edasd.instance_pids();
+    assert_eq!(pids.len(), 3);
+
+    let port = free_port();
+    let ports = format!(r#"[{{"protocol":"TCP","port":{port},"targetPort":8080}}]"#);
+    let co = edasd
+        .service_op(
+            "POST",
+            "CreateK8sService",
+            &[
+                ("AppId", &app),
+                ("Name", "web"),
+                ("Type", "ClusterIP"),
+                ("ServicePorts", &ports),
+            ],
+        )
+        .await;
+    assert_eq!(edasd.finished(&co).await, 2);
+    assert!(until_served(port).await.starts_with("version=v1 "));
+    assert_eq!(
+        edasd.instance_pids(),
+        pids,
+        "a Service change replaces no instance"
+    );
+
+    let listed = edasd
+        .call(
+            "GET",
+            "/pop/v5/k8s/acs/k8s_service",
+            "GetK8sServices",
+            &[("AppId", &app)],
+        )
+        .await;
+    assert_eq!(
+        listed["Services"],
+        json!([{"ClusterIP": "127.0.0.1", "Name": "web", "Type": "ClusterIP",
+                "ServicePorts": [{"NodePort": 0, "Port": port, "Protocol": "TCP", "TargetPort": "8080"}]}])
+    );
+
+    // Another application cannot take the port; UDP and NodePort are refused, naming the parameter.
+    let (other, co2) = edasd.insert("svc-other", "1").await;
+    assert_eq!(edasd.finished(&co2).await, 2);
+    let (status, body) = edasd
+        .call_raw(
+            "POST",
+            "/pop/v5/k8s/acs/k8s_service",
+            "CreateK8sService",
+            &[
+                ("AppId", &other),
+                ("Name", "web"),
+                ("Type", "ClusterIP"),
+                ("ServicePorts", &ports),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!(
+                "port {port} is already a service port of application `svc-demo`"
+            )),
+        "{body}"
+    );
+    let udp = format!(
+        r#"[{{"protocol":"UDP","port":{},"targetPort":8080}}]"#,
+        free_port()
+    );
+    let (status, body) = edasd
+        .call_raw(
+            "POST",
+            "/pop/v5/k8s/acs/k8s_service",
+            "CreateK8sService",
+            &[
+                ("AppId", &app),
+                ("Name", "dns"),
+                ("Type", "ClusterIP"),
+                ("ServicePorts", &udp),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["Message"].as_str().unwrap_or_default().contains("UDP"),
+        "{body}"
+    );
+    let (status, body) = edasd
+        .call_raw(
+            "POST",
+            "/pop/v5/k8s/acs/k8s_service",
+            "CreateK8sService",
+            &[
+                ("AppId", &app),
+                ("Name", "np"),
+                ("Type", "NodePort"),
+                ("ServicePorts", &ports),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Type"),
+        "{body}"
+    );
+
+    // Move the Service to another port: the old port closes, the new one serves.
+    let port2 = free_port();
+    let ports2 = format!(r#"[{{"protocol":"TCP","port":{port2},"targetPort":8080}}]"#);
+    let co = edasd
+        .service_op(
+            "PUT",
+            "UpdateK8sService",
+            &[
+                ("AppId", &app),
+                ("Name", "web"),
+                ("Type", "ClusterIP"),
+                ("ServicePorts", &ports2),
+            ],
+        )
+        .await;
+    assert_eq!(edasd.finished(&co).await, 2);
+    assert!(until_served(port2).await.starts_with("version=v1 "));
+    assert!(get(port).is_err(), "the old port is closed");
+
+    // Across an edasd restart the port comes back with edasd; the gap is measured.
+    let mut edasd = edasd;
+    let probe = std::thread::spawn(move || {
+        // From the first failed request (refused, or anything but 200) to the next answer.
+        let mut down_since = None::<Instant>;
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            match get(port2) {
+                Err(_) => {
+                    down_since.get_or_insert_with(Instant::now);
+                }
+                Ok(_) => {
+                    if let Some(t) = down_since {
+                        return Some(t.elapsed());
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        None
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    edasd.stop_edasd();
+    edasd.spawn();
+    let gap = tokio::task::spawn_blocking(move || probe.join().unwrap())
+        .await
+        .unwrap()
+        .expect("the port came back within 30 s");
+    eprintln!("service port gap across an edasd restart: {gap:?}");
+    assert!(
+        gap < Duration::from_secs(3),
+        "service port down for {gap:?}"
+    );
+    assert!(get(port2).unwrap().starts_with("version=v1 "));
+
+    let co = edasd
+        .service_op(
+            "DELETE",
+            "DeleteK8sService",
+            &[("AppId", &app), ("Name", "web")],
+        )
+        .await;
+    assert_eq!(edasd.finished(&co).await, 2);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        get(port2).is_err(),
+        "the port is closed after DeleteK8sService"
+    );
+    let listed = edasd
+        .call(
+            "GET",
+            "/pop/v5/k8s/acs/k8s_service",
+            "GetK8sServices",
+            &[("AppId", &app)],
+        )
+        .await;
+    assert_eq!(listed["Services"], json!([]));
+}
