@@ -55,22 +55,55 @@ fn node_count(cluster: &Cluster) -> u32 {
 }
 
 fn description(cluster: &Cluster) -> String {
+    let status = cluster.config.get("status");
+    let field = |key: &str| status.and_then(|s| s.get(key)).and_then(Value::as_str);
     match cluster.cluster_type.as_str() {
         "local" => "processes on the edasd host (local runtime)".to_owned(),
-        other => format!("{other} cluster"),
+        other => match (field("version"), field("error")) {
+            (Some(version), _) => format!("{other} cluster, API server {version}"),
+            (None, Some(error)) => format!("{other} cluster, unreachable: {error}"),
+            (None, None) => format!("{other} cluster, not reached yet"),
+        },
+    }
+}
+
+/// EDAS's import status (`ClusterImportStatus`: 1 imported, 2 import failed, 3 importing) and
+/// cluster status (`ClusterStatus`: 1 running, 3 offline) of a cluster. `local` is always
+/// imported and running; a Kubernetes cluster's runtime records them in the registry entry
+/// (`config.status`) as its API answers or stops answering.
+fn import_status(cluster: &Cluster) -> (i64, i64) {
+    if cluster.cluster_type == "local" {
+        return (1, 1);
+    }
+    let status = cluster.config.get("status");
+    let get = |key: &str| status.and_then(|s| s.get(key)).and_then(Value::as_i64);
+    (
+        get("import_status").unwrap_or(3),
+        get("cluster_status").unwrap_or(3),
+    )
+}
+
+/// `CsClusterStatus`: `running` once the cluster answered, `initial` while edasd has not reached
+/// it yet, `failed` when it cannot.
+fn cs_status(cluster: &Cluster) -> &'static str {
+    match import_status(cluster).0 {
+        1 => "running",
+        2 => "failed",
+        _ => "initial",
     }
 }
 
 fn k8s_cluster_item(cluster: &Cluster) -> Value {
+    let (import, status) = import_status(cluster);
     json!({
         "ClusterId": cluster.id,
-        "ClusterImportStatus": 1,
+        "ClusterImportStatus": import,
         "ClusterName": cluster.name,
-        "ClusterStatus": 1,
+        "ClusterStatus": status,
         "ClusterType": CLUSTER_TYPE_KUBERNETES,
         "Cpu": cpu_cores(cluster),
         "CsClusterId": cluster.id,
-        "CsClusterStatus": "running",
+        "CsClusterStatus": cs_status(cluster),
         "Description": description(cluster),
         "Mem": 0,
         "NetworkMode": 2,
@@ -192,7 +225,9 @@ pub(crate) async fn list_cluster(
         .map(|c| {
             json!({
                 "ClusterId": c.id,
+                "ClusterImportStatus": import_status(c).0,
                 "ClusterName": c.name,
+                "ClusterStatus": import_status(c).1,
                 "ClusterType": CLUSTER_TYPE_KUBERNETES,
                 "Cpu": cpu_cores(c),
                 "CpuUsed": 0,

@@ -231,6 +231,8 @@ struct Inner {
     deployments: Store<Deployment>,
     events: broadcast::Sender<RuntimeEvent>,
     health: watch::Sender<Health>,
+    /// The API server's version once discovery answered (health returns to it after an outage).
+    version: Arc<std::sync::OnceLock<String>>,
     gateway_api: AtomicU8,
     namespaces: Mutex<HashSet<String>>,
     /// Warm-up ramps of HTTPRoute weights, by application id.
@@ -256,17 +258,20 @@ impl KubeRuntime {
         let (health, _) = watch::channel(Health::Connecting);
         let (pods, pod_writer) = reflector::store::<Pod>();
         let (deployments, deployment_writer) = reflector::store::<Deployment>();
+        let version = Arc::new(std::sync::OnceLock::new());
         let pod_task = tokio::spawn(watch_objects(
             Api::<Pod>::all(client.clone()),
             pod_writer,
             events.clone(),
             health.clone(),
+            version.clone(),
         ));
         let deployment_task = tokio::spawn(watch_objects(
             Api::<Deployment>::all(client.clone()),
             deployment_writer,
             events.clone(),
             health.clone(),
+            version.clone(),
         ));
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
             let discovery = tokio::spawn(discover(weak.clone()));
@@ -278,6 +283,7 @@ impl KubeRuntime {
                 deployments,
                 events,
                 health,
+                version,
                 gateway_api: AtomicU8::new(GATEWAY_UNKNOWN),
                 namespaces: Mutex::new(HashSet::new()),
                 ramps: Mutex::new(HashMap::new()),
@@ -618,6 +624,7 @@ async fn watch_objects<K>(
     writer: reflector::store::Writer<K>,
     events: broadcast::Sender<RuntimeEvent>,
     health: watch::Sender<Health>,
+    version: Arc<std::sync::OnceLock<String>>,
 ) where
     K: Resource<DynamicType = ()>
         + Clone
@@ -646,7 +653,10 @@ async fn watch_objects<K>(
             Ok(event) => {
                 health.send_if_modified(|h| {
                     if matches!(h, Health::Unreachable(_)) {
-                        *h = Health::Connecting;
+                        *h = match version.get() {
+                            Some(v) => Health::Connected { version: v.clone() },
+                            None => Health::Connecting,
+                        };
                         true
                     } else {
                         false
@@ -708,6 +718,7 @@ async fn discover(inner: std::sync::Weak<Inner>) {
                     Ordering::Release,
                 );
                 tracing::info!(cluster = %strong.options.cluster_id, %version, gateway_api = gateway, "cluster reachable");
+                let _ = strong.version.set(version.clone());
                 strong.health.send_replace(Health::Connected { version });
                 return;
             }

@@ -35,6 +35,32 @@ pub struct Config {
     /// How the built-in cluster `local` runs instances.
     #[serde(default)]
     pub local: LocalSection,
+    /// The release engine (`[engine]`).
+    #[serde(default)]
+    pub engine: EngineSection,
+}
+
+/// `[engine]`: the release engine. Every key is optional.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// How long a change order stays claimed by an edasd process without renewal, seconds
+    /// (default 15): when the process dies, another one sharing the database takes the order
+    /// over after this long.
+    pub lease_seconds: Option<f64>,
+}
+
+impl EngineSection {
+    /// The lease, if set (validated: 1 to 3600 seconds).
+    pub fn lease(&self) -> anyhow::Result<Option<Duration>> {
+        match self.lease_seconds {
+            None => Ok(None),
+            Some(v) if v.is_finite() && (1.0..=3600.0).contains(&v) => {
+                Ok(Some(Duration::from_secs_f64(v)))
+            }
+            Some(v) => bail!("[engine] lease_seconds = {v}: must be between 1 and 3600 seconds"),
+        }
+    }
 }
 
 fn default_region() -> String {
@@ -54,6 +80,7 @@ impl Default for Config {
             clusters: Vec::new(),
             retention: RetentionConfig::default(),
             local: LocalSection::default(),
+            engine: EngineSection::default(),
         }
     }
 }
@@ -238,6 +265,35 @@ pub struct ClusterConfig {
     pub kubeconfig: Option<String>,
     /// The kubeconfig context (default: its current context).
     pub context: Option<String>,
+    /// Use the service account of the pod edasd runs in instead of a kubeconfig.
+    #[serde(default)]
+    pub in_cluster: bool,
+    /// The Gateway API Gateway (`<namespace>/<name>`) that gray-release HTTPRoutes
+    /// (TrafficControlStrategy) attach to; without one, such releases are refused.
+    pub gateway: Option<String>,
+}
+
+impl ClusterConfig {
+    /// How edasd reaches the cluster.
+    pub fn access(&self) -> edas_kube::ClusterAccess {
+        if self.in_cluster {
+            edas_kube::ClusterAccess::InCluster
+        } else {
+            edas_kube::ClusterAccess::Kubeconfig {
+                path: self.kubeconfig.as_ref().map(PathBuf::from),
+                context: self.context.clone(),
+            }
+        }
+    }
+
+    /// The configured Gateway, split into namespace and name.
+    pub fn gateway(&self) -> Option<edas_kube::GatewayRef> {
+        let (namespace, name) = self.gateway.as_deref()?.split_once('/')?;
+        Some(edas_kube::GatewayRef {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
+    }
 }
 
 fn default_cluster_type() -> String {
@@ -345,7 +401,30 @@ impl Config {
                     cluster.cluster_type
                 );
             }
+            if cluster.in_cluster && (cluster.kubeconfig.is_some() || cluster.context.is_some()) {
+                bail!(
+                    "cluster `{}`: in_cluster = true uses the pod's service account; leave out kubeconfig and context",
+                    cluster.id
+                );
+            }
+            if let Some(gateway) = &cluster.gateway {
+                let valid = gateway.split_once('/').is_some_and(|(ns, name)| {
+                    !ns.is_empty()
+                        && ns
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                        && !name.is_empty()
+                        && !name.contains('/')
+                });
+                if !valid {
+                    bail!(
+                        "cluster `{}`: gateway `{gateway}` must be `<namespace>/<name>` of a Gateway API Gateway",
+                        cluster.id
+                    );
+                }
+            }
         }
+        self.engine.lease()?;
         self.local.validate()
     }
 }
@@ -421,6 +500,15 @@ mod tests {
                 "must not be below",
             ),
             ("[local]\ncrash_loop_limit = 0", "crash_loop_limit"),
+            (
+                "[[clusters]]\nid = \"a\"\nin_cluster = true\nkubeconfig = \"/k\"",
+                "leave out kubeconfig",
+            ),
+            (
+                "[[clusters]]\nid = \"a\"\ngateway = \"gw\"",
+                "<namespace>/<name>",
+            ),
+            ("[engine]\nlease_seconds = 0.5", "lease_seconds"),
         ] {
             let error = format!("{:#}", Config::parse(text).unwrap_err());
             assert!(error.contains(why), "{text}: {error}");

@@ -7,6 +7,7 @@
 
 mod config;
 mod config_source;
+mod kube_clusters;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -126,12 +127,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
-    let runtimes = runtimes(&store, local)?;
+    let runtimes = runtimes(&store, local, &config).await?;
     let store = Arc::new(store);
-    let engine_config = EngineConfig {
+    let mut engine_config = EngineConfig {
         worker_id: worker_id(&args.data_dir)?,
         ..EngineConfig::default()
     };
+    if let Some(lease) = config.engine.lease()? {
+        engine_config.lease = lease;
+    }
     let engine = Engine::new(store.clone(), runtimes, engine_config);
     let engine_task = engine.start();
     if config.retention.is_set() {
@@ -198,11 +202,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The runtimes by cluster id: `local` runs instances as supervised processes under
-/// `<data dir>/local` (adopting those a previous edasd left running), as `[local]` configures.
-/// Kubernetes clusters of the
-/// configuration are registered in the store; their runtime arrives with the Kubernetes runtime,
-/// and until then the engine refuses changes on them with a clear error.
-fn runtimes(store: &Store, local: edas_local::LocalConfig) -> anyhow::Result<Runtimes> {
+/// `<data dir>/local` (adopting those a previous edasd left running), as `[local]` configures;
+/// every `[[clusters]]` entry gets a Kubernetes runtime with one shared client (see
+/// `kube_clusters`). A cluster that cannot be reached does not stop edasd (its status says so);
+/// a kubeconfig that cannot be read does.
+async fn runtimes(
+    store: &Store,
+    local: edas_local::LocalConfig,
+    config: &Config,
+) -> anyhow::Result<Runtimes> {
     tracing::info!(
         default_java = %local.default_java.display(),
         jdk = %local.java_binaries.keys().cloned().collect::<Vec<_>>().join(", "),
@@ -214,7 +222,12 @@ fn runtimes(store: &Store, local: edas_local::LocalConfig) -> anyhow::Result<Run
         Arc::new(config_source::StoreConfigSource::new(store.clone())),
     )
     .context("starting the local runtime")?;
-    Ok(Runtimes::new().with(LOCAL_CLUSTER, Arc::new(local)))
+    let mut runtimes = Runtimes::new().with(LOCAL_CLUSTER, Arc::new(local));
+    for cluster in &config.clusters {
+        let runtime = kube_clusters::runtime(store, cluster).await?;
+        runtimes = runtimes.with(&cluster.id, Arc::new(runtime));
+    }
+    Ok(runtimes)
 }
 
 async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
@@ -423,7 +436,13 @@ async fn register_clusters(store: &Store, config: &Config) -> anyhow::Result<()>
             name: c.name.clone().unwrap_or_else(|| c.id.clone()),
             region_id: config.region_id.clone(),
             cluster_type: c.cluster_type.clone(),
-            config: serde_json::json!({"kubeconfig": c.kubeconfig, "context": c.context}),
+            config: serde_json::json!({
+                "kubeconfig": c.kubeconfig,
+                "context": c.context,
+                "in_cluster": c.in_cluster,
+                "gateway": c.gateway,
+                "status": {"import_status": 3, "cluster_status": 3},
+            }),
             created_at: now,
             updated_at: now,
         });

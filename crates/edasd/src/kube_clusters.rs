@@ -1,0 +1,149 @@
+//! The Kubernetes clusters of the configuration: one [`edas_kube::KubeRuntime`] (one shared
+//! client) per `[[clusters]]` entry, reading applications and ConfigMap/Secret copies from the
+//! store, and reporting the cluster's health into the store's cluster registry so that
+//! GetK8sCluster / ListCluster answer with EDAS's import status from any edasd process.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use edas_kube::{AppRef, ConfigData, Directory, Health, KubeRuntime, Options};
+use edas_runtime::BoxFuture;
+use edas_store::{Store, StoreError};
+use serde_json::{Value, json};
+
+use crate::config::ClusterConfig;
+
+/// The store, as one cluster's runtime needs it.
+struct StoreDirectory {
+    store: Store,
+    cluster_id: String,
+}
+
+/// A stored data document must be an object of strings.
+fn to_data(kind: &str, name: &str, value: &Value) -> Result<ConfigData, String> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| format!("the stored data of {kind} {name} is not an object"))?;
+    object
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            _ => Err(format!(
+                "the stored value of key `{k}` of {kind} {name} is not a string"
+            )),
+        })
+        .collect::<Result<BTreeMap<_, _>, _>>()
+}
+
+impl Directory for StoreDirectory {
+    fn application<'a>(&'a self, app_id: &'a str) -> BoxFuture<'a, Result<Option<AppRef>, String>> {
+        Box::pin(async move {
+            match self.store.get_application(app_id).await {
+                Ok(app) => Ok(Some(AppRef {
+                    name: app.name,
+                    namespace: app.k8s_namespace,
+                })),
+                Err(StoreError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn config_map<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConfigData>, String>> {
+        Box::pin(async move {
+            match self
+                .store
+                .get_config_map(&self.cluster_id, namespace, name)
+                .await
+            {
+                Ok(cm) => to_data("ConfigMap", name, &cm.data).map(Some),
+                Err(StoreError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn secret<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConfigData>, String>> {
+        Box::pin(async move {
+            match self
+                .store
+                .get_secret(&self.cluster_id, namespace, name)
+                .await
+            {
+                Ok(s) => to_data("Secret", name, s.data.expose()).map(Some),
+                Err(StoreError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
+
+/// The registry's status document of a cluster in `health` (see `edas_api::clusters`).
+fn status_doc(health: &Health) -> Value {
+    match health {
+        Health::Connecting => json!({"import_status": 3, "cluster_status": 3}),
+        Health::Connected { version } => {
+            json!({"import_status": 1, "cluster_status": 1, "version": version})
+        }
+        Health::Unreachable(error) => {
+            json!({"import_status": 2, "cluster_status": 3, "error": error})
+        }
+    }
+}
+
+/// Writes the cluster's status into its registry entry whenever its health changes.
+async fn report_health(store: Store, cluster_id: String, runtime: KubeRuntime) {
+    let mut health = runtime.health();
+    loop {
+        let doc = status_doc(&health.borrow_and_update().clone());
+        match store.get_cluster(&cluster_id).await {
+            Ok(mut cluster) => {
+                if cluster.config.get("status") != Some(&doc) {
+                    if let Some(config) = cluster.config.as_object_mut() {
+                        config.insert("status".into(), doc);
+                    }
+                    cluster.updated_at = jiff::Timestamp::now();
+                    if let Err(error) = store.put_cluster(&cluster).await {
+                        tracing::warn!(cluster = %cluster_id, %error, "recording the cluster's status failed");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(cluster = %cluster_id, %error, "reading the cluster failed")
+            }
+        }
+        if health.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Builds the runtime of a configured cluster and starts reporting its health.
+pub async fn runtime(store: &Store, cluster: &ClusterConfig) -> anyhow::Result<KubeRuntime> {
+    let client = edas_kube::connect(&cluster.access())
+        .await
+        .with_context(|| format!("cluster `{}`", cluster.id))?;
+    let directory = Arc::new(StoreDirectory {
+        store: store.clone(),
+        cluster_id: cluster.id.clone(),
+    });
+    let mut options = Options::new(&cluster.id);
+    options.gateway = cluster.gateway();
+    let runtime = KubeRuntime::start(client, directory, options);
+    tokio::spawn(report_health(
+        store.clone(),
+        cluster.id.clone(),
+        runtime.clone(),
+    ));
+    tracing::info!(cluster = %cluster.id, "Kubernetes runtime started");
+    Ok(runtime)
+}

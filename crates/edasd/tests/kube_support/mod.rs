@@ -1,0 +1,586 @@
+//! Shared by the Kubernetes black-box tests (`kubernetes.rs`, `two_edasd.rs`): the real `edasd`
+//! binary configured with a `[[clusters]]` entry whose kubeconfig points at a cluster, signed
+//! requests, and what the cluster shows (read with kube-rs, as `kubectl` would).
+//!
+//! The cluster is the in-process fake API server (`edas-fake-kube`), or, for the real-cluster
+//! tier, the cluster `EDAS_TEST_KUBECONFIG` names: every scenario runs in a fresh namespace
+//! labelled `edas.test/run`, deleted afterwards. With `EDAS_TEST_REQUIRE_KUBERNETES=1` a missing
+//! kubeconfig fails the real-cluster tests instead of skipping them.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime};
+
+use edas_fake_kube::{Config, FakeCluster, PodFault};
+use edas_pop::{encode_form, sign_v1};
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+/// The administrator key edasd is started with.
+pub const KEY: (&str, &str) = ("LTAIkubernetes", "kubernetes-secret-0123456789");
+/// The cluster id of the `[[clusters]]` entry.
+pub const CLUSTER: &str = "k8s";
+/// Label on the application objects: the application id.
+pub const LABEL_APP_ID: &str = "edas.oam.appid";
+/// Label on pods and Deployments: the revision.
+pub const LABEL_REVISION: &str = "edas.oam.revision";
+
+/// Where the scenarios run.
+pub struct Backend {
+    /// The fake cluster, when not on a real one.
+    pub fake: Option<FakeCluster>,
+    /// The kubeconfig edasd and the test use.
+    pub kubeconfig: PathBuf,
+    /// The namespace of this scenario.
+    pub namespace: String,
+    pub client: kube::Client,
+    /// How long things may take (a real cluster pulls images and schedules pods).
+    pub patience: Duration,
+    _dir: tempfile::TempDir,
+}
+
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+async fn client_of(kubeconfig: &Path) -> kube::Client {
+    install_crypto();
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// Images that run anywhere and become Ready without a probe.
+pub const IMAGE_V1: &str = "registry.k8s.io/pause:3.10";
+pub const IMAGE_V2: &str = "registry.k8s.io/pause:3.9";
+/// Given with [`NEVER_READY_PROBE`] (and a fake-cluster fault): never becomes Ready.
+pub const IMAGE_BROKEN: &str = "registry.k8s.io/pause:3.8";
+/// A readiness probe no pause container passes (nothing listens on port 1).
+pub const NEVER_READY_PROBE: &str =
+    r#"{"tcpSocket":{"port":1},"periodSeconds":1,"timeoutSeconds":1,"failureThreshold":1}"#;
+
+impl Backend {
+    /// The fake API server; pods become Ready `ready_after` after they are created.
+    pub async fn fake(test: &str, ready_after: Duration) -> Backend {
+        let fake = FakeCluster::start(Config {
+            pod_ready_delay: ready_after,
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        fake.add_pod_fault(PodFault::never_ready_image(IMAGE_BROKEN))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        fake.write_kubeconfig(&kubeconfig, "default").unwrap();
+        let client = client_of(&kubeconfig).await;
+        let backend = Backend {
+            fake: Some(fake),
+            kubeconfig,
+            namespace: format!("edas-test-{test}"),
+            client,
+            patience: Duration::from_secs(30),
+            _dir: dir,
+        };
+        backend.create_namespace().await;
+        backend
+    }
+
+    /// The real cluster of `EDAS_TEST_KUBECONFIG`, or `None` (after saying why) when the tier
+    /// is not configured; panics when it is required (`EDAS_TEST_REQUIRE_KUBERNETES=1`).
+    pub async fn real(test: &str) -> Option<Backend> {
+        let path = std::env::var("EDAS_TEST_KUBECONFIG")
+            .ok()
+            .filter(|p| !p.is_empty());
+        let required = std::env::var("EDAS_TEST_REQUIRE_KUBERNETES").is_ok_and(|v| v == "1");
+        let Some(path) = path else {
+            assert!(
+                !required,
+                "EDAS_TEST_REQUIRE_KUBERNETES=1 but EDAS_TEST_KUBECONFIG names no kubeconfig: \
+                 the real-cluster tier cannot run (see README: real-cluster tests)"
+            );
+            eprintln!(
+                "SKIPPED: EDAS_TEST_KUBECONFIG is not set; the real-cluster tier runs against the \
+                 cluster it names (see README)"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::copy(&path, &kubeconfig)
+            .unwrap_or_else(|e| panic!("EDAS_TEST_KUBECONFIG {path}: {e}"));
+        let client = client_of(&kubeconfig).await;
+        let suffix = format!(
+            "{:x}",
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_micros()
+                % 0xff_ffff
+        );
+        let backend = Backend {
+            fake: None,
+            kubeconfig,
+            namespace: format!("edas-test-{test}-{suffix}"),
+            client,
+            patience: Duration::from_secs(240),
+            _dir: dir,
+        };
+        backend.create_namespace().await;
+        Some(backend)
+    }
+
+    async fn create_namespace(&self) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": self.namespace, "labels": {"edas.test/run": "1"}}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &ns).await.unwrap();
+    }
+
+    /// Deletes the scenario's namespace (on a real cluster; the fake goes away by itself).
+    pub async fn cleanup(&self) {
+        if self.fake.is_none() {
+            let api: Api<Namespace> = Api::all(self.client.clone());
+            let _ = api
+                .delete(&self.namespace, &DeleteParams::background())
+                .await;
+        }
+    }
+
+    /// The pods of an application: revision → (ready, total, names).
+    pub async fn pods(&self, app_id: &str) -> BTreeMap<String, (u32, u32, BTreeSet<String>)> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let list = api
+            .list(&ListParams::default().labels(&format!("{LABEL_APP_ID}={app_id}")))
+            .await
+            .unwrap();
+        let mut out: BTreeMap<String, (u32, u32, BTreeSet<String>)> = BTreeMap::new();
+        for pod in list.items {
+            let rev = pod.metadata.labels.as_ref().unwrap()[LABEL_REVISION].clone();
+            let entry = out.entry(rev).or_default();
+            let ready = pod.metadata.deletion_timestamp.is_none()
+                && pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            entry.0 += u32::from(ready);
+            entry.1 += 1;
+            entry.2.insert(pod.metadata.name.unwrap());
+        }
+        out
+    }
+
+    /// `spec.replicas` of the application's Deployments, by revision.
+    pub async fn deployments(&self, app_id: &str) -> BTreeMap<String, i32> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        let list = api
+            .list(&ListParams::default().labels(&format!("{LABEL_APP_ID}={app_id}")))
+            .await
+            .unwrap();
+        list.items
+            .into_iter()
+            .map(|d| {
+                (
+                    d.metadata.labels.as_ref().unwrap()[LABEL_REVISION].clone(),
+                    d.spec.and_then(|s| s.replicas).unwrap_or(1),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until `check` holds for the application's pods (ready, total by revision).
+    pub async fn wait_pods(
+        &self,
+        app_id: &str,
+        what: &str,
+        check: impl Fn(&BTreeMap<String, (u32, u32)>) -> bool,
+    ) -> BTreeMap<String, (u32, u32)> {
+        let deadline = Instant::now() + self.patience;
+        loop {
+            let pods: BTreeMap<String, (u32, u32)> = self
+                .pods(app_id)
+                .await
+                .into_iter()
+                .map(|(r, (ready, total, _))| (r, (ready, total)))
+                .collect();
+            if check(&pods) {
+                return pods;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {:?}: {pods:?}",
+                self.patience
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Records every pod of the namespace as it appears: the pod names seen per revision, and
+    /// the most pods (not being deleted) that existed at once.
+    pub fn record_pods(&self) -> PodLog {
+        let log = PodLog::default();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let inner = log.0.clone();
+        let task = tokio::spawn(async move {
+            let mut live: BTreeMap<String, bool> = BTreeMap::new();
+            let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
+            while let Some(event) = stream.next().await {
+                let Ok(event) = event else { continue };
+                let (pod, deleted) = match event {
+                    watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, false),
+                    watcher::Event::Delete(p) => (p, true),
+                    _ => continue,
+                };
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let rev = pod
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_REVISION))
+                    .cloned()
+                    .unwrap_or_default();
+                let gone = deleted || pod.metadata.deletion_timestamp.is_some();
+                if gone {
+                    live.remove(&name);
+                } else {
+                    live.insert(name.clone(), true);
+                }
+                let mut log = inner.lock().unwrap();
+                log.seen.entry(rev).or_default().insert(name);
+                log.max_live = log.max_live.max(live.len());
+            }
+        });
+        log.0.lock().unwrap().task = Some(task);
+        log
+    }
+}
+
+#[derive(Default)]
+pub struct PodLogInner {
+    pub seen: BTreeMap<String, BTreeSet<String>>,
+    pub max_live: usize,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What [`Backend::record_pods`] saw.
+#[derive(Clone, Default)]
+pub struct PodLog(pub Arc<Mutex<PodLogInner>>);
+
+impl PodLog {
+    /// Pods ever created per revision.
+    pub fn created(&self) -> BTreeMap<String, usize> {
+        self.0
+            .lock()
+            .unwrap()
+            .seen
+            .iter()
+            .map(|(r, s)| (r.clone(), s.len()))
+            .collect()
+    }
+
+    pub fn max_live(&self) -> usize {
+        self.0.lock().unwrap().max_live
+    }
+}
+
+impl Drop for PodLogInner {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// One edasd process with its data directory.
+pub struct Edasd {
+    pub dir: PathBuf,
+    config: PathBuf,
+    database_url: Option<String>,
+    child: Option<Child>,
+    pub base: String,
+    client: reqwest::Client,
+}
+
+impl Edasd {
+    /// Writes the configuration (the cluster `k8s` at `kubeconfig`, a short engine lease) and
+    /// starts edasd with its data under `dir`.
+    pub fn start(dir: &Path, kubeconfig: &Path, database_url: Option<&str>) -> Edasd {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("edasd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[clusters]]\nid = \"{CLUSTER}\"\nkubeconfig = \"{}\"\n\n[engine]\nlease_seconds = 2\n",
+                kubeconfig.display()
+            ),
+        )
+        .unwrap();
+        let mut edasd = Edasd {
+            dir: dir.to_owned(),
+            config,
+            database_url: database_url.map(str::to_owned),
+            child: None,
+            base: String::new(),
+            client: reqwest::Client::new(),
+        };
+        edasd.spawn();
+        edasd
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Starts (or restarts) the process.
+    pub fn spawn(&mut self) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_edasd"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.data_dir())
+            .arg("--config")
+            .arg(&self.config)
+            .env("EDASD_ACCESS_KEY_ID", KEY.0)
+            .env("EDASD_ACCESS_KEY_SECRET", KEY.1)
+            .env("EDASD_LOG", "info,kube=warn")
+            .env_remove("EDASD_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(url) = &self.database_url {
+            command.arg("--database-url").arg(url);
+        }
+        let mut child = command.spawn().expect("spawning edasd");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let tag = self.dir.file_name().unwrap().to_string_lossy().into_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("edasd[{tag}]: {line}");
+                let _ = tx.send(line);
+            }
+        });
+        self.child = Some(child);
+        self.base = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("edasd did not say where it listens");
+            if let Some(rest) = line.split("edasd listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+    }
+
+    /// SIGKILL: edasd gets no chance to do anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A signed request with its parameters in the query string.
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let pairs: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let query = encode_form(&pairs);
+        let request = edas_pop::Request::new(method, path)
+            .with_raw_query(&query)
+            .unwrap()
+            .with_header("x-acs-action", action)
+            .with_header("x-acs-version", "2017-08-01");
+        let nonce = format!("{:?}-{:?}", SystemTime::now(), std::thread::current().id())
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce)).unwrap();
+        let mut builder = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}?{query}", self.base),
+        );
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Value {
+        let (status, body) = self.call_raw(method, path, action, params).await;
+        assert_eq!(status, 200, "{action}: {body}");
+        body
+    }
+
+    /// InsertK8sApplication on the cluster; returns (AppId, ChangeOrderId).
+    pub async fn insert(
+        &self,
+        backend: &Backend,
+        name: &str,
+        replicas: u32,
+        extra: &[(&str, &str)],
+    ) -> (String, String) {
+        let replicas = replicas.to_string();
+        let mut params: Vec<(&str, &str)> = vec![
+            ("AppName", name),
+            ("ClusterId", CLUSTER),
+            ("Namespace", &backend.namespace),
+            ("ImageUrl", IMAGE_V1),
+            ("Replicas", &replicas),
+        ];
+        params.extend_from_slice(extra);
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/k8s/acs/create_k8s_app",
+                "InsertK8sApplication",
+                &params,
+            )
+            .await;
+        let info = &body["ApplicationInfo"];
+        (
+            info["AppId"].as_str().unwrap().to_owned(),
+            info["ChangeOrderId"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// DeployK8sApplication of `image`; returns the ChangeOrderId.
+    pub async fn deploy(&self, app_id: &str, image: &str, extra: &[(&str, &str)]) -> String {
+        let mut params: Vec<(&str, &str)> = vec![("AppId", app_id), ("Image", image)];
+        params.extend_from_slice(extra);
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/k8s/acs/k8s_apps",
+                "DeployK8sApplication",
+                &params,
+            )
+            .await;
+        body["ChangeOrderId"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn order(&self, id: &str) -> Value {
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/changeorder/change_order_info",
+                "GetChangeOrderInfo",
+                &[("ChangeOrderId", id)],
+            )
+            .await;
+        body["changeOrderInfo"].clone()
+    }
+
+    /// Waits until the change order's status is one of `statuses`; returns its info.
+    pub async fn wait_status(&self, id: &str, statuses: &[i64], within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let info = self.order(id).await;
+            if statuses.contains(&info["Status"].as_i64().unwrap()) {
+                return info;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "change order {id} not in {statuses:?} within {within:?}: {info:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the change order is no longer active; returns its final info.
+    pub async fn finished(&self, id: &str, within: Duration) -> Value {
+        self.wait_status(id, &[2, 3, 6, 7, 10], within).await
+    }
+
+    /// ContinuePipeline for the batch the order waits for.
+    pub async fn continue_next(&self, id: &str) {
+        let info = self.order(id).await;
+        let pipeline = pipelines(&info)
+            .into_iter()
+            .find(|p| p["PipelineStatus"] != 2)
+            .unwrap_or_else(|| panic!("no batch waits: {info:#}"));
+        let pipeline_id = pipeline["PipelineId"].as_str().unwrap().to_owned();
+        self.call(
+            "GET",
+            "/pop/v5/changeorder/pipeline_batch_confirm",
+            "ContinuePipeline",
+            &[("PipelineId", &pipeline_id), ("Confirm", "true")],
+        )
+        .await;
+    }
+
+    /// AbortChangeOrder, AbortAndRollbackChangeOrder or RollbackChangeOrder; returns the
+    /// response's `Data.ChangeOrderId`.
+    pub async fn control(&self, action: &str, path: &str, id: &str) -> String {
+        let body = self
+            .call("PUT", path, action, &[("ChangeOrderId", id)])
+            .await;
+        body["Data"]["ChangeOrderId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Drop for Edasd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn pipelines(info: &Value) -> Vec<Value> {
+    info["PipelineInfoList"]["PipelineInfo"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The error codes of the order's failed tasks.
+pub fn task_error_codes(info: &Value) -> Vec<String> {
+    pipelines(info)
+        .iter()
+        .flat_map(|p| {
+            p["StageDetailList"]["StageDetailDTO"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|s| {
+            s["TaskList"]["TaskInfoDTO"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|t| t["TaskErrorCode"].as_str().map(str::to_owned))
+        .filter(|c| !c.is_empty())
+        .collect()
+}

@@ -1,0 +1,415 @@
+//! Black-box tests of whole releases on a Kubernetes cluster: the real `edasd` binary with a
+//! `[[clusters]]` entry whose kubeconfig points at the cluster, driven by signed requests, while
+//! the test reads the cluster with kube-rs (as `kubectl` would).
+//!
+//! Every scenario runs twice: on the in-process fake API server (`edas-fake-kube`, always), and
+//! as `real_cluster_*` on the cluster named by `EDAS_TEST_KUBECONFIG` (the real-cluster tier,
+//! `#[ignore]`d in the normal run; `scripts/tiers.d/20-kubernetes.sh` runs it, and with
+//! `EDAS_TEST_REQUIRE_KUBERNETES=1` a missing kubeconfig fails instead of skipping). Each
+//! scenario uses a fresh namespace labelled `edas.test/run`, deleted afterwards.
+
+mod kube_support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube_support::*;
+
+/// A gray instance, then two manual batches (plan for 4 replicas: 1, 1, 2).
+const GRAY_MANUAL: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"manual","batchWaitTime":0}}"#;
+/// The same, automatic.
+const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#;
+
+fn counts(pairs: &[(&str, u32)]) -> BTreeMap<String, (u32, u32)> {
+    pairs
+        .iter()
+        .map(|(rev, n)| ((*rev).to_owned(), (*n, *n)))
+        .collect()
+}
+
+fn replicas(pairs: &[(&str, i32)]) -> BTreeMap<String, i32> {
+    pairs.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect()
+}
+
+/// Creates an application of `n` ready instances (revision 1); returns its id.
+async fn running_app(edasd: &Edasd, backend: &Backend, name: &str, n: u32) -> String {
+    let (app, order) = edasd.insert(backend, name, n, &[]).await;
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    backend
+        .wait_pods(&app, "revision 1 runs", |p| *p == counts(&[("1", n)]))
+        .await;
+    assert_eq!(
+        backend.deployments(&app).await,
+        replicas(&[("1", n as i32)])
+    );
+    app
+}
+
+/// A manual GrayBatchUpdate: after each batch the cluster runs exactly the planned counts of
+/// each revision, and waits for the next confirmation; at the end only the new revision is left.
+async fn manual_gray_batches(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let app = running_app(&edasd, backend, "manual", 4).await;
+    let log = backend.record_pods();
+    let order = edasd
+        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_MANUAL)])
+        .await;
+    for (k, expected) in [counts(&[("1", 3), ("2", 1)]), counts(&[("1", 2), ("2", 2)])]
+        .into_iter()
+        .enumerate()
+    {
+        backend
+            .wait_pods(&app, &format!("after batch {k}"), |p| *p == expected)
+            .await;
+        let info = edasd.wait_status(&order, &[8], backend.patience).await;
+        let done = pipelines(&info)
+            .iter()
+            .filter(|p| p["PipelineStatus"] == 2)
+            .count();
+        assert_eq!(done, k + 1, "{info:#}");
+        // Waiting for confirmation: nothing moves.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = backend.wait_pods(&app, "still", |_| true).await;
+        assert_eq!(now, expected, "nothing moves while waiting");
+        let want: BTreeMap<String, i32> = expected
+            .iter()
+            .map(|(r, (n, _))| (r.clone(), *n as i32))
+            .collect();
+        assert_eq!(backend.deployments(&app).await, want);
+        edasd.continue_next(&order).await;
+    }
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    backend
+        .wait_pods(&app, "only revision 2", |p| *p == counts(&[("2", 4)]))
+        .await;
+    assert_eq!(backend.deployments(&app).await, replicas(&[("2", 4)]));
+    assert_eq!(
+        log.created().get("2"),
+        Some(&4),
+        "no new pod replaced another"
+    );
+    assert!(
+        log.max_live() <= 6,
+        "at most one batch (2) of surplus pods (new ones are Ready before old ones stop): {}",
+        log.max_live()
+    );
+}
+
+/// An automatic GrayBatchUpdate finishes by itself with the exact batch sizes.
+async fn automatic_gray_batches(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let app = running_app(&edasd, backend, "auto", 4).await;
+    let log = backend.record_pods();
+    let order = edasd
+        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_AUTO)])
+        .await;
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    // Each batch lists the new revision's instances after it: 1, 2, 4.
+    let sizes: Vec<usize> = pipelines(&info)
+        .iter()
+        .map(|p| {
+            p["StageList"]["StageInfoDTO"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|s| {
+                    s["StageResultDTO"]["InstanceDTOList"]["InstanceDTO"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .filter_map(|i| i["InstanceName"].as_str().map(str::to_owned))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        })
+        .collect();
+    assert_eq!(sizes, [1, 2, 4], "{info:#}");
+    backend
+        .wait_pods(&app, "only revision 2", |p| *p == counts(&[("2", 4)]))
+        .await;
+    assert_eq!(backend.deployments(&app).await, replicas(&[("2", 4)]));
+    assert_eq!(log.created().get("2"), Some(&4));
+    assert!(
+        log.max_live() <= 6,
+        "at most one batch (2) of surplus pods (new ones are Ready before old ones stop): {}",
+        log.max_live()
+    );
+}
+
+/// A revision whose pods never become Ready fails on BatchTimeout; the old revision keeps its
+/// full size.
+async fn batch_timeout(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let app = running_app(&edasd, backend, "timeout", 2).await;
+    let started = std::time::Instant::now();
+    let order = edasd
+        .deploy(
+            &app,
+            IMAGE_BROKEN,
+            &[
+                ("BatchTimeout", "3"),
+                ("Readiness", NEVER_READY_PROBE),
+                (
+                    "UpdateStrategy",
+                    r#"{"type":"BatchUpdate","batchUpdate":{"batch":1,"releaseType":"auto","batchWaitTime":0}}"#,
+                ),
+            ],
+        )
+        .await;
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 3, "failed: {info:#}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "not before the timeout"
+    );
+    assert_eq!(task_error_codes(&info), ["BatchTimeout"], "{info:#}");
+    let pods = backend.wait_pods(&app, "now", |_| true).await;
+    assert_eq!(
+        pods.get("1"),
+        Some(&(2, 2)),
+        "the old revision serves at full size: {pods:?}"
+    );
+    assert_eq!(pods.get("2").map(|p| p.0).unwrap_or(0), 0, "{pods:?}");
+    assert_eq!(backend.deployments(&app).await.get("1"), Some(&2));
+}
+
+/// Abort stops the release where it stands; rolling the aborted release back, or aborting and
+/// rolling back at once, leaves the previous revision at full size and no new-revision pod.
+async fn abort_and_rollback(backend: &Backend, at_once: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let name = if at_once { "abortrb" } else { "abort" };
+    let app = running_app(&edasd, backend, name, 3).await;
+    let order = edasd
+        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_MANUAL)])
+        .await;
+    let gray = counts(&[("1", 2), ("2", 1)]);
+    backend.wait_pods(&app, "gray batch", |p| *p == gray).await;
+    edasd.wait_status(&order, &[8], backend.patience).await;
+    let rollback = if at_once {
+        edasd
+            .control(
+                "AbortAndRollbackChangeOrder",
+                "/pop/v5/changeorder/change_order_abort_and_rollback",
+                &order,
+            )
+            .await
+    } else {
+        edasd
+            .control(
+                "AbortChangeOrder",
+                "/pop/v5/changeorder/change_order_abort",
+                &order,
+            )
+            .await;
+        let info = edasd.finished(&order, backend.patience).await;
+        assert_eq!(info["Status"], 6, "terminated: {info:#}");
+        // Aborted: nothing is undone by itself.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(backend.wait_pods(&app, "as is", |_| true).await, gray);
+        let body = edasd
+            .call(
+                "PUT",
+                "/pop/v5/oam/changeorder/rollback",
+                "RollbackChangeOrder",
+                &[("ChangeOrderId", &order)],
+            )
+            .await;
+        body["Data"]["ChangeOrderId"].as_str().unwrap().to_owned()
+    };
+    assert!(!rollback.is_empty());
+    let info = edasd.finished(&rollback, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    backend
+        .wait_pods(&app, "only the previous revision", |p| {
+            *p == counts(&[("1", 3)])
+        })
+        .await;
+    assert_eq!(backend.deployments(&app).await, replicas(&[("1", 3)]));
+}
+
+/// edasd killed in the middle of a batch: a restarted edasd resumes the release from what the
+/// cluster shows, without creating any pod twice.
+async fn restart_mid_release(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let app = running_app(&edasd, backend, "restart", 4).await;
+    let log = backend.record_pods();
+    let order = edasd
+        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_AUTO)])
+        .await;
+    // Kill it as soon as the second batch asked for its pods.
+    let deadline = std::time::Instant::now() + backend.patience;
+    loop {
+        if backend
+            .deployments(&app)
+            .await
+            .get("2")
+            .copied()
+            .unwrap_or(0)
+            >= 2
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second batch never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    edasd.kill();
+    let killed_at = backend.wait_pods(&app, "at the kill", |_| true).await;
+    edasd.spawn();
+    let info = edasd.order(&order).await;
+    assert!(
+        [1, 8, 9].contains(&info["Status"].as_i64().unwrap()),
+        "killed mid-release: {info:#}"
+    );
+    eprintln!(
+        "after the restart: {}; pods at the kill: {killed_at:?}",
+        info["Status"]
+    );
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    backend
+        .wait_pods(&app, "only revision 2", |p| *p == counts(&[("2", 4)]))
+        .await;
+    assert_eq!(backend.deployments(&app).await, replicas(&[("2", 4)]));
+    assert_eq!(
+        log.created().get("2"),
+        Some(&4),
+        "no pod doubled: {:?}",
+        log.created()
+    );
+    assert!(
+        log.max_live() <= 6,
+        "at most one batch (2) of surplus pods (new ones are Ready before old ones stop): {}",
+        log.max_live()
+    );
+}
+
+async fn abort_then_rollback(backend: &Backend) {
+    abort_and_rollback(backend, false).await;
+}
+
+async fn abort_with_rollback(backend: &Backend) {
+    abort_and_rollback(backend, true).await;
+}
+
+const FAST: Duration = Duration::from_millis(200);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_gray_batch_release_runs_exact_counts_per_batch() {
+    let backend = Backend::fake("manual", FAST).await;
+    manual_gray_batches(&backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_gray_batch_release_runs_exact_counts_per_batch() {
+    let backend = Backend::fake("auto", FAST).await;
+    automatic_gray_batches(&backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_that_never_becomes_ready_fails_on_batch_timeout() {
+    let backend = Backend::fake("timeout", FAST).await;
+    batch_timeout(&backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_then_rollback_restores_the_previous_revision() {
+    let backend = Backend::fake("abort", FAST).await;
+    abort_and_rollback(&backend, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_and_rollback_restores_the_previous_revision() {
+    let backend = Backend::fake("abortrb", FAST).await;
+    abort_and_rollback(&backend, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_edasd_resumes_the_release_without_doubling_pods() {
+    let backend = Backend::fake("restart", Duration::from_millis(800)).await;
+    restart_mid_release(&backend).await;
+}
+
+/// The real-cluster tier: the same scenarios on `EDAS_TEST_KUBECONFIG`'s cluster.
+macro_rules! real_cluster {
+    ($name:ident, $test:literal, $scenario:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[ignore = "real-cluster tier: scripts/tiers.d/20-kubernetes.sh (EDAS_TEST_KUBECONFIG)"]
+        async fn $name() {
+            let Some(backend) = Backend::real($test).await else {
+                return;
+            };
+            let run = tokio::spawn(async move {
+                $scenario(&backend).await;
+                backend
+            });
+            match run.await {
+                Ok(backend) => backend.cleanup().await,
+                Err(panic) => {
+                    // The namespace of a failed scenario is deleted too (by label).
+                    delete_test_namespaces($test).await;
+                    std::panic::resume_unwind(panic.into_panic());
+                }
+            }
+        }
+    };
+}
+
+/// Deletes the namespaces `Backend::real(test)` made (after a failure).
+async fn delete_test_namespaces(test: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, DeleteParams, ListParams};
+    let Some(backend) = Backend::real(&format!("{test}-cleanup")).await else {
+        return;
+    };
+    let api: Api<Namespace> = Api::all(backend.client.clone());
+    let prefix = format!("edas-test-{test}-");
+    if let Ok(list) = api
+        .list(&ListParams::default().labels("edas.test/run=1"))
+        .await
+    {
+        for ns in list.items {
+            let name = ns.metadata.name.unwrap_or_default();
+            if name.starts_with(&prefix) {
+                let _ = api.delete(&name, &DeleteParams::background()).await;
+            }
+        }
+    }
+}
+
+real_cluster!(
+    real_cluster_manual_gray_batches,
+    "manual",
+    manual_gray_batches
+);
+real_cluster!(
+    real_cluster_automatic_gray_batches,
+    "auto",
+    automatic_gray_batches
+);
+real_cluster!(real_cluster_batch_timeout, "timeout", batch_timeout);
+real_cluster!(
+    real_cluster_abort_then_rollback,
+    "abort",
+    abort_then_rollback
+);
+real_cluster!(
+    real_cluster_abort_and_rollback,
+    "abortrb",
+    abort_with_rollback
+);
+real_cluster!(
+    real_cluster_restart_mid_release,
+    "restart",
+    restart_mid_release
+);
