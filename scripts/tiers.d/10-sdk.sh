@@ -11,9 +11,10 @@ if [ ! -x "$EDAS_VENV/bin/python" ]; then
 fi
 # scripts/test runs this tier right after `cargo nextest run --workspace`, which built every
 # workspace binary; building edasd alone would unify features differently and rebuild half the
-# dependency graph. Run on its own, the tier builds edasd first.
+# dependency graph. Run on its own, the tier builds edasd (and edas-testapp, the program the
+# traffic tests deploy) first.
 if [ -z "${EDAS_BINS_BUILT:-}" ]; then
-  cargo build --locked --bin edasd
+  cargo build --locked --bin edasd --bin edas-testapp
 fi
 export EDASD_BIN="$PWD/target/debug/edasd"
 "$EDAS_VENV/bin/python" -m pytest tests/sdk -q -p no:cacheprovider
