@@ -96,6 +96,8 @@ mod v3;
 mod verify;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 pub use error::{VerifyError, codes};

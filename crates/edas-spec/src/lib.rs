@@ -34,4 +34,6 @@ pub use release::ReleaseSettings;
 pub use violation::{Violation, ViolationKind, Violations};
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
