@@ -74,6 +74,10 @@ pub mod ops {
         UpdateK8sSecret "PUT" "/pop/v5/k8s/acs/k8s_secret", form;
         DeleteK8sSecret "DELETE" "/pop/v5/k8s/acs/k8s_secret";
         ListK8sSecrets "GET" "/pop/v5/k8s/acs/k8s_secret";
+        CreateK8sService "POST" "/pop/v5/k8s/acs/k8s_service";
+        UpdateK8sService "PUT" "/pop/v5/k8s/acs/k8s_service";
+        DeleteK8sService "DELETE" "/pop/v5/k8s/acs/k8s_service";
+        GetK8sServices "GET" "/pop/v5/k8s/acs/k8s_service";
     }
 }
 

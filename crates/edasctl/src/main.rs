@@ -39,6 +39,9 @@ enum Command {
     App(cmd::app::AppCommand),
     /// Release a new revision of an application (DeployK8sApplication).
     Deploy(Box<cmd::deploy::DeployArgs>),
+    /// Services of an application: list, create, update, delete.
+    #[command(subcommand)]
+    Service(cmd::service::ServiceCommand),
     /// Change orders: list, get, watch, continue, abort, rollback, retry.
     #[command(subcommand)]
     ChangeOrder(cmd::change_order::ChangeOrderCommand),
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Configure(args) => cmd::configure::run(g, args),
         Command::App(c) => cmd::app::run(g, c),
         Command::Deploy(args) => cmd::deploy::run(g, args),
+        Command::Service(c) => cmd::service::run(g, c),
         Command::ChangeOrder(c) => cmd::change_order::run(g, c),
         Command::Cluster(c) => cmd::configuration::cluster(g, c),
         Command::ConfigMap(c) => cmd::configuration::run(g, cmd::configuration::Kind::ConfigMap, c),

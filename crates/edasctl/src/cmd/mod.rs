@@ -10,3 +10,4 @@ pub mod context;
 pub mod deploy;
 pub mod params;
 pub mod render;
+pub mod service;
