@@ -155,7 +155,7 @@ impl Edasd {
     }
 
     /// InsertK8sApplication of the test application on `local` (a readiness probe); returns (AppId, ChangeOrderId).
-    async fn insert(&self, name: &str, replicas: &str) -> (String, String) {
+    async fn insert(&self, name: &str, replicas: &str, extra: &[(&str, &str)]) -> (String, String) {
         let exe = std::env::current_exe().unwrap().display().to_string();
         let args = json!([
             {"argument": "testapp_entry"}, {"argument": self.tag}, {"argument": "--exact"}
@@ -166,7 +166,7 @@ impl Edasd {
                 .to_string();
         let readiness =
             json!({"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1}).to_string();
-        let params: Vec<(&str, &str)> = vec![
+        let mut params: Vec<(&str, &str)> = vec![
             ("AppName", name),
             ("ClusterId", "local"),
             ("ImageUrl", "edas-testapp:v1"),
@@ -176,6 +176,7 @@ impl Edasd {
             ("Envs", &envs),
             ("Readiness", &readiness),
         ];
+        params.extend_from_slice(extra);
         let body = self
             .call(
                 "POST",
@@ -317,7 +318,7 @@ async fn until_served(port: u16) -> String {
 #[tokio::test]
 async fn services_are_change_orders_that_open_move_and_close_service_ports() {
     let edasd = Edasd::start("ops");
-    let (app, co) = edasd.insert("svc-demo", "3").await;
+    let (app, co) = edasd.insert("svc-demo", "3", &[]).await;
     assert_eq!(edasd.finished(&co).await, 2);
     let pids = edasd.instance_pids();
     assert_eq!(pids.len(), 3);
@@ -359,8 +360,16 @@ async fn services_are_change_orders_that_open_move_and_close_service_ports() {
     );
 
     // Another application cannot take the port; UDP and NodePort are refused, naming the parameter.
-    let (other, co2) = edasd.insert("svc-other", "1").await;
+    // InsertK8sApplication's ServiceConfigs open their port with the application.
+    let other_port = free_port();
+    let configs = format!(
+        r#"[{{"name":"other","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{other_port},"targetPort":8080,"protocol":"TCP"}}}}]}}]"#
+    );
+    let (other, co2) = edasd
+        .insert("svc-other", "1", &[("ServiceConfigs", &configs)])
+        .await;
     assert_eq!(edasd.finished(&co2).await, 2);
+    assert!(until_served(other_port).await.starts_with("version=v1 "));
     let (status, body) = edasd
         .call_raw(
             "POST",
