@@ -76,7 +76,21 @@
 //! affinity, tolerations, `RuntimeClassName`, `ImagePlatforms`, image pull secrets, the
 //! container `SecurityContext` (instances run as edasd's user or [`LocalConfig::run_as_user`]),
 //! labels and annotations (recorded only). Lossless start and traffic rules belong to the
-//! local service proxy.
+//! local service proxy (below).
+//!
+//! # Services
+//! [`Runtime::set_routing`] gives an application one `edas-proxy` listener per service port on
+//! `127.0.0.1:<port>` (any target port means each instance's one `PORT`), balancing over the
+//! ready instances of every revision. The backend set is recomputed whenever an instance changes
+//! state (the moment its [`RuntimeEvent`] is sent; no polling). During a gray split the gray
+//! revision's instances get the configured share; lossless start and empty-push protection come
+//! from the routing. Scaling down drains an instance first: it gets no new request, its requests
+//! in flight finish (within its grace period), and only then PreStop and SIGTERM run. The
+//! routing is written to `<data_dir>/routing/<app_id>.json` before it is applied and bound again
+//! when a runtime is created, and an adopted instance keeps the readiness it had, so the service
+//! ports answer again within tens of milliseconds of an edasd restart. UDP, a port another
+//! process or application holds, and ports that cannot be bound (below 1024 without root) are
+//! refused by [`Runtime::check_routing`] when the change is submitted.
 //!
 //! # Surviving edasd
 //! Instances are not killed when the runtime is dropped or edasd exits or crashes: dropping a
