@@ -89,8 +89,9 @@
 //! routing is written to `<data_dir>/routing/<app_id>.json` before it is applied and bound again
 //! when a runtime is created, and an adopted instance keeps the readiness it had, so the service
 //! ports answer again within tens of milliseconds of an edasd restart. UDP, a port another
-//! process or application holds, and ports that cannot be bound (below 1024 without root) are
-//! refused by [`Runtime::check_routing`] when the change is submitted.
+//! process holds and ports that cannot be bound (below 1024 without root) are refused by
+//! [`Runtime::check_routing`] when the change is submitted; a port of another application is
+//! refused by the API (which knows the application) and again by `set_routing`.
 //!
 //! # Surviving edasd
 //! Instances are not killed when the runtime is dropped or edasd exits or crashes: dropping a
