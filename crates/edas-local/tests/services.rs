@@ -196,10 +196,16 @@ fn routing(port: u16) -> Routing {
 
 /// One GET through the service port: (status, body), or the I/O error.
 async fn get(port: u16) -> Result<(u16, String), String> {
+    get_with(port, "").await
+}
+
+/// One GET with extra header lines (each ending in `\r\n`).
+async fn get_with(port: u16, headers: &str) -> Result<(u16, String), String> {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n")
+    let request = format!("GET / HTTP/1.1\r\nHost: svc\r\n{headers}Connection: close\r\n\r\n");
+    s.write_all(request.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
     let mut answer = String::new();
@@ -269,6 +275,32 @@ async fn a_service_port_balances_over_ready_instances_and_splits_gray_traffic() 
         v2_answers += u32::from(body.starts_with("version=v2 "));
     }
     assert_eq!(v2_answers, 20, "20 % to gray");
+
+    // A header rule: requests carrying it go to gray, the others stay stable.
+    let by_header = Routing {
+        gray: Some(GraySplit {
+            stable_revision: "1".into(),
+            gray_revision: "2".into(),
+            traffic: TrafficControl {
+                rules: vec![TrafficRule::Content {
+                    conditions: vec![edas_spec::release::TrafficCondition {
+                        source: edas_spec::release::ConditionSource::Header,
+                        name: "x-gray".into(),
+                        operator: edas_spec::release::ConditionOperator::Equal,
+                        value: "1".into(),
+                    }],
+                }],
+            },
+        }),
+        ..routing(port)
+    };
+    h.rt().set_routing(APP, &by_header).await.unwrap();
+    for _ in 0..10 {
+        let (_, body) = get_with(port, "x-gray: 1\r\n").await.unwrap();
+        assert!(body.starts_with("version=v2 "), "{body}");
+        let (_, body) = get(port).await.unwrap();
+        assert!(body.starts_with("version=v1 "), "{body}");
+    }
 
     // Without the split, the gray instance is one of three equal backends.
     h.rt().set_routing(APP, &routing(port)).await.unwrap();
