@@ -514,3 +514,66 @@ async fn services_are_change_orders_that_open_move_and_close_service_ports() {
         .await;
     assert_eq!(listed["Services"], json!([]));
 }
+
+/// The instance name in a `version=… instance=…` answer.
+fn instance_of(body: &str) -> String {
+    body.split("instance=")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_scaled_up_instance_ramps_up_along_the_lossless_warm_up_curve() {
+    let edasd = Edasd::start("warmup");
+    let port = free_port();
+    let configs = format!(
+        r#"[{{"name":"web","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{port},"targetPort":8080}}}}]}}]"#
+    );
+    // Lossless start: no request for 1 s, then a linear ramp over 4 s.
+    let lossless = [
+        ("ServiceConfigs", configs.as_str()),
+        ("EnableLosslessRule", "true"),
+        ("LosslessRuleDelayTime", "1"),
+        ("LosslessRuleWarmupTime", "4"),
+        ("LosslessRuleFuncType", "1"),
+    ];
+    let (app, co) = edasd.insert("warm", "1", &lossless).await;
+    assert_eq!(edasd.finished(&co).await, 2);
+    // The first instance ramps up too; once it answers it is past its delay: let it warm up.
+    let first = instance_of(&until_served(port).await);
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+
+    let body = edasd
+        .call(
+            "PUT",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "ScaleK8sApplication",
+            &[("AppId", &app), ("Replicas", "2")],
+        )
+        .await;
+    let co = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    assert_eq!(edasd.finished(&co).await, 2);
+    // The new instance is ready now: its share of requests in 500 ms windows over 6.5 s.
+    let start = Instant::now();
+    let mut shares = Vec::new();
+    for window in 1..=13u32 {
+        let end = start + Duration::from_millis(500) * window;
+        let (mut total, mut new) = (0u32, 0u32);
+        while Instant::now() < end {
+            let body = get(port).expect("no request fails");
+            total += 1;
+            new += u32::from(instance_of(&body) != first);
+        }
+        shares.push(f64::from(new) / f64::from(total.max(1)));
+    }
+    eprintln!("share of the new instance per 500 ms: {shares:.2?}");
+    assert_eq!(shares[0], 0.0, "nothing during the delay: {shares:.2?}");
+    let (early, late, warm) = (shares[3], shares[7], shares[12]);
+    assert!(0.0 < early && early < late, "the share grows: {shares:.2?}");
+    assert!(late < warm, "the share grows: {shares:.2?}");
+    assert!(
+        (0.4..=0.6).contains(&warm),
+        "half of the requests once warm: {shares:.2?}"
+    );
+}
