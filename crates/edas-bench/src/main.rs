@@ -1,5 +1,13 @@
-//! `edas-bench`: benchmarks that print figures. Each states what it measures and prints a floor
-//! measured in the same run where one applies.
+//! `edas-bench`: benchmarks that print figures (run by hand, never in CI; the figures live in
+//! BENCHMARKS.md). Each states what it measures and prints a floor measured in the same run.
+//!
+//! - `api`: signed DeployK8sApplication requests/s and latency against the real edasd
+//!   ([`api`]); floor: a bare HTTP handler doing one durable SQLite write.
+//! - `release-overhead`: engine time between batches and its share of a release's wall time
+//!   on the local runtime with real instances ([`release`]); floor: the same batch sequence
+//!   driven directly on the local runtime.
+//! - `scale`: memory, CPU, start-up and resume time of the engine holding many applications
+//!   and in-flight change orders ([`scale`]).
 //!
 //! `edas-bench batch-gap`: the engine's overhead between batches. A BatchUpdate release with
 //! many single-instance batches, no wait between batches and no ready window, on a real SQLite
@@ -9,15 +17,17 @@
 //! contains the runtime event, the observation, the state-machine steps and their durable
 //! writes. The floor is one durable change-order transition on the same store.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod api;
+mod batch_gap;
+mod release;
+mod scale;
+mod server;
+mod stats;
 
-use anyhow::{Context, bail};
+use std::path::PathBuf;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use edas_engine::{CreateApplication, Engine, EngineConfig, RevisionDoc, Runtimes, Submission};
-use edas_runtime::fake::{FakeRuntime, LogEntry};
-use edas_spec::{Operation, Params, apply};
-use edas_store::Store;
 
 #[derive(Parser)]
 #[command(about = "Benchmarks of edasd that print figures")]
@@ -28,7 +38,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Time from "batch N done" to "batch N+1 started" (no wait configured).
+    /// Time from "batch N done" to "batch N+1 started" (no wait configured), fake runtime.
     BatchGap {
         /// Batches in the release (one instance each).
         #[arg(long, default_value_t = 50)]
@@ -37,197 +47,72 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         runs: u32,
     },
-}
-
-fn params(pairs: &[(&str, &str)]) -> Params {
-    Params::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).expect("params")
-}
-
-async fn wait_status(store: &Store, id: &str, status: i32) -> anyhow::Result<()> {
-    for _ in 0..60_000 {
-        if store.get_change_order(id).await?.status == status {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    bail!("change order {id} did not reach status {status}")
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let store = Arc::new(Store::open_data_dir(dir.path()).await?);
-    let fake = FakeRuntime::new(Duration::from_millis(1));
-    let engine = Engine::new(
-        store.clone(),
-        Runtimes::new().with("local", Arc::new(fake.clone())),
-        EngineConfig::default(),
-    );
-    engine.start();
-    let replicas = batches.to_string();
-    let change = apply(
-        Operation::InsertK8sApplication,
-        None,
-        &params(&[
-            ("AppName", "bench"),
-            ("ClusterId", "local"),
-            ("Command", "/bin/app"),
-            ("Replicas", &replicas),
-        ]),
-    )
-    .map_err(|v| anyhow::anyhow!("{v}"))?;
-    let created = engine
-        .create_application(CreateApplication {
-            app_id: "bench".into(),
-            region_id: "cn-hangzhou".into(),
-            namespace_id: "cn-hangzhou".into(),
-            change,
-            actor: "bench".into(),
-            request_id: String::new(),
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    wait_status(&store, &created.change_order_id, 2).await?;
-
-    // Floor: one durable change-order transition (CAS + audit record) on a store of its own
-    // (no engine claims its orders), same engine settings.
-    let floor = {
-        let floor_dir = tempfile::tempdir()?;
-        let floor_store = Store::open_data_dir(floor_dir.path()).await?;
-        let state = store
-            .get_change_order(&created.change_order_id)
-            .await?
-            .state;
-        let audit = edas_store::AuditEntry {
-            actor: "bench".into(),
-            action: "bench".into(),
-            resource: "bench".into(),
-            app_id: None,
-            request_id: None,
-            detail: serde_json::Value::Null,
-        };
-        let mut samples = Vec::new();
-        for i in 0..200 {
-            let co = edas_store::NewChangeOrder {
-                id: format!("floor-{i}"),
-                co_type: "CoBench".into(),
-                status: 0,
-                state: state.clone(),
-                description: String::new(),
-            };
-            let new_app = edas_store::NewApplication {
-                id: format!("floor-app-{i}"),
-                name: format!("floor-app-{i}"),
-                region_id: "cn-hangzhou".into(),
-                namespace_id: "cn-hangzhou".into(),
-                cluster_id: "local".into(),
-                k8s_namespace: "default".into(),
-                state: "RUNNING".into(),
-                spec: serde_json::Value::Null,
-            };
-            let (_, c) = floor_store
-                .create_application(new_app, co, audit.clone(), jiff::Timestamp::now())
-                .await?;
-            let t = edas_store::Transition {
-                status: 1,
-                state: state.clone(),
-                finished: false,
-                app_state: None,
-                delete_app: false,
-            };
-            let start = Instant::now();
-            floor_store
-                .transition(&c.id, c.version, t, audit.clone(), jiff::Timestamp::now())
-                .await?;
-            samples.push(start.elapsed());
-        }
-        samples.sort();
-        percentile(&samples, 0.5)
-    };
-
-    let mut gaps = Vec::new();
-    let mut walls = Vec::new();
-    for run in 0..runs {
-        let app = store.get_application("bench").await?;
-        let doc = RevisionDoc::from_value(&app.spec)?;
-        let command = format!("/bin/app-{run}");
-        let strategy = format!(
-            r#"{{"type":"BatchUpdate","batchUpdate":{{"batch":{batches},"releaseType":"auto","batchWaitTime":0}}}}"#
-        );
-        let change = apply(
-            Operation::DeployK8sApplication,
-            Some(&doc.spec),
-            &params(&[
-                ("AppId", "bench"),
-                ("Command", &command),
-                ("UpdateStrategy", &strategy),
-            ]),
-        )
-        .map_err(|v| anyhow::anyhow!("{v}"))?;
-        let log_start = fake.log().len();
-        let started = Instant::now();
-        let s = engine
-            .submit(Submission {
-                app_id: "bench".into(),
-                change,
-                actor: "bench".into(),
-                request_id: String::new(),
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        wait_status(&store, &s.change_order_id, 2).await?;
-        walls.push(started.elapsed());
-        let rec = store.get_change_order(&s.change_order_id).await?;
-        let order: edas_release::ChangeOrder = serde_json::from_value(rec.state)?;
-        let new_rev = order.to_revision().0.clone();
-        let log = &fake.log()[log_start..];
-        // Batch k starts when the new revision is asked for k instances; batch k-1 ended with
-        // the last call before that which shrank another revision.
-        let mut last_old_shrink: Option<Instant> = None;
-        for (at, entry) in log {
-            match entry {
-                LogEntry::SetReplicas { revision, .. } if *revision != new_rev => {
-                    last_old_shrink = Some(*at)
-                }
-                LogEntry::SetReplicas { revision, replicas }
-                    if *revision == new_rev && *replicas > 1 =>
-                {
-                    if let Some(done) = last_old_shrink.take() {
-                        gaps.push(at.duration_since(done));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    engine.shutdown().await;
-    if gaps.is_empty() {
-        bail!("no batch gaps measured");
-    }
-    gaps.sort();
-    let mean = gaps.iter().sum::<Duration>() / gaps.len() as u32;
-    println!(
-        "batch-gap: {} gaps over {runs} release(s) of {batches} batches (SQLite, synchronous=FULL, fake runtime)",
-        gaps.len()
-    );
-    println!(
-        "  p50 {:?}  p90 {:?}  p99 {:?}  max {:?}  mean {:?}",
-        percentile(&gaps, 0.5),
-        percentile(&gaps, 0.9),
-        percentile(&gaps, 0.99),
-        gaps[gaps.len() - 1],
-        mean
-    );
-    println!("  floor: one durable change-order transition p50 {floor:?}");
-    let wall = walls.iter().sum::<Duration>() / walls.len() as u32;
-    println!(
-        "  whole release wall time (mean): {wall:?} for {batches} batches, instances ready after 1 ms"
-    );
-    Ok(())
+    /// Signed DeployK8sApplication requests/s and latency against the real edasd, next to a
+    /// bare HTTP handler doing one durable SQLite write.
+    Api {
+        /// Concurrency levels (clients).
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
+        clients: Vec<usize>,
+        /// Seconds per level and server.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Applications each client deploys to in turn.
+        #[arg(long, default_value_t = 32)]
+        apps_per_client: usize,
+        /// The edasd binary (default: next to this one).
+        #[arg(long)]
+        edasd: Option<PathBuf>,
+    },
+    /// Engine overhead between batches and as a share of release wall time, real instances.
+    ReleaseOverhead {
+        /// `local` (real edasd, real processes of edas-testapp).
+        #[arg(long, default_value = "local")]
+        runtime: String,
+        /// Instances (one per batch).
+        #[arg(long, default_value_t = 10)]
+        replicas: u32,
+        /// Releases to run.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Give the instances a readiness probe (every second) instead of none.
+        #[arg(long)]
+        probe: bool,
+        /// The edasd binary (default: next to this one).
+        #[arg(long)]
+        edasd: Option<PathBuf>,
+        /// The edas-testapp binary (default: next to this one).
+        #[arg(long)]
+        testapp: Option<PathBuf>,
+    },
+    /// Memory, CPU, start-up and resume time of the engine holding many applications with
+    /// change orders in flight (engine in-process on the fake runtime, real SQLite store).
+    Scale {
+        /// Applications.
+        #[arg(long, default_value_t = 10_000)]
+        apps: u32,
+        /// Of which with a change order in flight (waiting between batches).
+        #[arg(long, default_value_t = 1_000)]
+        in_flight: u32,
+        /// Seconds to watch the idle process for its CPU use.
+        #[arg(long, default_value_t = 30)]
+        idle_seconds: u64,
+    },
+    /// (internal) The floor server of `api`.
+    #[command(hide = true)]
+    FloorServer {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// (internal) The measured process of `scale`.
+    #[command(hide = true)]
+    ScaleLoad {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        in_flight: u32,
+        #[arg(long)]
+        idle_seconds: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -237,6 +122,43 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("tokio runtime")?;
     match cli.command {
-        Command::BatchGap { batches, runs } => rt.block_on(batch_gap(batches, runs)),
+        Command::BatchGap { batches, runs } => rt.block_on(batch_gap::batch_gap(batches, runs)),
+        Command::Api {
+            clients,
+            seconds,
+            apps_per_client,
+            edasd,
+        } => rt.block_on(api::api(
+            edasd.unwrap_or_else(server::sibling_edasd),
+            clients,
+            seconds,
+            apps_per_client,
+        )),
+        Command::ReleaseOverhead {
+            runtime,
+            replicas,
+            runs,
+            probe,
+            edasd,
+            testapp,
+        } => rt.block_on(release::release_overhead(
+            &runtime,
+            replicas,
+            runs,
+            probe,
+            edasd.unwrap_or_else(server::sibling_edasd),
+            testapp.unwrap_or_else(|| server::sibling("edas-testapp")),
+        )),
+        Command::Scale {
+            apps,
+            in_flight,
+            idle_seconds,
+        } => rt.block_on(scale::scale(apps, in_flight, idle_seconds)),
+        Command::FloorServer { data_dir } => rt.block_on(server::floor_server(data_dir)),
+        Command::ScaleLoad {
+            data_dir,
+            in_flight,
+            idle_seconds,
+        } => rt.block_on(scale::scale_load(data_dir, in_flight, idle_seconds)),
     }
 }

@@ -1,0 +1,374 @@
+//! `edas-bench release-overhead --runtime local`: what the release engine adds to a release of
+//! real instances. The real edasd (release build) runs a BatchUpdate of `replicas`
+//! single-instance batches, automatic, no wait, of the real `edas-testapp` binary on the
+//! built-in `local` runtime (no readiness probe: an instance is ready once its process runs).
+//!
+//! - **Gap**, batch N done → batch N+1 started, from the local runtime's own records: from the
+//!   moment batch N's old instance was gone (the runtime removed it and moved its logs, which
+//!   is when it tells the engine) to the creation of batch N+1's new instance (its state
+//!   record). In between: the runtime event, the engine's observation, the state-machine steps
+//!   and their durable writes, the `set_replicas` call.
+//! - **Floor**, in the same run: the same batch sequence (start one new instance, wait until it
+//!   is ready, stop one old instance, wait until it is gone) driven directly on the same local
+//!   runtime code (`edas_local::LocalRuntime`, in this process, its events awaited, no store,
+//!   no engine), measured the same way. **Engine overhead** = release wall time − floor wall
+//!   time, also as a share of the release.
+//!
+//! `--runtime fake-kube` is not implemented (the Kubernetes runtime was not in the tree when
+//! this was written); see BENCHMARKS.md.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use edas_local::{LocalConfig, LocalRuntime, MemoryConfigSource};
+use edas_runtime::{Runtime, Target};
+use edas_spec::{Operation, apply};
+use serde_json::{Value, json};
+
+use crate::batch_gap::params;
+use crate::server::{Server, signed};
+use crate::stats::{machine, ms, percentile};
+
+fn number(v: &Value) -> Option<u64> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_u64())
+}
+
+/// A readiness probe on the test app's `/ready`, every second (Kubernetes' smallest period).
+const READINESS: &str = r#"{"httpGet":{"path":"/ready","port":8080},"initialDelaySeconds":0,"periodSeconds":1,"timeoutSeconds":1,"successThreshold":1,"failureThreshold":3}"#;
+
+pub(crate) async fn release_overhead(
+    runtime: &str,
+    replicas: u32,
+    runs: u32,
+    probe: bool,
+    edasd: PathBuf,
+    testapp: PathBuf,
+) -> anyhow::Result<()> {
+    if runtime != "local" {
+        bail!(
+            "--runtime {runtime}: only `local` is implemented (the fake Kubernetes variant needs \
+             the Kubernetes runtime, not in this build)"
+        );
+    }
+    if !testapp.exists() {
+        bail!(
+            "{} does not exist: build it with `cargo build --release -p edas-testapp` or pass --testapp",
+            testapp.display()
+        );
+    }
+    println!("machine: {}", machine());
+    let dir = tempfile::tempdir()?;
+    let (gaps, walls) = through_edasd(&edasd, &testapp, dir.path(), replicas, runs, probe).await?;
+    let (floors, mut floor_gaps) =
+        direct(&testapp, &dir.path().join("floor"), replicas, runs, probe).await?;
+
+    let mut gaps = gaps;
+    gaps.sort();
+    floor_gaps.sort();
+    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len().max(1) as u32;
+    let wall = mean(&walls);
+    let floor = mean(&floors);
+    let overhead = wall.saturating_sub(floor);
+    println!(
+        "release-overhead (local runtime, {replicas} single-instance batches, auto, no wait, {runs} releases, {})",
+        if probe {
+            "readiness probe every 1 s"
+        } else {
+            "no readiness probe"
+        }
+    );
+    println!(
+        "  gap batch N done → N+1 started: {} gaps, p50 {} p90 {} p99 {} max {}",
+        gaps.len(),
+        ms(percentile(&gaps, 0.5)),
+        ms(percentile(&gaps, 0.9)),
+        ms(percentile(&gaps, 0.99)),
+        ms(gaps.last().copied().unwrap_or_default())
+    );
+    println!(
+        "  floor gap (same runtime, no engine): {} gaps, p50 {} p90 {} max {}",
+        floor_gaps.len(),
+        ms(percentile(&floor_gaps, 0.5)),
+        ms(percentile(&floor_gaps, 0.9)),
+        ms(floor_gaps.last().copied().unwrap_or_default())
+    );
+    println!(
+        "  release wall time (mean) {}; floor (same batches directly on the local runtime) {}; \
+         engine overhead {} = {:.1}% of the release",
+        ms(wall),
+        ms(floor),
+        ms(overhead),
+        overhead.as_secs_f64() * 100.0 / wall.as_secs_f64().max(f64::MIN_POSITIVE)
+    );
+    println!(
+        "  per release: walls {:?}, floors {:?}",
+        walls.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+        floors.iter().map(|d| ms(*d)).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+/// Releases through the real edasd; (gaps, wall time of each release from the change order's
+/// create time to its finish time).
+async fn through_edasd(
+    edasd: &Path,
+    testapp: &Path,
+    dir: &Path,
+    replicas: u32,
+    runs: u32,
+    probe: bool,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let server = Server::edasd(edasd, &dir.join("edasd"), None)?;
+    let http = reqwest::Client::new();
+    let call = |path: &'static str, action: &'static str, p: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let base = server.base.clone();
+        async move {
+            let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (status, body) = signed(&http, &base, "POST", path, action, &p).await?;
+            if status != 200 {
+                bail!("{action} answered {status}: {body}");
+            }
+            Ok::<Value, anyhow::Error>(body)
+        }
+    };
+    let envs = |v: &str| json!([{"name": "APP_VERSION", "value": v}]).to_string();
+    let body = call(
+        "/pop/v5/k8s/acs/create_k8s_app",
+        "InsertK8sApplication",
+        vec![
+            ("AppName", "overhead".into()),
+            ("ClusterId", "local".into()),
+            ("ImageUrl", "edas-testapp:v0".into()),
+            ("Command", testapp.display().to_string()),
+            ("Replicas", replicas.to_string()),
+            ("Envs", envs("v0")),
+        ]
+        .into_iter()
+        .chain(probe.then(|| ("Readiness", READINESS.to_owned())))
+        .collect(),
+    )
+    .await?;
+    let app = body["ApplicationInfo"]["AppId"]
+        .as_str()
+        .context("AppId")?
+        .to_owned();
+    let first = body["ApplicationInfo"]["ChangeOrderId"]
+        .as_str()
+        .context("ChangeOrderId")?
+        .to_owned();
+    let finished = |id: String| {
+        let call = &call;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            loop {
+                let body = call(
+                    "/pop/v5/changeorder/change_order_info",
+                    "GetChangeOrderInfo",
+                    vec![("ChangeOrderId", id.clone())],
+                )
+                .await?;
+                let info = body["changeOrderInfo"].clone();
+                match info["Status"].as_i64() {
+                    Some(2) => return Ok::<Value, anyhow::Error>(info),
+                    Some(0 | 1 | 8 | 9) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    _ => bail!("change order {id} ended badly: {info}"),
+                }
+            }
+        }
+    };
+    finished(first).await?;
+    let strategy = format!(
+        r#"{{"type":"BatchUpdate","batchUpdate":{{"batch":{replicas},"releaseType":"auto","batchWaitTime":0}}}}"#
+    );
+    let mut gaps = Vec::new();
+    let mut walls = Vec::new();
+    for run in 1..=runs {
+        let v = format!("v{run}");
+        let body = call(
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeployK8sApplication",
+            vec![
+                ("AppId", app.clone()),
+                ("Image", format!("edas-testapp:{v}")),
+                ("Envs", envs(&v)),
+                ("UpdateStrategy", strategy.clone()),
+            ],
+        )
+        .await?;
+        let id = body["ChangeOrderId"].as_str().context("ChangeOrderId")?;
+        let info = finished(id.to_owned()).await?;
+        let created = number(&info["CreateTime"]).context("CreateTime")?;
+        let done = number(&info["FinishTime"]).context("FinishTime")?;
+        walls.push(Duration::from_millis(done.saturating_sub(created)));
+        gaps.extend(file_gaps(&dir.join("edasd").join("local"), &app, created)?);
+    }
+    drop(server);
+    // The instances outlive edasd by design: stop them (each leads its own process group).
+    kill_instances(&dir.join("edasd").join("local/instances"));
+    Ok((gaps, walls))
+}
+
+/// Milliseconds since the Unix epoch.
+fn epoch_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The gaps of the release that started at `since_ms` on a local runtime's data directory:
+/// old instance k gone (its logs directory moved aside, stamped then) → new instance k+1
+/// created (its state record's `created_ms`).
+fn file_gaps(local: &Path, app: &str, since_ms: u64) -> anyhow::Result<Vec<Duration>> {
+    let dirs = |p: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(p)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut gone: Vec<u64> = dirs(&local.join("logs").join(app))
+        .iter()
+        .filter_map(|d| std::fs::metadata(d).ok()?.modified().ok())
+        .map(epoch_ms)
+        .filter(|t| *t >= since_ms)
+        .collect();
+    gone.sort_unstable();
+    let mut created: Vec<u64> = Vec::new();
+    for rev in dirs(&local.join("instances").join(app)) {
+        for inst in dirs(&rev) {
+            let text = std::fs::read_to_string(inst.join("state.json"))?;
+            let v: Value = serde_json::from_str(&text)?;
+            if let Some(t) = v["created_ms"].as_u64().filter(|t| *t >= since_ms) {
+                created.push(t);
+            }
+        }
+    }
+    created.sort_unstable();
+    Ok(gone
+        .iter()
+        .zip(created.iter().skip(1))
+        .map(|(g, c)| Duration::from_millis(c.saturating_sub(*g)))
+        .collect())
+}
+
+/// SIGKILLs the process group of every instance a local runtime's state files name.
+fn kill_instances(instances: &Path) {
+    let dirs = |p: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(p)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    for app in dirs(instances) {
+        for rev in dirs(&app) {
+            for inst in dirs(&rev) {
+                let Ok(text) = std::fs::read_to_string(inst.join("state.json")) else {
+                    continue;
+                };
+                let pid = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v["pid"].as_i64());
+                // Never through /bin/kill: procps reads `kill -KILL -<pgid>` as `kill -1`
+                // (every process of the user). Only a plausible group id is signalled.
+                if let Some(pgid) = pid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pgid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The floor: the same batches driven directly on a `LocalRuntime`; the wall time of each.
+async fn direct(
+    testapp: &Path,
+    dir: &Path,
+    replicas: u32,
+    runs: u32,
+    probe: bool,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let runtime = LocalRuntime::new(LocalConfig::new(dir), Arc::new(MemoryConfigSource::new()))?;
+    let mut events = runtime.subscribe();
+    let spec = |v: &str| -> anyhow::Result<Arc<edas_spec::AppSpec>> {
+        let envs = json!([{"name": "APP_VERSION", "value": v}]).to_string();
+        let command = testapp.display().to_string();
+        let replicas = replicas.to_string();
+        let mut p = vec![
+            ("AppName", "floor"),
+            ("ClusterId", "local"),
+            ("ImageUrl", "edas-testapp:v0"),
+            ("Command", command.as_str()),
+            ("Replicas", replicas.as_str()),
+            ("Envs", envs.as_str()),
+        ];
+        if probe {
+            p.push(("Readiness", READINESS));
+        }
+        let change = apply(Operation::InsertK8sApplication, None, &params(&p))
+            .map_err(|v| anyhow::anyhow!("{v}"))?;
+        Ok(Arc::new(change.spec))
+    };
+    let target = |rev: u32, v: &str| -> anyhow::Result<Target> {
+        Ok(Target {
+            app_id: "floor".into(),
+            revision: rev.to_string(),
+            spec: spec(v)?,
+        })
+    };
+    // Waits (event-driven, bounded) until `check` holds for a revision's observed state.
+    async fn until(
+        runtime: &LocalRuntime,
+        events: &mut tokio::sync::broadcast::Receiver<edas_runtime::RuntimeEvent>,
+        revision: &str,
+        check: impl Fn(&edas_runtime::RevisionState) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let state = runtime.observe("floor", revision).await?;
+            if check(&state) {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(_) => {}
+                Err(_) => bail!("revision {revision} did not get there in time: {state:?}"),
+            }
+        }
+    }
+    let first = target(0, "v0")?;
+    runtime.set_replicas(&first, replicas).await?;
+    until(&runtime, &mut events, "0", |s| s.ready == replicas).await?;
+    let mut walls = Vec::new();
+    let mut gaps = Vec::new();
+    for run in 1..=runs {
+        let old = target(run - 1, &format!("v{}", run - 1))?;
+        let new = target(run, &format!("v{run}"))?;
+        let started = Instant::now();
+        let since = epoch_ms(std::time::SystemTime::now());
+        for k in 1..=replicas {
+            runtime.set_replicas(&new, k).await?;
+            until(&runtime, &mut events, &new.revision, |s| s.ready >= k).await?;
+            runtime.set_replicas(&old, replicas - k).await?;
+            until(&runtime, &mut events, &old.revision, |s| {
+                s.total <= replicas - k
+            })
+            .await?;
+        }
+        walls.push(started.elapsed());
+        gaps.extend(file_gaps(dir, "floor", since)?);
+    }
+    let last = target(runs, "last")?;
+    runtime.set_replicas(&last, 0).await?;
+    until(&runtime, &mut events, &last.revision, |s| s.total == 0).await?;
+    drop(runtime);
+    Ok((walls, gaps))
+}

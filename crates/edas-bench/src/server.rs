@@ -1,0 +1,214 @@
+//! The processes the HTTP benchmarks talk to: the real `edasd` binary, and the floor (a bare
+//! axum handler doing one durable SQLite write per request), each in a process of its own, plus
+//! a signed client.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use edas_pop::{encode_form, sign_v1};
+use serde_json::Value;
+
+/// The administrator key the benchmarks start edasd with.
+pub(crate) const KEY: (&str, &str) = ("LTAIbenchmark", "benchmark-secret-0123456789");
+
+/// A child process that said where it listens; killed when dropped.
+pub(crate) struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `command`, waiting (at most a minute) for a stderr or stdout line containing
+    /// `marker` followed by the base URL; the rest of its output is drained and dropped.
+    fn start(mut command: Command, marker: &'static str) -> anyhow::Result<Server> {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().context("starting the server process")?;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split(marker).nth(1) {
+                        let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                    }
+                }
+            });
+        }
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .context("the server did not say where it listens")?;
+        Ok(Server { child, base })
+    }
+
+    /// The real edasd on a data directory (release build expected), logging at `info`.
+    pub fn edasd(binary: &Path, data_dir: &Path, config: Option<&Path>) -> anyhow::Result<Server> {
+        if !binary.exists() {
+            bail!(
+                "{} does not exist: build it with `cargo build --release -p edasd` or pass --edasd",
+                binary.display()
+            );
+        }
+        let mut command = Command::new(binary);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("EDASD_ACCESS_KEY_ID", KEY.0)
+            .env("EDASD_ACCESS_KEY_SECRET", KEY.1)
+            .env("EDASD_LOG", "info");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        Server::start(command, "edasd listening on ")
+    }
+
+    /// The floor: `edas-bench floor-server` (this binary) on its own database.
+    pub fn floor(data_dir: &Path) -> anyhow::Result<Server> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command.arg("floor-server").arg("--data-dir").arg(data_dir);
+        Server::start(command, "floor listening on ")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The edasd binary next to this one (`target/release/edasd` for a release build).
+pub(crate) fn sibling_edasd() -> PathBuf {
+    sibling("edasd")
+}
+
+/// A binary of the workspace next to this one.
+pub(crate) fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn nonce() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{t}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Sends one V1-signed request with its parameters in the query string, as the classic SDK
+/// does; (HTTP status, body as JSON or `null`).
+pub(crate) async fn signed(
+    client: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    action: &str,
+    params: &[(&str, &str)],
+) -> anyhow::Result<(u16, Value)> {
+    let pairs: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let query = encode_form(&pairs);
+    let request = edas_pop::Request::new(method, path)
+        .with_raw_query(&query)?
+        .with_header("x-acs-action", action)
+        .with_header("x-acs-version", "2017-08-01");
+    let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce()))?;
+    let mut builder = client.request(
+        reqwest::Method::from_bytes(method.as_bytes())?,
+        format!("{base}{path}?{query}"),
+    );
+    for (name, value) in request.headers() {
+        builder = builder.header(name, value);
+    }
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    let response = builder.send().await?;
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+/// `edas-bench floor-server`: one axum handler that commits one row per request to SQLite with
+/// edasd's settings (WAL, `synchronous=FULL`, one writer connection, `BEGIN IMMEDIATE`) and
+/// answers a small JSON body. No signature check, no routing table, no engine: the least a
+/// durable HTTP write can cost on this machine.
+pub(crate) async fn floor_server(data_dir: PathBuf) -> anyhow::Result<()> {
+    use axum::extract::{RawQuery, State};
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+
+    std::fs::create_dir_all(&data_dir)?;
+    let options = SqliteConnectOptions::new()
+        .filename(data_dir.join("floor.sqlite3"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS writes (id INTEGER PRIMARY KEY, query TEXT NOT NULL)")
+        .execute(&pool)
+        .await?;
+    async fn handle(
+        State(pool): State<sqlx::SqlitePool>,
+        RawQuery(q): RawQuery,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let result = async {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let id: i64 = sqlx::query_scalar("INSERT INTO writes (query) VALUES ($1) RETURNING id")
+                .bind(q.unwrap_or_default())
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(id)
+        }
+        .await;
+        match result {
+            Ok(id) => axum::Json(serde_json::json!({
+                "Code": 200,
+                "ChangeOrderId": id.to_string(),
+                "RequestId": id.to_string(),
+            }))
+            .into_response(),
+            Err(e) => {
+                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+            }
+        }
+    }
+    let app = axum::Router::new().fallback(handle).with_state(pool);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("floor listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
