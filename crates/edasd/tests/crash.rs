@@ -206,10 +206,11 @@ async fn sigkill_at_random_points_of_releases_loses_and_doubles_nothing() {
         release - STRATEGIES.len() as u32,
         started.elapsed()
     );
-    // Most delays fall within a release's span, so most kills must land inside one; if not, the
-    // releases got so fast or slow that the test no longer tests what it says.
+    // Most delays fall within a release's span, so many kills must land inside one (typically
+    // two thirds); if not even a third do, the releases got so much faster than the reference
+    // that the test no longer tests what it says.
     assert!(
-        mid_release * 2 >= kills,
+        mid_release * 3 >= kills,
         "only {mid_release} of {kills} kills landed inside a release (span {span_ms} ms): {points:?}"
     );
 }
