@@ -686,6 +686,9 @@ impl LocalRuntime {
 impl Drop for LocalRuntime {
     fn drop(&mut self) {
         self.inner.detach.cancel();
+        // The service ports close with the runtime (tasks may still hold `Inner` for a moment),
+        // so a successor can bind them at once.
+        self.inner.routes.close_all();
         let lock = self
             .inner
             .lock

@@ -124,6 +124,11 @@ impl Routes {
             .unwrap_or_default()
     }
 
+    /// Closes every service port at once (the runtime is going away).
+    pub(crate) fn close_all(&self) {
+        self.apps().clear();
+    }
+
     /// The service ports of an application, for tests and diagnostics.
     pub(crate) fn ports(&self, app_id: &str) -> Vec<u16> {
         self.apps()
