@@ -513,6 +513,24 @@ async fn services_are_change_orders_that_open_move_and_close_service_ports() {
         )
         .await;
     assert_eq!(listed["Services"], json!([]));
+
+    // Deleting an application closes its service ports.
+    assert!(get(other_port).is_ok());
+    let body = edasd
+        .call(
+            "DELETE",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeleteK8sApplication",
+            &[("AppId", &other)],
+        )
+        .await;
+    let co = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    assert_eq!(edasd.finished(&co).await, 2);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        get(other_port).is_err(),
+        "the deleted application's port is closed"
+    );
 }
 
 /// The instance name in a `version=… instance=…` answer.
