@@ -3,13 +3,17 @@
 //! same requests, signed the same way by the same client, against a bare axum handler that does
 //! one durable SQLite write (see [`crate::server::floor_server`]).
 //!
-//! Each client owns `apps_per_client` applications (Replicas 0 on `local`, so no process
-//! starts) and deploys to them in turn, so a deploy normally finds its application's previous
-//! change order finished; one that does not is answered 409 and counted apart (the release
-//! engine runs in the same process and shares the single SQLite writer with the API).
+//! Two ways to pick the application (Replicas 0 on `local`, so no process starts):
+//! - **fresh**: every deploy goes to an application no deploy has touched yet (a pool created
+//!   beforehand), so none waits for an earlier release: the API's intake of deploys, while the
+//!   release engine in the same process runs the change orders they create;
+//! - **sustained**: each client deploys to its own `apps_per_client` applications in turn; a
+//!   deploy is accepted only once that application's previous release has finished (else 409,
+//!   counted apart), so the rate is deploys *and their releases* per second, end to end.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -34,14 +38,18 @@ impl Run {
     }
 }
 
-/// `clients` concurrent clients for `seconds`, each deploying to its own applications in turn.
-async fn load(
-    base: &str,
-    apps: Arc<Vec<String>>,
-    clients: usize,
-    apps_per_client: usize,
-    seconds: f64,
-) -> Run {
+/// Which application a deploy goes to.
+#[derive(Clone)]
+enum Pick {
+    /// Each client its own `n` applications (at the start of the list), in turn.
+    Rotate(usize),
+    /// The next untouched application of the pool (after the rotating ones); a client stops
+    /// when the pool is used up.
+    Fresh(Arc<AtomicUsize>),
+}
+
+/// `clients` concurrent clients for `seconds`, deploying to the applications `pick` says.
+async fn load(base: &str, apps: Arc<Vec<String>>, clients: usize, pick: Pick, seconds: f64) -> Run {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
@@ -53,13 +61,20 @@ async fn load(
         let client = client.clone();
         let base = base.to_owned();
         let apps = apps.clone();
+        let pick = pick.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
             let mut errors = 0u64;
             let mut round = 0usize;
             while Instant::now() < deadline {
-                let app = &apps[(c * apps_per_client + round % apps_per_client) % apps.len()];
+                let app = match &pick {
+                    Pick::Rotate(n) => &apps[(c * n + round % n) % apps.len()],
+                    Pick::Fresh(next) => match apps.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        Some(app) => app,
+                        None => break,
+                    },
+                };
                 let image = format!("bench:c{c}r{round}");
                 round += 1;
                 let sent = Instant::now();
@@ -111,6 +126,7 @@ pub(crate) async fn api(
     levels: Vec<usize>,
     seconds: f64,
     apps_per_client: usize,
+    fresh_pool: usize,
 ) -> anyhow::Result<()> {
     println!("machine: {}", machine());
     let dir = tempfile::tempdir()?;
@@ -120,10 +136,12 @@ pub(crate) async fn api(
 
     // The applications: Replicas 0 on local (nothing runs), created with some concurrency.
     let max = levels.iter().copied().max().unwrap_or(1);
-    let count = max * apps_per_client;
+    let rotating = max * apps_per_client;
+    let count = rotating + fresh_pool;
     let mut apps = Vec::with_capacity(count);
+    let mut last_order = String::new();
     let created = Instant::now();
-    for chunk in (0..count).collect::<Vec<_>>().chunks(16) {
+    for chunk in (0..count).collect::<Vec<_>>().chunks(32) {
         let mut batch = Vec::new();
         for &i in chunk {
             let http = http.clone();
@@ -152,56 +170,74 @@ pub(crate) async fn api(
             if status != 200 {
                 bail!("InsertK8sApplication answered {status}: {body}");
             }
-            apps.push(
-                body["ApplicationInfo"]["AppId"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            );
+            let info = &body["ApplicationInfo"];
+            apps.push(info["AppId"].as_str().unwrap_or_default().to_owned());
+            last_order = info["ChangeOrderId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
         }
     }
     println!("{count} applications created in {:?}", created.elapsed());
+    // Their first change orders are released before anything is measured (the engine takes
+    // them in creation order, so the last one finishing means all have).
+    loop {
+        let (_, body) = signed(
+            &http,
+            &server.base,
+            "POST",
+            "/pop/v5/changeorder/change_order_info",
+            "GetChangeOrderInfo",
+            &[("ChangeOrderId", &last_order)],
+        )
+        .await?;
+        if body["changeOrderInfo"]["Status"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("… and released after {:?}", created.elapsed());
     let apps = Arc::new(apps);
+    let rotate = Pick::Rotate(apps_per_client);
+    let fresh = Pick::Fresh(Arc::new(AtomicUsize::new(rotating)));
     // Warm both servers up (connections, caches, the engine's first claims).
-    let _ = load(&server.base, apps.clone(), 4, apps_per_client, 1.0).await;
-    let _ = load(&floor.base, apps.clone(), 4, apps_per_client, 1.0).await;
+    let _ = load(&server.base, apps.clone(), 4, rotate.clone(), 1.0).await;
+    let _ = load(&floor.base, apps.clone(), 4, rotate.clone(), 1.0).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     println!(
-        "\n| clients | edasd deploys/s | p50 | p99 | 409 (busy) | floor writes/s | floor p50 | floor p99 |"
+        "\n| clients | fresh: deploys/s | p50 | p99 | sustained: deploys/s | p50 | p99 | 409 (busy) | floor: writes/s | p50 | p99 |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut cpu_notes = Vec::new();
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut notes = Vec::new();
     for &clients in &levels {
         let before = rss_and_cpu(server.pid());
-        let e = load(
-            &server.base,
-            apps.clone(),
-            clients,
-            apps_per_client,
-            seconds,
-        )
-        .await;
-        // Let the engine finish this level's change orders before the next one measures (its
-        // CPU for them counts: they are part of what a deploy costs).
+        let n = load(&server.base, apps.clone(), clients, fresh.clone(), seconds).await;
+        // Let the engine finish the change orders before the next run measures (its CPU for
+        // them counts: they are part of what a deploy costs).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let e = load(&server.base, apps.clone(), clients, rotate.clone(), seconds).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = rss_and_cpu(server.pid());
         if let (Some((_, c0)), Some((rss, c1))) = (before, after) {
-            cpu_notes.push(format!(
+            notes.push(format!(
                 "{clients} clients: edasd CPU {:.2} ms per accepted deploy (API + engine), RSS {}",
-                (c1 - c0).as_secs_f64() * 1000.0 / e.ok.max(1) as f64,
+                (c1 - c0).as_secs_f64() * 1000.0 / (e.ok + n.ok).max(1) as f64,
                 mib(rss)
             ));
         }
-        let f = load(&floor.base, apps.clone(), clients, apps_per_client, seconds).await;
-        let other: BTreeMap<u16, u64> = e
-            .statuses
-            .iter()
-            .filter(|(s, _)| **s != 200 && **s != 409)
-            .map(|(s, n)| (*s, *n))
-            .collect();
+        if n.elapsed.as_secs_f64() < seconds * 0.95 {
+            notes.push(format!(
+                "{clients} clients: the fresh pool ran out after {:?}",
+                n.elapsed
+            ));
+        }
+        let f = load(&floor.base, apps.clone(), clients, rotate.clone(), seconds).await;
         println!(
-            "| {clients} | {:.0} | {} | {} | {} | {:.0} | {} | {} |",
+            "| {clients} | {:.0} | {} | {} | {:.0} | {} | {} | {} | {:.0} | {} | {} |",
+            n.rps(),
+            ms(percentile(&n.latencies, 0.5)),
+            ms(percentile(&n.latencies, 0.99)),
             e.rps(),
             ms(percentile(&e.latencies, 0.5)),
             ms(percentile(&e.latencies, 0.99)),
@@ -210,14 +246,28 @@ pub(crate) async fn api(
             ms(percentile(&f.latencies, 0.5)),
             ms(percentile(&f.latencies, 0.99)),
         );
-        if !other.is_empty() || e.errors > 0 || f.errors > 0 {
-            println!(
-                "  unexpected at {clients} clients: edasd statuses {other:?}, transport errors edasd {} floor {}",
-                e.errors, f.errors
-            );
+        let unexpected = |r: &Run, allowed: &[u16]| -> BTreeMap<u16, u64> {
+            r.statuses
+                .iter()
+                .filter(|(s, _)| !allowed.contains(s))
+                .map(|(s, n)| (*s, *n))
+                .collect()
+        };
+        for (what, r, allowed) in [
+            ("fresh", &n, &[200][..]),
+            ("sustained", &e, &[200, 409][..]),
+            ("floor", &f, &[200][..]),
+        ] {
+            let bad = unexpected(r, allowed);
+            if !bad.is_empty() || r.errors > 0 {
+                notes.push(format!(
+                    "{clients} clients, {what}: unexpected statuses {bad:?}, {} transport errors",
+                    r.errors
+                ));
+            }
         }
     }
-    for note in cpu_notes {
+    for note in notes {
         println!("  {note}");
     }
     drop(floor);

@@ -59,6 +59,9 @@ enum Command {
         /// Applications each client deploys to in turn.
         #[arg(long, default_value_t = 32)]
         apps_per_client: usize,
+        /// Untouched applications for the "fresh" runs (each deployed at most once).
+        #[arg(long, default_value_t = 20_000)]
+        fresh_pool: usize,
         /// The edasd binary (default: next to this one).
         #[arg(long)]
         edasd: Option<PathBuf>,
@@ -127,12 +130,14 @@ fn main() -> anyhow::Result<()> {
             clients,
             seconds,
             apps_per_client,
+            fresh_pool,
             edasd,
         } => rt.block_on(api::api(
             edasd.unwrap_or_else(server::sibling_edasd),
             clients,
             seconds,
             apps_per_client,
+            fresh_pool,
         )),
         Command::ReleaseOverhead {
             runtime,
