@@ -683,6 +683,15 @@ impl LocalRuntime {
     }
 }
 
+impl LocalRuntime {
+    /// edasd is stopping: every service port stops accepting at once (so the next edasd can bind
+    /// it) and the requests in flight finish within `grace`, instead of being cut when the
+    /// process exits. Instances keep running.
+    pub async fn shutdown_services(&self, grace: Duration) {
+        self.inner.routes.shutdown_all(grace).await;
+    }
+}
+
 impl Drop for LocalRuntime {
     fn drop(&mut self) {
         self.inner.detach.cancel();

@@ -129,6 +129,16 @@ impl Routes {
         self.apps().clear();
     }
 
+    /// Stops listening on every service port at once (a successor can bind them) and lets the
+    /// requests in flight finish within `grace`.
+    pub(crate) async fn shutdown_all(&self, grace: Duration) {
+        let proxies: Vec<ServiceProxy> = std::mem::take(&mut *self.apps())
+            .into_values()
+            .flat_map(|r| r.proxies.into_values())
+            .collect();
+        join_all(proxies.into_iter().map(|p| p.shutdown(grace))).await;
+    }
+
     /// The service ports of an application, for tests and diagnostics.
     pub(crate) fn ports(&self, app_id: &str) -> Vec<u16> {
         self.apps()
@@ -136,6 +146,15 @@ impl Routes {
             .map(|r| r.proxies.keys().copied().collect())
             .unwrap_or_default()
     }
+}
+
+/// Runs the futures concurrently to completion.
+async fn join_all<F: Future<Output = ()> + Send + 'static>(futures: impl Iterator<Item = F>) {
+    let mut set = tokio::task::JoinSet::new();
+    for f in futures {
+        set.spawn(f);
+    }
+    while set.join_next().await.is_some() {}
 }
 
 /// The address of the instance listening on `port`.

@@ -9,6 +9,7 @@
 //! | `/ready` | 200, or 503 while `READY_AFTER_SECONDS` have not passed, or always with `NEVER_READY=1` |
 //! | `/env/<NAME>` | the value of environment variable `NAME`, or 404 |
 //! | `/file?path=<P>` | the content of file `P` (percent-encoded), or 404 |
+//! | `/slow?ms=<N>` | like `/`, after `N` milliseconds (at most 60,000): a request in flight |
 //! | anything else | 404 |
 //!
 //! Other environment variables: `EXIT_AFTER_SECONDS` makes it exit with status 1 after that many
@@ -146,6 +147,9 @@ async fn answer(mut stream: TcpStream, s: &Settings, started: Instant) -> std::i
     }
     let head = String::from_utf8_lossy(&buf);
     let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    if let Some(delay) = slow_delay(&target) {
+        tokio::time::sleep(delay).await;
+    }
     let (status, body) = route(&target, s, started.elapsed());
     let reason = match status {
         200 => "OK",
@@ -161,10 +165,23 @@ async fn answer(mut stream: TcpStream, s: &Settings, started: Instant) -> std::i
     stream.shutdown().await
 }
 
+/// How long `/slow?ms=N` waits before answering.
+fn slow_delay(target: &str) -> Option<Duration> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    (path == "/slow").then(|| {
+        let ms = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("ms="))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        Duration::from_millis(ms.min(60_000))
+    })
+}
+
 fn route(target: &str, s: &Settings, up: Duration) -> (u16, String) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     match path {
-        "/" => (
+        "/" | "/slow" => (
             200,
             format!("version={} instance={}\n", s.version, s.instance),
         ),
@@ -231,6 +248,10 @@ mod tests {
         assert_eq!(route("/healthz", &s, Duration::from_secs(4)).0, 200);
         assert_eq!(route("/healthz", &s, Duration::from_secs(6)).0, 500);
         assert_eq!(route("/nope", &s, Duration::ZERO).0, 404);
+        assert_eq!(route("/slow?ms=5", &s, Duration::ZERO).0, 200);
+        assert_eq!(slow_delay("/slow?ms=5"), Some(Duration::from_millis(5)));
+        assert_eq!(slow_delay("/slow?ms=999999"), Some(Duration::from_secs(60)));
+        assert_eq!(slow_delay("/"), None);
         assert_eq!(route("/file", &s, Duration::ZERO).0, 404);
         let never = Settings {
             never_ready: true,

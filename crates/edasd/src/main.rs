@@ -127,7 +127,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
-    let runtimes = runtimes(&store, local, &config).await?;
+    let (runtimes, local_runtime) = runtimes(&store, local, &config).await?;
     let store = Arc::new(store);
     let mut engine_config = EngineConfig {
         worker_id: worker_id(&args.data_dir)?,
@@ -196,6 +196,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("connections drained; stopping the release engine");
     engine.shutdown().await;
     engine_task.abort();
+    tracing::info!("closing the local service ports; requests in flight finish");
+    local_runtime.shutdown_services(DRAIN_TIMEOUT).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -210,7 +212,7 @@ async fn runtimes(
     store: &Store,
     local: edas_local::LocalConfig,
     config: &Config,
-) -> anyhow::Result<Runtimes> {
+) -> anyhow::Result<(Runtimes, Arc<edas_local::LocalRuntime>)> {
     tracing::info!(
         default_java = %local.default_java.display(),
         jdk = %local.java_binaries.keys().cloned().collect::<Vec<_>>().join(", "),
@@ -222,12 +224,13 @@ async fn runtimes(
         Arc::new(config_source::StoreConfigSource::new(store.clone())),
     )
     .context("starting the local runtime")?;
-    let mut runtimes = Runtimes::new().with(LOCAL_CLUSTER, Arc::new(local));
+    let local = Arc::new(local);
+    let mut runtimes = Runtimes::new().with(LOCAL_CLUSTER, local.clone());
     for cluster in &config.clusters {
         let runtime = kube_clusters::runtime(store, cluster).await?;
         runtimes = runtimes.with(&cluster.id, Arc::new(runtime));
     }
-    Ok(runtimes)
+    Ok((runtimes, local))
 }
 
 async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {

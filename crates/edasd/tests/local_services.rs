@@ -290,11 +290,18 @@ fn free_port() -> u16 {
 
 /// One GET / through a service port (blocking, short timeouts): the body, or why not.
 fn get(port: u16) -> Result<String, String> {
+    get_path(port, "/")
+}
+
+/// One GET of `path` through a service port: the body, or why not.
+fn get_path(port: u16, path: &str) -> Result<String, String> {
     let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1))
         .map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
     let mut answer = String::new();
     s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
     match answer.split_once("\r\n\r\n") {
@@ -490,6 +497,20 @@ async fn services_are_change_orders_that_open_move_and_close_service_ports() {
         "service port down for {gap:?}"
     );
     assert!(get(port2).unwrap().starts_with("version=v1 "));
+
+    // A request in flight when edasd is told to stop still gets its answer (edasd stops
+    // listening at once and exits when it is done, so this restart's gap includes it).
+    let in_flight = std::thread::spawn(move || get_path(port2, "/slow?ms=1000"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    edasd.stop_edasd();
+    edasd.spawn();
+    let slow = tokio::task::spawn_blocking(move || in_flight.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        slow.as_deref().is_ok_and(|b| b.starts_with("version=v1 ")),
+        "the request in flight across the SIGTERM was cut: {slow:?}"
+    );
 
     let co = edasd
         .service_op(
