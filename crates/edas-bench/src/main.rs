@@ -19,6 +19,7 @@
 
 mod api;
 mod batch_gap;
+mod kube_release;
 mod release;
 mod scale;
 mod server;
@@ -68,7 +69,8 @@ enum Command {
     },
     /// Engine overhead between batches and as a share of release wall time, real instances.
     ReleaseOverhead {
-        /// `local` (real edasd, real processes of edas-testapp).
+        /// `local` (real edasd, real processes of edas-testapp) or `fake-kube` (real edasd, the
+        /// fake Kubernetes API server in this process).
         #[arg(long, default_value = "local")]
         runtime: String,
         /// Instances (one per batch).
@@ -80,6 +82,9 @@ enum Command {
         /// Give the instances a readiness probe (every second) instead of none.
         #[arg(long)]
         probe: bool,
+        /// fake-kube: milliseconds from a pod's start to Ready.
+        #[arg(long, default_value_t = 100)]
+        pod_ready_ms: u64,
         /// The edasd binary (default: next to this one).
         #[arg(long)]
         edasd: Option<PathBuf>,
@@ -144,6 +149,7 @@ fn main() -> anyhow::Result<()> {
             replicas,
             runs,
             probe,
+            pod_ready_ms,
             edasd,
             testapp,
         } => rt.block_on(release::release_overhead(
@@ -151,6 +157,7 @@ fn main() -> anyhow::Result<()> {
             replicas,
             runs,
             probe,
+            std::time::Duration::from_millis(pod_ready_ms),
             edasd.unwrap_or_else(server::sibling_edasd),
             testapp.unwrap_or_else(|| server::sibling("edas-testapp")),
         )),

@@ -14,8 +14,8 @@
 //!   no engine), measured the same way. **Engine overhead** = release wall time − floor wall
 //!   time, also as a share of the release.
 //!
-//! `--runtime fake-kube` is not implemented (the Kubernetes runtime was not in the tree when
-//! this was written); see BENCHMARKS.md.
+//! `--runtime fake-kube` measures the same on the fake Kubernetes API server (see
+//! [`crate::kube_release`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,14 +45,27 @@ pub(crate) async fn release_overhead(
     replicas: u32,
     runs: u32,
     probe: bool,
+    pod_ready: Duration,
     edasd: PathBuf,
     testapp: PathBuf,
 ) -> anyhow::Result<()> {
-    if runtime != "local" {
-        bail!(
-            "--runtime {runtime}: only `local` is implemented (the fake Kubernetes variant needs \
-             the Kubernetes runtime, not in this build)"
+    if runtime == "fake-kube" {
+        println!("machine: {}", machine());
+        let dir = tempfile::tempdir()?;
+        let (mut gaps, walls, mut floor_gaps, floors) =
+            crate::kube_release::run(&edasd, dir.path(), replicas, runs, pod_ready).await?;
+        gaps.sort();
+        floor_gaps.sort();
+        println!(
+            "release-overhead (fake Kubernetes API server, pods Ready {} after start, {replicas} \
+             single-instance batches, auto, no wait, {runs} releases)",
+            ms(pod_ready)
         );
+        report(&gaps, &floor_gaps, &walls, &floors);
+        return Ok(());
+    }
+    if runtime != "local" {
+        bail!("--runtime {runtime}: use `local` or `fake-kube`");
     }
     if !testapp.exists() {
         bail!(
@@ -69,10 +82,6 @@ pub(crate) async fn release_overhead(
     let mut gaps = gaps;
     gaps.sort();
     floor_gaps.sort();
-    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len().max(1) as u32;
-    let wall = mean(&walls);
-    let floor = mean(&floors);
-    let overhead = wall.saturating_sub(floor);
     println!(
         "release-overhead (local runtime, {replicas} single-instance batches, auto, no wait, {runs} releases, {})",
         if probe {
@@ -81,34 +90,7 @@ pub(crate) async fn release_overhead(
             "no readiness probe"
         }
     );
-    println!(
-        "  gap batch N done → N+1 started: {} gaps, p50 {} p90 {} p99 {} max {}",
-        gaps.len(),
-        ms(percentile(&gaps, 0.5)),
-        ms(percentile(&gaps, 0.9)),
-        ms(percentile(&gaps, 0.99)),
-        ms(gaps.last().copied().unwrap_or_default())
-    );
-    println!(
-        "  floor gap (same runtime, no engine): {} gaps, p50 {} p90 {} max {}",
-        floor_gaps.len(),
-        ms(percentile(&floor_gaps, 0.5)),
-        ms(percentile(&floor_gaps, 0.9)),
-        ms(floor_gaps.last().copied().unwrap_or_default())
-    );
-    println!(
-        "  release wall time (mean) {}; floor (same batches directly on the local runtime) {}; \
-         engine overhead {} = {:.1}% of the release",
-        ms(wall),
-        ms(floor),
-        ms(overhead),
-        overhead.as_secs_f64() * 100.0 / wall.as_secs_f64().max(f64::MIN_POSITIVE)
-    );
-    println!(
-        "  per release: walls {:?}, floors {:?}",
-        walls.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
-        floors.iter().map(|d| ms(*d)).collect::<Vec<_>>()
-    );
+    report(&gaps, &floor_gaps, &walls, &floors);
     Ok(())
 }
 
@@ -213,6 +195,42 @@ async fn through_edasd(
     // The instances outlive edasd by design: stop them (each leads its own process group).
     kill_instances(&dir.join("edasd").join("local/instances"));
     Ok((gaps, walls))
+}
+
+/// Prints the gaps, the floor's gaps, and the engine's overhead as a share of the release.
+fn report(gaps: &[Duration], floor_gaps: &[Duration], walls: &[Duration], floors: &[Duration]) {
+    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len().max(1) as u32;
+    let wall = mean(walls);
+    let floor = mean(floors);
+    let overhead = wall.saturating_sub(floor);
+    println!(
+        "  gap batch N done → N+1 started: {} gaps, p50 {} p90 {} p99 {} max {}",
+        gaps.len(),
+        ms(percentile(gaps, 0.5)),
+        ms(percentile(gaps, 0.9)),
+        ms(percentile(gaps, 0.99)),
+        ms(gaps.last().copied().unwrap_or_default())
+    );
+    println!(
+        "  floor gap (same runtime, no engine): {} gaps, p50 {} p90 {} max {}",
+        floor_gaps.len(),
+        ms(percentile(floor_gaps, 0.5)),
+        ms(percentile(floor_gaps, 0.9)),
+        ms(floor_gaps.last().copied().unwrap_or_default())
+    );
+    println!(
+        "  release wall time (mean) {}; floor (same batches directly on the runtime) {}; \
+         engine overhead {} = {:.1}% of the release",
+        ms(wall),
+        ms(floor),
+        ms(overhead),
+        overhead.as_secs_f64() * 100.0 / wall.as_secs_f64().max(f64::MIN_POSITIVE)
+    );
+    println!(
+        "  per release: walls {:?}, floors {:?}",
+        walls.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+        floors.iter().map(|d| ms(*d)).collect::<Vec<_>>()
+    );
 }
 
 /// Milliseconds since the Unix epoch.

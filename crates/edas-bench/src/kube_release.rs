@@ -1,0 +1,353 @@
+//! `edas-bench release-overhead --runtime fake-kube`: the same measurement as on the local
+//! runtime, on the fake Kubernetes API server (`edas-fake-kube`, in this process: pods become
+//! Ready `--pod-ready-ms` after they start). The real edasd (release build) runs the release
+//! through a `[[clusters]]` entry; a kube-rs watcher in this process records when each pod
+//! appears, becomes Ready and disappears.
+//!
+//! - **Gap**, batch N done → batch N+1 started: batch N's old pod gone (watch delete event) →
+//!   batch N+1's new pod created (first watch event).
+//! - **Floor**, in the same run and on the same fake cluster: the same batches driven directly
+//!   with kube-rs: the revision's Deployment rendered by `edas-render` and server-side applied
+//!   with the batch's replicas, then the old one's, each followed by a wait (on the same
+//!   watcher) until the new pods are Ready / the old ones gone. No store, no engine.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use edas_spec::{Operation, apply};
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+use crate::batch_gap::params;
+use crate::server::{Server, signed};
+
+const IMAGES: [&str; 2] = ["registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.9"];
+
+/// What the watcher saw of one pod.
+#[derive(Clone, Debug, Default)]
+struct PodSeen {
+    namespace: String,
+    revision: String,
+    created: Option<Instant>,
+    ready: bool,
+    gone: Option<Instant>,
+}
+
+/// Every pod of the cluster as the watcher saw it, plus a signal on each change.
+#[derive(Clone)]
+struct Recorder {
+    pods: Arc<Mutex<BTreeMap<String, PodSeen>>>,
+    changed: Arc<tokio::sync::Notify>,
+}
+
+impl Recorder {
+    fn start(client: kube::Client) -> Recorder {
+        let rec = Recorder {
+            pods: Arc::default(),
+            changed: Arc::default(),
+        };
+        let r = rec.clone();
+        tokio::spawn(async move {
+            let api: Api<Pod> = Api::all(client);
+            let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
+            while let Some(event) = stream.next().await {
+                let Ok(event) = event else { continue };
+                let (pod, deleted) = match event {
+                    watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, false),
+                    watcher::Event::Delete(p) => (p, true),
+                    _ => continue,
+                };
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let now = Instant::now();
+                let mut pods = r.pods.lock().unwrap_or_else(|e| e.into_inner());
+                let seen = pods.entry(name).or_default();
+                seen.namespace = pod.metadata.namespace.clone().unwrap_or_default();
+                seen.revision = pod
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("edas.oam.revision").cloned())
+                    .unwrap_or_default();
+                seen.created.get_or_insert(now);
+                seen.ready = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                if deleted {
+                    seen.gone.get_or_insert(now);
+                }
+                drop(pods);
+                r.changed.notify_waiters();
+            }
+        });
+        rec
+    }
+
+    /// Waits (event-driven, bounded) until `check` holds for the pods of `namespace`.
+    async fn until(
+        &self,
+        namespace: &str,
+        what: &str,
+        check: impl Fn(&[PodSeen]) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let notified = self.changed.notified();
+            {
+                let pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+                let here: Vec<PodSeen> = pods
+                    .values()
+                    .filter(|p| p.namespace == namespace)
+                    .cloned()
+                    .collect();
+                if check(&here) {
+                    return Ok(());
+                }
+            }
+            if tokio::time::timeout_at(deadline.into(), notified)
+                .await
+                .is_err()
+            {
+                bail!("{what}: not within 120 s");
+            }
+        }
+    }
+
+    /// The gaps of a release in `namespace` that started at `since`: old pod k gone → new pod
+    /// k+1 created (new = of `revision`).
+    fn gaps(&self, namespace: &str, revision: &str, since: Instant) -> Vec<Duration> {
+        let pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+        let mut gone: Vec<Instant> = pods
+            .values()
+            .filter(|p| p.namespace == namespace && p.revision != revision)
+            .filter_map(|p| p.gone.filter(|g| *g >= since))
+            .collect();
+        let mut created: Vec<Instant> = pods
+            .values()
+            .filter(|p| p.namespace == namespace && p.revision == revision)
+            .filter_map(|p| p.created.filter(|c| *c >= since))
+            .collect();
+        gone.sort();
+        created.sort();
+        gone.iter()
+            .zip(created.iter().skip(1))
+            .map(|(g, c)| c.saturating_duration_since(*g))
+            .collect()
+    }
+}
+
+fn live(pods: &[PodSeen], revision: &str) -> (u32, u32) {
+    let mine = pods
+        .iter()
+        .filter(|p| p.revision == revision && p.gone.is_none());
+    let total = mine.clone().count() as u32;
+    let ready = mine.filter(|p| p.ready).count() as u32;
+    (total, ready)
+}
+
+/// (gaps, walls) through edasd, then (floor gaps, floor walls) directly.
+pub(crate) async fn run(
+    edasd: &Path,
+    dir: &Path,
+    replicas: u32,
+    runs: u32,
+    pod_ready: Duration,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>, Vec<Duration>, Vec<Duration>)> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let fake = edas_fake_kube::FakeCluster::start(edas_fake_kube::Config {
+        pod_ready_delay: pod_ready,
+        ..edas_fake_kube::Config::default()
+    })
+    .await?;
+    let kubeconfig = dir.join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig, "default")?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig)?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let client = kube::Client::try_from(config)?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in ["bench", "floor"] {
+        let object: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
+        namespaces.create(&PostParams::default(), &object).await?;
+    }
+    let rec = Recorder::start(client.clone());
+
+    // Through edasd.
+    let config_file = dir.join("edasd.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[[clusters]]\nid = \"k8s\"\nkubeconfig = \"{}\"\n",
+            kubeconfig.display()
+        ),
+    )?;
+    let server = Server::edasd(edasd, &dir.join("edasd"), Some(&config_file))?;
+    let http = reqwest::Client::new();
+    let call = |path: &'static str, action: &'static str, p: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let base = server.base.clone();
+        async move {
+            let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (status, body) = signed(&http, &base, "POST", path, action, &p).await?;
+            if status != 200 {
+                bail!("{action} answered {status}: {body}");
+            }
+            Ok::<Value, anyhow::Error>(body)
+        }
+    };
+    let finished = |id: String| {
+        let call = &call;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            loop {
+                let body = call(
+                    "/pop/v5/changeorder/change_order_info",
+                    "GetChangeOrderInfo",
+                    vec![("ChangeOrderId", id.clone())],
+                )
+                .await?;
+                let info = body["changeOrderInfo"].clone();
+                match info["Status"].as_i64() {
+                    Some(2) => return Ok::<Value, anyhow::Error>(info),
+                    Some(0 | 1 | 8 | 9) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    _ => bail!("change order {id} ended badly: {info}"),
+                }
+            }
+        }
+    };
+    let body = call(
+        "/pop/v5/k8s/acs/create_k8s_app",
+        "InsertK8sApplication",
+        vec![
+            ("AppName", "overhead".into()),
+            ("ClusterId", "k8s".into()),
+            ("Namespace", "bench".into()),
+            ("ImageUrl", IMAGES[0].into()),
+            ("Replicas", replicas.to_string()),
+        ],
+    )
+    .await?;
+    let app = body["ApplicationInfo"]["AppId"]
+        .as_str()
+        .context("AppId")?
+        .to_owned();
+    finished(
+        body["ApplicationInfo"]["ChangeOrderId"]
+            .as_str()
+            .context("ChangeOrderId")?
+            .to_owned(),
+    )
+    .await?;
+    let strategy = format!(
+        r#"{{"type":"BatchUpdate","batchUpdate":{{"batch":{replicas},"releaseType":"auto","batchWaitTime":0}}}}"#
+    );
+    let number = |v: &Value| v.as_str().and_then(|s| s.parse::<u64>().ok());
+    let (mut gaps, mut walls) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let since = Instant::now();
+        let body = call(
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeployK8sApplication",
+            vec![
+                ("AppId", app.clone()),
+                ("Image", IMAGES[run as usize % 2].into()),
+                ("UpdateStrategy", strategy.clone()),
+            ],
+        )
+        .await?;
+        let id = body["ChangeOrderId"].as_str().context("ChangeOrderId")?;
+        let info = finished(id.to_owned()).await?;
+        let created = number(&info["CreateTime"]).context("CreateTime")?;
+        let done = number(&info["FinishTime"]).context("FinishTime")?;
+        walls.push(Duration::from_millis(done.saturating_sub(created)));
+        // The new revision is the one with pods created since the deploy.
+        let revision = {
+            let pods = rec.pods.lock().unwrap_or_else(|e| e.into_inner());
+            pods.values()
+                .filter(|p| p.namespace == "bench" && p.created.is_some_and(|c| c >= since))
+                .map(|p| p.revision.clone())
+                .next()
+                .unwrap_or_default()
+        };
+        gaps.extend(rec.gaps("bench", &revision, since));
+    }
+    drop(server);
+
+    // The floor: the same batches with kube-rs alone.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "floor");
+    let spec = |image: &str| -> anyhow::Result<edas_spec::AppSpec> {
+        let replicas = replicas.to_string();
+        Ok(apply(
+            Operation::InsertK8sApplication,
+            None,
+            &params(&[
+                ("AppName", "floor"),
+                ("ClusterId", "k8s"),
+                ("Namespace", "floor"),
+                ("ImageUrl", image),
+                ("Replicas", &replicas),
+            ]),
+        )
+        .map_err(|v| anyhow::anyhow!("{v}"))?
+        .spec)
+    };
+    let set = |revision: u32, replicas: u32| {
+        let deployments = deployments.clone();
+        let image = IMAGES[revision as usize % 2];
+        async move {
+            let rendered = edas_render::render(&spec(image)?, &revision.to_string(), replicas)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let name = rendered
+                .deployment
+                .metadata
+                .name
+                .clone()
+                .context("deployment name")?;
+            deployments
+                .patch(
+                    &name,
+                    &PatchParams::apply("edas-bench").force(),
+                    &Patch::Apply(&rendered.deployment),
+                )
+                .await?;
+            Ok::<(), anyhow::Error>(())
+        }
+    };
+    set(0, replicas).await?;
+    rec.until("floor", "floor revision 0 ready", |p| {
+        live(p, "0").1 >= replicas
+    })
+    .await?;
+    let (mut floor_gaps, mut floor_walls) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let (old, new) = (run - 1, run);
+        let (old_s, new_s) = (old.to_string(), new.to_string());
+        let since = Instant::now();
+        for k in 1..=replicas {
+            set(new, k).await?;
+            rec.until("floor", "new pods ready", |p| live(p, &new_s).1 >= k)
+                .await?;
+            set(old, replicas - k).await?;
+            rec.until("floor", "old pods gone", |p| {
+                live(p, &old_s).0 <= replicas - k
+            })
+            .await?;
+        }
+        floor_walls.push(since.elapsed());
+        floor_gaps.extend(rec.gaps("floor", &new_s, since));
+    }
+    drop(fake);
+    Ok((gaps, walls, floor_gaps, floor_walls))
+}
