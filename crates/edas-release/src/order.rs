@@ -1149,8 +1149,19 @@ impl ChangeOrder {
     }
 
     fn begin_stop_old(&mut self, now: EpochMillis, timeout_at: EpochMillis, fx: &mut Vec<Effect>) {
+        let to = self.to.clone();
         let p = &mut self.pipelines[self.current];
         p.update_time = now;
+        // Say how the stages ended: their last progress message may predate the observation
+        // that finished them (an order whose instances already exist finishes on its first).
+        if p.stages[START_NEW].status == Status::InProgress {
+            p.stages[START_NEW].task.message =
+                format!("{0}/{0} instance(s) of revision {to} exist", p.new_target);
+        }
+        if p.stages[READINESS].status == Status::InProgress {
+            p.stages[READINESS].task.message =
+                format!("{0}/{0} instance(s) of revision {to} ready", p.new_target);
+        }
         finish_stage(&mut p.stages[START_NEW], now);
         finish_stage(&mut p.stages[READINESS], now);
         let old_target = p.old_target;

@@ -537,6 +537,20 @@ fn gray_then_batches_auto_runs_to_success_with_waits() {
         ],
         "each finished stop stage says how it ended"
     );
+    let ready_messages: Vec<&str> = h
+        .order
+        .pipelines()
+        .iter()
+        .map(|p| p.stages[1].task.message.as_str())
+        .collect();
+    assert_eq!(
+        ready_messages,
+        [
+            "1/1 instance(s) of revision v2 ready",
+            "2/2 instance(s) of revision v2 ready",
+            "3/3 instance(s) of revision v2 ready"
+        ]
+    );
     assert_eq!(h.sim.finished, vec![("co-1".to_string(), Status::Success)]);
     assert!(
         h.sim.timers.is_empty(),
