@@ -29,6 +29,8 @@ struct Run {
     statuses: BTreeMap<u16, u64>,
     errors: u64,
     latencies: Vec<Duration>,
+    /// The last change order each client's accepted deploys created.
+    last_orders: Vec<String>,
     elapsed: Duration,
 }
 
@@ -64,6 +66,7 @@ async fn load(base: &str, apps: Arc<Vec<String>>, clients: usize, pick: Pick, se
         let pick = pick.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
+            let mut last_order = String::new();
             let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
             let mut errors = 0u64;
             let mut round = 0usize;
@@ -88,7 +91,10 @@ async fn load(base: &str, apps: Arc<Vec<String>>, clients: usize, pick: Pick, se
                 )
                 .await
                 {
-                    Ok((status, _)) => {
+                    Ok((status, body)) => {
+                        if let Some(id) = body["ChangeOrderId"].as_str() {
+                            last_order = id.to_owned();
+                        }
                         *statuses.entry(status).or_default() += 1;
                         if status == 200 {
                             lat.push(sent.elapsed());
@@ -97,7 +103,7 @@ async fn load(base: &str, apps: Arc<Vec<String>>, clients: usize, pick: Pick, se
                     Err(_) => errors += 1,
                 }
             }
-            (lat, statuses, errors)
+            (lat, statuses, errors, last_order)
         }));
     }
     let mut run = Run {
@@ -105,11 +111,13 @@ async fn load(base: &str, apps: Arc<Vec<String>>, clients: usize, pick: Pick, se
         statuses: BTreeMap::new(),
         errors: 0,
         latencies: Vec::new(),
+        last_orders: Vec::new(),
         elapsed: Duration::ZERO,
     };
     for t in tasks {
-        let (lat, statuses, errors) = t.await.expect("a client task");
+        let (lat, statuses, errors, last_order) = t.await.expect("a client task");
         run.latencies.extend(lat);
+        run.last_orders.push(last_order);
         for (s, n) in statuses {
             *run.statuses.entry(s).or_default() += n;
         }
@@ -119,6 +127,30 @@ async fn load(base: &str, apps: Arc<Vec<String>>, clients: usize, pick: Pick, se
     run.ok = run.statuses.get(&200).copied().unwrap_or(0);
     run.latencies.sort();
     run
+}
+
+/// Waits until each of `orders` is no longer active (the engine takes orders in creation
+/// order, so the clients' last ones finishing means the backlog is gone).
+async fn drained(http: &reqwest::Client, base: &str, orders: &[String]) -> anyhow::Result<()> {
+    for id in orders.iter().filter(|id| !id.is_empty()) {
+        loop {
+            let (_, body) = signed(
+                http,
+                base,
+                "POST",
+                "/pop/v5/changeorder/change_order_info",
+                "GetChangeOrderInfo",
+                &[("ChangeOrderId", id)],
+            )
+            .await?;
+            let status = body["changeOrderInfo"]["Status"].as_i64().unwrap_or(-1);
+            if ![0, 1, 8, 9].contains(&status) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn api(
@@ -215,9 +247,14 @@ pub(crate) async fn api(
         let n = load(&server.base, apps.clone(), clients, fresh.clone(), seconds).await;
         // Let the engine finish the change orders before the next run measures (its CPU for
         // them counts: they are part of what a deploy costs).
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        let drain = Instant::now();
+        drained(&http, &server.base, &n.last_orders).await?;
+        notes.push(format!(
+            "{clients} clients: the engine finished the fresh run's releases {:?} after it ended",
+            drain.elapsed()
+        ));
         let e = load(&server.base, apps.clone(), clients, rotate.clone(), seconds).await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        drained(&http, &server.base, &e.last_orders).await?;
         let after = rss_and_cpu(server.pid());
         if let (Some((_, c0)), Some((rss, c1))) = (before, after) {
             notes.push(format!(
