@@ -4,8 +4,9 @@
 //! through a `[[clusters]]` entry; a kube-rs watcher in this process records when each pod
 //! appears, becomes Ready and disappears.
 //!
-//! - **Gap**, batch N done → batch N+1 started: batch N's old pod gone (watch delete event) →
-//!   batch N+1's new pod created (first watch event).
+//! - **Gap**, batch N done → batch N+1 started: batch N's old pod gone (its first watch event
+//!   with a deletion timestamp, or its delete event) → batch N+1's new pod created (its first
+//!   watch event).
 //! - **Floor**, in the same run and on the same fake cluster: the same batches driven directly
 //!   with kube-rs: the revision's Deployment rendered by `edas-render` and server-side applied
 //!   with the batch's replicas, then the old one's, each followed by a wait (on the same
@@ -81,7 +82,9 @@ impl Recorder {
                     .as_ref()
                     .and_then(|s| s.conditions.as_ref())
                     .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                if deleted {
+                // Gone once being deleted: a terminating pod no longer counts for its
+                // Deployment (nor for edasd's Kubernetes runtime).
+                if deleted || pod.metadata.deletion_timestamp.is_some() {
                     seen.gone.get_or_insert(now);
                 }
                 drop(pods);
