@@ -878,6 +878,16 @@ impl Store {
             ..Default::default()
         };
         let mut state = self.lock();
+        // The controllers work from a snapshot: an owner deleted since (a Deployment deleted with
+        // its ReplicaSets) must not get new dependents, which a real garbage collector would
+        // delete at once as orphans of a missing owner.
+        let owners: Vec<String> = owner_uids(&object).map(str::to_owned).collect();
+        if owners
+            .iter()
+            .any(|owner| !state.objects.values().any(|o| uid_of(o) == owner))
+        {
+            return None;
+        }
         self.create_locked(&mut state, resource, &namespace, object, &options, "Update")
             .ok()
     }

@@ -374,14 +374,13 @@ async fn delete_test_namespaces(test: &str) {
     };
     let api: Api<Namespace> = Api::all(backend.client.clone());
     let prefix = format!("edas-test-{test}-");
-    if let Ok(list) = api
-        .list(&ListParams::default().labels("edas.test/run=1"))
-        .await
-    {
+    let lp = ListParams::default().labels("edas.test/run=1");
+    if let Ok(list) = bounded("listing test namespaces", api.list(&lp)).await {
         for ns in list.items {
             let name = ns.metadata.name.unwrap_or_default();
             if name.starts_with(&prefix) {
-                let _ = api.delete(&name, &DeleteParams::background()).await;
+                let dp = DeleteParams::background();
+                let _ = bounded("deleting a test namespace", api.delete(&name, &dp)).await;
             }
         }
     }

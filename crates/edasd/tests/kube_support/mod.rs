@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 /// The administrator key edasd is started with.
@@ -46,6 +46,24 @@ pub struct Backend {
     /// How long things may take (a real cluster pulls images and schedules pods).
     pub patience: Duration,
     _dir: tempfile::TempDir,
+}
+
+/// Runs a blocking wait without holding up the async worker it is called on (whose queued tasks
+/// move to another thread), or plainly outside a multi-threaded runtime.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// Every call to the cluster from the test is bounded: a hang fails the test, naming the call.
+pub async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the cluster did not answer within 60 s"))
 }
 
 fn install_crypto() {
@@ -136,7 +154,13 @@ impl Backend {
             kubeconfig,
             namespace: format!("edas-test-{test}-{suffix}"),
             client,
-            patience: Duration::from_secs(240),
+            // A real cluster pulls images and schedules pods: minutes, unless told otherwise.
+            patience: Duration::from_secs(
+                std::env::var("EDAS_TEST_KUBERNETES_PATIENCE_SECONDS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(240),
+            ),
             _dir: dir,
         };
         backend.create_namespace().await;
@@ -149,26 +173,31 @@ impl Backend {
             "metadata": {"name": self.namespace, "labels": {"edas.test/run": "1"}}
         }))
         .unwrap();
-        api.create(&PostParams::default(), &ns).await.unwrap();
+        bounded(
+            "creating the namespace",
+            api.create(&PostParams::default(), &ns),
+        )
+        .await
+        .unwrap();
     }
 
     /// Deletes the scenario's namespace (on a real cluster; the fake goes away by itself).
     pub async fn cleanup(&self) {
         if self.fake.is_none() {
             let api: Api<Namespace> = Api::all(self.client.clone());
-            let _ = api
-                .delete(&self.namespace, &DeleteParams::background())
-                .await;
+            let _ = bounded(
+                "deleting the namespace",
+                api.delete(&self.namespace, &DeleteParams::background()),
+            )
+            .await;
         }
     }
 
     /// The pods of an application: revision → (ready, total, names).
     pub async fn pods(&self, app_id: &str) -> BTreeMap<String, (u32, u32, BTreeSet<String>)> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
-        let list = api
-            .list(&ListParams::default().labels(&format!("{LABEL_APP_ID}={app_id}")))
-            .await
-            .unwrap();
+        let lp = ListParams::default().labels(&format!("{LABEL_APP_ID}={app_id}"));
+        let list = bounded("listing pods", api.list(&lp)).await.unwrap();
         let mut out: BTreeMap<String, (u32, u32, BTreeSet<String>)> = BTreeMap::new();
         for pod in list.items {
             let rev = pod.metadata.labels.as_ref().unwrap()[LABEL_REVISION].clone();
@@ -189,10 +218,8 @@ impl Backend {
     /// `spec.replicas` of the application's Deployments, by revision.
     pub async fn deployments(&self, app_id: &str) -> BTreeMap<String, i32> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
-        let list = api
-            .list(&ListParams::default().labels(&format!("{LABEL_APP_ID}={app_id}")))
-            .await
-            .unwrap();
+        let lp = ListParams::default().labels(&format!("{LABEL_APP_ID}={app_id}"));
+        let list = bounded("listing Deployments", api.list(&lp)).await.unwrap();
         list.items
             .into_iter()
             .map(|d| {
@@ -232,14 +259,17 @@ impl Backend {
     }
 
     /// Records every pod of the namespace as it appears: the pod names seen per revision, and
-    /// the most pods (not being deleted) that existed at once.
+    /// the most pods (not being deleted) that existed at once. The recording stops when the
+    /// returned log is dropped.
     pub fn record_pods(&self) -> PodLog {
-        let log = PodLog::default();
+        let inner = Arc::new(Mutex::new(PodLogInner::default()));
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
-        let inner = log.0.clone();
+        let shared = inner.clone();
         let task = tokio::spawn(async move {
-            let mut live: BTreeMap<String, bool> = BTreeMap::new();
-            let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
+            let mut live: BTreeSet<String> = BTreeSet::new();
+            // With back-off: a watch that keeps failing (its namespace deleted) must not spin.
+            let stream = watcher(api, watcher::Config::default()).default_backoff();
+            let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
                 let Ok(event) = event else { continue };
                 let (pod, deleted) = match event {
@@ -255,19 +285,17 @@ impl Backend {
                     .and_then(|l| l.get(LABEL_REVISION))
                     .cloned()
                     .unwrap_or_default();
-                let gone = deleted || pod.metadata.deletion_timestamp.is_some();
-                if gone {
+                if deleted || pod.metadata.deletion_timestamp.is_some() {
                     live.remove(&name);
                 } else {
-                    live.insert(name.clone(), true);
+                    live.insert(name.clone());
                 }
-                let mut log = inner.lock().unwrap();
+                let mut log = shared.lock().unwrap();
                 log.seen.entry(rev).or_default().insert(name);
                 log.max_live = log.max_live.max(live.len());
             }
         });
-        log.0.lock().unwrap().task = Some(task);
-        log
+        PodLog { inner, task }
     }
 }
 
@@ -275,17 +303,18 @@ impl Backend {
 pub struct PodLogInner {
     pub seen: BTreeMap<String, BTreeSet<String>>,
     pub max_live: usize,
-    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// What [`Backend::record_pods`] saw.
-#[derive(Clone, Default)]
-pub struct PodLog(pub Arc<Mutex<PodLogInner>>);
+pub struct PodLog {
+    inner: Arc<Mutex<PodLogInner>>,
+    task: tokio::task::JoinHandle<()>,
+}
 
 impl PodLog {
     /// Pods ever created per revision.
     pub fn created(&self) -> BTreeMap<String, usize> {
-        self.0
+        self.inner
             .lock()
             .unwrap()
             .seen
@@ -295,15 +324,13 @@ impl PodLog {
     }
 
     pub fn max_live(&self) -> usize {
-        self.0.lock().unwrap().max_live
+        self.inner.lock().unwrap().max_live
     }
 }
 
-impl Drop for PodLogInner {
+impl Drop for PodLog {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.task.abort();
     }
 }
 
@@ -337,7 +364,11 @@ impl Edasd {
             database_url: database_url.map(str::to_owned),
             child: None,
             base: String::new(),
-            client: reqwest::Client::new(),
+            // A request edasd does not answer fails the test instead of hanging it.
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
         };
         edasd.spawn();
         edasd
@@ -375,21 +406,27 @@ impl Edasd {
             }
         });
         self.child = Some(child);
-        self.base = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("edasd did not say where it listens");
-            if let Some(rest) = line.split("edasd listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
+        // Blocking waits run off the async workers: a test's in-process fake cluster (and the
+        // test's own watchers) must keep being served meanwhile.
+        self.base = blocking(|| {
+            loop {
+                let line = rx
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("edasd did not say where it listens");
+                if let Some(rest) = line.split("edasd listening on ").nth(1) {
+                    break rest.split_whitespace().next().unwrap().to_owned();
+                }
             }
-        };
+        });
     }
 
     /// SIGKILL: edasd gets no chance to do anything.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
-            let _ = child.wait();
+            blocking(|| {
+                let _ = child.wait();
+            });
         }
     }
 
