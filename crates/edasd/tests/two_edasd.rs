@@ -1,6 +1,6 @@
 //! Two edasd processes on one PostgreSQL database sharing one (fake) Kubernetes cluster: the one
-//! driving a release is killed (SIGKILL), and the other takes the release over when its lease
-//! expires and finishes it, without doubling pods.
+//! driving a release (the lease owner in the database) is killed (SIGKILL), and the other takes
+//! the release over when its lease expires and finishes it, without doubling pods.
 //!
 //! Needs `EDAS_TEST_PG_URL` (`source scripts/setup.d/20-postgres.sh`); without it the test says
 //! it was skipped, except in CI or with `EDAS_TEST_REQUIRE_PG=1`, where it fails.
@@ -59,24 +59,7 @@ async fn the_other_edasd_takes_over_a_release_whose_driver_was_killed() {
     // driver dies.
     let backend = Backend::fake("takeover", Duration::from_millis(1500)).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, Some(&database));
-
-    let (app, order) = a.insert(&backend, "takeover", 4, &[]).await;
-    assert_eq!(a.finished(&order, backend.patience).await["Status"], 2);
-    backend
-        .wait_pods(&app, "revision 1 runs", |p| p.get("1") == Some(&(4, 4)))
-        .await;
-    let log = backend.record_pods();
-    let order = a
-        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_AUTO)])
-        .await;
-    // A drives it: the gray batch's Deployment appears.
-    let deadline = Instant::now() + backend.patience;
-    while !backend.deployments(&app).await.contains_key("2") {
-        assert!(Instant::now() < deadline, "the release never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-
+    let a = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, Some(&database));
     // B shares the database and the store's encryption key (as an operator deploys them).
     let b_dir = dir.path().join("b");
     std::fs::create_dir_all(b_dir.join("data")).unwrap();
@@ -86,18 +69,54 @@ async fn the_other_edasd_takes_over_a_release_whose_driver_was_killed() {
     )
     .unwrap();
     let b = Edasd::start(&b_dir, &backend.kubeconfig, Some(&database));
+    let mut edasds = [a, b];
 
-    a.kill();
-    let info = b.order(&order).await;
+    let (app, order) = edasds[0].insert(&backend, "takeover", 4, &[]).await;
+    assert_eq!(
+        edasds[0].finished(&order, backend.patience).await["Status"],
+        2
+    );
+    backend
+        .wait_pods(&app, "revision 1 runs", |p| p.get("1") == Some(&(4, 4)))
+        .await;
+    let log = backend.record_pods();
+    let order = edasds[0]
+        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_AUTO)])
+        .await;
+    // Whichever process claimed the release drives it: the gray batch's Deployment appears.
+    let deadline = Instant::now() + backend.patience;
+    while !backend.deployments(&app).await.contains_key("2") {
+        assert!(Instant::now() < deadline, "the release never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut conn = sqlx::PgConnection::connect(&database).await.unwrap();
+    let (owner,): (Option<String>,) =
+        sqlx::query_as("SELECT lease_owner FROM change_orders WHERE id = $1")
+            .bind(&order)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let owner = owner.expect("the running release is claimed");
+    let driver = edasds
+        .iter()
+        .position(|e| {
+            std::fs::read_to_string(e.data_dir().join("worker-id"))
+                .is_ok_and(|id| id.trim() == owner)
+        })
+        .unwrap_or_else(|| panic!("lease owner {owner} is neither edasd"));
+    eprintln!("edasd {driver} drives the release; killing it");
+    edasds[driver].kill();
+    let survivor = &edasds[1 - driver];
+    let info = survivor.order(&order).await;
     assert!(
         [1, 8, 9].contains(&info["Status"].as_i64().unwrap()),
         "the driver died mid-release: {info:#}"
     );
     let killed_at = Instant::now();
-    let info = b.finished(&order, backend.patience).await;
+    let info = survivor.finished(&order, backend.patience).await;
     assert_eq!(info["Status"], 2, "{info:#}");
     eprintln!(
-        "B finished the release {:?} after A died",
+        "the survivor finished the release {:?} after the driver died",
         killed_at.elapsed()
     );
     backend
