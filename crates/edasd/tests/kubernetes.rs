@@ -17,7 +17,9 @@ use kube_support::*;
 
 /// A gray instance, then two manual batches (plan for 4 replicas: 1, 1, 2).
 const GRAY_MANUAL: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"manual","batchWaitTime":0}}"#;
-/// The same, automatic.
+/// A gray instance, then one manual batch (for 2 replicas).
+const GRAY_ONE: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":1,"releaseType":"manual","batchWaitTime":0}}"#;
+/// A gray instance, then two automatic batches.
 const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#;
 
 fn counts(pairs: &[(&str, u32)]) -> BTreeMap<String, (u32, u32)> {
@@ -412,3 +414,192 @@ real_cluster!(
     "restart",
     restart_mid_release
 );
+
+/// GetK8sCluster reports EDAS's import status: 1 for a cluster edasd reached, 2 for one whose
+/// API does not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_import_status_follows_what_edasd_can_reach() {
+    let backend = Backend::fake("status", FAST).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A second cluster whose API server is gone (a port nothing listens on).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let dead = dir.path().join("dead.kubeconfig");
+    std::fs::write(&dead, edas_fake_kube::kubeconfig_yaml(&dead_url, "default")).unwrap();
+    let edasd = Edasd::start_with(
+        &dir.path().join("a"),
+        &backend.kubeconfig,
+        None,
+        &format!(
+            "[[clusters]]\nid = \"down\"\nkubeconfig = \"{}\"\n",
+            dead.display()
+        ),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = edasd
+            .call(
+                "POST",
+                "/pop/v5/k8s_clusters",
+                "GetK8sCluster",
+                &[("RegionTag", "cn-hangzhou")],
+            )
+            .await;
+        let statuses: BTreeMap<String, (i64, i64)> = body["ClusterPage"]["ClusterList"]["Cluster"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["ClusterId"].as_str().unwrap().to_owned(),
+                    (
+                        c["ClusterImportStatus"].as_i64().unwrap(),
+                        c["ClusterStatus"].as_i64().unwrap(),
+                    ),
+                )
+            })
+            .collect();
+        if statuses.get(CLUSTER) == Some(&(1, 1)) && statuses.get("down") == Some(&(2, 3)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "import statuses: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The application's Services select every revision's pods; a release with
+/// TrafficControlStrategy gets stable and gray Services and an HTTPRoute while it is in its gray
+/// batch (a cluster with Gateway API and a configured Gateway), and is refused without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_and_the_gray_split_on_the_cluster() {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, ApiResource, DynamicObject};
+
+    let backend = Backend::fake_with("routing", FAST, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Edasd::start(&dir.path().join("plain"), &backend.kubeconfig, None);
+    let services = r#"[{"name":"web","serviceType":"ClusterIP","portMappings":[{"servicePort":{"port":80,"targetPort":8080,"protocol":"TCP"}}]}]"#;
+    let (app, order) = plain
+        .insert(&backend, "web", 2, &[("ServiceConfigs", services)])
+        .await;
+    assert_eq!(plain.finished(&order, backend.patience).await["Status"], 2);
+    let api: Api<Service> = Api::namespaced(backend.client.clone(), &backend.namespace);
+    let web = bounded("reading the Service", api.get("web"))
+        .await
+        .unwrap();
+    assert_eq!(
+        web.spec.unwrap().selector.unwrap(),
+        BTreeMap::from([("edas.oam.acname".to_owned(), "web".to_owned())])
+    );
+    // No Gateway configured: a gray split is refused at once, saying what is missing.
+    let traffic = r#"{"http":{"rules":[{"conditionType":"percent","percent":20}]}}"#;
+    let (status, body) = plain
+        .call_raw(
+            "POST",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeployK8sApplication",
+            &[
+                ("AppId", &app),
+                ("Image", IMAGE_V2),
+                ("UpdateStrategy", GRAY_ONE),
+                ("TrafficControlStrategy", traffic),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["Message"].as_str().unwrap().contains("gateway"),
+        "{body}"
+    );
+
+    // The same edasd, now with a Gateway configured: the gray batch gets its split.
+    let mut edasd = plain;
+    edasd.kill();
+    edasd.configure("gateway = \"infra/gw\"\n", "");
+    edasd.spawn();
+    let params = [
+        ("AppId", app.as_str()),
+        ("Image", IMAGE_V2),
+        ("UpdateStrategy", GRAY_ONE),
+        ("TrafficControlStrategy", traffic),
+    ];
+    // Until edasd has asked the cluster whether it serves Gateway API, it says to try again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let order = loop {
+        let (status, body) = edasd
+            .call_raw(
+                "POST",
+                "/pop/v5/k8s/acs/k8s_apps",
+                "DeployK8sApplication",
+                &params,
+            )
+            .await;
+        if status == 200 {
+            break body["ChangeOrderId"].as_str().unwrap().to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    edasd.wait_status(&order, &[8], backend.patience).await;
+    let selector = |s: Service| s.spec.unwrap().selector.unwrap();
+    let stable = bounded("reading web-stable", api.get("web-stable"))
+        .await
+        .unwrap();
+    assert_eq!(selector(stable)["edas.oam.revision"], "1");
+    let gray = bounded("reading web-gray", api.get("web-gray"))
+        .await
+        .unwrap();
+    assert_eq!(selector(gray)["edas.oam.revision"], "2");
+    let ar = ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "gateway.networking.k8s.io/v1".into(),
+        kind: "HTTPRoute".into(),
+        plural: "httproutes".into(),
+    };
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(backend.client.clone(), &backend.namespace, &ar);
+    let route = bounded("reading the HTTPRoute", routes.get("web"))
+        .await
+        .unwrap();
+    let spec = &route.data["spec"];
+    assert_eq!(spec["parentRefs"][0]["namespace"], "infra");
+    assert_eq!(spec["parentRefs"][0]["name"], "gw");
+    let backends = &spec["rules"][0]["backendRefs"];
+    assert_eq!(
+        (&backends[0]["name"], &backends[0]["weight"]),
+        (&serde_json::json!("web-stable"), &serde_json::json!(80))
+    );
+    assert_eq!(
+        (&backends[1]["name"], &backends[1]["weight"]),
+        (&serde_json::json!("web-gray"), &serde_json::json!(20))
+    );
+
+    // After the gray batch, every ready instance gets traffic again: the split is gone.
+    edasd.continue_next(&order).await;
+    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let route = bounded("reading the HTTPRoute", routes.get_opt("web"))
+            .await
+            .unwrap();
+        let gray = bounded("reading web-gray", api.get_opt("web-gray"))
+            .await
+            .unwrap();
+        if route.is_none() && gray.is_none() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the gray split stays");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        bounded("reading web", api.get_opt("web"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

@@ -93,8 +93,14 @@ pub const NEVER_READY_PROBE: &str =
 impl Backend {
     /// The fake API server; pods become Ready `ready_after` after they are created.
     pub async fn fake(test: &str, ready_after: Duration) -> Backend {
+        Backend::fake_with(test, ready_after, false).await
+    }
+
+    /// The fake API server, serving Gateway API HTTPRoutes if `gateway_api`.
+    pub async fn fake_with(test: &str, ready_after: Duration, gateway_api: bool) -> Backend {
         let fake = FakeCluster::start(Config {
             pod_ready_delay: ready_after,
+            gateway_api,
             ..Config::default()
         })
         .await
@@ -338,6 +344,7 @@ impl Drop for PodLog {
 pub struct Edasd {
     pub dir: PathBuf,
     config: PathBuf,
+    kubeconfig: PathBuf,
     database_url: Option<String>,
     child: Option<Child>,
     pub base: String,
@@ -348,19 +355,22 @@ impl Edasd {
     /// Writes the configuration (the cluster `k8s` at `kubeconfig`, a short engine lease) and
     /// starts edasd with its data under `dir`.
     pub fn start(dir: &Path, kubeconfig: &Path, database_url: Option<&str>) -> Edasd {
+        Edasd::start_with(dir, kubeconfig, database_url, "")
+    }
+
+    /// [`Edasd::start`] with `more` appended to the configuration (e.g. another cluster).
+    pub fn start_with(
+        dir: &Path,
+        kubeconfig: &Path,
+        database_url: Option<&str>,
+        more: &str,
+    ) -> Edasd {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("edasd.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[[clusters]]\nid = \"{CLUSTER}\"\nkubeconfig = \"{}\"\n\n[engine]\nlease_seconds = 2\n",
-                kubeconfig.display()
-            ),
-        )
-        .unwrap();
         let mut edasd = Edasd {
             dir: dir.to_owned(),
             config,
+            kubeconfig: kubeconfig.to_owned(),
             database_url: database_url.map(str::to_owned),
             child: None,
             base: String::new(),
@@ -370,8 +380,22 @@ impl Edasd {
                 .build()
                 .unwrap(),
         };
+        edasd.configure("", more);
         edasd.spawn();
         edasd
+    }
+
+    /// Writes the configuration: the cluster `k8s` (plus `cluster_extra` lines in its entry),
+    /// a short engine lease, then `more`. Takes effect at the next [`Edasd::spawn`].
+    pub fn configure(&self, cluster_extra: &str, more: &str) {
+        std::fs::write(
+            &self.config,
+            format!(
+                "[engine]\nlease_seconds = 2\n\n[[clusters]]\nid = \"{CLUSTER}\"\nkubeconfig = \"{}\"\n{cluster_extra}\n{more}",
+                self.kubeconfig.display()
+            ),
+        )
+        .unwrap();
     }
 
     pub fn data_dir(&self) -> PathBuf {
