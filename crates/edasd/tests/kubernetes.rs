@@ -603,3 +603,96 @@ async fn services_and_the_gray_split_on_the_cluster() {
             .is_some()
     );
 }
+
+/// The revision's ConfigMap copy is in the cluster before its pods; deleting the application
+/// leaves nothing of it in the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_copies_are_applied_and_a_deleted_application_leaves_nothing() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+    use kube::api::{Api, ListParams};
+
+    let backend = Backend::fake("cleanup", FAST).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let data = serde_json::json!({"greeting": "hello"}).to_string();
+    edasd
+        .call_form(
+            "POST",
+            "/pop/v5/k8s/acs/k8s_config_map",
+            "CreateK8sConfigMap",
+            &[
+                ("ClusterId", CLUSTER),
+                ("Namespace", &backend.namespace),
+                ("Name", "conf"),
+                ("Data", &data),
+            ],
+        )
+        .await;
+    let envs =
+        r#"[{"name":"GREETING","valueFrom":{"configMapKeyRef":{"name":"conf","key":"greeting"}}}]"#;
+    let services = r#"[{"name":"web","serviceType":"ClusterIP","portMappings":[{"servicePort":{"port":80,"targetPort":8080,"protocol":"TCP"}}]}]"#;
+    let (app, order) = edasd
+        .insert(
+            &backend,
+            "configured",
+            2,
+            &[("Envs", envs), ("ServiceConfigs", services)],
+        )
+        .await;
+    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    let copy = format!("conf.{app}.r1");
+    let cms: Api<ConfigMap> = Api::namespaced(backend.client.clone(), &backend.namespace);
+    let cm = bounded("reading the copy", cms.get(&copy)).await.unwrap();
+    assert_eq!(cm.data.unwrap()["greeting"], "hello");
+    let deployments: Api<Deployment> = Api::namespaced(backend.client.clone(), &backend.namespace);
+    let d = bounded("reading the Deployment", deployments.get("configured-r1"))
+        .await
+        .unwrap();
+    let env =
+        serde_json::to_value(&d.spec.unwrap().template.spec.unwrap().containers[0].env).unwrap();
+    assert!(env.to_string().contains(&copy), "{env}");
+
+    let body = edasd
+        .call(
+            "DELETE",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeleteK8sApplication",
+            &[("AppId", &app)],
+        )
+        .await;
+    let order = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    let lp = ListParams::default().labels(&format!("{LABEL_APP_ID}={app}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let pods: Api<Pod> = Api::namespaced(backend.client.clone(), &backend.namespace);
+        let svcs: Api<Service> = Api::namespaced(backend.client.clone(), &backend.namespace);
+        let left = (
+            bounded("pods", pods.list(&lp)).await.unwrap().items.len(),
+            bounded("Deployments", deployments.list(&lp))
+                .await
+                .unwrap()
+                .items
+                .len(),
+            bounded("Services", svcs.list(&lp))
+                .await
+                .unwrap()
+                .items
+                .len(),
+            bounded("ConfigMaps", cms.list(&lp))
+                .await
+                .unwrap()
+                .items
+                .len(),
+        );
+        if left == (0, 0, 0, 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left over (pods, Deployments, Services, ConfigMaps): {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -490,6 +490,44 @@ impl Edasd {
         (status, response.json().await.unwrap())
     }
 
+    /// A signed request with its parameters in a form body (CreateK8sConfigMap …).
+    pub async fn call_form(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Value {
+        let pairs: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let body = encode_form(&pairs);
+        let request = edas_pop::Request::new(method, path)
+            .with_header("x-acs-action", action)
+            .with_header("x-acs-version", "2017-08-01")
+            .with_header("content-type", "application/x-www-form-urlencoded")
+            .with_body(body.clone().into_bytes());
+        let nonce = format!("{:?}-{:?}", SystemTime::now(), std::thread::current().id())
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce)).unwrap();
+        let mut builder = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.base),
+        );
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder.body(body).send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{action}: {body}");
+        body
+    }
+
     pub async fn call(
         &self,
         method: &str,
