@@ -612,6 +612,33 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_of_a_kubernetes_cluster_is_valid() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .unwrap();
+        let example = readme
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|block| block.split("```").next())
+            .find(|block| block.contains("[[clusters]]"))
+            .expect("README.md shows a [[clusters]] entry");
+        let config = Config::parse(example).unwrap();
+        let cluster = &config.clusters[0];
+        assert_eq!(
+            cluster.access(),
+            edas_kube::ClusterAccess::Kubeconfig {
+                path: Some(PathBuf::from("/etc/edasd/prod.kubeconfig")),
+                context: Some("prod-admin".into()),
+            }
+        );
+        assert_eq!(cluster.gateway().unwrap().name, "public");
+        assert_eq!(
+            config.engine.lease().unwrap(),
+            Some(Duration::from_secs(15))
+        );
+    }
+
+    #[test]
     fn the_readme_example_of_the_local_section_is_valid() {
         let readme =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
