@@ -422,25 +422,30 @@ async fn hostile_requests_get_clear_errors_and_edasd_stays_healthy() {
             &base,
             b"POST /pop/v5/k8s/acs/k8s_config_map HTTP/1.1\r\nhost: x\r\n\
               x-acs-action: CreateK8sConfigMap\r\ncontent-type: application/x-www-form-urlencoded\r\n\
-              content-length: 10737418240\r\n\r\nName=a",
+              content-length: 10737418240\r\n\r\n",
         )
     })
     .await
     .unwrap();
     envelope("a 10 GiB Content-Length", status, &body, None);
-    let junk = vec![b'z'; 3 * 1024 * 1024];
-    let response = cluster
-        .client
-        .post(format!("{}{DEPLOY}", cluster.base))
-        .header("x-acs-action", "DeployK8sApplication")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(junk)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    envelope("a 3 MiB body", status, &body, None);
+    // A body that is really sent and larger than the limit, with no length announced (chunked):
+    // one byte more than 1 MiB, then nothing (no final chunk), so the server has read all of it
+    // when it answers and closes (a client still writing would only see a broken pipe).
+    let base = cluster.base.clone();
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        let over = 1024 * 1024 + 1;
+        let mut request = format!(
+            "POST {DEPLOY} HTTP/1.1\r\nhost: x\r\nx-acs-action: DeployK8sApplication\r\n\
+             content-type: application/x-www-form-urlencoded\r\ntransfer-encoding: chunked\r\n\r\n\
+             {over:x}\r\n"
+        )
+        .into_bytes();
+        request.extend(std::iter::repeat_n(b'z', over));
+        raw(&base, &request)
+    })
+    .await
+    .unwrap();
+    envelope("a chunked body over 1 MiB", status, &body, None);
 
     // 6. Unknown methods and paths, unsigned and garbage-signed requests.
     for method in ["BREW", "PATCH", "TRACE", "OPTIONS", "DELETE"] {
