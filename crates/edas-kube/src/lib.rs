@@ -237,12 +237,12 @@ struct Inner {
     namespaces: Mutex<HashSet<String>>,
     /// Warm-up ramps of HTTPRoute weights, by application id.
     ramps: Mutex<HashMap<String, tokio::task::AbortHandle>>,
-    tasks: Vec<tokio::task::AbortHandle>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             task.abort();
         }
         for (_, ramp) in self.ramps.lock().unwrap_or_else(|e| e.into_inner()).drain() {
@@ -273,27 +273,30 @@ impl KubeRuntime {
             health.clone(),
             version.clone(),
         ));
-        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
-            let discovery = tokio::spawn(discover(weak.clone()));
-            Inner {
-                client,
-                directory,
-                options,
-                pods,
-                deployments,
-                events,
-                health,
-                version,
-                gateway_api: AtomicU8::new(GATEWAY_UNKNOWN),
-                namespaces: Mutex::new(HashSet::new()),
-                ramps: Mutex::new(HashMap::new()),
-                tasks: vec![
-                    pod_task.abort_handle(),
-                    deployment_task.abort_handle(),
-                    discovery.abort_handle(),
-                ],
-            }
+        let inner = Arc::new(Inner {
+            client,
+            directory,
+            options,
+            pods,
+            deployments,
+            events,
+            health,
+            version,
+            gateway_api: AtomicU8::new(GATEWAY_UNKNOWN),
+            namespaces: Mutex::new(HashSet::new()),
+            ramps: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(vec![
+                pod_task.abort_handle(),
+                deployment_task.abort_handle(),
+            ]),
         });
+        // Discovery holds only a weak reference, so dropping the runtime ends it.
+        let discovery = tokio::spawn(discover(Arc::downgrade(&inner)));
+        inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(discovery.abort_handle());
         KubeRuntime { inner }
     }
 

@@ -406,3 +406,80 @@ async fn a_gray_split_is_refused_naming_what_is_missing() {
     assert!(m.contains("does not serve HTTPRoutes"), "{m}");
     assert!(rt.check_routing(&Routing::default()).is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_route_weights_ramp_along_the_warmup_curve() {
+    let cluster = fake(true).await;
+    let (rt, dir) = runtime(&cluster, true).await;
+    let app = "7f0c5a1e-0000-4000-8000-000000000001";
+    dir.apps.lock().unwrap().insert(
+        app.into(),
+        AppRef {
+            name: "Ramp".into(),
+            namespace: "apps".into(),
+        },
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while rt.serves_gateway_api().is_none() {
+        assert!(tokio::time::Instant::now() < deadline);
+        let mut health = rt.health();
+        let _ = tokio::time::timeout(Duration::from_millis(200), health.changed()).await;
+    }
+    let routing = Routing {
+        services: vec![web_service()],
+        lossless: edas_spec::model::Lossless {
+            enabled: true,
+            delay_seconds: 0,
+            warmup_seconds: 3,
+            func_type: 1,
+            aligned: false,
+            related: false,
+        },
+        gray: Some(edas_runtime::GraySplit {
+            stable_revision: "1".into(),
+            gray_revision: "2".into(),
+            traffic: TrafficControl {
+                rules: vec![TrafficRule::Percent { percent: 40 }],
+            },
+        }),
+        ..Routing::default()
+    };
+    rt.ensure_namespace("apps").await.unwrap();
+    rt.set_routing(app, &routing).await.unwrap();
+    let ar = ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "gateway.networking.k8s.io/v1".into(),
+        kind: "HTTPRoute".into(),
+        plural: "httproutes".into(),
+    };
+    let routes: Api<DynamicObject> = Api::namespaced_with(rt.inner.client.clone(), "apps", &ar);
+    let weight =
+        |r: &DynamicObject| r.data["spec"]["rules"][0]["backendRefs"][1]["weight"].as_u64();
+    // The gray share starts near zero and reaches the rule's 40 % after the 3 s warm-up, on
+    // timers (at most one update a second here).
+    let mut seen = vec![weight(&routes.get("web").await.unwrap()).unwrap()];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while *seen.last().unwrap() < 40 {
+        assert!(tokio::time::Instant::now() < deadline, "weights: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let w = weight(&routes.get("web").await.unwrap()).unwrap();
+        if w != *seen.last().unwrap() {
+            seen.push(w);
+        }
+    }
+    assert!(seen[0] <= 1, "starts at the curve's 1 %: {seen:?}");
+    assert!(seen.len() >= 3, "ramps in steps: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "only up: {seen:?}");
+    // Ending the split stops the ramp and removes the route.
+    rt.set_routing(
+        app,
+        &Routing {
+            gray: None,
+            ..routing
+        },
+    )
+    .await
+    .unwrap();
+    assert!(routes.get_opt("web").await.unwrap().is_none());
+}
