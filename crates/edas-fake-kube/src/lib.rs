@@ -39,6 +39,8 @@
 //!   `updatedReplicas`, `readyReplicas`, `availableReplicas` (pods Ready for `minReadySeconds`),
 //!   `unavailableReplicas`, `observedGeneration`, and the `Available` / `Progressing` conditions
 //!   including `ProgressDeadlineExceeded` — enough for `kubectl rollout status`.
+//! - **Garbage collection**: the controllers never create a dependent (ReplicaSet, pod) of an
+//!   owner deleted since they read it, as a real garbage collector would delete it at once.
 //! - **Pods**: created by the ReplicaSet controller as `<replicaset>-<5 chars>`, owned and labelled
 //!   with `pod-template-hash`; Pending → Running → Ready after [`Config::pod_ready_delay`], with
 //!   conditions, container statuses and pod IPs.
