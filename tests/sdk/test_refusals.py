@@ -164,9 +164,9 @@ def test_user_without_a_policy(edasd):
 
 def test_unsupported_operation_and_unknown_path(edasd):
     status, code, message = tea_error(
-        lambda: edasd.tea().import_k8s_cluster(tea.ImportK8sClusterRequest(cluster_id="c1")))
+        lambda: edasd.tea().insert_cluster(tea.InsertClusterRequest(cluster_name="c1")))
     assert (status, code) == (501, "UnsupportedOperation")
-    assert "ImportK8sCluster is not supported by this server" in message
+    assert "InsertCluster is not supported by this server" in message
 
 
 def test_invalid_deploy_names_the_parameter_and_changes_nothing(edasd):

@@ -1,5 +1,5 @@
-//! GetK8sCluster, ListCluster, ListK8sNamespaces and ListBuildPack: the clusters registered in
-//! the store (`local` and those of the configuration file).
+//! GetK8sCluster, ListCluster, ImportK8sCluster, ListK8sNamespaces and ListBuildPack: the
+//! clusters registered in the store (`local` and those of the configuration file).
 
 use std::collections::BTreeSet;
 
@@ -249,6 +249,72 @@ pub(crate) async fn list_cluster(
         .collect();
     let mut out = Map::new();
     out.insert("ClusterList".into(), json!({ "Cluster": items }));
+    Ok(out)
+}
+
+/// ImportK8sCluster: edasd imports clusters from its configuration file (`[[clusters]]`), so
+/// importing a configured cluster is already done (or in progress: GetK8sCluster's
+/// `ClusterImportStatus` says which) and answers its id as `Data`; any other id is refused,
+/// saying where clusters come from.
+pub(crate) async fn import_k8s_cluster(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+) -> Result<Map<String, Value>, ApiError> {
+    only(
+        params,
+        "ImportK8sCluster",
+        &["ClusterId", "EnableAsm", "Mode", "NamespaceId"],
+    )?;
+    let id = required(params, "ClusterId")?;
+    if let Some(v) = params.get("EnableAsm").filter(|v| !v.is_empty()) {
+        match edas_spec::parse_bool(v) {
+            Some(false) => {}
+            Some(true) => {
+                return Err(invalid(
+                    "EnableAsm",
+                    "Alibaba Cloud Service Mesh is not part of this server; leave EnableAsm out or false",
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    "EnableAsm",
+                    format!("`{v}` is not a boolean: use true or false"),
+                ));
+            }
+        }
+    }
+    if let Some(v) = params.get("Mode").filter(|v| !v.is_empty())
+        && edas_spec::parse_int(v).is_none()
+    {
+        return Err(invalid("Mode", format!("`{v}` is not an integer")));
+    }
+    if let Some(ns) = params.get("NamespaceId").filter(|v| !v.is_empty())
+        && !api.config().knows_namespace(ns)
+    {
+        return Err(invalid(
+            "NamespaceId",
+            format!(
+                "`{ns}` is not an EDAS namespace of this server; namespaces: {}",
+                api.config().all_namespaces().join(", ")
+            ),
+        ));
+    }
+    let cluster = match api.store().get_cluster(id).await {
+        Ok(cluster) => cluster,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(invalid(
+                "ClusterId",
+                format!(
+                    "edasd imports clusters from its configuration file: add a [[clusters]] entry with id = \"{id}\" and its kubeconfig, then restart edasd"
+                ),
+            ));
+        }
+        Err(e) => return Err(internal("reading the cluster", e)),
+    };
+    caller.authorize(ram::READ_CLUSTER, &arn(api, &cluster.id))?;
+    let mut out = Map::new();
+    out.insert("Data".into(), Value::String(cluster.id));
     Ok(out)
 }
 

@@ -45,6 +45,9 @@ pub(crate) async fn dispatch(
         }
         Implemented::GetK8sCluster => crate::clusters::get_k8s_cluster(api, caller, params).await,
         Implemented::ListCluster => crate::clusters::list_cluster(api, caller, params).await,
+        Implemented::ImportK8sCluster => {
+            crate::clusters::import_k8s_cluster(api, caller, params).await
+        }
         Implemented::ListK8sNamespaces => {
             crate::clusters::list_namespaces(api, caller, params).await
         }

@@ -119,6 +119,9 @@ pub enum Implemented {
     ListCluster,
     /// Lists the Kubernetes namespaces edasd knows in a cluster.
     ListK8sNamespaces,
+    /// Reports a cluster as imported: edasd imports clusters from its configuration file, so
+    /// this answers for a configured cluster (its import status is in GetK8sCluster).
+    ImportK8sCluster,
     /// Lists EDAS Container build packs: none (this server runs images and packages, not EDAS Container).
     ListBuildPack,
     /// Creates a ConfigMap.
@@ -193,6 +196,7 @@ impl Implemented {
         Implemented::GetK8sCluster,
         Implemented::ListCluster,
         Implemented::ListK8sNamespaces,
+        Implemented::ImportK8sCluster,
         Implemented::ListBuildPack,
         Implemented::CreateK8sConfigMap,
         Implemented::UpdateK8sConfigMap,
@@ -233,6 +237,7 @@ impl Implemented {
             Implemented::GetK8sCluster => Action::GetK8sCluster,
             Implemented::ListCluster => Action::ListCluster,
             Implemented::ListK8sNamespaces => Action::ListK8sNamespaces,
+            Implemented::ImportK8sCluster => Action::ImportK8sCluster,
             Implemented::ListBuildPack => Action::ListBuildPack,
             Implemented::CreateK8sConfigMap => Action::CreateK8sConfigMap,
             Implemented::UpdateK8sConfigMap => Action::UpdateK8sConfigMap,
@@ -313,7 +318,8 @@ impl Implemented {
             ),
             Implemented::GetK8sCluster
             | Implemented::ListCluster
-            | Implemented::ListK8sNamespaces => (ram::READ_CLUSTER, ResourceScope::Cluster),
+            | Implemented::ListK8sNamespaces
+            | Implemented::ImportK8sCluster => (ram::READ_CLUSTER, ResourceScope::Cluster),
             Implemented::ListBuildPack => (ram::READ_CLUSTER, ResourceScope::Anyone),
             Implemented::ListK8sConfigMaps | Implemented::ListK8sSecrets => {
                 (ram::READ_CONFIGURATION, ResourceScope::ClusterConfiguration)
@@ -489,7 +495,7 @@ mod tests {
 
     #[test]
     fn implemented_operations_map_back_and_have_a_permission() {
-        assert_eq!(Implemented::ALL.len(), 35);
+        assert_eq!(Implemented::ALL.len(), 36);
         for implemented in Implemented::ALL {
             assert_eq!(implemented.action().implemented(), Some(*implemented));
             let (ram_action, _) = implemented.permission();
@@ -499,7 +505,7 @@ mod tests {
             Implemented::DeployK8sApplication.permission().0,
             "edas:ManageApplication"
         );
-        assert_eq!(Action::ImportK8sCluster.implemented(), None);
+        assert_eq!(Action::InsertCluster.implemented(), None);
         let unimplemented = Action::ALL
             .iter()
             .filter(|a| a.implemented().is_none())

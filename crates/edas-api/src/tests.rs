@@ -321,7 +321,7 @@ async fn unimplemented_operations_name_the_action() {
     let h = harness().await;
     let result = call(
         &h,
-        Call::new("POST", "/pop/v5/import_k8s_cluster", "ImportK8sCluster"),
+        Call::new("POST", "/pop/v5/resource/cluster", "InsertCluster"),
     )
     .await;
     assert_error(&result, 501, "UnsupportedOperation");
@@ -329,7 +329,7 @@ async fn unimplemented_operations_name_the_action() {
         result.1["Message"]
             .as_str()
             .unwrap()
-            .starts_with("ImportK8sCluster is not supported")
+            .starts_with("InsertCluster is not supported")
     );
 }
 

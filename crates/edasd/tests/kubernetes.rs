@@ -469,6 +469,30 @@ async fn cluster_import_status_follows_what_edasd_can_reach() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // ImportK8sCluster: a configured cluster is imported already; others come from the
+    // configuration file.
+    let body = edasd
+        .call(
+            "POST",
+            "/pop/v5/import_k8s_cluster",
+            "ImportK8sCluster",
+            &[("ClusterId", CLUSTER)],
+        )
+        .await;
+    assert_eq!(body["Data"], CLUSTER);
+    let (status, body) = edasd
+        .call_raw(
+            "POST",
+            "/pop/v5/import_k8s_cluster",
+            "ImportK8sCluster",
+            &[("ClusterId", "elsewhere")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["Message"].as_str().unwrap().contains("[[clusters]]"),
+        "{body}"
+    );
 }
 
 /// The application's Services select every revision's pods; a release with
