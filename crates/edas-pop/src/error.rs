@@ -176,8 +176,11 @@ pub enum VerifyError {
         /// What was wrong.
         reason: String,
     },
-    /// The nonce cache holds only live nonces and is at capacity.
-    #[error("too many signed requests within the replay window ({capacity} nonces); retry later")]
+    /// Under a load beyond the nonce cache's capacity, the request is dated as early as nonces
+    /// already forgotten, so a replay could not be detected.
+    #[error(
+        "too many signed requests within the replay window ({capacity} nonces) to check this one for replay; sign it again with the current time and retry"
+    )]
     NonceCacheFull {
         /// The cache capacity.
         capacity: usize,

@@ -10,8 +10,10 @@ use crate::VerifyError;
 /// Nonces longer than this are refused, which bounds the memory one entry can take.
 pub const MAX_NONCE_LEN: usize = 128;
 
-/// The default [`NonceCache`] capacity: about 110 nonce-carrying requests per second sustained
-/// over the 15-minute window, in a few tens of MiB at most.
+/// The default [`NonceCache`] capacity, a few tens of MiB at most: the full 15-minute replay
+/// window at up to ~110 signed requests per second; beyond that the window of old-dated
+/// requests shrinks (see [`NonceCache`]), and only more than this many requests dated within
+/// one second are refused.
 pub const DEFAULT_NONCE_CAPACITY: usize = 100_000;
 
 type Key = (String, String);
@@ -21,8 +23,13 @@ type Key = (String, String);
 /// A nonce must be remembered exactly as long as a request carrying it could still pass the
 /// date check, i.e. until its request date plus the skew limit; after that the date check alone
 /// refuses a replay, so the entry is forgotten. When every remembered nonce is still live and
-/// the cache is at capacity, new nonces are refused with `ServiceUnavailable` (fail closed)
-/// rather than forgetting a live one, which would re-open a replay.
+/// the cache is at capacity, the one that would expire first is forgotten early and the cache
+/// raises its *floor* to that expiry: from then on a request whose own expiry (date + skew) is
+/// not after the floor is refused (`NonceCacheFull`), since it might replay a forgotten nonce.
+/// Requests dated now stay accepted at any sustained rate (the floor trails the oldest
+/// remembered request); only requests dated as old as the forgotten ones are refused, so
+/// under heavy load the accepted clock skew of old-dated requests shrinks instead of every
+/// request failing.
 #[derive(Debug)]
 pub struct NonceCache {
     capacity: usize,
@@ -31,6 +38,8 @@ pub struct NonceCache {
     /// The same entries ordered by expiry, for pruning. May hold stale entries for keys that
     /// were forgotten and re-inserted; those are recognised by a differing expiry.
     by_expiry: BinaryHeap<Reverse<(Timestamp, Key)>>,
+    /// The latest expiry among nonces forgotten before their time (see the type's docs).
+    floor: Option<Timestamp>,
 }
 
 impl Default for NonceCache {
@@ -46,6 +55,7 @@ impl NonceCache {
             capacity: capacity.max(1),
             expiry_by_key: HashMap::new(),
             by_expiry: BinaryHeap::new(),
+            floor: None,
         }
     }
 
@@ -77,18 +87,37 @@ impl NonceCache {
                 nonce: nonce.to_string(),
             });
         }
-        if self.expiry_by_key.len() >= self.capacity {
-            return Err(VerifyError::NonceCacheFull {
-                capacity: self.capacity,
-            });
-        }
         // A replay stays acceptable to the date check until request_time + window.
         let expiry = request_time
             .saturating_add(window)
             .unwrap_or(Timestamp::MAX);
+        if self.floor.is_some_and(|floor| expiry <= floor) {
+            return Err(VerifyError::NonceCacheFull {
+                capacity: self.capacity,
+            });
+        }
+        while self.expiry_by_key.len() >= self.capacity {
+            self.forget_oldest();
+            if self.floor.is_some_and(|floor| expiry <= floor) {
+                return Err(VerifyError::NonceCacheFull {
+                    capacity: self.capacity,
+                });
+            }
+        }
         self.expiry_by_key.insert(key.clone(), expiry);
         self.by_expiry.push(Reverse((expiry, key)));
         Ok(())
+    }
+
+    /// Forgets the live nonce that would expire first and raises the floor to its expiry.
+    fn forget_oldest(&mut self) {
+        while let Some(Reverse((expiry, key))) = self.by_expiry.pop() {
+            if self.expiry_by_key.get(&key) == Some(&expiry) {
+                self.expiry_by_key.remove(&key);
+                self.floor = Some(self.floor.map_or(expiry, |f| f.max(expiry)));
+                return;
+            }
+        }
     }
 
     fn forget_expired(&mut self, now: Timestamp) {
@@ -185,12 +214,24 @@ mod tests {
         cache
             .check_and_insert("ak", "b", at(10), at(10), WINDOW)
             .unwrap();
+        // Full: "a" (the first to expire) is forgotten early to make room for "c".
+        cache
+            .check_and_insert("ak", "c", at(20), at(20), WINDOW)
+            .unwrap();
+        assert_eq!(cache.len(), 2);
+        // A replay of "a" is still refused: its date is not after the forgotten one's.
         assert_eq!(
-            cache.check_and_insert("ak", "c", at(20), at(20), WINDOW),
+            cache.check_and_insert("ak", "a", at(0), at(30), WINDOW),
             Err(VerifyError::NonceCacheFull { capacity: 2 })
         );
+        // So is any other request dated that early; requests dated now are accepted.
+        assert!(
+            cache
+                .check_and_insert("ak", "z", at(-5), at(30), WINDOW)
+                .is_err()
+        );
         cache
-            .check_and_insert("ak", "c", at(905), at(905), WINDOW)
+            .check_and_insert("ak", "d", at(30), at(30), WINDOW)
             .unwrap();
         assert_eq!(cache.len(), 2);
         for i in 0..1000 {
@@ -200,6 +241,30 @@ mod tests {
                 .unwrap();
         }
         assert!(cache.len() <= 2);
+    }
+
+    #[test]
+    fn a_sustained_rate_beyond_capacity_keeps_accepting_current_requests_and_refusing_replays() {
+        // Dates have one-second resolution, so the cache must hold one second of requests.
+        let mut cache = NonceCache::new(1_500);
+        // 1,000 requests a second for a minute, all dated now: none refused.
+        for i in 0..60_000i64 {
+            let t = at(i / 1_000);
+            cache
+                .check_and_insert("ak", &format!("n{i}"), t, t, WINDOW)
+                .unwrap();
+        }
+        assert!(cache.len() <= 1_500);
+        // Every replay of an earlier request is refused (remembered, or older than the floor).
+        for i in (0..60_000i64).step_by(997) {
+            let t = at(i / 1_000);
+            assert!(
+                cache
+                    .check_and_insert("ak", &format!("n{i}"), t, at(60), WINDOW)
+                    .is_err(),
+                "replay of n{i} accepted"
+            );
+        }
     }
 
     #[test]
