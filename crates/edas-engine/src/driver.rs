@@ -103,14 +103,16 @@ pub(crate) async fn drive(
     }
     // Drain control calls that raced with the end of the driver: answer them from the store.
     rx.close();
-    while let Some(DriverMsg::Control {
-        input,
-        actor,
-        request_id,
-        reply,
-    }) = rx.recv().await
-    {
-        let _ = reply.send(direct(&inner, &id, input, &actor, &request_id).await);
+    while let Some(msg) = rx.recv().await {
+        if let DriverMsg::Control {
+            input,
+            actor,
+            request_id,
+            reply,
+        } = msg
+        {
+            let _ = reply.send(direct(&inner, &id, input, &actor, &request_id).await);
+        }
     }
 }
 
@@ -172,9 +174,6 @@ impl Driver {
             // The start could not even be persisted; another process will retry it.
             return;
         }
-        let renew_every = self.inner.config.lease / 3;
-        let mut renew =
-            tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
         while !self.lost && store_active(self.order.status()) {
             let next_timer = self
                 .timers
@@ -190,6 +189,10 @@ impl Driver {
                 msg = rx.recv() => match msg {
                     None => return,
                     Some(DriverMsg::Runtime) => self.observe_all().await,
+                    Some(DriverMsg::LeaseLost) => {
+                        tracing::warn!(message = "Lost the lease of a change order; another process drives it now.", change_order = %self.id);
+                        return;
+                    }
                     Some(DriverMsg::Control { input, actor, request_id, reply }) => {
                         let r = self.step(input, &actor, &request_id).await;
                         let _ = reply.send(r);
@@ -201,13 +204,6 @@ impl Driver {
                         if let Err(error) = self.step(Input::TimerFired(timer), "system", "").await {
                             tracing::warn!(message = "Timer step refused.", change_order = %self.id, %error);
                         }
-                    }
-                }
-                _ = renew.tick() => {
-                    let now = self.inner.clock.timestamp();
-                    if let Err(error) = self.inner.store.renew_lease(&self.id, &self.inner.config.worker_id, self.inner.config.lease, now).await {
-                        tracing::warn!(message = "Lost the lease of a change order; another process drives it now.", change_order = %self.id, %error);
-                        return;
                     }
                 }
             }

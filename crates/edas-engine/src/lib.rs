@@ -7,7 +7,9 @@
 //! task: every input (runtime event, timer, control call) is stepped through the machine, the new
 //! state is **persisted before** its effects run, and effects are idempotent, so a crash at any
 //! point is repaired on restart by re-issuing the stored order's effects. Nothing polls: runtime
-//! events, the user's own waits and timeouts (timers), and lease renewal wake the drivers.
+//! events, the user's own waits and timeouts (timers) and control calls wake the drivers; one
+//! process-wide task renews every lease the process holds in one write per period and stops the
+//! drivers of orders it lost.
 //!
 //! Revisions: the store numbers every revision; instances belong to a **template revision**,
 //! the number of the last revision that changed what instances run (not just how many). A
@@ -241,6 +243,8 @@ fn violation(parameter: &str, kind: ViolationKind, message: impl Into<String>) -
 pub(crate) enum DriverMsg {
     /// Something about the application's instances changed.
     Runtime,
+    /// The lease renewal found the order no longer leased to this process: stop driving it.
+    LeaseLost,
     /// A control operation.
     Control {
         input: Input,
@@ -829,6 +833,7 @@ async fn run(inner: Arc<Inner>) {
         });
     }
     reconcile_routing(&inner).await;
+    inner.tasks.spawn(renew_leases(inner.clone()));
     // Orders this worker id held when its previous process stopped resume at once.
     match inner
         .store
@@ -864,6 +869,48 @@ async fn run(inner: Arc<Inner>) {
             }
             // Another process's lease may have expired: look again.
             _ = tokio::time::sleep(inner.config.lease) => {}
+        }
+    }
+}
+
+/// Renews every lease this process holds, in one store write per third of the lease, and stops
+/// the drivers of orders it no longer holds (finished, or taken over by another process after a
+/// stall). One write per period for the whole process, whatever the number of orders in flight.
+async fn renew_leases(inner: Arc<Inner>) {
+    let every = inner.config.lease / 3;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // The drivers of this moment; one spawned later is renewed next period.
+        let before: Vec<(String, mpsc::UnboundedSender<DriverMsg>)> = {
+            let drivers = inner.drivers.lock().unwrap_or_else(|p| p.into_inner());
+            drivers.values().cloned().collect()
+        };
+        if before.is_empty() {
+            continue;
+        }
+        let ids: Vec<String> = before.iter().map(|(id, _)| id.clone()).collect();
+        let now = inner.clock.timestamp();
+        match inner
+            .store
+            .renew_leases(&inner.config.worker_id, &ids, inner.config.lease, now)
+            .await
+        {
+            Ok(held) => {
+                let held: std::collections::HashSet<String> = held.into_iter().collect();
+                for (order, tx) in before {
+                    if !held.contains(&order) {
+                        let _ = tx.send(DriverMsg::LeaseLost);
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(message = "Renewing this process's leases failed; retrying at the next period.", %error)
+            }
         }
     }
 }

@@ -28,7 +28,8 @@
 //! - **Leases.** A lease is held while `now < expires_at`. [`Store::claim_next`] gives an
 //!   unfinished change order whose lease is free or expired to one worker (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer) and
 //!   increments its version, which fences off the previous owner: its stale transitions are
-//!   refused. The owner extends the lease with [`Store::renew_lease`] while it works and gives
+//!   refused. The owner extends the lease with [`Store::renew_lease`] (or all of its leases at once
+//!   with [`Store::renew_leases`]) while it works and gives
 //!   it back with [`Store::release_lease`]; finishing releases it.
 //! - **Time is an input.** Every write takes `now` from the caller (the engine's clock, so tests
 //!   control it); the database clock is never read. Leases compare the callers' clocks, so

@@ -268,6 +268,39 @@ impl Store {
         from_ms(expires, "lease expiry")
     }
 
+    /// Renews the leases `worker` holds on the unfinished change orders `ids` (the ones it is
+    /// driving) with one statement per 500 ids, and returns the ids it still holds: one write
+    /// per renewal period for a whole process, not one per order. An id missing from the answer
+    /// was finished or taken over by another worker; its driver must stop.
+    pub async fn renew_leases(
+        &self,
+        worker: &str,
+        ids: &[String],
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        let expires = plus(now, lease, "lease duration")?;
+        let mut held = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "UPDATE change_orders SET lease_expires_at = $1 \
+                 WHERE lease_owner = $2 AND finished_at IS NULL AND id IN ({}) RETURNING id",
+                placeholders.join(", ")
+            );
+            let rows: Vec<(String,)> = on_writer!(self, pool => {
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(expires).bind(worker);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.fetch_all(pool).await?
+            });
+            held.extend(rows.into_iter().map(|(id,)| id));
+        }
+        Ok(held)
+    }
+
     /// Gives the lease back so another worker can claim at once. Returns whether `worker` held
     /// it.
     pub async fn release_lease(&self, id: &str, worker: &str) -> Result<bool, StoreError> {

@@ -662,6 +662,22 @@ pub async fn leases_are_exclusive_and_expire(ts: &TestStore) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LeaseNotHeld { .. }), "{err:?}");
+    // Renewing all of a worker's leases at once answers the orders it still holds.
+    assert!(
+        store
+            .renew_leases("w2", &["co-b".to_owned()], lease, t(132))
+            .await
+            .unwrap()
+            .is_empty(),
+        "w2 lost co-b"
+    );
+    assert_eq!(
+        store
+            .renew_leases("w3", &["co-b".to_owned(), "co-x".to_owned()], lease, t(132))
+            .await
+            .unwrap(),
+        vec!["co-b".to_owned()]
+    );
     assert!(!store.release_lease("co-b", "w2").await.unwrap());
     // The new owner works normally; releasing frees it for anyone at once.
     store
