@@ -9,474 +9,35 @@
 //! kill exactly its own processes: instances outlive edasd by design, and each test kills edasd and
 //! then every process with its tag when it ends, even when it fails.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-use edas_pop::{encode_form, sign_v1};
 use serde_json::{Value, json};
-
-/// The environment variable that turns a run of this binary into the test application.
-const RUN_TESTAPP: &str = "EDASD_TEST_RUN_TESTAPP";
+use support::*;
 
 /// Not a test: the entry point of the test application when edasd's local runtime runs this
 /// binary as an instance (the variable tells it apart from a normal test run, where it does nothing).
 #[test]
 fn testapp_entry() {
-    if std::env::var_os(RUN_TESTAPP).is_some() {
-        if let Err(e) = edas_testapp::run() {
-            eprintln!("edas-testapp: {e}");
-            std::process::exit(2);
-        }
-        std::process::exit(0);
-    }
+    support::testapp_entry();
 }
 
-const KEY: (&str, &str) = ("LTAIlocalruntime", "local-runtime-secret-0123456789");
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// One instance as the local runtime's state file describes it.
-#[derive(Clone, Debug)]
-struct Inst {
-    revision: String,
-    name: String,
-    port: u16,
-    pid: Option<i32>,
-    restarts: u64,
-    created_ms: u64,
-}
-
-/// An edasd with its data directory; dropping it kills edasd and then every instance of the test.
-struct Cluster {
-    dir: tempfile::TempDir,
-    tag: String,
-    child: Option<Child>,
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Cluster {
-    fn start(test: &str) -> Cluster {
-        Cluster::start_with(test, |_, _| String::new())
-    }
-
-    /// Starts edasd with `[local]` settings of the test added by `extra(dir, tag)`.
-    fn start_with(test: &str, extra: impl FnOnce(&Path, &str) -> String) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let tag = format!("edasd-local-test-{test}-{}", std::process::id());
-        // Short restart delays keep the liveness test within seconds.
-        let config = format!(
-            "[local]\nrestart_backoff_seconds = 0.2\nmax_restart_backoff_seconds = 1\n\
-             crash_loop_limit = 20\nquick_failure_seconds = 5\n{}",
-            extra(dir.path(), &tag)
-        );
-        std::fs::write(dir.path().join("edasd.toml"), config).unwrap();
-        let mut cluster = Cluster {
-            tag,
-            dir,
-            child: None,
-            base: String::new(),
-            client: reqwest::Client::new(),
-        };
-        cluster.spawn();
-        cluster
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edasd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.data_dir())
-            .arg("--config")
-            .arg(self.dir.path().join("edasd.toml"))
-            .env("EDASD_ACCESS_KEY_ID", KEY.0)
-            .env("EDASD_ACCESS_KEY_SECRET", KEY.1)
-            .env("EDASD_LOG", "info")
-            .env_remove(RUN_TESTAPP)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning edasd");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("edasd: {line}");
-                let _ = tx.send(line);
-            }
-        });
-        self.child = Some(child);
-        self.base = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("edasd did not say where it listens");
-            if let Some(rest) = line.split("edasd listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-    }
-
-    /// SIGKILL: edasd gets no chance to do anything.
-    fn kill_edasd(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// A signed request; its parameters travel in the query string, or in a form body (as the
-    /// classic SDK sends CreateK8sConfigMap and the other form operations, with Content-MD5).
-    async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        action: &str,
-        params: &[(&str, &str)],
-        in_body: bool,
-    ) -> (u16, Value) {
-        let pairs: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let encoded = encode_form(&pairs);
-        let mut request = edas_pop::Request::new(method, path)
-            .with_header("x-acs-action", action)
-            .with_header("x-acs-version", "2017-08-01");
-        let url = if in_body {
-            request = request
-                .with_header("content-type", "application/x-www-form-urlencoded")
-                .with_body(encoded.clone().into_bytes());
-            format!("{}{path}", self.base)
-        } else {
-            request = request.with_raw_query(&encoded).unwrap();
-            format!("{}{path}?{encoded}", self.base)
-        };
-        let nonce = format!("{}-{}", now_ms(), uuid_like());
-        let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce)).unwrap();
-        let mut builder = self
-            .client
-            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
-        for (name, value) in request.headers() {
-            builder = builder.header(name, value);
-        }
-        for (name, value) in headers {
-            builder = builder.header(name, value);
-        }
-        if in_body {
-            builder = builder.body(encoded);
-        }
-        let response = builder.send().await.unwrap();
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap();
-        (status, body)
-    }
-
-    async fn call_raw(
-        &self,
-        method: &str,
-        path: &str,
-        action: &str,
-        params: &[(&str, &str)],
-    ) -> (u16, Value) {
-        self.send(method, path, action, params, false).await
-    }
-
-    /// A form-body operation (CreateK8sConfigMap …).
-    async fn call_form(
-        &self,
-        method: &str,
-        path: &str,
-        action: &str,
-        params: &[(&str, &str)],
-    ) -> Value {
-        let (status, body) = self.send(method, path, action, params, true).await;
-        assert_eq!(status, 200, "{action}: {body}");
-        body
-    }
-
-    async fn call(&self, method: &str, path: &str, action: &str, params: &[(&str, &str)]) -> Value {
-        let (status, body) = self.call_raw(method, path, action, params).await;
-        assert_eq!(status, 200, "{action}: {body}");
-        body
-    }
-
-    /// The common parameters of an application running the test app (`Command`, its arguments
-    /// with this test's tag, and `Envs`).
-    fn app_params(&self, env: &[(&str, &str)]) -> Vec<(&'static str, String)> {
-        let exe = std::env::current_exe().unwrap().display().to_string();
-        let args: Vec<Value> = ["testapp_entry", &self.tag, "--exact", "--nocapture"]
-            .iter()
-            .map(|a| json!({ "argument": a }))
-            .collect();
-        let envs: Vec<Value> = [(RUN_TESTAPP, "1")]
-            .iter()
-            .chain(env)
-            .map(|(k, v)| json!({"name": k, "value": v}))
-            .collect();
-        vec![
-            ("Command", exe),
-            ("CommandArgs", Value::from(args).to_string()),
-            ("Envs", Value::from(envs).to_string()),
-        ]
-    }
-
-    /// InsertK8sApplication on `local`; returns (AppId, ChangeOrderId).
-    async fn insert(
-        &self,
-        name: &str,
-        replicas: u32,
-        extra: &[(&str, &str)],
-        env: &[(&str, &str)],
-    ) -> (String, String) {
-        let replicas = replicas.to_string();
-        let common = self.app_params(env);
-        let mut params: Vec<(&str, &str)> = vec![
-            ("AppName", name),
-            ("ClusterId", "local"),
-            ("ImageUrl", "edas-testapp:v1"),
-            ("Replicas", &replicas),
-        ];
-        params.extend(common.iter().map(|(k, v)| (*k, v.as_str())));
-        params.extend_from_slice(extra);
-        let body = self
-            .call(
-                "POST",
-                "/pop/v5/k8s/acs/create_k8s_app",
-                "InsertK8sApplication",
-                &params,
-            )
-            .await;
-        let info = &body["ApplicationInfo"];
-        (
-            info["AppId"].as_str().unwrap().to_owned(),
-            info["ChangeOrderId"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// DeployK8sApplication of a new version; returns the ChangeOrderId.
-    async fn deploy(
-        &self,
-        app_id: &str,
-        version: &str,
-        extra: &[(&str, &str)],
-        env: &[(&str, &str)],
-    ) -> String {
-        let image = format!("edas-testapp:{version}");
-        let envs = self.app_params(env).pop().unwrap().1;
-        let mut params: Vec<(&str, &str)> =
-            vec![("AppId", app_id), ("Image", &image), ("Envs", &envs)];
-        params.extend_from_slice(extra);
-        let body = self
-            .call(
-                "POST",
-                "/pop/v5/k8s/acs/k8s_apps",
-                "DeployK8sApplication",
-                &params,
-            )
-            .await;
-        body["ChangeOrderId"].as_str().unwrap().to_owned()
-    }
-
-    async fn order(&self, id: &str) -> Value {
-        let body = self
-            .call(
-                "POST",
-                "/pop/v5/changeorder/change_order_info",
-                "GetChangeOrderInfo",
-                &[("ChangeOrderId", id)],
-            )
-            .await;
-        body["changeOrderInfo"].clone()
-    }
-
-    /// Waits until the change order is no longer active; returns its final info.
-    async fn finished(&self, id: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let info = self.order(id).await;
-            if ![0, 1, 8, 9].contains(&info["Status"].as_i64().unwrap()) {
-                return info;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "change order {id} still active after {within:?}: {info:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The instances of an application, from the local runtime's state files.
-    fn instances(&self, app_id: &str) -> Vec<Inst> {
-        let mut out = Vec::new();
-        let app_dir = self.data_dir().join("local/instances").join(app_id);
-        for rev in read_dirs(&app_dir) {
-            for inst in read_dirs(&rev) {
-                let Ok(text) = std::fs::read_to_string(inst.join("state.json")) else {
-                    continue;
-                };
-                let Ok(v) = serde_json::from_str::<Value>(&text) else {
-                    continue;
-                };
-                out.push(Inst {
-                    revision: rev.file_name().unwrap().to_string_lossy().into_owned(),
-                    name: v["name"].as_str().unwrap_or_default().to_owned(),
-                    port: v["port"].as_u64().unwrap_or(0) as u16,
-                    pid: v["pid"].as_i64().map(|p| p as i32),
-                    restarts: v["restarts"].as_u64().unwrap_or(0),
-                    created_ms: v["created_ms"].as_u64().unwrap_or(0),
-                });
-            }
-        }
-        out.sort_by_key(|i| i.created_ms);
-        out
-    }
-
-    /// The pids of the live processes that carry this test's tag.
-    fn tagged_processes(&self) -> BTreeSet<i32> {
-        tagged_processes(&self.tag)
-    }
-
-    /// Waits until `check` holds for the application's instances.
-    async fn wait_instances(
-        &self,
-        app_id: &str,
-        within: Duration,
-        what: &str,
-        check: impl Fn(&[Inst]) -> bool,
-    ) -> Vec<Inst> {
-        let deadline = Instant::now() + within;
-        loop {
-            let insts = self.instances(app_id);
-            if check(&insts) {
-                return insts;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {within:?}: {insts:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // edasd first, so it restarts nothing; then every instance, by process group.
-        self.kill_edasd();
-        for _ in 0..50 {
-            let pids = tagged_processes(&self.tag);
-            if pids.is_empty() {
-                return;
-            }
-            for pid in pids {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn uuid_like() -> String {
-    format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_alphanumeric(), "")
-}
-
-fn read_dirs(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Live (not zombie) processes whose command line contains `tag` as one argument.
-fn tagged_processes(tag: &str) -> BTreeSet<i32> {
-    let mut out = BTreeSet::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if cmdline.split(|b| *b == 0).any(|arg| arg == tag.as_bytes()) && alive(pid) {
-            out.insert(pid);
-        }
-    }
-    out
-}
-
-/// Whether `pid` is a running process (not gone, not a zombie).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().chars().next())
-        })
-        .flatten()
-        .is_some_and(|state| state != 'Z' && state != 'X')
-}
-
-/// GET `path` on an instance; (status, body), or `None` when it does not answer.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+/// Starts edasd with the quick restart settings (they keep the liveness test within seconds)
+/// plus the `[local]` settings of the test added by `extra(dir, tag)`.
+fn start_with(test: &str, extra: impl FnOnce(&Path, &str) -> String) -> Cluster {
+    Cluster::launch(
+        format!("edasd-local-test-{test}-{}", std::process::id()),
+        |dir, tag| format!("{QUICK_RESTARTS}{}", extra(dir, tag)),
+        true,
+        Duration::from_millis(100),
     )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
 }
 
-/// The version an instance answers with on `/`.
-fn version(port: u16) -> Option<String> {
-    let (status, body) = get(port, "/")?;
-    (status == 200).then(|| {
-        body.split_whitespace()
-            .next()?
-            .strip_prefix("version=")
-            .map(str::to_owned)
-    })?
-}
-
-fn pipelines(info: &Value) -> Vec<Value> {
-    info["PipelineInfoList"]["PipelineInfo"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+fn start(test: &str) -> Cluster {
+    start_with(test, |_, _| String::new())
 }
 
 /// The instance names a pipeline (batch) lists: the new revision's instances after that batch.
@@ -510,7 +71,7 @@ const READINESS: &str = r#"{"httpGet":{"path":"/ready","port":8080},"initialDela
 ///    batch starts only once the previous batch's instances are ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_update_replaces_instances_batch_by_batch_gated_by_readiness() {
-    let cluster = Cluster::start("batch");
+    let cluster = start("batch");
     let (app, order) = cluster
         .insert(
             "batch-app",
@@ -629,7 +190,7 @@ async fn batch_update_replaces_instances_batch_by_batch_gated_by_readiness() {
 /// 2. A version that never becomes ready fails on BatchTimeout; the old instances keep serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_that_never_becomes_ready_fails_on_batch_timeout() {
-    let cluster = Cluster::start("never-ready");
+    let cluster = start("never-ready");
     let (app, order) = cluster
         .insert(
             "never-ready-app",
@@ -712,7 +273,7 @@ async fn a_version_that_never_becomes_ready_fails_on_batch_timeout() {
 /// 3. An instance that stops answering its liveness probe is restarted (a new process).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_failing_its_liveness_probe_is_restarted() {
-    let cluster = Cluster::start("liveness");
+    let cluster = start("liveness");
     let liveness = r#"{"httpGet":{"path":"/healthz","port":8080},"initialDelaySeconds":0,"periodSeconds":1,"timeoutSeconds":1,"successThreshold":1,"failureThreshold":2}"#;
     let (app, order) = cluster
         .insert(
@@ -779,7 +340,7 @@ async fn an_instance_failing_its_liveness_probe_is_restarted() {
 ///    TerminateGracePeriod is killed when it runs out, a quicker one exits on its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prestop_runs_and_the_grace_period_is_respected() {
-    let cluster = Cluster::start("grace");
+    let cluster = start("grace");
     let marks = cluster.dir.path().join("marks");
     std::fs::create_dir_all(&marks).unwrap();
     let prestop = |app: &str| {
@@ -902,7 +463,7 @@ async fn prestop_runs_and_the_grace_period_is_respected() {
 ///    same data directory adopts them (same pids) and finishes the release without extra instances.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_edasd_leaves_instances_running_and_a_new_one_finishes_the_release() {
-    let mut cluster = Cluster::start("adopt");
+    let mut cluster = start("adopt");
     let (app, order) = cluster
         .insert(
             "adopt-app",
@@ -993,7 +554,7 @@ async fn a_killed_edasd_leaves_instances_running_and_a_new_one_finishes_the_rele
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jdk_value_runs_the_configured_java_and_an_unmapped_one_is_refused() {
     use std::os::unix::fs::PermissionsExt;
-    let cluster = Cluster::start_with("jdk", |dir, tag| {
+    let cluster = start_with("jdk", |dir, tag| {
         // A stand-in "java" that records its arguments and runs the test app.
         let java = dir.join("java8");
         let exe = std::env::current_exe().unwrap();
@@ -1101,7 +662,7 @@ async fn the_jdk_value_runs_the_configured_java_and_an_unmapped_one_is_refused()
 /// saw their own revision's contents (read through the running program).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_revision_runs_with_its_own_config_map_contents() {
-    let cluster = Cluster::start("config-copies");
+    let cluster = start("config-copies");
     let config_map = |action: &'static str, value: &'static str| {
         let data = json!({ "greeting": value }).to_string();
         let cluster = &cluster;

@@ -1,10 +1,11 @@
-//! Shared by the resilience tests (`crash.rs`, `load.rs`, `hostile.rs`): the real `edasd` binary
-//! on a loopback port with a temporary data directory, signed requests, and the local runtime's
+//! Shared by every black-box test of `edasd` (each file in `tests/` is its own crate and declares
+//! `mod support;`; `kube_support` includes it by path): the real `edasd` binary on a loopback port
+//! with a temporary data directory, signed requests, change-order waits, and the local runtime's
 //! instances as its state files and the process table show them.
 //!
 //! Instances run this very test binary re-executed with the filter `testapp_entry` (each test
-//! file defines that test, see `local_runtime.rs`), and carry a tag unique to the test so the
-//! test can count and kill exactly its own processes.
+//! file defines that test, calling [`testapp_entry`]), and carry a tag unique to the test so the
+//! test can count and kill exactly its own processes: instances outlive edasd by design.
 
 #![allow(dead_code)]
 
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use edas_pop::{encode_form, sign_v1};
 use serde_json::{Value, json};
@@ -26,7 +27,14 @@ pub const RUN_TESTAPP: &str = "EDASD_TEST_RUN_TESTAPP";
 /// The administrator key edasd is started with.
 pub const KEY: (&str, &str) = ("LTAIresilience", "resilience-secret-0123456789");
 
-/// The body of each file's `testapp_entry` test.
+/// The local runtime's quick restart settings: short delays keep restart and liveness tests
+/// within seconds.
+pub const QUICK_RESTARTS: &str = "[local]\nrestart_backoff_seconds = 0.2\nmax_restart_backoff_seconds = 1\n\
+     crash_loop_limit = 20\nquick_failure_seconds = 5\n";
+
+/// The body of each file's `testapp_entry` test: the entry point of the test application when
+/// edasd's local runtime runs the test binary as an instance (the variable tells it apart from a
+/// normal test run, where it does nothing).
 pub fn testapp_entry() {
     if std::env::var_os(RUN_TESTAPP).is_some() {
         if let Err(e) = edas_testapp::run() {
@@ -48,6 +56,292 @@ pub fn nonce() -> String {
     format!("{}-{t}-{n}", std::process::id())
 }
 
+/// Milliseconds since the epoch, as edasd and the test application write times.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A free loopback port (bound then released: the test hands it to edasd or an instance).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs a blocking wait without holding up the async worker it is called on (whose queued tasks
+/// move to another thread), or plainly outside a multi-threaded runtime: a test's in-process
+/// fake cluster (and the test's own watchers) must keep being served meanwhile.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// `edasd serve` on an ephemeral loopback port with its data under `data_dir`, stdout discarded
+/// and stderr piped for [`spawn_edasd`] (the test learns the port from the log). The caller adds
+/// its own arguments and environment.
+pub fn edasd_command(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edasd"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("EDASD_LOG", "info")
+        .env_remove(RUN_TESTAPP)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Spawns `command` (see [`edasd_command`]) and waits until edasd says where it listens; returns
+/// the process, its base URL and a channel of its later log lines. Every line is echoed to the
+/// test's stderr prefixed by `label` (none: not echoed, for noisy load runs); the reader thread
+/// keeps draining the pipe so edasd never blocks on its log.
+pub fn spawn_edasd(
+    command: &mut Command,
+    label: Option<String>,
+) -> (Child, String, mpsc::Receiver<String>) {
+    let mut child = command.spawn().expect("spawning edasd");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(label) = &label {
+                eprintln!("{label}: {line}");
+            }
+            let _ = tx.send(line);
+        }
+    });
+    let base = blocking(|| {
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("edasd did not say where it listens");
+            if let Some(rest) = line.split("edasd listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+    });
+    (child, base, rx)
+}
+
+/// SIGKILL to every live process carrying `tag` (and its process group), until none is left
+/// (bounded): instances outlive edasd by design, so each test removes its own when it ends.
+pub fn kill_tagged(tag: &str) {
+    for _ in 0..50 {
+        let pids = tagged_processes(tag);
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Signed requests to one edasd, as the EDAS SDKs send them, and the change-order waits built on
+/// them.
+pub struct Endpoint {
+    /// `http://127.0.0.1:port` (changes when edasd restarts).
+    pub base: String,
+    pub client: reqwest::Client,
+    /// The administrator key edasd was started with.
+    pub key: (&'static str, &'static str),
+    /// How often the waits ask again.
+    pub poll: Duration,
+}
+
+impl Endpoint {
+    /// An endpoint whose requests fail after `timeout`: a request edasd does not answer fails
+    /// the test instead of hanging it.
+    pub fn new(key: (&'static str, &'static str), timeout: Duration, poll: Duration) -> Endpoint {
+        Endpoint {
+            base: String::new(),
+            client: reqwest::Client::builder().timeout(timeout).build().unwrap(),
+            key,
+            poll,
+        }
+    }
+    /// A signed request; its parameters travel in the query string, or in a form body (with
+    /// Content-MD5, as the classic SDK sends form operations). Answers (HTTP status, body as
+    /// JSON, or the text as a JSON string when it is not JSON).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+        in_body: bool,
+    ) -> (u16, Value) {
+        let pairs: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.send_encoded(method, path, action, &encode_form(&pairs), in_body)
+            .await
+    }
+
+    /// Like [`Endpoint::send`] with the query or body already encoded (it may be malformed).
+    pub async fn send_encoded(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        encoded: &str,
+        in_body: bool,
+    ) -> (u16, Value) {
+        let mut request = edas_pop::Request::new(method, path)
+            .with_header("x-acs-action", action)
+            .with_header("x-acs-version", "2017-08-01");
+        let url = if in_body {
+            request = request
+                .with_header("content-type", "application/x-www-form-urlencoded")
+                .with_body(encoded.as_bytes().to_vec());
+            format!("{}{path}", self.base)
+        } else {
+            // A query that does not decode is signed as if empty: the server must refuse it
+            // for what it is before the signature matters.
+            request = request.clone().with_raw_query(encoded).unwrap_or(request);
+            format!("{}{path}?{encoded}", self.base)
+        };
+        let headers = sign_v1(
+            &request,
+            self.key.0,
+            self.key.1,
+            SystemTime::now(),
+            Some(&nonce()),
+        )
+        .unwrap();
+        let mut builder = self
+            .client
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        if in_body {
+            builder = builder.body(encoded.to_owned());
+        }
+        let response = builder.send().await.expect("edasd answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a response body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    }
+
+    /// A query-string request; (HTTP status, body).
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> (u16, Value) {
+        self.send(method, path, action, params, false).await
+    }
+
+    /// A form-body operation (CreateK8sConfigMap …) that must succeed; its body.
+    pub async fn call_form(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Value {
+        let (status, body) = self.send(method, path, action, params, true).await;
+        assert_eq!(status, 200, "{action}: {body}");
+        body
+    }
+
+    /// A query-string request that must succeed; its body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Value {
+        let (status, body) = self.send(method, path, action, params, false).await;
+        assert_eq!(status, 200, "{action}: {body}");
+        body
+    }
+
+    /// GetChangeOrderInfo: the order's `changeOrderInfo`.
+    pub async fn order(&self, id: &str) -> Value {
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/changeorder/change_order_info",
+                "GetChangeOrderInfo",
+                &[("ChangeOrderId", id)],
+            )
+            .await;
+        body["changeOrderInfo"].clone()
+    }
+
+    /// Waits until the change order's status is one of `statuses`; returns its info.
+    pub async fn wait_status(&self, id: &str, statuses: &[i64], within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let info = self.order(id).await;
+            if statuses.contains(&info["Status"].as_i64().unwrap()) {
+                return info;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "change order {id} not in {statuses:?} within {within:?}: {info:#}"
+            );
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    /// Waits until the change order is no longer active; returns its final info.
+    pub async fn finished(&self, id: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let info = self.order(id).await;
+            if ![0, 1, 8, 9].contains(&info["Status"].as_i64().unwrap()) {
+                return info;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "change order {id} still active after {within:?}: {info:#}"
+            );
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    /// Whether edasd still answers its health check.
+    pub async fn healthy(&self) -> bool {
+        match self
+            .client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+        {
+            Ok(r) => r.status() == 200,
+            Err(_) => false,
+        }
+    }
+}
+
 /// One instance as the local runtime's state file describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inst {
@@ -59,38 +353,53 @@ pub struct Inst {
     pub created_ms: u64,
 }
 
-/// An edasd with its data directory; dropping it kills edasd and then every instance of the test.
+/// An edasd on the local runtime with its data directory; dropping it kills edasd and then every
+/// instance of the test. Derefs to its [`Endpoint`] for the signed requests.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub tag: String,
     child: Option<Child>,
-    pub base: String,
-    pub client: reqwest::Client,
+    pub api: Endpoint,
     /// edasd's stderr lines, for the test's own checks (also echoed to the test's stderr).
     lines: Option<std::sync::Mutex<mpsc::Receiver<String>>>,
     /// Echo edasd's log lines to stderr (off for noisy load runs).
     pub echo: bool,
 }
 
+impl std::ops::Deref for Cluster {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.api
+    }
+}
+
 impl Cluster {
-    /// Starts edasd with the local runtime's quick restart settings plus `extra` configuration.
+    /// The resilience tests' edasd: [`QUICK_RESTARTS`] plus `extra` configuration, waits asking
+    /// every 50 ms.
     pub fn start(test: &str, extra: &str, echo: bool) -> Cluster {
+        Cluster::launch(
+            format!("edasd-resilience-{test}-{}", std::process::id()),
+            |_, _| format!("{QUICK_RESTARTS}{extra}"),
+            echo,
+            Duration::from_millis(50),
+        )
+    }
+
+    /// Starts edasd with the configuration `config(dir, tag)` writes, instances tagged `tag`
+    /// (unique to the test and this process), and waits that ask every `poll`.
+    pub fn launch(
+        tag: String,
+        config: impl FnOnce(&Path, &str) -> String,
+        echo: bool,
+        poll: Duration,
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let tag = format!("edasd-resilience-{test}-{}", std::process::id());
-        let config = format!(
-            "[local]\nrestart_backoff_seconds = 0.2\nmax_restart_backoff_seconds = 1\n\
-             crash_loop_limit = 20\nquick_failure_seconds = 5\n{extra}"
-        );
-        std::fs::write(dir.path().join("edasd.toml"), config).unwrap();
+        std::fs::write(dir.path().join("edasd.toml"), config(dir.path(), &tag)).unwrap();
         let mut cluster = Cluster {
             tag,
             dir,
             child: None,
-            base: String::new(),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
+            api: Endpoint::new(KEY, Duration::from_secs(60), poll),
             lines: None,
             echo,
         };
@@ -104,39 +413,15 @@ impl Cluster {
 
     /// Starts edasd on the data directory and waits until it listens.
     pub fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edasd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.data_dir())
+        let mut command = edasd_command(&self.data_dir());
+        command
             .arg("--config")
             .arg(self.dir.path().join("edasd.toml"))
-            .env("EDASD_ACCESS_KEY_ID", KEY.0)
-            .env("EDASD_ACCESS_KEY_SECRET", KEY.1)
-            .env("EDASD_LOG", "info")
-            .env_remove(RUN_TESTAPP)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning edasd");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let echo = self.echo;
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if echo {
-                    eprintln!("edasd: {line}");
-                }
-                let _ = tx.send(line);
-            }
-        });
+            .env("EDASD_ACCESS_KEY_ID", self.api.key.0)
+            .env("EDASD_ACCESS_KEY_SECRET", self.api.key.1);
+        let (child, base, rx) = spawn_edasd(&mut command, self.echo.then(|| "edasd".to_owned()));
         self.child = Some(child);
-        self.base = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("edasd did not say where it listens");
-            if let Some(rest) = line.split("edasd listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
+        self.api.base = base;
         self.lines = Some(std::sync::Mutex::new(rx));
     }
 
@@ -168,78 +453,13 @@ impl Cluster {
         }
     }
 
-    /// A signed request; its parameters travel in the query string, or in a form body (with
-    /// Content-MD5, as the classic SDK sends form operations). Answers (HTTP status, body as
-    /// JSON, or the text as a JSON string when it is not JSON).
-    pub async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        action: &str,
-        params: &[(&str, &str)],
-        in_body: bool,
-    ) -> (u16, Value) {
-        let pairs: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.send_encoded(method, path, action, &encode_form(&pairs), in_body)
-            .await
-    }
-
-    /// Like [`Cluster::send`] with the query or body already encoded (it may be malformed).
-    pub async fn send_encoded(
-        &self,
-        method: &str,
-        path: &str,
-        action: &str,
-        encoded: &str,
-        in_body: bool,
-    ) -> (u16, Value) {
-        let mut request = edas_pop::Request::new(method, path)
-            .with_header("x-acs-action", action)
-            .with_header("x-acs-version", "2017-08-01");
-        let url = if in_body {
-            request = request
-                .with_header("content-type", "application/x-www-form-urlencoded")
-                .with_body(encoded.as_bytes().to_vec());
-            format!("{}{path}", self.base)
-        } else {
-            // A query that does not decode is signed as if empty: the server must refuse it
-            // for what it is before the signature matters.
-            request = request.clone().with_raw_query(encoded).unwrap_or(request);
-            format!("{}{path}?{encoded}", self.base)
-        };
-        let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce())).unwrap();
-        let mut builder = self
-            .client
-            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
-        for (name, value) in request.headers() {
-            builder = builder.header(name, value);
+    /// SIGTERM, then waits for edasd to exit (a clean shutdown, unlike [`Cluster::kill_edasd`]).
+    pub fn stop_edasd(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
         }
-        for (name, value) in headers {
-            builder = builder.header(name, value);
-        }
-        if in_body {
-            builder = builder.body(encoded.to_owned());
-        }
-        let response = builder.send().await.expect("edasd answers");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("a response body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body)
-    }
-
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        action: &str,
-        params: &[(&str, &str)],
-    ) -> Value {
-        let (status, body) = self.send(method, path, action, params, false).await;
-        assert_eq!(status, 200, "{action}: {body}");
-        body
     }
 
     /// The parameters that make an application run the test app: `Command` (this binary),
@@ -314,34 +534,6 @@ impl Cluster {
         body["ChangeOrderId"].as_str().unwrap().to_owned()
     }
 
-    pub async fn order(&self, id: &str) -> Value {
-        let body = self
-            .call(
-                "POST",
-                "/pop/v5/changeorder/change_order_info",
-                "GetChangeOrderInfo",
-                &[("ChangeOrderId", id)],
-            )
-            .await;
-        body["changeOrderInfo"].clone()
-    }
-
-    /// Waits until the change order is no longer active; returns its final info.
-    pub async fn finished(&self, id: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let info = self.order(id).await;
-            if ![0, 1, 8, 9].contains(&info["Status"].as_i64().unwrap()) {
-                return info;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "change order {id} still active after {within:?}: {info:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// The instances of an application, from the local runtime's state files.
     pub fn instances(&self, app_id: &str) -> Vec<Inst> {
         let mut out = Vec::new();
@@ -373,16 +565,25 @@ impl Cluster {
         tagged_processes(&self.tag)
     }
 
-    /// Whether edasd still answers its health check.
-    pub async fn healthy(&self) -> bool {
-        match self
-            .client
-            .get(format!("{}/healthz", self.base))
-            .send()
-            .await
-        {
-            Ok(r) => r.status() == 200,
-            Err(_) => false,
+    /// Waits until `check` holds for the application's instances.
+    pub async fn wait_instances(
+        &self,
+        app_id: &str,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&[Inst]) -> bool,
+    ) -> Vec<Inst> {
+        let deadline = Instant::now() + within;
+        loop {
+            let insts = self.instances(app_id);
+            if check(&insts) {
+                return insts;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {within:?}: {insts:#?}"
+            );
+            tokio::time::sleep(self.api.poll).await;
         }
     }
 }
@@ -391,23 +592,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         // edasd first, so it restarts nothing; then every instance, by process group.
         self.kill_edasd();
-        for _ in 0..50 {
-            let pids = tagged_processes(&self.tag);
-            if pids.is_empty() {
-                return;
-            }
-            for pid in pids {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        kill_tagged(&self.tag);
     }
 }
 
