@@ -6,152 +6,47 @@
 //! the filter `testapp_entry`, carrying a tag unique to the test so that the test can kill
 //! exactly its own instances when it ends (instances outlive edasd by design).
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use edas_pop::{encode_form, sign_v1};
-use serde_json::{Value, json};
-
-const RUN_TESTAPP: &str = "EDASD_TEST_RUN_TESTAPP";
+use serde_json::json;
+use support::{Cluster, envs, free_port};
 
 /// Not a test: the test application's entry point when edasd's local runtime runs this binary.
 #[test]
 fn testapp_entry() {
-    if std::env::var_os(RUN_TESTAPP).is_some() {
-        if let Err(e) = edas_testapp::run() {
-            eprintln!("edas-testapp: {e}");
-            std::process::exit(2);
-        }
-        std::process::exit(0);
+    support::testapp_entry();
+}
+
+/// The shared [`Cluster`] with this file's Services helpers; dropping it kills edasd and every
+/// instance of the test.
+struct Edasd(Cluster);
+
+impl std::ops::Deref for Edasd {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.0
     }
 }
 
-const KEY: (&str, &str) = ("LTAIlocalservices", "local-services-secret-0123456789");
-
-/// An edasd with its data directory; dropping it kills edasd and every instance of the test.
-struct Edasd {
-    dir: tempfile::TempDir,
-    tag: String,
-    child: Option<Child>,
-    base: String,
-    client: reqwest::Client,
+impl std::ops::DerefMut for Edasd {
+    fn deref_mut(&mut self) -> &mut Cluster {
+        &mut self.0
+    }
 }
 
 impl Edasd {
     fn start(test: &str) -> Edasd {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("edasd.toml"),
-            "[local]\nrestart_backoff_seconds = 0.2\n",
-        )
-        .unwrap();
-        let mut edasd = Edasd {
-            tag: format!("edasd-services-test-{test}-{}", std::process::id()),
-            dir,
-            child: None,
-            base: String::new(),
-            client: reqwest::Client::new(),
-        };
-        edasd.spawn();
-        edasd
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edasd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.data_dir())
-            .arg("--config")
-            .arg(self.dir.path().join("edasd.toml"))
-            .env("EDASD_ACCESS_KEY_ID", KEY.0)
-            .env("EDASD_ACCESS_KEY_SECRET", KEY.1)
-            .env("EDASD_LOG", "info")
-            .env_remove(RUN_TESTAPP)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning edasd");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("edasd: {line}");
-                let _ = tx.send(line);
-            }
-        });
-        self.child = Some(child);
-        self.base = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("edasd did not say where it listens");
-            if let Some(rest) = line.split("edasd listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-    }
-
-    /// SIGTERM, then waits for edasd to exit.
-    fn stop_edasd(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = child.wait();
-        }
-    }
-
-    async fn call_raw(
-        &self,
-        method: &str,
-        path: &str,
-        action: &str,
-        params: &[(&str, &str)],
-    ) -> (u16, Value) {
-        let pairs: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let encoded = encode_form(&pairs);
-        let request = edas_pop::Request::new(method, path)
-            .with_header("x-acs-action", action)
-            .with_header("x-acs-version", "2017-08-01")
-            .with_raw_query(&encoded)
-            .unwrap();
-        let nonce = format!(
-            "{}-{:?}",
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos(),
-            std::thread::current().id()
-        );
-        let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce)).unwrap();
-        let mut builder = self.client.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}?{encoded}", self.base),
-        );
-        for (name, value) in request.headers() {
-            builder = builder.header(name, value);
-        }
-        for (name, value) in headers {
-            builder = builder.header(name, value);
-        }
-        let response = builder.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
-    }
-
-    async fn call(&self, method: &str, path: &str, action: &str, params: &[(&str, &str)]) -> Value {
-        let (status, body) = self.call_raw(method, path, action, params).await;
-        assert_eq!(status, 200, "{action}: {body}");
-        body
+        Edasd(Cluster::launch(
+            format!("edasd-services-test-{test}-{}", std::process::id()),
+            |_, _| "[local]\nrestart_backoff_seconds = 0.2\n".to_owned(),
+            true,
+            Duration::from_millis(100),
+        ))
     }
 
     /// InsertK8sApplication of the test application on `local` (a readiness probe); returns (AppId, ChangeOrderId).
@@ -161,9 +56,7 @@ impl Edasd {
             {"argument": "testapp_entry"}, {"argument": self.tag}, {"argument": "--exact"}
         ])
         .to_string();
-        let envs =
-            json!([{"name": RUN_TESTAPP, "value": "1"}, {"name": "APP_VERSION", "value": "v1"}])
-                .to_string();
+        let envs = envs(&[("APP_VERSION", "v1")]);
         let readiness =
             json!({"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1}).to_string();
         let mut params: Vec<(&str, &str)> = vec![
@@ -194,26 +87,9 @@ impl Edasd {
 
     /// Waits until the change order is no longer active; returns its `Status`.
     async fn finished(&self, id: &str) -> i64 {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let body = self
-                .call(
-                    "POST",
-                    "/pop/v5/changeorder/change_order_info",
-                    "GetChangeOrderInfo",
-                    &[("ChangeOrderId", id)],
-                )
-                .await;
-            let status = body["changeOrderInfo"]["Status"].as_i64().unwrap();
-            if ![0, 1, 8, 9].contains(&status) {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "change order {id} still active: {body:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.0.finished(id, Duration::from_secs(60)).await["Status"]
+            .as_i64()
+            .unwrap()
     }
 
     async fn service_op(&self, method: &str, action: &str, params: &[(&str, &str)]) -> String {
@@ -230,62 +106,8 @@ impl Edasd {
 
     /// The pids of this test's instances.
     fn instance_pids(&self) -> BTreeSet<i32> {
-        tagged_processes(&self.tag)
+        self.tagged_processes()
     }
-}
-
-impl Drop for Edasd {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for _ in 0..50 {
-            let pids = tagged_processes(&self.tag);
-            if pids.is_empty() {
-                return;
-            }
-            for pid in pids {
-                let pid = nix::unistd::Pid::from_raw(pid);
-                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// Live processes with `tag` as one argument.
-fn tagged_processes(tag: &str) -> BTreeSet<i32> {
-    let mut out = BTreeSet::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let zombie = std::fs::read_to_string(entry.path().join("stat")).map_or(true, |s| {
-            s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        });
-        if !zombie && cmdline.split(|b| *b == 0).any(|arg| arg == tag.as_bytes()) {
-            out.insert(pid);
-        }
-    }
-    out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One GET / through a service port (blocking, short timeouts): the body, or why not.
