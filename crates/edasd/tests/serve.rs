@@ -1,14 +1,16 @@
 //! Black-box tests: the real `edasd` binary on a loopback port with a temporary data directory.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use edas_pop::{encode_form, sign_v1};
-use serde_json::Value;
+use support::{edasd_command, signed, spawn_edasd};
 
+/// An edasd started with the test's own environment (or none of the key variables, so it
+/// generates a key) and arguments; killed when dropped, unless [`Server::terminate`] stopped it.
 struct Server {
     child: Child,
     base: String,
@@ -17,38 +19,15 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_edasd"));
+        let mut command = edasd_command(data_dir);
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
             .args(extra)
             .env_remove("EDASD_ACCESS_KEY_ID")
-            .env_remove("EDASD_ACCESS_KEY_SECRET")
-            .env("EDASD_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env_remove("EDASD_ACCESS_KEY_SECRET");
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command.spawn().expect("spawning edasd");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("edasd: {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let base = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("edasd did not say where it listens");
-            if let Some(rest) = line.split("edasd listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
+        let (child, base, rx) = spawn_edasd(&mut command, Some("edasd".to_owned()));
         Server {
             child,
             base,
@@ -83,47 +62,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-async fn signed(
-    client: &reqwest::Client,
-    base: &str,
-    method: &str,
-    path: &str,
-    action: &str,
-    params: &[(&str, &str)],
-    key: (&str, &str),
-) -> (u16, Value) {
-    let pairs: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let query = encode_form(&pairs);
-    let request = edas_pop::Request::new(method, path)
-        .with_raw_query(&query)
-        .unwrap()
-        .with_header("x-acs-action", action)
-        .with_header("x-acs-version", "2017-08-01");
-    let nonce = uuid_like();
-    let headers = sign_v1(&request, key.0, key.1, SystemTime::now(), Some(&nonce)).unwrap();
-    let mut builder = client.request(
-        reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-        format!("{base}{path}?{query}"),
-    );
-    for (name, value) in request.headers() {
-        builder = builder.header(name, value);
-    }
-    for (name, value) in headers {
-        builder = builder.header(name, value);
-    }
-    let response = builder.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
-fn uuid_like() -> String {
-    format!("{:?}-{:?}", SystemTime::now(), std::thread::current().id())
-        .replace(|c: char| !c.is_ascii_alphanumeric(), "")
 }
 
 #[tokio::test]

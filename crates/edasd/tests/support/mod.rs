@@ -188,11 +188,7 @@ impl Endpoint {
         params: &[(&str, &str)],
         in_body: bool,
     ) -> (u16, Value) {
-        let pairs: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.send_encoded(method, path, action, &encode_form(&pairs), in_body)
+        self.send_encoded(method, path, action, &form(params), in_body)
             .await
     }
 
@@ -205,45 +201,17 @@ impl Endpoint {
         encoded: &str,
         in_body: bool,
     ) -> (u16, Value) {
-        let mut request = edas_pop::Request::new(method, path)
-            .with_header("x-acs-action", action)
-            .with_header("x-acs-version", "2017-08-01");
-        let url = if in_body {
-            request = request
-                .with_header("content-type", "application/x-www-form-urlencoded")
-                .with_body(encoded.as_bytes().to_vec());
-            format!("{}{path}", self.base)
-        } else {
-            // A query that does not decode is signed as if empty: the server must refuse it
-            // for what it is before the signature matters.
-            request = request.clone().with_raw_query(encoded).unwrap_or(request);
-            format!("{}{path}?{encoded}", self.base)
-        };
-        let headers = sign_v1(
-            &request,
-            self.key.0,
-            self.key.1,
-            SystemTime::now(),
-            Some(&nonce()),
+        signed_encoded(
+            &self.client,
+            &self.base,
+            self.key,
+            method,
+            path,
+            action,
+            encoded,
+            in_body,
         )
-        .unwrap();
-        let mut builder = self
-            .client
-            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
-        for (name, value) in request.headers() {
-            builder = builder.header(name, value);
-        }
-        for (name, value) in headers {
-            builder = builder.header(name, value);
-        }
-        if in_body {
-            builder = builder.body(encoded.to_owned());
-        }
-        let response = builder.send().await.expect("edasd answers");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("a response body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body)
+        .await
     }
 
     /// A query-string request; (HTTP status, body).
@@ -340,6 +308,86 @@ impl Endpoint {
             Err(_) => false,
         }
     }
+}
+
+/// A signed request with its parameters in the query string, with the key `key` (which need not
+/// be the one edasd knows); (HTTP status, body as JSON or the text as a JSON string).
+pub async fn signed(
+    client: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    action: &str,
+    params: &[(&str, &str)],
+    key: (&str, &str),
+) -> (u16, Value) {
+    signed_encoded(
+        client,
+        base,
+        key,
+        method,
+        path,
+        action,
+        &form(params),
+        false,
+    )
+    .await
+}
+
+/// The parameters as the SDKs encode them, for a query string or a form body.
+pub fn form(params: &[(&str, &str)]) -> String {
+    let pairs: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    encode_form(&pairs)
+}
+
+/// A request signed as the EDAS SDKs sign it (POP v1 with a fresh nonce); its already encoded
+/// parameters travel in the query string, or in a form body (with Content-MD5, as the classic
+/// SDK sends form operations). Answers (HTTP status, body as JSON, or the text as a JSON string
+/// when it is not JSON).
+#[allow(clippy::too_many_arguments)]
+pub async fn signed_encoded(
+    client: &reqwest::Client,
+    base: &str,
+    key: (&str, &str),
+    method: &str,
+    path: &str,
+    action: &str,
+    encoded: &str,
+    in_body: bool,
+) -> (u16, Value) {
+    let mut request = edas_pop::Request::new(method, path)
+        .with_header("x-acs-action", action)
+        .with_header("x-acs-version", "2017-08-01");
+    let url = if in_body {
+        request = request
+            .with_header("content-type", "application/x-www-form-urlencoded")
+            .with_body(encoded.as_bytes().to_vec());
+        format!("{base}{path}")
+    } else {
+        // A query that does not decode is signed as if empty: the server must refuse it
+        // for what it is before the signature matters.
+        request = request.clone().with_raw_query(encoded).unwrap_or(request);
+        format!("{base}{path}?{encoded}")
+    };
+    let headers = sign_v1(&request, key.0, key.1, SystemTime::now(), Some(&nonce())).unwrap();
+    let mut builder = client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+    for (name, value) in request.headers() {
+        builder = builder.header(name, value);
+    }
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    if in_body {
+        builder = builder.body(encoded.to_owned());
+    }
+    let response = builder.send().await.expect("edasd answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a response body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
 }
 
 /// One instance as the local runtime's state file describes it.
