@@ -9,21 +9,25 @@
 
 #![allow(dead_code)]
 
+/// The generic pieces (starting edasd, signed requests, change-order waits), shared with the
+/// local-runtime tests.
+#[path = "../support/mod.rs"]
+pub mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use edas_fake_kube::{Config, FakeCluster, PodFault};
-use edas_pop::{encode_form, sign_v1};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
+pub use support::{Endpoint, blocking, edasd_command, pipelines, spawn_edasd};
 
 /// The administrator key edasd is started with.
 pub const KEY: (&str, &str) = ("LTAIkubernetes", "kubernetes-secret-0123456789");
@@ -46,17 +50,6 @@ pub struct Backend {
     /// How long things may take (a real cluster pulls images and schedules pods).
     pub patience: Duration,
     _dir: tempfile::TempDir,
-}
-
-/// Runs a blocking wait without holding up the async worker it is called on (whose queued tasks
-/// move to another thread), or plainly outside a multi-threaded runtime.
-pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
 }
 
 /// Every call to the cluster from the test is bounded: a hang fails the test, naming the call.
@@ -340,15 +333,22 @@ impl Drop for PodLog {
     }
 }
 
-/// One edasd process with its data directory.
+/// One edasd process with its data directory. Derefs to its [`Endpoint`] for the signed
+/// requests.
 pub struct Edasd {
     pub dir: PathBuf,
     config: PathBuf,
     kubeconfig: PathBuf,
     database_url: Option<String>,
     child: Option<Child>,
-    pub base: String,
-    client: reqwest::Client,
+    pub api: Endpoint,
+}
+
+impl std::ops::Deref for Edasd {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.api
+    }
 }
 
 impl Edasd {
@@ -373,12 +373,7 @@ impl Edasd {
             kubeconfig: kubeconfig.to_owned(),
             database_url: database_url.map(str::to_owned),
             child: None,
-            base: String::new(),
-            // A request edasd does not answer fails the test instead of hanging it.
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            api: Endpoint::new(KEY, Duration::from_secs(30), Duration::from_millis(100)),
         };
         edasd.configure("", more);
         edasd.spawn();
@@ -404,44 +399,21 @@ impl Edasd {
 
     /// Starts (or restarts) the process.
     pub fn spawn(&mut self) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_edasd"));
+        let mut command = edasd_command(&self.data_dir());
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.data_dir())
             .arg("--config")
             .arg(&self.config)
             .env("EDASD_ACCESS_KEY_ID", KEY.0)
             .env("EDASD_ACCESS_KEY_SECRET", KEY.1)
             .env("EDASD_LOG", "info,kube=warn")
-            .env_remove("EDASD_DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env_remove("EDASD_DATABASE_URL");
         if let Some(url) = &self.database_url {
             command.arg("--database-url").arg(url);
         }
-        let mut child = command.spawn().expect("spawning edasd");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
         let tag = self.dir.file_name().unwrap().to_string_lossy().into_owned();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("edasd[{tag}]: {line}");
-                let _ = tx.send(line);
-            }
-        });
+        let (child, base, _lines) = spawn_edasd(&mut command, Some(format!("edasd[{tag}]")));
         self.child = Some(child);
-        // Blocking waits run off the async workers: a test's in-process fake cluster (and the
-        // test's own watchers) must keep being served meanwhile.
-        self.base = blocking(|| {
-            loop {
-                let line = rx
-                    .recv_timeout(Duration::from_secs(60))
-                    .expect("edasd did not say where it listens");
-                if let Some(rest) = line.split("edasd listening on ").nth(1) {
-                    break rest.split_whitespace().next().unwrap().to_owned();
-                }
-            }
-        });
+        self.api.base = base;
     }
 
     /// SIGKILL: edasd gets no chance to do anything.
@@ -452,92 +424,6 @@ impl Edasd {
                 let _ = child.wait();
             });
         }
-    }
-
-    /// A signed request with its parameters in the query string.
-    pub async fn call_raw(
-        &self,
-        method: &str,
-        path: &str,
-        action: &str,
-        params: &[(&str, &str)],
-    ) -> (u16, Value) {
-        let pairs: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let query = encode_form(&pairs);
-        let request = edas_pop::Request::new(method, path)
-            .with_raw_query(&query)
-            .unwrap()
-            .with_header("x-acs-action", action)
-            .with_header("x-acs-version", "2017-08-01");
-        let nonce = format!("{:?}-{:?}", SystemTime::now(), std::thread::current().id())
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "");
-        let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce)).unwrap();
-        let mut builder = self.client.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}?{query}", self.base),
-        );
-        for (name, value) in request.headers() {
-            builder = builder.header(name, value);
-        }
-        for (name, value) in headers {
-            builder = builder.header(name, value);
-        }
-        let response = builder.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
-    }
-
-    /// A signed request with its parameters in a form body (CreateK8sConfigMap …).
-    pub async fn call_form(
-        &self,
-        method: &str,
-        path: &str,
-        action: &str,
-        params: &[(&str, &str)],
-    ) -> Value {
-        let pairs: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let body = encode_form(&pairs);
-        let request = edas_pop::Request::new(method, path)
-            .with_header("x-acs-action", action)
-            .with_header("x-acs-version", "2017-08-01")
-            .with_header("content-type", "application/x-www-form-urlencoded")
-            .with_body(body.clone().into_bytes());
-        let nonce = format!("{:?}-{:?}", SystemTime::now(), std::thread::current().id())
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "");
-        let headers = sign_v1(&request, KEY.0, KEY.1, SystemTime::now(), Some(&nonce)).unwrap();
-        let mut builder = self.client.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}", self.base),
-        );
-        for (name, value) in request.headers() {
-            builder = builder.header(name, value);
-        }
-        for (name, value) in headers {
-            builder = builder.header(name, value);
-        }
-        let response = builder.body(body).send().await.unwrap();
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(status, 200, "{action}: {body}");
-        body
-    }
-
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        action: &str,
-        params: &[(&str, &str)],
-    ) -> Value {
-        let (status, body) = self.call_raw(method, path, action, params).await;
-        assert_eq!(status, 200, "{action}: {body}");
-        body
     }
 
     /// InsertK8sApplication on the cluster; returns (AppId, ChangeOrderId).
@@ -587,37 +473,9 @@ impl Edasd {
         body["ChangeOrderId"].as_str().unwrap().to_owned()
     }
 
-    pub async fn order(&self, id: &str) -> Value {
-        let body = self
-            .call(
-                "POST",
-                "/pop/v5/changeorder/change_order_info",
-                "GetChangeOrderInfo",
-                &[("ChangeOrderId", id)],
-            )
-            .await;
-        body["changeOrderInfo"].clone()
-    }
-
-    /// Waits until the change order's status is one of `statuses`; returns its info.
-    pub async fn wait_status(&self, id: &str, statuses: &[i64], within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let info = self.order(id).await;
-            if statuses.contains(&info["Status"].as_i64().unwrap()) {
-                return info;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "change order {id} not in {statuses:?} within {within:?}: {info:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits until the change order is no longer active; returns its final info.
+    /// Waits until the change order reached a final status; returns its final info.
     pub async fn finished(&self, id: &str, within: Duration) -> Value {
-        self.wait_status(id, &[2, 3, 6, 7, 10], within).await
+        self.api.wait_status(id, &[2, 3, 6, 7, 10], within).await
     }
 
     /// ContinuePipeline for the batch the order waits for.
@@ -654,13 +512,6 @@ impl Drop for Edasd {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-pub fn pipelines(info: &Value) -> Vec<Value> {
-    info["PipelineInfoList"]["PipelineInfo"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// The error codes of the order's failed tasks.
