@@ -228,23 +228,7 @@ async fn a_version_that_never_becomes_ready_fails_on_batch_timeout() {
         took >= Duration::from_secs(3),
         "not before the batch timeout: {took:?}"
     );
-    let codes: Vec<String> = pipelines(&info)
-        .iter()
-        .flat_map(|p| {
-            p["StageDetailList"]["StageDetailDTO"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .flat_map(|s| {
-            s["TaskList"]["TaskInfoDTO"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|t| t["TaskErrorCode"].as_str().map(str::to_owned))
-        .filter(|c| !c.is_empty())
-        .collect();
+    let codes = task_error_codes(&info);
     assert_eq!(codes, ["BatchTimeout"], "failed on BatchTimeout: {info:#}");
 
     for inst in &old {

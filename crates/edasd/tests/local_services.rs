@@ -70,19 +70,7 @@ impl Edasd {
             ("Readiness", &readiness),
         ];
         params.extend_from_slice(extra);
-        let body = self
-            .call(
-                "POST",
-                "/pop/v5/k8s/acs/create_k8s_app",
-                "InsertK8sApplication",
-                &params,
-            )
-            .await;
-        let info = &body["ApplicationInfo"];
-        (
-            info["AppId"].as_str().unwrap().to_owned(),
-            info["ChangeOrderId"].as_str().unwrap().to_owned(),
-        )
+        self.insert_app(&params).await
     }
 
     /// Waits until the change order is no longer active; returns its `Status`.

@@ -27,7 +27,9 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
-pub use support::{Endpoint, blocking, edasd_command, pipelines, spawn_edasd};
+// Re-exported for the test files (`use kube_support::*`); not every file uses every one.
+#[allow(unused_imports)]
+pub use support::{Endpoint, blocking, edasd_command, pipelines, spawn_edasd, task_error_codes};
 
 /// The administrator key edasd is started with.
 pub const KEY: (&str, &str) = ("LTAIkubernetes", "kubernetes-secret-0123456789");
@@ -443,34 +445,14 @@ impl Edasd {
             ("Replicas", &replicas),
         ];
         params.extend_from_slice(extra);
-        let body = self
-            .call(
-                "POST",
-                "/pop/v5/k8s/acs/create_k8s_app",
-                "InsertK8sApplication",
-                &params,
-            )
-            .await;
-        let info = &body["ApplicationInfo"];
-        (
-            info["AppId"].as_str().unwrap().to_owned(),
-            info["ChangeOrderId"].as_str().unwrap().to_owned(),
-        )
+        self.insert_app(&params).await
     }
 
     /// DeployK8sApplication of `image`; returns the ChangeOrderId.
     pub async fn deploy(&self, app_id: &str, image: &str, extra: &[(&str, &str)]) -> String {
         let mut params: Vec<(&str, &str)> = vec![("AppId", app_id), ("Image", image)];
         params.extend_from_slice(extra);
-        let body = self
-            .call(
-                "POST",
-                "/pop/v5/k8s/acs/k8s_apps",
-                "DeployK8sApplication",
-                &params,
-            )
-            .await;
-        body["ChangeOrderId"].as_str().unwrap().to_owned()
+        self.deploy_app(&params).await
     }
 
     /// Waits until the change order reached a final status; returns its final info.
@@ -512,25 +494,4 @@ impl Drop for Edasd {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// The error codes of the order's failed tasks.
-pub fn task_error_codes(info: &Value) -> Vec<String> {
-    pipelines(info)
-        .iter()
-        .flat_map(|p| {
-            p["StageDetailList"]["StageDetailDTO"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .flat_map(|s| {
-            s["TaskList"]["TaskInfoDTO"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|t| t["TaskErrorCode"].as_str().map(str::to_owned))
-        .filter(|c| !c.is_empty())
-        .collect()
 }

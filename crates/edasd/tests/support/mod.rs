@@ -233,9 +233,7 @@ impl Endpoint {
         action: &str,
         params: &[(&str, &str)],
     ) -> Value {
-        let (status, body) = self.send(method, path, action, params, true).await;
-        assert_eq!(status, 200, "{action}: {body}");
-        body
+        succeeded(action, self.send(method, path, action, params, true).await)
     }
 
     /// A query-string request that must succeed; its body.
@@ -246,9 +244,37 @@ impl Endpoint {
         action: &str,
         params: &[(&str, &str)],
     ) -> Value {
-        let (status, body) = self.send(method, path, action, params, false).await;
-        assert_eq!(status, 200, "{action}: {body}");
-        body
+        succeeded(action, self.send(method, path, action, params, false).await)
+    }
+
+    /// InsertK8sApplication with `params`; returns (AppId, ChangeOrderId).
+    pub async fn insert_app(&self, params: &[(&str, &str)]) -> (String, String) {
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/k8s/acs/create_k8s_app",
+                "InsertK8sApplication",
+                params,
+            )
+            .await;
+        let info = &body["ApplicationInfo"];
+        (
+            info["AppId"].as_str().unwrap().to_owned(),
+            info["ChangeOrderId"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// DeployK8sApplication with `params`; returns the ChangeOrderId.
+    pub async fn deploy_app(&self, params: &[(&str, &str)]) -> String {
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/k8s/acs/k8s_apps",
+                "DeployK8sApplication",
+                params,
+            )
+            .await;
+        body["ChangeOrderId"].as_str().unwrap().to_owned()
     }
 
     /// GetChangeOrderInfo: the order's `changeOrderInfo`.
@@ -264,36 +290,40 @@ impl Endpoint {
         body["changeOrderInfo"].clone()
     }
 
-    /// Waits until the change order's status is one of `statuses`; returns its info.
-    pub async fn wait_status(&self, id: &str, statuses: &[i64], within: Duration) -> Value {
+    /// Waits until the change order's `Status` satisfies `done` (`what` says how it does not, for
+    /// the failure); returns its info.
+    async fn wait_order(
+        &self,
+        id: &str,
+        within: Duration,
+        what: &str,
+        done: impl Fn(i64) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let info = self.order(id).await;
-            if statuses.contains(&info["Status"].as_i64().unwrap()) {
+            if done(info["Status"].as_i64().unwrap()) {
                 return info;
             }
             assert!(
                 Instant::now() < deadline,
-                "change order {id} not in {statuses:?} within {within:?}: {info:#}"
+                "change order {id} {what} after {within:?}: {info:#}"
             );
             tokio::time::sleep(self.poll).await;
         }
     }
 
+    /// Waits until the change order's status is one of `statuses`; returns its info.
+    pub async fn wait_status(&self, id: &str, statuses: &[i64], within: Duration) -> Value {
+        let what = format!("not in {statuses:?}");
+        self.wait_order(id, within, &what, |s| statuses.contains(&s))
+            .await
+    }
+
     /// Waits until the change order is no longer active; returns its final info.
     pub async fn finished(&self, id: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let info = self.order(id).await;
-            if ![0, 1, 8, 9].contains(&info["Status"].as_i64().unwrap()) {
-                return info;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "change order {id} still active after {within:?}: {info:#}"
-            );
-            tokio::time::sleep(self.poll).await;
-        }
+        self.wait_order(id, within, "still active", |s| ![0, 1, 8, 9].contains(&s))
+            .await
     }
 
     /// Whether edasd still answers its health check.
@@ -308,6 +338,12 @@ impl Endpoint {
             Err(_) => false,
         }
     }
+}
+
+/// The body of an answer that must be a success (HTTP 200), or a failure naming the action.
+fn succeeded(action: &str, (status, body): (u16, Value)) -> Value {
+    assert_eq!(status, 200, "{action}: {body}");
+    body
 }
 
 /// A signed request with its parameters in the query string, with the key `key` (which need not
@@ -543,19 +579,7 @@ impl Cluster {
         ];
         params.extend(common.iter().map(|(k, v)| (*k, v.as_str())));
         params.extend_from_slice(extra);
-        let body = self
-            .call(
-                "POST",
-                "/pop/v5/k8s/acs/create_k8s_app",
-                "InsertK8sApplication",
-                &params,
-            )
-            .await;
-        let info = &body["ApplicationInfo"];
-        (
-            info["AppId"].as_str().unwrap().to_owned(),
-            info["ChangeOrderId"].as_str().unwrap().to_owned(),
-        )
+        self.insert_app(&params).await
     }
 
     /// DeployK8sApplication of a new version; returns the ChangeOrderId.
@@ -571,15 +595,7 @@ impl Cluster {
         let mut params: Vec<(&str, &str)> =
             vec![("AppId", app_id), ("Image", &image), ("Envs", &envs)];
         params.extend_from_slice(extra);
-        let body = self
-            .call(
-                "POST",
-                "/pop/v5/k8s/acs/k8s_apps",
-                "DeployK8sApplication",
-                &params,
-            )
-            .await;
-        body["ChangeOrderId"].as_str().unwrap().to_owned()
+        self.deploy_app(&params).await
     }
 
     /// The instances of an application, from the local runtime's state files.
@@ -734,6 +750,27 @@ pub fn pipelines(info: &Value) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
+}
+
+/// The error codes of the order's failed tasks.
+pub fn task_error_codes(info: &Value) -> Vec<String> {
+    pipelines(info)
+        .iter()
+        .flat_map(|p| {
+            p["StageDetailList"]["StageDetailDTO"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|s| {
+            s["TaskList"]["TaskInfoDTO"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|t| t["TaskErrorCode"].as_str().map(str::to_owned))
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 /// A small deterministic generator (SplitMix64): the seed alone decides every choice, so a
