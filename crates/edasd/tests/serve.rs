@@ -7,7 +7,7 @@ use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{edasd_command, signed, spawn_edasd};
+use support::{edasd_command, pg_schema, pg_url, signed, spawn_edasd};
 
 /// An edasd started with the test's own environment (or none of the key variables, so it
 /// generates a key) and arguments; killed when dropped, unless [`Server::terminate`] stopped it.
@@ -259,31 +259,17 @@ fn bad_configuration_is_refused_before_serving() {
 }
 
 /// `--database-url`: the same API over PostgreSQL, in a schema of its own. Skipped (with a note)
-/// when `EDAS_TEST_PG_URL` is unset, except in CI, where it must run.
+/// when `EDAS_TEST_PG_URL` is unset, except in CI (or with `EDAS_TEST_REQUIRE_PG=1`), where it
+/// must run.
 #[tokio::test]
 async fn keeps_state_in_postgresql_with_database_url() {
     use sqlx::Connection;
-    let Some(url) = std::env::var("EDAS_TEST_PG_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v.is_empty()),
-            "EDAS_TEST_PG_URL is not set in CI: source scripts/setup.d/20-postgres.sh"
-        );
-        eprintln!("SKIPPED: EDAS_TEST_PG_URL is not set");
+    let Some(url) = pg_url() else {
         return;
     };
     let schema = format!("edasd_{}", std::process::id());
+    let location = pg_schema(&url, &schema).await;
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let location = format!("{url}{separator}options=-c%20search_path%3D{schema}");
     let dir = tempfile::tempdir().unwrap();
     let key = ("LTAIpostgres", "postgres-secret-0123456789");
     let server = Server::start(

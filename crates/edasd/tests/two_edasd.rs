@@ -9,43 +9,9 @@ mod kube_support;
 
 use std::time::{Duration, Instant};
 
+use kube_support::support::{pg_schema, pg_url};
 use kube_support::*;
 use sqlx::Connection;
-
-/// The PostgreSQL URL, or `None` (after printing why) when the tier is skipped here.
-fn pg_url() -> Option<String> {
-    if let Ok(url) = std::env::var("EDAS_TEST_PG_URL")
-        && !url.trim().is_empty()
-    {
-        return Some(url);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty());
-    let required = std::env::var("EDAS_TEST_REQUIRE_PG").is_ok_and(|v| v == "1");
-    assert!(
-        !(ci || required),
-        "EDAS_TEST_PG_URL is not set, but the PostgreSQL tests are required here (CI or \
-         EDAS_TEST_REQUIRE_PG=1): source scripts/setup.d/20-postgres.sh first"
-    );
-    eprintln!(
-        "SKIPPED: EDAS_TEST_PG_URL is not set; source scripts/setup.d/20-postgres.sh to run the \
-         PostgreSQL tier"
-    );
-    None
-}
-
-/// A fresh schema of the test database; the URL that uses it.
-async fn fresh_schema(url: &str) -> String {
-    let schema = format!("edasd_two_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}options=-c%20search_path%3D{schema}")
-}
 
 const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#;
 
@@ -54,7 +20,7 @@ async fn the_other_edasd_takes_over_a_release_whose_driver_was_killed() {
     let Some(url) = pg_url() else {
         return;
     };
-    let database = fresh_schema(&url).await;
+    let database = pg_schema(&url, &format!("edasd_two_{}", std::process::id())).await;
     // Pods take 1.5 s to become Ready, so the release (3 batches) is still running when its
     // driver dies.
     let backend = Backend::fake("takeover", Duration::from_millis(1500)).await;

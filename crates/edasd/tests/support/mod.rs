@@ -426,6 +426,44 @@ pub async fn signed_encoded(
     (status, body)
 }
 
+/// The PostgreSQL URL of the test database (`EDAS_TEST_PG_URL`), or `None` (after printing why)
+/// when the PostgreSQL tier is skipped here; in CI or with `EDAS_TEST_REQUIRE_PG=1` a missing URL
+/// fails the test instead, so the tier cannot silently stop running.
+pub fn pg_url() -> Option<String> {
+    if let Ok(url) = std::env::var("EDAS_TEST_PG_URL")
+        && !url.trim().is_empty()
+    {
+        return Some(url);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty());
+    let required = std::env::var("EDAS_TEST_REQUIRE_PG").is_ok_and(|v| v == "1");
+    assert!(
+        !(ci || required),
+        "EDAS_TEST_PG_URL is not set, but the PostgreSQL tests are required here (CI or \
+         EDAS_TEST_REQUIRE_PG=1): source scripts/setup.d/20-postgres.sh first"
+    );
+    eprintln!(
+        "SKIPPED: EDAS_TEST_PG_URL is not set; source scripts/setup.d/20-postgres.sh to run the \
+         PostgreSQL tier"
+    );
+    None
+}
+
+/// Recreates `schema` (empty) in the test database, so runs do not see each other's state; the
+/// URL whose connections use it (for edasd's `--database-url`).
+pub async fn pg_schema(url: &str, schema: &str) -> String {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-c%20search_path%3D{schema}")
+}
+
 /// One instance as the local runtime's state file describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inst {
