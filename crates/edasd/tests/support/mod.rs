@@ -4,7 +4,7 @@
 //! instances as its state files and the process table show them.
 //!
 //! Instances run this very test binary re-executed with the filter `testapp_entry` (each test
-//! file defines that test, calling [`testapp_entry`]), and carry a tag unique to the test so the
+//! file that runs instances defines that test, calling [`testapp_entry`]), and carry a tag unique to the test so the
 //! test can count and kill exactly its own processes: instances outlive edasd by design.
 
 #![allow(dead_code)]
@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 /// The environment variable that turns a run of a test binary into the test application.
 pub const RUN_TESTAPP: &str = "EDASD_TEST_RUN_TESTAPP";
 
-/// The administrator key edasd is started with.
+/// The administrator key a [`Cluster`]'s edasd is started with.
 pub const KEY: (&str, &str) = ("LTAIresilience", "resilience-secret-0123456789");
 
 /// The local runtime's quick restart settings: short delays keep restart and liveness tests
