@@ -8,9 +8,10 @@
 //!   with a deletion timestamp, or its delete event) → batch N+1's new pod created (its first
 //!   watch event).
 //! - **Floor**, in the same run and on the same fake cluster: the same batches driven directly
-//!   with kube-rs: the revision's Deployment rendered by `edas-render` and server-side applied
-//!   with the batch's replicas, then the old one's, each followed by a wait (on the same
-//!   watcher) until the new pods are Ready / the old ones gone. No store, no engine.
+//!   on the Kubernetes runtime edasd itself uses (`edas_kube::KubeRuntime`: server-side apply of
+//!   the rendered Deployment, its own watches): scale the new revision up, wait on the runtime's
+//!   events until its pods are Ready, scale the old one down, wait until its pods are gone. No
+//!   store, no engine, no API: the difference is what edasd adds.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,11 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use edas_runtime::{Runtime, Target};
 use edas_spec::{Operation, apply};
 use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
@@ -30,6 +31,39 @@ use crate::batch_gap::params;
 use crate::server::{Server, signed};
 
 const IMAGES: [&str; 2] = ["registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.9"];
+
+/// The floor's application directory: one application, no ConfigMaps or Secrets.
+struct FloorDirectory;
+
+impl edas_kube::Directory for FloorDirectory {
+    fn application<'a>(
+        &'a self,
+        _app_id: &'a str,
+    ) -> edas_runtime::BoxFuture<'a, Result<Option<edas_kube::AppRef>, String>> {
+        Box::pin(async {
+            Ok(Some(edas_kube::AppRef {
+                name: "floor".into(),
+                namespace: "floor".into(),
+            }))
+        })
+    }
+
+    fn config_map<'a>(
+        &'a self,
+        _namespace: &'a str,
+        _name: &'a str,
+    ) -> edas_runtime::BoxFuture<'a, Result<Option<edas_kube::ConfigData>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn secret<'a>(
+        &'a self,
+        _namespace: &'a str,
+        _name: &'a str,
+    ) -> edas_runtime::BoxFuture<'a, Result<Option<edas_kube::ConfigData>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+}
 
 /// What the watcher saw of one pod.
 #[derive(Clone, Debug, Default)]
@@ -41,18 +75,16 @@ struct PodSeen {
     gone: Option<Instant>,
 }
 
-/// Every pod of the cluster as the watcher saw it, plus a signal on each change.
+/// Every pod of the cluster as the watcher saw it.
 #[derive(Clone)]
 struct Recorder {
     pods: Arc<Mutex<BTreeMap<String, PodSeen>>>,
-    changed: Arc<tokio::sync::Notify>,
 }
 
 impl Recorder {
     fn start(client: kube::Client) -> Recorder {
         let rec = Recorder {
             pods: Arc::default(),
-            changed: Arc::default(),
         };
         let r = rec.clone();
         tokio::spawn(async move {
@@ -88,40 +120,9 @@ impl Recorder {
                     seen.gone.get_or_insert(now);
                 }
                 drop(pods);
-                r.changed.notify_waiters();
             }
         });
         rec
-    }
-
-    /// Waits (event-driven, bounded) until `check` holds for the pods of `namespace`.
-    async fn until(
-        &self,
-        namespace: &str,
-        what: &str,
-        check: impl Fn(&[PodSeen]) -> bool,
-    ) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let notified = self.changed.notified();
-            {
-                let pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
-                let here: Vec<PodSeen> = pods
-                    .values()
-                    .filter(|p| p.namespace == namespace)
-                    .cloned()
-                    .collect();
-                if check(&here) {
-                    return Ok(());
-                }
-            }
-            if tokio::time::timeout_at(deadline.into(), notified)
-                .await
-                .is_err()
-            {
-                bail!("{what}: not within 120 s");
-            }
-        }
     }
 
     /// The gaps of a release in `namespace` that started at `since`: old pod k gone → new pod
@@ -145,15 +146,6 @@ impl Recorder {
             .map(|(g, c)| c.saturating_duration_since(*g))
             .collect()
     }
-}
-
-fn live(pods: &[PodSeen], revision: &str) -> (u32, u32) {
-    let mine = pods
-        .iter()
-        .filter(|p| p.revision == revision && p.gone.is_none());
-    let total = mine.clone().count() as u32;
-    let ready = mine.filter(|p| p.ready).count() as u32;
-    (total, ready)
 }
 
 /// (gaps, walls) through edasd, then (floor gaps, floor walls) directly.
@@ -288,68 +280,77 @@ pub(crate) async fn run(
     }
     drop(server);
 
-    // The floor: the same batches with kube-rs alone.
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "floor");
-    let spec = |image: &str| -> anyhow::Result<edas_spec::AppSpec> {
+    // The floor: the same batches on the same Kubernetes runtime edasd uses (edas-kube's
+    // `KubeRuntime`, its own watches), driven directly: no store, no engine, no API.
+    let runtime = edas_kube::KubeRuntime::start(
+        client.clone(),
+        Arc::new(FloorDirectory),
+        edas_kube::Options::new("floor"),
+    );
+    let mut events = runtime.subscribe();
+    let spec = |image: &str| -> anyhow::Result<Arc<edas_spec::AppSpec>> {
         let replicas = replicas.to_string();
-        Ok(apply(
-            Operation::InsertK8sApplication,
-            None,
-            &params(&[
-                ("AppName", "floor"),
-                ("ClusterId", "k8s"),
-                ("Namespace", "floor"),
-                ("ImageUrl", image),
-                ("Replicas", &replicas),
-            ]),
-        )
-        .map_err(|v| anyhow::anyhow!("{v}"))?
-        .spec)
+        Ok(Arc::new(
+            apply(
+                Operation::InsertK8sApplication,
+                None,
+                &params(&[
+                    ("AppName", "floor"),
+                    ("ClusterId", "k8s"),
+                    ("Namespace", "floor"),
+                    ("ImageUrl", image),
+                    ("Replicas", &replicas),
+                ]),
+            )
+            .map_err(|v| anyhow::anyhow!("{v}"))?
+            .spec,
+        ))
     };
-    let set = |revision: u32, replicas: u32| {
-        let deployments = deployments.clone();
-        let image = IMAGES[revision as usize % 2];
-        async move {
-            let rendered = edas_render::render(&spec(image)?, &revision.to_string(), replicas)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let name = rendered
-                .deployment
-                .metadata
-                .name
-                .clone()
-                .context("deployment name")?;
-            deployments
-                .patch(
-                    &name,
-                    &PatchParams::apply("edas-bench").force(),
-                    &Patch::Apply(&rendered.deployment),
-                )
-                .await?;
-            Ok::<(), anyhow::Error>(())
+    let target = |revision: u32| -> anyhow::Result<Target> {
+        Ok(Target {
+            app_id: "floor".into(),
+            revision: revision.to_string(),
+            spec: spec(IMAGES[revision as usize % 2])?,
+        })
+    };
+    // Waits on the runtime's own events until `done(observed state)` holds.
+    async fn until(
+        runtime: &edas_kube::KubeRuntime,
+        events: &mut tokio::sync::broadcast::Receiver<edas_runtime::RuntimeEvent>,
+        revision: &str,
+        done: impl Fn(&edas_runtime::RevisionState) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if done(&runtime.observe("floor", revision).await?) {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline.into(), events.recv()).await {
+                Err(_) => bail!("floor: revision {revision} not as wanted within 120 s"),
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                    bail!("floor: runtime events closed")
+                }
+                Ok(_) => {}
+            }
         }
-    };
-    set(0, replicas).await?;
-    rec.until("floor", "floor revision 0 ready", |p| {
-        live(p, "0").1 >= replicas
-    })
-    .await?;
+    }
+    runtime.set_replicas(&target(0)?, replicas).await?;
+    until(&runtime, &mut events, "0", |s| s.ready >= replicas).await?;
     let (mut floor_gaps, mut floor_walls) = (Vec::new(), Vec::new());
     for run in 1..=runs {
-        let (old, new) = (run - 1, run);
-        let (old_s, new_s) = (old.to_string(), new.to_string());
+        let (old, new) = (target(run - 1)?, target(run)?);
         let since = Instant::now();
         for k in 1..=replicas {
-            set(new, k).await?;
-            rec.until("floor", "new pods ready", |p| live(p, &new_s).1 >= k)
-                .await?;
-            set(old, replicas - k).await?;
-            rec.until("floor", "old pods gone", |p| {
-                live(p, &old_s).0 <= replicas - k
+            runtime.set_replicas(&new, k).await?;
+            until(&runtime, &mut events, &new.revision, |s| s.ready >= k).await?;
+            runtime.set_replicas(&old, replicas - k).await?;
+            until(&runtime, &mut events, &old.revision, |s| {
+                s.total <= replicas - k
             })
             .await?;
         }
         floor_walls.push(since.elapsed());
-        floor_gaps.extend(rec.gaps("floor", &new_s, since));
+        floor_gaps.extend(rec.gaps("floor", &new.revision, since));
     }
     drop(fake);
     Ok((gaps, walls, floor_gaps, floor_walls))
