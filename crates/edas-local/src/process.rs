@@ -237,8 +237,15 @@ mod tests {
             .process_group(0)
             .spawn()
             .unwrap();
-        let found = strays(&work);
         let expected = [by_cwd.id() as i32, by_home.id() as i32];
+        // A just-spawned child's /proc entries (cwd, environ) can lag its spawn for a moment on
+        // a loaded machine; the scan is for long-lived strays, so look again briefly.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut found = strays(&work);
+        while !expected.iter().all(|p| found.contains(p)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            found = strays(&work);
+        }
         for pid in expected {
             signal_group(pid, Signal::SIGKILL);
         }
