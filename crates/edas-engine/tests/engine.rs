@@ -454,6 +454,14 @@ async fn control_by_pipeline_and_task_ids_and_a_new_deploy_supersedes_a_failed_o
             .is_some()
     );
     assert_eq!(w.fake.counts("app-1", "4"), (2, 2));
+    // Leftovers of revisions other than the one released (the failed release's, and the one
+    // before it) are stopped right after the order settles.
+    for _ in 0..250 {
+        if w.fake.counts("app-1", "2") == (0, 0) && w.fake.counts("app-1", "3") == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(w.fake.counts("app-1", "3"), (0, 0));
     assert_eq!(w.fake.counts("app-1", "2"), (0, 0));
 
