@@ -28,7 +28,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use crate::batch_gap::params;
-use crate::server::{Server, signed};
+use crate::server::{Operations, Server};
 
 const IMAGES: [&str; 2] = ["registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.9"];
 
@@ -187,62 +187,28 @@ pub(crate) async fn run(
         ),
     )?;
     let server = Server::edasd(edasd, &dir.join("edasd"), Some(&config_file))?;
-    let http = reqwest::Client::new();
-    let call = |path: &'static str, action: &'static str, p: Vec<(&'static str, String)>| {
-        let http = http.clone();
-        let base = server.base.clone();
-        async move {
-            let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let (status, body) = signed(&http, &base, "POST", path, action, &p).await?;
-            if status != 200 {
-                bail!("{action} answered {status}: {body}");
-            }
-            Ok::<Value, anyhow::Error>(body)
-        }
-    };
-    let finished = |id: String| {
-        let call = &call;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(600);
-            loop {
-                let body = call(
-                    "/pop/v5/changeorder/change_order_info",
-                    "GetChangeOrderInfo",
-                    vec![("ChangeOrderId", id.clone())],
-                )
-                .await?;
-                let info = body["changeOrderInfo"].clone();
-                match info["Status"].as_i64() {
-                    Some(2) => return Ok::<Value, anyhow::Error>(info),
-                    Some(0 | 1 | 8 | 9) if Instant::now() < deadline => {
-                        tokio::time::sleep(Duration::from_millis(50)).await
-                    }
-                    _ => bail!("change order {id} ended badly: {info}"),
-                }
-            }
-        }
-    };
-    let body = call(
-        "/pop/v5/k8s/acs/create_k8s_app",
-        "InsertK8sApplication",
-        vec![
-            ("AppName", "overhead".into()),
-            ("ClusterId", "k8s".into()),
-            ("Namespace", "bench".into()),
-            ("ImageUrl", IMAGES[0].into()),
-            ("Replicas", replicas.to_string()),
-        ],
-    )
-    .await?;
+    let api = Operations::new(&server);
+    let body = api
+        .call(
+            "/pop/v5/k8s/acs/create_k8s_app",
+            "InsertK8sApplication",
+            vec![
+                ("AppName", "overhead".into()),
+                ("ClusterId", "k8s".into()),
+                ("Namespace", "bench".into()),
+                ("ImageUrl", IMAGES[0].into()),
+                ("Replicas", replicas.to_string()),
+            ],
+        )
+        .await?;
     let app = body["ApplicationInfo"]["AppId"]
         .as_str()
         .context("AppId")?
         .to_owned();
-    finished(
+    api.finished(
         body["ApplicationInfo"]["ChangeOrderId"]
             .as_str()
-            .context("ChangeOrderId")?
-            .to_owned(),
+            .context("ChangeOrderId")?,
     )
     .await?;
     let strategy = format!(
@@ -252,18 +218,19 @@ pub(crate) async fn run(
     let (mut gaps, mut walls) = (Vec::new(), Vec::new());
     for run in 1..=runs {
         let since = Instant::now();
-        let body = call(
-            "/pop/v5/k8s/acs/k8s_apps",
-            "DeployK8sApplication",
-            vec![
-                ("AppId", app.clone()),
-                ("Image", IMAGES[run as usize % 2].into()),
-                ("UpdateStrategy", strategy.clone()),
-            ],
-        )
-        .await?;
+        let body = api
+            .call(
+                "/pop/v5/k8s/acs/k8s_apps",
+                "DeployK8sApplication",
+                vec![
+                    ("AppId", app.clone()),
+                    ("Image", IMAGES[run as usize % 2].into()),
+                    ("UpdateStrategy", strategy.clone()),
+                ],
+            )
+            .await?;
         let id = body["ChangeOrderId"].as_str().context("ChangeOrderId")?;
-        let info = finished(id.to_owned()).await?;
+        let info = api.finished(id).await?;
         let created = number(&info["CreateTime"]).context("CreateTime")?;
         let done = number(&info["FinishTime"]).context("FinishTime")?;
         walls.push(Duration::from_millis(done.saturating_sub(created)));

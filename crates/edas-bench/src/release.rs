@@ -28,7 +28,7 @@ use edas_spec::{Operation, apply};
 use serde_json::{Value, json};
 
 use crate::batch_gap::params;
-use crate::server::{Server, signed};
+use crate::server::{Operations, Server};
 use crate::stats::{machine, ms, percentile};
 
 fn number(v: &Value) -> Option<u64> {
@@ -105,36 +105,25 @@ async fn through_edasd(
     probe: bool,
 ) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
     let server = Server::edasd(edasd, &dir.join("edasd"), None)?;
-    let http = reqwest::Client::new();
-    let call = |path: &'static str, action: &'static str, p: Vec<(&'static str, String)>| {
-        let http = http.clone();
-        let base = server.base.clone();
-        async move {
-            let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let (status, body) = signed(&http, &base, "POST", path, action, &p).await?;
-            if status != 200 {
-                bail!("{action} answered {status}: {body}");
-            }
-            Ok::<Value, anyhow::Error>(body)
-        }
-    };
+    let api = Operations::new(&server);
     let envs = |v: &str| json!([{"name": "APP_VERSION", "value": v}]).to_string();
-    let body = call(
-        "/pop/v5/k8s/acs/create_k8s_app",
-        "InsertK8sApplication",
-        vec![
-            ("AppName", "overhead".into()),
-            ("ClusterId", "local".into()),
-            ("ImageUrl", "edas-testapp:v0".into()),
-            ("Command", testapp.display().to_string()),
-            ("Replicas", replicas.to_string()),
-            ("Envs", envs("v0")),
-        ]
-        .into_iter()
-        .chain(probe.then(|| ("Readiness", READINESS.to_owned())))
-        .collect(),
-    )
-    .await?;
+    let body = api
+        .call(
+            "/pop/v5/k8s/acs/create_k8s_app",
+            "InsertK8sApplication",
+            vec![
+                ("AppName", "overhead".into()),
+                ("ClusterId", "local".into()),
+                ("ImageUrl", "edas-testapp:v0".into()),
+                ("Command", testapp.display().to_string()),
+                ("Replicas", replicas.to_string()),
+                ("Envs", envs("v0")),
+            ]
+            .into_iter()
+            .chain(probe.then(|| ("Readiness", READINESS.to_owned())))
+            .collect(),
+        )
+        .await?;
     let app = body["ApplicationInfo"]["AppId"]
         .as_str()
         .context("AppId")?
@@ -143,29 +132,7 @@ async fn through_edasd(
         .as_str()
         .context("ChangeOrderId")?
         .to_owned();
-    let finished = |id: String| {
-        let call = &call;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(600);
-            loop {
-                let body = call(
-                    "/pop/v5/changeorder/change_order_info",
-                    "GetChangeOrderInfo",
-                    vec![("ChangeOrderId", id.clone())],
-                )
-                .await?;
-                let info = body["changeOrderInfo"].clone();
-                match info["Status"].as_i64() {
-                    Some(2) => return Ok::<Value, anyhow::Error>(info),
-                    Some(0 | 1 | 8 | 9) if Instant::now() < deadline => {
-                        tokio::time::sleep(Duration::from_millis(50)).await
-                    }
-                    _ => bail!("change order {id} ended badly: {info}"),
-                }
-            }
-        }
-    };
-    finished(first).await?;
+    api.finished(&first).await?;
     let strategy = format!(
         r#"{{"type":"BatchUpdate","batchUpdate":{{"batch":{replicas},"releaseType":"auto","batchWaitTime":0}}}}"#
     );
@@ -173,19 +140,20 @@ async fn through_edasd(
     let mut walls = Vec::new();
     for run in 1..=runs {
         let v = format!("v{run}");
-        let body = call(
-            "/pop/v5/k8s/acs/k8s_apps",
-            "DeployK8sApplication",
-            vec![
-                ("AppId", app.clone()),
-                ("Image", format!("edas-testapp:{v}")),
-                ("Envs", envs(&v)),
-                ("UpdateStrategy", strategy.clone()),
-            ],
-        )
-        .await?;
+        let body = api
+            .call(
+                "/pop/v5/k8s/acs/k8s_apps",
+                "DeployK8sApplication",
+                vec![
+                    ("AppId", app.clone()),
+                    ("Image", format!("edas-testapp:{v}")),
+                    ("Envs", envs(&v)),
+                    ("UpdateStrategy", strategy.clone()),
+                ],
+            )
+            .await?;
         let id = body["ChangeOrderId"].as_str().context("ChangeOrderId")?;
-        let info = finished(id.to_owned()).await?;
+        let info = api.finished(id).await?;
         let created = number(&info["CreateTime"]).context("CreateTime")?;
         let done = number(&info["FinishTime"]).context("FinishTime")?;
         walls.push(Duration::from_millis(done.saturating_sub(created)));

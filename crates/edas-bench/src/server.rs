@@ -156,6 +156,61 @@ pub(crate) async fn signed(
     ))
 }
 
+/// A signed client of one edasd for the release benchmarks.
+pub(crate) struct Operations {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Operations {
+    /// A client of `server`.
+    pub(crate) fn new(server: &Server) -> Operations {
+        Operations {
+            http: reqwest::Client::new(),
+            base: server.base.clone(),
+        }
+    }
+
+    /// POSTs operation `action` with `params`; its JSON answer, or an error unless HTTP 200.
+    pub(crate) async fn call(
+        &self,
+        path: &str,
+        action: &str,
+        params: Vec<(&str, String)>,
+    ) -> anyhow::Result<Value> {
+        let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, body) = signed(&self.http, &self.base, "POST", path, action, &p).await?;
+        if status != 200 {
+            bail!("{action} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Waits (at most 10 minutes, polling GetChangeOrderInfo every 50 ms: the benchmark's
+    /// timings come from the order's own CreateTime/FinishTime and the runtime's records, not
+    /// from this loop) until change order `id` succeeded; its `changeOrderInfo`.
+    pub(crate) async fn finished(&self, id: &str) -> anyhow::Result<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        loop {
+            let body = self
+                .call(
+                    "/pop/v5/changeorder/change_order_info",
+                    "GetChangeOrderInfo",
+                    vec![("ChangeOrderId", id.to_owned())],
+                )
+                .await?;
+            let info = body["changeOrderInfo"].clone();
+            match info["Status"].as_i64() {
+                Some(2) => return Ok(info),
+                Some(0 | 1 | 8 | 9) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                _ => bail!("change order {id} ended badly: {info}"),
+            }
+        }
+    }
+}
+
 /// `edas-bench floor-server`: one axum handler that commits one row per request to SQLite with
 /// edasd's settings (WAL, `synchronous=FULL`, one writer connection, `BEGIN IMMEDIATE`) and
 /// answers a small JSON body. No signature check, no routing table, no engine: the least a
