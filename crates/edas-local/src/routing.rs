@@ -6,7 +6,7 @@
 //!   an instance at `127.0.0.1:<its PORT>` (every target port means the instance's one port, see
 //!   the crate docs), serviceable while ready and not stopping. A stopping instance stays in the
 //!   set marked `draining` until it is gone, so its in-flight requests finish.
-//! - **Gray split**: the instances of [`GraySplit::gray_revision`] form [`Group::Gray`], all
+//! - **Gray split**: the instances of [`edas_runtime::GraySplit::gray_revision`] form [`Group::Gray`], all
 //!   others [`Group::Stable`]; the split's rules go to [`ServiceProxy::set_traffic`].
 //! - **Lossless start** ([`edas_runtime::Routing::lossless`]) and empty-push protection go to every
 //!   proxy of the application.
@@ -25,10 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use edas_proxy::{Backend, Group, Protocol, ProxyConfig, ServiceProxy, WarmUp};
-use edas_runtime::{GraySplit, Routing, RuntimeError};
-use edas_spec::model::{Lossless, ServiceConfig};
-use edas_spec::release::TrafficControl;
-use serde::{Deserialize, Serialize};
+use edas_runtime::{Routing, RuntimeError};
 
 use crate::{Inner, state};
 
@@ -37,50 +34,6 @@ const REMOVED_PORT_GRACE: Duration = Duration::from_secs(5);
 
 /// [`Routing`] as stored in `<data_dir>/routing/<app_id>.json` (the runtime port's type is not
 /// a storage format; this one only grows additively).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-struct Saved {
-    services: Vec<ServiceConfig>,
-    lossless: Lossless,
-    empty_push_reject: bool,
-    gray: Option<SavedGray>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct SavedGray {
-    stable_revision: String,
-    gray_revision: String,
-    traffic: TrafficControl,
-}
-
-impl Saved {
-    fn of(routing: &Routing) -> Saved {
-        Saved {
-            services: routing.services.clone(),
-            lossless: routing.lossless.clone(),
-            empty_push_reject: routing.empty_push_reject,
-            gray: routing.gray.as_ref().map(|g| SavedGray {
-                stable_revision: g.stable_revision.clone(),
-                gray_revision: g.gray_revision.clone(),
-                traffic: g.traffic.clone(),
-            }),
-        }
-    }
-
-    fn routing(self) -> Routing {
-        Routing {
-            services: self.services,
-            lossless: self.lossless,
-            empty_push_reject: self.empty_push_reject,
-            gray: self.gray.map(|g| GraySplit {
-                stable_revision: g.stable_revision,
-                gray_revision: g.gray_revision,
-                traffic: g.traffic,
-            }),
-        }
-    }
-}
-
 /// The proxies of one application.
 #[derive(Default)]
 struct AppRoutes {
@@ -243,8 +196,8 @@ impl Inner {
             else {
                 continue;
             };
-            match state::read_json::<Saved>(&path) {
-                Some(saved) => out.push((app_id.to_owned(), saved.routing())),
+            match state::read_json::<Routing>(&path) {
+                Some(routing) => out.push((app_id.to_owned(), routing)),
                 None => {
                     tracing::warn!(file = %path.display(), "unreadable routing file left alone")
                 }
@@ -287,7 +240,7 @@ impl Inner {
         } else {
             let dir = self.config.data_dir.join("routing");
             std::fs::create_dir_all(&dir)
-                .and_then(|()| state::write_json(&file, &Saved::of(routing)))
+                .and_then(|()| state::write_json(&file, routing))
                 .map_err(|e| {
                     RuntimeError::Unavailable(format!("cannot write `{}`: {e}", file.display()))
                 })?;
@@ -380,9 +333,10 @@ impl Inner {
         };
         let backends: Vec<Backend> = {
             let revisions = self.revisions();
+            // Keyed by (application, revision): only this application's entries are visited.
             revisions
-                .iter()
-                .filter(|((app, _), _)| app == app_id)
+                .range((app_id.to_owned(), String::new())..)
+                .take_while(|((app, _), _)| app == app_id)
                 .flat_map(|((_, revision), entry)| {
                     let gray = routes.gray_revision.as_deref() == Some(revision.as_str());
                     entry.instances.iter().map(move |inst| {

@@ -19,6 +19,7 @@ pub mod fake;
 use edas_spec::AppSpec;
 use edas_spec::model::{Lossless, ServiceConfig};
 use edas_spec::release::TrafficControl;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 /// A boxed future, so runtimes of different kinds can sit behind one `dyn Runtime`.
@@ -80,7 +81,9 @@ pub struct RuntimeEvent {
 /// [`Runtime::set_routing`]. The engine derives it from the stored state alone (the newest
 /// revision's Services and lossless settings; during the gray batch of a release with
 /// `TrafficControlStrategy`, the split), so re-applying it after a restart is always safe.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Serializable so a runtime can keep it (the local runtime re-binds its Service ports from it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Routing {
     /// The application's Services (`ServiceConfigs`, CreateK8sService …). Each selects the ready
     /// instances of *every* revision of the application; none means no Services.
@@ -96,7 +99,7 @@ pub struct Routing {
 
 /// The gray traffic split of a release: requests matching `traffic` go to the instances of
 /// `gray_revision`, the others to those of `stable_revision`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GraySplit {
     /// The revision that served before the release.
     pub stable_revision: String,
