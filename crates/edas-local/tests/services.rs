@@ -6,22 +6,17 @@
 //! with the filter `testapp_entry`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use edas_local::{LocalConfig, LocalRuntime, MemoryConfigSource};
-use edas_runtime::{
-    GraySplit, RevisionState, Routing, Runtime, RuntimeError, RuntimeEvent, Target,
-};
+use edas_local::{LocalRuntime, MemoryConfigSource};
+use edas_runtime::{GraySplit, Routing, Runtime, RuntimeError};
 use edas_spec::AppSpec;
 use edas_spec::model::{PortMapping, ServiceConfig, ServicePort};
 use edas_spec::release::{TrafficControl, TrafficRule};
-use k8s_openapi::api::core::v1::{EnvVar, HTTPGetAction, Probe};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::Probe;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::broadcast;
 
 /// Not a test: the test application's entry point when the runtime re-executes this binary.
 #[test]
@@ -35,133 +30,18 @@ fn testapp_entry() {
     }
 }
 
-const APP: &str = "app-svc";
+mod common;
 
-struct Harness {
-    dir: tempfile::TempDir,
-    rt: Option<LocalRuntime>,
-    events: broadcast::Receiver<RuntimeEvent>,
-}
+use common::{APP, Harness, config, http_probe};
 
-fn config(dir: &Path) -> LocalConfig {
-    LocalConfig {
-        restart_backoff: Duration::from_millis(200),
-        ..LocalConfig::new(dir)
-    }
-}
-
-impl Harness {
-    fn new() -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let rt =
-            LocalRuntime::new(config(dir.path()), Arc::new(MemoryConfigSource::new())).unwrap();
-        let events = rt.subscribe();
-        Harness {
-            dir,
-            rt: Some(rt),
-            events,
-        }
-    }
-
-    fn rt(&self) -> &LocalRuntime {
-        self.rt.as_ref().unwrap()
-    }
-
-    async fn set(&self, spec: &Arc<AppSpec>, revision: &str, replicas: u32) {
-        let target = Target {
-            app_id: APP.into(),
-            revision: revision.into(),
-            spec: spec.clone(),
-        };
-        self.rt().set_replicas(&target, replicas).await.unwrap();
-    }
-
-    async fn wait_for(
-        &mut self,
-        revision: &str,
-        within: Duration,
-        done: impl Fn(&RevisionState) -> bool,
-    ) -> RevisionState {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let state = self.rt().observe(APP, revision).await.unwrap();
-            if done(&state) {
-                return state;
-            }
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Err(_) => panic!("timed out waiting on revision {revision}: {state:#?}"),
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) | Ok(Ok(_)) => {}
-                Ok(Err(e)) => panic!("event channel: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        drop(self.rt.take());
-        kill_instances(self.dir.path());
-    }
-}
-
-/// Kills every instance process started under `dir` (so a failing test leaves nothing behind).
-fn kill_instances(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            kill_instances(&path);
-        } else if path.file_name().is_some_and(|n| n == "state.json")
-            && let Ok(text) = std::fs::read_to_string(&path)
-            && let Ok(json) = serde_json::from_str::<serde_json::Value>(&text)
-            && let Some(pid) = json["pid"].as_i64().and_then(|p| i32::try_from(p).ok())
-            && std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("testapp_entry"))
-        {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
-fn env(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        value_from: None,
-    }
-}
-
+/// The test application, version `version`, ready once `/ready` answers (probed every second).
 fn testapp(version: &str) -> Arc<AppSpec> {
     Arc::new(AppSpec {
-        name: "demo".into(),
-        cluster_id: "local".into(),
-        k8s_namespace: "default".into(),
-        command: Some(std::env::current_exe().unwrap().display().to_string()),
-        args: vec![
-            "testapp_entry".into(),
-            "--exact".into(),
-            "--nocapture".into(),
-        ],
-        envs: vec![
-            env("EDAS_LOCAL_RUN_TESTAPP", "1"),
-            env("APP_VERSION", version),
-        ],
         readiness: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/ready".into()),
-                port: IntOrString::Int(8080),
-                ..Default::default()
-            }),
-            period_seconds: Some(1),
-            ..Default::default()
+            failure_threshold: None,
+            ..http_probe("/ready", 1, 3)
         }),
-        termination_grace_period_seconds: Some(5),
-        ..Default::default()
+        ..common::testapp(version, &[])
     })
 }
 
