@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use edas_runtime::{Runtime, Target};
 use edas_spec::{Operation, apply};
 use futures_util::StreamExt;
@@ -28,6 +28,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use crate::batch_gap::params;
+use crate::release::{floor_batches, until};
 use crate::server::{Operations, Server};
 
 const IMAGES: [&str; 2] = ["registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.9"];
@@ -280,42 +281,13 @@ pub(crate) async fn run(
             spec: spec(IMAGES[revision as usize % 2])?,
         })
     };
-    // Waits on the runtime's own events until `done(observed state)` holds.
-    async fn until(
-        runtime: &edas_kube::KubeRuntime,
-        events: &mut tokio::sync::broadcast::Receiver<edas_runtime::RuntimeEvent>,
-        revision: &str,
-        done: impl Fn(&edas_runtime::RevisionState) -> bool,
-    ) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if done(&runtime.observe("floor", revision).await?) {
-                return Ok(());
-            }
-            match tokio::time::timeout_at(deadline.into(), events.recv()).await {
-                Err(_) => bail!("floor: revision {revision} not as wanted within 120 s"),
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
-                    bail!("floor: runtime events closed")
-                }
-                Ok(_) => {}
-            }
-        }
-    }
     runtime.set_replicas(&target(0)?, replicas).await?;
     until(&runtime, &mut events, "0", |s| s.ready >= replicas).await?;
     let (mut floor_gaps, mut floor_walls) = (Vec::new(), Vec::new());
     for run in 1..=runs {
         let (old, new) = (target(run - 1)?, target(run)?);
         let since = Instant::now();
-        for k in 1..=replicas {
-            runtime.set_replicas(&new, k).await?;
-            until(&runtime, &mut events, &new.revision, |s| s.ready >= k).await?;
-            runtime.set_replicas(&old, replicas - k).await?;
-            until(&runtime, &mut events, &old.revision, |s| {
-                s.total <= replicas - k
-            })
-            .await?;
-        }
+        floor_batches(&runtime, &mut events, &old, &new, replicas).await?;
         floor_walls.push(since.elapsed());
         floor_gaps.extend(rec.gaps("floor", &new.revision, since));
     }

@@ -312,24 +312,6 @@ async fn direct(
         })
     };
     // Waits (event-driven, bounded) until `check` holds for a revision's observed state.
-    async fn until(
-        runtime: &LocalRuntime,
-        events: &mut tokio::sync::broadcast::Receiver<edas_runtime::RuntimeEvent>,
-        revision: &str,
-        check: impl Fn(&edas_runtime::RevisionState) -> bool,
-    ) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let state = runtime.observe("floor", revision).await?;
-            if check(&state) {
-                return Ok(());
-            }
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Ok(_) => {}
-                Err(_) => bail!("revision {revision} did not get there in time: {state:?}"),
-            }
-        }
-    }
     let first = target(0, "v0")?;
     runtime.set_replicas(&first, replicas).await?;
     until(&runtime, &mut events, "0", |s| s.ready == replicas).await?;
@@ -340,15 +322,7 @@ async fn direct(
         let new = target(run, &format!("v{run}"))?;
         let started = Instant::now();
         let since = epoch_ms(std::time::SystemTime::now());
-        for k in 1..=replicas {
-            runtime.set_replicas(&new, k).await?;
-            until(&runtime, &mut events, &new.revision, |s| s.ready >= k).await?;
-            runtime.set_replicas(&old, replicas - k).await?;
-            until(&runtime, &mut events, &old.revision, |s| {
-                s.total <= replicas - k
-            })
-            .await?;
-        }
+        floor_batches(&runtime, &mut events, &old, &new, replicas).await?;
         walls.push(started.elapsed());
         gaps.extend(file_gaps(dir, "floor", since)?);
     }
@@ -357,4 +331,46 @@ async fn direct(
     until(&runtime, &mut events, &last.revision, |s| s.total == 0).await?;
     drop(runtime);
     Ok((walls, gaps))
+}
+
+/// Waits, on the runtime's own events, until `check` holds for revision `revision` of the
+/// floor's application (at most two minutes).
+pub(crate) async fn until(
+    runtime: &dyn Runtime,
+    events: &mut tokio::sync::broadcast::Receiver<edas_runtime::RuntimeEvent>,
+    revision: &str,
+    check: impl Fn(&edas_runtime::RevisionState) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let state = runtime.observe("floor", revision).await?;
+        if check(&state) {
+            return Ok(());
+        }
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => bail!("revision {revision} did not get there in time: {state:?}"),
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                bail!("the runtime's events closed")
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The floor of a release: `new` replaces `old` one instance per batch, each step awaited on the
+/// runtime's events, as the engine paces it but with no store and no engine in between.
+pub(crate) async fn floor_batches(
+    runtime: &dyn Runtime,
+    events: &mut tokio::sync::broadcast::Receiver<edas_runtime::RuntimeEvent>,
+    old: &Target,
+    new: &Target,
+    replicas: u32,
+) -> anyhow::Result<()> {
+    for k in 1..=replicas {
+        runtime.set_replicas(new, k).await?;
+        until(runtime, events, &new.revision, |s| s.ready >= k).await?;
+        runtime.set_replicas(old, replicas - k).await?;
+        until(runtime, events, &old.revision, |s| s.total <= replicas - k).await?;
+    }
+    Ok(())
 }
