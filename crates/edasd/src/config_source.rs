@@ -18,27 +18,35 @@ impl StoreConfigSource {
     }
 }
 
-/// A stored data document must be an object of strings.
+/// A stored ConfigMap/Secret data document as key → value: it must be an object of strings.
+/// Shared by the local runtime's source and the Kubernetes runtimes' directory.
+pub(crate) fn stored_data(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    value: &Value,
+) -> Result<ConfigData, String> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| format!("the stored data of {kind} {namespace}/{name} is not an object"))?;
+    object
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            _ => Err(format!(
+                "the stored value of key `{k}` of {kind} {namespace}/{name} is not a string"
+            )),
+        })
+        .collect()
+}
+
 fn to_data(
     kind: &str,
     namespace: &str,
     name: &str,
     value: &Value,
 ) -> Result<ConfigData, ConfigSourceError> {
-    let object = value.as_object().ok_or_else(|| {
-        ConfigSourceError(format!(
-            "the stored data of {kind} {namespace}/{name} is not an object"
-        ))
-    })?;
-    object
-        .iter()
-        .map(|(k, v)| match v {
-            Value::String(s) => Ok((k.clone(), s.clone())),
-            _ => Err(ConfigSourceError(format!(
-                "the stored value of key `{k}` of {kind} {namespace}/{name} is not a string"
-            ))),
-        })
-        .collect()
+    stored_data(kind, namespace, name, value).map_err(ConfigSourceError)
 }
 
 impl ConfigSource for StoreConfigSource {

@@ -3,7 +3,6 @@
 //! store, and reporting the cluster's health into the store's cluster registry so that
 //! GetK8sCluster / ListCluster answer with EDAS's import status from any edasd process.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -13,27 +12,12 @@ use edas_store::{Store, StoreError};
 use serde_json::{Value, json};
 
 use crate::config::ClusterConfig;
+use crate::config_source::stored_data;
 
 /// The store, as one cluster's runtime needs it.
 struct StoreDirectory {
     store: Store,
     cluster_id: String,
-}
-
-/// A stored data document must be an object of strings.
-fn to_data(kind: &str, name: &str, value: &Value) -> Result<ConfigData, String> {
-    let object = value
-        .as_object()
-        .ok_or_else(|| format!("the stored data of {kind} {name} is not an object"))?;
-    object
-        .iter()
-        .map(|(k, v)| match v {
-            Value::String(s) => Ok((k.clone(), s.clone())),
-            _ => Err(format!(
-                "the stored value of key `{k}` of {kind} {name} is not a string"
-            )),
-        })
-        .collect::<Result<BTreeMap<_, _>, _>>()
 }
 
 impl Directory for StoreDirectory {
@@ -61,7 +45,7 @@ impl Directory for StoreDirectory {
                 .get_config_map(&self.cluster_id, namespace, name)
                 .await
             {
-                Ok(cm) => to_data("ConfigMap", name, &cm.data).map(Some),
+                Ok(cm) => stored_data("ConfigMap", namespace, name, &cm.data).map(Some),
                 Err(StoreError::NotFound { .. }) => Ok(None),
                 Err(e) => Err(e.to_string()),
             }
@@ -79,7 +63,7 @@ impl Directory for StoreDirectory {
                 .get_secret(&self.cluster_id, namespace, name)
                 .await
             {
-                Ok(s) => to_data("Secret", name, s.data.expose()).map(Some),
+                Ok(s) => stored_data("Secret", namespace, name, s.data.expose()).map(Some),
                 Err(StoreError::NotFound { .. }) => Ok(None),
                 Err(e) => Err(e.to_string()),
             }
