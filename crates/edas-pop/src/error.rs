@@ -148,7 +148,7 @@ pub enum VerifyError {
     },
     /// The request date is too far from the server clock.
     #[error(
-        "the `{header}` header `{value}` is {skew_seconds} s away from the server time {server_time}; at most {limit_seconds} s are allowed (check the client clock)"
+        "the `{header}` header `{value}` is {skew_seconds} s away from the server time {server_time}; at most {limit_seconds} s are allowed in that direction (check the client clock)"
     )]
     StaleDate {
         /// `Date` (V1) or `x-acs-date` (V3).

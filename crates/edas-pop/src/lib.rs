@@ -60,14 +60,18 @@
 //! # Documented decisions
 //!
 //! * **Clock window:** a request whose `Date` (V1, RFC 1123) or `x-acs-date` (V3, ISO 8601) is
-//!   more than [`MAX_CLOCK_SKEW`] (15 minutes, either direction) from `now` is refused with
-//!   `IllegalTimestamp`. EDAS documents no limit; other ROA products document 15 minutes. A
+//!   more than [`MAX_CLOCK_SKEW`] (15 minutes) before `now`, or more than [`MAX_FUTURE_SKEW`]
+//!   (5 minutes) after it, is refused with `IllegalTimestamp`. EDAS documents no limit; other
+//!   ROA products document 15 minutes; the shorter future window stops a caller from dating
+//!   requests ahead to keep their nonces remembered for up to 30 minutes. A
 //!   missing date header is `IllegalTimestamp` too (Alibaba's meaning of that code), a malformed
 //!   one `InvalidTimeStamp.Format`.
 //! * **Nonces:** an `x-acs-signature-nonce` already accepted for the same access key within the
 //!   window is refused with `SignatureNonceUsed`. The [`NonceCache`] forgets a nonce once its
-//!   request date is outside the window (the date check then refuses a replay on its own) and
-//!   fails closed (`ServiceUnavailable`) rather than forget a live nonce when full.
+//!   request date is outside the window (the date check then refuses a replay on its own).
+//!   Every access key has its own share of the cache, so no key can evict or crowd out another
+//!   key's nonces; a key whose share is full has its oldest-dated requests refused
+//!   (`ServiceUnavailable`) rather than a live nonce of it forgotten.
 //! * **Nonce-less V1:** the classic SDK sends no nonce, so a V1 request without one is accepted
 //!   and relies on the date window alone: it can be replayed verbatim for up to 15 minutes.
 //!   A nonce, when present, is part of the V1 string-to-sign (it is an `x-acs-*` header).
@@ -109,6 +113,6 @@ pub use nonce::{DEFAULT_NONCE_CAPACITY, MAX_NONCE_LEN, NonceCache};
 pub use request::Request;
 pub use sign::{SignError, SignatureHeaders, sign_v1, sign_v3};
 pub use verify::{
-    MAX_CLOCK_SKEW, NONCE_HEADER, ParsedSignature, SECURITY_TOKEN_HEADER, SignatureVersion,
-    V3_SIGNED_WHEN_PRESENT, parse, verify,
+    MAX_CLOCK_SKEW, MAX_FUTURE_SKEW, NONCE_HEADER, ParsedSignature, SECURITY_TOKEN_HEADER,
+    SignatureVersion, V3_SIGNED_WHEN_PRESENT, parse, verify,
 };

@@ -10,36 +10,36 @@ use crate::VerifyError;
 /// Nonces longer than this are refused, which bounds the memory one entry can take.
 pub const MAX_NONCE_LEN: usize = 128;
 
-/// The default [`NonceCache`] capacity, a few tens of MiB at most: the full 15-minute replay
-/// window at up to ~110 signed requests per second; beyond that the window of old-dated
-/// requests shrinks (see [`NonceCache`]), and only more than this many requests dated within
-/// one second are refused.
+/// The default [`NonceCache`] capacity *per access key*, a few tens of MiB at most for one key:
+/// the full 15-minute replay window at up to ~110 signed requests per second and key; beyond
+/// that the window of that key's old-dated requests shrinks (see [`NonceCache`]), and only more
+/// than this many requests of one key dated within one second are refused.
 pub const DEFAULT_NONCE_CAPACITY: usize = 100_000;
-
-type Key = (String, String);
 
 /// The `x-acs-signature-nonce` values accepted recently, per access key id, with bounded memory.
 ///
 /// A nonce must be remembered exactly as long as a request carrying it could still pass the
 /// date check, i.e. until its request date plus the skew limit; after that the date check alone
-/// refuses a replay, so the entry is forgotten. When every remembered nonce is still live and
-/// the cache is at capacity, the one that would expire first is forgotten early and the cache
-/// raises its *floor* to that expiry: from then on a request whose own expiry (date + skew) is
-/// not after the floor is refused (`NonceCacheFull`), since it might replay a forgotten nonce.
-/// Requests dated now stay accepted at any sustained rate (the floor trails the oldest
-/// remembered request); only requests dated as old as the forgotten ones are refused, so
-/// under heavy load the accepted clock skew of old-dated requests shrinks instead of every
-/// request failing.
+/// refuses a replay, so the entry is forgotten.
+///
+/// Every access key has its **own share** of `capacity` nonces, so one key (however many cheap
+/// signed calls it sends) can never evict, crowd out or refuse another key's nonces; the memory
+/// is bounded by the number of access keys (created by administrators) times the share. When
+/// every nonce of one key is still live and its share is full, the one that would expire first
+/// is forgotten early and that key's *floor* rises to its expiry: from then on a request of that
+/// key whose own expiry (date + skew) is not after the floor is refused (`NonceCacheFull`), since
+/// it might replay a forgotten nonce. Requests dated now stay accepted at any sustained rate (the
+/// floor trails the oldest remembered request); only requests dated as old as the forgotten
+/// ones are refused, so under heavy load the accepted clock skew of that key's old-dated
+/// requests shrinks instead of every request failing.
 #[derive(Debug)]
 pub struct NonceCache {
+    /// How many live nonces one access key may have remembered.
     capacity: usize,
-    /// (access key id, nonce) → when the entry may be forgotten.
-    expiry_by_key: HashMap<Key, Timestamp>,
-    /// The same entries ordered by expiry, for pruning. May hold stale entries for keys that
-    /// were forgotten and re-inserted; those are recognised by a differing expiry.
-    by_expiry: BinaryHeap<Reverse<(Timestamp, Key)>>,
-    /// The latest expiry among nonces forgotten before their time (see the type's docs).
-    floor: Option<Timestamp>,
+    by_access_key: HashMap<String, KeyNonces>,
+    /// Insertions since every key was last pruned of expired nonces: a key that stops sending
+    /// is pruned by the sweep after at most `capacity` insertions of other keys.
+    inserts_since_sweep: usize,
 }
 
 impl Default for NonceCache {
@@ -49,24 +49,23 @@ impl Default for NonceCache {
 }
 
 impl NonceCache {
-    /// A cache remembering at most `capacity` live nonces (at least one).
+    /// A cache remembering at most `capacity` live nonces per access key (at least one).
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
-            expiry_by_key: HashMap::new(),
-            by_expiry: BinaryHeap::new(),
-            floor: None,
+            by_access_key: HashMap::new(),
+            inserts_since_sweep: 0,
         }
     }
 
-    /// How many nonces are remembered (expired ones are dropped on the next insertion).
+    /// How many nonces are remembered in all (expired ones are dropped on later insertions).
     pub fn len(&self) -> usize {
-        self.expiry_by_key.len()
+        self.by_access_key.values().map(KeyNonces::len).sum()
     }
 
     /// Whether no nonce is remembered.
     pub fn is_empty(&self) -> bool {
-        self.expiry_by_key.is_empty()
+        self.by_access_key.values().all(|k| k.len() == 0)
     }
 
     /// Records `nonce` for `access_key_id`, refusing it if it is still remembered.
@@ -80,9 +79,49 @@ impl NonceCache {
         window: SignedDuration,
     ) -> Result<(), VerifyError> {
         validate_nonce(nonce)?;
+        self.inserts_since_sweep += 1;
+        if self.inserts_since_sweep >= self.capacity {
+            self.inserts_since_sweep = 0;
+            self.by_access_key.retain(|_, key| {
+                key.forget_expired(now);
+                key.len() > 0
+            });
+        }
+        let capacity = self.capacity;
+        self.by_access_key
+            .entry(access_key_id.to_string())
+            .or_default()
+            .check_and_insert(capacity, nonce, request_time, now, window)
+    }
+}
+
+/// One access key's share of the cache.
+#[derive(Debug, Default)]
+struct KeyNonces {
+    /// nonce → when the entry may be forgotten.
+    expiry_by_nonce: HashMap<String, Timestamp>,
+    /// The same entries ordered by expiry, for pruning. May hold stale entries for nonces that
+    /// were forgotten and re-inserted; those are recognised by a differing expiry.
+    by_expiry: BinaryHeap<Reverse<(Timestamp, String)>>,
+    /// The latest expiry among nonces forgotten before their time (see [`NonceCache`]).
+    floor: Option<Timestamp>,
+}
+
+impl KeyNonces {
+    fn len(&self) -> usize {
+        self.expiry_by_nonce.len()
+    }
+
+    fn check_and_insert(
+        &mut self,
+        capacity: usize,
+        nonce: &str,
+        request_time: Timestamp,
+        now: Timestamp,
+        window: SignedDuration,
+    ) -> Result<(), VerifyError> {
         self.forget_expired(now);
-        let key = (access_key_id.to_string(), nonce.to_string());
-        if self.expiry_by_key.contains_key(&key) {
+        if self.expiry_by_nonce.contains_key(nonce) {
             return Err(VerifyError::NonceUsed {
                 nonce: nonce.to_string(),
             });
@@ -91,29 +130,26 @@ impl NonceCache {
         let expiry = request_time
             .saturating_add(window)
             .unwrap_or(Timestamp::MAX);
+        let full = || VerifyError::NonceCacheFull { capacity };
         if self.floor.is_some_and(|floor| expiry <= floor) {
-            return Err(VerifyError::NonceCacheFull {
-                capacity: self.capacity,
-            });
+            return Err(full());
         }
-        while self.expiry_by_key.len() >= self.capacity {
+        while self.expiry_by_nonce.len() >= capacity {
             self.forget_oldest();
             if self.floor.is_some_and(|floor| expiry <= floor) {
-                return Err(VerifyError::NonceCacheFull {
-                    capacity: self.capacity,
-                });
+                return Err(full());
             }
         }
-        self.expiry_by_key.insert(key.clone(), expiry);
-        self.by_expiry.push(Reverse((expiry, key)));
+        self.expiry_by_nonce.insert(nonce.to_string(), expiry);
+        self.by_expiry.push(Reverse((expiry, nonce.to_string())));
         Ok(())
     }
 
     /// Forgets the live nonce that would expire first and raises the floor to its expiry.
     fn forget_oldest(&mut self) {
-        while let Some(Reverse((expiry, key))) = self.by_expiry.pop() {
-            if self.expiry_by_key.get(&key) == Some(&expiry) {
-                self.expiry_by_key.remove(&key);
+        while let Some(Reverse((expiry, nonce))) = self.by_expiry.pop() {
+            if self.expiry_by_nonce.get(&nonce) == Some(&expiry) {
+                self.expiry_by_nonce.remove(&nonce);
                 self.floor = Some(self.floor.map_or(expiry, |f| f.max(expiry)));
                 return;
             }
@@ -125,12 +161,16 @@ impl NonceCache {
             if *expiry >= now {
                 break;
             }
-            let Some(Reverse((expiry, key))) = self.by_expiry.pop() else {
+            let Some(Reverse((expiry, nonce))) = self.by_expiry.pop() else {
                 break;
             };
-            if self.expiry_by_key.get(&key) == Some(&expiry) {
-                self.expiry_by_key.remove(&key);
+            if self.expiry_by_nonce.get(&nonce) == Some(&expiry) {
+                self.expiry_by_nonce.remove(&nonce);
             }
+        }
+        if self.floor.is_some_and(|floor| floor < now) {
+            // Every request the floor refuses is now refused by the date check anyway.
+            self.floor = None;
         }
     }
 }
@@ -265,6 +305,46 @@ mod tests {
                 "replay of n{i} accepted"
             );
         }
+    }
+
+    #[test]
+    fn one_key_filling_its_share_never_touches_another_keys_nonces() {
+        let mut cache = NonceCache::new(100);
+        cache
+            .check_and_insert("victim", "v1", at(0), at(0), WINDOW)
+            .unwrap();
+        // A flood from another key, dated ahead so its entries outlive the victim's.
+        for i in 0..10_000 {
+            let _ = cache.check_and_insert("flood", &format!("f{i}"), at(300), at(1), WINDOW);
+        }
+        // The victim's nonce is still remembered (a replay is refused as a replay) ...
+        assert_eq!(
+            cache.check_and_insert("victim", "v1", at(0), at(2), WINDOW),
+            Err(VerifyError::NonceUsed { nonce: "v1".into() })
+        );
+        // ... and its new requests, even old-dated ones, are accepted up to its own share.
+        for i in 0..99 {
+            cache
+                .check_and_insert("victim", &format!("v{}", i + 2), at(-600), at(3), WINDOW)
+                .unwrap();
+        }
+        // The flooding key stays within its share.
+        assert!(cache.len() <= 200);
+    }
+
+    #[test]
+    fn keys_that_fall_silent_are_pruned() {
+        let mut cache = NonceCache::new(10);
+        cache
+            .check_and_insert("quiet", "q", at(0), at(0), WINDOW)
+            .unwrap();
+        for i in 0..20 {
+            let t = at(1_000 + i);
+            cache
+                .check_and_insert("busy", &format!("b{i}"), t, t, WINDOW)
+                .unwrap();
+        }
+        assert!(!cache.by_access_key.contains_key("quiet"));
     }
 
     #[test]

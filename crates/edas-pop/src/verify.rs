@@ -15,6 +15,12 @@ use crate::{Request, VerifyError};
 /// EDAS does not document one; other ROA products document 15 minutes.
 pub const MAX_CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(15);
 
+/// How far ahead of the server clock a request may be dated. Much less than
+/// [`MAX_CLOCK_SKEW`]: a request dated ahead occupies a nonce entry for its date plus the skew
+/// limit, so a far-future date would let a caller pin entries for up to 30 minutes; 5 minutes
+/// covers real clock drift (NTP-synchronised clients are within seconds).
+pub const MAX_FUTURE_SKEW: SignedDuration = SignedDuration::from_mins(5);
+
 /// Access key ids longer than this are refused while parsing.
 const MAX_ACCESS_KEY_ID_LEN: usize = 128;
 
@@ -230,13 +236,19 @@ pub fn verify(
             signature,
         } => verify_v3(request, secret, signed_headers, signature)?,
     };
+    let ahead = request_time > now;
     let skew = now.duration_since(request_time).abs();
-    if skew > MAX_CLOCK_SKEW {
+    let limit = if ahead {
+        MAX_FUTURE_SKEW
+    } else {
+        MAX_CLOCK_SKEW
+    };
+    if skew > limit {
         return Err(VerifyError::StaleDate {
             header: date_header,
             value: truncate(date_value, 100),
             skew_seconds: skew.as_secs(),
-            limit_seconds: MAX_CLOCK_SKEW.as_secs(),
+            limit_seconds: limit.as_secs(),
             server_time: now.to_string(),
         });
     }
