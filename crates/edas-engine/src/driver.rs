@@ -50,6 +50,7 @@ impl From<StoreError> for ControlError {
             }
             e @ (StoreError::Stale { .. }
             | StoreError::Conflict { .. }
+            | StoreError::ActiveChangeOrder { .. }
             | StoreError::LeaseNotHeld { .. }) => ControlError::Conflict(e.to_string()),
             StoreError::Finished { id } => {
                 ControlError::Invalid(format!("change order {id} is finished"))
@@ -513,6 +514,7 @@ fn input_label(input: &Input) -> &'static str {
         Input::Rollback(_) => "RollbackChangeOrder",
         Input::Retry { .. } => "RetryChangeOrderTask",
         Input::SystemFailure { .. } => "SystemFailure",
+        Input::Forced { .. } => "Forced",
     }
 }
 

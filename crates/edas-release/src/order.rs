@@ -224,6 +224,14 @@ pub enum Input {
         /// What went wrong.
         reason: String,
     },
+    /// DeleteK8sApplication with `Force=true`, or a deletion on an unreachable cluster: the
+    /// order ends at once as a success without waiting for instances to stop; the runtime's
+    /// clean-up of the application continues outside the order. Only for [`ChangeKind::Delete`]
+    /// orders that have not settled yet.
+    Forced {
+        /// Why it did not wait (shown as the message of every batch it ended).
+        reason: String,
+    },
 }
 
 /// What the engine must do after persisting the new state. All but `StartRollback` are idempotent:
@@ -678,6 +686,14 @@ impl ChangeOrder {
                 }
                 self.fail(Status::SystemFailure, "SystemFailure", reason, now, &mut fx);
             }
+            Input::Forced { reason } => {
+                if self.kind != ChangeKind::Delete
+                    || !(self.status.is_active() || self.status.is_failure())
+                {
+                    return Err(self.invalid("Forced"));
+                }
+                self.force_success(&reason, now, &mut fx);
+            }
         }
         self.advance(now, &mut fx);
         // A no-op (a stale timer, a repeated observation) leaves the order untouched.
@@ -1055,7 +1071,11 @@ impl ChangeOrder {
     /// Re-evaluates the deadlines and observations until nothing more can happen at `now`.
     fn advance(&mut self, now: EpochMillis, fx: &mut Vec<Effect>) {
         loop {
-            if let (Phase::Running { .. }, Some(reason)) = (self.phase, &self.seen_new.failed) {
+            // A batch that scales the revision to 0 removes failed instances: they cannot fail
+            // it (a crash-looping application can always be stopped or deleted).
+            if let (Phase::Running { .. }, Some(reason)) = (self.phase, &self.seen_new.failed)
+                && self.pipelines[self.current].new_target > 0
+            {
                 // The runtime gave up on an instance of the revision being released.
                 let reason = format!("instance of revision {} failed: {reason}", self.to);
                 self.fail(Status::Failed, "InstanceFailed", reason, now, fx);
@@ -1303,6 +1323,41 @@ impl ChangeOrder {
         self.finish_time = Some(now);
         fx.push(Effect::Finished {
             status: Status::Terminated,
+        });
+    }
+
+    /// Ends every unfinished batch and the order as a success at once ([`Input::Forced`]).
+    fn force_success(&mut self, reason: &str, now: EpochMillis, fx: &mut Vec<Effect>) {
+        self.cancel_timers(fx);
+        for p in &mut self.pipelines {
+            if p.status == Status::Success {
+                continue;
+            }
+            p.status = Status::Success;
+            p.start_time.get_or_insert(now);
+            p.update_time = now;
+            p.finish_time = Some(now);
+            for stage in &mut p.stages {
+                if stage.status == Status::Success {
+                    continue;
+                }
+                stage.status = Status::Success;
+                stage.start_time.get_or_insert(now);
+                stage.finish_time = Some(now);
+                stage.task.status = Status::Success;
+                stage.task.message = reason.to_owned();
+                stage.task.error_code = None;
+                stage.task.error_message = None;
+            }
+        }
+        self.current = self.pipelines.len().saturating_sub(1);
+        self.start_time.get_or_insert(now);
+        self.status = Status::Success;
+        self.phase = Phase::Done;
+        self.finish_time = Some(now);
+        self.message = Some(reason.to_owned());
+        fx.push(Effect::Finished {
+            status: Status::Success,
         });
     }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::{
     BoxFuture, Instance, RevisionState, Routing, Runtime, RuntimeError, RuntimeEvent, Target,
@@ -52,6 +52,8 @@ struct State {
     started: BTreeMap<(String, String), u32>,
     next_id: u64,
     unavailable: bool,
+    /// Applications `delete_application` was called for, with `force`.
+    deleted: Vec<(String, bool)>,
 }
 
 /// The fake runtime. Clones share state.
@@ -60,6 +62,8 @@ pub struct FakeRuntime {
     state: Arc<Mutex<State>>,
     ready_after: Duration,
     events: broadcast::Sender<RuntimeEvent>,
+    /// `true` while available (for `wait_available`).
+    available: watch::Sender<bool>,
 }
 
 impl FakeRuntime {
@@ -69,6 +73,7 @@ impl FakeRuntime {
             state: Arc::default(),
             ready_after,
             events: broadcast::channel(1024).0,
+            available: watch::channel(true).0,
         }
     }
 
@@ -145,6 +150,12 @@ impl FakeRuntime {
     /// Every call fails with `Unavailable` while set.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.lock().unavailable = unavailable;
+        self.available.send_replace(!unavailable);
+    }
+
+    /// The applications `delete_application` was called for, in order, with `force`.
+    pub fn deleted(&self) -> Vec<(String, bool)> {
+        self.lock().deleted.clone()
     }
 
     /// Instances of a revision that exist now (ready, total).
@@ -352,5 +363,49 @@ impl Runtime for FakeRuntime {
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
         self.events.subscribe()
+    }
+
+    fn availability(&self) -> Result<(), RuntimeError> {
+        if self.lock().unavailable {
+            return Err(RuntimeError::Unavailable("fake runtime unavailable".into()));
+        }
+        Ok(())
+    }
+
+    fn wait_available(&self) -> BoxFuture<'_, ()> {
+        let mut rx = self.available.subscribe();
+        Box::pin(async move {
+            let _ = rx.wait_for(|available| *available).await;
+        })
+    }
+
+    fn delete_application(
+        &self,
+        app_id: &str,
+        force: bool,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let app = app_id.to_owned();
+        Box::pin(async move {
+            let revisions: Vec<String> = {
+                let mut s = self.lock();
+                if s.unavailable {
+                    return Err(RuntimeError::Unavailable("fake runtime unavailable".into()));
+                }
+                s.routing.remove(&app);
+                s.deleted.push((app.clone(), force));
+                let revisions = s
+                    .revisions
+                    .keys()
+                    .filter(|(a, _)| *a == app)
+                    .map(|(_, rev)| rev.clone())
+                    .collect();
+                s.revisions.retain(|(a, _), _| *a != app);
+                revisions
+            };
+            for rev in revisions {
+                self.emit(&app, &rev);
+            }
+            Ok(())
+        })
     }
 }

@@ -180,4 +180,33 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Subscribes to change notifications for every application.
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent>;
+
+    /// Whether the runtime can be asked now, without waiting: `Err(Unavailable)` naming the
+    /// cluster and its address when it is known not to answer (its API server is down), so
+    /// writes are refused at once and reads answer from the last known state, marked unknown,
+    /// instead of waiting on it. The default (a runtime in this process) is always available.
+    fn availability(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// Resolves once the runtime is available (at once when it is): the event that lets
+    /// clean-up left for an unreachable cluster run as soon as the cluster answers again.
+    fn wait_available(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    /// Removes every object of the application that is left in the runtime, whatever
+    /// revision or state it is in: the last step of deleting an application, after its
+    /// revisions were scaled to 0 and its routing cleared. `force` skips graceful termination
+    /// (EDAS's `Force=true`: no waits, no hooks). Idempotent: nothing left is success. The
+    /// default (a runtime whose objects are only its instances and routing) has nothing more
+    /// to remove.
+    fn delete_application(
+        &self,
+        app_id: &str,
+        force: bool,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let _ = (app_id, force);
+        Box::pin(async { Ok(()) })
+    }
 }

@@ -1309,6 +1309,167 @@ fn deploy_to_zero_replicas_stops_the_old_revision() {
     assert_eq!(h.sim.count(V2), (0, 0));
 }
 
+fn delete_order(id: &str, existing: u32, ready: u32, now: u64) -> ChangeOrder {
+    let current = Instances {
+        revision: rev(V1),
+        replicas: existing,
+        ready,
+    };
+    ChangeOrder::new(
+        NewOrder {
+            id: id.into(),
+            kind: ChangeKind::Delete,
+            description: String::new(),
+            from: Some(current.clone()),
+            to: current,
+            plan: plan(0, &Strategy::Single).unwrap(),
+            settings: ReleaseSettings::default(),
+        },
+        EpochMillis(now),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_crash_looping_revision_scaled_to_zero_is_not_failed_by_its_failures() {
+    let mut sim = Sim::new();
+    sim.seed(V1, 3);
+    for inst in sim.instances.get_mut(&rev(V1)).unwrap() {
+        inst.ready = false;
+        inst.failed = true;
+    }
+    let now = sim.now;
+    let mut h = started(delete_order("del", 3, 0, now), sim, Restart::Never);
+    // The runtime still reports the failure before the instances are gone.
+    h.deliver(Input::Observed(Observation {
+        revision: rev(V1),
+        ready: 0,
+        total: 3,
+        failed: Some("CrashLoopBackOff".into()),
+        instances: vec![],
+    }))
+    .unwrap();
+    assert_eq!(h.order.status(), Status::InProgress);
+    h.run();
+    assert_eq!(h.order.status(), Status::Success);
+    assert_eq!(h.sim.count(V1), (0, 0));
+    // Never asked for more instances than there were: a deletion only scales down.
+    assert_eq!(h.order.desired_replicas(), vec![(rev(V1), 0)]);
+}
+
+#[test]
+fn a_deletion_of_instances_that_never_existed_ends_at_once() {
+    let mut order = delete_order("del0", 0, 0, 1_000);
+    let fx = order.step(Input::Start, EpochMillis(1_000)).unwrap();
+    assert_eq!(order.status(), Status::Success);
+    assert!(fx.contains(&Effect::SetReplicas {
+        revision: rev(V1),
+        replicas: 0
+    }));
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::SetReplicas { replicas, .. } if *replicas > 0))
+    );
+}
+
+#[test]
+fn forced_ends_a_deletion_at_once_whatever_its_state() {
+    // Not started, running, failed: each ends as a success with the reason as its message.
+    for stage in 0..3 {
+        let mut order = delete_order("forced", 2, 0, 1_000);
+        if stage >= 1 {
+            order.step(Input::Start, EpochMillis(1_000)).unwrap();
+        }
+        if stage == 2 {
+            order
+                .step(
+                    Input::SystemFailure {
+                        reason: "cluster down".into(),
+                    },
+                    EpochMillis(2_000),
+                )
+                .unwrap();
+            assert!(order.status().is_failure());
+        }
+        let fx = order
+            .step(
+                Input::Forced {
+                    reason: "Force=true".into(),
+                },
+                EpochMillis(3_000),
+            )
+            .unwrap();
+        assert_eq!(order.status(), Status::Success, "stage {stage}");
+        assert!(fx.contains(&Effect::Finished {
+            status: Status::Success
+        }));
+        assert!(order.armed_timers().is_empty());
+        assert!(
+            order
+                .pipelines()
+                .iter()
+                .all(|p| p.status == Status::Success)
+        );
+        assert!(
+            order
+                .pipelines()
+                .iter()
+                .flat_map(|p| &p.stages)
+                .all(|s| { s.status == Status::Success && s.task.error_code.is_none() })
+        );
+        assert_eq!(order.message(), Some("Force=true"));
+        assert!(order.resume_effects(EpochMillis(4_000)).is_empty());
+        // Settled: forcing again is refused.
+        assert!(matches!(
+            order.step(
+                Input::Forced {
+                    reason: "again".into()
+                },
+                EpochMillis(5_000)
+            ),
+            Err(StepError::InvalidState { .. })
+        ));
+    }
+}
+
+#[test]
+fn forced_is_refused_for_anything_but_a_deletion() {
+    let mut sim = Sim::new();
+    sim.seed(V1, 1);
+    let mut order = deploy("co-f", 2, Strategy::Single, settings(0, 60), sim.now);
+    order.step(Input::Start, EpochMillis(sim.now)).unwrap();
+    let before = order.clone();
+    assert!(matches!(
+        order.step(Input::Forced { reason: "x".into() }, EpochMillis(sim.now)),
+        Err(StepError::InvalidState {
+            input: "Forced",
+            ..
+        })
+    ));
+    assert_eq!(order, before);
+}
+
+#[test]
+fn a_growing_batch_still_fails_on_an_instance_failure() {
+    let mut sim = Sim::new();
+    sim.seed(V1, 1);
+    let mut order = deploy("co-g", 2, Strategy::Single, settings(0, 60), sim.now);
+    order.step(Input::Start, EpochMillis(sim.now)).unwrap();
+    order
+        .step(
+            Input::Observed(Observation {
+                revision: rev(V2),
+                ready: 0,
+                total: 2,
+                failed: Some("CrashLoopBackOff".into()),
+                instances: vec![],
+            }),
+            EpochMillis(sim.now + 10),
+        )
+        .unwrap();
+    assert_eq!(order.status(), Status::Failed);
+}
+
 // ----- restart at every step -----
 
 /// The outcome the restart tests compare.
@@ -1512,6 +1673,7 @@ fn any_input(
         1 => rollback.prop_map(Input::Rollback),
         2 => task.prop_map(|task_id| Input::Retry { task_id }),
         1 => Just(Input::SystemFailure { reason: "x".into() }),
+        1 => Just(Input::Forced { reason: "forced".into() }),
     ];
     (prop_oneof![Just(0u64), 0u64..200_000], input)
 }
