@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::faults::{Faults, PodEffect};
+use crate::faults::{Faults, PodEffect, PodFault};
 use crate::resources::by_kind;
 use crate::selector::LabelSelector;
 use crate::store::{Store, name_of, now_rfc3339, random_suffix, uid_of};
@@ -107,6 +107,10 @@ fn is_ready(pod: &Value) -> bool {
                 && c.get("status").and_then(Value::as_str) == Some("True")
         })
 }
+
+/// Annotation on a Gateway that makes the simulated Gateway controller refuse its HTTPRoutes
+/// (`Accepted=False`, reason `NotAllowedByListeners`, the annotation's value as message).
+pub const REJECT_ROUTES_ANNOTATION: &str = "edas-fake-kube/reject-routes";
 
 /// Per-pod state the kubelet simulation keeps outside the API object.
 #[derive(Debug, Clone)]
@@ -201,7 +205,85 @@ impl Controller {
         for replica_set in self.store.all(by_kind("ReplicaSet")) {
             self.sync_replica_set(&replica_set, now, &mut due);
         }
+        self.sync_routes();
         next
+    }
+
+    /// The Gateway controller: an HTTPRoute whose parent Gateway exists is `Accepted` by it
+    /// (`status.parents[].conditions`), unless the Gateway carries the annotation
+    /// [`REJECT_ROUTES_ANNOTATION`] (its value is the message of `Accepted=False`, reason
+    /// `NotAllowedByListeners`). A parent that does not exist gets no status, as no controller
+    /// is responsible for it.
+    fn sync_routes(&self) {
+        let route_kind = by_kind("HTTPRoute");
+        let gateway_kind = by_kind("Gateway");
+        for route in self.store.all(route_kind) {
+            let route_ns = route
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let generation = route
+                .pointer("/metadata/generation")
+                .cloned()
+                .unwrap_or(json!(1));
+            let mut parents = Vec::new();
+            for parent in route
+                .pointer("/spec/parentRefs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let name = parent
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let ns = parent
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or(route_ns);
+                let Ok(gateway) = self.store.get(gateway_kind, ns, name) else {
+                    continue;
+                };
+                let rejected = gateway
+                    .pointer("/metadata/annotations")
+                    .and_then(|a| a.get(REJECT_ROUTES_ANNOTATION))
+                    .and_then(Value::as_str);
+                let condition = match rejected {
+                    None => json!({"type": "Accepted", "status": "True", "reason": "Accepted",
+                        "message": "Route is accepted", "observedGeneration": generation,
+                        "lastTransitionTime": now_rfc3339()}),
+                    Some(message) => json!({"type": "Accepted", "status": "False",
+                        "reason": "NotAllowedByListeners", "message": message,
+                        "observedGeneration": generation, "lastTransitionTime": now_rfc3339()}),
+                };
+                parents.push(json!({
+                    "parentRef": parent,
+                    "controllerName": "edas-fake-kube/gateway-controller",
+                    "conditions": [condition],
+                }));
+            }
+            let old = route
+                .pointer("/status/parents")
+                .cloned()
+                .unwrap_or(json!([]));
+            let same = |a: &Value, b: &Value| {
+                let strip = |v: &Value| {
+                    let mut v = v.clone();
+                    for p in v.as_array_mut().into_iter().flatten() {
+                        for c in p["conditions"].as_array_mut().into_iter().flatten() {
+                            c["lastTransitionTime"] = Value::Null;
+                        }
+                    }
+                    v
+                };
+                strip(a) == strip(b)
+            };
+            if !same(&old, &json!(parents)) {
+                let mut updated = route.clone();
+                updated["status"] = json!({"parents": parents});
+                self.store.controller_write(route_kind, updated, true);
+            }
+        }
     }
 
     fn sync_pods(&self, now: Instant, due: &mut impl FnMut(Instant)) {
@@ -210,7 +292,13 @@ impl Controller {
         let mut sims = self.pods.lock().unwrap_or_else(|p| p.into_inner());
         sims.retain(|uid, _| pods.iter().any(|p| uid_of(p) == uid));
         for pod in pods {
-            let effect = self.faults.pod_effect(&pod);
+            let fault = self.faults.pod_fault(&pod);
+            let effect = fault.as_ref().map(|f| {
+                (
+                    f.effect,
+                    Duration::from_millis(f.crash_after_ms.unwrap_or(0)),
+                )
+            });
             let sim = sims
                 .entry(uid_of(&pod).to_owned())
                 .or_insert_with(|| PodSim {
@@ -221,7 +309,13 @@ impl Controller {
                     started: now_rfc3339(),
                 });
             match effect {
-                Some((PodEffect::NeverReady, _)) => {
+                Some((
+                    PodEffect::NeverReady
+                    | PodEffect::Unschedulable
+                    | PodEffect::ImagePullError
+                    | PodEffect::ConfigError,
+                    _,
+                )) => {
                     sim.ready_at = None;
                     sim.ready_since = None;
                     sim.crash_at = None;
@@ -257,7 +351,7 @@ impl Controller {
             for at in [sim.ready_at, sim.crash_at].into_iter().flatten() {
                 due(at);
             }
-            let status = self.pod_status(&pod, sim, matches!(effect, Some((PodEffect::Crash, _))));
+            let status = self.pod_status(&pod, sim, fault.as_ref());
             if pod.get("status") != Some(&status) {
                 let mut updated = pod.clone();
                 updated["status"] = status;
@@ -266,9 +360,15 @@ impl Controller {
         }
     }
 
-    fn pod_status(&self, pod: &Value, sim: &PodSim, crashing: bool) -> Value {
+    fn pod_status(&self, pod: &Value, sim: &PodSim, fault: Option<&PodFault>) -> Value {
+        let crashing = fault.is_some_and(|f| f.effect == PodEffect::Crash);
         let ready = sim.ready_since.is_some();
         let old_status = pod.get("status").cloned().unwrap_or_default();
+        let message = |default: &str| {
+            fault
+                .and_then(|f| f.message.clone())
+                .unwrap_or_else(|| default.to_owned())
+        };
         let keep_time = |kind: &str, status: &str| {
             old_status
                 .get("conditions")
@@ -281,6 +381,49 @@ impl Controller {
                 })
                 .and_then(|c| c.get("lastTransitionTime").cloned())
                 .unwrap_or_else(|| json!(now_rfc3339()))
+        };
+        if fault.is_some_and(|f| f.effect == PodEffect::Unschedulable) {
+            // What the scheduler writes for a pod it cannot place; the kubelet never sees it.
+            return json!({
+                "phase": "Pending",
+                "conditions": [{"type": "PodScheduled", "status": "False", "lastProbeTime": null,
+                    "lastTransitionTime": keep_time("PodScheduled", "False"),
+                    "reason": "Unschedulable",
+                    "message": message("0/1 nodes are available: Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.")}],
+                "qosClass": "BestEffort",
+            });
+        }
+        // A container the kubelet cannot start: waiting with this reason and message.
+        let stuck = match fault.map(|f| f.effect) {
+            Some(PodEffect::ImagePullError) => {
+                // The first report is ErrImagePull, later ones ImagePullBackOff (as the kubelet).
+                let reported = old_status
+                    .pointer("/containerStatuses/0/state/waiting/reason")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| r == "ErrImagePull" || r == "ImagePullBackOff");
+                let image = pod
+                    .pointer("/spec/containers/0/image")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                Some(if reported {
+                    (
+                        "ImagePullBackOff",
+                        message(&format!("Back-off pulling image \"{image}\"")),
+                    )
+                } else {
+                    (
+                        "ErrImagePull",
+                        message(&format!(
+                            "failed to pull and unpack image \"{image}\": not found (edas-fake-kube image pull fault)"
+                        )),
+                    )
+                })
+            }
+            Some(PodEffect::ConfigError) => Some((
+                "CreateContainerConfigError",
+                message("configmap \"config\" not found"),
+            )),
+            _ => None,
         };
         let flag = if ready { "True" } else { "False" };
         let mut conditions = vec![
@@ -313,6 +456,12 @@ impl Controller {
                     "restartCount": restarts,
                     "state": {"running": {"startedAt": sim.started}},
                 });
+                if let Some((reason, message)) = &stuck
+                    && index == 0
+                {
+                    status["started"] = json!(false);
+                    status["state"] = json!({"waiting": {"reason": reason, "message": message}});
+                }
                 if restarts > 0 {
                     status["lastState"] = json!({"terminated": {"exitCode": 1, "reason": "Error"}});
                     if crashing && !ready && index == 0 {
@@ -334,7 +483,7 @@ impl Controller {
             ))
         });
         json!({
-            "phase": "Running",
+            "phase": if stuck.is_some() { "Pending" } else { "Running" },
             "conditions": conditions,
             "hostIP": "10.0.0.10",
             "podIP": pod_ip,

@@ -38,6 +38,34 @@ impl ApiError {
             .with_details(details(qualified, name))
     }
 
+    /// 403, as RBAC refuses: `deployments.apps "web" is forbidden: User "edas-fake-kube" cannot
+    /// patch resource "deployments" in API group "apps" in the namespace "ns"`.
+    pub fn forbidden(
+        qualified: &str,
+        name: Option<&str>,
+        verb: &str,
+        group: &str,
+        plural: &str,
+        namespace: Option<&str>,
+    ) -> Self {
+        let object = match name {
+            Some(name) => format!("{qualified} \"{name}\""),
+            None => qualified.to_owned(),
+        };
+        let scope = match namespace {
+            Some(ns) => format!(" in the namespace \"{ns}\""),
+            None => " at the cluster scope".to_owned(),
+        };
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{object} is forbidden: User \"edas-fake-kube\" cannot {verb} resource \"{plural}\" in API group \"{group}\"{scope}"
+            ),
+        )
+        .with_details(details(qualified, name.unwrap_or("")))
+    }
+
     /// 409 on create: `deployments.apps "web" already exists`.
     pub fn already_exists(qualified: &str, name: &str) -> Self {
         Self::new(

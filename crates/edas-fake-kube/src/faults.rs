@@ -47,8 +47,19 @@ pub enum PodEffect {
     NeverReady,
     /// The pod becomes Ready, then after `crash_after_ms` its container crashes: Ready turns false,
     /// `restartCount` goes up, and it becomes Ready again after the ready delay, crashing again
-    /// after `crash_after_ms`, for as long as the fault is installed.
+    /// after `crash_after_ms`, for as long as the fault is installed. While it is down after a
+    /// crash its container waits in `CrashLoopBackOff`.
     Crash,
+    /// The scheduler cannot place the pod: `phase: Pending`, condition `PodScheduled=False` with
+    /// reason `Unschedulable` and the fault's `message` (default `0/1 nodes are available:
+    /// Insufficient cpu.`); no container status, no pod IP.
+    Unschedulable,
+    /// The image cannot be pulled: the container waits with reason `ErrImagePull`, then (after
+    /// its first report) `ImagePullBackOff`, with the fault's `message`.
+    ImagePullError,
+    /// The container cannot be configured (a missing ConfigMap key, say): it waits with reason
+    /// `CreateContainerConfigError` and the fault's `message`.
+    ConfigError,
 }
 
 /// A fault on simulated pods, selected by labels and/or container image.
@@ -65,6 +76,10 @@ pub struct PodFault {
     /// For [`PodEffect::Crash`]: how long the pod stays Ready before each crash.
     #[serde(default)]
     pub crash_after_ms: Option<u64>,
+    /// For [`PodEffect::Unschedulable`], [`PodEffect::ImagePullError`] and
+    /// [`PodEffect::ConfigError`]: the message the cluster reports (a default otherwise).
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 impl PodFault {
@@ -75,6 +90,33 @@ impl PodFault {
             selector: selector.to_owned(),
             image: None,
             crash_after_ms: None,
+            message: None,
+        }
+    }
+
+    /// Pods matching `selector` are never scheduled (`Insufficient cpu`, or `message`).
+    pub fn unschedulable(selector: &str, message: Option<&str>) -> Self {
+        Self {
+            effect: PodEffect::Unschedulable,
+            message: message.map(str::to_owned),
+            ..Self::never_ready(selector)
+        }
+    }
+
+    /// Pods matching `selector` cannot pull their image.
+    pub fn image_pull_error(selector: &str) -> Self {
+        Self {
+            effect: PodEffect::ImagePullError,
+            ..Self::never_ready(selector)
+        }
+    }
+
+    /// Pods matching `selector` cannot have their container configured.
+    pub fn config_error(selector: &str, message: &str) -> Self {
+        Self {
+            effect: PodEffect::ConfigError,
+            message: Some(message.to_owned()),
+            ..Self::never_ready(selector)
         }
     }
 
@@ -85,6 +127,7 @@ impl PodFault {
             selector: String::new(),
             image: Some(image.to_owned()),
             crash_after_ms: None,
+            message: None,
         }
     }
 
@@ -95,6 +138,7 @@ impl PodFault {
             selector: selector.to_owned(),
             image: None,
             crash_after_ms: Some(u64::try_from(after.as_millis()).unwrap_or(u64::MAX)),
+            message: None,
         }
     }
 
@@ -103,8 +147,13 @@ impl PodFault {
             LabelSelector::parse(&self.selector).map_err(|e| format!("selector: {}", e.message))?;
         match (self.effect, self.crash_after_ms) {
             (PodEffect::Crash, None) => Err("crashAfterMs: required when effect is crash".into()),
-            (PodEffect::NeverReady, Some(_)) => {
+            (_, Some(_)) if self.effect != PodEffect::Crash => {
                 Err("crashAfterMs: only valid when effect is crash".into())
+            }
+            _ if self.message.is_some()
+                && matches!(self.effect, PodEffect::NeverReady | PodEffect::Crash) =>
+            {
+                Err("message: only valid when effect is unschedulable, imagePullError or configError".into())
             }
             _ => Ok(selector),
         }
@@ -190,11 +239,35 @@ fn glob(pattern: &str, text: &str) -> bool {
     true
 }
 
+/// A right RBAC does not grant: `verb` on `resource` (plural) of API `group` (empty: core).
+/// Calls needing it answer 403 Forbidden and SelfSubjectAccessReviews for it answer
+/// `allowed: false`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeniedRight {
+    pub verb: String,
+    #[serde(default)]
+    pub group: String,
+    pub resource: String,
+}
+
+impl DeniedRight {
+    /// `verb` on `resource` of `group` is denied.
+    pub fn new(verb: &str, group: &str, resource: &str) -> Self {
+        Self {
+            verb: verb.to_owned(),
+            group: group.to_owned(),
+            resource: resource.to_owned(),
+        }
+    }
+}
+
 /// The installed faults.
 #[derive(Default)]
 pub struct Faults {
     api: Mutex<Vec<ApiFault>>,
     pods: Mutex<Vec<(PodFault, LabelSelector)>>,
+    denied: Mutex<Vec<DeniedRight>>,
 }
 
 impl Faults {
@@ -218,10 +291,39 @@ impl Faults {
         Ok(())
     }
 
-    /// Removes every fault.
+    /// Denies a right (see [`DeniedRight`]).
+    pub fn deny(&self, right: DeniedRight) -> Result<(), String> {
+        if right.verb.is_empty() || right.resource.is_empty() {
+            return Err("verb and resource: required".into());
+        }
+        self.denied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(right);
+        Ok(())
+    }
+
+    /// Whether `verb` on `resource` of `group` is denied.
+    pub fn is_denied(&self, verb: &str, group: &str, resource: &str) -> bool {
+        self.denied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|d| {
+                (d.verb == verb || d.verb == "*")
+                    && d.group == group
+                    && (d.resource == resource || d.resource == "*")
+            })
+    }
+
+    /// Removes every fault (denied rights included).
     pub fn clear(&self) {
         self.api.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.pods.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.denied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// The action for this call, consuming one use of the first matching fault.
@@ -252,16 +354,21 @@ impl Faults {
 
     /// The first pod fault matching this pod.
     pub fn pod_effect(&self, pod: &Value) -> Option<(PodEffect, Duration)> {
+        self.pod_fault(pod).map(|fault| {
+            (
+                fault.effect,
+                Duration::from_millis(fault.crash_after_ms.unwrap_or(0)),
+            )
+        })
+    }
+
+    /// The first pod fault matching this pod, whole.
+    pub fn pod_fault(&self, pod: &Value) -> Option<PodFault> {
         let faults = self.pods.lock().unwrap_or_else(|p| p.into_inner());
         faults
             .iter()
             .find(|(fault, selector)| fault.matches(selector, pod))
-            .map(|(fault, _)| {
-                (
-                    fault.effect,
-                    Duration::from_millis(fault.crash_after_ms.unwrap_or(0)),
-                )
-            })
+            .map(|(fault, _)| fault.clone())
     }
 }
 

@@ -46,7 +46,8 @@
 //!   conditions, container statuses and pod IPs.
 //!
 //! # Where it differs from a real API server
-//! - No authentication, authorization or admission (beyond the namespace-exists check); plain HTTP.
+//! - No authentication or admission (beyond the namespace-exists check); authorization is only
+//!   the denied rights of the fault injection; plain HTTP.
 //! - Defaulting only where listed: Deployment `replicas`/`strategy`/`revisionHistoryLimit`/
 //!   `progressDeadlineSeconds`, ReplicaSet `replicas`, Service `type`/`clusterIP`/port
 //!   `protocol`/`targetPort`, Secret `type` and `stringData` → `data`, Namespace phase and name
@@ -70,10 +71,16 @@
 //!   415 (so kubectl's typed generators such as `kubectl create namespace` fail; `kubectl apply`
 //!   works). Server-side `Table`s (what `kubectl get` prints) have the real columns for the served
 //!   kinds but only `PartialObjectMetadata` row objects (`includeObject` is not supported).
+//! - **Gateway controller**: Gateways are stored; an HTTPRoute whose parent Gateway exists gets
+//!   `status.parents[].conditions` `Accepted=True` (or `False`, reason `NotAllowedByListeners`,
+//!   when the Gateway carries [`controller::REJECT_ROUTES_ANNOTATION`]); a route whose parent does
+//!   not exist gets no status. No traffic is routed.
+//! - **Authorization**: everything is allowed unless denied ([`FakeCluster::deny`]); a denied
+//!   right answers 403 Forbidden worded like RBAC, and `SelfSubjectAccessReview`s
+//!   (`authorization.k8s.io/v1`) answer `allowed` accordingly.
 //! - Deletion is immediate: no finalizers, no `deletionTimestamp`, no graceful pod termination;
 //!   Foreground behaves like Background. Namespace deletion removes its objects at once.
-//! - No scheduler, nodes, endpoints, events, or Service/HTTPRoute behaviour (they are stored and
-//!   watched only). Proportional scaling during a rollout is approximated.
+//! - No scheduler, nodes, endpoints, events, or Service behaviour (stored and watched only). Proportional scaling during a rollout is approximated.
 //! - Pod status belongs to the simulated kubelet: every pod (also one created directly) gets the
 //!   simulated lifecycle, and a client's write to a pod's status is overwritten. Probes are not run;
 //!   readiness comes from the delay and the faults.
@@ -82,9 +89,14 @@
 //! - `BOOKMARK`s are sent every [`Config::bookmark_interval`] (a real server: about a minute).
 //!
 //! # Fault injection
-//! [`FakeCluster::add_pod_fault`] ([`PodFault`]: never Ready, or crash after a while, by label
-//! selector or image), [`FakeCluster::add_api_fault`] ([`ApiFault`]: an HTTP error status or a
-//! delay for a method + path pattern, for N calls or until cleared), [`FakeCluster::drop_watches`],
+//! [`FakeCluster::add_pod_fault`] ([`PodFault`]: never Ready, crash after a while (then
+//! `CrashLoopBackOff`), unschedulable (`PodScheduled=False`, `Unschedulable`), image pull errors
+//! (`ErrImagePull`, then `ImagePullBackOff`), `CreateContainerConfigError`; by label selector or
+//! image), [`FakeCluster::add_api_fault`] ([`ApiFault`]: an HTTP error status or a delay for a
+//! method + path pattern, for N calls or until cleared; an outage is a 500 on `*` plus
+//! [`FakeCluster::drop_watches`], recovery is [`FakeCluster::clear_faults`]),
+//! [`FakeCluster::drain_watches`] (open watches go silent without closing, as on a draining API
+//! server), [`FakeCluster::deny`] (RBAC), [`FakeCluster::drop_watches`],
 //! [`FakeCluster::compact`] (older resourceVersions get 410), [`FakeCluster::clear_faults`]. The
 //! same over HTTP for the binary: see [`server`] (`/_fake/...`). Note that kube-rs's default client
 //! retries 429/503/504 by itself, so use another status to make a single call fail.
@@ -108,7 +120,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use error::ApiError;
-pub use faults::{ApiFault, PodEffect, PodFault};
+pub use faults::{ApiFault, DeniedRight, PodEffect, PodFault};
 
 /// How to run the fake cluster.
 #[derive(Debug, Clone)]
@@ -143,6 +155,7 @@ pub struct FakeCluster {
     store: Arc<store::Store>,
     faults: Arc<faults::Faults>,
     drop_watches: watch::Sender<u64>,
+    drain_watches: watch::Sender<u64>,
     /// Stops accepting connections and closes idle ones (graceful, so in-flight calls finish).
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<()>>,
@@ -156,12 +169,14 @@ impl FakeCluster {
         let store = Arc::new(store::Store::new(config.watch_history));
         let faults = Arc::new(faults::Faults::default());
         let (drop_watches, _) = watch::channel(0u64);
+        let (drain_watches, _) = watch::channel(0u64);
         let app = Arc::new(server::AppState {
             store: store.clone(),
             faults: faults.clone(),
             gateway_api: config.gateway_api,
             bookmark_interval: config.bookmark_interval.max(Duration::from_millis(10)),
             drop_watches: drop_watches.clone(),
+            drain_watches: drain_watches.clone(),
         });
         let controller = Arc::new(controller::Controller::new(
             store.clone(),
@@ -189,6 +204,7 @@ impl FakeCluster {
             store,
             faults,
             drop_watches,
+            drain_watches,
             stop: Some(stop),
             tasks: vec![server, controller],
         })
@@ -235,6 +251,19 @@ impl FakeCluster {
     /// Ends every open watch stream (clients re-watch from their last resourceVersion).
     pub fn drop_watches(&self) {
         self.drop_watches.send_modify(|generation| *generation += 1);
+    }
+
+    /// Makes every open watch stream go silent without closing it, as a draining API server
+    /// does during a graceful restart; new watches are served normally.
+    pub fn drain_watches(&self) {
+        self.drain_watches
+            .send_modify(|generation| *generation += 1);
+    }
+
+    /// Denies a right: calls needing it answer 403 Forbidden, and SelfSubjectAccessReviews for
+    /// it `allowed: false` (until [`FakeCluster::clear_faults`]).
+    pub fn deny(&self, right: DeniedRight) -> Result<(), String> {
+        self.faults.deny(right)
     }
 
     /// Forgets the watch history: a watch from any older resourceVersion gets 410 Gone.

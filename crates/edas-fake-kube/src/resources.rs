@@ -160,6 +160,18 @@ pub static RESOURCES: &[ResourceType] = &[
         scale_subresource: false,
         tracks_generation: true,
     },
+    ResourceType {
+        group: GATEWAY_GROUP,
+        version: "v1",
+        kind: "Gateway",
+        plural: "gateways",
+        singular: "gateway",
+        short_names: &["gtw"],
+        namespaced: true,
+        status_subresource: true,
+        scale_subresource: false,
+        tracks_generation: true,
+    },
 ];
 
 /// Index of a resource type in [`RESOURCES`].

@@ -6,7 +6,12 @@
 //! - `POST /_fake/faults/pods` with a [`PodFault`] (`{"effect":"neverReady","selector":"app=web"}`,
 //!   `{"effect":"crash","image":"bad:1","crashAfterMs":500}`);
 //! - `DELETE /_fake/faults` removes every fault;
+//!   effects `unschedulable`, `imagePullError`, `configError` take an optional `message`);
+//! - `POST /_fake/rbac/deny` with a [`DeniedRight`] (`{"verb":"deletecollection","resource":"configmaps"}`):
+//!   such calls answer 403 and SelfSubjectAccessReviews say `allowed: false` (until `DELETE /_fake/faults`);
 //! - `POST /_fake/watches/drop` ends every open watch stream;
+//! - `POST /_fake/watches/drain` makes every open watch stream go silent without closing, as on a
+//!   draining API server (new watches are served normally);
 //! - `POST /_fake/compact` forgets the event history (older resourceVersions get 410 Gone);
 //! - `GET /_fake/healthz` answers `ok`.
 
@@ -27,7 +32,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::controller::selector_string;
 use crate::error::ApiError;
-use crate::faults::{ApiFault, ApiFaultAction, Faults, PodFault};
+use crate::faults::{ApiFault, ApiFaultAction, DeniedRight, Faults, PodFault};
 use crate::resources::{self, RESOURCES, ResourceId};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventType, PatchKind, Propagation, Store, Subresource, WriteOptions};
@@ -40,6 +45,8 @@ pub struct AppState {
     pub bookmark_interval: Duration,
     /// Bumped to end every open watch.
     pub drop_watches: watch::Sender<u64>,
+    /// Bumped to make every open watch go silent (a draining API server).
+    pub drain_watches: watch::Sender<u64>,
 }
 
 /// The router serving the Kubernetes API and the control API.
@@ -50,6 +57,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_fake/faults/pods", post(add_pod_fault))
         .route("/_fake/faults", delete(clear_faults))
         .route("/_fake/watches/drop", post(drop_watches))
+        .route("/_fake/watches/drain", post(drain_watches))
+        .route("/_fake/rbac/deny", post(deny_right))
         .route("/_fake/compact", post(compact))
         .fallback(kube_api)
         .with_state(state)
@@ -93,17 +102,46 @@ async fn add_api_fault(State(app): State<Arc<AppState>>, body: Bytes) -> Respons
     }
 }
 
+const POD_EFFECTS: [&str; 5] = [
+    "neverReady",
+    "crash",
+    "unschedulable",
+    "imagePullError",
+    "configError",
+];
+
+async fn deny_right(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<DeniedRight>(&body) {
+        Ok(right) => match app.faults.deny(right) {
+            Ok(()) => json_response(StatusCode::CREATED, &json!({"denied": true})),
+            Err(message) => control_error(message),
+        },
+        Err(error) => control_error(format!("invalid DeniedRight: {error}")),
+    }
+}
+
+async fn drain_watches(State(app): State<Arc<AppState>>) -> Response {
+    app.drain_watches.send_modify(|generation| *generation += 1);
+    json_response(StatusCode::OK, &json!({"draining": true}))
+}
+
 async fn add_pod_fault(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
     // serde names the bad value but not the field; name the field for the one enum.
     if let Ok(value) = serde_json::from_slice::<Value>(&body) {
         match value.get("effect") {
-            Some(Value::String(effect)) if effect == "neverReady" || effect == "crash" => {}
+            Some(Value::String(effect)) if POD_EFFECTS.contains(&effect.as_str()) => {}
             Some(other) => {
                 return control_error(format!(
-                    "effect: {other} is not one of \"neverReady\", \"crash\""
+                    "effect: {other} is not one of {}",
+                    POD_EFFECTS.join(", ")
                 ));
             }
-            None => return control_error("effect: required (\"neverReady\" or \"crash\")".into()),
+            None => {
+                return control_error(format!(
+                    "effect: required (one of {})",
+                    POD_EFFECTS.join(", ")
+                ));
+            }
         }
     }
     match serde_json::from_slice::<PodFault>(&body) {
@@ -347,6 +385,9 @@ async fn kube_api(
     if matches!(path.as_str(), "/healthz" | "/readyz" | "/livez") {
         return (StatusCode::OK, "ok").into_response();
     }
+    if path == SELF_SUBJECT_ACCESS_REVIEWS && method == Method::POST {
+        return access_review(&app, &body);
+    }
     let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         handle(&app, &method, &uri, &headers, &body)
     }))
@@ -361,6 +402,37 @@ async fn kube_api(
         Ok(Handled::Watch(request)) => start_watch(&app, request),
         Err(error) => error_response(&error),
     }
+}
+
+const SELF_SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+/// Answers a SelfSubjectAccessReview: allowed unless the right was denied (`/_fake/rbac/deny`).
+fn access_review(app: &AppState, body: &Bytes) -> Response {
+    let review: Value = match serde_json::from_slice(body) {
+        Ok(review) => review,
+        Err(error) => {
+            return error_response(&ApiError::bad_request(format!(
+                "SelfSubjectAccessReview: {error}"
+            )));
+        }
+    };
+    let Some(attributes) = review.pointer("/spec/resourceAttributes") else {
+        return error_response(&ApiError::bad_request(
+            "spec.resourceAttributes: required (nonResourceAttributes are not supported)",
+        ));
+    };
+    let field = |name: &str| attributes.get(name).and_then(Value::as_str).unwrap_or("");
+    let (verb, group, resource) = (field("verb"), field("group"), field("resource"));
+    let allowed = !app.faults.is_denied(verb, group, resource);
+    let mut answer = review.clone();
+    answer["apiVersion"] = json!("authorization.k8s.io/v1");
+    answer["kind"] = json!("SelfSubjectAccessReview");
+    answer["status"] = if allowed {
+        json!({"allowed": true, "reason": "edas-fake-kube grants every right not denied"})
+    } else {
+        json!({"allowed": false, "reason": format!("{verb} {resource} denied by /_fake/rbac/deny")})
+    };
+    json_response(StatusCode::CREATED, &answer)
 }
 
 enum Handled {
@@ -402,6 +474,33 @@ fn handle(
     };
     let query = parse_query(uri)?;
     let rt = &RESOURCES[target.resource];
+    let verb = match (method.clone(), target.name.is_some()) {
+        (Method::GET, true) => "get",
+        (Method::GET, false) if query.get("watch").is_some_and(|w| w == "1" || w == "true") => {
+            "watch"
+        }
+        (Method::GET, false) => "list",
+        (Method::POST, _) => "create",
+        (Method::PUT, _) => "update",
+        (Method::PATCH, _) => "patch",
+        (Method::DELETE, true) => "delete",
+        (Method::DELETE, false) => "deletecollection",
+        _ => "",
+    };
+    let plural = match target.subresource.as_deref() {
+        Some(sub) => format!("{}/{sub}", rt.plural),
+        None => rt.plural.to_owned(),
+    };
+    if app.faults.is_denied(verb, rt.group, &plural) {
+        return Err(ApiError::forbidden(
+            &rt.qualified(),
+            target.name.as_deref(),
+            verb,
+            rt.group,
+            &plural,
+            target.namespace.as_deref(),
+        ));
+    }
     let namespace = target.namespace.clone().unwrap_or_default();
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -885,6 +984,7 @@ fn start_watch(app: &AppState, request: WatchRequest) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let opened = app.store.watch(request.resource, request.from);
     let mut dropped = app.drop_watches.subscribe();
+    let mut drained = app.drain_watches.subscribe();
     let interval = app.bookmark_interval;
     tokio::spawn(async move {
         let start = match opened {
@@ -929,6 +1029,15 @@ fn start_watch(app: &AppState, request: WatchRequest) -> Response {
                 },
                 _ = ticker.tick(), if request.bookmarks => request.bookmark(last_rv, false),
                 _ = dropped.changed() => return,
+                // A draining server: the connection stays open and says nothing more (not even
+                // at its own timeout) until the client gives up or the watch is dropped.
+                _ = drained.changed() => {
+                    tokio::select! {
+                        () = tx.closed() => {}
+                        _ = dropped.changed() => {}
+                    }
+                    return;
+                }
                 () = sleep_until_opt(deadline) => return,
                 () = tx.closed() => return,
             };

@@ -269,7 +269,7 @@ impl Store {
         let _ = self.events.send(event);
         if matches!(
             RESOURCES[resource].kind,
-            "Deployment" | "ReplicaSet" | "Pod"
+            "Deployment" | "ReplicaSet" | "Pod" | "HTTPRoute" | "Gateway"
         ) {
             self.controller_wake.notify_one();
         }

@@ -1,6 +1,7 @@
 //! Integration tests: kube-rs against the in-process fake, the binary over loopback, and kubectl.
 
 mod binary;
+mod failures;
 mod kube_client;
 mod kubectl;
 mod watch;
