@@ -214,18 +214,15 @@ impl From<StoreError> for SubmitError {
             StoreError::NotFound { entity, id } => {
                 SubmitError::NotFound(format!("{entity} {id} does not exist"))
             }
-            StoreError::Conflict { id, reason, .. } => {
-                if reason.contains("active") {
-                    SubmitError::Conflict {
-                        active_change_order: id,
-                    }
-                } else {
-                    SubmitError::Invalid(Violations(vec![violation(
-                        "AppName",
-                        ViolationKind::Invalid,
-                        reason,
-                    )]))
-                }
+            StoreError::ActiveChangeOrder { active, .. } => SubmitError::Conflict {
+                active_change_order: active,
+            },
+            StoreError::Conflict { reason, .. } => {
+                SubmitError::Invalid(Violations(vec![violation(
+                    "AppName",
+                    ViolationKind::Invalid,
+                    reason,
+                )]))
             }
             other => SubmitError::Internal(other.to_string()),
         }

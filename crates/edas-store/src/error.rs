@@ -19,6 +19,13 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// The application already has an active (unfinished) change order, `active`: at most one
+    /// runs per application. Callers answer it as a conflict naming `active`.
+    #[error(
+        "application {app_id:?} has an active change order {active}; wait for it to finish or stop it first"
+    )]
+    ActiveChangeOrder { app_id: String, active: String },
+
     /// Compare-and-swap refused: the change order is no longer at the version the writer read.
     /// Re-read it and decide again.
     #[error("change order {id:?} is at version {actual}, not the expected {expected}")]

@@ -112,6 +112,20 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<(Revision, ChangeOrder), StoreError> {
+        let result = self
+            .deploy_once(app_id, spec, change_order, audit, now)
+            .await;
+        self.name_active(result).await
+    }
+
+    async fn deploy_once(
+        &self,
+        app_id: &str,
+        spec: Value,
+        change_order: NewChangeOrder,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<(Revision, ChangeOrder), StoreError> {
         validate_change_order(&change_order)?;
         let now = truncate(now);
         let at = ms(now);
@@ -156,14 +170,7 @@ impl Store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| {
-                    map_conflict(
-                        e,
-                        "change order",
-                        &change_order.id,
-                        "id already taken, or the application has an active change order",
-                    )
-                })?;
+                .map_err(|e| racing_change_order(e, app_id, &change_order.id))?;
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
             number
@@ -183,6 +190,19 @@ impl Store {
     /// Creates a change order that makes no new revision (stop, start, restart, delete…) and its
     /// audit record, in one transaction. Same conflict rule as [`Store::deploy`].
     pub async fn start_change_order(
+        &self,
+        app_id: &str,
+        change_order: NewChangeOrder,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<ChangeOrder, StoreError> {
+        let result = self
+            .start_change_order_once(app_id, change_order, audit, now)
+            .await;
+        self.name_active(result).await
+    }
+
+    async fn start_change_order_once(
         &self,
         app_id: &str,
         change_order: NewChangeOrder,
@@ -222,14 +242,7 @@ impl Store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| {
-                    map_conflict(
-                        e,
-                        "change order",
-                        &change_order.id,
-                        "id already taken, or the application has an active change order",
-                    )
-                })?;
+                .map_err(|e| racing_change_order(e, app_id, &change_order.id))?;
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
         });

@@ -402,11 +402,42 @@ impl Store {
 }
 
 fn active_conflict(app_id: &str, active: &str) -> StoreError {
-    StoreError::conflict(
-        "application",
-        app_id,
-        format!("change order {active} is still in progress"),
-    )
+    StoreError::ActiveChangeOrder {
+        app_id: app_id.to_owned(),
+        active: active.to_owned(),
+    }
+}
+
+/// A unique violation on inserting a change order: ids are generated server-side, so it is the
+/// one-active-order-per-application index, hit by a concurrent writer (PostgreSQL). The active
+/// order is named by [`Store::name_active`] once the transaction is rolled back.
+fn racing_change_order(e: sqlx::Error, app_id: &str, co_id: &str) -> StoreError {
+    if is_unique_violation(&e) {
+        active_conflict(app_id, "")
+    } else {
+        map_conflict(e, "change order", co_id, "id already taken")
+    }
+}
+
+impl Store {
+    /// Fills in the active change order of an [`StoreError::ActiveChangeOrder`] raised by a
+    /// racing insert, which could not read it inside its failed transaction.
+    pub(crate) async fn name_active<T>(
+        &self,
+        result: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match result {
+            Err(StoreError::ActiveChangeOrder { app_id, active }) if active.is_empty() => {
+                let active = self
+                    .active_change_order(&app_id)
+                    .await?
+                    .map(|co| co.id)
+                    .unwrap_or_else(|| "(finished meanwhile)".to_owned());
+                Err(StoreError::ActiveChangeOrder { app_id, active })
+            }
+            other => other,
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {

@@ -209,8 +209,10 @@ pub async fn deploy_refuses_a_second_active_change_order(ts: &TestStore) {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
-    assert!(err.to_string().contains("co-1"), "{err}");
+    assert!(
+        matches!(&err, StoreError::ActiveChangeOrder { app_id, active } if app_id == "app" && active == "co-1"),
+        "{err:?}"
+    );
     // The refused deploy left nothing behind.
     let app = store.get_application("app").await.unwrap();
     assert_eq!(app.current_revision, 1);
@@ -230,7 +232,10 @@ pub async fn deploy_refuses_a_second_active_change_order(ts: &TestStore) {
         .start_change_order("app", new_co("co-stop"), audit("Stop", "app"), t(1))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::ActiveChangeOrder { active, .. } if active == "co-1"),
+        "{err:?}"
+    );
 
     store
         .transition("co-1", 1, finish(2), audit("Finish", "app"), t(2))
@@ -310,14 +315,23 @@ pub async fn concurrent_deploys_have_one_winner(ts: &TestStore) {
         }));
     }
     let mut won = 0;
+    let mut winner = None;
+    let mut named = Vec::new();
     for task in tasks {
         match task.await.unwrap() {
-            Ok(_) => won += 1,
-            Err(StoreError::Conflict { .. }) => {}
+            Ok((_, co)) => {
+                won += 1;
+                winner = Some(co.id);
+            }
+            // Every loser is told which order is active, also when the unique index (not the
+            // in-transaction check) caught it.
+            Err(StoreError::ActiveChangeOrder { active, .. }) => named.push(active),
             Err(other) => panic!("unexpected error: {other:?}"),
         }
     }
     assert_eq!(won, 1);
+    let winner = winner.unwrap();
+    assert!(named.iter().all(|a| *a == winner), "{named:?} vs {winner}");
     assert_eq!(
         store
             .list_revisions("app", page(1, 10))
