@@ -264,3 +264,23 @@ pub struct PruneReport {
     pub change_orders: u64,
     pub audit_records: u64,
 }
+
+/// A deleted application's clean-up still owed in its cluster (see [`crate::Store::add_sweep`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSweep {
+    pub app_id: String,
+    pub cluster_id: String,
+    /// `Force=true`: remove without graceful termination.
+    pub forced: bool,
+    pub created_at: Timestamp,
+}
+
+/// An unfinished change order that an immediate deletion ends ([`crate::Store::delete_application_now`]):
+/// its final status and state, written only if it is still at `expected_version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Superseded {
+    pub id: String,
+    pub expected_version: i64,
+    pub status: i32,
+    pub state: Value,
+}

@@ -558,6 +558,7 @@ mod identity;
 mod maintenance;
 mod resources;
 mod rows;
+mod sweeps;
 
 pub use maintenance::restore_sqlite_backup;
 use rows::*;

@@ -5,6 +5,13 @@ mod conformance;
 mod crash;
 mod harness;
 mod sqlite_only;
+mod sweeps;
+
+/// The suites the conformance macro runs on both backends.
+mod conformance_or_sweeps {
+    pub use crate::conformance::*;
+    pub use crate::sweeps::*;
+}
 
 /// Generates one test per conformance function and backend.
 macro_rules! conformance {
@@ -14,7 +21,7 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let store = crate::harness::sqlite().await;
-                    crate::conformance::$name(&store).await;
+                    crate::conformance_or_sweeps::$name(&store).await;
                     store.finish().await;
                 }
             )*
@@ -24,7 +31,7 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let Some(store) = crate::harness::postgres().await else { return };
-                    crate::conformance::$name(&store).await;
+                    crate::conformance_or_sweeps::$name(&store).await;
                     store.finish().await;
                 }
             )*
@@ -46,6 +53,7 @@ conformance!(
     clusters_and_config_maps,
     retention_prunes_only_finished_and_old,
     a_newer_schema_is_refused,
+    deleting_now_ends_the_active_order_and_leaves_a_sweep,
 );
 
 #[tokio::test]
