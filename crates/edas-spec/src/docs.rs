@@ -17,8 +17,10 @@ pub fn parameters_markdown() -> String {
          regenerate with `EDAS_UPDATE_DOCS=1 cargo test -p edas-spec docs`).\n\n\
          Every optional parameter is a tri-state: **absent** keeps the application's current \
          value, its **clear form** resets it, a **value** replaces it. For every JSON parameter \
-         both `\"\"` and the empty JSON value (`{}` or `[]`) clear it. JSON values are decoded \
-         strictly: a field the documented shape does not have is refused, so a misspelt setting \
+         `\"\"`, JSON `null` and the empty JSON value (`{}` or `[]`) all clear it. No \
+         parameter may carry a NUL byte, raw or as `\\u0000` inside JSON (an environment entry \
+         or argument cannot hold one): it is refused naming the parameter and the JSON path. \
+         JSON values are decoded strictly: a field the documented shape does not have is refused, so a misspelt setting \
          is never silently dropped. Booleans accept `true`/`false` in any case (the Python SDKs \
          send `True`/`False`). Integers are decimal. A parameter the operation does not have is \
          refused (`InvalidParameter.Unknown`), except `RegionId`, which the classic SDK adds to \

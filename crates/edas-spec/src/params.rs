@@ -20,6 +20,8 @@ pub struct Params {
 impl Params {
     /// Builds the parameter map from name/value pairs. A name given twice is refused: the two
     /// SDKs never do it, and guessing which value was meant would silently ignore the other.
+    /// A NUL byte in a name or value is refused: no parameter can carry one (a process
+    /// argument or environment entry cannot hold it, so it would crash-loop the instance).
     pub fn from_pairs<I, K, V>(pairs: I) -> Result<Params, Violations>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -30,6 +32,14 @@ impl Params {
         let mut violations = Vec::new();
         for (k, v) in pairs {
             let k = k.into();
+            let v = v.into();
+            if k.contains('\0') || v.contains('\0') {
+                violations.push(Violation::invalid(
+                    &k.replace('\0', "\\0"),
+                    "the parameter contains a NUL byte, which no parameter may carry",
+                ));
+                continue;
+            }
             if entries.contains_key(&k) {
                 violations.push(Violation::invalid(
                     &k,
@@ -37,7 +47,7 @@ impl Params {
                 ));
                 continue;
             }
-            entries.insert(k, v.into());
+            entries.insert(k, v);
         }
         if violations.is_empty() {
             Ok(Params { entries })
@@ -240,19 +250,60 @@ pub fn parse_bool(raw: &str) -> Option<bool> {
     }
 }
 
-/// Parses JSON text; `Ok(None)` for the clear forms `""`, `{}`, `[]` and `null`.
+/// Parses JSON text; `Ok(None)` for the clear forms `""`, `{}`, `[]` and `null`. A string
+/// holding a NUL character (`\u0000`) anywhere in the value is refused, naming its path: no
+/// environment entry, argument, path or name of an application can carry one.
 pub(crate) fn parse_json_text(name: &str, raw: &str) -> Result<Option<Value>, Violation> {
     if raw.trim().is_empty() {
         return Ok(None);
     }
     let value: Value = serde_json::from_str(raw)
         .map_err(|e| Violation::invalid(name, format!("the value is not valid JSON ({e})")))?;
+    if let Some(at) = nul_path(&value, "") {
+        return Err(Violation::invalid(
+            name,
+            format!(
+                "the value contains a NUL character (\\u0000) at {at}, which no setting may carry"
+            ),
+        ));
+    }
     Ok(match &value {
         Value::Null => None,
         Value::Object(m) if m.is_empty() => None,
         Value::Array(a) if a.is_empty() => None,
         _ => Some(value),
     })
+}
+
+/// The JSON path of the first string (or object key) holding a NUL character.
+fn nul_path(value: &Value, path: &str) -> Option<String> {
+    let here = || {
+        if path.is_empty() {
+            "the top level".to_owned()
+        } else {
+            path.to_owned()
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(here()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let child = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(child.replace('\0', "\\0"))
+            } else {
+                nul_path(v, &child)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// Decodes a JSON value into `T` and refuses fields that `T` does not have, so a misspelt key

@@ -1501,3 +1501,44 @@ fn invalid_services_are_refused_naming_the_parameter() {
         );
     }
 }
+
+// === NUL bytes and JSON null ===
+
+#[test]
+fn a_nul_byte_in_any_parameter_is_refused_naming_it() {
+    for (name, value) in [
+        ("Command", "/bin/sh\0-c"),
+        ("Args", "[\"a\0b\"]"),
+        ("Envs", "[{\"name\":\"A\",\"value\":\"x\0y\"}]"),
+    ] {
+        let error = Params::from_pairs([(name, value)]).unwrap_err();
+        assert_eq!(error.0[0].parameter, name, "{error}");
+        assert!(error.0[0].message.contains("NUL"), "{error}");
+    }
+    // JSON-escaped NULs inside a JSON parameter, named by their path.
+    for (name, value, path) in [
+        ("Envs", r#"[{"name":"A","value":"x\u0000y"}]"#, "[0].value"),
+        ("Envs", r#"[{"name":"A\u0000","value":"v"}]"#, "[0].name"),
+        ("Args", r#"["ok","a\u0000b"]"#, "[1]"),
+        (
+            "Liveness",
+            r#"{"exec":{"command":["sh","-c","x\u0000"]}}"#,
+            "exec.command[2]",
+        ),
+    ] {
+        let v = refused(
+            DeployK8sApplication,
+            &[(name, value)],
+            name,
+            ViolationKind::Invalid,
+        );
+        assert!(v.to_string().contains(path), "{name}: {v}");
+    }
+}
+
+#[test]
+fn json_null_is_a_documented_clear_form() {
+    let c = deploy("Envs", "null");
+    assert!(c.spec.envs.is_empty());
+    assert!(crate::docs::parameters_markdown().contains("`null`"));
+}
