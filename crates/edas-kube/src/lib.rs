@@ -185,6 +185,15 @@ pub struct Options {
     pub gateway: Option<GatewayRef>,
     /// How long one API call may take before the step fails as unavailable.
     pub call_timeout: Duration,
+    /// When a pod that Kubernetes keeps retrying counts as failed.
+    pub failure: state::FailurePolicy,
+    /// Server-side timeout of each watch request (`timeoutSeconds`): the watch is renewed this
+    /// often, and a watch that stays silent 5 s longer (a draining API server) is abandoned and
+    /// re-established.
+    pub watch_timeout: Duration,
+    /// The longest wait between attempts to re-establish a failed watch (the first is 100 ms,
+    /// doubling up to this).
+    pub watch_backoff_max: Duration,
 }
 
 impl Options {
@@ -194,6 +203,9 @@ impl Options {
             cluster_id: cluster_id.to_owned(),
             gateway: None,
             call_timeout: Duration::from_secs(30),
+            failure: state::FailurePolicy::default(),
+            watch_timeout: Duration::from_secs(5),
+            watch_backoff_max: Duration::from_secs(2),
         }
     }
 }
@@ -235,6 +247,8 @@ struct Inner {
     version: Arc<std::sync::OnceLock<String>>,
     gateway_api: AtomicU8,
     namespaces: Mutex<HashSet<String>>,
+    /// Revisions with a wake-up pending for the end of an unschedulable pod's grace period.
+    wakes: Mutex<HashSet<(String, String)>>,
     /// Warm-up ramps of HTTPRoute weights, by application id.
     ramps: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -265,6 +279,7 @@ impl KubeRuntime {
             events.clone(),
             health.clone(),
             version.clone(),
+            options.clone(),
         ));
         let deployment_task = tokio::spawn(watch_objects(
             Api::<Deployment>::all(client.clone()),
@@ -272,6 +287,7 @@ impl KubeRuntime {
             events.clone(),
             health.clone(),
             version.clone(),
+            options.clone(),
         ));
         let inner = Arc::new(Inner {
             client,
@@ -284,6 +300,7 @@ impl KubeRuntime {
             version,
             gateway_api: AtomicU8::new(GATEWAY_UNKNOWN),
             namespaces: Mutex::new(HashSet::new()),
+            wakes: Mutex::new(HashSet::new()),
             ramps: Mutex::new(HashMap::new()),
             tasks: Mutex::new(vec![
                 pod_task.abort_handle(),
@@ -536,6 +553,44 @@ impl KubeRuntime {
         Ok(())
     }
 
+    /// Announces a change of the revision at `at` (when an unschedulable pod's grace period
+    /// ends, nothing in the cluster changes, but the release must look again).
+    fn wake_at(
+        &self,
+        app_id: &str,
+        revision: &str,
+        now: k8s_openapi::jiff::Timestamp,
+        at: k8s_openapi::jiff::Timestamp,
+    ) {
+        let key = (app_id.to_owned(), revision.to_owned());
+        if !self
+            .inner
+            .wakes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone())
+        {
+            return;
+        }
+        let delay = Duration::try_from(at.duration_since(now)).unwrap_or_default()
+            + Duration::from_millis(50);
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(inner) = weak.upgrade() {
+                inner
+                    .wakes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+                let _ = inner.events.send(RuntimeEvent {
+                    app_id: key.0,
+                    revision: key.1,
+                });
+            }
+        });
+    }
+
     fn pods_of<'a>(
         pods: &'a [Arc<Pod>],
         app_id: &'a str,
@@ -628,6 +683,7 @@ async fn watch_objects<K>(
     events: broadcast::Sender<RuntimeEvent>,
     health: watch::Sender<Health>,
     version: Arc<std::sync::OnceLock<String>>,
+    options: Options,
 ) where
     K: Resource<DynamicType = ()>
         + Clone
@@ -637,8 +693,13 @@ async fn watch_objects<K>(
         + Sync
         + 'static,
 {
-    let config = watcher::Config::default().labels(LABEL_APP_ID);
-    let stream = watcher(api, config).default_backoff().reflect(writer);
+    let timeout = u32::try_from(options.watch_timeout.as_secs().max(1)).unwrap_or(290);
+    let config = watcher::Config::default()
+        .labels(LABEL_APP_ID)
+        .timeout(timeout);
+    let stream = watcher(api, config)
+        .backoff(WatchBackoff::new(options.watch_backoff_max))
+        .reflect(writer);
     let mut stream = std::pin::pin!(stream);
     let key = |o: &K| -> Option<(String, String)> {
         Some((
@@ -689,6 +750,41 @@ async fn watch_objects<K>(
                 health.send_replace(Health::Unreachable(error.to_string()));
             }
         }
+    }
+}
+
+/// Back-off between attempts to re-establish a failed watch: 100 ms, doubling up to a bound
+/// (seconds, not kube's default 30 s, so edasd sees a recovered cluster at once), reset by the
+/// first event that arrives.
+struct WatchBackoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl WatchBackoff {
+    const FIRST: Duration = Duration::from_millis(100);
+
+    fn new(max: Duration) -> WatchBackoff {
+        WatchBackoff {
+            next: Self::FIRST.min(max),
+            max,
+        }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let current = self.next;
+        self.next = (self.next * 2).min(self.max);
+        Some(current)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST.min(self.max);
     }
 }
 
@@ -815,8 +911,10 @@ impl Runtime for KubeRuntime {
         Box::pin(async move {
             self.ready().await?;
             let pods = self.inner.pods.state();
+            let now = k8s_openapi::jiff::Timestamp::now();
+            let policy = &self.inner.options.failure;
             let failed: Vec<(String, String)> = Self::pods_of(&pods, &app_id, &revision)
-                .filter(|p| state::failure(p).is_some())
+                .filter(|p| state::failure(p, policy, now).is_some())
                 .filter_map(|p| Some((p.metadata.namespace.clone()?, p.metadata.name.clone()?)))
                 .collect();
             for (ns, name) in failed {
@@ -837,9 +935,19 @@ impl Runtime for KubeRuntime {
         Box::pin(async move {
             self.ready().await?;
             let pods = self.inner.pods.state();
-            Ok(state::revision_state(Self::pods_of(
-                &pods, &app_id, &revision,
-            )))
+            let now = k8s_openapi::jiff::Timestamp::now();
+            let policy = &self.inner.options.failure;
+            let grace_ends = Self::pods_of(&pods, &app_id, &revision)
+                .filter_map(|p| state::grace_ends(p, policy, now))
+                .min();
+            if let Some(ends) = grace_ends {
+                self.wake_at(&app_id, &revision, now, ends);
+            }
+            Ok(state::revision_state(
+                Self::pods_of(&pods, &app_id, &revision),
+                policy,
+                now,
+            ))
         })
     }
 

@@ -58,12 +58,24 @@ pub(crate) fn check(rt: &KubeRuntime, routing: &Routing) -> Result<(), RuntimeEr
         ));
     }
     for rule in &gray.traffic.rules {
-        if let TrafficRule::Content { conditions } = rule
-            && conditions.is_empty()
-        {
-            return Err(RuntimeError::Unsupported(
-                "TrafficControlStrategy: a content rule needs at least one condition".into(),
-            ));
+        if let TrafficRule::Content { conditions } = rule {
+            if conditions.is_empty() {
+                return Err(RuntimeError::Unsupported(
+                    "TrafficControlStrategy: a content rule needs at least one condition".into(),
+                ));
+            }
+            for c in conditions {
+                if matches!(c.source, ConditionSource::Cookie)
+                    && matches!(c.operator, ConditionOperator::Regex)
+                {
+                    cookie_value_pattern(&c.value).map_err(|e| {
+                        RuntimeError::Unsupported(format!(
+                            "TrafficControlStrategy: cookie `{}`: {e}",
+                            c.name
+                        ))
+                    })?;
+                }
+            }
         }
     }
     Ok(())
@@ -115,6 +127,89 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
+/// A cookie condition's regular expression as it is embedded in the `Cookie` header's pattern
+/// `(^|.*;\s*)NAME=(?:VALUE)(;.*|$)`. The value's pattern matches the whole cookie value (the
+/// Gateway's RE2 header match is a full match), so `^` and `$` (and `\A`, `\z`) at its start and
+/// end mean the value's start and end: they are dropped, since in the header they would stand
+/// for the start and end of the whole header and never match there. An anchor anywhere else
+/// (`a^b`, `(^a)*`) cannot be expressed and is refused.
+pub(crate) fn cookie_value_pattern(regex: &str) -> Result<String, String> {
+    use regex_syntax::ast::{parse::Parser, print::Printer};
+    let mut ast = Parser::new()
+        .parse(regex)
+        .map_err(|e| format!("`{regex}` is not a regular expression: {}", e.kind()))?;
+    strip_anchors(&mut ast, true, true).map_err(|anchor| {
+        format!("`{regex}`: the anchor `{anchor}` is only supported at the start or end of a cookie pattern")
+    })?;
+    let mut out = String::new();
+    Printer::new()
+        .print(&ast, &mut out)
+        .map_err(|e| format!("`{regex}`: {e}"))?;
+    // The result must still be a valid RE2-style expression.
+    regex_syntax::Parser::new()
+        .parse(&out)
+        .map_err(|e| format!("`{regex}`: {e}"))?;
+    Ok(format!("(?:{out})"))
+}
+
+/// Replaces the start (end) anchors of `ast` that can only be reached at its start (end) with
+/// nothing; any other start or end anchor is an error naming it.
+fn strip_anchors(
+    ast: &mut regex_syntax::ast::Ast,
+    at_start: bool,
+    at_end: bool,
+) -> Result<(), &'static str> {
+    use regex_syntax::ast::{AssertionKind, Ast};
+    let zero_width = |a: &Ast| match a {
+        Ast::Empty(_) | Ast::Flags(_) => true,
+        Ast::Assertion(x) => matches!(
+            x.kind,
+            AssertionKind::StartLine
+                | AssertionKind::StartText
+                | AssertionKind::EndLine
+                | AssertionKind::EndText
+        ),
+        _ => false,
+    };
+    match ast {
+        Ast::Assertion(a) => {
+            let (start, symbol) = match a.kind {
+                AssertionKind::StartLine => (true, "^"),
+                AssertionKind::StartText => (true, "\\A"),
+                AssertionKind::EndLine => (false, "$"),
+                AssertionKind::EndText => (false, "\\z"),
+                _ => return Ok(()),
+            };
+            if (start && !at_start) || (!start && !at_end) {
+                return Err(symbol);
+            }
+            *ast = Ast::empty(a.span);
+            Ok(())
+        }
+        Ast::Concat(c) => {
+            let n = c.asts.len();
+            // Zero-width items (flags, other anchors) before the first (after the last)
+            // consuming item keep it at the start (end).
+            let first_consuming = c.asts.iter().position(|a| !zero_width(a)).unwrap_or(n);
+            let last_consuming = c.asts.iter().rposition(|a| !zero_width(a));
+            for (i, item) in c.asts.iter_mut().enumerate() {
+                let starts = at_start && i <= first_consuming;
+                let ends = at_end && last_consuming.is_none_or(|last| i >= last);
+                strip_anchors(item, starts, ends)?;
+            }
+            Ok(())
+        }
+        Ast::Alternation(alt) => alt
+            .asts
+            .iter_mut()
+            .try_for_each(|a| strip_anchors(a, at_start, at_end)),
+        Ast::Group(g) => strip_anchors(&mut g.ast, at_start, at_end),
+        // Inside a repetition an anchor may be reached anywhere.
+        Ast::Repetition(r) => strip_anchors(&mut r.ast, false, false),
+        _ => Ok(()),
+    }
+}
+
 /// One HTTPRoute match for a content rule: headers and query parameters, all of which must
 /// match. A cookie becomes a regular expression on the `Cookie` header (Gateway API has no
 /// cookie match).
@@ -136,7 +231,9 @@ fn content_match(conditions: &[edas_spec::release::TrafficCondition]) -> Value {
             ConditionSource::Cookie => {
                 let pattern = match c.operator {
                     ConditionOperator::Equal => regex_escape(&c.value),
-                    ConditionOperator::Regex => format!("(?:{})", c.value),
+                    // `check` refused a pattern that cannot be embedded before this runs.
+                    ConditionOperator::Regex => cookie_value_pattern(&c.value)
+                        .unwrap_or_else(|_| format!("(?:{})", c.value)),
                 };
                 headers.push(json!({
                     "type": "RegularExpression",
@@ -480,6 +577,73 @@ mod tests {
         assert_eq!(
             rules[1]["backendRefs"][1],
             json!({"name": "web-gray", "port": 80, "weight": 30})
+        );
+    }
+
+    /// The header pattern of a cookie regex, as the Gateway matches it: RE2 syntax, full match.
+    fn cookie_header_matches(name: &str, regex: &str, header: &str) -> bool {
+        let condition = TrafficCondition {
+            source: ConditionSource::Cookie,
+            name: name.into(),
+            operator: ConditionOperator::Regex,
+            value: regex.into(),
+        };
+        let m = content_match(&[condition]);
+        let pattern = m["headers"][0]["value"].as_str().unwrap().to_owned();
+        let full = regex::Regex::new(&format!("^(?:{pattern})$")).unwrap();
+        full.is_match(header)
+    }
+
+    #[test]
+    fn anchored_cookie_regexes_match_the_cookie_value() {
+        // Issue 18 (4): `^u[0-9]+$` never matched `user=u123`.
+        for regex in [
+            "^u[0-9]+$",
+            "u[0-9]+",
+            "\\Au[0-9]+\\z",
+            "(?i)^U[0-9]+$",
+            "^(u[0-9]+|admin)$",
+        ] {
+            for header in [
+                "user=u123",
+                "a=b; user=u123",
+                "user=u123;theme=dark",
+                "x=1;user=u123; y=2",
+            ] {
+                assert!(
+                    cookie_header_matches("user", regex, header),
+                    "{regex} on {header}"
+                );
+            }
+            for header in [
+                "user=x123",
+                "user=u12a",
+                "xuser=u123",
+                "user=",
+                "theme=u123",
+            ] {
+                assert!(
+                    !cookie_header_matches("user", regex, header),
+                    "{regex} on {header}"
+                );
+            }
+        }
+        assert!(cookie_header_matches(
+            "user",
+            "^(u[0-9]+|admin)$",
+            "user=admin"
+        ));
+        assert!(cookie_header_matches("user", "^a|b$", "user=b"));
+        assert_eq!(cookie_value_pattern("^u[0-9]+$").unwrap(), "(?:u[0-9]+)");
+        // Anchors that cannot stand for the value's start or end are refused, by name.
+        for bad in ["a^b", "(^a)*", "a$b"] {
+            let e = cookie_value_pattern(bad).unwrap_err();
+            assert!(e.contains("anchor") && e.contains(bad), "{e}");
+        }
+        assert!(
+            cookie_value_pattern("(")
+                .unwrap_err()
+                .contains("not a regular expression")
         );
     }
 }

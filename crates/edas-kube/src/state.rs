@@ -2,21 +2,75 @@
 //! the reason when Kubernetes will not get an instance running by itself. Pure (pods in,
 //! [`RevisionState`] out) so it is tested without a cluster.
 
+use std::time::Duration;
+
 use edas_runtime::{Instance, RevisionState};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-/// Restarts after which a container in `CrashLoopBackOff` is reported failed. Kubernetes keeps
-/// restarting it (with back-off up to five minutes); the release fails instead of waiting for
-/// its batch timeout, as the local runtime does after its crash-loop limit.
+/// Default restarts after which a container in `CrashLoopBackOff` is reported failed.
+/// Kubernetes keeps restarting it (with back-off up to five minutes); the release fails instead
+/// of waiting for its batch timeout, as the local runtime does after its crash-loop limit.
 pub const CRASH_LOOP_RESTARTS: i32 = 3;
 
+/// Default time a pod may stay unschedulable before it is reported failed (a cluster
+/// autoscaler may add a node meanwhile).
+pub const UNSCHEDULABLE_GRACE: Duration = Duration::from_secs(30);
+
 /// Waiting reasons that will not go away without a change (a new image, a new ConfigMap …).
-const STUCK_REASONS: [&str; 4] = [
+/// `ErrImagePull` is the kubelet's first report of an image it cannot pull; it retries with
+/// back-off (`ImagePullBackOff`), which succeeds only if the registry changes.
+const STUCK_REASONS: [&str; 5] = [
+    "ErrImagePull",
     "ImagePullBackOff",
     "InvalidImageName",
     "CreateContainerConfigError",
     "CreateContainerError",
 ];
+
+/// When an instance counts as failed although Kubernetes keeps trying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailurePolicy {
+    /// How long a pod may stay `Unschedulable` (condition `PodScheduled=False`).
+    pub unschedulable_grace: Duration,
+    /// Restarts after which a container in `CrashLoopBackOff` fails.
+    pub crash_loop_restarts: i32,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            unschedulable_grace: UNSCHEDULABLE_GRACE,
+            crash_loop_restarts: CRASH_LOOP_RESTARTS,
+        }
+    }
+}
+
+/// When the scheduler gave up on this pod for the time being (`PodScheduled=False`, reason
+/// `Unschedulable`), with its message.
+fn unschedulable(pod: &Pod) -> Option<(Option<Timestamp>, String)> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    let c = conditions
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+    if c.reason.as_deref() != Some("Unschedulable") {
+        return None;
+    }
+    Some((
+        c.last_transition_time.as_ref().map(|t| t.0),
+        c.message.clone().unwrap_or_default(),
+    ))
+}
+
+/// When an unschedulable pod's grace period ends, if it is unschedulable and that is still
+/// ahead of `now` (the runtime wakes the release then).
+pub fn grace_ends(pod: &Pod, policy: &FailurePolicy, now: Timestamp) -> Option<Timestamp> {
+    let (since, _) = unschedulable(pod)?;
+    let ends = since?
+        .checked_add(SignedDuration::try_from(policy.unschedulable_grace).ok()?)
+        .ok()?;
+    (ends > now).then_some(ends)
+}
 
 /// Whether the pod is Ready (its `Ready` condition is `True`) and not being deleted.
 pub fn is_ready(pod: &Pod) -> bool {
@@ -29,10 +83,20 @@ pub fn is_ready(pod: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Why Kubernetes will not get this pod running by itself, if it will not.
-pub fn failure(pod: &Pod) -> Option<String> {
+/// Why Kubernetes will not get this pod running by itself, if it will not (as of `now`), in the
+/// cluster's own words.
+pub fn failure(pod: &Pod, policy: &FailurePolicy, now: Timestamp) -> Option<String> {
     let name = pod.metadata.name.as_deref().unwrap_or("?");
     let status = pod.status.as_ref()?;
+    if let Some((since, message)) = unschedulable(pod)
+        && grace_ends(pod, policy, now).is_none()
+    {
+        let since = since.map(|t| format!(" since {t}")).unwrap_or_default();
+        return Some(format!(
+            "pod {name}: Unschedulable{since}: {message} (grace period {}s)",
+            policy.unschedulable_grace.as_secs()
+        ));
+    }
     if status.phase.as_deref() == Some("Failed") {
         let why = status
             .message
@@ -52,7 +116,7 @@ pub fn failure(pod: &Pod) -> Option<String> {
         };
         let reason = waiting.reason.as_deref().unwrap_or("");
         let stuck = STUCK_REASONS.contains(&reason)
-            || (reason == "CrashLoopBackOff" && c.restart_count >= CRASH_LOOP_RESTARTS);
+            || (reason == "CrashLoopBackOff" && c.restart_count >= policy.crash_loop_restarts);
         if stuck {
             let message = waiting
                 .message
@@ -82,7 +146,11 @@ fn restarts(pod: &Pod) -> u32 {
 /// The state of a revision from its pods (in any order). A pod that has finished for good
 /// (`Succeeded`) no longer counts; a pod being deleted still exists (it is shutting down) but is
 /// not ready.
-pub fn revision_state<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> RevisionState {
+pub fn revision_state<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    policy: &FailurePolicy,
+    now: Timestamp,
+) -> RevisionState {
     let mut pods: Vec<&Pod> = pods
         .into_iter()
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Succeeded"))
@@ -91,7 +159,7 @@ pub fn revision_state<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> RevisionSt
     let mut state = RevisionState::default();
     for pod in pods {
         let ready = is_ready(pod);
-        let failed = failure(pod);
+        let failed = failure(pod, policy, now);
         if state.failed.is_none() {
             state.failed.clone_from(&failed);
         }
@@ -130,7 +198,11 @@ mod tests {
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}),
         );
         let done = pod(json!({"metadata": {"name": "d"}, "status": {"phase": "Succeeded"}}));
-        let state = revision_state([&ready, &pending, &terminating, &done]);
+        let state = revision_state(
+            [&ready, &pending, &terminating, &done],
+            &FailurePolicy::default(),
+            Timestamp::now(),
+        );
         assert_eq!(
             (state.ready, state.total, state.failed.clone()),
             (1, 3, None)
@@ -149,8 +221,16 @@ mod tests {
                     "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}}]}}),
             )
         };
+        let policy = FailurePolicy::default();
+        let now = Timestamp::now();
+        let failure = |p: &Pod| failure(p, &policy, now);
         assert_eq!(failure(&crashing(1)), None);
         let reason = failure(&crashing(3)).unwrap();
+        let patient = FailurePolicy {
+            crash_loop_restarts: 10,
+            ..policy
+        };
+        assert_eq!(super::failure(&crashing(3), &patient, now), None);
         assert!(
             reason.contains("CrashLoopBackOff") && reason.contains("app"),
             "{reason}"
@@ -161,11 +241,61 @@ mod tests {
                 "state": {"waiting": {"reason": "CreateContainerConfigError",
                     "message": "configmap \"c\" not found"}}}]}}),
         );
-        let state = revision_state([&config]);
+        let state = revision_state([&config], &policy, now);
         assert!(state.failed.unwrap().contains("configmap \"c\" not found"));
         let evicted = pod(
             json!({"metadata": {"name": "z"}, "status": {"phase": "Failed", "reason": "Evicted"}}),
         );
         assert_eq!(failure(&evicted).as_deref(), Some("pod z: Evicted"));
+    }
+
+    #[test]
+    fn image_pull_errors_fail_at_once() {
+        let pull = pod(
+            json!({"metadata": {"name": "p"}, "status": {"phase": "Pending",
+            "containerStatuses": [{"name": "app", "image": "nope:1", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ErrImagePull",
+                    "message": "failed to pull image \"nope:1\": not found"}}}]}}),
+        );
+        let why = failure(&pull, &FailurePolicy::default(), Timestamp::now()).unwrap();
+        assert!(
+            why.contains("ErrImagePull") && why.contains("failed to pull image \"nope:1\""),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn unschedulable_pods_fail_after_the_grace_period_with_the_schedulers_message() {
+        let since: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let pending = pod(
+            json!({"metadata": {"name": "u"}, "status": {"phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+                "message": "0/1 nodes are available: Insufficient cpu."}]}}),
+        );
+        let policy = FailurePolicy {
+            unschedulable_grace: Duration::from_secs(10),
+            ..FailurePolicy::default()
+        };
+        let at = |s: i64| since.checked_add(SignedDuration::from_secs(s)).unwrap();
+        assert_eq!(failure(&pending, &policy, at(9)), None);
+        assert_eq!(grace_ends(&pending, &policy, at(9)), Some(at(10)));
+        let why = failure(&pending, &policy, at(10)).unwrap();
+        assert!(
+            why.contains("Unschedulable")
+                && why.contains("0/1 nodes are available: Insufficient cpu."),
+            "{why}"
+        );
+        assert_eq!(grace_ends(&pending, &policy, at(10)), None);
+        let state = revision_state([&pending], &policy, at(11));
+        assert_eq!((state.ready, state.total), (0, 1));
+        assert!(state.failed.unwrap().contains("Insufficient cpu"));
+        // Waiting for a volume to bind is not Unschedulable for good: other reasons wait.
+        let binding = pod(
+            json!({"metadata": {"name": "v"}, "status": {"phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}),
+        );
+        assert_eq!(failure(&binding, &policy, at(100)), None);
     }
 }

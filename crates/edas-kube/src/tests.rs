@@ -72,6 +72,15 @@ async fn fake(gateway_api: bool) -> FakeCluster {
 }
 
 async fn runtime(cluster: &FakeCluster, gateway: bool) -> (KubeRuntime, Arc<MemDirectory>) {
+    let mut options = Options::new("fake");
+    options.gateway = gateway.then(|| GatewayRef {
+        namespace: "infra".into(),
+        name: "gw".into(),
+    });
+    runtime_with(cluster, options).await
+}
+
+async fn runtime_with(cluster: &FakeCluster, options: Options) -> (KubeRuntime, Arc<MemDirectory>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kubeconfig");
     cluster.write_kubeconfig(&path, "default").unwrap();
@@ -82,11 +91,6 @@ async fn runtime(cluster: &FakeCluster, gateway: bool) -> (KubeRuntime, Arc<MemD
     .await
     .unwrap();
     let directory = Arc::new(MemDirectory::default());
-    let mut options = Options::new("fake");
-    options.gateway = gateway.then(|| GatewayRef {
-        namespace: "infra".into(),
-        name: "gw".into(),
-    });
     let rt = KubeRuntime::start(client.clone(), directory.clone(), options);
     (rt, directory)
 }
@@ -482,4 +486,150 @@ async fn http_route_weights_ramp_along_the_warmup_curve() {
     .await
     .unwrap();
     assert!(routes.get_opt("web").await.unwrap().is_none());
+}
+
+fn spec_with_image(name: &str, image: &str) -> Arc<AppSpec> {
+    let mut spec = (*spec(name)).clone();
+    spec.artifact = serde_json::from_value(json!({"type": "image", "url": image})).unwrap();
+    Arc::new(spec)
+}
+
+/// Issue 18 (5): a batch learns at once, with the cluster's own words, that an instance will
+/// not start: unschedulable past the grace period, image pull errors, container config errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_pods_fail_fast_with_the_clusters_reason() {
+    let cluster = fake(false).await;
+    let mut options = Options::new("fake");
+    options.failure.unschedulable_grace = Duration::from_secs(2);
+    let (rt, _) = runtime_with(&cluster, options).await;
+    cluster
+        .add_pod_fault(PodFault::unschedulable(
+            &format!("{LABEL_APP}=big"),
+            Some("0/1 nodes are available: 1 Insufficient cpu."),
+        ))
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    rt.set_replicas(&target(&spec("big"), "1"), 1)
+        .await
+        .unwrap();
+    // Nothing changes in the cluster when the grace period ends: the runtime's own wake-up
+    // makes `until` look again.
+    let state = until(&rt, "1", |s| s.failed.is_some()).await;
+    // (The condition's lastTransitionTime has whole seconds.)
+    assert!(started.elapsed() >= Duration::from_secs(1), "{state:#?}");
+    let why = state.failed.unwrap();
+    assert!(
+        why.contains("Unschedulable")
+            && why.contains("0/1 nodes are available: 1 Insufficient cpu."),
+        "{why}"
+    );
+    rt.set_replicas(&target(&spec("big"), "1"), 0)
+        .await
+        .unwrap();
+    until(&rt, "1", |s| s.total == 0).await;
+
+    cluster
+        .add_pod_fault(PodFault::image_pull_error(&format!("{LABEL_APP}=pull")))
+        .unwrap();
+    let pull = spec_with_image("pull", "registry.example/missing:9");
+    rt.set_replicas(&target(&pull, "2"), 1).await.unwrap();
+    let state = until(&rt, "2", |s| s.failed.is_some()).await;
+    let why = state.failed.unwrap();
+    assert!(
+        (why.contains("ErrImagePull") || why.contains("ImagePullBackOff"))
+            && why.contains("registry.example/missing:9"),
+        "{why}"
+    );
+    rt.set_replicas(&target(&pull, "2"), 0).await.unwrap();
+
+    cluster
+        .add_pod_fault(PodFault::config_error(
+            &format!("{LABEL_APP}=conf"),
+            "couldn't find key url in ConfigMap apps/db",
+        ))
+        .unwrap();
+    rt.set_replicas(&target(&spec("conf"), "3"), 1)
+        .await
+        .unwrap();
+    let state = until(&rt, "3", |s| s.failed.is_some()).await;
+    let why = state.failed.unwrap();
+    assert!(
+        why.contains("CreateContainerConfigError")
+            && why.contains("couldn't find key url in ConfigMap apps/db"),
+        "{why}"
+    );
+}
+
+/// Issue 18 (6): after an API-server outage the runtime re-lists within a couple of seconds
+/// (bounded back-off), not after kube's default back-off of up to 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_over_for_the_runtime_within_seconds_of_the_recovery() {
+    let cluster = FakeCluster::start(Config {
+        pod_ready_delay: Duration::from_millis(1500),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let (rt, _) = runtime(&cluster, false).await;
+    let spec = spec("outage");
+    rt.observe("7f0c5a1e-0000-4000-8000-000000000001", "1")
+        .await
+        .unwrap();
+    rt.set_replicas(&target(&spec, "1"), 1).await.unwrap();
+    // The API goes down before the pod is Ready; it becomes Ready during the outage.
+    cluster
+        .add_api_fault(edas_fake_kube::ApiFault::error(None, "*", 500))
+        .unwrap();
+    cluster.drop_watches();
+    let mut health = rt.health();
+    tokio::time::timeout(
+        WAIT,
+        health.wait_for(|h| matches!(h, Health::Unreachable(_))),
+    )
+    .await
+    .expect("the outage is noticed")
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let state = rt
+        .observe("7f0c5a1e-0000-4000-8000-000000000001", "1")
+        .await
+        .unwrap();
+    assert_eq!(state.ready, 0, "nothing is seen during the outage");
+    cluster.clear_faults();
+    let recovered = tokio::time::Instant::now();
+    let mut events = rt.subscribe();
+    loop {
+        let state = rt
+            .observe("7f0c5a1e-0000-4000-8000-000000000001", "1")
+            .await
+            .unwrap();
+        if state.ready == 1 {
+            break;
+        }
+        // kube's default back-off would be at its 12 s attempt by now; ours retries within 2 s.
+        let left = Duration::from_secs(4).saturating_sub(recovered.elapsed());
+        assert!(
+            tokio::time::timeout(left, events.recv()).await.is_ok(),
+            "the recovered cluster's Ready pod was not seen within 4 s: {state:#?}"
+        );
+    }
+}
+
+/// Issue 18 (6): a draining API server keeps watches open and silent; the runtime abandons
+/// them after the watch timeout (plus 5 s) and sees the cluster through a fresh watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_watches_on_a_draining_server_are_replaced() {
+    let cluster = fake(false).await;
+    let mut options = Options::new("fake");
+    options.watch_timeout = Duration::from_secs(1);
+    let (rt, _) = runtime_with(&cluster, options).await;
+    let spec = spec("drain");
+    rt.set_replicas(&target(&spec, "1"), 1).await.unwrap();
+    until(&rt, "1", |s| s.ready == 1).await;
+    cluster.drain_watches();
+    rt.set_replicas(&target(&spec, "1"), 2).await.unwrap();
+    // Seen through a new watch (the drained one would say nothing, ever): within the 1 s watch
+    // timeout + 5 s idle margin + back-off, well inside `until`'s 15 s.
+    let state = until(&rt, "1", |s| s.ready == 2).await;
+    assert_eq!(state.total, 2);
 }

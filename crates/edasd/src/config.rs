@@ -271,6 +271,13 @@ pub struct ClusterConfig {
     /// The Gateway API Gateway (`<namespace>/<name>`) that gray-release HTTPRoutes
     /// (TrafficControlStrategy) attach to; without one, such releases are refused.
     pub gateway: Option<String>,
+    /// How long a pod may stay unschedulable before its batch fails (default 30).
+    pub unschedulable_grace_seconds: Option<u64>,
+    /// Restarts after which a container in `CrashLoopBackOff` fails its batch (default 3).
+    pub crash_loop_restarts: Option<u32>,
+    /// Server-side timeout of each watch (default 5): a watch left silent by a draining API
+    /// server is replaced after this plus 5 s.
+    pub watch_timeout_seconds: Option<u64>,
 }
 
 impl ClusterConfig {
@@ -284,6 +291,22 @@ impl ClusterConfig {
                 context: self.context.clone(),
             }
         }
+    }
+
+    /// The runtime options of this cluster (gateway, failure grace periods, watch timeout).
+    pub fn options(&self) -> edas_kube::Options {
+        let mut options = edas_kube::Options::new(&self.id);
+        options.gateway = self.gateway();
+        if let Some(seconds) = self.unschedulable_grace_seconds {
+            options.failure.unschedulable_grace = std::time::Duration::from_secs(seconds);
+        }
+        if let Some(restarts) = self.crash_loop_restarts {
+            options.failure.crash_loop_restarts = i32::try_from(restarts).unwrap_or(i32::MAX);
+        }
+        if let Some(seconds) = self.watch_timeout_seconds {
+            options.watch_timeout = std::time::Duration::from_secs(seconds);
+        }
+        options
     }
 
     /// The configured Gateway, split into namespace and name.
@@ -404,6 +427,18 @@ impl Config {
             if cluster.in_cluster && (cluster.kubeconfig.is_some() || cluster.context.is_some()) {
                 bail!(
                     "cluster `{}`: in_cluster = true uses the pod's service account; leave out kubeconfig and context",
+                    cluster.id
+                );
+            }
+            if cluster.crash_loop_restarts == Some(0) {
+                bail!(
+                    "cluster `{}`: crash_loop_restarts must be at least 1",
+                    cluster.id
+                );
+            }
+            if matches!(cluster.watch_timeout_seconds, Some(0 | 3601..)) {
+                bail!(
+                    "cluster `{}`: watch_timeout_seconds must be 1 to 3600",
                     cluster.id
                 );
             }

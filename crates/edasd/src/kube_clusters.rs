@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use edas_kube::{AppRef, ConfigData, Directory, Health, KubeRuntime, Options};
+use edas_kube::{AppRef, ConfigData, Directory, Health, KubeRuntime};
 use edas_runtime::BoxFuture;
 use edas_store::{Store, StoreError};
 use serde_json::{Value, json};
@@ -120,8 +120,7 @@ pub async fn runtime(store: &Store, cluster: &ClusterConfig) -> anyhow::Result<K
         store: store.clone(),
         cluster_id: cluster.id.clone(),
     });
-    let mut options = Options::new(&cluster.id);
-    options.gateway = cluster.gateway();
+    let options = cluster.options();
     let runtime = KubeRuntime::start(client, directory, options);
     tokio::spawn(report_health(
         store.clone(),
