@@ -73,6 +73,8 @@ struct Driver {
     version: i64,
     order: ChangeOrder,
     runtime: Arc<dyn Runtime>,
+    /// The application's cluster (whose sweeper removes a deleted application's objects).
+    cluster_id: String,
     specs: HashMap<String, Arc<AppSpec>>,
     timers: BTreeMap<Timer, EpochMillis>,
     last_seen: HashMap<String, (u32, u32, Option<String>, Vec<InstanceEntry>)>,
@@ -146,6 +148,7 @@ impl Driver {
             version: record.version,
             order,
             runtime,
+            cluster_id: app.cluster_id.clone(),
             specs: HashMap::new(),
             timers,
             last_seen: HashMap::new(),
@@ -191,7 +194,12 @@ impl Driver {
                     None => return,
                     Some(DriverMsg::Runtime) => self.observe_all().await,
                     Some(DriverMsg::LeaseLost) => {
-                        tracing::warn!(message = "Lost the lease of a change order; another process drives it now.", change_order = %self.id);
+                        self.lease_lost().await;
+                        return;
+                    }
+                    Some(DriverMsg::Stop) => {
+                        tracing::debug!(message = "Change order ended by a deletion; its driver stops.", change_order = %self.id);
+                        self.lost = true;
                         return;
                     }
                     Some(DriverMsg::Control { input, actor, request_id, reply }) => {
@@ -451,17 +459,39 @@ impl Driver {
         }
     }
 
+    /// The renewal found the order no longer held by this process: say why, and warn only when
+    /// another process really took it over (a finished or superseded order is no news).
+    async fn lease_lost(&mut self) {
+        self.lost = true;
+        let owner = match self.inner.store.get_change_order(&self.id).await {
+            Ok(record) => record.lease.map(|l| l.owner),
+            Err(error) => {
+                tracing::debug!(message = "Reading a change order whose lease ended failed.", change_order = %self.id, %error);
+                return;
+            }
+        };
+        match owner {
+            Some(owner) if owner != self.inner.config.worker_id => {
+                tracing::warn!(message = "Lost the lease of a change order; another process drives it now.", change_order = %self.id, %owner);
+            }
+            _ => {
+                tracing::debug!(message = "Change order finished or released elsewhere; its driver stops.", change_order = %self.id);
+            }
+        }
+    }
+
     /// After a successful release, instances of other revisions (left by an earlier failed
-    /// release) are stopped; a deleted application keeps none.
+    /// release) are stopped; a deleted application keeps nothing: its cluster's sweeper removes
+    /// every object of it (the sweep was recorded with the Delete order).
     async fn finish(&mut self) {
         if self.order.status() != Status::Success {
             return;
         }
-        let keep = if self.order.kind() == ChangeKind::Delete {
-            None
-        } else {
-            Some(self.order.to_revision().0.clone())
-        };
+        if self.order.kind() == ChangeKind::Delete {
+            self.inner.kick_sweeper(&self.cluster_id);
+            return;
+        }
+        let keep = Some(self.order.to_revision().0.clone());
         let Ok(revisions) = self.runtime.revisions(&self.app_id).await else {
             return;
         };

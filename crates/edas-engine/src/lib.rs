@@ -16,6 +16,7 @@
 //! scale, stop or start therefore resizes the serving revision instead of replacing instances.
 
 mod copies;
+mod deletion;
 mod driver;
 pub mod mapping;
 mod routing;
@@ -200,9 +201,13 @@ pub enum SubmitError {
         /// The active change order.
         active_change_order: String,
     },
-    /// The cluster's runtime refused or is unavailable.
+    /// The cluster's runtime refused.
     #[error("{0}")]
     Runtime(String),
+    /// The cluster does not answer now (its API server is down): refused at once, without
+    /// waiting on it. The message names the cluster and its address.
+    #[error("{0}")]
+    Unavailable(String),
     /// Storage failed (HTTP 500).
     #[error("{0}")]
     Internal(String),
@@ -242,6 +247,8 @@ pub(crate) enum DriverMsg {
     Runtime,
     /// The lease renewal found the order no longer leased to this process: stop driving it.
     LeaseLost,
+    /// The order is being ended by an immediate deletion: stop driving it.
+    Stop,
     /// A control operation.
     Control {
         input: Input,
@@ -256,6 +263,13 @@ impl Inner {
     pub(crate) fn wake_claimer(&self) {
         self.wake.notify_one();
     }
+
+    /// Wakes the sweeper of `cluster_id` (a sweep may be owed there now).
+    pub(crate) fn kick_sweeper(&self, cluster_id: &str) {
+        if let Some(kick) = self.sweep_kicks.get(cluster_id) {
+            kick.notify_one();
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -268,6 +282,8 @@ pub(crate) struct Inner {
     pub(crate) drivers: Mutex<HashMap<String, (String, mpsc::UnboundedSender<DriverMsg>)>>,
     pub(crate) shutdown: CancellationToken,
     tasks: tokio_util::task::TaskTracker,
+    /// Wakes the sweeper of a cluster (by cluster id) when a sweep becomes owed.
+    sweep_kicks: HashMap<String, Arc<Notify>>,
 }
 
 /// The release engine. Clones share one engine.
@@ -279,8 +295,14 @@ pub struct Engine {
 impl Engine {
     /// An engine over a store and the runtimes of the clusters.
     pub fn new(store: Arc<Store>, runtimes: Runtimes, config: EngineConfig) -> Engine {
+        let sweep_kicks = runtimes
+            .0
+            .keys()
+            .map(|id| (id.clone(), Arc::new(Notify::new())))
+            .collect();
         Engine {
             inner: Arc::new(Inner {
+                sweep_kicks,
                 store,
                 runtimes,
                 config,
@@ -325,6 +347,9 @@ impl Engine {
         let inner = &self.inner;
         let spec = req.change.spec.clone();
         let runtime = self.runtime_for(&spec.cluster_id, "ClusterId")?;
+        runtime
+            .availability()
+            .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
         if spec.effective_replicas() > 0 {
             runtime
                 .check(&spec)
@@ -443,12 +468,54 @@ impl Engine {
                 req.app_id
             )));
         }
+        let delete = req.change.operation == Operation::DeleteK8sApplication;
+        if delete {
+            // Force=true skips every wait; a cluster that does not answer (or is no longer
+            // configured) cannot be waited for: either way the application goes at once and
+            // its cluster is swept when it answers.
+            let unavailable = match inner.runtimes.get(&app.cluster_id) {
+                None => Some(format!(
+                    "cluster `{}` has no runtime on this server",
+                    app.cluster_id
+                )),
+                Some(runtime) => runtime.availability().err().map(|e| e.to_string()),
+            };
+            if req.change.force || unavailable.is_some() {
+                let reason = match unavailable {
+                    Some(why) => format!(
+                        "Deleted without waiting: {why}; its objects are removed when the cluster answers"
+                    ),
+                    None => {
+                        "Deleted with Force=true: instances are removed without waiting or hooks"
+                            .to_owned()
+                    }
+                };
+                return deletion::delete_now(
+                    inner,
+                    &app,
+                    req.change.force,
+                    reason,
+                    &req.actor,
+                    &req.request_id,
+                )
+                .await;
+            }
+        }
+        let runtime = self.runtime_for(&app.cluster_id, "AppId")?;
+        runtime
+            .availability()
+            .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
         if let Some(active) = inner.store.active_change_order(&req.app_id).await? {
             supersede_failed(inner, active, &req).await?;
         }
         let current = RevisionDoc::from_value(&app.spec)
             .map_err(|e| SubmitError::Internal(format!("stored spec: {e}")))?;
-        let runtime = self.runtime_for(&app.cluster_id, "AppId")?;
+        // A deletion scales to 0 and never up: its revision is the serving one, stopped.
+        let mut req = req;
+        if delete {
+            req.change.spec.stopped = true;
+            req.change.release.strategy = None;
+        }
         if req.change.spec.effective_replicas() > 0 {
             runtime
                 .check(&req.change.spec)
@@ -532,6 +599,14 @@ impl Engine {
             &req.request_id,
             json!({"change_order": order_id, "revision": next_number}),
         );
+        if delete {
+            // Owed from now on: if edasd stops between the end of the order and the sweep,
+            // the sweep still happens (it waits until the application is deleted).
+            inner
+                .store
+                .add_sweep(&req.app_id, &app.cluster_id, false, inner.clock.timestamp())
+                .await?;
+        }
         let (revision, _) = inner
             .store
             .deploy(
@@ -828,6 +903,16 @@ async fn run(inner: Arc<Inner>) {
                 }
             }
         });
+    }
+    for (cluster_id, runtime) in &inner.runtimes.0 {
+        if let Some(kick) = inner.sweep_kicks.get(cluster_id) {
+            inner.tasks.spawn(deletion::sweeper(
+                inner.clone(),
+                cluster_id.clone(),
+                runtime.clone(),
+                kick.clone(),
+            ));
+        }
     }
     reconcile_routing(&inner).await;
     inner.tasks.spawn(renew_leases(inner.clone()));

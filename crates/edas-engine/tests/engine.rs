@@ -689,3 +689,143 @@ async fn the_gray_split_follows_the_gray_batch_and_services_follow_the_revision(
     assert_eq!(fresh.routing("app-1").map(|r| r.services.len()), Some(1));
     e2.shutdown().await;
 }
+
+/// Waits until `check` holds; panics after 30 seconds.
+async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..1500 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what} did not happen within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_application_is_deleted_without_scaling_up() {
+    let w = world().await;
+    w.fake.fail(
+        "1",
+        "CrashLoopBackOff: back-off restarting failed container",
+    );
+    let (_, co) = create(&w, 3).await;
+    wait_status(&w.store, &co, 3).await;
+    let del = submit(&w, Operation::DeleteK8sApplication, &[])
+        .await
+        .unwrap();
+    wait_status(&w.store, &del, 2).await;
+    assert!(w.store.get_application("app-1").await.unwrap().deleted);
+    // The deletion only ever scaled down.
+    let after_delete: Vec<_> = w
+        .fake
+        .log()
+        .into_iter()
+        .skip_while(|(_, e)| {
+            !matches!(
+                e,
+                edas_runtime::fake::LogEntry::SetReplicas { replicas: 0, .. }
+            )
+        })
+        .filter_map(|(_, e)| match e {
+            edas_runtime::fake::LogEntry::SetReplicas { replicas, .. } => Some(replicas),
+            _ => None,
+        })
+        .collect();
+    assert!(after_delete.iter().all(|r| *r == 0), "{after_delete:?}");
+    assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
+    // And the cluster was swept of everything labelled with the application.
+    wait_until("the sweep", async || {
+        w.fake.deleted() == vec![("app-1".to_owned(), false)]
+    })
+    .await;
+    wait_until("the sweep to be forgotten", async || {
+        w.store.sweep_of("app-1").await.unwrap().is_none()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_deletes_at_once_and_ends_the_running_order() {
+    let w = world().await;
+    w.fake.never_ready("1");
+    let (_, co) = create(&w, 2).await;
+    wait_status(&w.store, &co, 1).await;
+    let del = submit(&w, Operation::DeleteK8sApplication, &[("Force", "true")])
+        .await
+        .unwrap();
+    // Settled before the call returned: no waiting for instances.
+    assert_eq!(status(&w.store, &del).await, 2);
+    assert!(w.store.get_application("app-1").await.unwrap().deleted);
+    assert_eq!(status(&w.store, &co).await, 6);
+    wait_until("the forced sweep", async || {
+        w.fake.deleted() == vec![("app-1".to_owned(), true)]
+    })
+    .await;
+    assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_cluster_refuses_writes_and_sweeps_a_deletion_when_it_returns() {
+    let w = world().await;
+    let (_, co) = create(&w, 2).await;
+    wait_status(&w.store, &co, 2).await;
+    w.fake.set_unavailable(true);
+    let refused = submit(&w, Operation::StopK8sApplication, &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, SubmitError::Unavailable(ref m) if m.contains("unavailable")),
+        "{refused:?}"
+    );
+    let del = submit(&w, Operation::DeleteK8sApplication, &[])
+        .await
+        .unwrap();
+    assert_eq!(status(&w.store, &del).await, 2);
+    assert!(w.store.get_application("app-1").await.unwrap().deleted);
+    // Owed while the cluster is away, and nothing was swept.
+    let owed = w.store.pending_sweeps("local").await.unwrap();
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(w.fake.deleted().is_empty());
+    assert_eq!(w.fake.counts("app-1", "1"), (2, 2));
+    // The cluster answers again: the sweep runs then.
+    w.fake.set_unavailable(false);
+    wait_until("the sweep after the outage", async || {
+        w.store.pending_sweeps("local").await.unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(w.fake.deleted(), vec![("app-1".to_owned(), false)]);
+    assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_owed_at_start_up_runs_when_the_engine_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_data_dir(dir.path()).await.unwrap());
+    let fake = FakeRuntime::new(Duration::from_millis(100));
+    fake.set_unavailable(true);
+    {
+        let w = World {
+            store: store.clone(),
+            fake: fake.clone(),
+            engine: engine(&store, &fake, "w1"),
+            _dir: tempfile::tempdir().unwrap(),
+        };
+        fake.set_unavailable(false);
+        let (_, co) = create(&w, 1).await;
+        wait_status(&store, &co, 2).await;
+        fake.set_unavailable(true);
+        submit(&w, Operation::DeleteK8sApplication, &[])
+            .await
+            .unwrap();
+        w.engine.shutdown().await;
+    }
+    assert_eq!(store.pending_sweeps("local").await.unwrap().len(), 1);
+    fake.set_unavailable(false);
+    let _engine = engine(&store, &fake, "w2");
+    wait_until("the sweep owed before the restart", async || {
+        store.pending_sweeps("local").await.unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(fake.counts("app-1", "1"), (0, 0));
+}
