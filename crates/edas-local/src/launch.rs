@@ -10,7 +10,193 @@ use edas_spec::AppSpec;
 use edas_spec::model::Artifact;
 use k8s_openapi::api::core::v1::{HTTPGetAction, LifecycleHandler, Probe};
 
+use crate::cgroup::{Cgroups, Controller};
 use crate::config_source::{ConfigData, ConfigSource};
+use crate::sandbox::Create;
+
+/// What this host can enforce.
+pub struct Host<'a> {
+    /// The cgroup controllers available.
+    pub cgroups: &'a Cgroups,
+    /// Instances run through the launcher (private mount namespace, user switch).
+    pub sandbox: bool,
+    /// edasd runs as root (it can switch users).
+    pub root: bool,
+    /// The configured user instances run as.
+    pub run_as: Option<(u32, u32)>,
+}
+
+/// What of `spec` the local runtime cannot enforce on `host`, each naming its parameter.
+pub fn unenforced(spec: &AppSpec, host: &Host<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let r = &spec.resources;
+    let cpu = host.cgroups.has(Controller::Cpu);
+    let memory = host.cgroups.has(Controller::Memory);
+    if r.cpu_limit_millis.is_some_and(|m| m > 0) && !cpu {
+        out.push("the CPU limit (`LimitmCpu`/`LimitCpu`: no cpu cgroup)".to_owned());
+    }
+    if r.cpu_request_millis.is_some_and(|m| m > 0) && !cpu {
+        out.push("the CPU request (`RequestsmCpu`/`RequestsCpu`: no cpu cgroup)".to_owned());
+    }
+    if r.memory_request_mib.is_some_and(|m| m > 0) && !memory {
+        out.push("the memory request (`RequestsMem`: no memory cgroup)".to_owned());
+    }
+    if r.ephemeral_limit_gib.is_some_and(|g| g > 0) {
+        out.push(
+            "the ephemeral storage limit (`LimitEphemeralStorage`: no per-instance disk quota on the local runtime)"
+                .to_owned(),
+        );
+    }
+    if r.ephemeral_request_gib.is_some_and(|g| g > 0) {
+        out.push(
+            "the ephemeral storage request (`RequestsEphemeralStorage`: no per-instance disk quota on the local runtime)"
+                .to_owned(),
+        );
+    }
+    if let Some(sc) = &spec.security_context {
+        let own_uid = nix::unistd::geteuid().as_raw();
+        let configured_uid = host.run_as.map(|(u, _)| u);
+        if let Some(uid) = sc.run_as_user {
+            let uid = u32::try_from(uid).ok();
+            match uid {
+                None => out.push("`SecurityContext` runAsUser (not a user id)".to_owned()),
+                Some(0) if configured_uid != Some(0) => out.push(
+                    "`SecurityContext` runAsUser 0 (instances run as root only when [local] run_as_user says root)"
+                        .to_owned(),
+                ),
+                Some(u) if !host.root && u != own_uid => out.push(format!(
+                    "`SecurityContext` runAsUser {u} (edasd is not root and cannot switch users)"
+                )),
+                _ => {}
+            }
+        }
+        if let Some(gid) = sc.run_as_group {
+            if u32::try_from(gid).is_err() {
+                out.push("`SecurityContext` runAsGroup (not a group id)".to_owned());
+            } else if !host.root {
+                out.push(
+                    "`SecurityContext` runAsGroup (edasd is not root and cannot switch groups)"
+                        .to_owned(),
+                );
+            }
+        }
+        if sc.read_only_root_filesystem == Some(true) && !host.sandbox {
+            out.push("`SecurityContext` readOnlyRootFilesystem (no sandbox launcher)".to_owned());
+        }
+        if sc.privileged == Some(true) {
+            out.push("`SecurityContext` privileged (instances never get privileges)".to_owned());
+        }
+        if sc.allow_privilege_escalation == Some(true) {
+            out.push(
+                "`SecurityContext` allowPrivilegeEscalation true (instances always run with no_new_privs)"
+                    .to_owned(),
+            );
+        }
+        for (field, set) in [
+            ("capabilities", sc.capabilities.is_some()),
+            ("seLinuxOptions", sc.se_linux_options.is_some()),
+            ("seccompProfile", sc.seccomp_profile.is_some()),
+            ("appArmorProfile", sc.app_armor_profile.is_some()),
+            ("procMount", sc.proc_mount.is_some()),
+            ("windowsOptions", sc.windows_options.is_some()),
+        ] {
+            if set {
+                out.push(format!("`SecurityContext` {field}"));
+            }
+        }
+    }
+    out
+}
+
+/// The user and group an instance of `spec` runs as: `SecurityContext` runAsUser/runAsGroup
+/// over the configured user (`None`: edasd's own). `runAsNonRoot` refuses root.
+pub fn identity(
+    spec: &AppSpec,
+    configured: Option<(u32, u32)>,
+) -> Result<Option<(u32, u32)>, String> {
+    let sc = spec.security_context.as_ref();
+    let uid = sc
+        .and_then(|s| s.run_as_user)
+        .and_then(|u| u32::try_from(u).ok());
+    let gid = sc
+        .and_then(|s| s.run_as_group)
+        .and_then(|g| u32::try_from(g).ok());
+    let mut who = configured;
+    if let Some(uid) = uid {
+        let primary = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map_or(uid, |u| u.gid.as_raw());
+        who = Some((uid, primary));
+    }
+    if let Some(gid) = gid {
+        let uid = who.map_or_else(|| nix::unistd::geteuid().as_raw(), |(u, _)| u);
+        who = Some((uid, gid));
+    }
+    let effective_uid = who.map_or_else(|| nix::unistd::geteuid().as_raw(), |(u, _)| u);
+    if sc.and_then(|s| s.run_as_non_root) == Some(true) && effective_uid == 0 {
+        return Err(
+            "`SecurityContext` runAsNonRoot: the instance would run as root (uid 0)".to_owned(),
+        );
+    }
+    Ok(who)
+}
+
+/// Checks that every `LocalVolume` node path and `file://` package lies under one of `roots`.
+pub fn check_host_paths(spec: &AppSpec, roots: &[PathBuf]) -> Result<(), String> {
+    let mut paths: Vec<(&str, String)> = spec
+        .local_volumes
+        .iter()
+        .map(|v| ("LocalVolume", v.node_path.clone()))
+        .collect();
+    if let Artifact::Package(p) = &spec.artifact
+        && let Some((scheme, path)) = p.url.split_once("://")
+        && scheme.eq_ignore_ascii_case("file")
+    {
+        paths.push(("PackageUrl", path.to_owned()));
+    }
+    for (param, path) in paths {
+        host_path_allowed(param, Path::new(&path), roots)?;
+    }
+    Ok(())
+}
+
+/// Whether `path` (absolute, no `..`; and, when it exists, its real path) is under a root.
+pub fn host_path_allowed(param: &str, path: &Path, roots: &[PathBuf]) -> Result<(), String> {
+    let listed = if roots.is_empty() {
+        "none is allowed".to_owned()
+    } else {
+        format!(
+            "allowed: {}",
+            roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let refuse = || {
+        Err(format!(
+            "`{param}` host path `{}` is not under a root listed in [local] allowed_host_paths ({listed})",
+            path.display()
+        ))
+    };
+    let plain = path.is_absolute()
+        && !path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+    if !plain || !roots.iter().any(|r| path.starts_with(r)) {
+        return refuse();
+    }
+    if let Ok(real) = std::fs::canonicalize(path)
+        && !roots
+            .iter()
+            .any(|r| real.starts_with(std::fs::canonicalize(r).unwrap_or_else(|_| r.clone())))
+    {
+        return refuse();
+    }
+    Ok(())
+}
 
 /// Environment variables of edasd that an instance inherits (everything else is cleared, as a
 /// container does not see its node's environment).
@@ -246,6 +432,20 @@ pub struct InstanceFacts<'a> {
     /// Write the `ConfigMountDescs` files (at a start), or only announce them (an adopted
     /// process keeps the files it started with).
     pub write_config_files: bool,
+    /// The user and group the instance runs as (`None`: edasd's own): it owns its `EmptyDirs`
+    /// and config files.
+    pub owner: Option<(u32, u32)>,
+}
+
+/// What the launcher does about the mounts of one start (see [`crate::sandbox::Spec`]).
+#[derive(Clone, Debug, Default)]
+pub struct MountPlan {
+    /// Created as the instance's user before it runs.
+    pub create: Vec<Create>,
+    /// Bind-mounted read-only.
+    pub read_only: Vec<PathBuf>,
+    /// Kept writable under `readOnlyRootFilesystem`.
+    pub writable: Vec<PathBuf>,
 }
 
 async fn lookup(
@@ -270,7 +470,7 @@ pub async fn environment(
     spec: &AppSpec,
     facts: &InstanceFacts<'_>,
     source: &dyn ConfigSource,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<(BTreeMap<String, String>, MountPlan), String> {
     let ns = spec.k8s_namespace.as_str();
     let mut env = BTreeMap::new();
     for key in INHERITED_ENV {
@@ -359,8 +559,8 @@ pub async fn environment(
         env.insert(var.name.clone(), value);
     }
     env.insert("PORT".into(), facts.port.to_string());
-    prepare_mounts(spec, facts, source, &mut env).await?;
-    Ok(env)
+    let plan = prepare_mounts(spec, facts, source, &mut env).await?;
+    Ok((env, plan))
 }
 
 /// Creates the directories and files of `EmptyDirs`, `LocalVolume` and `ConfigMountDescs` and
@@ -370,13 +570,30 @@ async fn prepare_mounts(
     facts: &InstanceFacts<'_>,
     source: &dyn ConfigSource,
     env: &mut BTreeMap<String, String>,
-) -> Result<(), String> {
+) -> Result<MountPlan, String> {
     let mounts = facts.dir.join("mounts");
     let io =
         |what: &str, path: &Path, e: std::io::Error| format!("{what} `{}`: {e}", path.display());
+    let own = |path: &Path| -> Result<(), String> {
+        // edasd just created `path` in a directory only it can write: no link can be in the way.
+        if let Some((uid, gid)) = facts.owner {
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+                .map_err(|e| io("cannot give the instance", path, e))?;
+        }
+        Ok(())
+    };
+    crate::make_dir(&mounts, 0o711).map_err(|e| io("cannot create", &mounts, e))?;
+    let mut plan = MountPlan::default();
     let mut announced: Vec<(String, PathBuf)> = Vec::new();
     for (i, m) in spec.empty_dirs.iter().enumerate() {
-        let mut path = mounts.join(format!("emptydir-{i}"));
+        let base = mounts.join(format!("emptydir-{i}"));
+        if !base.is_dir() {
+            crate::make_dir(&base, 0o700)
+                .map_err(|e| io("cannot create EmptyDirs directory", &base, e))?;
+            own(&base)?;
+        }
+        plan.writable.push(base.clone());
+        let mut path = base;
         if let Some(sub) = m.sub_path_expr.as_deref().filter(|s| !s.is_empty()) {
             let sub = expand(sub, env);
             if Path::new(&sub).is_absolute() || sub.split('/').any(|part| part == "..") {
@@ -385,23 +602,41 @@ async fn prepare_mounts(
                 ));
             }
             path = path.join(sub);
+            // Inside a directory the instance owns: created by the launcher, as the instance.
+            plan.create.push(Create {
+                path: path.clone(),
+                dir: true,
+                param: "EmptyDirs".to_owned(),
+            });
         }
-        std::fs::create_dir_all(&path)
-            .map_err(|e| io("cannot create EmptyDirs directory", &path, e))?;
+        if m.read_only {
+            plan.read_only.push(path.clone());
+        }
         announced.push((m.mount_path.clone(), path));
     }
     for v in &spec.local_volumes {
         let path = PathBuf::from(&v.node_path);
         let meta = std::fs::metadata(&path);
+        // What to create is created by the launcher as the instance's user, so it owns it and
+        // cannot create anything it could not create itself.
         let problem = match (v.kind.as_str(), &meta) {
             ("", _) => None,
-            ("DirectoryOrCreate", _) => std::fs::create_dir_all(&path).err().map(|e| e.to_string()),
-            ("FileOrCreate", Err(_)) => std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .err()
-                .map(|e| e.to_string()),
+            ("DirectoryOrCreate", _) => {
+                plan.create.push(Create {
+                    path: path.clone(),
+                    dir: true,
+                    param: "LocalVolume".to_owned(),
+                });
+                None
+            }
+            ("FileOrCreate", Err(_)) => {
+                plan.create.push(Create {
+                    path: path.clone(),
+                    dir: false,
+                    param: "LocalVolume".to_owned(),
+                });
+                None
+            }
             ("Directory", Ok(m)) if m.is_dir() => None,
             ("File" | "FileOrCreate", Ok(m)) if m.is_file() => None,
             ("Socket", Ok(m)) if m.file_type().is_socket() => None,
@@ -416,10 +651,14 @@ async fn prepare_mounts(
                 v.node_path, v.kind
             ));
         }
+        if meta.is_ok() {
+            plan.writable.push(path.clone());
+        }
         announced.push((v.mount_path.clone(), path));
     }
     for (i, m) in spec.config_mounts.iter().enumerate() {
         let path = mounts.join(format!("config-{i}"));
+        plan.read_only.push(path.clone());
         if !facts.write_config_files {
             announced.push((m.mount_path.clone(), path));
             continue;
@@ -434,7 +673,7 @@ async fn prepare_mounts(
             )
         })?;
         let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path)
+        crate::make_dir(&path, 0o755)
             .map_err(|e| io("cannot create ConfigMountDescs directory", &path, e))?;
         for (key, value) in data {
             if key.is_empty() || key.contains('/') || key == "." || key == ".." {
@@ -452,7 +691,13 @@ async fn prepare_mounts(
                 .truncate(true)
                 .mode(mode)
                 .open(&file)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()));
+                .and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, value.as_bytes())?;
+                    match facts.owner {
+                        Some((uid, gid)) => std::os::unix::fs::fchown(&f, Some(uid), Some(gid)),
+                        None => Ok(()),
+                    }
+                });
             written.map_err(|e| io("cannot write", &file, e))?;
         }
         announced.push((m.mount_path.clone(), path));
@@ -465,7 +710,7 @@ async fn prepare_mounts(
     if !list.is_empty() {
         env.insert("EDAS_MOUNTS".into(), list);
     }
-    Ok(())
+    Ok(plan)
 }
 
 #[cfg(test)]

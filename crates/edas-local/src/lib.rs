@@ -111,12 +111,14 @@
 //! re-executing itself with a test that calls `edas_testapp::run()` (this crate's tests do so),
 //! which works under `cargo test` and `cargo nextest` without building another binary first.
 
+pub mod cgroup;
 mod config_source;
 mod launch;
 mod package;
 mod probe;
 mod process;
 mod routing;
+pub mod sandbox;
 pub mod state;
 mod supervisor;
 
@@ -141,11 +143,27 @@ use supervisor::Initial;
 /// How the local runtime runs instances.
 #[derive(Clone, Debug)]
 pub struct LocalConfig {
-    /// Where instances, their logs and the package cache live.
+    /// The runtime's own state: its lock, the routing files and the logs of stopped instances.
     pub data_dir: PathBuf,
+    /// Where instance directories and the package cache live (default `<data_dir>/instances`;
+    /// edasd puts them outside its data directory, which no instance may see).
+    pub instances_dir: PathBuf,
     /// Run instances as this user (a name or a numeric uid) instead of edasd's; needs edasd to
     /// be able to switch users (root or CAP_SETUID/CAP_SETGID).
     pub run_as_user: Option<String>,
+    /// The launcher every instance, exec hook and exec probe goes through (see [`sandbox`]);
+    /// `None` starts programs directly, without a sandbox or cgroups (tests of the supervisor).
+    pub launcher: Option<sandbox::Launcher>,
+    /// Paths no instance may see (edasd's data directory, its key files), hidden in the
+    /// launcher's private mount namespace.
+    pub hidden_paths: Vec<PathBuf>,
+    /// Roots under which `LocalVolume` node paths and `file://` packages must lie; `None`
+    /// allows any path (edasd always sets a list, empty by default).
+    pub allowed_host_paths: Option<Vec<PathBuf>>,
+    /// The pids limit of every instance's cgroup (`None`: unlimited).
+    pub pids_max: Option<u64>,
+    /// What to do with a limit or setting this host cannot enforce.
+    pub unenforceable: Unenforceable,
     /// `JDK` value → java binary.
     pub java_binaries: BTreeMap<String, PathBuf>,
     /// The java binary when `JDK` is not given (default `java`, from `PATH`).
@@ -167,12 +185,30 @@ pub struct LocalConfig {
     pub stopped_logs_kept: usize,
 }
 
+/// What the runtime does with a parameter it cannot enforce on this host (a CPU limit without a
+/// cpu cgroup, an ephemeral-storage limit, a `SecurityContext` field it cannot map).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unenforceable {
+    /// Refuse the change, naming what cannot be enforced (the default).
+    #[default]
+    Refuse,
+    /// Accept it; the instance runs without it and the log says so at every start.
+    Record,
+}
+
 impl LocalConfig {
     /// The defaults, with instances under `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> LocalConfig {
+        let data_dir = data_dir.into();
         LocalConfig {
-            data_dir: data_dir.into(),
+            instances_dir: data_dir.join("instances"),
+            data_dir,
             run_as_user: None,
+            launcher: None,
+            hidden_paths: Vec::new(),
+            allowed_host_paths: None,
+            pids_max: Some(4096),
+            unenforceable: Unenforceable::Refuse,
             java_binaries: BTreeMap::new(),
             default_java: PathBuf::from("java"),
             restart_backoff: Duration::from_secs(10),
@@ -192,6 +228,9 @@ pub enum LocalError {
     /// `run_as_user` names no user.
     #[error("run-as user `{0}` does not exist")]
     UnknownUser(String),
+    /// The sandbox cannot be set up on this host.
+    #[error("the instance sandbox cannot be set up: {0}")]
+    Sandbox(String),
     /// Another runtime (another edasd) already uses the data directory.
     #[error("data directory `{0}` is in use by another edasd")]
     InUse(PathBuf),
@@ -214,6 +253,7 @@ pub struct LocalRuntime {
 pub(crate) struct Inner {
     pub(crate) config: LocalConfig,
     pub(crate) run_as: Option<(u32, u32)>,
+    pub(crate) cgroups: cgroup::Cgroups,
     pub(crate) source: Arc<dyn ConfigSource>,
     pub(crate) packages: package::PackageCache,
     pub(crate) detach: CancellationToken,
@@ -372,11 +412,39 @@ impl Inner {
     }
 
     fn revision_dir(&self, app_id: &str, revision: &str) -> PathBuf {
-        self.config
-            .data_dir
-            .join("instances")
-            .join(app_id)
-            .join(revision)
+        self.config.instances_dir.join(app_id).join(revision)
+    }
+
+    /// What of `spec` this host cannot enforce (empty: everything is).
+    pub(crate) fn unenforced(&self, spec: &AppSpec) -> Vec<String> {
+        launch::unenforced(
+            spec,
+            &launch::Host {
+                cgroups: &self.cgroups,
+                sandbox: self.config.launcher.is_some(),
+                root: nix::unistd::geteuid().is_root(),
+                run_as: self.run_as,
+            },
+        )
+    }
+
+    /// The whole check of a spec before it is accepted: what the runtime can run, the host
+    /// paths it may use, and what it can enforce (refused or recorded, as configured).
+    fn check_spec(&self, spec: &AppSpec) -> Result<(), RuntimeError> {
+        launch::check_supported(spec, &|jdk| self.java_for(jdk))
+            .map_err(RuntimeError::Unsupported)?;
+        if let Some(roots) = &self.config.allowed_host_paths {
+            launch::check_host_paths(spec, roots).map_err(RuntimeError::Unsupported)?;
+        }
+        let missing = self.unenforced(spec);
+        if !missing.is_empty() && self.config.unenforceable == Unenforceable::Refuse {
+            return Err(RuntimeError::Unsupported(format!(
+                "application `{}`: the local runtime cannot enforce {} on this host (set [local] unenforceable = \"record\" to run without them)",
+                spec.name,
+                missing.join("; ")
+            )));
+        }
+        Ok(())
     }
 
     pub(crate) fn java_for(&self, jdk: Option<&str>) -> Result<PathBuf, String> {
@@ -448,7 +516,7 @@ impl Inner {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let name = format!("{base}-{revision}-{}", &suffix[..5]);
         let dir = self.revision_dir(app_id, revision).join(&name);
-        std::fs::create_dir_all(&dir).map_err(|e| unavailable("cannot create", &dir, e))?;
+        make_dir(&dir, 0o711).map_err(|e| unavailable("cannot create", &dir, e))?;
         let record = InstanceRecord {
             name: name.clone(),
             port,
@@ -496,13 +564,19 @@ impl Inner {
             if let Some(entry) = revisions.get_mut(&key) {
                 entry.instances.retain(|i| i.name != inst.name);
                 self.keep_logs(inst);
-                if entry.instances.is_empty() {
+                let cgroup = inst.status().record.cgroup.clone();
+                if let Some(cg) = cgroup {
+                    cg.remove();
+                }
+                let rev_dir = inst.dir.parent().map(Path::to_path_buf);
+                if entry.instances.is_empty()
+                    && let Some(rev_dir) = rev_dir
+                {
                     revisions.remove(&key);
-                    let _ =
-                        std::fs::remove_dir_all(self.revision_dir(&inst.app_id, &inst.revision));
-                    let _ = std::fs::remove_dir(
-                        self.config.data_dir.join("instances").join(&inst.app_id),
-                    );
+                    let _ = std::fs::remove_dir_all(&rev_dir);
+                    if let Some(app_dir) = rev_dir.parent() {
+                        let _ = std::fs::remove_dir(app_dir);
+                    }
                 } else {
                     let _ = std::fs::remove_dir_all(&inst.dir);
                 }
@@ -549,8 +623,8 @@ impl Inner {
     fn keep_logs(&self, inst: &InstanceEntry) {
         let app_logs = self.stopped_logs_dir(&inst.app_id);
         let to = app_logs.join(&inst.name);
-        let moved = std::fs::create_dir_all(&app_logs)
-            .and_then(|()| std::fs::rename(inst.dir.join("logs"), &to));
+        let moved =
+            std::fs::create_dir_all(&app_logs).and_then(|()| move_dir(&inst.dir.join("logs"), &to));
         if let Err(e) = moved {
             tracing::warn!(instance = %inst.name, error = %e, "cannot keep the logs of a stopped instance");
             return;
@@ -576,6 +650,29 @@ fn stop_order(a: (u8, u64), b: (u8, u64)) -> std::cmp::Ordering {
     a.0.cmp(&b.0).then(b.1.cmp(&a.1))
 }
 
+/// Renames a directory of plain files, or copies it when it is on another filesystem.
+fn move_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
+            std::fs::create_dir_all(to)?;
+            for entry in std::fs::read_dir(from)?.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_file()) {
+                    std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+                }
+            }
+            std::fs::remove_dir_all(from)
+        }
+        other => other,
+    }
+}
+
+/// Creates `dir` (and its parents) and gives it `mode`.
+pub(crate) fn make_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+}
+
 fn check_ids(app_id: &str, revision: &str) -> Result<(), RuntimeError> {
     for (what, v) in [("application id", app_id), ("revision", revision)] {
         if !state::is_safe_segment(v) {
@@ -585,6 +682,53 @@ fn check_ids(app_id: &str, revision: &str) -> Result<(), RuntimeError> {
         }
     }
     Ok(())
+}
+
+/// Where the package cache lives in the instances directory.
+const PACKAGES_DIR: &str = ".packages";
+
+/// Runs `true` through the launcher once, so a host where the sandbox cannot be set up (no
+/// mount namespace, a user that cannot be switched to) stops edasd at start, not each instance.
+fn preflight(
+    launcher: &sandbox::Launcher,
+    config: &LocalConfig,
+    run_as: Option<(u32, u32)>,
+) -> Result<(), String> {
+    let spec = sandbox::Spec {
+        argv: vec!["true".to_owned()],
+        workdir: PathBuf::from("/"),
+        run_as,
+        hide: config.hidden_paths.clone(),
+        mount_namespace: true,
+        ..Default::default()
+    };
+    let json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(&launcher.program)
+        .args(&launcher.args)
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
+        .env(sandbox::SPEC_ENV, json)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            format!(
+                "cannot run the launcher `{}`: {e}",
+                launcher.program.display()
+            )
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let reason = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(sandbox::FAILURE_PREFIX))
+        .unwrap_or(stderr.trim());
+    Err(format!("the launcher {}: {reason}", out.status))
 }
 
 fn resolve_user(user: &str) -> Result<(u32, u32), LocalError> {
@@ -610,11 +754,25 @@ impl LocalRuntime {
             .as_deref()
             .map(resolve_user)
             .transpose()?;
-        let instances = config.data_dir.join("instances");
-        std::fs::create_dir_all(&instances).map_err(|source| LocalError::DataDir {
+        let instances = config.instances_dir.clone();
+        // Instances may traverse it (to their own directories) but not list it.
+        make_dir(&instances, 0o711).map_err(|source| LocalError::DataDir {
             path: instances.clone(),
             source,
         })?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| LocalError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let cgroups = if config.launcher.is_some() {
+            cgroup::Cgroups::detect()
+        } else {
+            cgroup::Cgroups::none()
+        };
+        if let Some(launcher) = &config.launcher {
+            preflight(launcher, &config, run_as).map_err(LocalError::Sandbox)?;
+        }
+        tracing::info!(cgroups = %cgroups.describe(), instances = %instances.display(), "local runtime sandbox");
         let lock_path = config.data_dir.join("edas-local.lock");
         let data_dir_error = |source| LocalError::DataDir {
             path: lock_path.clone(),
@@ -635,9 +793,10 @@ impl LocalRuntime {
         }
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
-            packages: package::PackageCache::new(config.data_dir.join("packages")),
+            packages: package::PackageCache::new(instances.join(PACKAGES_DIR)),
             config,
             run_as,
+            cgroups,
             source,
             detach: CancellationToken::new(),
             lock: Mutex::new(Some(lock)),
@@ -646,6 +805,12 @@ impl LocalRuntime {
             routes: routing::Routes::default(),
         });
         adopt(&inner, &instances);
+        // Instances an edasd before the sandbox started under its data directory.
+        let legacy = inner.config.data_dir.join("instances");
+        if legacy != instances && legacy.is_dir() {
+            tracing::warn!(dir = %legacy.display(), "adopting instances from the old location inside the data directory; they run unsandboxed until replaced");
+            adopt(&inner, &legacy);
+        }
         // The service ports come back with the runtime, before the release engine re-applies
         // the stored routing (which it does idempotently).
         for (app_id, routing) in inner.saved_routings() {
@@ -724,6 +889,9 @@ fn adopt(inner: &Arc<Inner>, instances: &Path) {
     };
     let mut revisions = inner.revisions();
     for (app_id, app_dir) in dirs(instances) {
+        if app_id.starts_with('.') {
+            continue;
+        }
         for (revision, rev_dir) in dirs(&app_dir) {
             let Some(spec) = state::read_json::<AppSpec>(&rev_dir.join("spec.json")) else {
                 tracing::warn!(dir = %rev_dir.display(), "revision without a readable spec.json left alone");
@@ -797,8 +965,7 @@ fn adopt(inner: &Arc<Inner>, instances: &Path) {
 
 impl Runtime for LocalRuntime {
     fn check(&self, spec: &edas_spec::AppSpec) -> Result<(), RuntimeError> {
-        launch::check_supported(spec, &|jdk| self.inner.java_for(jdk))
-            .map_err(RuntimeError::Unsupported)
+        self.inner.check_spec(spec)
     }
 
     fn check_routing(&self, routing: &Routing) -> Result<(), RuntimeError> {
@@ -827,8 +994,7 @@ impl Runtime for LocalRuntime {
             let inner = &self.inner;
             check_ids(&target.app_id, &target.revision)?;
             if replicas > 0 {
-                launch::check_supported(&target.spec, &|jdk| inner.java_for(jdk))
-                    .map_err(RuntimeError::Unsupported)?;
+                inner.check_spec(&target.spec)?;
             }
             let key = (target.app_id.clone(), target.revision.clone());
             let mut revisions = inner.revisions();
@@ -838,7 +1004,9 @@ impl Runtime for LocalRuntime {
                     return Ok(());
                 }
                 let dir = inner.revision_dir(&target.app_id, &target.revision);
-                std::fs::create_dir_all(&dir).map_err(|e| unavailable("cannot create", &dir, e))?;
+                for d in [dir.parent().unwrap_or(&dir), &dir] {
+                    make_dir(d, 0o711).map_err(|e| unavailable("cannot create", d, e))?;
+                }
                 let spec_file = dir.join("spec.json");
                 state::write_json(&spec_file, target.spec.as_ref())
                     .map_err(|e| unavailable("cannot write", &spec_file, e))?;

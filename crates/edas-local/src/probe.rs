@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ExecAction, HTTPGetAction, LifecycleHandler, Probe};
@@ -23,6 +24,50 @@ pub struct Target {
     pub env: Vec<(String, String)>,
     /// The user and group it runs as, if not edasd's.
     pub run_as: Option<(u32, u32)>,
+    /// The launcher and the instance's sandbox: exec actions run inside it, with the instance's
+    /// identity, cgroups and mount view (`None`: run directly, as `run_as`).
+    pub sandbox: Option<Arc<(crate::sandbox::Launcher, crate::sandbox::Spec)>>,
+}
+
+/// The command that runs `argv` in `workdir` as the instance does: through the launcher with the
+/// instance's sandbox, or directly.
+pub fn command(
+    argv: &[String],
+    workdir: &std::path::Path,
+    env: &[(String, String)],
+    run_as: Option<(u32, u32)>,
+    sandbox: Option<&(crate::sandbox::Launcher, crate::sandbox::Spec)>,
+) -> Result<tokio::process::Command, String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("empty command".to_owned());
+    };
+    let mut cmd;
+    match sandbox {
+        Some((launcher, base)) => {
+            let spec = crate::sandbox::Spec {
+                argv: argv.to_vec(),
+                workdir: workdir.to_path_buf(),
+                ..base.clone()
+            };
+            let json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
+            cmd = tokio::process::Command::new(&launcher.program);
+            cmd.args(&launcher.args)
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .env(crate::sandbox::SPEC_ENV, json);
+        }
+        None => {
+            cmd = tokio::process::Command::new(program);
+            cmd.args(args)
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)));
+            if let Some((uid, gid)) = run_as {
+                cmd.uid(uid).gid(gid);
+            }
+        }
+    }
+    cmd.current_dir(workdir);
+    Ok(cmd)
 }
 
 /// One action of a probe or a hook.
@@ -120,21 +165,20 @@ impl Timing {
 
 async fn exec(e: &ExecAction, target: &Target, timeout: Duration) -> Result<(), String> {
     let argv = e.command.as_deref().unwrap_or_default();
-    let Some((program, args)) = argv.split_first() else {
+    let Some(program) = argv.first() else {
         return Err("exec action has an empty command".to_owned());
     };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .current_dir(&target.workdir)
-        .env_clear()
-        .envs(target.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+    let mut cmd = command(
+        argv,
+        &target.workdir,
+        &target.env,
+        target.run_as,
+        target.sandbox.as_deref(),
+    )?;
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);
-    if let Some((uid, gid)) = target.run_as {
-        cmd.uid(uid).gid(gid);
-    }
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("exec `{program}` failed to start: {e}"))?;
@@ -224,6 +268,7 @@ mod tests {
             workdir: std::env::temp_dir(),
             env: vec![],
             run_as: None,
+            sandbox: None,
         }
     }
 

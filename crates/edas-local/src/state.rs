@@ -1,14 +1,19 @@
 //! The on-disk layout and the per-instance state file that lets a new runtime adopt instances.
 //!
 //! ```text
-//! <data_dir>/instances/<app_id>/<revision>/spec.json            the revision's AppSpec
-//! <data_dir>/instances/<app_id>/<revision>/<instance>/state.json this file
-//! <data_dir>/instances/<app_id>/<revision>/<instance>/work/      working directory and HOME
-//! <data_dir>/instances/<app_id>/<revision>/<instance>/logs/      stdout.log, stderr.log (+ .1 … .N)
-//! <data_dir>/instances/<app_id>/<revision>/<instance>/mounts/    EmptyDirs and ConfigMountDescs
-//! <data_dir>/packages/<sha256>/<file>                            the package cache
-//! <data_dir>/logs/<app_id>/<instance>/                            logs of stopped instances
+//! <instances_dir>/<app_id>/<revision>/spec.json            the revision's AppSpec (0600)
+//! <instances_dir>/<app_id>/<revision>/<instance>/state.json this file (0600)
+//! <instances_dir>/<app_id>/<revision>/<instance>/work/      working directory and HOME (the instance's user's)
+//! <instances_dir>/<app_id>/<revision>/<instance>/logs/      stdout.log, stderr.log (+ .1 … .N) (edasd's, 0700)
+//! <instances_dir>/<app_id>/<revision>/<instance>/mounts/    EmptyDirs (the instance's user's) and ConfigMountDescs
+//! <instances_dir>/.packages/<sha256>/<file>                 the package cache
+//! <data_dir>/logs/<app_id>/<instance>/                      logs of stopped instances
+//! <data_dir>/routing/<app_id>.json                          the service routing
 //! ```
+//!
+//! Everything but `work/` and the `EmptyDirs` belongs to edasd's user, so an instance (another
+//! user) cannot swap a file edasd writes, rotates or copies for a link elsewhere. Directories
+//! on the way are `0711`: an instance reaches its own directory but lists nobody else's.
 
 use std::path::Path;
 
@@ -37,13 +42,26 @@ pub struct InstanceRecord {
     /// routing to it until its readiness probe says otherwise (as a kubelet restart does not
     /// make pods unready).
     pub ready: bool,
+    /// The instance's cgroups (removed with it; an adopted instance keeps them).
+    pub cgroup: Option<crate::cgroup::InstanceCgroup>,
+    /// The OOM kills its cgroup had counted when the current process started.
+    pub oom_kills_at_start: u64,
 }
 
-/// Writes `value` as JSON to `path` atomically (a temporary file renamed over it).
+/// Writes `value` as JSON to `path` atomically (a temporary file renamed over it), readable by
+/// edasd's user only (a spec holds environment values).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, bytes)?;
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?
+        .write_all(&bytes)?;
     std::fs::rename(&tmp, path)
 }
 

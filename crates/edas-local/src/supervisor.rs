@@ -2,6 +2,7 @@
 //! with back-off when it exits or fails its liveness/startup probe, give up after a crash loop,
 //! and stop it gracefully (PreStop, SIGTERM to the group, grace period, SIGKILL).
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -116,14 +117,19 @@ async fn wait_for_stop(inner: &Inner, inst: &InstanceEntry) -> Outcome {
     }
 }
 
-/// Everything probes and hooks need, computed for a start or an adoption.
+/// Everything probes and hooks need, computed for a start or an adoption: the probe target,
+/// the program's argv and the mounts the launcher handles.
 async fn probe_target(
     inner: &Inner,
     inst: &InstanceEntry,
     spec: &AppSpec,
     starting: bool,
-) -> Result<(probe::Target, Vec<String>), String> {
+) -> Result<(probe::Target, Vec<String>, launch::MountPlan), String> {
     let workdir = inst.dir.join("work");
+    let owner = launch::identity(spec, inner.run_as)?;
+    if let Some(roots) = &inner.config.allowed_host_paths {
+        launch::check_host_paths(spec, roots)?;
+    }
     let package = match &spec.artifact {
         Artifact::Package(p) => Some(inner.packages.fetch(&p.url, &p.version).await?),
         _ => None,
@@ -135,8 +141,9 @@ async fn probe_target(
         workdir: &workdir,
         package: package.as_deref(),
         write_config_files: starting,
+        owner,
     };
-    let env = launch::environment(spec, &facts, inner.source.as_ref()).await?;
+    let (env, plan) = launch::environment(spec, &facts, inner.source.as_ref()).await?;
     let mut argv: Vec<String> = Vec::new();
     match (&spec.command, &package, &spec.artifact) {
         (Some(command), _, _) => {
@@ -152,13 +159,50 @@ async fn probe_target(
         }
         _ => return Err("nothing to run".to_owned()),
     }
+    let cgroup = inst.status().record.cgroup.clone();
+    let sandbox = inner.config.launcher.as_ref().map(|launcher| {
+        let read_only_root = spec
+            .security_context
+            .as_ref()
+            .and_then(|s| s.read_only_root_filesystem)
+            == Some(true);
+        let mut writable = vec![workdir.clone()];
+        writable.extend(plan.writable.iter().cloned());
+        Arc::new((
+            launcher.clone(),
+            crate::sandbox::Spec {
+                run_as: owner,
+                cgroups: cgroup.map(|c| c.dirs).unwrap_or_default(),
+                hide: inner.config.hidden_paths.clone(),
+                read_only_root,
+                writable,
+                read_only: plan.read_only.clone(),
+                mount_namespace: true,
+                ..Default::default()
+            },
+        ))
+    });
     let target = probe::Target {
         port: inst.port,
         workdir,
         env: env.into_iter().collect(),
-        run_as: inner.run_as,
+        run_as: owner,
+        sandbox,
     };
-    Ok((target, argv))
+    Ok((target, argv, plan))
+}
+
+/// The cgroup limits `spec` asks for, plus the configured pids limit.
+fn limits(inner: &Inner, spec: &AppSpec) -> crate::cgroup::Limits {
+    let r = &spec.resources;
+    let mib = |m: Option<u32>| m.filter(|m| *m > 0).map(|m| u64::from(m) << 20);
+    crate::cgroup::Limits {
+        cpu_limit_millis: r.cpu_limit_millis.filter(|m| *m > 0),
+        cpu_request_millis: r.cpu_request_millis.filter(|m| *m > 0),
+        memory_limit_bytes: mib(r.memory_limit_mib),
+        memory_request_bytes: mib(r.memory_request_mib),
+        pids_max: inner.config.pids_max,
+    }
 }
 
 async fn start(
@@ -167,39 +211,82 @@ async fn start(
     spec: &AppSpec,
 ) -> Result<(Running, probe::Target), String> {
     let logs = inst.dir.join("logs");
-    for dir in [inst.dir.join("work"), logs.clone()] {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let workdir = inst.dir.join("work");
+    let owner = launch::identity(spec, inner.run_as)?;
+    crate::make_dir(&logs, 0o700)
+        .map_err(|e| format!("cannot create `{}`: {e}", logs.display()))?;
+    if !workdir.is_dir() {
+        crate::make_dir(&workdir, 0o700)
+            .map_err(|e| format!("cannot create `{}`: {e}", workdir.display()))?;
+        if let Some((uid, gid)) = owner {
+            // Just created by edasd in a directory only edasd can write: no link in the way.
+            std::os::unix::fs::lchown(&workdir, Some(uid), Some(gid))
+                .map_err(|e| format!("cannot give `{}` to the instance: {e}", workdir.display()))?;
+        }
     }
-    let (target, argv) = probe_target(inner, inst, spec, true).await?;
+    let missing = inner.unenforced(spec);
+    if !missing.is_empty() {
+        tracing::warn!(instance = %inst.name, not_enforced = %missing.join("; "), "starting without what this host cannot enforce ([local] unenforceable = \"record\")");
+    }
+    if inner.config.launcher.is_some() {
+        let cg = inner.cgroups.create(&inst.name, &limits(inner, spec))?;
+        let mut st = inst.status();
+        st.record.oom_kills_at_start = cg.oom_kills();
+        st.record.cgroup = Some(cg);
+    }
+    let (target, argv, plan) = probe_target(inner, inst, spec, true).await?;
     let open_log = |name: &str| {
         let path = logs.join(name);
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| format!("cannot open `{}`: {e}", path.display()))
     };
     let (stdout, stderr) = (open_log("stdout.log")?, open_log("stderr.log")?);
-    if let Some((uid, gid)) = inner.run_as {
-        chown_tree(&inst.dir, uid, gid);
-    }
-    let Some((program, args)) = argv.split_first() else {
+    let Some(program) = argv.first() else {
         return Err("nothing to run".to_owned());
     };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .current_dir(&target.workdir)
-        .env_clear()
-        .envs(target.env.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null())
+    if target.sandbox.is_none() {
+        // No launcher: edasd creates what the launcher would (as its own user).
+        for c in &plan.create {
+            let made = if c.dir {
+                std::fs::create_dir_all(&c.path)
+            } else {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&c.path)
+                    .map(drop)
+            };
+            made.map_err(|e| format!("`{}` path `{}`: {e}", c.param, c.path.display()))?;
+        }
+    }
+    let mut cmd = probe::command(
+        &argv,
+        &target.workdir,
+        &target.env,
+        target.run_as,
+        target.sandbox.as_deref(),
+    )?;
+    if let Some(sb) = &target.sandbox {
+        // Only the instance's own start creates its paths (not its hooks and probes).
+        let spec = crate::sandbox::Spec {
+            argv: argv.clone(),
+            workdir: target.workdir.clone(),
+            create: plan.create.clone(),
+            ..sb.1.clone()
+        };
+        let json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
+        cmd.env(crate::sandbox::SPEC_ENV, json);
+    }
+    cmd.stdin(std::process::Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(false);
-    if let Some((uid, gid)) = inner.run_as {
-        cmd.uid(uid).gid(gid);
-    }
     let child = cmd
         .spawn()
         .map_err(|e| format!("cannot run `{program}`: {e}"))?;
@@ -207,19 +294,6 @@ async fn start(
         .ok_or_else(|| format!("`{program}` exited before it could be watched"))?;
     inst.record_process(Some(&running));
     Ok((running, target))
-}
-
-fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) {
-    let _ = std::os::unix::fs::chown(path, Some(uid), Some(gid));
-    if let Ok(entries) = std::fs::read_dir(path) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                chown_tree(&e.path(), uid, gid);
-            } else {
-                let _ = std::os::unix::fs::chown(e.path(), Some(uid), Some(gid));
-            }
-        }
-    }
 }
 
 fn grace_of(spec: &AppSpec) -> Duration {
@@ -245,7 +319,7 @@ async fn run(
     let target = match target {
         Some(t) => t,
         None => match probe_target(inner, inst, spec, false).await {
-            Ok((t, _)) => t,
+            Ok((t, _, _)) => t,
             Err(e) => {
                 tracing::warn!(instance = %inst.name, error = %e, "environment of an adopted instance cannot be resolved");
                 let env = vec![("PORT".to_owned(), inst.port.to_string())];
@@ -254,6 +328,7 @@ async fn run(
                     workdir: inst.dir.join("work"),
                     env,
                     run_as: inner.run_as,
+                    sandbox: None,
                 }
             }
         },
@@ -267,7 +342,26 @@ async fn run(
     let memory_limit = spec
         .resources
         .memory_limit_mib
+        .filter(|m| *m > 0)
         .map(|m| u64::from(m) * 1024 * 1024);
+    let (cgroup, oom_base) = {
+        let st = inst.status();
+        (st.record.cgroup.clone(), st.record.oom_kills_at_start)
+    };
+    // With a memory cgroup the kernel enforces the limit; without one, the resident memory is
+    // watched instead.
+    let oom_killed = |cg: &Option<crate::cgroup::InstanceCgroup>| {
+        cg.as_ref()
+            .filter(|c| c.memory.is_some())
+            .is_some_and(|c| c.oom_kills() > oom_base)
+    };
+    let kernel_limit = cgroup.as_ref().is_some_and(|c| c.memory.is_some());
+    let oom_reason = |limit: Option<u64>| {
+        format!(
+            "OOMKilled: the memory limit of {} MiB was exceeded",
+            limit.unwrap_or(0) / 1024 / 1024
+        )
+    };
     let (tx, mut rx) = mpsc::channel(16);
     // An adopted instance keeps the readiness it had, so a failing probe can take it away.
     let initially_ready = adopted && inst.is_ready();
@@ -302,7 +396,12 @@ async fn run(
                             tracing::warn!(file = %file.display(), error = %e, "log rotation failed");
                         }
                     }
-                    if let Some(limit) = memory_limit {
+                    if oom_killed(&cgroup) {
+                        // The kernel killed a process of the instance: the whole instance goes,
+                        // as a container does.
+                        break Why::Kill(oom_reason(memory_limit), Some(Duration::ZERO));
+                    }
+                    if let Some(limit) = memory_limit.filter(|_| !kernel_limit) {
                         let used = process::group_rss_bytes(pid);
                         if used > limit {
                             break Why::Kill(
@@ -326,6 +425,15 @@ async fn run(
         }
         Why::Exited(how) => {
             process::signal_group(pid, Signal::SIGKILL);
+            if oom_killed(&cgroup) {
+                return Outcome::Failed(format!("{} ({how})", oom_reason(memory_limit)));
+            }
+            if how.ends_with(&format!("status {}", crate::sandbox::FAILURE_STATUS))
+                && let Some(reason) =
+                    crate::sandbox::failure_reason(&inst.dir.join("logs/stderr.log"))
+            {
+                return Outcome::Failed(format!("the sandbox could not be set up: {reason}"));
+            }
             Outcome::Failed(how)
         }
         Why::Kill(reason, grace) => {

@@ -557,7 +557,7 @@ async fn a_package_runs_with_the_mapped_java_and_its_options() {
     }
     assert!(line.starts_with("java -Xmx64m -jar "), "{line}");
     assert!(
-        line.contains("/packages/") && line.trim_end().ends_with("/app.jar"),
+        line.contains("/.packages/") && line.trim_end().ends_with("/app.jar"),
         "{line}"
     );
     h.set(&spec, "1", 0).await;
