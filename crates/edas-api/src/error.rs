@@ -50,6 +50,8 @@ pub mod codes {
     pub const INVALID_CHANGE_ORDER_STATUS: &str = "InvalidChangeOrderStatus";
     /// The runtime of the application's cluster refuses the change.
     pub const RUNTIME_REFUSED: &str = "RuntimeRefused";
+    /// The application's cluster does not answer now (its API server is down).
+    pub const CLUSTER_UNAVAILABLE: &str = "ClusterUnavailable";
     /// Admin API: the user, key or policy does not exist.
     pub const ENTITY_NOT_FOUND: &str = "EntityNotExist";
     /// Admin API: the user, key or policy already exists.
@@ -173,6 +175,11 @@ pub const ERROR_TABLE: &[ErrorCode] = &[
         code: codes::CHANGE_ORDER_CONFLICT,
         status: 409,
         meaning: "The application already has a change order in progress; the message names it. Wait for it or abort it.",
+    },
+    ErrorCode {
+        code: codes::CLUSTER_UNAVAILABLE,
+        status: 503,
+        meaning: "The cluster of the change does not answer now (its API server is down or unreachable); refused at once, nothing stored. The message names the cluster and its API server address. DeleteK8sApplication still succeeds: the application is removed at once and its objects are swept when the cluster answers.",
     },
     ErrorCode {
         code: codes::RUNTIME_REFUSED,

@@ -172,6 +172,7 @@ pub(crate) fn submit_error(error: SubmitError) -> ApiError {
             ),
         ),
         SubmitError::Runtime(message) => ApiError::new(codes::RUNTIME_REFUSED, message),
+        SubmitError::Unavailable(message) => ApiError::new(codes::CLUSTER_UNAVAILABLE, message),
         SubmitError::Internal(message) => internal("storing the change", message),
     }
 }
