@@ -27,7 +27,7 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::response::Response;
-use edas_store::{AccessKey, Policy, Sensitive, StoreError, User};
+use edas_store::{AccessKey, AuditEntry, Policy, Sensitive, StoreError, User};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
@@ -106,7 +106,7 @@ pub(crate) async fn handle(State(api): State<Api>, request: Request) -> Response
             }
             let path = received.parts.uri.path().trim_start_matches("/edasd/v1/");
             let segments: Vec<&str> = path.split('/').collect();
-            route(&api, &caller, &received.parts.method, &segments, body).await
+            route(&api, &caller, &request_id, &received.parts.method, &segments, body).await
         }
         .await;
         respond(result, &request_id, "edasd.admin", started)
@@ -259,9 +259,34 @@ fn not_self(caller: &Caller, what: &str, is_self: bool) -> Result<(), ApiError> 
     }
 }
 
+/// The audit record of an admin change: who (the caller's key and user), what, on which target.
+/// Never holds a secret.
+fn admin_audit(
+    caller: &Caller,
+    request_id: &str,
+    action: &str,
+    resource: String,
+    detail: Value,
+) -> AuditEntry {
+    let mut detail = match detail {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    detail.insert("ActorUser".into(), Value::from(caller.user.name.clone()));
+    AuditEntry {
+        actor: caller.access_key_id.clone(),
+        action: format!("Admin.{action}"),
+        resource,
+        app_id: None,
+        request_id: Some(request_id.to_owned()),
+        detail: Value::Object(detail),
+    }
+}
+
 async fn route(
     api: &Api,
     caller: &Caller,
+    request_id: &str,
     method: &Method,
     segments: &[&str],
     body: &[u8],
@@ -297,7 +322,17 @@ async fn route(
                 created_at: now(),
             };
             store
-                .put_user(&user)
+                .put_user(
+                    &user,
+                    admin_audit(
+                        caller,
+                        request_id,
+                        "CreateUser",
+                        format!("user/{}", new.name),
+                        json!({"Admin": new.admin}),
+                    ),
+                    now(),
+                )
                 .await
                 .map_err(|e| store_error("user", &new.name, e))?;
             Ok(obj(json!({"User": user_json(&user)})))
@@ -306,7 +341,17 @@ async fn route(
             no_body(body)?;
             not_self(caller, "delete the user", *name == caller.user.name)?;
             if store
-                .delete_user(name)
+                .delete_user(
+                    name,
+                    admin_audit(
+                        caller,
+                        request_id,
+                        "DeleteUser",
+                        format!("user/{name}"),
+                        Value::Null,
+                    ),
+                    now(),
+                )
                 .await
                 .map_err(|e| store_error("user", name, e))?
             {
@@ -364,7 +409,17 @@ async fn route(
                 created_at: now(),
             };
             store
-                .create_access_key(&key)
+                .create_access_key(
+                    &key,
+                    admin_audit(
+                        caller,
+                        request_id,
+                        "CreateAccessKey",
+                        format!("access_key/{id}"),
+                        json!({"User": name}),
+                    ),
+                    now(),
+                )
                 .await
                 .map_err(|e| store_error("access key", &id, e))?;
             Ok(obj(json!({"AccessKey": {
@@ -379,7 +434,22 @@ async fn route(
                 !update.enabled && *id == caller.access_key_id,
             )?;
             store
-                .set_access_key_enabled(id, update.enabled)
+                .set_access_key_enabled(
+                    id,
+                    update.enabled,
+                    admin_audit(
+                        caller,
+                        request_id,
+                        if update.enabled {
+                            "EnableAccessKey"
+                        } else {
+                            "DisableAccessKey"
+                        },
+                        format!("access_key/{id}"),
+                        Value::Null,
+                    ),
+                    now(),
+                )
                 .await
                 .map_err(|e| store_error("access key", id, e))?;
             Ok(Map::new())
@@ -388,7 +458,17 @@ async fn route(
             no_body(body)?;
             not_self(caller, "delete the access key", *id == caller.access_key_id)?;
             if store
-                .delete_access_key(id)
+                .delete_access_key(
+                    id,
+                    admin_audit(
+                        caller,
+                        request_id,
+                        "DeleteAccessKey",
+                        format!("access_key/{id}"),
+                        Value::Null,
+                    ),
+                    now(),
+                )
                 .await
                 .map_err(|e| store_error("access key", id, e))?
             {
@@ -419,7 +499,17 @@ async fn route(
                 updated_at: now(),
             };
             store
-                .put_policy(&policy)
+                .put_policy(
+                    &policy,
+                    admin_audit(
+                        caller,
+                        request_id,
+                        "PutPolicy",
+                        format!("policy/{name}"),
+                        json!({"Document": policy.document}),
+                    ),
+                    now(),
+                )
                 .await
                 .map_err(|e| store_error("policy", name, e))?;
             Ok(obj(json!({"Policy": policy_json(&policy)})))
@@ -427,7 +517,17 @@ async fn route(
         ("DELETE", ["policies", name]) => {
             no_body(body)?;
             if store
-                .delete_policy(name)
+                .delete_policy(
+                    name,
+                    admin_audit(
+                        caller,
+                        request_id,
+                        "DeletePolicy",
+                        format!("policy/{name}"),
+                        Value::Null,
+                    ),
+                    now(),
+                )
                 .await
                 .map_err(|e| store_error("policy", name, e))?
             {
@@ -453,7 +553,18 @@ async fn route(
         ("PUT", ["users", name, "policies", policy]) => {
             no_body(body)?;
             store
-                .attach_policy(name, policy)
+                .attach_policy(
+                    name,
+                    policy,
+                    admin_audit(
+                        caller,
+                        request_id,
+                        "AttachPolicy",
+                        format!("user/{name}"),
+                        json!({"Policy": policy}),
+                    ),
+                    now(),
+                )
                 .await
                 .map_err(|e| store_error("user or policy", &format!("{name}/{policy}"), e))?;
             Ok(Map::new())
@@ -461,7 +572,18 @@ async fn route(
         ("DELETE", ["users", name, "policies", policy]) => {
             no_body(body)?;
             if store
-                .detach_policy(name, policy)
+                .detach_policy(
+                    name,
+                    policy,
+                    admin_audit(
+                        caller,
+                        request_id,
+                        "DetachPolicy",
+                        format!("user/{name}"),
+                        json!({"Policy": policy}),
+                    ),
+                    now(),
+                )
                 .await
                 .map_err(|e| store_error("attachment", &format!("{name}/{policy}"), e))?
             {

@@ -66,21 +66,29 @@ async fn harness_with(run_engine: bool) -> Harness {
         .unwrap();
     for (name, admin, (id, secret)) in [("admin", true, ADMIN), ("bob", false, BOB)] {
         store
-            .put_user(&User {
-                name: name.into(),
-                admin,
-                created_at: now,
-            })
+            .put_user(
+                &User {
+                    name: name.into(),
+                    admin,
+                    created_at: now,
+                },
+                setup_audit(),
+                now,
+            )
             .await
             .unwrap();
         store
-            .create_access_key(&AccessKey {
-                id: id.into(),
-                secret: Sensitive::new(secret.into()),
-                user: name.into(),
-                enabled: true,
-                created_at: now,
-            })
+            .create_access_key(
+                &AccessKey {
+                    id: id.into(),
+                    secret: Sensitive::new(secret.into()),
+                    user: name.into(),
+                    enabled: true,
+                    created_at: now,
+                },
+                setup_audit(),
+                now,
+            )
             .await
             .unwrap();
     }
@@ -277,15 +285,34 @@ fn deploy(app_id: &str) -> Call<'_> {
 async fn attach_policy(h: &Harness, document: Value) {
     let now = jiff::Timestamp::now();
     h.store
-        .put_policy(&edas_store::Policy {
-            name: "p".into(),
-            document,
-            created_at: now,
-            updated_at: now,
-        })
+        .put_policy(
+            &edas_store::Policy {
+                name: "p".into(),
+                document,
+                created_at: now,
+                updated_at: now,
+            },
+            setup_audit(),
+            now,
+        )
         .await
         .unwrap();
-    h.store.attach_policy("bob", "p").await.unwrap();
+    h.store
+        .attach_policy("bob", "p", setup_audit(), now)
+        .await
+        .unwrap();
+}
+
+/// The audit record of a test's own set-up writes.
+fn setup_audit() -> edas_store::AuditEntry {
+    edas_store::AuditEntry {
+        actor: "test".into(),
+        action: "Setup".into(),
+        resource: "test".into(),
+        app_id: None,
+        request_id: None,
+        detail: Value::Null,
+    }
 }
 
 #[tokio::test]
@@ -379,7 +406,7 @@ async fn signature_failures_use_the_codes_clients_know() {
     );
 
     h.store
-        .set_access_key_enabled("bobid", false)
+        .set_access_key_enabled("bobid", false, setup_audit(), jiff::Timestamp::now())
         .await
         .unwrap();
     assert_error(

@@ -1,12 +1,20 @@
-//! Users, (encrypted) access keys, policies and their attachments.
+//! Users, (encrypted) access keys, policies and their attachments. Every change is written in
+//! one transaction with its audit record (actor, action, target), so no admin change goes
+//! unrecorded.
 
 use super::*;
 
 impl Store {
     /// Inserts or updates a user (`created_at` of an existing one is kept).
-    pub async fn put_user(&self, user: &User) -> Result<(), StoreError> {
+    pub async fn put_user(
+        &self,
+        user: &User,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         non_empty(&user.name, "user name")?;
         on_writer!(self, pool => {
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO users (name, admin, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (name) DO UPDATE SET admin = excluded.admin",
@@ -14,8 +22,10 @@ impl Store {
             .bind(&user.name)
             .bind(user.admin)
             .bind(ms(user.created_at))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            insert_audit!(&mut *tx, &audit, ms(now))?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -41,22 +51,39 @@ impl Store {
     }
 
     /// Deletes a user with its access keys and policy attachments. Returns whether it existed.
-    pub async fn delete_user(&self, name: &str) -> Result<bool, StoreError> {
+    pub async fn delete_user(
+        &self,
+        name: &str,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = on_writer!(self, pool => {
-            sqlx::query("DELETE FROM users WHERE name = $1").bind(name).execute(pool).await?.rows_affected()
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query("DELETE FROM users WHERE name = $1").bind(name).execute(&mut *tx).await?.rows_affected();
+            if done > 0 {
+                insert_audit!(&mut *tx, &audit, ms(now))?;
+            }
+            tx.commit().await?;
+            done
         });
         Ok(done > 0)
     }
 
     /// Stores a new access key (its secret encrypted). [`StoreError::Conflict`] if the id is
     /// taken, [`StoreError::NotFound`] if the user does not exist.
-    pub async fn create_access_key(&self, key: &AccessKey) -> Result<(), StoreError> {
+    pub async fn create_access_key(
+        &self,
+        key: &AccessKey,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         non_empty(&key.id, "access key id")?;
         non_empty(key.secret.expose(), "access key secret")?;
         let sealed = self
             .cipher
             .seal(&access_key_context(&key.id), key.secret.expose().as_bytes())?;
         on_writer!(self, pool => {
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO access_keys (id, secret_encrypted, user_name, enabled, created_at) \
                  VALUES ($1, $2, $3, $4, $5)",
@@ -66,7 +93,7 @@ impl Store {
             .bind(&key.user)
             .bind(key.enabled)
             .bind(ms(key.created_at))
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| {
                 if is_foreign_key_violation(&e) {
@@ -75,6 +102,8 @@ impl Store {
                     map_conflict(e, "access key", &key.id, "id already taken")
                 }
             })?;
+            insert_audit!(&mut *tx, &audit, ms(now))?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -127,13 +156,25 @@ impl Store {
         })
     }
 
-    pub async fn set_access_key_enabled(&self, id: &str, enabled: bool) -> Result<(), StoreError> {
+    pub async fn set_access_key_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let done = on_writer!(self, pool => {
-            sqlx::query("UPDATE access_keys SET enabled = $1 WHERE id = $2")
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query("UPDATE access_keys SET enabled = $1 WHERE id = $2")
                 .bind(enabled)
                 .bind(id)
-                .execute(pool)
-                .await?.rows_affected()
+                .execute(&mut *tx)
+                .await?.rows_affected();
+            if done > 0 {
+                insert_audit!(&mut *tx, &audit, ms(now))?;
+            }
+            tx.commit().await?;
+            done
         });
         if done == 0 {
             return Err(StoreError::not_found("access key", id));
@@ -141,17 +182,34 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_access_key(&self, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_access_key(
+        &self,
+        id: &str,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = on_writer!(self, pool => {
-            sqlx::query("DELETE FROM access_keys WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query("DELETE FROM access_keys WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+            if done > 0 {
+                insert_audit!(&mut *tx, &audit, ms(now))?;
+            }
+            tx.commit().await?;
+            done
         });
         Ok(done > 0)
     }
 
     /// Inserts or replaces a policy (`created_at` of an existing one is kept).
-    pub async fn put_policy(&self, policy: &Policy) -> Result<(), StoreError> {
+    pub async fn put_policy(
+        &self,
+        policy: &Policy,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         non_empty(&policy.name, "policy name")?;
         on_writer!(self, pool => {
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO policies (name, document, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET \
@@ -161,8 +219,10 @@ impl Store {
             .bind(Json(&policy.document))
             .bind(ms(policy.created_at))
             .bind(ms(policy.updated_at))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            insert_audit!(&mut *tx, &audit, ms(now))?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -190,23 +250,41 @@ impl Store {
     }
 
     /// Deletes a policy and its attachments. Returns whether it existed.
-    pub async fn delete_policy(&self, name: &str) -> Result<bool, StoreError> {
+    pub async fn delete_policy(
+        &self,
+        name: &str,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = on_writer!(self, pool => {
-            sqlx::query("DELETE FROM policies WHERE name = $1").bind(name).execute(pool).await?.rows_affected()
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query("DELETE FROM policies WHERE name = $1").bind(name).execute(&mut *tx).await?.rows_affected();
+            if done > 0 {
+                insert_audit!(&mut *tx, &audit, ms(now))?;
+            }
+            tx.commit().await?;
+            done
         });
         Ok(done > 0)
     }
 
     /// Attaches a policy to a user (idempotent). [`StoreError::NotFound`] if either is missing.
-    pub async fn attach_policy(&self, user: &str, policy: &str) -> Result<(), StoreError> {
+    pub async fn attach_policy(
+        &self,
+        user: &str,
+        policy: &str,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         on_writer!(self, pool => {
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO user_policies (user_name, policy_name) VALUES ($1, $2) \
                  ON CONFLICT (user_name, policy_name) DO NOTHING",
             )
             .bind(user)
             .bind(policy)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| {
                 if is_foreign_key_violation(&e) {
@@ -215,18 +293,32 @@ impl Store {
                     StoreError::Database(e)
                 }
             })?;
+            insert_audit!(&mut *tx, &audit, ms(now))?;
+            tx.commit().await?;
         });
         Ok(())
     }
 
     /// Returns whether the policy was attached.
-    pub async fn detach_policy(&self, user: &str, policy: &str) -> Result<bool, StoreError> {
+    pub async fn detach_policy(
+        &self,
+        user: &str,
+        policy: &str,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = on_writer!(self, pool => {
-            sqlx::query("DELETE FROM user_policies WHERE user_name = $1 AND policy_name = $2")
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query("DELETE FROM user_policies WHERE user_name = $1 AND policy_name = $2")
                 .bind(user)
                 .bind(policy)
-                .execute(pool)
-                .await?.rows_affected()
+                .execute(&mut *tx)
+                .await?.rows_affected();
+            if done > 0 {
+                insert_audit!(&mut *tx, &audit, ms(now))?;
+            }
+            tx.commit().await?;
+            done
         });
         Ok(done > 0)
     }

@@ -835,11 +835,15 @@ pub async fn secrets_are_encrypted_at_rest(ts: &TestStore) {
     assert!(store.list_cluster_secrets("c2").await.unwrap().is_empty());
 
     store
-        .put_user(&User {
-            name: "alice".into(),
-            admin: false,
-            created_at: t(0),
-        })
+        .put_user(
+            &User {
+                name: "alice".into(),
+                admin: false,
+                created_at: t(0),
+            },
+            by_admin(),
+            t(0),
+        )
         .await
         .unwrap();
     let key = AccessKey {
@@ -849,7 +853,10 @@ pub async fn secrets_are_encrypted_at_rest(ts: &TestStore) {
         enabled: true,
         created_at: t(0),
     };
-    store.create_access_key(&key).await.unwrap();
+    store
+        .create_access_key(&key, by_admin(), t(0))
+        .await
+        .unwrap();
     let read = store.get_access_key("LTAIalice").await.unwrap();
     assert_eq!(read, key);
     assert!(!format!("{read:?}").contains(marker));
@@ -913,13 +920,17 @@ pub async fn users_access_keys_and_policies(ts: &TestStore) {
         admin: false,
         created_at: t(0),
     };
-    store.put_user(&alice).await.unwrap();
+    store.put_user(&alice, by_admin(), t(0)).await.unwrap();
     store
-        .put_user(&User {
-            name: "root".into(),
-            admin: true,
-            created_at: t(1),
-        })
+        .put_user(
+            &User {
+                name: "root".into(),
+                admin: true,
+                created_at: t(1),
+            },
+            by_admin(),
+            t(0),
+        )
         .await
         .unwrap();
     assert_eq!(store.get_user("alice").await.unwrap(), alice);
@@ -932,25 +943,34 @@ pub async fn users_access_keys_and_policies(ts: &TestStore) {
         enabled: true,
         created_at: t(2),
     };
-    store.create_access_key(&key("AK1", "alice")).await.unwrap();
-    store.create_access_key(&key("AK2", "alice")).await.unwrap();
+    store
+        .create_access_key(&key("AK1", "alice"), by_admin(), t(0))
+        .await
+        .unwrap();
+    store
+        .create_access_key(&key("AK2", "alice"), by_admin(), t(0))
+        .await
+        .unwrap();
     let err = store
-        .create_access_key(&key("AK1", "alice"))
+        .create_access_key(&key("AK1", "alice"), by_admin(), t(0))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
     let err = store
-        .create_access_key(&key("AK3", "nobody"))
+        .create_access_key(&key("AK3", "nobody"), by_admin(), t(0))
         .await
         .unwrap_err();
     assert!(
         matches!(err, StoreError::NotFound { entity: "user", .. }),
         "{err:?}"
     );
-    store.set_access_key_enabled("AK2", false).await.unwrap();
+    store
+        .set_access_key_enabled("AK2", false, by_admin(), t(0))
+        .await
+        .unwrap();
     assert!(!store.get_access_key("AK2").await.unwrap().enabled);
     let err = store
-        .set_access_key_enabled("AK9", false)
+        .set_access_key_enabled("AK9", false, by_admin(), t(0))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
@@ -962,7 +982,12 @@ pub async fn users_access_keys_and_policies(ts: &TestStore) {
         .map(|k| k.id)
         .collect();
     assert_eq!(ids, ["AK1", "AK2"]);
-    assert!(store.delete_access_key("AK2").await.unwrap());
+    assert!(
+        store
+            .delete_access_key("AK2", by_admin(), t(0))
+            .await
+            .unwrap()
+    );
 
     let policy = |name: &str| Policy {
         name: name.into(),
@@ -970,36 +995,64 @@ pub async fn users_access_keys_and_policies(ts: &TestStore) {
         created_at: t(3),
         updated_at: t(3),
     };
-    store.put_policy(&policy("deploy")).await.unwrap();
-    store.put_policy(&policy("read")).await.unwrap();
+    store
+        .put_policy(&policy("deploy"), by_admin(), t(0))
+        .await
+        .unwrap();
+    store
+        .put_policy(&policy("read"), by_admin(), t(0))
+        .await
+        .unwrap();
     let mut changed = policy("read");
     changed.document = json!({ "Statement": [] });
     changed.created_at = t(99);
     changed.updated_at = t(4);
-    store.put_policy(&changed).await.unwrap();
+    store.put_policy(&changed, by_admin(), t(0)).await.unwrap();
     let read = store.get_policy("read").await.unwrap();
     assert_eq!(
         (read.created_at, read.updated_at, &read.document),
         (t(3), t(4), &changed.document)
     );
 
-    store.attach_policy("alice", "deploy").await.unwrap();
-    store.attach_policy("alice", "deploy").await.unwrap();
-    store.attach_policy("alice", "read").await.unwrap();
+    store
+        .attach_policy("alice", "deploy", by_admin(), t(0))
+        .await
+        .unwrap();
+    store
+        .attach_policy("alice", "deploy", by_admin(), t(0))
+        .await
+        .unwrap();
+    store
+        .attach_policy("alice", "read", by_admin(), t(0))
+        .await
+        .unwrap();
     let names = |p: Vec<Policy>| p.into_iter().map(|p| p.name).collect::<Vec<_>>();
     assert_eq!(
         names(store.user_policies("alice").await.unwrap()),
         ["deploy", "read"]
     );
-    let err = store.attach_policy("alice", "missing").await.unwrap_err();
+    let err = store
+        .attach_policy("alice", "missing", by_admin(), t(0))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
-    assert!(store.detach_policy("alice", "deploy").await.unwrap());
-    assert!(!store.detach_policy("alice", "deploy").await.unwrap());
-    assert!(store.delete_policy("read").await.unwrap());
+    assert!(
+        store
+            .detach_policy("alice", "deploy", by_admin(), t(0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .detach_policy("alice", "deploy", by_admin(), t(0))
+            .await
+            .unwrap()
+    );
+    assert!(store.delete_policy("read", by_admin(), t(0)).await.unwrap());
     assert!(store.user_policies("alice").await.unwrap().is_empty());
     assert_eq!(names(store.list_policies().await.unwrap()), ["deploy"]);
 
-    assert!(store.delete_user("alice").await.unwrap());
+    assert!(store.delete_user("alice", by_admin(), t(0)).await.unwrap());
     assert!(matches!(
         store.get_access_key("AK1").await,
         Err(StoreError::NotFound { .. })
@@ -1008,6 +1061,31 @@ pub async fn users_access_keys_and_policies(ts: &TestStore) {
         store.get_user("alice").await,
         Err(StoreError::NotFound { .. })
     ));
+
+    // Every change above left its audit record, written with it; refused ones left none.
+    let recorded = store
+        .list_audit(&AuditQuery::default(), page(1, 100))
+        .await
+        .unwrap();
+    assert!(
+        recorded
+            .items
+            .iter()
+            .all(|r| r.entry.action == "Admin.Test")
+    );
+    // 2 users, 2 keys, 1 disable, 1 key deletion, 3 policy puts, 3 attachments (one repeated),
+    // 1 detach, 1 policy deletion, 1 user deletion.
+    assert_eq!(recorded.total, 15, "{:?}", recorded.items);
+    store
+        .create_access_key(&key("AK5", "nobody"), by_admin(), t(0))
+        .await
+        .unwrap_err();
+    assert!(!store.delete_user("nobody", by_admin(), t(0)).await.unwrap());
+    let after = store
+        .list_audit(&AuditQuery::default(), page(1, 100))
+        .await
+        .unwrap();
+    assert_eq!(after.total, 15);
 }
 
 pub async fn clusters_and_config_maps(ts: &TestStore) {
@@ -1216,4 +1294,16 @@ pub async fn a_newer_schema_is_refused(ts: &TestStore) {
         "{err:?}"
     );
     assert!(err.to_string().contains("newer than this binary"), "{err}");
+}
+
+/// The audit record of an identity change made by a test.
+fn by_admin() -> AuditEntry {
+    AuditEntry {
+        actor: "admin-key".into(),
+        action: "Admin.Test".into(),
+        resource: "user/test".into(),
+        app_id: None,
+        request_id: None,
+        detail: json!({}),
+    }
 }
