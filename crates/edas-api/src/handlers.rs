@@ -204,6 +204,7 @@ async fn insert(
         ));
     }
     let change = edas_spec::apply(Operation::InsertK8sApplication, None, params)?;
+    authorize_local_use(api, caller, None, &change.spec)?;
     let cluster_id = change.spec.cluster_id.clone();
     match api.store().get_cluster(&cluster_id).await {
         Ok(_) => {}
@@ -274,6 +275,7 @@ pub(crate) async fn change_application(
     caller.authorize(ram_action, &arn(api, &app))?;
     let doc = revision_doc(&app)?;
     let change = edas_spec::apply(operation, Some(&doc.spec), params)?;
+    authorize_local_use(api, caller, Some(&doc.spec), &change.spec)?;
     if change.spec.services != doc.spec.services {
         local_service_ports_free(api, Some(&app.id), &change.spec, "ServicePorts").await?;
     }
@@ -297,6 +299,49 @@ pub(crate) async fn change_application(
     Ok(out)
 }
 
+/// The built-in cluster whose applications run as processes on edasd's own host.
+const LOCAL_CLUSTER: &str = "local";
+
+/// An application on `local` is code run on edasd's host: every change of one needs
+/// `edas:UseLocalCluster` on the cluster, and a new or changed host path (a `LocalVolume`, a
+/// `file://` package) `edas:UseLocalHostPath` too, beyond the right for the change itself.
+/// Administrators have both; nobody else unless a policy grants them.
+fn authorize_local_use(
+    api: &Api,
+    caller: &Caller,
+    current: Option<&edas_spec::AppSpec>,
+    next: &edas_spec::AppSpec,
+) -> Result<(), ApiError> {
+    if next.cluster_id != LOCAL_CLUSTER {
+        return Ok(());
+    }
+    let config = api.config();
+    let cluster = crate::policy::cluster_arn(&config.region_id, &config.account_id, LOCAL_CLUSTER);
+    caller.authorize(ram::USE_LOCAL_CLUSTER, &cluster)?;
+    if host_paths(next)
+        .iter()
+        .any(|p| !current.is_some_and(|c| host_paths(c).contains(p)))
+    {
+        caller.authorize(ram::USE_LOCAL_HOST_PATH, &cluster)?;
+    }
+    Ok(())
+}
+
+/// The host paths a spec reads on `local`: `LocalVolume` sources and a `file://` package.
+fn host_paths(spec: &edas_spec::AppSpec) -> Vec<&str> {
+    let mut paths: Vec<&str> = spec
+        .local_volumes
+        .iter()
+        .map(|v| v.node_path.as_str())
+        .collect();
+    if let edas_spec::model::Artifact::Package(package) = &spec.artifact
+        && package.url.starts_with("file://")
+    {
+        paths.push(&package.url);
+    }
+    paths
+}
+
 /// On cluster `local` every service port is one listening port on 127.0.0.1, so two applications
 /// cannot both have a Service on the same port (on Kubernetes each Service has its own cluster
 /// IP and this does not apply). Refused at the request, naming `parameter`, rather than failing
@@ -307,7 +352,7 @@ async fn local_service_ports_free(
     spec: &edas_spec::AppSpec,
     parameter: &str,
 ) -> Result<(), ApiError> {
-    const LOCAL: &str = "local";
+    const LOCAL: &str = LOCAL_CLUSTER;
     if spec.cluster_id != LOCAL || spec.services.is_empty() {
         return Ok(());
     }

@@ -366,6 +366,13 @@ pub mod ram {
     pub const READ_CONFIGURATION: &str = "edas:ReadConfiguration";
     /// Creating, changing and deleting ConfigMaps and Secrets.
     pub const MANAGE_CONFIGURATION: &str = "edas:ManageConfiguration";
+    /// Any change of an application on the built-in cluster `local`, on the cluster's ARN:
+    /// an application there is code run on edasd's host, so this right is separate from
+    /// managing applications and only administrators have it unless a policy grants it.
+    pub const USE_LOCAL_CLUSTER: &str = "edas:UseLocalCluster";
+    /// A new or changed host path on `local` (a `LocalVolume` or a `file://` `PackageUrl`), on
+    /// the cluster's ARN; the path must also lie under a `[local] allowed_host_paths` root.
+    pub const USE_LOCAL_HOST_PATH: &str = "edas:UseLocalHostPath";
 }
 
 #[cfg(test)]

@@ -637,7 +637,87 @@ async fn users_need_a_policy_and_deny_wins() {
         401,
         "AUTH_ERROR",
     );
-    assert_success(&call(&h, insert("bobs").key(BOB)).await);
+    // Every application right, but not the right to run code on edasd's host.
+    let local = call(&h, insert("bobs").key(BOB)).await;
+    assert_error(&local, 401, "AUTH_ERROR");
+    assert!(
+        local.1["Message"]
+            .as_str()
+            .unwrap()
+            .contains("edas:UseLocalCluster on acs:edas:cn-hangzhou:1234:cluster/local"),
+        "{}",
+        local.1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_cluster_and_host_paths_need_their_own_grants() {
+    let h = running_harness().await;
+    let (app_id, created) = create_app(&h, "demo").await;
+    wait_for_status(&h, &created, 2).await;
+    let app_rights = json!({"Effect": "Allow", "Action": "edas:*",
+        "Resource": "acs:edas:cn-hangzhou:1234:namespace/cn-hangzhou/application/*"});
+    attach_policy(&h, json!({"Version": "1", "Statement": [app_rights]})).await;
+    // ManageApplication alone: no change of an application on `local`.
+    let scale = || {
+        Call::new("PUT", "/pop/v5/k8s/acs/k8s_apps", "ScaleK8sApplication")
+            .key(BOB)
+            .param("AppId", &app_id)
+            .param("Replicas", "1")
+    };
+    let refused = call(&h, scale()).await;
+    assert_error(&refused, 401, "AUTH_ERROR");
+    assert!(
+        refused.1["Message"]
+            .as_str()
+            .unwrap()
+            .contains("edas:UseLocalCluster")
+    );
+
+    // Granted the cluster: changes pass, but a new host path needs its own grant.
+    attach_policy(
+        &h,
+        json!({"Version": "1", "Statement": [app_rights,
+            {"Effect": "Allow", "Action": "edas:UseLocalCluster",
+             "Resource": "acs:edas:cn-hangzhou:1234:cluster/local"}]}),
+    )
+    .await;
+    let scaled = call(&h, scale()).await;
+    assert_success(&scaled);
+    wait_for_status(&h, scaled.1["ChangeOrderId"].as_str().unwrap(), 2).await;
+    let revision = h
+        .store
+        .get_application(&app_id)
+        .await
+        .unwrap()
+        .current_revision;
+    let volume = r#"[{"type":"Directory","nodePath":"/etc","mountPath":"/host-etc"}]"#;
+    let refused = call(&h, deploy(&app_id).key(BOB).param("LocalVolume", volume)).await;
+    assert_error(&refused, 401, "AUTH_ERROR");
+    assert!(
+        refused.1["Message"]
+            .as_str()
+            .unwrap()
+            .contains("edas:UseLocalHostPath")
+    );
+    let package = call(
+        &h,
+        deploy(&app_id)
+            .key(BOB)
+            .param("PackageUrl", "file:///var/lib/edasd/store.key")
+            .param("PackageVersion", "1"),
+    )
+    .await;
+    assert_error(&package, 401, "AUTH_ERROR");
+    assert!(
+        package.1["Message"]
+            .as_str()
+            .unwrap()
+            .contains("edas:UseLocalHostPath")
+    );
+    // Nothing refused was stored: the application is still at its last accepted revision.
+    let app = h.store.get_application(&app_id).await.unwrap();
+    assert_eq!(app.current_revision, revision);
 }
 
 #[tokio::test]
