@@ -51,8 +51,10 @@
 //! applications' namespaces; get/create namespaces (an application's namespace is created when
 //! missing).
 
+pub mod cluster;
 mod routing;
 pub mod state;
+mod sweep;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -185,6 +187,8 @@ pub struct Options {
     pub gateway: Option<GatewayRef>,
     /// How long one API call may take before the step fails as unavailable.
     pub call_timeout: Duration,
+    /// The API server's address, for messages (set from the kubeconfig by edasd).
+    pub api_server: Option<String>,
     /// When a pod that Kubernetes keeps retrying counts as failed.
     pub failure: state::FailurePolicy,
     /// Server-side timeout of each watch request (`timeoutSeconds`): the watch is renewed this
@@ -203,6 +207,7 @@ impl Options {
             cluster_id: cluster_id.to_owned(),
             gateway: None,
             call_timeout: Duration::from_secs(30),
+            api_server: None,
             failure: state::FailurePolicy::default(),
             watch_timeout: Duration::from_secs(5),
             watch_backoff_max: Duration::from_secs(2),
@@ -331,25 +336,10 @@ impl KubeRuntime {
         }
     }
 
-    /// Waits until the caches hold a full list of the cluster's pods and Deployments.
+    /// Waits until the caches hold a full list of the cluster's pods and Deployments (see
+    /// `cluster::listed`: never waits on a cluster that does not answer).
     async fn ready(&self) -> Result<(), RuntimeError> {
-        let wait = async {
-            let _ = self.inner.pods.wait_until_ready().await;
-            let _ = self.inner.deployments.wait_until_ready().await;
-        };
-        tokio::time::timeout(self.inner.options.call_timeout, wait)
-            .await
-            .map_err(|_| {
-                let health = self.inner.health.borrow().clone();
-                RuntimeError::Unavailable(format!(
-                    "cluster `{}` has not been listed yet ({})",
-                    self.inner.options.cluster_id,
-                    match health {
-                        Health::Unreachable(why) => why,
-                        _ => "no answer".into(),
-                    }
-                ))
-            })
+        self.listed().await
     }
 
     /// Runs one API call with the call timeout; errors name `what`.
@@ -976,6 +966,23 @@ impl Runtime for KubeRuntime {
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
         self.inner.events.subscribe()
+    }
+
+    fn availability(&self) -> Result<(), RuntimeError> {
+        self.availability_now()
+    }
+
+    fn wait_available(&self) -> BoxFuture<'_, ()> {
+        self.until_available()
+    }
+
+    fn delete_application(
+        &self,
+        app_id: &str,
+        force: bool,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let app_id = app_id.to_owned();
+        Box::pin(async move { self.sweep_application(&app_id, force).await })
     }
 }
 

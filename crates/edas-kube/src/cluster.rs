@@ -1,0 +1,375 @@
+//! The cluster as a whole: whether it answers (so no API call waits on a cluster that does
+//! not), its capacity (nodes, CPU, memory) and namespaces as its API reports them, and
+//! rate-limited warnings that name the cluster and its API server address.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+use edas_runtime::{BoxFuture, RuntimeError};
+
+use crate::{Health, KubeRuntime};
+
+impl KubeRuntime {
+    /// The API server address of the cluster (`https://10.0.0.1:6443`), as configured.
+    pub fn api_server(&self) -> &str {
+        self.inner
+            .options
+            .api_server
+            .as_deref()
+            .unwrap_or("(address unknown)")
+    }
+
+    /// "`id` (API server ADDRESS)": how messages name the cluster.
+    pub(crate) fn cluster_label(&self) -> String {
+        format!(
+            "`{}` (API server {})",
+            self.inner.options.cluster_id,
+            self.api_server()
+        )
+    }
+
+    /// `Err(Unavailable)` naming the cluster and its address while its API does not answer.
+    /// Before the first answer the cluster counts as available (it is being reached).
+    pub(crate) fn availability_now(&self) -> Result<(), RuntimeError> {
+        match &*self.inner.health.borrow() {
+            Health::Unreachable(why) => Err(RuntimeError::Unavailable(format!(
+                "cluster {} does not answer: {why}",
+                self.cluster_label()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Resolves once the cluster answers and its pods and Deployments have been listed.
+    pub(crate) fn until_available(&self) -> BoxFuture<'_, ()> {
+        let mut health = self.inner.health.subscribe();
+        Box::pin(async move {
+            loop {
+                if health
+                    .wait_for(|h| !matches!(h, Health::Unreachable(_)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let listed = async {
+                    let _ = self.inner.pods.wait_until_ready().await;
+                    let _ = self.inner.deployments.wait_until_ready().await;
+                };
+                let mut down = self.inner.health.subscribe();
+                tokio::select! {
+                    _ = listed => {
+                        if self.availability_now().is_ok() {
+                            return;
+                        }
+                    }
+                    _ = down.wait_for(|h| matches!(h, Health::Unreachable(_))) => {}
+                }
+            }
+        })
+    }
+
+    /// Waits until the caches hold a full list of the cluster's pods and Deployments; answers
+    /// at once from the last list when there was one, and fails at once, naming the cluster,
+    /// while the cluster does not answer and was never listed.
+    pub(crate) async fn listed(&self) -> Result<(), RuntimeError> {
+        let wait = async {
+            let _ = self.inner.pods.wait_until_ready().await;
+            let _ = self.inner.deployments.wait_until_ready().await;
+        };
+        let mut health = self.inner.health.subscribe();
+        let unreachable = health.wait_for(|h| matches!(h, Health::Unreachable(_)));
+        tokio::select! {
+            biased;
+            _ = wait => Ok(()),
+            _ = unreachable => Err(self.availability_now().err().unwrap_or_else(|| {
+                RuntimeError::Unavailable(format!("cluster {} does not answer", self.cluster_label()))
+            })),
+            _ = tokio::time::sleep(self.inner.options.call_timeout) => {
+                Err(RuntimeError::Unavailable(format!(
+                    "cluster {} has not been listed yet (no answer within {:?})",
+                    self.cluster_label(),
+                    self.inner.options.call_timeout
+                )))
+            }
+        }
+    }
+}
+
+/// What a cluster offers, from its Nodes' `status.allocatable` (else `capacity`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capacity {
+    /// Nodes.
+    pub nodes: u32,
+    /// CPU, in millicores.
+    pub cpu_millis: u64,
+    /// Memory, in MiB.
+    pub memory_mib: u64,
+}
+
+/// The cluster's nodes and namespaces as its API reports them (kept by watches).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inventory {
+    /// Capacity; `None` until the Nodes were listed (or when edasd may not list them).
+    pub capacity: Option<Capacity>,
+    /// Namespace names, sorted; `None` until listed (or when edasd may not list them).
+    pub namespaces: Option<Vec<String>>,
+}
+
+/// Watches the cluster's Nodes and Namespaces and publishes its [`Inventory`] whenever it
+/// changes (no polling: one watch per type, re-listed with back-off after an outage).
+/// Failures are logged through `warn`, which names the cluster and is rate-limited.
+pub fn watch_inventory(client: Client, warn: Warner) -> watch::Receiver<Inventory> {
+    let (tx, rx) = watch::channel(Inventory::default());
+    let warn = std::sync::Arc::new(warn);
+    {
+        let tx = tx.clone();
+        let warn = warn.clone();
+        let api: Api<Node> = Api::all(client.clone());
+        tokio::spawn(async move {
+            let mut nodes: BTreeMap<String, Capacity> = BTreeMap::new();
+            let mut listing: BTreeMap<String, Capacity> = BTreeMap::new();
+            let stream = watcher(api, watcher::Config::default()).default_backoff();
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(watcher::Event::Apply(n)) => {
+                        let name = n.metadata.name.clone().unwrap_or_default();
+                        nodes.insert(name, node_capacity(&n));
+                    }
+                    Ok(watcher::Event::Delete(n)) => {
+                        nodes.remove(n.metadata.name.as_deref().unwrap_or_default());
+                    }
+                    Ok(watcher::Event::Init) => listing.clear(),
+                    Ok(watcher::Event::InitApply(n)) => {
+                        let name = n.metadata.name.clone().unwrap_or_default();
+                        listing.insert(name, node_capacity(&n));
+                    }
+                    Ok(watcher::Event::InitDone) => nodes = std::mem::take(&mut listing),
+                    Err(error) => {
+                        warn.warn("watching the cluster's Nodes failed; retrying", &error);
+                        continue;
+                    }
+                }
+                let total = nodes.values().fold(
+                    Capacity {
+                        nodes: nodes.len() as u32,
+                        ..Capacity::default()
+                    },
+                    |mut acc, c| {
+                        acc.cpu_millis += c.cpu_millis;
+                        acc.memory_mib += c.memory_mib;
+                        acc
+                    },
+                );
+                tx.send_if_modified(|i| {
+                    let changed = i.capacity.as_ref() != Some(&total);
+                    i.capacity = Some(total.clone());
+                    changed
+                });
+            }
+        });
+    }
+    let api: Api<Namespace> = Api::all(client);
+    tokio::spawn(async move {
+        let mut names: std::collections::BTreeSet<String> = Default::default();
+        let mut listing: std::collections::BTreeSet<String> = Default::default();
+        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::Apply(ns)) => {
+                    names.extend(ns.metadata.name);
+                }
+                Ok(watcher::Event::Delete(ns)) => {
+                    names.remove(ns.metadata.name.as_deref().unwrap_or_default());
+                }
+                Ok(watcher::Event::Init) => listing.clear(),
+                Ok(watcher::Event::InitApply(ns)) => listing.extend(ns.metadata.name),
+                Ok(watcher::Event::InitDone) => names = std::mem::take(&mut listing),
+                Err(error) => {
+                    warn.warn("watching the cluster's Namespaces failed; retrying", &error);
+                    continue;
+                }
+            }
+            let now: Vec<String> = names.iter().cloned().collect();
+            tx.send_if_modified(|i| {
+                let changed = i.namespaces.as_ref() != Some(&now);
+                i.namespaces = Some(now.clone());
+                changed
+            });
+        }
+    });
+    rx
+}
+
+fn node_capacity(node: &Node) -> Capacity {
+    let status = node.status.as_ref();
+    let resources = status
+        .and_then(|s| s.allocatable.as_ref())
+        .or_else(|| status.and_then(|s| s.capacity.as_ref()));
+    let get = |key: &str| resources.and_then(|r| r.get(key)).and_then(quantity);
+    Capacity {
+        nodes: 1,
+        cpu_millis: get("cpu").map_or(0, |cores| (cores * 1000.0).round() as u64),
+        memory_mib: get("memory").map_or(0, |bytes| (bytes / (1024.0 * 1024.0)).floor() as u64),
+    }
+}
+
+/// A Kubernetes quantity (`4`, `3500m`, `16Gi`, `1e3`, `512M`) as a plain number of units;
+/// `None` when it is not one.
+pub fn quantity(q: &Quantity) -> Option<f64> {
+    let s = q.0.trim();
+    let split = s
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    let factor = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0_f64.powi(4),
+        "Pi" => 1024.0_f64.powi(5),
+        "Ei" => 1024.0_f64.powi(6),
+        _ => return None,
+    };
+    let value: f64 = number.parse().ok()?;
+    (value.is_finite() && value >= 0.0).then_some(value * factor)
+}
+
+/// Rate-limited warnings about one cluster: each message carries the cluster id and its API
+/// server address, and the same message is logged at most once per period, with the number
+/// of repeats it stood for (a watch that fails twice a second logs once a minute).
+pub struct Warner {
+    cluster_id: String,
+    api_server: String,
+    period: Duration,
+    last: Mutex<BTreeMap<String, (Instant, u64)>>,
+}
+
+impl Warner {
+    /// Warnings about `cluster_id` at `api_server`, each message at most once per `period`.
+    pub fn new(cluster_id: &str, api_server: &str, period: Duration) -> Warner {
+        Warner {
+            cluster_id: cluster_id.to_owned(),
+            api_server: api_server.to_owned(),
+            period,
+            last: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Logs `message` with `error` unless it was logged less than a period ago (then counts it).
+    pub fn warn(&self, message: &str, error: &dyn std::fmt::Display) {
+        if let Some(suppressed) = self.admit(message, Instant::now()) {
+            tracing::warn!(
+                cluster = %self.cluster_id,
+                api_server = %self.api_server,
+                %error,
+                suppressed,
+                "{message}"
+            );
+        }
+    }
+
+    /// `Some(repeats suppressed since the last log)` when `message` may be logged at `now`.
+    fn admit(&self, message: &str, now: Instant) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match last.get_mut(message) {
+            Some((at, suppressed)) if now.duration_since(*at) < self.period => {
+                *suppressed += 1;
+                None
+            }
+            Some((at, suppressed)) => {
+                let n = *suppressed;
+                *at = now;
+                *suppressed = 0;
+                Some(n)
+            }
+            None => {
+                last.insert(message.to_owned(), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_in_every_notation() {
+        let q = |s: &str| quantity(&Quantity(s.to_owned()));
+        assert_eq!(q("4"), Some(4.0));
+        assert_eq!(q("3500m"), Some(3.5));
+        assert_eq!(q("16Gi"), Some(16.0 * 1024.0 * 1024.0 * 1024.0));
+        assert_eq!(q("2048Ki"), Some(2048.0 * 1024.0));
+        assert_eq!(q("1e3"), Some(1000.0));
+        assert_eq!(q("512M"), Some(512e6));
+        assert_eq!(q("1.5"), Some(1.5));
+        assert_eq!(q("12Qi"), None);
+        assert_eq!(q("abc"), None);
+        assert_eq!(q("-1"), None);
+        assert_eq!(q(""), None);
+    }
+
+    #[test]
+    fn node_capacity_prefers_allocatable() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1"},
+            "status": {
+                "capacity": {"cpu": "8", "memory": "32Gi"},
+                "allocatable": {"cpu": "7500m", "memory": "30Gi"}
+            }
+        }))
+        .unwrap();
+        assert_eq!(
+            node_capacity(&node),
+            Capacity {
+                nodes: 1,
+                cpu_millis: 7500,
+                memory_mib: 30 * 1024
+            }
+        );
+        let bare: Node =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "n2"}})).unwrap();
+        assert_eq!(
+            node_capacity(&bare),
+            Capacity {
+                nodes: 1,
+                ..Capacity::default()
+            }
+        );
+    }
+
+    #[test]
+    fn warnings_are_rate_limited_per_message_and_count_repeats() {
+        let w = Warner::new("c1", "https://10.0.0.1:6443", Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(w.admit("watch failed", t0), Some(0));
+        assert_eq!(w.admit("watch failed", t0 + Duration::from_secs(1)), None);
+        assert_eq!(w.admit("watch failed", t0 + Duration::from_secs(2)), None);
+        // Another message has its own budget.
+        assert_eq!(w.admit("other", t0 + Duration::from_secs(2)), Some(0));
+        assert_eq!(
+            w.admit("watch failed", t0 + Duration::from_secs(61)),
+            Some(2)
+        );
+    }
+}
