@@ -432,6 +432,7 @@ async fn put(
         (Err(StoreError::NotFound { .. }), false) => return Err(not_found(kind, &t)),
         (Err(e), _) => return Err(internal("reading the configuration", e)),
     };
+    in_cluster(api, kind, &t, Some(data.clone())).await?;
     let value = Value::Object(
         data.iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
@@ -535,6 +536,36 @@ async fn users_of(
     }
 }
 
+/// Makes the cluster's runtime hold the ConfigMap or Secret under its own name with `data`
+/// (`None`: removes it) before the store does, so `kubectl get cm NAME` finds what the API
+/// shows; a cluster that refuses or does not answer refuses the request, naming why.
+async fn in_cluster(
+    api: &Api,
+    kind: Kind,
+    t: &Target,
+    data: Option<BTreeMap<String, String>>,
+) -> Result<(), ApiError> {
+    let Some(runtime) = api.engine().runtimes().get(&t.cluster_id) else {
+        return Ok(());
+    };
+    let refused = |e: edas_runtime::RuntimeError| {
+        ApiError::new(
+            codes::RUNTIME_REFUSED,
+            format!(
+                "cluster `{}` did not take the {} `{}`: {e}",
+                t.cluster_id,
+                kind.noun(),
+                t.name
+            ),
+        )
+    };
+    runtime.availability().map_err(refused)?;
+    runtime
+        .put_config(kind == Kind::Secret, &t.namespace, &t.name, data)
+        .await
+        .map_err(refused)
+}
+
 async fn delete(
     api: &Api,
     caller: &Caller,
@@ -566,6 +597,7 @@ async fn delete(
             ),
         ));
     }
+    in_cluster(api, kind, &t, None).await?;
     let deleted = match kind {
         Kind::ConfigMap => {
             api.store()

@@ -515,6 +515,22 @@ fn handle(
         Some("status") => Subresource::Status,
         _ => Subresource::Main,
     };
+    // A server-side apply that creates the object needs `create` too, as on a real server.
+    if verb == "patch"
+        && content_type == "application/apply-patch+yaml"
+        && app.faults.is_denied("create", rt.group, &plural)
+        && let Some(name) = target.name.as_deref()
+        && app.store.get(target.resource, &namespace, name).is_err()
+    {
+        return Err(ApiError::forbidden(
+            &rt.qualified(),
+            Some(name),
+            "create",
+            rt.group,
+            &plural,
+            target.namespace.as_deref(),
+        ));
+    }
     let scale = target.subresource.as_deref() == Some("scale");
     let as_table = !scale
         && crate::table::wants_table(

@@ -1317,6 +1317,25 @@ fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<()
             {
                 return invalid("data", "Invalid value: must be a map of strings");
             }
+            // `immutable: true` freezes the data and itself (metadata may still change).
+            if let Some(old) = old
+                && old.get("immutable") == Some(&Value::Bool(true))
+            {
+                if object.get("immutable") != Some(&Value::Bool(true)) {
+                    return invalid(
+                        "immutable",
+                        "Forbidden: field is immutable when `immutable` is set",
+                    );
+                }
+                for field in ["data", "binaryData"] {
+                    if old.get(field) != object.get(field) {
+                        return invalid(
+                            field,
+                            "Forbidden: field is immutable when `immutable` is set",
+                        );
+                    }
+                }
+            }
         }
         _ => {}
     }

@@ -52,6 +52,7 @@
 //! missing).
 
 pub mod cluster;
+pub mod rights;
 mod routing;
 pub mod state;
 mod sweep;
@@ -71,11 +72,12 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
+use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
 pub use edas_render::{LABEL_APP, LABEL_REVISION};
@@ -109,6 +111,13 @@ pub struct ConnectError(String);
 /// Builds the client of a cluster. It does not contact the cluster (that happens when the
 /// runtime starts watching), so a cluster that is down does not stop edasd.
 pub async fn connect(access: &ClusterAccess) -> Result<Client, ConnectError> {
+    Client::try_from(client_config(access).await?)
+        .map_err(|e| ConnectError(format!("building the client: {e}")))
+}
+
+/// The client configuration of a cluster (its `cluster_url` is the API server address that
+/// messages name). Does not contact the cluster.
+pub async fn client_config(access: &ClusterAccess) -> Result<kube::Config, ConnectError> {
     // A workspace build enables two rustls providers; choose ring explicitly (an error means
     // one is already installed).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -135,7 +144,7 @@ pub async fn connect(access: &ClusterAccess) -> Result<Client, ConnectError> {
         ClusterAccess::InCluster => kube::Config::incluster()
             .map_err(|e| ConnectError(format!("in-cluster configuration: {e}")))?,
     };
-    Client::try_from(config).map_err(|e| ConnectError(format!("building the client: {e}")))
+    Ok(config)
 }
 
 /// An application as the runtime needs to name its objects.
@@ -252,6 +261,8 @@ struct Inner {
     version: Arc<std::sync::OnceLock<String>>,
     gateway_api: AtomicU8,
     namespaces: Mutex<HashSet<String>>,
+    /// The rights of [`rights::RIGHTS`] the cluster does not grant (`None` until checked).
+    missing_rights: watch::Sender<Option<Vec<String>>>,
     /// Revisions with a wake-up pending for the end of an unschedulable pod's grace period.
     wakes: Mutex<HashSet<(String, String)>>,
     /// Warm-up ramps of HTTPRoute weights, by application id.
@@ -306,6 +317,7 @@ impl KubeRuntime {
             gateway_api: AtomicU8::new(GATEWAY_UNKNOWN),
             namespaces: Mutex::new(HashSet::new()),
             wakes: Mutex::new(HashSet::new()),
+            missing_rights: watch::channel(None).0,
             ramps: Mutex::new(HashMap::new()),
             tasks: Mutex::new(vec![
                 pod_task.abort_handle(),
@@ -325,6 +337,13 @@ impl KubeRuntime {
     /// The cluster's health as it changes (for the cluster's import status).
     pub fn health(&self) -> watch::Receiver<Health> {
         self.inner.health.subscribe()
+    }
+
+    /// The rights edasd needs (see [`rights::RIGHTS`] and `deploy/rbac.yaml`) that the cluster
+    /// does not grant, by name (`create configmaps`), as they become known: `None` until the
+    /// start-up check answered, then the (possibly empty) list.
+    pub fn missing_rights(&self) -> watch::Receiver<Option<Vec<String>>> {
+        self.inner.missing_rights.subscribe()
     }
 
     /// Whether the cluster serves Gateway API HTTPRoutes (`None` until discovery answered).
@@ -363,11 +382,23 @@ impl KubeRuntime {
     where
         K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
     {
+        self.apply_returning(api, name, object).await.map(drop)
+    }
+
+    /// Server-side apply of `object`, returning the object as the cluster now has it.
+    async fn apply_returning<K>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        object: &K,
+    ) -> Result<K, RuntimeError>
+    where
+        K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let what = format!("applying {} {name}", kind_of::<K>());
         self.call(&what, api.patch(name, &params, &Patch::Apply(object)))
             .await
-            .map(drop)
     }
 
     /// Deletes `name` through `api`; one that does not exist is fine.
@@ -470,10 +501,11 @@ impl KubeRuntime {
         Ok(())
     }
 
-    /// Applies the ConfigMaps and Secrets the revision's pods reference, from the store. One
-    /// the store does not have is left out: its pods then report `CreateContainerConfigError`,
-    /// which fails the release with Kubernetes' own message.
-    async fn apply_config(&self, target: &Target) -> Result<(), RuntimeError> {
+    /// Applies the ConfigMaps and Secrets the revision's pods reference (the engine's copies
+    /// `<name>.<app id>.r<revision>`), from the store, `immutable: true`; returns the ones it
+    /// applied. One the store does not have is left out: its pods then report
+    /// `CreateContainerConfigError`, which fails the release with Kubernetes' own message.
+    async fn apply_config(&self, target: &Target) -> Result<Vec<(bool, String)>, RuntimeError> {
         let spec = &target.spec;
         let ns = &spec.k8s_namespace;
         let labels = object_labels(spec, &target.app_id, Some(&target.revision));
@@ -483,6 +515,7 @@ impl KubeRuntime {
                 "reading ConfigMaps and Secrets from the store: {e}"
             ))
         };
+        let mut applied = Vec::new();
         for (secret, name) in references(spec) {
             let metadata = ObjectMeta {
                 name: Some(name.clone()),
@@ -494,53 +527,109 @@ impl KubeRuntime {
                 let Some(data) = dir.secret(ns, &name).await.map_err(unavailable)? else {
                     continue;
                 };
-                let object = Secret {
-                    metadata,
-                    data: Some(
-                        data.into_iter()
-                            .map(|(k, v)| (k, ByteString(v.into_bytes())))
-                            .collect(),
-                    ),
-                    type_: Some("Opaque".into()),
-                    ..Secret::default()
-                };
                 let api: Api<Secret> = Api::namespaced(self.inner.client.clone(), ns);
-                self.apply(&api, &name, &object).await?;
+                self.apply(&api, &name, &secret_object(metadata, data, true))
+                    .await?;
             } else {
                 let Some(data) = dir.config_map(ns, &name).await.map_err(unavailable)? else {
                     continue;
                 };
-                let object = ConfigMap {
-                    metadata,
-                    data: Some(data),
-                    ..ConfigMap::default()
-                };
                 let api: Api<ConfigMap> = Api::namespaced(self.inner.client.clone(), ns);
-                self.apply(&api, &name, &object).await?;
+                self.apply(&api, &name, &config_map_object(metadata, data, true))
+                    .await?;
+            }
+            applied.push((secret, name));
+        }
+        Ok(applied)
+    }
+
+    /// Makes the revision's Deployment the owner of its ConfigMap and Secret copies, so the
+    /// garbage collector removes them with it (whoever deletes it). The copies exist before the
+    /// Deployment (its pods never wait for them), so the reference is added once it exists.
+    async fn own_config(
+        &self,
+        target: &Target,
+        copies: &[(bool, String)],
+        deployment: &Deployment,
+    ) -> Result<(), RuntimeError> {
+        let (Some(name), Some(uid)) = (&deployment.metadata.name, &deployment.metadata.uid) else {
+            return Ok(());
+        };
+        let owner = json!({"metadata": {"ownerReferences": [{
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+            "uid": uid,
+            "blockOwnerDeletion": false,
+        }]}});
+        let ns = &target.spec.k8s_namespace;
+        let params = PatchParams::default();
+        for (secret, copy) in copies {
+            let what = format!("making Deployment {name} the owner of {copy}");
+            if *secret {
+                let api: Api<Secret> = Api::namespaced(self.inner.client.clone(), ns);
+                self.call(&what, api.patch(copy, &params, &Patch::Merge(&owner)))
+                    .await?;
+            } else {
+                let api: Api<ConfigMap> = Api::namespaced(self.inner.client.clone(), ns);
+                self.call(&what, api.patch(copy, &params, &Patch::Merge(&owner)))
+                    .await?;
             }
         }
         Ok(())
     }
 
-    /// Deletes the revision's ConfigMap and Secret copies.
+    /// Deletes the revision's ConfigMap and Secret copies (by name: the garbage collector
+    /// removes them with their Deployment too, but not at once).
     async fn delete_config(&self, target: &Target) -> Result<(), RuntimeError> {
         let ns = &target.spec.k8s_namespace;
-        let selector = format!(
-            "{LABEL_APP_ID}={},{LABEL_REVISION}={}",
-            target.app_id, target.revision
-        );
-        let lp = ListParams::default().labels(&selector);
-        let dp = DeleteParams::background();
-        let cms: Api<ConfigMap> = Api::namespaced(self.inner.client.clone(), ns);
-        self.call("deleting ConfigMap copies", cms.delete_collection(&dp, &lp))
-            .await?;
-        let secrets: Api<Secret> = Api::namespaced(self.inner.client.clone(), ns);
-        self.call(
-            "deleting Secret copies",
-            secrets.delete_collection(&dp, &lp),
-        )
-        .await?;
+        for (secret, name) in references(&target.spec) {
+            if secret {
+                let api: Api<Secret> = Api::namespaced(self.inner.client.clone(), ns);
+                self.delete(&api, &name).await?;
+            } else {
+                let api: Api<ConfigMap> = Api::namespaced(self.inner.client.clone(), ns);
+                self.delete(&api, &name).await?;
+            }
+        }
         Ok(())
+    }
+
+    /// Applies (`Some`) or deletes (`None`) a user's ConfigMap or Secret under its own name.
+    async fn put_user_config(
+        &self,
+        secret: bool,
+        namespace: &str,
+        name: &str,
+        data: Option<ConfigData>,
+    ) -> Result<(), RuntimeError> {
+        let Some(data) = data else {
+            if secret {
+                let api: Api<Secret> = Api::namespaced(self.inner.client.clone(), namespace);
+                return self.delete(&api, name).await;
+            }
+            let api: Api<ConfigMap> = Api::namespaced(self.inner.client.clone(), namespace);
+            return self.delete(&api, name).await;
+        };
+        self.ensure_namespace(namespace).await?;
+        let metadata = ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".to_owned(),
+                "edasd".to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        };
+        if secret {
+            let api: Api<Secret> = Api::namespaced(self.inner.client.clone(), namespace);
+            self.apply(&api, name, &secret_object(metadata, data, false))
+                .await
+        } else {
+            let api: Api<ConfigMap> = Api::namespaced(self.inner.client.clone(), namespace);
+            self.apply(&api, name, &config_map_object(metadata, data, false))
+                .await
+        }
     }
 
     /// Announces a change of the revision at `at` (when an unschedulable pod's grace period
@@ -624,6 +713,31 @@ fn object_labels(spec: &AppSpec, app_id: &str, revision: Option<&str>) -> BTreeM
     labels
 }
 
+/// A Secret with `data` (plain text; the API encodes it).
+fn secret_object(metadata: ObjectMeta, data: ConfigData, immutable: bool) -> Secret {
+    Secret {
+        metadata,
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                .collect(),
+        ),
+        immutable: immutable.then_some(true),
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    }
+}
+
+/// A ConfigMap with `data`.
+fn config_map_object(metadata: ObjectMeta, data: ConfigData, immutable: bool) -> ConfigMap {
+    ConfigMap {
+        metadata,
+        data: Some(data),
+        immutable: immutable.then_some(true),
+        ..ConfigMap::default()
+    }
+}
+
 /// The ConfigMaps (`false`) and Secrets (`true`) the spec's pods reference, by name.
 fn references(spec: &AppSpec) -> BTreeSet<(bool, String)> {
     let mut out = BTreeSet::new();
@@ -683,6 +797,11 @@ async fn watch_objects<K>(
         + Sync
         + 'static,
 {
+    let warn = cluster::Warner::new(
+        &options.cluster_id,
+        options.api_server.as_deref().unwrap_or("(address unknown)"),
+        Duration::from_secs(60),
+    );
     let timeout = u32::try_from(options.watch_timeout.as_secs().max(1)).unwrap_or(290);
     let config = watcher::Config::default()
         .labels(LABEL_APP_ID)
@@ -736,9 +855,40 @@ async fn watch_objects<K>(
                 }
             }
             Err(error) => {
-                tracing::warn!(kind = %K::kind(&()), %error, "watching the cluster failed; retrying");
+                warn.warn(
+                    &format!("watching the cluster's {}s failed; retrying", K::kind(&())),
+                    &error,
+                );
                 health.send_replace(Health::Unreachable(error.to_string()));
             }
+        }
+    }
+}
+
+/// Checks the rights edasd needs (once the cluster answered) and reports the missing ones by
+/// name, in the log and through [`KubeRuntime::missing_rights`].
+async fn check_rights(inner: &Inner) {
+    let cluster = &inner.options.cluster_id;
+    match tokio::time::timeout(
+        inner.options.call_timeout,
+        rights::missing(&inner.client, inner.options.gateway.is_some()),
+    )
+    .await
+    {
+        Ok(Ok(missing)) => {
+            for right in &missing {
+                tracing::warn!(%cluster, %right, "edasd lacks a right it needs on the cluster: grant it (deploy/rbac.yaml lists them all)");
+            }
+            if missing.is_empty() {
+                tracing::info!(%cluster, "edasd has every right it needs on the cluster");
+            }
+            inner.missing_rights.send_replace(Some(missing));
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%cluster, %error, "checking edasd's rights on the cluster (SelfSubjectAccessReview) failed");
+        }
+        Err(_) => {
+            tracing::warn!(%cluster, "checking edasd's rights on the cluster (SelfSubjectAccessReview): no answer");
         }
     }
 }
@@ -809,6 +959,7 @@ async fn discover(inner: std::sync::Weak<Inner>) {
                 tracing::info!(cluster = %strong.options.cluster_id, %version, gateway_api = gateway, "cluster reachable");
                 let _ = strong.version.set(version.clone());
                 strong.health.send_replace(Health::Connected { version });
+                check_rights(&strong).await;
                 return;
             }
             Err(error) => {
@@ -886,9 +1037,22 @@ impl Runtime for KubeRuntime {
                     .insert(LABEL_APP_ID.to_owned(), target.app_id.clone());
             }
             self.ensure_namespace(ns).await?;
-            self.apply_config(&target).await?;
-            self.apply(&api, &name, deployment).await
+            let copies = self.apply_config(&target).await?;
+            let applied = self.apply_returning(&api, &name, deployment).await?;
+            self.own_config(&target, &copies, &applied).await
         })
+    }
+
+    fn put_config(
+        &self,
+        secret: bool,
+        namespace: &str,
+        name: &str,
+        data: Option<BTreeMap<String, String>>,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let namespace = namespace.to_owned();
+        let name = name.to_owned();
+        Box::pin(async move { self.put_user_config(secret, &namespace, &name, data).await })
     }
 
     fn recreate_failed(

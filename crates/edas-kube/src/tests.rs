@@ -267,13 +267,105 @@ async fn referenced_config_copies_are_applied_before_the_deployment_and_deleted_
     let client = rt.inner.client.clone();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "apps");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "apps");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "apps");
+    let uid = deployments.get("withcfg-r1").await.unwrap().metadata.uid;
     let cm = cms.get("cfg.app.r1").await.unwrap();
+    // Issue 18 (3): copies are immutable and owned by the revision's Deployment.
+    assert_eq!(cm.immutable, Some(true));
+    let owners = cm.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(
+        owners
+            .iter()
+            .map(|o| (o.kind.as_str(), Some(&o.uid)))
+            .collect::<Vec<_>>(),
+        [("Deployment", uid.as_ref())]
+    );
     assert_eq!(cm.data.unwrap()["k"], "v");
     let secret = secrets.get("pw.app.r1").await.unwrap();
+    assert_eq!(secret.immutable, Some(true));
+    assert_eq!(
+        secret.metadata.owner_references.unwrap_or_default()[0].uid,
+        uid.clone().unwrap()
+    );
     assert_eq!(secret.data.unwrap()["p"].0, b"s3cret");
+    // Applying the same step again (a resumed release) is fine with immutable copies.
+    rt.set_replicas(&target(&spec, "1"), 2).await.unwrap();
     rt.set_replicas(&target(&spec, "1"), 0).await.unwrap();
     assert!(cms.get_opt("cfg.app.r1").await.unwrap().is_none());
     assert!(secrets.get_opt("pw.app.r1").await.unwrap().is_none());
+    // Whoever deletes the Deployment (kubectl, a sweep), the garbage collector takes the copies.
+    rt.set_replicas(&target(&spec, "1"), 1).await.unwrap();
+    assert!(cms.get_opt("cfg.app.r1").await.unwrap().is_some());
+    deployments
+        .delete("withcfg-r1", &kube::api::DeleteParams::background())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while cms.get_opt("cfg.app.r1").await.unwrap().is_some()
+        || secrets.get_opt("pw.app.r1").await.unwrap().is_some()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "copies outlived their Deployment"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 18 (8): ConfigMaps and Secrets created through the API exist in the cluster under
+/// their own names, and go when deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_config_maps_and_secrets_exist_under_their_own_names() {
+    let cluster = fake(false).await;
+    let (rt, _) = runtime(&cluster, false).await;
+    let client = rt.inner.client.clone();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "team");
+    let data = |pairs: &[(&str, &str)]| -> ConfigData {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    rt.put_config(
+        false,
+        "team",
+        "db",
+        Some(data(&[("url", "pg://x"), ("pool", "4")])),
+    )
+    .await
+    .unwrap();
+    rt.put_config(true, "team", "db-pw", Some(data(&[("password", "s3cret")])))
+        .await
+        .unwrap();
+    let cm = cms.get("db").await.unwrap();
+    assert_eq!(
+        cm.data.clone().unwrap(),
+        data(&[("url", "pg://x"), ("pool", "4")])
+    );
+    assert_ne!(
+        cm.immutable,
+        Some(true),
+        "a user's ConfigMap can be updated"
+    );
+    assert_eq!(
+        secrets.get("db-pw").await.unwrap().data.unwrap()["password"].0,
+        b"s3cret"
+    );
+    // An update replaces the data (a removed key goes).
+    rt.put_config(false, "team", "db", Some(data(&[("url", "pg://y")])))
+        .await
+        .unwrap();
+    assert_eq!(
+        cms.get("db").await.unwrap().data.unwrap(),
+        data(&[("url", "pg://y")])
+    );
+    rt.put_config(false, "team", "db", None).await.unwrap();
+    rt.put_config(true, "team", "db-pw", None).await.unwrap();
+    assert!(cms.get_opt("db").await.unwrap().is_none());
+    assert!(secrets.get_opt("db-pw").await.unwrap().is_none());
+    // Deleting what is not there is fine.
+    rt.put_config(true, "team", "db-pw", None).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -632,4 +724,54 @@ async fn silent_watches_on_a_draining_server_are_replaced() {
     // timeout + 5 s idle margin + back-off, well inside `until`'s 15 s.
     let state = until(&rt, "1", |s| s.ready == 2).await;
     assert_eq!(state.total, 2);
+}
+
+/// Issue 18 (3): at start-up the runtime checks its rights (SelfSubjectAccessReview) and names
+/// a missing one; a write that needs it fails with the cluster's own 403 message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_rights_are_named_at_start_up() {
+    let cluster = fake(false).await;
+    let (rt, _) = runtime(&cluster, false).await;
+    let mut rights = rt.missing_rights();
+    let all = tokio::time::timeout(WAIT, rights.wait_for(Option::is_some))
+        .await
+        .expect("the rights are checked")
+        .unwrap()
+        .clone();
+    assert_eq!(all, Some(vec![]));
+    drop(rt);
+
+    cluster
+        .deny(edas_fake_kube::DeniedRight::new("create", "", "secrets"))
+        .unwrap();
+    cluster
+        .deny(edas_fake_kube::DeniedRight::new(
+            "watch",
+            "apps",
+            "deployments",
+        ))
+        .unwrap();
+    let (rt, _) = runtime(&cluster, false).await;
+    let mut rights = rt.missing_rights();
+    let missing = tokio::time::timeout(WAIT, rights.wait_for(Option::is_some))
+        .await
+        .expect("the rights are checked")
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert_eq!(missing, ["watch deployments.apps", "create secrets"]);
+    let error = rt
+        .put_config(
+            true,
+            "team",
+            "pw",
+            Some(BTreeMap::from([("p".into(), "x".into())])),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("cannot create resource \"secrets\"") || error.contains("cannot patch"),
+        "{error}"
+    );
 }

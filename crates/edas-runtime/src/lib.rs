@@ -195,6 +195,21 @@ pub trait Runtime: Send + Sync + 'static {
         Box::pin(async {})
     }
 
+    /// Makes a ConfigMap (`secret` false) or Secret that a user created through the API exist
+    /// in the runtime under its own name in `namespace`, with exactly `data` (`None`: removes
+    /// it). Runtimes whose instances read configuration from edasd's store (the local one) have
+    /// nothing to do; the default does nothing.
+    fn put_config(
+        &self,
+        secret: bool,
+        namespace: &str,
+        name: &str,
+        data: Option<std::collections::BTreeMap<String, String>>,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let _ = (secret, namespace, name, data);
+        Box::pin(async { Ok(()) })
+    }
+
     /// Removes every object of the application that is left in the runtime, whatever
     /// revision or state it is in: the last step of deleting an application, after its
     /// revisions were scaled to 0 and its routing cleared. `force` skips graceful termination
