@@ -1351,6 +1351,250 @@ const UPDATE_CONFIG: &[(&str, bool)] = &[
     ("Timeout", false),
 ];
 
+/// How each runtime carries a parameter whose support differs between them: (name, on the
+/// built-in `local` runtime, on a Kubernetes cluster). Every other parameter is `supported` on
+/// both when its status is `supported`, and refused on both otherwise (see its status).
+/// "Refused" means the change is refused when submitted, naming the parameter; on `local`,
+/// what a host cannot enforce is refused unless `[local] unenforceable = "record"`, which runs
+/// without it and says so in the log at every start.
+pub const RUNTIMES: &[(&str, &str, &str)] = &[
+    (
+        "ImageUrl",
+        "only with `Command` (no container engine: the command runs, the image is not pulled)",
+        SUPPORTED,
+    ),
+    (
+        "Image",
+        "only with `Command` (no container engine: the command runs, the image is not pulled)",
+        SUPPORTED,
+    ),
+    (
+        "ImageTag",
+        "only with `Command` (the image is not pulled)",
+        SUPPORTED,
+    ),
+    (
+        "PackageUrl",
+        "http(s)://, or file:// under a root of `[local] allowed_host_paths` (none by default)",
+        "http(s):// only (a file:// package is refused)",
+    ),
+    (
+        "JDK",
+        "the java binary `[local.jdk]` maps it to; an unmapped value is refused",
+        SUPPORTED,
+    ),
+    (
+        "Command",
+        "the program, run directly (no shell) in the instance's sandbox",
+        "supported (with an image)",
+    ),
+    (
+        "Envs",
+        "supported; `resourceFieldRef` refused; `fieldRef`: metadata.name/namespace, status.podIP(s)/hostIP(s) (127.0.0.1), spec.nodeName",
+        SUPPORTED,
+    ),
+    (
+        "CpuLimit",
+        "cpu cgroup quota; refused where the host has no cpu cgroup",
+        SUPPORTED,
+    ),
+    (
+        "CpuRequest",
+        "cpu cgroup shares/weight; refused where the host has no cpu cgroup",
+        SUPPORTED,
+    ),
+    (
+        "McpuLimit",
+        "cpu cgroup quota; refused where the host has no cpu cgroup",
+        SUPPORTED,
+    ),
+    (
+        "McpuRequest",
+        "cpu cgroup shares/weight; refused where the host has no cpu cgroup",
+        SUPPORTED,
+    ),
+    (
+        "LimitCpu",
+        "cpu cgroup quota; refused where the host has no cpu cgroup",
+        SUPPORTED,
+    ),
+    (
+        "LimitmCpu",
+        "cpu cgroup quota; refused where the host has no cpu cgroup",
+        SUPPORTED,
+    ),
+    (
+        "RequestsCpu",
+        "cpu cgroup shares/weight; refused where the host has no cpu cgroup",
+        SUPPORTED,
+    ),
+    (
+        "RequestsmCpu",
+        "cpu cgroup shares/weight; refused where the host has no cpu cgroup",
+        SUPPORTED,
+    ),
+    (
+        "MemoryLimit",
+        "memory cgroup limit, an OOM kill reported as `OOMKilled`; without a memory cgroup, resident memory watched once a second",
+        SUPPORTED,
+    ),
+    (
+        "LimitMem",
+        "memory cgroup limit, an OOM kill reported as `OOMKilled`; without a memory cgroup, resident memory watched once a second",
+        SUPPORTED,
+    ),
+    (
+        "MemoryRequest",
+        "memory cgroup soft limit (v1) / `memory.low` (v2); refused without a memory cgroup",
+        SUPPORTED,
+    ),
+    (
+        "RequestsMem",
+        "memory cgroup soft limit (v1) / `memory.low` (v2); refused without a memory cgroup",
+        SUPPORTED,
+    ),
+    (
+        "LimitEphemeralStorage",
+        "refused (no per-instance disk quota), or recorded only",
+        SUPPORTED,
+    ),
+    (
+        "RequestsEphemeralStorage",
+        "refused (no per-instance disk quota), or recorded only",
+        SUPPORTED,
+    ),
+    (
+        "EphemeralStorageLimit",
+        "refused (no per-instance disk quota), or recorded only",
+        SUPPORTED,
+    ),
+    (
+        "EphemeralStorageRequest",
+        "refused (no per-instance disk quota), or recorded only",
+        SUPPORTED,
+    ),
+    (
+        "Liveness",
+        "httpGet (HTTP), tcpSocket, exec (in the instance's sandbox); grpc and other hosts than 127.0.0.1 refused; every port means the instance's `PORT`",
+        SUPPORTED,
+    ),
+    (
+        "Readiness",
+        "httpGet (HTTP), tcpSocket, exec (in the instance's sandbox); grpc and other hosts than 127.0.0.1 refused; every port means the instance's `PORT`",
+        SUPPORTED,
+    ),
+    (
+        "Startup",
+        "httpGet (HTTP), tcpSocket, exec (in the instance's sandbox); grpc and other hosts than 127.0.0.1 refused; every port means the instance's `PORT`",
+        SUPPORTED,
+    ),
+    (
+        "PostStart",
+        "exec (in the instance's sandbox), httpGet, tcpSocket, sleep; 127.0.0.1 only",
+        SUPPORTED,
+    ),
+    (
+        "PreStop",
+        "exec (in the instance's sandbox), httpGet, tcpSocket, sleep; 127.0.0.1 only",
+        SUPPORTED,
+    ),
+    (
+        "DeployAcrossNodes",
+        "recorded only (one machine)",
+        SUPPORTED,
+    ),
+    (
+        "DeployAcrossZones",
+        "recorded only (one machine)",
+        SUPPORTED,
+    ),
+    ("CustomAffinity", "recorded only (one machine)", SUPPORTED),
+    (
+        "CustomTolerations",
+        "recorded only (one machine)",
+        SUPPORTED,
+    ),
+    (
+        "RuntimeClassName",
+        "recorded only (no container runtime)",
+        SUPPORTED,
+    ),
+    (
+        "ImagePlatforms",
+        "recorded only (the image is not pulled)",
+        SUPPORTED,
+    ),
+    ("Labels", "recorded only (no pods)", SUPPORTED),
+    ("Annotations", "recorded only (no pods)", SUPPORTED),
+    (
+        "ConfigMountDescs",
+        "a directory per mount, announced in `EDAS_MOUNT_*`; read-only in the instance's mount namespace",
+        SUPPORTED,
+    ),
+    (
+        "EmptyDirs",
+        "a directory of the instance, owned by its user, announced in `EDAS_MOUNT_*`",
+        SUPPORTED,
+    ),
+    (
+        "LocalVolume",
+        "the host path, announced in `EDAS_MOUNT_*`; only under a root of `[local] allowed_host_paths` (none by default); `…OrCreate` creates it as the instance's user",
+        SUPPORTED,
+    ),
+    (
+        "PvcMountDescs",
+        "refused (no persistent volumes)",
+        SUPPORTED,
+    ),
+    (
+        "NasId",
+        "refused (no NFS mounts)",
+        "supported as an NFS server",
+    ),
+    ("MountDescs", "refused (no NFS mounts)", SUPPORTED),
+    (
+        "StorageType",
+        "refused (no NFS mounts)",
+        "`Performance` only",
+    ),
+    ("Sidecars", "refused (no container engine)", SUPPORTED),
+    ("InitContainers", "refused (no container engine)", SUPPORTED),
+    (
+        "SecurityContext",
+        "runAsUser/runAsGroup (edasd as root), runAsNonRoot, readOnlyRootFilesystem enforced by the sandbox; allowPrivilegeEscalation is always false; privileged, capabilities, seccomp, SELinux, AppArmor, procMount refused (or recorded only)",
+        SUPPORTED,
+    ),
+    ("SecretName", "recorded only (no image pull)", SUPPORTED),
+    (
+        "ServicePorts",
+        "TCP listeners of the local service proxy on 127.0.0.1; UDP and ports below 1024 (without root) refused",
+        SUPPORTED,
+    ),
+    (
+        "Type",
+        "`ClusterIP` only: a loopback listener of the local service proxy",
+        "`ClusterIP` only",
+    ),
+    ("ExternalTrafficPolicy", "`Cluster` only", "`Cluster` only"),
+    (
+        "TrafficControlStrategy",
+        "the local service proxy's weighted split",
+        "a Gateway API HTTPRoute (needs the cluster's `gateway`)",
+    ),
+];
+
+/// (`local`, Kubernetes) status of a parameter (see [`RUNTIMES`]).
+pub fn runtime_status(d: &ParamDoc) -> (&'static str, &'static str) {
+    if let Some((_, local, kube)) = RUNTIMES.iter().find(|(n, _, _)| *n == d.name) {
+        return (local, kube);
+    }
+    if d.status == SUPPORTED {
+        (SUPPORTED, SUPPORTED)
+    } else {
+        ("refused (see Status)", "refused (see Status)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::catalog::{COMMON, Operation, Scope, doc};
+use crate::catalog::{COMMON, Operation, Scope, doc, runtime_status};
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -29,6 +29,12 @@ pub fn parameters_markdown() -> String {
          Scope: **application** parameters become part of the next revision; **release** \
          parameters are kept with that release's change order only; **request** parameters \
          identify what the request acts on.\n\n\
+         The `local` and Kubernetes columns say how each runtime carries the parameter: on \
+         `local` instances are sandboxed processes of this machine (README, \"Local runtime \
+         isolation\"); what a runtime cannot carry is refused when the change is submitted, \
+         naming the parameter (`RuntimeRefused`), and on `local` what this host cannot enforce \
+         is refused unless `[local] unenforceable = \"record\"` (then the log says what was \
+         not applied at every start).\n\n\
          Error codes: `MissingParameter`, `InvalidParameter`, `InvalidParameter.NotSupported` \
          (a well-formed value this self-hosted server deliberately does not support), \
          `InvalidParameter.Unknown`; all with HTTP 400.\n",
@@ -41,8 +47,8 @@ pub fn parameters_markdown() -> String {
             op.action(),
             params.len()
         );
-        out.push_str("| Parameter | Type | Req | Scope | Meaning and unit | Clear form | Validation | Status |\n");
-        out.push_str("|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| Parameter | Type | Req | Scope | Meaning and unit | Clear form | Validation | Status | `local` | Kubernetes |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
         for (name, required) in params {
             let Some(d) = doc(name) else { continue };
             let scope = match d.scope {
@@ -50,9 +56,10 @@ pub fn parameters_markdown() -> String {
                 Scope::Release => "release",
                 Scope::Request => "request",
             };
+            let (local, kube) = runtime_status(d);
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 d.name,
                 cell(d.ty),
                 if *required { "yes" } else { "no" },
@@ -61,6 +68,8 @@ pub fn parameters_markdown() -> String {
                 cell(d.clear),
                 cell(d.validation),
                 cell(d.status),
+                cell(local),
+                cell(kube),
             );
         }
     }
@@ -76,6 +85,15 @@ pub fn parameters_markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every per-runtime entry names a documented parameter.
+    #[test]
+    fn runtime_statuses_name_documented_parameters() {
+        for (name, local, kube) in crate::catalog::RUNTIMES {
+            assert!(doc(name).is_some(), "{name} is not in the catalog");
+            assert!(!local.is_empty() && !kube.is_empty(), "{name}");
+        }
+    }
 
     /// docs/PARAMETERS.md must be exactly what the catalog generates.
     #[test]
