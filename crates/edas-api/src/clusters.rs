@@ -8,7 +8,7 @@ use edas_store::{ApplicationFilter, Cluster, PageRequest, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::Api;
-use crate::error::ApiError;
+use crate::error::{ApiError, codes};
 use crate::handlers::{invalid, only, page_number, required};
 use crate::operations::ram;
 use crate::policy::cluster_arn;
@@ -41,29 +41,75 @@ async fn readable_clusters(api: &Api, caller: &Caller) -> Result<Vec<Cluster>, A
     Ok(clusters)
 }
 
-/// CPU cores the cluster offers, where edasd can know it: the local runtime runs on this host.
-fn cpu_cores(cluster: &Cluster) -> usize {
+/// A number of the status document the cluster's runtime records (see edasd's
+/// `kube_clusters`): `nodes`, `cpu_millis`, `memory_mib`, from the cluster's Nodes.
+fn status_number(cluster: &Cluster, key: &str) -> u64 {
+    cluster
+        .config
+        .get("status")
+        .and_then(|s| s.get(key))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
+fn status_text<'a>(cluster: &'a Cluster, key: &str) -> Option<&'a str> {
+    cluster
+        .config
+        .get("status")
+        .and_then(|s| s.get(key))
+        .and_then(Value::as_str)
+}
+
+/// CPU cores the cluster offers: this host's for the local runtime, the sum of the Nodes'
+/// allocatable CPU for a Kubernetes cluster (0 until its Nodes were listed).
+fn cpu_cores(cluster: &Cluster) -> u64 {
     if cluster.cluster_type == "local" {
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get() as u64)
     } else {
-        0
+        status_number(cluster, "cpu_millis") / 1000
     }
 }
 
-fn node_count(cluster: &Cluster) -> u32 {
-    u32::from(cluster.cluster_type == "local")
+/// Memory (MiB) the cluster offers: the sum of the Nodes' allocatable memory.
+fn memory_mib(cluster: &Cluster) -> u64 {
+    if cluster.cluster_type == "local" {
+        0
+    } else {
+        status_number(cluster, "memory_mib")
+    }
+}
+
+fn node_count(cluster: &Cluster) -> u64 {
+    if cluster.cluster_type == "local" {
+        1
+    } else {
+        status_number(cluster, "nodes")
+    }
+}
+
+/// "API server https://…": the cluster's address, as messages name it.
+fn address(cluster: &Cluster) -> String {
+    status_text(cluster, "api_server")
+        .map(|a| format!("API server {a}"))
+        .unwrap_or_else(|| "API server address unknown".to_owned())
 }
 
 fn description(cluster: &Cluster) -> String {
-    let status = cluster.config.get("status");
-    let field = |key: &str| status.and_then(|s| s.get(key)).and_then(Value::as_str);
     match cluster.cluster_type.as_str() {
         "local" => "processes on the edasd host (local runtime)".to_owned(),
-        other => match (field("version"), field("error")) {
-            (Some(version), _) => format!("{other} cluster, API server {version}"),
-            (None, Some(error)) => format!("{other} cluster, unreachable: {error}"),
-            (None, None) => format!("{other} cluster, not reached yet"),
-        },
+        other => {
+            let at = address(cluster);
+            match (
+                status_text(cluster, "version"),
+                status_text(cluster, "error"),
+            ) {
+                (_, Some(error)) if import_status(cluster).0 == 2 => {
+                    format!("{other} cluster, {at}, unreachable: {error}")
+                }
+                (Some(version), _) => format!("{other} cluster, {at}, Kubernetes {version}"),
+                (None, _) => format!("{other} cluster, {at}, not reached yet"),
+            }
+        }
     }
 }
 
@@ -105,7 +151,7 @@ fn k8s_cluster_item(cluster: &Cluster) -> Value {
         "CsClusterId": cluster.id,
         "CsClusterStatus": cs_status(cluster),
         "Description": description(cluster),
-        "Mem": 0,
+        "Mem": memory_mib(cluster),
         "NetworkMode": 2,
         "NodeNum": node_count(cluster),
         "RegionId": cluster.region_id,
@@ -235,7 +281,7 @@ pub(crate) async fn list_cluster(
                 "CsClusterId": c.id,
                 "Description": description(c),
                 "IaasProvider": if c.cluster_type == "local" { "local" } else { "kubernetes" },
-                "Mem": 0,
+                "Mem": memory_mib(c),
                 "MemUsed": 0,
                 "NetworkMode": 2,
                 "NodeNum": node_count(c),
@@ -313,14 +359,38 @@ pub(crate) async fn import_k8s_cluster(
         Err(e) => return Err(internal("reading the cluster", e)),
     };
     caller.authorize(ram::READ_CLUSTER, &arn(api, &cluster.id))?;
+    if import_status(&cluster).0 == 2 {
+        return Err(ApiError::new(
+            codes::CLUSTER_UNAVAILABLE,
+            format!(
+                "cluster `{}` ({}) cannot be imported: it does not answer: {}",
+                cluster.id,
+                address(&cluster),
+                status_text(&cluster, "error").unwrap_or("no answer")
+            ),
+        ));
+    }
     let mut out = Map::new();
     out.insert("Data".into(), Value::String(cluster.id));
     Ok(out)
 }
 
-/// The Kubernetes namespaces edasd knows in a cluster: `default` and those its live
-/// applications use. (edasd does not query a cluster's API for namespaces it did not create.)
-pub(crate) async fn namespaces_of(api: &Api, cluster_id: &str) -> Result<Vec<String>, ApiError> {
+/// The Kubernetes namespaces of a cluster: those its API lists (watched by its runtime and
+/// recorded in the registry), else (local, or not listed yet) `default` and those its live
+/// applications use.
+pub(crate) async fn namespaces_of(api: &Api, cluster: &Cluster) -> Result<Vec<String>, ApiError> {
+    if let Some(listed) = cluster
+        .config
+        .get("status")
+        .and_then(|s| s.get("namespaces"))
+        .and_then(Value::as_array)
+    {
+        return Ok(listed
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect());
+    }
+    let cluster_id = &cluster.id;
     let mut names: BTreeSet<String> = BTreeSet::from([DEFAULT_NAMESPACE.to_owned()]);
     let filter = ApplicationFilter {
         cluster_id: Some(cluster_id.to_owned()),
@@ -384,7 +454,7 @@ pub(crate) async fn list_namespaces(
     };
     let mut names = BTreeSet::new();
     for cluster in &clusters {
-        names.extend(namespaces_of(api, &cluster.id).await?);
+        names.extend(namespaces_of(api, cluster).await?);
     }
     let data: Vec<Value> = names
         .into_iter()

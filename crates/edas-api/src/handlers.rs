@@ -513,12 +513,10 @@ async fn list_applications(
             if resource_group.is_some_and(|g| doc.spec.resource_group_id.as_deref() != Some(g)) {
                 continue;
             }
-            let running = crate::lifecycle::instances_of(api, &app)
-                .await?
-                .iter()
-                .filter(|i| i.ready)
-                .count();
-            matching.push(render::application_list_item(&app, &doc.spec, running));
+            let observed = crate::lifecycle::observe_application(api, &app).await;
+            let mut item = render::application_list_item(&app, &doc.spec, observed.running());
+            observed.mark_list_item(&mut item);
+            matching.push(item);
         }
         if done {
             break;

@@ -2,6 +2,8 @@
 //! with the instances its runtime reports now. (The changes — scale, start, stop, restart,
 //! configure, delete — are change orders, submitted by `handlers::change_application`.)
 
+use std::time::Duration;
+
 use edas_runtime::Instance;
 use edas_spec::Params;
 use edas_store::{Application, PageRequest};
@@ -14,24 +16,76 @@ use crate::operations::ram;
 use crate::render;
 use crate::server::{Caller, internal};
 
-/// The application's instances as its runtime reports them now (every revision that has any).
-pub(crate) async fn instances_of(api: &Api, app: &Application) -> Result<Vec<Instance>, ApiError> {
-    let Some(runtime) = api.engine().runtimes().get(&app.cluster_id) else {
-        return Ok(Vec::new());
-    };
-    let revisions = runtime
-        .revisions(&app.id)
-        .await
-        .map_err(|e| internal("listing the application's revisions on its runtime", e))?;
-    let mut out = Vec::new();
-    for revision in revisions {
-        let state = runtime
-            .observe(&app.id, &revision)
-            .await
-            .map_err(|e| internal("observing the application's instances", e))?;
-        out.extend(state.instances);
+/// How long a read may wait on a cluster before answering from what it knows: reads never
+/// wait on a cluster that does not answer (one that is known to be down answers at once).
+const READ_BOUND: Duration = Duration::from_millis(500);
+
+/// An application's instances, as its runtime reports them now or, when its cluster does not
+/// answer, as last known: then `unknown` says why, and the answer marks its state unknown.
+pub(crate) struct Observed {
+    /// The instances (every revision that has any).
+    pub(crate) instances: Vec<Instance>,
+    /// Why the instances are not known to be current (the cluster does not answer).
+    pub(crate) unknown: Option<String>,
+}
+
+impl Observed {
+    /// `RunningInstanceCount`: ready instances.
+    pub(crate) fn running(&self) -> usize {
+        ready_count(&self.instances)
     }
-    Ok(out)
+
+    /// Marks a ListApplication item unknown: `State` `UNKNOWN` while its cluster does not
+    /// answer (`RunningInstanceCount` is then the last known count).
+    pub(crate) fn mark_list_item(&self, item: &mut Value) {
+        if self.unknown.is_some() {
+            item["State"] = Value::from(UNKNOWN_STATE);
+        }
+    }
+}
+
+/// `State` of an application whose cluster does not answer.
+const UNKNOWN_STATE: &str = "UNKNOWN";
+
+/// The application's instances (see [`Observed`]). Never fails and never waits on a cluster
+/// that does not answer.
+pub(crate) async fn observe_application(api: &Api, app: &Application) -> Observed {
+    let Some(runtime) = api.engine().runtimes().get(&app.cluster_id) else {
+        return Observed {
+            instances: Vec::new(),
+            unknown: Some(format!(
+                "cluster `{}` has no runtime on this server",
+                app.cluster_id
+            )),
+        };
+    };
+    let down = runtime.availability().err().map(|e| e.to_string());
+    let read = async {
+        let mut out = Vec::new();
+        for revision in runtime.revisions(&app.id).await? {
+            out.extend(runtime.observe(&app.id, &revision).await?.instances);
+        }
+        Ok::<_, edas_runtime::RuntimeError>(out)
+    };
+    match tokio::time::timeout(READ_BOUND, read).await {
+        Ok(Ok(instances)) => Observed {
+            instances,
+            unknown: down,
+        },
+        Ok(Err(e)) => Observed {
+            instances: Vec::new(),
+            unknown: Some(down.unwrap_or_else(|| e.to_string())),
+        },
+        Err(_) => Observed {
+            instances: Vec::new(),
+            unknown: Some(down.unwrap_or_else(|| {
+                format!(
+                    "cluster `{}` did not answer within {READ_BOUND:?}",
+                    app.cluster_id
+                )
+            })),
+        },
+    }
 }
 
 /// The first Service port, or 0 when the application has no Service.
@@ -48,9 +102,12 @@ fn ready_count(instances: &[Instance]) -> usize {
     instances.iter().filter(|i| i.ready).count()
 }
 
-/// `AppPhase`: `progressing` while a change order runs, else `ready`.
-fn phase(app: &Application) -> &'static str {
-    if app.state == "DEPLOYING" {
+/// `AppPhase`: `unknown` while the cluster does not answer, `progressing` while a change order
+/// runs, else `ready`.
+fn phase(app: &Application, observed: &Observed) -> &'static str {
+    if observed.unknown.is_some() {
+        "unknown"
+    } else if app.state == "DEPLOYING" {
         "progressing"
     } else {
         "ready"
@@ -67,7 +124,7 @@ pub(crate) async fn get_application(
     let app = live_application(api, app_id).await?;
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
     let spec = revision_doc(&app)?.spec;
-    let instances = instances_of(api, &app).await?;
+    let observed = observe_application(api, &app).await;
     let r = &spec.resources;
     let port = service_port(&spec);
     let mut out = Map::new();
@@ -75,7 +132,7 @@ pub(crate) async fn get_application(
         "Application".into(),
         json!({
             "AppId": app.id,
-            "AppPhase": phase(&app),
+            "AppPhase": phase(&app, &observed),
             "ApplicationType": render::package_type(&spec),
             "BuildPackageId": 0,
             "ClusterId": app.cluster_id,
@@ -97,7 +154,7 @@ pub(crate) async fn get_application(
             "Port": port,
             "RegionId": app.region_id,
             "ResourceGroupId": spec.resource_group_id.clone().unwrap_or_default(),
-            "RunningInstanceCount": ready_count(&instances),
+            "RunningInstanceCount": observed.running(),
             "SlbId": "",
             "SlbInfo": "",
             "SlbIp": "",
@@ -168,7 +225,8 @@ pub(crate) async fn query_status(
     let app = live_application(api, app_id).await?;
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
     let spec = revision_doc(&app)?.spec;
-    let instances = instances_of(api, &app).await?;
+    let observed = observe_application(api, &app).await;
+    let instances = &observed.instances;
     let r = &spec.resources;
     let created = app.created_at.as_millisecond();
     let updated = app.updated_at.as_millisecond();
@@ -176,7 +234,11 @@ pub(crate) async fn query_status(
     let eccs: Vec<Value> = instances
         .iter()
         .map(|i| {
-            let (app_state, task_state) = if i.failed.is_some() {
+            // EDAS's own "unknown" values while the cluster does not answer: the agent is
+            // offline (AppState 0) and the latest task's state is unknown (TaskState 0).
+            let (app_state, task_state) = if observed.unknown.is_some() {
+                (0, 0)
+            } else if i.failed.is_some() {
                 (3, 3)
             } else if i.ready {
                 (7, 2)
@@ -186,7 +248,9 @@ pub(crate) async fn query_status(
             json!({
                 "AppId": app.id,
                 "AppState": app_state,
-                "ContainerStatus": if i.failed.is_some() {
+                "ContainerStatus": if observed.unknown.is_some() {
+                    "unknown"
+                } else if i.failed.is_some() {
                     "failed"
                 } else if i.ready {
                     "running"
@@ -244,7 +308,7 @@ pub(crate) async fn query_status(
                 "Phone": "",
                 "Port": service_port(&spec),
                 "RegionId": app.namespace_id,
-                "RunningInstanceCount": ready_count(&instances),
+                "RunningInstanceCount": observed.running(),
                 "UserId": api.config().account_id,
             },
             "DeployRecordList": { "DeployRecord": records },

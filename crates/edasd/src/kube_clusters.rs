@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use edas_kube::cluster::{Inventory, Warner};
 use edas_kube::{AppRef, ConfigData, Directory, Health, KubeRuntime};
 use edas_runtime::BoxFuture;
 use edas_store::{Store, StoreError};
@@ -71,9 +72,11 @@ impl Directory for StoreDirectory {
     }
 }
 
-/// The registry's status document of a cluster in `health` (see `edas_api::clusters`).
-fn status_doc(health: &Health) -> Value {
-    match health {
+/// The registry's status document of a cluster in `health` with its `inventory` (see
+/// `edas_api::clusters`): import and cluster status, the API server address, and the nodes,
+/// CPU, memory and namespaces the cluster reports (absent until listed).
+fn status_doc(health: &Health, api_server: &str, inventory: &Inventory) -> Value {
+    let mut doc = match health {
         Health::Connecting => json!({"import_status": 3, "cluster_status": 3}),
         Health::Connected { version } => {
             json!({"import_status": 1, "cluster_status": 1, "version": version})
@@ -81,14 +84,34 @@ fn status_doc(health: &Health) -> Value {
         Health::Unreachable(error) => {
             json!({"import_status": 2, "cluster_status": 3, "error": error})
         }
+    };
+    doc["api_server"] = json!(api_server);
+    if let Some(c) = &inventory.capacity {
+        doc["nodes"] = json!(c.nodes);
+        doc["cpu_millis"] = json!(c.cpu_millis);
+        doc["memory_mib"] = json!(c.memory_mib);
     }
+    if let Some(namespaces) = &inventory.namespaces {
+        doc["namespaces"] = json!(namespaces);
+    }
+    doc
 }
 
 /// Writes the cluster's status into its registry entry whenever its health changes.
-async fn report_health(store: Store, cluster_id: String, runtime: KubeRuntime) {
+async fn report_health(
+    store: Store,
+    cluster_id: String,
+    runtime: KubeRuntime,
+    mut inventory: tokio::sync::watch::Receiver<Inventory>,
+) {
     let mut health = runtime.health();
+    let api_server = runtime.api_server().to_owned();
     loop {
-        let doc = status_doc(&health.borrow_and_update().clone());
+        let doc = status_doc(
+            &health.borrow_and_update().clone(),
+            &api_server,
+            &inventory.borrow_and_update().clone(),
+        );
         match store.get_cluster(&cluster_id).await {
             Ok(mut cluster) => {
                 if cluster.config.get("status") != Some(&doc) {
@@ -105,27 +128,45 @@ async fn report_health(store: Store, cluster_id: String, runtime: KubeRuntime) {
                 tracing::warn!(cluster = %cluster_id, %error, "reading the cluster failed")
             }
         }
-        if health.changed().await.is_err() {
-            return;
+        // Event-driven: the runtime's health and the inventory's watches.
+        tokio::select! {
+            changed = health.changed() => if changed.is_err() { return },
+            changed = inventory.changed() => if changed.is_err() {
+                // The inventory's watches ended (they do not while edasd runs): health only.
+                if health.changed().await.is_err() { return }
+            },
         }
     }
 }
 
 /// Builds the runtime of a configured cluster and starts reporting its health.
 pub async fn runtime(store: &Store, cluster: &ClusterConfig) -> anyhow::Result<KubeRuntime> {
+    let context = || format!("cluster `{}`", cluster.id);
+    // The address only names the cluster in messages and its status.
+    let api_server = edas_kube::client_config(&cluster.access())
+        .await
+        .with_context(context)?
+        .cluster_url
+        .to_string();
     let client = edas_kube::connect(&cluster.access())
         .await
-        .with_context(|| format!("cluster `{}`", cluster.id))?;
+        .with_context(context)?;
     let directory = Arc::new(StoreDirectory {
         store: store.clone(),
         cluster_id: cluster.id.clone(),
     });
-    let options = cluster.options();
+    let mut options = cluster.options();
+    options.api_server = Some(api_server.clone());
+    let inventory = edas_kube::cluster::watch_inventory(
+        client.clone(),
+        Warner::new(&cluster.id, &api_server, std::time::Duration::from_secs(60)),
+    );
     let runtime = KubeRuntime::start(client, directory, options);
     tokio::spawn(report_health(
         store.clone(),
         cluster.id.clone(),
         runtime.clone(),
+        inventory,
     ));
     tracing::info!(cluster = %cluster.id, "Kubernetes runtime started");
     Ok(runtime)
