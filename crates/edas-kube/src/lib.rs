@@ -52,6 +52,7 @@
 //! missing).
 
 pub mod cluster;
+mod drift;
 pub mod rights;
 mod routing;
 pub mod state;
@@ -263,6 +264,8 @@ struct Inner {
     namespaces: Mutex<HashSet<String>>,
     /// The rights of [`rights::RIGHTS`] the cluster does not grant (`None` until checked).
     missing_rights: watch::Sender<Option<Vec<String>>>,
+    /// What each revision should run, as this process last applied it (drift correction).
+    desired: Mutex<HashMap<(String, String), drift::Desired>>,
     /// Revisions with a wake-up pending for the end of an unschedulable pod's grace period.
     wakes: Mutex<HashSet<(String, String)>>,
     /// Warm-up ramps of HTTPRoute weights, by application id.
@@ -317,6 +320,7 @@ impl KubeRuntime {
             gateway_api: AtomicU8::new(GATEWAY_UNKNOWN),
             namespaces: Mutex::new(HashSet::new()),
             wakes: Mutex::new(HashSet::new()),
+            desired: Mutex::new(HashMap::new()),
             missing_rights: watch::channel(None).0,
             ramps: Mutex::new(HashMap::new()),
             tasks: Mutex::new(vec![
@@ -324,13 +328,15 @@ impl KubeRuntime {
                 deployment_task.abort_handle(),
             ]),
         });
-        // Discovery holds only a weak reference, so dropping the runtime ends it.
+        // Discovery and drift correction hold only a weak reference, so dropping the runtime
+        // ends them.
         let discovery = tokio::spawn(discover(Arc::downgrade(&inner)));
+        let drift = tokio::spawn(drift::run(Arc::downgrade(&inner), inner.events.subscribe()));
         inner
             .tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(discovery.abort_handle());
+            .extend([discovery.abort_handle(), drift.abort_handle()]);
         KubeRuntime { inner }
     }
 
@@ -630,6 +636,43 @@ impl KubeRuntime {
             self.apply(&api, name, &config_map_object(metadata, data, false))
                 .await
         }
+    }
+
+    /// Applies revision `target` with `replicas` instances (0: deletes its Deployment and
+    /// copies): one release step, or the restore of a drifted Deployment.
+    pub(crate) async fn apply_revision(
+        &self,
+        target: &Target,
+        replicas: u32,
+    ) -> Result<(), RuntimeError> {
+        let spec = &target.spec;
+        let ns = &spec.k8s_namespace;
+        let name = edas_render::deployment_name(&spec.name, &target.revision);
+        let api: Api<Deployment> = Api::namespaced(self.inner.client.clone(), ns);
+        if replicas == 0 {
+            self.delete(&api, &name).await?;
+            return self.delete_config(target).await;
+        }
+        let mut rendered = edas_render::render(spec, &target.revision, replicas)
+            .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
+        let deployment = &mut rendered.deployment;
+        deployment
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(LABEL_APP_ID.to_owned(), target.app_id.clone());
+        if let Some(s) = deployment.spec.as_mut() {
+            s.template
+                .metadata
+                .get_or_insert_default()
+                .labels
+                .get_or_insert_default()
+                .insert(LABEL_APP_ID.to_owned(), target.app_id.clone());
+        }
+        self.ensure_namespace(ns).await?;
+        let copies = self.apply_config(target).await?;
+        let applied = self.apply_returning(&api, &name, deployment).await?;
+        self.own_config(target, &copies, &applied).await
     }
 
     /// Announces a change of the revision at `at` (when an unschedulable pod's grace period
@@ -1012,34 +1055,10 @@ impl Runtime for KubeRuntime {
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
         let target = target.clone();
         Box::pin(async move {
-            let spec = &target.spec;
-            let ns = &spec.k8s_namespace;
-            let name = edas_render::deployment_name(&spec.name, &target.revision);
-            let api: Api<Deployment> = Api::namespaced(self.inner.client.clone(), ns);
-            if replicas == 0 {
-                self.delete(&api, &name).await?;
-                return self.delete_config(&target).await;
-            }
-            let mut rendered = edas_render::render(spec, &target.revision, replicas)
-                .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
-            let deployment = &mut rendered.deployment;
-            deployment
-                .metadata
-                .labels
-                .get_or_insert_default()
-                .insert(LABEL_APP_ID.to_owned(), target.app_id.clone());
-            if let Some(s) = deployment.spec.as_mut() {
-                s.template
-                    .metadata
-                    .get_or_insert_default()
-                    .labels
-                    .get_or_insert_default()
-                    .insert(LABEL_APP_ID.to_owned(), target.app_id.clone());
-            }
-            self.ensure_namespace(ns).await?;
-            let copies = self.apply_config(&target).await?;
-            let applied = self.apply_returning(&api, &name, deployment).await?;
-            self.own_config(&target, &copies, &applied).await
+            self.desire(&target, replicas);
+            self.apply_revision(&target, replicas).await?;
+            self.settle(&target, replicas);
+            Ok(())
         })
     }
 
@@ -1146,6 +1165,8 @@ impl Runtime for KubeRuntime {
         force: bool,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
         let app_id = app_id.to_owned();
+        // No drift correction may bring back what the sweep removes.
+        self.forget(&app_id);
         Box::pin(async move { self.sweep_application(&app_id, force).await })
     }
 }

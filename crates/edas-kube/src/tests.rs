@@ -293,9 +293,11 @@ async fn referenced_config_copies_are_applied_before_the_deployment_and_deleted_
     rt.set_replicas(&target(&spec, "1"), 0).await.unwrap();
     assert!(cms.get_opt("cfg.app.r1").await.unwrap().is_none());
     assert!(secrets.get_opt("pw.app.r1").await.unwrap().is_none());
-    // Whoever deletes the Deployment (kubectl, a sweep), the garbage collector takes the copies.
+    // Whoever deletes the Deployment (a sweep, kubectl), the garbage collector takes the
+    // copies. (Forgotten first, as by a Delete, or drift correction would restore it.)
     rt.set_replicas(&target(&spec, "1"), 1).await.unwrap();
     assert!(cms.get_opt("cfg.app.r1").await.unwrap().is_some());
+    rt.forget("7f0c5a1e-0000-4000-8000-000000000001");
     deployments
         .delete("withcfg-r1", &kube::api::DeleteParams::background())
         .await
@@ -774,4 +776,86 @@ async fn missing_rights_are_named_at_start_up() {
         error.contains("cannot create resource \"secrets\"") || error.contains("cannot patch"),
         "{error}"
     );
+}
+
+/// Polls the fake API server (not the runtime) until `check` holds for Deployment `name`.
+async fn deployment_until(
+    api: &Api<Deployment>,
+    name: &str,
+    what: &str,
+    check: impl Fn(Option<&Deployment>) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let current = api.get_opt(name).await.unwrap();
+        if check(current.as_ref()) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {WAIT:?}: {current:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 18 (8): a Deployment deleted or scaled by hand is restored to what edasd applied, as
+/// its watch event arrives; one scaled to 0 by edasd (or swept on Delete) stays gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_or_hand_scaled_deployments_are_restored() {
+    let cluster = fake(false).await;
+    let (rt, _) = runtime(&cluster, false).await;
+    let spec = spec("drifty");
+    rt.set_replicas(&target(&spec, "1"), 2).await.unwrap();
+    until(&rt, "1", |s| s.ready == 2).await;
+    let deployments: Api<Deployment> = Api::namespaced(rt.inner.client.clone(), "apps");
+    let replicas = |d: Option<&Deployment>| d.and_then(|d| d.spec.as_ref()?.replicas);
+
+    // `kubectl scale --replicas=5`
+    deployments
+        .patch(
+            "drifty-r1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
+    deployment_until(&deployments, "drifty-r1", "restored replicas", |d| {
+        replicas(d) == Some(2)
+    })
+    .await;
+
+    // `kubectl delete deploy`
+    let before = deployments.get("drifty-r1").await.unwrap().metadata.uid;
+    deployments
+        .delete("drifty-r1", &DeleteParams::background())
+        .await
+        .unwrap();
+    deployment_until(&deployments, "drifty-r1", "a re-created Deployment", |d| {
+        d.is_some_and(|d| d.metadata.uid != before) && replicas(d) == Some(2)
+    })
+    .await;
+    until(&rt, "1", |s| s.ready == 2 && s.total == 2).await;
+
+    // edasd's own scale-down is not drift.
+    rt.set_replicas(&target(&spec, "1"), 1).await.unwrap();
+    until(&rt, "1", |s| s.total == 1).await;
+    assert_eq!(
+        replicas(deployments.get_opt("drifty-r1").await.unwrap().as_ref()),
+        Some(1)
+    );
+    rt.set_replicas(&target(&spec, "1"), 0).await.unwrap();
+    until(&rt, "1", |s| s.total == 0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(deployments.get_opt("drifty-r1").await.unwrap().is_none());
+
+    // Deleting the application forgets it: the sweep's deletions stay.
+    rt.set_replicas(&target(&spec, "2"), 1).await.unwrap();
+    until(&rt, "2", |s| s.ready == 1).await;
+    rt.delete_application("7f0c5a1e-0000-4000-8000-000000000001", true)
+        .await
+        .unwrap();
+    until(&rt, "2", |s| s.total == 0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(deployments.get_opt("drifty-r2").await.unwrap().is_none());
 }
