@@ -495,3 +495,136 @@ impl Drop for Edasd {
         self.kill();
     }
 }
+
+impl Backend {
+    /// Every object left labelled with the application id, in every namespace, as `Kind/name`
+    /// (pods being deleted included: they still exist).
+    pub async fn leftovers(&self, app_id: &str) -> Vec<String> {
+        use k8s_openapi::api::apps::v1::ReplicaSet;
+        use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+        let lp = ListParams::default().labels(&format!("{LABEL_APP_ID}={app_id}"));
+        let mut out = Vec::new();
+        macro_rules! names {
+            ($kind:ty, $label:expr) => {{
+                let api: Api<$kind> = Api::all(self.client.clone());
+                let list = bounded(concat!("listing ", $label), api.list_metadata(&lp))
+                    .await
+                    .unwrap();
+                out.extend(
+                    list.items
+                        .into_iter()
+                        .map(|o| format!("{}/{}", $label, o.metadata.name.unwrap_or_default())),
+                );
+            }};
+        }
+        names!(Deployment, "Deployment");
+        names!(ReplicaSet, "ReplicaSet");
+        names!(Pod, "Pod");
+        names!(Service, "Service");
+        names!(ConfigMap, "ConfigMap");
+        names!(Secret, "Secret");
+        out
+    }
+
+    /// Waits until no object labelled with the application id is left; panics after `within`.
+    pub async fn wait_swept(&self, app_id: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = self.leftovers(app_id).await;
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "objects of application {app_id} left after {within:?}: {left:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A TCP relay on 127.0.0.1 in front of an API server, that the test can take down (the port
+/// refuses connections and open ones are cut, as when an API server dies) and bring back on
+/// the same port with the cluster's state intact.
+pub struct Relay {
+    pub port: u16,
+    target: std::net::SocketAddr,
+    running: Mutex<Vec<tokio::task::AbortHandle>>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    /// A relay to `target`, up.
+    pub async fn start(target: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay = Relay {
+            port: listener.local_addr().unwrap().port(),
+            target,
+            running: Mutex::new(Vec::new()),
+            conns: Arc::default(),
+        };
+        relay.serve(listener);
+        relay
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let target = self.target;
+        let conns = self.conns.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns.lock().unwrap().push(conn.abort_handle());
+            }
+        });
+        self.running.lock().unwrap().push(task.abort_handle());
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The API server "dies": the port refuses connections and every open one is cut.
+    pub fn stop(&self) {
+        for task in self.running.lock().unwrap().drain(..) {
+            task.abort();
+        }
+        for conn in self.conns.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+
+    /// It comes back on the same port.
+    pub async fn resume(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "rebinding the relay: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        self.serve(listener);
+    }
+
+    /// A kubeconfig for the cluster behind the relay, written to `path`.
+    pub fn write_kubeconfig(&self, path: &Path, namespace: &str) {
+        std::fs::write(
+            path,
+            edas_fake_kube::kubeconfig_yaml(&self.url(), namespace),
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
