@@ -58,6 +58,8 @@ pub mod codes {
     pub const ENTITY_ALREADY_EXISTS: &str = "EntityAlreadyExists";
     /// The URL or body is larger than the server accepts.
     pub const REQUEST_TOO_LARGE: &str = "RequestTooLarge";
+    /// The request body did not arrive within the server's body deadline.
+    pub const REQUEST_TIMEOUT: &str = "RequestTimeout";
     /// A ConfigMap or Secret cannot be deleted while applications use it.
     pub const RESOURCE_IN_USE: &str = "OperationDenied.ResourceInUse";
     /// Something failed inside edasd; the RequestId finds it in the logs.
@@ -205,6 +207,11 @@ pub const ERROR_TABLE: &[ErrorCode] = &[
         code: codes::REQUEST_TOO_LARGE,
         status: 413,
         meaning: "The body exceeds 1 MiB. (The HTTP layer caps the request target at 64 KiB and answers a longer one with a bare 414 before edasd sees it.)",
+    },
+    ErrorCode {
+        code: codes::REQUEST_TIMEOUT,
+        status: 408,
+        meaning: "The request body did not arrive completely within `[server] body_read_timeout_seconds` (30 s by default); the connection is closed. Requests whose line and headers do not arrive within `header_read_timeout_seconds` are closed without an answer.",
     },
     ErrorCode {
         code: codes::INTERNAL_ERROR,

@@ -108,6 +108,11 @@ impl Api {
         self.map_inner(|inner| inner.clock = clock)
     }
 
+    /// Remembers at most `per_key` signature nonces per access key (see [`NonceCache`]).
+    pub fn with_nonce_capacity(self, per_key: usize) -> Api {
+        self.map_inner(|inner| inner.nonces = Mutex::new(NonceCache::new(per_key)))
+    }
+
     /// Serves `/metrics` from this recorder handle (the binary installs the recorder).
     pub fn with_metrics(self, handle: PrometheusHandle) -> Api {
         self.map_inner(|inner| inner.metrics = Some(handle))

@@ -183,11 +183,18 @@ pub(crate) async fn receive(parts: Parts, body: Body) -> Result<Received, ApiErr
     }
     let body: Bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                codes::REQUEST_TOO_LARGE,
-                format!("the body is larger than {MAX_REQUEST_BYTES} bytes"),
-            )
+        .map_err(|e| {
+            if is_timeout(&e) {
+                ApiError::new(
+                    codes::REQUEST_TIMEOUT,
+                    "the request body did not arrive within the server's body deadline",
+                )
+            } else {
+                ApiError::new(
+                    codes::REQUEST_TOO_LARGE,
+                    format!("the body is larger than {MAX_REQUEST_BYTES} bytes"),
+                )
+            }
         })?;
     let mut signed = edas_pop::Request::new(parts.method.as_str(), parts.uri.path());
     if let Some(query) = parts.uri.query() {
@@ -211,6 +218,18 @@ pub(crate) async fn receive(parts: Parts, body: Body) -> Result<Received, ApiErr
         parts,
         signed: signed.with_body(body.to_vec()),
     })
+}
+
+/// Whether a body error is the body deadline (tower-http's timeout, set by the server binary).
+fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Verifies the signature and loads the caller with its policies.

@@ -38,6 +38,9 @@ pub struct Config {
     /// The release engine (`[engine]`).
     #[serde(default)]
     pub engine: EngineSection,
+    /// Limits of the API listener (`[server]`).
+    #[serde(default)]
+    pub server: crate::connections::ServerSection,
 }
 
 /// `[engine]`: the release engine. Every key is optional.
@@ -81,9 +84,13 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             local: LocalSection::default(),
             engine: EngineSection::default(),
+            server: crate::connections::ServerSection::default(),
         }
     }
 }
+
+/// The user instances run as when edasd runs as root and `[local] run_as_user` is not set.
+pub const DEFAULT_ROOT_RUN_AS: &str = "nobody";
 
 /// The `JDK` values EDAS accepts (InsertK8sApplication / DeployK8sApplication).
 pub const JDK_VALUES: [&str; 3] = ["Open JDK 7", "Open JDK 8", "Custom OpenJDK"];
@@ -92,8 +99,23 @@ pub const JDK_VALUES: [&str; 3] = ["Open JDK 7", "Open JDK 8", "Custom OpenJDK"]
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LocalSection {
-    /// Run instances as this user (name or uid); edasd must be able to switch users.
+    /// Run instances as this user (name or uid); edasd must be able to switch users. When edasd
+    /// runs as root the default is `nobody`: instances run as root only with
+    /// `run_as_user = "root"`.
     pub run_as_user: Option<String>,
+    /// Where instance directories and the package cache live (default: `<data-dir>.instances`,
+    /// beside the data directory, which instances must not see). Every directory on the way
+    /// must be reachable (`o+x`) by the instances' user.
+    pub instances_dir: Option<PathBuf>,
+    /// Roots under which `LocalVolume` host paths and `file://` packages must lie (absolute;
+    /// default none: both are refused).
+    pub allowed_host_paths: Option<Vec<PathBuf>>,
+    /// The most processes and threads one instance may have (its cgroup's `pids.max`; default
+    /// 4096).
+    pub pids_limit: Option<u64>,
+    /// A limit or `SecurityContext` field this host cannot enforce: `"refuse"` the change
+    /// (default) or `"record"` it and run without it (the log says so at every start).
+    pub unenforceable: Option<String>,
     /// The java binary for a package without `JDK` (default: `java` found on `PATH`).
     pub default_java: Option<PathBuf>,
     /// `[local.jdk]`: `JDK` value → java binary. Absent: all three EDAS values run the `java`
@@ -182,7 +204,41 @@ impl LocalSection {
         if self.log_max_bytes == Some(0) {
             bail!("[local] log_max_bytes must be at least 1");
         }
+        if self.pids_limit == Some(0) {
+            bail!("[local] pids_limit must be at least 1");
+        }
+        if let Some(dir) = &self.instances_dir
+            && !dir.is_absolute()
+        {
+            bail!(
+                "[local] instances_dir `{}` must be an absolute path",
+                dir.display()
+            );
+        }
+        for root in self.allowed_host_paths.iter().flatten() {
+            if !root.is_absolute()
+                || root
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                bail!(
+                    "[local] allowed_host_paths: `{}` must be an absolute path without `..`",
+                    root.display()
+                );
+            }
+        }
+        self.unenforceable_mode()?;
         Ok(())
+    }
+
+    fn unenforceable_mode(&self) -> anyhow::Result<edas_local::Unenforceable> {
+        match self.unenforceable.as_deref() {
+            None | Some("refuse") => Ok(edas_local::Unenforceable::Refuse),
+            Some("record") => Ok(edas_local::Unenforceable::Record),
+            Some(other) => {
+                bail!("[local] unenforceable = `{other}`: must be \"refuse\" or \"record\"")
+            }
+        }
     }
 
     /// The runtime's settings, with instances under `data_dir` and `java` looked up in `path`
@@ -192,7 +248,7 @@ impl LocalSection {
         data_dir: PathBuf,
         path: Option<&std::ffi::OsStr>,
     ) -> anyhow::Result<edas_local::LocalConfig> {
-        let mut config = edas_local::LocalConfig::new(data_dir);
+        let mut config = edas_local::LocalConfig::new(data_dir.clone());
         let found = find_in_path("java", path);
         let executable = |key: &str, file: &Path| -> anyhow::Result<()> {
             use std::os::unix::fs::PermissionsExt;
@@ -220,7 +276,35 @@ impl LocalSection {
                 .flat_map(|java| JDK_VALUES.map(|v| (v.to_owned(), java.clone())))
                 .collect(),
         };
-        config.run_as_user = self.run_as_user.clone();
+        // As root, instances never run as root unless the configuration says so.
+        config.run_as_user = self.run_as_user.clone().or_else(|| {
+            nix::unistd::geteuid()
+                .is_root()
+                .then(|| DEFAULT_ROOT_RUN_AS.to_owned())
+        });
+        config.instances_dir = match &self.instances_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                // `<data-dir>/local` → `<data-dir>.instances`.
+                let edasd_data = data_dir.parent().unwrap_or(&data_dir);
+                let mut name = edasd_data.as_os_str().to_owned();
+                name.push(".instances");
+                PathBuf::from(name)
+            }
+        };
+        if let Some(edasd_data) = data_dir.parent()
+            && (config.instances_dir.starts_with(edasd_data)
+                || edasd_data.starts_with(&config.instances_dir))
+        {
+            bail!(
+                "[local] instances_dir `{}` must lie outside the data directory `{}` (instances must not see it)",
+                config.instances_dir.display(),
+                edasd_data.display()
+            );
+        }
+        config.allowed_host_paths = Some(self.allowed_host_paths.clone().unwrap_or_default());
+        config.pids_max = Some(self.pids_limit.unwrap_or(4096));
+        config.unenforceable = self.unenforceable_mode()?;
         if let Some(d) = seconds("restart_backoff_seconds", self.restart_backoff_seconds)? {
             config.restart_backoff = d;
         }

@@ -7,6 +7,7 @@
 
 mod config;
 mod config_source;
+mod connections;
 mod kube_clusters;
 
 use std::io::IsTerminal;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::ServiceExt as _;
 use clap::{Parser, Subcommand};
 use edas_api::{Api, ApiConfig};
 use edas_engine::{Engine, EngineConfig, Runtimes};
@@ -75,8 +77,92 @@ struct ServeArgs {
     config: Option<PathBuf>,
 }
 
+/// Environment variables that carry secrets: edasd re-executes itself without them (they reach
+/// the new process through its stdin), so `/proc/<pid>/environ` never shows them once read.
+const SECRET_ENV: [&str; 2] = ["EDASD_ACCESS_KEY_SECRET", "EDASD_DATABASE_URL"];
+/// Set in the re-executed edasd: its stdin carries the secrets, `NAME=value` lines.
+const SECRETS_ON_STDIN: &str = "EDASD_SECRETS_ON_STDIN";
+
+/// The secrets taken out of the environment (see [`SECRET_ENV`]).
+static SECRETS: std::sync::OnceLock<std::collections::BTreeMap<String, String>> =
+    std::sync::OnceLock::new();
+
+/// A secret variable: from the re-exec's stdin, or from the environment.
+fn secret_var(name: &str) -> Option<String> {
+    SECRETS
+        .get()
+        .and_then(|m| m.get(name).cloned())
+        .or_else(|| std::env::var(name).ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// Takes the secrets out of the process environment: when any is set, edasd re-executes itself
+/// (same pid) without them and with a pipe holding them as stdin. In the re-executed process,
+/// reads them back. Then marks the process non-dumpable, so neither its memory nor its
+/// `/proc/<pid>/environ` can be read by another process of the same user.
+fn scrub_secrets() -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::process::CommandExt as _;
+    if std::env::var_os(SECRETS_ON_STDIN).is_some() {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the secrets passed by the re-executed edasd")?;
+        let secrets = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let _ = SECRETS.set(secrets);
+    } else {
+        let present: Vec<(&str, String)> = SECRET_ENV
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v)))
+            .collect();
+        if !present.is_empty() {
+            let mut text = String::new();
+            for (k, v) in &present {
+                if v.contains('\n') {
+                    bail!("{k} must not contain a line break");
+                }
+                text.push_str(&format!("{k}={v}\n"));
+            }
+            // A pipe buffer holds 64 KiB; the write must not block before the exec.
+            if text.len() > 60 * 1024 {
+                bail!("the secret environment variables are too long");
+            }
+            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .context("creating a pipe for the secrets")?;
+            std::fs::File::from(write)
+                .write_all(text.as_bytes())
+                .context("passing the secrets")?;
+            let exe = std::env::current_exe().context("finding edasd's own binary")?;
+            let mut command = std::process::Command::new(exe);
+            command
+                .args(std::env::args_os().skip(1))
+                .env(SECRETS_ON_STDIN, "1")
+                .stdin(std::process::Stdio::from(read));
+            for k in SECRET_ENV {
+                command.env_remove(k);
+            }
+            let err = command.exec();
+            return Err(err).context("re-executing edasd without the secrets in its environment");
+        }
+    }
+    nix::sys::prctl::set_dumpable(false).context("marking edasd non-dumpable")?;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // The instance launcher (see edas_local::sandbox) is this binary re-executed: it never
+    // returns, and it must run before anything else.
+    edas_local::sandbox::run_if_launcher();
+    scrub_secrets()?;
+    let mut cli = Cli::parse();
+    let Command::Serve(serve_args) = &mut cli.command;
+    if serve_args.database_url.is_none() {
+        serve_args.database_url = secret_var("EDASD_DATABASE_URL");
+    }
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -107,12 +193,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let local = config.local.runtime_config(
-        args.data_dir.join("local"),
-        std::env::var_os("PATH").as_deref(),
-    )?;
+    let data_dir = private_data_dir(&args.data_dir)?;
+    let mut local = config
+        .local
+        .runtime_config(data_dir.join("local"), std::env::var_os("PATH").as_deref())?;
+    local.launcher = Some(
+        edas_local::sandbox::Launcher::this_binary()
+            .context("finding edasd's own binary (the instance launcher)")?,
+    );
+    local.hidden_paths = hidden_paths(&data_dir, &args, &config);
     let store = open_store(&args).await?;
     ensure_admin_key(&store, &args.data_dir).await?;
+    tighten_files(&args.data_dir);
     register_clusters(&store, &config).await?;
 
     let metrics = PrometheusBuilder::new()
@@ -142,6 +234,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(prune_periodically(store.clone(), config.clone()));
     }
 
+    let limits = config.server.limits(connections::raise_fd_limit())?;
     let api = Api::new(
         store.clone(),
         engine.clone(),
@@ -151,8 +244,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             namespaces: config.namespaces.clone(),
         },
     )
-    .with_metrics(metrics);
-    let app = edas_api::router(api);
+    .with_metrics(metrics)
+    .with_nonce_capacity(limits.nonce_capacity_per_key);
+    let connections = connections::Connections::new(&limits);
+    // The whole body must arrive before the deadline (a per-frame timeout would let a client
+    // drip one byte at a time forever).
+    let app = tower::ServiceBuilder::new()
+        .layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
+            limits.body_read_timeout,
+        ))
+        .map_request(|request: axum::http::Request<_>| request.map(axum::body::Body::new))
+        .service(edas_api::router(api));
 
     let addr = resolve(&args.listen).await?;
     let listener =
@@ -161,6 +263,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_read_timeout = ?limits.header_read_timeout,
+        body_read_timeout = ?limits.body_read_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        "connection limits"
+    );
+    // Every connection is counted and timed before any TLS handshake.
+    let guarded = connections::GuardedAcceptor::new(
+        axum_server::accept::DefaultAcceptor::new(),
+        connections.clone(),
+    );
+    let configure = |builder: &mut hyper_util::server::conn::auto::Builder<_>| {
+        // hyper's default read buffer (~400 KiB) would refuse URLs carrying base64 YAML
+        // parameters before edasd sees them: allow the API's limit plus headers. The head
+        // timer runs from the connection's start or the previous response, so it bounds
+        // half-sent requests and idle keep-alive connections alike.
+        builder
+            .http1()
+            .max_buf_size(MAX_BUF)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+    };
 
     let served = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
@@ -177,18 +302,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     )
                 })?;
             tracing::info!(region = %config.region_id, "edasd listening on https://{local}");
-            let mut server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle);
-            // hyper's default read buffer (~400 KiB) would refuse URLs carrying base64 YAML
-            // parameters before edasd sees them: allow the API's limit plus headers.
-            server.http_builder().http1().max_buf_size(MAX_BUF);
+            let mut server = axum_server::from_tcp(listener)?
+                .acceptor(axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(guarded))
+                .handle(handle)
+                .first_request_timeout(limits.header_read_timeout);
+            configure(server.http_builder());
             server.serve(app.into_make_service()).await
         }
         _ => {
             tracing::info!(region = %config.region_id, "edasd listening on http://{local}");
-            let mut server = axum_server::from_tcp(listener)?.handle(handle);
-            // hyper's default read buffer (~400 KiB) would refuse URLs carrying base64 YAML
-            // parameters before edasd sees them: allow the API's limit plus headers.
-            server.http_builder().http1().max_buf_size(MAX_BUF);
+            let mut server = axum_server::from_tcp(listener)?
+                .acceptor(guarded)
+                .handle(handle)
+                .first_request_timeout(limits.header_read_timeout);
+            configure(server.http_builder());
             server.serve(app.into_make_service()).await
         }
     };
@@ -303,9 +430,7 @@ async fn ensure_admin_key(store: &Store, data_dir: &Path) -> anyhow::Result<()> 
     let id = std::env::var("EDASD_ACCESS_KEY_ID")
         .ok()
         .filter(|v| !v.is_empty());
-    let secret = std::env::var("EDASD_ACCESS_KEY_SECRET")
-        .ok()
-        .filter(|v| !v.is_empty());
+    let secret = secret_var("EDASD_ACCESS_KEY_SECRET");
     let now = jiff::Timestamp::now();
     match (id, secret) {
         (Some(id), Some(secret)) => {
@@ -313,26 +438,39 @@ async fn ensure_admin_key(store: &Store, data_dir: &Path) -> anyhow::Result<()> 
             match store.get_access_key(&id).await {
                 Ok(key) if key.user == ADMIN_USER && key.secret.expose() == &secret => {
                     if !key.enabled {
-                        store.set_access_key_enabled(&id, true).await?;
+                        store
+                            .set_access_key_enabled(
+                                &id,
+                                true,
+                                bootstrap_audit("EnableAccessKey", &id),
+                                now,
+                            )
+                            .await?;
                     }
                     tracing::info!(access_key_id = %id, "administrator access key from the environment");
                     return Ok(());
                 }
                 Ok(_) => {
                     // Same id, another secret or owner: the environment is the source of truth.
-                    store.delete_access_key(&id).await?;
+                    store
+                        .delete_access_key(&id, bootstrap_audit("DeleteAccessKey", &id), now)
+                        .await?;
                 }
                 Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e).context("reading the administrator access key"),
             }
             store
-                .create_access_key(&AccessKey {
-                    id: id.clone(),
-                    secret: Sensitive::new(secret),
-                    user: ADMIN_USER.to_owned(),
-                    enabled: true,
-                    created_at: now,
-                })
+                .create_access_key(
+                    &AccessKey {
+                        id: id.clone(),
+                        secret: Sensitive::new(secret),
+                        user: ADMIN_USER.to_owned(),
+                        enabled: true,
+                        created_at: now,
+                    },
+                    bootstrap_audit("CreateAccessKey", &id),
+                    now,
+                )
                 .await
                 .context("storing the administrator access key")?;
             tracing::info!(access_key_id = %id, "administrator access key from the environment stored");
@@ -356,13 +494,17 @@ async fn ensure_admin_key(store: &Store, data_dir: &Path) -> anyhow::Result<()> 
                 ),
             )?;
             store
-                .create_access_key(&AccessKey {
-                    id: id.clone(),
-                    secret: Sensitive::new(secret),
-                    user: ADMIN_USER.to_owned(),
-                    enabled: true,
-                    created_at: now,
-                })
+                .create_access_key(
+                    &AccessKey {
+                        id: id.clone(),
+                        secret: Sensitive::new(secret),
+                        user: ADMIN_USER.to_owned(),
+                        enabled: true,
+                        created_at: now,
+                    },
+                    bootstrap_audit("CreateAccessKey", &id),
+                    now,
+                )
                 .await
                 .context("storing the generated administrator access key")?;
             tracing::warn!(
@@ -376,15 +518,36 @@ async fn ensure_admin_key(store: &Store, data_dir: &Path) -> anyhow::Result<()> 
     }
 }
 
+/// The audit record of an administrator bootstrap change made by edasd itself at start-up.
+fn bootstrap_audit(action: &str, target: &str) -> edas_store::AuditEntry {
+    let resource = if action.ends_with("User") {
+        format!("user/{target}")
+    } else {
+        format!("access_key/{target}")
+    };
+    edas_store::AuditEntry {
+        actor: "edasd".to_owned(),
+        action: format!("Admin.{action}"),
+        resource,
+        app_id: None,
+        request_id: None,
+        detail: serde_json::json!({"Reason": "administrator key bootstrap at start-up"}),
+    }
+}
+
 async fn ensure_admin_user(store: &Store, now: jiff::Timestamp) -> anyhow::Result<()> {
     match store.get_user(ADMIN_USER).await {
         Ok(user) if user.admin => Ok(()),
         Ok(_) | Err(StoreError::NotFound { .. }) => store
-            .put_user(&User {
-                name: ADMIN_USER.to_owned(),
-                admin: true,
-                created_at: now,
-            })
+            .put_user(
+                &User {
+                    name: ADMIN_USER.to_owned(),
+                    admin: true,
+                    created_at: now,
+                },
+                bootstrap_audit("CreateUser", ADMIN_USER),
+                now,
+            )
             .await
             .context("creating the administrator user"),
         Err(e) => Err(e).context("reading the administrator user"),
@@ -404,6 +567,77 @@ async fn admin_has_key(store: &Store) -> anyhow::Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// Creates the data directory `0700`, or tightens an existing one that its group or others could
+/// read (with a warning); answers its absolute path (instances are told paths outside it).
+fn private_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            data_dir = %dir.display(),
+            mode = format!("{mode:o}"),
+            "the data directory was accessible by its group or others; tightened to 0700"
+        );
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("tightening {} to 0700", dir.display()))?;
+    }
+    std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))
+}
+
+/// Makes the database and key files in the data directory `0600` (SQLite creates its files
+/// with the process umask; its `-wal` and `-shm` files then follow the database's mode).
+fn tighten_files(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            let path = entry.path();
+            if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file = %path.display(), error = %e, "cannot make the file 0600");
+            }
+        }
+    }
+}
+
+/// What no instance may see: the data directory (database, key files, admin key), the TLS key,
+/// the configuration file and every kubeconfig edasd may use.
+fn hidden_paths(data_dir: &Path, args: &ServeArgs, config: &Config) -> Vec<PathBuf> {
+    let mut paths = vec![data_dir.to_path_buf()];
+    paths.extend(args.tls_key.iter().cloned());
+    paths.extend(args.config.iter().cloned());
+    paths.extend(
+        config
+            .clusters
+            .iter()
+            .filter_map(|c| c.kubeconfig.as_ref().map(PathBuf::from)),
+    );
+    if let Some(list) = std::env::var_os("KUBECONFIG") {
+        paths.extend(std::env::split_paths(&list));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        paths.push(PathBuf::from(home).join(".kube"));
+    }
+    paths
+        .into_iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect()
 }
 
 /// Creates a file readable and writable by its owner only (refusing to overwrite one).
