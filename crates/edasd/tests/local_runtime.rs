@@ -306,8 +306,7 @@ async fn an_instance_failing_its_liveness_probe_is_restarted() {
     }
     let log = std::fs::read_to_string(
         cluster
-            .data_dir()
-            .join("local/instances")
+            .instances_dir()
             .join(&app)
             .join(&inst.revision)
             .join(&inst.name)
@@ -327,6 +326,8 @@ async fn prestop_runs_and_the_grace_period_is_respected() {
     let cluster = start("grace");
     let marks = cluster.dir.path().join("marks");
     std::fs::create_dir_all(&marks).unwrap();
+    // The hooks run as the instances' user (`nobody` when the test runs as root).
+    std::fs::set_permissions(&marks, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let prestop = |app: &str| {
         json!({"exec": {"command": ["sh", "-c", format!("date +%s%3N > {}/{app}-$HOSTNAME", marks.display())]}})
             .to_string()
@@ -545,13 +546,18 @@ async fn the_jdk_value_runs_the_configured_java_and_an_unmapped_one_is_refused()
         std::fs::write(
             &java,
             format!(
-                "#!/bin/sh\necho \"$@\" > \"$EDAS_INSTANCE_DIR/java-args\"\nexec '{}' testapp_entry '{tag}' --exact --nocapture\n",
+                "#!/bin/sh\necho \"$@\" > \"$HOME/java-args\"\nexec '{}' testapp_entry '{tag}' --exact --nocapture\n",
                 exe.display()
             ),
         )
         .unwrap();
         std::fs::set_permissions(&java, std::fs::Permissions::from_mode(0o755)).unwrap();
-        format!("[local.jdk]\n\"Open JDK 8\" = \"{}\"\n", java.display())
+        // The package is a file:// URL under the test's directory.
+        format!(
+            "allowed_host_paths = [\"{}\"]\n[local.jdk]\n\"Open JDK 8\" = \"{}\"\n",
+            dir.display(),
+            java.display()
+        )
     });
     let package = cluster.dir.path().join("app.jar");
     std::fs::write(&package, "not really a jar").unwrap();
@@ -599,12 +605,11 @@ async fn the_jdk_value_runs_the_configured_java_and_an_unmapped_one_is_refused()
     assert_eq!(version(inst.port).as_deref(), Some("jar-1"));
     let args = std::fs::read_to_string(
         cluster
-            .data_dir()
-            .join("local/instances")
+            .instances_dir()
             .join(&app)
             .join(&inst.revision)
             .join(&inst.name)
-            .join("java-args"),
+            .join("work/java-args"),
     )
     .unwrap();
     assert!(

@@ -516,6 +516,13 @@ impl Cluster {
         poll: Duration,
     ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
+        // Instances run as another user when the test runs as root (`nobody`): they must reach
+        // their directories (`<data>.instances`) through this one.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .unwrap();
         std::fs::write(dir.path().join("edasd.toml"), config(dir.path(), &tag)).unwrap();
         let mut cluster = Cluster {
             tag,
@@ -531,6 +538,12 @@ impl Cluster {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Where the local runtime keeps instance directories (`[local] instances_dir`'s default:
+    /// beside the data directory, which instances must not see).
+    pub fn instances_dir(&self) -> PathBuf {
+        self.dir.path().join("data.instances")
     }
 
     /// Starts edasd on the data directory and waits until it listens.
@@ -639,7 +652,7 @@ impl Cluster {
     /// The instances of an application, from the local runtime's state files.
     pub fn instances(&self, app_id: &str) -> Vec<Inst> {
         let mut out = Vec::new();
-        let app_dir = self.data_dir().join("local/instances").join(app_id);
+        let app_dir = self.instances_dir().join(app_id);
         for rev in read_dirs(&app_dir) {
             for inst in read_dirs(&rev) {
                 let Ok(text) = std::fs::read_to_string(inst.join("state.json")) else {
@@ -830,4 +843,71 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
+}
+
+/// A signed call to edasd's admin API (`/edasd/v1/<path>`) with an optional JSON body, as
+/// `edasctl` sends it; (HTTP status, body).
+pub async fn admin_call(
+    api: &Endpoint,
+    key: (&str, &str),
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let full = format!("/edasd/v1/{path}");
+    let bytes = body.map(Value::to_string).unwrap_or_default().into_bytes();
+    let mut request = edas_pop::Request::new(method, full.clone())
+        .with_header("x-acs-action", "edasd.admin")
+        .with_header("x-acs-version", "2017-08-01");
+    if !bytes.is_empty() {
+        request = request
+            .with_header("content-type", "application/json")
+            .with_body(bytes.clone());
+    }
+    let headers = sign_v1(&request, key.0, key.1, SystemTime::now(), Some(&nonce())).unwrap();
+    let mut builder = api.client.request(
+        reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+        format!("{}{full}", api.base),
+    );
+    for (name, value) in request.headers() {
+        builder = builder.header(name, value);
+    }
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    let response = builder.body(bytes).send().await.expect("edasd answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a response body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// Creates a non-admin user with one access key and one policy document attached (as the
+/// administrator `admin` key); answers the user's key.
+pub async fn user_with_policy(
+    api: &Endpoint,
+    name: &str,
+    document: Value,
+) -> (&'static str, &'static str) {
+    let admin = api.key;
+    let id: &'static str = Box::leak(format!("LTAI{name}").into_boxed_str());
+    let secret: &'static str = Box::leak(format!("{name}-secret-0123456789").into_boxed_str());
+    for (method, path, body) in [
+        ("POST", "users".to_owned(), Some(json!({"Name": name}))),
+        (
+            "POST",
+            format!("users/{name}/keys"),
+            Some(json!({"AccessKeyId": id, "AccessKeySecret": secret})),
+        ),
+        (
+            "PUT",
+            format!("policies/{name}-policy"),
+            Some(json!({ "Document": document })),
+        ),
+        ("PUT", format!("users/{name}/policies/{name}-policy"), None),
+    ] {
+        let (status, answer) = admin_call(api, admin, method, &path, body.as_ref()).await;
+        assert_eq!(status, 200, "{method} {path}: {answer}");
+    }
+    (id, secret)
 }

@@ -1,0 +1,497 @@
+//! Issue 17, the local runtime as a sandbox, black-box with the real `edasd`: an instance (its
+//! command, its exec hook and its exec probe) deployed by a non-admin user cannot read edasd's
+//! secrets, key files, database, environment or memory, and gains no right; CPU, memory and
+//! pids limits are in the instance's cgroup and an OOM kill is reported as such; the data
+//! directory is private; host paths need an allowed root.
+//!
+//! Most of it needs root (another user for instances, cgroups); run as another user, those
+//! tests say so and skip.
+
+mod support;
+
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Cluster, KEY, QUICK_RESTARTS, RUN_TESTAPP, admin_call, user_with_policy};
+
+/// Not a test: the entry point of the test application when edasd's local runtime runs this
+/// binary as an instance.
+#[test]
+fn testapp_entry() {
+    support::testapp_entry();
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("{test}: skipped: needs root (instances run as another user, cgroups)");
+    true
+}
+
+/// edasd with quick restarts (`[local]` settings `local` instead of [`QUICK_RESTARTS`] when
+/// given).
+fn start(test: &str, local: &str) -> Cluster {
+    let local = if local.is_empty() {
+        QUICK_RESTARTS.to_owned()
+    } else {
+        local.to_owned()
+    };
+    Cluster::launch(
+        format!("edasd-sandbox-{test}-{}", std::process::id()),
+        move |_, _| local,
+        true,
+        Duration::from_millis(100),
+    )
+}
+
+/// What an attacker's program tries, writing one line per attempt to `$OUT`: open (and print)
+/// edasd's environment, memory, data directory files, and list the data directory.
+const ATTACK: &str = r#"
+: > "$OUT.tmp"
+for f in /proc/$EDASD_PID/environ /proc/$EDASD_PID/mem /proc/$EDASD_PID/maps "$DATA/admin-access-key" "$DATA/store.key" "$DATA/edas.sqlite3" "$DATA/edas.sqlite3-wal"; do
+  if ( exec 3<"$f" ) 2>/dev/null; then
+    echo "OPENED $f" >> "$OUT.tmp"; head -c 4096 "$f" >> "$OUT.tmp" 2>/dev/null; echo >> "$OUT.tmp"
+  else
+    echo "DENIED $f" >> "$OUT.tmp"
+  fi
+done
+if ls "$DATA" >> "$OUT.tmp" 2>/dev/null; then echo "LISTED $DATA" >> "$OUT.tmp"; fi
+echo "UID $(id -u)" >> "$OUT.tmp"
+echo "DONE" >> "$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+"#;
+
+fn attack(out: &str) -> String {
+    format!("OUT=\"$HOME/{out}\"\n{ATTACK}")
+}
+
+/// The working directory of the application's only instance.
+fn workdir(cluster: &Cluster, app: &str) -> PathBuf {
+    let inst = cluster.instances(app).pop().expect("an instance");
+    cluster
+        .instances_dir()
+        .join(app)
+        .join(&inst.revision)
+        .join(&inst.name)
+        .join("work")
+}
+
+async fn wait_file(path: &Path, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} not written within {within:?}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_admin_users_instance_hook_and_probe_read_no_secret_and_gain_no_right() {
+    if skip_unless_root("sandbox") {
+        return;
+    }
+    let cluster = start("secrets", "");
+    let data = cluster.data_dir();
+    // As a generated administrator key would be (edasd got its key from the environment here).
+    let key_file = data.join("admin-access-key");
+    std::fs::write(
+        &key_file,
+        format!(
+            "EDASD_ACCESS_KEY_ID={}\nEDASD_ACCESS_KEY_SECRET={}\n",
+            KEY.0, KEY.1
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let store_key = std::fs::read_to_string(data.join("store.key")).unwrap();
+    let edasd_pid = cluster.edasd_pid().unwrap().to_string();
+
+    // The administrator creates the application; the user may manage that one only.
+    let sleeper = json!([{"argument": "-c"}, {"argument": "exec sleep 600"}]).to_string();
+    let (app, order) = cluster
+        .insert_app(&[
+            ("AppName", "victim"),
+            ("ClusterId", "local"),
+            ("ImageUrl", "busybox:1"),
+            ("Replicas", "1"),
+            ("Command", "/bin/sh"),
+            ("CommandArgs", &sleeper),
+        ])
+        .await;
+    assert_eq!(
+        cluster.finished(&order, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    let user = user_with_policy(
+        &cluster.api,
+        "mallory",
+        json!({"Version": "1", "Statement": [
+            {"Effect": "Allow", "Action": ["edas:ManageApplication", "edas:ReadApplication"],
+             "Resource": format!("acs:edas:*:*:namespace/*/application/{app}")},
+            {"Effect": "Allow", "Action": ["edas:UseLocalCluster"], "Resource": "*"},
+        ]}),
+    )
+    .await;
+
+    // The user deploys a program, a PostStart hook and a liveness probe that try everything.
+    let command = json!(["-c", format!("{}\nexec sleep 600", attack("command.txt"))]).to_string();
+    let post_start =
+        json!({"exec": {"command": ["/bin/sh", "-c", attack("poststart.txt")]}}).to_string();
+    let liveness = json!({
+        "exec": {"command": ["/bin/sh", "-c", format!("{}\ntrue", attack("liveness.txt"))]},
+        "initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 5,
+        "successThreshold": 1, "failureThreshold": 3,
+    })
+    .to_string();
+    let envs = json!([
+        {"name": "EDASD_PID", "value": edasd_pid},
+        {"name": "DATA", "value": data.display().to_string()},
+    ])
+    .to_string();
+    let mut as_user = support::Endpoint::new(user, Duration::from_secs(60), cluster.api.poll);
+    as_user.base = cluster.api.base.clone();
+    let order = as_user
+        .deploy_app(&[
+            ("AppId", &app),
+            ("Image", "busybox:2"),
+            ("Command", "/bin/sh"),
+            ("Args", &command),
+            ("PostStart", &post_start),
+            ("Liveness", &liveness),
+            ("Envs", &envs),
+        ])
+        .await;
+    let info = as_user.finished(&order, Duration::from_secs(60)).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+
+    let work = workdir(&cluster, &app);
+    for file in ["command.txt", "poststart.txt", "liveness.txt"] {
+        let report = wait_file(&work.join(file), Duration::from_secs(30)).await;
+        eprintln!("{file}:\n{report}");
+        assert!(report.contains("DONE"), "{file}: {report}");
+        assert!(
+            !report.contains("OPENED") && !report.contains("LISTED"),
+            "{file}: the instance reached edasd's secrets: {report}"
+        );
+        assert_eq!(
+            report.matches("DENIED").count(),
+            7,
+            "{file}: every attempt was made and denied: {report}"
+        );
+        assert!(
+            !report.contains(KEY.1) && !report.contains(store_key.trim()),
+            "{file}: a secret leaked: {report}"
+        );
+        assert!(!report.contains("UID 0\n"), "{file}: ran as root: {report}");
+    }
+    // Nothing the instance printed carries a secret either.
+    let logs = work.parent().unwrap().join("logs");
+    for log in ["stdout.log", "stderr.log"] {
+        let text = std::fs::read_to_string(logs.join(log)).unwrap_or_default();
+        assert!(!text.contains(KEY.1), "{log}: {text}");
+    }
+
+    // The user gained no right: the admin API still refuses it, and it is still no admin.
+    let (status, answer) = admin_call(&as_user, user, "GET", "users", None).await;
+    assert_ne!(status, 200, "the user reached the admin API: {answer}");
+    let (status, users) = admin_call(&cluster.api, KEY, "GET", "users", None).await;
+    assert_eq!(status, 200, "{users}");
+    let mallory = users["Users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["Name"] == "mallory")
+        .cloned()
+        .unwrap();
+    assert_eq!(mallory["Admin"], false, "{users}");
+}
+
+/// The instance's cgroup directory of `controller` (v1), from `/proc/<pid>/cgroup`.
+fn cgroup_dir(pid: i32, controller: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        if controller.is_empty() {
+            (ctrls.is_empty())
+                .then(|| Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/')))
+        } else {
+            ctrls.split(',').any(|c| c == controller).then(|| {
+                Path::new("/sys/fs/cgroup")
+                    .join(controller)
+                    .join(path.trim_start_matches('/'))
+            })
+        }
+    })
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_memory_and_pids_limits_are_in_the_cgroup_and_an_oom_kill_is_reported() {
+    if skip_unless_root("limits") {
+        return;
+    }
+    let v1 = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
+        && Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists();
+    let v2 = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .is_ok_and(|c| c.contains("memory") && c.contains("cpu"));
+    if !v1 && !v2 {
+        eprintln!("limits: skipped: this host mounts no cpu and memory cgroup controllers");
+        return;
+    }
+    let cluster = start(
+        "limits",
+        "[local]\nrestart_backoff_seconds = 0.2\nmax_restart_backoff_seconds = 0.5\n\
+         crash_loop_limit = 2\nquick_failure_seconds = 30\npids_limit = 321\n",
+    );
+    let (app, order) = cluster
+        .insert(
+            "limited",
+            1,
+            &[
+                ("LimitmCpu", "500"),
+                ("RequestsmCpu", "250"),
+                ("LimitMem", "128"),
+                ("RequestsMem", "64"),
+            ],
+            &[("APP_VERSION", "v1")],
+        )
+        .await;
+    let info = cluster.finished(&order, Duration::from_secs(30)).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    let pid = cluster.instances(&app)[0].pid.unwrap();
+    if v1 {
+        let mem = cgroup_dir(pid, "memory").unwrap();
+        let cpu = cgroup_dir(pid, "cpu").unwrap();
+        let pids = cgroup_dir(pid, "pids").unwrap();
+        assert!(
+            mem.ends_with(cluster.instances(&app)[0].name.as_str()),
+            "{}",
+            mem.display()
+        );
+        assert_eq!(
+            read(&mem, "memory.limit_in_bytes"),
+            (128u64 << 20).to_string()
+        );
+        assert_eq!(
+            read(&mem, "memory.soft_limit_in_bytes"),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
+        assert_eq!(read(&cpu, "cpu.shares"), "256");
+        assert_eq!(read(&pids, "pids.max"), "321");
+    } else {
+        let dir = cgroup_dir(pid, "").unwrap();
+        assert_eq!(read(&dir, "memory.max"), (128u64 << 20).to_string());
+        assert_eq!(read(&dir, "cpu.max"), "50000 100000");
+        assert_eq!(read(&dir, "pids.max"), "321");
+    }
+
+    // A memory hog: the kernel kills it at its limit, and the runtime says so.
+    let hog = json!([{"argument": "-c"}, {"argument": "tail /dev/zero"}]).to_string();
+    let (hog_app, order) = cluster
+        .insert_app(&[
+            ("AppName", "hog"),
+            ("ClusterId", "local"),
+            ("ImageUrl", "busybox:1"),
+            ("Replicas", "1"),
+            ("Command", "/bin/sh"),
+            ("CommandArgs", &hog),
+            ("LimitMem", "32"),
+            (
+                "Readiness",
+                r#"{"exec":{"command":["/bin/sh","-c","sleep 2"]},"periodSeconds":1,"timeoutSeconds":5}"#,
+            ),
+        ])
+        .await;
+    let info = cluster.finished(&order, Duration::from_secs(60)).await;
+    let text = info.to_string();
+    let state: Vec<String> = support::read_dirs(&cluster.instances_dir().join(&hog_app))
+        .iter()
+        .flat_map(|rev| support::read_dirs(rev))
+        .filter_map(|inst| std::fs::read_to_string(inst.join("state.json")).ok())
+        .collect();
+    assert!(
+        state.iter().any(|s| s.contains("OOMKilled")),
+        "the instance's failure says OOMKilled: {state:?}"
+    );
+    assert!(
+        text.contains("OOMKilled"),
+        "the change order says OOMKilled: {info:#}"
+    );
+    assert_ne!(info["Status"], 2, "{info:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_private_and_an_open_one_is_tightened_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.join("notes.txt"), "left by an older edasd").unwrap();
+    std::fs::set_permissions(
+        data.join("notes.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let log_file = dir.path().join("edasd.log");
+    let mut command = support::edasd_command(&data);
+    command
+        .env_remove("EDASD_ACCESS_KEY_ID")
+        .env_remove("EDASD_ACCESS_KEY_SECRET")
+        .stderr(std::fs::File::create(&log_file).unwrap());
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        if log.contains("edasd listening on") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    eprintln!("{log}");
+    assert!(
+        log.contains("the data directory was accessible by its group or others; tightened to 0700"),
+        "the tightening is logged: {log}"
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    for file in ["edas.sqlite3", "store.key", "admin-access-key", "notes.txt"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_administrator_secret_leaves_edasds_environment() {
+    let cluster = start("environ", "");
+    let pid = cluster.edasd_pid().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(
+        !environ.contains(KEY.1) && !environ.contains("EDASD_ACCESS_KEY_SECRET"),
+        "{environ}"
+    );
+    // The key still works: edasd kept it.
+    let (status, body) = admin_call(&cluster.api, KEY, "GET", "users", None).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_paths_need_an_allowed_root_and_created_files_belong_to_the_instance() {
+    let cluster = Cluster::launch(
+        format!("edasd-sandbox-hostpaths-{}", std::process::id()),
+        |dir, _| {
+            let host = dir.join("host");
+            std::fs::create_dir_all(&host).unwrap();
+            std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o777)).unwrap();
+            format!(
+                "{QUICK_RESTARTS}allowed_host_paths = [\"{}\"]\n",
+                host.display()
+            )
+        },
+        true,
+        Duration::from_millis(100),
+    );
+    let envs = json!([{"name": RUN_TESTAPP, "value": "1"}]).to_string();
+    let common = cluster.app_params(&[]);
+    let refused = |volume: Value| {
+        let volume = volume.to_string();
+        let cluster = &cluster;
+        let common = common.clone();
+        async move {
+            let mut params: Vec<(&str, &str)> = vec![
+                ("AppName", "hostpath"),
+                ("ClusterId", "local"),
+                ("ImageUrl", "x:1"),
+                ("Replicas", "1"),
+                ("LocalVolume", &volume),
+            ];
+            params.extend(common.iter().map(|(k, v)| (*k, v.as_str())));
+            cluster
+                .call_raw(
+                    "POST",
+                    "/pop/v5/k8s/acs/create_k8s_app",
+                    "InsertK8sApplication",
+                    &params,
+                )
+                .await
+        }
+    };
+    let (status, body) =
+        refused(json!([{"type": "Directory", "nodePath": "/", "mountPath": "/host"}])).await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["Message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("`LocalVolume`") && message.contains("allowed_host_paths"),
+        "{body}"
+    );
+    let store_key = format!("file://{}", cluster.data_dir().join("store.key").display());
+    let (status, body) = cluster
+        .call_raw(
+            "POST",
+            "/pop/v5/k8s/acs/create_k8s_app",
+            "InsertK8sApplication",
+            &[
+                ("AppName", "stealer"),
+                ("ClusterId", "local"),
+                ("PackageType", "FatJar"),
+                ("PackageUrl", &store_key),
+                ("PackageVersion", "1"),
+                ("Replicas", "1"),
+                ("Envs", &envs),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`PackageUrl`"),
+        "{body}"
+    );
+
+    // Under the allowed root, FileOrCreate creates the file as the instance's user.
+    let file = cluster.dir.path().join("host/created.txt");
+    let volume = json!([{"type": "FileOrCreate", "nodePath": file.display().to_string(), "mountPath": "/data/f"}])
+        .to_string();
+    let (_app, order) = cluster
+        .insert(
+            "hostpath",
+            1,
+            &[("LocalVolume", &volume)],
+            &[("APP_VERSION", "v1")],
+        )
+        .await;
+    let info = cluster.finished(&order, Duration::from_secs(30)).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    let meta = std::fs::metadata(&file).unwrap();
+    if is_root() {
+        assert_ne!(meta.uid(), 0, "created by the instance's user, not root");
+    } else {
+        assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
+    }
+}
