@@ -112,6 +112,10 @@ fn is_ready(pod: &Value) -> bool {
 /// (`Accepted=False`, reason `NotAllowedByListeners`, the annotation's value as message).
 pub const REJECT_ROUTES_ANNOTATION: &str = "edas-fake-kube/reject-routes";
 
+/// Annotation on a Gateway that no simulated controller serves: its HTTPRoutes get no status
+/// (as with a Gateway whose GatewayClass has no running controller).
+pub const IGNORE_ROUTES_ANNOTATION: &str = "edas-fake-kube/ignore-routes";
+
 /// Per-pod state the kubelet simulation keeps outside the API object.
 #[derive(Debug, Clone)]
 struct PodSim {
@@ -212,8 +216,8 @@ impl Controller {
     /// The Gateway controller: an HTTPRoute whose parent Gateway exists is `Accepted` by it
     /// (`status.parents[].conditions`), unless the Gateway carries the annotation
     /// [`REJECT_ROUTES_ANNOTATION`] (its value is the message of `Accepted=False`, reason
-    /// `NotAllowedByListeners`). A parent that does not exist gets no status, as no controller
-    /// is responsible for it.
+    /// `NotAllowedByListeners`). A parent that does not exist, or carries
+    /// [`IGNORE_ROUTES_ANNOTATION`], gets no status, as no controller is responsible for it.
     fn sync_routes(&self) {
         let route_kind = by_kind("HTTPRoute");
         let gateway_kind = by_kind("Gateway");
@@ -244,8 +248,11 @@ impl Controller {
                 let Ok(gateway) = self.store.get(gateway_kind, ns, name) else {
                     continue;
                 };
-                let rejected = gateway
-                    .pointer("/metadata/annotations")
+                let annotations = gateway.pointer("/metadata/annotations");
+                if annotations.is_some_and(|a| a.get(IGNORE_ROUTES_ANNOTATION).is_some()) {
+                    continue;
+                }
+                let rejected = annotations
                     .and_then(|a| a.get(REJECT_ROUTES_ANNOTATION))
                     .and_then(Value::as_str);
                 let condition = match rejected {

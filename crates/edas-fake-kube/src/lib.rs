@@ -74,7 +74,7 @@
 //! - **Gateway controller**: Gateways are stored; an HTTPRoute whose parent Gateway exists gets
 //!   `status.parents[].conditions` `Accepted=True` (or `False`, reason `NotAllowedByListeners`,
 //!   when the Gateway carries [`controller::REJECT_ROUTES_ANNOTATION`]); a route whose parent does
-//!   not exist gets no status. No traffic is routed.
+//!   not exist, or carries [`controller::IGNORE_ROUTES_ANNOTATION`], gets no status. No traffic is routed.
 //! - **Authorization**: everything is allowed unless denied ([`FakeCluster::deny`]); a denied
 //!   right answers 403 Forbidden worded like RBAC, and `SelfSubjectAccessReview`s
 //!   (`authorization.k8s.io/v1`) answer `allowed` accordingly.

@@ -208,6 +208,9 @@ pub struct Options {
     /// The longest wait between attempts to re-establish a failed watch (the first is 100 ms,
     /// doubling up to this).
     pub watch_backoff_max: Duration,
+    /// How long a gray split waits for the Gateway to accept its HTTPRoute before the step
+    /// fails.
+    pub route_acceptance_timeout: Duration,
 }
 
 impl Options {
@@ -221,6 +224,7 @@ impl Options {
             failure: state::FailurePolicy::default(),
             watch_timeout: Duration::from_secs(5),
             watch_backoff_max: Duration::from_secs(2),
+            route_acceptance_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -8,6 +8,7 @@ use edas_runtime::{GraySplit, Routing, RuntimeError};
 use edas_spec::release::{ConditionOperator, ConditionSource, TrafficRule};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 
 use crate::{KubeRuntime, LABEL_APP_ID, LABEL_REVISION};
@@ -18,7 +19,7 @@ pub(crate) const GATEWAY_API_VERSION: &str = "gateway.networking.k8s.io/v1";
 /// How many weight updates a warm-up ramp makes at most.
 const RAMP_STEPS: u32 = 20;
 
-fn http_route_resource() -> ApiResource {
+pub(crate) fn http_route_resource() -> ApiResource {
     ApiResource {
         group: "gateway.networking.k8s.io".into(),
         version: "v1".into(),
@@ -325,6 +326,16 @@ pub(crate) async fn set(
     let mut routes: Vec<(String, i64)> = Vec::new();
     if let Some(gray) = &routing.gray {
         check(rt, routing)?;
+        // During a split the plain Service selects the stable revision only, so in-cluster
+        // callers (which do not pass through the Gateway) never reach gray instances by
+        // accident: the split is exact, gray traffic is what the HTTPRoute sends.
+        for s in &mut wanted {
+            if let Some(spec) = s.spec.as_mut() {
+                spec.selector
+                    .get_or_insert_default()
+                    .insert(LABEL_REVISION.into(), gray.stable_revision.clone());
+            }
+        }
         let base = wanted.clone();
         for (config, service) in routing.services.iter().zip(base) {
             let Some(port) = tcp_port(config) else {
@@ -386,9 +397,13 @@ pub(crate) async fn set(
         } else {
             percent
         };
+        gateway_exists(rt, gateway).await?;
         for (service, port) in &routes {
             let route = http_route(&ar, ns, &spec_labels, gateway, service, *port, gray, first);
             rt.apply(&api, service, &route).await?;
+        }
+        for (service, _) in &routes {
+            accepted(rt, &api, ns, service, gateway).await?;
         }
         if ramp {
             start_ramp(
@@ -421,6 +436,106 @@ pub(crate) async fn set(
         }
     }
     Ok(())
+}
+
+/// Fails, naming it, when the configured Gateway does not exist.
+async fn gateway_exists(rt: &KubeRuntime, gateway: &crate::GatewayRef) -> Result<(), RuntimeError> {
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "gateway.networking.k8s.io",
+        "v1",
+        "Gateway",
+    ));
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(rt.inner.client.clone(), &gateway.namespace, &ar);
+    let what = format!("reading Gateway {}/{}", gateway.namespace, gateway.name);
+    match rt.call(&what, api.get_opt(&gateway.name)).await? {
+        Some(_) => Ok(()),
+        None => Err(RuntimeError::Unsupported(format!(
+            "TrafficControlStrategy: the Gateway {}/{} configured for cluster `{}` does not exist there: create it, or fix `gateway` in the cluster's [[clusters]] entry",
+            gateway.namespace, gateway.name, rt.inner.options.cluster_id
+        ))),
+    }
+}
+
+/// The route's `Accepted` condition for `gateway` (status, reason, message), once the Gateway
+/// controller reported on the route's current generation.
+fn acceptance(
+    route: &DynamicObject,
+    route_ns: &str,
+    gateway: &crate::GatewayRef,
+) -> Option<(bool, String, String)> {
+    let generation = route.metadata.generation.unwrap_or(0);
+    let parents = route.data.pointer("/status/parents")?.as_array()?;
+    parents.iter().find_map(|p| {
+        let parent = p.get("parentRef")?;
+        let name = parent.get("name")?.as_str()?;
+        let ns = parent
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(route_ns);
+        if name != gateway.name || ns != gateway.namespace {
+            return None;
+        }
+        let c = p
+            .get("conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("type").and_then(Value::as_str) == Some("Accepted"))?;
+        let observed = c
+            .get("observedGeneration")
+            .and_then(Value::as_i64)
+            .unwrap_or(generation);
+        if observed < generation {
+            return None;
+        }
+        let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        Some((text("status") == "True", text("reason"), text("message")))
+    })
+}
+
+/// Waits (on the route's watch) until the Gateway accepted HTTPRoute `name`: a gray batch
+/// counts as started only when its traffic split is in force. Refused or not reported within
+/// the acceptance timeout: an error naming the route, the Gateway and the reason.
+async fn accepted(
+    rt: &KubeRuntime,
+    api: &Api<DynamicObject>,
+    ns: &str,
+    name: &str,
+    gateway: &crate::GatewayRef,
+) -> Result<(), RuntimeError> {
+    let timeout = rt.inner.options.route_acceptance_timeout;
+    let condition =
+        |o: Option<&DynamicObject>| o.is_some_and(|r| acceptance(r, ns, gateway).is_some());
+    let gw = format!("{}/{}", gateway.namespace, gateway.name);
+    let cluster = &rt.inner.options.cluster_id;
+    let found = tokio::time::timeout(
+        timeout,
+        kube::runtime::wait::await_condition(api.clone(), name, condition),
+    )
+    .await;
+    let route = match found {
+        Ok(Ok(route)) => route,
+        Ok(Err(e)) => {
+            return Err(RuntimeError::Unavailable(format!(
+                "cluster `{cluster}`: watching HTTPRoute {ns}/{name} for its acceptance: {e}"
+            )));
+        }
+        Err(_) => {
+            return Err(RuntimeError::Unavailable(format!(
+                "cluster `{cluster}`: HTTPRoute {ns}/{name} was not accepted by Gateway {gw} within {}s (no Accepted condition from a Gateway controller: is one running for that Gateway?)",
+                timeout.as_secs()
+            )));
+        }
+    };
+    match route.as_ref().and_then(|r| acceptance(r, ns, gateway)) {
+        Some((true, _, _)) => Ok(()),
+        Some((false, reason, message)) => Err(RuntimeError::Unsupported(format!(
+            "cluster `{cluster}`: Gateway {gw} did not accept HTTPRoute {ns}/{name}: {reason}: {message}"
+        ))),
+        None => Err(RuntimeError::Unavailable(format!(
+            "cluster `{cluster}`: HTTPRoute {ns}/{name} disappeared while waiting for its acceptance"
+        ))),
+    }
 }
 
 /// `percent` scaled by the warm-up share, at least 1 while the percentage is positive.

@@ -387,6 +387,43 @@ async fn check_refuses_what_rendering_refuses() {
     assert!(rt.check(&spec("fine")).is_ok());
 }
 
+/// Creates the Gateway `infra/gw` the test runtimes attach HTTPRoutes to (annotated to refuse
+/// routes when `reject` says why).
+async fn create_gateway(client: &kube::Client, reject: Option<&str>) {
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let _ = ns
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "infra"}})).unwrap(),
+        )
+        .await;
+    let ar = ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+        "gateway.networking.k8s.io",
+        "v1",
+        "Gateway",
+    ));
+    let gateways: Api<DynamicObject> = Api::namespaced_with(client.clone(), "infra", &ar);
+    let mut annotations = serde_json::Map::new();
+    if let Some(why) = reject {
+        annotations.insert(
+            edas_fake_kube::controller::REJECT_ROUTES_ANNOTATION.into(),
+            json!(why),
+        );
+    }
+    gateways
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"name": "gw", "annotations": annotations},
+                "spec": {"gatewayClassName": "fake", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
 fn web_service() -> ServiceConfig {
     ServiceConfig {
         name: "web".into(),
@@ -451,9 +488,27 @@ async fn routing_applies_services_and_a_gray_split_with_an_http_route() {
         ..routing.clone()
     };
     rt.check_routing(&gray).unwrap();
+    // Issue 18 (8): no Gateway, no gray batch.
+    let m = rt.set_routing(app, &gray).await.unwrap_err().to_string();
+    assert!(
+        m.contains("Gateway infra/gw") && m.contains("does not exist"),
+        "{m}"
+    );
+    create_gateway(&client, None).await;
     rt.set_routing(app, &gray).await.unwrap();
     let g = services.get("web-gray").await.unwrap();
     assert_eq!(g.spec.unwrap().selector.unwrap()[LABEL_REVISION], "2");
+    // Issue 18 (8): during the split the plain Service reaches the stable revision only.
+    let plain = services
+        .get("web")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .selector
+        .unwrap();
+    assert_eq!(plain[LABEL_REVISION], "1");
+    assert_eq!(plain[LABEL_APP], "Web");
     let ar = ApiResource {
         group: "gateway.networking.k8s.io".into(),
         version: "v1".into(),
@@ -468,10 +523,20 @@ async fn routing_applies_services_and_a_gray_split_with_an_http_route() {
         json!(20)
     );
 
-    // The split ends: the route and the extra Services go; then the application is deleted.
+    // The split ends: the route and the extra Services go, the plain Service selects every
+    // revision again; then the application is deleted.
     rt.set_routing(app, &routing).await.unwrap();
     assert!(routes.get_opt("web").await.unwrap().is_none());
     assert!(services.get_opt("web-gray").await.unwrap().is_none());
+    let plain = services
+        .get("web")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .selector
+        .unwrap();
+    assert!(!plain.contains_key(LABEL_REVISION), "{plain:?}");
     rt.set_routing(app, &Routing::default()).await.unwrap();
     assert!(services.get_opt("web").await.unwrap().is_none());
 }
@@ -543,6 +608,7 @@ async fn http_route_weights_ramp_along_the_warmup_curve() {
         ..Routing::default()
     };
     rt.ensure_namespace("apps").await.unwrap();
+    create_gateway(&rt.inner.client, None).await;
     rt.set_routing(app, &routing).await.unwrap();
     let ar = ApiResource {
         group: "gateway.networking.k8s.io".into(),
@@ -858,4 +924,109 @@ async fn deleted_or_hand_scaled_deployments_are_restored() {
     until(&rt, "2", |s| s.total == 0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(deployments.get_opt("drifty-r2").await.unwrap().is_none());
+}
+
+/// Issue 18 (8): a gray batch starts only once the Gateway accepted its HTTPRoute; a refusal
+/// fails it with the Gateway's reason, silence after the acceptance timeout too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gray_split_waits_for_the_gateway_to_accept_its_route() {
+    let cluster = fake(true).await;
+    let mut options = Options::new("fake");
+    options.gateway = Some(GatewayRef {
+        namespace: "infra".into(),
+        name: "gw".into(),
+    });
+    options.route_acceptance_timeout = Duration::from_secs(2);
+    let (rt, dir) = runtime_with(&cluster, options).await;
+    let app = "7f0c5a1e-0000-4000-8000-000000000001";
+    dir.apps.lock().unwrap().insert(
+        app.into(),
+        AppRef {
+            name: "Web".into(),
+            namespace: "apps".into(),
+        },
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while rt.serves_gateway_api().is_none() {
+        assert!(tokio::time::Instant::now() < deadline);
+        let mut health = rt.health();
+        let _ = tokio::time::timeout(Duration::from_millis(200), health.changed()).await;
+    }
+    rt.ensure_namespace("apps").await.unwrap();
+    create_gateway(
+        &rt.inner.client,
+        Some("listener http allows routes from namespace infra only"),
+    )
+    .await;
+    let gray = Routing {
+        services: vec![web_service()],
+        gray: Some(edas_runtime::GraySplit {
+            stable_revision: "1".into(),
+            gray_revision: "2".into(),
+            traffic: TrafficControl {
+                rules: vec![TrafficRule::Percent { percent: 10 }],
+            },
+        }),
+        ..Routing::default()
+    };
+    let m = rt.set_routing(app, &gray).await.unwrap_err().to_string();
+    assert!(
+        m.contains("did not accept HTTPRoute apps/web")
+            && m.contains("NotAllowedByListeners")
+            && m.contains("allows routes from namespace infra only"),
+        "{m}"
+    );
+    // A Gateway that no controller reports on: the route is never Accepted.
+    let other = Routing {
+        gray: Some(edas_runtime::GraySplit {
+            stable_revision: "1".into(),
+            gray_revision: "2".into(),
+            traffic: TrafficControl {
+                rules: vec![TrafficRule::Percent { percent: 10 }],
+            },
+        }),
+        ..gray.clone()
+    };
+    let ar = ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+        "gateway.networking.k8s.io",
+        "v1",
+        "Gateway",
+    ));
+    let gateways: Api<DynamicObject> = Api::namespaced_with(rt.inner.client.clone(), "infra", &ar);
+    gateways
+        .patch(
+            "gw",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                edas_fake_kube::controller::REJECT_ROUTES_ANNOTATION: null}}})),
+        )
+        .await
+        .unwrap();
+    rt.set_routing(app, &other).await.unwrap();
+
+    // A Gateway no controller serves: the route is never Accepted, and the step fails after
+    // the acceptance timeout, saying so.
+    gateways
+        .patch(
+            "gw",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                edas_fake_kube::controller::IGNORE_ROUTES_ANNOTATION: "yes"}}})),
+        )
+        .await
+        .unwrap();
+    let routes: Api<DynamicObject> = Api::namespaced_with(
+        rt.inner.client.clone(),
+        "apps",
+        &routing::http_route_resource(),
+    );
+    routes
+        .delete("web", &DeleteParams::background())
+        .await
+        .unwrap();
+    let m = rt.set_routing(app, &gray).await.unwrap_err().to_string();
+    assert!(
+        m.contains("was not accepted by Gateway infra/gw within 2s"),
+        "{m}"
+    );
 }

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use edas_spec::AppSpec;
 use edas_spec::model::{Artifact, Package};
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HostPathVolumeSource, Lifecycle, LocalObjectReference, NFSVolumeSource, NodeAffinity,
-    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
+    Affinity, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HostPathVolumeSource, Lifecycle, LocalObjectReference, NFSVolumeSource,
+    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
     PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements,
     SecretVolumeSource, TopologySpreadConstraint, Volume, VolumeMount,
 };
@@ -98,6 +98,32 @@ fn package_image(p: &Package) -> String {
         Some("Open JDK 7") => DEFAULT_JDK7_IMAGE.into(),
         _ => DEFAULT_JDK8_IMAGE.into(),
     }
+}
+
+/// The ports the application listens on, as its Services' target ports say (each port and
+/// protocol once, in order), so `kubectl describe` and network tooling see them; `None` without
+/// Services.
+fn container_ports(spec: &AppSpec) -> Option<Vec<ContainerPort>> {
+    let mut seen = BTreeSet::new();
+    let ports: Vec<ContainerPort> = spec
+        .services
+        .iter()
+        .flat_map(|s| &s.port_mappings)
+        .filter_map(|m| {
+            let p = &m.service_port;
+            let port = i32::try_from(p.target_port)
+                .ok()
+                .filter(|p| (1..=65535).contains(p))?;
+            let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+            seen.insert((port, protocol.clone()))
+                .then(|| ContainerPort {
+                    container_port: port,
+                    protocol: Some(protocol),
+                    ..ContainerPort::default()
+                })
+        })
+        .collect();
+    (!ports.is_empty()).then_some(ports)
 }
 
 fn fetcher(url: &str) -> Container {
@@ -523,6 +549,7 @@ pub(crate) fn template(spec: &AppSpec, revision: &str) -> Result<PodTemplateSpec
         lifecycle,
         security_context: spec.security_context.clone(),
         volume_mounts: (!storage.mounts.is_empty()).then_some(storage.mounts),
+        ports: container_ports(spec),
         ..Container::default()
     };
     let mut containers = vec![app];

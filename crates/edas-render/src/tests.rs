@@ -674,6 +674,30 @@ fn insert_examples() {
         s.ports.as_ref().unwrap()[0].target_port,
         Some(IntOrString::Int(8080))
     );
+    // Issue 18 (8): the container declares the Services' target ports.
+    let ports = app_container(&r).ports.clone().unwrap();
+    assert_eq!(
+        ports
+            .iter()
+            .map(|p| (p.container_port, p.protocol.as_deref()))
+            .collect::<Vec<_>>(),
+        [(8080, Some("TCP"))]
+    );
+    let (r, _) = rendered(&inserted(&[(
+        "ServiceConfigs",
+        r#"[{"name":"a","serviceType":"ClusterIP","portMappings":[{"servicePort":{"targetPort":8080,"port":80}},{"servicePort":{"targetPort":9090,"port":90,"protocol":"UDP"}}]},
+                {"name":"b","serviceType":"ClusterIP","portMappings":[{"servicePort":{"targetPort":8080,"port":8080,"protocol":"TCP"}}]}]"#,
+    )]));
+    let ports = app_container(&r).ports.clone().unwrap();
+    assert_eq!(
+        ports
+            .iter()
+            .map(|p| (p.container_port, p.protocol.as_deref()))
+            .collect::<Vec<_>>(),
+        [(8080, Some("TCP")), (9090, Some("UDP"))],
+        "each port and protocol once"
+    );
+    assert_eq!(app_container(&rendered(&inserted(&[])).0).ports, None);
     let r = snap_insert("secret_name", &[("SecretName", "regcred")]);
     assert_eq!(
         pod(&r).image_pull_secrets.as_ref().unwrap()[0].name,
