@@ -61,8 +61,8 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 pub(crate) async fn handle(State(api): State<Api>, request: Request) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
+    let request_id = crate::server::RequestId::of(&parts);
     let span = tracing::info_span!(
         "admin",
         request_id = %request_id,

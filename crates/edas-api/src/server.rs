@@ -30,7 +30,57 @@ pub fn router(api: Api) -> Router {
         .fallback(pop)
         // Bodies are read by the handlers with their own limit, answered with the error body.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(request_id_and_panic_guard))
         .with_state(api)
+}
+
+/// The request's id, set by [`request_id_and_panic_guard`] before any handler runs: every
+/// response and log line of the request carries it.
+#[derive(Clone, Debug)]
+pub(crate) struct RequestId(pub String);
+
+impl RequestId {
+    /// The id the guard gave `request` (a fresh one if it ran without the guard).
+    pub(crate) fn of(parts: &Parts) -> String {
+        parts
+            .extensions
+            .get::<RequestId>()
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), |id| id.0.clone())
+    }
+}
+
+/// Gives the request its RequestId and turns a panicking handler into the EDAS error envelope
+/// (`InternalError`, HTTP 500, with that RequestId) instead of a dropped connection; the panic
+/// is logged with the id.
+pub(crate) async fn request_id_and_panic_guard(
+    mut request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use futures_util::FutureExt as _;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
+    let path = request.uri().path().to_owned();
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-text panic".to_owned());
+            tracing::error!(request_id = %request_id, path = %path, panic = %what, "a handler panicked");
+            metrics::counter!("edasd_handler_panics_total").increment(1);
+            ApiError::internal(
+                "edasd failed while handling this request; the server log has the details under this RequestId",
+            )
+            .into_response_with(&request_id)
+        }
+    }
 }
 
 async fn healthz(State(api): State<Api>) -> Response {
@@ -302,8 +352,8 @@ pub(crate) fn internal(what: &str, error: impl std::fmt::Display) -> ApiError {
 
 /// The EDAS operations.
 async fn pop(State(api): State<Api>, request: Request) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
+    let request_id = RequestId::of(&parts);
     let action = Action::route(&parts.method, parts.uri.path());
     let action_name = action.map_or("-", Action::name);
     let span = tracing::info_span!(

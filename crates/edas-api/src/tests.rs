@@ -1925,3 +1925,50 @@ async fn audit_trail_is_read_by_application_and_time() {
     post.method = "POST";
     assert_error(&call(&h, post).await, 404, "InvalidApi.NotFound");
 }
+
+#[tokio::test]
+async fn a_panicking_handler_is_answered_in_the_envelope_with_its_request_id() {
+    use tower::ServiceExt as _;
+    let app = axum::Router::new()
+        .route(
+            "/boom",
+            axum::routing::get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("boom");
+                }
+                "unreachable"
+            }),
+        )
+        .layer(axum::middleware::from_fn(
+            crate::server::request_id_and_panic_guard,
+        ));
+    let response = app
+        .oneshot(
+            axum::http::Request::get("/boom")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let header = response.headers().get("x-acs-request-id").cloned();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["Code"], "InternalError", "{body}");
+    let id = body["RequestId"].as_str().unwrap();
+    assert!(!id.is_empty());
+    if let Some(header) = header {
+        assert_eq!(header.to_str().unwrap(), id);
+    }
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_request_id_its_log_lines_carry() {
+    let h = harness().await;
+    let result = call(&h, insert("ids")).await;
+    assert_success(&result);
+    let id = result.1["RequestId"].as_str().unwrap();
+    assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
+}
