@@ -114,7 +114,13 @@ pub fn identity(
     spec: &AppSpec,
     configured: Option<(u32, u32)>,
 ) -> Result<Option<(u32, u32)>, String> {
-    let sc = spec.security_context.as_ref();
+    let root = nix::unistd::geteuid().is_root();
+    let sc = spec.security_context.as_ref().filter(|_| {
+        // Without root no user can be switched to: the fields were refused or are recorded
+        // only (see `unenforced`).
+        root
+    });
+    let configured_uid = configured.map_or_else(|| nix::unistd::geteuid().as_raw(), |(u, _)| u);
     let uid = sc
         .and_then(|s| s.run_as_user)
         .and_then(|u| u32::try_from(u).ok());
@@ -122,6 +128,12 @@ pub fn identity(
         .and_then(|s| s.run_as_group)
         .and_then(|g| u32::try_from(g).ok());
     let mut who = configured;
+    if uid == Some(0) && configured_uid != 0 {
+        return Err(
+            "`SecurityContext` runAsUser 0: instances run as root only when [local] run_as_user says root"
+                .to_owned(),
+        );
+    }
     if let Some(uid) = uid {
         let primary = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
             .ok()
@@ -134,7 +146,11 @@ pub fn identity(
         who = Some((uid, gid));
     }
     let effective_uid = who.map_or_else(|| nix::unistd::geteuid().as_raw(), |(u, _)| u);
-    if sc.and_then(|s| s.run_as_non_root) == Some(true) && effective_uid == 0 {
+    let non_root = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.run_as_non_root);
+    if non_root == Some(true) && effective_uid == 0 {
         return Err(
             "`SecurityContext` runAsNonRoot: the instance would run as root (uid 0)".to_owned(),
         );
@@ -793,5 +809,89 @@ mod tests {
                 .unwrap_err()
                 .contains("nothing to run")
         );
+    }
+
+    #[test]
+    fn what_the_host_cannot_enforce_is_named_by_its_parameter() {
+        let none = Cgroups::none();
+        let host = Host {
+            cgroups: &none,
+            sandbox: false,
+            root: false,
+            run_as: None,
+        };
+        let mut spec = AppSpec::default();
+        assert!(unenforced(&spec, &host).is_empty());
+        spec.resources.cpu_limit_millis = Some(500);
+        spec.resources.memory_limit_mib = Some(64);
+        spec.resources.ephemeral_limit_gib = Some(1);
+        spec.security_context = Some(k8s_openapi::api::core::v1::SecurityContext {
+            read_only_root_filesystem: Some(true),
+            privileged: Some(true),
+            ..Default::default()
+        });
+        let missing = unenforced(&spec, &host).join("; ");
+        assert!(missing.contains("`LimitmCpu`"), "{missing}");
+        assert!(missing.contains("`LimitEphemeralStorage`"), "{missing}");
+        assert!(missing.contains("readOnlyRootFilesystem"), "{missing}");
+        assert!(missing.contains("privileged"), "{missing}");
+        assert!(
+            !missing.contains("LimitMem"),
+            "a memory limit is watched without a cgroup: {missing}"
+        );
+    }
+
+    #[test]
+    fn host_paths_must_lie_under_an_allowed_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("shared");
+        std::fs::create_dir_all(&root).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("escape")).unwrap();
+        let roots = vec![root.clone()];
+        assert!(host_path_allowed("LocalVolume", &root.join("data"), &roots).is_ok());
+        for bad in [
+            PathBuf::from("/"),
+            root.join("../secret"),
+            root.join("escape/passwd"),
+            PathBuf::from("relative"),
+        ] {
+            let err = host_path_allowed("LocalVolume", &bad, &roots).unwrap_err();
+            assert!(
+                err.contains("`LocalVolume`") && err.contains("allowed_host_paths"),
+                "{err}"
+            );
+        }
+        let err = host_path_allowed("PackageUrl", Path::new("/x"), &[]).unwrap_err();
+        assert!(err.contains("none is allowed"), "{err}");
+    }
+
+    #[test]
+    fn run_as_root_needs_the_configuration_and_run_as_non_root_refuses_root() {
+        let mut spec = AppSpec {
+            security_context: Some(k8s_openapi::api::core::v1::SecurityContext {
+                run_as_user: Some(0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        if nix::unistd::geteuid().is_root() {
+            assert!(identity(&spec, Some((65534, 65534))).is_err());
+            assert_eq!(identity(&spec, Some((0, 0))), Ok(Some((0, 0))));
+            spec.security_context = Some(k8s_openapi::api::core::v1::SecurityContext {
+                run_as_user: Some(1234),
+                run_as_group: Some(4321),
+                ..Default::default()
+            });
+            assert_eq!(
+                identity(&spec, Some((65534, 65534))),
+                Ok(Some((1234, 4321)))
+            );
+        }
+        spec.security_context = Some(k8s_openapi::api::core::v1::SecurityContext {
+            run_as_non_root: Some(true),
+            ..Default::default()
+        });
+        let own = nix::unistd::geteuid().as_raw();
+        assert_eq!(identity(&spec, None).is_err(), own == 0);
     }
 }

@@ -254,6 +254,8 @@ pub(crate) struct Inner {
     pub(crate) config: LocalConfig,
     pub(crate) run_as: Option<(u32, u32)>,
     pub(crate) cgroups: cgroup::Cgroups,
+    /// Instances get a private mount namespace (see [`sandbox`]).
+    pub(crate) mount_namespace: bool,
     pub(crate) source: Arc<dyn ConfigSource>,
     pub(crate) packages: package::PackageCache,
     pub(crate) detach: CancellationToken,
@@ -421,7 +423,7 @@ impl Inner {
             spec,
             &launch::Host {
                 cgroups: &self.cgroups,
-                sandbox: self.config.launcher.is_some(),
+                sandbox: self.config.launcher.is_some() && self.mount_namespace,
                 root: nix::unistd::geteuid().is_root(),
                 run_as: self.run_as,
             },
@@ -684,6 +686,37 @@ fn check_ids(app_id: &str, revision: &str) -> Result<(), RuntimeError> {
     Ok(())
 }
 
+/// Checks that user `uid` (group `gid`, no other group) can traverse every directory down to
+/// `dir`, so its instances can reach their directories.
+fn reachable(dir: &Path, uid: u32, gid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    if uid == 0 {
+        return Ok(());
+    }
+    for d in dir.ancestors() {
+        let Ok(meta) = std::fs::metadata(d) else {
+            continue;
+        };
+        let bit = if meta.uid() == uid {
+            0o100
+        } else if meta.gid() == gid {
+            0o010
+        } else {
+            0o001
+        };
+        if meta.mode() & bit == 0 {
+            return Err(format!(
+                "the instances directory `{}` cannot be reached by the instances' user (uid {uid}): `{}` has mode {:o}; \
+                 let others traverse it (chmod o+x) or set [local] instances_dir elsewhere",
+                dir.display(),
+                d.display(),
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Where the package cache lives in the instances directory.
 const PACKAGES_DIR: &str = ".packages";
 
@@ -693,13 +726,14 @@ fn preflight(
     launcher: &sandbox::Launcher,
     config: &LocalConfig,
     run_as: Option<(u32, u32)>,
+    mount_namespace: bool,
 ) -> Result<(), String> {
     let spec = sandbox::Spec {
         argv: vec!["true".to_owned()],
-        workdir: PathBuf::from("/"),
+        workdir: config.instances_dir.clone(),
         run_as,
         hide: config.hidden_paths.clone(),
-        mount_namespace: true,
+        mount_namespace,
         ..Default::default()
     };
     let json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
@@ -769,8 +803,24 @@ impl LocalRuntime {
         } else {
             cgroup::Cgroups::none()
         };
-        if let Some(launcher) = &config.launcher {
-            preflight(launcher, &config, run_as).map_err(LocalError::Sandbox)?;
+        if let Some((uid, gid)) = run_as {
+            reachable(&instances, uid, gid).map_err(LocalError::Sandbox)?;
+        }
+        let mut mount_namespace = config.launcher.is_some();
+        if let Some(launcher) = &config.launcher
+            && let Err(e) = preflight(launcher, &config, run_as, true)
+        {
+            // Without a private mount namespace, only another user keeps instances out of
+            // edasd's files: refuse to run them as edasd's own user.
+            let other_user = run_as.is_some_and(|(uid, _)| uid != nix::unistd::geteuid().as_raw());
+            if !other_user {
+                return Err(LocalError::Sandbox(format!(
+                    "{e}; without a private mount namespace instances must run as another user than edasd's ([local] run_as_user)"
+                )));
+            }
+            preflight(launcher, &config, run_as, false).map_err(LocalError::Sandbox)?;
+            tracing::warn!(error = %e, "no private mount namespace for instances: edasd's files are kept from them by their user and file modes only; readOnlyRootFilesystem cannot be enforced");
+            mount_namespace = false;
         }
         tracing::info!(cgroups = %cgroups.describe(), instances = %instances.display(), "local runtime sandbox");
         let lock_path = config.data_dir.join("edas-local.lock");
@@ -797,6 +847,7 @@ impl LocalRuntime {
             config,
             run_as,
             cgroups,
+            mount_namespace,
             source,
             detach: CancellationToken::new(),
             lock: Mutex::new(Some(lock)),

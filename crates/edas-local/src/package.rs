@@ -46,8 +46,11 @@ impl PackageCache {
         if file.is_file() {
             return Ok(file);
         }
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        // Instances (another user) run the file by its path but cannot list the cache.
+        for d in [&self.dir, &dir] {
+            crate::make_dir(d, 0o711)
+                .map_err(|e| format!("cannot create `{}`: {e}", d.display()))?;
+        }
         let partial = dir.join(format!(".partial-{}", uuid::Uuid::new_v4().simple()));
         let fetched = match url.split_once("://") {
             Some((scheme, path)) if scheme.eq_ignore_ascii_case("file") => {
@@ -60,8 +63,13 @@ impl PackageCache {
                 .await
                 .unwrap_or_else(|_| Err(format!("download timed out after {DOWNLOAD_TIMEOUT:?}"))),
         };
-        let done =
-            fetched.and_then(|()| std::fs::rename(&partial, &file).map_err(|e| e.to_string()));
+        let done = fetched.and_then(|()| {
+            use std::os::unix::fs::PermissionsExt as _;
+            // A copy keeps the source's mode; the instance's user must be able to read it.
+            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o644))
+                .and_then(|()| std::fs::rename(&partial, &file))
+                .map_err(|e| e.to_string())
+        });
         if let Err(e) = done {
             let _ = std::fs::remove_file(&partial);
             return Err(format!("cannot fetch `PackageUrl` `{url}`: {e}"));

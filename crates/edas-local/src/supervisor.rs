@@ -177,7 +177,7 @@ async fn probe_target(
                 read_only_root,
                 writable,
                 read_only: plan.read_only.clone(),
-                mount_namespace: true,
+                mount_namespace: inner.mount_namespace,
                 ..Default::default()
             },
         ))
