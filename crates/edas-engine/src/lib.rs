@@ -505,6 +505,25 @@ impl Engine {
         runtime
             .availability()
             .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
+        if delete
+            && let Some(active) = inner.store.active_change_order(&req.app_id).await?
+            && matches!(active.status, 0 | 1 | 8 | 9)
+        {
+            // A deletion always goes ahead: a release still running (waiting for instances
+            // that crash-loop, say) is aborted first; its instances are then scaled to 0.
+            match self
+                .control(&active.id, Input::Abort, &req.actor, &req.request_id)
+                .await
+            {
+                Ok(_) | Err(ControlError::Invalid(_)) => {}
+                Err(ControlError::Conflict(_)) => {
+                    return Err(SubmitError::Conflict {
+                        active_change_order: active.id,
+                    });
+                }
+                Err(e) => return Err(SubmitError::Internal(e.to_string())),
+            }
+        }
         if let Some(active) = inner.store.active_change_order(&req.app_id).await? {
             supersede_failed(inner, active, &req).await?;
         }

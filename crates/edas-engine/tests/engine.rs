@@ -829,3 +829,18 @@ async fn a_sweep_owed_at_start_up_runs_when_the_engine_starts() {
     .await;
     assert_eq!(fake.counts("app-1", "1"), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_aborts_a_release_still_waiting_for_its_instances() {
+    let w = world().await;
+    w.fake.never_ready("1");
+    let (_, co) = create(&w, 2).await;
+    wait_status(&w.store, &co, 1).await;
+    let del = submit(&w, Operation::DeleteK8sApplication, &[])
+        .await
+        .unwrap();
+    wait_status(&w.store, &del, 2).await;
+    assert_eq!(status(&w.store, &co).await, 6);
+    assert!(w.store.get_application("app-1").await.unwrap().deleted);
+    assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
+}

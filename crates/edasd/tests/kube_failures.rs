@@ -537,3 +537,60 @@ async fn real_cluster_a_crash_looping_application_is_deleted_within_10_s() {
     backend.wait_swept(&app, backend.patience).await;
     backend.cleanup().await;
 }
+
+/// Not a test: the entry point of the test application when edasd's local runtime runs this
+/// binary as an instance (see `local_runtime.rs`).
+#[test]
+fn testapp_entry() {
+    support::testapp_entry();
+}
+
+/// The same on the built-in cluster `local`: an application whose instances exit as soon as
+/// they start (the local runtime restarts them until it gives up) is deleted within 10 s, and
+/// no instance of it is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_local_application_is_deleted_within_10_s() {
+    let cluster = support::Cluster::launch(
+        format!("edasd-kube-failures-local-{}", std::process::id()),
+        |_, _| support::QUICK_RESTARTS.to_owned(),
+        true,
+        Duration::from_millis(100),
+    );
+    let (app, order) = cluster
+        .insert("crashy-local", 2, &[], &[("EXIT_AFTER_SECONDS", "0")])
+        .await;
+    // Give the instances time to crash a few times (the release may fail on it or not yet).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !cluster.instances(&app).is_empty(),
+        "instances were started"
+    );
+    let started = Instant::now();
+    let body = cluster
+        .call(DELETE.0, DELETE.1, DELETE.2, &[("AppId", &app)])
+        .await;
+    let del = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    let info = cluster.finished(&del, Duration::from_secs(10)).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "deleting took {:?}",
+        started.elapsed()
+    );
+    let release = cluster.order(&order).await;
+    assert_ne!(release["Status"], 1, "the release is not left running");
+    // No process of it is left.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alive: Vec<_> = cluster
+            .instances(&app)
+            .into_iter()
+            .filter(|i| i.pid.is_some_and(support::alive))
+            .collect();
+        if alive.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "instances left: {alive:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
