@@ -172,6 +172,20 @@ pub static RESOURCES: &[ResourceType] = &[
         scale_subresource: false,
         tracks_generation: true,
     },
+    // Nodes exist only as a test creates them (with their `status.allocatable`): edasd reports
+    // a cluster's capacity from them. Their status is written with the object (no kubelet here).
+    ResourceType {
+        group: "",
+        version: "v1",
+        kind: "Node",
+        plural: "nodes",
+        singular: "node",
+        short_names: &["no"],
+        namespaced: false,
+        status_subresource: false,
+        scale_subresource: false,
+        tracks_generation: false,
+    },
 ];
 
 /// Index of a resource type in [`RESOURCES`].

@@ -502,6 +502,60 @@ async fn namespaces_and_address_come_from_the_cluster() {
     assert_eq!(c["ClusterStatus"], 1, "{c:#}");
 }
 
+/// GetK8sCluster and ListCluster report the nodes, CPU and memory of the cluster's Nodes, and
+/// follow them as Nodes come and go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_comes_from_the_cluster_nodes() {
+    let backend = Backend::fake("capacity", Duration::from_millis(100)).await;
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(backend.client.clone());
+    for (name, cpu, memory) in [("n1", "4", "8Gi"), ("n2", "3500m", "4096Mi")] {
+        let node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "status": {"allocatable": {"cpu": cpu, "memory": memory},
+                       "capacity": {"cpu": "64", "memory": "1Ti"}}
+        }))
+        .unwrap();
+        bounded(
+            "creating a Node",
+            nodes.create(&kube::api::PostParams::default(), &node),
+        )
+        .await
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    // 4 + 3.5 cores (rounded down), 8192 + 4096 MiB.
+    wait_cluster(&edasd, CLUSTER, "two nodes", |c| {
+        c["NodeNum"] == 2 && c["Cpu"] == 7 && c["Mem"] == 12288
+    })
+    .await;
+    let body = edasd
+        .call("POST", "/pop/v5/resource/cluster_list", "ListCluster", &[])
+        .await;
+    let listed = body["ClusterList"]["Cluster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["ClusterId"] == CLUSTER)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&listed["NodeNum"], &listed["Cpu"], &listed["Mem"]),
+        (&Value::from(2), &Value::from(7), &Value::from(12288)),
+        "{listed:#}"
+    );
+    bounded(
+        "deleting a Node",
+        nodes.delete("n2", &kube::api::DeleteParams::default()),
+    )
+    .await
+    .unwrap();
+    wait_cluster(&edasd, CLUSTER, "one node", |c| {
+        c["NodeNum"] == 1 && c["Cpu"] == 4 && c["Mem"] == 8192
+    })
+    .await;
+}
+
 /// The real-cluster tier: a crash-looping application (a container that exits at once) is
 /// deleted within 10 s and leaves nothing labelled with its id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
