@@ -38,8 +38,8 @@ const fn rule(group: &'static str, resource: &'static str, verbs: &'static [&'st
 /// - Services, ConfigMaps, Secrets: server-side apply (create, patch), removal (delete), the
 ///   application's objects by label (list: routing, the sweep on Delete);
 /// - namespaces: an application's namespace is created when missing (get, create) and
-///   ListK8sNamespaces lists them (list);
-/// - nodes: the cluster's capacity (list);
+///   ListK8sNamespaces lists them (list, watch: `cluster::watch_inventory`);
+/// - nodes: the cluster's capacity (list, watch: `cluster::watch_inventory`);
 /// - HTTPRoutes and Gateways: gray splits (apply, list, delete; the route's `Accepted` status
 ///   and the Gateway's existence: get);
 /// - SelfSubjectAccessReviews: this check (create).
@@ -53,8 +53,8 @@ pub const RIGHTS: &[Rule] = &[
     rule("", "services", &["list", "create", "patch", "delete"]),
     rule("", "configmaps", &["list", "create", "patch", "delete"]),
     rule("", "secrets", &["list", "create", "patch", "delete"]),
-    rule("", "namespaces", &["get", "list", "create"]),
-    rule("", "nodes", &["list"]),
+    rule("", "namespaces", &["get", "list", "watch", "create"]),
+    rule("", "nodes", &["list", "watch"]),
     Rule {
         group: "gateway.networking.k8s.io",
         resource: "httproutes",

@@ -4,7 +4,7 @@
 //! copy, a Service, an HTTPRoute). Only objects carrying [`LABEL_APP_ID`] with that id are ever
 //! touched.
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PropagationPolicy};
 use kube::core::GroupVersionKind;
@@ -133,11 +133,11 @@ impl ListDelete for Dynamic {
     }
 }
 
-/// The kinds an application's objects can have, owners first (so the garbage collector has
-/// less to do and a Deployment does not re-create what was just deleted).
+/// The kinds an application's objects can have, owners first (so a Deployment does not
+/// re-create what was just deleted). ReplicaSets are not deleted here: the garbage collector
+/// removes them with their Deployment (edasd needs no right on them).
 const KINDS: &[Kind] = &[
     Kind::Typed("Deployment", typed::<Deployment>),
-    Kind::Typed("ReplicaSet", typed::<ReplicaSet>),
     Kind::Typed("Pod", typed::<Pod>),
     Kind::HttpRoute,
     Kind::Typed("Service", typed::<Service>),
