@@ -648,3 +648,55 @@ async fn a_crash_looping_local_application_is_deleted_within_10_s() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// With a single edasd, a failed release superseded by a newer one (its lease ends because it
+/// finished, not because another process took it) logs no "Lost the lease … another process
+/// drives it now".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_edasd_never_says_another_process_took_a_lease() {
+    let cluster = support::Cluster::launch(
+        format!("edasd-kube-failures-lease-{}", std::process::id()),
+        |_, _| format!("{}\n[engine]\nlease_seconds = 2\n", support::QUICK_RESTARTS),
+        true,
+        Duration::from_millis(100),
+    );
+    let (app, order) = cluster.insert("lease-app", 1, &[], &[]).await;
+    assert_eq!(
+        cluster.finished(&order, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    let failing = cluster
+        .deploy(
+            &app,
+            "v2",
+            &[
+                ("BatchTimeout", "1"),
+                (
+                    "Readiness",
+                    r#"{"httpGet":{"path":"/ready","port":8080},"periodSeconds":1,"timeoutSeconds":1,"failureThreshold":1}"#,
+                ),
+            ],
+            &[("NEVER_READY", "1")],
+        )
+        .await;
+    let info = cluster.finished(&failing, Duration::from_secs(30)).await;
+    assert_eq!(info["Status"], 3, "{info:#}");
+    // A newer change supersedes the failed order while its driver still holds it.
+    let next = cluster.deploy(&app, "v3", &[], &[]).await;
+    assert_eq!(
+        cluster.finished(&next, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    // Several lease renewals later.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let lines = cluster.new_log_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("answered")),
+        "the log is captured"
+    );
+    let lost: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("Lost the lease"))
+        .collect();
+    assert!(lost.is_empty(), "{lost:#?}");
+}
