@@ -1010,7 +1010,7 @@ async fn discover(inner: std::sync::Weak<Inner>) {
                 return;
             }
             Err(error) => {
-                tracing::warn!(cluster = %strong.options.cluster_id, %error, "cluster not reachable yet");
+                tracing::warn!(cluster = %strong.options.cluster_id, api_server = %strong.options.api_server.as_deref().unwrap_or("(address unknown)"), %error, "cluster not reachable yet");
                 strong
                     .health
                     .send_replace(Health::Unreachable(error.to_string()));
