@@ -734,6 +734,7 @@ fn preflight(
         run_as,
         hide: config.hidden_paths.clone(),
         mount_namespace,
+        landlock: true,
         ..Default::default()
     };
     let json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;

@@ -91,8 +91,10 @@ pub struct Spec {
     pub read_only: Vec<PathBuf>,
     /// Created as the instance's user before `exec`.
     pub create: Vec<Create>,
-    /// Use a private mount namespace at all (off when nothing needs one).
+    /// Use a private mount namespace at all (off when the host has none).
     pub mount_namespace: bool,
+    /// Also deny the `hide` paths with Landlock, where the kernel has it (see [`landlock_rules`]).
+    pub landlock: bool,
 }
 
 /// If this process was started as the launcher, sets the sandbox up and execs the program (never
@@ -134,6 +136,16 @@ fn apply_and_exec(spec: &Spec) -> String {
     {
         return e;
     }
+    // The rules are gathered while the launcher may still list every directory (before the
+    // user switch); they apply from `restrict_self` on.
+    let ruleset = if spec.landlock {
+        match landlock_ruleset(&spec.hide) {
+            Ok(r) => r,
+            Err(e) => return e,
+        }
+    } else {
+        None
+    };
     if let Some((uid, gid)) = spec.run_as
         && let Err(e) = switch_user(uid, gid)
     {
@@ -146,6 +158,11 @@ fn apply_and_exec(spec: &Spec) -> String {
         if let Err(e) = create(c) {
             return e;
         }
+    }
+    if let Some(ruleset) = ruleset
+        && let Err(e) = ruleset.restrict_self()
+    {
+        return format!("cannot apply the Landlock rules: {e}");
     }
     let err = std::process::Command::new(program)
         .args(args)
@@ -180,6 +197,71 @@ fn switch_user(uid: u32, gid: u32) -> Result<(), String> {
         return Err("switched to an unprivileged user but could switch back to root".to_owned());
     }
     Ok(())
+}
+
+/// The paths Landlock grants full access beneath so that everything but `hidden` stays
+/// reachable: Landlock only allows, so every entry of each directory on the way to a hidden path
+/// is granted except that directory's own way down (and the hidden path itself). What is created
+/// later directly in such a directory is not granted (e.g. a new file in `/var/lib` when the data
+/// directory is `/var/lib/edasd`).
+pub fn landlock_rules(hidden: &[PathBuf]) -> Vec<PathBuf> {
+    let hidden: Vec<&Path> = hidden
+        .iter()
+        .map(PathBuf::as_path)
+        .filter(|p| p.is_absolute())
+        .collect();
+    let on_the_way = |p: &Path| hidden.iter().any(|h| h.starts_with(p) && h != &p);
+    let mut out = Vec::new();
+    let mut todo = vec![PathBuf::from("/")];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if hidden.contains(&path.as_path()) {
+                continue;
+            }
+            if on_the_way(&path) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Restricts this thread (and what it execs) to [`landlock_rules`]: best effort, so a kernel
+/// without Landlock leaves it to the mount namespace and the user switch. Answers whether the
+/// kernel enforces the rules.
+pub fn restrict_with_landlock(hidden: &[PathBuf]) -> Result<bool, String> {
+    match landlock_ruleset(hidden)? {
+        None => Ok(false),
+        Some(r) => r
+            .restrict_self()
+            .map(|status| status.ruleset != landlock::RulesetStatus::NotEnforced)
+            .map_err(|e| format!("cannot apply the Landlock rules: {e}")),
+    }
+}
+
+/// The ruleset of [`landlock_rules`], not yet applied (`None`: nothing to hide).
+fn landlock_ruleset(hidden: &[PathBuf]) -> Result<Option<landlock::RulesetCreated>, String> {
+    use landlock::{
+        ABI, Access as _, AccessFs, Ruleset, RulesetAttr as _, RulesetCreatedAttr as _,
+        path_beneath_rules,
+    };
+    if hidden.is_empty() {
+        return Ok(None);
+    }
+    let all = AccessFs::from_all(ABI::V5);
+    Ruleset::default()
+        .handle_access(all)
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(path_beneath_rules(landlock_rules(hidden), all)))
+        .map(Some)
+        .map_err(|e| format!("cannot prepare the Landlock rules: {e}"))
 }
 
 /// The private mount namespace: hide, then read-only volumes, then the read-only root.
@@ -374,5 +456,43 @@ mod tests {
         );
         std::fs::write(&log, "nothing here\n").unwrap();
         assert_eq!(failure_reason(&log), None);
+    }
+
+    #[test]
+    fn landlock_grants_everything_but_the_hidden_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("inner")).unwrap();
+        std::fs::write(data.join("store.key"), "secret").unwrap();
+        std::fs::write(dir.path().join("beside"), "public").unwrap();
+        let rules = landlock_rules(std::slice::from_ref(&data));
+        assert!(rules.contains(&dir.path().join("beside")));
+        assert!(rules.contains(&PathBuf::from("/proc")));
+        assert!(
+            !rules
+                .iter()
+                .any(|r| r.starts_with(&data) || data.starts_with(r)),
+            "{rules:?}"
+        );
+
+        // Applied to one thread only (Landlock restricts the calling thread), where the kernel has
+        // Landlock: the hidden file cannot be read there, the file beside it can.
+        let (key, beside) = (data.join("store.key"), dir.path().join("beside"));
+        let outcome = std::thread::spawn(move || {
+            let enforced = restrict_with_landlock(&[data]).unwrap();
+            (
+                std::fs::read(&key).is_ok(),
+                std::fs::read(&beside).is_ok(),
+                enforced,
+            )
+        })
+        .join()
+        .unwrap();
+        assert!(outcome.1, "the rest stays readable");
+        if outcome.2 {
+            assert!(!outcome.0, "the hidden file is denied");
+        } else {
+            eprintln!("Landlock is not enforced by this kernel: only the rules were checked");
+        }
     }
 }

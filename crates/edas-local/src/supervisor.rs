@@ -178,6 +178,7 @@ async fn probe_target(
                 writable,
                 read_only: plan.read_only.clone(),
                 mount_namespace: inner.mount_namespace,
+                landlock: true,
                 ..Default::default()
             },
         ))
