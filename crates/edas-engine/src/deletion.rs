@@ -143,6 +143,15 @@ fn stop_driver(inner: &Inner, app_id: &str, order_id: &str) {
     }
 }
 
+/// Whether this process still runs a driver for an order of `app_id`.
+fn driving(inner: &Inner, app_id: &str) -> bool {
+    inner
+        .drivers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains_key(app_id)
+}
+
 /// Removes everything of application `app_id` from `runtime`: every revision that still has
 /// instances scaled to 0, its routing cleared, then every object left labelled with its id.
 pub(crate) async fn sweep(
@@ -196,6 +205,12 @@ pub(crate) async fn sweeper(
         };
         let mut failed = 0usize;
         for PendingSweep { app_id, forced, .. } in owed {
+            if driving(&inner, &app_id) {
+                // The order a deletion ended may still be carrying out an effect (it stops
+                // at its next step): sweeping now could be undone by it, so try again shortly.
+                failed += 1;
+                continue;
+            }
             match sweep(&inner, &runtime, &app_id, forced).await {
                 Ok(()) => {
                     if let Err(error) = inner.store.remove_sweep(&app_id).await {

@@ -83,6 +83,9 @@ struct Driver {
     doc: Option<RevisionDoc>,
     /// The routing last applied to the runtime by this driver (`None`: not yet).
     routed: Option<edas_runtime::Routing>,
+    /// Set when the application was deleted: the cluster whose sweeper to wake once this
+    /// driver is gone.
+    sweep: Option<String>,
 }
 
 pub(crate) async fn drive(
@@ -92,8 +95,12 @@ pub(crate) async fn drive(
 ) {
     let id = record.id.clone();
     let app_id = record.app_id.clone();
+    let mut sweep = None;
     match Driver::load(inner.clone(), record).await {
-        Ok(mut d) => d.run(&mut rx).await,
+        Ok(mut d) => {
+            d.run(&mut rx).await;
+            sweep = d.sweep.take();
+        }
         Err(error) => {
             tracing::error!(message = "Cannot drive change order.", change_order = %id, %error)
         }
@@ -103,6 +110,10 @@ pub(crate) async fn drive(
         if drivers.get(&app_id).is_some_and(|(o, _)| *o == id) {
             drivers.remove(&app_id);
         }
+    }
+    // Once no driver of the application is left, its cluster's sweeper may remove it all.
+    if let Some(cluster_id) = sweep {
+        inner.kick_sweeper(&cluster_id);
     }
     // Drain control calls that raced with the end of the driver: answer them from the store.
     rx.close();
@@ -155,6 +166,7 @@ impl Driver {
             lost: false,
             doc,
             routed: None,
+            sweep: None,
         })
     }
 
@@ -488,7 +500,7 @@ impl Driver {
             return;
         }
         if self.order.kind() == ChangeKind::Delete {
-            self.inner.kick_sweeper(&self.cluster_id);
+            self.sweep = Some(self.cluster_id.clone());
             return;
         }
         let keep = Some(self.order.to_revision().0.clone());

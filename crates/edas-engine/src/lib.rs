@@ -213,6 +213,17 @@ pub enum SubmitError {
     Internal(String),
 }
 
+impl SubmitError {
+    /// A runtime's error: a cluster that does not answer is [`SubmitError::Unavailable`], a
+    /// refusal [`SubmitError::Runtime`].
+    fn from_runtime(e: edas_runtime::RuntimeError) -> SubmitError {
+        match e {
+            edas_runtime::RuntimeError::Unavailable(m) => SubmitError::Unavailable(m),
+            edas_runtime::RuntimeError::Unsupported(m) => SubmitError::Runtime(m),
+        }
+    }
+}
+
 impl From<StoreError> for SubmitError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -351,9 +362,7 @@ impl Engine {
             .availability()
             .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
         if spec.effective_replicas() > 0 {
-            runtime
-                .check(&spec)
-                .map_err(|e| SubmitError::Runtime(e.to_string()))?;
+            runtime.check(&spec).map_err(SubmitError::from_runtime)?;
         }
         let order_id = uuid::Uuid::new_v4().to_string();
         let to = Instances {
@@ -371,7 +380,7 @@ impl Engine {
         )?;
         runtime
             .check_routing(&routing::preview(&spec, None, &order))
-            .map_err(|e| SubmitError::Runtime(e.to_string()))?;
+            .map_err(SubmitError::from_runtime)?;
         let snapshot = copies::snapshot(&inner.store, &spec).await?;
         let config_digest = snapshot.digest.clone();
         let config_copies = copies::store_copies(
@@ -538,12 +547,12 @@ impl Engine {
         if req.change.spec.effective_replicas() > 0 {
             runtime
                 .check(&req.change.spec)
-                .map_err(|e| SubmitError::Runtime(e.to_string()))?;
+                .map_err(SubmitError::from_runtime)?;
         }
         let observed = runtime
             .observe(&req.app_id, &current.template_revision)
             .await
-            .map_err(|e| SubmitError::Runtime(e.to_string()))?;
+            .map_err(SubmitError::from_runtime)?;
         let from = Instances {
             revision: RevisionId(current.template_revision.clone()),
             replicas: observed.total,
@@ -564,7 +573,7 @@ impl Engine {
             let o = runtime
                 .observe(&req.app_id, &template_revision)
                 .await
-                .map_err(|e| SubmitError::Runtime(e.to_string()))?;
+                .map_err(SubmitError::from_runtime)?;
             Instances {
                 revision: RevisionId(template_revision.clone()),
                 replicas: o.total,
@@ -586,7 +595,7 @@ impl Engine {
                 req.change.release.traffic_control.as_ref(),
                 &order,
             ))
-            .map_err(|e| SubmitError::Runtime(e.to_string()))?;
+            .map_err(SubmitError::from_runtime)?;
         let (co_type, _) = mapping::co_type(order.kind());
         let co = new_change_order(&order, co_type)?;
         let (config_digest, config_copies) = if template_revision == current.template_revision {
