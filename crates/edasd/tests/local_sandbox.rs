@@ -495,3 +495,134 @@ async fn host_paths_need_an_allowed_root_and_created_files_belong_to_the_instanc
         assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
     }
 }
+
+/// Standard base64 (the `yamlEncoded` form of `SecurityContext`).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The `SecurityContext` parameter for `context` (YAML is a superset of JSON).
+fn security_context(context: Value) -> String {
+    json!({"yamlEncoded": base64(context.to_string().as_bytes())}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_context_user_group_and_read_only_root_are_enforced() {
+    if skip_unless_root("security-context") {
+        return;
+    }
+    let cluster = start("security-context", "");
+    let script = json!([
+        {"argument": "-c"},
+        {"argument": "id -u > $HOME/id.tmp; id -g >> $HOME/id.tmp; \
+            if touch /var/tmp/edas-read-only-check 2>/dev/null; then echo WROTE >> $HOME/id.tmp; \
+            else echo READ-ONLY >> $HOME/id.tmp; fi; mv $HOME/id.tmp $HOME/id; exec sleep 600"}
+    ])
+    .to_string();
+    let context = security_context(json!({
+        "runAsUser": 4321, "runAsGroup": 4322, "readOnlyRootFilesystem": true, "runAsNonRoot": true,
+    }));
+    let (app, order) = cluster
+        .insert_app(&[
+            ("AppName", "confined"),
+            ("ClusterId", "local"),
+            ("ImageUrl", "busybox:1"),
+            ("Replicas", "1"),
+            ("Command", "/bin/sh"),
+            ("CommandArgs", &script),
+            ("SecurityContext", &context),
+        ])
+        .await;
+    let info = cluster.finished(&order, Duration::from_secs(30)).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    let report = wait_file(&workdir(&cluster, &app).join("id"), Duration::from_secs(20)).await;
+    assert_eq!(report, "4321\n4322\nREAD-ONLY\n");
+    assert!(!Path::new("/var/tmp/edas-read-only-check").exists());
+
+    // runAsUser 0 is refused: instances run as root only when [local] run_as_user says so.
+    let root = security_context(json!({"runAsUser": 0}));
+    let (status, body) = cluster
+        .call_raw(
+            "POST",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeployK8sApplication",
+            &[("AppId", &app), ("SecurityContext", &root)],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("runAsUser 0"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_this_host_cannot_enforce_is_refused_unless_recorded_only() {
+    let cluster = start("unenforceable", "");
+    let params = |name: &'static str| {
+        let mut p: Vec<(&'static str, String)> = vec![
+            ("AppName", name.to_owned()),
+            ("ClusterId", "local".to_owned()),
+            ("ImageUrl", "x:1".to_owned()),
+            ("Replicas", "1".to_owned()),
+            ("LimitEphemeralStorage", "2".to_owned()),
+        ];
+        p.extend(cluster.app_params(&[("APP_VERSION", "v1")]));
+        p
+    };
+    let refused = params("disk-hungry");
+    let refused: Vec<(&str, &str)> = refused.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = cluster
+        .call_raw(
+            "POST",
+            "/pop/v5/k8s/acs/create_k8s_app",
+            "InsertK8sApplication",
+            &refused,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["Message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("`LimitEphemeralStorage`") && message.contains("unenforceable"),
+        "{body}"
+    );
+
+    // Recorded only: accepted, and the log says what is not applied.
+    let recording = Cluster::launch(
+        format!("edasd-sandbox-record-{}", std::process::id()),
+        |_, _| format!("{QUICK_RESTARTS}unenforceable = \"record\"\n"),
+        true,
+        Duration::from_millis(100),
+    );
+    let accepted = params("disk-hungry");
+    let accepted: Vec<(&str, &str)> = accepted.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_app, order) = recording.insert_app(&accepted).await;
+    let info = recording.finished(&order, Duration::from_secs(30)).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    let log = recording.new_log_lines().join("\n");
+    assert!(
+        log.contains("starting without what this host cannot enforce")
+            && log.contains("`LimitEphemeralStorage`"),
+        "{log}"
+    );
+}
