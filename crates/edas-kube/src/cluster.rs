@@ -36,6 +36,17 @@ impl KubeRuntime {
         )
     }
 
+    /// A call's error, with the API server address when the cluster did not answer (so a
+    /// change order's failure says where edasd tried).
+    pub(crate) fn with_address(&self, error: RuntimeError) -> RuntimeError {
+        match error {
+            RuntimeError::Unavailable(m) => {
+                RuntimeError::Unavailable(format!("{m} (API server {})", self.api_server()))
+            }
+            other => other,
+        }
+    }
+
     /// `Err(Unavailable)` naming the cluster and its address while its API does not answer.
     /// Before the first answer the cluster counts as available (it is being reached).
     pub(crate) fn availability_now(&self) -> Result<(), RuntimeError> {

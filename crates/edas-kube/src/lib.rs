@@ -377,14 +377,15 @@ impl KubeRuntime {
         what: &str,
         fut: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, RuntimeError> {
-        match tokio::time::timeout(self.inner.options.call_timeout, fut).await {
+        let result = match tokio::time::timeout(self.inner.options.call_timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(api_error(&self.inner.options.cluster_id, what, e)),
             Err(_) => Err(RuntimeError::Unavailable(format!(
                 "cluster `{}`: {what}: no answer within {:?}",
                 self.inner.options.cluster_id, self.inner.options.call_timeout
             ))),
-        }
+        };
+        result.map_err(|e| self.with_address(e))
     }
 
     /// Server-side apply of `object` (named `name`) through `api`.
@@ -417,7 +418,7 @@ impl KubeRuntime {
         K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
         let what = format!("deleting {} {name}", kind_of::<K>());
-        match tokio::time::timeout(
+        let result = match tokio::time::timeout(
             self.inner.options.call_timeout,
             api.delete(name, &DeleteParams::background()),
         )
@@ -430,7 +431,8 @@ impl KubeRuntime {
                 "cluster `{}`: {what}: no answer",
                 self.inner.options.cluster_id
             ))),
-        }
+        };
+        result.map_err(|e| self.with_address(e))
     }
 
     /// Creates the namespace when it does not exist (once per process and namespace).
@@ -1060,9 +1062,7 @@ impl Runtime for KubeRuntime {
         let target = target.clone();
         Box::pin(async move {
             self.desire(&target, replicas);
-            self.apply_revision(&target, replicas).await?;
-            self.settle(&target, replicas);
-            Ok(())
+            self.apply_revision(&target, replicas).await
         })
     }
 
