@@ -886,6 +886,13 @@ impl LocalRuntime {
         self.inner.stopped_logs_dir(app_id).join(instance)
     }
 
+    /// What of `spec` this host cannot enforce, each naming its parameter (empty: everything
+    /// is). With [`Unenforceable::Record`] such a spec is accepted: a change order can say what
+    /// was not applied.
+    pub fn unenforced(&self, spec: &AppSpec) -> Vec<String> {
+        self.inner.unenforced(spec)
+    }
+
     /// The service ports listening for an application now.
     pub fn service_ports(&self, app_id: &str) -> Vec<u16> {
         self.inner.routes.ports(app_id)
