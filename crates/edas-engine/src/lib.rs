@@ -559,13 +559,21 @@ impl Engine {
             ready: observed.ready.min(observed.total),
         };
         let next_number = app.current_revision + 1;
-        let snapshot = copies::snapshot(&inner.store, &req.change.spec).await?;
-        let template_revision = if mapping::same_template(&current.spec, &req.change.spec)
-            && snapshot.digest == current.config_digest
-        {
-            current.template_revision.clone()
+        // A deletion stops what runs: no new contents are taken (a ConfigMap deleted since
+        // cannot refuse it), and the serving template revision is the one scaled to 0.
+        let snapshot = if delete {
+            None
         } else {
-            next_number.to_string()
+            Some(copies::snapshot(&inner.store, &req.change.spec).await?)
+        };
+        let template_revision = match &snapshot {
+            Some(snapshot)
+                if !mapping::same_template(&current.spec, &req.change.spec)
+                    || snapshot.digest != current.config_digest =>
+            {
+                next_number.to_string()
+            }
+            _ => current.template_revision.clone(),
         };
         let to = if template_revision == current.template_revision {
             from.clone()
@@ -598,9 +606,9 @@ impl Engine {
             .map_err(SubmitError::from_runtime)?;
         let (co_type, _) = mapping::co_type(order.kind());
         let co = new_change_order(&order, co_type)?;
-        let (config_digest, config_copies) = if template_revision == current.template_revision {
-            (current.config_digest.clone(), current.config_copies.clone())
-        } else {
+        let (config_digest, config_copies) = if let Some(snapshot) = snapshot
+            && template_revision != current.template_revision
+        {
             let digest = snapshot.digest.clone();
             let copies = copies::store_copies(
                 &inner.store,
@@ -611,6 +619,8 @@ impl Engine {
             )
             .await?;
             (digest, copies)
+        } else {
+            (current.config_digest.clone(), current.config_copies.clone())
         };
         let doc = RevisionDoc {
             template_revision,
