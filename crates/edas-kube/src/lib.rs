@@ -908,7 +908,11 @@ async fn watch_objects<K>(
                     &format!("watching the cluster's {}s failed; retrying", K::kind(&())),
                     &error,
                 );
-                health.send_replace(Health::Unreachable(error.to_string()));
+                // An error event of a watch (410 Gone: the watcher lists again) comes from an
+                // API server that answers: only the others make the cluster unavailable.
+                if !matches!(error, watcher::Error::WatchError(_)) {
+                    health.send_replace(Health::Unreachable(error.to_string()));
+                }
             }
         }
     }
