@@ -1037,9 +1037,40 @@ async fn renew_leases(inner: Arc<Inner>) {
 
 /// At start-up, gives every runtime the routing of each application with Services that no
 /// change order is driving (a driver applies its own): the local runtime's proxies live in this
-/// process, so they come back with it; a cluster's Services are re-asserted.
+/// process, so they come back with it; a cluster's Services are re-asserted. A cluster that does
+/// not answer is not waited for (nor does it hold up the others): its applications' routing is
+/// re-asserted when it answers.
 async fn reconcile_routing(inner: &Arc<Inner>) {
-    let filter = edas_store::ApplicationFilter::default();
+    for cluster in restore_routing(inner, None).await {
+        let Some(runtime) = inner.runtimes.get(&cluster).cloned() else {
+            continue;
+        };
+        let i = inner.clone();
+        inner.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = i.shutdown.cancelled() => return,
+                    _ = runtime.wait_available() => {}
+                }
+                if restore_routing(&i, Some(&cluster)).await.is_empty() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Restores the routing of the idle applications (of `cluster_id`, or of every cluster);
+/// returns the clusters skipped because they do not answer.
+async fn restore_routing(
+    inner: &Arc<Inner>,
+    cluster_id: Option<&str>,
+) -> std::collections::BTreeSet<String> {
+    let filter = edas_store::ApplicationFilter {
+        cluster_id: cluster_id.map(str::to_owned),
+        ..Default::default()
+    };
+    let mut deferred = std::collections::BTreeSet::new();
     let mut number = 1;
     loop {
         let page = match inner
@@ -1050,13 +1081,20 @@ async fn reconcile_routing(inner: &Arc<Inner>) {
             Ok(page) => page,
             Err(error) => {
                 tracing::warn!(message = "Listing applications to restore their routing failed.", %error);
-                return;
+                return deferred;
             }
         };
         for app in &page.items {
             let Some(runtime) = inner.runtimes.get(&app.cluster_id) else {
                 continue;
             };
+            if deferred.contains(&app.cluster_id) {
+                continue;
+            }
+            if runtime.availability().is_err() {
+                deferred.insert(app.cluster_id.clone());
+                continue;
+            }
             let Ok(doc) = RevisionDoc::from_value(&app.spec) else {
                 continue;
             };
@@ -1074,7 +1112,7 @@ async fn reconcile_routing(inner: &Arc<Inner>) {
             }
         }
         if page.items.len() < 500 {
-            return;
+            return deferred;
         }
         number += 1;
     }

@@ -844,3 +844,42 @@ async fn a_deletion_aborts_a_release_still_waiting_for_its_instances() {
     assert!(w.store.get_application("app-1").await.unwrap().deleted);
     assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_of_a_cluster_that_does_not_answer_is_restored_when_it_does() {
+    let w = world().await;
+    let (_, co) = create(&w, 1).await;
+    wait_status(&w.store, &co, 2).await;
+    let co = submit(
+        &w,
+        Operation::CreateK8sService,
+        &[
+            ("Name", "web"),
+            ("Type", "ClusterIP"),
+            (
+                "ServicePorts",
+                r#"[{"port":18080,"targetPort":8080,"protocol":"TCP"}]"#,
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    wait_status(&w.store, &co, 2).await;
+    assert!(w.fake.routing("app-1").is_some());
+    w.engine.shutdown().await;
+
+    // edasd restarts while the cluster does not answer, and its routing is gone there.
+    w.fake.set_unavailable(true);
+    let fresh = FakeRuntime::new(Duration::from_millis(100));
+    fresh.set_unavailable(true);
+    let engine = engine(&w.store, &fresh, "w2");
+    // Nothing is routed while it does not answer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fresh.routing("app-1"), None);
+    fresh.set_unavailable(false);
+    wait_until("the routing restored", async || {
+        fresh.routing("app-1").is_some()
+    })
+    .await;
+    engine.shutdown().await;
+}
