@@ -41,15 +41,11 @@ pub fn unenforced(spec: &AppSpec, host: &Host<'_>) -> Vec<String> {
     if r.memory_request_mib.is_some_and(|m| m > 0) && !memory {
         out.push("the memory request (`RequestsMem`: no memory cgroup)".to_owned());
     }
-    if r.ephemeral_limit_gib.is_some_and(|g| g > 0) {
+    // The limit is a size-limited tmpfs over the instance's working directory, which only root
+    // can mount; the request is checked against the free space when the instance starts.
+    if r.ephemeral_limit_gib.is_some_and(|g| g > 0) && !(host.root && host.sandbox) {
         out.push(
-            "the ephemeral storage limit (`LimitEphemeralStorage`: no per-instance disk quota on the local runtime)"
-                .to_owned(),
-        );
-    }
-    if r.ephemeral_request_gib.is_some_and(|g| g > 0) {
-        out.push(
-            "the ephemeral storage request (`RequestsEphemeralStorage`: no per-instance disk quota on the local runtime)"
+            "the ephemeral storage limit (`LimitEphemeralStorage`: a size-limited working directory needs edasd to run as root with the sandbox)"
                 .to_owned(),
         );
     }

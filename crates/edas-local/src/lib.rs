@@ -570,6 +570,7 @@ impl Inner {
                 if let Some(cg) = cgroup {
                     cg.remove();
                 }
+                supervisor::unmount_scratch(&inst.dir.join("work"));
                 let rev_dir = inst.dir.parent().map(Path::to_path_buf);
                 if entry.instances.is_empty()
                     && let Some(rev_dir) = rev_dir

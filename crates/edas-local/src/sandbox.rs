@@ -390,7 +390,7 @@ fn remount_read_only(path: &Path) -> Result<(), String> {
 }
 
 /// The mount points of `/proc/self/mountinfo` (field 5, octal escapes decoded), parents first.
-fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
+pub(crate) fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = mountinfo
         .lines()
         .filter_map(|l| l.split(' ').nth(4))

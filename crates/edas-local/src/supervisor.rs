@@ -193,6 +193,74 @@ async fn probe_target(
     Ok((target, argv, plan))
 }
 
+/// `RequestsEphemeralStorage`: the instances directory must have that much free space when the
+/// instance starts (what a scheduler checks). `LimitEphemeralStorage`: the working directory (the
+/// instance's writable "layer", `HOME`) is a tmpfs of that size, mounted once and kept across
+/// restarts of the instance until it is removed; its pages count toward the memory cgroup.
+fn ephemeral_storage(
+    inner: &Inner,
+    spec: &AppSpec,
+    workdir: &std::path::Path,
+    owner: Option<(u32, u32)>,
+) -> Result<(), String> {
+    let r = &spec.resources;
+    if let Some(gib) = r.ephemeral_request_gib.filter(|g| *g > 0) {
+        let dir = &inner.config.instances_dir;
+        let stat = nix::sys::statvfs::statvfs(dir)
+            .map_err(|e| format!("cannot read the free space of `{}`: {e}", dir.display()))?;
+        let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+        if free < u64::from(gib) << 30 {
+            return Err(format!(
+                "`RequestsEphemeralStorage` asks {gib} GiB, but `{}` has {} MiB free",
+                dir.display(),
+                free >> 20
+            ));
+        }
+    }
+    let Some(gib) = r.ephemeral_limit_gib.filter(|g| *g > 0) else {
+        return Ok(());
+    };
+    if inner.config.launcher.is_none() || !nix::unistd::geteuid().is_root() {
+        // Refused when submitted, or recorded only (see `unenforced`).
+        return Ok(());
+    }
+    if is_mount_point(workdir) {
+        return Ok(());
+    }
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    nix::mount::mount(
+        Some("tmpfs"),
+        workdir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(format!("size={gib}g,mode=0700,uid={uid},gid={gid}").as_str()),
+    )
+    .map_err(|e| {
+        format!(
+            "cannot limit the working directory `{}` to {gib} GiB (`LimitEphemeralStorage`): {e}",
+            workdir.display()
+        )
+    })?;
+    Ok(())
+}
+
+/// Whether `path` is a mount point (of this mount namespace).
+pub(crate) fn is_mount_point(path: &std::path::Path) -> bool {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| crate::sandbox::mount_points(&m).contains(&real))
+        .unwrap_or(false)
+}
+
+/// Unmounts the working directory's tmpfs (see [`ephemeral_storage`]), if there is one.
+pub(crate) fn unmount_scratch(workdir: &std::path::Path) {
+    if is_mount_point(workdir)
+        && let Err(e) = nix::mount::umount2(workdir, nix::mount::MntFlags::MNT_DETACH)
+    {
+        tracing::warn!(dir = %workdir.display(), error = %e, "cannot unmount the instance's working directory");
+    }
+}
+
 /// The cgroup limits `spec` asks for, plus the configured pids limit.
 fn limits(inner: &Inner, spec: &AppSpec) -> crate::cgroup::Limits {
     let r = &spec.resources;
@@ -225,6 +293,7 @@ async fn start(
                 .map_err(|e| format!("cannot give `{}` to the instance: {e}", workdir.display()))?;
         }
     }
+    ephemeral_storage(inner, spec, &workdir, owner)?;
     let missing = inner.unenforced(spec);
     if !missing.is_empty() {
         tracing::warn!(instance = %inst.name, not_enforced = %missing.join("; "), "starting without what this host cannot enforce ([local] unenforceable = \"record\")");

@@ -1455,22 +1455,22 @@ pub const RUNTIMES: &[(&str, &str, &str)] = &[
     ),
     (
         "LimitEphemeralStorage",
-        "refused (no per-instance disk quota), or recorded only",
+        "the instance's working directory (`HOME`) is a tmpfs of that size (its pages count toward the memory limit; `EmptyDirs` and logs are not counted); needs edasd as root, else refused or recorded only",
         SUPPORTED,
     ),
     (
         "RequestsEphemeralStorage",
-        "refused (no per-instance disk quota), or recorded only",
+        "the instances directory must have that much free space when an instance starts",
         SUPPORTED,
     ),
     (
         "EphemeralStorageLimit",
-        "refused (no per-instance disk quota), or recorded only",
+        "the instance's working directory (`HOME`) is a tmpfs of that size (its pages count toward the memory limit; `EmptyDirs` and logs are not counted); needs edasd as root, else refused or recorded only",
         SUPPORTED,
     ),
     (
         "EphemeralStorageRequest",
-        "refused (no per-instance disk quota), or recorded only",
+        "the instances directory must have that much free space when an instance starts",
         SUPPORTED,
     ),
     (

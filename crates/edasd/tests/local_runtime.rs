@@ -602,6 +602,12 @@ async fn the_jdk_value_runs_the_configured_java_and_an_unmapped_one_is_refused()
     let info = cluster.finished(&order, Duration::from_secs(30)).await;
     assert_eq!(info["Status"], 2, "{info:#}");
     let inst = cluster.instances(&app).remove(0);
+    // Without a readiness probe the instance counts as ready once started: give the program a
+    // moment to listen.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while version(inst.port).is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(version(inst.port).as_deref(), Some("jar-1"));
     let args = std::fs::read_to_string(
         cluster

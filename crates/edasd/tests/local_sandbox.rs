@@ -594,18 +594,20 @@ async fn security_context_user_group_and_read_only_root_are_enforced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_this_host_cannot_enforce_is_refused_unless_recorded_only() {
     let cluster = start("unenforceable", "");
+    // No instance is ever privileged: that cannot be enforced on any host.
+    let privileged = security_context(json!({"privileged": true}));
     let params = |name: &'static str| {
         let mut p: Vec<(&'static str, String)> = vec![
             ("AppName", name.to_owned()),
             ("ClusterId", "local".to_owned()),
             ("ImageUrl", "x:1".to_owned()),
             ("Replicas", "1".to_owned()),
-            ("LimitEphemeralStorage", "2".to_owned()),
+            ("SecurityContext", privileged.clone()),
         ];
         p.extend(cluster.app_params(&[("APP_VERSION", "v1")]));
         p
     };
-    let refused = params("disk-hungry");
+    let refused = params("would-be-privileged");
     let refused: Vec<(&str, &str)> = refused.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (status, body) = cluster
         .call_raw(
@@ -618,7 +620,7 @@ async fn what_this_host_cannot_enforce_is_refused_unless_recorded_only() {
     assert_eq!(status, 400, "{body}");
     let message = body["Message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("`LimitEphemeralStorage`") && message.contains("unenforceable"),
+        message.contains("`SecurityContext` privileged") && message.contains("unenforceable"),
         "{body}"
     );
 
@@ -629,7 +631,7 @@ async fn what_this_host_cannot_enforce_is_refused_unless_recorded_only() {
         true,
         Duration::from_millis(100),
     );
-    let accepted = params("disk-hungry");
+    let accepted = params("would-be-privileged");
     let accepted: Vec<(&str, &str)> = accepted.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (_app, order) = recording.insert_app(&accepted).await;
     let info = recording.finished(&order, Duration::from_secs(30)).await;
@@ -637,7 +639,108 @@ async fn what_this_host_cannot_enforce_is_refused_unless_recorded_only() {
     let log = recording.new_log_lines().join("\n");
     assert!(
         log.contains("starting without what this host cannot enforce")
-            && log.contains("`LimitEphemeralStorage`"),
+            && log.contains("`SecurityContext` privileged"),
         "{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ephemeral_storage_limit_is_a_working_directory_of_that_size() {
+    if skip_unless_root("ephemeral-storage") {
+        return;
+    }
+    let cluster = start(
+        "ephemeral",
+        "[local]\nrestart_backoff_seconds = 0.2\nmax_restart_backoff_seconds = 0.5\n\
+         crash_loop_limit = 2\nquick_failure_seconds = 30\n",
+    );
+    let script = json!([
+        {"argument": "-c"},
+        {"argument": "echo kept > $HOME/file; exec sleep 600"}
+    ])
+    .to_string();
+    let (app, order) = cluster
+        .insert_app(&[
+            ("AppName", "bounded"),
+            ("ClusterId", "local"),
+            ("ImageUrl", "busybox:1"),
+            ("Replicas", "1"),
+            ("Command", "/bin/sh"),
+            ("CommandArgs", &script),
+            ("LimitEphemeralStorage", "1"),
+            ("RequestsEphemeralStorage", "1"),
+        ])
+        .await;
+    let info = cluster.finished(&order, Duration::from_secs(30)).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    let work = workdir(&cluster, &app);
+    // Whatever happens, the test leaves no mount behind.
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(work.clone());
+    assert_eq!(
+        wait_file(&work.join("file"), Duration::from_secs(20)).await,
+        "kept\n"
+    );
+    let stat = nix::sys::statvfs::statvfs(&work).unwrap();
+    let size = stat.blocks() * stat.fragment_size();
+    assert_eq!(size, 1 << 30, "a 1 GiB working directory");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(&format!(" {} ", work.display())) && l.contains(" - tmpfs ")),
+        "{mounts}"
+    );
+    assert_ne!(
+        std::fs::metadata(&work).unwrap().uid(),
+        0,
+        "owned by the instance's user"
+    );
+
+    // A request beyond the free space fails the start, naming the parameter.
+    let order = cluster
+        .deploy_app(&[
+            ("AppId", &app),
+            ("LimitEphemeralStorage", "65536"),
+            ("RequestsEphemeralStorage", "65536"),
+        ])
+        .await;
+    let info = cluster.finished(&order, Duration::from_secs(60)).await;
+    assert_ne!(info["Status"], 2, "{info:#}");
+    assert!(
+        info.to_string().contains("RequestsEphemeralStorage"),
+        "{info:#}"
+    );
+
+    // Deleting the application unmounts it.
+    let (status, body) = cluster
+        .call_raw(
+            "DELETE",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeleteK8sApplication",
+            &[("AppId", &app)],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        if !mounts.contains(&format!(" {} ", work.display())) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still mounted: {}",
+            work.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
