@@ -95,6 +95,26 @@ fn address(cluster: &Cluster) -> String {
 }
 
 fn description(cluster: &Cluster) -> String {
+    let missing: Vec<&str> = cluster
+        .config
+        .get("status")
+        .and_then(|s| s.get("missing_rights"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let text = described(cluster);
+    if missing.is_empty() {
+        return text;
+    }
+    format!(
+        "{text}; edasd lacks the rights: {} (deploy/rbac.yaml lists every right it needs)",
+        missing.join(", ")
+    )
+}
+
+fn described(cluster: &Cluster) -> String {
     match cluster.cluster_type.as_str() {
         "local" => "processes on the edasd host (local runtime)".to_owned(),
         other => {

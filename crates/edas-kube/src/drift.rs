@@ -5,6 +5,8 @@
 //!
 //! What edasd last applied is known per process: a revision this process applied since it
 //! started (the engine re-applies every running revision's step when it resumes a release).
+//! A difference counts as drift only once the cluster has shown the Deployment as applied, so
+//! a step's own writes in flight are never mistaken for it.
 
 use std::sync::Weak;
 
@@ -20,10 +22,15 @@ use crate::{Inner, KubeRuntime};
 pub(crate) struct Desired {
     pub(crate) target: Target,
     pub(crate) replicas: u32,
-    /// Whether the step that set it finished (until then its own writes are in flight).
+    /// Whether the cluster has shown the Deployment as applied (until then the step's own
+    /// writes are in flight, and a difference is not drift).
     pub(crate) settled: bool,
     /// Whether a restore is running.
     pub(crate) restoring: bool,
+    /// The drift last restored (the Deployment's resourceVersion, or `None` for a deleted
+    /// one), so the events that follow the restore before the cache shows it do not restore
+    /// it again.
+    pub(crate) restored: Option<Option<String>>,
 }
 
 impl KubeRuntime {
@@ -41,19 +48,9 @@ impl KubeRuntime {
                     replicas,
                     settled: false,
                     restoring: false,
+                    restored: None,
                 },
             );
-        }
-    }
-
-    /// Marks the step that applied `replicas` for `target` as done.
-    pub(crate) fn settle(&self, target: &Target, replicas: u32) {
-        let key = (target.app_id.clone(), target.revision.clone());
-        let mut desired = self.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(d) = desired.get_mut(&key)
-            && d.replicas == replicas
-        {
-            d.settled = true;
         }
     }
 
@@ -82,17 +79,9 @@ fn drift(deployment: Option<&Deployment>, replicas: u32) -> Option<String> {
 
 /// Restores drifted Deployments as their watch events arrive, until the runtime is dropped.
 pub(crate) async fn run(inner: Weak<Inner>, mut events: broadcast::Receiver<RuntimeEvent>) {
-    // Until the first full list the cache is empty, which would look like deletions.
-    {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        let store = strong.deployments.clone();
-        drop(strong);
-        if store.wait_until_ready().await.is_err() {
-            return;
-        }
-    }
+    // No wait for the first list (kube's `Store::wait_until_ready` wakes only the last of
+    // several waiters): an empty cache cannot look like drift, since a revision counts as
+    // settled only once the cache has shown its Deployment as applied.
     loop {
         let event = match events.recv().await {
             Ok(event) => event,
@@ -109,28 +98,44 @@ pub(crate) async fn run(inner: Weak<Inner>, mut events: broadcast::Receiver<Runt
 /// Compares one revision with what was applied and starts a restore when it drifted.
 fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
     let key = (event.app_id.clone(), event.revision.clone());
-    let (target, replicas) = {
-        let desired = rt.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
-        match desired.get(&key) {
-            Some(d) if d.settled && !d.restoring => (d.target.clone(), d.replicas),
-            _ => return,
-        }
-    };
-    let name = edas_render::deployment_name(&target.spec.name, &target.revision);
-    let reference = ObjectRef::<Deployment>::new(&name).within(&target.spec.k8s_namespace);
-    let current = rt.inner.deployments.get(&reference);
-    let Some(why) = drift(current.as_deref(), replicas) else {
-        return;
-    };
-    if let Some(d) = rt
+    let Some((target, replicas)) = rt
         .inner
         .desired
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get_mut(&key)
+        .get(&key)
+        .filter(|d| !d.restoring)
+        .map(|d| (d.target.clone(), d.replicas))
+    else {
+        return;
+    };
+    let name = edas_render::deployment_name(&target.spec.name, &target.revision);
+    let reference = ObjectRef::<Deployment>::new(&name).within(&target.spec.k8s_namespace);
+    let current = rt.inner.deployments.get(&reference);
+    let version = current
+        .as_ref()
+        .and_then(|d| d.metadata.resource_version.clone());
+    let why = drift(current.as_deref(), replicas);
     {
-        d.restoring = true;
+        let mut desired = rt.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(d) = desired.get_mut(&key).filter(|d| d.replicas == replicas) else {
+            return;
+        };
+        match &why {
+            // As applied: from now on a difference is drift.
+            None => {
+                d.settled = true;
+                d.restored = None;
+                return;
+            }
+            Some(_) if !d.settled || d.restored.as_ref() == Some(&version) => return,
+            Some(_) => {
+                d.restoring = true;
+                d.restored = Some(version);
+            }
+        }
     }
+    let why = why.unwrap_or_default();
     let rt = rt.clone();
     tokio::spawn(async move {
         let cluster = rt.inner.options.cluster_id.clone();
@@ -139,6 +144,9 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
             let mut desired = rt.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(d) = desired.get_mut(&key) {
                 d.restoring = false;
+                if result.is_err() {
+                    d.restored = None;
+                }
             }
         }
         match result {

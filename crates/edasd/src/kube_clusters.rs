@@ -75,7 +75,12 @@ impl Directory for StoreDirectory {
 /// The registry's status document of a cluster in `health` with its `inventory` (see
 /// `edas_api::clusters`): import and cluster status, the API server address, and the nodes,
 /// CPU, memory and namespaces the cluster reports (absent until listed).
-fn status_doc(health: &Health, api_server: &str, inventory: &Inventory) -> Value {
+fn status_doc(
+    health: &Health,
+    api_server: &str,
+    inventory: &Inventory,
+    missing_rights: Option<&Vec<String>>,
+) -> Value {
     let mut doc = match health {
         Health::Connecting => json!({"import_status": 3, "cluster_status": 3}),
         Health::Connected { version } => {
@@ -94,6 +99,10 @@ fn status_doc(health: &Health, api_server: &str, inventory: &Inventory) -> Value
     if let Some(namespaces) = &inventory.namespaces {
         doc["namespaces"] = json!(namespaces);
     }
+    // The rights of deploy/rbac.yaml the cluster does not grant edasd (start-up check).
+    if let Some(missing) = missing_rights.filter(|m| !m.is_empty()) {
+        doc["missing_rights"] = json!(missing);
+    }
     doc
 }
 
@@ -105,12 +114,14 @@ async fn report_health(
     mut inventory: tokio::sync::watch::Receiver<Inventory>,
 ) {
     let mut health = runtime.health();
+    let mut rights = runtime.missing_rights();
     let api_server = runtime.api_server().to_owned();
     loop {
         let doc = status_doc(
             &health.borrow_and_update().clone(),
             &api_server,
             &inventory.borrow_and_update().clone(),
+            rights.borrow_and_update().clone().as_ref(),
         );
         match store.get_cluster(&cluster_id).await {
             Ok(mut cluster) => {
@@ -131,6 +142,8 @@ async fn report_health(
         // Event-driven: the runtime's health and the inventory's watches.
         tokio::select! {
             changed = health.changed() => if changed.is_err() { return },
+            // The rights are checked once; after that their channel only closes with the runtime.
+            changed = rights.changed(), if rights.borrow().is_none() => if changed.is_err() { return },
             changed = inventory.changed() => if changed.is_err() {
                 // The inventory's watches ended (they do not while edasd runs): health only.
                 if health.changed().await.is_err() { return }

@@ -540,7 +540,41 @@ async fn services_and_the_gray_split_on_the_cluster() {
         "{body}"
     );
 
-    // The same edasd, now with a Gateway configured: the gray batch gets its split.
+    // The same edasd, now with a Gateway configured (and existing, so the Gateway controller
+    // accepts the route): the gray batch gets its split.
+    let gateways: Api<DynamicObject> = Api::namespaced_with(
+        backend.client.clone(),
+        "infra",
+        &ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "gateway.networking.k8s.io",
+            "v1",
+            "Gateway",
+        )),
+    );
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(backend.client.clone());
+    bounded(
+        "creating namespace infra",
+        namespaces.create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "infra"}})).unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    bounded(
+        "creating the Gateway",
+        gateways.create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"name": "gw"},
+                "spec": {"gatewayClassName": "fake", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}
+            }))
+            .unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
     let mut edasd = plain;
     edasd.kill();
     edasd.configure("gateway = \"infra/gw\"\n", "");
@@ -578,6 +612,9 @@ async fn services_and_the_gray_split_on_the_cluster() {
         .await
         .unwrap();
     assert_eq!(selector(gray)["edas.oam.revision"], "2");
+    // In-cluster callers of the plain Service reach the stable revision only during the split.
+    let web = bounded("reading web", api.get("web")).await.unwrap();
+    assert_eq!(selector(web)["edas.oam.revision"], "1");
     let ar = ApiResource {
         group: "gateway.networking.k8s.io".into(),
         version: "v1".into(),
@@ -620,11 +657,10 @@ async fn services_and_the_gray_split_on_the_cluster() {
         assert!(std::time::Instant::now() < deadline, "the gray split stays");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let web = bounded("reading web", api.get("web")).await.unwrap();
     assert!(
-        bounded("reading web", api.get_opt("web"))
-            .await
-            .unwrap()
-            .is_some()
+        !selector(web).contains_key("edas.oam.revision"),
+        "after the split the plain Service selects every revision again"
     );
 }
 
@@ -720,3 +756,502 @@ async fn config_copies_are_applied_and_a_deleted_application_leaves_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+// === Issue 18: Kubernetes when things go wrong ===
+
+/// A batch whose instances Kubernetes will not start fails at once, long before its
+/// BatchTimeout, with the cluster's own reason in the task message: a pod the scheduler cannot
+/// place (past the configured grace period), an image that cannot be pulled, a container that
+/// cannot be configured.
+async fn stuck_instances_fail_fast(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    edasd.kill();
+    edasd.configure("unschedulable_grace_seconds = 2\n", "");
+    edasd.spawn();
+    let timeout = [("BatchTimeout", "900")];
+    // On the fake API server the faults stand in for what a real cluster does by itself.
+    let fault = |app: &str, fault: edas_fake_kube::PodFault| {
+        if let Some(fake) = &backend.fake {
+            fake.add_pod_fault(edas_fake_kube::PodFault {
+                selector: format!("edas.oam.acname={app},edas.oam.revision=2"),
+                ..fault
+            })
+            .unwrap();
+        }
+    };
+    let missing_image = "registry.k8s.io/pause:0.0.0-edas-missing";
+    fault("unsched", edas_fake_kube::PodFault::unschedulable("", None));
+    fault("pull", edas_fake_kube::PodFault::image_pull_error(""));
+    fault(
+        "conf",
+        edas_fake_kube::PodFault::config_error(
+            "",
+            "couldn't find key missing in ConfigMap (edas-fake-kube)",
+        ),
+    );
+    let data = serde_json::json!({"present": "yes"}).to_string();
+    edasd
+        .call_form(
+            "POST",
+            "/pop/v5/k8s/acs/k8s_config_map",
+            "CreateK8sConfigMap",
+            &[
+                ("ClusterId", CLUSTER),
+                ("Namespace", &backend.namespace),
+                ("Name", "settings"),
+                ("Data", &data),
+            ],
+        )
+        .await;
+    let missing_key =
+        r#"[{"name":"X","valueFrom":{"configMapKeyRef":{"name":"settings","key":"missing"}}}]"#;
+    /// Application, its deploy parameters, words the failure names.
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: [Case<'_>; 3] = [
+        (
+            "unsched",
+            vec![("CpuLimit", "1000"), ("CpuRequest", "1000")],
+            &["Unschedulable", "Insufficient cpu"],
+        ),
+        ("pull", vec![("ImageUrl", missing_image)], &["pause:"]),
+        (
+            "conf",
+            vec![("Envs", missing_key)],
+            &["CreateContainerConfigError", "missing"],
+        ),
+    ];
+    for (name, extra, expected) in cases {
+        let app = running_app(&edasd, backend, name, 1).await;
+        let started = std::time::Instant::now();
+        let image = extra
+            .iter()
+            .find(|(k, _)| *k == "ImageUrl")
+            .map_or(IMAGE_V2, |(_, v)| *v);
+        let mut params: Vec<(&str, &str)> = extra
+            .iter()
+            .filter(|(k, _)| *k != "ImageUrl")
+            .copied()
+            .collect();
+        params.extend_from_slice(&timeout);
+        params.push((
+            "UpdateStrategy",
+            r#"{"type":"BatchUpdate","batchUpdate":{"batch":1,"releaseType":"auto","batchWaitTime":0}}"#,
+        ));
+        let order = edasd.deploy(&app, image, &params).await;
+        let info = edasd.finished(&order, backend.patience).await;
+        assert_eq!(info["Status"], 3, "{name}: failed: {info:#}");
+        let codes = task_error_codes(&info);
+        assert!(
+            !codes.is_empty() && codes.iter().all(|c| c == "InstanceFailed"),
+            "{name}: {codes:?} {info:#}"
+        );
+        let text = info.to_string();
+        for word in expected {
+            assert!(
+                text.contains(word),
+                "{name}: the reason names {word:?}: {info:#}"
+            );
+        }
+        if name == "pull" {
+            assert!(
+                text.contains("ErrImagePull") || text.contains("ImagePullBackOff"),
+                "{info:#}"
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "{name}: failed long before the 900 s BatchTimeout"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_kubernetes_will_not_start_fail_the_batch_with_the_clusters_reason() {
+    let backend = Backend::fake("stuck", FAST).await;
+    stuck_instances_fail_fast(&backend).await;
+}
+
+/// ConfigMaps and Secrets created through the API exist in the cluster under their own names
+/// and follow Update and Delete; a revision's copies are `immutable` and owned by its
+/// Deployment; deleting the application leaves nothing of it.
+async fn user_config_and_copies(backend: &Backend) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use kube::api::Api;
+
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let ns = backend.namespace.as_str();
+    let put = |action: &'static str, path: &'static str, name: &'static str, data: String| {
+        let edasd = &edasd;
+        async move {
+            edasd
+                .call_form(
+                    if action.starts_with("Create") {
+                        "POST"
+                    } else {
+                        "PUT"
+                    },
+                    path,
+                    action,
+                    &[
+                        ("ClusterId", CLUSTER),
+                        ("Namespace", ns),
+                        ("Name", name),
+                        ("Data", &data),
+                    ],
+                )
+                .await;
+        }
+    };
+    put(
+        "CreateK8sConfigMap",
+        "/pop/v5/k8s/acs/k8s_config_map",
+        "settings",
+        serde_json::json!({"mode": "a", "level": "1"}).to_string(),
+    )
+    .await;
+    put(
+        "CreateK8sSecret",
+        "/pop/v5/k8s/acs/k8s_secret",
+        "password",
+        serde_json::json!({"pw": "s3cret"}).to_string(),
+    )
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(backend.client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(backend.client.clone(), ns);
+    let cm = bounded("kubectl get cm settings", cms.get("settings"))
+        .await
+        .unwrap();
+    assert_eq!(cm.data.unwrap()["mode"], "a");
+    let secret = bounded("kubectl get secret password", secrets.get("password"))
+        .await
+        .unwrap();
+    assert_eq!(secret.data.unwrap()["pw"].0, b"s3cret");
+    put(
+        "UpdateK8sConfigMap",
+        "/pop/v5/k8s/acs/k8s_config_map",
+        "settings",
+        serde_json::json!({"mode": "b"}).to_string(),
+    )
+    .await;
+    let cm = bounded("kubectl get cm settings", cms.get("settings"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cm.data.unwrap(),
+        BTreeMap::from([("mode".to_owned(), "b".to_owned())])
+    );
+
+    let envs = r#"[{"name":"MODE","valueFrom":{"configMapKeyRef":{"name":"settings","key":"mode"}}},{"name":"PW","valueFrom":{"secretKeyRef":{"name":"password","key":"pw"}}}]"#;
+    let (app, order) = edasd.insert(backend, "copies", 1, &[("Envs", envs)]).await;
+    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    let deployments: Api<Deployment> = Api::namespaced(backend.client.clone(), ns);
+    let uid = bounded("reading the Deployment", deployments.get("copies-r1"))
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    let copy = bounded("reading the copy", cms.get(&format!("settings.{app}.r1")))
+        .await
+        .unwrap();
+    assert_eq!(copy.immutable, Some(true));
+    let owner =
+        |refs: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>| {
+            refs.unwrap_or_default()
+                .into_iter()
+                .map(|o| (o.kind, o.uid))
+                .collect::<Vec<_>>()
+        };
+    assert_eq!(
+        owner(copy.metadata.owner_references),
+        [("Deployment".to_owned(), uid.clone())]
+    );
+    let secret_copy = bounded(
+        "reading the Secret copy",
+        secrets.get(&format!("password.{app}.r1")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(secret_copy.immutable, Some(true));
+    assert_eq!(
+        owner(secret_copy.metadata.owner_references),
+        [("Deployment".to_owned(), uid)]
+    );
+
+    let body = edasd
+        .call(
+            "DELETE",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeleteK8sApplication",
+            &[("AppId", &app)],
+        )
+        .await;
+    let order = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    let deadline = std::time::Instant::now() + backend.patience;
+    loop {
+        let copies = (
+            bounded("the copy", cms.get_opt(&format!("settings.{app}.r1")))
+                .await
+                .unwrap(),
+            bounded(
+                "the Secret copy",
+                secrets.get_opt(&format!("password.{app}.r1")),
+            )
+            .await
+            .unwrap(),
+        );
+        if copies.0.is_none() && copies.1.is_none() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "copies outlived the application"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The user's own objects stay with the application gone, until deleted through the API.
+    assert!(
+        bounded("settings", cms.get_opt("settings"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    for (action, path, name) in [
+        (
+            "DeleteK8sConfigMap",
+            "/pop/v5/k8s/acs/k8s_config_map",
+            "settings",
+        ),
+        ("DeleteK8sSecret", "/pop/v5/k8s/acs/k8s_secret", "password"),
+    ] {
+        edasd
+            .call(
+                "DELETE",
+                path,
+                action,
+                &[("ClusterId", CLUSTER), ("Namespace", ns), ("Name", name)],
+            )
+            .await;
+    }
+    assert!(
+        bounded("settings", cms.get_opt("settings"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        bounded("password", secrets.get_opt("password"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_config_exists_in_the_cluster_and_copies_are_owned_and_immutable() {
+    let backend = Backend::fake("userconf", FAST).await;
+    user_config_and_copies(&backend).await;
+}
+
+/// A right edasd needs and the cluster does not grant is named in the cluster's status
+/// (GetK8sCluster's Description).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_right_is_named_in_the_clusters_status() {
+    let backend = Backend::fake("rights", FAST).await;
+    backend
+        .fake
+        .as_ref()
+        .unwrap()
+        .deny(edas_fake_kube::DeniedRight::new("create", "", "secrets"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = edasd
+            .call(
+                "POST",
+                "/pop/v5/k8s_clusters",
+                "GetK8sCluster",
+                &[("RegionTag", "cn-hangzhou")],
+            )
+            .await;
+        let description = body["ClusterPage"]["ClusterList"]["Cluster"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["ClusterId"] == CLUSTER)
+            .map(|c| c["Description"].as_str().unwrap_or("").to_owned())
+            .unwrap_or_default();
+        if description.contains("lacks the rights: create secrets") {
+            assert!(description.contains("deploy/rbac.yaml"), "{description}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Description: {description}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A release whose new pods become Ready while the API server is down (`outage`) or while it
+/// drains its watches (a graceful restart: open watches say nothing more): edasd sees them
+/// within seconds of the recovery, not after a long back-off or a dead watch's timeout.
+async fn release_across(backend: &Backend, outage: bool) {
+    let fake = backend.fake.as_ref().expect("the fake API server");
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let app = running_app(&edasd, backend, if outage { "outage" } else { "drain" }, 2).await;
+    let order = edasd
+        .deploy(
+            &app,
+            IMAGE_V2,
+            &[
+                ("BatchTimeout", "120"),
+                (
+                    "UpdateStrategy",
+                    r#"{"type":"BatchUpdate","batchUpdate":{"batch":1,"releaseType":"auto","batchWaitTime":0}}"#,
+                ),
+            ],
+        )
+        .await;
+    // As soon as the batch asked for its pods (they are Ready 3 s later).
+    let deadline = std::time::Instant::now() + backend.patience;
+    while backend
+        .deployments(&app)
+        .await
+        .get("2")
+        .copied()
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if outage {
+        fake.add_api_fault(edas_fake_kube::ApiFault::error(None, "*", 500))
+            .unwrap();
+        fake.drop_watches();
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        fake.clear_faults();
+        fake.add_pod_fault(edas_fake_kube::PodFault::never_ready_image(IMAGE_BROKEN))
+            .unwrap();
+    } else {
+        fake.drain_watches();
+    }
+    let recovered = std::time::Instant::now();
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    // Bounded back-off (2 s) and watch timeout (5 s + 5 s idle margin) instead of kube's 30 s
+    // back-off and 290 s watch.
+    assert!(
+        recovered.elapsed() < Duration::from_secs(20),
+        "the release noticed the recovered cluster only after {:?}",
+        recovered.elapsed()
+    );
+    backend
+        .wait_pods(&app, "only revision 2", |p| *p == counts(&[("2", 2)]))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_sees_pods_that_became_ready_during_an_api_server_outage() {
+    let backend = Backend::fake("outage", Duration::from_secs(3)).await;
+    release_across(&backend, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_is_not_stuck_on_watches_of_a_draining_api_server() {
+    let backend = Backend::fake("drain", Duration::from_secs(3)).await;
+    release_across(&backend, false).await;
+}
+
+/// `kubectl delete deploy` and `kubectl scale` of a running application are undone: its
+/// Deployment comes back with the replicas edasd applied.
+async fn drift_is_corrected(backend: &Backend) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Api, DeleteParams, Patch, PatchParams};
+
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let app = running_app(&edasd, backend, "drift", 2).await;
+    let api: Api<Deployment> = Api::namespaced(backend.client.clone(), &backend.namespace);
+    let uid = bounded("reading the Deployment", api.get("drift-r1"))
+        .await
+        .unwrap()
+        .metadata
+        .uid;
+    bounded(
+        "kubectl delete deploy",
+        api.delete("drift-r1", &DeleteParams::background()),
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + backend.patience;
+    loop {
+        let d = bounded("reading the Deployment", api.get_opt("drift-r1"))
+            .await
+            .unwrap();
+        if d.as_ref()
+            .is_some_and(|d| d.metadata.uid != uid && d.spec.as_ref().unwrap().replicas == Some(2))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not restored: {d:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    backend
+        .wait_pods(&app, "revision 1 runs again", |p| *p == counts(&[("1", 2)]))
+        .await;
+    bounded(
+        "kubectl scale --replicas=5",
+        api.patch(
+            "drift-r1",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 5}})),
+        ),
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + backend.patience;
+    loop {
+        let now = backend.deployments(&app).await;
+        if now == replicas(&[("1", 2)]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not scaled back: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    backend
+        .wait_pods(&app, "back to 2 instances", |p| *p == counts(&[("1", 2)]))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_or_hand_scaled_deployment_is_restored() {
+    let backend = Backend::fake("drift", FAST).await;
+    drift_is_corrected(&backend).await;
+}
+
+real_cluster!(
+    real_cluster_stuck_instances_fail_fast,
+    "stuck",
+    stuck_instances_fail_fast
+);
+real_cluster!(
+    real_cluster_user_config_and_copies,
+    "userconf",
+    user_config_and_copies
+);
+real_cluster!(real_cluster_drift_is_corrected, "drift", drift_is_corrected);
