@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Real-cluster tier: the Kubernetes release scenarios of crates/edasd/tests/kubernetes.rs
 # (`real_cluster_*`: manual and automatic gray batches, batch timeout, abort, abort-and-rollback,
-# edasd restart mid-release) against the cluster EDAS_TEST_KUBECONFIG names, each in a fresh
+# edasd restart mid-release; issue 18: instances Kubernetes will not start (unschedulable CPU
+# request, missing image, missing ConfigMap key) failing their batch at once with the cluster's
+# reason, user ConfigMaps/Secrets in the cluster with immutable copies owned by their Deployment,
+# a deleted or hand-scaled Deployment restored) against the cluster EDAS_TEST_KUBECONFIG names,
+# each in a fresh
 # namespace labelled `edas.test/run=1` that is deleted afterwards. The fake-API-server versions of
 # the same scenarios run in every `cargo nextest run`; this tier adds the real thing.
 #
