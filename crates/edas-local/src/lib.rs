@@ -151,6 +151,11 @@ pub struct LocalConfig {
     /// Run instances as this user (a name or a numeric uid) instead of edasd's; needs edasd to
     /// be able to switch users (root or CAP_SETUID/CAP_SETGID).
     pub run_as_user: Option<String>,
+    /// Without `run_as_user`, when edasd is root: each application runs as its own user id from
+    /// this range (inclusive; its group id is the same number), assigned at its first instance
+    /// and kept in `<data_dir>/app-uids.json`, so applications can neither read each other's
+    /// files nor signal each other's processes. `None`: edasd's own user.
+    pub app_uids: Option<(u32, u32)>,
     /// The launcher every instance, exec hook and exec probe goes through (see [`sandbox`]);
     /// `None` starts programs directly, without a sandbox or cgroups (tests of the supervisor).
     pub launcher: Option<sandbox::Launcher>,
@@ -204,6 +209,7 @@ impl LocalConfig {
             instances_dir: data_dir.join("instances"),
             data_dir,
             run_as_user: None,
+            app_uids: None,
             launcher: None,
             hidden_paths: Vec::new(),
             allowed_host_paths: None,
@@ -253,6 +259,8 @@ pub struct LocalRuntime {
 pub(crate) struct Inner {
     pub(crate) config: LocalConfig,
     pub(crate) run_as: Option<(u32, u32)>,
+    /// Application id → its own user id (see [`LocalConfig::app_uids`]).
+    app_uids: Mutex<BTreeMap<String, u32>>,
     pub(crate) cgroups: cgroup::Cgroups,
     /// Instances get a private mount namespace (see [`sandbox`]).
     pub(crate) mount_namespace: bool,
@@ -415,6 +423,44 @@ impl Inner {
 
     fn revision_dir(&self, app_id: &str, revision: &str) -> PathBuf {
         self.config.instances_dir.join(app_id).join(revision)
+    }
+
+    /// The user and group an application's instances run as before `SecurityContext`: the
+    /// configured user, else the application's own (assigned now if it has none), else `None`
+    /// (edasd's own).
+    pub(crate) fn run_as_for(&self, app_id: &str) -> Result<Option<(u32, u32)>, String> {
+        if self.run_as.is_some() {
+            return Ok(self.run_as);
+        }
+        let Some((first, last)) = self
+            .config
+            .app_uids
+            .filter(|_| nix::unistd::geteuid().is_root())
+        else {
+            return Ok(None);
+        };
+        let mut uids = self.app_uids.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(uid) = uids.get(app_id) {
+            return Ok(Some((*uid, *uid)));
+        }
+        let next = uids
+            .values()
+            .filter(|u| (first..=last).contains(*u))
+            .max()
+            .map_or(Some(first), |u| u.checked_add(1))
+            .filter(|u| *u <= last)
+            .ok_or_else(|| {
+                format!("every user id of [local] app_uid_range {first}-{last} is taken")
+            })?;
+        uids.insert(app_id.to_owned(), next);
+        let file = self.config.data_dir.join(APP_UIDS_FILE);
+        state::write_json(&file, &*uids).map_err(|e| {
+            format!(
+                "cannot record the application's user id in `{}`: {e}",
+                file.display()
+            )
+        })?;
+        Ok(Some((next, next)))
     }
 
     /// What of `spec` this host cannot enforce (empty: everything is).
@@ -718,6 +764,9 @@ fn reachable(dir: &Path, uid: u32, gid: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// The applications' own user ids, in the runtime's data directory.
+const APP_UIDS_FILE: &str = "app-uids.json";
+
 /// Where the package cache lives in the instances directory.
 const PACKAGES_DIR: &str = ".packages";
 
@@ -805,22 +854,29 @@ impl LocalRuntime {
         } else {
             cgroup::Cgroups::none()
         };
-        if let Some((uid, gid)) = run_as {
+        let app_uids_on = config
+            .app_uids
+            .filter(|_| run_as.is_none() && nix::unistd::geteuid().is_root());
+        // What the instances run as, for the checks below (an application's own user owns
+        // nothing on the way).
+        let probe_user = run_as.or(app_uids_on.map(|(first, _)| (first, first)));
+        if let Some((uid, gid)) = probe_user {
             reachable(&instances, uid, gid).map_err(LocalError::Sandbox)?;
         }
         let mut mount_namespace = config.launcher.is_some();
         if let Some(launcher) = &config.launcher
-            && let Err(e) = preflight(launcher, &config, run_as, true)
+            && let Err(e) = preflight(launcher, &config, probe_user, true)
         {
             // Without a private mount namespace, only another user keeps instances out of
             // edasd's files: refuse to run them as edasd's own user.
-            let other_user = run_as.is_some_and(|(uid, _)| uid != nix::unistd::geteuid().as_raw());
+            let other_user =
+                probe_user.is_some_and(|(uid, _)| uid != nix::unistd::geteuid().as_raw());
             if !other_user {
                 return Err(LocalError::Sandbox(format!(
                     "{e}; without a private mount namespace instances must run as another user than edasd's ([local] run_as_user)"
                 )));
             }
-            preflight(launcher, &config, run_as, false).map_err(LocalError::Sandbox)?;
+            preflight(launcher, &config, probe_user, false).map_err(LocalError::Sandbox)?;
             tracing::warn!(error = %e, "no private mount namespace for instances: edasd's files are kept from them by their user and file modes only; readOnlyRootFilesystem cannot be enforced");
             mount_namespace = false;
         }
@@ -843,11 +899,13 @@ impl LocalRuntime {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(data_dir_error(e)),
         }
+        let app_uids = state::read_json(&config.data_dir.join(APP_UIDS_FILE)).unwrap_or_default();
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             packages: package::PackageCache::new(instances.join(PACKAGES_DIR)),
             config,
             run_as,
+            app_uids: Mutex::new(app_uids),
             cgroups,
             mount_namespace,
             source,

@@ -126,7 +126,7 @@ async fn probe_target(
     starting: bool,
 ) -> Result<(probe::Target, Vec<String>, launch::MountPlan), String> {
     let workdir = inst.dir.join("work");
-    let owner = launch::identity(spec, inner.run_as)?;
+    let owner = launch::identity(spec, inner.run_as_for(&inst.app_id)?)?;
     if let Some(roots) = &inner.config.allowed_host_paths {
         launch::check_host_paths(spec, roots)?;
     }
@@ -281,7 +281,7 @@ async fn start(
 ) -> Result<(Running, probe::Target), String> {
     let logs = inst.dir.join("logs");
     let workdir = inst.dir.join("work");
-    let owner = launch::identity(spec, inner.run_as)?;
+    let owner = launch::identity(spec, inner.run_as_for(&inst.app_id)?)?;
     crate::make_dir(&logs, 0o700)
         .map_err(|e| format!("cannot create `{}`: {e}", logs.display()))?;
     if !workdir.is_dir() {
@@ -393,12 +393,28 @@ async fn run(
             Err(e) => {
                 tracing::warn!(instance = %inst.name, error = %e, "environment of an adopted instance cannot be resolved");
                 let env = vec![("PORT".to_owned(), inst.port.to_string())];
+                // Exec probes and hooks still run in the instance's sandbox.
+                let owner = inner.run_as_for(&inst.app_id).ok().flatten();
+                let cgroups = inst.status().record.cgroup.clone();
+                let sandbox = inner.config.launcher.as_ref().map(|launcher| {
+                    Arc::new((
+                        launcher.clone(),
+                        crate::sandbox::Spec {
+                            run_as: owner,
+                            cgroups: cgroups.map(|c| c.dirs).unwrap_or_default(),
+                            hide: inner.config.hidden_paths.clone(),
+                            mount_namespace: inner.mount_namespace,
+                            landlock: true,
+                            ..Default::default()
+                        },
+                    ))
+                });
                 probe::Target {
                     port: inst.port,
                     workdir: inst.dir.join("work"),
                     env,
-                    run_as: inner.run_as,
-                    sandbox: None,
+                    run_as: owner,
+                    sandbox,
                 }
             }
         },

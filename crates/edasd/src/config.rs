@@ -89,8 +89,9 @@ impl Default for Config {
     }
 }
 
-/// The user instances run as when edasd runs as root and `[local] run_as_user` is not set.
-pub const DEFAULT_ROOT_RUN_AS: &str = "nobody";
+/// The user ids applications get one each of when edasd runs as root and `[local] run_as_user`
+/// is not set: far above any account's and the usual container sub-uid ranges.
+pub const DEFAULT_APP_UID_RANGE: [u32; 2] = [3_000_000, 3_999_999];
 
 /// The `JDK` values EDAS accepts (InsertK8sApplication / DeployK8sApplication).
 pub const JDK_VALUES: [&str; 3] = ["Open JDK 7", "Open JDK 8", "Custom OpenJDK"];
@@ -99,10 +100,13 @@ pub const JDK_VALUES: [&str; 3] = ["Open JDK 7", "Open JDK 8", "Custom OpenJDK"]
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LocalSection {
-    /// Run instances as this user (name or uid); edasd must be able to switch users. When edasd
-    /// runs as root the default is `nobody`: instances run as root only with
-    /// `run_as_user = "root"`.
+    /// Run every instance as this user (name or uid); edasd must be able to switch users. When
+    /// edasd runs as root and this is not set, each application gets its own user id from
+    /// `app_uid_range`; instances run as root only with `run_as_user = "root"`.
     pub run_as_user: Option<String>,
+    /// The user ids (first and last, inclusive) applications get one each of when edasd runs
+    /// as root without `run_as_user` (default `[3000000, 3999999]`, ids no account uses).
+    pub app_uid_range: Option<[u32; 2]>,
     /// Where instance directories and the package cache live (default: `<data-dir>.instances`,
     /// beside the data directory, which instances must not see). Every directory on the way
     /// must be reachable (`o+x`) by the instances' user.
@@ -204,6 +208,13 @@ impl LocalSection {
         if self.log_max_bytes == Some(0) {
             bail!("[local] log_max_bytes must be at least 1");
         }
+        if let Some([first, last]) = self.app_uid_range
+            && (first < 1000 || last < first || last >= 4_294_967_294)
+        {
+            bail!(
+                "[local] app_uid_range = [{first}, {last}]: must be ascending user ids from 1000 to 4294967293"
+            );
+        }
         if self.pids_limit == Some(0) {
             bail!("[local] pids_limit must be at least 1");
         }
@@ -276,12 +287,13 @@ impl LocalSection {
                 .flat_map(|java| JDK_VALUES.map(|v| (v.to_owned(), java.clone())))
                 .collect(),
         };
-        // As root, instances never run as root unless the configuration says so.
-        config.run_as_user = self.run_as_user.clone().or_else(|| {
-            nix::unistd::geteuid()
-                .is_root()
-                .then(|| DEFAULT_ROOT_RUN_AS.to_owned())
-        });
+        // As root, instances never run as root unless the configuration says so: without a
+        // configured user each application runs as its own.
+        config.run_as_user = self.run_as_user.clone();
+        if self.run_as_user.is_none() && nix::unistd::geteuid().is_root() {
+            let [first, last] = self.app_uid_range.unwrap_or(DEFAULT_APP_UID_RANGE);
+            config.app_uids = Some((first, last));
+        }
         config.instances_dir = match &self.instances_dir {
             Some(dir) => dir.clone(),
             None => {
@@ -704,6 +716,54 @@ mod tests {
             config.java_binaries.into_iter().collect::<Vec<_>>(),
             vec![("Open JDK 8".to_owned(), java)],
             "exactly the configured values"
+        );
+    }
+
+    #[test]
+    fn the_sandbox_settings_are_checked_and_applied() {
+        for (text, says) in [
+            ("[local]\napp_uid_range = [5000, 10]", "app_uid_range"),
+            ("[local]\napp_uid_range = [0, 10]", "app_uid_range"),
+            (
+                "[local]\nallowed_host_paths = [\"relative\"]",
+                "allowed_host_paths",
+            ),
+            (
+                "[local]\nallowed_host_paths = [\"/a/../b\"]",
+                "allowed_host_paths",
+            ),
+            ("[local]\nunenforceable = \"maybe\"", "unenforceable"),
+            ("[local]\npids_limit = 0", "pids_limit"),
+            ("[local]\ninstances_dir = \"rel\"", "instances_dir"),
+        ] {
+            let error = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(error.contains(says), "{text}: {error}");
+        }
+        let local = Config::parse("[local]\ninstances_dir = \"/data/apps\"")
+            .unwrap()
+            .local;
+        let error = format!(
+            "{:#}",
+            local
+                .runtime_config(PathBuf::from("/data/local"), None)
+                .unwrap_err()
+        );
+        assert!(error.contains("outside the data directory"), "{error}");
+        let config = Config::parse(
+            "[local]\nallowed_host_paths = [\"/srv\"]\npids_limit = 7\nunenforceable = \"record\"",
+        )
+        .unwrap()
+        .local
+        .runtime_config(PathBuf::from("/data/local"), None)
+        .unwrap();
+        assert_eq!(config.instances_dir, PathBuf::from("/data.instances"));
+        assert_eq!(config.allowed_host_paths, Some(vec![PathBuf::from("/srv")]));
+        assert_eq!(config.pids_max, Some(7));
+        assert_eq!(config.unenforceable, edas_local::Unenforceable::Record);
+        // As root without run_as_user, each application gets its own user id.
+        assert_eq!(
+            config.app_uids.is_some(),
+            nix::unistd::geteuid().is_root() && config.run_as_user.is_none()
         );
     }
 

@@ -52,10 +52,11 @@ fn start(test: &str, local: &str) -> Cluster {
 }
 
 /// What an attacker's program tries, writing one line per attempt to `$OUT`: open (and print)
-/// edasd's environment, memory, data directory files, and list the data directory.
+/// edasd's environment, memory, data directory files and another application's private file,
+/// list the data directory, signal another application's process.
 const ATTACK: &str = r#"
 : > "$OUT.tmp"
-for f in /proc/$EDASD_PID/environ /proc/$EDASD_PID/mem /proc/$EDASD_PID/maps "$DATA/admin-access-key" "$DATA/store.key" "$DATA/edas.sqlite3" "$DATA/edas.sqlite3-wal"; do
+for f in /proc/$EDASD_PID/environ /proc/$EDASD_PID/mem /proc/$EDASD_PID/maps "$DATA/admin-access-key" "$DATA/store.key" "$DATA/edas.sqlite3" "$DATA/edas.sqlite3-wal" "$OTHER_HOME/private"; do
   if ( exec 3<"$f" ) 2>/dev/null; then
     echo "OPENED $f" >> "$OUT.tmp"; head -c 4096 "$f" >> "$OUT.tmp" 2>/dev/null; echo >> "$OUT.tmp"
   else
@@ -63,6 +64,7 @@ for f in /proc/$EDASD_PID/environ /proc/$EDASD_PID/mem /proc/$EDASD_PID/maps "$D
   fi
 done
 if ls "$DATA" >> "$OUT.tmp" 2>/dev/null; then echo "LISTED $DATA" >> "$OUT.tmp"; fi
+if kill -0 "$OTHER_PID" 2>/dev/null; then echo "SIGNALED $OTHER_PID" >> "$OUT.tmp"; fi
 echo "UID $(id -u)" >> "$OUT.tmp"
 echo "DONE" >> "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
@@ -135,6 +137,29 @@ async fn a_non_admin_users_instance_hook_and_probe_read_no_secret_and_gain_no_ri
         cluster.finished(&order, Duration::from_secs(30)).await["Status"],
         2
     );
+    // Another application, which the user has no right on.
+    let private = json!([
+        {"argument": "-c"},
+        {"argument": "echo private-data > $HOME/private; exec sleep 600"}
+    ])
+    .to_string();
+    let (bystander, order) = cluster
+        .insert_app(&[
+            ("AppName", "bystander"),
+            ("ClusterId", "local"),
+            ("ImageUrl", "busybox:1"),
+            ("Replicas", "1"),
+            ("Command", "/bin/sh"),
+            ("CommandArgs", &private),
+        ])
+        .await;
+    assert_eq!(
+        cluster.finished(&order, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    let other_home = workdir(&cluster, &bystander);
+    wait_file(&other_home.join("private"), Duration::from_secs(20)).await;
+    let other_pid = cluster.instances(&bystander)[0].pid.unwrap();
     let user = user_with_policy(
         &cluster.api,
         "mallory",
@@ -159,6 +184,8 @@ async fn a_non_admin_users_instance_hook_and_probe_read_no_secret_and_gain_no_ri
     let envs = json!([
         {"name": "EDASD_PID", "value": edasd_pid},
         {"name": "DATA", "value": data.display().to_string()},
+        {"name": "OTHER_HOME", "value": other_home.display().to_string()},
+        {"name": "OTHER_PID", "value": other_pid.to_string()},
     ])
     .to_string();
     let mut as_user = support::Endpoint::new(user, Duration::from_secs(60), cluster.api.poll);
@@ -184,15 +211,21 @@ async fn a_non_admin_users_instance_hook_and_probe_read_no_secret_and_gain_no_ri
         assert!(report.contains("DONE"), "{file}: {report}");
         assert!(
             !report.contains("OPENED") && !report.contains("LISTED"),
-            "{file}: the instance reached edasd's secrets: {report}"
+            "{file}: the instance reached edasd's secrets or another application's files: {report}"
+        );
+        assert!(
+            !report.contains("SIGNALED"),
+            "{file}: the instance could signal another application's process: {report}"
         );
         assert_eq!(
             report.matches("DENIED").count(),
-            7,
+            8,
             "{file}: every attempt was made and denied: {report}"
         );
         assert!(
-            !report.contains(KEY.1) && !report.contains(store_key.trim()),
+            !report.contains(KEY.1)
+                && !report.contains(store_key.trim())
+                && !report.contains("private-data"),
             "{file}: a secret leaked: {report}"
         );
         assert!(!report.contains("UID 0\n"), "{file}: ran as root: {report}");
