@@ -29,7 +29,8 @@
 //! local application refer to it the same way. `PORT` cannot be overridden by `Envs`.
 //!
 //! # Environment
-//! Cleared, then (later wins): `PATH`, `LANG`, `LC_ALL`, `TZ` from edasd; `HOME` (the working
+//! Cleared (an instance never sees edasd's environment), then (later wins): `PATH`, `LANG`,
+//! `LC_ALL`, `TZ` from edasd; `HOME` (the working
 //! directory), `HOSTNAME` and `EDAS_INSTANCE_NAME` (the instance name), `EDAS_APP_NAME`,
 //! `EDAS_NAMESPACE`, `EDAS_INSTANCE_DIR`, `EDAS_PACKAGE_FILE`; `EnvFroms` (ConfigMaps and Secrets
 //! through [`ConfigSource`], with their prefix); `Envs` (values with `$(VAR)` expansion, ConfigMap
@@ -44,8 +45,8 @@
 //! `mountPath=localPath` lines. `EmptyDirs` are directories under the instance directory (kept
 //! across restarts of the instance, removed with it; `subPathExpr` is honoured); `LocalVolume` is
 //! its node path (the hostPath type is checked or created as Kubernetes does);
-//! `ConfigMountDescs` are directories with one file per key, rewritten at each start.
-//! `readOnly` is not enforced (no mount namespaces without root).
+//! `ConfigMountDescs` are directories with one file per key, rewritten at each start (read-only
+//! in the instance's mount namespace); `readOnly` `EmptyDirs` are bind-mounted read-only there.
 //!
 //! # Probes, hooks, restarts
 //! Kubernetes semantics: PostStart runs after the start and before any probe; the Startup probe
@@ -67,16 +68,23 @@
 //! Every change (started, ready, not ready, restarted, failed, gone) is broadcast as a
 //! [`RuntimeEvent`] at once.
 //!
-//! # Limits
-//! `memory_limit_mib` is enforced by watching the resident memory of the instance's process
-//! group once a second and killing it (`OOMKilled`, restarted like a crash) when over: no cgroups
-//! needed, at the price of a one-second reaction time. CPU limits and requests, memory requests
-//! and ephemeral storage are **not enforced** on the local runtime (they need cgroups, i.e. root
-//! or a delegated cgroup). Likewise not applied on one machine: node and zone spreading,
-//! affinity, tolerations, `RuntimeClassName`, `ImagePlatforms`, image pull secrets, the
-//! container `SecurityContext` (instances run as edasd's user or [`LocalConfig::run_as_user`]),
-//! labels and annotations (recorded only). Lossless start and traffic rules belong to the
-//! local service proxy (below).
+//! # Sandbox and limits
+//! With a [`LocalConfig::launcher`] (edasd always sets one), every instance, exec hook and exec
+//! probe starts through [`sandbox`]: the instance's cgroup ([`cgroup`]: CPU limit and request,
+//! memory limit and request, [`LocalConfig::pids_max`]), a private mount namespace and Landlock
+//! rules hiding [`LocalConfig::hidden_paths`], `readOnlyRootFilesystem`, the instance's user
+//! (`SecurityContext` runAsUser/runAsGroup, else [`LocalConfig::run_as_user`], else the
+//! application's own from [`LocalConfig::app_uids`]) with `no_new_privs`. An OOM kill (the
+//! memory cgroup's counter) ends the whole instance and is reported as `OOMKilled`; without a
+//! memory cgroup the resident memory of the process group is watched once a second instead.
+//! `LimitEphemeralStorage` makes the working directory a tmpfs of that size (root only);
+//! `RequestsEphemeralStorage` must be free when an instance starts. What the host cannot
+//! enforce is refused ([`RuntimeError::Unsupported`], naming the parameter) unless
+//! [`LocalConfig::unenforceable`] records it only. `LocalVolume` node paths and `file://`
+//! packages must lie under [`LocalConfig::allowed_host_paths`]. Not applied on one machine
+//! (recorded only): node and zone spreading, affinity, tolerations, `RuntimeClassName`,
+//! `ImagePlatforms`, image pull secrets, labels and annotations. Lossless start and traffic
+//! rules belong to the local service proxy (below).
 //!
 //! # Services
 //! [`Runtime::set_routing`] gives an application one `edas-proxy` listener per service port on
