@@ -343,7 +343,18 @@ async fn runtimes(
     tracing::info!(
         default_java = %local.default_java.display(),
         jdk = %local.java_binaries.keys().cloned().collect::<Vec<_>>().join(", "),
-        run_as_user = local.run_as_user.as_deref().unwrap_or("edasd's own"),
+        run_as = %match (&local.run_as_user, local.app_uids) {
+            (Some(user), _) => user.clone(),
+            (None, Some((first, last))) => format!("each application its own uid from {first}-{last}"),
+            (None, None) => "edasd's own user".to_owned(),
+        },
+        allowed_host_paths = %local
+            .allowed_host_paths
+            .iter()
+            .flatten()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         "local runtime"
     );
     let local = edas_local::LocalRuntime::new(
