@@ -9,9 +9,12 @@
 //! applies revision N's rendered Deployment with `spec.replicas = k` (its pod template never
 //! changes, so the Deployment controller only scales). The ConfigMaps and Secrets a revision
 //! references (the engine's immutable copies, `<name>.<app id>.r<revision>`) are applied from the
-//! store before the Deployment, so its pods never wait for them. A revision scaled to 0 has its
-//! Deployment and copies deleted, so nothing is left over when a release ends or an application
-//! is deleted; scaling it up again (a rollback) re-creates them from the stored revision.
+//! store before the Deployment, `immutable: true`, so its pods never wait for them; once the
+//! Deployment exists it becomes their owner (`ownerReferences`), so the garbage collector removes
+//! them with it whoever deletes it. A revision scaled to 0 has its Deployment and copies deleted,
+//! so nothing is left over when a release ends or an application is deleted; scaling it up
+//! again (a rollback) re-creates them from the stored revision. The user's own ConfigMaps and
+//! Secrets (CreateK8sConfigMap …) are applied under their own names ([`Runtime::put_config`]).
 //! Every object carries the `edas.oam.acname` and `edas.oam.revision` labels of rendering plus
 //! [`LABEL_APP_ID`] (`edas.oam.appid`), so `kubectl get deploy,pod,svc -l edas.oam.acname=NAME`
 //! shows an application and the runtime finds its objects by application id.
@@ -22,7 +25,14 @@
 //! application and revision (after a re-list, for every revision seen), so the engine reacts to
 //! pod readiness as it happens. There is no polling loop. A resumed release therefore continues
 //! from what the cluster really shows: the cache is filled by a full list before the first
-//! answer.
+//! answer. A failed watch is re-established with a bounded back-off
+//! ([`Options::watch_backoff_max`]), and each watch asks the server to end it after
+//! [`Options::watch_timeout`]: one that stays silent 5 s longer (a draining API server keeps it
+//! open and says nothing) is abandoned and replaced. [`state`] reports an instance as failed,
+//! with the cluster's own reason, as soon as Kubernetes will not start it by itself
+//! ([`state::FailurePolicy`]); an unschedulable pod's grace period ends on a timer that wakes the
+//! release. A Deployment deleted or scaled outside edasd is restored on its watch event
+//! (`drift.rs`).
 //!
 //! **Readiness** is the pods' own `Ready` condition, driven by the kubelet and the readiness
 //! probes of the pod spec; nothing in a pod depends on edasd being up. The engine applies
@@ -42,14 +52,15 @@
 //! so they reach the ready pods of every revision. A gray split (TrafficControlStrategy) adds a
 //! `<service>-stable` and a `<service>-gray` Service per Service (selecting one revision each) and
 //! a Gateway API `HTTPRoute` (`gateway.networking.k8s.io/v1`) named after the Service, attached to
-//! the configured Gateway, with header/cookie/parameter matches and weights; this needs the
-//! cluster to serve Gateway API and a Gateway in the cluster's configuration, and
-//! [`Runtime::check_routing`] refuses the release otherwise, naming what is missing.
+//! the configured Gateway, with header/cookie/parameter matches and weights; meanwhile the plain
+//! Services select the stable revision only, so in-cluster callers (who bypass the Gateway) never
+//! reach gray pods and the split is exact. The step succeeds only once the Gateway exists and has
+//! `Accepted` the route ([`Options::route_acceptance_timeout`]). This needs the cluster to serve
+//! Gateway API and a Gateway in the cluster's configuration, and [`Runtime::check_routing`]
+//! refuses the release otherwise, naming what is missing.
 //!
-//! **Permissions** the client needs: list/watch pods and Deployments in all namespaces; get,
-//! create, patch and delete Deployments, Services, ConfigMaps, Secrets (and HTTPRoutes) in the
-//! applications' namespaces; get/create namespaces (an application's namespace is created when
-//! missing).
+//! **Permissions** the client needs are [`rights::RIGHTS`], shipped as `deploy/rbac.yaml`, and
+//! checked at start-up with SelfSubjectAccessReviews ([`KubeRuntime::missing_rights`]).
 
 pub mod cluster;
 mod drift;
