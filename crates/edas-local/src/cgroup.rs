@@ -338,17 +338,31 @@ fn detect_v2(mountinfo: &str, own: &str) -> Option<Cgroups> {
     {
         return None;
     }
-    let parent = own_dir.join(PARENT);
-    std::fs::create_dir_all(&parent).ok()?;
-    // The controllers must be enabled for the children on the way down.
-    std::fs::write(own_dir.join("cgroup.subtree_control"), "+cpu +memory +pids").ok()?;
-    std::fs::write(parent.join("cgroup.subtree_control"), "+cpu +memory +pids").ok()?;
-    Some(Cgroups {
-        v2: true,
-        cpu: Some(parent.clone()),
-        memory: Some(parent.clone()),
-        pids: Some(parent),
-    })
+    // Under edasd's own cgroup when the controllers can be enabled there (a delegated
+    // cgroup without processes of its own), else under the root of the hierarchy (root only:
+    // the root cgroup may enable controllers while it has processes).
+    [own_dir.clone(), point.clone()]
+        .into_iter()
+        .find_map(|base| {
+            let parent = base.join(PARENT);
+            std::fs::create_dir_all(&parent).ok()?;
+            // The controllers must be enabled for the children on the way down.
+            let enabled = std::fs::write(base.join("cgroup.subtree_control"), "+cpu +memory +pids")
+                .and_then(|()| {
+                    std::fs::write(parent.join("cgroup.subtree_control"), "+cpu +memory +pids")
+                });
+            if enabled.is_err() {
+                let _ = std::fs::remove_dir(&parent);
+                return None;
+            }
+            Some(parent)
+        })
+        .map(|parent| Cgroups {
+            v2: true,
+            cpu: Some(parent.clone()),
+            memory: Some(parent.clone()),
+            pids: Some(parent),
+        })
 }
 
 #[cfg(test)]

@@ -311,19 +311,43 @@ async fn cpu_memory_and_pids_limits_are_in_the_cgroup_and_an_oom_kill_is_reporte
         "[local]\nrestart_backoff_seconds = 0.2\nmax_restart_backoff_seconds = 0.5\n\
          crash_loop_limit = 2\nquick_failure_seconds = 30\npids_limit = 321\n",
     );
-    let (app, order) = cluster
-        .insert(
-            "limited",
-            1,
-            &[
-                ("LimitmCpu", "500"),
-                ("RequestsmCpu", "250"),
-                ("LimitMem", "128"),
-                ("RequestsMem", "64"),
-            ],
-            &[("APP_VERSION", "v1")],
+    let mut params: Vec<(&str, String)> = vec![
+        ("AppName", "limited".to_owned()),
+        ("ClusterId", "local".to_owned()),
+        ("ImageUrl", "x:1".to_owned()),
+        ("Replicas", "1".to_owned()),
+        ("LimitmCpu", "500".to_owned()),
+        ("RequestsmCpu", "250".to_owned()),
+        ("LimitMem", "128".to_owned()),
+        ("RequestsMem", "64".to_owned()),
+    ];
+    params.extend(cluster.app_params(&[("APP_VERSION", "v1")]));
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = cluster
+        .call_raw(
+            "POST",
+            "/pop/v5/k8s/acs/create_k8s_app",
+            "InsertK8sApplication",
+            &params,
         )
         .await;
+    if !v1 && status == 400 && body.to_string().contains("no cpu cgroup") {
+        // A cgroup v2 host where edasd may not enable controllers (e.g. a container's cgroup
+        // namespace): the refusal is the documented behaviour.
+        eprintln!(
+            "limits: skipped: this cgroup v2 host lets edasd create no instance cgroups: {body}"
+        );
+        return;
+    }
+    assert_eq!(status, 200, "{body}");
+    let app = body["ApplicationInfo"]["AppId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let order = body["ApplicationInfo"]["ChangeOrderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let info = cluster.finished(&order, Duration::from_secs(30)).await;
     assert_eq!(info["Status"], 2, "{info:#}");
     let pid = cluster.instances(&app)[0].pid.unwrap();
