@@ -953,13 +953,6 @@ impl LocalRuntime {
         self.inner.stopped_logs_dir(app_id).join(instance)
     }
 
-    /// What of `spec` this host cannot enforce, each naming its parameter (empty: everything
-    /// is). With [`Unenforceable::Record`] such a spec is accepted: a change order can say what
-    /// was not applied.
-    pub fn unenforced(&self, spec: &AppSpec) -> Vec<String> {
-        self.inner.unenforced(spec)
-    }
-
     /// The service ports listening for an application now.
     pub fn service_ports(&self, app_id: &str) -> Vec<u16> {
         self.inner.routes.ports(app_id)
@@ -1092,6 +1085,14 @@ fn adopt(inner: &Arc<Inner>, instances: &Path) {
 impl Runtime for LocalRuntime {
     fn check(&self, spec: &edas_spec::AppSpec) -> Result<(), RuntimeError> {
         self.inner.check_spec(spec)
+    }
+
+    fn unenforced(&self, spec: &edas_spec::AppSpec) -> Vec<String> {
+        // In refuse mode such a spec never gets past `check`.
+        match self.inner.config.unenforceable {
+            Unenforceable::Record => self.inner.unenforced(spec),
+            Unenforceable::Refuse => Vec::new(),
+        }
     }
 
     fn check_routing(&self, routing: &Routing) -> Result<(), RuntimeError> {
@@ -1312,6 +1313,41 @@ mod tests {
         assert!(!kept(0).exists(), "the oldest is dropped");
         assert_eq!(std::fs::read_to_string(kept(1)).unwrap(), "1");
         assert_eq!(std::fs::read_to_string(kept(2)).unwrap(), "2");
+    }
+
+    #[tokio::test]
+    async fn what_cannot_be_enforced_is_refused_or_reported_as_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = AppSpec {
+            name: "demo".into(),
+            command: Some("/bin/true".into()),
+            resources: edas_spec::model::Resources {
+                cpu_limit_millis: Some(500),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // Without a launcher there are no cgroups: a CPU limit cannot be enforced.
+        let rt = LocalRuntime::new(
+            LocalConfig::new(dir.path().join("a")),
+            Arc::new(MemoryConfigSource::new()),
+        )
+        .unwrap();
+        let err = rt.check(&spec).unwrap_err().to_string();
+        assert!(
+            err.contains("`LimitmCpu`") && err.contains("unenforceable"),
+            "{err}"
+        );
+        assert!(
+            rt.unenforced(&spec).is_empty(),
+            "refused, so nothing to report"
+        );
+        let mut config = LocalConfig::new(dir.path().join("b"));
+        config.unenforceable = Unenforceable::Record;
+        let rt = LocalRuntime::new(config, Arc::new(MemoryConfigSource::new())).unwrap();
+        assert!(rt.check(&spec).is_ok());
+        let notes = rt.unenforced(&spec).join("; ");
+        assert!(notes.contains("`LimitmCpu`"), "{notes}");
     }
 
     #[test]

@@ -131,6 +131,15 @@ pub trait Runtime: Send + Sync + 'static {
         Ok(())
     }
 
+    /// What of `spec` this runtime accepted but will not apply (each naming its parameter),
+    /// for a runtime configured to record what it cannot enforce instead of refusing it (the
+    /// local runtime's `unenforceable = "record"`): the change order should say so. The
+    /// default applies everything it accepts.
+    fn unenforced(&self, spec: &AppSpec) -> Vec<String> {
+        let _ = spec;
+        Vec::new()
+    }
+
     /// Whether this runtime can route traffic as `routing` says (checked when a change is
     /// submitted, like [`Runtime::check`]: e.g. a Kubernetes cluster without Gateway API cannot
     /// split gray traffic, the local runtime cannot serve UDP). The default accepts everything.
