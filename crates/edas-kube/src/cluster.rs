@@ -71,10 +71,7 @@ impl KubeRuntime {
                 {
                     return;
                 }
-                let listed = async {
-                    let _ = self.inner.pods.wait_until_ready().await;
-                    let _ = self.inner.deployments.wait_until_ready().await;
-                };
+                let listed = self.caches_listed();
                 let mut down = self.inner.health.subscribe();
                 tokio::select! {
                     _ = listed => {
@@ -92,10 +89,7 @@ impl KubeRuntime {
     /// at once from the last list when there was one, and fails at once, naming the cluster,
     /// while the cluster does not answer and was never listed.
     pub(crate) async fn listed(&self) -> Result<(), RuntimeError> {
-        let wait = async {
-            let _ = self.inner.pods.wait_until_ready().await;
-            let _ = self.inner.deployments.wait_until_ready().await;
-        };
+        let wait = self.caches_listed();
         let mut health = self.inner.health.subscribe();
         let unreachable = health.wait_for(|h| matches!(h, Health::Unreachable(_)));
         tokio::select! {

@@ -279,6 +279,11 @@ struct Inner {
     namespaces: Mutex<HashSet<String>>,
     /// The rights of [`rights::RIGHTS`] the cluster does not grant (`None` until checked).
     missing_rights: watch::Sender<Option<Vec<String>>>,
+    /// Whether the pod and the Deployment caches have been fully listed once (kube's
+    /// `Store::wait_until_ready` wakes only the last of several concurrent waiters; these
+    /// channels wake them all).
+    pods_listed: watch::Sender<bool>,
+    deployments_listed: watch::Sender<bool>,
     /// What each revision should run, as this process last applied it (drift correction).
     desired: Mutex<HashMap<(String, String), drift::Desired>>,
     /// Revisions with a wake-up pending for the end of an unschedulable pod's grace period.
@@ -307,6 +312,8 @@ impl KubeRuntime {
         let (pods, pod_writer) = reflector::store::<Pod>();
         let (deployments, deployment_writer) = reflector::store::<Deployment>();
         let version = Arc::new(std::sync::OnceLock::new());
+        let (pods_listed, _) = watch::channel(false);
+        let (deployments_listed, _) = watch::channel(false);
         let pod_task = tokio::spawn(watch_objects(
             Api::<Pod>::all(client.clone()),
             pod_writer,
@@ -314,6 +321,7 @@ impl KubeRuntime {
             health.clone(),
             version.clone(),
             options.clone(),
+            pods_listed.clone(),
         ));
         let deployment_task = tokio::spawn(watch_objects(
             Api::<Deployment>::all(client.clone()),
@@ -322,6 +330,7 @@ impl KubeRuntime {
             health.clone(),
             version.clone(),
             options.clone(),
+            deployments_listed.clone(),
         ));
         let inner = Arc::new(Inner {
             client,
@@ -336,6 +345,8 @@ impl KubeRuntime {
             namespaces: Mutex::new(HashSet::new()),
             wakes: Mutex::new(HashSet::new()),
             desired: Mutex::new(HashMap::new()),
+            pods_listed,
+            deployments_listed,
             missing_rights: watch::channel(None).0,
             ramps: Mutex::new(HashMap::new()),
             tasks: Mutex::new(vec![
@@ -692,6 +703,15 @@ impl KubeRuntime {
         self.own_config(target, &copies, &applied).await
     }
 
+    /// Resolves once the pod and Deployment caches hold a full list (every concurrent caller
+    /// is woken, unlike kube's `Store::wait_until_ready`).
+    pub(crate) async fn caches_listed(&self) {
+        let mut pods = self.inner.pods_listed.subscribe();
+        let mut deployments = self.inner.deployments_listed.subscribe();
+        let _ = pods.wait_for(|listed| *listed).await;
+        let _ = deployments.wait_for(|listed| *listed).await;
+    }
+
     /// Announces a change of the revision at `at` (when an unschedulable pod's grace period
     /// ends, nothing in the cluster changes, but the release must look again).
     fn wake_at(
@@ -848,6 +868,7 @@ async fn watch_objects<K>(
     health: watch::Sender<Health>,
     version: Arc<std::sync::OnceLock<String>>,
     options: Options,
+    listed: watch::Sender<bool>,
 ) where
     K: Resource<DynamicType = ()>
         + Clone
@@ -905,6 +926,7 @@ async fn watch_objects<K>(
                     watcher::Event::Init => listing.clear(),
                     watcher::Event::InitApply(o) => listing.extend(key(&o)),
                     watcher::Event::InitDone => {
+                        listed.send_replace(true);
                         // Anything may have changed while the watch was down: every revision
                         // seen before or now is worth a fresh observation.
                         for k in known.union(&listing) {

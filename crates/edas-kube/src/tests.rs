@@ -1030,3 +1030,42 @@ async fn a_gray_split_waits_for_the_gateway_to_accept_its_route() {
         "{m}"
     );
 }
+
+/// Many callers waiting for the first list at once are all answered when it arrives (kube's
+/// `Store::wait_until_ready` would wake only the last of them, leaving the others to their
+/// call timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_observations_are_all_answered() {
+    let cluster = fake(false).await;
+    // The first lists are slow, so every caller below waits for them.
+    cluster
+        .add_api_fault(
+            edas_fake_kube::ApiFault::delay(
+                Some("GET"),
+                "/api/v1/pods",
+                Duration::from_millis(500),
+            )
+            .times(1),
+        )
+        .unwrap();
+    let (rt, _) = runtime(&cluster, false).await;
+    let started = tokio::time::Instant::now();
+    let calls: Vec<_> = (0..6)
+        .map(|i| {
+            let rt = rt.clone();
+            tokio::spawn(async move {
+                rt.observe("7f0c5a1e-0000-4000-8000-000000000001", &i.to_string())
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    // Far below the 30 s call timeout a stranded waiter would run into.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
