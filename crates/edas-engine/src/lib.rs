@@ -364,6 +364,7 @@ impl Engine {
         if spec.effective_replicas() > 0 {
             runtime.check(&spec).map_err(SubmitError::from_runtime)?;
         }
+        let unenforced = runtime.unenforced(&spec);
         let order_id = uuid::Uuid::new_v4().to_string();
         let to = Instances {
             revision: RevisionId("1".into()),
@@ -377,6 +378,7 @@ impl Engine {
             to,
             mapping::kind(Operation::InsertK8sApplication),
             inner.clock.now(),
+            &unenforced,
         )?;
         runtime
             .check_routing(&routing::preview(&spec, None, &order))
@@ -549,6 +551,7 @@ impl Engine {
                 .check(&req.change.spec)
                 .map_err(SubmitError::from_runtime)?;
         }
+        let unenforced = runtime.unenforced(&req.change.spec);
         let observed = runtime
             .observe(&req.app_id, &current.template_revision)
             .await
@@ -596,6 +599,7 @@ impl Engine {
             to,
             kind.unwrap_or(mapping::kind(req.change.operation)),
             inner.clock.now(),
+            &unenforced,
         )?;
         runtime
             .check_routing(&routing::preview(
@@ -860,6 +864,7 @@ fn new_order(
     to: Instances,
     kind: edas_release::ChangeKind,
     now: EpochMillis,
+    unenforced: &[String],
 ) -> Result<ChangeOrder, SubmitError> {
     let target = change.spec.effective_replicas();
     let strategy = mapping::strategy(change.release.strategy.as_ref());
@@ -873,7 +878,10 @@ fn new_order(
     let order = NewOrder {
         id: id.to_owned(),
         kind,
-        description: change.release.description.clone().unwrap_or_default(),
+        description: with_unenforced(
+            change.release.description.clone().unwrap_or_default(),
+            unenforced,
+        ),
         from,
         to,
         plan,
@@ -891,6 +899,20 @@ fn new_order(
             e.to_string(),
         )]))
     })
+}
+
+/// The change order's description, with what the runtime accepted but will not apply (see
+/// `Runtime::unenforced`): recorded, never silent.
+fn with_unenforced(description: String, unenforced: &[String]) -> String {
+    if unenforced.is_empty() {
+        return description;
+    }
+    let note = format!("Not applied on this host: {}.", unenforced.join("; "));
+    if description.is_empty() {
+        note
+    } else {
+        format!("{description} ({note})")
+    }
 }
 
 fn new_change_order(order: &ChangeOrder, co_type: &str) -> Result<NewChangeOrder, SubmitError> {

@@ -693,6 +693,11 @@ async fn what_this_host_cannot_enforce_is_refused_unless_recorded_only() {
     let (_app, order) = recording.insert_app(&accepted).await;
     let info = recording.finished(&order, Duration::from_secs(30)).await;
     assert_eq!(info["Status"], 2, "{info:#}");
+    let text = info.to_string();
+    assert!(
+        text.contains("Not applied on this host") && text.contains("`SecurityContext` privileged"),
+        "the change order says what was not applied: {info:#}"
+    );
     let log = recording.new_log_lines().join("\n");
     assert!(
         log.contains("starting without what this host cannot enforce")
