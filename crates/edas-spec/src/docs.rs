@@ -33,8 +33,8 @@ pub fn parameters_markdown() -> String {
          `local` instances are sandboxed processes of this machine (README, \"Local runtime \
          isolation\"); what a runtime cannot carry is refused when the change is submitted, \
          naming the parameter (`RuntimeRefused`), and on `local` what this host cannot enforce \
-         is refused unless `[local] unenforceable = \"record\"` (then the log says what was \
-         not applied at every start).\n\n\
+         is refused unless `[local] unenforceable = \"record\"` (then the change order's \
+         description and the log say what is not applied).\n\n\
          Error codes: `MissingParameter`, `InvalidParameter`, `InvalidParameter.NotSupported` \
          (a well-formed value this self-hosted server deliberately does not support), \
          `InvalidParameter.Unknown`; all with HTTP 400.\n",
