@@ -2,7 +2,9 @@
 //! with the instances its runtime reports now. (The changes — scale, start, stop, restart,
 //! configure, delete — are change orders, submitted by `handlers::change_application`.)
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use edas_runtime::Instance;
 use edas_spec::Params;
@@ -19,6 +21,21 @@ use crate::server::{Caller, internal};
 /// How long a read may wait on a cluster before answering from what it knows: reads never
 /// wait on a cluster that does not answer (one that is known to be down answers at once).
 const READ_BOUND: Duration = Duration::from_millis(500);
+
+/// After a read of a cluster ran out of [`READ_BOUND`], reads of it do not wait at all for this
+/// long (a cluster not reached yet must not cost every application of a list its bound).
+const SLOW_MEMORY: Duration = Duration::from_secs(10);
+
+/// Clusters whose last read ran out of its bound, and when.
+static SLOW_CLUSTERS: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Mutex::default);
+
+fn read_bound(cluster_id: &str) -> Duration {
+    let slow = SLOW_CLUSTERS.lock().unwrap_or_else(|p| p.into_inner());
+    match slow.get(cluster_id) {
+        Some(at) if at.elapsed() < SLOW_MEMORY => Duration::ZERO,
+        _ => READ_BOUND,
+    }
+}
 
 /// An application's instances, as its runtime reports them now or, when its cluster does not
 /// answer, as last known: then `unknown` says why, and the answer marks its state unknown.
@@ -67,7 +84,22 @@ pub(crate) async fn observe_application(api: &Api, app: &Application) -> Observe
         }
         Ok::<_, edas_runtime::RuntimeError>(out)
     };
-    match tokio::time::timeout(READ_BOUND, read).await {
+    let bound = read_bound(&app.cluster_id);
+    let result = tokio::time::timeout(bound, read).await;
+    {
+        let mut slow = SLOW_CLUSTERS.lock().unwrap_or_else(|p| p.into_inner());
+        match (&result, bound == READ_BOUND) {
+            // It used its whole bound: remember (again) not to wait for it.
+            (Err(_), true) => {
+                slow.insert(app.cluster_id.clone(), Instant::now());
+            }
+            (Err(_), false) => {}
+            (Ok(_), _) => {
+                slow.remove(&app.cluster_id);
+            }
+        }
+    }
+    match result {
         Ok(Ok(instances)) => Observed {
             instances,
             unknown: down,
@@ -80,7 +112,7 @@ pub(crate) async fn observe_application(api: &Api, app: &Application) -> Observe
             instances: Vec::new(),
             unknown: Some(down.unwrap_or_else(|| {
                 format!(
-                    "cluster `{}` did not answer within {READ_BOUND:?}",
+                    "cluster `{}` did not answer within {bound:?}",
                     app.cluster_id
                 )
             })),
