@@ -47,6 +47,26 @@ impl KubeRuntime {
         }
     }
 
+    /// A call got no answer at all within its timeout: the cluster counts as not answering
+    /// from now on (so the next calls are refused at once instead of waiting as long), until
+    /// its watches or discovery hear from it again.
+    pub(crate) fn no_answer(&self, why: &str) {
+        self.inner.health.send_if_modified(|h| {
+            if matches!(h, Health::Unreachable(_)) {
+                false
+            } else {
+                *h = Health::Unreachable(why.to_owned());
+                true
+            }
+        });
+    }
+
+    /// The error of a call that got no answer within its timeout (see [`Self::no_answer`]).
+    pub(crate) fn timed_out(&self, message: String) -> RuntimeError {
+        self.no_answer(&message);
+        self.with_address(RuntimeError::Unavailable(message))
+    }
+
     /// `Err(Unavailable)` naming the cluster and its address while its API does not answer.
     /// Before the first answer the cluster counts as available (it is being reached).
     pub(crate) fn availability_now(&self) -> Result<(), RuntimeError> {
@@ -99,10 +119,11 @@ impl KubeRuntime {
                 RuntimeError::Unavailable(format!("cluster {} does not answer", self.cluster_label()))
             })),
             _ = tokio::time::sleep(self.inner.options.call_timeout) => {
+                let why = format!("no answer within {:?}", self.inner.options.call_timeout);
+                self.no_answer(&why);
                 Err(RuntimeError::Unavailable(format!(
-                    "cluster {} has not been listed yet (no answer within {:?})",
-                    self.cluster_label(),
-                    self.inner.options.call_timeout
+                    "cluster {} has not been listed yet ({why})",
+                    self.cluster_label()
                 )))
             }
         }
@@ -317,6 +338,149 @@ impl Warner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use edas_fake_kube::{ApiFault, Config, FakeCluster};
+    use edas_runtime::{Runtime, Target};
+    use edas_spec::AppSpec;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    use kube::api::{ListParams, PostParams};
+
+    use crate::{AppRef, ClusterAccess, ConfigData, Directory, LABEL_APP_ID, Options, connect};
+
+    /// A store with nothing in it.
+    struct Empty;
+
+    impl Directory for Empty {
+        fn application<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Option<AppRef>, String>> {
+            Box::pin(async { Ok(None) })
+        }
+        fn config_map<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Option<ConfigData>, String>> {
+            Box::pin(async { Ok(None) })
+        }
+        fn secret<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Option<ConfigData>, String>> {
+            Box::pin(async { Ok(None) })
+        }
+    }
+
+    const APP: &str = "7f0c5a1e-0000-4000-8000-0000000000aa";
+
+    async fn started(cluster: &FakeCluster, call_timeout: Duration) -> (KubeRuntime, Client) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        cluster.write_kubeconfig(&path, "default").unwrap();
+        let client = connect(&ClusterAccess::Kubeconfig {
+            path: Some(path),
+            context: None,
+        })
+        .await
+        .unwrap();
+        let mut options = Options::new("c1");
+        options.api_server = Some(cluster.base_url());
+        options.call_timeout = call_timeout;
+        let rt = KubeRuntime::start(client.clone(), Arc::new(Empty), options);
+        tokio::time::timeout(Duration::from_secs(15), rt.wait_available())
+            .await
+            .expect("the fake cluster answers");
+        (rt, client)
+    }
+
+    fn target(revision: &str) -> Target {
+        let spec: AppSpec = serde_json::from_value(serde_json::json!({
+            "name": "swept",
+            "cluster_id": "c1",
+            "k8s_namespace": "apps",
+            "artifact": {"type": "image", "url": "registry.example/demo:1"},
+            "replicas": 2,
+        }))
+        .unwrap();
+        Target {
+            app_id: APP.into(),
+            revision: revision.into(),
+            spec: Arc::new(spec),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_without_answer_makes_the_cluster_unavailable_naming_its_address() {
+        let cluster = FakeCluster::start(Config::default()).await.unwrap();
+        let (rt, _) = started(&cluster, Duration::from_millis(300)).await;
+        assert!(rt.availability().is_ok());
+        cluster
+            .add_api_fault(ApiFault::delay(None, "*", Duration::from_secs(5)))
+            .unwrap();
+        let err = rt.set_replicas(&target("1"), 1).await.unwrap_err();
+        assert!(
+            matches!(&err, RuntimeError::Unavailable(m) if m.contains(&cluster.base_url())),
+            "{err}"
+        );
+        // The next call is refused at once, naming the cluster and its address.
+        let refused = rt.availability().unwrap_err().to_string();
+        assert!(
+            refused.contains("`c1`") && refused.contains(&cluster.base_url()),
+            "{refused}"
+        );
+        // Reads answer from the last list at once.
+        let started = Instant::now();
+        rt.observe(APP, "1").await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn deleting_an_application_removes_every_object_labelled_with_its_id() {
+        let cluster = FakeCluster::start(Config {
+            pod_ready_delay: Duration::from_millis(50),
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let (rt, client) = started(&cluster, Duration::from_secs(10)).await;
+        rt.set_replicas(&target("1"), 2).await.unwrap();
+        // An object of the application that no revision owns, and one of another application.
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "apps");
+        for (name, app) in [("left-over", APP), ("someone-else", "other")] {
+            let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "labels": {LABEL_APP_ID: app}}
+            }))
+            .unwrap();
+            cms.create(&PostParams::default(), &cm).await.unwrap();
+        }
+        let lp = ListParams::default().labels(&format!("{LABEL_APP_ID}={APP}"));
+        let pods: Api<Pod> = Api::all(client.clone());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while pods.list(&lp).await.unwrap().items.len() < 2 {
+            assert!(Instant::now() < deadline, "pods never came");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        rt.delete_application(APP, true).await.unwrap();
+        let deployments: Api<Deployment> = Api::all(client.clone());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = (
+                deployments.list(&lp).await.unwrap().items.len(),
+                pods.list(&lp).await.unwrap().items.len(),
+                cms.list(&lp).await.unwrap().items.len(),
+            );
+            if left == (0, 0, 0) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "left: {left:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Only objects labelled with the application id are touched.
+        cms.get("someone-else").await.unwrap();
+        // Idempotent: nothing left is success.
+        rt.delete_application(APP, false).await.unwrap();
+    }
 
     #[test]
     fn quantities_in_every_notation() {

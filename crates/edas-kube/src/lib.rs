@@ -402,10 +402,16 @@ impl KubeRuntime {
         let result = match tokio::time::timeout(self.inner.options.call_timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(api_error(&self.inner.options.cluster_id, what, e)),
-            Err(_) => Err(RuntimeError::Unavailable(format!(
-                "cluster `{}`: {what}: no answer within {:?}",
-                self.inner.options.cluster_id, self.inner.options.call_timeout
-            ))),
+            Err(_) => {
+                self.no_answer(&format!(
+                    "{what}: no answer within {:?}",
+                    self.inner.options.call_timeout
+                ));
+                Err(RuntimeError::Unavailable(format!(
+                    "cluster `{}`: {what}: no answer within {:?}",
+                    self.inner.options.cluster_id, self.inner.options.call_timeout
+                )))
+            }
         };
         result.map_err(|e| self.with_address(e))
     }
@@ -449,10 +455,13 @@ impl KubeRuntime {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(()),
             Ok(Err(e)) => Err(api_error(&self.inner.options.cluster_id, &what, e)),
-            Err(_) => Err(RuntimeError::Unavailable(format!(
-                "cluster `{}`: {what}: no answer",
-                self.inner.options.cluster_id
-            ))),
+            Err(_) => {
+                self.no_answer(&format!("{what}: no answer"));
+                Err(RuntimeError::Unavailable(format!(
+                    "cluster `{}`: {what}: no answer",
+                    self.inner.options.cluster_id
+                )))
+            }
         };
         result.map_err(|e| self.with_address(e))
     }
@@ -484,7 +493,7 @@ impl KubeRuntime {
                     ));
                 }
                 Err(_) => {
-                    return Err(RuntimeError::Unavailable(format!(
+                    return Err(self.timed_out(format!(
                         "cluster `{}`: reading namespace {namespace}: no answer",
                         self.inner.options.cluster_id
                     )));
@@ -520,7 +529,7 @@ impl KubeRuntime {
                     ));
                 }
                 Err(_) => {
-                    return Err(RuntimeError::Unavailable(format!(
+                    return Err(self.timed_out(format!(
                         "cluster `{}`: creating namespace {namespace}: no answer",
                         self.inner.options.cluster_id
                     )));
