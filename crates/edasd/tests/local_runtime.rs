@@ -274,6 +274,12 @@ async fn an_instance_failing_its_liveness_probe_is_restarted() {
     let first = cluster.instances(&app);
     assert_eq!(first.len(), 1);
     let (name, pid) = (first[0].name.clone(), first[0].pid.unwrap());
+    // Without a readiness probe the instance counts as ready once started: give the program a
+    // moment to listen.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while get(first[0].port, "/healthz").is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         get(first[0].port, "/healthz").map(|r| r.0),
         Some(200),
