@@ -1255,3 +1255,89 @@ real_cluster!(
     user_config_and_copies
 );
 real_cluster!(real_cluster_drift_is_corrected, "drift", drift_is_corrected);
+
+/// The API server dies in the middle of a batch (connections cut and refused, through a relay
+/// in front of it) and comes back: edasd sees the batch's pods, which became Ready meanwhile,
+/// within seconds of the recovery and carries on with the next step.
+async fn release_across_a_dead_api_server(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("relayed.kubeconfig");
+    let relay = relayed(backend, &kubeconfig).await;
+    let edasd = Edasd::start(&dir.path().join("a"), &kubeconfig, None);
+    let app = running_app(&edasd, backend, "apidown", 2).await;
+    let order = edasd
+        .deploy(
+            &app,
+            IMAGE_V2,
+            &[
+                ("BatchTimeout", "900"),
+                (
+                    "UpdateStrategy",
+                    r#"{"type":"BatchUpdate","batchUpdate":{"batch":1,"releaseType":"auto","batchWaitTime":0}}"#,
+                ),
+            ],
+        )
+        .await;
+    let deadline = std::time::Instant::now() + backend.patience;
+    while backend
+        .deployments(&app)
+        .await
+        .get("2")
+        .copied()
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // 30 s: kube's default watch back-off (0.8 s doubling up to 30 s) would next try about
+    // 25 s after the recovery; edasd's is at most 2 s.
+    relay.stop();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    relay.resume().await;
+    // What the test (not through the relay) sees: the new pods Ready, then edasd's next step
+    // (the old revision scaled down) within seconds.
+    backend
+        .wait_pods(&app, "the new revision Ready", |p| {
+            p.get("2") == Some(&(2, 2))
+        })
+        .await;
+    let seen = std::time::Instant::now();
+    let deadline = seen + backend.patience;
+    while backend
+        .deployments(&app)
+        .await
+        .get("1")
+        .copied()
+        .unwrap_or(0)
+        >= 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "edasd never took the next step"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        seen.elapsed() < Duration::from_secs(10),
+        "edasd took {:?} to notice the recovered cluster's Ready pods",
+        seen.elapsed()
+    );
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_carries_on_within_seconds_after_the_api_server_comes_back() {
+    let backend = Backend::fake("apidown", Duration::from_secs(3)).await;
+    release_across_a_dead_api_server(&backend).await;
+}
+
+real_cluster!(
+    real_cluster_release_across_a_dead_api_server,
+    "apidown",
+    release_across_a_dead_api_server
+);

@@ -628,3 +628,53 @@ impl Drop for Relay {
         self.stop();
     }
 }
+
+/// A relay in front of the backend's API server (the fake one, or the real cluster's) and a
+/// kubeconfig that reaches the cluster through it (TLS still verified against the server's own
+/// name).
+pub async fn relayed(backend: &Backend, kubeconfig: &std::path::Path) -> Relay {
+    let mut config = kube::config::Kubeconfig::read_from(&backend.kubeconfig).unwrap();
+    let context = config
+        .current_context
+        .clone()
+        .or_else(|| config.contexts.first().map(|c| c.name.clone()))
+        .unwrap();
+    let cluster_name = config
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .unwrap();
+    let named = config
+        .clusters
+        .iter_mut()
+        .find(|c| c.name == cluster_name)
+        .unwrap();
+    let cluster = named.cluster.as_mut().unwrap();
+    let server = reqwest::Url::parse(cluster.server.as_deref().unwrap()).unwrap();
+    let host = server
+        .host_str()
+        .unwrap()
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let https = server.scheme() == "https";
+    let port = server.port_or_known_default().unwrap();
+    let target = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let relay = Relay::start(target).await;
+    cluster.server = Some(format!(
+        "{}://127.0.0.1:{}",
+        if https { "https" } else { "http" },
+        relay.port
+    ));
+    if https && cluster.tls_server_name.is_none() {
+        cluster.tls_server_name = Some(host);
+    }
+    // YAML is a superset of JSON.
+    std::fs::write(kubeconfig, serde_json::to_vec(&config).unwrap()).unwrap();
+    relay
+}
