@@ -4,7 +4,8 @@
 # edasd restart mid-release; issue 18: instances Kubernetes will not start (unschedulable CPU
 # request, missing image, missing ConfigMap key) failing their batch at once with the cluster's
 # reason, user ConfigMaps/Secrets in the cluster with immutable copies owned by their Deployment,
-# a deleted or hand-scaled Deployment restored) against the cluster EDAS_TEST_KUBECONFIG names,
+# a deleted or hand-scaled Deployment restored, a release across an API server cut off for 30 s
+# through a local relay) against the cluster EDAS_TEST_KUBECONFIG names,
 # each in a fresh
 # namespace labelled `edas.test/run=1` that is deleted afterwards. The fake-API-server versions of
 # the same scenarios run in every `cargo nextest run`; this tier adds the real thing.
