@@ -51,7 +51,7 @@ impl KubeRuntime {
     /// from now on (so the next calls are refused at once instead of waiting as long), until
     /// its watches or discovery hear from it again.
     pub(crate) fn no_answer(&self, why: &str) {
-        self.inner.health.send_if_modified(|h| {
+        let marked = self.inner.health.send_if_modified(|h| {
             if matches!(h, Health::Unreachable(_)) {
                 false
             } else {
@@ -59,6 +59,11 @@ impl KubeRuntime {
                 true
             }
         });
+        if marked {
+            // The watches may hear nothing for a while on an idle cluster: ask the API server
+            // itself (with back-off) when it answers again.
+            tokio::spawn(recover(std::sync::Arc::downgrade(&self.inner)));
+        }
     }
 
     /// The error of a call that got no answer within its timeout (see [`Self::no_answer`]).
@@ -127,6 +132,37 @@ impl KubeRuntime {
                 )))
             }
         }
+    }
+}
+
+/// After a call got no answer: asks the API server for its version, with back-off, until it
+/// answers (then the cluster is available again) or something else saw it answer.
+async fn recover(inner: std::sync::Weak<crate::Inner>) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        tokio::time::sleep(delay).await;
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        if !matches!(*strong.health.borrow(), Health::Unreachable(_)) {
+            return;
+        }
+        let client = strong.client.clone();
+        let timeout = strong.options.call_timeout;
+        if let Ok(Ok(info)) = tokio::time::timeout(timeout, client.apiserver_version()).await {
+            strong.health.send_if_modified(|h| {
+                if matches!(h, Health::Unreachable(_)) {
+                    *h = Health::Connected {
+                        version: info.git_version.clone(),
+                    };
+                    true
+                } else {
+                    false
+                }
+            });
+            return;
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
     }
 }
 
@@ -433,6 +469,12 @@ mod tests {
         let started = Instant::now();
         rt.observe(APP, "1").await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(1));
+        // It answers again: available again, though nothing changed that a watch would see.
+        cluster.clear_faults();
+        tokio::time::timeout(Duration::from_secs(15), rt.wait_available())
+            .await
+            .expect("available again");
+        assert!(rt.availability().is_ok());
     }
 
     #[tokio::test]
