@@ -811,10 +811,28 @@ mod tests {
             }
         );
         assert_eq!(cluster.gateway().unwrap().name, "public");
+        let options = cluster.options();
+        assert_eq!(
+            (
+                options.failure.unschedulable_grace,
+                options.failure.crash_loop_restarts,
+                options.watch_timeout
+            ),
+            (Duration::from_secs(30), 3, Duration::from_secs(5))
+        );
         assert_eq!(
             config.engine.lease().unwrap(),
             Some(Duration::from_secs(15))
         );
+        for (bad, what) in [
+            ("crash_loop_restarts = 0", "crash_loop_restarts"),
+            ("watch_timeout_seconds = 0", "watch_timeout_seconds"),
+            ("watch_timeout_seconds = 7200", "watch_timeout_seconds"),
+        ] {
+            let text = format!("[[clusters]]\nid = \"k\"\n{bad}\n");
+            let error = format!("{:#}", Config::parse(&text).unwrap_err());
+            assert!(error.contains(what) && error.contains("`k`"), "{error}");
+        }
     }
 
     #[test]
