@@ -6,7 +6,9 @@
 //! What edasd last applied is known per process: a revision this process applied since it
 //! started (the engine re-applies every running revision's step when it resumes a release).
 //! A difference counts as drift only once the cluster has shown the Deployment as applied, so
-//! a step's own writes in flight are never mistaken for it.
+//! a step's own writes in flight are never mistaken for it; and before restoring, the store is
+//! asked ([`crate::Directory::settled_replicas`]): an application deleted or stopped, or a
+//! revision it no longer runs (another edasd process finished the change), is left alone.
 
 use std::sync::Weak;
 
@@ -51,6 +53,24 @@ impl KubeRuntime {
                     restored: None,
                 },
             );
+        }
+    }
+
+    /// Forgets a revision's desired state (the store wants something else), unless a newer
+    /// step changed it meanwhile.
+    fn forget_revision(&self, key: &(String, String), replicas: u32) {
+        let mut desired = self.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
+        if desired.get(key).is_some_and(|d| d.replicas == replicas) {
+            desired.remove(key);
+        }
+    }
+
+    /// Ends a restore that did not happen, so the next event tries again.
+    fn release_restore(&self, key: &(String, String)) {
+        let mut desired = self.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = desired.get_mut(key) {
+            d.restoring = false;
+            d.restored = None;
         }
     }
 
@@ -139,6 +159,40 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
     let rt = rt.clone();
     tokio::spawn(async move {
         let cluster = rt.inner.options.cluster_id.clone();
+        // The store has the last word: an application deleted or stopped, or a revision it no
+        // longer runs (changed by another edasd process), is not brought back.
+        match rt
+            .inner
+            .directory
+            .settled_replicas(&target.app_id, &target.revision)
+            .await
+        {
+            Ok(Some(settled)) if settled != replicas => {
+                rt.forget_revision(&key, replicas);
+                tracing::info!(
+                    %cluster,
+                    app_id = %target.app_id,
+                    revision = %target.revision,
+                    deployment = %name,
+                    settled,
+                    "Deployment {why}, but the store wants {settled} instances of this revision now, not the {replicas} this process applied: left to the store's next change"
+                );
+                return;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                rt.release_restore(&key);
+                tracing::warn!(
+                    %cluster,
+                    app_id = %target.app_id,
+                    revision = %target.revision,
+                    deployment = %name,
+                    %error,
+                    "Deployment {why}: reading the store failed; retrying at its next event"
+                );
+                return;
+            }
+        }
         let result = rt.apply_revision(&target, replicas).await;
         {
             let mut desired = rt.inner.desired.lock().unwrap_or_else(|e| e.into_inner());

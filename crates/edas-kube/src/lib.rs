@@ -188,6 +188,20 @@ pub trait Directory: Send + Sync + 'static {
         namespace: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<ConfigData>, String>>;
+
+    /// How many instances revision `revision` of application `app_id` runs by the store while
+    /// no change is in progress (0 for an application deleted or stopped, and for a revision it
+    /// no longer runs); `None` while a change order is in progress (its steps decide) or when
+    /// the store does not say. Drift correction restores only what this agrees with. The
+    /// default says nothing.
+    fn settled_replicas<'a>(
+        &'a self,
+        app_id: &'a str,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u32>, String>> {
+        let _ = (app_id, revision);
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A Gateway (Gateway API) that gray-split HTTPRoutes attach to.

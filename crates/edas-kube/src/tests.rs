@@ -24,6 +24,8 @@ struct MemDirectory {
     apps: Mutex<HashMap<String, AppRef>>,
     config_maps: Mutex<HashMap<(String, String), ConfigData>>,
     secrets: Mutex<HashMap<(String, String), ConfigData>>,
+    /// What the store says a revision runs (`settled_replicas`), by (app id, revision).
+    settled: Mutex<HashMap<(String, String), u32>>,
 }
 
 impl Directory for MemDirectory {
@@ -57,6 +59,20 @@ impl Directory for MemDirectory {
             .unwrap()
             .get(&(namespace.to_owned(), name.to_owned()))
             .cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn settled_replicas<'a>(
+        &'a self,
+        app_id: &'a str,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u32>, String>> {
+        let found = self
+            .settled
+            .lock()
+            .unwrap()
+            .get(&(app_id.to_owned(), revision.to_owned()))
+            .copied();
         Box::pin(async move { Ok(found) })
     }
 }
@@ -870,7 +886,7 @@ async fn deployment_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_or_hand_scaled_deployments_are_restored() {
     let cluster = fake(false).await;
-    let (rt, _) = runtime(&cluster, false).await;
+    let (rt, dir) = runtime(&cluster, false).await;
     let spec = spec("drifty");
     rt.set_replicas(&target(&spec, "1"), 2).await.unwrap();
     until(&rt, "1", |s| s.ready == 2).await;
@@ -914,6 +930,21 @@ async fn deleted_or_hand_scaled_deployments_are_restored() {
     until(&rt, "1", |s| s.total == 0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(deployments.get_opt("drifty-r1").await.unwrap().is_none());
+
+    // Another edasd process stopped the application (the store says 0): not brought back.
+    rt.set_replicas(&target(&spec, "3"), 1).await.unwrap();
+    until(&rt, "3", |s| s.ready == 1).await;
+    dir.settled.lock().unwrap().insert(
+        ("7f0c5a1e-0000-4000-8000-000000000001".into(), "3".into()),
+        0,
+    );
+    deployments
+        .delete("drifty-r3", &DeleteParams::background())
+        .await
+        .unwrap();
+    until(&rt, "3", |s| s.total == 0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(deployments.get_opt("drifty-r3").await.unwrap().is_none());
 
     // Deleting the application forgets it: the sweep's deletions stay.
     rt.set_replicas(&target(&spec, "2"), 1).await.unwrap();

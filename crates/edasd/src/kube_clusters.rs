@@ -70,6 +70,37 @@ impl Directory for StoreDirectory {
             }
         })
     }
+
+    fn settled_replicas<'a>(
+        &'a self,
+        app_id: &'a str,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u32>, String>> {
+        Box::pin(async move {
+            let app = match self.store.get_application(app_id).await {
+                Ok(app) if !app.deleted => app,
+                Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(Some(0)),
+                Err(e) => return Err(e.to_string()),
+            };
+            // A change in progress decides by its own steps.
+            if self
+                .store
+                .active_change_order(app_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                return Ok(None);
+            }
+            let doc = edas_engine::RevisionDoc::from_value(&app.spec)
+                .map_err(|e| format!("application {app_id}: its stored spec: {e}"))?;
+            Ok(Some(if doc.template_revision == revision {
+                doc.spec.effective_replicas()
+            } else {
+                0
+            }))
+        })
+    }
 }
 
 /// The registry's status document of a cluster in `health` with its `inventory` (see
