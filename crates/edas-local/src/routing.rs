@@ -10,6 +10,8 @@
 //!   others [`Group::Stable`]; the split's rules go to [`ServiceProxy::set_traffic`].
 //! - **Lossless start** ([`edas_runtime::Routing::lossless`]) and empty-push protection go to every
 //!   proxy of the application.
+//! - **Types**: `edas-proxy` is a generic proxy with its own rule and warm-up types; the EDAS
+//!   model is converted to them here ([`traffic_of`], [`warmup_of`]) and nowhere else.
 //! - **Persistence**: the routing of each application is written to
 //!   `<data_dir>/routing/<app_id>.json` *before* it is applied, and a new runtime binds the same
 //!   ports again as soon as it is created, so the service ports come back with edasd without
@@ -26,14 +28,14 @@ use std::time::Duration;
 
 use edas_proxy::{Backend, Group, Protocol, ProxyConfig, ServiceProxy, WarmUp};
 use edas_runtime::{Routing, RuntimeError};
+use edas_spec::model::Lossless;
+use edas_spec::release::{self as spec};
 
 use crate::{Inner, state};
 
 /// How long a removed service port lets its requests in progress finish.
 const REMOVED_PORT_GRACE: Duration = Duration::from_secs(5);
 
-/// [`Routing`] as stored in `<data_dir>/routing/<app_id>.json` (the runtime port's type is not
-/// a storage format; this one only grows additively).
 /// The proxies of one application.
 #[derive(Default)]
 struct AppRoutes {
@@ -110,6 +112,48 @@ async fn join_all<F: Future<Output = ()> + Send + 'static>(futures: impl Iterato
     while set.join_next().await.is_some() {}
 }
 
+/// `TrafficControlStrategy` as the proxy evaluates it (the same rules, in the proxy's types).
+pub(crate) fn traffic_of(control: &spec::TrafficControl) -> edas_proxy::TrafficControl {
+    use edas_proxy::{ConditionOperator, ConditionSource, TrafficCondition, TrafficRule};
+    let condition = |c: &spec::TrafficCondition| TrafficCondition {
+        source: match c.source {
+            spec::ConditionSource::Header => ConditionSource::Header,
+            spec::ConditionSource::Cookie => ConditionSource::Cookie,
+            spec::ConditionSource::Param => ConditionSource::Param,
+        },
+        name: c.name.clone(),
+        operator: match c.operator {
+            spec::ConditionOperator::Equal => ConditionOperator::Equal,
+            spec::ConditionOperator::Regex => ConditionOperator::Regex,
+        },
+        value: c.value.clone(),
+    };
+    edas_proxy::TrafficControl {
+        rules: control
+            .rules
+            .iter()
+            .map(|rule| match rule {
+                spec::TrafficRule::Percent { percent } => {
+                    TrafficRule::Percent { percent: *percent }
+                }
+                spec::TrafficRule::Content { conditions } => TrafficRule::Content {
+                    conditions: conditions.iter().map(condition).collect(),
+                },
+            })
+            .collect(),
+    }
+}
+
+/// The application's lossless-start settings as the proxy's warm-up, or `None` when
+/// `EnableLosslessRule` is off.
+pub(crate) fn warmup_of(lossless: &Lossless) -> Option<WarmUp> {
+    lossless.enabled.then(|| WarmUp {
+        delay: Duration::from_secs(lossless.delay_seconds.into()),
+        warmup: Duration::from_secs(lossless.warmup_seconds.into()),
+        exponent: lossless.func_type,
+    })
+}
+
 /// The address of the instance listening on `port`.
 pub(crate) fn instance_address(port: u16) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
@@ -155,7 +199,7 @@ fn wanted_ports(routing: &Routing) -> Result<BTreeMap<u16, &str>, RuntimeError> 
 pub(crate) fn check(routes: &Routes, routing: &Routing) -> Result<(), RuntimeError> {
     let ports = wanted_ports(routing)?;
     if let Some(gray) = &routing.gray {
-        edas_proxy::check_traffic(&gray.traffic)
+        edas_proxy::check_traffic(&traffic_of(&gray.traffic))
             .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
     }
     for (port, service) in ports {
@@ -214,7 +258,7 @@ impl Inner {
     ) -> Result<(), RuntimeError> {
         let wanted = wanted_ports(routing)?;
         if let Some(gray) = &routing.gray {
-            edas_proxy::check_traffic(&gray.traffic)
+            edas_proxy::check_traffic(&traffic_of(&gray.traffic))
                 .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
         }
         let _serial = self.routes.ops.lock().await;
@@ -265,7 +309,7 @@ impl Inner {
             tokio::spawn(proxy.shutdown(REMOVED_PORT_GRACE));
         }
 
-        let warmup = WarmUp::from_spec(&routing.lossless);
+        let warmup = warmup_of(&routing.lossless);
         let missing: Vec<u16> = {
             let apps = self.routes.apps();
             let have = apps.get(app_id).map(|r| &r.proxies);
@@ -303,12 +347,12 @@ impl Inner {
             let entry = apps.entry(app_id.to_owned()).or_default();
             entry.proxies.extend(bound);
             entry.gray_revision = routing.gray.as_ref().map(|g| g.gray_revision.clone());
-            let traffic = routing.gray.as_ref().map(|g| &g.traffic);
+            let traffic = routing.gray.as_ref().map(|g| traffic_of(&g.traffic));
             let mut result = Ok(());
             for proxy in entry.proxies.values() {
                 proxy.set_warmup(warmup);
                 proxy.set_empty_push_reject(routing.empty_push_reject);
-                if let Err(e) = proxy.set_traffic(traffic) {
+                if let Err(e) = proxy.set_traffic(traffic.as_ref()) {
                     result = Err(RuntimeError::Unsupported(e.to_string()));
                 }
             }
@@ -355,5 +399,83 @@ impl Inner {
         for proxy in routes.proxies.values() {
             proxy.update(backends.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_edas_rules_and_lossless_settings_convert_to_the_proxys_types() {
+        let condition = |source, operator, value: &str| spec::TrafficCondition {
+            source,
+            name: "n".into(),
+            operator,
+            value: value.into(),
+        };
+        let control = spec::TrafficControl {
+            rules: vec![
+                spec::TrafficRule::Content {
+                    conditions: vec![
+                        condition(
+                            spec::ConditionSource::Header,
+                            spec::ConditionOperator::Equal,
+                            "1",
+                        ),
+                        condition(
+                            spec::ConditionSource::Cookie,
+                            spec::ConditionOperator::Regex,
+                            "a.*",
+                        ),
+                        condition(
+                            spec::ConditionSource::Param,
+                            spec::ConditionOperator::Equal,
+                            "p",
+                        ),
+                    ],
+                },
+                spec::TrafficRule::Percent { percent: 30 },
+            ],
+        };
+        let proxy = |source, operator, value: &str| edas_proxy::TrafficCondition {
+            source,
+            name: "n".into(),
+            operator,
+            value: value.into(),
+        };
+        use edas_proxy::{ConditionOperator as O, ConditionSource as S};
+        assert_eq!(
+            traffic_of(&control),
+            edas_proxy::TrafficControl {
+                rules: vec![
+                    edas_proxy::TrafficRule::Content {
+                        conditions: vec![
+                            proxy(S::Header, O::Equal, "1"),
+                            proxy(S::Cookie, O::Regex, "a.*"),
+                            proxy(S::Param, O::Equal, "p"),
+                        ],
+                    },
+                    edas_proxy::TrafficRule::Percent { percent: 30 },
+                ],
+            }
+        );
+
+        let mut lossless = Lossless {
+            delay_seconds: 5,
+            warmup_seconds: 60,
+            func_type: 3,
+            ..Default::default()
+        };
+        assert_eq!(warmup_of(&lossless), None, "EnableLosslessRule off");
+        lossless.enabled = true;
+        assert_eq!(
+            warmup_of(&lossless),
+            Some(WarmUp {
+                delay: Duration::from_secs(5),
+                warmup: Duration::from_secs(60),
+                exponent: 3,
+            })
+        );
     }
 }

@@ -48,15 +48,6 @@ pub struct WarmUp {
 }
 
 impl WarmUp {
-    /// The application's lossless settings, or `None` when `EnableLosslessRule` is off.
-    pub fn from_spec(lossless: &edas_spec::model::Lossless) -> Option<WarmUp> {
-        lossless.enabled.then(|| WarmUp {
-            delay: Duration::from_secs(lossless.delay_seconds.into()),
-            warmup: Duration::from_secs(lossless.warmup_seconds.into()),
-            exponent: lossless.func_type,
-        })
-    }
-
     /// The backend's weight `since` after it became ready: `None` while in the delay, else
     /// `max(min((t/W)^n, 1), WARMUP_FLOOR)` with `t` the time since the delay ended.
     pub fn weight(&self, since: Duration) -> Option<f64> {
@@ -256,7 +247,7 @@ impl Balancer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edas_spec::release::{TrafficControl, TrafficRule};
+    use crate::traffic::{TrafficControl, TrafficRule};
     use std::collections::HashMap;
 
     fn addr(port: u16) -> SocketAddr {

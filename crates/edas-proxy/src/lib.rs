@@ -88,13 +88,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use edas_spec::release::TrafficControl;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use balance::{Backend, Group, WARMUP_FLOOR, WarmUp};
-pub use traffic::RequestView;
+pub use traffic::{
+    ConditionOperator, ConditionSource, RequestView, TrafficCondition, TrafficControl, TrafficRule,
+};
 
 use balance::Balancer;
 use inflight::InFlight;

@@ -2,9 +2,6 @@
 //! when the strategy is set, so matching a request allocates nothing but what percent-decoding a
 //! query value needs.
 
-use edas_spec::release::{
-    ConditionOperator, ConditionSource, TrafficCondition, TrafficControl, TrafficRule,
-};
 use http::HeaderMap;
 use percent_encoding::percent_decode_str;
 use regex::Regex;
@@ -14,6 +11,62 @@ use crate::ProxyError;
 /// The largest compiled size of one condition's regular expression (bytes); bounds the cost of a
 /// hostile pattern.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// A gray traffic strategy: which requests go to [`crate::Group::Gray`]. The proxy's own type
+/// (its owner converts its model to it), so this crate stays a generic proxy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrafficControl {
+    /// Evaluated as the crate docs say: content rules first, then at most one percent rule.
+    pub rules: Vec<TrafficRule>,
+}
+
+/// One rule of a [`TrafficControl`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrafficRule {
+    /// That share (0–100) of the requests no content rule matched goes to gray.
+    Percent {
+        /// 0–100.
+        percent: u32,
+    },
+    /// A request matching every condition goes to gray.
+    Content {
+        /// All must match (at least one).
+        conditions: Vec<TrafficCondition>,
+    },
+}
+
+/// One condition of a content rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrafficCondition {
+    /// What is inspected.
+    pub source: ConditionSource,
+    /// The header, cookie or query parameter name (header names in any case).
+    pub name: String,
+    /// How the value is compared.
+    pub operator: ConditionOperator,
+    /// The value (a regular expression for [`ConditionOperator::Regex`]).
+    pub value: String,
+}
+
+/// Where a condition reads its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionSource {
+    /// An HTTP request header.
+    Header,
+    /// A cookie of the `Cookie` header.
+    Cookie,
+    /// A query-string parameter (form-decoded).
+    Param,
+}
+
+/// How a condition compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionOperator {
+    /// The value is equal.
+    Equal,
+    /// The whole value matches the regular expression.
+    Regex,
+}
 
 /// What a content rule may inspect of a request.
 #[derive(Clone, Copy, Debug)]

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use edas_proxy::{Backend, Group, Protocol, ProxyConfig, ServiceProxy, WarmUp};
-use edas_spec::release::{
-    ConditionOperator, ConditionSource, TrafficCondition, TrafficControl, TrafficRule,
+use edas_proxy::{
+    Backend, ConditionOperator, ConditionSource, Group, Protocol, ProxyConfig, ServiceProxy,
+    TrafficCondition, TrafficControl, TrafficRule, WarmUp,
 };
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
