@@ -121,6 +121,7 @@
 
 pub mod cgroup;
 mod config_source;
+mod housekeeping;
 mod launch;
 mod package;
 mod probe;
@@ -275,6 +276,8 @@ pub(crate) struct Inner {
     pub(crate) source: Arc<dyn ConfigSource>,
     pub(crate) packages: package::PackageCache,
     pub(crate) detach: CancellationToken,
+    /// Log rotation, the memory watch and adopted processes' exits, for all instances.
+    pub(crate) housekeeping: Arc<housekeeping::Housekeeping>,
     /// The data directory's lock, held while this runtime supervises (released on drop).
     lock: Mutex<Option<std::fs::File>>,
     events: broadcast::Sender<RuntimeEvent>,
@@ -297,6 +300,10 @@ pub(crate) struct InstanceEntry {
     pub(crate) dir: PathBuf,
     pub(crate) stop: CancellationToken,
     status: Mutex<Status>,
+    /// Held by blocking file work on the instance's directory and cgroup. A start given up
+    /// for a stop abandons its blocking task without ending it; the removal takes this lock
+    /// first, so it runs after that task and sees the cgroup it created.
+    pub(crate) files: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -328,7 +335,7 @@ impl InstanceEntry {
         self.status().stopping
     }
 
-    pub(crate) fn set_ready(&self, inner: &Inner, ready: bool) {
+    pub(crate) async fn set_ready(self: &Arc<Self>, inner: &Inner, ready: bool) {
         let changed = {
             let mut st = self.status();
             let was = st.ready;
@@ -342,7 +349,7 @@ impl InstanceEntry {
         if let Some(record) = changed {
             // Readiness survives edasd (see `adopt`), so the service ports answer at once after a
             // restart instead of waiting for the first probe.
-            supervisor::write_record(self, &record);
+            supervisor::save_record(self, record).await;
             inner.emit(&self.app_id, &self.revision);
         }
     }
@@ -363,7 +370,7 @@ impl InstanceEntry {
         )
     }
 
-    pub(crate) fn set_failed(&self, inner: &Inner, reason: String) {
+    pub(crate) async fn set_failed(self: &Arc<Self>, inner: &Inner, reason: String) {
         let record = {
             let mut st = self.status();
             st.ready = false;
@@ -372,21 +379,23 @@ impl InstanceEntry {
             st.record.start_time = None;
             st.record.clone()
         };
-        supervisor::write_record(self, &record);
+        supervisor::save_record(self, record).await;
         inner.emit(&self.app_id, &self.revision);
     }
 
-    pub(crate) fn count_restart(&self, inner: &Inner, reason: &str) {
+    pub(crate) async fn count_restart(self: &Arc<Self>, inner: &Inner, reason: &str) {
         tracing::info!(instance = %self.name, %reason, "restarting instance");
         let record = {
             let mut st = self.status();
             st.record.restarts += 1;
             st.record.clone()
         };
-        supervisor::write_record(self, &record);
+        supervisor::save_record(self, record).await;
         inner.emit(&self.app_id, &self.revision);
     }
 
+    /// Records the process in the state file at once: no await between spawning a process and
+    /// recording it, so a start given up for a stop never leaves an unrecorded process.
     pub(crate) fn record_process(&self, running: Option<&process::Running>) {
         let record = {
             let mut st = self.status();
@@ -609,37 +618,51 @@ impl Inner {
                 record,
                 ..Default::default()
             }),
+            files: Mutex::new(()),
         })
     }
 
-    /// Forgets a stopped instance and deletes its directory (and its revision's, when empty).
-    pub(crate) fn remove_instance(&self, inst: &InstanceEntry) {
+    /// Forgets a stopped instance and deletes its directory (and its revision's, when empty),
+    /// off the tokio workers: keeping its logs copies them when they cross filesystems.
+    pub(crate) async fn remove_instance(self: &Arc<Self>, inst: &Arc<InstanceEntry>) {
+        let (this, entry) = (Arc::clone(self), Arc::clone(inst));
+        if let Err(e) = tokio::task::spawn_blocking(move || this.remove_instance_now(&entry)).await
         {
-            let mut revisions = self.revisions();
-            let key = (inst.app_id.clone(), inst.revision.clone());
-            if let Some(entry) = revisions.get_mut(&key) {
-                entry.instances.retain(|i| i.name != inst.name);
-                self.keep_logs(inst);
-                let cgroup = inst.status().record.cgroup.clone();
-                if let Some(cg) = cgroup {
-                    cg.remove();
-                }
-                supervisor::unmount_scratch(&inst.dir.join("work"));
-                let rev_dir = inst.dir.parent().map(Path::to_path_buf);
-                if entry.instances.is_empty()
-                    && let Some(rev_dir) = rev_dir
-                {
-                    revisions.remove(&key);
-                    let _ = std::fs::remove_dir_all(&rev_dir);
-                    if let Some(app_dir) = rev_dir.parent() {
-                        let _ = std::fs::remove_dir(app_dir);
-                    }
-                } else {
-                    let _ = std::fs::remove_dir_all(&inst.dir);
-                }
-            }
+            tracing::warn!(instance = %inst.name, error = %e, "removing the instance failed");
         }
         self.emit(&inst.app_id, &inst.revision);
+    }
+
+    /// The blocking part of [`Inner::remove_instance`]. The revision map is locked only to
+    /// forget the instance and, when it was the last, to drop the revision and its directory
+    /// (under the lock, so a new instance of the same revision cannot lose it).
+    fn remove_instance_now(&self, inst: &InstanceEntry) {
+        let _files = inst.files.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (inst.app_id.clone(), inst.revision.clone());
+        {
+            let mut revisions = self.revisions();
+            let Some(entry) = revisions.get_mut(&key) else {
+                return;
+            };
+            entry.instances.retain(|i| i.name != inst.name);
+        }
+        self.keep_logs(inst);
+        let cgroup = inst.status().record.cgroup.clone();
+        if let Some(cg) = cgroup {
+            cg.remove();
+        }
+        supervisor::unmount_scratch(&inst.dir.join("work"));
+        let _ = std::fs::remove_dir_all(&inst.dir);
+        let mut revisions = self.revisions();
+        if revisions.get(&key).is_some_and(|e| e.instances.is_empty())
+            && let Some(rev_dir) = inst.dir.parent()
+        {
+            revisions.remove(&key);
+            let _ = std::fs::remove_dir_all(rev_dir);
+            if let Some(app_dir) = rev_dir.parent() {
+                let _ = std::fs::remove_dir(app_dir);
+            }
+        }
     }
 }
 
@@ -918,11 +941,17 @@ impl LocalRuntime {
             mount_namespace,
             source,
             detach: CancellationToken::new(),
+            housekeeping: Arc::default(),
             lock: Mutex::new(Some(lock)),
             events,
             revisions: Mutex::new(BTreeMap::new()),
             routes: routing::Routes::default(),
         });
+        tokio::spawn(inner.housekeeping.clone().run(
+            inner.config.log_max_bytes,
+            inner.config.log_files_kept,
+            inner.detach.clone(),
+        ));
         adopt(&inner, &instances);
         // Instances an edasd before the sandbox started under its data directory.
         let legacy = inner.config.data_dir.join("instances");
@@ -1029,9 +1058,9 @@ fn adopt(inner: &Arc<Inner>, instances: &Path) {
                     continue;
                 };
                 let verified = match (record.pid, record.start_time) {
-                    (Some(pid), Some(t)) if process::start_time(pid) == Some(t) => {
-                        Some(process::Running::adopted(pid, t))
-                    }
+                    (Some(pid), Some(t)) if process::start_time(pid) == Some(t) => Some(
+                        process::Running::adopted(pid, t, inner.housekeeping.clone()),
+                    ),
                     _ => None,
                 };
                 let initial = match (&record.failed, verified) {

@@ -1,14 +1,12 @@
 //! Operating-system facts about instance processes: identity through `/proc`, signals to process
 //! groups, waiting for a child or for an adopted process, log rotation and the memory watch.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-
-/// How often an adopted process (not our child, so it cannot be waited for) is looked at.
-const ADOPTED_POLL: Duration = Duration::from_millis(200);
 
 /// The start time of a live process, in clock ticks since boot (field 22 of `/proc/<pid>/stat`),
 /// or `None` when the process is gone or a zombie. Together with the pid it names one process
@@ -46,12 +44,13 @@ pub fn signal_group(pgid: i32, signal: Signal) {
     }
 }
 
-/// The resident memory of every process of a group, in bytes (a scan of `/proc`).
-pub fn group_rss_bytes(pgid: i32) -> u64 {
+/// The resident memory of every process of each of `groups`, in bytes, from one scan of `/proc`
+/// (a group with no process is missing).
+pub fn groups_rss_bytes(groups: &[i32]) -> HashMap<i32, u64> {
+    let mut totals = HashMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
+        return totals;
     };
-    let mut total = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name
@@ -60,9 +59,9 @@ pub fn group_rss_bytes(pgid: i32) -> u64 {
         else {
             continue;
         };
-        if process_group_of(pid) != Some(pgid) {
+        let Some(pgid) = process_group_of(pid).filter(|g| groups.contains(g)) else {
             continue;
-        }
+        };
         let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
             continue;
         };
@@ -72,9 +71,9 @@ pub fn group_rss_bytes(pgid: i32) -> u64 {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        total += kib * 1024;
+        *totals.entry(pgid).or_default() += kib * 1024;
     }
-    total
+    totals
 }
 
 /// The process groups (leaders' pids) started for an instance whose working directory is
@@ -116,7 +115,15 @@ pub struct Running {
     pub pid: i32,
     /// Its start time (see [`start_time`]).
     pub start_time: u64,
-    child: Option<tokio::process::Child>,
+    how: How,
+}
+
+/// How the end of a [`Running`] process is seen.
+enum How {
+    /// Our child: waited for.
+    Child(tokio::process::Child),
+    /// Adopted from an earlier edasd: not our child, so the runtime's housekeeping watches it.
+    Adopted(Arc<crate::housekeeping::Housekeeping>),
 }
 
 impl Running {
@@ -127,30 +134,33 @@ impl Running {
         Some(Running {
             pid,
             start_time,
-            child: Some(child),
+            how: How::Child(child),
         })
     }
 
-    /// A process found running, whose identity the caller has verified.
-    pub fn adopted(pid: i32, start_time: u64) -> Running {
+    /// A process found running, whose identity the caller has verified; `housekeeping` sees
+    /// its exit.
+    pub(crate) fn adopted(
+        pid: i32,
+        start_time: u64,
+        housekeeping: Arc<crate::housekeeping::Housekeeping>,
+    ) -> Running {
         Running {
             pid,
             start_time,
-            child: None,
+            how: How::Adopted(housekeeping),
         }
     }
 
     /// Waits until the process has exited and says how.
     pub async fn wait(&mut self) -> String {
-        match &mut self.child {
-            Some(child) => match child.wait().await {
+        match &mut self.how {
+            How::Child(child) => match child.wait().await {
                 Ok(status) => describe_exit(status),
                 Err(e) => format!("cannot wait for the process: {e}"),
             },
-            None => {
-                while start_time(self.pid) == Some(self.start_time) {
-                    tokio::time::sleep(ADOPTED_POLL).await;
-                }
+            How::Adopted(housekeeping) => {
+                housekeeping.adopted_exit(self.pid, self.start_time).await;
                 "exited (adopted process; exit status unknown)".to_owned()
             }
         }
@@ -158,9 +168,10 @@ impl Running {
 
     /// Whether the process still runs (without waiting).
     pub fn is_alive(&mut self) -> bool {
-        match &mut self.child {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => start_time(self.pid) == Some(self.start_time),
+        match &mut self.how {
+            How::Child(child) => matches!(child.try_wait(), Ok(None)),
+            // One small read of `/proc/<pid>/stat`, once per stop.
+            How::Adopted(_) => start_time(self.pid) == Some(self.start_time),
         }
     }
 }

@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -215,6 +215,24 @@ pub(crate) fn check(routes: &Routes, routing: &Routing) -> Result<(), RuntimeErr
     Ok(())
 }
 
+/// Writes `routing` to `file` (in `dir`), or removes the file when there are no Services.
+fn save_routing(dir: &Path, file: &Path, routing: &Routing) -> Result<(), RuntimeError> {
+    if routing.services.is_empty() {
+        match std::fs::remove_file(file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RuntimeError::Unavailable(
+                format!("cannot remove `{}`: {e}", file.display()),
+            )),
+            _ => Ok(()),
+        }
+    } else {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| state::write_json(file, routing))
+            .map_err(|e| {
+                RuntimeError::Unavailable(format!("cannot write `{}`: {e}", file.display()))
+            })
+    }
+}
+
 impl Inner {
     fn routing_file(&self, app_id: &str) -> PathBuf {
         self.config
@@ -271,24 +289,11 @@ impl Inner {
         }
         // Persist before acting, so a restarted runtime comes back with what was last asked.
         let file = self.routing_file(app_id);
-        if routing.services.is_empty() {
-            match std::fs::remove_file(&file) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(RuntimeError::Unavailable(format!(
-                        "cannot remove `{}`: {e}",
-                        file.display()
-                    )));
-                }
-                _ => {}
-            }
-        } else {
-            let dir = self.config.data_dir.join("routing");
-            std::fs::create_dir_all(&dir)
-                .and_then(|()| state::write_json(&file, routing))
-                .map_err(|e| {
-                    RuntimeError::Unavailable(format!("cannot write `{}`: {e}", file.display()))
-                })?;
-        }
+        let dir = self.config.data_dir.join("routing");
+        let saved = routing.clone();
+        tokio::task::spawn_blocking(move || save_routing(&dir, &file, &saved))
+            .await
+            .map_err(|e| RuntimeError::Unavailable(format!("cannot save the routing: {e}")))??;
 
         // Ports no longer wanted stop listening at once; requests in progress may finish.
         let removed: Vec<ServiceProxy> = {

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{LifecycleHandler, Probe};
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
 
+use crate::housekeeping::{self, Watched, oom_reason};
 use crate::launch::{self, InstanceFacts};
 use crate::probe::{self, Action, Timing};
 use crate::process::{self, Running};
@@ -23,8 +24,6 @@ const POST_START_TIMEOUT: Duration = Duration::from_secs(300);
 /// When the pre-stop hook used up the grace period, the process still gets this long after
 /// SIGTERM (Kubernetes' one-off extension).
 const GRACE_EXTENSION: Duration = Duration::from_secs(2);
-/// How often logs are checked for rotation and memory for the limit.
-const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// How the supervisor begins.
 pub enum Initial {
@@ -68,7 +67,7 @@ pub async fn supervise(
         let started = Instant::now();
         let outcome = match next.take().unwrap_or(Initial::Start) {
             Initial::Failed(reason) => {
-                inst.set_failed(&inner, reason);
+                inst.set_failed(&inner, reason).await;
                 wait_for_stop(&inner, &inst).await
             }
             Initial::Adopt(running) => run(&inner, &inst, &spec, running, None).await,
@@ -99,7 +98,7 @@ pub async fn supervise(
             next = Some(Initial::Failed(reason));
             continue;
         }
-        inst.count_restart(&inner, &reason);
+        inst.count_restart(&inner, &reason).await;
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = inst.stop.cancelled() => break,
@@ -107,7 +106,7 @@ pub async fn supervise(
         }
         backoff = (backoff * 2).min(cfg.max_restart_backoff);
     }
-    inner.remove_instance(&inst);
+    inner.remove_instance(&inst).await;
 }
 
 async fn wait_for_stop(inner: &Inner, inst: &InstanceEntry) -> Outcome {
@@ -274,11 +273,19 @@ fn limits(inner: &Inner, spec: &AppSpec) -> crate::cgroup::Limits {
     }
 }
 
-async fn start(
-    inner: &Inner,
-    inst: &InstanceEntry,
-    spec: &AppSpec,
-) -> Result<(Running, probe::Target), String> {
+/// Runs blocking file work off the tokio workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("blocking task failed: {e}"))?
+}
+
+/// What a start prepares on disk before the environment: the `logs/` and `work/` directories,
+/// the ephemeral-storage check and tmpfs, and the instance's cgroup.
+fn prepare(inner: &Inner, inst: &InstanceEntry, spec: &AppSpec) -> Result<(), String> {
+    let _files = inst.files.lock().unwrap_or_else(|e| e.into_inner());
     let logs = inst.dir.join("logs");
     let workdir = inst.dir.join("work");
     let owner = launch::identity(spec, inner.run_as_for(&inst.app_id)?)?;
@@ -304,7 +311,16 @@ async fn start(
         st.record.oom_kills_at_start = cg.oom_kills();
         st.record.cgroup = Some(cg);
     }
-    let (target, argv, plan) = probe_target(inner, inst, spec, true).await?;
+    Ok(())
+}
+
+/// Opens the log files for appending and, without a launcher, creates the paths the launcher
+/// would.
+fn open_logs(
+    logs: &std::path::Path,
+    plan: &launch::MountPlan,
+    sandboxed: bool,
+) -> Result<(std::fs::File, std::fs::File), String> {
     let open_log = |name: &str| {
         let path = logs.join(name);
         std::fs::OpenOptions::new()
@@ -316,10 +332,7 @@ async fn start(
             .map_err(|e| format!("cannot open `{}`: {e}", path.display()))
     };
     let (stdout, stderr) = (open_log("stdout.log")?, open_log("stderr.log")?);
-    let Some(program) = argv.first() else {
-        return Err("nothing to run".to_owned());
-    };
-    if target.sandbox.is_none() {
+    if !sandboxed {
         // No launcher: edasd creates what the launcher would (as its own user).
         for c in &plan.create {
             let made = if c.dir {
@@ -334,6 +347,30 @@ async fn start(
             made.map_err(|e| format!("`{}` path `{}`: {e}", c.param, c.path.display()))?;
         }
     }
+    Ok((stdout, stderr))
+}
+
+async fn start(
+    inner: &Arc<Inner>,
+    inst: &Arc<InstanceEntry>,
+    spec: &Arc<AppSpec>,
+) -> Result<(Running, probe::Target), String> {
+    let (i, e, s) = (inner.clone(), inst.clone(), spec.clone());
+    blocking(move || prepare(&i, &e, &s)).await?;
+    let (target, argv, plan) = probe_target(inner, inst, spec, true).await?;
+    let Some(program) = argv.first() else {
+        return Err("nothing to run".to_owned());
+    };
+    let logs = inst.dir.join("logs");
+    let sandboxed = target.sandbox.is_some();
+    let (stdout, stderr) = {
+        let (plan, inst) = (plan.clone(), inst.clone());
+        blocking(move || {
+            let _files = inst.files.lock().unwrap_or_else(|e| e.into_inner());
+            open_logs(&logs, &plan, sandboxed)
+        })
+        .await?
+    };
     let mut cmd = probe::command(
         &argv,
         &target.workdir,
@@ -380,7 +417,7 @@ fn probe_grace(p: &Probe) -> Option<Duration> {
 /// Watches a running process; `target` is `None` for an adopted one (then it is recomputed).
 async fn run(
     inner: &Inner,
-    inst: &InstanceEntry,
+    inst: &Arc<InstanceEntry>,
     spec: &AppSpec,
     mut proc: Running,
     target: Option<probe::Target>,
@@ -430,31 +467,25 @@ async fn run(
         .memory_limit_mib
         .filter(|m| *m > 0)
         .map(|m| u64::from(m) * 1024 * 1024);
-    let (cgroup, oom_base) = {
+    let watched = {
         let st = inst.status();
-        (st.record.cgroup.clone(), st.record.oom_kills_at_start)
+        Watched {
+            logs: inst.dir.join("logs"),
+            pgid: pid,
+            cgroup: st.record.cgroup.clone(),
+            oom_base: st.record.oom_kills_at_start,
+            memory_limit,
+        }
     };
-    // With a memory cgroup the kernel enforces the limit; without one, the resident memory is
-    // watched instead.
-    let oom_killed = |cg: &Option<crate::cgroup::InstanceCgroup>| {
-        cg.as_ref()
-            .filter(|c| c.memory.is_some())
-            .is_some_and(|c| c.oom_kills() > oom_base)
-    };
-    let kernel_limit = cgroup.as_ref().is_some_and(|c| c.memory.is_some());
-    let oom_reason = |limit: Option<u64>| {
-        format!(
-            "OOMKilled: the memory limit of {} MiB was exceeded",
-            limit.unwrap_or(0) / 1024 / 1024
-        )
-    };
+    // With a memory cgroup the kernel enforces the limit and the housekeeping reads its OOM
+    // counter; without one, it watches the resident memory. It rotates the logs too.
+    let mut housekeeping = inner.housekeeping.register(watched.clone());
     let (tx, mut rx) = mpsc::channel(16);
     // An adopted instance keeps the readiness it had, so a failing probe can take it away.
     let initially_ready = adopted && inst.is_ready();
     let driver = drive_probes(spec, &target, tx, started, adopted, initially_ready);
     tokio::pin!(driver);
     let mut driver_done = false;
-    let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
     enum Why {
         Detach,
         Stop,
@@ -471,37 +502,17 @@ async fn run(
                 () = inst.stop.cancelled() => break Why::Stop,
                 how = &mut exit => break Why::Exited(how),
                 Some(msg) = rx.recv() => match msg {
-                    Msg::Ready(ready) => inst.set_ready(inner, ready),
+                    Msg::Ready(ready) => inst.set_ready(inner, ready).await,
                     Msg::Kill { reason, grace } => break Why::Kill(reason, grace),
                 },
                 () = &mut driver, if !driver_done => driver_done = true,
-                _ = housekeeping.tick() => {
-                    for name in ["stdout.log", "stderr.log"] {
-                        let file = inst.dir.join("logs").join(name);
-                        if let Err(e) = process::rotate_if_large(&file, inner.config.log_max_bytes, inner.config.log_files_kept) {
-                            tracing::warn!(file = %file.display(), error = %e, "log rotation failed");
-                        }
-                    }
-                    if oom_killed(&cgroup) {
-                        // The kernel killed a process of the instance: the whole instance goes,
-                        // as a container does.
-                        break Why::Kill(oom_reason(memory_limit), Some(Duration::ZERO));
-                    }
-                    if let Some(limit) = memory_limit.filter(|_| !kernel_limit) {
-                        let used = process::group_rss_bytes(pid);
-                        if used > limit {
-                            break Why::Kill(
-                                format!("OOMKilled: resident memory {} MiB over the limit of {} MiB", used / 1024 / 1024, limit / 1024 / 1024),
-                                Some(Duration::ZERO),
-                            );
-                        }
-                    }
-                }
+                Some(reason) = housekeeping.kills.recv() => break Why::Kill(reason, Some(Duration::ZERO)),
             }
         }
     };
+    drop(housekeeping);
     if !matches!(why, Why::Detach) {
-        inst.set_ready(inner, false);
+        inst.set_ready(inner, false).await;
     }
     match why {
         Why::Detach => Outcome::Detached,
@@ -511,13 +522,22 @@ async fn run(
         }
         Why::Exited(how) => {
             process::signal_group(pid, Signal::SIGKILL);
-            if oom_killed(&cgroup) {
+            let sandbox_failed =
+                how.ends_with(&format!("status {}", crate::sandbox::FAILURE_STATUS));
+            let stderr = inst.dir.join("logs/stderr.log");
+            let (oom, sandbox) = tokio::task::spawn_blocking(move || {
+                let oom = housekeeping::oom_killed(&watched);
+                let sandbox = (!oom && sandbox_failed)
+                    .then(|| crate::sandbox::failure_reason(&stderr))
+                    .flatten();
+                (oom, sandbox)
+            })
+            .await
+            .unwrap_or_default();
+            if oom {
                 return Outcome::Failed(format!("{} ({how})", oom_reason(memory_limit)));
             }
-            if how.ends_with(&format!("status {}", crate::sandbox::FAILURE_STATUS))
-                && let Some(reason) =
-                    crate::sandbox::failure_reason(&inst.dir.join("logs/stderr.log"))
-            {
+            if let Some(reason) = sandbox {
                 return Outcome::Failed(format!("the sandbox could not be set up: {reason}"));
             }
             Outcome::Failed(how)
@@ -684,6 +704,12 @@ async fn drive_probes(
 
 async fn sleep_until(at: Instant) {
     tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+}
+
+/// [`write_record`] off the tokio workers; returns once written.
+pub(crate) async fn save_record(inst: &Arc<InstanceEntry>, record: InstanceRecord) {
+    let inst = Arc::clone(inst);
+    let _ = tokio::task::spawn_blocking(move || write_record(&inst, &record)).await;
 }
 
 /// The state file of an instance, written after each start and each change of its fate.
