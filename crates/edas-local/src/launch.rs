@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use edas_spec::AppSpec;
 use edas_spec::model::Artifact;
@@ -447,6 +448,9 @@ pub struct InstanceFacts<'a> {
     /// The user and group the instance runs as (`None`: edasd's own): it owns its `EmptyDirs`
     /// and config files.
     pub owner: Option<(u32, u32)>,
+    /// The instance's lock on its files (see `InstanceEntry::files`), held while the mounts are
+    /// laid out.
+    pub files: Arc<Mutex<()>>,
 }
 
 /// What the launcher does about the mounts of one start (see [`crate::sandbox::Spec`]).
@@ -576,28 +580,95 @@ pub async fn environment(
 }
 
 /// Creates the directories and files of `EmptyDirs`, `LocalVolume` and `ConfigMountDescs` and
-/// adds one `EDAS_MOUNT_*` variable per mount path (see [`mount_env_name`]).
+/// adds one `EDAS_MOUNT_*` variable per mount path (see [`mount_env_name`]). The ConfigMaps and
+/// Secrets are read first (awaited); the files are then written in one blocking task, off the
+/// tokio workers.
 async fn prepare_mounts(
     spec: &AppSpec,
     facts: &InstanceFacts<'_>,
     source: &dyn ConfigSource,
     env: &mut BTreeMap<String, String>,
 ) -> Result<MountPlan, String> {
-    let mounts = facts.dir.join("mounts");
+    let ns = spec.k8s_namespace.as_str();
+    let mut configs = Vec::new();
+    if facts.write_config_files {
+        for m in &spec.config_mounts {
+            let secret = m.kind.eq_ignore_ascii_case("secret");
+            let kind = if secret { "Secret" } else { "ConfigMap" };
+            let data = lookup(source, secret, ns, &m.name).await.and_then(|d| {
+                d.ok_or_else(|| {
+                    format!(
+                        "`ConfigMountDescs`: {kind} `{}` not found in namespace `{ns}`",
+                        m.name
+                    )
+                })
+            });
+            configs.push(data);
+        }
+    }
+    let job = MountJob {
+        mounts: facts.dir.join("mounts"),
+        owner: facts.owner,
+        files: facts.files.clone(),
+        write_config_files: facts.write_config_files,
+        empty_dirs: spec.empty_dirs.clone(),
+        local_volumes: spec.local_volumes.clone(),
+        config_mounts: spec.config_mounts.clone(),
+        env: env.clone(),
+    };
+    let (plan, announced) = tokio::task::spawn_blocking(move || lay_out_mounts(&job, configs))
+        .await
+        .map_err(|e| format!("preparing the mounts failed: {e}"))??;
+    let mut list = String::new();
+    for (mount_path, local) in announced {
+        env.insert(mount_env_name(&mount_path), local.display().to_string());
+        list.push_str(&format!("{mount_path}={}\n", local.display()));
+    }
+    if !list.is_empty() {
+        env.insert("EDAS_MOUNTS".into(), list);
+    }
+    Ok(plan)
+}
+
+/// What [`lay_out_mounts`] works from (owned, for a blocking task).
+struct MountJob {
+    /// The instance's `mounts/` directory.
+    mounts: PathBuf,
+    owner: Option<(u32, u32)>,
+    files: Arc<Mutex<()>>,
+    write_config_files: bool,
+    empty_dirs: Vec<edas_spec::model::EmptyDirMount>,
+    local_volumes: Vec<edas_spec::model::LocalVolume>,
+    config_mounts: Vec<edas_spec::model::ConfigMount>,
+    /// The environment so far (`subPathExpr` expands from it).
+    env: BTreeMap<String, String>,
+}
+
+/// The blocking part of [`prepare_mounts`]: the plan, and (mount path, local path) of every
+/// mount. `configs` holds the data (or the lookup error) of each `ConfigMountDescs` entry when
+/// the files are written.
+fn lay_out_mounts(
+    job: &MountJob,
+    configs: Vec<Result<ConfigData, String>>,
+) -> Result<(MountPlan, Vec<(String, PathBuf)>), String> {
+    let _files = job.files.lock().unwrap_or_else(|e| e.into_inner());
+    let mounts = &job.mounts;
+    let env = &job.env;
+    let mut configs = configs.into_iter();
     let io =
         |what: &str, path: &Path, e: std::io::Error| format!("{what} `{}`: {e}", path.display());
     let own = |path: &Path| -> Result<(), String> {
         // edasd just created `path` in a directory only it can write: no link can be in the way.
-        if let Some((uid, gid)) = facts.owner {
+        if let Some((uid, gid)) = job.owner {
             std::os::unix::fs::lchown(path, Some(uid), Some(gid))
                 .map_err(|e| io("cannot give the instance", path, e))?;
         }
         Ok(())
     };
-    crate::make_dir(&mounts, 0o711).map_err(|e| io("cannot create", &mounts, e))?;
+    crate::make_dir(mounts, 0o711).map_err(|e| io("cannot create", mounts, e))?;
     let mut plan = MountPlan::default();
     let mut announced: Vec<(String, PathBuf)> = Vec::new();
-    for (i, m) in spec.empty_dirs.iter().enumerate() {
+    for (i, m) in job.empty_dirs.iter().enumerate() {
         let base = mounts.join(format!("emptydir-{i}"));
         if !base.is_dir() {
             crate::make_dir(&base, 0o700)
@@ -626,7 +697,7 @@ async fn prepare_mounts(
         }
         announced.push((m.mount_path.clone(), path));
     }
-    for v in &spec.local_volumes {
+    for v in &job.local_volumes {
         let path = PathBuf::from(&v.node_path);
         let meta = std::fs::metadata(&path);
         // What to create is created by the launcher as the instance's user, so it owns it and
@@ -668,21 +739,17 @@ async fn prepare_mounts(
         }
         announced.push((v.mount_path.clone(), path));
     }
-    for (i, m) in spec.config_mounts.iter().enumerate() {
+    for (i, m) in job.config_mounts.iter().enumerate() {
         let path = mounts.join(format!("config-{i}"));
         plan.read_only.push(path.clone());
-        if !facts.write_config_files {
+        if !job.write_config_files {
             announced.push((m.mount_path.clone(), path));
             continue;
         }
         let secret = m.kind.eq_ignore_ascii_case("secret");
         let kind = if secret { "Secret" } else { "ConfigMap" };
-        let ns = spec.k8s_namespace.as_str();
-        let data = lookup(source, secret, ns, &m.name).await?.ok_or_else(|| {
-            format!(
-                "`ConfigMountDescs`: {kind} `{}` not found in namespace `{ns}`",
-                m.name
-            )
+        let data = configs.next().unwrap_or_else(|| {
+            Err("`ConfigMountDescs`: internal error: data missing".to_owned())
         })?;
         let _ = std::fs::remove_dir_all(&path);
         crate::make_dir(&path, 0o755)
@@ -705,7 +772,7 @@ async fn prepare_mounts(
                 .open(&file)
                 .and_then(|mut f| {
                     std::io::Write::write_all(&mut f, value.as_bytes())?;
-                    match facts.owner {
+                    match job.owner {
                         Some((uid, gid)) => std::os::unix::fs::fchown(&f, Some(uid), Some(gid)),
                         None => Ok(()),
                     }
@@ -714,15 +781,7 @@ async fn prepare_mounts(
         }
         announced.push((m.mount_path.clone(), path));
     }
-    let mut list = String::new();
-    for (mount_path, local) in announced {
-        env.insert(mount_env_name(&mount_path), local.display().to_string());
-        list.push_str(&format!("{mount_path}={}\n", local.display()));
-    }
-    if !list.is_empty() {
-        env.insert("EDAS_MOUNTS".into(), list);
-    }
-    Ok(plan)
+    Ok((plan, announced))
 }
 
 #[cfg(test)]

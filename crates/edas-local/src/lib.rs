@@ -303,7 +303,7 @@ pub(crate) struct InstanceEntry {
     /// Held by blocking file work on the instance's directory and cgroup. A start given up
     /// for a stop abandons its blocking task without ending it; the removal takes this lock
     /// first, so it runs after that task and sees the cgroup it created.
-    pub(crate) files: Mutex<()>,
+    pub(crate) files: Arc<Mutex<()>>,
 }
 
 #[derive(Default)]
@@ -618,7 +618,7 @@ impl Inner {
                 record,
                 ..Default::default()
             }),
-            files: Mutex::new(()),
+            files: Arc::default(),
         })
     }
 

@@ -141,6 +141,7 @@ async fn probe_target(
         package: package.as_deref(),
         write_config_files: starting,
         owner,
+        files: inst.files.clone(),
     };
     let (env, plan) = launch::environment(spec, &facts, inner.source.as_ref()).await?;
     let mut argv: Vec<String> = Vec::new();
