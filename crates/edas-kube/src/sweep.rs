@@ -8,142 +8,29 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PropagationPolicy};
 use kube::core::GroupVersionKind;
-use kube::{Client, Resource};
-use serde::de::DeserializeOwned;
 
 use edas_runtime::RuntimeError;
 
 use crate::{KubeRuntime, LABEL_APP_ID, api_error};
 
-/// What deletes one kind of object: its name for messages and the API over all namespaces.
-enum Kind {
-    Typed(&'static str, fn(Client) -> Lister),
-    HttpRoute,
-}
-
-type Lister = Box<dyn ListDelete>;
-
-/// Lists (all namespaces, by label) and deletes objects of one type.
-trait ListDelete: Send + Sync {
-    fn list<'a>(
-        &'a self,
-        lp: &'a ListParams,
-    ) -> edas_runtime::BoxFuture<'a, Result<Vec<(String, String)>, kube::Error>>;
-    fn delete<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-        dp: &'a DeleteParams,
-    ) -> edas_runtime::BoxFuture<'a, Result<(), kube::Error>>;
-}
-
-struct Typed<K: Resource<DynamicType = ()>> {
-    client: Client,
-    _kind: std::marker::PhantomData<fn() -> K>,
-}
-
-impl<K> ListDelete for Typed<K>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    fn list<'a>(
-        &'a self,
-        lp: &'a ListParams,
-    ) -> edas_runtime::BoxFuture<'a, Result<Vec<(String, String)>, kube::Error>> {
-        Box::pin(async move {
-            let api: Api<K> = Api::all(self.client.clone());
-            Ok(api
-                .list_metadata(lp)
-                .await?
-                .items
-                .into_iter()
-                .filter_map(|o| Some((o.metadata.namespace?, o.metadata.name?)))
-                .collect())
-        })
-    }
-
-    fn delete<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-        dp: &'a DeleteParams,
-    ) -> edas_runtime::BoxFuture<'a, Result<(), kube::Error>> {
-        Box::pin(async move {
-            let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
-            api.delete(name, dp).await.map(drop)
-        })
-    }
-}
-
-fn typed<K>(client: Client) -> Lister
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    Box::new(Typed::<K> {
-        client,
-        _kind: std::marker::PhantomData,
-    })
-}
-
-struct Dynamic {
-    client: Client,
-    resource: ApiResource,
-}
-
-impl ListDelete for Dynamic {
-    fn list<'a>(
-        &'a self,
-        lp: &'a ListParams,
-    ) -> edas_runtime::BoxFuture<'a, Result<Vec<(String, String)>, kube::Error>> {
-        Box::pin(async move {
-            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &self.resource);
-            Ok(api
-                .list_metadata(lp)
-                .await?
-                .items
-                .into_iter()
-                .filter_map(|o| Some((o.metadata.namespace?, o.metadata.name?)))
-                .collect())
-        })
-    }
-
-    fn delete<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-        dp: &'a DeleteParams,
-    ) -> edas_runtime::BoxFuture<'a, Result<(), kube::Error>> {
-        Box::pin(async move {
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(self.client.clone(), namespace, &self.resource);
-            api.delete(name, dp).await.map(drop)
-        })
-    }
-}
-
 /// The kinds an application's objects can have, owners first (so a Deployment does not
-/// re-create what was just deleted). ReplicaSets are not deleted here: the garbage collector
-/// removes them with their Deployment (edasd needs no right on them).
-const KINDS: &[Kind] = &[
-    Kind::Typed("Deployment", typed::<Deployment>),
-    Kind::Typed("Pod", typed::<Pod>),
-    Kind::HttpRoute,
-    Kind::Typed("Service", typed::<Service>),
-    Kind::Typed("ConfigMap", typed::<ConfigMap>),
-    Kind::Typed("Secret", typed::<Secret>),
-];
+/// re-create what was just deleted); `true` marks Gateway API's HTTPRoute, which a cluster may
+/// not serve. ReplicaSets are not deleted here: the garbage collector removes them with their
+/// Deployment (edasd needs no right on them).
+fn kinds() -> [(ApiResource, bool); 6] {
+    let http_route = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    [
+        (ApiResource::erase::<Deployment>(&()), false),
+        (ApiResource::erase::<Pod>(&()), false),
+        (
+            ApiResource::from_gvk_with_plural(&http_route, "httproutes"),
+            true,
+        ),
+        (ApiResource::erase::<Service>(&()), false),
+        (ApiResource::erase::<ConfigMap>(&()), false),
+        (ApiResource::erase::<Secret>(&()), false),
+    ]
+}
 
 impl KubeRuntime {
     /// Deletes every object labelled `edas.oam.appid=<app_id>` in every namespace. `force`
@@ -154,7 +41,6 @@ impl KubeRuntime {
         app_id: &str,
         force: bool,
     ) -> Result<(), RuntimeError> {
-        let cluster = self.cluster_label();
         let cluster_id = &self.inner.options.cluster_id;
         let lp = ListParams::default().labels(&format!("{LABEL_APP_ID}={app_id}"));
         let mut dp = DeleteParams::background();
@@ -163,56 +49,43 @@ impl KubeRuntime {
             dp.propagation_policy = Some(PropagationPolicy::Background);
         }
         let mut deleted = 0usize;
-        for kind in KINDS {
-            let (name, api) = match kind {
-                Kind::Typed(name, make) => (*name, make(self.inner.client.clone())),
-                Kind::HttpRoute => {
-                    if self.serves_gateway_api() == Some(false) {
-                        continue;
-                    }
-                    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
-                    let resource = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
-                    (
-                        "HTTPRoute",
-                        Box::new(Dynamic {
-                            client: self.inner.client.clone(),
-                            resource,
-                        }) as Lister,
-                    )
-                }
-            };
-            let what = format!("listing the {name}s of application {app_id}");
-            let objects = match self.call(&what, api.list(&lp)).await {
-                Ok(objects) => objects,
+        for (resource, gateway_api) in kinds() {
+            if gateway_api && self.serves_gateway_api() == Some(false) {
+                continue;
+            }
+            let kind = &resource.kind;
+            let all: Api<DynamicObject> = Api::all_with(self.inner.client.clone(), &resource);
+            let what = format!("listing the {kind}s of application {app_id}");
+            let objects = match self.call(&what, all.list_metadata(&lp)).await {
+                Ok(list) => list.items,
                 // Gateway API not installed (discovery had not said so yet).
-                Err(_)
-                    if matches!(kind, Kind::HttpRoute)
-                        && self.serves_gateway_api() != Some(true) =>
-                {
-                    continue;
-                }
+                Err(_) if gateway_api && self.serves_gateway_api() != Some(true) => continue,
                 Err(e) => return Err(e),
             };
-            for (namespace, object) in objects {
-                let what = format!("deleting {name} {namespace}/{object}");
-                match tokio::time::timeout(
-                    self.inner.options.call_timeout,
-                    api.delete(&namespace, &object, &dp),
-                )
-                .await
+            for object in objects {
+                let (Some(namespace), Some(name)) =
+                    (object.metadata.namespace, object.metadata.name)
+                else {
+                    continue;
+                };
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(self.inner.client.clone(), &namespace, &resource);
+                let what = format!("deleting {kind} {namespace}/{name}");
+                match tokio::time::timeout(self.inner.options.call_timeout, api.delete(&name, &dp))
+                    .await
                 {
-                    Ok(Ok(())) => deleted += 1,
+                    Ok(Ok(_)) => deleted += 1,
                     Ok(Err(kube::Error::Api(s))) if s.code == 404 => {}
-                    Ok(Err(e)) => return Err(api_error(cluster_id, &what, e)),
+                    Ok(Err(e)) => return Err(self.with_address(api_error(cluster_id, &what, e))),
                     Err(_) => {
-                        return Err(RuntimeError::Unavailable(format!(
-                            "cluster {cluster}: {what}: no answer"
-                        )));
+                        return Err(
+                            self.timed_out(format!("cluster `{cluster_id}`: {what}: no answer"))
+                        );
                     }
                 }
             }
         }
-        tracing::info!(cluster = %cluster, %app_id, deleted, force, "swept the application's objects");
+        tracing::info!(cluster = %cluster_id, %app_id, deleted, force, "swept the application's objects");
         Ok(())
     }
 }
