@@ -551,14 +551,15 @@ impl Inner {
             .collect()
     }
 
-    /// Creates and starts one new instance of a revision (the caller holds the map).
-    fn spawn_new(
-        self: &Arc<Self>,
+    /// Enters one new instance of a revision in the map (the caller holds the map); it starts
+    /// with [`Inner::start_new`], once the map is unlocked.
+    fn new_instance(
+        &self,
         app_id: &str,
         revision: &str,
         entry: &mut RevisionEntry,
         taken: &mut BTreeSet<u16>,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Arc<InstanceEntry>, RuntimeError> {
         let port = self.free_port(taken)?;
         taken.insert(port);
         let base: String = entry
@@ -581,7 +582,6 @@ impl Inner {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let name = format!("{base}-{revision}-{}", &suffix[..5]);
         let dir = self.revision_dir(app_id, revision).join(&name);
-        make_dir(&dir, 0o711).map_err(|e| unavailable("cannot create", &dir, e))?;
         let record = InstanceRecord {
             name: name.clone(),
             port,
@@ -589,15 +589,65 @@ impl Inner {
             ..Default::default()
         };
         let inst = self.entry(app_id, revision, dir, record);
-        supervisor::write_record(&inst, &inst.status().record.clone());
         entry.instances.push(inst.clone());
-        tokio::spawn(supervisor::supervise(
-            self.clone(),
-            inst,
-            entry.spec.clone(),
-            Initial::Start,
-        ));
-        Ok(())
+        Ok(inst)
+    }
+
+    /// Creates the directories and state files of instances just entered by
+    /// [`Inner::new_instance`] (off the workers) and starts their supervisors. An instance
+    /// whose directory cannot be made is forgotten again, and the first such error returned.
+    async fn start_new(
+        self: &Arc<Self>,
+        new: Vec<Arc<InstanceEntry>>,
+        spec: &Arc<AppSpec>,
+    ) -> Result<(), RuntimeError> {
+        if new.is_empty() {
+            return Ok(());
+        }
+        let made = {
+            let batch = new.clone();
+            tokio::task::spawn_blocking(move || {
+                let new = batch;
+                new.iter()
+                    .map(|inst| {
+                        let _files = inst.files.lock().unwrap_or_else(|e| e.into_inner());
+                        make_dir(&inst.dir, 0o711)
+                            .map_err(|e| unavailable("cannot create", &inst.dir, e))?;
+                        let record = inst.status().record.clone();
+                        supervisor::write_record(inst, &record);
+                        Ok(())
+                    })
+                    .collect::<Vec<Result<(), RuntimeError>>>()
+            })
+            .await
+            .unwrap_or_else(|e| {
+                let e = RuntimeError::Unavailable(format!("cannot create instances: {e}"));
+                new.iter()
+                    .map(|_| Err(RuntimeError::Unavailable(e.to_string())))
+                    .collect()
+            })
+        };
+        let mut failure = None;
+        for (inst, made) in new.into_iter().zip(made) {
+            match made {
+                Ok(()) => {
+                    tokio::spawn(supervisor::supervise(
+                        self.clone(),
+                        inst,
+                        spec.clone(),
+                        Initial::Start,
+                    ));
+                }
+                Err(e) => {
+                    let key = (inst.app_id.clone(), inst.revision.clone());
+                    if let Some(entry) = self.revisions().get_mut(&key) {
+                        entry.instances.retain(|i| i.name != inst.name);
+                    }
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
     }
 
     fn entry(
@@ -1153,68 +1203,95 @@ impl Runtime for LocalRuntime {
                 inner.check_spec(&target.spec)?;
             }
             let key = (target.app_id.clone(), target.revision.clone());
-            let mut revisions = inner.revisions();
-            let mut taken = Inner::taken_ports(&revisions);
-            if !revisions.contains_key(&key) {
-                if replicas == 0 {
+            // The revision's directory and spec are written before it is entered in the map
+            // (off the workers, without the map's lock): only a revision in the map has its
+            // directory removed. Should it leave the map meanwhile, it is written again.
+            let mut written = false;
+            let (new, surplus_instances, changed, mut failure) = loop {
+                if !written && !inner.revisions().contains_key(&key) {
+                    if replicas == 0 {
+                        return Ok(());
+                    }
+                    let dir = inner.revision_dir(&target.app_id, &target.revision);
+                    let spec = target.spec.clone();
+                    tokio::task::spawn_blocking(move || {
+                        for d in [dir.parent().unwrap_or(&dir), &dir] {
+                            make_dir(d, 0o711).map_err(|e| unavailable("cannot create", d, e))?;
+                        }
+                        let spec_file = dir.join("spec.json");
+                        state::write_json(&spec_file, spec.as_ref())
+                            .map_err(|e| unavailable("cannot write", &spec_file, e))
+                    })
+                    .await
+                    .map_err(|e| RuntimeError::Unavailable(e.to_string()))??;
+                    written = true;
+                }
+                // The map's lock is not held across an await.
+                let mut revisions = inner.revisions();
+                let mut taken = Inner::taken_ports(&revisions);
+                if !revisions.contains_key(&key) && replicas > 0 {
+                    if !written {
+                        continue;
+                    }
+                    revisions.insert(
+                        key.clone(),
+                        RevisionEntry {
+                            spec: target.spec.clone(),
+                            instances: Vec::new(),
+                        },
+                    );
+                }
+                let Some(entry) = revisions.get_mut(&key) else {
                     return Ok(());
+                };
+                let mut live: Vec<(Arc<InstanceEntry>, u8, u64)> = entry
+                    .instances
+                    .iter()
+                    .filter(|i| !i.is_stopping())
+                    .map(|i| {
+                        let (obs, ready, _) = i.observe();
+                        let rank = if obs.failed.is_some() {
+                            0
+                        } else if ready {
+                            2
+                        } else {
+                            1
+                        };
+                        (i.clone(), rank, i.status().record.created_ms)
+                    })
+                    .collect();
+                let want = usize::try_from(replicas).unwrap_or(usize::MAX);
+                let mut changed = false;
+                let mut surplus_instances = Vec::new();
+                let mut new = Vec::new();
+                let mut failure = None;
+                while live.len() < want {
+                    match inner.new_instance(&target.app_id, &target.revision, entry, &mut taken) {
+                        Ok(inst) => {
+                            live.push((inst.clone(), 1, now_ms()));
+                            new.push(inst);
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                    changed = true;
                 }
-                let dir = inner.revision_dir(&target.app_id, &target.revision);
-                for d in [dir.parent().unwrap_or(&dir), &dir] {
-                    make_dir(d, 0o711).map_err(|e| unavailable("cannot create", d, e))?;
+                if live.len() > want {
+                    live.sort_by(|a, b| stop_order((a.1, a.2), (b.1, b.2)));
+                    let surplus = live.len() - want;
+                    for (inst, _, _) in live.into_iter().take(surplus) {
+                        inst.status().stopping = true;
+                        surplus_instances.push(inst);
+                    }
+                    changed = true;
                 }
-                let spec_file = dir.join("spec.json");
-                state::write_json(&spec_file, target.spec.as_ref())
-                    .map_err(|e| unavailable("cannot write", &spec_file, e))?;
-                revisions.insert(
-                    key.clone(),
-                    RevisionEntry {
-                        spec: target.spec.clone(),
-                        instances: Vec::new(),
-                    },
-                );
-            }
-            let Some(entry) = revisions.get_mut(&key) else {
-                return Ok(());
+                break (new, surplus_instances, changed, failure);
             };
-            let mut live: Vec<(Arc<InstanceEntry>, u8, u64)> = entry
-                .instances
-                .iter()
-                .filter(|i| !i.is_stopping())
-                .map(|i| {
-                    let (obs, ready, _) = i.observe();
-                    let rank = if obs.failed.is_some() {
-                        0
-                    } else if ready {
-                        2
-                    } else {
-                        1
-                    };
-                    (i.clone(), rank, i.status().record.created_ms)
-                })
-                .collect();
-            let want = usize::try_from(replicas).unwrap_or(usize::MAX);
-            let mut changed = false;
-            let mut surplus_instances = Vec::new();
-            while live.len() < want {
-                inner.spawn_new(&target.app_id, &target.revision, entry, &mut taken)?;
-                live.push((
-                    Arc::clone(entry.instances.last().expect("just pushed")),
-                    1,
-                    now_ms(),
-                ));
-                changed = true;
+            if let Err(e) = inner.start_new(new, &target.spec).await {
+                failure.get_or_insert(e);
             }
-            if live.len() > want {
-                live.sort_by(|a, b| stop_order((a.1, a.2), (b.1, b.2)));
-                let surplus = live.len() - want;
-                for (inst, _, _) in live.into_iter().take(surplus) {
-                    inst.status().stopping = true;
-                    surplus_instances.push(inst);
-                }
-                changed = true;
-            }
-            drop(revisions);
             if changed {
                 // Marks the stopping instances draining in every service proxy.
                 inner.emit(&target.app_id, &target.revision);
@@ -1222,7 +1299,7 @@ impl Runtime for LocalRuntime {
             for inst in surplus_instances {
                 inner.drain_then_stop(inst, target.spec.termination_grace_period_seconds);
             }
-            Ok(())
+            failure.map_or(Ok(()), Err)
         })
     }
 
@@ -1234,30 +1311,45 @@ impl Runtime for LocalRuntime {
         let (app_id, revision) = (app_id.to_owned(), revision.to_owned());
         Box::pin(async move {
             let inner = &self.inner;
-            let mut revisions = inner.revisions();
-            let mut taken = Inner::taken_ports(&revisions);
-            let Some(entry) = revisions.get_mut(&(app_id.clone(), revision.clone())) else {
-                return Ok(());
+            // The map's lock is not held across an await.
+            let (new, spec, failed, mut failure) = {
+                let mut revisions = inner.revisions();
+                let mut taken = Inner::taken_ports(&revisions);
+                let Some(entry) = revisions.get_mut(&(app_id.clone(), revision.clone())) else {
+                    return Ok(());
+                };
+                let failed: Vec<Arc<InstanceEntry>> = entry
+                    .instances
+                    .iter()
+                    .filter(|i| {
+                        let st = i.status();
+                        !st.stopping && st.record.failed.is_some()
+                    })
+                    .cloned()
+                    .collect();
+                let spec = entry.spec.clone();
+                let mut new = Vec::new();
+                let mut failure = None;
+                for inst in &failed {
+                    inst.status().stopping = true;
+                    inst.stop.cancel();
+                    match inner.new_instance(&app_id, &revision, entry, &mut taken) {
+                        Ok(inst) => new.push(inst),
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                (new, spec, failed, failure)
             };
-            let failed: Vec<Arc<InstanceEntry>> = entry
-                .instances
-                .iter()
-                .filter(|i| {
-                    let st = i.status();
-                    !st.stopping && st.record.failed.is_some()
-                })
-                .cloned()
-                .collect();
-            for inst in &failed {
-                inst.status().stopping = true;
-                inst.stop.cancel();
-                inner.spawn_new(&app_id, &revision, entry, &mut taken)?;
+            if let Err(e) = inner.start_new(new, &spec).await {
+                failure.get_or_insert(e);
             }
-            drop(revisions);
             if !failed.is_empty() {
                 inner.emit(&app_id, &revision);
             }
-            Ok(())
+            failure.map_or(Ok(()), Err)
         })
     }
 
