@@ -192,85 +192,94 @@ pub struct Inventory {
 pub fn watch_inventory(client: Client, warn: Warner) -> watch::Receiver<Inventory> {
     let (tx, rx) = watch::channel(Inventory::default());
     let warn = std::sync::Arc::new(warn);
-    {
-        let tx = tx.clone();
-        let warn = warn.clone();
-        let api: Api<Node> = Api::all(client.clone());
-        tokio::spawn(async move {
-            let mut nodes: BTreeMap<String, Capacity> = BTreeMap::new();
-            let mut listing: BTreeMap<String, Capacity> = BTreeMap::new();
-            let stream = watcher(api, watcher::Config::default()).default_backoff();
-            let mut stream = std::pin::pin!(stream);
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(watcher::Event::Apply(n)) => {
-                        let name = n.metadata.name.clone().unwrap_or_default();
-                        nodes.insert(name, node_capacity(&n));
-                    }
-                    Ok(watcher::Event::Delete(n)) => {
-                        nodes.remove(n.metadata.name.as_deref().unwrap_or_default());
-                    }
-                    Ok(watcher::Event::Init) => listing.clear(),
-                    Ok(watcher::Event::InitApply(n)) => {
-                        let name = n.metadata.name.clone().unwrap_or_default();
-                        listing.insert(name, node_capacity(&n));
-                    }
-                    Ok(watcher::Event::InitDone) => nodes = std::mem::take(&mut listing),
-                    Err(error) => {
-                        warn.warn("watching the cluster's Nodes failed; retrying", &error);
-                        continue;
-                    }
-                }
-                let total = nodes.values().fold(
-                    Capacity {
-                        nodes: nodes.len() as u32,
-                        ..Capacity::default()
-                    },
-                    |mut acc, c| {
-                        acc.cpu_millis += c.cpu_millis;
-                        acc.memory_mib += c.memory_mib;
-                        acc
-                    },
-                );
-                tx.send_if_modified(|i| {
-                    let changed = i.capacity.as_ref() != Some(&total);
-                    i.capacity = Some(total.clone());
-                    changed
-                });
-            }
-        });
-    }
-    let api: Api<Namespace> = Api::all(client);
-    tokio::spawn(async move {
-        let mut names: std::collections::BTreeSet<String> = Default::default();
-        let mut listing: std::collections::BTreeSet<String> = Default::default();
-        let stream = watcher(api, watcher::Config::default()).default_backoff();
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(watcher::Event::Apply(ns)) => {
-                    names.extend(ns.metadata.name);
-                }
-                Ok(watcher::Event::Delete(ns)) => {
-                    names.remove(ns.metadata.name.as_deref().unwrap_or_default());
-                }
-                Ok(watcher::Event::Init) => listing.clear(),
-                Ok(watcher::Event::InitApply(ns)) => listing.extend(ns.metadata.name),
-                Ok(watcher::Event::InitDone) => names = std::mem::take(&mut listing),
-                Err(error) => {
-                    warn.warn("watching the cluster's Namespaces failed; retrying", &error);
-                    continue;
-                }
-            }
-            let now: Vec<String> = names.iter().cloned().collect();
-            tx.send_if_modified(|i| {
-                let changed = i.namespaces.as_ref() != Some(&now);
-                i.namespaces = Some(now.clone());
+    let nodes_tx = tx.clone();
+    tokio::spawn(keep_listed(
+        Api::<Node>::all(client.clone()),
+        warn.clone(),
+        node_capacity,
+        move |nodes| {
+            let total = nodes.values().fold(
+                Capacity {
+                    nodes: nodes.len() as u32,
+                    ..Capacity::default()
+                },
+                |mut acc, c| {
+                    acc.cpu_millis += c.cpu_millis;
+                    acc.memory_mib += c.memory_mib;
+                    acc
+                },
+            );
+            nodes_tx.send_if_modified(|i| {
+                let changed = i.capacity.as_ref() != Some(&total);
+                i.capacity = Some(total);
                 changed
             });
-        }
-    });
+        },
+    ));
+    tokio::spawn(keep_listed(
+        Api::<Namespace>::all(client),
+        warn,
+        |_| (),
+        move |namespaces| {
+            let names: Vec<String> = namespaces.keys().cloned().collect();
+            tx.send_if_modified(|i| {
+                let changed = i.namespaces.as_ref() != Some(&names);
+                i.namespaces = Some(names);
+                changed
+            });
+        },
+    ));
     rx
+}
+
+/// Keeps every object of one cluster-scoped type, by name, as `value` of it, from a watch
+/// (re-listed with back-off after an outage), and calls `publish` after every change once
+/// the first list is complete.
+async fn keep_listed<K, V>(
+    api: Api<K>,
+    warn: std::sync::Arc<Warner>,
+    value: impl Fn(&K) -> V,
+    mut publish: impl FnMut(&BTreeMap<String, V>),
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let mut objects: BTreeMap<String, V> = BTreeMap::new();
+    let mut listing: BTreeMap<String, V> = BTreeMap::new();
+    let mut listed = false;
+    let name = |o: &K| o.meta().name.clone().unwrap_or_default();
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Apply(o)) => {
+                objects.insert(name(&o), value(&o));
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                objects.remove(&name(&o));
+            }
+            Ok(watcher::Event::Init) => listing.clear(),
+            Ok(watcher::Event::InitApply(o)) => {
+                listing.insert(name(&o), value(&o));
+            }
+            Ok(watcher::Event::InitDone) => {
+                objects = std::mem::take(&mut listing);
+                listed = true;
+            }
+            Err(error) => {
+                let message = format!("watching the cluster's {}s failed; retrying", K::kind(&()));
+                warn.warn(&message, &error);
+                continue;
+            }
+        }
+        if listed {
+            publish(&objects);
+        }
+    }
 }
 
 fn node_capacity(node: &Node) -> Capacity {
