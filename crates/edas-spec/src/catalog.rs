@@ -1119,7 +1119,7 @@ pub const DOCS: &[ParamDoc] = &[
         "Force",
         "boolean",
         Q,
-        "Delete even when the application is running or protected.",
+        "Delete at once, without waiting: the application leaves edasd immediately and its instances are removed without a grace period or preStop hook (on Kubernetes; the local runtime stops them as usual).",
         "—",
         "boolean",
         SUPPORTED,
