@@ -35,7 +35,7 @@ impl PackageCache {
         let key = hex::encode(Sha256::digest(format!("{url}\n{version}").as_bytes()));
         let dir = self.dir.join(key);
         let file = dir.join(file_name(url));
-        if file.is_file() {
+        if is_file(&file).await {
             return Ok(file);
         }
         let lock = {
@@ -43,14 +43,19 @@ impl PackageCache {
             locks.entry(dir.clone()).or_default().clone()
         };
         let _guard = lock.lock().await;
-        if file.is_file() {
+        if is_file(&file).await {
             return Ok(file);
         }
         // Instances (another user) run the file by its path but cannot list the cache.
-        for d in [&self.dir, &dir] {
-            crate::make_dir(d, 0o711)
-                .map_err(|e| format!("cannot create `{}`: {e}", d.display()))?;
-        }
+        let dirs = [self.dir.clone(), dir.clone()];
+        tokio::task::spawn_blocking(move || {
+            dirs.iter().try_for_each(|d| {
+                crate::make_dir(d, 0o711)
+                    .map_err(|e| format!("cannot create `{}`: {e}", d.display()))
+            })
+        })
+        .await
+        .map_err(|e| format!("cannot create the package cache: {e}"))??;
         let partial = dir.join(format!(".partial-{}", uuid::Uuid::new_v4().simple()));
         let fetched = match url.split_once("://") {
             Some((scheme, path)) if scheme.eq_ignore_ascii_case("file") => {
@@ -63,15 +68,22 @@ impl PackageCache {
                 .await
                 .unwrap_or_else(|_| Err(format!("download timed out after {DOWNLOAD_TIMEOUT:?}"))),
         };
-        let done = fetched.and_then(|()| {
-            use std::os::unix::fs::PermissionsExt as _;
-            // A copy keeps the source's mode; the instance's user must be able to read it.
-            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o644))
-                .and_then(|()| std::fs::rename(&partial, &file))
-                .map_err(|e| e.to_string())
-        });
+        let done = match fetched {
+            Ok(()) => {
+                use std::os::unix::fs::PermissionsExt as _;
+                // A copy keeps the source's mode; the instance's user must be able to read it.
+                let readable = std::fs::Permissions::from_mode(0o644);
+                match tokio::fs::set_permissions(&partial, readable).await {
+                    Ok(()) => tokio::fs::rename(&partial, &file)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Err(e) => Err(e),
+        };
         if let Err(e) = done {
-            let _ = std::fs::remove_file(&partial);
+            let _ = tokio::fs::remove_file(&partial).await;
             return Err(format!("cannot fetch `PackageUrl` `{url}`: {e}"));
         }
         Ok(file)
@@ -101,6 +113,11 @@ impl PackageCache {
         out.flush().await.map_err(|e| e.to_string())?;
         out.sync_all().await.map_err(|e| e.to_string())
     }
+}
+
+/// Whether `path` is a regular file (following links), as [`Path::is_file`], off the workers.
+async fn is_file(path: &Path) -> bool {
+    tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file())
 }
 
 /// The URL's last path segment if it is a plain file name, else `package.jar`.

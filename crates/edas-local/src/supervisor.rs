@@ -119,16 +119,24 @@ async fn wait_for_stop(inner: &Inner, inst: &InstanceEntry) -> Outcome {
 /// Everything probes and hooks need, computed for a start or an adoption: the probe target,
 /// the program's argv and the mounts the launcher handles.
 async fn probe_target(
-    inner: &Inner,
-    inst: &InstanceEntry,
-    spec: &AppSpec,
+    inner: &Arc<Inner>,
+    inst: &Arc<InstanceEntry>,
+    spec: &Arc<AppSpec>,
     starting: bool,
 ) -> Result<(probe::Target, Vec<String>, launch::MountPlan), String> {
     let workdir = inst.dir.join("work");
-    let owner = launch::identity(spec, inner.run_as_for(&inst.app_id)?)?;
-    if let Some(roots) = &inner.config.allowed_host_paths {
-        launch::check_host_paths(spec, roots)?;
-    }
+    // User lookups (the password database) and host path checks read files.
+    let owner = {
+        let (inner, inst, spec) = (inner.clone(), inst.clone(), spec.clone());
+        blocking(move || {
+            let owner = launch::identity(&spec, inner.run_as_for(&inst.app_id)?)?;
+            if let Some(roots) = &inner.config.allowed_host_paths {
+                launch::check_host_paths(&spec, roots)?;
+            }
+            Ok(owner)
+        })
+        .await?
+    };
     let package = match &spec.artifact {
         Artifact::Package(p) => Some(inner.packages.fetch(&p.url, &p.version).await?),
         _ => None,
@@ -417,9 +425,9 @@ fn probe_grace(p: &Probe) -> Option<Duration> {
 
 /// Watches a running process; `target` is `None` for an adopted one (then it is recomputed).
 async fn run(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     inst: &Arc<InstanceEntry>,
-    spec: &AppSpec,
+    spec: &Arc<AppSpec>,
     mut proc: Running,
     target: Option<probe::Target>,
 ) -> Outcome {
