@@ -114,6 +114,15 @@
 //! systemd, run edasd with `KillMode=process` (the default `control-group` kills the whole cgroup,
 //! instances included).
 //!
+//! # Blocking work
+//! File and `/proc` work runs off the tokio workers (`spawn_blocking`, `tokio::fs`), except
+//! reading a just-spawned process's start time and recording it (no await between spawning and
+//! recording, so a start given up for a stop never leaves an unrecorded process) and
+//! [`LocalRuntime::new`]'s adoption (a synchronous constructor, once at start). What is
+//! periodic — log rotation, the OOM and resident-memory watch, adopted processes' exits — is
+//! one housekeeping task per runtime for all instances, not a timer per instance (the module
+//! `housekeeping` says why each is periodic).
+//!
 //! # Tests of the whole project
 //! `edas-testapp` is a library and a binary; a test binary of another crate can run it by
 //! re-executing itself with a test that calls `edas_testapp::run()` (this crate's tests do so),
@@ -1200,7 +1209,11 @@ impl Runtime for LocalRuntime {
             let inner = &self.inner;
             check_ids(&target.app_id, &target.revision)?;
             if replicas > 0 {
-                inner.check_spec(&target.spec)?;
+                // Host paths are resolved on disk.
+                let (checker, spec) = (inner.clone(), target.spec.clone());
+                tokio::task::spawn_blocking(move || checker.check_spec(&spec))
+                    .await
+                    .map_err(|e| RuntimeError::Unavailable(e.to_string()))??;
             }
             let key = (target.app_id.clone(), target.revision.clone());
             // The revision's directory and spec are written before it is entered in the map

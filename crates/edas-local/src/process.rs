@@ -166,12 +166,16 @@ impl Running {
         }
     }
 
-    /// Whether the process still runs (without waiting).
-    pub fn is_alive(&mut self) -> bool {
+    /// Whether the process still runs (without waiting for it to end).
+    pub async fn is_alive(&mut self) -> bool {
         match &mut self.how {
             How::Child(child) => matches!(child.try_wait(), Ok(None)),
-            // One small read of `/proc/<pid>/stat`, once per stop.
-            How::Adopted(_) => start_time(self.pid) == Some(self.start_time),
+            How::Adopted(_) => {
+                let (pid, started) = (self.pid, self.start_time);
+                tokio::task::spawn_blocking(move || start_time(pid) == Some(started))
+                    .await
+                    .unwrap_or(false)
+            }
         }
     }
 }

@@ -575,7 +575,7 @@ async fn terminate(
     let deadline = tokio::time::Instant::now() + grace;
     let mut extension = false;
     if let Some(action) = pre_stop.and_then(Action::of_handler)
-        && proc.is_alive()
+        && proc.is_alive().await
     {
         match tokio::time::timeout_at(
             deadline,
