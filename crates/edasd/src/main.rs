@@ -470,20 +470,7 @@ async fn ensure_admin_key(store: &Store, data_dir: &Path) -> anyhow::Result<()> 
                 Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e).context("reading the administrator access key"),
             }
-            store
-                .create_access_key(
-                    &AccessKey {
-                        id: id.clone(),
-                        secret: Sensitive::new(secret),
-                        user: ADMIN_USER.to_owned(),
-                        enabled: true,
-                        created_at: now,
-                    },
-                    bootstrap_audit("CreateAccessKey", &id),
-                    now,
-                )
-                .await
-                .context("storing the administrator access key")?;
+            store_admin_key(store, &id, secret, now).await?;
             tracing::info!(access_key_id = %id, "administrator access key from the environment stored");
             Ok(())
         }
@@ -504,20 +491,7 @@ async fn ensure_admin_key(store: &Store, data_dir: &Path) -> anyhow::Result<()> 
                     "# edasd administrator access key, generated {now}. Keep it secret.\nEDASD_ACCESS_KEY_ID={id}\nEDASD_ACCESS_KEY_SECRET={secret}\n"
                 ),
             )?;
-            store
-                .create_access_key(
-                    &AccessKey {
-                        id: id.clone(),
-                        secret: Sensitive::new(secret),
-                        user: ADMIN_USER.to_owned(),
-                        enabled: true,
-                        created_at: now,
-                    },
-                    bootstrap_audit("CreateAccessKey", &id),
-                    now,
-                )
-                .await
-                .context("storing the generated administrator access key")?;
+            store_admin_key(store, &id, secret, now).await?;
             tracing::warn!(
                 access_key_id = %id,
                 file = %file.display(),
@@ -527,6 +501,26 @@ async fn ensure_admin_key(store: &Store, data_dir: &Path) -> anyhow::Result<()> 
         }
         _ => bail!("set both EDASD_ACCESS_KEY_ID and EDASD_ACCESS_KEY_SECRET, or neither"),
     }
+}
+
+/// Stores `id`/`secret` as an enabled access key of the administrator user, audited.
+async fn store_admin_key(
+    store: &Store,
+    id: &str,
+    secret: String,
+    now: jiff::Timestamp,
+) -> anyhow::Result<()> {
+    let key = AccessKey {
+        id: id.to_owned(),
+        secret: Sensitive::new(secret),
+        user: ADMIN_USER.to_owned(),
+        enabled: true,
+        created_at: now,
+    };
+    store
+        .create_access_key(&key, bootstrap_audit("CreateAccessKey", id), now)
+        .await
+        .with_context(|| format!("storing the administrator access key {id}"))
 }
 
 /// The audit record of an administrator bootstrap change made by edasd itself at start-up.
