@@ -45,6 +45,9 @@ pub(crate) struct Watched {
     pub oom_base: u64,
     /// The memory limit in bytes, if any.
     pub memory_limit: Option<u64>,
+    /// The instance's lock on its files (see `InstanceEntry::files`): a rotation in progress
+    /// finishes before the instance's directory is removed.
+    pub files: Arc<Mutex<()>>,
 }
 
 impl Watched {
@@ -219,6 +222,7 @@ impl Housekeeping {
 /// kill counted by the cgroup, or resident memory over the limit, from one scan of `/proc`).
 pub(crate) fn pass(watched: &[(u64, Watched)], max_bytes: u64, keep: u32) -> Vec<(u64, String)> {
     for (_, w) in watched {
+        let _files = w.files.lock().unwrap_or_else(|e| e.into_inner());
         for name in LOG_FILES {
             let file = w.logs.join(name);
             if let Err(e) = process::rotate_if_large(&file, max_bytes, keep) {
@@ -268,6 +272,7 @@ mod tests {
             cgroup: None,
             oom_base: 0,
             memory_limit: None,
+            files: Arc::default(),
         }
     }
 

@@ -484,6 +484,7 @@ async fn run(
             cgroup: st.record.cgroup.clone(),
             oom_base: st.record.oom_kills_at_start,
             memory_limit,
+            files: inst.files.clone(),
         }
     };
     // With a memory cgroup the kernel enforces the limit and the housekeeping reads its OOM
