@@ -65,6 +65,12 @@ impl RevisionDoc {
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
+
+    /// The spec the runtime runs for this revision: its ConfigMap and Secret references
+    /// pointing at the revision's copies (what the engine's release steps apply).
+    pub fn running_spec(&self) -> AppSpec {
+        copies::with_copies(&self.spec, &self.config_copies)
+    }
 }
 
 /// The runtimes, by cluster id.

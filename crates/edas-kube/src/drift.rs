@@ -29,7 +29,7 @@ pub(crate) struct Desired {
     pub(crate) settled: bool,
     /// Whether a restore is running.
     pub(crate) restoring: bool,
-    /// The drift last restored (the Deployment's resourceVersion, or `None` for a deleted
+    /// The drift last restored (the Deployment's uid and generation, or `None` for a deleted
     /// one), so the events that follow the restore before the cache shows it do not restore
     /// it again.
     pub(crate) restored: Option<Option<String>>,
@@ -118,23 +118,29 @@ pub(crate) async fn run(inner: Weak<Inner>, mut events: broadcast::Receiver<Runt
 /// Compares one revision with what was applied and starts a restore when it drifted.
 fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
     let key = (event.app_id.clone(), event.revision.clone());
-    let Some((target, replicas)) = rt
+    let entry = rt
         .inner
         .desired
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get(&key)
-        .filter(|d| !d.restoring)
-        .map(|d| (d.target.clone(), d.replicas))
-    else {
-        return;
+        .map(|d| (!d.restoring).then(|| (d.target.clone(), d.replicas)));
+    let (target, replicas) = match entry {
+        Some(Some(entry)) => entry,
+        // A restore of it is running.
+        Some(None) => return,
+        None => {
+            adopt(rt, &key);
+            return;
+        }
     };
     let name = edas_render::deployment_name(&target.spec.name, &target.revision);
     let reference = ObjectRef::<Deployment>::new(&name).within(&target.spec.k8s_namespace);
     let current = rt.inner.deployments.get(&reference);
+    // The generation changes with the spec only (not with status updates).
     let version = current
         .as_ref()
-        .and_then(|d| d.metadata.resource_version.clone());
+        .map(|d| format!("{:?}/{:?}", d.metadata.uid, d.metadata.generation));
     let why = drift(current.as_deref(), replicas);
     {
         let mut desired = rt.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
@@ -220,6 +226,100 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
                 deployment = %name,
                 %error,
                 "Deployment {why}: restoring it failed; retrying at its next event"
+            ),
+        }
+    });
+}
+
+/// Drift of a revision this process did not apply (it applied it before a restart, or another
+/// edasd process did): a Deployment whose replicas differ from what edasd annotated, or one the
+/// cache showed and no longer does, is restored with what the store says it runs.
+fn adopt(rt: &KubeRuntime, key: &(String, String)) {
+    let found = rt.inner.deployments.state().into_iter().find(|d| {
+        crate::label(d.as_ref(), crate::LABEL_APP_ID) == Some(key.0.as_str())
+            && crate::label(d.as_ref(), crate::LABEL_REVISION) == Some(key.1.as_str())
+    });
+    let why = {
+        let mut seen = rt.inner.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match &found {
+            Some(d) => {
+                seen.insert(key.clone());
+                let applied = d
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(crate::ANNOTATION_REPLICAS))
+                    .and_then(|v| v.parse::<i64>().ok());
+                let actual = d.spec.as_ref().and_then(|s| s.replicas).map(i64::from);
+                match (applied, actual) {
+                    (Some(applied), Some(actual))
+                        if applied != actual && d.metadata.deletion_timestamp.is_none() =>
+                    {
+                        format!("was scaled to {actual} outside edasd")
+                    }
+                    _ => return,
+                }
+            }
+            None if seen.remove(key) => "was deleted outside edasd".to_owned(),
+            None => return,
+        }
+    };
+    if !rt
+        .inner
+        .adopting
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key.clone())
+    {
+        return;
+    }
+    let rt = rt.clone();
+    let key = key.clone();
+    tokio::spawn(async move {
+        let cluster = rt.inner.options.cluster_id.clone();
+        let settled = rt.inner.directory.settled_target(&key.0, &key.1).await;
+        let result = match settled {
+            Ok(Some((replicas, spec))) if replicas > 0 => {
+                let target = Target {
+                    app_id: key.0.clone(),
+                    revision: key.1.clone(),
+                    spec: std::sync::Arc::new(spec),
+                };
+                // From now on this process keeps it as applied.
+                rt.desire(&target, replicas);
+                Some((replicas, rt.apply_revision(&target, replicas).await))
+            }
+            Ok(_) => None,
+            Err(error) => Some((0, Err(edas_runtime::RuntimeError::Unavailable(error)))),
+        };
+        rt.inner
+            .adopting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        if matches!(result, Some((_, Err(_)))) {
+            // A deletion is tried again at the revision's next event.
+            rt.inner
+                .seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.clone());
+        }
+        match result {
+            None => {}
+            Some((replicas, Ok(()))) => tracing::warn!(
+                %cluster,
+                app_id = %key.0,
+                revision = %key.1,
+                replicas,
+                "Deployment {why}: restored to what the store says it runs"
+            ),
+            Some((_, Err(error))) => tracing::warn!(
+                %cluster,
+                app_id = %key.0,
+                revision = %key.1,
+                %error,
+                "Deployment {why}: restoring it from the store failed; retrying at its next event"
             ),
         }
     });

@@ -78,7 +78,6 @@ use std::time::Duration;
 use edas_runtime::{
     BoxFuture, RevisionState, Routing, Runtime, RuntimeError, RuntimeEvent, Target,
 };
-use edas_spec::AppSpec;
 use futures_util::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -93,6 +92,8 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
 pub use edas_render::{LABEL_APP, LABEL_REVISION};
+/// The application spec, as [`Directory::settled_target`] returns it.
+pub use edas_spec::AppSpec;
 
 /// Label on every object edasd applies: the application id (names can be reused after a
 /// deletion, ids cannot).
@@ -202,7 +203,25 @@ pub trait Directory: Send + Sync + 'static {
         let _ = (app_id, revision);
         Box::pin(async { Ok(None) })
     }
+
+    /// What the store says revision `revision` of `app_id` runs, with the spec its release
+    /// steps apply (ConfigMap/Secret references pointing at its copies), when it runs any
+    /// instances and no change is in progress; `None` otherwise. Drift correction restores with
+    /// it a Deployment this process did not apply itself (e.g. after an edasd restart). The
+    /// default says nothing.
+    fn settled_target<'a>(
+        &'a self,
+        app_id: &'a str,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(u32, AppSpec)>, String>> {
+        let _ = (app_id, revision);
+        Box::pin(async { Ok(None) })
+    }
 }
+
+/// Annotation on each revision's Deployment: the replicas edasd applied, so a Deployment
+/// scaled by hand is recognised as drift even by an edasd process that did not apply it.
+pub const ANNOTATION_REPLICAS: &str = "edas.oam.replicas";
 
 /// A Gateway (Gateway API) that gray-split HTTPRoutes attach to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -300,6 +319,10 @@ struct Inner {
     deployments_listed: watch::Sender<bool>,
     /// What each revision should run, as this process last applied it (drift correction).
     desired: Mutex<HashMap<(String, String), drift::Desired>>,
+    /// Revisions whose Deployment the cache has shown (a later absence is a deletion), and
+    /// those whose restore from the store is running.
+    seen: Mutex<HashSet<(String, String)>>,
+    adopting: Mutex<HashSet<(String, String)>>,
     /// Revisions with a wake-up pending for the end of an unschedulable pod's grace period.
     wakes: Mutex<HashSet<(String, String)>>,
     /// Warm-up ramps of HTTPRoute weights, by application id.
@@ -359,6 +382,8 @@ impl KubeRuntime {
             namespaces: Mutex::new(HashSet::new()),
             wakes: Mutex::new(HashSet::new()),
             desired: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashSet::new()),
+            adopting: Mutex::new(HashSet::new()),
             pods_listed,
             deployments_listed,
             missing_rights: watch::channel(None).0,
@@ -712,6 +737,11 @@ impl KubeRuntime {
             .labels
             .get_or_insert_default()
             .insert(LABEL_APP_ID.to_owned(), target.app_id.clone());
+        deployment
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(ANNOTATION_REPLICAS.to_owned(), replicas.to_string());
         if let Some(s) = deployment.spec.as_mut() {
             s.template
                 .metadata

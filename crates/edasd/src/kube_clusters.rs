@@ -101,6 +101,33 @@ impl Directory for StoreDirectory {
             }))
         })
     }
+
+    fn settled_target<'a>(
+        &'a self,
+        app_id: &'a str,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(u32, edas_kube::AppSpec)>, String>> {
+        Box::pin(async move {
+            let Some(replicas) = self.settled_replicas(app_id, revision).await? else {
+                return Ok(None);
+            };
+            if replicas == 0 {
+                return Ok(None);
+            }
+            // The spec of the revision's own stored document, as the engine's steps apply it.
+            let Ok(number) = revision.parse::<i64>() else {
+                return Ok(None);
+            };
+            let stored = match self.store.get_revision(app_id, number).await {
+                Ok(stored) => stored,
+                Err(StoreError::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e.to_string()),
+            };
+            let doc = edas_engine::RevisionDoc::from_value(&stored.spec)
+                .map_err(|e| format!("application {app_id} revision {number}: {e}"))?;
+            Ok(Some((replicas, doc.running_spec())))
+        })
+    }
 }
 
 /// The registry's status document of a cluster in `health` with its `inventory` (see

@@ -1181,7 +1181,7 @@ async fn drift_is_corrected(backend: &Backend) {
     use kube::api::{Api, DeleteParams, Patch, PatchParams};
 
     let dir = tempfile::tempdir().unwrap();
-    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let mut edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
     let app = running_app(&edasd, backend, "drift", 2).await;
     let api: Api<Deployment> = Api::namespaced(backend.client.clone(), &backend.namespace);
     let uid = bounded("reading the Deployment", api.get("drift-r1"))
@@ -1235,6 +1235,85 @@ async fn drift_is_corrected(backend: &Backend) {
     }
     backend
         .wait_pods(&app, "back to 2 instances", |p| *p == counts(&[("1", 2)]))
+        .await;
+
+    // A restarted edasd (which applied nothing since) corrects drift from the store, with the
+    // very pod template its releases apply: the running pods are not replaced.
+    edasd.kill();
+    edasd.spawn();
+    let before = backend.pods(&app).await["1"].2.clone();
+    // Until the new process has listed the cluster, a hand-scale would go unnoticed.
+    let deadline = std::time::Instant::now() + backend.patience;
+    loop {
+        let (status, _) = edasd
+            .call_raw(
+                "GET",
+                "/pop/v5/app/app_status",
+                "QueryApplicationStatus",
+                &[("AppId", &app)],
+            )
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "edasd never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    bounded(
+        "kubectl scale --replicas=1",
+        api.patch(
+            "drift-r1",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})),
+        ),
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + backend.patience;
+    loop {
+        let now = backend.deployments(&app).await;
+        if now == replicas(&[("1", 2)]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not scaled back after a restart: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = backend
+        .wait_pods(&app, "2 instances again", |p| *p == counts(&[("1", 2)]))
+        .await;
+    let kept = backend.pods(&app).await["1"]
+        .2
+        .intersection(&before)
+        .count();
+    assert!(kept >= 1, "the template changed: {before:?} then {after:?}");
+    bounded(
+        "kubectl delete deploy",
+        api.delete("drift-r1", &DeleteParams::background()),
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + backend.patience;
+    loop {
+        let d = bounded("reading the Deployment", api.get_opt("drift-r1"))
+            .await
+            .unwrap();
+        if d.as_ref()
+            .is_some_and(|d| d.spec.as_ref().unwrap().replicas == Some(2))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not restored after a restart: {d:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    backend
+        .wait_pods(&app, "revision 1 runs again", |p| *p == counts(&[("1", 2)]))
         .await;
 }
 
