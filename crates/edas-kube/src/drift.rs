@@ -3,8 +3,10 @@
 //! logged, as soon as its watch event arrives: no polling, and no release is disturbed (a
 //! release step changes the desired replicas first, so its own writes are never "drift").
 //!
-//! What edasd last applied is known per process: a revision this process applied since it
-//! started (the engine re-applies every running revision's step when it resumes a release).
+//! What edasd last applied is known per process for the revisions it applied since it started;
+//! for the others (after a restart, or applied by another edasd process) the Deployment's
+//! [`crate::ANNOTATION_REPLICAS`] tells a hand-scale, its disappearance from the cache a
+//! deletion, and the store ([`crate::Directory::settled_target`]) what to restore.
 //! A difference counts as drift only once the cluster has shown the Deployment as applied, so
 //! a step's own writes in flight are never mistaken for it; and before restoring, the store is
 //! asked ([`crate::Directory::settled_replicas`]): an application deleted or stopped, or a
