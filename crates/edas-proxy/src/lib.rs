@@ -13,7 +13,8 @@
 //!
 //! 1. Only *serviceable* backends: `ready`, not `draining`, not drained through
 //!    [`ServiceProxy::drain`], and past the lossless delay.
-//! 2. With a traffic strategy ([`ServiceProxy::set_traffic`], `TrafficControlStrategy`): a request
+//! 2. With a traffic strategy ([`ServiceProxy::set_traffic`]: a [`TrafficControl`], this crate's
+//!    own form of EDAS `TrafficControlStrategy`, which its owner converts): a request
 //!    matching every condition of any content rule goes to [`Group::Gray`]; otherwise a percent
 //!    rule sends exactly that share of the remaining requests to gray (a Bresenham counter:
 //!    20 % is every fifth request, no randomness), the rest to [`Group::Stable`]; no matching rule
