@@ -344,6 +344,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_task_rotates_every_registered_instance_and_stops_with_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let hk = Arc::new(Housekeeping::default());
+        let mut registrations = Vec::new();
+        let mut logs = Vec::new();
+        for i in 0..2 {
+            let dir = dir.path().join(format!("i{i}/logs"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("stderr.log"), "y".repeat(64)).unwrap();
+            registrations.push(hk.register(watched(dir.clone())));
+            logs.push(dir);
+        }
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(hk.clone().run(32, 1, stop.clone()));
+        let rotated = |d: &PathBuf| d.join("stderr.log.1").exists();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !logs.iter().all(rotated) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+        task.await.unwrap();
+        assert!(
+            logs.iter().all(rotated),
+            "not every instance's log was rotated"
+        );
+    }
+
+    #[tokio::test]
     async fn registrations_are_dropped_and_adopted_exits_are_seen() {
         let hk = Arc::new(Housekeeping::default());
         let reg = hk.register(watched(PathBuf::from("/nonexistent")));
