@@ -93,7 +93,10 @@ fn no_crate_depends_on_what_architecture_md_forbids() {
         .iter()
         .filter(|c| !rules.contains_key(*c) && *c != "edas-bench")
         .collect();
-    assert!(missing.is_empty(), "crates without a dependency rule: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "crates without a dependency rule: {missing:?}"
+    );
 }
 
 #[test]
