@@ -547,39 +547,12 @@ async fn get_change_order(
     let (order, app) = authorized_order(api, caller, id, ram::READ_APPLICATION).await?;
     let state: edas_release::ChangeOrder = serde_json::from_value(order.state.clone())
         .map_err(|e| internal(&format!("decoding change order {id}"), e))?;
-    let creator = creator_of(api, &order.app_id, id).await;
     let mut out = Map::new();
     out.insert(
         "changeOrderInfo".into(),
-        render::change_order_info(&order, &state, &app, creator.as_deref()),
+        render::change_order_info(&order, &state, &app),
     );
     Ok(out)
-}
-
-/// The actor of the audit record that created the change order (`CreateUserId`).
-async fn creator_of(api: &Api, app_id: &str, change_order_id: &str) -> Option<String> {
-    let query = edas_store::AuditQuery {
-        app_id: Some(app_id.to_owned()),
-        ..Default::default()
-    };
-    let mut number = 1;
-    loop {
-        let page = api
-            .store()
-            .list_audit(&query, PageRequest::new(number, PageRequest::MAX_SIZE))
-            .await
-            .ok()?;
-        let done = page.items.len() < PageRequest::MAX_SIZE as usize;
-        if let Some(record) = page.items.into_iter().find(|r| {
-            r.entry.detail.get("change_order").and_then(Value::as_str) == Some(change_order_id)
-        }) {
-            return Some(record.entry.actor);
-        }
-        if done {
-            return None;
-        }
-        number += 1;
-    }
 }
 
 fn control_error(error: ControlError) -> ApiError {
@@ -656,9 +629,7 @@ async fn list_change_orders(
             continue;
         };
         let (_, co_type) = edas_engine::mapping::co_type(order.kind());
-        let creator = creator_of(api, app_id, &stored.id)
-            .await
-            .unwrap_or_default();
+        let creator = stored.creator.as_deref().unwrap_or_default();
         let batch_type = match order.release() {
             edas_release::Release::Manual => "Manual",
             edas_release::Release::Auto { .. } => "Automatic",
@@ -676,7 +647,7 @@ async fn list_change_orders(
             "FinishTime": list_time(stored.finished_at),
             "GroupId": "",
             "Source": "pop",
-            "Status": stored.status,
+            "Status": stored.status.code(),
             "UserId": creator,
         }));
     }

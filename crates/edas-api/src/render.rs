@@ -241,7 +241,6 @@ pub fn change_order_info(
     stored: &edas_store::ChangeOrder,
     order: &ChangeOrder,
     app: &Application,
-    creator: Option<&str>,
 ) -> Value {
     let (_, co_type) = edas_engine::mapping::co_type(order.kind());
     let batch_type = match order.release() {
@@ -251,7 +250,7 @@ pub fn change_order_info(
     let pipelines: Vec<Value> = order.pipelines().iter().map(pipeline).collect();
     json!({
         "ChangeOrderId": stored.id,
-        "Status": stored.status,
+        "Status": stored.status.code(),
         "BatchCount": order.batch_count(),
         "BatchType": batch_type,
         "ChangeOrderDescription": order.description(),
@@ -260,7 +259,7 @@ pub fn change_order_info(
         "CoTypeCode": stored.co_type,
         "CreateTime": millis(stored.created_at).to_string(),
         "FinishTime": ms_text(order.finish_time()),
-        "CreateUserId": creator.unwrap_or_default(),
+        "CreateUserId": stored.creator.as_deref().unwrap_or_default(),
         "AppId": app.id,
         "SupportRollback": order.supports_rollback(),
         "Targets": {"Items": [app.name.clone()]},

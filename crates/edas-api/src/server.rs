@@ -115,44 +115,21 @@ async fn metrics(State(api): State<Api>) -> Response {
 }
 
 /// Sets `edasd_active_change_orders{status}`: the unfinished change orders (at most one per
-/// application) by EDAS status, read from the store at scrape time so every node sharing a
-/// database reports the same numbers (one query per application: fine for the hundreds of
-/// applications an installation has; a store-side count would scale further).
+/// application) by EDAS status, counted by the store at scrape time (one indexed query) so
+/// every node sharing a database reports the same numbers.
 async fn record_active_change_orders(api: &Api) {
-    use edas_store::{ApplicationFilter, PageRequest};
     let mut by_status: std::collections::BTreeMap<i32, u64> =
         [0, 1, 8, 9].into_iter().map(|s| (s, 0)).collect();
-    let mut number = 1;
-    loop {
-        let page = match api
-            .store()
-            .list_applications(
-                &ApplicationFilter::default(),
-                PageRequest::new(number, PageRequest::MAX_SIZE),
-            )
-            .await
-        {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics: listing applications failed");
-                return;
-            }
-        };
-        let done = page.items.len() < PageRequest::MAX_SIZE as usize;
-        for app in &page.items {
-            match api.store().active_change_order(&app.id).await {
-                Ok(Some(order)) => *by_status.entry(order.status).or_default() += 1,
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics: reading a change order failed");
-                    return;
-                }
+    match api.store().count_active_change_orders().await {
+        Ok(counts) => {
+            for (status, count) in counts {
+                by_status.insert(status.code(), count);
             }
         }
-        if done {
-            break;
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: counting the active change orders failed");
+            return;
         }
-        number += 1;
     }
     for (status, count) in by_status {
         metrics::gauge!("edasd_active_change_orders", "status" => status.to_string())

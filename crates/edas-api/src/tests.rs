@@ -1104,6 +1104,16 @@ async fn gray_manual_release_is_driven_through_the_change_order_operations() {
     assert_eq!(items[0]["CoTypeCode"], "CoDeploy");
     assert_eq!(items[0]["Status"], 2);
     assert_eq!(items[1]["ChangeOrderId"], created.as_str());
+    // The creator is who submitted the order, not the engine that moved it on last (the audit
+    // trail's newest record naming the order is the engine's `system` transition).
+    for creator in [
+        &done["CreateUserId"],
+        &items[0]["CreateUserId"],
+        &items[0]["UserId"],
+    ] {
+        let creator = creator.as_str().unwrap();
+        assert!(creator.contains("admin"), "{creator}");
+    }
 
     // AbortAndRollbackChangeOrder on a waiting release answers the rollback order in Data.
     let next = call(

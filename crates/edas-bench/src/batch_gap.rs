@@ -18,7 +18,7 @@ pub(crate) fn params(pairs: &[(&str, &str)]) -> Params {
 
 pub(crate) async fn wait_status(store: &Store, id: &str, status: i32) -> anyhow::Result<()> {
     for _ in 0..60_000 {
-        if store.get_change_order(id).await?.status == status {
+        if store.get_change_order(id).await?.status.code() == status {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -83,7 +83,7 @@ pub(crate) async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
             let co = edas_store::NewChangeOrder {
                 id: format!("floor-{i}"),
                 co_type: "CoBench".into(),
-                status: 0,
+                status: edas_store::ChangeOrderStatus::Ready,
                 state: state.clone(),
                 description: String::new(),
             };
@@ -101,7 +101,7 @@ pub(crate) async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
                 .create_application(new_app, co, audit.clone(), jiff::Timestamp::now())
                 .await?;
             let t = edas_store::Transition {
-                status: 1,
+                status: edas_store::ChangeOrderStatus::InProgress,
                 state: state.clone(),
                 finished: false,
                 app_state: None,

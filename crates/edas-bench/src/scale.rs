@@ -45,7 +45,7 @@ async fn wait_all(store: &Store, ids: &[String], status: i32) -> anyhow::Result<
     let deadline = Instant::now() + Duration::from_secs(3600);
     for id in ids {
         loop {
-            if store.get_change_order(id).await?.status == status {
+            if store.get_change_order(id).await?.status.code() == status {
                 break;
             }
             if Instant::now() > deadline {
@@ -179,7 +179,7 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
                     NewChangeOrder {
                         id: format!("co-{id}"),
                         co_type: template_order.co_type.clone(),
-                        status: 0,
+                        status: edas_store::ChangeOrderStatus::Ready,
                         state: template_order.state.clone(),
                         description: String::new(),
                     },
@@ -192,7 +192,7 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
                     &co.id,
                     co.version,
                     Transition {
-                        status: 2,
+                        status: edas_store::ChangeOrderStatus::Success,
                         state: template_order.state.clone(),
                         finished: true,
                         app_state: None,

@@ -128,7 +128,7 @@ fn end_open_order(
     Ok(Superseded {
         id: active.id,
         expected_version: active.version,
-        status: order.status().code(),
+        status: order.status(),
         state: serde_json::to_value(&order).map_err(|e| SubmitError::Internal(e.to_string()))?,
     })
 }

@@ -268,9 +268,16 @@ impl Driver {
                 Effect::StartRollback(o) => Some((**o).clone()),
                 _ => None,
             });
-            self.persist(&next, actor, request_id, label).await?;
+            let follow_up = match &new_rollback {
+                Some(r) => {
+                    Some(rollback_deploy(&self.inner, &self.app_id, r, actor, request_id).await?)
+                }
+                None => None,
+            };
+            self.persist(&next, actor, request_id, label, follow_up)
+                .await?;
             if let Some(r) = new_rollback {
-                start_rollback(&self.inner, &self.app_id, &r, actor, request_id).await?;
+                self.inner.wake_claimer();
                 rollback = Some(r.id().to_owned());
             }
             let failures = self.execute(fx).await;
@@ -292,6 +299,7 @@ impl Driver {
         actor: &str,
         request_id: &str,
         label: &str,
+        follow_up: Option<edas_store::FollowUpDeploy>,
     ) -> Result<(), ControlError> {
         let status = next.status();
         let transition = transition(self.order.status(), next)?;
@@ -302,18 +310,20 @@ impl Driver {
             request_id,
             json!({"change_order": self.id, "input": label, "from": self.order.status().code(), "to": status.code()}),
         );
-        match self
-            .inner
-            .store
-            .transition(
-                &self.id,
-                self.version,
-                transition,
-                entry,
-                self.inner.clock.timestamp(),
-            )
-            .await
-        {
+        let now = self.inner.clock.timestamp();
+        let store = &self.inner.store;
+        let written = match follow_up {
+            None => {
+                store
+                    .transition(&self.id, self.version, transition, entry, now)
+                    .await
+            }
+            Some(follow_up) => store
+                .transition_and_deploy(&self.id, self.version, transition, entry, follow_up, now)
+                .await
+                .map(|(version, _, _)| version),
+        };
+        match written {
             Ok(v) => {
                 self.version = v;
                 self.order = next.clone();
@@ -533,7 +543,7 @@ fn transition(before: Status, next: &ChangeOrder) -> Result<Transition, ControlE
         _ => (None, false),
     };
     Ok(Transition {
-        status: status.code(),
+        status,
         state: serde_json::to_value(next).map_err(|e| ControlError::Internal(e.to_string()))?,
         finished: store_finished(status),
         app_state,
@@ -560,15 +570,16 @@ fn input_label(input: &Input) -> &'static str {
     }
 }
 
-/// Stores a rollback change order (with a revision that restores the earlier spec) and wakes
-/// the claimer. Runs right after the order it rolls back was persisted as terminated.
-async fn start_rollback(
+/// The rollback change order `order` and the revision that restores the earlier spec, as the
+/// deploy the store writes in the same transaction as the termination of the order it rolls
+/// back ([`edas_store::Store::transition_and_deploy`]): a crash cannot separate them.
+async fn rollback_deploy(
     inner: &Arc<Inner>,
     app_id: &str,
     order: &ChangeOrder,
     actor: &str,
     request_id: &str,
-) -> Result<(), ControlError> {
+) -> Result<edas_store::FollowUpDeploy, ControlError> {
     let number: i64 = order.to_revision().0.parse().map_err(|_| {
         ControlError::Internal(format!(
             "revision id {} is not a number",
@@ -586,7 +597,7 @@ async fn start_rollback(
     let co = edas_store::NewChangeOrder {
         id: order.id().to_owned(),
         co_type: co_type.to_owned(),
-        status: order.status().code(),
+        status: order.status(),
         state: serde_json::to_value(order).map_err(|e| ControlError::Internal(e.to_string()))?,
         description: order.description().to_owned(),
     };
@@ -597,12 +608,12 @@ async fn start_rollback(
         request_id,
         json!({"change_order": order.id(), "to_revision": number}),
     );
-    inner
-        .store
-        .deploy(app_id, doc.to_value(), co, entry, inner.clock.timestamp())
-        .await?;
-    inner.wake_claimer();
-    Ok(())
+    Ok(edas_store::FollowUpDeploy {
+        app_id: app_id.to_owned(),
+        spec: doc.to_value(),
+        change_order: co,
+        audit: entry,
+    })
 }
 
 /// A control call: through the driver when this process drives the order, else on the store.
@@ -667,6 +678,11 @@ async fn direct(
         Effect::StartRollback(o) => Some((**o).clone()),
         _ => None,
     });
+    let follow_up = match &rollback {
+        Some(r) => Some(rollback_deploy(inner, &record.app_id, r, actor, request_id).await?),
+        None => None,
+    };
+    let now = inner.clock.timestamp();
     if record.finished_at.is_none() {
         let status = order.status();
         let transition = transition(before, &order)?;
@@ -677,19 +693,32 @@ async fn direct(
             request_id,
             json!({"change_order": id, "input": label, "from": before.code(), "to": status.code()}),
         );
+        match follow_up {
+            None => {
+                inner
+                    .store
+                    .transition(id, record.version, transition, entry, now)
+                    .await?;
+            }
+            Some(follow_up) => {
+                inner
+                    .store
+                    .transition_and_deploy(id, record.version, transition, entry, follow_up, now)
+                    .await?;
+            }
+        }
+    } else if let Some(follow_up) = follow_up {
+        // A finished order (e.g. RollbackChangeOrder of a failed one) only gets its rollback.
+        let edas_store::FollowUpDeploy {
+            app_id,
+            spec,
+            change_order,
+            audit,
+        } = follow_up;
         inner
             .store
-            .transition(
-                id,
-                record.version,
-                transition,
-                entry,
-                inner.clock.timestamp(),
-            )
+            .deploy(&app_id, spec, change_order, audit, now)
             .await?;
-    }
-    if let Some(r) = &rollback {
-        start_rollback(inner, &record.app_id, r, actor, request_id).await?;
     }
     inner.wake_claimer();
     Ok(crate::ControlOutcome {

@@ -524,7 +524,13 @@ impl Engine {
             .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
         if delete
             && let Some(active) = inner.store.active_change_order(&req.app_id).await?
-            && matches!(active.status, 0 | 1 | 8 | 9)
+            && matches!(
+                active.status,
+                edas_release::Status::Ready
+                    | edas_release::Status::InProgress
+                    | edas_release::Status::WaitingForConfirmation
+                    | edas_release::Status::WaitingForNextBatch
+            )
         {
             // A deletion always goes ahead: a release still running (waiting for instances
             // that crash-loop, say) is aborted first; its instances are then scaled to 0.
@@ -825,7 +831,10 @@ async fn supersede_failed(
     active: edas_store::ChangeOrder,
     req: &Submission,
 ) -> Result<(), SubmitError> {
-    if !matches!(active.status, 3 | 10) {
+    if !matches!(
+        active.status,
+        edas_release::Status::Failed | edas_release::Status::SystemFailure
+    ) {
         return Err(SubmitError::Conflict {
             active_change_order: active.id,
         });
@@ -925,7 +934,7 @@ fn new_change_order(order: &ChangeOrder, co_type: &str) -> Result<NewChangeOrder
     Ok(NewChangeOrder {
         id: order.id().to_owned(),
         co_type: co_type.to_owned(),
-        status: order.status().code(),
+        status: order.status(),
         state: serde_json::to_value(order).map_err(|e| SubmitError::Internal(e.to_string()))?,
         description: order.description().to_owned(),
     })

@@ -110,7 +110,7 @@ async fn deploy(w: &World, pairs: &[(&str, &str)]) -> String {
 /// Waits until the change order has `status`; panics after 30 seconds.
 async fn wait_status(store: &Store, id: &str, status: i32) {
     for _ in 0..1500 {
-        if store.get_change_order(id).await.unwrap().status == status {
+        if store.get_change_order(id).await.unwrap().status.code() == status {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -123,7 +123,7 @@ async fn wait_status(store: &Store, id: &str, status: i32) {
 }
 
 async fn status(store: &Store, id: &str) -> i32 {
-    store.get_change_order(id).await.unwrap().status
+    store.get_change_order(id).await.unwrap().status.code()
 }
 
 async fn pipeline_ids(store: &Store, id: &str) -> Vec<String> {
@@ -300,6 +300,59 @@ async fn abort_and_rollback_restores_the_previous_revision() {
     assert_eq!(doc.spec.command.as_deref(), Some("/bin/app"));
 }
 
+/// The termination and the rollback are one store transaction: when the rollback cannot be
+/// stored (forced here by giving it the id of an existing change order), the order is not
+/// terminated either, so it can never be left terminated without its rollback; a retry then
+/// does both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_and_rollback_stores_both_or_neither() {
+    let w = world().await;
+    let (_, first) = create(&w, 3).await;
+    wait_status(&w.store, &first, 2).await;
+    let co = deploy(&w, &[("UpdateStrategy", GRAY_MANUAL)]).await;
+    wait_status(&w.store, &co, 8).await;
+    let abort = |id: &str| {
+        Input::AbortAndRollback(RollbackRequest {
+            order_id: id.into(),
+            strategy: Strategy::Single,
+        })
+    };
+    let refused = w.engine.control(&co, abort(&first), "test", "r1").await;
+    assert!(refused.is_err(), "{refused:?}");
+    let stored = w.store.get_change_order(&co).await.unwrap();
+    assert_eq!(stored.status.code(), 8);
+    assert!(!stored.is_finished());
+    assert_eq!(
+        w.store
+            .get_application("app-1")
+            .await
+            .unwrap()
+            .current_revision,
+        2
+    );
+
+    let out = w
+        .engine
+        .control(&co, abort("rb-3"), "test", "r2")
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.status, out.rollback_change_order.as_deref()),
+        (6, Some("rb-3"))
+    );
+    assert_eq!(status(&w.store, &co).await, 6);
+    wait_status(&w.store, "rb-3", 2).await;
+    assert_eq!(
+        w.store
+            .get_change_order("rb-3")
+            .await
+            .unwrap()
+            .creator
+            .as_deref(),
+        Some("test")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_of_a_finished_order() {
     let w = world().await;
@@ -382,7 +435,7 @@ async fn engine_restart_at_every_step_resumes_exactly() {
     let mut last_version = 0;
     for round in 0..2000 {
         let rec = w.store.get_change_order(&co).await.unwrap();
-        if rec.status == 2 {
+        if rec.status.code() == 2 {
             break;
         }
         if rec.version != last_version {

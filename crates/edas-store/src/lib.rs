@@ -5,10 +5,18 @@
 //! Applications (soft-deleted, so their history stays), their immutable revisions, change
 //! orders (status code, engine state document, compare-and-swap `version`, lease), clusters,
 //! ConfigMaps and Secrets kept for the local runtime, users, access keys, RAM-style policies and
-//! their attachments, and an audit trail. Documents whose shape other crates own (application
-//! spec, change-order state, policies, config data) are stored as JSON (`serde_json::Value`)
-//! beside the columns that queries filter on; this crate depends on no other workspace crate.
-//! Request nonces are not stored (the server keeps them in memory).
+//! their attachments, and an audit trail. Request nonces are not stored (the server keeps them
+//! in memory).
+//!
+//! # Typed columns and opaque documents
+//! Columns that queries filter on or that callers decide on are typed: a change order's status
+//! is a [`ChangeOrderStatus`] (edas-release's `Status`, stored as its EDAS code; an unknown
+//! code reads as [`StoreError::Corrupt`]) and its creator is written with it. Documents whose
+//! shape another crate owns are stored as JSON and cross this API as `serde_json::Value` on
+//! purpose, opaque to the store: the application spec and revision documents (edas-engine's
+//! `RevisionDoc`), the change-order state (edas-release's `ChangeOrder`), cluster configuration,
+//! ConfigMap and Secret data, policy documents, and the free-form audit detail. Typing the
+//! spec and state documents in and out of the store is issue 19's remaining work.
 //!
 //! # Invariants
 //! - **The only crate with SQL.** Everything else goes through [`Store`]. Each statement is
@@ -18,7 +26,9 @@
 //!   ([`StoreError::SchemaTooNew`]).
 //! - **Atomic writes with their audit record.** Creating an application (+ revision 1 + change
 //!   order), deploying (+ revision + change order), and every change-order transition commit in
-//!   one transaction together with the audit record that explains them.
+//!   one transaction together with the audit record that explains them. Ending an order and
+//!   starting its rollback (AbortAndRollbackChangeOrder) is one transaction too:
+//!   [`Store::transition_and_deploy`].
 //! - **One active change order per application**, enforced by a unique partial index
 //!   (`WHERE finished_at IS NULL`) on both backends, so concurrent deploys cannot both win: the
 //!   loser gets [`StoreError::Conflict`].

@@ -6,6 +6,10 @@
 use jiff::Timestamp;
 use serde_json::Value;
 
+/// A change order's status, with the EDAS wire codes it is stored as (the release planner's
+/// type, so the store, the engine and the API agree on one set of values).
+pub use edas_release::Status as ChangeOrderStatus;
+
 use crate::crypto::Sensitive;
 
 /// An application as stored. Deleted applications stay (with `deleted = true`) so their
@@ -59,8 +63,9 @@ pub struct ChangeOrder {
     pub app_id: String,
     /// The EDAS `CoTypeCode`, e.g. `CoDeploy`.
     pub co_type: String,
-    /// The EDAS change-order status code.
-    pub status: i32,
+    /// Stored as its EDAS code; a code this binary does not know reads as
+    /// [`crate::StoreError::Corrupt`].
+    pub status: ChangeOrderStatus,
     /// Incremented by every transition and every claim; the compare-and-swap token.
     pub version: i64,
     /// The revision this change order rolls out, when it creates one.
@@ -68,6 +73,9 @@ pub struct ChangeOrder {
     /// The engine's serialized state (pipelines, stages, tasks).
     pub state: Value,
     pub description: String,
+    /// Who created it (`CreateUserId`): the actor of the audit record written with it. `None`
+    /// only for orders created before the column existed whose audit record was pruned.
+    pub creator: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Set when the change order reached a final status; it never changes again.
@@ -89,12 +97,13 @@ pub struct Lease {
     pub expires_at: Timestamp,
 }
 
-/// A change order to create. It starts at version 1, unfinished and unleased.
+/// A change order to create. It starts at version 1, unfinished and unleased; its creator is
+/// the actor of the audit record written with it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewChangeOrder {
     pub id: String,
     pub co_type: String,
-    pub status: i32,
+    pub status: ChangeOrderStatus,
     pub state: Value,
     pub description: String,
 }
@@ -102,7 +111,7 @@ pub struct NewChangeOrder {
 /// The new status and state of a change order, written by [`crate::Store::transition`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
-    pub status: i32,
+    pub status: ChangeOrderStatus,
     pub state: Value,
     /// `true` when `status` is final: the change order is finished (its lease is released and
     /// the application may get a new change order).
@@ -112,6 +121,17 @@ pub struct Transition {
     /// When `true`, the application is marked deleted in the same transaction (the end of a
     /// delete change order).
     pub delete_app: bool,
+}
+
+/// The deploy that [`crate::Store::transition_and_deploy`] stores in the same transaction as
+/// a transition: `spec` becomes the application's next revision, rolled out by `change_order`;
+/// `audit` explains it (its actor is the order's creator).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FollowUpDeploy {
+    pub app_id: String,
+    pub spec: Value,
+    pub change_order: NewChangeOrder,
+    pub audit: AuditEntry,
 }
 
 /// The "who, what, from which request" of an audit record; the store adds the time and id.
@@ -281,6 +301,6 @@ pub struct PendingSweep {
 pub struct Superseded {
     pub id: String,
     pub expected_version: i64,
-    pub status: i32,
+    pub status: ChangeOrderStatus,
     pub state: Value,
 }

@@ -67,11 +67,12 @@ impl Store {
                 .bind(&change_order.id)
                 .bind(&app.id)
                 .bind(&change_order.co_type)
-                .bind(change_order.status)
+                .bind(change_order.status.code())
                 .bind(Some(1i64))
                 .bind(Json(&change_order.state))
                 .bind(&change_order.description)
                 .bind(at)
+                .bind(&audit.actor)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| {
@@ -80,7 +81,7 @@ impl Store {
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
         });
-        let co = new_change_order(change_order, &app.id, Some(1), now);
+        let co = new_change_order(change_order, &app.id, Some(1), &audit.actor, now);
         let app = Application {
             id: app.id,
             name: app.name,
@@ -131,46 +132,7 @@ impl Store {
         let at = ms(now);
         let number: i64 = on_writer!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            // Locks the application row (PostgreSQL), serializing deploys of one application.
-            let number: Option<i64> = sqlx::query_scalar(
-                "UPDATE applications SET current_revision = current_revision + 1, spec = $1, \
-                 updated_at = $2 WHERE id = $3 AND deleted = FALSE RETURNING current_revision",
-            )
-            .bind(Json(&spec))
-            .bind(at)
-            .bind(app_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let number = number.ok_or_else(|| StoreError::not_found("application", app_id))?;
-            let active: Option<String> = sqlx::query_scalar(ACTIVE_CHANGE_ORDER_ID)
-                .bind(app_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(active) = active {
-                return Err(active_conflict(app_id, &active));
-            }
-            sqlx::query(
-                "INSERT INTO revisions (app_id, number, spec, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(app_id)
-            .bind(number)
-            .bind(Json(&spec))
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map_conflict(e, "application", app_id, "concurrent deploy"))?;
-            sqlx::query(INSERT_CHANGE_ORDER)
-                .bind(&change_order.id)
-                .bind(app_id)
-                .bind(&change_order.co_type)
-                .bind(change_order.status)
-                .bind(Some(number))
-                .bind(Json(&change_order.state))
-                .bind(&change_order.description)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| racing_change_order(e, app_id, &change_order.id))?;
+            let number = deploy_in!(&mut tx, app_id, &spec, &change_order, &audit.actor, at);
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
             number
@@ -183,7 +145,7 @@ impl Store {
         };
         Ok((
             revision,
-            new_change_order(change_order, app_id, Some(number), now),
+            new_change_order(change_order, app_id, Some(number), &audit.actor, now),
         ))
     }
 
@@ -235,18 +197,25 @@ impl Store {
                 .bind(&change_order.id)
                 .bind(app_id)
                 .bind(&change_order.co_type)
-                .bind(change_order.status)
+                .bind(change_order.status.code())
                 .bind(None::<i64>)
                 .bind(Json(&change_order.state))
                 .bind(&change_order.description)
                 .bind(at)
+                .bind(&audit.actor)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| racing_change_order(e, app_id, &change_order.id))?;
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
         });
-        Ok(new_change_order(change_order, app_id, None, now))
+        Ok(new_change_order(
+            change_order,
+            app_id,
+            None,
+            &audit.actor,
+            now,
+        ))
     }
 
     /// Sets an application's lifecycle state, with its audit record.

@@ -91,65 +91,90 @@ impl Store {
         let at = ms(now);
         on_writer!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let updated: Option<(i64, String)> = if transition.finished {
-                sqlx::query_as(
-                    "UPDATE change_orders SET status = $1, state = $2, version = version + 1, \
-                     updated_at = $3, finished_at = $3, lease_owner = NULL, \
-                     lease_expires_at = NULL \
-                     WHERE id = $4 AND version = $5 AND finished_at IS NULL \
-                     RETURNING version, app_id",
-                )
-            } else {
-                sqlx::query_as(
-                    "UPDATE change_orders SET status = $1, state = $2, version = version + 1, \
-                     updated_at = $3 \
-                     WHERE id = $4 AND version = $5 AND finished_at IS NULL \
-                     RETURNING version, app_id",
-                )
-            }
-            .bind(transition.status)
-            .bind(Json(&transition.state))
-            .bind(at)
-            .bind(id)
-            .bind(expected_version)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((version, app_id)) = updated else {
-                let current: Option<(i64, Option<i64>)> = sqlx::query_as(
-                    "SELECT version, finished_at FROM change_orders WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                return Err(match current {
-                    None => StoreError::not_found("change order", id),
-                    Some((_, Some(_))) => StoreError::Finished { id: id.to_owned() },
-                    Some((actual, None)) => StoreError::Stale {
-                        id: id.to_owned(),
-                        expected: expected_version,
-                        actual,
-                    },
-                });
-            };
-            if let Some(state) = &transition.app_state {
-                sqlx::query("UPDATE applications SET state = $1, updated_at = $2 WHERE id = $3")
-                    .bind(state)
-                    .bind(at)
-                    .bind(&app_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if transition.delete_app {
-                sqlx::query("UPDATE applications SET deleted = TRUE, updated_at = $1 WHERE id = $2")
-                    .bind(at)
-                    .bind(&app_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            let version = transition_in!(&mut tx, id, expected_version, &transition, at);
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
             Ok(version)
         })
+    }
+
+    /// One command, one transaction: the compare-and-swap [`Store::transition`] of change
+    /// order `id` (usually to a final status) with its audit record, then the
+    /// [`Store::deploy`] of `follow_up` (a new revision and the change order that rolls it
+    /// out, e.g. the rollback started by AbortAndRollbackChangeOrder) with its own audit
+    /// record. Either both are stored or neither is, so a crash between them cannot leave the
+    /// order terminated without its rollback. Errors as those two methods.
+    pub async fn transition_and_deploy(
+        &self,
+        id: &str,
+        expected_version: i64,
+        transition: Transition,
+        audit: AuditEntry,
+        follow_up: FollowUpDeploy,
+        now: Timestamp,
+    ) -> Result<(i64, Revision, ChangeOrder), StoreError> {
+        validate_change_order(&follow_up.change_order)?;
+        let now = truncate(now);
+        let at = ms(now);
+        let FollowUpDeploy {
+            app_id,
+            spec,
+            change_order,
+            audit: follow_audit,
+        } = follow_up;
+        let result: Result<(i64, i64), StoreError> = async {
+            on_writer!(self, pool => {
+                let mut tx = pool.begin_write().await?;
+                let version = transition_in!(&mut tx, id, expected_version, &transition, at);
+                insert_audit!(&mut *tx, &audit, at)?;
+                let number =
+                    deploy_in!(&mut tx, &app_id, &spec, &change_order, &follow_audit.actor, at);
+                insert_audit!(&mut *tx, &follow_audit, at)?;
+                tx.commit().await?;
+                Ok((version, number))
+            })
+        }
+        .await;
+        let (version, number) = self.name_active(result).await?;
+        let revision = Revision {
+            app_id: app_id.clone(),
+            number,
+            spec,
+            created_at: now,
+        };
+        let order = new_change_order(
+            change_order,
+            &app_id,
+            Some(number),
+            &follow_audit.actor,
+            now,
+        );
+        Ok((version, revision, order))
+    }
+
+    /// The unfinished change orders (at most one per application) counted by status, in one
+    /// indexed query: what the metrics scrape reports.
+    pub async fn count_active_change_orders(
+        &self,
+    ) -> Result<Vec<(ChangeOrderStatus, u64)>, StoreError> {
+        let rows: Vec<(i32, i64)> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT status, COUNT(*) FROM change_orders WHERE finished_at IS NULL \
+                 GROUP BY status ORDER BY status",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(code, n)| {
+                let status =
+                    ChangeOrderStatus::from_code(code).ok_or_else(|| StoreError::Corrupt {
+                        what: "change_orders.status",
+                        reason: format!("{code} is not a change-order status code"),
+                    })?;
+                Ok((status, u64::try_from(n).unwrap_or_default()))
+            })
+            .collect()
     }
 
     /// Claims the oldest unfinished change order whose lease is free or expired at `now`, for

@@ -138,6 +138,126 @@ macro_rules! insert_audit {
     }};
 }
 
+/// The compare-and-swap of [`Store::transition`] inside the write transaction `$tx` (a
+/// `&mut Transaction` of either backend): evaluates to the new version, or returns the error
+/// from the enclosing function. Shared by every write that moves a change order on.
+macro_rules! transition_in {
+    ($tx:expr, $id:expr, $expected:expr, $transition:expr, $at:expr) => {{
+        let transition: &Transition = $transition;
+        let id: &str = $id;
+        let expected: i64 = $expected;
+        let updated: Option<(i64, String)> = if transition.finished {
+            sqlx::query_as(
+                "UPDATE change_orders SET status = $1, state = $2, version = version + 1, \
+                 updated_at = $3, finished_at = $3, lease_owner = NULL, \
+                 lease_expires_at = NULL \
+                 WHERE id = $4 AND version = $5 AND finished_at IS NULL \
+                 RETURNING version, app_id",
+            )
+        } else {
+            sqlx::query_as(
+                "UPDATE change_orders SET status = $1, state = $2, version = version + 1, \
+                 updated_at = $3 \
+                 WHERE id = $4 AND version = $5 AND finished_at IS NULL \
+                 RETURNING version, app_id",
+            )
+        }
+        .bind(transition.status.code())
+        .bind(Json(&transition.state))
+        .bind($at)
+        .bind(id)
+        .bind(expected)
+        .fetch_optional(&mut **$tx)
+        .await?;
+        let Some((version, app_id)) = updated else {
+            let current: Option<(i64, Option<i64>)> =
+                sqlx::query_as("SELECT version, finished_at FROM change_orders WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut **$tx)
+                    .await?;
+            return Err(match current {
+                None => StoreError::not_found("change order", id),
+                Some((_, Some(_))) => StoreError::Finished { id: id.to_owned() },
+                Some((actual, None)) => StoreError::Stale {
+                    id: id.to_owned(),
+                    expected,
+                    actual,
+                },
+            });
+        };
+        if let Some(state) = &transition.app_state {
+            sqlx::query("UPDATE applications SET state = $1, updated_at = $2 WHERE id = $3")
+                .bind(state)
+                .bind($at)
+                .bind(&app_id)
+                .execute(&mut **$tx)
+                .await?;
+        }
+        if transition.delete_app {
+            sqlx::query("UPDATE applications SET deleted = TRUE, updated_at = $1 WHERE id = $2")
+                .bind($at)
+                .bind(&app_id)
+                .execute(&mut **$tx)
+                .await?;
+        }
+        version
+    }};
+}
+/// The writes of [`Store::deploy`] inside the write transaction `$tx`: the application's next
+/// revision (`$spec`), the change order that rolls it out (refused while another is active)
+/// and nothing else (the caller adds the audit record). Evaluates to the revision number, or
+/// returns the error from the enclosing function.
+macro_rules! deploy_in {
+    ($tx:expr, $app_id:expr, $spec:expr, $change_order:expr, $creator:expr, $at:expr) => {{
+        let app_id: &str = $app_id;
+        let spec: &Value = $spec;
+        let change_order: &NewChangeOrder = $change_order;
+        let creator: &str = $creator;
+        // Locks the application row (PostgreSQL), serializing deploys of one application.
+        let number: Option<i64> = sqlx::query_scalar(
+            "UPDATE applications SET current_revision = current_revision + 1, spec = $1, \
+             updated_at = $2 WHERE id = $3 AND deleted = FALSE RETURNING current_revision",
+        )
+        .bind(Json(spec))
+        .bind($at)
+        .bind(app_id)
+        .fetch_optional(&mut **$tx)
+        .await?;
+        let number = number.ok_or_else(|| StoreError::not_found("application", app_id))?;
+        let active: Option<String> = sqlx::query_scalar(ACTIVE_CHANGE_ORDER_ID)
+            .bind(app_id)
+            .fetch_optional(&mut **$tx)
+            .await?;
+        if let Some(active) = active {
+            return Err(active_conflict(app_id, &active));
+        }
+        sqlx::query(
+            "INSERT INTO revisions (app_id, number, spec, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(app_id)
+        .bind(number)
+        .bind(Json(spec))
+        .bind($at)
+        .execute(&mut **$tx)
+        .await
+        .map_err(|e| map_conflict(e, "application", app_id, "concurrent deploy"))?;
+        sqlx::query(INSERT_CHANGE_ORDER)
+            .bind(&change_order.id)
+            .bind(app_id)
+            .bind(&change_order.co_type)
+            .bind(change_order.status.code())
+            .bind(Some(number))
+            .bind(Json(&change_order.state))
+            .bind(&change_order.description)
+            .bind($at)
+            .bind(creator)
+            .execute(&mut **$tx)
+            .await
+            .map_err(|e| racing_change_order(e, app_id, &change_order.id))?;
+        number
+    }};
+}
+
 // ---------------------------------------------------------------------------------------------
 // Column lists of the row structs in `rows`.
 
@@ -150,8 +270,8 @@ macro_rules! app_cols {
 
 macro_rules! co_cols {
     () => {
-        "id, app_id, co_type, status, version, revision, state, description, created_at, \
-         updated_at, finished_at, lease_owner, lease_expires_at"
+        "id, app_id, co_type, status, version, revision, state, description, creator, \
+         created_at, updated_at, finished_at, lease_owner, lease_expires_at"
     };
 }
 
@@ -262,9 +382,10 @@ fn map_conflict(e: sqlx::Error, entity: &'static str, id: &str, reason: &str) ->
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, actor, action, resource, app_id, request_id, \
                             detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
+/// Binds: id, app id, type, status code, revision, state, description, now, creator.
 const INSERT_CHANGE_ORDER: &str = "INSERT INTO change_orders (id, app_id, co_type, status, \
-     version, revision, state, description, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $8)";
+     version, revision, state, description, created_at, updated_at, creator) \
+     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $8, $9)";
 
 const ACTIVE_CHANGE_ORDER_ID: &str =
     "SELECT id FROM change_orders WHERE app_id = $1 AND finished_at IS NULL";
@@ -273,6 +394,7 @@ fn new_change_order(
     co: NewChangeOrder,
     app_id: &str,
     revision: Option<i64>,
+    creator: &str,
     now: Timestamp,
 ) -> ChangeOrder {
     ChangeOrder {
@@ -284,6 +406,7 @@ fn new_change_order(
         revision,
         state: co.state,
         description: co.description,
+        creator: Some(creator.to_owned()),
         created_at: now,
         updated_at: now,
         finished_at: None,

@@ -126,7 +126,7 @@ impl Store {
                      lease_expires_at = NULL \
                      WHERE id = $4 AND app_id = $5 AND version = $6 AND finished_at IS NULL",
                 )
-                .bind(order.status)
+                .bind(order.status.code())
                 .bind(Json(&order.state))
                 .bind(at)
                 .bind(&order.id)
@@ -151,16 +151,17 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO change_orders (id, app_id, co_type, status, version, revision, \
-                 state, description, created_at, updated_at, finished_at) \
-                 VALUES ($1, $2, $3, $4, 1, NULL, $5, $6, $7, $7, $7)",
+                 state, description, created_at, updated_at, finished_at, creator) \
+                 VALUES ($1, $2, $3, $4, 1, NULL, $5, $6, $7, $7, $7, $8)",
             )
             .bind(&change_order.id)
             .bind(app_id)
             .bind(&change_order.co_type)
-            .bind(change_order.status)
+            .bind(change_order.status.code())
             .bind(Json(&change_order.state))
             .bind(&change_order.description)
             .bind(at)
+            .bind(&audit.actor)
             .execute(&mut *tx)
             .await
             .map_err(|e| map_conflict(e, "change order", &change_order.id, "id already taken"))?;
@@ -174,7 +175,7 @@ impl Store {
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
         });
-        let mut co = new_change_order(change_order, app_id, None, now);
+        let mut co = new_change_order(change_order, app_id, None, &audit.actor, now);
         co.finished_at = Some(now);
         Ok(co)
     }

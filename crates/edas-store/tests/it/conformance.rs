@@ -392,7 +392,7 @@ pub async fn transitions_are_compare_and_swap(ts: &TestStore) {
     );
     let co = store.get_change_order("co").await.unwrap();
     assert_eq!(
-        (co.status, co.version, &co.state),
+        (co.status.code(), co.version, &co.state),
         (1, 2, &json!({ "stage": 1 }))
     );
     assert_eq!(co.updated_at, t(1));
@@ -425,7 +425,7 @@ pub async fn transitions_are_compare_and_swap(ts: &TestStore) {
         .unwrap();
     assert_eq!(v3, 3);
     let co = store.get_change_order("co").await.unwrap();
-    assert_eq!((co.status, co.finished_at), (2, Some(t(3))));
+    assert_eq!((co.status.code(), co.finished_at), (2, Some(t(3))));
     assert_eq!(store.get_application("app").await.unwrap().state, "RUNNING");
     assert_eq!(store.active_change_order("app").await.unwrap(), None);
     let err = store
@@ -448,7 +448,7 @@ pub async fn transitions_are_compare_and_swap(ts: &TestStore) {
         .await
         .unwrap();
     let delete = Transition {
-        status: 2,
+        status: st(2),
         state: json!({}),
         finished: true,
         app_state: Some("DELETED".into()),

@@ -6,7 +6,9 @@
 //! and print that they were skipped otherwise. `source scripts/setup.d/20-postgres.sh` starts
 //! one and sets the variable.
 
-use edas_store::{AuditEntry, EncryptionKey, NewApplication, NewChangeOrder, Store, Transition};
+use edas_store::{
+    AuditEntry, ChangeOrderStatus, EncryptionKey, NewApplication, NewChangeOrder, Store, Transition,
+};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection};
@@ -206,7 +208,7 @@ pub fn new_co(id: &str) -> NewChangeOrder {
     NewChangeOrder {
         id: id.into(),
         co_type: "CoDeploy".into(),
-        status: 0,
+        status: st(0),
         state: json!({ "pipelines": [] }),
         description: format!("change order {id}"),
     }
@@ -214,7 +216,7 @@ pub fn new_co(id: &str) -> NewChangeOrder {
 
 pub fn step(status: i32, state: Value) -> Transition {
     Transition {
-        status,
+        status: st(status),
         state,
         finished: false,
         app_state: None,
@@ -224,7 +226,7 @@ pub fn step(status: i32, state: Value) -> Transition {
 
 pub fn finish(status: i32) -> Transition {
     Transition {
-        status,
+        status: st(status),
         state: json!({ "done": true }),
         finished: true,
         app_state: Some("RUNNING".into()),
@@ -243,4 +245,9 @@ pub async fn create(store: &Store, id: &str, co: &str, now: Timestamp) {
         )
         .await
         .expect("create application");
+}
+
+/// The status of EDAS code `code` (tests write the wire codes).
+pub fn st(code: i32) -> ChangeOrderStatus {
+    ChangeOrderStatus::from_code(code).expect("a known status code")
 }

@@ -6,11 +6,14 @@ mod crash;
 mod harness;
 mod sqlite_only;
 mod sweeps;
+mod typed;
+mod upgrade;
 
 /// The suites the conformance macro runs on both backends.
 mod conformance_or_sweeps {
     pub use crate::conformance::*;
     pub use crate::sweeps::*;
+    pub use crate::typed::*;
 }
 
 /// Generates one test per conformance function and backend.
@@ -54,6 +57,8 @@ conformance!(
     retention_prunes_only_finished_and_old,
     a_newer_schema_is_refused,
     deleting_now_ends_the_active_order_and_leaves_a_sweep,
+    a_rollback_is_stored_with_the_transition_or_not_at_all,
+    the_creator_is_written_with_the_change_order,
 );
 
 #[tokio::test]

@@ -24,7 +24,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
     let stale = Superseded {
         id: co.id.clone(),
         expected_version: co.version + 5,
-        status: 6,
+        status: st(6),
         state: json!({"ended": true}),
     };
     let err = store
@@ -36,7 +36,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
             NewChangeOrder {
                 id: "co-del".into(),
                 co_type: "CoDelete".into(),
-                status: 2,
+                status: st(2),
                 state: json!({}),
                 description: String::new(),
             },
@@ -58,7 +58,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
             NewChangeOrder {
                 id: "co-del".into(),
                 co_type: "CoDelete".into(),
-                status: 2,
+                status: st(2),
                 state: json!({}),
                 description: String::new(),
             },
@@ -75,7 +75,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
     let ended = Superseded {
         id: co.id.clone(),
         expected_version: co.version,
-        status: 6,
+        status: st(6),
         state: json!({"ended": true}),
     };
     let deleted = store
@@ -87,7 +87,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
             NewChangeOrder {
                 id: "co-del".into(),
                 co_type: "CoDelete".into(),
-                status: 2,
+                status: st(2),
                 state: json!({"forced": true}),
                 description: String::new(),
             },
@@ -99,7 +99,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
     assert_eq!(deleted.finished_at, Some(t(3)));
     assert_eq!(store.get_change_order("co-del").await.unwrap(), deleted);
     let old = store.get_change_order(&co.id).await.unwrap();
-    assert_eq!((old.status, old.finished_at), (6, Some(t(3))));
+    assert_eq!((old.status.code(), old.finished_at), (6, Some(t(3))));
     assert_eq!(old.state, json!({"ended": true}));
     assert!(store.get_application("app-d").await.unwrap().deleted);
     assert_eq!(store.active_change_order("app-d").await.unwrap(), None);
@@ -121,7 +121,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
             NewChangeOrder {
                 id: "co-del2".into(),
                 co_type: "CoDelete".into(),
-                status: 2,
+                status: st(2),
                 state: json!({}),
                 description: String::new(),
             },

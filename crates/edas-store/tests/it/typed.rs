@@ -1,0 +1,177 @@
+//! Conformance of the typed change-order columns and of the one-transaction commands.
+
+use edas_store::{
+    AuditEntry, AuditQuery, ChangeOrderStatus, FollowUpDeploy, PageRequest, StoreError,
+};
+use serde_json::json;
+
+use crate::harness::*;
+
+/// AbortAndRollbackChangeOrder's write: the terminated order and the rollback (revision,
+/// change order, both audit records) commit together. When the rollback cannot be stored
+/// (here: its application is gone, a stand-in for any failure of the second half, a crash
+/// included) the termination is not stored either, so no order is ever left terminated
+/// without its rollback.
+pub async fn a_rollback_is_stored_with_the_transition_or_not_at_all(ts: &TestStore) {
+    let store = &ts.store;
+    create(store, "app", "co-1", t(0)).await;
+    store
+        .transition("co-1", 1, finish(2), audit("Done", "app"), t(1))
+        .await
+        .unwrap();
+    store
+        .deploy(
+            "app",
+            json!({ "v": 2 }),
+            new_co("co-2"),
+            audit("Deploy", "app"),
+            t(2),
+        )
+        .await
+        .unwrap();
+    let audit_total = |s: &edas_store::Store| {
+        let s = s.clone();
+        async move {
+            let q = AuditQuery {
+                app_id: Some("app".into()),
+                ..Default::default()
+            };
+            s.list_audit(&q, PageRequest::new(1, 100))
+                .await
+                .unwrap()
+                .total
+        }
+    };
+    let before_audit = audit_total(store).await;
+    let rollback_of = |app: &str, id: &str| FollowUpDeploy {
+        app_id: app.into(),
+        spec: json!({ "v": 1 }),
+        change_order: new_co(id),
+        audit: AuditEntry {
+            actor: "LTAIroller".into(),
+            ..audit("Rollback", "app")
+        },
+    };
+    let terminate = || edas_store::Transition {
+        status: ChangeOrderStatus::Terminated,
+        ..finish(6)
+    };
+
+    // The second half fails: nothing of the first half is kept.
+    let err = store
+        .transition_and_deploy(
+            "co-2",
+            1,
+            terminate(),
+            audit("Abort", "app"),
+            rollback_of("gone", "co-rb"),
+            t(3),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let co2 = store.get_change_order("co-2").await.unwrap();
+    assert_eq!(
+        (co2.status, co2.version, co2.finished_at),
+        (ChangeOrderStatus::Ready, 1, None)
+    );
+    assert_eq!(
+        store.get_application("app").await.unwrap().current_revision,
+        2
+    );
+    assert_eq!(audit_total(store).await, before_audit);
+
+    // Both halves succeed together.
+    let (version, revision, order) = store
+        .transition_and_deploy(
+            "co-2",
+            1,
+            terminate(),
+            audit("Abort", "app"),
+            rollback_of("app", "co-rb"),
+            t(4),
+        )
+        .await
+        .unwrap();
+    assert_eq!((version, revision.number), (2, 3));
+    let co2 = store.get_change_order("co-2").await.unwrap();
+    assert_eq!(
+        (co2.status, co2.finished_at),
+        (ChangeOrderStatus::Terminated, Some(t(4)))
+    );
+    assert_eq!(store.get_change_order("co-rb").await.unwrap(), order);
+    assert_eq!(order.creator.as_deref(), Some("LTAIroller"));
+    assert_eq!(
+        store
+            .active_change_order("app")
+            .await
+            .unwrap()
+            .map(|o| o.id),
+        Some("co-rb".into())
+    );
+    assert_eq!(
+        store.get_revision("app", 3).await.unwrap().spec,
+        json!({ "v": 1 })
+    );
+    assert_eq!(audit_total(store).await, before_audit + 2);
+
+    // A stale first half refuses the whole command.
+    let err = store
+        .transition_and_deploy(
+            "co-2",
+            1,
+            terminate(),
+            audit("Abort", "app"),
+            rollback_of("app", "co-x"),
+            t(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Finished { .. }), "{err:?}");
+    assert!(matches!(
+        store.get_change_order("co-x").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// `creator` is the actor of the audit record written with the order and does not follow
+/// later transitions; unfinished orders are counted by status.
+pub async fn the_creator_is_written_with_the_change_order(ts: &TestStore) {
+    let store = &ts.store;
+    create(store, "app-a", "co-a", t(0)).await;
+    create(store, "app-b", "co-b", t(0)).await;
+    let system = AuditEntry {
+        actor: "system".into(),
+        ..audit("Step", "app-a")
+    };
+    store
+        .transition("co-a", 1, step(1, json!({})), system, t(1))
+        .await
+        .unwrap();
+    let co = store.get_change_order("co-a").await.unwrap();
+    assert_eq!(co.creator.as_deref(), Some("LTAItest"));
+    assert_eq!(co.status, ChangeOrderStatus::InProgress);
+    let mut counts = store.count_active_change_orders().await.unwrap();
+    counts.sort_by_key(|(s, _)| s.code());
+    assert_eq!(
+        counts,
+        [
+            (ChangeOrderStatus::Ready, 1),
+            (ChangeOrderStatus::InProgress, 1)
+        ]
+    );
+    // A status code this binary does not know is corrupt data, named as such.
+    ts.raw_execute("UPDATE change_orders SET status = 42 WHERE id = 'co-b'")
+        .await;
+    let err = store.get_change_order("co-b").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                what: "change_orders.status",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
