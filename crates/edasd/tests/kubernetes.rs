@@ -1120,7 +1120,8 @@ async fn release_across(backend: &Backend, outage: bool) {
             ],
         )
         .await;
-    // As soon as the batch asked for its pods (they are Ready 3 s later).
+    // As soon as the batch asked for its pods (they are Ready 3 s later) and its write was
+    // answered (a write cut off in flight fails the order: another scenario).
     let deadline = std::time::Instant::now() + backend.patience;
     while backend
         .deployments(&app)
@@ -1129,6 +1130,11 @@ async fn release_across(backend: &Backend, outage: bool) {
         .copied()
         .unwrap_or(0)
         < 2
+        || !edasd
+            .order(&order)
+            .await
+            .to_string()
+            .contains("instance(s) of revision 2")
     {
         assert!(
             std::time::Instant::now() < deadline,
