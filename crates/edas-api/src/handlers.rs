@@ -352,56 +352,23 @@ async fn local_service_ports_free(
     spec: &edas_spec::AppSpec,
     parameter: &str,
 ) -> Result<(), ApiError> {
-    const LOCAL: &str = LOCAL_CLUSTER;
-    if spec.cluster_id != LOCAL || spec.services.is_empty() {
+    if spec.cluster_id != LOCAL_CLUSTER || spec.services.is_empty() {
         return Ok(());
     }
-    let wanted: Vec<i64> = spec
-        .services
-        .iter()
-        .flat_map(|s| &s.port_mappings)
-        .map(|m| m.service_port.port)
-        .collect();
-    let filter = ApplicationFilter {
-        namespace_id: None,
-        cluster_id: Some(LOCAL.to_owned()),
-    };
-    let mut number = 1;
-    loop {
-        let page = api
-            .store()
-            .list_applications(&filter, PageRequest::new(number, PageRequest::MAX_SIZE))
-            .await
-            .map_err(|e| internal("listing applications", e))?;
-        let done = page.items.len() < PageRequest::MAX_SIZE as usize;
-        for other in page.items {
-            if other.deleted || Some(other.id.as_str()) == app_id {
-                continue;
-            }
-            let Ok(doc) = revision_doc(&other) else {
-                continue;
-            };
-            let taken = doc
-                .spec
-                .services
-                .iter()
-                .flat_map(|s| &s.port_mappings)
-                .map(|m| m.service_port.port)
-                .find(|p| wanted.contains(p));
-            if let Some(port) = taken {
-                return Err(invalid(
-                    parameter,
-                    format!(
-                        "port {port} is already a service port of application `{}` ({}) on cluster local, where every service port is a port on 127.0.0.1; choose another port",
-                        other.name, other.id
-                    ),
-                ));
-            }
-        }
-        if done {
-            return Ok(());
-        }
-        number += 1;
+    let taken = api
+        .store()
+        .service_port_in_use(LOCAL_CLUSTER, &spec.service_ports(), app_id)
+        .await
+        .map_err(|e| internal("looking up service ports", e))?;
+    match taken {
+        None => Ok(()),
+        Some(other) => Err(invalid(
+            parameter,
+            format!(
+                "port {} is already a service port of application `{}` ({}) on cluster local, where every service port is a port on 127.0.0.1; choose another port",
+                other.port, other.app_name, other.app_id
+            ),
+        )),
     }
 }
 

@@ -96,6 +96,7 @@ pub(crate) async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
                 k8s_namespace: "default".into(),
                 state: "RUNNING".into(),
                 spec: serde_json::Value::Null,
+                service_ports: Vec::new(),
             };
             let (_, c) = floor_store
                 .create_application(new_app, co, audit.clone(), jiff::Timestamp::now())

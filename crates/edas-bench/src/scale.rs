@@ -175,6 +175,7 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
                         k8s_namespace: template_app.k8s_namespace.clone(),
                         state: template_app.state.clone(),
                         spec,
+                        service_ports: Vec::new(),
                     },
                     NewChangeOrder {
                         id: format!("co-{id}"),

@@ -610,7 +610,7 @@ async fn rollback_deploy(
     );
     Ok(edas_store::FollowUpDeploy {
         app_id: app_id.to_owned(),
-        spec: doc.to_value(),
+        revision: doc.to_new_revision(),
         change_order: co,
         audit: entry,
     })
@@ -711,13 +711,13 @@ async fn direct(
         // A finished order (e.g. RollbackChangeOrder of a failed one) only gets its rollback.
         let edas_store::FollowUpDeploy {
             app_id,
-            spec,
+            revision,
             change_order,
             audit,
         } = follow_up;
         inner
             .store
-            .deploy(&app_id, spec, change_order, audit, now)
+            .deploy(&app_id, revision, change_order, audit, now)
             .await?;
     }
     inner.wake_claimer();

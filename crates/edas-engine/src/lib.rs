@@ -66,6 +66,14 @@ impl RevisionDoc {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
+    /// This document as the store's next revision, with the columns indexed with it.
+    pub fn to_new_revision(&self) -> edas_store::NewRevision {
+        edas_store::NewRevision {
+            spec: self.to_value(),
+            service_ports: self.spec.service_ports(),
+        }
+    }
+
     /// The spec the runtime runs for this revision: its ConfigMap and Secret references
     /// pointing at the revision's copies (what the engine's release steps apply).
     pub fn running_spec(&self) -> AppSpec {
@@ -416,6 +424,7 @@ impl Engine {
             k8s_namespace: spec.k8s_namespace.clone(),
             state: "DEPLOYING".into(),
             spec: doc.to_value(),
+            service_ports: doc.spec.service_ports(),
         };
         let co = new_change_order(&order, co_type)?;
         let audit = audit(
@@ -665,7 +674,7 @@ impl Engine {
             .store
             .deploy(
                 &req.app_id,
-                doc.to_value(),
+                doc.to_new_revision(),
                 co,
                 audit,
                 inner.clock.timestamp(),

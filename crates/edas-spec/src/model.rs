@@ -116,6 +116,16 @@ pub struct AppSpec {
 }
 
 impl AppSpec {
+    /// The ports of all its Services (`ServicePort.port`), in spec order: what the store
+    /// indexes to find the application that already uses a port.
+    pub fn service_ports(&self) -> Vec<i64> {
+        self.services
+            .iter()
+            .flat_map(|s| &s.port_mappings)
+            .map(|m| m.service_port.port)
+            .collect()
+    }
+
     /// The number of instances that should run now.
     pub fn effective_replicas(&self) -> u32 {
         if self.stopped { 0 } else { self.replicas }

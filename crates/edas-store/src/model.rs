@@ -45,6 +45,36 @@ pub struct NewApplication {
     pub k8s_namespace: String,
     pub state: String,
     pub spec: Value,
+    /// The Service ports of `spec` (`AppSpec::service_ports`), indexed with it.
+    pub service_ports: Vec<i64>,
+}
+
+/// The next revision of an application: its spec document (opaque here) and the columns
+/// indexed with it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewRevision {
+    pub spec: Value,
+    /// The Service ports of `spec`; they replace the application's indexed ports.
+    pub service_ports: Vec<i64>,
+}
+
+impl From<Value> for NewRevision {
+    /// A revision without Services.
+    fn from(spec: Value) -> Self {
+        Self {
+            spec,
+            service_ports: Vec::new(),
+        }
+    }
+}
+
+/// A live application that already has a Service port
+/// ([`crate::Store::service_port_in_use`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePortUse {
+    pub app_id: String,
+    pub app_name: String,
+    pub port: i64,
 }
 
 /// One immutable version of an application's spec.
@@ -124,12 +154,12 @@ pub struct Transition {
 }
 
 /// The deploy that [`crate::Store::transition_and_deploy`] stores in the same transaction as
-/// a transition: `spec` becomes the application's next revision, rolled out by `change_order`;
+/// a transition: `revision` becomes the application's next revision, rolled out by `change_order`;
 /// `audit` explains it (its actor is the order's creator).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FollowUpDeploy {
     pub app_id: String,
-    pub spec: Value,
+    pub revision: NewRevision,
     pub change_order: NewChangeOrder,
     pub audit: AuditEntry,
 }

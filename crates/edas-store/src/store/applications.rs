@@ -78,6 +78,7 @@ impl Store {
                 .map_err(|e| {
                     map_conflict(e, "change order", &change_order.id, "id already taken")
                 })?;
+            replace_service_ports!(&mut tx, &app.id, &app.service_ports);
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
         });
@@ -108,13 +109,13 @@ impl Store {
     pub async fn deploy(
         &self,
         app_id: &str,
-        spec: Value,
+        revision: NewRevision,
         change_order: NewChangeOrder,
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<(Revision, ChangeOrder), StoreError> {
         let result = self
-            .deploy_once(app_id, spec, change_order, audit, now)
+            .deploy_once(app_id, revision, change_order, audit, now)
             .await;
         self.name_active(result).await
     }
@@ -122,7 +123,7 @@ impl Store {
     async fn deploy_once(
         &self,
         app_id: &str,
-        spec: Value,
+        revision: NewRevision,
         change_order: NewChangeOrder,
         audit: AuditEntry,
         now: Timestamp,
@@ -132,7 +133,7 @@ impl Store {
         let at = ms(now);
         let number: i64 = on_writer!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let number = deploy_in!(&mut tx, app_id, &spec, &change_order, &audit.actor, at);
+            let number = deploy_in!(&mut tx, app_id, &revision, &change_order, &audit.actor, at);
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
             number
@@ -140,13 +141,46 @@ impl Store {
         let revision = Revision {
             app_id: app_id.to_owned(),
             number,
-            spec,
+            spec: revision.spec,
             created_at: now,
         };
         Ok((
             revision,
             new_change_order(change_order, app_id, Some(number), &audit.actor, now),
         ))
+    }
+
+    /// The first live application of cluster `cluster_id`, other than `except_app`, whose
+    /// current revision has one of `ports` as a Service port (an indexed lookup).
+    pub async fn service_port_in_use(
+        &self,
+        cluster_id: &str,
+        ports: &[i64],
+        except_app: Option<&str>,
+    ) -> Result<Option<ServicePortUse>, StoreError> {
+        for port in ports {
+            let row: Option<(String, String)> = on_reader!(self, pool => {
+                sqlx::query_as(
+                    "SELECT a.id, a.name FROM service_ports p \
+                     JOIN applications a ON a.id = p.app_id \
+                     WHERE p.port = $1 AND a.cluster_id = $2 AND a.deleted = FALSE \
+                     AND a.id <> $3 ORDER BY a.name, a.id LIMIT 1",
+                )
+                .bind(*port)
+                .bind(cluster_id)
+                .bind(except_app.unwrap_or_default())
+                .fetch_optional(pool)
+                .await?
+            });
+            if let Some((app_id, app_name)) = row {
+                return Ok(Some(ServicePortUse {
+                    app_id,
+                    app_name,
+                    port: *port,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// Creates a change order that makes no new revision (stop, start, restart, delete…) and its

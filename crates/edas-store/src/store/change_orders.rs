@@ -118,7 +118,7 @@ impl Store {
         let at = ms(now);
         let FollowUpDeploy {
             app_id,
-            spec,
+            revision,
             change_order,
             audit: follow_audit,
         } = follow_up;
@@ -128,7 +128,7 @@ impl Store {
                 let version = transition_in!(&mut tx, id, expected_version, &transition, at);
                 insert_audit!(&mut *tx, &audit, at)?;
                 let number =
-                    deploy_in!(&mut tx, &app_id, &spec, &change_order, &follow_audit.actor, at);
+                    deploy_in!(&mut tx, &app_id, &revision, &change_order, &follow_audit.actor, at);
                 insert_audit!(&mut *tx, &follow_audit, at)?;
                 tx.commit().await?;
                 Ok((version, number))
@@ -139,7 +139,7 @@ impl Store {
         let revision = Revision {
             app_id: app_id.clone(),
             number,
-            spec,
+            spec: revision.spec,
             created_at: now,
         };
         let order = new_change_order(

@@ -208,9 +208,10 @@ macro_rules! transition_in {
 /// and nothing else (the caller adds the audit record). Evaluates to the revision number, or
 /// returns the error from the enclosing function.
 macro_rules! deploy_in {
-    ($tx:expr, $app_id:expr, $spec:expr, $change_order:expr, $creator:expr, $at:expr) => {{
+    ($tx:expr, $app_id:expr, $revision:expr, $change_order:expr, $creator:expr, $at:expr) => {{
         let app_id: &str = $app_id;
-        let spec: &Value = $spec;
+        let revision: &NewRevision = $revision;
+        let spec: &Value = &revision.spec;
         let change_order: &NewChangeOrder = $change_order;
         let creator: &str = $creator;
         // Locks the application row (PostgreSQL), serializing deploys of one application.
@@ -254,7 +255,30 @@ macro_rules! deploy_in {
             .execute(&mut **$tx)
             .await
             .map_err(|e| racing_change_order(e, app_id, &change_order.id))?;
+        replace_service_ports!($tx, app_id, &revision.service_ports);
         number
+    }};
+}
+
+/// Replaces the indexed Service ports of application `$app_id` with `$ports` inside the write
+/// transaction `$tx`; returns a database error from the enclosing function.
+macro_rules! replace_service_ports {
+    ($tx:expr, $app_id:expr, $ports:expr) => {{
+        let app_id: &str = $app_id;
+        let ports: &[i64] = $ports;
+        sqlx::query("DELETE FROM service_ports WHERE app_id = $1")
+            .bind(app_id)
+            .execute(&mut **$tx)
+            .await?;
+        for port in ports {
+            sqlx::query(
+                "INSERT INTO service_ports (app_id, port) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(app_id)
+            .bind(*port)
+            .execute(&mut **$tx)
+            .await?;
+        }
     }};
 }
 

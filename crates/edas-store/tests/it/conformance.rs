@@ -202,7 +202,7 @@ pub async fn deploy_refuses_a_second_active_change_order(ts: &TestStore) {
     let err = store
         .deploy(
             "app",
-            spec2.clone(),
+            spec2.clone().into(),
             new_co("co-2"),
             audit("Deploy", "app"),
             t(1),
@@ -244,7 +244,7 @@ pub async fn deploy_refuses_a_second_active_change_order(ts: &TestStore) {
     let (rev, co) = store
         .deploy(
             "app",
-            spec2.clone(),
+            spec2.clone().into(),
             new_co("co-2"),
             audit("Deploy", "app"),
             t(3),
@@ -279,7 +279,7 @@ pub async fn deploy_refuses_a_second_active_change_order(ts: &TestStore) {
     let err = store
         .deploy(
             "missing",
-            spec2,
+            spec2.into(),
             new_co("co-9"),
             audit("Deploy", "missing"),
             t(6),
@@ -304,7 +304,7 @@ pub async fn concurrent_deploys_have_one_winner(ts: &TestStore) {
             let result = racer
                 .deploy(
                     "app",
-                    json!({ "image": format!("registry/app:{i}") }),
+                    json!({ "image": format!("registry/app:{i}") }).into(),
                     new_co(&format!("co-{}", i + 1)),
                     audit("Deploy", "app"),
                     t(2),
@@ -480,7 +480,7 @@ pub async fn transitions_are_compare_and_swap(ts: &TestStore) {
     let err = store
         .deploy(
             "app",
-            json!({}),
+            json!({}).into(),
             new_co("co-after"),
             audit("Deploy", "app"),
             t(7),
@@ -509,7 +509,7 @@ pub async fn change_orders_are_listed_newest_first(ts: &TestStore) {
     store
         .deploy(
             "app",
-            json!({ "v": 2 }),
+            json!({ "v": 2 }).into(),
             new_co("co-2"),
             audit("Deploy", "app"),
             t(2),
@@ -523,7 +523,7 @@ pub async fn change_orders_are_listed_newest_first(ts: &TestStore) {
     store
         .deploy(
             "app",
-            json!({ "v": 3 }),
+            json!({ "v": 3 }).into(),
             new_co("co-3"),
             audit("Deploy", "app"),
             t(4),

@@ -201,6 +201,7 @@ pub fn new_app(id: &str, name: &str, namespace: &str, cluster: &str) -> NewAppli
         k8s_namespace: "default".into(),
         state: "DEPLOYING".into(),
         spec: json!({ "image": format!("registry/{name}:1"), "replicas": 2 }),
+        service_ports: Vec::new(),
     }
 }
 

@@ -59,6 +59,7 @@ conformance!(
     deleting_now_ends_the_active_order_and_leaves_a_sweep,
     a_rollback_is_stored_with_the_transition_or_not_at_all,
     the_creator_is_written_with_the_change_order,
+    service_ports_are_indexed_with_the_revision,
 );
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Conformance of the typed change-order columns and of the one-transaction commands.
 
 use edas_store::{
-    AuditEntry, AuditQuery, ChangeOrderStatus, FollowUpDeploy, PageRequest, StoreError,
+    AuditEntry, AuditQuery, ChangeOrderStatus, FollowUpDeploy, NewRevision, PageRequest,
+    ServicePortUse, StoreError,
 };
 use serde_json::json;
 
@@ -22,7 +23,7 @@ pub async fn a_rollback_is_stored_with_the_transition_or_not_at_all(ts: &TestSto
     store
         .deploy(
             "app",
-            json!({ "v": 2 }),
+            json!({ "v": 2 }).into(),
             new_co("co-2"),
             audit("Deploy", "app"),
             t(2),
@@ -45,7 +46,10 @@ pub async fn a_rollback_is_stored_with_the_transition_or_not_at_all(ts: &TestSto
     let before_audit = audit_total(store).await;
     let rollback_of = |app: &str, id: &str| FollowUpDeploy {
         app_id: app.into(),
-        spec: json!({ "v": 1 }),
+        revision: NewRevision {
+            spec: json!({ "v": 1 }),
+            service_ports: vec![7001],
+        },
         change_order: new_co(id),
         audit: AuditEntry {
             actor: "LTAIroller".into(),
@@ -173,5 +177,91 @@ pub async fn the_creator_is_written_with_the_change_order(ts: &TestStore) {
             }
         ),
         "{err:?}"
+    );
+}
+
+/// The Service ports of each live application's current revision are indexed with it: written
+/// by creation, deploys and rollbacks (replacing the previous revision's), scoped to a cluster,
+/// and forgotten when the application is deleted.
+pub async fn service_ports_are_indexed_with_the_revision(ts: &TestStore) {
+    let store = &ts.store;
+    let mut app = new_app("app-a", "alpha", "cn-hangzhou:ns", "local");
+    app.service_ports = vec![8080, 8081];
+    store
+        .create_application(app, new_co("co-a"), audit("Insert", "app-a"), t(0))
+        .await
+        .unwrap();
+    let used = |port: i64| ServicePortUse {
+        app_id: "app-a".into(),
+        app_name: "alpha".into(),
+        port,
+    };
+    assert_eq!(
+        store
+            .service_port_in_use("local", &[9000, 8081], None)
+            .await
+            .unwrap(),
+        Some(used(8081))
+    );
+    assert_eq!(
+        store
+            .service_port_in_use("c2", &[8080], None)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .service_port_in_use("local", &[8080], Some("app-a"))
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .transition("co-a", 1, finish(2), audit("Done", "app-a"), t(1))
+        .await
+        .unwrap();
+    let next = NewRevision {
+        spec: json!({ "v": 2 }),
+        service_ports: vec![9090],
+    };
+    store
+        .deploy(
+            "app-a",
+            next,
+            new_co("co-b"),
+            audit("Deploy", "app-a"),
+            t(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .service_port_in_use("local", &[8080, 8081], None)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .service_port_in_use("local", &[9090], None)
+            .await
+            .unwrap(),
+        Some(used(9090))
+    );
+    let delete = edas_store::Transition {
+        delete_app: true,
+        ..finish(2)
+    };
+    store
+        .transition("co-b", 1, delete, audit("Deleted", "app-a"), t(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .service_port_in_use("local", &[9090], None)
+            .await
+            .unwrap(),
+        None
     );
 }

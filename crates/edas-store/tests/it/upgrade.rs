@@ -1,6 +1,6 @@
 //! Opening a database written by the previous schema: [`edas_store::Store::open`] migrates it
 //! in place and the old rows read back typed (status enum, creator backfilled from the audit
-//! trail). The old schema is built here by applying only the migrations that came before.
+//! trail, Service ports indexed from the spec). The old schema is built here by applying only the migrations that came before.
 
 use edas_store::{ChangeOrderStatus, EncryptionKey, Store};
 use sqlx::migrate::Migrator;
@@ -29,7 +29,9 @@ async fn old_migrator(backend: &str, dir: &std::path::Path) -> Migrator {
 const OLD_ROWS: [&str; 5] = [
     "INSERT INTO applications (id, name, region_id, namespace_id, cluster_id, k8s_namespace, \
      current_revision, state, spec, created_at, updated_at, deleted) VALUES ('app-1', 'alpha', \
-     'cn-hangzhou', 'cn-hangzhou', 'c1', 'default', 1, 'DEPLOYING', '{\"replicas\":1}', 1000, 1000, FALSE)",
+     'cn-hangzhou', 'cn-hangzhou', 'c1', 'default', 1, 'DEPLOYING', '{\"spec\":{\"services\":[{\"name\":\"web\",\
+     \"serviceType\":\"ClusterIP\",\"portMappings\":[{\"servicePort\":{\"port\":8080,\"targetPort\":80}},\
+     {\"servicePort\":{\"port\":8443,\"targetPort\":443}}]}]}}', 1000, 1000, FALSE)",
     "INSERT INTO revisions (app_id, number, spec, created_at) VALUES ('app-1', 1, '{\"replicas\":1}', 1000)",
     "INSERT INTO change_orders (id, app_id, co_type, status, version, revision, state, description, \
      created_at, updated_at) VALUES ('co-1', 'app-1', 'CoCreateApp', 1, 2, 1, '{}', 'create', 1000, 2000)",
