@@ -480,27 +480,9 @@ async fn put(
 /// Whether the spec uses the named ConfigMap or Secret (an environment variable's `valueFrom`,
 /// `EnvFroms`, a `ConfigMountDescs` mount, or — for a Secret — the image pull secret).
 fn uses(spec: &AppSpec, kind: Kind, name: &str) -> bool {
-    let (key_ref, from_ref) = match kind {
-        Kind::ConfigMap => ("configMapKeyRef", "configMapRef"),
-        Kind::Secret => ("secretKeyRef", "secretRef"),
-    };
-    let named =
-        |v: Option<&Value>| v.and_then(|r| r.get("name")).and_then(Value::as_str) == Some(name);
-    let envs = serde_json::to_value(&spec.envs).unwrap_or(Value::Null);
-    let env_froms = serde_json::to_value(&spec.env_froms).unwrap_or(Value::Null);
-    let in_envs = envs.as_array().is_some_and(|list| {
-        list.iter()
-            .any(|e| named(e.get("valueFrom").and_then(|f| f.get(key_ref))))
-    });
-    let in_env_froms = env_froms
-        .as_array()
-        .is_some_and(|list| list.iter().any(|e| named(e.get(from_ref))));
-    let in_mounts = spec
-        .config_mounts
+    spec.config_refs()
         .iter()
-        .any(|m| m.name == name && m.kind.eq_ignore_ascii_case(kind.noun()));
-    let pull_secret = kind == Kind::Secret && spec.image_pull_secret.as_deref() == Some(name);
-    in_envs || in_env_froms || in_mounts || pull_secret
+        .any(|r| r.name == name && r.kind.is_secret() == (kind == Kind::Secret))
 }
 
 /// The live applications of a cluster's namespace whose current spec uses the object.

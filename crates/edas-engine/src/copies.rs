@@ -10,59 +10,23 @@
 //! it is (the runtime reports it). A change of the referenced contents alone makes a new template
 //! revision, so a deploy after a ConfigMap update replaces the instances.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use edas_spec::AppSpec;
+use edas_spec::model::ConfigKind;
 use edas_store::{ConfigMap, SecretRecord, Store, StoreError};
 use sha2::{Digest, Sha256};
 
 /// `ConfigMap/<name>` or `Secret/<name>` → the copy's name.
 pub type Copies = BTreeMap<String, String>;
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    ConfigMap,
-    Secret,
-}
-
-impl Kind {
-    fn key(self, name: &str) -> String {
-        match self {
-            Kind::ConfigMap => format!("ConfigMap/{name}"),
-            Kind::Secret => format!("Secret/{name}"),
-        }
+/// The key of a copied reference in [`Copies`].
+fn key(kind: ConfigKind, name: &str) -> String {
+    if kind.is_secret() {
+        format!("Secret/{name}")
+    } else {
+        format!("ConfigMap/{name}")
     }
-}
-
-fn references(spec: &AppSpec) -> BTreeSet<(Kind, String)> {
-    let mut out = BTreeSet::new();
-    for env in &spec.envs {
-        if let Some(from) = &env.value_from {
-            if let Some(r) = &from.config_map_key_ref {
-                out.insert((Kind::ConfigMap, r.name.clone()));
-            }
-            if let Some(r) = &from.secret_key_ref {
-                out.insert((Kind::Secret, r.name.clone()));
-            }
-        }
-    }
-    for from in &spec.env_froms {
-        if let Some(r) = &from.config_map_ref {
-            out.insert((Kind::ConfigMap, r.name.clone()));
-        }
-        if let Some(r) = &from.secret_ref {
-            out.insert((Kind::Secret, r.name.clone()));
-        }
-    }
-    for m in &spec.config_mounts {
-        let kind = if m.kind == "Secret" {
-            Kind::Secret
-        } else {
-            Kind::ConfigMap
-        };
-        out.insert((kind, m.name.clone()));
-    }
-    out
 }
 
 /// The referenced objects as they are now, with a digest of their contents (which decides
@@ -78,11 +42,16 @@ pub(crate) async fn snapshot(store: &Store, spec: &AppSpec) -> Result<Snapshot, 
     let mut hash = Sha256::new();
     let mut config_maps = Vec::new();
     let mut secrets = Vec::new();
-    for (kind, name) in references(spec) {
-        hash.update(kind.key(&name).as_bytes());
+    for r in spec
+        .config_refs()
+        .into_iter()
+        .filter(|r| r.kind.is_copied())
+    {
+        let (kind, name) = (r.kind, r.name);
+        hash.update(key(kind, &name).as_bytes());
         hash.update([0]);
         match kind {
-            Kind::ConfigMap => match store
+            ConfigKind::ConfigMap => match store
                 .get_config_map(&spec.cluster_id, &spec.k8s_namespace, &name)
                 .await
             {
@@ -93,7 +62,7 @@ pub(crate) async fn snapshot(store: &Store, spec: &AppSpec) -> Result<Snapshot, 
                 Err(StoreError::NotFound { .. }) => hash.update(b"missing"),
                 Err(e) => return Err(e),
             },
-            Kind::Secret => match store
+            ConfigKind::Secret | ConfigKind::PullSecret => match store
                 .get_secret(&spec.cluster_id, &spec.k8s_namespace, &name)
                 .await
             {
@@ -130,7 +99,7 @@ pub(crate) async fn store_copies(
     let mut copies = Copies::new();
     for cm in snapshot.config_maps {
         let name = copy_name(&cm.name, app_id, revision);
-        copies.insert(Kind::ConfigMap.key(&cm.name), name.clone());
+        copies.insert(key(ConfigKind::ConfigMap, &cm.name), name.clone());
         store
             .put_config_map(&ConfigMap {
                 name,
@@ -142,7 +111,7 @@ pub(crate) async fn store_copies(
     }
     for s in snapshot.secrets {
         let name = copy_name(&s.name, app_id, revision);
-        copies.insert(Kind::Secret.key(&s.name), name.clone());
+        copies.insert(key(ConfigKind::Secret, &s.name), name.clone());
         store
             .put_secret(&SecretRecord {
                 name,
@@ -162,12 +131,12 @@ pub(crate) fn with_copies(spec: &AppSpec, copies: &Copies) -> AppSpec {
         return out;
     }
     let cm = |name: &mut String| {
-        if let Some(copy) = copies.get(&Kind::ConfigMap.key(name)) {
+        if let Some(copy) = copies.get(&key(ConfigKind::ConfigMap, name)) {
             *name = copy.clone();
         }
     };
     let secret = |name: &mut String| {
-        if let Some(copy) = copies.get(&Kind::Secret.key(name)) {
+        if let Some(copy) = copies.get(&key(ConfigKind::Secret, name)) {
             *name = copy.clone();
         }
     };

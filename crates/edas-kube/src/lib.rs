@@ -871,31 +871,14 @@ fn config_map_object(metadata: ObjectMeta, data: ConfigData, immutable: bool) ->
     }
 }
 
-/// The ConfigMaps (`false`) and Secrets (`true`) the spec's pods reference, by name.
+/// The ConfigMaps (`false`) and Secrets (`true`) the spec's pods reference that are the
+/// engine's revision copies, by name (the pull secret is referenced under its own name).
 fn references(spec: &AppSpec) -> BTreeSet<(bool, String)> {
-    let mut out = BTreeSet::new();
-    for env in &spec.envs {
-        if let Some(from) = &env.value_from {
-            if let Some(r) = &from.config_map_key_ref {
-                out.insert((false, r.name.clone()));
-            }
-            if let Some(r) = &from.secret_key_ref {
-                out.insert((true, r.name.clone()));
-            }
-        }
-    }
-    for from in &spec.env_froms {
-        if let Some(r) = &from.config_map_ref {
-            out.insert((false, r.name.clone()));
-        }
-        if let Some(r) = &from.secret_ref {
-            out.insert((true, r.name.clone()));
-        }
-    }
-    for m in &spec.config_mounts {
-        out.insert((m.kind == "Secret", m.name.clone()));
-    }
-    out
+    spec.config_refs()
+        .into_iter()
+        .filter(|r| r.kind.is_copied())
+        .map(|r| (r.kind.is_secret(), r.name))
+        .collect()
 }
 
 /// A client error as the engine sees it: the cluster refusing the request for good

@@ -126,6 +126,52 @@ impl AppSpec {
             .collect()
     }
 
+    /// Every ConfigMap and Secret the application's instances reference, by kind and name: an
+    /// environment variable's `valueFrom`, `EnvFroms`, a `ConfigMountDescs` mount, and the image
+    /// pull secret. The one place that lists them (the engine copies them per revision, the
+    /// Kubernetes runtime applies the copies, the API refuses to delete one in use). Names
+    /// compare exactly (Kubernetes names are case-sensitive); a mount's kind is normalized to
+    /// `ConfigMap`/`Secret` when the spec is built, anything but `Secret` is a ConfigMap.
+    pub fn config_refs(&self) -> std::collections::BTreeSet<ConfigRef> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut add = |kind, name: &str| {
+            out.insert(ConfigRef {
+                kind,
+                name: name.to_owned(),
+            });
+        };
+        for env in &self.envs {
+            if let Some(from) = &env.value_from {
+                if let Some(r) = &from.config_map_key_ref {
+                    add(ConfigKind::ConfigMap, &r.name);
+                }
+                if let Some(r) = &from.secret_key_ref {
+                    add(ConfigKind::Secret, &r.name);
+                }
+            }
+        }
+        for from in &self.env_froms {
+            if let Some(r) = &from.config_map_ref {
+                add(ConfigKind::ConfigMap, &r.name);
+            }
+            if let Some(r) = &from.secret_ref {
+                add(ConfigKind::Secret, &r.name);
+            }
+        }
+        for m in &self.config_mounts {
+            let kind = if m.kind == "Secret" {
+                ConfigKind::Secret
+            } else {
+                ConfigKind::ConfigMap
+            };
+            add(kind, &m.name);
+        }
+        if let Some(name) = &self.image_pull_secret {
+            add(ConfigKind::PullSecret, name);
+        }
+        out
+    }
+
     /// The number of instances that should run now.
     pub fn effective_replicas(&self) -> u32 {
         if self.stopped { 0 } else { self.replicas }
@@ -287,6 +333,41 @@ impl Default for Lossless {
             related: false,
         }
     }
+}
+
+/// What kind of object a [`ConfigRef`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConfigKind {
+    /// A ConfigMap (environment or mounted files).
+    ConfigMap,
+    /// A Secret whose data the instances read (environment or mounted files).
+    Secret,
+    /// The image pull secret: a Secret the pod references by its own name for the registry
+    /// login. It is never copied per revision: it may be a `kubernetes.io/dockerconfigjson`
+    /// Secret made in the cluster, whose type a copy would lose.
+    PullSecret,
+}
+
+impl ConfigKind {
+    /// Whether the object is a Secret (a pull secret is one).
+    pub fn is_secret(self) -> bool {
+        self != ConfigKind::ConfigMap
+    }
+
+    /// Whether the engine takes an immutable per-revision copy of it (ConfigMaps and Secrets
+    /// whose data the instances read; not the pull secret).
+    pub fn is_copied(self) -> bool {
+        self != ConfigKind::PullSecret
+    }
+}
+
+/// One ConfigMap or Secret an application references ([`AppSpec::config_refs`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConfigRef {
+    /// Its kind.
+    pub kind: ConfigKind,
+    /// Its name in the application's namespace (case-sensitive).
+    pub name: String,
 }
 
 /// One `ConfigMountDescs` entry.

@@ -1542,3 +1542,48 @@ fn json_null_is_a_documented_clear_form() {
     assert!(c.spec.envs.is_empty());
     assert!(crate::docs::parameters_markdown().contains("`null`"));
 }
+
+/// The one list of config references: every place a spec names a ConfigMap or Secret, mount
+/// types in any case, names exactly as given (case-sensitive), the pull secret as its own kind.
+#[test]
+fn config_refs_list_every_reference_once() {
+    use crate::model::{ConfigKind, ConfigRef};
+    let mut spec = run(
+        DeployK8sApplication,
+        &[
+            (
+                "Envs",
+                r#"[{"name":"A","valueFrom":{"configMapKeyRef":{"name":"cm1","key":"k"}}},{"name":"B","valueFrom":{"secretKeyRef":{"name":"s1","key":"k"}}}]"#,
+            ),
+            (
+                "EnvFroms",
+                r#"[{"configMapRef":{"name":"cm2"}},{"secretRef":{"name":"s2"}},{"configMapRef":{"name":"cm1"}}]"#,
+            ),
+            (
+                "ConfigMountDescs",
+                r#"[{"name":"cm3","type":"configmap","mountPath":"/a"},{"name":"s3","type":"SECRET","mountPath":"/b"}]"#,
+            ),
+        ],
+    )
+    .unwrap_or_else(|v| panic!("refused: {v}"))
+    .spec;
+    spec.image_pull_secret = Some("pull".into());
+    let r = |kind, name: &str| ConfigRef {
+        kind,
+        name: name.to_owned(),
+    };
+    let want: std::collections::BTreeSet<ConfigRef> = [
+        r(ConfigKind::ConfigMap, "cm1"),
+        r(ConfigKind::ConfigMap, "cm2"),
+        r(ConfigKind::ConfigMap, "cm3"),
+        r(ConfigKind::Secret, "s1"),
+        r(ConfigKind::Secret, "s2"),
+        r(ConfigKind::Secret, "s3"),
+        r(ConfigKind::PullSecret, "pull"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(spec.config_refs(), want);
+    assert!(ConfigKind::PullSecret.is_secret() && !ConfigKind::PullSecret.is_copied());
+    assert!(!ConfigKind::ConfigMap.is_secret() && ConfigKind::ConfigMap.is_copied());
+}
