@@ -514,12 +514,17 @@ async fn get_change_order(
     let (order, app) = authorized_order(api, caller, id, ram::READ_APPLICATION).await?;
     let state: edas_release::ChangeOrder = serde_json::from_value(order.state.clone())
         .map_err(|e| internal(&format!("decoding change order {id}"), e))?;
-    let mut out = Map::new();
-    out.insert(
-        "changeOrderInfo".into(),
-        render::change_order_info(&order, &state, &app),
-    );
-    Ok(out)
+    let body = edas_wire::ChangeOrderInfoBody {
+        change_order_info: render::change_order_info(&order, &state, &app),
+    };
+    match serde_json::to_value(body) {
+        Ok(Value::Object(out)) => Ok(out),
+        Ok(_) => Err(internal(
+            &format!("encoding change order {id}"),
+            "not a JSON object",
+        )),
+        Err(e) => Err(internal(&format!("encoding change order {id}"), e)),
+    }
 }
 
 fn control_error(error: ControlError) -> ApiError {
@@ -597,10 +602,7 @@ async fn list_change_orders(
         };
         let (_, co_type) = edas_engine::mapping::co_type(order.kind());
         let creator = stored.creator.as_deref().unwrap_or_default();
-        let batch_type = match order.release() {
-            edas_release::Release::Manual => "Manual",
-            edas_release::Release::Auto { .. } => "Automatic",
-        };
+        let batch_type = render::batch_type(&order);
         items.push(json!({
             "AppId": stored.app_id,
             "BatchCount": order.batch_count(),

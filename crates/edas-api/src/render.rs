@@ -6,6 +6,7 @@ use edas_release::{ChangeOrder, Pipeline, Release, Stage, StageKind, Status};
 use edas_spec::AppSpec;
 use edas_spec::model::Artifact;
 use edas_store::Application;
+use edas_wire as wire;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -241,117 +242,140 @@ pub fn change_order_info(
     stored: &edas_store::ChangeOrder,
     order: &ChangeOrder,
     app: &Application,
-) -> Value {
+) -> wire::ChangeOrderInfo {
     let (_, co_type) = edas_engine::mapping::co_type(order.kind());
-    let batch_type = match order.release() {
+    wire::ChangeOrderInfo {
+        change_order_id: stored.id.clone(),
+        status: i64::from(stored.status.code()),
+        batch_count: i64::try_from(order.batch_count()).unwrap_or(i64::MAX),
+        batch_type: batch_type(order).to_owned(),
+        change_order_description: order.description().to_owned(),
+        desc: order.message().unwrap_or(order.description()).to_owned(),
+        co_type: co_type.to_owned(),
+        co_type_code: stored.co_type.clone(),
+        create_time: millis(stored.created_at).to_string(),
+        finish_time: ms_text(order.finish_time()),
+        create_user_id: stored.creator.clone().unwrap_or_default(),
+        app_id: app.id.clone(),
+        support_rollback: order.supports_rollback(),
+        targets: wire::Targets {
+            items: vec![app.name.clone()],
+        },
+        pipeline_info_list: wire::PipelineInfoList {
+            pipeline_info: order.pipelines().iter().map(pipeline).collect(),
+        },
+    }
+}
+
+/// `BatchType`: `Manual` or `Automatic`.
+pub fn batch_type(order: &ChangeOrder) -> &'static str {
+    match order.release() {
         Release::Manual => "Manual",
         Release::Auto { .. } => "Automatic",
-    };
-    let pipelines: Vec<Value> = order.pipelines().iter().map(pipeline).collect();
-    json!({
-        "ChangeOrderId": stored.id,
-        "Status": stored.status.code(),
-        "BatchCount": order.batch_count(),
-        "BatchType": batch_type,
-        "ChangeOrderDescription": order.description(),
-        "Desc": order.message().unwrap_or(order.description()),
-        "CoType": co_type,
-        "CoTypeCode": stored.co_type,
-        "CreateTime": millis(stored.created_at).to_string(),
-        "FinishTime": ms_text(order.finish_time()),
-        "CreateUserId": stored.creator.as_deref().unwrap_or_default(),
-        "AppId": app.id,
-        "SupportRollback": order.supports_rollback(),
-        "Targets": {"Items": [app.name.clone()]},
-        "PipelineInfoList": {"PipelineInfo": pipelines},
-    })
+    }
 }
 
-fn pipeline(p: &Pipeline) -> Value {
-    let details: Vec<Value> = p.stages.iter().map(stage_detail).collect();
-    let stages: Vec<Value> = p.stages.iter().map(|s| stage_info(p, s)).collect();
-    json!({
-        "PipelineId": p.id,
-        "PipelineName": p.name,
-        "PipelineStatus": p.status.code(),
-        "StartTime": ms_text(p.start_time),
-        "UpdateTime": p.update_time.0.to_string(),
-        "StageDetailList": {"StageDetailDTO": details},
-        "StageList": {"StageInfoDTO": stages},
-    })
-}
-
-fn stage_detail(s: &Stage) -> Value {
-    let t = &s.task;
-    let failed = t.status.is_failure();
-    json!({
-        "StageId": s.id,
-        "StageName": s.name,
-        "StageStatus": s.status.code(),
-        "TaskList": {"TaskInfoDTO": [{
-            "TaskId": t.id,
-            "TaskName": t.name,
-            "TaskStatus": t.status.code().to_string(),
-            "TaskMessage": t.message,
-            "TaskErrorCode": t.error_code.clone().unwrap_or_default(),
-            "TaskErrorMessage": t.error_message.clone().unwrap_or_default(),
-            "TaskErrorIgnorance": 0,
-            // A failed task is retried by RetryChangeOrderTask: manual retry.
-            "RetryType": if failed { 2 } else { 0 },
-            "ShowManualIgnorance": false,
-        }]},
-    })
-}
-
-fn stage_info(p: &Pipeline, s: &Stage) -> Value {
-    // The instances belong to the stages that start them and wait for them.
-    let instances: Vec<Value> = if matches!(s.kind, StageKind::StartNew | StageKind::Readiness) {
-        p.instances
-            .iter()
-            .map(|i| {
-                let status = i.status().code();
-                // Within "start new instances" an instance that exists has done its part;
-                // within "readiness" its own readiness is the stage's outcome for it.
-                let stage_status = match (s.kind, &i.failed) {
-                    (_, Some(_)) => Status::Failed.code(),
-                    (StageKind::StartNew, None) => Status::Success.code(),
-                    _ => status,
-                };
-                json!({
-                    "InstanceName": i.name,
-                    "PodName": i.name,
-                    "InstanceIp": i.ip.clone().unwrap_or_default(),
-                    "PodStatus": if i.failed.is_some() { "Failed" } else if i.ready { "Running" } else { "Pending" },
-                    "Status": status,
-                    "InstanceStageDTOList": {"InstanceStageDTO": [{
-                        "StageId": s.id,
-                        "StageName": s.name,
-                        "Status": stage_status,
-                        "StageMessage": i.failed.clone().unwrap_or_default(),
-                        // ISO-8601 here, unlike the pipeline's epoch-millisecond strings (SDK examples).
-                        "StartTime": iso_text(s.start_time),
-                        "FinishTime": iso_text(s.finish_time),
-                    }]},
-                })
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    json!({
-        "StageId": s.id,
-        "StageName": s.name,
-        "Status": s.status.code(),
-        "StageResultDTO": {
-            "ServiceStage": {
-                "StageId": s.id,
-                "StageName": s.name,
-                "Status": s.status.code(),
-                "Message": s.task.message,
-            },
-            "InstanceDTOList": {"InstanceDTO": instances},
+fn pipeline(p: &Pipeline) -> wire::PipelineInfo {
+    wire::PipelineInfo {
+        pipeline_id: p.id.clone(),
+        pipeline_name: p.name.clone(),
+        pipeline_status: i64::from(p.status.code()),
+        start_time: ms_text(p.start_time),
+        update_time: p.update_time.0.to_string(),
+        stage_detail_list: wire::StageDetailList {
+            stage_detail_dto: p.stages.iter().map(stage_detail).collect(),
         },
-    })
+        stage_list: wire::StageList {
+            stage_info_dto: p.stages.iter().map(|s| stage_info(p, s)).collect(),
+        },
+    }
+}
+
+fn stage_detail(s: &Stage) -> wire::StageDetail {
+    let t = &s.task;
+    wire::StageDetail {
+        stage_id: s.id.clone(),
+        stage_name: s.name.clone(),
+        stage_status: i64::from(s.status.code()),
+        task_list: wire::TaskList {
+            task_info_dto: vec![wire::TaskInfo {
+                task_id: t.id.clone(),
+                task_name: t.name.clone(),
+                task_status: t.status.code().to_string(),
+                task_message: t.message.clone(),
+                task_error_code: t.error_code.clone().unwrap_or_default(),
+                task_error_message: t.error_message.clone().unwrap_or_default(),
+                task_error_ignorance: 0,
+                // A failed task is retried by RetryChangeOrderTask: manual retry.
+                retry_type: if t.status.is_failure() { 2 } else { 0 },
+                show_manual_ignorance: false,
+            }],
+        },
+    }
+}
+
+fn stage_info(p: &Pipeline, s: &Stage) -> wire::StageInfo {
+    // The instances belong to the stages that start them and wait for them.
+    let instances: Vec<wire::Instance> =
+        if matches!(s.kind, StageKind::StartNew | StageKind::Readiness) {
+            p.instances
+                .iter()
+                .map(|i| {
+                    let status = i.status().code();
+                    // Within "start new instances" an instance that exists has done its part;
+                    // within "readiness" its own readiness is the stage's outcome for it.
+                    let stage_status = match (s.kind, &i.failed) {
+                        (_, Some(_)) => Status::Failed.code(),
+                        (StageKind::StartNew, None) => Status::Success.code(),
+                        _ => status,
+                    };
+                    let pod_status = if i.failed.is_some() {
+                        "Failed"
+                    } else if i.ready {
+                        "Running"
+                    } else {
+                        "Pending"
+                    };
+                    wire::Instance {
+                        instance_name: i.name.clone(),
+                        pod_name: i.name.clone(),
+                        instance_ip: i.ip.clone().unwrap_or_default(),
+                        pod_status: pod_status.to_owned(),
+                        status: i64::from(status),
+                        instance_stage_dto_list: wire::InstanceStageList {
+                            instance_stage_dto: vec![wire::InstanceStage {
+                                stage_id: s.id.clone(),
+                                stage_name: s.name.clone(),
+                                status: i64::from(stage_status),
+                                stage_message: i.failed.clone().unwrap_or_default(),
+                                // ISO-8601 here, unlike the pipeline's epoch-millisecond
+                                // strings (SDK examples).
+                                start_time: iso_text(s.start_time),
+                                finish_time: iso_text(s.finish_time),
+                            }],
+                        },
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+    wire::StageInfo {
+        stage_id: s.id.clone(),
+        stage_name: s.name.clone(),
+        status: i64::from(s.status.code()),
+        stage_result_dto: wire::StageResult {
+            service_stage: wire::ServiceStage {
+                stage_id: s.id.clone(),
+                stage_name: s.name.clone(),
+                status: i64::from(s.status.code()),
+                message: s.task.message.clone(),
+            },
+            instance_dto_list: wire::InstanceList {
+                instance_dto: instances,
+            },
+        },
+    }
 }
 
 #[cfg(test)]

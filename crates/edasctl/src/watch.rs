@@ -9,7 +9,9 @@
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
+use edas_wire::{ChangeOrderInfo, Instance, PipelineInfo, TaskInfo};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::client::{CallError, Client, ops};
@@ -122,52 +124,42 @@ pub struct View {
     pub outcome: Option<Outcome>,
 }
 
-fn items<'a>(v: &'a Value, list: &str, item: &str) -> &'a [Value] {
-    v.get(list)
-        .and_then(|l| l.get(item))
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+/// The tasks of a pipeline's stages.
+fn tasks(pipeline: &PipelineInfo) -> impl Iterator<Item = &TaskInfo> {
+    pipeline
+        .stage_detail_list
+        .stage_detail_dto
+        .iter()
+        .flat_map(|s| &s.task_list.task_info_dto)
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-/// Integers arrive as numbers or, for `TaskStatus` and times, as strings.
-fn int(v: &Value, key: &str) -> Option<i64> {
-    match v.get(key)? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
+/// The instances listed by a pipeline's stages (an instance may be listed by several).
+fn listed_instances(pipeline: &PipelineInfo) -> impl Iterator<Item = &Instance> {
+    pipeline
+        .stage_list
+        .stage_info_dto
+        .iter()
+        .flat_map(|s| &s.stage_result_dto.instance_dto_list.instance_dto)
 }
 
 /// The reason a pipeline failed: its failed task's error, else its message, else an instance's.
-fn failure_reason(pipeline: &Value) -> String {
-    for stage in items(pipeline, "StageDetailList", "StageDetailDTO") {
-        for task in items(stage, "TaskList", "TaskInfoDTO") {
-            if matches!(
-                int(task, "TaskStatus"),
-                Some(status::FAILED | status::SYSTEM_FAILURE)
-            ) {
-                for key in ["TaskErrorMessage", "TaskMessage"] {
-                    if !text(task, key).is_empty() {
-                        return text(task, key).to_owned();
-                    }
+fn failure_reason(pipeline: &PipelineInfo) -> String {
+    for task in tasks(pipeline) {
+        if matches!(
+            task.status_code(),
+            Some(status::FAILED | status::SYSTEM_FAILURE)
+        ) {
+            for text in [&task.task_error_message, &task.task_message] {
+                if !text.is_empty() {
+                    return text.clone();
                 }
             }
         }
     }
-    for stage in items(pipeline, "StageList", "StageInfoDTO") {
-        for instance in items(&stage["StageResultDTO"], "InstanceDTOList", "InstanceDTO") {
-            for s in items(instance, "InstanceStageDTOList", "InstanceStageDTO") {
-                if !text(s, "StageMessage").is_empty() {
-                    return format!(
-                        "{}: {}",
-                        text(instance, "InstanceName"),
-                        text(s, "StageMessage")
-                    );
-                }
+    for instance in listed_instances(pipeline) {
+        for s in &instance.instance_stage_dto_list.instance_stage_dto {
+            if !s.stage_message.is_empty() {
+                return format!("{}: {}", instance.instance_name, s.stage_message);
             }
         }
     }
@@ -175,31 +167,24 @@ fn failure_reason(pipeline: &Value) -> String {
 }
 
 /// The target of "Wait for N ready instance(s) …" task names, when the server names one.
-fn target_of(pipeline: &Value) -> Option<u64> {
-    items(pipeline, "StageDetailList", "StageDetailDTO")
-        .iter()
-        .flat_map(|s| items(s, "TaskList", "TaskInfoDTO"))
-        .find_map(|t| {
-            let name = text(t, "TaskName");
-            let rest = name.strip_prefix("Wait for ")?;
-            rest.split_whitespace().next()?.parse().ok()
-        })
+fn target_of(pipeline: &PipelineInfo) -> Option<u64> {
+    tasks(pipeline).find_map(|t| {
+        let rest = t.task_name.strip_prefix("Wait for ")?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
 }
 
 /// Ready and total instances of a pipeline, from the instances of its stages.
-fn instances(pipeline: &Value) -> (u64, u64) {
+fn instances(pipeline: &PipelineInfo) -> (u64, u64) {
     let mut names = Vec::new();
     let mut ready = 0;
-    for stage in items(pipeline, "StageList", "StageInfoDTO") {
-        for i in items(&stage["StageResultDTO"], "InstanceDTOList", "InstanceDTO") {
-            let name = text(i, "InstanceName");
-            if names.contains(&name) {
-                continue;
-            }
-            names.push(name);
-            if text(i, "PodStatus") == "Running" {
-                ready += 1;
-            }
+    for i in listed_instances(pipeline) {
+        if names.contains(&i.instance_name.as_str()) {
+            continue;
+        }
+        names.push(i.instance_name.as_str());
+        if i.pod_status == "Running" {
+            ready += 1;
         }
     }
     let listed = names.len() as u64;
@@ -207,17 +192,19 @@ fn instances(pipeline: &Value) -> (u64, u64) {
 }
 
 /// The message of the stage running now, for "in progress".
-fn running_message(pipeline: &Value) -> Option<String> {
-    items(pipeline, "StageDetailList", "StageDetailDTO")
+fn running_message(pipeline: &PipelineInfo) -> Option<String> {
+    pipeline
+        .stage_detail_list
+        .stage_detail_dto
         .iter()
-        .find(|s| int(s, "StageStatus") == Some(status::IN_PROGRESS))
-        .and_then(|s| items(s, "TaskList", "TaskInfoDTO").first())
-        .map(|t| text(t, "TaskMessage").to_owned())
+        .find(|s| s.stage_status == status::IN_PROGRESS)
+        .and_then(|s| s.task_list.task_info_dto.first())
+        .map(|t| t.task_message.clone())
         .filter(|m| !m.is_empty())
 }
 
-fn batch(pipeline: &Value, change_order_id: &str, ctx: Context) -> Batch {
-    let status = int(pipeline, "PipelineStatus").unwrap_or(-1);
+fn batch(pipeline: &PipelineInfo, change_order_id: &str, ctx: Context) -> Batch {
+    let status = pipeline.pipeline_status;
     let (ready, total) = instances(pipeline);
     let state = match status {
         status::READY => "pending".to_owned(),
@@ -233,7 +220,7 @@ fn batch(pipeline: &Value, change_order_id: &str, ctx: Context) -> Batch {
         }
         status::WAITING_NEXT_BATCH => match ctx.batch_wait_minutes {
             Some(minutes) => {
-                let since = int(pipeline, "UpdateTime").unwrap_or(0).max(0) as u64;
+                let since = pipeline.update_time.trim().parse::<u64>().unwrap_or(0);
                 let end = since + u64::from(minutes) * 60_000;
                 let left = end.saturating_sub(ctx.now_ms).div_ceil(60_000);
                 format!("waiting {left} minute(s) before starting")
@@ -243,8 +230,8 @@ fn batch(pipeline: &Value, change_order_id: &str, ctx: Context) -> Batch {
         other => format!("status {other}"),
     };
     Batch {
-        id: text(pipeline, "PipelineId").to_owned(),
-        name: text(pipeline, "PipelineName").to_owned(),
+        id: pipeline.pipeline_id.clone(),
+        name: pipeline.pipeline_name.clone(),
         status,
         ready,
         total,
@@ -254,14 +241,18 @@ fn batch(pipeline: &Value, change_order_id: &str, ctx: Context) -> Batch {
 
 /// The view of a GetChangeOrderInfo answer (the whole body or its `changeOrderInfo`).
 pub fn view(answer: &Value, ctx: Context) -> Result<View, String> {
-    let info = answer.get("changeOrderInfo").unwrap_or(answer);
-    let id = info
-        .get("ChangeOrderId")
-        .and_then(Value::as_str)
-        .ok_or("the answer has no changeOrderInfo.ChangeOrderId")?
-        .to_owned();
-    let status = int(info, "Status").ok_or("the answer has no changeOrderInfo.Status")?;
-    let pipelines = items(info, "PipelineInfoList", "PipelineInfo");
+    let raw = answer.get("changeOrderInfo").unwrap_or(answer);
+    if raw.get("Status").is_none_or(Value::is_null) {
+        return Err("the answer has no changeOrderInfo.Status".to_owned());
+    }
+    let info = ChangeOrderInfo::deserialize(raw)
+        .map_err(|e| format!("the answer's changeOrderInfo cannot be read: {e}"))?;
+    if info.change_order_id.is_empty() {
+        return Err("the answer has no changeOrderInfo.ChangeOrderId".to_owned());
+    }
+    let id = info.change_order_id;
+    let status = info.status;
+    let pipelines = &info.pipeline_info_list.pipeline_info;
     let batches: Vec<Batch> = pipelines.iter().map(|p| batch(p, &id, ctx)).collect();
     let outcome = match status {
         status::SUCCESS => Some(Outcome::Succeeded),
@@ -269,14 +260,9 @@ pub fn view(answer: &Value, ctx: Context) -> Result<View, String> {
         status::FAILED | status::PARTIAL | status::SYSTEM_FAILURE => {
             let reason = pipelines
                 .iter()
-                .find(|p| {
-                    matches!(
-                        int(p, "PipelineStatus"),
-                        Some(status::FAILED | status::SYSTEM_FAILURE)
-                    )
-                })
+                .find(|p| matches!(p.pipeline_status, status::FAILED | status::SYSTEM_FAILURE))
                 .map(failure_reason)
-                .unwrap_or_else(|| match text(info, "Desc") {
+                .unwrap_or_else(|| match info.desc.as_str() {
                     "" => "no reason given".to_owned(),
                     d => d.to_owned(),
                 });
@@ -454,7 +440,7 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .filter_map(|p| int(p, "UpdateTime"))
+            .filter_map(|p| p["UpdateTime"].as_str()?.parse::<i64>().ok())
             .max()
             .unwrap() as u64
     }
