@@ -314,6 +314,14 @@ fn stage_detail(s: &Stage) -> wire::StageDetail {
     }
 }
 
+fn stage_ref(s: &Stage, status: i32) -> wire::StageRef {
+    wire::StageRef {
+        stage_id: s.id.clone(),
+        stage_name: s.name.clone(),
+        status: i64::from(status),
+    }
+}
+
 fn stage_info(p: &Pipeline, s: &Stage) -> wire::StageInfo {
     // The instances belong to the stages that start them and wait for them.
     let instances: Vec<wire::Instance> =
@@ -344,9 +352,7 @@ fn stage_info(p: &Pipeline, s: &Stage) -> wire::StageInfo {
                         status: i64::from(status),
                         instance_stage_dto_list: wire::InstanceStageList {
                             instance_stage_dto: vec![wire::InstanceStage {
-                                stage_id: s.id.clone(),
-                                stage_name: s.name.clone(),
-                                status: i64::from(stage_status),
+                                stage: stage_ref(s, stage_status),
                                 stage_message: i.failed.clone().unwrap_or_default(),
                                 // ISO-8601 here, unlike the pipeline's epoch-millisecond
                                 // strings (SDK examples).
@@ -361,14 +367,10 @@ fn stage_info(p: &Pipeline, s: &Stage) -> wire::StageInfo {
             Vec::new()
         };
     wire::StageInfo {
-        stage_id: s.id.clone(),
-        stage_name: s.name.clone(),
-        status: i64::from(s.status.code()),
+        stage: stage_ref(s, s.status.code()),
         stage_result_dto: wire::StageResult {
             service_stage: wire::ServiceStage {
-                stage_id: s.id.clone(),
-                stage_name: s.name.clone(),
-                status: i64::from(s.status.code()),
+                stage: stage_ref(s, s.status.code()),
                 message: s.task.message.clone(),
             },
             instance_dto_list: wire::InstanceList {

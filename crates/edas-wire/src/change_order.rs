@@ -145,6 +145,19 @@ impl TaskInfo {
     }
 }
 
+/// `StageId`, `StageName` and `Status`: how a stage, its result and an instance's part in it
+/// name the stage (flattened into each).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct StageRef {
+    #[serde(deserialize_with = "lenient::text")]
+    pub stage_id: String,
+    #[serde(deserialize_with = "lenient::text")]
+    pub stage_name: String,
+    #[serde(deserialize_with = "lenient::int")]
+    pub status: i64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StageList {
@@ -156,12 +169,8 @@ pub struct StageList {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct StageInfo {
-    #[serde(deserialize_with = "lenient::text")]
-    pub stage_id: String,
-    #[serde(deserialize_with = "lenient::text")]
-    pub stage_name: String,
-    #[serde(deserialize_with = "lenient::int")]
-    pub status: i64,
+    #[serde(flatten)]
+    pub stage: StageRef,
     #[serde(rename = "StageResultDTO")]
     pub stage_result_dto: StageResult,
 }
@@ -177,12 +186,8 @@ pub struct StageResult {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ServiceStage {
-    #[serde(deserialize_with = "lenient::text")]
-    pub stage_id: String,
-    #[serde(deserialize_with = "lenient::text")]
-    pub stage_name: String,
-    #[serde(deserialize_with = "lenient::int")]
-    pub status: i64,
+    #[serde(flatten)]
+    pub stage: StageRef,
     #[serde(deserialize_with = "lenient::text")]
     pub message: String,
 }
@@ -224,12 +229,8 @@ pub struct InstanceStageList {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct InstanceStage {
-    #[serde(deserialize_with = "lenient::text")]
-    pub stage_id: String,
-    #[serde(deserialize_with = "lenient::text")]
-    pub stage_name: String,
-    #[serde(deserialize_with = "lenient::int")]
-    pub status: i64,
+    #[serde(flatten)]
+    pub stage: StageRef,
     #[serde(deserialize_with = "lenient::text")]
     pub stage_message: String,
     /// ISO-8601 (unlike the pipeline's epoch-millisecond strings).
