@@ -1,14 +1,15 @@
 //! One task per claimed change order: step, persist, act; react to runtime events, timers and
 //! control calls; renew the lease; give it back when done or shutting down.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use edas_release::{
     ChangeKind, ChangeOrder, Effect, EpochMillis, Input, InstanceEntry, Observation, RevisionId,
     Status, Timer,
 };
-use edas_runtime::{Runtime, Target};
+use edas_runtime::{Runtime, RuntimeError, Target};
 use edas_spec::AppSpec;
 use edas_store::{StoreError, Transition};
 use serde_json::json;
@@ -60,6 +61,83 @@ impl From<StoreError> for ControlError {
     }
 }
 
+/// The first wait before runtime work that failed transiently is tried again; it doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+/// The longest wait between two attempts.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long runtime writes may keep failing transiently before the order fails with the last
+/// reason (a cluster that stays away is an outage, not a hiccup).
+const RETRY_GIVE_UP: Duration = Duration::from_secs(120);
+
+/// Runtime work owed after a transient failure (`RuntimeError::Unavailable`: the cluster did
+/// not answer, or answered nothing after applying), tried again with bounded back-off rather
+/// than failing the order or waiting for the next event. Every write is idempotent, so a write
+/// the runtime applied before its answer was lost is simply applied again.
+struct Retry {
+    /// Revision → the replicas whose write is owed (a newer write of the revision replaces it).
+    replicas: BTreeMap<String, u32>,
+    /// Revisions whose failed instances are owed a re-creation.
+    recreate: BTreeSet<String>,
+    /// An observation failed: observe again.
+    observe: bool,
+    /// When the next attempt runs (`None`: nothing owed).
+    at: Option<tokio::time::Instant>,
+    /// The wait before the attempt after that one.
+    delay: Duration,
+    /// Since when writes have kept failing (for [`RETRY_GIVE_UP`]).
+    since: Option<tokio::time::Instant>,
+}
+
+impl Default for Retry {
+    fn default() -> Retry {
+        Retry {
+            replicas: BTreeMap::new(),
+            recreate: BTreeSet::new(),
+            observe: false,
+            at: None,
+            delay: RETRY_FIRST,
+            since: None,
+        }
+    }
+}
+
+impl Retry {
+    /// Schedules the next attempt (unless one is scheduled).
+    fn arm(&mut self) {
+        if self.at.is_none() {
+            self.at = Some(tokio::time::Instant::now() + self.delay);
+            self.delay = (self.delay * 2).min(RETRY_MAX);
+        }
+    }
+
+    /// Whether a failed write is retried (`None`) or fails the order (`Some(reason)`): a
+    /// permanent refusal fails it at once with the runtime's reason, a transient failure once
+    /// writes have kept failing for [`RETRY_GIVE_UP`].
+    fn write_failed(&mut self, error: &RuntimeError) -> Option<String> {
+        if !matches!(error, RuntimeError::Unavailable(_)) {
+            return Some(error.to_string());
+        }
+        let since = *self.since.get_or_insert_with(tokio::time::Instant::now);
+        if since.elapsed() >= RETRY_GIVE_UP {
+            return Some(format!(
+                "{error} (still failing after retrying for {:?})",
+                since.elapsed()
+            ));
+        }
+        self.arm();
+        None
+    }
+
+    /// Whether nothing is owed any more (and the back-off starts over).
+    fn settle(&mut self) {
+        if self.replicas.is_empty() && self.recreate.is_empty() && self.at.is_none() {
+            self.since = None;
+            self.delay = RETRY_FIRST;
+        }
+    }
+}
+
 /// Whether the store should consider the order finished: success and termination are final;
 /// a failed order stays open for RetryChangeOrderTask until a newer change supersedes it.
 fn store_finished(status: Status) -> bool {
@@ -86,6 +164,8 @@ struct Driver {
     /// Set when the application was deleted: the cluster whose sweeper to wake once this
     /// driver is gone.
     sweep: Option<String>,
+    /// Runtime work owed after transient failures.
+    retry: Retry,
 }
 
 pub(crate) async fn drive(
@@ -167,6 +247,7 @@ impl Driver {
             doc,
             routed: None,
             sweep: None,
+            retry: Retry::default(),
         })
     }
 
@@ -197,6 +278,7 @@ impl Driver {
                 .min_by_key(|(_, at)| **at)
                 .map(|(t, at)| (*t, *at));
             let sleep_until = next_timer.map(|(_, at)| self.inner.clock.instant_at(at));
+            let retry_at = self.retry.at;
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => {
                     let _ = self.inner.store.release_lease(&self.id, &self.inner.config.worker_id).await;
@@ -219,6 +301,9 @@ impl Driver {
                         let _ = reply.send(r);
                     }
                 },
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
+                    self.retry_owed().await;
+                }
                 _ = tokio::time::sleep_until(sleep_until.unwrap_or_else(tokio::time::Instant::now)), if sleep_until.is_some() => {
                     if let Some((timer, _)) = next_timer {
                         self.timers.remove(&timer);
@@ -343,25 +428,38 @@ impl Driver {
         let mut follow = Vec::new();
         for effect in fx {
             match effect {
-                Effect::SetReplicas { revision, replicas } => match self.target(&revision).await {
-                    Ok(target) => {
-                        if let Err(e) = self.runtime.set_replicas(&target, replicas).await {
-                            follow.push(Input::SystemFailure {
-                                reason: e.to_string(),
-                            });
+                Effect::SetReplicas { revision, replicas } => {
+                    // This write replaces one still owed for the revision.
+                    self.retry.replicas.remove(&revision.0);
+                    match self.target(&revision).await {
+                        Ok(target) => {
+                            if let Err(e) = self.runtime.set_replicas(&target, replicas).await {
+                                match self.retry.write_failed(&e) {
+                                    None => {
+                                        tracing::info!(message = "Scaling a revision failed; retrying.", app_id = %self.app_id, %revision, error = %e);
+                                        self.retry.replicas.insert(revision.0.clone(), replicas);
+                                    }
+                                    Some(reason) => follow.push(Input::SystemFailure { reason }),
+                                }
+                            }
                         }
+                        Err(reason) => follow.push(Input::SystemFailure { reason }),
                     }
-                    Err(reason) => follow.push(Input::SystemFailure { reason }),
-                },
+                }
                 Effect::RecreateFailed { revision } => {
+                    self.retry.recreate.remove(&revision.0);
                     if let Err(e) = self
                         .runtime
                         .recreate_failed(&self.app_id, &revision.0)
                         .await
                     {
-                        follow.push(Input::SystemFailure {
-                            reason: e.to_string(),
-                        });
+                        match self.retry.write_failed(&e) {
+                            None => {
+                                tracing::info!(message = "Replacing failed instances failed; retrying.", app_id = %self.app_id, %revision, error = %e);
+                                self.retry.recreate.insert(revision.0.clone());
+                            }
+                            Some(reason) => follow.push(Input::SystemFailure { reason }),
+                        }
                     }
                 }
                 Effect::ArmTimer { timer, at } => {
@@ -390,9 +488,16 @@ impl Driver {
                 self.routed = Some(wanted);
                 None
             }
-            Err(e) if store_active(self.order.status()) => Some(Input::SystemFailure {
-                reason: format!("routing traffic: {e}"),
-            }),
+            // `routed` stays as it was, so a retry applies the routing again.
+            Err(e) if store_active(self.order.status()) => match self.retry.write_failed(&e) {
+                None => {
+                    tracing::info!(message = "Applying the routing failed; retrying.", app_id = %self.app_id, error = %e);
+                    None
+                }
+                Some(reason) => Some(Input::SystemFailure {
+                    reason: format!("routing traffic: {reason}"),
+                }),
+            },
             Err(error) => {
                 tracing::warn!(message = "Applying the routing failed.", app_id = %self.app_id, %error);
                 None
@@ -429,8 +534,40 @@ impl Driver {
         })
     }
 
-    /// Observes the revisions the order is about and steps on every change.
+    /// Tries the runtime work owed after transient failures again (its back-off timer fired):
+    /// the owed writes, the routing, then an observation (which a failed write or observation
+    /// left stale).
+    async fn retry_owed(&mut self) {
+        self.retry.at = None;
+        let mut fx: Vec<Effect> = std::mem::take(&mut self.retry.replicas)
+            .into_iter()
+            .map(|(revision, replicas)| Effect::SetReplicas {
+                revision: RevisionId(revision),
+                replicas,
+            })
+            .collect();
+        fx.extend(
+            std::mem::take(&mut self.retry.recreate)
+                .into_iter()
+                .map(|revision| Effect::RecreateFailed {
+                    revision: RevisionId(revision),
+                }),
+        );
+        let mut failures = self.execute(fx).await;
+        failures.extend(self.route().await);
+        self.retry.settle();
+        for failure in failures {
+            if let Err(error) = self.step(failure, "system", "").await {
+                tracing::warn!(message = "Failing the change order after a runtime failure was refused.", change_order = %self.id, %error);
+            }
+        }
+        self.observe_all().await;
+    }
+
+    /// Observes the revisions the order is about and steps on every change; an observation
+    /// that fails is tried again with bounded back-off.
     async fn observe_all(&mut self) {
+        self.retry.observe = false;
         let mut revisions = vec![self.order.to_revision().clone()];
         if let Some(p) = self.order.previous()
             && p.revision != revisions[0]
@@ -444,7 +581,9 @@ impl Driver {
             let state = match self.runtime.observe(&self.app_id, &revision.0).await {
                 Ok(s) => s,
                 Err(error) => {
-                    tracing::warn!(message = "Observing a revision failed.", app_id = %self.app_id, %revision, %error);
+                    tracing::warn!(message = "Observing a revision failed; retrying.", app_id = %self.app_id, %revision, %error);
+                    self.retry.observe = true;
+                    self.retry.arm();
                     continue;
                 }
             };
@@ -478,6 +617,9 @@ impl Driver {
             if let Err(error) = self.step(Input::Observed(obs), "system", "").await {
                 tracing::debug!(message = "Observation not applied.", change_order = %self.id, %error);
             }
+        }
+        if !self.retry.observe {
+            self.retry.settle();
         }
     }
 

@@ -936,3 +936,57 @@ async fn routing_of_a_cluster_that_does_not_answer_is_restored_when_it_does() {
     .await;
     engine.shutdown().await;
 }
+
+/// A write the runtime did not answer, or applied but whose answer was lost, is tried again
+/// with back-off instead of failing the order; being idempotent, it never doubles an instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transiently_failed_write_is_retried() {
+    use edas_runtime::fake::WriteFault;
+    for fault in [WriteFault::NoAnswer, WriteFault::LostAnswer] {
+        let w = world().await;
+        w.fake.fail_writes(3, fault.clone());
+        let (_, co) = create(&w, 2).await;
+        wait_status(&w.store, &co, 2).await;
+        assert_eq!(w.fake.write_faults_left(), 0, "{fault:?}");
+        assert_eq!(w.fake.counts("app-1", "1"), (2, 2), "{fault:?}");
+        assert_eq!(w.fake.started("app-1", "1"), 2, "{fault:?}");
+    }
+}
+
+/// A runtime's permanent refusal still fails the order at once, with the runtime's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_fails_the_order_with_the_reason() {
+    let w = world().await;
+    w.fake.fail_writes(
+        1,
+        edas_runtime::fake::WriteFault::Refused("exceeded quota: pods=10".into()),
+    );
+    let (_, co) = create(&w, 2).await;
+    wait_status(&w.store, &co, 10).await;
+    let state = w.store.get_change_order(&co).await.unwrap().state;
+    assert!(
+        state.to_string().contains("exceeded quota: pods=10"),
+        "{state}"
+    );
+}
+
+/// An observation that fails is tried again with back-off: the release sees its ready
+/// instance without waiting for another event or its batch timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_observation_is_retried() {
+    let w = world().await;
+    w.fake.never_ready("1");
+    let (_, co) = create(&w, 1).await;
+    wait_status(&w.store, &co, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The one event of the instance becoming ready finds the runtime not answering.
+    w.fake.fail_observes(1);
+    w.fake.clear_never_ready("1");
+    let started = std::time::Instant::now();
+    wait_status(&w.store, &co, 2).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

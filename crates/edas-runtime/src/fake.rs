@@ -1,7 +1,8 @@
 //! A scriptable, deterministic runtime for tests of the release engine: instances become ready
 //! after a configurable delay (on tokio's clock, so paused-time tests run instantly), revisions
 //! can be told never to become ready or to fail, and it counts every instance it ever started so
-//! tests can prove a resumed release never doubled one.
+//! tests can prove a resumed release never doubled one. Writes and observations can be made to
+//! fail, transiently or for good ([`FakeRuntime::fail_writes`], [`FakeRuntime::fail_observes`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -41,8 +42,23 @@ pub enum LogEntry {
     },
 }
 
+/// How the next writes fail ([`FakeRuntime::fail_writes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteFault {
+    /// The runtime did not answer and did nothing (`Unavailable`).
+    NoAnswer,
+    /// The runtime did it, then its answer was lost (`Unavailable`).
+    LostAnswer,
+    /// The runtime refused it for good (`Unsupported`, with this reason).
+    Refused(String),
+}
+
 #[derive(Default)]
 struct State {
+    /// Faults of the next `set_replicas`/`set_routing` calls, first first.
+    write_faults: std::collections::VecDeque<WriteFault>,
+    /// How many of the next `observe` calls fail with `Unavailable`.
+    observe_faults: u32,
     routing: BTreeMap<String, Routing>,
     specs: BTreeMap<(String, String), Arc<crate::AppSpec>>,
     log: Vec<(std::time::Instant, LogEntry)>,
@@ -153,6 +169,22 @@ impl FakeRuntime {
         self.available.send_replace(!unavailable);
     }
 
+    /// The next `count` writes (`set_replicas`, `set_routing`) fail with `fault`.
+    pub fn fail_writes(&self, count: usize, fault: WriteFault) {
+        let mut s = self.lock();
+        s.write_faults.extend(std::iter::repeat_n(fault, count));
+    }
+
+    /// The next `count` observations fail with `Unavailable`.
+    pub fn fail_observes(&self, count: u32) {
+        self.lock().observe_faults += count;
+    }
+
+    /// Writes the runtime was asked for that are still to fail ([`FakeRuntime::fail_writes`]).
+    pub fn write_faults_left(&self) -> usize {
+        self.lock().write_faults.len()
+    }
+
     /// The applications `delete_application` was called for, in order, with `force`.
     pub fn deleted(&self) -> Vec<(String, bool)> {
         self.lock().deleted.clone()
@@ -206,6 +238,23 @@ impl FakeRuntime {
     }
 }
 
+/// The fault of this write, before it is applied (`Err`), or after it (`Ok(Some)`).
+fn write_fault(s: &mut State) -> Result<Option<RuntimeError>, RuntimeError> {
+    if s.unavailable {
+        return Err(RuntimeError::Unavailable("fake runtime unavailable".into()));
+    }
+    match s.write_faults.pop_front() {
+        None => Ok(None),
+        Some(WriteFault::NoAnswer) => {
+            Err(RuntimeError::Unavailable("fake runtime: no answer".into()))
+        }
+        Some(WriteFault::LostAnswer) => Ok(Some(RuntimeError::Unavailable(
+            "fake runtime: connection lost before the answer".into(),
+        ))),
+        Some(WriteFault::Refused(reason)) => Err(RuntimeError::Unsupported(reason)),
+    }
+}
+
 impl Runtime for FakeRuntime {
     fn set_routing(
         &self,
@@ -215,15 +264,13 @@ impl Runtime for FakeRuntime {
         let (app, routing) = (app_id.to_owned(), routing.clone());
         Box::pin(async move {
             let mut s = self.lock();
-            if s.unavailable {
-                return Err(RuntimeError::Unavailable("fake runtime unavailable".into()));
-            }
+            let after = write_fault(&mut s)?;
             if routing == Routing::default() {
                 s.routing.remove(&app);
             } else {
                 s.routing.insert(app, routing);
             }
-            Ok(())
+            after.map_or(Ok(()), Err)
         })
     }
 
@@ -237,11 +284,9 @@ impl Runtime for FakeRuntime {
         let spec = target.spec.clone();
         Box::pin(async move {
             let mut started = Vec::new();
-            {
+            let after = {
                 let mut s = self.lock();
-                if s.unavailable {
-                    return Err(RuntimeError::Unavailable("fake runtime unavailable".into()));
-                }
+                let after = write_fault(&mut s)?;
                 s.log.push((
                     std::time::Instant::now(),
                     LogEntry::SetReplicas {
@@ -271,12 +316,13 @@ impl Runtime for FakeRuntime {
                 }
                 s.next_id = next;
                 *s.started.entry((app.clone(), rev.clone())).or_default() += started.len() as u32;
-            }
+                after
+            };
             for name in started {
                 self.spawn_ready(app.clone(), rev.clone(), name);
             }
             self.emit(&app, &rev);
-            Ok(())
+            after.map_or(Ok(()), Err)
         })
     }
 
@@ -316,9 +362,15 @@ impl Runtime for FakeRuntime {
     ) -> BoxFuture<'_, Result<RevisionState, RuntimeError>> {
         let (app, rev) = (app_id.to_owned(), revision.to_owned());
         Box::pin(async move {
-            let s = self.lock();
+            let mut s = self.lock();
             if s.unavailable {
                 return Err(RuntimeError::Unavailable("fake runtime unavailable".into()));
+            }
+            if s.observe_faults > 0 {
+                s.observe_faults -= 1;
+                return Err(RuntimeError::Unavailable(
+                    "fake runtime: observing failed".into(),
+                ));
             }
             let failed = s.failing.get(&rev).cloned();
             let Some(r) = s.revisions.get(&(app, rev)) else {
