@@ -6,6 +6,6 @@ CREATE TABLE pending_sweeps (
     app_id     TEXT PRIMARY KEY REFERENCES applications (id),
     cluster_id TEXT NOT NULL,
     forced     BOOLEAN NOT NULL DEFAULT FALSE,
-    created_at BIGINT NOT NULL
+    created_at INTEGER NOT NULL
 );
 CREATE INDEX pending_sweeps_by_cluster ON pending_sweeps (cluster_id);
