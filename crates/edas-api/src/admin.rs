@@ -33,9 +33,10 @@ use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
 use crate::Api;
+use crate::caller::{Caller, internal};
 use crate::error::{ApiError, codes};
 use crate::policy::PolicyDocument;
-use crate::server::{Caller, authenticate, internal, receive, respond};
+use crate::server::{authenticate, receive, respond};
 
 /// Generates an access key pair: an id `LTAI` + 20 characters and a 32-character secret, from
 /// the operating system's random source (through UUID v4).

@@ -7,10 +7,11 @@ use edas_store::{AuditQuery, AuditRecord, PageRequest, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::Api;
+use crate::apps::arn;
+use crate::caller::{Caller, internal};
 use crate::error::{ApiError, codes};
-use crate::handlers::{arn, invalid, only, page_number};
 use crate::operations::ram;
-use crate::server::{Caller, internal};
+use crate::params::{invalid, only, page_number};
 
 /// The query parameters of the audit operation.
 pub const PARAMETERS: &[&str] = &["AppId", "From", "To", "PageNumber", "PageSize"];

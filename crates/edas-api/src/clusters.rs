@@ -8,12 +8,12 @@ use edas_store::{ApplicationFilter, Cluster, PageRequest, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::Api;
+use crate::caller::{Caller, internal};
 use crate::error::{ApiError, codes};
-use crate::handlers::{invalid, only, page_number, required};
 use crate::operations::ram;
+use crate::params::{invalid, only, page_number, required};
 use crate::policy::cluster_arn;
 use crate::render::CLUSTER_TYPE_KUBERNETES;
-use crate::server::{Caller, internal};
 
 /// `SubClusterType` of every cluster: edasd deploys to plain Kubernetes-like clusters.
 const SUB_CLUSTER_TYPE: &str = "ManagedKubernetes";

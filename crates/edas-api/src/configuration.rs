@@ -16,12 +16,13 @@ use edas_store::{
 use serde_json::{Map, Value, json};
 
 use crate::Api;
+use crate::apps::revision_doc;
+use crate::caller::{Caller, internal};
 use crate::clusters::existing_cluster;
 use crate::error::{ApiError, codes};
-use crate::handlers::{invalid, required, revision_doc};
 use crate::operations::{Implemented, ram};
+use crate::params::{invalid, required};
 use crate::policy::configuration_arn;
-use crate::server::{Caller, internal};
 
 /// ConfigMap or Secret.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -17,13 +17,16 @@
 //! and every parameter are valid; every response carries the RequestId that the logs carry.
 
 pub mod admin;
+mod apps;
 mod audit;
+mod caller;
 mod clusters;
 mod configuration;
 pub mod error;
 mod handlers;
 mod lifecycle;
 pub mod operations;
+mod params;
 pub mod policy;
 pub mod render;
 mod server;

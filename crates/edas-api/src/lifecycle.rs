@@ -1,6 +1,6 @@
 //! GetApplication and QueryApplicationStatus: an application as EDAS's classic views show it,
 //! with the instances its runtime reports now. (The changes — scale, start, stop, restart,
-//! configure, delete — are change orders, submitted by `handlers::change_application`.)
+//! configure, delete — are change orders, submitted by `apps::change_application`.)
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -12,11 +12,12 @@ use edas_store::{Application, PageRequest};
 use serde_json::{Map, Value, json};
 
 use crate::Api;
+use crate::apps::{arn, live_application, revision_doc};
+use crate::caller::{Caller, internal};
 use crate::error::ApiError;
-use crate::handlers::{arn, live_application, only, required, revision_doc};
 use crate::operations::ram;
+use crate::params::{only, required};
 use crate::render;
-use crate::server::{Caller, internal};
 
 /// How long a read may wait on a cluster before answering from what it knows: reads never
 /// wait on a cluster that does not answer (one that is known to be down answers at once).
@@ -79,8 +80,9 @@ pub(crate) async fn observe_application(api: &Api, app: &Application) -> Observe
     let down = runtime.availability().err().map(|e| e.to_string());
     let read = async {
         let mut out = Vec::new();
-        for revision in runtime.revisions(&app.id).await? {
-            out.extend(runtime.observe(&app.id, &revision).await?.instances);
+        let app = edas_engine::app_ref(app);
+        for revision in runtime.revisions(&app).await? {
+            out.extend(runtime.observe(&app, &revision).await?.instances);
         }
         Ok::<_, edas_runtime::RuntimeError>(out)
     };

@@ -11,13 +11,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use edas_spec::Params;
-use edas_store::{StoreError, User};
+use edas_store::StoreError;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
+use crate::caller::{Caller, internal};
 use crate::error::{ApiError, codes};
 use crate::operations::{Action, Implemented};
-use crate::policy::{Decision, PolicyDocument, evaluate};
+use crate::policy::PolicyDocument;
 use crate::{Api, MAX_REQUEST_BYTES, admin, handlers};
 
 /// The whole HTTP surface: the EDAS operations (every path not listed here), `/healthz`,
@@ -134,50 +135,6 @@ async fn record_active_change_orders(api: &Api) {
     for (status, count) in by_status {
         metrics::gauge!("edasd_active_change_orders", "status" => status.to_string())
             .set(count as f64);
-    }
-}
-
-/// An authenticated caller.
-#[derive(Clone, Debug)]
-pub(crate) struct Caller {
-    pub user: User,
-    pub access_key_id: String,
-    policies: Vec<PolicyDocument>,
-}
-
-impl Caller {
-    /// The actor recorded in audit records: `user (access key)`.
-    pub fn actor(&self) -> String {
-        format!("{} ({})", self.user.name, self.access_key_id)
-    }
-
-    /// Whether the caller may perform `action` on `resource`.
-    pub fn may(&self, action: &str, resource: &str) -> bool {
-        self.user.admin || evaluate(&self.policies, action, resource) == Decision::Allowed
-    }
-
-    /// `Ok` when the caller may perform `action` on `resource`, else `AUTH_ERROR` saying why.
-    pub fn authorize(&self, action: &str, resource: &str) -> Result<(), ApiError> {
-        if self.user.admin {
-            return Ok(());
-        }
-        match evaluate(&self.policies, action, resource) {
-            Decision::Allowed => Ok(()),
-            Decision::ExplicitlyDenied => Err(ApiError::new(
-                codes::AUTH_ERROR,
-                format!(
-                    "user `{}` is denied {action} on {resource} by an explicit Deny in its policies",
-                    self.user.name
-                ),
-            )),
-            Decision::NotAllowed => Err(ApiError::new(
-                codes::AUTH_ERROR,
-                format!(
-                    "user `{}` is not allowed {action} on {resource}: no policy of the user allows it",
-                    self.user.name
-                ),
-            )),
-        }
     }
 }
 
@@ -317,14 +274,6 @@ pub(crate) async fn authenticate(
         access_key_id: key_id,
         policies,
     })
-}
-
-/// Logs an unexpected failure and turns it into an `InternalError` (details stay in the log).
-pub(crate) fn internal(what: &str, error: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %error, "{what} failed");
-    ApiError::internal(format!(
-        "{what} failed inside edasd; the server log has the details under this RequestId"
-    ))
 }
 
 /// The EDAS operations.

@@ -1,0 +1,60 @@
+//! Who is calling (the authenticated user and its policies) and how an unexpected failure is
+//! answered: what every operation module needs from the request pipeline, kept apart from the
+//! router so that no operation module imports the module that dispatches to it.
+
+use edas_store::User;
+
+use crate::error::{ApiError, codes};
+use crate::policy::{Decision, PolicyDocument, evaluate};
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub user: User,
+    pub access_key_id: String,
+    pub(crate) policies: Vec<PolicyDocument>,
+}
+
+impl Caller {
+    /// The actor recorded in audit records: `user (access key)`.
+    pub fn actor(&self) -> String {
+        format!("{} ({})", self.user.name, self.access_key_id)
+    }
+
+    /// Whether the caller may perform `action` on `resource`.
+    pub fn may(&self, action: &str, resource: &str) -> bool {
+        self.user.admin || evaluate(&self.policies, action, resource) == Decision::Allowed
+    }
+
+    /// `Ok` when the caller may perform `action` on `resource`, else `AUTH_ERROR` saying why.
+    pub fn authorize(&self, action: &str, resource: &str) -> Result<(), ApiError> {
+        if self.user.admin {
+            return Ok(());
+        }
+        match evaluate(&self.policies, action, resource) {
+            Decision::Allowed => Ok(()),
+            Decision::ExplicitlyDenied => Err(ApiError::new(
+                codes::AUTH_ERROR,
+                format!(
+                    "user `{}` is denied {action} on {resource} by an explicit Deny in its policies",
+                    self.user.name
+                ),
+            )),
+            Decision::NotAllowed => Err(ApiError::new(
+                codes::AUTH_ERROR,
+                format!(
+                    "user `{}` is not allowed {action} on {resource}: no policy of the user allows it",
+                    self.user.name
+                ),
+            )),
+        }
+    }
+}
+
+/// Logs an unexpected failure and turns it into an `InternalError` (details stay in the log).
+pub(crate) fn internal(what: &str, error: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %error, "{what} failed");
+    ApiError::internal(format!(
+        "{what} failed inside edasd; the server log has the details under this RequestId"
+    ))
+}

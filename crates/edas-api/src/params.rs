@@ -1,0 +1,56 @@
+//! Decoding the wire's parameters: the checks every operation shares (required, unknown,
+//! invalid, page numbers), answered as EDAS parameter violations.
+
+use edas_spec::{Params, Violation, ViolationKind, Violations, parse_int};
+
+use crate::error::ApiError;
+
+pub(crate) fn invalid(parameter: &str, message: impl Into<String>) -> ApiError {
+    ApiError::from(Violations(vec![Violation {
+        parameter: parameter.to_owned(),
+        kind: ViolationKind::Invalid,
+        message: message.into(),
+    }]))
+}
+
+pub(crate) fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {
+    match params.get(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ApiError::from(Violations(vec![Violation {
+            parameter: name.to_owned(),
+            kind: ViolationKind::Missing,
+            message: format!("{name} is required"),
+        }]))),
+    }
+}
+
+/// Refuses parameters the operation does not have (never ignore an input).
+pub(crate) fn only(params: &Params, action: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    let unknown: Vec<Violation> = params
+        .iter()
+        .filter(|(name, _)| *name != "RegionId" && !allowed.contains(name))
+        .map(|(name, _)| Violation {
+            parameter: name.to_owned(),
+            kind: ViolationKind::Unknown,
+            message: format!("{action} has no parameter named `{name}`"),
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::from(Violations(unknown)))
+    }
+}
+
+pub(crate) fn page_number(params: &Params, name: &str, max: i64) -> Result<Option<u32>, ApiError> {
+    match params.get(name) {
+        None | Some("") => Ok(None),
+        Some(raw) => match parse_int(raw) {
+            Some(n) if (1..=max).contains(&n) => Ok(Some(n as u32)),
+            _ => Err(invalid(
+                name,
+                format!("`{raw}` is not an integer between 1 and {max}"),
+            )),
+        },
+    }
+}
