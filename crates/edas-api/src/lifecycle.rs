@@ -80,8 +80,9 @@ pub(crate) async fn observe_application(api: &Api, app: &Application) -> Observe
     let down = runtime.availability().err().map(|e| e.to_string());
     let read = async {
         let mut out = Vec::new();
-        for revision in runtime.revisions(&app.id).await? {
-            out.extend(runtime.observe(&app.id, &revision).await?.instances);
+        let app = edas_engine::app_ref(app);
+        for revision in runtime.revisions(&app).await? {
+            out.extend(runtime.observe(&app, &revision).await?.instances);
         }
         Ok::<_, edas_runtime::RuntimeError>(out)
     };

@@ -33,36 +33,17 @@ use crate::server::{Operations, Server};
 
 const IMAGES: [&str; 2] = ["registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.9"];
 
-/// The floor's application directory: one application, no ConfigMaps or Secrets.
-struct FloorDirectory;
+/// The floor's store: it never settles anything (no drift correction).
+struct FloorSettled;
 
-impl edas_kube::Directory for FloorDirectory {
-    fn application<'a>(
-        &'a self,
-        _app_id: &'a str,
-    ) -> edas_runtime::BoxFuture<'a, Result<Option<edas_kube::AppRef>, String>> {
-        Box::pin(async {
-            Ok(Some(edas_kube::AppRef {
-                name: "floor".into(),
-                namespace: "floor".into(),
-            }))
-        })
-    }
+impl edas_kube::Settled for FloorSettled {}
 
-    fn config_map<'a>(
-        &'a self,
-        _namespace: &'a str,
-        _name: &'a str,
-    ) -> edas_runtime::BoxFuture<'a, Result<Option<edas_kube::ConfigData>, String>> {
-        Box::pin(async { Ok(None) })
-    }
-
-    fn secret<'a>(
-        &'a self,
-        _namespace: &'a str,
-        _name: &'a str,
-    ) -> edas_runtime::BoxFuture<'a, Result<Option<edas_kube::ConfigData>, String>> {
-        Box::pin(async { Ok(None) })
+/// The floor's one application.
+pub(crate) fn floor_app() -> edas_runtime::AppRef {
+    edas_runtime::AppRef {
+        id: "floor".into(),
+        name: "floor".into(),
+        namespace: "floor".into(),
     }
 }
 
@@ -252,7 +233,7 @@ pub(crate) async fn run(
     // `KubeRuntime`, its own watches), driven directly: no store, no engine, no API.
     let runtime = edas_kube::KubeRuntime::start(
         client.clone(),
-        Arc::new(FloorDirectory),
+        Arc::new(FloorSettled),
         edas_kube::Options::new("floor"),
     );
     let mut events = runtime.subscribe();
@@ -276,9 +257,10 @@ pub(crate) async fn run(
     };
     let target = |revision: u32| -> anyhow::Result<Target> {
         Ok(Target {
-            app_id: "floor".into(),
+            app: floor_app(),
             revision: revision.to_string(),
             spec: spec(IMAGES[revision as usize % 2])?,
+            config: Default::default(),
         })
     };
     runtime.set_replicas(&target(0)?, replicas).await?;

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use edas_local::{LocalConfig, LocalRuntime, MemoryConfigSource};
+use edas_local::{LocalConfig, LocalRuntime};
 use edas_runtime::{Runtime, Target};
 use edas_spec::{Operation, apply};
 use serde_json::{Value, json};
@@ -283,7 +283,7 @@ async fn direct(
     runs: u32,
     probe: bool,
 ) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
-    let runtime = LocalRuntime::new(LocalConfig::new(dir), Arc::new(MemoryConfigSource::new()))?;
+    let runtime = LocalRuntime::new(LocalConfig::new(dir))?;
     let mut events = runtime.subscribe();
     let spec = |v: &str| -> anyhow::Result<Arc<edas_spec::AppSpec>> {
         let envs = json!([{"name": "APP_VERSION", "value": v}]).to_string();
@@ -306,9 +306,10 @@ async fn direct(
     };
     let target = |rev: u32, v: &str| -> anyhow::Result<Target> {
         Ok(Target {
-            app_id: "floor".into(),
+            app: crate::kube_release::floor_app(),
             revision: rev.to_string(),
             spec: spec(v)?,
+            config: Default::default(),
         })
     };
     // Waits (event-driven, bounded) until `check` holds for a revision's observed state.
@@ -343,7 +344,9 @@ pub(crate) async fn until(
 ) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let state = runtime.observe("floor", revision).await?;
+        let state = runtime
+            .observe(&crate::kube_release::floor_app(), revision)
+            .await?;
         if check(&state) {
             return Ok(());
         }

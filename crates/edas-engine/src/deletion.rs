@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edas_release::{ChangeKind, ChangeOrder, Input, Instances, NewOrder, RevisionId, plan};
-use edas_runtime::{Routing, Runtime, RuntimeError, Target};
+use edas_runtime::{AppRef, Routing, Runtime, RuntimeError};
 use edas_store::{Application, PendingSweep, StoreError, Superseded};
 use serde_json::json;
 
@@ -160,25 +160,28 @@ pub(crate) async fn sweep(
     app_id: &str,
     forced: bool,
 ) -> Result<(), RuntimeError> {
-    for revision in runtime.revisions(app_id).await? {
+    // A deleted application stays in the store; should it be gone, the runtime still finds
+    // its objects by id.
+    let app = match inner.store.get_application(app_id).await {
+        Ok(app) => crate::target::app_ref(&app),
+        Err(StoreError::NotFound { .. }) => AppRef {
+            id: app_id.to_owned(),
+            ..AppRef::default()
+        },
+        Err(e) => {
+            return Err(RuntimeError::Unavailable(format!(
+                "reading application {app_id}: {e}"
+            )));
+        }
+    };
+    for revision in runtime.revisions(&app).await? {
         // A revision whose spec cannot be read still goes: the runtime removes it by label.
-        if let Some(target) = stored_target(inner, app_id, &revision).await {
+        if let Ok(target) = crate::target::stored_target(&inner.store, &app, &revision).await {
             runtime.set_replicas(&target, 0).await?;
         }
     }
-    runtime.set_routing(app_id, &Routing::default()).await?;
-    runtime.delete_application(app_id, forced).await
-}
-
-async fn stored_target(inner: &Inner, app_id: &str, revision: &str) -> Option<Target> {
-    let number: i64 = revision.parse().ok()?;
-    let rev = inner.store.get_revision(app_id, number).await.ok()?;
-    let doc = RevisionDoc::from_value(&rev.spec).ok()?;
-    Some(Target {
-        app_id: app_id.to_owned(),
-        revision: revision.to_owned(),
-        spec: Arc::new(crate::copies::with_copies(&doc.spec, &doc.config_copies)),
-    })
+    runtime.set_routing(&app, &Routing::default()).await?;
+    runtime.delete_application(&app, forced).await
 }
 
 /// One cluster's sweeper: whenever the cluster is available and a sweep is owed (at start-up,

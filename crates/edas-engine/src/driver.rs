@@ -9,8 +9,7 @@ use edas_release::{
     ChangeKind, ChangeOrder, Effect, EpochMillis, Input, InstanceEntry, Observation, RevisionId,
     Status, Timer,
 };
-use edas_runtime::{Runtime, RuntimeError, Target};
-use edas_spec::AppSpec;
+use edas_runtime::{AppRef, Runtime, RuntimeError, Target};
 use edas_store::{StoreError, Transition};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -148,12 +147,15 @@ struct Driver {
     inner: Arc<Inner>,
     id: String,
     app_id: String,
+    /// The application, as runtime calls name it.
+    app: AppRef,
     version: i64,
     order: ChangeOrder,
     runtime: Arc<dyn Runtime>,
     /// The application's cluster (whose sweeper removes a deleted application's objects).
     cluster_id: String,
-    specs: HashMap<String, Arc<AppSpec>>,
+    /// The targets of the revisions this order touched, by revision (read once).
+    targets: HashMap<String, Target>,
     timers: BTreeMap<Timer, EpochMillis>,
     last_seen: HashMap<String, (u32, u32, Option<String>, Vec<InstanceEntry>)>,
     lost: bool,
@@ -236,11 +238,12 @@ impl Driver {
             inner,
             id: record.id,
             app_id: record.app_id,
+            app: crate::target::app_ref(&app),
             version: record.version,
             order,
             runtime,
             cluster_id: app.cluster_id.clone(),
-            specs: HashMap::new(),
+            targets: HashMap::new(),
             timers,
             last_seen: HashMap::new(),
             lost: false,
@@ -448,11 +451,7 @@ impl Driver {
                 }
                 Effect::RecreateFailed { revision } => {
                     self.retry.recreate.remove(&revision.0);
-                    if let Err(e) = self
-                        .runtime
-                        .recreate_failed(&self.app_id, &revision.0)
-                        .await
-                    {
+                    if let Err(e) = self.runtime.recreate_failed(&self.app, &revision.0).await {
                         match self.retry.write_failed(&e) {
                             None => {
                                 tracing::info!(message = "Replacing failed instances failed; retrying.", app_id = %self.app_id, %revision, error = %e);
@@ -483,7 +482,7 @@ impl Driver {
         if self.routed.as_ref() == Some(&wanted) {
             return None;
         }
-        match self.runtime.set_routing(&self.app_id, &wanted).await {
+        match self.runtime.set_routing(&self.app, &wanted).await {
             Ok(()) => {
                 self.routed = Some(wanted);
                 None
@@ -506,32 +505,13 @@ impl Driver {
     }
 
     async fn target(&mut self, revision: &RevisionId) -> Result<Target, String> {
-        if let Some(spec) = self.specs.get(&revision.0) {
-            return Ok(Target {
-                app_id: self.app_id.clone(),
-                revision: revision.0.clone(),
-                spec: spec.clone(),
-            });
+        if let Some(target) = self.targets.get(&revision.0) {
+            return Ok(target.clone());
         }
-        let number: i64 = revision
-            .0
-            .parse()
-            .map_err(|_| format!("revision id {revision} is not a number"))?;
-        let rev = self
-            .inner
-            .store
-            .get_revision(&self.app_id, number)
-            .await
-            .map_err(|e| e.to_string())?;
-        let doc =
-            RevisionDoc::from_value(&rev.spec).map_err(|e| format!("revision {number}: {e}"))?;
-        let spec = Arc::new(crate::copies::with_copies(&doc.spec, &doc.config_copies));
-        self.specs.insert(revision.0.clone(), spec.clone());
-        Ok(Target {
-            app_id: self.app_id.clone(),
-            revision: revision.0.clone(),
-            spec,
-        })
+        let target =
+            crate::target::stored_target(&self.inner.store, &self.app, &revision.0).await?;
+        self.targets.insert(revision.0.clone(), target.clone());
+        Ok(target)
     }
 
     /// Tries the runtime work owed after transient failures again (its back-off timer fired):
@@ -578,7 +558,7 @@ impl Driver {
             if !store_active(self.order.status()) || self.lost {
                 return;
             }
-            let state = match self.runtime.observe(&self.app_id, &revision.0).await {
+            let state = match self.runtime.observe(&self.app, &revision.0).await {
                 Ok(s) => s,
                 Err(error) => {
                     tracing::warn!(message = "Observing a revision failed; retrying.", app_id = %self.app_id, %revision, %error);
@@ -656,7 +636,7 @@ impl Driver {
             return;
         }
         let keep = Some(self.order.to_revision().0.clone());
-        let Ok(revisions) = self.runtime.revisions(&self.app_id).await else {
+        let Ok(revisions) = self.runtime.revisions(&self.app).await else {
             return;
         };
         for rev in revisions {

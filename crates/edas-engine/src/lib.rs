@@ -20,6 +20,7 @@ mod deletion;
 mod driver;
 pub mod mapping;
 mod routing;
+mod target;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use driver::{ControlError, ControlOutcome};
+pub use target::{app_ref, stored_target};
 
 /// The stored document of a revision: the spec, and the template revision its instances are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -574,7 +576,7 @@ impl Engine {
         }
         let unenforced = runtime.unenforced(&req.change.spec);
         let observed = runtime
-            .observe(&req.app_id, &current.template_revision)
+            .observe(&target::app_ref(&app), &current.template_revision)
             .await
             .map_err(SubmitError::from_runtime)?;
         let from = Instances {
@@ -603,7 +605,7 @@ impl Engine {
             from.clone()
         } else {
             let o = runtime
-                .observe(&req.app_id, &template_revision)
+                .observe(&target::app_ref(&app), &template_revision)
                 .await
                 .map_err(SubmitError::from_runtime)?;
             Instances {
@@ -1151,7 +1153,7 @@ async fn restore_routing(
                 continue;
             }
             if let Err(error) = runtime
-                .set_routing(&app.id, &routing::routing(&doc, None))
+                .set_routing(&target::app_ref(app), &routing::routing(&doc, None))
                 .await
             {
                 tracing::warn!(message = "Restoring an application's routing failed.", app_id = %app.id, %error);

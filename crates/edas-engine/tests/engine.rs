@@ -616,8 +616,14 @@ async fn releases_keep_their_own_config_map_contents() {
                 .clone()
         }
     };
+    // The runtime gets the copy's contents with the target (it never reads the store).
+    let given = |rev: &str| {
+        let config = w.fake.config("app-1", rev).unwrap();
+        config.config_maps[&used(rev)]["greeting"].clone()
+    };
     assert_eq!(used("1"), "conf.app-1.r1");
     assert_eq!(content(used("1")).await, "v1");
+    assert_eq!(given("1"), "v1");
 
     // The same deploy twice without a ConfigMap change replaces nothing …
     let same = submit(&w, Operation::DeployK8sApplication, &[("Envs", envs)])
@@ -635,6 +641,7 @@ async fn releases_keep_their_own_config_map_contents() {
     assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
     assert_eq!(used("3"), "conf.app-1.r3");
     assert_eq!(content(used("3")).await, "v2");
+    assert_eq!(given("3"), "v2");
     // The old revision's copy is untouched; a rollback runs it again.
     assert_eq!(content("conf.app-1.r1".into()).await, "v1");
     let out = w
@@ -654,6 +661,7 @@ async fn releases_keep_their_own_config_map_contents() {
     wait_status(&w.store, "rb-cm", 2).await;
     assert_eq!(w.fake.counts("app-1", "1"), (2, 2));
     assert_eq!(used("1"), "conf.app-1.r1");
+    assert_eq!(given("1"), "v1");
     // The user's own ConfigMap was never touched.
     assert_eq!(content("conf".into()).await, "v2");
 }

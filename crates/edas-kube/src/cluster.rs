@@ -392,30 +392,12 @@ mod tests {
     use k8s_openapi::api::core::v1::{ConfigMap, Pod};
     use kube::api::{ListParams, PostParams};
 
-    use crate::{AppRef, ClusterAccess, ConfigData, Directory, LABEL_APP_ID, Options, connect};
+    use crate::{AppRef, ClusterAccess, LABEL_APP_ID, Options, Settled, connect};
 
     /// A store with nothing in it.
     struct Empty;
 
-    impl Directory for Empty {
-        fn application<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Option<AppRef>, String>> {
-            Box::pin(async { Ok(None) })
-        }
-        fn config_map<'a>(
-            &'a self,
-            _: &'a str,
-            _: &'a str,
-        ) -> BoxFuture<'a, Result<Option<ConfigData>, String>> {
-            Box::pin(async { Ok(None) })
-        }
-        fn secret<'a>(
-            &'a self,
-            _: &'a str,
-            _: &'a str,
-        ) -> BoxFuture<'a, Result<Option<ConfigData>, String>> {
-            Box::pin(async { Ok(None) })
-        }
-    }
+    impl Settled for Empty {}
 
     const APP: &str = "7f0c5a1e-0000-4000-8000-0000000000aa";
 
@@ -439,6 +421,14 @@ mod tests {
         (rt, client)
     }
 
+    fn app() -> AppRef {
+        AppRef {
+            id: APP.into(),
+            name: "swept".into(),
+            namespace: "apps".into(),
+        }
+    }
+
     fn target(revision: &str) -> Target {
         let spec: AppSpec = serde_json::from_value(serde_json::json!({
             "name": "swept",
@@ -449,9 +439,10 @@ mod tests {
         }))
         .unwrap();
         Target {
-            app_id: APP.into(),
+            app: app(),
             revision: revision.into(),
             spec: Arc::new(spec),
+            config: Default::default(),
         }
     }
 
@@ -476,7 +467,7 @@ mod tests {
         );
         // Reads answer from the last list at once.
         let started = Instant::now();
-        rt.observe(APP, "1").await.unwrap();
+        rt.observe(&app(), "1").await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(1));
         // It answers again: available again, though nothing changed that a watch would see.
         cluster.clear_faults();
@@ -512,7 +503,7 @@ mod tests {
             assert!(Instant::now() < deadline, "pods never came");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        rt.delete_application(APP, true).await.unwrap();
+        rt.delete_application(&app(), true).await.unwrap();
         let deployments: Api<Deployment> = Api::all(client.clone());
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -530,7 +521,7 @@ mod tests {
         // Only objects labelled with the application id are touched.
         cms.get("someone-else").await.unwrap();
         // Idempotent: nothing left is success.
-        rt.delete_application(APP, false).await.unwrap();
+        rt.delete_application(&app(), false).await.unwrap();
     }
 
     #[test]

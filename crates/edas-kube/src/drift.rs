@@ -6,10 +6,10 @@
 //! What edasd last applied is known per process for the revisions it applied since it started;
 //! for the others (after a restart, or applied by another edasd process) the Deployment's
 //! [`crate::ANNOTATION_REPLICAS`] tells a hand-scale, its disappearance from the cache a
-//! deletion, and the store ([`crate::Directory::settled_target`]) what to restore.
+//! deletion, and the store ([`crate::Settled::settled_target`]) what to restore.
 //! A difference counts as drift only once the cluster has shown the Deployment as applied, so
 //! a step's own writes in flight are never mistaken for it; and before restoring, the store is
-//! asked ([`crate::Directory::settled_replicas`]): an application deleted or stopped, or a
+//! asked ([`crate::Settled::settled_replicas`]): an application deleted or stopped, or a
 //! revision it no longer runs (another edasd process finished the change), is left alone.
 
 use std::sync::Weak;
@@ -40,7 +40,7 @@ pub(crate) struct Desired {
 impl KubeRuntime {
     /// Records that `target` should run `replicas` (0: forgets it) before a step applies it.
     pub(crate) fn desire(&self, target: &Target, replicas: u32) {
-        let key = (target.app_id.clone(), target.revision.clone());
+        let key = (target.app.id.clone(), target.revision.clone());
         let mut desired = self.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
         if replicas == 0 {
             desired.remove(&key);
@@ -171,15 +171,15 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
         // longer runs (changed by another edasd process), is not brought back.
         match rt
             .inner
-            .directory
-            .settled_replicas(&target.app_id, &target.revision)
+            .settled
+            .settled_replicas(&target.app.id, &target.revision)
             .await
         {
             Ok(Some(settled)) if settled != replicas => {
                 rt.forget_revision(&key, replicas);
                 tracing::info!(
                     %cluster,
-                    app_id = %target.app_id,
+                    app_id = %target.app.id,
                     revision = %target.revision,
                     deployment = %name,
                     settled,
@@ -192,7 +192,7 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
                 rt.release_restore(&key);
                 tracing::warn!(
                     %cluster,
-                    app_id = %target.app_id,
+                    app_id = %target.app.id,
                     revision = %target.revision,
                     deployment = %name,
                     %error,
@@ -214,7 +214,7 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
         match result {
             Ok(()) => tracing::warn!(
                 %cluster,
-                app_id = %target.app_id,
+                app_id = %target.app.id,
                 revision = %target.revision,
                 deployment = %name,
                 namespace = %target.spec.k8s_namespace,
@@ -223,7 +223,7 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
             ),
             Err(error) => tracing::warn!(
                 %cluster,
-                app_id = %target.app_id,
+                app_id = %target.app.id,
                 revision = %target.revision,
                 deployment = %name,
                 %error,
@@ -279,14 +279,9 @@ fn adopt(rt: &KubeRuntime, key: &(String, String)) {
     let key = key.clone();
     tokio::spawn(async move {
         let cluster = rt.inner.options.cluster_id.clone();
-        let settled = rt.inner.directory.settled_target(&key.0, &key.1).await;
+        let settled = rt.inner.settled.settled_target(&key.0, &key.1).await;
         let result = match settled {
-            Ok(Some((replicas, spec))) if replicas > 0 => {
-                let target = Target {
-                    app_id: key.0.clone(),
-                    revision: key.1.clone(),
-                    spec: std::sync::Arc::new(spec),
-                };
+            Ok(Some((replicas, target))) if replicas > 0 => {
                 // From now on this process keeps it as applied.
                 rt.desire(&target, replicas);
                 Some((replicas, rt.apply_revision(&target, replicas).await))

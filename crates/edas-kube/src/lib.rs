@@ -9,11 +9,11 @@
 //! applies revision N's rendered Deployment with `spec.replicas = k` (its pod template never
 //! changes, so the Deployment controller only scales). The ConfigMaps and Secrets a revision
 //! references (the engine's immutable copies, `<name>.<app id>.r<revision>`) are applied from the
-//! store before the Deployment, `immutable: true`, so its pods never wait for them; once the
+//! target's snapshot before the Deployment, `immutable: true`, so its pods never wait for them; once the
 //! Deployment exists it becomes their owner (`ownerReferences`), so the garbage collector removes
 //! them with it whoever deletes it. A revision scaled to 0 has its Deployment and copies deleted,
 //! so nothing is left over when a release ends or an application is deleted; scaling it up
-//! again (a rollback) re-creates them from the stored revision. The user's own ConfigMaps and
+//! again (a rollback) re-creates them from the target's snapshot. The user's own ConfigMaps and
 //! Secrets (CreateK8sConfigMap …) are applied under their own names ([`Runtime::put_config`]).
 //! Every object carries the `edas.oam.acname` and `edas.oam.revision` labels of rendering plus
 //! [`LABEL_APP_ID`] (`edas.oam.appid`), so `kubectl get deploy,pod,svc -l edas.oam.acname=NAME`
@@ -92,7 +92,8 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
 pub use edas_render::{LABEL_APP, LABEL_REVISION};
-/// The application spec, as [`Directory::settled_target`] returns it.
+pub use edas_runtime::{AppRef, ConfigData};
+/// The application spec, as a [`Target`] carries it.
 pub use edas_spec::AppSpec;
 
 /// Label on every object edasd applies: the application id (names can be reused after a
@@ -160,36 +161,12 @@ pub async fn client_config(access: &ClusterAccess) -> Result<kube::Config, Conne
     Ok(config)
 }
 
-/// An application as the runtime needs to name its objects.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppRef {
-    /// The application name (`AppName`).
-    pub name: String,
-    /// Its Kubernetes namespace.
-    pub namespace: String,
-}
-
-/// Key → value data of a ConfigMap or (decoded) Secret.
-pub type ConfigData = BTreeMap<String, String>;
-
-/// What the runtime reads from edasd's store: applications (for routing, which names only the
-/// application id) and the ConfigMaps and Secrets (the revision copies) that pods reference.
-pub trait Directory: Send + Sync + 'static {
-    /// The application with this id (also a deleted one), `None` if there is none.
-    fn application<'a>(&'a self, app_id: &'a str) -> BoxFuture<'a, Result<Option<AppRef>, String>>;
-    /// The data of ConfigMap `name` in `namespace` of this cluster, `None` if it does not exist.
-    fn config_map<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ConfigData>, String>>;
-    /// The decoded data of Secret `name` in `namespace`, `None` if it does not exist.
-    fn secret<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ConfigData>, String>>;
-
+/// What drift correction asks edasd's store: whether a Deployment changed outside edasd is
+/// drift to undo, and what to restore it with. A narrow port of its own because no runtime call
+/// carries it: drift shows up on a watch event, between the engine's calls, and "what should
+/// run now" is the store's settled state (no change in progress), which only edasd knows.
+/// Everything else a runtime needs comes with the call ([`AppRef`], [`Target`]).
+pub trait Settled: Send + Sync + 'static {
     /// How many instances revision `revision` of application `app_id` runs by the store while
     /// no change is in progress (0 for an application deleted or stopped, and for a revision it
     /// no longer runs); `None` while a change order is in progress (its steps decide) or when
@@ -204,16 +181,15 @@ pub trait Directory: Send + Sync + 'static {
         Box::pin(async { Ok(None) })
     }
 
-    /// What the store says revision `revision` of `app_id` runs, with the spec its release
-    /// steps apply (ConfigMap/Secret references pointing at its copies), when it runs any
-    /// instances and no change is in progress; `None` otherwise. Drift correction restores with
-    /// it a Deployment this process did not apply itself (e.g. after an edasd restart). The
-    /// default says nothing.
+    /// What the store says revision `revision` of `app_id` runs, with the target its release
+    /// steps apply, when it runs any instances and no change is in progress; `None` otherwise.
+    /// Drift correction restores with it a Deployment this process did not apply itself (e.g.
+    /// after an edasd restart). The default says nothing.
     fn settled_target<'a>(
         &'a self,
         app_id: &'a str,
         revision: &'a str,
-    ) -> BoxFuture<'a, Result<Option<(u32, AppSpec)>, String>> {
+    ) -> BoxFuture<'a, Result<Option<(u32, Target)>, String>> {
         let _ = (app_id, revision);
         Box::pin(async { Ok(None) })
     }
@@ -300,7 +276,7 @@ pub struct KubeRuntime {
 
 struct Inner {
     client: Client,
-    directory: Arc<dyn Directory>,
+    settled: Arc<dyn Settled>,
     options: Options,
     pods: Store<Pod>,
     deployments: Store<Deployment>,
@@ -343,7 +319,7 @@ impl Drop for Inner {
 
 impl KubeRuntime {
     /// Starts watching the cluster (on the current tokio runtime) and returns the runtime.
-    pub fn start(client: Client, directory: Arc<dyn Directory>, options: Options) -> KubeRuntime {
+    pub fn start(client: Client, settled: Arc<dyn Settled>, options: Options) -> KubeRuntime {
         let (events, _) = broadcast::channel(4096);
         let (health, _) = watch::channel(Health::Connecting);
         let (pods, pod_writer) = reflector::store::<Pod>();
@@ -371,7 +347,7 @@ impl KubeRuntime {
         ));
         let inner = Arc::new(Inner {
             client,
-            directory,
+            settled,
             options,
             pods,
             deployments,
@@ -584,21 +560,19 @@ impl KubeRuntime {
     }
 
     /// Applies the ConfigMaps and Secrets the revision's pods reference (the engine's copies
-    /// `<name>.<app id>.r<revision>`), from the store, `immutable: true`; returns the ones it
-    /// applied. One the store does not have is left out: its pods then report
-    /// `CreateContainerConfigError`, which fails the release with Kubernetes' own message.
+    /// `<name>.<app id>.r<revision>`), from the target's snapshot, `immutable: true`; returns the
+    /// ones it applied. One the snapshot lacks (it did not exist when the revision was released)
+    /// is left out: its pods then report `CreateContainerConfigError`, which fails the release
+    /// with Kubernetes' own message.
     async fn apply_config(&self, target: &Target) -> Result<Vec<(bool, String)>, RuntimeError> {
         let spec = &target.spec;
         let ns = &spec.k8s_namespace;
-        let labels = object_labels(spec, &target.app_id, Some(&target.revision));
-        let dir = &self.inner.directory;
-        let unavailable = |e: String| {
-            RuntimeError::Unavailable(format!(
-                "reading ConfigMaps and Secrets from the store: {e}"
-            ))
-        };
+        let labels = object_labels(spec, &target.app.id, Some(&target.revision));
         let mut applied = Vec::new();
         for (secret, name) in references(spec) {
+            let Some(data) = target.config.get(secret, &name).cloned() else {
+                continue;
+            };
             let metadata = ObjectMeta {
                 name: Some(name.clone()),
                 namespace: Some(ns.clone()),
@@ -606,16 +580,10 @@ impl KubeRuntime {
                 ..ObjectMeta::default()
             };
             if secret {
-                let Some(data) = dir.secret(ns, &name).await.map_err(unavailable)? else {
-                    continue;
-                };
                 let api: Api<Secret> = Api::namespaced(self.inner.client.clone(), ns);
                 self.apply(&api, &name, &secret_object(metadata, data, true))
                     .await?;
             } else {
-                let Some(data) = dir.config_map(ns, &name).await.map_err(unavailable)? else {
-                    continue;
-                };
                 let api: Api<ConfigMap> = Api::namespaced(self.inner.client.clone(), ns);
                 self.apply(&api, &name, &config_map_object(metadata, data, true))
                     .await?;
@@ -736,7 +704,7 @@ impl KubeRuntime {
             .metadata
             .labels
             .get_or_insert_default()
-            .insert(LABEL_APP_ID.to_owned(), target.app_id.clone());
+            .insert(LABEL_APP_ID.to_owned(), target.app.id.clone());
         deployment
             .metadata
             .annotations
@@ -748,7 +716,7 @@ impl KubeRuntime {
                 .get_or_insert_default()
                 .labels
                 .get_or_insert_default()
-                .insert(LABEL_APP_ID.to_owned(), target.app_id.clone());
+                .insert(LABEL_APP_ID.to_owned(), target.app.id.clone());
         }
         self.ensure_namespace(ns).await?;
         let copies = self.apply_config(target).await?;
@@ -1119,12 +1087,12 @@ impl Runtime for KubeRuntime {
 
     fn set_routing(
         &self,
-        app_id: &str,
+        app: &AppRef,
         routing: &Routing,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let app_id = app_id.to_owned();
+        let app = app.clone();
         let routing = routing.clone();
-        Box::pin(async move { routing::set(self, &app_id, &routing).await })
+        Box::pin(async move { routing::set(self, &app, &routing).await })
     }
 
     fn set_replicas(
@@ -1153,10 +1121,10 @@ impl Runtime for KubeRuntime {
 
     fn recreate_failed(
         &self,
-        app_id: &str,
+        app: &AppRef,
         revision: &str,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let app_id = app_id.to_owned();
+        let app_id = app.id.clone();
         let revision = revision.to_owned();
         Box::pin(async move {
             self.ready().await?;
@@ -1177,10 +1145,10 @@ impl Runtime for KubeRuntime {
 
     fn observe(
         &self,
-        app_id: &str,
+        app: &AppRef,
         revision: &str,
     ) -> BoxFuture<'_, Result<RevisionState, RuntimeError>> {
-        let app_id = app_id.to_owned();
+        let app_id = app.id.clone();
         let revision = revision.to_owned();
         Box::pin(async move {
             self.ready().await?;
@@ -1201,8 +1169,8 @@ impl Runtime for KubeRuntime {
         })
     }
 
-    fn revisions(&self, app_id: &str) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>> {
-        let app_id = app_id.to_owned();
+    fn revisions(&self, app: &AppRef) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>> {
+        let app_id = app.id.clone();
         Box::pin(async move {
             self.ready().await?;
             let mut out = BTreeSet::new();
@@ -1238,10 +1206,10 @@ impl Runtime for KubeRuntime {
 
     fn delete_application(
         &self,
-        app_id: &str,
+        app: &AppRef,
         force: bool,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let app_id = app_id.to_owned();
+        let app_id = app.id.clone();
         // No drift correction may bring back what the sweep removes.
         self.forget(&app_id);
         Box::pin(async move { self.sweep_application(&app_id, force).await })

@@ -290,24 +290,21 @@ fn route_spec(
 /// Makes the application's Services (and gray split) exactly `routing`.
 pub(crate) async fn set(
     rt: &KubeRuntime,
-    app_id: &str,
+    app: &crate::AppRef,
     routing: &Routing,
 ) -> Result<(), RuntimeError> {
     let inner = &rt.inner;
-    let app = inner
-        .directory
-        .application(app_id)
-        .await
-        .map_err(|e| RuntimeError::Unavailable(format!("reading application {app_id}: {e}")))?;
+    let app_id = app.id.as_str();
     stop_ramp(rt, app_id);
-    let Some(app) = app else {
+    if app.namespace.is_empty() {
+        // An application the store no longer knows (its sweep): nothing to route.
         if routing.services.is_empty() {
             return Ok(());
         }
-        return Err(RuntimeError::Unavailable(format!(
-            "application {app_id} is not in the store"
+        return Err(RuntimeError::Unsupported(format!(
+            "application {app_id} has no namespace to route in"
         )));
-    };
+    }
     let ns = app.namespace.as_str();
     let spec_labels = {
         let spec = edas_spec::AppSpec {

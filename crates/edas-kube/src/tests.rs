@@ -20,48 +20,12 @@ use super::*;
 const WAIT: Duration = Duration::from_secs(15);
 
 #[derive(Default)]
-struct MemDirectory {
-    apps: Mutex<HashMap<String, AppRef>>,
-    config_maps: Mutex<HashMap<(String, String), ConfigData>>,
-    secrets: Mutex<HashMap<(String, String), ConfigData>>,
+struct MemSettled {
     /// What the store says a revision runs (`settled_replicas`), by (app id, revision).
     settled: Mutex<HashMap<(String, String), u32>>,
 }
 
-impl Directory for MemDirectory {
-    fn application<'a>(&'a self, app_id: &'a str) -> BoxFuture<'a, Result<Option<AppRef>, String>> {
-        let found = self.apps.lock().unwrap().get(app_id).cloned();
-        Box::pin(async move { Ok(found) })
-    }
-
-    fn config_map<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ConfigData>, String>> {
-        let found = self
-            .config_maps
-            .lock()
-            .unwrap()
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned();
-        Box::pin(async move { Ok(found) })
-    }
-
-    fn secret<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ConfigData>, String>> {
-        let found = self
-            .secrets
-            .lock()
-            .unwrap()
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned();
-        Box::pin(async move { Ok(found) })
-    }
-
+impl Settled for MemSettled {
     fn settled_replicas<'a>(
         &'a self,
         app_id: &'a str,
@@ -77,6 +41,15 @@ impl Directory for MemDirectory {
     }
 }
 
+/// An application of the tests by id (name and namespace matter to routing only).
+fn app_ref(id: &str) -> AppRef {
+    AppRef {
+        id: id.to_owned(),
+        name: "demo".into(),
+        namespace: "apps".into(),
+    }
+}
+
 async fn fake(gateway_api: bool) -> FakeCluster {
     FakeCluster::start(Config {
         pod_ready_delay: Duration::from_millis(100),
@@ -87,7 +60,7 @@ async fn fake(gateway_api: bool) -> FakeCluster {
     .unwrap()
 }
 
-async fn runtime(cluster: &FakeCluster, gateway: bool) -> (KubeRuntime, Arc<MemDirectory>) {
+async fn runtime(cluster: &FakeCluster, gateway: bool) -> (KubeRuntime, Arc<MemSettled>) {
     let mut options = Options::new("fake");
     options.gateway = gateway.then(|| GatewayRef {
         namespace: "infra".into(),
@@ -96,7 +69,7 @@ async fn runtime(cluster: &FakeCluster, gateway: bool) -> (KubeRuntime, Arc<MemD
     runtime_with(cluster, options).await
 }
 
-async fn runtime_with(cluster: &FakeCluster, options: Options) -> (KubeRuntime, Arc<MemDirectory>) {
+async fn runtime_with(cluster: &FakeCluster, options: Options) -> (KubeRuntime, Arc<MemSettled>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kubeconfig");
     cluster.write_kubeconfig(&path, "default").unwrap();
@@ -106,7 +79,7 @@ async fn runtime_with(cluster: &FakeCluster, options: Options) -> (KubeRuntime, 
     })
     .await
     .unwrap();
-    let directory = Arc::new(MemDirectory::default());
+    let directory = Arc::new(MemSettled::default());
     let rt = KubeRuntime::start(client.clone(), directory.clone(), options);
     (rt, directory)
 }
@@ -126,9 +99,14 @@ fn spec(name: &str) -> Arc<AppSpec> {
 
 fn target(spec: &Arc<AppSpec>, revision: &str) -> Target {
     Target {
-        app_id: "7f0c5a1e-0000-4000-8000-000000000001".into(),
+        app: AppRef {
+            id: "7f0c5a1e-0000-4000-8000-000000000001".into(),
+            name: spec.name.clone(),
+            namespace: spec.k8s_namespace.clone(),
+        },
         revision: revision.into(),
         spec: spec.clone(),
+        config: Default::default(),
     }
 }
 
@@ -142,7 +120,7 @@ async fn until(
     let mut events = rt.subscribe();
     loop {
         let state = rt
-            .observe("7f0c5a1e-0000-4000-8000-000000000001", revision)
+            .observe(&app_ref("7f0c5a1e-0000-4000-8000-000000000001"), revision)
             .await
             .unwrap();
         if check(&state) {
@@ -163,7 +141,7 @@ async fn replicas_are_applied_observed_through_watches_and_cleaned_up() {
     let spec = spec("Demo");
     let app = "7f0c5a1e-0000-4000-8000-000000000001";
     assert_eq!(
-        rt.observe(app, "1").await.unwrap(),
+        rt.observe(&app_ref(app), "1").await.unwrap(),
         RevisionState::default()
     );
 
@@ -204,7 +182,7 @@ async fn replicas_are_applied_observed_through_watches_and_cleaned_up() {
     rt.set_replicas(&target(&spec, "1"), 2).await.unwrap();
     until(&rt, "2", |s| s.ready == 1).await;
     until(&rt, "1", |s| s.total == 2 && s.ready == 2).await;
-    assert_eq!(rt.revisions(app).await.unwrap(), ["1", "2"]);
+    assert_eq!(rt.revisions(&app_ref(app)).await.unwrap(), ["1", "2"]);
 
     // Scaled to 0, a revision's Deployment goes: nothing is left over.
     rt.set_replicas(&target(&spec, "1"), 0).await.unwrap();
@@ -250,7 +228,7 @@ async fn failing_pods_are_reported_and_recreated() {
     );
     cluster.clear_faults();
     let before = state.instances[0].name.clone();
-    rt.recreate_failed("7f0c5a1e-0000-4000-8000-000000000001", "1")
+    rt.recreate_failed(&app_ref("7f0c5a1e-0000-4000-8000-000000000001"), "1")
         .await
         .unwrap();
     let state = until(&rt, "1", |s| {
@@ -263,7 +241,7 @@ async fn failing_pods_are_reported_and_recreated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn referenced_config_copies_are_applied_before_the_deployment_and_deleted_with_it() {
     let cluster = fake(false).await;
-    let (rt, dir) = runtime(&cluster, false).await;
+    let (rt, _) = runtime(&cluster, false).await;
     let mut spec = (*spec("withcfg")).clone();
     spec.env_froms = serde_json::from_value(json!([
         {"configMapRef": {"name": "cfg.app.r1"}},
@@ -271,15 +249,18 @@ async fn referenced_config_copies_are_applied_before_the_deployment_and_deleted_
     ]))
     .unwrap();
     let spec = Arc::new(spec);
-    dir.config_maps.lock().unwrap().insert(
-        ("apps".into(), "cfg.app.r1".into()),
-        BTreeMap::from([("k".into(), "v".into())]),
-    );
-    dir.secrets.lock().unwrap().insert(
-        ("apps".into(), "pw.app.r1".into()),
-        BTreeMap::from([("p".into(), "s3cret".into())]),
-    );
-    rt.set_replicas(&target(&spec, "1"), 1).await.unwrap();
+    let mut cfg = target(&spec, "1");
+    cfg.config = Arc::new(edas_runtime::ConfigSnapshot {
+        config_maps: BTreeMap::from([(
+            "cfg.app.r1".into(),
+            BTreeMap::from([("k".into(), "v".into())]),
+        )]),
+        secrets: BTreeMap::from([(
+            "pw.app.r1".into(),
+            BTreeMap::from([("p".into(), "s3cret".into())]),
+        )]),
+    });
+    rt.set_replicas(&cfg, 1).await.unwrap();
     let client = rt.inner.client.clone();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "apps");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "apps");
@@ -305,13 +286,13 @@ async fn referenced_config_copies_are_applied_before_the_deployment_and_deleted_
     );
     assert_eq!(secret.data.unwrap()["p"].0, b"s3cret");
     // Applying the same step again (a resumed release) is fine with immutable copies.
-    rt.set_replicas(&target(&spec, "1"), 2).await.unwrap();
-    rt.set_replicas(&target(&spec, "1"), 0).await.unwrap();
+    rt.set_replicas(&cfg, 2).await.unwrap();
+    rt.set_replicas(&cfg, 0).await.unwrap();
     assert!(cms.get_opt("cfg.app.r1").await.unwrap().is_none());
     assert!(secrets.get_opt("pw.app.r1").await.unwrap().is_none());
     // Whoever deletes the Deployment (a sweep, kubectl), the garbage collector takes the
     // copies. (Forgotten first, as by a Delete, or drift correction would restore it.)
-    rt.set_replicas(&target(&spec, "1"), 1).await.unwrap();
+    rt.set_replicas(&cfg, 1).await.unwrap();
     assert!(cms.get_opt("cfg.app.r1").await.unwrap().is_some());
     rt.forget("7f0c5a1e-0000-4000-8000-000000000001");
     deployments
@@ -457,15 +438,12 @@ fn web_service() -> ServiceConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_applies_services_and_a_gray_split_with_an_http_route() {
     let cluster = fake(true).await;
-    let (rt, dir) = runtime(&cluster, true).await;
-    let app = "7f0c5a1e-0000-4000-8000-000000000001";
-    dir.apps.lock().unwrap().insert(
-        app.into(),
-        AppRef {
-            name: "Web".into(),
-            namespace: "apps".into(),
-        },
-    );
+    let (rt, _) = runtime(&cluster, true).await;
+    let app = &AppRef {
+        id: "7f0c5a1e-0000-4000-8000-000000000001".into(),
+        name: "Web".into(),
+        namespace: "apps".into(),
+    };
     let client = rt.inner.client.clone();
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     ns.create(
@@ -589,15 +567,12 @@ async fn a_gray_split_is_refused_naming_what_is_missing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_route_weights_ramp_along_the_warmup_curve() {
     let cluster = fake(true).await;
-    let (rt, dir) = runtime(&cluster, true).await;
-    let app = "7f0c5a1e-0000-4000-8000-000000000001";
-    dir.apps.lock().unwrap().insert(
-        app.into(),
-        AppRef {
-            name: "Ramp".into(),
-            namespace: "apps".into(),
-        },
-    );
+    let (rt, _) = runtime(&cluster, true).await;
+    let app = &AppRef {
+        id: "7f0c5a1e-0000-4000-8000-000000000001".into(),
+        name: "Ramp".into(),
+        namespace: "apps".into(),
+    };
     let deadline = tokio::time::Instant::now() + WAIT;
     while rt.serves_gateway_api().is_none() {
         assert!(tokio::time::Instant::now() < deadline);
@@ -748,7 +723,7 @@ async fn an_outage_is_over_for_the_runtime_within_seconds_of_the_recovery() {
     .unwrap();
     let (rt, _) = runtime(&cluster, false).await;
     let spec = spec("outage");
-    rt.observe("7f0c5a1e-0000-4000-8000-000000000001", "1")
+    rt.observe(&app_ref("7f0c5a1e-0000-4000-8000-000000000001"), "1")
         .await
         .unwrap();
     rt.set_replicas(&target(&spec, "1"), 1).await.unwrap();
@@ -767,7 +742,7 @@ async fn an_outage_is_over_for_the_runtime_within_seconds_of_the_recovery() {
     .unwrap();
     tokio::time::sleep(Duration::from_secs(6)).await;
     let state = rt
-        .observe("7f0c5a1e-0000-4000-8000-000000000001", "1")
+        .observe(&app_ref("7f0c5a1e-0000-4000-8000-000000000001"), "1")
         .await
         .unwrap();
     assert_eq!(state.ready, 0, "nothing is seen during the outage");
@@ -776,7 +751,7 @@ async fn an_outage_is_over_for_the_runtime_within_seconds_of_the_recovery() {
     let mut events = rt.subscribe();
     loop {
         let state = rt
-            .observe("7f0c5a1e-0000-4000-8000-000000000001", "1")
+            .observe(&app_ref("7f0c5a1e-0000-4000-8000-000000000001"), "1")
             .await
             .unwrap();
         if state.ready == 1 {
@@ -949,7 +924,7 @@ async fn deleted_or_hand_scaled_deployments_are_restored() {
     // Deleting the application forgets it: the sweep's deletions stay.
     rt.set_replicas(&target(&spec, "2"), 1).await.unwrap();
     until(&rt, "2", |s| s.ready == 1).await;
-    rt.delete_application("7f0c5a1e-0000-4000-8000-000000000001", true)
+    rt.delete_application(&app_ref("7f0c5a1e-0000-4000-8000-000000000001"), true)
         .await
         .unwrap();
     until(&rt, "2", |s| s.total == 0).await;
@@ -968,15 +943,12 @@ async fn a_gray_split_waits_for_the_gateway_to_accept_its_route() {
         name: "gw".into(),
     });
     options.route_acceptance_timeout = Duration::from_secs(2);
-    let (rt, dir) = runtime_with(&cluster, options).await;
-    let app = "7f0c5a1e-0000-4000-8000-000000000001";
-    dir.apps.lock().unwrap().insert(
-        app.into(),
-        AppRef {
-            name: "Web".into(),
-            namespace: "apps".into(),
-        },
-    );
+    let (rt, _) = runtime_with(&cluster, options).await;
+    let app = &AppRef {
+        id: "7f0c5a1e-0000-4000-8000-000000000001".into(),
+        name: "Web".into(),
+        namespace: "apps".into(),
+    };
     let deadline = tokio::time::Instant::now() + WAIT;
     while rt.serves_gateway_api().is_none() {
         assert!(tokio::time::Instant::now() < deadline);
@@ -1085,8 +1057,11 @@ async fn concurrent_first_observations_are_all_answered() {
         .map(|i| {
             let rt = rt.clone();
             tokio::spawn(async move {
-                rt.observe("7f0c5a1e-0000-4000-8000-000000000001", &i.to_string())
-                    .await
+                rt.observe(
+                    &app_ref("7f0c5a1e-0000-4000-8000-000000000001"),
+                    &i.to_string(),
+                )
+                .await
             })
         })
         .collect();

@@ -12,8 +12,8 @@ use edas_spec::model::Artifact;
 use k8s_openapi::api::core::v1::{HTTPGetAction, LifecycleHandler, Probe};
 
 use crate::cgroup::{Cgroups, Controller};
-use crate::config_source::{ConfigData, ConfigSource};
 use crate::sandbox::Create;
+use edas_runtime::{ConfigData, ConfigSnapshot};
 
 /// What this host can enforce.
 pub struct Host<'a> {
@@ -465,18 +465,13 @@ pub struct MountPlan {
 }
 
 async fn lookup(
-    source: &dyn ConfigSource,
+    source: &ConfigSnapshot,
     secret: bool,
     namespace: &str,
     name: &str,
 ) -> Result<Option<ConfigData>, String> {
-    let kind = if secret { "Secret" } else { "ConfigMap" };
-    let found = if secret {
-        source.secret(namespace, name).await
-    } else {
-        source.config_map(namespace, name).await
-    };
-    found.map_err(|e| format!("cannot read {kind} `{name}` in namespace `{namespace}`: {e}"))
+    let _ = namespace;
+    Ok(source.get(secret, name).cloned())
 }
 
 /// The complete environment of an instance, in order: inherited variables, the runtime's own
@@ -485,7 +480,7 @@ async fn lookup(
 pub async fn environment(
     spec: &AppSpec,
     facts: &InstanceFacts<'_>,
-    source: &dyn ConfigSource,
+    source: &ConfigSnapshot,
 ) -> Result<(BTreeMap<String, String>, MountPlan), String> {
     let ns = spec.k8s_namespace.as_str();
     let mut env = BTreeMap::new();
@@ -586,7 +581,7 @@ pub async fn environment(
 async fn prepare_mounts(
     spec: &AppSpec,
     facts: &InstanceFacts<'_>,
-    source: &dyn ConfigSource,
+    source: &ConfigSnapshot,
     env: &mut BTreeMap<String, String>,
 ) -> Result<MountPlan, String> {
     let ns = spec.k8s_namespace.as_str();

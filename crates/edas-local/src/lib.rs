@@ -33,7 +33,7 @@
 //! `LC_ALL`, `TZ` from edasd; `HOME` (the working
 //! directory), `HOSTNAME` and `EDAS_INSTANCE_NAME` (the instance name), `EDAS_APP_NAME`,
 //! `EDAS_NAMESPACE`, `EDAS_INSTANCE_DIR`, `EDAS_PACKAGE_FILE`; `EnvFroms` (ConfigMaps and Secrets
-//! through [`ConfigSource`], with their prefix); `Envs` (values with `$(VAR)` expansion, ConfigMap
+//! of the target's [`edas_runtime::ConfigSnapshot`], with their prefix); `Envs` (values with `$(VAR)` expansion, ConfigMap
 //! and Secret keys, `fieldRef` `metadata.name`, `metadata.namespace`, `status.podIP`/`hostIP`
 //! = 127.0.0.1, `spec.nodeName` = `local`); finally `PORT`. A missing ConfigMap, Secret or key
 //! (not marked optional) fails the start, which is retried with back-off like a crash.
@@ -129,7 +129,6 @@
 //! which works under `cargo test` and `cargo nextest` without building another binary first.
 
 pub mod cgroup;
-mod config_source;
 mod housekeeping;
 mod launch;
 mod package;
@@ -146,13 +145,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use edas_runtime::{
-    BoxFuture, Instance, RevisionState, Routing, Runtime, RuntimeError, RuntimeEvent, Target,
+    AppRef, BoxFuture, ConfigSnapshot, Instance, RevisionState, Routing, Runtime, RuntimeError,
+    RuntimeEvent, Target,
 };
 use edas_spec::AppSpec;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-pub use config_source::{ConfigData, ConfigSource, ConfigSourceError, MemoryConfigSource};
+pub use edas_runtime::ConfigData;
 pub use launch::{INHERITED_ENV, mount_env_name};
 
 use state::InstanceRecord;
@@ -282,7 +282,6 @@ pub(crate) struct Inner {
     pub(crate) cgroups: cgroup::Cgroups,
     /// Instances get a private mount namespace (see [`sandbox`]).
     pub(crate) mount_namespace: bool,
-    pub(crate) source: Arc<dyn ConfigSource>,
     pub(crate) packages: package::PackageCache,
     pub(crate) detach: CancellationToken,
     /// Log rotation, the memory watch and adopted processes' exits, for all instances.
@@ -297,12 +296,17 @@ pub(crate) struct Inner {
 
 struct RevisionEntry {
     spec: Arc<AppSpec>,
+    /// The ConfigMaps and Secrets the spec references, as the revision was released with them
+    /// (kept in `config.json` next to `spec.json`, so an adopted instance restarts with them).
+    config: Arc<ConfigSnapshot>,
     instances: Vec<Arc<InstanceEntry>>,
 }
 
 /// One instance as the runtime knows it.
 pub(crate) struct InstanceEntry {
     pub(crate) app_id: String,
+    /// Its revision's ConfigMaps and Secrets (for `Envs`, `EnvFroms` and `ConfigMountDescs`).
+    pub(crate) config: Arc<ConfigSnapshot>,
     pub(crate) revision: String,
     pub(crate) name: String,
     pub(crate) port: u16,
@@ -597,7 +601,7 @@ impl Inner {
             created_ms: now_ms(),
             ..Default::default()
         };
-        let inst = self.entry(app_id, revision, dir, record);
+        let inst = self.entry(app_id, revision, dir, record, entry.config.clone());
         entry.instances.push(inst.clone());
         Ok(inst)
     }
@@ -665,9 +669,11 @@ impl Inner {
         revision: &str,
         dir: PathBuf,
         record: InstanceRecord,
+        config: Arc<ConfigSnapshot>,
     ) -> Arc<InstanceEntry> {
         Arc::new(InstanceEntry {
             app_id: app_id.to_owned(),
+            config,
             revision: revision.to_owned(),
             name: record.name.clone(),
             port: record.port,
@@ -920,10 +926,7 @@ fn resolve_user(user: &str) -> Result<(u32, u32), LocalError> {
 impl LocalRuntime {
     /// Creates the runtime and adopts the instances a previous one left running (see the crate
     /// docs). Must be called inside a tokio runtime: supervisors are tasks.
-    pub fn new(
-        config: LocalConfig,
-        source: Arc<dyn ConfigSource>,
-    ) -> Result<LocalRuntime, LocalError> {
+    pub fn new(config: LocalConfig) -> Result<LocalRuntime, LocalError> {
         let run_as = config
             .run_as_user
             .as_deref()
@@ -998,7 +1001,6 @@ impl LocalRuntime {
             app_uids: Mutex::new(app_uids),
             cgroups,
             mount_namespace,
-            source,
             detach: CancellationToken::new(),
             housekeeping: Arc::default(),
             lock: Mutex::new(Some(lock)),
@@ -1105,8 +1107,13 @@ fn adopt(inner: &Arc<Inner>, instances: &Path) {
                 continue;
             };
             let spec = Arc::new(spec);
+            // A revision written before snapshots were kept has none: its instances restart
+            // without ConfigMaps and Secrets until the next release step writes them.
+            let config: Arc<ConfigSnapshot> =
+                Arc::new(state::read_json(&rev_dir.join("config.json")).unwrap_or_default());
             let mut entry = RevisionEntry {
                 spec: spec.clone(),
+                config: config.clone(),
                 instances: Vec::new(),
             };
             for (_, inst_dir) in dirs(&rev_dir) {
@@ -1143,7 +1150,7 @@ fn adopt(inner: &Arc<Inner>, instances: &Path) {
                 if !adopted {
                     record.ready = false;
                 }
-                let inst = inner.entry(&app_id, &revision, inst_dir, record);
+                let inst = inner.entry(&app_id, &revision, inst_dir, record, config.clone());
                 if was_ready {
                     let mut st = inst.status();
                     st.ready = true;
@@ -1189,10 +1196,10 @@ impl Runtime for LocalRuntime {
 
     fn set_routing(
         &self,
-        app_id: &str,
+        app: &AppRef,
         routing: &Routing,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let (app_id, routing) = (app_id.to_owned(), routing.clone());
+        let (app_id, routing) = (app.id.clone(), routing.clone());
         Box::pin(async move {
             check_ids(&app_id, "0")?;
             self.inner.apply_routing(&app_id, &routing).await
@@ -1207,7 +1214,7 @@ impl Runtime for LocalRuntime {
         let target = target.clone();
         Box::pin(async move {
             let inner = &self.inner;
-            check_ids(&target.app_id, &target.revision)?;
+            check_ids(&target.app.id, &target.revision)?;
             if replicas > 0 {
                 // Host paths are resolved on disk.
                 let (checker, spec) = (inner.clone(), target.spec.clone());
@@ -1215,7 +1222,7 @@ impl Runtime for LocalRuntime {
                     .await
                     .map_err(|e| RuntimeError::Unavailable(e.to_string()))??;
             }
-            let key = (target.app_id.clone(), target.revision.clone());
+            let key = (target.app.id.clone(), target.revision.clone());
             // The revision's directory and spec are written before it is entered in the map
             // (off the workers, without the map's lock): only a revision in the map has its
             // directory removed. Should it leave the map meanwhile, it is written again.
@@ -1225,12 +1232,15 @@ impl Runtime for LocalRuntime {
                     if replicas == 0 {
                         return Ok(());
                     }
-                    let dir = inner.revision_dir(&target.app_id, &target.revision);
-                    let spec = target.spec.clone();
+                    let dir = inner.revision_dir(&target.app.id, &target.revision);
+                    let (spec, config) = (target.spec.clone(), target.config.clone());
                     tokio::task::spawn_blocking(move || {
                         for d in [dir.parent().unwrap_or(&dir), &dir] {
                             make_dir(d, 0o711).map_err(|e| unavailable("cannot create", d, e))?;
                         }
+                        let config_file = dir.join("config.json");
+                        state::write_json(&config_file, config.as_ref())
+                            .map_err(|e| unavailable("cannot write", &config_file, e))?;
                         let spec_file = dir.join("spec.json");
                         state::write_json(&spec_file, spec.as_ref())
                             .map_err(|e| unavailable("cannot write", &spec_file, e))
@@ -1250,6 +1260,7 @@ impl Runtime for LocalRuntime {
                         key.clone(),
                         RevisionEntry {
                             spec: target.spec.clone(),
+                            config: target.config.clone(),
                             instances: Vec::new(),
                         },
                     );
@@ -1279,7 +1290,7 @@ impl Runtime for LocalRuntime {
                 let mut new = Vec::new();
                 let mut failure = None;
                 while live.len() < want {
-                    match inner.new_instance(&target.app_id, &target.revision, entry, &mut taken) {
+                    match inner.new_instance(&target.app.id, &target.revision, entry, &mut taken) {
                         Ok(inst) => {
                             live.push((inst.clone(), 1, now_ms()));
                             new.push(inst);
@@ -1307,7 +1318,7 @@ impl Runtime for LocalRuntime {
             }
             if changed {
                 // Marks the stopping instances draining in every service proxy.
-                inner.emit(&target.app_id, &target.revision);
+                inner.emit(&target.app.id, &target.revision);
             }
             for inst in surplus_instances {
                 inner.drain_then_stop(inst, target.spec.termination_grace_period_seconds);
@@ -1318,10 +1329,10 @@ impl Runtime for LocalRuntime {
 
     fn recreate_failed(
         &self,
-        app_id: &str,
+        app: &AppRef,
         revision: &str,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let (app_id, revision) = (app_id.to_owned(), revision.to_owned());
+        let (app_id, revision) = (app.id.clone(), revision.to_owned());
         Box::pin(async move {
             let inner = &self.inner;
             // The map's lock is not held across an await.
@@ -1368,10 +1379,10 @@ impl Runtime for LocalRuntime {
 
     fn observe(
         &self,
-        app_id: &str,
+        app: &AppRef,
         revision: &str,
     ) -> BoxFuture<'_, Result<RevisionState, RuntimeError>> {
-        let key = (app_id.to_owned(), revision.to_owned());
+        let key = (app.id.clone(), revision.to_owned());
         Box::pin(async move {
             let revisions = self.inner.revisions();
             let Some(entry) = revisions.get(&key) else {
@@ -1394,8 +1405,8 @@ impl Runtime for LocalRuntime {
         })
     }
 
-    fn revisions(&self, app_id: &str) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>> {
-        let app_id = app_id.to_owned();
+    fn revisions(&self, app: &AppRef) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>> {
+        let app_id = app.id.clone();
         Box::pin(async move {
             let revisions = self.inner.revisions();
             Ok(revisions
@@ -1427,7 +1438,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = LocalConfig::new(dir.path());
         cfg.stopped_logs_kept = 2;
-        let rt = LocalRuntime::new(cfg, Arc::new(MemoryConfigSource::new())).unwrap();
+        let rt = LocalRuntime::new(cfg).unwrap();
         for i in 0..3 {
             let inst_dir = dir.path().join(format!("i{i}"));
             std::fs::create_dir_all(inst_dir.join("logs")).unwrap();
@@ -1436,7 +1447,7 @@ mod tests {
                 name: format!("demo-1-{i}"),
                 ..Default::default()
             };
-            let inst = rt.inner.entry("app", "1", inst_dir, record);
+            let inst = rt.inner.entry("app", "1", inst_dir, record, Arc::default());
             rt.inner.keep_logs(&inst);
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -1462,11 +1473,7 @@ mod tests {
             ..Default::default()
         };
         // Without a launcher there are no cgroups: a CPU limit cannot be enforced.
-        let rt = LocalRuntime::new(
-            LocalConfig::new(dir.path().join("a")),
-            Arc::new(MemoryConfigSource::new()),
-        )
-        .unwrap();
+        let rt = LocalRuntime::new(LocalConfig::new(dir.path().join("a"))).unwrap();
         let err = rt.check(&spec).unwrap_err().to_string();
         assert!(
             err.contains("`LimitmCpu`") && err.contains("unenforceable"),
@@ -1478,7 +1485,7 @@ mod tests {
         );
         let mut config = LocalConfig::new(dir.path().join("b"));
         config.unenforceable = Unenforceable::Record;
-        let rt = LocalRuntime::new(config, Arc::new(MemoryConfigSource::new())).unwrap();
+        let rt = LocalRuntime::new(config).unwrap();
         assert!(rt.check(&spec).is_ok());
         let notes = rt.unenforced(&spec).join("; ");
         assert!(notes.contains("`LimitmCpu`"), "{notes}");

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <instances_dir>/<app_id>/<revision>/spec.json            the revision's AppSpec (0600)
+//! <instances_dir>/<app_id>/<revision>/config.json          its ConfigMaps and Secrets (0600)
 //! <instances_dir>/<app_id>/<revision>/<instance>/state.json this file (0600)
 //! <instances_dir>/<app_id>/<revision>/<instance>/work/      working directory and HOME (the instance's user's)
 //! <instances_dir>/<app_id>/<revision>/<instance>/logs/      stdout.log, stderr.log (+ .1 … .N) (edasd's, 0700)

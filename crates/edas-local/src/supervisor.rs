@@ -151,7 +151,7 @@ async fn probe_target(
         owner,
         files: inst.files.clone(),
     };
-    let (env, plan) = launch::environment(spec, &facts, inner.source.as_ref()).await?;
+    let (env, plan) = launch::environment(spec, &facts, &inst.config).await?;
     let mut argv: Vec<String> = Vec::new();
     match (&spec.command, &package, &spec.artifact) {
         (Some(command), _, _) => {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edas_local::{LocalConfig, LocalRuntime, MemoryConfigSource};
+use edas_local::{LocalConfig, LocalRuntime};
 use edas_runtime::{RevisionState, Runtime, RuntimeError, Target};
 use edas_spec::AppSpec;
 use edas_spec::model::{Artifact, ConfigMount, EmptyDirMount, Package};
@@ -49,7 +49,10 @@ async fn a_revision_scaled_0_2_1_0_starts_and_stops_real_processes() {
         .wait_for("1", Duration::from_secs(10), |s| s.ready == 2)
         .await;
     assert_eq!(state.total, 2);
-    assert_eq!(h.rt().revisions(APP).await.unwrap(), vec!["1".to_owned()]);
+    assert_eq!(
+        h.rt().revisions(&app_ref(APP)).await.unwrap(),
+        vec!["1".to_owned()]
+    );
     let mut pids = Vec::new();
     for inst in &state.instances {
         let port = inst.port.unwrap();
@@ -79,7 +82,7 @@ async fn a_revision_scaled_0_2_1_0_starts_and_stops_real_processes() {
     h.wait_for("1", Duration::from_secs(10), |s| s.total == 0)
         .await;
     assert!(!alive(kept));
-    assert!(h.rt().revisions(APP).await.unwrap().is_empty());
+    assert!(h.rt().revisions(&app_ref(APP)).await.unwrap().is_empty());
     assert!(
         !h.dir.path().join("instances").join(APP).join("1").exists(),
         "the revision directory is removed"
@@ -177,7 +180,7 @@ async fn an_instance_that_keeps_crashing_is_reported_failed_and_can_be_recreated
     );
     let old = state.instances[0].name.clone();
 
-    h.rt().recreate_failed(APP, "1").await.unwrap();
+    h.rt().recreate_failed(&app_ref(APP), "1").await.unwrap();
     let state = h
         .wait_for("1", Duration::from_secs(10), |s| {
             s.total == 1 && s.instances[0].name != old
@@ -466,9 +469,10 @@ async fn what_cannot_run_here_is_refused_clearly() {
         ..Default::default()
     });
     let target = Target {
-        app_id: APP.into(),
+        app: app_ref(APP),
         revision: "1".into(),
         spec: image,
+        config: Default::default(),
     };
     match h.rt().set_replicas(&target, 1).await {
         Err(RuntimeError::Unsupported(m)) => assert!(
@@ -488,18 +492,20 @@ async fn what_cannot_run_here_is_refused_clearly() {
         ..Default::default()
     });
     let target = Target {
-        app_id: APP.into(),
+        app: app_ref(APP),
         revision: "1".into(),
         spec: jar,
+        config: Default::default(),
     };
     match h.rt().set_replicas(&target, 1).await {
         Err(RuntimeError::Unsupported(m)) => assert!(m.contains("`JDK` `Open JDK 7`"), "{m}"),
         other => panic!("{other:?}"),
     }
     let bad_id = Target {
-        app_id: "../x".into(),
+        app: app_ref("../x"),
         revision: "1".into(),
         spec: Arc::new(testapp("v1", &[])),
+        config: Default::default(),
     };
     assert!(
         matches!(h.rt().set_replicas(&bad_id, 1).await, Err(RuntimeError::Unsupported(m)) if m.contains("`../x`"))
@@ -519,7 +525,7 @@ async fn a_package_runs_with_the_mapped_java_and_its_options() {
     let mut cfg = config(h.dir.path());
     cfg.java_binaries.insert("Open JDK 8".into(), bin);
     drop(h.rt.take());
-    let rt = LocalRuntime::new(cfg, h.source.clone()).unwrap();
+    let rt = LocalRuntime::new(cfg).unwrap();
     h.events = rt.subscribe();
     h.rt = Some(rt);
     let mut spec = AppSpec {
@@ -652,14 +658,11 @@ async fn an_instance_over_its_memory_limit_is_killed_as_oom() {
 #[tokio::test]
 async fn the_run_as_user_must_exist() {
     let dir = tempfile::tempdir().unwrap();
-    let source = Arc::new(MemoryConfigSource::new());
     let cfg = LocalConfig {
         run_as_user: Some("no-such-user-for-edas".into()),
         ..config(dir.path())
     };
-    let err = LocalRuntime::new(cfg, source.clone())
-        .err()
-        .expect("refused");
+    let err = LocalRuntime::new(cfg).err().expect("refused");
     assert_eq!(
         err.to_string(),
         "run-as user `no-such-user-for-edas` does not exist"
@@ -671,27 +674,28 @@ async fn the_run_as_user_must_exist() {
         run_as_user: Some(uid.to_string()),
         ..config(dir.path())
     };
-    let rt = LocalRuntime::new(cfg, source).unwrap();
+    let rt = LocalRuntime::new(cfg).unwrap();
     let mut events = rt.subscribe();
     let spec = Arc::new(AppSpec {
         readiness: Some(http_probe("/ready", 1, 3)),
         ..testapp("v1", &[])
     });
     let target = Target {
-        app_id: APP.into(),
+        app: app_ref(APP),
         revision: "1".into(),
         spec,
+        config: Default::default(),
     };
     rt.set_replicas(&target, 1).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while rt.observe(APP, "1").await.unwrap().ready < 1 {
+    while rt.observe(&app_ref(APP), "1").await.unwrap().ready < 1 {
         tokio::time::timeout_at(deadline, events.recv())
             .await
             .expect("ready in time")
             .unwrap();
     }
     rt.set_replicas(&target, 0).await.unwrap();
-    while rt.observe(APP, "1").await.unwrap().total > 0 {
+    while rt.observe(&app_ref(APP), "1").await.unwrap().total > 0 {
         tokio::time::timeout_at(deadline, events.recv())
             .await
             .expect("stopped in time")
@@ -702,7 +706,7 @@ async fn the_run_as_user_must_exist() {
 #[tokio::test]
 async fn one_runtime_at_a_time_uses_a_data_directory() {
     let mut h = Harness::new();
-    let second = LocalRuntime::new(config(h.dir.path()), h.source.clone());
+    let second = LocalRuntime::new(config(h.dir.path()));
     let err = second.err().expect("the directory is locked");
     assert!(
         err.to_string().contains("is in use by another edasd"),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use edas_local::{LocalRuntime, MemoryConfigSource};
+use edas_local::LocalRuntime;
 use edas_runtime::{GraySplit, Routing, Runtime, RuntimeError};
 use edas_spec::AppSpec;
 use edas_spec::model::{PortMapping, ServiceConfig, ServicePort};
@@ -32,7 +32,7 @@ fn testapp_entry() {
 
 mod common;
 
-use common::{APP, Harness, config, http_probe};
+use common::{APP, Harness, app_ref, config, http_probe};
 
 /// The test application, version `version`, ready once `/ready` answers (probed every second).
 fn testapp(version: &str) -> Arc<AppSpec> {
@@ -117,8 +117,14 @@ async fn a_service_port_balances_over_ready_instances_and_splits_gray_traffic() 
     let v1 = testapp("v1");
     h.set(&v1, "1", 2).await;
     h.rt().check_routing(&routing(port)).unwrap();
-    h.rt().set_routing(APP, &routing(port)).await.unwrap();
-    h.rt().set_routing(APP, &routing(port)).await.unwrap(); // idempotent
+    h.rt()
+        .set_routing(&app_ref(APP), &routing(port))
+        .await
+        .unwrap();
+    h.rt()
+        .set_routing(&app_ref(APP), &routing(port))
+        .await
+        .unwrap(); // idempotent
     assert_eq!(h.rt().service_ports(APP), vec![port]);
     h.wait_for("1", Duration::from_secs(10), |s| s.ready == 2)
         .await;
@@ -148,7 +154,7 @@ async fn a_service_port_balances_over_ready_instances_and_splits_gray_traffic() 
         ..routing(port)
     };
     h.rt().check_routing(&gray).unwrap();
-    h.rt().set_routing(APP, &gray).await.unwrap();
+    h.rt().set_routing(&app_ref(APP), &gray).await.unwrap();
     let mut v2_answers = 0;
     for _ in 0..100 {
         let (status, body) = get(port).await.unwrap();
@@ -175,7 +181,7 @@ async fn a_service_port_balances_over_ready_instances_and_splits_gray_traffic() 
         }),
         ..routing(port)
     };
-    h.rt().set_routing(APP, &by_header).await.unwrap();
+    h.rt().set_routing(&app_ref(APP), &by_header).await.unwrap();
     for _ in 0..10 {
         let (_, body) = get_with(port, "x-gray: 1\r\n").await.unwrap();
         assert!(body.starts_with("version=v2 "), "{body}");
@@ -184,7 +190,10 @@ async fn a_service_port_balances_over_ready_instances_and_splits_gray_traffic() 
     }
 
     // Without the split, the gray instance is one of three equal backends.
-    h.rt().set_routing(APP, &routing(port)).await.unwrap();
+    h.rt()
+        .set_routing(&app_ref(APP), &routing(port))
+        .await
+        .unwrap();
     let mut v2_answers = 0;
     for _ in 0..30 {
         v2_answers += u32::from(get(port).await.unwrap().1.starts_with("version=v2 "));
@@ -192,7 +201,10 @@ async fn a_service_port_balances_over_ready_instances_and_splits_gray_traffic() 
     assert_eq!(v2_answers, 10);
 
     // No Services: the port closes.
-    h.rt().set_routing(APP, &Routing::default()).await.unwrap();
+    h.rt()
+        .set_routing(&app_ref(APP), &Routing::default())
+        .await
+        .unwrap();
     assert!(h.rt().service_ports(APP).is_empty());
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(get(port).await.is_err(), "the port no longer listens");
@@ -205,7 +217,10 @@ async fn scaling_down_drains_instances_so_no_request_fails() {
     let mut h = Harness::new();
     let port = free_port();
     let v1 = testapp("v1");
-    h.rt().set_routing(APP, &routing(port)).await.unwrap();
+    h.rt()
+        .set_routing(&app_ref(APP), &routing(port))
+        .await
+        .unwrap();
     h.set(&v1, "1", 3).await;
     h.wait_for("1", Duration::from_secs(10), |s| s.ready == 3)
         .await;
@@ -263,7 +278,10 @@ async fn service_ports_come_back_with_a_new_runtime() {
     let mut h = Harness::new();
     let port = free_port();
     let v1 = testapp("v1");
-    h.rt().set_routing(APP, &routing(port)).await.unwrap();
+    h.rt()
+        .set_routing(&app_ref(APP), &routing(port))
+        .await
+        .unwrap();
     h.set(&v1, "1", 1).await;
     h.wait_for("1", Duration::from_secs(10), |s| s.ready == 1)
         .await;
@@ -272,7 +290,7 @@ async fn service_ports_come_back_with_a_new_runtime() {
     drop(h.rt.take());
     tokio::time::sleep(Duration::from_millis(50)).await;
     let down = tokio::time::Instant::now();
-    let rt = LocalRuntime::new(config(h.dir.path()), Arc::new(MemoryConfigSource::new())).unwrap();
+    let rt = LocalRuntime::new(config(h.dir.path())).unwrap();
     h.events = rt.subscribe();
     h.rt = Some(rt);
     // The adopted, still-ready instance answers as soon as the port listens again.
@@ -303,7 +321,7 @@ async fn what_the_local_proxy_cannot_serve_is_refused() {
     let err = h.rt().check_routing(&udp).unwrap_err();
     assert!(matches!(err, RuntimeError::Unsupported(_)));
     assert!(err.to_string().contains("protocol UDP"), "{err}");
-    assert!(h.rt().set_routing(APP, &udp).await.is_err());
+    assert!(h.rt().set_routing(&app_ref(APP), &udp).await.is_err());
 
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = routing(busy.local_addr().unwrap().port());
@@ -311,10 +329,13 @@ async fn what_the_local_proxy_cannot_serve_is_refused() {
     assert!(err.contains("cannot be listened on"), "{err}");
 
     let port = free_port();
-    h.rt().set_routing(APP, &routing(port)).await.unwrap();
+    h.rt()
+        .set_routing(&app_ref(APP), &routing(port))
+        .await
+        .unwrap();
     let err = h
         .rt()
-        .set_routing("other-app", &routing(port))
+        .set_routing(&app_ref("other-app"), &routing(port))
         .await
         .unwrap_err()
         .to_string();

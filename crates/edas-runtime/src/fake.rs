@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 use crate::{
-    BoxFuture, Instance, RevisionState, Routing, Runtime, RuntimeError, RuntimeEvent, Target,
+    AppRef, BoxFuture, Instance, RevisionState, Routing, Runtime, RuntimeError, RuntimeEvent,
+    Target,
 };
 
 #[derive(Default)]
@@ -61,6 +62,7 @@ struct State {
     observe_faults: u32,
     routing: BTreeMap<String, Routing>,
     specs: BTreeMap<(String, String), Arc<crate::AppSpec>>,
+    configs: BTreeMap<(String, String), Arc<crate::ConfigSnapshot>>,
     log: Vec<(std::time::Instant, LogEntry)>,
     revisions: BTreeMap<(String, String), FakeRevision>,
     never_ready: BTreeSet<String>,
@@ -211,6 +213,14 @@ impl FakeRuntime {
             .cloned()
     }
 
+    /// The ConfigMaps and Secrets a revision was last asked to run with.
+    pub fn config(&self, app_id: &str, revision: &str) -> Option<Arc<crate::ConfigSnapshot>> {
+        self.lock()
+            .configs
+            .get(&(app_id.to_owned(), revision.to_owned()))
+            .cloned()
+    }
+
     /// Everything the runtime did, with the (real) time it did it.
     pub fn log(&self) -> Vec<(std::time::Instant, LogEntry)> {
         self.lock().log.clone()
@@ -258,10 +268,10 @@ fn write_fault(s: &mut State) -> Result<Option<RuntimeError>, RuntimeError> {
 impl Runtime for FakeRuntime {
     fn set_routing(
         &self,
-        app_id: &str,
+        app: &AppRef,
         routing: &Routing,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let (app, routing) = (app_id.to_owned(), routing.clone());
+        let (app, routing) = (app.id.clone(), routing.clone());
         Box::pin(async move {
             let mut s = self.lock();
             let after = write_fault(&mut s)?;
@@ -279,9 +289,10 @@ impl Runtime for FakeRuntime {
         target: &Target,
         replicas: u32,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let app = target.app_id.clone();
+        let app = target.app.id.clone();
         let rev = target.revision.clone();
         let spec = target.spec.clone();
+        let config = target.config.clone();
         Box::pin(async move {
             let mut started = Vec::new();
             let after = {
@@ -295,6 +306,7 @@ impl Runtime for FakeRuntime {
                     },
                 ));
                 s.specs.insert((app.clone(), rev.clone()), spec.clone());
+                s.configs.insert((app.clone(), rev.clone()), config.clone());
                 let mut next = s.next_id;
                 let r = s.revisions.entry((app.clone(), rev.clone())).or_default();
                 let have = r.instances.len() as u32;
@@ -328,10 +340,10 @@ impl Runtime for FakeRuntime {
 
     fn recreate_failed(
         &self,
-        app_id: &str,
+        app_ref: &AppRef,
         revision: &str,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let (app, rev) = (app_id.to_owned(), revision.to_owned());
+        let (app_ref, app, rev) = (app_ref.clone(), app_ref.id.clone(), revision.to_owned());
         Box::pin(async move {
             // Replace every not-ready instance with a fresh one.
             let count = {
@@ -346,10 +358,12 @@ impl Runtime for FakeRuntime {
                 total
             };
             let spec = self.spec(&app, &rev).unwrap_or_default();
+            let config = self.config(&app, &rev).unwrap_or_default();
             let target = Target {
-                app_id: app.clone(),
+                app: app_ref,
                 revision: rev.clone(),
                 spec,
+                config,
             };
             self.set_replicas(&target, count).await
         })
@@ -357,10 +371,10 @@ impl Runtime for FakeRuntime {
 
     fn observe(
         &self,
-        app_id: &str,
+        app: &AppRef,
         revision: &str,
     ) -> BoxFuture<'_, Result<RevisionState, RuntimeError>> {
-        let (app, rev) = (app_id.to_owned(), revision.to_owned());
+        let (app, rev) = (app.id.clone(), revision.to_owned());
         Box::pin(async move {
             let mut s = self.lock();
             if s.unavailable {
@@ -401,8 +415,8 @@ impl Runtime for FakeRuntime {
         })
     }
 
-    fn revisions(&self, app_id: &str) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>> {
-        let app = app_id.to_owned();
+    fn revisions(&self, app: &AppRef) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>> {
+        let app = app.id.clone();
         Box::pin(async move {
             let s = self.lock();
             Ok(s.revisions
@@ -433,10 +447,10 @@ impl Runtime for FakeRuntime {
 
     fn delete_application(
         &self,
-        app_id: &str,
+        app: &AppRef,
         force: bool,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let app = app_id.to_owned();
+        let app = app.id.clone();
         Box::pin(async move {
             let revisions: Vec<String> = {
                 let mut s = self.lock();

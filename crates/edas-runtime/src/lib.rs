@@ -8,8 +8,13 @@
 //! which says *how it is now*. Events carry no state, so a lost or duplicated event is harmless:
 //! the engine always acts on a fresh observation.
 //!
+//! Every call carries what the runtime needs and nothing makes it call back: the application
+//! as an [`AppRef`] (id, name, namespace), and with each [`Target`] the revision's spec and the
+//! contents of the ConfigMaps and Secrets it references ([`ConfigSnapshot`]).
+//!
 //! Not here: planning (edas-release), persistence (edas-store), HTTP (edas-api).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,15 +30,67 @@ use tokio::sync::broadcast;
 /// A boxed future, so runtimes of different kinds can sit behind one `dyn Runtime`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The application a runtime call is about: its id (never reused, what a runtime labels and
+/// finds its objects by) with the name and namespace it names them after, so that no runtime
+/// has to ask the store who an application is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AppRef {
+    /// The application id.
+    pub id: String,
+    /// The application name (`AppName`).
+    pub name: String,
+    /// Its Kubernetes namespace (the local runtime's namespace of ConfigMaps and Secrets).
+    pub namespace: String,
+}
+
+/// Key → value data of a ConfigMap or (decoded) Secret.
+pub type ConfigData = BTreeMap<String, String>;
+
+/// The contents of the ConfigMaps and Secrets a revision's instances read (the engine's
+/// immutable per-revision copies, by the names the revision's spec uses), carried with the
+/// target so that a runtime needs no way back into the store to start an instance. A name the
+/// spec references but the snapshot lacks did not exist when the revision was released. Its
+/// `Debug` shows names only, never values.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigSnapshot {
+    /// ConfigMaps by name.
+    pub config_maps: BTreeMap<String, ConfigData>,
+    /// Secrets (decoded) by name.
+    pub secrets: BTreeMap<String, ConfigData>,
+}
+
+impl ConfigSnapshot {
+    /// The data of a ConfigMap (`secret` false) or Secret, if the revision has it.
+    pub fn get(&self, secret: bool, name: &str) -> Option<&ConfigData> {
+        if secret {
+            self.secrets.get(name)
+        } else {
+            self.config_maps.get(name)
+        }
+    }
+}
+
+impl std::fmt::Debug for ConfigSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigSnapshot")
+            .field("config_maps", &self.config_maps.keys().collect::<Vec<_>>())
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 /// One revision of one application, as the runtime must run it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Target {
-    /// The application id.
-    pub app_id: String,
+    /// The application.
+    pub app: AppRef,
     /// The revision id (unique within the application; e.g. `"3"`).
     pub revision: String,
-    /// The revision's complete spec.
+    /// The revision's complete spec (ConfigMap and Secret references naming its copies).
     pub spec: Arc<AppSpec>,
+    /// The contents of the ConfigMaps and Secrets the spec references.
+    pub config: Arc<ConfigSnapshot>,
 }
 
 /// What a runtime reports about one revision of one application.
@@ -109,14 +166,18 @@ pub struct GraySplit {
     pub traffic: TrafficControl,
 }
 
-/// Why a runtime could not do what it was asked.
+/// Why a runtime could not do what it was asked. The kind decides what the engine does: a
+/// refusal fails the change order with the runtime's reason, an unavailability is retried
+/// with bounded back-off (every write is idempotent, so one applied before its answer was lost
+/// is safely applied again).
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// The runtime cannot run this revision at all (e.g. an image-only application on the local
-    /// runtime); retrying will not help.
+    /// The runtime refuses this for good (an image-only application on the local runtime, a
+    /// cluster rejecting the object as invalid or forbidden); retrying will not help.
     #[error("{0}")]
     Unsupported(String),
-    /// The runtime is unavailable or failed (cluster unreachable, I/O error); retrying may help.
+    /// The runtime is unavailable or failed (cluster unreachable, no answer, I/O error);
+    /// retrying may help.
     #[error("{0}")]
     Unavailable(String),
 }
@@ -154,10 +215,10 @@ pub trait Runtime: Send + Sync + 'static {
     /// edasd starts. The default (a runtime that routes nothing) does nothing.
     fn set_routing(
         &self,
-        app_id: &str,
+        app: &AppRef,
         routing: &Routing,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let _ = (app_id, routing);
+        let _ = (app, routing);
         Box::pin(async { Ok(()) })
     }
 
@@ -172,20 +233,20 @@ pub trait Runtime: Send + Sync + 'static {
     /// Replaces the instances of a revision the runtime gave up on (used by a retry).
     fn recreate_failed(
         &self,
-        app_id: &str,
+        app: &AppRef,
         revision: &str,
     ) -> BoxFuture<'_, Result<(), RuntimeError>>;
 
     /// How a revision is now. A revision that has no instances reports zeros.
     fn observe(
         &self,
-        app_id: &str,
+        app: &AppRef,
         revision: &str,
     ) -> BoxFuture<'_, Result<RevisionState, RuntimeError>>;
 
     /// The revisions of an application that have instances (so a resumed engine can find
     /// leftovers and a deleted application can be cleaned up).
-    fn revisions(&self, app_id: &str) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>>;
+    fn revisions(&self, app: &AppRef) -> BoxFuture<'_, Result<Vec<String>, RuntimeError>>;
 
     /// Subscribes to change notifications for every application.
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent>;
@@ -227,10 +288,10 @@ pub trait Runtime: Send + Sync + 'static {
     /// to remove.
     fn delete_application(
         &self,
-        app_id: &str,
+        app: &AppRef,
         force: bool,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let _ = (app_id, force);
+        let _ = (app, force);
         Box::pin(async { Ok(()) })
     }
 }

@@ -1,76 +1,25 @@
 //! The Kubernetes clusters of the configuration: one [`edas_kube::KubeRuntime`] (one shared
-//! client) per `[[clusters]]` entry, reading applications and ConfigMap/Secret copies from the
-//! store, and reporting the cluster's health into the store's cluster registry so that
+//! client) per `[[clusters]]` entry, asking the store what a drifted revision should run, and
+//! reporting the cluster's health into the store's cluster registry so that
 //! GetK8sCluster / ListCluster answer with EDAS's import status from any edasd process.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use edas_kube::cluster::{Inventory, Warner};
-use edas_kube::{AppRef, ConfigData, Directory, Health, KubeRuntime};
-use edas_runtime::BoxFuture;
+use edas_kube::{Health, KubeRuntime, Settled};
+use edas_runtime::{BoxFuture, Target};
 use edas_store::{Store, StoreError};
 use serde_json::{Value, json};
 
 use crate::config::ClusterConfig;
-use crate::config_source::stored_data;
 
-/// The store, as one cluster's runtime needs it.
-struct StoreDirectory {
+/// The store's settled state, as one cluster's drift correction needs it.
+struct StoreSettled {
     store: Store,
-    cluster_id: String,
 }
 
-impl Directory for StoreDirectory {
-    fn application<'a>(&'a self, app_id: &'a str) -> BoxFuture<'a, Result<Option<AppRef>, String>> {
-        Box::pin(async move {
-            match self.store.get_application(app_id).await {
-                Ok(app) => Ok(Some(AppRef {
-                    name: app.name,
-                    namespace: app.k8s_namespace,
-                })),
-                Err(StoreError::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-    }
-
-    fn config_map<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ConfigData>, String>> {
-        Box::pin(async move {
-            match self
-                .store
-                .get_config_map(&self.cluster_id, namespace, name)
-                .await
-            {
-                Ok(cm) => stored_data("ConfigMap", namespace, name, &cm.data).map(Some),
-                Err(StoreError::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-    }
-
-    fn secret<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ConfigData>, String>> {
-        Box::pin(async move {
-            match self
-                .store
-                .get_secret(&self.cluster_id, namespace, name)
-                .await
-            {
-                Ok(s) => stored_data("Secret", namespace, name, s.data.expose()).map(Some),
-                Err(StoreError::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-    }
-
+impl Settled for StoreSettled {
     fn settled_replicas<'a>(
         &'a self,
         app_id: &'a str,
@@ -106,7 +55,7 @@ impl Directory for StoreDirectory {
         &'a self,
         app_id: &'a str,
         revision: &'a str,
-    ) -> BoxFuture<'a, Result<Option<(u32, edas_kube::AppSpec)>, String>> {
+    ) -> BoxFuture<'a, Result<Option<(u32, Target)>, String>> {
         Box::pin(async move {
             let Some(replicas) = self.settled_replicas(app_id, revision).await? else {
                 return Ok(None);
@@ -114,18 +63,14 @@ impl Directory for StoreDirectory {
             if replicas == 0 {
                 return Ok(None);
             }
-            // The spec of the revision's own stored document, as the engine's steps apply it.
-            let Ok(number) = revision.parse::<i64>() else {
-                return Ok(None);
-            };
-            let stored = match self.store.get_revision(app_id, number).await {
-                Ok(stored) => stored,
+            // The revision as the engine's steps apply it, with its ConfigMaps and Secrets.
+            let app = match self.store.get_application(app_id).await {
+                Ok(app) => edas_engine::app_ref(&app),
                 Err(StoreError::NotFound { .. }) => return Ok(None),
                 Err(e) => return Err(e.to_string()),
             };
-            let doc = edas_engine::RevisionDoc::from_value(&stored.spec)
-                .map_err(|e| format!("application {app_id} revision {number}: {e}"))?;
-            Ok(Some((replicas, doc.running_spec())))
+            let target = edas_engine::stored_target(&self.store, &app, revision).await?;
+            Ok(Some((replicas, target)))
         })
     }
 }
@@ -222,9 +167,8 @@ pub async fn runtime(store: &Store, cluster: &ClusterConfig) -> anyhow::Result<K
     let client = edas_kube::connect(&cluster.access())
         .await
         .with_context(context)?;
-    let directory = Arc::new(StoreDirectory {
+    let settled = Arc::new(StoreSettled {
         store: store.clone(),
-        cluster_id: cluster.id.clone(),
     });
     let mut options = cluster.options();
     options.api_server = Some(api_server.clone());
@@ -232,7 +176,7 @@ pub async fn runtime(store: &Store, cluster: &ClusterConfig) -> anyhow::Result<K
         client.clone(),
         Warner::new(&cluster.id, &api_server, std::time::Duration::from_secs(60)),
     );
-    let runtime = KubeRuntime::start(client, directory, options);
+    let runtime = KubeRuntime::start(client, settled, options);
     tokio::spawn(report_health(
         store.clone(),
         cluster.id.clone(),

@@ -6,7 +6,6 @@
 //! the API until SIGTERM or Ctrl-C, then drains connections and stops the engine.
 
 mod config;
-mod config_source;
 mod connections;
 mod kube_clusters;
 
@@ -357,11 +356,7 @@ async fn runtimes(
             .join(", "),
         "local runtime"
     );
-    let local = edas_local::LocalRuntime::new(
-        local,
-        Arc::new(config_source::StoreConfigSource::new(store.clone())),
-    )
-    .context("starting the local runtime")?;
+    let local = edas_local::LocalRuntime::new(local).context("starting the local runtime")?;
     let local = Arc::new(local);
     let mut runtimes = Runtimes::new().with(LOCAL_CLUSTER, local.clone());
     for cluster in &config.clusters {

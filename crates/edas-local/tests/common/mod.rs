@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edas_local::{LocalConfig, LocalRuntime, MemoryConfigSource};
-use edas_runtime::{RevisionState, Runtime, RuntimeEvent, Target};
+use edas_local::{LocalConfig, LocalRuntime};
+use edas_runtime::{
+    AppRef, ConfigData, ConfigSnapshot, RevisionState, Runtime, RuntimeEvent, Target,
+};
 use edas_spec::AppSpec;
 use k8s_openapi::api::core::v1::{EnvVar, HTTPGetAction, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -19,11 +21,42 @@ use tokio::sync::broadcast;
 
 pub const APP: &str = "app-1";
 
+/// The application `id` as runtime calls name it.
+pub fn app_ref(id: &str) -> AppRef {
+    AppRef {
+        id: id.to_owned(),
+        name: "app".into(),
+        namespace: "default".into(),
+    }
+}
+
+/// The ConfigMaps and Secrets the harness's targets carry (as the engine's snapshot would).
+#[derive(Default)]
+pub struct Source(std::sync::Mutex<ConfigSnapshot>);
+
+impl Source {
+    pub fn put_config_map(&self, _namespace: &str, name: &str, data: ConfigData) {
+        self.0
+            .lock()
+            .unwrap()
+            .config_maps
+            .insert(name.to_owned(), data);
+    }
+
+    pub fn put_secret(&self, _namespace: &str, name: &str, data: ConfigData) {
+        self.0.lock().unwrap().secrets.insert(name.to_owned(), data);
+    }
+
+    pub fn snapshot(&self) -> Arc<ConfigSnapshot> {
+        Arc::new(self.0.lock().unwrap().clone())
+    }
+}
+
 /// A runtime on a temporary data directory, with short restart delays, that kills every
 /// instance process it knows of when dropped (so a failing test leaves nothing behind).
 pub struct Harness {
     pub dir: tempfile::TempDir,
-    pub source: Arc<MemoryConfigSource>,
+    pub source: Arc<Source>,
     pub rt: Option<LocalRuntime>,
     pub events: broadcast::Receiver<RuntimeEvent>,
 }
@@ -41,8 +74,8 @@ pub fn config(dir: &Path) -> LocalConfig {
 impl Harness {
     pub fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let source = Arc::new(MemoryConfigSource::new());
-        let rt = LocalRuntime::new(config(dir.path()), source.clone()).unwrap();
+        let source = Arc::new(Source::default());
+        let rt = LocalRuntime::new(config(dir.path())).unwrap();
         let events = rt.subscribe();
         Harness {
             dir,
@@ -59,22 +92,23 @@ impl Harness {
     /// Drops the runtime (as if edasd went away) and starts a new one on the same directory.
     pub fn restart_runtime(&mut self) {
         drop(self.rt.take());
-        let rt = LocalRuntime::new(config(self.dir.path()), self.source.clone()).unwrap();
+        let rt = LocalRuntime::new(config(self.dir.path())).unwrap();
         self.events = rt.subscribe();
         self.rt = Some(rt);
     }
 
     pub async fn set(&self, spec: &Arc<AppSpec>, revision: &str, replicas: u32) {
         let target = Target {
-            app_id: APP.into(),
+            app: app_ref(APP),
             revision: revision.into(),
             spec: spec.clone(),
+            config: self.source.snapshot(),
         };
         self.rt().set_replicas(&target, replicas).await.unwrap();
     }
 
     pub async fn observe(&self, revision: &str) -> RevisionState {
-        self.rt().observe(APP, revision).await.unwrap()
+        self.rt().observe(&app_ref(APP), revision).await.unwrap()
     }
 
     /// Waits, driven by events only, until `done` holds for the revision's state.
