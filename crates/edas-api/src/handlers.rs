@@ -314,14 +314,7 @@ async fn get_change_order(
     let body = edas_wire::ChangeOrderInfoBody {
         change_order_info: render::change_order_info(&order, &state, &app),
     };
-    match serde_json::to_value(body) {
-        Ok(Value::Object(out)) => Ok(out),
-        Ok(_) => Err(internal(
-            &format!("encoding change order {id}"),
-            "not a JSON object",
-        )),
-        Err(e) => Err(internal(&format!("encoding change order {id}"), e)),
-    }
+    encode_body(&format!("change order {id}"), body)
 }
 
 fn control_error(error: ControlError) -> ApiError {
@@ -362,6 +355,15 @@ async fn authorized_order(
 }
 
 /// `CreateTime`/`FinishTime` of ListRecentChangeOrder: `"2019-11-13 14:23:46"` (UTC).
+/// A typed response body as the envelope's fields.
+fn encode_body(what: &str, body: impl serde::Serialize) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::to_value(body) {
+        Ok(Value::Object(out)) => Ok(out),
+        Ok(_) => Err(internal(&format!("encoding {what}"), "not a JSON object")),
+        Err(e) => Err(internal(&format!("encoding {what}"), e)),
+    }
+}
+
 fn list_time(t: Option<jiff::Timestamp>) -> String {
     t.map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
@@ -398,28 +400,33 @@ async fn list_change_orders(
             continue;
         };
         let (_, co_type) = edas_engine::mapping::co_type(order.kind());
-        let creator = stored.creator.as_deref().unwrap_or_default();
+        let creator = stored.creator.clone().unwrap_or_default();
         let batch_type = render::batch_type(&order);
-        items.push(json!({
-            "AppId": stored.app_id,
-            "BatchCount": order.batch_count(),
-            "BatchType": batch_type,
-            "ChangeOrderDescription": stored.description,
-            "ChangeOrderId": stored.id,
-            "CoType": co_type,
-            "CoTypeCode": stored.co_type,
-            "CreateTime": list_time(Some(stored.created_at)),
-            "CreateUserId": creator,
-            "FinishTime": list_time(stored.finished_at),
-            "GroupId": "",
-            "Source": "pop",
-            "Status": stored.status.code(),
-            "UserId": creator,
-        }));
+        items.push(edas_wire::ChangeOrderSummary {
+            app_id: stored.app_id,
+            batch_count: i64::try_from(order.batch_count()).unwrap_or(i64::MAX),
+            batch_type: batch_type.to_owned(),
+            change_order_description: stored.description,
+            change_order_id: stored.id,
+            co_type: co_type.to_owned(),
+            co_type_code: stored.co_type,
+            create_time: list_time(Some(stored.created_at)),
+            create_user_id: creator.clone(),
+            finish_time: list_time(stored.finished_at),
+            group_id: String::new(),
+            source: "pop".to_owned(),
+            status: i64::from(stored.status.code()),
+            user_id: creator,
+        });
     }
-    let mut out = Map::new();
-    out.insert("ChangeOrderList".into(), json!({ "ChangeOrder": items }));
-    Ok(out)
+    encode_body(
+        "the change order list",
+        edas_wire::ChangeOrderListBody {
+            change_order_list: edas_wire::ChangeOrderList {
+                change_order: items,
+            },
+        },
+    )
 }
 
 async fn continue_pipeline(

@@ -241,6 +241,58 @@ pub struct InstanceStage {
     pub finish_time: String,
 }
 
+/// The body of ListRecentChangeOrder: `{"ChangeOrderList": {"ChangeOrder": [...]}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChangeOrderListBody {
+    #[serde(rename = "ChangeOrderList")]
+    pub change_order_list: ChangeOrderList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChangeOrderList {
+    #[serde(rename = "ChangeOrder")]
+    pub change_order: Vec<ChangeOrderSummary>,
+}
+
+/// One change order of ListRecentChangeOrder.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ChangeOrderSummary {
+    #[serde(deserialize_with = "lenient::text")]
+    pub app_id: String,
+    #[serde(deserialize_with = "lenient::int")]
+    pub batch_count: i64,
+    #[serde(deserialize_with = "lenient::text")]
+    pub batch_type: String,
+    #[serde(deserialize_with = "lenient::text")]
+    pub change_order_description: String,
+    #[serde(deserialize_with = "lenient::text")]
+    pub change_order_id: String,
+    #[serde(deserialize_with = "lenient::text")]
+    pub co_type: String,
+    #[serde(deserialize_with = "lenient::text")]
+    pub co_type_code: String,
+    /// `yyyy-MM-dd HH:mm:ss`.
+    #[serde(deserialize_with = "lenient::text")]
+    pub create_time: String,
+    #[serde(deserialize_with = "lenient::text")]
+    pub create_user_id: String,
+    /// `yyyy-MM-dd HH:mm:ss`; empty while it runs.
+    #[serde(deserialize_with = "lenient::text")]
+    pub finish_time: String,
+    #[serde(deserialize_with = "lenient::text")]
+    pub group_id: String,
+    /// `pop` for the API.
+    #[serde(deserialize_with = "lenient::text")]
+    pub source: String,
+    #[serde(deserialize_with = "lenient::int")]
+    pub status: i64,
+    #[serde(deserialize_with = "lenient::text")]
+    pub user_id: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +361,13 @@ mod tests {
             .task_info_dto[0];
         assert_eq!(task.status_code(), Some(10));
         assert!(p.stage_list.stage_info_dto.is_empty());
+        let list: ChangeOrderListBody = serde_json::from_value(json!({
+            "ChangeOrderList": {"ChangeOrder": [{"Status": 2, "BatchCount": "3", "CreateUserId": 7}]}
+        }))
+        .unwrap();
+        let item = &list.change_order_list.change_order[0];
+        assert_eq!((item.status, item.batch_count), (2, 3));
+        assert_eq!(item.create_user_id, "7");
         let bad = serde_json::from_value::<ChangeOrderInfo>(json!({"Status": "busy"}));
         assert!(
             bad.unwrap_err()

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{Args, Subcommand, ValueEnum};
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::client::{Client, Operation, ops};
@@ -238,15 +239,18 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
                     "CreateUserId",
                 ];
                 let mut t = table(&keys);
-                for co in a["ChangeOrderList"]["ChangeOrder"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                {
-                    t.add_row(keys.map(|k| match (k, co[k].as_i64()) {
-                        ("Status", Some(code)) => format!("{} ({code})", status::name(code)),
-                        _ => cell(&co[k]),
-                    }));
+                // An answer that does not decode lists nothing (the JSON output shows it as is).
+                let list = edas_wire::ChangeOrderListBody::deserialize(a).unwrap_or_default();
+                for co in list.change_order_list.change_order {
+                    t.add_row([
+                        co.change_order_id,
+                        co.co_type,
+                        format!("{} ({})", status::name(co.status), co.status),
+                        co.batch_count.to_string(),
+                        co.batch_type,
+                        co.create_time,
+                        co.create_user_id,
+                    ]);
                 }
                 t
             })?;
