@@ -126,3 +126,90 @@ async fn a_postgres_database_of_the_previous_schema_is_upgraded_in_place() {
         .unwrap();
     admin.close().await.ok();
 }
+
+/// SHA-384 of every migration already on main. A database remembers the checksum of each
+/// migration it applied and refuses to open when the file changed since, so a released
+/// migration is never edited: a fix is a new migration. Append new migrations here once they
+/// are committed.
+const RELEASED: [(&str, &str, &str); 11] = [
+    (
+        "postgres",
+        "20261128000001",
+        "7c5d8cc67c8090f08808abee4d1757d7d5ebafab545209ecf0e249f670b862702b594d80f3431d78caa3ba8df1d284b1",
+    ),
+    (
+        "postgres",
+        "20261204000002",
+        "a5d84e7eb5fc779261d1416a720f970da13a0f3add44f4ccd80aa3fa5bca8ed53d2282e307da85fe3cf12a515ef76154",
+    ),
+    (
+        "postgres",
+        "20261206000001",
+        "0f5c196afc33b261fb2c1aabc7cbefdefe0bb3130540cdf28783d7e487264fa8424c8679c80b341d8ca1382948d92c83",
+    ),
+    (
+        "postgres",
+        "20261206000100",
+        "fd50fcc7d3470bd8d8bccd9d0bdefacae65175f471d62935b8c35aeeaa8248bdcfe74343c815bb7089a6a86d7367e550",
+    ),
+    (
+        "postgres",
+        "20261206000200",
+        "4ac055e9c98cf13b16ee128700ddad6830be97d17b0ade6e1e9df369d100d0c1292f54f5426778d54debd793c7118195",
+    ),
+    (
+        "sqlite",
+        "20261128000001",
+        "33389e104fb5fdbcb992549b40fccd2c0bcf0da2c252ea765f0ab59c81948d9f23d254d5fd2dec1240ff41cf7f067476",
+    ),
+    (
+        "sqlite",
+        "20261204000001",
+        "3fed13f90c050bb3ae32ee4eca2bced2ed9b80b59ea5bb465f9955c083d03a97294d657797b39f6c7958e1388701367f",
+    ),
+    (
+        "sqlite",
+        "20261204000002",
+        "714f4e5f8fbb58639ffb895f21e767ed0dc419cfe5a3f9ba2cfcc2ac22fdc492902bcb655ff087d6bb77ecbffaeed3e6",
+    ),
+    (
+        "sqlite",
+        "20261206000001",
+        "72fd3bc4c9d890e07b772a34e76cad1e014a237986b954e7f7e03e596c8a4c9b3f4483057078b95839aa432c7ed93aed",
+    ),
+    (
+        "sqlite",
+        "20261206000100",
+        "e556234977af1b87dfa54ed6ad49e825398f7760314cbcbf07a6867596b6febbbe193c3700bb494aec2e1d13a550a05b",
+    ),
+    (
+        "sqlite",
+        "20261206000200",
+        "f466eaaf1e9897b35fa9ae50d58426e8ec81a2486ca299d46ca77d083aecc3eb9f9921ff2689e3fa9dd1fafc939edab6",
+    ),
+];
+
+#[tokio::test]
+async fn released_migrations_are_never_edited() {
+    let mut changed = Vec::new();
+    for backend in ["postgres", "sqlite"] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let migrator = Migrator::new(dir).await.expect("read migrations");
+        for (b, version, checksum) in RELEASED.iter().filter(|(b, ..)| *b == backend) {
+            let found = migrator
+                .iter()
+                .find(|m| m.version.to_string() == *version)
+                .map(|m| hex::encode(&m.checksum));
+            if found.as_deref() != Some(*checksum) {
+                changed.push(format!("{b}/{version}: {found:?}"));
+            }
+        }
+    }
+    assert!(
+        changed.is_empty(),
+        "released migrations were edited or removed (databases that applied them would refuse \
+         to open; write a new migration instead): {changed:?}"
+    );
+}
