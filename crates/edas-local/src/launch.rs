@@ -464,13 +464,14 @@ pub struct MountPlan {
     pub writable: Vec<PathBuf>,
 }
 
+/// A ConfigMap (`secret` false) or Secret of the revision's snapshot, `None` when the revision
+/// was released without one of that name (every reference is in the spec's own namespace).
 async fn lookup(
     source: &ConfigSnapshot,
     secret: bool,
-    namespace: &str,
+    _namespace: &str,
     name: &str,
 ) -> Result<Option<ConfigData>, String> {
-    let _ = namespace;
     Ok(source.get(secret, name).cloned())
 }
 

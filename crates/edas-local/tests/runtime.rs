@@ -284,11 +284,30 @@ async fn prestop_runs_then_sigterm_then_sigkill_after_the_grace_period() {
 #[tokio::test]
 async fn a_new_runtime_adopts_running_instances_and_replaces_vanished_ones() {
     let mut h = Harness::new();
-    let spec = Arc::new(AppSpec {
+    h.source.put_secret(
+        "default",
+        "app-secret",
+        BTreeMap::from([("PASSWORD".to_owned(), "s3cret".to_owned())]),
+    );
+    let mut spec = AppSpec {
         readiness: Some(http_probe("/ready", 1, 3)),
         ..testapp("v1", &[])
+    };
+    spec.env_froms.push(EnvFromSource {
+        secret_ref: Some(SecretEnvSource {
+            name: "app-secret".into(),
+            optional: None,
+        }),
+        ..Default::default()
     });
+    let spec = Arc::new(spec);
     h.set(&spec, "1", 2).await;
+    // The revision's snapshot is kept beside its spec, readable by edasd's user only.
+    let config_file = h.dir.path().join("instances/app-1/1/config.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&config_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "{}", config_file.display());
     let before = h
         .wait_for("1", Duration::from_secs(10), |s| s.ready == 2)
         .await;
@@ -333,6 +352,11 @@ async fn a_new_runtime_adopts_running_instances_and_replaces_vanished_ones() {
     assert_ne!(h.pid("1", &names[1]), pids[1]);
     let (_, body) = get(adopted.port.unwrap(), "/").await;
     assert!(body.contains(&names[0]), "{body}");
+    // The new runtime restarted it with the revision's Secret, which only the snapshot holds.
+    assert_eq!(
+        get(replaced.port.unwrap(), "/env/PASSWORD").await,
+        (200, "s3cret".into())
+    );
 
     // The adopted instance is supervised: stopping it works although it is not our child.
     h.set(&spec, "1", 0).await;

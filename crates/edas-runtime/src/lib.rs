@@ -203,7 +203,8 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Whether this runtime can route traffic as `routing` says (checked when a change is
     /// submitted, like [`Runtime::check`]: e.g. a Kubernetes cluster without Gateway API cannot
-    /// split gray traffic, the local runtime cannot serve UDP). The default accepts everything.
+    /// split gray traffic, the local runtime cannot serve UDP). A check of the runtime's
+    /// capabilities, like `check`, so it names no application. The default accepts everything.
     fn check_routing(&self, routing: &Routing) -> Result<(), RuntimeError> {
         let _ = routing;
         Ok(())
