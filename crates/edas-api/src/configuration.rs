@@ -21,7 +21,7 @@ use crate::caller::{Caller, internal};
 use crate::clusters::existing_cluster;
 use crate::error::{ApiError, codes};
 use crate::operations::{Implemented, ram};
-use crate::params::{invalid, required};
+use crate::params::{invalid, only_with, required};
 use crate::policy::configuration_arn;
 
 /// ConfigMap or Secret.
@@ -81,36 +81,6 @@ pub(crate) async fn dispatch(
             delete(api, caller, params, request_id, kind, action).await
         }
         _ => list(api, caller, params, kind, action).await,
-    }
-}
-
-/// Refuses parameters the operation does not have; `prefixes` admits flattened `Prefix.key`.
-fn only_with(
-    params: &Params,
-    action: &str,
-    allowed: &[&str],
-    prefixes: &[&str],
-) -> Result<(), ApiError> {
-    let unknown: Vec<Violation> = params
-        .iter()
-        .filter(|(name, _)| {
-            *name != "RegionId"
-                && !allowed.contains(name)
-                && !prefixes.iter().any(|p| {
-                    name.strip_prefix(p)
-                        .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1)
-                })
-        })
-        .map(|(name, _)| Violation {
-            parameter: name.to_owned(),
-            kind: ViolationKind::Unknown,
-            message: format!("{action} has no parameter named `{name}`"),
-        })
-        .collect();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::from(Violations(unknown)))
     }
 }
 

@@ -399,24 +399,17 @@ async fn list_change_orders(
         else {
             continue;
         };
-        let (_, co_type) = edas_engine::mapping::co_type(order.kind());
-        let creator = stored.creator.clone().unwrap_or_default();
-        let batch_type = render::batch_type(&order);
+        let head = render::change_order_head(
+            &stored,
+            &order,
+            list_time(Some(stored.created_at)),
+            list_time(stored.finished_at),
+        );
         items.push(edas_wire::ChangeOrderSummary {
-            app_id: stored.app_id,
-            batch_count: i64::try_from(order.batch_count()).unwrap_or(i64::MAX),
-            batch_type: batch_type.to_owned(),
-            change_order_description: stored.description,
-            change_order_id: stored.id,
-            co_type: co_type.to_owned(),
-            co_type_code: stored.co_type,
-            create_time: list_time(Some(stored.created_at)),
-            create_user_id: creator.clone(),
-            finish_time: list_time(stored.finished_at),
+            user_id: head.create_user_id.clone(),
+            head,
             group_id: String::new(),
             source: "pop".to_owned(),
-            status: i64::from(stored.status.code()),
-            user_id: creator,
         });
     }
     encode_body(

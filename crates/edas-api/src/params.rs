@@ -26,9 +26,26 @@ pub(crate) fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, Ap
 
 /// Refuses parameters the operation does not have (never ignore an input).
 pub(crate) fn only(params: &Params, action: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    only_with(params, action, allowed, &[])
+}
+
+/// Like [`only`]; `prefixes` also admits flattened `Prefix.key` parameters.
+pub(crate) fn only_with(
+    params: &Params,
+    action: &str,
+    allowed: &[&str],
+    prefixes: &[&str],
+) -> Result<(), ApiError> {
     let unknown: Vec<Violation> = params
         .iter()
-        .filter(|(name, _)| *name != "RegionId" && !allowed.contains(name))
+        .filter(|(name, _)| {
+            *name != "RegionId"
+                && !allowed.contains(name)
+                && !prefixes.iter().any(|p| {
+                    name.strip_prefix(p)
+                        .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1)
+                })
+        })
         .map(|(name, _)| Violation {
             parameter: name.to_owned(),
             kind: ViolationKind::Unknown,

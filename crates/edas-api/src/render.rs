@@ -243,20 +243,14 @@ pub fn change_order_info(
     order: &ChangeOrder,
     app: &Application,
 ) -> wire::ChangeOrderInfo {
-    let (_, co_type) = edas_engine::mapping::co_type(order.kind());
     wire::ChangeOrderInfo {
-        change_order_id: stored.id.clone(),
-        status: i64::from(stored.status.code()),
-        batch_count: i64::try_from(order.batch_count()).unwrap_or(i64::MAX),
-        batch_type: batch_type(order).to_owned(),
-        change_order_description: order.description().to_owned(),
+        head: change_order_head(
+            stored,
+            order,
+            millis(stored.created_at).to_string(),
+            ms_text(order.finish_time()),
+        ),
         desc: order.message().unwrap_or(order.description()).to_owned(),
-        co_type: co_type.to_owned(),
-        co_type_code: stored.co_type.clone(),
-        create_time: millis(stored.created_at).to_string(),
-        finish_time: ms_text(order.finish_time()),
-        create_user_id: stored.creator.clone().unwrap_or_default(),
-        app_id: app.id.clone(),
         support_rollback: order.supports_rollback(),
         targets: wire::Targets {
             items: vec![app.name.clone()],
@@ -264,6 +258,29 @@ pub fn change_order_info(
         pipeline_info_list: wire::PipelineInfoList {
             pipeline_info: order.pipelines().iter().map(pipeline).collect(),
         },
+    }
+}
+
+/// The fields both change-order responses have; the times as the operation formats them.
+pub fn change_order_head(
+    stored: &edas_store::ChangeOrder,
+    order: &ChangeOrder,
+    create_time: String,
+    finish_time: String,
+) -> wire::ChangeOrderHead {
+    let (_, co_type) = edas_engine::mapping::co_type(order.kind());
+    wire::ChangeOrderHead {
+        change_order_id: stored.id.clone(),
+        status: i64::from(stored.status.code()),
+        batch_count: i64::try_from(order.batch_count()).unwrap_or(i64::MAX),
+        batch_type: batch_type(order).to_owned(),
+        change_order_description: order.description().to_owned(),
+        co_type: co_type.to_owned(),
+        co_type_code: stored.co_type.clone(),
+        create_time,
+        finish_time,
+        create_user_id: stored.creator.clone().unwrap_or_default(),
+        app_id: stored.app_id.clone(),
     }
 }
 

@@ -13,10 +13,11 @@ pub struct ChangeOrderInfoBody {
     pub change_order_info: ChangeOrderInfo,
 }
 
-/// One change order with its batches (pipelines), their stages, tasks and instances.
+/// What GetChangeOrderInfo and ListRecentChangeOrder both say of a change order (flattened
+/// into each).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct ChangeOrderInfo {
+pub struct ChangeOrderHead {
     #[serde(deserialize_with = "lenient::text")]
     pub change_order_id: String,
     /// The EDAS status code (edas-api.md §2.2).
@@ -30,21 +31,30 @@ pub struct ChangeOrderInfo {
     #[serde(deserialize_with = "lenient::text")]
     pub change_order_description: String,
     #[serde(deserialize_with = "lenient::text")]
-    pub desc: String,
-    #[serde(deserialize_with = "lenient::text")]
     pub co_type: String,
     #[serde(deserialize_with = "lenient::text")]
     pub co_type_code: String,
-    /// Epoch milliseconds, as a string.
+    /// GetChangeOrderInfo: epoch milliseconds as a string; ListRecentChangeOrder:
+    /// `yyyy-MM-dd HH:mm:ss`.
     #[serde(deserialize_with = "lenient::text")]
     pub create_time: String,
-    /// Epoch milliseconds, as a string; empty while it runs.
+    /// As `create_time`; empty while it runs.
     #[serde(deserialize_with = "lenient::text")]
     pub finish_time: String,
     #[serde(deserialize_with = "lenient::text")]
     pub create_user_id: String,
     #[serde(deserialize_with = "lenient::text")]
     pub app_id: String,
+}
+
+/// One change order with its batches (pipelines), their stages, tasks and instances.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ChangeOrderInfo {
+    #[serde(flatten)]
+    pub head: ChangeOrderHead,
+    #[serde(deserialize_with = "lenient::text")]
+    pub desc: String,
     #[serde(deserialize_with = "lenient::boolean")]
     pub support_rollback: bool,
     pub targets: Targets,
@@ -260,35 +270,13 @@ pub struct ChangeOrderList {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ChangeOrderSummary {
-    #[serde(deserialize_with = "lenient::text")]
-    pub app_id: String,
-    #[serde(deserialize_with = "lenient::int")]
-    pub batch_count: i64,
-    #[serde(deserialize_with = "lenient::text")]
-    pub batch_type: String,
-    #[serde(deserialize_with = "lenient::text")]
-    pub change_order_description: String,
-    #[serde(deserialize_with = "lenient::text")]
-    pub change_order_id: String,
-    #[serde(deserialize_with = "lenient::text")]
-    pub co_type: String,
-    #[serde(deserialize_with = "lenient::text")]
-    pub co_type_code: String,
-    /// `yyyy-MM-dd HH:mm:ss`.
-    #[serde(deserialize_with = "lenient::text")]
-    pub create_time: String,
-    #[serde(deserialize_with = "lenient::text")]
-    pub create_user_id: String,
-    /// `yyyy-MM-dd HH:mm:ss`; empty while it runs.
-    #[serde(deserialize_with = "lenient::text")]
-    pub finish_time: String,
+    #[serde(flatten)]
+    pub head: ChangeOrderHead,
     #[serde(deserialize_with = "lenient::text")]
     pub group_id: String,
     /// `pop` for the API.
     #[serde(deserialize_with = "lenient::text")]
     pub source: String,
-    #[serde(deserialize_with = "lenient::int")]
-    pub status: i64,
     #[serde(deserialize_with = "lenient::text")]
     pub user_id: String,
 }
@@ -300,10 +288,8 @@ mod tests {
 
     #[test]
     fn the_quirks_encode_exactly() {
-        let mut info = ChangeOrderInfo {
-            status: 8,
-            ..Default::default()
-        };
+        let mut info = ChangeOrderInfo::default();
+        info.head.status = 8;
         info.targets.items.push("demo".into());
         info.pipeline_info_list.pipeline_info.push(PipelineInfo {
             update_time: "1583911702158".into(),
@@ -353,7 +339,7 @@ mod tests {
         }))
         .unwrap();
         let info = body.change_order_info;
-        assert_eq!((info.status, info.support_rollback), (2, true));
+        assert_eq!((info.head.status, info.support_rollback), (2, true));
         let p = &info.pipeline_info_list.pipeline_info[0];
         assert_eq!(p.update_time, "1583911702158");
         let task = &p.stage_detail_list.stage_detail_dto[0]
@@ -366,8 +352,8 @@ mod tests {
         }))
         .unwrap();
         let item = &list.change_order_list.change_order[0];
-        assert_eq!((item.status, item.batch_count), (2, 3));
-        assert_eq!(item.create_user_id, "7");
+        assert_eq!((item.head.status, item.head.batch_count), (2, 3));
+        assert_eq!(item.head.create_user_id, "7");
         let bad = serde_json::from_value::<ChangeOrderInfo>(json!({"Status": "busy"}));
         assert!(
             bad.unwrap_err()

@@ -247,11 +247,11 @@ pub fn view(answer: &Value, ctx: Context) -> Result<View, String> {
     }
     let info = ChangeOrderInfo::deserialize(raw)
         .map_err(|e| format!("the answer's changeOrderInfo cannot be read: {e}"))?;
-    if info.change_order_id.is_empty() {
+    if info.head.change_order_id.is_empty() {
         return Err("the answer has no changeOrderInfo.ChangeOrderId".to_owned());
     }
-    let id = info.change_order_id;
-    let status = info.status;
+    let id = info.head.change_order_id;
+    let status = info.head.status;
     let pipelines = &info.pipeline_info_list.pipeline_info;
     let batches: Vec<Batch> = pipelines.iter().map(|p| batch(p, &id, ctx)).collect();
     let outcome = match status {

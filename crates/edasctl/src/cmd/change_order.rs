@@ -242,6 +242,7 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
                 // An answer that does not decode lists nothing (the JSON output shows it as is).
                 let list = edas_wire::ChangeOrderListBody::deserialize(a).unwrap_or_default();
                 for co in list.change_order_list.change_order {
+                    let co = co.head;
                     t.add_row([
                         co.change_order_id,
                         co.co_type,
