@@ -127,43 +127,12 @@ pub(crate) async fn store_copies(
 /// The spec the runtime runs: references pointing at the revision's copies.
 pub(crate) fn with_copies(spec: &AppSpec, copies: &Copies) -> AppSpec {
     let mut out = spec.clone();
-    if copies.is_empty() {
-        return out;
-    }
-    let cm = |name: &mut String| {
-        if let Some(copy) = copies.get(&key(ConfigKind::ConfigMap, name)) {
-            *name = copy.clone();
-        }
-    };
-    let secret = |name: &mut String| {
-        if let Some(copy) = copies.get(&key(ConfigKind::Secret, name)) {
-            *name = copy.clone();
-        }
-    };
-    for env in &mut out.envs {
-        if let Some(from) = &mut env.value_from {
-            if let Some(r) = &mut from.config_map_key_ref {
-                cm(&mut r.name);
-            }
-            if let Some(r) = &mut from.secret_key_ref {
-                secret(&mut r.name);
-            }
-        }
-    }
-    for from in &mut out.env_froms {
-        if let Some(r) = &mut from.config_map_ref {
-            cm(&mut r.name);
-        }
-        if let Some(r) = &mut from.secret_ref {
-            secret(&mut r.name);
-        }
-    }
-    for m in &mut out.config_mounts {
-        if m.kind == "Secret" {
-            secret(&mut m.name);
-        } else {
-            cm(&mut m.name);
-        }
+    if !copies.is_empty() {
+        out.rename_config_refs(|kind, name| {
+            kind.is_copied()
+                .then(|| copies.get(&key(kind, name)).cloned())
+                .flatten()
+        });
     }
     out
 }

@@ -172,6 +172,46 @@ impl AppSpec {
         out
     }
 
+    /// Renames the ConfigMaps and Secrets the instances read (what [`AppSpec::config_refs`]
+    /// lists, in the same places): `rename` returns the new name, or `None` to keep one. The
+    /// engine points a revision's references at its immutable copies with it.
+    pub fn rename_config_refs(&mut self, rename: impl Fn(ConfigKind, &str) -> Option<String>) {
+        let apply = |kind, name: &mut String| {
+            if let Some(new) = rename(kind, name) {
+                *name = new;
+            }
+        };
+        for env in &mut self.envs {
+            if let Some(from) = &mut env.value_from {
+                if let Some(r) = &mut from.config_map_key_ref {
+                    apply(ConfigKind::ConfigMap, &mut r.name);
+                }
+                if let Some(r) = &mut from.secret_key_ref {
+                    apply(ConfigKind::Secret, &mut r.name);
+                }
+            }
+        }
+        for from in &mut self.env_froms {
+            if let Some(r) = &mut from.config_map_ref {
+                apply(ConfigKind::ConfigMap, &mut r.name);
+            }
+            if let Some(r) = &mut from.secret_ref {
+                apply(ConfigKind::Secret, &mut r.name);
+            }
+        }
+        for m in &mut self.config_mounts {
+            let kind = if m.kind == "Secret" {
+                ConfigKind::Secret
+            } else {
+                ConfigKind::ConfigMap
+            };
+            apply(kind, &mut m.name);
+        }
+        if let Some(name) = &mut self.image_pull_secret {
+            apply(ConfigKind::PullSecret, name);
+        }
+    }
+
     /// The number of instances that should run now.
     pub fn effective_replicas(&self) -> u32 {
         if self.stopped { 0 } else { self.replicas }

@@ -1584,6 +1584,14 @@ fn config_refs_list_every_reference_once() {
     .into_iter()
     .collect();
     assert_eq!(spec.config_refs(), want);
+    // Renaming visits exactly what is listed.
+    let mut renamed = spec.clone();
+    renamed.rename_config_refs(|kind, name| Some(format!("{name}-{kind:?}")));
+    let moved: std::collections::BTreeSet<ConfigRef> = want
+        .iter()
+        .map(|x| r(x.kind, &format!("{}-{:?}", x.name, x.kind)))
+        .collect();
+    assert_eq!(renamed.config_refs(), moved);
     assert!(ConfigKind::PullSecret.is_secret() && !ConfigKind::PullSecret.is_copied());
     assert!(!ConfigKind::ConfigMap.is_secret() && ConfigKind::ConfigMap.is_copied());
 }
