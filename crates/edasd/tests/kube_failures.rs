@@ -212,6 +212,34 @@ async fn deleting_an_application_that_never_ran_creates_nothing() {
     assert!(backend.deployments(&app).await.is_empty());
 }
 
+/// A write the API server failed (500 twice: kube's client itself retries only 429, 503 and
+/// 504) is tried again by the engine with back-off, and the release finishes; a refusal (422,
+/// above) still fails it with the cluster's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_api_server_did_not_answer_is_retried() {
+    let backend = Backend::fake("retried", Duration::from_millis(100)).await;
+    let fake = backend.fake.as_ref().unwrap();
+    fake.add_api_fault(
+        ApiFault::error(
+            Some("PATCH"),
+            "/apis/apps/v1/namespaces/*/deployments/*",
+            500,
+        )
+        .times(2),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let (app, order) = edasd.insert(&backend, "retried", 2, &[]).await;
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "the release carried on: {info:#}");
+    backend
+        .wait_pods(&app, "two ready pods of revision 1", |p| {
+            p.len() == 1 && p.get("1") == Some(&(2, 2))
+        })
+        .await;
+}
+
 /// Two clusters, one of which dies: the API keeps answering within 1 s for everyone, reads of
 /// the dead cluster's application answer from the last known state marked unknown, writes to
 /// it are refused at once naming the cluster and its address, ImportK8sCluster refuses it,
