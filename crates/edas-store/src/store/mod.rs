@@ -559,10 +559,22 @@ fn active_conflict(app_id: &str, active: &str) -> StoreError {
 /// one-active-order-per-application index, hit by a concurrent writer (PostgreSQL). The active
 /// order is named by [`Store::name_active`] once the transaction is rolled back.
 fn racing_change_order(e: sqlx::Error, app_id: &str, co_id: &str) -> StoreError {
-    if is_unique_violation(&e) {
+    if is_unique_violation(&e) && hits_one_active_index(&e) {
         active_conflict(app_id, "")
     } else {
         map_conflict(e, "change order", co_id, "id already taken")
+    }
+}
+
+/// Whether a unique violation is the one-active-order-per-application index (PostgreSQL names
+/// the index; SQLite names the indexed column), not a taken change-order id.
+fn hits_one_active_index(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.constraint() == Some("change_orders_one_active")
+                || db.message().contains("change_orders.app_id")
+        }
+        _ => false,
     }
 }
 

@@ -266,6 +266,15 @@ pub async fn deploy_refuses_a_second_active_change_order(ts: &TestStore) {
         .transition("co-2", 1, finish(2), audit("Finish", "app"), t(4))
         .await
         .unwrap();
+    // A taken change-order id is a conflict on that id, not an active change order.
+    let err = store
+        .start_change_order("app", new_co("co-1"), audit("Stop", "app"), t(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { entity: "change order", id, .. } if id == "co-1"),
+        "{err:?}"
+    );
     let stop = store
         .start_change_order("app", new_co("co-stop"), audit("Stop", "app"), t(5))
         .await
