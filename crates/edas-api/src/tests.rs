@@ -1980,3 +1980,274 @@ async fn every_answer_carries_the_request_id_its_log_lines_carry() {
     let id = result.1["RequestId"].as_str().unwrap();
     assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
 }
+
+/// An admin API call as edasctl sends it: no action header, no query, a JSON body when given.
+fn admin_call<'a>(method: &'a str, path: &'a str, body: Value) -> Call<'a> {
+    let mut c = Call::new(method, path, "");
+    c.action = None;
+    c.params.clear();
+    if !body.is_null() {
+        c.body = serde_json::to_vec(&body).unwrap();
+        c.extra_headers.push(("content-type", "application/json"));
+    }
+    c
+}
+
+/// Pins how the admin API routes, in the order the checks run: signature, then the
+/// administrator check (the audit trail excepted), then the query rule and the body, then the
+/// route; unknown paths and methods answer `InvalidApi.NotFound` in the envelope.
+#[tokio::test]
+async fn admin_routing_answers_unknown_routes_refusals_and_names_as_pinned() {
+    let h = harness().await;
+    let not_found = |r: &(StatusCode, Value)| assert_error(r, 404, "InvalidApi.NotFound");
+    // Unknown paths and methods, including the audit trail's.
+    for (method, path) in [
+        ("GET", "/edasd/v1/nothing"),
+        ("GET", "/edasd/v1/users/"),
+        ("GET", "/edasd/v1/users/carol"),
+        ("GET", "/edasd/v1/users/carol/keys/x"),
+        ("DELETE", "/edasd/v1/users"),
+        ("PATCH", "/edasd/v1/users"),
+        ("POST", "/edasd/v1/keys/testid"),
+        ("GET", "/edasd/v1/keys"),
+        ("POST", "/edasd/v1/audit"),
+        ("DELETE", "/edasd/v1/audit"),
+        ("GET", "/edasd/v1/audit/x"),
+        ("OPTIONS", "/edasd/v1/policies"),
+        ("HEAD", "/edasd/v1/users"),
+        ("HEAD", "/edasd/v1/policies"),
+        ("HEAD", "/edasd/v1/audit"),
+    ] {
+        let r = call(&h, admin_call(method, path, Value::Null)).await;
+        assert_eq!(r.0.as_u16(), 404, "{method} {path}: {}", r.1);
+        if method != "HEAD" || r.1.is_object() {
+            not_found(&r);
+        }
+    }
+    // A body is only checked once the route exists.
+    not_found(
+        &call(
+            &h,
+            admin_call("POST", "/edasd/v1/nothing", json!({"Name": "x"})),
+        )
+        .await,
+    );
+    // The query rule runs before the route: only RegionId is allowed, anywhere but the audit.
+    assert_error(
+        &call(
+            &h,
+            admin_call("GET", "/edasd/v1/nothing", Value::Null).param("Name", "x"),
+        )
+        .await,
+        400,
+        "InvalidParameter",
+    );
+    assert_error(
+        &call(
+            &h,
+            admin_call("GET", "/edasd/v1/policies", Value::Null).param("PageSize", "1"),
+        )
+        .await,
+        400,
+        "InvalidParameter",
+    );
+    let listed = call(
+        &h,
+        admin_call("GET", "/edasd/v1/users", Value::Null).param("RegionId", "cn-hangzhou"),
+    )
+    .await;
+    assert_success(&listed);
+    assert!(listed.1["RequestId"].is_string());
+    assert!(listed.1["Users"].is_array());
+    // A body on a route that takes none.
+    for (method, path) in [
+        ("GET", "/edasd/v1/users"),
+        ("GET", "/edasd/v1/policies"),
+        ("GET", "/edasd/v1/users/admin/keys"),
+        ("GET", "/edasd/v1/users/admin/policies"),
+        ("DELETE", "/edasd/v1/users/bob"),
+        ("DELETE", "/edasd/v1/keys/bobid"),
+        ("DELETE", "/edasd/v1/policies/none"),
+        ("PUT", "/edasd/v1/users/bob/policies/none"),
+        ("DELETE", "/edasd/v1/users/bob/policies/none"),
+        ("GET", "/edasd/v1/audit"),
+    ] {
+        let r = call(&h, admin_call(method, path, json!({}))).await;
+        assert_error(&r, 400, "InvalidParameter");
+        assert!(
+            r.1["Message"].as_str().unwrap().contains("no body"),
+            "{method} {path}: {}",
+            r.1
+        );
+    }
+    // Non-administrators are refused before the route, the query and the body are looked at;
+    // the audit trail is open to them.
+    for (method, path, body) in [
+        ("GET", "/edasd/v1/users", Value::Null),
+        ("GET", "/edasd/v1/nothing", Value::Null),
+        ("PATCH", "/edasd/v1/users", Value::Null),
+        ("HEAD", "/edasd/v1/users", Value::Null),
+        ("GET", "/edasd/v1/users", json!({})),
+        (
+            "POST",
+            "/edasd/v1/users",
+            json!({"Name": "eve", "Admin": true}),
+        ),
+    ] {
+        let r = call(
+            &h,
+            admin_call(method, path, body).key(BOB).param("Name", "x"),
+        )
+        .await;
+        assert_eq!(r.0.as_u16(), 401, "{method} {path}: {}", r.1);
+        if r.1.is_object() {
+            assert_error(&r, 401, "AUTH_ERROR");
+        }
+    }
+    // (the audit handler answers bob itself, per application)
+    let audit = call(
+        &h,
+        admin_call("GET", "/edasd/v1/audit", Value::Null).key(BOB),
+    )
+    .await;
+    assert_error(&audit, 401, "AUTH_ERROR");
+    assert!(
+        audit.1["Message"]
+            .as_str()
+            .unwrap()
+            .contains("whole audit trail"),
+        "{}",
+        audit.1
+    );
+    assert_success(&call(&h, admin_call("GET", "/edasd/v1/audit", Value::Null)).await);
+    // An unsigned request is refused before anything else, on known and unknown routes.
+    for path in ["/edasd/v1/users", "/edasd/v1/nothing"] {
+        let request = Request::builder()
+            .method("GET")
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let r = send(&h, request).await;
+        assert!(r.0.is_client_error(), "{path}: {}", r.1);
+        assert!(r.1["RequestId"].is_string(), "{path}: {}", r.1);
+        assert_ne!(r.1["Code"], "InvalidApi.NotFound", "{path}: {}", r.1);
+    }
+    // Names in paths: `@` and `.` as sent, and percent-encoded.
+    assert_success(
+        &call(
+            &h,
+            admin_call(
+                "POST",
+                "/edasd/v1/users",
+                json!({"Name": "alice@example.com"}),
+            ),
+        )
+        .await,
+    );
+    assert_success(
+        &call(
+            &h,
+            admin_call(
+                "PUT",
+                "/edasd/v1/policies/read.only",
+                json!({"Document": {"Statement": [{"Effect": "Allow", "Action": "edas:ReadApplication", "Resource": "*"}]}}),
+            ),
+        )
+        .await,
+    );
+    let policies = call(&h, admin_call("GET", "/edasd/v1/policies", Value::Null)).await;
+    assert_eq!(policies.1["Policies"][0]["Name"], "read.only");
+    assert_success(
+        &call(
+            &h,
+            admin_call(
+                "PUT",
+                "/edasd/v1/users/alice@example.com/policies/read.only",
+                Value::Null,
+            ),
+        )
+        .await,
+    );
+    // Path segments reach the handler as sent: today percent-escapes are not decoded, so an
+    // escaped name names another (invalid or absent) entity.
+    let raw = |r: &(StatusCode, Value), status: u16, code: &str, name: &str| {
+        assert_error(r, status, code);
+        assert!(
+            r.1["Message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{name}`")),
+            "{}",
+            r.1
+        );
+    };
+    raw(
+        &call(
+            &h,
+            admin_call(
+                "GET",
+                "/edasd/v1/users/alice%40example.com/policies",
+                Value::Null,
+            ),
+        )
+        .await,
+        404,
+        "EntityNotExist",
+        "alice%40example.com",
+    );
+    raw(
+        &call(
+            &h,
+            admin_call(
+                "POST",
+                "/edasd/v1/users/alice%40example.com/keys",
+                Value::Null,
+            ),
+        )
+        .await,
+        404,
+        "EntityNotExist",
+        "alice%40example.com",
+    );
+    raw(
+        &call(
+            &h,
+            admin_call(
+                "PUT",
+                "/edasd/v1/policies/read%2Eonly",
+                json!({"Document": {"Statement": [{"Effect": "Allow", "Action": "edas:ReadApplication", "Resource": "*"}]}}),
+            ),
+        )
+        .await,
+        400,
+        "InvalidParameter",
+        "read%2Eonly",
+    );
+    raw(
+        &call(
+            &h,
+            admin_call("DELETE", "/edasd/v1/users/a%2Fb", Value::Null),
+        )
+        .await,
+        404,
+        "EntityNotExist",
+        "a%2Fb",
+    );
+    let listed = call(
+        &h,
+        admin_call(
+            "GET",
+            "/edasd/v1/users/alice@example.com/policies",
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(listed.1["Policies"][0]["Name"], "read.only", "{}", listed.1);
+    assert_success(
+        &call(
+            &h,
+            admin_call("DELETE", "/edasd/v1/users/alice@example.com", Value::Null),
+        )
+        .await,
+    );
+}
