@@ -1121,7 +1121,7 @@ async fn release_across(backend: &Backend, outage: bool) {
         )
         .await;
     // As soon as the batch asked for its pods (they are Ready 3 s later) and its write was
-    // answered (a write cut off in flight fails the order: another scenario).
+    // answered (a write cut off in flight is retried: kube_failures covers it).
     let deadline = std::time::Instant::now() + backend.patience;
     while backend
         .deployments(&app)
