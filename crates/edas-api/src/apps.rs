@@ -2,9 +2,9 @@
 //! document, its policy resource name, submitting a change to the engine (with the local
 //! cluster's rules checked first), and the engine's refusals as EDAS errors.
 
+use edas_app::Application;
 use edas_engine::{RevisionDoc, Submission, SubmitError};
 use edas_spec::{Operation, Params};
-use edas_store::{Application, StoreError};
 use serde_json::{Map, Value};
 
 use crate::Api;
@@ -16,14 +16,7 @@ use crate::policy::application_arn;
 
 /// A live application, or 404.
 pub(crate) async fn live_application(api: &Api, app_id: &str) -> Result<Application, ApiError> {
-    match api.store().get_application(app_id).await {
-        Ok(app) if !app.deleted => Ok(app),
-        Ok(_) | Err(StoreError::NotFound { .. }) => Err(ApiError::new(
-            codes::APPLICATION_NOT_FOUND,
-            format!("the application `{app_id}` does not exist"),
-        )),
-        Err(e) => Err(internal("reading the application", e)),
-    }
+    Ok(api.app().application(app_id).await?)
 }
 
 pub(crate) fn arn(api: &Api, app: &Application) -> String {

@@ -2,13 +2,13 @@
 //! (EDAS has none), signed like the admin API. Administrators may read the whole trail; other
 //! users only an application's (`AppId`), when allowed `edas:ReadApplication` on it.
 
+use edas_app::{AuditQuery, AuditRecord, PageRequest};
 use edas_spec::Params;
-use edas_store::{AuditQuery, AuditRecord, PageRequest, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::Api;
 use crate::apps::arn;
-use crate::caller::{Caller, internal};
+use crate::caller::Caller;
 use crate::error::{ApiError, codes};
 use crate::operations::ram;
 use crate::params::{invalid, only, page_number};
@@ -58,16 +58,7 @@ pub(crate) async fn list(
     let app_id = params.get("AppId").filter(|v| !v.is_empty());
     match app_id {
         Some(id) => {
-            let app = match api.store().get_application(id).await {
-                Ok(app) => app,
-                Err(StoreError::NotFound { .. }) => {
-                    return Err(ApiError::new(
-                        codes::APPLICATION_NOT_FOUND,
-                        format!("the application `{id}` does not exist"),
-                    ));
-                }
-                Err(e) => return Err(internal("reading the application", e)),
-            };
+            let app = api.app().application_with_history(id).await?;
             // Deleted applications keep their trail; it stays readable.
             caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
         }
@@ -97,10 +88,9 @@ pub(crate) async fn list(
         to,
     };
     let page = api
-        .store()
-        .list_audit(&query, PageRequest::new(number, size))
-        .await
-        .map_err(|e| internal("listing the audit trail", e))?;
+        .app()
+        .audit(&query, PageRequest::new(number, size))
+        .await?;
     let mut out = Map::new();
     out.insert(
         "Records".into(),

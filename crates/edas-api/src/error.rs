@@ -308,6 +308,24 @@ impl From<Violations> for ApiError {
     }
 }
 
+/// The application layer's errors as EDAS codes: the one place a layer error gets its code.
+/// An `Internal` cause is logged under the RequestId and not shown to the caller.
+impl From<edas_app::AppError> for ApiError {
+    fn from(error: edas_app::AppError) -> ApiError {
+        use edas_app::AppError;
+        match error {
+            AppError::ApplicationNotFound(m) => ApiError::new(codes::APPLICATION_NOT_FOUND, m),
+            AppError::ChangeOrderNotFound(m) => ApiError::new(codes::CHANGE_ORDER_NOT_FOUND, m),
+            AppError::Invalid(violations) => ApiError::from(violations),
+            AppError::InvalidStatus(m) => ApiError::new(codes::INVALID_CHANGE_ORDER_STATUS, m),
+            AppError::Conflict(m) => ApiError::new(codes::CHANGE_ORDER_CONFLICT, m),
+            AppError::Runtime(m) => ApiError::new(codes::RUNTIME_REFUSED, m),
+            AppError::Unavailable(m) => ApiError::new(codes::CLUSTER_UNAVAILABLE, m),
+            AppError::Internal { what, cause } => crate::caller::internal(&what, cause),
+        }
+    }
+}
+
 /// Renders docs/ERRORS.md's table from [`ERROR_TABLE`].
 pub fn markdown_table() -> String {
     let mut out = String::from("| Code | HTTP status | When |\n|---|---|---|\n");

@@ -2,9 +2,10 @@
 //! orders. Each authorizes before it decodes or stores anything. The helpers the operation
 //! modules share live in `params` and `apps`, so no module imports back from here.
 
+use edas_app::OrderView;
 use edas_engine::{ControlError, CreateApplication};
 use edas_spec::{Operation, Params, Violation, ViolationKind, Violations};
-use edas_store::{Application, ApplicationFilter, PageRequest, StoreError};
+use edas_store::{ApplicationFilter, PageRequest, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::Api;
@@ -308,11 +309,9 @@ async fn get_change_order(
 ) -> Result<Map<String, Value>, ApiError> {
     only(params, "GetChangeOrderInfo", &["ChangeOrderId"])?;
     let id = required(params, "ChangeOrderId")?;
-    let (order, app) = authorized_order(api, caller, id, ram::READ_APPLICATION).await?;
-    let state: edas_release::ChangeOrder = serde_json::from_value(order.state.clone())
-        .map_err(|e| internal(&format!("decoding change order {id}"), e))?;
+    let view = authorized_order(api, caller, id, ram::READ_APPLICATION).await?;
     let body = edas_wire::ChangeOrderInfoBody {
-        change_order_info: render::change_order_info(&order, &state, &app),
+        change_order_info: render::change_order_info(&view.stored, &view.state, &view.app),
     };
     encode_body(&format!("change order {id}"), body)
 }
@@ -334,24 +333,10 @@ async fn authorized_order(
     caller: &Caller,
     id: &str,
     action: &str,
-) -> Result<(edas_store::ChangeOrder, Application), ApiError> {
-    let order = match api.store().get_change_order(id).await {
-        Ok(order) => order,
-        Err(StoreError::NotFound { .. }) => {
-            return Err(ApiError::new(
-                codes::CHANGE_ORDER_NOT_FOUND,
-                format!("the change order `{id}` does not exist"),
-            ));
-        }
-        Err(e) => return Err(internal("reading the change order", e)),
-    };
-    let app = api
-        .store()
-        .get_application(&order.app_id)
-        .await
-        .map_err(|e| internal("reading the change order's application", e))?;
-    caller.authorize(action, &arn(api, &app))?;
-    Ok((order, app))
+) -> Result<OrderView, ApiError> {
+    let view = api.app().change_order(id).await?;
+    caller.authorize(action, &arn(api, &view.app))?;
+    Ok(view)
 }
 
 /// `CreateTime`/`FinishTime` of ListRecentChangeOrder: `"2019-11-13 14:23:46"` (UTC).
@@ -377,28 +362,11 @@ async fn list_change_orders(
     only(params, "ListRecentChangeOrder", &["AppId"])?;
     let app_id = required(params, "AppId")?;
     // Deleted applications keep their history, so their change orders stay listable.
-    let app = match api.store().get_application(app_id).await {
-        Ok(app) => app,
-        Err(StoreError::NotFound { .. }) => {
-            return Err(ApiError::new(
-                codes::APPLICATION_NOT_FOUND,
-                format!("the application `{app_id}` does not exist"),
-            ));
-        }
-        Err(e) => return Err(internal("reading the application", e)),
-    };
+    let app = api.app().application_with_history(app_id).await?;
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
-    let page = api
-        .store()
-        .list_change_orders(app_id, PageRequest::new(1, PageRequest::MAX_SIZE))
-        .await
-        .map_err(|e| internal("listing change orders", e))?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for stored in page.items {
-        let Ok(order) = serde_json::from_value::<edas_release::ChangeOrder>(stored.state.clone())
-        else {
-            continue;
-        };
+    let orders = api.app().change_orders(app_id).await?;
+    let mut items = Vec::with_capacity(orders.len());
+    for (stored, order) in orders {
         let head = render::change_order_head(
             &stored,
             &order,

@@ -34,6 +34,7 @@ mod server;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use edas_app::App;
 use edas_engine::Engine;
 use edas_pop::NonceCache;
 use edas_store::Store;
@@ -83,8 +84,7 @@ pub struct Api {
 }
 
 struct Inner {
-    store: Arc<Store>,
-    engine: Engine,
+    app: App,
     config: ApiConfig,
     nonces: Mutex<NonceCache>,
     clock: Clock,
@@ -96,8 +96,7 @@ impl Api {
     pub fn new(store: Arc<Store>, engine: Engine, config: ApiConfig) -> Api {
         Api {
             inner: Arc::new(Inner {
-                store,
-                engine,
+                app: App::new(store, engine),
                 config,
                 nonces: Mutex::new(NonceCache::default()),
                 clock: Arc::new(SystemTime::now),
@@ -125,8 +124,7 @@ impl Api {
         let mut inner = match Arc::try_unwrap(self.inner) {
             Ok(inner) => inner,
             Err(shared) => Inner {
-                store: shared.store.clone(),
-                engine: shared.engine.clone(),
+                app: shared.app.clone(),
                 config: shared.config.clone(),
                 nonces: Mutex::new(NonceCache::default()),
                 clock: shared.clock.clone(),
@@ -139,9 +137,15 @@ impl Api {
         }
     }
 
-    /// The store.
+    /// The store (the admin identity operations and the signature check still read it
+    /// directly).
     pub fn store(&self) -> &Store {
-        &self.inner.store
+        self.inner.app.store()
+    }
+
+    /// The application layer the operations call.
+    pub(crate) fn app(&self) -> &App {
+        &self.inner.app
     }
 
     /// The installation settings.
@@ -150,7 +154,7 @@ impl Api {
     }
 
     pub(crate) fn engine(&self) -> &Engine {
-        &self.inner.engine
+        self.inner.app.engine()
     }
 
     pub(crate) fn now(&self) -> SystemTime {

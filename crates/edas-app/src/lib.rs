@@ -1,0 +1,56 @@
+//! The application layer of edasd: the queries and commands the EDAS API calls, between the
+//! wire (edas-api) and the store and release engine. edas-api decodes a request, calls one
+//! query or command here and encodes the typed result; it reaches the store and the engine
+//! only through this crate.
+//!
+//! **Authorization** stays in edas-api: it evaluates the caller's RAM policies against the
+//! resource a query names (an application's namespace and id) and calls the command only when
+//! allowed. The layer receives the caller only as the actor its audit records name, so it can
+//! be called by anything that has already decided (edasctl's tests, a future console).
+//!
+//! **Errors** are one [`AppError`]; edas-api maps each variant to an EDAS code in one place.
+//!
+//! The records a query returns are the store's typed records, re-exported here so callers need
+//! no dependency on edas-store.
+
+mod error;
+mod queries;
+
+use std::sync::Arc;
+
+use edas_engine::Engine;
+use edas_store::Store;
+
+pub use edas_release::ChangeOrder as OrderState;
+pub use edas_store::ChangeOrder as StoredChangeOrder;
+pub use edas_store::{Application, AuditQuery, AuditRecord, Page, PageRequest};
+pub use error::AppError;
+pub use queries::OrderView;
+
+/// The application layer over one store and the engine that carries changes out. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct App {
+    store: Arc<Store>,
+    engine: Engine,
+}
+
+impl App {
+    /// The layer over `store` and `engine` (which must drive the same store).
+    pub fn new(store: Arc<Store>, engine: Engine) -> App {
+        App { store, engine }
+    }
+
+    /// The store, for what has not moved into the layer yet (the admin identity operations).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The engine, for what has not moved into the layer yet.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+#[cfg(test)]
+mod tests;

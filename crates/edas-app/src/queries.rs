@@ -1,0 +1,91 @@
+//! Queries: reads of applications, change orders and the audit trail.
+
+use edas_store::{Application, AuditQuery, AuditRecord, Page, PageRequest, StoreError};
+
+use crate::{App, AppError, OrderState, StoredChangeOrder};
+
+/// A change order as stored, its decoded state, and its application.
+#[derive(Debug)]
+pub struct OrderView {
+    /// The stored record (status, creator, times).
+    pub stored: StoredChangeOrder,
+    /// The release state machine's order: stages, pipelines, tasks.
+    pub state: OrderState,
+    /// The application it changes (possibly deleted since).
+    pub app: Application,
+}
+
+impl App {
+    /// A live application, or `ApplicationNotFound` (deleted ones too).
+    pub async fn application(&self, id: &str) -> Result<Application, AppError> {
+        match self.application_with_history(id).await? {
+            app if app.deleted => Err(AppError::no_application(id)),
+            app => Ok(app),
+        }
+    }
+
+    /// An application, deleted or not: deleted applications keep their change orders and
+    /// audit trail, and those stay readable.
+    pub async fn application_with_history(&self, id: &str) -> Result<Application, AppError> {
+        match self.store.get_application(id).await {
+            Ok(app) => Ok(app),
+            Err(StoreError::NotFound { .. }) => Err(AppError::no_application(id)),
+            Err(e) => Err(AppError::internal("reading the application", e)),
+        }
+    }
+
+    /// A change order with its decoded state and its application.
+    pub async fn change_order(&self, id: &str) -> Result<OrderView, AppError> {
+        let stored = match self.store.get_change_order(id).await {
+            Ok(order) => order,
+            Err(StoreError::NotFound { .. }) => return Err(AppError::no_change_order(id)),
+            Err(e) => return Err(AppError::internal("reading the change order", e)),
+        };
+        let app = self
+            .store
+            .get_application(&stored.app_id)
+            .await
+            .map_err(|e| AppError::internal("reading the change order's application", e))?;
+        let state = decode_state(&stored)?;
+        Ok(OrderView { stored, state, app })
+    }
+
+    /// An application's most recent change orders (one page of the largest size), newest
+    /// first, each with its decoded state. Orders whose state does not decode are left out
+    /// rather than failing the whole list.
+    pub async fn change_orders(
+        &self,
+        app_id: &str,
+    ) -> Result<Vec<(StoredChangeOrder, OrderState)>, AppError> {
+        let page = self
+            .store
+            .list_change_orders(app_id, PageRequest::new(1, PageRequest::MAX_SIZE))
+            .await
+            .map_err(|e| AppError::internal("listing change orders", e))?;
+        Ok(page
+            .items
+            .into_iter()
+            .filter_map(|stored| {
+                let state = decode_state(&stored).ok()?;
+                Some((stored, state))
+            })
+            .collect())
+    }
+
+    /// One page of audit records, newest first.
+    pub async fn audit(
+        &self,
+        query: &AuditQuery,
+        page: PageRequest,
+    ) -> Result<Page<AuditRecord>, AppError> {
+        self.store
+            .list_audit(query, page)
+            .await
+            .map_err(|e| AppError::internal("listing the audit trail", e))
+    }
+}
+
+fn decode_state(stored: &StoredChangeOrder) -> Result<OrderState, AppError> {
+    serde_json::from_value(stored.state.clone())
+        .map_err(|e| AppError::internal(format!("decoding change order {}", stored.id), e))
+}
