@@ -21,22 +21,34 @@
 //!
 //! An administrator cannot delete its own user nor disable or delete the key it signs with (so
 //! the last way in is never removed by accident); another administrator can.
+//!
+//! Routing: `handle` is the one gate (body limits, signature, administrator, query, a body the
+//! signature covers, the envelope and its RequestId); it then runs `router`, axum routes
+//! nested under `/edasd/v1` with one small handler each in `routes`. Names in paths are taken
+//! as sent: percent-escapes are not decoded (pinned by the tests).
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::http::Method;
-use axum::response::Response;
-use edas_store::{AccessKey, AuditEntry, Policy, Sensitive, StoreError, User};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, put};
+use edas_store::{AccessKey, AuditEntry, Policy, StoreError, User};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use tower::ServiceExt as _;
 use tracing::Instrument;
 
 use crate::Api;
 use crate::caller::{Caller, internal};
 use crate::error::{ApiError, codes};
-use crate::policy::PolicyDocument;
 use crate::server::{authenticate, receive, respond};
+
+mod routes;
 
 /// Generates an access key pair: an id `LTAI` + 20 characters and a 32-character secret, from
 /// the operating system's random source (through UUID v4).
@@ -61,7 +73,41 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
 }
 
-pub(crate) async fn handle(State(api): State<Api>, request: Request) -> Response {
+/// The admin routes, nested under `/edasd/v1`. They run behind [`handle`], which checks every
+/// request once (signature, administrator, query, body) and answers in the envelope; a path or
+/// method not listed here is `InvalidApi.NotFound`.
+pub(crate) fn router() -> Router {
+    let routes = Router::new()
+        .route("/audit", get(routes::audit))
+        .route("/users", get(routes::list_users).post(routes::create_user))
+        .route("/users/{name}", delete(routes::delete_user))
+        .route(
+            "/users/{name}/keys",
+            get(routes::list_keys).post(routes::create_key),
+        )
+        .route(
+            "/keys/{id}",
+            put(routes::set_key).delete(routes::delete_key),
+        )
+        .route("/policies", get(routes::list_policies))
+        .route(
+            "/policies/{name}",
+            put(routes::put_policy).delete(routes::delete_policy),
+        )
+        .route("/users/{name}/policies", get(routes::user_policies))
+        .route(
+            "/users/{name}/policies/{policy}",
+            put(routes::attach_policy).delete(routes::detach_policy),
+        );
+    Router::new().nest("/edasd/v1", routes)
+}
+
+/// Every admin request, `/edasd/v1/{*rest}`: the one place that reads the body within the
+/// limits, checks the signature, refuses non-administrators (but for `GET /edasd/v1/audit`,
+/// which authorizes per application), refuses query parameters but `RegionId` and bodies the
+/// signature does not cover, then runs the route from [`router`] and answers in the envelope
+/// with the request's RequestId.
+pub(crate) async fn handle(State(api): State<Api>, routes: Router, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let request_id = crate::server::RequestId::of(&parts);
     let span = tracing::info_span!(
@@ -75,39 +121,41 @@ pub(crate) async fn handle(State(api): State<Api>, request: Request) -> Response
         let result = async {
             let received = receive(parts, body).await?;
             let caller = authenticate(&api, &received.signed).await?;
-            if received.parts.uri.path() == "/edasd/v1/audit" {
-                return audit_request(&api, &caller, &received).await;
+            let path = received.parts.uri.path().to_owned();
+            let method = received.parts.method.clone();
+            if path != "/edasd/v1/audit" {
+                check(&caller, &received.signed)?;
             }
-            if !caller.user.admin {
-                return Err(ApiError::new(
-                    codes::AUTH_ERROR,
-                    format!(
-                        "user `{}` is not an administrator; the admin API is for administrators only",
-                        caller.user.name
-                    ),
-                ));
+            // `get` routes also answer HEAD; the admin API does not.
+            if method == Method::HEAD {
+                return Err(unknown_route(&method, &path));
             }
-            // The admin API takes JSON bodies; only the RegionId the classic SDK adds to every
-            // request may be in the query, and is not used.
-            if let Some((name, _)) = received.signed.query().iter().find(|(n, _)| n != "RegionId") {
-                return Err(ApiError::new(
-                    codes::INVALID_PARAMETER,
-                    format!("the admin API takes no query parameter `{name}`; send a JSON body"),
-                ));
+            let checked = Admin(Arc::new(Checked {
+                api: api.clone(),
+                caller,
+                request_id: request_id.clone(),
+                query: received.signed.query().to_vec(),
+                body: Bytes::copy_from_slice(received.signed.body()),
+            }));
+            // The router decodes percent-escapes in the names it extracts; the admin API has
+            // always taken names as sent, so escape the escapes.
+            let uri: Uri = path
+                .replace('%', "%25")
+                .parse()
+                .map_err(|_| unknown_route(&method, &path))?;
+            let mut inner = Request::new(Body::empty());
+            *inner.method_mut() = method.clone();
+            *inner.uri_mut() = uri;
+            inner.extensions_mut().insert(checked);
+            let response = routes
+                .oneshot(inner)
+                .await
+                .unwrap_or_else(|never| match never {});
+            match response.extensions().get::<Answer>() {
+                Some(Answer(result)) => result.clone(),
+                // No route (or no method) answered: axum's own 404 or 405.
+                None => Err(unknown_route(&method, &path)),
             }
-            let body = received.signed.body();
-            if !body.is_empty()
-                && received.signed.header("content-md5").is_none()
-                && received.signed.header("x-acs-content-sha256").is_none()
-            {
-                return Err(ApiError::new(
-                    edas_pop::codes::INCOMPLETE_SIGNATURE,
-                    "a request with a body must carry Content-MD5 (V1) or x-acs-content-sha256 (V3) so that the signature covers the body",
-                ));
-            }
-            let path = received.parts.uri.path().trim_start_matches("/edasd/v1/");
-            let segments: Vec<&str> = path.split('/').collect();
-            route(&api, &caller, &request_id, &received.parts.method, &segments, body).await
         }
         .await;
         respond(result, &request_id, "edasd.admin", started)
@@ -116,24 +164,154 @@ pub(crate) async fn handle(State(api): State<Api>, request: Request) -> Response
     .await
 }
 
-/// `GET /edasd/v1/audit`: open to every signed user; the handler authorizes per application.
-async fn audit_request(
-    api: &Api,
-    caller: &Caller,
-    received: &crate::server::Received,
-) -> Result<Map<String, Value>, ApiError> {
-    if received.parts.method != Method::GET {
+/// The checks every admin route but the audit trail shares, in this order: administrator, query,
+/// a body covered by the signature.
+fn check(caller: &Caller, signed: &edas_pop::Request) -> Result<(), ApiError> {
+    if !caller.user.admin {
         return Err(ApiError::new(
-            codes::API_NOT_FOUND,
+            codes::AUTH_ERROR,
             format!(
-                "{} /edasd/v1/audit does not exist; use GET",
-                received.parts.method
+                "user `{}` is not an administrator; the admin API is for administrators only",
+                caller.user.name
             ),
         ));
     }
-    no_body(received.signed.body())?;
-    let params = edas_spec::Params::from_pairs(received.signed.query().iter().cloned())?;
-    crate::audit::list(api, caller, &params).await
+    // The admin API takes JSON bodies; only the RegionId the classic SDK adds to every request
+    // may be in the query, and is not used.
+    if let Some((name, _)) = signed.query().iter().find(|(n, _)| n != "RegionId") {
+        return Err(ApiError::new(
+            codes::INVALID_PARAMETER,
+            format!("the admin API takes no query parameter `{name}`; send a JSON body"),
+        ));
+    }
+    if !signed.body().is_empty()
+        && signed.header("content-md5").is_none()
+        && signed.header("x-acs-content-sha256").is_none()
+    {
+        return Err(ApiError::new(
+            edas_pop::codes::INCOMPLETE_SIGNATURE,
+            "a request with a body must carry Content-MD5 (V1) or x-acs-content-sha256 (V3) so that the signature covers the body",
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_route(method: &Method, path: &str) -> ApiError {
+    if path == "/edasd/v1/audit" {
+        return ApiError::new(
+            codes::API_NOT_FOUND,
+            format!("{method} /edasd/v1/audit does not exist; use GET"),
+        );
+    }
+    ApiError::new(
+        codes::API_NOT_FOUND,
+        format!("no admin operation at {method} {path}; see the edas_api::admin docs for the list"),
+    )
+}
+
+/// A checked admin request, as every route handler receives it.
+#[derive(Clone)]
+pub(crate) struct Admin(Arc<Checked>);
+
+pub(crate) struct Checked {
+    api: Api,
+    caller: Caller,
+    request_id: String,
+    query: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl std::ops::Deref for Admin {
+    type Target = Checked;
+
+    fn deref(&self) -> &Checked {
+        &self.0
+    }
+}
+
+impl Admin {
+    fn store(&self) -> &edas_store::Store {
+        self.api.store()
+    }
+
+    /// The audit record of an admin change: who (the caller's key and user), what, on which
+    /// target; written in the change's own transaction. Never holds a secret.
+    fn audit(&self, action: &str, resource: String, detail: Value) -> AuditEntry {
+        let mut detail = match detail {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        detail.insert(
+            "ActorUser".into(),
+            Value::from(self.caller.user.name.clone()),
+        );
+        AuditEntry {
+            actor: self.caller.access_key_id.clone(),
+            action: format!("Admin.{action}"),
+            resource,
+            app_id: None,
+            request_id: Some(self.request_id.clone()),
+            detail: Value::Object(detail),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Refused> {
+        parts
+            .extensions
+            .get::<Admin>()
+            .cloned()
+            .ok_or_else(|| Refused(ApiError::internal("an admin route ran without its checks")))
+    }
+}
+
+/// What a route handler answers: the success fields or the error, both put in the envelope by
+/// [`handle`].
+pub(crate) type Reply = Result<Fields, Refused>;
+
+pub(crate) struct Fields(Map<String, Value>);
+
+pub(crate) struct Refused(ApiError);
+
+impl From<ApiError> for Refused {
+    fn from(error: ApiError) -> Self {
+        Refused(error)
+    }
+}
+
+/// The handler's answer as [`handle`] takes it back from the route's response.
+#[derive(Clone)]
+struct Answer(Result<Map<String, Value>, ApiError>);
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let mut response = StatusCode::OK.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl IntoResponse for Fields {
+    fn into_response(self) -> Response {
+        Answer(Ok(self.0)).into_response()
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        Answer(Err(self.0)).into_response()
+    }
+}
+
+fn ok(value: Value) -> Reply {
+    Ok(Fields(obj(value)))
+}
+
+fn done() -> Reply {
+    Ok(Fields(Map::new()))
 }
 
 #[derive(Deserialize)]
@@ -257,349 +435,6 @@ fn not_self(caller: &Caller, what: &str, is_self: bool) -> Result<(), ApiError> 
         ))
     } else {
         Ok(())
-    }
-}
-
-/// The audit record of an admin change: who (the caller's key and user), what, on which target.
-/// Never holds a secret.
-fn admin_audit(
-    caller: &Caller,
-    request_id: &str,
-    action: &str,
-    resource: String,
-    detail: Value,
-) -> AuditEntry {
-    let mut detail = match detail {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    detail.insert("ActorUser".into(), Value::from(caller.user.name.clone()));
-    AuditEntry {
-        actor: caller.access_key_id.clone(),
-        action: format!("Admin.{action}"),
-        resource,
-        app_id: None,
-        request_id: Some(request_id.to_owned()),
-        detail: Value::Object(detail),
-    }
-}
-
-async fn route(
-    api: &Api,
-    caller: &Caller,
-    request_id: &str,
-    method: &Method,
-    segments: &[&str],
-    body: &[u8],
-) -> Result<Map<String, Value>, ApiError> {
-    let store = api.store();
-    match (method.as_str(), segments) {
-        ("GET", ["users"]) => {
-            no_body(body)?;
-            let users = store
-                .list_users()
-                .await
-                .map_err(|e| internal("listing users", e))?;
-            Ok(obj(
-                json!({"Users": users.iter().map(user_json).collect::<Vec<_>>()}),
-            ))
-        }
-        ("POST", ["users"]) => {
-            let new: NewUser = body_json(body)?;
-            check_name("user", &new.name)?;
-            match store.get_user(&new.name).await {
-                Ok(_) => {
-                    return Err(ApiError::new(
-                        codes::ENTITY_ALREADY_EXISTS,
-                        format!("the user `{}` already exists", new.name),
-                    ));
-                }
-                Err(StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(internal("reading the user", e)),
-            }
-            let user = User {
-                name: new.name.clone(),
-                admin: new.admin,
-                created_at: now(),
-            };
-            store
-                .put_user(
-                    &user,
-                    admin_audit(
-                        caller,
-                        request_id,
-                        "CreateUser",
-                        format!("user/{}", new.name),
-                        json!({"Admin": new.admin}),
-                    ),
-                    now(),
-                )
-                .await
-                .map_err(|e| store_error("user", &new.name, e))?;
-            Ok(obj(json!({"User": user_json(&user)})))
-        }
-        ("DELETE", ["users", name]) => {
-            no_body(body)?;
-            not_self(caller, "delete the user", *name == caller.user.name)?;
-            if store
-                .delete_user(
-                    name,
-                    admin_audit(
-                        caller,
-                        request_id,
-                        "DeleteUser",
-                        format!("user/{name}"),
-                        Value::Null,
-                    ),
-                    now(),
-                )
-                .await
-                .map_err(|e| store_error("user", name, e))?
-            {
-                Ok(Map::new())
-            } else {
-                Err(not_found("user", name))
-            }
-        }
-        ("GET", ["users", name, "keys"]) => {
-            no_body(body)?;
-            store
-                .get_user(name)
-                .await
-                .map_err(|e| store_error("user", name, e))?;
-            let keys = store
-                .list_access_keys(name)
-                .await
-                .map_err(|e| store_error("user", name, e))?;
-            Ok(obj(
-                json!({"AccessKeys": keys.iter().map(key_json).collect::<Vec<_>>()}),
-            ))
-        }
-        ("POST", ["users", name, "keys"]) => {
-            let new: NewKey = if body.is_empty() {
-                NewKey::default()
-            } else {
-                body_json(body)?
-            };
-            let (id, secret) = match (new.id, new.secret) {
-                (None, None) => generate_access_key(),
-                (Some(id), Some(secret)) => {
-                    if !valid_name(&id)
-                        || secret.len() < 16
-                        || secret.chars().any(char::is_whitespace)
-                    {
-                        return Err(ApiError::new(
-                            codes::INVALID_PARAMETER,
-                            "AccessKeyId must be 1-64 letters, digits, `.`, `_`, `-` or `@`; AccessKeySecret at least 16 characters without whitespace",
-                        ));
-                    }
-                    (id, secret)
-                }
-                _ => {
-                    return Err(ApiError::new(
-                        codes::INVALID_PARAMETER,
-                        "give both AccessKeyId and AccessKeySecret, or neither to have them generated",
-                    ));
-                }
-            };
-            let key = AccessKey {
-                id: id.clone(),
-                secret: Sensitive::new(secret.clone()),
-                user: (*name).to_owned(),
-                enabled: true,
-                created_at: now(),
-            };
-            store
-                .create_access_key(
-                    &key,
-                    admin_audit(
-                        caller,
-                        request_id,
-                        "CreateAccessKey",
-                        format!("access_key/{id}"),
-                        json!({"User": name}),
-                    ),
-                    now(),
-                )
-                .await
-                .map_err(|e| store_error("access key", &id, e))?;
-            Ok(obj(json!({"AccessKey": {
-                "AccessKeyId": id, "AccessKeySecret": secret, "User": name, "Enabled": true,
-            }})))
-        }
-        ("PUT", ["keys", id]) => {
-            let update: KeyUpdate = body_json(body)?;
-            not_self(
-                caller,
-                "disable the access key",
-                !update.enabled && *id == caller.access_key_id,
-            )?;
-            store
-                .set_access_key_enabled(
-                    id,
-                    update.enabled,
-                    admin_audit(
-                        caller,
-                        request_id,
-                        if update.enabled {
-                            "EnableAccessKey"
-                        } else {
-                            "DisableAccessKey"
-                        },
-                        format!("access_key/{id}"),
-                        Value::Null,
-                    ),
-                    now(),
-                )
-                .await
-                .map_err(|e| store_error("access key", id, e))?;
-            Ok(Map::new())
-        }
-        ("DELETE", ["keys", id]) => {
-            no_body(body)?;
-            not_self(caller, "delete the access key", *id == caller.access_key_id)?;
-            if store
-                .delete_access_key(
-                    id,
-                    admin_audit(
-                        caller,
-                        request_id,
-                        "DeleteAccessKey",
-                        format!("access_key/{id}"),
-                        Value::Null,
-                    ),
-                    now(),
-                )
-                .await
-                .map_err(|e| store_error("access key", id, e))?
-            {
-                Ok(Map::new())
-            } else {
-                Err(not_found("access key", id))
-            }
-        }
-        ("GET", ["policies"]) => {
-            no_body(body)?;
-            let policies = store
-                .list_policies()
-                .await
-                .map_err(|e| internal("listing policies", e))?;
-            Ok(obj(
-                json!({"Policies": policies.iter().map(policy_json).collect::<Vec<_>>()}),
-            ))
-        }
-        ("PUT", ["policies", name]) => {
-            check_name("policy", name)?;
-            let put: PolicyPut = body_json(body)?;
-            PolicyDocument::from_value(&put.document)
-                .map_err(|e| ApiError::new(codes::INVALID_PARAMETER, format!("Document: {e}")))?;
-            let policy = Policy {
-                name: (*name).to_owned(),
-                document: put.document,
-                created_at: now(),
-                updated_at: now(),
-            };
-            store
-                .put_policy(
-                    &policy,
-                    admin_audit(
-                        caller,
-                        request_id,
-                        "PutPolicy",
-                        format!("policy/{name}"),
-                        json!({"Document": policy.document}),
-                    ),
-                    now(),
-                )
-                .await
-                .map_err(|e| store_error("policy", name, e))?;
-            Ok(obj(json!({"Policy": policy_json(&policy)})))
-        }
-        ("DELETE", ["policies", name]) => {
-            no_body(body)?;
-            if store
-                .delete_policy(
-                    name,
-                    admin_audit(
-                        caller,
-                        request_id,
-                        "DeletePolicy",
-                        format!("policy/{name}"),
-                        Value::Null,
-                    ),
-                    now(),
-                )
-                .await
-                .map_err(|e| store_error("policy", name, e))?
-            {
-                Ok(Map::new())
-            } else {
-                Err(not_found("policy", name))
-            }
-        }
-        ("GET", ["users", name, "policies"]) => {
-            no_body(body)?;
-            store
-                .get_user(name)
-                .await
-                .map_err(|e| store_error("user", name, e))?;
-            let policies = store
-                .user_policies(name)
-                .await
-                .map_err(|e| store_error("user", name, e))?;
-            Ok(obj(
-                json!({"Policies": policies.iter().map(policy_json).collect::<Vec<_>>()}),
-            ))
-        }
-        ("PUT", ["users", name, "policies", policy]) => {
-            no_body(body)?;
-            store
-                .attach_policy(
-                    name,
-                    policy,
-                    admin_audit(
-                        caller,
-                        request_id,
-                        "AttachPolicy",
-                        format!("user/{name}"),
-                        json!({"Policy": policy}),
-                    ),
-                    now(),
-                )
-                .await
-                .map_err(|e| store_error("user or policy", &format!("{name}/{policy}"), e))?;
-            Ok(Map::new())
-        }
-        ("DELETE", ["users", name, "policies", policy]) => {
-            no_body(body)?;
-            if store
-                .detach_policy(
-                    name,
-                    policy,
-                    admin_audit(
-                        caller,
-                        request_id,
-                        "DetachPolicy",
-                        format!("user/{name}"),
-                        json!({"Policy": policy}),
-                    ),
-                    now(),
-                )
-                .await
-                .map_err(|e| store_error("attachment", &format!("{name}/{policy}"), e))?
-            {
-                Ok(Map::new())
-            } else {
-                Err(not_found("attachment", &format!("{name}/{policy}")))
-            }
-        }
-        _ => Err(ApiError::new(
-            codes::API_NOT_FOUND,
-            format!(
-                "no admin operation at {method} /edasd/v1/{}; see the edas_api::admin docs for the list",
-                segments.join("/")
-            ),
-        )),
     }
 }
 

@@ -24,10 +24,16 @@ use crate::{Api, MAX_REQUEST_BYTES, admin, handlers};
 /// The whole HTTP surface: the EDAS operations (every path not listed here), `/healthz`,
 /// `/metrics` and the admin API.
 pub fn router(api: Api) -> Router {
+    let admin_routes = admin::router();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/edasd/v1/{*rest}", axum::routing::any(admin::handle))
+        .route(
+            "/edasd/v1/{*rest}",
+            axum::routing::any(move |api: State<Api>, request: Request| {
+                admin::handle(api, admin_routes.clone(), request)
+            }),
+        )
         .fallback(pop)
         // Bodies are read by the handlers with their own limit, answered with the error body.
         .layer(DefaultBodyLimit::disable())

@@ -1,0 +1,324 @@
+//! The admin API's route handlers, one per method and path (the table in [`super`]). Each gets
+//! an [`Admin`] (caller, RequestId, body) that [`super::handle`] has already authenticated and
+//! checked, and the path's names as sent (percent-escapes are not decoded).
+
+use axum::extract::Path;
+use edas_store::{AccessKey, Policy, Sensitive, StoreError, User};
+use serde_json::{Value, json};
+
+use super::{
+    Admin, KeyUpdate, NewKey, NewUser, PolicyPut, Reply, body_json, check_name, done,
+    generate_access_key, key_json, no_body, not_found, not_self, now, ok, policy_json, store_error,
+    user_json, valid_name,
+};
+use crate::caller::internal;
+use crate::error::{ApiError, codes};
+use crate::policy::PolicyDocument;
+
+/// `GET /edasd/v1/audit`: open to every signed user; the handler authorizes per application.
+pub(super) async fn audit(admin: Admin) -> Reply {
+    no_body(&admin.body)?;
+    let params =
+        edas_spec::Params::from_pairs(admin.query.iter().cloned()).map_err(ApiError::from)?;
+    Ok(super::Fields(
+        crate::audit::list(&admin.api, &admin.caller, &params).await?,
+    ))
+}
+
+pub(super) async fn list_users(admin: Admin) -> Reply {
+    no_body(&admin.body)?;
+    let users = admin
+        .store()
+        .list_users()
+        .await
+        .map_err(|e| internal("listing users", e))?;
+    ok(json!({"Users": users.iter().map(user_json).collect::<Vec<_>>()}))
+}
+
+pub(super) async fn create_user(admin: Admin) -> Reply {
+    let new: NewUser = body_json(&admin.body)?;
+    check_name("user", &new.name)?;
+    let store = admin.store();
+    match store.get_user(&new.name).await {
+        Ok(_) => {
+            return Err(ApiError::new(
+                codes::ENTITY_ALREADY_EXISTS,
+                format!("the user `{}` already exists", new.name),
+            )
+            .into());
+        }
+        Err(StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(internal("reading the user", e).into()),
+    }
+    let user = User {
+        name: new.name.clone(),
+        admin: new.admin,
+        created_at: now(),
+    };
+    store
+        .put_user(
+            &user,
+            admin.audit(
+                "CreateUser",
+                format!("user/{}", new.name),
+                json!({"Admin": new.admin}),
+            ),
+            now(),
+        )
+        .await
+        .map_err(|e| store_error("user", &new.name, e))?;
+    ok(json!({"User": user_json(&user)}))
+}
+
+pub(super) async fn delete_user(admin: Admin, Path(name): Path<String>) -> Reply {
+    no_body(&admin.body)?;
+    not_self(
+        &admin.caller,
+        "delete the user",
+        name == admin.caller.user.name,
+    )?;
+    let deleted = admin
+        .store()
+        .delete_user(
+            &name,
+            admin.audit("DeleteUser", format!("user/{name}"), Value::Null),
+            now(),
+        )
+        .await
+        .map_err(|e| store_error("user", &name, e))?;
+    if deleted {
+        done()
+    } else {
+        Err(not_found("user", &name).into())
+    }
+}
+
+pub(super) async fn list_keys(admin: Admin, Path(name): Path<String>) -> Reply {
+    no_body(&admin.body)?;
+    let store = admin.store();
+    store
+        .get_user(&name)
+        .await
+        .map_err(|e| store_error("user", &name, e))?;
+    let keys = store
+        .list_access_keys(&name)
+        .await
+        .map_err(|e| store_error("user", &name, e))?;
+    ok(json!({"AccessKeys": keys.iter().map(key_json).collect::<Vec<_>>()}))
+}
+
+pub(super) async fn create_key(admin: Admin, Path(name): Path<String>) -> Reply {
+    let new: NewKey = if admin.body.is_empty() {
+        NewKey::default()
+    } else {
+        body_json(&admin.body)?
+    };
+    let (id, secret) = match (new.id, new.secret) {
+        (None, None) => generate_access_key(),
+        (Some(id), Some(secret)) => {
+            if !valid_name(&id) || secret.len() < 16 || secret.chars().any(char::is_whitespace) {
+                return Err(ApiError::new(
+                    codes::INVALID_PARAMETER,
+                    "AccessKeyId must be 1-64 letters, digits, `.`, `_`, `-` or `@`; AccessKeySecret at least 16 characters without whitespace",
+                )
+                .into());
+            }
+            (id, secret)
+        }
+        _ => {
+            return Err(ApiError::new(
+                codes::INVALID_PARAMETER,
+                "give both AccessKeyId and AccessKeySecret, or neither to have them generated",
+            )
+            .into());
+        }
+    };
+    let key = AccessKey {
+        id: id.clone(),
+        secret: Sensitive::new(secret.clone()),
+        user: name.clone(),
+        enabled: true,
+        created_at: now(),
+    };
+    admin
+        .store()
+        .create_access_key(
+            &key,
+            admin.audit(
+                "CreateAccessKey",
+                format!("access_key/{id}"),
+                json!({"User": name}),
+            ),
+            now(),
+        )
+        .await
+        .map_err(|e| store_error("access key", &id, e))?;
+    ok(json!({"AccessKey": {
+        "AccessKeyId": id, "AccessKeySecret": secret, "User": name, "Enabled": true,
+    }}))
+}
+
+pub(super) async fn set_key(admin: Admin, Path(id): Path<String>) -> Reply {
+    let update: KeyUpdate = body_json(&admin.body)?;
+    not_self(
+        &admin.caller,
+        "disable the access key",
+        !update.enabled && id == admin.caller.access_key_id,
+    )?;
+    let action = if update.enabled {
+        "EnableAccessKey"
+    } else {
+        "DisableAccessKey"
+    };
+    admin
+        .store()
+        .set_access_key_enabled(
+            &id,
+            update.enabled,
+            admin.audit(action, format!("access_key/{id}"), Value::Null),
+            now(),
+        )
+        .await
+        .map_err(|e| store_error("access key", &id, e))?;
+    done()
+}
+
+pub(super) async fn delete_key(admin: Admin, Path(id): Path<String>) -> Reply {
+    no_body(&admin.body)?;
+    not_self(
+        &admin.caller,
+        "delete the access key",
+        id == admin.caller.access_key_id,
+    )?;
+    let deleted = admin
+        .store()
+        .delete_access_key(
+            &id,
+            admin.audit("DeleteAccessKey", format!("access_key/{id}"), Value::Null),
+            now(),
+        )
+        .await
+        .map_err(|e| store_error("access key", &id, e))?;
+    if deleted {
+        done()
+    } else {
+        Err(not_found("access key", &id).into())
+    }
+}
+
+pub(super) async fn list_policies(admin: Admin) -> Reply {
+    no_body(&admin.body)?;
+    let policies = admin
+        .store()
+        .list_policies()
+        .await
+        .map_err(|e| internal("listing policies", e))?;
+    ok(json!({"Policies": policies.iter().map(policy_json).collect::<Vec<_>>()}))
+}
+
+pub(super) async fn put_policy(admin: Admin, Path(name): Path<String>) -> Reply {
+    check_name("policy", &name)?;
+    let put: PolicyPut = body_json(&admin.body)?;
+    PolicyDocument::from_value(&put.document)
+        .map_err(|e| ApiError::new(codes::INVALID_PARAMETER, format!("Document: {e}")))?;
+    let policy = Policy {
+        name: name.clone(),
+        document: put.document,
+        created_at: now(),
+        updated_at: now(),
+    };
+    admin
+        .store()
+        .put_policy(
+            &policy,
+            admin.audit(
+                "PutPolicy",
+                format!("policy/{name}"),
+                json!({"Document": policy.document}),
+            ),
+            now(),
+        )
+        .await
+        .map_err(|e| store_error("policy", &name, e))?;
+    ok(json!({"Policy": policy_json(&policy)}))
+}
+
+pub(super) async fn delete_policy(admin: Admin, Path(name): Path<String>) -> Reply {
+    no_body(&admin.body)?;
+    let deleted = admin
+        .store()
+        .delete_policy(
+            &name,
+            admin.audit("DeletePolicy", format!("policy/{name}"), Value::Null),
+            now(),
+        )
+        .await
+        .map_err(|e| store_error("policy", &name, e))?;
+    if deleted {
+        done()
+    } else {
+        Err(not_found("policy", &name).into())
+    }
+}
+
+pub(super) async fn user_policies(admin: Admin, Path(name): Path<String>) -> Reply {
+    no_body(&admin.body)?;
+    let store = admin.store();
+    store
+        .get_user(&name)
+        .await
+        .map_err(|e| store_error("user", &name, e))?;
+    let policies = store
+        .user_policies(&name)
+        .await
+        .map_err(|e| store_error("user", &name, e))?;
+    ok(json!({"Policies": policies.iter().map(policy_json).collect::<Vec<_>>()}))
+}
+
+pub(super) async fn attach_policy(
+    admin: Admin,
+    Path((name, policy)): Path<(String, String)>,
+) -> Reply {
+    no_body(&admin.body)?;
+    admin
+        .store()
+        .attach_policy(
+            &name,
+            &policy,
+            admin.audit(
+                "AttachPolicy",
+                format!("user/{name}"),
+                json!({"Policy": policy}),
+            ),
+            now(),
+        )
+        .await
+        .map_err(|e| store_error("user or policy", &format!("{name}/{policy}"), e))?;
+    done()
+}
+
+pub(super) async fn detach_policy(
+    admin: Admin,
+    Path((name, policy)): Path<(String, String)>,
+) -> Reply {
+    no_body(&admin.body)?;
+    let detached = admin
+        .store()
+        .detach_policy(
+            &name,
+            &policy,
+            admin.audit(
+                "DetachPolicy",
+                format!("user/{name}"),
+                json!({"Policy": policy}),
+            ),
+            now(),
+        )
+        .await
+        .map_err(|e| store_error("attachment", &format!("{name}/{policy}"), e))?;
+    if detached {
+        done()
+    } else {
+        Err(not_found("attachment", &format!("{name}/{policy}")).into())
+    }
+}
