@@ -2,8 +2,8 @@
 //! orders. Each authorizes before it decodes or stores anything. The helpers the operation
 //! modules share live in `params` and `apps`, so no module imports back from here.
 
-use edas_app::OrderView;
-use edas_engine::{ControlError, CreateApplication};
+use edas_app::{Abort, Actor, OrderView};
+use edas_engine::CreateApplication;
 use edas_spec::{Operation, Params, Violation, ViolationKind, Violations};
 use edas_store::{ApplicationFilter, PageRequest, StoreError};
 use serde_json::{Map, Value, json};
@@ -14,7 +14,7 @@ use crate::apps::{
     revision_doc, submit_error,
 };
 use crate::caller::{Caller, internal};
-use crate::error::{ApiError, codes};
+use crate::error::ApiError;
 use crate::operations::{Implemented, ram};
 use crate::params::{invalid, only, page_number, required};
 use crate::policy::application_arn;
@@ -316,14 +316,11 @@ async fn get_change_order(
     encode_body(&format!("change order {id}"), body)
 }
 
-fn control_error(error: ControlError) -> ApiError {
-    match error {
-        ControlError::NotFound(message) => ApiError::new(codes::CHANGE_ORDER_NOT_FOUND, message),
-        ControlError::Invalid(message) => {
-            ApiError::new(codes::INVALID_CHANGE_ORDER_STATUS, message)
-        }
-        ControlError::Conflict(message) => ApiError::new(codes::CHANGE_ORDER_CONFLICT, message),
-        ControlError::Internal(message) => internal("controlling the change order", message),
+/// The actor of a command: the caller, under this request's id.
+fn actor(caller: &Caller, request_id: &str) -> Actor {
+    Actor {
+        name: caller.actor(),
+        request_id: request_id.to_owned(),
     }
 }
 
@@ -407,38 +404,17 @@ async fn continue_pipeline(
             )
         })?,
     };
-    let id = api
-        .engine()
-        .change_order_of_pipeline(pipeline_id)
-        .await
-        .map_err(control_error)?
-        .ok_or_else(|| {
-            ApiError::new(
-                codes::CHANGE_ORDER_NOT_FOUND,
-                format!("no change order in progress has the pipeline `{pipeline_id}`"),
-            )
-        })?;
-    authorized_order(api, caller, &id, ram::MANAGE_APPLICATION).await?;
-    api.engine()
-        .control(
-            &id,
-            edas_release::Input::Continue {
-                pipeline_id: pipeline_id.to_owned(),
-                confirm,
-            },
-            &caller.actor(),
-            request_id,
+    let view = api.app().order_of_pipeline(pipeline_id).await?;
+    caller.authorize(ram::MANAGE_APPLICATION, &arn(api, &view.app))?;
+    api.app()
+        .continue_pipeline(
+            &view.stored.id,
+            pipeline_id,
+            confirm,
+            &actor(caller, request_id),
         )
-        .await
-        .map_err(control_error)?;
+        .await?;
     Ok(Map::new())
-}
-
-#[derive(Clone, Copy)]
-enum Abort {
-    Only,
-    AndRollback,
-    Rollback,
 }
 
 async fn abort(
@@ -456,17 +432,7 @@ async fn abort(
     only(params, action, &["ChangeOrderId"])?;
     let id = required(params, "ChangeOrderId")?;
     authorized_order(api, caller, id, ram::MANAGE_APPLICATION).await?;
-    let engine = api.engine();
-    let actor = caller.actor();
-    let outcome = match how {
-        Abort::Only => engine.abort(id, &actor, request_id).await,
-        Abort::AndRollback => engine.rollback(id, true, &actor, request_id).await,
-        Abort::Rollback => engine.rollback(id, false, &actor, request_id).await,
-    }
-    .map_err(control_error)?;
-    let data_id = outcome
-        .rollback_change_order
-        .unwrap_or_else(|| id.to_owned());
+    let data_id = api.app().abort(id, how, &actor(caller, request_id)).await?;
     let mut out = Map::new();
     out.insert("Data".into(), json!({ "ChangeOrderId": data_id }));
     Ok(out)
@@ -498,30 +464,17 @@ async fn retry(
             }
         }
     }
-    let id = api
-        .engine()
-        .change_order_of_task(task_id)
-        .await
-        .map_err(control_error)?
-        .ok_or_else(|| {
-            ApiError::new(
-                codes::CHANGE_ORDER_NOT_FOUND,
-                format!("no open change order has the task `{task_id}`"),
-            )
-        })?;
-    authorized_order(api, caller, &id, ram::MANAGE_APPLICATION).await?;
-    let outcome = api
-        .engine()
-        .retry_task(task_id, &caller.actor(), request_id)
-        .await
-        .map_err(control_error)?;
+    let view = api.app().order_of_task(task_id).await?;
+    caller.authorize(ram::MANAGE_APPLICATION, &arn(api, &view.app))?;
+    let status = api
+        .app()
+        .retry_task(task_id, &actor(caller, request_id))
+        .await?;
+    let id = &view.stored.id;
     let mut out = Map::new();
     out.insert(
         "Data".into(),
-        Value::from(format!(
-            "change order {id} retried; status {}",
-            outcome.status
-        )),
+        Value::from(format!("change order {id} retried; status {status}")),
     );
     Ok(out)
 }

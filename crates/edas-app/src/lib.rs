@@ -13,6 +13,7 @@
 //! The records a query returns are the store's typed records, re-exported here so callers need
 //! no dependency on edas-store.
 
+mod control;
 mod error;
 mod queries;
 
@@ -21,11 +22,21 @@ use std::sync::Arc;
 use edas_engine::Engine;
 use edas_store::Store;
 
+pub use control::Abort;
 pub use edas_release::ChangeOrder as OrderState;
 pub use edas_store::ChangeOrder as StoredChangeOrder;
 pub use edas_store::{Application, AuditQuery, AuditRecord, Page, PageRequest};
 pub use error::AppError;
 pub use queries::OrderView;
+
+/// Who asks for a command: named in its audit record and its change order's creator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// `user (access key)`.
+    pub name: String,
+    /// The API request's id, which the audit record and the logs carry.
+    pub request_id: String,
+}
 
 /// The application layer over one store and the engine that carries changes out. Cheap to
 /// clone.

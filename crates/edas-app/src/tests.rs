@@ -8,7 +8,7 @@ use edas_runtime::fake::FakeRuntime;
 use edas_spec::{Operation, Params, apply};
 use edas_store::{AuditQuery, PageRequest, Store};
 
-use crate::{App, AppError};
+use crate::{Abort, Actor, App, AppError};
 
 struct World {
     app: App,
@@ -112,4 +112,47 @@ async fn the_audit_trail_names_the_actor_and_request() {
         "{:?}",
         page.items
     );
+}
+
+fn actor() -> Actor {
+    Actor {
+        name: "alice (AK1)".into(),
+        request_id: "req-2".into(),
+    }
+}
+
+#[tokio::test]
+async fn abort_stops_an_order_once_and_a_second_abort_is_refused_by_status() {
+    let w = world().await;
+    let id = create(&w).await;
+    assert_eq!(w.app.abort(&id, Abort::Only, &actor()).await.unwrap(), id);
+    assert!(
+        matches!(
+            w.app.abort(&id, Abort::Only, &actor()).await,
+            Err(AppError::InvalidStatus(_))
+        ),
+        "a finished order cannot be aborted again"
+    );
+    assert!(matches!(
+        w.app.abort("nope", Abort::Only, &actor()).await,
+        Err(AppError::ChangeOrderNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn an_unknown_pipeline_or_task_names_what_was_not_found() {
+    let w = world().await;
+    create(&w).await;
+    match w.app.order_of_pipeline("p-x").await {
+        Err(AppError::ChangeOrderNotFound(m)) => assert!(m.contains("`p-x`"), "{m}"),
+        other => panic!("expected ChangeOrderNotFound, got {other:?}"),
+    }
+    match w.app.order_of_task("t-x").await {
+        Err(AppError::ChangeOrderNotFound(m)) => assert!(m.contains("`t-x`"), "{m}"),
+        other => panic!("expected ChangeOrderNotFound, got {other:?}"),
+    }
+    assert!(matches!(
+        w.app.retry_task("t-x", &actor()).await,
+        Err(AppError::ChangeOrderNotFound(_))
+    ));
 }
