@@ -1,17 +1,16 @@
 //! What the operations on applications share: reading a live application and its revision
-//! document, its policy resource name, submitting a change to the engine (with the local
-//! cluster's rules checked first), and the engine's refusals as EDAS errors.
+//! document, its policy resource name, the caller as a command's actor, submitting a change
+//! through the application layer, and the RAM checks the local cluster asks for.
 
-use edas_app::Application;
-use edas_engine::{RevisionDoc, Submission, SubmitError};
+use edas_app::{Actor, App, Application, LOCAL_CLUSTER, LocalUse, RevisionDoc, local_use};
 use edas_spec::{Operation, Params};
 use serde_json::{Map, Value};
 
 use crate::Api;
-use crate::caller::{Caller, internal};
-use crate::error::{ApiError, codes};
+use crate::caller::Caller;
+use crate::error::ApiError;
 use crate::operations::ram;
-use crate::params::{invalid, required};
+use crate::params::required;
 use crate::policy::application_arn;
 
 /// A live application, or 404.
@@ -29,29 +28,14 @@ pub(crate) fn arn(api: &Api, app: &Application) -> String {
 }
 
 pub(crate) fn revision_doc(app: &Application) -> Result<RevisionDoc, ApiError> {
-    RevisionDoc::from_value(&app.spec).map_err(|e| {
-        internal(
-            &format!("decoding the stored spec of application {}", app.id),
-            e,
-        )
-    })
+    Ok(App::revision(app)?)
 }
 
-pub(crate) fn submit_error(error: SubmitError) -> ApiError {
-    match error {
-        SubmitError::Invalid(violations) => ApiError::from(violations),
-        SubmitError::NotFound(message) => ApiError::new(codes::APPLICATION_NOT_FOUND, message),
-        SubmitError::Conflict {
-            active_change_order,
-        } => ApiError::new(
-            codes::CHANGE_ORDER_CONFLICT,
-            format!(
-                "the application has a change order in progress ({active_change_order}); wait for it to finish or abort it"
-            ),
-        ),
-        SubmitError::Runtime(message) => ApiError::new(codes::RUNTIME_REFUSED, message),
-        SubmitError::Unavailable(message) => ApiError::new(codes::CLUSTER_UNAVAILABLE, message),
-        SubmitError::Internal(message) => internal("storing the change", message),
+/// The caller as the actor of a command, under this request's id.
+pub(crate) fn actor(caller: &Caller, request_id: &str) -> Actor {
+    Actor {
+        name: caller.actor(),
+        request_id: request_id.to_owned(),
     }
 }
 
@@ -71,31 +55,16 @@ pub(crate) async fn change_application(
     let doc = revision_doc(&app)?;
     let change = edas_spec::apply(operation, Some(&doc.spec), params)?;
     authorize_local_use(api, caller, Some(&doc.spec), &change.spec)?;
-    if change.spec.services != doc.spec.services {
-        local_service_ports_free(api, Some(&app.id), &change.spec, "ServicePorts").await?;
-    }
-    let submitted = api
-        .engine()
-        .submit(Submission {
-            app_id: app.id.clone(),
-            change,
-            actor: caller.actor(),
-            request_id: request_id.to_owned(),
-        })
-        .await
-        .map_err(submit_error)?;
+    let change_order_id = api
+        .app()
+        .change(&app, &doc.spec, change, &actor(caller, request_id))
+        .await?;
     metrics::counter!("edasd_change_orders_submitted_total", "action" => operation.action())
         .increment(1);
     let mut out = Map::new();
-    out.insert(
-        "ChangeOrderId".into(),
-        Value::from(submitted.change_order_id),
-    );
+    out.insert("ChangeOrderId".into(), Value::from(change_order_id));
     Ok(out)
 }
-
-/// The built-in cluster whose applications run as processes on edasd's own host.
-const LOCAL_CLUSTER: &str = "local";
 
 /// An application on `local` is code run on edasd's host: every change of one needs
 /// `edas:UseLocalCluster` on the cluster, and a new or changed host path (a `LocalVolume`, a
@@ -107,62 +76,16 @@ pub(crate) fn authorize_local_use(
     current: Option<&edas_spec::AppSpec>,
     next: &edas_spec::AppSpec,
 ) -> Result<(), ApiError> {
-    if next.cluster_id != LOCAL_CLUSTER {
-        return Ok(());
-    }
+    let new_host_path = match local_use(current, next) {
+        LocalUse::None => return Ok(()),
+        LocalUse::Cluster => false,
+        LocalUse::ClusterAndNewHostPath => true,
+    };
     let config = api.config();
     let cluster = crate::policy::cluster_arn(&config.region_id, &config.account_id, LOCAL_CLUSTER);
     caller.authorize(ram::USE_LOCAL_CLUSTER, &cluster)?;
-    if host_paths(next)
-        .iter()
-        .any(|p| !current.is_some_and(|c| host_paths(c).contains(p)))
-    {
+    if new_host_path {
         caller.authorize(ram::USE_LOCAL_HOST_PATH, &cluster)?;
     }
     Ok(())
-}
-
-/// The host paths a spec reads on `local`: `LocalVolume` sources and a `file://` package.
-fn host_paths(spec: &edas_spec::AppSpec) -> Vec<&str> {
-    let mut paths: Vec<&str> = spec
-        .local_volumes
-        .iter()
-        .map(|v| v.node_path.as_str())
-        .collect();
-    if let edas_spec::model::Artifact::Package(package) = &spec.artifact
-        && package.url.starts_with("file://")
-    {
-        paths.push(&package.url);
-    }
-    paths
-}
-
-/// On cluster `local` every service port is one listening port on 127.0.0.1, so two applications
-/// cannot both have a Service on the same port (on Kubernetes each Service has its own cluster
-/// IP and this does not apply). Refused at the request, naming `parameter`, rather than failing
-/// when the routing is applied.
-pub(crate) async fn local_service_ports_free(
-    api: &Api,
-    app_id: Option<&str>,
-    spec: &edas_spec::AppSpec,
-    parameter: &str,
-) -> Result<(), ApiError> {
-    if spec.cluster_id != LOCAL_CLUSTER || spec.services.is_empty() {
-        return Ok(());
-    }
-    let taken = api
-        .store()
-        .service_port_in_use(LOCAL_CLUSTER, &spec.service_ports(), app_id)
-        .await
-        .map_err(|e| internal("looking up service ports", e))?;
-    match taken {
-        None => Ok(()),
-        Some(other) => Err(invalid(
-            parameter,
-            format!(
-                "port {} is already a service port of application `{}` ({}) on cluster local, where every service port is a port on 127.0.0.1; choose another port",
-                other.port, other.app_name, other.app_id
-            ),
-        )),
-    }
 }

@@ -2,16 +2,14 @@
 //! orders. Each authorizes before it decodes or stores anything. The helpers the operation
 //! modules share live in `params` and `apps`, so no module imports back from here.
 
-use edas_app::{Abort, Actor, OrderView};
-use edas_engine::CreateApplication;
+use edas_app::{Abort, OrderView};
 use edas_spec::{Operation, Params, Violation, ViolationKind, Violations};
-use edas_store::{ApplicationFilter, PageRequest, StoreError};
+use edas_store::{ApplicationFilter, PageRequest};
 use serde_json::{Map, Value, json};
 
 use crate::Api;
 use crate::apps::{
-    arn, authorize_local_use, change_application, live_application, local_service_ports_free,
-    revision_doc, submit_error,
+    actor, arn, authorize_local_use, change_application, live_application, revision_doc,
 };
 use crate::caller::{Caller, internal};
 use crate::error::ApiError;
@@ -128,41 +126,16 @@ async fn insert(
     }
     let change = edas_spec::apply(Operation::InsertK8sApplication, None, params)?;
     authorize_local_use(api, caller, None, &change.spec)?;
-    let cluster_id = change.spec.cluster_id.clone();
-    match api.store().get_cluster(&cluster_id).await {
-        Ok(_) => {}
-        Err(StoreError::NotFound { .. }) => {
-            let known = api
-                .store()
-                .list_clusters()
-                .await
-                .map_err(|e| internal("listing clusters", e))?;
-            let known: Vec<String> = known.into_iter().map(|c| c.id).collect();
-            return Err(invalid(
-                "ClusterId",
-                format!(
-                    "no cluster `{cluster_id}` is registered; clusters: {}",
-                    known.join(", ")
-                ),
-            ));
-        }
-        Err(e) => return Err(internal("reading the cluster", e)),
-    }
-    local_service_ports_free(api, None, &change.spec, "ServiceConfigs").await?;
     let app_name = change.spec.name.clone();
-    let app_id = uuid::Uuid::new_v4().to_string();
     let submitted = api
-        .engine()
-        .create_application(CreateApplication {
-            app_id: app_id.clone(),
-            region_id: config.region_id.clone(),
-            namespace_id: namespace,
+        .app()
+        .insert(
+            &config.region_id,
+            &namespace,
             change,
-            actor: caller.actor(),
-            request_id: request_id.to_owned(),
-        })
-        .await
-        .map_err(submit_error)?;
+            &actor(caller, request_id),
+        )
+        .await?;
     metrics::counter!("edasd_change_orders_submitted_total", "action" => "InsertK8sApplication")
         .increment(1);
     let mut out = Map::new();
@@ -314,14 +287,6 @@ async fn get_change_order(
         change_order_info: render::change_order_info(&view.stored, &view.state, &view.app),
     };
     encode_body(&format!("change order {id}"), body)
-}
-
-/// The actor of a command: the caller, under this request's id.
-fn actor(caller: &Caller, request_id: &str) -> Actor {
-    Actor {
-        name: caller.actor(),
-        request_id: request_id.to_owned(),
-    }
 }
 
 /// The change order and its application, authorized for `action`, or 404.

@@ -6,11 +6,7 @@ use edas_spec::{Params, Violation, ViolationKind, Violations, parse_int};
 use crate::error::ApiError;
 
 pub(crate) fn invalid(parameter: &str, message: impl Into<String>) -> ApiError {
-    ApiError::from(Violations(vec![Violation {
-        parameter: parameter.to_owned(),
-        kind: ViolationKind::Invalid,
-        message: message.into(),
-    }]))
+    ApiError::from(edas_app::AppError::invalid(parameter, message))
 }
 
 pub(crate) fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {

@@ -1,6 +1,6 @@
 //! The one error type of the layer's queries and commands.
 
-use edas_spec::Violations;
+use edas_spec::{Violation, ViolationKind, Violations};
 
 /// Why a query or command did not succeed. Each variant is one EDAS error code at the API
 /// edge; the message names the cause and is shown to the caller, except `Internal`'s cause,
@@ -45,6 +45,15 @@ impl AppError {
             what: what.into(),
             cause: cause.to_string(),
         }
+    }
+
+    /// Parameter `parameter` is malformed or names what does not exist.
+    pub fn invalid(parameter: &str, message: impl Into<String>) -> AppError {
+        AppError::Invalid(Violations(vec![Violation {
+            parameter: parameter.to_owned(),
+            kind: ViolationKind::Invalid,
+            message: message.into(),
+        }]))
     }
 
     pub(crate) fn no_application(id: &str) -> AppError {

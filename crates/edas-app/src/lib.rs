@@ -13,8 +13,10 @@
 //! The records a query returns are the store's typed records, re-exported here so callers need
 //! no dependency on edas-store.
 
+mod changes;
 mod control;
 mod error;
+mod local;
 mod queries;
 
 use std::sync::Arc;
@@ -22,11 +24,14 @@ use std::sync::Arc;
 use edas_engine::Engine;
 use edas_store::Store;
 
+pub use changes::Created;
 pub use control::Abort;
+pub use edas_engine::RevisionDoc;
 pub use edas_release::ChangeOrder as OrderState;
 pub use edas_store::ChangeOrder as StoredChangeOrder;
 pub use edas_store::{Application, AuditQuery, AuditRecord, Page, PageRequest};
 pub use error::AppError;
+pub use local::{LOCAL_CLUSTER, LocalUse, local_use};
 pub use queries::OrderView;
 
 /// Who asks for a command: named in its audit record and its change order's creator.

@@ -8,7 +8,7 @@ use edas_runtime::fake::FakeRuntime;
 use edas_spec::{Operation, Params, apply};
 use edas_store::{AuditQuery, PageRequest, Store};
 
-use crate::{Abort, Actor, App, AppError};
+use crate::{Abort, Actor, App, AppError, LocalUse, local_use};
 
 struct World {
     app: App,
@@ -155,4 +155,132 @@ async fn an_unknown_pipeline_or_task_names_what_was_not_found() {
         w.app.retry_task("t-x", &actor()).await,
         Err(AppError::ChangeOrderNotFound(_))
     ));
+}
+
+async fn world_with_local_cluster() -> World {
+    let w = world().await;
+    let now = jiff::Timestamp::now();
+    w.app
+        .store()
+        .put_cluster(&edas_store::Cluster {
+            id: "local".into(),
+            name: "local".into(),
+            region_id: "cn-hangzhou".into(),
+            cluster_type: "local".into(),
+            config: serde_json::json!({}),
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    w
+}
+
+fn insert_change(name: &str, extra: &[(&str, &str)]) -> edas_spec::Change {
+    let mut all = vec![
+        ("AppName", name),
+        ("ClusterId", "local"),
+        ("Command", "/bin/app"),
+    ];
+    all.extend_from_slice(extra);
+    apply(Operation::InsertK8sApplication, None, &params(&all)).unwrap()
+}
+
+const SERVICE_8080: &str = r#"[{"name":"web","serviceType":"ClusterIP","portMappings":[{"servicePort":{"port":8080,"targetPort":80,"protocol":"TCP"}}]}]"#;
+
+#[tokio::test]
+async fn insert_refuses_an_unregistered_cluster_naming_the_known_ones() {
+    let w = world_with_local_cluster().await;
+    let change = apply(
+        Operation::InsertK8sApplication,
+        None,
+        &params(&[
+            ("AppName", "a"),
+            ("ClusterId", "elsewhere"),
+            ("Command", "/x"),
+        ]),
+    )
+    .unwrap();
+    match w
+        .app
+        .insert("cn-hangzhou", "cn-hangzhou", change, &actor())
+        .await
+    {
+        Err(AppError::Invalid(v)) => {
+            assert!(v.names("ClusterId"), "{v}");
+            assert!(v.to_string().contains("clusters: local"), "{v}");
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn on_local_a_service_port_belongs_to_one_application() {
+    let w = world_with_local_cluster().await;
+    let first = insert_change("a", &[("ServiceConfigs", SERVICE_8080)]);
+    let created = w
+        .app
+        .insert("cn-hangzhou", "cn-hangzhou", first, &actor())
+        .await
+        .unwrap();
+    let app = w.app.application(&created.app_id).await.unwrap();
+    assert_eq!(app.name, "a");
+    let second = insert_change("b", &[("ServiceConfigs", SERVICE_8080)]);
+    match w
+        .app
+        .insert("cn-hangzhou", "cn-hangzhou", second, &actor())
+        .await
+    {
+        Err(AppError::Invalid(v)) => {
+            assert!(v.names("ServiceConfigs"), "{v}");
+            assert!(v.to_string().contains("port 8080"), "{v}");
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_change_while_another_is_active_is_a_conflict_naming_it() {
+    let w = world_with_local_cluster().await;
+    let created = w
+        .app
+        .insert(
+            "cn-hangzhou",
+            "cn-hangzhou",
+            insert_change("a", &[]),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let app = w.app.application(&created.app_id).await.unwrap();
+    let current = App::revision(&app).unwrap().spec;
+    let change = apply(
+        Operation::ScaleK8sApplication,
+        Some(&current),
+        &params(&[("AppId", &app.id), ("Replicas", "3")]),
+    )
+    .unwrap();
+    match w.app.change(&app, &current, change, &actor()).await {
+        Err(AppError::Conflict(m)) => assert!(m.contains(&created.change_order_id), "{m}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+#[test]
+fn local_use_asks_for_the_host_path_grant_only_for_a_new_path() {
+    let plain = insert_change("a", &[]).spec;
+    assert_eq!(local_use(None, &plain), LocalUse::Cluster);
+    let package = insert_change(
+        "a",
+        &[
+            ("PackageUrl", "file:///srv/app.jar"),
+            ("PackageVersion", "1"),
+        ],
+    )
+    .spec;
+    assert_eq!(local_use(None, &package), LocalUse::ClusterAndNewHostPath);
+    assert_eq!(local_use(Some(&package), &package), LocalUse::Cluster);
+    let mut elsewhere = plain.clone();
+    elsewhere.cluster_id = "k8s-1".into();
+    assert_eq!(local_use(None, &elsewhere), LocalUse::None);
 }

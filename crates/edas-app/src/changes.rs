@@ -1,0 +1,120 @@
+//! Commands that change applications: insert one, and submit a change (deploy, configure,
+//! scale, start, stop, restart, delete, Services) of an existing one. Each becomes one change
+//! order, stored with its audit record in one transaction by the engine.
+
+use edas_engine::{CreateApplication, RevisionDoc, Submission, SubmitError};
+use edas_spec::Change;
+use edas_store::{Application, StoreError};
+
+use crate::{Actor, App, AppError};
+
+/// A new application and the change order that releases it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    /// The new application's id.
+    pub app_id: String,
+    /// The change order releasing it.
+    pub change_order_id: String,
+}
+
+impl From<SubmitError> for AppError {
+    fn from(error: SubmitError) -> AppError {
+        match error {
+            SubmitError::Invalid(violations) => AppError::Invalid(violations),
+            SubmitError::NotFound(m) => AppError::ApplicationNotFound(m),
+            SubmitError::Conflict {
+                active_change_order,
+            } => AppError::Conflict(format!(
+                "the application has a change order in progress ({active_change_order}); wait for it to finish or abort it"
+            )),
+            SubmitError::Runtime(m) => AppError::Runtime(m),
+            SubmitError::Unavailable(m) => AppError::Unavailable(m),
+            SubmitError::Internal(m) => AppError::internal("storing the change", m),
+        }
+    }
+}
+
+impl App {
+    /// The revision document of an application's current spec.
+    pub fn revision(app: &Application) -> Result<RevisionDoc, AppError> {
+        RevisionDoc::from_value(&app.spec).map_err(|e| {
+            AppError::internal(
+                format!("decoding the stored spec of application {}", app.id),
+                e,
+            )
+        })
+    }
+
+    /// InsertK8sApplication: a new application in `namespace_id` on the change's cluster,
+    /// which must be registered; on `local` its service ports must be free.
+    pub async fn insert(
+        &self,
+        region_id: &str,
+        namespace_id: &str,
+        change: Change,
+        actor: &Actor,
+    ) -> Result<Created, AppError> {
+        let cluster_id = &change.spec.cluster_id;
+        match self.store.get_cluster(cluster_id).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => {
+                let known = self
+                    .store
+                    .list_clusters()
+                    .await
+                    .map_err(|e| AppError::internal("listing clusters", e))?;
+                let known: Vec<String> = known.into_iter().map(|c| c.id).collect();
+                return Err(AppError::invalid(
+                    "ClusterId",
+                    format!(
+                        "no cluster `{cluster_id}` is registered; clusters: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            Err(e) => return Err(AppError::internal("reading the cluster", e)),
+        }
+        self.local_service_ports_free(None, &change.spec, "ServiceConfigs")
+            .await?;
+        let submitted = self
+            .engine
+            .create_application(CreateApplication {
+                app_id: uuid::Uuid::new_v4().to_string(),
+                region_id: region_id.to_owned(),
+                namespace_id: namespace_id.to_owned(),
+                change,
+                actor: actor.name.clone(),
+                request_id: actor.request_id.clone(),
+            })
+            .await?;
+        Ok(Created {
+            app_id: submitted.app_id,
+            change_order_id: submitted.change_order_id,
+        })
+    }
+
+    /// A change of live application `app`, whose current spec is `current`; returns the change
+    /// order's id. On `local` changed Services must keep their ports free.
+    pub async fn change(
+        &self,
+        app: &Application,
+        current: &edas_spec::AppSpec,
+        change: Change,
+        actor: &Actor,
+    ) -> Result<String, AppError> {
+        if change.spec.services != current.services {
+            self.local_service_ports_free(Some(&app.id), &change.spec, "ServicePorts")
+                .await?;
+        }
+        let submitted = self
+            .engine
+            .submit(Submission {
+                app_id: app.id.clone(),
+                change,
+                actor: actor.name.clone(),
+                request_id: actor.request_id.clone(),
+            })
+            .await?;
+        Ok(submitted.change_order_id)
+    }
+}
