@@ -214,11 +214,7 @@ pub(crate) async fn get_services(
     let app = live_application(api, app_id).await?;
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
     let spec = revision_doc(&app)?.spec;
-    let cluster_ip = if app.cluster_id == "local" {
-        "127.0.0.1"
-    } else {
-        ""
-    };
+    let cluster_ip = edas_app::service_address(&app.cluster_id).unwrap_or_default();
     let services: Vec<Value> = spec
         .services
         .iter()

@@ -4,7 +4,7 @@
 
 use edas_engine::{CreateApplication, RevisionDoc, Submission, SubmitError};
 use edas_spec::Change;
-use edas_store::{Application, StoreError};
+use edas_store::Application;
 
 use crate::{Actor, App, AppError};
 
@@ -54,26 +54,7 @@ impl App {
         change: Change,
         actor: &Actor,
     ) -> Result<Created, AppError> {
-        let cluster_id = &change.spec.cluster_id;
-        match self.store.get_cluster(cluster_id).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound { .. }) => {
-                let known = self
-                    .store
-                    .list_clusters()
-                    .await
-                    .map_err(|e| AppError::internal("listing clusters", e))?;
-                let known: Vec<String> = known.into_iter().map(|c| c.id).collect();
-                return Err(AppError::invalid(
-                    "ClusterId",
-                    format!(
-                        "no cluster `{cluster_id}` is registered; clusters: {}",
-                        known.join(", ")
-                    ),
-                ));
-            }
-            Err(e) => return Err(AppError::internal("reading the cluster", e)),
-        }
+        self.cluster(&change.spec.cluster_id).await?;
         self.local_service_ports_free(None, &change.spec, "ServiceConfigs")
             .await?;
         let submitted = self

@@ -14,6 +14,7 @@
 //! no dependency on edas-store.
 
 mod changes;
+mod clusters;
 mod control;
 mod error;
 mod local;
@@ -25,13 +26,14 @@ use edas_engine::Engine;
 use edas_store::Store;
 
 pub use changes::Created;
+pub use clusters::ClusterInfo;
 pub use control::Abort;
 pub use edas_engine::RevisionDoc;
 pub use edas_release::ChangeOrder as OrderState;
 pub use edas_store::ChangeOrder as StoredChangeOrder;
-pub use edas_store::{Application, AuditQuery, AuditRecord, Page, PageRequest};
+pub use edas_store::{Application, AuditQuery, AuditRecord, Cluster, Page, PageRequest};
 pub use error::AppError;
-pub use local::{LOCAL_CLUSTER, LocalUse, local_use};
+pub use local::{LOCAL_CLUSTER, LocalUse, local_use, service_address};
 pub use queries::OrderView;
 
 /// Who asks for a command: named in its audit record and its change order's creator.

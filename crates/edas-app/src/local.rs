@@ -1,14 +1,44 @@
 //! The rules of the built-in `local` cluster, in one place: its applications are processes on
-//! edasd's own host, so using it is a privilege of its own, and every service port is one
-//! listening port on 127.0.0.1.
+//! edasd's own host, so using it is a privilege of its own, every service port is one
+//! listening port on 127.0.0.1, and the host is its one node.
 
 use edas_spec::AppSpec;
 use edas_spec::model::Artifact;
+
+use edas_store::Cluster;
 
 use crate::{App, AppError};
 
 /// The built-in cluster whose applications run as processes on edasd's own host.
 pub const LOCAL_CLUSTER: &str = "local";
+
+/// Whether a registered cluster is the local one (its type names it).
+pub(crate) fn is_local(cluster: &Cluster) -> bool {
+    cluster.cluster_type == LOCAL_CLUSTER
+}
+
+/// What the cluster queries answer for `local`: one node, this host's CPUs; no memory figure.
+pub(crate) struct HostFacts {
+    pub cpu_cores: u64,
+    pub memory_mib: u64,
+    pub nodes: u64,
+    pub description: &'static str,
+}
+
+pub(crate) fn host_facts() -> HostFacts {
+    HostFacts {
+        cpu_cores: std::thread::available_parallelism().map_or(0, |n| n.get() as u64),
+        memory_mib: 0,
+        nodes: 1,
+        description: "processes on the edasd host (local runtime)",
+    }
+}
+
+/// The address an application's Services answer at, where edasd knows it: on `local` every
+/// Service listens on 127.0.0.1; elsewhere the cluster assigns it (not tracked here).
+pub fn service_address(app_cluster_id: &str) -> Option<&'static str> {
+    (app_cluster_id == LOCAL_CLUSTER).then_some("127.0.0.1")
+}
 
 /// What a change asks of the `local` cluster beyond the change itself, for the API to
 /// authorize (`edas:UseLocalCluster`, `edas:UseLocalHostPath`).

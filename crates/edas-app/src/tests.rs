@@ -8,7 +8,7 @@ use edas_runtime::fake::FakeRuntime;
 use edas_spec::{Operation, Params, apply};
 use edas_store::{AuditQuery, PageRequest, Store};
 
-use crate::{Abort, Actor, App, AppError, LocalUse, local_use};
+use crate::{Abort, Actor, App, AppError, LocalUse, local_use, service_address};
 
 struct World {
     app: App,
@@ -283,4 +283,60 @@ fn local_use_asks_for_the_host_path_grant_only_for_a_new_path() {
     let mut elsewhere = plain.clone();
     elsewhere.cluster_id = "k8s-1".into();
     assert_eq!(local_use(None, &elsewhere), LocalUse::None);
+}
+
+#[tokio::test]
+async fn clusters_describe_local_as_this_host_and_an_unknown_one_lists_the_known() {
+    let w = world_with_local_cluster().await;
+    let clusters = w.app.clusters().await.unwrap();
+    assert_eq!(clusters.len(), 1);
+    let local = &clusters[0];
+    assert_eq!(
+        (local.nodes, local.import_status, local.cluster_status),
+        (1, 1, 1)
+    );
+    assert_eq!(local.provider, "local");
+    assert!(!local.unreachable());
+    assert_eq!(
+        w.app.namespaces_of(&local.cluster).await.unwrap(),
+        ["default"]
+    );
+    assert!(w.app.find_cluster("elsewhere").await.unwrap().is_none());
+    match w.app.cluster("elsewhere").await {
+        Err(AppError::Invalid(v)) => assert!(v.to_string().contains("clusters: local"), "{v}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_kubernetes_cluster_says_where_and_why() {
+    let w = world().await;
+    let now = jiff::Timestamp::now();
+    w.app
+        .store()
+        .put_cluster(&edas_store::Cluster {
+            id: "k1".into(),
+            name: "k1".into(),
+            region_id: "cn-hangzhou".into(),
+            cluster_type: "kubernetes".into(),
+            config: serde_json::json!({"status": {
+                "import_status": 2, "cluster_status": 3,
+                "api_server": "https://10.0.0.1:6443", "error": "connection refused",
+                "missing_rights": ["list nodes"]
+            }}),
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let info = w.app.cluster("k1").await.unwrap();
+    assert!(info.unreachable());
+    assert_eq!(info.cs_status(), "failed");
+    assert_eq!(info.address(), "API server https://10.0.0.1:6443");
+    assert_eq!(
+        info.description,
+        "kubernetes cluster, API server https://10.0.0.1:6443, unreachable: connection refused; edasd lacks the rights: list nodes (deploy/rbac.yaml lists every right it needs)"
+    );
+    assert_eq!(service_address("k1"), None);
+    assert_eq!(service_address("local"), Some("127.0.0.1"));
 }
