@@ -251,9 +251,9 @@ async fn list_applications(
             if resource_group.is_some_and(|g| doc.spec.resource_group_id.as_deref() != Some(g)) {
                 continue;
             }
-            let observed = crate::lifecycle::observe_application(api, &app).await;
+            let observed = api.app().observe(&app).await;
             let mut item = render::application_list_item(&app, &doc.spec, observed.running());
-            observed.mark_list_item(&mut item);
+            crate::lifecycle::mark_list_item(&observed, &mut item);
             matching.push(item);
         }
         if done {

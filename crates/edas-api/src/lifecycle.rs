@@ -2,125 +2,28 @@
 //! with the instances its runtime reports now. (The changes — scale, start, stop, restart,
 //! configure, delete — are change orders, submitted by `apps::change_application`.)
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
-
-use edas_runtime::Instance;
+use edas_app::{Application, Observed};
 use edas_spec::Params;
-use edas_store::{Application, PageRequest};
 use serde_json::{Map, Value, json};
 
 use crate::Api;
 use crate::apps::{arn, live_application, revision_doc};
-use crate::caller::{Caller, internal};
+use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::operations::ram;
 use crate::params::{only, required};
 use crate::render;
 
-/// How long a read may wait on a cluster before answering from what it knows: reads never
-/// wait on a cluster that does not answer (one that is known to be down answers at once).
-const READ_BOUND: Duration = Duration::from_millis(500);
-
-/// After a read of a cluster ran out of [`READ_BOUND`], reads of it do not wait at all for this
-/// long (a cluster not reached yet must not cost every application of a list its bound).
-const SLOW_MEMORY: Duration = Duration::from_secs(10);
-
-/// Clusters whose last read ran out of its bound, and when.
-static SLOW_CLUSTERS: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Mutex::default);
-
-fn read_bound(cluster_id: &str) -> Duration {
-    let slow = SLOW_CLUSTERS.lock().unwrap_or_else(|p| p.into_inner());
-    match slow.get(cluster_id) {
-        Some(at) if at.elapsed() < SLOW_MEMORY => Duration::ZERO,
-        _ => READ_BOUND,
-    }
-}
-
-/// An application's instances, as its runtime reports them now or, when its cluster does not
-/// answer, as last known: then `unknown` says why, and the answer marks its state unknown.
-pub(crate) struct Observed {
-    /// The instances (every revision that has any).
-    pub(crate) instances: Vec<Instance>,
-    /// Why the instances are not known to be current (the cluster does not answer).
-    pub(crate) unknown: Option<String>,
-}
-
-impl Observed {
-    /// `RunningInstanceCount`: ready instances.
-    pub(crate) fn running(&self) -> usize {
-        ready_count(&self.instances)
-    }
-
-    /// Marks a ListApplication item unknown: `State` `UNKNOWN` while its cluster does not
-    /// answer (`RunningInstanceCount` is then the last known count).
-    pub(crate) fn mark_list_item(&self, item: &mut Value) {
-        if self.unknown.is_some() {
-            item["State"] = Value::from(UNKNOWN_STATE);
-        }
+/// Marks a ListApplication item unknown: `State` `UNKNOWN` while its cluster does not answer
+/// (`RunningInstanceCount` is then the last known count).
+pub(crate) fn mark_list_item(observed: &Observed, item: &mut Value) {
+    if observed.unknown.is_some() {
+        item["State"] = Value::from(UNKNOWN_STATE);
     }
 }
 
 /// `State` of an application whose cluster does not answer.
 const UNKNOWN_STATE: &str = "UNKNOWN";
-
-/// The application's instances (see [`Observed`]). Never fails and never waits on a cluster
-/// that does not answer.
-pub(crate) async fn observe_application(api: &Api, app: &Application) -> Observed {
-    let Some(runtime) = api.engine().runtimes().get(&app.cluster_id) else {
-        return Observed {
-            instances: Vec::new(),
-            unknown: Some(format!(
-                "cluster `{}` has no runtime on this server",
-                app.cluster_id
-            )),
-        };
-    };
-    let down = runtime.availability().err().map(|e| e.to_string());
-    let read = async {
-        let mut out = Vec::new();
-        let app = edas_engine::app_ref(app);
-        for revision in runtime.revisions(&app).await? {
-            out.extend(runtime.observe(&app, &revision).await?.instances);
-        }
-        Ok::<_, edas_runtime::RuntimeError>(out)
-    };
-    let bound = read_bound(&app.cluster_id);
-    let result = tokio::time::timeout(bound, read).await;
-    {
-        let mut slow = SLOW_CLUSTERS.lock().unwrap_or_else(|p| p.into_inner());
-        match (&result, bound == READ_BOUND) {
-            // It used its whole bound: remember (again) not to wait for it.
-            (Err(_), true) => {
-                slow.insert(app.cluster_id.clone(), Instant::now());
-            }
-            (Err(_), false) => {}
-            (Ok(_), _) => {
-                slow.remove(&app.cluster_id);
-            }
-        }
-    }
-    match result {
-        Ok(Ok(instances)) => Observed {
-            instances,
-            unknown: down,
-        },
-        Ok(Err(e)) => Observed {
-            instances: Vec::new(),
-            unknown: Some(down.unwrap_or_else(|| e.to_string())),
-        },
-        Err(_) => Observed {
-            instances: Vec::new(),
-            unknown: Some(down.unwrap_or_else(|| {
-                format!(
-                    "cluster `{}` did not answer within {bound:?}",
-                    app.cluster_id
-                )
-            })),
-        },
-    }
-}
 
 /// The first Service port, or 0 when the application has no Service.
 fn service_port(spec: &edas_spec::AppSpec) -> i64 {
@@ -130,10 +33,6 @@ fn service_port(spec: &edas_spec::AppSpec) -> i64 {
         .map(|p| p.service_port.port)
         .next()
         .unwrap_or(0)
-}
-
-fn ready_count(instances: &[Instance]) -> usize {
-    instances.iter().filter(|i| i.ready).count()
 }
 
 /// `AppPhase`: `unknown` while the cluster does not answer, `progressing` while a change order
@@ -158,7 +57,7 @@ pub(crate) async fn get_application(
     let app = live_application(api, app_id).await?;
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
     let spec = revision_doc(&app)?.spec;
-    let observed = observe_application(api, &app).await;
+    let observed = api.app().observe(&app).await;
     let r = &spec.resources;
     let port = service_port(&spec);
     let mut out = Map::new();
@@ -255,7 +154,7 @@ pub(crate) async fn query_status(
     let app = live_application(api, app_id).await?;
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
     let spec = revision_doc(&app)?.spec;
-    let observed = observe_application(api, &app).await;
+    let observed = api.app().observe(&app).await;
     let instances = &observed.instances;
     let r = &spec.resources;
     let created = app.created_at.as_millisecond();
@@ -298,13 +197,8 @@ pub(crate) async fn query_status(
             })
         })
         .collect();
-    let revisions = api
-        .store()
-        .list_revisions(&app.id, PageRequest::new(1, PageRequest::MAX_SIZE))
-        .await
-        .map_err(|e| internal("listing the application's revisions", e))?;
+    let revisions = api.app().revisions(&app.id).await?;
     let records: Vec<Value> = revisions
-        .items
         .iter()
         .map(|rev| {
             json!({

@@ -19,6 +19,7 @@ mod control;
 mod error;
 mod local;
 mod queries;
+mod status;
 
 use std::sync::Arc;
 
@@ -30,11 +31,13 @@ pub use clusters::ClusterInfo;
 pub use control::Abort;
 pub use edas_engine::RevisionDoc;
 pub use edas_release::ChangeOrder as OrderState;
+pub use edas_runtime::Instance;
 pub use edas_store::ChangeOrder as StoredChangeOrder;
-pub use edas_store::{Application, AuditQuery, AuditRecord, Cluster, Page, PageRequest};
+pub use edas_store::{Application, AuditQuery, AuditRecord, Cluster, Page, PageRequest, Revision};
 pub use error::AppError;
 pub use local::{LOCAL_CLUSTER, LocalUse, local_use, service_address};
 pub use queries::OrderView;
+pub use status::Observed;
 
 /// Who asks for a command: named in its audit record and its change order's creator.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,12 +54,17 @@ pub struct Actor {
 pub struct App {
     store: Arc<Store>,
     engine: Engine,
+    slow: Arc<status::SlowClusters>,
 }
 
 impl App {
     /// The layer over `store` and `engine` (which must drive the same store).
     pub fn new(store: Arc<Store>, engine: Engine) -> App {
-        App { store, engine }
+        App {
+            store,
+            engine,
+            slow: Arc::default(),
+        }
     }
 
     /// The store, for what has not moved into the layer yet (the admin identity operations).

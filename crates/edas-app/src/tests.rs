@@ -340,3 +340,21 @@ async fn an_unreachable_kubernetes_cluster_says_where_and_why() {
     assert_eq!(service_address("k1"), None);
     assert_eq!(service_address("local"), Some("127.0.0.1"));
 }
+
+#[tokio::test]
+async fn observing_an_application_on_a_cluster_without_runtime_says_so() {
+    let w = world().await;
+    create(&w).await;
+    let mut app = w.app.application("app-1").await.unwrap();
+    let on_local = w.app.observe(&app).await;
+    assert_eq!(on_local.unknown, None, "the fake runtime answers");
+    assert_eq!(on_local.running(), 0, "nothing released yet");
+    app.cluster_id = "gone".into();
+    let observed = w.app.observe(&app).await;
+    assert!(observed.instances.is_empty());
+    assert_eq!(
+        observed.unknown.as_deref(),
+        Some("cluster `gone` has no runtime on this server")
+    );
+    assert_eq!(w.app.revisions("app-1").await.unwrap().len(), 1);
+}
