@@ -3,8 +3,8 @@
 //! modules share live in `params` and `apps`, so no module imports back from here.
 
 use edas_app::{Abort, OrderView};
+use edas_app::{ApplicationFilter, PageRequest};
 use edas_spec::{Operation, Params, Violation, ViolationKind, Violations};
-use edas_store::{ApplicationFilter, PageRequest};
 use serde_json::{Map, Value, json};
 
 use crate::Api;
@@ -232,34 +232,21 @@ async fn list_applications(
     let resource_group = non_empty("ResourceGroupId");
 
     let mut matching = Vec::new();
-    let mut number = 1;
-    loop {
-        let page = api
-            .store()
-            .list_applications(&filter, PageRequest::new(number, PageRequest::MAX_SIZE))
-            .await
-            .map_err(|e| internal("listing applications", e))?;
-        let done = page.items.len() < PageRequest::MAX_SIZE as usize;
-        for app in page.items {
-            if app_ids.as_ref().is_some_and(|ids| !ids.contains(&app.id))
-                || name.is_some_and(|n| !app.name.contains(n))
-                || !caller.may(ram::READ_APPLICATION, &arn(api, &app))
-            {
-                continue;
-            }
-            let doc = revision_doc(&app)?;
-            if resource_group.is_some_and(|g| doc.spec.resource_group_id.as_deref() != Some(g)) {
-                continue;
-            }
-            let observed = api.app().observe(&app).await;
-            let mut item = render::application_list_item(&app, &doc.spec, observed.running());
-            crate::lifecycle::mark_list_item(&observed, &mut item);
-            matching.push(item);
+    for app in api.app().applications(&filter).await? {
+        if app_ids.as_ref().is_some_and(|ids| !ids.contains(&app.id))
+            || name.is_some_and(|n| !app.name.contains(n))
+            || !caller.may(ram::READ_APPLICATION, &arn(api, &app))
+        {
+            continue;
         }
-        if done {
-            break;
+        let doc = revision_doc(&app)?;
+        if resource_group.is_some_and(|g| doc.spec.resource_group_id.as_deref() != Some(g)) {
+            continue;
         }
-        number += 1;
+        let observed = api.app().observe(&app).await;
+        let mut item = render::application_list_item(&app, &doc.spec, observed.running());
+        crate::lifecycle::mark_list_item(&observed, &mut item);
+        matching.push(item);
     }
     let items: Vec<Value> = match page_size {
         Some(size) => matching

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use edas_store::{ApplicationFilter, Cluster, PageRequest, StoreError};
+use edas_store::{ApplicationFilter, Cluster, StoreError};
 use serde_json::Value;
 
 use crate::{App, AppError, local};
@@ -185,20 +185,8 @@ impl App {
             cluster_id: Some(cluster.id.clone()),
             ..Default::default()
         };
-        let mut number = 1;
-        loop {
-            let page = self
-                .store
-                .list_applications(&filter, PageRequest::new(number, PageRequest::MAX_SIZE))
-                .await
-                .map_err(|e| AppError::internal("listing applications", e))?;
-            let done = page.items.len() < PageRequest::MAX_SIZE as usize;
-            names.extend(page.items.into_iter().map(|a| a.k8s_namespace));
-            if done {
-                break;
-            }
-            number += 1;
-        }
+        let apps = self.applications(&filter).await?;
+        names.extend(apps.into_iter().map(|a| a.k8s_namespace));
         Ok(names.into_iter().collect())
     }
 }

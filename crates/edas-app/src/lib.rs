@@ -33,7 +33,9 @@ pub use edas_engine::RevisionDoc;
 pub use edas_release::ChangeOrder as OrderState;
 pub use edas_runtime::Instance;
 pub use edas_store::ChangeOrder as StoredChangeOrder;
-pub use edas_store::{Application, AuditQuery, AuditRecord, Cluster, Page, PageRequest, Revision};
+pub use edas_store::{
+    Application, ApplicationFilter, AuditQuery, AuditRecord, Cluster, Page, PageRequest, Revision,
+};
 pub use error::AppError;
 pub use local::{LOCAL_CLUSTER, LocalUse, local_use, service_address};
 pub use queries::OrderView;

@@ -1,6 +1,8 @@
 //! Queries: reads of applications, change orders and the audit trail.
 
-use edas_store::{Application, AuditQuery, AuditRecord, Page, PageRequest, StoreError};
+use edas_store::{
+    Application, ApplicationFilter, AuditQuery, AuditRecord, Page, PageRequest, StoreError,
+};
 
 use crate::{App, AppError, OrderState, StoredChangeOrder};
 
@@ -31,6 +33,28 @@ impl App {
             Ok(app) => Ok(app),
             Err(StoreError::NotFound { .. }) => Err(AppError::no_application(id)),
             Err(e) => Err(AppError::internal("reading the application", e)),
+        }
+    }
+
+    /// Every live application the filter matches, read page by page.
+    pub async fn applications(
+        &self,
+        filter: &ApplicationFilter,
+    ) -> Result<Vec<Application>, AppError> {
+        let mut all = Vec::new();
+        let mut number = 1;
+        loop {
+            let page = self
+                .store
+                .list_applications(filter, PageRequest::new(number, PageRequest::MAX_SIZE))
+                .await
+                .map_err(|e| AppError::internal("listing applications", e))?;
+            let done = page.items.len() < PageRequest::MAX_SIZE as usize;
+            all.extend(page.items);
+            if done {
+                return Ok(all);
+            }
+            number += 1;
         }
     }
 

@@ -357,4 +357,11 @@ async fn observing_an_application_on_a_cluster_without_runtime_says_so() {
         Some("cluster `gone` has no runtime on this server")
     );
     assert_eq!(w.app.revisions("app-1").await.unwrap().len(), 1);
+    let all = w.app.applications(&Default::default()).await.unwrap();
+    assert_eq!(all.len(), 1);
+    let elsewhere = edas_store::ApplicationFilter {
+        cluster_id: Some("k1".into()),
+        ..Default::default()
+    };
+    assert!(w.app.applications(&elsewhere).await.unwrap().is_empty());
 }
