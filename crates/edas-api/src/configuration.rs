@@ -8,52 +8,20 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use edas_spec::{AppSpec, Params, Violation, ViolationKind, Violations};
-use edas_store::{
-    Application, ApplicationFilter, AuditEntry, ConfigMap, PageRequest, SecretRecord, Sensitive,
-    StoreError,
-};
+use edas_app::{Object, ObjectKind, ObjectRef};
+use edas_spec::{Params, Violation, ViolationKind, Violations};
 use serde_json::{Map, Value, json};
 
 use crate::Api;
-use crate::apps::revision_doc;
-use crate::caller::{Caller, internal};
+use crate::apps::actor;
+use crate::caller::Caller;
 use crate::clusters::existing_cluster;
-use crate::error::{ApiError, codes};
+use crate::error::ApiError;
 use crate::operations::{Implemented, ram};
 use crate::params::{invalid, only_with, required};
 use crate::policy::configuration_arn;
 
-/// ConfigMap or Secret.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    ConfigMap,
-    Secret,
-}
-
-impl Kind {
-    fn noun(self) -> &'static str {
-        match self {
-            Kind::ConfigMap => "ConfigMap",
-            Kind::Secret => "Secret",
-        }
-    }
-
-    /// The resource-name segment.
-    fn segment(self) -> &'static str {
-        match self {
-            Kind::ConfigMap => "configmap",
-            Kind::Secret => "secret",
-        }
-    }
-}
-
-/// What a request names: the cluster, the Kubernetes namespace and the object's name.
-struct Target {
-    cluster_id: String,
-    namespace: String,
-    name: String,
-}
+type Kind = ObjectKind;
 
 pub(crate) async fn dispatch(
     api: &Api,
@@ -66,8 +34,8 @@ pub(crate) async fn dispatch(
         Implemented::CreateK8sSecret
         | Implemented::UpdateK8sSecret
         | Implemented::DeleteK8sSecret
-        | Implemented::ListK8sSecrets => Kind::Secret,
-        _ => Kind::ConfigMap,
+        | Implemented::ListK8sSecrets => ObjectKind::Secret,
+        _ => ObjectKind::ConfigMap,
     };
     let action = op.action().name();
     match op {
@@ -111,13 +79,14 @@ fn check_dns_label(parameter: &str, value: &str, letter_first: bool) -> Result<(
     }
 }
 
-fn target(params: &Params) -> Result<Target, ApiError> {
+fn target(params: &Params, kind: Kind) -> Result<ObjectRef, ApiError> {
     let cluster_id = required(params, "ClusterId")?.to_owned();
     let namespace = required(params, "Namespace")?.to_owned();
     let name = required(params, "Name")?.to_owned();
     check_dns_label("Namespace", &namespace, false)?;
     check_dns_label("Name", &name, true)?;
-    Ok(Target {
+    Ok(ObjectRef {
+        kind,
         cluster_id,
         namespace,
         name,
@@ -288,51 +257,6 @@ fn now(api: &Api) -> jiff::Timestamp {
     jiff::Timestamp::try_from(api.now()).unwrap_or_else(|_| jiff::Timestamp::now())
 }
 
-fn not_found(kind: Kind, t: &Target) -> ApiError {
-    ApiError::new(
-        codes::ENTITY_NOT_FOUND,
-        format!(
-            "the {} `{}` does not exist in namespace `{}` of cluster `{}`",
-            kind.noun(),
-            t.name,
-            t.namespace,
-            t.cluster_id
-        ),
-    )
-}
-
-async fn audit(
-    api: &Api,
-    caller: &Caller,
-    action: &str,
-    kind: Kind,
-    t: &Target,
-    request_id: &str,
-    keys: Option<Vec<&String>>,
-) -> Result<(), ApiError> {
-    let entry = AuditEntry {
-        actor: caller.actor(),
-        action: action.to_owned(),
-        resource: format!(
-            "{}/{}/{}/{}",
-            kind.segment(),
-            t.cluster_id,
-            t.namespace,
-            t.name
-        ),
-        app_id: None,
-        request_id: Some(request_id.to_owned()),
-        detail: match keys {
-            Some(keys) => json!({ "keys": keys }),
-            None => json!({}),
-        },
-    };
-    api.store()
-        .append_audit(&entry, now(api))
-        .await
-        .map_err(|e| internal("recording the audit trail", e))
-}
-
 async fn put(
     api: &Api,
     caller: &Caller,
@@ -356,167 +280,29 @@ async fn put(
         ],
     };
     only_with(params, action, allowed, &["Data"])?;
-    let t = target(params)?;
+    let t = target(params, kind)?;
     caller.authorize(
         ram::MANAGE_CONFIGURATION,
         &arn(api, kind, &t.cluster_id, &t.namespace, &t.name),
     )?;
+    // The cluster is named before the data is decoded, so a wrong ClusterId is the error.
     existing_cluster(api, &t.cluster_id).await?;
     let base64_values = match kind {
         Kind::Secret => secret_options(params)?,
         Kind::ConfigMap => false,
     };
     let data = data(params, base64_values)?;
-    let now = now(api);
-    let existing = match kind {
-        Kind::ConfigMap => api
-            .store()
-            .get_config_map(&t.cluster_id, &t.namespace, &t.name)
-            .await
-            .map(|c| c.created_at),
-        Kind::Secret => api
-            .store()
-            .get_secret(&t.cluster_id, &t.namespace, &t.name)
-            .await
-            .map(|s| s.created_at),
-    };
-    let created_at = match (existing, create) {
-        (Ok(_), true) => {
-            return Err(ApiError::new(
-                codes::ENTITY_ALREADY_EXISTS,
-                format!(
-                    "the {} `{}` already exists in namespace `{}` of cluster `{}`; use Update{}",
-                    kind.noun(),
-                    t.name,
-                    t.namespace,
-                    t.cluster_id,
-                    if kind == Kind::ConfigMap {
-                        "K8sConfigMap"
-                    } else {
-                        "K8sSecret"
-                    }
-                ),
-            ));
-        }
-        (Ok(created_at), false) => created_at,
-        (Err(StoreError::NotFound { .. }), true) => now,
-        (Err(StoreError::NotFound { .. }), false) => return Err(not_found(kind, &t)),
-        (Err(e), _) => return Err(internal("reading the configuration", e)),
-    };
-    in_cluster(api, kind, &t, Some(data.clone())).await?;
-    let value = Value::Object(
-        data.iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect(),
-    );
-    match kind {
-        Kind::ConfigMap => api
-            .store()
-            .put_config_map(&ConfigMap {
-                cluster_id: t.cluster_id.clone(),
-                k8s_namespace: t.namespace.clone(),
-                name: t.name.clone(),
-                data: value,
-                created_at,
-                updated_at: now,
-            })
-            .await
-            .map_err(|e| internal("storing the ConfigMap", e))?,
-        Kind::Secret => api
-            .store()
-            .put_secret(&SecretRecord {
-                cluster_id: t.cluster_id.clone(),
-                k8s_namespace: t.namespace.clone(),
-                name: t.name.clone(),
-                data: Sensitive::new(value),
-                created_at,
-                updated_at: now,
-            })
-            .await
-            .map_err(|e| internal("storing the Secret", e))?,
-    }
-    audit(
-        api,
-        caller,
-        action,
-        kind,
-        &t,
-        request_id,
-        Some(data.keys().collect()),
-    )
-    .await?;
-    Ok(Map::new())
-}
-
-/// Whether the spec uses the named ConfigMap or Secret (an environment variable's `valueFrom`,
-/// `EnvFroms`, a `ConfigMountDescs` mount, or — for a Secret — the image pull secret).
-fn uses(spec: &AppSpec, kind: Kind, name: &str) -> bool {
-    spec.config_refs()
-        .iter()
-        .any(|r| r.name == name && r.kind.is_secret() == (kind == Kind::Secret))
-}
-
-/// The live applications of a cluster's namespace whose current spec uses the object.
-async fn users_of(
-    api: &Api,
-    kind: Kind,
-    cluster_id: &str,
-    namespace: &str,
-    name: &str,
-) -> Result<Vec<Application>, ApiError> {
-    let filter = ApplicationFilter {
-        cluster_id: Some(cluster_id.to_owned()),
-        ..Default::default()
-    };
-    let mut out = Vec::new();
-    let mut number = 1;
-    loop {
-        let page = api
-            .store()
-            .list_applications(&filter, PageRequest::new(number, PageRequest::MAX_SIZE))
-            .await
-            .map_err(|e| internal("listing applications", e))?;
-        let done = page.items.len() < PageRequest::MAX_SIZE as usize;
-        for app in page.items {
-            if app.k8s_namespace == namespace && uses(&revision_doc(&app)?.spec, kind, name) {
-                out.push(app);
-            }
-        }
-        if done {
-            return Ok(out);
-        }
-        number += 1;
-    }
-}
-
-/// Makes the cluster's runtime hold the ConfigMap or Secret under its own name with `data`
-/// (`None`: removes it) before the store does, so `kubectl get cm NAME` finds what the API
-/// shows; a cluster that refuses or does not answer refuses the request, naming why.
-async fn in_cluster(
-    api: &Api,
-    kind: Kind,
-    t: &Target,
-    data: Option<BTreeMap<String, String>>,
-) -> Result<(), ApiError> {
-    let Some(runtime) = api.engine().runtimes().get(&t.cluster_id) else {
-        return Ok(());
-    };
-    let refused = |e: edas_runtime::RuntimeError| {
-        ApiError::new(
-            codes::RUNTIME_REFUSED,
-            format!(
-                "cluster `{}` did not take the {} `{}`: {e}",
-                t.cluster_id,
-                kind.noun(),
-                t.name
-            ),
+    api.app()
+        .put_config(
+            &t,
+            data,
+            create,
+            action,
+            &actor(caller, request_id),
+            now(api),
         )
-    };
-    runtime.availability().map_err(refused)?;
-    runtime
-        .put_config(kind == Kind::Secret, &t.namespace, &t.name, data)
-        .await
-        .map_err(refused)
+        .await?;
+    Ok(Map::new())
 }
 
 async fn delete(
@@ -528,56 +314,15 @@ async fn delete(
     action: &str,
 ) -> Result<Map<String, Value>, ApiError> {
     only_with(params, action, &["ClusterId", "Name", "Namespace"], &[])?;
-    let t = target(params)?;
+    let t = target(params, kind)?;
     caller.authorize(
         ram::MANAGE_CONFIGURATION,
         &arn(api, kind, &t.cluster_id, &t.namespace, &t.name),
     )?;
-    existing_cluster(api, &t.cluster_id).await?;
-    let users = users_of(api, kind, &t.cluster_id, &t.namespace, &t.name).await?;
-    if !users.is_empty() {
-        let names: Vec<String> = users
-            .iter()
-            .map(|a| format!("{} ({})", a.name, a.id))
-            .collect();
-        return Err(ApiError::new(
-            codes::RESOURCE_IN_USE,
-            format!(
-                "the {} `{}` is used by {}: remove it from their configuration first",
-                kind.noun(),
-                t.name,
-                names.join(", ")
-            ),
-        ));
-    }
-    in_cluster(api, kind, &t, None).await?;
-    let deleted = match kind {
-        Kind::ConfigMap => {
-            api.store()
-                .delete_config_map(&t.cluster_id, &t.namespace, &t.name)
-                .await
-        }
-        Kind::Secret => {
-            api.store()
-                .delete_secret(&t.cluster_id, &t.namespace, &t.name)
-                .await
-        }
-    }
-    .map_err(|e| internal("deleting the configuration", e))?;
-    if !deleted {
-        return Err(not_found(kind, &t));
-    }
-    audit(api, caller, action, kind, &t, request_id, None).await?;
+    api.app()
+        .delete_config(&t, action, &actor(caller, request_id), now(api))
+        .await?;
     Ok(Map::new())
-}
-
-/// One stored object, whichever kind, as listing needs it.
-struct Listed {
-    cluster_id: String,
-    namespace: String,
-    name: String,
-    data: Value,
-    created_at: jiff::Timestamp,
 }
 
 /// `Condition`: `{"field": "Name", "pattern": "…"}` — names containing the pattern.
@@ -658,64 +403,24 @@ async fn list(
     let page_no = non_negative(params, "PageNo")?.unwrap_or(1).max(1);
     let page_size = non_negative(params, "PageSize")?.unwrap_or(0);
     let related = bool_param(params, "ShowRelatedApps")?;
-    let clusters = match params.get("ClusterId").filter(|v| !v.is_empty()) {
-        Some(id) => vec![existing_cluster(api, id).await?],
-        None => api
-            .store()
-            .list_clusters()
-            .await
-            .map_err(|e| internal("listing clusters", e))?,
-    };
-    let mut items: Vec<(Listed, String)> = Vec::new();
-    for cluster in &clusters {
-        let listed: Vec<Listed> = match kind {
-            Kind::ConfigMap => api
-                .store()
-                .list_cluster_config_maps(&cluster.id)
-                .await
-                .map_err(|e| internal("listing ConfigMaps", e))?
-                .into_iter()
-                .map(|c| Listed {
-                    cluster_id: c.cluster_id,
-                    namespace: c.k8s_namespace,
-                    name: c.name,
-                    data: c.data,
-                    created_at: c.created_at,
-                })
-                .collect(),
-            Kind::Secret => api
-                .store()
-                .list_cluster_secrets(&cluster.id)
-                .await
-                .map_err(|e| internal("listing Secrets", e))?
-                .into_iter()
-                .map(|s| Listed {
-                    cluster_id: s.cluster_id,
-                    namespace: s.k8s_namespace,
-                    name: s.name,
-                    data: s.data.into_inner(),
-                    created_at: s.created_at,
-                })
-                .collect(),
-        };
-        for item in listed {
-            // Names with a dot are the engine's immutable per-revision copies (users' names
-            // cannot have one): they are edasd's, not the user's, so they are not listed.
-            if item.name.contains('.')
-                || namespace.is_some_and(|ns| ns != item.namespace)
-                || pattern.as_deref().is_some_and(|p| !item.name.contains(p))
-                || !caller.may(
+    let cluster_id = params.get("ClusterId").filter(|v| !v.is_empty());
+    let items: Vec<Object> = api
+        .app()
+        .configs(kind, cluster_id)
+        .await?
+        .into_iter()
+        .filter(|item| {
+            let at = &item.at;
+            namespace.is_none_or(|ns| ns == at.namespace)
+                && pattern.as_deref().is_none_or(|p| at.name.contains(p))
+                && caller.may(
                     ram::READ_CONFIGURATION,
-                    &arn(api, kind, &item.cluster_id, &item.namespace, &item.name),
+                    &arn(api, kind, &at.cluster_id, &at.namespace, &at.name),
                 )
-            {
-                continue;
-            }
-            items.push((item, cluster.name.clone()));
-        }
-    }
+        })
+        .collect();
     let total = items.len();
-    let page: Vec<(Listed, String)> = if page_size == 0 {
+    let page: Vec<Object> = if page_size == 0 {
         items
     } else {
         items
@@ -725,7 +430,7 @@ async fn list(
             .collect()
     };
     let mut rendered = Vec::with_capacity(page.len());
-    for (item, cluster_name) in page {
+    for item in page {
         let data: Vec<Value> = item
             .data
             .as_object()
@@ -736,7 +441,8 @@ async fn list(
             })
             .unwrap_or_default();
         let related_apps: Vec<Value> = if related {
-            users_of(api, kind, &item.cluster_id, &item.namespace, &item.name)
+            api.app()
+                .config_users(&item.at)
                 .await?
                 .into_iter()
                 .map(|a| json!({"AppId": a.id, "AppName": a.name}))
@@ -745,12 +451,12 @@ async fn list(
             Vec::new()
         };
         let mut obj = json!({
-            "ClusterId": item.cluster_id,
-            "ClusterName": cluster_name,
+            "ClusterId": item.at.cluster_id,
+            "ClusterName": item.cluster_name,
             "CreationTime": item.created_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
             "Data": data,
-            "Name": item.name,
-            "Namespace": item.namespace,
+            "Name": item.at.name,
+            "Namespace": item.at.namespace,
             "RelatedApps": related_apps,
         });
         if kind == Kind::Secret {
@@ -843,25 +549,5 @@ mod tests {
         for bad in ["", "App", "1abc", "a_b", "a-", &"a".repeat(64)] {
             assert!(check_dns_label("Name", bad, true).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn references_are_found_in_envs_env_froms_mounts_and_pull_secret() {
-        let spec: AppSpec = serde_json::from_value(json!({
-            "envs": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm1", "key": "k"}}},
-                     {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s1", "key": "k"}}}],
-            "env_froms": [{"configMapRef": {"name": "cm2"}}, {"secretRef": {"name": "s2"}}],
-            "config_mounts": [{"name": "cm3", "type": "ConfigMap", "mountPath": "/etc/x"}],
-            "image_pull_secret": "s3",
-        }))
-        .unwrap();
-        for name in ["cm1", "cm2", "cm3"] {
-            assert!(uses(&spec, Kind::ConfigMap, name), "{name}");
-            assert!(!uses(&spec, Kind::Secret, name), "{name}");
-        }
-        for name in ["s1", "s2", "s3"] {
-            assert!(uses(&spec, Kind::Secret, name), "{name}");
-        }
-        assert!(!uses(&spec, Kind::ConfigMap, "other"));
     }
 }

@@ -316,6 +316,9 @@ impl From<edas_app::AppError> for ApiError {
         match error {
             AppError::ApplicationNotFound(m) => ApiError::new(codes::APPLICATION_NOT_FOUND, m),
             AppError::ChangeOrderNotFound(m) => ApiError::new(codes::CHANGE_ORDER_NOT_FOUND, m),
+            AppError::EntityNotFound(m) => ApiError::new(codes::ENTITY_NOT_FOUND, m),
+            AppError::AlreadyExists(m) => ApiError::new(codes::ENTITY_ALREADY_EXISTS, m),
+            AppError::InUse(m) => ApiError::new(codes::RESOURCE_IN_USE, m),
             AppError::Invalid(violations) => ApiError::from(violations),
             AppError::InvalidStatus(m) => ApiError::new(codes::INVALID_CHANGE_ORDER_STATUS, m),
             AppError::Conflict(m) => ApiError::new(codes::CHANGE_ORDER_CONFLICT, m),

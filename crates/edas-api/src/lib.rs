@@ -153,10 +153,6 @@ impl Api {
         &self.inner.config
     }
 
-    pub(crate) fn engine(&self) -> &Engine {
-        self.inner.app.engine()
-    }
-
     pub(crate) fn now(&self) -> SystemTime {
         (self.inner.clock)()
     }

@@ -13,6 +13,15 @@ pub enum AppError {
     /// The change order does not exist.
     #[error("{0}")]
     ChangeOrderNotFound(String),
+    /// A ConfigMap or Secret does not exist.
+    #[error("{0}")]
+    EntityNotFound(String),
+    /// A ConfigMap or Secret to create exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A ConfigMap or Secret to delete is used by an application.
+    #[error("{0}")]
+    InUse(String),
     /// Parameters that cannot be carried out as given.
     #[error("{0}")]
     Invalid(Violations),

@@ -15,6 +15,7 @@
 
 mod changes;
 mod clusters;
+mod configuration;
 mod control;
 mod error;
 mod local;
@@ -28,6 +29,7 @@ use edas_store::Store;
 
 pub use changes::Created;
 pub use clusters::ClusterInfo;
+pub use configuration::{Object, ObjectKind, ObjectRef};
 pub use control::Abort;
 pub use edas_engine::RevisionDoc;
 pub use edas_release::ChangeOrder as OrderState;

@@ -8,7 +8,9 @@ use edas_runtime::fake::FakeRuntime;
 use edas_spec::{Operation, Params, apply};
 use edas_store::{AuditQuery, PageRequest, Store};
 
-use crate::{Abort, Actor, App, AppError, LocalUse, local_use, service_address};
+use crate::{
+    Abort, Actor, App, AppError, LocalUse, ObjectKind, ObjectRef, local_use, service_address,
+};
 
 struct World {
     app: App,
@@ -364,4 +366,63 @@ async fn observing_an_application_on_a_cluster_without_runtime_says_so() {
         ..Default::default()
     };
     assert!(w.app.applications(&elsewhere).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_config_map_is_created_once_listed_audited_and_deleted_once() {
+    let w = world_with_local_cluster().await;
+    let at = ObjectRef {
+        kind: ObjectKind::ConfigMap,
+        cluster_id: "local".into(),
+        namespace: "default".into(),
+        name: "web".into(),
+    };
+    let data = std::collections::BTreeMap::from([("k".to_owned(), "v".to_owned())]);
+    let now = jiff::Timestamp::now();
+    let who = actor();
+    let put = |create| {
+        w.app
+            .put_config(&at, data.clone(), create, "CreateK8sConfigMap", &who, now)
+    };
+    put(true).await.unwrap();
+    assert!(
+        matches!(put(true).await, Err(AppError::AlreadyExists(m)) if m.contains("UpdateK8sConfigMap"))
+    );
+    put(false).await.unwrap();
+    let listed = w.app.configs(ObjectKind::ConfigMap, None).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].at.clone(), listed[0].cluster_name.as_str()),
+        (at.clone(), "local")
+    );
+    assert!(
+        w.app
+            .configs(ObjectKind::Secret, Some("local"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let trail = w
+        .app
+        .audit(&AuditQuery::default(), PageRequest::new(1, 10))
+        .await
+        .unwrap();
+    assert!(
+        trail
+            .items
+            .iter()
+            .all(|r| r.entry.resource == "configmap/local/default/web")
+    );
+    assert_eq!(
+        trail.items[0].entry.detail,
+        serde_json::json!({"keys": ["k"]})
+    );
+    w.app
+        .delete_config(&at, "DeleteK8sConfigMap", &actor(), now)
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.app.delete_config(&at, "DeleteK8sConfigMap", &actor(), now).await,
+        Err(AppError::EntityNotFound(m)) if m.contains("`web`")
+    ));
 }
