@@ -2,7 +2,7 @@
 //! answered: what every operation module needs from the request pipeline, kept apart from the
 //! router so that no operation module imports the module that dispatches to it.
 
-use edas_store::User;
+use edas_app::User;
 
 use crate::error::{ApiError, codes};
 use crate::policy::{Decision, PolicyDocument, evaluate};

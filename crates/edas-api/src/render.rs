@@ -2,10 +2,10 @@
 //! `Applcation` (sic), ListApplication's items and GetChangeOrderInfo's `changeOrderInfo` with
 //! their XML-style wrapper objects. Pure.
 
-use edas_release::{ChangeOrder, Pipeline, Release, Stage, StageKind, Status};
+use edas_app::release::{EpochMillis, Pipeline, Release, Stage, StageKind, Status};
+use edas_app::{Application, OrderState as ChangeOrder, StoredChangeOrder};
 use edas_spec::AppSpec;
 use edas_spec::model::Artifact;
-use edas_store::Application;
 use edas_wire as wire;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -226,11 +226,11 @@ pub fn application_list_item(app: &Application, spec: &AppSpec, running: usize) 
     })
 }
 
-fn ms_text(t: Option<edas_release::EpochMillis>) -> String {
+fn ms_text(t: Option<EpochMillis>) -> String {
     t.map(|t| t.0.to_string()).unwrap_or_default()
 }
 
-fn iso_text(t: Option<edas_release::EpochMillis>) -> String {
+fn iso_text(t: Option<EpochMillis>) -> String {
     t.and_then(|t| i64::try_from(t.0).ok())
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
         .map(|ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -239,7 +239,7 @@ fn iso_text(t: Option<edas_release::EpochMillis>) -> String {
 
 /// The `changeOrderInfo` object of GetChangeOrderInfo.
 pub fn change_order_info(
-    stored: &edas_store::ChangeOrder,
+    stored: &StoredChangeOrder,
     order: &ChangeOrder,
     app: &Application,
 ) -> wire::ChangeOrderInfo {
@@ -263,12 +263,12 @@ pub fn change_order_info(
 
 /// The fields both change-order responses have; the times as the operation formats them.
 pub fn change_order_head(
-    stored: &edas_store::ChangeOrder,
+    stored: &StoredChangeOrder,
     order: &ChangeOrder,
     create_time: String,
     finish_time: String,
 ) -> wire::ChangeOrderHead {
-    let (_, co_type) = edas_engine::mapping::co_type(order.kind());
+    let co_type = edas_app::change_order_type(order);
     wire::ChangeOrderHead {
         change_order_id: stored.id.clone(),
         status: i64::from(stored.status.code()),

@@ -11,11 +11,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use edas_spec::Params;
-use edas_store::StoreError;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
-use crate::caller::{Caller, internal};
+use crate::caller::Caller;
 use crate::error::{ApiError, codes};
 use crate::operations::{Action, Implemented};
 use crate::policy::PolicyDocument;
@@ -91,8 +90,8 @@ pub(crate) async fn request_id_and_panic_guard(
 }
 
 async fn healthz(State(api): State<Api>) -> Response {
-    match api.store().list_users().await {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+    match api.app().healthy().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check: the store is not usable");
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
@@ -127,7 +126,7 @@ async fn metrics(State(api): State<Api>) -> Response {
 async fn record_active_change_orders(api: &Api) {
     let mut by_status: std::collections::BTreeMap<i32, u64> =
         [0, 1, 8, 9].into_iter().map(|s| (s, 0)).collect();
-    match api.store().count_active_change_orders().await {
+    match api.app().active_change_orders().await {
         Ok(counts) => {
             for (status, count) in counts {
                 by_status.insert(status.code(), count);
@@ -229,15 +228,11 @@ pub(crate) async fn authenticate(
 ) -> Result<Caller, ApiError> {
     let parsed = edas_pop::parse(request)?;
     let key_id = parsed.access_key_id().to_owned();
-    let key = match api.store().get_access_key(&key_id).await {
-        Ok(key) => key,
-        Err(StoreError::NotFound { .. }) => {
-            return Err(ApiError::new(
-                edas_pop::codes::INVALID_ACCESS_KEY_ID_NOT_FOUND,
-                format!("the access key id `{key_id}` does not exist"),
-            ));
-        }
-        Err(e) => return Err(internal("reading the access key", e)),
+    let Some(key) = api.app().access_key(&key_id).await? else {
+        return Err(ApiError::new(
+            edas_pop::codes::INVALID_ACCESS_KEY_ID_NOT_FOUND,
+            format!("the access key id `{key_id}` does not exist"),
+        ));
     };
     if !key.enabled {
         return Err(ApiError::new(
@@ -254,18 +249,11 @@ pub(crate) async fn authenticate(
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         edas_pop::verify(&parsed, request, key.secret.expose(), now, &mut nonces)?;
     }
-    let user = match api.store().get_user(&key.user).await {
-        Ok(user) => user,
-        Err(e) => return Err(internal("reading the key's user", e)),
-    };
+    let user = api.app().key_user(&key).await?;
     let policies = if user.admin {
         Vec::new()
     } else {
-        let stored = api
-            .store()
-            .user_policies(&user.name)
-            .await
-            .map_err(|e| internal("reading the user's policies", e))?;
+        let stored = api.app().user_policies(&user.name).await?;
         stored
             .iter()
             .map(|p| {

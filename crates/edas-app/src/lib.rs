@@ -18,6 +18,7 @@ mod clusters;
 mod configuration;
 mod control;
 mod error;
+mod identity;
 mod local;
 mod queries;
 mod status;
@@ -33,15 +34,23 @@ pub use configuration::{Object, ObjectKind, ObjectRef};
 pub use control::Abort;
 pub use edas_engine::RevisionDoc;
 pub use edas_release::ChangeOrder as OrderState;
+
 pub use edas_runtime::Instance;
 pub use edas_store::ChangeOrder as StoredChangeOrder;
+pub use edas_store::{AccessKey, ChangeOrderStatus, Policy, User};
 pub use edas_store::{
     Application, ApplicationFilter, AuditQuery, AuditRecord, Cluster, Page, PageRequest, Revision,
 };
 pub use error::AppError;
 pub use local::{LOCAL_CLUSTER, LocalUse, local_use, service_address};
-pub use queries::OrderView;
+pub use queries::{OrderView, change_order_type};
 pub use status::Observed;
+
+/// The release state machine's model of a change order, which queries return inside
+/// [`OrderState`] and the API renders.
+pub mod release {
+    pub use edas_release::{EpochMillis, Pipeline, Release, Stage, StageKind, Status};
+}
 
 /// Who asks for a command: named in its audit record and its change order's creator.
 #[derive(Clone, Debug, PartialEq, Eq)]

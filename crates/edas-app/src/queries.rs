@@ -109,6 +109,11 @@ impl App {
     }
 }
 
+/// EDAS's `CoType` of a change order (`CoBindSlb`, `CoDeploy`, …), from what it does.
+pub fn change_order_type(state: &OrderState) -> &'static str {
+    edas_engine::mapping::co_type(state.kind()).1
+}
+
 fn decode_state(stored: &StoredChangeOrder) -> Result<OrderState, AppError> {
     serde_json::from_value(stored.state.clone())
         .map_err(|e| AppError::internal(format!("decoding change order {}", stored.id), e))
