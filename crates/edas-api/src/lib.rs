@@ -35,7 +35,6 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use edas_app::App;
-use edas_engine::Engine;
 use edas_pop::NonceCache;
 use edas_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -92,11 +91,12 @@ struct Inner {
 }
 
 impl Api {
-    /// The API over a store and the engine that carries changes out.
-    pub fn new(store: Arc<Store>, engine: Engine, config: ApiConfig) -> Api {
+    /// The API over the application layer (its store and the engine that carries changes
+    /// out).
+    pub fn new(app: App, config: ApiConfig) -> Api {
         Api {
             inner: Arc::new(Inner {
-                app: App::new(store, engine),
+                app,
                 config,
                 nonces: Mutex::new(NonceCache::default()),
                 clock: Arc::new(SystemTime::now),

@@ -105,8 +105,7 @@ async fn harness_with(run_engine: bool) -> Harness {
         engine.start();
     }
     let api = Api::new(
-        Arc::new(store.clone()),
-        engine,
+        edas_app::App::new(Arc::new(store.clone()), engine),
         ApiConfig {
             region_id: "cn-hangzhou".into(),
             account_id: "1234".into(),

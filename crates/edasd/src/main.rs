@@ -235,8 +235,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let limits = config.server.limits(connections::raise_fd_limit())?;
     let api = Api::new(
-        store.clone(),
-        engine.clone(),
+        edas_app::App::new(store.clone(), engine.clone()),
         ApiConfig {
             region_id: config.region_id.clone(),
             account_id: config.account_id.clone(),

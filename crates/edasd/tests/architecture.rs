@@ -44,8 +44,17 @@ fn closure(crates: &BTreeMap<String, BTreeSet<String>>, name: &str) -> BTreeSet<
     seen
 }
 
-/// The rows of ARCHITECTURE.md's "Dependency rules" table: crate → forbidden crates.
-fn rules(all: &BTreeSet<String>) -> BTreeMap<String, BTreeSet<String>> {
+/// What one row forbids: crates never reached through any path, and crates never depended on
+/// directly (written `` `crate` (directly) ``: reached only through a layer below, such as
+/// edas-api reaching the engine only through edas-app).
+#[derive(Default)]
+struct Rule {
+    anywhere: BTreeSet<String>,
+    directly: BTreeSet<String>,
+}
+
+/// The rows of ARCHITECTURE.md's "Dependency rules" table: crate → what it must not depend on.
+fn rules(all: &BTreeSet<String>) -> BTreeMap<String, Rule> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ARCHITECTURE.md");
     let text = std::fs::read_to_string(path).unwrap();
     let section = text
@@ -56,21 +65,26 @@ fn rules(all: &BTreeSet<String>) -> BTreeMap<String, BTreeSet<String>> {
     for line in section.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         let name = cells[1].trim_matches('`').to_owned();
-        let forbidden: BTreeSet<String> = if cells[2] == "`*`" {
-            all.iter().filter(|c| **c != name).cloned().collect()
+        let mut rule = Rule::default();
+        if cells[2] == "`*`" {
+            rule.anywhere = all.iter().filter(|c| **c != name).cloned().collect();
         } else {
-            cells[2]
-                .split(',')
-                .map(|c| c.trim().trim_matches('`').to_owned())
-                .collect()
-        };
-        for crate_name in forbidden.iter().chain([&name]) {
+            for cell in cells[2].split(',').map(str::trim) {
+                match cell.strip_suffix("(directly)") {
+                    Some(direct) => rule
+                        .directly
+                        .insert(direct.trim().trim_matches('`').to_owned()),
+                    None => rule.anywhere.insert(cell.trim_matches('`').to_owned()),
+                };
+            }
+        }
+        for crate_name in rule.anywhere.iter().chain(&rule.directly).chain([&name]) {
             assert!(
                 all.contains(crate_name),
                 "ARCHITECTURE.md names `{crate_name}`, which is not a workspace crate"
             );
         }
-        out.insert(name, forbidden);
+        out.insert(name, rule);
     }
     out
 }
@@ -81,10 +95,13 @@ fn no_crate_depends_on_what_architecture_md_forbids() {
     let all: BTreeSet<String> = crates.keys().cloned().collect();
     let rules = rules(&all);
     let mut broken = Vec::new();
-    for (name, forbidden) in &rules {
+    for (name, rule) in &rules {
         let reached = closure(&crates, name);
-        for bad in reached.intersection(forbidden) {
+        for bad in reached.intersection(&rule.anywhere) {
             broken.push(format!("{name} depends on {bad}"));
+        }
+        for bad in crates[name].intersection(&rule.directly) {
+            broken.push(format!("{name} depends directly on {bad}"));
         }
     }
     assert!(broken.is_empty(), "forbidden dependencies: {broken:#?}");
@@ -109,4 +126,8 @@ fn the_check_sees_a_forbidden_dependency() {
     assert!(closure(&crates, "edas-spec").contains("edas-store"));
     // Through another crate too.
     assert!(closure(&crates, "edas-render").contains("edas-store"));
+    // A `(directly)` entry is read as a direct-only rule.
+    let all: BTreeSet<String> = crates.keys().cloned().collect();
+    let api = &rules(&all)["edas-api"];
+    assert!(api.directly.contains("edas-engine") && !api.anywhere.contains("edas-engine"));
 }
