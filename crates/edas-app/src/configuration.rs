@@ -207,7 +207,8 @@ impl App {
         let mut out = Vec::new();
         for info in clusters {
             let cluster = info.cluster;
-            let listed: Vec<(ObjectRef, Value, jiff::Timestamp)> = match kind {
+            // (cluster, namespace, name, data, created) of either kind.
+            let rows: Vec<(String, String, String, Value, jiff::Timestamp)> = match kind {
                 ObjectKind::ConfigMap => self
                     .store
                     .list_cluster_config_maps(&cluster.id)
@@ -215,7 +216,6 @@ impl App {
                     .map_err(|e| AppError::internal("listing ConfigMaps", e))?
                     .into_iter()
                     .map(|c| (c.cluster_id, c.k8s_namespace, c.name, c.data, c.created_at))
-                    .map(|(c, ns, n, d, t)| (object_ref(kind, c, ns, n), d, t))
                     .collect(),
                 ObjectKind::Secret => self
                     .store
@@ -227,15 +227,18 @@ impl App {
                         let data = s.data.into_inner();
                         (s.cluster_id, s.k8s_namespace, s.name, data, s.created_at)
                     })
-                    .map(|(c, ns, n, d, t)| (object_ref(kind, c, ns, n), d, t))
                     .collect(),
             };
             out.extend(
-                listed
-                    .into_iter()
-                    .filter(|(at, _, _)| !at.name.contains('.'))
-                    .map(|(at, data, created_at)| Object {
-                        at,
+                rows.into_iter()
+                    .filter(|(_, _, name, _, _)| !name.contains('.'))
+                    .map(|(cluster_id, namespace, name, data, created_at)| Object {
+                        at: ObjectRef {
+                            kind,
+                            cluster_id,
+                            namespace,
+                            name,
+                        },
                         cluster_name: cluster.name.clone(),
                         data,
                         created_at,
@@ -326,15 +329,6 @@ fn uses(spec: &AppSpec, kind: ObjectKind, name: &str) -> bool {
     spec.config_refs()
         .iter()
         .any(|r| r.name == name && r.kind.is_secret() == (kind == ObjectKind::Secret))
-}
-
-fn object_ref(kind: ObjectKind, cluster_id: String, namespace: String, name: String) -> ObjectRef {
-    ObjectRef {
-        kind,
-        cluster_id,
-        namespace,
-        name,
-    }
 }
 
 #[cfg(test)]
