@@ -85,8 +85,9 @@ impl App {
         &self.store
     }
 
-    /// The engine, for what has not moved into the layer yet.
-    pub fn engine(&self) -> &Engine {
+    /// The engine (the layer's own tests create applications through it).
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
 }
