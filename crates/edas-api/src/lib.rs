@@ -2,12 +2,13 @@
 //!
 //! A request goes: route by method and path ([`operations::Action`]; unknown → 404
 //! `InvalidApi.NotFound`) → size limits → signature (`edas-pop`: parse, look the access key up
-//! in the store, verify with the shared nonce cache; STS refused) → the caller's user → the
-//! operation (`UnsupportedOperation` for the EDAS operations edasd does not implement) → its
-//! RAM action checked against the user's policies ([`policy`]; administrators may do
-//! everything) → the handler, which decodes the parameters with `edas-spec` and hands changes to
-//! the release engine. Success is HTTP 200 with `{"Code": 200, "Message", "RequestId", …}`;
-//! every error is a 4xx/5xx from the one [`error::ERROR_TABLE`] with
+//! through the application layer, verify with the shared nonce cache; STS refused) → the
+//! caller's user → the operation (`UnsupportedOperation` for the EDAS operations edasd does not
+//! implement) → its RAM action checked against the user's policies ([`policy`]; administrators
+//! may do everything) → the handler, which decodes the parameters with `edas-spec`, calls a
+//! query or command of the application layer (`edas-app`) and encodes its typed result.
+//! Success is HTTP 200 with `{"Code": 200, "Message", "RequestId", …}`; every error is a
+//! 4xx/5xx from the one [`error::ERROR_TABLE`] with
 //! `{"Code": "<string>", "Message", "RequestId"}`.
 //!
 //! Besides the EDAS paths: `/healthz`, `/metrics` (Prometheus) and the admin API under

@@ -5,8 +5,12 @@
 //!
 //! **Authorization** stays in edas-api: it evaluates the caller's RAM policies against the
 //! resource a query names (an application's namespace and id) and calls the command only when
-//! allowed. The layer receives the caller only as the actor its audit records name, so it can
-//! be called by anything that has already decided (edasctl's tests, a future console).
+//! allowed. The layer receives the caller only as the [`Actor`] its audit records name, so
+//! anything that has already decided can call it.
+//!
+//! **Transactions:** the application and change-order commands are one engine transaction each,
+//! with their audit record (AbortAndRollback included). The ConfigMap/Secret commands still
+//! write the object and then its audit record in two store calls.
 //!
 //! **Errors** are one [`AppError`]; edas-api maps each variant to an EDAS code in one place.
 //!
@@ -34,7 +38,6 @@ pub use configuration::{Object, ObjectKind, ObjectRef};
 pub use control::Abort;
 pub use edas_engine::RevisionDoc;
 pub use edas_release::ChangeOrder as OrderState;
-
 pub use edas_runtime::Instance;
 pub use edas_store::ChangeOrder as StoredChangeOrder;
 pub use edas_store::{AccessKey, ChangeOrderStatus, Policy, User};
