@@ -1,13 +1,14 @@
 //! ConfigMaps and Secrets: the commands that create, update and delete them (in the cluster's
-//! runtime first, then in the store, then the audit record) and the queries that list them
-//! and the applications that use one.
+//! runtime first, then in the store with the audit record in one transaction) and the queries
+//! that list them and the applications that use one.
 
 use std::collections::BTreeMap;
 
 use edas_runtime::RuntimeError;
 use edas_spec::AppSpec;
 use edas_store::{
-    Application, ApplicationFilter, AuditEntry, ConfigMap, SecretRecord, Sensitive, StoreError,
+    Application, ApplicationFilter, AuditEntry, ConfigMap, ConfigObject, SecretRecord, Sensitive,
+    StoreError,
 };
 use serde_json::{Value, json};
 
@@ -126,36 +127,35 @@ impl App {
                 .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                 .collect(),
         );
+        let keys: Vec<&String> = data.keys().collect();
+        let entry = audit_entry(at, action, actor, json!({ "keys": keys }));
         let stored = match at.kind {
             ObjectKind::ConfigMap => {
+                let config_map = ConfigMap {
+                    cluster_id: cluster.clone(),
+                    k8s_namespace: ns.clone(),
+                    name: name.clone(),
+                    data: value,
+                    created_at,
+                    updated_at: now,
+                };
                 self.store
-                    .put_config_map(&ConfigMap {
-                        cluster_id: cluster.clone(),
-                        k8s_namespace: ns.clone(),
-                        name: name.clone(),
-                        data: value,
-                        created_at,
-                        updated_at: now,
-                    })
+                    .put_config_map_audited(&config_map, &entry, now)
                     .await
             }
             ObjectKind::Secret => {
-                self.store
-                    .put_secret(&SecretRecord {
-                        cluster_id: cluster.clone(),
-                        k8s_namespace: ns.clone(),
-                        name: name.clone(),
-                        data: Sensitive::new(value),
-                        created_at,
-                        updated_at: now,
-                    })
-                    .await
+                let secret = SecretRecord {
+                    cluster_id: cluster.clone(),
+                    k8s_namespace: ns.clone(),
+                    name: name.clone(),
+                    data: Sensitive::new(value),
+                    created_at,
+                    updated_at: now,
+                };
+                self.store.put_secret_audited(&secret, &entry, now).await
             }
         };
-        stored.map_err(|e| AppError::internal(format!("storing the {}", at.kind.noun()), e))?;
-        let keys: Vec<&String> = data.keys().collect();
-        self.audit_config(at, action, actor, json!({ "keys": keys }), now)
-            .await
+        stored.map_err(|e| AppError::internal(format!("storing the {}", at.kind.noun()), e))
     }
 
     /// Deletes a ConfigMap or Secret that no live application's current spec uses.
@@ -182,15 +182,17 @@ impl App {
         }
         self.in_cluster(at, None).await?;
         let (cluster, ns, name) = (&at.cluster_id, &at.namespace, &at.name);
-        let deleted = match at.kind {
-            ObjectKind::ConfigMap => self.store.delete_config_map(cluster, ns, name).await,
-            ObjectKind::Secret => self.store.delete_secret(cluster, ns, name).await,
-        }
-        .map_err(|e| AppError::internal("deleting the configuration", e))?;
-        if !deleted {
-            return Err(at.not_found());
-        }
-        self.audit_config(at, action, actor, json!({}), now).await
+        let entry = audit_entry(at, action, actor, json!({}));
+        let object = match at.kind {
+            ObjectKind::ConfigMap => ConfigObject::ConfigMap,
+            ObjectKind::Secret => ConfigObject::Secret,
+        };
+        let deleted = self
+            .store
+            .delete_config_object_audited(object, (cluster, ns, name), &entry, now)
+            .await
+            .map_err(|e| AppError::internal("deleting the configuration", e))?;
+        if deleted { Ok(()) } else { Err(at.not_found()) }
     }
 
     /// The stored ConfigMaps or Secrets of a cluster (or of every cluster), without the
@@ -293,33 +295,23 @@ impl App {
             .await
             .map_err(refused)
     }
+}
 
-    async fn audit_config(
-        &self,
-        at: &ObjectRef,
-        action: &str,
-        actor: &Actor,
-        detail: Value,
-        now: jiff::Timestamp,
-    ) -> Result<(), AppError> {
-        let entry = AuditEntry {
-            actor: actor.name.clone(),
-            action: action.to_owned(),
-            resource: format!(
-                "{}/{}/{}/{}",
-                at.kind.segment(),
-                at.cluster_id,
-                at.namespace,
-                at.name
-            ),
-            app_id: None,
-            request_id: Some(actor.request_id.clone()),
-            detail,
-        };
-        self.store
-            .append_audit(&entry, now)
-            .await
-            .map_err(|e| AppError::internal("recording the audit trail", e))
+/// The audit record of a command on `at`: the object's kind, cluster, namespace and name.
+fn audit_entry(at: &ObjectRef, action: &str, actor: &Actor, detail: Value) -> AuditEntry {
+    AuditEntry {
+        actor: actor.name.clone(),
+        action: action.to_owned(),
+        resource: format!(
+            "{}/{}/{}/{}",
+            at.kind.segment(),
+            at.cluster_id,
+            at.namespace,
+            at.name
+        ),
+        app_id: None,
+        request_id: Some(actor.request_id.clone()),
+        detail,
     }
 }
 

@@ -8,9 +8,8 @@
 //! allowed. The layer receives the caller only as the [`Actor`] its audit records name, so
 //! anything that has already decided can call it.
 //!
-//! **Transactions:** the application and change-order commands are one engine transaction each,
-//! with their audit record (AbortAndRollback included). The ConfigMap/Secret commands still
-//! write the object and then its audit record in two store calls.
+//! **Transactions:** every command stores its change and its audit record in one transaction
+//! (AbortAndRollback included); a ConfigMap/Secret reaches the cluster's runtime just before.
 //!
 //! **Errors** are one [`AppError`]; edas-api maps each variant to an EDAS code in one place.
 //!

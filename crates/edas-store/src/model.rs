@@ -181,6 +181,13 @@ pub struct AuditEntry {
     pub detail: Value,
 }
 
+/// Which kind of configuration object a write names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigObject {
+    ConfigMap,
+    Secret,
+}
+
 /// An audit record as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {

@@ -2,6 +2,11 @@
 
 use super::*;
 
+const DELETE_CONFIG_MAP: &str =
+    "DELETE FROM config_maps WHERE cluster_id = $1 AND k8s_namespace = $2 AND name = $3";
+const DELETE_SECRET: &str =
+    "DELETE FROM secrets WHERE cluster_id = $1 AND k8s_namespace = $2 AND name = $3";
+
 impl Store {
     /// Inserts or replaces a cluster (`created_at` of an existing one is kept).
     pub async fn put_cluster(&self, cluster: &Cluster) -> Result<(), StoreError> {
@@ -63,8 +68,27 @@ impl Store {
 
     /// Inserts or replaces a ConfigMap (`created_at` of an existing one is kept).
     pub async fn put_config_map(&self, config_map: &ConfigMap) -> Result<(), StoreError> {
+        self.write_config_map(config_map, None).await
+    }
+
+    /// [`Store::put_config_map`] with its audit record, in one transaction.
+    pub async fn put_config_map_audited(
+        &self,
+        config_map: &ConfigMap,
+        audit: &AuditEntry,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write_config_map(config_map, Some((audit, now))).await
+    }
+
+    async fn write_config_map(
+        &self,
+        config_map: &ConfigMap,
+        audit: Option<(&AuditEntry, Timestamp)>,
+    ) -> Result<(), StoreError> {
         non_empty(&config_map.name, "config map name")?;
         on_writer!(self, pool => {
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO config_maps (cluster_id, k8s_namespace, name, data, created_at, \
                  updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -77,8 +101,12 @@ impl Store {
             .bind(Json(&config_map.data))
             .bind(ms(config_map.created_at))
             .bind(ms(config_map.updated_at))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            if let Some((entry, now)) = audit {
+                insert_audit!(&mut *tx, entry, ms(now))?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -148,22 +176,72 @@ impl Store {
         k8s_namespace: &str,
         name: &str,
     ) -> Result<bool, StoreError> {
+        self.remove_object(DELETE_CONFIG_MAP, (cluster_id, k8s_namespace, name), None)
+            .await
+    }
+
+    /// Deletes a ConfigMap or Secret and, when it existed, writes its audit record in the same
+    /// transaction; whether it existed.
+    pub async fn delete_config_object_audited(
+        &self,
+        object: ConfigObject,
+        at: (&str, &str, &str),
+        audit: &AuditEntry,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let delete = match object {
+            ConfigObject::ConfigMap => DELETE_CONFIG_MAP,
+            ConfigObject::Secret => DELETE_SECRET,
+        };
+        self.remove_object(delete, at, Some((audit, now))).await
+    }
+
+    /// Deletes one ConfigMap (`DELETE_CONFIG_MAP`) or Secret (`DELETE_SECRET`) and, when it
+    /// existed, writes `audit` in the same transaction.
+    async fn remove_object(
+        &self,
+        delete: &'static str,
+        (cluster_id, k8s_namespace, name): (&str, &str, &str),
+        audit: Option<(&AuditEntry, Timestamp)>,
+    ) -> Result<bool, StoreError> {
         let done = on_writer!(self, pool => {
-            sqlx::query(
-                "DELETE FROM config_maps WHERE cluster_id = $1 AND k8s_namespace = $2 \
-                 AND name = $3",
-            )
-            .bind(cluster_id)
-            .bind(k8s_namespace)
-            .bind(name)
-            .execute(pool)
-            .await?.rows_affected()
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query(delete)
+                .bind(cluster_id)
+                .bind(k8s_namespace)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if let (true, Some((entry, now))) = (done > 0, audit) {
+                insert_audit!(&mut *tx, entry, ms(now))?;
+            }
+            tx.commit().await?;
+            done
         });
         Ok(done > 0)
     }
 
     /// Inserts or replaces a Secret; its data is encrypted before it leaves this process.
     pub async fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {
+        self.write_secret(secret, None).await
+    }
+
+    /// [`Store::put_secret`] with its audit record, in one transaction.
+    pub async fn put_secret_audited(
+        &self,
+        secret: &SecretRecord,
+        audit: &AuditEntry,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write_secret(secret, Some((audit, now))).await
+    }
+
+    async fn write_secret(
+        &self,
+        secret: &SecretRecord,
+        audit: Option<(&AuditEntry, Timestamp)>,
+    ) -> Result<(), StoreError> {
         non_empty(&secret.name, "secret name")?;
         let context = secret_context(&secret.cluster_id, &secret.k8s_namespace, &secret.name);
         let plain =
@@ -173,6 +251,7 @@ impl Store {
             })?;
         let sealed = self.cipher.seal(&context, &plain)?;
         on_writer!(self, pool => {
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO secrets (cluster_id, k8s_namespace, name, data_encrypted, \
                  created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -185,8 +264,12 @@ impl Store {
             .bind(&sealed)
             .bind(ms(secret.created_at))
             .bind(ms(secret.updated_at))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            if let Some((entry, now)) = audit {
+                insert_audit!(&mut *tx, entry, ms(now))?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -273,16 +356,7 @@ impl Store {
         k8s_namespace: &str,
         name: &str,
     ) -> Result<bool, StoreError> {
-        let done = on_writer!(self, pool => {
-            sqlx::query(
-                "DELETE FROM secrets WHERE cluster_id = $1 AND k8s_namespace = $2 AND name = $3",
-            )
-            .bind(cluster_id)
-            .bind(k8s_namespace)
-            .bind(name)
-            .execute(pool)
-            .await?.rows_affected()
-        });
-        Ok(done > 0)
+        self.remove_object(DELETE_SECRET, (cluster_id, k8s_namespace, name), None)
+            .await
     }
 }

@@ -1187,6 +1187,91 @@ pub async fn clusters_and_config_maps(ts: &TestStore) {
     assert!(err.to_string().contains("c1/default/a"), "{err}");
 }
 
+pub async fn config_writes_are_audited_in_the_same_transaction(ts: &TestStore) {
+    let store = &ts.store;
+    let trail = || async {
+        store
+            .list_audit(&AuditQuery::default(), PageRequest::new(1, 100))
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+    let cm = ConfigMap {
+        cluster_id: "c1".into(),
+        k8s_namespace: "default".into(),
+        name: "web".into(),
+        data: json!({ "k": "v" }),
+        created_at: t(0),
+        updated_at: t(0),
+    };
+    store
+        .put_config_map_audited(&cm, &by_admin(), t(1))
+        .await
+        .unwrap();
+    let secret = SecretRecord {
+        cluster_id: "c1".into(),
+        k8s_namespace: "default".into(),
+        name: "db".into(),
+        data: Sensitive::new(json!({ "password": "p" })),
+        created_at: t(0),
+        updated_at: t(0),
+    };
+    store
+        .put_secret_audited(&secret, &by_admin(), t(2))
+        .await
+        .unwrap();
+    assert_eq!(trail().await, 2);
+    assert!(
+        store
+            .delete_config_object_audited(
+                ConfigObject::ConfigMap,
+                ("c1", "default", "web"),
+                &by_admin(),
+                t(3)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_config_object_audited(
+                ConfigObject::Secret,
+                ("c1", "default", "db"),
+                &by_admin(),
+                t(4)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(trail().await, 4);
+    // Nothing deleted, nothing audited.
+    assert!(
+        !store
+            .delete_config_object_audited(
+                ConfigObject::Secret,
+                ("c1", "default", "db"),
+                &by_admin(),
+                t(5)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(trail().await, 4);
+    // An invalid object is refused with no audit record.
+    let unnamed = ConfigMap {
+        name: String::new(),
+        ..cm
+    };
+    assert!(
+        store
+            .put_config_map_audited(&unnamed, &by_admin(), t(6))
+            .await
+            .is_err()
+    );
+    assert_eq!(trail().await, 4);
+}
+
 pub async fn retention_prunes_only_finished_and_old(ts: &TestStore) {
     let store = &ts.store;
     for i in 0..5 {

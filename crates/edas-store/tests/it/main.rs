@@ -54,6 +54,7 @@ conformance!(
     secrets_are_encrypted_at_rest,
     users_access_keys_and_policies,
     clusters_and_config_maps,
+    config_writes_are_audited_in_the_same_transaction,
     retention_prunes_only_finished_and_old,
     a_newer_schema_is_refused,
     deleting_now_ends_the_active_order_and_leaves_a_sweep,
