@@ -314,6 +314,15 @@ fn done() -> Reply {
     Ok(Fields(Map::new()))
 }
 
+/// The answer to a deletion: done, or `kind` `name` did not exist.
+fn removed(deleted: bool, kind: &str, name: &str) -> Reply {
+    if deleted {
+        done()
+    } else {
+        Err(not_found(kind, name).into())
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewUser {

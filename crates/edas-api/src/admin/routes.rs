@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::{
     Admin, KeyUpdate, NewKey, NewUser, PolicyPut, Reply, body_json, check_name, done,
-    generate_access_key, key_json, no_body, not_found, not_self, now, ok, policy_json, store_error,
+    generate_access_key, key_json, no_body, not_self, now, ok, policy_json, removed, store_error,
     user_json, valid_name,
 };
 use crate::caller::internal;
@@ -86,11 +86,7 @@ pub(super) async fn delete_user(admin: Admin, Path(name): Path<String>) -> Reply
         )
         .await
         .map_err(|e| store_error("user", &name, e))?;
-    if deleted {
-        done()
-    } else {
-        Err(not_found("user", &name).into())
-    }
+    removed(deleted, "user", &name)
 }
 
 pub(super) async fn list_keys(admin: Admin, Path(name): Path<String>) -> Reply {
@@ -199,11 +195,7 @@ pub(super) async fn delete_key(admin: Admin, Path(id): Path<String>) -> Reply {
         )
         .await
         .map_err(|e| store_error("access key", &id, e))?;
-    if deleted {
-        done()
-    } else {
-        Err(not_found("access key", &id).into())
-    }
+    removed(deleted, "access key", &id)
 }
 
 pub(super) async fn list_policies(admin: Admin) -> Reply {
@@ -254,11 +246,7 @@ pub(super) async fn delete_policy(admin: Admin, Path(name): Path<String>) -> Rep
         )
         .await
         .map_err(|e| store_error("policy", &name, e))?;
-    if deleted {
-        done()
-    } else {
-        Err(not_found("policy", &name).into())
-    }
+    removed(deleted, "policy", &name)
 }
 
 pub(super) async fn user_policies(admin: Admin, Path(name): Path<String>) -> Reply {
@@ -316,9 +304,5 @@ pub(super) async fn detach_policy(
         )
         .await
         .map_err(|e| store_error("attachment", &format!("{name}/{policy}"), e))?;
-    if detached {
-        done()
-    } else {
-        Err(not_found("attachment", &format!("{name}/{policy}")).into())
-    }
+    removed(detached, "attachment", &format!("{name}/{policy}"))
 }
