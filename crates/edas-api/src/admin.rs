@@ -37,7 +37,7 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
-use edas_store::{AccessKey, AuditEntry, Policy, StoreError, User};
+use edas_app::{AccessKey, AccountError, AuditEntry, Policy, User};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tower::ServiceExt as _;
@@ -230,8 +230,8 @@ impl std::ops::Deref for Admin {
 }
 
 impl Admin {
-    fn store(&self) -> &edas_store::Store {
-        self.api.store()
+    fn app(&self) -> &edas_app::App {
+        self.api.app()
     }
 
     /// The audit record of an admin change: who (the caller's key and user), what, on which
@@ -395,14 +395,14 @@ fn not_found(kind: &str, name: &str) -> ApiError {
     )
 }
 
-fn store_error(kind: &str, name: &str, e: StoreError) -> ApiError {
+fn account_error(kind: &str, name: &str, e: AccountError) -> ApiError {
     match e {
-        StoreError::NotFound { entity, id } => not_found(entity, &id),
-        StoreError::Conflict { .. } => ApiError::new(
+        AccountError::NotFound { entity, id } => not_found(entity, &id),
+        AccountError::Conflict(_) => ApiError::new(
             codes::ENTITY_ALREADY_EXISTS,
             format!("the {kind} `{name}` already exists"),
         ),
-        StoreError::InvalidInput { field, reason } => {
+        AccountError::InvalidInput { field, reason } => {
             ApiError::new(codes::INVALID_PARAMETER, format!("{field}: {reason}"))
         }
         other => internal(&format!("the admin request on {kind} `{name}`"), other),

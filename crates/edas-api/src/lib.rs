@@ -37,7 +37,6 @@ use std::time::SystemTime;
 
 use edas_app::App;
 use edas_pop::NonceCache;
-use edas_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use server::router;
@@ -136,12 +135,6 @@ impl Api {
         Api {
             inner: Arc::new(inner),
         }
-    }
-
-    /// The store (the admin identity operations and the signature check still read it
-    /// directly).
-    pub fn store(&self) -> &Store {
-        self.inner.app.store()
     }
 
     /// The application layer the operations call.

@@ -1,6 +1,6 @@
 //! Queries the request pipeline asks before any operation: the access key a signature names,
 //! its user and the user's policies, whether the store answers, and the active change orders
-//! the metrics report. (The admin API's identity commands still call the store directly.)
+//! the metrics report. (The admin API's account commands are in `accounts`.)
 
 use edas_store::{AccessKey, ChangeOrderStatus, Policy, StoreError, User};
 

@@ -16,6 +16,7 @@
 //! The records a query returns are the store's typed records, re-exported here so callers need
 //! no dependency on edas-store.
 
+mod accounts;
 mod changes;
 mod clusters;
 mod configuration;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use edas_engine::Engine;
 use edas_store::Store;
 
+pub use accounts::AccountError;
 pub use changes::Created;
 pub use clusters::ClusterInfo;
 pub use configuration::{Object, ObjectKind, ObjectRef};
@@ -39,7 +41,7 @@ pub use edas_engine::RevisionDoc;
 pub use edas_release::ChangeOrder as OrderState;
 pub use edas_runtime::Instance;
 pub use edas_store::ChangeOrder as StoredChangeOrder;
-pub use edas_store::{AccessKey, ChangeOrderStatus, Policy, User};
+pub use edas_store::{AccessKey, AuditEntry, ChangeOrderStatus, Policy, Sensitive, User};
 pub use edas_store::{
     Application, ApplicationFilter, AuditQuery, AuditRecord, Cluster, Page, PageRequest, Revision,
 };

@@ -3,12 +3,12 @@
 //! checked, and the path's names as sent (percent-escapes are not decoded).
 
 use axum::extract::Path;
-use edas_store::{AccessKey, Policy, Sensitive, StoreError, User};
+use edas_app::{AccessKey, AccountError, Policy, Sensitive, User};
 use serde_json::{Value, json};
 
 use super::{
-    Admin, KeyUpdate, NewKey, NewUser, PolicyPut, Reply, body_json, check_name, done,
-    generate_access_key, key_json, no_body, not_self, now, ok, policy_json, removed, store_error,
+    Admin, KeyUpdate, NewKey, NewUser, PolicyPut, Reply, account_error, body_json, check_name,
+    done, generate_access_key, key_json, no_body, not_self, now, ok, policy_json, removed,
     user_json, valid_name,
 };
 use crate::caller::internal;
@@ -28,7 +28,7 @@ pub(super) async fn audit(admin: Admin) -> Reply {
 pub(super) async fn list_users(admin: Admin) -> Reply {
     no_body(&admin.body)?;
     let users = admin
-        .store()
+        .app()
         .list_users()
         .await
         .map_err(|e| internal("listing users", e))?;
@@ -38,8 +38,8 @@ pub(super) async fn list_users(admin: Admin) -> Reply {
 pub(super) async fn create_user(admin: Admin) -> Reply {
     let new: NewUser = body_json(&admin.body)?;
     check_name("user", &new.name)?;
-    let store = admin.store();
-    match store.get_user(&new.name).await {
+    let app = admin.app();
+    match app.get_user(&new.name).await {
         Ok(_) => {
             return Err(ApiError::new(
                 codes::ENTITY_ALREADY_EXISTS,
@@ -47,7 +47,7 @@ pub(super) async fn create_user(admin: Admin) -> Reply {
             )
             .into());
         }
-        Err(StoreError::NotFound { .. }) => {}
+        Err(AccountError::NotFound { .. }) => {}
         Err(e) => return Err(internal("reading the user", e).into()),
     }
     let user = User {
@@ -55,18 +55,17 @@ pub(super) async fn create_user(admin: Admin) -> Reply {
         admin: new.admin,
         created_at: now(),
     };
-    store
-        .put_user(
-            &user,
-            admin.audit(
-                "CreateUser",
-                format!("user/{}", new.name),
-                json!({"Admin": new.admin}),
-            ),
-            now(),
-        )
-        .await
-        .map_err(|e| store_error("user", &new.name, e))?;
+    app.put_user(
+        &user,
+        admin.audit(
+            "CreateUser",
+            format!("user/{}", new.name),
+            json!({"Admin": new.admin}),
+        ),
+        now(),
+    )
+    .await
+    .map_err(|e| account_error("user", &new.name, e))?;
     ok(json!({"User": user_json(&user)}))
 }
 
@@ -78,28 +77,27 @@ pub(super) async fn delete_user(admin: Admin, Path(name): Path<String>) -> Reply
         name == admin.caller.user.name,
     )?;
     let deleted = admin
-        .store()
+        .app()
         .delete_user(
             &name,
             admin.audit("DeleteUser", format!("user/{name}"), Value::Null),
             now(),
         )
         .await
-        .map_err(|e| store_error("user", &name, e))?;
+        .map_err(|e| account_error("user", &name, e))?;
     removed(deleted, "user", &name)
 }
 
 pub(super) async fn list_keys(admin: Admin, Path(name): Path<String>) -> Reply {
     no_body(&admin.body)?;
-    let store = admin.store();
-    store
-        .get_user(&name)
+    let app = admin.app();
+    app.get_user(&name)
         .await
-        .map_err(|e| store_error("user", &name, e))?;
-    let keys = store
+        .map_err(|e| account_error("user", &name, e))?;
+    let keys = app
         .list_access_keys(&name)
         .await
-        .map_err(|e| store_error("user", &name, e))?;
+        .map_err(|e| account_error("user", &name, e))?;
     ok(json!({"AccessKeys": keys.iter().map(key_json).collect::<Vec<_>>()}))
 }
 
@@ -137,7 +135,7 @@ pub(super) async fn create_key(admin: Admin, Path(name): Path<String>) -> Reply 
         created_at: now(),
     };
     admin
-        .store()
+        .app()
         .create_access_key(
             &key,
             admin.audit(
@@ -148,7 +146,7 @@ pub(super) async fn create_key(admin: Admin, Path(name): Path<String>) -> Reply 
             now(),
         )
         .await
-        .map_err(|e| store_error("access key", &id, e))?;
+        .map_err(|e| account_error("access key", &id, e))?;
     ok(json!({"AccessKey": {
         "AccessKeyId": id, "AccessKeySecret": secret, "User": name, "Enabled": true,
     }}))
@@ -167,7 +165,7 @@ pub(super) async fn set_key(admin: Admin, Path(id): Path<String>) -> Reply {
         "DisableAccessKey"
     };
     admin
-        .store()
+        .app()
         .set_access_key_enabled(
             &id,
             update.enabled,
@@ -175,7 +173,7 @@ pub(super) async fn set_key(admin: Admin, Path(id): Path<String>) -> Reply {
             now(),
         )
         .await
-        .map_err(|e| store_error("access key", &id, e))?;
+        .map_err(|e| account_error("access key", &id, e))?;
     done()
 }
 
@@ -187,21 +185,21 @@ pub(super) async fn delete_key(admin: Admin, Path(id): Path<String>) -> Reply {
         id == admin.caller.access_key_id,
     )?;
     let deleted = admin
-        .store()
+        .app()
         .delete_access_key(
             &id,
             admin.audit("DeleteAccessKey", format!("access_key/{id}"), Value::Null),
             now(),
         )
         .await
-        .map_err(|e| store_error("access key", &id, e))?;
+        .map_err(|e| account_error("access key", &id, e))?;
     removed(deleted, "access key", &id)
 }
 
 pub(super) async fn list_policies(admin: Admin) -> Reply {
     no_body(&admin.body)?;
     let policies = admin
-        .store()
+        .app()
         .list_policies()
         .await
         .map_err(|e| internal("listing policies", e))?;
@@ -220,7 +218,7 @@ pub(super) async fn put_policy(admin: Admin, Path(name): Path<String>) -> Reply 
         updated_at: now(),
     };
     admin
-        .store()
+        .app()
         .put_policy(
             &policy,
             admin.audit(
@@ -231,35 +229,31 @@ pub(super) async fn put_policy(admin: Admin, Path(name): Path<String>) -> Reply 
             now(),
         )
         .await
-        .map_err(|e| store_error("policy", &name, e))?;
+        .map_err(|e| account_error("policy", &name, e))?;
     ok(json!({"Policy": policy_json(&policy)}))
 }
 
 pub(super) async fn delete_policy(admin: Admin, Path(name): Path<String>) -> Reply {
     no_body(&admin.body)?;
     let deleted = admin
-        .store()
+        .app()
         .delete_policy(
             &name,
             admin.audit("DeletePolicy", format!("policy/{name}"), Value::Null),
             now(),
         )
         .await
-        .map_err(|e| store_error("policy", &name, e))?;
+        .map_err(|e| account_error("policy", &name, e))?;
     removed(deleted, "policy", &name)
 }
 
 pub(super) async fn user_policies(admin: Admin, Path(name): Path<String>) -> Reply {
     no_body(&admin.body)?;
-    let store = admin.store();
-    store
-        .get_user(&name)
+    let app = admin.app();
+    app.get_user(&name)
         .await
-        .map_err(|e| store_error("user", &name, e))?;
-    let policies = store
-        .user_policies(&name)
-        .await
-        .map_err(|e| store_error("user", &name, e))?;
+        .map_err(|e| account_error("user", &name, e))?;
+    let policies = app.user_policies(&name).await.map_err(ApiError::from)?;
     ok(json!({"Policies": policies.iter().map(policy_json).collect::<Vec<_>>()}))
 }
 
@@ -269,7 +263,7 @@ pub(super) async fn attach_policy(
 ) -> Reply {
     no_body(&admin.body)?;
     admin
-        .store()
+        .app()
         .attach_policy(
             &name,
             &policy,
@@ -281,7 +275,7 @@ pub(super) async fn attach_policy(
             now(),
         )
         .await
-        .map_err(|e| store_error("user or policy", &format!("{name}/{policy}"), e))?;
+        .map_err(|e| account_error("user or policy", &format!("{name}/{policy}"), e))?;
     done()
 }
 
@@ -291,7 +285,7 @@ pub(super) async fn detach_policy(
 ) -> Reply {
     no_body(&admin.body)?;
     let detached = admin
-        .store()
+        .app()
         .detach_policy(
             &name,
             &policy,
@@ -303,6 +297,6 @@ pub(super) async fn detach_policy(
             now(),
         )
         .await
-        .map_err(|e| store_error("attachment", &format!("{name}/{policy}"), e))?;
+        .map_err(|e| account_error("attachment", &format!("{name}/{policy}"), e))?;
     removed(detached, "attachment", &format!("{name}/{policy}"))
 }
