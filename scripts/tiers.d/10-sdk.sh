@@ -16,5 +16,9 @@ fi
 if [ -z "${EDAS_BINS_BUILT:-}" ]; then
   cargo build --locked --bin edasd --bin edas-testapp
 fi
-export EDASD_BIN="$PWD/target/debug/edasd"
+# Wherever cargo put them: CARGO_TARGET_DIR, a `build.target-dir` config, or ./target.
+target_dir="$(cargo metadata --format-version 1 --no-deps --locked \
+  | "$EDAS_VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+export EDASD_BIN="$target_dir/debug/edasd"
+export EDAS_TESTAPP_BIN="$target_dir/debug/edas-testapp"
 "$EDAS_VENV/bin/python" -m pytest tests/sdk -q -p no:cacheprovider
