@@ -91,23 +91,35 @@ fn main() -> ExitCode {
         Command::AccessKey(c) => cmd::admin::access_key(g, c),
         Command::Policy(c) => cmd::admin::policy(g, c),
         Command::Audit(args) => cmd::admin::audit(g, args),
-        Command::Completion { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "edasctl",
-                &mut std::io::stdout(),
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Completion { shell } => completion(*shell),
     };
     match result {
         Ok(code) => code,
+        // `edasctl … | head`: the reader is gone, which is how such a pipeline ends, not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("edasctl: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints the completion script (built first: clap's own writer panics on a closed pipe).
+fn completion(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "edasctl", &mut script);
+    std::io::stdout().write_all(&script)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether writing the output failed because its reader went away.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 #[cfg(test)]

@@ -448,3 +448,33 @@ fn what_kubernetes_cannot_run_exits_2() {
     let e: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(e["Violations"][0]["Parameter"], "--revision");
 }
+
+/// `edasctl completion zsh | head` and `edasctl render … | head`: a reader that goes away ends
+/// the command quietly (no panic, no backtrace, no error line).
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    use std::process::{Command as Std, Stdio};
+    for args in [vec!["completion", "zsh"], vec!["render", "--params", "-"]] {
+        let mut child = Std::new(env!("CARGO_BIN_EXE_edasctl"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader closes before edasctl writes a byte.
+        drop(child.stdout.take());
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().unwrap();
+            let _ = stdin.write_all(params(&[]).as_bytes());
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "{args:?}: {:?}, stderr: {stderr}",
+            out.status
+        );
+    }
+}
