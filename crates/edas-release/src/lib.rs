@@ -106,12 +106,14 @@
 //! everything it needs through the accessors and the public [`Pipeline`], [`Stage`], [`Task`] and
 //! [`InstanceEntry`] fields.
 
+mod events;
 mod ids;
 mod order;
 mod plan;
 mod settings;
 mod status;
 
+pub use events::{EventKind, ReleaseEvent, events};
 pub use order::{
     ChangeKind, ChangeOrder, Effect, EpochMillis, Input, InstanceEntry, Instances, NewOrder,
     NewOrderError, Observation, Pipeline, RevisionId, RollbackRequest, Stage, StageKind, StepError,

@@ -1,0 +1,344 @@
+//! Release events: what changed between two states of a change order, derived purely.
+//!
+//! The store writes the events of a transition in the same transaction as the transition
+//! itself, deriving them from the state before and the state after with [`events`]. Because the
+//! derivation is a pure function of two persisted states, a crash can neither lose an event (it
+//! is committed with its transition) nor invent one (no transition, no event).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ChangeKind, ChangeOrder, InstanceEntry, Status};
+
+/// What kind of event it is. The wire name ([`EventKind::as_str`]) is what subscriptions filter
+/// on and what sinks carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    /// The change order was stored (status 0, or already settled for a forced delete).
+    Created,
+    /// A batch (pipeline) started running.
+    BatchStarted,
+    /// A batch finished: its new instances are ready and the old ones it replaces are gone.
+    BatchSucceeded,
+    /// The order waits for ContinuePipeline (8) or for its next automatic batch (9).
+    Waiting,
+    /// A wait ended (ContinuePipeline, or the automatic wait ran out).
+    Continued,
+    /// A failed order runs again (RetryChangeOrderTask).
+    Retried,
+    /// The order failed (3, or 10 when the system could not carry out a step), with the reason.
+    Failed,
+    /// The order was terminated (6) by an abort.
+    Aborted,
+    /// A rollback change order was started for this one.
+    RolledBack,
+    /// The order finished successfully (2).
+    Succeeded,
+    /// An instance of the release appeared, or its readiness or failure changed.
+    InstanceChanged,
+}
+
+impl EventKind {
+    /// Every kind, in the order of the list above.
+    pub const ALL: [EventKind; 11] = [
+        EventKind::Created,
+        EventKind::BatchStarted,
+        EventKind::BatchSucceeded,
+        EventKind::Waiting,
+        EventKind::Continued,
+        EventKind::Retried,
+        EventKind::Failed,
+        EventKind::Aborted,
+        EventKind::RolledBack,
+        EventKind::Succeeded,
+        EventKind::InstanceChanged,
+    ];
+
+    /// The wire name, e.g. `change_order.created`, `batch.started`, `instance.changed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "change_order.created",
+            EventKind::BatchStarted => "batch.started",
+            EventKind::BatchSucceeded => "batch.succeeded",
+            EventKind::Waiting => "change_order.waiting",
+            EventKind::Continued => "change_order.continued",
+            EventKind::Retried => "change_order.retried",
+            EventKind::Failed => "change_order.failed",
+            EventKind::Aborted => "change_order.aborted",
+            EventKind::RolledBack => "change_order.rolled_back",
+            EventKind::Succeeded => "change_order.succeeded",
+            EventKind::InstanceChanged => "instance.changed",
+        }
+    }
+
+    /// The kind of a wire name.
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One event of a change order. The store adds the application, the time and a sequence
+/// number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseEvent {
+    pub kind: EventKind,
+    pub change_order_id: String,
+    pub change_kind: ChangeKind,
+    /// The order's status code after the transition.
+    pub status: i32,
+    /// The batch (1-based) the event is about, when it is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+    pub batch_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_id: Option<String>,
+    /// Why it failed or was terminated; the rollback order for `RolledBack`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceEntry>,
+}
+
+/// The events of the transition from `prev` to `next` (`prev` `None`: `next` was just
+/// created), in the order they happened: a wait ending or a retry first, then each batch in
+/// order (its instances, its start, its end), then how the order settled.
+pub fn events(prev: Option<&ChangeOrder>, next: &ChangeOrder) -> Vec<ReleaseEvent> {
+    let batch_count = u32::try_from(next.pipelines().len()).unwrap_or(u32::MAX);
+    let event = |kind: EventKind| ReleaseEvent {
+        kind,
+        change_order_id: next.id().to_owned(),
+        change_kind: next.kind(),
+        status: next.status().code(),
+        batch: None,
+        batch_count,
+        pipeline_id: None,
+        message: None,
+        instance: None,
+    };
+    let mut out = Vec::new();
+    let before = prev.map_or(Status::Ready, ChangeOrder::status);
+    let after = next.status();
+    if prev.is_none() {
+        out.push(event(EventKind::Created));
+    }
+    if before != after && after == Status::InProgress {
+        if matches!(
+            before,
+            Status::WaitingForConfirmation | Status::WaitingForNextBatch
+        ) {
+            out.push(event(EventKind::Continued));
+        } else if before.is_failure() {
+            out.push(event(EventKind::Retried));
+        }
+    }
+    for (i, pipeline) in next.pipelines().iter().enumerate() {
+        let old = prev.and_then(|p| p.pipelines().get(i));
+        let batch = |kind: EventKind| ReleaseEvent {
+            batch: Some(pipeline.index + 1),
+            pipeline_id: Some(pipeline.id.clone()),
+            ..event(kind)
+        };
+        let old_status = old.map_or(Status::Ready, |p| p.status);
+        let restarted = old.is_some_and(|o| o.attempts != pipeline.attempts);
+        if pipeline.status == Status::InProgress && (old_status != Status::InProgress || restarted)
+        {
+            out.push(batch(EventKind::BatchStarted));
+        }
+        for instance in &pipeline.instances {
+            let known = old.and_then(|o| o.instances.iter().find(|e| e.name == instance.name));
+            if known != Some(instance) {
+                out.push(ReleaseEvent {
+                    instance: Some(instance.clone()),
+                    ..batch(EventKind::InstanceChanged)
+                });
+            }
+        }
+        if pipeline.status == Status::Success && old_status != Status::Success {
+            out.push(batch(EventKind::BatchSucceeded));
+        }
+    }
+    let current = next.current_batch().and_then(|i| next.pipelines().get(i));
+    let at_current = |kind: EventKind| ReleaseEvent {
+        batch: current.map(|p| p.index + 1),
+        pipeline_id: current.map(|p| p.id.clone()),
+        ..event(kind)
+    };
+    if before != after {
+        match after {
+            Status::WaitingForConfirmation | Status::WaitingForNextBatch => {
+                out.push(at_current(EventKind::Waiting));
+            }
+            Status::Failed | Status::SystemFailure => out.push(ReleaseEvent {
+                message: next.message().map(str::to_owned),
+                ..at_current(EventKind::Failed)
+            }),
+            Status::Terminated => out.push(ReleaseEvent {
+                message: next.message().map(str::to_owned),
+                ..at_current(EventKind::Aborted)
+            }),
+            Status::Success => out.push(event(EventKind::Succeeded)),
+            Status::Ready | Status::InProgress => {}
+        }
+    }
+    if let Some(by) = next.rolled_back_by()
+        && prev.and_then(ChangeOrder::rolled_back_by) != Some(by)
+    {
+        out.push(ReleaseEvent {
+            message: Some(by.to_owned()),
+            ..event(EventKind::RolledBack)
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::*;
+
+    fn order(strategy: Strategy, replicas: u32) -> ChangeOrder {
+        ChangeOrder::new(
+            NewOrder {
+                id: "co-1".into(),
+                kind: ChangeKind::Deploy,
+                description: "v2".into(),
+                from: Some(Instances {
+                    revision: RevisionId("v1".into()),
+                    replicas,
+                    ready: replicas,
+                }),
+                to: Instances {
+                    revision: RevisionId("v2".into()),
+                    replicas: 0,
+                    ready: 0,
+                },
+                plan: plan(replicas, &strategy).unwrap(),
+                settings: ReleaseSettings::default(),
+            },
+            EpochMillis(0),
+        )
+        .unwrap()
+    }
+
+    fn observed(rev: &str, ready: u32, total: u32) -> Input {
+        Input::Observed(Observation {
+            revision: RevisionId(rev.into()),
+            ready,
+            total,
+            failed: None,
+            instances: (0..total)
+                .map(|i| InstanceEntry {
+                    name: format!("{rev}-{i}"),
+                    ip: None,
+                    ready: i < ready,
+                    failed: None,
+                })
+                .collect(),
+        })
+    }
+
+    /// Steps `order` and returns the kinds of the events of that step.
+    fn step(order: &mut ChangeOrder, input: Input, at: u64) -> Vec<(EventKind, Option<u32>)> {
+        let before = order.clone();
+        order.step(input, EpochMillis(at)).unwrap();
+        events(Some(&before), order)
+            .into_iter()
+            .map(|e| (e.kind, e.batch))
+            .collect()
+    }
+
+    #[test]
+    fn a_manual_batch_release_speaks_at_every_transition() {
+        use EventKind::*;
+        let strategy = Strategy::Batch {
+            batches: 2,
+            release: Release::Manual,
+        };
+        let mut o = order(strategy, 2);
+        assert_eq!(
+            events(None, &o).iter().map(|e| e.kind).collect::<Vec<_>>(),
+            vec![Created]
+        );
+        assert_eq!(step(&mut o, Input::Start, 0), vec![(BatchStarted, Some(1))]);
+        assert_eq!(
+            step(&mut o, observed("v2", 1, 1), 1_000),
+            vec![(InstanceChanged, Some(1))]
+        );
+        assert_eq!(
+            step(&mut o, observed("v1", 1, 1), 1_100),
+            vec![(BatchSucceeded, Some(1)), (Waiting, Some(2))]
+        );
+        let pipeline = o.pipelines()[1].id.clone();
+        let continued = step(
+            &mut o,
+            Input::Continue {
+                pipeline_id: pipeline,
+                confirm: true,
+            },
+            2_000,
+        );
+        assert_eq!(continued, vec![(Continued, None), (BatchStarted, Some(2))]);
+        step(&mut o, observed("v2", 2, 2), 3_000);
+        let last = step(&mut o, observed("v1", 0, 0), 3_100);
+        assert_eq!(last, vec![(BatchSucceeded, Some(2)), (Succeeded, None)]);
+        // The same state twice is no event: a replayed transition invents nothing.
+        assert!(events(Some(&o), &o).is_empty());
+    }
+
+    #[test]
+    fn failure_abort_and_rollback_carry_their_reason() {
+        let strategy = Strategy::Batch {
+            batches: 1,
+            release: Release::Auto { wait_minutes: 0 },
+        };
+        let mut o = order(strategy.clone(), 1);
+        step(&mut o, Input::Start, 0);
+        let before = o.clone();
+        o.step(
+            Input::SystemFailure {
+                reason: "cluster gone".into(),
+            },
+            EpochMillis(10),
+        )
+        .unwrap();
+        let ev = events(Some(&before), &o);
+        let failed = ev.iter().find(|e| e.kind == EventKind::Failed).unwrap();
+        assert_eq!(failed.message.as_deref(), Some("cluster gone"));
+        assert_eq!(failed.batch, Some(1));
+        assert_eq!(failed.status, 10);
+
+        let mut o = order(strategy.clone(), 1);
+        step(&mut o, Input::Start, 0);
+        let kinds = step(&mut o, Input::Abort, 10);
+        assert_eq!(kinds, vec![(EventKind::Aborted, Some(1))]);
+
+        let mut o = order(strategy.clone(), 1);
+        step(&mut o, Input::Start, 0);
+        let before = o.clone();
+        o.step(
+            Input::AbortAndRollback(RollbackRequest {
+                order_id: "co-2".into(),
+                strategy,
+            }),
+            EpochMillis(10),
+        )
+        .unwrap();
+        let ev = events(Some(&before), &o);
+        let kinds: Vec<_> = ev.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventKind::Aborted, EventKind::RolledBack]);
+        assert_eq!(ev[1].message.as_deref(), Some("co-2"));
+    }
+
+    #[test]
+    fn wire_names_round_trip() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(EventKind::parse("nope"), None);
+    }
+}
