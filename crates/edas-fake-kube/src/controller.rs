@@ -145,6 +145,8 @@ pub struct SimConfig {
 pub struct Controller {
     store: Arc<Store>,
     faults: Arc<Faults>,
+    /// The simulated containers' output (each start and crash writes a line).
+    logs: Arc<crate::logs::Logs>,
     config: SimConfig,
     pods: Mutex<HashMap<String, PodSim>>,
     progress: Mutex<HashMap<String, Progress>>,
@@ -152,10 +154,16 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub fn new(store: Arc<Store>, faults: Arc<Faults>, config: SimConfig) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        faults: Arc<Faults>,
+        logs: Arc<crate::logs::Logs>,
+        config: SimConfig,
+    ) -> Self {
         Self {
             store,
             faults,
+            logs,
             config,
             pods: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
@@ -298,7 +306,22 @@ impl Controller {
         let pods = self.store.all(pod_kind);
         let mut sims = self.pods.lock().unwrap_or_else(|p| p.into_inner());
         sims.retain(|uid, _| pods.iter().any(|p| uid_of(p) == uid));
+        let names: Vec<(String, String)> = pods.iter().map(pod_key).collect();
+        self.logs.retain(&names);
         for pod in pods {
+            let (namespace, name) = pod_key(&pod);
+            let containers: Vec<String> = pod
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect();
+            if !sims.contains_key(uid_of(&pod)) {
+                for c in &containers {
+                    self.logs.started(&namespace, &name, c, 0);
+                }
+            }
             let fault = self.faults.pod_fault(&pod);
             let effect = fault.as_ref().map(|f| {
                 (
@@ -332,6 +355,20 @@ impl Controller {
                         let crash_at = *sim.crash_at.get_or_insert(since + after);
                         if crash_at <= now {
                             sim.restarts += 1;
+                            if let Some(c) = containers.first() {
+                                self.logs.write(
+                                    &namespace,
+                                    &name,
+                                    c,
+                                    &format!("{c} exited: edas-fake-kube crash fault"),
+                                );
+                                self.logs.started(
+                                    &namespace,
+                                    &name,
+                                    c,
+                                    u64::try_from(sim.restarts).unwrap_or(0),
+                                );
+                            }
                             sim.ready_since = None;
                             sim.crash_at = None;
                             sim.ready_at = Some(now + self.config.pod_ready_delay);
@@ -1018,6 +1055,17 @@ pub fn selector_string(object: &Value) -> String {
         .and_then(|s| LabelSelector::from_object(s).ok())
         .map(|s| s.to_query_string())
         .unwrap_or_default()
+}
+
+/// `(namespace, name)` of a pod.
+fn pod_key(pod: &Value) -> (String, String) {
+    let text = |p: &str| {
+        pod.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (text("/metadata/namespace"), text("/metadata/name"))
 }
 
 #[cfg(test)]

@@ -104,6 +104,7 @@
 pub mod controller;
 pub mod error;
 pub mod faults;
+pub mod logs;
 pub mod merge;
 pub mod resources;
 pub mod selector;
@@ -154,6 +155,7 @@ pub struct FakeCluster {
     addr: SocketAddr,
     store: Arc<store::Store>,
     faults: Arc<faults::Faults>,
+    logs: Arc<logs::Logs>,
     drop_watches: watch::Sender<u64>,
     drain_watches: watch::Sender<u64>,
     /// Stops accepting connections and closes idle ones (graceful, so in-flight calls finish).
@@ -168,6 +170,7 @@ impl FakeCluster {
         let addr = listener.local_addr()?;
         let store = Arc::new(store::Store::new(config.watch_history));
         let faults = Arc::new(faults::Faults::default());
+        let logs = Arc::new(logs::Logs::default());
         let (drop_watches, _) = watch::channel(0u64);
         let (drain_watches, _) = watch::channel(0u64);
         let app = Arc::new(server::AppState {
@@ -177,10 +180,12 @@ impl FakeCluster {
             bookmark_interval: config.bookmark_interval.max(Duration::from_millis(10)),
             drop_watches: drop_watches.clone(),
             drain_watches: drain_watches.clone(),
+            logs: logs.clone(),
         });
         let controller = Arc::new(controller::Controller::new(
             store.clone(),
             faults.clone(),
+            logs.clone(),
             controller::SimConfig {
                 pod_ready_delay: config.pod_ready_delay,
             },
@@ -203,11 +208,18 @@ impl FakeCluster {
             addr,
             store,
             faults,
+            logs,
             drop_watches,
             drain_watches,
             stop: Some(stop),
             tasks: vec![server, controller],
         })
+    }
+
+    /// Appends `text` to the output of a pod's container (what its `log` subresource serves;
+    /// see [`logs`]).
+    pub fn write_log(&self, namespace: &str, pod: &str, container: &str, text: &str) {
+        self.logs.write(namespace, pod, container, text);
     }
 
     /// `http://127.0.0.1:PORT`.

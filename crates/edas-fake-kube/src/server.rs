@@ -47,6 +47,8 @@ pub struct AppState {
     pub drop_watches: watch::Sender<u64>,
     /// Bumped to make every open watch go silent (a draining API server).
     pub drain_watches: watch::Sender<u64>,
+    /// The simulated containers' output (the pods' `log` subresource).
+    pub logs: Arc<crate::logs::Logs>,
 }
 
 /// The router serving the Kubernetes API and the control API.
@@ -60,6 +62,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_fake/watches/drain", post(drain_watches))
         .route("/_fake/rbac/deny", post(deny_right))
         .route("/_fake/compact", post(compact))
+        .route(
+            "/_fake/logs/{namespace}/{pod}/{container}",
+            post(
+                |State(app): State<Arc<AppState>>,
+                 axum::extract::Path((ns, pod, c)): axum::extract::Path<(
+                    String,
+                    String,
+                    String,
+                )>,
+                 body: String| async move {
+                    app.logs.write(&ns, &pod, &c, &body);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
         .fallback(kube_api)
         .with_state(state)
 }
@@ -387,6 +404,19 @@ async fn kube_api(
     }
     if path == SELF_SUBJECT_ACCESS_REVIEWS && method == Method::POST {
         return access_review(&app, &body);
+    }
+    if let ["api", "v1", "namespaces", ns, "pods", pod, "log"] = path
+        .trim_matches('/')
+        .split('/')
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        if method != Method::GET {
+            return error_response(&ApiError::method_not_allowed(format!(
+                "{method} is not supported on pods/log"
+            )));
+        }
+        return crate::logs::serve(&app, ns, pod, uri.query());
     }
     let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         handle(&app, &method, &uri, &headers, &body)

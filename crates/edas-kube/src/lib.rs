@@ -64,6 +64,7 @@
 
 pub mod cluster;
 mod drift;
+mod logs;
 pub mod rights;
 mod routing;
 pub mod state;
@@ -1190,6 +1191,16 @@ impl Runtime for KubeRuntime {
             }
             Ok(out.into_iter().collect())
         })
+    }
+
+    fn logs(
+        &self,
+        app: &AppRef,
+        instance: &str,
+        request: &edas_runtime::LogRequest,
+    ) -> BoxFuture<'_, Result<edas_runtime::LogChunks, edas_runtime::LogError>> {
+        let (app, instance, request) = (app.clone(), instance.to_owned(), request.clone());
+        Box::pin(async move { self.pod_logs(&app, &instance, &request).await })
     }
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {

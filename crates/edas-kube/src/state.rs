@@ -143,6 +143,28 @@ fn restarts(pod: &Pod) -> u32 {
         })
 }
 
+/// How a container of the pod last terminated (`OOMKilled`, `Error` with its exit code …), the
+/// most recent first: what `kubectl describe` shows as "Last State".
+pub fn last_exit(pod: &Pod) -> Option<String> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses
+        .iter()
+        .filter_map(|c| {
+            let t = c.last_state.as_ref()?.terminated.as_ref()?;
+            let reason = t.reason.clone().unwrap_or_else(|| "Terminated".to_owned());
+            let text = match (&t.message, t.signal) {
+                (Some(m), _) if !m.is_empty() => {
+                    format!("{reason} (exit code {}): {m}", t.exit_code)
+                }
+                (_, Some(sig)) if sig != 0 => format!("{reason} (signal {sig})"),
+                _ => format!("{reason} (exit code {})", t.exit_code),
+            };
+            Some((t.finished_at.clone(), text))
+        })
+        .max_by(|a, b| a.0.as_ref().map(|t| t.0).cmp(&b.0.as_ref().map(|t| t.0)))
+        .map(|(_, text)| text)
+}
+
 /// The state of a revision from its pods (in any order). A pod that has finished for good
 /// (`Succeeded`) no longer counts; a pod being deleted still exists (it is shutting down) but is
 /// not ready.
@@ -167,11 +189,19 @@ pub fn revision_state<'a>(
         state.ready += u32::from(ready);
         state.instances.push(Instance {
             name: pod.metadata.name.clone().unwrap_or_default(),
+            revision: pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crate::LABEL_REVISION))
+                .cloned()
+                .unwrap_or_default(),
             ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
             port: None,
             ready,
             restarts: restarts(pod),
             failed,
+            last_exit: last_exit(pod),
         });
     }
     state

@@ -131,6 +131,7 @@
 pub mod cgroup;
 mod housekeeping;
 mod launch;
+mod logs;
 mod package;
 mod probe;
 mod process;
@@ -401,6 +402,7 @@ impl InstanceEntry {
         let record = {
             let mut st = self.status();
             st.record.restarts += 1;
+            st.record.last_exit = Some(reason.to_owned());
             st.record.clone()
         };
         supervisor::save_record(self, record).await;
@@ -424,11 +426,13 @@ impl InstanceEntry {
         let ready = !st.stopping && st.record.failed.is_none() && st.ready;
         let instance = Instance {
             name: self.name.clone(),
+            revision: self.revision.clone(),
             ip: Some("127.0.0.1".to_owned()),
             port: Some(self.port),
             ready,
             restarts: st.record.restarts,
             failed: st.record.failed.clone(),
+            last_exit: st.record.last_exit.clone(),
         };
         (instance, ready, st.stopping)
     }
@@ -1415,6 +1419,17 @@ impl Runtime for LocalRuntime {
                 .map(|((_, rev), _)| rev.clone())
                 .collect())
         })
+    }
+
+    fn logs(
+        &self,
+        app: &AppRef,
+        instance: &str,
+        request: &edas_runtime::LogRequest,
+    ) -> BoxFuture<'_, Result<edas_runtime::LogChunks, edas_runtime::LogError>> {
+        let found = self.inner.log_dir(&app.id, instance);
+        let request = request.clone();
+        Box::pin(async move { logs::open(found?, &request).await })
     }
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {

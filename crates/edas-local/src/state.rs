@@ -6,6 +6,7 @@
 //! <instances_dir>/<app_id>/<revision>/<instance>/state.json this file (0600)
 //! <instances_dir>/<app_id>/<revision>/<instance>/work/      working directory and HOME (the instance's user's)
 //! <instances_dir>/<app_id>/<revision>/<instance>/logs/      stdout.log, stderr.log (+ .1 … .N) (edasd's, 0700)
+//! <instances_dir>/<app_id>/<revision>/<instance>/logs/previous/  the same files of the run before
 //! <instances_dir>/<app_id>/<revision>/<instance>/mounts/    EmptyDirs (the instance's user's) and ConfigMountDescs
 //! <instances_dir>/.packages/<sha256>/<file>                 the package cache
 //! <data_dir>/logs/<app_id>/<instance>/                      logs of stopped instances
@@ -37,6 +38,8 @@ pub struct InstanceRecord {
     pub restarts: u32,
     /// Set when the runtime gave up on the instance.
     pub failed: Option<String>,
+    /// How the run before the current one ended (the reason it was restarted).
+    pub last_exit: Option<String>,
     /// Creation order (milliseconds since the Unix epoch), so scale-down prefers the newest.
     pub created_ms: u64,
     /// Whether it was ready when last seen, so a new runtime that adopts the process keeps

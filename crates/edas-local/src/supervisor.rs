@@ -340,6 +340,7 @@ fn open_logs(
             .open(&path)
             .map_err(|e| format!("cannot open `{}`: {e}", path.display()))
     };
+    crate::logs::retire_run(logs)?;
     let (stdout, stderr) = (open_log("stdout.log")?, open_log("stderr.log")?);
     if !sandboxed {
         // No launcher: edasd creates what the launcher would (as its own user).

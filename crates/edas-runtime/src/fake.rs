@@ -387,7 +387,7 @@ impl Runtime for FakeRuntime {
                 ));
             }
             let failed = s.failing.get(&rev).cloned();
-            let Some(r) = s.revisions.get(&(app, rev)) else {
+            let Some(r) = s.revisions.get(&(app, rev.clone())) else {
                 return Ok(RevisionState::default());
             };
             let instances: Vec<Instance> = r
@@ -395,6 +395,7 @@ impl Runtime for FakeRuntime {
                 .iter()
                 .map(|i| Instance {
                     name: i.name.clone(),
+                    revision: rev.clone(),
                     ip: Some("127.0.0.1".into()),
                     port: None,
                     ready: i.ready,
@@ -404,6 +405,7 @@ impl Runtime for FakeRuntime {
                     } else {
                         failed.clone()
                     },
+                    last_exit: None,
                 })
                 .collect();
             Ok(RevisionState {

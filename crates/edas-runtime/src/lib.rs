@@ -20,6 +20,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub mod fake;
+mod logs;
+
+pub use logs::{LOG_CHANNEL_DEPTH, LogChunks, LogError, LogRequest, log_channel};
 
 use edas_spec::AppSpec;
 use edas_spec::model::{Lossless, ServiceConfig};
@@ -109,10 +112,12 @@ pub struct RevisionState {
 }
 
 /// One instance (a process or a pod).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Instance {
     /// Unique name (e.g. `demo-3-7f2c`).
     pub name: String,
+    /// The revision it runs (the one [`Runtime::observe`] was asked about).
+    pub revision: String,
     /// Address traffic reaches it on, if any.
     pub ip: Option<String>,
     /// Port traffic reaches it on, if any.
@@ -123,6 +128,9 @@ pub struct Instance {
     pub restarts: u32,
     /// Why the runtime gave up on it, if it did.
     pub failed: Option<String>,
+    /// How its previous run ended, if it restarted (`OOMKilled`, an exit status, a failed
+    /// liveness probe …): what an operator asks first about an instance that restarts.
+    pub last_exit: Option<String>,
 }
 
 /// "Something about this revision changed": observe it again.
@@ -251,6 +259,23 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Subscribes to change notifications for every application.
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent>;
+
+    /// The output of one of the application's instances (see [`LogRequest`]): its current run,
+    /// or with `previous` the run before it. An instance of another application is
+    /// [`LogError::NoInstance`]. The default (a runtime that keeps no output) refuses.
+    fn logs(
+        &self,
+        app: &AppRef,
+        instance: &str,
+        request: &LogRequest,
+    ) -> BoxFuture<'_, Result<LogChunks, LogError>> {
+        let _ = (app, instance, request);
+        Box::pin(async {
+            Err(LogError::Runtime(RuntimeError::Unsupported(
+                "this runtime keeps no instance output".to_owned(),
+            )))
+        })
+    }
 
     /// Whether the runtime can be asked now, without waiting: `Err(Unavailable)` naming the
     /// cluster and its address when it is known not to answer (its API server is down), so
