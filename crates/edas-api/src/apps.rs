@@ -2,7 +2,7 @@
 //! document, its policy resource name, the caller as a command's actor, submitting a change
 //! through the application layer, and the RAM checks the local cluster asks for.
 
-use edas_app::{Actor, App, Application, LOCAL_CLUSTER, LocalUse, RevisionDoc, local_use};
+use edas_app::{Actor, Application, LOCAL_CLUSTER, LocalUse, RevisionDoc, local_use};
 use edas_spec::{Operation, Params};
 use serde_json::{Map, Value};
 
@@ -28,7 +28,7 @@ pub(crate) fn arn(api: &Api, app: &Application) -> String {
 }
 
 pub(crate) fn revision_doc(app: &Application) -> Result<RevisionDoc, ApiError> {
-    Ok(App::revision(app)?)
+    Ok(app.spec.clone())
 }
 
 /// The caller as the actor of a command, under this request's id.

@@ -271,7 +271,7 @@ async fn get_change_order(
     let id = required(params, "ChangeOrderId")?;
     let view = authorized_order(api, caller, id, ram::READ_APPLICATION).await?;
     let body = edas_wire::ChangeOrderInfoBody {
-        change_order_info: render::change_order_info(&view.stored, &view.state, &view.app),
+        change_order_info: render::change_order_info(&view.stored, &view.stored.state, &view.app),
     };
     encode_body(&format!("change order {id}"), body)
 }
@@ -315,10 +315,10 @@ async fn list_change_orders(
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
     let orders = api.app().change_orders(app_id).await?;
     let mut items = Vec::with_capacity(orders.len());
-    for (stored, order) in orders {
+    for stored in orders {
         let head = render::change_order_head(
             &stored,
-            &order,
+            &stored.state,
             list_time(Some(stored.created_at)),
             list_time(stored.finished_at),
         );

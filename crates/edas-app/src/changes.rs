@@ -2,7 +2,7 @@
 //! scale, start, stop, restart, delete, Services) of an existing one. Each becomes one change
 //! order, stored with its audit record in one transaction by the engine.
 
-use edas_engine::{CreateApplication, RevisionDoc, Submission, SubmitError};
+use edas_engine::{CreateApplication, Submission, SubmitError};
 use edas_spec::Change;
 use edas_store::Application;
 
@@ -35,16 +35,6 @@ impl From<SubmitError> for AppError {
 }
 
 impl App {
-    /// The revision document of an application's current spec.
-    pub fn revision(app: &Application) -> Result<RevisionDoc, AppError> {
-        RevisionDoc::from_value(&app.spec).map_err(|e| {
-            AppError::internal(
-                format!("decoding the stored spec of application {}", app.id),
-                e,
-            )
-        })
-    }
-
     /// InsertK8sApplication: a new application in `namespace_id` on the change's cluster,
     /// which must be registered; on `local` its service ports must be free.
     pub async fn insert(

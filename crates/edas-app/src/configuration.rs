@@ -263,7 +263,7 @@ impl App {
             if app.k8s_namespace != at.namespace {
                 continue;
             }
-            if uses(&App::revision(&app)?.spec, at.kind, &at.name) {
+            if uses(&app.spec.spec, at.kind, &at.name) {
                 out.push(app);
             }
         }

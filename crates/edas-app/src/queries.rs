@@ -6,13 +6,12 @@ use edas_store::{
 
 use crate::{App, AppError, OrderState, StoredChangeOrder};
 
-/// A change order as stored, its decoded state, and its application.
+/// A change order as stored (status, creator, times, and its state: the release state
+/// machine's order with stages, pipelines and tasks), and its application.
 #[derive(Debug)]
 pub struct OrderView {
-    /// The stored record (status, creator, times).
+    /// The stored record.
     pub stored: StoredChangeOrder,
-    /// The release state machine's order: stages, pipelines, tasks.
-    pub state: OrderState,
     /// The application it changes (possibly deleted since).
     pub app: Application,
 }
@@ -58,7 +57,7 @@ impl App {
         }
     }
 
-    /// A change order with its decoded state and its application.
+    /// A change order and its application.
     pub async fn change_order(&self, id: &str) -> Result<OrderView, AppError> {
         let stored = match self.store.get_change_order(id).await {
             Ok(order) => order,
@@ -70,30 +69,18 @@ impl App {
             .get_application(&stored.app_id)
             .await
             .map_err(|e| AppError::internal("reading the change order's application", e))?;
-        let state = decode_state(&stored)?;
-        Ok(OrderView { stored, state, app })
+        Ok(OrderView { stored, app })
     }
 
     /// An application's most recent change orders (one page of the largest size), newest
-    /// first, each with its decoded state. Orders whose state does not decode are left out
-    /// rather than failing the whole list.
-    pub async fn change_orders(
-        &self,
-        app_id: &str,
-    ) -> Result<Vec<(StoredChangeOrder, OrderState)>, AppError> {
+    /// first.
+    pub async fn change_orders(&self, app_id: &str) -> Result<Vec<StoredChangeOrder>, AppError> {
         let page = self
             .store
             .list_change_orders(app_id, PageRequest::new(1, PageRequest::MAX_SIZE))
             .await
             .map_err(|e| AppError::internal("listing change orders", e))?;
-        Ok(page
-            .items
-            .into_iter()
-            .filter_map(|stored| {
-                let state = decode_state(&stored).ok()?;
-                Some((stored, state))
-            })
-            .collect())
+        Ok(page.items)
     }
 
     /// One page of audit records, newest first.
@@ -112,9 +99,4 @@ impl App {
 /// EDAS's `CoType` of a change order (`CoBindSlb`, `CoDeploy`, …), from what it does.
 pub fn change_order_type(state: &OrderState) -> &'static str {
     edas_engine::mapping::co_type(state.kind()).1
-}
-
-fn decode_state(stored: &StoredChangeOrder) -> Result<OrderState, AppError> {
-    serde_json::from_value(stored.state.clone())
-        .map_err(|e| AppError::internal(format!("decoding change order {}", stored.id), e))
 }

@@ -89,7 +89,7 @@ async fn a_change_order_is_read_with_its_state_and_application() {
     assert_eq!(view.app, w.app.application("app-1").await.unwrap());
     let listed = w.app.change_orders("app-1").await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].0.id, id);
+    assert_eq!(listed[0].id, id);
     assert!(matches!(
         w.app.change_order("nope").await,
         Err(AppError::ChangeOrderNotFound(m)) if m.contains("`nope`")
@@ -255,14 +255,14 @@ async fn a_change_while_another_is_active_is_a_conflict_naming_it() {
         .await
         .unwrap();
     let app = w.app.application(&created.app_id).await.unwrap();
-    let current = App::revision(&app).unwrap().spec;
+    let current = &app.spec.spec;
     let change = apply(
         Operation::ScaleK8sApplication,
-        Some(&current),
+        Some(current),
         &params(&[("AppId", &app.id), ("Replicas", "3")]),
     )
     .unwrap();
-    match w.app.change(&app, &current, change, &actor()).await {
+    match w.app.change(&app, current, change, &actor()).await {
         Err(AppError::Conflict(m)) => assert!(m.contains(&created.change_order_id), "{m}"),
         other => panic!("expected Conflict, got {other:?}"),
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use edas_engine::{CreateApplication, Engine, EngineConfig, RevisionDoc, Runtimes, Submission};
+use edas_engine::{CreateApplication, Engine, EngineConfig, Runtimes, Submission};
 use edas_runtime::fake::{FakeRuntime, LogEntry};
 use edas_spec::{Operation, Params, apply};
 use edas_store::Store;
@@ -70,6 +70,7 @@ pub(crate) async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
             .get_change_order(&created.change_order_id)
             .await?
             .state;
+        let spec = store.get_application("bench").await?.spec;
         let audit = edas_store::AuditEntry {
             actor: "bench".into(),
             action: "bench".into(),
@@ -95,8 +96,7 @@ pub(crate) async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
                 cluster_id: "local".into(),
                 k8s_namespace: "default".into(),
                 state: "RUNNING".into(),
-                spec: serde_json::Value::Null,
-                service_ports: Vec::new(),
+                spec: spec.clone(),
             };
             let (_, c) = floor_store
                 .create_application(new_app, co, audit.clone(), jiff::Timestamp::now())
@@ -122,7 +122,7 @@ pub(crate) async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
     let mut walls = Vec::new();
     for run in 0..runs {
         let app = store.get_application("bench").await?;
-        let doc = RevisionDoc::from_value(&app.spec)?;
+        let doc = app.spec;
         let command = format!("/bin/app-{run}");
         let strategy = format!(
             r#"{{"type":"BatchUpdate","batchUpdate":{{"batch":{batches},"releaseType":"auto","batchWaitTime":0}}}}"#
@@ -151,7 +151,7 @@ pub(crate) async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
         wait_status(&store, &s.change_order_id, 2).await?;
         walls.push(started.elapsed());
         let rec = store.get_change_order(&s.change_order_id).await?;
-        let order: edas_release::ChangeOrder = serde_json::from_value(rec.state)?;
+        let order = rec.state;
         let new_rev = order.to_revision().0.clone();
         let log = &fake.log()[log_start..];
         // Batch k starts when the new revision is asked for k instances; batch k-1 ended with

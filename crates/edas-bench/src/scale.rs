@@ -122,10 +122,9 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
         let mut deploys = Vec::new();
         for i in 0..in_flight {
             let app = store.get_application(&format!("flight-{i}")).await?;
-            let doc = edas_engine::RevisionDoc::from_value(&app.spec)?;
             let change = apply(
                 Operation::DeployK8sApplication,
-                Some(&doc.spec),
+                Some(&app.spec.spec),
                 &params(&[
                     ("AppId", &app.id),
                     ("Command", "/bin/app-v2"),
@@ -160,9 +159,7 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
         for i in first..apps {
             let id = format!("idle-{i}");
             let mut spec = template_app.spec.clone();
-            if let Some(name) = spec.pointer_mut("/spec/name") {
-                *name = serde_json::Value::from(id.clone());
-            }
+            spec.spec.name = id.clone();
             let now = jiff::Timestamp::now();
             let (_, co) = store
                 .create_application(
@@ -175,7 +172,6 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
                         k8s_namespace: template_app.k8s_namespace.clone(),
                         state: template_app.state.clone(),
                         spec,
-                        service_ports: Vec::new(),
                     },
                     NewChangeOrder {
                         id: format!("co-{id}"),

@@ -10,24 +10,10 @@
 //! it is (the runtime reports it). A change of the referenced contents alone makes a new template
 //! revision, so a deploy after a ConfigMap update replaces the instances.
 
-use std::collections::BTreeMap;
-
-use edas_spec::AppSpec;
 use edas_spec::model::ConfigKind;
+use edas_spec::{AppSpec, ConfigCopies, copy_key};
 use edas_store::{ConfigMap, SecretRecord, Store, StoreError};
 use sha2::{Digest, Sha256};
-
-/// `ConfigMap/<name>` or `Secret/<name>` → the copy's name.
-pub type Copies = BTreeMap<String, String>;
-
-/// The key of a copied reference in [`Copies`].
-fn key(kind: ConfigKind, name: &str) -> String {
-    if kind.is_secret() {
-        format!("Secret/{name}")
-    } else {
-        format!("ConfigMap/{name}")
-    }
-}
 
 /// The referenced objects as they are now, with a digest of their contents (which decides
 /// whether the instances must be replaced).
@@ -48,7 +34,7 @@ pub(crate) async fn snapshot(store: &Store, spec: &AppSpec) -> Result<Snapshot, 
         .filter(|r| r.kind.is_copied())
     {
         let (kind, name) = (r.kind, r.name);
-        hash.update(key(kind, &name).as_bytes());
+        hash.update(copy_key(kind, &name).as_bytes());
         hash.update([0]);
         match kind {
             ConfigKind::ConfigMap => match store
@@ -95,11 +81,11 @@ pub(crate) async fn store_copies(
     app_id: &str,
     revision: &str,
     now: jiff::Timestamp,
-) -> Result<Copies, StoreError> {
-    let mut copies = Copies::new();
+) -> Result<ConfigCopies, StoreError> {
+    let mut copies = ConfigCopies::new();
     for cm in snapshot.config_maps {
         let name = copy_name(&cm.name, app_id, revision);
-        copies.insert(key(ConfigKind::ConfigMap, &cm.name), name.clone());
+        copies.insert(copy_key(ConfigKind::ConfigMap, &cm.name), name.clone());
         store
             .put_config_map(&ConfigMap {
                 name,
@@ -111,7 +97,7 @@ pub(crate) async fn store_copies(
     }
     for s in snapshot.secrets {
         let name = copy_name(&s.name, app_id, revision);
-        copies.insert(key(ConfigKind::Secret, &s.name), name.clone());
+        copies.insert(copy_key(ConfigKind::Secret, &s.name), name.clone());
         store
             .put_secret(&SecretRecord {
                 name,
@@ -122,17 +108,4 @@ pub(crate) async fn store_copies(
             .await?;
     }
     Ok(copies)
-}
-
-/// The spec the runtime runs: references pointing at the revision's copies.
-pub(crate) fn with_copies(spec: &AppSpec, copies: &Copies) -> AppSpec {
-    let mut out = spec.clone();
-    if !copies.is_empty() {
-        out.rename_config_refs(|kind, name| {
-            kind.is_copied()
-                .then(|| copies.get(&key(kind, name)).cloned())
-                .flatten()
-        });
-    }
-    out
 }

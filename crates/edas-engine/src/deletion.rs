@@ -17,7 +17,7 @@ use edas_runtime::{AppRef, Routing, Runtime, RuntimeError};
 use edas_store::{Application, PendingSweep, StoreError, Superseded};
 use serde_json::json;
 
-use crate::{DriverMsg, Inner, RevisionDoc, SubmitError, Submitted, audit, mapping};
+use crate::{DriverMsg, Inner, SubmitError, Submitted, audit, mapping};
 
 /// How long a sweeper waits before trying a cluster again after a sweep failed while the
 /// cluster looked available (it is woken at once when the cluster turns available again).
@@ -34,8 +34,7 @@ pub(crate) async fn delete_now(
     actor: &str,
     request_id: &str,
 ) -> Result<Submitted, SubmitError> {
-    let doc = RevisionDoc::from_value(&app.spec)
-        .map_err(|e| SubmitError::Internal(format!("stored spec: {e}")))?;
+    let doc = &app.spec;
     let order_id = uuid::Uuid::new_v4().to_string();
     // Nothing is known of the instances (the cluster may not answer) and nothing waits for them.
     let current = Instances {
@@ -62,7 +61,7 @@ pub(crate) async fn delete_now(
         .step(Input::Forced { reason }, now)
         .map_err(|e| SubmitError::Internal(e.to_string()))?;
     let (co_type, _) = mapping::co_type(ChangeKind::Delete);
-    let co = crate::new_change_order(&order, co_type)?;
+    let co = crate::new_change_order(&order, co_type);
     // The open order may move on between reading and ending it: try again with its new state.
     let mut attempts = 0;
     loop {
@@ -118,8 +117,7 @@ fn end_open_order(
     inner: &Inner,
     active: edas_store::ChangeOrder,
 ) -> Result<Superseded, SubmitError> {
-    let mut order: ChangeOrder = serde_json::from_value(active.state.clone())
-        .map_err(|e| SubmitError::Internal(format!("stored change order: {e}")))?;
+    let mut order = active.state;
     if order.is_active() {
         order
             .step(Input::Abort, inner.clock.now())
@@ -129,7 +127,7 @@ fn end_open_order(
         id: active.id,
         expected_version: active.version,
         status: order.status(),
-        state: serde_json::to_value(&order).map_err(|e| SubmitError::Internal(e.to_string()))?,
+        state: order,
     })
 }
 

@@ -160,7 +160,7 @@ struct Driver {
     last_seen: HashMap<String, (u32, u32, Option<String>, Vec<InstanceEntry>)>,
     lost: bool,
     /// The application's current revision document (the desired state this order carries out).
-    doc: Option<RevisionDoc>,
+    doc: RevisionDoc,
     /// The routing last applied to the runtime by this driver (`None`: not yet).
     routed: Option<edas_runtime::Routing>,
     /// Set when the application was deleted: the cluster whose sweeper to wake once this
@@ -214,8 +214,7 @@ pub(crate) async fn drive(
 
 impl Driver {
     async fn load(inner: Arc<Inner>, record: edas_store::ChangeOrder) -> Result<Driver, String> {
-        let order: ChangeOrder = serde_json::from_value(record.state.clone())
-            .map_err(|e| format!("stored state: {e}"))?;
+        let order = record.state;
         let app = inner
             .store
             .get_application(&record.app_id)
@@ -227,13 +226,6 @@ impl Driver {
             .cloned()
             .ok_or_else(|| format!("no runtime for cluster {}", app.cluster_id))?;
         let timers = order.armed_timers().into_iter().collect();
-        let doc = match RevisionDoc::from_value(&app.spec) {
-            Ok(doc) => Some(doc),
-            Err(error) => {
-                tracing::warn!(message = "Stored spec unreadable; the application's routing is left as it is.", app_id = %record.app_id, %error);
-                None
-            }
-        };
         Ok(Driver {
             inner,
             id: record.id,
@@ -247,7 +239,7 @@ impl Driver {
             timers,
             last_seen: HashMap::new(),
             lost: false,
-            doc,
+            doc: app.spec.clone(),
             routed: None,
             sweep: None,
             retry: Retry::default(),
@@ -390,7 +382,7 @@ impl Driver {
         follow_up: Option<edas_store::FollowUpDeploy>,
     ) -> Result<(), ControlError> {
         let status = next.status();
-        let transition = transition(self.order.status(), next)?;
+        let transition = transition(self.order.status(), next);
         let entry = audit(
             actor,
             "ChangeOrder.Transition",
@@ -477,8 +469,7 @@ impl Driver {
     /// last applied (so a step that does not change it costs nothing); a refusal fails the
     /// order like any other runtime failure.
     async fn route(&mut self) -> Option<Input> {
-        let doc = self.doc.as_ref()?;
-        let wanted = crate::routing::routing(doc, Some(&self.order));
+        let wanted = crate::routing::routing(&self.doc, Some(&self.order));
         if self.routed.as_ref() == Some(&wanted) {
             return None;
         }
@@ -654,7 +645,7 @@ impl Driver {
 
 /// The store write of a step from status `before` to `next`: the application's lifecycle state
 /// follows the order (DEPLOYING when it starts; RUNNING, STOPPED or deleted when it settles).
-fn transition(before: Status, next: &ChangeOrder) -> Result<Transition, ControlError> {
+fn transition(before: Status, next: &ChangeOrder) -> Transition {
     let status = next.status();
     let settled = status == Status::Success || status == Status::Terminated || status.is_failure();
     let (app_state, delete_app) = match (next.kind(), status) {
@@ -664,13 +655,13 @@ fn transition(before: Status, next: &ChangeOrder) -> Result<Transition, ControlE
         (_, Status::InProgress) if before == Status::Ready => (Some("DEPLOYING".to_owned()), false),
         _ => (None, false),
     };
-    Ok(Transition {
+    Transition {
         status,
-        state: serde_json::to_value(next).map_err(|e| ControlError::Internal(e.to_string()))?,
+        state: next.clone(),
         finished: store_finished(status),
         app_state,
         delete_app,
-    })
+    }
 }
 
 fn store_active(status: Status) -> bool {
@@ -709,20 +700,13 @@ async fn rollback_deploy(
         ))
     })?;
     let rev = inner.store.get_revision(app_id, number).await?;
-    let mut doc =
-        RevisionDoc::from_value(&rev.spec).map_err(|e| ControlError::Internal(e.to_string()))?;
+    let mut doc = rev.spec;
     doc.template_revision = order.to_revision().0.clone();
     doc.traffic_control = None;
     doc.spec.replicas = order.target_replicas();
     doc.spec.stopped = false;
     let (co_type, _) = mapping::co_type(order.kind());
-    let co = edas_store::NewChangeOrder {
-        id: order.id().to_owned(),
-        co_type: co_type.to_owned(),
-        status: order.status(),
-        state: serde_json::to_value(order).map_err(|e| ControlError::Internal(e.to_string()))?,
-        description: order.description().to_owned(),
-    };
+    let co = crate::new_change_order(order, co_type);
     let entry = audit(
         actor,
         "ChangeOrder.Rollback",
@@ -732,7 +716,7 @@ async fn rollback_deploy(
     );
     Ok(edas_store::FollowUpDeploy {
         app_id: app_id.to_owned(),
-        revision: doc.to_new_revision(),
+        revision: doc,
         change_order: co,
         audit: entry,
     })
@@ -789,8 +773,7 @@ async fn direct(
             "change order {id} is being driven by another edasd process; try again shortly"
         )));
     }
-    let mut order: ChangeOrder =
-        serde_json::from_value(record.state).map_err(|e| ControlError::Internal(e.to_string()))?;
+    let mut order = record.state;
     let before = order.status();
     let label = input_label(&input);
     let fx = order
@@ -807,7 +790,7 @@ async fn direct(
     let now = inner.clock.timestamp();
     if record.finished_at.is_none() {
         let status = order.status();
-        let transition = transition(before, &order)?;
+        let transition = transition(before, &order);
         let entry = audit(
             actor,
             "ChangeOrder.Transition",

@@ -22,15 +22,14 @@ pub mod mapping;
 mod routing;
 mod target;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use edas_release::{ChangeOrder, EpochMillis, Input, Instances, NewOrder, RevisionId, plan};
 use edas_runtime::Runtime;
-use edas_spec::{AppSpec, Change, Operation, Violation, ViolationKind, Violations};
+use edas_spec::{Change, Operation, Violation, ViolationKind, Violations};
 use edas_store::{AuditEntry, NewApplication, NewChangeOrder, Store, StoreError};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -38,50 +37,9 @@ use tokio_util::sync::CancellationToken;
 pub use driver::{ControlError, ControlOutcome};
 pub use target::{app_ref, stored_target};
 
-/// The stored document of a revision: the spec, and the template revision its instances are.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RevisionDoc {
-    /// The revision whose instances run this spec (see the crate docs).
-    pub template_revision: String,
-    /// The complete application spec.
-    pub spec: AppSpec,
-    /// Digest of the ConfigMap and Secret contents the template revision was released with.
-    #[serde(default)]
-    pub config_digest: String,
-    /// `ConfigMap/<name>` / `Secret/<name>` → the immutable copy the instances use.
-    #[serde(default)]
-    pub config_copies: BTreeMap<String, String>,
-    /// `TrafficControlStrategy` of the release that made this revision (the gray split, applied
-    /// while that release is in its gray batch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traffic_control: Option<edas_spec::release::TrafficControl>,
-}
-
-impl RevisionDoc {
-    /// Reads a stored document.
-    pub fn from_value(v: &Value) -> Result<RevisionDoc, serde_json::Error> {
-        RevisionDoc::deserialize(v)
-    }
-
-    /// The stored form.
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-
-    /// This document as the store's next revision, with the columns indexed with it.
-    pub fn to_new_revision(&self) -> edas_store::NewRevision {
-        edas_store::NewRevision {
-            spec: self.to_value(),
-            service_ports: self.spec.service_ports(),
-        }
-    }
-
-    /// The spec the runtime runs for this revision: its ConfigMap and Secret references
-    /// pointing at the revision's copies (what the engine's release steps apply).
-    pub fn running_spec(&self) -> AppSpec {
-        copies::with_copies(&self.spec, &self.config_copies)
-    }
-}
+/// The stored document of a revision (edas-spec's, so the store keeps it typed): the spec,
+/// the template revision its instances are, and the ConfigMap/Secret copies they read.
+pub use edas_spec::RevisionDoc;
 
 /// The runtimes, by cluster id.
 #[derive(Clone, Default)]
@@ -425,10 +383,9 @@ impl Engine {
             cluster_id: spec.cluster_id.clone(),
             k8s_namespace: spec.k8s_namespace.clone(),
             state: "DEPLOYING".into(),
-            spec: doc.to_value(),
-            service_ports: doc.spec.service_ports(),
+            spec: doc,
         };
-        let co = new_change_order(&order, co_type)?;
+        let co = new_change_order(&order, co_type);
         let audit = audit(
             &req.actor,
             "InsertK8sApplication",
@@ -463,8 +420,7 @@ impl Engine {
         request_id: &str,
     ) -> Result<Submitted, SubmitError> {
         let rev = self.inner.store.get_revision(app_id, revision).await?;
-        let doc = RevisionDoc::from_value(&rev.spec)
-            .map_err(|e| SubmitError::Internal(format!("stored spec: {e}")))?;
+        let doc = rev.spec;
         let change = Change {
             operation: Operation::DeployK8sApplication,
             app_id: Some(app_id.to_owned()),
@@ -561,8 +517,7 @@ impl Engine {
         if let Some(active) = inner.store.active_change_order(&req.app_id).await? {
             supersede_failed(inner, active, &req).await?;
         }
-        let current = RevisionDoc::from_value(&app.spec)
-            .map_err(|e| SubmitError::Internal(format!("stored spec: {e}")))?;
+        let current = &app.spec;
         // A deletion scales to 0 and never up: its revision is the serving one, stopped.
         let mut req = req;
         if delete {
@@ -632,7 +587,7 @@ impl Engine {
             ))
             .map_err(SubmitError::from_runtime)?;
         let (co_type, _) = mapping::co_type(order.kind());
-        let co = new_change_order(&order, co_type)?;
+        let co = new_change_order(&order, co_type);
         let (config_digest, config_copies) = if let Some(snapshot) = snapshot
             && template_revision != current.template_revision
         {
@@ -674,13 +629,7 @@ impl Engine {
         }
         let (revision, _) = inner
             .store
-            .deploy(
-                &req.app_id,
-                doc.to_new_revision(),
-                co,
-                audit,
-                inner.clock.timestamp(),
-            )
+            .deploy(&req.app_id, doc, co, audit, inner.clock.timestamp())
             .await?;
         if revision.number != next_number {
             tracing::warn!(
@@ -806,9 +755,7 @@ impl Engine {
         matches: impl Fn(&ChangeOrder) -> bool,
     ) -> Result<Option<String>, ControlError> {
         for record in self.inner.store.open_change_orders().await? {
-            if let Ok(order) = serde_json::from_value::<ChangeOrder>(record.state)
-                && matches(&order)
-            {
+            if matches(&record.state) {
                 return Ok(Some(record.id));
             }
         }
@@ -941,14 +888,14 @@ fn with_unenforced(description: String, unenforced: &[String]) -> String {
     }
 }
 
-fn new_change_order(order: &ChangeOrder, co_type: &str) -> Result<NewChangeOrder, SubmitError> {
-    Ok(NewChangeOrder {
+fn new_change_order(order: &ChangeOrder, co_type: &str) -> NewChangeOrder {
+    NewChangeOrder {
         id: order.id().to_owned(),
         co_type: co_type.to_owned(),
         status: order.status(),
-        state: serde_json::to_value(order).map_err(|e| SubmitError::Internal(e.to_string()))?,
+        state: order.clone(),
         description: order.description().to_owned(),
-    })
+    }
 }
 
 pub(crate) fn audit(
@@ -1143,9 +1090,7 @@ async fn restore_routing(
                 deferred.insert(app.cluster_id.clone());
                 continue;
             }
-            let Ok(doc) = RevisionDoc::from_value(&app.spec) else {
-                continue;
-            };
+            let doc = &app.spec;
             if doc.spec.services.is_empty() {
                 continue;
             }
@@ -1153,7 +1098,7 @@ async fn restore_routing(
                 continue;
             }
             if let Err(error) = runtime
-                .set_routing(&target::app_ref(app), &routing::routing(&doc, None))
+                .set_routing(&target::app_ref(app), &routing::routing(doc, None))
                 .await
             {
                 tracing::warn!(message = "Restoring an application's routing failed.", app_id = %app.id, %error);

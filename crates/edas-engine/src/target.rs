@@ -8,8 +8,6 @@ use edas_runtime::{AppRef, ConfigData, ConfigSnapshot, Target};
 use edas_store::{Store, StoreError};
 use serde_json::Value;
 
-use crate::RevisionDoc;
-
 /// The application as runtime calls name it.
 pub fn app_ref(app: &edas_store::Application) -> AppRef {
     AppRef {
@@ -31,9 +29,7 @@ pub async fn stored_target(store: &Store, app: &AppRef, revision: &str) -> Resul
         .get_revision(&app.id, number)
         .await
         .map_err(|e| e.to_string())?;
-    let doc = RevisionDoc::from_value(&rev.spec)
-        .map_err(|e| format!("application {} revision {number}: {e}", app.id))?;
-    let spec = doc.running_spec();
+    let spec = rev.spec.running_spec();
     let config = snapshot(store, &spec).await?;
     Ok(Target {
         app: app.clone(),

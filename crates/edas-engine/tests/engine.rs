@@ -8,9 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use edas_engine::{
-    CreateApplication, Engine, EngineConfig, RevisionDoc, Runtimes, Submission, SubmitError,
-};
+use edas_engine::{CreateApplication, Engine, EngineConfig, Runtimes, Submission, SubmitError};
 use edas_release::{Input, RollbackRequest, Strategy};
 use edas_runtime::fake::FakeRuntime;
 use edas_spec::{Operation, Params, apply};
@@ -83,7 +81,7 @@ async fn create(w: &World, replicas: u32) -> (String, String) {
 
 async fn submit(w: &World, op: Operation, pairs: &[(&str, &str)]) -> Result<String, SubmitError> {
     let app = w.store.get_application("app-1").await.unwrap();
-    let doc = RevisionDoc::from_value(&app.spec).unwrap();
+    let doc = app.spec;
     let mut all = vec![("AppId", "app-1")];
     all.extend_from_slice(pairs);
     let change = apply(op, Some(&doc.spec), &params(&all)).unwrap();
@@ -118,7 +116,8 @@ async fn wait_status(store: &Store, id: &str, status: i32) {
     let co = store.get_change_order(id).await.unwrap();
     panic!(
         "change order {id} stayed at {} instead of {status}: {}",
-        co.status, co.state
+        co.status,
+        co.state.status()
     );
 }
 
@@ -128,7 +127,7 @@ async fn status(store: &Store, id: &str) -> i32 {
 
 async fn pipeline_ids(store: &Store, id: &str) -> Vec<String> {
     let co = store.get_change_order(id).await.unwrap();
-    let order: edas_release::ChangeOrder = serde_json::from_value(co.state).unwrap();
+    let order = co.state;
     order.pipelines().iter().map(|p| p.id.clone()).collect()
 }
 
@@ -205,8 +204,7 @@ async fn automatic_batches_respect_the_ready_window() {
         "{:?}",
         started.elapsed()
     );
-    let order: edas_release::ChangeOrder =
-        serde_json::from_value(w.store.get_change_order(&co).await.unwrap().state).unwrap();
+    let order = w.store.get_change_order(&co).await.unwrap().state;
     assert!(
         order
             .pipelines()
@@ -295,7 +293,7 @@ async fn abort_and_rollback_restores_the_previous_revision() {
     assert_eq!(w.fake.counts("app-1", "1"), (3, 3));
     assert_eq!(w.fake.counts("app-1", "2"), (0, 0));
     let app = w.store.get_application("app-1").await.unwrap();
-    let doc = RevisionDoc::from_value(&app.spec).unwrap();
+    let doc = app.spec;
     assert_eq!(doc.template_revision, "1");
     assert_eq!(doc.spec.command.as_deref(), Some("/bin/app"));
 }
@@ -491,7 +489,7 @@ async fn control_by_pipeline_and_task_ids_and_a_new_deploy_supersedes_a_failed_o
     let failing = deploy(&w, &[("Command", "/bin/app-v3"), ("BatchTimeout", "1")]).await;
     wait_status(&w.store, &failing, 3).await;
     let rec = w.store.get_change_order(&failing).await.unwrap();
-    let order: edas_release::ChangeOrder = serde_json::from_value(rec.state).unwrap();
+    let order = rec.state;
     let task = order.pipelines()[0].stages[1].task.id.clone();
     w.engine.retry_task(&task, "test", "r").await.unwrap();
     wait_status(&w.store, &failing, 3).await;
@@ -532,14 +530,7 @@ async fn control_by_pipeline_and_task_ids_and_a_new_deploy_supersedes_a_failed_o
         .unwrap();
     wait_status(&w.store, &back.change_order_id, 2).await;
     let app = w.store.get_application("app-1").await.unwrap();
-    assert_eq!(
-        RevisionDoc::from_value(&app.spec)
-            .unwrap()
-            .spec
-            .command
-            .as_deref(),
-        Some("/bin/app-v2")
-    );
+    assert_eq!(app.spec.spec.command.as_deref(), Some("/bin/app-v2"));
 }
 
 /// Each release runs with the ConfigMap contents it was released with: a deploy after a
@@ -675,7 +666,7 @@ async fn the_gray_split_follows_the_gray_batch_and_services_follow_the_revision(
 
     let services = r#"[{"name":"web","serviceType":"ClusterIP","portMappings":[{"servicePort":{"port":18080,"targetPort":8080,"protocol":"TCP"}}]}]"#;
     let app = w.store.get_application("app-1").await.unwrap();
-    let mut doc = RevisionDoc::from_value(&app.spec).unwrap();
+    let mut doc = app.spec;
     doc.spec.services = serde_json::from_str(services).unwrap();
     let change = edas_spec::Change {
         operation: Operation::DeployK8sApplication,
@@ -973,8 +964,8 @@ async fn a_refused_write_fails_the_order_with_the_reason() {
     wait_status(&w.store, &co, 10).await;
     let state = w.store.get_change_order(&co).await.unwrap().state;
     assert!(
-        state.to_string().contains("exceeded quota: pods=10"),
-        "{state}"
+        format!("{state:?}").contains("exceeded quota: pods=10"),
+        "{state:?}"
     );
 }
 

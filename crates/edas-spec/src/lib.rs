@@ -14,6 +14,10 @@
 //!
 //! The [`catalog`] documents every parameter; `docs/PARAMETERS.md` is generated from it.
 //!
+//! A revision as stored is a [`RevisionDoc`] (the spec, the template revision its instances
+//! are, the ConfigMap and Secret copies they read): it lives here, in the pure model, so the
+//! store can keep it typed without depending on the engine.
+//!
 //! This crate is pure: no I/O, no clock, no async; it never panics on any input.
 
 mod apply;
@@ -23,6 +27,7 @@ pub mod k8s;
 pub mod model;
 mod params;
 pub mod release;
+mod revision;
 mod validate;
 mod violation;
 
@@ -31,6 +36,7 @@ pub use catalog::Operation;
 pub use model::AppSpec;
 pub use params::{Params, Patch, parse_bool, parse_int};
 pub use release::ReleaseSettings;
+pub use revision::{ConfigCopies, RevisionDoc, copy_key};
 pub use violation::{Violation, ViolationKind, Violations};
 
 #[cfg(test)]

@@ -8,15 +8,19 @@
 //! their attachments, and an audit trail. Request nonces are not stored (the server keeps them
 //! in memory).
 //!
-//! # Typed columns and opaque documents
+//! # Typed columns, typed documents, opaque documents
 //! Columns that queries filter on or that callers decide on are typed: a change order's status
 //! is a [`ChangeOrderStatus`] (edas-release's `Status`, stored as its EDAS code; an unknown
-//! code reads as [`StoreError::Corrupt`]) and its creator is written with it. Documents whose
-//! shape another crate owns are stored as JSON and cross this API as `serde_json::Value` on
-//! purpose, opaque to the store: the application spec and revision documents (edas-engine's
-//! `RevisionDoc`), the change-order state (edas-release's `ChangeOrder`), cluster configuration,
-//! ConfigMap and Secret data, policy documents, and the free-form audit detail. Typing the
-//! spec and state documents in and out of the store is issue 19's remaining work.
+//! code reads as [`StoreError::Corrupt`]) and its creator is written with it. The documents
+//! the engine decides on are typed too, stored as JSON: an application's and a revision's
+//! [`RevisionDoc`] (edas-spec's; the Service ports of its spec are indexed from it) and a
+//! change order's [`ChangeOrderState`] (edas-release's `ChangeOrder`). Each is encoded once on
+//! write and decoded straight into its record on read; one that does not decode reads as
+//! [`StoreError::Corrupt`] naming its column. Four documents cross this API as
+//! `serde_json::Value` on purpose, because their shape is owned above the store (which may not
+//! depend on their owners) or by the user: a cluster's configuration (edasd's), ConfigMap and
+//! Secret data (the user's keys and values as given), policy documents (edas-api's RAM
+//! grammar validates them) and the free-form audit detail.
 //!
 //! # Invariants
 //! - **The only crate with SQL.** Everything else goes through [`Store`]. Each statement is

@@ -1,7 +1,13 @@
-//! The records the store keeps. Documents (the application spec, the change-order state,
-//! policies, config data) are `serde_json::Value`: this crate does not know their shape, the
-//! crates that own them serialize into and out of JSON. Times are `jiff::Timestamp`s chosen by
-//! the caller (see the crate docs) and kept with millisecond precision.
+//! The records the store keeps. Times are `jiff::Timestamp`s chosen by the caller (see the
+//! crate docs) and kept with millisecond precision.
+//!
+//! The documents the store's own callers decide on are typed: an application's and a revision's
+//! [`RevisionDoc`] (edas-spec) and a change order's [`ChangeOrderState`] (edas-release), each
+//! encoded once on write and decoded straight into the record on read. Four documents stay
+//! `serde_json::Value` on purpose, because their shape is owned above the store or by the user:
+//! a cluster's `config` (edasd's cluster configuration), ConfigMap and Secret `data` (the user's
+//! own keys and values, kept as given), a policy `document` (edas-api's RAM policy grammar, which
+//! validates it) and the audit `detail` (free-form by design).
 
 use jiff::Timestamp;
 use serde_json::Value;
@@ -9,6 +15,12 @@ use serde_json::Value;
 /// A change order's status, with the EDAS wire codes it is stored as (the release planner's
 /// type, so the store, the engine and the API agree on one set of values).
 pub use edas_release::Status as ChangeOrderStatus;
+
+/// A change order's state: the release state machine's order (pipelines, stages, tasks).
+pub use edas_release::ChangeOrder as ChangeOrderState;
+
+/// The document of a revision: the spec and what the engine decided when it released it.
+pub use edas_spec::RevisionDoc;
 
 use crate::crypto::Sensitive;
 
@@ -27,14 +39,15 @@ pub struct Application {
     pub current_revision: i64,
     /// Free-form lifecycle state owned by the caller (e.g. `RUNNING`, `STOPPED`).
     pub state: String,
-    /// The spec of `current_revision`.
-    pub spec: Value,
+    /// The document of `current_revision`.
+    pub spec: RevisionDoc,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub deleted: bool,
 }
 
-/// What [`crate::Store::create_application`] needs; the first revision is `spec`.
+/// What [`crate::Store::create_application`] needs; the first revision is `spec`, and the
+/// Service ports of its spec are indexed with it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewApplication {
     pub id: String,
@@ -44,28 +57,7 @@ pub struct NewApplication {
     pub cluster_id: String,
     pub k8s_namespace: String,
     pub state: String,
-    pub spec: Value,
-    /// The Service ports of `spec` (`AppSpec::service_ports`), indexed with it.
-    pub service_ports: Vec<i64>,
-}
-
-/// The next revision of an application: its spec document (opaque here) and the columns
-/// indexed with it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct NewRevision {
-    pub spec: Value,
-    /// The Service ports of `spec`; they replace the application's indexed ports.
-    pub service_ports: Vec<i64>,
-}
-
-impl From<Value> for NewRevision {
-    /// A revision without Services.
-    fn from(spec: Value) -> Self {
-        Self {
-            spec,
-            service_ports: Vec::new(),
-        }
-    }
+    pub spec: RevisionDoc,
 }
 
 /// A live application that already has a Service port
@@ -82,7 +74,7 @@ pub struct ServicePortUse {
 pub struct Revision {
     pub app_id: String,
     pub number: i64,
-    pub spec: Value,
+    pub spec: RevisionDoc,
     pub created_at: Timestamp,
 }
 
@@ -100,8 +92,8 @@ pub struct ChangeOrder {
     pub version: i64,
     /// The revision this change order rolls out, when it creates one.
     pub revision: Option<i64>,
-    /// The engine's serialized state (pipelines, stages, tasks).
-    pub state: Value,
+    /// The engine's state (pipelines, stages, tasks).
+    pub state: ChangeOrderState,
     pub description: String,
     /// Who created it (`CreateUserId`): the actor of the audit record written with it. `None`
     /// only for orders created before the column existed whose audit record was pruned.
@@ -134,7 +126,7 @@ pub struct NewChangeOrder {
     pub id: String,
     pub co_type: String,
     pub status: ChangeOrderStatus,
-    pub state: Value,
+    pub state: ChangeOrderState,
     pub description: String,
 }
 
@@ -142,7 +134,7 @@ pub struct NewChangeOrder {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
     pub status: ChangeOrderStatus,
-    pub state: Value,
+    pub state: ChangeOrderState,
     /// `true` when `status` is final: the change order is finished (its lease is released and
     /// the application may get a new change order).
     pub finished: bool,
@@ -154,12 +146,13 @@ pub struct Transition {
 }
 
 /// The deploy that [`crate::Store::transition_and_deploy`] stores in the same transaction as
-/// a transition: `revision` becomes the application's next revision, rolled out by `change_order`;
+/// a transition: `revision` becomes the application's next revision (its Service ports
+/// indexed), rolled out by `change_order`;
 /// `audit` explains it (its actor is the order's creator).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FollowUpDeploy {
     pub app_id: String,
-    pub revision: NewRevision,
+    pub revision: RevisionDoc,
     pub change_order: NewChangeOrder,
     pub audit: AuditEntry,
 }
@@ -177,7 +170,7 @@ pub struct AuditEntry {
     pub app_id: Option<String>,
     /// The API `RequestId`, when the action came from a request.
     pub request_id: Option<String>,
-    /// Anything else worth keeping (never secrets).
+    /// Anything else worth keeping (never secrets); free-form, so opaque here.
     pub detail: Value,
 }
 
@@ -219,7 +212,8 @@ pub struct Cluster {
     pub region_id: String,
     /// e.g. `local`, `kubernetes`.
     pub cluster_type: String,
-    /// Connection settings; must not contain credentials in clear.
+    /// Connection settings; must not contain credentials in clear. Opaque here: edasd owns
+    /// their shape.
     pub config: Value,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -269,6 +263,7 @@ pub struct User {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub name: String,
+    /// Opaque here: edas-api's policy grammar validates and evaluates it.
     pub document: Value,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -339,5 +334,5 @@ pub struct Superseded {
     pub id: String,
     pub expected_version: i64,
     pub status: ChangeOrderStatus,
-    pub state: Value,
+    pub state: ChangeOrderState,
 }

@@ -41,8 +41,7 @@ impl Settled for StoreSettled {
             {
                 return Ok(None);
             }
-            let doc = edas_engine::RevisionDoc::from_value(&app.spec)
-                .map_err(|e| format!("application {app_id}: its stored spec: {e}"))?;
+            let doc = &app.spec;
             Ok(Some(if doc.template_revision == revision {
                 doc.spec.effective_replicas()
             } else {

@@ -18,6 +18,7 @@ impl Store {
         non_empty(&app.id, "application id")?;
         non_empty(&app.name, "application name")?;
         validate_change_order(&change_order)?;
+        let spec = encode_doc(&app.spec, "application spec")?;
         let now = truncate(now);
         let at = ms(now);
         on_writer!(self, pool => {
@@ -50,7 +51,7 @@ impl Store {
             .bind(&app.cluster_id)
             .bind(&app.k8s_namespace)
             .bind(&app.state)
-            .bind(Json(&app.spec))
+            .bind(&spec)
             .bind(at)
             .execute(&mut *tx)
             .await
@@ -59,26 +60,12 @@ impl Store {
                 "INSERT INTO revisions (app_id, number, spec, created_at) VALUES ($1, 1, $2, $3)",
             )
             .bind(&app.id)
-            .bind(Json(&app.spec))
+            .bind(&spec)
             .bind(at)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(INSERT_CHANGE_ORDER)
-                .bind(&change_order.id)
-                .bind(&app.id)
-                .bind(&change_order.co_type)
-                .bind(change_order.status.code())
-                .bind(Some(1i64))
-                .bind(Json(&change_order.state))
-                .bind(&change_order.description)
-                .bind(at)
-                .bind(&audit.actor)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    map_conflict(e, "change order", &change_order.id, "id already taken")
-                })?;
-            replace_service_ports!(&mut tx, &app.id, &app.service_ports);
+            insert_change_order!(&mut tx, &app.id, &change_order, Some(1), &audit.actor, at, false);
+            replace_service_ports!(&mut tx, &app.id, &app.spec.spec.service_ports());
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
         });
@@ -109,21 +96,7 @@ impl Store {
     pub async fn deploy(
         &self,
         app_id: &str,
-        revision: NewRevision,
-        change_order: NewChangeOrder,
-        audit: AuditEntry,
-        now: Timestamp,
-    ) -> Result<(Revision, ChangeOrder), StoreError> {
-        let result = self
-            .deploy_once(app_id, revision, change_order, audit, now)
-            .await;
-        self.name_active(result).await
-    }
-
-    async fn deploy_once(
-        &self,
-        app_id: &str,
-        revision: NewRevision,
+        revision: RevisionDoc,
         change_order: NewChangeOrder,
         audit: AuditEntry,
         now: Timestamp,
@@ -131,17 +104,22 @@ impl Store {
         validate_change_order(&change_order)?;
         let now = truncate(now);
         let at = ms(now);
-        let number: i64 = on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let number = deploy_in!(&mut tx, app_id, &revision, &change_order, &audit.actor, at);
-            insert_audit!(&mut *tx, &audit, at)?;
-            tx.commit().await?;
-            number
-        });
+        let result: Result<i64, StoreError> = async {
+            on_writer!(self, pool => {
+                let mut tx = pool.begin_write().await?;
+                let number =
+                    deploy_in!(&mut tx, app_id, &revision, &change_order, &audit.actor, at);
+                insert_audit!(&mut *tx, &audit, at)?;
+                tx.commit().await?;
+                Ok(number)
+            })
+        }
+        .await;
+        let number = self.name_active(result).await?;
         let revision = Revision {
             app_id: app_id.to_owned(),
             number,
-            spec: revision.spec,
+            spec: revision,
             created_at: now,
         };
         Ok((
@@ -192,57 +170,31 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<ChangeOrder, StoreError> {
-        let result = self
-            .start_change_order_once(app_id, change_order, audit, now)
-            .await;
-        self.name_active(result).await
-    }
-
-    async fn start_change_order_once(
-        &self,
-        app_id: &str,
-        change_order: NewChangeOrder,
-        audit: AuditEntry,
-        now: Timestamp,
-    ) -> Result<ChangeOrder, StoreError> {
         validate_change_order(&change_order)?;
         let now = truncate(now);
         let at = ms(now);
-        on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let touched = sqlx::query(
-                "UPDATE applications SET updated_at = $1 WHERE id = $2 AND deleted = FALSE",
-            )
-            .bind(at)
-            .bind(app_id)
-            .execute(&mut *tx)
-            .await?;
-            if touched.rows_affected() == 0 {
-                return Err(StoreError::not_found("application", app_id));
-            }
-            let active: Option<String> = sqlx::query_scalar(ACTIVE_CHANGE_ORDER_ID)
-                .bind(app_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(active) = active {
-                return Err(active_conflict(app_id, &active));
-            }
-            sqlx::query(INSERT_CHANGE_ORDER)
-                .bind(&change_order.id)
-                .bind(app_id)
-                .bind(&change_order.co_type)
-                .bind(change_order.status.code())
-                .bind(None::<i64>)
-                .bind(Json(&change_order.state))
-                .bind(&change_order.description)
+        let result: Result<(), StoreError> = async {
+            on_writer!(self, pool => {
+                let mut tx = pool.begin_write().await?;
+                let touched = sqlx::query(
+                    "UPDATE applications SET updated_at = $1 WHERE id = $2 AND deleted = FALSE",
+                )
                 .bind(at)
-                .bind(&audit.actor)
+                .bind(app_id)
                 .execute(&mut *tx)
-                .await
-                .map_err(|e| racing_change_order(e, app_id, &change_order.id))?;
-            insert_audit!(&mut *tx, &audit, at)?;
-            tx.commit().await?;
-        });
+                .await?;
+                if touched.rows_affected() == 0 {
+                    return Err(StoreError::not_found("application", app_id));
+                }
+                refuse_active!(&mut tx, app_id);
+                insert_change_order!(&mut tx, app_id, &change_order, None, &audit.actor, at, false);
+                insert_audit!(&mut *tx, &audit, at)?;
+                tx.commit().await?;
+                Ok(())
+            })
+        }
+        .await;
+        self.name_active(result).await?;
         Ok(new_change_order(
             change_order,
             app_id,

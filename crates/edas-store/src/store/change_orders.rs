@@ -139,7 +139,7 @@ impl Store {
         let revision = Revision {
             app_id: app_id.clone(),
             number,
-            spec: revision.spec,
+            spec: revision,
             created_at: now,
         };
         let order = new_change_order(
@@ -166,14 +166,7 @@ impl Store {
             .await?
         });
         rows.into_iter()
-            .map(|(code, n)| {
-                let status =
-                    ChangeOrderStatus::from_code(code).ok_or_else(|| StoreError::Corrupt {
-                        what: "change_orders.status",
-                        reason: format!("{code} is not a change-order status code"),
-                    })?;
-                Ok((status, u64::try_from(n).unwrap_or_default()))
-            })
+            .map(|(code, n)| Ok((status_of(code)?, u64::try_from(n).unwrap_or_default())))
             .collect()
     }
 

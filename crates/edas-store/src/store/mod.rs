@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -163,7 +166,7 @@ macro_rules! transition_in {
             )
         }
         .bind(transition.status.code())
-        .bind(Json(&transition.state))
+        .bind(encode_doc(&transition.state, "change order state")?)
         .bind($at)
         .bind(id)
         .bind(expected)
@@ -210,21 +213,49 @@ macro_rules! transition_in {
 macro_rules! deploy_in {
     ($tx:expr, $app_id:expr, $revision:expr, $change_order:expr, $creator:expr, $at:expr) => {{
         let app_id: &str = $app_id;
-        let revision: &NewRevision = $revision;
-        let spec: &Value = &revision.spec;
-        let change_order: &NewChangeOrder = $change_order;
-        let creator: &str = $creator;
+        let revision: &RevisionDoc = $revision;
+        let spec = encode_doc(revision, "revision spec")?;
         // Locks the application row (PostgreSQL), serializing deploys of one application.
         let number: Option<i64> = sqlx::query_scalar(
             "UPDATE applications SET current_revision = current_revision + 1, spec = $1, \
              updated_at = $2 WHERE id = $3 AND deleted = FALSE RETURNING current_revision",
         )
-        .bind(Json(spec))
+        .bind(&spec)
         .bind($at)
         .bind(app_id)
         .fetch_optional(&mut **$tx)
         .await?;
         let number = number.ok_or_else(|| StoreError::not_found("application", app_id))?;
+        refuse_active!($tx, app_id);
+        sqlx::query(
+            "INSERT INTO revisions (app_id, number, spec, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(app_id)
+        .bind(number)
+        .bind(&spec)
+        .bind($at)
+        .execute(&mut **$tx)
+        .await
+        .map_err(|e| map_conflict(e, "application", app_id, "concurrent deploy"))?;
+        insert_change_order!(
+            $tx,
+            app_id,
+            $change_order,
+            Some(number),
+            $creator,
+            $at,
+            false
+        );
+        replace_service_ports!($tx, app_id, &revision.spec.service_ports());
+        number
+    }};
+}
+
+/// Returns [`StoreError::ActiveChangeOrder`] from the enclosing function when application
+/// `$app_id` has an unfinished change order (read inside the write transaction `$tx`).
+macro_rules! refuse_active {
+    ($tx:expr, $app_id:expr) => {{
+        let app_id: &str = $app_id;
         let active: Option<String> = sqlx::query_scalar(ACTIVE_CHANGE_ORDER_ID)
             .bind(app_id)
             .fetch_optional(&mut **$tx)
@@ -232,31 +263,33 @@ macro_rules! deploy_in {
         if let Some(active) = active {
             return Err(active_conflict(app_id, &active));
         }
-        sqlx::query(
-            "INSERT INTO revisions (app_id, number, spec, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(app_id)
-        .bind(number)
-        .bind(Json(spec))
-        .bind($at)
-        .execute(&mut **$tx)
-        .await
-        .map_err(|e| map_conflict(e, "application", app_id, "concurrent deploy"))?;
+    }};
+}
+
+/// Inserts `$change_order` of application `$app_id` (rolling out revision `$revision`, created
+/// by `$creator`, finished at once when `$finished`) inside the write transaction `$tx`;
+/// returns the error from the enclosing function (a racing insert is the one-active conflict).
+macro_rules! insert_change_order {
+    ($tx:expr, $app_id:expr, $change_order:expr, $revision:expr, $creator:expr, $at:expr, $finished:expr) => {{
+        let app_id: &str = $app_id;
+        let change_order: &NewChangeOrder = $change_order;
+        let revision: Option<i64> = $revision;
+        let creator: &str = $creator;
+        let at: i64 = $at;
         sqlx::query(INSERT_CHANGE_ORDER)
             .bind(&change_order.id)
             .bind(app_id)
             .bind(&change_order.co_type)
             .bind(change_order.status.code())
-            .bind(Some(number))
-            .bind(Json(&change_order.state))
+            .bind(revision)
+            .bind(encode_doc(&change_order.state, "change order state")?)
             .bind(&change_order.description)
-            .bind($at)
+            .bind(at)
             .bind(creator)
+            .bind($finished.then_some(at))
             .execute(&mut **$tx)
             .await
             .map_err(|e| racing_change_order(e, app_id, &change_order.id))?;
-        replace_service_ports!($tx, app_id, &revision.service_ports);
-        number
     }};
 }
 
@@ -395,6 +428,40 @@ fn access_key_context(id: &str) -> String {
     format!("access_key:{id}")
 }
 
+/// A typed document encoded once for binding (to a JSON column of either backend). A document
+/// that cannot be encoded (not JSON-representable) is refused before anything is written.
+fn encode_doc<T: Serialize>(
+    doc: &T,
+    field: &'static str,
+) -> Result<Json<Box<RawValue>>, StoreError> {
+    serde_json::value::to_raw_value(doc)
+        .map(Json)
+        .map_err(|e| StoreError::InvalidInput {
+            field,
+            reason: e.to_string(),
+        })
+}
+
+/// A typed document column as read: kept raw until its row is converted, so one that does not
+/// decode is [`StoreError::Corrupt`] naming the column instead of a driver error.
+type RawDoc = Json<Box<RawValue>>;
+
+/// Decodes a [`RawDoc`] straight into its type.
+fn decode_doc<T: DeserializeOwned>(raw: &RawDoc, what: &'static str) -> Result<T, StoreError> {
+    serde_json::from_str(raw.0.get()).map_err(|e| StoreError::Corrupt {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+/// A stored status code; one this binary does not know is corrupt.
+fn status_of(code: i32) -> Result<ChangeOrderStatus, StoreError> {
+    ChangeOrderStatus::from_code(code).ok_or_else(|| StoreError::Corrupt {
+        what: "change_orders.status",
+        reason: format!("{code} is not a change-order status code"),
+    })
+}
+
 fn map_conflict(e: sqlx::Error, entity: &'static str, id: &str, reason: &str) -> StoreError {
     if is_unique_violation(&e) {
         StoreError::conflict(entity, id, reason)
@@ -406,10 +473,11 @@ fn map_conflict(e: sqlx::Error, entity: &'static str, id: &str, reason: &str) ->
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, actor, action, resource, app_id, request_id, \
                             detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// Binds: id, app id, type, status code, revision, state, description, now, creator.
+/// Binds: id, app id, type, status code, revision, state, description, now, creator,
+/// finished at.
 const INSERT_CHANGE_ORDER: &str = "INSERT INTO change_orders (id, app_id, co_type, status, \
-     version, revision, state, description, created_at, updated_at, creator) \
-     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $8, $9)";
+     version, revision, state, description, created_at, updated_at, creator, finished_at) \
+     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $8, $9, $10)";
 
 const ACTIVE_CHANGE_ORDER_ID: &str =
     "SELECT id FROM change_orders WHERE app_id = $1 AND finished_at IS NULL";

@@ -12,7 +12,7 @@ pub(super) struct AppRow {
     pub(super) k8s_namespace: String,
     pub(super) current_revision: i64,
     pub(super) state: String,
-    pub(super) spec: Json<Value>,
+    pub(super) spec: RawDoc,
     pub(super) created_at: i64,
     pub(super) updated_at: i64,
     pub(super) deleted: bool,
@@ -30,7 +30,7 @@ impl TryFrom<AppRow> for Application {
             k8s_namespace: r.k8s_namespace,
             current_revision: r.current_revision,
             state: r.state,
-            spec: r.spec.0,
+            spec: decode_doc(&r.spec, "applications.spec")?,
             created_at: from_ms(r.created_at, "applications.created_at")?,
             updated_at: from_ms(r.updated_at, "applications.updated_at")?,
             deleted: r.deleted,
@@ -42,7 +42,7 @@ impl TryFrom<AppRow> for Application {
 pub(super) struct RevisionRow {
     pub(super) app_id: String,
     pub(super) number: i64,
-    pub(super) spec: Json<Value>,
+    pub(super) spec: RawDoc,
     pub(super) created_at: i64,
 }
 
@@ -52,7 +52,7 @@ impl TryFrom<RevisionRow> for Revision {
         Ok(Revision {
             app_id: r.app_id,
             number: r.number,
-            spec: r.spec.0,
+            spec: decode_doc(&r.spec, "revisions.spec")?,
             created_at: from_ms(r.created_at, "revisions.created_at")?,
         })
     }
@@ -66,7 +66,7 @@ pub(super) struct CoRow {
     pub(super) status: i32,
     pub(super) version: i64,
     pub(super) revision: Option<i64>,
-    pub(super) state: Json<Value>,
+    pub(super) state: RawDoc,
     pub(super) description: String,
     pub(super) creator: Option<String>,
     pub(super) created_at: i64,
@@ -90,13 +90,10 @@ impl TryFrom<CoRow> for ChangeOrder {
             id: r.id,
             app_id: r.app_id,
             co_type: r.co_type,
-            status: ChangeOrderStatus::from_code(r.status).ok_or_else(|| StoreError::Corrupt {
-                what: "change_orders.status",
-                reason: format!("{} is not a change-order status code", r.status),
-            })?,
+            status: status_of(r.status)?,
             version: r.version,
             revision: r.revision,
-            state: r.state.0,
+            state: decode_doc(&r.state, "change_orders.state")?,
             description: r.description,
             creator: r.creator,
             created_at: from_ms(r.created_at, "change_orders.created_at")?,

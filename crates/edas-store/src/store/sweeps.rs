@@ -127,7 +127,7 @@ impl Store {
                      WHERE id = $4 AND app_id = $5 AND version = $6 AND finished_at IS NULL",
                 )
                 .bind(order.status.code())
-                .bind(Json(&order.state))
+                .bind(encode_doc(&order.state, "change order state")?)
                 .bind(at)
                 .bind(&order.id)
                 .bind(app_id)
@@ -142,29 +142,8 @@ impl Store {
                     });
                 }
             }
-            let active: Option<String> = sqlx::query_scalar(ACTIVE_CHANGE_ORDER_ID)
-                .bind(app_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(active) = active {
-                return Err(active_conflict(app_id, &active));
-            }
-            sqlx::query(
-                "INSERT INTO change_orders (id, app_id, co_type, status, version, revision, \
-                 state, description, created_at, updated_at, finished_at, creator) \
-                 VALUES ($1, $2, $3, $4, 1, NULL, $5, $6, $7, $7, $7, $8)",
-            )
-            .bind(&change_order.id)
-            .bind(app_id)
-            .bind(&change_order.co_type)
-            .bind(change_order.status.code())
-            .bind(Json(&change_order.state))
-            .bind(&change_order.description)
-            .bind(at)
-            .bind(&audit.actor)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map_conflict(e, "change order", &change_order.id, "id already taken"))?;
+            refuse_active!(&mut tx, app_id);
+            insert_change_order!(&mut tx, app_id, &change_order, None, &audit.actor, at, true);
             sqlx::query(INSERT_SWEEP)
                 .bind(app_id)
                 .bind(cluster_id)

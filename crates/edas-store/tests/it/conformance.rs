@@ -197,12 +197,12 @@ pub async fn create_application_is_atomic_and_listed(ts: &TestStore) {
 pub async fn deploy_refuses_a_second_active_change_order(ts: &TestStore) {
     let store = &ts.store;
     create(store, "app", "co-1", t(0)).await;
-    let spec2 = json!({ "image": "registry/app:2", "replicas": 3 });
+    let spec2 = spec("app-2");
 
     let err = store
         .deploy(
             "app",
-            spec2.clone().into(),
+            spec2.clone(),
             new_co("co-2"),
             audit("Deploy", "app"),
             t(1),
@@ -244,7 +244,7 @@ pub async fn deploy_refuses_a_second_active_change_order(ts: &TestStore) {
     let (rev, co) = store
         .deploy(
             "app",
-            spec2.clone().into(),
+            spec2.clone(),
             new_co("co-2"),
             audit("Deploy", "app"),
             t(3),
@@ -288,7 +288,7 @@ pub async fn deploy_refuses_a_second_active_change_order(ts: &TestStore) {
     let err = store
         .deploy(
             "missing",
-            spec2.into(),
+            spec2,
             new_co("co-9"),
             audit("Deploy", "missing"),
             t(6),
@@ -313,7 +313,7 @@ pub async fn concurrent_deploys_have_one_winner(ts: &TestStore) {
             let result = racer
                 .deploy(
                     "app",
-                    json!({ "image": format!("registry/app:{i}") }).into(),
+                    spec(&format!("app-{i}")),
                     new_co(&format!("co-{}", i + 1)),
                     audit("Deploy", "app"),
                     t(2),
@@ -370,7 +370,7 @@ pub async fn transitions_are_compare_and_swap(ts: &TestStore) {
         .transition(
             "co",
             1,
-            step(1, json!({ "stage": 1 })),
+            step(1, state("stage 1")),
             audit("Step", "app"),
             t(1),
         )
@@ -382,7 +382,7 @@ pub async fn transitions_are_compare_and_swap(ts: &TestStore) {
         .transition(
             "co",
             1,
-            step(3, json!({ "stale": true })),
+            step(3, state("stale")),
             audit("Stale", "app"),
             t(2),
         )
@@ -402,7 +402,7 @@ pub async fn transitions_are_compare_and_swap(ts: &TestStore) {
     let co = store.get_change_order("co").await.unwrap();
     assert_eq!(
         (co.status.code(), co.version, &co.state),
-        (1, 2, &json!({ "stage": 1 }))
+        (1, 2, &state("stage 1"))
     );
     assert_eq!(co.updated_at, t(1));
     let query = AuditQuery {
@@ -422,7 +422,13 @@ pub async fn transitions_are_compare_and_swap(ts: &TestStore) {
     // A second store instance is another writer: it sees the same CAS.
     let other = ts.reopen().await;
     let err = other
-        .transition("co", 1, step(3, json!({})), audit("Stale", "app"), t(2))
+        .transition(
+            "co",
+            1,
+            step(3, state("empty")),
+            audit("Stale", "app"),
+            t(2),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Stale { .. }), "{err:?}");
@@ -438,11 +444,11 @@ pub async fn transitions_are_compare_and_swap(ts: &TestStore) {
     assert_eq!(store.get_application("app").await.unwrap().state, "RUNNING");
     assert_eq!(store.active_change_order("app").await.unwrap(), None);
     let err = store
-        .transition("co", 3, step(1, json!({})), audit("X", "app"), t(4))
+        .transition("co", 3, step(1, state("empty")), audit("X", "app"), t(4))
         .await;
     assert!(matches!(err, Err(StoreError::Finished { .. })), "{err:?}");
     let err = store
-        .transition("nope", 1, step(1, json!({})), audit("X", "app"), t(4))
+        .transition("nope", 1, step(1, state("empty")), audit("X", "app"), t(4))
         .await;
     assert!(matches!(err, Err(StoreError::NotFound { .. })), "{err:?}");
     assert_eq!(
@@ -458,7 +464,7 @@ pub async fn transitions_are_compare_and_swap(ts: &TestStore) {
         .unwrap();
     let delete = Transition {
         status: st(2),
-        state: json!({}),
+        state: state("empty"),
         finished: true,
         app_state: Some("DELETED".into()),
         delete_app: true,
@@ -489,7 +495,7 @@ pub async fn transitions_are_compare_and_swap(ts: &TestStore) {
     let err = store
         .deploy(
             "app",
-            json!({}).into(),
+            spec("empty"),
             new_co("co-after"),
             audit("Deploy", "app"),
             t(7),
@@ -518,7 +524,7 @@ pub async fn change_orders_are_listed_newest_first(ts: &TestStore) {
     store
         .deploy(
             "app",
-            json!({ "v": 2 }).into(),
+            spec("v2"),
             new_co("co-2"),
             audit("Deploy", "app"),
             t(2),
@@ -532,7 +538,7 @@ pub async fn change_orders_are_listed_newest_first(ts: &TestStore) {
     store
         .deploy(
             "app",
-            json!({ "v": 3 }).into(),
+            spec("v3"),
             new_co("co-3"),
             audit("Deploy", "app"),
             t(4),
@@ -673,7 +679,7 @@ pub async fn leases_are_exclusive_and_expire(ts: &TestStore) {
         .transition(
             "co-b",
             b.version,
-            step(1, json!({})),
+            step(1, state("empty")),
             audit("Step", "b"),
             t(132),
         )
@@ -707,7 +713,7 @@ pub async fn leases_are_exclusive_and_expire(ts: &TestStore) {
         .transition(
             "co-b",
             taken.version,
-            step(1, json!({})),
+            step(1, state("empty")),
             audit("Step", "b"),
             t(132),
         )

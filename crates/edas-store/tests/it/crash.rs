@@ -13,9 +13,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use edas_store::Store;
-use serde_json::json;
 
-use crate::harness::{audit, create, step, t};
+use crate::harness::{audit, create, state, step, t};
 
 const CHILD_ENV: &str = "EDAS_STORE_CRASH_CHILD_DIR";
 /// Commits seen before the parent kills the child (it keeps writing meanwhile).
@@ -38,7 +37,7 @@ async fn crash_child_write_loop() {
             .transition(
                 &co,
                 1,
-                step(1, json!({ "i": i })),
+                step(1, state(&format!("step {i}"))),
                 audit("Step", &app),
                 t(1),
             )

@@ -6,11 +6,15 @@
 //! and print that they were skipped otherwise. `source scripts/setup.d/20-postgres.sh` starts
 //! one and sets the variable.
 
+use edas_release::{ChangeKind, Instances, NewOrder, ReleaseSettings, RevisionId, Strategy, plan};
+use edas_spec::AppSpec;
+use edas_spec::model::{PortMapping, ServiceConfig, ServicePort};
 use edas_store::{
-    AuditEntry, ChangeOrderStatus, EncryptionKey, NewApplication, NewChangeOrder, Store, Transition,
+    AuditEntry, ChangeOrderState, ChangeOrderStatus, EncryptionKey, NewApplication, NewChangeOrder,
+    RevisionDoc, Store, Transition,
 };
 use jiff::Timestamp;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::{AssertSqlSafe, Connection};
 
 pub struct TestStore {
@@ -200,9 +204,60 @@ pub fn new_app(id: &str, name: &str, namespace: &str, cluster: &str) -> NewAppli
         cluster_id: cluster.into(),
         k8s_namespace: "default".into(),
         state: "DEPLOYING".into(),
-        spec: json!({ "image": format!("registry/{name}:1"), "replicas": 2 }),
-        service_ports: Vec::new(),
+        spec: spec(&format!("{name}-1")),
     }
+}
+
+/// A revision document told apart by `marker` (its template revision), without Services.
+pub fn spec(marker: &str) -> RevisionDoc {
+    RevisionDoc::new(marker, AppSpec::default())
+}
+
+/// A revision document with one Service on each of `ports`.
+pub fn spec_with_ports(marker: &str, ports: &[i64]) -> RevisionDoc {
+    let services = ports
+        .iter()
+        .map(|&port| ServiceConfig {
+            name: format!("svc-{port}"),
+            service_type: "ClusterIP".into(),
+            port_mappings: vec![PortMapping {
+                service_port: ServicePort {
+                    port,
+                    target_port: port,
+                    protocol: None,
+                },
+            }],
+        })
+        .collect();
+    RevisionDoc::new(
+        marker,
+        AppSpec {
+            services,
+            ..AppSpec::default()
+        },
+    )
+}
+
+/// A change-order state told apart by `marker` (its description).
+pub fn state(marker: &str) -> ChangeOrderState {
+    let revision = RevisionId("1".into());
+    ChangeOrderState::new(
+        NewOrder {
+            id: "co".into(),
+            kind: ChangeKind::Deploy,
+            description: marker.into(),
+            from: None,
+            to: Instances {
+                revision,
+                replicas: 0,
+                ready: 0,
+            },
+            plan: plan(1, &Strategy::Single).expect("a one-batch plan"),
+            settings: ReleaseSettings::default(),
+        },
+        edas_release::EpochMillis(0),
+    )
+    .expect("a valid change order")
 }
 
 pub fn new_co(id: &str) -> NewChangeOrder {
@@ -210,12 +265,12 @@ pub fn new_co(id: &str) -> NewChangeOrder {
         id: id.into(),
         co_type: "CoDeploy".into(),
         status: st(0),
-        state: json!({ "pipelines": [] }),
+        state: state("new"),
         description: format!("change order {id}"),
     }
 }
 
-pub fn step(status: i32, state: Value) -> Transition {
+pub fn step(status: i32, state: ChangeOrderState) -> Transition {
     Transition {
         status: st(status),
         state,
@@ -228,7 +283,7 @@ pub fn step(status: i32, state: Value) -> Transition {
 pub fn finish(status: i32) -> Transition {
     Transition {
         status: st(status),
-        state: json!({ "done": true }),
+        state: state("done"),
         finished: true,
         app_state: Some("RUNNING".into()),
         delete_app: false,

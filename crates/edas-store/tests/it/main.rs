@@ -61,6 +61,7 @@ conformance!(
     a_rollback_is_stored_with_the_transition_or_not_at_all,
     the_creator_is_written_with_the_change_order,
     service_ports_are_indexed_with_the_revision,
+    typed_documents_read_back_or_are_corrupt,
 );
 
 #[tokio::test]

@@ -1,7 +1,6 @@
 //! Pending sweeps and the deletion that does not wait for the cluster.
 
 use edas_store::*;
-use serde_json::json;
 
 use crate::harness::*;
 
@@ -25,7 +24,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
         id: co.id.clone(),
         expected_version: co.version + 5,
         status: st(6),
-        state: json!({"ended": true}),
+        state: state("ended"),
     };
     let err = store
         .delete_application_now(
@@ -37,7 +36,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
                 id: "co-del".into(),
                 co_type: "CoDelete".into(),
                 status: st(2),
-                state: json!({}),
+                state: state("empty"),
                 description: String::new(),
             },
             audit("DeleteK8sApplication", "app-d"),
@@ -59,7 +58,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
                 id: "co-del".into(),
                 co_type: "CoDelete".into(),
                 status: st(2),
-                state: json!({}),
+                state: state("empty"),
                 description: String::new(),
             },
             audit("DeleteK8sApplication", "app-d"),
@@ -76,7 +75,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
         id: co.id.clone(),
         expected_version: co.version,
         status: st(6),
-        state: json!({"ended": true}),
+        state: state("ended"),
     };
     let deleted = store
         .delete_application_now(
@@ -88,7 +87,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
                 id: "co-del".into(),
                 co_type: "CoDelete".into(),
                 status: st(2),
-                state: json!({"forced": true}),
+                state: state("forced"),
                 description: String::new(),
             },
             audit("DeleteK8sApplication", "app-d"),
@@ -100,7 +99,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
     assert_eq!(store.get_change_order("co-del").await.unwrap(), deleted);
     let old = store.get_change_order(&co.id).await.unwrap();
     assert_eq!((old.status.code(), old.finished_at), (6, Some(t(3))));
-    assert_eq!(old.state, json!({"ended": true}));
+    assert_eq!(old.state, state("ended"));
     assert!(store.get_application("app-d").await.unwrap().deleted);
     assert_eq!(store.active_change_order("app-d").await.unwrap(), None);
 
@@ -122,7 +121,7 @@ pub async fn deleting_now_ends_the_active_order_and_leaves_a_sweep(ts: &TestStor
                 id: "co-del2".into(),
                 co_type: "CoDelete".into(),
                 status: st(2),
-                state: json!({}),
+                state: state("empty"),
                 description: String::new(),
             },
             audit("DeleteK8sApplication", "app-d"),

@@ -1,10 +1,9 @@
 //! Conformance of the typed change-order columns and of the one-transaction commands.
 
 use edas_store::{
-    AuditEntry, AuditQuery, ChangeOrderStatus, FollowUpDeploy, NewRevision, PageRequest,
-    ServicePortUse, StoreError,
+    AuditEntry, AuditQuery, ChangeOrderStatus, FollowUpDeploy, PageRequest, ServicePortUse,
+    StoreError,
 };
-use serde_json::json;
 
 use crate::harness::*;
 
@@ -23,7 +22,7 @@ pub async fn a_rollback_is_stored_with_the_transition_or_not_at_all(ts: &TestSto
     store
         .deploy(
             "app",
-            json!({ "v": 2 }).into(),
+            spec("v2"),
             new_co("co-2"),
             audit("Deploy", "app"),
             t(2),
@@ -46,10 +45,7 @@ pub async fn a_rollback_is_stored_with_the_transition_or_not_at_all(ts: &TestSto
     let before_audit = audit_total(store).await;
     let rollback_of = |app: &str, id: &str| FollowUpDeploy {
         app_id: app.into(),
-        revision: NewRevision {
-            spec: json!({ "v": 1 }),
-            service_ports: vec![7001],
-        },
+        revision: spec_with_ports("v1", &[7001]),
         change_order: new_co(id),
         audit: AuditEntry {
             actor: "LTAIroller".into(),
@@ -115,7 +111,7 @@ pub async fn a_rollback_is_stored_with_the_transition_or_not_at_all(ts: &TestSto
     );
     assert_eq!(
         store.get_revision("app", 3).await.unwrap().spec,
-        json!({ "v": 1 })
+        spec_with_ports("v1", &[7001])
     );
     assert_eq!(audit_total(store).await, before_audit + 2);
 
@@ -149,7 +145,7 @@ pub async fn the_creator_is_written_with_the_change_order(ts: &TestStore) {
         ..audit("Step", "app-a")
     };
     store
-        .transition("co-a", 1, step(1, json!({})), system, t(1))
+        .transition("co-a", 1, step(1, state("empty")), system, t(1))
         .await
         .unwrap();
     let co = store.get_change_order("co-a").await.unwrap();
@@ -186,7 +182,7 @@ pub async fn the_creator_is_written_with_the_change_order(ts: &TestStore) {
 pub async fn service_ports_are_indexed_with_the_revision(ts: &TestStore) {
     let store = &ts.store;
     let mut app = new_app("app-a", "alpha", "cn-hangzhou:ns", "local");
-    app.service_ports = vec![8080, 8081];
+    app.spec = spec_with_ports("alpha-1", &[8080, 8081]);
     store
         .create_application(app, new_co("co-a"), audit("Insert", "app-a"), t(0))
         .await
@@ -221,10 +217,7 @@ pub async fn service_ports_are_indexed_with_the_revision(ts: &TestStore) {
         .transition("co-a", 1, finish(2), audit("Done", "app-a"), t(1))
         .await
         .unwrap();
-    let next = NewRevision {
-        spec: json!({ "v": 2 }),
-        service_ports: vec![9090],
-    };
+    let next = spec_with_ports("v2", &[9090]);
     store
         .deploy(
             "app-a",
@@ -263,5 +256,64 @@ pub async fn service_ports_are_indexed_with_the_revision(ts: &TestStore) {
             .await
             .unwrap(),
         None
+    );
+}
+
+/// Revision documents and change-order states are read straight into their types: what was
+/// written reads back equal, and a stored document that does not decode is
+/// [`StoreError::Corrupt`] naming its column, not a driver error.
+pub async fn typed_documents_read_back_or_are_corrupt(ts: &TestStore) {
+    let store = &ts.store;
+    let mut app = new_app("app", "app", "cn-hangzhou:ns", "c1");
+    app.spec = spec_with_ports("1", &[8080]);
+    let (created, order) = store
+        .create_application(app, new_co("co"), audit("Insert", "app"), t(0))
+        .await
+        .unwrap();
+    assert_eq!(store.get_application("app").await.unwrap(), created);
+    assert_eq!(store.get_change_order("co").await.unwrap(), order);
+    assert_eq!(order.state, state("new"));
+    assert_eq!(
+        store.get_revision("app", 1).await.unwrap().spec,
+        spec_with_ports("1", &[8080])
+    );
+
+    ts.raw_execute("UPDATE change_orders SET state = '{\"not\": \"a change order\"}'")
+        .await;
+    let err = store.get_change_order("co").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                what: "change_orders.state",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    ts.raw_execute("UPDATE revisions SET spec = '[]'").await;
+    let err = store.get_revision("app", 1).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                what: "revisions.spec",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    ts.raw_execute("UPDATE applications SET spec = '{\"spec\": {}}'")
+        .await;
+    let err = store.get_application("app").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                what: "applications.spec",
+                ..
+            }
+        ),
+        "{err:?}"
     );
 }

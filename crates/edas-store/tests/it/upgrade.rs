@@ -25,21 +25,33 @@ async fn old_migrator(backend: &str, dir: &std::path::Path) -> Migrator {
 }
 
 /// Rows as the previous schema stored them: no `creator` column; the creation's audit record
-/// (by `LTAIcreator`) is older than the engine's transition record (by `system`).
+/// (by `LTAIcreator`) is older than the engine's transition record (by `system`). Revision
+/// documents as an older edasd wrote them (without the fields added since); the change-order
+/// state, `'STATE'`, is filled in by [`old_rows`].
 const OLD_ROWS: [&str; 5] = [
     "INSERT INTO applications (id, name, region_id, namespace_id, cluster_id, k8s_namespace, \
      current_revision, state, spec, created_at, updated_at, deleted) VALUES ('app-1', 'alpha', \
-     'cn-hangzhou', 'cn-hangzhou', 'c1', 'default', 1, 'DEPLOYING', '{\"spec\":{\"services\":[{\"name\":\"web\",\
+     'cn-hangzhou', 'cn-hangzhou', 'c1', 'default', 1, 'DEPLOYING', '{\"template_revision\":\"1\",\"spec\":{\"services\":[{\"name\":\"web\",\
      \"serviceType\":\"ClusterIP\",\"portMappings\":[{\"servicePort\":{\"port\":8080,\"targetPort\":80}},\
      {\"servicePort\":{\"port\":8443,\"targetPort\":443}}]}]}}', 1000, 1000, FALSE)",
-    "INSERT INTO revisions (app_id, number, spec, created_at) VALUES ('app-1', 1, '{\"replicas\":1}', 1000)",
+    "INSERT INTO revisions (app_id, number, spec, created_at) VALUES ('app-1', 1, '{\"template_revision\":\"1\",\"spec\":{\"replicas\":1}}', 1000)",
     "INSERT INTO change_orders (id, app_id, co_type, status, version, revision, state, description, \
-     created_at, updated_at) VALUES ('co-1', 'app-1', 'CoCreateApp', 1, 2, 1, '{}', 'create', 1000, 2000)",
+     created_at, updated_at) VALUES ('co-1', 'app-1', 'CoCreateApp', 1, 2, 1, 'STATE', 'create', 1000, 2000)",
     "INSERT INTO audit (at, actor, action, resource, app_id, request_id, detail) VALUES \
      (1000, 'LTAIcreator', 'InsertK8sApplication', 'application/app-1', 'app-1', 'r1', '{\"change_order\":\"co-1\"}')",
     "INSERT INTO audit (at, actor, action, resource, app_id, request_id, detail) VALUES \
      (2000, 'system', 'ChangeOrder.Transition', 'application/app-1', 'app-1', NULL, '{\"change_order\":\"co-1\"}')",
 ];
+
+/// [`OLD_ROWS`] with the stored form of a change-order state (the release machine's serde,
+/// which this change did not touch).
+fn old_rows() -> Vec<String> {
+    let state = serde_json::to_string(&crate::harness::state("create")).unwrap();
+    OLD_ROWS
+        .iter()
+        .map(|sql| sql.replace("'STATE'", &format!("'{state}'")))
+        .collect()
+}
 
 async fn check_upgraded(store: &Store) {
     let co = store
@@ -49,6 +61,7 @@ async fn check_upgraded(store: &Store) {
     assert_eq!(co.status, ChangeOrderStatus::InProgress);
     assert_eq!(co.creator.as_deref(), Some("LTAIcreator"));
     assert_eq!(co.version, 2);
+    assert_eq!(co.state, crate::harness::state("create"));
     assert_eq!(
         store.count_active_change_orders().await.unwrap(),
         [(ChangeOrderStatus::InProgress, 1)]
@@ -58,6 +71,9 @@ async fn check_upgraded(store: &Store) {
         .await
         .expect("old application");
     assert_eq!((app.name.as_str(), app.current_revision), ("alpha", 1));
+    assert_eq!(app.spec.spec.service_ports(), [8080, 8443]);
+    let revision = store.get_revision("app-1", 1).await.expect("old revision");
+    assert_eq!(revision.spec.spec.replicas, 1);
 }
 
 #[tokio::test]
@@ -75,7 +91,7 @@ async fn a_sqlite_database_of_the_previous_schema_is_upgraded_in_place() {
         .await
         .unwrap();
     old.run(&mut conn).await.expect("old migrations");
-    for sql in OLD_ROWS {
+    for sql in old_rows() {
         sqlx::query(AssertSqlSafe(sql))
             .execute(&mut conn)
             .await
@@ -107,7 +123,7 @@ async fn a_postgres_database_of_the_previous_schema_is_upgraded_in_place() {
     let old = old_migrator("postgres", migrations.path()).await;
     let mut conn = sqlx::PgConnection::connect(&location).await.unwrap();
     old.run(&mut conn).await.expect("old migrations");
-    for sql in OLD_ROWS {
+    for sql in old_rows() {
         sqlx::query(AssertSqlSafe(sql))
             .execute(&mut conn)
             .await
