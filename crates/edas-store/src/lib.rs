@@ -33,6 +33,13 @@
 //!   one transaction together with the audit record that explains them. Ending an order and
 //!   starting its rollback (AbortAndRollbackChangeOrder) is one transaction too:
 //!   [`Store::transition_and_deploy`].
+//! - **Release events with their transition.** Every write that creates or moves a change
+//!   order records the events of that change (edas-release's `events` of the stored state
+//!   before and the state after) in the same transaction, with a pending delivery per
+//!   matching notification subscription, so a crash neither loses nor invents one; the
+//!   outbox is read in order ([`Store::events_after`]) and delivered under a per-subscription
+//!   lease ([`Store::claim_subscription`]). Subscription targets (URL and secret) are sealed
+//!   like other secrets.
 //! - **One active change order per application**, enforced by a unique partial index
 //!   (`WHERE finished_at IS NULL`) on both backends, so concurrent deploys cannot both win: the
 //!   loser gets [`StoreError::Conflict`].
@@ -69,4 +76,8 @@ mod store;
 pub use crypto::{EncryptionKey, Sensitive};
 pub use error::StoreError;
 pub use model::*;
+pub use store::events::{
+    AfterFailure, Delivery, DeliveryState, EventScope, NewSubscription, OutboxCounts, StoredEvent,
+    Subscription, SubscriptionTarget,
+};
 pub use store::{KEY_FILE_NAME, SQLITE_FILE_NAME, Store, restore_sqlite_backup};

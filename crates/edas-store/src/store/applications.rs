@@ -69,6 +69,7 @@ impl Store {
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
         });
+        self.events_committed();
         let co = new_change_order(change_order, &app.id, Some(1), &audit.actor, now);
         let app = Application {
             id: app.id,
@@ -116,6 +117,7 @@ impl Store {
         }
         .await;
         let number = self.name_active(result).await?;
+        self.events_committed();
         let revision = Revision {
             app_id: app_id.to_owned(),
             number,
@@ -195,6 +197,7 @@ impl Store {
         }
         .await;
         self.name_active(result).await?;
+        self.events_committed();
         Ok(new_change_order(
             change_order,
             app_id,

@@ -94,6 +94,7 @@ impl Store {
             let version = transition_in!(&mut tx, id, expected_version, &transition, at);
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
+            self.events_committed();
             Ok(version)
         })
     }
@@ -131,6 +132,7 @@ impl Store {
                     deploy_in!(&mut tx, &app_id, &revision, &change_order, &follow_audit.actor, at);
                 insert_audit!(&mut *tx, &follow_audit, at)?;
                 tx.commit().await?;
+                self.events_committed();
                 Ok((version, number))
             })
         }

@@ -47,6 +47,8 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Store {
     backend: Arc<Backend>,
     cipher: Cipher,
+    /// Bumped after commits that may have recorded release events ([`Store::events_signal`]).
+    events: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -149,6 +151,8 @@ macro_rules! transition_in {
         let transition: &Transition = $transition;
         let id: &str = $id;
         let expected: i64 = $expected;
+        let before =
+            $crate::store::events::RecordEvents::state_before(&mut **$tx, id, expected).await?;
         let updated: Option<(i64, String)> = if transition.finished {
             sqlx::query_as(
                 "UPDATE change_orders SET status = $1, state = $2, version = version + 1, \
@@ -188,6 +192,16 @@ macro_rules! transition_in {
                 },
             });
         };
+        let after = $crate::store::events::AsOrder::as_order(&transition.state);
+        $crate::store::events::RecordEvents::record_events(
+            &mut **$tx,
+            &app_id,
+            id,
+            before.as_ref(),
+            after.as_deref(),
+            $at,
+        )
+        .await?;
         if let Some(state) = &transition.app_state {
             sqlx::query("UPDATE applications SET state = $1, updated_at = $2 WHERE id = $3")
                 .bind(state)
@@ -290,6 +304,13 @@ macro_rules! insert_change_order {
             .execute(&mut **$tx)
             .await
             .map_err(|e| racing_change_order(e, app_id, &change_order.id))?;
+        $crate::store::events::record_created!(
+            $tx,
+            app_id,
+            &change_order.id,
+            &change_order.state,
+            at
+        );
     }};
 }
 
@@ -546,6 +567,7 @@ impl Store {
         let store = Store {
             backend: Arc::new(backend),
             cipher: Cipher::new(key),
+            events: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
         if let Err(e) = store.check_key().await {
             store.close().await;
@@ -781,6 +803,7 @@ impl SchemaVersion for PgPool {
 mod applications;
 mod audit;
 mod change_orders;
+pub(crate) mod events;
 mod identity;
 mod maintenance;
 mod resources;

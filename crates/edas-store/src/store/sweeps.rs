@@ -120,6 +120,12 @@ impl Store {
                 return Err(StoreError::not_found("application", app_id));
             }
             for order in superseded {
+                let before = events::RecordEvents::state_before(
+                    &mut *tx,
+                    &order.id,
+                    order.expected_version,
+                )
+                .await?;
                 let done = sqlx::query(
                     "UPDATE change_orders SET status = $1, state = $2, version = version + 1, \
                      updated_at = $3, finished_at = $3, lease_owner = NULL, \
@@ -141,6 +147,16 @@ impl Store {
                         actual: -1,
                     });
                 }
+                let after = events::AsOrder::as_order(&order.state);
+                events::RecordEvents::record_events(
+                    &mut *tx,
+                    app_id,
+                    &order.id,
+                    before.as_ref(),
+                    after.as_deref(),
+                    at,
+                )
+                .await?;
             }
             refuse_active!(&mut tx, app_id);
             insert_change_order!(&mut tx, app_id, &change_order, None, &audit.actor, at, true);
@@ -154,6 +170,7 @@ impl Store {
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
         });
+        self.events_committed();
         let mut co = new_change_order(change_order, app_id, None, &audit.actor, now);
         co.finished_at = Some(now);
         Ok(co)

@@ -3,6 +3,7 @@
 
 mod conformance;
 mod crash;
+mod events;
 mod harness;
 mod sqlite_only;
 mod sweeps;
@@ -12,6 +13,7 @@ mod upgrade;
 /// The suites the conformance macro runs on both backends.
 mod conformance_or_sweeps {
     pub use crate::conformance::*;
+    pub use crate::events::*;
     pub use crate::sweeps::*;
     pub use crate::typed::*;
 }
@@ -62,6 +64,7 @@ conformance!(
     the_creator_is_written_with_the_change_order,
     service_ports_are_indexed_with_the_revision,
     typed_documents_read_back_or_are_corrupt,
+    release_events_are_recorded_with_their_transition,
 );
 
 #[tokio::test]

@@ -147,7 +147,7 @@ async fn a_postgres_database_of_the_previous_schema_is_upgraded_in_place() {
 /// migration it applied and refuses to open when the file changed since, so a released
 /// migration is never edited: a fix is a new migration. Append new migrations here once they
 /// are committed.
-const RELEASED: [(&str, &str, &str); 11] = [
+const RELEASED: [(&str, &str, &str); 13] = [
     (
         "postgres",
         "20261128000001",
@@ -172,6 +172,11 @@ const RELEASED: [(&str, &str, &str); 11] = [
         "postgres",
         "20261206000200",
         "4ac055e9c98cf13b16ee128700ddad6830be97d17b0ade6e1e9df369d100d0c1292f54f5426778d54debd793c7118195",
+    ),
+    (
+        "postgres",
+        "20261206000300",
+        "e693bea8be2304dbb5dd6e31e9a834b76065234801bb65a712d88a7e5d90afca4473bdf71f09a864dcd82f9983f83a91",
     ),
     (
         "sqlite",
@@ -202,6 +207,11 @@ const RELEASED: [(&str, &str, &str); 11] = [
         "sqlite",
         "20261206000200",
         "f466eaaf1e9897b35fa9ae50d58426e8ec81a2486ca299d46ca77d083aecc3eb9f9921ff2689e3fa9dd1fafc939edab6",
+    ),
+    (
+        "sqlite",
+        "20261206000300",
+        "5d7e4a45d61cde03fd90bb12f85f4365dafcf0e579b485262d5a69ed7620640c8d100e94758361a5422c57086ee493f7",
     ),
 ];
 

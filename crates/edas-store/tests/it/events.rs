@@ -1,0 +1,262 @@
+//! Conformance of the release-event outbox, subscriptions and deliveries.
+
+use std::time::Duration;
+
+use edas_release::{EpochMillis, Input};
+use edas_store::{
+    AfterFailure, DeliveryState, EventScope, NewSubscription, Sensitive, SubscriptionTarget,
+};
+
+use crate::harness::*;
+
+fn subscription(id: &str, app: Option<&str>, kinds: &[&str]) -> NewSubscription {
+    NewSubscription {
+        id: id.into(),
+        app_id: app.map(str::to_owned),
+        kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+        sink: "webhook".into(),
+        target: Sensitive::new(SubscriptionTarget {
+            url: format!("http://127.0.0.1:9/{id}-hook-url"),
+            secret: Some("hook-secret-value".into()),
+        }),
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+/// Every change-order write records its events in its own transaction, with one pending
+/// delivery per matching subscription; a refused write records none. Deliveries of one
+/// subscription are leased to one worker, go out in order, retry after a failure (blocking
+/// the later ones), and end delivered or dead.
+pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
+    let store = &ts.store;
+    let mut signal = store.events_signal();
+    store
+        .create_subscription(
+            subscription("all", None, &[]),
+            audit("Subscribe", "-"),
+            t(0),
+        )
+        .await
+        .unwrap();
+    store
+        .create_subscription(
+            subscription("other", Some("other-app"), &[]),
+            audit("Subscribe", "-"),
+            t(0),
+        )
+        .await
+        .unwrap();
+    store
+        .create_subscription(
+            subscription("succeeded", None, &["change_order.succeeded"]),
+            audit("Subscribe", "-"),
+            t(0),
+        )
+        .await
+        .unwrap();
+    create(store, "app", "co-1", t(1)).await;
+    assert!(signal.has_changed().unwrap(), "a commit wakes the waiters");
+    signal.mark_unchanged();
+
+    // The order starts: batch 1 starts.
+    let mut order = state("new");
+    order.step(Input::Start, EpochMillis(0)).unwrap();
+    store
+        .transition(
+            "co-1",
+            1,
+            step(1, order.clone()),
+            audit("Start", "app"),
+            t(2),
+        )
+        .await
+        .unwrap();
+    // A stale write is refused and records nothing.
+    store
+        .transition(
+            "co-1",
+            1,
+            step(1, order.clone()),
+            audit("Stale", "app"),
+            t(3),
+        )
+        .await
+        .unwrap_err();
+    let events = store
+        .events_after(&EventScope::ChangeOrder("co-1".into()), 0, 100)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["change_order.created", "batch.started"]);
+    assert!(events[0].seq < events[1].seq);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.app_id == "app" && e.change_order_id == "co-1")
+    );
+    assert_eq!(events[1].data["batch"], 1);
+    assert_eq!(events[0].at, t(1));
+    let after_first = store
+        .events_after(&EventScope::Application("app".into()), events[0].seq, 100)
+        .await
+        .unwrap();
+    assert_eq!(after_first, events[1..]);
+    assert!(
+        store
+            .events_after(&EventScope::Application("other-app".into()), 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Only "all" wants these two events.
+    assert!(
+        store
+            .list_deliveries("other", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_deliveries("succeeded", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.outbox_counts().await.unwrap(),
+        edas_store::OutboxCounts {
+            pending: 2,
+            dead: 0
+        }
+    );
+
+    // One worker at a time.
+    let sub = store.claim_subscription("w1", LEASE, t(4)).await.unwrap();
+    assert_eq!(sub.as_ref().map(|s| s.id.as_str()), Some("all"));
+    let sub = sub.unwrap();
+    assert_eq!(sub.target.expose().url, "http://127.0.0.1:9/all-hook-url");
+    assert!(
+        store
+            .claim_subscription("w2", LEASE, t(4))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let head = store.next_delivery("all").await.unwrap().unwrap();
+    assert_eq!(head.event.kind, "change_order.created");
+    // A failure blocks the subscription (and gives the lease back) until the retry time.
+    assert!(
+        store
+            .mark_failed(
+                "all",
+                head.event.seq,
+                "w1",
+                LEASE,
+                "HTTP 503",
+                AfterFailure::RetryAt(t(10)),
+                t(5)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_subscription("w2", LEASE, t(9))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.next_delivery_wakeup().await.unwrap(), Some(t(10)));
+    assert!(
+        store
+            .claim_subscription("w2", LEASE, t(10))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // w1 lost the lease: its marks are refused.
+    assert!(
+        !store
+            .mark_delivered("all", head.event.seq, "w1", LEASE, t(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_delivered("all", head.event.seq, "w2", LEASE, t(10))
+            .await
+            .unwrap()
+    );
+    let next = store.next_delivery("all").await.unwrap().unwrap();
+    assert_eq!(next.event.kind, "batch.started");
+    assert!(
+        store
+            .mark_failed(
+                "all",
+                next.event.seq,
+                "w2",
+                LEASE,
+                "HTTP 410",
+                AfterFailure::Dead,
+                t(11)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(store.next_delivery("all").await.unwrap().is_none());
+    store.release_subscription("all", "w2").await.unwrap();
+    let dead = store
+        .list_deliveries("all", Some(DeliveryState::Dead), 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("HTTP 410"));
+    let all = store.list_deliveries("all", None, 10).await.unwrap();
+    assert_eq!(all[1].state, DeliveryState::Delivered);
+    assert_eq!(all[1].attempts, 2);
+    assert_eq!(
+        store.outbox_counts().await.unwrap(),
+        edas_store::OutboxCounts {
+            pending: 0,
+            dead: 1
+        }
+    );
+    assert_eq!(store.next_delivery_wakeup().await.unwrap(), None);
+
+    // Targets are sealed at rest.
+    for blob in ts.raw_blobs("SELECT target FROM subscriptions").await {
+        let text = String::from_utf8_lossy(&blob);
+        assert!(
+            !text.contains("hook-url") && !text.contains("hook-secret"),
+            "{text}"
+        );
+    }
+    let listed = store.list_subscriptions().await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[2].kinds, ["change_order.succeeded"]);
+    assert!(!format!("{listed:?}").contains("hook-secret"));
+
+    assert!(
+        store
+            .delete_subscription("all", audit("Unsubscribe", "-"), t(12))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_subscription("all", audit("Unsubscribe", "-"), t(12))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .list_deliveries("all", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
