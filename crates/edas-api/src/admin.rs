@@ -38,13 +38,14 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
 use edas_app::{AccessKey, AccountError, AuditEntry, Policy, User};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use edas_wire::admin as wire;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use tower::ServiceExt as _;
 use tracing::Instrument;
 
 use crate::Api;
-use crate::caller::{Caller, internal};
+use crate::caller::{Caller, encode, internal};
 use crate::error::{ApiError, codes};
 use crate::server::{authenticate, receive, respond};
 
@@ -306,12 +307,13 @@ impl IntoResponse for Refused {
     }
 }
 
-fn ok(value: Value) -> Reply {
-    Ok(Fields(obj(value)))
+/// A typed answer (an `edas_wire::admin` body).
+fn ok(body: impl Serialize) -> Reply {
+    Ok(Fields(encode(body)?))
 }
 
 fn done() -> Reply {
-    Ok(Fields(Map::new()))
+    ok(edas_wire::envelope::Empty {})
 }
 
 /// The answer to a deletion: done, or `kind` `name` did not exist.
@@ -321,38 +323,6 @@ fn removed(deleted: bool, kind: &str, name: &str) -> Reply {
     } else {
         Err(not_found(kind, name).into())
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewUser {
-    #[serde(rename = "Name")]
-    name: String,
-    #[serde(rename = "Admin", default)]
-    admin: bool,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct NewKey {
-    #[serde(rename = "AccessKeyId")]
-    id: Option<String>,
-    #[serde(rename = "AccessKeySecret")]
-    secret: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyUpdate {
-    #[serde(rename = "Enabled")]
-    enabled: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyPut {
-    #[serde(rename = "Document")]
-    document: Value,
 }
 
 fn body_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
@@ -409,27 +379,33 @@ fn account_error(kind: &str, name: &str, e: AccountError) -> ApiError {
     }
 }
 
-fn obj(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
-}
-
 fn now() -> jiff::Timestamp {
     jiff::Timestamp::now()
 }
 
-fn user_json(u: &User) -> Value {
-    json!({"Name": u.name, "Admin": u.admin, "CreateTime": u.created_at.as_millisecond()})
+fn user(u: &User) -> wire::User {
+    wire::User {
+        name: u.name.clone(),
+        admin: u.admin,
+        create_time: u.created_at.as_millisecond(),
+    }
 }
 
-fn key_json(k: &AccessKey) -> Value {
-    json!({"AccessKeyId": k.id, "User": k.user, "Enabled": k.enabled, "CreateTime": k.created_at.as_millisecond()})
+fn key(k: &AccessKey) -> wire::AccessKey {
+    wire::AccessKey {
+        access_key_id: k.id.clone(),
+        user: k.user.clone(),
+        enabled: k.enabled,
+        create_time: k.created_at.as_millisecond(),
+    }
 }
 
-fn policy_json(p: &Policy) -> Value {
-    json!({"Name": p.name, "Document": p.document, "UpdateTime": p.updated_at.as_millisecond()})
+fn policy(p: &Policy) -> wire::Policy {
+    wire::Policy {
+        name: p.name.clone(),
+        document: p.document.clone(),
+        update_time: p.updated_at.as_millisecond(),
+    }
 }
 
 /// Refuses changes that would lock the caller out of the admin API.

@@ -4,7 +4,7 @@
 
 use edas_app::{Actor, Application, LOCAL_CLUSTER, LocalUse, RevisionDoc, local_use};
 use edas_spec::{Operation, Params};
-use serde_json::{Map, Value};
+use edas_wire::application::ChangeOrderIdBody;
 
 use crate::Api;
 use crate::caller::Caller;
@@ -48,7 +48,7 @@ pub(crate) async fn change_application(
     request_id: &str,
     operation: Operation,
     ram_action: &str,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<ChangeOrderIdBody, ApiError> {
     let app_id = required(params, "AppId")?;
     let app = live_application(api, app_id).await?;
     caller.authorize(ram_action, &arn(api, &app))?;
@@ -61,9 +61,7 @@ pub(crate) async fn change_application(
         .await?;
     metrics::counter!("edasd_change_orders_submitted_total", "action" => operation.action())
         .increment(1);
-    let mut out = Map::new();
-    out.insert("ChangeOrderId".into(), Value::from(change_order_id));
-    Ok(out)
+    Ok(ChangeOrderIdBody { change_order_id })
 }
 
 /// An application on `local` is code run on edasd's host: every change of one needs

@@ -4,7 +4,7 @@
 
 use edas_app::{AuditQuery, AuditRecord, PageRequest};
 use edas_spec::Params;
-use serde_json::{Map, Value, json};
+use edas_wire::admin::{AuditBody, AuditRecord as Record};
 
 use crate::Api;
 use crate::apps::arn;
@@ -34,18 +34,18 @@ fn time(params: &Params, name: &str) -> Result<Option<jiff::Timestamp>, ApiError
     })
 }
 
-fn record_json(r: &AuditRecord) -> Value {
-    json!({
-        "Id": r.id,
-        "Time": r.at.to_string(),
-        "TimeMillis": r.at.as_millisecond(),
-        "Actor": r.entry.actor,
-        "Action": r.entry.action,
-        "Resource": r.entry.resource,
-        "AppId": r.entry.app_id,
-        "RequestId": r.entry.request_id,
-        "Detail": r.entry.detail,
-    })
+fn record(r: &AuditRecord) -> Record {
+    Record {
+        id: r.id,
+        time: r.at.to_string(),
+        time_millis: r.at.as_millisecond(),
+        actor: r.entry.actor.clone(),
+        action: r.entry.action.clone(),
+        resource: r.entry.resource.clone(),
+        app_id: r.entry.app_id.clone(),
+        request_id: r.entry.request_id.clone(),
+        detail: r.entry.detail.clone(),
+    }
 }
 
 /// Lists audit records, newest first, filtered by application and `[From, To)`.
@@ -53,7 +53,7 @@ pub(crate) async fn list(
     api: &Api,
     caller: &Caller,
     params: &Params,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<AuditBody, ApiError> {
     only(params, "audit", PARAMETERS)?;
     let app_id = params.get("AppId").filter(|v| !v.is_empty());
     match app_id {
@@ -91,13 +91,10 @@ pub(crate) async fn list(
         .app()
         .audit(&query, PageRequest::new(number, size))
         .await?;
-    let mut out = Map::new();
-    out.insert(
-        "Records".into(),
-        Value::Array(page.items.iter().map(record_json).collect()),
-    );
-    out.insert("TotalCount".into(), Value::from(page.total));
-    out.insert("PageNumber".into(), Value::from(number));
-    out.insert("PageSize".into(), Value::from(size));
-    Ok(out)
+    Ok(AuditBody {
+        records: page.items.iter().map(record).collect(),
+        total_count: i64::try_from(page.total).unwrap_or(i64::MAX),
+        page_number: i64::from(number),
+        page_size: i64::from(size),
+    })
 }

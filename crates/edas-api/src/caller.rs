@@ -3,6 +3,8 @@
 //! router so that no operation module imports the module that dispatches to it.
 
 use edas_app::User;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::error::{ApiError, codes};
 use crate::policy::{Decision, PolicyDocument, evaluate};
@@ -57,4 +59,17 @@ pub(crate) fn internal(what: &str, error: impl std::fmt::Display) -> ApiError {
     ApiError::internal(format!(
         "{what} failed inside edasd; the server log has the details under this RequestId"
     ))
+}
+
+/// An operation's typed response body (an `edas_wire` struct) as the fields the envelope
+/// carries beside `Code`, `Message` and `RequestId`: the one place responses are encoded.
+pub(crate) fn encode(body: impl Serialize) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::to_value(body) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(other) => Err(internal(
+            "encoding the response",
+            format!("not a JSON object: {other}"),
+        )),
+        Err(e) => Err(internal("encoding the response", e)),
+    }
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 
 use edas_app::{Cluster, ClusterInfo};
 use edas_spec::Params;
-use serde_json::{Map, Value, json};
+use edas_wire::DataTextBody;
+use edas_wire::cluster::{self as wire, ClusterHead, ClusterListBody, ClusterPageBody};
+use edas_wire::cluster::{BuildPackListBody, NamespacesBody};
 
 use crate::Api;
 use crate::caller::Caller;
@@ -33,34 +35,43 @@ async fn readable_clusters(api: &Api, caller: &Caller) -> Result<Vec<ClusterInfo
     Ok(clusters)
 }
 
-fn k8s_cluster_item(info: &ClusterInfo) -> Value {
+/// What both cluster listings say of a cluster.
+fn cluster_head(info: &ClusterInfo) -> ClusterHead {
     let cluster = &info.cluster;
-    json!({
-        "ClusterId": cluster.id,
-        "ClusterImportStatus": info.import_status,
-        "ClusterName": cluster.name,
-        "ClusterStatus": info.cluster_status,
-        "ClusterType": CLUSTER_TYPE_KUBERNETES,
-        "Cpu": info.cpu_cores,
-        "CsClusterId": cluster.id,
-        "CsClusterStatus": info.cs_status(),
-        "Description": info.description,
-        "Mem": info.memory_mib,
-        "NetworkMode": 2,
-        "NodeNum": info.nodes,
-        "RegionId": cluster.region_id,
-        "SubClusterType": SUB_CLUSTER_TYPE,
-        "SubNetCidr": "",
-        "VpcId": "",
-        "VswitchId": "",
-    })
+    let number = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    ClusterHead {
+        cluster_id: cluster.id.clone(),
+        cluster_import_status: info.import_status,
+        cluster_name: cluster.name.clone(),
+        cluster_status: info.cluster_status,
+        cluster_type: CLUSTER_TYPE_KUBERNETES,
+        cpu: number(info.cpu_cores),
+        cs_cluster_id: cluster.id.clone(),
+        description: info.description.clone(),
+        mem: number(info.memory_mib),
+        // 2: VPC.
+        network_mode: 2,
+        node_num: number(info.nodes),
+        region_id: cluster.region_id.clone(),
+        vpc_id: String::new(),
+    }
+}
+
+fn k8s_cluster_item(info: &ClusterInfo) -> wire::K8sCluster {
+    wire::K8sCluster {
+        head: cluster_head(info),
+        cs_cluster_status: info.cs_status().to_owned(),
+        sub_cluster_type: SUB_CLUSTER_TYPE.to_owned(),
+        sub_net_cidr: String::new(),
+        vswitch_id: String::new(),
+    }
 }
 
 pub(crate) async fn get_k8s_cluster(
     api: &Api,
     caller: &Caller,
     params: &Params,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<ClusterPageBody, ApiError> {
     only(
         params,
         "GetK8sCluster",
@@ -108,37 +119,34 @@ pub(crate) async fn get_k8s_cluster(
     }
     let current_page = page_number(params, "CurrentPage", i64::from(u32::MAX))?.unwrap_or(1);
     let page_size = page_number(params, "PageSize", 1000)?.unwrap_or(1000);
-    let matching: Vec<Value> = readable_clusters(api, caller)
+    let matching: Vec<wire::K8sCluster> = readable_clusters(api, caller)
         .await?
         .iter()
-        .filter(|_| cluster_type.is_none_or(|t| i64::from(CLUSTER_TYPE_KUBERNETES) == t))
+        .filter(|_| cluster_type.is_none_or(|t| CLUSTER_TYPE_KUBERNETES == t))
         .filter(|_| sub_type.is_none_or(|s| s == SUB_CLUSTER_TYPE))
         .map(k8s_cluster_item)
         .collect();
-    let total = matching.len();
-    let items: Vec<Value> = matching
+    let total_size = crate::render::count(matching.len());
+    let cluster = matching
         .into_iter()
         .skip((current_page as usize - 1).saturating_mul(page_size as usize))
         .take(page_size as usize)
         .collect();
-    let mut out = Map::new();
-    out.insert(
-        "ClusterPage".into(),
-        json!({
-            "ClusterList": { "Cluster": items },
-            "CurrentPage": current_page,
-            "PageSize": page_size,
-            "TotalSize": total,
-        }),
-    );
-    Ok(out)
+    Ok(ClusterPageBody {
+        cluster_page: wire::ClusterPage {
+            cluster_list: wire::K8sClusterList { cluster },
+            current_page: i64::from(current_page),
+            page_size: i64::from(page_size),
+            total_size,
+        },
+    })
 }
 
 pub(crate) async fn list_cluster(
     api: &Api,
     caller: &Caller,
     params: &Params,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<ClusterListBody, ApiError> {
     only(
         params,
         "ListCluster",
@@ -158,39 +166,24 @@ pub(crate) async fn list_cluster(
     // Clusters serve every namespace and belong to no resource group: a resource-group filter
     // matches none of them.
     let by_group = params.get("ResourceGroupId").is_some_and(|v| !v.is_empty());
-    let items: Vec<Value> = readable_clusters(api, caller)
+    let cluster = readable_clusters(api, caller)
         .await?
         .iter()
         .filter(|_| !by_group)
-        .map(|info| {
-            let c = &info.cluster;
-            json!({
-                "ClusterId": c.id,
-                "ClusterImportStatus": info.import_status,
-                "ClusterName": c.name,
-                "ClusterStatus": info.cluster_status,
-                "ClusterType": CLUSTER_TYPE_KUBERNETES,
-                "Cpu": info.cpu_cores,
-                "CpuUsed": 0,
-                "CreateTime": c.created_at.as_millisecond(),
-                "CsClusterId": c.id,
-                "Description": info.description,
-                "IaasProvider": info.provider,
-                "Mem": info.memory_mib,
-                "MemUsed": 0,
-                "NetworkMode": 2,
-                "NodeNum": info.nodes,
-                "OversoldFactor": 1,
-                "RegionId": c.region_id,
-                "ResourceGroupId": "",
-                "UpdateTime": c.updated_at.as_millisecond(),
-                "VpcId": "",
-            })
+        .map(|info| wire::Cluster {
+            head: cluster_head(info),
+            cpu_used: 0,
+            create_time: info.cluster.created_at.as_millisecond(),
+            iaas_provider: info.provider.to_owned(),
+            mem_used: 0,
+            oversold_factor: 1,
+            resource_group_id: String::new(),
+            update_time: info.cluster.updated_at.as_millisecond(),
         })
         .collect();
-    let mut out = Map::new();
-    out.insert("ClusterList".into(), json!({ "Cluster": items }));
-    Ok(out)
+    Ok(ClusterListBody {
+        cluster_list: wire::ClusterList { cluster },
+    })
 }
 
 /// ImportK8sCluster: edasd imports clusters from its configuration file (`[[clusters]]`), so
@@ -201,7 +194,7 @@ pub(crate) async fn import_k8s_cluster(
     api: &Api,
     caller: &Caller,
     params: &Params,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<DataTextBody, ApiError> {
     only(
         params,
         "ImportK8sCluster",
@@ -261,9 +254,9 @@ pub(crate) async fn import_k8s_cluster(
             ),
         ));
     }
-    let mut out = Map::new();
-    out.insert("Data".into(), Value::String(info.cluster.id));
-    Ok(out)
+    Ok(DataTextBody {
+        data: info.cluster.id,
+    })
 }
 
 /// The cluster named by `ClusterId`, or `InvalidParameter` listing the clusters there are.
@@ -275,7 +268,7 @@ pub(crate) async fn list_namespaces(
     api: &Api,
     caller: &Caller,
     params: &Params,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<NamespacesBody, ApiError> {
     only(params, "ListK8sNamespaces", &["ClusterId"])?;
     let clusters = match params.get("ClusterId").filter(|v| !v.is_empty()) {
         Some(id) => {
@@ -289,20 +282,17 @@ pub(crate) async fn list_namespaces(
     for info in &clusters {
         names.extend(api.app().namespaces_of(&info.cluster).await?);
     }
-    let data: Vec<Value> = names
-        .into_iter()
-        .map(|n| json!({ "Namespace": n }))
-        .collect();
-    let mut out = Map::new();
-    out.insert("Data".into(), Value::Array(data));
-    Ok(out)
+    Ok(NamespacesBody {
+        data: names
+            .into_iter()
+            .map(|namespace| wire::Namespace { namespace })
+            .collect(),
+    })
 }
 
 /// ListBuildPack: EDAS Container (the Pandora/Tomcat runtime of EDAS) is not part of this
 /// server, so there are no build packs; `BuildPackId` is refused when given to a deployment.
-pub(crate) fn list_build_packs(params: &Params) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn list_build_packs(params: &Params) -> Result<BuildPackListBody, ApiError> {
     only(params, "ListBuildPack", &[])?;
-    let mut out = Map::new();
-    out.insert("BuildPackList".into(), json!({ "BuildPack": [] }));
-    Ok(out)
+    Ok(BuildPackListBody::default())
 }

@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use edas_app::{Object, ObjectKind, ObjectRef};
 use edas_spec::{Params, Violation, ViolationKind, Violations};
-use serde_json::{Map, Value, json};
+use edas_wire::configuration::{self as wire, ConfigMapsBody, SecretsBody};
+use edas_wire::envelope::Empty;
+use serde_json::{Map, Value};
 
 use crate::Api;
 use crate::apps::actor;
-use crate::caller::Caller;
+use crate::caller::{Caller, encode};
 use crate::clusters::existing_cluster;
 use crate::error::ApiError;
 use crate::operations::{Implemented, ram};
@@ -40,15 +42,31 @@ pub(crate) async fn dispatch(
     let action = op.action().name();
     match op {
         Implemented::CreateK8sConfigMap | Implemented::CreateK8sSecret => {
-            put(api, caller, params, request_id, kind, action, true).await
+            encode(put(api, caller, params, request_id, kind, action, true).await?)
         }
         Implemented::UpdateK8sConfigMap | Implemented::UpdateK8sSecret => {
-            put(api, caller, params, request_id, kind, action, false).await
+            encode(put(api, caller, params, request_id, kind, action, false).await?)
         }
         Implemented::DeleteK8sConfigMap | Implemented::DeleteK8sSecret => {
-            delete(api, caller, params, request_id, kind, action).await
+            encode(delete(api, caller, params, request_id, kind, action).await?)
         }
-        _ => list(api, caller, params, kind, action).await,
+        _ => {
+            let page = list(api, caller, params, kind, action).await?;
+            match kind {
+                Kind::ConfigMap => encode(ConfigMapsBody {
+                    result: wire::ConfigMapPage {
+                        config_maps: page.items,
+                        total: page.total,
+                    },
+                }),
+                Kind::Secret => encode(SecretsBody {
+                    result: wire::SecretPage {
+                        secrets: page.items.into_iter().map(opaque_secret).collect(),
+                        total: page.total,
+                    },
+                }),
+            }
+        }
     }
 }
 
@@ -79,12 +97,22 @@ fn check_dns_label(parameter: &str, value: &str, letter_first: bool) -> Result<(
     }
 }
 
-fn target(params: &Params, kind: Kind) -> Result<ObjectRef, ApiError> {
+/// The ConfigMap or Secret a change names, once the caller may manage it.
+fn authorized_target(
+    api: &Api,
+    caller: &Caller,
+    params: &Params,
+    kind: Kind,
+) -> Result<ObjectRef, ApiError> {
     let cluster_id = required(params, "ClusterId")?.to_owned();
     let namespace = required(params, "Namespace")?.to_owned();
     let name = required(params, "Name")?.to_owned();
     check_dns_label("Namespace", &namespace, false)?;
     check_dns_label("Name", &name, true)?;
+    caller.authorize(
+        ram::MANAGE_CONFIGURATION,
+        &arn(api, kind, &cluster_id, &namespace, &name),
+    )?;
     Ok(ObjectRef {
         kind,
         cluster_id,
@@ -265,7 +293,7 @@ async fn put(
     kind: Kind,
     action: &str,
     create: bool,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Empty, ApiError> {
     let allowed: &[&str] = match kind {
         Kind::ConfigMap => &["ClusterId", "Data", "Name", "Namespace"],
         Kind::Secret => &[
@@ -280,11 +308,7 @@ async fn put(
         ],
     };
     only_with(params, action, allowed, &["Data"])?;
-    let t = target(params, kind)?;
-    caller.authorize(
-        ram::MANAGE_CONFIGURATION,
-        &arn(api, kind, &t.cluster_id, &t.namespace, &t.name),
-    )?;
+    let t = authorized_target(api, caller, params, kind)?;
     // The cluster is named before the data is decoded, so a wrong ClusterId is the error.
     existing_cluster(api, &t.cluster_id).await?;
     let base64_values = match kind {
@@ -302,7 +326,7 @@ async fn put(
             now(api),
         )
         .await?;
-    Ok(Map::new())
+    Ok(Empty {})
 }
 
 async fn delete(
@@ -312,17 +336,13 @@ async fn delete(
     request_id: &str,
     kind: Kind,
     action: &str,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Empty, ApiError> {
     only_with(params, action, &["ClusterId", "Name", "Namespace"], &[])?;
-    let t = target(params, kind)?;
-    caller.authorize(
-        ram::MANAGE_CONFIGURATION,
-        &arn(api, kind, &t.cluster_id, &t.namespace, &t.name),
-    )?;
+    let t = authorized_target(api, caller, params, kind)?;
     api.app()
         .delete_config(&t, action, &actor(caller, request_id), now(api))
         .await?;
-    Ok(Map::new())
+    Ok(Empty {})
 }
 
 /// `Condition`: `{"field": "Name", "pattern": "…"}` — names containing the pattern.
@@ -374,13 +394,31 @@ fn non_negative(params: &Params, name: &str) -> Result<Option<usize>, ApiError> 
     }
 }
 
+/// One page of ConfigMaps or Secrets and the number of matches.
+struct Listed {
+    items: Vec<wire::ConfigItem>,
+    total: i64,
+}
+
+/// A listed Secret: edasd keeps Opaque Secrets, their values decoded (not Base64).
+fn opaque_secret(item: wire::ConfigItem) -> wire::SecretItem {
+    wire::SecretItem {
+        item,
+        base64_encoded: false,
+        r#type: "Opaque".to_owned(),
+        cert_id: String::new(),
+        cert_region_id: String::new(),
+        related_ingress_rules: Vec::new(),
+    }
+}
+
 async fn list(
     api: &Api,
     caller: &Caller,
     params: &Params,
     kind: Kind,
     action: &str,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Listed, ApiError> {
     only_with(
         params,
         action,
@@ -429,55 +467,47 @@ async fn list(
             .take(page_size)
             .collect()
     };
-    let mut rendered = Vec::with_capacity(page.len());
+    let mut items = Vec::with_capacity(page.len());
     for item in page {
-        let data: Vec<Value> = item
+        let data = item
             .data
             .as_object()
             .map(|m| {
                 m.iter()
-                    .map(|(k, v)| json!({"Key": k, "Value": v.as_str().unwrap_or_default()}))
+                    .map(|(k, v)| wire::KeyValue {
+                        key: k.clone(),
+                        value: v.as_str().unwrap_or_default().to_owned(),
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        let related_apps: Vec<Value> = if related {
+        let related_apps = if related {
             api.app()
                 .config_users(&item.at)
                 .await?
                 .into_iter()
-                .map(|a| json!({"AppId": a.id, "AppName": a.name}))
+                .map(|a| wire::RelatedApp {
+                    app_id: a.id,
+                    app_name: a.name,
+                })
                 .collect()
         } else {
             Vec::new()
         };
-        let mut obj = json!({
-            "ClusterId": item.at.cluster_id,
-            "ClusterName": item.cluster_name,
-            "CreationTime": item.created_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            "Data": data,
-            "Name": item.at.name,
-            "Namespace": item.at.namespace,
-            "RelatedApps": related_apps,
+        items.push(wire::ConfigItem {
+            cluster_id: item.at.cluster_id,
+            cluster_name: item.cluster_name,
+            creation_time: item.created_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            data,
+            name: item.at.name,
+            namespace: item.at.namespace,
+            related_apps,
         });
-        if kind == Kind::Secret {
-            obj["Base64Encoded"] = Value::Bool(false);
-            obj["Type"] = Value::from("Opaque");
-            obj["CertId"] = Value::from("");
-            obj["CertRegionId"] = Value::from("");
-            obj["RelatedIngressRules"] = json!([]);
-        }
-        rendered.push(obj);
     }
-    let list_key = match kind {
-        Kind::ConfigMap => "ConfigMaps",
-        Kind::Secret => "Secrets",
-    };
-    let mut out = Map::new();
-    out.insert(
-        "Result".into(),
-        json!({ list_key: rendered, "Total": total }),
-    );
-    Ok(out)
+    Ok(Listed {
+        items,
+        total: crate::render::count(total),
+    })
 }
 
 #[cfg(test)]

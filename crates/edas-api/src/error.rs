@@ -277,11 +277,11 @@ impl ApiError {
             message.truncate(message.floor_char_boundary(MAX_MESSAGE_BYTES));
             message.push_str(&format!("… (message cut; {total} bytes in all)"));
         }
-        let body = serde_json::json!({
-            "Code": self.code,
-            "Message": message,
-            "RequestId": request_id,
-        });
+        let body = edas_wire::envelope::ErrorBody {
+            code: self.code.into_owned(),
+            message,
+            request_id: request_id.to_owned(),
+        };
         let mut response = (status, Json(body)).into_response();
         if let Ok(value) = HeaderValue::from_str(request_id) {
             response.headers_mut().insert("x-acs-request-id", value);

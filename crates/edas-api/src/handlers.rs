@@ -5,13 +5,17 @@
 use edas_app::{Abort, OrderView};
 use edas_app::{ApplicationFilter, PageRequest};
 use edas_spec::{Operation, Params, Violation, ViolationKind, Violations};
-use serde_json::{Map, Value, json};
+use edas_wire::application::{ApplicationInfo, ApplicationInfoBody, ApplicationList};
+use edas_wire::application::{ApplicationListBody, K8sApplicationBody};
+use edas_wire::envelope::Empty;
+use edas_wire::{ChangeOrderDataBody, ChangeOrderRef, DataTextBody};
+use serde_json::{Map, Value};
 
 use crate::Api;
 use crate::apps::{
     actor, arn, authorize_local_use, change_application, live_application, revision_doc,
 };
-use crate::caller::{Caller, internal};
+use crate::caller::{Caller, encode, internal};
 use crate::error::ApiError;
 use crate::operations::{Implemented, ram};
 use crate::params::{invalid, only, page_number, required};
@@ -27,7 +31,58 @@ pub(crate) async fn dispatch(
 ) -> Result<Map<String, Value>, ApiError> {
     check_region(api, params)?;
     match op {
-        Implemented::InsertK8sApplication => insert(api, caller, params, request_id).await,
+        Implemented::InsertK8sApplication => encode(insert(api, caller, params, request_id).await?),
+        Implemented::GetK8sServices => {
+            encode(crate::lifecycle::get_services(api, caller, params).await?)
+        }
+        Implemented::GetApplication => {
+            encode(crate::lifecycle::get_application(api, caller, params).await?)
+        }
+        Implemented::QueryApplicationStatus => {
+            encode(crate::lifecycle::query_status(api, caller, params).await?)
+        }
+        Implemented::GetK8sCluster => {
+            encode(crate::clusters::get_k8s_cluster(api, caller, params).await?)
+        }
+        Implemented::ListCluster => {
+            encode(crate::clusters::list_cluster(api, caller, params).await?)
+        }
+        Implemented::ImportK8sCluster => {
+            encode(crate::clusters::import_k8s_cluster(api, caller, params).await?)
+        }
+        Implemented::ListK8sNamespaces => {
+            encode(crate::clusters::list_namespaces(api, caller, params).await?)
+        }
+        Implemented::ListBuildPack => encode(crate::clusters::list_build_packs(params)?),
+        Implemented::CreateK8sConfigMap
+        | Implemented::UpdateK8sConfigMap
+        | Implemented::DeleteK8sConfigMap
+        | Implemented::ListK8sConfigMaps
+        | Implemented::CreateK8sSecret
+        | Implemented::UpdateK8sSecret
+        | Implemented::DeleteK8sSecret
+        | Implemented::ListK8sSecrets => {
+            crate::configuration::dispatch(api, caller, op, params, request_id).await
+        }
+        Implemented::GetK8sApplication => encode(get_application(api, caller, params).await?),
+        Implemented::ListApplication => encode(list_applications(api, caller, params).await?),
+        Implemented::GetChangeOrderInfo => encode(get_change_order(api, caller, params).await?),
+        Implemented::ListRecentChangeOrder => {
+            encode(list_change_orders(api, caller, params).await?)
+        }
+        Implemented::ContinuePipeline => {
+            encode(continue_pipeline(api, caller, params, request_id).await?)
+        }
+        Implemented::AbortChangeOrder => {
+            encode(abort(api, caller, params, request_id, Abort::Only).await?)
+        }
+        Implemented::AbortAndRollbackChangeOrder => {
+            encode(abort(api, caller, params, request_id, Abort::AndRollback).await?)
+        }
+        Implemented::RollbackChangeOrder => {
+            encode(abort(api, caller, params, request_id, Abort::Rollback).await?)
+        }
+        Implemented::RetryChangeOrderTask => encode(retry(api, caller, params, request_id).await?),
         Implemented::DeployK8sApplication
         | Implemented::UpdateK8sApplicationConfig
         | Implemented::ScaleK8sApplication
@@ -42,45 +97,10 @@ pub(crate) async fn dispatch(
             let operation = op
                 .change_operation()
                 .ok_or_else(|| internal("dispatching", "not a change of an application"))?;
-            change_application(api, caller, params, request_id, operation, ram_action).await
+            encode(
+                change_application(api, caller, params, request_id, operation, ram_action).await?,
+            )
         }
-        Implemented::GetK8sServices => crate::lifecycle::get_services(api, caller, params).await,
-        Implemented::GetApplication => crate::lifecycle::get_application(api, caller, params).await,
-        Implemented::QueryApplicationStatus => {
-            crate::lifecycle::query_status(api, caller, params).await
-        }
-        Implemented::GetK8sCluster => crate::clusters::get_k8s_cluster(api, caller, params).await,
-        Implemented::ListCluster => crate::clusters::list_cluster(api, caller, params).await,
-        Implemented::ImportK8sCluster => {
-            crate::clusters::import_k8s_cluster(api, caller, params).await
-        }
-        Implemented::ListK8sNamespaces => {
-            crate::clusters::list_namespaces(api, caller, params).await
-        }
-        Implemented::ListBuildPack => crate::clusters::list_build_packs(params),
-        Implemented::CreateK8sConfigMap
-        | Implemented::UpdateK8sConfigMap
-        | Implemented::DeleteK8sConfigMap
-        | Implemented::ListK8sConfigMaps
-        | Implemented::CreateK8sSecret
-        | Implemented::UpdateK8sSecret
-        | Implemented::DeleteK8sSecret
-        | Implemented::ListK8sSecrets => {
-            crate::configuration::dispatch(api, caller, op, params, request_id).await
-        }
-        Implemented::GetK8sApplication => get_application(api, caller, params).await,
-        Implemented::ListApplication => list_applications(api, caller, params).await,
-        Implemented::GetChangeOrderInfo => get_change_order(api, caller, params).await,
-        Implemented::ListRecentChangeOrder => list_change_orders(api, caller, params).await,
-        Implemented::ContinuePipeline => continue_pipeline(api, caller, params, request_id).await,
-        Implemented::AbortChangeOrder => abort(api, caller, params, request_id, Abort::Only).await,
-        Implemented::AbortAndRollbackChangeOrder => {
-            abort(api, caller, params, request_id, Abort::AndRollback).await
-        }
-        Implemented::RollbackChangeOrder => {
-            abort(api, caller, params, request_id, Abort::Rollback).await
-        }
-        Implemented::RetryChangeOrderTask => retry(api, caller, params, request_id).await,
     }
 }
 
@@ -103,7 +123,7 @@ async fn insert(
     caller: &Caller,
     params: &Params,
     request_id: &str,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<ApplicationInfoBody, ApiError> {
     let config = api.config();
     let namespace = params
         .get("LogicalRegionId")
@@ -138,29 +158,26 @@ async fn insert(
         .await?;
     metrics::counter!("edasd_change_orders_submitted_total", "action" => "InsertK8sApplication")
         .increment(1);
-    let mut out = Map::new();
-    out.insert(
-        "ApplicationInfo".into(),
-        json!({
-            "AppId": submitted.app_id,
-            "AppName": app_name,
-            "ChangeOrderId": submitted.change_order_id,
-            "ClusterType": render::CLUSTER_TYPE_KUBERNETES,
-            "Dockerize": true,
-            "EdasId": config.account_id,
-            "Owner": caller.user.name,
-            "RegionId": config.region_id,
-            "UserId": caller.user.name,
-        }),
-    );
-    Ok(out)
+    Ok(ApplicationInfoBody {
+        application_info: ApplicationInfo {
+            app_id: submitted.app_id,
+            app_name,
+            change_order_id: submitted.change_order_id,
+            cluster_type: render::CLUSTER_TYPE_KUBERNETES,
+            dockerize: true,
+            edas_id: config.account_id.clone(),
+            owner: caller.user.name.clone(),
+            region_id: config.region_id.clone(),
+            user_id: caller.user.name.clone(),
+        },
+    })
 }
 
 async fn get_application(
     api: &Api,
     caller: &Caller,
     params: &Params,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<K8sApplicationBody, ApiError> {
     only(params, "GetK8sApplication", &["AppId", "From"])?;
     if let Some(from) = params.get("From")
         && !from.is_empty()
@@ -175,12 +192,9 @@ async fn get_application(
     let app = live_application(api, app_id).await?;
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
     let doc = revision_doc(&app)?;
-    let mut out = Map::new();
-    out.insert(
-        "Applcation".into(),
-        render::k8s_application(&app, &doc.spec),
-    );
-    Ok(out)
+    Ok(K8sApplicationBody {
+        applcation: render::k8s_application(&app, &doc.spec),
+    })
 }
 
 const LIST_PARAMS: &[&str] = &[
@@ -198,7 +212,7 @@ async fn list_applications(
     api: &Api,
     caller: &Caller,
     params: &Params,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<ApplicationListBody, ApiError> {
     only(params, "ListApplication", LIST_PARAMS)?;
     let current_page = page_number(params, "CurrentPage", i64::from(u32::MAX))?.unwrap_or(1);
     let page_size = page_number(params, "PageSize", i64::from(PageRequest::MAX_SIZE))?;
@@ -248,7 +262,7 @@ async fn list_applications(
         crate::lifecycle::mark_list_item(&observed, &mut item);
         matching.push(item);
     }
-    let items: Vec<Value> = match page_size {
+    let application = match page_size {
         Some(size) => matching
             .into_iter()
             .skip((current_page as usize - 1).saturating_mul(size as usize))
@@ -257,23 +271,22 @@ async fn list_applications(
         None if current_page == 1 => matching,
         None => Vec::new(),
     };
-    let mut out = Map::new();
-    out.insert("ApplicationList".into(), json!({ "Application": items }));
-    Ok(out)
+    Ok(ApplicationListBody {
+        application_list: ApplicationList { application },
+    })
 }
 
 async fn get_change_order(
     api: &Api,
     caller: &Caller,
     params: &Params,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<edas_wire::ChangeOrderInfoBody, ApiError> {
     only(params, "GetChangeOrderInfo", &["ChangeOrderId"])?;
     let id = required(params, "ChangeOrderId")?;
     let view = authorized_order(api, caller, id, ram::READ_APPLICATION).await?;
-    let body = edas_wire::ChangeOrderInfoBody {
+    Ok(edas_wire::ChangeOrderInfoBody {
         change_order_info: render::change_order_info(&view.stored, &view.stored.state, &view.app),
-    };
-    encode_body(&format!("change order {id}"), body)
+    })
 }
 
 /// The change order and its application, authorized for `action`, or 404.
@@ -289,15 +302,6 @@ async fn authorized_order(
 }
 
 /// `CreateTime`/`FinishTime` of ListRecentChangeOrder: `"2019-11-13 14:23:46"` (UTC).
-/// A typed response body as the envelope's fields.
-fn encode_body(what: &str, body: impl serde::Serialize) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::to_value(body) {
-        Ok(Value::Object(out)) => Ok(out),
-        Ok(_) => Err(internal(&format!("encoding {what}"), "not a JSON object")),
-        Err(e) => Err(internal(&format!("encoding {what}"), e)),
-    }
-}
-
 fn list_time(t: Option<jiff::Timestamp>) -> String {
     t.map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
@@ -307,7 +311,7 @@ async fn list_change_orders(
     api: &Api,
     caller: &Caller,
     params: &Params,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<edas_wire::ChangeOrderListBody, ApiError> {
     only(params, "ListRecentChangeOrder", &["AppId"])?;
     let app_id = required(params, "AppId")?;
     // Deleted applications keep their history, so their change orders stay listable.
@@ -329,14 +333,11 @@ async fn list_change_orders(
             source: "pop".to_owned(),
         });
     }
-    encode_body(
-        "the change order list",
-        edas_wire::ChangeOrderListBody {
-            change_order_list: edas_wire::ChangeOrderList {
-                change_order: items,
-            },
+    Ok(edas_wire::ChangeOrderListBody {
+        change_order_list: edas_wire::ChangeOrderList {
+            change_order: items,
         },
-    )
+    })
 }
 
 async fn continue_pipeline(
@@ -344,7 +345,7 @@ async fn continue_pipeline(
     caller: &Caller,
     params: &Params,
     request_id: &str,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Empty, ApiError> {
     only(params, "ContinuePipeline", &["PipelineId", "Confirm"])?;
     let pipeline_id = required(params, "PipelineId")?;
     let confirm = match params.get("Confirm") {
@@ -366,7 +367,7 @@ async fn continue_pipeline(
             &actor(caller, request_id),
         )
         .await?;
-    Ok(Map::new())
+    Ok(Empty {})
 }
 
 async fn abort(
@@ -375,7 +376,7 @@ async fn abort(
     params: &Params,
     request_id: &str,
     how: Abort,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<ChangeOrderDataBody, ApiError> {
     let action = match how {
         Abort::Only => "AbortChangeOrder",
         Abort::AndRollback => "AbortAndRollbackChangeOrder",
@@ -384,10 +385,10 @@ async fn abort(
     only(params, action, &["ChangeOrderId"])?;
     let id = required(params, "ChangeOrderId")?;
     authorized_order(api, caller, id, ram::MANAGE_APPLICATION).await?;
-    let data_id = api.app().abort(id, how, &actor(caller, request_id)).await?;
-    let mut out = Map::new();
-    out.insert("Data".into(), json!({ "ChangeOrderId": data_id }));
-    Ok(out)
+    let change_order_id = api.app().abort(id, how, &actor(caller, request_id)).await?;
+    Ok(ChangeOrderDataBody {
+        data: ChangeOrderRef { change_order_id },
+    })
 }
 
 async fn retry(
@@ -395,7 +396,7 @@ async fn retry(
     caller: &Caller,
     params: &Params,
     request_id: &str,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<DataTextBody, ApiError> {
     only(params, "RetryChangeOrderTask", &["TaskId", "RetryStatus"])?;
     let task_id = required(params, "TaskId")?;
     if let Some(v) = params.get("RetryStatus") {
@@ -423,10 +424,7 @@ async fn retry(
         .retry_task(task_id, &actor(caller, request_id))
         .await?;
     let id = &view.stored.id;
-    let mut out = Map::new();
-    out.insert(
-        "Data".into(),
-        Value::from(format!("change order {id} retried; status {status}")),
-    );
-    Ok(out)
+    Ok(DataTextBody {
+        data: format!("change order {id} retried; status {status}"),
+    })
 }

@@ -4,7 +4,8 @@
 
 use edas_app::{Application, Observed};
 use edas_spec::Params;
-use serde_json::{Map, Value, json};
+use edas_wire::application::{self as wire, AppInfo, AppInfoBody, ApplicationBody};
+use edas_wire::service::{Service, ServicePort, ServicesBody};
 
 use crate::Api;
 use crate::apps::{arn, live_application, revision_doc};
@@ -12,13 +13,13 @@ use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::operations::ram;
 use crate::params::{only, required};
-use crate::render;
+use crate::render::{self, count};
 
 /// Marks a ListApplication item unknown: `State` `UNKNOWN` while its cluster does not answer
 /// (`RunningInstanceCount` is then the last known count).
-pub(crate) fn mark_list_item(observed: &Observed, item: &mut Value) {
+pub(crate) fn mark_list_item(observed: &Observed, item: &mut wire::ApplicationItem) {
     if observed.unknown.is_some() {
-        item["State"] = Value::from(UNKNOWN_STATE);
+        item.state = UNKNOWN_STATE.to_owned();
     }
 }
 
@@ -51,7 +52,7 @@ pub(crate) async fn get_application(
     api: &Api,
     caller: &Caller,
     params: &Params,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<ApplicationBody, ApiError> {
     only(params, "GetApplication", &["AppId"])?;
     let app_id = required(params, "AppId")?;
     let app = live_application(api, app_id).await?;
@@ -59,45 +60,52 @@ pub(crate) async fn get_application(
     let spec = revision_doc(&app)?.spec;
     let observed = api.app().observe(&app).await;
     let r = &spec.resources;
-    let port = service_port(&spec);
-    let mut out = Map::new();
-    out.insert(
-        "Application".into(),
-        json!({
-            "AppId": app.id,
-            "AppPhase": phase(&app, &observed),
-            "ApplicationType": render::package_type(&spec),
-            "BuildPackageId": 0,
-            "ClusterId": app.cluster_id,
-            "ClusterType": render::CLUSTER_TYPE_KUBERNETES.to_string(),
-            "Cpu": r.cpu_limit_millis.map_or(0, |m| m.div_ceil(1000)),
-            "CreateTime": app.created_at.as_millisecond(),
-            "Description": spec.description.clone().unwrap_or_default(),
-            "Dockerize": true,
-            "Email": "",
-            "EnablePortCheck": false,
-            "EnableUrlCheck": false,
-            "HaveManageAccess": caller.may(ram::MANAGE_APPLICATION, &arn(api, &app)).to_string(),
-            "HealthCheckUrl": "",
-            "InstanceCount": spec.effective_replicas(),
-            "Memory": r.memory_limit_mib.unwrap_or(0),
-            "Name": app.name,
-            "NameSpace": app.namespace_id,
-            "Owner": "",
-            "Port": port,
-            "RegionId": app.region_id,
-            "ResourceGroupId": spec.resource_group_id.clone().unwrap_or_default(),
-            "RunningInstanceCount": observed.running(),
-            "SlbId": "",
-            "SlbInfo": "",
-            "SlbIp": "",
-            "SlbName": "",
-            "SlbPort": 0,
-            "UserId": api.config().account_id,
-            "WorkloadType": "Deployment",
-        }),
-    );
-    Ok(out)
+    Ok(ApplicationBody {
+        application: wire::ApplicationDetail {
+            app_id: app.id.clone(),
+            app_phase: phase(&app, &observed).to_owned(),
+            application_type: render::package_type(&spec).to_owned(),
+            build_package_id: 0,
+            cluster_id: app.cluster_id.clone(),
+            cluster_type: render::CLUSTER_TYPE_KUBERNETES.to_string(),
+            cpu: cpu_cores(&spec),
+            create_time: app.created_at.as_millisecond(),
+            description: spec.description.clone().unwrap_or_default(),
+            dockerize: true,
+            email: String::new(),
+            enable_port_check: false,
+            enable_url_check: false,
+            have_manage_access: caller
+                .may(ram::MANAGE_APPLICATION, &arn(api, &app))
+                .to_string(),
+            health_check_url: String::new(),
+            instance_count: i64::from(spec.effective_replicas()),
+            memory: i64::from(r.memory_limit_mib.unwrap_or(0)),
+            name: app.name.clone(),
+            name_space: app.namespace_id.clone(),
+            owner: String::new(),
+            port: service_port(&spec),
+            region_id: app.region_id.clone(),
+            resource_group_id: spec.resource_group_id.clone().unwrap_or_default(),
+            running_instance_count: count(observed.running()),
+            slb_id: String::new(),
+            slb_info: String::new(),
+            slb_ip: String::new(),
+            slb_name: String::new(),
+            slb_port: 0,
+            user_id: api.config().account_id.clone(),
+            workload_type: "Deployment".to_owned(),
+        },
+    })
+}
+
+/// `Cpu`: the CPU limit in whole cores, rounded up (0 without a limit).
+fn cpu_cores(spec: &edas_spec::AppSpec) -> i64 {
+    i64::from(
+        spec.resources
+            .cpu_limit_millis
+            .map_or(0, |m| m.div_ceil(1000)),
+    )
 }
 
 /// GetK8sServices: the Services of the application's newest revision. On the local runtime each
@@ -107,149 +115,136 @@ pub(crate) async fn get_services(
     api: &Api,
     caller: &Caller,
     params: &Params,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<ServicesBody, ApiError> {
     only(params, "GetK8sServices", &["AppId"])?;
     let app_id = required(params, "AppId")?;
     let app = live_application(api, app_id).await?;
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
     let spec = revision_doc(&app)?.spec;
     let cluster_ip = edas_app::service_address(&app.cluster_id).unwrap_or_default();
-    let services: Vec<Value> = spec
+    let services = spec
         .services
         .iter()
-        .map(|s| {
-            let ports: Vec<Value> = s
+        .map(|s| Service {
+            cluster_ip: cluster_ip.to_owned(),
+            name: s.name.clone(),
+            service_ports: s
                 .port_mappings
                 .iter()
                 .map(|m| {
                     let p = &m.service_port;
-                    json!({
-                        "NodePort": 0,
-                        "Port": p.port,
-                        "Protocol": p.protocol.as_deref().unwrap_or("TCP"),
-                        "TargetPort": p.target_port.to_string(),
-                    })
+                    ServicePort {
+                        node_port: 0,
+                        port: p.port,
+                        protocol: p.protocol.as_deref().unwrap_or("TCP").to_owned(),
+                        target_port: p.target_port.to_string(),
+                    }
                 })
-                .collect();
-            json!({
-                "ClusterIP": cluster_ip,
-                "Name": s.name,
-                "ServicePorts": ports,
-                "Type": s.service_type,
-            })
+                .collect(),
+            r#type: s.service_type.clone(),
         })
         .collect();
-    let mut out = Map::new();
-    out.insert("Services".into(), Value::Array(services));
-    Ok(out)
+    Ok(ServicesBody { services })
 }
 
 pub(crate) async fn query_status(
     api: &Api,
     caller: &Caller,
     params: &Params,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<AppInfoBody, ApiError> {
     only(params, "QueryApplicationStatus", &["AppId"])?;
     let app_id = required(params, "AppId")?;
     let app = live_application(api, app_id).await?;
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
     let spec = revision_doc(&app)?.spec;
     let observed = api.app().observe(&app).await;
-    let instances = &observed.instances;
-    let r = &spec.resources;
     let created = app.created_at.as_millisecond();
     let updated = app.updated_at.as_millisecond();
     let group_id = format!("{}-default", app.id);
-    let eccs: Vec<Value> = instances
+    let unknown = observed.unknown.is_some();
+    let ecc = observed
+        .instances
         .iter()
         .map(|i| {
             // EDAS's own "unknown" values while the cluster does not answer: the agent is
             // offline (AppState 0) and the latest task's state is unknown (TaskState 0).
-            let (app_state, task_state) = if observed.unknown.is_some() {
-                (0, 0)
+            let (app_state, task_state, container_status) = if unknown {
+                (0, 0, "unknown")
             } else if i.failed.is_some() {
-                (3, 3)
+                (3, 3, "failed")
             } else if i.ready {
-                (7, 2)
+                (7, 2, "running")
             } else {
-                (3, 1)
+                (3, 1, "starting")
             };
-            json!({
-                "AppId": app.id,
-                "AppState": app_state,
-                "ContainerStatus": if observed.unknown.is_some() {
-                    "unknown"
-                } else if i.failed.is_some() {
-                    "failed"
-                } else if i.ready {
-                    "running"
-                } else {
-                    "starting"
-                },
-                "CreateTime": updated,
-                "EccId": i.name,
-                "EcuId": i.name,
-                "GroupId": group_id,
-                "Ip": i.ip.clone().unwrap_or_default(),
-                "TaskState": task_state,
-                "UpdateTime": updated,
-                "VpcId": "",
-            })
+            wire::Ecc {
+                app_id: app.id.clone(),
+                app_state,
+                container_status: container_status.to_owned(),
+                create_time: updated,
+                ecc_id: i.name.clone(),
+                ecu_id: i.name.clone(),
+                group_id: group_id.clone(),
+                ip: i.ip.clone().unwrap_or_default(),
+                task_state,
+                update_time: updated,
+                vpc_id: String::new(),
+            }
         })
         .collect();
-    let revisions = api.app().revisions(&app.id).await?;
-    let records: Vec<Value> = revisions
+    let deploy_record = api
+        .app()
+        .revisions(&app.id)
+        .await?
         .iter()
-        .map(|rev| {
-            json!({
-                "CreateTime": rev.created_at.as_millisecond(),
-                "DeployRecordId": format!("{}-{}", app.id, rev.number),
-                "EccId": "",
-                "EcuId": "",
-                "PackageMd5": "",
-                "PackageVersionId": rev.number.to_string(),
-            })
+        .map(|rev| wire::DeployRecord {
+            create_time: rev.created_at.as_millisecond(),
+            deploy_record_id: format!("{}-{}", app.id, rev.number),
+            ecc_id: String::new(),
+            ecu_id: String::new(),
+            package_md5: String::new(),
+            package_version_id: rev.number.to_string(),
         })
         .collect();
-    let mut out = Map::new();
-    out.insert(
-        "AppInfo".into(),
-        json!({
-            "Application": {
-                "ApplicationId": app.id,
-                "BuildPackageId": 0,
-                "ClusterId": app.cluster_id,
-                "Cpu": r.cpu_limit_millis.map_or(0, |m| m.div_ceil(1000)),
-                "CreateTime": created,
-                "Dockerize": true,
-                "Email": "",
-                "HealthCheckUrl": "",
-                "InstanceCount": spec.effective_replicas(),
-                "LaunchTime": updated,
-                "Memory": r.memory_limit_mib.unwrap_or(0),
-                "Name": app.name,
-                "Owner": "",
-                "Phone": "",
-                "Port": service_port(&spec),
-                "RegionId": app.namespace_id,
-                "RunningInstanceCount": observed.running(),
-                "UserId": api.config().account_id,
+    let revision = app.current_revision.to_string();
+    Ok(AppInfoBody {
+        app_info: AppInfo {
+            application: wire::StatusApplication {
+                application_id: app.id.clone(),
+                build_package_id: 0,
+                cluster_id: app.cluster_id.clone(),
+                cpu: cpu_cores(&spec),
+                create_time: created,
+                dockerize: true,
+                email: String::new(),
+                health_check_url: String::new(),
+                instance_count: i64::from(spec.effective_replicas()),
+                launch_time: updated,
+                memory: i64::from(spec.resources.memory_limit_mib.unwrap_or(0)),
+                name: app.name.clone(),
+                owner: String::new(),
+                phone: String::new(),
+                port: service_port(&spec),
+                region_id: app.namespace_id.clone(),
+                running_instance_count: count(observed.running()),
+                user_id: api.config().account_id.clone(),
             },
-            "DeployRecordList": { "DeployRecord": records },
-            "EccList": { "Ecc": eccs },
-            "EcuList": { "Ecu": [] },
-            "GroupList": { "Group": [{
-                "AppId": app.id,
-                "AppVersionId": app.current_revision.to_string(),
-                "ClusterId": app.cluster_id,
-                "CreateTime": created,
-                "GroupId": group_id,
-                "GroupName": "_DEFAULT_GROUP",
-                "GroupType": 0,
-                "PackageVersionId": app.current_revision.to_string(),
-                "UpdateTime": updated,
-            }]},
-        }),
-    );
-    Ok(out)
+            deploy_record_list: wire::DeployRecordList { deploy_record },
+            ecc_list: wire::EccList { ecc },
+            ecu_list: wire::EcuList::default(),
+            group_list: wire::GroupList {
+                group: vec![wire::Group {
+                    app_id: app.id.clone(),
+                    app_version_id: revision.clone(),
+                    cluster_id: app.cluster_id.clone(),
+                    create_time: created,
+                    group_id,
+                    group_name: "_DEFAULT_GROUP".to_owned(),
+                    group_type: 0,
+                    package_version_id: revision,
+                    update_time: updated,
+                }],
+            },
+        },
+    })
 }

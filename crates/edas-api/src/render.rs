@@ -7,11 +7,12 @@ use edas_app::{Application, OrderState as ChangeOrder, StoredChangeOrder};
 use edas_spec::AppSpec;
 use edas_spec::model::Artifact;
 use edas_wire as wire;
+use edas_wire::application as app_wire;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 /// `ClusterType` of a Kubernetes application (EDAS: 5 = Container Service for Kubernetes).
-pub const CLUSTER_TYPE_KUBERNETES: i32 = 5;
+pub const CLUSTER_TYPE_KUBERNETES: i64 = 5;
 
 /// Compact JSON text of a value, the way EDAS returns JSON-valued fields; `""` when absent.
 fn json_text<T: Serialize>(value: Option<&T>) -> String {
@@ -29,6 +30,21 @@ fn list_text<T: Serialize>(list: &[T]) -> String {
     }
 }
 
+/// JSON text of a map, `""` when it is empty.
+fn map_text(map: &std::collections::BTreeMap<String, String>) -> String {
+    if map.is_empty() {
+        String::new()
+    } else {
+        json_text(Some(map))
+    }
+}
+
+/// A setting as its own JSON, for the `Edasd` section (`null` when it cannot be encoded, which
+/// the model's types never do).
+fn json_value<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
 /// `Image`, `FatJar` or `Empty` (nothing deployed yet), as ApplicationType/DeployType.
 pub(crate) fn package_type(spec: &AppSpec) -> &'static str {
     match &spec.artifact {
@@ -43,13 +59,16 @@ fn millis(t: jiff::Timestamp) -> i64 {
 }
 
 /// The `Applcation` object of GetK8sApplication.
-pub fn k8s_application(app: &Application, spec: &AppSpec) -> Value {
+pub fn k8s_application(app: &Application, spec: &AppSpec) -> app_wire::K8sApplication {
     let r = &spec.resources;
-    let plain_envs: Vec<Value> = spec
+    let plain_envs = spec
         .envs
         .iter()
         .filter(|e| e.value_from.is_none())
-        .map(|e| json!({"Name": e.name, "Value": e.value.clone().unwrap_or_default()}))
+        .map(|e| app_wire::NameValue {
+            name: e.name.clone(),
+            value: e.value.clone().unwrap_or_default(),
+        })
         .collect();
     let (image_url, repo_id) = match &spec.artifact {
         Artifact::Image { url, repo_id } => (url.clone(), repo_id.clone().unwrap_or_default()),
@@ -60,6 +79,7 @@ pub fn k8s_application(app: &Application, spec: &AppSpec) -> Value {
         Some((ns, name)) => (ns.to_owned(), name.to_owned()),
         None => (String::new(), image_name.to_owned()),
     };
+    let tag = tag.to_owned();
     let (package_url, package_version, jdk, base_image) = match &spec.artifact {
         Artifact::Package(p) => (
             p.url.clone(),
@@ -69,6 +89,7 @@ pub fn k8s_application(app: &Application, spec: &AppSpec) -> Value {
         ),
         _ => Default::default(),
     };
+    // The volume settings keep the parameters' own camelCase keys inside the JSON text.
     let volumes = json!({
         "configMounts": spec.config_mounts,
         "pvcMounts": spec.pvc_mounts,
@@ -86,109 +107,121 @@ pub fn k8s_application(app: &Application, spec: &AppSpec) -> Value {
     } else {
         String::new()
     };
-    let java_options = spec.java_options().join(" ");
-    json!({
-        "AppId": app.id,
-        "App": {
-            "AppId": app.id,
-            "ApplicationName": spec.name,
-            "ApplicationType": package_type(spec),
-            "DeployType": package_type(spec),
-            "DevelopType": if spec.multilingual { "Multilingual" } else { "General" },
-            "ClusterId": app.cluster_id,
-            "CsClusterId": "",
-            "RegionId": app.region_id,
-            "K8sNamespace": spec.k8s_namespace,
-            "Instances": spec.effective_replicas(),
-            "InstancesBeforeScaling": spec.replicas,
-            "Cmd": spec.command.clone().unwrap_or_default(),
-            "CmdArgs": {"CmdArg": spec.args},
-            "EnvList": {"Env": plain_envs},
-            "Labels": if spec.labels.is_empty() { String::new() } else { json_text(Some(&spec.labels)) },
-            "Annotations": if spec.annotations.is_empty() { String::new() } else { json_text(Some(&spec.annotations)) },
-            "LimitCpuM": r.cpu_limit_millis.unwrap_or(0),
-            "RequestCpuM": r.cpu_request_millis.unwrap_or(0),
-            "LimitMem": r.memory_limit_mib.unwrap_or(0),
-            "RequestMem": r.memory_request_mib.unwrap_or(0),
-            "LimitEphemeralStorage": r.ephemeral_limit_gib.unwrap_or(0).to_string(),
-            "RequestEphemeralStorage": r.ephemeral_request_gib.unwrap_or(0).to_string(),
-            "EnableEmptyPushReject": spec.empty_push_reject,
-            "EnableLosslessRule": spec.lossless.enabled,
-            "LosslessRuleAligned": spec.lossless.aligned,
-            "LosslessRuleDelayTime": spec.lossless.delay_seconds,
-            "LosslessRuleFuncType": spec.lossless.func_type,
-            "LosslessRuleRelated": spec.lossless.related,
-            "LosslessRuleWarmupTime": spec.lossless.warmup_seconds,
-            "SecurityContext": json_text(spec.security_context.as_ref()),
-            "SlbInfo": "",
-            "TomcatVersion": "",
-            "EdasContainerVersion": "",
-            "WorkloadType": "Deployment",
-            "FeatureAnnotations": "base.combination.none",
+    let command = spec.command.clone().unwrap_or_default();
+    let package = package_type(spec).to_owned();
+    app_wire::K8sApplication {
+        app_id: app.id.clone(),
+        app: app_wire::K8sApp {
+            app_id: app.id.clone(),
+            application_name: spec.name.clone(),
+            application_type: package.clone(),
+            deploy_type: package,
+            develop_type: if spec.multilingual {
+                "Multilingual"
+            } else {
+                "General"
+            }
+            .to_owned(),
+            cluster_id: app.cluster_id.clone(),
+            cs_cluster_id: String::new(),
+            region_id: app.region_id.clone(),
+            k8s_namespace: spec.k8s_namespace.clone(),
+            instances: i64::from(spec.effective_replicas()),
+            instances_before_scaling: i64::from(spec.replicas),
+            cmd: command.clone(),
+            cmd_args: app_wire::CmdArgs {
+                cmd_arg: spec.args.clone(),
+            },
+            env_list: app_wire::EnvList { env: plain_envs },
+            labels: map_text(&spec.labels),
+            annotations: map_text(&spec.annotations),
+            limit_cpu_m: i64::from(r.cpu_limit_millis.unwrap_or(0)),
+            request_cpu_m: i64::from(r.cpu_request_millis.unwrap_or(0)),
+            limit_mem: i64::from(r.memory_limit_mib.unwrap_or(0)),
+            request_mem: i64::from(r.memory_request_mib.unwrap_or(0)),
+            limit_ephemeral_storage: r.ephemeral_limit_gib.unwrap_or(0).to_string(),
+            request_ephemeral_storage: r.ephemeral_request_gib.unwrap_or(0).to_string(),
+            enable_empty_push_reject: spec.empty_push_reject,
+            enable_lossless_rule: spec.lossless.enabled,
+            lossless_rule_aligned: spec.lossless.aligned,
+            lossless_rule_delay_time: i64::from(spec.lossless.delay_seconds),
+            lossless_rule_func_type: i64::from(spec.lossless.func_type),
+            lossless_rule_related: spec.lossless.related,
+            lossless_rule_warmup_time: i64::from(spec.lossless.warmup_seconds),
+            security_context: json_text(spec.security_context.as_ref()),
+            slb_info: String::new(),
+            tomcat_version: String::new(),
+            edas_container_version: String::new(),
+            workload_type: "Deployment".to_owned(),
+            feature_annotations: "base.combination.none".to_owned(),
         },
-        "Conf": {
-            "Liveness": json_text(spec.liveness.as_ref()),
-            "Readiness": json_text(spec.readiness.as_ref()),
-            "PostStart": json_text(spec.post_start.as_ref()),
-            "PreStop": json_text(spec.pre_stop.as_ref()),
-            "Affinity": json_text(spec.custom_affinity.as_ref()),
-            "Tolerations": list_text(&spec.custom_tolerations),
-            "DeployAcrossNodes": spec.deploy_across_nodes.to_string(),
-            "DeployAcrossZones": spec.deploy_across_zones.to_string(),
-            "K8sCmd": spec.command.clone().unwrap_or_default(),
-            "K8sCmdArgs": list_text(&spec.args),
-            "K8sLocalvolumeInfo": list_text(&spec.local_volumes),
-            "K8sNasInfo": nas,
-            "K8sVolumeInfo": if has_volumes { json_text(Some(&volumes)) } else { String::new() },
-            "RuntimeClassName": spec.runtime_class_name.clone().unwrap_or_default(),
-            "UserBaseImageUrl": base_image,
-            "AhasEnabled": false,
-            "JarStartOptions": java_options,
-            "JarStartArgs": "",
+        conf: app_wire::K8sConf {
+            liveness: json_text(spec.liveness.as_ref()),
+            readiness: json_text(spec.readiness.as_ref()),
+            post_start: json_text(spec.post_start.as_ref()),
+            pre_stop: json_text(spec.pre_stop.as_ref()),
+            affinity: json_text(spec.custom_affinity.as_ref()),
+            tolerations: list_text(&spec.custom_tolerations),
+            deploy_across_nodes: spec.deploy_across_nodes.to_string(),
+            deploy_across_zones: spec.deploy_across_zones.to_string(),
+            k8s_cmd: command,
+            k8s_cmd_args: list_text(&spec.args),
+            k8s_localvolume_info: list_text(&spec.local_volumes),
+            k8s_nas_info: nas,
+            k8s_volume_info: if has_volumes {
+                json_text(Some(&volumes))
+            } else {
+                String::new()
+            },
+            runtime_class_name: spec.runtime_class_name.clone().unwrap_or_default(),
+            user_base_image_url: base_image,
+            ahas_enabled: false,
+            jar_start_options: spec.java_options().join(" "),
+            jar_start_args: String::new(),
         },
-        "DeployGroups": {"DeployGroup": [{
-            "Env": list_text(&spec.envs),
-            "EnvFrom": list_text(&spec.env_froms),
-            "Components": {"Components": []},
-        }]},
-        "ImageInfo": {
-            "ImageUrl": image_url,
-            "RepoId": repo_id,
-            "RepoName": repo_name,
-            "RepoNamespace": repo_namespace,
-            "RepoOriginType": "",
-            "RegionId": app.region_id,
-            "Tag": tag,
+        deploy_groups: app_wire::DeployGroups {
+            deploy_group: vec![app_wire::DeployGroup {
+                env: list_text(&spec.envs),
+                env_from: list_text(&spec.env_froms),
+                components: app_wire::Components::default(),
+            }],
         },
-        "LatestVersion": {
-            "PackageVersion": package_version,
-            "Url": package_url,
-            "WarUrl": "",
+        image_info: app_wire::ImageInfo {
+            image_url,
+            repo_id,
+            repo_name,
+            repo_namespace,
+            repo_origin_type: String::new(),
+            region_id: app.region_id.clone(),
+            tag,
         },
-        // Settings the EDAS response has no field for, so they can be read back too (the SDK
-        // models ignore keys they do not know; raw JSON readers see them).
-        "Edasd": {
-            "Description": spec.description,
-            "EdasNamespace": app.namespace_id,
-            "ResourceGroupId": spec.resource_group_id,
-            "Jdk": jdk,
-            "Startup": spec.startup,
-            "TerminateGracePeriod": spec.termination_grace_period_seconds,
-            "ImagePlatforms": spec.image_platforms,
-            "ImagePullSecret": spec.image_pull_secret,
-            "Sidecars": spec.sidecars,
-            "InitContainers": spec.init_containers,
-            "JavaStartUpConfig": spec.java_startup,
-            "WebContainerConfig": spec.web_container,
-            "UriEncoding": spec.uri_encoding,
-            "SlsConfigs": spec.log_collection,
-            "ServiceConfigs": spec.services,
-            "MinReadySeconds": spec.min_ready_seconds,
-            "Stopped": spec.stopped,
-            "State": app.state,
-            "Revision": app.current_revision,
+        latest_version: app_wire::LatestVersion {
+            package_version,
+            url: package_url,
+            war_url: String::new(),
         },
-    })
+        edasd: app_wire::EdasdSettings {
+            description: spec.description.clone(),
+            edas_namespace: app.namespace_id.clone(),
+            resource_group_id: spec.resource_group_id.clone(),
+            jdk,
+            startup: json_value(&spec.startup),
+            terminate_grace_period: spec.termination_grace_period_seconds.map(i64::from),
+            image_platforms: spec.image_platforms.clone(),
+            image_pull_secret: spec.image_pull_secret.clone(),
+            sidecars: json_value(&spec.sidecars),
+            init_containers: json_value(&spec.init_containers),
+            java_start_up_config: json_value(&spec.java_startup),
+            web_container_config: json_value(&spec.web_container),
+            uri_encoding: spec.uri_encoding.clone(),
+            sls_configs: json_value(&spec.log_collection),
+            service_configs: json_value(&spec.services),
+            min_ready_seconds: i64::from(spec.min_ready_seconds),
+            stopped: spec.stopped,
+            state: app.state.clone(),
+            revision: app.current_revision,
+        },
+    }
 }
 
 /// `registry/ns/name:tag` → (`registry/ns/name`, `tag`); a digest or no tag gives an empty tag.
@@ -208,22 +241,31 @@ fn split_image(image: &str) -> (&str, &str) {
 
 /// One `ApplicationList.Application[]` item of ListApplication; `running` is the number of
 /// ready instances the runtime reports.
-pub fn application_list_item(app: &Application, spec: &AppSpec, running: usize) -> Value {
-    json!({
-        "AppId": app.id,
-        "Name": app.name,
-        "RegionId": app.region_id,
-        "NamespaceId": app.namespace_id,
-        "ClusterId": app.cluster_id,
-        "ClusterType": CLUSTER_TYPE_KUBERNETES,
-        "K8sNamespace": app.k8s_namespace,
-        "ApplicationType": package_type(spec),
-        "Instances": spec.effective_replicas(),
-        "RunningInstanceCount": running,
-        "State": app.state,
-        "CreateTime": millis(app.created_at),
-        "ResourceGroupId": spec.resource_group_id.clone().unwrap_or_default(),
-    })
+pub fn application_list_item(
+    app: &Application,
+    spec: &AppSpec,
+    running: usize,
+) -> app_wire::ApplicationItem {
+    app_wire::ApplicationItem {
+        app_id: app.id.clone(),
+        name: app.name.clone(),
+        region_id: app.region_id.clone(),
+        namespace_id: app.namespace_id.clone(),
+        cluster_id: app.cluster_id.clone(),
+        cluster_type: CLUSTER_TYPE_KUBERNETES,
+        k8s_namespace: app.k8s_namespace.clone(),
+        application_type: package_type(spec).to_owned(),
+        instances: i64::from(spec.effective_replicas()),
+        running_instance_count: count(running),
+        state: app.state.clone(),
+        create_time: millis(app.created_at),
+        resource_group_id: spec.resource_group_id.clone().unwrap_or_default(),
+    }
+}
+
+/// A count as the wire's integer.
+pub(crate) fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn ms_text(t: Option<EpochMillis>) -> String {
@@ -272,7 +314,7 @@ pub fn change_order_head(
     wire::ChangeOrderHead {
         change_order_id: stored.id.clone(),
         status: i64::from(stored.status.code()),
-        batch_count: i64::try_from(order.batch_count()).unwrap_or(i64::MAX),
+        batch_count: count(order.batch_count()),
         batch_type: batch_type(order).to_owned(),
         change_order_description: order.description().to_owned(),
         co_type: co_type.to_owned(),

@@ -305,11 +305,14 @@ pub(crate) fn respond(
     let elapsed = started.elapsed();
     let (response, code) = match result {
         Ok(fields) => {
-            tracing::info!(
-                status = 200,
-                latency_ms = elapsed.as_millis() as u64,
-                "answered"
-            );
+            // Reads (a watch polls GetChangeOrderInfo every few seconds) at DEBUG, changes at
+            // INFO.
+            let latency_ms = elapsed.as_millis() as u64;
+            if read_only(action) {
+                tracing::debug!(status = 200, latency_ms, "answered");
+            } else {
+                tracing::info!(status = 200, latency_ms, "answered");
+            }
             (success(fields, request_id), "200".to_owned())
         }
         Err(error) => {
@@ -332,13 +335,18 @@ pub(crate) fn respond(
     response
 }
 
+/// Whether an EDAS action only reads (its successful answers are logged at DEBUG).
+fn read_only(action: &str) -> bool {
+    ["Get", "List", "Query", "Describe"]
+        .iter()
+        .any(|prefix| action.starts_with(prefix))
+}
+
 /// The success envelope: HTTP 200, integer `Code` 200, `Message`, `RequestId` and the
 /// operation's keys.
 pub(crate) fn success(fields: Map<String, Value>, request_id: &str) -> Response {
-    let mut body = Map::new();
-    body.insert("Code".into(), Value::from(200));
-    body.insert("Message".into(), Value::from("success"));
-    body.insert("RequestId".into(), Value::from(request_id));
+    let mut body =
+        crate::caller::encode(edas_wire::envelope::Success::new(request_id)).unwrap_or_default();
     body.extend(fields);
     let mut response = (StatusCode::OK, Json(Value::Object(body))).into_response();
     if let Ok(value) = HeaderValue::from_str(request_id) {
@@ -391,7 +399,16 @@ async fn run(
     let mut pairs = received.signed.query().to_vec();
     pairs.extend(form_body(&received.signed, implemented)?);
     let params = Params::from_pairs(pairs)?;
-    handlers::dispatch(api, &caller, implemented, &params, request_id).await
+    // Boxed: the operations' futures are large (typed records and bodies), and debug builds
+    // copy them through every poll frame of the pipeline.
+    Box::pin(handlers::dispatch(
+        api,
+        &caller,
+        implemented,
+        &params,
+        request_id,
+    ))
+    .await
 }
 
 /// The parameters of a form body. Create/UpdateK8sConfigMap and Create/UpdateK8sSecret take

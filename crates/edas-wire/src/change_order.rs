@@ -1,4 +1,5 @@
-//! GetChangeOrderInfo's `changeOrderInfo` (edas-api.md §1.2, GetChangeOrderInfo).
+//! The change-order operations (edas-api.md §1.2, §2): GetChangeOrderInfo's `changeOrderInfo`,
+//! ListRecentChangeOrder and the control operations' `Data`.
 
 use serde::{Deserialize, Serialize};
 
@@ -281,6 +282,30 @@ pub struct ChangeOrderSummary {
     pub user_id: String,
 }
 
+/// The body of AbortChangeOrder, AbortAndRollbackChangeOrder and RollbackChangeOrder:
+/// `{"Data": {"ChangeOrderId": "..."}}`, the rollback's change order when one started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ChangeOrderDataBody {
+    pub data: ChangeOrderRef,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ChangeOrderRef {
+    #[serde(deserialize_with = "lenient::text")]
+    pub change_order_id: String,
+}
+
+/// `{"Data": "..."}`: RetryChangeOrderTask's account of the retry, ImportK8sCluster's cluster
+/// id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DataTextBody {
+    #[serde(deserialize_with = "lenient::text")]
+    pub data: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +345,20 @@ mod tests {
             "3"
         );
         assert!(p["StageList"]["StageInfoDTO"].is_array());
+    }
+
+    #[test]
+    fn captured_change_order_answers_round_trip() {
+        use crate::fixture::round_trip;
+        let info: ChangeOrderInfoBody =
+            round_trip(include_str!("../fixtures/get_change_order_info.json"));
+        assert_eq!(info.change_order_info.head.status, 2);
+        let list: ChangeOrderListBody =
+            round_trip(include_str!("../fixtures/list_recent_change_order.json"));
+        assert_eq!(list.change_order_list.change_order[0].source, "pop");
+        let aborted: ChangeOrderDataBody =
+            round_trip(include_str!("../fixtures/abort_change_order.json"));
+        assert!(!aborted.data.change_order_id.is_empty());
     }
 
     #[test]

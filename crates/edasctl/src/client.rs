@@ -5,6 +5,8 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use edas_pop::{encode_form, sign_v1};
+use edas_wire::envelope::ErrorBody;
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::profile::Credentials;
@@ -262,19 +264,15 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok(value);
         }
-        let text_of = |key: &str| match value.get(key) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) | None => String::new(),
-            Some(other) => other.to_string(),
-        };
-        let request_id = match text_of("RequestId") {
+        let error = ErrorBody::deserialize(&value).unwrap_or_default();
+        let request_id = match error.request_id {
             id if id.is_empty() => header_request_id.unwrap_or_else(|| "-".to_owned()),
             id => id,
         };
         Err(CallError::Api {
             status,
-            code: text_of("Code"),
-            message: text_of("Message"),
+            code: error.code,
+            message: error.message,
             request_id,
         })
     }

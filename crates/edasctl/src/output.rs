@@ -7,6 +7,8 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use clap::ValueEnum;
 use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// How a read prints its answer.
@@ -54,13 +56,43 @@ pub fn print(
         .context("cannot write to standard output")
 }
 
-/// Rows of a key/value table for one object's scalar fields (nested values as JSON).
-pub fn fields_table(object: &Value) -> Table {
+/// An answer as its typed body (edas-wire), for the table. An answer that does not decode
+/// gives the empty body, so the table shows nothing; `--output json` shows the answer as is.
+pub fn body<T: DeserializeOwned + Default>(answer: &Value) -> T {
+    T::deserialize(answer).unwrap_or_default()
+}
+
+/// A key/value table of one typed object's fields, in key order; `text` renders each value.
+fn key_value_table(object: &impl Serialize, text: impl Fn(&Value) -> String) -> Table {
     let mut t = table(&["Field", "Value"]);
-    if let Value::Object(m) = object {
-        for (k, v) in m {
-            t.add_row(vec![k.clone(), cell(v)]);
+    if let Ok(Value::Object(m)) = serde_json::to_value(object) {
+        for (k, v) in &m {
+            t.add_row(vec![k.clone(), text(v)]);
         }
     }
     t
+}
+
+/// A key/value table of one object's fields (nested values as JSON).
+pub fn fields_table(object: &impl Serialize) -> Table {
+    key_value_table(object, cell)
+}
+
+/// A key/value table of one object's fields, each nested object as its scalar fields one per
+/// line (for the large application views).
+pub fn summary_table(object: &impl Serialize) -> Table {
+    key_value_table(object, summary)
+}
+
+/// A field for a table cell: scalars as they are, nested objects' scalar fields one per line.
+fn summary(v: &Value) -> String {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .filter(|(_, x)| !x.is_object() && !x.is_array())
+            .map(|(k, x)| format!("{k}: {}", cell(x)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => cell(other),
+    }
 }

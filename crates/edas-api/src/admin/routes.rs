@@ -4,12 +4,12 @@
 
 use axum::extract::Path;
 use edas_app::{AccessKey, AccountError, Policy, Sensitive, User};
+use edas_wire::admin::{self as wire, AccessKeyUpdate, NewAccessKey, NewUser, PolicyPut};
 use serde_json::{Value, json};
 
 use super::{
-    Admin, KeyUpdate, NewKey, NewUser, PolicyPut, Reply, account_error, body_json, check_name,
-    done, generate_access_key, key_json, no_body, not_self, now, ok, policy_json, removed,
-    user_json, valid_name,
+    Admin, Reply, account_error, body_json, check_name, done, generate_access_key, key, no_body,
+    not_self, now, ok, policy, removed, user, valid_name,
 };
 use crate::caller::internal;
 use crate::error::{ApiError, codes};
@@ -20,9 +20,7 @@ pub(super) async fn audit(admin: Admin) -> Reply {
     no_body(&admin.body)?;
     let params =
         edas_spec::Params::from_pairs(admin.query.iter().cloned()).map_err(ApiError::from)?;
-    Ok(super::Fields(
-        crate::audit::list(&admin.api, &admin.caller, &params).await?,
-    ))
+    ok(crate::audit::list(&admin.api, &admin.caller, &params).await?)
 }
 
 pub(super) async fn list_users(admin: Admin) -> Reply {
@@ -32,7 +30,9 @@ pub(super) async fn list_users(admin: Admin) -> Reply {
         .list_users()
         .await
         .map_err(|e| internal("listing users", e))?;
-    ok(json!({"Users": users.iter().map(user_json).collect::<Vec<_>>()}))
+    ok(wire::UsersBody {
+        users: users.iter().map(user).collect(),
+    })
 }
 
 pub(super) async fn create_user(admin: Admin) -> Reply {
@@ -50,13 +50,13 @@ pub(super) async fn create_user(admin: Admin) -> Reply {
         Err(AccountError::NotFound { .. }) => {}
         Err(e) => return Err(internal("reading the user", e).into()),
     }
-    let user = User {
+    let created = User {
         name: new.name.clone(),
         admin: new.admin,
         created_at: now(),
     };
     app.put_user(
-        &user,
+        &created,
         admin.audit(
             "CreateUser",
             format!("user/{}", new.name),
@@ -66,7 +66,9 @@ pub(super) async fn create_user(admin: Admin) -> Reply {
     )
     .await
     .map_err(|e| account_error("user", &new.name, e))?;
-    ok(json!({"User": user_json(&user)}))
+    ok(wire::UserBody {
+        user: user(&created),
+    })
 }
 
 pub(super) async fn delete_user(admin: Admin, Path(name): Path<String>) -> Reply {
@@ -98,16 +100,18 @@ pub(super) async fn list_keys(admin: Admin, Path(name): Path<String>) -> Reply {
         .list_access_keys(&name)
         .await
         .map_err(|e| account_error("user", &name, e))?;
-    ok(json!({"AccessKeys": keys.iter().map(key_json).collect::<Vec<_>>()}))
+    ok(wire::AccessKeysBody {
+        access_keys: keys.iter().map(key).collect(),
+    })
 }
 
 pub(super) async fn create_key(admin: Admin, Path(name): Path<String>) -> Reply {
-    let new: NewKey = if admin.body.is_empty() {
-        NewKey::default()
+    let new: NewAccessKey = if admin.body.is_empty() {
+        NewAccessKey::default()
     } else {
         body_json(&admin.body)?
     };
-    let (id, secret) = match (new.id, new.secret) {
+    let (id, secret) = match (new.access_key_id, new.access_key_secret) {
         (None, None) => generate_access_key(),
         (Some(id), Some(secret)) => {
             if !valid_name(&id) || secret.len() < 16 || secret.chars().any(char::is_whitespace) {
@@ -127,7 +131,7 @@ pub(super) async fn create_key(admin: Admin, Path(name): Path<String>) -> Reply 
             .into());
         }
     };
-    let key = AccessKey {
+    let created = AccessKey {
         id: id.clone(),
         secret: Sensitive::new(secret.clone()),
         user: name.clone(),
@@ -137,7 +141,7 @@ pub(super) async fn create_key(admin: Admin, Path(name): Path<String>) -> Reply 
     admin
         .app()
         .create_access_key(
-            &key,
+            &created,
             admin.audit(
                 "CreateAccessKey",
                 format!("access_key/{id}"),
@@ -147,13 +151,18 @@ pub(super) async fn create_key(admin: Admin, Path(name): Path<String>) -> Reply 
         )
         .await
         .map_err(|e| account_error("access key", &id, e))?;
-    ok(json!({"AccessKey": {
-        "AccessKeyId": id, "AccessKeySecret": secret, "User": name, "Enabled": true,
-    }}))
+    ok(wire::CreatedKeyBody {
+        access_key: wire::CreatedKey {
+            access_key_id: id,
+            access_key_secret: secret,
+            user: name,
+            enabled: true,
+        },
+    })
 }
 
 pub(super) async fn set_key(admin: Admin, Path(id): Path<String>) -> Reply {
-    let update: KeyUpdate = body_json(&admin.body)?;
+    let update: AccessKeyUpdate = body_json(&admin.body)?;
     not_self(
         &admin.caller,
         "disable the access key",
@@ -203,7 +212,9 @@ pub(super) async fn list_policies(admin: Admin) -> Reply {
         .list_policies()
         .await
         .map_err(|e| internal("listing policies", e))?;
-    ok(json!({"Policies": policies.iter().map(policy_json).collect::<Vec<_>>()}))
+    ok(wire::PoliciesBody {
+        policies: policies.iter().map(policy).collect(),
+    })
 }
 
 pub(super) async fn put_policy(admin: Admin, Path(name): Path<String>) -> Reply {
@@ -211,7 +222,7 @@ pub(super) async fn put_policy(admin: Admin, Path(name): Path<String>) -> Reply 
     let put: PolicyPut = body_json(&admin.body)?;
     PolicyDocument::from_value(&put.document)
         .map_err(|e| ApiError::new(codes::INVALID_PARAMETER, format!("Document: {e}")))?;
-    let policy = Policy {
+    let stored = Policy {
         name: name.clone(),
         document: put.document,
         created_at: now(),
@@ -220,17 +231,19 @@ pub(super) async fn put_policy(admin: Admin, Path(name): Path<String>) -> Reply 
     admin
         .app()
         .put_policy(
-            &policy,
+            &stored,
             admin.audit(
                 "PutPolicy",
                 format!("policy/{name}"),
-                json!({"Document": policy.document}),
+                json!({"Document": stored.document}),
             ),
             now(),
         )
         .await
         .map_err(|e| account_error("policy", &name, e))?;
-    ok(json!({"Policy": policy_json(&policy)}))
+    ok(wire::PolicyBody {
+        policy: policy(&stored),
+    })
 }
 
 pub(super) async fn delete_policy(admin: Admin, Path(name): Path<String>) -> Reply {
@@ -254,7 +267,9 @@ pub(super) async fn user_policies(admin: Admin, Path(name): Path<String>) -> Rep
         .await
         .map_err(|e| account_error("user", &name, e))?;
     let policies = app.user_policies(&name).await.map_err(ApiError::from)?;
-    ok(json!({"Policies": policies.iter().map(policy_json).collect::<Vec<_>>()}))
+    ok(wire::PoliciesBody {
+        policies: policies.iter().map(policy).collect(),
+    })
 }
 
 pub(super) async fn attach_policy(

@@ -7,10 +7,16 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use edas_wire::admin::{
+    AccessKeyUpdate, AccessKeysBody, AuditBody, CreatedKeyBody, NewAccessKey, NewUser,
+    PoliciesBody, PolicyBody, PolicyPut, UserBody, UsersBody,
+};
+use edas_wire::envelope::Success;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::cmd::context::Global;
-use crate::output::{self, cell, table};
+use crate::output::{self, table};
 
 /// Users.
 #[derive(Debug, Subcommand)]
@@ -110,10 +116,15 @@ pub enum PolicyCommand {
     },
 }
 
-fn list_table(items: &Value, keys: &[&str]) -> comfy_table::Table {
-    let mut t = table(keys);
-    for item in items.as_array().into_iter().flatten() {
-        t.add_row(keys.iter().map(|k| cell(&item[*k])).collect::<Vec<_>>());
+/// A table with one row per item.
+fn list_table<T>(
+    header: &[&str],
+    items: Vec<T>,
+    row: impl Fn(T) -> Vec<String>,
+) -> comfy_table::Table {
+    let mut t = table(header);
+    for item in items {
+        t.add_row(row(item));
     }
     t
 }
@@ -121,10 +132,15 @@ fn list_table(items: &Value, keys: &[&str]) -> comfy_table::Table {
 fn done(global: &Global, answer: &Value) -> anyhow::Result<ExitCode> {
     output::print(global.output, answer, |a| {
         let mut t = table(&["RequestId"]);
-        t.add_row(vec![cell(&a["RequestId"])]);
+        t.add_row(vec![output::body::<Success>(a).request_id]);
         t
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A request body of the admin API, as JSON.
+fn request(body: impl Serialize) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(body)?)
 }
 
 /// Runs `edasctl user …`.
@@ -134,17 +150,22 @@ pub fn user(global: &Global, command: &UserCommand) -> anyhow::Result<ExitCode> 
         UserCommand::List => {
             let a = client.admin("GET", "users", None)?;
             output::print(global.output, &a, |a| {
-                list_table(&a["Users"], &["Name", "Admin", "CreateTime"])
+                let users = output::body::<UsersBody>(a).users;
+                list_table(&["Name", "Admin", "CreateTime"], users, |u| {
+                    vec![u.name, u.admin.to_string(), u.create_time.to_string()]
+                })
             })?;
             Ok(ExitCode::SUCCESS)
         }
         UserCommand::Create { name, admin } => {
-            let a = client.admin(
-                "POST",
-                "users",
-                Some(&json!({"Name": name, "Admin": admin})),
-            )?;
-            output::print(global.output, &a, |a| output::fields_table(&a["User"]))?;
+            let body = request(NewUser {
+                name: name.clone(),
+                admin: *admin,
+            })?;
+            let a = client.admin("POST", "users", Some(&body))?;
+            output::print(global.output, &a, |a| {
+                output::fields_table(&output::body::<UserBody>(a).user)
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         UserCommand::Delete { name } => done(
@@ -161,22 +182,34 @@ pub fn access_key(global: &Global, command: &AccessKeyCommand) -> anyhow::Result
         AccessKeyCommand::List { user } => {
             let a = client.admin("GET", &format!("users/{user}/keys"), None)?;
             output::print(global.output, &a, |a| {
+                let keys = output::body::<AccessKeysBody>(a).access_keys;
                 list_table(
-                    &a["AccessKeys"],
                     &["AccessKeyId", "User", "Enabled", "CreateTime"],
+                    keys,
+                    |k| {
+                        vec![
+                            k.access_key_id,
+                            k.user,
+                            k.enabled.to_string(),
+                            k.create_time.to_string(),
+                        ]
+                    },
                 )
             })?;
             Ok(ExitCode::SUCCESS)
         }
         AccessKeyCommand::Create(args) => {
             let body = match (&args.id, &args.secret) {
-                (Some(id), Some(secret)) => {
-                    Some(json!({"AccessKeyId": id, "AccessKeySecret": secret}))
-                }
+                (Some(id), Some(secret)) => Some(request(NewAccessKey {
+                    access_key_id: Some(id.clone()),
+                    access_key_secret: Some(secret.clone()),
+                })?),
                 _ => None,
             };
             let a = client.admin("POST", &format!("users/{}/keys", args.user), body.as_ref())?;
-            output::print(global.output, &a, |a| output::fields_table(&a["AccessKey"]))?;
+            output::print(global.output, &a, |a| {
+                output::fields_table(&output::body::<CreatedKeyBody>(a).access_key)
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         AccessKeyCommand::Enable { id } | AccessKeyCommand::Disable { id } => {
@@ -186,7 +219,7 @@ pub fn access_key(global: &Global, command: &AccessKeyCommand) -> anyhow::Result
                 &client.admin(
                     "PUT",
                     &format!("keys/{id}"),
-                    Some(&json!({"Enabled": enabled})),
+                    Some(&request(AccessKeyUpdate { enabled })?),
                 )?,
             )
         }
@@ -208,7 +241,10 @@ pub fn policy(global: &Global, command: &PolicyCommand) -> anyhow::Result<ExitCo
             };
             let a = client.admin("GET", &path, None)?;
             output::print(global.output, &a, |a| {
-                list_table(&a["Policies"], &["Name", "UpdateTime"])
+                let policies = output::body::<PoliciesBody>(a).policies;
+                list_table(&["Name", "UpdateTime"], policies, |p| {
+                    vec![p.name, p.update_time.to_string()]
+                })
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -219,14 +255,16 @@ pub fn policy(global: &Global, command: &PolicyCommand) -> anyhow::Result<ExitCo
                 std::fs::read_to_string(document)
                     .with_context(|| format!("cannot read {}", document.display()))?
             };
-            let doc: Value = serde_json::from_str(&text)
+            let document: Value = serde_json::from_str(&text)
                 .with_context(|| format!("--document {} is not JSON", document.display()))?;
             let a = client.admin(
                 "PUT",
                 &format!("policies/{name}"),
-                Some(&json!({"Document": doc})),
+                Some(&request(PolicyPut { document })?),
             )?;
-            output::print(global.output, &a, |a| output::fields_table(&a["Policy"]))?;
+            output::print(global.output, &a, |a| {
+                output::fields_table(&output::body::<PolicyBody>(a).policy)
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Delete { name } => done(
@@ -280,9 +318,19 @@ pub fn audit(global: &Global, args: &AuditArgs) -> anyhow::Result<ExitCode> {
     add("PageSize", args.page_size.map(|n| n.to_string()));
     let a = client.admin_with_query("GET", "audit", &query, None)?;
     output::print(global.output, &a, |a| {
+        let records = output::body::<AuditBody>(a).records;
         list_table(
-            &a["Records"],
             &["Time", "Actor", "Action", "Resource", "RequestId"],
+            records,
+            |r| {
+                vec![
+                    r.time,
+                    r.actor,
+                    r.action,
+                    r.resource,
+                    r.request_id.unwrap_or_default(),
+                ]
+            },
         )
     })?;
     Ok(ExitCode::SUCCESS)

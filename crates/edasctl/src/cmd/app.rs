@@ -5,12 +5,14 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use serde_json::Value;
+use edas_wire::application::{
+    AppInfoBody, ApplicationInfoBody, ApplicationListBody, ChangeOrderIdBody, K8sApplicationBody,
+};
 
-use crate::client::ops;
+use crate::client::{Client, Operation, ops};
 use crate::cmd::context::{Global, WatchFlags};
 use crate::cmd::params::{ArgsStyle, ParamList, SpecFlags};
-use crate::output::{self, cell, table};
+use crate::output::{self, table};
 
 /// Applications.
 #[derive(Debug, Subcommand)]
@@ -79,21 +81,22 @@ pub struct DeleteArgs {
     pub watch: WatchFlags,
 }
 
-/// Calls an operation that answers with a `ChangeOrderId`, prints it and follows it.
-fn change(
+/// Calls an operation that answers with a `ChangeOrderId` (a change of an application or of
+/// its Services), prints it and follows it.
+pub(crate) fn change(
     global: &Global,
-    client: &crate::client::Client,
-    op: crate::client::Operation,
+    client: &Client,
+    op: Operation,
     list: ParamList,
     watch: &WatchFlags,
 ) -> anyhow::Result<ExitCode> {
     let answer = client.call(op, &list.into_pairs())?;
-    output::print(global.output, &answer, |a| {
+    let change_order = output::body::<ChangeOrderIdBody>(&answer).change_order_id;
+    output::print(global.output, &answer, |_| {
         let mut t = table(&["Operation", "ChangeOrderId"]);
-        t.add_row(vec![op.action.to_owned(), cell(&a["ChangeOrderId"])]);
+        t.add_row(vec![op.action.to_owned(), change_order.clone()]);
         t
     })?;
-    let change_order = cell(&answer["ChangeOrderId"]);
     crate::cmd::change_order::follow(global, client, &change_order, None, watch)
 }
 
@@ -153,14 +156,15 @@ pub fn run(global: &Global, command: &AppCommand) -> anyhow::Result<ExitCode> {
             list.set_opt("LogicalRegionId", args.namespace.clone(), "--namespace")?;
             args.spec.add_to(&mut list, ArgsStyle::CommandArgs)?;
             let answer = client.call(ops::InsertK8sApplication, &list.into_pairs())?;
-            output::print(global.output, &answer, |a| {
-                output::fields_table(&a["ApplicationInfo"])
-            })?;
-            let change_order = answer["ApplicationInfo"]["ChangeOrderId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            crate::cmd::change_order::follow(global, &client, &change_order, None, &args.watch)
+            let info = output::body::<ApplicationInfoBody>(&answer).application_info;
+            output::print(global.output, &answer, |_| output::fields_table(&info))?;
+            crate::cmd::change_order::follow(
+                global,
+                &client,
+                &info.change_order_id,
+                None,
+                &args.watch,
+            )
         }
         AppCommand::List(args) => {
             let mut list = ParamList::default();
@@ -177,21 +181,16 @@ pub fn run(global: &Global, command: &AppCommand) -> anyhow::Result<ExitCode> {
                     "Instances",
                     "State",
                 ]);
-                let apps = a["ApplicationList"]["Application"]
-                    .as_array()
-                    .map_or(&[][..], Vec::as_slice);
-                for app in apps {
-                    t.add_row(
-                        [
-                            "AppId",
-                            "Name",
-                            "ClusterId",
-                            "NamespaceId",
-                            "Instances",
-                            "State",
-                        ]
-                        .map(|k| cell(&app[k])),
-                    );
+                let list = output::body::<ApplicationListBody>(a).application_list;
+                for app in list.application {
+                    t.add_row([
+                        app.app_id,
+                        app.name,
+                        app.cluster_id,
+                        app.namespace_id,
+                        app.instances.to_string(),
+                        app.state,
+                    ]);
                 }
                 t
             })?;
@@ -203,13 +202,7 @@ pub fn run(global: &Global, command: &AppCommand) -> anyhow::Result<ExitCode> {
                 &[("AppId".to_owned(), args.app_id.clone())],
             )?;
             output::print(global.output, &answer, |a| {
-                let mut t = table(&["Field", "Value"]);
-                if let Value::Object(m) = &a["AppInfo"] {
-                    for (k, v) in m {
-                        t.add_row(vec![k.clone(), summary(v)]);
-                    }
-                }
-                t
+                output::summary_table(&output::body::<AppInfoBody>(a).app_info)
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -273,29 +266,9 @@ pub fn run(global: &Global, command: &AppCommand) -> anyhow::Result<ExitCode> {
                 &[("AppId".to_owned(), args.app_id.clone())],
             )?;
             output::print(global.output, &answer, |a| {
-                let app = &a["Applcation"];
-                let mut t = output::fields_table(&Value::Null);
-                if let Value::Object(m) = app {
-                    for (k, v) in m {
-                        t.add_row(vec![k.clone(), summary(v)]);
-                    }
-                }
-                t
+                output::summary_table(&output::body::<K8sApplicationBody>(a).applcation)
             })?;
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// A field for a table cell: scalars as they are, nested objects' scalar fields one per line.
-fn summary(v: &Value) -> String {
-    match v {
-        Value::Object(m) => m
-            .iter()
-            .filter(|(_, x)| !x.is_object() && !x.is_array())
-            .map(|(k, x)| format!("{k}: {}", cell(x)))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        other => cell(other),
     }
 }

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{Args, Subcommand, ValueEnum};
-use serde::Deserialize as _;
+use edas_wire::envelope::Success;
+use edas_wire::{ChangeOrderDataBody, ChangeOrderInfo, ChangeOrderInfoBody, ChangeOrderListBody};
 use serde_json::Value;
 
 use crate::client::{Client, Operation, ops};
@@ -117,49 +118,43 @@ fn id_param(name: &str, value: &str) -> Vec<(String, String)> {
     vec![(name.to_owned(), value.to_owned())]
 }
 
-fn info(client: &Client, id: &str) -> anyhow::Result<Value> {
+fn info_answer(client: &Client, id: &str) -> anyhow::Result<Value> {
     Ok(client.call(ops::GetChangeOrderInfo, &id_param("ChangeOrderId", id))?)
 }
 
-fn pipelines(answer: &Value) -> &[Value] {
-    answer["changeOrderInfo"]["PipelineInfoList"]["PipelineInfo"]
-        .as_array()
-        .map_or(&[], Vec::as_slice)
+fn info(client: &Client, id: &str) -> anyhow::Result<ChangeOrderInfo> {
+    let answer = info_answer(client, id)?;
+    Ok(output::body::<ChangeOrderInfoBody>(&answer).change_order_info)
 }
 
 /// The batch waiting to start (status 8 or 9).
-pub fn waiting_pipeline(answer: &Value) -> Option<String> {
-    pipelines(answer)
+pub fn waiting_pipeline(info: &ChangeOrderInfo) -> Option<String> {
+    info.pipeline_info_list
+        .pipeline_info
         .iter()
         .find(|p| {
             matches!(
-                p["PipelineStatus"].as_i64(),
-                Some(status::WAITING_CONFIRMATION | status::WAITING_NEXT_BATCH)
+                p.pipeline_status,
+                status::WAITING_CONFIRMATION | status::WAITING_NEXT_BATCH
             )
         })
-        .and_then(|p| p["PipelineId"].as_str())
-        .map(str::to_owned)
+        .map(|p| p.pipeline_id.clone())
 }
 
 /// The failed task to retry.
-pub fn failed_task(answer: &Value) -> Option<String> {
-    pipelines(answer)
+pub fn failed_task(info: &ChangeOrderInfo) -> Option<String> {
+    info.pipeline_info_list
+        .pipeline_info
         .iter()
-        .flat_map(|p| {
-            p["StageDetailList"]["StageDetailDTO"]
-                .as_array()
-                .into_iter()
-                .flatten()
+        .flat_map(|p| &p.stage_detail_list.stage_detail_dto)
+        .flat_map(|s| &s.task_list.task_info_dto)
+        .find(|t| {
+            matches!(
+                t.status_code(),
+                Some(status::FAILED | status::SYSTEM_FAILURE)
+            )
         })
-        .flat_map(|s| {
-            s["TaskList"]["TaskInfoDTO"]
-                .as_array()
-                .into_iter()
-                .flatten()
-        })
-        .find(|t| matches!(t["TaskStatus"].as_str(), Some("3" | "10")))
-        .and_then(|t| t["TaskId"].as_str())
-        .map(str::to_owned)
+        .map(|t| t.task_id.clone())
 }
 
 /// The live view's sink for an output format.
@@ -204,17 +199,20 @@ fn act(
 ) -> anyhow::Result<ExitCode> {
     let answer = client.call(op, &params)?;
     // The rollback operations answer with the change order they started.
-    let followed = answer["Data"]["ChangeOrderId"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .unwrap_or(change_order)
-        .to_owned();
+    let started = output::body::<ChangeOrderDataBody>(&answer)
+        .data
+        .change_order_id;
+    let followed = if started.is_empty() {
+        change_order.to_owned()
+    } else {
+        started
+    };
     output::print(global.output, &answer, |a| {
         let mut t = table(&["Operation", "ChangeOrderId", "RequestId"]);
         t.add_row(vec![
             op.action.to_owned(),
             followed.clone(),
-            cell(&a["RequestId"]),
+            output::body::<Success>(a).request_id,
         ]);
         t
     })?;
@@ -239,8 +237,7 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
                     "CreateUserId",
                 ];
                 let mut t = table(&keys);
-                // An answer that does not decode lists nothing (the JSON output shows it as is).
-                let list = edas_wire::ChangeOrderListBody::deserialize(a).unwrap_or_default();
+                let list = output::body::<ChangeOrderListBody>(a);
                 for co in list.change_order_list.change_order {
                     let co = co.head;
                     t.add_row([
@@ -258,11 +255,12 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         ChangeOrderCommand::Get(args) => {
-            let answer = info(&client, &args.change_order_id)?;
+            let answer = info_answer(&client, &args.change_order_id)?;
             output::print(global.output, &answer, |a| {
                 // The change order's own fields, then one row per batch.
                 let mut t = output::table(&["Field", "Value"]);
-                if let Value::Object(m) = &a["changeOrderInfo"] {
+                let info = output::body::<ChangeOrderInfoBody>(a).change_order_info;
+                if let Ok(Value::Object(m)) = serde_json::to_value(&info) {
                     for (k, v) in m.iter().filter(|(_, v)| !v.is_object() && !v.is_array()) {
                         let text = match (k.as_str(), v.as_i64()) {
                             ("Status", Some(code)) => format!("{} ({code})", status::name(code)),

@@ -6,12 +6,15 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use edas_wire::cluster::{ClusterListBody, NamespacesBody};
+use edas_wire::configuration::{ConfigItem, ConfigMapsBody, SecretsBody};
+use edas_wire::envelope::Success;
 use serde_json::{Map, Value};
 
 use crate::client::{Operation, ops};
 use crate::cmd::context::Global;
 use crate::cmd::params::{ParamList, split_assignment};
-use crate::output::{self, cell, table};
+use crate::output::{self, table};
 
 /// Clusters.
 #[derive(Debug, Subcommand)]
@@ -139,7 +142,10 @@ pub fn data(args: &WriteArgs) -> anyhow::Result<String> {
 fn done(global: &Global, op: Operation, answer: &Value) -> anyhow::Result<ExitCode> {
     output::print(global.output, answer, |a| {
         let mut t = table(&["Operation", "RequestId"]);
-        t.add_row(vec![op.action.to_owned(), cell(&a["RequestId"])]);
+        t.add_row(vec![
+            op.action.to_owned(),
+            output::body::<Success>(a).request_id,
+        ]);
         t
     })?;
     Ok(ExitCode::SUCCESS)
@@ -164,29 +170,25 @@ pub fn run(global: &Global, kind: Kind, command: &ConfigCommand) -> anyhow::Resu
                 list.set("ShowRelatedApps", "true".into(), "--related-apps")?;
             }
             let answer = client.call(list_op, &list.into_pairs())?;
-            let key = match kind {
-                Kind::ConfigMap => "ConfigMaps",
-                Kind::Secret => "Secrets",
-            };
             output::print(global.output, &answer, |a| {
+                let items: Vec<ConfigItem> = match kind {
+                    Kind::ConfigMap => output::body::<ConfigMapsBody>(a).result.config_maps,
+                    Kind::Secret => output::body::<SecretsBody>(a)
+                        .result
+                        .secrets
+                        .into_iter()
+                        .map(|s| s.item)
+                        .collect(),
+                };
                 let mut t = table(&["Name", "Namespace", "ClusterId", "Keys", "RelatedApps"]);
-                for item in a["Result"][key].as_array().into_iter().flatten() {
-                    let keys: Vec<String> = item["Data"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|d| cell(&d["Key"]))
-                        .collect();
-                    let apps: Vec<String> = item["RelatedApps"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|d| cell(&d["AppName"]))
-                        .collect();
+                for item in items {
+                    let keys: Vec<String> = item.data.into_iter().map(|d| d.key).collect();
+                    let apps: Vec<String> =
+                        item.related_apps.into_iter().map(|a| a.app_name).collect();
                     t.add_row(vec![
-                        cell(&item["Name"]),
-                        cell(&item["Namespace"]),
-                        cell(&item["ClusterId"]),
+                        item.name,
+                        item.namespace,
+                        item.cluster_id,
                         keys.join(", "),
                         apps.join(", "),
                     ]);
@@ -233,10 +235,15 @@ pub fn cluster(global: &Global, command: &ClusterCommand) -> anyhow::Result<Exit
             list.set_opt("LogicalRegionId", namespace.clone(), "--namespace")?;
             let answer = client.call(ops::ListCluster, &list.into_pairs())?;
             output::print(global.output, &answer, |a| {
-                let keys = ["ClusterId", "ClusterName", "ClusterType", "RegionId"];
-                let mut t = table(&keys);
-                for c in a["ClusterList"]["Cluster"].as_array().into_iter().flatten() {
-                    t.add_row(keys.map(|k| cell(&c[k])));
+                let mut t = table(&["ClusterId", "ClusterName", "ClusterType", "RegionId"]);
+                for c in output::body::<ClusterListBody>(a).cluster_list.cluster {
+                    let c = c.head;
+                    t.add_row([
+                        c.cluster_id,
+                        c.cluster_name,
+                        c.cluster_type.to_string(),
+                        c.region_id,
+                    ]);
                 }
                 t
             })?;
@@ -248,8 +255,8 @@ pub fn cluster(global: &Global, command: &ClusterCommand) -> anyhow::Result<Exit
             )?;
             output::print(global.output, &answer, |a| {
                 let mut t = table(&["Namespace"]);
-                for n in a["Data"].as_array().into_iter().flatten() {
-                    t.add_row(vec![cell(&n["Namespace"])]);
+                for n in output::body::<NamespacesBody>(a).data {
+                    t.add_row(vec![n.namespace]);
                 }
                 t
             })?;

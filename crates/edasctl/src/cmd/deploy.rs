@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
+use edas_wire::application::ChangeOrderIdBody;
 use serde_json::{Map, json};
 
 use crate::client::ops;
@@ -96,12 +97,12 @@ pub fn run(global: &Global, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     list.set_opt("ChangeOrderDesc", args.description.clone(), "--description")?;
     let client = global.client()?;
     let answer = client.call(ops::DeployK8sApplication, &list.into_pairs())?;
-    output::print(global.output, &answer, |a| {
+    let change_order = output::body::<ChangeOrderIdBody>(&answer).change_order_id;
+    output::print(global.output, &answer, |_| {
         let mut t = output::table(&["ChangeOrderId"]);
-        t.add_row(vec![output::cell(&a["ChangeOrderId"])]);
+        t.add_row(vec![change_order.clone()]);
         t
     })?;
-    let change_order = output::cell(&answer["ChangeOrderId"]);
     crate::cmd::change_order::follow(global, &client, &change_order, args.batch_wait, &args.watch)
 }
 

@@ -5,12 +5,14 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use edas_wire::service::{ServicePort, ServicesBody};
 use serde_json::{Value, json};
 
-use crate::client::{Client, Operation, ops};
+use crate::client::ops;
+use crate::cmd::app::change;
 use crate::cmd::context::{Global, WatchFlags};
 use crate::cmd::params::ParamList;
-use crate::output::{self, cell, table};
+use crate::output::{self, table};
 
 /// Services.
 #[derive(Debug, Subcommand)]
@@ -101,24 +103,6 @@ fn write_params(args: &WriteArgs) -> anyhow::Result<ParamList> {
     Ok(list)
 }
 
-/// Calls a Service operation, prints its `ChangeOrderId` and follows it.
-fn change(
-    global: &Global,
-    client: &Client,
-    op: Operation,
-    list: ParamList,
-    watch: &WatchFlags,
-) -> anyhow::Result<ExitCode> {
-    let answer = client.call(op, &list.into_pairs())?;
-    output::print(global.output, &answer, |a| {
-        let mut t = table(&["Operation", "ChangeOrderId"]);
-        t.add_row(vec![op.action.to_owned(), cell(&a["ChangeOrderId"])]);
-        t
-    })?;
-    let change_order = cell(&answer["ChangeOrderId"]);
-    crate::cmd::change_order::follow(global, client, &change_order, None, watch)
-}
-
 /// Runs an `edasctl service` command.
 pub fn run(global: &Global, command: &ServiceCommand) -> anyhow::Result<ExitCode> {
     let client = global.client()?;
@@ -129,26 +113,10 @@ pub fn run(global: &Global, command: &ServiceCommand) -> anyhow::Result<ExitCode
             let answer = client.call(ops::GetK8sServices, &list.into_pairs())?;
             output::print(global.output, &answer, |a| {
                 let mut t = table(&["Name", "Type", "ClusterIP", "Ports"]);
-                for s in a["Services"].as_array().map_or(&[][..], Vec::as_slice) {
-                    let ports: Vec<String> = s["ServicePorts"]
-                        .as_array()
-                        .map_or(&[][..], Vec::as_slice)
-                        .iter()
-                        .map(|p| {
-                            format!(
-                                "{}:{}/{}",
-                                cell(&p["Port"]),
-                                cell(&p["TargetPort"]),
-                                cell(&p["Protocol"])
-                            )
-                        })
-                        .collect();
-                    t.add_row(vec![
-                        cell(&s["Name"]),
-                        cell(&s["Type"]),
-                        cell(&s["ClusterIP"]),
-                        ports.join(", "),
-                    ]);
+                for s in output::body::<ServicesBody>(a).services {
+                    let ports: Vec<String> =
+                        s.service_ports.iter().map(ServicePort::mapping).collect();
+                    t.add_row(vec![s.name, s.r#type, s.cluster_ip, ports.join(", ")]);
                 }
                 t
             })?;
