@@ -17,10 +17,8 @@ impl Store {
     ) -> Result<(Application, ChangeOrder), StoreError> {
         non_empty(&app.id, "application id")?;
         non_empty(&app.name, "application name")?;
-        validate_change_order(&change_order)?;
+        let (now, at) = change_order_time(&change_order, now)?;
         let spec = encode_doc(&app.spec, "application spec")?;
-        let now = truncate(now);
-        let at = ms(now);
         on_writer!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let taken: Option<String> = sqlx::query_scalar(
@@ -102,9 +100,7 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<(Revision, ChangeOrder), StoreError> {
-        validate_change_order(&change_order)?;
-        let now = truncate(now);
-        let at = ms(now);
+        let (now, at) = change_order_time(&change_order, now)?;
         let result: Result<i64, StoreError> = async {
             on_writer!(self, pool => {
                 let mut tx = pool.begin_write().await?;
@@ -172,22 +168,16 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<ChangeOrder, StoreError> {
-        validate_change_order(&change_order)?;
-        let now = truncate(now);
-        let at = ms(now);
+        let (now, at) = change_order_time(&change_order, now)?;
         let result: Result<(), StoreError> = async {
             on_writer!(self, pool => {
                 let mut tx = pool.begin_write().await?;
-                let touched = sqlx::query(
+                update_live_app!(
+                    &mut tx,
                     "UPDATE applications SET updated_at = $1 WHERE id = $2 AND deleted = FALSE",
-                )
-                .bind(at)
-                .bind(app_id)
-                .execute(&mut *tx)
-                .await?;
-                if touched.rows_affected() == 0 {
-                    return Err(StoreError::not_found("application", app_id));
-                }
+                    at,
+                    app_id
+                );
                 refuse_active!(&mut tx, app_id);
                 insert_change_order!(&mut tx, app_id, &change_order, None, &audit.actor, at, false);
                 insert_audit!(&mut *tx, &audit, at)?;
@@ -215,21 +205,18 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let at = ms(now);
-        on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let done = sqlx::query("UPDATE applications SET state = $1, updated_at = $2 WHERE id = $3")
+        let done = write_audited!(self, Some((&audit, now)), tx => {
+            sqlx::query("UPDATE applications SET state = $1, updated_at = $2 WHERE id = $3")
                 .bind(state)
-                .bind(at)
+                .bind(ms(now))
                 .bind(app_id)
                 .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::not_found("application", app_id));
-            }
-            insert_audit!(&mut *tx, &audit, at)?;
-            tx.commit().await?;
+                .await?
+                .rows_affected()
         });
+        if done == 0 {
+            return Err(StoreError::not_found("application", app_id));
+        }
         Ok(())
     }
 

@@ -20,50 +20,36 @@ impl Store {
         let (limit, offset) = limit_offset(page)?;
         let from = query.from.map_or(i64::MIN, ms);
         let to = query.to.map_or(i64::MAX, ms);
+        // One static statement per filter shape, so the application's can use its index; the
+        // application id is bound last.
+        let (select, count) = match query.app_id {
+            Some(_) => (
+                concat!(
+                    "SELECT ",
+                    audit_cols!(),
+                    " FROM audit WHERE at >= $1 AND at < $2 \
+                     AND app_id = $5 ORDER BY at DESC, id DESC LIMIT $3 OFFSET $4"
+                ),
+                "SELECT COUNT(*) FROM audit WHERE at >= $1 AND at < $2 AND app_id = $3",
+            ),
+            None => (
+                concat!(
+                    "SELECT ",
+                    audit_cols!(),
+                    " FROM audit WHERE at >= $1 AND at < $2 \
+                     ORDER BY at DESC, id DESC LIMIT $3 OFFSET $4"
+                ),
+                "SELECT COUNT(*) FROM audit WHERE at >= $1 AND at < $2",
+            ),
+        };
         let (items, total): (Vec<AuditRow>, i64) = on_reader!(self, pool => {
-            match &query.app_id {
-                Some(app_id) => {
-                    let items = sqlx::query_as(concat!(
-                        "SELECT ", audit_cols!(), " FROM audit WHERE app_id = $1 \
-                         AND at >= $2 AND at < $3 ORDER BY at DESC, id DESC LIMIT $4 OFFSET $5"
-                    ))
-                    .bind(app_id)
-                    .bind(from)
-                    .bind(to)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(pool)
-                    .await?;
-                    let total = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM audit WHERE app_id = $1 AND at >= $2 AND at < $3",
-                    )
-                    .bind(app_id)
-                    .bind(from)
-                    .bind(to)
-                    .fetch_one(pool)
-                    .await?;
-                    (items, total)
-                }
-                None => {
-                    let items = sqlx::query_as(concat!(
-                        "SELECT ", audit_cols!(), " FROM audit WHERE at >= $1 AND at < $2 \
-                         ORDER BY at DESC, id DESC LIMIT $3 OFFSET $4"
-                    ))
-                    .bind(from)
-                    .bind(to)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(pool)
-                    .await?;
-                    let total =
-                        sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE at >= $1 AND at < $2")
-                            .bind(from)
-                            .bind(to)
-                            .fetch_one(pool)
-                            .await?;
-                    (items, total)
-                }
+            let mut items = sqlx::query_as(select).bind(from).bind(to).bind(limit).bind(offset);
+            let mut total = sqlx::query_scalar(count).bind(from).bind(to);
+            if let Some(app_id) = &query.app_id {
+                items = items.bind(app_id);
+                total = total.bind(app_id);
             }
+            (items.fetch_all(pool).await?, total.fetch_one(pool).await?)
         });
         Ok(page_of(rows(items)?, total, page))
     }

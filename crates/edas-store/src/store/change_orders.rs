@@ -114,9 +114,7 @@ impl Store {
         follow_up: FollowUpDeploy,
         now: Timestamp,
     ) -> Result<(i64, Revision, ChangeOrder), StoreError> {
-        validate_change_order(&follow_up.change_order)?;
-        let now = truncate(now);
-        let at = ms(now);
+        let (now, at) = change_order_time(&follow_up.change_order, now)?;
         let FollowUpDeploy {
             app_id,
             revision,

@@ -13,8 +13,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         non_empty(&user.name, "user name")?;
-        on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
+        write_audited!(self, Some((&audit, now)), tx => {
             sqlx::query(
                 "INSERT INTO users (name, admin, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (name) DO UPDATE SET admin = excluded.admin",
@@ -23,9 +22,8 @@ impl Store {
             .bind(user.admin)
             .bind(ms(user.created_at))
             .execute(&mut *tx)
-            .await?;
-            insert_audit!(&mut *tx, &audit, ms(now))?;
-            tx.commit().await?;
+            .await?
+            .rows_affected()
         });
         Ok(())
     }
@@ -57,16 +55,12 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let done = on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let done = sqlx::query("DELETE FROM users WHERE name = $1").bind(name).execute(&mut *tx).await?.rows_affected();
-            if done > 0 {
-                insert_audit!(&mut *tx, &audit, ms(now))?;
-            }
-            tx.commit().await?;
-            done
-        });
-        Ok(done > 0)
+        self.delete_audited(
+            "DELETE FROM users WHERE name = $1",
+            &[name],
+            Some((&audit, now)),
+        )
+        .await
     }
 
     /// Stores a new access key (its secret encrypted). [`StoreError::Conflict`] if the id is
@@ -82,8 +76,7 @@ impl Store {
         let sealed = self
             .cipher
             .seal(&access_key_context(&key.id), key.secret.expose().as_bytes())?;
-        on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
+        write_audited!(self, Some((&audit, now)), tx => {
             sqlx::query(
                 "INSERT INTO access_keys (id, secret_encrypted, user_name, enabled, created_at) \
                  VALUES ($1, $2, $3, $4, $5)",
@@ -101,9 +94,8 @@ impl Store {
                 } else {
                     map_conflict(e, "access key", &key.id, "id already taken")
                 }
-            })?;
-            insert_audit!(&mut *tx, &audit, ms(now))?;
-            tx.commit().await?;
+            })?
+            .rows_affected()
         });
         Ok(())
     }
@@ -163,18 +155,13 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let done = on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let done = sqlx::query("UPDATE access_keys SET enabled = $1 WHERE id = $2")
+        let done = write_audited!(self, Some((&audit, now)), tx => {
+            sqlx::query("UPDATE access_keys SET enabled = $1 WHERE id = $2")
                 .bind(enabled)
                 .bind(id)
                 .execute(&mut *tx)
-                .await?.rows_affected();
-            if done > 0 {
-                insert_audit!(&mut *tx, &audit, ms(now))?;
-            }
-            tx.commit().await?;
-            done
+                .await?
+                .rows_affected()
         });
         if done == 0 {
             return Err(StoreError::not_found("access key", id));
@@ -188,16 +175,12 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let done = on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let done = sqlx::query("DELETE FROM access_keys WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
-            if done > 0 {
-                insert_audit!(&mut *tx, &audit, ms(now))?;
-            }
-            tx.commit().await?;
-            done
-        });
-        Ok(done > 0)
+        self.delete_audited(
+            "DELETE FROM access_keys WHERE id = $1",
+            &[id],
+            Some((&audit, now)),
+        )
+        .await
     }
 
     /// Inserts or replaces a policy (`created_at` of an existing one is kept).
@@ -208,8 +191,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         non_empty(&policy.name, "policy name")?;
-        on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
+        write_audited!(self, Some((&audit, now)), tx => {
             sqlx::query(
                 "INSERT INTO policies (name, document, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET \
@@ -220,9 +202,8 @@ impl Store {
             .bind(ms(policy.created_at))
             .bind(ms(policy.updated_at))
             .execute(&mut *tx)
-            .await?;
-            insert_audit!(&mut *tx, &audit, ms(now))?;
-            tx.commit().await?;
+            .await?
+            .rows_affected()
         });
         Ok(())
     }
@@ -256,16 +237,12 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let done = on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let done = sqlx::query("DELETE FROM policies WHERE name = $1").bind(name).execute(&mut *tx).await?.rows_affected();
-            if done > 0 {
-                insert_audit!(&mut *tx, &audit, ms(now))?;
-            }
-            tx.commit().await?;
-            done
-        });
-        Ok(done > 0)
+        self.delete_audited(
+            "DELETE FROM policies WHERE name = $1",
+            &[name],
+            Some((&audit, now)),
+        )
+        .await
     }
 
     /// Attaches a policy to a user (idempotent). [`StoreError::NotFound`] if either is missing.
@@ -276,8 +253,8 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
+        // Audited even when it was attached already (the request is what is recorded).
+        write_audited!(self, Some((&audit, now)), tx => {
             sqlx::query(
                 "INSERT INTO user_policies (user_name, policy_name) VALUES ($1, $2) \
                  ON CONFLICT (user_name, policy_name) DO NOTHING",
@@ -293,8 +270,7 @@ impl Store {
                     StoreError::Database(e)
                 }
             })?;
-            insert_audit!(&mut *tx, &audit, ms(now))?;
-            tx.commit().await?;
+            1
         });
         Ok(())
     }
@@ -307,20 +283,12 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let done = on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let done = sqlx::query("DELETE FROM user_policies WHERE user_name = $1 AND policy_name = $2")
-                .bind(user)
-                .bind(policy)
-                .execute(&mut *tx)
-                .await?.rows_affected();
-            if done > 0 {
-                insert_audit!(&mut *tx, &audit, ms(now))?;
-            }
-            tx.commit().await?;
-            done
-        });
-        Ok(done > 0)
+        self.delete_audited(
+            "DELETE FROM user_policies WHERE user_name = $1 AND policy_name = $2",
+            &[user, policy],
+            Some((&audit, now)),
+        )
+        .await
     }
 
     /// The policies attached to a user, by name.

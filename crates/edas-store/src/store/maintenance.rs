@@ -2,6 +2,47 @@
 
 use super::*;
 
+/// The two statements that prune one kind of record: those older than a cutoff (bound `$1`),
+/// and those beyond the newest `$2` (`$1` is the unbounded limit both backends accept).
+struct Prunable {
+    older_than: &'static str,
+    beyond_newest: &'static str,
+}
+
+/// Finished change orders only: an unfinished one is never pruned.
+const PRUNE_CHANGE_ORDERS: Prunable = Prunable {
+    older_than: "DELETE FROM change_orders WHERE finished_at IS NOT NULL AND finished_at < $1",
+    beyond_newest: "DELETE FROM change_orders WHERE id IN (SELECT id FROM change_orders \
+         WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT $1 OFFSET $2)",
+};
+
+const PRUNE_AUDIT: Prunable = Prunable {
+    older_than: "DELETE FROM audit WHERE at < $1",
+    beyond_newest: "DELETE FROM audit WHERE id IN (SELECT id FROM audit \
+         ORDER BY at DESC, id DESC LIMIT $1 OFFSET $2)",
+};
+
+impl Prunable {
+    /// The statements `retention` asks for at `now`, with their binds.
+    fn deletions(
+        &self,
+        retention: Retention,
+        now: Timestamp,
+        field: &'static str,
+    ) -> Result<Vec<(&'static str, Vec<i64>)>, StoreError> {
+        let mut out = Vec::new();
+        if let Some(age) = retention.max_age {
+            let cutoff = ms(now).saturating_sub(duration_ms(age, field)?);
+            out.push((self.older_than, vec![cutoff]));
+        }
+        if let Some(count) = retention.max_count {
+            let keep = i64::try_from(count).unwrap_or(i64::MAX);
+            out.push((self.beyond_newest, vec![i64::MAX, keep]));
+        }
+        Ok(out)
+    }
+}
+
 impl Store {
     /// Deletes finished change orders and audit records beyond their retention, in one
     /// transaction. Unfinished change orders, applications and revisions are never pruned.
@@ -11,60 +52,29 @@ impl Store {
         audit: Retention,
         now: Timestamp,
     ) -> Result<PruneReport, StoreError> {
-        let cutoff = |r: &Retention, field| -> Result<Option<i64>, StoreError> {
-            r.max_age
-                .map(|age| Ok(ms(now).saturating_sub(duration_ms(age, field)?)))
-                .transpose()
-        };
-        let co_cutoff = cutoff(&change_orders, "change order max age")?;
-        let audit_cutoff = cutoff(&audit, "audit max age")?;
-        let keep = |r: &Retention| r.max_count.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-        let (co_keep, audit_keep) = (keep(&change_orders), keep(&audit));
-        let mut report = PruneReport::default();
-        on_writer!(self, pool => {
+        let tables = [
+            PRUNE_CHANGE_ORDERS.deletions(change_orders, now, "change order max age")?,
+            PRUNE_AUDIT.deletions(audit, now, "audit max age")?,
+        ];
+        let removed = on_writer!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            if let Some(cutoff) = co_cutoff {
-                report.change_orders += sqlx::query(
-                    "DELETE FROM change_orders WHERE finished_at IS NOT NULL AND finished_at < $1",
-                )
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            }
-            if let Some(keep) = co_keep {
-                report.change_orders += sqlx::query(
-                    "DELETE FROM change_orders WHERE id IN (SELECT id FROM change_orders \
-                     WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC \
-                     LIMIT $1 OFFSET $2)",
-                )
-                .bind(i64::MAX)
-                .bind(keep)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            }
-            if let Some(cutoff) = audit_cutoff {
-                report.audit_records += sqlx::query("DELETE FROM audit WHERE at < $1")
-                    .bind(cutoff)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-            if let Some(keep) = audit_keep {
-                report.audit_records += sqlx::query(
-                    "DELETE FROM audit WHERE id IN (SELECT id FROM audit \
-                     ORDER BY at DESC, id DESC LIMIT $1 OFFSET $2)",
-                )
-                .bind(i64::MAX)
-                .bind(keep)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let mut removed = [0u64; 2];
+            for (count, deletions) in removed.iter_mut().zip(&tables) {
+                for (delete, binds) in deletions {
+                    let mut query = sqlx::query(*delete);
+                    for value in binds {
+                        query = query.bind(*value);
+                    }
+                    *count += query.execute(&mut *tx).await?.rows_affected();
+                }
             }
             tx.commit().await?;
+            removed
         });
-        Ok(report)
+        Ok(PruneReport {
+            change_orders: removed[0],
+            audit_records: removed[1],
+        })
     }
 
     /// Writes a consistent copy of the live SQLite database to `destination` (which must not

@@ -126,6 +126,26 @@ impl BeginWrite for PgPool {
     }
 }
 
+/// One write transaction of `$store`: runs `$body` with the transaction bound to `$tx` (it
+/// evaluates to the number of rows it changed) and, when it changed something, writes `$audit`
+/// (an `Option<(&AuditEntry, Timestamp)>`) in the same transaction, so a change is never
+/// stored without its record nor recorded without the change. Evaluates to that number, or
+/// returns the error from the enclosing function.
+macro_rules! write_audited {
+    ($store:expr, $audit:expr, $tx:ident => $body:expr) => {{
+        let audit: Option<(&AuditEntry, Timestamp)> = $audit;
+        on_writer!($store, pool => {
+            let mut $tx = pool.begin_write().await?;
+            let changed: u64 = $body;
+            if let (true, Some((entry, now))) = (changed > 0, audit) {
+                insert_audit!(&mut *$tx, entry, ms(now))?;
+            }
+            $tx.commit().await?;
+            changed
+        })
+    }};
+}
+
 /// Inserts an audit record through `$executor` (a transaction or a pool, of either backend).
 macro_rules! insert_audit {
     ($executor:expr, $entry:expr, $at:expr) => {{
@@ -262,6 +282,23 @@ macro_rules! deploy_in {
         );
         replace_service_ports!($tx, app_id, &revision.spec.service_ports());
         number
+    }};
+}
+
+/// Runs `$update` (an `UPDATE applications … WHERE id = $2 AND deleted = FALSE` binding `$at`
+/// as `$1`) on live application `$app_id` inside the write transaction `$tx`; returns
+/// [`StoreError::NotFound`] from the enclosing function when it does not exist or was deleted.
+macro_rules! update_live_app {
+    ($tx:expr, $update:expr, $at:expr, $app_id:expr) => {{
+        let app_id: &str = $app_id;
+        let touched = sqlx::query($update)
+            .bind($at)
+            .bind(app_id)
+            .execute(&mut **$tx)
+            .await?;
+        if touched.rows_affected() == 0 {
+            return Err(StoreError::not_found("application", app_id));
+        }
     }};
 }
 
@@ -527,9 +564,13 @@ fn new_change_order(
     }
 }
 
-fn validate_change_order(co: &NewChangeOrder) -> Result<(), StoreError> {
+/// Checks a change order to create and fixes the time it is written at, at the store's
+/// precision: `(now, now in milliseconds)`.
+fn change_order_time(co: &NewChangeOrder, now: Timestamp) -> Result<(Timestamp, i64), StoreError> {
     non_empty(&co.id, "change order id")?;
-    non_empty(&co.co_type, "change order type")
+    non_empty(&co.co_type, "change order type")?;
+    let now = truncate(now);
+    Ok((now, ms(now)))
 }
 // ---------------------------------------------------------------------------------------------
 
@@ -669,6 +710,24 @@ fn hits_one_active_index(e: &sqlx::Error) -> bool {
 }
 
 impl Store {
+    /// Runs the statement `delete` with `keys` bound in order and, when it removed something,
+    /// writes `audit` in the same transaction; whether it removed something.
+    pub(crate) async fn delete_audited(
+        &self,
+        delete: &'static str,
+        keys: &[&str],
+        audit: Option<(&AuditEntry, Timestamp)>,
+    ) -> Result<bool, StoreError> {
+        let done = write_audited!(self, audit, tx => {
+            let mut query = sqlx::query(delete);
+            for key in keys {
+                query = query.bind(*key);
+            }
+            query.execute(&mut *tx).await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
     /// Fills in the active change order of an [`StoreError::ActiveChangeOrder`] raised by a
     /// racing insert, which could not read it inside its failed transaction.
     pub(crate) async fn name_active<T>(
@@ -758,47 +817,39 @@ trait SchemaVersion {
     async fn run_migrations(&self, migrator: &'static Migrator) -> Result<(), StoreError>;
 }
 
-impl SchemaVersion for SqlitePool {
-    async fn applied_schema_version(&self) -> Result<Option<i64>, StoreError> {
-        let exists: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
-        .fetch_one(self)
-        .await?;
-        if exists == 0 {
-            return Ok(None);
-        }
-        Ok(
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-                .fetch_one(self)
-                .await?,
-        )
-    }
+/// Implements [`SchemaVersion`] for a backend's pool; `$table_exists` counts the migration
+/// table (0 or 1) in the backend's own catalog.
+macro_rules! impl_schema_version {
+    ($pool:ty, $table_exists:expr) => {
+        impl SchemaVersion for $pool {
+            async fn applied_schema_version(&self) -> Result<Option<i64>, StoreError> {
+                let exists: i64 = sqlx::query_scalar($table_exists).fetch_one(self).await?;
+                if exists == 0 {
+                    return Ok(None);
+                }
+                Ok(
+                    sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+                        .fetch_one(self)
+                        .await?,
+                )
+            }
 
-    async fn run_migrations(&self, migrator: &'static Migrator) -> Result<(), StoreError> {
-        Ok(migrator.run(self).await?)
-    }
+            async fn run_migrations(&self, migrator: &'static Migrator) -> Result<(), StoreError> {
+                Ok(migrator.run(self).await?)
+            }
+        }
+    };
 }
 
-impl SchemaVersion for PgPool {
-    async fn applied_schema_version(&self) -> Result<Option<i64>, StoreError> {
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-            .fetch_one(self)
-            .await?;
-        if !exists {
-            return Ok(None);
-        }
-        Ok(
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-                .fetch_one(self)
-                .await?,
-        )
-    }
-
-    async fn run_migrations(&self, migrator: &'static Migrator) -> Result<(), StoreError> {
-        Ok(migrator.run(self).await?)
-    }
-}
+impl_schema_version!(
+    SqlitePool,
+    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+);
+// `to_regclass` follows the connection's search_path, like the migrator.
+impl_schema_version!(
+    PgPool,
+    "SELECT COUNT(*) FROM (SELECT to_regclass('_sqlx_migrations') AS t) r WHERE t IS NOT NULL"
+);
 
 mod applications;
 mod audit;

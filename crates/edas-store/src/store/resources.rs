@@ -6,6 +6,32 @@ const DELETE_CONFIG_MAP: &str =
     "DELETE FROM config_maps WHERE cluster_id = $1 AND k8s_namespace = $2 AND name = $3";
 const DELETE_SECRET: &str =
     "DELETE FROM secrets WHERE cluster_id = $1 AND k8s_namespace = $2 AND name = $3";
+/// Binds: cluster id, namespace, name, payload, created at, updated at.
+const UPSERT_CONFIG_MAP: &str = "INSERT INTO config_maps (cluster_id, k8s_namespace, name, \
+     data, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (cluster_id, k8s_namespace, name) DO UPDATE SET \
+     data = excluded.data, updated_at = excluded.updated_at";
+/// Binds as [`UPSERT_CONFIG_MAP`].
+const UPSERT_SECRET: &str = "INSERT INTO secrets (cluster_id, k8s_namespace, name, \
+     data_encrypted, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (cluster_id, k8s_namespace, name) DO UPDATE SET \
+     data_encrypted = excluded.data_encrypted, updated_at = excluded.updated_at";
+
+/// A ConfigMap or Secret row to upsert: the same key and times, a different payload column.
+struct ConfigRow<'a> {
+    upsert: &'static str,
+    /// Cluster id, namespace, name.
+    key: [&'a str; 3],
+    payload: Payload<'a>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+/// A ConfigMap's data is stored as JSON; a Secret's sealed.
+enum Payload<'a> {
+    Plain(&'a Value),
+    Sealed(Vec<u8>),
+}
 
 impl Store {
     /// Inserts or replaces a cluster (`created_at` of an existing one is kept).
@@ -87,26 +113,42 @@ impl Store {
         audit: Option<(&AuditEntry, Timestamp)>,
     ) -> Result<(), StoreError> {
         non_empty(&config_map.name, "config map name")?;
-        on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            sqlx::query(
-                "INSERT INTO config_maps (cluster_id, k8s_namespace, name, data, created_at, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (cluster_id, k8s_namespace, name) DO UPDATE SET \
-                 data = excluded.data, updated_at = excluded.updated_at",
-            )
-            .bind(&config_map.cluster_id)
-            .bind(&config_map.k8s_namespace)
-            .bind(&config_map.name)
-            .bind(Json(&config_map.data))
-            .bind(ms(config_map.created_at))
-            .bind(ms(config_map.updated_at))
-            .execute(&mut *tx)
-            .await?;
-            if let Some((entry, now)) = audit {
-                insert_audit!(&mut *tx, entry, ms(now))?;
-            }
-            tx.commit().await?;
+        let row = ConfigRow {
+            upsert: UPSERT_CONFIG_MAP,
+            key: [
+                &config_map.cluster_id,
+                &config_map.k8s_namespace,
+                &config_map.name,
+            ],
+            payload: Payload::Plain(&config_map.data),
+            created_at: config_map.created_at,
+            updated_at: config_map.updated_at,
+        };
+        self.write_config_row(row, audit).await
+    }
+
+    /// Upserts a ConfigMap or Secret row and, when given, its audit record in the same
+    /// transaction.
+    async fn write_config_row(
+        &self,
+        row: ConfigRow<'_>,
+        audit: Option<(&AuditEntry, Timestamp)>,
+    ) -> Result<(), StoreError> {
+        write_audited!(self, audit, tx => {
+            let query = sqlx::query(row.upsert)
+                .bind(row.key[0])
+                .bind(row.key[1])
+                .bind(row.key[2]);
+            let query = match &row.payload {
+                Payload::Plain(data) => query.bind(Json(*data)),
+                Payload::Sealed(sealed) => query.bind(sealed),
+            };
+            query
+                .bind(ms(row.created_at))
+                .bind(ms(row.updated_at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
         });
         Ok(())
     }
@@ -176,7 +218,7 @@ impl Store {
         k8s_namespace: &str,
         name: &str,
     ) -> Result<bool, StoreError> {
-        self.remove_object(DELETE_CONFIG_MAP, (cluster_id, k8s_namespace, name), None)
+        self.delete_audited(DELETE_CONFIG_MAP, &[cluster_id, k8s_namespace, name], None)
             .await
     }
 
@@ -193,33 +235,8 @@ impl Store {
             ConfigObject::ConfigMap => DELETE_CONFIG_MAP,
             ConfigObject::Secret => DELETE_SECRET,
         };
-        self.remove_object(delete, at, Some((audit, now))).await
-    }
-
-    /// Deletes one ConfigMap (`DELETE_CONFIG_MAP`) or Secret (`DELETE_SECRET`) and, when it
-    /// existed, writes `audit` in the same transaction.
-    async fn remove_object(
-        &self,
-        delete: &'static str,
-        (cluster_id, k8s_namespace, name): (&str, &str, &str),
-        audit: Option<(&AuditEntry, Timestamp)>,
-    ) -> Result<bool, StoreError> {
-        let done = on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let done = sqlx::query(delete)
-                .bind(cluster_id)
-                .bind(k8s_namespace)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if let (true, Some((entry, now))) = (done > 0, audit) {
-                insert_audit!(&mut *tx, entry, ms(now))?;
-            }
-            tx.commit().await?;
-            done
-        });
-        Ok(done > 0)
+        self.delete_audited(delete, &[at.0, at.1, at.2], Some((audit, now)))
+            .await
     }
 
     /// Inserts or replaces a Secret; its data is encrypted before it leaves this process.
@@ -249,29 +266,14 @@ impl Store {
                 field: "secret data",
                 reason: e.to_string(),
             })?;
-        let sealed = self.cipher.seal(&context, &plain)?;
-        on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            sqlx::query(
-                "INSERT INTO secrets (cluster_id, k8s_namespace, name, data_encrypted, \
-                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (cluster_id, k8s_namespace, name) DO UPDATE SET \
-                 data_encrypted = excluded.data_encrypted, updated_at = excluded.updated_at",
-            )
-            .bind(&secret.cluster_id)
-            .bind(&secret.k8s_namespace)
-            .bind(&secret.name)
-            .bind(&sealed)
-            .bind(ms(secret.created_at))
-            .bind(ms(secret.updated_at))
-            .execute(&mut *tx)
-            .await?;
-            if let Some((entry, now)) = audit {
-                insert_audit!(&mut *tx, entry, ms(now))?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
+        let row = ConfigRow {
+            upsert: UPSERT_SECRET,
+            key: [&secret.cluster_id, &secret.k8s_namespace, &secret.name],
+            payload: Payload::Sealed(self.cipher.seal(&context, &plain)?),
+            created_at: secret.created_at,
+            updated_at: secret.updated_at,
+        };
+        self.write_config_row(row, audit).await
     }
 
     pub async fn get_secret(
@@ -356,7 +358,7 @@ impl Store {
         k8s_namespace: &str,
         name: &str,
     ) -> Result<bool, StoreError> {
-        self.remove_object(DELETE_SECRET, (cluster_id, k8s_namespace, name), None)
+        self.delete_audited(DELETE_SECRET, &[cluster_id, k8s_namespace, name], None)
             .await
     }
 }

@@ -103,22 +103,16 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<ChangeOrder, StoreError> {
-        validate_change_order(&change_order)?;
-        let now = truncate(now);
-        let at = ms(now);
+        let (now, at) = change_order_time(&change_order, now)?;
         on_writer!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let touched = sqlx::query(
+            update_live_app!(
+                &mut tx,
                 "UPDATE applications SET deleted = TRUE, updated_at = $1 \
                  WHERE id = $2 AND deleted = FALSE",
-            )
-            .bind(at)
-            .bind(app_id)
-            .execute(&mut *tx)
-            .await?;
-            if touched.rows_affected() == 0 {
-                return Err(StoreError::not_found("application", app_id));
-            }
+                at,
+                app_id
+            );
             for order in superseded {
                 let before = events::RecordEvents::state_before(
                     &mut *tx,
