@@ -406,6 +406,7 @@ impl Driver {
         match written {
             Ok(v) => {
                 self.version = v;
+                crate::release_log::log_events(&self.app_id, Some(&self.order), next);
                 self.order = next.clone();
                 Ok(())
             }
@@ -774,6 +775,7 @@ async fn direct(
         )));
     }
     let mut order = record.state;
+    let stored_before = order.clone();
     let before = order.status();
     let label = input_label(&input);
     let fx = order
@@ -812,6 +814,7 @@ async fn direct(
                     .await?;
             }
         }
+        crate::release_log::log_events(&record.app_id, Some(&stored_before), &order);
     } else if let Some(follow_up) = follow_up {
         // A finished order (e.g. RollbackChangeOrder of a failed one) only gets its rollback.
         let edas_store::FollowUpDeploy {

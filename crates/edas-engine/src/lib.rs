@@ -19,6 +19,7 @@ mod copies;
 mod deletion;
 mod driver;
 pub mod mapping;
+mod release_log;
 mod routing;
 mod target;
 
@@ -397,6 +398,7 @@ impl Engine {
             .store
             .create_application(app, co, audit, inner.clock.timestamp())
             .await?;
+        release_log::log_events(&req.app_id, None, &order);
         inner.wake.notify_one();
         Ok(Submitted {
             app_id: req.app_id,
@@ -631,6 +633,7 @@ impl Engine {
             .store
             .deploy(&req.app_id, doc, co, audit, inner.clock.timestamp())
             .await?;
+        release_log::log_events(&req.app_id, None, &order);
         if revision.number != next_number {
             tracing::warn!(
                 message = "A concurrent change stored a revision in between; the change order names the revision it was planned for.",
