@@ -1,0 +1,234 @@
+//! The notifier: delivers the store's event outbox, one leased subscription at a time.
+
+use std::time::Duration;
+
+use edas_store::{AfterFailure, Store, StoreError, Subscription};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::retry::RetryPolicy;
+use crate::sink::{self, SinkKind};
+
+/// How the notifier works.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// This process's worker id (the engine's: stable across restarts, so a restarted edasd
+    /// takes its own subscription leases back at once).
+    pub worker_id: String,
+    /// How long a claimed subscription stays leased without a delivery being marked.
+    pub lease: Duration,
+    /// The time limit of one request to a receiver.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Subscriptions delivered at the same time.
+    pub concurrency: usize,
+    /// How often to look for work no commit of this process announced: events another edasd
+    /// process stored on a shared PostgreSQL whose deliverer died. `None` (one process, e.g.
+    /// SQLite): only this process's commits, retry times and lease expiries wake it.
+    pub rescan: Option<Duration>,
+}
+
+impl NotifyConfig {
+    pub fn new(worker_id: impl Into<String>) -> NotifyConfig {
+        NotifyConfig {
+            worker_id: worker_id.into(),
+            lease: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            concurrency: 16,
+            rescan: None,
+        }
+    }
+}
+
+/// Delivers release events to the subscriptions' sinks. See the crate docs.
+pub struct Notifier {
+    store: Store,
+    config: NotifyConfig,
+    client: reqwest::Client,
+}
+
+impl Notifier {
+    pub fn new(store: Store, config: NotifyConfig) -> Result<Notifier, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("edasd/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Notifier {
+            store,
+            config,
+            client,
+        })
+    }
+
+    /// Runs until `shutdown`: claims subscriptions with pending deliveries and delivers them,
+    /// woken by the store's commits, by finished deliveries and by the earliest retry time or
+    /// lease expiry.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let worker = self.config.worker_id.clone();
+        if let Err(error) = self.store.release_own_subscriptions(&worker).await {
+            tracing::warn!(message = "Could not take back this process's subscription leases.", %error);
+        }
+        let mut signal = self.store.events_signal();
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        loop {
+            signal.mark_unchanged();
+            while tasks.len() < self.config.concurrency {
+                match self
+                    .store
+                    .claim_subscription(&worker, self.config.lease, jiff::Timestamp::now())
+                    .await
+                {
+                    Ok(Some(sub)) => {
+                        let job = Delivery {
+                            store: self.store.clone(),
+                            client: self.client.clone(),
+                            config: self.config.clone(),
+                        };
+                        tasks.spawn(job.deliver(sub));
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::warn!(message = "Claiming a subscription failed.", %error);
+                        break;
+                    }
+                }
+            }
+            self.report_backlog().await;
+            let wait = self.next_wait().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                changed = signal.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        // Deliveries in flight finish (bounded by the request timeout) and mark their results.
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Until the earliest retry time or lease expiry (capped by `rescan`, or an hour).
+    async fn next_wait(&self) -> Duration {
+        let cap = self.config.rescan.unwrap_or(Duration::from_secs(3600));
+        match self.store.next_delivery_wakeup().await {
+            Ok(Some(at)) => {
+                let ms = at.as_millisecond() - jiff::Timestamp::now().as_millisecond();
+                Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0) + 5).min(cap)
+            }
+            Ok(None) => cap,
+            Err(error) => {
+                tracing::warn!(message = "Reading the next delivery time failed.", %error);
+                Duration::from_secs(1).min(cap)
+            }
+        }
+    }
+
+    async fn report_backlog(&self) {
+        if let Ok(counts) = self.store.outbox_counts().await {
+            metrics::gauge!("edasd_outbox_deliveries", "state" => "pending")
+                .set(counts.pending as f64);
+            metrics::gauge!("edasd_outbox_deliveries", "state" => "dead").set(counts.dead as f64);
+        }
+    }
+}
+
+/// The delivery of one claimed subscription's pending events.
+struct Delivery {
+    store: Store,
+    client: reqwest::Client,
+    config: NotifyConfig,
+}
+
+impl Delivery {
+    async fn deliver(self, sub: Subscription) {
+        let worker = &self.config.worker_id;
+        if let Err(error) = self.deliver_pending(&sub).await {
+            tracing::warn!(message = "Delivering a subscription's events failed.", subscription = %sub.id, %error);
+        }
+        if let Err(error) = self.store.release_subscription(&sub.id, worker).await {
+            tracing::warn!(message = "Releasing a subscription failed.", subscription = %sub.id, %error);
+        }
+    }
+
+    /// Sends the pending deliveries oldest first until none is left, one fails (retried
+    /// later) or the lease is lost.
+    async fn deliver_pending(&self, sub: &Subscription) -> Result<(), StoreError> {
+        let worker = &self.config.worker_id;
+        let lease = self.config.lease;
+        let Some(kind) = SinkKind::parse(&sub.sink) else {
+            tracing::warn!(message = "A subscription has an unknown sink; its events wait.", subscription = %sub.id, sink = %sub.sink);
+            return Ok(());
+        };
+        while let Some(delivery) = self.store.next_delivery(&sub.id).await? {
+            let event = &delivery.event;
+            let out = sink::render(kind, sub.target.expose(), event, jiff::Timestamp::now());
+            let started = std::time::Instant::now();
+            let result = self.send(kind, out).await;
+            metrics::histogram!("edasd_notify_request_duration_seconds", "sink" => kind.as_str())
+                .record(started.elapsed().as_secs_f64());
+            let now = jiff::Timestamp::now();
+            match result {
+                Ok(()) => {
+                    metrics::counter!("edasd_notify_deliveries_total", "sink" => kind.as_str(), "outcome" => "delivered").increment(1);
+                    tracing::debug!(message = "Event delivered.", subscription = %sub.id, event = %event.id, kind = %event.kind);
+                    if !self
+                        .store
+                        .mark_delivered(&sub.id, event.seq, worker, lease, now)
+                        .await?
+                    {
+                        return Ok(());
+                    }
+                }
+                Err(error) => {
+                    let attempts = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
+                    let after = match self.config.retry.after(attempts) {
+                        Some(wait) => AfterFailure::RetryAt(
+                            now.checked_add(wait).unwrap_or(jiff::Timestamp::MAX),
+                        ),
+                        None => AfterFailure::Dead,
+                    };
+                    let outcome = if after == AfterFailure::Dead {
+                        "dead"
+                    } else {
+                        "retried"
+                    };
+                    metrics::counter!("edasd_notify_deliveries_total", "sink" => kind.as_str(), "outcome" => outcome).increment(1);
+                    tracing::warn!(message = "Delivering an event failed.", subscription = %sub.id, event = %event.id, kind = %event.kind, attempts, %error, outcome);
+                    let held = self
+                        .store
+                        .mark_failed(&sub.id, event.seq, worker, lease, &error, after, now)
+                        .await?;
+                    if !held || after != AfterFailure::Dead {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&self, kind: SinkKind, out: sink::Outgoing) -> Result<(), String> {
+        let mut request = self.client.post(&out.url).body(out.body);
+        for (name, value) in out.headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.map_err(|e| {
+            // reqwest's errors carry the URL (a secret): say what kind of failure it was only.
+            if e.is_timeout() {
+                "timed out".to_owned()
+            } else if e.is_connect() {
+                "connection failed".to_owned()
+            } else {
+                "request failed".to_owned()
+            }
+        })?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap_or_default();
+        sink::accepted(kind, status, &body)
+    }
+}
