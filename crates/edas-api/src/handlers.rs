@@ -30,7 +30,16 @@ pub(crate) async fn dispatch(
     request_id: &str,
 ) -> Result<Map<String, Value>, ApiError> {
     check_region(api, params)?;
+    if matches!(op, Implemented::DeployK8sApplication) && crate::instances::is_rollback(params) {
+        return crate::instances::rollback(api, caller, params, request_id).await;
+    }
     match op {
+        Implemented::DescribeAppInstanceList => {
+            crate::instances::describe_instances(api, caller, params).await
+        }
+        Implemented::ListHistoryDeployVersion => {
+            crate::instances::list_history(api, caller, params).await
+        }
         Implemented::InsertK8sApplication => encode(insert(api, caller, params, request_id).await?),
         Implemented::GetK8sServices => {
             encode(crate::lifecycle::get_services(api, caller, params).await?)

@@ -25,6 +25,7 @@ mod clusters;
 mod configuration;
 pub mod error;
 mod handlers;
+mod instances;
 mod lifecycle;
 pub mod operations;
 mod params;

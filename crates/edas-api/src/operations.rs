@@ -148,6 +148,10 @@ pub enum Implemented {
     DeleteK8sService,
     /// Lists an application's Services.
     GetK8sServices,
+    /// Lists an application's instances (revision, version, readiness, restarts, last exit).
+    DescribeAppInstanceList,
+    /// Lists an application's revisions (what a rollback to a revision names).
+    ListHistoryDeployVersion,
 }
 
 /// How the resource of an authorization check is found.
@@ -210,6 +214,8 @@ impl Implemented {
         Implemented::UpdateK8sService,
         Implemented::DeleteK8sService,
         Implemented::GetK8sServices,
+        Implemented::DescribeAppInstanceList,
+        Implemented::ListHistoryDeployVersion,
     ];
 
     /// The EDAS operation.
@@ -251,6 +257,8 @@ impl Implemented {
             Implemented::UpdateK8sService => Action::UpdateK8sService,
             Implemented::DeleteK8sService => Action::DeleteK8sService,
             Implemented::GetK8sServices => Action::GetK8sServices,
+            Implemented::DescribeAppInstanceList => Action::DescribeAppInstanceList,
+            Implemented::ListHistoryDeployVersion => Action::ListHistoryDeployVersion,
         }
     }
 
@@ -298,7 +306,11 @@ impl Implemented {
             Implemented::GetK8sApplication
             | Implemented::GetApplication
             | Implemented::QueryApplicationStatus
-            | Implemented::GetK8sServices => (ram::READ_APPLICATION, ResourceScope::Application),
+            | Implemented::GetK8sServices
+            | Implemented::DescribeAppInstanceList
+            | Implemented::ListHistoryDeployVersion => {
+                (ram::READ_APPLICATION, ResourceScope::Application)
+            }
             Implemented::ListApplication => {
                 (ram::READ_APPLICATION, ResourceScope::EachListedApplication)
             }

@@ -23,6 +23,7 @@ mod configuration;
 mod control;
 mod error;
 mod identity;
+mod instances;
 mod local;
 mod queries;
 mod status;
@@ -39,7 +40,7 @@ pub use configuration::{Object, ObjectKind, ObjectRef};
 pub use control::Abort;
 pub use edas_engine::RevisionDoc;
 pub use edas_release::ChangeOrder as OrderState;
-pub use edas_runtime::Instance;
+pub use edas_runtime::{Instance, LogChunks, LogRequest};
 pub use edas_store::ChangeOrder as StoredChangeOrder;
 pub use edas_store::{AccessKey, AuditEntry, ChangeOrderStatus, Policy, Sensitive, User};
 pub use edas_store::{

@@ -405,6 +405,17 @@ impl InstanceEntry {
             st.record.last_exit = Some(reason.to_owned());
             st.record.clone()
         };
+        // The run ended: its output becomes the previous run's at once (not only when the
+        // next run starts), so `previous` reads it during the restart back-off too.
+        let (logs, files) = (self.dir.join("logs"), self.files.clone());
+        let retired = tokio::task::spawn_blocking(move || {
+            let _files = files.lock().unwrap_or_else(|e| e.into_inner());
+            logs::retire_run(&logs)
+        })
+        .await;
+        if let Ok(Err(e)) = retired {
+            tracing::warn!(instance = %self.name, error = %e, "cannot keep the output of the run that ended");
+        }
         supervisor::save_record(self, record).await;
         inner.emit(&self.app_id, &self.revision);
     }

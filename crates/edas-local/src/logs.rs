@@ -1,9 +1,9 @@
 //! An instance's output, read back from its log files ([`Runtime::logs`](edas_runtime::Runtime::logs)).
 //!
 //! Each run of an instance writes `logs/stdout.log` and `logs/stderr.log` (rotated by size into
-//! `.1` … `.N`, `.1` the newest). When the instance starts again, [`retire_run`] moves the files
-//! of the run before into `logs/previous/` (replacing the run before that), which is what
-//! `previous` reads. A stopped instance's `logs/` (with its `previous/`) is kept under
+//! `.1` … `.N`, `.1` the newest). When a run ends and the instance is restarted (and whenever a
+//! process starts over files left by another run), [`retire_run`] moves the run's files into
+//! `logs/previous/` (replacing the run before that), which is what `previous` reads. A stopped instance's `logs/` (with its `previous/`) is kept under
 //! `<data_dir>/logs/<app_id>/<instance>/` and stays readable by the instance's name.
 //!
 //! The answer holds stdout's lines, then stderr's: they are separate files, so their order

@@ -79,8 +79,28 @@ pub fn parameters_markdown() -> String {
             let _ = writeln!(out, "| `{}` | {} |", d.name, cell(d.meaning));
         }
     }
+    out.push_str(OPERATOR_VIEWS);
     out
 }
+
+/// The parameters of the operations edas-api decodes itself (they change no spec), kept here
+/// so that every parameter edasd takes is in one document.
+const OPERATOR_VIEWS: &str = "
+## Instances, history, rollback and logs (decoded by edas-api)
+
+| Operation | Parameter | Type | Req | Meaning | Validation |
+|---|---|---|---|---|---|
+| DeployK8sApplication | `RollbackToRevision` | integer | no | edasd extension: release revision N's whole spec again, as a new revision (EDAS: ListHistoryDeployVersion, then DeployK8sApplication with that version). Only release and request parameters (`UpdateStrategy`, `BatchTimeout`, `ChangeOrderDesc`, `TrafficControlStrategy`, `AppId`) may come with it. | 1 or more, a revision the application has (ListHistoryDeployVersion `Id`); an application parameter beside it is refused, naming it |
+| DescribeAppInstanceList | `AppId` | string | yes | The application. | an application the caller may read |
+| DescribeAppInstanceList | `WithNodeInfo` | boolean | no | Fill `NodeLabels` with the node's labels. | `true` only on `local` (edasd does not track the nodes of a Kubernetes cluster's pods): refused as `InvalidParameter.NotSupported` elsewhere |
+| ListHistoryDeployVersion | `AppId` | string | yes | The application. | an application the caller may read |
+| `GET /edasd/v1/logs` | `AppId` | string | yes | The application (signed like every request; `edas:ReadApplication`). | an application the caller may read |
+| `GET /edasd/v1/logs` | `InstanceName` | string | yes | The instance (DescribeAppInstanceList `InstanceName`); on `local` also a stopped instance whose logs are kept. | an instance of the application |
+| `GET /edasd/v1/logs` | `Follow` | boolean | no | Keep sending what the instance writes until its run ends. | `true` or `false` |
+| `GET /edasd/v1/logs` | `Previous` | boolean | no | The run before the last restart. | the instance must have restarted (refused naming `Previous`) |
+| `GET /edasd/v1/logs` | `TailLines` | integer | no | Only the last N lines (on `local`: of stdout and of stderr each). | 0 or more |
+| `GET /edasd/v1/logs` | `SinceSeconds` | integer | no | Only what was written in the last N seconds (on `local` lines carry no time: rotated files last written before the cutoff are left out, the current file always counts). | 0 or more |
+";
 
 #[cfg(test)]
 mod tests {

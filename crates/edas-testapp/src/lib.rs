@@ -9,6 +9,7 @@
 //! | `/ready` | 200, or 503 while `READY_AFTER_SECONDS` have not passed, or always with `NEVER_READY=1` |
 //! | `/env/<NAME>` | the value of environment variable `NAME`, or 404 |
 //! | `/file?path=<P>` | the content of file `P` (percent-encoded), or 404 |
+//! | `/log?line=<L>` | writes `L` (percent-encoded) to stdout, a line of the instance's output |
 //! | `/slow?ms=<N>` | like `/`, after `N` milliseconds (at most 60,000): a request in flight |
 //! | anything else | 404 |
 //!
@@ -206,6 +207,16 @@ fn route(target: &str, s: &Settings, up: Duration) -> (u16, String) {
                 Some(Err(e)) => (404, format!("{e}\n")),
                 None => (404, "query parameter `path` is missing\n".to_owned()),
             }
+        }
+        "/log" => {
+            // Writes `line` to stdout, so tests can watch an instance's output grow.
+            let line = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("line="))
+                .map(|p| percent_decode_str(p).decode_utf8_lossy().into_owned())
+                .unwrap_or_default();
+            log(&line);
+            (200, "logged\n".to_owned())
         }
         _ => match path.strip_prefix("/env/") {
             Some(name) => {

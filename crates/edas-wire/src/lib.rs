@@ -20,6 +20,7 @@ pub mod change_order;
 pub mod cluster;
 pub mod configuration;
 pub mod envelope;
+pub mod instances;
 mod lenient;
 pub mod service;
 
