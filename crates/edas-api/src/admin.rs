@@ -18,6 +18,7 @@
 //! | `PUT /edasd/v1/users/{name}/policies/{policy}` | | attaches a policy |
 //! | `DELETE /edasd/v1/users/{name}/policies/{policy}` | | detaches a policy |
 //! | `GET /edasd/v1/audit?AppId=&From=&To=&PageNumber=&PageSize=` | | the audit trail, newest first (see `audit.rs`: also open to users allowed `edas:ReadApplication` on `AppId`) |
+//! | `…/subscriptions…` | | release notifications: see `admin/notify.rs` |
 //!
 //! An administrator cannot delete its own user nor disable or delete the key it signs with (so
 //! the last way in is never removed by accident); another administrator can.
@@ -49,6 +50,7 @@ use crate::caller::{Caller, encode, internal};
 use crate::error::{ApiError, codes};
 use crate::server::{authenticate, receive, respond};
 
+mod notify;
 mod routes;
 
 /// Generates an access key pair: an id `LTAI` + 20 characters and a 32-character secret, from
@@ -99,6 +101,13 @@ pub(crate) fn router() -> Router {
         .route(
             "/users/{name}/policies/{policy}",
             put(routes::attach_policy).delete(routes::detach_policy),
+        )
+        .route("/subscriptions", get(notify::list).post(notify::create))
+        .route("/subscriptions/{id}", delete(notify::delete))
+        .route("/subscriptions/{id}/deliveries", get(notify::deliveries))
+        .route(
+            "/subscriptions/{id}/deliveries/{state}",
+            get(notify::deliveries_in),
         );
     Router::new().nest("/edasd/v1", routes)
 }

@@ -25,6 +25,7 @@ mod error;
 mod identity;
 mod instances;
 mod local;
+mod notify;
 mod queries;
 mod status;
 
@@ -46,8 +47,10 @@ pub use edas_store::{AccessKey, AuditEntry, ChangeOrderStatus, Policy, Sensitive
 pub use edas_store::{
     Application, ApplicationFilter, AuditQuery, AuditRecord, Cluster, Page, PageRequest, Revision,
 };
+pub use edas_store::{Delivery, DeliveryState, EventScope, StoredEvent, Subscription};
 pub use error::AppError;
 pub use local::{LOCAL_CLUSTER, LocalUse, local_use, service_address};
+pub use notify::{NotifyError, SubscriptionRequest};
 pub use queries::{OrderView, change_order_type};
 pub use status::Observed;
 

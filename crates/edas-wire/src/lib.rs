@@ -22,6 +22,7 @@ pub mod configuration;
 pub mod envelope;
 pub mod instances;
 mod lenient;
+pub mod notify;
 pub mod service;
 
 pub use change_order::*;
