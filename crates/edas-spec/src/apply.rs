@@ -3,10 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Affinity, Container, EnvFromSource, EnvVar, LifecycleHandler, Probe, SecurityContext,
-    Toleration,
-};
+use k8s_openapi::api::core::v1::{Affinity, Container, EnvVar, SecurityContext};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{self, Operation};
@@ -187,49 +185,33 @@ fn identity(r: &mut Reader<'_>, spec: &mut AppSpec) {
             ));
         }
     }
-    if let Some(c) = r.raw("ClusterId")
+    // An empty ClusterId keeps the current one.
+    let cluster_id = |c: &str| {
+        c.is_empty()
+            || c.len() <= 64
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'))
+    };
+    if let Some(c) = valid_text(r, "ClusterId", cluster_id, "a cluster id")
         && !c.is_empty()
     {
-        if c.len() <= 64
-            && c.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'))
-        {
-            spec.cluster_id = c.to_owned();
-        } else {
-            r.push(Violation::invalid(
-                "ClusterId",
-                format!("`{}` is not a cluster id", shorten(c)),
-            ));
-        }
+        spec.cluster_id = c.to_owned();
     }
-    if let Some(ns) = r.raw("Namespace") {
-        if k8s::is_dns_label(ns) {
-            spec.k8s_namespace = ns.to_owned();
-        } else {
-            r.push(Violation::invalid(
-                "Namespace",
-                format!("`{}` is not a Kubernetes namespace name (lowercase letters, digits, -, at most 63)", shorten(ns)),
-            ));
-        }
+    let namespace = "a Kubernetes namespace name (lowercase letters, digits, -, at most 63)";
+    if let Some(ns) = valid_text(r, "Namespace", k8s::is_dns_label, namespace) {
+        spec.k8s_namespace = ns.to_owned();
     }
-    if let Some(id) = r.raw("LogicalRegionId") {
-        let ok = !id.is_empty()
+    let edas_namespace = |id: &str| {
+        !id.is_empty()
             && id.len() <= 64
             && id.split_once(':').is_none_or(|(_, n)| !n.is_empty())
             && id
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':'));
-        if ok {
-            spec.edas_namespace = Some(id.to_owned());
-        } else {
-            r.push(Violation::invalid(
-                "LogicalRegionId",
-                format!(
-                    "`{}` is not an EDAS namespace id such as cn-hangzhou:dev",
-                    shorten(id)
-                ),
-            ));
-        }
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':'))
+    };
+    let expected = "an EDAS namespace id such as cn-hangzhou:dev";
+    if let Some(id) = valid_text(r, "LogicalRegionId", edas_namespace, expected) {
+        spec.edas_namespace = Some(id.to_owned());
     }
     bounded_text(r, "ApplicationDescription", 256).apply_to(&mut spec.description);
     bounded_text(r, "ResourceGroupId", 64).apply_to(&mut spec.resource_group_id);
@@ -285,6 +267,31 @@ fn identity(r: &mut Reader<'_>, spec: &mut AppSpec) {
             Err(v) => r.push(v),
         }
     }
+}
+
+/// Each of the string parameters `names` that is given non-empty is invalid: `why`.
+fn only_empty(r: &mut Reader<'_>, names: &[&str], why: &str) {
+    for name in names {
+        if r.raw(name).is_some_and(|v| !v.is_empty()) {
+            r.push(Violation::invalid(name, why));
+        }
+    }
+}
+
+/// The non-empty image (`image_param`) and package URL of a request, or `None` (the violation
+/// recorded) when it gives both.
+fn image_or_package<'a>(
+    r: &mut Reader<'a>,
+    image_param: &str,
+    both: &str,
+) -> Option<(Option<&'a str>, Option<&'a str>)> {
+    let image = r.raw(image_param).filter(|s| !s.is_empty());
+    let url = r.raw("PackageUrl").filter(|s| !s.is_empty());
+    if image.is_some() && url.is_some() {
+        r.push(Violation::invalid("PackageUrl", both));
+        return None;
+    }
+    Some((image, url))
 }
 
 /// A string parameter that is accepted only empty: it names an Alibaba Cloud-only service.
@@ -419,15 +426,10 @@ fn artifact_insert(r: &mut Reader<'_>, spec: &mut AppSpec) {
         ));
         return;
     }
-    let image = r.raw("ImageUrl").filter(|s| !s.is_empty());
-    let url = r.raw("PackageUrl").filter(|s| !s.is_empty());
-    if image.is_some() && url.is_some() {
-        r.push(Violation::invalid(
-            "PackageUrl",
-            "give either ImageUrl (an image) or PackageUrl (a package), not both",
-        ));
+    let both = "give either ImageUrl (an image) or PackageUrl (a package), not both";
+    let Some((image, url)) = image_or_package(r, "ImageUrl", both) else {
         return;
-    }
+    };
     let wants_image = kind.as_deref() == Some("image") || (kind.is_none() && image.is_some());
     let wants_package = kind.as_deref() == Some("fatjar") || (kind.is_none() && url.is_some());
     if wants_image {
@@ -446,14 +448,11 @@ fn artifact_insert(r: &mut Reader<'_>, spec: &mut AppSpec) {
                 }
             }
         }
-        for name in ["JDK", "UserBaseImageUrl", "PackageVersion"] {
-            if r.raw(name).is_some_and(|v| !v.is_empty()) {
-                r.push(Violation::invalid(
-                    name,
-                    "applies to package-based applications, not to image-based ones",
-                ));
-            }
-        }
+        only_empty(
+            r,
+            &["JDK", "UserBaseImageUrl", "PackageVersion"],
+            "applies to package-based applications, not to image-based ones",
+        );
     } else if wants_package {
         let Some(url) = url else {
             r.push(Violation::missing(
@@ -482,14 +481,11 @@ fn artifact_insert(r: &mut Reader<'_>, spec: &mut AppSpec) {
         jdk_settings(r, &mut pkg);
         spec.artifact = Artifact::Package(pkg);
     } else {
-        for name in ["JDK", "UserBaseImageUrl", "PackageVersion", "RepoId"] {
-            if r.raw(name).is_some_and(|v| !v.is_empty()) {
-                r.push(Violation::invalid(
-                    name,
-                    "applies only together with ImageUrl or PackageUrl",
-                ));
-            }
-        }
+        only_empty(
+            r,
+            &["JDK", "UserBaseImageUrl", "PackageVersion", "RepoId"],
+            "applies only together with ImageUrl or PackageUrl",
+        );
     }
     if r.raw("RepoId").is_some_and(|v| v.len() > 128) {
         r.push(Violation::invalid(
@@ -500,15 +496,11 @@ fn artifact_insert(r: &mut Reader<'_>, spec: &mut AppSpec) {
 }
 
 fn artifact_deploy(r: &mut Reader<'_>, spec: &mut AppSpec) {
-    let image = r.raw("Image").filter(|s| !s.is_empty());
-    let url = r.raw("PackageUrl").filter(|s| !s.is_empty());
-    if image.is_some() && url.is_some() {
-        r.push(Violation::invalid(
-            "PackageUrl",
-            "give either Image or PackageUrl, not both",
-        ));
+    let Some((image, url)) =
+        image_or_package(r, "Image", "give either Image or PackageUrl, not both")
+    else {
         return;
-    }
+    };
     if let Some(img) = image {
         if r.raw("ImageTag").is_some() {
             // `Image` overrides `ImageTag`, as EDAS documents; the tag is still checked.
@@ -572,50 +564,54 @@ fn artifact_deploy(r: &mut Reader<'_>, spec: &mut AppSpec) {
                     spec.artifact = Artifact::Package(pkg);
                 }
                 _ => {
-                    for name in ["PackageVersion", "JDK", "UserBaseImageUrl"] {
-                        if r.raw(name).is_some_and(|v| !v.is_empty()) {
-                            r.push(Violation::invalid(
-                                name,
-                                "applies to package-based applications, not to image-based ones",
-                            ));
-                        }
-                    }
+                    only_empty(
+                        r,
+                        &["PackageVersion", "JDK", "UserBaseImageUrl"],
+                        "applies to package-based applications, not to image-based ones",
+                    );
                 }
             }
         }
     } else {
-        for name in ["PackageVersion", "JDK", "UserBaseImageUrl"] {
-            if r.raw(name).is_some_and(|v| !v.is_empty()) {
-                r.push(Violation::invalid(
-                    name,
-                    "applies to package-based applications, not to image-based ones",
-                ));
-            }
-        }
+        only_empty(
+            r,
+            &["PackageVersion", "JDK", "UserBaseImageUrl"],
+            "applies to package-based applications, not to image-based ones",
+        );
     }
     empty_only(r, "PackageVersionId");
 }
 
 fn image_tag(r: &mut Reader<'_>) -> Option<String> {
-    let tag = r.raw("ImageTag")?;
-    let ok = !tag.is_empty()
-        && tag.len() <= 128
-        && (tag.as_bytes()[0].is_ascii_alphanumeric() || tag.starts_with('_'))
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Some(tag.to_owned())
-    } else {
-        r.push(Violation::invalid(
-            "ImageTag",
-            format!(
-                "`{}` is not an image tag (letters, digits, _ . -, at most 128)",
-                shorten(tag)
-            ),
-        ));
-        None
+    let valid = |tag: &str| {
+        !tag.is_empty()
+            && tag.len() <= 128
+            && (tag.as_bytes()[0].is_ascii_alphanumeric() || tag.starts_with('_'))
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    };
+    let expected = "an image tag (letters, digits, _ . -, at most 128)";
+    valid_text(r, "ImageTag", valid, expected).map(str::to_owned)
+}
+
+/// String parameter `name` when it is given and `valid`; when it is not valid, the violation
+/// that it is not `expected` (e.g. "a cluster id").
+fn valid_text<'a>(
+    r: &mut Reader<'a>,
+    name: &str,
+    valid: impl Fn(&str) -> bool,
+    expected: &str,
+) -> Option<&'a str> {
+    let value = r.raw(name)?;
+    if valid(value) {
+        return Some(value);
     }
+    r.push(Violation::invalid(
+        name,
+        format!("`{}` is not {expected}", shorten(value)),
+    ));
+    None
 }
 
 /// Replaces the tag of an image reference (a digest is replaced too).
@@ -668,37 +664,23 @@ fn common(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
         ));
     }
 
-    let envs: Patch<Vec<EnvVar>> = r.json("Envs");
-    if let Patch::Set(e) = &envs {
-        checked(r, k8s::check_envs("Envs", e));
-    }
-    envs.apply_to_list(&mut spec.envs);
-    let froms: Patch<Vec<EnvFromSource>> = r.json("EnvFroms");
-    if let Patch::Set(f) = &froms {
-        checked(r, k8s::check_env_froms("EnvFroms", f));
-    }
-    froms.apply_to_list(&mut spec.env_froms);
+    json_checked(r, "Envs", |n, e: &Vec<EnvVar>| k8s::check_envs(n, e))
+        .apply_to_list(&mut spec.envs);
+    json_checked(r, "EnvFroms", |n, f: &Vec<_>| k8s::check_env_froms(n, f))
+        .apply_to_list(&mut spec.env_froms);
 
     for (name, field) in [
         ("Liveness", &mut spec.liveness),
         ("Readiness", &mut spec.readiness),
         ("Startup", &mut spec.startup),
     ] {
-        let p: Patch<Probe> = r.json(name);
-        if let Patch::Set(probe) = &p {
-            checked(r, k8s::check_probe(name, probe));
-        }
-        p.apply_to(field);
+        json_checked(r, name, k8s::check_probe).apply_to(field);
     }
     for (name, field) in [
         ("PostStart", &mut spec.post_start),
         ("PreStop", &mut spec.pre_stop),
     ] {
-        let p: Patch<LifecycleHandler> = r.json(name);
-        if let Patch::Set(h) = &p {
-            checked(r, k8s::check_handler(name, h));
-        }
-        p.apply_to(field);
+        json_checked(r, name, k8s::check_handler).apply_to(field);
     }
     if let Some(n) = r.int("TerminateGracePeriod", 0, 86_400, " seconds") {
         spec.termination_grace_period_seconds = Some(n as u32);
@@ -716,11 +698,10 @@ fn common(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
     }
     r.json::<Affinity>("CustomAffinity")
         .apply_to(&mut spec.custom_affinity);
-    let tol: Patch<Vec<Toleration>> = r.json("CustomTolerations");
-    if let Patch::Set(t) = &tol {
-        checked(r, k8s::check_tolerations("CustomTolerations", t));
-    }
-    tol.apply_to_list(&mut spec.custom_tolerations);
+    json_checked(r, "CustomTolerations", |n, t: &Vec<_>| {
+        k8s::check_tolerations(n, t)
+    })
+    .apply_to_list(&mut spec.custom_tolerations);
     match r.text("RuntimeClassName") {
         Patch::Set(v) if !matches!(v.as_str(), "runc" | "runv") => r.push(Violation::invalid(
             "RuntimeClassName",
@@ -974,6 +955,19 @@ fn common(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
     ] {
         empty_only(r, name);
     }
+}
+
+/// JSON parameter `name`, its violations under `check` recorded.
+fn json_checked<T: DeserializeOwned + Serialize>(
+    r: &mut Reader<'_>,
+    name: &str,
+    check: impl Fn(&str, &T) -> Vec<Violation>,
+) -> Patch<T> {
+    let patch: Patch<T> = r.json(name);
+    if let Patch::Set(value) = &patch {
+        checked(r, check(name, value));
+    }
+    patch
 }
 
 fn checked(r: &mut Reader<'_>, violations: Vec<Violation>) {
@@ -1655,20 +1649,7 @@ fn strategy(r: &mut Reader<'_>, w: WireStrategy) -> Option<UpdateStrategy> {
         r.push(Violation::invalid(P, "batchUpdate is required"));
         return None;
     };
-    let batches = match b.batch {
-        None => {
-            r.push(Violation::invalid(P, "batchUpdate.batch is required"));
-            1
-        }
-        Some(n) if !(1..=MAX_REPLICAS).contains(&n) => {
-            r.push(Violation::invalid(
-                P,
-                format!("batchUpdate.batch {n} must be at least 1"),
-            ));
-            1
-        }
-        Some(n) => n as u32,
-    };
+    let batches = strategy_count(r, b.batch, "batchUpdate.batch", 1, "must be at least 1");
     let release_type = match b.release_type.as_deref() {
         None | Some("auto") => ReleaseType::Auto,
         Some("manual") => ReleaseType::Manual,
@@ -1705,20 +1686,9 @@ fn strategy(r: &mut Reader<'_>, w: WireStrategy) -> Option<UpdateStrategy> {
             ));
             0
         }
-        (StrategyKind::GrayBatchUpdate, Some(g)) => match g.gray {
-            None => {
-                r.push(Violation::invalid(P, "grayUpdate.gray is required"));
-                0
-            }
-            Some(n) if !(0..=MAX_REPLICAS).contains(&n) => {
-                r.push(Violation::invalid(
-                    P,
-                    format!("grayUpdate.gray {n} must not be negative"),
-                ));
-                0
-            }
-            Some(n) => n as u32,
-        },
+        (StrategyKind::GrayBatchUpdate, Some(g)) => {
+            strategy_count(r, g.gray, "grayUpdate.gray", 0, "must not be negative")
+        }
         (StrategyKind::BatchUpdate, Some(_)) => {
             r.push(Violation::invalid(
                 P,
@@ -1735,6 +1705,29 @@ fn strategy(r: &mut Reader<'_>, w: WireStrategy) -> Option<UpdateStrategy> {
         release_type,
         batch_wait_minutes,
     })
+}
+
+/// A required count of `UpdateStrategy` (`field`, at least `min`, at most [`MAX_REPLICAS`]);
+/// when it is missing or out of range, the violation (`rule` says why) and `min`.
+fn strategy_count(
+    r: &mut Reader<'_>,
+    value: Option<i64>,
+    field: &str,
+    min: i64,
+    rule: &str,
+) -> u32 {
+    const P: &str = "UpdateStrategy";
+    match value {
+        Some(n) if (min..=MAX_REPLICAS).contains(&n) => n as u32,
+        Some(n) => {
+            r.push(Violation::invalid(P, format!("{field} {n} {rule}")));
+            min as u32
+        }
+        None => {
+            r.push(Violation::invalid(P, format!("{field} is required")));
+            min as u32
+        }
+    }
 }
 
 fn traffic(r: &mut Reader<'_>, t: WireTraffic) -> Option<TrafficControl> {
