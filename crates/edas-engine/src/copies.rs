@@ -83,29 +83,31 @@ pub(crate) async fn store_copies(
     now: jiff::Timestamp,
 ) -> Result<ConfigCopies, StoreError> {
     let mut copies = ConfigCopies::new();
+    // Names the copy of `name` and records it for the revision.
+    let mut copy = |kind, name: &str| {
+        let copy = copy_name(name, app_id, revision);
+        copies.insert(copy_key(kind, name), copy.clone());
+        copy
+    };
     for cm in snapshot.config_maps {
-        let name = copy_name(&cm.name, app_id, revision);
-        copies.insert(copy_key(ConfigKind::ConfigMap, &cm.name), name.clone());
-        store
-            .put_config_map(&ConfigMap {
-                name,
-                created_at: now,
-                updated_at: now,
-                ..cm
-            })
-            .await?;
+        let name = copy(ConfigKind::ConfigMap, &cm.name);
+        let cm = ConfigMap {
+            name,
+            created_at: now,
+            updated_at: now,
+            ..cm
+        };
+        store.put_config_map(&cm).await?;
     }
     for s in snapshot.secrets {
-        let name = copy_name(&s.name, app_id, revision);
-        copies.insert(copy_key(ConfigKind::Secret, &s.name), name.clone());
-        store
-            .put_secret(&SecretRecord {
-                name,
-                created_at: now,
-                updated_at: now,
-                ..s
-            })
-            .await?;
+        let name = copy(ConfigKind::Secret, &s.name);
+        let s = SecretRecord {
+            name,
+            created_at: now,
+            updated_at: now,
+            ..s
+        };
+        store.put_secret(&s).await?;
     }
     Ok(copies)
 }
