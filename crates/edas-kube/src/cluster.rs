@@ -66,12 +66,6 @@ impl KubeRuntime {
         }
     }
 
-    /// The error of a call that got no answer within its timeout (see [`Self::no_answer`]).
-    pub(crate) fn timed_out(&self, message: String) -> RuntimeError {
-        self.no_answer(&message);
-        self.with_address(RuntimeError::Unavailable(message))
-    }
-
     /// `Err(Unavailable)` naming the cluster and its address while its API does not answer.
     /// Before the first answer the cluster counts as available (it is being reached).
     pub(crate) fn availability_now(&self) -> Result<(), RuntimeError> {

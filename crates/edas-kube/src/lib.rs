@@ -432,6 +432,24 @@ impl KubeRuntime {
         result.map_err(|e| self.with_address(e))
     }
 
+    /// [`Self::call`], with an API answer of status `tolerated` (e.g. 404 to a deletion) as
+    /// `None`.
+    async fn call_tolerating<T>(
+        &self,
+        what: &str,
+        tolerated: u16,
+        fut: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<Option<T>, RuntimeError> {
+        let fut = async move {
+            match fut.await {
+                Ok(v) => Ok(Some(v)),
+                Err(kube::Error::Api(s)) if s.code == tolerated => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        self.call(what, fut).await
+    }
+
     /// Server-side apply of `object` (named `name`) through `api`.
     async fn apply<K>(&self, api: &Api<K>, name: &str, object: &K) -> Result<(), RuntimeError>
     where
@@ -462,24 +480,9 @@ impl KubeRuntime {
         K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
         let what = format!("deleting {} {name}", kind_of::<K>());
-        let result = match tokio::time::timeout(
-            self.inner.options.call_timeout,
-            api.delete(name, &DeleteParams::background()),
-        )
-        .await
-        {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(()),
-            Ok(Err(e)) => Err(api_error(&self.inner.options.cluster_id, &what, e)),
-            Err(_) => {
-                self.no_answer(&format!("{what}: no answer"));
-                Err(RuntimeError::Unavailable(format!(
-                    "cluster `{}`: {what}: no answer",
-                    self.inner.options.cluster_id
-                )))
-            }
-        };
-        result.map_err(|e| self.with_address(e))
+        self.call_tolerating(&what, 404, api.delete(name, &DeleteParams::background()))
+            .await
+            .map(drop)
     }
 
     /// Creates the namespace when it does not exist (once per process and namespace).
@@ -494,27 +497,15 @@ impl KubeRuntime {
             return Ok(());
         }
         let api: Api<Namespace> = Api::all(self.inner.client.clone());
-        let found =
-            match tokio::time::timeout(self.inner.options.call_timeout, api.get_opt(namespace))
-                .await
-            {
-                Ok(Ok(found)) => found.is_some(),
-                // Not allowed to read namespaces: assume it exists (writes into it will say otherwise).
-                Ok(Err(kube::Error::Api(s))) if s.code == 403 => true,
-                Ok(Err(e)) => {
-                    return Err(api_error(
-                        &self.inner.options.cluster_id,
-                        &format!("reading namespace {namespace}"),
-                        e,
-                    ));
-                }
-                Err(_) => {
-                    return Err(self.timed_out(format!(
-                        "cluster `{}`: reading namespace {namespace}: no answer",
-                        self.inner.options.cluster_id
-                    )));
-                }
-            };
+        let reading = format!("reading namespace {namespace}");
+        let found = match self
+            .call_tolerating(&reading, 403, api.get_opt(namespace))
+            .await?
+        {
+            Some(found) => found.is_some(),
+            // Not allowed to read namespaces: assume it exists (writes into it will say otherwise).
+            None => true,
+        };
         if !found {
             let ns = Namespace {
                 metadata: ObjectMeta {
@@ -527,29 +518,14 @@ impl KubeRuntime {
                 },
                 ..Namespace::default()
             };
-            match tokio::time::timeout(
-                self.inner.options.call_timeout,
-                api.create(&PostParams::default(), &ns),
-            )
-            .await
+            // Created meanwhile (409) is fine.
+            let creating = format!("creating namespace {namespace}");
+            if self
+                .call_tolerating(&creating, 409, api.create(&PostParams::default(), &ns))
+                .await?
+                .is_some()
             {
-                Ok(Ok(_)) => {
-                    tracing::info!(cluster = %self.inner.options.cluster_id, %namespace, "created namespace")
-                }
-                Ok(Err(kube::Error::Api(s))) if s.code == 409 => {}
-                Ok(Err(e)) => {
-                    return Err(api_error(
-                        &self.inner.options.cluster_id,
-                        &format!("creating namespace {namespace}"),
-                        e,
-                    ));
-                }
-                Err(_) => {
-                    return Err(self.timed_out(format!(
-                        "cluster `{}`: creating namespace {namespace}: no answer",
-                        self.inner.options.cluster_id
-                    )));
-                }
+                tracing::info!(cluster = %self.inner.options.cluster_id, %namespace, "created namespace");
             }
         }
         self.inner

@@ -11,7 +11,7 @@ use kube::core::GroupVersionKind;
 
 use edas_runtime::RuntimeError;
 
-use crate::{KubeRuntime, LABEL_APP_ID, api_error};
+use crate::{KubeRuntime, LABEL_APP_ID};
 
 /// The kinds an application's objects can have, owners first (so a Deployment does not
 /// re-create what was just deleted); `true` marks Gateway API's HTTPRoute, which a cluster may
@@ -71,17 +71,13 @@ impl KubeRuntime {
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(self.inner.client.clone(), &namespace, &resource);
                 let what = format!("deleting {kind} {namespace}/{name}");
-                match tokio::time::timeout(self.inner.options.call_timeout, api.delete(&name, &dp))
-                    .await
+                // Gone already is fine.
+                if self
+                    .call_tolerating(&what, 404, api.delete(&name, &dp))
+                    .await?
+                    .is_some()
                 {
-                    Ok(Ok(_)) => deleted += 1,
-                    Ok(Err(kube::Error::Api(s))) if s.code == 404 => {}
-                    Ok(Err(e)) => return Err(self.with_address(api_error(cluster_id, &what, e))),
-                    Err(_) => {
-                        return Err(
-                            self.timed_out(format!("cluster `{cluster_id}`: {what}: no answer"))
-                        );
-                    }
+                    deleted += 1;
                 }
             }
         }
