@@ -38,7 +38,7 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
-use edas_app::{AccessKey, AccountError, AuditEntry, Policy, User};
+use edas_app::{AccessKey, AccountError, AuditEntry, Audited, Policy, User};
 use edas_wire::admin as wire;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -262,6 +262,14 @@ impl Admin {
             app_id: None,
             request_id: Some(self.request_id.clone()),
             detail: Value::Object(detail),
+        }
+    }
+
+    /// [`Admin::audit`] of a change made now, as an account command takes it.
+    fn audited(&self, action: &str, resource: String, detail: Value) -> Audited {
+        Audited {
+            entry: self.audit(action, resource, detail),
+            at: now(),
         }
     }
 }

@@ -3,11 +3,11 @@
 //! through the application layer, and the RAM checks the local cluster asks for.
 
 use edas_app::{Actor, Application, LOCAL_CLUSTER, LocalUse, RevisionDoc, local_use};
-use edas_spec::{Operation, Params};
+use edas_spec::Operation;
 use edas_wire::application::ChangeOrderIdBody;
 
 use crate::Api;
-use crate::caller::Caller;
+use crate::caller::{Call, Caller};
 use crate::error::ApiError;
 use crate::operations::ram;
 use crate::params::required;
@@ -42,13 +42,11 @@ pub(crate) fn actor(caller: &Caller, request_id: &str) -> Actor {
 /// Submits a change of an existing application (deploy, configure, scale, start, stop,
 /// restart, delete) as a change order; the response is its `ChangeOrderId`.
 pub(crate) async fn change_application(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-    request_id: &str,
+    call: Call<'_>,
     operation: Operation,
     ram_action: &str,
 ) -> Result<ChangeOrderIdBody, ApiError> {
+    let (api, caller, params, request_id) = call.parts();
     let app_id = required(params, "AppId")?;
     let app = live_application(api, app_id).await?;
     caller.authorize(ram_action, &arn(api, &app))?;

@@ -3,11 +3,31 @@
 //! router so that no operation module imports the module that dispatches to it.
 
 use edas_app::User;
+use edas_spec::Params;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::Api;
 use crate::error::{ApiError, codes};
 use crate::policy::{Decision, PolicyDocument, evaluate};
+
+/// One EDAS request as an operation sees it: the API, the authenticated caller, the decoded
+/// parameters and the RequestId its audit records carry. Copied into every operation, so
+/// their signatures are one argument plus what tells them apart.
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'a> {
+    pub api: &'a Api,
+    pub caller: &'a Caller,
+    pub params: &'a Params,
+    pub request_id: &'a str,
+}
+
+impl<'a> Call<'a> {
+    /// The API, the caller, the parameters and the RequestId, for an operation to name at once.
+    pub fn parts(self) -> (&'a Api, &'a Caller, &'a Params, &'a str) {
+        (self.api, self.caller, self.params, self.request_id)
+    }
+}
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]

@@ -10,10 +10,10 @@ use edas_wire::cluster::{self as wire, ClusterHead, ClusterListBody, ClusterPage
 use edas_wire::cluster::{BuildPackListBody, NamespacesBody};
 
 use crate::Api;
-use crate::caller::Caller;
+use crate::caller::{Call, Caller};
 use crate::error::{ApiError, codes};
 use crate::operations::ram;
-use crate::params::{invalid, only, page_number, required};
+use crate::params::{invalid, known_namespace, only, page_number, required};
 use crate::policy::cluster_arn;
 use crate::render::CLUSTER_TYPE_KUBERNETES;
 
@@ -67,11 +67,8 @@ fn k8s_cluster_item(info: &ClusterInfo) -> wire::K8sCluster {
     }
 }
 
-pub(crate) async fn get_k8s_cluster(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-) -> Result<ClusterPageBody, ApiError> {
+pub(crate) async fn get_k8s_cluster(call: Call<'_>) -> Result<ClusterPageBody, ApiError> {
+    let (api, caller, params, _) = call.parts();
     only(
         params,
         "GetK8sCluster",
@@ -142,26 +139,15 @@ pub(crate) async fn get_k8s_cluster(
     })
 }
 
-pub(crate) async fn list_cluster(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-) -> Result<ClusterListBody, ApiError> {
+pub(crate) async fn list_cluster(call: Call<'_>) -> Result<ClusterListBody, ApiError> {
+    let (api, caller, params, _) = call.parts();
     only(
         params,
         "ListCluster",
         &["LogicalRegionId", "ResourceGroupId"],
     )?;
-    if let Some(ns) = params.get("LogicalRegionId").filter(|v| !v.is_empty())
-        && !api.config().knows_namespace(ns)
-    {
-        return Err(invalid(
-            "LogicalRegionId",
-            format!(
-                "`{ns}` is not an EDAS namespace of this server; namespaces: {}",
-                api.config().all_namespaces().join(", ")
-            ),
-        ));
+    if let Some(ns) = params.get("LogicalRegionId").filter(|v| !v.is_empty()) {
+        known_namespace(api, "LogicalRegionId", ns)?;
     }
     // Clusters serve every namespace and belong to no resource group: a resource-group filter
     // matches none of them.
@@ -190,11 +176,8 @@ pub(crate) async fn list_cluster(
 /// importing a configured cluster is already done (or in progress: GetK8sCluster's
 /// `ClusterImportStatus` says which) and answers its id as `Data`; any other id is refused,
 /// saying where clusters come from.
-pub(crate) async fn import_k8s_cluster(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-) -> Result<DataTextBody, ApiError> {
+pub(crate) async fn import_k8s_cluster(call: Call<'_>) -> Result<DataTextBody, ApiError> {
+    let (api, caller, params, _) = call.parts();
     only(
         params,
         "ImportK8sCluster",
@@ -223,16 +206,8 @@ pub(crate) async fn import_k8s_cluster(
     {
         return Err(invalid("Mode", format!("`{v}` is not an integer")));
     }
-    if let Some(ns) = params.get("NamespaceId").filter(|v| !v.is_empty())
-        && !api.config().knows_namespace(ns)
-    {
-        return Err(invalid(
-            "NamespaceId",
-            format!(
-                "`{ns}` is not an EDAS namespace of this server; namespaces: {}",
-                api.config().all_namespaces().join(", ")
-            ),
-        ));
+    if let Some(ns) = params.get("NamespaceId").filter(|v| !v.is_empty()) {
+        known_namespace(api, "NamespaceId", ns)?;
     }
     let Some(info) = api.app().find_cluster(id).await? else {
         return Err(invalid(
@@ -264,11 +239,8 @@ pub(crate) async fn existing_cluster(api: &Api, cluster_id: &str) -> Result<Clus
     Ok(api.app().cluster(cluster_id).await?.cluster)
 }
 
-pub(crate) async fn list_namespaces(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-) -> Result<NamespacesBody, ApiError> {
+pub(crate) async fn list_namespaces(call: Call<'_>) -> Result<NamespacesBody, ApiError> {
+    let (api, caller, params, _) = call.parts();
     only(params, "ListK8sNamespaces", &["ClusterId"])?;
     let clusters = match params.get("ClusterId").filter(|v| !v.is_empty()) {
         Some(id) => {

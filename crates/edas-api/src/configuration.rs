@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::Api;
 use crate::apps::actor;
-use crate::caller::{Caller, encode};
+use crate::caller::{Call, Caller, encode};
 use crate::clusters::existing_cluster;
 use crate::error::ApiError;
 use crate::operations::{Implemented, ram};
@@ -26,11 +26,8 @@ use crate::policy::configuration_arn;
 type Kind = ObjectKind;
 
 pub(crate) async fn dispatch(
-    api: &Api,
-    caller: &Caller,
+    call: Call<'_>,
     op: Implemented,
-    params: &Params,
-    request_id: &str,
 ) -> Result<Map<String, Value>, ApiError> {
     let kind = match op {
         Implemented::CreateK8sSecret
@@ -42,16 +39,16 @@ pub(crate) async fn dispatch(
     let action = op.action().name();
     match op {
         Implemented::CreateK8sConfigMap | Implemented::CreateK8sSecret => {
-            encode(put(api, caller, params, request_id, kind, action, true).await?)
+            encode(put(call, kind, action, true).await?)
         }
         Implemented::UpdateK8sConfigMap | Implemented::UpdateK8sSecret => {
-            encode(put(api, caller, params, request_id, kind, action, false).await?)
+            encode(put(call, kind, action, false).await?)
         }
         Implemented::DeleteK8sConfigMap | Implemented::DeleteK8sSecret => {
-            encode(delete(api, caller, params, request_id, kind, action).await?)
+            encode(delete(call, kind, action).await?)
         }
         _ => {
-            let page = list(api, caller, params, kind, action).await?;
+            let page = list(call, kind, action).await?;
             match kind {
                 Kind::ConfigMap => encode(ConfigMapsBody {
                     result: wire::ConfigMapPage {
@@ -285,15 +282,8 @@ fn now(api: &Api) -> jiff::Timestamp {
     jiff::Timestamp::try_from(api.now()).unwrap_or_else(|_| jiff::Timestamp::now())
 }
 
-async fn put(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-    request_id: &str,
-    kind: Kind,
-    action: &str,
-    create: bool,
-) -> Result<Empty, ApiError> {
+async fn put(call: Call<'_>, kind: Kind, action: &str, create: bool) -> Result<Empty, ApiError> {
+    let (api, caller, params, request_id) = call.parts();
     let allowed: &[&str] = match kind {
         Kind::ConfigMap => &["ClusterId", "Data", "Name", "Namespace"],
         Kind::Secret => &[
@@ -329,14 +319,8 @@ async fn put(
     Ok(Empty {})
 }
 
-async fn delete(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-    request_id: &str,
-    kind: Kind,
-    action: &str,
-) -> Result<Empty, ApiError> {
+async fn delete(call: Call<'_>, kind: Kind, action: &str) -> Result<Empty, ApiError> {
+    let (api, caller, params, request_id) = call.parts();
     only_with(params, action, &["ClusterId", "Name", "Namespace"], &[])?;
     let t = authorized_target(api, caller, params, kind)?;
     api.app()
@@ -412,13 +396,8 @@ fn opaque_secret(item: wire::ConfigItem) -> wire::SecretItem {
     }
 }
 
-async fn list(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-    kind: Kind,
-    action: &str,
-) -> Result<Listed, ApiError> {
+async fn list(call: Call<'_>, kind: Kind, action: &str) -> Result<Listed, ApiError> {
+    let (api, caller, params, _) = call.parts();
     only_with(
         params,
         action,

@@ -15,10 +15,10 @@ use crate::Api;
 use crate::apps::{
     actor, arn, authorize_local_use, change_application, live_application, revision_doc,
 };
-use crate::caller::{Caller, encode, internal};
+use crate::caller::{Call, Caller, encode, internal};
 use crate::error::ApiError;
 use crate::operations::{Implemented, ram};
-use crate::params::{invalid, only, page_number, required};
+use crate::params::{invalid, known_namespace, only, page_number, required};
 use crate::policy::application_arn;
 use crate::render;
 
@@ -30,6 +30,12 @@ pub(crate) async fn dispatch(
     request_id: &str,
 ) -> Result<Map<String, Value>, ApiError> {
     check_region(api, params)?;
+    let call = Call {
+        api,
+        caller,
+        params,
+        request_id,
+    };
     if matches!(op, Implemented::DeployK8sApplication) && crate::instances::is_rollback(params) {
         return crate::instances::rollback(api, caller, params, request_id).await;
     }
@@ -40,28 +46,14 @@ pub(crate) async fn dispatch(
         Implemented::ListHistoryDeployVersion => {
             crate::instances::list_history(api, caller, params).await
         }
-        Implemented::InsertK8sApplication => encode(insert(api, caller, params, request_id).await?),
-        Implemented::GetK8sServices => {
-            encode(crate::lifecycle::get_services(api, caller, params).await?)
-        }
-        Implemented::GetApplication => {
-            encode(crate::lifecycle::get_application(api, caller, params).await?)
-        }
-        Implemented::QueryApplicationStatus => {
-            encode(crate::lifecycle::query_status(api, caller, params).await?)
-        }
-        Implemented::GetK8sCluster => {
-            encode(crate::clusters::get_k8s_cluster(api, caller, params).await?)
-        }
-        Implemented::ListCluster => {
-            encode(crate::clusters::list_cluster(api, caller, params).await?)
-        }
-        Implemented::ImportK8sCluster => {
-            encode(crate::clusters::import_k8s_cluster(api, caller, params).await?)
-        }
-        Implemented::ListK8sNamespaces => {
-            encode(crate::clusters::list_namespaces(api, caller, params).await?)
-        }
+        Implemented::InsertK8sApplication => encode(insert(call).await?),
+        Implemented::GetK8sServices => encode(crate::lifecycle::get_services(call).await?),
+        Implemented::GetApplication => encode(crate::lifecycle::get_application(call).await?),
+        Implemented::QueryApplicationStatus => encode(crate::lifecycle::query_status(call).await?),
+        Implemented::GetK8sCluster => encode(crate::clusters::get_k8s_cluster(call).await?),
+        Implemented::ListCluster => encode(crate::clusters::list_cluster(call).await?),
+        Implemented::ImportK8sCluster => encode(crate::clusters::import_k8s_cluster(call).await?),
+        Implemented::ListK8sNamespaces => encode(crate::clusters::list_namespaces(call).await?),
         Implemented::ListBuildPack => encode(crate::clusters::list_build_packs(params)?),
         Implemented::CreateK8sConfigMap
         | Implemented::UpdateK8sConfigMap
@@ -70,28 +62,16 @@ pub(crate) async fn dispatch(
         | Implemented::CreateK8sSecret
         | Implemented::UpdateK8sSecret
         | Implemented::DeleteK8sSecret
-        | Implemented::ListK8sSecrets => {
-            crate::configuration::dispatch(api, caller, op, params, request_id).await
-        }
-        Implemented::GetK8sApplication => encode(get_application(api, caller, params).await?),
-        Implemented::ListApplication => encode(list_applications(api, caller, params).await?),
-        Implemented::GetChangeOrderInfo => encode(get_change_order(api, caller, params).await?),
-        Implemented::ListRecentChangeOrder => {
-            encode(list_change_orders(api, caller, params).await?)
-        }
-        Implemented::ContinuePipeline => {
-            encode(continue_pipeline(api, caller, params, request_id).await?)
-        }
-        Implemented::AbortChangeOrder => {
-            encode(abort(api, caller, params, request_id, Abort::Only).await?)
-        }
-        Implemented::AbortAndRollbackChangeOrder => {
-            encode(abort(api, caller, params, request_id, Abort::AndRollback).await?)
-        }
-        Implemented::RollbackChangeOrder => {
-            encode(abort(api, caller, params, request_id, Abort::Rollback).await?)
-        }
-        Implemented::RetryChangeOrderTask => encode(retry(api, caller, params, request_id).await?),
+        | Implemented::ListK8sSecrets => crate::configuration::dispatch(call, op).await,
+        Implemented::GetK8sApplication => encode(get_application(call).await?),
+        Implemented::ListApplication => encode(list_applications(call).await?),
+        Implemented::GetChangeOrderInfo => encode(get_change_order(call).await?),
+        Implemented::ListRecentChangeOrder => encode(list_change_orders(call).await?),
+        Implemented::ContinuePipeline => encode(continue_pipeline(call).await?),
+        Implemented::AbortChangeOrder => encode(abort(call, Abort::Only).await?),
+        Implemented::AbortAndRollbackChangeOrder => encode(abort(call, Abort::AndRollback).await?),
+        Implemented::RollbackChangeOrder => encode(abort(call, Abort::Rollback).await?),
+        Implemented::RetryChangeOrderTask => encode(retry(call).await?),
         Implemented::DeployK8sApplication
         | Implemented::UpdateK8sApplicationConfig
         | Implemented::ScaleK8sApplication
@@ -106,9 +86,7 @@ pub(crate) async fn dispatch(
             let operation = op
                 .change_operation()
                 .ok_or_else(|| internal("dispatching", "not a change of an application"))?;
-            encode(
-                change_application(api, caller, params, request_id, operation, ram_action).await?,
-            )
+            encode(change_application(call, operation, ram_action).await?)
         }
     }
 }
@@ -127,12 +105,8 @@ fn check_region(api: &Api, params: &Params) -> Result<(), ApiError> {
     }
 }
 
-async fn insert(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-    request_id: &str,
-) -> Result<ApplicationInfoBody, ApiError> {
+async fn insert(call: Call<'_>) -> Result<ApplicationInfoBody, ApiError> {
+    let (api, caller, params, request_id) = call.parts();
     let config = api.config();
     let namespace = params
         .get("LogicalRegionId")
@@ -144,15 +118,7 @@ async fn insert(
         action,
         &application_arn(&config.region_id, &config.account_id, &namespace, "*"),
     )?;
-    if !config.knows_namespace(&namespace) {
-        return Err(invalid(
-            "LogicalRegionId",
-            format!(
-                "`{namespace}` is not an EDAS namespace of this server; namespaces: {}",
-                config.all_namespaces().join(", ")
-            ),
-        ));
-    }
+    known_namespace(api, "LogicalRegionId", &namespace)?;
     let change = edas_spec::apply(Operation::InsertK8sApplication, None, params)?;
     authorize_local_use(api, caller, None, &change.spec)?;
     let app_name = change.spec.name.clone();
@@ -182,11 +148,8 @@ async fn insert(
     })
 }
 
-async fn get_application(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-) -> Result<K8sApplicationBody, ApiError> {
+async fn get_application(call: Call<'_>) -> Result<K8sApplicationBody, ApiError> {
+    let (api, caller, params, _) = call.parts();
     only(params, "GetK8sApplication", &["AppId", "From"])?;
     if let Some(from) = params.get("From")
         && !from.is_empty()
@@ -217,11 +180,8 @@ const LIST_PARAMS: &[&str] = &[
     "ResourceGroupId",
 ];
 
-async fn list_applications(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-) -> Result<ApplicationListBody, ApiError> {
+async fn list_applications(call: Call<'_>) -> Result<ApplicationListBody, ApiError> {
+    let (api, caller, params, _) = call.parts();
     only(params, "ListApplication", LIST_PARAMS)?;
     let current_page = page_number(params, "CurrentPage", i64::from(u32::MAX))?.unwrap_or(1);
     let page_size = page_number(params, "PageSize", i64::from(PageRequest::MAX_SIZE))?;
@@ -285,11 +245,8 @@ async fn list_applications(
     })
 }
 
-async fn get_change_order(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-) -> Result<edas_wire::ChangeOrderInfoBody, ApiError> {
+async fn get_change_order(call: Call<'_>) -> Result<edas_wire::ChangeOrderInfoBody, ApiError> {
+    let (api, caller, params, _) = call.parts();
     only(params, "GetChangeOrderInfo", &["ChangeOrderId"])?;
     let id = required(params, "ChangeOrderId")?;
     let view = authorized_order(api, caller, id, ram::READ_APPLICATION).await?;
@@ -316,11 +273,8 @@ fn list_time(t: Option<jiff::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
-async fn list_change_orders(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-) -> Result<edas_wire::ChangeOrderListBody, ApiError> {
+async fn list_change_orders(call: Call<'_>) -> Result<edas_wire::ChangeOrderListBody, ApiError> {
+    let (api, caller, params, _) = call.parts();
     only(params, "ListRecentChangeOrder", &["AppId"])?;
     let app_id = required(params, "AppId")?;
     // Deleted applications keep their history, so their change orders stay listable.
@@ -349,12 +303,8 @@ async fn list_change_orders(
     })
 }
 
-async fn continue_pipeline(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-    request_id: &str,
-) -> Result<Empty, ApiError> {
+async fn continue_pipeline(call: Call<'_>) -> Result<Empty, ApiError> {
+    let (api, caller, params, request_id) = call.parts();
     only(params, "ContinuePipeline", &["PipelineId", "Confirm"])?;
     let pipeline_id = required(params, "PipelineId")?;
     let confirm = match params.get("Confirm") {
@@ -379,13 +329,8 @@ async fn continue_pipeline(
     Ok(Empty {})
 }
 
-async fn abort(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-    request_id: &str,
-    how: Abort,
-) -> Result<ChangeOrderDataBody, ApiError> {
+async fn abort(call: Call<'_>, how: Abort) -> Result<ChangeOrderDataBody, ApiError> {
+    let (api, caller, params, request_id) = call.parts();
     let action = match how {
         Abort::Only => "AbortChangeOrder",
         Abort::AndRollback => "AbortAndRollbackChangeOrder",
@@ -400,12 +345,8 @@ async fn abort(
     })
 }
 
-async fn retry(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-    request_id: &str,
-) -> Result<DataTextBody, ApiError> {
+async fn retry(call: Call<'_>) -> Result<DataTextBody, ApiError> {
+    let (api, caller, params, request_id) = call.parts();
     only(params, "RetryChangeOrderTask", &["TaskId", "RetryStatus"])?;
     let task_id = required(params, "TaskId")?;
     if let Some(v) = params.get("RetryStatus") {

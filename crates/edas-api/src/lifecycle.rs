@@ -3,13 +3,11 @@
 //! configure, delete — are change orders, submitted by `apps::change_application`.)
 
 use edas_app::{Application, Observed};
-use edas_spec::Params;
 use edas_wire::application::{self as wire, AppInfo, AppInfoBody, ApplicationBody};
 use edas_wire::service::{Service, ServicePort, ServicesBody};
 
-use crate::Api;
 use crate::apps::{arn, live_application, revision_doc};
-use crate::caller::Caller;
+use crate::caller::Call;
 use crate::error::ApiError;
 use crate::operations::ram;
 use crate::params::{only, required};
@@ -48,11 +46,8 @@ fn phase(app: &Application, observed: &Observed) -> &'static str {
     }
 }
 
-pub(crate) async fn get_application(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-) -> Result<ApplicationBody, ApiError> {
+pub(crate) async fn get_application(call: Call<'_>) -> Result<ApplicationBody, ApiError> {
+    let (api, caller, params, _) = call.parts();
     only(params, "GetApplication", &["AppId"])?;
     let app_id = required(params, "AppId")?;
     let app = live_application(api, app_id).await?;
@@ -111,11 +106,8 @@ fn cpu_cores(spec: &edas_spec::AppSpec) -> i64 {
 /// GetK8sServices: the Services of the application's newest revision. On the local runtime each
 /// listens on 127.0.0.1 at its port (the `ClusterIP`); elsewhere the cluster assigns the address,
 /// which this API does not track (empty).
-pub(crate) async fn get_services(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-) -> Result<ServicesBody, ApiError> {
+pub(crate) async fn get_services(call: Call<'_>) -> Result<ServicesBody, ApiError> {
+    let (api, caller, params, _) = call.parts();
     only(params, "GetK8sServices", &["AppId"])?;
     let app_id = required(params, "AppId")?;
     let app = live_application(api, app_id).await?;
@@ -147,11 +139,8 @@ pub(crate) async fn get_services(
     Ok(ServicesBody { services })
 }
 
-pub(crate) async fn query_status(
-    api: &Api,
-    caller: &Caller,
-    params: &Params,
-) -> Result<AppInfoBody, ApiError> {
+pub(crate) async fn query_status(call: Call<'_>) -> Result<AppInfoBody, ApiError> {
+    let (api, caller, params, _) = call.parts();
     only(params, "QueryApplicationStatus", &["AppId"])?;
     let app_id = required(params, "AppId")?;
     let app = live_application(api, app_id).await?;

@@ -514,7 +514,7 @@ mod tests {
 
     #[test]
     fn implemented_operations_map_back_and_have_a_permission() {
-        assert_eq!(Implemented::ALL.len(), 36);
+        assert_eq!(Implemented::ALL.len(), 38);
         for implemented in Implemented::ALL {
             assert_eq!(implemented.action().implemented(), Some(*implemented));
             let (ram_action, _) = implemented.permission();

@@ -3,10 +3,27 @@
 
 use edas_spec::{Params, Violation, ViolationKind, Violations, parse_int};
 
+use crate::Api;
 use crate::error::ApiError;
 
 pub(crate) fn invalid(parameter: &str, message: impl Into<String>) -> ApiError {
     ApiError::from(edas_app::AppError::invalid(parameter, message))
+}
+
+/// `Ok` when `namespace` (given as `parameter`) is an EDAS namespace of this server, else the
+/// error listing the namespaces there are.
+pub(crate) fn known_namespace(api: &Api, parameter: &str, namespace: &str) -> Result<(), ApiError> {
+    let config = api.config();
+    if config.knows_namespace(namespace) {
+        return Ok(());
+    }
+    Err(invalid(
+        parameter,
+        format!(
+            "`{namespace}` is not an EDAS namespace of this server; namespaces: {}",
+            config.all_namespaces().join(", ")
+        ),
+    ))
 }
 
 pub(crate) fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {

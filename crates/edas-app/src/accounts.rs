@@ -37,6 +37,16 @@ impl From<StoreError> for AccountError {
     }
 }
 
+/// An account change's audit record (actor, action, target; never a secret) and the time of the
+/// change: what every command below writes in the change's own transaction.
+#[derive(Debug, Clone)]
+pub struct Audited {
+    /// The record.
+    pub entry: AuditEntry,
+    /// When the change is made.
+    pub at: Timestamp,
+}
+
 impl App {
     /// Every user, by name.
     pub async fn list_users(&self) -> Result<Vec<User>, AccountError> {
@@ -49,23 +59,13 @@ impl App {
     }
 
     /// Creates or updates a user.
-    pub async fn put_user(
-        &self,
-        user: &User,
-        audit: AuditEntry,
-        now: Timestamp,
-    ) -> Result<(), AccountError> {
-        Ok(self.store.put_user(user, audit, now).await?)
+    pub async fn put_user(&self, user: &User, audit: Audited) -> Result<(), AccountError> {
+        Ok(self.store.put_user(user, audit.entry, audit.at).await?)
     }
 
     /// Deletes a user with its keys and attachments; whether it existed.
-    pub async fn delete_user(
-        &self,
-        name: &str,
-        audit: AuditEntry,
-        now: Timestamp,
-    ) -> Result<bool, AccountError> {
-        Ok(self.store.delete_user(name, audit, now).await?)
+    pub async fn delete_user(&self, name: &str, audit: Audited) -> Result<bool, AccountError> {
+        Ok(self.store.delete_user(name, audit.entry, audit.at).await?)
     }
 
     /// A user's access keys, by id.
@@ -77,10 +77,12 @@ impl App {
     pub async fn create_access_key(
         &self,
         key: &AccessKey,
-        audit: AuditEntry,
-        now: Timestamp,
+        audit: Audited,
     ) -> Result<(), AccountError> {
-        Ok(self.store.create_access_key(key, audit, now).await?)
+        Ok(self
+            .store
+            .create_access_key(key, audit.entry, audit.at)
+            .await?)
     }
 
     /// Enables or disables an access key.
@@ -88,23 +90,20 @@ impl App {
         &self,
         id: &str,
         enabled: bool,
-        audit: AuditEntry,
-        now: Timestamp,
+        audit: Audited,
     ) -> Result<(), AccountError> {
         Ok(self
             .store
-            .set_access_key_enabled(id, enabled, audit, now)
+            .set_access_key_enabled(id, enabled, audit.entry, audit.at)
             .await?)
     }
 
     /// Deletes an access key; whether it existed.
-    pub async fn delete_access_key(
-        &self,
-        id: &str,
-        audit: AuditEntry,
-        now: Timestamp,
-    ) -> Result<bool, AccountError> {
-        Ok(self.store.delete_access_key(id, audit, now).await?)
+    pub async fn delete_access_key(&self, id: &str, audit: Audited) -> Result<bool, AccountError> {
+        Ok(self
+            .store
+            .delete_access_key(id, audit.entry, audit.at)
+            .await?)
     }
 
     /// Every policy, by name.
@@ -113,23 +112,16 @@ impl App {
     }
 
     /// Creates or replaces a policy (its document validated by the caller).
-    pub async fn put_policy(
-        &self,
-        policy: &Policy,
-        audit: AuditEntry,
-        now: Timestamp,
-    ) -> Result<(), AccountError> {
-        Ok(self.store.put_policy(policy, audit, now).await?)
+    pub async fn put_policy(&self, policy: &Policy, audit: Audited) -> Result<(), AccountError> {
+        Ok(self.store.put_policy(policy, audit.entry, audit.at).await?)
     }
 
     /// Deletes a policy and its attachments; whether it existed.
-    pub async fn delete_policy(
-        &self,
-        name: &str,
-        audit: AuditEntry,
-        now: Timestamp,
-    ) -> Result<bool, AccountError> {
-        Ok(self.store.delete_policy(name, audit, now).await?)
+    pub async fn delete_policy(&self, name: &str, audit: Audited) -> Result<bool, AccountError> {
+        Ok(self
+            .store
+            .delete_policy(name, audit.entry, audit.at)
+            .await?)
     }
 
     /// Attaches a policy to a user (idempotent).
@@ -137,10 +129,12 @@ impl App {
         &self,
         user: &str,
         policy: &str,
-        audit: AuditEntry,
-        now: Timestamp,
+        audit: Audited,
     ) -> Result<(), AccountError> {
-        Ok(self.store.attach_policy(user, policy, audit, now).await?)
+        Ok(self
+            .store
+            .attach_policy(user, policy, audit.entry, audit.at)
+            .await?)
     }
 
     /// Detaches a policy from a user; whether it was attached.
@@ -148,9 +142,11 @@ impl App {
         &self,
         user: &str,
         policy: &str,
-        audit: AuditEntry,
-        now: Timestamp,
+        audit: Audited,
     ) -> Result<bool, AccountError> {
-        Ok(self.store.detach_policy(user, policy, audit, now).await?)
+        Ok(self
+            .store
+            .detach_policy(user, policy, audit.entry, audit.at)
+            .await?)
     }
 }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use edas_engine::Engine;
 use edas_store::Store;
 
-pub use accounts::AccountError;
+pub use accounts::{AccountError, Audited};
 pub use changes::Created;
 pub use clusters::ClusterInfo;
 pub use configuration::{Object, ObjectKind, ObjectRef};

@@ -57,12 +57,11 @@ pub(super) async fn create_user(admin: Admin) -> Reply {
     };
     app.put_user(
         &created,
-        admin.audit(
+        admin.audited(
             "CreateUser",
             format!("user/{}", new.name),
             json!({"Admin": new.admin}),
         ),
-        now(),
     )
     .await
     .map_err(|e| account_error("user", &new.name, e))?;
@@ -82,8 +81,7 @@ pub(super) async fn delete_user(admin: Admin, Path(name): Path<String>) -> Reply
         .app()
         .delete_user(
             &name,
-            admin.audit("DeleteUser", format!("user/{name}"), Value::Null),
-            now(),
+            admin.audited("DeleteUser", format!("user/{name}"), Value::Null),
         )
         .await
         .map_err(|e| account_error("user", &name, e))?;
@@ -142,12 +140,11 @@ pub(super) async fn create_key(admin: Admin, Path(name): Path<String>) -> Reply 
         .app()
         .create_access_key(
             &created,
-            admin.audit(
+            admin.audited(
                 "CreateAccessKey",
                 format!("access_key/{id}"),
                 json!({"User": name}),
             ),
-            now(),
         )
         .await
         .map_err(|e| account_error("access key", &id, e))?;
@@ -178,8 +175,7 @@ pub(super) async fn set_key(admin: Admin, Path(id): Path<String>) -> Reply {
         .set_access_key_enabled(
             &id,
             update.enabled,
-            admin.audit(action, format!("access_key/{id}"), Value::Null),
-            now(),
+            admin.audited(action, format!("access_key/{id}"), Value::Null),
         )
         .await
         .map_err(|e| account_error("access key", &id, e))?;
@@ -197,8 +193,7 @@ pub(super) async fn delete_key(admin: Admin, Path(id): Path<String>) -> Reply {
         .app()
         .delete_access_key(
             &id,
-            admin.audit("DeleteAccessKey", format!("access_key/{id}"), Value::Null),
-            now(),
+            admin.audited("DeleteAccessKey", format!("access_key/{id}"), Value::Null),
         )
         .await
         .map_err(|e| account_error("access key", &id, e))?;
@@ -232,12 +227,11 @@ pub(super) async fn put_policy(admin: Admin, Path(name): Path<String>) -> Reply 
         .app()
         .put_policy(
             &stored,
-            admin.audit(
+            admin.audited(
                 "PutPolicy",
                 format!("policy/{name}"),
                 json!({"Document": stored.document}),
             ),
-            now(),
         )
         .await
         .map_err(|e| account_error("policy", &name, e))?;
@@ -252,8 +246,7 @@ pub(super) async fn delete_policy(admin: Admin, Path(name): Path<String>) -> Rep
         .app()
         .delete_policy(
             &name,
-            admin.audit("DeletePolicy", format!("policy/{name}"), Value::Null),
-            now(),
+            admin.audited("DeletePolicy", format!("policy/{name}"), Value::Null),
         )
         .await
         .map_err(|e| account_error("policy", &name, e))?;
@@ -282,12 +275,11 @@ pub(super) async fn attach_policy(
         .attach_policy(
             &name,
             &policy,
-            admin.audit(
+            admin.audited(
                 "AttachPolicy",
                 format!("user/{name}"),
                 json!({"Policy": policy}),
             ),
-            now(),
         )
         .await
         .map_err(|e| account_error("user or policy", &format!("{name}/{policy}"), e))?;
@@ -304,12 +296,11 @@ pub(super) async fn detach_policy(
         .detach_policy(
             &name,
             &policy,
-            admin.audit(
+            admin.audited(
                 "DetachPolicy",
                 format!("user/{name}"),
                 json!({"Policy": policy}),
             ),
-            now(),
         )
         .await
         .map_err(|e| account_error("attachment", &format!("{name}/{policy}"), e))?;
