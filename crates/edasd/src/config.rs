@@ -41,6 +41,9 @@ pub struct Config {
     /// Limits of the API listener (`[server]`).
     #[serde(default)]
     pub server: crate::connections::ServerSection,
+    /// Release notifications (`[notify]`).
+    #[serde(default)]
+    pub notify: crate::notify::NotifySection,
 }
 
 /// `[engine]`: the release engine. Every key is optional.
@@ -85,6 +88,7 @@ impl Default for Config {
             local: LocalSection::default(),
             engine: EngineSection::default(),
             server: crate::connections::ServerSection::default(),
+            notify: crate::notify::NotifySection::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 mod config;
 mod connections;
 mod kube_clusters;
+mod notify;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -227,8 +228,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(lease) = config.engine.lease()? {
         engine_config.lease = lease;
     }
+    let notify_config = config
+        .notify
+        .config(&engine_config.worker_id, store.backend_name() == "postgres")?;
     let engine = Engine::new(store.clone(), runtimes, engine_config);
     let engine_task = engine.start();
+    let notify_stop = tokio_util::sync::CancellationToken::new();
+    let notify_task = tokio::spawn(
+        edas_notify::Notifier::new((*store).clone(), notify_config)
+            .context("building the notifier's HTTP client")?
+            .run(notify_stop.clone()),
+    );
     if config.retention.is_set() {
         tokio::spawn(prune_periodically(store.clone(), config.clone()));
     }
@@ -321,6 +331,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("connections drained; stopping the release engine");
     engine.shutdown().await;
     engine_task.abort();
+    notify_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), notify_task).await;
     tracing::info!("closing the local service ports; requests in flight finish");
     local_runtime.shutdown_services(DRAIN_TIMEOUT).await;
     store.close().await;
