@@ -398,28 +398,26 @@ fn environment(
 
 fn resources(spec: &AppSpec) -> Option<ResourceRequirements> {
     let r = &spec.resources;
-    let mut limits = BTreeMap::new();
-    let mut requests = BTreeMap::new();
-    let put = |map: &mut BTreeMap<String, Quantity>, key: &str, v: Option<u32>, unit: &str| {
-        if let Some(v) = v {
-            map.insert(key.to_owned(), Quantity(format!("{v}{unit}")));
-        }
+    // Millicores, MiB and GiB, the units the spec keeps them in.
+    let quantities = |cpu: Option<u32>, memory: Option<u32>, ephemeral: Option<u32>| {
+        [
+            ("cpu", cpu, "m"),
+            ("memory", memory, "Mi"),
+            ("ephemeral-storage", ephemeral, "Gi"),
+        ]
+        .into_iter()
+        .filter_map(|(key, v, unit)| Some((key.to_owned(), Quantity(format!("{}{unit}", v?)))))
+        .collect::<BTreeMap<_, _>>()
     };
-    put(&mut limits, "cpu", r.cpu_limit_millis, "m");
-    put(&mut limits, "memory", r.memory_limit_mib, "Mi");
-    put(
-        &mut limits,
-        "ephemeral-storage",
+    let limits = quantities(
+        r.cpu_limit_millis,
+        r.memory_limit_mib,
         r.ephemeral_limit_gib,
-        "Gi",
     );
-    put(&mut requests, "cpu", r.cpu_request_millis, "m");
-    put(&mut requests, "memory", r.memory_request_mib, "Mi");
-    put(
-        &mut requests,
-        "ephemeral-storage",
+    let requests = quantities(
+        r.cpu_request_millis,
+        r.memory_request_mib,
         r.ephemeral_request_gib,
-        "Gi",
     );
     if limits.is_empty() && requests.is_empty() {
         return None;
