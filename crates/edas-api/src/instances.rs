@@ -15,6 +15,7 @@ use edas_spec::AppSpec;
 use edas_spec::catalog::Scope;
 use edas_spec::model::Artifact;
 use edas_spec::{Operation, Params, parse_int};
+use edas_wire::application::ChangeOrderIdBody;
 use edas_wire::instances::{
     AppInstance, HistoryBody, InstanceListBody, PackageVersion, PackageVersionList,
 };
@@ -23,7 +24,7 @@ use tracing::Instrument as _;
 
 use crate::Api;
 use crate::apps::{actor, arn, live_application, revision_doc};
-use crate::caller::Caller;
+use crate::caller::{Caller, encode};
 use crate::error::ApiError;
 use crate::operations::ram;
 use crate::params::{invalid, only, required};
@@ -41,16 +42,6 @@ pub const LOG_PARAMETERS: &[&str] = &[
     "TailLines",
     "SinceSeconds",
 ];
-
-fn encode<T: serde::Serialize>(body: &T) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::to_value(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(crate::caller::internal(
-            "encoding the answer",
-            "not an object",
-        )),
-    }
-}
 
 /// The version of what a spec runs: its image, its package's `PackageVersion`, else `r<N>`.
 fn version_of(spec: &AppSpec, revision: &str) -> (String, &'static str, String) {
@@ -305,9 +296,7 @@ pub(crate) async fn rollback(
         .await?;
     metrics::counter!("edasd_change_orders_submitted_total", "action" => "DeployK8sApplication")
         .increment(1);
-    let mut out = Map::new();
-    out.insert("ChangeOrderId".into(), Value::from(change_order_id));
-    Ok(out)
+    encode(ChangeOrderIdBody { change_order_id })
 }
 
 /// `GET /edasd/v1/logs?AppId=…&InstanceName=…[&Follow=true][&Previous=true][&TailLines=N]
