@@ -1,13 +1,14 @@
 //! `edas-bench batch-gap`: the engine's overhead between batches on the fake runtime (see the
 //! crate docs).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use edas_engine::{CreateApplication, Engine, EngineConfig, Runtimes, Submission};
+use edas_engine::{CreateApplication, Engine, EngineConfig, Runtimes, Submission, Submitted};
 use edas_runtime::fake::{FakeRuntime, LogEntry};
-use edas_spec::{Operation, Params, apply};
+use edas_spec::{Change, Operation, Params, apply};
 use edas_store::Store;
 
 use crate::stats::percentile;
@@ -26,16 +27,42 @@ pub(crate) async fn wait_status(store: &Store, id: &str, status: i32) -> anyhow:
     bail!("change order {id} did not reach status {status}")
 }
 
+/// The engine edasd runs, started over the store in `data` and a fake runtime (1 ms a call) as
+/// cluster `local`, with `config`.
+pub(crate) async fn fake_engine(
+    data: &Path,
+    config: EngineConfig,
+) -> anyhow::Result<(Arc<Store>, FakeRuntime, Engine)> {
+    let store = Arc::new(Store::open_data_dir(data).await?);
+    let fake = FakeRuntime::new(Duration::from_millis(1));
+    let runtimes = Runtimes::new().with("local", Arc::new(fake.clone()));
+    let engine = Engine::new(store.clone(), runtimes, config);
+    engine.start();
+    Ok((store, fake, engine))
+}
+
+/// Creates application `app_id` from `change` through `engine`, as `bench`.
+pub(crate) async fn create(
+    engine: &Engine,
+    app_id: &str,
+    change: Change,
+) -> anyhow::Result<Submitted> {
+    engine
+        .create_application(CreateApplication {
+            app_id: app_id.to_owned(),
+            region_id: "cn-hangzhou".into(),
+            namespace_id: "cn-hangzhou".into(),
+            change,
+            actor: "bench".into(),
+            request_id: String::new(),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 pub(crate) async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(Store::open_data_dir(dir.path()).await?);
-    let fake = FakeRuntime::new(Duration::from_millis(1));
-    let engine = Engine::new(
-        store.clone(),
-        Runtimes::new().with("local", Arc::new(fake.clone())),
-        EngineConfig::default(),
-    );
-    engine.start();
+    let (store, fake, engine) = fake_engine(dir.path(), EngineConfig::default()).await?;
     let replicas = batches.to_string();
     let change = apply(
         Operation::InsertK8sApplication,
@@ -48,17 +75,7 @@ pub(crate) async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
         ]),
     )
     .map_err(|v| anyhow::anyhow!("{v}"))?;
-    let created = engine
-        .create_application(CreateApplication {
-            app_id: "bench".into(),
-            region_id: "cn-hangzhou".into(),
-            namespace_id: "cn-hangzhou".into(),
-            change,
-            actor: "bench".into(),
-            request_id: String::new(),
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let created = create(&engine, "bench", change).await?;
     wait_status(&store, &created.change_order_id, 2).await?;
 
     // Floor: one durable change-order transition (CAS + audit record) on a store of its own

@@ -18,14 +18,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use edas_runtime::{Runtime, Target};
 use edas_spec::{Operation, apply};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::batch_gap::params;
 use crate::release::{floor_batches, until};
@@ -170,52 +169,29 @@ pub(crate) async fn run(
     )?;
     let server = Server::edasd(edasd, &dir.join("edasd"), Some(&config_file))?;
     let api = Operations::new(&server);
-    let body = api
-        .call(
-            "/pop/v5/k8s/acs/create_k8s_app",
-            "InsertK8sApplication",
-            vec![
-                ("AppName", "overhead".into()),
-                ("ClusterId", "k8s".into()),
-                ("Namespace", "bench".into()),
-                ("ImageUrl", IMAGES[0].into()),
-                ("Replicas", replicas.to_string()),
-            ],
-        )
+    let app = api
+        .insert(vec![
+            ("AppName", "overhead".into()),
+            ("ClusterId", "k8s".into()),
+            ("Namespace", "bench".into()),
+            ("ImageUrl", IMAGES[0].into()),
+            ("Replicas", replicas.to_string()),
+        ])
         .await?;
-    let app = body["ApplicationInfo"]["AppId"]
-        .as_str()
-        .context("AppId")?
-        .to_owned();
-    api.finished(
-        body["ApplicationInfo"]["ChangeOrderId"]
-            .as_str()
-            .context("ChangeOrderId")?,
-    )
-    .await?;
     let strategy = format!(
         r#"{{"type":"BatchUpdate","batchUpdate":{{"batch":{replicas},"releaseType":"auto","batchWaitTime":0}}}}"#
     );
-    let number = |v: &Value| v.as_str().and_then(|s| s.parse::<u64>().ok());
     let (mut gaps, mut walls) = (Vec::new(), Vec::new());
     for run in 1..=runs {
         let since = Instant::now();
-        let body = api
-            .call(
-                "/pop/v5/k8s/acs/k8s_apps",
-                "DeployK8sApplication",
-                vec![
-                    ("AppId", app.clone()),
-                    ("Image", IMAGES[run as usize % 2].into()),
-                    ("UpdateStrategy", strategy.clone()),
-                ],
-            )
+        let (_, wall) = api
+            .deploy(vec![
+                ("AppId", app.clone()),
+                ("Image", IMAGES[run as usize % 2].into()),
+                ("UpdateStrategy", strategy.clone()),
+            ])
             .await?;
-        let id = body["ChangeOrderId"].as_str().context("ChangeOrderId")?;
-        let info = api.finished(id).await?;
-        let created = number(&info["CreateTime"]).context("CreateTime")?;
-        let done = number(&info["FinishTime"]).context("FinishTime")?;
-        walls.push(Duration::from_millis(done.saturating_sub(created)));
+        walls.push(wall);
         // The new revision is the one with pods created since the deploy.
         let revision = {
             let pods = rec.pods.lock().unwrap_or_else(|e| e.into_inner());

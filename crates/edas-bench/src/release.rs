@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use edas_local::{LocalConfig, LocalRuntime};
 use edas_runtime::{Runtime, Target};
 use edas_spec::{Operation, apply};
@@ -30,12 +30,6 @@ use serde_json::{Value, json};
 use crate::batch_gap::params;
 use crate::server::{Operations, Server};
 use crate::stats::{machine, ms, percentile};
-
-fn number(v: &Value) -> Option<u64> {
-    v.as_str()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| v.as_u64())
-}
 
 /// A readiness probe on the test app's `/ready`, every second (Kubernetes' smallest period).
 const READINESS: &str = r#"{"httpGet":{"path":"/ready","port":8080},"initialDelaySeconds":0,"periodSeconds":1,"timeoutSeconds":1,"successThreshold":1,"failureThreshold":3}"#;
@@ -107,10 +101,8 @@ async fn through_edasd(
     let server = Server::edasd(edasd, &dir.join("edasd"), None)?;
     let api = Operations::new(&server);
     let envs = |v: &str| json!([{"name": "APP_VERSION", "value": v}]).to_string();
-    let body = api
-        .call(
-            "/pop/v5/k8s/acs/create_k8s_app",
-            "InsertK8sApplication",
+    let app = api
+        .insert(
             vec![
                 ("AppName", "overhead".into()),
                 ("ClusterId", "local".into()),
@@ -124,15 +116,6 @@ async fn through_edasd(
             .collect(),
         )
         .await?;
-    let app = body["ApplicationInfo"]["AppId"]
-        .as_str()
-        .context("AppId")?
-        .to_owned();
-    let first = body["ApplicationInfo"]["ChangeOrderId"]
-        .as_str()
-        .context("ChangeOrderId")?
-        .to_owned();
-    api.finished(&first).await?;
     let strategy = format!(
         r#"{{"type":"BatchUpdate","batchUpdate":{{"batch":{replicas},"releaseType":"auto","batchWaitTime":0}}}}"#
     );
@@ -140,23 +123,15 @@ async fn through_edasd(
     let mut walls = Vec::new();
     for run in 1..=runs {
         let v = format!("v{run}");
-        let body = api
-            .call(
-                "/pop/v5/k8s/acs/k8s_apps",
-                "DeployK8sApplication",
-                vec![
-                    ("AppId", app.clone()),
-                    ("Image", format!("edas-testapp:{v}")),
-                    ("Envs", envs(&v)),
-                    ("UpdateStrategy", strategy.clone()),
-                ],
-            )
+        let (created, wall) = api
+            .deploy(vec![
+                ("AppId", app.clone()),
+                ("Image", format!("edas-testapp:{v}")),
+                ("Envs", envs(&v)),
+                ("UpdateStrategy", strategy.clone()),
+            ])
             .await?;
-        let id = body["ChangeOrderId"].as_str().context("ChangeOrderId")?;
-        let info = api.finished(id).await?;
-        let created = number(&info["CreateTime"]).context("CreateTime")?;
-        let done = number(&info["FinishTime"]).context("FinishTime")?;
-        walls.push(Duration::from_millis(done.saturating_sub(created)));
+        walls.push(wall);
         gaps.extend(file_gaps(&dir.join("edasd").join("local"), &app, created)?);
     }
     drop(server);

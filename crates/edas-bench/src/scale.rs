@@ -15,19 +15,25 @@
 //! state (lease renewals are its only work: no polling tick).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use edas_engine::{CreateApplication, Engine, EngineConfig, Runtimes, Submission};
-use edas_runtime::fake::FakeRuntime;
+use edas_engine::{EngineConfig, Submission};
 use edas_spec::{Operation, apply};
 use edas_store::{AuditEntry, NewApplication, NewChangeOrder, Store, Transition};
 
-use crate::batch_gap::params;
+use crate::batch_gap::{create, fake_engine, params};
 use crate::stats::{machine, mib, rss_and_cpu};
 
 const WORKER: &str = "edas-bench-scale";
+
+/// The engine settings of the set-up and of the measured process: one worker id.
+fn worker() -> EngineConfig {
+    EngineConfig {
+        worker_id: WORKER.into(),
+        ..EngineConfig::default()
+    }
+}
 
 fn audit(app_id: &str) -> AuditEntry {
     AuditEntry {
@@ -66,17 +72,7 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
     let data = dir.path().join("data");
     let setup_started = Instant::now();
     {
-        let store = Arc::new(Store::open_data_dir(&data).await?);
-        let fake = FakeRuntime::new(Duration::from_millis(1));
-        let engine = Engine::new(
-            store.clone(),
-            Runtimes::new().with("local", Arc::new(fake)),
-            EngineConfig {
-                worker_id: WORKER.into(),
-                ..EngineConfig::default()
-            },
-        );
-        engine.start();
+        let (store, _, engine) = fake_engine(&data, worker()).await?;
         // In flight: created and released through the engine, 32 at a time.
         let insert = |name: &str| {
             apply(
@@ -99,20 +95,11 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
                 let engine = engine.clone();
                 let change = insert(&format!("flight-{i}"))?;
                 tasks.push(tokio::spawn(async move {
-                    engine
-                        .create_application(CreateApplication {
-                            app_id: format!("flight-{i}"),
-                            region_id: "cn-hangzhou".into(),
-                            namespace_id: "cn-hangzhou".into(),
-                            change,
-                            actor: "bench".into(),
-                            request_id: String::new(),
-                        })
-                        .await
+                    create(&engine, &format!("flight-{i}"), change).await
                 }));
             }
             for t in tasks {
-                let created = t.await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+                let created = t.await??;
                 first_orders.push(created.change_order_id);
             }
         }
@@ -289,19 +276,9 @@ pub(crate) async fn scale_load(
     idle_seconds: u64,
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let store = Arc::new(Store::open_data_dir(&data_dir).await?);
-    let fake = FakeRuntime::new(Duration::from_millis(1));
-    let engine = Engine::new(
-        store.clone(),
-        Runtimes::new().with("local", Arc::new(fake)),
-        // The same worker id as the set-up: a restart of the same edasd, which resumes its
-        // own orders at once instead of waiting for their leases to expire.
-        EngineConfig {
-            worker_id: WORKER.into(),
-            ..EngineConfig::default()
-        },
-    );
-    engine.start();
+    // The same worker id as the set-up: a restart of the same edasd, which resumes its own
+    // orders at once instead of waiting for their leases to expire.
+    let (store, _, engine) = fake_engine(&data_dir, worker()).await?;
     println!("started {}", t0.elapsed().as_millis());
     loop {
         let open = store.open_change_orders().await?;

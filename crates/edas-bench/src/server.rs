@@ -186,6 +186,37 @@ impl Operations {
         Ok(body)
     }
 
+    /// InsertK8sApplication with `params`, waited for: the new application's id.
+    pub(crate) async fn insert(&self, params: Vec<(&str, String)>) -> anyhow::Result<String> {
+        let body = self
+            .call(
+                "/pop/v5/k8s/acs/create_k8s_app",
+                "InsertK8sApplication",
+                params,
+            )
+            .await?;
+        let info = &body["ApplicationInfo"];
+        let first = info["ChangeOrderId"].as_str().context("ChangeOrderId")?;
+        self.finished(first).await?;
+        Ok(info["AppId"].as_str().context("AppId")?.to_owned())
+    }
+
+    /// DeployK8sApplication with `params`, waited for: the change order's CreateTime (Unix
+    /// milliseconds) and its wall time from CreateTime to FinishTime.
+    pub(crate) async fn deploy(
+        &self,
+        params: Vec<(&str, String)>,
+    ) -> anyhow::Result<(u64, Duration)> {
+        let body = self
+            .call("/pop/v5/k8s/acs/k8s_apps", "DeployK8sApplication", params)
+            .await?;
+        let id = body["ChangeOrderId"].as_str().context("ChangeOrderId")?;
+        let info = self.finished(id).await?;
+        let created = number(&info["CreateTime"]).context("CreateTime")?;
+        let done = number(&info["FinishTime"]).context("FinishTime")?;
+        Ok((created, Duration::from_millis(done.saturating_sub(created))))
+    }
+
     /// Waits (at most 10 minutes, polling GetChangeOrderInfo every 50 ms: the benchmark's
     /// timings come from the order's own CreateTime/FinishTime and the runtime's records, not
     /// from this loop) until change order `id` succeeded; its `changeOrderInfo`.
@@ -209,6 +240,13 @@ impl Operations {
             }
         }
     }
+}
+
+/// A number the API answers as a string (or a number).
+fn number(v: &Value) -> Option<u64> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_u64())
 }
 
 /// `edas-bench floor-server`: one axum handler that commits one row per request to SQLite with
