@@ -172,7 +172,9 @@ fn apply_and_exec(spec: &Spec) -> String {
     format!("cannot run `{program}`: {err}")
 }
 
-fn create(c: &Create) -> Result<(), String> {
+/// Creates what an instance needs before it starts (a directory, or an empty file unless it
+/// exists); the launcher does it as the instance's user, edasd without a launcher as itself.
+pub(crate) fn create(c: &Create) -> Result<(), String> {
     let done = if c.dir {
         std::fs::create_dir_all(&c.path)
     } else if c.path.exists() {
@@ -311,14 +313,8 @@ fn private_mounts(spec: &Spec) -> Result<(), String> {
     }
     if spec.read_only_root {
         for path in &spec.writable {
-            mount(
-                Some(path),
-                path,
-                none,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                none,
-            )
-            .map_err(|e| format!("cannot keep `{}` writable: {e}", path.display()))?;
+            bind_to_itself(path)
+                .map_err(|e| format!("cannot keep `{}` writable: {e}", path.display()))?;
         }
         let mounts = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("cannot read the mounts: {e}"))?;
@@ -341,6 +337,13 @@ fn private_mounts(spec: &Spec) -> Result<(), String> {
 }
 
 fn bind_read_only(path: &Path) -> Result<(), String> {
+    bind_to_itself(path).map_err(|e| format!("cannot bind `{}`: {e}", path.display()))?;
+    remount_read_only(path)
+}
+
+/// Makes `path` (and the mounts below it) a mount point of its own, so it can be remounted
+/// apart from its parent.
+fn bind_to_itself(path: &Path) -> nix::Result<()> {
     use nix::mount::{MsFlags, mount};
     let none: Option<&str> = None;
     mount(
@@ -350,8 +353,6 @@ fn bind_read_only(path: &Path) -> Result<(), String> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         none,
     )
-    .map_err(|e| format!("cannot bind `{}`: {e}", path.display()))?;
-    remount_read_only(path)
 }
 
 fn remount_read_only(path: &Path) -> Result<(), String> {

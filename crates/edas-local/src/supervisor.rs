@@ -345,16 +345,7 @@ fn open_logs(
     if !sandboxed {
         // No launcher: edasd creates what the launcher would (as its own user).
         for c in &plan.create {
-            let made = if c.dir {
-                std::fs::create_dir_all(&c.path)
-            } else {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&c.path)
-                    .map(drop)
-            };
-            made.map_err(|e| format!("`{}` path `{}`: {e}", c.param, c.path.display()))?;
+            crate::sandbox::create(c)?;
         }
     }
     Ok((stdout, stderr))
