@@ -118,6 +118,22 @@ pub fn name_of(object: &Value) -> &str {
         .unwrap_or_default()
 }
 
+/// `metadata.namespace` of an object (empty for cluster-scoped ones).
+fn namespace_of(object: &Value) -> &str {
+    object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// How the simulated controllers write (their field manager).
+fn controller_options() -> WriteOptions {
+    WriteOptions {
+        field_manager: "kube-controller-manager".into(),
+        ..Default::default()
+    }
+}
+
 /// The object's `metadata.uid`.
 pub fn uid_of(object: &Value) -> &str {
     object
@@ -237,11 +253,7 @@ impl Store {
         state.rv += 1;
         let rv = state.rv;
         metadata_mut(&mut object).insert("resourceVersion".into(), json!(rv.to_string()));
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let namespace = namespace_of(&object).to_owned();
         let key = (resource, namespace.clone(), name_of(&object).to_owned());
         match kind {
             EventType::Deleted => {
@@ -805,11 +817,7 @@ impl Store {
         for (r, dependent) in dependents {
             match propagation {
                 Propagation::Cascade => {
-                    let ns = dependent
-                        .pointer("/metadata/namespace")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned();
+                    let ns = namespace_of(&dependent).to_owned();
                     if lookup(state, r, &ns, name_of(&dependent)).is_ok() {
                         self.delete_locked(state, r, dependent, Propagation::Cascade);
                     }
@@ -838,15 +846,8 @@ impl Store {
         status_only: bool,
     ) -> Option<Value> {
         let rt = &RESOURCES[resource];
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let options = WriteOptions {
-            field_manager: "kube-controller-manager".into(),
-            ..Default::default()
-        };
+        let namespace = namespace_of(&object).to_owned();
+        let options = controller_options();
         let mut state = self.lock();
         let old = lookup(&state, resource, &namespace, name_of(&object)).ok()?;
         let subresource = if status_only && rt.status_subresource {
@@ -868,15 +869,8 @@ impl Store {
 
     /// A create made by the simulated controllers.
     pub fn controller_create(&self, resource: ResourceId, object: Value) -> Option<Value> {
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let options = WriteOptions {
-            field_manager: "kube-controller-manager".into(),
-            ..Default::default()
-        };
+        let namespace = namespace_of(&object).to_owned();
+        let options = controller_options();
         let mut state = self.lock();
         // The controllers work from a snapshot: an owner deleted since (a Deployment deleted with
         // its ReplicaSets) must not get new dependents, which a real garbage collector would
@@ -894,11 +888,7 @@ impl Store {
 
     /// A delete made by the simulated controllers; a no-op if the object was replaced meanwhile.
     pub fn controller_delete(&self, resource: ResourceId, object: &Value) {
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let namespace = namespace_of(object).to_owned();
         let mut state = self.lock();
         if let Ok(current) = lookup(&state, resource, &namespace, name_of(object))
             && uid_of(&current) == uid_of(object)
@@ -1132,10 +1122,7 @@ fn check_type(rt: &ResourceType, body: &Value) -> Result<(), ApiError> {
 }
 
 fn check_namespace(rt: &ResourceType, namespace: &str, body: &Value) -> Result<(), ApiError> {
-    let given = body
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let given = namespace_of(body);
     if rt.namespaced && !given.is_empty() && given != namespace {
         return Err(ApiError::bad_request(
             "the namespace of the provided object does not match the namespace sent on the request",
@@ -1789,62 +1776,33 @@ mod tests {
     fn cascading_and_orphaning_deletes() {
         let store = Store::new(100);
         let cm = by_kind("ConfigMap");
-        let owner = store
-            .create(
-                cm,
-                "default",
-                json!({"metadata": {"name": "owner"}}),
-                &opts("t"),
-            )
-            .unwrap();
-        let reference = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid_of(&owner)}]);
-        store
-            .create(
-                cm,
-                "default",
-                json!({"metadata": {"name": "child", "ownerReferences": reference}}),
-                &opts("t"),
-            )
-            .unwrap();
-        store
-            .delete(
-                cm,
-                "default",
-                "owner",
-                Propagation::Cascade,
-                &json!({}),
-                false,
-            )
-            .unwrap();
+        // A ConfigMap `owner` and a ConfigMap `child` it owns; then `owner` deleted.
+        let family = |propagation| {
+            let owner = store
+                .create(
+                    cm,
+                    "default",
+                    json!({"metadata": {"name": "owner"}}),
+                    &opts("t"),
+                )
+                .unwrap();
+            let reference = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid_of(&owner)}]);
+            store
+                .create(
+                    cm,
+                    "default",
+                    json!({"metadata": {"name": "child", "ownerReferences": reference}}),
+                    &opts("t"),
+                )
+                .unwrap();
+            store
+                .delete(cm, "default", "owner", propagation, &json!({}), false)
+                .unwrap();
+        };
+        family(Propagation::Cascade);
         assert_eq!(store.get(cm, "default", "child").unwrap_err().code, 404);
 
-        let owner = store
-            .create(
-                cm,
-                "default",
-                json!({"metadata": {"name": "owner"}}),
-                &opts("t"),
-            )
-            .unwrap();
-        let reference = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid_of(&owner)}]);
-        store
-            .create(
-                cm,
-                "default",
-                json!({"metadata": {"name": "child", "ownerReferences": reference}}),
-                &opts("t"),
-            )
-            .unwrap();
-        store
-            .delete(
-                cm,
-                "default",
-                "owner",
-                Propagation::Orphan,
-                &json!({}),
-                false,
-            )
-            .unwrap();
+        family(Propagation::Orphan);
         let child = store.get(cm, "default", "child").unwrap();
         assert_eq!(child["metadata"]["ownerReferences"], json!([]));
     }
