@@ -340,8 +340,15 @@ async fn abort(call: Call<'_>, how: Abort) -> Result<ChangeOrderDataBody, ApiErr
     let id = required(params, "ChangeOrderId")?;
     authorized_order(api, caller, id, ram::MANAGE_APPLICATION).await?;
     let change_order_id = api.app().abort(id, how, &actor(caller, request_id)).await?;
+    let traffic = match how {
+        Abort::Only => api.app().aborted_traffic(&change_order_id).await?,
+        Abort::AndRollback | Abort::Rollback => String::new(),
+    };
     Ok(ChangeOrderDataBody {
-        data: ChangeOrderRef { change_order_id },
+        data: ChangeOrderRef {
+            change_order_id,
+            traffic,
+        },
     })
 }
 

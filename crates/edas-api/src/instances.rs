@@ -284,6 +284,18 @@ pub(crate) async fn rollback(
     let rest = Params::from_pairs(rest)?;
     let current = revision_doc(&app)?.spec;
     let change = edas_spec::apply(Operation::DeployK8sApplication, Some(&current), &rest)?;
+    // Going back is a change like any other: on `local` it needs the cluster's right (and a
+    // host path the current spec lacks, its own).
+    let Some(target) = api.app().revision(&app.id, revision).await? else {
+        return Err(invalid(
+            ROLLBACK_PARAMETER,
+            format!(
+                "the application has no revision {revision} (it is at revision {})",
+                app.current_revision
+            ),
+        ));
+    };
+    crate::apps::authorize_local_use(api, caller, Some(&current), &target.spec.spec)?;
     let change_order_id = api
         .app()
         .rollback_to_revision(

@@ -38,6 +38,19 @@ impl App {
         }
     }
 
+    /// Revision `number` of application `app_id`, if it has one.
+    pub async fn revision(
+        &self,
+        app_id: &str,
+        number: i64,
+    ) -> Result<Option<edas_store::Revision>, AppError> {
+        match self.store.get_revision(app_id, number).await {
+            Ok(r) => Ok(Some(r)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(AppError::internal("reading the revision", e)),
+        }
+    }
+
     /// Releases revision `revision` of `app` again (its whole spec, as a new revision), with
     /// `release`'s batches; returns the change order's id. A revision the application never
     /// had is refused naming `parameter`.
@@ -67,5 +80,34 @@ impl App {
             .rollback_to_revision(&app.id, revision, release, &actor.name, &actor.request_id)
             .await?;
         Ok(submitted.change_order_id)
+    }
+
+    /// What an aborted release left, for the abort's answer: all traffic goes back to the
+    /// revision before it while that has instances (the engine's routing of an aborted order),
+    /// the new instances stay without traffic. Empty for an order that is not an aborted
+    /// release.
+    pub async fn aborted_traffic(&self, order_id: &str) -> Result<String, AppError> {
+        let view = self.change_order(order_id).await?;
+        let state = &view.stored.state;
+        if state.status() != edas_release::Status::Terminated
+            || state.kind() == edas_release::ChangeKind::Rollback
+        {
+            return Ok(String::new());
+        }
+        let new = &state.to_revision().0;
+        let desired = state.desired_replicas();
+        let new_count = desired
+            .iter()
+            .find(|(r, _)| &r.0 == new)
+            .map_or(0, |(_, n)| *n);
+        Ok(match desired.iter().find(|(r, n)| &r.0 != new && *n > 0) {
+            Some((stable, n)) => format!(
+                "all traffic goes to revision {} ({n} instances) from now on; the {new_count} instances of revision {new} stay, without traffic, until RollbackChangeOrder removes them or a new deploy replaces them",
+                stable.0
+            ),
+            None => format!(
+                "revision {new} keeps serving: the revision before it has no instances left; RollbackChangeOrder brings it back"
+            ),
+        })
     }
 }

@@ -1100,8 +1100,17 @@ async fn restore_routing(
             if matches!(inner.store.active_change_order(&app.id).await, Ok(Some(_))) {
                 continue;
             }
+            // The last order still decides when it was aborted (its new revision gets 0 %).
+            let last = inner
+                .store
+                .list_change_orders(&app.id, edas_store::PageRequest::new(1, 1))
+                .await
+                .ok()
+                .and_then(|page| page.items.into_iter().next())
+                .map(|order| order.state)
+                .filter(|state| state.status() == edas_release::Status::Terminated);
             if let Err(error) = runtime
-                .set_routing(&target::app_ref(app), &routing::routing(doc, None))
+                .set_routing(&target::app_ref(app), &routing::routing(doc, last.as_ref()))
                 .await
             {
                 tracing::warn!(message = "Restoring an application's routing failed.", app_id = %app.id, %error);

@@ -18,8 +18,12 @@ use crate::RevisionDoc;
 /// - A deleted application (a Delete order) has no Services.
 /// - The gray split exists only while a release with `TrafficControlStrategy` is in its gray
 ///   batch or waiting after it (status 8/9 before batch 2): that is when users verify the gray
-///   instances. Once the next batch starts, or the order ends in any way, traffic goes to every
-///   ready instance again.
+///   instances. Once the next batch starts, or the order succeeds or fails, traffic goes to
+///   every ready instance again.
+/// - An aborted release (status 6) whose previous revision still has instances sends it all
+///   the traffic at once: the new revision's instances stay (until a rollback or a new
+///   release) but get 0 % (a split of 0 % to them), however far the release had come and
+///   whether or not it had a `TrafficControlStrategy`.
 pub(crate) fn routing(doc: &RevisionDoc, order: Option<&ChangeOrder>) -> Routing {
     build(doc, order, in_gray_phase)
 }
@@ -49,15 +53,18 @@ fn build(
     if order.is_some_and(|o| o.kind() == ChangeKind::Delete) {
         return Routing::default();
     }
-    let gray = order.and_then(|o| {
-        let traffic = doc.traffic_control.as_ref()?;
-        if !gray_now(o) {
-            return None;
-        }
-        Some(GraySplit {
-            stable_revision: o.previous()?.revision.0.clone(),
-            gray_revision: o.to_revision().0.clone(),
-            traffic: traffic.clone(),
+    let aborted = order.and_then(aborted_split);
+    let gray = aborted.or_else(|| {
+        order.and_then(|o| {
+            let traffic = doc.traffic_control.as_ref()?;
+            if !gray_now(o) {
+                return None;
+            }
+            Some(GraySplit {
+                stable_revision: o.previous()?.revision.0.clone(),
+                gray_revision: o.to_revision().0.clone(),
+                traffic: traffic.clone(),
+            })
         })
     });
     // A release onto the revision that already serves has nothing to split.
@@ -68,6 +75,26 @@ fn build(
         empty_push_reject: doc.spec.empty_push_reject,
         gray,
     }
+}
+
+/// The split of an aborted release: everything to the revision that served before it (while it
+/// still has instances), 0 % to the new one.
+fn aborted_split(order: &ChangeOrder) -> Option<GraySplit> {
+    if order.status() != Status::Terminated || order.kind() == ChangeKind::Rollback {
+        return None;
+    }
+    let new = order.to_revision();
+    let (stable, _) = order
+        .desired_replicas()
+        .into_iter()
+        .find(|(rev, n)| rev != new && *n > 0)?;
+    Some(GraySplit {
+        stable_revision: stable.0,
+        gray_revision: new.0.clone(),
+        traffic: TrafficControl {
+            rules: vec![edas_spec::release::TrafficRule::Percent { percent: 0 }],
+        },
+    })
 }
 
 fn has_gray_batch(order: &ChangeOrder) -> bool {
@@ -205,5 +232,37 @@ mod tests {
             .step(Input::Start, edas_release::EpochMillis(1))
             .expect("start");
         assert_eq!(routing(&doc(false), Some(&plain)).gray, None);
+    }
+
+    #[test]
+    fn an_aborted_release_sends_everything_to_the_revision_before_it() {
+        for traffic in [true, false] {
+            let d = doc(traffic);
+            let mut o = order(ChangeKind::Deploy, 1);
+            o.step(Input::Start, edas_release::EpochMillis(1))
+                .expect("start");
+            observe(&mut o, "2", 1, 2);
+            observe(&mut o, "1", 3, 3);
+            o.step(Input::Abort, edas_release::EpochMillis(4))
+                .expect("abort");
+            assert_eq!(o.status(), Status::Terminated);
+            let g = routing(&d, Some(&o)).gray.expect("a split after the abort");
+            assert_eq!(
+                (g.stable_revision.as_str(), g.gray_revision.as_str()),
+                ("1", "2")
+            );
+            assert_eq!(
+                g.traffic.rules,
+                vec![edas_spec::release::TrafficRule::Percent { percent: 0 }]
+            );
+        }
+        // Aborted before anything started: the old revision keeps its instances and the split
+        // costs nothing; a rollback order that is aborted leaves the routing alone.
+        let mut rb = order(ChangeKind::Rollback, 0);
+        rb.step(Input::Start, edas_release::EpochMillis(1))
+            .expect("start");
+        rb.step(Input::Abort, edas_release::EpochMillis(2))
+            .expect("abort");
+        assert_eq!(routing(&doc(false), Some(&rb)).gray, None);
     }
 }

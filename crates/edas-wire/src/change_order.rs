@@ -295,6 +295,13 @@ pub struct ChangeOrderDataBody {
 pub struct ChangeOrderRef {
     #[serde(deserialize_with = "lenient::text")]
     pub change_order_id: String,
+    /// edasd, AbortChangeOrder of a release: where the traffic goes now and what stays (absent
+    /// from every other answer).
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient::text"
+    )]
+    pub traffic: String,
 }
 
 /// `{"Data": "..."}`: RetryChangeOrderTask's account of the retry, ImportK8sCluster's cluster

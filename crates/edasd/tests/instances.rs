@@ -6,10 +6,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Cluster, free_port, get};
+use support::{Cluster, free_port, get, read_until};
 
 /// Not a test: the test application's entry point when edasd's local runtime runs this binary.
 #[test]
@@ -17,71 +17,16 @@ fn testapp_entry() {
     support::testapp_entry();
 }
 
-/// DescribeAppInstanceList's `InstanceList`.
 async fn instances(edasd: &Cluster, app: &str) -> Vec<Value> {
-    let body = edasd
-        .call(
-            "GET",
-            "/pop/v5/oam/app_instance_list",
-            "DescribeAppInstanceList",
-            &[("AppId", app)],
-        )
-        .await;
-    body["InstanceList"].as_array().cloned().unwrap_or_default()
+    edasd.instance_list(app).await
 }
 
-/// A signed `GET /edasd/v1/logs` with `params`; the response, to be read as it streams.
 async fn logs(edasd: &Cluster, params: &[(&str, &str)]) -> reqwest::Response {
-    let encoded = support::form(params);
-    let request = edas_pop::Request::new("GET", "/edasd/v1/logs")
-        .with_header("x-acs-action", "edasd.logs")
-        .with_header("x-acs-version", "2017-08-01")
-        .with_raw_query(&encoded)
-        .unwrap();
-    let headers = edas_pop::sign_v1(
-        &request,
-        edasd.key.0,
-        edasd.key.1,
-        SystemTime::now(),
-        Some(&support::nonce()),
-    )
-    .unwrap();
-    let mut builder = edasd
-        .client
-        .get(format!("{}/edasd/v1/logs?{encoded}", edasd.base));
-    for (name, value) in request.headers() {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    for (name, value) in headers {
-        builder = builder.header(name, value);
-    }
-    builder.send().await.expect("edasd answers")
+    edasd.logs(params).await
 }
 
-/// The whole text of a logs answer that must succeed.
 async fn log_text(edasd: &Cluster, params: &[(&str, &str)]) -> String {
-    let response = logs(edasd, params).await;
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, 200, "{text}");
-    text
-}
-
-/// Reads a streaming answer until `needle` arrived (or fails after `within`).
-async fn read_until(response: &mut reqwest::Response, needle: &str, within: Duration) -> String {
-    let mut got = String::new();
-    let deadline = tokio::time::Instant::now() + within;
-    while !got.contains(needle) {
-        let chunk = tokio::time::timeout_at(deadline, response.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("`{needle}` did not arrive within {within:?}: {got:?}"))
-            .expect("the stream goes on");
-        match chunk {
-            Some(bytes) => got.push_str(&String::from_utf8_lossy(&bytes)),
-            None => panic!("the stream ended before `{needle}`: {got:?}"),
-        }
-    }
-    got
+    edasd.log_text(params).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,6 +234,59 @@ async fn history_and_rollback_to_a_revision_end_on_it() {
             .contains("RollbackToRevision")
     );
 
+    // RAM: a user who may manage the application but not use `local` may read its history
+    // and logs, but not go back (a change on `local`); one who may not read it sees nothing.
+    let manager = support::user_with_policy(
+        &edasd,
+        "manager",
+        serde_json::json!({"Version": "1", "Statement": [{"Effect": "Allow",
+            "Action": ["edas:ReadApplication", "edas:ManageApplication"], "Resource": "*"}]}),
+    )
+    .await;
+    let as_manager = |action: &'static str,
+                      path: &'static str,
+                      params: Vec<(&'static str, String)>| {
+        let edasd = &edasd;
+        async move {
+            let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            support::signed(
+                &edasd.client,
+                &edasd.base,
+                "GET",
+                path,
+                action,
+                &pairs,
+                manager,
+            )
+            .await
+        }
+    };
+    let (status, body) = as_manager(
+        "ListHistoryDeployVersion",
+        "/pop/v5/app/deploy_history_version_list",
+        vec![("AppId", app.clone())],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = support::signed(
+        &edasd.client,
+        &edasd.base,
+        "POST",
+        "/pop/v5/k8s/acs/k8s_apps",
+        "DeployK8sApplication",
+        &[("AppId", &app), ("RollbackToRevision", "1")],
+        manager,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("UseLocalCluster"),
+        "{body}"
+    );
+
     // Back to revision 1, in two batches like any release.
     let strategy = r#"{"type":"BatchUpdate","batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#;
     let body = edasd
@@ -329,4 +327,73 @@ async fn history_and_rollback_to_a_revision_end_on_it() {
     assert_eq!(newest["Id"], "4");
     assert_eq!(newest["PackageVersion"], "edas-testapp:v1");
     assert_eq!(newest["Current"], true);
+}
+
+/// A gray release with a 20 % rule, aborted while it waits: the answer has come back once the
+/// proxy was updated, and from then on no request reaches the new revision, whose instance stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_gray_release_sends_no_traffic_to_the_new_revision() {
+    let edasd = Cluster::start("abort", "", false);
+    let port = free_port();
+    let configs = format!(
+        r#"[{{"name":"web","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{port},"targetPort":8080,"protocol":"TCP"}}}}]}}]"#
+    );
+    let (app, co) = edasd
+        .insert(
+            "abort",
+            3,
+            &[("ServiceConfigs", &configs)],
+            &[("APP_VERSION", "v1")],
+        )
+        .await;
+    assert_eq!(
+        edasd.finished(&co, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    let strategy = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"manual","batchWaitTime":0}}"#;
+    let traffic = r#"{"http":{"rules":[{"conditionType":"percent","percent":50}]}}"#;
+    let co = edasd
+        .deploy(
+            &app,
+            "v2",
+            &[
+                ("UpdateStrategy", strategy),
+                ("TrafficControlStrategy", traffic),
+            ],
+            &[("APP_VERSION", "v2")],
+        )
+        .await;
+    edasd.wait_status(&co, &[8], Duration::from_secs(30)).await;
+    let share = |n: usize| {
+        (0..n)
+            .filter(|_| get(port, "/").is_some_and(|(_, t)| t.starts_with("version=v2 ")))
+            .count()
+    };
+    assert!(
+        share(40) > 0,
+        "the gray instance gets its share before the abort"
+    );
+    let answer = edasd
+        .call(
+            "PUT",
+            "/pop/v5/changeorder/change_order_abort",
+            "AbortChangeOrder",
+            &[("ChangeOrderId", &co)],
+        )
+        .await;
+    let traffic = answer["Data"]["Traffic"].as_str().unwrap_or_default();
+    assert!(
+        traffic.starts_with("all traffic goes to revision 1 (2 instances)")
+            && traffic.contains("the 1 instances of revision 2 stay"),
+        "{answer}"
+    );
+    assert_eq!(share(100), 0, "no request reaches the aborted revision");
+    let list = instances(&edasd, &app).await;
+    assert_eq!(
+        list.iter()
+            .filter(|i| i["Version"] == "edas-testapp:v2")
+            .count(),
+        1,
+        "the new instance stays: {list:?}"
+    );
 }

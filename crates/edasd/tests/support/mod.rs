@@ -247,6 +247,56 @@ impl Endpoint {
         succeeded(action, self.send(method, path, action, params, false).await)
     }
 
+    /// A signed `GET /edasd/v1/logs` with `params`: the response, to be read as it streams.
+    pub async fn logs(&self, params: &[(&str, &str)]) -> reqwest::Response {
+        let encoded = form(params);
+        let request = edas_pop::Request::new("GET", "/edasd/v1/logs")
+            .with_header("x-acs-action", "edasd.logs")
+            .with_header("x-acs-version", "2017-08-01")
+            .with_raw_query(&encoded)
+            .unwrap();
+        let headers = sign_v1(
+            &request,
+            self.key.0,
+            self.key.1,
+            SystemTime::now(),
+            Some(&nonce()),
+        )
+        .unwrap();
+        let mut builder = self
+            .client
+            .get(format!("{}/edasd/v1/logs?{encoded}", self.base));
+        for (name, value) in request.headers() {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        builder.send().await.expect("edasd answers")
+    }
+
+    /// The whole text of a logs answer that must succeed.
+    pub async fn log_text(&self, params: &[(&str, &str)]) -> String {
+        let response = self.logs(params).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        text
+    }
+
+    /// DescribeAppInstanceList's `InstanceList`.
+    pub async fn instance_list(&self, app: &str) -> Vec<Value> {
+        let body = self
+            .call(
+                "GET",
+                "/pop/v5/oam/app_instance_list",
+                "DescribeAppInstanceList",
+                &[("AppId", app)],
+            )
+            .await;
+        body["InstanceList"].as_array().cloned().unwrap_or_default()
+    }
+
     /// InsertK8sApplication with `params`; returns (AppId, ChangeOrderId).
     pub async fn insert_app(&self, params: &[(&str, &str)]) -> (String, String) {
         let body = self
@@ -910,4 +960,26 @@ pub async fn user_with_policy(
         assert_eq!(status, 200, "{method} {path}: {answer}");
     }
     (id, secret)
+}
+
+/// Reads a streaming answer until `needle` arrived; what arrived (fails after `within`, or when
+/// the stream ends first).
+pub async fn read_until(
+    response: &mut reqwest::Response,
+    needle: &str,
+    within: Duration,
+) -> String {
+    let mut got = String::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while !got.contains(needle) {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("`{needle}` did not arrive within {within:?}: {got:?}"))
+            .expect("the stream goes on");
+        match chunk {
+            Some(bytes) => got.push_str(&String::from_utf8_lossy(&bytes)),
+            None => panic!("the stream ended before `{needle}`: {got:?}"),
+        }
+    }
+    got
 }

@@ -1,0 +1,99 @@
+//! Black-box tests of an application's instances and their output on a Kubernetes cluster (the
+//! in-process fake API server): DescribeAppInstanceList from the pods, and `GET /edasd/v1/logs`
+//! through the pod log API — the current run, follow (ending when the container restarts) and
+//! previous (the run before the restart).
+
+mod kube_support;
+
+use std::time::{Duration, Instant};
+
+use edas_fake_kube::PodFault;
+use kube_support::support::read_until;
+use kube_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_logs_follow_and_previous_through_the_pod_log_api() {
+    let backend = Backend::fake("podlogs", Duration::from_millis(200)).await;
+    let fake = backend.fake.as_ref().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let (app, order) = edasd.insert(&backend, "logs", 1, &[]).await;
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+
+    let list = edasd.instance_list(&app).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let pod = list[0]["InstanceName"].as_str().unwrap().to_owned();
+    assert_eq!(list[0]["Revision"], "1");
+    assert_eq!(list[0]["Version"], IMAGE_V1);
+    assert_eq!(list[0]["Ready"], true);
+    assert_eq!(list[0]["Restarts"], 0);
+
+    let text = edasd
+        .log_text(&[("AppId", &app), ("InstanceName", &pod)])
+        .await;
+    assert!(text.contains("logs started (restart 0)"), "{text}");
+    let response = edasd
+        .logs(&[
+            ("AppId", &app),
+            ("InstanceName", &pod),
+            ("Previous", "true"),
+        ])
+        .await;
+    assert_eq!(response.status().as_u16(), 400);
+
+    // Follow: what the container writes arrives while the answer streams.
+    let mut follow = edasd
+        .logs(&[("AppId", &app), ("InstanceName", &pod), ("Follow", "true")])
+        .await;
+    assert_eq!(follow.status().as_u16(), 200);
+    read_until(&mut follow, "restart 0", Duration::from_secs(5)).await;
+    fake.write_log(&backend.namespace, &pod, "logs", "hello-follow\n");
+    read_until(&mut follow, "hello-follow", Duration::from_secs(5)).await;
+
+    // The container crashes and restarts: the follow ends with its run, the run is `previous`.
+    fake.add_pod_fault(PodFault::crash(
+        &format!("{LABEL_APP_ID}={app}"),
+        Duration::from_millis(100),
+    ))
+    .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = follow.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the follow did not end with the run");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let inst = loop {
+        let list = edasd.instance_list(&app).await;
+        if let Some(i) = list.iter().find(|i| i["Restarts"].as_i64() >= Some(1)) {
+            break i.clone();
+        }
+        assert!(Instant::now() < deadline, "no restart: {list:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        inst["LastExitReason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error"),
+        "{inst}"
+    );
+    let previous = edasd
+        .log_text(&[
+            ("AppId", &app),
+            ("InstanceName", &pod),
+            ("Previous", "true"),
+        ])
+        .await;
+    assert!(previous.contains("hello-follow"), "{previous}");
+    assert!(
+        previous.contains("exited: edas-fake-kube crash fault"),
+        "{previous}"
+    );
+    let current = edasd
+        .log_text(&[("AppId", &app), ("InstanceName", &pod), ("TailLines", "1")])
+        .await;
+    assert!(current.contains("started (restart"), "{current}");
+    assert!(!current.contains("hello-follow"), "{current}");
+    backend.cleanup().await;
+}
