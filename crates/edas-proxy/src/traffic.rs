@@ -314,55 +314,37 @@ mod tests {
 
     #[test]
     fn invalid_strategies_are_rejected_with_the_field() {
-        let bad_regex = CompiledTraffic::compile(&TrafficControl {
-            rules: vec![TrafficRule::Content {
-                conditions: vec![condition(
-                    ConditionSource::Header,
-                    "x",
-                    ConditionOperator::Regex,
-                    "(",
-                )],
-            }],
-        })
-        .unwrap_err();
-        assert!(
-            bad_regex
+        // Why `rules` are refused.
+        let refused = |rules| {
+            CompiledTraffic::compile(&TrafficControl { rules })
+                .unwrap_err()
                 .to_string()
-                .contains("rules[0].conditions[0].value")
-        );
-
-        let two_percent = CompiledTraffic::compile(&TrafficControl {
-            rules: vec![
-                TrafficRule::Percent { percent: 10 },
-                TrafficRule::Percent { percent: 20 },
-            ],
-        })
-        .unwrap_err();
-        assert!(two_percent.to_string().contains("rules[1]"));
-
-        let over = CompiledTraffic::compile(&TrafficControl {
-            rules: vec![TrafficRule::Percent { percent: 101 }],
-        })
-        .unwrap_err();
-        assert!(over.to_string().contains("0–100"));
-
-        let empty = CompiledTraffic::compile(&TrafficControl {
-            rules: vec![TrafficRule::Content { conditions: vec![] }],
-        })
-        .unwrap_err();
-        assert!(empty.to_string().contains("rules[0].conditions"));
-
-        let nameless = CompiledTraffic::compile(&TrafficControl {
-            rules: vec![TrafficRule::Content {
-                conditions: vec![condition(
-                    ConditionSource::Cookie,
-                    "",
-                    ConditionOperator::Equal,
-                    "v",
-                )],
-            }],
-        })
-        .unwrap_err();
-        assert!(nameless.to_string().contains("name is empty"));
+        };
+        let content = |source, name, operator, value| TrafficRule::Content {
+            conditions: vec![condition(source, name, operator, value)],
+        };
+        let bad_regex = refused(vec![content(
+            ConditionSource::Header,
+            "x",
+            ConditionOperator::Regex,
+            "(",
+        )]);
+        assert!(bad_regex.contains("rules[0].conditions[0].value"));
+        let two_percent = refused(vec![
+            TrafficRule::Percent { percent: 10 },
+            TrafficRule::Percent { percent: 20 },
+        ]);
+        assert!(two_percent.contains("rules[1]"));
+        let over = refused(vec![TrafficRule::Percent { percent: 101 }]);
+        assert!(over.contains("0–100"));
+        let empty = refused(vec![TrafficRule::Content { conditions: vec![] }]);
+        assert!(empty.contains("rules[0].conditions"));
+        let nameless = refused(vec![content(
+            ConditionSource::Cookie,
+            "",
+            ConditionOperator::Equal,
+            "v",
+        )]);
+        assert!(nameless.contains("name is empty"));
     }
 }
