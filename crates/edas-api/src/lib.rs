@@ -24,6 +24,7 @@ mod caller;
 mod clusters;
 mod configuration;
 pub mod error;
+mod fleet_metrics;
 mod handlers;
 mod instances;
 mod lifecycle;

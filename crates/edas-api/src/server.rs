@@ -103,6 +103,7 @@ async fn healthz(State(api): State<Api>) -> Response {
 async fn metrics(State(api): State<Api>) -> Response {
     if api.inner.metrics.is_some() {
         record_active_change_orders(&api).await;
+        crate::fleet_metrics::record(&api).await;
     }
     match &api.inner.metrics {
         Some(handle) => (

@@ -22,6 +22,7 @@ mod clusters;
 mod configuration;
 mod control;
 mod error;
+mod fleet;
 mod identity;
 mod instances;
 mod local;
@@ -50,6 +51,7 @@ pub use edas_store::{
 pub use edas_store::{Delivery, DeliveryState, EventScope, StoredEvent, Subscription};
 pub use error::AppError;
 pub use local::{LOCAL_CLUSTER, LocalUse, local_use, service_address};
+pub use fleet::AppGauges;
 pub use notify::{NotifyError, SubscriptionRequest};
 pub use queries::{OrderView, change_order_type};
 pub use status::Observed;

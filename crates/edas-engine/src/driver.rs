@@ -392,6 +392,7 @@ impl Driver {
         );
         let now = self.inner.clock.timestamp();
         let store = &self.inner.store;
+        let started = std::time::Instant::now();
         let written = match follow_up {
             None => {
                 store
@@ -403,6 +404,7 @@ impl Driver {
                 .await
                 .map(|(version, _, _)| version),
         };
+        crate::release_log::store_latency("transition", started);
         match written {
             Ok(v) => {
                 self.version = v;

@@ -394,10 +394,12 @@ impl Engine {
             &req.request_id,
             json!({"change_order": order_id}),
         );
+        let started = std::time::Instant::now();
         inner
             .store
             .create_application(app, co, audit, inner.clock.timestamp())
             .await?;
+        release_log::store_latency("create", started);
         release_log::log_events(&req.app_id, None, &order);
         inner.wake.notify_one();
         Ok(Submitted {
@@ -629,10 +631,12 @@ impl Engine {
                 .add_sweep(&req.app_id, &app.cluster_id, false, inner.clock.timestamp())
                 .await?;
         }
+        let started = std::time::Instant::now();
         let (revision, _) = inner
             .store
             .deploy(&req.app_id, doc, co, audit, inner.clock.timestamp())
             .await?;
+        release_log::store_latency("deploy", started);
         release_log::log_events(&req.app_id, None, &order);
         if revision.number != next_number {
             tracing::warn!(

@@ -8,6 +8,7 @@
 mod config;
 mod connections;
 mod kube_clusters;
+mod metrics_catalog;
 mod notify;
 
 use std::io::IsTerminal;
@@ -24,7 +25,6 @@ use edas_engine::{Engine, EngineConfig, Runtimes};
 use edas_store::{
     AccessKey, Cluster, EncryptionKey, KEY_FILE_NAME, Sensitive, Store, StoreError, User,
 };
-use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LOCAL_CLUSTER};
@@ -207,9 +207,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tighten_files(&args.data_dir);
     register_clusters(&store, &config).await?;
 
-    let metrics = PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    let metrics = metrics_catalog::install()?;
     let upkeep = metrics.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -348,6 +348,7 @@ async fn every_event_of_a_gray_batch_release_arrives_once_per_subscription_in_or
             .any(|l| l.contains("GetChangeOrderInfo") && l.contains("answered")),
         "read-only polling is logged at DEBUG"
     );
+    check_metrics(&c.api.base, &app).await;
     // Unsubscribing stops delivery and forgets the deliveries.
     let (status, _) = admin_call(
         &c.api,
@@ -546,4 +547,129 @@ async fn two_edasd_on_postgresql_deliver_each_event_once() {
         );
     }
     drop((a, b));
+}
+
+/// A scrape of `/metrics` after a release parses with a Prometheus text-format parser, every
+/// series has its HELP line, and the release, application and outbox series are there.
+async fn check_metrics(base: &str, app: &str) {
+    use prometheus_parse::{Scrape, Value as Sample};
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("a Prometheus text exposition");
+    let find = |name: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+    };
+    for name in [
+        "edasd_requests_total",
+        "edasd_request_duration_seconds",
+        "edasd_active_change_orders",
+        "edasd_change_orders_finished_total",
+        "edasd_change_order_duration_seconds",
+        "edasd_batch_duration_seconds",
+        "edasd_batch_wait_seconds",
+        "edasd_store_transaction_seconds",
+        "edasd_application_revision",
+        "edasd_application_instances",
+        "edasd_application_instance_restarts",
+        "edasd_outbox_deliveries",
+        "edasd_notify_deliveries_total",
+        "edasd_notify_request_duration_seconds",
+    ] {
+        assert!(
+            scrape.docs.contains_key(name),
+            "no HELP for {name}:\n{text}"
+        );
+        assert!(
+            scrape.samples.iter().any(|s| s.metric == name),
+            "no sample of {name}:\n{text}"
+        );
+    }
+    let value = |name: &str, labels: &[(&str, &str)]| match find(name, labels).map(|s| &s.value) {
+        Some(Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v)) => *v,
+        other => panic!("{name} {labels:?}: {other:?}"),
+    };
+    assert_eq!(
+        value(
+            "edasd_change_orders_finished_total",
+            &[("type", "deploy"), ("outcome", "success")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "edasd_change_orders_finished_total",
+            &[("type", "create"), ("outcome", "success")]
+        ),
+        1.0
+    );
+    assert_eq!(value("edasd_application_revision", &[("app_id", app)]), 2.0);
+    for state in ["desired", "ready", "available"] {
+        assert_eq!(
+            value(
+                "edasd_application_instances",
+                &[("app_id", app), ("state", state)]
+            ),
+            3.0,
+            "{state}"
+        );
+    }
+    assert!(
+        value(
+            "edasd_notify_deliveries_total",
+            &[("sink", "webhook"), ("outcome", "delivered")]
+        ) >= 10.0
+    );
+    match find(
+        "edasd_batch_duration_seconds",
+        &[("type", "deploy"), ("batch", "gray")],
+    )
+    .map(|s| &s.value)
+    {
+        Some(Sample::Histogram(buckets)) => {
+            assert!(
+                buckets.last().is_some_and(|b| b.count == 1.0),
+                "{buckets:?}"
+            );
+        }
+        other => panic!("the gray batch's duration is a histogram: {other:?}"),
+    }
+    // The Grafana dashboard graphs only series edasd exports.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/grafana-dashboard.json"
+    ))
+    .unwrap();
+    let dashboard: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let mut graphed = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("edasd_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                graphed.insert(name.trim_end_matches("_bucket").to_owned());
+            }
+        }
+    }
+    assert!(graphed.len() >= 10, "{graphed:?}");
+    for name in &graphed {
+        assert!(
+            scrape.docs.contains_key(name.as_str()),
+            "the dashboard graphs {name}, which edasd does not export"
+        );
+    }
+    match find("edasd_change_order_duration_seconds", &[("type", "deploy")]).map(|s| &s.value) {
+        Some(Sample::Histogram(_)) => {}
+        other => panic!("a change order's duration is a histogram: {other:?}"),
+    }
 }

@@ -101,7 +101,8 @@ async fn serves_signed_requests_health_metrics_and_stops_on_sigterm() {
         body["ApplicationList"]["Application"],
         serde_json::json!([])
     );
-    let request_id = body["RequestId"].as_str().unwrap().to_owned();
+    // A successful read is logged at DEBUG only (watches poll); a change or a refusal at INFO.
+    let read_id = body["RequestId"].as_str().unwrap().to_owned();
 
     let (status, body) = signed(
         &client,
@@ -132,6 +133,7 @@ async fn serves_signed_requests_health_metrics_and_stops_on_sigterm() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(body["Message"].as_str().unwrap().contains("ClusterId"));
+    let request_id = body["RequestId"].as_str().unwrap().to_owned();
 
     let metrics = client
         .get(format!("{}/metrics", server.base))
@@ -154,6 +156,7 @@ async fn serves_signed_requests_health_metrics_and_stops_on_sigterm() {
 
     std::thread::sleep(Duration::from_millis(200));
     assert!(server.logged(&request_id), "the RequestId is in the logs");
+    assert!(!server.logged(&read_id), "a successful read is not logged at INFO");
     let status = server.terminate();
     assert!(status.success(), "clean exit after SIGTERM: {status}");
 }
