@@ -96,3 +96,32 @@ fn summary(v: &Value) -> String {
         other => cell(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edas_wire::application::{AppInfoBody, ChangeOrderIdBody};
+    use serde_json::json;
+
+    #[test]
+    fn answers_decode_into_their_bodies_or_show_nothing() {
+        let answer = json!({"Code": 200, "RequestId": "r", "ChangeOrderId": 7});
+        assert_eq!(body::<ChangeOrderIdBody>(&answer).change_order_id, "7");
+        let odd = json!({"ChangeOrderId": {"nested": true}});
+        assert_eq!(
+            body::<ChangeOrderIdBody>(&odd),
+            ChangeOrderIdBody::default()
+        );
+    }
+
+    #[test]
+    fn a_summary_table_shows_nested_scalars_one_per_line() {
+        let status = body::<AppInfoBody>(&json!({
+            "AppInfo": {"Application": {"ApplicationId": "a1", "InstanceCount": 2}}
+        }));
+        let text = summary_table(&status.app_info).to_string();
+        assert!(text.contains("ApplicationId: a1"), "{text}");
+        assert!(text.contains("InstanceCount: 2"), "{text}");
+        assert!(text.contains("EccList"), "{text}");
+    }
+}
