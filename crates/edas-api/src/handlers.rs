@@ -214,32 +214,24 @@ async fn list_applications(call: Call<'_>) -> Result<ApplicationListBody, ApiErr
     let name = non_empty("AppName");
     let resource_group = non_empty("ResourceGroupId");
 
-    let mut matching = Vec::new();
-    for app in api.app().applications(&filter).await? {
-        if app_ids.as_ref().is_some_and(|ids| !ids.contains(&app.id))
-            || name.is_some_and(|n| !app.name.contains(n))
-            || !caller.may(ram::READ_APPLICATION, &arn(api, &app))
-        {
-            continue;
-        }
-        let doc = revision_doc(&app)?;
-        if resource_group.is_some_and(|g| doc.spec.resource_group_id.as_deref() != Some(g)) {
-            continue;
-        }
-        let observed = api.app().observe(&app).await;
-        let mut item = render::application_list_item(&app, &doc.spec, observed.running());
-        crate::lifecycle::mark_list_item(&observed, &mut item);
-        matching.push(item);
-    }
-    let application = match page_size {
-        Some(size) => matching
-            .into_iter()
-            .skip((current_page as usize - 1).saturating_mul(size as usize))
-            .take(size as usize)
-            .collect(),
-        None if current_page == 1 => matching,
-        None => Vec::new(),
+    let listed = |app: &edas_app::Application| {
+        app_ids.as_ref().is_none_or(|ids| ids.contains(&app.id))
+            && name.is_none_or(|n| app.name.contains(n))
+            && resource_group.is_none_or(|g| app.spec.spec.resource_group_id.as_deref() == Some(g))
+            && caller.may(ram::READ_APPLICATION, &arn(api, app))
     };
+    // Only this page's applications are read to the end and observed.
+    let page = api
+        .app()
+        .application_page(&filter, current_page, page_size, listed)
+        .await?;
+    let mut application = Vec::with_capacity(page.len());
+    for app in page {
+        let observed = api.app().observe(&app).await;
+        let mut item = render::application_list_item(&app, &app.spec.spec, observed.running());
+        crate::lifecycle::mark_list_item(&observed, &mut item);
+        application.push(item);
+    }
     Ok(ApplicationListBody {
         application_list: ApplicationList { application },
     })

@@ -35,26 +35,60 @@ impl App {
         }
     }
 
-    /// Every live application the filter matches, read page by page.
+    /// Every live application the filter matches.
     pub async fn applications(
         &self,
         filter: &ApplicationFilter,
     ) -> Result<Vec<Application>, AppError> {
-        let mut all = Vec::new();
-        let mut number = 1;
-        loop {
+        self.application_page(filter, 1, None, |_| true).await
+    }
+
+    /// Page `number` (from 1) of `size` applications (`None`: every one, on page 1 only) among
+    /// the live applications `filter` matches and `keep` accepts, by name. `keep` is what the
+    /// store cannot decide (e.g. the caller's right to read each one), so the store is read a
+    /// page at a time, and only until this page is full: an early page never reads every
+    /// application.
+    pub async fn application_page(
+        &self,
+        filter: &ApplicationFilter,
+        number: u32,
+        size: Option<u32>,
+        mut keep: impl FnMut(&Application) -> bool,
+    ) -> Result<Vec<Application>, AppError> {
+        let (skip, take) = match size {
+            Some(size) => (
+                (number.saturating_sub(1) as usize).saturating_mul(size as usize),
+                size as usize,
+            ),
+            None if number == 1 => (0, usize::MAX),
+            None => return Ok(Vec::new()),
+        };
+        // Enough rows for the page when `keep` accepts them all, within the store's bound.
+        let read = u32::try_from(skip.saturating_add(take))
+            .unwrap_or(u32::MAX)
+            .clamp(1, PageRequest::MAX_SIZE);
+        let (mut out, mut matched) = (Vec::new(), 0usize);
+        for store_page in 1.. {
             let page = self
                 .store
-                .list_applications(filter, PageRequest::new(number, PageRequest::MAX_SIZE))
+                .list_applications(filter, PageRequest::new(store_page, read))
                 .await
                 .map_err(|e| AppError::internal("listing applications", e))?;
-            let done = page.items.len() < PageRequest::MAX_SIZE as usize;
-            all.extend(page.items);
-            if done {
-                return Ok(all);
+            let last = page.items.len() < read as usize;
+            for app in page.items.into_iter().filter(|app| keep(app)) {
+                matched += 1;
+                if matched > skip {
+                    out.push(app);
+                    if out.len() == take {
+                        return Ok(out);
+                    }
+                }
             }
-            number += 1;
+            if last {
+                break;
+            }
         }
+        Ok(out)
     }
 
     /// A change order and its application.

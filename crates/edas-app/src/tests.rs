@@ -6,7 +6,7 @@ use std::time::Duration;
 use edas_engine::{CreateApplication, Engine, EngineConfig, Runtimes};
 use edas_runtime::fake::FakeRuntime;
 use edas_spec::{Operation, Params, apply};
-use edas_store::{AuditQuery, PageRequest, Store};
+use edas_store::{Application, ApplicationFilter, AuditQuery, PageRequest, Store};
 
 use crate::{
     Abort, Actor, App, AppError, LocalUse, ObjectKind, ObjectRef, local_use, service_address,
@@ -40,11 +40,16 @@ fn params(pairs: &[(&str, &str)]) -> Params {
 
 /// Creates application `app-1` through the engine; returns its change order.
 async fn create(w: &World) -> String {
+    create_named(w, "app-1", "demo").await
+}
+
+/// Creates application `id` named `name` through the engine; returns its change order.
+async fn create_named(w: &World, id: &str, name: &str) -> String {
     let change = apply(
         Operation::InsertK8sApplication,
         None,
         &params(&[
-            ("AppName", "demo"),
+            ("AppName", name),
             ("ClusterId", "local"),
             ("Command", "/bin/app"),
         ]),
@@ -53,7 +58,7 @@ async fn create(w: &World) -> String {
     w.app
         .engine()
         .create_application(CreateApplication {
-            app_id: "app-1".into(),
+            app_id: id.into(),
             region_id: "cn-hangzhou".into(),
             namespace_id: "cn-hangzhou".into(),
             change,
@@ -63,6 +68,41 @@ async fn create(w: &World) -> String {
         .await
         .unwrap()
         .change_order_id
+}
+
+#[tokio::test]
+async fn a_page_of_applications_reads_only_what_it_needs() {
+    let w = world().await;
+    for i in 0..5 {
+        create_named(&w, &format!("app-{i}"), &format!("demo{i}")).await;
+    }
+    let page = async |number, size, keep: &dyn Fn(&Application) -> bool| {
+        let apps = w
+            .app
+            .application_page(&ApplicationFilter::default(), number, size, keep)
+            .await
+            .unwrap();
+        apps.into_iter().map(|a| a.name).collect::<Vec<_>>()
+    };
+    let all = |_: &Application| true;
+    assert_eq!(page(2, Some(2), &all).await, ["demo2", "demo3"]);
+    assert_eq!(page(3, Some(2), &all).await, ["demo4"]);
+    assert!(page(4, Some(2), &all).await.is_empty());
+    assert_eq!(page(1, None, &all).await.len(), 5);
+    assert!(page(2, None, &all).await.is_empty());
+    // What `keep` refuses is not counted.
+    let odd = |a: &Application| a.name.ends_with(['1', '3']);
+    assert_eq!(page(1, Some(1), &odd).await, ["demo1"]);
+    assert_eq!(page(2, Some(1), &odd).await, ["demo3"]);
+    assert!(page(3, Some(1), &odd).await.is_empty());
+    // Nothing past the page is read.
+    let asked = std::cell::Cell::new(0);
+    let counting = |_: &Application| {
+        asked.set(asked.get() + 1);
+        true
+    };
+    assert_eq!(page(1, Some(2), &counting).await, ["demo0", "demo1"]);
+    assert_eq!(asked.get(), 2);
 }
 
 #[tokio::test]
