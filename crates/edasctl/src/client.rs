@@ -65,7 +65,6 @@ pub mod ops {
         StartK8sApplication "POST" "/pop/v5/k8s/acs/start_k8s_app";
         StopK8sApplication "POST" "/pop/v5/k8s/acs/stop_k8s_app";
         DeleteK8sApplication "DELETE" "/pop/v5/k8s/acs/k8s_apps";
-        QueryApplicationStatus "GET" "/pop/v5/app/app_status";
         ListCluster "POST" "/pop/v5/resource/cluster_list";
         ListK8sNamespaces "GET" "/pop/v5/k8s/acs/k8s_namespace";
         CreateK8sConfigMap "POST" "/pop/v5/k8s/acs/k8s_config_map", form;
@@ -80,6 +79,8 @@ pub mod ops {
         UpdateK8sService "PUT" "/pop/v5/k8s/acs/k8s_service";
         DeleteK8sService "DELETE" "/pop/v5/k8s/acs/k8s_service";
         GetK8sServices "GET" "/pop/v5/k8s/acs/k8s_service";
+        DescribeAppInstanceList "GET" "/pop/v5/oam/app_instance_list";
+        ListHistoryDeployVersion "GET" "/pop/v5/app/deploy_history_version_list";
     }
 }
 
@@ -104,6 +105,25 @@ pub enum CallError {
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            CallError::Api {
+                status,
+                code,
+                message,
+                request_id,
+            } if code == "SignatureDoesNotMatch" => {
+                // The server's string-to-sign follows its first line: the hint goes first.
+                let (first, rest) = message.split_once('\n').unwrap_or((message, ""));
+                write!(
+                    f,
+                    "{code}: {first} (HTTP {status}, RequestId {request_id})\n\
+                     hint: is the access key secret the one of this key id (edasctl configure), \
+                     and does the endpoint reach edasd unchanged (no proxy rewriting path or host)?"
+                )?;
+                if !rest.is_empty() {
+                    write!(f, "\n{rest}")?;
+                }
+                Ok(())
+            }
             CallError::Api {
                 status,
                 code,
@@ -215,15 +235,16 @@ impl Client {
         self.send(request, &url, bytes)
     }
 
-    fn send(
+    /// A request builder on `http` for `request` at `url`, signed (V1, a fresh nonce).
+    fn signed_builder(
         &self,
-        request: edas_pop::Request,
+        http: &reqwest::blocking::Client,
+        request: &edas_pop::Request,
         url: &str,
-        body: Vec<u8>,
-    ) -> Result<Value, CallError> {
+    ) -> Result<reqwest::blocking::RequestBuilder, CallError> {
         let nonce = uuid::Uuid::new_v4().to_string();
         let signature = sign_v1(
-            &request,
+            request,
             &self.credentials.access_key_id,
             &self.credentials.access_key_secret,
             SystemTime::now(),
@@ -232,19 +253,90 @@ impl Client {
         .map_err(|e| CallError::Transport(format!("signing the request: {e}")))?;
         let method = reqwest::Method::from_bytes(request.method().as_bytes())
             .map_err(|e| CallError::Transport(format!("method {}: {e}", request.method())))?;
-        let mut builder = self.http.request(method, url);
+        let mut builder = http.request(method, url);
         for (name, value) in request.headers() {
             builder = builder.header(name, value);
         }
         for (name, value) in signature {
             builder = builder.header(name, value);
         }
+        Ok(builder)
+    }
+
+    /// Why the endpoint could not be reached, with every cause (connection refused, TLS …) and
+    /// a hint for the usual mistakes.
+    fn unreachable(&self, error: &reqwest::Error) -> CallError {
+        let mut causes = vec![error.to_string()];
+        let mut source = std::error::Error::source(error);
+        while let Some(e) = source {
+            let text = e.to_string();
+            if !causes.iter().any(|c| c.contains(&text)) {
+                causes.push(text);
+            }
+            source = e.source();
+        }
+        let all = causes.join(": ");
+        let hint = if self.endpoint.starts_with("https://")
+            && (all.contains("InvalidContentType") || all.contains("corrupt message"))
+        {
+            " (the server does not speak TLS: is the endpoint http://?)"
+        } else if all.contains("Connection refused") {
+            " (is edasd running and listening there? see `edasctl configure`)"
+        } else {
+            ""
+        };
+        CallError::Transport(format!("cannot reach {}: {all}{hint}", self.endpoint))
+    }
+
+    fn send(
+        &self,
+        request: edas_pop::Request,
+        url: &str,
+        body: Vec<u8>,
+    ) -> Result<Value, CallError> {
+        let mut builder = self.signed_builder(&self.http, &request, url)?;
         if !body.is_empty() {
             builder = builder.body(body);
         }
-        let response = builder
+        let response = builder.send().map_err(|e| self.unreachable(&e))?;
+        self.finish(response)
+    }
+
+    /// edasd's streamed `GET /edasd/v1/<path>` (an instance's output): the response, read as
+    /// it arrives, without the overall timeout of the other calls; a refusal is the error.
+    pub fn stream(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<reqwest::blocking::Response, CallError> {
+        let full = format!("/edasd/v1/{path}");
+        let raw_query = encode_form(query);
+        let request = edas_pop::Request::new("GET", full.clone())
+            .with_raw_query(&raw_query)
+            .map_err(|e| CallError::Transport(format!("encoding the query: {e}")))?
+            .with_header("x-acs-action", "edasd.logs")
+            .with_header("x-acs-version", API_VERSION);
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(None::<Duration>)
+            .build()
+            .map_err(|e| CallError::Transport(format!("building the HTTP client: {e}")))?;
+        let url = format!("{}{full}?{raw_query}", self.endpoint);
+        let response = self
+            .signed_builder(&http, &request, &url)?
             .send()
-            .map_err(|e| CallError::Transport(format!("cannot reach {}: {e}", self.endpoint)))?;
+            .map_err(|e| self.unreachable(&e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(match self.finish(response) {
+            Err(e) => e,
+            Ok(v) => CallError::Transport(format!("an unexpected answer: {v}")),
+        })
+    }
+
+    /// The answer of a sent request: its JSON body, or the error it carries.
+    fn finish(&self, response: reqwest::blocking::Response) -> Result<Value, CallError> {
         let status = response.status().as_u16();
         let header_request_id = response
             .headers()

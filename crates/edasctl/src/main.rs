@@ -22,7 +22,13 @@ use cmd::context::Global;
 /// the RequestId and exit 1; a watched change order exits 0 on success, 1 failed,
 /// 3 terminated.
 #[derive(Debug, Parser)]
-#[command(name = "edasctl", version, about, verbatim_doc_comment)]
+#[command(
+    name = "edasctl",
+    version,
+    about,
+    verbatim_doc_comment,
+    after_help = "Examples:\n  edasctl configure --endpoint http://127.0.0.1:8080 --access-key-id ID --access-key-secret SECRET\n  edasctl app create hello --cluster local --command \"$(command -v edas-testapp)\" --replicas 3 --watch\n  edasctl deploy hello --env APP_VERSION=v2 --gray 1 --batches 2 --manual --watch\n  edasctl app status hello; edasctl app logs hello -f; edasctl app history hello\n  edasctl change-order list hello -o json\nApplications are named by id or by name."
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,

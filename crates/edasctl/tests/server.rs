@@ -287,6 +287,12 @@ fn continue_a_manual_batch_abort_and_rollback() {
     server.wait_for_status(&order, 8);
     let aborted = server.json(&["change-order", "abort", &order]);
     assert_eq!(aborted["Data"]["ChangeOrderId"], order.as_str());
+    assert!(
+        aborted["Data"]["Traffic"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("all traffic goes to revision")),
+        "{aborted}"
+    );
     let out = server.run(&["change-order", "watch", &order, "--interval", "1"]);
     assert_eq!(
         out.status.code(),
@@ -407,7 +413,7 @@ fn lifecycle_operations_and_the_audit_trail() {
     for change in changes {
         if change[1] == "delete" {
             let status = server.json(&["app", "status", &app]);
-            assert!(status["AppInfo"].is_object(), "{status}");
+            assert!(status["InstanceList"].is_array(), "{status}");
         }
         let mut args = change.to_vec();
         args.extend(["--watch", "--interval", "1"]);
@@ -515,6 +521,14 @@ fn errors_carry_the_edas_code_and_request_id() {
         "{}",
         stderr(&out)
     );
+    assert!(
+        stderr(&out)
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("hint: ")),
+        "the hint comes right after the code: {}",
+        stderr(&out)
+    );
 
     // The server validates the parameters; its violation comes back with its code.
     let out = server.run(&[
@@ -538,6 +552,74 @@ fn errors_carry_the_edas_code_and_request_id() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("127.0.0.1:9"), "{}", stderr(&out));
+}
+
+/// The operator's views by application name: one row per instance, the history, a rollback to a
+/// revision, the logs; a name that names nothing is refused.
+#[test]
+fn instances_history_rollback_and_logs_by_name() {
+    let server = Server::start();
+    let app = server.create_app("ops", "2");
+    let out = server.run(&["app", "status", "ops"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert_eq!(
+        table.matches("ops-").count(),
+        2,
+        "a row per instance: {table}"
+    );
+    assert!(table.contains("Restarts"), "{table}");
+    let status = server.json(&["app", "status", &app]);
+    assert_eq!(status["InstanceList"].as_array().unwrap().len(), 2);
+
+    let out = server.run(&["deploy", "ops", "--env", "V=2", "--watch", "--interval", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = server.run(&["app", "history", "ops"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.contains("2 (current)"), "{table}");
+    assert!(table.contains(" UTC ("), "human times: {table}");
+    let out = server.run(&[
+        "app",
+        "rollback",
+        "ops",
+        "--to-revision",
+        "1",
+        "--batches",
+        "2",
+        "--watch",
+        "--interval",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let history = server.json(&["app", "history", &app]);
+    let newest = &history["PackageVersionList"]["PackageVersion"][0];
+    assert_eq!(newest["Id"], "3", "{history}");
+    assert_eq!(newest["Current"], true);
+
+    let out = server.run(&["app", "logs", "ops", "--tail", "5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 instances, showing"),
+        "{}",
+        stderr(&out)
+    );
+    let out = server.run(&["app", "logs", "ops", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("InstanceName"), "{}", stderr(&out));
+    let out = server.run(&["app", "status", "nothing-here"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no application is named `nothing-here`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -152,7 +152,11 @@ pub fn user(global: &Global, command: &UserCommand) -> anyhow::Result<ExitCode> 
             output::print(global.output, &a, |a| {
                 let users = output::body::<UsersBody>(a).users;
                 list_table(&["Name", "Admin", "CreateTime"], users, |u| {
-                    vec![u.name, u.admin.to_string(), u.create_time.to_string()]
+                    vec![
+                        u.name,
+                        u.admin.to_string(),
+                        crate::cmd::instances::human_time(u.create_time),
+                    ]
                 })
             })?;
             Ok(ExitCode::SUCCESS)
@@ -191,7 +195,7 @@ pub fn access_key(global: &Global, command: &AccessKeyCommand) -> anyhow::Result
                             k.access_key_id,
                             k.user,
                             k.enabled.to_string(),
-                            k.create_time.to_string(),
+                            crate::cmd::instances::human_time(k.create_time),
                         ]
                     },
                 )
@@ -311,7 +315,13 @@ pub fn audit(global: &Global, args: &AuditArgs) -> anyhow::Result<ExitCode> {
             query.push((name.to_owned(), v));
         }
     };
-    add("AppId", args.app_id.clone());
+    add(
+        "AppId",
+        args.app_id
+            .as_deref()
+            .map(|a| crate::cmd::instances::resolve_app(&client, a))
+            .transpose()?,
+    );
     add("From", args.from.clone());
     add("To", args.to.clone());
     add("PageNumber", args.page.map(|n| n.to_string()));

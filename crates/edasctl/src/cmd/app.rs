@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use edas_wire::application::{
-    AppInfoBody, ApplicationInfoBody, ApplicationListBody, ChangeOrderIdBody, K8sApplicationBody,
+    ApplicationInfoBody, ApplicationListBody, ChangeOrderIdBody, K8sApplicationBody,
 };
 
 use crate::client::{Client, Operation, ops};
@@ -23,8 +23,15 @@ pub enum AppCommand {
     List(ListArgs),
     /// Show one application (GetK8sApplication).
     Get(GetArgs),
-    /// Show an application's instances and state (QueryApplicationStatus).
-    Status(GetArgs),
+    /// Show an application's instances, one row each (DescribeAppInstanceList).
+    Status(crate::cmd::instances::StatusArgs),
+    /// Print an instance's output (edasd's logs API): `-f` follows, `--previous` reads the run
+    /// before the last restart.
+    Logs(crate::cmd::instances::LogsArgs),
+    /// List the application's revisions (ListHistoryDeployVersion).
+    History(crate::cmd::instances::HistoryArgs),
+    /// Release an earlier revision again (DeployK8sApplication with RollbackToRevision).
+    Rollback(crate::cmd::instances::RollbackArgs),
     /// Change the number of instances (ScaleK8sApplication).
     Scale(ScaleArgs),
     /// Restart every instance (RestartK8sApplication).
@@ -40,7 +47,7 @@ pub enum AppCommand {
 /// An application change: `AppId`, `Timeout` and `--watch`.
 #[derive(Debug, Args)]
 pub struct LifecycleArgs {
-    /// `AppId`.
+    /// The application (`AppId`): its id or its name.
     pub app_id: String,
     /// `Timeout`: seconds the change may take.
     #[arg(long, value_name = "SECONDS")]
@@ -72,7 +79,7 @@ pub struct StartArgs {
 /// `app delete`.
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    /// `AppId`.
+    /// The application (`AppId`): its id or its name.
     pub app_id: String,
     /// `Force`: delete even when instances cannot be stopped cleanly.
     #[arg(long)]
@@ -100,9 +107,13 @@ pub(crate) fn change(
     crate::cmd::change_order::follow(global, client, &change_order, None, watch)
 }
 
-fn lifecycle(a: &LifecycleArgs) -> anyhow::Result<ParamList> {
+fn lifecycle(client: &Client, a: &LifecycleArgs) -> anyhow::Result<ParamList> {
     let mut list = ParamList::default();
-    list.set("AppId", a.app_id.clone(), "APP_ID")?;
+    list.set(
+        "AppId",
+        crate::cmd::instances::resolve_app(client, &a.app_id)?,
+        "APP",
+    )?;
     list.set_opt("Timeout", a.timeout.map(|t| t.to_string()), "--timeout")?;
     Ok(list)
 }
@@ -141,7 +152,7 @@ pub struct ListArgs {
 /// `app get`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// `AppId`.
+    /// The application (`AppId`): its id or its name.
     pub app_id: String,
 }
 
@@ -196,18 +207,12 @@ pub fn run(global: &Global, command: &AppCommand) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        AppCommand::Status(args) => {
-            let answer = client.call(
-                ops::QueryApplicationStatus,
-                &[("AppId".to_owned(), args.app_id.clone())],
-            )?;
-            output::print(global.output, &answer, |a| {
-                output::summary_table(&output::body::<AppInfoBody>(a).app_info)
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        AppCommand::Status(args) => crate::cmd::instances::status(global, &client, args),
+        AppCommand::Logs(args) => crate::cmd::instances::logs(&client, args),
+        AppCommand::History(args) => crate::cmd::instances::history(global, &client, args),
+        AppCommand::Rollback(args) => crate::cmd::instances::rollback(global, &client, args),
         AppCommand::Scale(args) => {
-            let mut list = lifecycle(&args.app)?;
+            let mut list = lifecycle(&client, &args.app)?;
             list.set("Replicas", args.replicas.to_string(), "--replicas")?;
             change(
                 global,
@@ -221,18 +226,18 @@ pub fn run(global: &Global, command: &AppCommand) -> anyhow::Result<ExitCode> {
             global,
             &client,
             ops::RestartK8sApplication,
-            lifecycle(args)?,
+            lifecycle(&client, args)?,
             &args.watch,
         ),
         AppCommand::Stop(args) => change(
             global,
             &client,
             ops::StopK8sApplication,
-            lifecycle(args)?,
+            lifecycle(&client, args)?,
             &args.watch,
         ),
         AppCommand::Start(args) => {
-            let mut list = lifecycle(&args.app)?;
+            let mut list = lifecycle(&client, &args.app)?;
             list.set_opt(
                 "Replicas",
                 args.replicas.map(|r| r.to_string()),
@@ -248,7 +253,11 @@ pub fn run(global: &Global, command: &AppCommand) -> anyhow::Result<ExitCode> {
         }
         AppCommand::Delete(args) => {
             let mut list = ParamList::default();
-            list.set("AppId", args.app_id.clone(), "APP_ID")?;
+            list.set(
+                "AppId",
+                crate::cmd::instances::resolve_app(&client, &args.app_id)?,
+                "APP",
+            )?;
             if args.force {
                 list.set("Force", "true".to_owned(), "--force")?;
             }
@@ -263,7 +272,10 @@ pub fn run(global: &Global, command: &AppCommand) -> anyhow::Result<ExitCode> {
         AppCommand::Get(args) => {
             let answer = client.call(
                 ops::GetK8sApplication,
-                &[("AppId".to_owned(), args.app_id.clone())],
+                &[(
+                    "AppId".to_owned(),
+                    crate::cmd::instances::resolve_app(&client, &args.app_id)?,
+                )],
             )?;
             output::print(global.output, &answer, |a| {
                 output::summary_table(&output::body::<K8sApplicationBody>(a).applcation)

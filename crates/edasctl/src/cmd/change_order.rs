@@ -36,7 +36,7 @@ pub enum ChangeOrderCommand {
 /// `change-order list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// `AppId`.
+    /// The application (`AppId`): its id or its name.
     pub app_id: String,
 }
 
@@ -92,12 +92,16 @@ pub enum RollbackOperation {
 
 /// `change-order rollback`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  edasctl change-order rollback CO --watch   # stops a running release and rolls it back, or rolls a finished one back\n  edasctl app rollback APP --to-revision 2     # any earlier revision (see edasctl app history APP)"
+)]
 pub struct RollbackArgs {
     /// `ChangeOrderId`.
     pub change_order_id: String,
-    /// The operation to call.
-    #[arg(long = "using", value_enum, default_value_t = RollbackOperation::AbortAndRollback)]
-    pub operation: RollbackOperation,
+    /// The operation to call (default: AbortAndRollbackChangeOrder while the order runs,
+    /// RollbackChangeOrder once it ended).
+    #[arg(long = "using", value_enum)]
+    pub operation: Option<RollbackOperation>,
     #[command(flatten)]
     pub watch: WatchFlags,
 }
@@ -214,6 +218,11 @@ fn act(
             followed.clone(),
             output::body::<Success>(a).request_id,
         ]);
+        // An abort says where the traffic went and what stays.
+        let traffic = output::body::<ChangeOrderDataBody>(a).data.traffic;
+        if !traffic.is_empty() {
+            t.add_row(vec!["Traffic".to_owned(), traffic, String::new()]);
+        }
         t
     })?;
     follow(global, client, &followed, None, flags)
@@ -224,8 +233,13 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
     let client = global.client()?;
     match command {
         ChangeOrderCommand::List(args) => {
-            let answer =
-                client.call(ops::ListRecentChangeOrder, &id_param("AppId", &args.app_id))?;
+            let answer = client.call(
+                ops::ListRecentChangeOrder,
+                &id_param(
+                    "AppId",
+                    &crate::cmd::instances::resolve_app(&client, &args.app_id)?,
+                ),
+            )?;
             output::print(global.output, &answer, |a| {
                 let keys = [
                     "ChangeOrderId",
@@ -331,7 +345,26 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
             &args.watch,
         ),
         ChangeOrderCommand::Rollback(args) => {
-            let op = match args.operation {
+            let operation = match args.operation {
+                Some(o) => o,
+                None => {
+                    let order = info(&client, &args.change_order_id)?;
+                    if !order.support_rollback {
+                        anyhow::bail!(
+                            "change order {} cannot be rolled back (it has no revision before it, or was rolled back already); to go back to any revision: edasctl app history {app}, then edasctl app rollback {app} --to-revision N",
+                            args.change_order_id,
+                            app = order.head.app_id
+                        );
+                    }
+                    // Active (0 ready, 1 running, 8/9 waiting): stop it and roll back.
+                    if matches!(order.head.status, 0 | 1 | 8 | 9) {
+                        RollbackOperation::AbortAndRollback
+                    } else {
+                        RollbackOperation::Rollback
+                    }
+                }
+            };
+            let op = match operation {
                 RollbackOperation::AbortAndRollback => ops::AbortAndRollbackChangeOrder,
                 RollbackOperation::Rollback => ops::RollbackChangeOrder,
             };

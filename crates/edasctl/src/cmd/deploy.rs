@@ -15,8 +15,11 @@ use crate::output;
 
 /// `deploy`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  edasctl deploy hello --env APP_VERSION=v2 --watch\n  edasctl deploy hello --param Image=registry/app:2 --gray 1 --batches 2 --manual\n  edasctl deploy hello --strategy '{\"type\":\"BatchUpdate\",\"batchUpdate\":{\"batch\":3,\"releaseType\":\"auto\"}}'"
+)]
 pub struct DeployArgs {
-    /// `AppId`.
+    /// The application (`AppId`): its id or its name.
     pub app_id: String,
     #[command(flatten)]
     pub spec: SpecFlags,
@@ -80,8 +83,13 @@ pub fn strategy(
 
 /// Runs `edasctl deploy`.
 pub fn run(global: &Global, args: &DeployArgs) -> anyhow::Result<ExitCode> {
+    let client = global.client()?;
     let mut list = ParamList::default();
-    list.set("AppId", args.app_id.clone(), "APP_ID")?;
+    list.set(
+        "AppId",
+        crate::cmd::instances::resolve_app(&client, &args.app_id)?,
+        "APP",
+    )?;
     args.spec.add_to(&mut list, ArgsStyle::Args)?;
     let built = strategy(args.gray, args.batches, args.manual, args.batch_wait)?;
     list.set_opt(
@@ -95,7 +103,6 @@ pub fn run(global: &Global, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         "--batch-timeout",
     )?;
     list.set_opt("ChangeOrderDesc", args.description.clone(), "--description")?;
-    let client = global.client()?;
     let answer = client.call(ops::DeployK8sApplication, &list.into_pairs())?;
     let change_order = output::body::<ChangeOrderIdBody>(&answer).change_order_id;
     output::print(global.output, &answer, |_| {

@@ -8,6 +8,7 @@ pub mod configuration;
 pub mod configure;
 pub mod context;
 pub mod deploy;
+pub mod instances;
 pub mod params;
 pub mod render;
 pub mod service;

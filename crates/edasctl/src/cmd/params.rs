@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 /// Flags that set InsertK8sApplication / DeployK8sApplication parameters.
 #[derive(Debug, Args, Default)]
 pub struct SpecFlags {
-    /// `ImageUrl`: the image to run.
+    /// The image to run (`ImageUrl` of InsertK8sApplication, `Image` of DeployK8sApplication).
     #[arg(long)]
     pub image: Option<String>,
     /// `Replicas`: the number of instances.
@@ -99,7 +99,12 @@ pub enum ArgsStyle {
 impl SpecFlags {
     /// Adds the flags' parameters to `list`.
     pub fn add_to(&self, list: &mut ParamList, style: ArgsStyle) -> anyhow::Result<()> {
-        list.set_opt("ImageUrl", self.image.clone(), "--image")?;
+        // InsertK8sApplication names the image `ImageUrl`, DeployK8sApplication `Image`.
+        let image = match style {
+            ArgsStyle::Args => "Image",
+            ArgsStyle::CommandArgs => "ImageUrl",
+        };
+        list.set_opt(image, self.image.clone(), "--image")?;
         list.set_opt(
             "Replicas",
             self.replicas.map(|r| r.to_string()),
@@ -185,6 +190,10 @@ mod tests {
         assert!(pairs.contains(&("Args".into(), r#"["-c","sleep 1"]"#.into())));
         assert!(pairs.contains(&("Envs".into(), r#"[{"name":"A","value":"b=c"}]"#.into())));
         assert!(pairs.contains(&("Replicas".into(), "3".into())));
+        assert!(
+            pairs.contains(&("Image".into(), "nginx:1".into())),
+            "DeployK8sApplication's image parameter"
+        );
         let flags = SpecFlags {
             args: Some(r#"["600"]"#.into()),
             ..Default::default()

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use edas_wire::service::{ServicePort, ServicesBody};
 use serde_json::{Value, json};
 
-use crate::client::ops;
+use crate::client::{Client, ops};
 use crate::cmd::app::change;
 use crate::cmd::context::{Global, WatchFlags};
 use crate::cmd::params::ParamList;
@@ -19,7 +19,7 @@ use crate::output::{self, table};
 pub enum ServiceCommand {
     /// List an application's Services (GetK8sServices).
     List {
-        /// `AppId`.
+        /// The application (`AppId`): its id or its name.
         app_id: String,
     },
     /// Add a Service to an application (CreateK8sService).
@@ -28,7 +28,7 @@ pub enum ServiceCommand {
     Update(WriteArgs),
     /// Remove a Service (DeleteK8sService).
     Delete {
-        /// `AppId`.
+        /// The application (`AppId`): its id or its name.
         app_id: String,
         /// `Name`.
         #[arg(long)]
@@ -41,7 +41,7 @@ pub enum ServiceCommand {
 /// `create` / `update`.
 #[derive(Debug, Args)]
 pub struct WriteArgs {
-    /// `AppId`.
+    /// The application (`AppId`): its id or its name.
     pub app_id: String,
     /// `Name`: the Service name (a DNS label).
     #[arg(long)]
@@ -82,9 +82,13 @@ fn port_mapping(text: &str) -> anyhow::Result<Value> {
     }))
 }
 
-fn write_params(args: &WriteArgs) -> anyhow::Result<ParamList> {
+fn write_params(client: &Client, args: &WriteArgs) -> anyhow::Result<ParamList> {
     let mut list = ParamList::default();
-    list.set("AppId", args.app_id.clone(), "APP_ID")?;
+    list.set(
+        "AppId",
+        crate::cmd::instances::resolve_app(client, &args.app_id)?,
+        "APP",
+    )?;
     list.set("Name", args.name.clone(), "--name")?;
     list.set("Type", args.service_type.clone(), "--type")?;
     list.set_opt(
@@ -109,7 +113,11 @@ pub fn run(global: &Global, command: &ServiceCommand) -> anyhow::Result<ExitCode
     match command {
         ServiceCommand::List { app_id } => {
             let mut list = ParamList::default();
-            list.set("AppId", app_id.clone(), "APP_ID")?;
+            list.set(
+                "AppId",
+                crate::cmd::instances::resolve_app(&client, app_id)?,
+                "APP",
+            )?;
             let answer = client.call(ops::GetK8sServices, &list.into_pairs())?;
             output::print(global.output, &answer, |a| {
                 let mut t = table(&["Name", "Type", "ClusterIP", "Ports"]);
@@ -130,7 +138,7 @@ pub fn run(global: &Global, command: &ServiceCommand) -> anyhow::Result<ExitCode
                 global,
                 &client,
                 ops::CreateK8sService,
-                write_params(args)?,
+                write_params(&client, args)?,
                 &args.watch,
             )
         }
@@ -138,7 +146,7 @@ pub fn run(global: &Global, command: &ServiceCommand) -> anyhow::Result<ExitCode
             global,
             &client,
             ops::UpdateK8sService,
-            write_params(args)?,
+            write_params(&client, args)?,
             &args.watch,
         ),
         ServiceCommand::Delete {
@@ -147,7 +155,11 @@ pub fn run(global: &Global, command: &ServiceCommand) -> anyhow::Result<ExitCode
             watch,
         } => {
             let mut list = ParamList::default();
-            list.set("AppId", app_id.clone(), "APP_ID")?;
+            list.set(
+                "AppId",
+                crate::cmd::instances::resolve_app(&client, app_id)?,
+                "APP",
+            )?;
             list.set("Name", name.clone(), "--name")?;
             change(global, &client, ops::DeleteK8sService, list, watch)
         }
