@@ -53,6 +53,8 @@ use crate::server::{authenticate, receive, respond};
 mod notify;
 mod routes;
 
+pub(crate) use notify::event as notify_event;
+
 /// Generates an access key pair: an id `LTAI` + 20 characters and a 32-character secret, from
 /// the operating system's random source (through UUID v4).
 pub fn generate_access_key() -> (String, String) {

@@ -33,6 +33,7 @@ mod params;
 pub mod policy;
 pub mod render;
 mod server;
+mod stream;
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;

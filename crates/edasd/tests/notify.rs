@@ -673,3 +673,183 @@ async fn check_metrics(base: &str, app: &str) {
         other => panic!("a change order's duration is a histogram: {other:?}"),
     }
 }
+
+/// One server-sent event: (id, type, data).
+type Sse = (i64, String, Value);
+
+/// A signed `GET /edasd/v1/events` (the push stream), read as it arrives.
+struct Stream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Stream {
+    async fn open(api: &Endpoint, query: &[(&str, &str)], last_event_id: Option<i64>) -> Stream {
+        let mut builder = events_request(api, &form(query));
+        if let Some(id) = last_event_id {
+            builder = builder.header("Last-Event-ID", id.to_string());
+        }
+        let response = builder.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        Stream {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (keep-alive comments skipped), within 30 s.
+    async fn next(&mut self) -> Sse {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut kind, mut data) = (0, String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().parse().unwrap();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        kind = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if kind.is_empty() {
+                    continue;
+                }
+                return (id, kind, serde_json::from_str(&data).unwrap());
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.response.chunk())
+                .await
+                .expect("an event within 30 s")
+                .unwrap()
+                .expect("the stream stays open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Reads until an event of type `kind`; returns it and when it arrived.
+    async fn until(&mut self, kind: &str) -> (Sse, Instant) {
+        loop {
+            let e = self.next().await;
+            if e.1 == kind {
+                return (e, Instant::now());
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_stream_shows_a_batch_change_at_once_and_resumes_from_the_last_event_id() {
+    let c = Cluster::start("notify-stream", "", true);
+    let (app, created) = c.insert("streamed", 2, &[], &[("APP_VERSION", "v1")]).await;
+    assert_eq!(
+        c.finished(&created, Duration::from_secs(60)).await["Status"],
+        2
+    );
+    let manual = r#"{"type":"BatchUpdate","batchUpdate":{"batch":2,"releaseType":"manual","batchWaitTime":0}}"#;
+    let order = c
+        .deploy(
+            &app,
+            "v2",
+            &[("UpdateStrategy", manual)],
+            &[("APP_VERSION", "v2")],
+        )
+        .await;
+    c.wait_status(&order, &[8], Duration::from_secs(60)).await;
+    // The stream of the change order replays what happened so far.
+    let mut stream = Stream::open(&c.api, &[("ChangeOrderId", &order)], None).await;
+    let ((waiting_id, _, waiting), _) = stream.until("change_order.waiting").await;
+    assert_eq!(waiting["ChangeOrderId"], order.as_str());
+    assert_eq!(waiting["Data"]["batch"], 2);
+    // ContinuePipeline: the next batch's start is pushed at once.
+    let info = c.order(&order).await;
+    let pipeline = pipelines(&info)
+        .into_iter()
+        .find(|p| p["PipelineStatus"] != 2)
+        .unwrap();
+    let pipeline_id = pipeline["PipelineId"].as_str().unwrap().to_owned();
+    let sent = Instant::now();
+    c.call(
+        "GET",
+        "/pop/v5/changeorder/pipeline_batch_confirm",
+        "ContinuePipeline",
+        &[("PipelineId", &pipeline_id), ("Confirm", "true")],
+    )
+    .await;
+    let answered = sent.elapsed();
+    let ((started_id, _, started), arrived) = stream.until("batch.started").await;
+    assert_eq!(started["Data"]["batch"], 2);
+    let pushed = arrived - sent;
+    // What `edasctl change-order watch` does on an event: read GetChangeOrderInfo once.
+    let info = c.order(&order).await;
+    let shown = sent.elapsed();
+    assert!(
+        pipelines(&info)
+            .iter()
+            .any(|p| p["PipelineStatus"] == 1 || p["PipelineStatus"] == 2)
+    );
+    eprintln!(
+        "MEASURED push stream: ContinuePipeline answered in {answered:?}; batch.started pushed \
+         {pushed:?} after the call was sent; the watch's view (one GetChangeOrderInfo after the \
+         event) shown {shown:?} after it (target: 100 ms)"
+    );
+    // Resume after the waiting event: nothing before it again, nothing after it missed.
+    let mut resumed = Stream::open(&c.api, &[("ChangeOrderId", &order)], Some(waiting_id)).await;
+    let first = resumed.next().await;
+    assert!(first.0 > waiting_id, "{first:?}");
+    assert!(first.0 <= started_id);
+    // An application's stream has its change orders' events, the creation's too.
+    let mut of_app = Stream::open(&c.api, &[("AppId", &app)], None).await;
+    let first = of_app.next().await;
+    assert_eq!(
+        (first.1.as_str(), first.2["ChangeOrderId"].as_str()),
+        ("change_order.created", Some(created.as_str()))
+    );
+    // Refusals answer in the EDAS error envelope.
+    let raw = form(&[("AppId", app.as_str()), ("ChangeOrderId", order.as_str())]);
+    let (status, body) = signed_get_events(&c.api, &raw).await;
+    assert_eq!(
+        (status, body["Code"].as_str()),
+        (400, Some("MissingParameter")),
+        "{body}"
+    );
+    let (status, body) = signed_get_events(&c.api, &form(&[("ChangeOrderId", "nope")])).await;
+    assert_eq!(status, 404, "{body}");
+}
+
+/// A signed `GET /edasd/v1/events` with the query `raw`.
+fn events_request(api: &Endpoint, raw: &str) -> reqwest::RequestBuilder {
+    let request = edas_pop::Request::new("GET", "/edasd/v1/events")
+        .with_raw_query(raw)
+        .unwrap()
+        .with_header("x-acs-action", "edasd.events")
+        .with_header("x-acs-version", "2017-08-01");
+    let signature = edas_pop::sign_v1(
+        &request,
+        api.key.0,
+        api.key.1,
+        std::time::SystemTime::now(),
+        Some(&nonce()),
+    )
+    .unwrap();
+    let mut builder = reqwest::Client::new().get(format!("{}/edasd/v1/events?{raw}", api.base));
+    for (name, value) in request.headers() {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    for (name, value) in signature {
+        builder = builder.header(name, value);
+    }
+    builder
+}
+
+async fn signed_get_events(api: &Endpoint, raw: &str) -> (u16, Value) {
+    let builder = events_request(api, raw);
+    let response = builder.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
