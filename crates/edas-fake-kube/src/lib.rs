@@ -44,6 +44,10 @@
 //! - **Pods**: created by the ReplicaSet controller as `<replicaset>-<5 chars>`, owned and labelled
 //!   with `pod-template-hash`; Pending → Running → Ready after [`Config::pod_ready_delay`], with
 //!   conditions, container statuses and pod IPs.
+//! - **Pod logs**: the `log` subresource (`container`, `follow`, `previous`, `tailLines`,
+//!   `sinceSeconds`, `timestamps`, `limitBytes`) over simulated output: no program runs, so a
+//!   container's output is a line per start and crash plus what the test writes
+//!   ([`FakeCluster::write_log`], `POST /_fake/logs/{namespace}/{pod}/{container}`); see [`logs`].
 //!
 //! # Where it differs from a real API server
 //! - No authentication or admission (beyond the namespace-exists check); authorization is only

@@ -13,6 +13,7 @@
 //! - `POST /_fake/watches/drain` makes every open watch stream go silent without closing, as on a
 //!   draining API server (new watches are served normally);
 //! - `POST /_fake/compact` forgets the event history (older resourceVersions get 410 Gone);
+//! - `POST /_fake/logs/{namespace}/{pod}/{container}` appends the body to a container's output;
 //! - `GET /_fake/healthz` answers `ok`.
 
 use std::collections::HashMap;

@@ -5,8 +5,10 @@
 //! in its own process group, in its own directory (layout in [`state`]), with stdout and stderr
 //! appended to `logs/stdout.log` and `logs/stderr.log` (never a pipe to edasd, so an instance
 //! outlives edasd), rotated by size (`copytruncate`: [`LocalConfig::log_max_bytes`] ×
-//! [`LocalConfig::log_files_kept`]). When an instance stops, its logs move to
-//! `<data_dir>/logs/<app_id>/<instance>/` (the newest [`LocalConfig::stopped_logs_kept`] kept).
+//! [`LocalConfig::log_files_kept`]). When a run ends and the instance restarts, the run's logs
+//! move to `logs/previous/` (what [`Runtime::logs`] reads with `previous`). When an instance
+//! stops, its logs move to `<data_dir>/logs/<app_id>/<instance>/` (the newest
+//! [`LocalConfig::stopped_logs_kept`] kept), still readable by the instance's name.
 //!
 //! # What an instance runs
 //! - `Command` + `Args`: the program is executed directly, **not through a shell** (write
