@@ -89,24 +89,14 @@ pub(crate) async fn store_copies(
         copies.insert(copy_key(kind, name), copy.clone());
         copy
     };
-    for cm in snapshot.config_maps {
-        let name = copy(ConfigKind::ConfigMap, &cm.name);
-        let cm = ConfigMap {
-            name,
-            created_at: now,
-            updated_at: now,
-            ..cm
-        };
+    for mut cm in snapshot.config_maps {
+        cm.name = copy(ConfigKind::ConfigMap, &cm.name);
+        (cm.created_at, cm.updated_at) = (now, now);
         store.put_config_map(&cm).await?;
     }
-    for s in snapshot.secrets {
-        let name = copy(ConfigKind::Secret, &s.name);
-        let s = SecretRecord {
-            name,
-            created_at: now,
-            updated_at: now,
-            ..s
-        };
+    for mut s in snapshot.secrets {
+        s.name = copy(ConfigKind::Secret, &s.name);
+        (s.created_at, s.updated_at) = (now, now);
         store.put_secret(&s).await?;
     }
     Ok(copies)
