@@ -794,18 +794,24 @@ mod tests {
         assert!(error.contains("not an executable file"), "{error}");
     }
 
-    #[test]
-    fn the_readme_example_of_a_kubernetes_cluster_is_valid() {
+    /// The first TOML example of README.md that contains `marker`.
+    fn readme_toml(marker: &str) -> String {
         let readme =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
                 .unwrap();
-        let example = readme
+        readme
             .split("```toml\n")
             .skip(1)
             .filter_map(|block| block.split("```").next())
-            .find(|block| block.contains("[[clusters]]"))
-            .expect("README.md shows a [[clusters]] entry");
-        let config = Config::parse(example).unwrap();
+            .find(|block| block.contains(marker))
+            .unwrap_or_else(|| panic!("README.md shows a TOML example with {marker}"))
+            .to_owned()
+    }
+
+    #[test]
+    fn the_readme_example_of_a_kubernetes_cluster_is_valid() {
+        let example = readme_toml("[[clusters]]");
+        let config = Config::parse(&example).unwrap();
         let cluster = &config.clusters[0];
         assert_eq!(
             cluster.access(),
@@ -841,16 +847,8 @@ mod tests {
 
     #[test]
     fn the_readme_example_of_the_local_section_is_valid() {
-        let readme =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-                .unwrap();
-        let example = readme
-            .split("```toml\n")
-            .skip(1)
-            .filter_map(|block| block.split("```").next())
-            .find(|block| block.contains("[local]"))
-            .expect("README.md shows a [local] section");
-        let local = Config::parse(example).unwrap().local;
+        let example = readme_toml("[local]");
+        let local = Config::parse(&example).unwrap().local;
         assert_eq!(local.run_as_user.as_deref(), Some("edas-apps"));
         assert!(local.jdk.unwrap().contains_key("Open JDK 8"));
     }
