@@ -163,6 +163,9 @@ pub(crate) async fn query_status(call: Call<'_>) -> Result<AppInfoBody, ApiError
                 (3, 3, "failed")
             } else if i.ready {
                 (7, 2, "running")
+            } else if i.restarts > 0 && i.last_exit.is_some() {
+                // A crash loop is not a start: it ran, ended and is being started again.
+                (3, 1, "restarting")
             } else {
                 (3, 1, "starting")
             };
@@ -178,6 +181,10 @@ pub(crate) async fn query_status(call: Call<'_>) -> Result<AppInfoBody, ApiError
                 task_state,
                 update_time: updated,
                 vpc_id: String::new(),
+                revision: i.revision.clone(),
+                restarts: i64::from(i.restarts),
+                last_exit_reason: i.last_exit.clone().unwrap_or_default(),
+                port: i.port.map_or(0, i64::from),
             }
         })
         .collect();

@@ -558,7 +558,7 @@ pub struct Ecc {
     /// 0 agent offline (unknown), 3 failing, 7 running.
     #[serde(deserialize_with = "lenient::int")]
     pub app_state: i64,
-    /// `running`, `starting`, `failed` or `unknown`.
+    /// `running`, `starting`, `restarting` (not ready after a run ended), `failed` or `unknown`.
     #[serde(deserialize_with = "lenient::text")]
     pub container_status: String,
     #[serde(deserialize_with = "lenient::int")]
@@ -578,6 +578,18 @@ pub struct Ecc {
     pub update_time: i64,
     #[serde(deserialize_with = "lenient::text")]
     pub vpc_id: String,
+    /// edasd: the revision the instance runs.
+    #[serde(deserialize_with = "lenient::text")]
+    pub revision: String,
+    /// edasd: its restarts so far.
+    #[serde(deserialize_with = "lenient::int")]
+    pub restarts: i64,
+    /// edasd: how its previous run ended (`OOMKilled`, an exit status …), or empty.
+    #[serde(deserialize_with = "lenient::text")]
+    pub last_exit_reason: String,
+    /// edasd: its port on `local` (its `$PORT`), else 0.
+    #[serde(deserialize_with = "lenient::int")]
+    pub port: i64,
 }
 
 /// `EcuList.Ecu[]`: EDAS's hosts; empty on edasd (instances are ECCs).

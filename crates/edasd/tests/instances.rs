@@ -139,6 +139,24 @@ async fn instances_and_their_logs_tail_follow_and_previous() {
         "{inst}"
     );
     let name = inst["InstanceName"].as_str().unwrap();
+    // QueryApplicationStatus's EccList carries the same (edasd's keys beside EDAS's).
+    let status = edasd
+        .call(
+            "GET",
+            "/pop/v5/app/app_status",
+            "QueryApplicationStatus",
+            &[("AppId", &crashing)],
+        )
+        .await;
+    let ecc = &status["AppInfo"]["EccList"]["Ecc"][0];
+    assert_eq!(ecc["EccId"], name);
+    assert_eq!(ecc["Revision"], "1");
+    assert!(ecc["Restarts"].as_i64() >= Some(1), "{ecc}");
+    assert!(
+        ecc["LastExitReason"].as_str().unwrap().contains("status 1"),
+        "{ecc}"
+    );
+    assert!(ecc["Port"].as_i64() > Some(0), "{ecc}");
     let previous = log_text(
         &edasd,
         &[
