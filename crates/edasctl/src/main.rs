@@ -10,6 +10,7 @@ mod cmd;
 mod edas_error;
 mod output;
 mod profile;
+mod push;
 mod watch;
 
 use cmd::context::Global;
@@ -73,6 +74,9 @@ enum Command {
     Policy(cmd::admin::PolicyCommand),
     /// The audit trail (edasd's own API: administrators, or readers of one application).
     Audit(cmd::admin::AuditArgs),
+    /// Release notifications: subscribe webhooks, Slack, DingTalk (administrators only).
+    #[command(subcommand)]
+    Notify(cmd::notify::NotifyCommand),
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::AccessKey(c) => cmd::admin::access_key(g, c),
         Command::Policy(c) => cmd::admin::policy(g, c),
         Command::Audit(args) => cmd::admin::audit(g, args),
+        Command::Notify(c) => cmd::notify::notify(g, c),
         Command::Completion { shell } => completion(*shell),
     };
     match result {

@@ -1,8 +1,10 @@
 //! The live view of a change order: one line (or progress bar) per batch, then the outcome.
 //!
-//! The EDAS API has no push, so watching *polls* GetChangeOrderInfo (every `--interval`
-//! seconds, 2 by default; up to [`MAX_UNREACHABLE_POLLS`] consecutive unreachable polls are
-//! retried). The view is a pure function of each answer ([`view`]) and the plain
+//! edasd pushes a change order's events (`crate::push`): the watch reads GetChangeOrderInfo
+//! once per event, within milliseconds of the transition. The EDAS API itself has no push, so
+//! against a server without the stream the watch *polls* (every `--interval` seconds, 2 by
+//! default; up to [`MAX_UNREACHABLE_POLLS`] consecutive unreachable polls are retried).
+//! The view is a pure function of each answer ([`view`]) and the plain
 //! transcript a pure function of the sequence of answers ([`Transcript`]), so both are tested
 //! from recorded answers; only [`run`] does I/O.
 
@@ -366,6 +368,8 @@ pub fn run(
         .progress_chars("=> ");
     let params = [("ChangeOrderId".to_owned(), change_order_id.to_owned())];
     let mut unreachable = 0;
+    // Subscribed before the first read, so no transition falls between the two.
+    let mut push = crate::push::Push::subscribe(client, change_order_id);
     loop {
         // A server that is briefly unreachable (restarting) does not end the watch; a refusal
         // (an EDAS error answer) does.
@@ -415,7 +419,7 @@ pub fn run(
         if let Some(outcome) = view.outcome {
             return Ok((outcome, answer));
         }
-        std::thread::sleep(interval);
+        push.wait(interval);
     }
 }
 

@@ -733,3 +733,118 @@ fn completions_and_missing_configuration() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("EDAS_ENDPOINT"), "{}", stderr(&out));
 }
+
+/// `edasctl notify …` through the admin API, and `change-order watch` over edasd's push
+/// stream: with a 60 s polling interval, a batch change still shows at once (the measured
+/// delay is printed; only "well before the first poll" is asserted).
+#[test]
+fn notify_subscriptions_and_a_watch_over_the_push_stream() {
+    let server = Server::start();
+    let added = server.json(&[
+        "notify",
+        "add",
+        "--sink",
+        "webhook",
+        "--url",
+        "http://127.0.0.1:9/hook",
+        "--secret",
+        "s3cret",
+        "--event",
+        "change_order.failed",
+    ]);
+    let id = added["Subscription"]["SubscriptionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = server.json(&["notify", "list"]);
+    assert_eq!(
+        listed["Subscriptions"][0]["EventTypes"][0],
+        "change_order.failed"
+    );
+    assert!(!listed.to_string().contains("s3cret") && !listed.to_string().contains("/hook"));
+    let out = server.run(&["notify", "add", "--sink", "pager", "--url", "http://x/"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("InvalidParameter") && stderr(&out).contains("Sink"),
+        "{}",
+        stderr(&out)
+    );
+    let table = server.run(&["notify", "deliveries", &id, "--state", "dead"]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    assert!(server.run(&["notify", "remove", &id]).status.success());
+    assert_eq!(
+        server.json(&["notify", "list"])["Subscriptions"],
+        serde_json::json!([])
+    );
+
+    let app = server.create_app("pushed", "2");
+    let order = server.json(&[
+        "deploy",
+        &app,
+        "--env",
+        "VERSION=2",
+        "--batches",
+        "2",
+        "--manual",
+    ])["ChangeOrderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.wait_for_status(&order, 8);
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_edasctl"));
+    watch
+        .env_clear()
+        .env("EDAS_ENDPOINT", &server.base)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET)
+        .env("EDASCTL_CONFIG_DIR", server.config.path())
+        .args(["change-order", "watch", &order, "--interval", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = watch.spawn().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout_pipe = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout_pipe).lines().map_while(Result::ok) {
+            let _ = tx.send((line, Instant::now()));
+        }
+    });
+    // The watch's first view: batch 2 waits for confirmation.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (line, _) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the watch prints");
+        if line.starts_with("Batch 2") {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+    }
+    let sent = Instant::now();
+    assert!(
+        server
+            .run(&["change-order", "continue", &order])
+            .status
+            .success()
+    );
+    let (line, shown) = loop {
+        let (line, at) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the watch shows the next batch well before its 60 s poll");
+        if line.starts_with("Batch 2") {
+            break (line, at);
+        }
+    };
+    eprintln!(
+        "MEASURED edasctl watch over the push stream: `{line}` shown {:?} after `edasctl \
+         change-order continue` was started (its own run included; polling interval 60 s)",
+        shown - sent
+    );
+    assert!(shown - sent < Duration::from_secs(20), "pushed, not polled");
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the watch ends when the release succeeds"
+    );
+}

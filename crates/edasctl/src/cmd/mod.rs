@@ -9,6 +9,7 @@ pub mod configure;
 pub mod context;
 pub mod deploy;
 pub mod instances;
+pub mod notify;
 pub mod params;
 pub mod render;
 pub mod service;
