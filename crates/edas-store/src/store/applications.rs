@@ -222,13 +222,9 @@ impl Store {
 
     /// An application by id, deleted or not.
     pub async fn get_application(&self, id: &str) -> Result<Application, StoreError> {
-        let row: Option<AppRow> = on_reader!(self, pool => {
-            sqlx::query_as(concat!("SELECT ", app_cols!(), " FROM applications WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        });
-        row.ok_or_else(|| StoreError::not_found("application", id))?
+        let select = concat!("SELECT ", app_cols!(), " FROM applications WHERE id = $1");
+        self.fetch_row::<AppRow>(select, &[id], "application")
+            .await?
             .try_into()
     }
 

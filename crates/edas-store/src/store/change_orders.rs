@@ -4,13 +4,9 @@ use super::*;
 
 impl Store {
     pub async fn get_change_order(&self, id: &str) -> Result<ChangeOrder, StoreError> {
-        let row: Option<CoRow> = on_reader!(self, pool => {
-            sqlx::query_as(concat!("SELECT ", co_cols!(), " FROM change_orders WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        });
-        row.ok_or_else(|| StoreError::not_found("change order", id))?
+        let select = concat!("SELECT ", co_cols!(), " FROM change_orders WHERE id = $1");
+        self.fetch_row::<CoRow>(select, &[id], "change order")
+            .await?
             .try_into()
     }
 
@@ -35,15 +31,13 @@ impl Store {
     /// control operations that name only a pipeline or a task (ContinuePipeline,
     /// RetryChangeOrderTask) search.
     pub async fn open_change_orders(&self) -> Result<Vec<ChangeOrder>, StoreError> {
-        let rows: Vec<CoRow> = on_reader!(self, pool => {
-            sqlx::query_as(concat!(
-                "SELECT ", co_cols!(), " FROM change_orders \
-                 WHERE finished_at IS NULL ORDER BY created_at, id"
-            ))
-            .fetch_all(pool)
-            .await?
-        });
-        rows.into_iter().map(ChangeOrder::try_from).collect()
+        let select = concat!(
+            "SELECT ",
+            co_cols!(),
+            " FROM change_orders \
+             WHERE finished_at IS NULL ORDER BY created_at, id"
+        );
+        rows(self.fetch_rows::<CoRow>(select, &[]).await?)
     }
 
     /// An application's change orders, newest first.

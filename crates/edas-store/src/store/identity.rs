@@ -29,23 +29,15 @@ impl Store {
     }
 
     pub async fn get_user(&self, name: &str) -> Result<User, StoreError> {
-        let row: Option<UserRow> = on_reader!(self, pool => {
-            sqlx::query_as("SELECT name, admin, created_at FROM users WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-        });
-        row.ok_or_else(|| StoreError::not_found("user", name))?
+        let select = "SELECT name, admin, created_at FROM users WHERE name = $1";
+        self.fetch_row::<UserRow>(select, &[name], "user")
+            .await?
             .try_into()
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let items: Vec<UserRow> = on_reader!(self, pool => {
-            sqlx::query_as("SELECT name, admin, created_at FROM users ORDER BY name")
-                .fetch_all(pool)
-                .await?
-        });
-        rows(items)
+        let select = "SELECT name, admin, created_at FROM users ORDER BY name";
+        rows(self.fetch_rows::<UserRow>(select, &[]).await?)
     }
 
     /// Deletes a user with its access keys and policy attachments. Returns whether it existed.
@@ -102,30 +94,17 @@ impl Store {
 
     /// An access key with its decrypted secret.
     pub async fn get_access_key(&self, id: &str) -> Result<AccessKey, StoreError> {
-        let row: Option<AccessKeyRow> = on_reader!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, secret_encrypted, user_name, enabled, created_at FROM access_keys \
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-        });
-        self.open_access_key(row.ok_or_else(|| StoreError::not_found("access key", id))?)
+        let select = "SELECT id, secret_encrypted, user_name, enabled, created_at \
+                      FROM access_keys WHERE id = $1";
+        self.open_access_key(self.fetch_row(select, &[id], "access key").await?)
     }
 
     /// A user's access keys, by id.
     pub async fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKey>, StoreError> {
-        let items: Vec<AccessKeyRow> = on_reader!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, secret_encrypted, user_name, enabled, created_at FROM access_keys \
-                 WHERE user_name = $1 ORDER BY id",
-            )
-            .bind(user)
-            .fetch_all(pool)
+        let select = "SELECT id, secret_encrypted, user_name, enabled, created_at \
+                      FROM access_keys WHERE user_name = $1 ORDER BY id";
+        self.fetch_rows::<AccessKeyRow>(select, &[user])
             .await?
-        });
-        items
             .into_iter()
             .map(|row| self.open_access_key(row))
             .collect()
@@ -209,25 +188,15 @@ impl Store {
     }
 
     pub async fn get_policy(&self, name: &str) -> Result<Policy, StoreError> {
-        let row: Option<PolicyRow> = on_reader!(self, pool => {
-            sqlx::query_as(
-                "SELECT name, document, created_at, updated_at FROM policies WHERE name = $1",
-            )
-            .bind(name)
-            .fetch_optional(pool)
+        let select = "SELECT name, document, created_at, updated_at FROM policies WHERE name = $1";
+        self.fetch_row::<PolicyRow>(select, &[name], "policy")
             .await?
-        });
-        row.ok_or_else(|| StoreError::not_found("policy", name))?
             .try_into()
     }
 
     pub async fn list_policies(&self) -> Result<Vec<Policy>, StoreError> {
-        let items: Vec<PolicyRow> = on_reader!(self, pool => {
-            sqlx::query_as("SELECT name, document, created_at, updated_at FROM policies ORDER BY name")
-                .fetch_all(pool)
-                .await?
-        });
-        rows(items)
+        let select = "SELECT name, document, created_at, updated_at FROM policies ORDER BY name";
+        rows(self.fetch_rows::<PolicyRow>(select, &[]).await?)
     }
 
     /// Deletes a policy and its attachments. Returns whether it existed.
@@ -293,16 +262,9 @@ impl Store {
 
     /// The policies attached to a user, by name.
     pub async fn user_policies(&self, user: &str) -> Result<Vec<Policy>, StoreError> {
-        let items: Vec<PolicyRow> = on_reader!(self, pool => {
-            sqlx::query_as(
-                "SELECT p.name, p.document, p.created_at, p.updated_at FROM policies p \
-                 JOIN user_policies up ON up.policy_name = p.name \
-                 WHERE up.user_name = $1 ORDER BY p.name",
-            )
-            .bind(user)
-            .fetch_all(pool)
-            .await?
-        });
-        rows(items)
+        let select = "SELECT p.name, p.document, p.created_at, p.updated_at FROM policies p \
+                      JOIN user_policies up ON up.policy_name = p.name \
+                      WHERE up.user_name = $1 ORDER BY p.name";
+        rows(self.fetch_rows::<PolicyRow>(select, &[user]).await?)
     }
 }

@@ -15,9 +15,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::types::Json;
 
@@ -709,7 +710,51 @@ fn hits_one_active_index(e: &sqlx::Error) -> bool {
     }
 }
 
+/// A row struct (in `rows`) that both backends can read.
+trait Row:
+    Send + Unpin + for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow>
+{
+}
+
+impl<T> Row for T where
+    T: Send + Unpin + for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow>
+{
+}
+
 impl Store {
+    /// The rows `select` reads with `keys` bound in order (`$1`, `$2`, …).
+    async fn fetch_rows<R: Row>(
+        &self,
+        select: &'static str,
+        keys: &[&str],
+    ) -> Result<Vec<R>, StoreError> {
+        Ok(on_reader!(self, pool => {
+            let mut query = sqlx::query_as(select);
+            for key in keys {
+                query = query.bind(*key);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
+    /// The one row `select` reads with `keys` bound in order; [`StoreError::NotFound`] naming
+    /// `entity` and the keys when there is none.
+    async fn fetch_row<R: Row>(
+        &self,
+        select: &'static str,
+        keys: &[&str],
+        entity: &'static str,
+    ) -> Result<R, StoreError> {
+        let row: Option<R> = on_reader!(self, pool => {
+            let mut query = sqlx::query_as(select);
+            for key in keys {
+                query = query.bind(*key);
+            }
+            query.fetch_optional(pool).await?
+        });
+        row.ok_or_else(|| StoreError::not_found(entity, keys.join("/")))
+    }
+
     /// Runs the statement `delete` with `keys` bound in order and, when it removed something,
     /// writes `audit` in the same transaction; whether it removed something.
     pub(crate) async fn delete_audited(

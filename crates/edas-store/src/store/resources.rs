@@ -59,29 +59,17 @@ impl Store {
     }
 
     pub async fn get_cluster(&self, id: &str) -> Result<Cluster, StoreError> {
-        let row: Option<ClusterRow> = on_reader!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, name, region_id, cluster_type, config, created_at, updated_at \
-                 FROM clusters WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
+        let select = "SELECT id, name, region_id, cluster_type, config, created_at, updated_at \
+                      FROM clusters WHERE id = $1";
+        self.fetch_row::<ClusterRow>(select, &[id], "cluster")
             .await?
-        });
-        row.ok_or_else(|| StoreError::not_found("cluster", id))?
             .try_into()
     }
 
     pub async fn list_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
-        let items: Vec<ClusterRow> = on_reader!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, name, region_id, cluster_type, config, created_at, updated_at \
-                 FROM clusters ORDER BY id",
-            )
-            .fetch_all(pool)
-            .await?
-        });
-        rows(items)
+        let select = "SELECT id, name, region_id, cluster_type, config, created_at, updated_at \
+                      FROM clusters ORDER BY id";
+        rows(self.fetch_rows::<ClusterRow>(select, &[]).await?)
     }
 
     /// Returns whether the cluster existed.
@@ -159,21 +147,12 @@ impl Store {
         k8s_namespace: &str,
         name: &str,
     ) -> Result<ConfigMap, StoreError> {
-        let row: Option<ConfigMapRow> = on_reader!(self, pool => {
-            sqlx::query_as(
-                "SELECT cluster_id, k8s_namespace, name, data, created_at, updated_at \
-                 FROM config_maps WHERE cluster_id = $1 AND k8s_namespace = $2 AND name = $3",
-            )
-            .bind(cluster_id)
-            .bind(k8s_namespace)
-            .bind(name)
-            .fetch_optional(pool)
+        let select = "SELECT cluster_id, k8s_namespace, name, data, created_at, updated_at \
+                      FROM config_maps WHERE cluster_id = $1 AND k8s_namespace = $2 AND name = $3";
+        let key = [cluster_id, k8s_namespace, name];
+        self.fetch_row::<ConfigMapRow>(select, &key, "config map")
             .await?
-        });
-        row.ok_or_else(|| {
-            StoreError::not_found("config map", format!("{cluster_id}/{k8s_namespace}/{name}"))
-        })?
-        .try_into()
+            .try_into()
     }
 
     /// The ConfigMaps of one Kubernetes namespace of a cluster, by name.
@@ -182,17 +161,12 @@ impl Store {
         cluster_id: &str,
         k8s_namespace: &str,
     ) -> Result<Vec<ConfigMap>, StoreError> {
-        let items: Vec<ConfigMapRow> = on_reader!(self, pool => {
-            sqlx::query_as(
-                "SELECT cluster_id, k8s_namespace, name, data, created_at, updated_at \
-                 FROM config_maps WHERE cluster_id = $1 AND k8s_namespace = $2 ORDER BY name",
-            )
-            .bind(cluster_id)
-            .bind(k8s_namespace)
-            .fetch_all(pool)
-            .await?
-        });
-        rows(items)
+        let select = "SELECT cluster_id, k8s_namespace, name, data, created_at, updated_at \
+                      FROM config_maps WHERE cluster_id = $1 AND k8s_namespace = $2 ORDER BY name";
+        rows(
+            self.fetch_rows::<ConfigMapRow>(select, &[cluster_id, k8s_namespace])
+                .await?,
+        )
     }
 
     /// Every ConfigMap of a cluster, by namespace then name (for listings without a namespace).
@@ -200,16 +174,12 @@ impl Store {
         &self,
         cluster_id: &str,
     ) -> Result<Vec<ConfigMap>, StoreError> {
-        let items: Vec<ConfigMapRow> = on_reader!(self, pool => {
-            sqlx::query_as(
-                "SELECT cluster_id, k8s_namespace, name, data, created_at, updated_at \
-                 FROM config_maps WHERE cluster_id = $1 ORDER BY k8s_namespace, name",
-            )
-            .bind(cluster_id)
-            .fetch_all(pool)
-            .await?
-        });
-        rows(items)
+        let select = "SELECT cluster_id, k8s_namespace, name, data, created_at, updated_at \
+                      FROM config_maps WHERE cluster_id = $1 ORDER BY k8s_namespace, name";
+        rows(
+            self.fetch_rows::<ConfigMapRow>(select, &[cluster_id])
+                .await?,
+        )
     }
 
     pub async fn delete_config_map(
@@ -282,21 +252,11 @@ impl Store {
         k8s_namespace: &str,
         name: &str,
     ) -> Result<SecretRecord, StoreError> {
-        let row: Option<SecretRow> = on_reader!(self, pool => {
-            sqlx::query_as(
-                "SELECT cluster_id, k8s_namespace, name, data_encrypted, created_at, updated_at \
-                 FROM secrets WHERE cluster_id = $1 AND k8s_namespace = $2 AND name = $3",
-            )
-            .bind(cluster_id)
-            .bind(k8s_namespace)
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-        });
-        let row = row.ok_or_else(|| {
-            StoreError::not_found("secret", format!("{cluster_id}/{k8s_namespace}/{name}"))
-        })?;
-        self.open_secret(row)
+        let select = "SELECT cluster_id, k8s_namespace, name, data_encrypted, created_at, \
+                      updated_at FROM secrets \
+                      WHERE cluster_id = $1 AND k8s_namespace = $2 AND name = $3";
+        let key = [cluster_id, k8s_namespace, name];
+        self.open_secret(self.fetch_row(select, &key, "secret").await?)
     }
 
     /// The Secrets of one Kubernetes namespace of a cluster, by name, decrypted.
@@ -305,17 +265,13 @@ impl Store {
         cluster_id: &str,
         k8s_namespace: &str,
     ) -> Result<Vec<SecretRecord>, StoreError> {
-        let items: Vec<SecretRow> = on_reader!(self, pool => {
-            sqlx::query_as(
-                "SELECT cluster_id, k8s_namespace, name, data_encrypted, created_at, updated_at \
-                 FROM secrets WHERE cluster_id = $1 AND k8s_namespace = $2 ORDER BY name",
-            )
-            .bind(cluster_id)
-            .bind(k8s_namespace)
-            .fetch_all(pool)
-            .await?
-        });
-        items.into_iter().map(|row| self.open_secret(row)).collect()
+        let select = "SELECT cluster_id, k8s_namespace, name, data_encrypted, created_at, \
+                      updated_at FROM secrets \
+                      WHERE cluster_id = $1 AND k8s_namespace = $2 ORDER BY name";
+        self.open_secrets(
+            self.fetch_rows(select, &[cluster_id, k8s_namespace])
+                .await?,
+        )
     }
 
     /// Every Secret of a cluster, by namespace then name, decrypted.
@@ -323,16 +279,13 @@ impl Store {
         &self,
         cluster_id: &str,
     ) -> Result<Vec<SecretRecord>, StoreError> {
-        let items: Vec<SecretRow> = on_reader!(self, pool => {
-            sqlx::query_as(
-                "SELECT cluster_id, k8s_namespace, name, data_encrypted, created_at, updated_at \
-                 FROM secrets WHERE cluster_id = $1 ORDER BY k8s_namespace, name",
-            )
-            .bind(cluster_id)
-            .fetch_all(pool)
-            .await?
-        });
-        items.into_iter().map(|row| self.open_secret(row)).collect()
+        let select = "SELECT cluster_id, k8s_namespace, name, data_encrypted, created_at, \
+                      updated_at FROM secrets WHERE cluster_id = $1 ORDER BY k8s_namespace, name";
+        self.open_secrets(self.fetch_rows(select, &[cluster_id]).await?)
+    }
+
+    fn open_secrets(&self, rows: Vec<SecretRow>) -> Result<Vec<SecretRecord>, StoreError> {
+        rows.into_iter().map(|row| self.open_secret(row)).collect()
     }
 
     fn open_secret(&self, row: SecretRow) -> Result<SecretRecord, StoreError> {
