@@ -310,13 +310,7 @@ impl Controller {
         self.logs.retain(&names);
         for pod in pods {
             let (namespace, name) = pod_key(&pod);
-            let containers: Vec<String> = pod
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_owned))
-                .collect();
+            let containers = crate::logs::container_names(&pod);
             if !sims.contains_key(uid_of(&pod)) {
                 for c in &containers {
                     self.logs.started(&namespace, &name, c, 0);

@@ -201,6 +201,16 @@ fn render(lines: &[Line], timestamps: bool) -> String {
     out
 }
 
+/// The names of a pod's containers, in order.
+pub(crate) fn container_names(pod: &Value) -> Vec<String> {
+    pod.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
 /// `GET /api/v1/namespaces/{namespace}/pods/{pod}/log`.
 pub(crate) fn serve(
     app: &AppState,
@@ -227,13 +237,7 @@ fn answer(
 ) -> Result<Response, ApiError> {
     let q = parse(query)?;
     let pod = app.store.get(by_kind("Pod"), namespace, pod_name)?;
-    let containers: Vec<String> = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_owned))
-        .collect();
+    let containers = container_names(&pod);
     let container = match q.container.clone() {
         Some(c) if containers.contains(&c) => c,
         Some(c) => {

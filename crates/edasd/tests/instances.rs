@@ -29,6 +29,29 @@ async fn log_text(edasd: &Cluster, params: &[(&str, &str)]) -> String {
     edasd.log_text(params).await
 }
 
+/// An edasd and an application `name` of `replicas` ready instances of v1 behind a Service on
+/// a free port; (edasd, AppId, port).
+async fn serving(name: &str, replicas: u32) -> (Cluster, String, u16) {
+    let edasd = Cluster::start(name, "", false);
+    let port = free_port();
+    let configs = format!(
+        r#"[{{"name":"web","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{port},"targetPort":8080,"protocol":"TCP"}}}}]}}]"#
+    );
+    let (app, co) = edasd
+        .insert(
+            name,
+            replicas,
+            &[("ServiceConfigs", &configs)],
+            &[("APP_VERSION", "v1")],
+        )
+        .await;
+    assert_eq!(
+        edasd.finished(&co, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    (edasd, app, port)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_and_their_logs_tail_follow_and_previous() {
     let edasd = Cluster::start("instances", "", false);
@@ -122,15 +145,9 @@ async fn instances_and_their_logs_tail_follow_and_previous() {
         )
         .await;
     edasd.finished(&co, Duration::from_secs(30)).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let inst = loop {
-        let list = instances(&edasd, &crashing).await;
-        if let Some(i) = list.iter().find(|i| i["Restarts"].as_i64() >= Some(1)) {
-            break i.clone();
-        }
-        assert!(Instant::now() < deadline, "no restart: {list:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let inst = edasd
+        .wait_restarted(&crashing, Duration::from_secs(20))
+        .await;
     assert!(
         inst["LastExitReason"]
             .as_str()
@@ -174,23 +191,7 @@ async fn instances_and_their_logs_tail_follow_and_previous() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_and_rollback_to_a_revision_end_on_it() {
-    let edasd = Cluster::start("history", "", false);
-    let port = free_port();
-    let configs = format!(
-        r#"[{{"name":"web","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{port},"targetPort":8080,"protocol":"TCP"}}}}]}}]"#
-    );
-    let (app, co) = edasd
-        .insert(
-            "history",
-            2,
-            &[("ServiceConfigs", &configs)],
-            &[("APP_VERSION", "v1")],
-        )
-        .await;
-    assert_eq!(
-        edasd.finished(&co, Duration::from_secs(30)).await["Status"],
-        2
-    );
+    let (edasd, app, port) = serving("history", 2).await;
     for v in ["v2", "v3"] {
         let co = edasd.deploy(&app, v, &[], &[("APP_VERSION", v)]).await;
         assert_eq!(
@@ -347,27 +348,11 @@ async fn history_and_rollback_to_a_revision_end_on_it() {
     assert_eq!(newest["Current"], true);
 }
 
-/// A gray release with a 20 % rule, aborted while it waits: the answer has come back once the
+/// A gray release with a 50 % rule, aborted while it waits: the answer has come back once the
 /// proxy was updated, and from then on no request reaches the new revision, whose instance stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aborted_gray_release_sends_no_traffic_to_the_new_revision() {
-    let edasd = Cluster::start("abort", "", false);
-    let port = free_port();
-    let configs = format!(
-        r#"[{{"name":"web","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{port},"targetPort":8080,"protocol":"TCP"}}}}]}}]"#
-    );
-    let (app, co) = edasd
-        .insert(
-            "abort",
-            3,
-            &[("ServiceConfigs", &configs)],
-            &[("APP_VERSION", "v1")],
-        )
-        .await;
-    assert_eq!(
-        edasd.finished(&co, Duration::from_secs(30)).await["Status"],
-        2
-    );
+    let (edasd, app, port) = serving("abort", 3).await;
     let strategy = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"manual","batchWaitTime":0}}"#;
     let traffic = r#"{"http":{"rules":[{"conditionType":"percent","percent":50}]}}"#;
     let co = edasd

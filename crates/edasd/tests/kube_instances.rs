@@ -5,7 +5,7 @@
 
 mod kube_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use edas_fake_kube::PodFault;
 use kube_support::support::read_until;
@@ -62,15 +62,7 @@ async fn pod_logs_follow_and_previous_through_the_pod_log_api() {
     })
     .await;
     assert!(ended.is_ok(), "the follow did not end with the run");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let inst = loop {
-        let list = edasd.instance_list(&app).await;
-        if let Some(i) = list.iter().find(|i| i["Restarts"].as_i64() >= Some(1)) {
-            break i.clone();
-        }
-        assert!(Instant::now() < deadline, "no restart: {list:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let inst = edasd.wait_restarted(&app, Duration::from_secs(10)).await;
     assert!(
         inst["LastExitReason"]
             .as_str()

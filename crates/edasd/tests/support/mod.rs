@@ -297,6 +297,23 @@ impl Endpoint {
         body["InstanceList"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Waits until an instance of the application has restarted; that instance
+    /// (DescribeAppInstanceList's item).
+    pub async fn wait_restarted(&self, app: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let list = self.instance_list(app).await;
+            if let Some(i) = list.iter().find(|i| i["Restarts"].as_i64() >= Some(1)) {
+                return i.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no restart within {within:?}: {list:?}"
+            );
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
     /// InsertK8sApplication with `params`; returns (AppId, ChangeOrderId).
     pub async fn insert_app(&self, params: &[(&str, &str)]) -> (String, String) {
         let body = self
