@@ -101,38 +101,18 @@ async fn instances_and_their_logs_tail_follow_and_previous() {
     drop(follow);
 
     // Refusals name the parameter; nothing to read is not a success.
-    let response = logs(
-        &edasd,
-        &[
-            ("AppId", &app),
-            ("InstanceName", &name),
-            ("Previous", "true"),
-        ],
-    )
-    .await;
-    assert_eq!(response.status().as_u16(), 400);
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        body["Message"].as_str().unwrap().contains("Previous"),
-        "{body}"
-    );
+    for (extra, named) in [
+        (("Previous", "true"), "Previous"),
+        (("TailLines", "-1"), "TailLines"),
+        (("Color", "red"), "Color"),
+        (("SinceSeconds", "soon"), "SinceSeconds"),
+    ] {
+        let response = logs(&edasd, &[("AppId", &app), ("InstanceName", &name), extra]).await;
+        assert_eq!(response.status().as_u16(), 400, "{extra:?}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["Message"].as_str().unwrap().contains(named), "{body}");
+    }
     let response = logs(&edasd, &[("AppId", &app), ("InstanceName", "nope")]).await;
-    assert_eq!(response.status().as_u16(), 400);
-    let response = logs(
-        &edasd,
-        &[
-            ("AppId", &app),
-            ("InstanceName", &name),
-            ("TailLines", "-1"),
-        ],
-    )
-    .await;
-    assert_eq!(response.status().as_u16(), 400);
-    let response = logs(
-        &edasd,
-        &[("AppId", &app), ("InstanceName", &name), ("Color", "red")],
-    )
-    .await;
     assert_eq!(response.status().as_u16(), 400);
 
     // An instance that exits: restarts counted, its last exit reported, the run before readable.
