@@ -744,16 +744,8 @@ fn common(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
         let mut ok = true;
         let mut norm = Vec::with_capacity(mounts.len());
         for (i, mut m) in mounts.into_iter().enumerate() {
-            if !k8s::is_dns_subdomain(&m.name) {
-                r.push(Violation::invalid(
-                    "ConfigMountDescs",
-                    format!(
-                        "[{i}].name `{}` is not a valid resource name",
-                        shorten(&m.name)
-                    ),
-                ));
-                ok = false;
-            }
+            let at = format!("[{i}].name ");
+            ok &= subdomain(r, "ConfigMountDescs", &at, &m.name, "resource name");
             m.kind = match m.kind.to_ascii_lowercase().as_str() {
                 "configmap" => "ConfigMap".to_owned(),
                 "secret" => "Secret".to_owned(),
@@ -780,15 +772,8 @@ fn common(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
     let pvc: Patch<Vec<PvcMount>> = r.json("PvcMountDescs");
     if let Patch::Set(p) = &pvc {
         for (i, m) in p.iter().enumerate() {
-            if !k8s::is_dns_subdomain(&m.pvc_name) {
-                r.push(Violation::invalid(
-                    "PvcMountDescs",
-                    format!(
-                        "[{i}].pvcName `{}` is not a valid claim name",
-                        shorten(&m.pvc_name)
-                    ),
-                ));
-            }
+            let at = format!("[{i}].pvcName ");
+            subdomain(r, "PvcMountDescs", &at, &m.pvc_name, "claim name");
             if m.mount_paths.is_empty() {
                 r.push(Violation::invalid(
                     "PvcMountDescs",
@@ -833,15 +818,7 @@ fn common(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
                     format!("[{i}].type `{}` must be one of \"\", DirectoryOrCreate, Directory, FileOrCreate, File, Socket, CharDevice, BlockDevice", shorten(&m.kind)),
                 ));
             }
-            if !m.node_path.starts_with('/') || m.node_path.split('/').any(|c| c == "..") {
-                r.push(Violation::invalid(
-                    "LocalVolume",
-                    format!(
-                        "[{i}].nodePath `{}` must be absolute, without ..",
-                        shorten(&m.node_path)
-                    ),
-                ));
-            }
+            absolute_path(r, "LocalVolume", &format!("[{i}].nodePath"), &m.node_path);
         }
     }
     lv.apply_to_list(&mut spec.local_volumes);
@@ -865,15 +842,7 @@ fn common(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
     let nfs: Patch<Vec<NfsMount>> = r.json("MountDescs");
     if let Patch::Set(m) = &nfs {
         for (i, x) in m.iter().enumerate() {
-            if !x.nas_path.starts_with('/') || x.nas_path.split('/').any(|c| c == "..") {
-                r.push(Violation::invalid(
-                    "MountDescs",
-                    format!(
-                        "[{i}].nasPath `{}` must be absolute, without ..",
-                        shorten(&x.nas_path)
-                    ),
-                ));
-            }
+            absolute_path(r, "MountDescs", &format!("[{i}].nasPath"), &x.nas_path);
         }
     }
     nfs.apply_to_list(&mut spec.nfs.mounts);
@@ -913,12 +882,13 @@ fn common(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
             Err(v) => r.push(v),
         },
     }
-    match r.text("SecretName") {
-        Patch::Set(s) if !k8s::is_dns_subdomain(&s) => r.push(Violation::invalid(
-            "SecretName",
-            format!("`{}` is not a valid Secret name", shorten(&s)),
-        )),
-        p => p.apply_to(&mut spec.image_pull_secret),
+    let secret = r.text("SecretName");
+    let valid = match &secret {
+        Patch::Set(s) => subdomain(r, "SecretName", "", s, "Secret name"),
+        _ => true,
+    };
+    if valid {
+        secret.apply_to(&mut spec.image_pull_secret);
     }
 
     if let Some(b) = r.boolean("EnableLosslessRule") {
@@ -955,6 +925,30 @@ fn common(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
     ] {
         empty_only(r, name);
     }
+}
+
+/// A path (field `at` of parameter `param`) on a host or server: absolute, without `..`; when
+/// it is not, the violation.
+fn absolute_path(r: &mut Reader<'_>, param: &str, at: &str, path: &str) {
+    if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
+        r.push(Violation::invalid(
+            param,
+            format!("{at} `{}` must be absolute, without ..", shorten(path)),
+        ));
+    }
+}
+
+/// Whether `name` (at `at` in parameter `param`, e.g. `[0].name `) is a Kubernetes object name
+/// (a DNS subdomain); when it is not, the violation that it is not a valid `what`.
+fn subdomain(r: &mut Reader<'_>, param: &str, at: &str, name: &str, what: &str) -> bool {
+    let valid = k8s::is_dns_subdomain(name);
+    if !valid {
+        r.push(Violation::invalid(
+            param,
+            format!("{at}`{}` is not a valid {what}", shorten(name)),
+        ));
+    }
+    valid
 }
 
 /// JSON parameter `name`, its violations under `check` recorded.
