@@ -156,7 +156,10 @@ async fn serves_signed_requests_health_metrics_and_stops_on_sigterm() {
 
     std::thread::sleep(Duration::from_millis(200));
     assert!(server.logged(&request_id), "the RequestId is in the logs");
-    assert!(!server.logged(&read_id), "a successful read is not logged at INFO");
+    assert!(
+        !server.logged(&read_id),
+        "a successful read is not logged at INFO"
+    );
     let status = server.terminate();
     assert!(status.success(), "clean exit after SIGTERM: {status}");
 }

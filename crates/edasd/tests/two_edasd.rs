@@ -27,14 +27,7 @@ async fn the_other_edasd_takes_over_a_release_whose_driver_was_killed() {
     let dir = tempfile::tempdir().unwrap();
     let a = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, Some(&database));
     // B shares the database and the store's encryption key (as an operator deploys them).
-    let b_dir = dir.path().join("b");
-    std::fs::create_dir_all(b_dir.join("data")).unwrap();
-    std::fs::copy(
-        a.data_dir().join("store.key"),
-        b_dir.join("data").join("store.key"),
-    )
-    .unwrap();
-    let b = Edasd::start(&b_dir, &backend.kubeconfig, Some(&database));
+    let b = a.another(&dir.path().join("b"), &backend, &database, "");
     let mut edasds = [a, b];
 
     let (app, order) = edasds[0].insert(&backend, "takeover", 4, &[]).await;

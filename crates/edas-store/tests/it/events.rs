@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use edas_release::{EpochMillis, Input};
 use edas_store::{
-    AfterFailure, DeliveryState, EventScope, NewSubscription, Sensitive, SubscriptionTarget,
+    AfterFailure, Delivery, DeliveryState, EventScope, NewSubscription, Sensitive, Store,
+    SubscriptionTarget,
 };
 
 use crate::harness::*;
@@ -24,6 +25,20 @@ fn subscription(id: &str, app: Option<&str>, kinds: &[&str]) -> NewSubscription 
 
 const LEASE: Duration = Duration::from_secs(30);
 
+/// Whether `worker` claims a subscription at `at`.
+async fn claims(store: &Store, worker: &str, at: jiff::Timestamp) -> bool {
+    store
+        .claim_subscription(worker, LEASE, at)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// A subscription's deliveries (newest first, at most 10).
+async fn deliveries(store: &Store, sub: &str, state: Option<DeliveryState>) -> Vec<Delivery> {
+    store.list_deliveries(sub, state, 10).await.unwrap()
+}
+
 /// Every change-order write records its events in its own transaction, with one pending
 /// delivery per matching subscription; a refused write records none. Deliveries of one
 /// subscription are leased to one worker, go out in order, retry after a failure (blocking
@@ -31,30 +46,17 @@ const LEASE: Duration = Duration::from_secs(30);
 pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
     let store = &ts.store;
     let mut signal = store.events_signal();
-    store
-        .create_subscription(
-            subscription("all", None, &[]),
-            audit("Subscribe", "-"),
-            t(0),
-        )
-        .await
-        .unwrap();
-    store
-        .create_subscription(
-            subscription("other", Some("other-app"), &[]),
-            audit("Subscribe", "-"),
-            t(0),
-        )
-        .await
-        .unwrap();
-    store
-        .create_subscription(
-            subscription("succeeded", None, &["change_order.succeeded"]),
-            audit("Subscribe", "-"),
-            t(0),
-        )
-        .await
-        .unwrap();
+    let wanted: [(&str, Option<&str>, &[&str]); 3] = [
+        ("all", None, &[]),
+        ("other", Some("other-app"), &[]),
+        ("succeeded", None, &["change_order.succeeded"]),
+    ];
+    for (id, app, kinds) in wanted {
+        store
+            .create_subscription(subscription(id, app, kinds), audit("Subscribe", "-"), t(0))
+            .await
+            .unwrap();
+    }
     create(store, "app", "co-1", t(1)).await;
     assert!(signal.has_changed().unwrap(), "a commit wakes the waiters");
     signal.mark_unchanged();
@@ -111,20 +113,8 @@ pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
     );
 
     // Only "all" wants these two events.
-    assert!(
-        store
-            .list_deliveries("other", None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .list_deliveries("succeeded", None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(deliveries(store, "other", None).await.is_empty());
+    assert!(deliveries(store, "succeeded", None).await.is_empty());
     assert_eq!(
         store.outbox_counts().await.unwrap(),
         edas_store::OutboxCounts {
@@ -138,13 +128,7 @@ pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
     assert_eq!(sub.as_ref().map(|s| s.id.as_str()), Some("all"));
     let sub = sub.unwrap();
     assert_eq!(sub.target.expose().url, "http://127.0.0.1:9/all-hook-url");
-    assert!(
-        store
-            .claim_subscription("w2", LEASE, t(4))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!claims(store, "w2", t(4)).await);
     let head = store.next_delivery("all").await.unwrap().unwrap();
     assert_eq!(head.event.kind, "change_order.created");
     // A failure blocks the subscription (and gives the lease back) until the retry time.
@@ -162,21 +146,9 @@ pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
             .await
             .unwrap()
     );
-    assert!(
-        store
-            .claim_subscription("w2", LEASE, t(9))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!claims(store, "w2", t(9)).await);
     assert_eq!(store.next_delivery_wakeup().await.unwrap(), Some(t(10)));
-    assert!(
-        store
-            .claim_subscription("w2", LEASE, t(10))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(claims(store, "w2", t(10)).await);
     // w1 lost the lease: its marks are refused.
     assert!(
         !store
@@ -208,14 +180,11 @@ pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
     );
     assert!(store.next_delivery("all").await.unwrap().is_none());
     store.release_subscription("all", "w2").await.unwrap();
-    let dead = store
-        .list_deliveries("all", Some(DeliveryState::Dead), 10)
-        .await
-        .unwrap();
+    let dead = deliveries(store, "all", Some(DeliveryState::Dead)).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].attempts, 1);
     assert_eq!(dead[0].last_error.as_deref(), Some("HTTP 410"));
-    let all = store.list_deliveries("all", None, 10).await.unwrap();
+    let all = deliveries(store, "all", None).await;
     assert_eq!(all[1].state, DeliveryState::Delivered);
     assert_eq!(all[1].attempts, 2);
     assert_eq!(
@@ -252,11 +221,5 @@ pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
             .await
             .unwrap()
     );
-    assert!(
-        store
-            .list_deliveries("all", None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(deliveries(store, "all", None).await.is_empty());
 }

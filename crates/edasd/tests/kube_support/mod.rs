@@ -399,6 +399,19 @@ impl Edasd {
         self.dir.join("data")
     }
 
+    /// Another edasd in `dir` on the same database (`database_url`) and cluster, with the
+    /// store's encryption key copied from this one (as an operator deploys them) and `more`
+    /// appended to its configuration.
+    pub fn another(&self, dir: &Path, backend: &Backend, database_url: &str, more: &str) -> Edasd {
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::copy(
+            self.data_dir().join("store.key"),
+            dir.join("data").join("store.key"),
+        )
+        .unwrap();
+        Edasd::start_with(dir, &backend.kubeconfig, Some(database_url), more)
+    }
+
     /// Starts (or restarts) the process.
     pub fn spawn(&mut self) {
         let mut command = edasd_command(&self.data_dir());
