@@ -257,13 +257,14 @@ fn continue_a_manual_batch_abort_and_rollback() {
         out["ChangeOrderId"].as_str().unwrap().to_owned()
     };
 
-    // Continue: the second batch waits for confirmation, then the release finishes.
+    // Continue: the second batch waits for confirmation, then the release finishes; `--wait`
+    // continues it once it waits, typed while the first batch still runs.
     let order = deploy("2");
-    server.wait_for_status(&order, 8);
     let out = server.run(&[
         "change-order",
         "continue",
         &order,
+        "--wait",
         "--watch",
         "--interval",
         "1",
@@ -572,7 +573,15 @@ fn instances_history_rollback_and_logs_by_name() {
     let status = server.json(&["app", "status", &app]);
     assert_eq!(status["InstanceList"].as_array().unwrap().len(), 2);
 
-    let out = server.run(&["deploy", "ops", "--env", "V=2", "--watch", "--interval", "1"]);
+    let out = server.run(&[
+        "deploy",
+        "ops",
+        "--env",
+        "V=2",
+        "--watch",
+        "--interval",
+        "1",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = server.run(&["app", "history", "ops"]);
     assert!(out.status.success(), "{}", stderr(&out));

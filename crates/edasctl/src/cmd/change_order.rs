@@ -77,6 +77,10 @@ pub struct ContinueArgs {
     /// The `PipelineId` to confirm, instead of looking up the waiting batch.
     #[arg(long)]
     pub pipeline: Option<String>,
+    /// While a batch still runs, wait until the next one waits for confirmation (polling every
+    /// --interval seconds), then continue it.
+    #[arg(long, conflicts_with = "pipeline")]
+    pub wait: bool,
     #[command(flatten)]
     pub watch: WatchFlags,
 }
@@ -228,6 +232,33 @@ fn act(
     follow(global, client, &followed, None, flags)
 }
 
+/// The batch of `args`' change order waiting for confirmation; with `--wait`, once one waits.
+fn waiting_batch(client: &Client, args: &ContinueArgs) -> anyhow::Result<String> {
+    loop {
+        let order = info(client, &args.change_order_id)?;
+        if let Some(p) = waiting_pipeline(&order) {
+            return Ok(p);
+        }
+        let status = order.head.status;
+        let active = matches!(status, 0 | 1 | 8 | 9);
+        if !active {
+            bail!(
+                "change order {} has ended ({}): no batch waiting to start, nor will one",
+                args.change_order_id,
+                status::name(status)
+            );
+        }
+        if !args.wait {
+            bail!(
+                "change order {} has no batch waiting to start ({}); add --wait to continue the next batch once it waits",
+                args.change_order_id,
+                status::name(status)
+            );
+        }
+        std::thread::sleep(args.watch.interval());
+    }
+}
+
 /// Runs `edasctl change-order …`.
 pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<ExitCode> {
     let client = global.client()?;
@@ -314,14 +345,7 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
         ChangeOrderCommand::Continue(args) => {
             let pipeline = match &args.pipeline {
                 Some(p) => p.clone(),
-                None => {
-                    waiting_pipeline(&info(&client, &args.change_order_id)?).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "change order {} has no batch waiting to start",
-                            args.change_order_id
-                        )
-                    })?
-                }
+                None => waiting_batch(&client, args)?,
             };
             let params = vec![
                 ("PipelineId".to_owned(), pipeline),
