@@ -748,6 +748,14 @@ impl KubeRuntime {
         });
     }
 
+    /// Every pod edasd watches, from a fully listed cache, and the time they are judged at.
+    async fn listed_pods(
+        &self,
+    ) -> Result<(Vec<Arc<Pod>>, k8s_openapi::jiff::Timestamp), RuntimeError> {
+        self.ready().await?;
+        Ok((self.inner.pods.state(), k8s_openapi::jiff::Timestamp::now()))
+    }
+
     fn pods_of<'a>(
         pods: &'a [Arc<Pod>],
         app_id: &'a str,
@@ -1104,9 +1112,7 @@ impl Runtime for KubeRuntime {
         let app_id = app.id.clone();
         let revision = revision.to_owned();
         Box::pin(async move {
-            self.ready().await?;
-            let pods = self.inner.pods.state();
-            let now = k8s_openapi::jiff::Timestamp::now();
+            let (pods, now) = self.listed_pods().await?;
             let policy = &self.inner.options.failure;
             let failed: Vec<(String, String)> = Self::pods_of(&pods, &app_id, &revision)
                 .filter(|p| state::failure(p, policy, now).is_some())
@@ -1128,9 +1134,7 @@ impl Runtime for KubeRuntime {
         let app_id = app.id.clone();
         let revision = revision.to_owned();
         Box::pin(async move {
-            self.ready().await?;
-            let pods = self.inner.pods.state();
-            let now = k8s_openapi::jiff::Timestamp::now();
+            let (pods, now) = self.listed_pods().await?;
             let policy = &self.inner.options.failure;
             let grace_ends = Self::pods_of(&pods, &app_id, &revision)
                 .filter_map(|p| state::grace_ends(p, policy, now))
