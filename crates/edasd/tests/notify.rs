@@ -177,6 +177,17 @@ fn release_kinds(events: &[Value], change_order: &str) -> Vec<String> {
         .collect()
 }
 
+/// Deploys v2 of `app` in a gray batch and two automatic ones; the change order.
+async fn deploy_gray(c: &Cluster, app: &str) -> String {
+    c.deploy(
+        app,
+        "v2",
+        &[("UpdateStrategy", GRAY_AUTO)],
+        &[("APP_VERSION", "v2")],
+    )
+    .await
+}
+
 /// Every one of `orders` has its events from its creation to its success.
 fn complete(events: &[Value], orders: &[&str]) {
     for order in orders {
@@ -257,14 +268,7 @@ async fn every_event_of_a_gray_batch_release_arrives_once_per_subscription_in_or
         c.finished(&created, Duration::from_secs(60)).await["Status"],
         2
     );
-    let deployed = c
-        .deploy(
-            &app,
-            "v2",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v2")],
-        )
-        .await;
+    let deployed = deploy_gray(&c, &app).await;
     assert_eq!(
         c.finished(&deployed, Duration::from_secs(60)).await["Status"],
         2
@@ -411,14 +415,7 @@ async fn a_receiver_down_across_a_sigkill_gets_every_event_once_when_back() {
     }
     // A release runs while the receiver is down; edasd is killed in the middle of it, between
     // transitions and their delivery.
-    let deployed = c
-        .deploy(
-            &app,
-            "v2",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v2")],
-        )
-        .await;
+    let deployed = deploy_gray(&c, &app).await;
     c.wait_status(&deployed, &[1], Duration::from_secs(30))
         .await;
     c.kill_edasd();

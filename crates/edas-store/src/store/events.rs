@@ -64,16 +64,19 @@ pub struct NewSubscription {
     pub target: Sensitive<SubscriptionTarget>,
 }
 
-/// A stored subscription.
+/// A stored subscription: what was stored (its fields read through `Deref`), by whom, when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subscription {
-    pub id: String,
-    pub app_id: Option<String>,
-    pub kinds: Vec<String>,
-    pub sink: String,
-    pub target: Sensitive<SubscriptionTarget>,
+    pub spec: NewSubscription,
     pub creator: String,
     pub created_at: Timestamp,
+}
+
+impl std::ops::Deref for Subscription {
+    type Target = NewSubscription;
+    fn deref(&self) -> &NewSubscription {
+        &self.spec
+    }
 }
 
 /// The state of one delivery.
@@ -349,17 +352,19 @@ impl Store {
                 reason: e.to_string(),
             })?;
         Ok(Subscription {
-            kinds: r
-                .kinds
-                .split(',')
-                .filter(|k| !k.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            target: Sensitive::new(target),
+            spec: NewSubscription {
+                kinds: r
+                    .kinds
+                    .split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                target: Sensitive::new(target),
+                id: r.id,
+                app_id: r.app_id,
+                sink: r.sink,
+            },
             created_at: from_ms(r.created_at, "subscriptions.created_at")?,
-            id: r.id,
-            app_id: r.app_id,
-            sink: r.sink,
             creator: r.creator,
         })
     }
@@ -412,11 +417,7 @@ impl Store {
             tx.commit().await?;
         });
         Ok(Subscription {
-            id: new.id,
-            app_id: new.app_id,
-            kinds: new.kinds,
-            sink: new.sink,
-            target: new.target,
+            spec: new,
             creator: audit.actor,
             created_at: now,
         })

@@ -64,27 +64,12 @@ pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
     // The order starts: batch 1 starts.
     let mut order = state("new");
     order.step(Input::Start, EpochMillis(0)).unwrap();
-    store
-        .transition(
-            "co-1",
-            1,
-            step(1, order.clone()),
-            audit("Start", "app"),
-            t(2),
-        )
-        .await
-        .unwrap();
+    let start = |action: &'static str, at| {
+        store.transition("co-1", 1, step(1, order.clone()), audit(action, "app"), at)
+    };
+    start("Start", t(2)).await.unwrap();
     // A stale write is refused and records nothing.
-    store
-        .transition(
-            "co-1",
-            1,
-            step(1, order.clone()),
-            audit("Stale", "app"),
-            t(3),
-        )
-        .await
-        .unwrap_err();
+    start("Stale", t(3)).await.unwrap_err();
     let events = store
         .events_after(&EventScope::ChangeOrder("co-1".into()), 0, 100)
         .await
