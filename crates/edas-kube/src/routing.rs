@@ -105,6 +105,14 @@ pub fn warmup_share(elapsed: Duration, warmup: Duration, exponent: u32) -> f64 {
         .clamp(0.01, 1.0)
 }
 
+/// Whether a split sends the gray revision nothing: only percent rules of 0 (an aborted release).
+fn stable_only(gray: &GraySplit) -> bool {
+    gray.traffic
+        .rules
+        .iter()
+        .all(|r| matches!(r, TrafficRule::Percent { percent: 0 }))
+}
+
 /// The gray percentage of requests matching no content rule (the first percent rule; none: 0).
 fn gray_percent(gray: &GraySplit) -> u32 {
     gray.traffic
@@ -322,7 +330,12 @@ pub(crate) async fn set(
     }
     let mut routes: Vec<(String, i64)> = Vec::new();
     if let Some(gray) = &routing.gray {
-        check(rt, routing)?;
+        // A split that sends the gray revision nothing (an aborted release) is the plain
+        // Service narrowed to the stable revision: it needs no Gateway and no HTTPRoute.
+        let stable_only = stable_only(gray);
+        if !stable_only {
+            check(rt, routing)?;
+        }
         // During a split the plain Service selects the stable revision only, so in-cluster
         // callers (which do not pass through the Gateway) never reach gray instances by
         // accident: the split is exact, gray traffic is what the HTTPRoute sends.
@@ -333,7 +346,11 @@ pub(crate) async fn set(
                     .insert(LABEL_REVISION.into(), gray.stable_revision.clone());
             }
         }
-        let base = wanted.clone();
+        let base = if stable_only {
+            Vec::new()
+        } else {
+            wanted.clone()
+        };
         for (config, service) in routing.services.iter().zip(base) {
             let Some(port) = tcp_port(config) else {
                 continue;
@@ -383,7 +400,9 @@ pub(crate) async fn set(
     }
     let ar = http_route_resource();
     let api: Api<DynamicObject> = Api::namespaced_with(inner.client.clone(), ns, &ar);
-    if let (Some(gray), Some(gateway)) = (&routing.gray, &inner.options.gateway) {
+    if let (Some(gray), Some(gateway), false) =
+        (&routing.gray, &inner.options.gateway, routes.is_empty())
+    {
         let percent = gray_percent(gray);
         let ramp = routing.lossless.enabled && routing.lossless.warmup_seconds > 0 && percent > 0;
         let first = if ramp {
@@ -420,11 +439,7 @@ pub(crate) async fn set(
             api.list(&ListParams::default().labels(&selector)),
         )
         .await?;
-    let wanted_routes: BTreeSet<&str> = if routing.gray.is_some() {
-        routes.iter().map(|(s, _)| s.as_str()).collect()
-    } else {
-        BTreeSet::new()
-    };
+    let wanted_routes: BTreeSet<&str> = routes.iter().map(|(s, _)| s.as_str()).collect();
     for r in existing.items {
         if let Some(name) = r.metadata.name
             && !wanted_routes.contains(name.as_str())
@@ -627,6 +642,21 @@ fn start_ramp(
 mod tests {
     use super::*;
     use edas_spec::release::{TrafficCondition, TrafficControl};
+
+    #[test]
+    fn a_split_of_zero_percent_is_the_stable_revision_only() {
+        let split = |rules| GraySplit {
+            stable_revision: "1".into(),
+            gray_revision: "2".into(),
+            traffic: TrafficControl { rules },
+        };
+        assert!(stable_only(&split(vec![TrafficRule::Percent {
+            percent: 0
+        }])));
+        assert!(!stable_only(&split(vec![TrafficRule::Percent {
+            percent: 20
+        }])));
+    }
 
     #[test]
     fn the_warmup_curve_starts_at_one_percent_and_ends_at_full_weight() {

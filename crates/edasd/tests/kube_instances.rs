@@ -89,3 +89,55 @@ async fn pod_logs_follow_and_previous_through_the_pod_log_api() {
     assert!(!current.contains("hello-follow"), "{current}");
     backend.cleanup().await;
 }
+
+/// Abort on a cluster without a Gateway: the application's Service selects the stable
+/// revision's pods only, at once, while the new revision's pod stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_release_narrows_the_service_to_the_stable_revision() {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::Api;
+
+    let backend = Backend::fake("abortsvc", Duration::from_millis(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let services = r#"[{"name":"web","serviceType":"ClusterIP","portMappings":[{"servicePort":{"port":80,"targetPort":8080,"protocol":"TCP"}}]}]"#;
+    let (app, order) = edasd
+        .insert(&backend, "web", 2, &[("ServiceConfigs", services)])
+        .await;
+    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    let manual = r#"{"type":"BatchUpdate","batchUpdate":{"batch":2,"releaseType":"manual","batchWaitTime":0}}"#;
+    let order = edasd
+        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", manual)])
+        .await;
+    edasd.wait_status(&order, &[8], backend.patience).await;
+    let answer = edasd
+        .call(
+            "PUT",
+            "/pop/v5/changeorder/change_order_abort",
+            "AbortChangeOrder",
+            &[("ChangeOrderId", &order)],
+        )
+        .await;
+    assert!(
+        answer["Data"]["Traffic"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("all traffic goes to revision 1")),
+        "{answer}"
+    );
+    let api: Api<Service> = Api::namespaced(backend.client.clone(), &backend.namespace);
+    let web = bounded("reading the Service", api.get("web"))
+        .await
+        .unwrap();
+    let selector = web.spec.unwrap().selector.unwrap();
+    assert_eq!(
+        selector.get(LABEL_REVISION).map(String::as_str),
+        Some("1"),
+        "{selector:?}"
+    );
+    let list = edasd.instance_list(&app).await;
+    assert!(
+        list.iter().any(|i| i["Revision"] == "2"),
+        "the new revision's pod stays: {list:?}"
+    );
+    backend.cleanup().await;
+}
