@@ -260,7 +260,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             limits.body_read_timeout,
         ))
         .map_request(|request: axum::http::Request<_>| request.map(axum::body::Body::new))
-        .service(edas_api::router(api));
+        // The web console (static files, no data) beside the API it calls.
+        .service(edas_api::router(api).merge(edas_console::router()));
 
     let addr = resolve(&args.listen).await?;
     let listener =

@@ -1,0 +1,94 @@
+//! Black-box: the real edasd serves the web console at `/console/` to anyone (it holds no data),
+//! with its content types and Content-Security-Policy, while every API call the console makes
+//! still needs a signature.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{edasd_command, signed, spawn_edasd};
+
+const KEY: (&str, &str) = ("LTAIconsoletest0001", "console-test-secret-0123456789");
+
+#[tokio::test]
+async fn console_loads_without_a_key_but_every_api_call_needs_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = edasd_command(&dir.path().join("data"));
+    command
+        .env("EDASD_ACCESS_KEY_ID", KEY.0)
+        .env("EDASD_ACCESS_KEY_SECRET", KEY.1);
+    let (mut child, base, _lines) = spawn_edasd(&mut command, Some("edasd".to_owned()));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // The console: no Authorization header at all.
+    for (path, content_type) in [
+        ("/console/", "text/html; charset=utf-8"),
+        ("/console/console.css", "text/css; charset=utf-8"),
+        ("/console/js/main.js", "text/javascript; charset=utf-8"),
+        ("/console/js/sign.js", "text/javascript; charset=utf-8"),
+    ] {
+        let response = client.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], content_type, "{path}");
+        assert_eq!(
+            headers["content-security-policy"],
+            edas_console::CONTENT_SECURITY_POLICY,
+            "{path}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+    }
+    let redirect = client.get(format!("{base}/console")).send().await.unwrap();
+    assert_eq!(redirect.status(), 308);
+    assert_eq!(redirect.headers()["location"], "/console/");
+
+    // What the console calls, unsigned: refused, in the EDAS error envelope.
+    for (method, path) in [
+        ("POST", "/pop/v5/app/app_list"),
+        (
+            "POST",
+            "/pop/v5/changeorder/change_order_info?ChangeOrderId=x",
+        ),
+        (
+            "GET",
+            "/pop/v5/changeorder/pipeline_batch_confirm?PipelineId=x",
+        ),
+        ("GET", "/edasd/v1/audit"),
+        ("GET", "/edasd/v1/users"),
+        ("GET", "/edasd/v1/events?AppId=x"),
+        ("GET", "/edasd/v1/logs?AppId=x&InstanceName=y"),
+    ] {
+        let response = client
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        assert!((400..500).contains(&status), "{method} {path}: {status}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            body["Code"].as_str().is_some_and(|c| !c.is_empty()) && body["RequestId"].is_string(),
+            "{method} {path}: {body}"
+        );
+    }
+
+    // Signed, the same call answers: the console is just another client.
+    let (status, body) = signed(
+        &client,
+        &base,
+        "POST",
+        "/pop/v5/app/app_list",
+        "ListApplication",
+        &[],
+        KEY,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
