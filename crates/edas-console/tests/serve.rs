@@ -18,7 +18,7 @@ async fn get(path: &str, if_none_match: Option<&str>) -> axum::response::Respons
         .unwrap()
 }
 
-fn header_of<'a>(response: &'a axum::response::Response, name: header::HeaderName) -> &'a str {
+fn header_of(response: &axum::response::Response, name: header::HeaderName) -> &str {
     response
         .headers()
         .get(&name)
