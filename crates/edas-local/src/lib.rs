@@ -137,6 +137,7 @@ mod logs;
 mod package;
 mod probe;
 mod process;
+mod proxy_metrics;
 mod routing;
 pub mod sandbox;
 pub mod state;

@@ -43,6 +43,8 @@ struct AppRoutes {
     gray_revision: Option<String>,
     /// Service port → its proxy.
     proxies: BTreeMap<u16, ServiceProxy>,
+    /// What the proxies tell of their requests, as metrics by revision.
+    metrics: Option<Arc<crate::proxy_metrics::ProxyMetrics>>,
 }
 
 /// Every application's proxies.
@@ -350,6 +352,12 @@ impl Inner {
         let result = {
             let mut apps = self.routes.apps();
             let entry = apps.entry(app_id.to_owned()).or_default();
+            let metrics = entry
+                .metrics
+                .get_or_insert_with(|| Arc::new(crate::proxy_metrics::ProxyMetrics::new(app_id)));
+            for (_, proxy) in &bound {
+                proxy.set_observer(metrics.clone());
+            }
             entry.proxies.extend(bound);
             entry.gray_revision = routing.gray.as_ref().map(|g| g.gray_revision.clone());
             let traffic = routing.gray.as_ref().map(|g| traffic_of(&g.traffic));
@@ -401,6 +409,22 @@ impl Inner {
                 })
                 .collect()
         };
+        if let Some(metrics) = &routes.metrics {
+            let revisions = self.revisions();
+            metrics.set_revisions(
+                revisions
+                    .range((app_id.to_owned(), String::new())..)
+                    .take_while(|((app, _), _)| app == app_id)
+                    .flat_map(|((_, revision), entry)| {
+                        let revision: Arc<str> = revision.as_str().into();
+                        entry
+                            .instances
+                            .iter()
+                            .map(move |inst| (instance_address(inst.port), revision.clone()))
+                    })
+                    .collect(),
+            );
+        }
         for proxy in routes.proxies.values() {
             proxy.update(backends.clone());
         }

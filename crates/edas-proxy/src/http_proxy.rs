@@ -76,6 +76,21 @@ async fn handle(
     client: Upstream,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let started = std::time::Instant::now();
+    let (backend, response) = route(&shared, client, request).await;
+    if let Some(observer) = shared.observer.get() {
+        observer.answered(backend, response.status().as_u16(), started.elapsed());
+    }
+    Ok(response)
+}
+
+/// Sends a request to a backend (a second one if the first refuses and it may be sent again);
+/// the backend that answered (none: the proxy answered itself, 503) and the response.
+async fn route(
+    shared: &Shared,
+    client: Upstream,
+    request: Request<Incoming>,
+) -> (Option<SocketAddr>, Response<ProxyBody>) {
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // A request whose body was never read can be sent again if connecting fails.
@@ -85,13 +100,14 @@ async fn handle(
         query: parts.uri.query(),
     };
     let Some((first, guard)) = shared.pick(Some(&view), None) else {
-        return Ok(local(
+        let response = local(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
                 "edas-proxy: no ready instance behind service port {}\n",
                 shared.listen.port()
             ),
-        ));
+        );
+        return (None, response);
     };
     let path = parts
         .uri
@@ -108,18 +124,18 @@ async fn handle(
         Either::Left(body),
     );
     let error = match send(&client, outgoing, guard).await {
-        Ok(response) => return Ok(response),
+        Ok(response) => return (Some(first), response),
         Err(error) => error,
     };
     let Some(headers) = retry_headers.filter(|_| error.is_connect()) else {
-        return Ok(bad_gateway(first, &error));
+        return (Some(first), bad_gateway(first, &error));
     };
     let view = RequestView {
         headers: &headers,
         query: parts.uri.query(),
     };
     let Some((second, guard)) = shared.pick(Some(&view), Some(first)) else {
-        return Ok(bad_gateway(first, &error));
+        return (Some(first), bad_gateway(first, &error));
     };
     tracing::debug!(%first, %second, %error, "upstream refused; retrying once");
     let outgoing = upstream_request(
@@ -130,8 +146,8 @@ async fn handle(
         Either::Right(Empty::new()),
     );
     match send(&client, outgoing, guard).await {
-        Ok(response) => Ok(response),
-        Err(error) => Ok(bad_gateway(second, &error)),
+        Ok(response) => (Some(second), response),
+        Err(error) => (Some(second), bad_gateway(second, &error)),
     }
 }
 

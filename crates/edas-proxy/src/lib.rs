@@ -156,12 +156,27 @@ pub fn check_traffic(control: &TrafficControl) -> Result<(), ProxyError> {
     CompiledTraffic::compile(control).map(drop)
 }
 
+/// Told of every HTTP request the proxy answered: the backend that answered (`None`: no
+/// backend, a 503 of the proxy's own), the status, and the time to the response's head. What
+/// it does with it (metrics, logs) is its owner's business; it must not block.
+pub trait Observer: Send + Sync {
+    fn answered(&self, backend: Option<SocketAddr>, status: u16, elapsed: std::time::Duration);
+}
+
 /// State shared by the listener task and the owner's handle.
-#[derive(Debug)]
 struct Shared {
     listen: SocketAddr,
     balancer: Mutex<Balancer>,
     inflight: Arc<InFlight>,
+    observer: std::sync::OnceLock<Arc<dyn Observer>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -208,6 +223,7 @@ impl ServiceProxy {
             listen,
             balancer: Mutex::new(Balancer::new(config.warmup, config.empty_push_reject)),
             inflight: Arc::new(InFlight::default()),
+            observer: std::sync::OnceLock::new(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(accept::serve(
@@ -223,6 +239,11 @@ impl ServiceProxy {
             task,
             shutdown,
         })
+    }
+
+    /// Sets the observer of answered HTTP requests (once; a second call is ignored).
+    pub fn set_observer(&self, observer: Arc<dyn Observer>) {
+        let _ = self.shared.observer.set(observer);
     }
 
     /// The address actually bound.

@@ -735,3 +735,41 @@ async fn shutdown_finishes_requests_in_progress_and_frees_the_port() {
     })
     .await;
 }
+
+/// Records what the proxy tells its observer.
+#[derive(Default)]
+struct Seen(std::sync::Mutex<Vec<(Option<SocketAddr>, u16)>>);
+
+impl edas_proxy::Observer for Seen {
+    fn answered(&self, backend: Option<SocketAddr>, status: u16, elapsed: Duration) {
+        assert!(elapsed < TEST_LIMIT);
+        self.0.lock().unwrap().push((backend, status));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_observer_hears_every_answer_with_its_backend() {
+    bounded(async {
+        let a = Upstream::start("a").await;
+        let proxy = http_proxy(None, false).await;
+        let seen = std::sync::Arc::new(Seen::default());
+        proxy.set_observer(seen.clone());
+        let client = client();
+        let (status, _) = send(&client, &proxy, Method::GET, "/", &[]).await.unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        proxy.update(vec![a.backend(Group::Stable)]);
+        get(&client, &proxy, &[]).await;
+        a.stop();
+        let (status, _) = send(&client, &proxy, Method::POST, "/", &[]).await.unwrap();
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [
+                (None, 503),
+                (Some(a.address), 200),
+                (Some(a.address), 502)
+            ]
+        );
+    })
+    .await;
+}

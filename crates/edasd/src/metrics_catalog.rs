@@ -28,6 +28,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
             FAST,
         )?
         .set_buckets_for_metric(
+            Matcher::Full("edasd_proxy_request_duration_seconds".into()),
+            FAST,
+        )?
+        .set_buckets_for_metric(
             Matcher::Full("edasd_change_order_duration_seconds".into()),
             SLOW,
         )?
@@ -113,6 +117,15 @@ fn describe() {
         "edasd_notify_request_duration_seconds",
         Unit::Seconds,
         "Time of one request to a notification receiver, by sink."
+    );
+    describe_counter!(
+        "edasd_proxy_requests_total",
+        "Requests through the local runtime's Service proxies, by application, revision of the instance that answered (none: no instance) and status class."
+    );
+    describe_histogram!(
+        "edasd_proxy_request_duration_seconds",
+        Unit::Seconds,
+        "Time from a request's arrival at a local Service proxy to its response's head, by application and revision."
     );
     describe_gauge!("edasd_connections_open", "Open API connections.");
     describe_counter!(

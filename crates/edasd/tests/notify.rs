@@ -263,7 +263,19 @@ async fn every_event_of_a_gray_batch_release_arrives_once_per_subscription_in_or
     assert!(!text.contains("s3cret") && !text.contains("tok") && !text.contains(&base));
     assert_eq!(listed["Subscriptions"].as_array().unwrap().len(), 3);
 
-    let (app, created) = c.insert("notified", 3, &[], &[("APP_VERSION", "v1")]).await;
+    // With a Service, so the local proxy's requests are measured too.
+    let port = free_port();
+    let services = format!(
+        r#"[{{"name":"web","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{port},"targetPort":8080,"protocol":"TCP"}}}}]}}]"#
+    );
+    let (app, created) = c
+        .insert(
+            "notified",
+            3,
+            &[("ServiceConfigs", &services)],
+            &[("APP_VERSION", "v1")],
+        )
+        .await;
     assert_eq!(
         c.finished(&created, Duration::from_secs(60)).await["Status"],
         2
@@ -362,6 +374,15 @@ async fn every_event_of_a_gray_batch_release_arrives_once_per_subscription_in_or
             .any(|l| l.contains("GetChangeOrderInfo") && l.contains("answered")),
         "read-only polling is logged at DEBUG"
     );
+    for _ in 0..5 {
+        let answer = blocking(|| get(port, "/"));
+        assert!(
+            answer
+                .as_ref()
+                .is_some_and(|(status, body)| *status == 200 && body.starts_with("version=v2")),
+            "{answer:?}"
+        );
+    }
     check_metrics(&c.api.base, &app).await;
     // Unsubscribing stops delivery and forgets the deliveries.
     let (status, _) = admin_call(
@@ -558,6 +579,8 @@ async fn check_metrics(base: &str, app: &str) {
         "edasd_outbox_deliveries",
         "edasd_notify_deliveries_total",
         "edasd_notify_request_duration_seconds",
+        "edasd_proxy_requests_total",
+        "edasd_proxy_request_duration_seconds",
     ] {
         assert!(
             scrape.docs.contains_key(name),
@@ -585,6 +608,12 @@ async fn check_metrics(base: &str, app: &str) {
             &[("type", "create"), ("outcome", "success")]
         ),
         1.0
+    );
+    assert!(
+        value(
+            "edasd_proxy_requests_total",
+            &[("app_id", app), ("revision", "2"), ("class", "2xx")]
+        ) >= 5.0
     );
     assert_eq!(value("edasd_application_revision", &[("app_id", app)]), 2.0);
     for state in ["desired", "ready", "available"] {
