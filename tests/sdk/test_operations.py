@@ -89,6 +89,21 @@ def test_tea_sdk_drives_the_application_lifecycle(edasd):
     assert st.app_info.group_list.group[0].group_type == 0
     assert st.app_info.deploy_record_list.deploy_record
 
+    # The instances one by one, and the history a rollback names (issue 22).
+    listed = client.describe_app_instance_list(
+        tea.DescribeAppInstanceListRequest(app_id=app_id)).body
+    assert_envelope(listed.to_map())
+    assert len(listed.instance_list) == 2
+    assert all(i.app_id == app_id and i.version == "busybox:1.36" for i in listed.instance_list)
+    assert all(json.loads(i.pod_raw)["metadata"]["labels"]["edas.oam.revision"] == "1"
+               for i in listed.instance_list)
+    history = client.list_history_deploy_version(
+        tea.ListHistoryDeployVersionRequest(app_id=app_id)).body
+    assert_envelope(history.to_map())
+    versions = history.package_version_list.package_version
+    assert [v.id for v in versions] == ["2", "1"]
+    assert versions[1].package_version == "busybox:1.36" and versions[1].type == "image"
+
     to_the_end(client.stop_k8s_application(tea.StopK8sApplicationRequest(app_id=app_id)))
     wait_running(running, 0)
     listed = client.list_application(tea.ListApplicationRequest(app_name="tea-life")).body
