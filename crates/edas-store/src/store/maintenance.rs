@@ -43,9 +43,21 @@ impl Prunable {
     }
 }
 
+/// The release events of change orders that are gone, once no subscription is owed them: their
+/// settled deliveries, then the events nothing refers to any more.
+const PRUNE_EVENTS: [&str; 2] = [
+    "DELETE FROM deliveries WHERE state <> 'pending' AND event_seq IN (SELECT e.seq FROM events e \
+     WHERE NOT EXISTS (SELECT 1 FROM change_orders c WHERE c.id = e.change_order_id))",
+    "DELETE FROM events WHERE NOT EXISTS (SELECT 1 FROM change_orders c \
+     WHERE c.id = events.change_order_id) \
+     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = events.seq)",
+];
+
 impl Store {
     /// Deletes finished change orders and audit records beyond their retention, in one
-    /// transaction. Unfinished change orders, applications and revisions are never pruned.
+    /// transaction, and with the change orders their release events (but those a
+    /// subscription is still owed). Unfinished change orders, applications and revisions are
+    /// never pruned.
     pub async fn prune(
         &self,
         change_orders: Retention,
@@ -67,6 +79,9 @@ impl Store {
                     }
                     *count += query.execute(&mut *tx).await?.rows_affected();
                 }
+            }
+            for delete in PRUNE_EVENTS {
+                sqlx::query(delete).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             removed

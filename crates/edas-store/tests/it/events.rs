@@ -208,3 +208,44 @@ pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
     );
     assert!(deliveries(store, "all", None).await.is_empty());
 }
+
+/// Pruning a finished change order prunes its events with it, but not those a subscription is
+/// still owed.
+pub async fn events_are_pruned_with_their_change_order_once_delivered(ts: &TestStore) {
+    let store = &ts.store;
+    store
+        .create_subscription(
+            subscription("hook", None, &[]),
+            audit("Subscribe", "-"),
+            t(0),
+        )
+        .await
+        .unwrap();
+    create(store, "app", "co-1", t(1)).await;
+    store
+        .transition("co-1", 1, finish(2), audit("Done", "app"), t(2))
+        .await
+        .unwrap();
+    let everything = edas_store::Retention {
+        max_age: Some(Duration::from_secs(1)),
+        max_count: None,
+    };
+    let keep = edas_store::Retention::default();
+    let co_1 = EventScope::ChangeOrder("co-1".into());
+    // Owed to the subscription: kept even though the change order is gone.
+    let report = store.prune(everything, keep, t(100)).await.unwrap();
+    assert_eq!(report.change_orders, 1);
+    let owed = store.events_after(&co_1, 0, 10).await.unwrap();
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    // Delivered: pruned at the next pass.
+    assert!(claims(store, "w", t(101)).await);
+    assert!(
+        store
+            .mark_delivered("hook", owed[0].seq, "w", LEASE, t(101))
+            .await
+            .unwrap()
+    );
+    store.prune(everything, keep, t(102)).await.unwrap();
+    assert!(store.events_after(&co_1, 0, 10).await.unwrap().is_empty());
+    assert!(deliveries(store, "hook", None).await.is_empty());
+}

@@ -65,6 +65,7 @@ conformance!(
     service_ports_are_indexed_with_the_revision,
     typed_documents_read_back_or_are_corrupt,
     release_events_are_recorded_with_their_transition,
+    events_are_pruned_with_their_change_order_once_delivered,
 );
 
 #[tokio::test]
