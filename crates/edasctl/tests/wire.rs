@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 
 const KEY_ID: &str = "LTAIwire";
 const KEY_SECRET: &str = "wire-secret-0123456789";
+/// An application id (a UUID: edasctl sends it as is; anything else is looked up as a name).
+const APP: &str = "3616cdca-4f92-4413-a7c1-0123456789ab";
 
 /// What the fake server saw of one request.
 #[derive(Debug)]
@@ -122,39 +124,39 @@ type Case = (
 fn lifecycle_commands_send_the_edas_operations() {
     let cases: [Case; 5] = [
         (
-            &["app", "scale", "a1", "--replicas", "4", "--timeout", "60"],
+            &["app", "scale", APP, "--replicas", "4", "--timeout", "60"],
             "ScaleK8sApplication",
             "PUT",
             "/pop/v5/k8s/acs/k8s_apps",
-            pairs(&[("AppId", "a1"), ("Timeout", "60"), ("Replicas", "4")]),
+            pairs(&[("AppId", APP), ("Timeout", "60"), ("Replicas", "4")]),
         ),
         (
-            &["app", "restart", "a1"],
+            &["app", "restart", APP],
             "RestartK8sApplication",
             "POST",
             "/pop/v5/k8s/acs/restart_k8s_app",
-            pairs(&[("AppId", "a1")]),
+            pairs(&[("AppId", APP)]),
         ),
         (
-            &["app", "stop", "a1"],
+            &["app", "stop", APP],
             "StopK8sApplication",
             "POST",
             "/pop/v5/k8s/acs/stop_k8s_app",
-            pairs(&[("AppId", "a1")]),
+            pairs(&[("AppId", APP)]),
         ),
         (
-            &["app", "start", "a1", "--replicas", "2"],
+            &["app", "start", APP, "--replicas", "2"],
             "StartK8sApplication",
             "POST",
             "/pop/v5/k8s/acs/start_k8s_app",
-            pairs(&[("AppId", "a1"), ("Replicas", "2")]),
+            pairs(&[("AppId", APP), ("Replicas", "2")]),
         ),
         (
-            &["app", "delete", "a1", "--force"],
+            &["app", "delete", APP, "--force"],
             "DeleteK8sApplication",
             "DELETE",
             "/pop/v5/k8s/acs/k8s_apps",
-            pairs(&[("AppId", "a1"), ("Force", "true")]),
+            pairs(&[("AppId", APP), ("Force", "true")]),
         ),
     ];
     for (args, action, method, path, query) in cases {
@@ -184,16 +186,21 @@ fn lifecycle_commands_send_the_edas_operations() {
 fn status_reads_and_refusals_show_code_and_request_id() {
     let (base, seen) = serve_once(
         200,
-        json!({"Code": 200, "RequestId": "r2", "AppInfo": {"Application": {"ApplicationId": "a1"}}}),
+        json!({"Code": 200, "RequestId": "r2", "InstanceList": [
+            {"AppId": APP, "InstanceName": "web-1-abcde", "Revision": "3", "Version": "nginx:1",
+             "Ready": true, "Restarts": 2, "LastExitReason": "OOMKilled", "Ip": "10.0.0.1"}]}),
     );
     let out = edasctl(&base)
-        .args(["app", "status", "a1"])
+        .args(["app", "status", APP])
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ApplicationId: a1"));
+    let table = String::from_utf8_lossy(&out.stdout);
+    for cell in ["web-1-abcde", "nginx:1", "OOMKilled", "10.0.0.1", "running"] {
+        assert!(table.contains(cell), "{cell}: {table}");
+    }
     let seen = seen.recv().unwrap();
-    assert_eq!(seen.action, "QueryApplicationStatus");
+    assert_eq!(seen.action, "DescribeAppInstanceList");
     assert_eq!(seen.signature, Ok(()));
 
     // A server without the operation answers with its own error, shown as it is.
@@ -201,7 +208,7 @@ fn status_reads_and_refusals_show_code_and_request_id() {
         501,
         json!({"Code": "UnsupportedOperation", "Message": "StopK8sApplication is not implemented", "RequestId": "r3"}),
     );
-    let out = edasctl(&base).args(["app", "stop", "a1"]).output().unwrap();
+    let out = edasctl(&base).args(["app", "stop", APP]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("UnsupportedOperation"), "{err}");

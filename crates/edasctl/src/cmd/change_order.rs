@@ -309,6 +309,11 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
                     for (k, v) in m.iter().filter(|(_, v)| !v.is_object() && !v.is_array()) {
                         let text = match (k.as_str(), v.as_i64()) {
                             ("Status", Some(code)) => format!("{} ({code})", status::name(code)),
+                            // Epoch milliseconds (as text on the wire) read as times.
+                            ("CreateTime" | "FinishTime", _) => match cell(v).parse::<i64>() {
+                                Ok(ms) => crate::cmd::instances::human_time(ms),
+                                Err(_) => cell(v),
+                            },
                             _ => cell(v),
                         };
                         t.add_row(vec![k.clone(), text]);
