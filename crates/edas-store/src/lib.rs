@@ -76,8 +76,11 @@ mod store;
 pub use crypto::{EncryptionKey, Sensitive};
 pub use error::StoreError;
 pub use model::*;
+pub use store::base_info::BaseInfo;
 pub use store::events::{
     AfterFailure, Delivery, DeliveryState, EventScope, NewSubscription, OutboxCounts, StoredEvent,
     Subscription, SubscriptionTarget,
 };
+pub use store::regions::{EdasNamespace, NamespaceFields};
+pub use store::tags::ResourceTag;
 pub use store::{KEY_FILE_NAME, SQLITE_FILE_NAME, Store, restore_sqlite_backup};

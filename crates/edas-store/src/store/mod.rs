@@ -898,13 +898,16 @@ impl_schema_version!(
 
 mod applications;
 mod audit;
+pub(crate) mod base_info;
 mod change_orders;
 pub(crate) mod events;
 mod identity;
 mod maintenance;
+pub(crate) mod regions;
 mod resources;
 mod rows;
 mod sweeps;
+pub(crate) mod tags;
 
 pub use maintenance::restore_sqlite_backup;
 use rows::*;

@@ -1,6 +1,7 @@
 //! edas-store's tests against real databases: the conformance suite on SQLite and PostgreSQL,
 //! the SQLite-only operations (backup, restore, data directory), and the crash test.
 
+mod catalog;
 mod conformance;
 mod crash;
 mod events;
@@ -12,6 +13,7 @@ mod upgrade;
 
 /// The suites the conformance macro runs on both backends.
 mod conformance_or_sweeps {
+    pub use crate::catalog::*;
     pub use crate::conformance::*;
     pub use crate::events::*;
     pub use crate::sweeps::*;
@@ -66,6 +68,9 @@ conformance!(
     typed_documents_read_back_or_are_corrupt,
     release_events_are_recorded_with_their_transition,
     events_are_pruned_with_their_change_order_once_delivered,
+    namespaces_are_stored_and_refused_while_used,
+    tags_are_set_replaced_limited_and_removed,
+    base_info_is_kept_beside_the_revisions,
 );
 
 #[tokio::test]

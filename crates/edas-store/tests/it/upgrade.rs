@@ -147,7 +147,7 @@ async fn a_postgres_database_of_the_previous_schema_is_upgraded_in_place() {
 /// migration it applied and refuses to open when the file changed since, so a released
 /// migration is never edited: a fix is a new migration. Append new migrations here once they
 /// are committed.
-const RELEASED: [(&str, &str, &str); 13] = [
+const RELEASED: [(&str, &str, &str); 15] = [
     (
         "postgres",
         "20261128000001",
@@ -177,6 +177,11 @@ const RELEASED: [(&str, &str, &str); 13] = [
         "postgres",
         "20261206000300",
         "e693bea8be2304dbb5dd6e31e9a834b76065234801bb65a712d88a7e5d90afca4473bdf71f09a864dcd82f9983f83a91",
+    ),
+    (
+        "postgres",
+        "20261206002400",
+        "aff271443ee1dcd6575b32a341d3cc6c91f8ebe6627080e352ef1bc6dd65ab1b3b1af5f8df204d233c95023273c69d26",
     ),
     (
         "sqlite",
@@ -212,6 +217,11 @@ const RELEASED: [(&str, &str, &str); 13] = [
         "sqlite",
         "20261206000300",
         "5d7e4a45d61cde03fd90bb12f85f4365dafcf0e579b485262d5a69ed7620640c8d100e94758361a5422c57086ee493f7",
+    ),
+    (
+        "sqlite",
+        "20261206002400",
+        "3f146061c5ffed3ee644d845088640307cfbd883ad7fe53181d0acd5b401ab037bc2b8fec43024d2aeb5db2c741cef46",
     ),
 ];
 
