@@ -17,6 +17,7 @@
 //! no dependency on edas-store.
 
 mod accounts;
+mod base_info;
 mod changes;
 mod clusters;
 mod configuration;
@@ -26,9 +27,11 @@ mod fleet;
 mod identity;
 mod instances;
 mod local;
+mod namespaces;
 mod notify;
 mod queries;
 mod status;
+mod tags;
 
 use std::sync::Arc;
 
@@ -36,6 +39,7 @@ use edas_engine::Engine;
 use edas_store::Store;
 
 pub use accounts::{AccountError, Audited};
+pub use base_info::{BaseInfo, BaseInfoChange};
 pub use changes::Created;
 pub use clusters::ClusterInfo;
 pub use configuration::{Object, ObjectKind, ObjectRef};
@@ -44,17 +48,20 @@ pub use edas_engine::RevisionDoc;
 pub use edas_release::ChangeOrder as OrderState;
 pub use edas_runtime::{Instance, LogChunks, LogRequest};
 pub use edas_store::ChangeOrder as StoredChangeOrder;
+pub use edas_store::ResourceTag;
 pub use edas_store::{AccessKey, AuditEntry, ChangeOrderStatus, Policy, Sensitive, User};
 pub use edas_store::{
     Application, ApplicationFilter, AuditQuery, AuditRecord, Cluster, Page, PageRequest, Revision,
 };
 pub use edas_store::{Delivery, DeliveryState, EventScope, StoredEvent, Subscription};
 pub use error::AppError;
-pub use local::{LOCAL_CLUSTER, LocalUse, local_use, service_address};
 pub use fleet::AppGauges;
+pub use local::{LOCAL_CLUSTER, LocalUse, local_use, service_address};
+pub use namespaces::{FixedNamespaces, Namespace, NamespaceKey, NamespaceRequest};
 pub use notify::{NotifyError, SubscriptionRequest};
 pub use queries::{OrderView, change_order_type};
 pub use status::Observed;
+pub use tags::{MAX_TAGS, TagResourceType};
 
 /// The release state machine's model of a change order, which queries return inside
 /// [`OrderState`] and the API renders.

@@ -466,3 +466,4 @@ async fn a_config_map_is_created_once_listed_audited_and_deleted_once() {
         Err(AppError::EntityNotFound(m)) if m.contains("`web`")
     ));
 }
+mod catalog;
