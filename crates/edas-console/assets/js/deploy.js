@@ -211,6 +211,7 @@ export async function create(main, signal) {
       (ids.length ? ids : ["local"]).map((c) => h("option", { value: c }, c))),
     image: input("image", { placeholder: "registry.example.com/ns/app:v1" }),
     command: input("command", { placeholder: "/usr/local/bin/app (cluster local)", spellcheck: "false" }),
+    args: h("textarea", { name: "args", id: "f-args", rows: "2", spellcheck: "false" }),
     env: h("textarea", { name: "env", id: "f-env", rows: "3", spellcheck: "false" }),
     replicas: input("replicas", { type: "number", min: "0", value: "1", inputmode: "numeric" }),
     readiness: input("readiness", { spellcheck: "false", placeholder: '{"httpGet":{"path":"/ready","port":8080},"periodSeconds":1}' }),
@@ -220,6 +221,8 @@ export async function create(main, signal) {
     if (!p.AppName) throw new Error("Give the application a name.");
     if (f.image.value.trim()) p.ImageUrl = f.image.value.trim();
     if (f.command.value.trim()) p.Command = f.command.value.trim();
+    const args = f.args.value.split("\n").map((a) => a.trim()).filter(Boolean);
+    if (args.length) p.CommandArgs = JSON.stringify(args.map((argument) => ({ argument })));
     const env = parseEnv(f.env.value);
     if (env.length) p.Envs = JSON.stringify(env);
     if (int(f.replicas) !== null) p.Replicas = int(f.replicas);
@@ -233,6 +236,7 @@ export async function create(main, signal) {
     field("Cluster", f.cluster),
     field("Image", f.image, "Or, on the cluster local, a command:"),
     field("Command", f.command),
+    field("Arguments (one per line)", f.args),
     field("Environment (NAME=value, one per line)", f.env),
     field("Instances", f.replicas),
     field("Readiness probe (JSON)", f.readiness),
