@@ -236,3 +236,29 @@ fn a_watch_retries_an_unreachable_server_then_gives_up() {
         "{err}"
     );
 }
+
+/// A name stands for the one application that has it; a name two applications share is refused,
+/// listing their ids (and nothing else is sent).
+#[test]
+fn an_ambiguous_application_name_is_refused_with_the_ids() {
+    let (base, seen) = serve_once(
+        200,
+        json!({"Code": 200, "RequestId": "r4", "ApplicationList": {"Application": [
+            {"AppId": "id-1", "Name": "web", "NamespaceId": "cn-hangzhou"},
+            {"AppId": "id-2", "Name": "web", "NamespaceId": "cn-hangzhou:test"},
+            {"AppId": "id-3", "Name": "web-2", "NamespaceId": "cn-hangzhou"}]}}),
+    );
+    let out = edasctl(&base)
+        .args(["app", "scale", "web", "--replicas", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`web` names 2 applications") && err.contains("id-1, id-2"),
+        "{err}"
+    );
+    let seen = seen.recv().unwrap();
+    assert_eq!(seen.action, "ListApplication");
+    assert_eq!(seen.query, pairs(&[("AppName", "web")]));
+}
