@@ -177,7 +177,7 @@ def version_via_service(port):
         return r.read().decode().split()[0].removeprefix("version=")
 
 
-def deploy_from_the_form(browser, edasd, version, gray, batches, percent=None):
+def deploy_from_the_form(browser, edasd, version, gray, batches, percent=None, wait_minutes=None):
     browser.get(edasd.base + f"/console/#/app/{STATE['app']}")
     by_id(browser, "deploy").click()
     env = by_id(browser, "f-env")
@@ -186,13 +186,18 @@ def deploy_from_the_form(browser, edasd, version, gray, batches, percent=None):
     fill(browser, "f-gray", str(gray))
     fill(browser, "f-batches", str(batches))
     manual = by_id(browser, "f-manual")
-    if not manual.is_selected():
+    if manual.is_selected() != (wait_minutes is None):
         manual.click()
+    if wait_minutes is not None:
+        fill(browser, "f-wait", str(wait_minutes))
     fill(browser, "f-percent", "" if percent is None else str(percent))
     preview = by_id(browser, "params-preview").text
     assert f'"value":"{version}"' in preview, preview
     assert '"grayUpdate":{"gray":%d}' % gray in preview, preview
-    assert '"releaseType":"manual"' in preview, preview
+    if wait_minutes is None:
+        assert '"releaseType":"manual"' in preview, preview
+    else:
+        assert '"releaseType":"auto","batchWaitTime":%d' % wait_minutes in preview, preview
     by_id(browser, "deploy-submit").click()
     wait(browser, lambda d: "#/co/" in d.current_url, what="the live page")
     return browser.current_url.rsplit("/", 1)[1]
@@ -261,6 +266,22 @@ def test_a_second_release_aborted_then_rolled_back_and_a_third_in_one_step(edasd
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#notice a"), what="the rollback's link")[0].click()
     wait_status(browser, {2}, 60)
     assert version_via_service(STATE["port"]) == "v2"
+    drain_requests(browser)
+
+
+def test_an_automatic_release_counts_down_to_its_next_batch(edasd, browser):
+    deploy_from_the_form(browser, edasd, "v6", gray=1, batches=2, wait_minutes=1)
+    wait_status(browser, {9}, 60)
+    clock = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#waiting-for .countdown"),
+                 what="the countdown")[0]
+    first = clock.text
+    assert first.endswith(" s") and first.startswith(("1 min", "59", "58", "57", "56", "55")), first
+    wait(browser, lambda d: clock.text != first, 5, "the countdown to tick")
+    shot(browser, "06b-countdown")
+    confirm(browser, "abort-rollback")
+    wait_status(browser, {6}, 30)
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#notice a"), what="the rollback's link")[0].click()
+    wait_status(browser, {2}, 60)
     drain_requests(browser)
 
 

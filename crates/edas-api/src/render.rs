@@ -2,7 +2,7 @@
 //! `Applcation` (sic), ListApplication's items and GetChangeOrderInfo's `changeOrderInfo` with
 //! their XML-style wrapper objects. Pure.
 
-use edas_app::release::{EpochMillis, Pipeline, Release, Stage, StageKind, Status};
+use edas_app::release::{EpochMillis, Pipeline, Release, Stage, StageKind, Status, TimerKind};
 use edas_app::{Application, OrderState as ChangeOrder, StoredChangeOrder};
 use edas_spec::AppSpec;
 use edas_spec::model::Artifact;
@@ -300,6 +300,13 @@ pub fn change_order_info(
         pipeline_info_list: wire::PipelineInfoList {
             pipeline_info: order.pipelines().iter().map(pipeline).collect(),
         },
+        next_batch_time: ms_text(
+            order
+                .armed_timers()
+                .into_iter()
+                .find(|(timer, _)| timer.kind == TimerKind::NextBatch)
+                .map(|(_, at)| at),
+        ),
     }
 }
 

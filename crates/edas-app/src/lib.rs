@@ -66,7 +66,7 @@ pub use tags::{MAX_TAGS, TagResourceType};
 /// The release state machine's model of a change order, which queries return inside
 /// [`OrderState`] and the API renders.
 pub mod release {
-    pub use edas_release::{EpochMillis, Pipeline, Release, Stage, StageKind, Status};
+    pub use edas_release::{EpochMillis, Pipeline, Release, Stage, StageKind, Status, TimerKind};
 }
 
 /// Who asks for a command: named in its audit record and its change order's creator.

@@ -60,6 +60,13 @@ pub struct ChangeOrderInfo {
     pub support_rollback: bool,
     pub targets: Targets,
     pub pipeline_info_list: PipelineInfoList,
+    /// edasd: while the order waits for its next automatic batch (status 9), when that batch
+    /// starts, epoch milliseconds as a string (the console's countdown); absent otherwise.
+    #[serde(
+        deserialize_with = "lenient::text",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub next_batch_time: String,
 }
 
 /// `Targets.Items[]`: the application names the change order acts on.
