@@ -58,9 +58,15 @@ impl KubeRuntime {
         };
         let mut body = api.log_stream(instance, &params).await.map_err(|e| {
             let message = format!("reading the log of pod `{instance}`: {e}");
+            // The kubelet refuses with 400 (404 for a pod gone meanwhile): no previous run, or
+            // a container that has not started yet; anything else may pass.
             match &e {
                 kube::Error::Api(status) if status.code == 400 || status.code == 404 => {
-                    LogError::NoPrevious(message)
+                    if request.previous {
+                        LogError::NoPrevious(message)
+                    } else {
+                        LogError::NoInstance(message)
+                    }
                 }
                 _ => LogError::Runtime(RuntimeError::Unavailable(message)),
             }
