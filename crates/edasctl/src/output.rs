@@ -5,14 +5,13 @@
 use std::io::Write as _;
 
 use anyhow::Context as _;
-use clap::ValueEnum;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// How a read prints its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// A human table (the default).
     #[default]
@@ -21,6 +20,94 @@ pub enum Format {
     Json,
     /// The API's body as YAML.
     Yaml,
+    /// The values at a path of the JSON body, one a line (`jsonpath=EXPR`; the expression
+    /// lives as long as the process).
+    JsonPath(&'static str),
+}
+
+/// `--output`: `table`, `json`, `yaml` or `jsonpath=EXPR` (EXPR checked now).
+pub fn parse_format(text: &str) -> Result<Format, String> {
+    match text {
+        "table" => Ok(Format::Table),
+        "json" => Ok(Format::Json),
+        "yaml" => Ok(Format::Yaml),
+        _ => match text.strip_prefix("jsonpath=") {
+            Some(expr) => {
+                path_segments(expr)?;
+                Ok(Format::JsonPath(Box::leak(
+                    expr.to_owned().into_boxed_str(),
+                )))
+            }
+            None => Err(format!(
+                "`{text}` is not an output format: table, json, yaml or jsonpath=EXPR"
+            )),
+        },
+    }
+}
+
+/// One step of a path: a key, an index, or every item.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Index(usize),
+    All,
+}
+
+/// `{.A.B[0].C}`, `.A.B[*]` or `A.B` as steps.
+fn path_segments(expr: &str) -> Result<Vec<Step>, String> {
+    let inner = expr.trim();
+    let inner = inner
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or(inner);
+    let inner = inner.strip_prefix('.').unwrap_or(inner);
+    let mut steps = Vec::new();
+    for part in inner.split('.').filter(|p| !p.is_empty()) {
+        let (key, mut rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+        if !key.is_empty() {
+            steps.push(Step::Key(key.to_owned()));
+        }
+        while !rest.is_empty() {
+            let (index, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("jsonpath `{expr}`: `[` without `]`"))?;
+            steps.push(match index {
+                "*" => Step::All,
+                n => Step::Index(
+                    n.parse()
+                        .map_err(|_| format!("jsonpath `{expr}`: `[{n}]` is not an index or *"))?,
+                ),
+            });
+            rest = after.strip_prefix('[').unwrap_or(after);
+        }
+    }
+    if steps.is_empty() {
+        return Err(format!("jsonpath `{expr}` names nothing"));
+    }
+    Ok(steps)
+}
+
+/// The values at `expr` in `body`, one a line (strings without quotes; objects as JSON).
+fn json_path(body: &Value, expr: &str) -> Result<String, String> {
+    let mut values = vec![body];
+    for step in path_segments(expr)? {
+        values = values
+            .into_iter()
+            .flat_map(|v| -> Vec<&Value> {
+                match (&step, v) {
+                    (Step::Key(k), Value::Object(m)) => m.get(k).into_iter().collect(),
+                    (Step::Index(i), Value::Array(a)) => a.get(*i).into_iter().collect(),
+                    (Step::All, Value::Array(a)) => a.iter().collect(),
+                    (Step::All, Value::Object(m)) => m.values().collect(),
+                    _ => Vec::new(),
+                }
+            })
+            .collect();
+    }
+    if values.is_empty() {
+        return Err(format!("jsonpath `{expr}` matches nothing in the answer"));
+    }
+    Ok(values.iter().map(|v| cell(v) + "\n").collect())
 }
 
 /// A table with the given header, in the style every command uses.
@@ -50,6 +137,7 @@ pub fn print(
         Format::Json => serde_json::to_string_pretty(body)? + "\n",
         Format::Yaml => serde_saphyr::to_string(body).context("writing YAML")?,
         Format::Table => make_table(body).to_string() + "\n",
+        Format::JsonPath(expr) => json_path(body, expr).map_err(anyhow::Error::msg)?,
     };
     std::io::stdout()
         .write_all(text.as_bytes())
@@ -123,5 +211,42 @@ mod tests {
         assert!(text.contains("ApplicationId: a1"), "{text}");
         assert!(text.contains("InstanceCount: 2"), "{text}");
         assert!(text.contains("EccList"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod jsonpath_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn jsonpath_reads_keys_indexes_and_every_item() {
+        let body = json!({"ApplicationList": {"Application": [
+            {"AppId": "a", "Instances": 2}, {"AppId": "b", "Instances": 3}]}});
+        let path = |e| json_path(&body, e);
+        assert_eq!(
+            path("{.ApplicationList.Application[1].AppId}").unwrap(),
+            "b\n"
+        );
+        assert_eq!(
+            path(".ApplicationList.Application[*].AppId").unwrap(),
+            "a\nb\n"
+        );
+        assert_eq!(
+            path("ApplicationList.Application[0].Instances").unwrap(),
+            "2\n"
+        );
+        assert!(path("{.Nothing}").unwrap_err().contains("matches nothing"));
+        assert_eq!(parse_format("json"), Ok(Format::Json));
+        assert!(matches!(
+            parse_format("jsonpath={.A}"),
+            Ok(Format::JsonPath("{.A}"))
+        ));
+        assert!(parse_format("jsonpath={.A[x]}").is_err());
+        assert!(
+            parse_format("xml")
+                .unwrap_err()
+                .contains("table, json, yaml")
+        );
     }
 }

@@ -622,6 +622,18 @@ fn instances_history_rollback_and_logs_by_name() {
     let out = server.run(&["app", "logs", "ops", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("InstanceName"), "{}", stderr(&out));
+    let out = server.run(&[
+        "app",
+        "list",
+        "-o",
+        "jsonpath={.ApplicationList.Application[*].AppId}",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("{app}\n"),
+        "the id alone, for scripts"
+    );
     let out = server.run(&["app", "status", "nothing-here"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

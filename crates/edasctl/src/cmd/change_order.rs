@@ -169,7 +169,7 @@ pub fn failed_task(info: &ChangeOrderInfo) -> Option<String> {
 pub fn sink(format: Format) -> Sink {
     match format {
         Format::Table => Sink::Stdout,
-        Format::Json | Format::Yaml => Sink::Stderr,
+        Format::Json | Format::Yaml | Format::JsonPath(_) => Sink::Stderr,
     }
 }
 

@@ -25,8 +25,17 @@ pub struct Global {
     /// The directory of `config.json` (the aliyun CLI's format).
     #[arg(long, global = true, env = "EDASCTL_CONFIG_DIR", value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
-    /// How reads print their answer.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
+    /// How reads print their answer: table, json, yaml, or jsonpath=EXPR (the values at a
+    /// path of the JSON answer, one a line: `-o jsonpath={.ApplicationInfo.AppId}`, `[*]` for
+    /// every item of a list).
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        value_parser = crate::output::parse_format,
+        default_value = "table",
+        value_name = "FORMAT"
+    )]
     pub output: Format,
 }
 
