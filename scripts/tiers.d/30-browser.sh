@@ -2,30 +2,23 @@
 # Browser tier: headless Chromium (Debian `chromium` + `chromium-driver`, driven by Python
 # `selenium` through WebDriver) runs the README's gray release entirely from the web console
 # against the real edasd on `local` (tests/browser). Screenshots and the list of every request
-# the page made go to target/browser-artifacts/ (EDAS_BROWSER_ARTIFACTS). Skipped, with the
-# reason, only when Chromium cannot be installed (scripts/setup.d/40-browser.sh).
+# the page made go to <target>/browser-artifacts/ (EDAS_BROWSER_ARTIFACTS). Skipped, with the
+# reason, only when Chromium cannot be installed (scripts/setup.d/40-browser.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-EDAS_VENV="${EDAS_VENV:-$PWD/.venv}"
-if [ ! -x "$EDAS_VENV/bin/python" ]; then
-  echo "30-browser.sh: no Python venv at $EDAS_VENV; run scripts/setup.d/00-venv.sh first" >&2
-  exit 1
-fi
-if ! command -v "${EDAS_CHROMIUM:-chromium}" >/dev/null || ! command -v "${EDAS_CHROMEDRIVER:-chromedriver}" >/dev/null; then
-  echo "30-browser.sh: SKIPPED: Chromium cannot be installed here" \
-    "(${EDAS_BROWSER_SETUP_FAILED:+see the browser setup message above; }needs root and Debian's chromium and chromium-driver)"
-  exit 0
-fi
-if [ -z "${EDAS_BINS_BUILT:-}" ]; then
-  cargo build --locked --bin edasd --bin edas-testapp
-fi
-target_dir="$(cargo metadata --format-version 1 --no-deps --locked \
-  | "$EDAS_VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-export EDASD_BIN="$target_dir/debug/edasd"
-export EDAS_TESTAPP_BIN="$target_dir/debug/edas-testapp"
-export EDAS_BROWSER_ARTIFACTS="${EDAS_BROWSER_ARTIFACTS:-$target_dir/browser-artifacts}"
-rm -rf "$EDAS_BROWSER_ARTIFACTS"
-mkdir -p "$EDAS_BROWSER_ARTIFACTS"
+python="${EDAS_VENV:-$PWD/.venv}/bin/python"
+[ -x "$python" ] || { echo "30-browser.sh: no project venv; run scripts/setup.d/00-venv.sh" >&2; exit 1; }
+for tool in "${EDAS_CHROMIUM:-chromium}" "${EDAS_CHROMEDRIVER:-chromedriver}"; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "30-browser.sh: SKIPPED: Chromium cannot be installed here: no $tool" \
+      "(${EDAS_BROWSER_SETUP_FAILED:+see the browser setup message above; }it needs root and Debian's chromium and chromium-driver)"
+    exit 0
+  fi
+done
+# After scripts/test's nextest run the binaries are built (building edasd alone would unify
+# features differently); on its own the tier builds them. tests/browser finds them with cargo
+# metadata unless EDASD_BIN / EDAS_TESTAPP_BIN say where they are.
+[ -n "${EDAS_BINS_BUILT:-}" ] || cargo build --locked --bin edasd --bin edas-testapp
 started=$(date +%s)
-"$EDAS_VENV/bin/python" -m pytest tests/browser -q -p no:cacheprovider
-echo "30-browser.sh: passed in $(( $(date +%s) - started )) s; screenshots in $EDAS_BROWSER_ARTIFACTS"
+"$python" -m pytest tests/browser -q -p no:cacheprovider
+echo "30-browser.sh: passed in $(( $(date +%s) - started )) s"

@@ -7,14 +7,13 @@ so the tests can list every request the page made."""
 import datetime
 import hashlib
 import hmac
+import importlib.util
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,48 +23,39 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ADMIN = ("LTAIbrowsertieradmin1", "browser-tier-admin-secret-0123456789")
-ARTIFACTS = Path(os.environ.get("EDAS_BROWSER_ARTIFACTS", REPO / "target" / "browser-artifacts"))
-TESTAPP = os.environ.get("EDAS_TESTAPP_BIN", str(REPO / "target" / "debug" / "edas-testapp"))
 
 
-class Edasd:
+def _load_sdk_conftest():
+    """The SDK tier's edasd launcher (tests/sdk/conftest.py), reused as it is."""
+    spec = importlib.util.spec_from_file_location(
+        "edas_sdk_conftest", REPO / "tests" / "sdk" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def target_dir():
+    """Where cargo puts the binaries (CARGO_TARGET_DIR, a `build.target-dir` config, ./target)."""
+    out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps", "--locked"],
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return Path(json.loads(out)["target_directory"])
+
+
+SDK = _load_sdk_conftest()
+ADMIN = (SDK.ADMIN_ID, SDK.ADMIN_SECRET)
+TARGET = target_dir()
+os.environ.setdefault("EDASD_BIN", str(TARGET / "debug" / "edasd"))
+TESTAPP = os.environ.setdefault("EDAS_TESTAPP_BIN", str(TARGET / "debug" / "edas-testapp"))
+ARTIFACTS = Path(os.environ.get("EDAS_BROWSER_ARTIFACTS", TARGET / "browser-artifacts"))
+
+
+class Edasd(SDK.Edasd):
+    """edasd as the SDK tier starts it, plus requests signed with ACS3-HMAC-SHA256."""
+
     def __init__(self, data_dir):
-        binary = os.environ.get("EDASD_BIN", str(REPO / "target" / "debug" / "edasd"))
-        env = dict(os.environ)
-        env.update({"EDASD_ACCESS_KEY_ID": ADMIN[0], "EDASD_ACCESS_KEY_SECRET": ADMIN[1],
-                    "EDASD_LOG": "info"})
-        self.log = []
-        self.process = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        address = []
-        ready = threading.Event()
-
-        def read():
-            for line in self.process.stderr:
-                self.log.append(line)
-                match = re.search(r"edasd listening on http://(\S+)", line)
-                if match and not address:
-                    address.append(match.group(1))
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not ready.wait(60) or not address:
-            self.stop()
-            raise RuntimeError("edasd did not start:\n" + "".join(self.log))
-        self.host = address[0]
+        super().__init__(data_dir)
+        self.host = self.endpoint
         self.base = f"http://{self.host}"
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
     def call(self, method, path, action=None, query=None, body=None, key=ADMIN):
         """A request signed with ACS3-HMAC-SHA256 (edas-api.md §4.2); (status, JSON answer)."""
@@ -118,22 +108,16 @@ def edasd():
 
 @pytest.fixture(scope="session")
 def tag():
-    """A unique argument of the tier's instances; kills them when the tier ends (instances
-    outlive edasd by design)."""
+    """A unique argument of the tier's instances; they are killed by it when the tier ends
+    (instances outlive edasd by design)."""
     value = f"edasd-browser-{uuid.uuid4().hex[:12]}"
     yield value
-    for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit():
-            continue
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            args = (pid_dir / "cmdline").read_bytes().split(b"\0")
+            if value.encode() in cmdline.read_bytes().split(b"\0"):
+                os.killpg(int(cmdline.parent.name), signal.SIGKILL)
         except OSError:
             continue
-        if value.encode() in args:
-            try:
-                os.killpg(int(pid_dir.name), signal.SIGKILL)
-            except OSError:
-                pass
 
 
 def chromium_paths():
@@ -159,7 +143,8 @@ def browser():
                 "--disable-sync", "--disable-default-apps", "--metrics-recording-only"]:
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
     driver = webdriver.Chrome(service=Service(driver), options=options)
     driver.set_script_timeout(20)
     try:

@@ -322,6 +322,54 @@ def test_audit_filtered_by_application(edasd, browser):
     drain_requests(browser)
 
 
+def wait_order(edasd, order, wanted, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        _, body = edasd.call("POST", "/pop/v5/changeorder/change_order_info", "GetChangeOrderInfo",
+                             {"ChangeOrderId": order})
+        info = body["changeOrderInfo"]
+        if info["Status"] in wanted:
+            return info
+        time.sleep(0.1)
+    raise AssertionError(f"change order {order} not in {wanted}: {info}")
+
+
+def gray_release(edasd, version):
+    """A gray + two manual batches release started outside the console; its change order."""
+    status, body = edasd.call("POST", "/pop/v5/k8s/acs/k8s_apps", "DeployK8sApplication", {
+        "AppId": STATE["app"], "Envs": json.dumps([{"name": "APP_VERSION", "value": version}]),
+        "UpdateStrategy": json.dumps({"type": "GrayBatchUpdate", "grayUpdate": {"gray": 1},
+                                      "batchUpdate": {"batch": 2, "releaseType": "manual"}})})
+    assert status == 200, body
+    return body["ChangeOrderId"]
+
+
+def test_without_the_event_stream_the_live_page_asks_every_second(edasd, browser):
+    order = gray_release(edasd, "v7")
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/edasd/v1/events*"]})
+    try:
+        browser.get(edasd.base + f"/console/#/co/{order}")
+        wait(browser, lambda d: by_id(d, "live-state").get_attribute("data-mode") == "poll",
+             what="the polling fallback")
+        wait_status(browser, {8}, 60)
+        info = wait_order(edasd, order, {8})
+        waiting = [p for p in info["PipelineInfoList"]["PipelineInfo"] if p["PipelineStatus"] == 8]
+        status, body = edasd.call("GET", "/pop/v5/changeorder/pipeline_batch_confirm", "ContinuePipeline",
+                                  {"PipelineId": waiting[0]["PipelineId"], "Confirm": "true"})
+        assert status == 200, body
+        wait(browser, lambda d: "Batch 2" in by_id(d, "waiting-for").text, 30, "batch 2 on the page")
+    finally:
+        browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    status, body = edasd.call("PUT", "/pop/v5/changeorder/change_order_abort_and_rollback",
+                              "AbortAndRollbackChangeOrder", {"ChangeOrderId": order})
+    assert status == 200, body
+    rollback = body["Data"]["ChangeOrderId"]
+    if rollback != order:
+        wait_order(edasd, rollback, {2})
+    drain_requests(browser)
+
+
 def test_a_read_only_user_cannot_act(edasd, browser):
     assert edasd.call("POST", "/edasd/v1/users", body={"Name": "reader"})[0] == 200
     assert edasd.call("PUT", "/edasd/v1/policies/read-only", body={"Document": {
@@ -332,12 +380,7 @@ def test_a_read_only_user_cannot_act(edasd, browser):
                               body={"AccessKeyId": READONLY[0], "AccessKeySecret": READONLY[1]})
     assert status == 200, body
     # A release waiting for confirmation, started by the administrator.
-    status, body = edasd.call("POST", "/pop/v5/k8s/acs/k8s_apps", "DeployK8sApplication", {
-        "AppId": STATE["app"], "Envs": json.dumps([{"name": "APP_VERSION", "value": "v5"}]),
-        "UpdateStrategy": json.dumps({"type": "GrayBatchUpdate", "grayUpdate": {"gray": 1},
-                                      "batchUpdate": {"batch": 2, "releaseType": "manual"}})})
-    assert status == 200, body
-    order = body["ChangeOrderId"]
+    order = gray_release(edasd, "v5")
 
     by_id(browser, "sign-out").click()
     by_id(browser, "sign-in")
