@@ -147,7 +147,7 @@ pub(crate) async fn list_cluster(call: Call<'_>) -> Result<ClusterListBody, ApiE
         &["LogicalRegionId", "ResourceGroupId"],
     )?;
     if let Some(ns) = params.get("LogicalRegionId").filter(|v| !v.is_empty()) {
-        known_namespace(api, "LogicalRegionId", ns)?;
+        known_namespace(api, "LogicalRegionId", ns).await?;
     }
     // Clusters serve every namespace and belong to no resource group: a resource-group filter
     // matches none of them.
@@ -207,7 +207,7 @@ pub(crate) async fn import_k8s_cluster(call: Call<'_>) -> Result<DataTextBody, A
         return Err(invalid("Mode", format!("`{v}` is not an integer")));
     }
     if let Some(ns) = params.get("NamespaceId").filter(|v| !v.is_empty()) {
-        known_namespace(api, "NamespaceId", ns)?;
+        known_namespace(api, "NamespaceId", ns).await?;
     }
     let Some(info) = api.app().find_cluster(id).await? else {
         return Err(invalid(

@@ -20,7 +20,7 @@ use crate::caller::{Call, Caller, encode};
 use crate::clusters::existing_cluster;
 use crate::error::ApiError;
 use crate::operations::{Implemented, ram};
-use crate::params::{invalid, only_with, required};
+use crate::params::{invalid, now, only_with, required};
 use crate::policy::configuration_arn;
 
 type Kind = ObjectKind;
@@ -275,11 +275,6 @@ fn secret_options(params: &Params) -> Result<bool, ApiError> {
         }
     }
     bool_param(params, "Base64Encoded")
-}
-
-/// The API clock's time (tests may fix it).
-fn now(api: &Api) -> jiff::Timestamp {
-    jiff::Timestamp::try_from(api.now()).unwrap_or_else(|_| jiff::Timestamp::now())
 }
 
 async fn put(call: Call<'_>, kind: Kind, action: &str, create: bool) -> Result<Empty, ApiError> {

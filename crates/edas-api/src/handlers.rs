@@ -55,6 +55,20 @@ pub(crate) async fn dispatch(
         Implemented::ImportK8sCluster => encode(crate::clusters::import_k8s_cluster(call).await?),
         Implemented::ListK8sNamespaces => encode(crate::clusters::list_namespaces(call).await?),
         Implemented::ListBuildPack => encode(crate::clusters::list_build_packs(params)?),
+        Implemented::InsertOrUpdateRegion => {
+            encode(crate::namespaces::insert_or_update(call).await?)
+        }
+        Implemented::ListUserDefineRegion => encode(crate::namespaces::list(call).await?),
+        Implemented::DeleteUserDefineRegion => encode(crate::namespaces::delete(call).await?),
+        Implemented::UpdateK8sApplicationBaseInfo => {
+            encode(crate::base_info::update_k8s(call).await?)
+        }
+        Implemented::UpdateApplicationBaseInfo => {
+            encode(crate::base_info::update_classic(call).await?)
+        }
+        Implemented::TagResources => encode(crate::tags::tag(call).await?),
+        Implemented::UntagResources => encode(crate::tags::untag(call).await?),
+        Implemented::ListTagResources => encode(crate::tags::list(call).await?),
         Implemented::CreateK8sConfigMap
         | Implemented::UpdateK8sConfigMap
         | Implemented::DeleteK8sConfigMap
@@ -118,7 +132,7 @@ async fn insert(call: Call<'_>) -> Result<ApplicationInfoBody, ApiError> {
         action,
         &application_arn(&config.region_id, &config.account_id, &namespace, "*"),
     )?;
-    known_namespace(api, "LogicalRegionId", &namespace)?;
+    known_namespace(api, "LogicalRegionId", &namespace).await?;
     let change = edas_spec::apply(Operation::InsertK8sApplication, None, params)?;
     authorize_local_use(api, caller, None, &change.spec)?;
     let app_name = change.spec.name.clone();
@@ -178,6 +192,7 @@ const LIST_PARAMS: &[&str] = &[
     "LogicalRegionIdFilter",
     "PageSize",
     "ResourceGroupId",
+    "Tags",
 ];
 
 async fn list_applications(call: Call<'_>) -> Result<ApplicationListBody, ApiError> {
@@ -213,11 +228,21 @@ async fn list_applications(call: Call<'_>) -> Result<ApplicationListBody, ApiErr
     };
     let name = non_empty("AppName");
     let resource_group = non_empty("ResourceGroupId");
+    // edasd's `Tags`: only applications carrying every tag given (TagResources' format).
+    let wanted = crate::tags::tag_pairs(params, "Tags")?
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let tagged = api
+        .app()
+        .tagged(edas_app::TagResourceType::Application, &wanted)
+        .await?;
 
     let listed = |app: &edas_app::Application| {
         app_ids.as_ref().is_none_or(|ids| ids.contains(&app.id))
             && name.is_none_or(|n| app.name.contains(n))
             && resource_group.is_none_or(|g| app.spec.spec.resource_group_id.as_deref() == Some(g))
+            && tagged.as_ref().is_none_or(|ids| ids.contains(&app.id))
             && caller.may(ram::READ_APPLICATION, &arn(api, app))
     };
     // Only this page's applications are read to the end and observed.

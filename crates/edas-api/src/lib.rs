@@ -20,6 +20,7 @@
 pub mod admin;
 mod apps;
 mod audit;
+mod base_info;
 mod caller;
 mod clusters;
 mod configuration;
@@ -28,12 +29,14 @@ mod fleet_metrics;
 mod handlers;
 mod instances;
 mod lifecycle;
+mod namespaces;
 pub mod operations;
 mod params;
 pub mod policy;
 pub mod render;
 mod server;
 mod stream;
+mod tags;
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -60,20 +63,6 @@ pub struct ApiConfig {
     pub account_id: String,
     /// EDAS namespaces besides the default one (the region id).
     pub namespaces: Vec<String>,
-}
-
-impl ApiConfig {
-    /// Whether `namespace` is an EDAS namespace of this installation.
-    pub fn knows_namespace(&self, namespace: &str) -> bool {
-        namespace == self.region_id || self.namespaces.iter().any(|n| n == namespace)
-    }
-
-    /// Every EDAS namespace, the default first.
-    pub fn all_namespaces(&self) -> Vec<&str> {
-        std::iter::once(self.region_id.as_str())
-            .chain(self.namespaces.iter().map(String::as_str))
-            .collect()
-    }
 }
 
 /// The wall clock the signature window is checked against (replaceable in tests).

@@ -6,8 +6,9 @@ use edas_app::{Application, Observed};
 use edas_wire::application::{self as wire, AppInfo, AppInfoBody, ApplicationBody};
 use edas_wire::service::{Service, ServicePort, ServicesBody};
 
+use crate::Api;
 use crate::apps::{arn, live_application, revision_doc};
-use crate::caller::Call;
+use crate::caller::{Call, Caller};
 use crate::error::ApiError;
 use crate::operations::ram;
 use crate::params::{only, required};
@@ -52,45 +53,59 @@ pub(crate) async fn get_application(call: Call<'_>) -> Result<ApplicationBody, A
     let app_id = required(params, "AppId")?;
     let app = live_application(api, app_id).await?;
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
-    let spec = revision_doc(&app)?.spec;
-    let observed = api.app().observe(&app).await;
-    let r = &spec.resources;
     Ok(ApplicationBody {
-        application: wire::ApplicationDetail {
-            app_id: app.id.clone(),
-            app_phase: phase(&app, &observed).to_owned(),
-            application_type: render::package_type(&spec).to_owned(),
-            build_package_id: 0,
-            cluster_id: app.cluster_id.clone(),
-            cluster_type: render::CLUSTER_TYPE_KUBERNETES.to_string(),
-            cpu: cpu_cores(&spec),
-            create_time: app.created_at.as_millisecond(),
-            description: spec.description.clone().unwrap_or_default(),
-            dockerize: true,
-            email: String::new(),
-            enable_port_check: false,
-            enable_url_check: false,
-            have_manage_access: caller
-                .may(ram::MANAGE_APPLICATION, &arn(api, &app))
-                .to_string(),
-            health_check_url: String::new(),
-            instance_count: i64::from(spec.effective_replicas()),
-            memory: i64::from(r.memory_limit_mib.unwrap_or(0)),
-            name: app.name.clone(),
-            name_space: app.namespace_id.clone(),
-            owner: String::new(),
-            port: service_port(&spec),
-            region_id: app.region_id.clone(),
-            resource_group_id: spec.resource_group_id.clone().unwrap_or_default(),
-            running_instance_count: count(observed.running()),
-            slb_id: String::new(),
-            slb_info: String::new(),
-            slb_ip: String::new(),
-            slb_name: String::new(),
-            slb_port: 0,
-            user_id: api.config().account_id.clone(),
-            workload_type: "Deployment".to_owned(),
-        },
+        application: application_detail(api, caller, &app).await?,
+    })
+}
+
+/// GetApplication's `Application` (UpdateApplicationBaseInfo answers it too): the current
+/// revision, its base information and the instances its runtime reports now.
+pub(crate) async fn application_detail(
+    api: &Api,
+    caller: &Caller,
+    app: &Application,
+) -> Result<wire::ApplicationDetail, ApiError> {
+    let spec = revision_doc(app)?.spec;
+    let base = api.app().base_info(&app.id).await?;
+    let observed = api.app().observe(app).await;
+    let r = &spec.resources;
+    Ok(wire::ApplicationDetail {
+        app_id: app.id.clone(),
+        app_phase: phase(app, &observed).to_owned(),
+        application_type: render::package_type(&spec).to_owned(),
+        build_package_id: 0,
+        cluster_id: app.cluster_id.clone(),
+        cluster_type: render::CLUSTER_TYPE_KUBERNETES.to_string(),
+        cpu: cpu_cores(&spec),
+        create_time: app.created_at.as_millisecond(),
+        description: base
+            .description
+            .or_else(|| spec.description.clone())
+            .unwrap_or_default(),
+        dockerize: true,
+        email: base.email.unwrap_or_default(),
+        enable_port_check: false,
+        enable_url_check: false,
+        have_manage_access: caller
+            .may(ram::MANAGE_APPLICATION, &arn(api, app))
+            .to_string(),
+        health_check_url: String::new(),
+        instance_count: i64::from(spec.effective_replicas()),
+        memory: i64::from(r.memory_limit_mib.unwrap_or(0)),
+        name: app.name.clone(),
+        name_space: app.namespace_id.clone(),
+        owner: base.owner.unwrap_or_default(),
+        port: service_port(&spec),
+        region_id: app.region_id.clone(),
+        resource_group_id: spec.resource_group_id.clone().unwrap_or_default(),
+        running_instance_count: count(observed.running()),
+        slb_id: String::new(),
+        slb_info: String::new(),
+        slb_ip: String::new(),
+        slb_name: String::new(),
+        slb_port: 0,
+        user_id: api.config().account_id.clone(),
+        workload_type: "Deployment".to_owned(),
     })
 }
 
@@ -146,6 +161,7 @@ pub(crate) async fn query_status(call: Call<'_>) -> Result<AppInfoBody, ApiError
     let app = live_application(api, app_id).await?;
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
     let spec = revision_doc(&app)?.spec;
+    let base = api.app().base_info(&app.id).await?;
     let observed = api.app().observe(&app).await;
     let created = app.created_at.as_millisecond();
     let updated = app.updated_at.as_millisecond();
@@ -212,14 +228,14 @@ pub(crate) async fn query_status(call: Call<'_>) -> Result<AppInfoBody, ApiError
                 cpu: cpu_cores(&spec),
                 create_time: created,
                 dockerize: true,
-                email: String::new(),
+                email: base.email.unwrap_or_default(),
                 health_check_url: String::new(),
                 instance_count: i64::from(spec.effective_replicas()),
                 launch_time: updated,
                 memory: i64::from(spec.resources.memory_limit_mib.unwrap_or(0)),
                 name: app.name.clone(),
-                owner: String::new(),
-                phone: String::new(),
+                owner: base.owner.unwrap_or_default(),
+                phone: base.phone_number.unwrap_or_default(),
                 port: service_port(&spec),
                 region_id: app.namespace_id.clone(),
                 running_instance_count: count(observed.running()),

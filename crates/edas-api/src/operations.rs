@@ -152,6 +152,22 @@ pub enum Implemented {
     DescribeAppInstanceList,
     /// Lists an application's revisions (what a rollback to a revision names).
     ListHistoryDeployVersion,
+    /// Creates or changes an EDAS namespace (stored; the configuration's are fixed).
+    InsertOrUpdateRegion,
+    /// Lists the EDAS namespaces: the default one, the configuration's and the stored ones.
+    ListUserDefineRegion,
+    /// Deletes a stored EDAS namespace no application is in.
+    DeleteUserDefineRegion,
+    /// Changes an application's description, owner and contact (no change order).
+    UpdateK8sApplicationBaseInfo,
+    /// Changes an application's description and owner (its name cannot change).
+    UpdateApplicationBaseInfo,
+    /// Sets tags on applications or clusters.
+    TagResources,
+    /// Removes tags from applications or clusters.
+    UntagResources,
+    /// Lists the tags of applications or clusters.
+    ListTagResources,
 }
 
 /// How the resource of an authorization check is found.
@@ -173,6 +189,11 @@ pub enum ResourceScope {
     ClusterConfiguration,
     /// Any authenticated caller: the answer is the same for everyone and names nothing.
     Anyone,
+    /// `…:namespace/{RegionTag}` of an EDAS namespace; in listings, each namespace.
+    Namespace,
+    /// Each resource of `ResourceIds` by `ResourceType`: an application's ARN or a cluster's;
+    /// in listings, those the caller may not read are left out.
+    TaggedResources,
 }
 
 impl Implemented {
@@ -216,6 +237,14 @@ impl Implemented {
         Implemented::GetK8sServices,
         Implemented::DescribeAppInstanceList,
         Implemented::ListHistoryDeployVersion,
+        Implemented::InsertOrUpdateRegion,
+        Implemented::ListUserDefineRegion,
+        Implemented::DeleteUserDefineRegion,
+        Implemented::UpdateK8sApplicationBaseInfo,
+        Implemented::UpdateApplicationBaseInfo,
+        Implemented::TagResources,
+        Implemented::UntagResources,
+        Implemented::ListTagResources,
     ];
 
     /// The EDAS operation.
@@ -259,6 +288,14 @@ impl Implemented {
             Implemented::GetK8sServices => Action::GetK8sServices,
             Implemented::DescribeAppInstanceList => Action::DescribeAppInstanceList,
             Implemented::ListHistoryDeployVersion => Action::ListHistoryDeployVersion,
+            Implemented::InsertOrUpdateRegion => Action::InsertOrUpdateRegion,
+            Implemented::ListUserDefineRegion => Action::ListUserDefineRegion,
+            Implemented::DeleteUserDefineRegion => Action::DeleteUserDefineRegion,
+            Implemented::UpdateK8sApplicationBaseInfo => Action::UpdateK8sApplicationBaseInfo,
+            Implemented::UpdateApplicationBaseInfo => Action::UpdateApplicationBaseInfo,
+            Implemented::TagResources => Action::TagResources,
+            Implemented::UntagResources => Action::UntagResources,
+            Implemented::ListTagResources => Action::ListTagResources,
         }
     }
 
@@ -297,7 +334,9 @@ impl Implemented {
             | Implemented::RestartK8sApplication
             | Implemented::CreateK8sService
             | Implemented::UpdateK8sService
-            | Implemented::DeleteK8sService => {
+            | Implemented::DeleteK8sService
+            | Implemented::UpdateK8sApplicationBaseInfo
+            | Implemented::UpdateApplicationBaseInfo => {
                 (ram::MANAGE_APPLICATION, ResourceScope::Application)
             }
             Implemented::DeleteK8sApplication => {
@@ -345,6 +384,17 @@ impl Implemented {
                 ram::MANAGE_CONFIGURATION,
                 ResourceScope::ClusterConfiguration,
             ),
+            Implemented::InsertOrUpdateRegion | Implemented::DeleteUserDefineRegion => {
+                (ram::MANAGE_NAMESPACE, ResourceScope::Namespace)
+            }
+            Implemented::ListUserDefineRegion => (ram::READ_NAMESPACE, ResourceScope::Namespace),
+            // On a cluster the action is edas:ManageCluster (edas:ReadCluster to list).
+            Implemented::TagResources | Implemented::UntagResources => {
+                (ram::MANAGE_APPLICATION, ResourceScope::TaggedResources)
+            }
+            Implemented::ListTagResources => {
+                (ram::READ_APPLICATION, ResourceScope::TaggedResources)
+            }
         }
     }
 
@@ -385,6 +435,14 @@ pub mod ram {
     /// A new or changed host path on `local` (a `LocalVolume` or a `file://` `PackageUrl`), on
     /// the cluster's ARN; the path must also lie under a `[local] allowed_host_paths` root.
     pub const USE_LOCAL_HOST_PATH: &str = "edas:UseLocalHostPath";
+    /// Reading an EDAS namespace (ListUserDefineRegion leaves out the others), on
+    /// `acs:edas:{region}:{account}:namespace/{namespace id}`.
+    pub const READ_NAMESPACE: &str = "edas:ReadNamespace";
+    /// Creating, changing and deleting an EDAS namespace, on its ARN.
+    pub const MANAGE_NAMESPACE: &str = "edas:ManageNamespace";
+    /// Changing a cluster's tags, on the cluster's ARN (clusters come from the configuration
+    /// file, so nothing else of a cluster changes through the API).
+    pub const MANAGE_CLUSTER: &str = "edas:ManageCluster";
 }
 
 #[cfg(test)]
@@ -514,7 +572,7 @@ mod tests {
 
     #[test]
     fn implemented_operations_map_back_and_have_a_permission() {
-        assert_eq!(Implemented::ALL.len(), 38);
+        assert_eq!(Implemented::ALL.len(), 46);
         for implemented in Implemented::ALL {
             assert_eq!(implemented.action().implemented(), Some(*implemented));
             let (ram_action, _) = implemented.permission();

@@ -10,20 +10,30 @@ pub(crate) fn invalid(parameter: &str, message: impl Into<String>) -> ApiError {
     ApiError::from(edas_app::AppError::invalid(parameter, message))
 }
 
-/// `Ok` when `namespace` (given as `parameter`) is an EDAS namespace of this server, else the
-/// error listing the namespaces there are.
-pub(crate) fn known_namespace(api: &Api, parameter: &str, namespace: &str) -> Result<(), ApiError> {
-    let config = api.config();
-    if config.knows_namespace(namespace) {
-        return Ok(());
+/// The namespaces edasd's configuration defines (the default one and the configured ones).
+pub(crate) fn fixed_namespaces(api: &Api) -> edas_app::FixedNamespaces<'_> {
+    edas_app::FixedNamespaces {
+        region_id: &api.config().region_id,
+        configured: &api.config().namespaces,
     }
-    Err(invalid(
-        parameter,
-        format!(
-            "`{namespace}` is not an EDAS namespace of this server; namespaces: {}",
-            config.all_namespaces().join(", ")
-        ),
-    ))
+}
+
+/// `Ok` when `namespace` (given as `parameter`) is an EDAS namespace of this server (of the
+/// configuration or created through the API), else the error listing the namespaces there are.
+pub(crate) async fn known_namespace(
+    api: &Api,
+    parameter: &str,
+    namespace: &str,
+) -> Result<(), ApiError> {
+    Ok(api
+        .app()
+        .known_namespace(fixed_namespaces(api), parameter, namespace)
+        .await?)
+}
+
+/// The API clock's time (tests may fix it).
+pub(crate) fn now(api: &Api) -> jiff::Timestamp {
+    jiff::Timestamp::try_from(api.now()).unwrap_or_else(|_| jiff::Timestamp::now())
 }
 
 pub(crate) fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, ApiError> {

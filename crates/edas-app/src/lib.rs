@@ -61,7 +61,7 @@ pub use namespaces::{FixedNamespaces, Namespace, NamespaceKey, NamespaceRequest}
 pub use notify::{NotifyError, SubscriptionRequest};
 pub use queries::{OrderView, change_order_type};
 pub use status::Observed;
-pub use tags::{MAX_TAGS, TagResourceType};
+pub use tags::{MAX_TAGS, TagResourceType, validate_resource_ids, validate_tags};
 
 /// The release state machine's model of a change order, which queries return inside
 /// [`OrderState`] and the API renders.

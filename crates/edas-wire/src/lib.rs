@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod application;
+pub mod catalog;
 pub mod change_order;
 pub mod cluster;
 pub mod configuration;
