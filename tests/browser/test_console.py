@@ -128,6 +128,8 @@ def test_sign_in_and_the_signer_matches_the_reference_vector(edasd, browser):
 
     sign_in(browser, edasd, ADMIN)
     assert STATE["first_render_s"] < 1.0, f"the first page took {STATE['first_render_s']:.2f} s"
+    (ARTIFACTS / "timings.txt").write_text(
+        f"first page (sign-in form) rendered in {STATE['first_render_s'] * 1000:.0f} ms\n")
     # The key lives in this tab's sessionStorage only: no cookie, no localStorage.
     assert browser.get_cookies() == []
     assert browser.execute_script("return localStorage.length") == 0
@@ -367,6 +369,28 @@ def test_without_the_event_stream_the_live_page_asks_every_second(edasd, browser
     rollback = body["Data"]["ChangeOrderId"]
     if rollback != order:
         wait_order(edasd, rollback, {2})
+    drain_requests(browser)
+
+
+def test_a_failed_release_retried_then_rolled_back(edasd, browser):
+    status, body = edasd.call("POST", "/pop/v5/k8s/acs/k8s_apps", "DeployK8sApplication", {
+        "AppId": STATE["app"], "BatchTimeout": "2",
+        "Envs": json.dumps([{"name": "APP_VERSION", "value": "bad"}, {"name": "NEVER_READY", "value": "1"}])})
+    assert status == 200, body
+    order = body["ChangeOrderId"]
+    browser.get(edasd.base + f"/console/#/co/{order}")
+    wait_status(browser, {3}, 60)
+    reason = by_id(browser, "waiting-for").text
+    assert reason.startswith("The change failed"), reason
+    shot(browser, "08b-failed")
+    confirm(browser, "retry")
+    notice = wait(browser, lambda d: by_id(d, "notice").text, what="the retry's answer")
+    assert "Retry: done." in notice, notice
+    wait_status(browser, {3}, 60)
+    confirm(browser, "rollback")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#notice a"), what="the rollback's link")[0].click()
+    wait_status(browser, {2}, 60)
+    assert version_via_service(STATE["port"]) == "v2"
     drain_requests(browser)
 
 

@@ -1,17 +1,18 @@
 // The audit trail (`GET /edasd/v1/audit`), filtered by application, actor and time. The whole
 // trail is for administrators; anyone else reads one application's (edas:ReadApplication).
 
-import { admin, call } from "./api.js";
+import { admin, call, whoAmI } from "./api.js";
 import { field, fill, h, link, message, table } from "./dom.js";
 import { timeEl } from "./format.js";
 
 export async function audit(main, signal) {
-  const list = await call("ListApplication", { PageSize: 1000 });
+  const [list, me] = await Promise.all([call("ListApplication", { PageSize: 1000 }), whoAmI()]);
   if (signal.aborted) return;
   const apps = list.ApplicationList?.Application || [];
   const names = new Map(apps.map((a) => [a.AppId, a.Name]));
+  // The whole trail is for administrators; anyone else reads one application's at a time.
   const app = h("select", { id: "audit-app" },
-    h("option", { value: "" }, "All applications"),
+    me.admin ? h("option", { value: "" }, "All applications") : null,
     apps.map((a) => h("option", { value: a.AppId }, a.Name)));
   const actor = h("input", { id: "audit-actor", type: "search", placeholder: "user or access key" });
   const from = h("input", { id: "audit-from", type: "datetime-local" });

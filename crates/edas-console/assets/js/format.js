@@ -3,7 +3,7 @@
 import { h } from "./dom.js";
 
 export const STATUS = {
-  0: ["Ready", "idle"],
+  0: ["Pending", "idle"],
   1: ["In progress", "info"],
   2: ["Succeeded", "ok"],
   3: ["Failed", "bad"],
