@@ -73,6 +73,22 @@ def confirm(driver, button_id):
     wait(driver, lambda d: dialog.get_attribute("open") is None, what="the dialog to close")
 
 
+def assert_accessible(driver):
+    """Every field has a label, every button a name, and there is one h1."""
+    problems = driver.execute_script("""
+        const out = [];
+        for (const el of document.querySelectorAll('main input, main select, main textarea')) {
+          if (!el.labels.length && !el.getAttribute('aria-label')) out.push('unlabelled ' + (el.id || el.name));
+        }
+        for (const b of document.querySelectorAll('button, a.button')) {
+          if (!b.textContent.trim() && !b.getAttribute('aria-label') && b.offsetParent) out.push('unnamed button ' + b.id);
+        }
+        if (document.querySelectorAll('main h1').length !== 1) out.push('not one h1');
+        return out;
+    """)
+    assert not problems, problems
+
+
 def sign_in(driver, edasd, key):
     started = time.monotonic()
     driver.get(edasd.base + "/console/#/signin")
@@ -149,6 +165,7 @@ def test_create_the_application_from_the_form(edasd, browser, tag):
     preview = by_id(browser, "params-preview").text
     assert "AppName=hello" in preview and "ClusterId=local" in preview and "Replicas=3" in preview, preview
     assert "edasctl app create hello" in by_id(browser, "cli-equivalent").text
+    assert_accessible(browser)
     shot(browser, "02-create")
     by_id(browser, "create-submit").click()
     wait(browser, lambda d: "#/co/" in d.current_url, what="the change order page")
@@ -200,6 +217,7 @@ def deploy_from_the_form(browser, edasd, version, gray, batches, percent=None, w
         assert '"releaseType":"manual"' in preview, preview
     else:
         assert '"releaseType":"auto","batchWaitTime":%d' % wait_minutes in preview, preview
+    assert_accessible(browser)
     by_id(browser, "deploy-submit").click()
     wait(browser, lambda d: "#/co/" in d.current_url, what="the live page")
     return browser.current_url.rsplit("/", 1)[1]
@@ -219,6 +237,7 @@ def test_the_gray_release_advances_live_and_continues(edasd, browser):
     # While the gray batch waits, about 20 % of the requests reach v2.
     versions = [version_via_service(STATE["port"]) for _ in range(20)]
     assert 1 <= versions.count("v2") <= 8, versions
+    assert_accessible(browser)
     shot(browser, "03-live-gray-waiting")
 
     # Escape is "no": nothing happens.
@@ -307,6 +326,7 @@ def test_the_application_page_and_an_instance_log_followed_live(edasd, browser):
     marker = f"console-follows-{int(time.time())}"
     urllib.request.urlopen(f"http://127.0.0.1:{port}/log?line={marker}", timeout=5).read()
     wait(browser, lambda d: marker in log.text, 20, "the new log line")
+    assert_accessible(browser)
     browser.execute_script("arguments[0].scrollIntoView()", log)
     shot(browser, "07-application-log")
     drain_requests(browser)
@@ -320,6 +340,7 @@ def test_audit_filtered_by_application(edasd, browser):
     wait(browser, lambda d: "record(s) shown" in by_id(d, "audit-records").text, what="the records")
     text = by_id(browser, "audit-records").text
     assert "AbortChangeOrder" in text or "ContinuePipeline" in text, text[:500]
+    assert_accessible(browser)
     shot(browser, "08-audit")
     drain_requests(browser)
 
