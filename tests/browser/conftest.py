@@ -57,10 +57,13 @@ class Edasd(SDK.Edasd):
         self.host = self.endpoint
         self.base = f"http://{self.host}"
 
-    def call(self, method, path, action=None, query=None, body=None, key=ADMIN):
-        """A request signed with ACS3-HMAC-SHA256 (edas-api.md §4.2); (status, JSON answer)."""
+    def call(self, method, path, action=None, query=None, body=None, key=ADMIN, form=None):
+        """A request signed with ACS3-HMAC-SHA256 (edas-api.md §4.2), its parameters in the
+        query, a JSON `body` (admin API) or a `form` body; (status, JSON answer)."""
         query = {k: str(v) for k, v in (query or {}).items()}
         data = b"" if body is None else json.dumps(body).encode()
+        if form is not None:
+            data = urllib.parse.urlencode(sorted(form.items())).encode()
         headers = {
             "accept": "application/json",
             "host": self.host,
@@ -72,7 +75,8 @@ class Edasd(SDK.Edasd):
         if action:
             headers["x-acs-action"] = action
         if data:
-            headers["content-type"] = "application/json"
+            headers["content-type"] = ("application/json" if form is None
+                                       else "application/x-www-form-urlencoded")
         names = sorted(headers)
         canonical = "\n".join([
             method, path,

@@ -306,8 +306,30 @@ def test_an_automatic_release_counts_down_to_its_next_batch(edasd, browser):
     drain_requests(browser)
 
 
+SECRET_VALUE = "s3cr3t-value-the-console-never-shows"
+
+
 def test_the_application_page_and_an_instance_log_followed_live(edasd, browser):
+    # The application uses a ConfigMap and a Secret (set up outside the console).
+    for path, action, name, value in [
+            ("/pop/v5/k8s/acs/k8s_config_map", "CreateK8sConfigMap", "hello-config", "plain"),
+            ("/pop/v5/k8s/acs/k8s_secret", "CreateK8sSecret", "hello-secret", SECRET_VALUE)]:
+        form = {"ClusterId": "local", "Namespace": "default", "Name": name,
+                "Data": json.dumps([{"Key": f"{name}-key", "Value": value}])}
+        if action == "CreateK8sSecret":
+            form["Type"] = "Opaque"
+        status, body = edasd.call("POST", path, action, form=form)
+        assert status == 200, body
+    status, body = edasd.call("POST", "/pop/v5/k8s/acs/k8s_apps", "DeployK8sApplication", {
+        "AppId": STATE["app"], "EnvFroms": json.dumps([
+            {"configMapRef": {"name": "hello-config"}}, {"secretRef": {"name": "hello-secret"}}])})
+    assert status == 200, body
+    wait_order(edasd, body["ChangeOrderId"], {2})
+
     browser.get(edasd.base + f"/console/#/app/{STATE['app']}")
+    config = by_id(browser, "s-configmaps-and-secrets-in-use").find_element(By.XPATH, "..").text
+    assert "hello-config" in config and "hello-secret" in config and "hello-secret-key" in config, config
+    assert SECRET_VALUE not in browser.page_source
     by_id(browser, "s-instances")
     revisions = browser.find_elements(By.CSS_SELECTOR, "div.revision")
     assert revisions and all(r.get_attribute("data-revision") for r in revisions)

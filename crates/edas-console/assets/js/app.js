@@ -133,7 +133,7 @@ function servicesView(services, insts) {
 }
 
 async function configView(app, appId) {
-  const query = { ClusterId: app.ClusterId, Namespace: app.K8sNamespace };
+  const query = { ClusterId: app.ClusterId, Namespace: app.K8sNamespace, ShowRelatedApps: "true" };
   const [maps, secrets] = await Promise.all([
     call("ListK8sConfigMaps", query).catch((e) => e),
     call("ListK8sSecrets", query).catch((e) => e),
