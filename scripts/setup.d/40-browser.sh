@@ -13,9 +13,10 @@ edas_browser_setup() {
         "installed (run as root, or: apt-get install chromium chromium-driver)" >&2
       return 1
     fi
+    # fonts-liberation (a recommendation skipped here) so that screenshots show text.
     echo "browser: installing chromium and chromium-driver from Debian"
     if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }; then
+      apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-liberation >/dev/null; }; then
       echo "browser: apt-get install chromium chromium-driver failed" >&2
       return 1
     fi
