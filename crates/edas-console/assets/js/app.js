@@ -169,6 +169,7 @@ function historyView(versions, appId, mayRollBack, signal) {
       mayRollBack && !v.Current
         ? h("button", {
           type: "button",
+          id: `rollback-to-${v.Revision}`,
           "data-rollback": String(v.Revision),
           onclick: async () => {
             const ok = await confirmAction(
