@@ -506,3 +506,8 @@ def test_nothing_came_from_another_host_and_no_policy_was_broken(edasd, browser)
                   if "Content Security Policy" in e["message"] or "Refused to" in e["message"]]
     assert not violations, violations
     (ARTIFACTS / "requests.txt").write_text("\n".join(REQUESTS) + "\n")
+    # Trusted Types with no policy: the browser refuses HTML made from a string outright.
+    refused = browser.execute_script("""
+        try { document.getElementById('main').innerHTML = '<img src=x>'; return 'allowed'; }
+        catch (e) { return e.name; }""")
+    assert refused == "TypeError", refused

@@ -26,10 +26,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 /// The policy every console answer carries: nothing but this origin, no inline code, no
-/// plugins, no framing, forms post nowhere else.
+/// plugins, no framing, forms post nowhere else; and Trusted Types with no policy, so the
+/// browser itself refuses any HTML or script made from a string (`innerHTML`, `eval` …).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self'; connect-src 'self'; font-src 'none'; object-src 'none'; \
-     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'; \
+     require-trusted-types-for 'script'; trusted-types 'none'";
 
 /// Where the console is served.
 pub const PREFIX: &str = "/console/";
