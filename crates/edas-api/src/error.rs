@@ -191,17 +191,17 @@ pub const ERROR_TABLE: &[ErrorCode] = &[
     ErrorCode {
         code: codes::ENTITY_NOT_FOUND,
         status: 404,
-        meaning: "The ConfigMap or Secret (UpdateK8s…/DeleteK8s…), or in the admin API the user, access key or policy, does not exist.",
+        meaning: "The ConfigMap or Secret (UpdateK8s…/DeleteK8s…), the EDAS namespace (InsertOrUpdateRegion with an `Id`, DeleteUserDefineRegion), the precheck result (GetK8sAppPrecheckResult before a StartK8sAppPrecheck of that application since edasd started), or in the admin API the user, access key or policy, does not exist.",
     },
     ErrorCode {
         code: codes::ENTITY_ALREADY_EXISTS,
         status: 409,
-        meaning: "CreateK8sConfigMap / CreateK8sSecret: the object already exists in that namespace of that cluster; admin API: a user or access key with this name or id already exists.",
+        meaning: "CreateK8sConfigMap / CreateK8sSecret: the object already exists in that namespace of that cluster; InsertOrUpdateRegion without `Id`: the namespace exists (give its `Id` to change it); admin API: a user or access key with this name or id already exists.",
     },
     ErrorCode {
         code: codes::RESOURCE_IN_USE,
         status: 409,
-        meaning: "DeleteK8sConfigMap / DeleteK8sSecret: the object is used by the current configuration of applications (an environment variable's valueFrom, EnvFroms, ConfigMountDescs, or the image pull secret); the message names them. Nothing changed.",
+        meaning: "DeleteK8sConfigMap / DeleteK8sSecret: the object is used by the current configuration of applications (an environment variable's valueFrom, EnvFroms, ConfigMountDescs, or the image pull secret); DeleteUserDefineRegion: applications are in the namespace; the message names them. Nothing changed.",
     },
     ErrorCode {
         code: codes::REQUEST_TOO_LARGE,

@@ -69,6 +69,8 @@ pub(crate) async fn dispatch(
         Implemented::TagResources => encode(crate::tags::tag(call).await?),
         Implemented::UntagResources => encode(crate::tags::untag(call).await?),
         Implemented::ListTagResources => encode(crate::tags::list(call).await?),
+        Implemented::StartK8sAppPrecheck => encode(crate::precheck::start(call).await?),
+        Implemented::GetK8sAppPrecheckResult => encode(crate::precheck::result(call).await?),
         Implemented::CreateK8sConfigMap
         | Implemented::UpdateK8sConfigMap
         | Implemented::DeleteK8sConfigMap

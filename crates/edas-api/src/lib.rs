@@ -33,6 +33,7 @@ mod namespaces;
 pub mod operations;
 mod params;
 pub mod policy;
+mod precheck;
 pub mod render;
 mod server;
 mod stream;

@@ -168,6 +168,10 @@ pub enum Implemented {
     UntagResources,
     /// Lists the tags of applications or clusters.
     ListTagResources,
+    /// Runs what a deploy or an insert would run, storing nothing.
+    StartK8sAppPrecheck,
+    /// The last precheck of an application and each job's outcome.
+    GetK8sAppPrecheckResult,
 }
 
 /// How the resource of an authorization check is found.
@@ -194,6 +198,9 @@ pub enum ResourceScope {
     /// Each resource of `ResourceIds` by `ResourceType`: an application's ARN or a cluster's;
     /// in listings, those the caller may not read are left out.
     TaggedResources,
+    /// The application named by `AppId`, or `…:namespace/{default}/application/*` for a new
+    /// one (GetK8sAppPrecheckResult: the application the kept result is of).
+    PrecheckedApplication,
 }
 
 impl Implemented {
@@ -245,6 +252,8 @@ impl Implemented {
         Implemented::TagResources,
         Implemented::UntagResources,
         Implemented::ListTagResources,
+        Implemented::StartK8sAppPrecheck,
+        Implemented::GetK8sAppPrecheckResult,
     ];
 
     /// The EDAS operation.
@@ -296,6 +305,8 @@ impl Implemented {
             Implemented::TagResources => Action::TagResources,
             Implemented::UntagResources => Action::UntagResources,
             Implemented::ListTagResources => Action::ListTagResources,
+            Implemented::StartK8sAppPrecheck => Action::StartK8sAppPrecheck,
+            Implemented::GetK8sAppPrecheckResult => Action::GetK8sAppPrecheckResult,
         }
     }
 
@@ -394,6 +405,10 @@ impl Implemented {
             }
             Implemented::ListTagResources => {
                 (ram::READ_APPLICATION, ResourceScope::TaggedResources)
+            }
+            // The rights the change itself needs are reported by the precheck, not required.
+            Implemented::StartK8sAppPrecheck | Implemented::GetK8sAppPrecheckResult => {
+                (ram::READ_APPLICATION, ResourceScope::PrecheckedApplication)
             }
         }
     }
@@ -572,7 +587,7 @@ mod tests {
 
     #[test]
     fn implemented_operations_map_back_and_have_a_permission() {
-        assert_eq!(Implemented::ALL.len(), 46);
+        assert_eq!(Implemented::ALL.len(), 48);
         for implemented in Implemented::ALL {
             assert_eq!(implemented.action().implemented(), Some(*implemented));
             let (ram_action, _) = implemented.permission();

@@ -93,6 +93,17 @@ impl ClusterInfo {
         self.text("error")
     }
 
+    /// The rights of deploy/rbac.yaml the cluster does not grant edasd (as its runtime last
+    /// checked).
+    pub fn missing_rights(&self) -> Vec<&str> {
+        status(&self.cluster, "missing_rights")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect()
+    }
+
     fn text(&self, key: &str) -> Option<&str> {
         status(&self.cluster, key).and_then(Value::as_str)
     }
@@ -107,12 +118,7 @@ impl ClusterInfo {
             (Some(version), _) => format!("{kind} cluster, {at}, Kubernetes {version}"),
             (None, _) => format!("{kind} cluster, {at}, not reached yet"),
         };
-        let missing: Vec<&str> = status(&self.cluster, "missing_rights")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let missing = self.missing_rights();
         if missing.is_empty() {
             return text;
         }

@@ -29,6 +29,7 @@ mod instances;
 mod local;
 mod namespaces;
 mod notify;
+mod precheck;
 mod queries;
 mod status;
 mod tags;
@@ -59,6 +60,7 @@ pub use fleet::AppGauges;
 pub use local::{LOCAL_CLUSTER, LocalUse, local_use, service_address};
 pub use namespaces::{FixedNamespaces, Namespace, NamespaceKey, NamespaceRequest};
 pub use notify::{NotifyError, SubscriptionRequest};
+pub use precheck::{PRECHECK_JOBS, PrecheckJob, PrecheckKey, PrecheckRequest, PrecheckResult};
 pub use queries::{OrderView, change_order_type};
 pub use status::Observed;
 pub use tags::{MAX_TAGS, TagResourceType, validate_resource_ids, validate_tags};
@@ -85,6 +87,7 @@ pub struct App {
     store: Arc<Store>,
     engine: Engine,
     slow: Arc<status::SlowClusters>,
+    prechecks: Arc<precheck::Prechecks>,
 }
 
 impl App {
@@ -94,6 +97,7 @@ impl App {
             store,
             engine,
             slow: Arc::default(),
+            prechecks: Arc::default(),
         }
     }
 

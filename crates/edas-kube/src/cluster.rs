@@ -276,7 +276,7 @@ async fn keep_listed<K, V>(
     }
 }
 
-fn node_capacity(node: &Node) -> Capacity {
+pub(crate) fn node_capacity(node: &Node) -> Capacity {
     let status = node.status.as_ref();
     let resources = status
         .and_then(|s| s.allocatable.as_ref())

@@ -66,6 +66,7 @@ pub mod cluster;
 mod drift;
 mod logs;
 pub mod rights;
+mod room;
 mod routing;
 pub mod state;
 mod sweep;
@@ -1068,6 +1069,10 @@ impl Runtime for KubeRuntime {
 
     fn check_routing(&self, routing: &Routing) -> Result<(), RuntimeError> {
         routing::check(self, routing)
+    }
+
+    fn room(&self) -> BoxFuture<'_, Result<Option<Vec<edas_runtime::NodeRoom>>, RuntimeError>> {
+        Box::pin(async move { room::room(self).await.map(Some) })
     }
 
     fn set_routing(

@@ -190,6 +190,18 @@ pub enum RuntimeError {
     Unavailable(String),
 }
 
+/// What one node can still take: its allocatable CPU and memory less what the pods placed on
+/// it request (a precheck's capacity check places instances on them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeRoom {
+    /// The node's name.
+    pub node: String,
+    /// CPU still free for requests, in millicores.
+    pub cpu_millis: u64,
+    /// Memory still free for requests, in MiB.
+    pub memory_mib: u64,
+}
+
 /// A place that runs instances.
 pub trait Runtime: Send + Sync + 'static {
     /// Whether this runtime can run `spec` at all (checked when a change is submitted, so a
@@ -289,6 +301,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// clean-up left for an unreachable cluster run as soon as the cluster answers again.
     fn wait_available(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
+    }
+
+    /// What each schedulable node can still take (read now from the cluster, for a
+    /// precheck), or `None` when this runtime does not know its room (the default; the local
+    /// runtime's room is the host's, which the application layer knows).
+    fn room(&self) -> BoxFuture<'_, Result<Option<Vec<NodeRoom>>, RuntimeError>> {
+        Box::pin(async { Ok(None) })
     }
 
     /// Makes a ConfigMap (`secret` false) or Secret that a user created through the API exist

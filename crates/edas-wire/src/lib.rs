@@ -24,6 +24,7 @@ pub mod envelope;
 pub mod instances;
 mod lenient;
 pub mod notify;
+pub mod precheck;
 pub mod service;
 
 pub use change_order::*;
