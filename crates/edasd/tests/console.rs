@@ -6,9 +6,14 @@ mod support;
 
 use std::time::Duration;
 
-use support::{edasd_command, signed, spawn_edasd};
+use support::{Cluster, edasd_command, now_ms, signed, spawn_edasd};
 
 const KEY: (&str, &str) = ("LTAIconsoletest0001", "console-test-secret-0123456789");
+
+#[test]
+fn testapp_entry() {
+    support::testapp_entry();
+}
 
 #[tokio::test]
 async fn console_loads_without_a_key_but_every_api_call_needs_one() {
@@ -91,4 +96,51 @@ async fn console_loads_without_a_key_but_every_api_call_needs_one() {
 
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// The console's countdown: while an automatic release waits between batches, its
+/// GetChangeOrderInfo says when the next batch starts (edasd's `NextBatchTime`), and only then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automatic_release_says_when_its_next_batch_starts() {
+    let edasd = Cluster::start("console-countdown", "", false);
+    let (app, created) = edasd
+        .insert("countdown", 2, &[], &[("APP_VERSION", "v1")])
+        .await;
+    let info = edasd.finished(&created, Duration::from_secs(30)).await;
+    assert_eq!(info["Status"], 2);
+    assert!(info.get("NextBatchTime").is_none(), "{info:#}");
+
+    let before = now_ms();
+    let strategy = r#"{"type":"BatchUpdate","batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":1}}"#;
+    let order = edasd
+        .deploy_app(&[
+            ("AppId", &app),
+            ("Envs", r#"[{"name":"APP_VERSION","value":"v2"}]"#),
+            ("UpdateStrategy", strategy),
+        ])
+        .await;
+    let info = edasd
+        .wait_status(&order, &[9], Duration::from_secs(30))
+        .await;
+    let at: u64 = info["NextBatchTime"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no NextBatchTime while waiting: {info:#}"));
+    assert!(
+        at >= before + 60_000 && at <= now_ms() + 60_000,
+        "the next batch at {at}, not a minute after the first batch ({before}..{})",
+        now_ms()
+    );
+
+    edasd
+        .call(
+            "PUT",
+            "/pop/v5/changeorder/change_order_abort",
+            "AbortChangeOrder",
+            &[("ChangeOrderId", &order)],
+        )
+        .await;
+    let info = edasd.finished(&order, Duration::from_secs(30)).await;
+    assert_eq!(info["Status"], 6);
+    assert!(info.get("NextBatchTime").is_none(), "{info:#}");
 }
