@@ -299,6 +299,10 @@ def test_an_automatic_release_counts_down_to_its_next_batch(edasd, browser):
     assert first.endswith(" s") and first.startswith(("1 min", "59", "58", "57", "56", "55")), first
     wait(browser, lambda d: clock.text != first, 5, "the countdown to tick")
     shot(browser, "06b-countdown")
+    assert by_id(browser, "continue").text == "Start Batch 1 Change now"
+    confirm(browser, "continue")
+    wait(browser, lambda d: co_status(d) in (1, 9) and "Batch 1 Change starts" not in by_id(d, "waiting-for").text,
+         60, "batch 1 to start before its wait ended")
     confirm(browser, "abort-rollback")
     wait_status(browser, {6}, 30)
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#notice a"), what="the rollback's link")[0].click()

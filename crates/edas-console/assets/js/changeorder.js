@@ -182,13 +182,14 @@ function actions(info, list, current, act) {
   const id = info.ChangeOrderId;
   const buttons = [];
   const next = list[current];
-  if (status === 8 && next) {
+  if ((status === 8 || status === 9) && next) {
+    // Waiting for confirmation, or for the automatic wait to end: either way it may start now.
     buttons.push(h("button", {
       type: "button", class: "primary", id: "continue",
       onclick: () => act(`Continue with ${next.PipelineName}`, "ContinuePipeline",
         { PipelineId: next.PipelineId, Confirm: "true" },
-        `${next.PipelineName} starts now: its new instances start and the same number of old ones stop.`),
-    }, `Continue: start ${next.PipelineName}`));
+        `${next.PipelineName} starts now${status === 9 ? ", without waiting any longer" : ""}: its new instances start and the same number of old ones stop.`),
+    }, status === 9 ? `Start ${next.PipelineName} now` : `Continue: start ${next.PipelineName}`));
   }
   if (ACTIVE.has(status)) {
     buttons.push(h("button", {
