@@ -5,8 +5,8 @@
 //! a client that reconnects with `Last-Event-ID: <sequence>` (or `LastEventId=`) resumes after
 //! it, so nothing is missed. Authorization: `edas:ReadApplication` on the application.
 //!
-//! No polling: the stream waits on the store's commit signal (on PostgreSQL, where another
-//! process may store the events, it also looks every second), with a keep-alive comment every
+//! No polling: the stream waits on the store's commit signal (on PostgreSQL also woken by the
+//! commits of other edasd processes, through LISTEN/NOTIFY), with a keep-alive comment every
 //! 15 s.
 
 use std::collections::VecDeque;
@@ -71,7 +71,10 @@ async fn open(
     if parts.method != axum::http::Method::GET {
         return Err(ApiError::new(
             codes::API_NOT_FOUND,
-            format!("{} /edasd/v1/events: the stream is read with GET", parts.method),
+            format!(
+                "{} /edasd/v1/events: the stream is read with GET",
+                parts.method
+            ),
         ));
     }
     let last_header = parts
@@ -91,9 +94,17 @@ async fn open(
     only(&params, "edasd events", EVENT_PARAMETERS)?;
     let after = match last_header.as_deref().or(params.get("LastEventId")) {
         None | Some("") => 0,
-        Some(v) => v.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            invalid("LastEventId", "must be the id (a sequence number) of an event received")
-        })?,
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                invalid(
+                    "LastEventId",
+                    "must be the id (a sequence number) of an event received",
+                )
+            })?,
     };
     let (scope, app) = match (params.get("AppId"), params.get("ChangeOrderId")) {
         (Some(app_id), None) => {
@@ -121,7 +132,6 @@ struct Cursor {
     after: i64,
     queue: VecDeque<StoredEvent>,
     signal: tokio::sync::watch::Receiver<u64>,
-    fallback: Option<Duration>,
 }
 
 fn stream(
@@ -130,14 +140,12 @@ fn stream(
     after: i64,
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
     let signal = api.app().events_signal();
-    let fallback = api.app().shared_database().then_some(Duration::from_secs(1));
     let cursor = Cursor {
         api,
         scope,
         after,
         queue: VecDeque::new(),
         signal,
-        fallback,
     };
     futures_util::stream::unfold(cursor, |mut c| async move {
         loop {
@@ -158,14 +166,7 @@ fn stream(
                     return None;
                 }
             }
-            match c.fallback {
-                Some(every) => {
-                    if let Ok(Err(_)) = tokio::time::timeout(every, c.signal.changed()).await {
-                        return None;
-                    }
-                }
-                None => c.signal.changed().await.ok()?,
-            }
+            c.signal.changed().await.ok()?;
         }
     })
 }

@@ -133,13 +133,8 @@ impl App {
         Ok(self.store.events_after(scope, after, limit).await?)
     }
 
-    /// Whether other edasd processes may share the database (PostgreSQL): their commits do
-    /// not reach [`App::events_signal`].
-    pub fn shared_database(&self) -> bool {
-        self.store.backend_name() == "postgres"
-    }
-
-    /// Changes whenever a commit may have recorded events: the push stream waits on it.
+    /// Changes whenever a commit may have recorded events (on PostgreSQL, any edasd process's):
+    /// the push stream waits on it.
     pub fn events_signal(&self) -> tokio::sync::watch::Receiver<u64> {
         self.store.events_signal()
     }

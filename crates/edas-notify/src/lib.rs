@@ -6,7 +6,9 @@
 //! # Delivery
 //! The store records every release event in the transaction of its change-order transition,
 //! with a pending delivery per matching subscription. The notifier is woken by the store's
-//! commit signal (no polling tick), leases one subscription at a time
+//! commit signal (no polling tick; on PostgreSQL the commits of other edasd processes too,
+//! through LISTEN/NOTIFY), by the earliest retry time and by the expiry of a lease a dead
+//! process left; it leases one subscription at a time
 //! ([`edas_store::Store::claim_subscription`]; on PostgreSQL `FOR UPDATE SKIP LOCKED`, so of
 //! several edasd processes exactly one delivers a subscription's events), sends its pending
 //! deliveries oldest first and marks each one delivered only while it still holds the lease.

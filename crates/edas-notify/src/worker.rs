@@ -22,9 +22,9 @@ pub struct NotifyConfig {
     pub retry: RetryPolicy,
     /// Subscriptions delivered at the same time.
     pub concurrency: usize,
-    /// How often to look for work no commit of this process announced: events another edasd
-    /// process stored on a shared PostgreSQL whose deliverer died. `None` (one process, e.g.
-    /// SQLite): only this process's commits, retry times and lease expiries wake it.
+    /// A safety net: how often to look for work even when nothing woke the notifier. `None`
+    /// (the default): the store's commit signal (every process's commits, on PostgreSQL through
+    /// LISTEN/NOTIFY), the earliest retry time and lease expiry are all that wake it.
     pub rescan: Option<Duration>,
 }
 

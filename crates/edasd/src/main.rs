@@ -226,9 +226,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(lease) = config.engine.lease()? {
         engine_config.lease = lease;
     }
-    let notify_config = config
-        .notify
-        .config(&engine_config.worker_id, store.backend_name() == "postgres")?;
+    let notify_config = config.notify.config(&engine_config.worker_id)?;
     let engine = Engine::new(store.clone(), runtimes, engine_config);
     let engine_task = engine.start();
     let notify_stop = tokio_util::sync::CancellationToken::new();

@@ -20,8 +20,9 @@ pub struct NotifySection {
     pub max_attempts: Option<u32>,
     /// The time limit of one request to a receiver, seconds (default 10).
     pub timeout_seconds: Option<f64>,
-    /// How often to look for deliveries another edasd process on the same PostgreSQL left
-    /// (default 5; never on SQLite, which one process owns).
+    /// A safety net: how often to look for deliveries even when nothing woke the notifier
+    /// (default: never; commits of every process sharing the database wake it, on PostgreSQL
+    /// through LISTEN/NOTIFY, and retry times and lease expiries are timers).
     pub rescan_seconds: Option<f64>,
 }
 
@@ -37,7 +38,7 @@ fn seconds(value: Option<f64>, key: &str, min: f64, max: f64) -> anyhow::Result<
 
 impl NotifySection {
     /// The notifier's configuration for worker `worker_id` (validated).
-    pub fn config(&self, worker_id: &str, postgres: bool) -> anyhow::Result<NotifyConfig> {
+    pub fn config(&self, worker_id: &str) -> anyhow::Result<NotifyConfig> {
         let mut config = NotifyConfig::new(worker_id);
         let defaults = RetryPolicy::default();
         let first = seconds(
@@ -66,11 +67,7 @@ impl NotifySection {
             config.timeout = t;
             config.lease = config.lease.max(t * 3);
         }
-        config.rescan = match seconds(self.rescan_seconds, "rescan_seconds", 0.1, 3600.0)? {
-            Some(r) if postgres => Some(r),
-            _ if postgres => Some(Duration::from_secs(5)),
-            _ => None,
-        };
+        config.rescan = seconds(self.rescan_seconds, "rescan_seconds", 0.1, 3600.0)?;
         Ok(config)
     }
 }
@@ -81,21 +78,24 @@ mod tests {
 
     #[test]
     fn defaults_and_bounds() {
-        let c = NotifySection::default().config("w", false).unwrap();
+        let c = NotifySection::default().config("w").unwrap();
         assert_eq!(c.retry, RetryPolicy::default());
         assert_eq!(c.rescan, None);
-        let pg = NotifySection::default().config("w", true).unwrap();
-        assert_eq!(pg.rescan, Some(Duration::from_secs(5)));
+        let rescan = NotifySection {
+            rescan_seconds: Some(5.0),
+            ..NotifySection::default()
+        };
+        assert_eq!(rescan.config("w").unwrap().rescan, Some(Duration::from_secs(5)));
         let bad = NotifySection {
             max_attempts: Some(0),
             ..NotifySection::default()
         };
-        assert!(bad.config("w", false).is_err());
+        assert!(bad.config("w").is_err());
         let inverted = NotifySection {
             first_retry_seconds: Some(10.0),
             max_retry_seconds: Some(1.0),
             ..NotifySection::default()
         };
-        assert!(inverted.config("w", false).is_err());
+        assert!(inverted.config("w").is_err());
     }
 }

@@ -513,8 +513,7 @@ async fn two_edasd_on_postgresql_deliver_each_event_once() {
     receiver.down.store(true, Ordering::SeqCst);
     let backend = Backend::fake("notify-two", Duration::from_millis(200)).await;
     let dir = tempfile::tempdir().unwrap();
-    let more =
-        "[notify]\nfirst_retry_seconds = 0.05\nmax_retry_seconds = 0.2\nrescan_seconds = 0.2\n";
+    let more = "[notify]\nfirst_retry_seconds = 0.05\nmax_retry_seconds = 0.2\n";
     let a = Edasd::start_with(
         &dir.path().join("a"),
         &backend.kubeconfig,
@@ -543,6 +542,29 @@ async fn two_edasd_on_postgresql_deliver_each_event_once() {
     let events = cloudevents(&receiver, "/hook", "k");
     assert_eq!(events.len(), delivered.len(), "each event delivered once");
     complete(&events, &[created.as_str(), deployed.as_str()]);
+    // B's push stream shows what A stores, at once: A's commit wakes B (LISTEN/NOTIFY), no
+    // polling.
+    let last = events
+        .iter()
+        .map(|e| e["sequence"].as_str().unwrap().parse::<i64>().unwrap())
+        .max();
+    let mut on_b = Stream::open(&b.api, &[("AppId", &app)], last).await;
+    let sent = Instant::now();
+    let scaled = a
+        .call(
+            "PUT",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "ScaleK8sApplication",
+            &[("AppId", &app), ("Replicas", "4")],
+        )
+        .await;
+    let ((_, _, created_event), arrived) = on_b.until("change_order.created").await;
+    assert_eq!(created_event["ChangeOrderId"], scaled["ChangeOrderId"]);
+    eprintln!(
+        "MEASURED: a change order stored through edasd A is pushed by edasd B's stream {:?} \
+         after the ScaleK8sApplication call was sent",
+        arrived - sent
+    );
     drop((a, b));
 }
 

@@ -175,8 +175,12 @@ pub(crate) trait RecordEvents {
     ) -> Result<(), StoreError>;
 }
 
+/// The PostgreSQL channel a transaction that recorded events notifies (at its commit), so
+/// every edasd process sharing the database wakes, not only the one that wrote.
+const NOTIFY_CHANNEL: &str = "edasd_events";
+
 macro_rules! record_events_impl {
-    ($conn:ty) => {
+    ($conn:ty, $announce:expr) => {
         impl RecordEvents for $conn {
             async fn state_before(
                 &mut self,
@@ -202,7 +206,12 @@ macro_rules! record_events_impl {
                 at: i64,
             ) -> Result<(), StoreError> {
                 let Some(after) = after else { return Ok(()) };
-                for mut event in edas_release::events(before, after) {
+                let events = edas_release::events(before, after);
+                let announce: Option<&str> = $announce;
+                if let Some(sql) = announce.filter(|_| !events.is_empty()) {
+                    sqlx::query(sql).bind(NOTIFY_CHANNEL).execute(&mut *self).await?;
+                }
+                for mut event in events {
                     change_order_id.clone_into(&mut event.change_order_id);
                     let kind = event.kind.as_str();
                     let seq: i64 = sqlx::query_scalar(
@@ -234,8 +243,41 @@ macro_rules! record_events_impl {
         }
     };
 }
-record_events_impl!(SqliteConnection);
-record_events_impl!(PgConnection);
+record_events_impl!(SqliteConnection, None);
+record_events_impl!(PgConnection, Some("SELECT pg_notify($1, '')"));
+
+/// On PostgreSQL, other processes' commits wake this one too: one LISTEN connection per store
+/// bumps the signal on every notification of [`NOTIFY_CHANNEL`], and after a lost connection
+/// (whatever was missed is read again by the waiters). Ends when the pool is closed.
+pub(crate) async fn listen(pool: sqlx::PgPool, events: Arc<tokio::sync::watch::Sender<u64>>) {
+    let bump = move || events.send_modify(|n| *n = n.wrapping_add(1));
+    let listening = async {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        Ok::<_, sqlx::Error>(listener)
+    };
+    // Listening before `Store::open` returns: no commit after it goes unnoticed.
+    let mut listener = match listening.await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for other processes' release events");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            match listener.try_recv().await {
+                Ok(_) => bump(),
+                Err(sqlx::Error::PoolClosed) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "listening for release events failed; retrying");
+                    bump();
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+}
 
 /// The events of a change order that was just stored (status 0, or settled already), inside
 /// the write transaction `$tx` (a `&mut Transaction`); returns the error from the enclosing

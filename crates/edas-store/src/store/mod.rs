@@ -615,6 +615,9 @@ impl Store {
             store.close().await;
             return Err(e);
         }
+        if let Backend::Postgres(pool) = store.backend.as_ref() {
+            events::listen(pool.clone(), store.events.clone()).await;
+        }
         Ok(store)
     }
 

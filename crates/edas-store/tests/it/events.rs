@@ -64,12 +64,22 @@ pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
     // The order starts: batch 1 starts.
     let mut order = state("new");
     order.step(Input::Start, EpochMillis(0)).unwrap();
+    // On PostgreSQL another process's store is woken by these commits too (LISTEN/NOTIFY).
+    let other = (store.backend_name() == "postgres").then_some(ts.reopen().await);
+    let mut theirs = other.as_ref().map(Store::events_signal);
     let start = |action: &'static str, at| {
         store.transition("co-1", 1, step(1, order.clone()), audit(action, "app"), at)
     };
     start("Start", t(2)).await.unwrap();
     // A stale write is refused and records nothing.
     start("Stale", t(3)).await.unwrap_err();
+    if let (Some(other), Some(theirs)) = (other, theirs.as_mut()) {
+        tokio::time::timeout(Duration::from_secs(5), theirs.changed())
+            .await
+            .expect("another process's store is woken by the commit")
+            .unwrap();
+        other.close().await;
+    }
     let events = store
         .events_after(&EventScope::ChangeOrder("co-1".into()), 0, 100)
         .await
