@@ -1,6 +1,6 @@
 """Issue 24: EDAS namespaces (InsertOrUpdateRegion, ListUserDefineRegion,
 DeleteUserDefineRegion), applications' base information (UpdateK8sApplicationBaseInfo,
-UpdateApplicationBaseInfo) and tags (TagResources, UntagResources, ListTagResources, and the
+UpdateApplicationBaseInfo), GetAppDeployment and tags (TagResources, UntagResources, ListTagResources, and the
 `Tags` filter of ListApplication) through BOTH official SDKs against the real edasd. Every
 answer is read through the keys the SDK models read."""
 
@@ -10,7 +10,7 @@ import pytest
 from alibabacloud_edas20170801 import models as tea
 from aliyunsdkcore.acs_exception.exceptions import ServerException
 from aliyunsdkedas.request.v20170801 import (
-    DeleteUserDefineRegionRequest, GetApplicationRequest, InsertK8sApplicationRequest,
+    DeleteUserDefineRegionRequest, GetAppDeploymentRequest, GetApplicationRequest, InsertK8sApplicationRequest,
     InsertOrUpdateRegionRequest, ListApplicationRequest, ListTagResourcesRequest,
     ListUserDefineRegionRequest, TagResourcesRequest, UntagResourcesRequest,
     UpdateApplicationBaseInfoRequest, UpdateK8sApplicationBaseInfoRequest)
@@ -137,6 +137,16 @@ def test_both_sdks_update_base_info(edasd):
     classic_result = classic.call(classic_request(
         UpdateK8sApplicationBaseInfoRequest, AppId=app_id, PhoneNumber="12345"))
     assert "PhoneNumber" in classic_result["Result"]
+
+    # GetAppDeployment: `local` runs processes, not Deployments (the Kubernetes answer is in
+    # crates/edasd/tests/kube_precheck.rs).
+    with pytest.raises(TeaException) as no_deployment:
+        client.get_app_deployment(tea.GetAppDeploymentRequest(app_id=app_id))
+    assert no_deployment.value.code == "RuntimeRefused"
+    assert "not Kubernetes Deployments" in no_deployment.value.message
+    with pytest.raises(ServerException) as classic_refused:
+        classic.call(classic_request(GetAppDeploymentRequest, AppId=app_id))
+    assert classic_refused.value.get_error_code() == "RuntimeRefused"
 
 
 def test_both_sdks_tag_and_filter(edasd):

@@ -1,11 +1,14 @@
 //! UpdateK8sApplicationBaseInfo and UpdateApplicationBaseInfo: an application's description,
 //! owner and contact, kept beside its revisions by the application layer (not a release, so
 //! no change order). Renaming an application is refused: its Kubernetes objects and instances
-//! are named after it.
+//! are named after it. GetAppDeployment: the Deployment of its current revision, as the
+//! cluster has it.
 
 use edas_app::BaseInfoChange;
 use edas_spec::{Params, Violation, ViolationKind, Violations};
-use edas_wire::catalog::{ResultTextBody, UpdatedApplication, UpdatedApplicationBody};
+use edas_wire::catalog::{
+    DeploymentBody, ResultTextBody, UpdatedApplication, UpdatedApplicationBody,
+};
 
 use crate::apps::{actor, arn, live_application};
 use crate::caller::Call;
@@ -100,5 +103,15 @@ pub(crate) async fn update_classic(call: Call<'_>) -> Result<UpdatedApplicationB
             detail: crate::lifecycle::application_detail(api, caller, &app).await?,
             ..Default::default()
         },
+    })
+}
+
+pub(crate) async fn deployment(call: Call<'_>) -> Result<DeploymentBody, ApiError> {
+    let (api, caller, params, _) = call.parts();
+    only(params, "GetAppDeployment", &["AppId"])?;
+    let app = live_application(api, required(params, "AppId")?).await?;
+    caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
+    Ok(DeploymentBody {
+        data: api.app().deployment(&app).await?,
     })
 }

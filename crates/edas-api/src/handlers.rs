@@ -71,6 +71,7 @@ pub(crate) async fn dispatch(
         Implemented::ListTagResources => encode(crate::tags::list(call).await?),
         Implemented::StartK8sAppPrecheck => encode(crate::precheck::start(call).await?),
         Implemented::GetK8sAppPrecheckResult => encode(crate::precheck::result(call).await?),
+        Implemented::GetAppDeployment => encode(crate::base_info::deployment(call).await?),
         Implemented::CreateK8sConfigMap
         | Implemented::UpdateK8sConfigMap
         | Implemented::DeleteK8sConfigMap

@@ -172,6 +172,8 @@ pub enum Implemented {
     StartK8sAppPrecheck,
     /// The last precheck of an application and each job's outcome.
     GetK8sAppPrecheckResult,
+    /// The Deployment of an application's current revision, as its cluster has it.
+    GetAppDeployment,
 }
 
 /// How the resource of an authorization check is found.
@@ -254,6 +256,7 @@ impl Implemented {
         Implemented::ListTagResources,
         Implemented::StartK8sAppPrecheck,
         Implemented::GetK8sAppPrecheckResult,
+        Implemented::GetAppDeployment,
     ];
 
     /// The EDAS operation.
@@ -307,6 +310,7 @@ impl Implemented {
             Implemented::ListTagResources => Action::ListTagResources,
             Implemented::StartK8sAppPrecheck => Action::StartK8sAppPrecheck,
             Implemented::GetK8sAppPrecheckResult => Action::GetK8sAppPrecheckResult,
+            Implemented::GetAppDeployment => Action::GetAppDeployment,
         }
     }
 
@@ -358,7 +362,8 @@ impl Implemented {
             | Implemented::QueryApplicationStatus
             | Implemented::GetK8sServices
             | Implemented::DescribeAppInstanceList
-            | Implemented::ListHistoryDeployVersion => {
+            | Implemented::ListHistoryDeployVersion
+            | Implemented::GetAppDeployment => {
                 (ram::READ_APPLICATION, ResourceScope::Application)
             }
             Implemented::ListApplication => {
@@ -587,7 +592,7 @@ mod tests {
 
     #[test]
     fn implemented_operations_map_back_and_have_a_permission() {
-        assert_eq!(Implemented::ALL.len(), 48);
+        assert_eq!(Implemented::ALL.len(), 49);
         for implemented in Implemented::ALL {
             assert_eq!(implemented.action().implemented(), Some(*implemented));
             let (ram_action, _) = implemented.permission();

@@ -19,15 +19,7 @@ impl App {
         instance: &str,
         request: &LogRequest,
     ) -> Result<LogChunks, AppError> {
-        let Some(runtime) = self.engine.runtimes().get(&app.cluster_id) else {
-            return Err(AppError::Unavailable(format!(
-                "cluster `{}` has no runtime on this server",
-                app.cluster_id
-            )));
-        };
-        if let Err(e) = runtime.availability() {
-            return Err(AppError::Unavailable(e.to_string()));
-        }
+        let runtime = self.available_runtime(&app.cluster_id)?;
         let app_ref = edas_engine::app_ref(app);
         match runtime.logs(&app_ref, instance, request).await {
             Ok(chunks) => Ok(chunks),

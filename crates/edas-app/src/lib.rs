@@ -22,6 +22,7 @@ mod changes;
 mod clusters;
 mod configuration;
 mod control;
+mod deployment;
 mod error;
 mod fleet;
 mod identity;

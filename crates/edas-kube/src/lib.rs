@@ -1075,6 +1075,25 @@ impl Runtime for KubeRuntime {
         Box::pin(async move { room::room(self).await.map(Some) })
     }
 
+    fn deployment(
+        &self,
+        app: &AppRef,
+        revision: &str,
+    ) -> BoxFuture<'_, Result<Option<String>, RuntimeError>> {
+        let (app_id, revision) = (app.id.clone(), revision.to_owned());
+        Box::pin(async move {
+            self.ready().await?;
+            let found = self.inner.deployments.state().into_iter().find(|d| {
+                label(d.as_ref(), LABEL_APP_ID) == Some(app_id.as_str())
+                    && label(d.as_ref(), LABEL_REVISION) == Some(revision.as_str())
+            });
+            found
+                .map(|d| serde_json::to_string(d.as_ref()))
+                .transpose()
+                .map_err(|e| RuntimeError::Unavailable(format!("encoding the Deployment: {e}")))
+        })
+    }
+
     fn set_routing(
         &self,
         app: &AppRef,

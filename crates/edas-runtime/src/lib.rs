@@ -310,6 +310,22 @@ pub trait Runtime: Send + Sync + 'static {
         Box::pin(async { Ok(None) })
     }
 
+    /// The object that runs revision `revision` of the application, as the cluster has it now
+    /// (GetAppDeployment): on Kubernetes its Deployment as JSON text, `None` when there is none.
+    /// The default (a runtime that runs no such object) refuses, saying so.
+    fn deployment(
+        &self,
+        app: &AppRef,
+        revision: &str,
+    ) -> BoxFuture<'_, Result<Option<String>, RuntimeError>> {
+        let _ = (app, revision);
+        Box::pin(async {
+            Err(RuntimeError::Unsupported(
+                "this runtime runs processes, not Kubernetes Deployments".to_owned(),
+            ))
+        })
+    }
+
     /// Makes a ConfigMap (`secret` false) or Secret that a user created through the API exist
     /// in the runtime under its own name in `namespace`, with exactly `data` (`None`: removes
     /// it). Runtimes whose instances read configuration from edasd's store (the local one) have

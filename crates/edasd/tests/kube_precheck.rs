@@ -2,6 +2,7 @@
 //! server (issue 24): a deploy that cannot fit the node's room (its allocatable CPU less the
 //! requests of the pods on it) reports the capacity shortfall; invalid parameters interrupt the
 //! other jobs; a missing ConfigMap fails the reference check; a precheck stores nothing.
+//! GetAppDeployment answers the revision's Deployment.
 
 mod kube_support;
 
@@ -87,6 +88,29 @@ async fn a_deploy_that_cannot_fit_reports_the_capacity_shortfall() {
         })
         .await;
     let ns = backend.namespace.clone();
+    // GetAppDeployment: the revision's Deployment as the cluster has it.
+    let deployment = edasd
+        .call(
+            "GET",
+            "/pop/v5/oam/app_deployment",
+            "GetAppDeployment",
+            &[("AppId", &app)],
+        )
+        .await;
+    let object: Value = serde_json::from_str(deployment["Data"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (
+            &object["kind"],
+            &object["metadata"]["name"],
+            &object["spec"]["replicas"]
+        ),
+        (
+            &Value::from("Deployment"),
+            &Value::from("fits-r1"),
+            &Value::from(1)
+        ),
+        "{object:#}"
+    );
 
     // 3 more instances of 500 mCPU fit beside it; 4 do not.
     let fits = precheck(
