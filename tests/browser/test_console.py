@@ -355,6 +355,16 @@ def test_the_application_page_and_an_instance_log_followed_live(edasd, browser):
     browser.execute_script("arguments[0].scrollIntoView()", log)
     shot(browser, "07-application-log")
 
+    # The instances follow the application's events: a scale from outside shows up by itself.
+    browser.execute_script("window.__noReload = true")
+    status, body = edasd.call("PUT", "/pop/v5/k8s/acs/k8s_apps", "ScaleK8sApplication",
+                              {"AppId": STATE["app"], "Replicas": "4"})
+    assert status == 200, body
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#instances tbody tr")) == 4,
+         30, "the fourth instance on the page")
+    assert browser.execute_script("return window.__noReload === true")
+    wait_order(edasd, body["ChangeOrderId"], {2})
+
     # History: "Roll back to this revision" releases revision 2 (v1 with its Service) again.
     confirm(browser, "rollback-to-2")
     wait(browser, lambda d: "#/co/" in d.current_url, what="the rollback's live page")

@@ -2,7 +2,7 @@
 // ConfigMaps and Secrets it uses (never a Secret's values), its history with "roll back to this
 // revision", its change orders, and an instance's log followed live.
 
-import { ApiError, call, canManage, followLogs } from "./api.js";
+import { ApiError, call, canManage, followEvents, followLogs } from "./api.js";
 import { confirmAction, fill, h, link, notify, route, table } from "./dom.js";
 import { ACTIVE, statusBadge, timeEl } from "./format.js";
 
@@ -39,12 +39,13 @@ export async function application(main, signal, appId) {
     running ? h("a", { class: "button primary", href: route("co", running.ChangeOrderId), id: "live" }, "Watch the running change") : null,
     !mayManage ? h("p", { class: "muted small", id: "read-only" }, "You may read this application but not change it.") : null);
 
+  const instancesBox = h("div", { id: "instances" }, instancesByRevision(insts));
   fill(main,
     h("p", { class: "small" }, link("← Applications", "apps")),
     h("h1", {}, app.ApplicationName || appId),
     facts,
     actions,
-    section("Instances", instancesByRevision(insts)),
+    section("Instances", instancesBox),
     section("Services and traffic", servicesView(services, insts)),
     section("ConfigMaps and Secrets in use", await configView(app, appId)),
     section("History", historyView(versions, appId, mayManage && !running, signal)),
@@ -57,6 +58,35 @@ export async function application(main, signal, appId) {
         `${o.BatchCount ?? ""} ${o.BatchType || ""}`,
       ]))),
     section("Logs", logsView(insts, appId, signal)));
+  followInstances(appId, instancesBox, signal);
+}
+
+/** Keeps the instances current: each release event of the application reads them again. */
+function followInstances(appId, box, signal) {
+  let reading = false;
+  let again = false;
+  const refresh = async () => {
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = true;
+    try {
+      do {
+        again = false;
+        const answer = await call("DescribeAppInstanceList", { AppId: appId });
+        if (signal.aborted) return;
+        fill(box, instancesByRevision(answer.InstanceList || []));
+      } while (again);
+    } catch {
+      // The next event tries again.
+    } finally {
+      reading = false;
+    }
+  };
+  followEvents({ AppId: appId }, refresh, signal).catch(() => {
+    // No event stream here: the instances stay as they were read.
+  });
 }
 
 function fact(name, value) {
