@@ -80,6 +80,7 @@ pub fn parameters_markdown() -> String {
         }
     }
     out.push_str(OPERATOR_VIEWS);
+    out.push_str(CATALOG_VIEWS);
     out
 }
 
@@ -100,6 +101,62 @@ const OPERATOR_VIEWS: &str = "
 | `GET /edasd/v1/logs` | `Previous` | boolean | no | The run before the last restart. | the instance must have restarted (refused naming `Previous`) |
 | `GET /edasd/v1/logs` | `TailLines` | integer | no | Only the last N lines (on `local`: of stdout and of stderr each). | 0 or more |
 | `GET /edasd/v1/logs` | `SinceSeconds` | integer | no | Only what was written in the last N seconds (on `local` lines carry no time: rotated files last written before the cutoff are left out, the current file always counts). | 0 or more |
+";
+
+/// The parameters of the namespace, base-information, tag, deployment and precheck
+/// operations (decoded by edas-api and edas-app; they change no spec).
+const CATALOG_VIEWS: &str = "
+## Namespaces, base information, tags, deployment and precheck (decoded by edas-api)
+
+EDAS namespaces: the default one (the region id) and those of the configuration file
+(`namespaces`) are listed with `Id` 0 and cannot be changed or deleted through the API; the
+others are stored. `RegionId` in the answers is the namespace id (`RegionTag`), `BelongRegion`
+the region, `UserId` the account id, `RegistryType` `default`, `MseInstanceId` empty.
+
+| Operation | Parameter | Type | Req | Meaning | Validation |
+|---|---|---|---|---|---|
+| InsertOrUpdateRegion | `RegionTag` | string | yes | The namespace id, `<region>:<identifier>`. | this server's region; identifier 1-64 letters, digits, `-`, `_`; not the default or a configured namespace; on update it must be the stored one (it never changes) |
+| InsertOrUpdateRegion | `RegionName` | string | yes | The display name. | 1-63 characters |
+| InsertOrUpdateRegion | `Id` | integer | no | Absent or 0 creates; otherwise the stored namespace to change. | an existing `Id` (`EntityNotExist` otherwise); creating an existing `RegionTag` is `EntityAlreadyExists` |
+| InsertOrUpdateRegion | `Description` | string | no | Kept on update when absent. | at most 128 characters |
+| InsertOrUpdateRegion | `DebugEnable` | boolean | no | Recorded and answered (and a ListUserDefineRegion filter); edasd has no remote debugging to switch. | `true`/`false` |
+| InsertOrUpdateRegion | `RegistryType` | string | no | The registry. | `default` only; `exclusive_mse` is `InvalidParameter.NotSupported` |
+| InsertOrUpdateRegion | `MseInstanceId` | string | no | An MSE registry. | must be empty (`InvalidParameter.NotSupported`) |
+| ListUserDefineRegion | `DebugEnable` | boolean | no | Only the namespaces whose `DebugEnable` is this. | `true`/`false`; namespaces the caller may not read (`edas:ReadNamespace`) are left out |
+| DeleteUserDefineRegion | `Id` / `RegionTag` | integer / string | one of them | The stored namespace to delete. | both given must name the same one; refused (`OperationDenied.ResourceInUse`, naming them) while applications are in it; the default and configured ones are refused |
+| UpdateK8sApplicationBaseInfo | `AppId` | string | yes | The application. | a live application (`edas:ManageApplication`) |
+| UpdateK8sApplicationBaseInfo | `Description`, `Owner`, `Email`, `PhoneNumber` | string | no | Kept beside the revisions (no change order); absent keeps the value, empty clears it. `Description` supersedes `ApplicationDescription` in GetApplication. | description ≤ 256, owner ≤ 128 characters; an email address; a phone number (digits, `+`, `-`, `(`, `)`, spaces); all violations at once |
+| UpdateApplicationBaseInfo | `AppId`, `Desc`, `Owner` | string | `AppId` | As UpdateK8sApplicationBaseInfo's `Description` and `Owner`. | `Desc` ≤ 256, `Owner` ≤ 127 characters |
+| UpdateApplicationBaseInfo | `AppName` | string | no | The application's name. | must be its current name: renaming is `InvalidParameter.NotSupported` (its Kubernetes objects and instances are named after it) |
+| TagResources | `ResourceType` | string | yes | `application` or `cluster`. | case-insensitive |
+| TagResources | `ResourceRegionId` | string | yes | The region. | this server's region |
+| TagResources | `ResourceIds` | JSON array | yes | The applications (`AppId`) or clusters (`ClusterId`). | 1-20, each once; live applications (`edas:ManageApplication`) or registered clusters (`edas:ManageCluster`) |
+| TagResources | `Tags` | JSON array | yes | `[{\"key\": k, \"value\": v}, …]` (`Key`/`Value` and `{k: v}` too). A key a resource has gets the new value. | 1-20 tags, each key once; keys 1-128 and values 0-128 characters of letters, digits, `-,*/?:_.=` and spaces; no key starting with `aliyun` or `acs:`, no `http://`/`https://`; at most 20 tags a resource (nothing stored otherwise) |
+| UntagResources | `ResourceType`, `ResourceRegionId`, `ResourceIds` | | yes | As TagResources. | as TagResources |
+| UntagResources | `TagKeys` | JSON array | no | The keys to remove. | without it, `DeleteAll=true` is required (EDAS removes every tag only then) |
+| UntagResources | `DeleteAll` | boolean | no | Remove every tag (only when `TagKeys` is empty). | `true`/`false` |
+| ListTagResources | `ResourceType`, `ResourceRegionId` | string | yes | As TagResources. | as TagResources |
+| ListTagResources | `ResourceIds`, `Tags` | JSON (Tea: flattened `ResourceIds.N`, `Tags.N.key`, `Tags.k`) | no | Only these resources; only resources carrying every given tag (all their tags are listed). | resources the caller may not read are left out |
+| ListApplication | `Tags` | JSON | no | edasd extension: only applications carrying every given tag (TagResources' format). | as TagResources' `Tags` |
+| GetAppDeployment | `AppId` | string | yes | The Deployment of the current revision, as the cluster has it, as JSON text in `Data`. | a live application (`edas:ReadApplication`); on `local` (processes, no Deployment) `RuntimeRefused`; a stopped application has none (`EntityNotExist`) |
+| StartK8sAppPrecheck | `ClusterId`, `Namespace` | string | yes | Where the application runs. | with `AppId`: the application's own (and `AppName` its name) |
+| StartK8sAppPrecheck | `AppId` | string | no | Precheck a DeployK8sApplication of this application; without it, an InsertK8sApplication. | a live application (`edas:ReadApplication`); without it `edas:ReadApplication` on the default namespace |
+| StartK8sAppPrecheck | `AppName`, `Annotations`, `ConfigMountDescs`, `EmptyDirs`, `EnvFroms`, `Envs`, `ImageUrl`, `JavaStartUpConfig`, `Labels`, `LimitEphemeralStorage`, `LimitMem`, `LimitmCpu`, `LocalVolume`, `PackageUrl`, `PvcMountDescs`, `Replicas`, `RequestsEphemeralStorage`, `RequestsMem`, `RequestsmCpu` | | no | As InsertK8sApplication's (for a deploy: `ImageUrl` is `Image`, `LimitMem` `MemoryLimit`, `RequestsMem` `MemoryRequest`, `LimitmCpu` `McpuLimit`, `RequestsmCpu` `McpuRequest`); a package is checked under the version label `precheck` (the operation has no `PackageVersion`). | invalid values fail the `ParameterCheck` job (the other jobs are then interrupted), they are not an error of the request |
+| StartK8sAppPrecheck | `ComponentIds` | string | no | EDAS application components. | must be empty (`InvalidParameter.NotSupported`) |
+| GetK8sAppPrecheckResult | `AppName`, `ClusterId`, `Namespace` | string | yes | The last precheck of this application since edasd started (kept in memory, never stored). | `EntityNotExist` when none ran |
+
+A precheck runs, in order: `ParameterCheck` (the parameters into the next revision),
+`RightsCheck` (the caller's RAM rights for the change — `edas:CreateApplication` or
+`edas:ManageApplication`, and `edas:UseLocalCluster`/`edas:UseLocalHostPath` on `local` — and
+the rights edasd lacks on the cluster; reported, not refused), `RenderCheck` (the runtime's
+check of the revision and its Services: on Kubernetes it renders), `ReferenceCheck` (the
+ConfigMaps and Secrets it references exist in its cluster and namespace; the image reference
+and package URL are well-formed; a `file://` package exists on `local`) and `CapacityCheck`
+(the instances' CPU and memory requests placed node by node on each schedulable node's room:
+allocatable less the requests of the pods on it, listed from the cluster at that moment; on
+`local` the host's CPUs and memory less the requests of the instances edasd runs there). The
+status is `pass` or `failed` (with the first failing job's reason); Kubernetes ResourceQuotas
+are not checked.
 ";
 
 #[cfg(test)]
