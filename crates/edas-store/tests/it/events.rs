@@ -34,6 +34,21 @@ async fn claims(store: &Store, worker: &str, at: jiff::Timestamp) -> bool {
         .is_some()
 }
 
+/// Marks `seq` of subscription `all` failed by `worker`; whether it still held the lease.
+async fn fail(
+    store: &Store,
+    seq: i64,
+    worker: &str,
+    error: &str,
+    after: AfterFailure,
+    at: jiff::Timestamp,
+) -> bool {
+    store
+        .mark_failed("all", seq, worker, LEASE, error, after, at)
+        .await
+        .unwrap()
+}
+
 /// A subscription's deliveries (newest first, at most 10).
 async fn deliveries(store: &Store, sub: &str, state: Option<DeliveryState>) -> Vec<Delivery> {
     store.list_deliveries(sub, state, 10).await.unwrap()
@@ -128,18 +143,15 @@ pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
     assert_eq!(head.event.kind, "change_order.created");
     // A failure blocks the subscription (and gives the lease back) until the retry time.
     assert!(
-        store
-            .mark_failed(
-                "all",
-                head.event.seq,
-                "w1",
-                LEASE,
-                "HTTP 503",
-                AfterFailure::RetryAt(t(10)),
-                t(5)
-            )
-            .await
-            .unwrap()
+        fail(
+            store,
+            head.event.seq,
+            "w1",
+            "HTTP 503",
+            AfterFailure::RetryAt(t(10)),
+            t(5)
+        )
+        .await
     );
     assert!(!claims(store, "w2", t(9)).await);
     assert_eq!(store.next_delivery_wakeup().await.unwrap(), Some(t(10)));
@@ -160,18 +172,15 @@ pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
     let next = store.next_delivery("all").await.unwrap().unwrap();
     assert_eq!(next.event.kind, "batch.started");
     assert!(
-        store
-            .mark_failed(
-                "all",
-                next.event.seq,
-                "w2",
-                LEASE,
-                "HTTP 410",
-                AfterFailure::Dead,
-                t(11)
-            )
-            .await
-            .unwrap()
+        fail(
+            store,
+            next.event.seq,
+            "w2",
+            "HTTP 410",
+            AfterFailure::Dead,
+            t(11)
+        )
+        .await
     );
     assert!(store.next_delivery("all").await.unwrap().is_none());
     store.release_subscription("all", "w2").await.unwrap();
