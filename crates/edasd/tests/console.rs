@@ -132,14 +132,12 @@ async fn an_automatic_release_says_when_its_next_batch_starts() {
         now_ms()
     );
 
-    edasd
-        .call(
-            "PUT",
-            "/pop/v5/changeorder/change_order_abort",
-            "AbortChangeOrder",
-            &[("ChangeOrderId", &order)],
-        )
+    let abort = [("ChangeOrderId", order.as_str())];
+    let path = "/pop/v5/changeorder/change_order_abort";
+    let (status, body) = edasd
+        .send("PUT", path, "AbortChangeOrder", &abort, false)
         .await;
+    assert_eq!(status, 200, "{body}");
     let info = edasd.finished(&order, Duration::from_secs(30)).await;
     assert_eq!(info["Status"], 6);
     assert!(info.get("NextBatchTime").is_none(), "{info:#}");
