@@ -95,7 +95,6 @@ impl Notifier {
                     }
                 }
             }
-            self.report_backlog().await;
             let wait = self.next_wait().await;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -127,14 +126,6 @@ impl Notifier {
             }
         }
     }
-
-    async fn report_backlog(&self) {
-        if let Ok(counts) = self.store.outbox_counts().await {
-            metrics::gauge!("edasd_outbox_deliveries", "state" => "pending")
-                .set(counts.pending as f64);
-            metrics::gauge!("edasd_outbox_deliveries", "state" => "dead").set(counts.dead as f64);
-        }
-    }
 }
 
 /// The delivery of one claimed subscription's pending events.
@@ -160,11 +151,29 @@ impl Delivery {
     async fn deliver_pending(&self, sub: &Subscription) -> Result<(), StoreError> {
         let worker = &self.config.worker_id;
         let lease = self.config.lease;
-        let Some(kind) = SinkKind::parse(&sub.sink) else {
-            tracing::warn!(message = "A subscription has an unknown sink; its events wait.", subscription = %sub.id, sink = %sub.sink);
-            return Ok(());
-        };
         while let Some(delivery) = self.store.next_delivery(&sub.id).await? {
+            let Some(kind) = SinkKind::parse(&sub.sink) else {
+                // Not one this edasd knows (a newer one stored it): its events wait, and the
+                // subscription is looked at again after the longest back-off, not at once.
+                tracing::warn!(message = "A subscription has an unknown sink; its events wait.", subscription = %sub.id, sink = %sub.sink);
+                let later = jiff::Timestamp::now()
+                    .checked_add(self.config.retry.max)
+                    .unwrap_or(jiff::Timestamp::MAX);
+                let reason = format!("unknown sink {:?}", sub.sink);
+                let event = delivery.event.seq;
+                self.store
+                    .mark_failed(
+                        &sub.id,
+                        event,
+                        worker,
+                        lease,
+                        &reason,
+                        AfterFailure::RetryAt(later),
+                        jiff::Timestamp::now(),
+                    )
+                    .await?;
+                return Ok(());
+            };
             let event = &delivery.event;
             let out = sink::render(kind, sub.target.expose(), event, jiff::Timestamp::now());
             let started = std::time::Instant::now();
