@@ -28,7 +28,10 @@ pub fn router(api: Api) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/edasd/v1/logs", axum::routing::any(crate::instances::logs))
-        .route("/edasd/v1/events", axum::routing::any(crate::stream::events))
+        .route(
+            "/edasd/v1/events",
+            axum::routing::any(crate::stream::events),
+        )
         .route(
             "/edasd/v1/{*rest}",
             axum::routing::any(move |api: State<Api>, request: Request| {

@@ -764,11 +764,7 @@ async fn the_observer_hears_every_answer_with_its_backend() {
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert_eq!(
             *seen.0.lock().unwrap(),
-            [
-                (None, 503),
-                (Some(a.address), 200),
-                (Some(a.address), 502)
-            ]
+            [(None, 503), (Some(a.address), 200), (Some(a.address), 502)]
         );
     })
     .await;

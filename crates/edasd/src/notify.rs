@@ -85,7 +85,10 @@ mod tests {
             rescan_seconds: Some(5.0),
             ..NotifySection::default()
         };
-        assert_eq!(rescan.config("w").unwrap().rescan, Some(Duration::from_secs(5)));
+        assert_eq!(
+            rescan.config("w").unwrap().rescan,
+            Some(Duration::from_secs(5))
+        );
         let bad = NotifySection {
             max_attempts: Some(0),
             ..NotifySection::default()
