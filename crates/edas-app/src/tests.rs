@@ -45,6 +45,12 @@ async fn create(w: &World) -> String {
 
 /// Creates application `id` named `name` through the engine; returns its change order.
 async fn create_named(w: &World, id: &str, name: &str) -> String {
+    create_in(w, id, name, "cn-hangzhou").await
+}
+
+/// Creates application `id` named `name` in EDAS namespace `namespace`; returns its change
+/// order.
+async fn create_in(w: &World, id: &str, name: &str, namespace: &str) -> String {
     let change = apply(
         Operation::InsertK8sApplication,
         None,
@@ -60,7 +66,7 @@ async fn create_named(w: &World, id: &str, name: &str) -> String {
         .create_application(CreateApplication {
             app_id: id.into(),
             region_id: "cn-hangzhou".into(),
-            namespace_id: "cn-hangzhou".into(),
+            namespace_id: namespace.into(),
             change,
             actor: "alice (AK1)".into(),
             request_id: "req-1".into(),

@@ -157,6 +157,18 @@ async fn namespaces_are_stored_merged_and_kept_while_used() {
     assert!(started.elapsed() < Duration::from_secs(30));
 }
 
+/// GetApplication's answer.
+async fn application(edasd: &Cluster, app: &str) -> Value {
+    edasd
+        .call(
+            "POST",
+            "/pop/v5/app/app_info",
+            "GetApplication",
+            &[("AppId", app)],
+        )
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base_info_and_tags_are_kept_and_authorized() {
     let edasd = start("tags");
@@ -183,14 +195,7 @@ async fn base_info_and_tags_are_kept_and_authorized() {
             ],
         )
         .await;
-    let got = edasd
-        .call(
-            "POST",
-            "/pop/v5/app/app_info",
-            "GetApplication",
-            &[("AppId", &app)],
-        )
-        .await;
+    let got = application(&edasd, &app).await;
     assert_eq!(
         (
             &got["Application"]["Owner"],
@@ -208,28 +213,24 @@ async fn base_info_and_tags_are_kept_and_authorized() {
         )
         .await;
     assert_eq!(status, 400);
-    let got = edasd
-        .call(
-            "POST",
-            "/pop/v5/app/app_info",
-            "GetApplication",
-            &[("AppId", &app)],
-        )
-        .await;
+    let got = application(&edasd, &app).await;
     assert_eq!(got["Application"]["Owner"], "alice");
 
     let ids = serde_json::to_string(&[&app]).unwrap();
+    let tag_params = |tags: &'static str| {
+        [
+            ("ResourceRegionId", "cn-hangzhou"),
+            ("ResourceType", "application"),
+            ("ResourceIds", ids.as_str()),
+            ("Tags", tags),
+        ]
+    };
     edasd
         .call(
             "POST",
             "/pop/v5/tag/tags",
             "TagResources",
-            &[
-                ("ResourceRegionId", "cn-hangzhou"),
-                ("ResourceType", "application"),
-                ("ResourceIds", &ids),
-                ("Tags", r#"[{"key":"env","value":"prod"}]"#),
-            ],
+            &tag_params(r#"[{"key":"env","value":"prod"}]"#),
         )
         .await;
     let listed = |tags: &'static str| {
@@ -269,12 +270,7 @@ async fn base_info_and_tags_are_kept_and_authorized() {
         "POST",
         "/pop/v5/tag/tags",
         "TagResources",
-        &[
-            ("ResourceRegionId", "cn-hangzhou"),
-            ("ResourceType", "application"),
-            ("ResourceIds", &ids),
-            ("Tags", r#"[{"key":"env","value":"dev"}]"#),
-        ],
+        &tag_params(r#"[{"key":"env","value":"dev"}]"#),
         reader,
     )
     .await;

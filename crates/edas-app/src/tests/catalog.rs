@@ -105,28 +105,7 @@ async fn namespaces_merge_the_configuration_and_refuse_deletion_while_used() {
     assert!(err.to_string().contains("cn-hangzhou:prod"), "{err}");
 
     // An application in it keeps it.
-    let change = apply(
-        Operation::InsertK8sApplication,
-        None,
-        &params(&[
-            ("AppName", "shop"),
-            ("ClusterId", "local"),
-            ("Command", "/bin/app"),
-        ]),
-    )
-    .unwrap();
-    w.app
-        .engine()
-        .create_application(CreateApplication {
-            app_id: "app-shop".into(),
-            region_id: "cn-hangzhou".into(),
-            namespace_id: "cn-hangzhou:prod".into(),
-            change,
-            actor: "alice (AK1)".into(),
-            request_id: "req-1".into(),
-        })
-        .await
-        .unwrap();
+    create_in(&w, "app-shop", "shop", "cn-hangzhou:prod").await;
     let by_tag = NamespaceKey {
         id: None,
         region_tag: Some("cn-hangzhou:prod".into()),
@@ -158,31 +137,15 @@ async fn namespaces_merge_the_configuration_and_refuse_deletion_while_used() {
         .put_namespace(fixed, &request("cn-hangzhou:test", "Test"), &actor(), now)
         .await
         .unwrap();
-    let gone = w
-        .app
-        .delete_namespace(
-            fixed,
-            &NamespaceKey {
-                id: Some(test.id),
-                region_tag: None,
-            },
-            &actor(),
-            now,
-        )
-        .await
-        .unwrap();
-    assert_eq!(gone.region_tag, "cn-hangzhou:test");
+    let by_id = NamespaceKey {
+        id: Some(test.id),
+        region_tag: None,
+    };
+    let gone = w.app.delete_namespace(fixed, &by_id, &actor(), now).await;
+    assert_eq!(gone.unwrap().region_tag, "cn-hangzhou:test");
     let err = w
         .app
-        .delete_namespace(
-            fixed,
-            &NamespaceKey {
-                id: Some(test.id),
-                region_tag: None,
-            },
-            &actor(),
-            now,
-        )
+        .delete_namespace(fixed, &by_id, &actor(), now)
         .await
         .unwrap_err();
     assert!(matches!(err, AppError::EntityNotFound(_)), "{err}");
