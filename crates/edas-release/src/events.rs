@@ -335,6 +335,61 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_timeout_a_failed_instance_and_a_retry_are_events() {
+        use EventKind::*;
+        let strategy = Strategy::Batch {
+            batches: 1,
+            release: Release::Auto { wait_minutes: 0 },
+        };
+        let mut o = order(strategy, 1);
+        step(&mut o, Input::Start, 0);
+        // The instance fails: an instance event carrying the runtime's reason, then the order.
+        let failing = Input::Observed(Observation {
+            revision: RevisionId("v2".into()),
+            ready: 0,
+            total: 1,
+            failed: Some("OOMKilled".into()),
+            instances: vec![InstanceEntry {
+                name: "v2-0".into(),
+                ip: None,
+                ready: false,
+                failed: Some("OOMKilled".into()),
+            }],
+        });
+        let before = o.clone();
+        o.step(failing, EpochMillis(1_000)).unwrap();
+        let ev = events(Some(&before), &o);
+        let kinds: Vec<_> = ev.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![InstanceChanged, Failed]);
+        assert_eq!(
+            ev[0].instance.as_ref().and_then(|i| i.failed.as_deref()),
+            Some("OOMKilled")
+        );
+        // RetryChangeOrderTask: the batch runs again.
+        assert_eq!(
+            step(&mut o, Input::Retry { task_id: None }, 2_000),
+            vec![(Retried, None), (BatchStarted, Some(1))]
+        );
+        // Its timeout fails the order with the reason.
+        let timer = o
+            .armed_timers()
+            .into_iter()
+            .find(|(t, _)| t.kind == TimerKind::BatchTimeout)
+            .unwrap();
+        let before = o.clone();
+        o.step(Input::TimerFired(timer.0), timer.1).unwrap();
+        let failed = events(Some(&before), &o);
+        assert_eq!(failed.last().map(|e| e.kind), Some(Failed));
+        assert!(
+            failed
+                .last()
+                .and_then(|e| e.message.as_deref())
+                .is_some_and(|m| m.contains("BatchTimeout")),
+            "{failed:?}"
+        );
+    }
+
+    #[test]
     fn wire_names_round_trip() {
         for kind in EventKind::ALL {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
