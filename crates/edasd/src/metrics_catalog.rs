@@ -4,6 +4,10 @@
 use anyhow::Context;
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
+
+/// How long a gauge nobody sets stays in the output.
+const GAUGE_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Request and store latencies: 1 ms to 10 s.
 const FAST: &[f64] = &[
@@ -37,6 +41,9 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         )?
         .set_buckets_for_metric(Matcher::Full("edasd_batch_duration_seconds".into()), SLOW)?
         .set_buckets_for_metric(Matcher::Full("edasd_batch_wait_seconds".into()), SLOW)?
+        // Gauges are set at every scrape (or connection): one not set for this long belongs to
+        // something gone (a deleted application) and leaves the output.
+        .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE))
         .install_recorder()
         .context("installing the metrics recorder")?;
     describe();
