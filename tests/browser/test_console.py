@@ -497,14 +497,21 @@ def test_a_read_only_user_cannot_act(edasd, browser):
 
 
 def test_on_a_phone(edasd, browser):
+    by_id(browser, "sign-out").click()
+    by_id(browser, "sign-in")
     browser.set_window_size(390, 844)
+    sign_in(browser, edasd, ADMIN)
     try:
-        browser.get(edasd.base + f"/console/#/co/{STATE['create_co']}")
-        by_id(browser, "change-order")
-        overflow = browser.execute_script(
-            "return document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"the page is {overflow} px wider than the phone"
-        shot(browser, "10-phone-live")
+        for page, ready, name in [(f"co/{STATE['create_co']}", "change-order", "10-phone-live"),
+                                  (f"app/{STATE['app']}", "instances", "11-phone-application"),
+                                  (f"deploy/{STATE['app']}", "params-preview", "12-phone-deploy"),
+                                  ("apps", "app-search", "13-phone-applications")]:
+            browser.get(edasd.base + f"/console/#/{page}")
+            by_id(browser, ready)
+            overflow = browser.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth")
+            shot(browser, name)
+            assert overflow <= 0, f"#/{page} is {overflow} px wider than the phone"
     finally:
         browser.set_window_size(1280, 900)
     drain_requests(browser)
