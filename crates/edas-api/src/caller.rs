@@ -9,7 +9,12 @@ use serde_json::{Map, Value};
 
 use crate::Api;
 use crate::error::{ApiError, codes};
-use crate::policy::{Decision, PolicyDocument, evaluate};
+use crate::policy::{Decision, PolicyDocument, evaluate_tagged};
+
+/// The tags of applications (`application`, id) and clusters (`cluster`, id), read for a
+/// caller whose policies have tag conditions.
+pub(crate) type ResourceTags =
+    std::collections::HashMap<(&'static str, String), std::collections::BTreeMap<String, String>>;
 
 /// One EDAS request as an operation sees it: the API, the authenticated caller, the decoded
 /// parameters and the RequestId its audit records carry. Copied into every operation, so
@@ -35,6 +40,9 @@ pub(crate) struct Caller {
     pub user: User,
     pub access_key_id: String,
     pub(crate) policies: Vec<PolicyDocument>,
+    /// The resources' tags the policies' conditions are evaluated on (empty when no policy
+    /// has a condition).
+    pub(crate) tags: ResourceTags,
 }
 
 impl Caller {
@@ -45,7 +53,25 @@ impl Caller {
 
     /// Whether the caller may perform `action` on `resource`.
     pub fn may(&self, action: &str, resource: &str) -> bool {
-        self.user.admin || evaluate(&self.policies, action, resource) == Decision::Allowed
+        self.user.admin || self.decide(action, resource) == Decision::Allowed
+    }
+
+    /// The policies' decision on `action` on `resource`, with the tags of the application or
+    /// cluster its ARN names.
+    fn decide(&self, action: &str, resource: &str) -> Decision {
+        let named = match (
+            resource.rsplit_once("/application/"),
+            resource.split_once(":cluster/"),
+        ) {
+            (Some((_, app)), _) => Some(("application", app)),
+            (None, Some((_, rest))) => Some(("cluster", rest.split('/').next().unwrap_or(rest))),
+            (None, None) => None,
+        };
+        let empty = std::collections::BTreeMap::new();
+        let tags = named
+            .and_then(|(kind, id)| self.tags.get(&(kind, id.to_owned())))
+            .unwrap_or(&empty);
+        evaluate_tagged(&self.policies, action, resource, tags)
     }
 
     /// `Ok` when the caller may perform `action` on `resource`, else `AUTH_ERROR` saying why.
@@ -53,7 +79,7 @@ impl Caller {
         if self.user.admin {
             return Ok(());
         }
-        match evaluate(&self.policies, action, resource) {
+        match self.decide(action, resource) {
             Decision::Allowed => Ok(()),
             Decision::ExplicitlyDenied => Err(ApiError::new(
                 codes::AUTH_ERROR,

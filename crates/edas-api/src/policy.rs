@@ -6,6 +6,15 @@
 //! (as RAM does), resources case-sensitively. Evaluation over all of a user's policies: an
 //! explicit Deny that matches wins; otherwise an Allow that matches allows; otherwise nothing is
 //! allowed.
+//!
+//! A statement may carry a `Condition` on the resource's tags, as EDAS's RAM policies do:
+//! `{"StringEquals": {"acs:ResourceTag/team": ["a"]}}` (operators `StringEquals`,
+//! `StringNotEquals`, `StringLike`, `StringNotLike`; `Like` takes `*`/`?`). The statement
+//! applies only when every condition holds for the tags of the resource asked about (an
+//! application or cluster; a resource without the tag matches only the `Not` operators).
+//! Other condition keys are refused when the policy is stored.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +47,21 @@ pub struct Statement {
     /// Resource patterns, e.g. `acs:edas:*:*:namespace/cn-hangzhou/application/*`.
     #[serde(rename = "Resource")]
     pub resource: OneOrMany,
+    /// Conditions on the resource's tags: operator → `acs:ResourceTag/<key>` → values.
+    #[serde(rename = "Condition", default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<BTreeMap<String, BTreeMap<String, OneOrMany>>>,
 }
+
+/// The prefix of the one condition key edasd evaluates.
+pub const RESOURCE_TAG_KEY: &str = "acs:ResourceTag/";
+
+/// The condition operators edasd evaluates.
+const OPERATORS: [&str; 4] = [
+    "StringEquals",
+    "StringNotEquals",
+    "StringLike",
+    "StringNotLike",
+];
 
 /// The effect of a statement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +112,9 @@ impl PolicyDocument {
             return Err(PolicyError("Statement must not be empty".into()));
         }
         for (i, s) in doc.statement.iter().enumerate() {
+            if let Some(condition) = &s.condition {
+                check_condition(i, condition)?;
+            }
             for (field, list) in [("Action", &s.action), ("Resource", &s.resource)] {
                 let patterns = list.patterns();
                 if patterns.is_empty() || patterns.iter().any(|p| p.trim().is_empty()) {
@@ -99,6 +125,73 @@ impl PolicyDocument {
             }
         }
         Ok(doc)
+    }
+}
+
+/// Refuses a `Condition` edasd cannot evaluate (so none is silently ignored).
+fn check_condition(
+    i: usize,
+    condition: &BTreeMap<String, BTreeMap<String, OneOrMany>>,
+) -> Result<(), PolicyError> {
+    if condition.is_empty() {
+        return Err(PolicyError(format!(
+            "Statement[{i}].Condition must name at least one operator"
+        )));
+    }
+    for (operator, keys) in condition {
+        if !OPERATORS.contains(&operator.as_str()) {
+            return Err(PolicyError(format!(
+                "Statement[{i}].Condition operator `{operator}` is not supported; use {}",
+                OPERATORS.join(", ")
+            )));
+        }
+        if keys.is_empty() {
+            return Err(PolicyError(format!(
+                "Statement[{i}].Condition.{operator} must name at least one key"
+            )));
+        }
+        for (key, values) in keys {
+            let tag = key.strip_prefix(RESOURCE_TAG_KEY).unwrap_or_default();
+            if tag.is_empty() {
+                return Err(PolicyError(format!(
+                    "Statement[{i}].Condition.{operator}: the key `{key}` is not supported; edasd evaluates {RESOURCE_TAG_KEY}<tag key> only"
+                )));
+            }
+            if values.patterns().is_empty() {
+                return Err(PolicyError(format!(
+                    "Statement[{i}].Condition.{operator}.{key} must list at least one value"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether every condition of `statement` holds for a resource carrying `tags`.
+fn conditions_hold(statement: &Statement, tags: &BTreeMap<String, String>) -> bool {
+    let Some(condition) = &statement.condition else {
+        return true;
+    };
+    condition.iter().all(|(operator, keys)| {
+        keys.iter().all(|(key, values)| {
+            let tag = key.strip_prefix(RESOURCE_TAG_KEY).and_then(|k| tags.get(k));
+            let values = values.patterns();
+            match (operator.as_str(), tag) {
+                ("StringEquals", Some(v)) => values.iter().any(|x| x == v),
+                ("StringLike", Some(v)) => values.iter().any(|x| wildcard_match(x, v)),
+                ("StringNotEquals", Some(v)) => values.iter().all(|x| x != v),
+                ("StringNotLike", Some(v)) => values.iter().all(|x| !wildcard_match(x, v)),
+                ("StringNotEquals" | "StringNotLike", None) => true,
+                _ => false,
+            }
+        })
+    })
+}
+
+impl PolicyDocument {
+    /// Whether a statement has a condition on resource tags (so evaluating it needs them).
+    pub fn uses_resource_tags(&self) -> bool {
+        self.statement.iter().any(|s| s.condition.is_some())
     }
 }
 
@@ -113,8 +206,20 @@ pub enum Decision {
     NotAllowed,
 }
 
-/// Evaluates `action` on `resource` against every statement of `policies`.
+/// Evaluates `action` on `resource` against every statement of `policies`, for a resource
+/// without tags.
 pub fn evaluate(policies: &[PolicyDocument], action: &str, resource: &str) -> Decision {
+    evaluate_tagged(policies, action, resource, &BTreeMap::new())
+}
+
+/// Evaluates `action` on `resource`, which carries `tags`, against every statement of
+/// `policies` (a statement's conditions are on those tags).
+pub fn evaluate_tagged(
+    policies: &[PolicyDocument],
+    action: &str,
+    resource: &str,
+    tags: &BTreeMap<String, String>,
+) -> Decision {
     let mut allowed = false;
     for statement in policies.iter().flat_map(|p| &p.statement) {
         let action_matches = statement
@@ -127,7 +232,7 @@ pub fn evaluate(policies: &[PolicyDocument], action: &str, resource: &str) -> De
             .patterns()
             .iter()
             .any(|p| wildcard_match(p, resource));
-        if action_matches && resource_matches {
+        if action_matches && resource_matches && conditions_hold(statement, tags) {
             match statement.effect {
                 Effect::Deny => return Decision::ExplicitlyDenied,
                 Effect::Allow => allowed = true,
@@ -272,6 +377,60 @@ mod tests {
     }
 
     #[test]
+    fn tag_conditions_narrow_a_statement_to_tagged_resources() {
+        let doc = PolicyDocument::from_value(&json!({"Statement": [
+            {"Effect": "Allow", "Action": "edas:ManageApplication", "Resource": "*",
+             "Condition": {"StringEquals": {"acs:ResourceTag/env": ["DEV", "TEST"]},
+                           "StringLike": {"acs:ResourceTag/team": "team*"}}},
+            {"Effect": "Deny", "Action": "edas:*", "Resource": "*",
+             "Condition": {"StringEquals": {"acs:ResourceTag/env": "PROD"}}}
+        ]}))
+        .unwrap();
+        assert!(doc.uses_resource_tags());
+        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let eval = |t: &BTreeMap<String, String>| {
+            evaluate_tagged(
+                std::slice::from_ref(&doc),
+                "edas:ManageApplication",
+                "arn",
+                t,
+            )
+        };
+        assert_eq!(
+            eval(&tags(&[("env", "DEV"), ("team", "team1")])),
+            Decision::Allowed
+        );
+        assert_eq!(
+            eval(&tags(&[("env", "DEV"), ("team", "ops")])),
+            Decision::NotAllowed
+        );
+        assert_eq!(
+            eval(&tags(&[("env", "PROD"), ("team", "team1")])),
+            Decision::ExplicitlyDenied
+        );
+        assert_eq!(eval(&tags(&[])), Decision::NotAllowed);
+        let not = PolicyDocument::from_value(&json!({"Statement": [
+            {"Effect": "Allow", "Action": "edas:Read*", "Resource": "*",
+             "Condition": {"StringNotEquals": {"acs:ResourceTag/env": "PROD"}}}
+        ]}))
+        .unwrap();
+        let read = |t: &BTreeMap<String, String>| {
+            evaluate_tagged(std::slice::from_ref(&not), "edas:ReadApplication", "a", t)
+        };
+        assert_eq!(
+            read(&tags(&[])),
+            Decision::Allowed,
+            "an untagged resource is not PROD"
+        );
+        assert_eq!(read(&tags(&[("env", "PROD")])), Decision::NotAllowed);
+    }
+
+    #[test]
     fn malformed_documents_are_refused_with_a_reason() {
         for (bad, why) in [
             (json!({"Statement": []}), "empty"),
@@ -293,7 +452,17 @@ mod tests {
             ),
             (
                 json!({"Statement": [{"Effect": "Allow", "Action": "a", "Resource": "b", "Condition": {}}]}),
-                "malformed",
+                "Condition",
+            ),
+            (
+                json!({"Statement": [{"Effect": "Allow", "Action": "a", "Resource": "b",
+                    "Condition": {"IpAddress": {"acs:SourceIp": ["10.0.0.0/8"]}}}]}),
+                "not supported",
+            ),
+            (
+                json!({"Statement": [{"Effect": "Allow", "Action": "a", "Resource": "b",
+                    "Condition": {"StringEquals": {"acs:SourceIp": ["x"]}}}]}),
+                "ResourceTag",
             ),
         ] {
             let error = PolicyDocument::from_value(&bad).unwrap_err();

@@ -269,10 +269,16 @@ pub(crate) async fn authenticate(
             })
             .collect::<Result<_, _>>()?
     };
+    let tags = if policies.iter().any(PolicyDocument::uses_resource_tags) {
+        crate::tags::all_tags(api).await?
+    } else {
+        Default::default()
+    };
     Ok(Caller {
         user,
         access_key_id: key_id,
         policies,
+        tags,
     })
 }
 

@@ -314,6 +314,19 @@ pub(crate) async fn list(call: Call<'_>) -> Result<TagResourcesBody, ApiError> {
     })
 }
 
+/// Every application's and cluster's tags, for evaluating policies with tag conditions.
+pub(crate) async fn all_tags(api: &Api) -> Result<crate::caller::ResourceTags, ApiError> {
+    let mut out = crate::caller::ResourceTags::new();
+    for kind in [TagResourceType::Application, TagResourceType::Cluster] {
+        for tag in api.app().tags(kind, None).await? {
+            out.entry((kind.as_str(), tag.resource_id))
+                .or_default()
+                .insert(tag.key, tag.value);
+        }
+    }
+    Ok(out)
+}
+
 /// Whether the caller may read the resource (a deleted application's tags are not listed).
 async fn may_read(
     api: &Api,

@@ -1,7 +1,8 @@
 //! Black-box tests of issue 24's catalog operations on the real edasd: EDAS namespaces created
 //! through the API merged with the configuration's and kept across a restart, refused on
-//! delete while an application is in one; applications' base information; tags and
-//! ListApplication's tag filter; a user without the rights is refused and nothing is stored.
+//! delete while an application is in one; applications' base information; tags, ListApplication's
+//! tag filter and policies conditioned on tags; a user without the rights is refused and nothing
+//! is stored.
 
 mod support;
 
@@ -279,6 +280,27 @@ async fn base_info_and_tags_are_kept_and_authorized() {
         (401, &Value::from("AUTH_ERROR")),
         "{denied}"
     );
+    // A policy conditioned on the resource's tags (EDAS's tag-based access control).
+    let team = support::user_with_policy(
+        &edasd,
+        "produser",
+        json!({"Version": "1", "Statement": [{"Effect": "Allow", "Action": "edas:*", "Resource": "*",
+            "Condition": {"StringEquals": {"acs:ResourceTag/env": ["prod"]}}}]}),
+    )
+    .await;
+    for (target, expected) in [(&app, 200), (&other, 401)] {
+        let (status, body) = support::signed(
+            &edasd.client,
+            &edasd.base,
+            "POST",
+            "/pop/v5/oam/update_app_basic_info",
+            "UpdateK8sApplicationBaseInfo",
+            &[("AppId", target.as_str()), ("Owner", "prod team")],
+            team,
+        )
+        .await;
+        assert_eq!(status, expected, "{target}: {body}");
+    }
     let tags = edasd
         .call(
             "GET",
