@@ -19,7 +19,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::broadcast;
 
-use crate::{Inner, KubeRuntime};
+use crate::{Inner, KubeRuntime, SettledReplicas};
 
 /// What a revision should run, as last applied by this process.
 #[derive(Clone)]
@@ -175,7 +175,7 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
             .settled_replicas(&target.app.id, &target.revision)
             .await
         {
-            Ok(Some(settled)) if settled != replicas => {
+            Ok(SettledReplicas::Runs(settled)) if settled != replicas => {
                 rt.forget_revision(&key, replicas);
                 tracing::info!(
                     %cluster,
@@ -187,7 +187,20 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
                 );
                 return;
             }
-            Ok(_) => {}
+            Ok(SettledReplicas::ChangingElsewhere) => {
+                rt.forget_revision(&key, replicas);
+                tracing::debug!(
+                    %cluster,
+                    app_id = %target.app.id,
+                    revision = %target.revision,
+                    deployment = %name,
+                    "Deployment {why}: a change order another edasd process drives decides its instances; left to it"
+                );
+                return;
+            }
+            Ok(
+                SettledReplicas::Runs(_) | SettledReplicas::ChangingHere | SettledReplicas::Unknown,
+            ) => {}
             Err(error) => {
                 rt.release_restore(&key);
                 tracing::warn!(

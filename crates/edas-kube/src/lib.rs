@@ -169,18 +169,17 @@ pub async fn client_config(access: &ClusterAccess) -> Result<kube::Config, Conne
 /// run now" is the store's settled state (no change in progress), which only edasd knows.
 /// Everything else a runtime needs comes with the call ([`AppRef`], [`Target`]).
 pub trait Settled: Send + Sync + 'static {
-    /// How many instances revision `revision` of application `app_id` runs by the store while
-    /// no change is in progress (0 for an application deleted or stopped, and for a revision it
-    /// no longer runs); `None` while a change order is in progress (its steps decide) or when
-    /// the store does not say. Drift correction restores only what this agrees with. The
-    /// default says nothing.
+    /// What the store says revision `revision` of application `app_id` should run: a count
+    /// while no change is in progress (0 for an application deleted or stopped, and for a
+    /// revision it no longer runs), or who decides while a change order is in progress. Drift
+    /// correction restores only what this agrees with. The default says nothing.
     fn settled_replicas<'a>(
         &'a self,
         app_id: &'a str,
         revision: &'a str,
-    ) -> BoxFuture<'a, Result<Option<u32>, String>> {
+    ) -> BoxFuture<'a, Result<SettledReplicas, String>> {
         let _ = (app_id, revision);
-        Box::pin(async { Ok(None) })
+        Box::pin(async { Ok(SettledReplicas::Unknown) })
     }
 
     /// What the store says revision `revision` of `app_id` runs, with the target its release
@@ -195,6 +194,22 @@ pub trait Settled: Send + Sync + 'static {
         let _ = (app_id, revision);
         Box::pin(async { Ok(None) })
     }
+}
+
+/// The store's answer to "how many instances should this revision run" ([`Settled`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettledReplicas {
+    /// No change in progress: the revision runs this many instances (0: none).
+    Runs(u32),
+    /// A change order this process drives is in progress: its steps decide, and what this
+    /// process applied for them stands.
+    ChangingHere,
+    /// A change order is in progress that another edasd process drives, or that no process
+    /// has claimed yet: that process decides, and this one leaves the Deployment alone (two
+    /// processes restoring each other's steps would fight over the replica count).
+    ChangingElsewhere,
+    /// The store does not say.
+    Unknown,
 }
 
 /// Annotation on each revision's Deployment: the replicas edasd applied, so a Deployment

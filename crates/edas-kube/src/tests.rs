@@ -22,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(15);
 #[derive(Default)]
 struct MemSettled {
     /// What the store says a revision runs (`settled_replicas`), by (app id, revision).
-    settled: Mutex<HashMap<(String, String), u32>>,
+    settled: Mutex<HashMap<(String, String), SettledReplicas>>,
 }
 
 impl Settled for MemSettled {
@@ -30,14 +30,14 @@ impl Settled for MemSettled {
         &'a self,
         app_id: &'a str,
         revision: &'a str,
-    ) -> BoxFuture<'a, Result<Option<u32>, String>> {
+    ) -> BoxFuture<'a, Result<SettledReplicas, String>> {
         let found = self
             .settled
             .lock()
             .unwrap()
             .get(&(app_id.to_owned(), revision.to_owned()))
             .copied();
-        Box::pin(async move { Ok(found) })
+        Box::pin(async move { Ok(found.unwrap_or(SettledReplicas::Unknown)) })
     }
 }
 
@@ -911,7 +911,7 @@ async fn deleted_or_hand_scaled_deployments_are_restored() {
     until(&rt, "3", |s| s.ready == 1).await;
     dir.settled.lock().unwrap().insert(
         ("7f0c5a1e-0000-4000-8000-000000000001".into(), "3".into()),
-        0,
+        SettledReplicas::Runs(0),
     );
     deployments
         .delete("drifty-r3", &DeleteParams::background())
@@ -920,6 +920,30 @@ async fn deleted_or_hand_scaled_deployments_are_restored() {
     until(&rt, "3", |s| s.total == 0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(deployments.get_opt("drifty-r3").await.unwrap().is_none());
+
+    // Another edasd process drives a change of a revision this one applied (it scales it down
+    // step by step): its steps are not drift to this process.
+    rt.set_replicas(&target(&spec, "4"), 2).await.unwrap();
+    until(&rt, "4", |s| s.ready == 2).await;
+    dir.settled.lock().unwrap().insert(
+        ("7f0c5a1e-0000-4000-8000-000000000001".into(), "4".into()),
+        SettledReplicas::ChangingElsewhere,
+    );
+    deployments
+        .patch(
+            "drifty-r4",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .unwrap();
+    until(&rt, "4", |s| s.total == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        replicas(deployments.get_opt("drifty-r4").await.unwrap().as_ref()),
+        Some(1)
+    );
+    rt.set_replicas(&target(&spec, "4"), 0).await.unwrap();
 
     // Deleting the application forgets it: the sweep's deletions stay.
     rt.set_replicas(&target(&spec, "2"), 1).await.unwrap();

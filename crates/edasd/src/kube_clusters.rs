@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use edas_kube::cluster::{Inventory, Warner};
-use edas_kube::{Health, KubeRuntime, Settled};
+use edas_kube::{Health, KubeRuntime, Settled, SettledReplicas};
 use edas_runtime::{BoxFuture, Target};
 use edas_store::{Store, StoreError};
 use serde_json::{Value, json};
@@ -17,6 +17,8 @@ use crate::config::ClusterConfig;
 /// The store's settled state, as one cluster's drift correction needs it.
 struct StoreSettled {
     store: Store,
+    /// This process's engine worker: a change order it leases is driven here.
+    worker_id: String,
 }
 
 impl Settled for StoreSettled {
@@ -24,29 +26,37 @@ impl Settled for StoreSettled {
         &'a self,
         app_id: &'a str,
         revision: &'a str,
-    ) -> BoxFuture<'a, Result<Option<u32>, String>> {
+    ) -> BoxFuture<'a, Result<SettledReplicas, String>> {
         Box::pin(async move {
             let app = match self.store.get_application(app_id).await {
                 Ok(app) if !app.deleted => app,
-                Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(Some(0)),
+                Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(SettledReplicas::Runs(0)),
                 Err(e) => return Err(e.to_string()),
             };
-            // A change in progress decides by its own steps.
-            if self
+            // A change in progress decides by its own steps, in the process that drives it.
+            if let Some(active) = self
                 .store
                 .active_change_order(app_id)
                 .await
                 .map_err(|e| e.to_string())?
-                .is_some()
             {
-                return Ok(None);
+                let here = active
+                    .lease
+                    .is_some_and(|lease| lease.owner == self.worker_id);
+                return Ok(if here {
+                    SettledReplicas::ChangingHere
+                } else {
+                    SettledReplicas::ChangingElsewhere
+                });
             }
             let doc = &app.spec;
-            Ok(Some(if doc.template_revision == revision {
-                doc.spec.effective_replicas()
-            } else {
-                0
-            }))
+            Ok(SettledReplicas::Runs(
+                if doc.template_revision == revision {
+                    doc.spec.effective_replicas()
+                } else {
+                    0
+                },
+            ))
         })
     }
 
@@ -56,7 +66,8 @@ impl Settled for StoreSettled {
         revision: &'a str,
     ) -> BoxFuture<'a, Result<Option<(u32, Target)>, String>> {
         Box::pin(async move {
-            let Some(replicas) = self.settled_replicas(app_id, revision).await? else {
+            let SettledReplicas::Runs(replicas) = self.settled_replicas(app_id, revision).await?
+            else {
                 return Ok(None);
             };
             if replicas == 0 {
@@ -155,7 +166,11 @@ async fn report_health(
 }
 
 /// Builds the runtime of a configured cluster and starts reporting its health.
-pub async fn runtime(store: &Store, cluster: &ClusterConfig) -> anyhow::Result<KubeRuntime> {
+pub async fn runtime(
+    store: &Store,
+    cluster: &ClusterConfig,
+    worker_id: &str,
+) -> anyhow::Result<KubeRuntime> {
     let context = || format!("cluster `{}`", cluster.id);
     // The address only names the cluster in messages and its status.
     let api_server = edas_kube::client_config(&cluster.access())
@@ -168,6 +183,7 @@ pub async fn runtime(store: &Store, cluster: &ClusterConfig) -> anyhow::Result<K
         .with_context(context)?;
     let settled = Arc::new(StoreSettled {
         store: store.clone(),
+        worker_id: worker_id.to_owned(),
     });
     let mut options = cluster.options();
     options.api_server = Some(api_server.clone());

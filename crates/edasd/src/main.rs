@@ -217,10 +217,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
-    let (runtimes, local_runtime) = runtimes(&store, local, &config).await?;
+    let worker_id = worker_id(&args.data_dir)?;
+    let (runtimes, local_runtime) = runtimes(&store, local, &config, &worker_id).await?;
     let store = Arc::new(store);
     let mut engine_config = EngineConfig {
-        worker_id: worker_id(&args.data_dir)?,
+        worker_id,
         ..EngineConfig::default()
     };
     if let Some(lease) = config.engine.lease()? {
@@ -346,6 +347,7 @@ async fn runtimes(
     store: &Store,
     local: edas_local::LocalConfig,
     config: &Config,
+    worker_id: &str,
 ) -> anyhow::Result<(Runtimes, Arc<edas_local::LocalRuntime>)> {
     tracing::info!(
         default_java = %local.default_java.display(),
@@ -368,7 +370,7 @@ async fn runtimes(
     let local = Arc::new(local);
     let mut runtimes = Runtimes::new().with(LOCAL_CLUSTER, local.clone());
     for cluster in &config.clusters {
-        let runtime = kube_clusters::runtime(store, cluster).await?;
+        let runtime = kube_clusters::runtime(store, cluster, worker_id).await?;
         runtimes = runtimes.with(&cluster.id, Arc::new(runtime));
     }
     Ok((runtimes, local))

@@ -98,3 +98,91 @@ async fn the_other_edasd_takes_over_a_release_whose_driver_was_killed() {
         log.created()
     );
 }
+
+/// The worker driving change order `order` (its lease owner), read from the database while it
+/// runs.
+async fn driver_of(database: &str, order: &str) -> String {
+    let mut conn = sqlx::PgConnection::connect(database).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (owner,): (Option<String>,) =
+            sqlx::query_as("SELECT lease_owner FROM change_orders WHERE id = $1")
+                .bind(order)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        if let Some(owner) = owner {
+            return owner;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "change order {order} was never claimed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Both edasd alive: one applied revision 1, the other drives the next release and scales
+/// revision 1 down batch by batch. The first must not take those steps for drift and restore
+/// them (before, the two undid each other's replica counts and the release never finished).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_driven_by_one_edasd_is_not_drift_to_the_other() {
+    let Some(url) = pg_url() else {
+        return;
+    };
+    let database = pg_schema(&url, &format!("edasd_peer_{}", std::process::id())).await;
+    // Pods take 1 s to become Ready, so each order runs long enough to see who drives it.
+    let backend = Backend::fake("peer", Duration::from_millis(1000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, Some(&database));
+    let b = a.another(&dir.path().join("b"), &backend, &database, "");
+    let edasds = [a, b];
+    let worker = |e: &Edasd| {
+        std::fs::read_to_string(e.data_dir().join("worker-id"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+
+    let (app, created) = edasds[0].insert(&backend, "peer", 4, &[]).await;
+    let creator = driver_of(&database, &created).await;
+    assert_eq!(
+        edasds[0].finished(&created, backend.patience).await["Status"],
+        2
+    );
+    // The release goes through the process that did not apply revision 1; its own engine
+    // claims what it accepted.
+    let other = edasds
+        .iter()
+        .position(|e| worker(e) != creator)
+        .expect("two worker ids");
+    let order = edasds[other]
+        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_AUTO)])
+        .await;
+    let driver = driver_of(&database, &order).await;
+    let info = edasds[other].finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    eprintln!(
+        "revision 1 applied by {creator}, the release driven by {driver} ({})",
+        if driver == creator {
+            "the same process: nothing to fight over this time"
+        } else {
+            "the other process"
+        }
+    );
+    backend
+        .wait_pods(&app, "only revision 2", |p| {
+            p.len() == 1 && p.get("2") == Some(&(4, 4))
+        })
+        .await;
+    // Settled: nobody scales revision 1 back up afterwards.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        backend
+            .deployments(&app)
+            .await
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [("2".to_owned(), 4)]
+    );
+}
