@@ -13,7 +13,8 @@ from conftest import wait_finished
 from test_flow import assert_envelope
 from test_operations import classic_request
 
-JOBS = ["ParameterCheck", "RightsCheck", "RenderCheck", "ReferenceCheck", "CapacityCheck"]
+JOBS = ["ParameterCheck", "RightsCheck", "RenderCheck", "ReferenceCheck", "CapacityCheck",
+        "QuotaCheck"]
 
 
 def jobs(data):

@@ -10,7 +10,9 @@
 //!   namespace, the image reference and package URL are well-formed;
 //! - `CapacityCheck`: its instances' requests fit the nodes' room (allocatable less the
 //!   requests of the pods on them, read from the cluster now; on `local` the host's CPUs and
-//!   memory less the requests of the instances edasd runs there).
+//!   memory less the requests of the instances edasd runs there);
+//! - `QuotaCheck`: its instances fit what the namespace's ResourceQuotas still allow (pods,
+//!   CPU and memory requests and limits), and carry the requests and limits a quota demands.
 //!
 //! A failed `ParameterCheck` interrupts the others (there is no revision to check). The last
 //! result of each application (cluster, Kubernetes namespace, name) is kept in memory for
@@ -18,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use edas_runtime::{NodeRoom, Routing};
+use edas_runtime::{NodeRoom, QuotaRoom, Routing};
 use edas_spec::model::Artifact;
 use edas_spec::{AppSpec, Operation, Params};
 use edas_store::{Application, ApplicationFilter, StoreError};
@@ -26,12 +28,13 @@ use edas_store::{Application, ApplicationFilter, StoreError};
 use crate::{App, AppError, LOCAL_CLUSTER, local};
 
 /// The jobs of a precheck, in the order they run.
-pub const PRECHECK_JOBS: [&str; 5] = [
+pub const PRECHECK_JOBS: [&str; 6] = [
     "ParameterCheck",
     "RightsCheck",
     "RenderCheck",
     "ReferenceCheck",
     "CapacityCheck",
+    "QuotaCheck",
 ];
 
 /// One job's outcome.
@@ -163,6 +166,74 @@ pub(crate) fn capacity_verdict(
     }
 }
 
+/// The quota verdict of `replicas` instances of `spec` in `namespace`, given what its
+/// ResourceQuotas still allow.
+pub(crate) fn quota_verdict(
+    spec: &AppSpec,
+    replicas: u32,
+    quota: Option<&QuotaRoom>,
+    namespace: &str,
+) -> Result<String, String> {
+    let Some(quota) = quota else {
+        return Ok(format!("namespace `{namespace}` has no ResourceQuota"));
+    };
+    let names = quota.quotas.join(", ");
+    let n = u64::from(replicas);
+    let r = &spec.resources;
+    let checks = [
+        ("pods", quota.pods, Some(1u64), ""),
+        (
+            "requests.cpu",
+            quota.cpu_requests_millis,
+            r.cpu_request_millis.map(u64::from),
+            " mCPU",
+        ),
+        (
+            "requests.memory",
+            quota.memory_requests_mib,
+            r.memory_request_mib.map(u64::from),
+            " MiB",
+        ),
+        (
+            "limits.cpu",
+            quota.cpu_limits_millis,
+            r.cpu_limit_millis.map(u64::from),
+            " mCPU",
+        ),
+        (
+            "limits.memory",
+            quota.memory_limits_mib,
+            r.memory_limit_mib.map(u64::from),
+            " MiB",
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (resource, left, each, unit) in checks {
+        let Some(left) = left else { continue };
+        match each {
+            None if n > 0 => problems.push(format!(
+                "the quota bounds {resource}, so each instance must set it (the namespace refuses pods without it)"
+            )),
+            None => {}
+            Some(each) if each * n > left => problems.push(format!(
+                "{resource}: {n} instance(s) need {}{unit}, {left}{unit} left",
+                each * n
+            )),
+            Some(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(format!(
+            "{n} instance(s) fit the quotas {names} of namespace `{namespace}`"
+        ))
+    } else {
+        Err(format!(
+            "quota exceeded in namespace `{namespace}` ({names}): {}",
+            problems.join("; ")
+        ))
+    }
+}
+
 /// This host's memory (MiB), from `/proc/meminfo`.
 fn host_memory_mib() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
@@ -248,7 +319,7 @@ impl App {
                 jobs.push(self.rights_job(spec, &request.denied).await);
                 jobs.push(self.render_job(spec));
                 jobs.push(self.reference_job(spec).await);
-                jobs.push(self.capacity_job(spec, request.current).await);
+                jobs.extend(self.room_jobs(spec).await);
             }
         }
         let failed = jobs.iter().find(|j| !j.pass);
@@ -420,40 +491,60 @@ impl App {
         }
     }
 
-    async fn capacity_job(&self, spec: &AppSpec, current: Option<&Application>) -> PrecheckJob {
+    /// `CapacityCheck` and `QuotaCheck`, from one reading of the cluster's room.
+    async fn room_jobs(&self, spec: &AppSpec) -> [PrecheckJob; 2] {
         let replicas = spec.effective_replicas();
-        let rooms = if spec.cluster_id == LOCAL_CLUSTER {
-            match self.local_room(current).await {
-                Ok(room) => vec![room],
-                Err(e) => return interrupted("CapacityCheck", &e.to_string()),
-            }
-        } else {
-            let Some(runtime) = self.engine.runtimes().get(&spec.cluster_id) else {
-                return interrupted(
-                    "CapacityCheck",
-                    &format!("no runtime serves cluster `{}`", spec.cluster_id),
-                );
+        if spec.cluster_id == LOCAL_CLUSTER {
+            let quota = job("QuotaCheck", Ok("`local` has no ResourceQuotas".into()));
+            return match self.local_room().await {
+                Ok(room) => [
+                    job("CapacityCheck", capacity_verdict(spec, replicas, &[room])),
+                    quota,
+                ],
+                Err(e) => [interrupted("CapacityCheck", &e.to_string()), quota],
             };
-            match runtime.room().await {
-                Ok(Some(rooms)) => rooms,
-                Ok(None) => {
-                    return job(
-                        "CapacityCheck",
-                        Ok(format!(
-                            "cluster `{}` reports no node room; not checked",
-                            spec.cluster_id
-                        )),
-                    );
-                }
-                Err(e) => return interrupted("CapacityCheck", &e.to_string()),
-            }
+        }
+        let Some(runtime) = self.engine.runtimes().get(&spec.cluster_id) else {
+            let why = format!("no runtime serves cluster `{}`", spec.cluster_id);
+            return [
+                interrupted("CapacityCheck", &why),
+                interrupted("QuotaCheck", &why),
+            ];
         };
-        job("CapacityCheck", capacity_verdict(spec, replicas, &rooms))
+        match runtime.room(&spec.k8s_namespace).await {
+            Ok(Some(room)) => [
+                job(
+                    "CapacityCheck",
+                    capacity_verdict(spec, replicas, &room.nodes),
+                ),
+                match room.quota {
+                    Ok(quota) => job(
+                        "QuotaCheck",
+                        quota_verdict(spec, replicas, quota.as_ref(), &spec.k8s_namespace),
+                    ),
+                    Err(e) => interrupted("QuotaCheck", &e),
+                },
+            ],
+            Ok(None) => {
+                let why = format!("cluster `{}` reports no room; not checked", spec.cluster_id);
+                [
+                    job("CapacityCheck", Ok(why.clone())),
+                    job("QuotaCheck", Ok(why)),
+                ]
+            }
+            Err(e) => {
+                let why = e.to_string();
+                [
+                    interrupted("CapacityCheck", &why),
+                    interrupted("QuotaCheck", &why),
+                ]
+            }
+        }
     }
 
     /// The room of the `local` host: its CPUs and memory less the requests of the instances
     /// edasd runs there (the application being changed keeps its instances during a batch).
-    async fn local_room(&self, _current: Option<&Application>) -> Result<NodeRoom, AppError> {
+    async fn local_room(&self) -> Result<NodeRoom, AppError> {
         let facts = local::host_facts();
         let filter = ApplicationFilter {
             cluster_id: Some(LOCAL_CLUSTER.to_owned()),
@@ -507,6 +598,37 @@ mod tests {
         assert!(capacity_verdict(&spec(0, 0), 50, &rooms).is_ok());
         assert!(capacity_verdict(&spec(100, 100), 1, &[]).is_err());
         assert!(capacity_verdict(&spec(100, 100), 0, &[]).is_ok());
+    }
+
+    #[test]
+    fn quotas_bound_pods_requests_and_limits() {
+        let quota = QuotaRoom {
+            quotas: vec!["compute".into()],
+            pods: Some(3),
+            cpu_requests_millis: Some(1000),
+            memory_requests_mib: None,
+            cpu_limits_millis: None,
+            memory_limits_mib: Some(2048),
+        };
+        let mut s = spec(300, 100);
+        s.resources.memory_limit_mib = Some(512);
+        assert!(quota_verdict(&s, 3, Some(&quota), "ns").is_ok());
+        let over = quota_verdict(&s, 4, Some(&quota), "ns").unwrap_err();
+        assert!(
+            over.contains("pods: 4 instance(s) need 4, 3 left"),
+            "{over}"
+        );
+        assert!(
+            over.contains("requests.cpu: 4 instance(s) need 1200 mCPU, 1000 mCPU left"),
+            "{over}"
+        );
+        s.resources.memory_limit_mib = None;
+        let unlimited = quota_verdict(&s, 1, Some(&quota), "ns").unwrap_err();
+        assert!(
+            unlimited.contains("limits.memory, so each instance must set it"),
+            "{unlimited}"
+        );
+        assert!(quota_verdict(&s, 9, None, "ns").is_ok());
     }
 
     #[test]

@@ -85,6 +85,8 @@
 //! - Deletion is immediate: no finalizers, no `deletionTimestamp`, no graceful pod termination;
 //!   Foreground behaves like Background. Namespace deletion removes its objects at once.
 //! - No scheduler, nodes, endpoints, events, or Service behaviour (stored and watched only). Proportional scaling during a rollout is approximated.
+//! - No quota controller: a ResourceQuota's `status` (`hard`, `used`) is what the test wrote with
+//!   the object, and nothing is refused for exceeding it.
 //! - Pod status belongs to the simulated kubelet: every pod (also one created directly) gets the
 //!   simulated lifecycle, and a client's write to a pod's status is overwritten. Probes are not run;
 //!   readiness comes from the delay and the faults.

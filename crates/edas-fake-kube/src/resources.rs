@@ -172,6 +172,20 @@ pub static RESOURCES: &[ResourceType] = &[
         scale_subresource: false,
         tracks_generation: true,
     },
+    // ResourceQuotas: a test writes `status.hard`/`status.used` with the object (no quota
+    // controller here); a precheck reads what they still allow.
+    ResourceType {
+        group: "",
+        version: "v1",
+        kind: "ResourceQuota",
+        plural: "resourcequotas",
+        singular: "resourcequota",
+        short_names: &["quota"],
+        namespaced: true,
+        status_subresource: false,
+        scale_subresource: false,
+        tracks_generation: false,
+    },
     // Nodes exist only as a test creates them (with their `status.allocatable`): edasd reports
     // a cluster's capacity from them. Their status is written with the object (no kubelet here).
     ResourceType {

@@ -1086,8 +1086,12 @@ impl Runtime for KubeRuntime {
         routing::check(self, routing)
     }
 
-    fn room(&self) -> BoxFuture<'_, Result<Option<Vec<edas_runtime::NodeRoom>>, RuntimeError>> {
-        Box::pin(async move { room::room(self).await.map(Some) })
+    fn room(
+        &self,
+        namespace: &str,
+    ) -> BoxFuture<'_, Result<Option<edas_runtime::Room>, RuntimeError>> {
+        let namespace = namespace.to_owned();
+        Box::pin(async move { room::room(self, &namespace).await.map(Some) })
     }
 
     fn deployment(

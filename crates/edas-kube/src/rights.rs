@@ -39,7 +39,9 @@ const fn rule(group: &'static str, resource: &'static str, verbs: &'static [&'st
 ///   application's objects by label (list: routing, the sweep on Delete);
 /// - namespaces: an application's namespace is created when missing (get, create) and
 ///   ListK8sNamespaces lists them (list, watch: `cluster::watch_inventory`);
-/// - nodes: the cluster's capacity (list, watch: `cluster::watch_inventory`);
+/// - nodes: the cluster's capacity (list, watch: `cluster::watch_inventory`); a precheck's
+///   room (list, with pods);
+/// - ResourceQuotas: what a precheck's namespace still allows (list);
 /// - HTTPRoutes and Gateways: gray splits (apply, list, delete; the route's `Accepted` status
 ///   and the Gateway's existence: get);
 /// - SelfSubjectAccessReviews: this check (create).
@@ -55,6 +57,7 @@ pub const RIGHTS: &[Rule] = &[
     rule("", "secrets", &["list", "create", "patch", "delete"]),
     rule("", "namespaces", &["get", "list", "watch", "create"]),
     rule("", "nodes", &["list", "watch"]),
+    rule("", "resourcequotas", &["list"]),
     Rule {
         group: "gateway.networking.k8s.io",
         resource: "httproutes",

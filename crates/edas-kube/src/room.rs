@@ -1,13 +1,14 @@
 //! What each node can still take, for a precheck: its allocatable CPU and memory (else its
 //! capacity) less the requests of the pods placed on it that have not ended, read now from the
 //! API (one list of Nodes and one of Pods, not the watch caches, which hold only edasd's pods).
-//! Cordoned nodes (`spec.unschedulable`) take nothing.
+//! Cordoned nodes (`spec.unschedulable`) take nothing. And what the namespace's
+//! ResourceQuotas still allow (`status.hard` less `status.used`, the least of them).
 
-use k8s_openapi::api::core::v1::{Container, Node, Pod};
+use k8s_openapi::api::core::v1::{Container, Node, Pod, ResourceQuota};
 use kube::Api;
 use kube::api::ListParams;
 
-use edas_runtime::{NodeRoom, RuntimeError};
+use edas_runtime::{NodeRoom, QuotaRoom, Room, RuntimeError};
 
 use crate::KubeRuntime;
 use crate::cluster::{node_capacity, quantity};
@@ -75,8 +76,58 @@ pub(crate) fn rooms(nodes: &[Node], pods: &[Pod]) -> Vec<NodeRoom> {
         .collect()
 }
 
-/// Lists the cluster's Nodes and Pods now and answers each schedulable node's room.
-pub(crate) async fn room(rt: &KubeRuntime) -> Result<Vec<NodeRoom>, RuntimeError> {
+/// What `quotas` still allow: for each resource, the least any of them leaves.
+pub(crate) fn quota_room(quotas: &[ResourceQuota]) -> Option<QuotaRoom> {
+    let mut room = QuotaRoom::default();
+    for quota in quotas {
+        let Some(status) = quota.status.as_ref() else {
+            continue;
+        };
+        let left = |keys: &[&str], scale: fn(f64) -> u64| -> Option<u64> {
+            keys.iter().find_map(|key| {
+                let hard = status.hard.as_ref()?.get(*key).and_then(quantity)?;
+                let used = status
+                    .used
+                    .as_ref()
+                    .and_then(|u| u.get(*key))
+                    .and_then(quantity)
+                    .unwrap_or(0.0);
+                Some(scale((hard - used).max(0.0)))
+            })
+        };
+        let millis = |v: f64| (v * 1000.0).floor() as u64;
+        let mib = |v: f64| (v / (1024.0 * 1024.0)).floor() as u64;
+        let fields = [
+            (&mut room.pods, left(&["pods"], |v| v.floor() as u64)),
+            (
+                &mut room.cpu_requests_millis,
+                left(&["requests.cpu", "cpu"], millis),
+            ),
+            (
+                &mut room.memory_requests_mib,
+                left(&["requests.memory", "memory"], mib),
+            ),
+            (&mut room.cpu_limits_millis, left(&["limits.cpu"], millis)),
+            (&mut room.memory_limits_mib, left(&["limits.memory"], mib)),
+        ];
+        let mut bounds = false;
+        for (field, value) in fields {
+            if let Some(v) = value {
+                *field = Some(field.map_or(v, |old| old.min(v)));
+                bounds = true;
+            }
+        }
+        if bounds {
+            room.quotas
+                .push(quota.metadata.name.clone().unwrap_or_default());
+        }
+    }
+    (!room.quotas.is_empty()).then_some(room)
+}
+
+/// Lists the cluster's Nodes and Pods and `namespace`'s ResourceQuotas now: each schedulable
+/// node's room and what the quotas allow.
+pub(crate) async fn room(rt: &KubeRuntime, namespace: &str) -> Result<Room, RuntimeError> {
     let client = rt.inner.client.clone();
     let cluster = &rt.inner.options.cluster_id;
     let failed = |what: &str, e: kube::Error| {
@@ -88,11 +139,21 @@ pub(crate) async fn room(rt: &KubeRuntime) -> Result<Vec<NodeRoom>, RuntimeError
         .list(&ListParams::default())
         .await
         .map_err(|e| failed("Nodes", e))?;
-    let pods = Api::<Pod>::all(client)
+    let pods = Api::<Pod>::all(client.clone())
         .list(&ListParams::default())
         .await
         .map_err(|e| failed("Pods", e))?;
-    Ok(rooms(&nodes.items, &pods.items))
+    let quota = Api::<ResourceQuota>::namespaced(client, namespace)
+        .list(&ListParams::default())
+        .await
+        .map(|list| quota_room(&list.items))
+        .map_err(|e| {
+            format!("cluster `{cluster}`: listing the ResourceQuotas of namespace `{namespace}` failed: {e}")
+        });
+    Ok(Room {
+        nodes: rooms(&nodes.items, &pods.items),
+        quota,
+    })
 }
 
 #[cfg(test)]
@@ -123,6 +184,45 @@ mod tests {
                 json!([{"name": "i", "resources": {"requests": {"cpu": init}}}]);
         }
         serde_json::from_value(pod).unwrap()
+    }
+
+    #[test]
+    fn quotas_leave_the_least_of_hard_less_used() {
+        let quota =
+            |name: &str, hard: serde_json::Value, used: serde_json::Value| -> ResourceQuota {
+                serde_json::from_value(json!({
+                    "metadata": {"name": name},
+                    "status": {"hard": hard, "used": used}
+                }))
+                .unwrap()
+            };
+        let quotas = [
+            quota(
+                "compute",
+                json!({"requests.cpu": "4", "requests.memory": "8Gi", "pods": "10"}),
+                json!({"requests.cpu": "2500m", "requests.memory": "2Gi", "pods": "3"}),
+            ),
+            quota(
+                "small",
+                json!({"cpu": "2", "limits.memory": "1Gi"}),
+                json!({"cpu": "1"}),
+            ),
+            quota("other", json!({"services": "5"}), json!({})),
+        ];
+        let room = quota_room(&quotas).unwrap();
+        assert_eq!(
+            room,
+            QuotaRoom {
+                quotas: vec!["compute".into(), "small".into()],
+                pods: Some(7),
+                cpu_requests_millis: Some(1000),
+                memory_requests_mib: Some(6144),
+                cpu_limits_millis: None,
+                memory_limits_mib: Some(1024),
+            }
+        );
+        assert_eq!(quota_room(&quotas[2..]), None);
+        assert_eq!(quota_room(&[]), None);
     }
 
     #[test]

@@ -202,6 +202,33 @@ pub struct NodeRoom {
     pub memory_mib: u64,
 }
 
+/// What a namespace's ResourceQuotas still allow (the least any of them leaves, `hard` less
+/// `used`); `None` where no quota bounds that resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuotaRoom {
+    /// The quotas that bound something, by name.
+    pub quotas: Vec<String>,
+    /// `pods`.
+    pub pods: Option<u64>,
+    /// `requests.cpu` (or `cpu`), in millicores.
+    pub cpu_requests_millis: Option<u64>,
+    /// `requests.memory` (or `memory`), in MiB.
+    pub memory_requests_mib: Option<u64>,
+    /// `limits.cpu`, in millicores.
+    pub cpu_limits_millis: Option<u64>,
+    /// `limits.memory`, in MiB.
+    pub memory_limits_mib: Option<u64>,
+}
+
+/// Where a revision's instances could go now: each schedulable node's room, and what the
+/// namespace's quotas still allow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Room {
+    pub nodes: Vec<NodeRoom>,
+    /// `Ok(None)`: no ResourceQuota in the namespace; `Err`: they could not be read (why).
+    pub quota: Result<Option<QuotaRoom>, String>,
+}
+
 /// A place that runs instances.
 pub trait Runtime: Send + Sync + 'static {
     /// Whether this runtime can run `spec` at all (checked when a change is submitted, so a
@@ -303,10 +330,12 @@ pub trait Runtime: Send + Sync + 'static {
         Box::pin(async {})
     }
 
-    /// What each schedulable node can still take (read now from the cluster, for a
-    /// precheck), or `None` when this runtime does not know its room (the default; the local
-    /// runtime's room is the host's, which the application layer knows).
-    fn room(&self) -> BoxFuture<'_, Result<Option<Vec<NodeRoom>>, RuntimeError>> {
+    /// What each schedulable node can still take and what the quotas of `namespace` still
+    /// allow (read now from the cluster, for a precheck), or `None` when this runtime does not
+    /// know its room (the default; the local runtime's room is the host's, which the
+    /// application layer knows).
+    fn room(&self, namespace: &str) -> BoxFuture<'_, Result<Option<Room>, RuntimeError>> {
+        let _ = namespace;
         Box::pin(async { Ok(None) })
     }
 

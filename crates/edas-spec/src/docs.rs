@@ -154,9 +154,11 @@ ConfigMaps and Secrets it references exist in its cluster and namespace; the ima
 and package URL are well-formed; a `file://` package exists on `local`) and `CapacityCheck`
 (the instances' CPU and memory requests placed node by node on each schedulable node's room:
 allocatable less the requests of the pods on it, listed from the cluster at that moment; on
-`local` the host's CPUs and memory less the requests of the instances edasd runs there). The
-status is `pass` or `failed` (with the first failing job's reason); Kubernetes ResourceQuotas
-are not checked.
+`local` the host's CPUs and memory less the requests of the instances edasd runs there) and
+`QuotaCheck` (the instances fit what the namespace's ResourceQuotas still allow — `pods`, CPU
+and memory requests and limits, `hard` less `used`, the least of them — and set the requests
+and limits a quota bounds, without which the namespace refuses pods). The status is `pass` or
+`failed` (with the first failing job's reason).
 ";
 
 #[cfg(test)]

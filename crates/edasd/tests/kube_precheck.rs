@@ -1,6 +1,7 @@
 //! Black-box test of StartK8sAppPrecheck and GetK8sAppPrecheckResult on the fake Kubernetes API
 //! server (issue 24): a deploy that cannot fit the node's room (its allocatable CPU less the
-//! requests of the pods on it) reports the capacity shortfall; invalid parameters interrupt the
+//! requests of the pods on it) reports the capacity shortfall, and one beyond the namespace's
+//! ResourceQuota the quota shortfall; invalid parameters interrupt the
 //! other jobs; a missing ConfigMap fails the reference check; a precheck stores nothing.
 //! GetAppDeployment answers the revision's Deployment.
 
@@ -19,7 +20,7 @@ async fn precheck(edasd: &Edasd, params: &[(&str, &str)]) -> Value {
         .await;
     assert_eq!(
         started["Data"]["Jobs"].as_array().map(Vec::len),
-        Some(5),
+        Some(6),
         "{started}"
     );
     let get = |name: &str| {
@@ -158,9 +159,47 @@ async fn a_deploy_that_cannot_fit_reports_the_capacity_shortfall() {
         "RightsCheck",
         "RenderCheck",
         "ReferenceCheck",
+        "QuotaCheck",
     ] {
         assert_eq!(job(&short, passed)["Pass"], true, "{short:#}");
     }
+
+    // A ResourceQuota of the namespace that leaves 2 pods: 3 instances exceed it.
+    let quotas: kube::Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        kube::Api::namespaced(backend.client.clone(), &ns);
+    let quota = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "team-quota", "namespace": ns},
+        "spec": {"hard": {"pods": "3"}},
+        "status": {"hard": {"pods": "3"}, "used": {"pods": "1"}}
+    }))
+    .unwrap();
+    bounded(
+        "creating the ResourceQuota",
+        quotas.create(&kube::api::PostParams::default(), &quota),
+    )
+    .await
+    .unwrap();
+    let over = precheck(
+        &edasd,
+        &[
+            ("AppId", &app),
+            ("AppName", "fits"),
+            ("ClusterId", CLUSTER),
+            ("Namespace", &ns),
+            ("Replicas", "3"),
+        ],
+    )
+    .await;
+    let quota = job(&over, "QuotaCheck");
+    assert_eq!(quota["Pass"], false, "{over:#}");
+    assert!(
+        quota["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("team-quota): pods: 3 instance(s) need 3, 2 left"),
+        "{quota:#}"
+    );
+    assert_eq!(job(&over, "CapacityCheck")["Pass"], true, "{over:#}");
 
     // A new application referencing a missing ConfigMap; invalid parameters interrupt the rest.
     let missing = precheck(
