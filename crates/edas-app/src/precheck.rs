@@ -78,9 +78,39 @@ pub struct PrecheckRequest<'a> {
 /// The key results are kept under: (cluster, Kubernetes namespace, application name).
 pub type PrecheckKey = (String, String, String);
 
-/// The kept results.
+/// At most this many results are kept (the oldest go first), so prechecks of ever new names
+/// cannot grow edasd's memory without bound.
+const KEPT_RESULTS: usize = 1024;
+
+/// The kept results, and their keys oldest first.
 #[derive(Default)]
-pub(crate) struct Prechecks(std::sync::Mutex<HashMap<PrecheckKey, PrecheckResult>>);
+pub(crate) struct Prechecks(
+    std::sync::Mutex<(
+        HashMap<PrecheckKey, PrecheckResult>,
+        std::collections::VecDeque<PrecheckKey>,
+    )>,
+);
+
+impl Prechecks {
+    fn keep(&self, key: PrecheckKey, result: PrecheckResult) {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (kept, order) = &mut *guard;
+        if kept.insert(key.clone(), result).is_some() {
+            order.retain(|k| *k != key);
+        }
+        order.push_back(key);
+        while order.len() > KEPT_RESULTS {
+            if let Some(oldest) = order.pop_front() {
+                kept.remove(&oldest);
+            }
+        }
+    }
+
+    fn get(&self, key: &PrecheckKey) -> Option<PrecheckResult> {
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0.get(key).cloned()
+    }
+}
 
 fn job(name: &'static str, outcome: Result<String, String>) -> PrecheckJob {
     match outcome {
@@ -336,15 +366,13 @@ impl App {
             app_id: request.current.map(|a| a.id.clone()),
         };
         let key = key(spec.as_ref());
-        if let Ok(mut kept) = self.prechecks.0.lock() {
-            kept.insert(key, result.clone());
-        }
+        self.prechecks.keep(key, result.clone());
         result
     }
 
     /// The last precheck of the application `key` names, if one ran since edasd started.
     pub fn precheck_result(&self, key: &PrecheckKey) -> Option<PrecheckResult> {
-        self.prechecks.0.lock().ok()?.get(key).cloned()
+        self.prechecks.get(key)
     }
 
     async fn rights_job(&self, spec: &AppSpec, denied: &[String]) -> PrecheckJob {
@@ -629,6 +657,27 @@ mod tests {
             "{unlimited}"
         );
         assert!(quota_verdict(&s, 9, None, "ns").is_ok());
+    }
+
+    #[test]
+    fn kept_results_are_bounded_oldest_first() {
+        let kept = Prechecks::default();
+        let result = PrecheckResult {
+            status: "pass",
+            reason: String::new(),
+            jobs: Vec::new(),
+            namespace_id: "ns".into(),
+            app_id: None,
+        };
+        let key = |i: usize| ("c".to_owned(), "n".to_owned(), format!("app{i}"));
+        for i in 0..=KEPT_RESULTS {
+            kept.keep(key(i), result.clone());
+        }
+        // Keeping the newest again does not count twice.
+        kept.keep(key(KEPT_RESULTS), result.clone());
+        assert!(kept.get(&key(0)).is_none(), "the oldest went");
+        assert!(kept.get(&key(1)).is_some() && kept.get(&key(KEPT_RESULTS)).is_some());
+        assert_eq!(kept.0.lock().unwrap().1.len(), KEPT_RESULTS);
     }
 
     #[test]
