@@ -57,15 +57,16 @@ impl Caller {
     }
 
     /// The policies' decision on `action` on `resource`, with the tags of the application or
-    /// cluster its ARN names.
+    /// cluster its ARN names (other resources carry none).
     fn decide(&self, action: &str, resource: &str) -> Decision {
         let named = match (
             resource.rsplit_once("/application/"),
             resource.split_once(":cluster/"),
         ) {
             (Some((_, app)), _) => Some(("application", app)),
-            (None, Some((_, rest))) => Some(("cluster", rest.split('/').next().unwrap_or(rest))),
-            (None, None) => None,
+            // A cluster's own ARN; a ConfigMap/Secret inside it is not the tagged resource.
+            (None, Some((_, cluster))) if !cluster.contains('/') => Some(("cluster", cluster)),
+            _ => None,
         };
         let empty = std::collections::BTreeMap::new();
         let tags = named
@@ -117,5 +118,50 @@ pub(crate) fn encode(body: impl Serialize) -> Result<Map<String, Value>, ApiErro
             format!("not a JSON object: {other}"),
         )),
         Err(e) => Err(internal("encoding the response", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_conditions_see_the_tags_of_the_application_or_cluster_an_arn_names() {
+        let policy = PolicyDocument::from_value(&serde_json::json!({"Statement": [
+            {"Effect": "Allow", "Action": "edas:*", "Resource": "*",
+             "Condition": {"StringEquals": {"acs:ResourceTag/env": "prod"}}}
+        ]}))
+        .unwrap();
+        let prod: std::collections::BTreeMap<String, String> =
+            [("env".to_owned(), "prod".to_owned())].into();
+        let caller = Caller {
+            user: User {
+                name: "u".into(),
+                admin: false,
+                created_at: jiff::Timestamp::UNIX_EPOCH,
+            },
+            access_key_id: "AK".into(),
+            policies: vec![policy],
+            tags: [
+                (("application", "app-1".to_owned()), prod.clone()),
+                (("cluster", "k8s".to_owned()), prod),
+            ]
+            .into(),
+        };
+        let a = "acs:edas:r:acct";
+        assert!(caller.may(
+            "edas:ReadApplication",
+            &format!("{a}:namespace/r/application/app-1")
+        ));
+        assert!(!caller.may(
+            "edas:ReadApplication",
+            &format!("{a}:namespace/r/application/app-2")
+        ));
+        assert!(caller.may("edas:ReadCluster", &format!("{a}:cluster/k8s")));
+        assert!(!caller.may(
+            "edas:ReadConfiguration",
+            &format!("{a}:cluster/k8s/namespace/default/configmap/c")
+        ));
+        assert!(!caller.may("edas:ReadNamespace", &format!("{a}:namespace/r")));
     }
 }
