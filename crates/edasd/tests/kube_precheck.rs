@@ -46,6 +46,20 @@ async fn precheck(edasd: &Edasd, params: &[(&str, &str)]) -> Value {
         .clone()
 }
 
+/// Creates `object` (with its status, as the fake stores it) through `api`.
+async fn create<K>(api: kube::Api<K>, object: Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(object).unwrap();
+    bounded(
+        "creating an object",
+        api.create(&kube::api::PostParams::default(), &object),
+    )
+    .await
+    .unwrap();
+}
+
 fn job<'a>(data: &'a Value, name: &str) -> &'a Value {
     data["JobResults"]
         .as_array()
@@ -59,18 +73,14 @@ fn job<'a>(data: &'a Value, name: &str) -> &'a Value {
 async fn a_deploy_that_cannot_fit_reports_the_capacity_shortfall() {
     let backend = Backend::fake("precheck", Duration::from_millis(100)).await;
     // The fake places every pod on `edas-fake-node`: 2 CPUs, 4 GiB.
-    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(backend.client.clone());
-    let node = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "edas-fake-node"},
-        "status": {"allocatable": {"cpu": "2", "memory": "4Gi"}}
-    }))
-    .unwrap();
-    bounded(
-        "creating the Node",
-        nodes.create(&kube::api::PostParams::default(), &node),
+    create::<k8s_openapi::api::core::v1::Node>(
+        kube::Api::all(backend.client.clone()),
+        serde_json::json!({
+            "metadata": {"name": "edas-fake-node"},
+            "status": {"allocatable": {"cpu": "2", "memory": "4Gi"}}
+        }),
     )
-    .await
-    .unwrap();
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
     // One instance requesting 500 mCPU runs: 1500 mCPU are left.
@@ -165,20 +175,15 @@ async fn a_deploy_that_cannot_fit_reports_the_capacity_shortfall() {
     }
 
     // A ResourceQuota of the namespace that leaves 2 pods: 3 instances exceed it.
-    let quotas: kube::Api<k8s_openapi::api::core::v1::ResourceQuota> =
-        kube::Api::namespaced(backend.client.clone(), &ns);
-    let quota = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "team-quota", "namespace": ns},
-        "spec": {"hard": {"pods": "3"}},
-        "status": {"hard": {"pods": "3"}, "used": {"pods": "1"}}
-    }))
-    .unwrap();
-    bounded(
-        "creating the ResourceQuota",
-        quotas.create(&kube::api::PostParams::default(), &quota),
+    create::<k8s_openapi::api::core::v1::ResourceQuota>(
+        kube::Api::namespaced(backend.client.clone(), &ns),
+        serde_json::json!({
+            "metadata": {"name": "team-quota", "namespace": ns},
+            "spec": {"hard": {"pods": "3"}},
+            "status": {"hard": {"pods": "3"}, "used": {"pods": "1"}}
+        }),
     )
-    .await
-    .unwrap();
+    .await;
     let over = precheck(
         &edasd,
         &[
