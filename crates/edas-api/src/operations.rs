@@ -363,9 +363,7 @@ impl Implemented {
             | Implemented::GetK8sServices
             | Implemented::DescribeAppInstanceList
             | Implemented::ListHistoryDeployVersion
-            | Implemented::GetAppDeployment => {
-                (ram::READ_APPLICATION, ResourceScope::Application)
-            }
+            | Implemented::GetAppDeployment => (ram::READ_APPLICATION, ResourceScope::Application),
             Implemented::ListApplication => {
                 (ram::READ_APPLICATION, ResourceScope::EachListedApplication)
             }
