@@ -14,7 +14,8 @@
 //! code reads as [`StoreError::Corrupt`]) and its creator is written with it. The documents
 //! the engine decides on are typed too, stored as JSON: an application's and a revision's
 //! [`RevisionDoc`] (edas-spec's; the Service ports of its spec are indexed from it) and a
-//! change order's [`ChangeOrderState`] (edas-release's `ChangeOrder`). Each is encoded once on
+//! change order's [`ChangeOrderState`] (edas-release's `ChangeOrder`), and a release event's
+//! edas-release `ReleaseEvent` ([`StoredEvent::data`]). Each is encoded once on
 //! write and decoded straight into its record on read; one that does not decode reads as
 //! [`StoreError::Corrupt`] naming its column. Four documents cross this API as
 //! `serde_json::Value` on purpose, because their shape is owned above the store (which may not
@@ -82,5 +83,8 @@ pub use store::events::{
     Subscription, SubscriptionTarget,
 };
 pub use store::regions::{EdasNamespace, NamespaceFields};
+pub use store::scaling_rules::{
+    ScalingDirection, ScalingMetric, ScalingPolicy, ScalingRule, ScalingRuleDoc,
+};
 pub use store::tags::ResourceTag;
 pub use store::{KEY_FILE_NAME, SQLITE_FILE_NAME, Store, restore_sqlite_backup};

@@ -130,7 +130,7 @@ pub(crate) fn event(e: &StoredEvent) -> wire::Event {
         app_id: e.app_id.clone(),
         change_order_id: e.change_order_id.clone(),
         time: e.at.as_millisecond(),
-        data: e.data.clone(),
+        data: serde_json::to_value(&e.data).unwrap_or_default(),
     }
 }
 

@@ -25,8 +25,8 @@ pub struct StoredEvent {
     /// [`edas_release::EventKind::as_str`].
     pub kind: String,
     pub at: Timestamp,
-    /// The [`edas_release::ReleaseEvent`] as JSON.
-    pub data: Value,
+    /// What happened (stored as JSON, decoded straight into it on read).
+    pub data: edas_release::ReleaseEvent,
 }
 
 /// Which events [`Store::events_after`] reads.
@@ -308,7 +308,7 @@ struct EventRow {
     change_order_id: String,
     kind: String,
     at: i64,
-    data: Json<Value>,
+    data: RawDoc,
 }
 
 impl TryFrom<EventRow> for StoredEvent {
@@ -321,7 +321,7 @@ impl TryFrom<EventRow> for StoredEvent {
             change_order_id: r.change_order_id,
             kind: r.kind,
             at: from_ms(r.at, "events.at")?,
-            data: r.data.0,
+            data: decode_doc(&r.data, "events.data")?,
         })
     }
 }

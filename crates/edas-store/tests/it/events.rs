@@ -107,7 +107,7 @@ pub async fn release_events_are_recorded_with_their_transition(ts: &TestStore) {
             .iter()
             .all(|e| e.app_id == "app" && e.change_order_id == "co-1")
     );
-    assert_eq!(events[1].data["batch"], 1);
+    assert_eq!(events[1].data.batch, Some(1));
     assert_eq!(events[0].at, t(1));
     let after_first = store
         .events_after(&EventScope::Application("app".into()), events[0].seq, 100)
