@@ -909,6 +909,7 @@ mod maintenance;
 pub(crate) mod regions;
 mod resources;
 mod rows;
+pub(crate) mod scaling_rules;
 mod sweeps;
 pub(crate) mod tags;
 

@@ -6,6 +6,7 @@ mod conformance;
 mod crash;
 mod events;
 mod harness;
+mod scaling;
 mod sqlite_only;
 mod sweeps;
 mod typed;
@@ -16,6 +17,7 @@ mod conformance_or_sweeps {
     pub use crate::catalog::*;
     pub use crate::conformance::*;
     pub use crate::events::*;
+    pub use crate::scaling::*;
     pub use crate::sweeps::*;
     pub use crate::typed::*;
 }
@@ -71,6 +73,7 @@ conformance!(
     namespaces_are_stored_and_refused_while_used,
     tags_are_set_replaced_limited_and_removed,
     base_info_is_kept_beside_the_revisions,
+    scaling_rules_are_stored_per_application,
 );
 
 #[tokio::test]

@@ -147,7 +147,7 @@ async fn a_postgres_database_of_the_previous_schema_is_upgraded_in_place() {
 /// migration it applied and refuses to open when the file changed since, so a released
 /// migration is never edited: a fix is a new migration. Append new migrations here once they
 /// are committed.
-const RELEASED: [(&str, &str, &str); 15] = [
+const RELEASED: [(&str, &str, &str); 17] = [
     (
         "postgres",
         "20261128000001",
@@ -182,6 +182,11 @@ const RELEASED: [(&str, &str, &str); 15] = [
         "postgres",
         "20261206002400",
         "aff271443ee1dcd6575b32a341d3cc6c91f8ebe6627080e352ef1bc6dd65ab1b3b1af5f8df204d233c95023273c69d26",
+    ),
+    (
+        "postgres",
+        "20261206002500",
+        "dfdc2dd6b1d7444f1a44dccfd2107ca37e01a942f57fd6c23c46c9f43107493778b706d5ff11eae675b2a58fe1dcef97",
     ),
     (
         "sqlite",
@@ -222,6 +227,11 @@ const RELEASED: [(&str, &str, &str); 15] = [
         "sqlite",
         "20261206002400",
         "3f146061c5ffed3ee644d845088640307cfbd883ad7fe53181d0acd5b401ab037bc2b8fec43024d2aeb5db2c741cef46",
+    ),
+    (
+        "sqlite",
+        "20261206002500",
+        "85ffc61a21f6e9452478bf9b7b57bcf74ff8027baa453e0b3dad748e8cc76738bff8f3d16afb9ca11221eb82de696055",
     ),
 ];
 
