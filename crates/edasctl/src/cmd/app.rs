@@ -108,12 +108,7 @@ pub(crate) fn change(
 }
 
 fn lifecycle(client: &Client, a: &LifecycleArgs) -> anyhow::Result<ParamList> {
-    let mut list = ParamList::default();
-    list.set(
-        "AppId",
-        crate::cmd::instances::resolve_app(client, &a.app_id)?,
-        "APP",
-    )?;
+    let mut list = crate::cmd::instances::app_params(client, &a.app_id)?;
     list.set_opt("Timeout", a.timeout.map(|t| t.to_string()), "--timeout")?;
     Ok(list)
 }
@@ -252,12 +247,7 @@ pub fn run(global: &Global, command: &AppCommand) -> anyhow::Result<ExitCode> {
             )
         }
         AppCommand::Delete(args) => {
-            let mut list = ParamList::default();
-            list.set(
-                "AppId",
-                crate::cmd::instances::resolve_app(&client, &args.app_id)?,
-                "APP",
-            )?;
+            let mut list = crate::cmd::instances::app_params(&client, &args.app_id)?;
             if args.force {
                 list.set("Force", "true".to_owned(), "--force")?;
             }

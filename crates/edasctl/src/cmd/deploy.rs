@@ -10,7 +10,7 @@ use serde_json::{Map, json};
 
 use crate::client::ops;
 use crate::cmd::context::{Global, WatchFlags};
-use crate::cmd::params::{ArgsStyle, ParamList, SpecFlags};
+use crate::cmd::params::{ArgsStyle, SpecFlags};
 use crate::output;
 
 /// `deploy`.
@@ -84,12 +84,7 @@ pub fn strategy(
 /// Runs `edasctl deploy`.
 pub fn run(global: &Global, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     let client = global.client()?;
-    let mut list = ParamList::default();
-    list.set(
-        "AppId",
-        crate::cmd::instances::resolve_app(&client, &args.app_id)?,
-        "APP",
-    )?;
+    let mut list = crate::cmd::instances::app_params(&client, &args.app_id)?;
     args.spec.add_to(&mut list, ArgsStyle::Args)?;
     let built = strategy(args.gray, args.batches, args.manual, args.batch_wait)?;
     list.set_opt(

@@ -26,6 +26,14 @@ fn looks_like_id(text: &str) -> bool {
         })
 }
 
+/// The parameters of a call about application `app` (an id or a name, see [`resolve_app`]):
+/// its `AppId`, more to be added.
+pub fn app_params(client: &Client, app: &str) -> anyhow::Result<ParamList> {
+    let mut list = ParamList::default();
+    list.set("AppId", resolve_app(client, app)?, "APP")?;
+    Ok(list)
+}
+
 /// The `AppId` of `app`: an id as given, or the one application with that exact name
 /// (ListApplication); refused when no application or several have it.
 pub fn resolve_app(client: &Client, app: &str) -> anyhow::Result<String> {

@@ -83,12 +83,7 @@ fn port_mapping(text: &str) -> anyhow::Result<Value> {
 }
 
 fn write_params(client: &Client, args: &WriteArgs) -> anyhow::Result<ParamList> {
-    let mut list = ParamList::default();
-    list.set(
-        "AppId",
-        crate::cmd::instances::resolve_app(client, &args.app_id)?,
-        "APP",
-    )?;
+    let mut list = crate::cmd::instances::app_params(client, &args.app_id)?;
     list.set("Name", args.name.clone(), "--name")?;
     list.set("Type", args.service_type.clone(), "--type")?;
     list.set_opt(
@@ -112,12 +107,7 @@ pub fn run(global: &Global, command: &ServiceCommand) -> anyhow::Result<ExitCode
     let client = global.client()?;
     match command {
         ServiceCommand::List { app_id } => {
-            let mut list = ParamList::default();
-            list.set(
-                "AppId",
-                crate::cmd::instances::resolve_app(&client, app_id)?,
-                "APP",
-            )?;
+            let list = crate::cmd::instances::app_params(&client, app_id)?;
             let answer = client.call(ops::GetK8sServices, &list.into_pairs())?;
             output::print(global.output, &answer, |a| {
                 let mut t = table(&["Name", "Type", "ClusterIP", "Ports"]);
@@ -154,12 +144,7 @@ pub fn run(global: &Global, command: &ServiceCommand) -> anyhow::Result<ExitCode
             name,
             watch,
         } => {
-            let mut list = ParamList::default();
-            list.set(
-                "AppId",
-                crate::cmd::instances::resolve_app(&client, app_id)?,
-                "APP",
-            )?;
+            let mut list = crate::cmd::instances::app_params(&client, app_id)?;
             list.set("Name", name.clone(), "--name")?;
             change(global, &client, ops::DeleteK8sService, list, watch)
         }
