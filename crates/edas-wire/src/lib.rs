@@ -25,6 +25,7 @@ pub mod instances;
 mod lenient;
 pub mod notify;
 pub mod precheck;
+pub mod scaling;
 pub mod service;
 
 pub use change_order::*;
