@@ -32,6 +32,7 @@ mod namespaces;
 mod notify;
 mod precheck;
 mod queries;
+mod scaling;
 mod status;
 mod tags;
 
@@ -63,6 +64,10 @@ pub use namespaces::{FixedNamespaces, Namespace, NamespaceKey, NamespaceRequest}
 pub use notify::{NotifyError, SubscriptionRequest};
 pub use precheck::{PRECHECK_JOBS, PrecheckJob, PrecheckKey, PrecheckRequest, PrecheckResult};
 pub use queries::{OrderView, change_order_type};
+pub use scaling::{
+    BehaviourInput, DirectionInput, MetricRuleInput, ScalingDirection, ScalingMetric,
+    ScalingPolicy, ScalingRule, ScalingRuleChange, ScalingRuleDoc,
+};
 pub use status::Observed;
 pub use tags::{MAX_TAGS, TagResourceType, validate_resource_ids, validate_tags};
 
