@@ -142,7 +142,7 @@ async fn insert(call: Call<'_>) -> Result<ApplicationInfoBody, ApiError> {
     let submitted = api
         .app()
         .insert(
-            &config.region_id,
+            crate::params::fixed_namespaces(api),
             &namespace,
             change,
             &actor(caller, request_id),

@@ -6,7 +6,7 @@ use edas_engine::{CreateApplication, Submission, SubmitError};
 use edas_spec::Change;
 use edas_store::Application;
 
-use crate::{Actor, App, AppError};
+use crate::{Actor, App, AppError, FixedNamespaces};
 
 /// A new application and the change order that releases it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,11 +35,12 @@ impl From<SubmitError> for AppError {
 }
 
 impl App {
-    /// InsertK8sApplication: a new application in `namespace_id` on the change's cluster,
+    /// InsertK8sApplication: a new application in `namespace_id` (one of `fixed` or one stored,
+    /// which must then still exist when the application is stored) on the change's cluster,
     /// which must be registered; on `local` its service ports must be free.
     pub async fn insert(
         &self,
-        region_id: &str,
+        fixed: FixedNamespaces<'_>,
         namespace_id: &str,
         change: Change,
         actor: &Actor,
@@ -51,8 +52,9 @@ impl App {
             .engine
             .create_application(CreateApplication {
                 app_id: uuid::Uuid::new_v4().to_string(),
-                region_id: region_id.to_owned(),
+                region_id: fixed.region_id.to_owned(),
                 namespace_id: namespace_id.to_owned(),
+                namespace_stored: !fixed.contains(namespace_id),
                 change,
                 actor: actor.name.clone(),
                 request_id: actor.request_id.clone(),

@@ -25,7 +25,7 @@ pub struct FixedNamespaces<'a> {
 }
 
 impl FixedNamespaces<'_> {
-    fn contains(&self, region_tag: &str) -> bool {
+    pub(crate) fn contains(&self, region_tag: &str) -> bool {
         region_tag == self.region_id || self.configured.iter().any(|n| n == region_tag)
     }
 }

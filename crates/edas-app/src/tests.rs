@@ -9,8 +9,17 @@ use edas_spec::{Operation, Params, apply};
 use edas_store::{Application, ApplicationFilter, AuditQuery, PageRequest, Store};
 
 use crate::{
-    Abort, Actor, App, AppError, LocalUse, ObjectKind, ObjectRef, local_use, service_address,
+    Abort, Actor, App, AppError, FixedNamespaces, LocalUse, ObjectKind, ObjectRef, local_use,
+    service_address,
 };
+
+/// The namespaces of the tests' configuration: the region's default one only.
+fn fixed() -> FixedNamespaces<'static> {
+    FixedNamespaces {
+        region_id: "cn-hangzhou",
+        configured: &[],
+    }
+}
 
 struct World {
     app: App,
@@ -67,6 +76,7 @@ async fn create_in(w: &World, id: &str, name: &str, namespace: &str) -> String {
             app_id: id.into(),
             region_id: "cn-hangzhou".into(),
             namespace_id: namespace.into(),
+            namespace_stored: false,
             change,
             actor: "alice (AK1)".into(),
             request_id: "req-1".into(),
@@ -249,11 +259,7 @@ async fn insert_refuses_an_unregistered_cluster_naming_the_known_ones() {
         ]),
     )
     .unwrap();
-    match w
-        .app
-        .insert("cn-hangzhou", "cn-hangzhou", change, &actor())
-        .await
-    {
+    match w.app.insert(fixed(), "cn-hangzhou", change, &actor()).await {
         Err(AppError::Invalid(v)) => {
             assert!(v.names("ClusterId"), "{v}");
             assert!(v.to_string().contains("clusters: local"), "{v}");
@@ -268,17 +274,13 @@ async fn on_local_a_service_port_belongs_to_one_application() {
     let first = insert_change("a", &[("ServiceConfigs", SERVICE_8080)]);
     let created = w
         .app
-        .insert("cn-hangzhou", "cn-hangzhou", first, &actor())
+        .insert(fixed(), "cn-hangzhou", first, &actor())
         .await
         .unwrap();
     let app = w.app.application(&created.app_id).await.unwrap();
     assert_eq!(app.name, "a");
     let second = insert_change("b", &[("ServiceConfigs", SERVICE_8080)]);
-    match w
-        .app
-        .insert("cn-hangzhou", "cn-hangzhou", second, &actor())
-        .await
-    {
+    match w.app.insert(fixed(), "cn-hangzhou", second, &actor()).await {
         Err(AppError::Invalid(v)) => {
             assert!(v.names("ServiceConfigs"), "{v}");
             assert!(v.to_string().contains("port 8080"), "{v}");
@@ -292,12 +294,7 @@ async fn a_change_while_another_is_active_is_a_conflict_naming_it() {
     let w = world_with_local_cluster().await;
     let created = w
         .app
-        .insert(
-            "cn-hangzhou",
-            "cn-hangzhou",
-            insert_change("a", &[]),
-            &actor(),
-        )
+        .insert(fixed(), "cn-hangzhou", insert_change("a", &[]), &actor())
         .await
         .unwrap();
     let app = w.app.application(&created.app_id).await.unwrap();

@@ -155,6 +155,7 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
                         name: id.clone(),
                         region_id: template_app.region_id.clone(),
                         namespace_id: template_app.namespace_id.clone(),
+                        namespace_stored: false,
                         cluster_id: template_app.cluster_id.clone(),
                         k8s_namespace: template_app.k8s_namespace.clone(),
                         state: template_app.state.clone(),

@@ -129,6 +129,9 @@ pub struct CreateApplication {
     pub region_id: String,
     /// The EDAS namespace (the spec's, or the default).
     pub namespace_id: String,
+    /// `namespace_id` was created through the API (not the configuration's): the store checks
+    /// it still exists in the creating transaction.
+    pub namespace_stored: bool,
     /// The decoded request.
     pub change: Change,
     /// Who asked.
@@ -202,6 +205,15 @@ impl SubmitError {
 impl From<StoreError> for SubmitError {
     fn from(e: StoreError) -> Self {
         match e {
+            // The namespace was deleted between the API's check and the creation.
+            StoreError::NotFound {
+                entity: "namespace",
+                id,
+            } => SubmitError::Invalid(Violations(vec![violation(
+                "LogicalRegionId",
+                ViolationKind::Invalid,
+                format!("the EDAS namespace `{id}` was deleted meanwhile"),
+            )])),
             StoreError::NotFound { entity, id } => {
                 SubmitError::NotFound(format!("{entity} {id} does not exist"))
             }
@@ -381,6 +393,7 @@ impl Engine {
             name: spec.name.clone(),
             region_id: req.region_id.clone(),
             namespace_id: req.namespace_id.clone(),
+            namespace_stored: req.namespace_stored,
             cluster_id: spec.cluster_id.clone(),
             k8s_namespace: spec.k8s_namespace.clone(),
             state: "DEPLOYING".into(),

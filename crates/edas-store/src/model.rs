@@ -54,6 +54,10 @@ pub struct NewApplication {
     pub name: String,
     pub region_id: String,
     pub namespace_id: String,
+    /// `namespace_id` is a namespace stored through InsertOrUpdateRegion (not one of the
+    /// configuration's): it must still exist when the application is created, checked in the
+    /// creating transaction, so a concurrent DeleteUserDefineRegion cannot strand it.
+    pub namespace_stored: bool,
     pub cluster_id: String,
     pub k8s_namespace: String,
     pub state: String,

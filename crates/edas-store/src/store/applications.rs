@@ -19,8 +19,25 @@ impl Store {
         non_empty(&app.name, "application name")?;
         let (now, at) = change_order_time(&change_order, now)?;
         let spec = encode_doc(&app.spec, "application spec")?;
+        // PostgreSQL: hold the namespace until the application is in it, so a deletion waits
+        // and then sees the application (SQLite: one writer, nothing can interleave).
+        let namespace_lock = match self.backend.as_ref() {
+            Backend::Sqlite(_) => "",
+            Backend::Postgres(_) => " FOR SHARE",
+        };
+        let namespace_sql =
+            format!("SELECT id FROM edas_namespaces WHERE region_tag = $1{namespace_lock}");
         on_writer!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            if app.namespace_stored {
+                let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(namespace_sql.clone()))
+                    .bind(&app.namespace_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if found.is_none() {
+                    return Err(StoreError::not_found("namespace", &app.namespace_id));
+                }
+            }
             let taken: Option<String> = sqlx::query_scalar(
                 "SELECT id FROM applications WHERE region_id = $1 AND name = $2 \
                  AND deleted = FALSE",

@@ -188,13 +188,20 @@ impl Store {
         audit: &AuditEntry,
         now: Timestamp,
     ) -> Result<EdasNamespace, StoreError> {
+        // PostgreSQL: lock the namespace before looking for its applications, so an
+        // application being created in it (which holds it FOR SHARE) is either committed and
+        // seen here, or waits and then finds the namespace gone.
+        let lock = match self.backend.as_ref() {
+            Backend::Sqlite(_) => "",
+            Backend::Postgres(_) => " FOR UPDATE",
+        };
+        let select = format!(
+            "SELECT {} FROM edas_namespaces WHERE id = $1{lock}",
+            namespace_cols!()
+        );
         let row: NamespaceRow = on_writer!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let row: Option<NamespaceRow> = sqlx::query_as(concat!(
-                "SELECT ",
-                namespace_cols!(),
-                " FROM edas_namespaces WHERE id = $1"
-            ))
+            let row: Option<NamespaceRow> = sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;

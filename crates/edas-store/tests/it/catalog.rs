@@ -85,7 +85,10 @@ pub async fn namespaces_are_stored_and_refused_while_used(ts: &TestStore) {
 
     store
         .create_application(
-            new_app("app-n", "user", "cn-hangzhou:prod", "c1"),
+            NewApplication {
+                namespace_stored: true,
+                ..new_app("app-n", "user", "cn-hangzhou:prod", "c1")
+            },
             new_co("co-n"),
             audit("Insert", "app-n"),
             t(4),
@@ -120,6 +123,29 @@ pub async fn namespaces_are_stored_and_refused_while_used(ts: &TestStore) {
         .unwrap();
     assert_eq!(gone.region_tag, "cn-hangzhou:test");
     assert_eq!(store.list_namespaces().await.unwrap(), vec![updated]);
+
+    // An application whose stored namespace was deleted after the API checked it is refused
+    // in the creating transaction, and nothing of it is stored.
+    let err = store
+        .create_application(
+            NewApplication {
+                namespace_stored: true,
+                ..new_app("app-late", "late", "cn-hangzhou:test", "c1")
+            },
+            new_co("co-late"),
+            audit("Insert", "app-late"),
+            t(8),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NotFound { entity: "namespace", id } if id == "cn-hangzhou:test"),
+        "{err}"
+    );
+    assert!(matches!(
+        store.get_application("app-late").await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 pub async fn tags_are_set_replaced_limited_and_removed(ts: &TestStore) {

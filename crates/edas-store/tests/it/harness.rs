@@ -201,6 +201,7 @@ pub fn new_app(id: &str, name: &str, namespace: &str, cluster: &str) -> NewAppli
         name: name.into(),
         region_id: "cn-hangzhou".into(),
         namespace_id: namespace.into(),
+        namespace_stored: false,
         cluster_id: cluster.into(),
         k8s_namespace: "default".into(),
         state: "DEPLOYING".into(),
