@@ -72,6 +72,18 @@ pub(crate) async fn dispatch(
         Implemented::StartK8sAppPrecheck => encode(crate::precheck::start(call).await?),
         Implemented::GetK8sAppPrecheckResult => encode(crate::precheck::result(call).await?),
         Implemented::GetAppDeployment => encode(crate::base_info::deployment(call).await?),
+        Implemented::CreateApplicationScalingRule => encode(crate::scaling::create(call).await?),
+        Implemented::UpdateApplicationScalingRule => encode(crate::scaling::update(call).await?),
+        Implemented::DeleteApplicationScalingRule => encode(crate::scaling::delete(call).await?),
+        Implemented::DescribeApplicationScalingRules => {
+            encode(crate::scaling::describe(call).await?)
+        }
+        Implemented::EnableApplicationScalingRule => {
+            encode(crate::scaling::set_enabled(call, true).await?)
+        }
+        Implemented::DisableApplicationScalingRule => {
+            encode(crate::scaling::set_enabled(call, false).await?)
+        }
         Implemented::CreateK8sConfigMap
         | Implemented::UpdateK8sConfigMap
         | Implemented::DeleteK8sConfigMap

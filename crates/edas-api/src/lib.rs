@@ -35,6 +35,7 @@ mod params;
 pub mod policy;
 mod precheck;
 pub mod render;
+mod scaling;
 mod server;
 mod stream;
 mod tags;

@@ -174,6 +174,19 @@ pub enum Implemented {
     GetK8sAppPrecheckResult,
     /// The Deployment of an application's current revision, as its cluster has it.
     GetAppDeployment,
+    /// Stores an autoscaling rule of an application (enabling one is refused until a runtime
+    /// acts on rules).
+    CreateApplicationScalingRule,
+    /// Changes an autoscaling rule.
+    UpdateApplicationScalingRule,
+    /// Deletes an autoscaling rule.
+    DeleteApplicationScalingRule,
+    /// Lists an application's autoscaling rules.
+    DescribeApplicationScalingRules,
+    /// Enables an autoscaling rule: refused, naming why, until a runtime acts on rules.
+    EnableApplicationScalingRule,
+    /// Disables an autoscaling rule.
+    DisableApplicationScalingRule,
 }
 
 /// How the resource of an authorization check is found.
@@ -257,6 +270,12 @@ impl Implemented {
         Implemented::StartK8sAppPrecheck,
         Implemented::GetK8sAppPrecheckResult,
         Implemented::GetAppDeployment,
+        Implemented::CreateApplicationScalingRule,
+        Implemented::UpdateApplicationScalingRule,
+        Implemented::DeleteApplicationScalingRule,
+        Implemented::DescribeApplicationScalingRules,
+        Implemented::EnableApplicationScalingRule,
+        Implemented::DisableApplicationScalingRule,
     ];
 
     /// The EDAS operation.
@@ -311,6 +330,12 @@ impl Implemented {
             Implemented::StartK8sAppPrecheck => Action::StartK8sAppPrecheck,
             Implemented::GetK8sAppPrecheckResult => Action::GetK8sAppPrecheckResult,
             Implemented::GetAppDeployment => Action::GetAppDeployment,
+            Implemented::CreateApplicationScalingRule => Action::CreateApplicationScalingRule,
+            Implemented::UpdateApplicationScalingRule => Action::UpdateApplicationScalingRule,
+            Implemented::DeleteApplicationScalingRule => Action::DeleteApplicationScalingRule,
+            Implemented::DescribeApplicationScalingRules => Action::DescribeApplicationScalingRules,
+            Implemented::EnableApplicationScalingRule => Action::EnableApplicationScalingRule,
+            Implemented::DisableApplicationScalingRule => Action::DisableApplicationScalingRule,
         }
     }
 
@@ -351,7 +376,12 @@ impl Implemented {
             | Implemented::UpdateK8sService
             | Implemented::DeleteK8sService
             | Implemented::UpdateK8sApplicationBaseInfo
-            | Implemented::UpdateApplicationBaseInfo => {
+            | Implemented::UpdateApplicationBaseInfo
+            | Implemented::CreateApplicationScalingRule
+            | Implemented::UpdateApplicationScalingRule
+            | Implemented::DeleteApplicationScalingRule
+            | Implemented::EnableApplicationScalingRule
+            | Implemented::DisableApplicationScalingRule => {
                 (ram::MANAGE_APPLICATION, ResourceScope::Application)
             }
             Implemented::DeleteK8sApplication => {
@@ -363,7 +393,10 @@ impl Implemented {
             | Implemented::GetK8sServices
             | Implemented::DescribeAppInstanceList
             | Implemented::ListHistoryDeployVersion
-            | Implemented::GetAppDeployment => (ram::READ_APPLICATION, ResourceScope::Application),
+            | Implemented::GetAppDeployment
+            | Implemented::DescribeApplicationScalingRules => {
+                (ram::READ_APPLICATION, ResourceScope::Application)
+            }
             Implemented::ListApplication => {
                 (ram::READ_APPLICATION, ResourceScope::EachListedApplication)
             }
@@ -590,7 +623,7 @@ mod tests {
 
     #[test]
     fn implemented_operations_map_back_and_have_a_permission() {
-        assert_eq!(Implemented::ALL.len(), 49);
+        assert_eq!(Implemented::ALL.len(), 55);
         for implemented in Implemented::ALL {
             assert_eq!(implemented.action().implemented(), Some(*implemented));
             let (ram_action, _) = implemented.permission();

@@ -81,6 +81,7 @@ pub fn parameters_markdown() -> String {
     }
     out.push_str(OPERATOR_VIEWS);
     out.push_str(CATALOG_VIEWS);
+    out.push_str(CATALOG_SCALING);
     out
 }
 
@@ -101,6 +102,18 @@ const OPERATOR_VIEWS: &str = "
 | `GET /edasd/v1/logs` | `Previous` | boolean | no | The run before the last restart. | the instance must have restarted (refused naming `Previous`) |
 | `GET /edasd/v1/logs` | `TailLines` | integer | no | Only the last N lines (on `local`: of stdout and of stderr each). | 0 or more |
 | `GET /edasd/v1/logs` | `SinceSeconds` | integer | no | Only what was written in the last N seconds (on `local` lines carry no time: rotated files last written before the cutoff are left out, the current file always counts). | 0 or more |
+
+GetK8sServices answers, besides EDAS's `Services`, the edasd extension `Traffic`: where the
+Services send requests now, the routing the release engine applies, derived from stored state
+only (the application's current revision and the change order that decides it). `Mode` is
+`AllReady` (no split: every ready instance of every revision; no other key), `GraySplit` (a
+release's gray batch with a `TrafficControlStrategy`, from its start until the next batch
+starts: requests matching `Rules` go to the instances of `GrayRevision`, the others to those of
+`StableRevision`) or `Aborted` (an aborted release: every request to `StableRevision`, none to
+`GrayRevision`, whose instances stay until a rollback or a newer release). `Rules` are the
+strategy's, in order: `{"ConditionType":"percent","Percent":20}` or
+`{"ConditionType":"content","Conditions":[{"Type":"header"|"cookie"|"param","Name","Operator":"=="|"regex","Value"}]}`.
+Revisions are strings, as ListHistoryDeployVersion's `Id`. EDAS's SDKs ignore the key.
 ";
 
 /// The parameters of the namespace, base-information, tag, deployment and precheck
@@ -159,6 +172,33 @@ allocatable less the requests of the pods on it, listed from the cluster at that
 and memory requests and limits, `hard` less `used`, the least of them — and set the requests
 and limits a quota bounds, without which the namespace refuses pods). The status is `pass` or
 `failed` (with the first failing job's reason).
+";
+
+/// The parameters of the autoscaling-rule operations (decoded by edas-api, validated by
+/// edas-app; they change no spec).
+const CATALOG_SCALING: &str = "
+## Autoscaling rules (decoded by edas-api)
+
+Rules are stored per application (min, max, metrics and their targets, scale-up and
+scale-down behaviour, enabled or not) and answered in EDAS's `AppScalingRule` shape with
+`ScaleRuleType` `metric` and the rule under `Metric` (`Trigger` is `null`). **No runtime acts on
+a rule yet**: enabling one (`ScalingRuleEnable=true`, EnableApplicationScalingRule) is refused
+as `InvalidParameter.NotSupported` naming the parameter, on `local` (no built-in autoscaler)
+and on Kubernetes (no HorizontalPodAutoscaler is created), so a rule is never silently
+ignored; the replicas stay what ScaleK8sApplication and the releases set.
+
+| Operation | Parameter | Type | Req | Meaning | Validation |
+|---|---|---|---|---|---|
+| CreateApplicationScalingRule, UpdateApplicationScalingRule, DeleteApplicationScalingRule, EnableApplicationScalingRule, DisableApplicationScalingRule, DescribeApplicationScalingRules | `AppId` | string | yes | The application. | a live application (`edas:ManageApplication`; Describe `edas:ReadApplication`) |
+| Create…, Update…, Delete…, Enable…, DisableApplicationScalingRule | `ScalingRuleName` | string | yes | The rule, one name per application. | 1-32 characters, a lowercase letter first, then lowercase letters, digits and `-`; creating an existing one is `EntityAlreadyExists`, any other operation on a missing one `EntityNotExist` |
+| CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleType` | string | no | `metric` (the form edasd stores). | `trigger` is `InvalidParameter.NotSupported` (see `ScalingRuleTrigger`); anything else invalid |
+| CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleMetric` | JSON | Create: yes | `{\"minReplicas\": 1, \"maxReplicas\": 4, \"metrics\": [{\"metricType\": \"CPU\", \"metricTargetAverageUtilization\": 60}]}` (keys camelCase or PascalCase, numbers or numeric strings); Update keeps the stored bounds and metrics when absent. | every key required, no other key; 1 ≤ `minReplicas` ≤ `maxReplicas` ≤ 1000; at least one metric, `CPU` or `MEMORY` (case-insensitive), each once, target 1-100 %; all violations at once, named `ScalingRuleMetric.<key>` |
+| CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingBehaviour` | JSON | no | EDAS's `{\"scaleUp\": {…}, \"scaleDown\": {\"stabilizationWindowSeconds\": \"300\", \"selectPolicy\": \"Max\", \"policies\": [{\"type\": \"Percent\", \"value\": 200, \"periodSeconds\": 15}]}}`; a direction left out (or `null`) has the defaults; Update keeps the stored behaviour when absent. | window 0-3600 s; `selectPolicy` `Max`, `Min` or `Disabled` (`Disable` too, stored as `Disabled`); policy `type` `Pods` or `Percent`, `value` ≥ 1, `periodSeconds` 1-1800; no other key |
+| CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleEnable` | boolean | no | Whether the rule is enabled (Update keeps it when absent). | `true` is `InvalidParameter.NotSupported` (no runtime acts on a rule); `false` stores it disabled (Update records the time, `LastDisableTime`) |
+| CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleTrigger` | JSON | no | EDAS's trigger rules (`cron`, `app_metric`). | `InvalidParameter.NotSupported`: EDAS does not publish the format of a trigger's `metaData`, so edasd could not honour one |
+| CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleTimer` | JSON | no | Deprecated by EDAS. | `InvalidParameter.NotSupported` |
+| EnableApplicationScalingRule | `ScalingRuleName` | string | yes | The rule to enable. | an existing rule; then `InvalidParameter.NotSupported` naming `ScalingRuleName` (no runtime acts on a rule) |
+| DescribeApplicationScalingRules | `AppId` | string | yes | Every rule of the application, by name, on one page (`CurrentPage` 1, `PageSize` = `TotalSize`). | |
 ";
 
 #[cfg(test)]
