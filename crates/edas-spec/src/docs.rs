@@ -111,8 +111,8 @@ release's gray batch with a `TrafficControlStrategy`, from its start until the n
 starts: requests matching `Rules` go to the instances of `GrayRevision`, the others to those of
 `StableRevision`) or `Aborted` (an aborted release: every request to `StableRevision`, none to
 `GrayRevision`, whose instances stay until a rollback or a newer release). `Rules` are the
-strategy's, in order: `{"ConditionType":"percent","Percent":20}` or
-`{"ConditionType":"content","Conditions":[{"Type":"header"|"cookie"|"param","Name","Operator":"=="|"regex","Value"}]}`.
+strategy's, in order: `{\"ConditionType\":\"percent\",\"Percent\":20}` or
+`{\"ConditionType\":\"content\",\"Conditions\":[{\"Type\":\"header\"|\"cookie\"|\"param\",\"Name\",\"Operator\":\"==\"|\"regex\",\"Value\"}]}`.
 Revisions are strings, as ListHistoryDeployVersion's `Id`. EDAS's SDKs ignore the key.
 ";
 
