@@ -26,9 +26,28 @@ impl Store {
         audit: &AuditEntry,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        // PostgreSQL: two transactions tagging one resource at once would each count only their
+        // own new tags; a transaction lock per resource (taken in id order, so two callers never
+        // wait on each other crosswise) makes the count exact. SQLite has one writer.
+        let lock = match self.backend.as_ref() {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(_) => {
+                Some("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
+            }
+        };
+        let mut ids: Vec<&String> = resource_ids.iter().collect();
+        ids.sort();
+        ids.dedup();
         on_writer!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            for id in resource_ids {
+            for id in ids {
+                if let Some(lock) = lock {
+                    sqlx::query(lock)
+                        .bind(resource_type)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 for (key, value) in tags {
                     sqlx::query(
                         "INSERT INTO resource_tags (resource_type, resource_id, tag_key, \

@@ -252,3 +252,36 @@ pub async fn base_info_is_kept_beside_the_revisions(ts: &TestStore) {
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
 }
+
+/// Eight callers tag one resource at once, each with a key of its own, under a limit of 5:
+/// exactly 5 succeed and the resource carries 5 tags (on PostgreSQL each transaction would
+/// otherwise count only its own new tag).
+pub async fn concurrent_taggers_never_exceed_the_limit(ts: &TestStore) {
+    let ids = vec!["app-c".to_owned()];
+    let calls = (0..8).map(|i| {
+        let store = ts.store.clone();
+        let ids = ids.clone();
+        tokio::spawn(async move {
+            store
+                .tag_resources(
+                    "application",
+                    &ids,
+                    &[(format!("k{i}"), "v".to_owned())],
+                    5,
+                    &audit("tag", "-"),
+                    t(1),
+                )
+                .await
+        })
+    });
+    let mut succeeded = 0;
+    for call in calls.collect::<Vec<_>>() {
+        match call.await.unwrap() {
+            Ok(()) => succeeded += 1,
+            Err(StoreError::InvalidInput { field: "Tags", .. }) => {}
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    let tags = ts.store.list_tags("application", Some(&ids)).await.unwrap();
+    assert_eq!((succeeded, tags.len()), (5, 5), "{tags:?}");
+}

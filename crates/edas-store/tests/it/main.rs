@@ -72,6 +72,7 @@ conformance!(
     events_are_pruned_with_their_change_order_once_delivered,
     namespaces_are_stored_and_refused_while_used,
     tags_are_set_replaced_limited_and_removed,
+    concurrent_taggers_never_exceed_the_limit,
     base_info_is_kept_beside_the_revisions,
     scaling_rules_are_stored_per_application,
 );
