@@ -3,8 +3,9 @@
 //! configure, delete — are change orders, submitted by `apps::change_application`.)
 
 use edas_app::{Application, Observed};
+use edas_spec::release::{ConditionOperator, ConditionSource, TrafficRule};
 use edas_wire::application::{self as wire, AppInfo, AppInfoBody, ApplicationBody};
-use edas_wire::service::{Service, ServicePort, ServicesBody};
+use edas_wire::service::{self as wire_service, Service, ServicePort, ServicesBody};
 
 use crate::Api;
 use crate::apps::{arn, live_application, revision_doc};
@@ -120,7 +121,8 @@ fn cpu_cores(spec: &edas_spec::AppSpec) -> i64 {
 
 /// GetK8sServices: the Services of the application's newest revision. On the local runtime each
 /// listens on 127.0.0.1 at its port (the `ClusterIP`); elsewhere the cluster assigns the address,
-/// which this API does not track (empty).
+/// which this API does not track (empty). edasd's extension `Traffic` says where the Services
+/// send requests now (edas-app's [`edas_app::Traffic`], the routing the engine applies).
 pub(crate) async fn get_services(call: Call<'_>) -> Result<ServicesBody, ApiError> {
     let (api, caller, params, _) = call.parts();
     only(params, "GetK8sServices", &["AppId"])?;
@@ -151,7 +153,75 @@ pub(crate) async fn get_services(call: Call<'_>) -> Result<ServicesBody, ApiErro
             r#type: s.service_type.clone(),
         })
         .collect();
-    Ok(ServicesBody { services })
+    let traffic = traffic_wire(api.app().traffic(&app).await?);
+    Ok(ServicesBody {
+        services,
+        traffic: Some(traffic),
+    })
+}
+
+/// GetK8sServices' `Traffic`: the mode, the revisions it names and a split's rules, in the
+/// words of `TrafficControlStrategy` (`percent`/`content`, `header`/`cookie`/`param`,
+/// `==`/`regex`).
+fn traffic_wire(traffic: edas_app::Traffic) -> wire_service::Traffic {
+    use wire_service::Traffic as Wire;
+    match traffic {
+        edas_app::Traffic::AllReady => Wire {
+            mode: Wire::ALL_READY.to_owned(),
+            ..Wire::default()
+        },
+        edas_app::Traffic::GraySplit {
+            stable_revision,
+            gray_revision,
+            rules,
+        } => Wire {
+            mode: Wire::GRAY_SPLIT.to_owned(),
+            stable_revision: Some(stable_revision),
+            gray_revision: Some(gray_revision),
+            rules: rules.into_iter().map(traffic_rule).collect(),
+        },
+        edas_app::Traffic::Aborted {
+            stable_revision,
+            aborted_revision,
+        } => Wire {
+            mode: Wire::ABORTED.to_owned(),
+            stable_revision: Some(stable_revision),
+            gray_revision: Some(aborted_revision),
+            rules: Vec::new(),
+        },
+    }
+}
+
+fn traffic_rule(rule: TrafficRule) -> wire_service::TrafficRule {
+    match rule {
+        TrafficRule::Percent { percent } => wire_service::TrafficRule {
+            condition_type: "percent".to_owned(),
+            percent: Some(i64::from(percent)),
+            conditions: Vec::new(),
+        },
+        TrafficRule::Content { conditions } => wire_service::TrafficRule {
+            condition_type: "content".to_owned(),
+            percent: None,
+            conditions: conditions
+                .into_iter()
+                .map(|c| wire_service::TrafficCondition {
+                    r#type: match c.source {
+                        ConditionSource::Header => "header",
+                        ConditionSource::Cookie => "cookie",
+                        ConditionSource::Param => "param",
+                    }
+                    .to_owned(),
+                    name: c.name,
+                    operator: match c.operator {
+                        ConditionOperator::Equal => "==",
+                        ConditionOperator::Regex => "regex",
+                    }
+                    .to_owned(),
+                    value: c.value,
+                })
+                .collect(),
+        },
+    }
 }
 
 pub(crate) async fn query_status(call: Call<'_>) -> Result<AppInfoBody, ApiError> {

@@ -35,6 +35,7 @@ mod queries;
 mod scaling;
 mod status;
 mod tags;
+mod traffic;
 
 use std::sync::Arc;
 
@@ -70,6 +71,7 @@ pub use scaling::{
 };
 pub use status::Observed;
 pub use tags::{MAX_TAGS, TagResourceType, validate_resource_ids, validate_tags};
+pub use traffic::Traffic;
 
 /// The release state machine's model of a change order, which queries return inside
 /// [`OrderState`] and the API renders.

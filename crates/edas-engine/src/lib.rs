@@ -36,6 +36,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use driver::{ControlError, ControlOutcome};
+pub use routing::routing;
 pub use target::{app_ref, stored_target};
 
 /// The stored document of a revision (edas-spec's, so the store keeps it typed): the spec,

@@ -24,7 +24,10 @@ use crate::RevisionDoc;
 ///   the traffic at once: the new revision's instances stay (until a rollback or a new
 ///   release) but get 0 % (a split of 0 % to them), however far the release had come and
 ///   whether or not it had a `TrafficControlStrategy`.
-pub(crate) fn routing(doc: &RevisionDoc, order: Option<&ChangeOrder>) -> Routing {
+///
+/// Public so the application layer can answer what routing applies now (GetK8sServices'
+/// `Traffic`) from the same function the engine applies.
+pub fn routing(doc: &RevisionDoc, order: Option<&ChangeOrder>) -> Routing {
     build(doc, order, in_gray_phase)
 }
 
