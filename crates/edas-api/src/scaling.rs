@@ -115,9 +115,11 @@ fn decode_metric(value: &Value) -> Result<MetricRuleInput, ApiError> {
                 for (i, item) in array(v, &path)?.iter().enumerate() {
                     let path = format!("{P}.metrics[{i}]");
                     let (mut kind, mut target) = (None, None);
-                    for (key, v) in
-                        members(item, &path, &["metricType", "metricTargetAverageUtilization"])?
-                    {
+                    for (key, v) in members(
+                        item,
+                        &path,
+                        &["metricType", "metricTargetAverageUtilization"],
+                    )? {
                         let path = format!("{path}.{key}");
                         if key == "metricType" {
                             kind = Some(text(v, &path)?);
@@ -134,7 +136,11 @@ fn decode_metric(value: &Value) -> Result<MetricRuleInput, ApiError> {
             }
         }
     }
-    for (given, key) in [(min, "minReplicas"), (max, "maxReplicas"), (metrics, "metrics")] {
+    for (given, key) in [
+        (min, "minReplicas"),
+        (max, "maxReplicas"),
+        (metrics, "metrics"),
+    ] {
         if !given {
             return Err(missing(&format!("{P}.{key}")));
         }
@@ -217,13 +223,19 @@ fn decode_behaviour(value: &Value) -> Result<BehaviourInput, ApiError> {
 
 /// The change Create/UpdateApplicationScalingRule asks, every parameter honoured or refused.
 fn decode_change(params: &Params) -> Result<ScalingRuleChange, ApiError> {
-    if params.get("ScalingRuleTimer").is_some_and(|v| !v.trim().is_empty()) {
+    if params
+        .get("ScalingRuleTimer")
+        .is_some_and(|v| !v.trim().is_empty())
+    {
         return Err(not_supported(
             "ScalingRuleTimer",
             "EDAS deprecated timer rules and edasd does not run them; give ScalingRuleMetric",
         ));
     }
-    if params.get("ScalingRuleTrigger").is_some_and(|v| !v.trim().is_empty()) {
+    if params
+        .get("ScalingRuleTrigger")
+        .is_some_and(|v| !v.trim().is_empty())
+    {
         return Err(not_supported(
             "ScalingRuleTrigger",
             "trigger rules (cron, app_metric) are not supported: the format of their metaData is not published, so edasd could not honour one; give ScalingRuleType=metric with ScalingRuleMetric (minReplicas, maxReplicas, metrics of CPU/MEMORY with metricTargetAverageUtilization)",
@@ -244,12 +256,13 @@ fn decode_change(params: &Params) -> Result<ScalingRuleChange, ApiError> {
             ));
         }
     }
-    let enabled = match params.get("ScalingRuleEnable").map(str::trim) {
-        None | Some("") => None,
-        Some(v) => Some(edas_spec::parse_bool(v).ok_or_else(|| {
-            invalid("ScalingRuleEnable", format!("`{v}` is not true or false"))
-        })?),
-    };
+    let enabled =
+        match params.get("ScalingRuleEnable").map(str::trim) {
+            None | Some("") => None,
+            Some(v) => Some(edas_spec::parse_bool(v).ok_or_else(|| {
+                invalid("ScalingRuleEnable", format!("`{v}` is not true or false"))
+            })?),
+        };
     let metric = parse_json(params, "ScalingRuleMetric")?
         .map(|v| decode_metric(&v))
         .transpose()?;
@@ -441,8 +454,9 @@ mod tests {
                 metrics: vec![("CPU".into(), 60)],
             }
         );
-        let e = decode_metric(&json!({"minReplicas": 1, "maxReplicas": 2, "metrics": [], "step": 1}))
-            .unwrap_err();
+        let e =
+            decode_metric(&json!({"minReplicas": 1, "maxReplicas": 2, "metrics": [], "step": 1}))
+                .unwrap_err();
         assert!(parameter(e).contains("ScalingRuleMetric.step"));
         let e = decode_metric(&json!({"minReplicas": 1, "metrics": []})).unwrap_err();
         assert!(parameter(e).contains("ScalingRuleMetric.maxReplicas"));
@@ -462,8 +476,10 @@ mod tests {
         .unwrap();
         assert_eq!(b.scale_up.unwrap().policies, [("Pods".into(), 5, 15)]);
         assert_eq!(b.scale_down.unwrap().stabilization_window_seconds, 300);
-        let e = decode_behaviour(&json!({"scaleUp": {"policies": [{"type": "Pods", "value": 1,
-            "periodSeconds": 1, "extra": 1}]}}))
+        let e = decode_behaviour(
+            &json!({"scaleUp": {"policies": [{"type": "Pods", "value": 1,
+            "periodSeconds": 1, "extra": 1}]}}),
+        )
         .unwrap_err();
         assert!(parameter(e).contains("ScalingBehaviour.scaleUp.policies[0].extra"));
     }
