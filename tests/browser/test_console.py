@@ -8,6 +8,7 @@ edasd itself and the page breaks no Content-Security-Policy rule. Screenshots go
 target/browser-artifacts/ (EDAS_BROWSER_ARTIFACTS)."""
 
 import json
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -223,6 +224,28 @@ def deploy_from_the_form(browser, edasd, version, gray, batches, percent=None, w
     return browser.current_url.rsplit("/", 1)[1]
 
 
+def application_traffic(browser, mode):
+    """Switches to the application page (no reload: the console's own route) and waits for its
+    traffic split to be `mode`; the shares' texts by role."""
+    STATE["live"] = browser.execute_script("return location.hash")
+    browser.execute_script("location.hash = arguments[0]", f"#/app/{STATE['app']}")
+
+    def shares(d):
+        # Read in one go: a release event may redraw the split in between (a stale element is retried).
+        if d.find_element(By.ID, "traffic").get_attribute("data-mode") != mode:
+            return None
+        return {role: d.find_element(By.ID, f"traffic-{role}").text for role in ("gray", "stable")}
+    return wait(browser, lambda d: d.find_elements(By.ID, "traffic") and shares(d), 30, f"the {mode} traffic split")
+
+
+def back_to_live(browser):
+    browser.execute_script("location.hash = arguments[0]", STATE["live"])
+    wait(browser, lambda d: d.find_elements(By.ID, "live-state")
+         and d.find_element(By.ID, "live-state").get_attribute("data-mode") == "stream", what="the live page again")
+    # The stream replays the order's events, each redrawing the page once: let them land.
+    time.sleep(1)
+
+
 def test_the_gray_release_advances_live_and_continues(edasd, browser):
     deploy_from_the_form(browser, edasd, "v2", gray=1, batches=2, percent=20)
     browser.execute_script("window.__noReload = true")
@@ -239,6 +262,14 @@ def test_the_gray_release_advances_live_and_continues(edasd, browser):
     assert 1 <= versions.count("v2") <= 8, versions
     assert_accessible(browser)
     shot(browser, "03-live-gray-waiting")
+    # The application page shows the split next to the Services: 20 % to the gray revision.
+    shares = application_traffic(browser, "GraySplit")
+    assert re.fullmatch(r"Revision \d+ \(gray\): 20 % of requests \(1 ready instance\)", shares["gray"]), shares
+    assert re.fullmatch(r"Revision \d+ \(stable\): 80 % of requests \(\d+ ready instances?\)", shares["stable"]), shares
+    assert_accessible(browser)
+    browser.execute_script("document.getElementById('traffic').scrollIntoView()")
+    shot(browser, "03b-application-gray-split")
+    back_to_live(browser)
 
     # Escape is "no": nothing happens.
     by_id(browser, "continue").click()
@@ -275,6 +306,10 @@ def test_a_second_release_aborted_then_rolled_back_and_a_third_in_one_step(edasd
     assert "Abort: done." in notice, notice
     assert version_via_service(STATE["port"]) == "v2"
     shot(browser, "06-aborted")
+    shares = application_traffic(browser, "Aborted")
+    assert re.fullmatch(r"Revision \d+ \(serving\): 100 % of requests \(\d+ ready instances?\)", shares["stable"]), shares
+    assert shares["gray"].startswith("Revision ") and "(aborted): 0 % of requests" in shares["gray"], shares
+    back_to_live(browser)
     confirm(browser, "rollback")
     rollback = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#notice a"), what="the rollback's link")[0]
     rollback.click()
@@ -338,6 +373,7 @@ def test_the_application_page_and_an_instance_log_followed_live(edasd, browser):
     revisions = browser.find_elements(By.CSS_SELECTOR, "div.revision")
     assert revisions and all(r.get_attribute("data-revision") for r in revisions)
     assert "hello" in by_id(browser, "s-services-and-traffic").find_element(By.XPATH, "..").text
+    assert by_id(browser, "traffic").get_attribute("data-mode") == "AllReady"
     log = by_id(browser, "log")
     instance = Select(by_id(browser, "log-instance")).first_selected_option.get_attribute("value")
     wait(browser, lambda d: "listening on" in log.text, 20, "the instance's output")

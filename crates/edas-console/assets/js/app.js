@@ -1,4 +1,4 @@
-// One application: its instances per revision, Services and how traffic spreads, the
+// One application: its instances per revision, Services and the live traffic split, the
 // ConfigMaps and Secrets it uses (never a Secret's values), its history with "roll back to this
 // revision", its change orders, and an instance's log followed live.
 
@@ -40,13 +40,14 @@ export async function application(main, signal, appId) {
     !mayManage ? h("p", { class: "muted small", id: "read-only" }, "You may read this application but not change it.") : null);
 
   const instancesBox = h("div", { id: "instances" }, instancesByRevision(insts));
+  const servicesBox = h("div", { id: "services" }, servicesView(services, insts));
   fill(main,
     h("p", { class: "small" }, link("← Applications", "apps")),
     h("h1", {}, app.ApplicationName || appId),
     facts,
     actions,
     section("Instances", instancesBox),
-    section("Services and traffic", servicesView(services, insts)),
+    section("Services and traffic", servicesBox),
     section("ConfigMaps and Secrets in use", await configView(app, appId)),
     section("History", historyView(versions, appId, mayManage && !running, signal)),
     section("Change orders", table("", ["Change", "Status", "By", "Created", "Batches"],
@@ -58,11 +59,14 @@ export async function application(main, signal, appId) {
         `${o.BatchCount ?? ""} ${o.BatchType || ""}`,
       ]))),
     section("Logs", logsView(insts, appId, signal)));
-  followInstances(appId, instancesBox, signal);
+  followInstances(appId, instancesBox, servicesBox, signal);
 }
 
-/** Keeps the instances current: each release event of the application reads them again. */
-function followInstances(appId, box, signal) {
+/**
+ * Keeps the instances and the traffic split current: each release event of the application
+ * reads them again.
+ */
+function followInstances(appId, box, servicesBox, signal) {
   let reading = false;
   let again = false;
   const refresh = async () => {
@@ -74,9 +78,14 @@ function followInstances(appId, box, signal) {
     try {
       do {
         again = false;
-        const answer = await call("DescribeAppInstanceList", { AppId: appId });
+        const [answer, services] = await Promise.all([
+          call("DescribeAppInstanceList", { AppId: appId }),
+          call("GetK8sServices", { AppId: appId }).catch((e) => e),
+        ]);
         if (signal.aborted) return;
-        fill(box, instancesByRevision(answer.InstanceList || []));
+        const insts = answer.InstanceList || [];
+        fill(box, instancesByRevision(insts));
+        fill(servicesBox, servicesView(services, insts));
       } while (again);
     } catch {
       // The next event tries again.
@@ -139,27 +148,79 @@ function instancesByRevision(insts) {
 function servicesView(services, insts) {
   if (services instanceof ApiError) return h("p", { class: "muted" }, services.describe());
   const list = services.Services || [];
-  const ready = insts.filter((i) => i.Ready);
-  const byRevision = new Map();
-  for (const i of ready) byRevision.set(String(i.Revision), (byRevision.get(String(i.Revision)) || 0) + 1);
-  const split = [...byRevision.entries()].sort((x, y) => Number(y[0]) - Number(x[0]));
   return [
     table("", ["Service", "Type", "Ports"], list.map((s) => [
       s.Name,
       s.Type || "",
       (s.ServicePorts || []).map((p) => `${p.Port} → ${p.TargetPort}/${p.Protocol}`).join(", "),
     ]), "No Services."),
-    list.length && split.length
-      ? h("div", { id: "traffic" },
-        h("h3", {}, "Ready instances behind the Services"),
-        h("ul", {}, split.map(([r, n]) => h("li", {},
-          `Revision ${r}: ${n} of ${ready.length} ready instance(s)`, " ",
-          h("meter", { min: 0, max: ready.length, value: n, "aria-label": `Revision ${r} share of ready instances` })))),
-        h("p", { class: "muted small" },
-          "Without a traffic rule requests spread over these instances; during a gray batch with a ",
-          "TrafficControlStrategy the gray revision gets the rule's share instead, and after an abort none."))
-      : null,
+    list.length ? trafficView(services.Traffic, insts) : null,
   ];
+}
+
+/**
+ * Where the Services send requests now: GetK8sServices' `Traffic` (edasd's extension, the
+ * routing the engine applies), with the ready instances of each revision behind it.
+ */
+function trafficView(traffic, insts) {
+  const ready = insts.filter((i) => i.Ready);
+  const byRevision = new Map();
+  for (const i of ready) byRevision.set(String(i.Revision), (byRevision.get(String(i.Revision)) || 0) + 1);
+  const readyOf = (r) => byRevision.get(String(r)) || 0;
+  const mode = traffic?.Mode || "";
+  const stable = traffic?.StableRevision;
+  const gray = traffic?.GrayRevision;
+  let summary;
+  let shares = [];
+  if (mode === "GraySplit") {
+    const rules = traffic.Rules || [];
+    const onePercent = rules.length === 1 && rules[0].ConditionType === "percent";
+    const percent = onePercent ? Math.min(100, Math.max(0, Number(rules[0].Percent) || 0)) : null;
+    summary = "Gray split: the release's traffic rule decides which revision serves a request.";
+    shares = [
+      share("traffic-gray", `Revision ${gray} (gray)`,
+        onePercent ? `${percent} % of requests` : `requests matching ${rules.map(describeRule).join(", or ")}`,
+        percent, readyOf(gray)),
+      share("traffic-stable", `Revision ${stable} (stable)`,
+        onePercent ? `${100 - percent} % of requests` : "every other request",
+        onePercent ? 100 - percent : null, readyOf(stable)),
+    ];
+  } else if (mode === "Aborted") {
+    summary = `Aborted release: 100 % of requests go to revision ${stable}; the instances of revision ${gray} stay but get none.`;
+    shares = [
+      share("traffic-stable", `Revision ${stable} (serving)`, "100 % of requests", 100, readyOf(stable)),
+      share("traffic-gray", `Revision ${gray} (aborted)`, "0 % of requests", 0, readyOf(gray)),
+    ];
+  } else if (mode === "AllReady") {
+    summary = "No split: requests spread over all ready instances of every revision.";
+    const total = ready.length;
+    shares = [...byRevision.entries()].sort((x, y) => Number(y[0]) - Number(x[0])).map(([r, n]) =>
+      h("li", { "data-revision": r },
+        `Revision ${r}: ${n} of ${total} ready instance(s)`, " ",
+        h("meter", { min: 0, max: total, value: n, "aria-label": `Revision ${r} share of ready instances` })));
+  } else {
+    summary = "This server does not say how traffic is split; requests reach the ready instances.";
+  }
+  return h("div", { id: "traffic", "data-mode": mode, "aria-live": "polite" },
+    h("h3", {}, "Live traffic split"),
+    h("p", { id: "traffic-summary" }, summary),
+    shares.length ? h("ul", {}, shares) : h("p", { class: "muted small" }, "No ready instance."));
+}
+
+/** One revision's share: its role, what it gets (a meter for a percentage) and its ready instances. */
+function share(id, who, what, percent, readyCount) {
+  return h("li", { id },
+    `${who}: ${what}`,
+    percent !== null ? [" ", h("meter", { min: 0, max: 100, value: percent, "aria-label": `${who} share of requests, percent` })] : null,
+    " ", h("span", { class: "muted small" }, `(${readyCount} ready instance${readyCount === 1 ? "" : "s"})`));
+}
+
+/** A rule of `TrafficControlStrategy` in words. */
+function describeRule(rule) {
+  if (rule.ConditionType === "percent") return `${Number(rule.Percent) || 0} % of requests`;
+  const conditions = (rule.Conditions || []).map((c) =>
+    `${c.Type} ${c.Name} ${c.Operator === "regex" ? "matching" : "="} ${c.Value}`);
+  return conditions.length ? conditions.join(" and ") : "the rule";
 }
 
 async function configView(app, appId) {
