@@ -330,3 +330,63 @@ pub(crate) async fn query_status(call: Call<'_>) -> Result<AppInfoBody, ApiError
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use edas_spec::release::TrafficCondition;
+
+    use super::*;
+
+    #[test]
+    fn traffic_rules_are_answered_in_the_words_of_traffic_control_strategy() {
+        let wire = traffic_wire(edas_app::Traffic::GraySplit {
+            stable_revision: "1".into(),
+            gray_revision: "2".into(),
+            rules: vec![
+                TrafficRule::Content {
+                    conditions: vec![
+                        TrafficCondition {
+                            source: ConditionSource::Header,
+                            name: "x-gray".into(),
+                            operator: ConditionOperator::Equal,
+                            value: "1".into(),
+                        },
+                        TrafficCondition {
+                            source: ConditionSource::Cookie,
+                            name: "user".into(),
+                            operator: ConditionOperator::Regex,
+                            value: "a.*".into(),
+                        },
+                    ],
+                },
+                TrafficRule::Percent { percent: 20 },
+            ],
+        });
+        assert_eq!(
+            serde_json::to_value(&wire).expect("encodes"),
+            serde_json::json!({
+                "Mode": "GraySplit", "StableRevision": "1", "GrayRevision": "2",
+                "Rules": [
+                    {"ConditionType": "content", "Conditions": [
+                        {"Type": "header", "Name": "x-gray", "Operator": "==", "Value": "1"},
+                        {"Type": "cookie", "Name": "user", "Operator": "regex", "Value": "a.*"},
+                    ]},
+                    {"ConditionType": "percent", "Percent": 20},
+                ],
+            })
+        );
+        let aborted = traffic_wire(edas_app::Traffic::Aborted {
+            stable_revision: "1".into(),
+            aborted_revision: "2".into(),
+        });
+        assert_eq!(
+            serde_json::to_value(&aborted).expect("encodes"),
+            serde_json::json!({"Mode": "Aborted", "StableRevision": "1", "GrayRevision": "2"})
+        );
+        let all = traffic_wire(edas_app::Traffic::AllReady);
+        assert_eq!(
+            serde_json::to_value(&all).expect("encodes"),
+            serde_json::json!({"Mode": "AllReady"})
+        );
+    }
+}
