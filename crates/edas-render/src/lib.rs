@@ -19,6 +19,7 @@
 //! application name may contain uppercase letters; the name is lowercased for them. Label
 //! values keep the name exactly as given (`edas.oam.acname`).
 
+mod autoscaling;
 mod pod;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
+pub use autoscaling::{Autoscaler, ScaleDirection, ScaleMetric, ScalePolicy, hpa_name, render_hpa};
 pub use pod::{
     DEFAULT_JDK7_IMAGE, DEFAULT_JDK8_IMAGE, PACKAGE_DIR, PACKAGE_FETCHER, PACKAGE_FETCHER_IMAGE,
     PACKAGE_FILE,
@@ -110,6 +112,9 @@ pub enum RenderError {
     /// The replica count does not fit a Kubernetes replica field.
     #[error("replica count {0} is too large")]
     Replicas(u32),
+    /// A scaling rule the HorizontalPodAutoscaler cannot take.
+    #[error("scaling rule cannot become a HorizontalPodAutoscaler: {0}")]
+    Autoscaler(String),
     /// YAML serialization failed.
     #[error("cannot print YAML: {0}")]
     Yaml(String),
@@ -128,6 +133,7 @@ impl RenderError {
             | RenderError::DuplicateContainer(_)
             | RenderError::MountPath(_)
             | RenderError::Replicas(_)
+            | RenderError::Autoscaler(_)
             | RenderError::Yaml(_) => None,
         }
     }
@@ -200,10 +206,15 @@ pub fn revision_labels(spec: &AppSpec, revision: &str) -> BTreeMap<String, Strin
 
 /// The labels shared by every object of the application.
 fn app_labels(spec: &AppSpec) -> BTreeMap<String, String> {
+    app_labels_of(&spec.name)
+}
+
+/// The labels shared by every object of application `name`.
+fn app_labels_of(name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".into(), spec.name.clone()),
+        ("app.kubernetes.io/name".into(), name.to_owned()),
         ("app.kubernetes.io/managed-by".into(), "edasd".into()),
-        (LABEL_APP.into(), spec.name.clone()),
+        (LABEL_APP.into(), name.to_owned()),
     ])
 }
 
