@@ -34,6 +34,9 @@ const CHUNK: usize = 64 * 1024;
 
 /// Where an instance's logs are.
 pub(crate) struct Source {
+    /// The directory edasd trusts (`instances_dir`, or `data_dir` for kept logs): every
+    /// component below it is opened without following a symbolic link (see [`open_beneath`]).
+    root: PathBuf,
     /// The `logs/` directory.
     logs: PathBuf,
     /// Whether the instance exists (a kept directory of a stopped one has nothing to follow).
@@ -55,6 +58,7 @@ impl Inner {
             .map(|i| i.dir.join("logs"));
         if let Some(logs) = found {
             return Ok(Source {
+                root: self.config.instances_dir.clone(),
                 logs,
                 live: true,
                 instance: instance.to_owned(),
@@ -64,6 +68,7 @@ impl Inner {
             let kept = self.stopped_logs_dir(app_id).join(instance);
             if kept.is_dir() {
                 return Ok(Source {
+                    root: self.config.data_dir.clone(),
                     logs: kept,
                     live: false,
                     instance: instance.to_owned(),
@@ -102,6 +107,47 @@ pub(crate) fn retire_run(logs: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Opens the log file `path` (below `root`) for reading without following a symbolic link in
+/// any component below `root`, and only if it is a regular file. An instance that shares
+/// edasd's user (edasd not root) can write its own `logs/`: a link it planted there (to
+/// `store.key`, or to another application's kept logs) must not make edasd read what it points
+/// to, nor a FIFO hold a reader (`O_NONBLOCK`).
+fn open_beneath(root: &Path, path: &Path) -> std::io::Result<File> {
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::Mode;
+    use std::path::Component;
+    let refuse = |why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("`{}`: {why}", path.display()),
+        )
+    };
+    let rel = path
+        .strip_prefix(root)
+        .map_err(|_| refuse("not below the runtime's directory"))?;
+    let parts: Vec<&std::ffi::OsStr> = rel
+        .components()
+        .map(|c| match c {
+            Component::Normal(name) => Ok(name),
+            _ => Err(refuse("not a plain path")),
+        })
+        .collect::<Result<_, _>>()?;
+    let Some((last, dirs)) = parts.split_last() else {
+        return Err(refuse("not a file"));
+    };
+    let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut fd = nix::fcntl::open(root, dir_flags, Mode::empty())?;
+    for name in dirs {
+        fd = openat(&fd, *name, dir_flags | OFlag::O_NOFOLLOW, Mode::empty())?;
+    }
+    let file_flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let file = File::from(openat(&fd, *last, file_flags, Mode::empty())?);
+    if !file.metadata()?.is_file() {
+        return Err(refuse("not a regular file"));
+    }
+    Ok(file)
+}
+
 /// `(stream, n)` of a log file name: `stdout.log` is `(0, 0)`, `stderr.log.2` is `(1, 2)`.
 fn segment_of(path: &Path) -> Option<(usize, u32)> {
     let name = path.file_name()?.to_str()?;
@@ -123,6 +169,7 @@ pub(crate) async fn open(source: Source, request: &LogRequest) -> Result<LogChun
         source.logs.clone()
     };
     let instance = source.instance.clone();
+    let root = source.root.clone();
     let request = request.clone();
     let follow = request.follow && !request.previous && source.live;
     let opened = tokio::task::spawn_blocking(move || {
@@ -131,7 +178,7 @@ pub(crate) async fn open(source: Source, request: &LogRequest) -> Result<LogChun
                 "instance `{instance}` has not restarted: there is no previous run to read"
             )));
         }
-        Ok((Run::open(&dir, &request), dir))
+        Ok((Run::open(&root, &dir, &request), dir))
     })
     .await
     .map_err(|e| RuntimeError::Unavailable(format!("reading the logs failed: {e}")))??;
@@ -148,7 +195,7 @@ pub(crate) async fn open(source: Source, request: &LogRequest) -> Result<LogChun
             _ => return,
         };
         if follow {
-            follow_run(run, dir, tx).await;
+            follow_run(run, source.root, dir, tx).await;
         }
     });
     Ok(rx)
@@ -171,7 +218,7 @@ struct Run {
 }
 
 impl Run {
-    fn open(dir: &Path, request: &LogRequest) -> Run {
+    fn open(root: &Path, dir: &Path, request: &LogRequest) -> Run {
         let cutoff = request
             .since_seconds
             .and_then(|s| SystemTime::now().checked_sub(Duration::from_secs(s)));
@@ -197,7 +244,7 @@ impl Run {
             let mut segments = Vec::new();
             let mut current = None;
             for (n, path) in paths {
-                let opened = File::open(&path).and_then(|f| {
+                let opened = open_beneath(root, &path).and_then(|f| {
                     let meta = f.metadata()?;
                     Ok((f, meta))
                 });
@@ -333,9 +380,15 @@ fn send_range(
 }
 
 /// Sends what the run's current files gain until the run ends or the reader goes away.
-async fn follow_run(run: Run, dir: PathBuf, tx: Sender<Result<Vec<u8>, RuntimeError>>) {
+async fn follow_run(
+    run: Run,
+    root: PathBuf,
+    dir: PathBuf,
+    tx: Sender<Result<Vec<u8>, RuntimeError>>,
+) {
     let mut follower = Follower {
         current: run.current,
+        root,
         dir,
     };
     loop {
@@ -365,6 +418,7 @@ async fn follow_run(run: Run, dir: PathBuf, tx: Sender<Result<Vec<u8>, RuntimeEr
 
 struct Follower {
     current: Vec<Option<(File, u64)>>,
+    root: PathBuf,
     dir: PathBuf,
 }
 
@@ -378,7 +432,7 @@ impl Follower {
             let on_disk = std::fs::metadata(&path).ok();
             if slot.is_none() {
                 // Not written yet when the reader came: it starts with the run.
-                *slot = File::open(&path).ok().map(|f| (f, 0));
+                *slot = open_beneath(&self.root, &path).ok().map(|f| (f, 0));
             }
             let Some((file, offset)) = slot else {
                 continue;
@@ -434,6 +488,7 @@ mod tests {
 
     fn source(logs: &Path, live: bool) -> Source {
         Source {
+            root: logs.parent().unwrap().parent().unwrap().to_owned(),
             logs: logs.to_owned(),
             live,
             instance: "a-1".into(),
@@ -508,6 +563,74 @@ mod tests {
         retire_run(&logs).unwrap();
         let ended = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
         assert!(matches!(ended, Ok(None)), "{ended:?}");
+    }
+
+    /// An instance sharing edasd's user plants links in its `logs/` (or makes `logs` itself a
+    /// link): edasd reads none of what they point to.
+    #[tokio::test]
+    async fn links_planted_in_the_logs_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("store.key");
+        std::fs::write(&secret, "SECRET-KEY\n").unwrap();
+        let inst = dir.path().join("app/1/a-1");
+        let logs = inst.join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::os::unix::fs::symlink(&secret, logs.join("stdout.log")).unwrap();
+        std::fs::write(logs.join("stderr.log"), "err\n").unwrap();
+        let got = open(source(&logs, true), &LogRequest::default()).await;
+        let mut text = Vec::new();
+        let mut rx = got.unwrap();
+        while let Some(chunk) = rx.recv().await {
+            if let Ok(c) = chunk {
+                text.extend(c);
+            }
+        }
+        let text = String::from_utf8_lossy(&text);
+        assert!(!text.contains("SECRET"), "{text}");
+        // Following picks the file up when it appears: not through a link either.
+        std::fs::remove_file(logs.join("stdout.log")).unwrap();
+        let req = LogRequest {
+            follow: true,
+            ..Default::default()
+        };
+        let mut rx = open(source(&logs, true), &req).await.unwrap();
+        std::os::unix::fs::symlink(&secret, logs.join("stdout.log")).unwrap();
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + FOLLOW_INTERVAL * 5;
+        while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            seen.extend(chunk.unwrap_or_default());
+        }
+        assert!(!String::from_utf8_lossy(&seen).contains("SECRET"));
+        // `logs` itself a link to another instance's (or another application's kept) logs.
+        let other = dir.path().join("other/1/b-1/logs");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("stdout.log"), "OTHER-APP\n").unwrap();
+        std::fs::remove_dir_all(&logs).unwrap();
+        std::os::unix::fs::symlink(&other, &logs).unwrap();
+        let mut text = Vec::new();
+        if let Ok(mut rx) = open(source(&logs, true), &LogRequest::default()).await {
+            while let Some(chunk) = rx.recv().await {
+                text.extend(chunk.unwrap_or_default());
+            }
+        }
+        assert!(!String::from_utf8_lossy(&text).contains("OTHER-APP"));
+        // A FIFO does not hold the reader.
+        let fifo_dir = dir.path().join("app/1/a-2/logs");
+        std::fs::create_dir_all(&fifo_dir).unwrap();
+        nix::unistd::mkfifo(&fifo_dir.join("stdout.log"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let opened = tokio::time::timeout(
+            Duration::from_secs(5),
+            open(source(&fifo_dir, true), &LogRequest::default()),
+        )
+        .await
+        .expect("a FIFO held the reader");
+        if let Ok(mut rx) = opened {
+            let end = tokio::time::timeout(Duration::from_secs(5), async {
+                while rx.recv().await.is_some() {}
+            })
+            .await;
+            assert!(end.is_ok(), "a FIFO held the reader");
+        }
     }
 
     #[test]
