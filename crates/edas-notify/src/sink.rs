@@ -231,7 +231,14 @@ pub fn accepted(sink: SinkKind, status: u16, body: &[u8]) -> Result<(), String> 
         && let Some(code) = answer.get("errcode").and_then(Value::as_i64)
         && code != 0
     {
-        let message = answer.get("errmsg").and_then(Value::as_str).unwrap_or("");
+        // The receiver's words, stored as the delivery's last error: a line, not a document.
+        let message: String = answer
+            .get("errmsg")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
         return Err(format!("DingTalk errcode {code}: {message}"));
     }
     Ok(())

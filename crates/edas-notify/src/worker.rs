@@ -237,7 +237,74 @@ impl Delivery {
             }
         })?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.unwrap_or_default();
+        let body = read_limited(response, ANSWER_LIMIT).await;
         sink::accepted(kind, status, &body)
+    }
+}
+
+/// The most of a receiver's answer read: enough for DingTalk's `{"errcode":…,"errmsg":…}`. A
+/// receiver that answers a huge (or endless) body costs no more memory nor time than this.
+const ANSWER_LIMIT: usize = 64 * 1024;
+
+/// The first `limit` bytes of an answer's body (what arrived of it, if it broke).
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A hostile receiver answers 200 with a body that never ends: the delivery reads a bounded
+    /// prefix and is done at once, not when the request times out with the body in memory.
+    #[tokio::test]
+    async fn an_endless_answer_is_read_up_to_the_limit_only() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0; 65536];
+            let _ = conn.read(&mut buf).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+            if conn.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = format!("{:x}\r\n{}\r\n", 65536, " ".repeat(65536));
+            while conn.write_all(chunk.as_bytes()).await.is_ok() {}
+        });
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let response = client
+            .post(format!("http://{addr}/robot"))
+            .send()
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let body = tokio::time::timeout(
+            Duration::from_secs(10),
+            read_limited(response, ANSWER_LIMIT),
+        )
+        .await
+        .expect("the endless answer was read until the timeout");
+        assert_eq!(body.len(), ANSWER_LIMIT);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(
+            sink::accepted(SinkKind::DingTalk, 200, &body),
+            Ok(()),
+            "a cut answer that is not JSON is not a DingTalk refusal"
+        );
     }
 }
