@@ -13,7 +13,8 @@
 //! - **Discovery** in the legacy format: `/api`, `/apis`, `/api/v1`, `/apis/apps/v1`,
 //!   `/apis/gateway.networking.k8s.io/v1` (only when [`Config::gateway_api`] is on), `/version`.
 //! - **Resources**: Namespaces, Pods, Services, ConfigMaps, Secrets, Deployments, ReplicaSets,
-//!   HTTPRoutes; `status` subresources (status is ignored on the main resource and vice versa) and
+//!   HTTPRoutes, HorizontalPodAutoscalers (`autoscaling/v2`; stored, scaled by the test through
+//!   [`FakeCluster::autoscale`], see [`hpa`]); `status` subresources (status is ignored on the main resource and vice versa) and
 //!   `scale` (autoscaling/v1 `Scale`) for Deployments and ReplicaSets.
 //! - **Verbs**: create (201; `generateName`), get, list (label selectors with equality and
 //!   set-based requirements, field selectors on `metadata.name` / `metadata.namespace`, `limit` /
@@ -110,6 +111,7 @@
 pub mod controller;
 pub mod error;
 pub mod faults;
+pub mod hpa;
 pub mod logs;
 pub mod merge;
 pub mod resources;
@@ -287,6 +289,13 @@ impl FakeCluster {
     /// Forgets the watch history: a watch from any older resourceVersion gets 410 Gone.
     pub fn compact(&self) {
         self.store.compact();
+    }
+
+    /// Plays the HPA controller: scales the target Deployment of HorizontalPodAutoscaler
+    /// `namespace/name` to `desired` clamped to the HPA's bounds, and records it in the HPA's
+    /// status (see [`hpa`]); answers the count set.
+    pub fn autoscale(&self, namespace: &str, name: &str, desired: i32) -> Result<i32, String> {
+        hpa::autoscale(&self.store, namespace, name, desired)
     }
 
     /// The current global resourceVersion.

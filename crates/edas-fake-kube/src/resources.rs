@@ -200,6 +200,21 @@ pub static RESOURCES: &[ResourceType] = &[
         scale_subresource: false,
         tracks_generation: false,
     },
+    // HorizontalPodAutoscalers are stored; no metrics are read. A test plays the HPA controller
+    // through [`crate::FakeCluster::autoscale`] (`POST /_fake/hpa/...`): it scales the target
+    // and writes `status.desiredReplicas`, as the real controller does after a metrics read.
+    ResourceType {
+        group: "autoscaling",
+        version: "v2",
+        kind: "HorizontalPodAutoscaler",
+        plural: "horizontalpodautoscalers",
+        singular: "horizontalpodautoscaler",
+        short_names: &["hpa"],
+        namespaced: true,
+        status_subresource: true,
+        scale_subresource: false,
+        tracks_generation: true,
+    },
 ];
 
 /// Index of a resource type in [`RESOURCES`].
@@ -238,7 +253,7 @@ pub fn core_versions() -> Value {
 
 /// `GET /apis`.
 pub fn group_list(gateway_api: bool) -> Value {
-    let mut groups = vec![group("apps", "v1")];
+    let mut groups = vec![group("apps", "v1"), group("autoscaling", "v2")];
     if gateway_api {
         groups.push(group(GATEWAY_GROUP, "v1"));
     }
@@ -252,10 +267,14 @@ fn group(name: &str, version: &str) -> Value {
 
 /// `GET /apis/{group}`.
 pub fn group_document(name: &str, gateway_api: bool) -> Option<Value> {
-    if !serves_group_version(name, "v1", gateway_api) || name.is_empty() {
+    let version = RESOURCES
+        .iter()
+        .find(|r| r.group == name && (gateway_api || r.group != GATEWAY_GROUP))?
+        .version;
+    if name.is_empty() {
         return None;
     }
-    let mut document = group(name, "v1");
+    let mut document = group(name, version);
     document["kind"] = json!("APIGroup");
     document["apiVersion"] = json!("v1");
     Some(document)

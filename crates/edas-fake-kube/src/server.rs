@@ -14,6 +14,8 @@
 //!   draining API server (new watches are served normally);
 //! - `POST /_fake/compact` forgets the event history (older resourceVersions get 410 Gone);
 //! - `POST /_fake/logs/{namespace}/{pod}/{container}` appends the body to a container's output;
+//! - `POST /_fake/hpa/{namespace}/{name}` with `{"desiredReplicas": 5}` plays the HPA controller
+//!   (see [`crate::hpa`]) and answers the count set;
 //! - `GET /_fake/healthz` answers `ok`.
 
 use std::collections::HashMap;
@@ -63,6 +65,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_fake/watches/drain", post(drain_watches))
         .route("/_fake/rbac/deny", post(deny_right))
         .route("/_fake/compact", post(compact))
+        .route("/_fake/hpa/{namespace}/{name}", post(autoscale))
         .route(
             "/_fake/logs/{namespace}/{pod}/{container}",
             post(
@@ -191,6 +194,31 @@ async fn compact(State(app): State<Arc<AppState>>) -> Response {
         StatusCode::OK,
         &json!({"compactedAt": app.store.current_rv().to_string()}),
     )
+}
+
+/// The body of `POST /_fake/hpa/{namespace}/{name}`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Autoscale {
+    desired_replicas: i32,
+}
+
+async fn autoscale(
+    State(app): State<Arc<AppState>>,
+    axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    match serde_json::from_slice::<Autoscale>(&body) {
+        Ok(request) => {
+            match crate::hpa::autoscale(&app.store, &namespace, &name, request.desired_replicas) {
+                Ok(count) => json_response(StatusCode::OK, &json!({"desiredReplicas": count})),
+                Err(message) => control_error(message),
+            }
+        }
+        Err(error) => control_error(format!(
+            "invalid body (want {{\"desiredReplicas\": N}}): {error}"
+        )),
+    }
 }
 
 /// A parsed resource path.

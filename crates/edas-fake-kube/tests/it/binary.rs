@@ -133,6 +133,47 @@ async fn the_binary_serves_kubeconfig_clients_and_the_control_api() {
         "ok"
     );
 
+    // The HPA stand-in over HTTP: scales the target within the HPA's bounds.
+    let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::default_namespaced(client.clone());
+    let hpa = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 3}
+    }))
+    .unwrap();
+    hpas.create(&PostParams::default(), &hpa).await.unwrap();
+    let answer = control(
+        &client,
+        "POST",
+        "/_fake/hpa/default/web",
+        r#"{"desiredReplicas":9}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.trim(), r#"{"desiredReplicas":3}"#);
+    assert_eq!(
+        deployments.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(3)
+    );
+    match control(
+        &client,
+        "POST",
+        "/_fake/hpa/default/web",
+        r#"{"replicas":2}"#,
+    )
+    .await
+    {
+        Err(kube::Error::Api(status)) => {
+            assert!(
+                status.message.contains("desiredReplicas"),
+                "{}",
+                status.message
+            )
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
+
     child.start_kill().unwrap();
     tokio::time::timeout(WAIT, child.wait())
         .await

@@ -1024,3 +1024,55 @@ async fn malformed_requests_get_errors_that_name_the_problem() {
     }
     assert_eq!(api.get("x").await.unwrap().data.unwrap()["k"], "v");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpa_is_applied_and_its_stand_in_scales_the_target() {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    let cluster = quick_cluster().await;
+    let client = client(&cluster);
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    deployments
+        .create(&PostParams::default(), &deployment("web", "nginx:1", 2))
+        .await
+        .unwrap();
+    let hpas: Api<HorizontalPodAutoscaler> = Api::default_namespaced(client.clone());
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 2,
+            "maxReplicas": 6,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 70}}}]
+        }
+    }))
+    .unwrap();
+    hpas.patch(
+        "web",
+        &PatchParams::apply("edasd").force(),
+        &Patch::Apply(&hpa),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cluster.autoscale("default", "web", 5), Ok(5));
+    let status = hpas.get("web").await.unwrap().status.unwrap();
+    assert_eq!(status.desired_replicas, 5);
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    eventually("the HPA's 5 pods", || async {
+        let n = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .ok()?
+            .items
+            .len();
+        (n == 5).then_some(())
+    })
+    .await;
+    let d = deployments.get("web").await.unwrap();
+    assert_eq!(d.spec.unwrap().replicas, Some(5));
+    assert!(cluster.autoscale("default", "missing", 3).is_err());
+    hpas.delete("web", &DeleteParams::default()).await.unwrap();
+    assert!(cluster.autoscale("default", "web", 3).is_err());
+}
