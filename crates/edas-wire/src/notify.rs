@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// `POST /edasd/v1/subscriptions`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `POST /edasd/v1/subscriptions`. `Debug` never prints its `Url` (a Slack or DingTalk URL
+/// holds its access token) nor its `Secret`.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct NewSubscription {
     /// `webhook` (CloudEvents, signed), `slack` or `dingtalk`.
@@ -20,6 +21,18 @@ pub struct NewSubscription {
     /// Event types; absent or empty: all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub event_types: Vec<String>,
+}
+
+impl std::fmt::Debug for NewSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSubscription")
+            .field("sink", &self.sink)
+            .field("url", &"<redacted>")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("app_id", &self.app_id)
+            .field("event_types", &self.event_types)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -80,4 +93,29 @@ pub struct Delivery {
 #[serde(rename_all = "PascalCase", default)]
 pub struct DeliveriesBody {
     pub deliveries: Vec<Delivery>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_subscription_debug_prints_neither_its_url_nor_its_secret() {
+        let new = NewSubscription {
+            sink: "dingtalk".into(),
+            url: "https://oapi.dingtalk.com/robot/send?access_token=TOKEN123".into(),
+            secret: Some("SEC456".into()),
+            app_id: Some("app".into()),
+            event_types: vec!["Created".into()],
+        };
+        let shown = format!("{new:?} {new:#?}");
+        assert!(
+            !shown.contains("TOKEN123") && !shown.contains("SEC456"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("dingtalk") && shown.contains("Created"),
+            "{shown}"
+        );
+    }
 }
