@@ -199,11 +199,24 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 /// writes at the new end), `file` is copied to `file.1` (older copies shift to `.2`, … up to
 /// `keep`) and truncated. Lines written between the copy and the truncation can be lost; that is
 /// the price of never putting a pipe between the instance and edasd.
+///
+/// Links are never followed: an instance that shares edasd's user (edasd not root) can write its
+/// `logs/`, and a `stdout.log` it made a link to edasd's database must neither be copied where
+/// the instance reads it nor truncated; a link planted at `file.1` must not be written through.
+/// Anything but a regular file is left alone.
 pub fn rotate_if_large(file: &Path, max_bytes: u64, keep: u32) -> std::io::Result<bool> {
-    let Ok(meta) = std::fs::metadata(file) else {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let no_follow = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    let Ok(source) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(no_follow)
+        .open(file)
+    else {
         return Ok(false);
     };
-    if meta.len() < max_bytes || keep == 0 {
+    let meta = source.metadata()?;
+    if !meta.is_file() || meta.len() < max_bytes || keep == 0 {
         return Ok(false);
     }
     let numbered = |n: u32| -> PathBuf {
@@ -215,17 +228,51 @@ pub fn rotate_if_large(file: &Path, max_bytes: u64, keep: u32) -> std::io::Resul
     for n in (1..keep).rev() {
         let _ = std::fs::rename(numbered(n), numbered(n + 1));
     }
-    std::fs::copy(file, numbered(1))?;
-    std::fs::OpenOptions::new()
+    let first = numbered(1);
+    let _ = std::fs::remove_file(&first);
+    let mut copy = std::fs::OpenOptions::new()
         .write(true)
-        .open(file)?
-        .set_len(0)?;
+        .create_new(true)
+        .mode(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777)
+        .custom_flags(no_follow)
+        .open(&first)?;
+    std::io::copy(&mut &source, &mut copy)?;
+    source.set_len(0)?;
     Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotation_follows_no_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("edasd.db");
+        std::fs::write(&secret, "SECRET".repeat(100)).unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        // The log a link to edasd's database: neither copied nor truncated.
+        let log = logs.join("stdout.log");
+        std::os::unix::fs::symlink(&secret, &log).unwrap();
+        assert!(!rotate_if_large(&log, 10, 3).unwrap());
+        assert_eq!(std::fs::metadata(&secret).unwrap().len(), 600);
+        assert!(!logs.join("stdout.log.1").exists());
+        // A link planted at `.1`: replaced, not written through.
+        std::fs::remove_file(&log).unwrap();
+        std::fs::write(&log, "x".repeat(100)).unwrap();
+        std::os::unix::fs::symlink(&secret, logs.join("stdout.log.1")).unwrap();
+        assert!(rotate_if_large(&log, 10, 1).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&secret).unwrap(),
+            "SECRET".repeat(100)
+        );
+        assert_eq!(
+            std::fs::read_to_string(logs.join("stdout.log.1")).unwrap(),
+            "x".repeat(100)
+        );
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 0);
+    }
 
     #[test]
     fn reads_the_start_time_of_this_process_and_nothing_for_a_missing_one() {
