@@ -11,6 +11,10 @@
 //! a step's own writes in flight are never mistaken for it; and before restoring, the store is
 //! asked ([`crate::Settled::settled_replicas`]): an application deleted or stopped, or a
 //! revision it no longer runs (another edasd process finished the change), is left alone.
+//!
+//! A Deployment the application's HorizontalPodAutoscaler targets is scaled by it: a replica
+//! count that differs from what edasd applied is then not drift, and edasd follows it (its
+//! desired state and [`crate::ANNOTATION_REPLICAS`] take the HPA's count) instead of restoring.
 
 use std::sync::Weak;
 
@@ -144,6 +148,12 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
         .as_ref()
         .map(|d| format!("{:?}/{:?}", d.metadata.uid, d.metadata.generation));
     let why = drift(current.as_deref(), replicas);
+    // Scaled (not deleted): its HPA may have chosen the count.
+    let scaled_to = current
+        .as_deref()
+        .filter(|d| d.metadata.deletion_timestamp.is_none())
+        .and_then(|d| d.spec.as_ref()?.replicas)
+        .and_then(|n| u32::try_from(n).ok());
     {
         let mut desired = rt.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
         let Some(d) = desired.get_mut(&key).filter(|d| d.replicas == replicas) else {
@@ -167,6 +177,42 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
     let rt = rt.clone();
     tokio::spawn(async move {
         let cluster = rt.inner.options.cluster_id.clone();
+        // A Deployment scaled by the application's HPA is not drift: edasd follows the HPA's
+        // count (its desired state and the Deployment's annotation) instead of restoring its own.
+        if let Some(actual) = scaled_to {
+            match rt.scaled_by_hpa(&target.app, &name).await {
+                Ok(true) => {
+                    rt.desire(&target, actual);
+                    let result = rt.apply_revision(&target, actual).await;
+                    if result.is_err() {
+                        rt.forget_revision(&key, actual);
+                    }
+                    tracing::info!(
+                        %cluster,
+                        app_id = %target.app.id,
+                        revision = %target.revision,
+                        deployment = %name,
+                        replicas = actual,
+                        ok = result.is_ok(),
+                        "Deployment scaled by its HorizontalPodAutoscaler from {replicas} to {actual}: followed, not restored"
+                    );
+                    return;
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    rt.release_restore(&key);
+                    tracing::warn!(
+                        %cluster,
+                        app_id = %target.app.id,
+                        revision = %target.revision,
+                        deployment = %name,
+                        %error,
+                        "Deployment {why}: reading its HorizontalPodAutoscaler failed; retrying at its next event"
+                    );
+                    return;
+                }
+            }
+        }
         // The store has the last word: an application deleted or stopped, or a revision it no
         // longer runs (changed by another edasd process), is not brought back.
         match rt
@@ -254,6 +300,16 @@ fn adopt(rt: &KubeRuntime, key: &(String, String)) {
         crate::label(d.as_ref(), crate::LABEL_APP_ID) == Some(key.0.as_str())
             && crate::label(d.as_ref(), crate::LABEL_REVISION) == Some(key.1.as_str())
     });
+    // Scaled (not deleted): the application (for its HPA) and the count.
+    let scaled = found.as_ref().and_then(|d| {
+        let app = edas_runtime::AppRef {
+            id: key.0.clone(),
+            name: crate::label(d.as_ref(), crate::LABEL_APP)?.to_owned(),
+            namespace: d.metadata.namespace.clone()?,
+        };
+        let actual = u32::try_from(d.spec.as_ref()?.replicas?).ok()?;
+        Some((app, d.metadata.name.clone()?, actual))
+    });
     let why = {
         let mut seen = rt.inner.seen.lock().unwrap_or_else(|e| e.into_inner());
         match &found {
@@ -292,8 +348,37 @@ fn adopt(rt: &KubeRuntime, key: &(String, String)) {
     let key = key.clone();
     tokio::spawn(async move {
         let cluster = rt.inner.options.cluster_id.clone();
+        let by_hpa = match &scaled {
+            Some((app, deployment, actual)) => match rt.scaled_by_hpa(app, deployment).await {
+                Ok(true) => Some(*actual),
+                Ok(false) => None,
+                Err(error) => {
+                    rt.inner
+                        .adopting
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&key);
+                    tracing::warn!(
+                        %cluster,
+                        app_id = %key.0,
+                        revision = %key.1,
+                        %error,
+                        "Deployment {why}: reading its HorizontalPodAutoscaler failed; retrying at its next event"
+                    );
+                    return;
+                }
+            },
+            None => None,
+        };
         let settled = rt.inner.settled.settled_target(&key.0, &key.1).await;
         let result = match settled {
+            // Scaled by its HPA: followed (edasd's annotation takes the HPA's count).
+            Ok(Some((_, target))) if by_hpa.is_some() => {
+                let actual = by_hpa.unwrap_or_default();
+                rt.desire(&target, actual);
+                Some((actual, rt.apply_revision(&target, actual).await))
+            }
+            Ok(_) if by_hpa.is_some() => None,
             Ok(Some((replicas, target))) if replicas > 0 => {
                 // From now on this process keeps it as applied.
                 rt.desire(&target, replicas);
@@ -317,6 +402,13 @@ fn adopt(rt: &KubeRuntime, key: &(String, String)) {
         }
         match result {
             None => {}
+            Some((replicas, Ok(()))) if by_hpa.is_some() => tracing::info!(
+                %cluster,
+                app_id = %key.0,
+                revision = %key.1,
+                replicas,
+                "Deployment scaled by its HorizontalPodAutoscaler: followed, not restored"
+            ),
             Some((replicas, Ok(()))) => tracing::warn!(
                 %cluster,
                 app_id = %key.0,

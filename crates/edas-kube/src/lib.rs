@@ -59,9 +59,16 @@
 //! Gateway API and a Gateway in the cluster's configuration, and [`Runtime::check_routing`]
 //! refuses the release otherwise, naming what is missing.
 //!
+//! **Autoscaling** ([`Runtime::set_autoscaling`], `autoscale.rs`): an enabled scaling rule is
+//! an `autoscaling/v2` HorizontalPodAutoscaler named like the application, applied like the
+//! other objects and targeting the revision the engine names; its `status.desiredReplicas` is
+//! [`Runtime::autoscaled_replicas`]. A Deployment its HPA scaled is not drift: edasd follows
+//! the HPA's count instead of restoring its own.
+//!
 //! **Permissions** the client needs are [`rights::RIGHTS`], shipped as `deploy/rbac.yaml`, and
 //! checked at start-up with SelfSubjectAccessReviews ([`KubeRuntime::missing_rights`]).
 
+mod autoscale;
 pub mod cluster;
 mod drift;
 mod logs;
@@ -78,7 +85,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use edas_runtime::{
-    BoxFuture, RevisionState, Routing, Runtime, RuntimeError, RuntimeEvent, Target,
+    Autoscaling, BoxFuture, RevisionState, Routing, Runtime, RuntimeError, RuntimeEvent, Target,
 };
 use futures_util::StreamExt;
 use k8s_openapi::ByteString;
@@ -1121,6 +1128,28 @@ impl Runtime for KubeRuntime {
         let app = app.clone();
         let routing = routing.clone();
         Box::pin(async move { routing::set(self, &app, &routing).await })
+    }
+
+    fn check_autoscaling(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    fn set_autoscaling(
+        &self,
+        app: &AppRef,
+        autoscaling: Option<&Autoscaling>,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let app = app.clone();
+        let autoscaling = autoscaling.cloned();
+        Box::pin(async move { self.set_hpa(&app, autoscaling.as_ref()).await })
+    }
+
+    fn autoscaled_replicas(
+        &self,
+        app: &AppRef,
+    ) -> BoxFuture<'_, Result<Option<u32>, RuntimeError>> {
+        let app = app.clone();
+        Box::pin(async move { self.hpa_desired(&app).await })
     }
 
     fn set_replicas(

@@ -42,6 +42,8 @@ const fn rule(group: &'static str, resource: &'static str, verbs: &'static [&'st
 /// - nodes: the cluster's capacity (list, watch: `cluster::watch_inventory`); a precheck's
 ///   room (list, with pods);
 /// - ResourceQuotas: what a precheck's namespace still allows (list);
+/// - HorizontalPodAutoscalers: an application's enabled scaling rule (apply: create, patch;
+///   its desired count and target: get; removal: delete; the sweep on Delete: list);
 /// - HTTPRoutes and Gateways: gray splits (apply, list, delete; the route's `Accepted` status
 ///   and the Gateway's existence: get);
 /// - SelfSubjectAccessReviews: this check (create).
@@ -58,6 +60,11 @@ pub const RIGHTS: &[Rule] = &[
     rule("", "namespaces", &["get", "list", "watch", "create"]),
     rule("", "nodes", &["list", "watch"]),
     rule("", "resourcequotas", &["list"]),
+    rule(
+        "autoscaling",
+        "horizontalpodautoscalers",
+        &["get", "list", "create", "patch", "delete"],
+    ),
     Rule {
         group: "gateway.networking.k8s.io",
         resource: "httproutes",

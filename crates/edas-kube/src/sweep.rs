@@ -1,10 +1,11 @@
 //! The last step of deleting an application ([`edas_runtime::Runtime::delete_application`]):
 //! every object labelled with its id, in every namespace, is deleted, whatever revision or state
 //! it is in (a Deployment that never became ready, a crash-looping pod, a ConfigMap or Secret
-//! copy, a Service, an HTTPRoute). Only objects carrying [`LABEL_APP_ID`] with that id are ever
+//! copy, a Service, an HTTPRoute, its HorizontalPodAutoscaler). Only objects carrying [`LABEL_APP_ID`] with that id are ever
 //! touched.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PropagationPolicy};
 use kube::core::GroupVersionKind;
@@ -16,10 +17,12 @@ use crate::{KubeRuntime, LABEL_APP_ID};
 /// The kinds an application's objects can have, owners first (so a Deployment does not
 /// re-create what was just deleted); `true` marks Gateway API's HTTPRoute, which a cluster may
 /// not serve. ReplicaSets are not deleted here: the garbage collector removes them with their
-/// Deployment (edasd needs no right on them).
-fn kinds() -> [(ApiResource, bool); 6] {
+/// Deployment (edasd needs no right on them). The HorizontalPodAutoscaler goes first, so it
+/// scales nothing while the rest goes.
+fn kinds() -> [(ApiResource, bool); 7] {
     let http_route = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
     [
+        (ApiResource::erase::<HorizontalPodAutoscaler>(&()), false),
         (ApiResource::erase::<Deployment>(&()), false),
         (ApiResource::erase::<Pod>(&()), false),
         (

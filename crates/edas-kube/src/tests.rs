@@ -1099,3 +1099,116 @@ async fn concurrent_first_observations_are_all_answered() {
         started.elapsed()
     );
 }
+
+fn rule(min: u32, max: u32) -> edas_runtime::Autoscaler {
+    edas_runtime::Autoscaler {
+        min_replicas: min,
+        max_replicas: max,
+        metrics: vec![edas_runtime::ScaleMetric {
+            kind: "CPU".into(),
+            target_utilization: 60,
+        }],
+        scale_up: None,
+        scale_down: Some(edas_runtime::ScaleDirection {
+            stabilization_window_seconds: 120,
+            select_policy: "Max".into(),
+            policies: vec![],
+        }),
+    }
+}
+
+/// Issue 24: an enabled rule is an HPA applied by edasd's field manager, retargeted and
+/// deleted on request; its desired count is answered; a Deployment it scaled is followed,
+/// not restored; the sweep removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpa_is_applied_followed_retargeted_and_removed() {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    let cluster = fake(false).await;
+    let (rt, _dir) = runtime(&cluster, false).await;
+    assert!(rt.check_autoscaling().is_ok());
+    let spec = spec("scaled");
+    let app = target(&spec, "1").app;
+    rt.set_replicas(&target(&spec, "1"), 2).await.unwrap();
+    until(&rt, "1", |s| s.ready == 2).await;
+    assert_eq!(rt.autoscaled_replicas(&app).await.unwrap(), None);
+
+    let autoscaling = edas_runtime::Autoscaling {
+        revision: "1".into(),
+        rule: rule(2, 6),
+    };
+    rt.set_autoscaling(&app, Some(&autoscaling)).await.unwrap();
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(rt.inner.client.clone(), "apps");
+    let hpa = hpas.get("scaled").await.unwrap();
+    assert_eq!(label(&hpa, LABEL_APP_ID), Some(app.id.as_str()));
+    let managers: Vec<_> = hpa
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert_eq!(managers, [FIELD_MANAGER]);
+    let hpa_spec = hpa.spec.unwrap();
+    assert_eq!(hpa_spec.scale_target_ref.name, "scaled-r1");
+    assert_eq!((hpa_spec.min_replicas, hpa_spec.max_replicas), (Some(2), 6));
+    // Not decided yet.
+    assert_eq!(rt.autoscaled_replicas(&app).await.unwrap(), None);
+
+    // The HPA scales to 5: followed (the annotation too), not restored to 2.
+    assert_eq!(cluster.autoscale("apps", "scaled", 5), Ok(5));
+    assert_eq!(rt.autoscaled_replicas(&app).await.unwrap(), Some(5));
+    until(&rt, "1", |s| s.ready == 5).await;
+    let deployments: Api<Deployment> = Api::namespaced(rt.inner.client.clone(), "apps");
+    deployment_until(&deployments, "scaled-r1", "the annotation follows", |d| {
+        d.and_then(|d| d.metadata.annotations.as_ref()?.get(ANNOTATION_REPLICAS))
+            .map(String::as_str)
+            == Some("5")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let d = deployments.get("scaled-r1").await.unwrap();
+    assert_eq!(d.spec.unwrap().replicas, Some(5));
+
+    // A hand-scale of a Deployment no HPA targets is still drift.
+    rt.set_replicas(&target(&spec, "2"), 1).await.unwrap();
+    until(&rt, "2", |s| s.ready == 1).await;
+    deployments
+        .patch(
+            "scaled-r2",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    deployment_until(&deployments, "scaled-r2", "restored replicas", |d| {
+        d.and_then(|d| d.spec.as_ref()?.replicas) == Some(1)
+    })
+    .await;
+
+    // Retargeted at revision 2.
+    let retargeted = edas_runtime::Autoscaling {
+        revision: "2".into(),
+        rule: rule(2, 6),
+    };
+    rt.set_autoscaling(&app, Some(&retargeted)).await.unwrap();
+    let hpa = hpas.get("scaled").await.unwrap();
+    assert_eq!(hpa.spec.unwrap().scale_target_ref.name, "scaled-r2");
+
+    // A rule Kubernetes cannot take is refused for good.
+    let mut bad = retargeted.clone();
+    bad.rule.metrics[0].kind = "QPS".into();
+    assert!(matches!(
+        rt.set_autoscaling(&app, Some(&bad)).await,
+        Err(RuntimeError::Unsupported(_))
+    ));
+
+    // Disabled: deleted (twice is fine).
+    rt.set_autoscaling(&app, None).await.unwrap();
+    rt.set_autoscaling(&app, None).await.unwrap();
+    assert!(hpas.get_opt("scaled").await.unwrap().is_none());
+
+    // The sweep of a deleted application removes its HPA.
+    rt.set_autoscaling(&app, Some(&retargeted)).await.unwrap();
+    rt.delete_application(&app, true).await.unwrap();
+    assert!(hpas.get_opt("scaled").await.unwrap().is_none());
+}

@@ -13,44 +13,9 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+pub use edas_spec::autoscale::{Autoscaler, ScaleDirection, ScaleMetric, ScalePolicy};
+
 use crate::{RenderError, app_labels_of, deployment_name, is_dns_label};
-
-/// One metric of a rule: keep the instances' average `kind` (`CPU` or `MEMORY`) at
-/// `target_utilization` percent of their requests.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScaleMetric {
-    pub kind: String,
-    pub target_utilization: u32,
-}
-
-/// One policy of a direction: at most `value` pods (`Pods`) or percent (`Percent`) per
-/// `period_seconds`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScalePolicy {
-    pub kind: String,
-    pub value: u32,
-    pub period_seconds: u32,
-}
-
-/// How one direction scales: the stabilization (cool-down) window, which policy wins
-/// (`Max`, `Min`, `Disabled`) and the policies.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScaleDirection {
-    pub stabilization_window_seconds: u32,
-    pub select_policy: String,
-    pub policies: Vec<ScalePolicy>,
-}
-
-/// An enabled scaling rule, as the autoscaler needs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Autoscaler {
-    pub min_replicas: u32,
-    pub max_replicas: u32,
-    pub metrics: Vec<ScaleMetric>,
-    /// `None`: Kubernetes' default for the direction.
-    pub scale_up: Option<ScaleDirection>,
-    pub scale_down: Option<ScaleDirection>,
-}
 
 /// The HPA name of an application: its name, lowercased (one HPA per application).
 pub fn hpa_name(app_name: &str) -> String {

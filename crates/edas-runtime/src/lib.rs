@@ -24,6 +24,8 @@ mod logs;
 
 pub use logs::{LOG_CHANNEL_DEPTH, LogChunks, LogError, LogRequest, log_channel};
 
+pub use edas_spec::autoscale::{Autoscaler, ScaleDirection, ScaleMetric, ScalePolicy};
+
 use edas_spec::AppSpec;
 use edas_spec::model::{Lossless, ServiceConfig};
 use edas_spec::release::TrafficControl;
@@ -94,6 +96,18 @@ pub struct Target {
     pub spec: Arc<AppSpec>,
     /// The contents of the ConfigMaps and Secrets the spec references.
     pub config: Arc<ConfigSnapshot>,
+}
+
+/// An application's enabled scaling rule and the revision whose instances it scales (the
+/// stable one while a release runs, the new one once it completes): what a runtime must make
+/// true with [`Runtime::set_autoscaling`]. The engine sets it from the stored rule, so the
+/// runtime never asks the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Autoscaling {
+    /// The revision scaled.
+    pub revision: String,
+    /// The rule.
+    pub rule: Autoscaler,
 }
 
 /// What a runtime reports about one revision of one application.
@@ -268,6 +282,46 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
         let _ = (app, routing);
         Box::pin(async { Ok(()) })
+    }
+
+    /// Whether this runtime can scale an application by itself (checked when a scaling rule
+    /// is enabled, like [`Runtime::check`]). The default refuses: a runtime without an
+    /// autoscaler would leave an enabled rule silently ignored.
+    fn check_autoscaling(&self) -> Result<(), RuntimeError> {
+        Err(RuntimeError::Unsupported(
+            "this runtime has no autoscaler: a scaling rule cannot be enabled here".to_owned(),
+        ))
+    }
+
+    /// Makes the application's autoscaler exactly `autoscaling` (`None`: removes it).
+    /// Idempotent. The default accepts `None` (there is nothing to remove) and refuses a rule.
+    fn set_autoscaling(
+        &self,
+        app: &AppRef,
+        autoscaling: Option<&Autoscaling>,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let _ = app;
+        let refused = autoscaling.is_some();
+        Box::pin(async move {
+            if refused {
+                Err(RuntimeError::Unsupported(
+                    "this runtime has no autoscaler".to_owned(),
+                ))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// How many instances the application's autoscaler wants now (a release plans its batches
+    /// against it); `None` when it has no autoscaler or the autoscaler has not decided yet.
+    /// The default has none.
+    fn autoscaled_replicas(
+        &self,
+        app: &AppRef,
+    ) -> BoxFuture<'_, Result<Option<u32>, RuntimeError>> {
+        let _ = app;
+        Box::pin(async { Ok(None) })
     }
 
     /// Makes exactly `replicas` instances of `target` exist: starts the missing ones, or stops

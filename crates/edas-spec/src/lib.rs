@@ -21,6 +21,7 @@
 //! This crate is pure: no I/O, no clock, no async; it never panics on any input.
 
 mod apply;
+pub mod autoscale;
 pub mod catalog;
 pub mod docs;
 pub mod k8s;
