@@ -8,6 +8,9 @@
 //!   driven directly on the local runtime.
 //! - `scale`: memory, CPU, start-up and resume time of the engine holding many applications
 //!   and in-flight change orders ([`scale`]).
+//! - `push-latency`: how soon the push stream (`GET /edasd/v1/events`) shows a batch started
+//!   by ContinuePipeline, and a GetChangeOrderInfo after it ([`push`]); floor: one
+//!   GetChangeOrderInfo round trip.
 //!
 //! `edas-bench batch-gap`: the engine's overhead between batches. A BatchUpdate release with
 //! many single-instance batches, no wait between batches and no ready window, on a real SQLite
@@ -20,6 +23,7 @@
 mod api;
 mod batch_gap;
 mod kube_release;
+mod push;
 mod release;
 mod scale;
 mod server;
@@ -85,6 +89,23 @@ enum Command {
         /// fake-kube: milliseconds from a pod's start to Ready.
         #[arg(long, default_value_t = 100)]
         pod_ready_ms: u64,
+        /// The edasd binary (default: next to this one).
+        #[arg(long)]
+        edasd: Option<PathBuf>,
+        /// The edas-testapp binary (default: next to this one).
+        #[arg(long)]
+        testapp: Option<PathBuf>,
+    },
+    /// How soon the push stream shows a batch started by ContinuePipeline (real edasd, local
+    /// runtime, real processes of edas-testapp), and a GetChangeOrderInfo after the event.
+    PushLatency {
+        /// Batches of each manual release (one instance each): batches − 1 ContinuePipeline
+        /// calls per release.
+        #[arg(long, default_value_t = 6)]
+        batches: u32,
+        /// Releases to run.
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
         /// The edasd binary (default: next to this one).
         #[arg(long)]
         edasd: Option<PathBuf>,
@@ -158,6 +179,17 @@ fn main() -> anyhow::Result<()> {
             runs,
             probe,
             std::time::Duration::from_millis(pod_ready_ms),
+            edasd.unwrap_or_else(server::sibling_edasd),
+            testapp.unwrap_or_else(|| server::sibling("edas-testapp")),
+        )),
+        Command::PushLatency {
+            batches,
+            runs,
+            edasd,
+            testapp,
+        } => rt.block_on(push::push_latency(
+            batches,
+            runs,
             edasd.unwrap_or_else(server::sibling_edasd),
             testapp.unwrap_or_else(|| server::sibling("edas-testapp")),
         )),

@@ -222,7 +222,7 @@ fn file_gaps(local: &Path, app: &str, since_ms: u64) -> anyhow::Result<Vec<Durat
 }
 
 /// SIGKILLs the process group of every instance a local runtime's state files name.
-fn kill_instances(instances: &Path) {
+pub(crate) fn kill_instances(instances: &Path) {
     let dirs = |p: &Path| -> Vec<PathBuf> {
         std::fs::read_dir(p)
             .map(|rd| rd.flatten().map(|e| e.path()).collect())

@@ -117,16 +117,16 @@ fn nonce() -> String {
     format!("{t}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Sends one V1-signed request with its parameters in the query string, as the classic SDK
-/// does; (HTTP status, body as JSON or `null`).
-pub(crate) async fn signed(
+/// One V1-signed request with its parameters in the query string, as the classic SDK sends
+/// it, ready to send.
+fn signed_request(
     client: &reqwest::Client,
     base: &str,
     method: &str,
     path: &str,
     action: &str,
     params: &[(&str, &str)],
-) -> anyhow::Result<(u16, Value)> {
+) -> anyhow::Result<reqwest::RequestBuilder> {
     let pairs: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -147,7 +147,22 @@ pub(crate) async fn signed(
     for (name, value) in headers {
         builder = builder.header(name, value);
     }
-    let response = builder.send().await?;
+    Ok(builder)
+}
+
+/// Sends one V1-signed request with its parameters in the query string, as the classic SDK
+/// does; (HTTP status, body as JSON or `null`).
+pub(crate) async fn signed(
+    client: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    action: &str,
+    params: &[(&str, &str)],
+) -> anyhow::Result<(u16, Value)> {
+    let response = signed_request(client, base, method, path, action, params)?
+        .send()
+        .await?;
     let status = response.status().as_u16();
     let bytes = response.bytes().await?;
     Ok((
@@ -178,12 +193,62 @@ impl Operations {
         action: &str,
         params: Vec<(&str, String)>,
     ) -> anyhow::Result<Value> {
+        self.call_with("POST", path, action, params).await
+    }
+
+    /// Operation `action` with HTTP `method` (the one the EDAS API gives it) and `params`; its
+    /// JSON answer, or an error unless HTTP 200.
+    pub(crate) async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        action: &str,
+        params: Vec<(&str, String)>,
+    ) -> anyhow::Result<Value> {
         let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (status, body) = signed(&self.http, &self.base, "POST", path, action, &p).await?;
+        let (status, body) = signed(&self.http, &self.base, method, path, action, &p).await?;
         if status != 200 {
             bail!("{action} answered {status}: {body}");
         }
         Ok(body)
+    }
+
+    /// GetChangeOrderInfo of change order `id`: its `changeOrderInfo`.
+    pub(crate) async fn order(&self, id: &str) -> anyhow::Result<Value> {
+        let body = self
+            .call(
+                "/pop/v5/changeorder/change_order_info",
+                "GetChangeOrderInfo",
+                vec![("ChangeOrderId", id.to_owned())],
+            )
+            .await?;
+        Ok(body["changeOrderInfo"].clone())
+    }
+
+    /// Opens edasd's push stream (`GET /edasd/v1/events`, signed, server-sent events) with
+    /// `params` (`ChangeOrderId` or `AppId`); the response, its body still to be read.
+    pub(crate) async fn events(
+        &self,
+        params: &[(&str, &str)],
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = signed_request(
+            &self.http,
+            &self.base,
+            "GET",
+            "/edasd/v1/events",
+            "edasd.events",
+            params,
+        )?
+        .send()
+        .await?;
+        if response.status() != 200 {
+            let status = response.status();
+            bail!(
+                "GET /edasd/v1/events answered {status}: {}",
+                response.text().await?
+            );
+        }
+        Ok(response)
     }
 
     /// InsertK8sApplication with `params`, waited for: the new application's id.
@@ -223,14 +288,7 @@ impl Operations {
     pub(crate) async fn finished(&self, id: &str) -> anyhow::Result<Value> {
         let deadline = std::time::Instant::now() + Duration::from_secs(600);
         loop {
-            let body = self
-                .call(
-                    "/pop/v5/changeorder/change_order_info",
-                    "GetChangeOrderInfo",
-                    vec![("ChangeOrderId", id.to_owned())],
-                )
-                .await?;
-            let info = body["changeOrderInfo"].clone();
+            let info = self.order(id).await?;
             match info["Status"].as_i64() {
                 Some(2) => return Ok(info),
                 Some(0 | 1 | 8 | 9) if std::time::Instant::now() < deadline => {

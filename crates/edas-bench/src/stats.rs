@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 /// The `p` quantile (0..=1) of sorted samples (nearest rank).
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     if sorted.is_empty() {
-        return Duration::ZERO;
+        return T::default();
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
