@@ -62,6 +62,8 @@ pub mod codes {
     pub const REQUEST_TIMEOUT: &str = "RequestTimeout";
     /// A ConfigMap or Secret cannot be deleted while applications use it.
     pub const RESOURCE_IN_USE: &str = "OperationDenied.ResourceInUse";
+    /// The caller has as many streams open as a user may.
+    pub const THROTTLING_USER: &str = "Throttling.User";
     /// Something failed inside edasd; the RequestId finds it in the logs.
     pub const INTERNAL_ERROR: &str = "InternalError";
 }
@@ -212,6 +214,11 @@ pub const ERROR_TABLE: &[ErrorCode] = &[
         code: codes::REQUEST_TIMEOUT,
         status: 408,
         meaning: "The request body did not arrive completely within `[server] body_read_timeout_seconds` (30 s by default); the connection is closed. Requests whose line and headers do not arrive within `header_read_timeout_seconds` are closed without an answer.",
+    },
+    ErrorCode {
+        code: codes::THROTTLING_USER,
+        status: 429,
+        meaning: "The user has 32 streams open already (`GET /edasd/v1/events` and `GET /edasd/v1/logs` together); close one and retry.",
     },
     ErrorCode {
         code: codes::INTERNAL_ERROR,

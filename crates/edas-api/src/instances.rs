@@ -322,14 +322,16 @@ pub(crate) async fn logs(State(api): State<Api>, request: Request) -> Response {
     async move {
         let started = Instant::now();
         match open_logs(&api, parts, body, &request_id).await {
-            Ok(chunks) => {
+            Ok((chunks, permit)) => {
                 tracing::info!(status = 200, "streaming an instance's output");
                 metrics::counter!("edasd_requests_total", "action" => "edasd.logs", "code" => "200")
                     .increment(1);
-                let stream = futures_util::stream::unfold(chunks, |mut rx| async move {
-                    let chunk = rx.recv().await?;
-                    Some((chunk.map_err(std::io::Error::other), rx))
-                });
+                // The permit lives as long as the body streams.
+                let stream =
+                    futures_util::stream::unfold((chunks, permit), |(mut rx, permit)| async move {
+                        let chunk = rx.recv().await?;
+                        Some((chunk.map_err(std::io::Error::other), (rx, permit)))
+                    });
                 let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
                 let headers = response.headers_mut();
                 headers.insert(
@@ -353,7 +355,7 @@ async fn open_logs(
     parts: axum::http::request::Parts,
     body: Body,
     request_id: &str,
-) -> Result<edas_app::LogChunks, ApiError> {
+) -> Result<(edas_app::LogChunks, crate::stream::Permit), ApiError> {
     let _ = request_id;
     if parts.method != axum::http::Method::GET {
         return Err(ApiError::new(
@@ -384,7 +386,9 @@ async fn open_logs(
     };
     let app = api.app().application(app_id).await?;
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
-    Ok(api.app().instance_logs(&app, instance, &request).await?)
+    let permit = api.open_stream(&caller.user.name)?;
+    let chunks = api.app().instance_logs(&app, instance, &request).await?;
+    Ok((chunks, permit))
 }
 
 /// Whether a DeployK8sApplication is a rollback to a revision.

@@ -82,6 +82,8 @@ struct Inner {
     nonces: Mutex<NonceCache>,
     clock: Clock,
     metrics: Option<PrometheusHandle>,
+    /// Streams (`/edasd/v1/events`, `/edasd/v1/logs`) open per user (see [`stream::Permit`]).
+    streams: stream::OpenStreams,
 }
 
 impl Api {
@@ -95,6 +97,7 @@ impl Api {
                 nonces: Mutex::new(NonceCache::default()),
                 clock: Arc::new(SystemTime::now),
                 metrics: None,
+                streams: stream::OpenStreams::default(),
             }),
         }
     }
@@ -123,6 +126,7 @@ impl Api {
                 nonces: Mutex::new(NonceCache::default()),
                 clock: shared.clock.clone(),
                 metrics: shared.metrics.clone(),
+                streams: shared.streams.clone(),
             },
         };
         f(&mut inner);
@@ -132,6 +136,12 @@ impl Api {
     }
 
     /// The application layer the operations call.
+    /// Counts a stream of `user` open until the permit drops; refused with `Throttling.User`
+    /// past [`stream::MAX_STREAMS_PER_USER`].
+    pub(crate) fn open_stream(&self, user: &str) -> Result<stream::Permit, error::ApiError> {
+        stream::Permit::take(&self.inner.streams, user)
+    }
+
     pub(crate) fn app(&self) -> &App {
         &self.inner.app
     }

@@ -9,7 +9,7 @@
 //! commits of other edasd processes, through LISTEN/NOTIFY), with a keep-alive comment every
 //! 15 s.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,52 @@ pub const EVENT_PARAMETERS: &[&str] = &["AppId", "ChangeOrderId", "LastEventId",
 /// Events read from the store at a time.
 const BATCH: u32 = 100;
 
+/// Streams one user may have open at once (events and logs together): each holds a
+/// connection, and an event stream reads the store at every commit, so one key's flood of
+/// idle streams must not cost everyone else.
+pub(crate) const MAX_STREAMS_PER_USER: usize = 32;
+
+/// The streams open per user.
+pub(crate) type OpenStreams = std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>>;
+
+/// One open stream of a user, counted until dropped (with the stream's body).
+pub(crate) struct Permit {
+    open: OpenStreams,
+    user: String,
+}
+
+impl Permit {
+    pub(crate) fn take(open: &OpenStreams, user: &str) -> Result<Permit, ApiError> {
+        let mut map = open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(user.to_owned()).or_insert(0);
+        if *n >= MAX_STREAMS_PER_USER {
+            return Err(ApiError::new(
+                codes::THROTTLING_USER,
+                format!(
+                    "user `{user}` has {MAX_STREAMS_PER_USER} streams open already (events and logs together); close one and retry"
+                ),
+            ));
+        }
+        *n += 1;
+        Ok(Permit {
+            open: open.clone(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut map = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.user);
+            }
+        }
+    }
+}
+
 pub(crate) async fn events(State(api): State<Api>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let request_id = RequestId::of(&parts);
@@ -42,11 +88,11 @@ pub(crate) async fn events(State(api): State<Api>, request: Request) -> Response
     async move {
         let started = Instant::now();
         match open(&api, parts, body).await {
-            Ok((scope, after)) => {
+            Ok((scope, after, permit)) => {
                 tracing::debug!(status = 200, ?scope, after, "streaming release events");
                 metrics::counter!("edasd_requests_total", "action" => "edasd.events", "code" => "200")
                     .increment(1);
-                let mut response = Sse::new(stream(api, scope, after))
+                let mut response = Sse::new(stream(api, scope, after, permit))
                     .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
                     .into_response();
                 if let Ok(v) = header::HeaderValue::from_str(&request_id) {
@@ -67,7 +113,7 @@ async fn open(
     api: &Api,
     parts: axum::http::request::Parts,
     body: axum::body::Body,
-) -> Result<(EventScope, i64), ApiError> {
+) -> Result<(EventScope, i64, Permit), ApiError> {
     if parts.method != axum::http::Method::GET {
         return Err(ApiError::new(
             codes::API_NOT_FOUND,
@@ -123,7 +169,8 @@ async fn open(
         }
     };
     caller.authorize(ram::READ_APPLICATION, &arn(api, &app))?;
-    Ok((scope, after))
+    let permit = api.open_stream(&caller.user.name)?;
+    Ok((scope, after, permit))
 }
 
 struct Cursor {
@@ -132,12 +179,14 @@ struct Cursor {
     after: i64,
     queue: VecDeque<StoredEvent>,
     signal: tokio::sync::watch::Receiver<u64>,
+    _permit: Permit,
 }
 
 fn stream(
     api: Api,
     scope: EventScope,
     after: i64,
+    permit: Permit,
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
     let signal = api.app().events_signal();
     let cursor = Cursor {
@@ -146,6 +195,7 @@ fn stream(
         after,
         queue: VecDeque::new(),
         signal,
+        _permit: permit,
     };
     futures_util::stream::unfold(cursor, |mut c| async move {
         loop {

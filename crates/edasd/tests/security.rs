@@ -252,3 +252,63 @@ async fn racing_deploys_get_only_200_or_409() {
     }
     assert!(accepted >= 1, "no deploy won");
 }
+
+/// One user's streams (`/edasd/v1/logs` with Follow, `/edasd/v1/events`) are capped: an idle
+/// flood of them from one key is refused in the EDAS envelope past 32, another user's stream
+/// still opens, and a closed stream gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_streams_are_capped_and_others_still_open() {
+    let edasd = Cluster::start("stream-cap", "", false);
+    let (app, co) = edasd.insert("streamed", 1, &[], &[]).await;
+    assert_eq!(
+        edasd.finished(&co, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    let list = edasd.instance_list(&app).await;
+    let instance = list[0]["InstanceName"].as_str().unwrap().to_owned();
+    let follow = [
+        ("AppId", app.as_str()),
+        ("InstanceName", instance.as_str()),
+        ("Follow", "true"),
+    ];
+    let mut open = Vec::new();
+    for _ in 0..32 {
+        let response = edasd.logs(&follow).await;
+        assert_eq!(response.status().as_u16(), 200);
+        open.push(response);
+    }
+    let refused = edasd.logs(&follow).await;
+    assert_eq!(refused.status().as_u16(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["Code"], "Throttling.User", "{body}");
+    // Another user is not held up by the first one's streams.
+    let reader = user_with_policy(
+        &edasd,
+        "streamreader",
+        json!({"Version": "1", "Statement": [{"Effect": "Allow",
+            "Action": "edas:ReadApplication", "Resource": "*"}]}),
+    )
+    .await;
+    let other = Endpoint {
+        base: edasd.base.clone(),
+        client: edasd.client.clone(),
+        key: reader,
+        poll: edasd.poll,
+    };
+    let theirs = other.logs(&follow).await;
+    assert_eq!(theirs.status().as_u16(), 200);
+    // Closing streams gives their places back.
+    drop(open);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let again = edasd.logs(&follow).await;
+        if again.status().as_u16() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "closed streams kept their places"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
