@@ -63,6 +63,8 @@ pub const MAX_UNREACHABLE_POLLS: u32 = 5;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code when the change order was terminated (aborted).
 pub const EXIT_TERMINATED: u8 = 3;
+/// Exit code when the watch's `--timeout` ran out before the change order ended.
+pub const EXIT_TIMED_OUT: u8 = 4;
 
 /// What the view needs besides the answer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -100,6 +102,8 @@ pub enum Outcome {
     Failed(String),
     /// Status 6.
     Terminated,
+    /// Still running when the watch's timeout ran out (seconds watched).
+    TimedOut(u64),
 }
 
 impl Outcome {
@@ -109,6 +113,7 @@ impl Outcome {
             Outcome::Succeeded => 0,
             Outcome::Failed(_) => EXIT_FAILED,
             Outcome::Terminated => EXIT_TERMINATED,
+            Outcome::TimedOut(_) => EXIT_TIMED_OUT,
         }
     }
 }
@@ -124,6 +129,9 @@ pub struct View {
     pub batches: Vec<Batch>,
     /// Set once the change order is over.
     pub outcome: Option<Outcome>,
+    /// What to type next, on a line of its own (at most 80 columns): set while a batch waits
+    /// for confirmation.
+    pub hint: Option<String>,
 }
 
 /// The tasks of a pipeline's stages.
@@ -205,10 +213,29 @@ fn running_message(pipeline: &PipelineInfo) -> Option<String> {
         .filter(|m| !m.is_empty())
 }
 
-fn batch(pipeline: &PipelineInfo, change_order_id: &str, ctx: Context) -> Batch {
+/// Seconds as `45 s` or `2 min 05 s`.
+fn countdown(seconds: u64) -> String {
+    if seconds < 60 {
+        format!("{seconds} s")
+    } else {
+        format!("{} min {:02} s", seconds / 60, seconds % 60)
+    }
+}
+
+fn batch(pipeline: &PipelineInfo, order_status: i64, ctx: Context) -> Batch {
     let status = pipeline.pipeline_status;
     let (ready, total) = instances(pipeline);
+    let ended = matches!(
+        order_status,
+        status::SUCCESS
+            | status::FAILED
+            | status::TERMINATED
+            | status::PARTIAL
+            | status::SYSTEM_FAILURE
+    );
     let state = match status {
+        // A batch of an order that ended will not start: it stays where it stood.
+        status::READY if ended => "not started".to_owned(),
         status::READY => "pending".to_owned(),
         status::IN_PROGRESS => match running_message(pipeline) {
             Some(m) => format!("in progress: {m}"),
@@ -217,15 +244,13 @@ fn batch(pipeline: &PipelineInfo, change_order_id: &str, ctx: Context) -> Batch 
         status::SUCCESS => "done".to_owned(),
         status::FAILED | status::SYSTEM_FAILURE => format!("failed: {}", failure_reason(pipeline)),
         status::TERMINATED => "terminated".to_owned(),
-        status::WAITING_CONFIRMATION => {
-            format!("waiting for confirmation (edasctl change-order continue {change_order_id})")
-        }
+        status::WAITING_CONFIRMATION => "waiting for confirmation".to_owned(),
         status::WAITING_NEXT_BATCH => match ctx.batch_wait_minutes {
             Some(minutes) => {
                 let since = pipeline.update_time.trim().parse::<u64>().unwrap_or(0);
                 let end = since + u64::from(minutes) * 60_000;
-                let left = end.saturating_sub(ctx.now_ms).div_ceil(60_000);
-                format!("waiting {left} minute(s) before starting")
+                let left = end.saturating_sub(ctx.now_ms).div_ceil(1000);
+                format!("waiting {} before starting", countdown(left))
             }
             None => "waiting to start automatically".to_owned(),
         },
@@ -255,7 +280,11 @@ pub fn view(answer: &Value, ctx: Context) -> Result<View, String> {
     let id = info.head.change_order_id;
     let status = info.head.status;
     let pipelines = &info.pipeline_info_list.pipeline_info;
-    let batches: Vec<Batch> = pipelines.iter().map(|p| batch(p, &id, ctx)).collect();
+    let batches: Vec<Batch> = pipelines.iter().map(|p| batch(p, status, ctx)).collect();
+    let hint = batches
+        .iter()
+        .any(|b| b.status == status::WAITING_CONFIRMATION)
+        .then(|| format!("next: edasctl change-order continue {id}"));
     let outcome = match status {
         status::SUCCESS => Some(Outcome::Succeeded),
         status::TERMINATED => Some(Outcome::Terminated),
@@ -277,6 +306,7 @@ pub fn view(answer: &Value, ctx: Context) -> Result<View, String> {
         status,
         batches,
         outcome,
+        hint,
     })
 }
 
@@ -297,6 +327,10 @@ impl View {
             Outcome::Succeeded => format!("change order {} succeeded", self.id),
             Outcome::Failed(reason) => format!("change order {} failed: {reason}", self.id),
             Outcome::Terminated => format!("change order {} was terminated", self.id),
+            Outcome::TimedOut(seconds) => format!(
+                "change order {} still runs after {seconds} s; follow it with edasctl change-order watch {}",
+                self.id, self.id
+            ),
         })
     }
 }
@@ -305,6 +339,7 @@ impl View {
 #[derive(Debug, Default)]
 pub struct Transcript {
     last: Vec<String>,
+    hint: Option<String>,
 }
 
 impl Transcript {
@@ -321,6 +356,10 @@ impl Transcript {
                     self.last.push(line);
                 }
             }
+        }
+        if view.hint != self.hint {
+            out.extend(view.hint.clone());
+            self.hint.clone_from(&view.hint);
         }
         out.extend(view.outcome_line());
         out
@@ -344,8 +383,10 @@ pub fn run(
     change_order_id: &str,
     batch_wait_minutes: Option<u32>,
     interval: Duration,
+    timeout: Option<Duration>,
     sink: Sink,
 ) -> Result<(Outcome, Value), CallError> {
+    let started = std::time::Instant::now();
     let (tty, target) = match sink {
         Sink::Stdout => (
             std::io::stdout().is_terminal(),
@@ -405,9 +446,21 @@ pub fn run(
                 bars[i].set_position(b.ready);
                 bars[i].set_message(b.state.clone());
             }
+            if view.hint != transcript.hint {
+                if let Some(hint) = &view.hint {
+                    let _ = multi.println(hint);
+                }
+                transcript.hint.clone_from(&view.hint);
+            }
             if let Some(line) = view.outcome_line() {
+                // Only a success fills the bars; a failure or an abort leaves them where
+                // they stood.
                 for bar in &bars {
-                    bar.finish();
+                    if view.outcome == Some(Outcome::Succeeded) {
+                        bar.finish();
+                    } else {
+                        bar.abandon();
+                    }
                 }
                 say(&line);
             }
@@ -419,7 +472,26 @@ pub fn run(
         if let Some(outcome) = view.outcome {
             return Ok((outcome, answer));
         }
-        push.wait(interval);
+        if let Some(limit) = timeout
+            && started.elapsed() >= limit
+        {
+            let outcome = Outcome::TimedOut(limit.as_secs());
+            let line = View {
+                outcome: Some(outcome.clone()),
+                ..view
+            }
+            .outcome_line()
+            .unwrap_or_default();
+            for bar in &bars {
+                bar.abandon();
+            }
+            say(&line);
+            return Ok((outcome, answer));
+        }
+        push.wait(match timeout {
+            Some(limit) => interval.min(limit.saturating_sub(started.elapsed())),
+            None => interval,
+        });
     }
 }
 
@@ -467,6 +539,80 @@ mod tests {
         assert_eq!(t.update(&again), vec![again.outcome_line().unwrap()]);
     }
 
+    /// The lines of one answer, as a fresh watch prints them.
+    fn lines(answer: &Value) -> String {
+        Transcript::default()
+            .update(&view(answer, Context::default()).unwrap())
+            .join("\n")
+    }
+
+    #[test]
+    fn a_failure_and_an_abort_leave_the_batches_where_they_stood() {
+        let answers: Vec<Value> = serde_json::from_str(FIXTURE).unwrap();
+        let mut failed = answers[2].clone();
+        let info = &mut failed["changeOrderInfo"];
+        info["Status"] = 3.into();
+        // Batch 1 was running: it fails where it stood.
+        let p = &mut info["PipelineInfoList"]["PipelineInfo"][1];
+        p["PipelineStatus"] = 3.into();
+        let task = &mut p["StageDetailList"]["StageDetailDTO"][1]["TaskList"]["TaskInfoDTO"][0];
+        task["TaskStatus"] = "3".into();
+        task["TaskErrorMessage"] = "instance demo-2-1: CrashLoopBackOff (restarts: 3)".into();
+        insta::assert_snapshot!("failure", lines(&failed));
+        let mut aborted = answers[2].clone();
+        let info = &mut aborted["changeOrderInfo"];
+        info["Status"] = 6.into();
+        info["PipelineInfoList"]["PipelineInfo"][1]["PipelineStatus"] = 6.into();
+        insta::assert_snapshot!("abort", lines(&aborted));
+    }
+
+    #[test]
+    fn the_confirmation_hint_fits_80_columns_and_the_wait_counts_seconds() {
+        let answers: Vec<Value> = serde_json::from_str(FIXTURE).unwrap();
+        let waiting = answers
+            .iter()
+            .find(|a| {
+                a["changeOrderInfo"]["PipelineInfoList"]["PipelineInfo"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["PipelineStatus"] == 9)
+            })
+            .unwrap();
+        let mut confirm = waiting.clone();
+        let info = &mut confirm["changeOrderInfo"];
+        info["Status"] = 8.into();
+        for p in info["PipelineInfoList"]["PipelineInfo"]
+            .as_array_mut()
+            .unwrap()
+        {
+            if p["PipelineStatus"] == 9 {
+                p["PipelineStatus"] = 8.into();
+            }
+        }
+        let text = lines(&confirm);
+        insta::assert_snapshot!("confirmation", text);
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "{} columns: {line}", line.len());
+        }
+        let at = answered_at(waiting);
+        let ctx = |seconds_in: u64| Context {
+            batch_wait_minutes: Some(2),
+            now_ms: at + seconds_in * 1000,
+        };
+        let state = |c| {
+            view(waiting, c)
+                .unwrap()
+                .batches
+                .into_iter()
+                .find(|b| b.status == 9)
+                .unwrap()
+                .state
+        };
+        assert_eq!(state(ctx(55)), "waiting 1 min 05 s before starting");
+        assert_eq!(state(ctx(100)), "waiting 20 s before starting");
+    }
+
     #[test]
     fn outcomes_and_exit_codes() {
         let answers: Vec<Value> = serde_json::from_str(FIXTURE).unwrap();
@@ -487,6 +633,7 @@ mod tests {
             Some(Outcome::Failed("instance exited with status 1".into()))
         );
         assert_eq!(v.outcome.unwrap().exit_code(), EXIT_FAILED);
+        assert_eq!(Outcome::TimedOut(30).exit_code(), EXIT_TIMED_OUT);
         assert!(view(&serde_json::json!({"Code": 200}), Context::default()).is_err());
     }
 }

@@ -283,6 +283,40 @@ fn continue_a_manual_batch_abort_and_rollback() {
     );
     assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
 
+    // A watch with --timeout gives up with exit 4 while the release waits; promote --full
+    // confirms every remaining batch and reports the outcome.
+    let order = deploy("2b");
+    server.wait_for_status(&order, 8);
+    let out = server.run(&["change-order", "watch", &order, "--timeout", "1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("still runs after 1 s"),
+        "{}",
+        stdout(&out)
+    );
+    let out = server.run(&[
+        "change-order",
+        "promote",
+        &order,
+        "--full",
+        "--interval",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains(": succeeded"), "{}", stdout(&out));
+
     // Abort: the watch ends with the terminated outcome and exit code 3.
     let order = deploy("3");
     server.wait_for_status(&order, 8);

@@ -24,6 +24,9 @@ pub enum ChangeOrderCommand {
     Watch(WatchArgs),
     /// Start the batch waiting for confirmation (ContinuePipeline).
     Continue(ContinueArgs),
+    /// Continue the batch waiting for confirmation; with --full every remaining batch as it
+    /// comes to wait, so the release runs to its end without further confirmation.
+    Promote(PromoteArgs),
     /// Stop a change order (AbortChangeOrder).
     Abort(ActArgs),
     /// Stop a change order and roll the application back (AbortAndRollbackChangeOrder; with
@@ -58,6 +61,9 @@ pub struct WatchArgs {
     /// Seconds between two polls.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub interval: u64,
+    /// Stop watching after this many seconds (exit 4 while the change order still runs).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 /// A change order id and `--watch`.
@@ -81,6 +87,21 @@ pub struct ContinueArgs {
     /// --interval seconds), then continue it.
     #[arg(long, conflicts_with = "pipeline")]
     pub wait: bool,
+    #[command(flatten)]
+    pub watch: WatchFlags,
+}
+
+/// `change-order promote`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  edasctl change-order promote CO            # the waiting batch\n  edasctl change-order promote CO --full     # every remaining batch, as each comes to wait"
+)]
+pub struct PromoteArgs {
+    /// `ChangeOrderId`.
+    pub change_order_id: String,
+    /// Every remaining batch, not only the next one.
+    #[arg(long)]
+    pub full: bool,
     #[command(flatten)]
     pub watch: WatchFlags,
 }
@@ -192,6 +213,7 @@ pub fn follow(
         change_order,
         batch_wait,
         flags.interval(),
+        flags.watch_timeout.map(std::time::Duration::from_secs),
         sink(global.output),
     )?;
     Ok(ExitCode::from(outcome.exit_code()))
@@ -340,6 +362,7 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
                 &args.change_order_id,
                 args.batch_wait,
                 std::time::Duration::from_secs(args.interval),
+                args.timeout.map(std::time::Duration::from_secs),
                 sink(global.output),
             )?;
             if global.output != Format::Table {
@@ -364,6 +387,48 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
                 &args.change_order_id,
                 &args.watch,
             )
+        }
+        ChangeOrderCommand::Promote(args) => {
+            let next = ContinueArgs {
+                change_order_id: args.change_order_id.clone(),
+                pipeline: None,
+                wait: args.full,
+                watch: args.watch.clone(),
+            };
+            loop {
+                let pipeline = match waiting_batch(&client, &next) {
+                    Ok(p) => p,
+                    // With --full, the order ending (after the last confirmation, or with no
+                    // batch left to confirm) is the end; its outcome is reported below.
+                    Err(_) if args.full => break,
+                    Err(e) => return Err(e),
+                };
+                client.call(
+                    ops::ContinuePipeline,
+                    &[
+                        ("PipelineId".to_owned(), pipeline.clone()),
+                        ("Confirm".to_owned(), "true".to_owned()),
+                    ],
+                )?;
+                eprintln!("continued batch {pipeline}");
+                if !args.full {
+                    break;
+                }
+            }
+            if args.full && !args.watch.watch {
+                let order = info(&client, &args.change_order_id)?;
+                println!(
+                    "change order {}: {}",
+                    args.change_order_id,
+                    status::name(order.head.status)
+                );
+                return Ok(ExitCode::from(match order.head.status {
+                    2 => 0,
+                    6 => watch::EXIT_TERMINATED,
+                    _ => watch::EXIT_FAILED,
+                }));
+            }
+            follow(global, &client, &args.change_order_id, None, &args.watch)
         }
         ChangeOrderCommand::Abort(args) => act(
             global,

@@ -69,6 +69,10 @@ pub struct WatchFlags {
     /// Seconds between two GetChangeOrderInfo polls while watching.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub interval: u64,
+    /// Stop watching after this many seconds (exit 4 while the change order still runs;
+    /// `--timeout` is the change's own EDAS `Timeout` where a command has one).
+    #[arg(long, value_name = "SECONDS", requires = "watch")]
+    pub watch_timeout: Option<u64>,
 }
 
 impl WatchFlags {
