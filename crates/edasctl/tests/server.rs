@@ -186,6 +186,17 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Fails, showing what the command printed, unless it exited with `code`.
+fn exits(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
 #[test]
 fn create_deploy_with_watch_and_json_output() {
     let server = Server::start();
@@ -269,13 +280,7 @@ fn continue_a_manual_batch_abort_and_rollback() {
         "--interval",
         "1",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    exits(&out, 0);
     assert!(
         stdout(&out).contains("ContinuePipeline"),
         "{}",
@@ -288,13 +293,7 @@ fn continue_a_manual_batch_abort_and_rollback() {
     let order = deploy("2b");
     server.wait_for_status(&order, 8);
     let out = server.run(&["change-order", "watch", &order, "--timeout", "1"]);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    exits(&out, 4);
     assert!(
         stdout(&out).contains("still runs after 1 s"),
         "{}",
@@ -308,13 +307,7 @@ fn continue_a_manual_batch_abort_and_rollback() {
         "--interval",
         "1",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    exits(&out, 0);
     assert!(stdout(&out).contains(": succeeded"), "{}", stdout(&out));
 
     // Abort: the watch ends with the terminated outcome and exit code 3.
@@ -329,13 +322,7 @@ fn continue_a_manual_batch_abort_and_rollback() {
         "{aborted}"
     );
     let out = server.run(&["change-order", "watch", &order, "--interval", "1"]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    exits(&out, 3);
     assert!(stdout(&out).contains("was terminated"), "{}", stdout(&out));
 
     // Rollback: a new change order restores the previous revision; watching it succeeds.
@@ -349,13 +336,7 @@ fn continue_a_manual_batch_abort_and_rollback() {
         "--interval",
         "1",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    exits(&out, 0);
     assert!(
         stdout(&out).contains("AbortAndRollbackChangeOrder"),
         "{}",
@@ -634,13 +615,7 @@ fn instances_history_rollback_and_logs_by_name() {
         "--interval",
         "1",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    exits(&out, 0);
     let history = server.json(&["app", "history", &app]);
     let newest = &history["PackageVersionList"]["PackageVersion"][0];
     assert_eq!(newest["Id"], "3", "{history}");
