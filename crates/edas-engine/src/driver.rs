@@ -618,6 +618,32 @@ impl Driver {
         }
     }
 
+    /// After a successful release of an autoscaled application, its autoscaler scales the
+    /// released revision (which runs the count the release planned from the autoscaler), so
+    /// there is no scale-down surprise. A failure is logged; the next release retargets it.
+    async fn retarget_autoscaler(&mut self) {
+        let revision = self.order.to_revision().0.clone();
+        let rule = match crate::autoscaling::enabled_rule(&self.inner.store, &self.app_id).await {
+            Ok(Some(rule)) => rule,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(message = "Reading the scaling rule failed; the autoscaler still scales the previous revision.", app_id = %self.app_id, %revision, %error);
+                return;
+            }
+        };
+        let autoscaling = edas_runtime::Autoscaling {
+            revision: revision.clone(),
+            rule,
+        };
+        if let Err(error) = self
+            .runtime
+            .set_autoscaling(&self.app, Some(&autoscaling))
+            .await
+        {
+            tracing::warn!(message = "Pointing the autoscaler at the released revision failed.", app_id = %self.app_id, %revision, %error);
+        }
+    }
+
     /// After a successful release, instances of other revisions (left by an earlier failed
     /// release) are stopped; a deleted application keeps nothing: its cluster's sweeper removes
     /// every object of it (the sweep was recorded with the Delete order).
@@ -630,6 +656,7 @@ impl Driver {
             return;
         }
         let keep = Some(self.order.to_revision().0.clone());
+        self.retarget_autoscaler().await;
         let Ok(revisions) = self.runtime.revisions(&self.app).await else {
             return;
         };

@@ -15,6 +15,7 @@
 //! the number of the last revision that changed what instances run (not just how many). A
 //! scale, stop or start therefore resizes the serving revision instead of replacing instances.
 
+pub mod autoscaling;
 mod copies;
 mod deletion;
 mod driver;
@@ -541,6 +542,21 @@ impl Engine {
         if delete {
             req.change.spec.stopped = true;
             req.change.release.strategy = None;
+        }
+        // An autoscaled application: unless this change sets the count itself, the release
+        // plans its batches against what the autoscaler wants now (within the rule), so the
+        // batch math stays right while the load changes and the release ends at that count.
+        if !delete
+            && !req.change.spec.stopped
+            && req.change.spec.replicas == current.spec.replicas
+            && let Some(rule) = autoscaling::enabled_rule(&inner.store, &req.app_id).await?
+        {
+            let wanted = runtime
+                .autoscaled_replicas(&target::app_ref(&app))
+                .await
+                .map_err(SubmitError::from_runtime)?;
+            req.change.spec.replicas =
+                autoscaling::planned(Some(&rule), wanted, req.change.spec.replicas);
         }
         if req.change.spec.effective_replicas() > 0 {
             runtime

@@ -991,3 +991,76 @@ async fn a_failed_observation_is_retried() {
         started.elapsed()
     );
 }
+
+/// Issue 24: an autoscaled application's gray + batch release plans against the count its
+/// autoscaler wants (5, not the stored 3), ends with that many instances of the new revision,
+/// and points the autoscaler at the new revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autoscaled_release_keeps_the_autoscalers_count_and_retargets_it() {
+    let w = world().await;
+    let (_, co) = create(&w, 3).await;
+    wait_status(&w.store, &co, 2).await;
+    let now = jiff::Timestamp::now();
+    let rule = edas_store::ScalingRule {
+        app_id: "app-1".into(),
+        name: "cpu".into(),
+        enabled: true,
+        min_replicas: 2,
+        max_replicas: 6,
+        doc: edas_store::ScalingRuleDoc {
+            metrics: vec![edas_store::ScalingMetric {
+                kind: "CPU".into(),
+                target_utilization: 60,
+            }],
+            scale_up: None,
+            scale_down: None,
+        },
+        created_at: now,
+        updated_at: now,
+        last_disabled_at: None,
+    };
+    let audit = edas_store::AuditEntry {
+        actor: "test".into(),
+        action: "CreateApplicationScalingRule".into(),
+        resource: "application/app-1/scaling-rule/cpu".into(),
+        app_id: Some("app-1".into()),
+        request_id: Some("r".into()),
+        detail: serde_json::json!({}),
+    };
+    w.store
+        .put_scaling_rule(&rule, true, &audit, now)
+        .await
+        .unwrap();
+    let app = edas_runtime::AppRef {
+        id: "app-1".into(),
+        name: "demo".into(),
+        namespace: "default".into(),
+    };
+    use edas_runtime::Runtime;
+    w.fake
+        .set_autoscaling(
+            &app,
+            Some(&edas_runtime::Autoscaling {
+                revision: "1".into(),
+                rule: edas_engine::autoscaling::autoscaler(&rule),
+            }),
+        )
+        .await
+        .unwrap();
+    w.fake.autoscale("app-1", 5);
+    let co = deploy(&w, &[("UpdateStrategy", r#"{"type":"GrayBatchUpdate","batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0},"grayUpdate":{"gray":1}}"#)]).await;
+    wait_status(&w.store, &co, 2).await;
+    assert_eq!(w.fake.counts("app-1", "2"), (5, 5));
+    assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
+    let order = w.store.get_change_order(&co).await.unwrap().state;
+    assert_eq!(order.pipelines().len(), 3, "gray + 2 batches");
+    let autoscaling = w.fake.autoscaling("app-1").unwrap();
+    assert_eq!(autoscaling.revision, "2");
+    assert_eq!(autoscaling.rule.max_replicas, 6);
+    // A change that sets the count itself keeps it.
+    let co = submit(&w, Operation::ScaleK8sApplication, &[("Replicas", "2")])
+        .await
+        .unwrap();
+    wait_status(&w.store, &co, 2).await;
+    assert_eq!(w.fake.counts("app-1", "2").1, 2);
+}

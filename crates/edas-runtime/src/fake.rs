@@ -72,6 +72,10 @@ struct State {
     unavailable: bool,
     /// Applications `delete_application` was called for, with `force`.
     deleted: Vec<(String, bool)>,
+    /// The autoscaler of each application, as last set.
+    autoscaling: BTreeMap<String, crate::Autoscaling>,
+    /// What each application's autoscaler wants (the test decides).
+    autoscaled: BTreeMap<String, u32>,
 }
 
 /// The fake runtime. Clones share state.
@@ -231,6 +235,17 @@ impl FakeRuntime {
         self.lock().routing.get(app_id).cloned()
     }
 
+    /// The autoscaler last set for an application (`None`: none).
+    pub fn autoscaling(&self, app_id: &str) -> Option<crate::Autoscaling> {
+        self.lock().autoscaling.get(app_id).cloned()
+    }
+
+    /// Plays the application's autoscaler: it wants `replicas` now (what
+    /// `autoscaled_replicas` answers while the application has an autoscaler).
+    pub fn autoscale(&self, app_id: &str, replicas: u32) {
+        self.lock().autoscaled.insert(app_id.to_owned(), replicas);
+    }
+
     /// Instances of a revision ever started.
     pub fn started(&self, app_id: &str, revision: &str) -> u32 {
         self.lock()
@@ -266,6 +281,45 @@ fn write_fault(s: &mut State) -> Result<Option<RuntimeError>, RuntimeError> {
 }
 
 impl Runtime for FakeRuntime {
+    fn check_autoscaling(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    fn set_autoscaling(
+        &self,
+        app: &AppRef,
+        autoscaling: Option<&crate::Autoscaling>,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let (app, autoscaling) = (app.id.clone(), autoscaling.cloned());
+        Box::pin(async move {
+            let mut s = self.lock();
+            let after = write_fault(&mut s)?;
+            match autoscaling {
+                Some(a) => {
+                    s.autoscaling.insert(app, a);
+                }
+                None => {
+                    s.autoscaling.remove(&app);
+                }
+            }
+            after.map_or(Ok(()), Err)
+        })
+    }
+
+    fn autoscaled_replicas(
+        &self,
+        app: &AppRef,
+    ) -> BoxFuture<'_, Result<Option<u32>, RuntimeError>> {
+        let app = app.id.clone();
+        Box::pin(async move {
+            let s = self.lock();
+            Ok(s.autoscaling
+                .contains_key(&app)
+                .then(|| s.autoscaled.get(&app).copied())
+                .flatten())
+        })
+    }
+
     fn set_routing(
         &self,
         app: &AppRef,
