@@ -2,11 +2,15 @@
 //! (every violation at once, named by its parameter) and stored per application with their
 //! audit record; a refused change stores nothing.
 //!
-//! Enabling a rule is refused on every cluster for now: neither runtime acts on a rule yet
-//! (no HorizontalPodAutoscaler on Kubernetes, no built-in autoscaler on `local`), and an
-//! enabled rule that nothing honours would be a parameter silently ignored. Rules are stored
-//! disabled and can be listed, changed and deleted.
+//! An enabled rule is handed to the cluster's runtime before it is stored (on Kubernetes a
+//! HorizontalPodAutoscaler targeting the revision that serves: the stable one while a release
+//! runs), changed with it, and removed when it is disabled or deleted; the release engine
+//! then plans releases against the autoscaler's count and retargets it when one completes.
+//! At most one rule of an application is enabled. A runtime without an autoscaler (`local`)
+//! refuses enabling: an enabled rule that nothing honours would be a parameter silently
+//! ignored; there rules are stored disabled and can be listed, changed and deleted.
 
+use edas_runtime::{AppRef, Autoscaling};
 use edas_spec::{Violation, ViolationKind, Violations};
 use edas_store::{Application, AuditEntry, StoreError};
 use serde_json::json;
@@ -214,14 +218,11 @@ fn check_direction(c: &mut Checker, name: &str, d: &DirectionInput) -> ScalingDi
 }
 
 /// Why a rule of `app` cannot be enabled: no runtime acts on rules yet.
-fn enabling_refused(app: &Application, parameter: &str) -> AppError {
+fn enabling_refused(app: &Application, parameter: &str, why: &str) -> AppError {
     let runtime = if app.cluster_id == crate::local::LOCAL_CLUSTER {
         "the `local` runtime has no autoscaler".to_owned()
     } else {
-        format!(
-            "edasd does not run a HorizontalPodAutoscaler for rules on cluster `{}` yet",
-            app.cluster_id
-        )
+        format!("cluster `{}` refuses it: {why}", app.cluster_id)
     };
     AppError::Invalid(Violations(vec![Violation {
         parameter: parameter.to_owned(),
@@ -241,6 +242,64 @@ fn rule_not_found(app: &Application, name: &str) -> AppError {
 }
 
 impl App {
+    /// Makes the application's autoscaler on its cluster exactly `rule` (`None`: none), scaling
+    /// the revision that serves now: the one before a release in progress, else the current
+    /// one. A runtime without an autoscaler refuses enabling (named by `parameter`); one that
+    /// does not answer or rejects the autoscaler refuses the request.
+    async fn apply_autoscaling(
+        &self,
+        app: &Application,
+        rule: Option<&ScalingRule>,
+        parameter: &str,
+    ) -> Result<(), AppError> {
+        let Some(runtime) = self.engine.runtimes().get(&app.cluster_id) else {
+            return match rule {
+                Some(_) => Err(enabling_refused(app, parameter, "no runtime serves it")),
+                None => Ok(()),
+            };
+        };
+        if rule.is_some() {
+            runtime
+                .check_autoscaling()
+                .map_err(|e| enabling_refused(app, parameter, &e.to_string()))?;
+        }
+        let refused = |e: edas_runtime::RuntimeError| {
+            AppError::Runtime(format!(
+                "cluster `{}` did not take the autoscaler of application `{}`: {e}",
+                app.cluster_id, app.id
+            ))
+        };
+        runtime.availability().map_err(refused)?;
+        let autoscaling = match rule {
+            Some(rule) => {
+                let active = self
+                    .store
+                    .active_change_order(&app.id)
+                    .await
+                    .map_err(|e| AppError::internal("reading the active change order", e))?;
+                let revision = active
+                    .as_ref()
+                    .and_then(|co| co.state.previous())
+                    .map(|from| from.revision.0.clone())
+                    .unwrap_or_else(|| app.spec.template_revision.clone());
+                Some(Autoscaling {
+                    revision,
+                    rule: edas_engine::autoscaling::autoscaler(rule),
+                })
+            }
+            None => None,
+        };
+        let at = AppRef {
+            id: app.id.clone(),
+            name: app.name.clone(),
+            namespace: app.k8s_namespace.clone(),
+        };
+        runtime
+            .set_autoscaling(&at, autoscaling.as_ref())
+            .await
+            .map_err(refused)
+    }
+
     /// The scaling rules of application `app_id`, by name.
     pub async fn scaling_rules(&self, app_id: &str) -> Result<Vec<ScalingRule>, AppError> {
         self.store
@@ -289,9 +348,8 @@ impl App {
             )
         });
         c.done()?;
-        if change.enabled == Some(true) {
-            return Err(enabling_refused(app, "ScalingRuleEnable"));
-        }
+        let others = self.scaling_rules(&app.id).await?;
+        let was_enabled = !create && others.iter().any(|r| r.name == change.name && r.enabled);
         let mut rule = if create {
             ScalingRule {
                 app_id: app.id.clone(),
@@ -315,6 +373,29 @@ impl App {
         }
         if let Some((up, down)) = behaviour {
             (rule.doc.scale_up, rule.doc.scale_down) = (up, down);
+        }
+        let parameter = if action == "EnableApplicationScalingRule" {
+            "ScalingRuleName"
+        } else {
+            "ScalingRuleEnable"
+        };
+        if rule.enabled
+            && let Some(other) = others.iter().find(|r| r.enabled && r.name != rule.name)
+        {
+            return Err(AppError::Invalid(Violations(vec![Violation {
+                parameter: parameter.to_owned(),
+                kind: ViolationKind::Invalid,
+                message: format!(
+                    "application `{}` has the scaling rule `{}` enabled already: one rule scales an application, disable it first",
+                    app.id, other.name
+                ),
+            }])));
+        }
+        // The runtime first: a rule it cannot honour is refused, and nothing is stored.
+        if rule.enabled {
+            self.apply_autoscaling(app, Some(&rule), parameter).await?;
+        } else if was_enabled {
+            self.apply_autoscaling(app, None, parameter).await?;
         }
         let entry = AuditEntry {
             actor: actor.name.clone(),
@@ -346,7 +427,7 @@ impl App {
             })
     }
 
-    /// Enables (refused, see the module) or disables rule `name` of `app`; the rule as stored.
+    /// Enables or disables rule `name` of `app` (see the module); the rule as stored.
     pub async fn set_scaling_rule_enabled(
         &self,
         app: &Application,
@@ -357,12 +438,9 @@ impl App {
         now: jiff::Timestamp,
     ) -> Result<ScalingRule, AppError> {
         let rule = self.scaling_rule(app, name).await?;
-        if enabled {
-            return Err(enabling_refused(app, "ScalingRuleName"));
-        }
         let change = ScalingRuleChange {
             name: rule.name,
-            enabled: Some(false),
+            enabled: Some(enabled),
             ..Default::default()
         };
         self.put_scaling_rule(app, change, false, action, actor, now)
@@ -377,6 +455,9 @@ impl App {
         actor: &Actor,
         now: jiff::Timestamp,
     ) -> Result<(), AppError> {
+        if self.scaling_rule(app, name).await?.enabled {
+            self.apply_autoscaling(app, None, "ScalingRuleName").await?;
+        }
         let entry = AuditEntry {
             actor: actor.name.clone(),
             action: "DeleteApplicationScalingRule".to_owned(),
