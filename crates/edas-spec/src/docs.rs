@@ -181,11 +181,13 @@ const CATALOG_SCALING: &str = "
 
 Rules are stored per application (min, max, metrics and their targets, scale-up and
 scale-down behaviour, enabled or not) and answered in EDAS's `AppScalingRule` shape with
-`ScaleRuleType` `metric` and the rule under `Metric` (`Trigger` is `null`). **No runtime acts on
-a rule yet**: enabling one (`ScalingRuleEnable=true`, EnableApplicationScalingRule) is refused
-as `InvalidParameter.NotSupported` naming the parameter, on `local` (no built-in autoscaler)
-and on Kubernetes (no HorizontalPodAutoscaler is created), so a rule is never silently
-ignored; the replicas stay what ScaleK8sApplication and the releases set.
+`ScaleRuleType` `metric` and the rule under `Metric` (`Trigger` is `null`). On Kubernetes an
+enabled rule is the application's `autoscaling/v2` HorizontalPodAutoscaler (named like the
+application, targeting the serving revision's Deployment; applied before the rule is stored,
+changed with it, deleted when it is disabled or deleted); releases plan against the HPA's
+count and leave it on the released revision. On `local` (no built-in autoscaler) enabling
+(`ScalingRuleEnable=true`, EnableApplicationScalingRule) is refused as
+`InvalidParameter.NotSupported` naming the parameter, so a rule is never silently ignored.
 
 | Operation | Parameter | Type | Req | Meaning | Validation |
 |---|---|---|---|---|---|
@@ -194,10 +196,10 @@ ignored; the replicas stay what ScaleK8sApplication and the releases set.
 | CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleType` | string | no | `metric` (the form edasd stores). | `trigger` is `InvalidParameter.NotSupported` (see `ScalingRuleTrigger`); anything else invalid |
 | CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleMetric` | JSON | Create: yes | `{\"minReplicas\": 1, \"maxReplicas\": 4, \"metrics\": [{\"metricType\": \"CPU\", \"metricTargetAverageUtilization\": 60}]}` (keys camelCase or PascalCase, numbers or numeric strings); Update keeps the stored bounds and metrics when absent. | every key required, no other key; 1 ≤ `minReplicas` ≤ `maxReplicas` ≤ 1000; at least one metric, `CPU` or `MEMORY` (case-insensitive), each once, target 1-100 %; all violations at once, named `ScalingRuleMetric.<key>` |
 | CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingBehaviour` | JSON | no | EDAS's `{\"scaleUp\": {…}, \"scaleDown\": {\"stabilizationWindowSeconds\": \"300\", \"selectPolicy\": \"Max\", \"policies\": [{\"type\": \"Percent\", \"value\": 200, \"periodSeconds\": 15}]}}`; a direction left out (or `null`) has the defaults; Update keeps the stored behaviour when absent. | window 0-3600 s; `selectPolicy` `Max`, `Min` or `Disabled` (`Disable` too, stored as `Disabled`); policy `type` `Pods` or `Percent`, `value` ≥ 1, `periodSeconds` 1-1800; no other key |
-| CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleEnable` | boolean | no | Whether the rule is enabled (Update keeps it when absent). | `true` is `InvalidParameter.NotSupported` (no runtime acts on a rule); `false` stores it disabled (Update records the time, `LastDisableTime`) |
+| CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleEnable` | boolean | no | Whether the rule is enabled (Update keeps it when absent). | `true`: on Kubernetes the HPA is applied first (a cluster that refuses or does not answer refuses the request); on `local` `InvalidParameter.NotSupported`; another rule of the application enabled already is `InvalidParameter` (one rule scales an application); `false` stores it disabled (Update records the time, `LastDisableTime`) |
 | CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleTrigger` | JSON | no | EDAS's trigger rules (`cron`, `app_metric`). | `InvalidParameter.NotSupported`: EDAS does not publish the format of a trigger's `metaData`, so edasd could not honour one |
 | CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleTimer` | JSON | no | Deprecated by EDAS. | `InvalidParameter.NotSupported` |
-| EnableApplicationScalingRule | `ScalingRuleName` | string | yes | The rule to enable. | an existing rule; then `InvalidParameter.NotSupported` naming `ScalingRuleName` (no runtime acts on a rule) |
+| EnableApplicationScalingRule | `ScalingRuleName` | string | yes | The rule to enable. | an existing rule; on `local` `InvalidParameter.NotSupported` naming `ScalingRuleName` (no autoscaler); another enabled rule is `InvalidParameter` |
 | DescribeApplicationScalingRules | `AppId` | string | yes | Every rule of the application, by name, on one page (`CurrentPage` 1, `PageSize` = `TotalSize`). | |
 ";
 
