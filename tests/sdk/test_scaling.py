@@ -1,7 +1,7 @@
 """Issue 24: the six ApplicationScalingRule operations (Create, Update, Delete, Describe,
 Enable, Disable) through BOTH official SDKs against the real edasd. Every answer is read
-through the keys the SDK models read. Enabling a rule is refused (no runtime acts on a rule
-yet), naming the parameter."""
+through the keys the SDK models read. Enabling a rule on `local` is refused (no autoscaler
+there), naming the parameter."""
 
 import json
 

@@ -1,6 +1,6 @@
 //! Black-box tests of the autoscaling-rule operations on the real edasd: a rule is stored,
-//! listed, changed, disabled and deleted in EDAS's shapes; bad input and enabling (no runtime
-//! acts on a rule yet) are refused naming the parameter, and nothing is stored; a reader
+//! listed, changed, disabled and deleted in EDAS's shapes; bad input and enabling (on `local`,
+//! which has no autoscaler; Kubernetes is `kube_scaling.rs`) are refused naming the parameter, and nothing is stored; a reader
 //! cannot change rules.
 
 mod support;
@@ -113,7 +113,7 @@ async fn scaling_rules_are_stored_validated_and_never_silently_enabled() {
     );
     assert_eq!(rules(&edasd, app).await, vec![rule.clone()]);
 
-    // Enabling is refused (no runtime acts on a rule), naming the parameter; nothing stored.
+    // Enabling is refused on `local` (no autoscaler), naming the parameter; nothing stored.
     let create = |name: &'static str, enable: &'static str, metric: &'static str| {
         [
             ("AppId", app),
