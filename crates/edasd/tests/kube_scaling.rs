@@ -86,6 +86,47 @@ async fn an_autoscaled_application_keeps_its_hpa_count_through_a_gray_batch_rele
         Some("scaled-r2")
     );
 
+    // One rule scales an application: a second enabled one is refused, nothing stored.
+    let (status, body) = edasd
+        .api
+        .call_raw(
+            "POST",
+            RULE,
+            "CreateApplicationScalingRule",
+            &[
+                ("AppId", &app),
+                ("ScalingRuleName", "mem"),
+                ("ScalingRuleType", "metric"),
+                ("ScalingRuleEnable", "true"),
+                ("ScalingRuleMetric", METRIC),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body:#}");
+    assert!(body.to_string().contains("cpu"), "{body:#}");
+    // Changing the enabled rule changes the HPA.
+    edasd
+        .api
+        .call(
+            "PUT",
+            RULE,
+            "UpdateApplicationScalingRule",
+            &[
+                ("AppId", &app),
+                ("ScalingRuleName", "cpu"),
+                (
+                    "ScalingRuleMetric",
+                    &METRIC.replace("\"maxReplicas\": 6", "\"maxReplicas\": 8"),
+                ),
+            ],
+        )
+        .await;
+    let hpa = hpas.get("scaled").await.unwrap().spec.unwrap();
+    assert_eq!(
+        (hpa.max_replicas, hpa.scale_target_ref.name.as_str()),
+        (8, "scaled-r2")
+    );
+
     // Disabled: the HPA is gone.
     edasd
         .api
