@@ -41,11 +41,17 @@ impl Push {
     /// Waits for the next event (and takes every one already arrived with it), at most
     /// [`QUIET`]; without a stream, sleeps `interval`.
     pub fn wait(&mut self, interval: Duration) {
+        self.wait_at_most(interval, QUIET);
+    }
+
+    /// [`Push::wait`], but never longer than `most` (what is left of a watch's `--timeout`).
+    pub fn wait_at_most(&mut self, interval: Duration, most: Duration) {
+        let interval = interval.min(most);
         let Some(events) = &self.events else {
             std::thread::sleep(interval);
             return;
         };
-        match events.recv_timeout(QUIET) {
+        match events.recv_timeout(QUIET.min(most)) {
             Ok(()) => while events.try_recv().is_ok() {},
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
@@ -89,6 +95,12 @@ mod tests {
         push.wait(Duration::from_secs(60));
         assert!(push.events.is_some());
         drop(tx);
+        // A quiet stream wakes a watch whose timeout runs out first.
+        let (_quiet, rx) = mpsc::channel::<()>();
+        let mut quiet = Push { events: Some(rx) };
+        let started = std::time::Instant::now();
+        quiet.wait_at_most(Duration::from_secs(60), Duration::from_millis(50));
+        assert!(started.elapsed() < Duration::from_secs(5));
         push.wait(Duration::from_millis(1));
         assert!(
             push.events.is_none(),

@@ -7,10 +7,21 @@
 //! The view is a pure function of each answer ([`view`]) and the plain
 //! transcript a pure function of the sequence of answers ([`Transcript`]), so both are tested
 //! from recorded answers; only [`run`] does I/O.
+//!
+//! Besides the batches the view shows the versions the release goes from and to (one
+//! ListHistoryDeployVersion read at the start: it names each revision's image or package
+//! version, where DescribeAppInstanceList would list every instance), the elapsed time since
+//! the change order was created, and the traffic share (edasd's `Traffic` extension of
+//! GetK8sServices). The share only moves while a gray batch splits requests or once a release
+//! is aborted, so the services are read with an event's GetChangeOrderInfo only when the order
+//! has a gray batch or was terminated: a plain batched release costs no extra read. In plain
+//! mode (not a terminal) every line starts with the UTC time it was printed.
 
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
+use edas_wire::instances::HistoryBody;
+use edas_wire::service::{ServicesBody, Traffic};
 use edas_wire::{ChangeOrderInfo, Instance, PipelineInfo, TaskInfo};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize as _;
@@ -72,7 +83,8 @@ pub struct Context {
     /// Minutes an automatic release waits between batches, when the caller knows them (deploy
     /// with `--batch-wait`); GetChangeOrderInfo does not say.
     pub batch_wait_minutes: Option<u32>,
-    /// Now, in milliseconds since the epoch (for the minutes left of a wait).
+    /// Now, in milliseconds since the epoch (for the minutes left of a wait, the elapsed time
+    /// and plain mode's timestamps); 0 when unknown.
     pub now_ms: u64,
 }
 
@@ -132,6 +144,15 @@ pub struct View {
     /// What to type next, on a line of its own (at most 80 columns): set while a batch waits
     /// for confirmation.
     pub hint: Option<String>,
+    /// The AppId.
+    pub app_id: String,
+    /// Seconds since the change order was created (None when the clock or CreateTime is
+    /// unknown).
+    pub elapsed: Option<u64>,
+    /// When the view was made (the context's clock), for plain mode's timestamps.
+    pub now_ms: u64,
+    /// The traffic share ([`traffic_line`]), when read.
+    pub traffic: Option<String>,
 }
 
 /// The tasks of a pipeline's stages.
@@ -301,13 +322,137 @@ pub fn view(answer: &Value, ctx: Context) -> Result<View, String> {
         }
         _ => None,
     };
+    let created = info.head.create_time.trim().parse::<u64>().unwrap_or(0);
+    let elapsed = (created > 0 && ctx.now_ms >= created).then(|| (ctx.now_ms - created) / 1000);
     Ok(View {
         id,
         status,
         batches,
         outcome,
         hint,
+        app_id: info.head.app_id,
+        elapsed,
+        now_ms: ctx.now_ms,
+        traffic: None,
     })
+}
+
+/// Whether the traffic share is worth reading for this view: the order has a gray batch (a
+/// split) or was aborted (everything back to the stable revision).
+pub fn needs_traffic(view: &View) -> bool {
+    !view.app_id.is_empty()
+        && (view.status == status::TERMINATED
+            || view.batches.iter().any(|b| b.name.starts_with("Gray")))
+}
+
+/// `text` cut to `max` characters (an ellipsis marks the cut).
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// `text` cut to its last `max` characters (an image's tag says more than its registry).
+fn cut_front(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        text.to_owned()
+    } else {
+        let tail: String = text.chars().skip(count + 1 - max).collect();
+        format!("…{tail}")
+    }
+}
+
+/// Room for a line's text once plain mode's timestamp prefix (21 columns) is in front.
+const LINE: usize = 80 - 21;
+
+/// `r2`, or `r2 (?)` when the server did not name the revision.
+fn rev(revision: Option<&str>) -> String {
+    format!("r{}", revision.unwrap_or("?"))
+}
+
+/// The traffic share as one line of at most 59 columns: `traffic: 20% to r2 (gray), 80% to
+/// r1`, `traffic: header x-user == a to r2 (gray), the rest to r1`, `traffic: 100% to r1,
+/// 0% to r2 (aborted)` or `traffic: every ready instance (no split)`.
+pub fn traffic_line(traffic: &Traffic) -> String {
+    let stable = rev(traffic.stable_revision.as_deref());
+    let gray = rev(traffic.gray_revision.as_deref());
+    let text = match traffic.mode.as_str() {
+        Traffic::ALL_READY => "traffic: every ready instance (no split)".to_owned(),
+        Traffic::ABORTED => format!("traffic: 100% to {stable}, 0% to {gray} (aborted)"),
+        Traffic::GRAY_SPLIT => {
+            let percent: Option<i64> = traffic
+                .rules
+                .iter()
+                .filter(|r| r.condition_type == "percent")
+                .filter_map(|r| r.percent)
+                .max();
+            let content: Vec<String> = traffic
+                .rules
+                .iter()
+                .filter(|r| r.condition_type != "percent")
+                .map(|r| {
+                    r.conditions
+                        .iter()
+                        .map(|c| format!("{} {} {} {}", c.r#type, c.name, c.operator, c.value))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                })
+                .collect();
+            match (percent, content.is_empty()) {
+                (Some(p), true) => {
+                    let p = p.clamp(0, 100);
+                    format!("traffic: {p}% to {gray} (gray), {}% to {stable}", 100 - p)
+                }
+                (None, true) => format!("traffic: 100% to {stable}, 0% to {gray} (gray)"),
+                (p, false) => {
+                    // A request matching any rule goes to the gray revision.
+                    let sample = p.map(|p| format!(" or {}%", p.clamp(0, 100)));
+                    let tail = format!(
+                        "{} to {gray} (gray), the rest to {stable}",
+                        sample.unwrap_or_default()
+                    );
+                    let room = LINE.saturating_sub("traffic: ".len() + tail.chars().count());
+                    format!("traffic: {}{tail}", cut(&content.join(" or "), room))
+                }
+            }
+        }
+        other => format!("traffic: {other}"),
+    };
+    cut(&text, LINE)
+}
+
+/// The versions header from a ListHistoryDeployVersion answer: `version: r1 demo:1 -> r2
+/// demo:2` (at most 59 columns), or None when no revision names this change order (a server
+/// that does not say).
+pub fn versions_line(history: &Value, change_order_id: &str) -> Option<String> {
+    let body: HistoryBody = crate::output::body(history);
+    let list = body.package_version_list.package_version;
+    let at = list
+        .iter()
+        .position(|v| v.change_order_id == change_order_id)?;
+    let name = |v: &edas_wire::instances::PackageVersion| {
+        let label = format!("r{}", v.id);
+        if v.package_version.is_empty() || v.package_version == label {
+            label
+        } else {
+            format!("{label} {}", cut_front(&v.package_version, 24))
+        }
+    };
+    let new = name(&list[at]);
+    let old = list.get(at + 1).map_or_else(|| "(none)".to_owned(), name);
+    Some(cut(&format!("version: {old} -> {new}"), LINE))
+}
+
+/// Epoch milliseconds as `2026-12-06T09:12:03Z`.
+pub fn timestamp(ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(ms as i64)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| ms.to_string())
 }
 
 impl Batch {
@@ -321,6 +466,11 @@ impl Batch {
 }
 
 impl View {
+    /// `elapsed: 1 min 05 s`, when known.
+    pub fn elapsed_line(&self) -> Option<String> {
+        self.elapsed.map(|s| format!("elapsed: {}", countdown(s)))
+    }
+
     /// The closing line.
     pub fn outcome_line(&self) -> Option<String> {
         self.outcome.as_ref().map(|o| match o {
@@ -335,16 +485,42 @@ impl View {
     }
 }
 
-/// The plain-text form of a watch: each batch's line when it changes, then the outcome.
+/// The plain-text form of a watch: each batch's line when it changes, the traffic share when
+/// it changes, then the outcome and the elapsed time; with [`Transcript::stamped`], each line
+/// starts with the UTC time of the view.
 #[derive(Debug, Default)]
 pub struct Transcript {
     last: Vec<String>,
     hint: Option<String>,
+    traffic: Option<String>,
+    stamped: bool,
 }
 
 impl Transcript {
+    /// A transcript whose lines start with the view's UTC time (plain mode).
+    pub fn stamped() -> Transcript {
+        Transcript {
+            stamped: true,
+            ..Transcript::default()
+        }
+    }
+
+    /// `line` as printed at `now_ms`.
+    pub fn line(&self, now_ms: u64, line: &str) -> String {
+        if self.stamped {
+            format!("{} {line}", timestamp(now_ms))
+        } else {
+            line.to_owned()
+        }
+    }
+
     /// The lines to print for a new view (none when nothing changed).
     pub fn update(&mut self, view: &View) -> Vec<String> {
+        let plain = self.plain(view);
+        plain.iter().map(|l| self.line(view.now_ms, l)).collect()
+    }
+
+    fn plain(&mut self, view: &View) -> Vec<String> {
         let mut out = Vec::new();
         for (i, b) in view.batches.iter().enumerate() {
             let line = b.line();
@@ -357,11 +533,18 @@ impl Transcript {
                 }
             }
         }
+        if view.traffic.is_some() && view.traffic != self.traffic {
+            out.extend(view.traffic.clone());
+            self.traffic.clone_from(&view.traffic);
+        }
         if view.hint != self.hint {
             out.extend(view.hint.clone());
             self.hint.clone_from(&view.hint);
         }
         out.extend(view.outcome_line());
+        if view.outcome.is_some() {
+            out.extend(view.elapsed_line());
+        }
         out
     }
 }
@@ -401,7 +584,13 @@ pub fn run(
         Sink::Stdout => println!("{line}"),
         Sink::Stderr => eprintln!("{line}"),
     };
-    let mut transcript = Transcript::default();
+    let mut transcript = if tty {
+        Transcript::default()
+    } else {
+        Transcript::stamped()
+    };
+    let mut versions_read = false;
+    let mut status_bar: Option<ProgressBar> = None;
     let multi = MultiProgress::with_draw_target(target);
     let mut bars: Vec<ProgressBar> = Vec::new();
     let style = ProgressStyle::with_template("{prefix:>18} [{bar:20}] {pos}/{len} {wide_msg}")
@@ -433,8 +622,47 @@ pub fn run(
             batch_wait_minutes,
             now_ms: now_ms(),
         };
-        let view = view(&answer, ctx).map_err(CallError::Transport)?;
+        let mut view = view(&answer, ctx).map_err(CallError::Transport)?;
+        let app = [("AppId".to_owned(), view.app_id.clone())];
+        if !versions_read && !view.app_id.is_empty() {
+            // Once: the revisions do not change during the watch. A server that cannot say
+            // (no history, a refusal) leaves the header out.
+            versions_read = true;
+            let header = client
+                .call(ops::ListHistoryDeployVersion, &app)
+                .ok()
+                .and_then(|history| versions_line(&history, change_order_id));
+            if let Some(header) = header {
+                if tty {
+                    let _ = multi.println(&header);
+                } else {
+                    say(&transcript.line(view.now_ms, &header));
+                }
+            }
+        }
+        if needs_traffic(&view) {
+            view.traffic = client
+                .call(ops::GetK8sServices, &app)
+                .ok()
+                .and_then(|a| crate::output::body::<ServicesBody>(&a).traffic)
+                .map(|t| traffic_line(&t));
+        }
         if tty {
+            let status_bar = status_bar.get_or_insert_with(|| {
+                let bar = multi.add(
+                    ProgressBar::new_spinner()
+                        .with_elapsed(Duration::from_secs(view.elapsed.unwrap_or(0))),
+                );
+                bar.set_style(
+                    ProgressStyle::with_template("elapsed {elapsed_precise}  {wide_msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.enable_steady_tick(Duration::from_secs(1));
+                bar
+            });
+            if let Some(traffic) = &view.traffic {
+                status_bar.set_message(traffic.clone());
+            }
             for (i, b) in view.batches.iter().enumerate() {
                 if i == bars.len() {
                     let bar = multi.add(ProgressBar::new(b.total));
@@ -462,6 +690,7 @@ pub fn run(
                         bar.abandon();
                     }
                 }
+                status_bar.abandon();
                 say(&line);
             }
         } else {
@@ -482,16 +711,17 @@ pub fn run(
             }
             .outcome_line()
             .unwrap_or_default();
-            for bar in &bars {
+            for bar in bars.iter().chain(&status_bar) {
                 bar.abandon();
             }
-            say(&line);
+            say(&transcript.line(now_ms(), &line));
             return Ok((outcome, answer));
         }
-        push.wait(match timeout {
-            Some(limit) => interval.min(limit.saturating_sub(started.elapsed())),
-            None => interval,
-        });
+        // A quiet stream wakes the watch every 15 s; a --timeout that runs out first ends it.
+        match timeout {
+            Some(limit) => push.wait_at_most(interval, limit.saturating_sub(started.elapsed())),
+            None => push.wait(interval),
+        }
     }
 }
 
@@ -635,5 +865,143 @@ mod tests {
         assert_eq!(v.outcome.unwrap().exit_code(), EXIT_FAILED);
         assert_eq!(Outcome::TimedOut(30).exit_code(), EXIT_TIMED_OUT);
         assert!(view(&serde_json::json!({"Code": 200}), Context::default()).is_err());
+    }
+
+    /// The traffic shares edasd answers, as the watch shows them.
+    #[test]
+    fn the_traffic_share_line() {
+        let lines: Vec<String> = [
+            serde_json::json!({"Mode": "AllReady"}),
+            serde_json::json!({"Mode": "GraySplit", "StableRevision": "1", "GrayRevision": "2",
+                "Rules": [{"ConditionType": "percent", "Percent": 20}]}),
+            serde_json::json!({"Mode": "GraySplit", "StableRevision": 1, "GrayRevision": 2,
+                "Rules": [{"ConditionType": "content", "Conditions": [
+                    {"Type": "header", "Name": "x-user", "Operator": "==", "Value": "beta"}]}]}),
+            serde_json::json!({"Mode": "GraySplit", "StableRevision": "7", "GrayRevision": "8",
+                "Rules": [{"ConditionType": "content", "Conditions": [
+                    {"Type": "cookie", "Name": "a-rather-long-cookie-name", "Operator": "regex",
+                     "Value": "^(alpha|beta|gamma|delta)-[0-9]+$"}]},
+                    {"ConditionType": "percent", "Percent": 5}]}),
+            serde_json::json!({"Mode": "Aborted", "StableRevision": "1", "GrayRevision": "2"}),
+        ]
+        .iter()
+        .map(|t| traffic_line(&Traffic::deserialize(t).unwrap()))
+        .collect();
+        for line in &lines {
+            assert!(line.chars().count() <= LINE, "{line}");
+        }
+        insta::assert_snapshot!("traffic", lines.join("\n"));
+    }
+
+    /// ListHistoryDeployVersion as edasd answers it, newest first.
+    fn history(order: &str) -> Value {
+        serde_json::json!({"Code": 200, "PackageVersionList": {"PackageVersion": [
+            {"Id": "3", "PackageVersion": "registry.example.com/team/demo-service:2026.12.06-rc1",
+             "ChangeOrderId": order, "Revision": 3, "Current": true},
+            {"Id": "2", "PackageVersion": "r2", "ChangeOrderId": "older", "Revision": 2},
+            {"Id": "1", "PackageVersion": "demo:1", "ChangeOrderId": "", "Revision": 1},
+        ]}})
+    }
+
+    #[test]
+    fn the_versions_header() {
+        let first = serde_json::json!({"Code": 200, "PackageVersionList": {"PackageVersion": [
+            {"Id": "1", "PackageVersion": "demo:1", "ChangeOrderId": "co-1"}]}});
+        let lines = [
+            versions_line(&history("co-3"), "co-3").unwrap(),
+            versions_line(&history("co-3"), "older").unwrap(),
+            versions_line(&first, "co-1").unwrap(),
+        ];
+        for line in &lines {
+            assert!(line.chars().count() <= LINE, "{line}");
+        }
+        insta::assert_snapshot!("versions", lines.join("\n"));
+        assert_eq!(
+            versions_line(&serde_json::json!({"Code": 200}), "co-3"),
+            None
+        );
+    }
+
+    /// Plain mode: each line starts with the UTC time of its answer (a fixed clock), the
+    /// traffic share shows while the gray batch splits requests, and the elapsed time closes.
+    #[test]
+    fn plain_mode_timestamps_traffic_and_elapsed() {
+        let answers: Vec<Value> = serde_json::from_str(FIXTURE).unwrap();
+        let id = answers[0]["changeOrderInfo"]["ChangeOrderId"]
+            .as_str()
+            .unwrap();
+        let mut t = Transcript::stamped();
+        let created: u64 = answers[0]["changeOrderInfo"]["CreateTime"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut out = vec![t.line(created, &versions_line(&history(id), id).unwrap())];
+        let split = Traffic::deserialize(serde_json::json!({"Mode": "GraySplit",
+            "StableRevision": "1", "GrayRevision": "2",
+            "Rules": [{"ConditionType": "percent", "Percent": 20}]}))
+        .unwrap();
+        let all = Traffic::deserialize(serde_json::json!({"Mode": "AllReady"})).unwrap();
+        for a in &answers {
+            let ctx = Context {
+                batch_wait_minutes: Some(1),
+                now_ms: answered_at(a) + 1_000,
+            };
+            let mut v = view(a, ctx).unwrap();
+            assert!(needs_traffic(&v), "a release with a gray batch");
+            let gray_done = v.batches[0].status == status::SUCCESS;
+            let batch_1_started =
+                matches!(v.batches[1].status, status::IN_PROGRESS | status::SUCCESS);
+            v.traffic = Some(traffic_line(if gray_done && batch_1_started {
+                &all
+            } else {
+                &split
+            }));
+            out.extend(t.update(&v));
+        }
+        let text = out.join("\n");
+        insta::assert_snapshot!("plain_mode", text);
+        for line in text.lines() {
+            let (stamp, rest) = line.split_at(21);
+            assert!(stamp.ends_with("Z "), "{line}");
+            assert!(!rest.starts_with(' '), "{line}");
+            // The lines this view adds fit 80 columns with the timestamp; a batch's line
+            // carries the server's message whole (plain mode goes to logs, not a terminal).
+            if ["version:", "traffic:", "elapsed:"]
+                .iter()
+                .any(|p| rest.starts_with(p))
+            {
+                assert!(line.chars().count() <= 80, "{line}");
+            }
+        }
+        assert!(text.contains("elapsed: "), "{text}");
+    }
+
+    #[test]
+    fn the_elapsed_time_counts_from_the_change_orders_creation() {
+        let answers: Vec<Value> = serde_json::from_str(FIXTURE).unwrap();
+        let a = answers.last().unwrap();
+        let created: u64 = a["changeOrderInfo"]["CreateTime"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let at = |ms| {
+            view(
+                a,
+                Context {
+                    batch_wait_minutes: None,
+                    now_ms: ms,
+                },
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            at(created + 65_400).elapsed_line().unwrap(),
+            "elapsed: 1 min 05 s"
+        );
+        assert_eq!(at(created + 9_000).elapsed, Some(9));
+        assert_eq!(at(0).elapsed, None, "no clock, no elapsed time");
+        assert_eq!(timestamp(1_796_548_323_000), "2026-12-06T09:12:03Z");
     }
 }

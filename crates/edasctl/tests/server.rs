@@ -237,6 +237,10 @@ fn create_deploy_with_watch_and_json_output() {
         "Gray Batch Change: 1/1 ready, done",
         "Batch 2 Change: 3/3 ready, done",
         "succeeded",
+        // The versions once, the gray batch's traffic share, the elapsed time at the end.
+        "version: r1 -> r2",
+        "traffic: ",
+        "elapsed: ",
     ] {
         assert!(text.contains(needle), "{needle}: {text}");
     }
@@ -244,6 +248,15 @@ fn create_deploy_with_watch_and_json_output() {
         !text.contains('\u{1b}'),
         "no terminal escapes when not a terminal: {text}"
     );
+    // Plain mode: each watch line starts with a UTC time (`2026-12-06T09:12:03Z `).
+    let watched = &text[text.find("version: ").unwrap() - 21..];
+    for line in watched.lines() {
+        let stamp = line.get(..21).unwrap_or(line);
+        assert!(
+            stamp.len() == 21 && stamp.as_bytes()[10] == b'T' && stamp.ends_with("Z "),
+            "{line}"
+        );
+    }
 
     let orders = server.json(&["change-order", "list", &app]);
     let orders = orders["ChangeOrderList"]["ChangeOrder"].as_array().unwrap();
@@ -251,22 +264,28 @@ fn create_deploy_with_watch_and_json_output() {
     assert!(orders.iter().all(|o| o["Status"] == 2), "{orders:?}");
 }
 
+/// Starts a `--batches 2 --manual` release of `app` (an environment change), returning its
+/// ChangeOrderId.
+fn deploy_manual(server: &Server, app: &str, version: &str) -> String {
+    let out = server.json(&[
+        "deploy",
+        app,
+        "--env",
+        &format!("VERSION={version}"),
+        "--batches",
+        "2",
+        "--manual",
+    ]);
+    out["ChangeOrderId"].as_str().unwrap().to_owned()
+}
+
+/// Continue, `continue --wait`, `watch --timeout` and `promote --full` on manual releases (the
+/// abort and rollback half runs beside it, in its own server).
 #[test]
-fn continue_a_manual_batch_abort_and_rollback() {
+fn continue_a_manual_batch() {
     let server = Server::start();
     let app = server.create_app("manual", "2");
-    let deploy = |version: &str| {
-        let out = server.json(&[
-            "deploy",
-            &app,
-            "--env",
-            &format!("VERSION={version}"),
-            "--batches",
-            "2",
-            "--manual",
-        ]);
-        out["ChangeOrderId"].as_str().unwrap().to_owned()
-    };
+    let deploy = |version: &str| deploy_manual(&server, &app, version);
 
     // Continue: the second batch waits for confirmation, then the release finishes; `--wait`
     // continues it once it waits, typed while the first batch still runs.
@@ -292,8 +311,15 @@ fn continue_a_manual_batch_abort_and_rollback() {
     // confirms every remaining batch and reports the outcome.
     let order = deploy("2b");
     server.wait_for_status(&order, 8);
+    let started = std::time::Instant::now();
     let out = server.run(&["change-order", "watch", &order, "--timeout", "1"]);
     exits(&out, 4);
+    // The timeout ends the wait on a quiet push stream too (it wakes every 15 s otherwise).
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(
         stdout(&out).contains("still runs after 1 s"),
         "{}",
@@ -309,6 +335,14 @@ fn continue_a_manual_batch_abort_and_rollback() {
     ]);
     exits(&out, 0);
     assert!(stdout(&out).contains(": succeeded"), "{}", stdout(&out));
+}
+
+/// Abort, rollback and a refused continue on manual releases.
+#[test]
+fn abort_and_rollback_a_manual_batch() {
+    let server = Server::start();
+    let app = server.create_app("manual", "2");
+    let deploy = |version: &str| deploy_manual(&server, &app, version);
 
     // Abort: the watch ends with the terminated outcome and exit code 3.
     let order = deploy("3");
@@ -324,6 +358,13 @@ fn continue_a_manual_batch_abort_and_rollback() {
     let out = server.run(&["change-order", "watch", &order, "--interval", "1"]);
     exits(&out, 3);
     assert!(stdout(&out).contains("was terminated"), "{}", stdout(&out));
+    // The watch shows where the traffic went and which versions the release was between.
+    for needle in [
+        "version: r1 -> r2",
+        "traffic: 100% to r1, 0% to r2 (aborted)",
+    ] {
+        assert!(stdout(&out).contains(needle), "{needle}: {}", stdout(&out));
+    }
 
     // Rollback: a new change order restores the previous revision; watching it succeeds.
     let order = deploy("4");
@@ -348,7 +389,7 @@ fn continue_a_manual_batch_abort_and_rollback() {
             .as_array()
             .unwrap()
             .len()
-            >= 5,
+            >= 3,
         "{orders}"
     );
 
@@ -845,7 +886,8 @@ fn notify_subscriptions_and_a_watch_over_the_push_stream() {
         let (line, _) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the watch prints");
-        if line.starts_with("Batch 2") {
+        // Plain mode: a UTC time, then the batch.
+        if line.get(21..).is_some_and(|l| l.starts_with("Batch 2")) {
             break;
         }
         assert!(Instant::now() < deadline);
@@ -861,7 +903,8 @@ fn notify_subscriptions_and_a_watch_over_the_push_stream() {
         let (line, at) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the watch shows the next batch well before its 60 s poll");
-        if line.starts_with("Batch 2") {
+        // Plain mode: a UTC time, then the batch.
+        if line.get(21..).is_some_and(|l| l.starts_with("Batch 2")) {
             break (line, at);
         }
     };
