@@ -22,6 +22,7 @@ use edas_runtime::{RuntimeEvent, Target};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::broadcast;
+use tracing::Instrument as _;
 
 use crate::{Inner, KubeRuntime, SettledReplicas};
 
@@ -175,121 +176,103 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
     }
     let why = why.unwrap_or_default();
     let rt = rt.clone();
-    tokio::spawn(async move {
-        let cluster = rt.inner.options.cluster_id.clone();
-        // A Deployment scaled by the application's HPA is not drift: edasd follows the HPA's
-        // count (its desired state and the Deployment's annotation) instead of restoring its own.
-        if let Some(actual) = scaled_to {
-            match rt.scaled_by_hpa(&target.app, &name).await {
-                Ok(true) => {
-                    rt.desire(&target, actual);
-                    let result = rt.apply_revision(&target, actual).await;
-                    if result.is_err() {
-                        rt.forget_revision(&key, actual);
+    // Every line of this restore names the cluster, application, revision and Deployment.
+    let span = tracing::info_span!(
+        "drift",
+        cluster = %rt.inner.options.cluster_id,
+        app_id = %target.app.id,
+        revision = %target.revision,
+        deployment = %name,
+    );
+    tokio::spawn(
+        async move {
+            // A Deployment scaled by the application's HPA is not drift: edasd follows the HPA's
+            // count (its desired state and the Deployment's annotation) instead of restoring its own.
+            if let Some(actual) = scaled_to {
+                match rt.scaled_by_hpa(&target.app, &name).await {
+                    Ok(true) => {
+                        rt.desire(&target, actual);
+                        let result = rt.apply_revision(&target, actual).await;
+                        if result.is_err() {
+                            rt.forget_revision(&key, actual);
+                        }
+                        tracing::info!(
+                            replicas = actual,
+                            ok = result.is_ok(),
+                            "Deployment scaled by its HorizontalPodAutoscaler from {replicas} to {actual}: followed, not restored"
+                        );
+                        return;
                     }
+                    Ok(false) => {}
+                    Err(error) => {
+                        rt.release_restore(&key);
+                        tracing::warn!(
+                            %error,
+                            "Deployment {why}: reading its HorizontalPodAutoscaler failed; retrying at its next event"
+                        );
+                        return;
+                    }
+                }
+            }
+            // The store has the last word: an application deleted or stopped, or a revision it no
+            // longer runs (changed by another edasd process), is not brought back.
+            match rt
+                .inner
+                .settled
+                .settled_replicas(&target.app.id, &target.revision)
+                .await
+            {
+                Ok(SettledReplicas::Runs(settled)) if settled != replicas => {
+                    rt.forget_revision(&key, replicas);
                     tracing::info!(
-                        %cluster,
-                        app_id = %target.app.id,
-                        revision = %target.revision,
-                        deployment = %name,
-                        replicas = actual,
-                        ok = result.is_ok(),
-                        "Deployment scaled by its HorizontalPodAutoscaler from {replicas} to {actual}: followed, not restored"
+                        settled,
+                        "Deployment {why}, but the store wants {settled} instances of this revision now, not the {replicas} this process applied: left to the store's next change"
                     );
                     return;
                 }
-                Ok(false) => {}
+                Ok(SettledReplicas::ChangingElsewhere) => {
+                    rt.forget_revision(&key, replicas);
+                    tracing::debug!(
+                        "Deployment {why}: a change order another edasd process drives decides its instances; left to it"
+                    );
+                    return;
+                }
+                Ok(
+                    SettledReplicas::Runs(_) | SettledReplicas::ChangingHere | SettledReplicas::Unknown,
+                ) => {}
                 Err(error) => {
                     rt.release_restore(&key);
                     tracing::warn!(
-                        %cluster,
-                        app_id = %target.app.id,
-                        revision = %target.revision,
-                        deployment = %name,
                         %error,
-                        "Deployment {why}: reading its HorizontalPodAutoscaler failed; retrying at its next event"
+                        "Deployment {why}: reading the store failed; retrying at its next event"
                     );
                     return;
                 }
             }
-        }
-        // The store has the last word: an application deleted or stopped, or a revision it no
-        // longer runs (changed by another edasd process), is not brought back.
-        match rt
-            .inner
-            .settled
-            .settled_replicas(&target.app.id, &target.revision)
-            .await
-        {
-            Ok(SettledReplicas::Runs(settled)) if settled != replicas => {
-                rt.forget_revision(&key, replicas);
-                tracing::info!(
-                    %cluster,
-                    app_id = %target.app.id,
-                    revision = %target.revision,
-                    deployment = %name,
-                    settled,
-                    "Deployment {why}, but the store wants {settled} instances of this revision now, not the {replicas} this process applied: left to the store's next change"
-                );
-                return;
-            }
-            Ok(SettledReplicas::ChangingElsewhere) => {
-                rt.forget_revision(&key, replicas);
-                tracing::debug!(
-                    %cluster,
-                    app_id = %target.app.id,
-                    revision = %target.revision,
-                    deployment = %name,
-                    "Deployment {why}: a change order another edasd process drives decides its instances; left to it"
-                );
-                return;
-            }
-            Ok(
-                SettledReplicas::Runs(_) | SettledReplicas::ChangingHere | SettledReplicas::Unknown,
-            ) => {}
-            Err(error) => {
-                rt.release_restore(&key);
-                tracing::warn!(
-                    %cluster,
-                    app_id = %target.app.id,
-                    revision = %target.revision,
-                    deployment = %name,
-                    %error,
-                    "Deployment {why}: reading the store failed; retrying at its next event"
-                );
-                return;
-            }
-        }
-        let result = rt.apply_revision(&target, replicas).await;
-        {
-            let mut desired = rt.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(d) = desired.get_mut(&key) {
-                d.restoring = false;
-                if result.is_err() {
-                    d.restored = None;
+            let result = rt.apply_revision(&target, replicas).await;
+            {
+                let mut desired = rt.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(d) = desired.get_mut(&key) {
+                    d.restoring = false;
+                    if result.is_err() {
+                        d.restored = None;
+                    }
                 }
             }
+            match result {
+                Ok(()) => tracing::warn!(
+                    namespace = %target.spec.k8s_namespace,
+                    replicas,
+                    "Deployment {why}: restored to what edasd applied"
+                ),
+                Err(error) => tracing::warn!(
+                    %error,
+                    "Deployment {why}: restoring it failed; retrying at its next event"
+                ),
+            }
         }
-        match result {
-            Ok(()) => tracing::warn!(
-                %cluster,
-                app_id = %target.app.id,
-                revision = %target.revision,
-                deployment = %name,
-                namespace = %target.spec.k8s_namespace,
-                replicas,
-                "Deployment {why}: restored to what edasd applied"
-            ),
-            Err(error) => tracing::warn!(
-                %cluster,
-                app_id = %target.app.id,
-                revision = %target.revision,
-                deployment = %name,
-                %error,
-                "Deployment {why}: restoring it failed; retrying at its next event"
-            ),
-        }
-    });
+        .instrument(span),
+    );
 }
 
 /// Drift of a revision this process did not apply (it applied it before a restart, or another
@@ -346,85 +329,81 @@ fn adopt(rt: &KubeRuntime, key: &(String, String)) {
     }
     let rt = rt.clone();
     let key = key.clone();
-    tokio::spawn(async move {
-        let cluster = rt.inner.options.cluster_id.clone();
-        let by_hpa = match &scaled {
-            Some((app, deployment, actual)) => match rt.scaled_by_hpa(app, deployment).await {
-                Ok(true) => Some(*actual),
-                Ok(false) => None,
-                Err(error) => {
-                    rt.inner
-                        .adopting
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&key);
-                    tracing::warn!(
-                        %cluster,
-                        app_id = %key.0,
-                        revision = %key.1,
-                        %error,
-                        "Deployment {why}: reading its HorizontalPodAutoscaler failed; retrying at its next event"
-                    );
-                    return;
+    let span = tracing::info_span!(
+        "drift",
+        cluster = %rt.inner.options.cluster_id,
+        app_id = %key.0,
+        revision = %key.1,
+    );
+    tokio::spawn(
+        async move {
+            let by_hpa = match &scaled {
+                Some((app, deployment, actual)) => match rt.scaled_by_hpa(app, deployment).await {
+                    Ok(true) => Some(*actual),
+                    Ok(false) => None,
+                    Err(error) => {
+                        rt.inner
+                            .adopting
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&key);
+                        tracing::warn!(
+                            %error,
+                            "Deployment {why}: reading its HorizontalPodAutoscaler failed; retrying at its next event"
+                        );
+                        return;
+                    }
+                },
+                None => None,
+            };
+            let settled = rt.inner.settled.settled_target(&key.0, &key.1).await;
+            let result = match settled {
+                // Scaled by its HPA: followed (edasd's annotation takes the HPA's count).
+                Ok(Some((_, target))) if by_hpa.is_some() => {
+                    let actual = by_hpa.unwrap_or_default();
+                    rt.desire(&target, actual);
+                    Some((actual, rt.apply_revision(&target, actual).await))
                 }
-            },
-            None => None,
-        };
-        let settled = rt.inner.settled.settled_target(&key.0, &key.1).await;
-        let result = match settled {
-            // Scaled by its HPA: followed (edasd's annotation takes the HPA's count).
-            Ok(Some((_, target))) if by_hpa.is_some() => {
-                let actual = by_hpa.unwrap_or_default();
-                rt.desire(&target, actual);
-                Some((actual, rt.apply_revision(&target, actual).await))
-            }
-            Ok(_) if by_hpa.is_some() => None,
-            Ok(Some((replicas, target))) if replicas > 0 => {
-                // From now on this process keeps it as applied.
-                rt.desire(&target, replicas);
-                Some((replicas, rt.apply_revision(&target, replicas).await))
-            }
-            Ok(_) => None,
-            Err(error) => Some((0, Err(edas_runtime::RuntimeError::Unavailable(error)))),
-        };
-        rt.inner
-            .adopting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-        if matches!(result, Some((_, Err(_)))) {
-            // A deletion is tried again at the revision's next event.
+                Ok(_) if by_hpa.is_some() => None,
+                Ok(Some((replicas, target))) if replicas > 0 => {
+                    // From now on this process keeps it as applied.
+                    rt.desire(&target, replicas);
+                    Some((replicas, rt.apply_revision(&target, replicas).await))
+                }
+                Ok(_) => None,
+                Err(error) => Some((0, Err(edas_runtime::RuntimeError::Unavailable(error)))),
+            };
             rt.inner
-                .seen
+                .adopting
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(key.clone());
+                .remove(&key);
+            if matches!(result, Some((_, Err(_)))) {
+                // A deletion is tried again at the revision's next event.
+                rt.inner
+                    .seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key.clone());
+            }
+            match result {
+                None => {}
+                Some((replicas, Ok(()))) if by_hpa.is_some() => tracing::info!(
+                    replicas,
+                    "Deployment scaled by its HorizontalPodAutoscaler: followed, not restored"
+                ),
+                Some((replicas, Ok(()))) => tracing::warn!(
+                    replicas,
+                    "Deployment {why}: restored to what the store says it runs"
+                ),
+                Some((_, Err(error))) => tracing::warn!(
+                    %error,
+                    "Deployment {why}: restoring it from the store failed; retrying at its next event"
+                ),
+            }
         }
-        match result {
-            None => {}
-            Some((replicas, Ok(()))) if by_hpa.is_some() => tracing::info!(
-                %cluster,
-                app_id = %key.0,
-                revision = %key.1,
-                replicas,
-                "Deployment scaled by its HorizontalPodAutoscaler: followed, not restored"
-            ),
-            Some((replicas, Ok(()))) => tracing::warn!(
-                %cluster,
-                app_id = %key.0,
-                revision = %key.1,
-                replicas,
-                "Deployment {why}: restored to what the store says it runs"
-            ),
-            Some((_, Err(error))) => tracing::warn!(
-                %cluster,
-                app_id = %key.0,
-                revision = %key.1,
-                %error,
-                "Deployment {why}: restoring it from the store failed; retrying at its next event"
-            ),
-        }
-    });
+        .instrument(span),
+    );
 }
 
 #[cfg(test)]
