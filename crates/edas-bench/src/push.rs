@@ -60,7 +60,10 @@ pub(crate) async fn push_latency(
     let data = dir.path().join("edasd");
     let result = measure(&edasd, &testapp, &data, batches, runs).await;
     // The instances outlive edasd by design: stop them (each leads its own process group).
-    kill_instances(&data.join("local/instances"));
+    // edasd keeps them outside its data directory: `<data-dir>.instances` by default.
+    let mut instances = data.as_os_str().to_owned();
+    instances.push(".instances");
+    kill_instances(&PathBuf::from(instances));
     let samples = result?;
     println!("load average at end: {}", loadavg());
     println!(
