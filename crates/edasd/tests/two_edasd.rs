@@ -15,20 +15,53 @@ use sqlx::Connection;
 
 const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_other_edasd_takes_over_a_release_whose_driver_was_killed() {
-    let Some(url) = pg_url() else {
-        return;
-    };
-    let database = pg_schema(&url, &format!("edasd_two_{}", std::process::id())).await;
-    // Pods take 1.5 s to become Ready, so the release (3 batches) is still running when its
-    // driver dies.
-    let backend = Backend::fake("takeover", Duration::from_millis(1500)).await;
+/// Two edasd on one PostgreSQL schema and one fake cluster whose pods become Ready after
+/// `ready_after`.
+struct Pair {
+    database: String,
+    backend: Backend,
+    edasds: [Edasd; 2],
+    _dir: tempfile::TempDir,
+}
+
+/// The pair of test `test`, or `None` (the test is skipped) without PostgreSQL.
+async fn pair(test: &str, ready_after: Duration) -> Option<Pair> {
+    let url = pg_url()?;
+    let database = pg_schema(&url, &format!("edasd_{test}_{}", std::process::id())).await;
+    let backend = Backend::fake(test, ready_after).await;
     let dir = tempfile::tempdir().unwrap();
     let a = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, Some(&database));
     // B shares the database and the store's encryption key (as an operator deploys them).
     let b = a.another(&dir.path().join("b"), &backend, &database, "");
-    let mut edasds = [a, b];
+    Some(Pair {
+        database,
+        backend,
+        edasds: [a, b],
+        _dir: dir,
+    })
+}
+
+/// The engine worker id of `edasd` (what its leases name).
+fn worker_id(edasd: &Edasd) -> String {
+    std::fs::read_to_string(edasd.data_dir().join("worker-id"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_other_edasd_takes_over_a_release_whose_driver_was_killed() {
+    // Pods take 1.5 s to become Ready, so the release (3 batches) is still running when its
+    // driver dies.
+    let Some(Pair {
+        database,
+        backend,
+        mut edasds,
+        _dir,
+    }) = pair("takeover", Duration::from_millis(1500)).await
+    else {
+        return;
+    };
 
     let (app, order) = edasds[0].insert(&backend, "takeover", 4, &[]).await;
     assert_eq!(
@@ -48,20 +81,10 @@ async fn the_other_edasd_takes_over_a_release_whose_driver_was_killed() {
         assert!(Instant::now() < deadline, "the release never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut conn = sqlx::PgConnection::connect(&database).await.unwrap();
-    let (owner,): (Option<String>,) =
-        sqlx::query_as("SELECT lease_owner FROM change_orders WHERE id = $1")
-            .bind(&order)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-    let owner = owner.expect("the running release is claimed");
+    let owner = driver_of(&database, &order).await;
     let driver = edasds
         .iter()
-        .position(|e| {
-            std::fs::read_to_string(e.data_dir().join("worker-id"))
-                .is_ok_and(|id| id.trim() == owner)
-        })
+        .position(|e| worker_id(e) == owner)
         .unwrap_or_else(|| panic!("lease owner {owner} is neither edasd"));
     eprintln!("edasd {driver} drives the release; killing it");
     edasds[driver].kill();
@@ -127,21 +150,15 @@ async fn driver_of(database: &str, order: &str) -> String {
 /// them (before, the two undid each other's replica counts and the release never finished).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_driven_by_one_edasd_is_not_drift_to_the_other() {
-    let Some(url) = pg_url() else {
-        return;
-    };
-    let database = pg_schema(&url, &format!("edasd_peer_{}", std::process::id())).await;
     // Pods take 1 s to become Ready, so each order runs long enough to see who drives it.
-    let backend = Backend::fake("peer", Duration::from_millis(1000)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let a = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, Some(&database));
-    let b = a.another(&dir.path().join("b"), &backend, &database, "");
-    let edasds = [a, b];
-    let worker = |e: &Edasd| {
-        std::fs::read_to_string(e.data_dir().join("worker-id"))
-            .unwrap()
-            .trim()
-            .to_owned()
+    let Some(Pair {
+        database,
+        backend,
+        edasds,
+        _dir,
+    }) = pair("peer", Duration::from_millis(1000)).await
+    else {
+        return;
     };
 
     let (app, created) = edasds[0].insert(&backend, "peer", 4, &[]).await;
@@ -154,7 +171,7 @@ async fn a_release_driven_by_one_edasd_is_not_drift_to_the_other() {
     // claims what it accepted.
     let other = edasds
         .iter()
-        .position(|e| worker(e) != creator)
+        .position(|e| worker_id(e) != creator)
         .expect("two worker ids");
     let order = edasds[other]
         .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_AUTO)])
