@@ -249,6 +249,18 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
                     return;
                 }
             }
+            // Forgotten meanwhile (the application is being deleted) or changed by a newer
+            // step: restoring now would bring back what was just removed.
+            let still_wanted = rt
+                .inner
+                .desired
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .is_some_and(|d| d.replicas == replicas);
+            if !still_wanted {
+                return;
+            }
             let result = rt.apply_revision(&target, replicas).await;
             {
                 let mut desired = rt.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
