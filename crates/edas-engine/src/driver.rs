@@ -710,6 +710,8 @@ fn input_label(input: &Input) -> &'static str {
         Input::Retry { .. } => "RetryChangeOrderTask",
         Input::SystemFailure { .. } => "SystemFailure",
         Input::Forced { .. } => "Forced",
+        Input::Analysis { .. } => "Analysis",
+        Input::SkipAnalysis { .. } => "SkipAnalysis",
     }
 }
 

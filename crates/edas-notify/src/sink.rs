@@ -281,6 +281,15 @@ pub fn summary(event: &StoredEvent) -> String {
             },
             None => "instance changed".to_owned(),
         },
+        EventKind::AnalysisMeasured => format!(
+            "analysis measured at batch {b}/{n}: {}",
+            e.message.as_deref().unwrap_or("")
+        ),
+        EventKind::AnalysisPassed => format!("analysis of batch {b}/{n} passed"),
+        EventKind::AnalysisFailed => format!(
+            "ANALYSIS FAILED at batch {b}/{n}: {}",
+            e.message.as_deref().unwrap_or("no reason given")
+        ),
     };
     let change = serde_json::to_value(e.change_kind)
         .ok()

@@ -35,11 +35,17 @@ pub enum EventKind {
     Succeeded,
     /// An instance of the release appeared, or its readiness or failure changed.
     InstanceChanged,
+    /// The release analysis took a measurement (the checks' standing as the message).
+    AnalysisMeasured,
+    /// Every check of a batch's analysis passed: the release moves on.
+    AnalysisPassed,
+    /// A check failed and the order was paused or rolled back (the reason as the message).
+    AnalysisFailed,
 }
 
 impl EventKind {
     /// Every kind, in the order of the list above.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::Created,
         EventKind::BatchStarted,
         EventKind::BatchSucceeded,
@@ -51,6 +57,9 @@ impl EventKind {
         EventKind::RolledBack,
         EventKind::Succeeded,
         EventKind::InstanceChanged,
+        EventKind::AnalysisMeasured,
+        EventKind::AnalysisPassed,
+        EventKind::AnalysisFailed,
     ];
 
     /// The wire name, e.g. `change_order.created`, `batch.started`, `instance.changed`.
@@ -67,6 +76,9 @@ impl EventKind {
             EventKind::RolledBack => "change_order.rolled_back",
             EventKind::Succeeded => "change_order.succeeded",
             EventKind::InstanceChanged => "instance.changed",
+            EventKind::AnalysisMeasured => "analysis.measured",
+            EventKind::AnalysisPassed => "analysis.passed",
+            EventKind::AnalysisFailed => "analysis.failed",
         }
     }
 
@@ -163,6 +175,39 @@ pub fn events(prev: Option<&ChangeOrder>, next: &ChangeOrder) -> Vec<ReleaseEven
         }
     }
     let current = next.current_batch().and_then(|i| next.pipelines().get(i));
+    if let Some(a) = next.analysis() {
+        let (measured, passes, failures) = prev
+            .and_then(ChangeOrder::analysis)
+            .map_or((0, 0, 0), |p| (p.measured, p.passes, p.failures));
+        let at = |kind: EventKind| ReleaseEvent {
+            batch: current.map(|p| p.index + 1),
+            pipeline_id: current.map(|p| p.id.clone()),
+            ..event(kind)
+        };
+        if a.measured > measured {
+            let lines: Vec<String> = a.checks.iter().map(crate::CheckStanding::line).collect();
+            out.push(ReleaseEvent {
+                message: Some(lines.join("; ")),
+                ..at(EventKind::AnalysisMeasured)
+            });
+        }
+        if a.failures > failures {
+            out.push(ReleaseEvent {
+                message: a.last_failure.clone(),
+                ..at(EventKind::AnalysisFailed)
+            });
+        }
+        if a.passes > passes {
+            // The gate that passed is the batch before the one now current (or the last).
+            let judged = prev.and_then(ChangeOrder::current_batch);
+            let p = judged.and_then(|i| next.pipelines().get(i));
+            out.push(ReleaseEvent {
+                batch: p.map(|p| p.index + 1),
+                pipeline_id: p.map(|p| p.id.clone()),
+                ..event(EventKind::AnalysisPassed)
+            });
+        }
+    }
     let at_current = |kind: EventKind| ReleaseEvent {
         batch: current.map(|p| p.index + 1),
         pipeline_id: current.map(|p| p.id.clone()),

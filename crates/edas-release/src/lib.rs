@@ -106,6 +106,7 @@
 //! everything it needs through the accessors and the public [`Pipeline`], [`Stage`], [`Task`] and
 //! [`InstanceEntry`] fields.
 
+mod analysis;
 mod events;
 mod ids;
 mod order;
@@ -113,6 +114,7 @@ mod plan;
 mod settings;
 mod status;
 
+pub use analysis::{AnalysisVerdict, CheckStanding, ReleaseAnalysis};
 pub use events::{EventKind, ReleaseEvent, events};
 pub use order::{
     ChangeKind, ChangeOrder, Effect, EpochMillis, Input, InstanceEntry, Instances, NewOrder,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::{AnalysisVerdict, CheckStanding, ReleaseAnalysis};
 use crate::ids::derived_id;
 use crate::plan::{BatchKind, Plan, PlanError, Release, Strategy, plan};
 use crate::settings::{ReleaseSettings, SettingsError};
@@ -232,6 +233,25 @@ pub enum Input {
         /// Why it did not wait (shown as the message of every batch it ended).
         reason: String,
     },
+    /// A measurement of the release analysis (edasd extension, issue 21): the engine's new
+    /// analysis state, every check's standing and what they decided. Persisted as one
+    /// transition, so a measurement is durable before the decision it causes acts.
+    Analysis {
+        /// The engine's analysis state (opaque here).
+        doc: String,
+        /// Every check's standing.
+        checks: Vec<CheckStanding>,
+        /// Whether this carries a new measurement (rather than only a verdict).
+        measured: bool,
+        /// What it decided.
+        verdict: AnalysisVerdict,
+    },
+    /// ContinuePipeline with edasd's `SkipAnalysis=true`: the batch waiting for (or held by)
+    /// its analysis moves on without a verdict.
+    SkipAnalysis {
+        /// `PipelineId`: the batch judged, or the one after it.
+        pipeline_id: String,
+    },
 }
 
 /// What the engine must do after persisting the new state. All but `StartRollback` are idempotent:
@@ -323,6 +343,18 @@ pub enum StepError {
     /// The order was already rolled back.
     #[error("change order was already rolled back by change order {0}")]
     AlreadyRolledBack(String),
+    /// ContinuePipeline while the analysis after a batch still runs.
+    #[error(
+        "the analysis of batch {pipeline_id} is still running; ContinuePipeline is possible once \
+         it passes (or fails and pauses)"
+    )]
+    AnalysisRunning {
+        /// The batch being judged.
+        pipeline_id: String,
+    },
+    /// SkipAnalysis on an order that does not wait for an analysis.
+    #[error("the change order is not waiting for a release analysis")]
+    NoAnalysisToSkip,
     /// The rollback strategy cannot be planned.
     #[error(transparent)]
     RollbackPlan(#[from] PlanError),
@@ -341,6 +373,9 @@ pub enum StageKind {
     Readiness,
     /// Stop the previous revision's instances the batch replaces.
     StopOld,
+    /// Judge the batch with the release policy's checks (edasd extension, issue 21; only in
+    /// orders whose application has a policy).
+    Analysis,
 }
 
 /// One stage of a pipeline, with its single task.
@@ -443,6 +478,11 @@ enum Phase {
     Waiting {
         until: Option<EpochMillis>,
     },
+    /// Pipeline `current` is done and waits for the verdict of its analysis (1), or is held
+    /// by a failed check (`paused`, 8).
+    Judging {
+        paused: bool,
+    },
     /// Pipeline `current` failed (3 or 10).
     Failed,
     /// Success (2) or terminated (6).
@@ -461,6 +501,7 @@ enum BatchStep {
 const START_NEW: usize = 0;
 const READINESS: usize = 1;
 const STOP_OLD: usize = 2;
+const ANALYSIS: usize = 3;
 
 /// A change order: the durable, serializable state of one release. See the crate docs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -493,6 +534,9 @@ pub struct ChangeOrder {
     message: Option<String>,
     rollback_of: Option<String>,
     rolled_back_by: Option<String>,
+    /// The release analysis, when the application had a release policy (issue 21).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    analysis: Option<ReleaseAnalysis>,
 }
 
 impl ChangeOrder {
@@ -600,7 +644,41 @@ impl ChangeOrder {
             message: None,
             rollback_of: None,
             rolled_back_by: None,
+            analysis: None,
         })
+    }
+
+    /// Attaches the release analysis of the application's policy to a new order (status 0):
+    /// every batch gets an analysis stage, and the batches `analysis.gated` names wait for a
+    /// verdict once they are done. A rollback order never has one.
+    pub fn with_analysis(mut self, mut analysis: ReleaseAnalysis) -> ChangeOrder {
+        analysis.gated.resize(self.pipelines.len(), false);
+        for p in &mut self.pipelines {
+            let idx = p.index.to_string();
+            let gated = analysis.gated[p.index as usize];
+            p.stages.push(Stage {
+                id: derived_id(&[&self.id, "stage", &idx, "analysis"]),
+                name: "Release analysis".to_string(),
+                kind: StageKind::Analysis,
+                status: Status::Ready,
+                start_time: None,
+                finish_time: None,
+                task: Task {
+                    id: derived_id(&[&self.id, "task", &idx, "analysis"]),
+                    name: if gated {
+                        "Judge the batch with the release policy".to_string()
+                    } else {
+                        "Background checks of the release policy".to_string()
+                    },
+                    status: Status::Ready,
+                    message: String::new(),
+                    error_code: None,
+                    error_message: None,
+                },
+            });
+        }
+        self.analysis = Some(analysis);
+        self
     }
 
     /// Applies `input` at `now` and returns the effects to execute, in order, AFTER the engine has
@@ -624,13 +702,98 @@ impl ChangeOrder {
             Input::Continue {
                 pipeline_id,
                 confirm,
+            } if matches!(self.phase, Phase::Judging { .. }) => {
+                self.check_judged(&pipeline_id)?;
+                if self.phase == (Phase::Judging { paused: false }) {
+                    return Err(StepError::AnalysisRunning {
+                        pipeline_id: self.pipelines[self.current].id.clone(),
+                    });
+                }
+                if !confirm {
+                    return Ok(fx);
+                }
+                // Judge again: the engine re-runs the checks that failed.
+                self.resume_judging(now);
+            }
+            Input::Continue {
+                pipeline_id,
+                confirm,
             } => {
                 self.check_continue(&pipeline_id)?;
                 if !confirm {
                     return Ok(fx);
                 }
                 self.cancel_timers(&mut fx);
+                self.clear_pause();
                 self.start_pipeline(now, &mut fx);
+            }
+            Input::SkipAnalysis { pipeline_id } => {
+                if self.analysis.is_none() || !self.status.is_active() {
+                    return Err(StepError::NoAnalysisToSkip);
+                }
+                match self.phase {
+                    Phase::Judging { .. } => {
+                        self.check_judged(&pipeline_id)?;
+                        let p = &mut self.pipelines[self.current];
+                        p.stages[ANALYSIS].task.message =
+                            "Skipped (ContinuePipeline with SkipAnalysis=true)".to_string();
+                        self.pass_gate(now, &mut fx);
+                    }
+                    Phase::Waiting { .. } if self.paused().is_some() => {
+                        self.check_continue(&pipeline_id)?;
+                        self.cancel_timers(&mut fx);
+                        self.clear_pause();
+                        self.start_pipeline(now, &mut fx);
+                    }
+                    _ => return Err(StepError::NoAnalysisToSkip),
+                }
+            }
+            Input::Analysis {
+                doc,
+                checks,
+                measured,
+                verdict,
+            } => {
+                if !self.status.is_active() {
+                    return Err(self.invalid("Analysis"));
+                }
+                let Some(a) = self.analysis.as_mut() else {
+                    return Err(self.invalid("Analysis"));
+                };
+                a.doc = doc;
+                a.checks = checks;
+                if measured {
+                    a.measured = a.measured.saturating_add(1);
+                }
+                self.show_analysis(now);
+                match verdict {
+                    AnalysisVerdict::Continue => {}
+                    AnalysisVerdict::Passed { pipeline } => {
+                        if self.phase == (Phase::Judging { paused: false })
+                            && self.current == pipeline as usize
+                        {
+                            if let Some(a) = self.analysis.as_mut() {
+                                a.passes = a.passes.saturating_add(1);
+                            }
+                            self.pass_gate(now, &mut fx);
+                        }
+                    }
+                    AnalysisVerdict::Failed {
+                        check: _,
+                        reason,
+                        rollback: Some(request),
+                    } if self.previous.is_some() && self.rolled_back_by.is_none() => {
+                        let rollback = self.rollback_order(request, now)?;
+                        self.count_failure(&reason);
+                        self.fail_analysis_stage(&reason, now);
+                        self.terminate(now, &mut fx);
+                        self.message = Some(reason);
+                        self.rolled_back_by = Some(rollback.id.clone());
+                        fx.push(Effect::StartRollback(Box::new(rollback)));
+                    }
+                    // Without a previous revision there is nothing to roll back to: hold it.
+                    AnalysisVerdict::Failed { reason, .. } => self.pause(reason, now, &mut fx),
+                }
             }
             Input::Abort => {
                 if !self.status.is_active() {
@@ -859,6 +1022,18 @@ impl ChangeOrder {
     /// The rollback order created from this one, if any.
     pub fn rolled_back_by(&self) -> Option<&str> {
         self.rolled_back_by.as_deref()
+    }
+    /// The release analysis, when the order has one.
+    pub fn analysis(&self) -> Option<&ReleaseAnalysis> {
+        self.analysis.as_ref()
+    }
+    /// The batch (index) whose analysis verdict the order waits for now (not while held).
+    pub fn judging(&self) -> Option<usize> {
+        (self.phase == Phase::Judging { paused: false }).then_some(self.current)
+    }
+    /// Why a failed check holds the order for a human, if one does.
+    pub fn paused(&self) -> Option<&str> {
+        self.analysis.as_ref().and_then(|a| a.paused.as_deref())
     }
     /// Timers the current state waits for, with their deadlines.
     pub fn armed_timers(&self) -> Vec<(Timer, EpochMillis)> {
@@ -1225,6 +1400,33 @@ impl ChangeOrder {
                 format!("Revision {old} scaled to {} instance(s)", p.old_target);
         }
         finish_stage(&mut p.stages[STOP_OLD], now);
+        if let Some(a) = &self.analysis {
+            let gated = a.gated.get(self.current).copied().unwrap_or(false);
+            let paused = a.paused.clone();
+            if gated || paused.is_some() {
+                begin_stage(
+                    &mut p.stages[ANALYSIS],
+                    now,
+                    "Judging the batch with the release policy".to_string(),
+                );
+                self.phase = Phase::Judging { paused: false };
+                self.show_analysis(now);
+                if let Some(reason) = paused {
+                    self.pause(reason, now, fx);
+                }
+                return;
+            }
+            if let Some(stage) = p.stages.get_mut(ANALYSIS) {
+                begin_stage(stage, now, "No checks after this batch".to_string());
+                finish_stage(stage, now);
+            }
+        }
+        self.complete_pipeline(now, fx);
+    }
+
+    /// Pipeline `current` succeeded: the order succeeds or waits for the next batch.
+    fn complete_pipeline(&mut self, now: EpochMillis, fx: &mut Vec<Effect>) {
+        let p = &mut self.pipelines[self.current];
         p.status = Status::Success;
         p.finish_time = Some(now);
         p.update_time = now;
@@ -1260,6 +1462,128 @@ impl ChangeOrder {
                 },
                 at,
             });
+        }
+    }
+
+    /// The gate after pipeline `current` passed (or was skipped): it succeeds and the release
+    /// moves on.
+    fn pass_gate(&mut self, now: EpochMillis, fx: &mut Vec<Effect>) {
+        self.clear_pause();
+        let p = &mut self.pipelines[self.current];
+        if let Some(stage) = p.stages.get_mut(ANALYSIS) {
+            stage.task.error_code = None;
+            stage.task.error_message = None;
+            stage.status = Status::InProgress;
+            finish_stage(stage, now);
+        }
+        self.status = Status::InProgress;
+        self.complete_pipeline(now, fx);
+    }
+
+    /// A failed check holds the order for a human: at once when it is judging a batch or
+    /// waiting between batches (status 8, the reason as its message), else when the running
+    /// batch is done.
+    fn pause(&mut self, reason: String, now: EpochMillis, fx: &mut Vec<Effect>) {
+        if self.paused().is_none() {
+            self.count_failure(&reason);
+        }
+        if let Some(a) = self.analysis.as_mut() {
+            a.paused = Some(reason.clone());
+        }
+        match self.phase {
+            Phase::Judging { .. } => {
+                self.phase = Phase::Judging { paused: true };
+                self.fail_analysis_stage(&reason, now);
+            }
+            Phase::Waiting { .. } => {
+                self.cancel_timers(fx);
+                self.phase = Phase::Waiting { until: None };
+            }
+            _ => return,
+        }
+        self.status = Status::WaitingForConfirmation;
+        self.message = Some(reason);
+        let p = &mut self.pipelines[self.current];
+        p.status = Status::WaitingForConfirmation;
+        p.update_time = now;
+    }
+
+    /// ContinuePipeline on a held gate: judge it again (the engine re-runs the failed checks).
+    fn resume_judging(&mut self, now: EpochMillis) {
+        self.clear_pause();
+        self.status = Status::InProgress;
+        self.phase = Phase::Judging { paused: false };
+        let p = &mut self.pipelines[self.current];
+        p.status = Status::InProgress;
+        p.update_time = now;
+        if let Some(stage) = p.stages.get_mut(ANALYSIS) {
+            stage.task.error_code = None;
+            stage.task.error_message = None;
+            begin_stage(
+                stage,
+                now,
+                "Judging the batch again after ContinuePipeline".to_string(),
+            );
+        }
+        self.show_analysis(now);
+    }
+
+    fn count_failure(&mut self, reason: &str) {
+        if let Some(a) = self.analysis.as_mut() {
+            a.failures = a.failures.saturating_add(1);
+            a.last_failure = Some(reason.to_owned());
+        }
+    }
+
+    fn clear_pause(&mut self) {
+        if let Some(a) = self.analysis.as_mut()
+            && a.paused.take().is_some()
+        {
+            self.message = None;
+        }
+    }
+
+    /// Ends the analysis stage of the batch being judged as failed, with the reason.
+    fn fail_analysis_stage(&mut self, reason: &str, now: EpochMillis) {
+        if !matches!(self.phase, Phase::Judging { .. }) {
+            return;
+        }
+        let p = &mut self.pipelines[self.current];
+        if let Some(stage) = p.stages.get_mut(ANALYSIS) {
+            end_stage(stage, Status::Failed, now, "AnalysisFailed", reason);
+        }
+    }
+
+    /// Writes every check's standing into the task message of the current batch's analysis
+    /// stage (what GetChangeOrderInfo shows), one line per check.
+    fn show_analysis(&mut self, now: EpochMillis) {
+        let Some(a) = &self.analysis else { return };
+        let lines: Vec<String> = a.checks.iter().map(CheckStanding::line).collect();
+        let Some(p) = self.pipelines.get_mut(self.current) else {
+            return;
+        };
+        if let Some(stage) = p.stages.get_mut(ANALYSIS)
+            && !lines.is_empty()
+        {
+            stage.task.message = lines.join("\n");
+            p.update_time = now;
+        }
+    }
+
+    /// The pipeline id ContinuePipeline/SkipAnalysis name for the batch being judged: that
+    /// batch or the one after it.
+    fn check_judged(&self, pipeline_id: &str) -> Result<(), StepError> {
+        let judged = &self.pipelines[self.current];
+        let next = self.pipelines.get(self.current + 1);
+        if judged.id == pipeline_id || next.is_some_and(|p| p.id == pipeline_id) {
+            Ok(())
+        } else if self.pipeline(pipeline_id).is_some() {
+            Err(StepError::PipelineNotWaiting {
+                pipeline_id: pipeline_id.to_string(),
+                waiting: judged.id.clone(),
+            })
+        } else {
+            Err(StepError::UnknownPipeline(pipeline_id.to_string()))
         }
     }
 
