@@ -83,6 +83,7 @@ pub use store::events::{
     Subscription, SubscriptionTarget,
 };
 pub use store::regions::{EdasNamespace, NamespaceFields};
+pub use store::release_policies::ReleasePolicyVersion;
 pub use store::scaling_rules::{
     ScalingDirection, ScalingMetric, ScalingPolicy, ScalingRule, ScalingRuleDoc,
 };

@@ -907,6 +907,7 @@ pub(crate) mod events;
 mod identity;
 mod maintenance;
 pub(crate) mod regions;
+pub(crate) mod release_policies;
 mod resources;
 mod rows;
 pub(crate) mod scaling_rules;

@@ -6,6 +6,7 @@ mod conformance;
 mod crash;
 mod events;
 mod harness;
+mod release_policies;
 mod scaling;
 mod sqlite_only;
 mod sweeps;
@@ -17,6 +18,7 @@ mod conformance_or_sweeps {
     pub use crate::catalog::*;
     pub use crate::conformance::*;
     pub use crate::events::*;
+    pub use crate::release_policies::*;
     pub use crate::scaling::*;
     pub use crate::sweeps::*;
     pub use crate::typed::*;
@@ -75,6 +77,7 @@ conformance!(
     concurrent_taggers_never_exceed_the_limit,
     base_info_is_kept_beside_the_revisions,
     scaling_rules_are_stored_per_application,
+    release_policies_are_versioned_and_audited,
 );
 
 #[tokio::test]
