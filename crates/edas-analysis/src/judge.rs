@@ -383,6 +383,42 @@ impl Analysis {
         }
     }
 
+    /// A plain continue after a pause: every failed check of `stage` (and every failed
+    /// background check) runs again from a fresh count, its history kept. `Continue` when one
+    /// was restarted, else what the stage's gate says.
+    pub fn rerun(&mut self, stage: Stage, now: i64) -> Verdict {
+        let mut restarted = false;
+        for (check, state) in self.policy.checks.iter().zip(self.checks.iter_mut()) {
+            let failed = matches!(state.status, CheckStatus::Failed { .. });
+            let ours = stage_of(check.when)(stage) || check.when == When::Background;
+            if failed && ours {
+                state.status = CheckStatus::Running;
+                state.next_at = Some(now + check.interval.ms() as i64);
+                state.taken = 0;
+                state.failed = 0;
+                state.errors = 0;
+                state.cursor = None;
+                restarted = true;
+            }
+        }
+        if restarted {
+            return Verdict::Continue;
+        }
+        match self.gate(stage) {
+            Gate::Open => Verdict::Passed { stage },
+            Gate::Waiting(_) => Verdict::Continue,
+            Gate::Failed {
+                check,
+                reason,
+                action,
+            } => Verdict::Failed {
+                check,
+                reason,
+                action,
+            },
+        }
+    }
+
     fn index(&self, name: &str) -> Option<usize> {
         self.checks
             .iter()
@@ -780,10 +816,16 @@ checks:
         a.record("health", v(0.0), 65_000);
         assert!(matches!(
             a.record("health", v(2.0), 70_000),
-            Verdict::Failed { action: Action::Pause, .. }
+            Verdict::Failed {
+                action: Action::Pause,
+                ..
+            }
         ));
         // The failed check is not restarted by the next batch: only a skip clears it.
-        assert!(matches!(a.begin(Stage::Batch(3), 80_000), Verdict::Failed { .. }));
+        assert!(matches!(
+            a.begin(Stage::Batch(3), 80_000),
+            Verdict::Failed { .. }
+        ));
         assert_eq!(a.next_due(), Some(60_000), "only the background check runs");
         a.skip(Stage::Batch(2), "ops");
         assert_eq!(a.begin(Stage::Batch(3), 80_000), Verdict::Continue);
@@ -811,6 +853,31 @@ checks:
             CheckStatus::Skipped { by: "alice".into() }
         );
         assert_eq!(a.failure(), None);
+    }
+
+    #[test]
+    fn a_rerun_measures_a_failed_check_again_from_a_fresh_count() {
+        let mut a = Analysis::new(&policy(GRAY));
+        a.begin(Stage::Gray, 0);
+        assert!(matches!(
+            a.record("errors", v(1.0), 10_000),
+            Verdict::Failed { .. }
+        ));
+        assert_eq!(a.rerun(Stage::Gray, 50_000), Verdict::Continue);
+        assert_eq!(a.next_due(), Some(60_000));
+        assert_eq!(a.gate(Stage::Gray), Gate::Waiting(vec!["errors".into()]));
+        for t in [60_000, 70_000] {
+            assert_eq!(a.record("errors", v(0.0), t), Verdict::Continue);
+        }
+        assert_eq!(
+            a.record("errors", v(0.0), 80_000),
+            Verdict::Passed { stage: Stage::Gray }
+        );
+        assert_eq!(a.checks[0].measurements.len(), 4, "the failed one is kept");
+        assert_eq!(
+            a.rerun(Stage::Gray, 90_000),
+            Verdict::Passed { stage: Stage::Gray }
+        );
     }
 
     #[test]

@@ -18,10 +18,12 @@
 pub mod expr;
 pub mod judge;
 pub mod policy;
+pub mod providers;
 pub mod traffic;
 
 pub use judge::{Action, Analysis, CheckStatus, Due, Gate, Observation, Sample, Stage, Verdict};
 pub use policy::{InvalidPolicy, ReleasePolicy};
+pub use providers::{Providers, WebhookContext};
 pub use traffic::TrafficSnapshot;
 
 /// A provider could not give a value (unreachable, timed out, an answer of the wrong shape):
