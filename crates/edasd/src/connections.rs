@@ -6,18 +6,22 @@
 //! connection that has been silent longest (no byte read or written), so `/healthz` and signed
 //! calls keep getting through while a flood only churns its own connections; and a connection
 //! silent for `idle_timeout_seconds` is closed whatever state it is in (HTTP/2, a stalled TLS
-//! handshake, a body that stopped arriving).
+//! handshake, a body that stopped arriving). A connection whose response is still being produced
+//! (a followed log, the push stream) is waiting for edasd, not idle: its silence is not held
+//! against it, and it is the last to be evicted; a client that stops reading such a response is
+//! still closed after the timeout.
 
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use axum_server::accept::Accept;
+use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
@@ -136,6 +140,8 @@ struct Slot {
     evicted: AtomicBool,
     /// The task blocked reading the connection, woken on eviction.
     waker: Mutex<Option<Waker>>,
+    /// Responses on this connection not yet finished, from the request to the end of the body.
+    in_flight: AtomicUsize,
 }
 
 /// The open connections, for the cap and eviction.
@@ -169,14 +175,18 @@ impl Connections {
             last_active_ms: AtomicU64::new(self.now_ms()),
             evicted: AtomicBool::new(false),
             waker: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         while open.len() >= self.max {
-            let Some((&victim, _)) = open
-                .iter()
-                .min_by_key(|(_, s)| s.last_active_ms.load(Ordering::Relaxed))
-            else {
+            // Connections with a response in flight go last: they wait for edasd.
+            let Some((&victim, _)) = open.iter().min_by_key(|(_, s)| {
+                (
+                    s.in_flight.load(Ordering::Relaxed) > 0,
+                    s.last_active_ms.load(Ordering::Relaxed),
+                )
+            }) else {
                 break;
             };
             if let Some(evicted) = open.remove(&victim) {
@@ -226,10 +236,11 @@ impl<A> GuardedAcceptor<A> {
 impl<I, S, A> Accept<I, S> for GuardedAcceptor<A>
 where
     A: Accept<Guarded<I>, S>,
+    A::Future: Send + 'static,
 {
     type Stream = A::Stream;
-    type Service = A::Service;
-    type Future = A::Future;
+    type Service = Tracked<A::Service>;
+    type Future = BoxFuture<'static, io::Result<(A::Stream, Tracked<A::Service>)>>;
 
     fn accept(&self, stream: I, service: S) -> Self::Future {
         let (id, slot) = self.connections.admit();
@@ -237,11 +248,15 @@ where
         let guarded = Guarded {
             inner: stream,
             id,
-            slot,
+            slot: slot.clone(),
             connections: self.connections.clone(),
             idle,
         };
-        self.inner.accept(guarded, service)
+        let accepted = self.inner.accept(guarded, service);
+        Box::pin(async move {
+            let (stream, inner) = accepted.await?;
+            Ok((stream, Tracked { inner, slot }))
+        })
     }
 }
 
@@ -265,8 +280,9 @@ impl<S> Guarded<S> {
     }
 
     /// An error when the connection must close: evicted, or silent past the idle timeout
-    /// (checked only while the caller would otherwise wait).
-    fn closing(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+    /// (checked only while the caller would otherwise wait). A read that waits while a response
+    /// is in flight is not idleness (the client waits for edasd); a write that waits is.
+    fn closing(&mut self, cx: &mut Context<'_>, reading: bool) -> Option<io::Error> {
         // The waker first: an eviction after it is stored wakes this task; one before it is
         // seen by the check that follows.
         *self.slot.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
@@ -275,6 +291,9 @@ impl<S> Guarded<S> {
                 io::ErrorKind::ConnectionAborted,
                 "closed to admit a new connection at the connection cap",
             ));
+        }
+        if reading && self.slot.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
         }
         if self.idle.as_mut().poll(cx).is_ready() {
             return Some(io::Error::new(
@@ -302,7 +321,7 @@ impl<S> Guarded<S> {
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match self.closing(cx) {
+            Poll::Pending => match self.closing(cx, false) {
                 Some(e) => Poll::Ready(Err(e)),
                 None => Poll::Pending,
             },
@@ -336,7 +355,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 }
                 Poll::Ready(result)
             }
-            Poll::Pending => match self.closing(cx) {
+            Poll::Pending => match self.closing(cx, true) {
                 Some(e) => Poll::Ready(Err(e)),
                 None => Poll::Pending,
             },
@@ -373,6 +392,84 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+/// A connection's service that counts its responses in flight (see [`Slot::in_flight`]).
+#[derive(Clone, Debug)]
+pub struct Tracked<S> {
+    inner: S,
+    slot: Arc<Slot>,
+}
+
+/// One response in flight; counted down when dropped (the body ended, or the request failed).
+#[derive(Debug)]
+struct InFlight(Arc<Slot>);
+
+impl InFlight {
+    fn new(slot: Arc<Slot>) -> Self {
+        slot.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(slot)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // The connection writes the response's end next, which restarts its idle timer.
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for Tracked<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<TrackedBody<RB>>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let in_flight = InFlight::new(self.slot.clone());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| TrackedBody {
+                inner: body,
+                _in_flight: in_flight,
+            }))
+        })
+    }
+}
+
+/// A response body that keeps its response counted as in flight until it is dropped.
+#[derive(Debug)]
+pub struct TrackedBody<B> {
+    inner: B,
+    _in_flight: InFlight,
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -432,5 +529,44 @@ mod tests {
         assert_eq!(connections.len(), 2);
         connections.release(a);
         assert_eq!(connections.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_response_in_flight_is_not_idleness() {
+        use tokio::io::AsyncReadExt;
+        let mut limits = limits(4);
+        limits.idle_timeout = Duration::from_millis(100);
+        let connections = Connections::new(&limits);
+        let (id, slot) = connections.admit();
+        let (_client, server) = tokio::io::duplex(64);
+        let mut guarded = Guarded {
+            inner: server,
+            id,
+            slot: slot.clone(),
+            connections: connections.clone(),
+            idle: Box::pin(tokio::time::sleep(limits.idle_timeout)),
+        };
+        let in_flight = InFlight::new(slot.clone());
+        let mut buf = [0u8; 8];
+        // Silent for three timeouts while a response (a followed log) is in flight: still open.
+        let waited = tokio::time::timeout(Duration::from_millis(300), guarded.read(&mut buf)).await;
+        assert!(waited.is_err(), "the connection was closed: {waited:?}");
+        // The response ended; the silence now is idleness.
+        drop(in_flight);
+        let error = guarded.read(&mut buf).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn a_connection_with_a_response_in_flight_is_evicted_last() {
+        let connections = Connections::new(&limits(2));
+        let (_a, slot_a) = connections.admit();
+        std::thread::sleep(Duration::from_millis(5));
+        let (_b, slot_b) = connections.admit();
+        // `a` is silent longest but streams a response.
+        let _streaming = InFlight::new(slot_a.clone());
+        let (_c, _) = connections.admit();
+        assert!(!slot_a.evicted.load(Ordering::Acquire));
+        assert!(slot_b.evicted.load(Ordering::Acquire));
     }
 }
