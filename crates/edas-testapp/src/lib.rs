@@ -11,6 +11,7 @@
 //! | `/file?path=<P>` | the content of file `P` (percent-encoded), or 404 |
 //! | `/log?line=<L>` | writes `L` (percent-encoded) to stdout, a line of the instance's output |
 //! | `/slow?ms=<N>` | like `/`, after `N` milliseconds (at most 60,000): a request in flight |
+//! | `/metrics` | Prometheus text: `edas_testapp_requests_total{version, code}` of `/` and `/slow` |
 //! | anything else | 404 |
 //!
 //! Other environment variables: `EXIT_AFTER_SECONDS` makes it exit with status 1 after that many
@@ -18,10 +19,18 @@
 //! `terminating`, waits `TERM_DELAY_SECONDS` (default 0) and exits with status 0, so tests can
 //! see a graceful stop and a grace period running out.
 //!
+//! To play a bad version for release analysis, two switches act on `/` and `/slow` only (the
+//! probes and the other endpoints stay healthy, so the instance is ready and judged on its
+//! traffic): `ERROR_PERCENT=<0..100>` answers that share of them with 500, spread evenly and
+//! deterministically (with 20, requests 5, 10, 15, … fail: exactly 20 of every 100 in a row),
+//! and `EXTRA_LATENCY_MS=<N>` (at most 60,000) delays each of them by N milliseconds.
+//!
 //! It is a library too ([`run`]), so a test binary of another crate can re-execute itself as
 //! the program without depending on a separately built binary.
 
 use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use percent_encoding::percent_decode_str;
@@ -39,6 +48,21 @@ struct Settings {
     liveness_fail_after: Option<Duration>,
     exit_after: Option<Duration>,
     term_delay: Duration,
+    error_percent: u64,
+    extra_latency: Duration,
+}
+
+/// What `/` and `/slow` answered so far (for the failure spread and `/metrics`).
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Whether the `n`th application request (from 0) fails with `percent` % failing: request n
+/// fails when the running count of failures due, ⌊(n+1)·p/100⌋, goes up.
+fn fails(n: u64, percent: u64) -> bool {
+    (n + 1) * percent / 100 > n * percent / 100
 }
 
 fn seconds(name: &str) -> Result<Option<Duration>, String> {
@@ -51,6 +75,19 @@ fn seconds(name: &str) -> Result<Option<Duration>, String> {
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(|s| Some(Duration::from_secs_f64(s)))
             .ok_or_else(|| format!("{name} must be a non-negative number of seconds, got `{v}`")),
+    }
+}
+
+fn whole(name: &str, max: u64) -> Result<Option<u64>, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= max)
+            .map(Some)
+            .ok_or_else(|| format!("{name} must be a whole number from 0 to {max}, got `{v}`")),
     }
 }
 
@@ -71,6 +108,8 @@ impl Settings {
             liveness_fail_after: seconds("LIVENESS_FAIL_AFTER_SECONDS")?,
             exit_after: seconds("EXIT_AFTER_SECONDS")?,
             term_delay: seconds("TERM_DELAY_SECONDS")?.unwrap_or_default(),
+            error_percent: whole("ERROR_PERCENT", 100)?.unwrap_or(0),
+            extra_latency: Duration::from_millis(whole("EXTRA_LATENCY_MS", 60_000)?.unwrap_or(0)),
         })
     }
 }
@@ -114,12 +153,14 @@ async fn serve(settings: Settings) -> Result<(), String> {
         }
     };
     tokio::pin!(exit_at);
+    let counters = Arc::new(Counters::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
                     let settings = settings.clone();
-                    tokio::spawn(async move { let _ = answer(stream, &settings, started).await; });
+                    let counters = counters.clone();
+                    tokio::spawn(async move { let _ = answer(stream, &settings, &counters, started).await; });
                 }
             }
             _ = term.recv() => {
@@ -136,7 +177,12 @@ async fn serve(settings: Settings) -> Result<(), String> {
     }
 }
 
-async fn answer(mut stream: TcpStream, s: &Settings, started: Instant) -> std::io::Result<()> {
+async fn answer(
+    mut stream: TcpStream,
+    s: &Settings,
+    counters: &Counters,
+    started: Instant,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -151,7 +197,22 @@ async fn answer(mut stream: TcpStream, s: &Settings, started: Instant) -> std::i
     if let Some(delay) = slow_delay(&target) {
         tokio::time::sleep(delay).await;
     }
-    let (status, body) = route(&target, s, started.elapsed());
+    let (status, body) = if is_app_request(&target) {
+        if !s.extra_latency.is_zero() {
+            tokio::time::sleep(s.extra_latency).await;
+        }
+        let n = counters.requests.fetch_add(1, Ordering::SeqCst);
+        if fails(n, s.error_percent) {
+            counters.errors.fetch_add(1, Ordering::SeqCst);
+            (500, "injected error (ERROR_PERCENT)\n".to_owned())
+        } else {
+            route(&target, s, started.elapsed())
+        }
+    } else if target == "/metrics" {
+        (200, metrics(s, counters))
+    } else {
+        route(&target, s, started.elapsed())
+    };
     let reason = match status {
         200 => "OK",
         404 => "Not Found",
@@ -164,6 +225,26 @@ async fn answer(mut stream: TcpStream, s: &Settings, started: Instant) -> std::i
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+/// `/` and `/slow`: the requests that stand for the application's traffic.
+fn is_app_request(target: &str) -> bool {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    matches!(path, "/" | "/slow")
+}
+
+/// The Prometheus text exposition of [`Counters`].
+fn metrics(s: &Settings, c: &Counters) -> String {
+    let requests = c.requests.load(Ordering::SeqCst);
+    let errors = c.errors.load(Ordering::SeqCst);
+    let v = s.version.replace(['\\', '"', '\n'], "_");
+    format!(
+        "# HELP edas_testapp_requests_total Requests to / and /slow, by answer code.\n\
+         # TYPE edas_testapp_requests_total counter\n\
+         edas_testapp_requests_total{{version=\"{v}\",code=\"200\"}} {}\n\
+         edas_testapp_requests_total{{version=\"{v}\",code=\"500\"}} {errors}\n",
+        requests - errors
+    )
 }
 
 /// How long `/slow?ms=N` waits before answering.
@@ -244,7 +325,40 @@ mod tests {
             liveness_fail_after: Some(Duration::from_secs(5)),
             exit_after: None,
             term_delay: Duration::ZERO,
+            error_percent: 0,
+            extra_latency: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn error_percent_fails_exactly_that_share_spread_evenly() {
+        for p in [0, 1, 5, 20, 33, 50, 99, 100] {
+            let failed = (0..1000).filter(|n| fails(*n, p)).count() as u64;
+            assert_eq!(failed, p * 10, "{p}%");
+            // Every 100 requests in a row hold p failures, wherever they start.
+            for start in [0, 7, 450] {
+                let window = (start..start + 100).filter(|n| fails(*n, p)).count() as u64;
+                assert!(window.abs_diff(p) <= 1, "{p}% from {start}: {window}");
+            }
+        }
+        let twenty: Vec<u64> = (0..15).filter(|n| fails(*n, 20)).collect();
+        assert_eq!(
+            twenty,
+            [4, 9, 14],
+            "requests 5, 10, 15 (counted from 1) fail"
+        );
+    }
+
+    #[test]
+    fn metrics_count_application_requests_by_code() {
+        let c = Counters::default();
+        c.requests.store(10, Ordering::SeqCst);
+        c.errors.store(3, Ordering::SeqCst);
+        let text = metrics(&settings(), &c);
+        assert!(text.contains("edas_testapp_requests_total{version=\"v2\",code=\"200\"} 7\n"));
+        assert!(text.contains("edas_testapp_requests_total{version=\"v2\",code=\"500\"} 3\n"));
+        assert!(is_app_request("/") && is_app_request("/slow?ms=3"));
+        assert!(!is_app_request("/ready") && !is_app_request("/metrics"));
     }
 
     #[test]

@@ -67,3 +67,54 @@ fn refuses_to_start_without_a_port() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PORT is not set"));
 }
+
+#[test]
+fn error_percent_and_extra_latency_play_a_bad_version() {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edas-testapp"))
+        .env("PORT", port.to_string())
+        .env("APP_VERSION", "v2")
+        .env("ERROR_PERCENT", "20")
+        .env("EXTRA_LATENCY_MS", "50")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(port, "/ready").is_none() {
+        assert!(Instant::now() < deadline, "never answered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The probes stay healthy: the version is judged on its traffic.
+    assert!(get(port, "/ready").unwrap().starts_with("HTTP/1.1 200"));
+    let start = Instant::now();
+    let codes: Vec<bool> = (0..10)
+        .map(|_| get(port, "/").unwrap().starts_with("HTTP/1.1 500"))
+        .collect();
+    let took = start.elapsed();
+    assert_eq!(
+        codes,
+        [
+            false, false, false, false, true, false, false, false, false, true
+        ]
+    );
+    assert!(took >= Duration::from_millis(500), "{took:?}");
+    let metrics = get(port, "/metrics").unwrap();
+    assert!(
+        metrics.contains("edas_testapp_requests_total{version=\"v2\",code=\"200\"} 8\n")
+            && metrics.contains("edas_testapp_requests_total{version=\"v2\",code=\"500\"} 2\n"),
+        "{metrics}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_edas-testapp"))
+        .env("PORT", "1")
+        .env("ERROR_PERCENT", "120")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("ERROR_PERCENT must be a whole number from 0 to 100, got `120`")
+    );
+}
