@@ -686,6 +686,10 @@ impl Validator {
                     && (q.trim().is_empty() || q.len() > 4096)
                 {
                     self.fail(at("query"), "1 to 4096 characters");
+                } else if let Some(q) = &query
+                    && let Err(e) = crate::providers::check_placeholders(q)
+                {
+                    self.fail(at("query"), e);
                 }
                 let address = self.url(&at("address"), m.get("address"), false);
                 let bad_address =
@@ -749,7 +753,7 @@ checks:
   - name: prom
     provider:
       prometheus:
-        query: sum(rate(http_requests_total{code=~"5.."}[1m]))
+        query: sum(rate(http_requests_total{code=~"5..",revision="{{revision}}"}[1m]))
     successCondition: result < 1
     interval: 1m
     when: background
@@ -823,7 +827,7 @@ checks:
     settle: 5s
     colour: blue
   - name: ok
-    provider: {prometheus: {query: "up", address: "nope"}}
+    provider: {prometheus: {query: "up{x=\"{{version}}\"}", address: "nope"}}
     successCondition: result == 1 && result
     interval: 2h
     when: background
@@ -850,6 +854,7 @@ checks:
             "checks[2].failureLimit: 2 tolerated failures of 2 measurements",
             "checks[2].settle: only for when: afterEachBatch",
             "checks[3].provider.prometheus.address: not a URL",
+            "checks[3].provider.prometheus.query: unknown placeholder '{{version}}'",
             "checks[3].interval: 2h is out of range (1s to 1h)",
             "checks[3].onFailure: \"explode\" is not one of pause, rollback",
         ] {

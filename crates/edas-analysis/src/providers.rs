@@ -38,14 +38,85 @@ pub struct WebhookContext {
     pub change_order_id: String,
     pub app_id: String,
     pub app_name: String,
-    /// The new revision (its version).
+    /// The new revision (as the runtime labels it).
     pub revision: String,
+    /// The revision it replaces, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
     /// The batch being judged (1-based), absent for a background check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<u32>,
     pub check: String,
     /// `gray`, `batch` or `release`.
     pub phase: String,
+}
+
+/// What a Prometheus query may name as `{{name}}`, filled in for each measurement so one policy
+/// serves every release (the new revision's number is not known when the policy is written).
+pub const PLACEHOLDERS: &[&str] = &[
+    "appId",
+    "appName",
+    "revision",
+    "stableRevision",
+    "changeOrderId",
+];
+
+/// The `{{name}}` placeholders of `query`: (byte range, name), or what is wrong with one.
+fn placeholders(query: &str) -> Result<Vec<(std::ops::Range<usize>, &str)>, String> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(open) = query[from..].find("{{").map(|i| i + from) {
+        let Some(close) = query[open + 2..].find("}}").map(|i| i + open + 2) else {
+            return Err(format!("'{{{{' at byte {open} is not closed with '}}}}'"));
+        };
+        let name = query[open + 2..close].trim();
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(format!(
+                "unknown placeholder '{{{{{name}}}}}' (there are {})",
+                PLACEHOLDERS
+                    .iter()
+                    .map(|p| format!("{{{{{p}}}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        out.push((open..close + 2, name));
+        from = close + 2;
+    }
+    Ok(out)
+}
+
+/// Checks a query's placeholders (when its policy is validated).
+pub fn check_placeholders(query: &str) -> Result<(), String> {
+    placeholders(query).map(|_| ())
+}
+
+/// `query` with its placeholders filled in from `ctx`, each value escaped for a PromQL string
+/// (`\` and `"`), so a value can never change the query's shape. A placeholder without a value
+/// (`{{stableRevision}}` in a first release) is an error: the measurement is inconclusive.
+pub fn expand(query: &str, ctx: &WebhookContext) -> Result<String, ProviderError> {
+    let found = placeholders(query).map_err(|e| ProviderError(format!("prometheus: {e}")))?;
+    let mut out = String::with_capacity(query.len());
+    let mut last = 0;
+    for (range, name) in found {
+        let value = match name {
+            "appId" => Some(ctx.app_id.as_str()),
+            "appName" => Some(ctx.app_name.as_str()),
+            "revision" => Some(ctx.revision.as_str()),
+            "stableRevision" => ctx.stable_revision.as_deref(),
+            _ => Some(ctx.change_order_id.as_str()),
+        }
+        .ok_or_else(|| {
+            ProviderError(format!(
+                "prometheus: {{{{{name}}}}} has no value in this release"
+            ))
+        })?;
+        out.push_str(&query[last..range.start]);
+        out.push_str(&value.replace('\\', "\\\\").replace('"', "\\\""));
+        last = range.end;
+    }
+    out.push_str(&query[last..]);
+    Ok(out)
 }
 
 /// The HTTP client of the providers and edasd's configured Prometheus server.
@@ -306,6 +377,44 @@ impl Providers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_checked_and_filled_in_escaped() {
+        let ctx = WebhookContext {
+            change_order_id: "co-1".into(),
+            app_id: "app-1".into(),
+            app_name: "we\"b".into(),
+            revision: "2".into(),
+            stable_revision: Some("1".into()),
+            batch: None,
+            check: "c".into(),
+            phase: "gray".into(),
+        };
+        let q = r#"sum(rate(x{app_id="{{appId}}",revision="{{ revision }}"}[1m])) / sum(rate(x{revision="{{stableRevision}}",n="{{appName}}"}[1m]))"#;
+        assert_eq!(check_placeholders(q), Ok(()));
+        assert_eq!(
+            expand(q, &ctx).unwrap(),
+            r#"sum(rate(x{app_id="app-1",revision="2"}[1m])) / sum(rate(x{revision="1",n="we\"b"}[1m]))"#
+        );
+        assert_eq!(expand("up", &ctx).unwrap(), "up");
+        assert!(
+            check_placeholders("x{{version}}")
+                .unwrap_err()
+                .starts_with("unknown placeholder '{{version}}' (there are {{appId}}, ")
+        );
+        assert_eq!(
+            check_placeholders("x{{revision"),
+            Err("'{{' at byte 1 is not closed with '}}'".into())
+        );
+        let first = WebhookContext {
+            stable_revision: None,
+            ..ctx
+        };
+        assert_eq!(
+            expand("{{stableRevision}}", &first).unwrap_err().0,
+            "prometheus: {{stableRevision}} has no value in this release"
+        );
+    }
 
     #[test]
     fn redaction_drops_credentials_query_and_fragment() {

@@ -130,6 +130,7 @@ fn context() -> WebhookContext {
         app_id: "app-1".into(),
         app_name: "shop".into(),
         revision: "v2".into(),
+        stable_revision: Some("v1".into()),
         batch: Some(1),
         check: "hook".into(),
         phase: "gray".into(),
@@ -185,7 +186,7 @@ async fn webhook_verdicts_pass_fail_and_values() {
     assert_eq!(
         bodies[0],
         json!({"changeOrderId": "co-1", "appId": "app-1", "appName": "shop", "revision": "v2",
-               "batch": 1, "check": "hook", "phase": "gray"})
+               "stableRevision": "v1", "batch": 1, "check": "hook", "phase": "gray"})
     );
 }
 

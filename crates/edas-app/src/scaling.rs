@@ -2,15 +2,19 @@
 //! (every violation at once, named by its parameter) and stored per application with their
 //! audit record; a refused change stores nothing.
 //!
-//! An enabled rule is handed to the cluster's runtime before it is stored (on Kubernetes a
-//! HorizontalPodAutoscaler targeting the revision that serves: the stable one while a release
-//! runs), changed with it, and removed when it is disabled or deleted; the release engine
-//! then plans releases against the autoscaler's count and retargets it when one completes.
-//! At most one rule of an application is enabled. A runtime without an autoscaler (`local`)
-//! refuses enabling: an enabled rule that nothing honours would be a parameter silently
-//! ignored; there rules are stored disabled and can be listed, changed and deleted.
+//! Enabling asks the cluster's runtime first whether it can scale by the rule (a metric it
+//! cannot measure is refused naming `ScalingRuleMetric.metrics[i].metricType`: `local`
+//! measures CPU and QPS, Kubernetes' HPA CPU and MEMORY) and refuses at once when the cluster
+//! does not answer; then the rule is stored, and then handed to the runtime (on Kubernetes a
+//! HorizontalPodAutoscaler, on `local` the built-in autoscaler) for the revision that serves,
+//! held while a change order runs. The stored rule is the truth: an apply that fails after
+//! storing is logged and made good by the engine at start-up, when the cluster answers again
+//! and when the next change order ends. Disabling or deleting stores first and then removes
+//! the autoscaler. The release engine plans releases against the autoscaler's count, holds it
+//! during a release and resumes it on the released revision. At most one rule of an
+//! application is enabled.
 
-use edas_runtime::{AppRef, Autoscaling};
+use edas_runtime::AppRef;
 use edas_spec::{Violation, ViolationKind, Violations};
 use edas_store::{Application, AuditEntry, StoreError};
 use serde_json::json;
@@ -22,7 +26,9 @@ use crate::{Actor, App, AppError};
 /// The most replicas a rule may ask for (EDAS: 1,000).
 pub const MAX_REPLICAS: i64 = 1000;
 /// The metrics a rule may scale on: average utilization of the instances' requests.
-pub const METRIC_TYPES: [&str; 2] = ["CPU", "MEMORY"];
+pub const METRIC_TYPES: [&str; 3] = ["CPU", "MEMORY", "QPS"];
+/// The highest `QPS` target (requests per second per instance).
+pub const MAX_QPS_TARGET: i64 = 1_000_000;
 
 /// The bounds and metrics of a rule (`ScalingRuleMetric`), as decoded from the request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -149,11 +155,14 @@ fn check_metric(c: &mut Checker, m: &MetricRuleInput) -> (u32, u32, Vec<ScalingM
                 format!("`{kind}` is given twice"),
             );
         }
+        // CPU and MEMORY are percentages of the request; QPS is requests per second per
+        // instance (edasd's local runtime measures it at its service proxies).
+        let most = if kind == "QPS" { MAX_QPS_TARGET } else { 100 };
         let target = c.range(
             format!("{P}.metrics[{i}].metricTargetAverageUtilization"),
             *target,
             1,
-            100,
+            most,
         );
         metrics.push(ScalingMetric {
             kind,
@@ -217,19 +226,21 @@ fn check_direction(c: &mut Checker, name: &str, d: &DirectionInput) -> ScalingDi
     }
 }
 
-/// Why a rule of `app` cannot be enabled: no runtime acts on rules yet.
+/// Why a rule of `app` cannot be enabled on its cluster: the runtime's reason, named by the
+/// metric it cannot measure (`metrics[i].metricType: …`) or else by `parameter`.
 fn enabling_refused(app: &Application, parameter: &str, why: &str) -> AppError {
-    let runtime = if app.cluster_id == crate::local::LOCAL_CLUSTER {
-        "the `local` runtime has no autoscaler".to_owned()
-    } else {
-        format!("cluster `{}` refuses it: {why}", app.cluster_id)
+    let (parameter, why) = match why.split_once(": ") {
+        Some((at, rest)) if at.starts_with("metrics[") => {
+            (format!("ScalingRuleMetric.{at}"), rest.to_owned())
+        }
+        _ => (parameter.to_owned(), why.to_owned()),
     };
     AppError::Invalid(Violations(vec![Violation {
-        parameter: parameter.to_owned(),
+        parameter,
         kind: ViolationKind::NotSupported,
         message: format!(
-            "a scaling rule of application `{}` cannot be enabled: {runtime}, so an enabled rule would not be honoured; store it disabled (ScalingRuleEnable=false) or scale with ScaleK8sApplication",
-            app.id
+            "a scaling rule of application `{}` cannot be enabled: cluster `{}` refuses it: {why}; store it disabled (ScalingRuleEnable=false) or scale with ScaleK8sApplication",
+            app.id, app.cluster_id
         ),
     }]))
 }
@@ -242,62 +253,52 @@ fn rule_not_found(app: &Application, name: &str) -> AppError {
 }
 
 impl App {
-    /// Makes the application's autoscaler on its cluster exactly `rule` (`None`: none), scaling
-    /// the revision that serves now: the one before a release in progress, else the current
-    /// one. A runtime without an autoscaler refuses enabling (named by `parameter`); one that
-    /// does not answer or rejects the autoscaler refuses the request.
-    async fn apply_autoscaling(
+    /// Whether the application's cluster can scale by `rule` now: a runtime without an
+    /// autoscaler, or one that cannot measure a metric, refuses (named); a cluster that does
+    /// not answer refuses the request. Nothing is stored before this passes.
+    fn check_autoscaling(
         &self,
         app: &Application,
-        rule: Option<&ScalingRule>,
+        rule: &ScalingRule,
         parameter: &str,
     ) -> Result<(), AppError> {
         let Some(runtime) = self.engine.runtimes().get(&app.cluster_id) else {
-            return match rule {
-                Some(_) => Err(enabling_refused(app, parameter, "no runtime serves it")),
-                None => Ok(()),
-            };
+            return Err(enabling_refused(app, parameter, "no runtime serves it"));
         };
-        if rule.is_some() {
-            runtime
-                .check_autoscaling()
-                .map_err(|e| enabling_refused(app, parameter, &e.to_string()))?;
-        }
-        let refused = |e: edas_runtime::RuntimeError| {
+        runtime
+            .check_autoscaling(&edas_engine::autoscaling::autoscaler(rule))
+            .map_err(|e| enabling_refused(app, parameter, &e.to_string()))?;
+        runtime.availability().map_err(|e| {
             AppError::Runtime(format!(
-                "cluster `{}` did not take the autoscaler of application `{}`: {e}",
+                "cluster `{}` cannot take the autoscaler of application `{}` now: {e}",
                 app.cluster_id, app.id
             ))
+        })
+    }
+
+    /// Makes the application's autoscaler what the store now says (the enabled rule, for the
+    /// revision that serves, held while a change order runs; none without an enabled rule).
+    /// Called after the rule is stored: a failure is logged, and the engine sets it again at
+    /// start-up, when the cluster answers again and when the next change order ends.
+    async fn apply_autoscaling(&self, app: &Application) {
+        let Some(runtime) = self.engine.runtimes().get(&app.cluster_id) else {
+            return;
         };
-        runtime.availability().map_err(refused)?;
-        let autoscaling = match rule {
-            Some(rule) => {
-                let active = self
-                    .store
-                    .active_change_order(&app.id)
-                    .await
-                    .map_err(|e| AppError::internal("reading the active change order", e))?;
-                let revision = active
-                    .as_ref()
-                    .and_then(|co| co.state.previous())
-                    .map(|from| from.revision.0.clone())
-                    .unwrap_or_else(|| app.spec.template_revision.clone());
-                Some(Autoscaling {
-                    revision,
-                    rule: edas_engine::autoscaling::autoscaler(rule),
-                })
+        let wanted = match edas_engine::autoscaling::serving(&self.store, app).await {
+            Ok(wanted) => wanted,
+            Err(error) => {
+                tracing::warn!(message = "Reading the stored scaling rule failed; the autoscaler is set at the next reconciliation.", app_id = %app.id, %error);
+                return;
             }
-            None => None,
         };
         let at = AppRef {
             id: app.id.clone(),
             name: app.name.clone(),
             namespace: app.k8s_namespace.clone(),
         };
-        runtime
-            .set_autoscaling(&at, autoscaling.as_ref())
-            .await
-            .map_err(refused)
+        if let Err(error) = runtime.set_autoscaling(&at, wanted.as_ref()).await {
+            tracing::warn!(message = "The cluster did not take the stored autoscaler; it is set again at start-up, when the cluster answers again and when the next change order ends.", app_id = %app.id, cluster = %app.cluster_id, %error);
+        }
     }
 
     /// The scaling rules of application `app_id`, by name.
@@ -391,11 +392,9 @@ impl App {
                 ),
             }])));
         }
-        // The runtime first: a rule it cannot honour is refused, and nothing is stored.
+        // A rule the runtime cannot honour is refused, and nothing is stored.
         if rule.enabled {
-            self.apply_autoscaling(app, Some(&rule), parameter).await?;
-        } else if was_enabled {
-            self.apply_autoscaling(app, None, parameter).await?;
+            self.check_autoscaling(app, &rule, parameter)?;
         }
         let entry = AuditEntry {
             actor: actor.name.clone(),
@@ -410,7 +409,8 @@ impl App {
                 "max_replicas": rule.max_replicas,
             }),
         };
-        self.store
+        let stored = self
+            .store
             .put_scaling_rule(&rule, create, &entry, now)
             .await
             .map_err(|e| match e {
@@ -424,7 +424,12 @@ impl App {
                 } => rule_not_found(app, &rule.name),
                 StoreError::NotFound { .. } => AppError::no_application(&app.id),
                 e => AppError::internal("storing the scaling rule", e),
-            })
+            })?;
+        // Persisted, then acted on.
+        if rule.enabled || was_enabled {
+            self.apply_autoscaling(app).await;
+        }
+        Ok(stored)
     }
 
     /// Enables or disables rule `name` of `app` (see the module); the rule as stored.
@@ -455,9 +460,7 @@ impl App {
         actor: &Actor,
         now: jiff::Timestamp,
     ) -> Result<(), AppError> {
-        if self.scaling_rule(app, name).await?.enabled {
-            self.apply_autoscaling(app, None, "ScalingRuleName").await?;
-        }
+        let was_enabled = self.scaling_rule(app, name).await?.enabled;
         let entry = AuditEntry {
             actor: actor.name.clone(),
             action: "DeleteApplicationScalingRule".to_owned(),
@@ -472,7 +475,11 @@ impl App {
             .map_err(|e| match e {
                 StoreError::NotFound { .. } => rule_not_found(app, name),
                 e => AppError::internal("deleting the scaling rule", e),
-            })
+            })?;
+        if was_enabled {
+            self.apply_autoscaling(app).await;
+        }
+        Ok(())
     }
 }
 

@@ -1,11 +1,31 @@
 //! An application's enabled scaling rule, as the runtime takes it: the engine reads it from
 //! the store and hands it over (the runtime never asks the store). A release plans its batches
-//! against the count the autoscaler wants (`submit`), and a finished release points the
-//! autoscaler at the revision it released (`driver::finish`), so neither the batch math nor the
-//! end of a release fights the autoscaler.
+//! against the count the autoscaler wants (`submit`); while a change order of the application
+//! runs, its autoscaler is held (`held`: it keeps the count the release planned, so it cannot
+//! fight the batches); when the order ends the autoscaler is pointed at the revision that
+//! serves and resumes ([`reassert`], retried until the runtime takes it, and again at start-up
+//! and whenever a cluster answers again, so a crash or an outage never leaves it held or
+//! aimed at a revision that no longer runs).
+//!
+//! An autoscaler that scales through edasd (the local one) tells its decisions
+//! ([`edas_runtime::Runtime::scale_decisions`]); each becomes a Scale change order created by
+//! `autoscaler` with the reason in its description ([`carry_out`]), so it is durable, shows in
+//! ListRecentChangeOrder and GetChangeOrderInfo, and produces the usual release events.
 
-use edas_runtime::{Autoscaler, ScaleDirection, ScaleMetric, ScalePolicy};
-use edas_store::{ScalingRule, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edas_runtime::{
+    AppRef, Autoscaler, Autoscaling, Runtime, ScaleDecision, ScaleDirection, ScaleMetric,
+    ScalePolicy,
+};
+use edas_spec::{Change, Operation};
+use edas_store::{Application, ScalingRule, Store, StoreError};
+
+use crate::{Engine, Inner, Submission};
+
+/// The creator of the change orders an autoscaler's decisions become.
+pub const AUTOSCALER: &str = "autoscaler";
 
 fn direction(d: &edas_store::ScalingDirection) -> ScaleDirection {
     ScaleDirection {
@@ -66,6 +86,257 @@ pub fn planned(rule: Option<&Autoscaler>, wanted: Option<u32>, stored: u32) -> u
         }
         (None, _) => stored,
     }
+}
+
+/// What the application's autoscaler must be now, from the store: the enabled rule (`None`:
+/// no autoscaler) scaling the revision that serves (the one before a change order in flight,
+/// or before an aborted one; else the current one), held while a change order is open (a
+/// failed one included: its revisions are mixed until it is retried or superseded).
+pub async fn serving(store: &Store, app: &Application) -> Result<Option<Autoscaling>, StoreError> {
+    let Some(rule) = enabled_rule(store, &app.id).await? else {
+        return Ok(None);
+    };
+    let active = store.active_change_order(&app.id).await?;
+    let (revision, held) = match &active {
+        Some(co) => (
+            co.state
+                .previous()
+                .map(|p| p.revision.0.clone())
+                .unwrap_or_else(|| app.spec.template_revision.clone()),
+            true,
+        ),
+        None => {
+            let last = store
+                .list_change_orders(&app.id, edas_store::PageRequest::new(1, 1))
+                .await?
+                .items
+                .into_iter()
+                .next()
+                .map(|o| o.state)
+                .filter(|s| s.status() == edas_release::Status::Terminated);
+            let revision = last
+                .as_ref()
+                .and_then(|s| s.previous())
+                .map(|p| p.revision.0.clone())
+                .unwrap_or_else(|| app.spec.template_revision.clone());
+            (revision, false)
+        }
+    };
+    Ok(Some(Autoscaling {
+        revision,
+        rule,
+        held,
+    }))
+}
+
+/// How long [`reassert`] keeps trying a runtime that fails transiently.
+const REASSERT_GIVE_UP: Duration = Duration::from_secs(120);
+
+/// Makes the application's autoscaler what the store says ([`serving`]), trying again with
+/// bounded back-off (200 ms doubling to 5 s, for two minutes) while the runtime fails
+/// transiently; each attempt reads the store again, so the newest state wins. Idempotent.
+pub(crate) async fn reassert(inner: &Inner, app_id: &str) {
+    let mut delay = Duration::from_millis(200);
+    let started = tokio::time::Instant::now();
+    loop {
+        match reassert_once(inner, app_id).await {
+            Ok(()) => return,
+            Err((error, again)) if again && started.elapsed() < REASSERT_GIVE_UP => {
+                tracing::info!(message = "Setting the autoscaler failed; retrying.", %app_id, %error);
+            }
+            Err((error, _)) => {
+                tracing::warn!(message = "Setting the autoscaler failed; it is set again at start-up, when the cluster answers again and when the next change order ends.", %app_id, %error);
+                return;
+            }
+        }
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One attempt of [`reassert`]; the error says whether another may help.
+async fn reassert_once(inner: &Inner, app_id: &str) -> Result<(), (String, bool)> {
+    let app = match inner.store.get_application(app_id).await {
+        Ok(app) => app,
+        Err(StoreError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err((e.to_string(), true)),
+    };
+    let Some(runtime) = inner.runtimes.get(&app.cluster_id) else {
+        return Ok(());
+    };
+    let wanted = if app.deleted {
+        None
+    } else {
+        serving(&inner.store, &app)
+            .await
+            .map_err(|e| (e.to_string(), true))?
+    };
+    if wanted.is_none() && !app.deleted {
+        // No enabled rule: the application layer removed the autoscaler when it was disabled.
+        return Ok(());
+    }
+    runtime
+        .set_autoscaling(&crate::target::app_ref(&app), wanted.as_ref())
+        .await
+        .map_err(|e| {
+            let again = matches!(e, edas_runtime::RuntimeError::Unavailable(_));
+            (e.to_string(), again)
+        })
+}
+
+/// At start-up, sets the autoscaler of every application with an enabled rule again from the
+/// store (the local one lives in this process; a cluster's HPA may be held by an order that
+/// ended while edasd was down), for each cluster once it answers.
+pub(crate) fn reconcile(inner: &Arc<Inner>) {
+    for (cluster_id, runtime) in &inner.runtimes.0 {
+        let (i, cluster_id, runtime) = (inner.clone(), cluster_id.clone(), runtime.clone());
+        inner.tasks.spawn(async move {
+            tokio::select! {
+                _ = i.shutdown.cancelled() => return,
+                _ = runtime.wait_available() => {}
+            }
+            match i.store.autoscaled_applications(Some(&cluster_id)).await {
+                Ok(apps) => {
+                    for app_id in apps {
+                        reassert(&i, &app_id).await;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(message = "Listing autoscaled applications failed; their autoscalers are set when their next change order ends.", cluster = %cluster_id, %error)
+                }
+            }
+        });
+    }
+}
+
+/// Holds the application's autoscaler at the revision that serves while `order` runs (the
+/// driver calls it when it starts or resumes an order). A failure is logged: the release
+/// still proceeds, and [`reassert`] sets the autoscaler when the order ends.
+pub(crate) async fn hold(inner: &Inner, runtime: &Arc<dyn Runtime>, app: &AppRef) {
+    let held = match inner.store.get_application(&app.id).await {
+        Ok(a) => serving(&inner.store, &a).await,
+        Err(e) => Err(e),
+    };
+    match held {
+        Ok(Some(autoscaling)) => {
+            if let Err(error) = runtime.set_autoscaling(app, Some(&autoscaling)).await {
+                tracing::warn!(message = "Holding the autoscaler during a change order failed.", app_id = %app.id, %error);
+            }
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(message = "Reading the scaling rule failed; the autoscaler is not held.", app_id = %app.id, %error)
+        }
+    }
+}
+
+/// Listens to a runtime's autoscaler decisions and carries each out.
+pub(crate) async fn listen(inner: Arc<Inner>, runtime: Arc<dyn Runtime>) {
+    let Some(mut decisions) = runtime.scale_decisions() else {
+        return;
+    };
+    loop {
+        let decision = tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            d = decisions.recv() => d,
+        };
+        match decision {
+            Ok(decision) => {
+                let engine = Engine {
+                    inner: inner.clone(),
+                };
+                carry_out(&engine, decision).await;
+            }
+            // A decision lost to a lag is decided again at the autoscaler's next sample.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// The description of the change order of `decision`:
+/// `autoscaler: 2 → 4 (cpu 85% > target 60%)`.
+pub fn description(decision: &ScaleDecision, to: u32) -> String {
+    format!(
+        "{AUTOSCALER}: {} → {to} ({})",
+        decision.from, decision.reason
+    )
+}
+
+/// Stores `decision` as a Scale change order created by `autoscaler` and wakes the engine to
+/// carry it out. A decision that no longer applies (the rule was disabled, a change order is
+/// in flight, the revision or count changed meanwhile, the application is stopped) is
+/// dropped: the autoscaler decides again from the new state.
+pub async fn carry_out(engine: &Engine, decision: ScaleDecision) {
+    let change = match scale_change(&engine.inner, &decision).await {
+        Ok(Ok(change)) => change,
+        Ok(Err(why)) => {
+            tracing::debug!(message = "Autoscaler decision dropped.", app_id = %decision.app_id, from = decision.from, to = decision.to, %why);
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(message = "Reading the application for an autoscaler decision failed; the autoscaler decides again.", app_id = %decision.app_id, %error);
+            return;
+        }
+    };
+    let to = change.spec.replicas;
+    let req = Submission {
+        app_id: decision.app_id.clone(),
+        change,
+        actor: AUTOSCALER.to_owned(),
+        request_id: String::new(),
+    };
+    match engine.submit(req).await {
+        Ok(submitted) => {
+            tracing::info!(message = "Autoscaler decision stored as a change order.", app_id = %decision.app_id, change_order = %submitted.change_order_id, from = decision.from, to, reason = %decision.reason)
+        }
+        Err(error) => {
+            tracing::info!(message = "Autoscaler decision refused; the autoscaler decides again.", app_id = %decision.app_id, from = decision.from, to, %error)
+        }
+    }
+}
+
+/// The ScaleK8sApplication change `decision` asks for, or why it no longer applies.
+async fn scale_change(
+    inner: &Inner,
+    decision: &ScaleDecision,
+) -> Result<Result<Change, String>, StoreError> {
+    let app = inner.store.get_application(&decision.app_id).await?;
+    if app.deleted || app.spec.spec.stopped {
+        return Ok(Err("the application is stopped or deleted".to_owned()));
+    }
+    let Some(rule) = enabled_rule(&inner.store, &app.id).await? else {
+        return Ok(Err("no scaling rule is enabled".to_owned()));
+    };
+    if let Some(active) = inner.store.active_change_order(&app.id).await? {
+        return Ok(Err(format!("change order {} is in flight", active.id)));
+    }
+    if app.spec.template_revision != decision.revision {
+        return Ok(Err(format!(
+            "revision {} serves now, not {}",
+            app.spec.template_revision, decision.revision
+        )));
+    }
+    let to = planned(Some(&rule), Some(decision.to), decision.to);
+    if to == app.spec.spec.replicas {
+        return Ok(Err(format!("the application runs {to} already")));
+    }
+    let mut spec = app.spec.spec.clone();
+    spec.replicas = to;
+    Ok(Ok(Change {
+        operation: Operation::ScaleK8sApplication,
+        app_id: Some(app.id.clone()),
+        region_id: None,
+        force: false,
+        spec,
+        release: edas_spec::ReleaseSettings {
+            description: Some(description(decision, to)),
+            ..Default::default()
+        },
+    }))
 }
 
 #[cfg(test)]

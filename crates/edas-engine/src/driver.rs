@@ -247,6 +247,8 @@ impl Driver {
     }
 
     async fn run(&mut self, rx: &mut mpsc::UnboundedReceiver<DriverMsg>) {
+        // An autoscaler keeps the count this order planned until it ends.
+        crate::autoscaling::hold(&self.inner, &self.runtime, &self.app).await;
         // Start a new order; resume one a previous process left in flight.
         let first = if self.order.status() == Status::Ready {
             self.step(Input::Start, "system", "").await.map(|_| ())
@@ -618,36 +620,16 @@ impl Driver {
         }
     }
 
-    /// After a successful release of an autoscaled application, its autoscaler scales the
-    /// released revision (which runs the count the release planned from the autoscaler), so
-    /// there is no scale-down surprise. A failure is logged; the next release retargets it.
-    async fn retarget_autoscaler(&mut self) {
-        let revision = self.order.to_revision().0.clone();
-        let rule = match crate::autoscaling::enabled_rule(&self.inner.store, &self.app_id).await {
-            Ok(Some(rule)) => rule,
-            Ok(None) => return,
-            Err(error) => {
-                tracing::warn!(message = "Reading the scaling rule failed; the autoscaler still scales the previous revision.", app_id = %self.app_id, %revision, %error);
-                return;
-            }
-        };
-        let autoscaling = edas_runtime::Autoscaling {
-            revision: revision.clone(),
-            rule,
-        };
-        if let Err(error) = self
-            .runtime
-            .set_autoscaling(&self.app, Some(&autoscaling))
-            .await
-        {
-            tracing::warn!(message = "Pointing the autoscaler at the released revision failed.", app_id = %self.app_id, %revision, %error);
-        }
-    }
-
     /// After a successful release, instances of other revisions (left by an earlier failed
     /// release) are stopped; a deleted application keeps nothing: its cluster's sweeper removes
     /// every object of it (the sweep was recorded with the Delete order).
     async fn finish(&mut self) {
+        // The autoscaler resumes on the revision that serves now (or stays held by a failed
+        // order), retried in the background until the runtime takes it.
+        let (inner, app_id) = (self.inner.clone(), self.app_id.clone());
+        self.inner.spawn(async move {
+            crate::autoscaling::reassert(&inner, &app_id).await;
+        });
         if self.order.status() != Status::Success {
             return;
         }
@@ -656,7 +638,6 @@ impl Driver {
             return;
         }
         let keep = Some(self.order.to_revision().0.clone());
-        self.retarget_autoscaler().await;
         let Ok(revisions) = self.runtime.revisions(&self.app).await else {
             return;
         };

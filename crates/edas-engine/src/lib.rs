@@ -259,6 +259,11 @@ pub(crate) enum DriverMsg {
 }
 
 impl Inner {
+    /// Runs `task` beside the drivers (shutdown waits for it).
+    pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task);
+    }
+
     /// Wakes the claim loop.
     pub(crate) fn wake_claimer(&self) {
         self.wake.notify_one();
@@ -439,13 +444,28 @@ impl Engine {
         request_id: &str,
     ) -> Result<Submitted, SubmitError> {
         let rev = self.inner.store.get_revision(app_id, revision).await?;
-        let doc = rev.spec;
+        let mut spec = rev.spec.spec;
+        // An autoscaled application keeps its autoscaler's count: the old revision's count
+        // is history (`submit_as` plans against the autoscaler when the count is unchanged).
+        if autoscaling::enabled_rule(&self.inner.store, app_id)
+            .await?
+            .is_some()
+        {
+            spec.replicas = self
+                .inner
+                .store
+                .get_application(app_id)
+                .await?
+                .spec
+                .spec
+                .replicas;
+        }
         let change = Change {
             operation: Operation::DeployK8sApplication,
             app_id: Some(app_id.to_owned()),
             region_id: None,
             force: false,
-            spec: doc.spec,
+            spec,
             release,
         };
         let req = Submission {
@@ -974,6 +994,12 @@ async fn run(inner: Arc<Inner>) {
             }
         });
     }
+    for runtime in inner.runtimes.0.values() {
+        inner
+            .tasks
+            .spawn(autoscaling::listen(inner.clone(), runtime.clone()));
+    }
+    autoscaling::reconcile(&inner);
     for (cluster_id, runtime) in &inner.runtimes.0 {
         if let Some(kick) = inner.sweep_kicks.get(cluster_id) {
             inner.tasks.spawn(deletion::sweeper(

@@ -1043,6 +1043,7 @@ async fn an_autoscaled_release_keeps_the_autoscalers_count_and_retargets_it() {
             Some(&edas_runtime::Autoscaling {
                 revision: "1".into(),
                 rule: edas_engine::autoscaling::autoscaler(&rule),
+                held: false,
             }),
         )
         .await

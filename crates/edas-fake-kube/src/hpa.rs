@@ -4,8 +4,10 @@
 //! after reading its metrics, it clamps the count to the HPA's `minReplicas`/`maxReplicas`,
 //! writes the target Deployment's `spec.replicas` (as `kube-controller-manager`, through an
 //! update, so the field changes hands) and records `status.desiredReplicas`,
-//! `status.currentReplicas` and `status.lastScaleTime`. No metrics are read and nothing scales
-//! by itself.
+//! `status.currentReplicas` and `status.lastScaleTime`. A direction whose
+//! `behavior.scaleUp`/`scaleDown.selectPolicy` is `Disabled` does not move the target (the
+//! count stays, as the real controller's limit keeps it). No metrics are read and nothing
+//! scales by itself.
 
 use serde_json::{Value, json};
 
@@ -49,6 +51,26 @@ pub fn autoscale(store: &Store, namespace: &str, name: &str, desired: i32) -> Re
         .pointer("/status/replicas")
         .and_then(Value::as_i64)
         .unwrap_or_default();
+    let wanted_now = deployment
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let direction = match i64::from(count).cmp(&wanted_now) {
+        std::cmp::Ordering::Greater => Some("scaleUp"),
+        std::cmp::Ordering::Less => Some("scaleDown"),
+        std::cmp::Ordering::Equal => None,
+    };
+    let disabled = direction.is_some_and(|d| {
+        spec.pointer(&format!("/behavior/{d}/selectPolicy"))
+            .and_then(Value::as_str)
+            == Some("Disabled")
+    });
+    let count = if disabled {
+        i32::try_from(wanted_now)
+            .map_err(|_| format!("replica count {wanted_now} is too large"))?
+    } else {
+        count
+    };
     deployment["spec"]["replicas"] = json!(count);
     store
         .controller_write(deployment_kind, deployment, false)
@@ -111,6 +133,25 @@ mod tests {
         assert_eq!(hpa["status"]["desiredReplicas"], 5);
         assert!(hpa["status"]["lastScaleTime"].is_string());
         assert_eq!(autoscale(&store, "default", "web", 60), Ok(6));
+        assert_eq!(autoscale(&store, "default", "web", 0), Ok(2));
+        let d = store
+            .get(by_kind("Deployment"), "default", "web-r1")
+            .unwrap();
+        assert_eq!(d["spec"]["replicas"], 2);
+    }
+
+    #[test]
+    fn a_disabled_direction_keeps_the_count() {
+        let store = setup();
+        let mut hpa = store
+            .get(by_kind("HorizontalPodAutoscaler"), "default", "web")
+            .unwrap();
+        hpa["spec"]["behavior"] = json!({"scaleUp": {"selectPolicy": "Disabled"},
+            "scaleDown": {"selectPolicy": "Disabled"}});
+        store
+            .controller_write(by_kind("HorizontalPodAutoscaler"), hpa, false)
+            .unwrap();
+        assert_eq!(autoscale(&store, "default", "web", 5), Ok(2));
         assert_eq!(autoscale(&store, "default", "web", 0), Ok(2));
         let d = store
             .get(by_kind("Deployment"), "default", "web-r1")

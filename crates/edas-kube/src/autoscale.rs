@@ -3,9 +3,12 @@
 //! application, labelled with its id), server-side applied by [`crate::FIELD_MANAGER`] and
 //! targeting one revision's Deployment; no rule deletes it. The HPA's `status.desiredReplicas`
 //! is what [`edas_runtime::Runtime::autoscaled_replicas`] answers. A Deployment the HPA scaled
-//! is not drift (`drift.rs` asks [`KubeRuntime::scaled_by_hpa`]).
+//! is not drift (`drift.rs` asks [`KubeRuntime::scaled_by_hpa`]). While a change order of
+//! the application runs (`held`), both directions' `selectPolicy` is `Disabled`: the HPA keeps
+//! the count the release planned instead of fighting its batches, and is enabled again, on
+//! the released revision, when the order ends.
 
-use edas_runtime::{AppRef, Autoscaling, RuntimeError};
+use edas_runtime::{AppRef, Autoscaler, Autoscaling, RuntimeError, ScaleDirection};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::Api;
 
@@ -24,15 +27,19 @@ impl KubeRuntime {
         let Some(autoscaling) = autoscaling else {
             return self.delete(&api, &name).await;
         };
-        let mut hpa = edas_render::render_hpa(
-            &app.name,
-            &app.namespace,
-            &autoscaling.revision,
-            &autoscaling.rule,
-        )
-        .map_err(|e| {
-            RuntimeError::Unsupported(format!("cluster `{}`: {e}", self.inner.options.cluster_id))
-        })?;
+        let rule = if autoscaling.held {
+            held(&autoscaling.rule)
+        } else {
+            autoscaling.rule.clone()
+        };
+        let mut hpa =
+            edas_render::render_hpa(&app.name, &app.namespace, &autoscaling.revision, &rule)
+                .map_err(|e| {
+                    RuntimeError::Unsupported(format!(
+                        "cluster `{}`: {e}",
+                        self.inner.options.cluster_id
+                    ))
+                })?;
         hpa.metadata
             .labels
             .get_or_insert_default()
@@ -71,6 +78,39 @@ impl KubeRuntime {
             .hpa(app)
             .await?
             .is_some_and(|h| targets(&h, deployment)))
+    }
+}
+
+/// Whether an HPA can scale by `rule`: resource metrics only (a request rate needs a custom
+/// metrics adapter the cluster may not have).
+pub(crate) fn check(rule: &Autoscaler) -> Result<(), RuntimeError> {
+    for (i, m) in rule.metrics.iter().enumerate() {
+        if !["CPU", "MEMORY"].contains(&m.kind.as_str()) {
+            return Err(RuntimeError::Unsupported(format!(
+                "metrics[{i}].metricType: a HorizontalPodAutoscaler scales on CPU and MEMORY only; `{}` needs a custom metrics adapter edasd does not assume",
+                m.kind
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `rule` with both directions disabled: the HPA keeps its target's count.
+fn held(rule: &Autoscaler) -> Autoscaler {
+    let disabled = |d: Option<&ScaleDirection>| {
+        Some(ScaleDirection {
+            select_policy: "Disabled".into(),
+            ..d.cloned().unwrap_or(ScaleDirection {
+                stabilization_window_seconds: 0,
+                select_policy: String::new(),
+                policies: Vec::new(),
+            })
+        })
+    };
+    Autoscaler {
+        scale_up: disabled(rule.scale_up.as_ref()),
+        scale_down: disabled(rule.scale_down.as_ref()),
+        ..rule.clone()
     }
 }
 

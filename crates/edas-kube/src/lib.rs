@@ -1130,8 +1130,8 @@ impl Runtime for KubeRuntime {
         Box::pin(async move { routing::set(self, &app, &routing).await })
     }
 
-    fn check_autoscaling(&self) -> Result<(), RuntimeError> {
-        Ok(())
+    fn check_autoscaling(&self, rule: &edas_runtime::Autoscaler) -> Result<(), RuntimeError> {
+        autoscale::check(rule)
     }
 
     fn set_autoscaling(

@@ -1125,7 +1125,11 @@ async fn an_hpa_is_applied_followed_retargeted_and_removed() {
     use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
     let cluster = fake(false).await;
     let (rt, _dir) = runtime(&cluster, false).await;
-    assert!(rt.check_autoscaling().is_ok());
+    assert!(rt.check_autoscaling(&rule(2, 6)).is_ok());
+    let mut qps = rule(2, 6);
+    qps.metrics[0].kind = "QPS".into();
+    let refused = rt.check_autoscaling(&qps).unwrap_err().to_string();
+    assert!(refused.starts_with("metrics[0].metricType"), "{refused}");
     let spec = spec("scaled");
     let app = target(&spec, "1").app;
     rt.set_replicas(&target(&spec, "1"), 2).await.unwrap();
@@ -1135,6 +1139,7 @@ async fn an_hpa_is_applied_followed_retargeted_and_removed() {
     let autoscaling = edas_runtime::Autoscaling {
         revision: "1".into(),
         rule: rule(2, 6),
+        held: false,
     };
     rt.set_autoscaling(&app, Some(&autoscaling)).await.unwrap();
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(rt.inner.client.clone(), "apps");
@@ -1189,6 +1194,7 @@ async fn an_hpa_is_applied_followed_retargeted_and_removed() {
     let retargeted = edas_runtime::Autoscaling {
         revision: "2".into(),
         rule: rule(2, 6),
+        held: false,
     };
     rt.set_autoscaling(&app, Some(&retargeted)).await.unwrap();
     let hpa = hpas.get("scaled").await.unwrap();

@@ -130,6 +130,7 @@
 //! re-executing itself with a test that calls `edas_testapp::run()` (this crate's tests do so),
 //! which works under `cargo test` and `cargo nextest` without building another binary first.
 
+pub mod autoscale;
 pub mod cgroup;
 mod housekeeping;
 mod launch;
@@ -210,6 +211,9 @@ pub struct LocalConfig {
     /// Log directories of stopped instances kept per application, newest first (default 20), so
     /// the logs of a failed release can still be read after its instances are gone.
     pub stopped_logs_kept: usize,
+    /// How often the autoscaler of an application with an enabled scaling rule samples its
+    /// metrics and decides (default 15 s, the HPA controller's sync period; see [`autoscale`]).
+    pub autoscale_interval: Duration,
 }
 
 /// What the runtime does with a parameter it cannot enforce on this host (a CPU limit without a
@@ -246,6 +250,7 @@ impl LocalConfig {
             log_max_bytes: 10 * 1024 * 1024,
             log_files_kept: 3,
             stopped_logs_kept: 20,
+            autoscale_interval: Duration::from_secs(15),
         }
     }
 }
@@ -296,6 +301,8 @@ pub(crate) struct Inner {
     revisions: Mutex<BTreeMap<(String, String), RevisionEntry>>,
     /// The service proxies (lock order: `routes` before `revisions`, never the reverse).
     routes: routing::Routes,
+    /// The autoscalers of applications with an enabled scaling rule.
+    autoscalers: autoscale::Autoscalers,
 }
 
 struct RevisionEntry {
@@ -1025,6 +1032,7 @@ impl LocalRuntime {
             events,
             revisions: Mutex::new(BTreeMap::new()),
             routes: routing::Routes::default(),
+            autoscalers: autoscale::Autoscalers::default(),
         });
         tokio::spawn(inner.housekeeping.clone().run(
             inner.config.log_max_bytes,
@@ -1448,6 +1456,34 @@ impl Runtime for LocalRuntime {
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
         self.inner.events.subscribe()
+    }
+
+    fn check_autoscaling(&self, rule: &edas_runtime::Autoscaler) -> Result<(), RuntimeError> {
+        autoscale::check(rule)
+    }
+
+    fn set_autoscaling(
+        &self,
+        app: &AppRef,
+        autoscaling: Option<&edas_runtime::Autoscaling>,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let checked = autoscaling.map_or(Ok(()), |a| autoscale::check(&a.rule));
+        if checked.is_ok() {
+            autoscale::set(&self.inner, &app.id, autoscaling);
+        }
+        Box::pin(async move { checked })
+    }
+
+    fn autoscaled_replicas(
+        &self,
+        app: &AppRef,
+    ) -> BoxFuture<'_, Result<Option<u32>, RuntimeError>> {
+        let wanted = self.inner.autoscalers.wanted(&app.id);
+        Box::pin(async move { Ok(wanted) })
+    }
+
+    fn scale_decisions(&self) -> Option<broadcast::Receiver<edas_runtime::ScaleDecision>> {
+        Some(self.inner.autoscalers.subscribe())
     }
 }
 

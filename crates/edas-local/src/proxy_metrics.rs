@@ -13,6 +13,9 @@ use std::time::Duration;
 pub(crate) struct ProxyMetrics {
     app_id: Arc<str>,
     revisions: Mutex<HashMap<SocketAddr, Arc<str>>>,
+    /// Requests answered per revision since the proxies started (the local autoscaler's
+    /// request rate is the difference between two of its samples).
+    answered: Mutex<HashMap<Arc<str>, u64>>,
 }
 
 impl ProxyMetrics {
@@ -20,7 +23,19 @@ impl ProxyMetrics {
         ProxyMetrics {
             app_id: app_id.into(),
             revisions: Mutex::default(),
+            answered: Mutex::default(),
         }
+    }
+
+    /// Requests answered by the instances of `revision` so far (the local autoscaler's
+    /// request rate is the difference between two of its samples).
+    pub(crate) fn requests_of(&self, revision: &str) -> u64 {
+        self.answered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(revision)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The revision of each backend address, as the proxies were last given them.
@@ -52,6 +67,12 @@ impl edas_proxy::Observer for ProxyMetrics {
                     .cloned()
             })
             .unwrap_or_else(|| "none".into());
+        *self
+            .answered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(revision.clone())
+            .or_default() += 1;
         let app = self.app_id.to_string();
         let revision = revision.to_string();
         metrics::counter!(

@@ -68,6 +68,14 @@ impl Routes {
             .map(|(app, _)| app.clone())
     }
 
+    /// Requests the application's proxies have answered from `revision`'s instances so far.
+    pub(crate) fn answered(&self, app_id: &str, revision: &str) -> u64 {
+        self.apps()
+            .get(app_id)
+            .and_then(|r| r.metrics.as_ref())
+            .map_or(0, |m| m.requests_of(revision))
+    }
+
     /// The futures that resolve once no request is in flight to `address` on any proxy of
     /// `app_id` (each proxy stops sending it new requests at once).
     pub(crate) fn drain(

@@ -86,6 +86,8 @@ pub struct FakeRuntime {
     events: broadcast::Sender<RuntimeEvent>,
     /// `true` while available (for `wait_available`).
     available: watch::Sender<bool>,
+    /// The autoscaler decisions a test plays ([`FakeRuntime::decide`]).
+    decisions: broadcast::Sender<crate::ScaleDecision>,
 }
 
 impl FakeRuntime {
@@ -96,6 +98,7 @@ impl FakeRuntime {
             ready_after,
             events: broadcast::channel(1024).0,
             available: watch::channel(true).0,
+            decisions: broadcast::channel(64).0,
         }
     }
 
@@ -240,6 +243,11 @@ impl FakeRuntime {
         self.lock().autoscaling.get(app_id).cloned()
     }
 
+    /// Plays an autoscaler that scales through edasd: tells the engine `decision`.
+    pub fn decide(&self, decision: crate::ScaleDecision) {
+        let _ = self.decisions.send(decision);
+    }
+
     /// Plays the application's autoscaler: it wants `replicas` now (what
     /// `autoscaled_replicas` answers while the application has an autoscaler).
     pub fn autoscale(&self, app_id: &str, replicas: u32) {
@@ -281,8 +289,12 @@ fn write_fault(s: &mut State) -> Result<Option<RuntimeError>, RuntimeError> {
 }
 
 impl Runtime for FakeRuntime {
-    fn check_autoscaling(&self) -> Result<(), RuntimeError> {
+    fn check_autoscaling(&self, _rule: &crate::Autoscaler) -> Result<(), RuntimeError> {
         Ok(())
+    }
+
+    fn scale_decisions(&self) -> Option<broadcast::Receiver<crate::ScaleDecision>> {
+        Some(self.decisions.subscribe())
     }
 
     fn set_autoscaling(

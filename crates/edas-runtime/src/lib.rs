@@ -108,6 +108,30 @@ pub struct Autoscaling {
     pub revision: String,
     /// The rule.
     pub rule: Autoscaler,
+    /// A change order of the application is in flight: the autoscaler keeps the count the
+    /// release planned and changes nothing (on Kubernetes both directions' `selectPolicy`
+    /// is `Disabled`), so it cannot fight the batches; cleared when the order ends.
+    pub held: bool,
+}
+
+/// A decision of an autoscaler that scales through edasd (the local one): the engine stores
+/// it as a Scale change order (creator `autoscaler`) and carries it out like any other, so
+/// the stored count stays the truth across restarts and releases. An autoscaler that scales
+/// by itself (the Kubernetes HPA) reports what it did the same way, `applied` set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleDecision {
+    /// The application.
+    pub app_id: String,
+    /// The revision scaled.
+    pub revision: String,
+    /// Its instance count when the autoscaler decided.
+    pub from: u32,
+    /// The count it wants.
+    pub to: u32,
+    /// Why, for the change order's description (e.g. `cpu 85% > target 60%`).
+    pub reason: String,
+    /// The autoscaler already scaled the revision (the HPA): the record follows it.
+    pub applied: bool,
 }
 
 /// What a runtime reports about one revision of one application.
@@ -284,10 +308,12 @@ pub trait Runtime: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
-    /// Whether this runtime can scale an application by itself (checked when a scaling rule
-    /// is enabled, like [`Runtime::check`]). The default refuses: a runtime without an
-    /// autoscaler would leave an enabled rule silently ignored.
-    fn check_autoscaling(&self) -> Result<(), RuntimeError> {
+    /// Whether this runtime can scale an application by `rule` (checked when a scaling rule
+    /// is enabled, like [`Runtime::check`]; a metric it cannot measure is refused naming
+    /// `metrics[i]`). The default refuses: a runtime without an autoscaler would leave an
+    /// enabled rule silently ignored.
+    fn check_autoscaling(&self, rule: &Autoscaler) -> Result<(), RuntimeError> {
+        let _ = rule;
         Err(RuntimeError::Unsupported(
             "this runtime has no autoscaler: a scaling rule cannot be enabled here".to_owned(),
         ))
@@ -322,6 +348,13 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Option<u32>, RuntimeError>> {
         let _ = app;
         Box::pin(async { Ok(None) })
+    }
+
+    /// The decisions of this runtime's autoscalers, for the engine to record (and, unless
+    /// `applied`, carry out) as Scale change orders; `None` (the default) when it has none to
+    /// tell.
+    fn scale_decisions(&self) -> Option<broadcast::Receiver<ScaleDecision>> {
+        None
     }
 
     /// Makes exactly `replicas` instances of `target` exist: starts the missing ones, or stops

@@ -144,6 +144,9 @@ pub struct LocalSection {
     pub log_files_kept: Option<u32>,
     /// Log directories of stopped instances kept per application (default 20).
     pub stopped_logs_kept: Option<usize>,
+    /// How often the autoscaler of an application with an enabled scaling rule samples its
+    /// metrics and decides, seconds (default 15, the HPA controller's sync period).
+    pub autoscale_interval_seconds: Option<f64>,
 }
 
 /// The first executable file named `name` in the `PATH` directories `path`.
@@ -206,6 +209,7 @@ impl LocalSection {
             bail!("[local] max_restart_backoff_seconds must not be below restart_backoff_seconds");
         }
         seconds("quick_failure_seconds", self.quick_failure_seconds)?;
+        seconds("autoscale_interval_seconds", self.autoscale_interval_seconds)?;
         if self.crash_loop_limit == Some(0) {
             bail!("[local] crash_loop_limit must be at least 1");
         }
@@ -332,6 +336,9 @@ impl LocalSection {
         }
         if let Some(d) = seconds("quick_failure_seconds", self.quick_failure_seconds)? {
             config.quick_failure = d;
+        }
+        if let Some(d) = seconds("autoscale_interval_seconds", self.autoscale_interval_seconds)? {
+            config.autoscale_interval = d;
         }
         config.max_restart_backoff = config.max_restart_backoff.max(config.restart_backoff);
         if let Some(n) = self.crash_loop_limit {

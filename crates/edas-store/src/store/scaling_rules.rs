@@ -125,6 +125,26 @@ impl Store {
         rows.into_iter().map(ScalingRule::try_from).collect()
     }
 
+    /// The applications (not deleted) that have an enabled scaling rule, by id: whose
+    /// autoscaler edasd sets again at start-up and when their cluster answers again.
+    pub async fn autoscaled_applications(
+        &self,
+        cluster_id: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<(String,)> = on_reader!(self, pool => {
+            sqlx::query_as(
+                "SELECT DISTINCT r.app_id FROM application_scaling_rules r \
+                 JOIN applications a ON a.id = r.app_id \
+                 WHERE r.enabled = TRUE AND a.deleted = FALSE \
+                 AND ($1 IS NULL OR a.cluster_id = $1) ORDER BY r.app_id",
+            )
+            .bind(cluster_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Stores `rule` with its audit record in one transaction: a new rule when `create`
     /// ([`StoreError::Conflict`] when the application has one of that name), else replacing
     /// the stored one's settings ([`StoreError::NotFound`] when there is none); its creation

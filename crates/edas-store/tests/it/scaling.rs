@@ -51,6 +51,22 @@ pub async fn scaling_rules_are_stored_per_application(ts: &TestStore) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    // The application is autoscaled (on its cluster c1, not on another).
+    assert_eq!(
+        store.autoscaled_applications(None).await.unwrap(),
+        ["app-s"]
+    );
+    assert_eq!(
+        store.autoscaled_applications(Some("c1")).await.unwrap(),
+        ["app-s"]
+    );
+    assert!(
+        store
+            .autoscaled_applications(Some("c2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let err = store
         .put_scaling_rule(
             &rule("app-s", "none", 1, 2),
@@ -83,6 +99,13 @@ pub async fn scaling_rules_are_stored_per_application(ts: &TestStore) {
         (t(1), t(3), Some(t(3)))
     );
     assert_eq!((updated.min_replicas, updated.max_replicas), (2, 8));
+    assert!(
+        store
+            .autoscaled_applications(None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     store
         .put_scaling_rule(
             &rule("app-s", "again", 1, 2),
