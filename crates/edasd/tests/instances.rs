@@ -169,6 +169,42 @@ async fn instances_and_their_logs_tail_follow_and_previous() {
     );
 }
 
+/// A followed log that stays silent longer than the connection idle timeout is still open when
+/// the instance writes again: a response in flight is not an idle connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_followed_log_outlives_the_idle_timeout() {
+    let edasd = Cluster::start("follow-idle", "[server]\nidle_timeout_seconds = 1\n", false);
+    let (app, co) = edasd
+        .insert("quiet", 1, &[], &[("APP_VERSION", "v1")])
+        .await;
+    assert_eq!(
+        edasd.finished(&co, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    let inst = instances(&edasd, &app).await.remove(0);
+    let name = inst["InstanceName"].as_str().unwrap().to_owned();
+    let port = u16::try_from(inst["Port"].as_u64().unwrap()).unwrap();
+    let mut follow = logs(
+        &edasd,
+        &[
+            ("AppId", &app),
+            ("InstanceName", &name),
+            ("Follow", "true"),
+            ("TailLines", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(follow.status().as_u16(), 200);
+    read_until(&mut follow, "listening on", Duration::from_secs(5)).await;
+    // Three idle timeouts of silence.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        get(port, "/log?line=after-the-silence").map(|r| r.0),
+        Some(200)
+    );
+    read_until(&mut follow, "after-the-silence", Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_and_rollback_to_a_revision_end_on_it() {
     let (edasd, app, port) = serving("history", 2).await;
