@@ -99,6 +99,8 @@ async fn through_edasd(
     probe: bool,
 ) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
     let server = Server::edasd(edasd, &dir.join("edasd"), None)?;
+    // edasd keeps instances outside its data directory: `<data-dir>.instances` by default.
+    let instances = dir.join("edasd.instances");
     let api = Operations::new(&server);
     let envs = |v: &str| json!([{"name": "APP_VERSION", "value": v}]).to_string();
     let app = api
@@ -132,11 +134,16 @@ async fn through_edasd(
             ])
             .await?;
         walls.push(wall);
-        gaps.extend(file_gaps(&dir.join("edasd").join("local"), &app, created)?);
+        gaps.extend(file_gaps(
+            &dir.join("edasd").join("local"),
+            &instances,
+            &app,
+            created,
+        )?);
     }
     drop(server);
     // The instances outlive edasd by design: stop them (each leads its own process group).
-    kill_instances(&dir.join("edasd").join("local/instances"));
+    kill_instances(&instances);
     Ok((gaps, walls))
 }
 
@@ -182,10 +189,15 @@ fn epoch_ms(t: std::time::SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The gaps of the release that started at `since_ms` on a local runtime's data directory:
-/// old instance k gone (its logs directory moved aside, stamped then) → new instance k+1
-/// created (its state record's `created_ms`).
-fn file_gaps(local: &Path, app: &str, since_ms: u64) -> anyhow::Result<Vec<Duration>> {
+/// The gaps of the release that started at `since_ms` on a local runtime's data directory
+/// (`local`) and its instances directory (`instances`): old instance k gone (its logs directory
+/// moved aside, stamped then) → new instance k+1 created (its state record's `created_ms`).
+fn file_gaps(
+    local: &Path,
+    instances: &Path,
+    app: &str,
+    since_ms: u64,
+) -> anyhow::Result<Vec<Duration>> {
     let dirs = |p: &Path| -> Vec<PathBuf> {
         std::fs::read_dir(p)
             .map(|rd| {
@@ -204,7 +216,7 @@ fn file_gaps(local: &Path, app: &str, since_ms: u64) -> anyhow::Result<Vec<Durat
         .collect();
     gone.sort_unstable();
     let mut created: Vec<u64> = Vec::new();
-    for rev in dirs(&local.join("instances").join(app)) {
+    for rev in dirs(&instances.join(app)) {
         for inst in dirs(&rev) {
             let text = std::fs::read_to_string(inst.join("state.json"))?;
             let v: Value = serde_json::from_str(&text)?;
@@ -300,7 +312,7 @@ async fn direct(
         let since = epoch_ms(std::time::SystemTime::now());
         floor_batches(&runtime, &mut events, &old, &new, replicas).await?;
         walls.push(started.elapsed());
-        gaps.extend(file_gaps(dir, "floor", since)?);
+        gaps.extend(file_gaps(dir, &dir.join("instances"), "floor", since)?);
     }
     let last = target(runs, "last")?;
     runtime.set_replicas(&last, 0).await?;
