@@ -1,5 +1,6 @@
 //! One task per claimed change order: step, persist, act; react to runtime events, timers and
-//! control calls; renew the lease; give it back when done or shutting down.
+//! control calls. The engine renews the leases of all drivers at once; a finishing transition
+//! releases the lease, and a shutdown keeps it (handed over in one write).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -277,10 +278,9 @@ impl Driver {
             let sleep_until = next_timer.map(|(_, at)| self.inner.clock.instant_at(at));
             let retry_at = self.retry.at;
             tokio::select! {
-                _ = self.inner.shutdown.cancelled() => {
-                    let _ = self.inner.store.release_lease(&self.id, &self.inner.config.worker_id).await;
-                    return;
-                }
+                // The lease is kept: the engine hands every lease over in one write once
+                // all drivers stopped.
+                _ = self.inner.shutdown.cancelled() => return,
                 msg = rx.recv() => match msg {
                     None => return,
                     Some(DriverMsg::Runtime) => self.observe_all().await,
@@ -311,13 +311,8 @@ impl Driver {
                 }
             }
         }
-        if !self.lost {
-            let _ = self
-                .inner
-                .store
-                .release_lease(&self.id, &self.inner.config.worker_id)
-                .await;
-        }
+        // Nothing to give back: the loop ends when the order is finished, and the transition
+        // that finished it released the lease in its transaction.
     }
 
     /// Steps the machine with `input` and everything it leads to: persist, then act.

@@ -3,7 +3,7 @@
 //! Start with [`Engine`]. The API calls [`Engine::create_application`] and [`Engine::submit`]:
 //! each observes the runtime, builds a change order (`edas_release::ChangeOrder`), and stores
 //! it with the application's next revision in one transaction. The engine's loop claims stored
-//! change orders with a lease ([`edas_store::Store::claim_next`]) and drives each in its own
+//! change orders with a lease ([`edas_store::Store::claim_claimable`]) and drives each in its own
 //! task: every input (runtime event, timer, control call) is stepped through the machine, the new
 //! state is **persisted before** its effects run, and effects are idempotent, so a crash at any
 //! point is repaired on restart by re-issuing the stored order's effects. Nothing polls: runtime
@@ -331,17 +331,37 @@ impl Engine {
     }
 
     /// Starts the engine's loop: claims stored change orders (resuming those a previous process
-    /// left in flight) and drives them until [`Engine::shutdown`].
+    /// left in flight) and drives them until [`Engine::shutdown`]. Returns at once: the API
+    /// serves while the engine resumes.
     pub fn start(&self) -> tokio::task::JoinHandle<()> {
         let inner = self.inner.clone();
-        tokio::spawn(async move { run(inner).await })
+        self.inner.tasks.spawn(async move { run(inner).await })
     }
 
-    /// Stops claiming, lets each driver give its lease back, and waits for them.
+    /// Stops claiming and driving, waits for the loop and every driver to stop (each at the
+    /// end of the step it is in), then hands its leases over in one write
+    /// ([`edas_store::Store::hand_over_leases`]): they keep this worker id, so the restarted
+    /// process (same data directory, same id) re-claims them at once, and any other process
+    /// may claim them at once. Nothing is given back order by order, so shutting down with
+    /// 1,000 orders in flight costs one write.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+        let inner = &self.inner;
+        match inner
+            .store
+            .hand_over_leases(&inner.config.worker_id, inner.clock.timestamp())
+            .await
+        {
+            Ok(n) => tracing::debug!(
+                message = "Handed the leases of the change orders in flight over.",
+                change_orders = n
+            ),
+            Err(error) => {
+                tracing::warn!(message = "Handing the leases over failed; they expire on their own.", %error)
+            }
+        }
     }
 
     /// Carries out InsertK8sApplication: stores the application, revision 1 and its change order.
@@ -972,8 +992,11 @@ pub(crate) fn audit(
     }
 }
 
-/// The claim loop: claims every claimable change order, routes runtime events to drivers, and
-/// sleeps until woken (a new order), an event arrives, or a lease could have expired.
+/// The claim loop: re-claims this worker's own orders and claims every claimable one (in bulk),
+/// then restores the routing of idle applications with Services, then routes runtime events to
+/// drivers and claims again only when woken (an order was stored) or when another process's
+/// lease could have expired. A runtime event never triggers a claim: it concerns an order a
+/// driver holds, or none.
 async fn run(inner: Arc<Inner>) {
     let (events_tx, mut events) = mpsc::unbounded_channel::<String>();
     for runtime in inner.runtimes.0.values() {
@@ -1010,7 +1033,6 @@ async fn run(inner: Arc<Inner>) {
             ));
         }
     }
-    reconcile_routing(&inner).await;
     inner.tasks.spawn(renew_leases(inner.clone()));
     // Orders this worker id held when its previous process stopped resume at once.
     match inner
@@ -1031,8 +1053,11 @@ async fn run(inner: Arc<Inner>) {
             tracing::warn!(message = "Reclaiming this worker's change orders failed.", %error)
         }
     }
+    claim_all(&inner).await;
+    // After the claims, so resuming never waits for it.
+    reconcile_routing(&inner).await;
+    let mut look_again = tokio::time::Instant::now() + inner.config.lease;
     loop {
-        claim_all(&inner).await;
         tokio::select! {
             _ = inner.shutdown.cancelled() => break,
             _ = inner.wake.notified() => {}
@@ -1046,8 +1071,10 @@ async fn run(inner: Arc<Inner>) {
                 continue;
             }
             // Another process's lease may have expired: look again.
-            _ = tokio::time::sleep(inner.config.lease) => {}
+            _ = tokio::time::sleep_until(look_again) => {}
         }
+        look_again = tokio::time::Instant::now() + inner.config.lease;
+        claim_all(&inner).await;
     }
 }
 
@@ -1118,22 +1145,23 @@ async fn reconcile_routing(inner: &Arc<Inner>) {
     }
 }
 
-/// Restores the routing of the idle applications (of `cluster_id`, or of every cluster);
-/// returns the clusters skipped because they do not answer.
+/// Restores the routing of the idle applications with Services (of `cluster_id`, or of every
+/// cluster); returns the clusters skipped because they do not answer. Applications without
+/// Services are never read.
 async fn restore_routing(
     inner: &Arc<Inner>,
     cluster_id: Option<&str>,
 ) -> std::collections::BTreeSet<String> {
-    let filter = edas_store::ApplicationFilter {
-        cluster_id: cluster_id.map(str::to_owned),
-        ..Default::default()
-    };
+    const PAGE: u32 = 500;
     let mut deferred = std::collections::BTreeSet::new();
-    let mut number = 1;
+    let mut after = String::new();
     loop {
+        if inner.shutdown.is_cancelled() {
+            return deferred;
+        }
         let page = match inner
             .store
-            .list_applications(&filter, edas_store::PageRequest::new(number, 500))
+            .idle_applications_with_services(cluster_id, &after, PAGE)
             .await
         {
             Ok(page) => page,
@@ -1142,7 +1170,7 @@ async fn restore_routing(
                 return deferred;
             }
         };
-        for app in &page.items {
+        for app in &page {
             let Some(runtime) = inner.runtimes.get(&app.cluster_id) else {
                 continue;
             };
@@ -1151,13 +1179,6 @@ async fn restore_routing(
             }
             if runtime.availability().is_err() {
                 deferred.insert(app.cluster_id.clone());
-                continue;
-            }
-            let doc = &app.spec;
-            if doc.spec.services.is_empty() {
-                continue;
-            }
-            if matches!(inner.store.active_change_order(&app.id).await, Ok(Some(_))) {
                 continue;
             }
             // The last order still decides when it was aborted (its new revision gets 0 %).
@@ -1170,20 +1191,28 @@ async fn restore_routing(
                 .map(|order| order.state)
                 .filter(|state| state.status() == edas_release::Status::Terminated);
             if let Err(error) = runtime
-                .set_routing(&target::app_ref(app), &routing::routing(doc, last.as_ref()))
+                .set_routing(
+                    &target::app_ref(app),
+                    &routing::routing(&app.spec, last.as_ref()),
+                )
                 .await
             {
                 tracing::warn!(message = "Restoring an application's routing failed.", app_id = %app.id, %error);
             }
         }
-        if page.items.len() < 500 {
-            return deferred;
+        match page.last() {
+            Some(last) if page.len() >= PAGE as usize => after = last.id.clone(),
+            _ => return deferred,
         }
-        number += 1;
     }
 }
 
+/// Spawns the driver of a claimed order; none once shutting down (the order keeps its lease,
+/// handed over with the others).
 fn spawn_driver(inner: &Arc<Inner>, record: edas_store::ChangeOrder) {
+    if inner.shutdown.is_cancelled() {
+        return;
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     inner
         .drivers
@@ -1196,19 +1225,32 @@ fn spawn_driver(inner: &Arc<Inner>, record: edas_store::ChangeOrder) {
         .spawn(async move { driver::drive(i, record, rx).await });
 }
 
+/// How many orders one claim statement takes at most.
+const CLAIM_BATCH: u32 = 1000;
+
+/// Claims every claimable change order, [`CLAIM_BATCH`] per statement, and drives each; stops
+/// at once on shutdown (so it never re-claims what shutting-down drivers leave).
 async fn claim_all(inner: &Arc<Inner>) {
-    loop {
+    while !inner.shutdown.is_cancelled() {
         let claimed = inner
             .store
-            .claim_next(
+            .claim_claimable(
                 &inner.config.worker_id,
                 inner.config.lease,
                 inner.clock.timestamp(),
+                CLAIM_BATCH,
             )
             .await;
         match claimed {
-            Ok(Some(record)) => spawn_driver(inner, record),
-            Ok(None) => break,
+            Ok(records) => {
+                let full = records.len() >= CLAIM_BATCH as usize;
+                for record in records {
+                    spawn_driver(inner, record);
+                }
+                if !full {
+                    break;
+                }
+            }
             Err(error) => {
                 tracing::warn!(message = "Claiming change orders failed.", %error);
                 break;

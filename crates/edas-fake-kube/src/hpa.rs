@@ -66,8 +66,7 @@ pub fn autoscale(store: &Store, namespace: &str, name: &str, desired: i32) -> Re
             == Some("Disabled")
     });
     let count = if disabled {
-        i32::try_from(wanted_now)
-            .map_err(|_| format!("replica count {wanted_now} is too large"))?
+        i32::try_from(wanted_now).map_err(|_| format!("replica count {wanted_now} is too large"))?
     } else {
         count
     };

@@ -52,7 +52,11 @@
 //!   increments its version, which fences off the previous owner: its stale transitions are
 //!   refused. The owner extends the lease with [`Store::renew_lease`] (or all of its leases at once
 //!   with [`Store::renew_leases`]) while it works and gives
-//!   it back with [`Store::release_lease`]; finishing releases it.
+//!   it back with [`Store::release_lease`]; finishing releases it. [`Store::claim_claimable`]
+//!   claims every claimable order in one statement; a graceful shutdown keeps its leases'
+//!   owner and ends them at once ([`Store::hand_over_leases`], one statement), so the same
+//!   worker id re-claims its own at start ([`Store::reclaim_own`]) and any other may claim
+//!   them without waiting for the expiry.
 //! - **Time is an input.** Every write takes `now` from the caller (the engine's clock, so tests
 //!   control it); the database clock is never read. Leases compare the callers' clocks, so
 //!   nodes sharing a PostgreSQL need clocks synchronized well within the lease duration. Times

@@ -209,7 +209,10 @@ impl LocalSection {
             bail!("[local] max_restart_backoff_seconds must not be below restart_backoff_seconds");
         }
         seconds("quick_failure_seconds", self.quick_failure_seconds)?;
-        seconds("autoscale_interval_seconds", self.autoscale_interval_seconds)?;
+        seconds(
+            "autoscale_interval_seconds",
+            self.autoscale_interval_seconds,
+        )?;
         if self.crash_loop_limit == Some(0) {
             bail!("[local] crash_loop_limit must be at least 1");
         }
@@ -337,7 +340,10 @@ impl LocalSection {
         if let Some(d) = seconds("quick_failure_seconds", self.quick_failure_seconds)? {
             config.quick_failure = d;
         }
-        if let Some(d) = seconds("autoscale_interval_seconds", self.autoscale_interval_seconds)? {
+        if let Some(d) = seconds(
+            "autoscale_interval_seconds",
+            self.autoscale_interval_seconds,
+        )? {
             config.autoscale_interval = d;
         }
         config.max_restart_backoff = config.max_restart_backoff.max(config.restart_backoff);

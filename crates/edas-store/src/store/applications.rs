@@ -176,6 +176,35 @@ impl Store {
         Ok(None)
     }
 
+    /// A page of the live applications (of `cluster_id`, or of every cluster) whose current
+    /// revision has Services and that have no unfinished change order, by id after `after`,
+    /// at most `limit`: the ones whose routing the engine restores at start-up (a driven
+    /// order routes its own). Found through the indexed Service ports, so the specs of the
+    /// applications without Services are never read nor decoded.
+    pub async fn idle_applications_with_services(
+        &self,
+        cluster_id: Option<&str>,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<Application>, StoreError> {
+        let found: Vec<AppRow> = on_reader!(self, pool => {
+            sqlx::query_as(concat!(
+                "SELECT ", app_cols!(), " FROM applications a \
+                 WHERE a.deleted = FALSE AND a.id > $1 AND ($2 = '' OR a.cluster_id = $2) \
+                 AND EXISTS (SELECT 1 FROM service_ports p WHERE p.app_id = a.id) \
+                 AND NOT EXISTS (SELECT 1 FROM change_orders c \
+                   WHERE c.app_id = a.id AND c.finished_at IS NULL) \
+                 ORDER BY a.id LIMIT $3"
+            ))
+            .bind(after)
+            .bind(cluster_id.unwrap_or_default())
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(pool)
+            .await?
+        });
+        rows(found)
+    }
+
     /// Creates a change order that makes no new revision (stop, start, restart, delete…) and its
     /// audit record, in one transaction. Same conflict rule as [`Store::deploy`].
     pub async fn start_change_order(

@@ -753,6 +753,131 @@ pub async fn leases_are_exclusive_and_expire(ts: &TestStore) {
     assert!(err.to_string().contains("worker id"), "{err}");
 }
 
+/// Resuming in bulk: one statement claims every claimable order (oldest first, up to a limit),
+/// a graceful shutdown hands its leases over in one statement (the owner stays, so the same
+/// worker re-claims them; another may claim them at once), and the start-up routing pass
+/// finds exactly the idle applications with Services.
+pub async fn claims_in_bulk_and_hands_leases_over(ts: &TestStore) {
+    let store = &ts.store;
+    let lease = Duration::from_secs(30);
+    for i in 0..5 {
+        create(store, &format!("app-{i}"), &format!("co-{i}"), t(i)).await;
+    }
+    let first = store.claim_claimable("w1", lease, t(100), 3).await.unwrap();
+    let ids: Vec<&str> = first.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["co-0", "co-1", "co-2"]);
+    assert!(first.iter().all(|c| c.version == 2
+        && c.lease
+            == Some(Lease {
+                owner: "w1".into(),
+                expires_at: t(130)
+            })));
+    assert_eq!(store.count_leased("w1", t(100)).await.unwrap(), 3);
+    let rest = store
+        .claim_claimable("w1", lease, t(100), 1000)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = rest.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["co-3", "co-4"]);
+    assert!(
+        store
+            .claim_claimable("w2", lease, t(101), 1000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "all leased"
+    );
+    let err = store.claim_claimable("", lease, t(1), 1).await.unwrap_err();
+    assert!(err.to_string().contains("worker id"), "{err}");
+
+    // A finished order is neither handed over nor claimed.
+    store
+        .transition("co-4", 2, finish(2), audit("Finish", "app-4"), t(102))
+        .await
+        .unwrap();
+    assert_eq!(store.hand_over_leases("w1", t(110)).await.unwrap(), 4);
+    assert_eq!(store.hand_over_leases("w1", t(110)).await.unwrap(), 0);
+    assert_eq!(store.count_leased("w1", t(110)).await.unwrap(), 0);
+    let co = store.get_change_order("co-0").await.unwrap();
+    assert_eq!(
+        co.lease,
+        Some(Lease {
+            owner: "w1".into(),
+            expires_at: t(110)
+        }),
+        "the owner stays"
+    );
+    assert_eq!(co.version, 2, "handing over fences nothing by itself");
+    // Another worker may claim at once; the claim fences w1's old version.
+    let taken = store.claim_claimable("w2", lease, t(111), 1).await.unwrap();
+    assert_eq!((taken[0].id.as_str(), taken[0].version), ("co-0", 3));
+    // The same worker re-claims the rest of its own at once.
+    let own = store.reclaim_own("w1", lease, t(111)).await.unwrap();
+    let ids: Vec<&str> = own.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["co-1", "co-2", "co-3"]);
+
+    // Routing at start-up: live applications with Services and no unfinished order only.
+    store
+        .create_application(
+            NewApplication {
+                spec: spec_with_ports("svc-1", &[8080]),
+                ..new_app("svc-idle", "svc-idle", "cn-hangzhou:ns", "c1")
+            },
+            new_co("co-svc-idle"),
+            audit("Insert", "svc-idle"),
+            t(200),
+        )
+        .await
+        .unwrap();
+    store
+        .transition(
+            "co-svc-idle",
+            1,
+            finish(2),
+            audit("Finish", "svc-idle"),
+            t(201),
+        )
+        .await
+        .unwrap();
+    store
+        .create_application(
+            NewApplication {
+                spec: spec_with_ports("svc-1", &[8081]),
+                ..new_app("svc-busy", "svc-busy", "cn-hangzhou:ns", "c1")
+            },
+            new_co("co-svc-busy"),
+            audit("Insert", "svc-busy"),
+            t(200),
+        )
+        .await
+        .unwrap();
+    let idle = store
+        .idle_applications_with_services(None, "", 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = idle.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["svc-idle"],
+        "app-4 has no Services, svc-busy is driven"
+    );
+    assert!(
+        store
+            .idle_applications_with_services(Some("c2"), "", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .idle_applications_with_services(Some("c1"), "svc-idle", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "keyset page after the last one"
+    );
+}
+
 /// Several claimers on separate connections pools (like separate processes) drain many change
 /// orders: each is claimed exactly once while leases are valid, and its owner's CAS always
 /// succeeds (nobody else touched it).

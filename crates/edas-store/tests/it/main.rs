@@ -58,6 +58,7 @@ conformance!(
     change_orders_are_listed_newest_first,
     audit_is_listed_by_application_and_time,
     leases_are_exclusive_and_expire,
+    claims_in_bulk_and_hands_leases_over,
     concurrent_claimers_never_share_a_change_order,
     secrets_are_encrypted_at_rest,
     users_access_keys_and_policies,
