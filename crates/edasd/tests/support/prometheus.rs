@@ -126,8 +126,19 @@ pub fn encode(q: &str) -> String {
 }
 
 impl Prometheus {
+    /// A loopback address for [`Prometheus::start_at`], free now: edasd's configuration can
+    /// name the server before it starts (it scrapes edasd, whose port is known only later).
+    pub fn reserve() -> SocketAddr {
+        free_addr()
+    }
+
     /// Starts a server scraping `targets` and waits until it is ready (at most 30 s).
     pub fn start(targets: &[Target]) -> Prometheus {
+        Prometheus::start_at(free_addr(), targets)
+    }
+
+    /// [`Prometheus::start`] on `addr`.
+    pub fn start_at(addr: SocketAddr, targets: &[Target]) -> Prometheus {
         let bin = binary();
         let dir = std::env::temp_dir().join(format!(
             "edas-prometheus-{}-{}",
@@ -136,7 +147,6 @@ impl Prometheus {
         ));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::write(dir.join("prometheus.yml"), config(targets)).unwrap();
-        let addr = free_addr();
         let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
         let child = Command::new(&bin)
             .arg(format!(
