@@ -903,6 +903,19 @@ checks:
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let doc = include_str!("../../../docs/RELEASE-POLICY.md");
+        let yaml = doc
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        let p = ReleasePolicy::from_text(yaml).unwrap();
+        assert_eq!(p.checks.len(), 4);
+        assert_eq!(p.checks[3].provider.kind(), "webhook");
+    }
+
+    #[test]
     fn intervals() {
         for (t, ms, back) in [
             ("10s", 10_000, "10s"),
