@@ -106,7 +106,7 @@ pub(crate) async fn application_detail(
         slb_name: String::new(),
         slb_port: 0,
         user_id: api.config().account_id.clone(),
-        workload_type: "Deployment".to_owned(),
+        workload_type: spec.workload.as_str().to_owned(),
     })
 }
 

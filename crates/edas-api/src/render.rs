@@ -152,7 +152,7 @@ pub fn k8s_application(app: &Application, spec: &AppSpec) -> app_wire::K8sApplic
             slb_info: String::new(),
             tomcat_version: String::new(),
             edas_container_version: String::new(),
-            workload_type: "Deployment".to_owned(),
+            workload_type: spec.workload.as_str().to_owned(),
             feature_annotations: "base.combination.none".to_owned(),
         },
         conf: app_wire::K8sConf {

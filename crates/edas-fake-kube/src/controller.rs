@@ -1,7 +1,9 @@
 //! The simulated kube-controller-manager and kubelet: the Deployment controller (ReplicaSets per
 //! pod template, rolling update with maxSurge / maxUnavailable, Recreate, revision annotations,
 //! history limit, status and conditions), the ReplicaSet controller (pods named and labelled like
-//! the real ones), and a pod lifecycle (Pending → Running → Ready after a delay, with faults).
+//! the real ones), the StatefulSet controller (`statefulset.rs`: ordinals, OrderedReady,
+//! RollingUpdate with `partition`), and a pod lifecycle (Pending → Running → Ready after a
+//! delay, with faults).
 //!
 //! It is event-driven: one task wakes on every write to a Deployment, ReplicaSet or Pod, or at the
 //! next instant something is due (a pod becoming Ready, a pod becoming available after
@@ -18,6 +20,9 @@ use crate::faults::{Faults, PodEffect, PodFault};
 use crate::resources::by_kind;
 use crate::selector::LabelSelector;
 use crate::store::{Store, name_of, now_rfc3339, random_suffix, uid_of};
+
+mod statefulset;
+pub use statefulset::REVISION_LABEL;
 
 /// Resolves an IntOrString like `25%` or `1` against `total`; percentages round up for surge and
 /// down for unavailability, as the real controller does. `None` for a malformed value.
@@ -150,6 +155,9 @@ pub struct Controller {
     config: SimConfig,
     pods: Mutex<HashMap<String, PodSim>>,
     progress: Mutex<HashMap<String, Progress>>,
+    /// The pod templates of each StatefulSet's revisions, by StatefulSet uid and revision name
+    /// (what ControllerRevisions hold on a real cluster).
+    set_revisions: Mutex<HashMap<String, HashMap<String, Value>>>,
     next_ip: Mutex<u32>,
 }
 
@@ -167,6 +175,7 @@ impl Controller {
             config,
             pods: Mutex::new(HashMap::new()),
             progress: Mutex::new(HashMap::new()),
+            set_revisions: Mutex::new(HashMap::new()),
             next_ip: Mutex::new(2),
         }
     }
@@ -216,6 +225,14 @@ impl Controller {
         }
         for replica_set in self.store.all(by_kind("ReplicaSet")) {
             self.sync_replica_set(&replica_set, now, &mut due);
+        }
+        let sets = self.store.all(by_kind("StatefulSet"));
+        self.set_revisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|uid, _| sets.iter().any(|s| uid_of(s) == uid));
+        for set in sets {
+            self.sync_stateful_set(&set, now, &mut due);
         }
         self.sync_routes();
         next

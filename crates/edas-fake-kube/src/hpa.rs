@@ -2,7 +2,7 @@
 //! the HPA controller's decision ([`crate::FakeCluster::autoscale`], `POST
 //! /_fake/hpa/{namespace}/{name}` with `{"desiredReplicas": N}`). As the real controller does
 //! after reading its metrics, it clamps the count to the HPA's `minReplicas`/`maxReplicas`,
-//! writes the target Deployment's `spec.replicas` (as `kube-controller-manager`, through an
+//! writes the target Deployment's or StatefulSet's `spec.replicas` (as `kube-controller-manager`, through an
 //! update, so the field changes hands) and records `status.desiredReplicas`,
 //! `status.currentReplicas` and `status.lastScaleTime`. A direction whose
 //! `behavior.scaleUp`/`scaleDown.selectPolicy` is `Disabled` does not move the target (the
@@ -18,7 +18,6 @@ use crate::store::{Store, now_rfc3339};
 /// count it set.
 pub fn autoscale(store: &Store, namespace: &str, name: &str, desired: i32) -> Result<i32, String> {
     let hpa_kind = by_kind("HorizontalPodAutoscaler");
-    let deployment_kind = by_kind("Deployment");
     let mut hpa = store
         .get(hpa_kind, namespace, name)
         .map_err(|_| format!("no HorizontalPodAutoscaler {namespace}/{name}"))?;
@@ -28,11 +27,12 @@ pub fn autoscale(store: &Store, namespace: &str, name: &str, desired: i32) -> Re
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if kind != "Deployment" {
+    if !matches!(kind, "Deployment" | "StatefulSet") {
         return Err(format!(
-            "HorizontalPodAutoscaler {namespace}/{name} targets a `{kind}`: the stand-in scales Deployments only"
+            "HorizontalPodAutoscaler {namespace}/{name} targets a `{kind}`: the stand-in scales Deployments and StatefulSets only"
         ));
     }
+    let deployment_kind = by_kind(kind);
     let target_name = target
         .get("name")
         .and_then(Value::as_str)
@@ -46,7 +46,7 @@ pub fn autoscale(store: &Store, namespace: &str, name: &str, desired: i32) -> Re
     let count = i32::try_from(count).map_err(|_| format!("replica count {count} is too large"))?;
     let mut deployment = store
         .get(deployment_kind, namespace, target_name)
-        .map_err(|_| format!("the target Deployment {namespace}/{target_name} does not exist"))?;
+        .map_err(|_| format!("the target {kind} {namespace}/{target_name} does not exist"))?;
     let current = deployment
         .pointer("/status/replicas")
         .and_then(Value::as_i64)
@@ -73,7 +73,7 @@ pub fn autoscale(store: &Store, namespace: &str, name: &str, desired: i32) -> Re
     deployment["spec"]["replicas"] = json!(count);
     store
         .controller_write(deployment_kind, deployment, false)
-        .ok_or_else(|| format!("Deployment {namespace}/{target_name} changed meanwhile: retry"))?;
+        .ok_or_else(|| format!("{kind} {namespace}/{target_name} changed meanwhile: retry"))?;
     hpa["status"] = json!({
         "currentReplicas": current,
         "desiredReplicas": count,

@@ -13,9 +13,10 @@
 //! - **Discovery** in the legacy format: `/api`, `/apis`, `/api/v1`, `/apis/apps/v1`,
 //!   `/apis/gateway.networking.k8s.io/v1` (only when [`Config::gateway_api`] is on), `/version`.
 //! - **Resources**: Namespaces, Pods, Services, ConfigMaps, Secrets, Deployments, ReplicaSets,
+//!   StatefulSets,
 //!   HTTPRoutes, HorizontalPodAutoscalers (`autoscaling/v2`; stored, scaled by the test through
 //!   [`FakeCluster::autoscale`], see [`hpa`]); `status` subresources (status is ignored on the main resource and vice versa) and
-//!   `scale` (autoscaling/v1 `Scale`) for Deployments and ReplicaSets.
+//!   `scale` (autoscaling/v1 `Scale`) for Deployments, ReplicaSets and StatefulSets.
 //! - **Verbs**: create (201; `generateName`), get, list (label selectors with equality and
 //!   set-based requirements, field selectors on `metadata.name` / `metadata.namespace`, `limit` /
 //!   `continue`), update (PUT; 409 Conflict on a stale `metadata.resourceVersion`), JSON patch,
@@ -40,6 +41,14 @@
 //!   `updatedReplicas`, `readyReplicas`, `availableReplicas` (pods Ready for `minReadySeconds`),
 //!   `unavailableReplicas`, `observedGeneration`, and the `Available` / `Progressing` conditions
 //!   including `ProgressDeadlineExceeded` — enough for `kubectl rollout status`.
+//! - **StatefulSet controller** (`controller/statefulset.rs`): pods `<name>-<ordinal>` with
+//!   `hostname`/`subdomain`, `OrderedReady` (one pod at a time, each waiting for the lower ones
+//!   to be Ready), `RollingUpdate` with `partition` (pods at or above it replaced from the
+//!   highest ordinal down; below it, a re-created pod gets the current revision), the
+//!   `controller-revision-hash` label, status `replicas`, `readyReplicas`, `availableReplicas`,
+//!   `currentReplicas`, `updatedReplicas`, `currentRevision`, `updateRevision`. Not simulated:
+//!   ControllerRevision objects (templates kept in memory), `volumeClaimTemplates`, the
+//!   `Parallel` policy, `maxUnavailable`.
 //! - **Garbage collection**: the controllers never create a dependent (ReplicaSet, pod) of an
 //!   owner deleted since they read it, as a real garbage collector would delete it at once.
 //! - **Pods**: created by the ReplicaSet controller as `<replicaset>-<5 chars>`, owned and labelled

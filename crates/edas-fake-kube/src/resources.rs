@@ -139,6 +139,18 @@ pub static RESOURCES: &[ResourceType] = &[
     ResourceType {
         group: "apps",
         version: "v1",
+        kind: "StatefulSet",
+        plural: "statefulsets",
+        singular: "statefulset",
+        short_names: &["sts"],
+        namespaced: true,
+        status_subresource: true,
+        scale_subresource: true,
+        tracks_generation: true,
+    },
+    ResourceType {
+        group: "apps",
+        version: "v1",
         kind: "ReplicaSet",
         plural: "replicasets",
         singular: "replicaset",
@@ -300,7 +312,10 @@ pub fn resource_list(group: &str, version: &str, gateway_api: bool) -> Option<Va
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }
-        if matches!(r.kind, "Deployment" | "ReplicaSet" | "Pod" | "Service") {
+        if matches!(
+            r.kind,
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "Pod" | "Service"
+        ) {
             entry["categories"] = json!(["all"]);
         }
         resources.push(entry);

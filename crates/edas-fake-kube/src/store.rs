@@ -281,7 +281,7 @@ impl Store {
         let _ = self.events.send(event);
         if matches!(
             RESOURCES[resource].kind,
-            "Deployment" | "ReplicaSet" | "Pod" | "HTTPRoute" | "Gateway"
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "Pod" | "HTTPRoute" | "Gateway"
         ) {
             self.controller_wake.notify_one();
         }
@@ -922,6 +922,27 @@ impl Store {
                     }
                 }
             }
+            "StatefulSet" => {
+                let spec = ensure_object(object, "spec");
+                spec.entry("replicas").or_insert(json!(1));
+                spec.entry("revisionHistoryLimit").or_insert(json!(10));
+                spec.entry("podManagementPolicy")
+                    .or_insert(json!("OrderedReady"));
+                let strategy = spec
+                    .entry("updateStrategy")
+                    .or_insert(json!({"type": "RollingUpdate"}));
+                if let Some(strategy) = strategy.as_object_mut()
+                    && strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+                {
+                    let rolling = strategy.entry("rollingUpdate").or_insert(json!({}));
+                    if let Some(rolling) = rolling.as_object_mut() {
+                        rolling.entry("partition").or_insert(json!(0));
+                    }
+                }
+                if let Some(pod_spec) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
+                    default_pod_spec(pod_spec);
+                }
+            }
             "ReplicaSet" => {
                 let spec = ensure_object(object, "spec");
                 spec.entry("replicas").or_insert(json!(1));
@@ -1172,7 +1193,7 @@ fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<()
         }
     }
     match rt.kind {
-        "Deployment" | "ReplicaSet" => {
+        "Deployment" | "ReplicaSet" | "StatefulSet" => {
             let Some(selector) = object.pointer("/spec/selector") else {
                 return invalid("spec.selector", "Required value");
             };
@@ -1281,6 +1302,32 @@ fn validate(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Result<()
                                 "Unsupported value: {other:?}: supported values: \"Recreate\", \"RollingUpdate\""
                             ),
                         );
+                    }
+                }
+            }
+            if rt.kind == "StatefulSet" {
+                if let Some(partition) =
+                    object.pointer("/spec/updateStrategy/rollingUpdate/partition")
+                    && partition.as_i64().is_none_or(|n| n < 0)
+                {
+                    return invalid(
+                        "spec.updateStrategy.rollingUpdate.partition",
+                        "Invalid value: must be greater than or equal to 0",
+                    );
+                }
+                // As the real API server: only replicas, template, updateStrategy,
+                // minReadySeconds and a few others may change.
+                if let Some(old) = old {
+                    for field in ["serviceName", "podManagementPolicy"] {
+                        let pointer = format!("/spec/{field}");
+                        if old.pointer(&pointer) != object.pointer(&pointer) {
+                            return invalid(
+                                "spec",
+                                &format!(
+                                    "Forbidden: updates to statefulset spec for field `{field}` are forbidden"
+                                ),
+                            );
+                        }
                     }
                 }
             }

@@ -36,6 +36,11 @@ fn columns(rt: &ResourceType) -> Vec<Value> {
             ("Images", "string", 1),
             ("Selector", "string", 1),
         ],
+        "StatefulSet" => &[
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Age", "string", 0),
+        ],
         "ReplicaSet" => &[
             ("Name", "string", 0),
             ("Desired", "integer", 0),
@@ -152,6 +157,15 @@ fn cells(rt: &ResourceType, object: &Value) -> Vec<Value> {
                 json!(crate::controller::selector_string(object)),
             ]
         }
+        "StatefulSet" => vec![
+            name,
+            json!(format!(
+                "{}/{}",
+                int(object, "/status/readyReplicas"),
+                int(object, "/spec/replicas")
+            )),
+            age,
+        ],
         "ReplicaSet" => vec![
             name,
             json!(int(object, "/spec/replicas")),

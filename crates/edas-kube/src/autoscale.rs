@@ -44,6 +44,7 @@ impl KubeRuntime {
             .labels
             .get_or_insert_default()
             .insert(LABEL_APP_ID.to_owned(), app.id.clone());
+        self.scale_statefulset(app, &mut hpa).await?;
         self.apply(&api, &name, &hpa).await
     }
 

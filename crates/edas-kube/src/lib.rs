@@ -59,6 +59,11 @@
 //! Gateway API and a Gateway in the cluster's configuration, and [`Runtime::check_routing`]
 //! refuses the release otherwise, naming what is missing.
 //!
+//! **`WorkloadType=StatefulSet`** (`stateful.rs`): the application runs as one StatefulSet and
+//! its headless Service instead of a Deployment per revision; a release moves the StatefulSet's
+//! `partition`, and the object is always computed from the counts of its two revisions (the
+//! layout it carries), so `set_replicas` keeps its meaning.
+//!
 //! **Autoscaling** ([`Runtime::set_autoscaling`], `autoscale.rs`): an enabled scaling rule is
 //! an `autoscaling/v2` HorizontalPodAutoscaler named like the application, applied like the
 //! other objects and targeting the revision the engine names; its `status.desiredReplicas` is
@@ -75,6 +80,7 @@ mod logs;
 pub mod rights;
 mod room;
 mod routing;
+mod stateful;
 pub mod state;
 mod sweep;
 
@@ -593,21 +599,23 @@ impl KubeRuntime {
         Ok(applied)
     }
 
-    /// Makes the revision's Deployment the owner of its ConfigMap and Secret copies, so the
-    /// garbage collector removes them with it (whoever deletes it). The copies exist before the
-    /// Deployment (its pods never wait for them), so the reference is added once it exists.
-    async fn own_config(
+    /// Makes the revision's Deployment (or the application's StatefulSet: `kind`, `owner`) the
+    /// owner of its ConfigMap and Secret copies, so the garbage collector removes them with it
+    /// (whoever deletes it). The copies exist before it (its pods never wait for them), so the
+    /// reference is added once it exists.
+    async fn own_copies(
         &self,
         target: &Target,
         copies: &[(bool, String)],
-        deployment: &Deployment,
+        kind: &str,
+        owner: &ObjectMeta,
     ) -> Result<(), RuntimeError> {
-        let (Some(name), Some(uid)) = (&deployment.metadata.name, &deployment.metadata.uid) else {
+        let (Some(name), Some(uid)) = (&owner.name, &owner.uid) else {
             return Ok(());
         };
         let owner = json!({"metadata": {"ownerReferences": [{
             "apiVersion": "apps/v1",
-            "kind": "Deployment",
+            "kind": kind,
             "name": name,
             "uid": uid,
             "blockOwnerDeletion": false,
@@ -615,7 +623,7 @@ impl KubeRuntime {
         let ns = &target.spec.k8s_namespace;
         let params = PatchParams::default();
         for (secret, copy) in copies {
-            let what = format!("making Deployment {name} the owner of {copy}");
+            let what = format!("making {kind} {name} the owner of {copy}");
             if *secret {
                 let api: Api<Secret> = Api::namespaced(self.inner.client.clone(), ns);
                 self.call(&what, api.patch(copy, &params, &Patch::Merge(&owner)))
@@ -721,7 +729,8 @@ impl KubeRuntime {
         self.ensure_namespace(ns).await?;
         let copies = self.apply_config(target).await?;
         let applied = self.apply_returning(&api, &name, deployment).await?;
-        self.own_config(target, &copies, &applied).await
+        self.own_copies(target, &copies, "Deployment", &applied.metadata)
+            .await
     }
 
     /// Resolves once the pod and Deployment caches hold a full list (every concurrent caller
@@ -1106,13 +1115,17 @@ impl Runtime for KubeRuntime {
         app: &AppRef,
         revision: &str,
     ) -> BoxFuture<'_, Result<Option<String>, RuntimeError>> {
-        let (app_id, revision) = (app.id.clone(), revision.to_owned());
+        let (app, app_id, revision) = (app.clone(), app.id.clone(), revision.to_owned());
         Box::pin(async move {
             self.ready().await?;
             let found = self.inner.deployments.state().into_iter().find(|d| {
                 label(d.as_ref(), LABEL_APP_ID) == Some(app_id.as_str())
                     && label(d.as_ref(), LABEL_REVISION) == Some(revision.as_str())
             });
+            if found.is_none() {
+                // A StatefulSet application's one object runs every revision.
+                return self.stateful_json(&app).await;
+            }
             found
                 .map(|d| serde_json::to_string(d.as_ref()))
                 .transpose()
@@ -1159,6 +1172,10 @@ impl Runtime for KubeRuntime {
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
         let target = target.clone();
         Box::pin(async move {
+            if target.spec.workload == edas_spec::model::Workload::StatefulSet {
+                // Boxed: the Deployment path's future stays as small as it was.
+                return Box::pin(self.set_stateful(&target, replicas)).await;
+            }
             self.desire(&target, replicas);
             self.apply_revision(&target, replicas).await
         })
@@ -1241,6 +1258,7 @@ impl Runtime for KubeRuntime {
                     out.insert(rev.to_owned());
                 }
             }
+            out.extend(self.stateful_revisions(&app_id).await?);
             Ok(out.into_iter().collect())
         })
     }

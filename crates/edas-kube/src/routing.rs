@@ -388,6 +388,10 @@ pub(crate) async fn set(
         .filter_map(|s| s.metadata.name.clone())
         .collect();
     for s in existing.items {
+        // A StatefulSet's headless Service belongs to the workload.
+        if crate::stateful::is_headless(s.metadata.labels.as_ref()) {
+            continue;
+        }
         if let Some(name) = s.metadata.name
             && !names.contains(&name)
         {

@@ -1,10 +1,10 @@
 //! The last step of deleting an application ([`edas_runtime::Runtime::delete_application`]):
 //! every object labelled with its id, in every namespace, is deleted, whatever revision or state
-//! it is in (a Deployment that never became ready, a crash-looping pod, a ConfigMap or Secret
+//! it is in (a Deployment or StatefulSet that never became ready, a crash-looping pod, a ConfigMap or Secret
 //! copy, a Service, an HTTPRoute, its HorizontalPodAutoscaler). Only objects carrying [`LABEL_APP_ID`] with that id are ever
 //! touched.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PropagationPolicy};
@@ -19,11 +19,12 @@ use crate::{KubeRuntime, LABEL_APP_ID};
 /// not serve. ReplicaSets are not deleted here: the garbage collector removes them with their
 /// Deployment (edasd needs no right on them). The HorizontalPodAutoscaler goes first, so it
 /// scales nothing while the rest goes.
-fn kinds() -> [(ApiResource, bool); 7] {
+fn kinds() -> [(ApiResource, bool); 8] {
     let http_route = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
     [
         (ApiResource::erase::<HorizontalPodAutoscaler>(&()), false),
         (ApiResource::erase::<Deployment>(&()), false),
+        (ApiResource::erase::<StatefulSet>(&()), false),
         (ApiResource::erase::<Pod>(&()), false),
         (
             ApiResource::from_gvk_with_plural(&http_route, "httproutes"),

@@ -221,6 +221,13 @@ pub fn check_supported(
     java: &dyn Fn(Option<&str>) -> Result<PathBuf, String>,
 ) -> Result<(), String> {
     let app = &spec.name;
+    if spec.workload == edas_spec::model::Workload::StatefulSet {
+        return Err(format!(
+            "application `{app}`: `WorkloadType` StatefulSet cannot be honoured on the local runtime: its instances are \
+             processes with no stable network identity (no `<name>-N` host names, no headless Service); use Deployment, \
+             or deploy to a Kubernetes cluster"
+        ));
+    }
     match (&spec.artifact, &spec.command) {
         (Artifact::Image { url, .. }, None) => {
             return Err(format!(
@@ -831,6 +838,13 @@ mod tests {
         );
         spec.command = Some("/bin/true".into());
         assert_eq!(check_supported(&spec, &java), Ok(()));
+        spec.workload = edas_spec::model::Workload::StatefulSet;
+        let err = check_supported(&spec, &java).unwrap_err();
+        assert!(
+            err.contains("`WorkloadType` StatefulSet") && err.contains("stable network identity"),
+            "{err}"
+        );
+        spec.workload = edas_spec::model::Workload::Deployment;
         spec.liveness = Some(Probe {
             grpc: Some(Default::default()),
             ..Default::default()

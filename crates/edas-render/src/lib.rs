@@ -21,12 +21,13 @@
 
 mod autoscaling;
 mod pod;
+mod statefulset;
 
 use std::collections::BTreeMap;
 
 use edas_spec::AppSpec;
 use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment, StatefulSet,
 };
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -34,6 +35,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
 pub use autoscaling::{Autoscaler, ScaleDirection, ScaleMetric, ScalePolicy, hpa_name, render_hpa};
+pub use statefulset::{
+    Stateful, headless_name, render_statefulset, statefulset_name, statefulset_selector,
+};
 pub use pod::{
     DEFAULT_JDK7_IMAGE, DEFAULT_JDK8_IMAGE, PACKAGE_DIR, PACKAGE_FETCHER, PACKAGE_FETCHER_IMAGE,
     PACKAGE_FILE,
@@ -43,6 +47,9 @@ pub use pod::{
 pub const LABEL_APP: &str = "edas.oam.acname";
 /// Label: the revision id.
 pub const LABEL_REVISION: &str = "edas.oam.revision";
+/// Label on the headless Service of an application's StatefulSet (`WorkloadType=StatefulSet`):
+/// it belongs to the workload, not to the application's `ServiceConfigs`.
+pub const LABEL_HEADLESS: &str = "edas.oam.headless";
 /// Pod annotation: the restart generation (RestartK8sApplication increments it).
 pub const ANNOTATION_RESTART: &str = "edas.oam.restart-generation";
 /// Pod annotation: the graceful-start settings, enforced by edasd's release engine.
@@ -112,6 +119,11 @@ pub enum RenderError {
     /// The replica count does not fit a Kubernetes replica field.
     #[error("replica count {0} is too large")]
     Replicas(u32),
+    /// A Service of `ServiceConfigs` would take the name of the StatefulSet's headless Service.
+    #[error(
+        "Service name `{0}` is the headless Service of the application's StatefulSet (WorkloadType=StatefulSet): name the Service otherwise"
+    )]
+    HeadlessService(String),
     /// A scaling rule the HorizontalPodAutoscaler cannot take.
     #[error("scaling rule cannot become a HorizontalPodAutoscaler: {0}")]
     Autoscaler(String),
@@ -129,6 +141,7 @@ impl RenderError {
             RenderError::AppName(_) => Some("AppName"),
             RenderError::DuplicateEnv { .. } => Some("Envs"),
             RenderError::LogDir(_) => Some("SlsConfigs"),
+            RenderError::HeadlessService(_) => Some("ServiceConfigs"),
             RenderError::Revision { .. }
             | RenderError::DuplicateContainer(_)
             | RenderError::MountPath(_)
@@ -146,6 +159,10 @@ pub struct Rendered {
     pub deployment: Deployment,
     /// The application's Services (the same for every revision).
     pub services: Vec<Service>,
+    /// With `WorkloadType=StatefulSet`: the application's StatefulSet running this revision
+    /// on all its pods (`partition` 0) and its headless Service, which run it instead of
+    /// `deployment` (then only the source of the pod template).
+    pub stateful: Option<Stateful>,
 }
 
 /// Any object [`render`] produces; the unit of the multi-document YAML.
@@ -156,12 +173,21 @@ pub enum Object {
     Deployment(Box<Deployment>),
     /// A `v1` Service.
     Service(Box<Service>),
+    /// An `apps/v1` StatefulSet.
+    StatefulSet(Box<StatefulSet>),
 }
 
 impl Rendered {
-    /// The objects in apply order: the Deployment, then the Services.
+    /// The objects in apply order: the Deployment (or the headless Service and the
+    /// StatefulSet), then the Services.
     pub fn objects(&self) -> Vec<Object> {
-        let mut out = vec![Object::Deployment(Box::new(self.deployment.clone()))];
+        let mut out = match &self.stateful {
+            None => vec![Object::Deployment(Box::new(self.deployment.clone()))],
+            Some(s) => vec![
+                Object::Service(Box::new(s.headless.clone())),
+                Object::StatefulSet(Box::new(s.set.clone())),
+            ],
+        };
         out.extend(
             self.services
                 .iter()
@@ -230,8 +256,25 @@ fn is_dns_label(s: &str) -> bool {
     edas_spec::k8s::is_dns_label(s)
 }
 
-/// Renders revision `revision` of `spec` with `replicas` instances (this release step's count).
+/// Renders revision `revision` of `spec` with `replicas` instances (this release step's count);
+/// a `WorkloadType=StatefulSet` application's StatefulSet runs the revision on all its pods
+/// (see [`render_statefulset`] for a release in progress).
 pub fn render(spec: &AppSpec, revision: &str, replicas: u32) -> Result<Rendered, RenderError> {
+    let mut rendered = render_deployment(spec, revision, replicas)?;
+    if spec.workload == edas_spec::model::Workload::StatefulSet {
+        rendered.stateful = Some(statefulset::stateful(
+            spec, revision, replicas, 0, &rendered,
+        )?);
+    }
+    Ok(rendered)
+}
+
+/// The revision's Deployment and the application's Services.
+fn render_deployment(
+    spec: &AppSpec,
+    revision: &str,
+    replicas: u32,
+) -> Result<Rendered, RenderError> {
     let lower = spec.name.to_ascii_lowercase();
     if !is_dns_label(&lower) || !edas_spec::k8s::is_label_value(&spec.name) {
         return Err(RenderError::AppName(spec.name.clone()));
@@ -275,6 +318,7 @@ pub fn render(spec: &AppSpec, revision: &str, replicas: u32) -> Result<Rendered,
     Ok(Rendered {
         deployment,
         services: services(spec),
+        stateful: None,
     })
 }
 

@@ -12,6 +12,7 @@ use crate::k8s;
 use crate::model::{
     AppSpec, Artifact, ConfigMount, EmptyDirMount, JavaStartupOption, LocalVolume, LogCollection,
     NfsMount, Package, PortMapping, PvcMount, ServiceConfig, ServicePort, WebContainerConfig,
+    Workload,
 };
 use crate::params::{
     Params, Patch, Reader, decode_value, decode_yaml_encoded, parse_json_text, shorten,
@@ -220,14 +221,12 @@ fn identity(r: &mut Reader<'_>, spec: &mut AppSpec) {
     }
     match r.raw("WorkloadType") {
         None => {}
-        Some(w) if w.eq_ignore_ascii_case("Deployment") => {}
-        Some(w) if w.eq_ignore_ascii_case("StatefulSet") => r.push(Violation::unsupported(
-            "WorkloadType",
-            "StatefulSet workloads are not supported; use Deployment",
-        )),
+        Some(w) if w.eq_ignore_ascii_case("Deployment") => spec.workload = Workload::Deployment,
+        // Whether the cluster can honour it is its runtime's `check` (`local` cannot).
+        Some(w) if w.eq_ignore_ascii_case("StatefulSet") => spec.workload = Workload::StatefulSet,
         Some(w) => r.push(Violation::invalid(
             "WorkloadType",
-            format!("`{}` must be Deployment", shorten(w)),
+            format!("`{}` must be Deployment or StatefulSet", shorten(w)),
         )),
     }
     for name in [

@@ -921,10 +921,10 @@ pub const DOCS: &[ParamDoc] = &[
         "WorkloadType",
         "string",
         A,
-        "The workload kind.",
-        "—",
+        "The workload kind, fixed when the application is created.",
         "`Deployment`",
-        "`Deployment` supported; `StatefulSet` rejected",
+        "`Deployment` or `StatefulSet`",
+        "supported; `StatefulSet` on Kubernetes only (one StatefulSet with a headless Service `<name>-headless`; gray and batch steps move its `partition`), refused on `local` (no stable network identity per instance)",
     ),
     p(
         "EnableAhas",
@@ -1358,6 +1358,11 @@ const UPDATE_CONFIG: &[(&str, bool)] = &[
 /// what a host cannot enforce is refused unless `[local] unenforceable = "record"`, which runs
 /// without it and says so in the log at every start.
 pub const RUNTIMES: &[(&str, &str, &str)] = &[
+    (
+        "WorkloadType",
+        "`Deployment` only; `StatefulSet` refused (`RuntimeRefused`: processes have no stable network identity per instance)",
+        "supported: `StatefulSet` is one StatefulSet `<name>` with pods `<name>-0..N-1` and the headless Service `<name>-headless`; a release moves its `partition` (highest ordinals first)",
+    ),
     (
         "ImageUrl",
         "only with `Command` (no container engine: the command runs, the image is not pulled)",

@@ -113,6 +113,29 @@ pub struct AppSpec {
     pub log_collection: Vec<LogCollection>,
     /// `ServiceConfigs` (InsertK8sApplication): the application's Services.
     pub services: Vec<ServiceConfig>,
+    /// `WorkloadType` (InsertK8sApplication; fixed for the application's life).
+    pub workload: Workload,
+}
+
+/// `WorkloadType`: what runs the application's instances on Kubernetes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Workload {
+    /// A Deployment per revision (the default).
+    #[default]
+    Deployment,
+    /// One StatefulSet for the application: pods `<name>-0..N-1` with stable network identity
+    /// (a headless Service); a release moves its `partition`. Kubernetes only.
+    StatefulSet,
+}
+
+impl Workload {
+    /// The EDAS name (`Deployment`, `StatefulSet`), as `WorkloadType` answers it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Workload::Deployment => "Deployment",
+            Workload::StatefulSet => "StatefulSet",
+        }
+    }
 }
 
 impl AppSpec {

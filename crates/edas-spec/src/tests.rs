@@ -774,10 +774,14 @@ fn insert_examples() {
     );
     refused(
         InsertK8sApplication,
-        &[("WorkloadType", "StatefulSet")],
+        &[("WorkloadType", "ReplicaSet")],
         "WorkloadType",
-        ViolationKind::NotSupported,
+        ViolationKind::Invalid,
     );
+    let c = run(InsertK8sApplication, &[("WorkloadType", "statefulset")]).unwrap();
+    assert_eq!(c.spec.workload, crate::model::Workload::StatefulSet);
+    let c = run(InsertK8sApplication, &[]).unwrap();
+    assert_eq!(c.spec.workload, crate::model::Workload::Deployment);
     let c = run(
         InsertK8sApplication,
         &[

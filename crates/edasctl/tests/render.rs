@@ -47,6 +47,7 @@ fn render(extra: &[(&str, &str)]) -> (Deployment, Vec<Service>) {
         match o {
             Object::Deployment(d) => deployment = Some(*d),
             Object::Service(s) => services.push(*s),
+            Object::StatefulSet(s) => panic!("a StatefulSet was not asked for: {s:?}"),
         }
     }
     (deployment.expect("a Deployment"), services)

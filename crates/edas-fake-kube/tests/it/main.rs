@@ -4,6 +4,7 @@ mod binary;
 mod failures;
 mod kube_client;
 mod kubectl;
+mod statefulset;
 mod watch;
 
 use std::future::Future;

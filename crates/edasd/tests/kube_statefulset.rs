@@ -1,0 +1,263 @@
+//! Issue 24, black-box: `WorkloadType=StatefulSet` on Kubernetes (the real edasd against the
+//! fake API server and its StatefulSet stand-in). InsertK8sApplication creates one StatefulSet
+//! with pods `<name>-0..3` and the headless Service; GetAppDeployment answers the StatefulSet;
+//! a gray + 2-batch release moves the partition down batch by batch, the new revision always on
+//! the highest ordinals and old pods replaced from the highest ordinal down; an abort and
+//! rollback puts the template back; DeleteK8sApplication removes the StatefulSet, its headless
+//! Service and every pod.
+
+mod kube_support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube_support::*;
+use serde_json::Value;
+
+const GRAY_MANUAL: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"manual","batchWaitTime":0}}"#;
+
+fn counts(pairs: &[(&str, u32)]) -> BTreeMap<String, (u32, u32)> {
+    pairs
+        .iter()
+        .map(|(r, n)| ((*r).to_owned(), (*n, *n)))
+        .collect()
+}
+
+/// (replicas, partition, template revision) of the application's StatefulSet.
+async fn shape(backend: &Backend) -> Option<(i32, i32, String)> {
+    let api: Api<StatefulSet> = Api::namespaced(backend.client.clone(), &backend.namespace);
+    let set = bounded("reading the StatefulSet", api.get_opt("ledger"))
+        .await
+        .unwrap()?;
+    let spec = set.spec?;
+    let partition = spec.update_strategy?.rolling_update?.partition?;
+    let revision = set.metadata.labels?.get(LABEL_REVISION)?.clone();
+    Some((spec.replicas?, partition, revision))
+}
+
+/// Revision → pod names of the application, from the cluster.
+async fn by_revision(backend: &Backend, app: &str) -> BTreeMap<String, Vec<String>> {
+    backend
+        .pods(app)
+        .await
+        .into_iter()
+        .map(|(r, (_, _, names))| (r, names.into_iter().collect()))
+        .collect()
+}
+
+fn names(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("ledger-{i}")).collect()
+}
+
+/// The order in which pods of `revision` first appear, by name.
+fn record_first_seen(
+    backend: &Backend,
+    revision: &str,
+) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let api: Api<Pod> = Api::namespaced(backend.client.clone(), &backend.namespace);
+    let (shared, revision) = (seen.clone(), revision.to_owned());
+    let task = tokio::spawn(async move {
+        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event else {
+                continue;
+            };
+            let of_revision = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_REVISION))
+                .is_some_and(|r| *r == revision);
+            let name = pod.metadata.name.unwrap_or_default();
+            let mut seen = shared.lock().unwrap();
+            if of_revision && !seen.contains(&name) {
+                seen.push(name);
+            }
+        }
+    });
+    (seen, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statefulset_is_released_by_partition_rolled_back_and_deleted() {
+    let started = Instant::now();
+    let backend = Backend::fake("sts", Duration::from_millis(150)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let (app, order) = edasd
+        .insert(&backend, "ledger", 4, &[("WorkloadType", "StatefulSet")])
+        .await;
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    backend
+        .wait_pods(&app, "revision 1 runs", |p| *p == counts(&[("1", 4)]))
+        .await;
+    assert_eq!(
+        by_revision(&backend, &app).await,
+        BTreeMap::from([("1".to_owned(), names(0..4))])
+    );
+    assert_eq!(shape(&backend).await, Some((4, 0, "1".into())));
+    assert!(backend.deployments(&app).await.is_empty(), "no Deployment");
+    let services: Api<Service> = Api::namespaced(backend.client.clone(), &backend.namespace);
+    let headless = services.get("ledger-headless").await.unwrap();
+    assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
+
+    // GetAppDeployment answers the StatefulSet; the application says its workload type.
+    let body = edasd
+        .call(
+            "GET",
+            "/pop/v5/oam/app_deployment",
+            "GetAppDeployment",
+            &[("AppId", &app)],
+        )
+        .await;
+    let object: Value = serde_json::from_str(body["Data"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (&object["kind"], &object["metadata"]["name"]),
+        (&Value::from("StatefulSet"), &Value::from("ledger")),
+        "{object:#}"
+    );
+
+    // Gray + 2 manual batches: after each, the new revision runs exactly the top ordinals
+    // and the partition is the old revision's count.
+    let (first_seen, recorder) = record_first_seen(&backend, "2");
+    let order = edasd
+        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_MANUAL)])
+        .await;
+    let mut partitions = Vec::new();
+    for (k, (old, new)) in [(3, 1), (2, 2)].into_iter().enumerate() {
+        let expected = counts(&[("1", old), ("2", new)]);
+        backend
+            .wait_pods(&app, &format!("after batch {k}"), |p| *p == expected)
+            .await;
+        let info = edasd.wait_status(&order, &[8], backend.patience).await;
+        assert_eq!(
+            pipelines(&info)
+                .iter()
+                .filter(|p| p["PipelineStatus"] == 2)
+                .count(),
+            k + 1,
+            "{info:#}"
+        );
+        let (replicas, partition, template) = shape(&backend).await.unwrap();
+        assert_eq!((replicas, template.as_str()), (4, "2"));
+        assert_eq!(partition, old as i32);
+        partitions.push(partition);
+        assert_eq!(
+            by_revision(&backend, &app).await,
+            BTreeMap::from([
+                ("1".to_owned(), names(0..old)),
+                ("2".to_owned(), names(old..4)),
+            ]),
+            "the new revision runs the highest ordinals"
+        );
+        edasd.continue_next(&order).await;
+    }
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    backend
+        .wait_pods(&app, "only revision 2", |p| *p == counts(&[("2", 4)]))
+        .await;
+    partitions.push(shape(&backend).await.unwrap().1);
+    assert_eq!(
+        partitions,
+        [3, 2, 0],
+        "the partition moves down batch by batch"
+    );
+    assert_eq!(shape(&backend).await, Some((4, 0, "2".into())));
+    recorder.abort();
+    let replaced: Vec<String> = first_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| names(0..4).contains(n))
+        .cloned()
+        .collect();
+    assert_eq!(
+        replaced,
+        ["ledger-3", "ledger-2", "ledger-1", "ledger-0"],
+        "pods are updated from the highest ordinal down"
+    );
+
+    // Abort and roll back a release in its gray batch: the template goes back to revision 2.
+    let order = edasd
+        .deploy(&app, IMAGE_V1, &[("UpdateStrategy", GRAY_MANUAL)])
+        .await;
+    let gray = counts(&[("2", 3), ("3", 1)]);
+    backend.wait_pods(&app, "gray batch", |p| *p == gray).await;
+    edasd.wait_status(&order, &[8], backend.patience).await;
+    assert_eq!(shape(&backend).await, Some((4, 3, "3".into())));
+    let rollback = edasd
+        .control(
+            "AbortAndRollbackChangeOrder",
+            "/pop/v5/changeorder/change_order_abort_and_rollback",
+            &order,
+        )
+        .await;
+    let info = edasd.finished(&rollback, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    backend
+        .wait_pods(&app, "revision 2 again", |p| *p == counts(&[("2", 4)]))
+        .await;
+    assert_eq!(
+        by_revision(&backend, &app).await,
+        BTreeMap::from([("2".to_owned(), names(0..4))])
+    );
+    assert_eq!(shape(&backend).await, Some((4, 0, "2".into())));
+
+    // Delete: the StatefulSet, its headless Service and every pod go.
+    let body = edasd
+        .call(
+            "DELETE",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeleteK8sApplication",
+            &[("AppId", &app)],
+        )
+        .await;
+    let order = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    backend.wait_swept(&app, backend.patience).await;
+    assert_eq!(shape(&backend).await, None);
+    assert!(services.get_opt("ledger-headless").await.unwrap().is_none());
+    eprintln!("StatefulSet scenario took {:?}", started.elapsed());
+}
+
+/// The workload type is fixed at creation: a local application cannot be a StatefulSet, and
+/// the refusal names the parameter and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_runtime_refuses_a_statefulset_naming_the_parameter() {
+    let backend = Backend::fake("stslocal", Duration::from_millis(150)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let (status, body) = edasd
+        .api
+        .send(
+            "POST",
+            "/pop/v5/k8s/acs/create_k8s_app",
+            "InsertK8sApplication",
+            &[
+                ("AppName", "ledger"),
+                ("ClusterId", "local"),
+                ("Command", "/bin/true"),
+                ("Replicas", "1"),
+                ("WorkloadType", "StatefulSet"),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(status, 400, "{body:#}");
+    assert_eq!(body["Code"], "RuntimeRefused", "{body:#}");
+    let message = body["Message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("WorkloadType") && message.contains("stable network identity"),
+        "{body:#}"
+    );
+}
