@@ -196,6 +196,18 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
                         if result.is_err() {
                             rt.forget_revision(&key, actual);
                         }
+                        // The HPA's decision, for the engine to record (a Scale change order).
+                        let _ = rt.inner.scale_decisions.send(edas_runtime::ScaleDecision {
+                            app_id: target.app.id.clone(),
+                            revision: target.revision.clone(),
+                            from: replicas,
+                            to: actual,
+                            reason: format!(
+                                "HorizontalPodAutoscaler `{}` scaled Deployment `{name}`",
+                                edas_render::hpa_name(&target.app.name)
+                            ),
+                            applied: true,
+                        });
                         tracing::info!(
                             replicas = actual,
                             ok = result.is_ok(),

@@ -334,6 +334,9 @@ struct Inner {
     /// Warm-up ramps of HTTPRoute weights, by application id.
     ramps: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// What the applications' HPAs did (drift correction sees a Deployment its HPA scaled),
+    /// for the engine to record as Scale change orders.
+    scale_decisions: tokio::sync::broadcast::Sender<edas_runtime::ScaleDecision>,
 }
 
 impl Drop for Inner {
@@ -398,6 +401,7 @@ impl KubeRuntime {
                 pod_task.abort_handle(),
                 deployment_task.abort_handle(),
             ]),
+            scale_decisions: tokio::sync::broadcast::channel(64).0,
         });
         // Discovery and drift correction hold only a weak reference, so dropping the runtime
         // ends them.
@@ -1145,6 +1149,12 @@ impl Runtime for KubeRuntime {
 
     fn check_autoscaling(&self, rule: &edas_runtime::Autoscaler) -> Result<(), RuntimeError> {
         autoscale::check(rule)
+    }
+
+    fn scale_decisions(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<edas_runtime::ScaleDecision>> {
+        Some(self.inner.scale_decisions.subscribe())
     }
 
     fn set_autoscaling(

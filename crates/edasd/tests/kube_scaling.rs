@@ -1,8 +1,11 @@
 //! Issue 24, black-box: an autoscaled application on Kubernetes (the fake API server with its
 //! HPA stand-in). Enabling a scaling rule applies a HorizontalPodAutoscaler targeting the
-//! serving revision; the HPA scales it to 5; a gray + 2-batch release plans against those 5,
-//! ends with 5 pods of the new revision, and leaves the HPA targeting the new Deployment;
-//! disabling the rule removes the HPA.
+//! serving revision; the HPA scales it to 5, which edasd records as a Scale change order
+//! created by `autoscaler`; a gray + 2-batch release plans against those 5 while the HPA is
+//! held (both directions `Disabled`: a decision of the HPA meanwhile moves nothing), ends with
+//! 5 pods of the new revision, and leaves the HPA targeting the new Deployment, enabled again;
+//! an HPA lost while edasd is down is applied again when it starts; a rollback to revision 1
+//! keeps the HPA's count; disabling the rule removes the HPA.
 
 mod kube_support;
 
@@ -14,11 +17,50 @@ use kube::api::Api;
 use kube_support::*;
 
 const RULE: &str = "/pop/v1/eam/scale/application_scaling_rule";
-const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#;
+const GRAY_MANUAL: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"manual","batchWaitTime":0}}"#;
 const METRIC: &str = r#"{"minReplicas": 2, "maxReplicas": 6, "metrics": [{"metricType": "CPU", "metricTargetAverageUtilization": 60}]}"#;
 
 fn counts(revision: &str, n: u32) -> BTreeMap<String, (u32, u32)> {
     BTreeMap::from([(revision.to_owned(), (n, n))])
+}
+
+/// The change orders of `app` created by the autoscaler, oldest first: (id, description).
+async fn autoscaler_orders(edasd: &Edasd, app: &str) -> Vec<(String, String)> {
+    let body = edasd
+        .api
+        .call(
+            "POST",
+            "/pop/v5/changeorder/change_order_list",
+            "ListRecentChangeOrder",
+            &[("AppId", app)],
+        )
+        .await;
+    let mut out: Vec<(String, String)> = body["ChangeOrderList"]["ChangeOrder"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["CreateUserId"] == "autoscaler")
+        .map(|o| {
+            (
+                o["ChangeOrderId"].as_str().unwrap().to_owned(),
+                o["ChangeOrderDescription"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
+/// The HPA's `behavior` select policies (up, down).
+async fn hpa_policies(hpas: &Api<HorizontalPodAutoscaler>, name: &str) -> (String, String) {
+    let behavior = hpas.get(name).await.unwrap().spec.unwrap().behavior;
+    let policy = |r: Option<&k8s_openapi::api::autoscaling::v2::HPAScalingRules>| {
+        r.and_then(|r| r.select_policy.clone()).unwrap_or_default()
+    };
+    (
+        policy(behavior.as_ref().and_then(|b| b.scale_up.as_ref())),
+        policy(behavior.as_ref().and_then(|b| b.scale_down.as_ref())),
+    )
 }
 
 async fn hpa_target(hpas: &Api<HorizontalPodAutoscaler>, name: &str) -> Option<String> {
@@ -30,7 +72,7 @@ async fn hpa_target(hpas: &Api<HorizontalPodAutoscaler>, name: &str) -> Option<S
 async fn an_autoscaled_application_keeps_its_hpa_count_through_a_gray_batch_release() {
     let backend = Backend::fake("hpa", Duration::from_millis(200)).await;
     let dir = tempfile::tempdir().unwrap();
-    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let mut edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
     let (app, order) = edasd.insert(&backend, "scaled", 3, &[]).await;
     assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
     backend
@@ -60,31 +102,120 @@ async fn an_autoscaled_application_keeps_its_hpa_count_through_a_gray_batch_rele
         Some("scaled-r1")
     );
 
-    // The HPA decides 5; edasd follows (no drift restore to 3).
+    // The HPA decides 5; edasd follows (no drift restore to 3) and records it.
     let fake = backend.fake.as_ref().unwrap();
     assert_eq!(fake.autoscale(&backend.namespace, "scaled", 5), Ok(5));
     backend
         .wait_pods(&app, "the HPA's 5", |p| *p == counts("1", 5))
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deadline = std::time::Instant::now() + backend.patience;
+    let recorded = loop {
+        if let Some(first) = autoscaler_orders(&edasd, &app).await.into_iter().next() {
+            break first;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no autoscaler change order"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        recorded.1,
+        "autoscaler: 3 → 5 (HorizontalPodAutoscaler `scaled` scaled Deployment `scaled-r1`)"
+    );
+    let info = edasd.finished(&recorded.0, backend.patience).await;
+    assert_eq!(
+        (&info["Status"], &info["CoTypeCode"]),
+        (&serde_json::json!(2), &serde_json::json!("CoScale")),
+        "{info:#}"
+    );
     assert_eq!(backend.deployments(&app).await["1"], 5);
 
+    // A gray + 2-batch release (revision 3: the recorded scale was revision 2), confirmed
+    // batch by batch: meanwhile the HPA is held on the stable Deployment and a decision of
+    // it moves nothing.
     let order = edasd
-        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_AUTO)])
+        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_MANUAL)])
         .await;
-    let info = edasd.finished(&order, backend.patience).await;
-    assert_eq!(info["Status"], 2, "{info:#}");
-    backend
-        .wait_pods(&app, "5 pods of revision 2", |p| *p == counts("2", 5))
-        .await;
+    edasd.api.wait_status(&order, &[8], backend.patience).await;
     assert_eq!(
-        backend.deployments(&app).await,
-        BTreeMap::from([("2".to_owned(), 5)])
+        hpa_policies(&hpas, "scaled").await,
+        ("Disabled".to_owned(), "Disabled".to_owned())
     );
     assert_eq!(
         hpa_target(&hpas, "scaled").await.as_deref(),
-        Some("scaled-r2")
+        Some("scaled-r1")
     );
+    let before = backend.deployments(&app).await;
+    assert_eq!(
+        before,
+        BTreeMap::from([("1".to_owned(), 4), ("3".to_owned(), 1)])
+    );
+    fake.autoscale(&backend.namespace, "scaled", 9).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(backend.deployments(&app).await, before);
+    loop {
+        let info = edasd.order(&order).await;
+        match info["Status"].as_i64() {
+            Some(8) => edasd.continue_next(&order).await,
+            Some(2) => break,
+            Some(0 | 1 | 9) => tokio::time::sleep(Duration::from_millis(100)).await,
+            _ => panic!("{info:#}"),
+        }
+    }
+    backend
+        .wait_pods(&app, "5 pods of revision 3", |p| *p == counts("3", 5))
+        .await;
+    assert_eq!(
+        backend.deployments(&app).await,
+        BTreeMap::from([("3".to_owned(), 5)])
+    );
+    // Retargeted and enabled again (the rule has no behaviour of its own).
+    let deadline = std::time::Instant::now() + backend.patience;
+    while hpa_policies(&hpas, "scaled").await != (String::new(), String::new()) {
+        assert!(std::time::Instant::now() < deadline, "the HPA stays held");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        hpa_target(&hpas, "scaled").await.as_deref(),
+        Some("scaled-r3")
+    );
+    // The held HPA's decision was not recorded: one autoscaler order so far.
+    assert_eq!(autoscaler_orders(&edasd, &app).await.len(), 1);
+
+    // The HPA is lost while edasd is down: applied again when it starts.
+    edasd.kill();
+    hpas.delete("scaled", &Default::default()).await.unwrap();
+    edasd.spawn();
+    let deadline = std::time::Instant::now() + backend.patience;
+    while hpa_target(&hpas, "scaled").await.as_deref() != Some("scaled-r3") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the HPA did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A rollback to revision 1 keeps the HPA's 5 (revision 1 ran 3).
+    let body = edasd
+        .api
+        .call(
+            "POST",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeployK8sApplication",
+            &[("AppId", &app), ("RollbackToRevision", "1")],
+        )
+        .await;
+    let rollback = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    let info = edasd.finished(&rollback, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    let after = backend.deployments(&app).await;
+    assert_eq!(
+        after.values().copied().collect::<Vec<_>>(),
+        [5],
+        "{after:?}"
+    );
+    let serving = format!("scaled-r{}", after.keys().next().unwrap());
 
     // One rule scales an application: a second enabled one is refused, nothing stored.
     let (status, body) = edasd
@@ -124,7 +255,7 @@ async fn an_autoscaled_application_keeps_its_hpa_count_through_a_gray_batch_rele
     let hpa = hpas.get("scaled").await.unwrap().spec.unwrap();
     assert_eq!(
         (hpa.max_replicas, hpa.scale_target_ref.name.as_str()),
-        (8, "scaled-r2")
+        (8, serving.as_str())
     );
 
     // Disabled: the HPA is gone.
