@@ -234,12 +234,14 @@ pub(crate) async fn authenticate(
 ) -> Result<Caller, ApiError> {
     let parsed = edas_pop::parse(request)?;
     let key_id = parsed.access_key_id().to_owned();
-    let Some(key) = api.app().access_key(&key_id).await? else {
+    // From memory unless a key, user or policy changed since (see `App::signer`).
+    let Some(signer) = api.app().signer(&key_id).await? else {
         return Err(ApiError::new(
             edas_pop::codes::INVALID_ACCESS_KEY_ID_NOT_FOUND,
             format!("the access key id `{key_id}` does not exist"),
         ));
     };
+    let key = &signer.key;
     if !key.enabled {
         return Err(ApiError::new(
             edas_pop::codes::INVALID_ACCESS_KEY_ID_INACTIVE,
@@ -255,20 +257,16 @@ pub(crate) async fn authenticate(
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         edas_pop::verify(&parsed, request, key.secret.expose(), now, &mut nonces)?;
     }
-    let user = api.app().key_user(&key).await?;
-    let policies = if user.admin {
-        Vec::new()
-    } else {
-        let stored = api.app().user_policies(&user.name).await?;
-        stored
-            .iter()
-            .map(|p| {
-                PolicyDocument::from_value(&p.document).map_err(|e| {
-                    ApiError::internal(format!("the stored policy `{}` is invalid: {e}", p.name))
-                })
+    let user = signer.user.clone();
+    let policies = signer
+        .policies
+        .iter()
+        .map(|p| {
+            PolicyDocument::from_value(&p.document).map_err(|e| {
+                ApiError::internal(format!("the stored policy `{}` is invalid: {e}", p.name))
             })
-            .collect::<Result<_, _>>()?
-    };
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let tags = if policies.iter().any(PolicyDocument::uses_resource_tags) {
         crate::tags::all_tags(api).await?
     } else {

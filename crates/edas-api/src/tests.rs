@@ -415,6 +415,43 @@ async fn signature_failures_use_the_codes_clients_know() {
     );
 }
 
+/// A signer is remembered between requests, but a change of its key counts at the very next
+/// request, whether made through the admin API or on the store directly.
+#[tokio::test]
+async fn a_key_change_counts_at_the_next_request() {
+    let h = harness().await;
+    let list = || Call::new("POST", "/pop/v5/app/app_list", "ListApplication").key(BOB);
+    let admin = |method: &'static str, path: &'static str, body: Value| {
+        let mut c = Call::new(method, path, "");
+        c.action = None;
+        c.params.clear();
+        if !body.is_null() {
+            c.body = serde_json::to_vec(&body).unwrap();
+            c.extra_headers.push(("content-type", "application/json"));
+        }
+        c
+    };
+    for _ in 0..3 {
+        assert_success(&call(&h, list()).await);
+        assert_success(&call(&h, list()).await);
+        assert_success(
+            &call(
+                &h,
+                admin("PUT", "/edasd/v1/keys/bobid", json!({"Enabled": false})),
+            )
+            .await,
+        );
+        assert_error(&call(&h, list()).await, 400, "InvalidAccessKeyId.Inactive");
+        h.store
+            .set_access_key_enabled("bobid", true, setup_audit(), jiff::Timestamp::now())
+            .await
+            .unwrap();
+    }
+    assert_success(&call(&h, list()).await);
+    assert_success(&call(&h, admin("DELETE", "/edasd/v1/keys/bobid", Value::Null)).await);
+    assert_error(&call(&h, list()).await, 404, "InvalidAccessKeyId.NotFound");
+}
+
 #[tokio::test]
 async fn both_schemes_create_deploy_and_read_back() {
     let h = harness().await;

@@ -49,6 +49,7 @@ pub use clusters::ClusterInfo;
 pub use configuration::{Object, ObjectKind, ObjectRef};
 pub use control::Abort;
 pub use edas_engine::RevisionDoc;
+pub use identity::Signer;
 pub use edas_release::ChangeOrder as OrderState;
 pub use edas_runtime::{Instance, LogChunks, LogRequest};
 pub use edas_store::ChangeOrder as StoredChangeOrder;
@@ -96,6 +97,8 @@ pub struct App {
     engine: Engine,
     slow: Arc<status::SlowClusters>,
     prechecks: Arc<precheck::Prechecks>,
+    /// The signers of recent requests, valid while the store's identity version holds.
+    signers: Arc<identity::SignerCache>,
 }
 
 impl App {
@@ -106,6 +109,7 @@ impl App {
             engine,
             slow: Arc::default(),
             prechecks: Arc::default(),
+            signers: Arc::default(),
         }
     }
 

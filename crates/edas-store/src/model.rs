@@ -340,3 +340,13 @@ pub struct Superseded {
     pub status: ChangeOrderStatus,
     pub state: ChangeOrderState,
 }
+
+/// What access keys, users and policies are at ([`crate::Store::identity_version`]): a cache
+/// of them read at one version is valid while the store answers the same version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityVersion {
+    /// SQLite (one process): this store's count of identity commits.
+    Local(u64),
+    /// PostgreSQL (processes share the database): the token of the last change, in any process.
+    Shared(Vec<u8>),
+}

@@ -203,3 +203,88 @@ async fn a_release_driven_by_one_edasd_is_not_drift_to_the_other() {
         [("2".to_owned(), 4)]
     );
 }
+
+/// Each edasd keeps the access keys, users and policies it authenticated with in memory, valid
+/// while the database's identity version holds: a policy detached, a key disabled or deleted
+/// through one edasd counts on the other at the very next request (no expiry to wait for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_change_through_one_edasd_counts_on_the_other_at_once() {
+    use kube_support::support::{admin_call, user_with_policy};
+    let Some(Pair {
+        backend, edasds, ..
+    }) = pair("revoke", Duration::from_millis(100)).await
+    else {
+        return;
+    };
+    let (app, _) = edasds[0].insert(&backend, "revoke", 0, &[]).await;
+    let dave = user_with_policy(
+        &edasds[0],
+        "dave",
+        serde_json::json!({"Version": "1", "Statement": [
+            {"Effect": "Allow", "Action": "edas:ReadApplication", "Resource": "*"}]}),
+    )
+    .await;
+    let get = async |through: &Edasd| {
+        let mut as_dave = Endpoint::new(dave, Duration::from_secs(30), Duration::from_millis(100));
+        as_dave.base = through.base.clone();
+        as_dave
+            .call_raw(
+                "GET",
+                "/pop/v5/changeorder/co_application",
+                "GetK8sApplication",
+                &[("AppId", &app)],
+            )
+            .await
+    };
+    let admin =
+        async |through: &Edasd, method: &str, path: &str, body: Option<serde_json::Value>| {
+            let (status, answer) = admin_call(through, KEY, method, path, body.as_ref()).await;
+            assert_eq!(status, 200, "{method} {path}: {answer}");
+        };
+    for round in 0..3 {
+        let (a, b) = if round % 2 == 0 {
+            (&edasds[0], &edasds[1])
+        } else {
+            (&edasds[1], &edasds[0])
+        };
+        // Both remember dave as allowed.
+        for e in [a, b] {
+            let (status, body) = get(e).await;
+            assert_eq!(status, 200, "round {round}: {body}");
+        }
+        admin(a, "DELETE", "users/dave/policies/dave-policy", None).await;
+        let (status, body) = get(b).await;
+        assert_eq!(
+            (status, body["Code"].as_str()),
+            (401, Some("AUTH_ERROR")),
+            "round {round}: the detached policy still counts on the other edasd: {body}"
+        );
+        admin(b, "PUT", "users/dave/policies/dave-policy", None).await;
+        assert_eq!(get(a).await.0, 200, "round {round}: re-attached");
+        admin(
+            a,
+            "PUT",
+            "keys/LTAIdave",
+            Some(serde_json::json!({"Enabled": false})),
+        )
+        .await;
+        let (status, body) = get(b).await;
+        assert_eq!(
+            body["Code"], "InvalidAccessKeyId.Inactive",
+            "round {round}: the disabled key still works on the other edasd ({status}): {body}"
+        );
+        admin(
+            b,
+            "PUT",
+            "keys/LTAIdave",
+            Some(serde_json::json!({"Enabled": true})),
+        )
+        .await;
+    }
+    admin(&edasds[1], "DELETE", "keys/LTAIdave", None).await;
+    let (status, body) = get(&edasds[0]).await;
+    assert_eq!(
+        body["Code"], "InvalidAccessKeyId.NotFound",
+        "the deleted key still works on the other edasd ({status}): {body}"
+    );
+}

@@ -50,6 +50,9 @@ pub struct Store {
     cipher: Cipher,
     /// Bumped after commits that may have recorded release events ([`Store::events_signal`]).
     events: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Bumped after every commit that changed access keys, users or policies in this process
+    /// ([`Store::identity_version`]).
+    identity: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -610,6 +613,7 @@ impl Store {
             backend: Arc::new(backend),
             cipher: Cipher::new(key),
             events: Arc::new(tokio::sync::watch::Sender::new(0)),
+            identity: Arc::default(),
         };
         if let Err(e) = store.check_key().await {
             store.close().await;

@@ -6,6 +6,7 @@ mod conformance;
 mod crash;
 mod events;
 mod harness;
+mod identity_version;
 mod release_policies;
 mod scaling;
 mod sqlite_only;
@@ -18,6 +19,7 @@ mod conformance_or_sweeps {
     pub use crate::catalog::*;
     pub use crate::conformance::*;
     pub use crate::events::*;
+    pub use crate::identity_version::*;
     pub use crate::release_policies::*;
     pub use crate::scaling::*;
     pub use crate::sweeps::*;
@@ -59,6 +61,7 @@ conformance!(
     audit_is_listed_by_application_and_time,
     leases_are_exclusive_and_expire,
     claims_in_bulk_and_hands_leases_over,
+    every_identity_change_moves_the_identity_version,
     concurrent_claimers_never_share_a_change_order,
     secrets_are_encrypted_at_rest,
     users_access_keys_and_policies,
