@@ -930,6 +930,99 @@ checks:
         assert_eq!(a.checks[0].measurements.last().unwrap().at, 1_200_000);
     }
 
+    mod random_steps {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Begin(u8),
+            Record(u8, u8),
+            Skip(u8),
+            Rerun(u8),
+            Finish,
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                (0u8..4).prop_map(Step::Begin),
+                (0u8..3, 0u8..4).prop_map(|(c, o)| Step::Record(c, o)),
+                (0u8..4).prop_map(Step::Skip),
+                (0u8..4).prop_map(Step::Rerun),
+                Just(Step::Finish),
+            ]
+        }
+
+        fn stage(n: u8) -> Stage {
+            match n {
+                0 => Stage::Gray,
+                1 => Stage::Release,
+                k => Stage::Batch(u32::from(k)),
+            }
+        }
+
+        const POLICY: &str = r#"
+checks:
+  - {name: g, provider: {health: {metric: restarts}}, successCondition: result == 0, interval: 1s, count: 3, failureLimit: 1, when: gray, onFailure: rollback}
+  - {name: b, provider: {health: {metric: restarts}}, successCondition: 1 / result > 0, interval: 2s, count: 2, when: afterEachBatch, settle: 1s}
+  - {name: r, provider: {health: {metric: restarts}}, successCondition: result < 5, interval: 5s, when: background, inconclusiveLimit: 1}
+"#;
+
+        proptest! {
+            /// Whatever happens in whatever order: no panic, the counts stay within the
+            /// policy, a failed check is failed with a reason and never due, a stored and
+            /// decoded analysis is the same and decides the same.
+            #[test]
+            fn any_sequence_keeps_the_invariants(steps in proptest::collection::vec(step(), 0..60)) {
+                let policy = ReleasePolicy::from_text(POLICY).unwrap();
+                let mut a = Analysis::new(&policy);
+                let mut now = 0i64;
+                for s in steps {
+                    now += 700;
+                    match s {
+                        Step::Begin(n) => { a.begin(stage(n), now); }
+                        Step::Record(c, o) => {
+                            let name = ["g", "b", "r"][usize::from(c)];
+                            let obs = match o {
+                                0 => Observation::Value(Sample::value(0.0)),
+                                1 => Observation::Value(Sample::value(7.0)),
+                                2 => Observation::Failed("no".into()),
+                                _ => Observation::Error("down".into()),
+                            };
+                            let mut copy: Analysis =
+                                serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+                            prop_assert_eq!(&copy, &a);
+                            let v = a.record(name, obs.clone(), now);
+                            prop_assert_eq!(copy.record(name, obs, now), v);
+                        }
+                        Step::Skip(n) => a.skip(stage(n), "ops"),
+                        Step::Rerun(n) => { a.rerun(stage(n), now); }
+                        Step::Finish => a.finish(),
+                    }
+                    for (c, st) in a.policy.checks.iter().zip(&a.checks) {
+                        prop_assert!(st.failed <= st.taken);
+                        if let Some(count) = c.count {
+                            prop_assert!(st.taken <= count);
+                        }
+                        prop_assert!(st.measurements.len() <= KEPT_MEASUREMENTS);
+                        match &st.status {
+                            CheckStatus::Failed { reason } => {
+                                let prefix = format!("check {:?} failed", c.name);
+                                prop_assert!(reason.starts_with(&prefix), "{}", reason);
+                                prop_assert_eq!(st.next_at, None);
+                            }
+                            CheckStatus::Running => prop_assert!(st.next_at.is_some()),
+                            _ => {}
+                        }
+                    }
+                    if let Some(due) = a.next_due() {
+                        prop_assert!(!a.due(due).is_empty());
+                    }
+                }
+            }
+        }
+    }
+
     fn counters(at: i64, v2: (u64, u64), v1: (u64, u64)) -> TrafficSnapshot {
         let rev = |(r, e): (u64, u64)| RevisionTraffic {
             requests: r,
