@@ -12,13 +12,15 @@ fi
 # scripts/test runs this tier right after `cargo nextest run --workspace`, which built every
 # workspace binary; building edasd alone would unify features differently and rebuild half the
 # dependency graph. Run on its own, the tier builds edasd (and edas-testapp, the program the
-# traffic tests deploy) first.
+# traffic tests deploy, and edas-fake-kube, the cluster the ingress tests bind load balancers
+# on) first.
 if [ -z "${EDAS_BINS_BUILT:-}" ]; then
-  cargo build --locked --bin edasd --bin edas-testapp
+  cargo build --locked --bin edasd --bin edas-testapp --bin edas-fake-kube
 fi
 # Wherever cargo put them: CARGO_TARGET_DIR, a `build.target-dir` config, or ./target.
 target_dir="$(cargo metadata --format-version 1 --no-deps --locked \
   | "$EDAS_VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 export EDASD_BIN="$target_dir/debug/edasd"
 export EDAS_TESTAPP_BIN="$target_dir/debug/edas-testapp"
+export EDAS_FAKE_KUBE_BIN="$target_dir/debug/edas-fake-kube"
 "$EDAS_VENV/bin/python" -m pytest tests/sdk -q -p no:cacheprovider

@@ -30,7 +30,8 @@ REGION = "cn-hangzhou"
 
 
 class Edasd:
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, config=None):
+        """`config`: the text of a configuration file (`--config`), if any."""
         binary = os.environ.get("EDASD_BIN", str(REPO / "target" / "debug" / "edasd"))
         env = dict(os.environ)
         env.update({
@@ -39,8 +40,13 @@ class Edasd:
             "EDASD_LOG": "info",
         })
         self.log = []
+        args = [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)]
+        if config is not None:
+            config_file = Path(str(data_dir) + ".toml")
+            config_file.write_text(config)
+            args += ["--config", str(config_file)]
         self.process = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+            args,
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         address = []
         ready = threading.Event()

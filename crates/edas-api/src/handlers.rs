@@ -84,6 +84,20 @@ pub(crate) async fn dispatch(
         Implemented::DisableApplicationScalingRule => {
             encode(crate::scaling::set_enabled(call, false).await?)
         }
+        // Boxed: their futures are large, and inlined here they would grow every request's.
+        Implemented::CreateK8sIngressRule => {
+            encode(Box::pin(crate::ingress::create(call)).await?)
+        }
+        Implemented::UpdateK8sIngressRule => {
+            encode(Box::pin(crate::ingress::update(call)).await?)
+        }
+        Implemented::DeleteK8sIngressRule => {
+            encode(Box::pin(crate::ingress::delete(call)).await?)
+        }
+        Implemented::ListK8sIngressRules => encode(Box::pin(crate::ingress::list(call)).await?),
+        Implemented::BindK8sSlb => encode(crate::slb::bind(call).await?),
+        Implemented::UpdateK8sSlb => encode(crate::slb::update(call).await?),
+        Implemented::UnbindK8sSlb => encode(crate::slb::unbind(call).await?),
         Implemented::CreateK8sConfigMap
         | Implemented::UpdateK8sConfigMap
         | Implemented::DeleteK8sConfigMap

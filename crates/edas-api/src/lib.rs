@@ -27,6 +27,7 @@ mod configuration;
 pub mod error;
 mod fleet_metrics;
 mod handlers;
+mod ingress;
 mod instances;
 mod lifecycle;
 mod namespaces;
@@ -37,6 +38,7 @@ mod precheck;
 pub mod render;
 mod scaling;
 mod server;
+mod slb;
 mod stream;
 mod tags;
 

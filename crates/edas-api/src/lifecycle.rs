@@ -143,7 +143,7 @@ pub(crate) async fn get_services(call: Call<'_>) -> Result<ServicesBody, ApiErro
                 .map(|m| {
                     let p = &m.service_port;
                     ServicePort {
-                        node_port: 0,
+                        node_port: p.node_port.unwrap_or(0),
                         port: p.port,
                         protocol: p.protocol.as_deref().unwrap_or("TCP").to_owned(),
                         target_port: p.target_port.to_string(),

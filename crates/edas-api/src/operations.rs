@@ -187,6 +187,21 @@ pub enum Implemented {
     EnableApplicationScalingRule,
     /// Disables an autoscaling rule.
     DisableApplicationScalingRule,
+    /// Creates an ingress rule (host and path routing to applications' Services): a
+    /// `networking.k8s.io/v1` Ingress on Kubernetes, the shared ingress listener on `local`.
+    CreateK8sIngressRule,
+    /// Replaces an ingress rule's routing.
+    UpdateK8sIngressRule,
+    /// Deletes an ingress rule.
+    DeleteK8sIngressRule,
+    /// Lists ingress rules by cluster, with each path's backend status.
+    ListK8sIngressRules,
+    /// Gives an application a load balancer: a `LoadBalancer` Service (a change order).
+    BindK8sSlb,
+    /// Changes the ports of an application's load balancer (a change order).
+    UpdateK8sSlb,
+    /// Removes an application's load balancer (a change order).
+    UnbindK8sSlb,
 }
 
 /// How the resource of an authorization check is found.
@@ -203,8 +218,8 @@ pub enum ResourceScope {
     /// `…:cluster/{ClusterId}`; in listings, each cluster (those the caller may not read are
     /// left out).
     Cluster,
-    /// `…:cluster/{ClusterId}/namespace/{Namespace}/configmap/{Name}` (or `/secret/{Name}`);
-    /// in listings, each item.
+    /// `…:cluster/{ClusterId}/namespace/{Namespace}/configmap/{Name}` (or `/secret/{Name}`,
+    /// `/ingress/{Name}`); in listings, each item.
     ClusterConfiguration,
     /// Any authenticated caller: the answer is the same for everyone and names nothing.
     Anyone,
@@ -276,6 +291,13 @@ impl Implemented {
         Implemented::DescribeApplicationScalingRules,
         Implemented::EnableApplicationScalingRule,
         Implemented::DisableApplicationScalingRule,
+        Implemented::CreateK8sIngressRule,
+        Implemented::UpdateK8sIngressRule,
+        Implemented::DeleteK8sIngressRule,
+        Implemented::ListK8sIngressRules,
+        Implemented::BindK8sSlb,
+        Implemented::UpdateK8sSlb,
+        Implemented::UnbindK8sSlb,
     ];
 
     /// The EDAS operation.
@@ -336,6 +358,13 @@ impl Implemented {
             Implemented::DescribeApplicationScalingRules => Action::DescribeApplicationScalingRules,
             Implemented::EnableApplicationScalingRule => Action::EnableApplicationScalingRule,
             Implemented::DisableApplicationScalingRule => Action::DisableApplicationScalingRule,
+            Implemented::CreateK8sIngressRule => Action::CreateK8sIngressRule,
+            Implemented::UpdateK8sIngressRule => Action::UpdateK8sIngressRule,
+            Implemented::DeleteK8sIngressRule => Action::DeleteK8sIngressRule,
+            Implemented::ListK8sIngressRules => Action::ListK8sIngressRules,
+            Implemented::BindK8sSlb => Action::BindK8sSlb,
+            Implemented::UpdateK8sSlb => Action::UpdateK8sSlb,
+            Implemented::UnbindK8sSlb => Action::UnbindK8sSlb,
         }
     }
 
@@ -381,9 +410,10 @@ impl Implemented {
             | Implemented::UpdateApplicationScalingRule
             | Implemented::DeleteApplicationScalingRule
             | Implemented::EnableApplicationScalingRule
-            | Implemented::DisableApplicationScalingRule => {
-                (ram::MANAGE_APPLICATION, ResourceScope::Application)
-            }
+            | Implemented::DisableApplicationScalingRule
+            | Implemented::BindK8sSlb
+            | Implemented::UpdateK8sSlb
+            | Implemented::UnbindK8sSlb => (ram::MANAGE_APPLICATION, ResourceScope::Application),
             Implemented::DeleteK8sApplication => {
                 (ram::DELETE_APPLICATION, ResourceScope::Application)
             }
@@ -419,9 +449,18 @@ impl Implemented {
             | Implemented::ListK8sNamespaces
             | Implemented::ImportK8sCluster => (ram::READ_CLUSTER, ResourceScope::Cluster),
             Implemented::ListBuildPack => (ram::READ_CLUSTER, ResourceScope::Anyone),
-            Implemented::ListK8sConfigMaps | Implemented::ListK8sSecrets => {
+            Implemented::ListK8sConfigMaps
+            | Implemented::ListK8sSecrets
+            | Implemented::ListK8sIngressRules => {
                 (ram::READ_CONFIGURATION, ResourceScope::ClusterConfiguration)
             }
+            // And edas:ManageApplication on every application the rule routes to.
+            Implemented::CreateK8sIngressRule
+            | Implemented::UpdateK8sIngressRule
+            | Implemented::DeleteK8sIngressRule => (
+                ram::MANAGE_CONFIGURATION,
+                ResourceScope::ClusterConfiguration,
+            ),
             Implemented::CreateK8sConfigMap
             | Implemented::UpdateK8sConfigMap
             | Implemented::DeleteK8sConfigMap
@@ -623,7 +662,7 @@ mod tests {
 
     #[test]
     fn implemented_operations_map_back_and_have_a_permission() {
-        assert_eq!(Implemented::ALL.len(), 55);
+        assert_eq!(Implemented::ALL.len(), 62);
         for implemented in Implemented::ALL {
             assert_eq!(implemented.action().implemented(), Some(*implemented));
             let (ram_action, _) = implemented.permission();

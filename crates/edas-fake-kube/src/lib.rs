@@ -64,7 +64,9 @@
 //!   the denied rights of the fault injection; plain HTTP.
 //! - Defaulting only where listed: Deployment `replicas`/`strategy`/`revisionHistoryLimit`/
 //!   `progressDeadlineSeconds`, ReplicaSet `replicas`, Service `type`/`clusterIP`/port
-//!   `protocol`/`targetPort`, Secret `type` and `stringData` → `data`, Namespace phase and name
+//!   `protocol`/`targetPort`/`nodePort` (allocated in turn from 30000–32767 for NodePort and
+//!   LoadBalancer Services without checking for a clash with one a client chose; kept on
+//!   update; a LoadBalancer's `status.loadBalancer` stays empty: no cloud provider), Secret `type` and `stringData` → `data`, Namespace phase and name
 //!   label, Pod initial status, and pod specs (in Pods and templates): `restartPolicy`,
 //!   `dnsPolicy`, `schedulerName`, `terminationGracePeriodSeconds`, `securityContext`, and per
 //!   container `imagePullPolicy`, `terminationMessagePath`/`Policy`, `resources`, port `protocol`,

@@ -212,6 +212,20 @@ pub static RESOURCES: &[ResourceType] = &[
         scale_subresource: false,
         tracks_generation: false,
     },
+    // Ingresses are stored; no ingress controller routes them (its `status.loadBalancer`
+    // stays empty, as on a cluster without one).
+    ResourceType {
+        group: "networking.k8s.io",
+        version: "v1",
+        kind: "Ingress",
+        plural: "ingresses",
+        singular: "ingress",
+        short_names: &["ing"],
+        namespaced: true,
+        status_subresource: true,
+        scale_subresource: false,
+        tracks_generation: true,
+    },
     // HorizontalPodAutoscalers are stored; no metrics are read. A test plays the HPA controller
     // through [`crate::FakeCluster::autoscale`] (`POST /_fake/hpa/...`): it scales the target
     // and writes `status.desiredReplicas`, as the real controller does after a metrics read.
@@ -265,7 +279,11 @@ pub fn core_versions() -> Value {
 
 /// `GET /apis`.
 pub fn group_list(gateway_api: bool) -> Value {
-    let mut groups = vec![group("apps", "v1"), group("autoscaling", "v2")];
+    let mut groups = vec![
+        group("apps", "v1"),
+        group("autoscaling", "v2"),
+        group("networking.k8s.io", "v1"),
+    ];
     if gateway_api {
         groups.push(group(GATEWAY_GROUP, "v1"));
     }

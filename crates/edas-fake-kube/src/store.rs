@@ -92,6 +92,8 @@ struct State {
     /// Events with `rv <= compacted` are no longer available to watches.
     compacted: u64,
     next_cluster_ip: u32,
+    /// The next node port to try (30000–32767, wrapping).
+    next_node_port: u16,
 }
 
 /// The in-memory cluster state shared by the HTTP layer and the controller simulation.
@@ -198,6 +200,7 @@ impl Store {
                 history: VecDeque::new(),
                 compacted: 0,
                 next_cluster_ip: 1,
+                next_node_port: 30000,
             }),
             events,
             history_limit: history_limit.max(1),
@@ -709,6 +712,9 @@ impl Store {
                     .unwrap_or_default(),
             );
         }
+        if rt.kind == "Service" {
+            keep_node_ports(&old, &mut new);
+        }
         self.apply_defaults(state, rt, &mut new);
         validate(rt, &new, Some(&old))?;
         if rt.tracks_generation && spec_of(&new) != spec_of(&old) {
@@ -993,16 +999,58 @@ impl Store {
                     spec.insert("clusterIP".into(), json!(ip));
                     spec.insert("clusterIPs".into(), json!([ip]));
                 }
+                let node_ports = matches!(service_type.as_str(), Some("NodePort" | "LoadBalancer"));
                 if let Some(Value::Array(ports)) = spec.get_mut("ports") {
                     for port in ports.iter_mut().filter_map(Value::as_object_mut) {
                         port.entry("protocol").or_insert(json!("TCP"));
                         if let Some(number) = port.get("port").cloned() {
                             port.entry("targetPort").or_insert(number);
                         }
+                        // As the API server: a node port is allocated where none was asked
+                        // for, and dropped when the type no longer has node ports.
+                        if !node_ports {
+                            port.remove("nodePort");
+                        } else if port.get("nodePort").and_then(Value::as_i64).unwrap_or(0) == 0 {
+                            let n = state.next_node_port;
+                            state.next_node_port = if n >= 32767 { 30000 } else { n + 1 };
+                            port.insert("nodePort".into(), json!(n));
+                        }
                     }
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// A Service update keeps the node ports allocated to ports it still has (same `port` and
+/// `protocol`), as the API server does when a client (a server-side apply) leaves them out.
+fn keep_node_ports(old: &Value, new: &mut Value) {
+    let key = |p: &Value| {
+        (
+            p.get("port").and_then(Value::as_i64),
+            p.get("protocol")
+                .and_then(Value::as_str)
+                .unwrap_or("TCP")
+                .to_owned(),
+        )
+    };
+    let Some(old_ports) = old.pointer("/spec/ports").and_then(Value::as_array) else {
+        return;
+    };
+    let allocated: Vec<_> = old_ports
+        .iter()
+        .filter_map(|p| Some((key(p), p.get("nodePort")?.clone())))
+        .collect();
+    if let Some(Value::Array(ports)) = new.pointer_mut("/spec/ports") {
+        for port in ports.iter_mut() {
+            let wanted = key(port);
+            if let (Some(map), Some((_, n))) = (
+                port.as_object_mut(),
+                allocated.iter().find(|(k, _)| *k == wanted),
+            ) {
+                map.entry("nodePort").or_insert(n.clone());
+            }
         }
     }
 }

@@ -76,12 +76,13 @@
 mod autoscale;
 pub mod cluster;
 mod drift;
+mod ingress;
 mod logs;
 pub mod rights;
 mod room;
 mod routing;
-mod stateful;
 pub mod state;
+mod stateful;
 mod sweep;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -261,6 +262,9 @@ pub struct Options {
     /// How long a gray split waits for the Gateway to accept its HTTPRoute before the step
     /// fails.
     pub route_acceptance_timeout: Duration,
+    /// The `ingressClassName` of the Ingresses of ingress rules (none: the cluster's default
+    /// IngressClass).
+    pub ingress_class: Option<String>,
 }
 
 impl Options {
@@ -275,6 +279,7 @@ impl Options {
             watch_timeout: Duration::from_secs(5),
             watch_backoff_max: Duration::from_secs(2),
             route_acceptance_timeout: Duration::from_secs(60),
+            ingress_class: None,
         }
     }
 }
@@ -1155,6 +1160,20 @@ impl Runtime for KubeRuntime {
         &self,
     ) -> Option<tokio::sync::broadcast::Receiver<edas_runtime::ScaleDecision>> {
         Some(self.inner.scale_decisions.subscribe())
+    }
+
+    fn check_ingress(&self, _ingress: &edas_runtime::IngressSpec) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    fn set_ingress(
+        &self,
+        namespace: &str,
+        name: &str,
+        ingress: Option<&edas_runtime::IngressSpec>,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let (namespace, name, ingress) = (namespace.to_owned(), name.to_owned(), ingress.cloned());
+        Box::pin(async move { self.put_ingress(&namespace, &name, ingress.as_ref()).await })
     }
 
     fn set_autoscaling(

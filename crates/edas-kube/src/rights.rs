@@ -46,6 +46,7 @@ const fn rule(group: &'static str, resource: &'static str, verbs: &'static [&'st
 /// - ResourceQuotas: what a precheck's namespace still allows (list);
 /// - HorizontalPodAutoscalers: an application's enabled scaling rule (apply: create, patch;
 ///   its desired count and target: get; removal: delete; the sweep on Delete: list);
+/// - Ingresses: ingress rules (apply: create, patch; whose it is: get; removal: delete);
 /// - HTTPRoutes and Gateways: gray splits (apply, list, delete; the route's `Accepted` status
 ///   and the Gateway's existence: get);
 /// - SelfSubjectAccessReviews: this check (create).
@@ -71,6 +72,11 @@ pub const RIGHTS: &[Rule] = &[
         "autoscaling",
         "horizontalpodautoscalers",
         &["get", "list", "create", "patch", "delete"],
+    ),
+    rule(
+        "networking.k8s.io",
+        "ingresses",
+        &["get", "create", "patch", "delete"],
     ),
     Rule {
         group: "gateway.networking.k8s.io",

@@ -364,6 +364,13 @@ pub(crate) async fn set(
                 if let Some(spec) = s.spec.as_mut() {
                     let selector = spec.selector.get_or_insert_default();
                     selector.insert(LABEL_REVISION.into(), revision.clone());
+                    // The HTTPRoute's backends are reached inside the cluster only: a copy of
+                    // a NodePort or LoadBalancer Service must not open node ports or buy
+                    // another cloud load balancer for the length of the split.
+                    spec.type_ = Some("ClusterIP".into());
+                    for port in spec.ports.iter_mut().flatten() {
+                        port.node_port = None;
+                    }
                 }
                 wanted.push(s);
             }

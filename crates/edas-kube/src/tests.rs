@@ -430,6 +430,7 @@ fn web_service() -> ServiceConfig {
                 port: 80,
                 target_port: 8080,
                 protocol: None,
+                node_port: None,
             },
         }],
     }

@@ -133,6 +133,7 @@
 pub mod autoscale;
 pub mod cgroup;
 mod housekeeping;
+mod ingress;
 mod launch;
 mod logs;
 mod package;
@@ -211,6 +212,9 @@ pub struct LocalConfig {
     /// Log directories of stopped instances kept per application, newest first (default 20), so
     /// the logs of a failed release can still be read after its instances are gone.
     pub stopped_logs_kept: usize,
+    /// The shared ingress listener of ingress rules (host and path routing to the service
+    /// ports); `None` (the default): ingress rules are refused.
+    pub ingress_listen: Option<std::net::SocketAddr>,
     /// How often the autoscaler of an application with an enabled scaling rule samples its
     /// metrics and decides (default 15 s, the HPA controller's sync period; see [`autoscale`]).
     pub autoscale_interval: Duration,
@@ -250,6 +254,7 @@ impl LocalConfig {
             log_max_bytes: 10 * 1024 * 1024,
             log_files_kept: 3,
             stopped_logs_kept: 20,
+            ingress_listen: None,
             autoscale_interval: Duration::from_secs(15),
         }
     }
@@ -272,6 +277,14 @@ pub enum LocalError {
     DataDir {
         /// The directory.
         path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The ingress listener (`ingress_listen`) cannot listen.
+    #[error("ingress_listen `{address}`: {source}")]
+    IngressListen {
+        /// The configured address.
+        address: std::net::SocketAddr,
         /// What went wrong.
         source: std::io::Error,
     },
@@ -303,6 +316,8 @@ pub(crate) struct Inner {
     routes: routing::Routes,
     /// The autoscalers of applications with an enabled scaling rule.
     autoscalers: autoscale::Autoscalers,
+    /// The ingress listener and its rules.
+    ingresses: ingress::Ingresses,
 }
 
 struct RevisionEntry {
@@ -949,6 +964,11 @@ fn resolve_user(user: &str) -> Result<(u32, u32), LocalError> {
 }
 
 impl LocalRuntime {
+    /// The address of the ingress listener (`ingress_listen`), if it has one.
+    pub fn ingress_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.ingresses.local_addr()
+    }
+
     /// Creates the runtime and adopts the instances a previous one left running (see the crate
     /// docs). Must be called inside a tokio runtime: supervisors are tasks.
     pub fn new(config: LocalConfig) -> Result<LocalRuntime, LocalError> {
@@ -1018,6 +1038,14 @@ impl LocalRuntime {
             Err(std::fs::TryLockError::Error(e)) => return Err(data_dir_error(e)),
         }
         let app_uids = state::read_json(&config.data_dir.join(APP_UIDS_FILE)).unwrap_or_default();
+        let ingresses = ingress::Ingresses::bind(config.ingress_listen).map_err(|source| {
+            LocalError::IngressListen {
+                address: config
+                    .ingress_listen
+                    .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+                source,
+            }
+        })?;
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             packages: package::PackageCache::new(instances.join(PACKAGES_DIR)),
@@ -1033,6 +1061,7 @@ impl LocalRuntime {
             revisions: Mutex::new(BTreeMap::new()),
             routes: routing::Routes::default(),
             autoscalers: autoscale::Autoscalers::default(),
+            ingresses,
         });
         tokio::spawn(inner.housekeeping.clone().run(
             inner.config.log_max_bytes,
@@ -1217,7 +1246,31 @@ impl Runtime for LocalRuntime {
     }
 
     fn check_routing(&self, routing: &Routing) -> Result<(), RuntimeError> {
+        if let Some(s) = routing
+            .services
+            .iter()
+            .find(|s| s.service_type != "ClusterIP")
+        {
+            return Err(RuntimeError::Unsupported(format!(
+                "ServiceConfigs: service `{}` is of type {}, which the local runtime cannot provide (no nodes or cloud load balancer; its Services are loopback listeners): use ClusterIP, and the ingress listener (`[local] ingress_listen`, CreateK8sIngressRule) to reach it from outside",
+                s.name, s.service_type
+            )));
+        }
         routing::check(&self.inner.routes, routing)
+    }
+
+    fn check_ingress(&self, ingress: &edas_runtime::IngressSpec) -> Result<(), RuntimeError> {
+        self.inner.ingresses.check(ingress)
+    }
+
+    fn set_ingress(
+        &self,
+        namespace: &str,
+        name: &str,
+        ingress: Option<&edas_runtime::IngressSpec>,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let result = self.inner.ingresses.set(namespace, name, ingress);
+        Box::pin(async move { result })
     }
 
     fn set_routing(

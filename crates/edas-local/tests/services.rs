@@ -63,6 +63,7 @@ fn service(port: u16, protocol: Option<&str>) -> ServiceConfig {
                 port: i64::from(port),
                 target_port: 8080,
                 protocol: protocol.map(str::to_owned),
+                node_port: None,
             },
         }],
     }

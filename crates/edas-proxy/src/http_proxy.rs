@@ -242,7 +242,7 @@ fn is_idempotent(method: &Method) -> bool {
 
 /// Removes the headers that describe one connection, not the message (RFC 9110 §7.6.1),
 /// including any that `Connection` names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)

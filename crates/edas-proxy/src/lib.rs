@@ -70,6 +70,11 @@
 //! Bodies stream through without buffering. HTTP/1.1 only; protocol upgrades (WebSocket) are not
 //! forwarded (`Upgrade` is a hop-by-hop header and is removed).
 //!
+//! # Ingress
+//!
+//! [`IngressProxy`] is the shared ingress listener: host and path routing of HTTP/1.1 requests
+//! to upstream addresses (the local runtime's service ports), see the `ingress` module.
+//!
 //! # Lifecycle
 //!
 //! [`ServiceProxy::bind`], then [`ServiceProxy::update`] / [`ServiceProxy::set_traffic`] /
@@ -81,6 +86,7 @@ mod accept;
 mod balance;
 mod http_proxy;
 mod inflight;
+mod ingress;
 mod tcp_proxy;
 mod traffic;
 
@@ -94,6 +100,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use balance::{Backend, Group, WARMUP_FLOOR, WarmUp};
+pub use ingress::{IngressProxy, IngressRoute, select as select_ingress_route};
 pub use traffic::{
     ConditionOperator, ConditionSource, RequestView, TrafficCondition, TrafficControl, TrafficRule,
 };

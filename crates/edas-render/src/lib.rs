@@ -20,6 +20,7 @@
 //! values keep the name exactly as given (`edas.oam.acname`).
 
 mod autoscaling;
+mod ingress;
 mod pod;
 mod statefulset;
 
@@ -35,12 +36,13 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
 pub use autoscaling::{Autoscaler, ScaleDirection, ScaleMetric, ScalePolicy, hpa_name, render_hpa};
-pub use statefulset::{
-    Stateful, headless_name, render_statefulset, statefulset_name, statefulset_selector,
-};
+pub use ingress::{LABEL_INGRESS, render_ingress};
 pub use pod::{
     DEFAULT_JDK7_IMAGE, DEFAULT_JDK8_IMAGE, PACKAGE_DIR, PACKAGE_FETCHER, PACKAGE_FETCHER_IMAGE,
     PACKAGE_FILE,
+};
+pub use statefulset::{
+    Stateful, headless_name, render_statefulset, statefulset_name, statefulset_selector,
 };
 
 /// Label: the application name, exactly as given (EDAS's own convention).
@@ -362,6 +364,11 @@ pub fn render_services(
                             ServicePort {
                                 name: Some(format!("{}-{}", protocol.to_ascii_lowercase(), p.port)),
                                 port: i32::try_from(p.port).unwrap_or_default(),
+                                // Only where the type has node ports; 0 is EDAS's "none".
+                                node_port: p
+                                    .node_port
+                                    .filter(|n| *n > 0 && s.service_type != "ClusterIP")
+                                    .and_then(|n| i32::try_from(n).ok()),
                                 target_port: Some(IntOrString::Int(
                                     i32::try_from(p.target_port).unwrap_or_default(),
                                 )),

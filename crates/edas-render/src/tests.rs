@@ -698,6 +698,34 @@ fn insert_examples() {
         "each port and protocol once"
     );
     assert_eq!(app_container(&rendered(&inserted(&[])).0).ports, None);
+    // Issue 24: NodePort and LoadBalancer Services keep their type; a node port is rendered
+    // only where given (the cluster allocates the others).
+    let r = snap_insert(
+        "service_types",
+        &[(
+            "ServiceConfigs",
+            r#"[{"name":"np","serviceType":"NodePort","portMappings":[{"servicePort":{"targetPort":8080,"port":80,"nodePort":30080}}]},
+                {"name":"lb","serviceType":"LoadBalancer","portMappings":[{"servicePort":{"targetPort":8080,"port":443,"protocol":"TCP"}}]}]"#,
+        )],
+    );
+    let types: Vec<_> = r
+        .services
+        .iter()
+        .map(|s| {
+            let spec = s.spec.as_ref().unwrap();
+            (
+                spec.type_.clone().unwrap(),
+                spec.ports.as_ref().unwrap()[0].node_port,
+            )
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("NodePort".to_owned(), Some(30080)),
+            ("LoadBalancer".to_owned(), None)
+        ]
+    );
     let r = snap_insert("secret_name", &[("SecretName", "regcred")]);
     assert_eq!(
         pod(&r).image_pull_secrets.as_ref().unwrap()[0].name,

@@ -25,6 +25,7 @@ mod logs;
 pub use logs::{LOG_CHANNEL_DEPTH, LogChunks, LogError, LogRequest, log_channel};
 
 pub use edas_spec::autoscale::{Autoscaler, ScaleDirection, ScaleMetric, ScalePolicy};
+pub use edas_spec::ingress::{IngressBackend, IngressHost, IngressPath, IngressSpec, PathType};
 
 use edas_spec::AppSpec;
 use edas_spec::model::{Lossless, ServiceConfig};
@@ -329,6 +330,38 @@ pub trait Runtime: Send + Sync + 'static {
         let _ = app;
         let refused = autoscaling.is_some();
         Box::pin(async move {
+    /// Whether this runtime can route `ingress` from outside (checked before an ingress rule
+    /// is stored, like [`Runtime::check`]). The default refuses: a runtime without an ingress
+    /// would leave a stored rule silently unrouted.
+    fn check_ingress(&self, ingress: &IngressSpec) -> Result<(), RuntimeError> {
+        let _ = ingress;
+        Err(RuntimeError::Unsupported(
+            "this runtime routes no ingress".to_owned(),
+        ))
+    }
+
+    /// Makes ingress rule `name` of `namespace` exactly `ingress` (`None`: removes it).
+    /// Idempotent; edasd calls it when a rule is created, changed or deleted and, for every
+    /// stored rule, when it starts. The default accepts `None` and refuses a rule.
+    fn set_ingress(
+        &self,
+        namespace: &str,
+        name: &str,
+        ingress: Option<&IngressSpec>,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let _ = (namespace, name);
+        let refused = ingress.is_some();
+        Box::pin(async move {
+            if refused {
+                Err(RuntimeError::Unsupported(
+                    "this runtime routes no ingress".to_owned(),
+                ))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
             if refused {
                 Err(RuntimeError::Unsupported(
                     "this runtime has no autoscaler".to_owned(),

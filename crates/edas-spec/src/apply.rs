@@ -1316,16 +1316,13 @@ fn service_operation(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
     }
     let service_type = r.required("Type").map(str::to_owned);
     match service_type.as_deref() {
-        None | Some("ClusterIP") => {}
-        Some(t @ ("NodePort" | "LoadBalancer")) => r.push(Violation::unsupported(
-            "Type",
-            format!(
-                "{t} is not supported (no node ports or cloud load balancers here); use ClusterIP"
-            ),
-        )),
+        None | Some("ClusterIP" | "NodePort" | "LoadBalancer") => {}
         Some(other) => r.push(Violation::invalid(
             "Type",
-            format!("`{}` must be ClusterIP", shorten(other)),
+            format!(
+                "`{}` must be ClusterIP, NodePort or LoadBalancer",
+                shorten(other)
+            ),
         )),
     }
     match r.raw("ExternalTrafficPolicy") {
@@ -1370,6 +1367,13 @@ fn service_operation(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
                     format!("[{j}].protocol `{}` must be TCP or UDP", shorten(proto)),
                 ));
             }
+            check_node_port(
+                r,
+                "ServicePorts",
+                &format!("[{j}]"),
+                service_type.as_deref(),
+                sp,
+            );
             let proto = |p: &ServicePort| p.protocol.clone().unwrap_or_else(|| "TCP".to_owned());
             if ports[..j]
                 .iter()
@@ -1404,6 +1408,42 @@ fn service_operation(r: &mut Reader<'_>, spec: &mut AppSpec, op: Operation) {
     }
 }
 
+/// The node ports Kubernetes allocates from by default.
+pub const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
+
+/// A port's `nodePort`: only on a `NodePort` or `LoadBalancer` Service (a ClusterIP Service
+/// has none, so it would be silently dropped), and in Kubernetes' default node-port range.
+fn check_node_port(
+    r: &mut Reader<'_>,
+    param: &str,
+    at: &str,
+    service_type: Option<&str>,
+    sp: &ServicePort,
+) {
+    let Some(node_port) = sp.node_port else {
+        return;
+    };
+    // EDAS answers `NodePort: 0` for "none"; a client echoing that back asks for nothing.
+    if node_port == 0 {
+        return;
+    }
+    if !matches!(service_type, Some("NodePort" | "LoadBalancer")) {
+        r.push(Violation::invalid(
+            param,
+            format!("{at}.nodePort applies only to a NodePort or LoadBalancer Service"),
+        ));
+    } else if !NODE_PORTS.contains(&node_port) {
+        r.push(Violation::invalid(
+            param,
+            format!(
+                "{at}.nodePort {node_port} must be between {} and {}",
+                NODE_PORTS.start(),
+                NODE_PORTS.end()
+            ),
+        ));
+    }
+}
+
 /// Checks one Service definition (shared with CreateK8sService and UpdateK8sService).
 pub fn service_violations(param: &str, s: &ServiceConfig) -> Vec<Violation> {
     let params = Params::default();
@@ -1424,18 +1464,11 @@ fn check_service(r: &mut Reader<'_>, param: &str, at: &str, s: &ServiceConfig) {
         ));
     }
     match s.service_type.as_str() {
-        "ClusterIP" => {}
-        "NodePort" | "LoadBalancer" => r.push(Violation::unsupported(
-            param,
-            format!(
-                "{at}{sep}serviceType {} is not supported; use ClusterIP",
-                s.service_type
-            ),
-        )),
+        "ClusterIP" | "NodePort" | "LoadBalancer" => {}
         other => r.push(Violation::invalid(
             param,
             format!(
-                "{at}{sep}serviceType `{}` must be ClusterIP",
+                "{at}{sep}serviceType `{}` must be ClusterIP, NodePort or LoadBalancer",
                 shorten(other)
             ),
         )),
@@ -1453,6 +1486,13 @@ fn check_service(r: &mut Reader<'_>, param: &str, at: &str, s: &ServiceConfig) {
                 r.push(Violation::invalid(param, format!("{at}{sep}portMappings[{j}].servicePort.{what} {v} must be between 1 and 65535")));
             }
         }
+        check_node_port(
+            r,
+            param,
+            &format!("{at}{sep}portMappings[{j}].servicePort"),
+            Some(&s.service_type),
+            sp,
+        );
         if let Some(proto) = &sp.protocol
             && !matches!(proto.as_str(), "TCP" | "UDP")
         {

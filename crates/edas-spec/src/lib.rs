@@ -24,6 +24,7 @@ mod apply;
 pub mod autoscale;
 pub mod catalog;
 pub mod docs;
+pub mod ingress;
 pub mod k8s;
 pub mod model;
 mod params;
@@ -32,7 +33,9 @@ mod revision;
 mod validate;
 mod violation;
 
-pub use apply::{Change, MAX_REPLICAS, RESERVED_LABELS, apply, service_violations, with_tag};
+pub use apply::{
+    Change, MAX_REPLICAS, NODE_PORTS, RESERVED_LABELS, apply, service_violations, with_tag,
+};
 pub use catalog::Operation;
 pub use model::AppSpec;
 pub use params::{Params, Patch, parse_bool, parse_int};

@@ -580,7 +580,7 @@ pub struct LogCollection {
 pub struct ServiceConfig {
     /// The Service name (a DNS label).
     pub name: String,
-    /// `ClusterIP`.
+    /// `ClusterIP`, `NodePort` or `LoadBalancer` (the last two on Kubernetes only).
     pub service_type: String,
     /// Port mappings.
     pub port_mappings: Vec<PortMapping>,
@@ -605,4 +605,8 @@ pub struct ServicePort {
     /// `TCP` or `UDP` (default TCP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+    /// The node port of a `NodePort` or `LoadBalancer` Service, 30000–32767; `None` lets the
+    /// cluster choose one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<i64>,
 }

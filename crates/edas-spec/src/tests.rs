@@ -1449,11 +1449,42 @@ fn invalid_services_are_refused_naming_the_parameter() {
         "Name",
         ViolationKind::Invalid,
     );
+    // Issue 24: NodePort and LoadBalancer are the runtime's to refuse (`local` does).
+    for t in ["NodePort", "LoadBalancer"] {
+        assert!(
+            run(
+                CreateK8sService,
+                &[("Name", "web"), ("Type", t), ("ServicePorts", ok)]
+            )
+            .is_ok()
+        );
+    }
+    assert!(
+        run(
+            CreateK8sService,
+            &[
+                ("Name", "web"),
+                ("Type", "NodePort"),
+                (
+                    "ServicePorts",
+                    r#"[{"port":80,"targetPort":8080,"nodePort":30080}]"#
+                )
+            ]
+        )
+        .is_ok()
+    );
     refused(
         CreateK8sService,
-        &[("Name", "web"), ("Type", "NodePort"), ("ServicePorts", ok)],
-        "Type",
-        ViolationKind::NotSupported,
+        &[
+            ("Name", "web"),
+            ("Type", "NodePort"),
+            (
+                "ServicePorts",
+                r#"[{"port":80,"targetPort":8080,"nodePort":80}]"#,
+            ),
+        ],
+        "ServicePorts",
+        ViolationKind::Invalid,
     );
     refused(
         CreateK8sService,

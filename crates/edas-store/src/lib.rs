@@ -86,6 +86,7 @@ pub use store::events::{
     AfterFailure, Delivery, DeliveryState, EventScope, NewSubscription, OutboxCounts, StoredEvent,
     Subscription, SubscriptionTarget,
 };
+pub use store::ingress_rules::IngressRule;
 pub use store::regions::{EdasNamespace, NamespaceFields};
 pub use store::release_policies::ReleasePolicyVersion;
 pub use store::scaling_rules::{

@@ -21,6 +21,7 @@ pub mod change_order;
 pub mod cluster;
 pub mod configuration;
 pub mod envelope;
+pub mod ingress;
 pub mod instances;
 mod lenient;
 pub mod notify;

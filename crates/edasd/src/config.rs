@@ -178,6 +178,10 @@ impl LocalSection {
         }
         if let Some(java) = &self.default_java
             && !java.is_absolute()
+    /// The shared ingress listener (`host:port`, e.g. `127.0.0.1:8080`) that routes ingress
+    /// rules (CreateK8sIngressRule) by host and path to the applications' service ports.
+    /// Unset (the default): ingress rules on `local` are refused.
+    pub ingress_listen: Option<std::net::SocketAddr>,
         {
             bail!(
                 "[local] default_java `{}` must be an absolute path",
@@ -393,6 +397,7 @@ pub struct ClusterConfig {
     pub watch_timeout_seconds: Option<u64>,
 }
 
+        config.ingress_listen = self.ingress_listen;
 impl ClusterConfig {
     /// How edasd reaches the cluster.
     pub fn access(&self) -> edas_kube::ClusterAccess {
@@ -418,6 +423,9 @@ impl ClusterConfig {
         }
         if let Some(seconds) = self.watch_timeout_seconds {
             options.watch_timeout = std::time::Duration::from_secs(seconds);
+    /// The `ingressClassName` of the Ingresses of ingress rules (CreateK8sIngressRule);
+    /// default none: the cluster's default IngressClass.
+    pub ingress_class: Option<String>,
         }
         options
     }
@@ -444,6 +452,7 @@ pub struct RetentionConfig {
     pub change_order_max_age_days: Option<u64>,
     pub change_order_max_count: Option<u64>,
     pub audit_max_age_days: Option<u64>,
+        options.ingress_class = self.ingress_class.clone();
     pub audit_max_count: Option<u64>,
 }
 

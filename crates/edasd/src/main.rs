@@ -219,6 +219,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let worker_id = worker_id(&args.data_dir)?;
     let (runtimes, local_runtime) = runtimes(&store, local, &config, &worker_id).await?;
+    if let Some(address) = local_runtime.ingress_addr() {
+        tracing::info!(%address, "ingress listener of the local runtime");
+    }
     let store = Arc::new(store);
     let mut engine_config = EngineConfig {
         worker_id,
@@ -233,6 +236,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let notify_stop = tokio_util::sync::CancellationToken::new();
     let notify_task = tokio::spawn(
         edas_notify::Notifier::new((*store).clone(), notify_config)
+    // Ingress rules are routed again (the local listener keeps its table in memory; on
+    // Kubernetes the apply is idempotent).
+    let ingress_rules = edas_app::App::new(store.clone(), engine.clone());
+    tokio::spawn(async move {
+        match ingress_rules.restore_ingress_rules().await {
+            Ok(n) => tracing::info!(applied = n, "ingress rules routed"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the ingress rules"),
+        }
+    });
             .context("building the notifier's HTTP client")?
             .run(notify_stop.clone()),
     );

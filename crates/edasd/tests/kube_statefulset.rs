@@ -110,6 +110,16 @@ async fn a_statefulset_is_released_by_partition_rolled_back_and_deleted() {
     let headless = services.get("ledger-headless").await.unwrap();
     assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
 
+    // The instances are the pods, by their stable names.
+    let mut listed: Vec<String> = edasd
+        .instance_list(&app)
+        .await
+        .iter()
+        .filter_map(|i| i["InstanceName"].as_str().map(str::to_owned))
+        .collect();
+    listed.sort();
+    assert_eq!(listed, names(0..4));
+
     // GetAppDeployment answers the StatefulSet; the application says its workload type.
     let body = edasd
         .call(
@@ -228,6 +238,83 @@ async fn a_statefulset_is_released_by_partition_rolled_back_and_deleted() {
     assert_eq!(shape(&backend).await, None);
     assert!(services.get_opt("ledger-headless").await.unwrap().is_none());
     eprintln!("StatefulSet scenario took {:?}", started.elapsed());
+}
+
+/// edasd killed while a StatefulSet release runs: a restarted edasd reads the layout back from
+/// the StatefulSet and finishes the release, ending with the new revision on every ordinal;
+/// stop and start then delete and re-create the StatefulSet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_edasd_resumes_a_statefulset_release() {
+    const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#;
+    let backend = Backend::fake("stsrestart", Duration::from_millis(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let (app, order) = edasd
+        .insert(&backend, "ledger", 4, &[("WorkloadType", "StatefulSet")])
+        .await;
+    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    backend
+        .wait_pods(&app, "revision 1 runs", |p| *p == counts(&[("1", 4)]))
+        .await;
+    let order = edasd
+        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_AUTO)])
+        .await;
+    // Kill it once the first batch after the gray one moved the partition.
+    let deadline = Instant::now() + backend.patience;
+    loop {
+        if shape(&backend)
+            .await
+            .is_some_and(|(_, partition, template)| template == "2" && partition <= 2)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the batch never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    edasd.kill();
+    let killed_at = shape(&backend).await;
+    edasd.spawn();
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    backend
+        .wait_pods(&app, "only revision 2", |p| *p == counts(&[("2", 4)]))
+        .await;
+    assert_eq!(
+        by_revision(&backend, &app).await,
+        BTreeMap::from([("2".to_owned(), names(0..4))])
+    );
+    assert_eq!(shape(&backend).await, Some((4, 0, "2".into())));
+    eprintln!("StatefulSet at the kill: {killed_at:?}");
+
+    // Stop deletes the StatefulSet (and its headless Service); start brings them back.
+    let body = edasd
+        .call(
+            "POST",
+            "/pop/v5/k8s/acs/stop_k8s_app",
+            "StopK8sApplication",
+            &[("AppId", &app)],
+        )
+        .await;
+    let stop = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    assert_eq!(edasd.finished(&stop, backend.patience).await["Status"], 2);
+    backend.wait_pods(&app, "stopped", |p| p.is_empty()).await;
+    assert_eq!(shape(&backend).await, None);
+    let body = edasd
+        .call(
+            "POST",
+            "/pop/v5/k8s/acs/start_k8s_app",
+            "StartK8sApplication",
+            &[("AppId", &app)],
+        )
+        .await;
+    let start = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    assert_eq!(edasd.finished(&start, backend.patience).await["Status"], 2);
+    backend
+        .wait_pods(&app, "started", |p| *p == counts(&[("2", 4)]))
+        .await;
+    assert_eq!(shape(&backend).await, Some((4, 0, "2".into())));
+    let services: Api<Service> = Api::namespaced(backend.client.clone(), &backend.namespace);
+    assert!(services.get_opt("ledger-headless").await.unwrap().is_some());
 }
 
 /// The workload type is fixed at creation: a local application cannot be a StatefulSet, and

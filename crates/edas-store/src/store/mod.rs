@@ -909,6 +909,7 @@ pub(crate) mod base_info;
 mod change_orders;
 pub(crate) mod events;
 mod identity;
+pub(crate) mod ingress_rules;
 mod maintenance;
 pub(crate) mod regions;
 pub(crate) mod release_policies;

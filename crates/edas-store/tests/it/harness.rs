@@ -226,6 +226,7 @@ pub fn spec_with_ports(marker: &str, ports: &[i64]) -> RevisionDoc {
                     port,
                     target_port: port,
                     protocol: None,
+                    node_port: None,
                 },
             }],
         })

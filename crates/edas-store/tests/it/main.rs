@@ -7,6 +7,7 @@ mod crash;
 mod events;
 mod harness;
 mod identity_version;
+mod ingress;
 mod release_policies;
 mod scaling;
 mod sqlite_only;
@@ -20,6 +21,7 @@ mod conformance_or_sweeps {
     pub use crate::conformance::*;
     pub use crate::events::*;
     pub use crate::identity_version::*;
+    pub use crate::ingress::*;
     pub use crate::release_policies::*;
     pub use crate::scaling::*;
     pub use crate::sweeps::*;
@@ -81,6 +83,7 @@ conformance!(
     concurrent_taggers_never_exceed_the_limit,
     base_info_is_kept_beside_the_revisions,
     scaling_rules_are_stored_per_application,
+    ingress_rules_are_stored_per_cluster_and_namespace,
     release_policies_are_versioned_and_audited,
 );
 

@@ -74,6 +74,8 @@ async fn check_upgraded(store: &Store) {
     assert_eq!(app.spec.spec.service_ports(), [8080, 8443]);
     let revision = store.get_revision("app-1", 1).await.expect("old revision");
     assert_eq!(revision.spec.spec.replicas, 1);
+    // Ingress rules (issue 24): an old database has none.
+    assert!(store.ingress_rules(None, None).await.unwrap().is_empty());
     // Release policies (issue 21): an old application has none.
     assert_eq!(store.release_policy("app-1").await.unwrap(), None);
 }
