@@ -53,6 +53,7 @@ pub use edas_engine::RevisionDoc;
 pub use edas_release::ChangeOrder as OrderState;
 pub use edas_runtime::{Instance, LogChunks, LogRequest};
 pub use edas_store::ChangeOrder as StoredChangeOrder;
+pub use edas_store::IngressRule;
 pub use edas_store::ResourceTag;
 pub use edas_store::{AccessKey, AuditEntry, ChangeOrderStatus, Policy, Sensitive, User};
 pub use edas_store::{
