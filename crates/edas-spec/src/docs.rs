@@ -82,6 +82,7 @@ pub fn parameters_markdown() -> String {
     out.push_str(OPERATOR_VIEWS);
     out.push_str(CATALOG_VIEWS);
     out.push_str(CATALOG_SCALING);
+    out.push_str(CATALOG_TRAFFIC_IN);
     out
 }
 
@@ -201,6 +202,53 @@ count and leave it on the released revision. On `local` (no built-in autoscaler)
 | CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleTimer` | JSON | no | Deprecated by EDAS. | `InvalidParameter.NotSupported` |
 | EnableApplicationScalingRule | `ScalingRuleName` | string | yes | The rule to enable. | an existing rule; on `local` `InvalidParameter.NotSupported` naming `ScalingRuleName` (no autoscaler); another enabled rule is `InvalidParameter` |
 | DescribeApplicationScalingRules | `AppId` | string | yes | Every rule of the application, by name, on one page (`CurrentPage` 1, `PageSize` = `TotalSize`). | |
+";
+
+/// The parameters of the ingress-rule and load-balancer operations (decoded by edas-api,
+/// validated by edas-spec's `ingress` and edas-app).
+const CATALOG_TRAFFIC_IN: &str = "
+## Ingress rules and load balancers (decoded by edas-api)
+
+An ingress rule routes requests from outside by host and path to applications' Services. It is
+stored per cluster, Kubernetes namespace and name; each path's backend must be a Service of one
+live application in that cluster and namespace, with that port (the application is found and
+kept with the path, and ListK8sIngressRules reports its `Status`: `Normal`, `ServiceNotFound`,
+`InvalidServicePort`). On Kubernetes a rule is a `networking.k8s.io/v1` Ingress of the same name
+(`ingressClassName` from the cluster's `ingress_class`, labelled `edas.oam.ingress`; an Ingress
+of that name that edasd did not create is refused); on `local` the shared ingress listener
+(`[local] ingress_listen`) routes it to the Services' loopback ports, so gray splits and lossless
+start apply as on the service port; without a listener a rule on `local` is
+`InvalidParameter.NotSupported` naming `ClusterId`. The rule reaches the runtime before it is
+stored; a refused one stores nothing. Create/Update/DeleteK8sIngressRule answer `Code` and
+`Message` (and the `RequestId` every answer carries).
+
+| Operation | Parameter | Type | Req | Meaning | Validation |
+|---|---|---|---|---|---|
+| Create…, Update…, DeleteK8sIngressRule, ListK8sIngressRules | `ClusterId` | string | yes (List: no) | The cluster. | a known cluster; `edas:ManageConfiguration` on `…:cluster/{ClusterId}/namespace/{Namespace}/ingress/{Name}`, `edas:ManageApplication` on each application routed to, on `local` `edas:UseLocalCluster`; List `edas:ReadConfiguration` per rule |
+| Create…, Update…, DeleteK8sIngressRule | `Namespace`, `Name` | string | yes | The Kubernetes namespace and the rule's name. | a DNS label; `Name` a lowercase letter first, at most 63; creating an existing one is `EntityAlreadyExists`, changing or deleting a missing one `EntityNotExist` |
+| CreateK8sIngressRule, UpdateK8sIngressRule | `IngressConf` | JSON (Tea: a dict, flattened as `IngressConf.rules.1.host` …) | Create: yes | `{\"rules\": [{\"host\": \"a.example.com\", \"secretName\": \"tls\", \"paths\": [{\"path\": \"/\", \"pathType\": \"Prefix\", \"backend\": {\"serviceName\": \"web\", \"servicePort\": 80}}]}]}`; Update keeps the stored routing when absent. | every violation at once, named `IngressConf.rules[i].paths[j]...`: host a lowercase DNS name (`*.` first allowed; empty: any host); path absolute, no spaces, `?`, `#` or `..`; `pathType` `Prefix` (default), `Exact` or `ImplementationSpecific` (on `local`: as `Prefix`); a host and path routed twice, or by another rule of the cluster, refused; backend as above; `secretName` (TLS) a DNS subdomain, on `local` `InvalidParameter.NotSupported` (the listener speaks plain HTTP); no other key |
+| CreateK8sIngressRule, UpdateK8sIngressRule | `Annotations`, `Labels` | JSON object of strings | no | The Ingress's annotations and labels (on `local` recorded only). | Kubernetes key syntax; label values as Kubernetes allows |
+| ListK8sIngressRules | `Namespace` | string | no | Only this namespace's rules. | |
+| ListK8sIngressRules | `Condition` | JSON (or flattened) | no | `{\"field\": \"Name\"\\|\"ClusterName\", \"pattern\": \"my-\"}`: names starting with the pattern. | `field` `Name` or `ClusterName` |
+| ListK8sIngressRules | `RegionId` | string | no | This installation's region. | |
+
+BindK8sSlb, UpdateK8sSlb and UnbindK8sSlb give an application on Kubernetes a load balancer:
+the `LoadBalancer` Service `<app name, lowercased>-internet-slb`, added, changed or removed as
+one of its Services (a change order that replaces no instance; `ChangeOrderId` answered); the
+cluster's load-balancer provider gives it its address and the API server its node ports. On
+`local` (no load balancer) all three are `InvalidParameter.NotSupported` naming `AppId`.
+
+| Operation | Parameter | Type | Req | Meaning | Validation |
+|---|---|---|---|---|---|
+| BindK8sSlb, UpdateK8sSlb, UnbindK8sSlb | `AppId` | string | yes | The application. | a live application on Kubernetes (`edas:ManageApplication`) |
+| BindK8sSlb, UpdateK8sSlb, UnbindK8sSlb | `ClusterId` | string | no | The application's cluster. | must be the application's |
+| BindK8sSlb, UpdateK8sSlb, UnbindK8sSlb | `Type` | string | yes | `internet`. | `intranet` is `InvalidParameter.NotSupported` (an internal balancer needs the provider's own annotation); Bind when the application has one, or Update/Unbind when it has none, is `InvalidParameter` |
+| BindK8sSlb, UpdateK8sSlb | `Port`, `TargetPort` | string | yes, unless `ServicePortInfos` | The Service port and the instances' port. | 1-65535 |
+| BindK8sSlb, UpdateK8sSlb | `ServicePortInfos` | JSON | no | `[{\"port\": 80, \"targetPort\": 8080, \"loadBalancerProtocol\": \"TCP\"}]`: several ports. | not with `Port`; `loadBalancerProtocol` `TCP` only and `certId` refused (`InvalidParameter.NotSupported`: HTTPS listeners and certificates are SLB's) |
+| BindK8sSlb, UpdateK8sSlb | `SlbProtocol` | string | no | `TCP`. | HTTP/HTTPS `InvalidParameter.NotSupported` |
+| BindK8sSlb, UpdateK8sSlb | `SlbId`, `Specification`, `Scheduler` | string | no | Alibaba Cloud SLB's instance, size and algorithm. | `InvalidParameter.NotSupported` with the reason |
+| UpdateK8sSlb | `DisableForceOverride` | boolean | no | Keep SLB listener settings. | `true` is `InvalidParameter.NotSupported` |
+| UpdateK8sSlb, UnbindK8sSlb | `SlbName` | string | no | The load balancer's name. | must be the Service's name |
 ";
 
 #[cfg(test)]
