@@ -79,14 +79,18 @@ impl App {
             self.local_service_ports_free(Some(&app.id), &change.spec, "ServicePorts")
                 .await?;
         }
+        // The application as the caller read it: the engine does not read it again.
         let submitted = self
             .engine
-            .submit(Submission {
-                app_id: app.id.clone(),
-                change,
-                actor: actor.name.clone(),
-                request_id: actor.request_id.clone(),
-            })
+            .submit_read(
+                Submission {
+                    app_id: app.id.clone(),
+                    change,
+                    actor: actor.name.clone(),
+                    request_id: actor.request_id.clone(),
+                },
+                app.clone(),
+            )
             .await?;
         Ok(submitted.change_order_id)
     }

@@ -450,7 +450,18 @@ impl Engine {
 
     /// Carries out a change of an existing application as one change order.
     pub async fn submit(&self, req: Submission) -> Result<Submitted, SubmitError> {
-        self.submit_as(req, None).await
+        self.submit_as(req, None, None).await
+    }
+
+    /// [`Engine::submit`] of a change built from `app` as the caller just read it (the API
+    /// decodes the request against its spec): the engine does not read it again. The store
+    /// still refuses the change in its transaction if another order became active meanwhile.
+    pub async fn submit_read(
+        &self,
+        req: Submission,
+        app: edas_store::Application,
+    ) -> Result<Submitted, SubmitError> {
+        self.submit_as(req, None, Some(app)).await
     }
 
     /// Releases an earlier revision's spec again (edasd's rollback to any revision), batched
@@ -494,7 +505,7 @@ impl Engine {
             actor: actor.to_owned(),
             request_id: request_id.to_owned(),
         };
-        self.submit_as(req, Some(edas_release::ChangeKind::Rollback))
+        self.submit_as(req, Some(edas_release::ChangeKind::Rollback), None)
             .await
     }
 
@@ -502,9 +513,13 @@ impl Engine {
         &self,
         req: Submission,
         kind: Option<edas_release::ChangeKind>,
+        read: Option<edas_store::Application>,
     ) -> Result<Submitted, SubmitError> {
         let inner = &self.inner;
-        let app = inner.store.get_application(&req.app_id).await?;
+        let app = match read {
+            Some(app) if app.id == req.app_id => app,
+            _ => inner.store.get_application(&req.app_id).await?,
+        };
         if app.deleted {
             return Err(SubmitError::NotFound(format!(
                 "application {} does not exist",
@@ -573,7 +588,18 @@ impl Engine {
                 Err(e) => return Err(SubmitError::Internal(e.to_string())),
             }
         }
-        if let Some(active) = inner.store.active_change_order(&req.app_id).await? {
+        // The store refuses a change while another order is open, in the deploy's own
+        // transaction; a failed order is superseded then (one more read, only in that case).
+        // Read first only when something is written before the deploy (a deletion's sweep,
+        // ConfigMap/Secret copies), so a refused change stores nothing.
+        let read_active = delete
+            || req
+                .change
+                .spec
+                .config_refs()
+                .iter()
+                .any(|r| r.kind.is_copied());
+        if read_active && let Some(active) = inner.store.active_change_order(&req.app_id).await? {
             supersede_failed(inner, active, &req).await?;
         }
         let current = &app.spec;
@@ -702,10 +728,24 @@ impl Engine {
                 .await?;
         }
         let started = std::time::Instant::now();
-        let (revision, _) = inner
+        let retry = (!read_active).then(|| (doc.clone(), co.clone(), audit.clone()));
+        let deployed = inner
             .store
             .deploy(&req.app_id, doc, co, audit, inner.clock.timestamp())
-            .await?;
+            .await;
+        let (revision, _) = match (deployed, retry) {
+            (Err(StoreError::ActiveChangeOrder { .. }), Some((doc, co, audit))) => {
+                // (None: it finished meanwhile; the deploy goes ahead.)
+                if let Some(active) = inner.store.active_change_order(&req.app_id).await? {
+                    supersede_failed(inner, active, &req).await?;
+                }
+                inner
+                    .store
+                    .deploy(&req.app_id, doc, co, audit, inner.clock.timestamp())
+                    .await?
+            }
+            (deployed, _) => deployed?,
+        };
         release_log::store_latency("deploy", started);
         release_log::log_events(&req.app_id, None, &order);
         if revision.number != next_number {

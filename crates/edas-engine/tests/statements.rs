@@ -1,0 +1,163 @@
+//! What a deploy costs the database: every SQL statement sqlx runs is counted (its
+//! `sqlx::query` log events, seen by a counting subscriber), so a read that creeps back onto
+//! the intake path fails here with the statements listed.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use edas_engine::{CreateApplication, Engine, EngineConfig, Runtimes, Submission};
+use edas_runtime::fake::FakeRuntime;
+use edas_spec::{Operation, Params, apply};
+use edas_store::Store;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+/// Records the text of every statement sqlx logs.
+#[derive(Clone, Default)]
+struct Statements(Arc<Mutex<Vec<String>>>);
+
+struct Text(String);
+
+impl Visit for Text {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "db.statement" {
+            self.0 = format!("{value:?}");
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "db.statement" {
+            self.0 = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        }
+    }
+}
+
+impl Subscriber for Statements {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.target() == "sqlx::query"
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut text = Text(String::new());
+        event.record(&mut text);
+        self.0.lock().unwrap().push(text.0);
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+fn params(pairs: &[(&str, &str)]) -> Params {
+    Params::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+}
+
+/// A DeployK8sApplication of an idle application, as the API submits it (the application it
+/// just read handed over): no read of the application again, no separate read of the active
+/// order (the deploy's transaction refuses a second one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_reads_nothing_twice() {
+    let statements = Statements::default();
+    tracing::subscriber::set_global_default(statements.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_data_dir(dir.path()).await.unwrap());
+    let fake = FakeRuntime::new(Duration::from_millis(10));
+    // Not started: no claim loop or driver runs beside the submission.
+    let engine = Engine::new(
+        store.clone(),
+        Runtimes::new().with("local", Arc::new(fake.clone())),
+        EngineConfig::default(),
+    );
+    let change = apply(
+        Operation::InsertK8sApplication,
+        None,
+        &params(&[
+            ("AppName", "demo"),
+            ("ClusterId", "local"),
+            ("Command", "/bin/app"),
+            ("Replicas", "0"),
+        ]),
+    )
+    .unwrap();
+    let created = engine
+        .create_application(CreateApplication {
+            app_id: "app-1".into(),
+            region_id: "cn-hangzhou".into(),
+            namespace_id: "cn-hangzhou".into(),
+            namespace_stored: false,
+            change,
+            actor: "test".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    // The first order ends (as its driver would), so the application is idle.
+    let co = store
+        .get_change_order(&created.change_order_id)
+        .await
+        .unwrap();
+    store
+        .transition(
+            &co.id,
+            co.version,
+            edas_store::Transition {
+                status: edas_store::ChangeOrderStatus::Success,
+                state: co.state.clone(),
+                finished: true,
+                app_state: Some("RUNNING".into()),
+                delete_app: false,
+            },
+            edas_store::AuditEntry {
+                actor: "test".into(),
+                action: "test".into(),
+                resource: "application/app-1".into(),
+                app_id: Some("app-1".into()),
+                request_id: None,
+                detail: serde_json::Value::Null,
+            },
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let app = store.get_application("app-1").await.unwrap();
+    let change = apply(
+        Operation::DeployK8sApplication,
+        Some(&app.spec.spec),
+        &params(&[("AppId", "app-1"), ("Command", "/bin/app-v2")]),
+    )
+    .unwrap();
+
+    statements.0.lock().unwrap().clear();
+    engine
+        .submit_read(
+            Submission {
+                app_id: "app-1".into(),
+                change,
+                actor: "test".into(),
+                request_id: String::new(),
+            },
+            app,
+        )
+        .await
+        .unwrap();
+    let ran = statements.0.lock().unwrap().clone();
+    let reads_app = ran
+        .iter()
+        .filter(|s| s.contains("FROM applications WHERE id"))
+        .count();
+    let reads_active = ran
+        .iter()
+        .filter(|s| s.contains("FROM change_orders") && s.contains("finished_at IS NULL"))
+        .count();
+    assert_eq!(
+        (reads_app, reads_active),
+        (0, 1),
+        "the application is read again or the active order outside the deploy's \
+         transaction ({} statements):\n{}",
+        ran.len(),
+        ran.join("\n")
+    );
+    println!("a deploy: {} statements\n{}", ran.len(), ran.join("\n"));
+}
