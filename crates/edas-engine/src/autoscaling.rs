@@ -258,11 +258,14 @@ pub(crate) async fn listen(inner: Arc<Inner>, runtime: Arc<dyn Runtime>) {
 }
 
 /// The description of the change order of `decision`:
-/// `autoscaler: 2 → 4 (cpu 85% > target 60%)`.
+/// `autoscaler: 2 → 4 (cpu 85% > target 60%)` (its creation is also a `scaling` release
+/// event).
 pub fn description(decision: &ScaleDecision, to: u32) -> String {
     format!(
-        "{AUTOSCALER}: {} → {to} ({})",
-        decision.from, decision.reason
+        "{}{} → {to} ({})",
+        edas_release::AUTOSCALER_PREFIX,
+        decision.from,
+        decision.reason
     )
 }
 

@@ -1055,8 +1055,14 @@ async fn an_autoscaled_release_keeps_the_autoscalers_count_and_retargets_it() {
     assert_eq!(w.fake.counts("app-1", "1"), (0, 0));
     let order = w.store.get_change_order(&co).await.unwrap().state;
     assert_eq!(order.pipelines().len(), 3, "gray + 2 batches");
+    // Pointed at the new revision and resumed once the order ended (in the background).
+    wait_until("the autoscaler is retargeted", async || {
+        w.fake
+            .autoscaling("app-1")
+            .is_some_and(|a| a.revision == "2" && !a.held)
+    })
+    .await;
     let autoscaling = w.fake.autoscaling("app-1").unwrap();
-    assert_eq!(autoscaling.revision, "2");
     assert_eq!(autoscaling.rule.max_replicas, 6);
     // A change that sets the count itself keeps it.
     let co = submit(&w, Operation::ScaleK8sApplication, &[("Replicas", "2")])
@@ -1064,4 +1070,135 @@ async fn an_autoscaled_release_keeps_the_autoscalers_count_and_retargets_it() {
         .unwrap();
     wait_status(&w.store, &co, 2).await;
     assert_eq!(w.fake.counts("app-1", "2").1, 2);
+}
+
+/// Issue 24: an autoscaler's decision becomes a Scale change order created by `autoscaler`
+/// with the reason in its description, carried out like any other; the autoscaler is held
+/// while an order runs and resumes when it ends; a decision while an order runs, for another
+/// revision, or without an enabled rule is dropped (the autoscaler decides again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoscaler_decisions_become_change_orders_and_releases_hold_the_autoscaler() {
+    let w = world().await;
+    let (_, co) = create(&w, 2).await;
+    wait_status(&w.store, &co, 2).await;
+    let decision = |from: u32, to: u32, revision: &str| edas_runtime::ScaleDecision {
+        app_id: "app-1".into(),
+        revision: revision.into(),
+        from,
+        to,
+        reason: "qps 30.0/s per instance > target 10/s".into(),
+        applied: false,
+    };
+    let orders = async |w: &World| {
+        w.store
+            .list_change_orders("app-1", edas_store::PageRequest::new(1, 50))
+            .await
+            .unwrap()
+            .items
+    };
+    // No enabled rule: dropped.
+    w.fake.decide(decision(2, 4, "1"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(orders(&w).await.len(), 1);
+
+    let now = jiff::Timestamp::now();
+    let mut rule = edas_store::ScalingRule {
+        app_id: "app-1".into(),
+        name: "rps".into(),
+        enabled: true,
+        min_replicas: 1,
+        max_replicas: 3,
+        doc: edas_store::ScalingRuleDoc {
+            metrics: vec![edas_store::ScalingMetric {
+                kind: "QPS".into(),
+                target_utilization: 10,
+            }],
+            scale_up: None,
+            scale_down: None,
+        },
+        created_at: now,
+        updated_at: now,
+        last_disabled_at: None,
+    };
+    let audit = edas_store::AuditEntry {
+        actor: "test".into(),
+        action: "CreateApplicationScalingRule".into(),
+        resource: "application/app-1/scaling-rule/rps".into(),
+        app_id: Some("app-1".into()),
+        request_id: Some("r".into()),
+        detail: serde_json::json!({}),
+    };
+    w.store
+        .put_scaling_rule(&rule, true, &audit, now)
+        .await
+        .unwrap();
+    // Another revision: dropped. Then 2 → 4, clamped to the rule's 3.
+    w.fake.decide(decision(2, 4, "9"));
+    w.fake.decide(decision(2, 4, "1"));
+    let scale = loop {
+        let list = orders(&w).await;
+        if let Some(o) = list
+            .iter()
+            .find(|o| o.creator.as_deref() == Some("autoscaler"))
+        {
+            break o.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        scale.state.description(),
+        "autoscaler: 2 → 3 (qps 30.0/s per instance > target 10/s)"
+    );
+    assert_eq!(scale.co_type, "CoScale");
+    wait_status(&w.store, &scale.id, 2).await;
+    assert_eq!(w.fake.counts("app-1", "1"), (3, 3));
+    assert_eq!(orders(&w).await.len(), 2);
+    let events = w
+        .store
+        .events_after(
+            &edas_store::EventScope::ChangeOrder(scale.id.clone()),
+            0,
+            1000,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect::<Vec<_>>();
+    assert!(events.iter().any(|k| k == "scaling"), "{events:?}");
+    // Resumed when the order ended.
+    wait_until("the autoscaler resumes", async || {
+        w.fake.autoscaling("app-1").is_some_and(|a| !a.held)
+    })
+    .await;
+
+    // A release holds it: a manual gray batch waits, the autoscaler is held, and a decision
+    // meanwhile is dropped.
+    let co = deploy(&w, &[("UpdateStrategy", r#"{"type":"GrayBatchUpdate","batchUpdate":{"batch":1,"releaseType":"manual","batchWaitTime":0},"grayUpdate":{"gray":1}}"#)]).await;
+    wait_status(&w.store, &co, 8).await;
+    let held = w.fake.autoscaling("app-1").unwrap();
+    assert!(held.held);
+    assert_eq!(held.revision, "1");
+    w.fake.decide(decision(3, 1, "1"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(orders(&w).await.len(), 3);
+    let pipeline = pipeline_ids(&w.store, &co).await[1].clone();
+    continue_(&w, &co, &pipeline).await;
+    wait_status(&w.store, &co, 2).await;
+    wait_until("the autoscaler resumes on revision 3", async || {
+        w.fake
+            .autoscaling("app-1")
+            .is_some_and(|a| !a.held && a.revision == "3")
+    })
+    .await;
+    assert_eq!(w.fake.counts("app-1", "3"), (3, 3));
+    // Disabled: a decision is dropped.
+    rule.enabled = false;
+    w.store
+        .put_scaling_rule(&rule, false, &audit, now)
+        .await
+        .unwrap();
+    w.fake.decide(decision(3, 1, "3"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(orders(&w).await.len(), 3);
 }

@@ -290,6 +290,7 @@ pub fn summary(event: &StoredEvent) -> String {
             "ANALYSIS FAILED at batch {b}/{n}: {}",
             e.message.as_deref().unwrap_or("no reason given")
         ),
+        EventKind::Scaling => e.message.clone().unwrap_or_else(|| "autoscaled".to_owned()),
     };
     let change = serde_json::to_value(e.change_kind)
         .ok()

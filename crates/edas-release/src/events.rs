@@ -41,11 +41,19 @@ pub enum EventKind {
     AnalysisPassed,
     /// A check failed and the order was paused or rolled back (the reason as the message).
     AnalysisFailed,
+    /// An autoscaler decided a new instance count: a Scale order whose description starts
+    /// with [`AUTOSCALER_PREFIX`] was stored (the description, with the reason, as the message).
+    Scaling,
 }
+
+/// How the description of a Scale change order an autoscaler decided starts
+/// (`autoscaler: 2 → 4 (cpu 85% > target 60%)`): such an order's creation is also a
+/// [`EventKind::Scaling`] event.
+pub const AUTOSCALER_PREFIX: &str = "autoscaler: ";
 
 impl EventKind {
     /// Every kind, in the order of the list above.
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::Created,
         EventKind::BatchStarted,
         EventKind::BatchSucceeded,
@@ -60,6 +68,7 @@ impl EventKind {
         EventKind::AnalysisMeasured,
         EventKind::AnalysisPassed,
         EventKind::AnalysisFailed,
+        EventKind::Scaling,
     ];
 
     /// The wire name, e.g. `change_order.created`, `batch.started`, `instance.changed`.
@@ -79,6 +88,7 @@ impl EventKind {
             EventKind::AnalysisMeasured => "analysis.measured",
             EventKind::AnalysisPassed => "analysis.passed",
             EventKind::AnalysisFailed => "analysis.failed",
+            EventKind::Scaling => "scaling",
         }
     }
 
@@ -137,6 +147,12 @@ pub fn events(prev: Option<&ChangeOrder>, next: &ChangeOrder) -> Vec<ReleaseEven
     let after = next.status();
     if prev.is_none() {
         out.push(event(EventKind::Created));
+        if next.kind() == ChangeKind::Scale && next.description().starts_with(AUTOSCALER_PREFIX) {
+            out.push(ReleaseEvent {
+                message: Some(next.description().to_owned()),
+                ..event(EventKind::Scaling)
+            });
+        }
     }
     if before != after && after == Status::InProgress {
         if matches!(
@@ -285,6 +301,46 @@ mod tests {
                 })
                 .collect(),
         })
+    }
+
+    #[test]
+    fn an_autoscaler_decision_is_a_scaling_event() {
+        let scale = |description: &str| {
+            ChangeOrder::new(
+                NewOrder {
+                    id: "co-s".into(),
+                    kind: ChangeKind::Scale,
+                    description: description.into(),
+                    from: Some(Instances {
+                        revision: RevisionId("1".into()),
+                        replicas: 2,
+                        ready: 2,
+                    }),
+                    to: Instances {
+                        revision: RevisionId("1".into()),
+                        replicas: 2,
+                        ready: 2,
+                    },
+                    plan: plan(4, &Strategy::Single).unwrap(),
+                    settings: ReleaseSettings::default(),
+                },
+                EpochMillis(0),
+            )
+            .unwrap()
+        };
+        let by_autoscaler = scale("autoscaler: 2 → 4 (cpu 85% > target 60%)");
+        let e = events(None, &by_autoscaler);
+        assert_eq!(
+            e.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            [EventKind::Created, EventKind::Scaling]
+        );
+        assert_eq!(
+            e[1].message.as_deref(),
+            Some("autoscaler: 2 → 4 (cpu 85% > target 60%)")
+        );
+        assert_eq!(EventKind::parse("scaling"), Some(EventKind::Scaling));
+        let by_hand = scale("more");
+        assert_eq!(events(None, &by_hand).len(), 1);
     }
 
     /// Steps `order` and returns the kinds of the events of that step.

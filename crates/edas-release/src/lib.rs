@@ -115,7 +115,7 @@ mod settings;
 mod status;
 
 pub use analysis::{AnalysisVerdict, CheckStanding, ReleaseAnalysis};
-pub use events::{EventKind, ReleaseEvent, events};
+pub use events::{AUTOSCALER_PREFIX, EventKind, ReleaseEvent, events};
 pub use order::{
     ChangeKind, ChangeOrder, Effect, EpochMillis, Input, InstanceEntry, Instances, NewOrder,
     NewOrderError, Observation, Pipeline, RevisionId, RollbackRequest, Stage, StageKind, StepError,
