@@ -151,7 +151,7 @@ async fn a_postgres_database_of_the_previous_schema_is_upgraded_in_place() {
 /// migration it applied and refuses to open when the file changed since, so a released
 /// migration is never edited: a fix is a new migration. Append new migrations here once they
 /// are committed.
-const RELEASED: [(&str, &str, &str); 17] = [
+const RELEASED: [(&str, &str, &str); 19] = [
     (
         "postgres",
         "20261128000001",
@@ -191,6 +191,11 @@ const RELEASED: [(&str, &str, &str); 17] = [
         "postgres",
         "20261206002500",
         "dfdc2dd6b1d7444f1a44dccfd2107ca37e01a942f57fd6c23c46c9f43107493778b706d5ff11eae675b2a58fe1dcef97",
+    ),
+    (
+        "postgres",
+        "20261206002700",
+        "b4fb61da4b3833a620e9d88822dc9cc404d540e9b7b61b2859b01e94b68e439d66f61e8873a54b958e705e074627b4f4",
     ),
     (
         "sqlite",
@@ -236,6 +241,11 @@ const RELEASED: [(&str, &str, &str); 17] = [
         "sqlite",
         "20261206002500",
         "85ffc61a21f6e9452478bf9b7b57bcf74ff8027baa453e0b3dad748e8cc76738bff8f3d16afb9ca11221eb82de696055",
+    ),
+    (
+        "sqlite",
+        "20261206002700",
+        "a5ba661ce8bb8bc84eabfcb43a68f99be2336e17b2812bf3cfae08a79b906993fbc14fcaecfe0005c0a29760b21ea33f",
     ),
 ];
 
