@@ -182,25 +182,32 @@ const CATALOG_SCALING: &str = "
 
 Rules are stored per application (min, max, metrics and their targets, scale-up and
 scale-down behaviour, enabled or not) and answered in EDAS's `AppScalingRule` shape with
-`ScaleRuleType` `metric` and the rule under `Metric` (`Trigger` is `null`). On Kubernetes an
-enabled rule is the application's `autoscaling/v2` HorizontalPodAutoscaler (named like the
-application, targeting the serving revision's Deployment; applied before the rule is stored,
-changed with it, deleted when it is disabled or deleted); releases plan against the HPA's
-count and leave it on the released revision. On `local` (no built-in autoscaler) enabling
-(`ScalingRuleEnable=true`, EnableApplicationScalingRule) is refused as
-`InvalidParameter.NotSupported` naming the parameter, so a rule is never silently ignored.
+`ScaleRuleType` `metric` and the rule under `Metric` (`Trigger` is `null`). An enabled rule
+is checked against the cluster's autoscaler (a metric it cannot measure is refused), stored,
+and then handed to it for the serving revision; edasd sets it again at start-up, when the
+cluster answers again and when each change order ends. On Kubernetes it is the application's
+`autoscaling/v2` HorizontalPodAutoscaler (named like the application, targeting the serving
+revision's Deployment; `CPU`, `MEMORY`). On `local` it is the built-in autoscaler (`CPU` from
+the instances' cgroups against their request, `QPS` from the service proxies, per ready
+instance; sampled every `[local] autoscale_interval_seconds`, default 15, and decided as
+Kubernetes' HPA does: 10 % tolerance, stabilization windows, step policies). Releases plan
+against the autoscaler's count, hold it while they run (the HPA's `selectPolicy` `Disabled`
+both ways) and resume it on the released revision. Each decision is a Scale change order
+(`CoScale`) created by `autoscaler` with the reason as its description (`autoscaler: 1 → 4
+(qps 310.2/s per instance > target 20/s)`) and a `scaling` release event; on Kubernetes a
+Deployment its HPA scaled is recorded the same way.
 
 | Operation | Parameter | Type | Req | Meaning | Validation |
 |---|---|---|---|---|---|
 | CreateApplicationScalingRule, UpdateApplicationScalingRule, DeleteApplicationScalingRule, EnableApplicationScalingRule, DisableApplicationScalingRule, DescribeApplicationScalingRules | `AppId` | string | yes | The application. | a live application (`edas:ManageApplication`; Describe `edas:ReadApplication`) |
 | Create…, Update…, Delete…, Enable…, DisableApplicationScalingRule | `ScalingRuleName` | string | yes | The rule, one name per application. | 1-32 characters, a lowercase letter first, then lowercase letters, digits and `-`; creating an existing one is `EntityAlreadyExists`, any other operation on a missing one `EntityNotExist` |
 | CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleType` | string | no | `metric` (the form edasd stores). | `trigger` is `InvalidParameter.NotSupported` (see `ScalingRuleTrigger`); anything else invalid |
-| CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleMetric` | JSON | Create: yes | `{\"minReplicas\": 1, \"maxReplicas\": 4, \"metrics\": [{\"metricType\": \"CPU\", \"metricTargetAverageUtilization\": 60}]}` (keys camelCase or PascalCase, numbers or numeric strings); Update keeps the stored bounds and metrics when absent. | every key required, no other key; 1 ≤ `minReplicas` ≤ `maxReplicas` ≤ 1000; at least one metric, `CPU` or `MEMORY` (case-insensitive), each once, target 1-100 %; all violations at once, named `ScalingRuleMetric.<key>` |
+| CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleMetric` | JSON | Create: yes | `{\"minReplicas\": 1, \"maxReplicas\": 4, \"metrics\": [{\"metricType\": \"CPU\", \"metricTargetAverageUtilization\": 60}]}` (keys camelCase or PascalCase, numbers or numeric strings); Update keeps the stored bounds and metrics when absent. | every key required, no other key; 1 ≤ `minReplicas` ≤ `maxReplicas` ≤ 1000; at least one metric, `CPU`, `MEMORY` or `QPS` (case-insensitive), each once; target 1-100 % of the request for `CPU` and `MEMORY`, 1-1000000 requests per second per instance for `QPS`; all violations at once, named `ScalingRuleMetric.<key>`; enabled, a metric the cluster cannot measure (`MEMORY` on `local`, `QPS` on Kubernetes) is `InvalidParameter.NotSupported` naming `ScalingRuleMetric.metrics[i].metricType` |
 | CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingBehaviour` | JSON | no | EDAS's `{\"scaleUp\": {…}, \"scaleDown\": {\"stabilizationWindowSeconds\": \"300\", \"selectPolicy\": \"Max\", \"policies\": [{\"type\": \"Percent\", \"value\": 200, \"periodSeconds\": 15}]}}`; a direction left out (or `null`) has the defaults; Update keeps the stored behaviour when absent. | window 0-3600 s; `selectPolicy` `Max`, `Min` or `Disabled` (`Disable` too, stored as `Disabled`); policy `type` `Pods` or `Percent`, `value` ≥ 1, `periodSeconds` 1-1800; no other key |
-| CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleEnable` | boolean | no | Whether the rule is enabled (Update keeps it when absent). | `true`: on Kubernetes the HPA is applied first (a cluster that refuses or does not answer refuses the request); on `local` `InvalidParameter.NotSupported`; another rule of the application enabled already is `InvalidParameter` (one rule scales an application); `false` stores it disabled (Update records the time, `LastDisableTime`) |
+| CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleEnable` | boolean | no | Whether the rule is enabled (Update keeps it when absent). | `true`: checked first (a metric the cluster cannot measure is `InvalidParameter.NotSupported`, a cluster that does not answer refuses the request; nothing stored), then stored, then applied (a failure after storing is logged and made good by edasd); another rule of the application enabled already is `InvalidParameter` (one rule scales an application); `false` stores it disabled (Update records the time, `LastDisableTime`) |
 | CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleTrigger` | JSON | no | EDAS's trigger rules (`cron`, `app_metric`). | `InvalidParameter.NotSupported`: EDAS does not publish the format of a trigger's `metaData`, so edasd could not honour one |
 | CreateApplicationScalingRule, UpdateApplicationScalingRule | `ScalingRuleTimer` | JSON | no | Deprecated by EDAS. | `InvalidParameter.NotSupported` |
-| EnableApplicationScalingRule | `ScalingRuleName` | string | yes | The rule to enable. | an existing rule; on `local` `InvalidParameter.NotSupported` naming `ScalingRuleName` (no autoscaler); another enabled rule is `InvalidParameter` |
+| EnableApplicationScalingRule | `ScalingRuleName` | string | yes | The rule to enable. | an existing rule; a metric the cluster cannot measure is `InvalidParameter.NotSupported` naming `ScalingRuleMetric.metrics[i].metricType`; another enabled rule is `InvalidParameter` |
 | DescribeApplicationScalingRules | `AppId` | string | yes | Every rule of the application, by name, on one page (`CurrentPage` 1, `PageSize` = `TotalSize`). | |
 ";
 
