@@ -169,6 +169,12 @@ struct Driver {
     sweep: Option<String>,
     /// Runtime work owed after transient failures.
     retry: Retry,
+    /// The release analysis, as last persisted with the order (issue 21).
+    analysis: Option<edas_analysis::Analysis>,
+    /// Checks with a measurement in flight (their task reports back through `mailbox`).
+    measuring: BTreeSet<String>,
+    /// This driver's own channel, for its measurement tasks (weak: the driver ends as before).
+    mailbox: Option<mpsc::WeakUnboundedSender<DriverMsg>>,
 }
 
 pub(crate) async fn drive(
@@ -227,6 +233,14 @@ impl Driver {
             .cloned()
             .ok_or_else(|| format!("no runtime for cluster {}", app.cluster_id))?;
         let timers = order.armed_timers().into_iter().collect();
+        let analysis = crate::analysis::decode(&order);
+        let mailbox = inner
+            .drivers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&record.app_id)
+            .filter(|(o, _)| *o == record.id)
+            .map(|(_, tx)| tx.downgrade());
         Ok(Driver {
             inner,
             id: record.id,
@@ -244,6 +258,9 @@ impl Driver {
             routed: None,
             sweep: None,
             retry: Retry::default(),
+            analysis,
+            measuring: BTreeSet::new(),
+            mailbox,
         })
     }
 
@@ -270,6 +287,11 @@ impl Driver {
             return;
         }
         while !self.lost && store_active(self.order.status()) {
+            self.sync_analysis().await;
+            if self.lost || !store_active(self.order.status()) {
+                break;
+            }
+            let measure_at = self.next_measurement();
             let next_timer = self
                 .timers
                 .iter()
@@ -297,7 +319,11 @@ impl Driver {
                         let r = self.step(input, &actor, &request_id).await;
                         let _ = reply.send(r);
                     }
+                    Some(DriverMsg::Measured { check, result }) => self.record(check, result).await,
                 },
+                _ = tokio::time::sleep_until(measure_at.unwrap_or_else(tokio::time::Instant::now)), if measure_at.is_some() => {
+                    self.measure_due();
+                }
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {
                     self.retry_owed().await;
                 }
@@ -592,6 +618,228 @@ impl Driver {
         if !self.retry.observe {
             self.retry.settle();
         }
+    }
+
+    /// When the next measurement of the release analysis is due (a check with one in flight
+    /// waits for it), as a tokio instant.
+    fn next_measurement(&self) -> Option<tokio::time::Instant> {
+        let a = self.analysis.as_ref()?;
+        let at = a
+            .checks
+            .iter()
+            .filter(|s| s.status == edas_analysis::judge::CheckStatus::Running)
+            .filter(|s| !self.measuring.contains(&s.name))
+            .filter_map(|s| s.next_at)
+            .min()?;
+        Some(
+            self.inner
+                .clock
+                .instant_at(EpochMillis(u64::try_from(at).unwrap_or(0))),
+        )
+    }
+
+    /// Spawns a measurement of every check that is due; each reports back as
+    /// [`DriverMsg::Measured`].
+    fn measure_due(&mut self) {
+        let Some(a) = &self.analysis else { return };
+        let now = self.inner.clock.now().0 as i64;
+        for due in a.due(now) {
+            let Some(check) = a.policy.check(&due.check).cloned() else {
+                continue;
+            };
+            if !self.measuring.insert(due.check.clone()) {
+                continue;
+            }
+            let Some(mailbox) = self.mailbox.clone() else {
+                continue;
+            };
+            let phase = match a
+                .checks
+                .iter()
+                .find(|s| s.name == due.check)
+                .and_then(|s| s.stage)
+            {
+                Some(edas_analysis::Stage::Gray) => "gray",
+                Some(edas_analysis::Stage::Batch(_)) => "batch",
+                _ => "release",
+            };
+            let ctx = crate::analysis::MeasureCtx {
+                runtime: self.runtime.clone(),
+                app: self.app.clone(),
+                order_id: self.id.clone(),
+                revision: self.order.to_revision().0.clone(),
+                stable: self
+                    .order
+                    .previous()
+                    .map(|p| p.revision.0.clone())
+                    .filter(|p| p != &self.order.to_revision().0),
+                batch: self.order.current_batch(),
+                phase: phase.to_owned(),
+                settings: self.inner.analysis.get().cloned().unwrap_or_default(),
+                now,
+            };
+            tokio::spawn(async move {
+                let result = crate::analysis::measure(check, ctx).await;
+                if let Some(tx) = mailbox.upgrade() {
+                    let _ = tx.send(DriverMsg::Measured {
+                        check: due.check,
+                        result,
+                    });
+                }
+            });
+        }
+    }
+
+    /// Records a measurement with edas-analysis's judge and persists it with the verdict it
+    /// leads to, as one transition, before that verdict acts.
+    async fn record(&mut self, check: String, result: crate::analysis::Measured) {
+        self.measuring.remove(&check);
+        let Some(mut a) = self.analysis.clone() else {
+            return;
+        };
+        if !self.order.is_active() {
+            return;
+        }
+        let now = self.inner.clock.now().0 as i64;
+        let verdict = match result {
+            crate::analysis::Measured::Value(observation) => a.record(&check, observation, now),
+            crate::analysis::Measured::Traffic(snapshot) => {
+                let stable = self
+                    .order
+                    .previous()
+                    .map(|p| p.revision.0.clone())
+                    .filter(|p| p != &self.order.to_revision().0);
+                let revision = self.order.to_revision().0.clone();
+                a.record_traffic(&check, snapshot, &revision, stable.as_deref(), now)
+            }
+        };
+        let outcome = match &verdict {
+            edas_analysis::Verdict::Stale => return,
+            edas_analysis::Verdict::Failed { .. } => "failed",
+            _ => match a
+                .checks
+                .iter()
+                .find(|s| s.name == check)
+                .and_then(|s| s.measurements.last())
+            {
+                Some(m) if m.passed == Some(true) => "passed",
+                Some(m) if m.passed == Some(false) => "failed",
+                Some(_) => "inconclusive",
+                None => "started",
+            },
+        };
+        let verdict = match verdict {
+            edas_analysis::Verdict::Failed {
+                check,
+                reason,
+                action,
+            } => crate::analysis::failed(check, reason, action),
+            _ => self.gate_verdict(&a),
+        };
+        let input = Input::Analysis {
+            doc: crate::analysis::encode(&a),
+            checks: crate::analysis::standings(&a),
+            measured: outcome != "started",
+            verdict,
+        };
+        match self.step(input, "system", "").await {
+            Ok(_) => {
+                if outcome != "started" {
+                    metrics::counter!("edasd_analysis_measurements_total", "result" => outcome)
+                        .increment(1);
+                }
+                self.analysis = crate::analysis::decode(&self.order);
+            }
+            Err(error) => {
+                tracing::warn!(message = "Recording a measurement failed; it is taken again.", change_order = %self.id, %check, %error);
+                // The measurement is lost, not the check: it is due again at once.
+                self.analysis = crate::analysis::decode(&self.order);
+            }
+        }
+    }
+
+    /// `Passed` when the batch being judged may complete, else `Continue`.
+    fn gate_verdict(&self, a: &edas_analysis::Analysis) -> edas_release::AnalysisVerdict {
+        match self.order.judging() {
+            Some(i) => match crate::analysis::gate(a, &crate::analysis::stages(&self.order, i)) {
+                edas_analysis::Gate::Open => edas_release::AnalysisVerdict::Passed {
+                    pipeline: u32::try_from(i).unwrap_or(u32::MAX),
+                },
+                _ => edas_release::AnalysisVerdict::Continue,
+            },
+            None => edas_release::AnalysisVerdict::Continue,
+        }
+    }
+
+    /// Brings the analysis in line with the order after any step: background checks run
+    /// once the release started; the batch being judged starts its checks (again, for those
+    /// that failed, after a ContinuePipeline); a gate left by SkipAnalysis stops its checks;
+    /// a background check that held the order runs again once the order was continued. Any
+    /// change is persisted (with a `Passed` verdict when the batch's gate is already open).
+    async fn sync_analysis(&mut self) {
+        use edas_analysis::judge::CheckStatus;
+        use edas_analysis::policy::When;
+        let Some(before) = self.analysis.clone() else {
+            return;
+        };
+        if !self.order.is_active() || self.order.status() == Status::Ready {
+            return;
+        }
+        let now = self.inner.clock.now().0 as i64;
+        let mut a = before.clone();
+        a.begin(edas_analysis::Stage::Release, now);
+        let judged = self
+            .order
+            .judging()
+            .map(|i| crate::analysis::stages(&self.order, i))
+            .unwrap_or_default();
+        let held = self.order.paused().is_some();
+        for stage in &judged {
+            a.begin(*stage, now);
+        }
+        if !held {
+            // Continued after a failed check held the order: judge again from zero.
+            crate::analysis::rerun_failed(
+                &mut a,
+                |c, s| c.when == When::Background || s.stage.is_some_and(|st| judged.contains(&st)),
+                now,
+            );
+        }
+        // A gate passed without its verdict (SkipAnalysis): its checks stop, as skipped.
+        let left: Vec<edas_analysis::Stage> = a
+            .checks
+            .iter()
+            .filter(|s| {
+                matches!(s.status, CheckStatus::Running | CheckStatus::Failed { .. })
+                    && s.stage.is_some_and(|st| {
+                        st != edas_analysis::Stage::Release && !judged.contains(&st)
+                    })
+            })
+            .filter_map(|s| s.stage)
+            .collect();
+        if !held {
+            for stage in left {
+                a.skip(stage, "ContinuePipeline SkipAnalysis=true");
+            }
+        }
+        let verdict = if judged.is_empty() {
+            edas_release::AnalysisVerdict::Continue
+        } else {
+            self.gate_verdict(&a)
+        };
+        if a == before && verdict == edas_release::AnalysisVerdict::Continue {
+            return;
+        }
+        let input = Input::Analysis {
+            doc: crate::analysis::encode(&a),
+            checks: crate::analysis::standings(&a),
+            measured: false,
+            verdict,
+        };
+        if let Err(error) = self.step(input, "system", "").await {
+            tracing::warn!(message = "Updating the release analysis failed.", change_order = %self.id, %error);
+        }
+        self.analysis = crate::analysis::decode(&self.order);
     }
 
     /// The renewal found the order no longer held by this process: say why, and warn only when

@@ -15,6 +15,7 @@
 //! the number of the last revision that changed what instances run (not just how many). A
 //! scale, stop or start therefore resizes the serving revision instead of replacing instances.
 
+mod analysis;
 pub mod autoscaling;
 mod copies;
 mod deletion;
@@ -36,6 +37,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+pub use analysis::AnalysisSettings;
 pub use driver::{ControlError, ControlOutcome};
 pub use routing::routing;
 pub use target::{app_ref, stored_target};
@@ -249,6 +251,11 @@ pub(crate) enum DriverMsg {
     LeaseLost,
     /// The order is being ended by an immediate deletion: stop driving it.
     Stop,
+    /// A measurement of the release analysis, taken by a task the driver spawned.
+    Measured {
+        check: String,
+        result: analysis::Measured,
+    },
     /// A control operation.
     Control {
         input: Input,
@@ -289,6 +296,8 @@ pub(crate) struct Inner {
     tasks: tokio_util::task::TaskTracker,
     /// Wakes the sweeper of a cluster (by cluster id) when a sweep becomes owed.
     sweep_kicks: HashMap<String, Arc<Notify>>,
+    /// The release analysis's settings, set once before the engine starts.
+    pub(crate) analysis: std::sync::OnceLock<AnalysisSettings>,
 }
 
 /// The release engine. Clones share one engine.
@@ -316,8 +325,20 @@ impl Engine {
                 drivers: Mutex::default(),
                 shutdown: CancellationToken::new(),
                 tasks: tokio_util::task::TaskTracker::new(),
+                analysis: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Sets the release analysis's settings (edasd's `[analysis]`); call it before
+    /// [`Engine::start`]. Without it, a `prometheus` check needs its own `address`.
+    pub fn set_analysis(&self, settings: AnalysisSettings) {
+        let _ = self.inner.analysis.set(settings);
+    }
+
+    /// The release analysis's settings.
+    pub fn analysis_settings(&self) -> AnalysisSettings {
+        self.inner.analysis.get().cloned().unwrap_or_default()
     }
 
     /// The store the engine works on.
@@ -679,6 +700,12 @@ impl Engine {
             inner.clock.now(),
             &unenforced,
         )?;
+        // A release of an application with a release policy is judged by it (issue 21).
+        let order = if kind.is_none() {
+            analysis::attach(&inner.store, &req.app_id, order).await?
+        } else {
+            order
+        };
         runtime
             .check_routing(&routing::preview(
                 &req.change.spec,

@@ -1527,6 +1527,14 @@ impl Runtime for LocalRuntime {
         Box::pin(async move { checked })
     }
 
+    fn traffic(
+        &self,
+        app: &AppRef,
+    ) -> BoxFuture<'_, Result<edas_runtime::TrafficCounters, RuntimeError>> {
+        let counters = self.inner.routes.traffic(&app.id);
+        Box::pin(async move { Ok(counters) })
+    }
+
     fn autoscaled_replicas(
         &self,
         app: &AppRef,

@@ -76,6 +76,16 @@ impl Routes {
             .map_or(0, |m| m.requests_of(revision))
     }
 
+    /// Every revision's request counters of the application's proxies (none before it has a
+    /// Service).
+    pub(crate) fn traffic(&self, app_id: &str) -> edas_runtime::TrafficCounters {
+        self.apps()
+            .get(app_id)
+            .and_then(|r| r.metrics.as_ref())
+            .map(|m| m.traffic())
+            .unwrap_or_default()
+    }
+
     /// The futures that resolve once no request is in flight to `address` on any proxy of
     /// `app_id` (each proxy stops sending it new requests at once).
     pub(crate) fn drain(

@@ -172,6 +172,27 @@ pub struct Instance {
     pub last_exit: Option<String>,
 }
 
+/// Every revision's request counters since the runtime started counting them
+/// ([`Runtime::traffic`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TrafficCounters {
+    /// By revision.
+    pub revisions: std::collections::BTreeMap<String, RevisionCounters>,
+}
+
+/// One revision's cumulative counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RevisionCounters {
+    /// Answers of every status.
+    pub requests: u64,
+    /// Answers with a 5xx status.
+    pub server_errors: u64,
+    /// Upper bounds (seconds, ascending) of the latency buckets.
+    pub latency_bounds: Vec<f64>,
+    /// Cumulative: answers that took at most the bound (time to the response's head).
+    pub latency_counts: Vec<u64>,
+}
+
 /// "Something about this revision changed": observe it again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuntimeEvent {
@@ -388,6 +409,20 @@ pub trait Runtime: Send + Sync + 'static {
     /// tell.
     fn scale_decisions(&self) -> Option<broadcast::Receiver<ScaleDecision>> {
         None
+    }
+
+    /// The requests each revision of the application answered so far, counted where the
+    /// runtime sees them (the release analysis's built-in traffic provider takes the difference
+    /// of two). `Unsupported` by default: a runtime that sees no requests (Kubernetes, where a
+    /// policy uses its Prometheus instead).
+    fn traffic(&self, app: &AppRef) -> BoxFuture<'_, Result<TrafficCounters, RuntimeError>> {
+        let _ = app;
+        Box::pin(async {
+            Err(RuntimeError::Unsupported(
+                "this runtime does not count requests per revision; use a Prometheus check"
+                    .to_owned(),
+            ))
+        })
     }
 
     /// Makes exactly `replicas` instances of `target` exist: starts the missing ones, or stops

@@ -44,6 +44,39 @@ pub struct Config {
     /// Release notifications (`[notify]`).
     #[serde(default)]
     pub notify: crate::notify::NotifySection,
+    /// Release analysis (`[analysis]`, issue 21).
+    #[serde(default)]
+    pub analysis: AnalysisSection,
+}
+
+/// `[analysis]`: what release policies' checks use. Every key is optional.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisSection {
+    /// The Prometheus server (`http://host:port`) a `prometheus` check without its own
+    /// `address` queries; without it such a policy is refused when it is set.
+    pub prometheus: Option<String>,
+}
+
+impl AnalysisSection {
+    /// The address, validated: an http(s) URL without a query or fragment.
+    pub fn prometheus(&self) -> anyhow::Result<Option<String>> {
+        let Some(address) = &self.prometheus else {
+            return Ok(None);
+        };
+        let valid = (address.starts_with("http://") || address.starts_with("https://"))
+            && !address.contains(['?', '#', ' '])
+            && address
+                .split("://")
+                .nth(1)
+                .is_some_and(|rest| !rest.is_empty());
+        if !valid {
+            bail!(
+                "[analysis] prometheus = `{address}`: must be an http:// or https:// address such as http://127.0.0.1:9090"
+            );
+        }
+        Ok(Some(address.trim_end_matches('/').to_owned()))
+    }
 }
 
 /// `[engine]`: the release engine. Every key is optional.
@@ -89,6 +122,7 @@ impl Default for Config {
             engine: EngineSection::default(),
             server: crate::connections::ServerSection::default(),
             notify: crate::notify::NotifySection::default(),
+            analysis: AnalysisSection::default(),
         }
     }
 }
@@ -582,6 +616,7 @@ impl Config {
             }
         }
         self.engine.lease()?;
+        self.analysis.prometheus()?;
         self.local.validate()
     }
 }

@@ -232,6 +232,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let notify_config = config.notify.config(&engine_config.worker_id)?;
     let engine = Engine::new(store.clone(), runtimes, engine_config);
+    engine.set_analysis(edas_engine::AnalysisSettings {
+        prometheus: config.analysis.prometheus()?,
+    });
     let engine_task = engine.start();
     let notify_stop = tokio_util::sync::CancellationToken::new();
     let notify_task = tokio::spawn(
