@@ -19,6 +19,7 @@
 //! | `DELETE /edasd/v1/users/{name}/policies/{policy}` | | detaches a policy |
 //! | `GET /edasd/v1/audit?AppId=&From=&To=&PageNumber=&PageSize=` | | the audit trail, newest first (see `audit.rs`: also open to users allowed `edas:ReadApplication` on `AppId`) |
 //! | `…/subscriptions…` | | release notifications: see `admin/notify.rs` |
+//! | `…/applications/{app}/policy…` | | release policies, authorized per application: see `admin/release_policy.rs` |
 //!
 //! An administrator cannot delete its own user nor disable or delete the key it signs with (so
 //! the last way in is never removed by accident); another administrator can.
@@ -51,6 +52,7 @@ use crate::error::{ApiError, codes};
 use crate::server::{authenticate, receive, respond};
 
 mod notify;
+mod release_policy;
 mod routes;
 
 pub(crate) use notify::event as notify_event;
@@ -104,6 +106,16 @@ pub(crate) fn router() -> Router {
             "/users/{name}/policies/{policy}",
             put(routes::attach_policy).delete(routes::detach_policy),
         )
+        .route(
+            "/applications/{app}/policy",
+            get(release_policy::get)
+                .put(release_policy::put)
+                .delete(release_policy::delete),
+        )
+        .route(
+            "/applications/{app}/policy/history",
+            get(release_policy::history),
+        )
         .route("/subscriptions", get(notify::list).post(notify::create))
         .route("/subscriptions/{id}", delete(notify::delete))
         .route("/subscriptions/{id}/deliveries", get(notify::deliveries))
@@ -135,8 +147,11 @@ pub(crate) async fn handle(State(api): State<Api>, routes: Router, request: Requ
             let caller = authenticate(&api, &received.signed).await?;
             let path = received.parts.uri.path().to_owned();
             let method = received.parts.method.clone();
+            // The audit trail (with its query) and release policies authorize per
+            // application in their handlers; everything else is for administrators.
             if path != "/edasd/v1/audit" {
-                check(&caller, &received.signed)?;
+                let admin_only = !path.starts_with("/edasd/v1/applications/");
+                check(&caller, &received.signed, admin_only)?;
             }
             // `get` routes also answer HEAD; the admin API does not.
             if method == Method::HEAD {
@@ -178,8 +193,8 @@ pub(crate) async fn handle(State(api): State<Api>, routes: Router, request: Requ
 
 /// The checks every admin route but the audit trail shares, in this order: administrator, query,
 /// a body covered by the signature.
-fn check(caller: &Caller, signed: &edas_pop::Request) -> Result<(), ApiError> {
-    if !caller.user.admin {
+fn check(caller: &Caller, signed: &edas_pop::Request, admin_only: bool) -> Result<(), ApiError> {
+    if admin_only && !caller.user.admin {
         return Err(ApiError::new(
             codes::AUTH_ERROR,
             format!(

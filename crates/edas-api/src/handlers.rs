@@ -351,19 +351,36 @@ async fn list_change_orders(call: Call<'_>) -> Result<edas_wire::ChangeOrderList
 
 async fn continue_pipeline(call: Call<'_>) -> Result<Empty, ApiError> {
     let (api, caller, params, request_id) = call.parts();
-    only(params, "ContinuePipeline", &["PipelineId", "Confirm"])?;
+    only(
+        params,
+        "ContinuePipeline",
+        &["PipelineId", "Confirm", "SkipAnalysis"],
+    )?;
     let pipeline_id = required(params, "PipelineId")?;
-    let confirm = match params.get("Confirm") {
-        None => true,
-        Some(v) => edas_spec::parse_bool(v).ok_or_else(|| {
-            invalid(
-                "Confirm",
-                format!("`{v}` is not a boolean: use true or false"),
-            )
-        })?,
+    let boolean = |name: &str| match params.get(name) {
+        None => Ok(None),
+        Some(v) => edas_spec::parse_bool(v)
+            .map(Some)
+            .ok_or_else(|| invalid(name, format!("`{v}` is not a boolean: use true or false"))),
     };
+    let confirm = boolean("Confirm")?.unwrap_or(true);
+    // edasd's extension (issue 21): pass the release analysis without a verdict.
+    let skip = boolean("SkipAnalysis")?.unwrap_or(false);
+    if skip && !confirm {
+        return Err(invalid(
+            "SkipAnalysis",
+            "SkipAnalysis=true moves the release on; it cannot go with Confirm=false",
+        ));
+    }
     let view = api.app().order_of_pipeline(pipeline_id).await?;
     caller.authorize(ram::MANAGE_APPLICATION, &arn(api, &view.app))?;
+    if skip {
+        caller.authorize(ram::SKIP_RELEASE_ANALYSIS, &arn(api, &view.app))?;
+        api.app()
+            .skip_analysis(&view.stored.id, pipeline_id, &actor(caller, request_id))
+            .await?;
+        return Ok(Empty {});
+    }
     api.app()
         .continue_pipeline(
             &view.stored.id,

@@ -509,6 +509,10 @@ pub mod ram {
     pub const MANAGE_APPLICATION: &str = "edas:ManageApplication";
     /// Creating an application in a namespace.
     pub const CREATE_APPLICATION: &str = "edas:CreateApplication";
+    /// ContinuePipeline with edasd's `SkipAnalysis=true`: moving a release past its release
+    /// analysis without a verdict (issue 21); separate from managing the application, so a
+    /// policy can allow releases but not overriding their checks.
+    pub const SKIP_RELEASE_ANALYSIS: &str = "edas:SkipReleaseAnalysis";
     /// Deleting an application: separate from managing it, so a policy can allow every change
     /// but deletion.
     pub const DELETE_APPLICATION: &str = "edas:DeleteApplication";

@@ -70,6 +70,24 @@ impl App {
         Ok(())
     }
 
+    /// ContinuePipeline with `SkipAnalysis=true` on change order `order_id`: the batch waiting
+    /// for (or held by) its release analysis moves on without a verdict. The transition's
+    /// audit record names the input (`SkipAnalysis`) and the caller.
+    pub async fn skip_analysis(
+        &self,
+        order_id: &str,
+        pipeline_id: &str,
+        actor: &Actor,
+    ) -> Result<(), AppError> {
+        let input = Input::SkipAnalysis {
+            pipeline_id: pipeline_id.to_owned(),
+        };
+        self.engine
+            .control(order_id, input, &actor.name, &actor.request_id)
+            .await?;
+        Ok(())
+    }
+
     /// Aborts or rolls back change order `order_id`; returns the order the caller follows:
     /// the rollback's when one was started, else `order_id`.
     pub async fn abort(

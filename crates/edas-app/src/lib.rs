@@ -33,6 +33,7 @@ mod namespaces;
 mod notify;
 mod precheck;
 mod queries;
+mod release_policy;
 mod scaling;
 mod status;
 mod tags;
@@ -54,6 +55,7 @@ pub use edas_release::ChangeOrder as OrderState;
 pub use edas_runtime::{Instance, LogChunks, LogRequest};
 pub use edas_store::ChangeOrder as StoredChangeOrder;
 pub use edas_store::IngressRule;
+pub use edas_store::ReleasePolicyVersion;
 pub use edas_store::ResourceTag;
 pub use edas_store::{AccessKey, AuditEntry, ChangeOrderStatus, Policy, Sensitive, User};
 pub use edas_store::{

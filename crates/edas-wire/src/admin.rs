@@ -211,3 +211,33 @@ mod tests {
         assert_eq!(update, json!({"Enabled": false}));
     }
 }
+
+/// One version of an application's release policy (issue 21): `GET`/`PUT`/`DELETE
+/// /edasd/v1/applications/{app}/policy` answer `{"ReleasePolicy": {...}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ReleasePolicy {
+    pub app_id: String,
+    #[serde(deserialize_with = "lenient::int")]
+    pub version: i64,
+    /// The policy as stored (camelCase keys, as written); `null` for a version that deleted it.
+    pub document: Value,
+    #[serde(deserialize_with = "lenient::int")]
+    pub create_time: i64,
+    /// Who set it (the access key's user).
+    pub creator: String,
+}
+
+/// `{"ReleasePolicy": {...}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ReleasePolicyBody {
+    pub release_policy: ReleasePolicy,
+}
+
+/// `GET /edasd/v1/applications/{app}/policy/history`: every version, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ReleasePolicyHistoryBody {
+    pub versions: Vec<ReleasePolicy>,
+}

@@ -235,6 +235,26 @@ impl Client {
         self.send(request, &url, bytes)
     }
 
+    /// Calls edasd's admin API with a text body of `content_type` as it is (a release
+    /// policy's YAML goes to the server unchanged, so its errors name the lines as written).
+    pub fn admin_text(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        content_type: &str,
+    ) -> Result<Value, CallError> {
+        let full = format!("/edasd/v1/{path}");
+        let bytes = body.as_bytes().to_vec();
+        let request = edas_pop::Request::new(method, full.clone())
+            .with_header("x-acs-action", "edasd.admin")
+            .with_header("x-acs-version", API_VERSION)
+            .with_header("content-type", content_type)
+            .with_body(bytes.clone());
+        let url = format!("{}{full}", self.endpoint);
+        self.send(request, &url, bytes)
+    }
+
     /// A request builder on `http` for `request` at `url`, signed (V1, a fresh nonce).
     fn signed_builder(
         &self,

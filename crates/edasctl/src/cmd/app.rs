@@ -42,6 +42,10 @@ pub enum AppCommand {
     Start(StartArgs),
     /// Delete an application and its instances (DeleteK8sApplication).
     Delete(DeleteArgs),
+    /// The application's release policy: the checks that judge its releases (edasd's admin
+    /// API, `/edasd/v1/applications/{app}/policy`).
+    #[command(subcommand)]
+    Policy(crate::cmd::release_policy::PolicyCommand),
 }
 
 /// An application change: `AppId`, `Timeout` and `--watch`.
@@ -202,6 +206,7 @@ pub fn run(global: &Global, command: &AppCommand) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        AppCommand::Policy(command) => crate::cmd::release_policy::run(global, &client, command),
         AppCommand::Status(args) => crate::cmd::instances::status(global, &client, args),
         AppCommand::Logs(args) => crate::cmd::instances::logs(&client, args),
         AppCommand::History(args) => crate::cmd::instances::history(global, &client, args),

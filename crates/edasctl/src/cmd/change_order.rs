@@ -87,6 +87,10 @@ pub struct ContinueArgs {
     /// --interval seconds), then continue it.
     #[arg(long, conflicts_with = "pipeline")]
     pub wait: bool,
+    /// Move on past the release analysis without its verdict (edasd's `SkipAnalysis=true`):
+    /// needs the RAM action `edas:SkipReleaseAnalysis` on the application, and is audited.
+    #[arg(long)]
+    pub skip_analysis: bool,
     #[command(flatten)]
     pub watch: WatchFlags,
 }
@@ -166,6 +170,19 @@ pub fn waiting_pipeline(info: &ChangeOrderInfo) -> Option<String> {
                 p.pipeline_status,
                 status::WAITING_CONFIRMATION | status::WAITING_NEXT_BATCH
             )
+        })
+        .map(|p| p.pipeline_id.clone())
+}
+
+/// The batch in progress whose release analysis runs (its analysis stage is in progress).
+fn judged_pipeline(info: &ChangeOrderInfo) -> Option<String> {
+    info.pipeline_info_list
+        .pipeline_info
+        .iter()
+        .find(|p| {
+            p.stage_detail_list.stage_detail_dto.iter().any(|s| {
+                s.stage_name == "Release analysis" && s.stage_status == status::IN_PROGRESS
+            })
         })
         .map(|p| p.pipeline_id.clone())
 }
@@ -373,12 +390,26 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
         ChangeOrderCommand::Continue(args) => {
             let pipeline = match &args.pipeline {
                 Some(p) => p.clone(),
+                // The batch being judged is in progress, not waiting: skip that one.
+                None if args.skip_analysis => {
+                    let order = info(&client, &args.change_order_id)?;
+                    match waiting_pipeline(&order).or_else(|| judged_pipeline(&order)) {
+                        Some(p) => p,
+                        None => bail!(
+                            "change order {} has no batch waiting for its release analysis",
+                            args.change_order_id
+                        ),
+                    }
+                }
                 None => waiting_batch(&client, args)?,
             };
-            let params = vec![
+            let mut params = vec![
                 ("PipelineId".to_owned(), pipeline),
                 ("Confirm".to_owned(), "true".to_owned()),
             ];
+            if args.skip_analysis {
+                params.push(("SkipAnalysis".to_owned(), "true".to_owned()));
+            }
             act(
                 global,
                 &client,
@@ -393,6 +424,7 @@ pub fn run(global: &Global, command: &ChangeOrderCommand) -> anyhow::Result<Exit
                 change_order_id: args.change_order_id.clone(),
                 pipeline: None,
                 wait: args.full,
+                skip_analysis: false,
                 watch: args.watch.clone(),
             };
             loop {

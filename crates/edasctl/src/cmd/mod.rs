@@ -11,5 +11,6 @@ pub mod deploy;
 pub mod instances;
 pub mod notify;
 pub mod params;
+pub mod release_policy;
 pub mod render;
 pub mod service;
