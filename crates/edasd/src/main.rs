@@ -166,6 +166,9 @@ fn main() -> anyhow::Result<()> {
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // A change of an application on Kubernetes polls deep, large futures (API, layer,
+        // engine, runtime check): a debug build overflowed the default 2 MiB worker stack.
+        .thread_stack_size(8 << 20)
         .build()
         .context("starting the async runtime")?;
     match cli.command {
@@ -236,9 +239,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         prometheus: config.analysis.prometheus()?,
     });
     let engine_task = engine.start();
-    let notify_stop = tokio_util::sync::CancellationToken::new();
-    let notify_task = tokio::spawn(
-        edas_notify::Notifier::new((*store).clone(), notify_config)
     // Ingress rules are routed again (the local listener keeps its table in memory; on
     // Kubernetes the apply is idempotent).
     let ingress_rules = edas_app::App::new(store.clone(), engine.clone());
@@ -248,6 +248,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "cannot read the ingress rules"),
         }
     });
+    let notify_stop = tokio_util::sync::CancellationToken::new();
+    let notify_task = tokio::spawn(
+        edas_notify::Notifier::new((*store).clone(), notify_config)
             .context("building the notifier's HTTP client")?
             .run(notify_stop.clone()),
     );
