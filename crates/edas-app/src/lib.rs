@@ -64,11 +64,11 @@ pub use edas_store::{
 pub use edas_store::{Delivery, DeliveryState, EventScope, StoredEvent, Subscription};
 pub use error::AppError;
 pub use fleet::AppGauges;
+pub use identity::Signer;
+pub use ingress::{BackendStatus, IngressRequest};
 pub use local::{LOCAL_CLUSTER, LocalUse, local_use, service_address};
 pub use namespaces::{FixedNamespaces, Namespace, NamespaceKey, NamespaceRequest};
 pub use notify::{NotifyError, SubscriptionRequest};
-pub use identity::Signer;
-pub use ingress::{BackendStatus, IngressRequest};
 pub use precheck::{PRECHECK_JOBS, PrecheckJob, PrecheckKey, PrecheckRequest, PrecheckResult};
 pub use queries::{OrderView, change_order_type};
 pub use scaling::{

@@ -330,27 +330,6 @@ pub trait Runtime: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
-    /// Whether this runtime can scale an application by `rule` (checked when a scaling rule
-    /// is enabled, like [`Runtime::check`]; a metric it cannot measure is refused naming
-    /// `metrics[i]`). The default refuses: a runtime without an autoscaler would leave an
-    /// enabled rule silently ignored.
-    fn check_autoscaling(&self, rule: &Autoscaler) -> Result<(), RuntimeError> {
-        let _ = rule;
-        Err(RuntimeError::Unsupported(
-            "this runtime has no autoscaler: a scaling rule cannot be enabled here".to_owned(),
-        ))
-    }
-
-    /// Makes the application's autoscaler exactly `autoscaling` (`None`: removes it).
-    /// Idempotent. The default accepts `None` (there is nothing to remove) and refuses a rule.
-    fn set_autoscaling(
-        &self,
-        app: &AppRef,
-        autoscaling: Option<&Autoscaling>,
-    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let _ = app;
-        let refused = autoscaling.is_some();
-        Box::pin(async move {
     /// Whether this runtime can route `ingress` from outside (checked before an ingress rule
     /// is stored, like [`Runtime::check`]). The default refuses: a runtime without an ingress
     /// would leave a stored rule silently unrouted.
@@ -383,6 +362,27 @@ pub trait Runtime: Send + Sync + 'static {
         })
     }
 
+    /// Whether this runtime can scale an application by `rule` (checked when a scaling rule
+    /// is enabled, like [`Runtime::check`]; a metric it cannot measure is refused naming
+    /// `metrics[i]`). The default refuses: a runtime without an autoscaler would leave an
+    /// enabled rule silently ignored.
+    fn check_autoscaling(&self, rule: &Autoscaler) -> Result<(), RuntimeError> {
+        let _ = rule;
+        Err(RuntimeError::Unsupported(
+            "this runtime has no autoscaler: a scaling rule cannot be enabled here".to_owned(),
+        ))
+    }
+
+    /// Makes the application's autoscaler exactly `autoscaling` (`None`: removes it).
+    /// Idempotent. The default accepts `None` (there is nothing to remove) and refuses a rule.
+    fn set_autoscaling(
+        &self,
+        app: &AppRef,
+        autoscaling: Option<&Autoscaling>,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let _ = app;
+        let refused = autoscaling.is_some();
+        Box::pin(async move {
             if refused {
                 Err(RuntimeError::Unsupported(
                     "this runtime has no autoscaler".to_owned(),
