@@ -178,6 +178,10 @@ pub struct LocalSection {
     pub log_files_kept: Option<u32>,
     /// Log directories of stopped instances kept per application (default 20).
     pub stopped_logs_kept: Option<usize>,
+    /// The shared ingress listener (`host:port`, e.g. `127.0.0.1:8080`) that routes ingress
+    /// rules (CreateK8sIngressRule) by host and path to the applications' service ports.
+    /// Unset (the default): ingress rules on `local` are refused.
+    pub ingress_listen: Option<std::net::SocketAddr>,
     /// How often the autoscaler of an application with an enabled scaling rule samples its
     /// metrics and decides, seconds (default 15, the HPA controller's sync period).
     pub autoscale_interval_seconds: Option<f64>,
@@ -212,10 +216,6 @@ impl LocalSection {
         }
         if let Some(java) = &self.default_java
             && !java.is_absolute()
-    /// The shared ingress listener (`host:port`, e.g. `127.0.0.1:8080`) that routes ingress
-    /// rules (CreateK8sIngressRule) by host and path to the applications' service ports.
-    /// Unset (the default): ingress rules on `local` are refused.
-    pub ingress_listen: Option<std::net::SocketAddr>,
         {
             bail!(
                 "[local] default_java `{}` must be an absolute path",
@@ -397,6 +397,7 @@ impl LocalSection {
         if let Some(n) = self.stopped_logs_kept {
             config.stopped_logs_kept = n;
         }
+        config.ingress_listen = self.ingress_listen;
         Ok(config)
     }
 }
@@ -422,6 +423,9 @@ pub struct ClusterConfig {
     /// The Gateway API Gateway (`<namespace>/<name>`) that gray-release HTTPRoutes
     /// (TrafficControlStrategy) attach to; without one, such releases are refused.
     pub gateway: Option<String>,
+    /// The `ingressClassName` of the Ingresses of ingress rules (CreateK8sIngressRule);
+    /// default none: the cluster's default IngressClass.
+    pub ingress_class: Option<String>,
     /// How long a pod may stay unschedulable before its batch fails (default 30).
     pub unschedulable_grace_seconds: Option<u64>,
     /// Restarts after which a container in `CrashLoopBackOff` fails its batch (default 3).
@@ -431,7 +435,6 @@ pub struct ClusterConfig {
     pub watch_timeout_seconds: Option<u64>,
 }
 
-        config.ingress_listen = self.ingress_listen;
 impl ClusterConfig {
     /// How edasd reaches the cluster.
     pub fn access(&self) -> edas_kube::ClusterAccess {
@@ -449,6 +452,7 @@ impl ClusterConfig {
     pub fn options(&self) -> edas_kube::Options {
         let mut options = edas_kube::Options::new(&self.id);
         options.gateway = self.gateway();
+        options.ingress_class = self.ingress_class.clone();
         if let Some(seconds) = self.unschedulable_grace_seconds {
             options.failure.unschedulable_grace = std::time::Duration::from_secs(seconds);
         }
@@ -457,9 +461,6 @@ impl ClusterConfig {
         }
         if let Some(seconds) = self.watch_timeout_seconds {
             options.watch_timeout = std::time::Duration::from_secs(seconds);
-    /// The `ingressClassName` of the Ingresses of ingress rules (CreateK8sIngressRule);
-    /// default none: the cluster's default IngressClass.
-    pub ingress_class: Option<String>,
         }
         options
     }
@@ -486,7 +487,6 @@ pub struct RetentionConfig {
     pub change_order_max_age_days: Option<u64>,
     pub change_order_max_count: Option<u64>,
     pub audit_max_age_days: Option<u64>,
-        options.ingress_class = self.ingress_class.clone();
     pub audit_max_count: Option<u64>,
 }
 
