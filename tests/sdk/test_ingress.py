@@ -72,12 +72,24 @@ def routed():
         config = (f'[local]\ningress_listen = "127.0.0.1:{listen}"\n'
                   f'[[clusters]]\nid = "fake"\nkubeconfig = "{kube.kubeconfig}"\n'
                   'ingress_class = "nginx"\n')
-        server = Edasd(os.path.join(directory, "data"), config)
-        server.listen = listen
-        server.kube = kube
+        data = os.path.join(directory, "data")
+        holder = {"server": Edasd(data, config)}
+
+        class Routed:
+            def __getattr__(self, name):
+                return getattr(holder["server"], name)
+
+            def restart(self):
+                holder["server"].stop()
+                assert holder["server"].process.returncode == 0
+                holder["server"] = Edasd(data, config)
+
+        routed = Routed()
+        routed.__dict__.update(listen=listen, kube=kube)
         try:
-            yield server
+            yield routed
         finally:
+            server = holder["server"]
             server.stop()
             kube.stop()
             assert server.process.returncode == 0, "".join(server.log[-50:])
@@ -170,6 +182,12 @@ def test_an_ingress_routes_hosts_and_paths_to_two_applications_on_local(routed, 
                 {"path": "/", "backend": {"serviceName": "shop", "servicePort": api_port}}]}]})))
     assert bad.value.get_error_code() == "InvalidParameter"
     assert "IngressConf.rules[0].paths[0].backend.servicePort" in bad.value.get_error_msg()
+    assert through(port, "shop.test") == (200, "version=ing-api")
+
+    # edasd restarted: the stored rule is routed again as soon as it serves (the instances
+    # outlived it and were adopted; the listener's table is rebuilt from the store).
+    routed.restart()
+    client, classic = routed.tea(), routed.classic()
     assert through(port, "shop.test") == (200, "version=ing-api")
 
     deleted = client.delete_k8s_ingress_rule(tea.DeleteK8sIngressRuleRequest(
