@@ -233,6 +233,16 @@ impl Driver {
             .cloned()
             .ok_or_else(|| format!("no runtime for cluster {}", app.cluster_id))?;
         let timers = order.armed_timers().into_iter().collect();
+        let app_ref = crate::target::app_ref(&app);
+        // The order releases the application's current revision (a new template): its
+        // document is the application's, read just now, so it is not read again.
+        let mut targets = HashMap::new();
+        let to = order.to_revision().0.clone();
+        if app.current_revision.to_string() == to {
+            let target =
+                crate::target::doc_target(&inner.store, &app_ref, &to, &app.spec).await?;
+            targets.insert(to, target);
+        }
         let analysis = crate::analysis::decode(&order);
         let mailbox = inner
             .drivers
@@ -245,12 +255,12 @@ impl Driver {
             inner,
             id: record.id,
             app_id: record.app_id,
-            app: crate::target::app_ref(&app),
+            app: app_ref,
             version: record.version,
             order,
             runtime,
             cluster_id: app.cluster_id.clone(),
-            targets: HashMap::new(),
+            targets,
             timers,
             last_seen: HashMap::new(),
             lost: false,

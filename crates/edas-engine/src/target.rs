@@ -29,7 +29,18 @@ pub async fn stored_target(store: &Store, app: &AppRef, revision: &str) -> Resul
         .get_revision(&app.id, number)
         .await
         .map_err(|e| e.to_string())?;
-    let spec = rev.spec.running_spec();
+    doc_target(store, app, revision, &rev.spec).await
+}
+
+/// Like [`stored_target`] with revision `revision`'s document already at hand (a driver has
+/// the application's current one), so the revision is not read again.
+pub(crate) async fn doc_target(
+    store: &Store,
+    app: &AppRef,
+    revision: &str,
+    doc: &edas_spec::RevisionDoc,
+) -> Result<Target, String> {
+    let spec = doc.running_spec();
     let config = snapshot(store, &spec).await?;
     Ok(Target {
         app: app.clone(),

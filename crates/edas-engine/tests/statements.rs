@@ -160,4 +160,36 @@ async fn a_deploy_reads_nothing_twice() {
         ran.join("\n")
     );
     println!("a deploy: {} statements\n{}", ran.len(), ran.join("\n"));
+
+    // Its driver reads the application once and has the new revision's document from it:
+    // only the revision it leaves (1) is read.
+    statements.0.lock().unwrap().clear();
+    engine.start();
+    let order = store
+        .active_change_order("app-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    for _ in 0..500 {
+        if store.get_change_order(&order).await.unwrap().status.code() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    engine.shutdown().await;
+    assert_eq!(
+        store.get_change_order(&order).await.unwrap().status.code(),
+        2,
+        "the deploy was not released"
+    );
+    let ran = statements.0.lock().unwrap().clone();
+    let revisions = ran.iter().filter(|s| s.contains("FROM revisions")).count();
+    assert_eq!(
+        revisions,
+        1,
+        "the driver read revisions again ({} statements):\n{}",
+        ran.len(),
+        ran.join("\n")
+    );
 }
