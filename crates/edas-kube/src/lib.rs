@@ -412,11 +412,16 @@ impl KubeRuntime {
         // ends them.
         let discovery = tokio::spawn(discover(Arc::downgrade(&inner)));
         let drift = tokio::spawn(drift::run(Arc::downgrade(&inner), inner.events.subscribe()));
+        let stateful = tokio::spawn(stateful::watch(Arc::downgrade(&inner)));
         inner
             .tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .extend([discovery.abort_handle(), drift.abort_handle()]);
+            .extend([
+                discovery.abort_handle(),
+                drift.abort_handle(),
+                stateful.abort_handle(),
+            ]);
         KubeRuntime { inner }
     }
 

@@ -36,7 +36,8 @@ const fn rule(group: &'static str, resource: &'static str, verbs: &'static [&'st
 /// - Deployments: the watch cache, server-side apply of revisions (create, patch), scaling a
 ///   revision to 0 (delete);
 /// - StatefulSets (`WorkloadType=StatefulSet`): read before each step (get), applied and
-///   scaled (create, patch), removed (delete), the sweep on Delete and the revisions (list);
+///   scaled (create, patch), removed (delete), the sweep on Delete and the revisions (list),
+///   drift correction (watch);
 /// - Services, ConfigMaps, Secrets: server-side apply (create, patch), removal (delete), the
 ///   application's objects by label (list: routing, the sweep on Delete);
 /// - namespaces: an application's namespace is created when missing (get, create) and
@@ -60,7 +61,7 @@ pub const RIGHTS: &[Rule] = &[
     rule(
         "apps",
         "statefulsets",
-        &["get", "list", "create", "patch", "delete"],
+        &["get", "list", "watch", "create", "patch", "delete"],
     ),
     rule("", "services", &["list", "create", "patch", "delete"]),
     rule("", "configmaps", &["list", "create", "patch", "delete"]),

@@ -32,20 +32,24 @@
 //! Ready would block the rollout for good (OrderedReady waits for it; Kubernetes' documented
 //! "forced rollback"): it is deleted, so the controller re-creates it from the template.
 //!
-//! Not covered: drift correction (a StatefulSet deleted by hand comes back with the next
-//! change, not on its watch event).
+//! Drift ([`watch`]): a StatefulSet deleted outside edasd is restored on its watch event with
+//! what the store says runs; a `replicas` changed outside edasd is followed as the top's (as
+//! the HPA's is), not restored.
 
 use std::collections::BTreeMap;
+use std::sync::Weak;
 
 use edas_runtime::{AppRef, RuntimeError, Target};
+use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::autoscaling::v2::{CrossVersionObjectReference, HorizontalPodAutoscaler};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::{KubeRuntime, LABEL_APP_ID, LABEL_REVISION, label, state};
+use crate::{Inner, KubeRuntime, LABEL_APP_ID, LABEL_REVISION, label, state};
 
 /// Annotation on an application's StatefulSet: its [`Layout`], as JSON.
 pub const ANNOTATION_LAYOUT: &str = "edas.oam.statefulset-layout";
@@ -394,6 +398,68 @@ impl KubeRuntime {
             .map(|s| serde_json::to_string(&s))
             .transpose()
             .map_err(|e| RuntimeError::Unavailable(format!("encoding the StatefulSet: {e}")))
+    }
+}
+
+/// Drift: watches the StatefulSets labelled with an application id, and restores one deleted
+/// outside edasd (`kubectl delete sts`) with what the store says its application runs, when no
+/// change is in progress ([`crate::Settled::settled_target`]; edasd's own deletions, by a stop,
+/// a scale to 0 or a deletion, find the store saying 0 or a change in progress, and are left
+/// alone). Woken by the watch's events only; a deletion while the watch was down is seen at
+/// the next change. Ends when the runtime is dropped.
+pub(crate) async fn watch(inner: Weak<Inner>) {
+    let Some(strong) = inner.upgrade() else {
+        return;
+    };
+    let api: Api<StatefulSet> = Api::all(strong.client.clone());
+    let timeout = u32::try_from(strong.options.watch_timeout.as_secs().max(1)).unwrap_or(290);
+    let backoff = crate::WatchBackoff::new(strong.options.watch_backoff_max);
+    drop(strong);
+    let config = watcher::Config::default()
+        .labels(LABEL_APP_ID)
+        .timeout(timeout);
+    let stream = watcher(api, config).backoff(backoff);
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        let Ok(watcher::Event::Delete(set)) = event else {
+            continue;
+        };
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let rt = KubeRuntime { inner: strong };
+        tokio::spawn(async move { rt.restore(&set).await });
+    }
+}
+
+impl KubeRuntime {
+    /// Restores a StatefulSet deleted outside edasd, revision by revision (the base first), as
+    /// far as the store says they run.
+    async fn restore(&self, deleted: &StatefulSet) {
+        let Some(app_id) = label(deleted, LABEL_APP_ID) else {
+            return;
+        };
+        let name = deleted.metadata.name.as_deref().unwrap_or_default();
+        let layout = read_layout(deleted);
+        for (revision, _) in [layout.base, layout.top].into_iter().flatten() {
+            match self.inner.settled.settled_target(app_id, &revision).await {
+                Ok(Some((replicas, target))) => {
+                    let result = self.set_stateful(&target, replicas).await;
+                    match result {
+                        Ok(()) => {
+                            tracing::warn!(cluster = %self.inner.options.cluster_id, %app_id, statefulset = %name, %revision, replicas, "StatefulSet was deleted outside edasd: restored to what the store says runs")
+                        }
+                        Err(error) => {
+                            tracing::warn!(cluster = %self.inner.options.cluster_id, %app_id, statefulset = %name, %revision, %error, "StatefulSet was deleted outside edasd: restoring it failed; the next change applies it again")
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(cluster = %self.inner.options.cluster_id, %app_id, statefulset = %name, %error, "StatefulSet was deleted outside edasd: reading the store failed; the next change applies it again");
+                }
+            }
+        }
     }
 }
 

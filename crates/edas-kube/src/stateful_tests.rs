@@ -22,7 +22,24 @@ const APP: &str = "5e7c0a1e-0000-4000-8000-0000000000aa";
 struct NoStore;
 impl Settled for NoStore {}
 
+/// A store that says revision 1 runs 4 instances.
+struct RunsFour;
+impl Settled for RunsFour {
+    fn settled_target<'a>(
+        &'a self,
+        _app_id: &'a str,
+        revision: &'a str,
+    ) -> edas_runtime::BoxFuture<'a, Result<Option<(u32, Target)>, String>> {
+        let found = (revision == "1").then(|| (4, target("1", "1")));
+        Box::pin(async move { Ok(found) })
+    }
+}
+
 async fn start() -> (FakeCluster, KubeRuntime, tempfile::TempDir) {
+    start_with(Arc::new(NoStore)).await
+}
+
+async fn start_with(settled: Arc<dyn Settled>) -> (FakeCluster, KubeRuntime, tempfile::TempDir) {
     let cluster = FakeCluster::start(Config {
         pod_ready_delay: Duration::from_millis(50),
         ..Config::default()
@@ -38,7 +55,7 @@ async fn start() -> (FakeCluster, KubeRuntime, tempfile::TempDir) {
     })
     .await
     .unwrap();
-    let rt = KubeRuntime::start(client, Arc::new(NoStore), Options::new("fake"));
+    let rt = KubeRuntime::start(client, settled, Options::new("fake"));
     (cluster, rt, dir)
 }
 
@@ -283,4 +300,27 @@ async fn an_hpa_scales_the_statefulset_and_the_sweep_removes_it() {
     assert!(sets.get_opt("ledger").await.unwrap().is_none());
     let services: Api<Service> = Api::namespaced(rt.inner.client.clone(), "apps");
     assert!(services.get_opt("ledger-headless").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statefulset_deleted_outside_edasd_is_restored_from_the_store() {
+    let (_cluster, rt, _dir) = start_with(Arc::new(RunsFour)).await;
+    rt.set_replicas(&target("1", "1"), 4).await.unwrap();
+    until(&rt, "revision 1 ready", |one, _| one.ready == 4).await;
+    let sets: Api<StatefulSet> = Api::namespaced(rt.inner.client.clone(), "apps");
+    let before = sets.get("ledger").await.unwrap().metadata.uid;
+    sets.delete("ledger", &Default::default()).await.unwrap();
+    // Restored on the watch event: a new object, the store's 4 instances again.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(set) = sets.get_opt("ledger").await.unwrap()
+            && set.metadata.uid != before
+        {
+            assert_eq!(counts(&set), (4, 0));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not restored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until(&rt, "revision 1 ready again", |one, _| one.ready == 4).await;
 }

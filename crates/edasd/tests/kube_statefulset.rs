@@ -241,8 +241,8 @@ async fn a_statefulset_is_released_by_partition_rolled_back_and_deleted() {
 }
 
 /// edasd killed while a StatefulSet release runs: a restarted edasd reads the layout back from
-/// the StatefulSet and finishes the release, ending with the new revision on every ordinal;
-/// stop and start then delete and re-create the StatefulSet.
+/// the StatefulSet and finishes the release, ending with the new revision on every ordinal; a
+/// StatefulSet deleted by hand is restored; stop and start delete and re-create it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_edasd_resumes_a_statefulset_release() {
     const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#;
@@ -285,6 +285,29 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
     );
     assert_eq!(shape(&backend).await, Some((4, 0, "2".into())));
     eprintln!("StatefulSet at the kill: {killed_at:?}");
+
+    // Deleted by hand (`kubectl delete sts`): edasd restores it from the store at once.
+    let sets: Api<StatefulSet> = Api::namespaced(backend.client.clone(), &backend.namespace);
+    let before = sets.get("ledger").await.unwrap().metadata.uid;
+    sets.delete("ledger", &Default::default()).await.unwrap();
+    let deadline = Instant::now() + backend.patience;
+    loop {
+        let now = bounded("reading the StatefulSet", sets.get_opt("ledger"))
+            .await
+            .unwrap();
+        if now.as_ref().is_some_and(|s| s.metadata.uid != before) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the StatefulSet was not restored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(shape(&backend).await, Some((4, 0, "2".into())));
+    backend
+        .wait_pods(&app, "restored", |p| *p == counts(&[("2", 4)]))
+        .await;
 
     // Stop deletes the StatefulSet (and its headless Service); start brings them back.
     let body = edasd
