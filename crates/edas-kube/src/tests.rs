@@ -1219,3 +1219,148 @@ async fn an_hpa_is_applied_followed_retargeted_and_removed() {
     rt.delete_application(&app, true).await.unwrap();
     assert!(hpas.get_opt("scaled").await.unwrap().is_none());
 }
+
+/// Issue 24: an ingress rule is an Ingress with the cluster's class, replaced and deleted by
+/// the rule's name; a user's own Ingress of that name is refused, never taken over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingress_rule_is_applied_replaced_and_deleted_but_never_a_foreign_one() {
+    use edas_runtime::{IngressBackend, IngressHost, IngressPath, IngressSpec, PathType};
+    use k8s_openapi::api::networking::v1::Ingress;
+    let cluster = fake(false).await;
+    let mut options = Options::new("fake");
+    options.ingress_class = Some("nginx".into());
+    let (rt, _) = runtime_with(&cluster, options).await;
+    rt.check_ingress(&IngressSpec::default()).unwrap();
+    let rule = |host: &str, port: u16| IngressSpec {
+        rules: vec![IngressHost {
+            host: host.into(),
+            secret_name: None,
+            paths: vec![IngressPath {
+                path: "/".into(),
+                path_type: PathType::Prefix,
+                backend: IngressBackend {
+                    service_name: "web".into(),
+                    service_port: port,
+                    ..IngressBackend::default()
+                },
+            }],
+        }],
+        ..IngressSpec::default()
+    };
+    // The namespace is created when missing, as for applications.
+    rt.set_ingress("edge", "front", Some(&rule("a.test", 80)))
+        .await
+        .unwrap();
+    let ingresses: Api<Ingress> = Api::namespaced(rt.inner.client.clone(), "edge");
+    let spec = ingresses.get("front").await.unwrap().spec.unwrap();
+    assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
+    assert_eq!(
+        spec.rules.as_ref().unwrap()[0].host.as_deref(),
+        Some("a.test")
+    );
+    rt.set_ingress("edge", "front", Some(&rule("b.test", 8080)))
+        .await
+        .unwrap();
+    let value = serde_json::to_value(ingresses.get("front").await.unwrap()).unwrap();
+    assert_eq!(value["spec"]["rules"][0]["host"], "b.test");
+    assert_eq!(
+        value["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"]["number"],
+        8080
+    );
+    rt.set_ingress("edge", "front", None).await.unwrap();
+    assert!(ingresses.get_opt("front").await.unwrap().is_none());
+    rt.set_ingress("edge", "front", None).await.unwrap();
+
+    // Someone's own Ingress: neither replaced nor deleted.
+    ingresses
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "theirs"},
+                "spec": {"defaultBackend": {"service": {"name": "x", "port": {"number": 1}}}}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let e = rt
+        .set_ingress("edge", "theirs", Some(&rule("a.test", 80)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, RuntimeError::Unsupported(_)) && e.to_string().contains("did not create"),
+        "{e}"
+    );
+    assert!(rt.set_ingress("edge", "theirs", None).await.is_err());
+    assert!(ingresses.get_opt("theirs").await.unwrap().is_some());
+}
+
+/// Issue 24: NodePort and LoadBalancer Services keep their type (the API server allocates
+/// the node ports and keeps them across applies); during a gray split their stable/gray
+/// copies are ClusterIP, so a release opens no extra node port or load balancer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_balancer_services_keep_their_node_ports_and_split_copies_are_cluster_ip() {
+    let cluster = fake(true).await;
+    let (rt, _) = runtime(&cluster, true).await;
+    let app = &AppRef {
+        id: "7f0c5a1e-0000-4000-8000-000000000002".into(),
+        name: "Lb".into(),
+        namespace: "apps".into(),
+    };
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(rt.inner.client.clone());
+    ns.create(
+        &kube::api::PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "apps"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut lb = web_service();
+    lb.service_type = "LoadBalancer".into();
+    let routing = Routing {
+        services: vec![lb],
+        ..Routing::default()
+    };
+    rt.set_routing(app, &routing).await.unwrap();
+    let services: Api<Service> = Api::namespaced(rt.inner.client.clone(), "apps");
+    let node_port = |s: Service| {
+        let spec = s.spec.unwrap();
+        (spec.type_.unwrap(), spec.ports.unwrap()[0].node_port)
+    };
+    let (kind, first) = node_port(services.get("web").await.unwrap());
+    assert_eq!(kind, "LoadBalancer");
+    assert!(
+        first.is_some_and(|p| (30000..=32767).contains(&p)),
+        "{first:?}"
+    );
+    rt.set_routing(app, &routing).await.unwrap();
+    assert_eq!(
+        node_port(services.get("web").await.unwrap()).1,
+        first,
+        "kept"
+    );
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while rt.serves_gateway_api().is_none() {
+        assert!(tokio::time::Instant::now() < deadline);
+        let mut health = rt.health();
+        let _ = tokio::time::timeout(Duration::from_millis(200), health.changed()).await;
+    }
+    create_gateway(&rt.inner.client.clone(), None).await;
+    let gray = Routing {
+        gray: Some(edas_runtime::GraySplit {
+            stable_revision: "1".into(),
+            gray_revision: "2".into(),
+            traffic: TrafficControl {
+                rules: vec![TrafficRule::Percent { percent: 20 }],
+            },
+        }),
+        ..routing.clone()
+    };
+    rt.set_routing(app, &gray).await.unwrap();
+    for copy in ["web-stable", "web-gray"] {
+        let (kind, port) = node_port(services.get(copy).await.unwrap());
+        assert_eq!((kind.as_str(), port), ("ClusterIP", None), "{copy}");
+    }
+    assert_eq!(
+        node_port(services.get("web").await.unwrap()).0,
+        "LoadBalancer"
+    );
+}
