@@ -1,7 +1,7 @@
 """Issue 24: the six ApplicationScalingRule operations (Create, Update, Delete, Describe,
 Enable, Disable) through BOTH official SDKs against the real edasd. Every answer is read
-through the keys the SDK models read. Enabling a rule on `local` is refused (no autoscaler
-there), naming the parameter."""
+through the keys the SDK models read. On `local` a QPS or CPU rule can be enabled (the
+built-in autoscaler); a MEMORY one is refused, naming the metric."""
 
 import json
 
@@ -20,6 +20,10 @@ from test_operations import classic_request
 
 METRIC = json.dumps({"minReplicas": 1, "maxReplicas": 4,
                      "metrics": [{"metricType": "CPU", "metricTargetAverageUtilization": 60}]})
+MEMORY = json.dumps({"minReplicas": 1, "maxReplicas": 4,
+                     "metrics": [{"metricType": "MEMORY", "metricTargetAverageUtilization": 60}]})
+QPS = json.dumps({"minReplicas": 1, "maxReplicas": 4,
+                  "metrics": [{"metricType": "QPS", "metricTargetAverageUtilization": 50}]})
 BEHAVIOUR = json.dumps({
     "scaleUp": {"stabilizationWindowSeconds": "0", "selectPolicy": "Max",
                 "policies": [{"type": "Pods", "value": 5, "periodSeconds": 15}]},
@@ -61,7 +65,7 @@ def test_tea_sdk_manages_scaling_rules(edasd):
         client.enable_application_scaling_rule(tea.EnableApplicationScalingRuleRequest(
             app_id=app_id, scaling_rule_name="cpu"))
     assert enabling.value.code == "InvalidParameter.NotSupported"
-    assert "ScalingRuleName" in enabling.value.message
+    assert "ScalingRuleMetric.metrics[0].metricType" in enabling.value.message
     with pytest.raises(TeaException) as bad:
         client.create_application_scaling_rule(tea.CreateApplicationScalingRuleRequest(
             app_id=app_id, scaling_rule_name="bad", scaling_rule_metric=json.dumps(
@@ -74,6 +78,19 @@ def test_tea_sdk_manages_scaling_rules(edasd):
     disabled = client.disable_application_scaling_rule(tea.DisableApplicationScalingRuleRequest(
         app_id=app_id, scaling_rule_name="cpu")).body
     assert disabled.app_scaling_rule.scale_rule_enabled is False
+
+    # A QPS rule is enabled on `local` (its built-in autoscaler), then disabled and deleted.
+    on = client.create_application_scaling_rule(tea.CreateApplicationScalingRuleRequest(
+        app_id=app_id, scaling_rule_name="rps", scaling_rule_type="metric",
+        scaling_rule_enable=True, scaling_rule_metric=QPS)).body
+    assert on.app_scaling_rule.scale_rule_enabled is True
+    assert on.app_scaling_rule.metric.metrics[0].metric_type == "QPS"
+    assert on.app_scaling_rule.metric.metrics[0].metric_target_average_utilization == 50
+    off = client.disable_application_scaling_rule(tea.DisableApplicationScalingRuleRequest(
+        app_id=app_id, scaling_rule_name="rps")).body
+    assert off.app_scaling_rule.scale_rule_enabled is False
+    client.delete_application_scaling_rule(tea.DeleteApplicationScalingRuleRequest(
+        app_id=app_id, scaling_rule_name="rps"))
     deleted = client.delete_application_scaling_rule(tea.DeleteApplicationScalingRuleRequest(
         app_id=app_id, scaling_rule_name="cpu")).body
     assert_envelope(deleted.to_map())
@@ -101,9 +118,15 @@ def test_classic_sdk_manages_scaling_rules(edasd):
     with pytest.raises(ServerException) as enabling:
         client.call(classic_request(
             CreateApplicationScalingRuleRequest, AppId=app_id, ScalingRuleName="on",
-            ScalingRuleEnable=True, ScalingRuleMetric=METRIC))
+            ScalingRuleEnable=True, ScalingRuleMetric=MEMORY))
     assert enabling.value.get_error_code() == "InvalidParameter.NotSupported"
-    assert "ScalingRuleEnable" in enabling.value.get_error_msg()
+    assert "ScalingRuleMetric.metrics[0].metricType" in enabling.value.get_error_msg()
+    cpu = client.call(classic_request(
+        CreateApplicationScalingRuleRequest, AppId=app_id, ScalingRuleName="cpu",
+        ScalingRuleType="metric", ScalingRuleEnable=True, ScalingRuleMetric=METRIC))
+    assert cpu["AppScalingRule"]["ScaleRuleEnabled"] is True
+    client.call(classic_request(
+        DeleteApplicationScalingRuleRequest, AppId=app_id, ScalingRuleName="cpu"))
     with pytest.raises(ServerException) as trigger:
         client.call(classic_request(
             CreateApplicationScalingRuleRequest, AppId=app_id, ScalingRuleName="cron",
