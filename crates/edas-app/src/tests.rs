@@ -470,3 +470,4 @@ async fn a_config_map_is_created_once_listed_audited_and_deleted_once() {
     ));
 }
 mod catalog;
+mod ingress;
