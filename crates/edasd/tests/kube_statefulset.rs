@@ -340,6 +340,64 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
     assert!(services.get_opt("ledger-headless").await.unwrap().is_some());
 }
 
+/// A revision whose pod never becomes Ready fails its gray batch on BatchTimeout, with the old
+/// revision still on its ordinals; rolling the failed order back removes the broken pod and
+/// leaves the old revision alone at full size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_gray_batch_is_rolled_back() {
+    let backend = Backend::fake("stsfail", Duration::from_millis(150)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let (app, order) = edasd
+        .insert(&backend, "ledger", 3, &[("WorkloadType", "StatefulSet")])
+        .await;
+    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    let order = edasd
+        .deploy(
+            &app,
+            IMAGE_BROKEN,
+            &[
+                ("BatchTimeout", "2"),
+                ("Readiness", NEVER_READY_PROBE),
+                ("UpdateStrategy", GRAY_MANUAL),
+            ],
+        )
+        .await;
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 3, "failed: {info:#}");
+    assert_eq!(task_error_codes(&info), ["BatchTimeout"], "{info:#}");
+    assert_eq!(
+        by_revision(&backend, &app).await,
+        BTreeMap::from([
+            ("1".to_owned(), names(0..3)),
+            ("2".to_owned(), vec!["ledger-3".to_owned()]),
+        ]),
+        "the gray pod on the top ordinal, the old revision untouched"
+    );
+    let pods = backend.wait_pods(&app, "now", |_| true).await;
+    assert_eq!(pods.get("1"), Some(&(3, 3)), "{pods:?}");
+    let body = edasd
+        .call(
+            "PUT",
+            "/pop/v5/oam/changeorder/rollback",
+            "RollbackChangeOrder",
+            &[("ChangeOrderId", &order)],
+        )
+        .await;
+    let rollback = body["Data"]["ChangeOrderId"].as_str().unwrap().to_owned();
+    let info = edasd.finished(&rollback, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    backend
+        .wait_pods(&app, "only revision 1", |p| *p == counts(&[("1", 3)]))
+        .await;
+    assert_eq!(
+        by_revision(&backend, &app).await,
+        BTreeMap::from([("1".to_owned(), names(0..3))])
+    );
+    let (replicas, partition, _) = shape(&backend).await.unwrap();
+    assert_eq!((replicas, partition), (3, 3), "no ordinal runs revision 2");
+}
+
 /// The workload type is fixed at creation: a local application cannot be a StatefulSet, and
 /// the refusal names the parameter and why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
