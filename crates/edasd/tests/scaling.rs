@@ -369,12 +369,12 @@ fn load(
 /// enabled; generated load through the service port scales the application up in one
 /// decision (the HPA's formula; the default up policy allows it); a gray + 2-batch release
 /// during the load keeps the 4 (the autoscaler is held meanwhile and resumes on the new
-/// revision); when the load stops the application goes back to 1 once the 3 s scale-down
-/// window has passed. Each decision is a Scale change order created by `autoscaler`,
+/// revision); edasd killed and restarted under the load keeps the 4; when the load stops the
+/// application goes back to 1 once the 3 s scale-down window has passed. Each decision is a Scale change order created by `autoscaler`,
 /// listed by ListRecentChangeOrder with its reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_autoscaler_follows_generated_load_and_holds_through_a_release() {
-    let edasd = Cluster::launch(
+    let mut edasd = Cluster::launch(
         format!("edasd-autoscale-{}", std::process::id()),
         |_, _| format!("{QUICK_RESTARTS}autoscale_interval_seconds = 1\n"),
         false,
@@ -453,6 +453,14 @@ async fn the_local_autoscaler_follows_generated_load_and_holds_through_a_release
     let list = edasd.instance_list(app).await;
     assert_eq!(list.len(), 4, "{list:#?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(autoscaler_orders(&edasd, app).await.len(), 1);
+    assert_eq!(edasd.instance_list(app).await.len(), 4);
+
+    // edasd is killed and comes back under the same load: the stored 4 stand (the autoscaler
+    // is set again from the store and decides nothing new), and it still scales (below).
+    edasd.kill_edasd();
+    edasd.spawn();
+    tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(autoscaler_orders(&edasd, app).await.len(), 1);
     assert_eq!(edasd.instance_list(app).await.len(), 4);
 
