@@ -439,6 +439,26 @@ mod tests {
         assert!(readings(&rule, &prev, &next, &[seen("a", false)], 500).is_empty());
     }
 
+    /// A real process spinning on one core: its CPU time grows by about the wall time.
+    #[test]
+    fn a_busy_process_is_measured() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let pid = Some(child.id() as i32);
+        std::thread::sleep(Duration::from_millis(100));
+        let before = cpu_usec(pid, None).unwrap();
+        std::thread::sleep(Duration::from_millis(600));
+        let after = cpu_usec(pid, None).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        let used = after - before;
+        // At least a third of a core over 600 ms, even on a loaded machine; never more than
+        // the wall time (one thread).
+        assert!((200_000..=700_000).contains(&used), "{used} µs");
+    }
+
     #[test]
     fn proc_stat_times() {
         let dir = tempfile::tempdir().unwrap();
