@@ -84,6 +84,16 @@ fn count(kind: EventKind, batch: Option<u32>, order: &ChangeOrder) {
     if kind == EventKind::Continued {
         metrics::counter!("edasd_change_order_confirmations_total", "type" => change).increment(1);
     }
+    // The release analysis's decisions (issue 21): a gate passed, or a failed check acted on.
+    let verdict = match kind {
+        EventKind::AnalysisPassed => Some("passed"),
+        EventKind::AnalysisFailed if order.status() == Status::Terminated => Some("rolled_back"),
+        EventKind::AnalysisFailed => Some("paused"),
+        _ => None,
+    };
+    if let Some(verdict) = verdict {
+        metrics::counter!("edasd_analysis_verdicts_total", "verdict" => verdict).increment(1);
+    }
 }
 
 fn seconds(from: EpochMillis, to: EpochMillis) -> f64 {

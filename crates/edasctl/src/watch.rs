@@ -153,6 +153,46 @@ pub struct View {
     pub now_ms: u64,
     /// The traffic share ([`traffic_line`]), when read.
     pub traffic: Option<String>,
+    /// The release analysis (edasd, issue 21): one line per check of the batch being judged
+    /// (or last judged), its last value against its condition.
+    pub checks: Vec<String>,
+}
+
+/// The name of the stage edasd adds to every batch of a release judged by a release policy.
+const ANALYSIS_STAGE: &str = "Release analysis";
+
+/// The release analysis's lines: the checks of the batch being judged or held, else of the
+/// last batch judged; each `check <name>: <last value> (condition …), N measured, …`.
+fn analysis_checks(pipelines: &[PipelineInfo]) -> Vec<String> {
+    fn stage_of(p: &PipelineInfo) -> Option<&TaskInfo> {
+        p.stage_detail_list
+            .stage_detail_dto
+            .iter()
+            .find(|s| s.stage_name == ANALYSIS_STAGE)
+            .filter(|s| s.stage_status != status::READY)
+            .and_then(|s| s.task_list.task_info_dto.first())
+            .filter(|t| !t.task_message.is_empty())
+    }
+    let task = pipelines
+        .iter()
+        .filter_map(stage_of)
+        .find(|t| t.status_code() != Some(status::SUCCESS))
+        .or_else(|| pipelines.iter().rev().find_map(stage_of));
+    let Some(task) = task else {
+        return Vec::new();
+    };
+    let mut lines: Vec<String> = task
+        .task_message
+        .lines()
+        .map(|l| format!("  check {l}"))
+        .collect();
+    if task.task_error_code == "AnalysisFailed" {
+        lines.push(
+            "  held by the release analysis: continue judges again, --skip-analysis passes it"
+                .to_owned(),
+        );
+    }
+    lines
 }
 
 /// The tasks of a pipeline's stages.
@@ -229,8 +269,16 @@ fn running_message(pipeline: &PipelineInfo) -> Option<String> {
         .stage_detail_dto
         .iter()
         .find(|s| s.stage_status == status::IN_PROGRESS)
-        .and_then(|s| s.task_list.task_info_dto.first())
-        .map(|t| t.task_message.clone())
+        .and_then(|s| {
+            // The analysis's checks get lines of their own.
+            if s.stage_name == ANALYSIS_STAGE {
+                return Some("judged by the release policy".to_owned());
+            }
+            s.task_list
+                .task_info_dto
+                .first()
+                .map(|t| t.task_message.clone())
+        })
         .filter(|m| !m.is_empty())
 }
 
@@ -334,6 +382,7 @@ pub fn view(answer: &Value, ctx: Context) -> Result<View, String> {
         elapsed,
         now_ms: ctx.now_ms,
         traffic: None,
+        checks: analysis_checks(pipelines),
     })
 }
 
@@ -491,6 +540,7 @@ impl View {
 #[derive(Debug, Default)]
 pub struct Transcript {
     last: Vec<String>,
+    checks: Vec<String>,
     hint: Option<String>,
     traffic: Option<String>,
     stamped: bool,
@@ -536,6 +586,10 @@ impl Transcript {
         if view.traffic.is_some() && view.traffic != self.traffic {
             out.extend(view.traffic.clone());
             self.traffic.clone_from(&view.traffic);
+        }
+        if view.checks != self.checks {
+            out.extend(view.checks.iter().cloned());
+            self.checks.clone_from(&view.checks);
         }
         if view.hint != self.hint {
             out.extend(view.hint.clone());
@@ -674,6 +728,12 @@ pub fn run(
                 bars[i].set_position(b.ready);
                 bars[i].set_message(b.state.clone());
             }
+            if view.checks != transcript.checks {
+                for line in &view.checks {
+                    let _ = multi.println(line);
+                }
+                transcript.checks.clone_from(&view.checks);
+            }
             if view.hint != transcript.hint {
                 if let Some(hint) = &view.hint {
                     let _ = multi.println(hint);
@@ -794,6 +854,61 @@ mod tests {
         info["Status"] = 6.into();
         info["PipelineInfoList"]["PipelineInfo"][1]["PipelineStatus"] = 6.into();
         insta::assert_snapshot!("abort", lines(&aborted));
+    }
+
+    /// `answer` with an analysis stage (as edasd adds it to a judged release's batches) on
+    /// the gray batch, in `stage_status`, its task saying `message`.
+    fn judged(answer: &Value, stage_status: i64, message: &str, error: &str) -> Value {
+        let mut a = answer.clone();
+        let p = &mut a["changeOrderInfo"]["PipelineInfoList"]["PipelineInfo"][0];
+        let stages = p["StageDetailList"]["StageDetailDTO"]
+            .as_array_mut()
+            .unwrap();
+        stages.push(serde_json::json!({
+            "StageId": "s-analysis",
+            "StageName": "Release analysis",
+            "StageStatus": stage_status,
+            "TaskList": {"TaskInfoDTO": [{
+                "TaskId": "t-analysis",
+                "TaskName": "Judge the batch with the release policy",
+                "TaskMessage": message,
+                "TaskStatus": stage_status.to_string(),
+                "TaskErrorCode": error,
+                "TaskErrorMessage": "",
+            }]},
+        }));
+        a
+    }
+
+    #[test]
+    fn the_release_analysis_shows_each_check_against_its_condition() {
+        let answers: Vec<Value> = serde_json::from_str(FIXTURE).unwrap();
+        // The gray batch is judged: in progress, its checks on lines of their own.
+        let mut running = answers[0].clone();
+        running["changeOrderInfo"]["Status"] = 1.into();
+        running["changeOrderInfo"]["PipelineInfoList"]["PipelineInfo"][0]["PipelineStatus"] =
+            1.into();
+        let running = judged(
+            &running,
+            1,
+            "errors: result=0.01 (condition result < 0.05), 2 measured, 0 failed, 0 inconclusive — running\n\
+             p99: result=41.5 (condition result < 250), 2 measured, 0 failed, 0 inconclusive — running",
+            "",
+        );
+        let mut t = Transcript::default();
+        let mut out = t.update(&view(&running, Context::default()).unwrap());
+        // Held at status 8 by a failed check.
+        let held = judged(
+            &answers[0],
+            3,
+            "errors: result=0.3 (condition result < 0.05), 1 measured, 1 failed, 0 inconclusive — failed",
+            "AnalysisFailed",
+        );
+        let mut held = held;
+        held["changeOrderInfo"]["Status"] = 8.into();
+        held["changeOrderInfo"]["PipelineInfoList"]["PipelineInfo"][0]["PipelineStatus"] = 8.into();
+        out.extend(t.update(&view(&held, Context::default()).unwrap()));
+        insta::assert_snapshot!("analysis", out.join("\n"));
     }
 
     #[test]

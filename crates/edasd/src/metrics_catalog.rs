@@ -134,6 +134,14 @@ fn describe() {
         Unit::Seconds,
         "Time from a request's arrival at a local Service proxy to its response's head, by application and revision."
     );
+    describe_counter!(
+        "edasd_analysis_measurements_total",
+        "Measurements of release policies' checks, once stored, by result (passed, failed, inconclusive)."
+    );
+    describe_counter!(
+        "edasd_analysis_verdicts_total",
+        "Release analysis decisions: a batch's checks passed, or a failed check paused or rolled back the release."
+    );
     describe_gauge!("edasd_connections_open", "Open API connections.");
     describe_counter!(
         "edasd_connections_evicted_total",

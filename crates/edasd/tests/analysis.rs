@@ -206,6 +206,24 @@ async fn a_bad_version_is_rolled_back_in_its_gray_batch_and_a_healthy_one_promot
         "{message}"
     );
     assert!(load.sent.load(Ordering::Relaxed) > 100);
+    // The metrics count the measurements and both decisions.
+    let metrics = edasd
+        .client
+        .get(format!("{}/metrics", edasd.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "edasd_analysis_measurements_total{result=\"passed\"}",
+        "edasd_analysis_measurements_total{result=\"failed\"}",
+        "edasd_analysis_verdicts_total{verdict=\"rolled_back\"}",
+        "edasd_analysis_verdicts_total{verdict=\"passed\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
     eprintln!(
         "rolled back after {:?}; healthy release judged and promoted in {:?}; {} requests sent",
         rolled_back - started,
