@@ -33,10 +33,10 @@
 //! "forced rollback"): it is deleted, so the controller re-creates it from the template.
 //!
 //! Drift ([`watch`]): a StatefulSet deleted outside edasd is restored on its watch event with
-//! what the store says runs; a `replicas` changed outside edasd is followed as the top's (as
-//! the HPA's is), not restored.
+//! what the store says runs; a `replicas` changed by its HPA is followed (the top's count) and
+//! reported as a scale decision, one changed by hand is restored from the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Weak;
 
 use edas_runtime::{AppRef, RuntimeError, Target};
@@ -420,19 +420,120 @@ pub(crate) async fn watch(inner: Weak<Inner>) {
         .timeout(timeout);
     let stream = watcher(api, config).backoff(backoff);
     let mut stream = std::pin::pin!(stream);
+    // The generation of each StatefulSet whose outside scaling was handled (status writes keep
+    // the generation: one scaling is handled once).
+    let mut handled: HashMap<String, i64> = HashMap::new();
     while let Some(event) = stream.next().await {
-        let Ok(watcher::Event::Delete(set)) = event else {
-            continue;
+        let (set, deleted) = match event {
+            Ok(watcher::Event::Delete(set)) => (set, true),
+            Ok(watcher::Event::Apply(set) | watcher::Event::InitApply(set)) => (set, false),
+            _ => continue,
         };
         let Some(strong) = inner.upgrade() else {
             return;
         };
         let rt = KubeRuntime { inner: strong };
-        tokio::spawn(async move { rt.restore(&set).await });
+        if deleted {
+            tokio::spawn(async move { rt.restore(&set).await });
+            continue;
+        }
+        let Some(scaled) = scaled_outside(&set) else {
+            continue;
+        };
+        let (uid, generation) = (
+            set.metadata.uid.clone().unwrap_or_default(),
+            set.metadata.generation.unwrap_or_default(),
+        );
+        if handled.insert(uid, generation) == Some(generation) {
+            continue;
+        }
+        tokio::spawn(async move { rt.scaled(&set, scaled).await });
     }
 }
 
+/// `(from, to)` when a StatefulSet's `replicas` is not what edasd's layout annotation says
+/// (its HPA or `kubectl scale` changed it).
+fn scaled_outside(set: &StatefulSet) -> Option<(u32, u32)> {
+    let annotated: Layout =
+        serde_json::from_str(set.metadata.annotations.as_ref()?.get(ANNOTATION_LAYOUT)?).ok()?;
+    let replicas = u32::try_from(set.spec.as_ref()?.replicas?).ok()?;
+    (set.metadata.deletion_timestamp.is_none() && annotated.replicas() != replicas)
+        .then_some((annotated.replicas(), replicas))
+}
+
 impl KubeRuntime {
+    /// A StatefulSet scaled outside edasd from `from` to `to` instances: by the application's
+    /// HPA, the count is followed (the layout annotation takes it, the top's) and reported on
+    /// `scale_decisions` for the engine to record; by hand, it is restored to what the store
+    /// says runs, when no change is in progress (otherwise the change's steps decide).
+    async fn scaled(&self, set: &StatefulSet, (from, to): (u32, u32)) {
+        let (Some(app_id), Some(app_name), Some(ns), Some(name)) = (
+            label(set, LABEL_APP_ID),
+            label(set, crate::LABEL_APP),
+            set.metadata.namespace.as_deref(),
+            set.metadata.name.as_deref(),
+        ) else {
+            return;
+        };
+        let cluster = &self.inner.options.cluster_id;
+        let layout = read_layout(set);
+        let Some((top, _)) = layout.top.clone() else {
+            return;
+        };
+        let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(self.inner.client.clone(), ns);
+        let hpa_name = edas_render::hpa_name(app_name);
+        let what = format!("reading HorizontalPodAutoscaler {ns}/{hpa_name}");
+        let by_hpa = match self.call_tolerating(&what, 404, hpas.get(&hpa_name)).await {
+            Ok(found) => found.is_some_and(|h| {
+                label(&h, LABEL_APP_ID) == Some(app_id)
+                    && h.spec.is_some_and(|s| {
+                        s.scale_target_ref.kind == "StatefulSet" && s.scale_target_ref.name == name
+                    })
+            }),
+            Err(error) => {
+                tracing::warn!(%cluster, %app_id, statefulset = %name, %error, "StatefulSet scaled outside edasd: reading its HorizontalPodAutoscaler failed; the next change applies edasd's count");
+                return;
+            }
+        };
+        if by_hpa {
+            let annotation = serde_json::to_string(&layout).unwrap_or_default();
+            let patch = json!({"metadata": {"annotations": {ANNOTATION_LAYOUT: annotation}}});
+            let sets: Api<StatefulSet> = Api::namespaced(self.inner.client.clone(), ns);
+            let what = format!("recording the count of StatefulSet {ns}/{name}");
+            let result = self
+                .call(
+                    &what,
+                    sets.patch(name, &PatchParams::default(), &Patch::Merge(&patch)),
+                )
+                .await;
+            let _ = self
+                .inner
+                .scale_decisions
+                .send(edas_runtime::ScaleDecision {
+                    app_id: app_id.to_owned(),
+                    revision: top,
+                    from,
+                    to,
+                    reason: format!(
+                        "HorizontalPodAutoscaler `{hpa_name}` scaled StatefulSet `{name}`"
+                    ),
+                    applied: true,
+                });
+            tracing::info!(%cluster, %app_id, statefulset = %name, from, to, ok = result.is_ok(), "StatefulSet scaled by its HorizontalPodAutoscaler: followed, not restored");
+            return;
+        }
+        match self.inner.settled.settled_target(app_id, &top).await {
+            Ok(Some((replicas, target))) if replicas != to => {
+                let result = self.set_stateful(&target, replicas).await;
+                tracing::warn!(%cluster, %app_id, statefulset = %name, from, to, replicas, ok = result.is_ok(), "StatefulSet was scaled outside edasd: restored to what the store says runs");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%cluster, %app_id, statefulset = %name, %error, "StatefulSet scaled outside edasd: reading the store failed; the next change applies edasd's count");
+            }
+        }
+    }
+
     /// Restores a StatefulSet deleted outside edasd, revision by revision (the base first), as
     /// far as the store says they run.
     async fn restore(&self, deleted: &StatefulSet) {

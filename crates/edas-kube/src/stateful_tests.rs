@@ -22,7 +22,7 @@ const APP: &str = "5e7c0a1e-0000-4000-8000-0000000000aa";
 struct NoStore;
 impl Settled for NoStore {}
 
-/// A store that says revision 1 runs 4 instances.
+/// A store that says revision 1 runs 4 instances, no change in progress.
 struct RunsFour;
 impl Settled for RunsFour {
     fn settled_target<'a>(
@@ -271,14 +271,27 @@ async fn an_hpa_scales_the_statefulset_and_the_sweep_removes_it() {
         scale_up: None,
         scale_down: None,
     };
-    let mut hpa = edas_render::render_hpa("Ledger", "apps", "1", &rule).unwrap();
-    rt.scale_statefulset(&app(), &mut hpa).await.unwrap();
+    let mut decisions = rt.scale_decisions().unwrap();
+    rt.set_autoscaling(
+        &app(),
+        Some(&edas_runtime::Autoscaling {
+            revision: "1".into(),
+            rule,
+            held: false,
+        }),
+    )
+    .await
+    .unwrap();
+    let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::namespaced(rt.inner.client.clone(), "apps");
+    let hpa = hpas.get("ledger").await.unwrap();
     let target = &hpa.spec.as_ref().unwrap().scale_target_ref;
     assert_eq!(
         (target.kind.as_str(), target.name.as_str()),
         ("StatefulSet", "ledger")
     );
-    // The HPA (or kubectl scale) set 5: the layout reads the difference as the top's.
+    // The HPA set 5: the layout reads the difference as the top's, the annotation follows,
+    // and the decision is reported for the engine to record.
     let sets: Api<StatefulSet> = Api::namespaced(rt.inner.client.clone(), "apps");
     let scale = json!({"spec": {"replicas": 5}});
     sets.patch_scale(
@@ -295,7 +308,36 @@ async fn an_hpa_scales_the_statefulset_and_the_sweep_removes_it() {
             top: Some(("1".into(), 5)),
         }
     );
+    let decision = tokio::time::timeout(WAIT, decisions.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            decision.revision.as_str(),
+            decision.from,
+            decision.to,
+            decision.applied
+        ),
+        ("1", 2, 5, true)
+    );
+    assert!(
+        decision.reason.contains("StatefulSet `ledger`"),
+        "{decision:?}"
+    );
     until(&rt, "five", |one, _| one.ready == 5).await;
+    let annotated = sets
+        .get("ledger")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap()[super::ANNOTATION_LAYOUT]
+        .clone();
+    assert_eq!(
+        serde_json::from_str::<Layout>(&annotated).unwrap().top,
+        Some(("1".into(), 5))
+    );
     rt.delete_application(&app(), false).await.unwrap();
     assert!(sets.get_opt("ledger").await.unwrap().is_none());
     let services: Api<Service> = Api::namespaced(rt.inner.client.clone(), "apps");
@@ -323,4 +365,23 @@ async fn a_statefulset_deleted_outside_edasd_is_restored_from_the_store() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     until(&rt, "revision 1 ready again", |one, _| one.ready == 4).await;
+    // Scaled by hand (no HPA): restored to the store's 4.
+    let scale = json!({"spec": {"replicas": 6}});
+    sets.patch_scale(
+        "ledger",
+        &Default::default(),
+        &kube::api::Patch::Merge(&scale),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let set = sets.get("ledger").await.unwrap();
+        if counts(&set) == (4, 0) && set.metadata.generation > Some(2) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not restored to 4");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until(&rt, "four again", |one, _| one.ready == 4 && one.total == 4).await;
 }

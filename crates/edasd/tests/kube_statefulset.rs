@@ -398,6 +398,120 @@ async fn a_failed_gray_batch_is_rolled_back() {
     assert_eq!((replicas, partition), (3, 3), "no ordinal runs revision 2");
 }
 
+/// An autoscaled StatefulSet application: the HPA targets the StatefulSet, its 5 are followed
+/// and recorded as an autoscaler change order, and a gray + 2-batch release plans against
+/// them, ending with 5 pods of the new revision in the same StatefulSet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autoscaled_statefulset_keeps_its_hpa_count_through_a_release() {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#;
+    let backend = Backend::fake("stshpa", Duration::from_millis(150)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let (app, order) = edasd
+        .insert(&backend, "ledger", 3, &[("WorkloadType", "StatefulSet")])
+        .await;
+    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    edasd
+        .call(
+            "POST",
+            "/pop/v1/eam/scale/application_scaling_rule",
+            "CreateApplicationScalingRule",
+            &[
+                ("AppId", &app),
+                ("ScalingRuleName", "cpu"),
+                ("ScalingRuleType", "metric"),
+                ("ScalingRuleEnable", "true"),
+                (
+                    "ScalingRuleMetric",
+                    r#"{"minReplicas": 2, "maxReplicas": 6, "metrics": [{"metricType": "CPU", "metricTargetAverageUtilization": 60}]}"#,
+                ),
+            ],
+        )
+        .await;
+    let hpas: Api<HorizontalPodAutoscaler> =
+        Api::namespaced(backend.client.clone(), &backend.namespace);
+    let target = hpas
+        .get("ledger")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .scale_target_ref;
+    assert_eq!(
+        (target.kind.as_str(), target.name.as_str()),
+        ("StatefulSet", "ledger")
+    );
+
+    let fake = backend.fake.as_ref().unwrap();
+    assert_eq!(fake.autoscale(&backend.namespace, "ledger", 5), Ok(5));
+    backend
+        .wait_pods(&app, "the HPA's 5", |p| *p == counts(&[("1", 5)]))
+        .await;
+    let deadline = Instant::now() + backend.patience;
+    let (recorded, description) = loop {
+        let body = edasd
+            .call(
+                "POST",
+                "/pop/v5/changeorder/change_order_list",
+                "ListRecentChangeOrder",
+                &[("AppId", &app)],
+            )
+            .await;
+        let found = body["ChangeOrderList"]["ChangeOrder"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["CreateUserId"] == "autoscaler")
+            .map(|o| {
+                (
+                    o["ChangeOrderId"].as_str().unwrap().to_owned(),
+                    o["ChangeOrderDescription"].as_str().unwrap().to_owned(),
+                )
+            });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "no autoscaler change order");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        description,
+        "autoscaler: 3 → 5 (HorizontalPodAutoscaler `ledger` scaled StatefulSet `ledger`)"
+    );
+    assert_eq!(
+        edasd.finished(&recorded, backend.patience).await["Status"],
+        2
+    );
+    assert_eq!(shape(&backend).await, Some((5, 0, "1".into())));
+
+    // The release plans against the HPA's 5 (the recorded scale was revision 2).
+    let order = edasd
+        .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_AUTO)])
+        .await;
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    backend
+        .wait_pods(&app, "5 pods of revision 3", |p| *p == counts(&[("3", 5)]))
+        .await;
+    assert_eq!(shape(&backend).await, Some((5, 0, "3".into())));
+    assert_eq!(
+        by_revision(&backend, &app).await,
+        BTreeMap::from([("3".to_owned(), names(0..5))])
+    );
+    let target = hpas
+        .get("ledger")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .scale_target_ref;
+    assert_eq!(
+        (target.kind.as_str(), target.name.as_str()),
+        ("StatefulSet", "ledger")
+    );
+}
+
 /// The workload type is fixed at creation: a local application cannot be a StatefulSet, and
 /// the refusal names the parameter and why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
