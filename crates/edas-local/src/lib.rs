@@ -1252,7 +1252,7 @@ impl Runtime for LocalRuntime {
             .find(|s| s.service_type != "ClusterIP")
         {
             return Err(RuntimeError::Unsupported(format!(
-                "ServiceConfigs: service `{}` is of type {}, which the local runtime cannot provide (no nodes or cloud load balancer; its Services are loopback listeners): use ClusterIP, and the ingress listener (`[local] ingress_listen`, CreateK8sIngressRule) to reach it from outside",
+                "ServiceConfigs: service `{}` has Type {}, which the local runtime cannot provide (no nodes or cloud load balancer; its Services are loopback listeners): use ClusterIP, and the ingress listener (`[local] ingress_listen`, CreateK8sIngressRule) to reach it from outside",
                 s.name, s.service_type
             )));
         }
