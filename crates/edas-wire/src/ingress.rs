@@ -46,8 +46,8 @@ pub struct IngressConf {
     /// `yyyy-MM-dd HH:mm:ss` (UTC).
     #[serde(deserialize_with = "lenient::text")]
     pub creation_time: String,
-    /// Where it is reached: the local ingress listener's address; empty on Kubernetes until
-    /// the cluster's ingress controller reports one.
+    /// Where it is reached: empty (edasd reads no address back from an ingress controller,
+    /// and the local listener's is in edasd's configuration).
     #[serde(deserialize_with = "lenient::text")]
     pub endpoint: String,
     /// `NginxIngress` (EDAS's default type: a plain Kubernetes Ingress).
