@@ -301,4 +301,22 @@ async fn backends_are_resolved_to_their_applications_and_refusals_store_nothing(
             .await,
         Err(AppError::EntityNotFound(_))
     ));
+    // Each stored change has its audit record; the refused ones have none.
+    let trail = w
+        .app
+        .audit(&AuditQuery::default(), PageRequest::new(1, 50))
+        .await
+        .unwrap();
+    let ingress: Vec<_> = trail
+        .items
+        .iter()
+        .filter(|r| r.entry.resource.starts_with("ingress/"))
+        .map(|r| (r.entry.action.as_str(), r.entry.resource.as_str()))
+        .collect();
+    assert_eq!(ingress.len(), 3, "create, update, delete: {ingress:?}");
+    assert!(
+        ingress
+            .iter()
+            .all(|(_, resource)| *resource == "ingress/local/default/front")
+    );
 }
