@@ -173,7 +173,7 @@ pub const ERROR_TABLE: &[ErrorCode] = &[
     ErrorCode {
         code: codes::INVALID_CHANGE_ORDER_STATUS,
         status: 400,
-        meaning: "ContinuePipeline, AbortChangeOrder, RollbackChangeOrder, AbortAndRollbackChangeOrder or RetryChangeOrderTask does not apply to the change order's status (e.g. continuing a batch that is not waiting, retrying an order that has not failed); the message says why. Nothing changed.",
+        meaning: "ContinuePipeline, AbortChangeOrder, RollbackChangeOrder, AbortAndRollbackChangeOrder or RetryChangeOrderTask does not apply to the change order's status (e.g. continuing a batch that is not waiting, continuing while the release analysis of the batch just done still runs, `SkipAnalysis=true` on an order that waits for no analysis, retrying an order that has not failed); the message says why. Nothing changed.",
     },
     ErrorCode {
         code: codes::CHANGE_ORDER_CONFLICT,

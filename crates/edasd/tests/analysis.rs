@@ -110,6 +110,39 @@ async fn set_policy(edasd: &Cluster, app: &str, policy: &Value) -> Value {
     body
 }
 
+/// A signed admin PUT with a YAML body as `edasctl app policy set` sends it; (status, body).
+async fn put_yaml(edasd: &Cluster, path: &str, yaml: &str) -> (u16, Value) {
+    let full = format!("/edasd/v1/{path}");
+    let request = edas_pop::Request::new("PUT", full.clone())
+        .with_header("x-acs-action", "edasd.admin")
+        .with_header("x-acs-version", "2017-08-01")
+        .with_header("content-type", "application/yaml")
+        .with_body(yaml.as_bytes().to_vec());
+    let nonce = support::nonce();
+    let headers = edas_pop::sign_v1(
+        &request,
+        edasd.key.0,
+        edasd.key.1,
+        std::time::SystemTime::now(),
+        Some(&nonce),
+    )
+    .unwrap();
+    let mut builder = edasd.client.put(format!("{}{full}", edasd.base));
+    for (name, value) in request.headers() {
+        builder = builder.header(name, value);
+    }
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    let response = builder.body(yaml.to_owned()).send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 /// The task message of the analysis stage of the order's first pipeline (the gray batch).
 fn analysis_message(info: &Value) -> String {
     pipelines(info)
@@ -198,6 +231,36 @@ async fn a_bad_version_is_rolled_back_in_its_gray_batch_and_a_healthy_one_promot
             &[("APP_VERSION", "v3")],
         )
         .await;
+    // While the gray batch is judged, a plain ContinuePipeline is refused, saying why.
+    let mut judged = Value::Null;
+    wait_until(
+        "the gray batch judged",
+        Duration::from_secs(60),
+        async || {
+            judged = edasd.order(&good).await;
+            analysis_message(&judged).contains("running")
+        },
+    )
+    .await;
+    let gray = pipelines(&judged)[0]["PipelineId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = edasd
+        .call_raw(
+            "GET",
+            "/pop/v5/changeorder/pipeline_batch_confirm",
+            "ContinuePipeline",
+            &[("PipelineId", &gray), ("Confirm", "true")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .is_some_and(|m| m.contains("analysis") && m.contains("still running")),
+        "{body}"
+    );
     let info = edasd.finished(&good, Duration::from_secs(90)).await;
     assert_eq!(info["Status"], 2, "promoted: {info:#}");
     let message = analysis_message(&info);
@@ -437,10 +500,23 @@ async fn policy_set_get_delete_and_their_errors() {
     );
     let (status, _) = admin_call(&edasd, edasd.key, "DELETE", &path, None).await;
     assert_eq!(status, 404);
+    // The README's example, as YAML.
+    let readme = include_str!("../../../README.md");
+    let example = readme
+        .split("# policy.yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's policy.yaml");
+    let (status, body) = put_yaml(&edasd, &path, example).await;
+    assert_eq!(status, 200, "the README's example: {body}");
+    assert_eq!(
+        body["ReleasePolicy"]["Document"]["checks"][1]["name"], "p99",
+        "{body}"
+    );
     let (_, history) = admin_call(&edasd, edasd.key, "GET", &format!("{path}/history"), None).await;
     assert_eq!(
         history["Versions"].as_array().map(Vec::len),
-        Some(3),
+        Some(4),
         "{history}"
     );
 }
