@@ -336,3 +336,42 @@ def test_load_balancers_and_node_ports_are_refused_on_local(edasd):
             app_id=app_id, name="np", type="NodePort",
             service_ports=json.dumps([{"protocol": "TCP", "port": 18080, "targetPort": 8080}])))
     assert "NodePort" in node_port.value.message and "local" in node_port.value.message
+
+
+def test_an_ingress_rule_needs_the_rights_on_the_rule_and_on_every_application(routed):
+    created = routed.tea().insert_k8s_application(tea.InsertK8sApplicationRequest(
+        app_name="ram-app", cluster_id="fake", image_url="nginx:1.27", replicas=1,
+        service_configs=json.dumps([{"name": "ram-web", "serviceType": "ClusterIP",
+            "portMappings": [{"servicePort": {"port": 80, "targetPort": 8080}}]}])))
+    info = created.body.application_info
+    wait_status(routed.classic(), info.change_order_id, (2,))
+    routed.admin("POST", "/edasd/v1/users", {"Name": "ingrid"})
+    key = routed.admin("POST", "/edasd/v1/users/ingrid/keys")["AccessKey"]
+    ingrid = routed.tea(key["AccessKeyId"], key["AccessKeySecret"])
+    routed.admin("PUT", "/edasd/v1/policies/ingress-only", {"Document": {"Version": "1",
+        "Statement": [{"Effect": "Allow", "Action": "edas:ManageConfiguration",
+                       "Resource": "acs:edas:*:*:cluster/fake/namespace/default/ingress/*"}]}})
+    routed.admin("PUT", "/edasd/v1/users/ingrid/policies/ingress-only")
+    request = tea.CreateK8sIngressRuleRequest(
+        cluster_id="fake", namespace="default", name="ram-front", ingress_conf={"rules": [
+            {"host": "ram.test", "paths": [
+                {"path": "/", "backend": {"serviceName": "ram-web", "servicePort": 80}}]}]})
+    with pytest.raises(TeaException) as denied:
+        ingrid.create_k8s_ingress_rule(request)
+    assert denied.value.code == "AUTH_ERROR", "routing to an application needs its manager"
+    listed = ingrid.list_k8s_ingress_rules(tea.ListK8sIngressRulesRequest(cluster_id="fake")).body
+    assert listed.data[0].ingress_confs == [], "nothing stored"
+
+    routed.admin("PUT", "/edasd/v1/policies/ram-app", {"Document": {"Version": "1",
+        "Statement": [{"Effect": "Allow", "Action": "edas:ManageApplication",
+                       "Resource": f"acs:edas:*:*:namespace/*/application/{info.app_id}"}]}})
+    routed.admin("PUT", "/edasd/v1/users/ingrid/policies/ram-app")
+    assert ingrid.create_k8s_ingress_rule(request).body.code == 200
+    # Without edas:ReadConfiguration the rule is left out of her listing; the admin sees it.
+    listed = ingrid.list_k8s_ingress_rules(tea.ListK8sIngressRulesRequest(cluster_id="fake")).body
+    assert listed.data[0].ingress_confs == []
+    listed = routed.tea().list_k8s_ingress_rules(
+        tea.ListK8sIngressRulesRequest(cluster_id="fake")).body
+    assert [c.name for c in listed.data[0].ingress_confs] == ["ram-front"]
+    assert ingrid.delete_k8s_ingress_rule(tea.DeleteK8sIngressRuleRequest(
+        cluster_id="fake", namespace="default", name="ram-front")).body.code == 200
