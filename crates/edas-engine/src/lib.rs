@@ -271,6 +271,20 @@ impl Inner {
         self.tasks.spawn(task);
     }
 
+    /// The lease a change order this process stores is created under, so that this process
+    /// drives it at once, with no claim (no second write) in between; `None` while the engine
+    /// is not running (the order then waits for a claim).
+    fn own_lease(&self) -> Option<edas_store::Lease> {
+        if !self.started.load(std::sync::atomic::Ordering::SeqCst) || self.shutdown.is_cancelled()
+        {
+            return None;
+        }
+        Some(edas_store::Lease {
+            owner: self.config.worker_id.clone(),
+            expires_at: self.clock.timestamp().checked_add(self.config.lease).ok()?,
+        })
+    }
+
     /// Wakes the claim loop.
     pub(crate) fn wake_claimer(&self) {
         self.wake.notify_one();
@@ -293,6 +307,9 @@ pub(crate) struct Inner {
     /// Drivers of the change orders this process holds, by application id.
     pub(crate) drivers: Mutex<HashMap<String, (String, mpsc::UnboundedSender<DriverMsg>)>>,
     pub(crate) shutdown: CancellationToken,
+    /// Set once the engine's loop re-claimed this worker's orders: stored orders are then
+    /// created leased to this process.
+    started: std::sync::atomic::AtomicBool,
     tasks: tokio_util::task::TaskTracker,
     /// Wakes the sweeper of a cluster (by cluster id) when a sweep becomes owed.
     sweep_kicks: HashMap<String, Arc<Notify>>,
@@ -324,6 +341,7 @@ impl Engine {
                 wake: Notify::new(),
                 drivers: Mutex::default(),
                 shutdown: CancellationToken::new(),
+                started: Default::default(),
                 tasks: tokio_util::task::TaskTracker::new(),
                 analysis: std::sync::OnceLock::new(),
             }),
@@ -456,13 +474,19 @@ impl Engine {
             json!({"change_order": order_id}),
         );
         let started = std::time::Instant::now();
-        inner
-            .store
-            .create_application(app, co, audit, inner.clock.timestamp())
-            .await?;
+        let now = inner.clock.timestamp();
+        let (_, record) = match inner.own_lease() {
+            Some(lease) => {
+                inner
+                    .store
+                    .create_application_leased(app, co, audit, now, lease)
+                    .await?
+            }
+            None => inner.store.create_application(app, co, audit, now).await?,
+        };
         release_log::store_latency("create", started);
         release_log::log_events(&req.app_id, None, &order);
-        inner.wake.notify_one();
+        drive_or_wake(&self.inner, record);
         Ok(Submitted {
             app_id: req.app_id,
             change_order_id: order_id,
@@ -756,20 +780,26 @@ impl Engine {
         }
         let started = std::time::Instant::now();
         let retry = (!read_active).then(|| (doc.clone(), co.clone(), audit.clone()));
-        let deployed = inner
-            .store
-            .deploy(&req.app_id, doc, co, audit, inner.clock.timestamp())
-            .await;
-        let (revision, _) = match (deployed, retry) {
+        let deploy = |doc, co, audit| async {
+            let now = inner.clock.timestamp();
+            match inner.own_lease() {
+                Some(lease) => {
+                    inner
+                        .store
+                        .deploy_leased(&req.app_id, doc, co, audit, now, lease)
+                        .await
+                }
+                None => inner.store.deploy(&req.app_id, doc, co, audit, now).await,
+            }
+        };
+        let deployed = deploy(doc, co, audit).await;
+        let (revision, record) = match (deployed, retry) {
             (Err(StoreError::ActiveChangeOrder { .. }), Some((doc, co, audit))) => {
                 // (None: it finished meanwhile; the deploy goes ahead.)
                 if let Some(active) = inner.store.active_change_order(&req.app_id).await? {
                     supersede_failed(inner, active, &req).await?;
                 }
-                inner
-                    .store
-                    .deploy(&req.app_id, doc, co, audit, inner.clock.timestamp())
-                    .await?
+                deploy(doc, co, audit).await?
             }
             (deployed, _) => deployed?,
         };
@@ -783,7 +813,7 @@ impl Engine {
                 stored = revision.number
             );
         }
-        inner.wake.notify_one();
+        drive_or_wake(&self.inner, record);
         Ok(Submitted {
             app_id: req.app_id,
             change_order_id: order_id,
@@ -1120,6 +1150,11 @@ async fn run(inner: Arc<Inner>) {
             tracing::warn!(message = "Reclaiming this worker's change orders failed.", %error)
         }
     }
+    // From now on an order stored here is created leased to this process and driven at once
+    // (not before: the re-claim above would take it from its driver).
+    inner
+        .started
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     claim_all(&inner).await;
     // After the claims, so resuming never waits for it.
     reconcile_routing(&inner).await;
@@ -1271,6 +1306,20 @@ async fn restore_routing(
             Some(last) if page.len() >= PAGE as usize => after = last.id.clone(),
             _ => return deferred,
         }
+    }
+}
+
+/// Drives a change order this process just stored under its own lease
+/// ([`Inner::own_lease`]); wakes the claim loop for one stored without.
+fn drive_or_wake(inner: &Arc<Inner>, record: edas_store::ChangeOrder) {
+    if record
+        .lease
+        .as_ref()
+        .is_some_and(|l| l.owner == inner.config.worker_id)
+    {
+        spawn_driver(inner, record);
+    } else {
+        inner.wake.notify_one();
     }
 }
 

@@ -161,35 +161,58 @@ async fn a_deploy_reads_nothing_twice() {
     );
     println!("a deploy: {} statements\n{}", ran.len(), ran.join("\n"));
 
-    // Its driver reads the application once and has the new revision's document from it:
-    // only the revision it leaves (1) is read.
-    statements.0.lock().unwrap().clear();
+    // Started, the engine claims and releases that order; a second deploy is then created
+    // already leased to it: its driver starts with no claim and has the new revision's
+    // document from the application it loads, so only the revision it leaves is read.
     engine.start();
-    let order = store
+    let first = store
         .active_change_order("app-1")
         .await
         .unwrap()
         .unwrap()
         .id;
-    for _ in 0..500 {
-        if store.get_change_order(&order).await.unwrap().status.code() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    released(&store, &first).await;
+    let app = store.get_application("app-1").await.unwrap();
+    let change = apply(
+        Operation::DeployK8sApplication,
+        Some(&app.spec.spec),
+        &params(&[("AppId", "app-1"), ("Command", "/bin/app-v3")]),
+    )
+    .unwrap();
+    statements.0.lock().unwrap().clear();
+    let second = engine
+        .submit_read(
+            Submission {
+                app_id: "app-1".into(),
+                change,
+                actor: "test".into(),
+                request_id: String::new(),
+            },
+            app,
+        )
+        .await
+        .unwrap()
+        .change_order_id;
+    released(&store, &second).await;
     engine.shutdown().await;
-    assert_eq!(
-        store.get_change_order(&order).await.unwrap().status.code(),
-        2,
-        "the deploy was not released"
-    );
     let ran = statements.0.lock().unwrap().clone();
-    let revisions = ran.iter().filter(|s| s.contains("FROM revisions")).count();
+    let count = |needle: &str| ran.iter().filter(|s| s.contains(needle)).count();
     assert_eq!(
-        revisions,
-        1,
-        "the driver read revisions again ({} statements):\n{}",
+        (count("SET lease_owner"), count("FROM revisions")),
+        (0, 1),
+        "claims and revision reads of a deploy and its release ({} statements):\n{}",
         ran.len(),
         ran.join("\n")
     );
+}
+
+/// Waits until change order `id` succeeded.
+async fn released(store: &Store, id: &str) {
+    for _ in 0..500 {
+        if store.get_change_order(id).await.unwrap().status.code() == 2 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("change order {id} was not released");
 }

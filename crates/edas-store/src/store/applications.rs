@@ -15,6 +15,36 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<(Application, ChangeOrder), StoreError> {
+        self.create_application_under(app, change_order, audit, now, None)
+            .await
+    }
+
+    /// [`Store::create_application`] with the first change order created already leased
+    /// under `lease` (as [`Store::deploy_leased`]).
+    pub async fn create_application_leased(
+        &self,
+        app: NewApplication,
+        change_order: NewChangeOrder,
+        audit: AuditEntry,
+        now: Timestamp,
+        lease: Lease,
+    ) -> Result<(Application, ChangeOrder), StoreError> {
+        self.create_application_under(app, change_order, audit, now, Some(lease))
+            .await
+    }
+
+    async fn create_application_under(
+        &self,
+        app: NewApplication,
+        change_order: NewChangeOrder,
+        audit: AuditEntry,
+        now: Timestamp,
+        lease: Option<Lease>,
+    ) -> Result<(Application, ChangeOrder), StoreError> {
+        let lease = lease.map(|l| Lease {
+            expires_at: truncate(l.expires_at),
+            ..l
+        });
         non_empty(&app.id, "application id")?;
         non_empty(&app.name, "application name")?;
         let (now, at) = change_order_time(&change_order, now)?;
@@ -79,13 +109,16 @@ impl Store {
             .bind(at)
             .execute(&mut *tx)
             .await?;
-            insert_change_order!(&mut tx, &app.id, &change_order, Some(1), &audit.actor, at, false);
+            insert_change_order!(
+                &mut tx, &app.id, &change_order, Some(1), &audit.actor, at, false, lease.as_ref()
+            );
             replace_service_ports!(&mut tx, &app.id, &app.spec.spec.service_ports());
             insert_audit!(&mut *tx, &audit, at)?;
             tx.commit().await?;
         });
         self.events_committed();
-        let co = new_change_order(change_order, &app.id, Some(1), &audit.actor, now);
+        let mut co = new_change_order(change_order, &app.id, Some(1), &audit.actor, now);
+        co.lease = lease;
         let app = Application {
             id: app.id,
             name: app.name,
@@ -117,12 +150,46 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<(Revision, ChangeOrder), StoreError> {
+        self.deploy_under(app_id, revision, change_order, audit, now, None)
+            .await
+    }
+
+    /// [`Store::deploy`] with the new change order created already leased under `lease` (its
+    /// driver's worker and expiry): the process that stores it drives it, with no claim (no
+    /// second write) in between.
+    pub async fn deploy_leased(
+        &self,
+        app_id: &str,
+        revision: RevisionDoc,
+        change_order: NewChangeOrder,
+        audit: AuditEntry,
+        now: Timestamp,
+        lease: Lease,
+    ) -> Result<(Revision, ChangeOrder), StoreError> {
+        self.deploy_under(app_id, revision, change_order, audit, now, Some(lease))
+            .await
+    }
+
+    async fn deploy_under(
+        &self,
+        app_id: &str,
+        revision: RevisionDoc,
+        change_order: NewChangeOrder,
+        audit: AuditEntry,
+        now: Timestamp,
+        lease: Option<Lease>,
+    ) -> Result<(Revision, ChangeOrder), StoreError> {
         let (now, at) = change_order_time(&change_order, now)?;
+        let lease = lease.map(|l| Lease {
+            expires_at: truncate(l.expires_at),
+            ..l
+        });
         let result: Result<i64, StoreError> = async {
             on_writer!(self, pool => {
                 let mut tx = pool.begin_write().await?;
-                let number =
-                    deploy_in!(&mut tx, app_id, &revision, &change_order, &audit.actor, at);
+                let number = deploy_in!(
+                    &mut tx, app_id, &revision, &change_order, &audit.actor, at, lease.as_ref()
+                );
                 insert_audit!(&mut *tx, &audit, at)?;
                 tx.commit().await?;
                 Ok(number)
@@ -137,10 +204,9 @@ impl Store {
             spec: revision,
             created_at: now,
         };
-        Ok((
-            revision,
-            new_change_order(change_order, app_id, Some(number), &audit.actor, now),
-        ))
+        let mut order = new_change_order(change_order, app_id, Some(number), &audit.actor, now);
+        order.lease = lease;
+        Ok((revision, order))
     }
 
     /// The first live application of cluster `cluster_id`, other than `except_app`, whose

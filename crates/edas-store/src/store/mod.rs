@@ -249,7 +249,11 @@ macro_rules! transition_in {
 /// and nothing else (the caller adds the audit record). Evaluates to the revision number, or
 /// returns the error from the enclosing function.
 macro_rules! deploy_in {
-    ($tx:expr, $app_id:expr, $revision:expr, $change_order:expr, $creator:expr, $at:expr) => {{
+    ($tx:expr, $app_id:expr, $revision:expr, $change_order:expr, $creator:expr, $at:expr) => {
+        deploy_in!($tx, $app_id, $revision, $change_order, $creator, $at, None)
+    };
+    // `$lease`: as `insert_change_order!`'s.
+    ($tx:expr, $app_id:expr, $revision:expr, $change_order:expr, $creator:expr, $at:expr, $lease:expr) => {{
         let app_id: &str = $app_id;
         let revision: &RevisionDoc = $revision;
         let spec = encode_doc(revision, "revision spec")?;
@@ -282,7 +286,8 @@ macro_rules! deploy_in {
             Some(number),
             $creator,
             $at,
-            false
+            false,
+            $lease
         );
         replace_service_ports!($tx, app_id, &revision.spec.service_ports());
         number
@@ -325,7 +330,21 @@ macro_rules! refuse_active {
 /// by `$creator`, finished at once when `$finished`) inside the write transaction `$tx`;
 /// returns the error from the enclosing function (a racing insert is the one-active conflict).
 macro_rules! insert_change_order {
-    ($tx:expr, $app_id:expr, $change_order:expr, $revision:expr, $creator:expr, $at:expr, $finished:expr) => {{
+    ($tx:expr, $app_id:expr, $change_order:expr, $revision:expr, $creator:expr, $at:expr, $finished:expr) => {
+        insert_change_order!(
+            $tx,
+            $app_id,
+            $change_order,
+            $revision,
+            $creator,
+            $at,
+            $finished,
+            None
+        )
+    };
+    // `$lease`: an `Option<&Lease>` the order is created under (already claimed by its driver).
+    ($tx:expr, $app_id:expr, $change_order:expr, $revision:expr, $creator:expr, $at:expr, $finished:expr, $lease:expr) => {{
+        let lease: Option<&Lease> = $lease;
         let app_id: &str = $app_id;
         let change_order: &NewChangeOrder = $change_order;
         let revision: Option<i64> = $revision;
@@ -342,6 +361,8 @@ macro_rules! insert_change_order {
             .bind(at)
             .bind(creator)
             .bind($finished.then_some(at))
+            .bind(lease.map(|l| l.owner.as_str()))
+            .bind(lease.map(|l| ms(l.expires_at)))
             .execute(&mut **$tx)
             .await
             .map_err(|e| racing_change_order(e, app_id, &change_order.id))?;
@@ -536,10 +557,11 @@ const INSERT_AUDIT: &str = "INSERT INTO audit (at, actor, action, resource, app_
                             detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// Binds: id, app id, type, status code, revision, state, description, now, creator,
-/// finished at.
+/// finished at, lease owner, lease expiry.
 const INSERT_CHANGE_ORDER: &str = "INSERT INTO change_orders (id, app_id, co_type, status, \
-     version, revision, state, description, created_at, updated_at, creator, finished_at) \
-     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $8, $9, $10)";
+     version, revision, state, description, created_at, updated_at, creator, finished_at, \
+     lease_owner, lease_expires_at) \
+     VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $8, $9, $10, $11, $12)";
 
 const ACTIVE_CHANGE_ORDER_ID: &str =
     "SELECT id FROM change_orders WHERE app_id = $1 AND finished_at IS NULL";

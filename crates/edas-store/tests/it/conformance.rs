@@ -816,6 +816,59 @@ pub async fn claims_in_bulk_and_hands_leases_over(ts: &TestStore) {
     let ids: Vec<&str> = own.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["co-1", "co-2", "co-3"]);
 
+    // An order created already leased to the process that stores it: nobody else claims it.
+    let held = Lease {
+        owner: "w3".into(),
+        expires_at: t(500),
+    };
+    let (_, co) = store
+        .create_application_leased(
+            new_app("leased", "leased", "cn-hangzhou:ns", "c1"),
+            new_co("co-leased"),
+            audit("Insert", "leased"),
+            t(120),
+            held.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((co.version, co.lease.as_ref()), (1, Some(&held)));
+    assert_eq!(store.get_change_order("co-leased").await.unwrap(), co);
+    assert!(
+        store
+            .claim_claimable("w4", lease, t(121), 1000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.id != "co-leased")
+    );
+    store
+        .transition("co-leased", 1, finish(2), audit("Finish", "leased"), t(122))
+        .await
+        .unwrap();
+    let (_, co) = store
+        .deploy_leased(
+            "leased",
+            spec("leased-2"),
+            new_co("co-leased-2"),
+            audit("Deploy", "leased"),
+            t(123),
+            held.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(co.lease.as_ref(), Some(&held));
+    assert_eq!(store.get_change_order("co-leased-2").await.unwrap(), co);
+    store
+        .transition(
+            "co-leased-2",
+            1,
+            finish(2),
+            audit("Finish", "leased"),
+            t(124),
+        )
+        .await
+        .unwrap();
+
     // Routing at start-up: live applications with Services and no unfinished order only.
     store
         .create_application(
