@@ -400,6 +400,46 @@ async fn a_pause_policy_holds_at_status_8_and_skipping_needs_its_own_right() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_health_check_rolls_back_a_version_that_restarts() {
+    let edasd = Cluster::start("analysis-health", "", false);
+    let (app, co) = edasd
+        .insert("healthy", 2, &[], &[("APP_VERSION", "v1")])
+        .await;
+    edasd.finished(&co, Duration::from_secs(30)).await;
+    let policy = json!({"checks": [{
+        "name": "restarts",
+        "provider": {"health": {"metric": "restarts"}},
+        "successCondition": "result < 1",
+        "interval": "1s",
+        "failureLimit": 0,
+        "when": "background",
+        "onFailure": "rollback",
+    }]});
+    set_policy(&edasd, &app, &policy).await;
+    // v2 is ready at once and exits 2 s later: the gray batch completes and waits for
+    // confirmation, and the background check sees the restart while it waits.
+    let manual = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":1,"releaseType":"manual"}}"#;
+    let co = edasd
+        .deploy(
+            &app,
+            "v2",
+            &[("UpdateStrategy", manual)],
+            &[("APP_VERSION", "v2"), ("EXIT_AFTER_SECONDS", "2")],
+        )
+        .await;
+    let info = edasd.finished(&co, Duration::from_secs(60)).await;
+    assert_eq!(info["Status"], 6, "{info:#}");
+    assert!(
+        info.to_string().contains("check \\\"restarts\\\" failed"),
+        "{info:#}"
+    );
+    wait_until("the rollback", Duration::from_secs(60), async || {
+        revisions(&edasd, &app) == ["1", "1"]
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_an_analysis_resumes_it_where_it_was() {
     let mut edasd = Cluster::start("analysis-kill", "", false);
     let (app, port) = app_with_service(&edasd, "resumed").await;
