@@ -534,7 +534,15 @@ pub(crate) async fn list(call: Call<'_>) -> Result<wire::IngressRulesBody, ApiEr
             }
             confs.push(conf(api, rule).await?);
         }
-        if confs.is_empty() && cluster_id.is_none() {
+        // A cluster without a rule to show is named only to those who may read it.
+        let cluster_arn = crate::policy::cluster_arn(
+            &api.config().region_id,
+            &api.config().account_id,
+            &cluster.id,
+        );
+        if confs.is_empty()
+            && (cluster_id.is_none() || !caller.may(ram::READ_CLUSTER, &cluster_arn))
+        {
             continue;
         }
         data.push(wire::ClusterIngresses {
