@@ -5,7 +5,8 @@
 //!   promoted with no human step (and the receiver is told the order, application, revision
 //!   and phase); one it fails is held at status 8 naming the check, and after the receiver
 //!   recovers a plain ContinuePipeline judges again and the release completes; a receiver that
-//!   answers too slowly is inconclusive up to the limit, then holds the release too.
+//!   answers too slowly is inconclusive up to the limit, then holds the release too, and so does
+//!   one that is gone (connection refused) when a plain continue judges again.
 //! - The Prometheus tier (`prometheus_*`, `#[ignore]`d in the plain run, see
 //!   scripts/tiers.d/40-prometheus.sh): a real Prometheus scrapes edasd's `/metrics` every
 //!   second and a Prometheus check on the new revision's share of 5xx answers at edasd's proxy
@@ -94,7 +95,8 @@ async fn judge(State(r): State<Arc<Receiver>>, Json(body): Json<Value>) -> Respo
     }
 }
 
-async fn receiver() -> (SocketAddr, Arc<Receiver>) {
+/// The receiver on 127.0.0.1, and what stops it for good (then nothing listens there).
+async fn receiver() -> (SocketAddr, Arc<Receiver>, tokio::sync::oneshot::Sender<()>) {
     let state = Arc::new(Receiver {
         mode: Mutex::new(Mode::Pass),
         seen: Mutex::new(Vec::new()),
@@ -104,13 +106,36 @@ async fn receiver() -> (SocketAddr, Arc<Receiver>) {
     let router = axum::Router::new()
         .route("/judge", post(judge))
         .with_state(state.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (addr, state)
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (addr, state, stop)
+}
+
+/// Waits until the order is held (status 8) with `text` in its answer.
+async fn held_with(edasd: &Cluster, co: &str, text: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let info = edasd.order(co).await;
+        if info["Status"] == 8 && info.to_string().contains(text) {
+            return info;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not held with {text:?} within 60 s: {info:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_check_promotes_holds_and_judges_again() {
-    let (addr, recv) = receiver().await;
+    let (addr, recv, stop) = receiver().await;
     let edasd = Cluster::start("analysis-webhook", "", false);
     let (app, co) = edasd
         .insert("hooked", 2, &[], &[("APP_VERSION", "v1")])
@@ -197,6 +222,18 @@ async fn a_webhook_check_promotes_holds_and_judges_again() {
     assert!(text.contains(r#"check \"hook\" failed 1 of 1"#), "{info:#}");
     assert!(text.contains("timed out"), "{info:#}");
     assert!(text.contains("limit 1: counted as failed"), "{info:#}");
+
+    // Not at all: the receiver is gone (connection refused); a plain continue judges again and
+    // the release is held again, the refused connection named.
+    stop.send(()).unwrap();
+    while std::net::TcpStream::connect(addr).is_ok() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    continue_next(&edasd, &co).await;
+    let info = held_with(&edasd, &co, "could not connect").await;
+    let text = info.to_string();
+    assert!(text.contains(r#"check \"hook\" failed 1 of 1"#), "{info:#}");
+    assert!(!text.contains("s3cret"), "{info:#}");
 }
 
 /// Requests through the application's Service port until dropped, counting 5xx answers.
