@@ -464,12 +464,12 @@ impl Analysis {
                 ..Sample::default()
             };
             if compared_to.is_some() {
-                let stable = stable.unwrap_or_default();
+                let stable = stable.ok_or("there is no stable revision to compare with")?;
                 let b = traffic::window(&before, &snapshot, stable)?;
                 sample.baseline = Some(b.value(metric, stable)?);
                 sample.baseline_requests = Some(b.requests as f64);
             }
-            Ok::<_, traffic::TrafficError>(sample)
+            Ok::<_, Box<dyn std::error::Error>>(sample)
         })();
         let observation = match observation {
             Ok(s) => Observation::Value(s),
@@ -1092,6 +1092,26 @@ checks:
         assert_eq!(
             reason,
             r#"check "rate" failed 1 of 2: result=0.2, baseline=0.01, condition "result <= baseline + 0.01 && requests >= 10""#
+        );
+    }
+
+    #[test]
+    fn a_comparison_without_a_stable_revision_is_inconclusive() {
+        let text = r#"
+checks:
+  - name: rate
+    provider: {traffic: {metric: errorRate, comparedTo: stable}}
+    successCondition: result <= baseline
+    interval: 10s
+    when: gray
+"#;
+        let mut a = Analysis::new(&policy(text));
+        a.begin(Stage::Gray, 0);
+        a.record_traffic("rate", counters(10_000, (5, 0), (0, 0)), "v2", None, 10_000);
+        a.record_traffic("rate", counters(20_000, (9, 0), (0, 0)), "v2", None, 20_000);
+        assert_eq!(
+            a.checks[0].measurements[0].error.as_deref(),
+            Some("there is no stable revision to compare with")
         );
     }
 
