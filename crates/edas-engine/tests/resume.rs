@@ -28,12 +28,16 @@ fn engine(store: &Arc<Store>, fake: &FakeRuntime, worker: &str) -> Engine {
     e
 }
 
-/// Creates `n` applications whose first release waits for instances that never become ready
-/// (revision 1 is held not ready): `n` orders in flight, driven by `engine`.
-async fn in_flight(engine: &Engine, fake: &FakeRuntime, n: usize) -> Vec<String> {
+/// Creates applications `app-<i>` (`i` in `apps`) whose first release waits for instances that never become ready
+/// (revision 1 is held not ready): as many orders in flight, driven by `engine`.
+async fn in_flight(
+    engine: &Engine,
+    fake: &FakeRuntime,
+    apps: std::ops::Range<usize>,
+) -> Vec<String> {
     fake.never_ready("1");
-    let mut orders = Vec::with_capacity(n);
-    let ids: Vec<usize> = (0..n).collect();
+    let mut orders = Vec::with_capacity(apps.len());
+    let ids: Vec<usize> = apps.collect();
     for chunk in ids.chunks(50) {
         let mut tasks = Vec::new();
         for &i in chunk {
@@ -73,16 +77,21 @@ async fn in_flight(engine: &Engine, fake: &FakeRuntime, n: usize) -> Vec<String>
     orders
 }
 
-/// Waits until every order is in progress (status 1) and leased to `worker`.
+/// Waits until every order is in progress (status 1) under a live lease of `worker`.
 async fn all_driven_by(store: &Store, orders: &[String], worker: &str, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
         let open = store.open_change_orders().await.unwrap();
+        let now = jiff::Timestamp::now();
         let driven = open
             .iter()
             .filter(|o| orders.contains(&o.id))
             .filter(|o| o.status.code() == 1)
-            .filter(|o| o.lease.as_ref().is_some_and(|l| l.owner == worker))
+            .filter(|o| {
+                o.lease
+                    .as_ref()
+                    .is_some_and(|l| l.owner == worker && l.expires_at > now)
+            })
             .count();
         if driven == orders.len() {
             return;
@@ -143,7 +152,7 @@ async fn shutdown_with_1000_orders_in_flight_is_quick_and_the_restart_drives_the
     let store = Arc::new(Store::open_data_dir(dir.path()).await.unwrap());
     let fake = FakeRuntime::new(Duration::from_millis(50));
     let first = engine(&store, &fake, "w1");
-    let orders = in_flight(&first, &fake, 1000).await;
+    let orders = in_flight(&first, &fake, 0..1000).await;
     all_driven_by(&store, &orders, "w1", Duration::from_secs(60)).await;
     settled(&store).await;
 
@@ -195,15 +204,27 @@ async fn shutdown_with_1000_orders_in_flight_is_quick_and_the_restart_drives_the
         assert!(lease.expires_at <= now, "the lease was not handed over");
     }
 
-    // The restart (same worker id) takes them all back in one go and drives them to the end.
+    // The restart (same worker id) takes them all back in one go and drives them to the end;
+    // a new application is accepted while it resumes (the engine's start returns at once).
     let started = Instant::now();
     let second = engine(&store, &fake, "w1");
+    let fresh = in_flight(&second, &fake, 1000..1001).await;
+    let accepted = started.elapsed();
     all_driven_by(&store, &orders, "w1", Duration::from_secs(10)).await;
     let resumed = started.elapsed();
+    let mut orders = orders;
+    orders.extend(fresh);
+    assert!(
+        accepted < Duration::from_secs(2),
+        "a new application waited {accepted:?} for the resume"
+    );
     fake.clear_never_ready("1");
     all_succeeded(&store, &orders, Duration::from_secs(60)).await;
     second.shutdown().await;
-    println!("shutdown {took:?}; every order leased again after {resumed:?}");
+    println!(
+        "shutdown {took:?}; a new application accepted after {accepted:?}; every order leased \
+         again after {resumed:?}"
+    );
 }
 
 /// A graceful shutdown hands the leases over: an engine with another worker id (another
@@ -214,7 +235,7 @@ async fn another_worker_takes_over_a_shut_down_engines_orders_at_once() {
     let store = Arc::new(Store::open_data_dir(dir.path()).await.unwrap());
     let fake = FakeRuntime::new(Duration::from_millis(50));
     let first = engine(&store, &fake, "w1");
-    let orders = in_flight(&first, &fake, 20).await;
+    let orders = in_flight(&first, &fake, 0..20).await;
     all_driven_by(&store, &orders, "w1", Duration::from_secs(30)).await;
     first.shutdown().await;
     let second = engine(&store, &fake, "w2");
