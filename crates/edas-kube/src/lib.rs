@@ -265,6 +265,8 @@ pub struct Options {
     /// The `ingressClassName` of the Ingresses of ingress rules (none: the cluster's default
     /// IngressClass).
     pub ingress_class: Option<String>,
+    /// Route ingress rules as Gateway API HTTPRoutes attached to `gateway` instead of Ingresses.
+    pub ingress_via_gateway: bool,
 }
 
 impl Options {
@@ -280,6 +282,7 @@ impl Options {
             watch_backoff_max: Duration::from_secs(2),
             route_acceptance_timeout: Duration::from_secs(60),
             ingress_class: None,
+            ingress_via_gateway: false,
         }
     }
 }
@@ -1167,8 +1170,8 @@ impl Runtime for KubeRuntime {
         Some(self.inner.scale_decisions.subscribe())
     }
 
-    fn check_ingress(&self, _ingress: &edas_runtime::IngressSpec) -> Result<(), RuntimeError> {
-        Ok(())
+    fn check_ingress(&self, ingress: &edas_runtime::IngressSpec) -> Result<(), RuntimeError> {
+        self.check_ingress_rule(ingress)
     }
 
     fn set_ingress(

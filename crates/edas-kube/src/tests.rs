@@ -1364,3 +1364,59 @@ async fn load_balancer_services_keep_their_node_ports_and_split_copies_are_clust
         "LoadBalancer"
     );
 }
+
+/// Issue 24, the configured-gateway option: an ingress rule is an HTTPRoute per host attached
+/// to the cluster's Gateway; a host removed removes its route; TLS is refused (the Gateway's
+/// listener holds certificates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_gateway_an_ingress_rule_is_an_http_route_per_host() {
+    use edas_runtime::{IngressBackend, IngressHost, IngressPath, IngressSpec, PathType};
+    let cluster = fake(true).await;
+    let mut options = Options::new("fake");
+    options.gateway = Some(GatewayRef {
+        namespace: "infra".into(),
+        name: "gw".into(),
+    });
+    options.ingress_via_gateway = true;
+    let (rt, _) = runtime_with(&cluster, options).await;
+    create_gateway(&rt.inner.client.clone(), None).await;
+    let host = |host: &str| IngressHost {
+        host: host.into(),
+        secret_name: None,
+        paths: vec![IngressPath {
+            path: "/".into(),
+            path_type: PathType::Prefix,
+            backend: IngressBackend {
+                service_name: "web".into(),
+                service_port: 80,
+                ..IngressBackend::default()
+            },
+        }],
+    };
+    let two = IngressSpec {
+        rules: vec![host("a.test"), host("b.test")],
+        ..IngressSpec::default()
+    };
+    let mut tls = two.clone();
+    tls.rules[1].secret_name = Some("cert".into());
+    let e = rt.check_ingress(&tls).unwrap_err().to_string();
+    assert!(e.starts_with("IngressConf.rules[1].secretName"), "{e}");
+    rt.set_ingress("edge", "front", Some(&two)).await.unwrap();
+    let routes: Api<DynamicObject> = Api::namespaced_with(
+        rt.inner.client.clone(),
+        "edge",
+        &routing::http_route_resource(),
+    );
+    let route = routes.get("front-1").await.unwrap();
+    assert_eq!(route.data["spec"]["hostnames"], json!(["b.test"]));
+    assert_eq!(route.data["spec"]["parentRefs"][0]["name"], "gw");
+    let one = IngressSpec {
+        rules: vec![host("a.test")],
+        ..IngressSpec::default()
+    };
+    rt.set_ingress("edge", "front", Some(&one)).await.unwrap();
+    assert!(routes.get_opt("front-1").await.unwrap().is_none());
+    assert!(routes.get_opt("front-0").await.unwrap().is_some());
+    rt.set_ingress("edge", "front", None).await.unwrap();
+    assert!(routes.get_opt("front-0").await.unwrap().is_none());
+}

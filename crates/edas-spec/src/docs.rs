@@ -222,7 +222,9 @@ live application in that cluster and namespace, with that port (the application 
 kept with the path, and ListK8sIngressRules reports its `Status`: `Normal`, `ServiceNotFound`,
 `InvalidServicePort`). On Kubernetes a rule is a `networking.k8s.io/v1` Ingress of the same name
 (`ingressClassName` from the cluster's `ingress_class`, labelled `edas.oam.ingress`; an Ingress
-of that name that edasd did not create is refused); on `local` the shared ingress listener
+of that name that edasd did not create is refused), or on a cluster configured with
+`ingress = \"gateway\"` one Gateway API HTTPRoute per host attached to its `gateway` (TLS refused:
+the Gateway's listener holds certificates); on `local` the shared ingress listener
 (`[local] ingress_listen`) routes it to the Services' loopback ports, so gray splits and lossless
 start apply as on the service port; without a listener a rule on `local` is
 `InvalidParameter.NotSupported` naming `ClusterId`. The rule reaches the runtime before it is

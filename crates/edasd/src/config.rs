@@ -426,6 +426,9 @@ pub struct ClusterConfig {
     /// The `ingressClassName` of the Ingresses of ingress rules (CreateK8sIngressRule);
     /// default none: the cluster's default IngressClass.
     pub ingress_class: Option<String>,
+    /// How ingress rules are routed: `"ingress"` (default: a `networking.k8s.io/v1` Ingress
+    /// each) or `"gateway"` (Gateway API HTTPRoutes attached to `gateway`, which it needs).
+    pub ingress: Option<String>,
     /// How long a pod may stay unschedulable before its batch fails (default 30).
     pub unschedulable_grace_seconds: Option<u64>,
     /// Restarts after which a container in `CrashLoopBackOff` fails its batch (default 3).
@@ -453,6 +456,7 @@ impl ClusterConfig {
         let mut options = edas_kube::Options::new(&self.id);
         options.gateway = self.gateway();
         options.ingress_class = self.ingress_class.clone();
+        options.ingress_via_gateway = self.ingress.as_deref() == Some("gateway");
         if let Some(seconds) = self.unschedulable_grace_seconds {
             options.failure.unschedulable_grace = std::time::Duration::from_secs(seconds);
         }
@@ -614,6 +618,22 @@ impl Config {
                     );
                 }
             }
+            match cluster.ingress.as_deref() {
+                None | Some("ingress") => {}
+                Some("gateway") if cluster.gateway.is_none() => bail!(
+                    "cluster `{}`: ingress = \"gateway\" routes ingress rules through the cluster's Gateway: set `gateway = \"<namespace>/<name>\"` too",
+                    cluster.id
+                ),
+                Some("gateway") if cluster.ingress_class.is_some() => bail!(
+                    "cluster `{}`: ingress_class applies to Ingresses, and ingress = \"gateway\" makes HTTPRoutes: leave one out",
+                    cluster.id
+                ),
+                Some("gateway") => {}
+                Some(other) => bail!(
+                    "cluster `{}`: ingress = \"{other}\" must be \"ingress\" or \"gateway\"",
+                    cluster.id
+                ),
+            }
         }
         self.engine.lease()?;
         self.analysis.prometheus()?;
@@ -700,6 +720,15 @@ mod tests {
                 "[[clusters]]\nid = \"a\"\ngateway = \"gw\"",
                 "<namespace>/<name>",
             ),
+            (
+                "[[clusters]]\nid = \"a\"\ningress = \"gateway\"",
+                "set `gateway",
+            ),
+            (
+                "[[clusters]]\nid = \"a\"\ngateway = \"i/g\"\ningress = \"route\"",
+                "must be \"ingress\" or \"gateway\"",
+            ),
+            ("[local]\ningress_listen = \"localhost\"", "ingress_listen"),
             ("[engine]\nlease_seconds = 0.5", "lease_seconds"),
         ] {
             let error = format!("{:#}", Config::parse(text).unwrap_err());
