@@ -278,8 +278,9 @@ impl App {
 
     /// Makes the application's autoscaler what the store now says (the enabled rule, for the
     /// revision that serves, held while a change order runs; none without an enabled rule).
-    /// Called after the rule is stored: a failure is logged, and the engine sets it again at
-    /// start-up, when the cluster answers again and when the next change order ends.
+    /// Called after the rule is stored: a failure is logged and the engine sets it again in
+    /// the background (waiting for a cluster that does not answer), at start-up and when the
+    /// next change order ends.
     async fn apply_autoscaling(&self, app: &Application) {
         let Some(runtime) = self.engine.runtimes().get(&app.cluster_id) else {
             return;
@@ -297,7 +298,8 @@ impl App {
             namespace: app.k8s_namespace.clone(),
         };
         if let Err(error) = runtime.set_autoscaling(&at, wanted.as_ref()).await {
-            tracing::warn!(message = "The cluster did not take the stored autoscaler; it is set again at start-up, when the cluster answers again and when the next change order ends.", app_id = %app.id, cluster = %app.cluster_id, %error);
+            tracing::warn!(message = "The cluster did not take the stored autoscaler; it is set again in the background (when the cluster answers again), at start-up and when the next change order ends.", app_id = %app.id, cluster = %app.cluster_id, %error);
+            edas_engine::autoscaling::reassert_later(&self.engine, &app.id);
         }
     }
 

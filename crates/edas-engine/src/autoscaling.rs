@@ -129,25 +129,37 @@ pub async fn serving(store: &Store, app: &Application) -> Result<Option<Autoscal
     }))
 }
 
-/// How long [`reassert`] keeps trying a runtime that fails transiently.
+/// How long [`reassert`] keeps trying a runtime that answers but fails.
 const REASSERT_GIVE_UP: Duration = Duration::from_secs(120);
 
-/// Makes the application's autoscaler what the store says ([`serving`]), trying again with
-/// bounded back-off (200 ms doubling to 5 s, for two minutes) while the runtime fails
-/// transiently; each attempt reads the store again, so the newest state wins. Idempotent.
-pub(crate) async fn reassert(inner: &Inner, app_id: &str) {
+/// Makes the application's autoscaler what the store says ([`serving`]); with `remove`, an
+/// application without an enabled rule has its autoscaler removed (after a disable or delete
+/// whose removal failed), else it is left alone. A cluster that does not answer is waited for
+/// (its return is an event), one that answers but fails is tried again with bounded back-off
+/// (200 ms doubling to 5 s, for two minutes); each attempt reads the store again, so the
+/// newest state wins. Idempotent.
+pub(crate) async fn reassert(inner: &Inner, app_id: &str, remove: bool) {
     let mut delay = Duration::from_millis(200);
-    let started = tokio::time::Instant::now();
+    let mut started = tokio::time::Instant::now();
     loop {
-        match reassert_once(inner, app_id).await {
+        let runtime = match reassert_once(inner, app_id, remove).await {
             Ok(()) => return,
-            Err((error, again)) if again && started.elapsed() < REASSERT_GIVE_UP => {
+            Err((error, Some(runtime))) if started.elapsed() < REASSERT_GIVE_UP => {
                 tracing::info!(message = "Setting the autoscaler failed; retrying.", %app_id, %error);
+                runtime
             }
             Err((error, _)) => {
-                tracing::warn!(message = "Setting the autoscaler failed; it is set again at start-up, when the cluster answers again and when the next change order ends.", %app_id, %error);
+                tracing::warn!(message = "Setting the autoscaler failed; it is set again at start-up and when the next change order ends.", %app_id, %error);
                 return;
             }
+        };
+        if runtime.availability().is_err() {
+            tokio::select! {
+                _ = inner.shutdown.cancelled() => return,
+                _ = runtime.wait_available() => {}
+            }
+            (delay, started) = (Duration::from_millis(200), tokio::time::Instant::now());
+            continue;
         }
         tokio::select! {
             _ = inner.shutdown.cancelled() => return,
@@ -157,14 +169,18 @@ pub(crate) async fn reassert(inner: &Inner, app_id: &str) {
     }
 }
 
-/// One attempt of [`reassert`]; the error says whether another may help.
-async fn reassert_once(inner: &Inner, app_id: &str) -> Result<(), (String, bool)> {
+/// One attempt of [`reassert`]; the error carries the runtime when another attempt may help.
+async fn reassert_once(
+    inner: &Inner,
+    app_id: &str,
+    remove: bool,
+) -> Result<(), (String, Option<Arc<dyn Runtime>>)> {
     let app = match inner.store.get_application(app_id).await {
         Ok(app) => app,
         Err(StoreError::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err((e.to_string(), true)),
+        Err(e) => return Err((e.to_string(), None)),
     };
-    let Some(runtime) = inner.runtimes.get(&app.cluster_id) else {
+    let Some(runtime) = inner.runtimes.get(&app.cluster_id).cloned() else {
         return Ok(());
     };
     let wanted = if app.deleted {
@@ -172,10 +188,10 @@ async fn reassert_once(inner: &Inner, app_id: &str) -> Result<(), (String, bool)
     } else {
         serving(&inner.store, &app)
             .await
-            .map_err(|e| (e.to_string(), true))?
+            .map_err(|e| (e.to_string(), Some(runtime.clone())))?
     };
-    if wanted.is_none() && !app.deleted {
-        // No enabled rule: the application layer removed the autoscaler when it was disabled.
+    if wanted.is_none() && !app.deleted && !remove {
+        // No enabled rule, and none was just disabled: nothing to do.
         return Ok(());
     }
     runtime
@@ -183,13 +199,24 @@ async fn reassert_once(inner: &Inner, app_id: &str) -> Result<(), (String, bool)
         .await
         .map_err(|e| {
             let again = matches!(e, edas_runtime::RuntimeError::Unavailable(_));
-            (e.to_string(), again)
+            (e.to_string(), again.then_some(runtime.clone()))
         })
 }
 
-/// At start-up, sets the autoscaler of every application with an enabled rule again from the
-/// store (the local one lives in this process; a cluster's HPA may be held by an order that
-/// ended while edasd was down), for each cluster once it answers.
+/// Sets the application's autoscaler again from the store in the background (see
+/// [`reassert`]), removing it when no rule is enabled: what the application layer asks when
+/// applying a stored rule change failed.
+pub fn reassert_later(engine: &Engine, app_id: &str) {
+    let (inner, app_id) = (engine.inner.clone(), app_id.to_owned());
+    engine.inner.spawn(async move {
+        reassert(&inner, &app_id, true).await;
+    });
+}
+
+/// At start-up, sets the autoscaler of every application with a scaling rule again from the
+/// store, or removes it when none is enabled (the local one lives in this process; a
+/// cluster's HPA may be held by an order that ended while edasd was down, or outlive a rule
+/// disabled while the cluster did not answer), for each cluster once it answers.
 pub(crate) fn reconcile(inner: &Arc<Inner>) {
     for (cluster_id, runtime) in &inner.runtimes.0 {
         let (i, cluster_id, runtime) = (inner.clone(), cluster_id.clone(), runtime.clone());
@@ -198,10 +225,10 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
                 _ = i.shutdown.cancelled() => return,
                 _ = runtime.wait_available() => {}
             }
-            match i.store.autoscaled_applications(Some(&cluster_id)).await {
+            match i.store.applications_with_scaling_rules(Some(&cluster_id)).await {
                 Ok(apps) => {
                     for app_id in apps {
-                        reassert(&i, &app_id).await;
+                        reassert(&i, &app_id, true).await;
                     }
                 }
                 Err(error) => {

@@ -881,7 +881,7 @@ impl Driver {
         // order), retried in the background until the runtime takes it.
         let (inner, app_id) = (self.inner.clone(), self.app_id.clone());
         self.inner.spawn(async move {
-            crate::autoscaling::reassert(&inner, &app_id).await;
+            crate::autoscaling::reassert(&inner, &app_id, false).await;
         });
         if self.order.status() != Status::Success {
             return;

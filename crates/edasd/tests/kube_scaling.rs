@@ -271,3 +271,119 @@ async fn an_autoscaled_application_keeps_its_hpa_count_through_a_gray_batch_rele
     assert_eq!(hpa_target(&hpas, "scaled").await, None);
     backend.cleanup().await;
 }
+
+/// Issue 24: a rule is stored before its HPA is applied, and the HPA follows the stored rule.
+/// While the cluster's API server is down, changing an enabled rule is refused once edasd
+/// knows; disabling is stored, and the HPA it could not delete is deleted when edasd starts
+/// again with the cluster back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpa_follows_the_stored_rule_after_an_outage() {
+    let backend = Backend::fake("hpadown", Duration::from_millis(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let far_kubeconfig = dir.path().join("far.kubeconfig");
+    let relay = relayed(&backend, &far_kubeconfig).await;
+    let more = format!(
+        "[[clusters]]\nid = \"far\"\nkubeconfig = \"{}\"\n",
+        far_kubeconfig.display()
+    );
+    let mut edasd = Edasd::start_with(&dir.path().join("a"), &backend.kubeconfig, None, &more);
+    let (app, order) = edasd
+        .insert_app(&[
+            ("AppName", "far"),
+            ("ClusterId", "far"),
+            ("Namespace", &backend.namespace),
+            ("ImageUrl", IMAGE_V1),
+            ("Replicas", "2"),
+        ])
+        .await;
+    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    edasd
+        .api
+        .call(
+            "POST",
+            RULE,
+            "CreateApplicationScalingRule",
+            &[
+                ("AppId", &app),
+                ("ScalingRuleName", "cpu"),
+                ("ScalingRuleType", "metric"),
+                ("ScalingRuleEnable", "true"),
+                ("ScalingRuleMetric", METRIC),
+            ],
+        )
+        .await;
+    let hpas: Api<HorizontalPodAutoscaler> =
+        Api::namespaced(backend.client.clone(), &backend.namespace);
+    assert_eq!(hpa_target(&hpas, "far").await.as_deref(), Some("far-r1"));
+
+    // The API server dies: a change of the enabled rule is refused once edasd knows.
+    relay.stop();
+    let bigger = METRIC.replace("\"maxReplicas\": 6", "\"maxReplicas\": 9");
+    let update = [
+        ("AppId", app.as_str()),
+        ("ScalingRuleName", "cpu"),
+        ("ScalingRuleMetric", bigger.as_str()),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let (status, body) = edasd
+            .api
+            .call_raw("PUT", RULE, "UpdateApplicationScalingRule", &update)
+            .await;
+        if status != 200 {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refused: {body:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        body["Message"].as_str().unwrap().contains("far"),
+        "{body:#}"
+    );
+    // Before edasd knew, an update may have gone through: whatever is stored, the HPA of the
+    // stored rule is what counts. Disabling is stored even now.
+    edasd
+        .api
+        .call(
+            "PUT",
+            "/pop/v1/eam/scale/disable_application_scaling_rule",
+            "DisableApplicationScalingRule",
+            &[("AppId", &app), ("ScalingRuleName", "cpu")],
+        )
+        .await;
+    let listed = edasd
+        .api
+        .call(
+            "GET",
+            "/pop/v1/eam/scale/application_scaling_rules",
+            "DescribeApplicationScalingRules",
+            &[("AppId", &app)],
+        )
+        .await;
+    assert_eq!(
+        listed["AppScalingRules"]["Result"][0]["ScaleRuleEnabled"],
+        false
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        hpa_target(&hpas, "far").await.is_some(),
+        "the cluster is down"
+    );
+
+    // It answers again, and edasd starts again: the HPA of the disabled rule goes.
+    relay.resume().await;
+    edasd.kill();
+    edasd.spawn();
+    let deadline = std::time::Instant::now() + backend.patience;
+    while hpa_target(&hpas, "far").await.is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the HPA outlived its rule"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    backend.cleanup().await;
+}

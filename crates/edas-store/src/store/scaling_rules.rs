@@ -125,9 +125,9 @@ impl Store {
         rows.into_iter().map(ScalingRule::try_from).collect()
     }
 
-    /// The applications (not deleted) that have an enabled scaling rule, by id: whose
-    /// autoscaler edasd sets again at start-up and when their cluster answers again.
-    pub async fn autoscaled_applications(
+    /// The applications (not deleted) that have a scaling rule, enabled or not, by id: whose
+    /// autoscaler edasd sets again (or removes) from the store at start-up.
+    pub async fn applications_with_scaling_rules(
         &self,
         cluster_id: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
@@ -135,7 +135,7 @@ impl Store {
             sqlx::query_as(
                 "SELECT DISTINCT r.app_id FROM application_scaling_rules r \
                  JOIN applications a ON a.id = r.app_id \
-                 WHERE r.enabled = TRUE AND a.deleted = FALSE \
+                 WHERE a.deleted = FALSE \
                  AND ($1 IS NULL OR a.cluster_id = $1) ORDER BY r.app_id",
             )
             .bind(cluster_id)

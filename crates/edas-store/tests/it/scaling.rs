@@ -51,18 +51,21 @@ pub async fn scaling_rules_are_stored_per_application(ts: &TestStore) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
-    // The application is autoscaled (on its cluster c1, not on another).
+    // The application has a rule (on its cluster c1, not on another).
     assert_eq!(
-        store.autoscaled_applications(None).await.unwrap(),
+        store.applications_with_scaling_rules(None).await.unwrap(),
         ["app-s"]
     );
     assert_eq!(
-        store.autoscaled_applications(Some("c1")).await.unwrap(),
+        store
+            .applications_with_scaling_rules(Some("c1"))
+            .await
+            .unwrap(),
         ["app-s"]
     );
     assert!(
         store
-            .autoscaled_applications(Some("c2"))
+            .applications_with_scaling_rules(Some("c2"))
             .await
             .unwrap()
             .is_empty()
@@ -99,12 +102,10 @@ pub async fn scaling_rules_are_stored_per_application(ts: &TestStore) {
         (t(1), t(3), Some(t(3)))
     );
     assert_eq!((updated.min_replicas, updated.max_replicas), (2, 8));
-    assert!(
-        store
-            .autoscaled_applications(None)
-            .await
-            .unwrap()
-            .is_empty()
+    // Disabled, it still has one (its autoscaler may need removing).
+    assert_eq!(
+        store.applications_with_scaling_rules(None).await.unwrap(),
+        ["app-s"]
     );
     store
         .put_scaling_rule(
