@@ -15,7 +15,8 @@
 //! **Server-side apply.** Each manager's set of owned leaf fields is kept in `metadata.managedFields`
 //! (`FieldsV1`, keyed items as `k:{"name":…}`). Applying merges the configuration into the live
 //! object, removes fields this manager owned before and no longer applies (unless another manager
-//! owns them too), and reports a conflict when another manager owns a field with a different value
+//! owns them too; a map the configuration no longer has at all goes whole, defaulted fields
+//! included, as the API server's `.` entries make it), and reports a conflict when another manager owns a field with a different value
 //! (`force=true` takes the field over). Non-apply writes take ownership of the leaves they change.
 
 use std::collections::BTreeSet;

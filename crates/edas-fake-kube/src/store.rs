@@ -1596,14 +1596,28 @@ fn server_side_apply(
         .filter(|e| !(e.manager == options.field_manager && e.operation == "Apply"))
         .flat_map(|e| e.fields.iter().cloned())
         .collect();
-    // Remove what this manager applied before and no longer applies, deepest paths first.
-    let mut dropped: Vec<&FieldPath> = previous
+    // Remove what this manager applied before and no longer applies, deepest paths first. As
+    // the API server (whose managed fields record the maps an applier set, `.`), a map the
+    // configuration no longer has at all goes whole, its defaulted fields with it, unless
+    // another manager owns something in it.
+    let mut dropped: Vec<FieldPath> = previous
         .iter()
         .filter(|p| !applied_paths.contains(*p))
         .filter(|p| !owned_by_others.iter().any(|o| o.starts_with(p)))
+        .map(|p| {
+            let outermost = (1..=p.len())
+                .map(|n| &p[..n])
+                .find(|q| merge::value_at(applied, q).is_none())
+                .unwrap_or(p);
+            if owned_by_others.iter().any(|o| o.starts_with(outermost)) {
+                p.clone()
+            } else {
+                outermost.to_vec()
+            }
+        })
         .collect();
     dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for path in dropped {
+    for path in &dropped {
         merge::remove_at(live, path);
     }
     let mut body = applied.clone();
@@ -1786,6 +1800,44 @@ mod tests {
             rv_of(&noop),
             rv_of(&with_status),
             "a no-op update keeps the resourceVersion"
+        );
+    }
+
+    #[test]
+    fn server_side_apply_removes_a_map_no_longer_applied_with_its_defaults() {
+        let store = Store::new(100);
+        let deploy = by_kind("Deployment");
+        let apply = |config: Value| {
+            store
+                .patch(
+                    deploy,
+                    "default",
+                    "web",
+                    PatchKind::Apply,
+                    config,
+                    Subresource::Main,
+                    &opts("edas"),
+                )
+                .unwrap()
+        };
+        let mut probed = deployment("web", "nginx:1");
+        probed["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] =
+            json!({"tcpSocket": {"port": 8080}});
+        let live = apply(probed);
+        let probe = "/spec/template/spec/containers/0/readinessProbe";
+        assert_eq!(
+            live.pointer(&format!("{probe}/periodSeconds")),
+            Some(&json!(10))
+        );
+        let live = apply(deployment("web", "nginx:1"));
+        assert_eq!(
+            live.pointer(probe),
+            None,
+            "the probe goes whole, defaults included"
+        );
+        assert_eq!(
+            live.pointer("/spec/template/spec/containers/0/image"),
+            Some(&json!("nginx:1"))
         );
     }
 

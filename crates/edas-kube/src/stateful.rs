@@ -41,9 +41,12 @@ use std::sync::Weak;
 
 use edas_runtime::{AppRef, RuntimeError, Target};
 use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{
+    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetUpdateStrategy,
+};
 use k8s_openapi::api::autoscaling::v2::{CrossVersionObjectReference, HorizontalPodAutoscaler};
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::{Deserialize, Serialize};
@@ -53,6 +56,10 @@ use crate::{Inner, KubeRuntime, LABEL_APP_ID, LABEL_REVISION, label, state};
 
 /// Annotation on an application's StatefulSet: its [`Layout`], as JSON.
 pub const ANNOTATION_LAYOUT: &str = "edas.oam.statefulset-layout";
+/// Annotation on an application's StatefulSet while a release runs: the base revision's pod
+/// template, as JSON, so the StatefulSet can return to it when the release is undone (the
+/// engine's calls carry only the called revision's spec).
+pub const ANNOTATION_BASE_TEMPLATE: &str = "edas.oam.statefulset-base-template";
 
 /// The revisions of an application's StatefulSet and their instance counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,12 +72,23 @@ pub struct Layout {
     pub top: Option<(String, u32)>,
 }
 
-/// What a call makes of a layout: the next layout, and whether the template must become the
-/// called revision's (`false`: the template stays as it is).
+/// What a call makes of a layout: the next layout, and the template it needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {
     pub layout: Layout,
-    pub template: bool,
+    pub template: Template,
+}
+
+/// The StatefulSet's template after a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Template {
+    /// Stays as it is (only counts and partition change).
+    Keep,
+    /// Becomes the called revision's.
+    Called,
+    /// Goes back to the base revision's (kept in [`ANNOTATION_BASE_TEMPLATE`]): the top went
+    /// to 0, so nothing may be left that would start pods of it (an HPA scaling up).
+    Base,
 }
 
 impl Layout {
@@ -119,17 +137,30 @@ impl Layout {
         let is = |slot: &Option<(String, u32)>| slot.as_ref().is_some_and(|s| s.0 == revision);
         let keep = |layout: Layout| Step {
             layout,
-            template: false,
+            template: Template::Keep,
         };
         if is(&self.top) {
-            let mut next = self.clone();
-            next.top = Some((revision.to_owned(), n));
-            if next.base.is_none() && n == 0 {
-                next.top = None;
+            if n == 0
+                && let Some(base) = &self.base
+            {
+                // The release is undone: the base alone, on its own template again.
+                return Ok(Step {
+                    layout: Layout {
+                        base: None,
+                        top: Some(base.clone()),
+                    },
+                    template: Template::Base,
+                });
             }
+            let mut next = self.clone();
+            next.top = (n > 0).then(|| (revision.to_owned(), n));
             return Ok(Step {
                 layout: next,
-                template: n > 0,
+                template: if n > 0 {
+                    Template::Called
+                } else {
+                    Template::Keep
+                },
             });
         }
         if let Some((_, b)) = self.base.as_ref().filter(|_| is(&self.base)) {
@@ -149,7 +180,7 @@ impl Layout {
                     base: None,
                     top: Some((revision.to_owned(), n)),
                 },
-                template: true,
+                template: Template::Called,
             });
         }
         if n == 0 {
@@ -159,7 +190,7 @@ impl Layout {
         match (&self.base, &self.top) {
             (None, None) => Ok(Step {
                 layout: Layout { base: None, top },
-                template: true,
+                template: Template::Called,
             }),
             // A release starts: what ran becomes the base.
             (None, Some(old)) => Ok(Step {
@@ -167,14 +198,14 @@ impl Layout {
                     base: (old.1 > 0).then(|| old.clone()),
                     top,
                 },
-                template: true,
+                template: Template::Called,
             }),
             (Some(base), Some(old)) if old.1 == 0 => Ok(Step {
                 layout: Layout {
                     base: Some(base.clone()),
                     top,
                 },
-                template: true,
+                template: Template::Called,
             }),
             (Some(base), old) => Err(format!(
                 "a StatefulSet runs two revisions at most: it runs revision {}{}, so revision {revision} cannot start before one of them is gone (roll the release back or finish it first)",
@@ -221,9 +252,23 @@ impl KubeRuntime {
         let ns = &spec.k8s_namespace;
         let current = self.statefulset_of(&target.app.id, ns, &spec.name).await?;
         let layout = current.as_ref().map_or_else(Layout::default, read_layout);
-        let step = layout
+        let mut step = layout
             .set(&target.revision, replicas)
             .map_err(|e| RuntimeError::Unsupported(format!("application `{}`: {e}", spec.name)))?;
+        let base_template = current
+            .as_ref()
+            .and_then(|c| base_template(c, &layout, &step));
+        if step.template == Template::Base && base_template.is_none() {
+            // Without the base's template (an object of an older edasd), the top stays the
+            // template with no ordinal at or above the partition.
+            step = Step {
+                layout: Layout {
+                    base: layout.base.clone(),
+                    top: Some((target.revision.clone(), 0)),
+                },
+                template: Template::Keep,
+            };
+        }
         let sets: Api<StatefulSet> = Api::namespaced(self.inner.client.clone(), ns);
         let name = edas_render::statefulset_name(&spec.name);
         if step.layout.is_empty() {
@@ -241,7 +286,7 @@ impl KubeRuntime {
         }
         let annotation = serde_json::to_string(&step.layout)
             .map_err(|e| RuntimeError::Unavailable(format!("encoding the layout: {e}")))?;
-        let applied = if step.template {
+        let applied = if step.template == Template::Called {
             let rendered = edas_render::render_statefulset(
                 spec,
                 &target.revision,
@@ -256,10 +301,11 @@ impl KubeRuntime {
                     .get_or_insert_default()
                     .insert(LABEL_APP_ID.to_owned(), target.app.id.clone());
             }
-            set.metadata
-                .annotations
-                .get_or_insert_default()
-                .insert(ANNOTATION_LAYOUT.to_owned(), annotation);
+            let annotations = set.metadata.annotations.get_or_insert_default();
+            annotations.insert(ANNOTATION_LAYOUT.to_owned(), annotation);
+            if let Some(base) = &base_template {
+                annotations.insert(ANNOTATION_BASE_TEMPLATE.to_owned(), base.clone());
+            }
             if let Some(s) = set.spec.as_mut() {
                 s.template
                     .metadata
@@ -277,10 +323,58 @@ impl KubeRuntime {
             self.own_copies(target, &copies, "StatefulSet", &applied.metadata)
                 .await?;
             applied
+        } else if let (Template::Base, Some(base), Some((revision, _)), Some(current)) =
+            (step.template, &base_template, &step.layout.top, &current)
+        {
+            // Back to the base's own template (the same content, so its pods stay): the whole
+            // object applied again with it, so nothing of the top's template is left.
+            let template = serde_json::from_str(base).map_err(|e| {
+                RuntimeError::Unavailable(format!("decoding the base template: {e}"))
+            })?;
+            let mut labels = current.metadata.labels.clone().unwrap_or_default();
+            labels.insert(LABEL_REVISION.to_owned(), revision.clone());
+            let mut set = StatefulSet {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(ns.clone()),
+                    labels: Some(labels),
+                    annotations: Some(BTreeMap::from([(ANNOTATION_LAYOUT.to_owned(), annotation)])),
+                    ..ObjectMeta::default()
+                },
+                spec: current.spec.clone(),
+                status: None,
+            };
+            if let Some(s) = set.spec.as_mut() {
+                s.template = template;
+                s.replicas = i32::try_from(step.layout.replicas()).ok();
+                s.update_strategy = Some(StatefulSetUpdateStrategy {
+                    type_: Some("RollingUpdate".into()),
+                    rolling_update: Some(RollingUpdateStatefulSetStrategy {
+                        partition: Some(0),
+                        max_unavailable: None,
+                    }),
+                });
+            }
+            self.apply_returning(&sets, &name, &set).await?
         } else {
-            // The template stays: only the counts, the partition and the layout change.
+            // The template stays: only the counts, the partition and the layout change (and
+            // the base's template goes with the base).
+            let base_annotation = step.layout.base.as_ref().map(|_| ()).and(
+                current
+                    .as_ref()
+                    .and_then(|c| {
+                        c.metadata
+                            .annotations
+                            .as_ref()?
+                            .get(ANNOTATION_BASE_TEMPLATE)
+                    })
+                    .cloned(),
+            );
             let patch = json!({
-                "metadata": {"annotations": {ANNOTATION_LAYOUT: annotation}},
+                "metadata": {"annotations": {
+                    ANNOTATION_LAYOUT: annotation,
+                    ANNOTATION_BASE_TEMPLATE: base_annotation,
+                }},
                 "spec": {
                     "replicas": step.layout.replicas(),
                     "updateStrategy": {"type": "RollingUpdate",
@@ -564,6 +658,25 @@ impl KubeRuntime {
     }
 }
 
+/// The base revision's pod template (JSON) to keep on the StatefulSet after `step`: the
+/// current template when the current top becomes the base, the one kept so far while the base
+/// stays; `None` without a base.
+fn base_template(current: &StatefulSet, layout: &Layout, step: &Step) -> Option<String> {
+    let (base, _) = step.layout.base.as_ref().or(match step.template {
+        Template::Base => layout.base.as_ref(),
+        _ => None,
+    })?;
+    if label(current, LABEL_REVISION) == Some(base.as_str()) {
+        return serde_json::to_string(&current.spec.as_ref()?.template).ok();
+    }
+    let kept = current
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(ANNOTATION_BASE_TEMPLATE)?;
+    (layout.base.as_ref().map(|b| &b.0) == Some(base)).then(|| kept.clone())
+}
+
 /// The layout of a StatefulSet edasd applied (see [`Layout::read`]).
 pub(crate) fn read_layout(set: &StatefulSet) -> Layout {
     let annotated = set
@@ -597,7 +710,7 @@ mod tests {
         }
     }
 
-    fn step(l: &Layout, rev: &str, n: u32) -> (Layout, bool) {
+    fn step(l: &Layout, rev: &str, n: u32) -> (Layout, Template) {
         let s = l.set(rev, n).unwrap();
         (s.layout, s.template)
     }
@@ -607,11 +720,11 @@ mod tests {
         // r1 serves 4; gray 1, then batches of 2 and 1, each "new up, then old down".
         let start = layout(None, Some(("1", 4)));
         let (l, t) = step(&start, "2", 1);
-        assert!(t);
+        assert_eq!(t, Template::Called);
         assert_eq!(l, layout(Some(("1", 4)), Some(("2", 1))));
         assert_eq!((l.replicas(), l.partition()), (5, 4));
         let (l, t) = step(&l, "1", 3);
-        assert!(!t);
+        assert_eq!(t, Template::Keep);
         assert_eq!((l.replicas(), l.partition()), (4, 3));
         // A resumed step writes the same object again.
         assert_eq!(step(&l, "2", 1).0, l);
@@ -622,7 +735,7 @@ mod tests {
         assert_eq!((l.replicas(), l.partition()), (4, 1));
         let (l, _) = step(&l, "2", 4);
         let (l, t) = step(&l, "1", 0);
-        assert!(!t);
+        assert_eq!(t, Template::Keep);
         assert_eq!(l, layout(None, Some(("2", 4))));
         assert_eq!((l.replicas(), l.partition()), (4, 0));
         // The engine stopping leftovers of a revision no longer there changes nothing.
@@ -634,15 +747,19 @@ mod tests {
         // Aborted after the gray batch: r1 3 (base), r2 1 (top).
         let aborted = layout(Some(("1", 3)), Some(("2", 1)));
         let (l, t) = step(&aborted, "1", 4);
-        assert!(t, "the template goes back to revision 1");
+        assert_eq!(t, Template::Called, "the template goes back to revision 1");
         assert_eq!(l, layout(None, Some(("1", 4))));
         assert_eq!((l.replicas(), l.partition()), (4, 0));
         let (l, t) = step(&l, "2", 0);
-        assert!(!t);
+        assert_eq!(t, Template::Keep);
         assert_eq!(l, layout(None, Some(("1", 4))));
+        // A failed gray batch rolled back (revision 1 kept at 3, revision 2 to 0): revision 1
+        // alone on its own template again.
+        let (l, t) = step(&aborted, "2", 0);
+        assert_eq!(t, Template::Base);
+        assert_eq!(l, layout(None, Some(("1", 3))));
+        assert_eq!((l.replicas(), l.partition()), (3, 0));
         // Stop / delete: every revision to 0.
-        let (l, _) = step(&aborted, "2", 0);
-        assert_eq!((l.replicas(), l.partition()), (3, 3));
         let (l, _) = step(&l, "1", 0);
         assert!(l.is_empty());
         assert!(step(&layout(None, Some(("1", 2))), "1", 0).0.is_empty());

@@ -385,3 +385,80 @@ async fn a_statefulset_deleted_outside_edasd_is_restored_from_the_store() {
     }
     until(&rt, "four again", |one, _| one.ready == 4 && one.total == 4).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undone_release_returns_to_the_base_template_without_replacing_its_pods() {
+    let (_cluster, rt, _dir) = start().await;
+    let sets: Api<StatefulSet> = Api::namespaced(rt.inner.client.clone(), "apps");
+    let pods: Api<Pod> = Api::namespaced(rt.inner.client.clone(), "apps");
+    let uids = || async {
+        let lp = ListParams::default().labels("edas.oam.revision=1");
+        let mut out: Vec<(String, String)> = pods
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|p| (p.metadata.name.unwrap(), p.metadata.uid.unwrap()))
+            .collect();
+        out.sort();
+        out
+    };
+    rt.set_replicas(&target("1", "1"), 3).await.unwrap();
+    until(&rt, "revision 1 ready", |one, _| one.ready == 3).await;
+    let first = sets
+        .get("ledger")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .update_revision;
+    let before = uids().await;
+    // Revision 2 (with a readiness probe revision 1 does not have) in its gray batch, then
+    // undone (a failed release rolled back: revision 2 to 0).
+    let mut two = target("2", "2");
+    let mut spec = (*two.spec).clone();
+    spec.readiness = Some(serde_json::from_value(json!({"tcpSocket": {"port": 8080}})).unwrap());
+    two.spec = Arc::new(spec);
+    rt.set_replicas(&two, 1).await.unwrap();
+    let s = sets.get("ledger").await.unwrap();
+    assert!(
+        s.metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key(super::ANNOTATION_BASE_TEMPLATE),
+        "the base's template is kept while the release runs"
+    );
+    rt.set_replicas(&two, 0).await.unwrap();
+    let s = sets.get("ledger").await.unwrap();
+    assert_eq!(counts(&s), (3, 0));
+    assert_eq!(
+        s.metadata.labels.as_ref().unwrap()["edas.oam.revision"],
+        "1"
+    );
+    assert!(
+        !s.metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key(super::ANNOTATION_BASE_TEMPLATE)
+    );
+    let template = serde_json::to_string(&s.spec.unwrap().template).unwrap();
+    assert!(!template.contains("readinessProbe"), "{template}");
+    until(&rt, "revision 2 gone", |one, two| {
+        one.ready == 3 && two.total == 0
+    })
+    .await;
+    // The same revision as before, so none of its pods was replaced.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let status = sets.get("ledger").await.unwrap().status.unwrap();
+        if status.update_revision == first && status.current_revision == first {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(uids().await, before);
+}

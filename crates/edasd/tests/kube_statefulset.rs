@@ -342,7 +342,7 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
 
 /// A revision whose pod never becomes Ready fails its gray batch on BatchTimeout, with the old
 /// revision still on its ordinals; rolling the failed order back removes the broken pod and
-/// leaves the old revision alone at full size.
+/// puts the StatefulSet back on the old revision's template, its pods untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_gray_batch_is_rolled_back() {
     let backend = Backend::fake("stsfail", Duration::from_millis(150)).await;
@@ -376,6 +376,7 @@ async fn a_failed_gray_batch_is_rolled_back() {
     );
     let pods = backend.wait_pods(&app, "now", |_| true).await;
     assert_eq!(pods.get("1"), Some(&(3, 3)), "{pods:?}");
+    let old_uids = uids(&backend, "1").await;
     let body = edasd
         .call(
             "PUT",
@@ -394,8 +395,20 @@ async fn a_failed_gray_batch_is_rolled_back() {
         by_revision(&backend, &app).await,
         BTreeMap::from([("1".to_owned(), names(0..3))])
     );
-    let (replicas, partition, _) = shape(&backend).await.unwrap();
-    assert_eq!((replicas, partition), (3, 3), "no ordinal runs revision 2");
+    // Back on revision 1's own template, whose pods were never replaced.
+    assert_eq!(shape(&backend).await, Some((3, 0, "1".into())));
+    assert_eq!(uids(&backend, "1").await, old_uids);
+}
+
+/// The uids of the application's pods of `revision`, by name.
+async fn uids(backend: &Backend, revision: &str) -> BTreeMap<String, String> {
+    let api: Api<Pod> = Api::namespaced(backend.client.clone(), &backend.namespace);
+    let lp = kube::api::ListParams::default().labels(&format!("{LABEL_REVISION}={revision}"));
+    let list = bounded("listing pods", api.list(&lp)).await.unwrap();
+    list.items
+        .into_iter()
+        .map(|p| (p.metadata.name.unwrap(), p.metadata.uid.unwrap()))
+        .collect()
 }
 
 /// An autoscaled StatefulSet application: the HPA targets the StatefulSet, its 5 are followed
