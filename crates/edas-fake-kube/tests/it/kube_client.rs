@@ -1076,3 +1076,93 @@ async fn an_hpa_is_applied_and_its_stand_in_scales_the_target() {
     hpas.delete("web", &DeleteParams::default()).await.unwrap();
     assert!(cluster.autoscale("default", "web", 3).is_err());
 }
+
+/// Issue 24: NodePort and LoadBalancer Services get node ports from 30000–32767 as from an
+/// API server, kept when a server-side apply leaves them out, dropped when the type becomes
+/// ClusterIP; Ingresses are served (networking.k8s.io/v1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ports_are_allocated_kept_and_dropped_and_ingresses_are_served() {
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::networking::v1::Ingress;
+    let cluster = quick_cluster().await;
+    let services: Api<Service> = Api::default_namespaced(client(&cluster));
+    let apply = |kind: &str, ports: serde_json::Value| -> Service {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "lb"}, "spec": {"type": kind, "ports": ports,
+            "selector": {"app": "lb"}}}))
+        .unwrap()
+    };
+    let params = PatchParams::apply("edasd").force();
+    let node_ports = |s: Service| -> Vec<Option<i32>> {
+        s.spec
+            .unwrap()
+            .ports
+            .unwrap()
+            .into_iter()
+            .map(|p| p.node_port)
+            .collect()
+    };
+    let first = node_ports(
+        services
+            .patch(
+                "lb",
+                &params,
+                &Patch::Apply(apply(
+                    "LoadBalancer",
+                    json!([{"port": 443, "targetPort": 8443}, {"port": 80, "nodePort": 30080}]),
+                )),
+            )
+            .await
+            .unwrap(),
+    );
+    assert!(
+        first[0].is_some_and(|p| (30000..=32767).contains(&p)),
+        "{first:?}"
+    );
+    assert_eq!(first[1], Some(30080), "the one asked for");
+    let again = node_ports(
+        services
+            .patch(
+                "lb",
+                &params,
+                &Patch::Apply(apply(
+                    "NodePort",
+                    json!([{"port": 443, "targetPort": 8443}]),
+                )),
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(again, [first[0]], "kept across the apply");
+    let cluster_ip = node_ports(
+        services
+            .patch(
+                "lb",
+                &params,
+                &Patch::Apply(apply(
+                    "ClusterIP",
+                    json!([{"port": 443, "targetPort": 8443}]),
+                )),
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(cluster_ip, [None]);
+
+    let ingresses: Api<Ingress> = Api::default_namespaced(client(&cluster));
+    let ingress: Ingress = serde_json::from_value(json!({"metadata": {"name": "front"},
+        "spec": {"rules": [{"host": "a.test", "http": {"paths": [{"path": "/",
+            "pathType": "Prefix", "backend": {"service": {"name": "lb",
+                "port": {"number": 443}}}}]}}]}}))
+    .unwrap();
+    ingresses
+        .create(&PostParams::default(), &ingress)
+        .await
+        .unwrap();
+    let listed = ingresses.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    ingresses
+        .delete("front", &DeleteParams::default())
+        .await
+        .unwrap();
+}
