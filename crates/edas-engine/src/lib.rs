@@ -726,7 +726,8 @@ impl Engine {
         )?;
         // A release of an application with a release policy is judged by it (issue 21).
         let order = if kind.is_none() {
-            analysis::attach(&inner.store, &req.app_id, order).await?
+            // Boxed: the submission's future is already deep.
+            Box::pin(analysis::attach(&inner.store, &req.app_id, order)).await?
         } else {
             order
         };

@@ -921,3 +921,86 @@ fn notify_subscriptions_and_a_watch_over_the_push_stream() {
         "the watch ends when the release succeeds"
     );
 }
+
+#[test]
+fn release_policies_and_a_judged_release_in_the_watch() {
+    let server = Server::start();
+    let app = server.create_app("judged", "2");
+    let dir = tempfile::tempdir().unwrap();
+    // A mistake: named by its field, nothing stored.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "checks:\n  - name: restarts\n    provider: {health: {metric: restarts}}\n    successCondition: rezult < 1\n    interval: 1s\n    count: 2\n    when: gray\n",
+    )
+    .unwrap();
+    let out = server.run(&[
+        "app",
+        "policy",
+        "set",
+        "judged",
+        "--file",
+        bad.to_str().unwrap(),
+    ]);
+    exits(&out, 1);
+    assert!(
+        stderr(&out).contains("checks[0].successCondition"),
+        "{}",
+        stderr(&out)
+    );
+    exits(&server.run(&["app", "policy", "get", "judged"]), 1);
+    // The policy, by the application's name: version 1.
+    let good = dir.path().join("policy.yaml");
+    std::fs::write(
+        &good,
+        "checks:\n  - name: restarts\n    provider: {health: {metric: restarts}}\n    successCondition: result < 1\n    interval: 1s\n    count: 2\n    when: gray\n    onFailure: pause\n",
+    )
+    .unwrap();
+    let set = server.json(&[
+        "app",
+        "policy",
+        "set",
+        "judged",
+        "--file",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(set["ReleasePolicy"]["Version"], 1, "{set}");
+    let got = server.run(&["app", "policy", "get", &app]);
+    exits(&got, 0);
+    assert!(
+        stdout(&got).contains("version 1") && stdout(&got).contains("successCondition: result < 1"),
+        "{}",
+        stdout(&got)
+    );
+    // A release judged by it: the watch shows the check against its condition.
+    let out = server.run(&[
+        "deploy",
+        &app,
+        "--env",
+        "VERSION=2",
+        "--gray",
+        "1",
+        "--batches",
+        "1",
+        "--batch-wait",
+        "0",
+        "--watch",
+        "--interval",
+        "1",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("check restarts: result=0 (condition result < 1), 2 measured"),
+        "{text}"
+    );
+    // History, then delete: a later release is not judged.
+    exits(&server.run(&["app", "policy", "delete", &app]), 0);
+    let history = server.json(&["app", "policy", "history", &app]);
+    assert_eq!(
+        history["Versions"].as_array().map(Vec::len),
+        Some(2),
+        "{history}"
+    );
+    exits(&server.run(&["app", "policy", "delete", &app]), 1);
+}
