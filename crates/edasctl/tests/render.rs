@@ -479,3 +479,37 @@ fn a_closed_pipe_ends_output_quietly() {
         );
     }
 }
+
+/// `WorkloadType=StatefulSet` renders the headless Service and one StatefulSet (partition 0)
+/// instead of a Deployment.
+#[test]
+fn a_statefulset_application_renders_its_statefulset_and_headless_service() {
+    let out = edasctl()
+        .args(["render", "--params", "-"])
+        .write_stdin(params(&[("WorkloadType", "StatefulSet")]))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let objects = parse_yaml(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let Object::Service(headless) = &objects[0] else {
+        panic!("the headless Service first: {yaml}")
+    };
+    assert_eq!(headless.metadata.name.as_deref(), Some("demo-headless"));
+    assert_eq!(
+        headless.spec.as_ref().unwrap().cluster_ip.as_deref(),
+        Some("None")
+    );
+    let Object::StatefulSet(set) = &objects[1] else {
+        panic!("then the StatefulSet: {yaml}")
+    };
+    let spec = set.spec.as_ref().unwrap();
+    assert_eq!(set.metadata.name.as_deref(), Some("demo"));
+    assert_eq!(spec.replicas, Some(2));
+    assert_eq!(spec.service_name.as_deref(), Some("demo-headless"));
+    assert!(!objects.iter().any(|o| matches!(o, Object::Deployment(_))));
+}
