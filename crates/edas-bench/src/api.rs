@@ -153,31 +153,20 @@ async fn drained(http: &reqwest::Client, base: &str, orders: &[String]) -> anyho
     Ok(())
 }
 
-pub(crate) async fn api(
-    edasd: std::path::PathBuf,
-    levels: Vec<usize>,
-    seconds: f64,
-    apps_per_client: usize,
-    fresh_pool: usize,
-) -> anyhow::Result<()> {
-    println!("machine: {}", machine());
-    let dir = tempfile::tempdir()?;
-    let server = Server::edasd(&edasd, &dir.path().join("edasd"), None)?;
-    let floor = Server::floor(&dir.path().join("floor"))?;
-    let http = reqwest::Client::new();
-
-    // The applications: Replicas 0 on local (nothing runs), created with some concurrency.
-    let max = levels.iter().copied().max().unwrap_or(1);
-    let rotating = max * apps_per_client;
-    let count = rotating + fresh_pool;
+/// Creates `count` applications (Replicas 0 on `local`, so nothing runs), 32 at a time, and
+/// waits until their first change orders are released.
+async fn create_apps(
+    http: &reqwest::Client,
+    base: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
     let mut apps = Vec::with_capacity(count);
     let mut last_order = String::new();
-    let created = Instant::now();
     for chunk in (0..count).collect::<Vec<_>>().chunks(32) {
         let mut batch = Vec::new();
         for &i in chunk {
             let http = http.clone();
-            let base = server.base.clone();
+            let base = base.to_owned();
             batch.push(tokio::spawn(async move {
                 let name = format!("bench-{i}");
                 signed(
@@ -210,25 +199,93 @@ pub(crate) async fn api(
                 .to_owned();
         }
     }
-    println!("{count} applications created in {:?}", created.elapsed());
     // Their first change orders are released before anything is measured (the engine takes
     // them in creation order, so the last one finishing means all have).
-    loop {
-        let (_, body) = signed(
-            &http,
-            &server.base,
-            "POST",
-            "/pop/v5/changeorder/change_order_info",
-            "GetChangeOrderInfo",
-            &[("ChangeOrderId", &last_order)],
-        )
-        .await?;
-        if body["changeOrderInfo"]["Status"] == 2 {
-            break;
+    drained(http, base, &[last_order]).await?;
+    Ok(apps)
+}
+
+/// The per-deploy breakdown, on an edasd of its own with sqlx's statement log on (so the
+/// figures above do not pay for the log): SQL statements and fsync/fdatasync calls (counted by
+/// `strace -c` attached to it) per accepted fresh deploy at `clients` clients, the engine's
+/// release of each deploy included.
+async fn breakdown(
+    edasd: &std::path::Path,
+    dir: &std::path::Path,
+    clients: usize,
+    seconds: f64,
+) -> anyhow::Result<String> {
+    let (server, statements) = Server::edasd_counting_statements(edasd, dir)?;
+    let http = reqwest::Client::new();
+    let pool = (clients * 250).max(1000);
+    let apps = Arc::new(create_apps(&http, &server.base, pool).await?);
+    let _ = load(&server.base, apps.clone(), 2, Pick::Rotate(4), 1.0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let trace = dir.with_extension("strace");
+    let strace = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-c", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg("-p")
+        .arg(server.pid().to_string())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = statements.load(Ordering::Relaxed);
+    let fresh = Pick::Fresh(Arc::new(AtomicUsize::new(8)));
+    let run = load(&server.base, apps.clone(), clients, fresh, seconds).await;
+    drained(&http, &server.base, &run.last_orders).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ran = statements.load(Ordering::Relaxed) - before;
+    let per = |n: u64| n as f64 / run.ok.max(1) as f64;
+    let fsyncs = match strace {
+        Some(mut child) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGINT,
+            );
+            let _ = child.wait();
+            let summary = std::fs::read_to_string(&trace).unwrap_or_default();
+            let calls: u64 = summary
+                .lines()
+                .filter(|l| l.ends_with("fsync") || l.ends_with("fdatasync"))
+                .filter_map(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
+                .sum();
+            format!("{:.2} fsync/fdatasync", per(calls))
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    println!("… and released after {:?}", created.elapsed());
+        None => "fsyncs not counted (no strace)".to_owned(),
+    };
+    Ok(format!(
+        "per accepted deploy ({} fresh deploys at {clients} clients, release included): \
+         {:.1} SQL statements, {fsyncs}",
+        run.ok,
+        per(ran)
+    ))
+}
+
+pub(crate) async fn api(
+    edasd: std::path::PathBuf,
+    levels: Vec<usize>,
+    seconds: f64,
+    apps_per_client: usize,
+    fresh_pool: usize,
+) -> anyhow::Result<()> {
+    println!("machine: {}", machine());
+    let dir = tempfile::tempdir()?;
+    let server = Server::edasd(&edasd, &dir.path().join("edasd"), None)?;
+    let floor = Server::floor(&dir.path().join("floor"))?;
+    let http = reqwest::Client::new();
+
+    // The applications: Replicas 0 on local (nothing runs), created with some concurrency.
+    let max = levels.iter().copied().max().unwrap_or(1);
+    let rotating = max * apps_per_client;
+    let count = rotating + fresh_pool;
+    let created = Instant::now();
+    let apps = create_apps(&http, &server.base, count).await?;
+    println!(
+        "{count} applications created and released in {:?}",
+        created.elapsed()
+    );
     let apps = Arc::new(apps);
     let rotate = Pick::Rotate(apps_per_client);
     let fresh = Pick::Fresh(Arc::new(AtomicUsize::new(rotating)));
@@ -304,10 +361,22 @@ pub(crate) async fn api(
             }
         }
     }
+    drop(floor);
+    drop(server);
+    let breakdown_clients = if levels.contains(&8) { 8 } else { max };
+    match breakdown(
+        &edasd,
+        &dir.path().join("breakdown"),
+        breakdown_clients,
+        seconds.min(5.0),
+    )
+    .await
+    {
+        Ok(line) => notes.push(line),
+        Err(e) => notes.push(format!("per-deploy breakdown failed: {e:#}")),
+    }
     for note in notes {
         println!("  {note}");
     }
-    drop(floor);
-    drop(server);
     Ok(())
 }

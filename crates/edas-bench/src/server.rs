@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -24,7 +25,16 @@ pub(crate) struct Server {
 impl Server {
     /// Starts `command`, waiting (at most a minute) for a stderr or stdout line containing
     /// `marker` followed by the base URL; the rest of its output is drained and dropped.
-    fn start(mut command: Command, marker: &'static str) -> anyhow::Result<Server> {
+    fn start(command: Command, marker: &'static str) -> anyhow::Result<Server> {
+        Server::start_counting(command, marker, None)
+    }
+
+    /// [`Server::start`], counting the output lines that contain `count.0` in `count.1`.
+    fn start_counting(
+        mut command: Command,
+        marker: &'static str,
+        count: Option<(&'static str, Arc<AtomicU64>)>,
+    ) -> anyhow::Result<Server> {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().context("starting the server process")?;
         let (tx, rx) = std::sync::mpsc::channel::<String>();
@@ -42,8 +52,14 @@ impl Server {
         .flatten()
         {
             let tx = tx.clone();
+            let count = count.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some((needle, n)) = &count
+                        && line.contains(needle)
+                    {
+                        n.fetch_add(1, Ordering::Relaxed);
+                    }
                     if let Some(rest) = line.split(marker).nth(1) {
                         let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
                     }
@@ -75,6 +91,28 @@ impl Server {
             command.arg("--config").arg(config);
         }
         Server::start(command, "edasd listening on ")
+    }
+
+    /// The real edasd like [`Server::edasd`], with sqlx's statement log on: the answer counts
+    /// the SQL statements it runs.
+    pub fn edasd_counting_statements(
+        binary: &Path,
+        data_dir: &Path,
+    ) -> anyhow::Result<(Server, Arc<AtomicU64>)> {
+        let statements = Arc::new(AtomicU64::new(0));
+        let mut command = Command::new(binary);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("EDASD_ACCESS_KEY_ID", KEY.0)
+            .env("EDASD_ACCESS_KEY_SECRET", KEY.1)
+            .env("EDASD_LOG", "info,sqlx::query=debug");
+        let server = Server::start_counting(
+            command,
+            "edasd listening on ",
+            Some(("sqlx::query", statements.clone())),
+        )?;
+        Ok((server, statements))
     }
 
     /// The floor: `edas-bench floor-server` (this binary) on its own database.
