@@ -505,7 +505,7 @@ mod tests {
             &MetricRuleInput {
                 min_replicas: 5,
                 max_replicas: 2,
-                metrics: vec![("cpu".into(), 60), ("CPU".into(), 0), ("QPS".into(), 10)],
+                metrics: vec![("cpu".into(), 60), ("CPU".into(), 0), ("RT".into(), 10)],
             },
         );
         check_direction(
@@ -530,6 +530,40 @@ mod tests {
                 "ScalingBehaviour.scaleUp.policies[0].value",
                 "ScalingBehaviour.scaleUp.policies[1].type",
                 "ScalingBehaviour.scaleUp.policies[1].periodSeconds",
+            ]
+        );
+    }
+
+    #[test]
+    fn qps_targets_are_requests_per_second() {
+        let mut c = Checker(Vec::new());
+        let (_, _, metrics) = check_metric(
+            &mut c,
+            &MetricRuleInput {
+                min_replicas: 1,
+                max_replicas: 4,
+                metrics: vec![("qps".into(), 500), ("CPU".into(), 60)],
+            },
+        );
+        c.done().unwrap();
+        assert_eq!(
+            (metrics[0].kind.as_str(), metrics[0].target_utilization),
+            ("QPS", 500)
+        );
+        let mut c = Checker(Vec::new());
+        check_metric(
+            &mut c,
+            &MetricRuleInput {
+                min_replicas: 1,
+                max_replicas: 4,
+                metrics: vec![("QPS".into(), MAX_QPS_TARGET + 1), ("CPU".into(), 101)],
+            },
+        );
+        assert_eq!(
+            names(c.done()),
+            [
+                "ScalingRuleMetric.metrics[0].metricTargetAverageUtilization",
+                "ScalingRuleMetric.metrics[1].metricTargetAverageUtilization"
             ]
         );
     }
