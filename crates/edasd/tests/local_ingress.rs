@@ -63,6 +63,10 @@ fn version(port: u16, host: &str) -> (u16, String) {
 }
 
 async fn insert(edasd: &Cluster, name: &str, service_port: u16) -> String {
+    insert_n(edasd, name, service_port, "1").await
+}
+
+async fn insert_n(edasd: &Cluster, name: &str, service_port: u16, replicas: &str) -> String {
     let exe = std::env::current_exe().unwrap().display().to_string();
     let args = json!([
         {"argument": "testapp_entry"}, {"argument": edasd.tag}, {"argument": "--exact"}
@@ -79,7 +83,7 @@ async fn insert(edasd: &Cluster, name: &str, service_port: u16) -> String {
             ("AppName", name),
             ("ClusterId", "local"),
             ("ImageUrl", "edas-testapp:v1"),
-            ("Replicas", "1"),
+            ("Replicas", replicas),
             ("Command", &exe),
             ("CommandArgs", &args),
             ("Envs", &envs),
@@ -250,6 +254,57 @@ async fn an_ingress_rule_routes_two_applications_and_survives_a_sigkill_of_edasd
         )
         .await;
     assert_eq!(version(listen, "shop.test").0, 404);
+}
+
+/// The listener forwards to the Service's own proxy, so a release's gray split holds for
+/// requests that come in through an ingress rule too.
+#[tokio::test]
+async fn a_gray_split_holds_through_the_ingress_listener() {
+    let listen = free_port();
+    let edasd = Cluster::launch(
+        format!("edasd-ingress-gray-{}", std::process::id()),
+        move |_, _| format!("[local]\ningress_listen = \"127.0.0.1:{listen}\"\n"),
+        true,
+        Duration::from_millis(100),
+    );
+    let port = free_port();
+    let app = insert_n(&edasd, "gray", port, "2").await;
+    let conf = json!({"rules": [{"host": "gray.test", "paths": [
+        {"path": "/", "backend": {"serviceName": "gray", "servicePort": port}}]}]})
+    .to_string();
+    edasd
+        .call(
+            "POST",
+            INGRESS,
+            "CreateK8sIngressRule",
+            &[
+                ("ClusterId", "local"),
+                ("Namespace", "default"),
+                ("Name", "gray"),
+                ("IngressConf", &conf),
+            ],
+        )
+        .await;
+    let strategy = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":1,"releaseType":"manual","batchWaitTime":0}}"#;
+    let rule = r#"{"http":{"rules":[{"conditionType":"percent","percent":50}]}}"#;
+    let co = edasd
+        .deploy(
+            &app,
+            "v2",
+            &[
+                ("UpdateStrategy", strategy),
+                ("TrafficControlStrategy", rule),
+            ],
+            &[("APP_VERSION", "v2")],
+        )
+        .await;
+    edasd.wait_status(&co, &[8], Duration::from_secs(60)).await;
+    let versions: Vec<String> = (0..200).map(|_| version(listen, "gray.test").1).collect();
+    let gray = versions.iter().filter(|v| *v == "version=v2").count();
+    let stable = versions.iter().filter(|v| *v == "version=gray").count();
+    eprintln!("through the ingress listener during the gray batch: {gray} v2, {stable} v1 of 200");
+    assert_eq!(gray + stable, 200, "{versions:?}");
+    assert!((80..=120).contains(&gray), "the 50 % split: {gray} of 200");
 }
 
 /// A listener edasd cannot bind is a configuration mistake: edasd stops before it serves,
