@@ -1,0 +1,231 @@
+//! The release analysis (issue 21) in the engine, on a real SQLite store and the fake runtime,
+//! with the built-in health provider (the fake reports what it is told): every batch waits for
+//! its settle window and checks before the next starts, and a failed check holds the release
+//! at status 8 until a ContinuePipeline judges again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use edas_engine::{CreateApplication, Engine, EngineConfig, Runtimes, Submission};
+use edas_release::{Input, StageKind, Status};
+use edas_runtime::fake::FakeRuntime;
+use edas_spec::{Operation, Params, apply};
+use edas_store::Store;
+use serde_json::{Value, json};
+
+struct World {
+    store: Arc<Store>,
+    fake: FakeRuntime,
+    engine: Engine,
+    _dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_data_dir(dir.path()).await.unwrap());
+    let fake = FakeRuntime::new(Duration::from_millis(100));
+    let engine = Engine::new(
+        store.clone(),
+        Runtimes::new().with("local", Arc::new(fake.clone())),
+        EngineConfig {
+            worker_id: "w1".into(),
+            lease: Duration::from_secs(15),
+        },
+    );
+    engine.start();
+    World {
+        store,
+        fake,
+        engine,
+        _dir: dir,
+    }
+}
+
+fn params(pairs: &[(&str, &str)]) -> Params {
+    Params::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+}
+
+/// Application `app-1` with 2 instances of revision 1, and `policy` as its release policy.
+async fn app_with_policy(w: &World, policy: Value) {
+    let change = apply(
+        Operation::InsertK8sApplication,
+        None,
+        &params(&[
+            ("AppName", "demo"),
+            ("ClusterId", "local"),
+            ("Command", "/bin/app"),
+            ("Replicas", "2"),
+        ]),
+    )
+    .unwrap();
+    let s = w
+        .engine
+        .create_application(CreateApplication {
+            app_id: "app-1".into(),
+            region_id: "cn-hangzhou".into(),
+            namespace_id: "cn-hangzhou".into(),
+            namespace_stored: false,
+            change,
+            actor: "test".into(),
+            request_id: "r".into(),
+        })
+        .await
+        .unwrap();
+    wait(&w.store, &s.change_order_id, |o| {
+        o.status() == Status::Success
+    })
+    .await;
+    let audit = edas_store::AuditEntry {
+        actor: "test".into(),
+        action: "ReleasePolicy.Set".into(),
+        resource: "application/app-1".into(),
+        app_id: Some("app-1".into()),
+        request_id: None,
+        detail: json!({}),
+    };
+    w.store
+        .put_release_policy(
+            "app-1",
+            Some(&policy),
+            "test",
+            &audit,
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+}
+
+async fn deploy(w: &World, strategy: &str) -> String {
+    let app = w.store.get_application("app-1").await.unwrap();
+    let change = apply(
+        Operation::DeployK8sApplication,
+        Some(&app.spec.spec),
+        &params(&[
+            ("AppId", "app-1"),
+            ("Command", "/bin/app-v2"),
+            ("UpdateStrategy", strategy),
+        ]),
+    )
+    .unwrap();
+    w.engine
+        .submit(Submission {
+            app_id: "app-1".into(),
+            change,
+            actor: "test".into(),
+            request_id: "r".into(),
+        })
+        .await
+        .unwrap()
+        .change_order_id
+}
+
+/// Waits until the stored change order satisfies `check`; panics after 30 seconds.
+async fn wait(
+    store: &Store,
+    id: &str,
+    check: impl Fn(&edas_release::ChangeOrder) -> bool,
+) -> edas_release::ChangeOrder {
+    for _ in 0..1500 {
+        let order = store.get_change_order(id).await.unwrap().state;
+        if check(&order) {
+            return order;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let order = store.get_change_order(id).await.unwrap().state;
+    panic!("change order {id} never got there: {order:#?}");
+}
+
+fn health(metric: &str, when: &str, on_failure: &str, count: u32) -> Value {
+    json!({"checks": [{
+        "name": "health",
+        "provider": {"health": {"metric": metric}},
+        "successCondition": "result < 1",
+        "interval": "1s",
+        "count": count,
+        "failureLimit": 0,
+        "when": when,
+        "settle": if when == "afterEachBatch" { json!("1s") } else { Value::Null },
+        "onFailure": on_failure,
+    }]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_batch_waits_for_its_settle_window_and_its_checks() {
+    let w = world().await;
+    app_with_policy(&w, health("restarts", "afterEachBatch", "rollback", 1)).await;
+    let co = deploy(
+        &w,
+        r#"{"type":"BatchUpdate","batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#,
+    )
+    .await;
+    let order = wait(&w.store, &co, |o| o.status() == Status::Success).await;
+    let analysis = order.analysis().expect("judged");
+    assert_eq!(analysis.policy_version, 1);
+    assert_eq!((analysis.measured, analysis.passes), (2, 2));
+    let [first, second] = order.pipelines() else {
+        panic!("two batches: {order:#?}")
+    };
+    let judged = first
+        .stages
+        .iter()
+        .find(|s| s.kind == StageKind::Analysis)
+        .unwrap();
+    assert_eq!(judged.status, Status::Success);
+    // The second batch started only after the first's settle window (1 s) and one interval
+    // (1 s) of measuring.
+    let waited = second.start_time.unwrap().0 - judged.start_time.unwrap().0;
+    assert!(
+        waited >= 2000,
+        "batch 2 started {waited} ms after batch 1 was judged"
+    );
+    assert_eq!(w.fake.counts("app-1", "2"), (2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_check_holds_the_release_until_continue_judges_again() {
+    let w = world().await;
+    let mut policy = health("crashLooping", "gray", "pause", 3);
+    policy["checks"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("settle");
+    app_with_policy(&w, policy).await;
+    let co = deploy(
+        &w,
+        r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":1,"releaseType":"auto","batchWaitTime":0}}"#,
+    )
+    .await;
+    wait(&w.store, &co, |o| o.judging() == Some(0)).await;
+    // The gray instance gives up while it is judged: the next measurement holds the release.
+    w.fake.fail("2", "CrashLoopBackOff");
+    let held = wait(&w.store, &co, |o| {
+        o.status() == Status::WaitingForConfirmation
+    })
+    .await;
+    assert!(
+        held.message().is_some_and(|m| m.contains("\"health\"")),
+        "{:?}",
+        held.message()
+    );
+    assert_eq!(held.analysis().unwrap().failures, 1);
+    // ContinuePipeline judges again from zero: still failing, held again.
+    let gray = held.pipelines()[0].id.clone();
+    w.engine
+        .control(
+            &co,
+            Input::Continue {
+                pipeline_id: gray,
+                confirm: true,
+            },
+            "test",
+            "r",
+        )
+        .await
+        .unwrap();
+    let again = wait(&w.store, &co, |o| {
+        o.analysis().is_some_and(|a| a.failures == 2)
+    })
+    .await;
+    assert_eq!(again.status(), Status::WaitingForConfirmation);
+}
