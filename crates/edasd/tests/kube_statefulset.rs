@@ -525,6 +525,123 @@ async fn an_autoscaled_statefulset_keeps_its_hpa_count_through_a_release() {
     );
 }
 
+/// A Service named like the StatefulSet's headless Service is refused at submission, naming
+/// ServiceConfigs, and nothing is applied; StartK8sAppPrecheck of a StatefulSet application
+/// renders its StatefulSet and places its instances like any others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statefulset_precheck_and_a_headless_name_clash() {
+    const PRECHECK: &str = "/pop/v5/k8s/app_precheck";
+    let backend = Backend::fake("stsprecheck", Duration::from_millis(100)).await;
+    // The fake places every pod on `edas-fake-node`: 2 CPUs.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(backend.client.clone());
+    let node = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "edas-fake-node"},
+        "status": {"allocatable": {"cpu": "2", "memory": "4Gi"}}
+    }))
+    .unwrap();
+    nodes.create(&Default::default(), &node).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let ns = backend.namespace.clone();
+
+    let (status, body) = edasd
+        .api
+        .send(
+            "POST",
+            "/pop/v5/k8s/acs/create_k8s_app",
+            "InsertK8sApplication",
+            &[
+                ("AppName", "ledger"),
+                ("ClusterId", CLUSTER),
+                ("Namespace", &ns),
+                ("ImageUrl", IMAGE_V1),
+                ("Replicas", "1"),
+                ("WorkloadType", "StatefulSet"),
+                (
+                    "ServiceConfigs",
+                    r#"[{"name":"ledger-headless","serviceType":"ClusterIP","portMappings":[{"servicePort":{"port":80,"targetPort":8080}}]}]"#,
+                ),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(
+        (status, &body["Code"]),
+        (400, &Value::from("RuntimeRefused")),
+        "{body:#}"
+    );
+    let message = body["Message"].as_str().unwrap();
+    assert!(
+        message.contains("ledger-headless") && message.contains("ServiceConfigs"),
+        "{message}"
+    );
+    assert_eq!(shape(&backend).await, None);
+
+    // One instance of 500 mCPU runs: 3 more fit beside it, 4 do not.
+    let (app, order) = edasd
+        .insert(
+            &backend,
+            "ledger",
+            1,
+            &[("RequestsmCpu", "500"), ("WorkloadType", "StatefulSet")],
+        )
+        .await;
+    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    backend
+        .wait_pods(&app, "one pod", |p| *p == counts(&[("1", 1)]))
+        .await;
+    let precheck = |replicas: &'static str| {
+        let (edasd, ns, app) = (&edasd, ns.clone(), app.clone());
+        async move {
+            edasd
+                .call(
+                    "POST",
+                    PRECHECK,
+                    "StartK8sAppPrecheck",
+                    &[
+                        ("AppId", app.as_str()),
+                        ("AppName", "ledger"),
+                        ("ClusterId", CLUSTER),
+                        ("Namespace", ns.as_str()),
+                        ("Replicas", replicas),
+                    ],
+                )
+                .await;
+            edasd
+                .call(
+                    "GET",
+                    PRECHECK,
+                    "GetK8sAppPrecheckResult",
+                    &[
+                        ("AppName", "ledger"),
+                        ("ClusterId", CLUSTER),
+                        ("Namespace", ns.as_str()),
+                    ],
+                )
+                .await["Data"]
+                .clone()
+        }
+    };
+    let fits = precheck("3").await;
+    assert_eq!(fits["Status"], "pass", "{fits:#}");
+    let short = precheck("4").await;
+    assert_eq!(short["Status"], "failed", "{short:#}");
+    let capacity = short["JobResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["Name"] == "CapacityCheck")
+        .cloned()
+        .unwrap();
+    assert_eq!(capacity["Pass"], false, "{short:#}");
+    assert!(
+        capacity["Reason"].as_str().unwrap().contains("short by 1"),
+        "{capacity:#}"
+    );
+    // A precheck changes nothing.
+    assert_eq!(shape(&backend).await, Some((1, 0, "1".into())));
+}
+
 /// The workload type is fixed at creation: a local application cannot be a StatefulSet, and
 /// the refusal names the parameter and why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
