@@ -70,6 +70,35 @@ impl App {
                     .collect(),
             ))
         })?;
+        // Only `local` counts requests per revision (its own proxy); elsewhere such a check
+        // could never measure, so it is refused now rather than failing a release later.
+        let app = self
+            .store
+            .get_application(app_id)
+            .await
+            .map_err(|e| store_error("reading the application", app_id, e))?;
+        if app.deleted {
+            return Err(AppError::no_application(app_id));
+        }
+        if app.cluster_id != crate::local::LOCAL_CLUSTER {
+            let unmeasurable: Vec<Violation> = policy
+                .checks
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| matches!(c.provider, edas_analysis::policy::Provider::Traffic { .. }))
+                .map(|(i, _)| Violation {
+                    parameter: format!("checks[{i}].provider.traffic"),
+                    kind: ViolationKind::Invalid,
+                    message: format!(
+                        "the built-in traffic provider measures the local proxy only; on cluster `{}` use a prometheus check",
+                        app.cluster_id
+                    ),
+                })
+                .collect();
+            if !unmeasurable.is_empty() {
+                return Err(AppError::Invalid(Violations(unmeasurable)));
+            }
+        }
         if self.engine.analysis_settings().prometheus.is_none() {
             let missing: Vec<Violation> = policy
                 .checks

@@ -471,3 +471,102 @@ async fn a_config_map_is_created_once_listed_audited_and_deleted_once() {
 }
 mod catalog;
 mod ingress;
+
+#[tokio::test]
+async fn a_release_policy_is_refused_what_the_applications_cluster_cannot_measure() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_data_dir(dir.path()).await.unwrap());
+    let fake = FakeRuntime::new(Duration::from_millis(1));
+    let engine = Engine::new(
+        store.clone(),
+        Runtimes::new()
+            .with("local", Arc::new(fake.clone()))
+            .with("k1", Arc::new(fake)),
+        EngineConfig::default(),
+    );
+    let app = App::new(store, engine);
+    let change = apply(
+        Operation::InsertK8sApplication,
+        None,
+        &params(&[
+            ("AppName", "kube"),
+            ("ClusterId", "k1"),
+            ("ImageUrl", "nginx:1"),
+        ]),
+    )
+    .unwrap();
+    app.engine()
+        .create_application(CreateApplication {
+            app_id: "app-k".into(),
+            region_id: "cn-hangzhou".into(),
+            namespace_id: "cn-hangzhou".into(),
+            namespace_stored: false,
+            change,
+            actor: "t".into(),
+            request_id: "r".into(),
+        })
+        .await
+        .unwrap();
+    let actor = Actor {
+        name: "t".into(),
+        request_id: "r".into(),
+    };
+    let check = |provider: &str| {
+        format!(
+            "checks:\n  - name: c\n    provider: {provider}\n    successCondition: result < 1\n    interval: 1s\n    count: 1\n    when: gray\n"
+        )
+    };
+    let refused = |e: AppError| match e {
+        AppError::Invalid(v) => v.0.into_iter().map(|v| v.parameter).collect::<Vec<_>>(),
+        other => panic!("{other}"),
+    };
+    // The local proxy's traffic does not exist on Kubernetes.
+    let e = app
+        .set_release_policy(
+            "app-k",
+            &check("{traffic: {metric: errorRate}}"),
+            &actor,
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused(e), ["checks[0].provider.traffic"]);
+    // A Prometheus check needs a server: edasd has none configured here.
+    let e = app
+        .set_release_policy(
+            "app-k",
+            &check("{prometheus: {query: 'up'}}"),
+            &actor,
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused(e), ["checks[0].provider.prometheus.address"]);
+    assert!(
+        app.release_policy_history("app-k")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // With its own address it is stored as version 1.
+    let stored = app
+        .set_release_policy(
+            "app-k",
+            &check("{prometheus: {query: 'up', address: 'http://127.0.0.1:9090'}}"),
+            &actor,
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.version, 1);
+    let e = app
+        .set_release_policy(
+            "nope",
+            &check("{health: {metric: restarts}}"),
+            &actor,
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AppError::ApplicationNotFound(_)), "{e}");
+}
