@@ -4,6 +4,11 @@
 //! proxy (gray split, lossless start, draining) exactly as one sent to the service port.
 //! Without a listener, ingress rules are refused. TLS (`secretName`) is refused: the listener
 //! speaks plain HTTP. The table lives in memory; edasd applies every stored rule when it starts.
+//!
+//! A path is routed only while its service port belongs to the path's own application (the
+//! table is rebuilt whenever a port changes hands): a port freed by a deleted application and
+//! taken by another one never receives the first one's ingress traffic; the path answers 404
+//! meanwhile.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,12 +56,14 @@ impl Ingresses {
         Ok(())
     }
 
-    /// Makes rule (`namespace`, `name`) exactly `ingress` and re-routes the listener.
+    /// Makes rule (`namespace`, `name`) exactly `ingress` and re-routes the listener, each
+    /// service port to the application `owner` says has it.
     pub(crate) fn set(
         &self,
         namespace: &str,
         name: &str,
         ingress: Option<&IngressSpec>,
+        owner: impl Fn(u16) -> Option<String>,
     ) -> Result<(), RuntimeError> {
         if let Some(ingress) = ingress {
             self.check(ingress)?;
@@ -72,23 +79,37 @@ impl Ingresses {
             }
         }
         if let Some(proxy) = &self.proxy {
-            proxy.set_routes(routes(rules.values()));
+            proxy.set_routes(routes(rules.values(), owner));
         }
         Ok(())
     }
+
+    /// Rebuilds the listener's table (a service port changed hands).
+    pub(crate) fn reroute(&self, owner: impl Fn(u16) -> Option<String>) {
+        if let Some(proxy) = &self.proxy {
+            let rules = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
+            proxy.set_routes(routes(rules.values(), owner));
+        }
+    }
 }
 
-/// The listener's routes of `rules`: each path to its Service's port on 127.0.0.1.
-fn routes<'a>(rules: impl Iterator<Item = &'a IngressSpec>) -> Vec<IngressRoute> {
+/// The listener's routes of `rules`: each path to its Service's port on 127.0.0.1, while
+/// `owner` says the port belongs to the path's application.
+fn routes<'a>(
+    rules: impl Iterator<Item = &'a IngressSpec>,
+    owner: impl Fn(u16) -> Option<String>,
+) -> Vec<IngressRoute> {
     rules
         .flat_map(|spec| spec.rules.iter())
-        .flat_map(|rule| {
-            rule.paths.iter().map(|p| IngressRoute {
-                host: rule.host.clone(),
-                path: p.path.clone(),
-                exact: p.path_type == PathType::Exact,
-                upstream: SocketAddr::from(([127, 0, 0, 1], p.backend.service_port)),
-            })
+        .flat_map(|rule| rule.paths.iter().map(move |p| (rule, p)))
+        .filter(|(_, p)| {
+            owner(p.backend.service_port).as_deref() == Some(p.backend.app_id.as_str())
+        })
+        .map(|(rule, p)| IngressRoute {
+            host: rule.host.clone(),
+            path: p.path.clone(),
+            exact: p.path_type == PathType::Exact,
+            upstream: SocketAddr::from(([127, 0, 0, 1], p.backend.service_port)),
         })
         .collect()
 }
@@ -109,6 +130,7 @@ mod tests {
                     backend: IngressBackend {
                         service_name: "web".into(),
                         service_port: port,
+                        app_id: format!("app-{port}"),
                         ..IngressBackend::default()
                     },
                 }],
@@ -122,24 +144,45 @@ mod tests {
         let none = Ingresses::bind(None).unwrap();
         let e = none.check(&spec("a.test", 80, false)).unwrap_err();
         assert!(e.to_string().contains("ingress_listen"), "{e}");
-        assert!(none.set("default", "a", None).is_ok(), "removing is fine");
+        let owners = |port: u16| (port != 8083).then(|| format!("app-{port}"));
+        assert!(
+            none.set("default", "a", None, owners).is_ok(),
+            "removing is fine"
+        );
         let on = Ingresses::bind(Some("127.0.0.1:0".parse().unwrap())).unwrap();
         assert!(on.local_addr().is_some_and(|a| a.port() != 0));
         let e = on.check(&spec("a.test", 80, true)).unwrap_err();
         assert!(e.to_string().contains("rules[0].secretName"), "{e}");
-        on.set("default", "a", Some(&spec("a.test", 8081, false)))
+        on.set("default", "a", Some(&spec("a.test", 8081, false)), owners)
             .unwrap();
-        on.set("other", "a", Some(&spec("b.test", 8082, false)))
+        on.set("other", "a", Some(&spec("b.test", 8082, false)), owners)
             .unwrap();
-        let table = routes(on.rules.lock().unwrap().values());
-        assert_eq!(
-            table
+        on.set("other", "c", Some(&spec("c.test", 8083, false)), owners)
+            .unwrap();
+        let table = |owner: &dyn Fn(u16) -> Option<String>| {
+            routes(on.rules.lock().unwrap().values(), owner)
                 .iter()
-                .map(|r| (r.host.as_str(), r.upstream.port()))
-                .collect::<Vec<_>>(),
-            [("a.test", 8081), ("b.test", 8082)]
+                .map(|r| (r.host.clone(), r.upstream.port()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            table(&owners),
+            [("a.test".into(), 8081), ("b.test".into(), 8082)],
+            "port 8083 belongs to no application: c.test is not routed"
         );
-        on.set("default", "a", None).unwrap();
-        assert_eq!(on.rules.lock().unwrap().len(), 1);
+        // Port 8082 taken by another application: b.test no longer leads there.
+        let moved = |port: u16| {
+            Some(if port == 8082 {
+                "intruder".into()
+            } else {
+                format!("app-{port}")
+            })
+        };
+        assert_eq!(
+            table(&moved),
+            [("a.test".into(), 8081), ("c.test".into(), 8083)]
+        );
+        on.set("default", "a", None, owners).unwrap();
+        assert_eq!(on.rules.lock().unwrap().len(), 2);
     }
 }

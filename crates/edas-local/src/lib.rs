@@ -1269,7 +1269,11 @@ impl Runtime for LocalRuntime {
         name: &str,
         ingress: Option<&edas_runtime::IngressSpec>,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let result = self.inner.ingresses.set(namespace, name, ingress);
+        let routes = &self.inner.routes;
+        let result = self
+            .inner
+            .ingresses
+            .set(namespace, name, ingress, |port| routes.owner(port));
         Box::pin(async move { result })
     }
 

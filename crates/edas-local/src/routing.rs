@@ -61,7 +61,7 @@ impl Routes {
     }
 
     /// The application holding `port`, if any.
-    fn owner(&self, port: u16) -> Option<String> {
+    pub(crate) fn owner(&self, port: u16) -> Option<String> {
         self.apps()
             .iter()
             .find(|(_, r)| r.proxies.contains_key(&port))
@@ -393,6 +393,8 @@ impl Inner {
             result
         };
         self.refresh_backends(app_id);
+        // A port that changed hands changes where ingress paths lead.
+        self.ingresses.reroute(|port| self.routes.owner(port));
         match bind_error {
             Some(e) => Err(e),
             None => result,
