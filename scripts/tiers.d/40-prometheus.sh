@@ -5,7 +5,8 @@
 # scrapes its targets every second: the Prometheus provider against the real server (scalar,
 # one-sample vector, several samples, an empty answer, a bad query, an unreachable server) in
 # crates/edas-analysis/tests/prometheus.rs, and releases judged by a Prometheus check on `local`
-# and on the fake Kubernetes API server in crates/edasd/tests.
+# (on edasd's proxy counters, and on edas-testapp's own /metrics with its instances as file-
+# discovered targets) and on the fake Kubernetes API server in crates/edasd/tests.
 #
 # EDAS_PROMETHEUS unset: skipped, unless EDAS_TEST_REQUIRE_PROMETHEUS=1, which makes it a failure.
 set -euo pipefail

@@ -11,7 +11,9 @@
 //!   scripts/tiers.d/40-prometheus.sh): a real Prometheus scrapes edasd's `/metrics` every
 //!   second and a Prometheus check on the new revision's share of 5xx answers at edasd's proxy
 //!   rolls back a version answering 50 % errors during its gray batch, then promotes a healthy
-//!   one, while a load generator sends requests through the application's Service port.
+//!   one, while a load generator sends requests through the application's Service port; and
+//!   the same both ways with a check on the application's own counters (edas-testapp's
+//!   `/metrics`, each instance a target labelled with its revision as instances come and go).
 
 #[path = "support/prometheus.rs"]
 mod prometheus;
@@ -387,5 +389,138 @@ async fn prometheus_check_rolls_back_a_bad_version_and_promotes_a_good_one() {
     for _ in 0..4 {
         assert_eq!(support::version(port).as_deref(), Some("v3"));
     }
+    drop(prom);
+}
+
+/// The new revision's share of 500s as edas-testapp counts them itself (its `/metrics`, each
+/// instance scraped as a target labelled with its application and revision).
+const APP_ERROR_SHARE: &str = r#"(sum(increase(edas_testapp_requests_total{job="files",app="{{appId}}",revision="{{revision}}",code="500"}[10s])) or vector(0)) / sum(increase(edas_testapp_requests_total{job="files",app="{{appId}}",revision="{{revision}}"}[10s]))"#;
+
+/// Waits for a final status while keeping Prometheus's targets the application's instances
+/// (they come and go during a release), labelled with their revision.
+async fn finished_scraping(
+    edasd: &Cluster,
+    prom: &prometheus::Prometheus,
+    app: &str,
+    co: &str,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        sync_targets(edasd, prom, app);
+        let info = edasd.order(co).await;
+        if [2, 3, 6, 7, 10].contains(&info["Status"].as_i64().unwrap_or(-1)) {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "not finished in 90 s: {info:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn sync_targets(edasd: &Cluster, prom: &prometheus::Prometheus, app: &str) {
+    let targets: Vec<(SocketAddr, Vec<(String, String)>)> = edasd
+        .instances(app)
+        .into_iter()
+        .filter(|i| i.port != 0)
+        .map(|i| {
+            (
+                SocketAddr::from(([127, 0, 0, 1], i.port)),
+                vec![
+                    ("app".to_owned(), app.to_owned()),
+                    ("revision".to_owned(), i.revision),
+                ],
+            )
+        })
+        .collect();
+    prom.set_file_targets(&targets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "Prometheus tier: needs EDAS_PROMETHEUS (scripts/tiers.d/40-prometheus.sh)"]
+async fn prometheus_check_on_the_applications_own_metrics_judges_both_ways() {
+    let prom_addr = prometheus::Prometheus::reserve();
+    let edasd = Cluster::start(
+        "analysis-prometheus-app",
+        &format!("\n[analysis]\nprometheus = \"http://{prom_addr}\"\n"),
+        false,
+    );
+    let prom = support::blocking(|| prometheus::Prometheus::start_at(prom_addr, &[]));
+    let port = free_port();
+    let configs = format!(
+        r#"[{{"name":"web","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{port},"targetPort":8080,"protocol":"TCP"}}}}]}}]"#
+    );
+    let (app, co) = edasd
+        .insert(
+            "scraped",
+            2,
+            &[("ServiceConfigs", &configs)],
+            &[("APP_VERSION", "v1")],
+        )
+        .await;
+    assert_eq!(
+        edasd.finished(&co, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    let load = Load::start(port);
+    sync_targets(&edasd, &prom, &app);
+    support::blocking(|| {
+        prom.wait_for(
+            "edas_testapp_requests_total{job=\"files\"}",
+            Duration::from_secs(30),
+        )
+    });
+    let policy = json!({
+        "inconclusiveLimit": 5,
+        "checks": [{
+            "name": "app-errors",
+            "provider": {"prometheus": {"query": APP_ERROR_SHARE}},
+            "successCondition": "result < 0.05",
+            "interval": "3s",
+            "count": 2,
+            "when": "gray",
+            "onFailure": "rollback",
+        }],
+    });
+    set_policy(&edasd, &app, &policy).await;
+
+    // The application itself answers 50 % errors in the gray batch: rolled back.
+    let started = Instant::now();
+    let co = edasd
+        .deploy(
+            &app,
+            "v2",
+            &[("UpdateStrategy", GRAY_AUTO)],
+            &[("APP_VERSION", "v2"), ("ERROR_PERCENT", "50")],
+        )
+        .await;
+    let info = finished_scraping(&edasd, &prom, &app, &co).await;
+    let text = info.to_string();
+    assert!(
+        text.contains(r#"check \"app-errors\" failed 1 of 1: result="#),
+        "{info:#}"
+    );
+    edasd
+        .wait_instances(&app, Duration::from_secs(60), "back on revision 1", |i| {
+            i.len() == 2 && i.iter().all(|i| i.revision == "1")
+        })
+        .await;
+    eprintln!(
+        "bad version rolled back by its own metrics {:?} after the deploy",
+        started.elapsed()
+    );
+
+    // Healthy: promoted with no human step.
+    let started = Instant::now();
+    let co = edasd
+        .deploy(
+            &app,
+            "v3",
+            &[("UpdateStrategy", GRAY_AUTO)],
+            &[("APP_VERSION", "v3")],
+        )
+        .await;
+    let info = finished_scraping(&edasd, &prom, &app, &co).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    eprintln!("healthy version promoted in {:?}", started.elapsed());
+    drop(load);
     drop(prom);
 }

@@ -59,8 +59,10 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-/// The generated configuration: every target its own job, scraped every second.
-pub fn config(targets: &[Target]) -> String {
+/// The generated configuration: every target its own job, scraped every second, and the job
+/// `files` whose targets are read from `<sd>/*.json` (Prometheus's file service discovery: see
+/// [`Prometheus::set_file_targets`]), for targets that come and go, such as instances.
+pub fn config(targets: &[Target], sd: &Path) -> String {
     let mut out = String::from(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
     );
@@ -70,6 +72,10 @@ pub fn config(targets: &[Target]) -> String {
             t.job, t.path, t.addr
         ));
     }
+    out.push_str(&format!(
+        "  - job_name: files\n    file_sd_configs:\n      - files: [{:?}]\n        refresh_interval: 1s\n",
+        sd.join("*.json").display().to_string()
+    ));
     out
 }
 
@@ -146,7 +152,8 @@ impl Prometheus {
             free_addr().port()
         ));
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::write(dir.join("prometheus.yml"), config(targets)).unwrap();
+        std::fs::create_dir_all(dir.join("sd")).unwrap();
+        std::fs::write(dir.join("prometheus.yml"), config(targets, &dir.join("sd"))).unwrap();
         let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
         let child = Command::new(&bin)
             .arg(format!(
@@ -194,6 +201,27 @@ impl Prometheus {
     /// Its own log (warnings and errors), for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// Replaces the `files` job's targets: each address with its labels (written to a temporary
+    /// file and renamed, so Prometheus never reads half of it).
+    pub fn set_file_targets(&self, targets: &[(SocketAddr, Vec<(String, String)>)]) {
+        let groups: Vec<String> = targets
+            .iter()
+            .map(|(addr, labels)| {
+                let labels: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k:?}: {v:?}"))
+                    .collect();
+                format!(
+                    "{{\"targets\": [\"{addr}\"], \"labels\": {{{}}}}}",
+                    labels.join(", ")
+                )
+            })
+            .collect();
+        let tmp = self.dir.join("sd").join("targets.json.tmp");
+        std::fs::write(&tmp, format!("[{}]", groups.join(", "))).unwrap();
+        std::fs::rename(&tmp, self.dir.join("sd").join("targets.json")).unwrap();
     }
 
     /// The raw JSON answer of an instant query.
