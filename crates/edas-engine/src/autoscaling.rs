@@ -129,6 +129,19 @@ pub async fn serving(store: &Store, app: &Application) -> Result<Option<Autoscal
     }))
 }
 
+/// The lock that makes each read of the store and the write of the autoscaler it decides one
+/// step per application, so a resume at the end of one order and the hold at the start of the
+/// next cannot cross (the later one always reads the newer state). Process-wide, keyed by
+/// application id; an entry nobody holds is dropped.
+fn one_at_a_time(app_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    locks.retain(|_, l| Arc::strong_count(l) > 1);
+    locks.entry(app_id.to_owned()).or_default().clone()
+}
+
 /// How long [`reassert`] keeps trying a runtime that answers but fails.
 const REASSERT_GIVE_UP: Duration = Duration::from_secs(120);
 
@@ -175,6 +188,7 @@ async fn reassert_once(
     app_id: &str,
     remove: bool,
 ) -> Result<(), (String, Option<Arc<dyn Runtime>>)> {
+    let _one = one_at_a_time(app_id).lock_owned().await;
     let app = match inner.store.get_application(app_id).await {
         Ok(app) => app,
         Err(StoreError::NotFound { .. }) => return Ok(()),
@@ -243,6 +257,7 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
 /// driver calls it when it starts or resumes an order). A failure is logged: the release
 /// still proceeds, and [`reassert`] sets the autoscaler when the order ends.
 pub(crate) async fn hold(inner: &Inner, runtime: &Arc<dyn Runtime>, app: &AppRef) {
+    let _one = one_at_a_time(&app.id).lock_owned().await;
     let held = match inner.store.get_application(&app.id).await {
         Ok(a) => serving(&inner.store, &a).await,
         Err(e) => Err(e),
