@@ -119,6 +119,17 @@ async fn a_statefulset_is_released_by_partition_rolled_back_and_deleted() {
         .collect();
     listed.sort();
     assert_eq!(listed, names(0..4));
+    // An instance's output by its stable name.
+    backend.fake.as_ref().unwrap().write_log(
+        &backend.namespace,
+        "ledger-2",
+        "ledger",
+        "hello from ledger-2\n",
+    );
+    let text = edasd
+        .log_text(&[("AppId", &app), ("InstanceName", "ledger-2")])
+        .await;
+    assert!(text.contains("hello from ledger-2"), "{text}");
 
     // GetAppDeployment answers the StatefulSet; the application says its workload type.
     let body = edasd
@@ -338,6 +349,34 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
     assert_eq!(shape(&backend).await, Some((4, 0, "2".into())));
     let services: Api<Service> = Api::namespaced(backend.client.clone(), &backend.namespace);
     assert!(services.get_opt("ledger-headless").await.unwrap().is_some());
+
+    // RestartK8sApplication: a revision of its own (5: stop and start were revisions 3 and 4,
+    // which ran revision 2's template), every ordinal replaced from the highest.
+    let (first_seen, recorder) = record_first_seen(&backend, "5");
+    let body = edasd
+        .call(
+            "POST",
+            "/pop/v5/k8s/acs/restart_k8s_app",
+            "RestartK8sApplication",
+            &[("AppId", &app)],
+        )
+        .await;
+    let restart = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    let info = edasd.finished(&restart, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    backend
+        .wait_pods(&app, "restarted", |p| *p == counts(&[("5", 4)]))
+        .await;
+    assert_eq!(shape(&backend).await, Some((4, 0, "5".into())));
+    recorder.abort();
+    let replaced: Vec<String> = first_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| names(0..4).contains(n))
+        .cloned()
+        .collect();
+    assert_eq!(replaced, ["ledger-3", "ledger-2", "ledger-1", "ledger-0"]);
 }
 
 /// A revision whose pod never becomes Ready fails its gray batch on BatchTimeout, with the old
