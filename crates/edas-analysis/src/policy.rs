@@ -915,6 +915,21 @@ checks:
         assert_eq!(p.checks[3].provider.kind(), "webhook");
     }
 
+    proptest::proptest! {
+        /// The admin API hands it untrusted bodies: any text is a policy or violations.
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,300}") {
+            let _ = ReleasePolicy::from_text(&s);
+        }
+
+        #[test]
+        fn yaml_shaped_text_never_panics(
+            s in "(checks:|- |name: |provider: |\\{|\\}|\\[|\\]|traffic|webhook|url: |interval: |count: |when: |gray|1s|-1|9999999999999|\"|\n|  |,|: ){0,60}"
+        ) {
+            let _ = ReleasePolicy::from_text(&s);
+        }
+    }
+
     #[test]
     fn intervals() {
         for (t, ms, back) in [
