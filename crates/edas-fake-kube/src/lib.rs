@@ -11,11 +11,13 @@
 //!
 //! # What it does faithfully
 //! - **Discovery** in the legacy format: `/api`, `/apis`, `/api/v1`, `/apis/apps/v1`,
+//!   `/apis/networking.k8s.io/v1`,
 //!   `/apis/gateway.networking.k8s.io/v1` (only when [`Config::gateway_api`] is on), `/version`.
 //! - **Resources**: Namespaces, Pods, Services, ConfigMaps, Secrets, Deployments, ReplicaSets,
 //!   StatefulSets,
 //!   HTTPRoutes, HorizontalPodAutoscalers (`autoscaling/v2`; stored, scaled by the test through
-//!   [`FakeCluster::autoscale`], see [`hpa`]); `status` subresources (status is ignored on the main resource and vice versa) and
+//!   [`FakeCluster::autoscale`], see [`hpa`]), Ingresses (`networking.k8s.io/v1`; stored, no
+//!   ingress controller routes them or fills `status.loadBalancer`); `status` subresources (status is ignored on the main resource and vice versa) and
 //!   `scale` (autoscaling/v1 `Scale`) for Deployments, ReplicaSets and StatefulSets.
 //! - **Verbs**: create (201; `generateName`), get, list (label selectors with equality and
 //!   set-based requirements, field selectors on `metadata.name` / `metadata.namespace`, `limit` /
