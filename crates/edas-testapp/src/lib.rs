@@ -11,6 +11,7 @@
 //! | `/file?path=<P>` | the content of file `P` (percent-encoded), or 404 |
 //! | `/log?line=<L>` | writes `L` (percent-encoded) to stdout, a line of the instance's output |
 //! | `/slow?ms=<N>` | like `/`, after `N` milliseconds (at most 60,000): a request in flight |
+//! | `/burn?ms=<N>` | like `/`, after spinning a CPU for `N` milliseconds (at most 60,000) |
 //! | `/metrics` | Prometheus text: `edas_testapp_requests_total{version, code}` of `/` and `/slow` |
 //! | anything else | 404 |
 //!
@@ -197,6 +198,17 @@ async fn answer(
     if let Some(delay) = slow_delay(&target) {
         tokio::time::sleep(delay).await;
     }
+    if let Some(spin) = burn(&target) {
+        // CPU time, as real work would use it (off the async workers).
+        let _ = tokio::task::spawn_blocking(move || {
+            let start = std::time::Instant::now();
+            let mut x = 0u64;
+            while start.elapsed() < spin {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        })
+        .await;
+    }
     let (status, body) = if is_app_request(&target) {
         if !s.extra_latency.is_zero() {
             tokio::time::sleep(s.extra_latency).await;
@@ -247,6 +259,19 @@ fn metrics(s: &Settings, c: &Counters) -> String {
     )
 }
 
+/// How long `/burn?ms=N` spins a CPU before answering.
+fn burn(target: &str) -> Option<Duration> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    (path == "/burn").then(|| {
+        let ms = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("ms="))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        Duration::from_millis(ms.min(60_000))
+    })
+}
+
 /// How long `/slow?ms=N` waits before answering.
 fn slow_delay(target: &str) -> Option<Duration> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -263,7 +288,7 @@ fn slow_delay(target: &str) -> Option<Duration> {
 fn route(target: &str, s: &Settings, up: Duration) -> (u16, String) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     match path {
-        "/" | "/slow" => (
+        "/" | "/slow" | "/burn" => (
             200,
             format!("version={} instance={}\n", s.version, s.instance),
         ),
@@ -375,6 +400,9 @@ mod tests {
         assert_eq!(route("/nope", &s, Duration::ZERO).0, 404);
         assert_eq!(route("/slow?ms=5", &s, Duration::ZERO).0, 200);
         assert_eq!(slow_delay("/slow?ms=5"), Some(Duration::from_millis(5)));
+        assert_eq!(route("/burn?ms=5", &s, Duration::ZERO).0, 200);
+        assert_eq!(burn("/burn?ms=5"), Some(Duration::from_millis(5)));
+        assert_eq!(burn("/slow?ms=5"), None);
         assert_eq!(slow_delay("/slow?ms=999999"), Some(Duration::from_secs(60)));
         assert_eq!(slow_delay("/"), None);
         assert_eq!(route("/file", &s, Duration::ZERO).0, 404);

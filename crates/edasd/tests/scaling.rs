@@ -480,3 +480,77 @@ async fn the_local_autoscaler_follows_generated_load_and_holds_through_a_release
         "autoscaler: up {up_after:?} after the load started, down {down_after:?} after it stopped; {served} requests served"
     );
 }
+
+/// Issue 24 on `local`, CPU: an instance requesting 200 mCPU that spins a core on every
+/// request (`/burn`) is far above a 50 % target, measured from its cgroup, and the autoscaler
+/// takes the application from 1 to its maximum of 2; idle again, back to 1 after the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_autoscaler_follows_cpu() {
+    let edasd = Cluster::launch(
+        format!("edasd-autoscale-cpu-{}", std::process::id()),
+        |_, _| format!("{QUICK_RESTARTS}autoscale_interval_seconds = 1\n"),
+        false,
+        Duration::from_millis(50),
+    );
+    let port = support::free_port();
+    let configs = format!(
+        r#"[{{"name":"web","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{port},"targetPort":8080,"protocol":"TCP"}}}}]}}]"#
+    );
+    let (app, co) = edasd
+        .insert(
+            "hot",
+            1,
+            &[("ServiceConfigs", &configs), ("RequestsmCpu", "200")],
+            &[],
+        )
+        .await;
+    assert_eq!(
+        edasd.finished(&co, Duration::from_secs(30)).await["Status"],
+        2
+    );
+    let app = app.as_str();
+    let metric = r#"{"minReplicas": 1, "maxReplicas": 2, "metrics": [{"metricType": "CPU", "metricTargetAverageUtilization": 50}]}"#;
+    let behaviour = r#"{"scaleDown": {"stabilizationWindowSeconds": 2, "selectPolicy": "Max", "policies": [{"type": "Percent", "value": 100, "periodSeconds": 1}]}}"#;
+    edasd
+        .call(
+            "POST",
+            RULE,
+            "CreateApplicationScalingRule",
+            &[
+                ("AppId", app),
+                ("ScalingRuleName", "cpu"),
+                ("ScalingRuleType", "metric"),
+                ("ScalingRuleEnable", "true"),
+                ("ScalingRuleMetric", metric),
+                ("ScalingBehaviour", behaviour),
+            ],
+        )
+        .await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let burner = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while !stop.is_cancelled() {
+                let _ = client
+                    .get(format!("http://127.0.0.1:{port}/burn?ms=200"))
+                    .send()
+                    .await;
+            }
+        })
+    };
+    let (_, desc) = nth_autoscaler_order(&edasd, app, 1, Duration::from_secs(30)).await;
+    assert!(
+        desc.starts_with("autoscaler: 1 → 2 (cpu ") && desc.ends_with("> target 50%)"),
+        "{desc}"
+    );
+    assert_eq!(edasd.instance_list(app).await.len(), 2);
+    stop.cancel();
+    burner.await.unwrap();
+    let (_, desc) = nth_autoscaler_order(&edasd, app, 2, Duration::from_secs(30)).await;
+    assert!(
+        desc.starts_with("autoscaler: 2 → 1 (cpu ") && desc.ends_with("< target 50%)"),
+        "{desc}"
+    );
+    assert_eq!(edasd.instance_list(app).await.len(), 1);
+}
