@@ -227,11 +227,7 @@ impl KubeRuntime {
         namespace: &str,
         name: &str,
     ) -> Result<Option<StatefulSet>, RuntimeError> {
-        let api: Api<StatefulSet> = Api::namespaced(self.inner.client.clone(), namespace);
-        let name = edas_render::statefulset_name(name);
-        let what = format!("reading StatefulSet {namespace}/{name}");
-        let found = self.call(&what, api.get_opt(&name)).await?;
-        match found {
+        match self.statefulset_named(namespace, name).await? {
             Some(set) if label(&set, LABEL_APP_ID) != Some(app_id) => {
                 Err(RuntimeError::Unsupported(format!(
                     "cluster `{}`: StatefulSet {namespace}/{name} exists and is not edasd's for application {app_id}: remove or rename it",
@@ -240,6 +236,30 @@ impl KubeRuntime {
             }
             found => Ok(found),
         }
+    }
+
+    /// The StatefulSet named after application `name`, whoever it belongs to.
+    async fn statefulset_named(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<StatefulSet>, RuntimeError> {
+        let api: Api<StatefulSet> = Api::namespaced(self.inner.client.clone(), namespace);
+        let name = edas_render::statefulset_name(name);
+        let what = format!("reading StatefulSet {namespace}/{name}");
+        self.call(&what, api.get_opt(&name)).await
+    }
+
+    /// The application's own StatefulSet, if it has one (one named like it that belongs to
+    /// another application, or to nobody edasd knows, is not its own: `None`).
+    async fn own_statefulset(&self, app: &AppRef) -> Result<Option<StatefulSet>, RuntimeError> {
+        if app.name.is_empty() {
+            return Ok(None);
+        }
+        Ok(self
+            .statefulset_named(&app.namespace, &app.name)
+            .await?
+            .filter(|s| label(s, LABEL_APP_ID) == Some(app.id.as_str())))
     }
 
     /// `set_replicas` of a `WorkloadType=StatefulSet` application (see the module docs).
@@ -462,12 +482,7 @@ impl KubeRuntime {
         app: &AppRef,
         hpa: &mut HorizontalPodAutoscaler,
     ) -> Result<(), RuntimeError> {
-        if app.name.is_empty()
-            || self
-                .statefulset_of(&app.id, &app.namespace, &app.name)
-                .await?
-                .is_none()
-        {
+        if self.own_statefulset(app).await?.is_none() {
             return Ok(());
         }
         if let Some(spec) = hpa.spec.as_mut() {
@@ -482,13 +497,8 @@ impl KubeRuntime {
 
     /// The application's StatefulSet as JSON text (GetAppDeployment), if it has one.
     pub(crate) async fn stateful_json(&self, app: &AppRef) -> Result<Option<String>, RuntimeError> {
-        if app.name.is_empty() {
-            return Ok(None);
-        }
-        let found = self
-            .statefulset_of(&app.id, &app.namespace, &app.name)
-            .await?;
-        found
+        self.own_statefulset(app)
+            .await?
             .map(|s| serde_json::to_string(&s))
             .transpose()
             .map_err(|e| RuntimeError::Unavailable(format!("encoding the StatefulSet: {e}")))

@@ -462,3 +462,31 @@ async fn an_undone_release_returns_to_the_base_template_without_replacing_its_po
     }
     assert_eq!(uids().await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statefulset_that_is_not_the_applications_is_left_alone() {
+    let (_cluster, rt, _dir) = start().await;
+    // Someone else's StatefulSet `ledger` in the namespace.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(rt.inner.client.clone());
+    let ns = serde_json::from_value(json!({"metadata": {"name": "apps"}})).unwrap();
+    namespaces.create(&Default::default(), &ns).await.unwrap();
+    let sets: Api<StatefulSet> = Api::namespaced(rt.inner.client.clone(), "apps");
+    let foreign: StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "ledger", "labels": {"app": "theirs"}},
+        "spec": {"replicas": 1, "serviceName": "x", "selector": {"matchLabels": {"app": "theirs"}},
+            "template": {"metadata": {"labels": {"app": "theirs"}},
+                "spec": {"containers": [{"name": "c", "image": "theirs:1"}]}}}
+    }))
+    .unwrap();
+    sets.create(&Default::default(), &foreign).await.unwrap();
+    // Refused for the StatefulSet application, naming it; not answered as its object.
+    let refused = rt.set_replicas(&target("1", "1"), 2).await.unwrap_err();
+    assert!(
+        matches!(refused, edas_runtime::RuntimeError::Unsupported(_))
+            && refused.to_string().contains("is not edasd's"),
+        "{refused}"
+    );
+    assert_eq!(rt.deployment(&app(), "1").await.unwrap(), None);
+    let untouched = sets.get("ledger").await.unwrap();
+    assert_eq!(untouched.spec.unwrap().replicas, Some(1));
+}
