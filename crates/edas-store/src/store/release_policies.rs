@@ -155,9 +155,10 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
+        let missing = || StoreError::not_found("release policy", format!("{app_id} v{version}"));
         row.map(ReleasePolicyVersion::try_from)
             .transpose()?
-            .ok_or_else(|| StoreError::not_found("release policy", &format!("{app_id} v{version}")))
+            .ok_or_else(missing)
     }
 
     /// Every version of application `app_id`'s release policy, newest first.
@@ -175,6 +176,8 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        rows.into_iter().map(ReleasePolicyVersion::try_from).collect()
+        rows.into_iter()
+            .map(ReleasePolicyVersion::try_from)
+            .collect()
     }
 }

@@ -7,7 +7,11 @@ use serde_json::json;
 use crate::harness::*;
 
 fn trail_actions(trail: &Page<AuditRecord>) -> Vec<&str> {
-    trail.items.iter().map(|r| r.entry.action.as_str()).collect()
+    trail
+        .items
+        .iter()
+        .map(|r| r.entry.action.as_str())
+        .collect()
 }
 
 pub async fn release_policies_are_versioned_and_audited(ts: &TestStore) {
@@ -16,7 +20,13 @@ pub async fn release_policies_are_versioned_and_audited(ts: &TestStore) {
     assert_eq!(store.release_policy("app-p").await.unwrap(), None);
     // Deleting a policy that does not exist is refused and stores nothing.
     let err = store
-        .put_release_policy("app-p", None, "LTAItest", &audit("Policy.Delete", "app-p"), t(1))
+        .put_release_policy(
+            "app-p",
+            None,
+            "LTAItest",
+            &audit("Policy.Delete", "app-p"),
+            t(1),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
@@ -42,10 +52,19 @@ pub async fn release_policies_are_versioned_and_audited(ts: &TestStore) {
         .await
         .unwrap();
     assert_eq!(v2.version, 2);
-    assert_eq!(store.release_policy("app-p").await.unwrap(), Some(v2.clone()));
+    assert_eq!(
+        store.release_policy("app-p").await.unwrap(),
+        Some(v2.clone())
+    );
     assert_eq!(store.release_policy_version("app-p", 1).await.unwrap(), v1);
     let gone = store
-        .put_release_policy("app-p", None, "LTAItest", &audit("Policy.Delete", "app-p"), t(4))
+        .put_release_policy(
+            "app-p",
+            None,
+            "LTAItest",
+            &audit("Policy.Delete", "app-p"),
+            t(4),
+        )
         .await
         .unwrap();
     assert_eq!((gone.version, gone.policy), (3, None));
@@ -61,7 +80,13 @@ pub async fn release_policies_are_versioned_and_audited(ts: &TestStore) {
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
     // An unknown application stores nothing.
     let err = store
-        .put_release_policy("app-none", Some(&json!({})), "x", &audit("Policy.Set", "app-none"), t(5))
+        .put_release_policy(
+            "app-none",
+            Some(&json!({})),
+            "x",
+            &audit("Policy.Set", "app-none"),
+            t(5),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
