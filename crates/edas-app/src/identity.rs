@@ -23,8 +23,11 @@ pub struct Signer {
 /// exist are kept, so its size is bounded by the stored keys.
 #[derive(Default)]
 pub(crate) struct SignerCache {
-    entries: Mutex<(Option<IdentityVersion>, HashMap<String, Arc<Signer>>)>,
+    entries: Mutex<Signers>,
 }
+
+/// The version the signers were read at, and the signers by access key id.
+type Signers = (Option<IdentityVersion>, HashMap<String, Arc<Signer>>);
 
 impl App {
     /// The signer of access key `id` (none when there is no such key), remembered until an
