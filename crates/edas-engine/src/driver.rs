@@ -239,8 +239,7 @@ impl Driver {
         let mut targets = HashMap::new();
         let to = order.to_revision().0.clone();
         if app.current_revision.to_string() == to {
-            let target =
-                crate::target::doc_target(&inner.store, &app_ref, &to, &app.spec).await?;
+            let target = crate::target::doc_target(&inner.store, &app_ref, &to, &app.spec).await?;
             targets.insert(to, target);
         }
         let analysis = crate::analysis::decode(&order);

@@ -275,8 +275,7 @@ impl Inner {
     /// drives it at once, with no claim (no second write) in between; `None` while the engine
     /// is not running (the order then waits for a claim).
     fn own_lease(&self) -> Option<edas_store::Lease> {
-        if !self.started.load(std::sync::atomic::Ordering::SeqCst) || self.shutdown.is_cancelled()
-        {
+        if !self.started.load(std::sync::atomic::Ordering::SeqCst) || self.shutdown.is_cancelled() {
             return None;
         }
         Some(edas_store::Lease {
