@@ -37,67 +37,86 @@ pub(crate) async fn dispatch(
         request_id,
     };
     if matches!(op, Implemented::DeployK8sApplication) && crate::instances::is_rollback(params) {
-        return crate::instances::rollback(api, caller, params, request_id).await;
+        return Box::pin(crate::instances::rollback(api, caller, params, request_id)).await;
     }
+    // Every operation's future is boxed: inlined, this one would be as large as the largest of
+    // them, and a debug build's poll frames overflowed the 2 MiB stack of a test thread.
     match op {
         Implemented::DescribeAppInstanceList => {
-            crate::instances::describe_instances(api, caller, params).await
+            Box::pin(crate::instances::describe_instances(api, caller, params)).await
         }
         Implemented::ListHistoryDeployVersion => {
-            crate::instances::list_history(api, caller, params).await
+            Box::pin(crate::instances::list_history(api, caller, params)).await
         }
-        Implemented::InsertK8sApplication => encode(insert(call).await?),
-        Implemented::GetK8sServices => encode(crate::lifecycle::get_services(call).await?),
-        Implemented::GetApplication => encode(crate::lifecycle::get_application(call).await?),
-        Implemented::QueryApplicationStatus => encode(crate::lifecycle::query_status(call).await?),
-        Implemented::GetK8sCluster => encode(crate::clusters::get_k8s_cluster(call).await?),
-        Implemented::ListCluster => encode(crate::clusters::list_cluster(call).await?),
-        Implemented::ImportK8sCluster => encode(crate::clusters::import_k8s_cluster(call).await?),
-        Implemented::ListK8sNamespaces => encode(crate::clusters::list_namespaces(call).await?),
+        Implemented::InsertK8sApplication => encode(Box::pin(insert(call)).await?),
+        Implemented::GetK8sServices => {
+            encode(Box::pin(crate::lifecycle::get_services(call)).await?)
+        }
+        Implemented::GetApplication => {
+            encode(Box::pin(crate::lifecycle::get_application(call)).await?)
+        }
+        Implemented::QueryApplicationStatus => {
+            encode(Box::pin(crate::lifecycle::query_status(call)).await?)
+        }
+        Implemented::GetK8sCluster => {
+            encode(Box::pin(crate::clusters::get_k8s_cluster(call)).await?)
+        }
+        Implemented::ListCluster => encode(Box::pin(crate::clusters::list_cluster(call)).await?),
+        Implemented::ImportK8sCluster => {
+            encode(Box::pin(crate::clusters::import_k8s_cluster(call)).await?)
+        }
+        Implemented::ListK8sNamespaces => {
+            encode(Box::pin(crate::clusters::list_namespaces(call)).await?)
+        }
         Implemented::ListBuildPack => encode(crate::clusters::list_build_packs(params)?),
         Implemented::InsertOrUpdateRegion => {
-            encode(crate::namespaces::insert_or_update(call).await?)
+            encode(Box::pin(crate::namespaces::insert_or_update(call)).await?)
         }
-        Implemented::ListUserDefineRegion => encode(crate::namespaces::list(call).await?),
-        Implemented::DeleteUserDefineRegion => encode(crate::namespaces::delete(call).await?),
+        Implemented::ListUserDefineRegion => encode(Box::pin(crate::namespaces::list(call)).await?),
+        Implemented::DeleteUserDefineRegion => {
+            encode(Box::pin(crate::namespaces::delete(call)).await?)
+        }
         Implemented::UpdateK8sApplicationBaseInfo => {
-            encode(crate::base_info::update_k8s(call).await?)
+            encode(Box::pin(crate::base_info::update_k8s(call)).await?)
         }
         Implemented::UpdateApplicationBaseInfo => {
-            encode(crate::base_info::update_classic(call).await?)
+            encode(Box::pin(crate::base_info::update_classic(call)).await?)
         }
-        Implemented::TagResources => encode(crate::tags::tag(call).await?),
-        Implemented::UntagResources => encode(crate::tags::untag(call).await?),
-        Implemented::ListTagResources => encode(crate::tags::list(call).await?),
-        Implemented::StartK8sAppPrecheck => encode(crate::precheck::start(call).await?),
-        Implemented::GetK8sAppPrecheckResult => encode(crate::precheck::result(call).await?),
-        Implemented::GetAppDeployment => encode(crate::base_info::deployment(call).await?),
-        Implemented::CreateApplicationScalingRule => encode(crate::scaling::create(call).await?),
-        Implemented::UpdateApplicationScalingRule => encode(crate::scaling::update(call).await?),
-        Implemented::DeleteApplicationScalingRule => encode(crate::scaling::delete(call).await?),
+        Implemented::TagResources => encode(Box::pin(crate::tags::tag(call)).await?),
+        Implemented::UntagResources => encode(Box::pin(crate::tags::untag(call)).await?),
+        Implemented::ListTagResources => encode(Box::pin(crate::tags::list(call)).await?),
+        Implemented::StartK8sAppPrecheck => encode(Box::pin(crate::precheck::start(call)).await?),
+        Implemented::GetK8sAppPrecheckResult => {
+            encode(Box::pin(crate::precheck::result(call)).await?)
+        }
+        Implemented::GetAppDeployment => {
+            encode(Box::pin(crate::base_info::deployment(call)).await?)
+        }
+        Implemented::CreateApplicationScalingRule => {
+            encode(Box::pin(crate::scaling::create(call)).await?)
+        }
+        Implemented::UpdateApplicationScalingRule => {
+            encode(Box::pin(crate::scaling::update(call)).await?)
+        }
+        Implemented::DeleteApplicationScalingRule => {
+            encode(Box::pin(crate::scaling::delete(call)).await?)
+        }
         Implemented::DescribeApplicationScalingRules => {
-            encode(crate::scaling::describe(call).await?)
+            encode(Box::pin(crate::scaling::describe(call)).await?)
         }
         Implemented::EnableApplicationScalingRule => {
-            encode(crate::scaling::set_enabled(call, true).await?)
+            encode(Box::pin(crate::scaling::set_enabled(call, true)).await?)
         }
         Implemented::DisableApplicationScalingRule => {
-            encode(crate::scaling::set_enabled(call, false).await?)
+            encode(Box::pin(crate::scaling::set_enabled(call, false)).await?)
         }
-        // Boxed: their futures are large, and inlined here they would grow every request's.
-        Implemented::CreateK8sIngressRule => {
-            encode(Box::pin(crate::ingress::create(call)).await?)
-        }
-        Implemented::UpdateK8sIngressRule => {
-            encode(Box::pin(crate::ingress::update(call)).await?)
-        }
-        Implemented::DeleteK8sIngressRule => {
-            encode(Box::pin(crate::ingress::delete(call)).await?)
-        }
+        Implemented::CreateK8sIngressRule => encode(Box::pin(crate::ingress::create(call)).await?),
+        Implemented::UpdateK8sIngressRule => encode(Box::pin(crate::ingress::update(call)).await?),
+        Implemented::DeleteK8sIngressRule => encode(Box::pin(crate::ingress::delete(call)).await?),
         Implemented::ListK8sIngressRules => encode(Box::pin(crate::ingress::list(call)).await?),
-        Implemented::BindK8sSlb => encode(crate::slb::bind(call).await?),
-        Implemented::UpdateK8sSlb => encode(crate::slb::update(call).await?),
-        Implemented::UnbindK8sSlb => encode(crate::slb::unbind(call).await?),
+        Implemented::BindK8sSlb => encode(Box::pin(crate::slb::bind(call)).await?),
+        Implemented::UpdateK8sSlb => encode(Box::pin(crate::slb::update(call)).await?),
+        Implemented::UnbindK8sSlb => encode(Box::pin(crate::slb::unbind(call)).await?),
         Implemented::CreateK8sConfigMap
         | Implemented::UpdateK8sConfigMap
         | Implemented::DeleteK8sConfigMap
@@ -105,16 +124,18 @@ pub(crate) async fn dispatch(
         | Implemented::CreateK8sSecret
         | Implemented::UpdateK8sSecret
         | Implemented::DeleteK8sSecret
-        | Implemented::ListK8sSecrets => crate::configuration::dispatch(call, op).await,
-        Implemented::GetK8sApplication => encode(get_application(call).await?),
-        Implemented::ListApplication => encode(list_applications(call).await?),
-        Implemented::GetChangeOrderInfo => encode(get_change_order(call).await?),
-        Implemented::ListRecentChangeOrder => encode(list_change_orders(call).await?),
-        Implemented::ContinuePipeline => encode(continue_pipeline(call).await?),
-        Implemented::AbortChangeOrder => encode(abort(call, Abort::Only).await?),
-        Implemented::AbortAndRollbackChangeOrder => encode(abort(call, Abort::AndRollback).await?),
-        Implemented::RollbackChangeOrder => encode(abort(call, Abort::Rollback).await?),
-        Implemented::RetryChangeOrderTask => encode(retry(call).await?),
+        | Implemented::ListK8sSecrets => Box::pin(crate::configuration::dispatch(call, op)).await,
+        Implemented::GetK8sApplication => encode(Box::pin(get_application(call)).await?),
+        Implemented::ListApplication => encode(Box::pin(list_applications(call)).await?),
+        Implemented::GetChangeOrderInfo => encode(Box::pin(get_change_order(call)).await?),
+        Implemented::ListRecentChangeOrder => encode(Box::pin(list_change_orders(call)).await?),
+        Implemented::ContinuePipeline => encode(Box::pin(continue_pipeline(call)).await?),
+        Implemented::AbortChangeOrder => encode(Box::pin(abort(call, Abort::Only)).await?),
+        Implemented::AbortAndRollbackChangeOrder => {
+            encode(Box::pin(abort(call, Abort::AndRollback)).await?)
+        }
+        Implemented::RollbackChangeOrder => encode(Box::pin(abort(call, Abort::Rollback)).await?),
+        Implemented::RetryChangeOrderTask => encode(Box::pin(retry(call)).await?),
         Implemented::DeployK8sApplication
         | Implemented::UpdateK8sApplicationConfig
         | Implemented::ScaleK8sApplication
@@ -129,7 +150,7 @@ pub(crate) async fn dispatch(
             let operation = op
                 .change_operation()
                 .ok_or_else(|| internal("dispatching", "not a change of an application"))?;
-            encode(change_application(call, operation, ram_action).await?)
+            encode(Box::pin(change_application(call, operation, ram_action)).await?)
         }
     }
 }
