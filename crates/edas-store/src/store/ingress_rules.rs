@@ -123,13 +123,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
             };
-            let Some(row) = row else {
-                return Err(if create {
-                    StoreError::conflict("ingress rule", &rule.name, "exists already")
-                } else {
-                    StoreError::not_found("ingress rule", &rule.name)
-                });
-            };
+            let row = stored_rule(row, "ingress rule", &rule.name, create)?;
             insert_audit!(&mut *tx, audit, ms(now))?;
             tx.commit().await?;
             row
@@ -157,10 +151,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if deleted == 0 {
-                return Err(StoreError::not_found("ingress rule", name));
-            }
-            deleted
+            deleted_rule(deleted, "ingress rule", name)?
         });
         debug_assert_eq!(deleted, 1);
         Ok(())

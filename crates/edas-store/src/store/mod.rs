@@ -493,6 +493,33 @@ fn page_of<T>(items: Vec<T>, total: i64, page: PageRequest) -> Page<T> {
     }
 }
 
+/// The row a create-or-replace of rule `name` (an ingress or scaling rule) stored: when it stored
+/// none, [`StoreError::Conflict`] for a create (the rule exists already), else
+/// [`StoreError::NotFound`] (there is no rule to replace).
+fn stored_rule<R>(
+    row: Option<R>,
+    entity: &'static str,
+    name: &str,
+    create: bool,
+) -> Result<R, StoreError> {
+    row.ok_or_else(|| {
+        if create {
+            StoreError::conflict(entity, name, "exists already")
+        } else {
+            StoreError::not_found(entity, name)
+        }
+    })
+}
+
+/// The rows a delete of rule `name` (an ingress or scaling rule) removed;
+/// [`StoreError::NotFound`] when it removed none.
+fn deleted_rule(deleted: u64, entity: &'static str, name: &str) -> Result<u64, StoreError> {
+    if deleted == 0 {
+        return Err(StoreError::not_found(entity, name));
+    }
+    Ok(deleted)
+}
+
 fn non_empty(value: &str, field: &'static str) -> Result<(), StoreError> {
     if value.is_empty() {
         return Err(StoreError::InvalidInput {

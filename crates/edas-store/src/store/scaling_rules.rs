@@ -210,13 +210,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
             };
-            let Some(row) = row else {
-                return Err(if create {
-                    StoreError::conflict("scaling rule", &rule.name, "exists already")
-                } else {
-                    StoreError::not_found("scaling rule", &rule.name)
-                });
-            };
+            let row = stored_rule(row, "scaling rule", &rule.name, create)?;
             insert_audit!(&mut *tx, audit, ms(now))?;
             tx.commit().await?;
             row
@@ -242,10 +236,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if deleted == 0 {
-                return Err(StoreError::not_found("scaling rule", name));
-            }
-            deleted
+            deleted_rule(deleted, "scaling rule", name)?
         });
         debug_assert_eq!(deleted, 1);
         Ok(())
