@@ -1,13 +1,20 @@
 //! Ingress rules (CreateK8sIngressRule and the rest): validated (every violation at once, named
 //! by its `IngressConf` path), their backends resolved to the application whose current revision
-//! has that Service and port in the rule's cluster and namespace, handed to the cluster's
-//! runtime and then stored with their audit record; a refused rule changes nothing.
+//! has that Service and port in the rule's cluster and namespace, checked against the cluster's
+//! runtime (`check_ingress`, no side effect), stored with their audit record in one transaction,
+//! and then handed to the runtime; a refused rule changes nothing.
 //!
-//! The runtime goes first, as for scaling rules: a rule it cannot route (the `local` runtime
-//! without an ingress listener, TLS there, a Kubernetes Ingress of that name that edasd did not
-//! create, a cluster that does not answer) is refused and nothing is stored. edasd re-applies
-//! every stored rule when it starts ([`App::restore_ingress_rules`]), so a runtime that keeps
-//! its routing in memory (the local listener) routes them again after a restart.
+//! The store goes first, as for scaling rules: a rule the runtime cannot route (the `local`
+//! runtime without an ingress listener, TLS there, a cluster known not to answer) is refused
+//! before anything is stored. An apply that fails after storing because the cluster stopped
+//! answering answers success and is made good in the background
+//! ([`App::reassert_ingress_later`]: waits for the cluster, applies what the store then says);
+//! one the cluster refuses outright (a Kubernetes Ingress of that name that edasd did not
+//! create) undoes the stored change and refuses the request. A delete is stored first and the
+//! object removed after, the same way. edasd applies every stored rule again when it starts
+//! ([`App::restore_ingress_rules`]), so a runtime that keeps its routing in memory (the local
+//! listener) routes them again after a restart, and a rule stored just before a crash reaches
+//! the cluster.
 //!
 //! A path keeps routing to its Service when the application is deleted or drops the Service;
 //! ListK8sIngressRules then reports its `Status` (`ServiceNotFound`, `InvalidServicePort`), as
@@ -23,6 +30,9 @@ use edas_store::{
 use serde_json::json;
 
 use crate::{Actor, App, AppError};
+
+/// How long a background apply keeps trying a cluster that answers but fails.
+const REASSERT_GIVE_UP: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What CreateK8sIngressRule or UpdateK8sIngressRule asks: the rule's place and its routing
 /// (backends named by Service; the application is found here).
@@ -275,61 +285,112 @@ impl App {
             .collect())
     }
 
-    /// Hands rule `name` of `namespace` to cluster `cluster_id`'s runtime (`None`: removes it);
-    /// a runtime that cannot route it refuses the request naming the parameter.
+    /// Whether cluster `cluster_id` can route `spec` (no side effect): a runtime that cannot
+    /// route it refuses the request naming the parameter, and a cluster known not to answer
+    /// refuses it at once (as enabling a scaling rule does). Nothing is stored before this passes.
+    fn check_ingress(&self, cluster_id: &str, spec: &IngressSpec) -> Result<(), AppError> {
+        let Some(runtime) = self.engine.runtimes().get(cluster_id) else {
+            return Err(AppError::invalid(
+                "ClusterId",
+                format!("no runtime serves cluster `{cluster_id}`"),
+            ));
+        };
+        runtime.check_ingress(spec).map_err(|e| {
+            let message = e.to_string();
+            // A refusal of one part names its `IngressConf` path; of the cluster, ClusterId.
+            let parameter = message
+                .split_once(": ")
+                .map(|(p, _)| p)
+                .filter(|p| p.starts_with("IngressConf."))
+                .unwrap_or("ClusterId")
+                .to_owned();
+            AppError::Invalid(Violations(vec![Violation {
+                parameter,
+                kind: ViolationKind::NotSupported,
+                message: format!(
+                    "cluster `{cluster_id}` cannot route this ingress rule: {message}"
+                ),
+            }]))
+        })?;
+        runtime.availability().map_err(|e| {
+            AppError::Unavailable(format!(
+                "cluster `{cluster_id}` cannot take an ingress rule now: {e}"
+            ))
+        })
+    }
+
+    /// Hands rule `name` of `namespace` to cluster `cluster_id`'s runtime as the store says it
+    /// is (`spec`; `None`: removes it). Called after the store changed.
     async fn apply_ingress(
         &self,
         cluster_id: &str,
         namespace: &str,
         name: &str,
         spec: Option<&IngressSpec>,
-    ) -> Result<(), AppError> {
+    ) -> Result<(), RuntimeError> {
         let Some(runtime) = self.engine.runtimes().get(cluster_id) else {
-            return match spec {
-                Some(_) => Err(AppError::invalid(
-                    "ClusterId",
-                    format!("no runtime serves cluster `{cluster_id}`"),
-                )),
-                None => Ok(()),
-            };
+            return Ok(());
         };
-        if let Some(spec) = spec {
-            runtime.check_ingress(spec).map_err(|e| {
-                let message = e.to_string();
-                // A refusal of one part names its `IngressConf` path; of the cluster, ClusterId.
-                let parameter = message
-                    .split_once(": ")
-                    .map(|(p, _)| p)
-                    .filter(|p| p.starts_with("IngressConf."))
-                    .unwrap_or("ClusterId")
-                    .to_owned();
-                AppError::Invalid(Violations(vec![Violation {
-                    parameter,
-                    kind: ViolationKind::NotSupported,
-                    message: format!(
-                        "cluster `{cluster_id}` cannot route this ingress rule: {message}"
-                    ),
-                }]))
-            })?;
-        }
-        let refused = |e: RuntimeError| {
-            let message = format!(
-                "cluster `{cluster_id}` did not take ingress rule `{namespace}/{name}`: {e}"
-            );
-            match e {
-                RuntimeError::Unavailable(_) => AppError::Unavailable(message),
-                RuntimeError::Unsupported(_) => AppError::Runtime(message),
+        runtime.availability()?;
+        runtime.set_ingress(namespace, name, spec).await
+    }
+
+    /// Makes rule `name` of `namespace` in cluster `cluster_id` what the store says in the
+    /// background: a cluster that does not answer is waited for
+    /// ([`edas_runtime::Runtime::wait_available`]), one that answers but fails is tried again
+    /// with bounded back-off (200 ms doubling to 5 s, for two minutes). Each attempt reads the
+    /// store again, so the newest state wins (a rule deleted meanwhile is removed). Idempotent.
+    pub fn reassert_ingress_later(&self, cluster_id: &str, namespace: &str, name: &str) {
+        let Some(runtime) = self.engine.runtimes().get(cluster_id).cloned() else {
+            return;
+        };
+        let store = self.store.clone();
+        let (cluster_id, namespace, name) =
+            (cluster_id.to_owned(), namespace.to_owned(), name.to_owned());
+        tokio::spawn(async move {
+            let mut delay = std::time::Duration::from_millis(200);
+            let mut started = tokio::time::Instant::now();
+            loop {
+                if runtime.availability().is_err() {
+                    runtime.wait_available().await;
+                    (delay, started) = (
+                        std::time::Duration::from_millis(200),
+                        tokio::time::Instant::now(),
+                    );
+                }
+                let outcome = match store
+                    .ingress_rules(Some(&cluster_id), Some(&namespace))
+                    .await
+                {
+                    Ok(rules) => {
+                        let wanted = rules.into_iter().find(|r| r.name == name).map(|r| r.spec);
+                        runtime
+                            .set_ingress(&namespace, &name, wanted.as_ref())
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                match outcome {
+                    Ok(()) => return,
+                    Err(error) if started.elapsed() < REASSERT_GIVE_UP => {
+                        tracing::info!(message = "Applying the stored ingress rule failed; retrying.", cluster = %cluster_id, %namespace, rule = %name, %error);
+                    }
+                    Err(error) => {
+                        tracing::warn!(message = "Applying the stored ingress rule failed; it is applied again at start-up.", cluster = %cluster_id, %namespace, rule = %name, %error);
+                        return;
+                    }
+                }
+                if runtime.availability().is_ok() {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                }
             }
-        };
-        runtime.availability().map_err(refused)?;
-        runtime
-            .set_ingress(namespace, name, spec)
-            .await
-            .map_err(refused)
+        });
     }
 
     /// Creates (`create`) or replaces rule `request.name` with the audit record of `action`:
-    /// checked and resolved, handed to the runtime, then stored. The rule as stored.
+    /// checked and resolved, stored, then handed to the runtime. The rule as stored.
     pub async fn put_ingress_rule(
         &self,
         request: &IngressRequest,
@@ -339,11 +400,12 @@ impl App {
         now: jiff::Timestamp,
     ) -> Result<IngressRule, AppError> {
         let (spec, apps) = self.resolve_ingress_rule(request).await?;
-        let exists = self
+        let previous = self
             .ingress_rules(Some(&request.cluster_id), Some(&request.namespace))
             .await?
-            .iter()
-            .any(|r| r.name == request.name);
+            .into_iter()
+            .find(|r| r.name == request.name);
+        let exists = previous.is_some();
         if create && exists {
             return Err(AppError::AlreadyExists(format!(
                 "namespace `{}` of cluster `{}` has an ingress rule `{}` already",
@@ -353,13 +415,7 @@ impl App {
         if !create && !exists {
             return Err(not_found(request));
         }
-        self.apply_ingress(
-            &request.cluster_id,
-            &request.namespace,
-            &request.name,
-            Some(&spec),
-        )
-        .await?;
+        self.check_ingress(&request.cluster_id, &spec)?;
         let rule = IngressRule {
             cluster_id: request.cluster_id.clone(),
             namespace: request.namespace.clone(),
@@ -382,7 +438,8 @@ impl App {
                 "routes": rule.spec.routes().map(|(_, h, p)| format!("{h}{p}")).collect::<Vec<_>>(),
             }),
         };
-        self.store
+        let stored = self
+            .store
             .put_ingress_rule(&rule, create, &entry, now)
             .await
             .map_err(|e| match e {
@@ -392,11 +449,63 @@ impl App {
                 )),
                 StoreError::NotFound { .. } => not_found(request),
                 e => AppError::internal("storing the ingress rule", e),
-            })
+            })?;
+        match self
+            .apply_ingress(
+                &stored.cluster_id,
+                &stored.namespace,
+                &stored.name,
+                Some(&stored.spec),
+            )
+            .await
+        {
+            Ok(()) => Ok(stored),
+            // Stored: the cluster takes it when it answers again (success, pending).
+            Err(error @ RuntimeError::Unavailable(_)) => {
+                tracing::warn!(message = "The cluster did not take the stored ingress rule; it is applied again in the background (when the cluster answers again) and at start-up.", cluster = %stored.cluster_id, namespace = %stored.namespace, rule = %stored.name, %error);
+                self.reassert_ingress_later(&stored.cluster_id, &stored.namespace, &stored.name);
+                Ok(stored)
+            }
+            // The cluster refuses the rule (an Ingress of that name edasd did not create):
+            // the stored change is undone, audited, and the request refused.
+            Err(error) => {
+                let message = format!(
+                    "cluster `{}` did not take ingress rule `{}/{}`: {error}",
+                    stored.cluster_id, stored.namespace, stored.name
+                );
+                let undo = AuditEntry {
+                    action: format!("{action} (undone: {error})"),
+                    ..entry
+                };
+                let undone = match previous {
+                    Some(previous) => self
+                        .store
+                        .put_ingress_rule(&previous, false, &undo, now)
+                        .await
+                        .map(|_| ()),
+                    None => {
+                        self.store
+                            .delete_ingress_rule(
+                                &stored.cluster_id,
+                                &stored.namespace,
+                                &stored.name,
+                                &undo,
+                                now,
+                            )
+                            .await
+                    }
+                };
+                if let Err(e) = undone {
+                    tracing::warn!(message = "Undoing a refused ingress rule failed.", cluster = %stored.cluster_id, namespace = %stored.namespace, rule = %stored.name, error = %e);
+                }
+                self.reassert_ingress_later(&stored.cluster_id, &stored.namespace, &stored.name);
+                Err(AppError::Runtime(message))
+            }
+        }
     }
 
-    /// Deletes rule `name` of `namespace` in `cluster_id`: from the runtime, then from the
-    /// store with its audit record.
+    /// Deletes rule `name` of `namespace` in `cluster_id`: from the store with its audit
+    /// record, then from the runtime (in the background when the cluster does not answer).
     pub async fn delete_ingress_rule(
         &self,
         cluster_id: &str,
@@ -419,8 +528,6 @@ impl App {
         {
             return Err(not_found(&at));
         }
-        self.apply_ingress(cluster_id, namespace, name, None)
-            .await?;
         let entry = AuditEntry {
             actor: actor.name.clone(),
             action: "DeleteK8sIngressRule".to_owned(),
@@ -435,12 +542,19 @@ impl App {
             .map_err(|e| match e {
                 StoreError::NotFound { .. } => not_found(&at),
                 e => AppError::internal("deleting the ingress rule", e),
-            })
+            })?;
+        if let Err(error) = self.apply_ingress(cluster_id, namespace, name, None).await {
+            tracing::warn!(message = "The cluster did not remove the deleted ingress rule; it is removed in the background (when the cluster answers again).", cluster = %cluster_id, %namespace, rule = %name, %error);
+            self.reassert_ingress_later(cluster_id, namespace, name);
+        }
+        Ok(())
     }
 
     /// Hands every stored ingress rule to its cluster's runtime again (edasd's start: the local
-    /// listener keeps its table in memory; on Kubernetes the apply is idempotent). A rule that
-    /// cannot be applied now is logged and left stored.
+    /// listener keeps its table in memory; on Kubernetes the apply is idempotent, and a rule
+    /// stored before a crash that kept it from the cluster is applied now). A rule that cannot
+    /// be applied now is applied in the background, once its cluster answers. How many were
+    /// applied now.
     pub async fn restore_ingress_rules(&self) -> Result<usize, AppError> {
         let rules = self.ingress_rules(None, None).await?;
         let mut applied = 0;
@@ -455,13 +569,10 @@ impl App {
                 .await
             {
                 Ok(()) => applied += 1,
-                Err(e) => tracing::warn!(
-                    cluster = %rule.cluster_id,
-                    namespace = %rule.namespace,
-                    rule = %rule.name,
-                    error = %e,
-                    "cannot apply a stored ingress rule"
-                ),
+                Err(error) => {
+                    tracing::warn!(message = "A stored ingress rule cannot be applied now; it is applied in the background.", cluster = %rule.cluster_id, namespace = %rule.namespace, rule = %rule.name, %error);
+                    self.reassert_ingress_later(&rule.cluster_id, &rule.namespace, &rule.name);
+                }
             }
         }
         Ok(applied)

@@ -1,5 +1,6 @@
 //! Ingress rules through the layer: backends resolved to the application owning the Service
-//! and port, every refusal named and nothing stored, the runtime told before the store.
+//! and port, every refusal named and nothing stored; a rule is stored before the runtime is
+//! told, and one the runtime did not take is applied when it answers again or at start-up.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -8,7 +9,7 @@ use edas_runtime::{
     AppRef, BoxFuture, IngressBackend, IngressHost, IngressPath, IngressSpec, PathType,
     RevisionState, Runtime, RuntimeError, RuntimeEvent, Target,
 };
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::*;
 use crate::{BackendStatus, IngressRequest};
@@ -18,6 +19,8 @@ struct Routed {
     inner: FakeRuntime,
     rules: Mutex<BTreeMap<(String, String), IngressSpec>>,
     refuse: Mutex<Option<RuntimeError>>,
+    /// The cluster does not answer (availability refuses, set_ingress fails Unavailable).
+    down: watch::Sender<bool>,
 }
 
 impl Runtime for Routed {
@@ -35,7 +38,11 @@ impl Runtime for Routed {
         name: &str,
         ingress: Option<&IngressSpec>,
     ) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        let refused = self.refuse.lock().unwrap().take();
+        let refused = if *self.down.borrow() {
+            Some(RuntimeError::Unavailable("down".into()))
+        } else {
+            self.refuse.lock().unwrap().take()
+        };
         if refused.is_none() {
             let key = (namespace.to_owned(), name.to_owned());
             let mut rules = self.rules.lock().unwrap();
@@ -45,6 +52,18 @@ impl Runtime for Routed {
             };
         }
         Box::pin(async move { refused.map_or(Ok(()), Err) })
+    }
+    fn availability(&self) -> Result<(), RuntimeError> {
+        match *self.down.borrow() {
+            true => Err(RuntimeError::Unavailable("down".into())),
+            false => Ok(()),
+        }
+    }
+    fn wait_available(&self) -> BoxFuture<'_, ()> {
+        let mut down = self.down.subscribe();
+        Box::pin(async move {
+            let _ = down.wait_for(|d| !*d).await;
+        })
     }
     fn set_replicas(&self, t: &Target, n: u32) -> BoxFuture<'_, Result<(), RuntimeError>> {
         self.inner.set_replicas(t, n)
@@ -76,6 +95,7 @@ async fn ingressed() -> Ingressed {
         inner: FakeRuntime::new(Duration::from_millis(1)),
         rules: Mutex::default(),
         refuse: Mutex::default(),
+        down: watch::Sender::new(false),
     });
     let engine = Engine::new(
         store.clone(),
@@ -251,8 +271,8 @@ async fn backends_are_resolved_to_their_applications_and_refusals_store_nothing(
                 && v.0[0].kind == edas_spec::ViolationKind::NotSupported),
         "{refused:?}"
     );
-    // A runtime that cannot take the rule now: refused, not stored.
-    *w.runtime.refuse.lock().unwrap() = Some(RuntimeError::Unavailable("down".into()));
+    // A cluster known not to answer: refused at once, not stored.
+    w.runtime.down.send_replace(true);
     let down = w
         .app
         .put_ingress_rule(
@@ -273,6 +293,7 @@ async fn backends_are_resolved_to_their_applications_and_refusals_store_nothing(
         .map(|r| r.name)
         .collect();
     assert_eq!(names, ["front"]);
+    w.runtime.down.send_replace(false);
 
     // An update replaces the routing; a restart's restore hands every rule over again.
     let moved = request("front", "a.test", vec![path("/", "api", 8082)]);
@@ -319,4 +340,106 @@ async fn backends_are_resolved_to_their_applications_and_refusals_store_nothing(
             .iter()
             .all(|(_, resource)| *resource == "ingress/local/default/front")
     );
+}
+
+/// Waits (up to 5 s) until the runtime routes rule `name` as `wanted` (`None`: not at all).
+async fn routed(w: &Ingressed, name: &str, wanted: Option<&IngressSpec>) {
+    let key = ("default".to_owned(), name.to_owned());
+    for _ in 0..500 {
+        if w.runtime.rules.lock().unwrap().get(&key) == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "rule {name} is routed as {:?}, not {wanted:?}",
+        w.runtime.rules.lock().unwrap().get(&key)
+    );
+}
+
+/// The store goes first: a rule whose apply fails because the cluster stopped answering is
+/// stored (success), and applied in the background once the cluster answers again; a deleted
+/// rule's removal the cluster missed is made too. A rule the cluster refuses outright is undone.
+#[tokio::test]
+async fn a_rule_the_cluster_did_not_take_is_stored_and_applied_when_it_answers() {
+    let w = ingressed().await;
+    serving(&w, "shop", "shop", 8081).await;
+    let now = jiff::Timestamp::now();
+    // The cluster answered the check, then failed the apply (it went away in between).
+    *w.runtime.refuse.lock().unwrap() = Some(RuntimeError::Unavailable("gone".into()));
+    w.runtime.rules.lock().unwrap().clear();
+    let front = request("front", "a.test", vec![path("/", "shop", 8081)]);
+    let stored = w
+        .app
+        .put_ingress_rule(&front, true, "CreateK8sIngressRule", &actor(), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.app.ingress_rules(Some("local"), None).await.unwrap(),
+        std::slice::from_ref(&stored)
+    );
+    routed(&w, "front", Some(&stored.spec)).await;
+
+    // Deleted while the cluster is down: gone from the store at once, from the cluster when it
+    // answers again.
+    w.runtime.down.send_replace(true);
+    w.app
+        .delete_ingress_rule("local", "default", "front", &actor(), now)
+        .await
+        .unwrap();
+    assert!(w.app.ingress_rules(None, None).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        w.runtime
+            .rules
+            .lock()
+            .unwrap()
+            .contains_key(&("default".into(), "front".into()))
+    );
+    w.runtime.down.send_replace(false);
+    routed(&w, "front", None).await;
+
+    // A rule the cluster refuses (an Ingress of that name it did not create): refused, and
+    // the stored change undone.
+    *w.runtime.refuse.lock().unwrap() = Some(RuntimeError::Unsupported("not ours".into()));
+    let theirs = request("theirs", "b.test", vec![path("/", "shop", 8081)]);
+    let refused = w
+        .app
+        .put_ingress_rule(&theirs, true, "CreateK8sIngressRule", &actor(), now)
+        .await;
+    assert!(matches!(refused, Err(AppError::Runtime(_))), "{refused:?}");
+    assert!(w.app.ingress_rules(None, None).await.unwrap().is_empty());
+    routed(&w, "theirs", None).await;
+}
+
+/// A crash between storing a rule and applying it: the next start applies the stored rule,
+/// at once when the cluster answers, else once it does.
+#[tokio::test]
+async fn a_rule_stored_but_not_applied_is_applied_at_the_next_start() {
+    let w = ingressed().await;
+    serving(&w, "shop", "shop", 8081).await;
+    let now = jiff::Timestamp::now();
+    let stored = w
+        .app
+        .put_ingress_rule(
+            &request("front", "a.test", vec![path("/", "shop", 8081)]),
+            true,
+            "CreateK8sIngressRule",
+            &actor(),
+            now,
+        )
+        .await
+        .unwrap();
+    // What the cluster has after the crash: nothing.
+    w.runtime.rules.lock().unwrap().clear();
+    w.runtime.down.send_replace(true);
+    assert_eq!(w.app.restore_ingress_rules().await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(w.runtime.rules.lock().unwrap().is_empty());
+    w.runtime.down.send_replace(false);
+    routed(&w, "front", Some(&stored.spec)).await;
+    // And with the cluster answering, at once.
+    w.runtime.rules.lock().unwrap().clear();
+    assert_eq!(w.app.restore_ingress_rules().await.unwrap(), 1);
+    routed(&w, "front", Some(&stored.spec)).await;
 }
