@@ -12,23 +12,22 @@
 //!   taken before are kept and the count goes on).
 //! - The admin API's policy errors: a bad policy names its fields and stores nothing.
 
+#[path = "support/analysis.rs"]
+mod analysis_support;
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use analysis_support::{Load, app_with_service, deploy_gray, set_policy};
 use serde_json::{Value, json};
-use support::{Cluster, admin_call, free_port, pipelines, user_with_policy};
+use support::{Cluster, admin_call, pipelines, user_with_policy};
 
 /// Not a test: the test application's entry point when edasd's local runtime runs this binary.
 #[test]
 fn testapp_entry() {
     support::testapp_entry();
 }
-
-/// A gray batch of 1, then 1 automatic batch with no wait: no human step anywhere.
-const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":1,"releaseType":"auto","batchWaitTime":0}}"#;
 
 /// The new revision's share of 5xx answers at edasd's proxy, judged during the gray batch.
 fn errors_policy(on_failure: &str, count: u32) -> Value {
@@ -44,70 +43,6 @@ fn errors_policy(on_failure: &str, count: u32) -> Value {
             "onFailure": on_failure,
         }]
     })
-}
-
-/// An application of 2 instances of `v1` behind a Service on a free port; (AppId, port).
-async fn app_with_service(edasd: &Cluster, name: &str) -> (String, u16) {
-    let port = free_port();
-    let configs = format!(
-        r#"[{{"name":"web","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{port},"targetPort":8080,"protocol":"TCP"}}}}]}}]"#
-    );
-    let (app, co) = edasd
-        .insert(
-            name,
-            2,
-            &[("ServiceConfigs", &configs)],
-            &[("APP_VERSION", "v1")],
-        )
-        .await;
-    assert_eq!(
-        edasd.finished(&co, Duration::from_secs(30)).await["Status"],
-        2
-    );
-    (app, port)
-}
-
-/// Sends requests to the Service port until dropped (two threads, a few hundred a second).
-struct Load {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-}
-
-impl Load {
-    fn start(port: u16) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicU64::new(0));
-        for _ in 0..2 {
-            let (stop, sent) = (stop.clone(), sent.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = support::get(port, "/");
-                    sent.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            });
-        }
-        Load { stop, sent }
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-async fn set_policy(edasd: &Cluster, app: &str, policy: &Value) -> Value {
-    let (status, body) = admin_call(
-        edasd,
-        edasd.key,
-        "PUT",
-        &format!("applications/{app}/policy"),
-        Some(policy),
-    )
-    .await;
-    assert_eq!(status, 200, "setting the policy: {body}");
-    body
 }
 
 /// A signed admin PUT with a YAML body as `edasctl app policy set` sends it; (status, body).
@@ -194,18 +129,11 @@ async fn a_bad_version_is_rolled_back_in_its_gray_batch_and_a_healthy_one_promot
     let (app, port) = app_with_service(&edasd, "judged").await;
     let stored = set_policy(&edasd, &app, &errors_policy("rollback", 3)).await;
     assert_eq!(stored["ReleasePolicy"]["Version"], 1, "{stored}");
-    let load = Load::start(port);
+    let load = Load::start(port, 2, Duration::from_millis(5));
 
     // 30 % errors: the first measurement of the gray batch fails the check; the release ends
     // and rolls back at once, with no human step.
-    let bad = edasd
-        .deploy(
-            &app,
-            "v2",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v2"), ("ERROR_PERCENT", "30")],
-        )
-        .await;
+    let bad = deploy_gray(&edasd, &app, "v2", &[("ERROR_PERCENT", "30")]).await;
     let info = edasd.finished(&bad, Duration::from_secs(60)).await;
     assert_eq!(info["Status"], 6, "terminated by the analysis: {info:#}");
     let message = analysis_message(&info);
@@ -223,14 +151,7 @@ async fn a_bad_version_is_rolled_back_in_its_gray_batch_and_a_healthy_one_promot
     let rolled_back = Instant::now();
 
     // A healthy version: judged (3 measurements) and promoted, no ContinuePipeline needed.
-    let good = edasd
-        .deploy(
-            &app,
-            "v3",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v3")],
-        )
-        .await;
+    let good = deploy_gray(&edasd, &app, "v3", &[]).await;
     // While the gray batch is judged, a plain ContinuePipeline is refused, saying why.
     let mut judged = Value::Null;
     wait_until(
@@ -300,15 +221,8 @@ async fn a_pause_policy_holds_at_status_8_and_skipping_needs_its_own_right() {
     let edasd = Cluster::start("analysis-pause", "", false);
     let (app, port) = app_with_service(&edasd, "paused").await;
     set_policy(&edasd, &app, &errors_policy("pause", 2)).await;
-    let _load = Load::start(port);
-    let co = edasd
-        .deploy(
-            &app,
-            "v2",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v2"), ("ERROR_PERCENT", "30")],
-        )
-        .await;
+    let _load = Load::start(port, 2, Duration::from_millis(5));
+    let co = deploy_gray(&edasd, &app, "v2", &[("ERROR_PERCENT", "30")]).await;
     let info = edasd.wait_status(&co, &[8], Duration::from_secs(60)).await;
     let gray = &pipelines(&info)[0];
     assert_eq!(gray["PipelineStatus"], 8, "{info:#}");
@@ -444,15 +358,8 @@ async fn kill_9_during_an_analysis_resumes_it_where_it_was() {
     let mut edasd = Cluster::start("analysis-kill", "", false);
     let (app, port) = app_with_service(&edasd, "resumed").await;
     set_policy(&edasd, &app, &errors_policy("rollback", 8)).await;
-    let _load = Load::start(port);
-    let co = edasd
-        .deploy(
-            &app,
-            "v2",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v2")],
-        )
-        .await;
+    let _load = Load::start(port, 2, Duration::from_millis(5));
+    let co = deploy_gray(&edasd, &app, "v2", &[]).await;
     // Kill once a few measurements are stored.
     let mut before = 0;
     wait_until("3 measurements", Duration::from_secs(60), async || {

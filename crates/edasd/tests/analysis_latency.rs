@@ -5,14 +5,15 @@
 //! same interval: a version as fast as the stable one is promoted with no human step, one that
 //! answers 300 ms later (`EXTRA_LATENCY_MS`) is held at status 8 with both values named.
 
+#[path = "support/analysis.rs"]
+mod analysis_support;
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use analysis_support::{Load, app_with_service, deploy_gray, set_policy};
 use serde_json::json;
-use support::{Cluster, admin_call, free_port};
+use support::Cluster;
 
 /// Not a test: the test application's entry point when edasd's local runtime runs this binary.
 #[test]
@@ -20,57 +21,10 @@ fn testapp_entry() {
     support::testapp_entry();
 }
 
-const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":1,"releaseType":"auto","batchWaitTime":0}}"#;
-
-/// Requests through the Service port from two threads until dropped.
-struct Load(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
-
-impl Load {
-    fn start(port: u16) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..2)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let _ = support::get(port, "/");
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                })
-            })
-            .collect();
-        Load(stop, threads)
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-        for t in self.1.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slower_version_is_held_by_a_latency_check_against_the_stable_one() {
     let edasd = Cluster::start("analysis-latency", "", false);
-    let port = free_port();
-    let configs = format!(
-        r#"[{{"name":"web","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{port},"targetPort":8080,"protocol":"TCP"}}}}]}}]"#
-    );
-    let (app, co) = edasd
-        .insert(
-            "timed",
-            2,
-            &[("ServiceConfigs", &configs)],
-            &[("APP_VERSION", "v1")],
-        )
-        .await;
-    assert_eq!(
-        edasd.finished(&co, Duration::from_secs(30)).await["Status"],
-        2
-    );
+    let (app, port) = app_with_service(&edasd, "timed").await;
     let policy = json!({
         "checks": [{
             "name": "p90",
@@ -82,41 +36,19 @@ async fn a_slower_version_is_held_by_a_latency_check_against_the_stable_one() {
             "onFailure": "pause",
         }],
     });
-    let (status, body) = admin_call(
-        &edasd,
-        edasd.key,
-        "PUT",
-        &format!("applications/{app}/policy"),
-        Some(&policy),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let _load = Load::start(port);
+    set_policy(&edasd, &app, &policy).await;
+    let _load = Load::start(port, 2, Duration::from_millis(5));
 
     // As fast as the stable revision: promoted.
     let started = Instant::now();
-    let co = edasd
-        .deploy(
-            &app,
-            "v2",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v2")],
-        )
-        .await;
+    let co = deploy_gray(&edasd, &app, "v2", &[]).await;
     let info = edasd.finished(&co, Duration::from_secs(60)).await;
     assert_eq!(info["Status"], 2, "{info:#}");
     eprintln!("as fast: promoted in {:?}", started.elapsed());
 
     // 300 ms slower: held at status 8, the new and the stable revision's values named.
     let started = Instant::now();
-    let co = edasd
-        .deploy(
-            &app,
-            "v3",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v3"), ("EXTRA_LATENCY_MS", "300")],
-        )
-        .await;
+    let co = deploy_gray(&edasd, &app, "v3", &[("EXTRA_LATENCY_MS", "300")]).await;
     let info = edasd.wait_status(&co, &[8], Duration::from_secs(60)).await;
     let text = info.to_string();
     eprintln!("300 ms slower: held after {:?}", started.elapsed());

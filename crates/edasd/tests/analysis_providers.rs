@@ -15,14 +15,18 @@
 //!   the same both ways with a check on the application's own counters (edas-testapp's
 //!   `/metrics`, each instance a target labelled with its revision as instances come and go).
 
+#[path = "support/analysis.rs"]
+mod analysis_support;
 #[path = "support/prometheus.rs"]
 mod prometheus;
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use analysis_support::{Load, app_with_service, deploy_gray, set_policy};
 
 use axum::Json;
 use axum::extract::State;
@@ -30,27 +34,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
-use support::{Cluster, admin_call, free_port, pipelines};
+use support::{Cluster, pipelines};
 
 /// Not a test: the test application's entry point when edasd's local runtime runs this binary.
 #[test]
 fn testapp_entry() {
     support::testapp_entry();
-}
-
-const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":1,"releaseType":"auto","batchWaitTime":0}}"#;
-
-/// PUT the application's release policy (JSON), as `edasctl app policy set` does.
-async fn set_policy(edasd: &Cluster, app: &str, policy: &Value) {
-    let (status, body) = admin_call(
-        edasd,
-        edasd.key,
-        "PUT",
-        &format!("applications/{app}/policy"),
-        Some(policy),
-    )
-    .await;
-    assert_eq!(status, 200, "setting the policy: {body}");
 }
 
 /// ContinuePipeline on the order's first pipeline not yet done.
@@ -162,14 +151,7 @@ async fn a_webhook_check_promotes_holds_and_judges_again() {
 
     // Passed: promoted with no human step; the receiver was told what it judges.
     let started = Instant::now();
-    let co = edasd
-        .deploy(
-            &app,
-            "v2",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v2")],
-        )
-        .await;
+    let co = deploy_gray(&edasd, &app, "v2", &[]).await;
     let info = edasd.finished(&co, Duration::from_secs(60)).await;
     assert_eq!(info["Status"], 2, "{info:#}");
     eprintln!(
@@ -190,14 +172,7 @@ async fn a_webhook_check_promotes_holds_and_judges_again() {
 
     // Failed: held at status 8, the check and the answer named, the URL's token not shown.
     *recv.mode.lock().unwrap() = Mode::Fail;
-    let co = edasd
-        .deploy(
-            &app,
-            "v3",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v3")],
-        )
-        .await;
+    let co = deploy_gray(&edasd, &app, "v3", &[]).await;
     let info = edasd.wait_status(&co, &[8], Duration::from_secs(60)).await;
     let text = info.to_string();
     assert!(text.contains(r#"check \"hook\" failed 1 of 1"#), "{info:#}");
@@ -211,14 +186,7 @@ async fn a_webhook_check_promotes_holds_and_judges_again() {
 
     // Too slow: the first timeout is tolerated (limit 1), the second holds the release.
     *recv.mode.lock().unwrap() = Mode::Slow;
-    let co = edasd
-        .deploy(
-            &app,
-            "v4",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v4")],
-        )
-        .await;
+    let co = deploy_gray(&edasd, &app, "v4", &[]).await;
     let info = edasd.wait_status(&co, &[8], Duration::from_secs(60)).await;
     let text = info.to_string();
     assert!(text.contains(r#"check \"hook\" failed 1 of 1"#), "{info:#}");
@@ -236,49 +204,6 @@ async fn a_webhook_check_promotes_holds_and_judges_again() {
     let text = info.to_string();
     assert!(text.contains(r#"check \"hook\" failed 1 of 1"#), "{info:#}");
     assert!(!text.contains("s3cret"), "{info:#}");
-}
-
-/// Requests through the application's Service port until dropped, counting 5xx answers.
-struct Load {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(port: u16) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
-        let (s, n, f) = (stop.clone(), sent.clone(), failed.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                if let Some((status, _)) = support::get(port, "/") {
-                    n.fetch_add(1, Ordering::Relaxed);
-                    if status >= 500 {
-                        f.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
-        Load {
-            stop,
-            sent,
-            failed,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// The new revision's share of 5xx answers at edasd's proxy over the last 10 s (0 when it had
@@ -301,23 +226,8 @@ async fn prometheus_check_rolls_back_a_bad_version_and_promotes_a_good_one() {
             &[prometheus::Target::new("edasd", edasd_addr, "/metrics")],
         )
     });
-    let port = free_port();
-    let configs = format!(
-        r#"[{{"name":"web","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{port},"targetPort":8080,"protocol":"TCP"}}}}]}}]"#
-    );
-    let (app, co) = edasd
-        .insert(
-            "judged",
-            2,
-            &[("ServiceConfigs", &configs)],
-            &[("APP_VERSION", "v1")],
-        )
-        .await;
-    assert_eq!(
-        edasd.finished(&co, Duration::from_secs(30)).await["Status"],
-        2
-    );
-    let load = Load::start(port);
+    let (app, port) = app_with_service(&edasd, "judged").await;
+    let load = Load::start(port, 1, Duration::from_millis(10));
     let policy = json!({
         "inconclusiveLimit": 5,
         "checks": [{
@@ -335,14 +245,7 @@ async fn prometheus_check_rolls_back_a_bad_version_and_promotes_a_good_one() {
 
     // 50 % errors in the gray batch: rolled back, the check named with its value.
     let started = Instant::now();
-    let co = edasd
-        .deploy(
-            &app,
-            "v2",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v2"), ("ERROR_PERCENT", "50")],
-        )
-        .await;
+    let co = deploy_gray(&edasd, &app, "v2", &[("ERROR_PERCENT", "50")]).await;
     let info = edasd
         .wait_status(&co, &[3, 6, 7, 10], Duration::from_secs(90))
         .await;
@@ -360,20 +263,13 @@ async fn prometheus_check_rolls_back_a_bad_version_and_promotes_a_good_one() {
     eprintln!(
         "bad version rolled back {:?} after the deploy ({} requests sent, {} answered 5xx)",
         started.elapsed(),
-        load.sent.load(Ordering::Relaxed),
+        load.answered.load(Ordering::Relaxed),
         load.failed.load(Ordering::Relaxed)
     );
 
     // A healthy version: two passing measurements, promoted with no human step.
     let started = Instant::now();
-    let co = edasd
-        .deploy(
-            &app,
-            "v3",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v3")],
-        )
-        .await;
+    let co = deploy_gray(&edasd, &app, "v3", &[]).await;
     let info = edasd.finished(&co, Duration::from_secs(90)).await;
     assert_eq!(info["Status"], 2, "{info:#}");
     eprintln!("healthy version promoted in {:?}", started.elapsed());
@@ -457,23 +353,8 @@ async fn prometheus_check_on_the_applications_own_metrics_judges_both_ways() {
         false,
     );
     let prom = support::blocking(|| prometheus::Prometheus::start_at(prom_addr, &[]));
-    let port = free_port();
-    let configs = format!(
-        r#"[{{"name":"web","serviceType":"ClusterIP","portMappings":[{{"servicePort":{{"port":{port},"targetPort":8080,"protocol":"TCP"}}}}]}}]"#
-    );
-    let (app, co) = edasd
-        .insert(
-            "scraped",
-            2,
-            &[("ServiceConfigs", &configs)],
-            &[("APP_VERSION", "v1")],
-        )
-        .await;
-    assert_eq!(
-        edasd.finished(&co, Duration::from_secs(30)).await["Status"],
-        2
-    );
-    let load = Load::start(port);
+    let (app, port) = app_with_service(&edasd, "scraped").await;
+    let load = Load::start(port, 1, Duration::from_millis(10));
     sync_targets(&edasd, &prom, &app);
     support::blocking(|| {
         prom.wait_for(
@@ -497,14 +378,7 @@ async fn prometheus_check_on_the_applications_own_metrics_judges_both_ways() {
 
     // The application itself answers 50 % errors in the gray batch: rolled back.
     let started = Instant::now();
-    let co = edasd
-        .deploy(
-            &app,
-            "v2",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v2"), ("ERROR_PERCENT", "50")],
-        )
-        .await;
+    let co = deploy_gray(&edasd, &app, "v2", &[("ERROR_PERCENT", "50")]).await;
     let info = finished_scraping(&edasd, &prom, &app, &co).await;
     let text = info.to_string();
     assert!(
@@ -523,14 +397,7 @@ async fn prometheus_check_on_the_applications_own_metrics_judges_both_ways() {
 
     // Healthy: promoted with no human step.
     let started = Instant::now();
-    let co = edasd
-        .deploy(
-            &app,
-            "v3",
-            &[("UpdateStrategy", GRAY_AUTO)],
-            &[("APP_VERSION", "v3")],
-        )
-        .await;
+    let co = deploy_gray(&edasd, &app, "v3", &[]).await;
     let info = finished_scraping(&edasd, &prom, &app, &co).await;
     assert_eq!(info["Status"], 2, "{info:#}");
     eprintln!("healthy version promoted in {:?}", started.elapsed());

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -21,6 +22,54 @@ use kube_support::*;
 use serde_json::Value;
 
 const GRAY_MANUAL: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"manual","batchWaitTime":0}}"#;
+const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#;
+
+/// edasd against a fresh fake cluster (`test`, pods ready after `ready_after`) with the
+/// StatefulSet application `ledger` of `replicas` inserted (the insert finished, status 2);
+/// (the cluster, edasd's directory, edasd, AppId).
+async fn ledger(
+    test: &str,
+    ready_after: Duration,
+    replicas: u32,
+) -> (Backend, tempfile::TempDir, Edasd, String) {
+    let backend = Backend::fake(test, ready_after).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
+    let (app, order) = edasd
+        .insert(
+            &backend,
+            "ledger",
+            replicas,
+            &[("WorkloadType", "StatefulSet")],
+        )
+        .await;
+    let info = edasd.finished(&order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
+    (backend, dir, edasd, app)
+}
+
+/// The pods `ledger-0..4` in the order [`record_first_seen`] saw them with its revision.
+fn replaced(first_seen: &Mutex<Vec<String>>) -> Vec<String> {
+    first_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| names(0..4).contains(n))
+        .cloned()
+        .collect()
+}
+
+/// (kind, name) of what the HorizontalPodAutoscaler `ledger` scales.
+async fn hpa_target(hpas: &Api<HorizontalPodAutoscaler>) -> (String, String) {
+    let target = hpas
+        .get("ledger")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .scale_target_ref;
+    (target.kind, target.name)
+}
 
 fn counts(pairs: &[(&str, u32)]) -> BTreeMap<String, (u32, u32)> {
     pairs
@@ -89,14 +138,7 @@ fn record_first_seen(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statefulset_is_released_by_partition_rolled_back_and_deleted() {
     let started = Instant::now();
-    let backend = Backend::fake("sts", Duration::from_millis(150)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
-    let (app, order) = edasd
-        .insert(&backend, "ledger", 4, &[("WorkloadType", "StatefulSet")])
-        .await;
-    let info = edasd.finished(&order, backend.patience).await;
-    assert_eq!(info["Status"], 2, "{info:#}");
+    let (backend, _dir, edasd, app) = ledger("sts", Duration::from_millis(150), 4).await;
     backend
         .wait_pods(&app, "revision 1 runs", |p| *p == counts(&[("1", 4)]))
         .await;
@@ -195,15 +237,8 @@ async fn a_statefulset_is_released_by_partition_rolled_back_and_deleted() {
     );
     assert_eq!(shape(&backend).await, Some((4, 0, "2".into())));
     recorder.abort();
-    let replaced: Vec<String> = first_seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|n| names(0..4).contains(n))
-        .cloned()
-        .collect();
     assert_eq!(
-        replaced,
+        replaced(&first_seen),
         ["ledger-3", "ledger-2", "ledger-1", "ledger-0"],
         "pods are updated from the highest ordinal down"
     );
@@ -235,15 +270,7 @@ async fn a_statefulset_is_released_by_partition_rolled_back_and_deleted() {
     assert_eq!(shape(&backend).await, Some((4, 0, "2".into())));
 
     // Delete: the StatefulSet, its headless Service and every pod go.
-    let body = edasd
-        .call(
-            "DELETE",
-            "/pop/v5/k8s/acs/k8s_apps",
-            "DeleteK8sApplication",
-            &[("AppId", &app)],
-        )
-        .await;
-    let order = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    let order = edasd.delete(&app).await;
     assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
     backend.wait_swept(&app, backend.patience).await;
     assert_eq!(shape(&backend).await, None);
@@ -256,14 +283,7 @@ async fn a_statefulset_is_released_by_partition_rolled_back_and_deleted() {
 /// StatefulSet deleted by hand is restored; stop and start delete and re-create it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_edasd_resumes_a_statefulset_release() {
-    const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#;
-    let backend = Backend::fake("stsrestart", Duration::from_millis(200)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
-    let (app, order) = edasd
-        .insert(&backend, "ledger", 4, &[("WorkloadType", "StatefulSet")])
-        .await;
-    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    let (backend, _dir, mut edasd, app) = ledger("stsrestart", Duration::from_millis(200), 4).await;
     backend
         .wait_pods(&app, "revision 1 runs", |p| *p == counts(&[("1", 4)]))
         .await;
@@ -321,27 +341,25 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
         .await;
 
     // Stop deletes the StatefulSet (and its headless Service); start brings them back.
-    let body = edasd
-        .call(
+    let stop = edasd
+        .app_order(
             "POST",
             "/pop/v5/k8s/acs/stop_k8s_app",
             "StopK8sApplication",
-            &[("AppId", &app)],
+            &app,
         )
         .await;
-    let stop = body["ChangeOrderId"].as_str().unwrap().to_owned();
     assert_eq!(edasd.finished(&stop, backend.patience).await["Status"], 2);
     backend.wait_pods(&app, "stopped", |p| p.is_empty()).await;
     assert_eq!(shape(&backend).await, None);
-    let body = edasd
-        .call(
+    let start = edasd
+        .app_order(
             "POST",
             "/pop/v5/k8s/acs/start_k8s_app",
             "StartK8sApplication",
-            &[("AppId", &app)],
+            &app,
         )
         .await;
-    let start = body["ChangeOrderId"].as_str().unwrap().to_owned();
     assert_eq!(edasd.finished(&start, backend.patience).await["Status"], 2);
     backend
         .wait_pods(&app, "started", |p| *p == counts(&[("2", 4)]))
@@ -353,15 +371,14 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
     // RestartK8sApplication: a revision of its own (5: stop and start were revisions 3 and 4,
     // which ran revision 2's template), every ordinal replaced from the highest.
     let (first_seen, recorder) = record_first_seen(&backend, "5");
-    let body = edasd
-        .call(
+    let restart = edasd
+        .app_order(
             "POST",
             "/pop/v5/k8s/acs/restart_k8s_app",
             "RestartK8sApplication",
-            &[("AppId", &app)],
+            &app,
         )
         .await;
-    let restart = body["ChangeOrderId"].as_str().unwrap().to_owned();
     let info = edasd.finished(&restart, backend.patience).await;
     assert_eq!(info["Status"], 2, "{info:#}");
     backend
@@ -369,14 +386,10 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
         .await;
     assert_eq!(shape(&backend).await, Some((4, 0, "5".into())));
     recorder.abort();
-    let replaced: Vec<String> = first_seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|n| names(0..4).contains(n))
-        .cloned()
-        .collect();
-    assert_eq!(replaced, ["ledger-3", "ledger-2", "ledger-1", "ledger-0"]);
+    assert_eq!(
+        replaced(&first_seen),
+        ["ledger-3", "ledger-2", "ledger-1", "ledger-0"]
+    );
 }
 
 /// A revision whose pod never becomes Ready fails its gray batch on BatchTimeout, with the old
@@ -384,13 +397,7 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
 /// puts the StatefulSet back on the old revision's template, its pods untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_gray_batch_is_rolled_back() {
-    let backend = Backend::fake("stsfail", Duration::from_millis(150)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
-    let (app, order) = edasd
-        .insert(&backend, "ledger", 3, &[("WorkloadType", "StatefulSet")])
-        .await;
-    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    let (backend, _dir, edasd, app) = ledger("stsfail", Duration::from_millis(150), 3).await;
     let order = edasd
         .deploy(
             &app,
@@ -455,15 +462,7 @@ async fn uids(backend: &Backend, revision: &str) -> BTreeMap<String, String> {
 /// them, ending with 5 pods of the new revision in the same StatefulSet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_autoscaled_statefulset_keeps_its_hpa_count_through_a_release() {
-    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-    const GRAY_AUTO: &str = r#"{"type":"GrayBatchUpdate","grayUpdate":{"gray":1},"batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#;
-    let backend = Backend::fake("stshpa", Duration::from_millis(150)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edasd = Edasd::start(&dir.path().join("a"), &backend.kubeconfig, None);
-    let (app, order) = edasd
-        .insert(&backend, "ledger", 3, &[("WorkloadType", "StatefulSet")])
-        .await;
-    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    let (backend, _dir, edasd, app) = ledger("stshpa", Duration::from_millis(150), 3).await;
     edasd
         .call(
             "POST",
@@ -483,16 +482,9 @@ async fn an_autoscaled_statefulset_keeps_its_hpa_count_through_a_release() {
         .await;
     let hpas: Api<HorizontalPodAutoscaler> =
         Api::namespaced(backend.client.clone(), &backend.namespace);
-    let target = hpas
-        .get("ledger")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .scale_target_ref;
     assert_eq!(
-        (target.kind.as_str(), target.name.as_str()),
-        ("StatefulSet", "ledger")
+        hpa_target(&hpas).await,
+        ("StatefulSet".into(), "ledger".into())
     );
 
     let fake = backend.fake.as_ref().unwrap();
@@ -551,16 +543,9 @@ async fn an_autoscaled_statefulset_keeps_its_hpa_count_through_a_release() {
         by_revision(&backend, &app).await,
         BTreeMap::from([("3".to_owned(), names(0..5))])
     );
-    let target = hpas
-        .get("ledger")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .scale_target_ref;
     assert_eq!(
-        (target.kind.as_str(), target.name.as_str()),
-        ("StatefulSet", "ledger")
+        hpa_target(&hpas).await,
+        ("StatefulSet".into(), "ledger".into())
     );
 }
 

@@ -713,15 +713,7 @@ async fn config_copies_are_applied_and_a_deleted_application_leaves_nothing() {
         serde_json::to_value(&d.spec.unwrap().template.spec.unwrap().containers[0].env).unwrap();
     assert!(env.to_string().contains(&copy), "{env}");
 
-    let body = edasd
-        .call(
-            "DELETE",
-            "/pop/v5/k8s/acs/k8s_apps",
-            "DeleteK8sApplication",
-            &[("AppId", &app)],
-        )
-        .await;
-    let order = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    let order = edasd.delete(&app).await;
     assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
     let lp = ListParams::default().labels(&format!("{LABEL_APP_ID}={app}"));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -981,15 +973,7 @@ async fn user_config_and_copies(backend: &Backend) {
         [("Deployment".to_owned(), uid)]
     );
 
-    let body = edasd
-        .call(
-            "DELETE",
-            "/pop/v5/k8s/acs/k8s_apps",
-            "DeleteK8sApplication",
-            &[("AppId", &app)],
-        )
-        .await;
-    let order = body["ChangeOrderId"].as_str().unwrap().to_owned();
+    let order = edasd.delete(&app).await;
     assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
     let deadline = std::time::Instant::now() + backend.patience;
     loop {

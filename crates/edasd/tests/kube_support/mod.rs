@@ -490,6 +490,25 @@ impl Edasd {
         .await;
     }
 
+    /// An action on the application whose only parameter is its `AppId` (StopK8sApplication,
+    /// StartK8sApplication, RestartK8sApplication, DeleteK8sApplication); returns the response's
+    /// `ChangeOrderId`.
+    pub async fn app_order(&self, method: &str, path: &str, action: &str, app_id: &str) -> String {
+        let body = self.call(method, path, action, &[("AppId", app_id)]).await;
+        body["ChangeOrderId"].as_str().unwrap().to_owned()
+    }
+
+    /// DeleteK8sApplication; returns the ChangeOrderId.
+    pub async fn delete(&self, app_id: &str) -> String {
+        self.app_order(
+            "DELETE",
+            "/pop/v5/k8s/acs/k8s_apps",
+            "DeleteK8sApplication",
+            app_id,
+        )
+        .await
+    }
+
     /// AbortChangeOrder, AbortAndRollbackChangeOrder or RollbackChangeOrder; returns the
     /// response's `Data.ChangeOrderId`.
     pub async fn control(&self, action: &str, path: &str, id: &str) -> String {
