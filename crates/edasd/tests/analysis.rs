@@ -78,6 +78,20 @@ async fn put_yaml(edasd: &Cluster, path: &str, yaml: &str) -> (u16, Value) {
     )
 }
 
+/// ContinuePipeline with `params`, signed with the user key `key`; (status, body).
+async fn continue_as(edasd: &Cluster, params: &[(&str, &str)], key: (&str, &str)) -> (u16, Value) {
+    support::signed(
+        &edasd.client,
+        &edasd.base,
+        "GET",
+        "/pop/v5/changeorder/pipeline_batch_confirm",
+        "ContinuePipeline",
+        params,
+        key,
+    )
+    .await
+}
+
 /// The task message of the analysis stage of the order's first pipeline (the gray batch).
 fn analysis_message(info: &Value) -> String {
     pipelines(info)
@@ -257,16 +271,7 @@ async fn a_pause_policy_holds_at_status_8_and_skipping_needs_its_own_right() {
         ("Confirm", "true"),
         ("SkipAnalysis", "true"),
     ];
-    let (status, body) = support::signed(
-        &edasd.client,
-        &edasd.base,
-        "GET",
-        "/pop/v5/changeorder/pipeline_batch_confirm",
-        "ContinuePipeline",
-        &skip,
-        (id, secret),
-    )
-    .await;
+    let (status, body) = continue_as(&edasd, &skip, (id, secret)).await;
     assert_eq!(status, 401, "{body}");
     assert!(
         body.to_string().contains("edas:SkipReleaseAnalysis"),
@@ -278,16 +283,7 @@ async fn a_pause_policy_holds_at_status_8_and_skipping_needs_its_own_right() {
         "Action": ["edas:ManageApplication", "edas:ReadApplication", "edas:SkipReleaseAnalysis"],
         "Resource": "*"}]});
     let (id, secret) = user_with_policy(&edasd, "overrider", skipper).await;
-    let (status, body) = support::signed(
-        &edasd.client,
-        &edasd.base,
-        "GET",
-        "/pop/v5/changeorder/pipeline_batch_confirm",
-        "ContinuePipeline",
-        &skip,
-        (id, secret),
-    )
-    .await;
+    let (status, body) = continue_as(&edasd, &skip, (id, secret)).await;
     assert_eq!(status, 200, "{body}");
     let info = edasd.finished(&co, Duration::from_secs(60)).await;
     assert_eq!(info["Status"], 2, "{info:#}");

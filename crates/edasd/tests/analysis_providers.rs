@@ -210,6 +210,23 @@ async fn a_webhook_check_promotes_holds_and_judges_again() {
 /// none: the 5xx series exists only after the first one).
 const ERROR_SHARE: &str = r#"(sum(increase(edasd_proxy_requests_total{app_id="{{appId}}",revision="{{revision}}",class="5xx"}[10s])) or vector(0)) / sum(increase(edasd_proxy_requests_total{app_id="{{appId}}",revision="{{revision}}"}[10s]))"#;
 
+/// A rollback-on-failure policy with one Prometheus check `name` of `query` during the gray
+/// batch: under 5 % errors, measured twice 3 s apart, up to 5 inconclusive answers.
+fn prometheus_policy(name: &str, query: &str) -> Value {
+    json!({
+        "inconclusiveLimit": 5,
+        "checks": [{
+            "name": name,
+            "provider": {"prometheus": {"query": query}},
+            "successCondition": "result < 0.05",
+            "interval": "3s",
+            "count": 2,
+            "when": "gray",
+            "onFailure": "rollback",
+        }],
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "Prometheus tier: needs EDAS_PROMETHEUS (scripts/tiers.d/40-prometheus.sh)"]
 async fn prometheus_check_rolls_back_a_bad_version_and_promotes_a_good_one() {
@@ -228,19 +245,7 @@ async fn prometheus_check_rolls_back_a_bad_version_and_promotes_a_good_one() {
     });
     let (app, port) = app_with_service(&edasd, "judged").await;
     let load = Load::start(port, 1, Duration::from_millis(10));
-    let policy = json!({
-        "inconclusiveLimit": 5,
-        "checks": [{
-            "name": "errors",
-            "provider": {"prometheus": {"query": ERROR_SHARE}},
-            "successCondition": "result < 0.05",
-            "interval": "3s",
-            "count": 2,
-            "when": "gray",
-            "onFailure": "rollback",
-        }],
-    });
-    set_policy(&edasd, &app, &policy).await;
+    set_policy(&edasd, &app, &prometheus_policy("errors", ERROR_SHARE)).await;
     support::blocking(|| prom.wait_for("edasd_proxy_requests_total", Duration::from_secs(30)));
 
     // 50 % errors in the gray batch: rolled back, the check named with its value.
@@ -362,19 +367,12 @@ async fn prometheus_check_on_the_applications_own_metrics_judges_both_ways() {
             Duration::from_secs(30),
         )
     });
-    let policy = json!({
-        "inconclusiveLimit": 5,
-        "checks": [{
-            "name": "app-errors",
-            "provider": {"prometheus": {"query": APP_ERROR_SHARE}},
-            "successCondition": "result < 0.05",
-            "interval": "3s",
-            "count": 2,
-            "when": "gray",
-            "onFailure": "rollback",
-        }],
-    });
-    set_policy(&edasd, &app, &policy).await;
+    set_policy(
+        &edasd,
+        &app,
+        &prometheus_policy("app-errors", APP_ERROR_SHARE),
+    )
+    .await;
 
     // The application itself answers 50 % errors in the gray batch: rolled back.
     let started = Instant::now();

@@ -43,9 +43,14 @@ async fn ledger(
             &[("WorkloadType", "StatefulSet")],
         )
         .await;
-    let info = edasd.finished(&order, backend.patience).await;
-    assert_eq!(info["Status"], 2, "{info:#}");
+    succeeded(&edasd, &backend, &order).await;
     (backend, dir, edasd, app)
+}
+
+/// Waits until change order `order` is finished and asserts it succeeded (status 2).
+async fn succeeded(edasd: &Edasd, backend: &Backend, order: &str) {
+    let info = edasd.finished(order, backend.patience).await;
+    assert_eq!(info["Status"], 2, "{info:#}");
 }
 
 /// The pods `ledger-0..4` in the order [`record_first_seen`] saw them with its revision.
@@ -224,8 +229,7 @@ async fn a_statefulset_is_released_by_partition_rolled_back_and_deleted() {
         );
         edasd.continue_next(&order).await;
     }
-    let info = edasd.finished(&order, backend.patience).await;
-    assert_eq!(info["Status"], 2, "{info:#}");
+    succeeded(&edasd, &backend, &order).await;
     backend
         .wait_pods(&app, "only revision 2", |p| *p == counts(&[("2", 4)]))
         .await;
@@ -258,8 +262,7 @@ async fn a_statefulset_is_released_by_partition_rolled_back_and_deleted() {
             &order,
         )
         .await;
-    let info = edasd.finished(&rollback, backend.patience).await;
-    assert_eq!(info["Status"], 2, "{info:#}");
+    succeeded(&edasd, &backend, &rollback).await;
     backend
         .wait_pods(&app, "revision 2 again", |p| *p == counts(&[("2", 4)]))
         .await;
@@ -271,7 +274,7 @@ async fn a_statefulset_is_released_by_partition_rolled_back_and_deleted() {
 
     // Delete: the StatefulSet, its headless Service and every pod go.
     let order = edasd.delete(&app).await;
-    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    succeeded(&edasd, &backend, &order).await;
     backend.wait_swept(&app, backend.patience).await;
     assert_eq!(shape(&backend).await, None);
     assert!(services.get_opt("ledger-headless").await.unwrap().is_none());
@@ -305,8 +308,7 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
     edasd.kill();
     let killed_at = shape(&backend).await;
     edasd.spawn();
-    let info = edasd.finished(&order, backend.patience).await;
-    assert_eq!(info["Status"], 2, "{info:#}");
+    succeeded(&edasd, &backend, &order).await;
     backend
         .wait_pods(&app, "only revision 2", |p| *p == counts(&[("2", 4)]))
         .await;
@@ -349,7 +351,7 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
             &app,
         )
         .await;
-    assert_eq!(edasd.finished(&stop, backend.patience).await["Status"], 2);
+    succeeded(&edasd, &backend, &stop).await;
     backend.wait_pods(&app, "stopped", |p| p.is_empty()).await;
     assert_eq!(shape(&backend).await, None);
     let start = edasd
@@ -360,7 +362,7 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
             &app,
         )
         .await;
-    assert_eq!(edasd.finished(&start, backend.patience).await["Status"], 2);
+    succeeded(&edasd, &backend, &start).await;
     backend
         .wait_pods(&app, "started", |p| *p == counts(&[("2", 4)]))
         .await;
@@ -379,8 +381,7 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
             &app,
         )
         .await;
-    let info = edasd.finished(&restart, backend.patience).await;
-    assert_eq!(info["Status"], 2, "{info:#}");
+    succeeded(&edasd, &backend, &restart).await;
     backend
         .wait_pods(&app, "restarted", |p| *p == counts(&[("5", 4)]))
         .await;
@@ -432,8 +433,7 @@ async fn a_failed_gray_batch_is_rolled_back() {
         )
         .await;
     let rollback = body["Data"]["ChangeOrderId"].as_str().unwrap().to_owned();
-    let info = edasd.finished(&rollback, backend.patience).await;
-    assert_eq!(info["Status"], 2, "{info:#}");
+    succeeded(&edasd, &backend, &rollback).await;
     backend
         .wait_pods(&app, "only revision 1", |p| *p == counts(&[("1", 3)]))
         .await;
@@ -523,18 +523,14 @@ async fn an_autoscaled_statefulset_keeps_its_hpa_count_through_a_release() {
         description,
         "autoscaler: 3 → 5 (HorizontalPodAutoscaler `ledger` scaled StatefulSet `ledger`)"
     );
-    assert_eq!(
-        edasd.finished(&recorded, backend.patience).await["Status"],
-        2
-    );
+    succeeded(&edasd, &backend, &recorded).await;
     assert_eq!(shape(&backend).await, Some((5, 0, "1".into())));
 
     // The release plans against the HPA's 5 (the recorded scale was revision 2).
     let order = edasd
         .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_AUTO)])
         .await;
-    let info = edasd.finished(&order, backend.patience).await;
-    assert_eq!(info["Status"], 2, "{info:#}");
+    succeeded(&edasd, &backend, &order).await;
     backend
         .wait_pods(&app, "5 pods of revision 3", |p| *p == counts(&[("3", 5)]))
         .await;
@@ -610,7 +606,7 @@ async fn a_statefulset_precheck_and_a_headless_name_clash() {
             &[("RequestsmCpu", "500"), ("WorkloadType", "StatefulSet")],
         )
         .await;
-    assert_eq!(edasd.finished(&order, backend.patience).await["Status"], 2);
+    succeeded(&edasd, &backend, &order).await;
     backend
         .wait_pods(&app, "one pod", |p| *p == counts(&[("1", 1)]))
         .await;
