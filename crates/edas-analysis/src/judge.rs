@@ -14,7 +14,10 @@
 //! by zero): the first `inconclusiveLimit` of those per run are recorded and tolerated (they do
 //! not count towards `count`), every later one counts as a failed measurement. The check fails
 //! as soon as its failed measurements exceed `failureLimit`, and passes after `count`
-//! measurements; a background check without a count passes when the release ends.
+//! measurements; a background check without a count measures until the release ends. When the
+//! release ends ([`Analysis::finish`]), every check still running ends with it
+//! ([`CheckStatus::Ended`]: neither passed nor failed, never due again). A release without a
+//! gray batch has its first batch judged by the `gray` checks ([`batch_stages`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +148,9 @@ pub enum CheckStatus {
     Skipped {
         by: String,
     },
+    /// It was running when the release ended (completed, failed, aborted or rolled back): it
+    /// neither passed nor failed, and measures no more.
+    Ended,
 }
 
 /// One check's run.
@@ -200,6 +206,23 @@ pub struct Analysis {
     pub checks: Vec<CheckState>,
 }
 
+/// The stages batch `pipeline` (index) completes: its own [`Stage::Batch`] (numbered from 1
+/// like EDAS's batches) and, for the gray batch, [`Stage::Gray`]. A release without a gray
+/// batch (`gray_batch` is `None`) has its first batch play the canary's role: `gray` checks
+/// judge the first batch instead of never running.
+pub fn batch_stages(pipeline: usize, gray_batch: Option<usize>) -> Vec<Stage> {
+    let batch = Stage::Batch(
+        u32::try_from(pipeline)
+            .unwrap_or(u32::MAX)
+            .saturating_add(1),
+    );
+    if gray_batch.map_or(pipeline == 0, |g| g == pipeline) {
+        vec![Stage::Gray, batch]
+    } else {
+        vec![batch]
+    }
+}
+
 fn stage_of(when: When) -> fn(Stage) -> bool {
     match when {
         When::Gray => |s| s == Stage::Gray,
@@ -240,7 +263,9 @@ impl Analysis {
         for (check, state) in self.policy.checks.iter().zip(self.checks.iter_mut()) {
             // A failed check stays failed until it is skipped: a later batch never restarts it.
             let failed = matches!(state.status, CheckStatus::Failed { .. });
-            if !stage_of(check.when)(stage) || state.stage == Some(stage) || failed {
+            // A check that ended with the release runs again if the release goes on (a retry).
+            let again = state.stage == Some(stage) && state.status != CheckStatus::Ended;
+            if !stage_of(check.when)(stage) || again || failed {
                 continue;
             }
             let settle = match stage {
@@ -270,17 +295,13 @@ impl Analysis {
         }
     }
 
-    /// The release ended (completed, aborted or rolled back): every running check stops; a
-    /// background check without a count has passed.
+    /// The release ended (completed, failed, aborted or rolled back): every running check
+    /// stops as [`CheckStatus::Ended`] (neither passed nor failed) and nothing is due any more.
     pub fn finish(&mut self) {
-        for (check, state) in self.policy.checks.iter().zip(self.checks.iter_mut()) {
+        for state in &mut self.checks {
             if state.status == CheckStatus::Running {
                 state.next_at = None;
-                if check.when == When::Background && check.count.is_none() {
-                    state.status = CheckStatus::Passed;
-                } else {
-                    state.status = CheckStatus::Pending;
-                }
+                state.status = CheckStatus::Ended;
             }
         }
     }
@@ -617,6 +638,7 @@ fn describe(check: &Check, state: &CheckState) -> String {
         CheckStatus::Passed => "passed".to_owned(),
         CheckStatus::Failed { .. } => "failed".to_owned(),
         CheckStatus::Skipped { by } => format!("skipped by {by}"),
+        CheckStatus::Ended => "ended with the release".to_owned(),
     };
     let of = check.count.map_or_else(
         || state.taken.to_string(),
@@ -830,8 +852,14 @@ checks:
         a.skip(Stage::Batch(2), "ops");
         assert_eq!(a.begin(Stage::Batch(3), 80_000), Verdict::Continue);
         a.finish();
-        assert_eq!(a.checks[1].status, CheckStatus::Passed);
+        assert_eq!(a.checks[1].status, CheckStatus::Ended);
         assert_eq!(a.next_due(), None);
+        assert!(a.due(i64::MAX).is_empty());
+        assert!(
+            a.summary()[1].contains("ended with the release"),
+            "{:?}",
+            a.summary()
+        );
     }
 
     #[test]
@@ -1093,6 +1121,44 @@ checks:
             reason,
             r#"check "rate" failed 1 of 2: result=0.2, baseline=0.01, condition "result <= baseline + 0.01 && requests >= 10""#
         );
+    }
+
+    #[test]
+    fn gray_checks_judge_the_first_batch_when_the_release_has_no_gray_batch() {
+        // With a gray batch (index 0), only it carries the gray stage.
+        assert_eq!(batch_stages(0, Some(0)), [Stage::Gray, Stage::Batch(1)]);
+        assert_eq!(batch_stages(1, Some(0)), [Stage::Batch(2)]);
+        // Without one, the first batch plays the canary's role; the others do not.
+        assert_eq!(batch_stages(0, None), [Stage::Gray, Stage::Batch(1)]);
+        assert_eq!(batch_stages(1, None), [Stage::Batch(2)]);
+        // So a gray check runs (and gates) the first batch instead of never running.
+        let mut a = Analysis::new(&policy(GRAY));
+        for stage in batch_stages(0, None) {
+            a.begin(stage, 0);
+        }
+        assert_eq!(a.checks[0].status, CheckStatus::Running);
+        assert_eq!(a.gate(Stage::Gray), Gate::Waiting(vec!["errors".into()]));
+        assert!(matches!(
+            a.record("errors", v(0.5), 10_000),
+            Verdict::Failed {
+                action: Action::Rollback,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn finish_ends_running_checks_without_passing_or_failing_them() {
+        let mut a = Analysis::new(&policy(GRAY));
+        a.begin(Stage::Gray, 0);
+        a.record("errors", v(0.0), 10_000);
+        a.finish();
+        assert_eq!(a.checks[0].status, CheckStatus::Ended);
+        assert_eq!((a.next_due(), a.due(i64::MAX)), (None, vec![]));
+        assert_eq!(a.record("errors", v(0.0), 20_000), Verdict::Stale);
+        // Round-trips (a stored order keeps it ended).
+        let back: Analysis = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(back, a);
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub mod policy;
 pub mod providers;
 pub mod traffic;
 
-pub use judge::{Action, Analysis, CheckStatus, Due, Gate, Observation, Sample, Stage, Verdict};
+pub use judge::{
+    Action, Analysis, CheckStatus, Due, Gate, Observation, Sample, Stage, Verdict, batch_stages,
+};
 pub use policy::{InvalidPolicy, ReleasePolicy};
 pub use providers::{Providers, WebhookContext};
 pub use traffic::TrafficSnapshot;

@@ -88,17 +88,14 @@ pub(crate) async fn attach(
 }
 
 /// The analysis stages batch `pipeline` (index) completes: the gray batch's checks and each
-/// batch's own (`afterEachBatch`, numbered from 1 like EDAS's batches).
+/// batch's own (`afterEachBatch`, numbered from 1 like EDAS's batches). A release without a
+/// gray batch has its `gray` checks judge the first batch.
 pub(crate) fn stages(order: &ChangeOrder, pipeline: usize) -> Vec<Stage> {
-    let batch = Stage::Batch(
-        u32::try_from(pipeline)
-            .unwrap_or(u32::MAX)
-            .saturating_add(1),
-    );
-    match order.pipelines().get(pipeline).map(|p| p.kind) {
-        Some(BatchKind::Gray) => vec![Stage::Gray, batch],
-        _ => vec![batch],
-    }
+    let gray = order
+        .pipelines()
+        .iter()
+        .position(|p| p.kind == BatchKind::Gray);
+    edas_analysis::batch_stages(pipeline, gray)
 }
 
 /// The analysis state stored in `order`, if it has one that decodes.
@@ -140,6 +137,7 @@ pub(crate) fn standings(analysis: &Analysis) -> Vec<CheckStanding> {
                 CheckStatus::Passed => "passed".to_owned(),
                 CheckStatus::Failed { .. } => "failed".to_owned(),
                 CheckStatus::Skipped { by } => format!("skipped by {by}"),
+                CheckStatus::Ended => edas_release::ENDED.to_owned(),
             };
             CheckStanding {
                 name: c.name.clone(),
@@ -189,6 +187,20 @@ pub(crate) fn failed(check: String, reason: String, action: Action) -> AnalysisV
             strategy: Strategy::Single,
         }),
     }
+}
+
+/// The analysis of an order that just ended, closed with it: every check still running
+/// ended ([`Analysis::finish`]), stored in `next` with its last transition, so nothing is due
+/// any more and what GetChangeOrderInfo shows agrees.
+pub(crate) fn close(next: &mut ChangeOrder) {
+    if next.is_active() {
+        return;
+    }
+    let Some(mut analysis) = decode(next) else {
+        return;
+    };
+    analysis.finish();
+    next.close_analysis(encode(&analysis), standings(&analysis));
 }
 
 /// Runs the checks that failed (matching `which`) again from zero: ContinuePipeline on an

@@ -122,6 +122,7 @@ fn end_open_order(
         order
             .step(Input::Abort, inner.clock.now())
             .map_err(|e| SubmitError::Internal(e.to_string()))?;
+        crate::analysis::close(&mut order);
     }
     Ok(Superseded {
         id: active.id,

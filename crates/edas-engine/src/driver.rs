@@ -373,6 +373,10 @@ impl Driver {
                 }
             };
             first = false;
+            if self.order.is_active() && !next.is_active() {
+                // The analysis ends with the order, in the same transition.
+                crate::analysis::close(&mut next);
+            }
             if next == self.order && fx.is_empty() {
                 continue;
             }
@@ -1045,6 +1049,9 @@ async fn direct(
     let fx = order
         .step(input, inner.clock.now())
         .map_err(|e| ControlError::Invalid(e.to_string()))?;
+    if stored_before.is_active() {
+        crate::analysis::close(&mut order);
+    }
     let rollback = fx.iter().find_map(|e| match e {
         Effect::StartRollback(o) => Some((**o).clone()),
         _ => None,

@@ -229,3 +229,113 @@ async fn a_failed_check_holds_the_release_until_continue_judges_again() {
     .await;
     assert_eq!(again.status(), Status::WaitingForConfirmation);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gray_check_judges_the_first_batch_of_a_release_without_a_gray_batch() {
+    let w = world().await;
+    let mut policy = health("crashLooping", "gray", "rollback", 3);
+    policy["checks"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("settle");
+    app_with_policy(&w, policy).await;
+    let co = deploy(
+        &w,
+        r#"{"type":"BatchUpdate","batchUpdate":{"batch":2,"releaseType":"auto","batchWaitTime":0}}"#,
+    )
+    .await;
+    // The first batch plays the canary's role: it waits for the gray check ...
+    let judged = wait(&w.store, &co, |o| o.judging() == Some(0)).await;
+    let stage = |o: &edas_release::ChangeOrder| {
+        o.pipelines()[0]
+            .stages
+            .iter()
+            .find(|s| s.kind == StageKind::Analysis)
+            .unwrap()
+            .task
+            .message
+            .clone()
+    };
+    assert!(
+        stage(&judged).contains(edas_release::NO_GRAY),
+        "{}",
+        stage(&judged)
+    );
+    // ... which fails: the release is rolled back after its first batch.
+    w.fake.fail("2", "CrashLoopBackOff");
+    let ended = wait(&w.store, &co, |o| o.rolled_back_by().is_some()).await;
+    assert_eq!(ended.status(), Status::Terminated);
+    assert!(
+        ended.message().is_some_and(|m| m.contains("\"health\"")),
+        "{:?}",
+        ended.message()
+    );
+    assert_eq!(
+        ended.pipelines()[1].start_time,
+        None,
+        "batch 2 never started"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_checks_end_with_the_order_and_measure_no_more() {
+    let w = world().await;
+    app_with_policy(
+        &w,
+        json!({"checks": [{
+            "name": "watch",
+            "provider": {"health": {"metric": "restarts"}},
+            "successCondition": "result < 1",
+            "interval": "1s",
+            "when": "background",
+        }]}),
+    )
+    .await;
+    let co = deploy(
+        &w,
+        r#"{"type":"BatchUpdate","batchUpdate":{"batch":2,"releaseType":"manual"}}"#,
+    )
+    .await;
+    // Waiting for the second batch, the background check measures on.
+    wait(&w.store, &co, |o| {
+        o.status() == Status::WaitingForConfirmation
+            && o.analysis().is_some_and(|a| a.measured >= 1)
+    })
+    .await;
+    w.engine
+        .control(&co, Input::Abort, "test", "r")
+        .await
+        .unwrap();
+    let ended = wait(&w.store, &co, |o| o.status() == Status::Terminated).await;
+    let check = |o: &edas_release::ChangeOrder| {
+        let a = o.analysis().unwrap();
+        let doc: Value = serde_json::from_str(&a.doc).unwrap();
+        (
+            a.measured,
+            a.checks[0].outcome.clone(),
+            doc["checks"][0]["status"]["state"].clone(),
+            doc["checks"][0].get("nextAt").cloned(),
+        )
+    };
+    let (measured, outcome, state, next_at) = check(&ended);
+    assert_eq!(outcome, edas_release::ENDED);
+    assert_eq!(state, json!("ended"), "the stored analysis state ended too");
+    assert_eq!(next_at, None, "nothing is due");
+    let messages: Vec<_> = ended
+        .pipelines()
+        .iter()
+        .flat_map(|p| &p.stages)
+        .filter(|s| s.kind == StageKind::Analysis)
+        .map(|s| s.task.message.clone())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains(edas_release::ENDED))
+            && !messages.iter().any(|m| m.contains("running")),
+        "{messages:?}"
+    );
+    // No measurement after the end.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let later = w.store.get_change_order(&co).await.unwrap().state;
+    assert_eq!(check(&later).0, measured);
+    assert_eq!(later, ended);
+}

@@ -29,7 +29,8 @@ pub struct CheckStanding {
     pub failures: u32,
     /// Of those, how many the provider could not answer.
     pub inconclusive: u32,
-    /// `pending`, `running`, `passed` or `failed`.
+    /// `pending`, `running`, `passed`, `failed`, `skipped by …`, or
+    /// [`ENDED`](crate::ENDED) when the change order ended while it ran.
     pub outcome: String,
 }
 
@@ -109,6 +110,17 @@ mod tests {
     /// A release of v2 over 2 instances of v1: a gray batch of 1, then 1 batch; `release`
     /// between them; the gray batch (and with `every` each batch) waits for a verdict.
     fn order(release: Release, every: bool) -> ChangeOrder {
+        order_with(
+            Strategy::GrayBatch {
+                gray: 1,
+                batches: 1,
+                release,
+            },
+            every,
+        )
+    }
+
+    fn order_with(strategy: Strategy, every: bool) -> ChangeOrder {
         ChangeOrder::new(
             NewOrder {
                 id: "co-a".into(),
@@ -124,15 +136,7 @@ mod tests {
                     replicas: 0,
                     ready: 0,
                 },
-                plan: plan(
-                    2,
-                    &Strategy::GrayBatch {
-                        gray: 1,
-                        batches: 1,
-                        release,
-                    },
-                )
-                .unwrap(),
+                plan: plan(2, &strategy).unwrap(),
                 settings: ReleaseSettings::default(),
             },
             EpochMillis(0),
@@ -385,6 +389,129 @@ mod tests {
         assert_eq!(o.status(), Status::WaitingForConfirmation);
         assert_eq!(o.message(), Some("bad"));
         assert_eq!(o.analysis().unwrap().failures, 1);
+    }
+
+    fn analysis_message(o: &ChangeOrder, pipeline: usize) -> &str {
+        &o.pipelines()[pipeline].stages[3].task.message
+    }
+
+    fn with_checks(checks: Vec<CheckStanding>, verdict: AnalysisVerdict) -> Input {
+        Input::Analysis {
+            doc: "{\"n\":2}".into(),
+            checks,
+            measured: true,
+            verdict,
+        }
+    }
+
+    #[test]
+    fn running_checks_end_with_the_order_whatever_ends_it() {
+        let background = CheckStanding {
+            when: "background".into(),
+            ..standing("running", 0)
+        };
+        // Aborted while a background check runs.
+        let mut o = order(Release::Manual, false);
+        o.step(Input::Start, EpochMillis(1)).unwrap();
+        o.step(
+            with_checks(vec![background.clone()], AnalysisVerdict::Continue),
+            EpochMillis(2),
+        )
+        .unwrap();
+        assert!(analysis_message(&o, 0).ends_with("— running"));
+        assert!(!o.close_analysis("{}".into(), vec![]), "still active");
+        o.step(Input::Abort, EpochMillis(3)).unwrap();
+        assert_eq!(o.analysis().unwrap().checks[0].outcome, ENDED);
+        let message = analysis_message(&o, 0);
+        assert!(message.ends_with(ENDED), "{message}");
+        assert!(!message.contains("running"), "{message}");
+        // Rolled back by a failed check while another one runs: the failed one stays failed.
+        let mut o = order(Release::Manual, false);
+        gray_done(&mut o);
+        o.step(
+            with_checks(
+                vec![standing("failed", 1), background.clone()],
+                AnalysisVerdict::Failed {
+                    check: "errors".into(),
+                    reason: "bad".into(),
+                    rollback: Some(RollbackRequest {
+                        order_id: "co-rb".into(),
+                        strategy: Strategy::Single,
+                    }),
+                },
+            ),
+            EpochMillis(4),
+        )
+        .unwrap();
+        let outcomes: Vec<_> = o
+            .analysis()
+            .unwrap()
+            .checks
+            .iter()
+            .map(|c| c.outcome.clone())
+            .collect();
+        assert_eq!(outcomes, ["failed", ENDED]);
+        assert!(!analysis_message(&o, 0).contains("— running"));
+        // Succeeded with a background check running: the last batch's stage says it ended.
+        let mut o = order(Release::Auto { wait_minutes: 0 }, false);
+        gray_done(&mut o);
+        o.step(
+            with_checks(vec![background], AnalysisVerdict::Passed { pipeline: 0 }),
+            EpochMillis(5),
+        )
+        .unwrap();
+        o.step(observed("v2", 2, 2), EpochMillis(6)).unwrap();
+        o.step(observed("v1", 0, 0), EpochMillis(7)).unwrap();
+        assert_eq!(o.status(), Status::Success);
+        assert!(
+            analysis_message(&o, 1).ends_with(ENDED),
+            "{}",
+            analysis_message(&o, 1)
+        );
+        // The engine's closed analysis state is stored with the ended order.
+        let closed = CheckStanding {
+            outcome: ENDED.into(),
+            ..standing("running", 0)
+        };
+        assert!(o.close_analysis("{\"closed\":1}".into(), vec![closed]));
+        assert_eq!(o.analysis().unwrap().doc, "{\"closed\":1}");
+        assert_eq!(o.status(), Status::Success);
+    }
+
+    #[test]
+    fn gray_checks_judge_the_first_batch_of_a_release_without_a_gray_batch_and_say_so() {
+        let mut o = order_with(
+            Strategy::Batch {
+                batches: 2,
+                release: Release::Auto { wait_minutes: 0 },
+            },
+            false,
+        );
+        o.step(Input::Start, EpochMillis(1)).unwrap();
+        o.step(observed("v2", 1, 1), EpochMillis(2)).unwrap();
+        o.step(observed("v1", 1, 1), EpochMillis(3)).unwrap();
+        assert_eq!(o.judging(), Some(0), "the first batch is gated");
+        let message = analysis_message(&o, 0);
+        assert!(message.contains(NO_GRAY), "{message}");
+        // A failing gray check rolls the release back after its first batch.
+        o.step(
+            measured(AnalysisVerdict::Failed {
+                check: "errors".into(),
+                reason: "bad".into(),
+                rollback: Some(RollbackRequest {
+                    order_id: "co-rb".into(),
+                    strategy: Strategy::Single,
+                }),
+            }),
+            EpochMillis(4),
+        )
+        .unwrap();
+        assert_eq!(o.status(), Status::Terminated);
+        assert_eq!(o.pipelines()[1].start_time, None, "batch 2 never started");
+        // With a gray batch, a gray check's line says nothing of the sort.
+        let mut o = order(Release::Manual, false);
+        gray_done(&mut o);
+        assert!(!analysis_message(&o, 0).contains(NO_GRAY));
     }
 
     #[test]

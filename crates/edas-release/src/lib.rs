@@ -117,9 +117,9 @@ mod status;
 pub use analysis::{AnalysisVerdict, CheckStanding, ReleaseAnalysis};
 pub use events::{AUTOSCALER_PREFIX, EventKind, ReleaseEvent, events};
 pub use order::{
-    ChangeKind, ChangeOrder, Effect, EpochMillis, Input, InstanceEntry, Instances, NewOrder,
-    NewOrderError, Observation, Pipeline, RevisionId, RollbackRequest, Stage, StageKind, StepError,
-    Task, Timer, TimerKind,
+    ChangeKind, ChangeOrder, ENDED, Effect, EpochMillis, Input, InstanceEntry, Instances, NO_GRAY,
+    NewOrder, NewOrderError, Observation, Pipeline, RevisionId, RollbackRequest, Stage, StageKind,
+    StepError, Task, Timer, TimerKind,
 };
 pub use plan::{BatchKind, Plan, PlanError, PlannedBatch, Release, Strategy, plan};
 pub use settings::{DEFAULT_BATCH_TIMEOUT_SECONDS, LosslessStart, ReleaseSettings, SettingsError};

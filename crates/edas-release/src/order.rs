@@ -859,6 +859,10 @@ impl ChangeOrder {
             }
         }
         self.advance(now, &mut fx);
+        // The analysis ends with the order: no check runs on after it.
+        if before.status.is_active() && !self.status.is_active() {
+            self.end_analysis(now);
+        }
         // A no-op (a stale timer, a repeated observation) leaves the order untouched.
         if *self != before {
             self.update_time = now;
@@ -1026,6 +1030,23 @@ impl ChangeOrder {
     /// The release analysis, when the order has one.
     pub fn analysis(&self) -> Option<&ReleaseAnalysis> {
         self.analysis.as_ref()
+    }
+    /// The analysis state of an order that just ended, as the engine closed it (every check
+    /// still running ended, see [`Self::end_analysis`]): stored with the order's last
+    /// transition. Refused (`false`, nothing changes) while the order is active or has no
+    /// analysis.
+    pub fn close_analysis(&mut self, doc: String, checks: Vec<CheckStanding>) -> bool {
+        if self.status.is_active() {
+            return false;
+        }
+        let Some(a) = self.analysis.as_mut() else {
+            return false;
+        };
+        a.doc = doc;
+        a.checks = checks;
+        let now = self.update_time;
+        self.end_analysis(now);
+        true
     }
     /// The batch (index) whose analysis verdict the order waits for now (not while held).
     pub fn judging(&self) -> Option<usize> {
@@ -1554,11 +1575,41 @@ impl ChangeOrder {
         }
     }
 
+    /// The order ended (success, failure, abort, rollback): a check still running ends with
+    /// it (neither passed nor failed), and the analysis stage of the last batch says so.
+    fn end_analysis(&mut self, now: EpochMillis) {
+        let Some(a) = self.analysis.as_mut() else {
+            return;
+        };
+        let mut ended = false;
+        for c in &mut a.checks {
+            if c.outcome == "running" || c.outcome == ENDED {
+                c.outcome = ENDED.to_string();
+                ended = true;
+            }
+        }
+        if ended {
+            self.show_analysis(now);
+        }
+    }
+
     /// Writes every check's standing into the task message of the current batch's analysis
-    /// stage (what GetChangeOrderInfo shows), one line per check.
+    /// stage (what GetChangeOrderInfo shows), one line per check. A release without a gray
+    /// batch has its `gray` checks judge the first batch, and their lines say so.
     fn show_analysis(&mut self, now: EpochMillis) {
         let Some(a) = &self.analysis else { return };
-        let lines: Vec<String> = a.checks.iter().map(CheckStanding::line).collect();
+        let canary = self.current == 0 && !self.pipelines.iter().any(|p| p.kind == BatchKind::Gray);
+        let lines: Vec<String> = a
+            .checks
+            .iter()
+            .map(|c| {
+                if canary && c.when == "gray" {
+                    format!("{} {NO_GRAY}", c.line())
+                } else {
+                    c.line()
+                }
+            })
+            .collect();
         let Some(p) = self.pipelines.get_mut(self.current) else {
             return;
         };
@@ -1820,6 +1871,13 @@ fn finish_stage(stage: &mut Stage, now: EpochMillis) {
         stage.task.status = Status::Success;
     }
 }
+
+/// The outcome of a check that was running when its change order ended.
+pub const ENDED: &str = "ended with the change order";
+
+/// What a `gray` check's line says in a release without a gray batch.
+pub const NO_GRAY: &str =
+    "(gray check: it judges the first batch, as the release has no gray batch)";
 
 fn end_stage(stage: &mut Stage, status: Status, now: EpochMillis, code: &str, reason: &str) {
     stage.status = status;
