@@ -53,6 +53,18 @@ async fn succeeded(edasd: &Edasd, backend: &Backend, order: &str) {
     assert_eq!(info["Status"], 2, "{info:#}");
 }
 
+/// Waits until the application runs exactly `n` ready pods, all of `revision` (`what` names the
+/// wait), then asserts the StatefulSet's shape: `n` replicas, partition 0, `revision`'s template.
+async fn settled_on(backend: &Backend, app: &str, what: &str, revision: &str, n: u32) {
+    backend
+        .wait_pods(app, what, |p| *p == counts(&[(revision, n)]))
+        .await;
+    assert_eq!(
+        shape(backend).await,
+        Some((n as i32, 0, revision.to_owned()))
+    );
+}
+
 /// The pods `ledger-0..4` in the order [`record_first_seen`] saw them with its revision.
 fn replaced(first_seen: &Mutex<Vec<String>>) -> Vec<String> {
     first_seen
@@ -363,10 +375,7 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
         )
         .await;
     succeeded(&edasd, &backend, &start).await;
-    backend
-        .wait_pods(&app, "started", |p| *p == counts(&[("2", 4)]))
-        .await;
-    assert_eq!(shape(&backend).await, Some((4, 0, "2".into())));
+    settled_on(&backend, &app, "started", "2", 4).await;
     let services: Api<Service> = Api::namespaced(backend.client.clone(), &backend.namespace);
     assert!(services.get_opt("ledger-headless").await.unwrap().is_some());
 
@@ -382,10 +391,7 @@ async fn a_restarted_edasd_resumes_a_statefulset_release() {
         )
         .await;
     succeeded(&edasd, &backend, &restart).await;
-    backend
-        .wait_pods(&app, "restarted", |p| *p == counts(&[("5", 4)]))
-        .await;
-    assert_eq!(shape(&backend).await, Some((4, 0, "5".into())));
+    settled_on(&backend, &app, "restarted", "5", 4).await;
     recorder.abort();
     assert_eq!(
         replaced(&first_seen),
@@ -531,10 +537,7 @@ async fn an_autoscaled_statefulset_keeps_its_hpa_count_through_a_release() {
         .deploy(&app, IMAGE_V2, &[("UpdateStrategy", GRAY_AUTO)])
         .await;
     succeeded(&edasd, &backend, &order).await;
-    backend
-        .wait_pods(&app, "5 pods of revision 3", |p| *p == counts(&[("3", 5)]))
-        .await;
-    assert_eq!(shape(&backend).await, Some((5, 0, "3".into())));
+    settled_on(&backend, &app, "5 pods of revision 3", "3", 5).await;
     assert_eq!(
         by_revision(&backend, &app).await,
         BTreeMap::from([("3".to_owned(), names(0..5))])
