@@ -3,78 +3,20 @@
 //! its settle window and checks before the next starts, and a failed check holds the release
 //! at status 8 until a ContinuePipeline judges again.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use edas_engine::{CreateApplication, Engine, EngineConfig, Runtimes, Submission};
 use edas_release::{Input, StageKind, Status};
-use edas_runtime::fake::FakeRuntime;
-use edas_spec::{Operation, Params, apply};
+use edas_spec::Operation;
 use edas_store::Store;
 use serde_json::{Value, json};
-
-struct World {
-    store: Arc<Store>,
-    fake: FakeRuntime,
-    engine: Engine,
-    _dir: tempfile::TempDir,
-}
-
-async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open_data_dir(dir.path()).await.unwrap());
-    let fake = FakeRuntime::new(Duration::from_millis(100));
-    let engine = Engine::new(
-        store.clone(),
-        Runtimes::new().with("local", Arc::new(fake.clone())),
-        EngineConfig {
-            worker_id: "w1".into(),
-            lease: Duration::from_secs(15),
-        },
-    );
-    engine.start();
-    World {
-        store,
-        fake,
-        engine,
-        _dir: dir,
-    }
-}
-
-fn params(pairs: &[(&str, &str)]) -> Params {
-    Params::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
-}
+use support::{World, create, submit, world};
 
 /// Application `app-1` with 2 instances of revision 1, and `policy` as its release policy.
 async fn app_with_policy(w: &World, policy: Value) {
-    let change = apply(
-        Operation::InsertK8sApplication,
-        None,
-        &params(&[
-            ("AppName", "demo"),
-            ("ClusterId", "local"),
-            ("Command", "/bin/app"),
-            ("Replicas", "2"),
-        ]),
-    )
-    .unwrap();
-    let s = w
-        .engine
-        .create_application(CreateApplication {
-            app_id: "app-1".into(),
-            region_id: "cn-hangzhou".into(),
-            namespace_id: "cn-hangzhou".into(),
-            namespace_stored: false,
-            change,
-            actor: "test".into(),
-            request_id: "r".into(),
-        })
-        .await
-        .unwrap();
-    wait(&w.store, &s.change_order_id, |o| {
-        o.status() == Status::Success
-    })
-    .await;
+    let (_, co) = create(w, 2).await;
+    wait(&w.store, &co, |o| o.status() == Status::Success).await;
     let audit = edas_store::AuditEntry {
         actor: "test".into(),
         action: "ReleasePolicy.Set".into(),
@@ -96,27 +38,13 @@ async fn app_with_policy(w: &World, policy: Value) {
 }
 
 async fn deploy(w: &World, strategy: &str) -> String {
-    let app = w.store.get_application("app-1").await.unwrap();
-    let change = apply(
+    submit(
+        w,
         Operation::DeployK8sApplication,
-        Some(&app.spec.spec),
-        &params(&[
-            ("AppId", "app-1"),
-            ("Command", "/bin/app-v2"),
-            ("UpdateStrategy", strategy),
-        ]),
+        &[("Command", "/bin/app-v2"), ("UpdateStrategy", strategy)],
     )
-    .unwrap();
-    w.engine
-        .submit(Submission {
-            app_id: "app-1".into(),
-            change,
-            actor: "test".into(),
-            request_id: "r".into(),
-        })
-        .await
-        .unwrap()
-        .change_order_id
+    .await
+    .unwrap()
 }
 
 /// Waits until the stored change order satisfies `check`; panics after 30 seconds.

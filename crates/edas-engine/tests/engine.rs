@@ -5,97 +5,17 @@
 //! rollback of a finished order, a concurrent change refused, a scale during a release, and an
 //! engine restart at every step that finishes exactly as an uninterrupted release.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use edas_engine::{CreateApplication, Engine, EngineConfig, Runtimes, Submission, SubmitError};
+use edas_engine::{CreateApplication, Submission, SubmitError};
 use edas_release::{Input, RollbackRequest, Strategy};
 use edas_runtime::fake::FakeRuntime;
-use edas_spec::{Operation, Params, apply};
+use edas_spec::{Operation, apply};
 use edas_store::Store;
-
-struct World {
-    store: Arc<Store>,
-    fake: FakeRuntime,
-    engine: Engine,
-    _dir: tempfile::TempDir,
-}
-
-async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open_data_dir(dir.path()).await.unwrap());
-    let fake = FakeRuntime::new(Duration::from_millis(100));
-    let engine = engine(&store, &fake, "w1");
-    World {
-        store,
-        fake,
-        engine,
-        _dir: dir,
-    }
-}
-
-fn engine(store: &Arc<Store>, fake: &FakeRuntime, worker: &str) -> Engine {
-    let e = Engine::new(
-        store.clone(),
-        Runtimes::new().with("local", Arc::new(fake.clone())),
-        EngineConfig {
-            worker_id: worker.into(),
-            lease: Duration::from_secs(15),
-        },
-    );
-    e.start();
-    e
-}
-
-fn params(pairs: &[(&str, &str)]) -> Params {
-    Params::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
-}
-
-async fn create(w: &World, replicas: u32) -> (String, String) {
-    let r = replicas.to_string();
-    let change = apply(
-        Operation::InsertK8sApplication,
-        None,
-        &params(&[
-            ("AppName", "demo"),
-            ("ClusterId", "local"),
-            ("Command", "/bin/app"),
-            ("Replicas", &r),
-        ]),
-    )
-    .unwrap();
-    let s = w
-        .engine
-        .create_application(CreateApplication {
-            app_id: "app-1".into(),
-            region_id: "cn-hangzhou".into(),
-            namespace_id: "cn-hangzhou".into(),
-            namespace_stored: false,
-            change,
-            actor: "test".into(),
-            request_id: "r".into(),
-        })
-        .await
-        .unwrap();
-    (s.app_id, s.change_order_id)
-}
-
-async fn submit(w: &World, op: Operation, pairs: &[(&str, &str)]) -> Result<String, SubmitError> {
-    let app = w.store.get_application("app-1").await.unwrap();
-    let doc = app.spec;
-    let mut all = vec![("AppId", "app-1")];
-    all.extend_from_slice(pairs);
-    let change = apply(op, Some(&doc.spec), &params(&all)).unwrap();
-    w.engine
-        .submit(Submission {
-            app_id: "app-1".into(),
-            change,
-            actor: "test".into(),
-            request_id: "r".into(),
-        })
-        .await
-        .map(|s| s.change_order_id)
-}
+use support::{World, create, engine, params, submit, world};
 
 async fn deploy(w: &World, pairs: &[(&str, &str)]) -> String {
     let mut all = vec![("Command", "/bin/app-v2")];
