@@ -10,12 +10,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edas_engine::{CreateApplication, Submission, SubmitError};
+use edas_engine::{Submission, SubmitError};
 use edas_release::{Input, RollbackRequest, Strategy};
 use edas_runtime::fake::FakeRuntime;
-use edas_spec::{Operation, apply};
+use edas_spec::Operation;
 use edas_store::Store;
-use support::{World, create, engine, params, submit, world};
+use support::{World, create, create_with, engine, submit, world};
 
 async fn deploy(w: &World, pairs: &[(&str, &str)]) -> String {
     let mut all = vec![("Command", "/bin/app-v2")];
@@ -480,32 +480,8 @@ async fn releases_keep_their_own_config_map_contents() {
     put("v1").await;
     let envs =
         r#"[{"name":"GREETING","valueFrom":{"configMapKeyRef":{"name":"conf","key":"greeting"}}}]"#;
-    let change = apply(
-        Operation::InsertK8sApplication,
-        None,
-        &params(&[
-            ("AppName", "demo"),
-            ("ClusterId", "local"),
-            ("Command", "/bin/app"),
-            ("Replicas", "2"),
-            ("Envs", envs),
-        ]),
-    )
-    .unwrap();
-    let created = w
-        .engine
-        .create_application(CreateApplication {
-            app_id: "app-1".into(),
-            region_id: "cn-hangzhou".into(),
-            namespace_id: "cn-hangzhou".into(),
-            namespace_stored: false,
-            change,
-            actor: "test".into(),
-            request_id: "r".into(),
-        })
-        .await
-        .unwrap();
-    wait_status(&w.store, &created.change_order_id, 2).await;
+    let (_, created) = create_with(&w, 2, &[("Envs", envs)]).await;
+    wait_status(&w.store, &created, 2).await;
     let used = |rev: &str| {
         let spec = w.fake.spec("app-1", rev).unwrap();
         spec.envs[0]

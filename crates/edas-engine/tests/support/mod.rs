@@ -53,18 +53,20 @@ pub fn params(pairs: &[(&str, &str)]) -> Params {
 
 /// InsertK8sApplication of `app-1` (`demo`, `/bin/app`) with `replicas`; (AppId, ChangeOrderId).
 pub async fn create(w: &World, replicas: u32) -> (String, String) {
+    create_with(w, replicas, &[]).await
+}
+
+/// [`create`] with `extra` parameters besides.
+pub async fn create_with(w: &World, replicas: u32, extra: &[(&str, &str)]) -> (String, String) {
     let r = replicas.to_string();
-    let change = apply(
-        Operation::InsertK8sApplication,
-        None,
-        &params(&[
-            ("AppName", "demo"),
-            ("ClusterId", "local"),
-            ("Command", "/bin/app"),
-            ("Replicas", &r),
-        ]),
-    )
-    .unwrap();
+    let mut all = vec![
+        ("AppName", "demo"),
+        ("ClusterId", "local"),
+        ("Command", "/bin/app"),
+        ("Replicas", r.as_str()),
+    ];
+    all.extend_from_slice(extra);
+    let change = apply(Operation::InsertK8sApplication, None, &params(&all)).unwrap();
     let s = w
         .engine
         .create_application(CreateApplication {
