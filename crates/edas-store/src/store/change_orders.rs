@@ -291,12 +291,7 @@ impl Store {
                 .await?
             }
         };
-        let mut out: Vec<ChangeOrder> = rows
-            .into_iter()
-            .map(ChangeOrder::try_from)
-            .collect::<Result<_, _>>()?;
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(out)
+        oldest_first(rows)
     }
 
     /// A graceful shutdown's hand-over, in one statement: every unfinished change order
@@ -343,12 +338,7 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        let mut out: Vec<ChangeOrder> = rows
-            .into_iter()
-            .map(ChangeOrder::try_from)
-            .collect::<Result<_, _>>()?;
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(out)
+        oldest_first(rows)
     }
 
     /// Extends `worker`'s lease to `now + lease` and returns the new expiry. Works while the
@@ -430,4 +420,15 @@ impl Store {
         });
         Ok(done > 0)
     }
+}
+
+/// Decodes leased rows, oldest first (`RETURNING` gives no order), so orders are driven in the
+/// order they were created.
+fn oldest_first(rows: Vec<CoRow>) -> Result<Vec<ChangeOrder>, StoreError> {
+    let mut out: Vec<ChangeOrder> = rows
+        .into_iter()
+        .map(ChangeOrder::try_from)
+        .collect::<Result<_, _>>()?;
+    out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(out)
 }
