@@ -258,8 +258,14 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
 /// still proceeds, and [`reassert`] sets the autoscaler when the order ends.
 pub(crate) async fn hold(inner: &Inner, runtime: &Arc<dyn Runtime>, app: &AppRef) {
     let _one = one_at_a_time(&app.id).lock_owned().await;
-    let held = match inner.store.get_application(&app.id).await {
-        Ok(a) => serving(&inner.store, &a).await,
+    // Most applications have no enabled rule: learn that from the rules alone before reading
+    // (and decoding) the application, which every order's start would otherwise pay for.
+    let held = match enabled_rule(&inner.store, &app.id).await {
+        Ok(None) => Ok(None),
+        Ok(Some(_)) => match inner.store.get_application(&app.id).await {
+            Ok(a) => serving(&inner.store, &a).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match held {
