@@ -144,6 +144,15 @@ fn store_finished(status: Status) -> bool {
     !(status.is_active() || status.is_failure())
 }
 
+/// Whether a finished order's routing is in place.
+enum Routed {
+    Applied,
+    /// A transient failure: the retry timer is armed.
+    Later,
+    /// Refused, or failing for too long: the order fails with this input.
+    Failed(Input),
+}
+
 struct Driver {
     inner: Arc<Inner>,
     id: String,
@@ -173,6 +182,10 @@ struct Driver {
     analysis: Option<edas_analysis::Analysis>,
     /// Checks with a measurement in flight (their task reports back through `mailbox`).
     measuring: BTreeSet<String>,
+    /// The input that would have ended the order in success, held back because the routing of
+    /// the finished order could not be applied yet: stepped again once the retry applies it.
+    /// An order reads success only once its Services and traffic are what it promised.
+    deferred_success: Option<Input>,
     /// This driver's own channel, for its measurement tasks (weak: the driver ends as before).
     mailbox: Option<mpsc::WeakUnboundedSender<DriverMsg>>,
 }
@@ -270,6 +283,7 @@ impl Driver {
             analysis,
             measuring: BTreeSet::new(),
             mailbox,
+            deferred_success: None,
         })
     }
 
@@ -291,7 +305,7 @@ impl Driver {
         if let Err(error) = first {
             tracing::warn!(message = "Starting a change order failed.", change_order = %self.id, %error);
         }
-        if self.order.status() == Status::Ready {
+        if self.order.status() == Status::Ready && self.deferred_success.is_none() {
             // The start could not even be persisted; another process will retry it.
             return;
         }
@@ -364,6 +378,7 @@ impl Driver {
             let now = self.inner.clock.now();
             let mut next = self.order.clone();
             let label = input_label(&input);
+            let replay = input.clone();
             let fx = match next.step(input, now) {
                 Ok(fx) => fx,
                 Err(e) if first => return Err(ControlError::Invalid(e.to_string())),
@@ -379,6 +394,21 @@ impl Driver {
             }
             if next == self.order && fx.is_empty() {
                 continue;
+            }
+            // Any other step supersedes an input held back for the routing.
+            self.deferred_success = None;
+            if next.status() == Status::Success && self.order.status() != Status::Success {
+                match self.route_for(&next).await {
+                    Routed::Applied => {}
+                    Routed::Later => {
+                        self.deferred_success = Some(replay);
+                        continue;
+                    }
+                    Routed::Failed(failure) => {
+                        queue.push_front(failure);
+                        continue;
+                    }
+                }
             }
             let new_rollback = fx.iter().find_map(|e| match e {
                 Effect::StartRollback(o) => Some((**o).clone()),
@@ -534,6 +564,32 @@ impl Driver {
         }
     }
 
+    /// Applies the routing of `finished` (the order as it is about to read success) before that
+    /// is persisted: a Service-only change, or the last batch's traffic, is in place when a
+    /// client first sees status 2. The desired state is already durable, so applying ahead of
+    /// the transition is safe: a restart re-derives and re-applies the same routing.
+    async fn route_for(&mut self, finished: &ChangeOrder) -> Routed {
+        let wanted = crate::routing::routing(&self.doc, Some(finished));
+        if self.routed.as_ref() == Some(&wanted) {
+            return Routed::Applied;
+        }
+        match self.runtime.set_routing(&self.app, &wanted).await {
+            Ok(()) => {
+                self.routed = Some(wanted);
+                Routed::Applied
+            }
+            Err(e) => match self.retry.write_failed(&e) {
+                None => {
+                    tracing::info!(message = "Applying the finished order's routing failed; retrying before it reads success.", app_id = %self.app_id, error = %e);
+                    Routed::Later
+                }
+                Some(reason) => Routed::Failed(Input::SystemFailure {
+                    reason: format!("routing traffic: {reason}"),
+                }),
+            },
+        }
+    }
+
     async fn target(&mut self, revision: &RevisionId) -> Result<Target, String> {
         if let Some(target) = self.targets.get(&revision.0) {
             return Ok(target.clone());
@@ -565,12 +621,17 @@ impl Driver {
         );
         let mut failures = self.execute(fx).await;
         failures.extend(self.route().await);
-        self.retry.settle();
+        // The input held back for the routing goes first: stepping it applies that routing.
+        if let Some(input) = self.deferred_success.take() {
+            failures.insert(0, input);
+        }
         for failure in failures {
             if let Err(error) = self.step(failure, "system", "").await {
                 tracing::warn!(message = "Failing the change order after a runtime failure was refused.", change_order = %self.id, %error);
             }
         }
+        // After the steps: one that failed again keeps the back-off (and its give-up clock).
+        self.retry.settle();
         self.observe_all().await;
     }
 

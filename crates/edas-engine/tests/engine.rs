@@ -1098,3 +1098,64 @@ async fn autoscaler_decisions_become_change_orders_and_releases_hold_the_autosca
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(orders(&w).await.len(), 3);
 }
+
+/// A change order that only changes Services reads success only once they are in place: the
+/// first time a client sees status 2, the routing is there, even when applying it needed retries
+/// (the finished order's routing is applied before the success is persisted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_change_reads_success_only_once_its_routing_is_applied() {
+    use edas_runtime::fake::WriteFault;
+    let service = [
+        ("Name", "web"),
+        ("Type", "ClusterIP"),
+        (
+            "ServicePorts",
+            r#"[{"port":18081,"targetPort":8080,"protocol":"TCP"}]"#,
+        ),
+    ];
+    let w = world().await;
+    let (_, co) = create(&w, 1).await;
+    wait_status(&w.store, &co, 2).await;
+    assert_eq!(w.fake.routing("app-1"), None);
+    w.fake.fail_writes(2, WriteFault::NoAnswer);
+    let co = submit(&w, Operation::CreateK8sService, &service)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = status(&w.store, &co).await;
+        if seen == 2 {
+            // Read right after the first observation of success.
+            let routing = w.fake.routing("app-1");
+            assert_eq!(
+                routing.map(|r| r.services.len()),
+                Some(1),
+                "status 2 before its Service existed"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stuck at status {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(w.fake.write_faults_left(), 0);
+
+    // A refusal fails the order, naming the routing, instead of reading success.
+    let w = world().await;
+    let (_, co) = create(&w, 1).await;
+    wait_status(&w.store, &co, 2).await;
+    w.fake
+        .fail_writes(1, WriteFault::Refused("ports clash".into()));
+    let co = submit(&w, Operation::CreateK8sService, &service)
+        .await
+        .unwrap();
+    wait_status(&w.store, &co, 10).await;
+    let failed = w.store.get_change_order(&co).await.unwrap();
+    let message = failed.state.message().unwrap_or_default().to_owned();
+    assert!(
+        message.contains("routing traffic") && message.contains("ports clash"),
+        "{message}"
+    );
+}
