@@ -126,6 +126,7 @@ pub(crate) async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
                 finished: false,
                 app_state: None,
                 delete_app: false,
+                before: None,
             };
             let start = Instant::now();
             floor_store

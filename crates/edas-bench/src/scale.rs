@@ -183,6 +183,7 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
                         finished: true,
                         app_state: None,
                         delete_app: false,
+                        before: None,
                     },
                     audit(&id),
                     now,

@@ -189,6 +189,16 @@ async fn reassert_once(
     remove: bool,
 ) -> Result<(), (String, Option<Arc<dyn Runtime>>)> {
     let _one = one_at_a_time(app_id).lock_owned().await;
+    // Most applications have no rule: learn that from the rules alone, before reading (and
+    // decoding) the application, which every order's end would otherwise pay for. (A removal
+    // reads on: the application may be gone, or its last rule just disabled.)
+    if !remove {
+        match enabled_rule(&inner.store, app_id).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) => {}
+            Err(e) => return Err((e.to_string(), None)),
+        }
+    }
     let app = match inner.store.get_application(app_id).await {
         Ok(app) => app,
         Err(StoreError::NotFound { .. }) => return Ok(()),

@@ -193,14 +193,16 @@ struct Driver {
 pub(crate) async fn drive(
     inner: Arc<Inner>,
     record: edas_store::ChangeOrder,
+    app: Option<edas_store::Application>,
     mut rx: mpsc::UnboundedReceiver<DriverMsg>,
 ) {
     let id = record.id.clone();
     let app_id = record.app_id.clone();
     let mut sweep = None;
-    match Driver::load(inner.clone(), record).await {
+    // Boxed: a driver's futures are deep, and a debug build's thread stack is not.
+    match Box::pin(Driver::load(inner.clone(), record, app)).await {
         Ok(mut d) => {
-            d.run(&mut rx).await;
+            Box::pin(d.run(&mut rx)).await;
             sweep = d.sweep.take();
         }
         Err(error) => {
@@ -233,13 +235,21 @@ pub(crate) async fn drive(
 }
 
 impl Driver {
-    async fn load(inner: Arc<Inner>, record: edas_store::ChangeOrder) -> Result<Driver, String> {
+    /// `known`: the application as the order's own deploy stored it (not read again).
+    async fn load(
+        inner: Arc<Inner>,
+        record: edas_store::ChangeOrder,
+        known: Option<edas_store::Application>,
+    ) -> Result<Driver, String> {
         let order = record.state;
-        let app = inner
-            .store
-            .get_application(&record.app_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let app = match known {
+            Some(app) if app.id == record.app_id => app,
+            _ => inner
+                .store
+                .get_application(&record.app_id)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
         let runtime = inner
             .runtimes
             .get(&app.cluster_id)
@@ -448,7 +458,7 @@ impl Driver {
         follow_up: Option<edas_store::FollowUpDeploy>,
     ) -> Result<(), ControlError> {
         let status = next.status();
-        let transition = transition(self.order.status(), next);
+        let transition = transition(&self.order, next);
         let entry = audit(
             actor,
             "ChangeOrder.Transition",
@@ -943,9 +953,11 @@ impl Driver {
     async fn finish(&mut self) {
         // The autoscaler resumes on the revision that serves now (or stays held by a failed
         // order), retried in the background until the runtime takes it.
+        // A deletion removes it.
         let (inner, app_id) = (self.inner.clone(), self.app_id.clone());
+        let remove = self.order.kind() == ChangeKind::Delete;
         self.inner.spawn(async move {
-            crate::autoscaling::reassert(&inner, &app_id, false).await;
+            crate::autoscaling::reassert(&inner, &app_id, remove).await;
         });
         if self.order.status() != Status::Success {
             return;
@@ -973,7 +985,8 @@ impl Driver {
 
 /// The store write of a step from status `before` to `next`: the application's lifecycle state
 /// follows the order (DEPLOYING when it starts; RUNNING, STOPPED or deleted when it settles).
-fn transition(before: Status, next: &ChangeOrder) -> Transition {
+fn transition(current: &ChangeOrder, next: &ChangeOrder) -> Transition {
+    let before = current.status();
     let status = next.status();
     let settled = status == Status::Success || status == Status::Terminated || status.is_failure();
     let (app_state, delete_app) = match (next.kind(), status) {
@@ -989,6 +1002,9 @@ fn transition(before: Status, next: &ChangeOrder) -> Transition {
         finished: store_finished(status),
         app_state,
         delete_app,
+        // The state at the version being replaced: the store derives the events from it
+        // instead of reading it back inside the write transaction.
+        before: Some(Box::new(current.clone())),
     }
 }
 
@@ -1124,7 +1140,7 @@ async fn direct(
     let now = inner.clock.timestamp();
     if record.finished_at.is_none() {
         let status = order.status();
-        let transition = transition(before, &order);
+        let transition = transition(&stored_before, &order);
         let entry = audit(
             actor,
             "ChangeOrder.Transition",

@@ -485,7 +485,7 @@ impl Engine {
         };
         release_log::store_latency("create", started);
         release_log::log_events(&req.app_id, None, &order);
-        drive_or_wake(&self.inner, record);
+        drive_or_wake(&self.inner, record, None);
         Ok(Submitted {
             app_id: req.app_id,
             change_order_id: order_id,
@@ -494,7 +494,9 @@ impl Engine {
 
     /// Carries out a change of an existing application as one change order.
     pub async fn submit(&self, req: Submission) -> Result<Submitted, SubmitError> {
-        self.submit_as(req, None, None).await
+        // Boxed (here and below): a submission's future is large, and its callers' (a debug
+        // build's 2 MiB test thread included) should hold only a pointer to it.
+        Box::pin(self.submit_as(req, None, None)).await
     }
 
     /// [`Engine::submit`] of a change built from `app` as the caller just read it (the API
@@ -505,7 +507,7 @@ impl Engine {
         req: Submission,
         app: edas_store::Application,
     ) -> Result<Submitted, SubmitError> {
-        self.submit_as(req, None, Some(app)).await
+        Box::pin(self.submit_as(req, None, Some(app))).await
     }
 
     /// Releases an earlier revision's spec again (edasd's rollback to any revision), batched
@@ -549,8 +551,7 @@ impl Engine {
             actor: actor.to_owned(),
             request_id: request_id.to_owned(),
         };
-        self.submit_as(req, Some(edas_release::ChangeKind::Rollback), None)
-            .await
+        Box::pin(self.submit_as(req, Some(edas_release::ChangeKind::Rollback), None)).await
     }
 
     async fn submit_as(
@@ -779,6 +780,7 @@ impl Engine {
                 .await?;
         }
         let started = std::time::Instant::now();
+        let driven_doc = doc.clone();
         let retry = (!read_active).then(|| (doc.clone(), co.clone(), audit.clone()));
         let deploy = |doc, co, audit| async {
             let now = inner.clock.timestamp();
@@ -813,7 +815,14 @@ impl Engine {
                 stored = revision.number
             );
         }
-        drive_or_wake(&self.inner, record);
+        // The driver starts from the application as just stored, without reading it back.
+        let stored = edas_store::Application {
+            current_revision: revision.number,
+            spec: driven_doc,
+            updated_at: inner.clock.timestamp(),
+            ..app
+        };
+        drive_or_wake(&self.inner, record, Some(stored));
         Ok(Submitted {
             app_id: req.app_id,
             change_order_id: order_id,
@@ -977,6 +986,7 @@ async fn supersede_failed(
         finished: true,
         app_state: None,
         delete_app: false,
+        before: None,
     };
     let entry = audit(
         &req.actor,
@@ -1143,7 +1153,7 @@ async fn run(inner: Arc<Inner>) {
     {
         Ok(own) => {
             for record in own {
-                spawn_driver(&inner, record);
+                spawn_driver(&inner, record, None);
             }
         }
         Err(error) => {
@@ -1311,13 +1321,18 @@ async fn restore_routing(
 
 /// Drives a change order this process just stored under its own lease
 /// ([`Inner::own_lease`]); wakes the claim loop for one stored without.
-fn drive_or_wake(inner: &Arc<Inner>, record: edas_store::ChangeOrder) {
+/// `app`: the application as the order's own deploy stored it, when the caller has it.
+fn drive_or_wake(
+    inner: &Arc<Inner>,
+    record: edas_store::ChangeOrder,
+    app: Option<edas_store::Application>,
+) {
     if record
         .lease
         .as_ref()
         .is_some_and(|l| l.owner == inner.config.worker_id)
     {
-        spawn_driver(inner, record);
+        spawn_driver(inner, record, app);
     } else {
         inner.wake.notify_one();
     }
@@ -1325,7 +1340,11 @@ fn drive_or_wake(inner: &Arc<Inner>, record: edas_store::ChangeOrder) {
 
 /// Spawns the driver of a claimed order; none once shutting down (the order keeps its lease,
 /// handed over with the others).
-fn spawn_driver(inner: &Arc<Inner>, record: edas_store::ChangeOrder) {
+fn spawn_driver(
+    inner: &Arc<Inner>,
+    record: edas_store::ChangeOrder,
+    app: Option<edas_store::Application>,
+) {
     if inner.shutdown.is_cancelled() {
         return;
     }
@@ -1338,7 +1357,7 @@ fn spawn_driver(inner: &Arc<Inner>, record: edas_store::ChangeOrder) {
     let i = inner.clone();
     inner
         .tasks
-        .spawn(async move { driver::drive(i, record, rx).await });
+        .spawn(async move { driver::drive(i, record, app, rx).await });
 }
 
 /// How many orders one claim statement takes at most.
@@ -1361,7 +1380,7 @@ async fn claim_all(inner: &Arc<Inner>) {
             Ok(records) => {
                 let full = records.len() >= CLAIM_BATCH as usize;
                 for record in records {
-                    spawn_driver(inner, record);
+                    spawn_driver(inner, record, None);
                 }
                 if !full {
                     break;

@@ -68,8 +68,11 @@
 //!   ([`StoreError::WrongKey`]) instead of corrupting data.
 //!
 //! # SQLite
-//! WAL, `synchronous=FULL` (a committed change order survives power loss), foreign keys, a
-//! busy timeout, one writer connection (plus readers). [`Store::backup_to`] makes an online,
+//! WAL, foreign keys, a busy timeout, one writer connection (plus readers). Group commit: the
+//! writer commits with `synchronous=NORMAL` and a syncer thread `fdatasync`s the WAL once for
+//! every commit waiting at the time; no write returns before the sync that covers it, so a
+//! committed change order survives power loss as with `FULL` ([`Store::wal_syncs`] counts
+//! the syncs). [`Store::backup_to`] makes an online,
 //! consistent copy (`VACUUM INTO`); [`restore_sqlite_backup`] puts one back into a **stopped**
 //! data directory. Retention is [`Store::prune`].
 

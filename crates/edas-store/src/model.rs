@@ -147,6 +147,11 @@ pub struct Transition {
     /// When `true`, the application is marked deleted in the same transaction (the end of a
     /// delete change order).
     pub delete_app: bool,
+    /// The state stored at the expected version, when the caller holds it (a driver does):
+    /// the release events are derived from it without reading it back inside the write
+    /// transaction. `None`: it is read there. The version check makes a stale one impossible
+    /// to store (the write is refused), so it must only be the state read at that version.
+    pub before: Option<Box<ChangeOrderState>>,
 }
 
 /// The deploy that [`crate::Store::transition_and_deploy`] stores in the same transaction as

@@ -181,7 +181,7 @@ impl Store {
         let at = ms(now);
         let row: Option<CoRow> = match self.backend.as_ref() {
             Backend::Sqlite(s) => {
-                sqlx::query_as(concat!(
+                let row = sqlx::query_as(concat!(
                     "UPDATE change_orders SET lease_owner = $1, lease_expires_at = $2, \
                      version = version + 1 \
                      WHERE id = (SELECT id FROM change_orders WHERE finished_at IS NULL \
@@ -194,7 +194,9 @@ impl Store {
                 .bind(expires)
                 .bind(at)
                 .fetch_optional(&s.writer)
-                .await?
+                .await?;
+                s.sync.durable().await?;
+                row
             }
             Backend::Postgres(pool) => {
                 sqlx::query_as(concat!(
@@ -255,7 +257,7 @@ impl Store {
         let limit = i64::from(limit.max(1));
         let rows: Vec<CoRow> = match self.backend.as_ref() {
             Backend::Sqlite(s) => {
-                sqlx::query_as(concat!(
+                let rows = sqlx::query_as(concat!(
                     "UPDATE change_orders SET lease_owner = $1, lease_expires_at = $2, \
                      version = version + 1 \
                      WHERE id IN (SELECT id FROM change_orders WHERE finished_at IS NULL \
@@ -269,7 +271,9 @@ impl Store {
                 .bind(at)
                 .bind(limit)
                 .fetch_all(&s.writer)
-                .await?
+                .await?;
+                s.sync.durable().await?;
+                rows
             }
             Backend::Postgres(pool) => {
                 sqlx::query_as(concat!(

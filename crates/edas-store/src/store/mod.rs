@@ -70,19 +70,26 @@ enum Backend {
 
 struct SqliteBackend {
     /// One connection: every write is serialized in-process, so no write transaction ever
-    /// needs a lock upgrade (SQLITE_BUSY).
+    /// needs a lock upgrade (SQLITE_BUSY). It commits without waiting for the disk
+    /// (`synchronous=NORMAL`): `sync` makes its commits durable, several at a time.
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Group commit: every write through the writer waits for it before answering.
+    sync: durability::WalSync,
 }
 
 /// Runs `$body` with `$pool` bound to the pool that writes: the single SQLite writer
-/// connection, or the PostgreSQL pool. The body is compiled once per backend.
+/// connection, or the PostgreSQL pool. The body is compiled once per backend. On SQLite, what
+/// the body committed is durable before its value is returned (group commit: one sync for the
+/// commits of every writer waiting at the time; `durability`).
 macro_rules! on_writer {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store.backend.as_ref() {
             Backend::Sqlite(sqlite) => {
                 let $pool = &sqlite.writer;
-                $body
+                let value = $body;
+                sqlite.sync.durable().await?;
+                value
             }
             Backend::Postgres(pg) => {
                 let $pool = pg;
@@ -175,8 +182,13 @@ macro_rules! transition_in {
         let transition: &Transition = $transition;
         let id: &str = $id;
         let expected: i64 = $expected;
-        let before =
-            $crate::store::events::RecordEvents::state_before(&mut **$tx, id, expected).await?;
+        let read_before = match &transition.before {
+            Some(_) => None,
+            None => $crate::store::events::RecordEvents::state_before(&mut **$tx, id, expected)
+                .await?
+                .map(Box::new),
+        };
+        let before = transition.before.as_deref().or(read_before.as_deref());
         let updated: Option<(i64, String)> = if transition.finished {
             sqlx::query_as(
                 "UPDATE change_orders SET status = $1, state = $2, version = version + 1, \
@@ -221,7 +233,7 @@ macro_rules! transition_in {
             &mut **$tx,
             &app_id,
             id,
-            before.as_ref(),
+            before,
             after.as_deref(),
             $at,
         )
@@ -692,6 +704,15 @@ impl Store {
         Self::open(location, &key).await
     }
 
+    /// How many times SQLite's WAL was synced to disk so far (group commit: one sync covers the
+    /// commits of every writer waiting at the time); `None` on PostgreSQL.
+    pub fn wal_syncs(&self) -> Option<u64> {
+        match self.backend.as_ref() {
+            Backend::Sqlite(s) => Some(s.sync.syncs()),
+            Backend::Postgres(_) => None,
+        }
+    }
+
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend.as_ref() {
@@ -868,22 +889,30 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqliteBackend, Sto
     let options = options
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    // The syncer first: a database it cannot sync is not opened.
+    let sync = durability::WalSync::start(options.get_filename())?;
+    // The writer commits to the WAL without an fsync; `sync` makes commits durable before
+    // their writers are answered (checkpoints sync by themselves under NORMAL).
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
-        .connect_with(options.clone())
+        .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
         .await?;
     if let Err(e) = migrate(&writer, &SQLITE_MIGRATOR).await {
         writer.close().await;
         return Err(e);
     }
+    sync.durable().await?;
     let reader = SqlitePoolOptions::new()
         .max_connections(SQLITE_READERS)
         .connect_with(options.create_if_missing(false))
         .await?;
-    Ok(SqliteBackend { writer, reader })
+    Ok(SqliteBackend {
+        writer,
+        reader,
+        sync,
+    })
 }
 
 async fn open_postgres(url: &str) -> Result<PgPool, StoreError> {
@@ -956,6 +985,7 @@ mod applications;
 mod audit;
 pub(crate) mod base_info;
 mod change_orders;
+mod durability;
 pub(crate) mod events;
 mod identity;
 pub(crate) mod ingress_rules;

@@ -468,6 +468,7 @@ pub async fn transitions_are_compare_and_swap(ts: &TestStore) {
         finished: true,
         app_state: Some("DELETED".into()),
         delete_app: true,
+        before: None,
     };
     store
         .transition("co-del", 1, delete, audit("Deleted", "app"), t(6))

@@ -279,6 +279,7 @@ pub fn step(status: i32, state: ChangeOrderState) -> Transition {
         finished: false,
         app_state: None,
         delete_app: false,
+        before: None,
     }
 }
 
@@ -289,6 +290,7 @@ pub fn finish(status: i32) -> Transition {
         finished: true,
         app_state: Some("RUNNING".into()),
         delete_app: false,
+        before: None,
     }
 }
 

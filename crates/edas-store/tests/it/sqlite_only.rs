@@ -100,3 +100,35 @@ async fn online_backup_then_restore_into_a_stopped_data_dir() {
     let err = restore_sqlite_backup(&not_sqlite, &database).unwrap_err();
     assert!(err.to_string().contains("not an SQLite database"), "{err}");
 }
+
+/// Group commit: concurrent writers share WAL syncs (64 creations, each its own transaction,
+/// need far fewer than 64 syncs), every one of them is stored, and a lone write still gets a
+/// sync of its own before it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_one_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    let before = store.wal_syncs().expect("SQLite counts its syncs");
+    let writers: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                create(&store, &format!("app-{i}"), &format!("co-{i}"), t(0)).await
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let shared = store.wal_syncs().unwrap() - before;
+    assert!(
+        (1..64).contains(&shared),
+        "64 concurrent creations took {shared} syncs"
+    );
+    for i in 0..64 {
+        store.get_change_order(&format!("co-{i}")).await.unwrap();
+    }
+    let before = store.wal_syncs().unwrap();
+    create(&store, "alone", "co-alone", t(0)).await;
+    assert_eq!(store.wal_syncs().unwrap() - before, 1);
+}

@@ -244,6 +244,7 @@ pub async fn service_ports_are_indexed_with_the_revision(ts: &TestStore) {
     );
     let delete = edas_store::Transition {
         delete_app: true,
+        before: None,
         ..finish(2)
     };
     store
