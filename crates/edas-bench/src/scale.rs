@@ -7,13 +7,18 @@
 //! through the engine itself, so each of their change orders is really in flight (waiting
 //! between batches, status 8, leased by the engine); the other N − M applications, each with
 //! a finished first change order, are written through the store API directly (two
-//! transactions each), which is what makes 100,000 applications affordable to set up.
+//! transactions each, 64 writers at a time sharing WAL syncs), which is what makes 1,000,000
+//! applications affordable to set up.
 //!
-//! Measured in the fresh process: start-up (store opened and migrated, engine started),
-//! resume (every in-flight change order claimed again and driven: lease taken, runtime
-//! observed), resident memory, CPU time while the process then sits idle holding that
-//! state (lease renewals are its only work: no polling tick), and its graceful shutdown with
-//! every order still in flight.
+//! Measured in a fresh process after the set-up's graceful stop: start-up (store opened and
+//! migrated, engine started), every in-flight order leased again, then driven again (its driver
+//! loaded it, re-applied its effects and routing, observed its instances: [`Engine::driven`]),
+//! resident memory, CPU time while the process then sits idle holding that state (lease
+//! renewals are its only work: no polling tick), and its graceful shutdown with every order
+//! still in flight. Then the same after a crash: a process driving every order is killed with
+//! SIGKILL (its leases live) and the next one, same worker id, resumes them.
+//!
+//! [`Engine::driven`]: edas_engine::Engine::driven
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -141,58 +146,25 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
             setup_started.elapsed()
         );
 
-        // Idle applications, each with a finished first change order, through the store API.
+        // Idle applications, each with a finished first change order, through the store API,
+        // 64 at a time (their commits share WAL syncs: what makes 1,000,000 affordable).
         let first = if in_flight == 0 { 1 } else { in_flight };
         let mut last_report = Instant::now();
+        let template = std::sync::Arc::new((template_app, template_order));
+        let mut writers = tokio::task::JoinSet::new();
         for i in first..apps {
-            let id = format!("idle-{i}");
-            let mut spec = template_app.spec.clone();
-            spec.spec.name = id.clone();
-            let now = jiff::Timestamp::now();
-            let (_, co) = store
-                .create_application(
-                    NewApplication {
-                        id: id.clone(),
-                        name: id.clone(),
-                        region_id: template_app.region_id.clone(),
-                        namespace_id: template_app.namespace_id.clone(),
-                        namespace_stored: false,
-                        cluster_id: template_app.cluster_id.clone(),
-                        k8s_namespace: template_app.k8s_namespace.clone(),
-                        state: template_app.state.clone(),
-                        spec,
-                    },
-                    NewChangeOrder {
-                        id: format!("co-{id}"),
-                        co_type: template_order.co_type.clone(),
-                        status: edas_store::ChangeOrderStatus::Ready,
-                        state: template_order.state.clone(),
-                        description: String::new(),
-                    },
-                    audit(&id),
-                    now,
-                )
-                .await?;
-            store
-                .transition(
-                    &co.id,
-                    co.version,
-                    Transition {
-                        status: edas_store::ChangeOrderStatus::Success,
-                        state: template_order.state.clone(),
-                        finished: true,
-                        app_state: None,
-                        delete_app: false,
-                        before: None,
-                    },
-                    audit(&id),
-                    now,
-                )
-                .await?;
+            if writers.len() >= 64 {
+                writers.join_next().await.context("a writer")???;
+            }
+            let (store, template) = (store.clone(), template.clone());
+            writers.spawn(async move { idle_app(&store, &template.0, &template.1, i).await });
             if last_report.elapsed() > Duration::from_secs(10) {
                 println!("  … {i} applications");
                 last_report = Instant::now();
             }
+        }
+        while let Some(done) = writers.join_next().await {
+            done??;
         }
         store.close().await;
     }
@@ -208,62 +180,39 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
         mib(db_bytes)
     );
 
-    // The measured process.
-    let spawned = Instant::now();
-    let mut child = std::process::Command::new(std::env::current_exe()?)
-        .arg("scale-load")
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--in-flight")
-        .arg(in_flight.to_string())
-        .arg("--idle-seconds")
-        .arg(idle_seconds.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("starting scale-load")?;
-    let pid = child.id();
-    let stdout = child.stdout.take().context("stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let mut idle_from = None;
-    let mut startup_line = String::new();
-    let mut resumed_line = String::new();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(3600))
-            .context("scale-load stopped talking")?;
-        if line.starts_with("started") {
-            startup_line = line;
-        } else if line.starts_with("resumed") {
-            resumed_line = line;
-            idle_from = rss_and_cpu(pid);
-        } else if line.starts_with("idle-end") {
-            break;
-        }
-    }
-    let after = rss_and_cpu(pid).context("reading the process")?;
-    let mut shutdown_line = String::from("shutdown not reported");
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(600)) {
-        if line.starts_with("shutdown") {
-            shutdown_line = line;
-            break;
-        }
-    }
-    let _ = child.wait();
+    // The measured process, after the set-up's graceful shutdown.
+    let mut graceful = Load::spawn(&data, in_flight, idle_seconds)?;
+    let startup_line = graceful.line("started")?;
+    let leased_line = graceful.line("leased")?;
+    let driven_line = graceful.line("driven")?;
+    let idle_from = rss_and_cpu(graceful.pid);
+    graceful.line("idle-end")?;
+    let after = rss_and_cpu(graceful.pid).context("reading the process")?;
+    let shutdown_line = graceful
+        .line("shutdown")
+        .unwrap_or_else(|_| "shutdown not reported".into());
+    graceful.wait();
     let (rss_resumed, cpu_resumed) = idle_from.context("no resume reported")?;
     let idle_cpu = after.1.saturating_sub(cpu_resumed);
+
+    // A crash: a process that drives every order is killed (SIGKILL, its leases still live),
+    // and the next one, with the same worker id, re-claims them at once.
+    let mut victim = Load::spawn(&data, in_flight, 3600)?;
+    victim.line("driven")?;
+    victim.kill();
+    let mut after_crash = Load::spawn(&data, in_flight, 0)?;
+    let crash_started = after_crash.line("started")?;
+    let crash_leased = after_crash.line("leased")?;
+    let crash_driven = after_crash.line("driven")?;
+    after_crash.line("idle-end")?;
+    let crash_shutdown = after_crash
+        .line("shutdown")
+        .unwrap_or_else(|_| "shutdown not reported".into());
+    after_crash.wait();
+
     println!("scale: {apps} applications, {in_flight} change orders in flight");
     println!(
-        "  {startup_line} ms after exec; {resumed_line} ms after exec (process spawned {:?} before)",
-        spawned.elapsed()
+        "  after a graceful restart: {startup_line}, {leased_line}, {driven_line} (ms after exec)"
     );
     println!(
         "  RSS after resume {}; RSS after {idle_seconds} s idle {}; CPU to start and resume {:?}; \
@@ -272,15 +221,134 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
         mib(after.0),
         cpu_resumed,
         idle_cpu,
-        idle_cpu.as_secs_f64() * 100.0 / idle_seconds as f64
+        idle_cpu.as_secs_f64() * 100.0 / idle_seconds.max(1) as f64
     );
     println!("  {shutdown_line} ms (graceful, {in_flight} orders in flight)");
+    println!(
+        "  after SIGKILL: {crash_started}, {crash_leased}, {crash_driven} (ms after exec); {crash_shutdown} ms"
+    );
     Ok(())
 }
 
+/// Writes idle application `idle-<i>` (a copy of the template) with a finished first change
+/// order: two transactions through the store API.
+async fn idle_app(
+    store: &Store,
+    template_app: &edas_store::Application,
+    template_order: &edas_store::ChangeOrder,
+    i: u32,
+) -> anyhow::Result<()> {
+    let id = format!("idle-{i}");
+    let mut spec = template_app.spec.clone();
+    spec.spec.name = id.clone();
+    let now = jiff::Timestamp::now();
+    let (_, co) = store
+        .create_application(
+            NewApplication {
+                id: id.clone(),
+                name: id.clone(),
+                region_id: template_app.region_id.clone(),
+                namespace_id: template_app.namespace_id.clone(),
+                namespace_stored: false,
+                cluster_id: template_app.cluster_id.clone(),
+                k8s_namespace: template_app.k8s_namespace.clone(),
+                state: template_app.state.clone(),
+                spec,
+            },
+            NewChangeOrder {
+                id: format!("co-{id}"),
+                co_type: template_order.co_type.clone(),
+                status: edas_store::ChangeOrderStatus::Ready,
+                state: template_order.state.clone(),
+                description: String::new(),
+            },
+            audit(&id),
+            now,
+        )
+        .await?;
+    store
+        .transition(
+            &co.id,
+            co.version,
+            Transition {
+                status: edas_store::ChangeOrderStatus::Success,
+                state: template_order.state.clone(),
+                finished: true,
+                app_state: None,
+                delete_app: false,
+                before: None,
+            },
+            audit(&id),
+            now,
+        )
+        .await?;
+    Ok(())
+}
+
+/// One run of the measured process (`edas-bench scale-load`), its stdout read line by line.
+struct Load {
+    child: std::process::Child,
+    pid: u32,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Load {
+    fn spawn(data: &std::path::Path, in_flight: u32, idle_seconds: u64) -> anyhow::Result<Load> {
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .arg("scale-load")
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--in-flight")
+            .arg(in_flight.to_string())
+            .arg("--idle-seconds")
+            .arg(idle_seconds.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("starting scale-load")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        Ok(Load {
+            pid: child.id(),
+            child,
+            lines,
+        })
+    }
+
+    /// The next line that starts with `prefix` (earlier lines are skipped).
+    fn line(&mut self, prefix: &str) -> anyhow::Result<String> {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(3600))
+                .with_context(|| format!("scale-load stopped before `{prefix}`"))?;
+            if line.starts_with(prefix) {
+                return Ok(line);
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn wait(&mut self) {
+        let _ = self.child.wait();
+    }
+}
+
 /// The measured process: opens the store, starts the engine, waits until every in-flight
-/// change order is leased by it again (and so driven), then idles. Prints `started <ms>`, `resumed <ms>` and
-/// `idle-end` on stdout.
+/// change order is leased by it again and then driven, then idles. Prints `started <ms>`,
+/// `leased <ms>`, `driven <ms>`, `idle-end` and `shutdown <ms>` on stdout.
 pub(crate) async fn scale_load(
     data_dir: PathBuf,
     in_flight: u32,
@@ -295,9 +363,15 @@ pub(crate) async fn scale_load(
     // them over: same owner, lease ended). Counted by one status-only statement, so the
     // watching costs the measured process next to nothing.
     while store.count_leased(WORKER, jiff::Timestamp::now()).await? < u64::from(in_flight) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    println!("resumed {}", t0.elapsed().as_millis());
+    println!("leased {}", t0.elapsed().as_millis());
+    // Driven: each order's driver loaded it, re-applied its effects and routing and observed
+    // its instances (an in-memory count: the watch costs nothing).
+    while engine.driven() < in_flight as usize {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!("driven {}", t0.elapsed().as_millis());
     tokio::time::sleep(Duration::from_secs(idle_seconds)).await;
     println!("idle-end");
     // A graceful shutdown with every order in flight (their leases kept, handed over in one

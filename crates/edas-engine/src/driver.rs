@@ -144,6 +144,26 @@ fn store_finished(status: Status) -> bool {
     !(status.is_active() || status.is_failure())
 }
 
+/// Counts a driver in [`crate::Engine::driven`] while it lives.
+struct Driven(Arc<Inner>);
+
+impl Driven {
+    fn count(inner: Arc<Inner>) -> Driven {
+        inner
+            .driven
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Driven(inner)
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        self.0
+            .driven
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Whether a finished order's routing is in place.
 enum Routed {
     Applied,
@@ -319,6 +339,7 @@ impl Driver {
             // The start could not even be persisted; another process will retry it.
             return;
         }
+        let _driven = Driven::count(self.inner.clone());
         while !self.lost && store_active(self.order.status()) {
             self.sync_analysis().await;
             if self.lost || !store_active(self.order.status()) {

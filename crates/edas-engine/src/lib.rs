@@ -314,6 +314,8 @@ pub(crate) struct Inner {
     sweep_kicks: HashMap<String, Arc<Notify>>,
     /// The release analysis's settings, set once before the engine starts.
     pub(crate) analysis: std::sync::OnceLock<AnalysisSettings>,
+    /// Drivers that started or resumed their order and are driving it ([`Engine::driven`]).
+    pub(crate) driven: std::sync::atomic::AtomicUsize,
 }
 
 /// The release engine. Clones share one engine.
@@ -338,6 +340,7 @@ impl Engine {
                 config,
                 clock: Clock::new(),
                 wake: Notify::new(),
+                driven: std::sync::atomic::AtomicUsize::new(0),
                 drivers: Mutex::default(),
                 shutdown: CancellationToken::new(),
                 started: Default::default(),
@@ -356,6 +359,13 @@ impl Engine {
     /// The release analysis's settings.
     pub fn analysis_settings(&self) -> AnalysisSettings {
         self.inner.analysis.get().cloned().unwrap_or_default()
+    }
+
+    /// How many change orders this process is driving now: their driver started them, or
+    /// resumed them (effects re-applied, routing set, instances observed) after a restart.
+    /// What a resume is measured by (`edas-bench scale`).
+    pub fn driven(&self) -> usize {
+        self.inner.driven.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The store the engine works on.

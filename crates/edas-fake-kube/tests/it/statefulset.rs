@@ -157,9 +157,12 @@ async fn ordinals_partition_and_ordered_updates() {
     sets.patch("db", &ssa, &Patch::Apply(set("db:1", 3, 0)))
         .await
         .unwrap();
+    // (The status right after the patch may still be the finished rollout of `db:2`: wait
+    // for the first revision itself.)
     let status = eventually("rolled back", || async {
         let s = sets.get("db").await.ok()?.status?;
-        (s.updated_replicas == Some(3)
+        (s.update_revision.as_deref() == Some(first_revision.as_str())
+            && s.updated_replicas == Some(3)
             && s.ready_replicas == Some(3)
             && s.current_revision == s.update_revision)
             .then_some(s)
