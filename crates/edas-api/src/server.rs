@@ -108,6 +108,10 @@ async fn metrics(State(api): State<Api>) -> Response {
     if api.inner.metrics.is_some() {
         record_active_change_orders(&api).await;
         crate::fleet_metrics::record(&api).await;
+        // Group commit's work: how many WAL syncs made the commits durable (SQLite only).
+        if let Some(syncs) = api.app().store().wal_syncs() {
+            metrics::counter!("edasd_store_wal_syncs_total").absolute(syncs);
+        }
     }
     match &api.inner.metrics {
         Some(handle) => (

@@ -129,6 +129,22 @@ async fn load(base: &str, apps: Arc<Vec<String>>, clients: usize, pick: Pick, se
     run
 }
 
+/// edasd's `edasd_store_wal_syncs_total` (group commit's syncs so far), from `/metrics`.
+async fn wal_syncs(http: &reqwest::Client, base: &str) -> Option<u64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("edasd_store_wal_syncs_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
 /// Waits until each of `orders` is no longer active (the engine takes orders in creation
 /// order, so the clients' last ones finishing means the backlog is gone).
 async fn drained(http: &reqwest::Client, base: &str, orders: &[String]) -> anyhow::Result<()> {
@@ -301,6 +317,7 @@ pub(crate) async fn api(
     let mut notes = Vec::new();
     for &clients in &levels {
         let before = rss_and_cpu(server.pid());
+        let syncs_before = wal_syncs(&http, &server.base).await;
         let n = load(&server.base, apps.clone(), clients, fresh.clone(), seconds).await;
         // Let the engine finish the change orders before the next run measures (its CPU for
         // them counts: they are part of what a deploy costs).
@@ -310,6 +327,13 @@ pub(crate) async fn api(
             "{clients} clients: the engine finished the fresh run's releases {:?} after it ended",
             drain.elapsed()
         ));
+        if let (Some(a), Some(b)) = (syncs_before, wal_syncs(&http, &server.base).await) {
+            notes.push(format!(
+                "{clients} clients: {:.2} WAL syncs (fdatasync) per accepted fresh deploy, release included \
+                 (edasd_store_wal_syncs_total, at full speed)",
+                b.saturating_sub(a) as f64 / n.ok.max(1) as f64
+            ));
+        }
         let e = load(&server.base, apps.clone(), clients, rotate.clone(), seconds).await;
         drained(&http, &server.base, &e.last_orders).await?;
         let after = rss_and_cpu(server.pid());

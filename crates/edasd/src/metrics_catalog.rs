@@ -100,6 +100,10 @@ fn describe() {
         Unit::Seconds,
         "Time of the release engine's store transactions, by operation (transition, deploy, create)."
     );
+    describe_counter!(
+        "edasd_store_wal_syncs_total",
+        "SQLite WAL syncs (fdatasync) so far: group commit makes every commit waiting at the time durable with one."
+    );
     describe_gauge!(
         "edasd_application_revision",
         "The number of each live application's current revision."

@@ -180,7 +180,7 @@ pub(crate) trait RecordEvents {
 const NOTIFY_CHANNEL: &str = "edasd_events";
 
 macro_rules! record_events_impl {
-    ($conn:ty, $announce:expr) => {
+    ($conn:ty, $announce:expr, $write:ident) => {
         impl RecordEvents for $conn {
             async fn state_before(
                 &mut self,
@@ -206,45 +206,111 @@ macro_rules! record_events_impl {
                 at: i64,
             ) -> Result<(), StoreError> {
                 let Some(after) = after else { return Ok(()) };
-                let events = edas_release::events(before, after);
+                let mut events = edas_release::events(before, after);
+                if events.is_empty() {
+                    return Ok(());
+                }
                 let announce: Option<&str> = $announce;
-                if let Some(sql) = announce.filter(|_| !events.is_empty()) {
-                    sqlx::query(sql).bind(NOTIFY_CHANNEL).execute(&mut *self).await?;
+                if let Some(sql) = announce {
+                    sqlx::query(sql)
+                        .bind(NOTIFY_CHANNEL)
+                        .execute(&mut *self)
+                        .await?;
                 }
-                for mut event in events {
+                for event in &mut events {
                     change_order_id.clone_into(&mut event.change_order_id);
-                    let kind = event.kind.as_str();
-                    let seq: i64 = sqlx::query_scalar(
-                        "INSERT INTO events (id, app_id, change_order_id, kind, at, data) \
-                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-                    )
-                    .bind(uuid::Uuid::new_v4().to_string())
-                    .bind(app_id)
-                    .bind(&event.change_order_id)
-                    .bind(kind)
-                    .bind(at)
-                    .bind(Json(&event))
-                    .fetch_one(&mut *self)
-                    .await?;
-                    sqlx::query(
-                        "INSERT INTO deliveries (subscription_id, event_seq, state, attempts, \
-                         updated_at) SELECT id, $1, 'pending', 0, $2 FROM subscriptions \
-                         WHERE (app_id IS NULL OR app_id = $3) AND (kinds = '' OR kinds LIKE $4)",
-                    )
-                    .bind(seq)
-                    .bind(at)
-                    .bind(app_id)
-                    .bind(format!("%,{kind},%"))
-                    .execute(&mut *self)
-                    .await?;
                 }
-                Ok(())
+                $write(self, app_id, &events, at).await
             }
         }
     };
 }
-record_events_impl!(SqliteConnection, None);
-record_events_impl!(PgConnection, Some("SELECT pg_notify($1, '')"));
+
+/// The columns of one event row, bound in this order.
+const EVENT_COLUMNS: usize = 6;
+
+/// SQLite: every event of a transition in one statement; the `events_deliveries` trigger adds
+/// each event's pending deliveries.
+async fn insert_events_sqlite(
+    conn: &mut SqliteConnection,
+    app_id: &str,
+    events: &[edas_release::ReleaseEvent],
+    at: i64,
+) -> Result<(), StoreError> {
+    let rows: Vec<String> = (0..events.len())
+        .map(|i| {
+            let n = i * EVENT_COLUMNS;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO events (id, app_id, change_order_id, kind, at, data) VALUES {}",
+        rows.join(", ")
+    );
+    // Only placeholders are formatted into it: nothing of the events is.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for event in events {
+        query = query
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(app_id)
+            .bind(&event.change_order_id)
+            .bind(event.kind.as_str())
+            .bind(at)
+            .bind(Json(event));
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// PostgreSQL: each event, then its pending deliveries (one per matching subscription).
+async fn insert_events_postgres(
+    conn: &mut PgConnection,
+    app_id: &str,
+    events: &[edas_release::ReleaseEvent],
+    at: i64,
+) -> Result<(), StoreError> {
+    for event in events {
+        let kind = event.kind.as_str();
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO events (id, app_id, change_order_id, kind, at, data) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(app_id)
+        .bind(&event.change_order_id)
+        .bind(kind)
+        .bind(at)
+        .bind(Json(event))
+        .fetch_one(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO deliveries (subscription_id, event_seq, state, attempts, \
+             updated_at) SELECT id, $1, 'pending', 0, $2 FROM subscriptions \
+             WHERE (app_id IS NULL OR app_id = $3) AND (kinds = '' OR kinds LIKE $4)",
+        )
+        .bind(seq)
+        .bind(at)
+        .bind(app_id)
+        .bind(format!("%,{kind},%"))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+record_events_impl!(SqliteConnection, None, insert_events_sqlite);
+record_events_impl!(
+    PgConnection,
+    Some("SELECT pg_notify($1, '')"),
+    insert_events_postgres
+);
 
 /// On PostgreSQL, other processes' commits wake this one too: one LISTEN connection per store
 /// bumps the signal on every notification of [`NOTIFY_CHANNEL`], and after a lost connection
