@@ -316,8 +316,9 @@ pub(crate) async fn api(
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut notes = Vec::new();
     for &clients in &levels {
-        let before = rss_and_cpu(server.pid());
+        // (The scrape first: rendering edasd's metrics is not a deploy's cost.)
         let syncs_before = wal_syncs(&http, &server.base).await;
+        let before = rss_and_cpu(server.pid());
         let n = load(&server.base, apps.clone(), clients, fresh.clone(), seconds).await;
         // Let the engine finish the change orders before the next run measures (its CPU for
         // them counts: they are part of what a deploy costs).
@@ -327,16 +328,18 @@ pub(crate) async fn api(
             "{clients} clients: the engine finished the fresh run's releases {:?} after it ended",
             drain.elapsed()
         ));
-        if let (Some(a), Some(b)) = (syncs_before, wal_syncs(&http, &server.base).await) {
-            notes.push(format!(
-                "{clients} clients: {:.2} WAL syncs (fdatasync) per accepted fresh deploy, release included \
-                 (edasd_store_wal_syncs_total, at full speed)",
-                b.saturating_sub(a) as f64 / n.ok.max(1) as f64
-            ));
-        }
+        let fresh_ok = n.ok;
         let e = load(&server.base, apps.clone(), clients, rotate.clone(), seconds).await;
         drained(&http, &server.base, &e.last_orders).await?;
         let after = rss_and_cpu(server.pid());
+        // The fresh run's syncs and the sustained run's, over both runs' deploys.
+        if let (Some(a), Some(b)) = (syncs_before, wal_syncs(&http, &server.base).await) {
+            notes.push(format!(
+                "{clients} clients: {:.2} WAL syncs (fdatasync) per accepted deploy, release included \
+                 (edasd_store_wal_syncs_total over the fresh and sustained runs, at full speed)",
+                b.saturating_sub(a) as f64 / (fresh_ok + e.ok).max(1) as f64
+            ));
+        }
         if let (Some((_, c0)), Some((rss, c1))) = (before, after) {
             notes.push(format!(
                 "{clients} clients: edasd CPU {:.2} ms per accepted deploy (API + engine), RSS {}",

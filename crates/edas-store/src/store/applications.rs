@@ -15,8 +15,13 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<(Application, ChangeOrder), StoreError> {
-        self.create_application_under(app, change_order, audit, now, None)
-            .await
+        let store = self.clone();
+        self.on_write_thread(Box::pin(async move {
+            store
+                .create_application_under(app, change_order, audit, now, None)
+                .await
+        }))
+        .await
     }
 
     /// [`Store::create_application`] with the first change order created already leased
@@ -29,8 +34,13 @@ impl Store {
         now: Timestamp,
         lease: Lease,
     ) -> Result<(Application, ChangeOrder), StoreError> {
-        self.create_application_under(app, change_order, audit, now, Some(lease))
-            .await
+        let store = self.clone();
+        self.on_write_thread(Box::pin(async move {
+            store
+                .create_application_under(app, change_order, audit, now, Some(lease))
+                .await
+        }))
+        .await
     }
 
     async fn create_application_under(
@@ -150,8 +160,13 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<(Revision, ChangeOrder), StoreError> {
-        self.deploy_under(app_id, revision, change_order, audit, now, None)
-            .await
+        let (store, app_id) = (self.clone(), app_id.to_owned());
+        self.on_write_thread(Box::pin(async move {
+            store
+                .deploy_under(&app_id, revision, change_order, audit, now, None)
+                .await
+        }))
+        .await
     }
 
     /// [`Store::deploy`] with the new change order created already leased under `lease` (its
@@ -166,8 +181,13 @@ impl Store {
         now: Timestamp,
         lease: Lease,
     ) -> Result<(Revision, ChangeOrder), StoreError> {
-        self.deploy_under(app_id, revision, change_order, audit, now, Some(lease))
-            .await
+        let (store, app_id) = (self.clone(), app_id.to_owned());
+        self.on_write_thread(Box::pin(async move {
+            store
+                .deploy_under(&app_id, revision, change_order, audit, now, Some(lease))
+                .await
+        }))
+        .await
     }
 
     async fn deploy_under(

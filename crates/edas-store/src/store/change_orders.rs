@@ -82,6 +82,23 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<i64, StoreError> {
+        let (store, id) = (self.clone(), id.to_owned());
+        self.on_write_thread(Box::pin(async move {
+            store
+                .transition_here(&id, expected_version, transition, audit, now)
+                .await
+        }))
+        .await
+    }
+
+    async fn transition_here(
+        &self,
+        id: &str,
+        expected_version: i64,
+        transition: Transition,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
         let at = ms(now);
         on_writer!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -100,6 +117,31 @@ impl Store {
     /// record. Either both are stored or neither is, so a crash between them cannot leave the
     /// order terminated without its rollback. Errors as those two methods.
     pub async fn transition_and_deploy(
+        &self,
+        id: &str,
+        expected_version: i64,
+        transition: Transition,
+        audit: AuditEntry,
+        follow_up: FollowUpDeploy,
+        now: Timestamp,
+    ) -> Result<(i64, Revision, ChangeOrder), StoreError> {
+        let (store, id) = (self.clone(), id.to_owned());
+        self.on_write_thread(Box::pin(async move {
+            store
+                .transition_and_deploy_here(
+                    &id,
+                    expected_version,
+                    transition,
+                    audit,
+                    follow_up,
+                    now,
+                )
+                .await
+        }))
+        .await
+    }
+
+    async fn transition_and_deploy_here(
         &self,
         id: &str,
         expected_version: i64,

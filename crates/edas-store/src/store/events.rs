@@ -667,6 +667,17 @@ impl Store {
     ) -> Result<Option<Subscription>, StoreError> {
         non_empty(worker, "worker id")?;
         let expires = plus(now, lease, "lease duration")?;
+        // Woken by every commit that recorded events, mostly with nothing to deliver (no
+        // subscription matched): learn that from a reader, not with a write on the one writer.
+        // A delivery committed after this read bumps the commit signal again.
+        let pending: bool = on_reader!(self, pool => {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM deliveries WHERE state = 'pending')")
+                .fetch_one(pool)
+                .await?
+        });
+        if !pending {
+            return Ok(None);
+        }
         let candidates = "SELECT s.id FROM subscriptions s \
              WHERE (s.blocked_until IS NULL OR s.blocked_until <= $3) \
              AND (s.lease_owner IS NULL OR s.lease_expires_at <= $3) \

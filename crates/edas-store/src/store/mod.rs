@@ -26,6 +26,10 @@ use crate::crypto::{Cipher, EncryptionKey, Sensitive};
 use crate::error::{StoreError, is_foreign_key_violation, is_unique_violation};
 use crate::model::*;
 
+/// A whole write transaction, boxed ([`Store::on_write_thread`]).
+pub(crate) type BoxedWrite<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'static>>;
+
 /// The SQLite database file inside a data directory.
 pub const SQLITE_FILE_NAME: &str = "edas.sqlite3";
 /// The encryption key file inside a data directory.
@@ -76,6 +80,8 @@ struct SqliteBackend {
     reader: SqlitePool,
     /// Group commit: every write through the writer waits for it before answering.
     sync: durability::WalSync,
+    /// Where the hot write transactions run ([`Store::on_write_thread`]).
+    thread: writer_thread::WriterThread,
 }
 
 /// Runs `$body` with `$pool` bound to the pool that writes: the single SQLite writer
@@ -705,6 +711,20 @@ impl Store {
         Self::open(location, &key).await
     }
 
+    /// Runs `work`, a whole write transaction, on the SQLite writer's own thread
+    /// (`writer_thread`); on PostgreSQL, here (its pool has a connection per writer).
+    /// Boxed by the caller: a transaction's future is large, and the callers' stacks (a debug
+    /// build's 2 MiB task stacks) should hold only a pointer to it.
+    pub(crate) async fn on_write_thread<T>(&self, work: BoxedWrite<T>) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+    {
+        match self.backend.as_ref() {
+            Backend::Sqlite(s) => s.thread.run(work).await,
+            Backend::Postgres(_) => work.await,
+        }
+    }
+
     /// How many times SQLite's WAL was synced to disk so far (group commit: one sync covers the
     /// commits of every writer waiting at the time); `None` on PostgreSQL.
     pub fn wal_syncs(&self) -> Option<u64> {
@@ -913,6 +933,7 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqliteBackend, Sto
         writer,
         reader,
         sync,
+        thread: writer_thread::WriterThread::start()?,
     })
 }
 
@@ -998,6 +1019,7 @@ mod rows;
 pub(crate) mod scaling_rules;
 mod sweeps;
 pub(crate) mod tags;
+mod writer_thread;
 
 pub use maintenance::restore_sqlite_backup;
 use rows::*;
