@@ -360,6 +360,41 @@ impl Store {
             .try_into()
     }
 
+    /// The applications with these ids (deleted ones too; unknown ids are left out), in one
+    /// statement: what a resume reads for the orders it claimed, instead of one read each.
+    pub async fn get_applications(&self, ids: &[String]) -> Result<Vec<Application>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<AppRow> = match self.backend.as_ref() {
+            Backend::Sqlite(s) => {
+                let ids = serde_json::to_string(ids).map_err(|e| StoreError::InvalidInput {
+                    field: "application ids",
+                    reason: e.to_string(),
+                })?;
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    app_cols!(),
+                    " FROM applications WHERE id IN (SELECT value FROM json_each($1))"
+                ))
+                .bind(ids)
+                .fetch_all(&s.reader)
+                .await?
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    app_cols!(),
+                    " FROM applications WHERE id = ANY($1)"
+                ))
+                .bind(ids)
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        rows.into_iter().map(Application::try_from).collect()
+    }
+
     /// Live applications, optionally of one EDAS namespace and/or cluster, ordered by name.
     pub async fn list_applications(
         &self,

@@ -26,6 +26,15 @@ pub async fn create_application_is_atomic_and_listed(ts: &TestStore) {
         .await
         .unwrap();
     assert_eq!(store.get_application("app-1").await.unwrap(), app);
+    // Several at once (what a resume reads): unknown ids are left out.
+    assert_eq!(
+        store
+            .get_applications(&["app-1".into(), "nope".into()])
+            .await
+            .unwrap(),
+        vec![app.clone()]
+    );
+    assert!(store.get_applications(&[]).await.unwrap().is_empty());
     assert_eq!(app.current_revision, 1);
     assert_eq!(store.get_change_order("co-1").await.unwrap(), co);
     assert_eq!(
