@@ -200,7 +200,7 @@ pub(crate) async fn batch_gap(batches: u32, runs: u32) -> anyhow::Result<()> {
     gaps.sort();
     let mean = gaps.iter().sum::<Duration>() / gaps.len() as u32;
     println!(
-        "batch-gap: {} gaps over {runs} release(s) of {batches} batches (SQLite, synchronous=FULL, fake runtime)",
+        "batch-gap: {} gaps over {runs} release(s) of {batches} batches (SQLite with edasd's group commit, fake runtime)",
         gaps.len()
     );
     println!(

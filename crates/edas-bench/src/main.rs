@@ -14,7 +14,7 @@
 //!
 //! `edas-bench batch-gap`: the engine's overhead between batches. A BatchUpdate release with
 //! many single-instance batches, no wait between batches and no ready window, on a real SQLite
-//! store (WAL, synchronous=FULL) with the fake runtime (instances ready after a fixed delay).
+//! store (WAL, group commit) with the fake runtime (instances ready after a fixed delay).
 //! The gap is measured from the runtime's own log: from the call that stops batch N's old
 //! instance (the last thing batch N does) to the call that starts batch N+1's new instance. It
 //! contains the runtime event, the observation, the state-machine steps and their durable

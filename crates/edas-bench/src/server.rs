@@ -345,8 +345,9 @@ fn number(v: &Value) -> Option<u64> {
         .or_else(|| v.as_u64())
 }
 
-/// `edas-bench floor-server`: one axum handler that commits one row per request to SQLite with
-/// edasd's settings (WAL, `synchronous=FULL`, one writer connection, `BEGIN IMMEDIATE`) and
+/// `edas-bench floor-server`: one axum handler that commits one row per request to SQLite,
+/// durably (WAL, `synchronous=FULL`: an fsync per commit; one writer connection, `BEGIN
+/// IMMEDIATE`) and
 /// answers a small JSON body. No signature check, no routing table, no engine: the least a
 /// durable HTTP write can cost on this machine.
 pub(crate) async fn floor_server(data_dir: PathBuf) -> anyhow::Result<()> {
