@@ -6,9 +6,9 @@
 //! Set-up (not measured): M applications are created and given a manual two-batch release
 //! through the engine itself, so each of their change orders is really in flight (waiting
 //! between batches, status 8, leased by the engine); the other N − M applications, each with
-//! a finished first change order, are written through the store API directly (two
-//! transactions each, 64 writers at a time sharing WAL syncs), which is what makes 1,000,000
-//! applications affordable to set up.
+//! a finished first change order, are one written through the store API and the rest copied
+//! from it in bulk by SQL (`Store::copy_application_fixture`, a benchmark-only feature of
+//! edas-store), which is what makes 1,000,000 applications affordable to set up.
 //!
 //! Measured in a fresh process after the set-up's graceful stop: start-up (store opened and
 //! migrated, engine started), every in-flight order leased again, then driven again (its driver
@@ -146,25 +146,21 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
             setup_started.elapsed()
         );
 
-        // Idle applications, each with a finished first change order, through the store API,
-        // 64 at a time (their commits share WAL syncs: what makes 1,000,000 affordable).
+        // Idle applications, each with a finished first change order: the first through the
+        // store API, the others copied from it in bulk (`Store::copy_application_fixture`,
+        // 50,000 per transaction: what makes 1,000,000 affordable to set up).
         let first = if in_flight == 0 { 1 } else { in_flight };
-        let mut last_report = Instant::now();
-        let template = std::sync::Arc::new((template_app, template_order));
-        let mut writers = tokio::task::JoinSet::new();
-        for i in first..apps {
-            if writers.len() >= 64 {
-                writers.join_next().await.context("a writer")???;
-            }
-            let (store, template) = (store.clone(), template.clone());
-            writers.spawn(async move { idle_app(&store, &template.0, &template.1, i).await });
-            if last_report.elapsed() > Duration::from_secs(10) {
-                println!("  … {i} applications");
-                last_report = Instant::now();
-            }
-        }
-        while let Some(done) = writers.join_next().await {
-            done??;
+        if first < apps {
+            idle_app(&store, &template_app, &template_order, first).await?;
+            let copying = Instant::now();
+            store
+                .copy_application_fixture(&format!("idle-{first}"), "idle-", first + 1, apps)
+                .await?;
+            println!(
+                "  {} idle applications copied in {:?}",
+                apps - first - 1,
+                copying.elapsed()
+            );
         }
         store.close().await;
     }
@@ -188,6 +184,8 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
     let idle_from = rss_and_cpu(graceful.pid);
     graceful.line("idle-end")?;
     let after = rss_and_cpu(graceful.pid).context("reading the process")?;
+    let list_first = graceful.line("list-first")?;
+    let list_middle = graceful.line("list-middle")?;
     let shutdown_line = graceful
         .line("shutdown")
         .unwrap_or_else(|_| "shutdown not reported".into());
@@ -224,6 +222,7 @@ pub(crate) async fn scale(apps: u32, in_flight: u32, idle_seconds: u64) -> anyho
         idle_cpu.as_secs_f64() * 100.0 / idle_seconds.max(1) as f64
     );
     println!("  {shutdown_line} ms (graceful, {in_flight} orders in flight)");
+    println!("  ListApplication's store read: {list_first}; {list_middle}");
     println!(
         "  after SIGKILL: {crash_started}, {crash_leased}, {crash_driven} (ms after exec); {crash_shutdown} ms"
     );
@@ -374,6 +373,32 @@ pub(crate) async fn scale_load(
     println!("driven {}", t0.elapsed().as_millis());
     tokio::time::sleep(Duration::from_secs(idle_seconds)).await;
     println!("idle-end");
+    // What a ListApplication page costs the store (its one read: the page and the total), with
+    // every order in flight: the first page and one in the middle, 20 applications each.
+    let total = store
+        .list_applications(&Default::default(), edas_store::PageRequest::new(1, 1))
+        .await?
+        .total;
+    let middle = u32::try_from(total / 40).unwrap_or(u32::MAX).max(1);
+    for (label, number) in [("first", 1), ("middle", middle)] {
+        let mut took = Vec::new();
+        for _ in 0..200 {
+            let started = Instant::now();
+            store
+                .list_applications(
+                    &Default::default(),
+                    edas_store::PageRequest::new(number, 20),
+                )
+                .await?;
+            took.push(started.elapsed());
+        }
+        took.sort();
+        println!(
+            "list-{label} page {number} (20 per page, {total} applications): p50 {} p99 {}",
+            crate::stats::ms(crate::stats::percentile(&took, 0.5)),
+            crate::stats::ms(crate::stats::percentile(&took, 0.99))
+        );
+    }
     // A graceful shutdown with every order in flight (their leases kept, handed over in one
     // write).
     let stopping = Instant::now();

@@ -1009,6 +1009,8 @@ pub(crate) mod base_info;
 mod change_orders;
 mod durability;
 pub(crate) mod events;
+#[cfg(feature = "bench-fixtures")]
+mod fixtures;
 mod identity;
 pub(crate) mod ingress_rules;
 mod maintenance;
