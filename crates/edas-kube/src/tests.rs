@@ -226,13 +226,19 @@ async fn failing_pods_are_reported_and_recreated() {
             .contains("CrashLoopBackOff"),
         "{state:#?}"
     );
-    cluster.clear_faults();
+    // Recreated while it still fails (with the fault cleared first, the fake kubelet's restart
+    // could make it healthy before the call, and a healthy pod is rightly left alone).
     let before = state.instances[0].name.clone();
     rt.recreate_failed(&app_ref("7f0c5a1e-0000-4000-8000-000000000001"), "1")
         .await
         .unwrap();
+    until(&rt, "1", |s| {
+        !s.instances.is_empty() && s.instances.iter().all(|i| i.name != before)
+    })
+    .await;
+    cluster.clear_faults();
     let state = until(&rt, "1", |s| {
-        s.ready == 1 && s.instances.iter().all(|i| i.name != before)
+        s.ready == 1 && s.failed.is_none() && s.instances.iter().all(|i| i.name != before)
     })
     .await;
     assert!(state.failed.is_none());
