@@ -103,6 +103,24 @@ def tag(edasd):
                 wait_status(edasd.classic(), order_id, (2,), timeout=30)
         except Exception:  # the kill below still runs
             pass
+    # The deletion's sweep stops the instances; whatever still carries the tag is killed, and
+    # the scan repeats until it finds nothing twice in a row (a restart racing the kill).
+    deadline = time.monotonic() + 20
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        found = _tagged(value)
+        for pid in found:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        quiet = 0 if found else quiet + 1
+
+
+def _tagged(value):
+    """The processes whose arguments include `value`."""
+    pids = []
     for pid_dir in Path("/proc").iterdir():
         if not pid_dir.name.isdigit():
             continue
@@ -111,10 +129,8 @@ def tag(edasd):
         except OSError:
             continue
         if value.encode() in args:
-            try:
-                os.killpg(int(pid_dir.name), signal.SIGKILL)
-            except OSError:
-                pass
+            pids.append(int(pid_dir.name))
+    return pids
 
 
 def envs(version, **extra):
