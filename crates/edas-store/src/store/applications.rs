@@ -449,6 +449,28 @@ impl Store {
                     vec![],
                 ),
             };
+        // SQLite keeps the live counts per namespace and cluster (triggers): a sum over a few
+        // rows, not a count over every live application.
+        let count = match self.backend.as_ref() {
+            Backend::Sqlite(_) => {
+                match (filter.namespace_id.is_some(), filter.cluster_id.is_some()) {
+                    (true, true) => {
+                        "SELECT COALESCE(SUM(live), 0) FROM application_counts \
+                         WHERE namespace_id = $1 AND cluster_id = $2"
+                    }
+                    (true, false) => {
+                        "SELECT COALESCE(SUM(live), 0) FROM application_counts \
+                         WHERE namespace_id = $1"
+                    }
+                    (false, true) => {
+                        "SELECT COALESCE(SUM(live), 0) FROM application_counts \
+                         WHERE cluster_id = $1"
+                    }
+                    (false, false) => "SELECT COALESCE(SUM(live), 0) FROM application_counts",
+                }
+            }
+            Backend::Postgres(_) => count,
+        };
         let (items, total): (Vec<AppRow>, i64) = on_reader!(self, pool => {
             let mut query = sqlx::query_as(select).bind(limit).bind(offset);
             let mut counting = sqlx::query_scalar(count);

@@ -132,3 +132,61 @@ async fn concurrent_writes_share_one_sync() {
     create(&store, "alone", "co-alone", t(0)).await;
     assert_eq!(store.wal_syncs().unwrap() - before, 1);
 }
+
+/// ListApplication's totals come from counts the database keeps per namespace and cluster
+/// (triggers): they follow creations and deletions, for every filter shape.
+#[tokio::test]
+async fn application_totals_follow_creations_and_deletions() {
+    use crate::harness::{audit, finish, new_app, new_co};
+    use edas_store::{ApplicationFilter, PageRequest, Transition};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    for (id, ns, cluster) in [
+        ("a1", "r:a", "c1"),
+        ("a2", "r:a", "c2"),
+        ("b1", "r:b", "c1"),
+    ] {
+        store
+            .create_application(
+                new_app(id, id, ns, cluster),
+                new_co(&format!("co-{id}")),
+                audit("Insert", id),
+                t(0),
+            )
+            .await
+            .unwrap();
+    }
+    let total = async |ns: Option<&str>, cluster: Option<&str>| {
+        let filter = ApplicationFilter {
+            namespace_id: ns.map(str::to_owned),
+            cluster_id: cluster.map(str::to_owned),
+        };
+        let page = store
+            .list_applications(&filter, PageRequest::new(1, 20))
+            .await
+            .unwrap();
+        (page.total, page.items.len() as u64)
+    };
+    assert_eq!(total(None, None).await, (3, 3));
+    assert_eq!(total(Some("r:a"), None).await, (2, 2));
+    assert_eq!(total(None, Some("c1")).await, (2, 2));
+    assert_eq!(total(Some("r:a"), Some("c2")).await, (1, 1));
+    // The end of a deletion marks the application deleted: the counts follow.
+    store
+        .transition(
+            "co-a1",
+            1,
+            Transition {
+                delete_app: true,
+                ..finish(2)
+            },
+            audit("Delete", "a1"),
+            t(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(total(None, None).await, (2, 2));
+    assert_eq!(total(Some("r:a"), None).await, (1, 1));
+    assert_eq!(total(None, Some("c1")).await, (1, 1));
+    assert_eq!(total(Some("r:b"), Some("c1")).await, (1, 1));
+}
