@@ -116,6 +116,7 @@ def run_testapp(server, tag, name, service, port):
         replicas=1, service_configs=json.dumps([{"name": service, "serviceType": "ClusterIP",
             "portMappings": [{"servicePort": {"port": port, "targetPort": 8080}}]}])))
     info = created.body.application_info
+    tag.apps.append((server, info.app_id))
     wait_status(server.classic(), info.change_order_id, (2,))
     return info.app_id
 

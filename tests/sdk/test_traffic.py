@@ -79,13 +79,14 @@ class Client(threading.Thread):
 
 
 class Tag(str):
-    """The unique argument of a test's instances, and the applications created with it."""
+    """The unique argument of a test's instances, and the applications created with it (each
+    with the edasd that runs it)."""
 
     apps: list
 
 
 @pytest.fixture
-def tag(edasd):
+def tag():
     """A unique argument of the test's instances. When the test ends its applications are
     deleted (so edasd's supervisor stops restarting their instances), then any process still
     carrying the argument is killed: instances outlive edasd by design, and a kill alone raced
@@ -93,14 +94,13 @@ def tag(edasd):
     value = Tag(f"edasd-sdk-traffic-{uuid.uuid4().hex[:12]}")
     value.apps = []
     yield value
-    tea_client = edasd.tea()
-    for app_id in value.apps:
+    for server, app_id in value.apps:
         try:
-            deleted = tea_client.delete_k8s_application(
+            deleted = server.tea().delete_k8s_application(
                 tea.DeleteK8sApplicationRequest(app_id=app_id, force=True))
             order_id = deleted.body.change_order_id
             if order_id:
-                wait_status(edasd.classic(), order_id, (2,), timeout=30)
+                wait_status(server.classic(), order_id, (2,), timeout=30)
         except Exception:  # the kill below still runs
             pass
     # The deletion's sweep stops the instances; whatever still carries the tag is killed, and
@@ -164,7 +164,7 @@ def create_app(edasd, tag, name):
         command=TESTAPP, command_args=json.dumps([{"argument": tag}]),
         envs=envs("v1"), readiness=READINESS, replicas=3))
     info = created.body.application_info
-    tag.apps.append(info.app_id)
+    tag.apps.append((edasd, info.app_id))
     wait_status(edasd.classic(), info.change_order_id, (2,))
     return info.app_id
 
