@@ -7,8 +7,10 @@
 //! for the others (after a restart, or applied by another edasd process) the Deployment's
 //! [`crate::ANNOTATION_REPLICAS`] tells a hand-scale, its disappearance from the cache a
 //! deletion, and the store ([`crate::Settled::settled_target`]) what to restore.
-//! A difference counts as drift only once the cluster has shown the Deployment as applied, so
-//! a step's own writes in flight are never mistaken for it; and before restoring, the store is
+//! A difference counts as drift only once the cluster has shown the Deployment as applied (the
+//! very object the apply returned: its uid, at its generation or later), so a step's own writes
+//! in flight, and a cache still showing an earlier incarnation that happens to match, are never
+//! mistaken for it; and before restoring, the store is
 //! asked ([`crate::Settled::settled_replicas`]): an application deleted or stopped, or a
 //! revision it no longer runs (another edasd process finished the change), is left alone.
 //!
@@ -34,6 +36,11 @@ pub(crate) struct Desired {
     /// Whether the cluster has shown the Deployment as applied (until then the step's own
     /// writes are in flight, and a difference is not drift).
     pub(crate) settled: bool,
+    /// The uid and generation the apply returned (`None` until it has): only a cached
+    /// Deployment with that uid, at that generation or later, can settle the revision. A
+    /// cache lagging behind shows an earlier incarnation (deleted and re-created by the steps
+    /// since), whose replicas may match by chance and then "drift" to its later ones.
+    pub(crate) applied: Option<(String, i64)>,
     /// Whether a restore is running.
     pub(crate) restoring: bool,
     /// The drift last restored (the Deployment's uid and generation, or `None` for a deleted
@@ -56,10 +63,26 @@ impl KubeRuntime {
                     target: target.clone(),
                     replicas,
                     settled: false,
+                    applied: None,
                     restoring: false,
                     restored: None,
                 },
             );
+        }
+    }
+
+    /// Records the Deployment an apply of `replicas` instances returned, unless a newer step
+    /// changed the revision meanwhile.
+    pub(crate) fn applied(&self, target: &Target, replicas: u32, deployment: &Deployment) {
+        let (Some(uid), Some(generation)) =
+            (&deployment.metadata.uid, deployment.metadata.generation)
+        else {
+            return;
+        };
+        let key = (target.app.id.clone(), target.revision.clone());
+        let mut desired = self.inner.desired.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = desired.get_mut(&key).filter(|d| d.replicas == replicas) {
+            d.applied = Some((uid.clone(), generation));
         }
     }
 
@@ -149,6 +172,17 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
         .as_ref()
         .map(|d| format!("{:?}/{:?}", d.metadata.uid, d.metadata.generation));
     let why = drift(current.as_deref(), replicas);
+    // Whether the cache shows the very Deployment this process applied, or a later state of it.
+    let shows_applied = |applied: &Option<(String, i64)>| {
+        let (Some(current), Some((uid, generation))) = (current.as_deref(), applied) else {
+            return false;
+        };
+        current.metadata.uid.as_ref() == Some(uid)
+            && current
+                .metadata
+                .generation
+                .is_some_and(|g| g >= *generation)
+    };
     // Scaled (not deleted): its HPA may have chosen the count.
     let scaled_to = current
         .as_deref()
@@ -162,11 +196,13 @@ fn check(rt: &KubeRuntime, event: &RuntimeEvent) {
         };
         match &why {
             // As applied: from now on a difference is drift.
-            None => {
+            None if d.settled || shows_applied(&d.applied) => {
                 d.settled = true;
                 d.restored = None;
                 return;
             }
+            // Matches by chance, before the apply's own object shows.
+            None => return,
             Some(_) if !d.settled || d.restored.as_ref() == Some(&version) => return,
             Some(_) => {
                 d.restoring = true;

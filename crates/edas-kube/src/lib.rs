@@ -746,6 +746,7 @@ impl KubeRuntime {
         self.ensure_namespace(ns).await?;
         let copies = self.apply_config(target).await?;
         let applied = self.apply_returning(&api, &name, deployment).await?;
+        self.applied(target, replicas, &applied);
         self.own_copies(target, &copies, "Deployment", &applied.metadata)
             .await
     }
