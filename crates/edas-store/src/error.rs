@@ -87,6 +87,11 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 
+    /// An error of the synchronous statements on SQLite's writer connection (the hot write
+    /// transactions run through rusqlite on sqlx's connection).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

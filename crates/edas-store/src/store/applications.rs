@@ -15,13 +15,7 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<(Application, ChangeOrder), StoreError> {
-        let store = self.clone();
-        self.on_write_thread(Box::pin(async move {
-            store
-                .create_application_under(app, change_order, audit, now, None)
-                .await
-        }))
-        .await
+        Box::pin(self.create_application_under(app, change_order, audit, now, None)).await
     }
 
     /// [`Store::create_application`] with the first change order created already leased
@@ -34,13 +28,7 @@ impl Store {
         now: Timestamp,
         lease: Lease,
     ) -> Result<(Application, ChangeOrder), StoreError> {
-        let store = self.clone();
-        self.on_write_thread(Box::pin(async move {
-            store
-                .create_application_under(app, change_order, audit, now, Some(lease))
-                .await
-        }))
-        .await
+        Box::pin(self.create_application_under(app, change_order, audit, now, Some(lease))).await
     }
 
     async fn create_application_under(
@@ -58,60 +46,76 @@ impl Store {
         non_empty(&app.id, "application id")?;
         non_empty(&app.name, "application name")?;
         let (now, at) = change_order_time(&change_order, now)?;
-        let spec = encode_doc(&app.spec, "application spec")?;
-        // PostgreSQL: hold the namespace until the application is in it, so a deletion waits
-        // and then sees the application (SQLite: one writer, nothing can interleave).
-        let namespace_lock = match self.backend.as_ref() {
-            Backend::Sqlite(_) => "",
-            Backend::Postgres(_) => " FOR SHARE",
-        };
-        let namespace_sql =
-            format!("SELECT id FROM edas_namespaces WHERE region_tag = $1{namespace_lock}");
-        on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            if app.namespace_stored {
-                let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(namespace_sql.clone()))
-                    .bind(&app.namespace_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if found.is_none() {
-                    return Err(StoreError::not_found("namespace", &app.namespace_id));
+        let (app, change_order, audit) = match self.backend.as_ref() {
+            Backend::Sqlite(sqlite) => {
+                let lease = lease.clone();
+                sqlite
+                    .write_sync(move |tx| {
+                        sync_sqlite::create_application(
+                            tx,
+                            &app,
+                            &change_order,
+                            &audit.actor,
+                            at,
+                            lease.as_ref(),
+                        )?;
+                        sync_sqlite::insert_audit(tx, &audit, at)?;
+                        Ok((app, change_order, audit))
+                    })
+                    .await?
+            }
+            Backend::Postgres(pool) => {
+                let spec = encode_doc(&app.spec, "application spec")?;
+                // Holds the namespace until the application is in it, so a deletion waits and
+                // then sees the application (SQLite: one writer, nothing can interleave).
+                let namespace_sql =
+                    "SELECT id FROM edas_namespaces WHERE region_tag = $1 FOR SHARE";
+                let mut tx = pool.begin_write().await?;
+                if app.namespace_stored {
+                    let found: Option<i64> = sqlx::query_scalar(namespace_sql)
+                        .bind(&app.namespace_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if found.is_none() {
+                        return Err(StoreError::not_found("namespace", &app.namespace_id));
+                    }
                 }
-            }
-            let taken: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM applications WHERE region_id = $1 AND name = $2 \
+                let taken: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM applications WHERE region_id = $1 AND name = $2 \
                  AND deleted = FALSE",
-            )
-            .bind(&app.region_id)
-            .bind(&app.name)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(other) = taken {
-                return Err(StoreError::conflict(
-                    "application",
-                    &app.name,
-                    format!("region {} already has an application of that name ({other})",
-                        app.region_id),
-                ));
-            }
-            sqlx::query(
-                "INSERT INTO applications (id, name, region_id, namespace_id, cluster_id, \
+                )
+                .bind(&app.region_id)
+                .bind(&app.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(other) = taken {
+                    return Err(StoreError::conflict(
+                        "application",
+                        &app.name,
+                        format!(
+                            "region {} already has an application of that name ({other})",
+                            app.region_id
+                        ),
+                    ));
+                }
+                sqlx::query(
+                    "INSERT INTO applications (id, name, region_id, namespace_id, cluster_id, \
                  k8s_namespace, current_revision, state, spec, created_at, updated_at, deleted) \
                  VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9, FALSE)",
-            )
-            .bind(&app.id)
-            .bind(&app.name)
-            .bind(&app.region_id)
-            .bind(&app.namespace_id)
-            .bind(&app.cluster_id)
-            .bind(&app.k8s_namespace)
-            .bind(&app.state)
-            .bind(&spec)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map_conflict(e, "application", &app.id, "id or name already taken"))?;
-            sqlx::query(
+                )
+                .bind(&app.id)
+                .bind(&app.name)
+                .bind(&app.region_id)
+                .bind(&app.namespace_id)
+                .bind(&app.cluster_id)
+                .bind(&app.k8s_namespace)
+                .bind(&app.state)
+                .bind(&spec)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_conflict(e, "application", &app.id, "id or name already taken"))?;
+                sqlx::query(
                 "INSERT INTO revisions (app_id, number, spec, created_at) VALUES ($1, 1, $2, $3)",
             )
             .bind(&app.id)
@@ -119,13 +123,22 @@ impl Store {
             .bind(at)
             .execute(&mut *tx)
             .await?;
-            insert_change_order!(
-                &mut tx, &app.id, &change_order, Some(1), &audit.actor, at, false, lease.as_ref()
-            );
-            replace_service_ports!(&mut tx, &app.id, &app.spec.spec.service_ports());
-            insert_audit!(&mut *tx, &audit, at)?;
-            tx.commit().await?;
-        });
+                insert_change_order!(
+                    &mut tx,
+                    &app.id,
+                    &change_order,
+                    Some(1),
+                    &audit.actor,
+                    at,
+                    false,
+                    lease.as_ref()
+                );
+                replace_service_ports!(&mut tx, &app.id, &app.spec.spec.service_ports());
+                insert_audit!(&mut *tx, &audit, at)?;
+                tx.commit().await?;
+                (app, change_order, audit)
+            }
+        };
         self.events_committed();
         let mut co = new_change_order(change_order, &app.id, Some(1), &audit.actor, now);
         co.lease = lease;
@@ -160,13 +173,7 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<(Revision, ChangeOrder), StoreError> {
-        let (store, app_id) = (self.clone(), app_id.to_owned());
-        self.on_write_thread(Box::pin(async move {
-            store
-                .deploy_under(&app_id, revision, change_order, audit, now, None)
-                .await
-        }))
-        .await
+        Box::pin(self.deploy_under(app_id, revision, change_order, audit, now, None)).await
     }
 
     /// [`Store::deploy`] with the new change order created already leased under `lease` (its
@@ -181,13 +188,7 @@ impl Store {
         now: Timestamp,
         lease: Lease,
     ) -> Result<(Revision, ChangeOrder), StoreError> {
-        let (store, app_id) = (self.clone(), app_id.to_owned());
-        self.on_write_thread(Box::pin(async move {
-            store
-                .deploy_under(&app_id, revision, change_order, audit, now, Some(lease))
-                .await
-        }))
-        .await
+        Box::pin(self.deploy_under(app_id, revision, change_order, audit, now, Some(lease))).await
     }
 
     async fn deploy_under(
@@ -204,19 +205,46 @@ impl Store {
             expires_at: truncate(l.expires_at),
             ..l
         });
-        let result: Result<i64, StoreError> = async {
-            on_writer!(self, pool => {
-                let mut tx = pool.begin_write().await?;
-                let number = deploy_in!(
-                    &mut tx, app_id, &revision, &change_order, &audit.actor, at, lease.as_ref()
-                );
-                insert_audit!(&mut *tx, &audit, at)?;
-                tx.commit().await?;
-                Ok(number)
-            })
-        }
-        .await;
-        let number = self.name_active(result).await?;
+        type Stored = (i64, RevisionDoc, NewChangeOrder, AuditEntry);
+        let result: Result<Stored, StoreError> = match self.backend.as_ref() {
+            Backend::Sqlite(sqlite) => {
+                let (id, lease) = (app_id.to_owned(), lease.clone());
+                sqlite
+                    .write_sync(move |tx| {
+                        let number = sync_sqlite::deploy(
+                            tx,
+                            &id,
+                            &revision,
+                            &change_order,
+                            &audit.actor,
+                            at,
+                            lease.as_ref(),
+                        )?;
+                        sync_sqlite::insert_audit(tx, &audit, at)?;
+                        Ok((number, revision, change_order, audit))
+                    })
+                    .await
+            }
+            Backend::Postgres(pool) => {
+                async {
+                    let mut tx = pool.begin_write().await?;
+                    let number = deploy_in!(
+                        &mut tx,
+                        app_id,
+                        &revision,
+                        &change_order,
+                        &audit.actor,
+                        at,
+                        lease.as_ref()
+                    );
+                    insert_audit!(&mut *tx, &audit, at)?;
+                    tx.commit().await?;
+                    Ok((number, revision, change_order, audit))
+                }
+                .await
+            }
+        };
+        let (number, revision, change_order, audit) = self.name_active(result).await?;
         self.events_committed();
         let revision = Revision {
             app_id: app_id.to_owned(),

@@ -82,32 +82,29 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<i64, StoreError> {
-        let (store, id) = (self.clone(), id.to_owned());
-        self.on_write_thread(Box::pin(async move {
-            store
-                .transition_here(&id, expected_version, transition, audit, now)
-                .await
-        }))
-        .await
-    }
-
-    async fn transition_here(
-        &self,
-        id: &str,
-        expected_version: i64,
-        transition: Transition,
-        audit: AuditEntry,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
         let at = ms(now);
-        on_writer!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let version = transition_in!(&mut tx, id, expected_version, &transition, at);
-            insert_audit!(&mut *tx, &audit, at)?;
-            tx.commit().await?;
-            self.events_committed();
-            Ok(version)
-        })
+        let version = match self.backend.as_ref() {
+            Backend::Sqlite(sqlite) => {
+                let id = id.to_owned();
+                sqlite
+                    .write_sync(move |tx| {
+                        let version =
+                            sync_sqlite::transition(tx, &id, expected_version, &transition, at)?;
+                        sync_sqlite::insert_audit(tx, &audit, at)?;
+                        Ok(version)
+                    })
+                    .await?
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin_write().await?;
+                let version = transition_in!(&mut tx, id, expected_version, &transition, at);
+                insert_audit!(&mut *tx, &audit, at)?;
+                tx.commit().await?;
+                version
+            }
+        };
+        self.events_committed();
+        Ok(version)
     }
 
     /// One command, one transaction: the compare-and-swap [`Store::transition`] of change
@@ -125,31 +122,6 @@ impl Store {
         follow_up: FollowUpDeploy,
         now: Timestamp,
     ) -> Result<(i64, Revision, ChangeOrder), StoreError> {
-        let (store, id) = (self.clone(), id.to_owned());
-        self.on_write_thread(Box::pin(async move {
-            store
-                .transition_and_deploy_here(
-                    &id,
-                    expected_version,
-                    transition,
-                    audit,
-                    follow_up,
-                    now,
-                )
-                .await
-        }))
-        .await
-    }
-
-    async fn transition_and_deploy_here(
-        &self,
-        id: &str,
-        expected_version: i64,
-        transition: Transition,
-        audit: AuditEntry,
-        follow_up: FollowUpDeploy,
-        now: Timestamp,
-    ) -> Result<(i64, Revision, ChangeOrder), StoreError> {
         let (now, at) = change_order_time(&follow_up.change_order, now)?;
         let FollowUpDeploy {
             app_id,
@@ -157,20 +129,57 @@ impl Store {
             change_order,
             audit: follow_audit,
         } = follow_up;
-        let result: Result<(i64, i64), StoreError> = async {
-            on_writer!(self, pool => {
-                let mut tx = pool.begin_write().await?;
-                let version = transition_in!(&mut tx, id, expected_version, &transition, at);
-                insert_audit!(&mut *tx, &audit, at)?;
-                let number =
-                    deploy_in!(&mut tx, &app_id, &revision, &change_order, &follow_audit.actor, at);
-                insert_audit!(&mut *tx, &follow_audit, at)?;
-                tx.commit().await?;
-                self.events_committed();
-                Ok((version, number))
-            })
+        let result: Result<(i64, i64), StoreError> = match self.backend.as_ref() {
+            Backend::Sqlite(sqlite) => {
+                let (id, app_id, revision, change_order) = (
+                    id.to_owned(),
+                    app_id.clone(),
+                    revision.clone(),
+                    change_order.clone(),
+                );
+                let follow_audit = follow_audit.clone();
+                sqlite
+                    .write_sync(move |tx| {
+                        let version =
+                            sync_sqlite::transition(tx, &id, expected_version, &transition, at)?;
+                        sync_sqlite::insert_audit(tx, &audit, at)?;
+                        let number = sync_sqlite::deploy(
+                            tx,
+                            &app_id,
+                            &revision,
+                            &change_order,
+                            &follow_audit.actor,
+                            at,
+                            None,
+                        )?;
+                        sync_sqlite::insert_audit(tx, &follow_audit, at)?;
+                        Ok((version, number))
+                    })
+                    .await
+            }
+            Backend::Postgres(pool) => {
+                async {
+                    let mut tx = pool.begin_write().await?;
+                    let version = transition_in!(&mut tx, id, expected_version, &transition, at);
+                    insert_audit!(&mut *tx, &audit, at)?;
+                    let number = deploy_in!(
+                        &mut tx,
+                        &app_id,
+                        &revision,
+                        &change_order,
+                        &follow_audit.actor,
+                        at
+                    );
+                    insert_audit!(&mut *tx, &follow_audit, at)?;
+                    tx.commit().await?;
+                    Ok((version, number))
+                }
+                .await
+            }
+        };
+        if result.is_ok() {
+            self.events_committed();
         }
-        .await;
         let (version, number) = self.name_active(result).await?;
         let revision = Revision {
             app_id: app_id.clone(),

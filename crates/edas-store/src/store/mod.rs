@@ -2,7 +2,9 @@
 //!
 //! Every query is written once, with `$N` placeholders, and compiled for each backend by the
 //! `on_writer!`/`on_reader!` macros (sqlx's query builders are generic, but their trait bounds
-//! are not worth spelling out). Only work claiming differs (`FOR UPDATE SKIP LOCKED`).
+//! are not worth spelling out). Only work claiming differs (`FOR UPDATE SKIP LOCKED`), and the
+//! hot write transactions on SQLite, which run synchronously in groups (`sync_sqlite`, mirroring
+//! the `*_in!` macros statement for statement).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -25,10 +27,6 @@ use sqlx::types::Json;
 use crate::crypto::{Cipher, EncryptionKey, Sensitive};
 use crate::error::{StoreError, is_foreign_key_violation, is_unique_violation};
 use crate::model::*;
-
-/// A whole write transaction, boxed ([`Store::on_write_thread`]).
-pub(crate) type BoxedWrite<T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'static>>;
 
 /// The SQLite database file inside a data directory.
 pub const SQLITE_FILE_NAME: &str = "edas.sqlite3";
@@ -79,9 +77,9 @@ struct SqliteBackend {
     writer: SqlitePool,
     reader: SqlitePool,
     /// Group commit: every write through the writer waits for it before answering.
-    sync: durability::WalSync,
-    /// Where the hot write transactions run ([`Store::on_write_thread`]).
-    thread: writer_thread::WriterThread,
+    sync: Arc<durability::WalSync>,
+    /// The connection the hot write transactions use (`sync_sqlite`).
+    hot: sync_sqlite::HotWriter,
 }
 
 /// Runs `$body` with `$pool` bound to the pool that writes: the single SQLite writer
@@ -711,20 +709,6 @@ impl Store {
         Self::open(location, &key).await
     }
 
-    /// Runs `work`, a whole write transaction, on the SQLite writer's own thread
-    /// (`writer_thread`); on PostgreSQL, here (its pool has a connection per writer).
-    /// Boxed by the caller: a transaction's future is large, and the callers' stacks (a debug
-    /// build's 2 MiB task stacks) should hold only a pointer to it.
-    pub(crate) async fn on_write_thread<T>(&self, work: BoxedWrite<T>) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-    {
-        match self.backend.as_ref() {
-            Backend::Sqlite(s) => s.thread.run(work).await,
-            Backend::Postgres(_) => work.await,
-        }
-    }
-
     /// How many times SQLite's WAL was synced to disk so far (group commit: one sync covers the
     /// commits of every writer waiting at the time); `None` on PostgreSQL.
     pub fn wal_syncs(&self) -> Option<u64> {
@@ -746,6 +730,7 @@ impl Store {
     pub async fn close(&self) {
         match self.backend.as_ref() {
             Backend::Sqlite(s) => {
+                s.hot.close().await;
                 s.reader.close().await;
                 s.writer.close().await;
             }
@@ -913,11 +898,13 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqliteBackend, Sto
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
     // The syncer first: a database it cannot sync is not opened.
-    let sync = durability::WalSync::start(options.get_filename())?;
+    let sync = Arc::new(durability::WalSync::start(options.get_filename())?);
     // The writer commits to the WAL without an fsync; `sync` makes commits durable before
     // their writers are answered (checkpoints sync by themselves under NORMAL).
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
+        // An embedded file needs no round trip to check it is alive before every write.
+        .test_before_acquire(false)
         .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
         .await?;
     if let Err(e) = migrate(&writer, &SQLITE_MIGRATOR).await {
@@ -925,6 +912,12 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqliteBackend, Sto
         return Err(e);
     }
     sync.durable().await?;
+    let hot = sync_sqlite::HotWriter::start(
+        options.get_filename(),
+        SQLITE_BUSY_TIMEOUT,
+        writer.clone(),
+        sync.clone(),
+    )?;
     let reader = SqlitePoolOptions::new()
         .max_connections(SQLITE_READERS)
         .connect_with(options.create_if_missing(false))
@@ -933,7 +926,7 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqliteBackend, Sto
         writer,
         reader,
         sync,
-        thread: writer_thread::WriterThread::start()?,
+        hot,
     })
 }
 
@@ -1020,6 +1013,7 @@ mod resources;
 mod rows;
 pub(crate) mod scaling_rules;
 mod sweeps;
+mod sync_sqlite;
 pub(crate) mod tags;
 mod writer_thread;
 

@@ -1,8 +1,6 @@
-//! The SQLite writer's own thread: the hot write transactions (deploy, transition, creation)
-//! run whole on a single-threaded runtime of their own, so the ~10 round trips of a transaction
-//! to sqlx's connection worker are not each queued behind the API's request tasks on the
-//! server's runtime (what held the one writer connection for milliseconds under load). The
-//! caller pays one hand-off per transaction instead of one wait in the run queue per statement.
+//! The SQLite writer's own thread: a single-threaded runtime on which the group writer of the
+//! hot write transactions (`sync_sqlite`) runs, so its groups are never queued behind the
+//! API's request tasks on the server's runtime.
 
 use crate::error::StoreError;
 
@@ -43,19 +41,9 @@ impl WriterThread {
         })
     }
 
-    /// Runs `work` (a whole write transaction) on the writer thread and answers its result.
-    pub(crate) async fn run<T>(&self, work: super::BoxedWrite<T>) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-    {
-        match self.handle.spawn(work).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(StoreError::Io {
-                path: "edas-store-writer".into(),
-                source: std::io::Error::other(format!("the writer thread stopped: {e}")),
-            }),
-        }
+    /// Runs `task` on the writer thread until it ends or the thread stops.
+    pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        drop(self.handle.spawn(task));
     }
 }
 

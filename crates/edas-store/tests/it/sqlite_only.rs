@@ -7,7 +7,7 @@ use edas_store::{
     restore_sqlite_backup,
 };
 
-use crate::harness::{create, t};
+use crate::harness::{audit, create, finish, new_co, spec, t};
 
 #[tokio::test]
 async fn data_dir_holds_database_and_a_private_key_file() {
@@ -189,4 +189,81 @@ async fn application_totals_follow_creations_and_deletions() {
     assert_eq!(total(Some("r:a"), None).await, (1, 1));
     assert_eq!(total(None, Some("c1")).await, (1, 1));
     assert_eq!(total(Some("r:b"), Some("c1")).await, (1, 1));
+}
+
+/// The group writer: 48 concurrent deploys to 32 idle applications, 16 of them a second deploy
+/// of an application another deploy of the group reaches first. Exactly one deploy per
+/// application is stored, each loser is refused with the one-active conflict naming the
+/// winner's order (its savepoint rolled back, its neighbours untouched: every other
+/// application has its new revision and order), and the whole burst shares far fewer syncs
+/// than it has writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_stores_its_jobs_and_refuses_its_conflicts_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    for i in 0..32 {
+        create(&store, &format!("app-{i}"), &format!("co-{i}"), t(0)).await;
+        store
+            .transition(&format!("co-{i}"), 1, finish(2), audit("End", "x"), t(1))
+            .await
+            .unwrap();
+    }
+    let before = store.wal_syncs().unwrap();
+    let deploys: Vec<_> = (0..48)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let app = format!("app-{}", n % 32);
+                let result = store
+                    .deploy(
+                        &app,
+                        spec("v2"),
+                        new_co(&format!("d-{n}")),
+                        audit("Deploy", &app),
+                        t(2),
+                    )
+                    .await;
+                (app, n, result)
+            })
+        })
+        .collect();
+    let mut stored = std::collections::BTreeMap::new();
+    let mut refused = Vec::new();
+    for deploy in deploys {
+        let (app, n, result) = deploy.await.unwrap();
+        match result {
+            Ok((revision, order)) => {
+                assert_eq!(revision.number, 2, "{app}");
+                assert!(
+                    stored.insert(app, order.id).is_none(),
+                    "two deploys of one application stored"
+                );
+            }
+            Err(StoreError::ActiveChangeOrder { app_id, active }) => {
+                refused.push((app_id, active, n))
+            }
+            Err(other) => panic!("deploy {n} of {app}: {other}"),
+        }
+    }
+    let syncs = store.wal_syncs().unwrap() - before;
+    assert_eq!(
+        (stored.len(), refused.len()),
+        (32, 16),
+        "refused: {refused:?}"
+    );
+    for (app, active, n) in &refused {
+        assert_eq!(&stored[app], active, "deploy {n} names the order that won");
+    }
+    for (app, order) in &stored {
+        let active = store.active_change_order(app).await.unwrap().unwrap();
+        assert_eq!(&active.id, order);
+        assert_eq!(
+            store.get_application(app).await.unwrap().current_revision,
+            2
+        );
+    }
+    assert!(
+        (1..48).contains(&syncs),
+        "48 concurrent deploys took {syncs} syncs"
+    );
 }

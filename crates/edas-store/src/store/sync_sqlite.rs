@@ -1,0 +1,634 @@
+//! The hot write transactions on SQLite (deploy, transition, transition-and-deploy, creation),
+//! run **synchronously** on sqlx's own writer connection.
+//!
+//! sqlx runs each statement on its connection's worker thread: a transaction of N statements
+//! costs ~2N thread hand-offs, and the write lock is held across all of them. These run
+//! instead on the writer thread through a `rusqlite` connection of their own, **in groups**:
+//! the writer takes every job queued since its last group (at most [`MAX_GROUP`]), holds the
+//! sqlx writer pool's one connection (the process's write lock, so no other write interleaves
+//! and neither waits on SQLite's busy handler), and runs them in one `BEGIN IMMEDIATE …
+//! COMMIT`, each job inside its own savepoint: a job that fails is rolled back to its
+//! savepoint and answered with its error, without touching its neighbours (each job is
+//! a whole command with its own checks: the one-active index, the version compare-and-swap,
+//! name uniqueness decide per job, in queue order), and answered once the group is committed
+//! (so a refusal can name what a neighbour stored). Then one sync covers the group, and only
+//! after it are the group's jobs answered: "persisted before it acts" holds per caller. A crash
+//! before the sync loses the group, none of whose callers was answered. While a group syncs
+//! the next one queues, so under load a sync covers many jobs (and their shared index pages are
+//! written to the WAL once); a lone job costs one transaction and one sync, as before.
+//!
+//! The SQL is SQLite's own (`?N` placeholders); PostgreSQL keeps the async statements of the
+//! `*_in!` macros in `store/mod.rs`, which these mirror statement for statement.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::durability::WalSync;
+use super::writer_thread::WriterThread;
+use super::{SqliteBackend, encode_doc, events::AsOrder as _};
+use crate::error::StoreError;
+use crate::model::*;
+
+/// The most jobs one group (one transaction, one sync) takes.
+pub(crate) const MAX_GROUP: usize = 64;
+
+/// A job's value, or the payload of its panic (resumed in the caller).
+type Answer = Result<Result<Box<dyn Any + Send>, StoreError>, Box<dyn Any + Send>>;
+
+type Job = Box<dyn FnOnce(&Connection) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
+
+struct Queued {
+    job: Job,
+    answer: oneshot::Sender<Answer>,
+}
+
+enum Message {
+    Write(Queued),
+    /// `Store::close`: the connection is closed, then this is answered.
+    Close(oneshot::Sender<()>),
+}
+
+/// The queue of the hot write transactions; the group writer (on the writer thread) owns the
+/// connection and stops when this is dropped.
+pub(crate) struct HotWriter {
+    queue: mpsc::UnboundedSender<Message>,
+    /// Where the group writer runs (dropped after the queue, so the writer sees it close).
+    _thread: WriterThread,
+}
+
+impl HotWriter {
+    /// Opens the connection (after the migrations, with the writer's settings: WAL,
+    /// `synchronous=NORMAL`, foreign keys, the busy timeout) and starts the group writer.
+    pub(crate) fn start(
+        path: &Path,
+        busy_timeout: std::time::Duration,
+        lock: SqlitePool,
+        sync: Arc<WalSync>,
+    ) -> Result<Self, StoreError> {
+        let db = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        db.busy_timeout(busy_timeout)?;
+        db.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+        db.set_prepared_statement_cache_capacity(64);
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let thread = WriterThread::start()?;
+        thread.spawn(write_groups(db, jobs, lock, sync));
+        Ok(HotWriter {
+            queue,
+            _thread: thread,
+        })
+    }
+
+    /// Closes the connection once the jobs queued before are answered; later writes fail.
+    pub(crate) async fn close(&self) {
+        let (closed, done) = oneshot::channel();
+        if self.queue.send(Message::Close(closed)).is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// The group writer: one group at a time, each answered after the sync that covers it.
+async fn write_groups(
+    db: Connection,
+    mut jobs: mpsc::UnboundedReceiver<Message>,
+    lock: SqlitePool,
+    sync: Arc<WalSync>,
+) {
+    let mut messages = Vec::with_capacity(MAX_GROUP);
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    let mut close = None;
+    while close.is_none() && jobs.recv_many(&mut messages, MAX_GROUP).await > 0 {
+        for message in messages.drain(..) {
+            match message {
+                Message::Write(queued) if close.is_none() => group.push(queued),
+                Message::Write(queued) => {
+                    let _ = queued
+                        .answer
+                        .send(Ok(Err(group_failed("the store was closed"))));
+                }
+                Message::Close(closed) => close = close.or(Some(closed)),
+            }
+        }
+        if group.is_empty() {
+            continue;
+        }
+        let done = match lock.acquire().await {
+            Ok(_write_lock) => run_group(&db, std::mem::take(&mut group)),
+            Err(e) => fail_all(std::mem::take(&mut group), &e.to_string()),
+        };
+        if done.is_empty() {
+            continue;
+        }
+        match sync.durable().await {
+            Ok(()) => {
+                for (answer, value) in done {
+                    let _ = answer.send(Ok(Ok(value)));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for (answer, _) in done {
+                    let _ = answer.send(Ok(Err(group_failed(&message))));
+                }
+            }
+        }
+    }
+    drop(db);
+    if let Some(closed) = close {
+        let _ = closed.send(());
+    }
+}
+
+/// What a whole group fails with (every caller gets its own copy).
+fn group_failed(message: &str) -> StoreError {
+    StoreError::Io {
+        path: "edas-store-writer".into(),
+        source: std::io::Error::other(message.to_owned()),
+    }
+}
+
+fn fail_all(
+    group: Vec<Queued>,
+    message: &str,
+) -> Vec<(oneshot::Sender<Answer>, Box<dyn Any + Send>)> {
+    for queued in group {
+        let _ = queued.answer.send(Ok(Err(group_failed(message))));
+    }
+    Vec::new()
+}
+
+/// Runs one group in one transaction, a savepoint per job; answers the failed jobs once it is
+/// committed (so a refusal can name what a neighbour stored, e.g. the order that won the
+/// one-active index) and returns the committed ones (to be answered after the sync).
+fn run_group(
+    db: &Connection,
+    group: Vec<Queued>,
+) -> Vec<(oneshot::Sender<Answer>, Box<dyn Any + Send>)> {
+    if let Err(e) = db.execute_batch("BEGIN IMMEDIATE") {
+        return fail_all(group, &format!("starting a write transaction: {e}"));
+    }
+    let mut done = Vec::with_capacity(group.len());
+    let mut failed = Vec::new();
+    for Queued { job, answer } in group {
+        if let Err(e) = db.execute_batch("SAVEPOINT job") {
+            failed.push((answer, Ok(Err(StoreError::Sqlite(e)))));
+            continue;
+        }
+        let refusal: Answer = match std::panic::catch_unwind(AssertUnwindSafe(|| job(db))) {
+            Ok(Ok(value)) => match db.execute_batch("RELEASE job") {
+                Ok(()) => {
+                    done.push((answer, value));
+                    continue;
+                }
+                Err(e) => Ok(Err(StoreError::Sqlite(e))),
+            },
+            Ok(Err(e)) => Ok(Err(e)),
+            Err(panic) => Err(panic),
+        };
+        let _ = db.execute_batch("ROLLBACK TO job; RELEASE job");
+        failed.push((answer, refusal));
+    }
+    let committed = db.execute_batch("COMMIT");
+    for (answer, refusal) in failed {
+        let _ = answer.send(refusal);
+    }
+    if let Err(e) = committed {
+        let _ = db.execute_batch("ROLLBACK");
+        let message = format!("committing a write transaction: {e}");
+        for (answer, _) in done {
+            let _ = answer.send(Ok(Err(group_failed(&message))));
+        }
+        return Vec::new();
+    }
+    done
+}
+
+impl SqliteBackend {
+    /// Runs `work` as one job of the group writer ([`HotWriter::run`]).
+    pub(crate) async fn write_sync<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.hot.run(work).await
+    }
+}
+
+impl HotWriter {
+    /// Runs `work` as one job of the group writer (its own savepoint in a shared transaction)
+    /// and answers once its commit is durable. An error (or a panic, resumed here) inside
+    /// `work` rolls back its own writes only.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |db| work(db).map(|v| Box::new(v) as Box<dyn Any + Send>));
+        self.queue
+            .send(Message::Write(Queued { job, answer }))
+            .map_err(|_| group_failed("the writer stopped"))?;
+        match answered.await {
+            Ok(Ok(Ok(value))) => Ok(*value
+                .downcast::<T>()
+                .expect("a job answers the type it was queued with")),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(group_failed("the writer stopped")),
+        }
+    }
+}
+
+/// A cached prepared statement on `c`, logged as sqlx logs its statements (target
+/// `edas_store::sql`, field `db.statement`) so a test can count what a write runs.
+fn statement<'c>(c: &'c Connection, sql: &str) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+    tracing::event!(target: "edas_store::sql", tracing::Level::DEBUG, db.statement = sql);
+    c.prepare_cached(sql)
+}
+
+/// A unique violation (a taken id or name, or the one-active-order index).
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+fn map_conflict(e: rusqlite::Error, entity: &'static str, id: &str, reason: &str) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::conflict(entity, id, reason)
+    } else {
+        StoreError::Sqlite(e)
+    }
+}
+
+/// As `super::racing_change_order`: SQLite names the indexed column of the one-active index.
+fn racing_change_order(e: rusqlite::Error, app_id: &str, co_id: &str) -> StoreError {
+    let one_active = matches!(&e, rusqlite::Error::SqliteFailure(_, Some(m))
+        if m.contains("change_orders.app_id"));
+    if is_unique_violation(&e) && one_active {
+        super::active_conflict(app_id, "")
+    } else {
+        map_conflict(e, "change order", co_id, "id already taken")
+    }
+}
+
+fn json_text(value: &serde_json::Value) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::InvalidInput {
+        field: "audit detail",
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn insert_audit(c: &Connection, entry: &AuditEntry, at: i64) -> Result<(), StoreError> {
+    statement(
+        c,
+        "INSERT INTO audit (at, actor, action, resource, app_id, request_id, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        at,
+        entry.actor,
+        entry.action,
+        entry.resource,
+        entry.app_id,
+        entry.request_id,
+        json_text(&entry.detail)?,
+    ])?;
+    Ok(())
+}
+
+/// The stored state of change order `id` at `version` (the events' "before").
+fn state_before(
+    c: &Connection,
+    id: &str,
+    version: i64,
+) -> Result<Option<edas_release::ChangeOrder>, StoreError> {
+    let state: Option<String> = statement(
+        c,
+        "SELECT state FROM change_orders WHERE id = ?1 AND version = ?2",
+    )?
+    .query_row(params![id, version], |row| row.get(0))
+    .optional()?;
+    Ok(state.and_then(|s| serde_json::from_str(&s).ok()))
+}
+
+/// The release events from `before` (`None`: just created) to `after`, in one INSERT; the
+/// `events_deliveries` trigger adds their pending deliveries.
+fn record_events(
+    c: &Connection,
+    app_id: &str,
+    change_order_id: &str,
+    before: Option<&edas_release::ChangeOrder>,
+    after: Option<&edas_release::ChangeOrder>,
+    at: i64,
+) -> Result<(), StoreError> {
+    let Some(after) = after else { return Ok(()) };
+    let events = edas_release::events(before, after);
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = vec!["(?, ?, ?, ?, ?, ?)"; events.len()].join(", ");
+    let mut insert = statement(
+        c,
+        &format!("INSERT INTO events (id, app_id, change_order_id, kind, at, data) VALUES {rows}"),
+    )?;
+    let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(events.len() * 6);
+    for mut event in events {
+        change_order_id.clone_into(&mut event.change_order_id);
+        let data = serde_json::to_string(&event).map_err(|e| StoreError::InvalidInput {
+            field: "release event",
+            reason: e.to_string(),
+        })?;
+        values.extend([
+            uuid::Uuid::new_v4().to_string().into(),
+            app_id.to_owned().into(),
+            change_order_id.to_owned().into(),
+            event.kind.as_str().to_owned().into(),
+            at.into(),
+            data.into(),
+        ]);
+    }
+    insert.execute(rusqlite::params_from_iter(values))?;
+    Ok(())
+}
+
+/// As `insert_change_order!`, with the created order's events.
+#[allow(clippy::too_many_arguments)]
+fn insert_change_order(
+    c: &Connection,
+    app_id: &str,
+    change_order: &NewChangeOrder,
+    revision: Option<i64>,
+    creator: &str,
+    at: i64,
+    lease: Option<&Lease>,
+) -> Result<(), StoreError> {
+    let state = encode_doc(&change_order.state, "change order state")?;
+    statement(
+        c,
+        "INSERT INTO change_orders (id, app_id, co_type, status, version, revision, state, \
+         description, created_at, updated_at, creator, finished_at, lease_owner, \
+         lease_expires_at) \
+         VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?8, ?9, NULL, ?10, ?11)",
+    )?
+    .execute(params![
+        change_order.id,
+        app_id,
+        change_order.co_type,
+        change_order.status.code(),
+        revision,
+        state.0.get(),
+        change_order.description,
+        at,
+        creator,
+        lease.map(|l| l.owner.as_str()),
+        lease.map(|l| super::ms(l.expires_at)),
+    ])
+    .map_err(|e| racing_change_order(e, app_id, &change_order.id))?;
+    let after = change_order.state.as_order();
+    record_events(c, app_id, &change_order.id, None, after.as_deref(), at)
+}
+
+/// As `replace_service_ports!`.
+fn replace_service_ports(c: &Connection, app_id: &str, ports: &[i64]) -> Result<(), StoreError> {
+    statement(c, "DELETE FROM service_ports WHERE app_id = ?1")?.execute([app_id])?;
+    if !ports.is_empty() {
+        let mut insert = statement(
+            c,
+            "INSERT INTO service_ports (app_id, port) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )?;
+        for port in ports {
+            insert.execute(params![app_id, port])?;
+        }
+    }
+    Ok(())
+}
+
+/// As `deploy_in!`: the application's next revision and the change order that rolls it out.
+/// Returns the revision number.
+pub(crate) fn deploy(
+    c: &Connection,
+    app_id: &str,
+    revision: &RevisionDoc,
+    change_order: &NewChangeOrder,
+    creator: &str,
+    at: i64,
+    lease: Option<&Lease>,
+) -> Result<i64, StoreError> {
+    let spec = encode_doc(revision, "revision spec")?;
+    let number: Option<i64> = statement(
+        c,
+        "UPDATE applications SET current_revision = current_revision + 1, spec = ?1, \
+             updated_at = ?2 WHERE id = ?3 AND deleted = FALSE RETURNING current_revision",
+    )?
+    .query_row(params![spec.0.get(), at, app_id], |row| row.get(0))
+    .optional()?;
+    let number = number.ok_or_else(|| StoreError::not_found("application", app_id))?;
+    statement(
+        c,
+        "INSERT INTO revisions (app_id, number, spec, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![app_id, number, spec.0.get(), at])
+    .map_err(|e| map_conflict(e, "application", app_id, "concurrent deploy"))?;
+    insert_change_order(c, app_id, change_order, Some(number), creator, at, lease)?;
+    replace_service_ports(c, app_id, &revision.spec.service_ports())?;
+    Ok(number)
+}
+
+/// As `transition_in!`: the compare-and-swap of a change order, its events and application
+/// updates. Returns the new version.
+pub(crate) fn transition(
+    c: &Connection,
+    id: &str,
+    expected: i64,
+    transition: &Transition,
+    at: i64,
+) -> Result<i64, StoreError> {
+    let read_before = match &transition.before {
+        Some(_) => None,
+        None => state_before(c, id, expected)?,
+    };
+    let before = transition.before.as_deref().or(read_before.as_ref());
+    let sql = if transition.finished {
+        "UPDATE change_orders SET status = ?1, state = ?2, version = version + 1, \
+         updated_at = ?3, finished_at = ?3, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = ?4 AND version = ?5 AND finished_at IS NULL RETURNING version, app_id"
+    } else {
+        "UPDATE change_orders SET status = ?1, state = ?2, version = version + 1, \
+         updated_at = ?3 \
+         WHERE id = ?4 AND version = ?5 AND finished_at IS NULL RETURNING version, app_id"
+    };
+    let state = encode_doc(&transition.state, "change order state")?;
+    let updated: Option<(i64, String)> = statement(c, sql)?
+        .query_row(
+            params![transition.status.code(), state.0.get(), at, id, expected],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let Some((version, app_id)) = updated else {
+        let current: Option<(i64, Option<i64>)> = statement(
+            c,
+            "SELECT version, finished_at FROM change_orders WHERE id = ?1",
+        )?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+        return Err(match current {
+            None => StoreError::not_found("change order", id),
+            Some((_, Some(_))) => StoreError::Finished { id: id.to_owned() },
+            Some((actual, None)) => StoreError::Stale {
+                id: id.to_owned(),
+                expected,
+                actual,
+            },
+        });
+    };
+    let after = transition.state.as_order();
+    record_events(c, &app_id, id, before, after.as_deref(), at)?;
+    if let Some(state) = &transition.app_state {
+        statement(
+            c,
+            "UPDATE applications SET state = ?1, updated_at = ?2 WHERE id = ?3",
+        )?
+        .execute(params![state, at, app_id])?;
+    }
+    if transition.delete_app {
+        statement(
+            c,
+            "UPDATE applications SET deleted = TRUE, updated_at = ?1 WHERE id = ?2",
+        )?
+        .execute(params![at, app_id])?;
+    }
+    Ok(version)
+}
+
+/// The writes of `Store::create_application` on SQLite: the application, its revision 1, its
+/// first change order (leased under `lease`) and Service ports.
+pub(crate) fn create_application(
+    c: &Connection,
+    app: &NewApplication,
+    change_order: &NewChangeOrder,
+    creator: &str,
+    at: i64,
+    lease: Option<&Lease>,
+) -> Result<(), StoreError> {
+    let spec = encode_doc(&app.spec, "application spec")?;
+    if app.namespace_stored {
+        let found: Option<i64> =
+            statement(c, "SELECT id FROM edas_namespaces WHERE region_tag = ?1")?
+                .query_row([&app.namespace_id], |row| row.get(0))
+                .optional()?;
+        if found.is_none() {
+            return Err(StoreError::not_found("namespace", &app.namespace_id));
+        }
+    }
+    let taken: Option<String> = statement(
+        c,
+        "SELECT id FROM applications WHERE region_id = ?1 AND name = ?2 AND deleted = FALSE",
+    )?
+    .query_row([&app.region_id, &app.name], |row| row.get(0))
+    .optional()?;
+    if let Some(other) = taken {
+        return Err(StoreError::conflict(
+            "application",
+            &app.name,
+            format!(
+                "region {} already has an application of that name ({other})",
+                app.region_id
+            ),
+        ));
+    }
+    statement(
+        c,
+        "INSERT INTO applications (id, name, region_id, namespace_id, cluster_id, \
+         k8s_namespace, current_revision, state, spec, created_at, updated_at, deleted) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?9, FALSE)",
+    )?
+    .execute(params![
+        app.id,
+        app.name,
+        app.region_id,
+        app.namespace_id,
+        app.cluster_id,
+        app.k8s_namespace,
+        app.state,
+        spec.0.get(),
+        at,
+    ])
+    .map_err(|e| map_conflict(e, "application", &app.id, "id or name already taken"))?;
+    statement(
+        c,
+        "INSERT INTO revisions (app_id, number, spec, created_at) VALUES (?1, 1, ?2, ?3)",
+    )?
+    .execute(params![app.id, spec.0.get(), at])?;
+    insert_change_order(c, &app.id, change_order, Some(1), creator, at, lease)?;
+    replace_service_ports(c, &app.id, &app.spec.spec.service_ports())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three jobs queued at once: the one that panics is rolled back to its savepoint and its
+    /// panic resumed in its caller; its neighbours are stored, and a later job still runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_is_rolled_back_alone_and_resumed_in_its_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let lock = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .execute(&lock)
+            .await
+            .unwrap();
+        let sync = Arc::new(WalSync::start(&path).unwrap());
+        let hot = Arc::new(
+            HotWriter::start(&path, std::time::Duration::from_secs(5), lock.clone(), sync).unwrap(),
+        );
+        let insert = |n: i64, panics: bool| {
+            let hot = hot.clone();
+            tokio::spawn(async move {
+                hot.run(move |db| {
+                    db.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                    assert!(!panics, "job {n} panics after its insert");
+                    Ok(n)
+                })
+                .await
+            })
+        };
+        let jobs = [insert(1, false), insert(2, true), insert(3, false)];
+        let mut outcomes = Vec::new();
+        for job in jobs {
+            outcomes.push(match job.await {
+                Ok(stored) => Ok(stored.unwrap()),
+                Err(e) => Err(e.is_panic()),
+            });
+        }
+        assert_eq!(outcomes, [Ok(1), Err(true), Ok(3)]);
+        assert_eq!(insert(4, false).await.unwrap().unwrap(), 4);
+        let stored: Vec<i64> = sqlx::query_scalar("SELECT n FROM t ORDER BY n")
+            .fetch_all(&lock)
+            .await
+            .unwrap();
+        assert_eq!(stored, [1, 3, 4]);
+        hot.close().await;
+        let closed = hot.run(|_| Ok(())).await.unwrap_err();
+        assert!(closed.to_string().contains("stopped"), "{closed}");
+    }
+}
