@@ -80,6 +80,8 @@ struct SqliteBackend {
     sync: Arc<durability::WalSync>,
     /// The connection the hot write transactions use (`sync_sqlite`).
     hot: sync_sqlite::HotWriter,
+    /// Which applications may have scaling rules (`scaling_rules`).
+    ruled_apps: scaling_rules::RuledApps,
 }
 
 /// Runs `$body` with `$pool` bound to the pool that writes: the single SQLite writer
@@ -912,6 +914,7 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqliteBackend, Sto
         return Err(e);
     }
     sync.durable().await?;
+    let ruled_apps = scaling_rules::RuledApps::load(&writer).await?;
     let hot = sync_sqlite::HotWriter::start(
         options.get_filename(),
         SQLITE_BUSY_TIMEOUT,
@@ -927,6 +930,7 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqliteBackend, Sto
         reader,
         sync,
         hot,
+        ruled_apps,
     })
 }
 

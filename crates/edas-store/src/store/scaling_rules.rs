@@ -111,7 +111,16 @@ macro_rules! scaling_rule_cols {
 
 impl Store {
     /// The scaling rules of application `app_id`, by name.
+    ///
+    /// On SQLite (one process owns the database) the store knows which applications ever had
+    /// a rule, so the many without one are answered without a read (a release asks up to
+    /// three times).
     pub async fn scaling_rules(&self, app_id: &str) -> Result<Vec<ScalingRule>, StoreError> {
+        if let Backend::Sqlite(sqlite) = self.backend.as_ref()
+            && !sqlite.ruled_apps.may_have_rules(app_id)
+        {
+            return Ok(Vec::new());
+        }
         let rows: Vec<ScalingRuleRow> = on_reader!(self, pool => {
             sqlx::query_as(concat!(
                 "SELECT ",
@@ -163,6 +172,10 @@ impl Store {
             field: "ScalingRule",
             reason: e.to_string(),
         })?;
+        // Known before it can be stored: a read in between then reads the table.
+        if let Backend::Sqlite(sqlite) = self.backend.as_ref() {
+            sqlite.ruled_apps.add(&rule.app_id);
+        }
         let row: ScalingRuleRow = on_writer!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let live: Option<String> = sqlx::query_scalar(
@@ -240,5 +253,34 @@ impl Store {
         });
         debug_assert_eq!(deleted, 1);
         Ok(())
+    }
+}
+
+/// The applications that have (or once had) a scaling rule, on SQLite: loaded when the store
+/// opens, added to before a rule is stored, never removed (a deleted rule costs a read).
+#[derive(Default)]
+pub(crate) struct RuledApps(std::sync::RwLock<std::collections::HashSet<String>>);
+
+impl RuledApps {
+    pub(crate) async fn load(writer: &sqlx::SqlitePool) -> Result<Self, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT app_id FROM application_scaling_rules")
+                .fetch_all(writer)
+                .await?;
+        Ok(RuledApps(std::sync::RwLock::new(ids.into_iter().collect())))
+    }
+
+    fn may_have_rules(&self, app_id: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(app_id)
+    }
+
+    fn add(&self, app_id: &str) {
+        let mut ids = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if !ids.contains(app_id) {
+            ids.insert(app_id.to_owned());
+        }
     }
 }

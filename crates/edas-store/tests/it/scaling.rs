@@ -51,6 +51,18 @@ pub async fn scaling_rules_are_stored_per_application(ts: &TestStore) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    // Read back here, and by a store opened afterwards (SQLite knows which applications have
+    // rules from the table when it opens).
+    assert_eq!(
+        store.scaling_rules("app-s").await.unwrap(),
+        std::slice::from_ref(&stored)
+    );
+    let other = ts.reopen().await;
+    assert_eq!(
+        other.scaling_rules("app-s").await.unwrap(),
+        std::slice::from_ref(&stored)
+    );
+    other.close().await;
     // The application has a rule (on its cluster c1, not on another).
     assert_eq!(
         store.applications_with_scaling_rules(None).await.unwrap(),
