@@ -82,6 +82,19 @@ impl Store {
         audit: AuditEntry,
         now: Timestamp,
     ) -> Result<i64, StoreError> {
+        // Boxed: a driver awaits this for its whole life; its task should hold a pointer, not
+        // both backends' transaction futures.
+        Box::pin(self.transition_here(id, expected_version, transition, audit, now)).await
+    }
+
+    async fn transition_here(
+        &self,
+        id: &str,
+        expected_version: i64,
+        transition: Transition,
+        audit: AuditEntry,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
         let at = ms(now);
         let version = match self.backend.as_ref() {
             Backend::Sqlite(sqlite) => {
@@ -114,6 +127,26 @@ impl Store {
     /// record. Either both are stored or neither is, so a crash between them cannot leave the
     /// order terminated without its rollback. Errors as those two methods.
     pub async fn transition_and_deploy(
+        &self,
+        id: &str,
+        expected_version: i64,
+        transition: Transition,
+        audit: AuditEntry,
+        follow_up: FollowUpDeploy,
+        now: Timestamp,
+    ) -> Result<(i64, Revision, ChangeOrder), StoreError> {
+        Box::pin(self.transition_and_deploy_here(
+            id,
+            expected_version,
+            transition,
+            audit,
+            follow_up,
+            now,
+        ))
+        .await
+    }
+
+    async fn transition_and_deploy_here(
         &self,
         id: &str,
         expected_version: i64,

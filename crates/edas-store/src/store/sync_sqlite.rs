@@ -76,7 +76,11 @@ impl HotWriter {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         db.busy_timeout(busy_timeout)?;
-        db.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+        // The savepoints' sub-journals in memory, not in temporary files (a write per page a
+        // job first touches).
+        db.execute_batch(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
+        )?;
         db.set_prepared_statement_cache_capacity(64);
         let (queue, jobs) = mpsc::unbounded_channel();
         let thread = WriterThread::start()?;
