@@ -318,8 +318,6 @@ impl Driver {
     }
 
     async fn run(&mut self, rx: &mut mpsc::UnboundedReceiver<DriverMsg>) {
-        let inner = self.inner.clone();
-        let first_step = inner.first_steps.acquire().await;
         // An autoscaler keeps the count this order planned until it ends.
         crate::autoscaling::hold(&self.inner, &self.runtime, &self.app).await;
         // Start a new order; resume one a previous process left in flight.
@@ -337,7 +335,6 @@ impl Driver {
         if let Err(error) = first {
             tracing::warn!(message = "Starting a change order failed.", change_order = %self.id, %error);
         }
-        drop(first_step);
         if self.order.status() == Status::Ready && self.deferred_success.is_none() {
             // The start could not even be persisted; another process will retry it.
             return;

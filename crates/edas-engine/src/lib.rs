@@ -316,15 +316,7 @@ pub(crate) struct Inner {
     pub(crate) analysis: std::sync::OnceLock<AnalysisSettings>,
     /// Drivers that started or resumed their order and are driving it ([`Engine::driven`]).
     pub(crate) driven: std::sync::atomic::AtomicUsize,
-    /// Bounds the drivers taking their first step at once ([`FIRST_STEPS`]).
-    pub(crate) first_steps: tokio::sync::Semaphore,
 }
-
-/// How many drivers take their first step (start or resume: effects, routing, first
-/// observation, its transition) at once. A resume of 10,000 orders would otherwise hold 10,000
-/// first steps' working memory at the same moment (and the allocator keeps that peak); this
-/// many keep the group writer's groups full.
-pub(crate) const FIRST_STEPS: usize = 256;
 
 /// The release engine. Clones share one engine.
 #[derive(Clone)]
@@ -349,7 +341,6 @@ impl Engine {
                 clock: Clock::new(),
                 wake: Notify::new(),
                 driven: std::sync::atomic::AtomicUsize::new(0),
-                first_steps: tokio::sync::Semaphore::new(FIRST_STEPS),
                 drivers: Mutex::default(),
                 shutdown: CancellationToken::new(),
                 started: Default::default(),
