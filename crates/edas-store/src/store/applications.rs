@@ -89,14 +89,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(other) = taken {
-                    return Err(StoreError::conflict(
-                        "application",
-                        &app.name,
-                        format!(
-                            "region {} already has an application of that name ({other})",
-                            app.region_id
-                        ),
-                    ));
+                    return Err(name_taken(&app.region_id, &app.name, &other));
                 }
                 sqlx::query(
                     "INSERT INTO applications (id, name, region_id, namespace_id, cluster_id, \

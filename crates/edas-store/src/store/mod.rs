@@ -224,15 +224,7 @@ macro_rules! transition_in {
                     .bind(id)
                     .fetch_optional(&mut **$tx)
                     .await?;
-            return Err(match current {
-                None => StoreError::not_found("change order", id),
-                Some((_, Some(_))) => StoreError::Finished { id: id.to_owned() },
-                Some((actual, None)) => StoreError::Stale {
-                    id: id.to_owned(),
-                    expected,
-                    actual,
-                },
-            });
+            return Err(refused_transition(id, expected, current));
         };
         let after = $crate::store::events::AsOrder::as_order(&transition.state);
         $crate::store::events::RecordEvents::record_events(
@@ -763,6 +755,29 @@ impl Store {
             _ => Err(StoreError::WrongKey),
         }
     }
+}
+
+/// Why a transition's compare-and-swap of change order `id` matched nothing, from its current
+/// version and finish time (`None`: no such order).
+fn refused_transition(id: &str, expected: i64, current: Option<(i64, Option<i64>)>) -> StoreError {
+    match current {
+        None => StoreError::not_found("change order", id),
+        Some((_, Some(_))) => StoreError::Finished { id: id.to_owned() },
+        Some((actual, None)) => StoreError::Stale {
+            id: id.to_owned(),
+            expected,
+            actual,
+        },
+    }
+}
+
+/// A live application of region `region` is already named `name` (it is `other`).
+fn name_taken(region: &str, name: &str, other: &str) -> StoreError {
+    StoreError::conflict(
+        "application",
+        name,
+        format!("region {region} already has an application of that name ({other})"),
+    )
 }
 
 fn active_conflict(app_id: &str, active: &str) -> StoreError {

@@ -486,15 +486,7 @@ pub(crate) fn transition(
         )?
         .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-        return Err(match current {
-            None => StoreError::not_found("change order", id),
-            Some((_, Some(_))) => StoreError::Finished { id: id.to_owned() },
-            Some((actual, None)) => StoreError::Stale {
-                id: id.to_owned(),
-                expected,
-                actual,
-            },
-        });
+        return Err(super::refused_transition(id, expected, current));
     };
     let after = transition.state.as_order();
     record_events(c, &app_id, id, before, after.as_deref(), at)?;
@@ -542,14 +534,7 @@ pub(crate) fn create_application(
     .query_row([&app.region_id, &app.name], |row| row.get(0))
     .optional()?;
     if let Some(other) = taken {
-        return Err(StoreError::conflict(
-            "application",
-            &app.name,
-            format!(
-                "region {} already has an application of that name ({other})",
-                app.region_id
-            ),
-        ));
+        return Err(super::name_taken(&app.region_id, &app.name, &other));
     }
     statement(
         c,
