@@ -1,5 +1,5 @@
 //! The hot write transactions on SQLite (deploy, transition, transition-and-deploy, creation),
-//! run **synchronously** on sqlx's own writer connection.
+//! run **synchronously and in groups** on the writer's thread, through a connection of its own.
 //!
 //! sqlx runs each statement on its connection's worker thread: a transaction of N statements
 //! costs ~2N thread hand-offs, and the write lock is held across all of them. These run
