@@ -24,23 +24,25 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use crate::error::StoreError;
 
-/// What the syncer has done: every ticket up to `synced` is durable; tickets up to `failed`
-/// (when above `synced`) were covered by a sync that failed with `error`.
-#[derive(Clone, Debug, Default)]
-struct Synced {
-    synced: u64,
-    failed: u64,
-    error: Option<Arc<str>>,
+/// What runs once the commits before it are durable (or their sync failed): called on the
+/// syncer's thread, so it must be short (answering a channel).
+type OnDurable = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+struct Waiting {
+    /// The last ticket handed out (a ticket is taken after the commit it covers returned).
+    requested: u64,
+    /// The tickets not yet covered by a sync, in ticket order.
+    callbacks: Vec<(u64, OnDurable)>,
+    /// `true` once the store is gone (the syncer finishes what is waiting, then stops).
+    stop: bool,
 }
 
 struct Shared {
     wal: PathBuf,
-    /// The last ticket handed out (a ticket is taken after the commit it covers returned).
-    requested: AtomicU64,
-    /// Guards the syncer's sleep; `true` once the store is gone.
-    stop: Mutex<bool>,
+    /// Tickets and the syncer's sleep: a ticket and its callback are taken under one lock, so a
+    /// sync that read the last ticket answers every callback up to it.
+    waiting: Mutex<Waiting>,
     wake: Condvar,
-    done: tokio::sync::watch::Sender<Synced>,
     /// How many syncs ran (what the benchmarks and tests count).
     syncs: AtomicU64,
 }
@@ -57,10 +59,12 @@ impl WalSync {
         wal.push("-wal");
         let shared = Arc::new(Shared {
             wal: PathBuf::from(wal),
-            requested: AtomicU64::new(0),
-            stop: Mutex::new(false),
+            waiting: Mutex::new(Waiting {
+                requested: 0,
+                callbacks: Vec::new(),
+                stop: false,
+            }),
             wake: Condvar::new(),
-            done: tokio::sync::watch::Sender::new(Synced::default()),
             syncs: AtomicU64::new(0),
         });
         let thread = shared.clone();
@@ -76,24 +80,24 @@ impl WalSync {
 
     /// Waits until every commit that returned before this call is durable.
     pub(crate) async fn durable(&self) -> Result<(), StoreError> {
-        let mut done = self.shared.done.subscribe();
-        let ticket = self.shared.requested.fetch_add(1, Ordering::SeqCst) + 1;
-        {
-            let _guard = self.shared.stop.lock().unwrap_or_else(|p| p.into_inner());
-            self.shared.wake.notify_one();
-        }
-        let outcome = done
-            .wait_for(|s| s.synced >= ticket || s.failed >= ticket)
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.after_durable(move |result| {
+            let _ = done.send(result);
+        });
+        outcome
             .await
-            .map(|s| s.clone());
-        match outcome {
-            Ok(s) if s.synced >= ticket => Ok(()),
-            Ok(s) => Err(sync_failed(
-                &self.shared.wal,
-                s.error.as_deref().unwrap_or("unknown"),
-            )),
-            Err(_) => Err(sync_failed(&self.shared.wal, "the syncer stopped")),
-        }
+            .unwrap_or_else(|_| Err(sync_failed(&self.shared.wal, "the syncer stopped")))
+    }
+
+    /// Calls `then` (on the syncer's thread) once every commit that returned before this call
+    /// is durable, without waiting here: the group writer goes on with its next group while
+    /// the disk syncs the last one.
+    pub(crate) fn after_durable(&self, then: impl FnOnce(Result<(), StoreError>) + Send + 'static) {
+        let mut waiting = lock(&self.shared.waiting);
+        waiting.requested += 1;
+        let ticket = waiting.requested;
+        waiting.callbacks.push((ticket, Box::new(then)));
+        self.shared.wake.notify_one();
     }
 
     /// How many `fdatasync` calls the syncer made so far.
@@ -104,9 +108,13 @@ impl WalSync {
 
 impl Drop for WalSync {
     fn drop(&mut self) {
-        *self.shared.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        lock(&self.shared.waiting).stop = true;
         self.shared.wake.notify_one();
     }
+}
+
+fn lock(waiting: &Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
+    waiting.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn sync_failed(wal: &std::path::Path, reason: &str) -> StoreError {
@@ -117,31 +125,38 @@ fn sync_failed(wal: &std::path::Path, reason: &str) -> StoreError {
 }
 
 /// The syncer: sleeps until a ticket is waiting, then syncs once for every ticket handed out
-/// before the sync started.
+/// before the sync started and calls their callbacks; stops once the store is gone and nothing
+/// waits.
 fn run(shared: &Shared) {
     let mut handled = 0u64;
     loop {
-        {
-            let mut stop = shared.stop.lock().unwrap_or_else(|p| p.into_inner());
-            while !*stop && shared.requested.load(Ordering::SeqCst) == handled {
-                stop = shared.wake.wait(stop).unwrap_or_else(|p| p.into_inner());
+        let target = {
+            let mut waiting = lock(&shared.waiting);
+            while !waiting.stop && waiting.requested == handled {
+                waiting = shared.wake.wait(waiting).unwrap_or_else(|p| p.into_inner());
             }
-            if *stop && shared.requested.load(Ordering::SeqCst) == handled {
+            if waiting.requested == handled {
                 return;
             }
-        }
-        let target = shared.requested.load(Ordering::SeqCst);
+            waiting.requested
+        };
         let outcome = sync_wal(&shared.wal);
         shared.syncs.fetch_add(1, Ordering::Relaxed);
         handled = target;
-        shared.done.send_modify(|s| match outcome {
-            Ok(()) => s.synced = target,
-            Err(e) => {
-                tracing::error!(message = "Syncing the SQLite WAL failed.", wal = %shared.wal.display(), error = %e);
-                s.failed = target;
-                s.error = Some(e.to_string().into());
-            }
-        });
+        if let Err(e) = &outcome {
+            tracing::error!(message = "Syncing the SQLite WAL failed.", wal = %shared.wal.display(), error = %e);
+        }
+        let covered: Vec<(u64, OnDurable)> = {
+            let mut waiting = lock(&shared.waiting);
+            let split = waiting.callbacks.partition_point(|(t, _)| *t <= target);
+            waiting.callbacks.drain(..split).collect()
+        };
+        for (_, then) in covered {
+            then(match &outcome {
+                Ok(()) => Ok(()),
+                Err(e) => Err(sync_failed(&shared.wal, &e.to_string())),
+            });
+        }
     }
 }
 

@@ -922,7 +922,16 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqliteBackend, Sto
         .max_connections(1)
         // An embedded file needs no round trip to check it is alive before every write.
         .test_before_acquire(false)
-        .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
+        .connect_with(
+            options
+                .clone()
+                .synchronous(SqliteSynchronous::Normal)
+                // Checkpoints run beside the writer (`checkpoints`); this is the backstop.
+                .pragma(
+                    "wal_autocheckpoint",
+                    checkpoints::BACKSTOP_PAGES.to_string(),
+                ),
+        )
         .await?;
     if let Err(e) = migrate(&writer, &SQLITE_MIGRATOR).await {
         writer.close().await;
@@ -1019,6 +1028,7 @@ mod applications;
 mod audit;
 pub(crate) mod base_info;
 mod change_orders;
+mod checkpoints;
 mod durability;
 pub(crate) mod events;
 #[cfg(feature = "bench-fixtures")]

@@ -12,10 +12,12 @@
 //! a whole command with its own checks: the one-active index, the version compare-and-swap,
 //! name uniqueness decide per job, in queue order), and answered once the group is committed
 //! (so a refusal can name what a neighbour stored). Then one sync covers the group, and only
-//! after it are the group's jobs answered: "persisted before it acts" holds per caller. A crash
-//! before the sync loses the group, none of whose callers was answered. While a group syncs
-//! the next one queues, so under load a sync covers many jobs (and their shared index pages are
-//! written to the WAL once); a lone job costs one transaction and one sync, as before.
+//! after it are the group's jobs answered (by the syncer's thread): "persisted before it acts"
+//! holds per caller. A crash before the sync loses the group, none of whose callers was
+//! answered. While a group syncs the writer goes on with the next one (the WAL is one file
+//! synced in order, so a later group is never durable before an earlier one), and the jobs
+//! queued meanwhile form it: under load a sync covers many jobs (and their shared index pages
+//! are written to the WAL once); a lone job costs one transaction and one sync, as before.
 //!
 //! The SQL is SQLite's own (`?N` placeholders); PostgreSQL keeps the async statements of the
 //! `*_in!` macros in `store/mod.rs`, which these mirror statement for statement.
@@ -29,6 +31,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoints::Checkpointer;
 use super::durability::WalSync;
 use super::writer_thread::WriterThread;
 use super::{SqliteBackend, encode_doc, events::AsOrder as _};
@@ -82,9 +85,10 @@ impl HotWriter {
             "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
         )?;
         db.set_prepared_statement_cache_capacity(64);
+        let checkpoints = Checkpointer::start(path, &db)?;
         let (queue, jobs) = mpsc::unbounded_channel();
         let thread = WriterThread::start()?;
-        thread.spawn(write_groups(db, jobs, lock, sync));
+        thread.spawn(write_groups(db, jobs, lock, sync, checkpoints));
         Ok(HotWriter {
             queue,
             _thread: thread,
@@ -100,12 +104,14 @@ impl HotWriter {
     }
 }
 
-/// The group writer: one group at a time, each answered after the sync that covers it.
+/// The group writer: one group at a time, each answered (by the syncer) after the sync that
+/// covers it; the next group is written while the last one syncs.
 async fn write_groups(
     db: Connection,
     mut jobs: mpsc::UnboundedReceiver<Message>,
     lock: SqlitePool,
     sync: Arc<WalSync>,
+    checkpoints: Checkpointer,
 ) {
     let mut messages = Vec::with_capacity(MAX_GROUP);
     let mut group = Vec::with_capacity(MAX_GROUP);
@@ -125,28 +131,37 @@ async fn write_groups(
         if group.is_empty() {
             continue;
         }
-        let done = match lock.acquire().await {
-            Ok(_write_lock) => run_group(&db, std::mem::take(&mut group)),
-            Err(e) => fail_all(std::mem::take(&mut group), &e.to_string()),
-        };
-        if done.is_empty() {
-            continue;
-        }
-        match sync.durable().await {
-            Ok(()) => {
-                for (answer, value) in done {
-                    let _ = answer.send(Ok(Ok(value)));
-                }
-            }
+        let write_lock = match lock.acquire().await {
+            Ok(write_lock) => write_lock,
             Err(e) => {
-                let message = e.to_string();
-                for (answer, _) in done {
-                    let _ = answer.send(Ok(Err(group_failed(&message))));
-                }
+                fail_all(std::mem::take(&mut group), &e.to_string());
+                continue;
             }
+        };
+        let done = run_group(&db, std::mem::take(&mut group));
+        if !done.is_empty() {
+            // Answered by the syncer once durable; meanwhile the next group is written.
+            sync.after_durable(move |outcome| match outcome {
+                Ok(()) => {
+                    for (answer, value) in done {
+                        let _ = answer.send(Ok(Ok(value)));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    for (answer, _) in done {
+                        let _ = answer.send(Ok(Err(group_failed(&message))));
+                    }
+                }
+            });
         }
+        checkpoints.committed(&db);
+        drop(write_lock);
     }
+    drop(checkpoints);
     drop(db);
+    // Every group committed before the close is answered before the close is.
+    let _ = sync.durable().await;
     if let Some(closed) = close {
         let _ = closed.send(());
     }

@@ -1,0 +1,241 @@
+//! WAL checkpoints off the writer's path. SQLite's automatic checkpoint runs inside the commit
+//! that crosses its threshold: on the one writer, it copies the WAL's pages into the database
+//! and syncs both files while every queued write waits (a pause of several milliseconds every
+//! ~40 deploys: most of the writer's tail latency). Here the group writer's connection reports
+//! the WAL's size after each commit (a WAL hook) and, past [`CHECKPOINT_PAGES`], wakes a
+//! thread of its own that runs a `PASSIVE` checkpoint through its own connection, concurrently
+//! with the writes (SQLite allows one checkpointer beside the writer). The next write
+//! transaction after a complete checkpoint restarts the WAL from its start, so it stays small.
+//!
+//! If that thread falls behind (writes faster than it copies, so a passive checkpoint never
+//! catches up to the WAL's end), the writer checkpoints itself at [`BACKSTOP_PAGES`], as
+//! SQLite would: the WAL stays bounded either way.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+
+/// The WAL size (pages) from which the checkpointer is woken: SQLite's own default threshold.
+pub(crate) const CHECKPOINT_PAGES: i32 = 1000;
+/// The WAL size (pages) at which the writer checkpoints itself (the checkpointer is behind).
+pub(crate) const BACKSTOP_PAGES: i32 = 16 * CHECKPOINT_PAGES;
+
+thread_local! {
+    /// The WAL's size in pages after the last commit on this thread's hooked connection.
+    static WAL_PAGES: Cell<i32> = const { Cell::new(0) };
+}
+
+/// The WAL hook of the group writer's connection (replaces SQLite's automatic checkpoint on
+/// it): remembers the WAL's size for [`Checkpointer::committed`], on the committing thread.
+fn record_wal_pages(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.with(|p| p.set(pages));
+    Ok(())
+}
+
+struct Shared {
+    /// `true` while a checkpoint is asked for and not yet run.
+    wanted: AtomicBool,
+    /// Guards the thread's sleep; `true` once the store closes.
+    stop: Mutex<bool>,
+    wake: Condvar,
+    /// Checkpoints run by the thread and by the writer (what tests and benchmarks count).
+    runs: AtomicU64,
+    backstops: AtomicU64,
+}
+
+/// The checkpoint thread of one SQLite database, driven by the group writer's commits.
+pub(crate) struct Checkpointer {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Hooks `writer` (the group writer's connection: its automatic checkpoint is off from
+    /// now on) and starts the thread, with a connection of its own to `path`.
+    pub(crate) fn start(path: &Path, writer: &Connection) -> Result<Checkpointer, StoreError> {
+        let db = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // A checkpoint syncs the WAL before it copies and the database after (`NORMAL`).
+        db.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        let shared = Arc::new(Shared {
+            wanted: AtomicBool::new(false),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            runs: AtomicU64::new(0),
+            backstops: AtomicU64::new(0),
+        });
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("edas-store-ckpt".into())
+                .spawn(move || run(&db, &shared))
+                .map_err(|source| StoreError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+        };
+        writer.wal_hook(Some(record_wal_pages));
+        Ok(Checkpointer {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// After a commit on the hooked connection (on its thread): wakes the checkpointer once
+    /// the WAL has grown past [`CHECKPOINT_PAGES`], or checkpoints on `writer` itself past
+    /// [`BACKSTOP_PAGES`].
+    pub(crate) fn committed(&self, writer: &Connection) {
+        let pages = WAL_PAGES.with(Cell::get);
+        if pages >= BACKSTOP_PAGES {
+            WAL_PAGES.with(|p| p.set(0));
+            self.shared.backstops.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = checkpoint(writer) {
+                tracing::warn!(error = %e, pages, "the writer's own WAL checkpoint failed");
+            }
+        } else if pages >= CHECKPOINT_PAGES && !self.shared.wanted.swap(true, Ordering::AcqRel) {
+            let _guard = self.shared.stop.lock().unwrap_or_else(|p| p.into_inner());
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Checkpoints run so far: by the thread, and by the writer at the backstop.
+    #[cfg(test)]
+    pub(crate) fn runs(&self) -> (u64, u64) {
+        (
+            self.shared.runs.load(Ordering::Relaxed),
+            self.shared.backstops.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for Checkpointer {
+    /// Stops the thread and closes its connection before the store counts as closed.
+    fn drop(&mut self) {
+        *self.shared.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(db: &Connection, shared: &Shared) {
+    loop {
+        {
+            let mut stop = shared.stop.lock().unwrap_or_else(|p| p.into_inner());
+            while !*stop && !shared.wanted.load(Ordering::Acquire) {
+                stop = shared.wake.wait(stop).unwrap_or_else(|p| p.into_inner());
+            }
+            if *stop {
+                return;
+            }
+        }
+        match checkpoint(db) {
+            Ok((log, copied)) => {
+                tracing::debug!(log, copied, "WAL checkpoint");
+            }
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+        shared.runs.fetch_add(1, Ordering::Relaxed);
+        shared.wanted.store(false, Ordering::Release);
+    }
+}
+
+/// A `PASSIVE` checkpoint: copies what it can without waiting for the writer or readers;
+/// answers the WAL's frames and how many of them are now in the database.
+fn checkpoint(db: &Connection) -> rusqlite::Result<(i64, i64)> {
+    db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((row.get(1)?, row.get(2)?))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database(dir: &Path) -> (std::path::PathBuf, Connection) {
+        let path = dir.join("db");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB);",
+            )
+            .unwrap();
+        (path, writer)
+    }
+
+    fn wal_pages(db: &Connection) -> i64 {
+        // A passive checkpoint of nothing new answers the WAL's size.
+        let (log, _) = checkpoint(db).unwrap();
+        log
+    }
+
+    #[test]
+    fn the_thread_checkpoints_and_the_wal_restarts_instead_of_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = database(dir.path());
+        let checkpointer = Checkpointer::start(&path, &writer).unwrap();
+        // 40 transactions of ~100 pages each: 4,000 pages written, four times the threshold.
+        for i in 0..40 {
+            writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+            for j in 0..100 {
+                writer
+                    .execute(
+                        "INSERT INTO t (id, v) VALUES (?1, zeroblob(4000))",
+                        [i * 100 + j],
+                    )
+                    .unwrap();
+            }
+            writer.execute_batch("COMMIT").unwrap();
+            checkpointer.committed(&writer);
+            // Let the thread copy (it runs beside the writer; a real writer does not wait).
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let (runs, backstops) = checkpointer.runs();
+        assert!(runs >= 1, "the checkpointer never ran");
+        assert_eq!(backstops, 0);
+        // Without checkpoints the WAL would hold every page written (over 4,000); it restarts
+        // after each complete checkpoint, so it holds about a threshold's worth at most.
+        let pages = wal_pages(&writer);
+        assert!(
+            pages < 2 * i64::from(CHECKPOINT_PAGES),
+            "the WAL holds {pages} pages"
+        );
+        drop(checkpointer);
+        // The hook replaced SQLite's own automatic checkpoint on the writer.
+        let count: i64 = writer
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 4000);
+    }
+
+    #[test]
+    fn a_writer_past_the_backstop_checkpoints_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = database(dir.path());
+        let checkpointer = Checkpointer::start(&path, &writer).unwrap();
+        // One transaction past the backstop (the thread may run too; the writer must not wait).
+        writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+        for id in 0..i64::from(BACKSTOP_PAGES) + 100 {
+            writer
+                .execute("INSERT INTO t (id, v) VALUES (?1, zeroblob(4000))", [id])
+                .unwrap();
+        }
+        writer.execute_batch("COMMIT").unwrap();
+        checkpointer.committed(&writer);
+        assert_eq!(checkpointer.runs().1, 1);
+        let (log, copied) = checkpoint(&writer).unwrap();
+        assert_eq!(
+            log, copied,
+            "everything is in the database after the backstop"
+        );
+    }
+}
