@@ -210,10 +210,18 @@ struct Driver {
     mailbox: Option<mpsc::WeakUnboundedSender<DriverMsg>>,
 }
 
+/// What the process that stored an order already holds, so its driver does not read it again.
+pub(crate) struct Known {
+    /// The application as the order's own deploy stored it.
+    pub app: edas_store::Application,
+    /// The revision the order leaves (its id and document), when the deploy had it at hand.
+    pub leaving: Option<(String, edas_spec::RevisionDoc)>,
+}
+
 pub(crate) async fn drive(
     inner: Arc<Inner>,
     record: edas_store::ChangeOrder,
-    app: Option<edas_store::Application>,
+    app: Option<Known>,
     mut rx: mpsc::UnboundedReceiver<DriverMsg>,
 ) {
     let id = record.id.clone();
@@ -255,13 +263,17 @@ pub(crate) async fn drive(
 }
 
 impl Driver {
-    /// `known`: the application as the order's own deploy stored it (not read again).
+    /// `known`: what the order's own deploy stored and left (not read again).
     async fn load(
         inner: Arc<Inner>,
         record: edas_store::ChangeOrder,
-        known: Option<edas_store::Application>,
+        known: Option<Known>,
     ) -> Result<Driver, String> {
         let order = record.state;
+        let (known, leaving) = match known {
+            Some(Known { app, leaving }) => (Some(app), leaving),
+            None => (None, None),
+        };
         let app = match known {
             Some(app) if app.id == record.app_id => app,
             _ => inner
@@ -284,6 +296,14 @@ impl Driver {
         if app.current_revision.to_string() == to {
             let target = crate::target::doc_target(&inner.store, &app_ref, &to, &app.spec).await?;
             targets.insert(to, target);
+        }
+        // The revision it leaves, as the deploy read it.
+        if let Some((from, doc)) = leaving
+            && order.previous().is_some_and(|p| p.revision.0 == from)
+            && !targets.contains_key(&from)
+        {
+            let target = crate::target::doc_target(&inner.store, &app_ref, &from, &doc).await?;
+            targets.insert(from, target);
         }
         let analysis = crate::analysis::decode(&order);
         let mailbox = inner

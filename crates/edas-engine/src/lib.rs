@@ -825,14 +825,25 @@ impl Engine {
                 stored = revision.number
             );
         }
-        // The driver starts from the application as just stored, without reading it back.
+        // The driver starts from the application as just stored, without reading it back, and
+        // from the revision it leaves when that is the application's current one (the usual
+        // case: its document is the one read above).
+        let leaving = (app.current_revision.to_string() == app.spec.template_revision)
+            .then(|| (app.spec.template_revision.clone(), app.spec.clone()));
         let stored = edas_store::Application {
             current_revision: revision.number,
             spec: driven_doc,
             updated_at: inner.clock.timestamp(),
             ..app
         };
-        drive_or_wake(&self.inner, record, Some(stored));
+        drive_or_wake(
+            &self.inner,
+            record,
+            Some(driver::Known {
+                app: stored,
+                leaving,
+            }),
+        );
         Ok(Submitted {
             app_id: req.app_id,
             change_order_id: order_id,
@@ -1328,11 +1339,7 @@ async fn restore_routing(
 /// Drives a change order this process just stored under its own lease
 /// ([`Inner::own_lease`]); wakes the claim loop for one stored without.
 /// `app`: the application as the order's own deploy stored it, when the caller has it.
-fn drive_or_wake(
-    inner: &Arc<Inner>,
-    record: edas_store::ChangeOrder,
-    app: Option<edas_store::Application>,
-) {
+fn drive_or_wake(inner: &Arc<Inner>, record: edas_store::ChangeOrder, app: Option<driver::Known>) {
     if record
         .lease
         .as_ref()
@@ -1346,11 +1353,7 @@ fn drive_or_wake(
 
 /// Spawns the driver of a claimed order; none once shutting down (the order keeps its lease,
 /// handed over with the others).
-fn spawn_driver(
-    inner: &Arc<Inner>,
-    record: edas_store::ChangeOrder,
-    app: Option<edas_store::Application>,
-) {
+fn spawn_driver(inner: &Arc<Inner>, record: edas_store::ChangeOrder, app: Option<driver::Known>) {
     if inner.shutdown.is_cancelled() {
         return;
     }
@@ -1383,7 +1386,9 @@ async fn spawn_drivers(inner: &Arc<Inner>, records: Vec<edas_store::ChangeOrder>
         }
     };
     for record in records {
-        let app = apps.remove(&record.app_id);
+        let app = apps
+            .remove(&record.app_id)
+            .map(|app| driver::Known { app, leaving: None });
         spawn_driver(inner, record, app);
     }
 }

@@ -375,6 +375,9 @@ impl Store {
 
     /// An application by id, deleted or not.
     pub async fn get_application(&self, id: &str) -> Result<Application, StoreError> {
+        if let Backend::Sqlite(s) = self.backend.as_ref() {
+            return s.points.application(id);
+        }
         let select = concat!("SELECT ", app_cols!(), " FROM applications WHERE id = $1");
         self.fetch_row::<AppRow>(select, &[id], "application")
             .await?

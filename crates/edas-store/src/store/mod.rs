@@ -82,6 +82,8 @@ struct SqliteBackend {
     hot: sync_sqlite::HotWriter,
     /// Which applications may have scaling rules (`scaling_rules`).
     ruled_apps: scaling_rules::RuledApps,
+    /// The hot one-row reads, inline (`point_reads`).
+    points: point_reads::PointReader,
 }
 
 /// Runs `$body` with `$pool` bound to the pool that writes: the single SQLite writer
@@ -725,6 +727,7 @@ impl Store {
         match self.backend.as_ref() {
             Backend::Sqlite(s) => {
                 s.hot.close().await;
+                s.points.close();
                 s.reader.close().await;
                 s.writer.close().await;
             }
@@ -945,6 +948,7 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqliteBackend, Sto
         writer.clone(),
         sync.clone(),
     )?;
+    let points = point_reads::PointReader::new(options.get_filename(), SQLITE_BUSY_TIMEOUT);
     let reader = SqlitePoolOptions::new()
         .max_connections(SQLITE_READERS)
         .connect_with(options.create_if_missing(false))
@@ -955,6 +959,7 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<SqliteBackend, Sto
         sync,
         hot,
         ruled_apps,
+        points,
     })
 }
 
@@ -1036,6 +1041,7 @@ mod fixtures;
 mod identity;
 pub(crate) mod ingress_rules;
 mod maintenance;
+mod point_reads;
 pub(crate) mod regions;
 pub(crate) mod release_policies;
 mod resources;

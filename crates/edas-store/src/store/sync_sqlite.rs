@@ -267,7 +267,10 @@ impl HotWriter {
 
 /// A cached prepared statement on `c`, logged as sqlx logs its statements (target
 /// `edas_store::sql`, field `db.statement`) so a test can count what a write runs.
-fn statement<'c>(c: &'c Connection, sql: &str) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+pub(super) fn statement<'c>(
+    c: &'c Connection,
+    sql: &str,
+) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
     tracing::event!(target: "edas_store::sql", tracing::Level::DEBUG, db.statement = sql);
     c.prepare_cached(sql)
 }

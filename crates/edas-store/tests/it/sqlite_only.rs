@@ -267,3 +267,45 @@ async fn a_group_stores_its_jobs_and_refuses_its_conflicts_one_by_one() {
         "48 concurrent deploys took {syncs} syncs"
     );
 }
+
+/// The inline point read of an application (its own read-only connections): it sees what the
+/// writer committed, names a missing application, reads a corrupt document as corrupt, and
+/// fails once the store is closed (as sqlx's closed pools do).
+#[tokio::test]
+async fn point_reads_see_commits_name_what_is_missing_and_end_with_the_store() {
+    use crate::harness::new_app;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    match store.get_application("a1").await {
+        Err(StoreError::NotFound { entity, id }) => {
+            assert_eq!((entity, id.as_str()), ("application", "a1"))
+        }
+        other => panic!("{other:?}"),
+    }
+    store
+        .create_application(
+            new_app("a1", "one", "r:a", "c1"),
+            new_co("co-a1"),
+            audit("Insert", "a1"),
+            t(0),
+        )
+        .await
+        .unwrap();
+    let app = store.get_application("a1").await.unwrap();
+    assert_eq!((app.name.as_str(), app.current_revision), ("one", 1));
+    // A document this binary cannot read is reported as corrupt, naming the column.
+    let db = rusqlite::Connection::open(dir.path().join(SQLITE_FILE_NAME)).unwrap();
+    db.execute(
+        "UPDATE applications SET spec = '{\"nope\"' WHERE id = 'a1'",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    match store.get_application("a1").await {
+        Err(StoreError::Corrupt { what, .. }) => assert_eq!(what, "applications.spec"),
+        other => panic!("{other:?}"),
+    }
+    store.close().await;
+    let closed = store.get_application("a1").await.unwrap_err().to_string();
+    assert!(closed.contains("closed"), "{closed}");
+}
