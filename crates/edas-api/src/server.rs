@@ -112,6 +112,17 @@ async fn metrics(State(api): State<Api>) -> Response {
         if let Some(syncs) = api.app().store().wal_syncs() {
             metrics::counter!("edasd_store_wal_syncs_total").absolute(syncs);
         }
+        // Checkpoints beside the writer, the writer's short ones that finish them, and its
+        // own whole ones when that thread fell behind.
+        if let Some((thread, finish, backstop)) = api.app().store().wal_checkpoints() {
+            for (by, n) in [
+                ("thread", thread),
+                ("finish", finish),
+                ("backstop", backstop),
+            ] {
+                metrics::counter!("edasd_store_wal_checkpoints_total", "by" => by).absolute(n);
+            }
+        }
     }
     match &api.inner.metrics {
         Some(handle) => (

@@ -129,8 +129,10 @@ async fn load(base: &str, apps: Arc<Vec<String>>, clients: usize, pick: Pick, se
     run
 }
 
-/// edasd's `edasd_store_wal_syncs_total` (group commit's syncs so far), from `/metrics`.
-async fn wal_syncs(http: &reqwest::Client, base: &str) -> Option<u64> {
+/// edasd's `edasd_store_wal_syncs_total` (group commit's syncs so far) and
+/// `edasd_store_wal_checkpoints_total` by who ran them, from
+/// `/metrics`.
+async fn wal_counts(http: &reqwest::Client, base: &str) -> Option<[u64; 4]> {
     let text = http
         .get(format!("{base}/metrics"))
         .send()
@@ -139,10 +141,18 @@ async fn wal_syncs(http: &reqwest::Client, base: &str) -> Option<u64> {
         .text()
         .await
         .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("edasd_store_wal_syncs_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+    };
+    Some([
+        value("edasd_store_wal_syncs_total ")?,
+        value("edasd_store_wal_checkpoints_total{by=\"thread\"} ").unwrap_or(0),
+        value("edasd_store_wal_checkpoints_total{by=\"finish\"} ").unwrap_or(0),
+        value("edasd_store_wal_checkpoints_total{by=\"backstop\"} ").unwrap_or(0),
+    ])
 }
 
 /// Waits until each of `orders` is no longer active (the engine takes orders in creation
@@ -317,7 +327,7 @@ pub(crate) async fn api(
     let mut notes = Vec::new();
     for &clients in &levels {
         // (The scrape first: rendering edasd's metrics is not a deploy's cost.)
-        let syncs_before = wal_syncs(&http, &server.base).await;
+        let syncs_before = wal_counts(&http, &server.base).await;
         let before = rss_and_cpu(server.pid());
         let n = load(&server.base, apps.clone(), clients, fresh.clone(), seconds).await;
         // Let the engine finish the change orders before the next run measures (its CPU for
@@ -333,11 +343,15 @@ pub(crate) async fn api(
         drained(&http, &server.base, &e.last_orders).await?;
         let after = rss_and_cpu(server.pid());
         // The fresh run's syncs and the sustained run's, over both runs' deploys.
-        if let (Some(a), Some(b)) = (syncs_before, wal_syncs(&http, &server.base).await) {
+        if let (Some(a), Some(b)) = (syncs_before, wal_counts(&http, &server.base).await) {
             notes.push(format!(
                 "{clients} clients: {:.2} WAL syncs (fdatasync) per accepted deploy, release included \
-                 (edasd_store_wal_syncs_total over the fresh and sustained runs, at full speed)",
-                b.saturating_sub(a) as f64 / (fresh_ok + e.ok).max(1) as f64
+                 (edasd_store_wal_syncs_total over the fresh and sustained runs, at full speed); \
+                 WAL checkpoints: {} beside the writer, {} finished by the writer, {} at the backstop",
+                b[0].saturating_sub(a[0]) as f64 / (fresh_ok + e.ok).max(1) as f64,
+                b[1].saturating_sub(a[1]),
+                b[2].saturating_sub(a[2]),
+                b[3].saturating_sub(a[3]),
             ));
         }
         if let (Some((_, c0)), Some((rss, c1))) = (before, after) {

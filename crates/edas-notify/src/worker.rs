@@ -70,7 +70,7 @@ impl Notifier {
         if let Err(error) = self.store.release_own_subscriptions(&worker).await {
             tracing::warn!(message = "Could not take back this process's subscription leases.", %error);
         }
-        let mut signal = self.store.events_signal();
+        let mut signal = self.store.deliveries_signal();
         let mut tasks: JoinSet<()> = JoinSet::new();
         loop {
             signal.mark_unchanged();

@@ -104,6 +104,10 @@ fn describe() {
         "edasd_store_wal_syncs_total",
         "SQLite WAL syncs (fdatasync) so far: group commit makes every commit waiting at the time durable with one."
     );
+    describe_counter!(
+        "edasd_store_wal_checkpoints_total",
+        "SQLite WAL checkpoints so far, by who ran them: the checkpoint thread beside the writer (thread), the writer copying the thread's last few pages so the WAL restarts (finish), or the writer itself once the WAL passed the backstop (backstop: the thread fell behind)."
+    );
     describe_gauge!(
         "edasd_application_revision",
         "The number of each live application's current revision."

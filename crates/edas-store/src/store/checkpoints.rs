@@ -20,10 +20,13 @@ use rusqlite::Connection;
 
 use crate::error::StoreError;
 
-/// The WAL size (pages) from which the checkpointer is woken: SQLite's own default threshold.
-pub(crate) const CHECKPOINT_PAGES: i32 = 1000;
+/// The WAL size (pages, 16 MiB) from which the checkpointer is woken: four times SQLite's
+/// default, so a page that several checkpoints would each have copied is copied once.
+pub(crate) const CHECKPOINT_PAGES: i32 = 4000;
+/// What the writer copies itself to finish a checkpoint (so the WAL restarts).
+pub(crate) const FINISH_PAGES: i64 = 512;
 /// The WAL size (pages) at which the writer checkpoints itself (the checkpointer is behind).
-pub(crate) const BACKSTOP_PAGES: i32 = 16 * CHECKPOINT_PAGES;
+pub(crate) const BACKSTOP_PAGES: i32 = 4 * CHECKPOINT_PAGES;
 
 thread_local! {
     /// The WAL's size in pages after the last commit on this thread's hooked connection.
@@ -45,6 +48,8 @@ struct Shared {
     wake: Condvar,
     /// Checkpoints run by the thread and by the writer (what tests and benchmarks count).
     runs: AtomicU64,
+    /// The writer's short ones that finish the thread's (so the WAL restarts).
+    finishes: AtomicU64,
     backstops: AtomicU64,
 }
 
@@ -69,13 +74,22 @@ impl Checkpointer {
             stop: Mutex::new(false),
             wake: Condvar::new(),
             runs: AtomicU64::new(0),
+            finishes: AtomicU64::new(0),
             backstops: AtomicU64::new(0),
         });
+        // SQLite syncs the database only after a checkpoint that reached the WAL's end; the
+        // thread syncs once it is within reach of it, so the pages it copied are on disk
+        // before the writer's finishing checkpoint (whose sync would otherwise write them all,
+        // in the writer's time).
+        let file = std::fs::File::open(path).map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let thread = {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("edas-store-ckpt".into())
-                .spawn(move || run(&db, &shared))
+                .spawn(move || run(&db, &file, &shared))
                 .map_err(|source| StoreError::Io {
                     path: path.to_path_buf(),
                     source,
@@ -88,29 +102,63 @@ impl Checkpointer {
         })
     }
 
-    /// After a commit on the hooked connection (on its thread): wakes the checkpointer once
-    /// the WAL has grown past [`CHECKPOINT_PAGES`], or checkpoints on `writer` itself past
-    /// [`BACKSTOP_PAGES`].
+    /// After a commit on the hooked connection (on its thread, between groups): past
+    /// [`CHECKPOINT_PAGES`], finishes the thread's checkpoint when little is left to copy, or
+    /// wakes the thread; past [`BACKSTOP_PAGES`], checkpoints on `writer` itself.
     pub(crate) fn committed(&self, writer: &Connection) {
         let pages = WAL_PAGES.with(Cell::get);
-        if pages >= BACKSTOP_PAGES {
+        if pages < CHECKPOINT_PAGES || self.shared.wanted.load(Ordering::Acquire) {
+            return;
+        }
+        let finish = pages >= BACKSTOP_PAGES
+            || match progress(writer) {
+                Ok((log, copied)) => log - copied <= FINISH_PAGES,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the WAL's checkpoint progress failed");
+                    false
+                }
+            };
+        if finish {
             WAL_PAGES.with(|p| p.set(0));
-            self.shared.backstops.fetch_add(1, Ordering::Relaxed);
+            let counter = if pages >= BACKSTOP_PAGES {
+                &self.shared.backstops
+            } else {
+                &self.shared.finishes
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = checkpoint(writer) {
                 tracing::warn!(error = %e, pages, "the writer's own WAL checkpoint failed");
             }
-        } else if pages >= CHECKPOINT_PAGES && !self.shared.wanted.swap(true, Ordering::AcqRel) {
+        } else if !self.shared.wanted.swap(true, Ordering::AcqRel) {
             let _guard = self.shared.stop.lock().unwrap_or_else(|p| p.into_inner());
             self.shared.wake.notify_one();
         }
     }
 
-    /// Checkpoints run so far: by the thread, and by the writer at the backstop.
+    /// Checkpoints run so far: by the thread, by the writer to finish one, and by the writer
+    /// at the backstop.
     #[cfg(test)]
-    pub(crate) fn runs(&self) -> (u64, u64) {
+    pub(crate) fn runs(&self) -> (u64, u64, u64) {
+        self.counts().get()
+    }
+
+    /// A handle on [`Checkpointer::runs`] that outlives the writer's ownership of this.
+    pub(crate) fn counts(&self) -> CheckpointCounts {
+        CheckpointCounts(self.shared.clone())
+    }
+}
+
+/// Checkpoints run: by the thread, by the writer to finish one, and by the writer at the
+/// backstop (what `/metrics` shows).
+#[derive(Clone)]
+pub(crate) struct CheckpointCounts(Arc<Shared>);
+
+impl CheckpointCounts {
+    pub(crate) fn get(&self) -> (u64, u64, u64) {
         (
-            self.shared.runs.load(Ordering::Relaxed),
-            self.shared.backstops.load(Ordering::Relaxed),
+            self.0.runs.load(Ordering::Relaxed),
+            self.0.finishes.load(Ordering::Relaxed),
+            self.0.backstops.load(Ordering::Relaxed),
         )
     }
 }
@@ -126,7 +174,7 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(db: &Connection, shared: &Shared) {
+fn run(db: &Connection, file: &std::fs::File, shared: &Shared) {
     loop {
         {
             let mut stop = shared.stop.lock().unwrap_or_else(|p| p.into_inner());
@@ -137,15 +185,35 @@ fn run(db: &Connection, shared: &Shared) {
                 return;
             }
         }
-        match checkpoint(db) {
-            Ok((log, copied)) => {
-                tracing::debug!(log, copied, "WAL checkpoint");
+        // Copy until within reach of the WAL's end (the writer finishes from there), as long
+        // as each round gets further (a reader may hold the rest back), then sync once.
+        let mut before = -1;
+        loop {
+            match checkpoint(db) {
+                Ok((log, copied)) => {
+                    tracing::debug!(log, copied, "WAL checkpoint");
+                    if log - copied > FINISH_PAGES && copied > before {
+                        before = copied;
+                        continue;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
             }
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+            break;
+        }
+        if let Err(e) = file.sync_data() {
+            tracing::warn!(error = %e, "syncing the database after a checkpoint failed");
         }
         shared.runs.fetch_add(1, Ordering::Relaxed);
         shared.wanted.store(false, Ordering::Release);
     }
+}
+
+/// The WAL's frames and how many of them are in the database, without copying any (`NOOP`).
+fn progress(db: &Connection) -> rusqlite::Result<(i64, i64)> {
+    db.query_row("PRAGMA wal_checkpoint(NOOP)", [], |row| {
+        Ok((row.get(1)?, row.get(2)?))
+    })
 }
 
 /// A `PASSIVE` checkpoint: copies what it can without waiting for the writer or readers;
@@ -173,9 +241,7 @@ mod tests {
     }
 
     fn wal_pages(db: &Connection) -> i64 {
-        // A passive checkpoint of nothing new answers the WAL's size.
-        let (log, _) = checkpoint(db).unwrap();
-        log
+        progress(db).unwrap().0
     }
 
     #[test]
@@ -183,8 +249,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, writer) = database(dir.path());
         let checkpointer = Checkpointer::start(&path, &writer).unwrap();
-        // 40 transactions of ~100 pages each: 4,000 pages written, four times the threshold.
-        for i in 0..40 {
+        // 160 transactions of ~100 pages each: 16,000 pages written, four times the threshold.
+        for i in 0..160 {
             writer.execute_batch("BEGIN IMMEDIATE").unwrap();
             for j in 0..100 {
                 writer
@@ -199,7 +265,7 @@ mod tests {
             // Let the thread copy (it runs beside the writer; a real writer does not wait).
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        let (runs, backstops) = checkpointer.runs();
+        let (runs, _finishes, backstops) = checkpointer.runs();
         assert!(runs >= 1, "the checkpointer never ran");
         assert_eq!(backstops, 0);
         // Without checkpoints the WAL would hold every page written (over 4,000); it restarts
@@ -214,7 +280,7 @@ mod tests {
         let count: i64 = writer
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(count, 4000);
+        assert_eq!(count, 16_000);
     }
 
     #[test]
@@ -231,11 +297,45 @@ mod tests {
         }
         writer.execute_batch("COMMIT").unwrap();
         checkpointer.committed(&writer);
-        assert_eq!(checkpointer.runs().1, 1);
+        assert_eq!(checkpointer.runs().2, 1);
         let (log, copied) = checkpoint(&writer).unwrap();
         assert_eq!(
             log, copied,
             "everything is in the database after the backstop"
+        );
+    }
+
+    /// A writer that never pauses long enough for the thread's checkpoint (with its syncs) to
+    /// reach the WAL's end: the writer finishes it, so the WAL restarts and stays small
+    /// instead of growing to the backstop.
+    #[test]
+    fn a_busy_writer_finishes_the_threads_checkpoint_and_the_wal_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = database(dir.path());
+        let checkpointer = Checkpointer::start(&path, &writer).unwrap();
+        // 500 commits of ~40 pages each, 1 ms apart: 20,000 pages, past the backstop if the
+        // WAL never restarted.
+        let mut largest = 0;
+        for i in 0..500 {
+            writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+            for j in 0..40 {
+                writer
+                    .execute(
+                        "INSERT INTO t (id, v) VALUES (?1, zeroblob(4000))",
+                        [i * 40 + j],
+                    )
+                    .unwrap();
+            }
+            writer.execute_batch("COMMIT").unwrap();
+            largest = largest.max(WAL_PAGES.with(Cell::get));
+            checkpointer.committed(&writer);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let (_, finishes, backstops) = checkpointer.runs();
+        assert!(finishes >= 1, "the writer never finished a checkpoint");
+        assert_eq!(
+            backstops, 0,
+            "the WAL grew to the backstop ({largest} pages)"
         );
     }
 }

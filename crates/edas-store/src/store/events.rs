@@ -315,8 +315,12 @@ record_events_impl!(
 /// On PostgreSQL, other processes' commits wake this one too: one LISTEN connection per store
 /// bumps the signal on every notification of [`NOTIFY_CHANNEL`], and after a lost connection
 /// (whatever was missed is read again by the waiters). Ends when the pool is closed.
-pub(crate) async fn listen(pool: sqlx::PgPool, events: Arc<tokio::sync::watch::Sender<u64>>) {
-    let bump = move || events.send_modify(|n| *n = n.wrapping_add(1));
+pub(crate) async fn listen(pool: sqlx::PgPool, signals: [Arc<tokio::sync::watch::Sender<u64>>; 2]) {
+    let bump = move || {
+        for signal in &signals {
+            signal.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    };
     let listening = async {
         let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
@@ -447,9 +451,29 @@ impl Store {
         self.events.subscribe()
     }
 
-    /// Wakes whoever waits on [`Store::events_signal`] (after a commit).
+    /// Bumped after the commits that may have given a subscription something to deliver:
+    /// the delivery worker waits on it. With no subscription (on SQLite, where this process
+    /// is the only writer) it stays still, and the worker reads nothing per release.
+    pub fn deliveries_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.deliveries.subscribe()
+    }
+
+    /// Wakes whoever waits on [`Store::events_signal`] (after a commit), and on
+    /// [`Store::deliveries_signal`] when a subscription may exist.
     pub(crate) fn events_committed(&self) {
         self.events.send_modify(|n| *n = n.wrapping_add(1));
+        if self.subscribed.load(std::sync::atomic::Ordering::SeqCst) {
+            self.deliveries.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Whether any subscription is stored (read once, when a SQLite store opens).
+    pub(crate) async fn any_subscription(&self) -> Result<bool, StoreError> {
+        Ok(on_reader!(self, pool => {
+            sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM subscriptions)")
+                .fetch_one(pool)
+                .await?
+        }))
     }
 
     fn subscription(&self, r: SubscriptionRow) -> Result<Subscription, StoreError> {
@@ -500,6 +524,9 @@ impl Store {
             reason: e.to_string(),
         })?;
         let sealed = self.cipher.seal(&subscription_context(&new.id), &plain)?;
+        // Before it is stored: every event committed once it exists wakes the deliveries.
+        self.subscribed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let kinds = if new.kinds.is_empty() {
             String::new()
         } else {

@@ -52,6 +52,12 @@ pub struct Store {
     cipher: Cipher,
     /// Bumped after commits that may have recorded release events ([`Store::events_signal`]).
     events: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Bumped after those commits when some subscription may receive them
+    /// ([`Store::deliveries_signal`]).
+    deliveries: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Whether a subscription may exist: on SQLite (one process) read at open and set before a
+    /// subscription is stored; on PostgreSQL always (another process may store one).
+    subscribed: Arc<std::sync::atomic::AtomicBool>,
     /// Bumped after every commit that changed access keys, users or policies in this process
     /// ([`Store::identity_version`]).
     identity: Arc<std::sync::atomic::AtomicU64>,
@@ -675,14 +681,31 @@ impl Store {
             backend: Arc::new(backend),
             cipher: Cipher::new(key),
             events: Arc::new(tokio::sync::watch::Sender::new(0)),
+            deliveries: Arc::new(tokio::sync::watch::Sender::new(0)),
+            subscribed: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             identity: Arc::default(),
         };
         if let Err(e) = store.check_key().await {
             store.close().await;
             return Err(e);
         }
-        if let Backend::Postgres(pool) = store.backend.as_ref() {
-            events::listen(pool.clone(), store.events.clone()).await;
+        match store.backend.as_ref() {
+            Backend::Postgres(pool) => {
+                events::listen(
+                    pool.clone(),
+                    [store.events.clone(), store.deliveries.clone()],
+                )
+                .await;
+            }
+            Backend::Sqlite(_) => match store.any_subscription().await {
+                Ok(any) => store
+                    .subscribed
+                    .store(any, std::sync::atomic::Ordering::SeqCst),
+                Err(e) => {
+                    store.close().await;
+                    return Err(e);
+                }
+            },
         }
         Ok(store)
     }
@@ -710,6 +733,16 @@ impl Store {
     pub fn wal_syncs(&self) -> Option<u64> {
         match self.backend.as_ref() {
             Backend::Sqlite(s) => Some(s.sync.syncs()),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// WAL checkpoints so far: run by the checkpoint thread beside the writer, by the writer
+    /// to finish one (so the WAL restarts), and by the writer at the backstop (the thread fell
+    /// behind); `None` on PostgreSQL.
+    pub fn wal_checkpoints(&self) -> Option<(u64, u64, u64)> {
+        match self.backend.as_ref() {
+            Backend::Sqlite(s) => Some(s.hot.checkpoints.get()),
             Backend::Postgres(_) => None,
         }
     }

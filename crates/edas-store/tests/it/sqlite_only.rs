@@ -309,3 +309,50 @@ async fn point_reads_see_commits_name_what_is_missing_and_end_with_the_store() {
     let closed = store.get_application("a1").await.unwrap_err().to_string();
     assert!(closed.contains("closed"), "{closed}");
 }
+
+/// The delivery worker's signal moves only once a subscription may receive what a commit
+/// recorded (the release-event streams' signal moves with every such commit), and a store
+/// opened later knows of the subscriptions stored before.
+#[tokio::test]
+async fn deliveries_wake_only_once_a_subscription_exists_and_after_a_reopen() {
+    use edas_store::{NewSubscription, Sensitive, SubscriptionTarget};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    let events = store.events_signal();
+    let mut deliveries = store.deliveries_signal();
+    create(&store, "a1", "co-1", t(1)).await;
+    assert!(events.has_changed().unwrap());
+    assert!(
+        !deliveries.has_changed().unwrap(),
+        "no subscription, no wake-up"
+    );
+    store
+        .create_subscription(
+            NewSubscription {
+                id: "all".into(),
+                app_id: None,
+                kinds: Vec::new(),
+                sink: "webhook".into(),
+                target: Sensitive::new(SubscriptionTarget {
+                    url: "http://127.0.0.1:9/hook".into(),
+                    secret: None,
+                }),
+            },
+            audit("Subscribe", "-"),
+            t(2),
+        )
+        .await
+        .unwrap();
+    deliveries.mark_unchanged();
+    create(&store, "a2", "co-2", t(3)).await;
+    assert!(deliveries.has_changed().unwrap());
+    store.close().await;
+    drop(store);
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    let deliveries = store.deliveries_signal();
+    create(&store, "a3", "co-3", t(4)).await;
+    assert!(
+        deliveries.has_changed().unwrap(),
+        "the reopened store knows of the subscription"
+    );
+}
