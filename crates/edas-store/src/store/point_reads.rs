@@ -83,55 +83,33 @@ impl PointReader {
                 db,
                 concat!("SELECT ", app_cols!(), " FROM applications WHERE id = ?1"),
             )?
-            .query_row([id], |r| {
-                Ok((
-                    (
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, String>(5)?,
-                    ),
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, String>(8)?,
-                    (r.get::<_, i64>(9)?, r.get::<_, i64>(10)?),
-                    r.get::<_, bool>(11)?,
-                ))
-            })
+            .query_row([id], |row| Ok(application(row)))
             .optional()?
-            .ok_or_else(|| StoreError::not_found("application", id))
-            .and_then(
-                |(
-                    (id, name, region_id, namespace_id, cluster_id, k8s_namespace),
-                    current_revision,
-                    state,
-                    spec,
-                    (created_at, updated_at),
-                    deleted,
-                )| {
-                    Ok(Application {
-                        id,
-                        name,
-                        region_id,
-                        namespace_id,
-                        cluster_id,
-                        k8s_namespace,
-                        current_revision,
-                        state,
-                        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt {
-                            what: "applications.spec",
-                            reason: e.to_string(),
-                        })?,
-                        created_at: from_ms(created_at, "applications.created_at")?,
-                        updated_at: from_ms(updated_at, "applications.updated_at")?,
-                        deleted,
-                    })
-                },
-            )
+            .ok_or_else(|| StoreError::not_found("application", id))?
         })
     }
+}
+
+/// An application from a row of `app_cols!()`, as `AppRow` converts sqlx's.
+fn application(r: &rusqlite::Row<'_>) -> Result<Application, StoreError> {
+    let spec: String = r.get(8)?;
+    Ok(Application {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        region_id: r.get(2)?,
+        namespace_id: r.get(3)?,
+        cluster_id: r.get(4)?,
+        k8s_namespace: r.get(5)?,
+        current_revision: r.get(6)?,
+        state: r.get(7)?,
+        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt {
+            what: "applications.spec",
+            reason: e.to_string(),
+        })?,
+        created_at: from_ms(r.get(9)?, "applications.created_at")?,
+        updated_at: from_ms(r.get(10)?, "applications.updated_at")?,
+        deleted: r.get(11)?,
+    })
 }
 
 fn closed() -> StoreError {
