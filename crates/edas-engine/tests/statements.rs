@@ -184,6 +184,18 @@ async fn a_deploy_reads_nothing_twice() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     released(&store, &first).await;
+    // The start-up pass claims until a claim finds nothing, then restores routing, and the
+    // first order's driver ends after its last transition: wait until no statement has run
+    // for 200 ms, so none of theirs is counted with the second deploy.
+    let mut seen = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = statements.0.lock().unwrap().len();
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
     let app = store.get_application("app-1").await.unwrap();
     let change = apply(
         Operation::DeployK8sApplication,

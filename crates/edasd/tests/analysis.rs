@@ -118,6 +118,25 @@ fn measured(info: &Value) -> u64 {
 }
 
 /// The revisions of the application's instances.
+/// Whether every change order of `app` has ended (ListRecentChangeOrder).
+async fn no_order_open(edasd: &Cluster, app: &str) -> bool {
+    let body = edasd
+        .call(
+            "POST",
+            "/pop/v5/changeorder/change_order_list",
+            "ListRecentChangeOrder",
+            &[("AppId", app)],
+        )
+        .await;
+    body["ChangeOrderList"]["ChangeOrder"]
+        .as_array()
+        .is_some_and(|orders| {
+            orders
+                .iter()
+                .all(|o| !matches!(o["Status"].as_i64(), Some(0 | 1 | 8 | 9)))
+        })
+}
+
 fn revisions(edasd: &Cluster, app: &str) -> Vec<String> {
     let mut r: Vec<String> = edasd
         .instances(app)
@@ -157,9 +176,10 @@ async fn a_bad_version_is_rolled_back_in_its_gray_batch_and_a_healthy_one_promot
         text.contains("AnalysisFailed") && text.contains("check \\\"errors\\\" failed"),
         "the failing check is named: {info:#}"
     );
-    // The rollback brings back 2 instances of revision 1 only.
+    // The rollback brings back 2 instances of revision 1 only, and its order ends (its
+    // instances may be ready before its last transition is stored).
     wait_until("the rollback", Duration::from_secs(60), async || {
-        revisions(&edasd, &app) == ["1", "1"]
+        revisions(&edasd, &app) == ["1", "1"] && no_order_open(&edasd, &app).await
     })
     .await;
     let rolled_back = Instant::now();
