@@ -463,7 +463,7 @@ async fn a_receiver_down_across_a_sigkill_gets_every_event_once_when_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_never_answers_ends_in_the_dead_letter() {
-    let port = free_port();
+    let (_refusing, port) = refusing_port();
     let c = Cluster::start(
         "notify-dead",
         "[notify]\nfirst_retry_seconds = 0.02\nmax_retry_seconds = 0.05\nmax_attempts = 2\n",

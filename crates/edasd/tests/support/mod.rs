@@ -73,6 +73,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port that refuses every connection for as long as the returned socket lives: bound
+/// but never listening, so no other test's server can take the port meanwhile (a port from
+/// [`free_port`] can be reused by the time it is dialled, answering 404 instead of refusing).
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 /// Runs a blocking wait without holding up the async worker it is called on (whose queued tasks
 /// move to another thread), or plainly outside a multi-threaded runtime: a test's in-process
 /// fake cluster (and the test's own watchers) must keep being served meanwhile.
