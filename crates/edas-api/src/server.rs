@@ -112,6 +112,10 @@ async fn metrics(State(api): State<Api>) -> Response {
         if let Some(syncs) = api.app().store().wal_syncs() {
             metrics::counter!("edasd_store_wal_syncs_total").absolute(syncs);
         }
+        // How much the hot path wrote to the WAL: what its syncs and checkpoints carry.
+        if let Some(pages) = api.app().store().wal_pages_written() {
+            metrics::counter!("edasd_store_wal_pages_total").absolute(pages);
+        }
         // Checkpoints beside the writer, the writer's short ones that finish them, and its
         // own whole ones when that thread fell behind.
         if let Some((thread, finish, backstop)) = api.app().store().wal_checkpoints() {

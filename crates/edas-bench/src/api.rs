@@ -130,9 +130,9 @@ async fn load(base: &str, apps: Arc<Vec<String>>, clients: usize, pick: Pick, se
 }
 
 /// edasd's `edasd_store_wal_syncs_total` (group commit's syncs so far) and
-/// `edasd_store_wal_checkpoints_total` by who ran them, from
+/// `edasd_store_wal_checkpoints_total` by who ran them and `edasd_store_wal_pages_total`, from
 /// `/metrics`.
-async fn wal_counts(http: &reqwest::Client, base: &str) -> Option<[u64; 4]> {
+async fn wal_counts(http: &reqwest::Client, base: &str) -> Option<[u64; 5]> {
     let text = http
         .get(format!("{base}/metrics"))
         .send()
@@ -152,6 +152,7 @@ async fn wal_counts(http: &reqwest::Client, base: &str) -> Option<[u64; 4]> {
         value("edasd_store_wal_checkpoints_total{by=\"thread\"} ").unwrap_or(0),
         value("edasd_store_wal_checkpoints_total{by=\"finish\"} ").unwrap_or(0),
         value("edasd_store_wal_checkpoints_total{by=\"backstop\"} ").unwrap_or(0),
+        value("edasd_store_wal_pages_total ").unwrap_or(0),
     ])
 }
 
@@ -347,8 +348,10 @@ pub(crate) async fn api(
             notes.push(format!(
                 "{clients} clients: {:.2} WAL syncs (fdatasync) per accepted deploy, release included \
                  (edasd_store_wal_syncs_total over the fresh and sustained runs, at full speed); \
+                 {:.1} KiB of WAL written per accepted deploy; \
                  WAL checkpoints: {} beside the writer, {} finished by the writer, {} at the backstop",
                 b[0].saturating_sub(a[0]) as f64 / (fresh_ok + e.ok).max(1) as f64,
+                b[4].saturating_sub(a[4]) as f64 * 4.0 / (fresh_ok + e.ok).max(1) as f64,
                 b[1].saturating_sub(a[1]),
                 b[2].saturating_sub(a[2]),
                 b[3].saturating_sub(a[3]),

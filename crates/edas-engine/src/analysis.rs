@@ -183,7 +183,7 @@ pub(crate) fn failed(check: String, reason: String, action: Action) -> AnalysisV
         check,
         reason,
         rollback: (action == Action::Rollback).then(|| RollbackRequest {
-            order_id: uuid::Uuid::new_v4().to_string(),
+            order_id: edas_store::new_record_id(),
             strategy: Strategy::Single,
         }),
     }

@@ -35,7 +35,7 @@ pub(crate) async fn delete_now(
     request_id: &str,
 ) -> Result<Submitted, SubmitError> {
     let doc = &app.spec;
-    let order_id = uuid::Uuid::new_v4().to_string();
+    let order_id = edas_store::new_record_id();
     // Nothing is known of the instances (the cluster may not answer) and nothing waits for them.
     let current = Instances {
         revision: RevisionId(doc.template_revision.clone()),

@@ -427,7 +427,7 @@ impl Engine {
             runtime.check(&spec).map_err(SubmitError::from_runtime)?;
         }
         let unenforced = runtime.unenforced(&spec);
-        let order_id = uuid::Uuid::new_v4().to_string();
+        let order_id = edas_store::new_record_id();
         let to = Instances {
             revision: RevisionId("1".into()),
             replicas: 0,
@@ -724,7 +724,7 @@ impl Engine {
                 ready: o.ready.min(o.total),
             }
         };
-        let order_id = uuid::Uuid::new_v4().to_string();
+        let order_id = edas_store::new_record_id();
         let order = new_order(
             &order_id,
             &req.change,
@@ -925,7 +925,7 @@ impl Engine {
         request_id: &str,
     ) -> Result<ControlOutcome, ControlError> {
         let request = edas_release::RollbackRequest {
-            order_id: uuid::Uuid::new_v4().to_string(),
+            order_id: edas_store::new_record_id(),
             strategy: edas_release::Strategy::Single,
         };
         let input = if and_abort {

@@ -105,6 +105,10 @@ fn describe() {
         "SQLite WAL syncs (fdatasync) so far: group commit makes every commit waiting at the time durable with one."
     );
     describe_counter!(
+        "edasd_store_wal_pages_total",
+        "SQLite WAL pages (4 KiB frames) the group writer's commits wrote so far: the write path's volume, which its syncs and checkpoints carry."
+    );
+    describe_counter!(
         "edasd_store_wal_checkpoints_total",
         "SQLite WAL checkpoints so far, by who ran them: the checkpoint thread beside the writer (thread), the writer copying the thread's last few pages so the WAL restarts (finish), or the writer itself once the WAL passed the backstop (backstop: the thread fell behind)."
     );

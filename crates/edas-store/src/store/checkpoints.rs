@@ -31,6 +31,8 @@ pub(crate) const BACKSTOP_PAGES: i32 = 4 * CHECKPOINT_PAGES;
 thread_local! {
     /// The WAL's size in pages after the last commit on this thread's hooked connection.
     static WAL_PAGES: Cell<i32> = const { Cell::new(0) };
+    /// [`WAL_PAGES`] when [`Checkpointer::committed`] last counted it.
+    static COUNTED_PAGES: Cell<i32> = const { Cell::new(0) };
 }
 
 /// The WAL hook of the group writer's connection (replaces SQLite's automatic checkpoint on
@@ -51,6 +53,8 @@ struct Shared {
     /// The writer's short ones that finish the thread's (so the WAL restarts).
     finishes: AtomicU64,
     backstops: AtomicU64,
+    /// WAL frames (pages) the hooked connection's commits wrote: the write path's volume.
+    pages_written: AtomicU64,
 }
 
 /// The checkpoint thread of one SQLite database, driven by the group writer's commits.
@@ -76,6 +80,7 @@ impl Checkpointer {
             runs: AtomicU64::new(0),
             finishes: AtomicU64::new(0),
             backstops: AtomicU64::new(0),
+            pages_written: AtomicU64::new(0),
         });
         // SQLite syncs the database only after a checkpoint that reached the WAL's end; the
         // thread syncs once it is within reach of it, so the pages it copied are on disk
@@ -107,6 +112,16 @@ impl Checkpointer {
     /// wakes the thread; past [`BACKSTOP_PAGES`], checkpoints on `writer` itself.
     pub(crate) fn committed(&self, writer: &Connection) {
         let pages = WAL_PAGES.with(Cell::get);
+        // A WAL smaller than at the last count restarted: all of it is this commit's.
+        let counted = COUNTED_PAGES.with(|c| c.replace(pages));
+        let written = if pages >= counted {
+            pages - counted
+        } else {
+            pages
+        };
+        self.shared
+            .pages_written
+            .fetch_add(u64::try_from(written).unwrap_or(0), Ordering::Relaxed);
         if pages < CHECKPOINT_PAGES || self.shared.wanted.load(Ordering::Acquire) {
             return;
         }
@@ -120,6 +135,7 @@ impl Checkpointer {
             };
         if finish {
             WAL_PAGES.with(|p| p.set(0));
+            COUNTED_PAGES.with(|c| c.set(0));
             let counter = if pages >= BACKSTOP_PAGES {
                 &self.shared.backstops
             } else {
@@ -160,6 +176,11 @@ impl CheckpointCounts {
             self.0.finishes.load(Ordering::Relaxed),
             self.0.backstops.load(Ordering::Relaxed),
         )
+    }
+
+    /// WAL pages written by the group writer's commits so far.
+    pub(crate) fn pages_written(&self) -> u64 {
+        self.0.pages_written.load(Ordering::Relaxed)
     }
 }
 
@@ -271,6 +292,14 @@ mod tests {
         let (runs, _finishes, backstops) = checkpointer.runs();
         assert!(runs >= 1, "the checkpointer never ran");
         assert_eq!(backstops, 0);
+        // Every commit's pages are counted, across the WAL's restarts: a page per row, and
+        // the table's interior pages (a commit of one page-sized row counted as 0 would not
+        // reach this).
+        let written = checkpointer.counts().pages_written();
+        assert!(
+            (16_000..17_000).contains(&written),
+            "{written} WAL pages counted for 16,000 rows"
+        );
         // Without checkpoints the WAL would hold every page written (over 4,000); it restarts
         // after each complete checkpoint, so it holds about a threshold's worth at most.
         let pages = wal_pages(&writer);

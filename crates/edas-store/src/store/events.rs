@@ -259,7 +259,7 @@ async fn insert_events_sqlite(
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for event in events {
         query = query
-            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(crate::new_record_id())
             .bind(app_id)
             .bind(&event.change_order_id)
             .bind(event.kind.as_str())
@@ -283,7 +283,7 @@ async fn insert_events_postgres(
             "INSERT INTO events (id, app_id, change_order_id, kind, at, data) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
         )
-        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(crate::new_record_id())
         .bind(app_id)
         .bind(&event.change_order_id)
         .bind(kind)

@@ -747,6 +747,15 @@ impl Store {
         }
     }
 
+    /// WAL pages (frames) the group writer's commits wrote so far: the hot path's write volume
+    /// (SQLite's default 4 KiB pages, plus a 24-byte frame header each); `None` on PostgreSQL.
+    pub fn wal_pages_written(&self) -> Option<u64> {
+        match self.backend.as_ref() {
+            Backend::Sqlite(s) => Some(s.hot.checkpoints.pages_written()),
+            Backend::Postgres(_) => None,
+        }
+    }
+
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend.as_ref() {

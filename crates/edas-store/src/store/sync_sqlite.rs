@@ -377,7 +377,7 @@ fn record_events(
             reason: e.to_string(),
         })?;
         values.extend([
-            uuid::Uuid::new_v4().to_string().into(),
+            crate::new_record_id().into(),
             app_id.to_owned().into(),
             change_order_id.to_owned().into(),
             event.kind.as_str().to_owned().into(),
