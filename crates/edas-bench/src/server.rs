@@ -93,8 +93,9 @@ impl Server {
         Server::start(command, "edasd listening on ")
     }
 
-    /// The real edasd like [`Server::edasd`], with sqlx's statement log on: the answer counts
-    /// the SQL statements it runs.
+    /// The real edasd like [`Server::edasd`], with the statement logs on (sqlx's, and the
+    /// group writer's and inline readers' `edas_store::sql`; both name the SQL `db.statement`):
+    /// the answer counts the SQL statements it runs.
     pub fn edasd_counting_statements(
         binary: &Path,
         data_dir: &Path,
@@ -106,11 +107,11 @@ impl Server {
             .arg(data_dir)
             .env("EDASD_ACCESS_KEY_ID", KEY.0)
             .env("EDASD_ACCESS_KEY_SECRET", KEY.1)
-            .env("EDASD_LOG", "info,sqlx::query=debug");
+            .env("EDASD_LOG", "info,sqlx::query=debug,edas_store::sql=debug");
         let server = Server::start_counting(
             command,
             "edasd listening on ",
-            Some(("sqlx::query", statements.clone())),
+            Some(("db.statement", statements.clone())),
         )?;
         Ok((server, statements))
     }
