@@ -81,9 +81,9 @@ impl HotWriter {
         )?;
         db.busy_timeout(busy_timeout)?;
         // The savepoints' sub-journals in memory, not in temporary files (a write per page a
-        // job first touches). SQLite's default page cache (2 MiB): a 32 MiB one was tried; the
-        // writer walked all of it at every commit (`pcache1TruncateUnsafe`, 8.5 % of edasd's
-        // CPU at 8 clients) for no throughput, and it cost 30 MiB of RSS.
+        // job first touches). SQLite's default page cache (2 MiB): a 32 MiB one was tried and
+        // moved no throughput, cost 30 MiB of RSS, and its page-cache upkeep grew in the
+        // writer's profile (BENCHMARKS.md, seventh session).
         db.execute_batch(
             "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
         )?;
