@@ -40,6 +40,8 @@ use crate::model::*;
 
 /// The most jobs one group (one transaction, one sync) takes.
 pub(crate) const MAX_GROUP: usize = 64;
+/// The most groups written under one hold of the write lock (while jobs keep coming).
+const HELD_GROUPS: usize = 8;
 
 /// A job's value, or the payload of its panic (resumed in the caller).
 type Answer = Result<Result<Box<dyn Any + Send>, StoreError>, Box<dyn Any + Send>>;
@@ -122,17 +124,7 @@ async fn write_groups(
     let mut group = Vec::with_capacity(MAX_GROUP);
     let mut close = None;
     while close.is_none() && jobs.recv_many(&mut messages, MAX_GROUP).await > 0 {
-        for message in messages.drain(..) {
-            match message {
-                Message::Write(queued) if close.is_none() => group.push(queued),
-                Message::Write(queued) => {
-                    let _ = queued
-                        .answer
-                        .send(Ok(Err(group_failed("the store was closed"))));
-                }
-                Message::Close(closed) => close = close.or(Some(closed)),
-            }
-        }
+        sort_messages(&mut messages, &mut group, &mut close);
         if group.is_empty() {
             continue;
         }
@@ -143,24 +135,42 @@ async fn write_groups(
                 continue;
             }
         };
-        let done = run_group(&db, std::mem::take(&mut group));
-        if !done.is_empty() {
-            // Answered by the syncer once durable; meanwhile the next group is written.
-            sync.after_durable(move |outcome| match outcome {
-                Ok(()) => {
-                    for (answer, value) in done {
-                        let _ = answer.send(Ok(Ok(value)));
+        // Groups back to back under one hold of the write lock while jobs are already queued,
+        // at most HELD_GROUPS (a cold write waits for no more): taking the lock is a round trip
+        // through sqlx's pool, about 0.12 ms a group at 8 clients against 0.7 ms of writing.
+        for held in 1..=HELD_GROUPS {
+            let done = run_group(&db, std::mem::take(&mut group));
+            if !done.is_empty() {
+                // Answered by the syncer once durable; meanwhile the next group is written.
+                sync.after_durable(move |outcome| match outcome {
+                    Ok(()) => {
+                        for (answer, value) in done {
+                            let _ = answer.send(Ok(Ok(value)));
+                        }
                     }
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    for (answer, _) in done {
-                        let _ = answer.send(Ok(Err(group_failed(&message))));
+                    Err(e) => {
+                        let message = e.to_string();
+                        for (answer, _) in done {
+                            let _ = answer.send(Ok(Err(group_failed(&message))));
+                        }
                     }
+                });
+            }
+            checkpoints.committed(&db);
+            if held == HELD_GROUPS || close.is_some() {
+                break;
+            }
+            while messages.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(message) => messages.push(message),
+                    Err(_) => break,
                 }
-            });
+            }
+            sort_messages(&mut messages, &mut group, &mut close);
+            if group.is_empty() {
+                break;
+            }
         }
-        checkpoints.committed(&db);
         drop(write_lock);
     }
     drop(checkpoints);
@@ -169,6 +179,26 @@ async fn write_groups(
     let _ = sync.durable().await;
     if let Some(closed) = close {
         let _ = closed.send(());
+    }
+}
+
+/// Moves the queued writes of `messages` into `group`, notes a close, and refuses the writes
+/// queued after it.
+fn sort_messages(
+    messages: &mut Vec<Message>,
+    group: &mut Vec<Queued>,
+    close: &mut Option<oneshot::Sender<()>>,
+) {
+    for message in messages.drain(..) {
+        match message {
+            Message::Write(queued) if close.is_none() => group.push(queued),
+            Message::Write(queued) => {
+                let _ = queued
+                    .answer
+                    .send(Ok(Err(group_failed("the store was closed"))));
+            }
+            Message::Close(closed) => *close = close.take().or(Some(closed)),
+        }
     }
 }
 
