@@ -117,26 +117,17 @@ fn measured(info: &Value) -> u64 {
         .unwrap_or(0)
 }
 
-/// The revisions of the application's instances.
 /// Whether every change order of `app` has ended (ListRecentChangeOrder).
 async fn no_order_open(edasd: &Cluster, app: &str) -> bool {
-    let body = edasd
-        .call(
-            "POST",
-            "/pop/v5/changeorder/change_order_list",
-            "ListRecentChangeOrder",
-            &[("AppId", app)],
-        )
-        .await;
-    body["ChangeOrderList"]["ChangeOrder"]
-        .as_array()
-        .is_some_and(|orders| {
-            orders
-                .iter()
-                .all(|o| !matches!(o["Status"].as_i64(), Some(0 | 1 | 8 | 9)))
-        })
+    edasd
+        .api
+        .recent_change_orders(app)
+        .await
+        .iter()
+        .all(|o| !matches!(o["Status"].as_i64(), Some(0 | 1 | 8 | 9)))
 }
 
+/// The revisions of the application's instances.
 fn revisions(edasd: &Cluster, app: &str) -> Vec<String> {
     let mut r: Vec<String> = edasd
         .instances(app)

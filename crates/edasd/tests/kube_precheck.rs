@@ -260,21 +260,7 @@ async fn a_deploy_that_cannot_fit_reports_the_capacity_shortfall() {
             .len(),
         1
     );
-    let orders = edasd
-        .call(
-            "POST",
-            "/pop/v5/changeorder/change_order_list",
-            "ListRecentChangeOrder",
-            &[("AppId", &app)],
-        )
-        .await;
-    assert_eq!(
-        orders["ChangeOrderList"]["ChangeOrder"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(edasd.api.recent_change_orders(&app).await.len(), 1);
     let (status, unknown) = edasd
         .call_raw(
             "GET",

@@ -26,18 +26,10 @@ fn counts(revision: &str, n: u32) -> BTreeMap<String, (u32, u32)> {
 
 /// The change orders of `app` created by the autoscaler, oldest first: (id, description).
 async fn autoscaler_orders(edasd: &Edasd, app: &str) -> Vec<(String, String)> {
-    let body = edasd
+    let mut out: Vec<(String, String)> = edasd
         .api
-        .call(
-            "POST",
-            "/pop/v5/changeorder/change_order_list",
-            "ListRecentChangeOrder",
-            &[("AppId", app)],
-        )
-        .await;
-    let mut out: Vec<(String, String)> = body["ChangeOrderList"]["ChangeOrder"]
-        .as_array()
-        .unwrap()
+        .recent_change_orders(app)
+        .await
         .iter()
         .filter(|o| o["CreateUserId"] == "autoscaler")
         .map(|o| {

@@ -500,17 +500,10 @@ async fn an_autoscaled_statefulset_keeps_its_hpa_count_through_a_release() {
         .await;
     let deadline = Instant::now() + backend.patience;
     let (recorded, description) = loop {
-        let body = edasd
-            .call(
-                "POST",
-                "/pop/v5/changeorder/change_order_list",
-                "ListRecentChangeOrder",
-                &[("AppId", &app)],
-            )
-            .await;
-        let found = body["ChangeOrderList"]["ChangeOrder"]
-            .as_array()
-            .unwrap()
+        let found = edasd
+            .api
+            .recent_change_orders(&app)
+            .await
             .iter()
             .find(|o| o["CreateUserId"] == "autoscaler")
             .map(|o| {

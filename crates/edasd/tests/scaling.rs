@@ -283,17 +283,10 @@ async fn scaling_rules_are_stored_validated_and_never_silently_enabled() {
 /// ListRecentChangeOrder: the application's change orders created by the autoscaler, oldest
 /// first, as (ChangeOrderId, description, status).
 async fn autoscaler_orders(edasd: &Cluster, app: &str) -> Vec<(String, String, i64)> {
-    let body = edasd
-        .call(
-            "POST",
-            "/pop/v5/changeorder/change_order_list",
-            "ListRecentChangeOrder",
-            &[("AppId", app)],
-        )
-        .await;
-    let mut out: Vec<(String, String, i64)> = body["ChangeOrderList"]["ChangeOrder"]
-        .as_array()
-        .unwrap()
+    let mut out: Vec<(String, String, i64)> = edasd
+        .api
+        .recent_change_orders(app)
+        .await
         .iter()
         .filter(|o| o["CreateUserId"] == "autoscaler")
         .map(|o| {

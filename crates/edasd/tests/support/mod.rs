@@ -257,6 +257,22 @@ impl Endpoint {
         succeeded(action, self.send(method, path, action, params, false).await)
     }
 
+    /// ListRecentChangeOrder for `app`: its change orders as the API lists them, newest first.
+    pub async fn recent_change_orders(&self, app: &str) -> Vec<Value> {
+        let body = self
+            .call(
+                "POST",
+                "/pop/v5/changeorder/change_order_list",
+                "ListRecentChangeOrder",
+                &[("AppId", app)],
+            )
+            .await;
+        body["ChangeOrderList"]["ChangeOrder"]
+            .as_array()
+            .unwrap_or_else(|| panic!("ListRecentChangeOrder answered no list: {body}"))
+            .clone()
+    }
+
     /// A signed `GET /edasd/v1/logs` with `params`: the response, to be read as it streams.
     pub async fn logs(&self, params: &[(&str, &str)]) -> reqwest::Response {
         let encoded = form(params);
