@@ -296,10 +296,19 @@ pub(crate) async fn api(
     seconds: f64,
     apps_per_client: usize,
     fresh_pool: usize,
+    database_url: Option<String>,
 ) -> anyhow::Result<()> {
     println!("machine: {}", machine());
+    if database_url.is_some() {
+        println!("store: PostgreSQL (--database-url); the floor is SQLite's");
+    }
     let dir = tempfile::tempdir()?;
-    let server = Server::edasd(&edasd, &dir.path().join("edasd"), None)?;
+    let server = Server::edasd_on(
+        &edasd,
+        &dir.path().join("edasd"),
+        None,
+        database_url.as_deref(),
+    )?;
     let floor = Server::floor(&dir.path().join("floor"))?;
     let http = reqwest::Client::new();
 
@@ -408,16 +417,20 @@ pub(crate) async fn api(
     drop(floor);
     drop(server);
     let breakdown_clients = if levels.contains(&8) { 8 } else { max };
-    match breakdown(
-        &edasd,
-        &dir.path().join("breakdown"),
-        breakdown_clients,
-        seconds.min(5.0),
-    )
-    .await
-    {
-        Ok(line) => notes.push(line),
-        Err(e) => notes.push(format!("per-deploy breakdown failed: {e:#}")),
+    if database_url.is_some() {
+        notes.push("per-deploy breakdown: SQLite only".to_owned());
+    } else {
+        match breakdown(
+            &edasd,
+            &dir.path().join("breakdown"),
+            breakdown_clients,
+            seconds.min(5.0),
+        )
+        .await
+        {
+            Ok(line) => notes.push(line),
+            Err(e) => notes.push(format!("per-deploy breakdown failed: {e:#}")),
+        }
     }
     for note in notes {
         println!("  {note}");

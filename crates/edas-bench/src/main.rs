@@ -70,6 +70,11 @@ enum Command {
         /// The edasd binary (default: next to this one).
         #[arg(long)]
         edasd: Option<PathBuf>,
+        /// Keep edasd's state in this PostgreSQL database (an empty one: edasd refuses a
+        /// database another data directory's key sealed) instead of SQLite. The floor stays
+        /// SQLite's; the per-deploy breakdown is skipped (its edasd would need a second one).
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Engine overhead between batches and as a share of release wall time, real instances.
     ReleaseOverhead {
@@ -158,12 +163,14 @@ fn main() -> anyhow::Result<()> {
             apps_per_client,
             fresh_pool,
             edasd,
+            database_url,
         } => rt.block_on(api::api(
             edasd.unwrap_or_else(server::sibling_edasd),
             clients,
             seconds,
             apps_per_client,
             fresh_pool,
+            database_url,
         )),
         Command::ReleaseOverhead {
             runtime,

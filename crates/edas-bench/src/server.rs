@@ -74,6 +74,17 @@ impl Server {
 
     /// The real edasd on a data directory (release build expected), logging at `info`.
     pub fn edasd(binary: &Path, data_dir: &Path, config: Option<&Path>) -> anyhow::Result<Server> {
+        Server::edasd_on(binary, data_dir, config, None)
+    }
+
+    /// [`Server::edasd`] keeping its state in the PostgreSQL database `database_url` instead
+    /// of the data directory's SQLite, when given.
+    pub fn edasd_on(
+        binary: &Path,
+        data_dir: &Path,
+        config: Option<&Path>,
+        database_url: Option<&str>,
+    ) -> anyhow::Result<Server> {
         if !binary.exists() {
             bail!(
                 "{} does not exist: build it with `cargo build --release -p edasd` or pass --edasd",
@@ -89,6 +100,9 @@ impl Server {
             .env("EDASD_LOG", "info");
         if let Some(config) = config {
             command.arg("--config").arg(config);
+        }
+        if let Some(url) = database_url {
+            command.arg("--database-url").arg(url);
         }
         Server::start(command, "edasd listening on ")
     }

@@ -218,24 +218,17 @@ impl Store {
                     })
                     .await
             }
-            Backend::Postgres(pool) => {
-                async {
-                    let mut tx = pool.begin_write().await?;
-                    let number = deploy_in!(
-                        &mut tx,
-                        app_id,
-                        &revision,
-                        &change_order,
-                        &audit.actor,
-                        at,
-                        lease.as_ref()
-                    );
-                    insert_audit!(&mut *tx, &audit, at)?;
-                    tx.commit().await?;
-                    Ok((number, revision, change_order, audit))
-                }
-                .await
-            }
+            Backend::Postgres(pool) => pg_hot::deploy(
+                pool,
+                app_id,
+                &revision,
+                &change_order,
+                &audit,
+                at,
+                lease.as_ref(),
+            )
+            .await
+            .map(|number| (number, revision, change_order, audit)),
         };
         let (number, revision, change_order, audit) = self.name_active(result).await?;
         self.events_committed();

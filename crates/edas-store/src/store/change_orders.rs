@@ -109,11 +109,7 @@ impl Store {
                     .await?
             }
             Backend::Postgres(pool) => {
-                let mut tx = pool.begin_write().await?;
-                let version = transition_in!(&mut tx, id, expected_version, &transition, at);
-                insert_audit!(&mut *tx, &audit, at)?;
-                tx.commit().await?;
-                version
+                pg_hot::transition(pool, id, expected_version, &transition, &audit, at).await?
             }
         };
         self.events_committed();

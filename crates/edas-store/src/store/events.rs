@@ -177,7 +177,7 @@ pub(crate) trait RecordEvents {
 
 /// The PostgreSQL channel a transaction that recorded events notifies (at its commit), so
 /// every edasd process sharing the database wakes, not only the one that wrote.
-const NOTIFY_CHANNEL: &str = "edasd_events";
+pub(crate) const NOTIFY_CHANNEL: &str = "edasd_events";
 
 macro_rules! record_events_impl {
     ($conn:ty, $announce:expr, $write:ident) => {
@@ -270,40 +270,15 @@ async fn insert_events_sqlite(
     Ok(())
 }
 
-/// PostgreSQL: each event, then its pending deliveries (one per matching subscription).
+/// PostgreSQL: the events and their pending deliveries (one per matching subscription) in one
+/// statement (`pg_hot`).
 async fn insert_events_postgres(
     conn: &mut PgConnection,
     app_id: &str,
     events: &[edas_release::ReleaseEvent],
     at: i64,
 ) -> Result<(), StoreError> {
-    for event in events {
-        let kind = event.kind.as_str();
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO events (id, app_id, change_order_id, kind, at, data) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-        )
-        .bind(crate::new_record_id())
-        .bind(app_id)
-        .bind(&event.change_order_id)
-        .bind(kind)
-        .bind(at)
-        .bind(Json(event))
-        .fetch_one(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO deliveries (subscription_id, event_seq, state, attempts, \
-             updated_at) SELECT id, $1, 'pending', 0, $2 FROM subscriptions \
-             WHERE (app_id IS NULL OR app_id = $3) AND (kinds = '' OR kinds LIKE $4)",
-        )
-        .bind(seq)
-        .bind(at)
-        .bind(app_id)
-        .bind(format!("%,{kind},%"))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
+    super::pg_hot::insert_events(conn, app_id, events, at).await
 }
 record_events_impl!(SqliteConnection, None, insert_events_sqlite);
 record_events_impl!(

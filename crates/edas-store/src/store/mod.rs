@@ -1083,6 +1083,7 @@ mod fixtures;
 mod identity;
 pub(crate) mod ingress_rules;
 mod maintenance;
+mod pg_hot;
 mod point_reads;
 pub(crate) mod regions;
 pub(crate) mod release_policies;
