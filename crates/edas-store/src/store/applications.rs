@@ -218,17 +218,23 @@ impl Store {
                     })
                     .await
             }
-            Backend::Postgres(pool) => pg_hot::deploy(
-                pool,
-                app_id,
-                &revision,
-                &change_order,
-                &audit,
-                at,
-                lease.as_ref(),
-            )
-            .await
-            .map(|number| (number, revision, change_order, audit)),
+            Backend::Postgres(pool) => {
+                async {
+                    let mut conn = pool.acquire().await?;
+                    let number = pg_hot::deploy(
+                        &mut conn,
+                        app_id,
+                        &revision,
+                        &change_order,
+                        &audit,
+                        at,
+                        lease.as_ref(),
+                    )
+                    .await?;
+                    Ok((number, revision, change_order, audit))
+                }
+                .await
+            }
         };
         let (number, revision, change_order, audit) = self.name_active(result).await?;
         self.events_committed();

@@ -109,7 +109,8 @@ impl Store {
                     .await?
             }
             Backend::Postgres(pool) => {
-                pg_hot::transition(pool, id, expected_version, &transition, &audit, at).await?
+                let mut conn = pool.acquire().await?;
+                pg_hot::transition(&mut conn, id, expected_version, &transition, &audit, at).await?
             }
         };
         self.events_committed();
@@ -189,17 +190,19 @@ impl Store {
             Backend::Postgres(pool) => {
                 async {
                     let mut tx = pool.begin_write().await?;
-                    let version = transition_in!(&mut tx, id, expected_version, &transition, at);
-                    insert_audit!(&mut *tx, &audit, at)?;
-                    let number = deploy_in!(
+                    let version =
+                        pg_hot::transition(&mut tx, id, expected_version, &transition, &audit, at)
+                            .await?;
+                    let number = pg_hot::deploy(
                         &mut tx,
                         &app_id,
                         &revision,
                         &change_order,
-                        &follow_audit.actor,
-                        at
-                    );
-                    insert_audit!(&mut *tx, &follow_audit, at)?;
+                        &follow_audit,
+                        at,
+                        None,
+                    )
+                    .await?;
                     tx.commit().await?;
                     Ok((version, number))
                 }

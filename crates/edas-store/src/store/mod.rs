@@ -3,8 +3,9 @@
 //! Every query is written once, with `$N` placeholders, and compiled for each backend by the
 //! `on_writer!`/`on_reader!` macros (sqlx's query builders are generic, but their trait bounds
 //! are not worth spelling out). Only work claiming differs (`FOR UPDATE SKIP LOCKED`), and the
-//! hot write transactions on SQLite, which run synchronously in groups (`sync_sqlite`, mirroring
-//! the `*_in!` macros statement for statement).
+//! hot write transactions (deploy, transition): on SQLite they run synchronously in groups
+//! (`sync_sqlite`), on PostgreSQL each is one statement (`pg_hot`), the two mirroring each other
+//! row for row.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -185,131 +186,6 @@ macro_rules! insert_audit {
             .bind(Json(&entry.detail))
             .execute($executor)
             .await
-    }};
-}
-
-/// The compare-and-swap of [`Store::transition`] inside the write transaction `$tx` (a
-/// `&mut Transaction` of either backend): evaluates to the new version, or returns the error
-/// from the enclosing function. Shared by every write that moves a change order on.
-macro_rules! transition_in {
-    ($tx:expr, $id:expr, $expected:expr, $transition:expr, $at:expr) => {{
-        let transition: &Transition = $transition;
-        let id: &str = $id;
-        let expected: i64 = $expected;
-        let read_before = match &transition.before {
-            Some(_) => None,
-            None => $crate::store::events::RecordEvents::state_before(&mut **$tx, id, expected)
-                .await?
-                .map(Box::new),
-        };
-        let before = transition.before.as_deref().or(read_before.as_deref());
-        let updated: Option<(i64, String)> = if transition.finished {
-            sqlx::query_as(
-                "UPDATE change_orders SET status = $1, state = $2, version = version + 1, \
-                 updated_at = $3, finished_at = $3, lease_owner = NULL, \
-                 lease_expires_at = NULL \
-                 WHERE id = $4 AND version = $5 AND finished_at IS NULL \
-                 RETURNING version, app_id",
-            )
-        } else {
-            sqlx::query_as(
-                "UPDATE change_orders SET status = $1, state = $2, version = version + 1, \
-                 updated_at = $3 \
-                 WHERE id = $4 AND version = $5 AND finished_at IS NULL \
-                 RETURNING version, app_id",
-            )
-        }
-        .bind(transition.status.code())
-        .bind(encode_doc(&transition.state, "change order state")?)
-        .bind($at)
-        .bind(id)
-        .bind(expected)
-        .fetch_optional(&mut **$tx)
-        .await?;
-        let Some((version, app_id)) = updated else {
-            let current: Option<(i64, Option<i64>)> =
-                sqlx::query_as("SELECT version, finished_at FROM change_orders WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut **$tx)
-                    .await?;
-            return Err(refused_transition(id, expected, current));
-        };
-        let after = $crate::store::events::AsOrder::as_order(&transition.state);
-        $crate::store::events::RecordEvents::record_events(
-            &mut **$tx,
-            &app_id,
-            id,
-            before,
-            after.as_deref(),
-            $at,
-        )
-        .await?;
-        if let Some(state) = &transition.app_state {
-            sqlx::query("UPDATE applications SET state = $1, updated_at = $2 WHERE id = $3")
-                .bind(state)
-                .bind($at)
-                .bind(&app_id)
-                .execute(&mut **$tx)
-                .await?;
-        }
-        if transition.delete_app {
-            sqlx::query("UPDATE applications SET deleted = TRUE, updated_at = $1 WHERE id = $2")
-                .bind($at)
-                .bind(&app_id)
-                .execute(&mut **$tx)
-                .await?;
-        }
-        version
-    }};
-}
-/// The writes of [`Store::deploy`] inside the write transaction `$tx`: the application's next
-/// revision (`$spec`), the change order that rolls it out (refused while another is active)
-/// and nothing else (the caller adds the audit record). Evaluates to the revision number, or
-/// returns the error from the enclosing function.
-macro_rules! deploy_in {
-    ($tx:expr, $app_id:expr, $revision:expr, $change_order:expr, $creator:expr, $at:expr) => {
-        deploy_in!($tx, $app_id, $revision, $change_order, $creator, $at, None)
-    };
-    // `$lease`: as `insert_change_order!`'s.
-    ($tx:expr, $app_id:expr, $revision:expr, $change_order:expr, $creator:expr, $at:expr, $lease:expr) => {{
-        let app_id: &str = $app_id;
-        let revision: &RevisionDoc = $revision;
-        let spec = encode_doc(revision, "revision spec")?;
-        // Locks the application row (PostgreSQL), serializing deploys of one application.
-        let number: Option<i64> = sqlx::query_scalar(
-            "UPDATE applications SET current_revision = current_revision + 1, spec = $1, \
-             updated_at = $2 WHERE id = $3 AND deleted = FALSE RETURNING current_revision",
-        )
-        .bind(&spec)
-        .bind($at)
-        .bind(app_id)
-        .fetch_optional(&mut **$tx)
-        .await?;
-        let number = number.ok_or_else(|| StoreError::not_found("application", app_id))?;
-        // No read of the active order: the one-active index refuses the insert below (and
-        // `Store::name_active` names the order that is open).
-        sqlx::query(
-            "INSERT INTO revisions (app_id, number, spec, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(app_id)
-        .bind(number)
-        .bind(&spec)
-        .bind($at)
-        .execute(&mut **$tx)
-        .await
-        .map_err(|e| map_conflict(e, "application", app_id, "concurrent deploy"))?;
-        insert_change_order!(
-            $tx,
-            app_id,
-            $change_order,
-            Some(number),
-            $creator,
-            $at,
-            false,
-            $lease
-        );
-        replace_service_ports!($tx, app_id, &revision.spec.service_ports());
-        number
     }};
 }
 

@@ -12,10 +12,10 @@
 //! constraint's name. Foreign keys between the CTEs' rows hold: PostgreSQL checks them at the
 //! statement's end.
 //!
-//! They mirror `sync_sqlite`'s (and the `*_in!` macros') writes row for row; the tests of
-//! `tests/` run against both backends.
+//! They mirror `sync_sqlite`'s writes row for row; the tests of `tests/` run against both
+//! backends. `Store::transition_and_deploy` runs both statements in one transaction.
 
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use sqlx::types::Json;
 
 use super::events::{AsOrder as _, NOTIFY_CHANNEL};
@@ -85,7 +85,7 @@ const INSERT_EVENTS: &str = concat!(
 /// Records `events` (of one change order, already numbered by it) of application `app_id`
 /// with their pending deliveries, through `conn` (a transaction's), in one round trip.
 pub(crate) async fn insert_events(
-    conn: &mut sqlx::PgConnection,
+    conn: &mut PgConnection,
     app_id: &str,
     events: &[edas_release::ReleaseEvent],
     at: i64,
@@ -129,11 +129,12 @@ const DEPLOY: &str = concat!(
      FROM app"
 );
 
-/// `Store::deploy` on PostgreSQL in one statement: the application's next revision, the
+/// `Store::deploy` on PostgreSQL in one statement (through `conn`: a pooled connection, or a
+/// transaction's when it is part of a larger write): the application's next revision, the
 /// change order that rolls it out (created under `lease`), its creation events, the Service
 /// ports and the audit record. Returns the revision number.
 pub(crate) async fn deploy(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     app_id: &str,
     revision: &RevisionDoc,
     change_order: &NewChangeOrder,
@@ -167,7 +168,7 @@ pub(crate) async fn deploy(
         .bind(&audit.request_id)
         .bind(Json(&audit.detail))
         .bind(events.any().then_some(NOTIFY_CHANNEL))
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(|e| deploy_refused(e, app_id, &change_order.id))?;
     row.map(|(number, _)| number)
@@ -218,12 +219,13 @@ const TRANSITION: &str = transition_sql!("");
 const TRANSITION_FINISHED: &str =
     transition_sql!(", finished_at = $3, lease_owner = NULL, lease_expires_at = NULL");
 
-/// `Store::transition` on PostgreSQL in one statement: the compare-and-swap of change order
+/// `Store::transition` on PostgreSQL in one statement (through `conn`, as [`deploy`]): the
+/// compare-and-swap of change order
 /// `id` from version `expected`, its events, the application's state and the audit record.
 /// A refused swap writes nothing and is named by a read of the order (the refusal's only
 /// second round trip). Returns the new version.
 pub(crate) async fn transition(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     id: &str,
     expected: i64,
     transition: &Transition,
@@ -241,7 +243,7 @@ pub(crate) async fn transition(
             )
             .bind(id)
             .bind(expected)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?;
             state.and_then(|s| s.0.as_order().map(std::borrow::Cow::into_owned))
         }
@@ -271,7 +273,7 @@ pub(crate) async fn transition(
         .bind(&audit.request_id)
         .bind(Json(&audit.detail))
         .bind(events.any().then_some(NOTIFY_CHANNEL))
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     match row {
         Some((version, _)) => Ok(version),
@@ -279,7 +281,7 @@ pub(crate) async fn transition(
             let current: Option<(i64, Option<i64>)> =
                 sqlx::query_as("SELECT version, finished_at FROM change_orders WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(pool)
+                    .fetch_optional(&mut *conn)
                     .await?;
             Err(refused_transition(id, expected, current))
         }

@@ -19,8 +19,9 @@
 //! queued meanwhile form it: under load a sync covers many jobs (and their shared index pages
 //! are written to the WAL once); a lone job costs one transaction and one sync, as before.
 //!
-//! The SQL is SQLite's own (`?N` placeholders); PostgreSQL keeps the async statements of the
-//! `*_in!` macros in `store/mod.rs`, which these mirror statement for statement.
+//! The SQL is SQLite's own (`?N` placeholders); PostgreSQL writes the same rows with
+//! `pg_hot`'s one statement per transaction (deploy, transition) and the macros of
+//! `store/mod.rs` (creation), which these mirror row for row.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -471,7 +472,7 @@ fn replace_service_ports(c: &Connection, app_id: &str, ports: &[i64]) -> Result<
     Ok(())
 }
 
-/// As `deploy_in!`: the application's next revision and the change order that rolls it out.
+/// As `pg_hot::deploy`: the application's next revision and the change order that rolls it out.
 /// Returns the revision number.
 pub(crate) fn deploy(
     c: &Connection,
@@ -502,7 +503,7 @@ pub(crate) fn deploy(
     Ok(number)
 }
 
-/// As `transition_in!`: the compare-and-swap of a change order, its events and application
+/// As `pg_hot::transition`: the compare-and-swap of a change order, its events and application
 /// updates. Returns the new version.
 pub(crate) fn transition(
     c: &Connection,

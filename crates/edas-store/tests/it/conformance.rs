@@ -284,6 +284,32 @@ pub async fn deploy_refuses_a_second_active_change_order(ts: &TestStore) {
         matches!(&err, StoreError::Conflict { entity: "change order", id, .. } if id == "co-1"),
         "{err:?}"
     );
+    // So is a deploy's, and it leaves nothing behind: no revision, no change of the
+    // application (PostgreSQL writes a deploy as one statement and names the constraint).
+    let err = store
+        .deploy(
+            "app",
+            spec("app-3"),
+            new_co("co-1"),
+            audit("Deploy", "app"),
+            t(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { entity: "change order", id, .. } if id == "co-1"),
+        "{err:?}"
+    );
+    let app = store.get_application("app").await.unwrap();
+    assert_eq!((app.current_revision, &app.spec), (2, &spec2));
+    assert_eq!(
+        store
+            .list_revisions("app", page(1, 10))
+            .await
+            .unwrap()
+            .total,
+        2
+    );
     let stop = store
         .start_change_order("app", new_co("co-stop"), audit("Stop", "app"), t(5))
         .await
