@@ -265,9 +265,8 @@ mod tests {
         progress(db).unwrap().0
     }
 
-    /// One transaction of `pages` rows of a page each (ids from `first`), then what the group
-    /// writer does after a commit.
-    fn commit(writer: &Connection, checkpointer: &Checkpointer, first: i64, pages: i64) {
+    /// One transaction of `pages` rows of a page each (ids from `first`).
+    fn insert(writer: &Connection, first: i64, pages: i64) {
         writer.execute_batch("BEGIN IMMEDIATE").unwrap();
         for id in first..first + pages {
             writer
@@ -275,6 +274,11 @@ mod tests {
                 .unwrap();
         }
         writer.execute_batch("COMMIT").unwrap();
+    }
+
+    /// [`insert`], then what the group writer does after a commit.
+    fn commit(writer: &Connection, checkpointer: &Checkpointer, first: i64, pages: i64) {
+        insert(writer, first, pages);
         checkpointer.committed(writer);
     }
 
@@ -365,17 +369,8 @@ mod tests {
         let (path, writer) = database(dir.path());
         let checkpointer = Checkpointer::start(&path, &writer).unwrap();
         let fill = i64::from(CHECKPOINT_PAGES) + 100;
-        let insert = |first: i64, pages: i64| {
-            writer.execute_batch("BEGIN IMMEDIATE").unwrap();
-            for id in first..first + pages {
-                writer
-                    .execute("INSERT INTO t (id, v) VALUES (?1, zeroblob(4000))", [id])
-                    .unwrap();
-            }
-            writer.execute_batch("COMMIT").unwrap();
-        };
         // Past the threshold, the thread not told (as if it had been, and were copying).
-        insert(0, fill);
+        insert(&writer, 0, fill);
         let reader = Connection::open(&path).unwrap();
         reader.execute_batch("BEGIN").unwrap();
         let _: i64 = reader
@@ -386,7 +381,7 @@ mod tests {
         let (log, copied) = checkpoint(&other).unwrap();
         assert_eq!(log, copied);
         // ...and the writer appends meanwhile (the reader keeps the WAL from restarting).
-        insert(fill, 100);
+        insert(&writer, fill, 100);
         reader.execute_batch("COMMIT").unwrap();
         let (log, copied) = progress(&writer).unwrap();
         assert!(

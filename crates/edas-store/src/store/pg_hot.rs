@@ -145,7 +145,7 @@ pub(crate) async fn deploy(
     let spec = encode_doc(revision, "revision spec")?;
     let state = encode_doc(&change_order.state, "change order state")?;
     let events = EventBinds::new(&change_order.id, None, Some(&change_order.state));
-    let row: Option<(i64, Option<String>)> = sqlx::query_as(DEPLOY)
+    let query = sqlx::query_as(DEPLOY)
         .bind(app_id)
         .bind(&spec)
         .bind(at)
@@ -160,7 +160,23 @@ pub(crate) async fn deploy(
         .bind(revision.spec.service_ports())
         .bind(&events.ids)
         .bind(&events.kinds)
-        .bind(&events.docs)
+        .bind(&events.docs);
+    let row: Option<(i64, Option<String>)> = bind_audit(query, audit, &events)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| deploy_refused(e, app_id, &change_order.id))?;
+    row.map(|(number, _)| number)
+        .ok_or_else(|| StoreError::not_found("application", app_id))
+}
+
+/// Binds an audit record's columns and the notify channel (when there are events), the
+/// last binds of [`DEPLOY`] and of the transitions.
+fn bind_audit<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    audit: &'q AuditEntry,
+    events: &EventBinds,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    query
         .bind(&audit.actor)
         .bind(&audit.action)
         .bind(&audit.resource)
@@ -168,11 +184,6 @@ pub(crate) async fn deploy(
         .bind(&audit.request_id)
         .bind(Json(&audit.detail))
         .bind(events.any().then_some(NOTIFY_CHANNEL))
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| deploy_refused(e, app_id, &change_order.id))?;
-    row.map(|(number, _)| number)
-        .ok_or_else(|| StoreError::not_found("application", app_id))
 }
 
 /// A deploy statement's constraint violation, by the constraint it hit: the one-active index
@@ -255,9 +266,10 @@ pub(crate) async fn transition(
     } else {
         TRANSITION
     };
-    let row: Option<(i64, Option<String>)> = sqlx::query_as(sql)
+    let state = encode_doc(&transition.state, "change order state")?;
+    let query = sqlx::query_as(sql)
         .bind(transition.status.code())
-        .bind(encode_doc(&transition.state, "change order state")?)
+        .bind(state)
         .bind(at)
         .bind(id)
         .bind(expected)
@@ -265,14 +277,8 @@ pub(crate) async fn transition(
         .bind(&events.kinds)
         .bind(&events.docs)
         .bind(transition.app_state.as_deref())
-        .bind(transition.delete_app)
-        .bind(&audit.actor)
-        .bind(&audit.action)
-        .bind(&audit.resource)
-        .bind(&audit.app_id)
-        .bind(&audit.request_id)
-        .bind(Json(&audit.detail))
-        .bind(events.any().then_some(NOTIFY_CHANNEL))
+        .bind(transition.delete_app);
+    let row: Option<(i64, Option<String>)> = bind_audit(query, audit, &events)
         .fetch_optional(&mut *conn)
         .await?;
     match row {
