@@ -621,12 +621,10 @@ pub(crate) fn create_application(
 mod tests {
     use super::*;
 
-    /// Three jobs queued at once: the one that panics is rolled back to its savepoint and its
-    /// panic resumed in its caller; its neighbours are stored, and a later job still runs.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_panicking_job_is_rolled_back_alone_and_resumed_in_its_caller() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite3");
+    /// A writer with table `t (n INTEGER PRIMARY KEY)`, and the pool whose one connection is
+    /// the write lock (what the cold writes go through).
+    async fn writer(dir: &Path) -> (Arc<HotWriter>, SqlitePool) {
+        let path = dir.join("db.sqlite3");
         let options = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
@@ -641,9 +639,115 @@ mod tests {
             .await
             .unwrap();
         let sync = Arc::new(WalSync::start(&path).unwrap());
-        let hot = Arc::new(
-            HotWriter::start(&path, std::time::Duration::from_secs(5), lock.clone(), sync).unwrap(),
+        let hot = HotWriter::start(&path, std::time::Duration::from_secs(5), lock.clone(), sync);
+        (Arc::new(hot.unwrap()), lock)
+    }
+
+    /// 256 writers (four groups' worth) keep the queue full, so the group writer holds the
+    /// write lock across groups back to back: a cold write (through the lock's pool) gets its
+    /// turn after at most one hold (8 groups, counted in rows, not timed), and the hot writes
+    /// go on after it; then a close in the middle of that stream: every write answered as
+    /// stored is in the table, every later one is refused, and nothing hangs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cold_write_and_a_close_in_the_middle_of_held_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hot, lock) = writer(dir.path()).await;
+        let stored = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let writers: Vec<_> = (0..4 * MAX_GROUP as i64)
+            .map(|w| {
+                let (hot, stored) = (hot.clone(), stored.clone());
+                tokio::spawn(async move {
+                    let mut answered = Vec::new();
+                    for k in 0.. {
+                        let n = w * 1_000_000 + k;
+                        // A job of a few hundred microseconds (a deploy's is ~0.2 ms): while a
+                        // group is written the next one waits in the queue, and the writers
+                        // the last sync answered queue again, so the writer always finds jobs.
+                        let job = move |db: &Connection| {
+                            std::thread::sleep(std::time::Duration::from_micros(300));
+                            Ok(db.execute("INSERT INTO t (n) VALUES (?1)", [n])?)
+                        };
+                        match hot.run(job).await {
+                            Ok(_) => {
+                                answered.push(n);
+                                stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Err(e) => return (answered, e.to_string()),
+                        }
+                    }
+                    unreachable!()
+                })
+            })
+            .collect();
+        let count = || stored.load(std::sync::atomic::Ordering::Relaxed);
+        while count() < 500 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // The cold write waits for at most one hold of the lock (sqlx's pool hands the lock
+        // to waiters in turn): it stores the rows it found, so the hot rows committed while
+        // it waited are counted, not timed.
+        let reader = Connection::open(dir.path().join("db.sqlite3")).unwrap();
+        let rows = || -> i64 {
+            reader
+                .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+        let before = rows();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            sqlx::query("INSERT INTO t (n) SELECT -1 - count(*) FROM t").execute(&lock),
+        )
+        .await
+        .expect("a cold write got the write lock while hot writes kept coming")
+        .unwrap();
+        let found: i64 = -1
+            - reader
+                .query_row("SELECT n FROM t WHERE n < 0", [], |r| r.get::<_, i64>(0))
+                .unwrap();
+        let most = i64::try_from((HELD_GROUPS + 1) * MAX_GROUP).unwrap();
+        assert!(
+            found - before <= most,
+            "{} hot rows were committed while the cold write waited (at most {most})",
+            found - before
         );
+        let after_cold = count();
+        while count() < after_cold + 500 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(10), hot.close())
+            .await
+            .expect("the close was answered while writes kept coming");
+        let mut answered = Vec::new();
+        for writer in writers {
+            let (theirs, refusal) =
+                tokio::time::timeout(std::time::Duration::from_secs(10), writer)
+                    .await
+                    .expect("every writer was answered after the close")
+                    .unwrap();
+            assert!(
+                refusal.contains("closed") || refusal.contains("stopped"),
+                "{refusal}"
+            );
+            answered.extend(theirs);
+        }
+        let mut in_table: Vec<i64> = sqlx::query_scalar("SELECT n FROM t WHERE n >= 0")
+            .fetch_all(&lock)
+            .await
+            .unwrap();
+        in_table.sort_unstable();
+        answered.sort_unstable();
+        assert_eq!(
+            in_table, answered,
+            "stored exactly the writes answered as stored"
+        );
+    }
+
+    /// Three jobs queued at once: the one that panics is rolled back to its savepoint and its
+    /// panic resumed in its caller; its neighbours are stored, and a later job still runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_is_rolled_back_alone_and_resumed_in_its_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hot, lock) = writer(dir.path()).await;
         let insert = |n: i64, panics: bool| {
             let hot = hot.clone();
             tokio::spawn(async move {
