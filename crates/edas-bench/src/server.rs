@@ -38,6 +38,8 @@ impl Server {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().context("starting the server process")?;
         let (tx, rx) = std::sync::mpsc::channel::<String>();
+        // The last lines it wrote, for the error when it never says where it listens.
+        let last = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
         for stream in [
             child
                 .stdout
@@ -53,8 +55,19 @@ impl Server {
         {
             let tx = tx.clone();
             let count = count.clone();
+            let last = last.clone();
             std::thread::spawn(move || {
+                let mut backtrace = false;
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    // An error's message and causes, not the backtrace printed after them.
+                    backtrace |= line.starts_with("Stack backtrace:");
+                    if !backtrace && !line.trim().is_empty() {
+                        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                        if last.len() == 6 {
+                            last.pop_front();
+                        }
+                        last.push_back(line.trim().to_owned());
+                    }
                     if let Some((needle, n)) = &count
                         && line.contains(needle)
                     {
@@ -66,9 +79,17 @@ impl Server {
                 }
             });
         }
-        let base = rx
-            .recv_timeout(Duration::from_secs(60))
-            .context("the server did not say where it listens")?;
+        // Only the readers hold senders now: a server that exits ends the wait at once.
+        drop(tx);
+        let base = rx.recv_timeout(Duration::from_secs(60)).map_err(|e| {
+            let last = last.lock().unwrap_or_else(|p| p.into_inner());
+            let said: Vec<&str> = last.iter().map(String::as_str).collect();
+            let why = match e {
+                std::sync::mpsc::RecvTimeoutError::Timeout => "did not say within a minute",
+                std::sync::mpsc::RecvTimeoutError::Disconnected => "exited without saying",
+            };
+            anyhow::anyhow!("the server {why} where it listens; its last lines: {said:?}")
+        })?;
         Ok(Server { child, base })
     }
 
