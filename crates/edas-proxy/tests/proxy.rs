@@ -39,16 +39,27 @@ struct Upstream {
     address: SocketAddr,
     name: &'static str,
     task: JoinHandle<()>,
+    /// Stops the server: its listener closed and every connection ended (see `stop`).
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Upstream {
     async fn start(name: &'static str) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
-                let (stream, _) = listener.accept().await.unwrap();
+                let stream = tokio::select! {
+                    accepted = listener.accept() => accepted.unwrap().0,
+                    _ = &mut stopped => {
+                        // Every connection's task ended (not just told to), the listener
+                        // closed: nothing of this server answers once `stop` returns.
+                        connections.shutdown().await;
+                        return;
+                    }
+                };
                 connections.spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| async move {
                         if request.uri().path() == "/slow" {
@@ -67,6 +78,7 @@ impl Upstream {
             address,
             name,
             task,
+            stop: Some(stop),
         }
     }
 
@@ -80,8 +92,13 @@ impl Upstream {
         }
     }
 
-    fn stop(&self) {
-        self.task.abort();
+    /// Stops the server and waits until it is gone (aborting its task returned before its
+    /// connections had ended: a pooled connection could still answer the next request).
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
     }
 }
 
@@ -543,7 +560,7 @@ async fn tcp_is_forwarded_to_ready_backends_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switchover_under_continuous_load_fails_no_request() {
     bounded(async {
-        let old = [Upstream::start("old1").await, Upstream::start("old2").await];
+        let mut old = [Upstream::start("old1").await, Upstream::start("old2").await];
         let new = [Upstream::start("new1").await, Upstream::start("new2").await];
         let proxy = Arc::new(http_proxy(None, false).await);
         proxy.update(old.iter().map(|u| u.backend(Group::Stable)).collect());
@@ -584,11 +601,11 @@ async fn a_switchover_under_continuous_load_fails_no_request() {
         all.extend(new.iter().map(|u| u.backend(Group::Stable)));
         proxy.update(all);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        for upstream in &old {
+        for upstream in &mut old {
             tokio::time::timeout(Duration::from_secs(5), proxy.drain(upstream.address))
                 .await
                 .expect("old instance drained");
-            upstream.stop();
+            upstream.stop().await;
         }
         proxy.update(new.iter().map(|u| u.backend(Group::Stable)).collect());
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -750,7 +767,7 @@ impl edas_proxy::Observer for Seen {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_observer_hears_every_answer_with_its_backend() {
     bounded(async {
-        let a = Upstream::start("a").await;
+        let mut a = Upstream::start("a").await;
         let proxy = http_proxy(None, false).await;
         let seen = std::sync::Arc::new(Seen::default());
         proxy.set_observer(seen.clone());
@@ -759,7 +776,7 @@ async fn the_observer_hears_every_answer_with_its_backend() {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         proxy.update(vec![a.backend(Group::Stable)]);
         get(&client, &proxy, &[]).await;
-        a.stop();
+        a.stop().await;
         let (status, _) = send(&client, &proxy, Method::POST, "/", &[]).await.unwrap();
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert_eq!(

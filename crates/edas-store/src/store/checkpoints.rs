@@ -290,8 +290,14 @@ mod tests {
         // 160 transactions of ~100 pages each: 16,000 pages written, four times the threshold.
         for i in 0..160 {
             commit(&writer, &checkpointer, i * 100, 100);
-            // Let the thread copy (it runs beside the writer; a real writer does not wait).
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            // Let the thread copy (it runs beside the writer; a real writer does not wait, but
+            // a thread slower than this writer is the next test's case, not this one's: on a
+            // slow machine a fixed pause was not enough and the backstop ran).
+            let asked = std::time::Instant::now();
+            while checkpointer.shared.wanted.load(Ordering::Acquire) {
+                assert!(asked.elapsed().as_secs() < 30, "the thread never ran");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
         }
         let (runs, _finishes, backstops) = checkpointer.runs();
         assert!(runs >= 1, "the checkpointer never ran");
@@ -343,11 +349,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, writer) = database(dir.path());
         let checkpointer = Checkpointer::start(&path, &writer).unwrap();
-        // 2,000 commits of ~10 pages each, 1 ms apart (a deploy is ~24 pages): 20,000 pages,
-        // past the backstop if the WAL never restarted.
+        // 4,000 commits of ~5 pages each, 1 ms apart: 20,000 pages, past the backstop if the
+        // WAL never restarted. (At 40 pages a millisecond this machine kind's checkpoint
+        // thread fell behind, and at 20 under the whole suite's load: the rate is the test's
+        // margin for a thread the suite keeps off the CPU, the WAL reaching the backstop
+        // after 12,000 pages without a restart.)
         let mut largest = 0;
-        for i in 0..2000 {
-            commit(&writer, &checkpointer, i * 10, 10);
+        for i in 0..4000 {
+            commit(&writer, &checkpointer, i * 5, 5);
             largest = largest.max(WAL_PAGES.with(Cell::get));
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
