@@ -457,17 +457,32 @@ async fn the_local_autoscaler_follows_generated_load_and_holds_through_a_release
     assert_eq!(autoscaler_orders(&edasd, app).await.len(), 1);
     assert_eq!(edasd.instance_list(app).await.len(), 4);
 
-    // The load stops: after the 3 s window, back to the minimum.
+    // The load stops: after the 3 s window, back to the minimum. Usually in one step; when a
+    // sample caught the load's last moments (a few requests a second), the stabilization
+    // window holds its recommendation too, and the way down takes a step more (4 → 2 → 1).
     stop.cancel();
     let served = loader.await.unwrap();
     let stopped = std::time::Instant::now();
-    let (_, desc) = nth_autoscaler_order(&edasd, app, 2, Duration::from_secs(30)).await;
+    let (_, mut desc) = nth_autoscaler_order(&edasd, app, 2, Duration::from_secs(30)).await;
     let down_after = stopped.elapsed();
+    assert!(down_after >= Duration::from_secs(2), "{down_after:?}");
+    for n in 3..=4 {
+        assert!(
+            desc.starts_with("autoscaler: 4 → ") || desc.starts_with("autoscaler: 2 → "),
+            "{desc}"
+        );
+        assert!(desc.contains("< target 20/s)"), "{desc}");
+        if desc.contains(" → 1 (") {
+            break;
+        }
+        desc = nth_autoscaler_order(&edasd, app, n, Duration::from_secs(30))
+            .await
+            .1;
+    }
     assert!(
-        desc.starts_with("autoscaler: 4 → 1 (qps 0.0/s per instance < target 20/s)"),
+        desc.contains(" → 1 (qps 0.0/s per instance < target 20/s)"),
         "{desc}"
     );
-    assert!(down_after >= Duration::from_secs(2), "{down_after:?}");
     assert_eq!(edasd.instance_list(app).await.len(), 1);
     println!(
         "autoscaler: up {up_after:?} after the load started, down {down_after:?} after it stopped; {served} requests served"
