@@ -20,7 +20,7 @@
 //!   what gray rules and draining between requests need. UDP is refused
 //!   ([`check`]), as is a port another application or process already uses.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,11 +53,19 @@ pub(crate) struct Routes {
     /// Serializes `apply` (which awaits while binding) so two calls never race on a port.
     ops: tokio::sync::Mutex<()>,
     apps: Mutex<BTreeMap<String, AppRoutes>>,
+    /// Applications whose routing file may exist: without one, and without proxies, an
+    /// application with no Services has nothing to apply (no file to remove, no hop to the
+    /// blocking pool): the common release of an application without Services.
+    saved: Mutex<BTreeSet<String>>,
 }
 
 impl Routes {
     fn apps(&self) -> MutexGuard<'_, BTreeMap<String, AppRoutes>> {
         self.apps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn saved(&self) -> MutexGuard<'_, BTreeSet<String>> {
+        self.saved.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The application holding `port`, if any.
@@ -278,6 +286,8 @@ impl Inner {
             else {
                 continue;
             };
+            // Readable or not, the file is there: a routing without Services removes it.
+            self.routes.saved().insert(app_id.to_owned());
             match state::read_json::<Routing>(&path) {
                 Some(routing) => out.push((app_id.to_owned(), routing)),
                 None => {
@@ -300,6 +310,13 @@ impl Inner {
                 .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
         }
         let _serial = self.routes.ops.lock().await;
+        if routing.services.is_empty()
+            && !self.routes.apps().contains_key(app_id)
+            && !self.routes.saved().contains(app_id)
+        {
+            // No Services before or after, and no file: nothing to persist or apply.
+            return Ok(());
+        }
         for port in wanted.keys() {
             if let Some(other) = self.routes.owner(*port).filter(|o| o != app_id) {
                 return Err(RuntimeError::Unsupported(format!(
@@ -311,9 +328,16 @@ impl Inner {
         let file = self.routing_file(app_id);
         let dir = self.config.data_dir.join("routing");
         let saved = routing.clone();
+        if !routing.services.is_empty() {
+            // Before the write: a write that fails half-way may leave a file behind.
+            self.routes.saved().insert(app_id.to_owned());
+        }
         tokio::task::spawn_blocking(move || save_routing(&dir, &file, &saved))
             .await
             .map_err(|e| RuntimeError::Unavailable(format!("cannot save the routing: {e}")))??;
+        if routing.services.is_empty() {
+            self.routes.saved().remove(app_id);
+        }
 
         // Ports no longer wanted stop listening at once; requests in progress may finish.
         let removed: Vec<ServiceProxy> = {

@@ -290,6 +290,9 @@ async fn service_ports_come_back_with_a_new_runtime() {
 
     drop(h.rt.take());
     tokio::time::sleep(Duration::from_millis(50)).await;
+    // A file the old runtime left that the new one cannot read (nothing to restore from it).
+    let unreadable = h.dir.path().join("routing").join("stale-app.json");
+    std::fs::write(&unreadable, "{not json").unwrap();
     let down = tokio::time::Instant::now();
     let rt = LocalRuntime::new(config(h.dir.path())).unwrap();
     h.events = rt.subscribe();
@@ -307,6 +310,42 @@ async fn service_ports_come_back_with_a_new_runtime() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     eprintln!("service port back after {:?}", down.elapsed());
+    // The Services go: the new runtime removes the file the old one wrote, and the port closes.
+    let file = h.dir.path().join("routing").join(format!("{APP}.json"));
+    assert!(file.exists());
+    h.rt()
+        .set_routing(&app_ref(APP), &Routing::default())
+        .await
+        .unwrap();
+    assert!(!file.exists(), "the routing file outlived its Services");
+    let closing = tokio::time::Instant::now();
+    while get(port).await.is_ok() {
+        assert!(
+            closing.elapsed() < Duration::from_secs(2),
+            "the port still answers"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    h.rt()
+        .set_routing(&app_ref("stale-app"), &Routing::default())
+        .await
+        .unwrap();
+    assert!(
+        !unreadable.exists(),
+        "a routing without Services left the old file"
+    );
+    // Without Services, nothing is written.
+    h.rt()
+        .set_routing(&app_ref("another-app"), &Routing::default())
+        .await
+        .unwrap();
+    assert!(
+        !h.dir
+            .path()
+            .join("routing")
+            .join("another-app.json")
+            .exists()
+    );
     h.set(&v1, "1", 0).await;
     h.wait_for("1", Duration::from_secs(15), |s| s.total == 0)
         .await;
