@@ -45,6 +45,8 @@ struct Shared {
     wake: Condvar,
     /// How many syncs ran (what the benchmarks and tests count).
     syncs: AtomicU64,
+    /// The last ticket a finished sync covered (what [`WalSync::idle`] waits on).
+    handled: tokio::sync::watch::Sender<u64>,
 }
 
 /// The syncer of one SQLite database (its thread stops when this is dropped).
@@ -66,6 +68,7 @@ impl WalSync {
             }),
             wake: Condvar::new(),
             syncs: AtomicU64::new(0),
+            handled: tokio::sync::watch::Sender::new(0),
         });
         let thread = shared.clone();
         std::thread::Builder::new()
@@ -98,6 +101,21 @@ impl WalSync {
         let ticket = waiting.requested;
         waiting.callbacks.push((ticket, Box::new(then)));
         self.shared.wake.notify_one();
+    }
+
+    /// Whether a ticket is waiting for a sync (one runs, or is about to).
+    pub(crate) fn busy(&self) -> bool {
+        let requested = lock(&self.shared.waiting).requested;
+        *self.shared.handled.borrow() < requested
+    }
+
+    /// Resolves once every ticket handed out before this call is answered (at once when none
+    /// waits).
+    pub(crate) async fn idle(&self) {
+        let requested = lock(&self.shared.waiting).requested;
+        let mut handled = self.shared.handled.subscribe();
+        // The sender lives in `shared`, which this holds: the wait ends only by the syncer.
+        let _ = handled.wait_for(|h| *h >= requested).await;
     }
 
     /// How many `fdatasync` calls the syncer made so far.
@@ -157,6 +175,7 @@ fn run(shared: &Shared) {
                 Err(e) => Err(sync_failed(&shared.wal, &e.to_string())),
             });
         }
+        shared.handled.send_replace(target);
     }
 }
 
