@@ -221,7 +221,7 @@ pub(crate) struct Known {
 pub(crate) async fn drive(
     inner: Arc<Inner>,
     record: edas_store::ChangeOrder,
-    app: Option<Known>,
+    app: Option<Box<Known>>,
     mut rx: mpsc::UnboundedReceiver<DriverMsg>,
 ) {
     let id = record.id.clone();
@@ -257,7 +257,7 @@ pub(crate) async fn drive(
             reply,
         } = msg
         {
-            let _ = reply.send(direct(&inner, &id, input, &actor, &request_id).await);
+            let _ = reply.send(Box::pin(direct(&inner, &id, input, &actor, &request_id)).await);
         }
     }
 }
@@ -267,10 +267,10 @@ impl Driver {
     async fn load(
         inner: Arc<Inner>,
         record: edas_store::ChangeOrder,
-        known: Option<Known>,
+        known: Option<Box<Known>>,
     ) -> Result<Driver, String> {
         let order = record.state;
-        let (known, leaving) = match known {
+        let (known, leaving) = match known.map(|k| *k) {
             Some(Known { app, leaving }) => (Some(app), leaving),
             None => (None, None),
         };

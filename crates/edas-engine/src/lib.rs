@@ -603,14 +603,16 @@ impl Engine {
                             .to_owned()
                     }
                 };
-                return deletion::delete_now(
+                // Boxed, as every rare branch here: inline, its future would grow every
+                // submission's (copied at each move: a deploy's chain moves it several times).
+                return Box::pin(deletion::delete_now(
                     inner,
                     &app,
                     req.change.force,
                     reason,
                     &req.actor,
                     &req.request_id,
-                )
+                ))
                 .await;
             }
         }
@@ -630,8 +632,7 @@ impl Engine {
         {
             // A deletion always goes ahead: a release still running (waiting for instances
             // that crash-loop, say) is aborted first; its instances are then scaled to 0.
-            match self
-                .control(&active.id, Input::Abort, &req.actor, &req.request_id)
+            match Box::pin(self.control(&active.id, Input::Abort, &req.actor, &req.request_id))
                 .await
             {
                 Ok(_) | Err(ControlError::Invalid(_)) => {}
@@ -655,7 +656,7 @@ impl Engine {
                 .iter()
                 .any(|r| r.kind.is_copied());
         if read_active && let Some(active) = inner.store.active_change_order(&req.app_id).await? {
-            supersede_failed(inner, active, &req).await?;
+            Box::pin(supersede_failed(inner, active, &req)).await?;
         }
         let current = &app.spec;
         // A deletion scales to 0 and never up: its revision is the serving one, stopped.
@@ -754,13 +755,13 @@ impl Engine {
             && template_revision != current.template_revision
         {
             let digest = snapshot.digest.clone();
-            let copies = copies::store_copies(
+            let copies = Box::pin(copies::store_copies(
                 &inner.store,
                 snapshot,
                 &req.app_id,
                 &template_revision,
                 inner.clock.timestamp(),
-            )
+            ))
             .await?;
             (digest, copies)
         } else {
@@ -809,7 +810,7 @@ impl Engine {
             (Err(StoreError::ActiveChangeOrder { .. }), Some((doc, co, audit))) => {
                 // (None: it finished meanwhile; the deploy goes ahead.)
                 if let Some(active) = inner.store.active_change_order(&req.app_id).await? {
-                    supersede_failed(inner, active, &req).await?;
+                    Box::pin(supersede_failed(inner, active, &req)).await?;
                 }
                 deploy(doc, co, audit).await?
             }
@@ -1364,6 +1365,8 @@ fn spawn_driver(inner: &Arc<Inner>, record: edas_store::ChangeOrder, app: Option
         .unwrap_or_else(|p| p.into_inner())
         .insert(record.app_id.clone(), (record.id.clone(), tx));
     let i = inner.clone();
+    // The application boxed: inline it is ~6 KiB, copied with the driver's future at each move.
+    let app = app.map(Box::new);
     inner
         .tasks
         .spawn(async move { driver::drive(i, record, app, rx).await });
