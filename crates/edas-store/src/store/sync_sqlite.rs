@@ -277,6 +277,13 @@ impl OpenGroup {
     fn run(&mut self, db: &Connection, group: Vec<Queued>) {
         for Queued { job, answer } in group {
             self.jobs += 1;
+            if db.is_autocommit() {
+                // An error SQLite answers with a rollback (a full disk, an I/O error) ended the
+                // group's transaction: a savepoint now would be a transaction of its own.
+                let refusal = group_failed("the write transaction was rolled back by an error");
+                self.failed.push((answer, Ok(Err(refusal))));
+                continue;
+            }
             if let Err(e) = execute(db, "SAVEPOINT job") {
                 self.failed.push((answer, Ok(Err(StoreError::Sqlite(e)))));
                 continue;
@@ -707,6 +714,63 @@ mod tests {
             sync.clone(),
         );
         (Arc::new(hot.unwrap()), lock, sync)
+    }
+
+    /// A job that ends the group's transaction (as SQLite does itself on a full disk or an
+    /// I/O error) leaves no answer untrue: a job answered as stored is in the table, one
+    /// answered with an error is not, and the writer goes on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_that_ends_the_transaction_leaves_no_answer_untrue() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hot, _lock) = writer(dir.path()).await;
+        let insert =
+            |n: i64| move |db: &Connection| Ok(db.execute("INSERT INTO t (n) VALUES (?1)", [n])?);
+        // The first job holds the writer while the next two queue: they form the next group.
+        let (started, running) = std::sync::mpsc::channel();
+        let first = {
+            let hot = hot.clone();
+            tokio::spawn(async move {
+                hot.run(move |db: &Connection| {
+                    started.send(()).unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    insert(1)(db)
+                })
+                .await
+            })
+        };
+        tokio::task::spawn_blocking(move || running.recv().unwrap())
+            .await
+            .unwrap();
+        let ends = hot.run(|db: &Connection| {
+            db.execute_batch("ROLLBACK")?;
+            Ok(0)
+        });
+        let after = hot.run(insert(3));
+        let (ends, after) = tokio::join!(ends, after);
+        let first = first.await.unwrap();
+        let reader = Connection::open(dir.path().join("db.sqlite3")).unwrap();
+        let stored = |n: i64| -> bool {
+            reader
+                .query_row("SELECT count(*) FROM t WHERE n = ?1", [n], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap()
+                == 1
+        };
+        assert!(
+            ends.is_err(),
+            "a job that ended the transaction was answered as stored"
+        );
+        for (n, answer) in [(1, first.map(|_| ())), (3, after.map(|_| ()))] {
+            assert_eq!(
+                answer.is_ok(),
+                stored(n),
+                "row {n}: answered {answer:?}, stored: {}",
+                stored(n)
+            );
+        }
+        hot.run(insert(4)).await.unwrap();
+        assert!(stored(4), "the writer did not go on");
     }
 
     /// Under load a group's transaction stays open while the last sync runs and takes the jobs
