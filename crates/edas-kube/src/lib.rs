@@ -944,8 +944,11 @@ async fn watch_objects<K>(
     while let Some(item) = stream.next().await {
         match item {
             Ok(event) => {
+                // `Init` comes before the list is even requested (a watch retrying against a
+                // dead API server yields it every time): only the other events are answers.
+                let answered = !matches!(event, watcher::Event::Init);
                 health.send_if_modified(|h| {
-                    if matches!(h, Health::Unreachable(_)) {
+                    if answered && matches!(h, Health::Unreachable(_)) {
                         *h = match version.get() {
                             Some(v) => Health::Connected { version: v.clone() },
                             None => Health::Connecting,

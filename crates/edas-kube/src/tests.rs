@@ -773,6 +773,36 @@ async fn an_outage_is_over_for_the_runtime_within_seconds_of_the_recovery() {
     }
 }
 
+/// A cluster that never answers stays unreachable while its watches retry: the watcher's
+/// `Init` comes before its list is even requested, so it is no answer (it flipped the health
+/// to "connecting", and ImportK8sCluster answered 200 for a dead cluster between retries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_never_answers_stays_unreachable_while_its_watches_retry() {
+    let cluster = fake(false).await;
+    cluster
+        .add_api_fault(edas_fake_kube::ApiFault::error(None, "*", 500))
+        .unwrap();
+    let (rt, _) = runtime(&cluster, false).await;
+    let mut health = rt.health();
+    tokio::time::timeout(
+        WAIT,
+        health.wait_for(|h| matches!(h, Health::Unreachable(_))),
+    )
+    .await
+    .expect("the dead cluster is noticed")
+    .unwrap();
+    // The bounded back-off retries within about 2 s: several retries in 5 s.
+    let watching = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(changed) = tokio::time::timeout_at(watching, health.changed()).await {
+        changed.unwrap();
+        let now = health.borrow_and_update().clone();
+        assert!(
+            matches!(now, Health::Unreachable(_)),
+            "a cluster that never answered became {now:?}"
+        );
+    }
+}
+
 /// Issue 18 (6): a draining API server keeps watches open and silent; the runtime abandons
 /// them after the watch timeout (plus 5 s) and sees the cluster through a fresh watch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
